@@ -1,0 +1,1 @@
+"""Channel adapters: the only code that knows a wire format."""

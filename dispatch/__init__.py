@@ -1,0 +1,1 @@
+"""Domain: commands, events, aggregates, handlers, policies and projections."""

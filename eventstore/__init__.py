@@ -1,0 +1,35 @@
+"""Append-only event store: the single source of truth of intake."""
+
+from eventstore.errors import (
+    EventStoreError,
+    IdempotencyConflict,
+    StoreUnavailable,
+    WrongExpectedVersion,
+)
+from eventstore.interface import EventStore
+from eventstore.records import (
+    ANY,
+    NO_STREAM,
+    STREAM_EXISTS,
+    AppendResult,
+    Checkpoint,
+    NewEvent,
+    RecordedEvent,
+    category_of,
+)
+
+__all__ = [
+    "ANY",
+    "NO_STREAM",
+    "STREAM_EXISTS",
+    "AppendResult",
+    "Checkpoint",
+    "EventStore",
+    "EventStoreError",
+    "IdempotencyConflict",
+    "NewEvent",
+    "RecordedEvent",
+    "StoreUnavailable",
+    "WrongExpectedVersion",
+    "category_of",
+]

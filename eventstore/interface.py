@@ -1,0 +1,72 @@
+"""The event store interface shared by the PostgreSQL store and its in-memory twin."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from eventstore.records import AppendResult, Checkpoint, NewEvent, RecordedEvent
+
+
+class EventStore(Protocol):
+    """An append-only log of streams with a gap-free global order for readers."""
+
+    async def append(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        expected_version: int,
+        *,
+        idempotency_key: str | None = None,
+    ) -> AppendResult:
+        """Append events atomically to one stream.
+
+        Versions count from 0. `expected_version` is the stream's current last
+        version, or `NO_STREAM`, `STREAM_EXISTS` or `ANY`. A stored `idempotency_key` returns the first append's result
+        with `duplicate=True` and writes nothing.
+        """
+        ...
+
+    async def read_stream(
+        self, stream: str, *, after_version: int = -1, limit: int | None = None
+    ) -> list[RecordedEvent]:
+        """Events of one stream with version > `after_version` (default: all), in version order."""
+        ...
+
+    async def stream_version(self, stream: str) -> int:
+        """The stream's last version, or `NO_STREAM` (-1) when it has no events."""
+        ...
+
+    async def read_all(
+        self,
+        after: Checkpoint,
+        *,
+        limit: int = 1000,
+        categories: frozenset[str] | None = None,
+    ) -> list[tuple[Checkpoint, RecordedEvent]]:
+        """Committed events after a checkpoint in the global read order.
+
+        Gap-free: an event that commits later is never ordered before an event
+        already returned. Each event comes with the checkpoint that follows it.
+        """
+        ...
+
+    async def checkpoint_at(self, position: int) -> Checkpoint:
+        """The checkpoint that resumes reading just after the event at `position`."""
+        ...
+
+    async def find_by_idempotency_key(self, key: str) -> AppendResult | None:
+        """What an append with this idempotency key stored, if any."""
+        ...
+
+    async def wait_for_events(self, timeout: float) -> None:
+        """Return when new events may be readable, or after `timeout` seconds."""
+        ...
+
+    async def load_checkpoint(self, name: str) -> Checkpoint:
+        """A named reader's stored checkpoint (the start if it has none)."""
+        ...
+
+    async def save_checkpoint(self, name: str, checkpoint: Checkpoint) -> None:
+        """Store a named reader's checkpoint."""
+        ...

@@ -1,0 +1,156 @@
+"""In-memory twin of the PostgreSQL event store, for fast unit tests."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from eventstore.errors import IdempotencyConflict, WrongExpectedVersion
+from eventstore.records import (
+    ANY,
+    NO_STREAM,
+    STREAM_EXISTS,
+    AppendResult,
+    Checkpoint,
+    NewEvent,
+    RecordedEvent,
+    category_of,
+    check_stream_name,
+)
+
+
+def check_expected(stream: str, expected: int, actual: int) -> None:
+    """Raise `WrongExpectedVersion` unless `actual` satisfies `expected`."""
+    if expected == ANY:
+        return
+    if expected == STREAM_EXISTS:
+        if actual == NO_STREAM:
+            raise WrongExpectedVersion(stream, expected, actual)
+        return
+    if expected != actual:
+        raise WrongExpectedVersion(stream, expected, actual)
+
+
+class MemoryEventStore:
+    """An `EventStore` held in process memory; same contract, no durability."""
+
+    def __init__(self, now: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self._now = now
+        self._log: list[RecordedEvent] = []
+        self._streams: dict[str, list[RecordedEvent]] = {}
+        self._keys: dict[str, AppendResult] = {}
+        self._checkpoints: dict[str, Checkpoint] = {}
+        self._lock = asyncio.Lock()
+        self._appended = asyncio.Condition()
+
+    async def append(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        expected_version: int,
+        *,
+        idempotency_key: str | None = None,
+    ) -> AppendResult:
+        """See `EventStore.append`."""
+        check_stream_name(stream)
+        if not events:
+            raise ValueError("append needs at least one event")
+        async with self._lock:
+            if idempotency_key is not None and idempotency_key in self._keys:
+                stored = self._keys[idempotency_key]
+                if stored.stream != stream:
+                    raise IdempotencyConflict(idempotency_key, stream, stored.stream)
+                return AppendResult(
+                    stored.stream, stored.positions, stored.first_version, stored.last_version, True
+                )
+            existing = self._streams.setdefault(stream, [])
+            actual = len(existing) - 1
+            check_expected(stream, expected_version, actual)
+            recorded = []
+            for offset, event in enumerate(events):
+                metadata = dict(event.metadata)
+                if idempotency_key is not None:
+                    metadata["idempotency_key"] = idempotency_key
+                record = RecordedEvent(
+                    position=len(self._log) + 1,
+                    stream=stream,
+                    version=actual + 1 + offset,
+                    type=event.type,
+                    schema_version=event.schema_version,
+                    data=event.data,
+                    metadata=metadata,
+                    recorded_at=self._now(),
+                )
+                self._log.append(record)
+                existing.append(record)
+                recorded.append(record)
+            result = AppendResult(
+                stream,
+                tuple(r.position for r in recorded),
+                recorded[0].version,
+                recorded[-1].version,
+            )
+            if idempotency_key is not None:
+                self._keys[idempotency_key] = result
+        async with self._appended:
+            self._appended.notify_all()
+        return result
+
+    async def read_stream(
+        self, stream: str, *, after_version: int = NO_STREAM, limit: int | None = None
+    ) -> list[RecordedEvent]:
+        """See `EventStore.read_stream`."""
+        events = [e for e in self._streams.get(stream, []) if e.version > after_version]
+        return events if limit is None else events[:limit]
+
+    async def stream_version(self, stream: str) -> int:
+        """See `EventStore.stream_version`."""
+        return len(self._streams.get(stream, [])) - 1
+
+    async def read_all(
+        self,
+        after: Checkpoint,
+        *,
+        limit: int = 1000,
+        categories: frozenset[str] | None = None,
+    ) -> list[tuple[Checkpoint, RecordedEvent]]:
+        """See `EventStore.read_all`."""
+        out: list[tuple[Checkpoint, RecordedEvent]] = []
+        for record in self._log[after.position :]:
+            if categories is None or category_of(record.stream) in categories:
+                out.append((self._checkpoint(record.position), record))
+                if len(out) >= limit:
+                    break
+        return out
+
+    async def checkpoint_at(self, position: int) -> Checkpoint:
+        """See `EventStore.checkpoint_at`."""
+        return self._checkpoint(position)
+
+    @staticmethod
+    def _checkpoint(position: int) -> Checkpoint:
+        return Checkpoint((0, position), position)
+
+    async def find_by_idempotency_key(self, key: str) -> AppendResult | None:
+        """See `EventStore.find_by_idempotency_key`."""
+        stored = self._keys.get(key)
+        if stored is None:
+            return None
+        return AppendResult(stored.stream, stored.positions, stored.first_version, stored.last_version, True)
+
+    async def wait_for_events(self, timeout: float) -> None:
+        """See `EventStore.wait_for_events`."""
+        async with self._appended:
+            try:
+                await asyncio.wait_for(self._appended.wait(), timeout)
+            except TimeoutError:
+                return
+
+    async def load_checkpoint(self, name: str) -> Checkpoint:
+        """See `EventStore.load_checkpoint`."""
+        return self._checkpoints.get(name, Checkpoint())
+
+    async def save_checkpoint(self, name: str, checkpoint: Checkpoint) -> None:
+        """See `EventStore.save_checkpoint`."""
+        self._checkpoints[name] = checkpoint

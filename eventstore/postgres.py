@@ -1,0 +1,339 @@
+"""The PostgreSQL event store on asyncpg.
+
+Appends are one call of the `intake_append` SQL function (one round trip, one
+transaction). Readers see a gap-free order by commit horizon; see
+`eventstore/README.md` for the mechanism and its failure mode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import structlog
+
+from eventstore.errors import IdempotencyConflict, StoreUnavailable, WrongExpectedVersion
+from eventstore.records import (
+    ANY,
+    AppendResult,
+    Checkpoint,
+    NewEvent,
+    RecordedEvent,
+    category_of,
+    check_stream_name,
+)
+
+log = structlog.get_logger(__name__)
+
+NOTIFY_CHANNEL = "intake_events"
+_WRONG_VERSION = "IX409"
+
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+)
+"""Errors that mean the database is unreachable rather than the request wrong."""
+
+_COLUMNS = (
+    "position, tx_id::text::bigint AS tx, stream, version, type, schema_version, "
+    "data, metadata, recorded_at"
+)
+
+
+async def init_connection(conn: asyncpg.Connection) -> None:
+    """Per-connection set-up: JSON codecs for json and jsonb."""
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            name, encoder=_dumps, decoder=json.loads, schema="pg_catalog"
+        )
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
+    """A connection pool with the store's codecs and bounded waits."""
+    try:
+        pool = await asyncpg.create_pool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            init=init_connection,
+            command_timeout=10,
+            timeout=3,
+            server_settings={"idle_in_transaction_session_timeout": "10000"},
+        )
+    except UNAVAILABLE as exc:
+        raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
+    assert pool is not None
+    return pool
+
+
+def _record(row: asyncpg.Record) -> RecordedEvent:
+    return RecordedEvent(
+        position=row["position"],
+        stream=row["stream"],
+        version=row["version"],
+        type=row["type"],
+        schema_version=row["schema_version"],
+        data=row["data"],
+        metadata=row["metadata"],
+        recorded_at=row["recorded_at"],
+    )
+
+
+class PostgresEventStore:
+    """An `EventStore` on PostgreSQL; the single source of truth."""
+
+    def __init__(self, pool: asyncpg.Pool, *, acquire_timeout: float = 3.0) -> None:
+        self.pool = pool
+        self._acquire_timeout = acquire_timeout
+        self._local_wake = asyncio.Event()
+        self._notify_pending = False
+        self._notify_task: asyncio.Task[None] | None = None
+        self._listener: asyncpg.Connection | None = None
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection; unreachable database becomes `StoreUnavailable`."""
+        try:
+            async with self.pool.acquire(timeout=self._acquire_timeout) as conn:
+                yield conn
+        except UNAVAILABLE as exc:
+            raise StoreUnavailable(f"PostgreSQL unavailable: {exc}") from exc
+
+    async def append(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        expected_version: int,
+        *,
+        idempotency_key: str | None = None,
+    ) -> AppendResult:
+        """See `EventStore.append`."""
+        check_stream_name(stream)
+        if not events:
+            raise ValueError("append needs at least one event")
+        metadata = [
+            {**e.metadata, "idempotency_key": idempotency_key} if idempotency_key else e.metadata
+            for e in events
+        ]
+        args = (
+            stream,
+            category_of(stream),
+            expected_version,
+            idempotency_key,
+            [e.type for e in events],
+            [e.schema_version for e in events],
+            [e.data for e in events],
+            metadata,
+        )
+        while True:
+            try:
+                async with self.connection() as conn:
+                    row = await conn.fetchrow(
+                        "SELECT * FROM intake_append($1, $2, $3, $4, $5, $6, $7, $8)", *args
+                    )
+            except asyncpg.UniqueViolationError as exc:
+                # A concurrent append took the same version between our read and insert.
+                actual = await self.stream_version(stream)
+                if expected_version == ANY:
+                    continue
+                raise WrongExpectedVersion(stream, expected_version, actual) from exc
+            except asyncpg.PostgresError as exc:
+                if getattr(exc, "sqlstate", None) == _WRONG_VERSION:
+                    detail = getattr(exc, "detail", None) or "-1"
+                    raise WrongExpectedVersion(stream, expected_version, int(detail)) from exc
+                raise
+            break
+        assert row is not None
+        result = AppendResult(
+            row["out_stream"],
+            tuple(row["out_positions"]),
+            row["out_first"],
+            row["out_last"],
+            row["out_duplicate"],
+        )
+        if result.duplicate and result.stream != stream:
+            raise IdempotencyConflict(idempotency_key or "", stream, result.stream)
+        if not result.duplicate:
+            self._wake()
+        return result
+
+    async def read_stream(
+        self, stream: str, *, after_version: int = -1, limit: int | None = None
+    ) -> list[RecordedEvent]:
+        """See `EventStore.read_stream`."""
+        async with self.connection() as conn:
+            rows = await conn.fetch(
+                f"SELECT {_COLUMNS} FROM events WHERE stream = $1 AND version > $2 "
+                "ORDER BY version LIMIT $3",
+                stream,
+                after_version,
+                limit,
+            )
+        return [_record(r) for r in rows]
+
+    async def stream_version(self, stream: str) -> int:
+        """See `EventStore.stream_version`."""
+        async with self.connection() as conn:
+            version = await conn.fetchval(
+                "SELECT max(version) FROM events WHERE stream = $1", stream
+            )
+        return -1 if version is None else int(version)
+
+    async def read_all(
+        self,
+        after: Checkpoint,
+        *,
+        limit: int = 1000,
+        categories: frozenset[str] | None = None,
+    ) -> list[tuple[Checkpoint, RecordedEvent]]:
+        """See `EventStore.read_all`. Only rows below the commit horizon are returned."""
+        async with self.connection() as conn:
+            return await read_all_on(conn, after, limit=limit, categories=categories)
+
+    async def checkpoint_at(self, position: int) -> Checkpoint:
+        """See `EventStore.checkpoint_at`."""
+        if position <= 0:
+            return Checkpoint()
+        async with self.connection() as conn:
+            tx = await conn.fetchval(
+                "SELECT tx_id::text::bigint FROM events WHERE position = $1", position
+            )
+        if tx is None:
+            raise KeyError(position)
+        return Checkpoint((int(tx), position), position)
+
+    async def find_by_idempotency_key(self, key: str) -> AppendResult | None:
+        """See `EventStore.find_by_idempotency_key`."""
+        async with self.connection() as conn:
+            row = await conn.fetchrow(
+                "SELECT stream, positions, first_version, last_version FROM idempotency_keys "
+                "WHERE key = $1 AND cardinality(positions) > 0",
+                key,
+            )
+        if row is None:
+            return None
+        return AppendResult(
+            row["stream"], tuple(row["positions"]), row["first_version"], row["last_version"], True
+        )
+
+    async def load_checkpoint(self, name: str) -> Checkpoint:
+        """See `EventStore.load_checkpoint`."""
+        async with self.connection() as conn:
+            return await load_checkpoint_on(conn, name)
+
+    async def save_checkpoint(self, name: str, checkpoint: Checkpoint) -> None:
+        """See `EventStore.save_checkpoint`."""
+        async with self.connection() as conn:
+            await save_checkpoint_on(conn, name, checkpoint)
+
+    # -- waking readers -------------------------------------------------------
+
+    def _wake(self) -> None:
+        """Wake local readers now and, coalesced, readers in other processes.
+
+        The NOTIFY is sent outside the append transaction: a `pg_notify` inside
+        every append serialises commits on the notify queue lock.
+        """
+        self._local_wake.set()
+        if not self._notify_pending:
+            self._notify_pending = True
+            self._notify_task = asyncio.get_running_loop().create_task(self._notify())
+
+    async def _notify(self) -> None:
+        await asyncio.sleep(0.002)
+        self._notify_pending = False
+        try:
+            async with self.connection() as conn:
+                await conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+        except StoreUnavailable:
+            log.warning("notify_failed")
+
+    async def listen(self) -> None:
+        """Follow NOTIFY from other processes on a dedicated connection."""
+        if self._listener is not None:
+            return
+        try:
+            conn = await self.pool.acquire(timeout=self._acquire_timeout)
+            await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._local_wake.set())
+        except UNAVAILABLE as exc:
+            raise StoreUnavailable(f"cannot LISTEN: {exc}") from exc
+        self._listener = conn
+
+    async def wait_for_events(self, timeout: float) -> None:
+        """See `EventStore.wait_for_events`; `timeout` is the polling fallback."""
+        try:
+            await asyncio.wait_for(self._local_wake.wait(), timeout)
+        except TimeoutError:
+            pass
+        self._local_wake.clear()
+
+    async def close(self) -> None:
+        """Release the listener connection and wait for a pending notify."""
+        if self._notify_task is not None:
+            await asyncio.gather(self._notify_task, return_exceptions=True)
+        if self._listener is not None:
+            listener, self._listener = self._listener, None
+            try:
+                await listener.remove_listener(NOTIFY_CHANNEL, lambda *_: None)
+            finally:
+                await self.pool.release(listener)
+
+
+async def read_all_on(
+    conn: asyncpg.Connection,
+    after: Checkpoint,
+    *,
+    limit: int = 1000,
+    categories: frozenset[str] | None = None,
+) -> list[tuple[Checkpoint, RecordedEvent]]:
+    """`read_all` on a given connection (inside a projection's transaction)."""
+    tx, position = after.order
+    filter_sql = "AND category = ANY($4::text[])" if categories is not None else ""
+    args: list[Any] = [str(tx), position, limit]
+    if categories is not None:
+        args.append(sorted(categories))
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM events "
+        "WHERE (tx_id, position) > ($1::text::xid8, $2) "
+        "AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) "
+        f"{filter_sql} ORDER BY tx_id, position LIMIT $3",
+        *args,
+    )
+    return [(Checkpoint((r["tx"], r["position"]), r["position"]), _record(r)) for r in rows]
+
+
+async def load_checkpoint_on(conn: asyncpg.Connection, name: str) -> Checkpoint:
+    """A named reader's checkpoint, read on a given connection."""
+    row = await conn.fetchrow(
+        "SELECT tx_id::text::bigint AS tx, position FROM checkpoints WHERE name = $1", name
+    )
+    if row is None:
+        return Checkpoint()
+    return Checkpoint((row["tx"], row["position"]), row["position"])
+
+
+async def save_checkpoint_on(conn: asyncpg.Connection, name: str, checkpoint: Checkpoint) -> None:
+    """Store a named reader's checkpoint on a given connection (its transaction)."""
+    tx, position = checkpoint.order
+    await conn.execute(
+        "INSERT INTO checkpoints (name, tx_id, position) VALUES ($1, $2::text::xid8, $3) "
+        "ON CONFLICT (name) DO UPDATE SET tx_id = excluded.tx_id, position = excluded.position, "
+        "updated_at = now()",
+        name,
+        str(tx),
+        position,
+    )

@@ -1,0 +1,99 @@
+"""Value types the event store reads and writes."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from eventstore.errors import InvalidStreamName
+
+NO_STREAM = -1
+"""Expected version: the stream must not exist yet."""
+STREAM_EXISTS = -2
+"""Expected version: the stream must already have at least one event."""
+ANY = -3
+"""Expected version: append whatever the stream's version is."""
+
+_STREAM = re.compile(r"^[a-z][a-z0-9_]*-[A-Za-z0-9_.:\-]+$")
+
+JSON = dict[str, Any]
+
+
+def category_of(stream: str) -> str:
+    """The category of a stream name: the part before the first dash."""
+    return stream.split("-", 1)[0]
+
+
+def check_stream_name(stream: str) -> str:
+    """Return the stream name if it has the form `<category>-<id>`, else raise."""
+    if len(stream) > 200 or not _STREAM.match(stream):
+        raise InvalidStreamName(f"stream name {stream!r} is not <category>-<id>")
+    return stream
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event to append: its type, schema version, data and metadata."""
+
+    type: str
+    data: JSON
+    schema_version: int = 1
+    metadata: JSON = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedEvent:
+    """An event as stored: with its stream version and global position."""
+
+    position: int
+    stream: str
+    version: int
+    type: str
+    schema_version: int
+    data: JSON
+    metadata: JSON
+    recorded_at: datetime
+
+    @property
+    def category(self) -> str:
+        """The stream category (`case`, `call`, ...)."""
+        return category_of(self.stream)
+
+    def as_json(self) -> JSON:
+        """The shape the audit API answers with."""
+        return {
+            "position": self.position,
+            "stream": self.stream,
+            "version": self.version,
+            "type": self.type,
+            "schema_version": self.schema_version,
+            "data": self.data,
+            "metadata": self.metadata,
+            "recorded_at": self.recorded_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """What an append wrote, or for a repeated idempotency key, what it wrote first."""
+
+    stream: str
+    positions: tuple[int, ...]
+    first_version: int
+    last_version: int
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Checkpoint:
+    """A reader's place in the global log.
+
+    `position` names the last event read; `order` is the store's internal
+    sort key for it (the PostgreSQL store orders by commit horizon, so the
+    order of positions alone is not the read order). `Checkpoint()` is the start.
+    """
+
+    order: tuple[int, int] = (0, 0)
+    position: int = 0

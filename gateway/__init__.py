@@ -1,0 +1,1 @@
+"""The aiohttp gateway: HTTP API, SSE, auth, console and the CLI."""
