@@ -8,9 +8,10 @@ keeps two starting processes from applying the same file twice.
 
 from __future__ import annotations
 
+import importlib
 import re
 from dataclasses import dataclass
-from importlib import resources
+from pathlib import Path
 
 import asyncpg
 import structlog
@@ -33,7 +34,9 @@ class Migration:
 
 def discover(component: str, package: str) -> list[Migration]:
     """The migrations shipped in `<package>/migrations/`, in version order."""
-    folder = resources.files(package).joinpath("migrations")
+    module_file = importlib.import_module(package).__file__
+    assert module_file is not None
+    folder = Path(module_file).parent / "migrations"
     found = []
     for entry in folder.iterdir():
         match = _FILE.match(entry.name)

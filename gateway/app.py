@@ -1,0 +1,133 @@
+"""The aiohttp application factory and its middlewares."""
+
+from __future__ import annotations
+
+import importlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import structlog
+from aiohttp import web
+
+from channels.errors import ChannelError
+from dispatch.errors import DispatchError, InvalidCommand, NotAllowed, NotFound, StaleVersion
+from eventstore import StoreUnavailable
+from eventstore.errors import EventStoreError, InvalidStreamName
+from gateway import bootstrap
+from gateway.auth import make_middleware
+from gateway.http import MAX_BODY, BadRequest, error_response
+from gateway.services import SERVICES, Services
+from gateway.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+RETRY_AFTER = "2"
+
+_DOMAIN_STATUS: dict[type[DispatchError], int] = {
+    InvalidCommand: 400,
+    NotFound: 404,
+    StaleVersion: 409,
+    NotAllowed: 409,
+}
+
+
+def _domain_status(exc: DispatchError) -> int:
+    for kind, status in _DOMAIN_STATUS.items():
+        if isinstance(exc, kind):
+            return status
+    return 400
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Map errors to the JSON envelope; never leak a traceback, never answer 2xx on failure."""
+    try:
+        return await handler(request)
+    except BadRequest as exc:
+        return error_response(400, exc.error_code, exc.error_message)
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(413, "too_large", f"request body over {MAX_BODY} bytes")
+    except web.HTTPException as exc:
+        if exc.content_type == "application/json" or exc.status < 400:
+            raise
+        code = exc.reason.lower().replace(" ", "_")
+        return error_response(exc.status, code, exc.text or exc.reason, exc.headers)
+    except StoreUnavailable as exc:
+        log.warning("store_unavailable", path=request.path, error=str(exc))
+        return error_response(
+            503, "store_unavailable", "the database is unavailable; retry later",
+            {"Retry-After": RETRY_AFTER},
+        )
+    except ChannelError as exc:
+        return error_response(exc.status, exc.code, exc.message)
+    except DispatchError as exc:
+        return error_response(_domain_status(exc), exc.code, str(exc))
+    except InvalidStreamName as exc:
+        return error_response(400, "bad_identifier", str(exc))
+    except EventStoreError as exc:
+        log.exception("store_error", path=request.path)
+        return error_response(500, "store_error", type(exc).__name__)
+
+
+@web.middleware
+async def context_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Bind a request id to the logs, count and time the request."""
+    request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        response.headers["X-Request-Id"] = request_id
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        services = request.app.get(SERVICES)
+        if services is not None:
+            route = request.match_info.route.resource
+            name = route.canonical if route is not None else "unmatched"
+            services.metrics.requests.labels(name, request.method, str(status)).inc()
+            services.metrics.latency.labels(name).observe(time.perf_counter() - started)
+        structlog.contextvars.unbind_contextvars("request_id")
+
+
+def add_routes(app: web.Application) -> None:
+    """Let every route module add its routes."""
+    for name in bootstrap.ROUTE_MODULES:
+        importlib.import_module(name).setup(app)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    services: Services | None = None,
+    background: bool = True,
+) -> web.Application:
+    """The application. With `services` given (tests), it does not own them."""
+    app = web.Application(
+        client_max_size=MAX_BODY,
+        middlewares=[context_middleware, errors_middleware, make_middleware(settings.tokens)],
+    )
+
+    async def wire(app: web.Application) -> AsyncIterator[None]:
+        owned = services is None
+        wired = services if services is not None else await bootstrap.build_services(settings)
+        app[SERVICES] = wired
+        try:
+            if background:
+                async for _ in bootstrap.run_background(wired):
+                    yield
+            else:
+                yield
+        finally:
+            if owned:
+                await bootstrap.close_services(wired)
+
+    app.cleanup_ctx.append(wire)
+    add_routes(app)
+    return app

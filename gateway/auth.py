@@ -1,0 +1,98 @@
+"""Bearer tokens with roles (INTAKE_TOKENS) and who may see personal data."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from gateway.settings import Token
+
+PRINCIPAL: str = "intake.principal"
+FULL_PERSONAL_DATA: frozenset[str] = frozenset({"agent", "dispatcher", "auditor", "admin"})
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: a role and a subject (agent id, unit id, channel name...)."""
+
+    role: str
+    subject: str
+
+    @property
+    def actor(self) -> str:
+        """How events record this caller: `role:subject`."""
+        return f"{self.role}:{self.subject}"
+
+
+class Unauthorized(web.HTTPUnauthorized):
+    """No or an unknown bearer token (401)."""
+
+
+class Forbidden(web.HTTPForbidden):
+    """A known token whose role may not do this (403)."""
+
+
+def token_of(request: web.Request) -> str | None:
+    """The bearer token of a request, if any."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+def resolve(tokens: Mapping[str, Token], token: str | None) -> Principal | None:
+    """The principal of a token, or None when unknown."""
+    if token is None:
+        return None
+    found = tokens.get(token)
+    return None if found is None else Principal(found.role, found.subject)
+
+
+def make_middleware(
+    tokens: Mapping[str, Token],
+) -> Callable[[web.Request, Callable[[web.Request], Awaitable[web.StreamResponse]]], Awaitable[web.StreamResponse]]:
+    """A middleware that attaches the caller's principal (or None) to each request."""
+
+    @web.middleware
+    async def authenticate(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        request[PRINCIPAL] = resolve(tokens, token_of(request))
+        return await handler(request)
+
+    return authenticate
+
+
+def principal(request: web.Request) -> Principal | None:
+    """The authenticated caller of a request, if any."""
+    value = request.get(PRINCIPAL)
+    return value if isinstance(value, Principal) else None
+
+
+def require(request: web.Request, *roles: str) -> Principal:
+    """The caller, who must have one of `roles` (admin always may); else 401 / 403."""
+    who = principal(request)
+    if who is None:
+        raise Unauthorized(
+            text='{"error":{"code":"unauthorized","message":"a valid bearer token is required"}}',
+            content_type="application/json",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if who.role != "admin" and who.role not in roles:
+        raise Forbidden(
+            text='{"error":{"code":"forbidden","message":"role %s may not do this"}}' % who.role,
+            content_type="application/json",
+        )
+    return who
+
+
+def sees_personal_data(who: Principal | None, *, assigned_to: str | None = None) -> bool:
+    """Whether this caller sees full names, numbers and addresses."""
+    if who is None:
+        return False
+    if who.role in FULL_PERSONAL_DATA:
+        return True
+    return who.role == "unit" and assigned_to is not None and assigned_to == who.subject

@@ -1,0 +1,133 @@
+"""The one place where adapters, handlers, projections and workers are wired.
+
+Each domain or channel module joins by one line in a tuple below:
+- `HANDLER_MODULES` (in `dispatch/bus.py`): `HANDLERS: dict[type, handler]`;
+- `PROJECTION_MODULES`: `def projections(services) -> list[Projection]`;
+- `REACTOR_MODULES`: `def reactors(services) -> list[Reactor]`;
+- `WORKER_MODULES`: `def workers(services) -> list[Callable[[], Awaitable[None]]]`,
+  long-running tasks such as listeners, timers and the outbox sender;
+- `ROUTE_MODULES`: `def setup(app)` adding routes, and `OPENAPI_PATHS` for the spec.
+Nothing is created at import time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+import structlog
+from redis.exceptions import RedisError
+
+from dispatch.bus import MessageBus, collect_handlers
+from dispatch.clock import Clock, SystemClock
+from eventstore.migrate import migrate
+from eventstore.postgres import PostgresEventStore, create_pool
+from gateway.services import Metrics, Services
+from gateway.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+PROJECTION_MODULES: tuple[str, ...] = ()
+REACTOR_MODULES: tuple[str, ...] = ()
+WORKER_MODULES: tuple[str, ...] = ()
+ROUTE_MODULES: tuple[str, ...] = ("gateway.views_health",)
+
+
+def _collect(modules: tuple[str, ...], attribute: str, services: Services) -> list[Any]:
+    found: list[Any] = []
+    for name in modules:
+        factory = getattr(importlib.import_module(name), attribute)
+        found.extend(factory(services))
+    return found
+
+
+async def connect_redis(url: str | None) -> aioredis.Redis | None:
+    """A Redis client, or None (with a warning) when Redis is unreachable."""
+    if url is None:
+        return None
+    client = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        await client.ping()
+    except (RedisError, OSError) as exc:
+        log.warning("redis_unavailable_at_start", error=str(exc))
+    return client
+
+
+async def build_services(settings: Settings, *, clock: Clock | None = None) -> Services:
+    """Connect the stores, apply migrations and wire the message bus."""
+    if settings.database_url is None:
+        raise ValueError("build_services needs a database URL (the CLI starts embedded servers)")
+    pool = await create_pool(settings.database_url)
+    async with pool.acquire() as conn:
+        await migrate(conn)
+    store = PostgresEventStore(pool)
+    clock = clock or SystemClock()
+    redis_client = await connect_redis(settings.redis_url)
+    bus = MessageBus(collect_handlers(), {"store": store, "clock": clock})
+    services = Services(
+        settings=settings, pool=pool, store=store, clock=clock, bus=bus,
+        redis=redis_client, metrics=Metrics(),
+    )
+    bus.provide("services", services)
+    bus.provide("pool", pool)
+    bus.provide("redis", redis_client)
+    bus.provide("settings", settings)
+    return services
+
+
+async def close_services(services: Services) -> None:
+    """Release pools and clients."""
+    await services.store.close()
+    if services.redis is not None:
+        await services.redis.aclose()
+    await services.pool.close()
+
+
+def background_tasks(services: Services) -> list[Callable[[], Awaitable[None]]]:
+    """Every long-running task of a serving process: runners and workers."""
+    from eventstore.subscriptions import ProjectionRunner, ReactorRunner
+
+    tasks: list[Callable[[], Awaitable[None]]] = []
+    for projection in _collect(PROJECTION_MODULES, "projections", services):
+        tasks.append(ProjectionRunner(services.store, projection, publish=services.publish).run)
+    for reactor in _collect(REACTOR_MODULES, "reactors", services):
+        tasks.append(ReactorRunner(services.store, reactor).run)
+    tasks.extend(_collect(WORKER_MODULES, "workers", services))
+    return tasks
+
+
+def projections(services: Services) -> list[Any]:
+    """The projections this build has (for `intake rebuild`)."""
+    return _collect(PROJECTION_MODULES, "projections", services)
+
+
+async def run_background(services: Services) -> AsyncIterator[None]:
+    """Run the background tasks until the generator is closed; then cancel them."""
+    await services.store.listen()
+    running = [asyncio.create_task(_supervise(t), name=getattr(t, "__qualname__", "task"))
+               for t in background_tasks(services)]
+    try:
+        yield
+    finally:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+
+
+async def _supervise(task: Callable[[], Awaitable[None]]) -> None:
+    """Run a background task; restart it with backoff if it ever fails."""
+    delay = 0.5
+    name = getattr(task, "__qualname__", repr(task))
+    while True:
+        try:
+            await task()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("background_task_failed", task=name, retry_in=delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)

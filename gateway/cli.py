@@ -1,0 +1,158 @@
+"""The `intake` command: serve, demo, load, replay, verify, rebuild, bench."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import importlib
+import secrets
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from gateway import embedded, logging as intake_logging
+from gateway.settings import Settings, SettingsError, Token, from_env
+
+SHUTDOWN_TIMEOUT = 10.0
+BENCHMARKS = ("eventstore", "channels", "nearest", "linking")
+
+
+@contextlib.asynccontextmanager
+async def stores(settings: Settings) -> AsyncIterator[Settings]:
+    """Settings with URLs, starting embedded servers for what is not configured."""
+    servers = await asyncio.to_thread(
+        embedded.start,
+        settings.data_dir,
+        postgres=settings.database_url is None,
+        redis=settings.redis_url is None,
+    )
+    try:
+        yield dataclasses.replace(
+            settings,
+            database_url=settings.database_url or servers.database_url,
+            redis_url=settings.redis_url or servers.redis_url,
+        )
+    finally:
+        await asyncio.to_thread(servers.stop)
+
+
+def demo_tokens() -> dict[str, Token]:
+    """Fresh random tokens for every role, printed by `intake demo`."""
+    subjects = {"channel": "demo-channels", "agent": "A001", "dispatcher": "D001",
+                "unit": "U001", "auditor": "AU01", "admin": "admin"}
+    return {f"{role}-{secrets.token_urlsafe(12)}": Token(role, subject)
+            for role, subject in subjects.items()}
+
+
+def _describe(url: str | None) -> str:
+    if url is None:
+        return "none"
+    return url.split("@")[-1] if "@" in url else url
+
+
+async def serve(settings: Settings, *, after_start: Callable[[Settings, web.Application], Awaitable[None]] | None = None) -> int:
+    """Run the gateway until SIGINT / SIGTERM, then drain and close."""
+    from gateway.app import create_app
+
+    async with stores(settings) as live:
+        app = create_app(live)
+        runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, live.http_host, live.http_port)
+        await site.start()
+        print(f"intake listening on http://{live.http_host}:{live.http_port}", flush=True)
+        print(f"  postgres: {_describe(live.database_url)}", flush=True)
+        print(f"  redis:    {_describe(live.redis_url)}", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            if after_start is not None:
+                await after_start(live, app)
+            await stop.wait()
+        finally:
+            print("intake shutting down: draining requests", flush=True)
+            await runner.cleanup()
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    if not settings.tokens:
+        print("intake serve: INTAKE_TOKENS is not set; refusing to start without tokens "
+              "(`intake demo` prints demo tokens)", file=sys.stderr)
+        return 2
+    return asyncio.run(serve(settings))
+
+
+def _delegate(module: str, function: str) -> Callable[[argparse.Namespace, Settings], int]:
+    def run(args: argparse.Namespace, settings: Settings) -> int:
+        target: Callable[[argparse.Namespace, Settings], Any] = getattr(
+            importlib.import_module(module), function)
+        result = target(args, settings)
+        return int(asyncio.run(result) if asyncio.iscoroutine(result) else result)
+    return run
+
+
+def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    names = [args.scenario] if args.scenario else list(BENCHMARKS)
+    code = 0
+    for name in names:
+        module = importlib.import_module(f"bench.{name}")
+        result = module.main(args.rest)
+        code |= int(asyncio.run(result) if asyncio.iscoroutine(result) else result)
+    return code
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser of `intake`."""
+    p = argparse.ArgumentParser(prog="intake", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="HTTP API + console, channel listeners, projections, timers")
+    demo = sub.add_parser("demo", help="serve after loading demo data")
+    demo.add_argument("--storm", action="store_true", help="play a simulated storm")
+    load = sub.add_parser("load", help="import reference data (GeoJSON or CSV) as events")
+    load.add_argument("paths", nargs="+")
+    replay = sub.add_parser("replay", help="a case's history")
+    replay.add_argument("case_id")
+    replay.add_argument("--as-of", dest="as_of")
+    replay.add_argument("--json", action="store_true")
+    sub.add_parser("verify", help="check tamper evidence of the whole store")
+    rebuild = sub.add_parser("rebuild", help="rebuild read models from the log")
+    rebuild.add_argument("projection", nargs="?")
+    bench = sub.add_parser("bench", help="the benchmarks")
+    bench.add_argument("scenario", nargs="?", choices=BENCHMARKS)
+    bench.add_argument("rest", nargs=argparse.REMAINDER)
+    return p
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
+    "serve": _cmd_serve,
+    "demo": _delegate("gateway.demo", "run"),
+    "load": _delegate("gateway.loader", "run"),
+    "replay": _delegate("gateway.replay", "run"),
+    "verify": _delegate("eventstore.tamper", "run_cli"),
+    "rebuild": _delegate("gateway.rebuild", "run"),
+    "bench": _cmd_bench,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = parser().parse_args(argv)
+    try:
+        settings = from_env()
+    except SettingsError as exc:
+        print(f"intake: configuration error: {exc}", file=sys.stderr)
+        return 2
+    intake_logging.configure(settings.log_format, settings.log_level)
+    return COMMANDS[args.command](args, settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

