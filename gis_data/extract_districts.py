@@ -127,7 +127,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     stats = extract(args.out)
     shifts, residuals = np.array(stats.shifts), np.array(stats.residuals)
     print(f"wrote {args.out} ({args.out.stat().st_size} bytes), {len(shifts)} vertices")
-    print(f"GCJ-02 -> WGS84 shift: min {shifts.min():.1f} m, max {shifts.max():.1f} m, mean {shifts.mean():.1f} m")
+    print(
+        f"GCJ-02 -> WGS84 shift: min {shifts.min():.1f} m, "
+        f"max {shifts.max():.1f} m, mean {shifts.mean():.1f} m"
+    )
     print(f"round-trip residual (before rounding): max {residuals.max() * 1000:.4f} mm")
     return 0
 
