@@ -21,6 +21,7 @@ Handler = Callable[..., Awaitable[Any]]
 
 HANDLER_MODULES: tuple[str, ...] = (
     "dispatch.case",
+    "dispatch.reference",
 )
 """Modules that export `HANDLERS: dict[type[Command], Handler]`; one line each."""
 

@@ -30,10 +30,16 @@ from gateway.settings import Settings
 
 log = structlog.get_logger(__name__)
 
-PROJECTION_MODULES: tuple[str, ...] = ()
-REACTOR_MODULES: tuple[str, ...] = ()
-WORKER_MODULES: tuple[str, ...] = ()
-ROUTE_MODULES: tuple[str, ...] = ("gateway.views_health",)
+PROJECTION_MODULES: tuple[str, ...] = (
+    "dispatch.reference",
+)
+REACTOR_MODULES: tuple[str, ...] = (
+)
+WORKER_MODULES: tuple[str, ...] = (
+)
+ROUTE_MODULES: tuple[str, ...] = (
+    "gateway.views_health",
+)
 
 
 def _collect(modules: tuple[str, ...], attribute: str, services: Services) -> list[Any]:
