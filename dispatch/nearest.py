@@ -1,0 +1,413 @@
+"""Nearest-provider index: immutable snapshots over a k-d tree in a metric CRS.
+
+Providers are indexed by their geocentric coordinates (ECEF, EPSG:4978, metres):
+one CRS valid for every region at once (Xianyang and Dongguan sit in different
+Gauss-Kruger zones), and the straight-line chord is never longer than the
+geodesic and ranks points in the same order to well under a millimetre at
+city scale. Reported distances convert the chord to the geodesic arc on the
+local Gaussian sphere (within 1e-6 of pyproj's WGS84 geodesic up to 100 km).
+
+A snapshot is immutable: the trees (one over all providers, one per skill)
+are rebuilt when providers change; availability and load live in small arrays
+that `with_status` copies cheaply. `ProviderIndexHolder` swaps snapshots
+atomically and rebuilds in a background thread.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy.spatial import cKDTree
+
+from dispatch.errors import InvalidCommand, NotFound
+
+_FastKDTree: Any
+try:  # pykdtree: a lean C k-d tree whose single query costs a third of cKDTree's
+    from pykdtree.kdtree import KDTree as _FastKDTree
+except ImportError:  # pragma: no cover - scipy's tree is the fallback
+    _FastKDTree = None
+
+_A = 6378137.0
+_E2 = 6.69437999014e-3
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """A service provider or field crew as the index sees it (WGS84 position)."""
+
+    id: str
+    name: str
+    lat: float
+    lon: float
+    skills: frozenset[str]
+    capacity: int
+    districts: frozenset[str] = frozenset()  # adcodes served; empty = everywhere
+    available: bool = True
+    load: int = 0
+    district: str | None = None
+    phone: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchWeights:
+    """Weights of the dispatch score a*distance + b*skill + c*load (+ priority).
+
+    `distance` is per kilometre, `skill` per missing fraction of the preferred
+    skills, `load` per unit of utilisation (load / capacity); `priority` is what
+    leaving a case unassigned costs per urgency step (5 - priority) in a batch.
+    """
+
+    distance: float = 1.0
+    skill: float = 5.0
+    load: float = 3.0
+    priority: float = 10.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], prefix: str = "INTAKE_DISPATCH_WEIGHT_") -> DispatchWeights:
+        """Weights from e.g. INTAKE_DISPATCH_WEIGHT_DISTANCE=1.5; unset ones keep their defaults."""
+        values: dict[str, float] = {}
+        for name in ("distance", "skill", "load", "priority"):
+            raw = env.get(prefix + name.upper())
+            if raw is not None:
+                try:
+                    values[name] = float(raw)
+                except ValueError as exc:
+                    raise InvalidCommand(f"{prefix}{name.upper()} must be a number", field=name) from exc
+        return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class NearestQuery:
+    """A request for the k nearest eligible providers around a WGS84 point."""
+
+    lat: float
+    lon: float
+    k: int = 10
+    skill: str | None = None
+    district: str | None = None
+    available_only: bool = True
+    need_capacity: bool = True
+    preferred_skills: frozenset[str] = frozenset()
+    max_distance_m: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One provider found for a query, with geodesic distance and dispatch score."""
+
+    provider_id: str
+    name: str
+    distance_m: float
+    score: float
+    skills: tuple[str, ...]
+    load: int
+    capacity: int
+    lat: float
+    lon: float
+    district: str | None
+    available: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON item of `GET /api/v1/providers/nearest`."""
+        return {
+            "id": self.provider_id,
+            "name": self.name,
+            "distance_m": round(self.distance_m, 1),
+            "score": round(self.score, 4),
+            "skills": list(self.skills),
+            "load": self.load,
+            "capacity": self.capacity,
+            "available": self.available,
+            "lat": self.lat,
+            "lon": self.lon,
+            "district": self.district,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    """A provider's new availability and/or load (None leaves it as it is)."""
+
+    provider_id: str
+    available: bool | None = None
+    load: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """Raw result of a lookup: provider positions in the snapshot, distances, scores."""
+
+    index: IntArray
+    distance_m: FloatArray
+    score: FloatArray
+
+
+def ecef(lats: npt.ArrayLike, lons: npt.ArrayLike) -> FloatArray:
+    """WGS84 latitude/longitude (degrees, height 0) to geocentric x, y, z in metres."""
+    lat = np.radians(np.asarray(lats, dtype=np.float64))
+    lon = np.radians(np.asarray(lons, dtype=np.float64))
+    sin_lat = np.sin(lat)
+    n = _A / np.sqrt(1.0 - _E2 * sin_lat * sin_lat)
+    cos_lat = np.cos(lat)
+    return np.column_stack((n * cos_lat * np.cos(lon), n * cos_lat * np.sin(lon), n * (1.0 - _E2) * sin_lat))
+
+
+def _ecef_point(lat: float, lon: float) -> list[float]:
+    phi, lam = math.radians(lat), math.radians(lon)
+    s = math.sin(phi)
+    n = _A / math.sqrt(1.0 - _E2 * s * s)
+    c = math.cos(phi)
+    return [n * c * math.cos(lam), n * c * math.sin(lam), n * (1.0 - _E2) * s]
+
+
+def gaussian_radius(lat: float) -> float:
+    """The Gaussian mean radius of curvature of WGS84 at a latitude, in metres."""
+    s = math.sin(math.radians(lat))
+    w = 1.0 - _E2 * s * s
+    return _A * math.sqrt(1.0 - _E2) / w
+
+
+_NO_INDEX = np.zeros(0, dtype=np.int64)
+_NO_FLOAT = np.zeros(0, dtype=np.float64)
+_DEFAULT_WEIGHTS = DispatchWeights()
+
+
+def chord_to_geodesic(chord_m: FloatArray, lat: float) -> FloatArray:
+    """Arc length for ECEF chords measured from a point at `lat` (local sphere)."""
+    two_r = 2.0 * gaussian_radius(lat)
+    return np.asarray(two_r * np.arcsin(np.minimum(chord_m / two_r, 1.0)), dtype=np.float64)
+
+
+class KDTree:
+    """A k-d tree over 3-D points: pykdtree when installed, scipy's cKDTree otherwise."""
+
+    __slots__ = ("_fast", "_tree", "size")
+
+    def __init__(self, points: FloatArray, *, fast: bool = True) -> None:
+        self.size = len(points)
+        self._fast = fast and _FastKDTree is not None and self.size > 0
+        data = np.ascontiguousarray(points, dtype=np.float64).reshape(-1, 3)
+        self._tree: Any = _FastKDTree(data) if self._fast else cKDTree(data, balanced_tree=False)
+
+    def query(self, points: FloatArray, k: int) -> tuple[FloatArray, IntArray]:
+        """Distances and indices, shape (len(points), k), of each point's k nearest."""
+        m = len(points)
+        if self.size == 0 or k <= 0:
+            return np.zeros((m, 0)), np.zeros((m, 0), dtype=np.int64)
+        dist, idx = self._tree.query(points, k=k)
+        if k > 1 and self._fast:
+            return dist, idx  # already (m, k); idx is uint32
+        return np.asarray(dist, dtype=np.float64).reshape(m, k), np.asarray(idx, dtype=np.int64).reshape(m, k)
+
+
+def _bitsets(values: Sequence[frozenset[str]], vocabulary: Mapping[str, int]) -> npt.NDArray[np.uint64]:
+    words = max(1, (len(vocabulary) + 63) // 64)
+    bits = np.zeros((len(values), words), dtype=np.uint64)
+    for row, names in enumerate(values):
+        for name in names:
+            b = vocabulary[name]
+            bits[row, b >> 6] |= np.uint64(1 << (b & 63))
+    return bits
+
+
+def _has_bit(bits: npt.NDArray[np.uint64], rows: IntArray, b: int) -> BoolArray:
+    return np.asarray((bits[rows, b >> 6] >> np.uint64(b & 63)) & np.uint64(1), dtype=np.bool_)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Layout:
+    """The expensive, position-dependent part of a snapshot (trees and static arrays)."""
+
+    providers: tuple[Provider, ...]
+    positions: Mapping[str, int]
+    capacity: IntArray
+    serves_all: BoolArray
+    district_ids: Mapping[str, int]
+    district_bits: npt.NDArray[np.uint64]
+    skill_ids: Mapping[str, int]
+    skill_bits: npt.NDArray[np.uint64]
+    trees: Mapping[str | None, tuple[KDTree, IntArray]]
+    skill_lists: tuple[tuple[str, ...], ...]
+
+    @classmethod
+    def build(cls, providers: tuple[Provider, ...]) -> _Layout:
+        xyz = ecef([p.lat for p in providers], [p.lon for p in providers]).reshape(-1, 3)
+        skill_ids = {s: i for i, s in enumerate(sorted({s for p in providers for s in p.skills}))}
+        district_ids = {d: i for i, d in enumerate(sorted({d for p in providers for d in p.districts}))}
+        skill_bits = _bitsets([p.skills for p in providers], skill_ids)
+        trees: dict[str | None, tuple[KDTree, IntArray]] = {}
+        everyone = np.arange(len(providers), dtype=np.int64)
+        trees[None] = (KDTree(xyz), everyone)
+        for skill, b in skill_ids.items():
+            members = np.flatnonzero(_has_bit(skill_bits, everyone, b)).astype(np.int64)
+            trees[skill] = (KDTree(xyz[members]), members)
+        return cls(
+            providers=providers,
+            positions={p.id: i for i, p in enumerate(providers)},
+            capacity=np.array([p.capacity for p in providers], dtype=np.int64),
+            serves_all=np.array([not p.districts for p in providers], dtype=np.bool_),
+            district_ids=district_ids,
+            district_bits=_bitsets([p.districts for p in providers], district_ids),
+            skill_ids=skill_ids,
+            skill_bits=skill_bits,
+            trees=trees,
+            skill_lists=tuple(tuple(sorted(p.skills)) for p in providers),
+        )
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class ProviderSnapshot:
+    """An immutable, queryable view of all providers at one moment."""
+
+    layout: _Layout
+    available: BoolArray
+    load: IntArray
+    open: BoolArray = field(repr=False)  # available and load < capacity
+    utilisation: FloatArray = field(repr=False)  # load / capacity
+    version: int = 0
+
+    @classmethod
+    def build(cls, providers: Iterable[Provider], version: int = 0) -> ProviderSnapshot:
+        """Index providers (O(n log n); run in a thread for large n)."""
+        items = tuple(providers)
+        if len({p.id for p in items}) != len(items):
+            raise InvalidCommand("provider ids must be unique", field="id")
+        layout = _Layout.build(items)
+        available = np.array([p.available for p in items], dtype=np.bool_)
+        load = np.array([p.load for p in items], dtype=np.int64)
+        return cls._make(layout, available, load, version)
+
+    @classmethod
+    def _make(cls, layout: _Layout, available: BoolArray, load: IntArray, version: int) -> ProviderSnapshot:
+        opened = available & (load < layout.capacity)
+        utilisation = load / np.maximum(layout.capacity, 1)
+        return cls(layout, available, load, opened, np.asarray(utilisation, dtype=np.float64), version)
+
+    def __len__(self) -> int:
+        return len(self.layout.providers)
+
+    def provider(self, provider_id: str) -> Provider:
+        """The provider with this id as indexed (availability/load: see `status`)."""
+        try:
+            return self.layout.providers[self.layout.positions[provider_id]]
+        except KeyError as exc:
+            raise NotFound(f"no provider {provider_id!r}") from exc
+
+    def status(self, provider_id: str) -> tuple[bool, int]:
+        """Current (available, load) of a provider."""
+        i = self.layout.positions.get(provider_id)
+        if i is None:
+            raise NotFound(f"no provider {provider_id!r}")
+        return bool(self.available[i]), int(self.load[i])
+
+    def with_status(self, changes: Iterable[StatusChange], version: int | None = None) -> ProviderSnapshot:
+        """A new snapshot with availability/load changed; trees are shared, not rebuilt."""
+        available, load = self.available.copy(), self.load.copy()
+        for change in changes:
+            i = self.layout.positions.get(change.provider_id)
+            if i is None:
+                continue
+            if change.available is not None:
+                available[i] = change.available
+            if change.load is not None:
+                load[i] = max(0, change.load)
+        next_version = self.version + 1 if version is None else version
+        return ProviderSnapshot._make(self.layout, available, load, next_version)
+
+    def eligible(self, index: IntArray, query: NearestQuery) -> BoolArray:
+        """Which of the providers at `index` pass the query's filters (skill aside)."""
+        if query.need_capacity:
+            mask = self.open[index]
+        elif query.available_only:
+            mask = self.available[index]
+        else:
+            mask = np.ones(len(index), dtype=np.bool_)
+        if query.district is not None:
+            serves = self.layout.serves_all[index]
+            b = self.layout.district_ids.get(query.district)
+            if b is not None:
+                serves = serves | _has_bit(self.layout.district_bits, index, b)
+            mask = mask & serves
+        return mask
+
+    def scores(
+        self, index: IntArray, distance_m: FloatArray, query: NearestQuery, weights: DispatchWeights
+    ) -> FloatArray:
+        """Dispatch score (lower is better) of the providers at `index` for the query."""
+        score = (weights.distance / 1000.0) * distance_m + weights.load * self.utilisation[index]
+        wanted = [self.layout.skill_ids.get(s) for s in query.preferred_skills]
+        if wanted:
+            have = np.zeros(len(index), dtype=np.float64)
+            for b in wanted:
+                if b is not None:
+                    have += _has_bit(self.layout.skill_bits, index, b)
+            score = score + weights.skill * (1.0 - have / len(wanted))
+        return np.asarray(score, dtype=np.float64)
+
+    def find(self, query: NearestQuery, weights: DispatchWeights | None = None) -> Found:
+        """The k nearest eligible providers, nearest first (positions, metres, scores)."""
+        tree_entry = self.layout.trees.get(query.skill)
+        if tree_entry is None or query.k <= 0:
+            return Found(_NO_INDEX, _NO_FLOAT, _NO_FLOAT)
+        index, chord = self._search(*tree_entry, np.array([_ecef_point(query.lat, query.lon)]), query)
+        two_r = 2.0 * gaussian_radius(query.lat)
+        distance = two_r * np.arcsin(chord / two_r)
+        if query.max_distance_m is not None:
+            keep = distance <= query.max_distance_m
+            index, distance = index[keep], distance[keep]
+        return Found(index, distance, self.scores(index, distance, query, weights or _DEFAULT_WEIGHTS))
+
+    def _search(
+        self, tree: KDTree, members: IntArray, point: FloatArray, query: NearestQuery
+    ) -> tuple[IntArray, FloatArray]:
+        size, k = tree.size, query.k
+        fetch = min(size, max(2 * k + 4, 2))
+        while True:
+            chord, local = tree.query(point, fetch)
+            index = members[local[0]]
+            ok = np.flatnonzero(self.eligible(index, query))[:k]
+            if fetch >= size or len(ok) >= k:
+                return index[ok], chord[0][ok]
+            fetch = min(size, fetch * 4)
+
+    def nearest(self, query: NearestQuery, weights: DispatchWeights | None = None) -> tuple[Candidate, ...]:
+        """The k nearest eligible providers as `Candidate`s, sorted by distance."""
+        found = self.find(query, weights)
+        return tuple(
+            self._candidate(i, d, s)
+            for i, d, s in zip(
+                found.index.tolist(), found.distance_m.tolist(), found.score.tolist(), strict=True
+            )
+        )
+
+    def best(self, query: NearestQuery, weights: DispatchWeights | None = None) -> Candidate | None:
+        """The lowest-scoring of the k nearest eligible providers (automatic dispatch)."""
+        found = self.find(query, weights)
+        if len(found.index) == 0:
+            return None
+        j = int(np.argmin(found.score))
+        return self._candidate(int(found.index[j]), float(found.distance_m[j]), float(found.score[j]))
+
+    def _candidate(self, i: int, distance_m: float, score: float) -> Candidate:
+        p = self.layout.providers[i]
+        return Candidate(
+            provider_id=p.id,
+            name=p.name,
+            distance_m=distance_m,
+            score=score,
+            skills=self.layout.skill_lists[i],
+            load=int(self.load[i]),
+            capacity=p.capacity,
+            lat=p.lat,
+            lon=p.lon,
+            district=p.district,
+            available=bool(self.available[i]),
+        )
