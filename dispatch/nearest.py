@@ -218,7 +218,8 @@ def _bitsets(values: Sequence[frozenset[str]], vocabulary: Mapping[str, int]) ->
     return bits
 
 
-def _has_bit(bits: npt.NDArray[np.uint64], rows: IntArray, b: int) -> BoolArray:
+def has_bit(bits: npt.NDArray[np.uint64], rows: IntArray, b: int) -> BoolArray:
+    """Whether bit `b` is set in the bitset rows at `rows`."""
     return np.asarray((bits[rows, b >> 6] >> np.uint64(b & 63)) & np.uint64(1), dtype=np.bool_)
 
 
@@ -247,7 +248,7 @@ class _Layout:
         everyone = np.arange(len(providers), dtype=np.int64)
         trees[None] = (KDTree(xyz), everyone)
         for skill, b in skill_ids.items():
-            members = np.flatnonzero(_has_bit(skill_bits, everyone, b)).astype(np.int64)
+            members = np.flatnonzero(has_bit(skill_bits, everyone, b)).astype(np.int64)
             trees[skill] = (KDTree(xyz[members]), members)
         return cls(
             providers=providers,
@@ -334,7 +335,7 @@ class ProviderSnapshot:
             serves = self.layout.serves_all[index]
             b = self.layout.district_ids.get(query.district)
             if b is not None:
-                serves = serves | _has_bit(self.layout.district_bits, index, b)
+                serves = serves | has_bit(self.layout.district_bits, index, b)
             mask = mask & serves
         return mask
 
@@ -348,7 +349,7 @@ class ProviderSnapshot:
             have = np.zeros(len(index), dtype=np.float64)
             for b in wanted:
                 if b is not None:
-                    have += _has_bit(self.layout.skill_bits, index, b)
+                    have += has_bit(self.layout.skill_bits, index, b)
             score = score + weights.skill * (1.0 - have / len(wanted))
         return np.asarray(score, dtype=np.float64)
 
@@ -357,7 +358,7 @@ class ProviderSnapshot:
         tree_entry = self.layout.trees.get(query.skill)
         if tree_entry is None or query.k <= 0:
             return Found(_NO_INDEX, _NO_FLOAT, _NO_FLOAT)
-        index, chord = self._search(*tree_entry, np.array([_ecef_point(query.lat, query.lon)]), query)
+        index, chord = self.search(*tree_entry, np.array([_ecef_point(query.lat, query.lon)]), query)
         two_r = 2.0 * gaussian_radius(query.lat)
         distance = two_r * np.arcsin(chord / two_r)
         if query.max_distance_m is not None:
@@ -365,9 +366,10 @@ class ProviderSnapshot:
             index, distance = index[keep], distance[keep]
         return Found(index, distance, self.scores(index, distance, query, weights or _DEFAULT_WEIGHTS))
 
-    def _search(
+    def search(
         self, tree: KDTree, members: IntArray, point: FloatArray, query: NearestQuery
     ) -> tuple[IntArray, FloatArray]:
+        """Positions and chords of the k nearest eligible members of `tree` to an ECEF point."""
         size, k = tree.size, query.k
         fetch = min(size, max(2 * k + 4, 2))
         while True:
