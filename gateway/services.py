@@ -75,6 +75,11 @@ class Services:
         """The Redis pub/sub channel live views follow."""
         return f"{self.settings.redis_prefix}changes"
 
+    @property
+    def changes_stream(self) -> str:
+        """The Redis Stream keeping recent changes, so live views resume by stream id."""
+        return f"{self.settings.redis_prefix}changes:log"
+
     async def publish(self, changes: Sequence[Change]) -> None:
         """Fan projection changes out to live views; a Redis failure loses only liveness."""
         if not changes or self.redis is None:
@@ -82,11 +87,10 @@ class Services:
         try:
             async with self.redis.pipeline(transaction=False) as pipe:
                 for change in changes:
-                    pipe.publish(
-                        self.changes_channel,
-                        json.dumps({"topic": change.topic, "data": change.data}, ensure_ascii=False,
-                                   default=str),
-                    )
+                    payload = json.dumps({"topic": change.topic, "data": change.data},
+                                         ensure_ascii=False, default=str)
+                    pipe.publish(self.changes_channel, payload)
+                    pipe.xadd(self.changes_stream, {"change": payload}, maxlen=10_000, approximate=True)
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             log.warning("publish_failed", error=str(exc), changes=len(changes))
