@@ -273,6 +273,7 @@ class ProviderSnapshot:
     load: IntArray
     open: BoolArray = field(repr=False)  # available and load < capacity
     utilisation: FloatArray = field(repr=False)  # load / capacity
+    open_share: float = 1.0  # fraction of providers open for work
     version: int = 0
 
     @classmethod
@@ -290,7 +291,8 @@ class ProviderSnapshot:
     def _make(cls, layout: _Layout, available: BoolArray, load: IntArray, version: int) -> ProviderSnapshot:
         opened = available & (load < layout.capacity)
         utilisation = load / np.maximum(layout.capacity, 1)
-        return cls(layout, available, load, opened, np.asarray(utilisation, dtype=np.float64), version)
+        share = float(opened.mean()) if len(opened) else 1.0
+        return cls(layout, available, load, opened, np.asarray(utilisation, dtype=np.float64), share, version)
 
     def __len__(self) -> int:
         return len(self.layout.providers)
@@ -366,12 +368,19 @@ class ProviderSnapshot:
             index, distance = index[keep], distance[keep]
         return Found(index, distance, self.scores(index, distance, query, weights or _DEFAULT_WEIGHTS))
 
+    def first_fetch(self, k: int, query: NearestQuery) -> int:
+        """How many neighbours to fetch first so that k usually pass the filters."""
+        share = self.open_share if query.need_capacity else 1.0
+        if query.district is not None:
+            share *= 0.8
+        return max(int(k / max(share, 0.05) * 1.3) + 4, 2)
+
     def search(
         self, tree: KDTree, members: IntArray, point: FloatArray, query: NearestQuery
     ) -> tuple[IntArray, FloatArray]:
         """Positions and chords of the k nearest eligible members of `tree` to an ECEF point."""
         size, k = tree.size, query.k
-        fetch = min(size, max(2 * k + 4, 2))
+        fetch = min(size, self.first_fetch(k, query))
         while True:
             chord, local = tree.query(point, fetch)
             index = members[local[0]]

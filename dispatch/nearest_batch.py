@@ -106,7 +106,7 @@ def _rows_for_skill(
     if entry is None or entry[0].size == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
     tree, members = entry
-    fetch = min(tree.size, max(2 * k + 4, 2))
+    fetch = min(tree.size, snapshot.first_fetch(k, cases[int(rows[0])].query(k)))
     points = ecef([cases[r].lat for r in rows], [cases[r].lon for r in rows]).reshape(-1, 3)
     chord, local = tree.query(points, fetch)
     index = members[local]
