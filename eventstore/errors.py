@@ -33,3 +33,11 @@ class StoreUnavailable(EventStoreError):
 
 class InvalidStreamName(EventStoreError):
     """A stream name is not of the form `<category>-<id>`."""
+
+
+class AppendFailed(EventStoreError):
+    """The database refused an append for another reason than its expected version.
+
+    For example, data PostgreSQL cannot store (a NUL character in a string).
+    Nothing of the append was written.
+    """

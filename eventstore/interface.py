@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from eventstore.records import AppendResult, Checkpoint, NewEvent, RecordedEvent
+from eventstore.records import AppendResult, Checkpoint, NewEvent, ReadBatch, RecordedEvent
+from eventstore.wakeup import Wakeup
 
 
 class EventStore(Protocol):
@@ -22,8 +23,9 @@ class EventStore(Protocol):
         """Append events atomically to one stream.
 
         Versions count from 0. `expected_version` is the stream's current last
-        version, or `NO_STREAM`, `STREAM_EXISTS` or `ANY`. A stored `idempotency_key` returns the first append's result
-        with `duplicate=True` and writes nothing.
+        version, or `NO_STREAM`, `STREAM_EXISTS` or `ANY`. A stored
+        `idempotency_key` returns the first append's result with
+        `duplicate=True` and writes nothing.
         """
         ...
 
@@ -51,6 +53,24 @@ class EventStore(Protocol):
         """
         ...
 
+    async def read_batch(
+        self,
+        after: Checkpoint,
+        *,
+        limit: int = 1000,
+        categories: frozenset[str] | None = None,
+    ) -> ReadBatch:
+        """Like `read_all`, and says whether committed events wait behind the horizon."""
+        ...
+
+    def wakeup(self) -> Wakeup:
+        """A latch of the caller's own, set whenever new events may be readable.
+
+        Clear it before reading and wait on it after an empty read: an append
+        in between is never missed. Keep a reference while you use it.
+        """
+        ...
+
     async def checkpoint_at(self, position: int) -> Checkpoint:
         """The checkpoint that resumes reading just after the event at `position`."""
         ...
@@ -59,7 +79,7 @@ class EventStore(Protocol):
         """What an append with this idempotency key stored, if any."""
         ...
 
-    async def wait_for_events(self, timeout: float) -> None:
+    async def wait_for_events(self, timeout: float) -> None:  # noqa: ASYNC109 (fixed API)
         """Return when new events may be readable, or after `timeout` seconds."""
         ...
 

@@ -14,10 +14,12 @@ from eventstore.records import (
     AppendResult,
     Checkpoint,
     NewEvent,
+    ReadBatch,
     RecordedEvent,
     category_of,
     check_stream_name,
 )
+from eventstore.wakeup import Wakeup, WakeupHub
 
 
 def check_expected(stream: str, expected: int, actual: int) -> None:
@@ -42,7 +44,7 @@ class MemoryEventStore:
         self._keys: dict[str, AppendResult] = {}
         self._checkpoints: dict[str, Checkpoint] = {}
         self._lock = asyncio.Lock()
-        self._appended = asyncio.Condition()
+        self._hub = WakeupHub()
 
     async def append(
         self,
@@ -93,8 +95,7 @@ class MemoryEventStore:
             )
             if idempotency_key is not None:
                 self._keys[idempotency_key] = result
-        async with self._appended:
-            self._appended.notify_all()
+        self._hub.wake_all()
         return result
 
     async def read_stream(
@@ -124,6 +125,20 @@ class MemoryEventStore:
                     break
         return out
 
+    async def read_batch(
+        self,
+        after: Checkpoint,
+        *,
+        limit: int = 1000,
+        categories: frozenset[str] | None = None,
+    ) -> ReadBatch:
+        """See `EventStore.read_batch`; in memory nothing is ever pending."""
+        return ReadBatch(tuple(await self.read_all(after, limit=limit, categories=categories)))
+
+    def wakeup(self) -> Wakeup:
+        """See `EventStore.wakeup`."""
+        return self._hub.subscribe()
+
     async def checkpoint_at(self, position: int) -> Checkpoint:
         """See `EventStore.checkpoint_at`."""
         return self._checkpoint(position)
@@ -139,13 +154,9 @@ class MemoryEventStore:
             return None
         return AppendResult(stored.stream, stored.positions, stored.first_version, stored.last_version, True)
 
-    async def wait_for_events(self, timeout: float) -> None:
+    async def wait_for_events(self, timeout: float) -> None:  # noqa: ASYNC109 (fixed API)
         """See `EventStore.wait_for_events`."""
-        async with self._appended:
-            try:
-                await asyncio.wait_for(self._appended.wait(), timeout)
-            except TimeoutError:
-                return
+        await self._hub.wait(timeout)
 
     async def load_checkpoint(self, name: str) -> Checkpoint:
         """See `EventStore.load_checkpoint`."""

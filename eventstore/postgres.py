@@ -16,16 +16,23 @@ from typing import Any
 import asyncpg
 import structlog
 
-from eventstore.errors import IdempotencyConflict, StoreUnavailable, WrongExpectedVersion
+from eventstore.errors import (
+    AppendFailed,
+    IdempotencyConflict,
+    StoreUnavailable,
+    WrongExpectedVersion,
+)
 from eventstore.records import (
     ANY,
     AppendResult,
     Checkpoint,
     NewEvent,
+    ReadBatch,
     RecordedEvent,
     category_of,
     check_stream_name,
 )
+from eventstore.wakeup import Wakeup, WakeupHub
 
 log = structlog.get_logger(__name__)
 
@@ -62,15 +69,21 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
-    """A connection pool with the store's codecs and bounded waits."""
+async def create_pool(
+    dsn: str, *, min_size: int = 2, max_size: int = 20, command_timeout: float = 4.0
+) -> asyncpg.Pool:
+    """A connection pool with the store's codecs and bounded waits.
+
+    The short `command_timeout` keeps a request from hanging on a database that
+    went away (CONTRACT: 503 within 5 s); long jobs pass their own timeout.
+    """
     try:
         pool = await asyncpg.create_pool(
             dsn,
             min_size=min_size,
             max_size=max_size,
             init=init_connection,
-            command_timeout=10,
+            command_timeout=command_timeout,
             timeout=3,
             server_settings={"idle_in_transaction_session_timeout": "10000"},
         )
@@ -99,7 +112,7 @@ class PostgresEventStore:
     def __init__(self, pool: asyncpg.Pool, *, acquire_timeout: float = 3.0) -> None:
         self.pool = pool
         self._acquire_timeout = acquire_timeout
-        self._local_wake = asyncio.Event()
+        self._hub = WakeupHub()
         self._notify_pending = False
         self._notify_task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection | None = None
@@ -122,51 +135,10 @@ class PostgresEventStore:
         idempotency_key: str | None = None,
     ) -> AppendResult:
         """See `EventStore.append`."""
-        check_stream_name(stream)
-        if not events:
-            raise ValueError("append needs at least one event")
-        metadata = [
-            {**e.metadata, "idempotency_key": idempotency_key} if idempotency_key else e.metadata
-            for e in events
-        ]
-        args = (
-            stream,
-            category_of(stream),
-            expected_version,
-            idempotency_key,
-            [e.type for e in events],
-            [e.schema_version for e in events],
-            [e.data for e in events],
-            metadata,
-        )
-        while True:
-            try:
-                async with self.connection() as conn:
-                    row = await conn.fetchrow(
-                        "SELECT * FROM intake_append($1, $2, $3, $4, $5, $6, $7, $8)", *args
-                    )
-            except asyncpg.UniqueViolationError as exc:
-                # A concurrent append took the same version between our read and insert.
-                actual = await self.stream_version(stream)
-                if expected_version == ANY:
-                    continue
-                raise WrongExpectedVersion(stream, expected_version, actual) from exc
-            except asyncpg.PostgresError as exc:
-                if getattr(exc, "sqlstate", None) == _WRONG_VERSION:
-                    detail = getattr(exc, "detail", None) or "-1"
-                    raise WrongExpectedVersion(stream, expected_version, int(detail)) from exc
-                raise
-            break
-        assert row is not None
-        result = AppendResult(
-            row["out_stream"],
-            tuple(row["out_positions"]),
-            row["out_first"],
-            row["out_last"],
-            row["out_duplicate"],
-        )
-        if result.duplicate and result.stream != stream:
-            raise IdempotencyConflict(idempotency_key or "", stream, result.stream)
+        async with self.connection() as conn:
+            result = await append_on(
+                conn, stream, events, expected_version, idempotency_key=idempotency_key
+            )
         if not result.duplicate:
             self._wake()
         return result
@@ -203,6 +175,21 @@ class PostgresEventStore:
         """See `EventStore.read_all`. Only rows below the commit horizon are returned."""
         async with self.connection() as conn:
             return await read_all_on(conn, after, limit=limit, categories=categories)
+
+    async def read_batch(
+        self,
+        after: Checkpoint,
+        *,
+        limit: int = 1000,
+        categories: frozenset[str] | None = None,
+    ) -> ReadBatch:
+        """See `EventStore.read_batch`."""
+        async with self.connection() as conn:
+            return await read_batch_on(conn, after, limit=limit, categories=categories)
+
+    def wakeup(self) -> Wakeup:
+        """See `EventStore.wakeup`."""
+        return self._hub.subscribe()
 
     async def checkpoint_at(self, position: int) -> Checkpoint:
         """See `EventStore.checkpoint_at`."""
@@ -246,9 +233,10 @@ class PostgresEventStore:
         """Wake local readers now and, coalesced, readers in other processes.
 
         The NOTIFY is sent outside the append transaction: a `pg_notify` inside
-        every append serialises commits on the notify queue lock.
+        every append serialises commits on the notify queue lock. Appends that
+        land while a NOTIFY is pending share it.
         """
-        self._local_wake.set()
+        self._hub.wake_all()
         if not self._notify_pending:
             self._notify_pending = True
             self._notify_task = asyncio.get_running_loop().create_task(self._notify())
@@ -259,8 +247,11 @@ class PostgresEventStore:
         try:
             async with self.connection() as conn:
                 await conn.execute(f"NOTIFY {NOTIFY_CHANNEL}")
-        except StoreUnavailable:
-            log.warning("notify_failed")
+        except (StoreUnavailable, asyncpg.PostgresError) as exc:
+            log.warning("notify_failed", error=str(exc))
+
+    def _on_notify(self, *_: object) -> None:
+        self._hub.wake_all()
 
     async def listen(self) -> None:
         """Follow NOTIFY from other processes on a dedicated connection."""
@@ -268,18 +259,18 @@ class PostgresEventStore:
             return
         try:
             conn = await self.pool.acquire(timeout=self._acquire_timeout)
-            await conn.add_listener(NOTIFY_CHANNEL, lambda *_: self._local_wake.set())
         except UNAVAILABLE as exc:
+            raise StoreUnavailable(f"cannot LISTEN: {exc}") from exc
+        try:
+            await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+        except UNAVAILABLE as exc:
+            await self.pool.release(conn)
             raise StoreUnavailable(f"cannot LISTEN: {exc}") from exc
         self._listener = conn
 
-    async def wait_for_events(self, timeout: float) -> None:
+    async def wait_for_events(self, timeout: float) -> None:  # noqa: ASYNC109 (fixed API)
         """See `EventStore.wait_for_events`; `timeout` is the polling fallback."""
-        try:
-            await asyncio.wait_for(self._local_wake.wait(), timeout)
-        except TimeoutError:
-            pass
-        self._local_wake.clear()
+        await self._hub.wait(timeout)
 
     async def close(self) -> None:
         """Release the listener connection and wait for a pending notify."""
@@ -288,9 +279,88 @@ class PostgresEventStore:
         if self._listener is not None:
             listener, self._listener = self._listener, None
             try:
-                await listener.remove_listener(NOTIFY_CHANNEL, lambda *_: None)
+                await listener.remove_listener(NOTIFY_CHANNEL, self._on_notify)
+            except UNAVAILABLE:
+                log.warning("unlisten_failed")
             finally:
                 await self.pool.release(listener)
+
+
+def _append_args(
+    stream: str, events: Sequence[NewEvent], expected_version: int, idempotency_key: str | None
+) -> tuple[Any, ...]:
+    check_stream_name(stream)
+    if not events:
+        raise ValueError("append needs at least one event")
+    metadata = [
+        {**e.metadata, "idempotency_key": idempotency_key} if idempotency_key else e.metadata
+        for e in events
+    ]
+    return (
+        stream,
+        category_of(stream),
+        expected_version,
+        idempotency_key,
+        [e.type for e in events],
+        [e.schema_version for e in events],
+        [e.data for e in events],
+        metadata,
+    )
+
+
+_APPEND = "SELECT * FROM intake_append($1, $2, $3, $4, $5, $6, $7, $8)"
+
+
+async def _call_append(conn: asyncpg.Connection, args: tuple[Any, ...]) -> asyncpg.Record:
+    """One call of `intake_append`; in a caller's transaction, inside a savepoint."""
+    if conn.is_in_transaction():
+        async with conn.transaction():
+            return await conn.fetchrow(_APPEND, *args)
+    return await conn.fetchrow(_APPEND, *args)
+
+
+async def append_on(
+    conn: asyncpg.Connection,
+    stream: str,
+    events: Sequence[NewEvent],
+    expected_version: int,
+    *,
+    idempotency_key: str | None = None,
+) -> AppendResult:
+    """`append` on a given connection: in its open transaction, if any, else on its own.
+
+    Inside a caller's transaction the events commit with it (and readers see
+    them only then). Does not wake readers: call it through
+    `PostgresEventStore.append`, or rely on NOTIFY / polling.
+    """
+    args = _append_args(stream, events, expected_version, idempotency_key)
+    while True:
+        try:
+            row = await _call_append(conn, args)
+        except asyncpg.UniqueViolationError as exc:
+            # A concurrent append took the same version between our read and insert.
+            if expected_version == ANY:
+                continue
+            actual = await conn.fetchval("SELECT max(version) FROM events WHERE stream = $1", stream)
+            raise WrongExpectedVersion(
+                stream, expected_version, -1 if actual is None else int(actual)
+            ) from exc
+        except asyncpg.PostgresError as exc:
+            if getattr(exc, "sqlstate", None) == _WRONG_VERSION:
+                detail = getattr(exc, "detail", None) or "-1"
+                raise WrongExpectedVersion(stream, expected_version, int(detail)) from exc
+            raise AppendFailed(f"append to {stream!r} failed: {exc}") from exc
+        break
+    result = AppendResult(
+        row["out_stream"],
+        tuple(row["out_positions"]),
+        row["out_first"],
+        row["out_last"],
+        row["out_duplicate"],
+    )
+    if result.duplicate and result.stream != stream:
+        raise IdempotencyConflict(idempotency_key or "", stream, result.stream)
+    return result
 
 
 async def read_all_on(
@@ -301,19 +371,53 @@ async def read_all_on(
     categories: frozenset[str] | None = None,
 ) -> list[tuple[Checkpoint, RecordedEvent]]:
     """`read_all` on a given connection (inside a projection's transaction)."""
+    batch = await read_batch_on(conn, after, limit=limit, categories=categories)
+    return list(batch.events)
+
+
+_HORIZON = "pg_snapshot_xmin(pg_current_snapshot())"
+
+
+def _batch_sql(categories: frozenset[str] | None) -> str:
+    """One statement, one snapshot: the page below the horizon and the pending flag."""
+    where = ""
+    if categories is not None:
+        # One category: an equality keeps the (category, tx_id, position) index ordered.
+        where = "AND category = $4::text" if len(categories) == 1 else "AND category = ANY($4::text[])"
+    return (
+        f"SELECT p.pending, b.* FROM (SELECT EXISTS (SELECT 1 FROM events "
+        f"WHERE tx_id >= {_HORIZON} {where}) AS pending) p "
+        f"LEFT JOIN LATERAL (SELECT {_COLUMNS} FROM events "
+        f"WHERE (tx_id, position) > ($1::text::xid8, $2) AND tx_id < {_HORIZON} {where} "
+        "ORDER BY tx_id, position LIMIT $3) b ON true"
+    )
+
+
+async def read_batch_on(
+    conn: asyncpg.Connection,
+    after: Checkpoint,
+    *,
+    limit: int = 1000,
+    categories: frozenset[str] | None = None,
+) -> ReadBatch:
+    """`read_batch` on a given connection.
+
+    Only rows of transactions older than every running transaction are
+    returned (see README: the commit horizon), ordered by transaction id then
+    position; rows at or above the horizon are only reported as `pending`.
+    """
     tx, position = after.order
-    filter_sql = "AND category = ANY($4::text[])" if categories is not None else ""
     args: list[Any] = [str(tx), position, limit]
     if categories is not None:
-        args.append(sorted(categories))
-    rows = await conn.fetch(
-        f"SELECT {_COLUMNS} FROM events "
-        "WHERE (tx_id, position) > ($1::text::xid8, $2) "
-        "AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) "
-        f"{filter_sql} ORDER BY tx_id, position LIMIT $3",
-        *args,
+        args.append(next(iter(categories)) if len(categories) == 1 else sorted(categories))
+    rows = await conn.fetch(_batch_sql(categories), *args)
+    pending = bool(rows[0]["pending"]) if rows else False
+    events = tuple(
+        (Checkpoint((r["tx"], r["position"]), r["position"]), _record(r))
+        for r in rows
+        if r["position"] is not None
     )
-    return [(Checkpoint((r["tx"], r["position"]), r["position"]), _record(r)) for r in rows]
+    return ReadBatch(events, pending)
 
 
 async def load_checkpoint_on(conn: asyncpg.Connection, name: str) -> Checkpoint:

@@ -97,3 +97,16 @@ class Checkpoint:
 
     order: tuple[int, int] = (0, 0)
     position: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ReadBatch:
+    """A page of the global log in read order.
+
+    `pending` says that committed events exist that are not readable yet
+    because an older transaction is still running (they sit above the commit
+    horizon): a reader should poll again soon rather than wait for a wake-up.
+    """
+
+    events: tuple[tuple[Checkpoint, RecordedEvent], ...]
+    pending: bool = False

@@ -1,0 +1,336 @@
+"""Subscriptions to the global log: projections and reactors.
+
+- A `Projection` keeps read-model tables in PostgreSQL. `ProjectionRunner`
+  applies each batch of events and saves the checkpoint in ONE transaction,
+  so its effects happen exactly once; changes are published after commit.
+- A `Reactor` (a policy) reacts to events by sending idempotent commands.
+  `ReactorRunner` works on any `EventStore` and is at-least-once: it saves
+  its checkpoint after reacting, so a crash may repeat a reaction.
+
+Both catch up from their checkpoint, then follow the log live: woken by the
+store's wake-ups (local appends and NOTIFY from other processes), polling
+every `poll_interval` seconds as a fallback, and re-polling within
+milliseconds while committed events wait behind the commit horizon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import asyncpg
+import structlog
+
+from eventstore.errors import EventStoreError
+from eventstore.interface import EventStore
+from eventstore.postgres import (
+    PostgresEventStore,
+    load_checkpoint_on,
+    read_batch_on,
+    save_checkpoint_on,
+)
+from eventstore.records import Checkpoint, RecordedEvent
+from eventstore.wakeup import Wakeup
+
+log = structlog.get_logger(__name__)
+
+_LOCK_SPACE = 0x1A7A
+"""First key of the per-projection transaction advisory lock."""
+_QUICK_MIN = 0.002
+_QUICK_MAX = 0.05
+_BACKOFF_MAX = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A notice for live views, published after the projection's transaction commits."""
+
+    topic: str
+    data: dict[str, Any]
+
+
+Publish = Callable[[Sequence[Change]], Awaitable[None]]
+
+
+class Projection(Protocol):
+    """A read model kept in PostgreSQL tables, fed from the log exactly once."""
+
+    name: str
+    categories: frozenset[str] | None
+    tables: tuple[str, ...]
+
+    async def apply(
+        self, conn: asyncpg.Connection, event: RecordedEvent
+    ) -> Sequence[Change] | None:
+        """Update the read model for one event inside the runner's transaction."""
+        ...
+
+
+class Reactor(Protocol):
+    """A policy: reacts to events by sending idempotent commands (at-least-once)."""
+
+    name: str
+    categories: frozenset[str] | None
+
+    async def react(self, event: RecordedEvent) -> None:
+        """React to one event; may be called again for the same event after a crash."""
+        ...
+
+
+class ProjectionFailed(EventStoreError):
+    """A projection could not apply an event; its batch was rolled back."""
+
+    def __init__(self, name: str, event: RecordedEvent) -> None:
+        super().__init__(
+            f"projection {name!r} failed on {event.stream}@{event.version} "
+            f"(position {event.position}, {event.type})"
+        )
+        self.name = name
+        self.position = event.position
+        self.stream = event.stream
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    applied: int
+    pending: bool
+
+
+class _Follower:
+    """The catch-up-then-live loop shared by both runners."""
+
+    def __init__(self, name: str, wakeup: Wakeup, batch_size: int, poll_interval: float) -> None:
+        self.name = name
+        self.wakeup = wakeup
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self._quick = _QUICK_MIN
+
+    async def pause(self, step: _Step) -> None:
+        """Wait as long as the last step says is useful."""
+        if step.applied >= self.batch_size:
+            self._quick = _QUICK_MIN
+            return
+        if step.pending:
+            # Committed events wait behind an older running transaction.
+            await asyncio.sleep(self._quick)
+            self._quick = _QUICK_MIN if step.applied else min(self._quick * 2, _QUICK_MAX)
+            return
+        self._quick = _QUICK_MIN
+        await self.wakeup.wait(self.poll_interval)
+
+    async def follow(self, step: Callable[[], Awaitable[_Step]]) -> None:
+        """Run `step` forever, retrying from the checkpoint with backoff on errors."""
+        delay = 0.1
+        while True:
+            self.wakeup.clear()
+            try:
+                result = await step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("subscription_failed", subscription=self.name, retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _BACKOFF_MAX)
+                continue
+            delay = 0.1
+            await self.pause(result)
+
+    async def until_caught_up(self, step: Callable[[], Awaitable[_Step]]) -> int:
+        """Run `step` until nothing is readable or pending; the events applied."""
+        total = 0
+        while True:
+            result = await step()
+            total += result.applied
+            if result.applied == 0 and not result.pending:
+                return total
+            if result.applied == 0:
+                await self.pause(result)
+
+
+def _quote(table: str) -> str:
+    return ".".join('"' + part.replace('"', '""') + '"' for part in table.split("."))
+
+
+class ProjectionRunner:
+    """Feeds one projection from the log; PostgreSQL only, exactly-once effects.
+
+    Per batch, in one transaction: take the projection's advisory lock (so two
+    runners of the same projection, in any processes, never apply a batch
+    twice), read its checkpoint, apply each event, save the checkpoint. After
+    the commit, the collected changes are passed to `publish`.
+    """
+
+    def __init__(
+        self,
+        store: PostgresEventStore,
+        projection: Projection,
+        *,
+        publish: Publish | None = None,
+        batch_size: int = 500,
+        poll_interval: float = 0.5,
+    ) -> None:
+        self._store = store
+        self._projection = projection
+        self._publish = publish
+        self._follower = _Follower(
+            f"projection:{projection.name}", store.wakeup(), batch_size, poll_interval
+        )
+
+    async def run(self) -> None:
+        """Catch up, then follow the log live, forever (cancel to stop)."""
+        await self._follower.follow(self.step)
+
+    async def run_until_caught_up(self) -> int:
+        """Process until nothing is readable; the number of events applied."""
+        return await self._follower.until_caught_up(self.step)
+
+    async def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
+        """Truncate the tables and reset the checkpoint in one transaction, then catch up."""
+        name = self._projection.name
+        async with self._store.connection() as conn, conn.transaction():
+            await self._lock(conn)
+            if self._projection.tables:
+                tables = ", ".join(_quote(t) for t in self._projection.tables)
+                await conn.execute(f"TRUNCATE {tables}")
+            await conn.execute("DELETE FROM checkpoints WHERE name = $1", name)
+            total = await self._count(conn)
+        log.info("projection_rebuild_started", projection=name, events=total)
+        done = 0
+        if progress is not None:
+            progress(0, total)
+        while True:
+            result = await self.step()
+            done += result.applied
+            if progress is not None:
+                progress(done, max(total, done))
+            if result.applied == 0 and not result.pending:
+                break
+            if result.applied == 0:
+                await self._follower.pause(result)
+        log.info("projection_rebuilt", projection=name, events=done)
+        return done
+
+    async def _count(self, conn: asyncpg.Connection) -> int:
+        categories = self._projection.categories
+        if categories is None:
+            return int(await conn.fetchval("SELECT count(*) FROM events"))
+        return int(
+            await conn.fetchval(
+                "SELECT count(*) FROM events WHERE category = ANY($1::text[])", sorted(categories)
+            )
+        )
+
+    async def _lock(self, conn: asyncpg.Connection) -> None:
+        # A transaction-level advisory lock takes no transaction id, so it
+        # does not hold back the commit horizon while waiting.
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))", _LOCK_SPACE, self._projection.name
+        )
+
+    async def step(self) -> _Step:
+        """Apply one batch and save the checkpoint in one transaction; then publish."""
+        changes: list[Change] = []
+        async with self._store.connection() as conn, conn.transaction():
+            await self._lock(conn)
+            after = await load_checkpoint_on(conn, self._projection.name)
+            batch = await read_batch_on(
+                conn,
+                after,
+                limit=self._follower.batch_size,
+                categories=self._projection.categories,
+            )
+            for _, event in batch.events:
+                changes.extend(await self._apply(conn, event))
+            if batch.events:
+                await save_checkpoint_on(conn, self._projection.name, batch.events[-1][0])
+        await self._publish_after_commit(changes)
+        return _Step(len(batch.events), batch.pending)
+
+    async def _apply(self, conn: asyncpg.Connection, event: RecordedEvent) -> Sequence[Change]:
+        try:
+            return await self._projection.apply(conn, event) or ()
+        except (asyncio.CancelledError, EventStoreError):
+            raise
+        except Exception as exc:
+            raise ProjectionFailed(self._projection.name, event) from exc
+
+    async def _publish_after_commit(self, changes: Sequence[Change]) -> None:
+        if not changes or self._publish is None:
+            return
+        try:
+            await self._publish(changes)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The rows are committed; live views catch up from the read model.
+            log.warning("publish_failed", projection=self._projection.name, exc_info=True)
+
+
+class ReactorRunner:
+    """Feeds one reactor from any `EventStore`; at-least-once.
+
+    The checkpoint is saved after the reactions of each batch (and after the
+    last successful one when a reaction fails), so a crash repeats at most
+    the reactions since the last save. Reactions must therefore be idempotent.
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        reactor: Reactor,
+        *,
+        batch_size: int = 200,
+        poll_interval: float = 0.5,
+    ) -> None:
+        self._store = store
+        self._reactor = reactor
+        self._checkpoint: Checkpoint | None = None
+        self._follower = _Follower(
+            f"reactor:{reactor.name}", store.wakeup(), batch_size, poll_interval
+        )
+
+    async def run(self) -> None:
+        """Catch up, then follow the log live, forever (cancel to stop)."""
+        await self._follower.follow(self.step)
+
+    async def run_until_caught_up(self) -> int:
+        """Process until nothing is readable; the number of events reacted to."""
+        return await self._follower.until_caught_up(self.step)
+
+    async def step(self) -> _Step:
+        """React to one batch; save the checkpoint of the last event handled."""
+        if self._checkpoint is None:
+            self._checkpoint = await self._store.load_checkpoint(self._reactor.name)
+        batch = await self._store.read_batch(
+            self._checkpoint,
+            limit=self._follower.batch_size,
+            categories=self._reactor.categories,
+        )
+        last: Checkpoint | None = None
+        try:
+            for checkpoint, event in batch.events:
+                await self._react(event)
+                last = checkpoint
+        finally:
+            if last is not None:
+                await self._store.save_checkpoint(self._reactor.name, last)
+                self._checkpoint = last
+        return _Step(len(batch.events), batch.pending)
+
+    async def _react(self, event: RecordedEvent) -> None:
+        try:
+            await self._reactor.react(event)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.error(
+                "reaction_failed",
+                reactor=self._reactor.name,
+                stream=event.stream,
+                position=event.position,
+                type=event.type,
+            )
+            raise

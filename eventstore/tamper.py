@@ -1,0 +1,240 @@
+"""Tamper evidence: verify the per-stream hash chains and the seals.
+
+Detects, and names the first bad stream and position of:
+- a modified event (its content no longer matches its hash);
+- a deleted event: mid-stream by the version gap / chain break of the next
+  event; a stream's tail or a lone event by the seal that lists it;
+- an inserted event: by a chain break or version gap in its stream, or, when
+  it forges a valid chain, by the seal whose range it lands in;
+- a rewritten hash chain: by the seal manifest that still lists the old hash;
+- removed, reordered or rewritten seals: by the seal chain (with
+  `INTAKE_SEAL_KEY`, rewriting seals needs the key).
+
+Not detectable (see eventstore/README.md): events appended after the last
+seal and deleted before the next one; forged events appended at a stream's
+tail with a valid hash (indistinguishable from a real append); and, without a
+seal key, a superuser who rewrites every later hash and every later seal.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+
+from eventstore.errors import EventStoreError
+from eventstore.seals import (
+    SEAL_COLUMNS,
+    Seal,
+    Sealer,
+    seal_from_row,
+    seal_hash,
+    seal_key_from_env,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+__all__ = ["BadEvent", "Sealer", "VerifyReport", "run_cli", "verify", "workers"]
+
+_TIMEOUT = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class BadEvent:
+    """Where the log was found tampered with, and how."""
+
+    stream: str
+    position: int
+    reason: str
+
+    def as_json(self) -> dict[str, Any]:
+        """The shape of `first_bad` in `GET /api/v1/audit/verify`."""
+        return {"stream": self.stream, "position": self.position, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    """The outcome of `verify`: intact or not, how much was checked, the first bad event."""
+
+    ok: bool
+    checked: int
+    first_bad: BadEvent | None
+    seals: int = 0
+    unsealed: int = 0
+    warnings: tuple[str, ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        """The answer of `GET /api/v1/audit/verify`."""
+        return {
+            "ok": self.ok,
+            "checked": self.checked,
+            "first_bad": self.first_bad.as_json() if self.first_bad else None,
+            "seals": self.seals,
+            "unsealed": self.unsealed,
+            "warnings": list(self.warnings),
+        }
+
+
+_CHAIN_SQL = r"""
+SELECT position, stream, reason FROM (
+    SELECT position, stream,
+        CASE
+            WHEN category <> split_part(stream, '-', 1)
+                THEN 'modified: category does not match the stream'
+            WHEN intake_event_hash(prev_hash, stream, version, type, schema_version,
+                                   data, metadata, recorded_at) <> hash
+                THEN 'modified: content does not match its hash'
+            WHEN version <> coalesce(lag(version) OVER w + 1, 0)
+                THEN 'version gap: events before this one are missing (deleted)'
+            WHEN prev_hash <> coalesce(lag(hash) OVER w, '\x'::bytea)
+                THEN 'chain break: previous hash does not match (inserted or replaced)'
+        END AS reason
+    FROM events WINDOW w AS (PARTITION BY stream ORDER BY version)
+) t WHERE reason IS NOT NULL ORDER BY position LIMIT 1
+"""
+
+
+async def _check_chains(conn: asyncpg.Connection) -> BadEvent | None:
+    row = await conn.fetchrow(_CHAIN_SQL, timeout=_TIMEOUT)
+    return None if row is None else BadEvent(row["stream"], row["position"], row["reason"])
+
+
+def _check_link(seal: Seal, prev: Seal | None, key: bytes | None) -> str | None:
+    """What is wrong with a seal itself or its link to the previous one, if anything."""
+    expected_seq = prev.seq + 1 if prev is not None else 1
+    if seal.seq != expected_seq:
+        return f"seal {expected_seq} is missing (seals deleted)"
+    if seal.after != (prev.last if prev is not None else (0, 0)):
+        return f"seal {seal.seq} does not start where the previous seal ended"
+    if seal.prev_hash != (prev.hash if prev is not None else b""):
+        return f"seal {seal.seq} does not chain the previous seal's hash"
+    if seal.keyed and key is None:
+        return None
+    expected = seal_hash(
+        key if seal.keyed else None, seq=seal.seq, prev_hash=seal.prev_hash, after=seal.after,
+        last=seal.last, positions=seal.positions, streams=seal.streams, hashes=seal.hashes,
+    )
+    if expected != seal.hash:
+        return f"seal {seal.seq} hash does not match its manifest (seal rewritten)"
+    return None
+
+
+def _compare(seal: Seal, rows: list[asyncpg.Record]) -> BadEvent | None:
+    """The first difference between a seal's manifest and the events now in its range."""
+    sealed = {p: (s, h) for p, s, h in zip(seal.positions, seal.streams, seal.hashes, strict=True)}
+    found = {r["position"]: (r["stream"], bytes(r["hash"])) for r in rows}
+    bad: list[BadEvent] = []
+    for position, (stream, event_hash) in sealed.items():
+        if position not in found:
+            bad.append(BadEvent(stream, position, f"deleted: sealed in seal {seal.seq}, now missing"))
+        elif found[position] != (stream, event_hash):
+            bad.append(BadEvent(stream, position, f"modified: differs from seal {seal.seq}"))
+    for position, (stream, _) in found.items():
+        if position not in sealed:
+            bad.append(BadEvent(stream, position, f"inserted: not in seal {seal.seq} of its range"))
+    if not bad and [r["position"] for r in rows] != list(seal.positions):
+        first = next(r for r, p in zip(rows, seal.positions, strict=True) if r["position"] != p)
+        bad.append(BadEvent(first["stream"], first["position"], "reordered within its seal"))
+    return min(bad, key=lambda b: b.position) if bad else None
+
+
+async def _check_range(conn: asyncpg.Connection, seal: Seal) -> BadEvent | None:
+    rows = await conn.fetch(
+        "SELECT position, stream, hash FROM events "
+        "WHERE (tx_id, position) > ($1::text::xid8, $2) AND (tx_id, position) <= ($3::text::xid8, $4) "
+        "ORDER BY tx_id, position",
+        str(seal.after[0]), seal.after[1], str(seal.last[0]), seal.last[1], timeout=_TIMEOUT,
+    )
+    return _compare(seal, rows)
+
+
+@dataclass(frozen=True, slots=True)
+class _SealCheck:
+    bad: BadEvent | None
+    seals: int
+    last: tuple[int, int]
+    keyed_unchecked: int
+
+
+async def _check_seals(conn: asyncpg.Connection, key: bytes | None) -> _SealCheck:
+    prev: Seal | None = None
+    count = unchecked = 0
+    async for row in conn.cursor(f"SELECT {SEAL_COLUMNS} FROM seals ORDER BY seq", prefetch=16):
+        seal = seal_from_row(row)
+        count += 1
+        unchecked += int(seal.keyed and key is None)
+        problem = _check_link(seal, prev, key)
+        if problem is not None:
+            stream, position = _seal_anchor(seal)
+            return _SealCheck(BadEvent(stream, position, problem), count, seal.last, unchecked)
+        bad = await _check_range(conn, seal)
+        if bad is not None:
+            return _SealCheck(bad, count, seal.last, unchecked)
+        prev = seal
+    return _SealCheck(None, count, prev.last if prev else (0, 0), unchecked)
+
+
+def _seal_anchor(seal: Seal) -> tuple[str, int]:
+    return (seal.streams[0], seal.positions[0]) if seal.positions else ("", seal.after[1])
+
+
+async def verify(pool: asyncpg.Pool, *, key: bytes | None = None) -> VerifyReport:
+    """Check every hash chain and every seal; name the first bad stream and position.
+
+    `key` defaults to `INTAKE_SEAL_KEY`. Runs in one read-only snapshot, so it
+    neither blocks writers nor holds back readers' commit horizon.
+    """
+    key = key if key is not None else seal_key_from_env()
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        checked = int(await conn.fetchval("SELECT count(*) FROM events", timeout=_TIMEOUT))
+        chain_bad = await _check_chains(conn)
+        seals = await _check_seals(conn, key)
+        unsealed = int(await conn.fetchval(
+            "SELECT count(*) FROM events WHERE (tx_id, position) > ($1::text::xid8, $2)",
+            str(seals.last[0]), seals.last[1], timeout=_TIMEOUT,
+        ))
+    found = [b for b in (chain_bad, seals.bad) if b is not None]
+    first = min(found, key=lambda b: b.position) if found else None
+    warnings: list[str] = []
+    if seals.keyed_unchecked:
+        warnings.append(f"{seals.keyed_unchecked} keyed seals not authenticated: "
+                        "INTAKE_SEAL_KEY is not set")
+    if unsealed:
+        warnings.append(f"{unsealed} events are not sealed yet (deletions there are undetectable)")
+    return VerifyReport(first is None, checked, first, seals.seals, unsealed, tuple(warnings))
+
+
+def format_report(report: VerifyReport) -> str:
+    """A one-paragraph, human-readable summary for `intake verify`."""
+    bad = report.first_bad
+    if bad is None:
+        head = f"intact: {report.checked} events, {report.seals} seals, {report.unsealed} unsealed"
+    else:
+        head = f"TAMPERED: stream {bad.stream!r} position {bad.position}: {bad.reason}"
+    return "\n".join([head, *(f"warning: {w}" for w in report.warnings)])
+
+
+async def run_cli(args: argparse.Namespace, settings: Any) -> int:
+    """`intake verify`: exit 0 when intact, 1 naming the first bad stream and position."""
+    from eventstore.postgres import create_pool
+    from gateway.cli import stores
+
+    async with stores(settings) as live:
+        if live.database_url is None:
+            raise EventStoreError("intake verify needs a database URL")
+        pool = await create_pool(live.database_url, min_size=1, max_size=2,
+                                 command_timeout=_TIMEOUT)
+        try:
+            report = await verify(pool)
+        finally:
+            await pool.close()
+    print(format_report(report))
+    return 0 if report.ok else 1
+
+
+def workers(services: Any) -> list[Callable[[], Awaitable[None]]]:
+    """Background tasks for the gateway's bootstrap: the sealer."""
+    return [Sealer(services.pool, key=seal_key_from_env()).run]

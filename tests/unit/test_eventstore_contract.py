@@ -1,0 +1,222 @@
+"""The event store contract: one suite, run against the in-memory twin and PostgreSQL.
+
+The `postgres` run uses a real server (the `pg_store` fixture of tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from eventstore import (
+    ANY,
+    NO_STREAM,
+    STREAM_EXISTS,
+    Checkpoint,
+    EventStore,
+    EventStoreError,
+    IdempotencyConflict,
+    NewEvent,
+    RecordedEvent,
+    WrongExpectedVersion,
+)
+from eventstore.errors import InvalidStreamName
+from eventstore.memory import MemoryEventStore
+from eventstore.subscriptions import ReactorRunner
+
+
+@pytest.fixture(params=["memory", "postgres"])
+def store(request: pytest.FixtureRequest) -> EventStore:
+    """Each store implementation in turn."""
+    if request.param == "memory":
+        return MemoryEventStore()
+    pg: EventStore = request.getfixturevalue("pg_store")
+    return pg
+
+
+def ev(kind: str = "Happened", **data: Any) -> NewEvent:
+    """A small test event."""
+    return NewEvent(kind, dict(data), metadata={"actor": "test", "channel": "unit"})
+
+
+async def test_append_numbers_versions_from_zero(store: EventStore) -> None:
+    first = await store.append("case-1", [ev(n=1), ev(n=2)], NO_STREAM)
+    second = await store.append("case-1", [ev(n=3)], 1)
+    assert (first.first_version, first.last_version) == (0, 1)
+    assert (second.first_version, second.last_version) == (2, 2)
+    assert len(first.positions) == 2 and first.positions[0] < first.positions[1] < second.positions[0]
+    assert not first.duplicate
+    events = await store.read_stream("case-1")
+    assert [e.version for e in events] == [0, 1, 2]
+    assert [e.data["n"] for e in events] == [1, 2, 3]
+    assert events[0].metadata["actor"] == "test"
+    assert events[0].category == "case"
+    assert await store.stream_version("case-1") == 2
+    assert await store.stream_version("case-2") == NO_STREAM
+
+
+async def test_read_stream_after_version_and_limit(store: EventStore) -> None:
+    await store.append("case-1", [ev(n=i) for i in range(5)], NO_STREAM)
+    assert [e.version for e in await store.read_stream("case-1", after_version=2)] == [3, 4]
+    assert [e.version for e in await store.read_stream("case-1", limit=2)] == [0, 1]
+    assert await store.read_stream("case-9") == []
+
+
+@pytest.mark.parametrize(
+    ("expected", "actual_before"),
+    [(NO_STREAM, 0), (0, 1), (5, 1), (STREAM_EXISTS, NO_STREAM)],
+)
+async def test_wrong_expected_version_carries_actual(
+    store: EventStore, expected: int, actual_before: int
+) -> None:
+    stream = "case-x"
+    if actual_before >= 0:
+        await store.append(stream, [ev() for _ in range(actual_before + 1)], NO_STREAM)
+    with pytest.raises(WrongExpectedVersion) as caught:
+        await store.append(stream, [ev()], expected)
+    assert caught.value.actual == actual_before
+    assert caught.value.expected == expected
+    assert isinstance(caught.value, EventStoreError)
+    assert await store.stream_version(stream) == actual_before
+
+
+async def test_stream_exists_and_any(store: EventStore) -> None:
+    await store.append("call-1", [ev()], ANY)
+    await store.append("call-1", [ev()], STREAM_EXISTS)
+    await store.append("call-1", [ev()], ANY)
+    assert await store.stream_version("call-1") == 2
+
+
+async def test_failed_multi_event_append_writes_nothing(store: EventStore) -> None:
+    await store.append("case-1", [ev()], NO_STREAM)
+    with pytest.raises(WrongExpectedVersion):
+        await store.append("case-1", [ev(), ev(), ev()], NO_STREAM, idempotency_key="k-fail")
+    assert await store.stream_version("case-1") == 0
+    assert len(await store.read_all(Checkpoint())) == 1
+    assert await store.find_by_idempotency_key("k-fail") is None
+
+
+async def test_idempotent_append_returns_original_and_writes_nothing(store: EventStore) -> None:
+    first = await store.append("case-1", [ev(), ev()], NO_STREAM, idempotency_key="sms-SM1")
+    again = await store.append("case-1", [ev(), ev()], NO_STREAM, idempotency_key="sms-SM1")
+    assert again.duplicate
+    assert (again.positions, again.first_version, again.last_version) == (
+        first.positions, first.first_version, first.last_version
+    )
+    assert await store.stream_version("case-1") == 1
+    found = await store.find_by_idempotency_key("sms-SM1")
+    assert found is not None and found.positions == first.positions
+    events = await store.read_stream("case-1")
+    assert {e.metadata["idempotency_key"] for e in events} == {"sms-SM1"}
+    assert await store.find_by_idempotency_key("nope") is None
+
+
+async def test_idempotency_key_on_another_stream_conflicts(store: EventStore) -> None:
+    await store.append("case-1", [ev()], NO_STREAM, idempotency_key="k1")
+    with pytest.raises(IdempotencyConflict):
+        await store.append("case-2", [ev()], NO_STREAM, idempotency_key="k1")
+    assert await store.stream_version("case-2") == NO_STREAM
+
+
+async def test_concurrent_duplicates_store_one_event(store: EventStore) -> None:
+    results = await asyncio.gather(
+        *(store.append("alarm-1", [ev(n=i)], ANY, idempotency_key="sia-42") for i in range(12))
+    )
+    assert sum(not r.duplicate for r in results) == 1
+    assert len({r.positions for r in results}) == 1
+    assert len(await store.read_stream("alarm-1")) == 1
+
+
+async def test_invalid_stream_names_are_refused(store: EventStore) -> None:
+    for name in ("nodash", "-x", "Case-1", "case-"):
+        with pytest.raises(InvalidStreamName):
+            await store.append(name, [ev()], ANY)
+
+
+async def test_read_all_in_order_with_checkpoints_and_categories(store: EventStore) -> None:
+    await store.append("case-1", [ev(n=1), ev(n=2)], NO_STREAM)
+    await store.append("call-1", [ev(n=3)], NO_STREAM)
+    await store.append("case-2", [ev(n=4)], NO_STREAM)
+    everything = await store.read_all(Checkpoint())
+    assert [e.data["n"] for _, e in everything] == [1, 2, 3, 4]
+    assert [c.position for c, e in everything] == [e.position for _, e in everything]
+    page = await store.read_all(Checkpoint(), limit=2)
+    rest = await store.read_all(page[-1][0])
+    assert [e.data["n"] for _, e in page + rest] == [1, 2, 3, 4]
+    cases = await store.read_all(Checkpoint(), categories=frozenset({"case"}))
+    assert [e.data["n"] for _, e in cases] == [1, 2, 4]
+    two = await store.read_all(Checkpoint(), categories=frozenset({"case", "call"}))
+    assert len(two) == 4
+    resume = await store.checkpoint_at(everything[1][1].position)
+    assert [e.data["n"] for _, e in await store.read_all(resume)] == [3, 4]
+    batch = await store.read_batch(Checkpoint(), limit=10)
+    assert [e for _, e in batch.events] == [e for _, e in everything] and not batch.pending
+
+
+async def test_checkpoints_are_stored_by_name(store: EventStore) -> None:
+    await store.append("case-1", [ev(), ev()], NO_STREAM)
+    assert await store.load_checkpoint("cases") == Checkpoint()
+    events = await store.read_all(Checkpoint())
+    await store.save_checkpoint("cases", events[0][0])
+    await store.save_checkpoint("cases", events[1][0])
+    assert await store.load_checkpoint("cases") == events[1][0]
+
+
+async def test_every_wakeup_is_set_by_an_append(store: EventStore) -> None:
+    first, second = store.wakeup(), store.wakeup()
+    assert not first.is_set()
+    waiting = asyncio.gather(first.wait(5), second.wait(5), store.wait_for_events(5))
+    await asyncio.sleep(0.01)
+    await store.append("case-1", [ev()], NO_STREAM)
+    assert await asyncio.wait_for(waiting, 2) == [True, True, None]
+    first.clear()
+    assert not first.is_set() and second.is_set()
+
+
+class Recorder:
+    """A reactor that remembers what it saw and can fail once on a chosen event."""
+
+    def __init__(self, name: str, categories: frozenset[str] | None, fail_on: int = 0) -> None:
+        self.name = name
+        self.categories = categories
+        self.seen: list[RecordedEvent] = []
+        self._fail_on = fail_on
+
+    async def react(self, event: RecordedEvent) -> None:
+        """Record the event (failing once on the chosen data value)."""
+        if event.data.get("n") == self._fail_on:
+            self._fail_on = 0
+            raise RuntimeError("boom")
+        self.seen.append(event)
+
+
+async def test_reactor_runner_resumes_from_its_checkpoint(store: EventStore) -> None:
+    for i in range(1, 6):
+        await store.append(f"case-{i}", [ev(n=i)], NO_STREAM)
+    await store.append("call-1", [ev(n=99)], NO_STREAM)
+    recorder = Recorder("r1", frozenset({"case"}), fail_on=4)
+    runner = ReactorRunner(store, recorder, batch_size=2)
+    with pytest.raises(RuntimeError):
+        await runner.run_until_caught_up()
+    assert [e.data["n"] for e in recorder.seen] == [1, 2, 3]
+    again = ReactorRunner(store, recorder, batch_size=2)
+    assert await again.run_until_caught_up() == 2
+    assert [e.data["n"] for e in recorder.seen] == [1, 2, 3, 4, 5]
+
+
+async def test_reactor_runner_follows_live(store: EventStore) -> None:
+    recorders = [Recorder(f"live{i}", None) for i in range(3)]
+    tasks = [asyncio.create_task(ReactorRunner(store, r, poll_interval=30).run()) for r in recorders]
+    try:
+        await asyncio.sleep(0.05)
+        await store.append("case-1", [ev(n=1)], NO_STREAM)
+        async with asyncio.timeout(2):
+            while any(not r.seen for r in recorders):
+                await asyncio.sleep(0.005)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    assert all([e.data["n"] for e in r.seen] == [1] for r in recorders)
