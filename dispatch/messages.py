@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import typing
 from datetime import datetime
-from functools import cache
 from typing import Any, ClassVar, TypeVar
 
 from eventstore import NewEvent, RecordedEvent
@@ -65,9 +64,14 @@ def to_new_event(evt: Event, metadata: dict[str, Any] | None = None) -> NewEvent
     return NewEvent(type(evt).__name__, to_data(evt), evt.SCHEMA_VERSION, dict(metadata or {}))
 
 
-@cache
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
 def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls)
+    return hints
 
 
 def _from_json(tp: Any, value: Any) -> Any:
@@ -75,7 +79,7 @@ def _from_json(tp: Any, value: Any) -> Any:
         return None
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType")):
+    if origin in (typing.Union, __import__("types").UnionType):
         inner = [a for a in args if a is not type(None)]
         return _from_json(inner[0], value) if len(inner) == 1 else value
     if tp is datetime:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from gateway.settings import Token
 
@@ -51,15 +53,14 @@ def resolve(tokens: Mapping[str, Token], token: str | None) -> Principal | None:
     return None if found is None else Principal(found.role, found.subject)
 
 
-def make_middleware(
-    tokens: Mapping[str, Token],
-) -> Callable[[web.Request, Callable[[web.Request], Awaitable[web.StreamResponse]]], Awaitable[web.StreamResponse]]:
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def make_middleware(tokens: Mapping[str, Token]) -> Middleware:
     """A middleware that attaches the caller's principal (or None) to each request."""
 
     @web.middleware
-    async def authenticate(
-        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-    ) -> web.StreamResponse:
+    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
         request[PRINCIPAL] = resolve(tokens, token_of(request))
         return await handler(request)
 
@@ -83,7 +84,7 @@ def require(request: web.Request, *roles: str) -> Principal:
         )
     if who.role != "admin" and who.role not in roles:
         raise Forbidden(
-            text='{"error":{"code":"forbidden","message":"role %s may not do this"}}' % who.role,
+            text=json.dumps({"error": {"code": "forbidden", "message": f"role {who.role} may not do this"}}),
             content_type="application/json",
         )
     return who

@@ -15,7 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway import embedded, logging as intake_logging
+from gateway import embedded
+from gateway import logging as intake_logging
 from gateway.settings import Settings, SettingsError, Token, from_env
 
 SHUTDOWN_TIMEOUT = 10.0
@@ -55,7 +56,10 @@ def _describe(url: str | None) -> str:
     return url.split("@")[-1] if "@" in url else url
 
 
-async def serve(settings: Settings, *, after_start: Callable[[Settings, web.Application], Awaitable[None]] | None = None) -> int:
+AfterStart = Callable[[Settings, web.Application], Awaitable[None]]
+
+
+async def serve(settings: Settings, *, after_start: AfterStart | None = None) -> int:
     """Run the gateway until SIGINT / SIGTERM, then drain and close."""
     from gateway.app import create_app
 

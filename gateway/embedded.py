@@ -43,7 +43,7 @@ def start_postgres(data_dir: Path) -> tuple[str, Any]:
 
     folder = data_dir / "pg"
     folder.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(str(folder), cleanup_mode="stop")
+    server = pgserver.get_server(str(folder), cleanup_mode="stop")  # type: ignore[attr-defined]
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}';")
     if "1 row" not in exists:
         server.psql(f"CREATE DATABASE {DATABASE};")

@@ -89,9 +89,8 @@ def field(body: Mapping[str, Any], name: str, kind: type | tuple[type, ...], *, 
             raise BadRequest("missing_field", f"field {name!r} is required")
         return None
     value = body[name]
-    if isinstance(value, bool) and kind is not bool and bool not in (kind if isinstance(kind, tuple) else (kind,)):
-        raise BadRequest("bad_field", f"field {name!r} has the wrong type")
-    if not isinstance(value, kind):
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if not isinstance(value, kind) or (isinstance(value, bool) and bool not in kinds):
         raise BadRequest("bad_field", f"field {name!r} has the wrong type")
     return value
 

@@ -16,6 +16,7 @@ from gateway.http import json_response
 from gateway.services import SERVICES
 
 CHECK_TIMEOUT = 2.0
+_DOWN: tuple[type[BaseException], ...] = (*UNAVAILABLE, TimeoutError)
 
 
 async def _check_postgres(request: web.Request) -> dict[str, Any]:
@@ -24,7 +25,7 @@ async def _check_postgres(request: web.Request) -> dict[str, Any]:
         async with asyncio.timeout(CHECK_TIMEOUT):
             async with services.pool.acquire() as conn:
                 await conn.fetchval("SELECT 1")
-    except (*UNAVAILABLE, TimeoutError) as exc:
+    except _DOWN as exc:
         return {"ok": False, "error": type(exc).__name__}
     return {"ok": True}
 

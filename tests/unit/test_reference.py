@@ -1,0 +1,110 @@
+"""Reference data: validation, CRS conversion and idempotent recording."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dispatch.geo import wgs84_to_gcj02
+from dispatch.reference import InvalidReference, RecordReference, parse_feature, record_reference
+from eventstore.memory import MemoryEventStore
+from gateway.loader import read_features
+
+PROVIDER: dict[str, Any] = {
+    "type": "Feature",
+    "properties": {"kind": "provider", "id": "P1", "name": "李师傅电工", "skills": ["power_repair"],
+                   "capacity": 2, "phone": "13800138000", "districts": ["610402"]},
+    "geometry": {"type": "Point", "coordinates": [108.70, 34.33]},
+}
+
+
+def with_props(**changes: Any) -> dict[str, Any]:
+    feature = copy.deepcopy(PROVIDER)
+    feature["properties"].update(changes)
+    return feature
+
+
+def test_valid_provider_keeps_extra_properties() -> None:
+    item = parse_feature(with_props(rating=4.8))
+    assert (item.kind, item.id, item.stream) == ("provider", "P1", "provider-P1")
+    assert item.properties["rating"] == 4.8
+    assert "kind" not in item.properties
+
+
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        ({"capacity": "two"}, "capacity"),
+        ({"skills": "power_repair"}, "skills"),
+        ({"phone": None}, "missing phone"),
+        ({"kind": "spaceship"}, "kind must be"),
+        ({"id": "bad id with spaces"}, "id must be"),
+    ],
+)
+def test_invalid_provider_is_refused_with_reason(changes: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(InvalidReference, match=fragment):
+        parse_feature(with_props(**changes))
+
+
+def test_provider_needs_a_point() -> None:
+    feature = with_props()
+    feature["geometry"] = None
+    with pytest.raises(InvalidReference, match="geometry must be Point"):
+        parse_feature(feature)
+
+
+def test_elder_contacts_need_known_roles() -> None:
+    elder = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [108.7, 34.3]},
+             "properties": {"kind": "elder", "id": "E1", "name": "王奶奶", "phone": "13900000000",
+                            "devices": ["D1"], "contacts": [{"role": "cousin", "name": "x", "phone": "1"}]}}
+    with pytest.raises(InvalidReference, match="contacts"):
+        parse_feature(elder)
+
+
+def test_gcj02_feature_is_stored_in_wgs84() -> None:
+    glat, glon = wgs84_to_gcj02(34.33, 108.70)
+    feature = with_props(crs="gcj02")
+    feature["geometry"]["coordinates"] = [glon, glat]
+    lon, lat = parse_feature(feature).geometry["coordinates"]  # type: ignore[index]
+    assert abs(lat - 34.33) < 2e-6 and abs(lon - 108.70) < 2e-6
+
+
+async def test_recording_is_idempotent_on_content() -> None:
+    store = MemoryEventStore()
+    item = parse_feature(PROVIDER)
+    assert await record_reference(RecordReference(item), store=store) == "recorded"
+    assert await record_reference(RecordReference(item), store=store) == "unchanged"
+    changed = parse_feature(with_props(capacity=5))
+    assert await record_reference(RecordReference(changed), store=store) == "updated"
+    events = await store.read_stream("provider-P1")
+    assert [e.type for e in events] == ["ReferenceRecorded", "ReferenceUpdated"]
+    assert events[-1].data["properties"]["capacity"] == 5
+
+
+def test_csv_rows_become_features(tmp_path: Path) -> None:
+    path = tmp_path / "providers.csv"
+    path.write_text(
+        "kind,id,name,skills,capacity,phone,districts,available,lat,lon\n"
+        "provider,P9,张师傅,plumbing;locksmith,3,13700000000,610402,false,34.3,108.7\n",
+        encoding="utf-8",
+    )
+    [feature] = read_features(path)
+    item = parse_feature(feature)
+    assert item.properties["skills"] == ["plumbing", "locksmith"]
+    assert item.properties["capacity"] == 3 and item.properties["available"] is False
+    assert item.geometry == {"type": "Point", "coordinates": [108.7, 34.3]}
+
+
+def test_demo_files_all_parse() -> None:
+    root = Path(__file__).resolve().parents[2] / "gis_data"
+    kinds: dict[str, int] = {}
+    for path in sorted(root.glob("*.geojson")):
+        for index, feature in enumerate(read_features(path)):
+            item = parse_feature(feature, index)
+            kinds[item.kind] = kinds.get(item.kind, 0) + 1
+    assert kinds["district"] == 15
+    assert kinds["provider"] >= 2000
+    assert kinds["elder"] > 0 and kinds["agent"] > 0 and kinds["unit"] > 0
