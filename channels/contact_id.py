@@ -1,0 +1,100 @@
+"""Alarm event codes: Contact ID (`ADM-CID`, SIA DC-05) and SIA-DCS (DC-03).
+
+Both decode into an `AlarmSignal` whose `kind` drives the elderly flow:
+`alarm` opens a case, `test` (periodic / manual test) and `restore` /
+`status` are recorded only.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from channels.errors import BadInput
+
+CID_TEST = frozenset(range(601, 610))
+"""601 manual test ... 602 periodic test ... 607 walk test, 608 test with trouble."""
+CID_ALARM = range(100, 180)
+"""1xx: medical (100-102), fire (110-118), panic / duress (120-129), intrusion, general alarms."""
+SIA_TEST = frozenset({"RP", "RX", "RY", "TX", "TS", "TE", "TP"})
+SIA_ALARM = frozenset({"MA", "PA", "HA", "FA", "QA", "BA", "GA", "KA", "WA", "UA", "TA"})
+SIA_RESTORE_LETTERS = frozenset("HR")
+
+_CID = re.compile(r"^(?:#[0-9A-Fa-f]{3,16}\|)?([136])(\d{3}) ?([0-9A-Fa-f]{2}) ?([0-9A-Fa-f]{3})$")
+_SIA_ACCOUNT = re.compile(r"^#[0-9A-Fa-f]{3,16}\|")
+_SIA_EVENT = re.compile(r"^(?:[a-z]{2}[^/A-Z]*)*([A-Z]{2})(\d*)")
+_HTTP_CODE = re.compile(r"^(?:([A-Z]{2})|([ER]?)(\d{3}))$")
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmSignal:
+    """One decoded alarm event: what it is, where (zone) and what to do with it."""
+
+    protocol: str
+    code: str
+    kind: str
+    zone: str | None = None
+    qualifier: str | None = None
+    text: str | None = None
+
+
+def _cid_kind(qualifier: str, code: int) -> str:
+    if qualifier == "3":
+        return "restore"
+    if code in CID_TEST:
+        return "test"
+    return "alarm" if code in CID_ALARM else "status"
+
+
+def _sia_kind(code: str) -> str:
+    if code in SIA_TEST:
+        return "test"
+    if code in SIA_ALARM:
+        return "alarm"
+    return "restore" if code[1] in SIA_RESTORE_LETTERS else "status"
+
+
+def decode_cid(data: str) -> AlarmSignal:
+    """A Contact ID block `#acct|QEEE GG CCC`."""
+    match = _CID.match(data.strip())
+    if match is None:
+        raise BadInput("Contact ID data is not QEEE GG CCC", code="bad_contact_id")
+    qualifier, code, _group, zone = match.groups()
+    return AlarmSignal("ADM-CID", code, _cid_kind(qualifier, int(code)), zone, qualifier)
+
+
+def decode_sia(data: str) -> AlarmSignal:
+    """A SIA-DCS block `#acct|N[ri1/][id2/]MA1[^text^]`; the first event code counts."""
+    text = _SIA_ACCOUNT.sub("", data.strip())
+    if not text or text[0] not in "NO":
+        raise BadInput("SIA-DCS data must start with N or O", code="bad_sia_data")
+    body = re.sub(r"\^[^^]*\^", "", text[1:]).split("|A", 1)
+    for part in body[0].split("/"):
+        match = _SIA_EVENT.match(part)
+        if match:
+            code, zone = match.groups()
+            note = body[1] if len(body) > 1 else None
+            return AlarmSignal("SIA-DCS", code, _sia_kind(code), zone or None, text[0], note)
+    raise BadInput("SIA-DCS data has no event code", code="bad_sia_data")
+
+
+def decode(token: str, data: str) -> AlarmSignal:
+    """Decode the data block of a `SIA-DCS` or `ADM-CID` frame."""
+    if token == "ADM-CID":
+        return decode_cid(data)
+    if token == "SIA-DCS":
+        return decode_sia(data)
+    raise BadInput(f"message type {token} is not supported", code="unsupported")
+
+
+def decode_http_code(code: str, zone: str | None) -> AlarmSignal:
+    """A code sent over HTTPS: a SIA code (`MA`) or Contact ID (`101`, `E101`, `R101`)."""
+    match = _HTTP_CODE.match(code.strip().upper())
+    if match is None:
+        raise BadInput("code must be a SIA code (MA) or a Contact ID code (101, E101, R101)",
+                       code="bad_code")
+    sia, event, number = match.groups()
+    if sia:
+        return AlarmSignal("SIA", sia, _sia_kind(sia), zone)
+    qualifier = "3" if event == "R" else "1"
+    return AlarmSignal("CID", number, _cid_kind(qualifier, int(number)), zone, qualifier)

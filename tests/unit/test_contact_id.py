@@ -1,0 +1,66 @@
+"""Contact ID and SIA-DCS event codes decode into alarm / test / restore / status."""
+
+from __future__ import annotations
+
+import pytest
+from my_dc09_spt.msg.dc03_msg import dc03_msg
+from my_dc09_spt.msg.dc05_msg import dc05_msg
+
+from channels.contact_id import decode, decode_http_code
+from channels.errors import BadInput
+
+
+@pytest.mark.parametrize(("params", "kind"), [
+    ({"code": 101, "q": 1, "zone": 1}, "alarm"),
+    ({"code": 120, "q": 1, "zone": 3}, "alarm"),
+    ({"code": 101, "q": 3, "zone": 1}, "restore"),
+    ({"code": 602, "q": 1}, "test"),
+    ({"code": 601, "q": 1}, "test"),
+    ({"code": 302, "q": 1}, "status"),
+])
+def test_contact_id_kinds(params: dict[str, object], kind: str) -> None:
+    signal = decode("ADM-CID", dc05_msg.dc05event("1234", params)[:-1])
+    assert signal.kind == kind
+    assert signal.code == str(params["code"])
+
+
+@pytest.mark.parametrize(("params", "kind"), [
+    ({"code": "MA", "zone": 1}, "alarm"),
+    ({"code": "PA", "zone": 1, "area": 2}, "alarm"),
+    ({"code": "RP"}, "test"),
+    ({"code": "TX"}, "test"),
+    ({"code": "MH", "zone": 1}, "restore"),
+    ({"code": "YT"}, "status"),
+])
+def test_sia_kinds(params: dict[str, object], kind: str) -> None:
+    signal = decode("SIA-DCS", dc03_msg.dc03event("1234", params)[:-1])
+    assert signal.kind == kind
+    assert signal.code == params["code"]
+
+
+def test_sia_with_modifiers_and_text() -> None:
+    signal = decode("SIA-DCS", "#1234|Nri1^Bedroom^/id2/MA7|Ahelp")
+    assert (signal.code, signal.zone, signal.text) == ("MA", "7", "help")
+
+
+@pytest.mark.parametrize(("token", "data"), [
+    ("ADM-CID", "#1234|1101"), ("ADM-CID", "#1234|5101 00 001"), ("SIA-DCS", "#1234|X"),
+    ("SIA-DCS", "#1234|Nri1/"), ("SIA-PUL", "1"),
+])
+def test_malformed_data_is_bad_input(token: str, data: str) -> None:
+    with pytest.raises(BadInput):
+        decode(token, data)
+
+
+@pytest.mark.parametrize(("code", "kind"), [
+    ("MA", "alarm"), ("101", "alarm"), ("E101", "alarm"), ("R101", "restore"), ("602", "test"),
+    ("rp", "test"),
+])
+def test_http_codes(code: str, kind: str) -> None:
+    assert decode_http_code(code, None).kind == kind
+
+
+@pytest.mark.parametrize("code", ["", "M", "12", "X1234", "E10"])
+def test_bad_http_codes(code: str) -> None:
+    with pytest.raises(BadInput):
+        decode_http_code(code, None)
