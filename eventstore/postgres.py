@@ -140,7 +140,7 @@ class PostgresEventStore:
                 conn, stream, events, expected_version, idempotency_key=idempotency_key
             )
         if not result.duplicate:
-            self._wake()
+            self.wake()
         return result
 
     async def read_stream(
@@ -229,8 +229,11 @@ class PostgresEventStore:
 
     # -- waking readers -------------------------------------------------------
 
-    def _wake(self) -> None:
+    def wake(self) -> None:
         """Wake local readers now and, coalesced, readers in other processes.
+
+        `append` calls this; call it yourself after committing a transaction
+        in which you appended with `append_on`.
 
         The NOTIFY is sent outside the append transaction: a `pg_notify` inside
         every append serialises commits on the notify queue lock. Appends that

@@ -55,11 +55,19 @@ Publish = Callable[[Sequence[Change]], Awaitable[None]]
 
 
 class Projection(Protocol):
-    """A read model kept in PostgreSQL tables, fed from the log exactly once."""
+    """A read model kept in PostgreSQL tables, fed from the log exactly once.
 
-    name: str
-    categories: frozenset[str] | None
-    tables: tuple[str, ...]
+    `name` is its checkpoint name (unique); `categories` the stream categories
+    it reads (None: all); `tables` its read-model tables, truncated by rebuild.
+    Plain class attributes satisfy these read-only members.
+    """
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def categories(self) -> frozenset[str] | None: ...
+    @property
+    def tables(self) -> tuple[str, ...]: ...
 
     async def apply(
         self, conn: asyncpg.Connection, event: RecordedEvent
@@ -69,10 +77,15 @@ class Projection(Protocol):
 
 
 class Reactor(Protocol):
-    """A policy: reacts to events by sending idempotent commands (at-least-once)."""
+    """A policy: reacts to events by sending idempotent commands (at-least-once).
 
-    name: str
-    categories: frozenset[str] | None
+    `name` is its checkpoint name; `categories` the stream categories it reads.
+    """
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def categories(self) -> frozenset[str] | None: ...
 
     async def react(self, event: RecordedEvent) -> None:
         """React to one event; may be called again for the same event after a crash."""

@@ -46,7 +46,8 @@ async def test_append_numbers_versions_from_zero(store: EventStore) -> None:
     second = await store.append("case-1", [ev(n=3)], 1)
     assert (first.first_version, first.last_version) == (0, 1)
     assert (second.first_version, second.last_version) == (2, 2)
-    assert len(first.positions) == 2 and first.positions[0] < first.positions[1] < second.positions[0]
+    assert len(first.positions) == 2
+    assert first.positions[0] < first.positions[1] < second.positions[0]
     assert not first.duplicate
     events = await store.read_stream("case-1")
     assert [e.version for e in events] == [0, 1, 2]
@@ -107,7 +108,8 @@ async def test_idempotent_append_returns_original_and_writes_nothing(store: Even
     )
     assert await store.stream_version("case-1") == 1
     found = await store.find_by_idempotency_key("sms-SM1")
-    assert found is not None and found.positions == first.positions
+    assert found is not None
+    assert found.positions == first.positions
     events = await store.read_stream("case-1")
     assert {e.metadata["idempotency_key"] for e in events} == {"sms-SM1"}
     assert await store.find_by_idempotency_key("nope") is None
@@ -152,7 +154,8 @@ async def test_read_all_in_order_with_checkpoints_and_categories(store: EventSto
     resume = await store.checkpoint_at(everything[1][1].position)
     assert [e.data["n"] for _, e in await store.read_all(resume)] == [3, 4]
     batch = await store.read_batch(Checkpoint(), limit=10)
-    assert [e for _, e in batch.events] == [e for _, e in everything] and not batch.pending
+    assert [e for _, e in batch.events] == [e for _, e in everything]
+    assert not batch.pending
 
 
 async def test_checkpoints_are_stored_by_name(store: EventStore) -> None:
@@ -170,9 +173,10 @@ async def test_every_wakeup_is_set_by_an_append(store: EventStore) -> None:
     waiting = asyncio.gather(first.wait(5), second.wait(5), store.wait_for_events(5))
     await asyncio.sleep(0.01)
     await store.append("case-1", [ev()], NO_STREAM)
-    assert await asyncio.wait_for(waiting, 2) == [True, True, None]
+    assert list(await asyncio.wait_for(waiting, 2)) == [True, True, None]
     first.clear()
-    assert not first.is_set() and second.is_set()
+    assert not first.is_set()
+    assert second.is_set()
 
 
 class Recorder:
@@ -182,6 +186,7 @@ class Recorder:
         self.name = name
         self.categories = categories
         self.seen: list[RecordedEvent] = []
+        self.got = asyncio.Event()
         self._fail_on = fail_on
 
     async def react(self, event: RecordedEvent) -> None:
@@ -190,6 +195,7 @@ class Recorder:
             self._fail_on = 0
             raise RuntimeError("boom")
         self.seen.append(event)
+        self.got.set()
 
 
 async def test_reactor_runner_resumes_from_its_checkpoint(store: EventStore) -> None:
@@ -212,9 +218,7 @@ async def test_reactor_runner_follows_live(store: EventStore) -> None:
     try:
         await asyncio.sleep(0.05)
         await store.append("case-1", [ev(n=1)], NO_STREAM)
-        async with asyncio.timeout(2):
-            while any(not r.seen for r in recorders):
-                await asyncio.sleep(0.005)
+        await asyncio.wait_for(asyncio.gather(*(r.got.wait() for r in recorders)), 2)
     finally:
         for task in tasks:
             task.cancel()

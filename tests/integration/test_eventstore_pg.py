@@ -1,0 +1,240 @@
+"""The PostgreSQL event store under concurrency: ordering, idempotency, horizon, waking."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+
+import asyncpg
+import pytest
+
+from eventstore import ANY, NO_STREAM, AppendResult, Checkpoint, NewEvent, RecordedEvent, WrongExpectedVersion
+from eventstore.errors import AppendFailed
+from eventstore.postgres import PostgresEventStore, append_on, create_pool
+from eventstore.subscriptions import ReactorRunner
+
+WRITERS = 16
+TARGET_EVENTS = 100_000
+EVENTS_PER_APPEND = 25
+
+
+async def until(condition: Callable[[], bool], seconds: float) -> None:
+    """Wait until `condition()` holds, failing after `seconds`."""
+    async with asyncio.timeout(seconds):
+        while not condition():  # noqa: ASYNC110 (polls state owned by other tasks)
+            await asyncio.sleep(0.005)
+
+
+class _Rollback(Exception):
+    """Raised inside a writer's transaction to abort it on purpose."""
+
+
+class Collector:
+    """A reactor that records positions in delivery order."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.categories: frozenset[str] | None = None
+        self.positions: list[int] = []
+
+    async def react(self, event: RecordedEvent) -> None:
+        """Remember the event's position."""
+        self.positions.append(event.position)
+
+
+async def _writer(store: PostgresEventStore, seed: int, committed: list[int], budget: list[int]) -> None:
+    rng = random.Random(seed)
+    while budget[0] > 0:
+        positions: list[int] = []
+        try:
+            async with store.connection() as conn, conn.transaction():
+                for _ in range(rng.randint(1, 3)):
+                    stream = f"load-w{seed}s{rng.randint(0, 40)}"
+                    batch = [NewEvent("Loaded", {"w": seed}) for _ in range(EVENTS_PER_APPEND)]
+                    positions.extend((await append_on(conn, stream, batch, ANY)).positions)
+                await conn.execute("SELECT pg_sleep($1)", rng.random() * 0.004)
+                if rng.random() < 0.05:
+                    raise _Rollback
+        except _Rollback:
+            continue
+        budget[0] -= len(positions)
+        committed.extend(positions)
+        store.wake()
+
+
+async def _tail(store: PostgresEventStore, seen: list[int], stop: asyncio.Event) -> None:
+    """A raw subscriber: read_batch from a checkpoint, woken by its own latch."""
+    wakeup = store.wakeup()
+    after = Checkpoint()
+    while not stop.is_set():
+        wakeup.clear()
+        batch = await store.read_batch(after, limit=2000)
+        if batch.events:
+            after = batch.events[-1][0]
+            seen.extend(e.position for _, e in batch.events)
+        elif batch.pending:
+            await asyncio.sleep(0.002)
+        else:
+            await wakeup.wait(0.05)
+
+
+@pytest.mark.timeout(180)
+async def test_concurrent_writers_tailing_subscribers_see_one_gap_free_order(
+    pg_store: PostgresEventStore,
+) -> None:
+    committed: list[int] = []
+    budget = [TARGET_EVENTS]
+    raw: list[int] = []
+    stop = asyncio.Event()
+    collector = Collector("tail-reactor")
+    tails = [
+        asyncio.create_task(_tail(pg_store, raw, stop)),
+        asyncio.create_task(ReactorRunner(pg_store, collector, batch_size=2000, poll_interval=0.05).run()),
+    ]
+    await asyncio.gather(*(_writer(pg_store, w, committed, budget) for w in range(WRITERS)))
+    try:
+        await until(lambda: min(len(raw), len(collector.positions)) >= len(committed), 60)
+    finally:
+        stop.set()
+        tails[1].cancel()
+        await asyncio.gather(*tails, return_exceptions=True)
+    async with pg_store.connection() as conn:
+        final = [r["position"] for r in await conn.fetch(
+            "SELECT position FROM events ORDER BY tx_id, position", timeout=60)]
+    assert len(committed) >= TARGET_EVENTS
+    assert sorted(final) == sorted(committed)
+    assert final != sorted(final), "commit order should differ from position order here"
+    assert raw == final
+    assert collector.positions == final
+
+
+async def test_concurrent_duplicates_wait_for_the_first_transaction(pg_store: PostgresEventStore) -> None:
+    async with pg_store.connection() as conn, conn.transaction():
+        first = await append_on(conn, "alarm-1", [NewEvent("Alarm", {})], NO_STREAM, idempotency_key="k")
+        racing = asyncio.create_task(
+            pg_store.append("alarm-1", [NewEvent("Alarm", {})], NO_STREAM, idempotency_key="k"))
+        await asyncio.sleep(0.1)
+        assert not racing.done()
+    second = await racing
+    assert second.duplicate
+    assert second.positions == first.positions
+    assert len(await pg_store.read_stream("alarm-1")) == 1
+
+
+async def test_duplicate_of_a_rolled_back_append_is_written(pg_store: PostgresEventStore) -> None:
+    racing: list[asyncio.Task[AppendResult]] = []
+
+    async def hold_then_abort() -> None:
+        async with pg_store.connection() as conn, conn.transaction():
+            await append_on(conn, "alarm-1", [NewEvent("Alarm", {})], NO_STREAM, idempotency_key="k")
+            racing.append(asyncio.create_task(
+                pg_store.append("alarm-1", [NewEvent("Alarm", {})], NO_STREAM, idempotency_key="k")))
+            await asyncio.sleep(0.1)
+            raise _Rollback
+
+    with pytest.raises(_Rollback):
+        await hold_then_abort()
+    result = await racing[0]
+    assert not result.duplicate
+    assert len(await pg_store.read_stream("alarm-1")) == 1
+
+
+async def test_expected_version_race_has_one_winner(pg_store: PostgresEventStore) -> None:
+    await pg_store.append("case-1", [NewEvent("Registered", {})], NO_STREAM)
+    outcomes = await asyncio.gather(
+        *(pg_store.append("case-1", [NewEvent("Noted", {"i": i})], 0) for i in range(10)),
+        return_exceptions=True,
+    )
+    winners = [o for o in outcomes if not isinstance(o, BaseException)]
+    losers = [o for o in outcomes if isinstance(o, WrongExpectedVersion)]
+    assert len(winners) == 1
+    assert len(losers) == 9
+    assert {loser.actual for loser in losers} == {1}
+
+
+async def test_any_appends_race_without_losing_events(pg_store: PostgresEventStore) -> None:
+    await asyncio.gather(*(pg_store.append("case-1", [NewEvent("N", {"i": i})], ANY) for i in range(20)))
+    events = await pg_store.read_stream("case-1")
+    assert [e.version for e in events] == list(range(20))
+
+
+async def test_a_database_error_mid_append_writes_nothing(pg_store: PostgresEventStore) -> None:
+    events = [NewEvent("Ok", {"t": "fine"}), NewEvent("Bad", {"t": "nul \u0000 here"})]
+    with pytest.raises(AppendFailed):
+        await pg_store.append("case-1", events, NO_STREAM, idempotency_key="k")
+    assert await pg_store.stream_version("case-1") == NO_STREAM
+    assert await pg_store.find_by_idempotency_key("k") is None
+    assert await pg_store.read_all(Checkpoint()) == []
+
+
+async def test_readers_wait_for_older_transactions(pg_store: PostgresEventStore) -> None:
+    async with pg_store.connection() as conn:
+        tx = conn.transaction()
+        await tx.start()
+        early = await append_on(conn, "case-1", [NewEvent("Early", {})], NO_STREAM)
+        late = await pg_store.append("case-2", [NewEvent("Late", {})], NO_STREAM)
+        held = await pg_store.read_batch(Checkpoint())
+        assert held.events == ()
+        assert held.pending
+        await tx.commit()
+    batch = await pg_store.read_batch(Checkpoint())
+    assert [e.position for _, e in batch.events] == [*early.positions, *late.positions]
+    assert not batch.pending
+
+
+async def test_runner_repolls_quickly_while_events_wait_behind_the_horizon(
+    pg_store: PostgresEventStore,
+) -> None:
+    collector = Collector("quick")
+    task = asyncio.create_task(ReactorRunner(pg_store, collector, poll_interval=30).run())
+    try:
+        async with pg_store.connection() as conn:
+            tx = conn.transaction()
+            await tx.start()
+            await append_on(conn, "case-1", [NewEvent("Early", {})], NO_STREAM)
+            await pg_store.append("case-2", [NewEvent("Late", {})], NO_STREAM)
+            await asyncio.sleep(0.1)
+            assert collector.positions == []
+            await tx.commit()  # no wake-up is sent for this commit
+        await until(lambda: len(collector.positions) >= 2, 1)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_notify_wakes_readers_in_another_process(pg_store: PostgresEventStore, pg_dsn: str) -> None:
+    other_pool = await create_pool(pg_dsn, min_size=1, max_size=3)
+    other = PostgresEventStore(other_pool)
+    await other.listen()
+    collector = Collector("remote")
+    task = asyncio.create_task(ReactorRunner(other, collector, poll_interval=30).run())
+    try:
+        await asyncio.sleep(0.1)
+        await pg_store.append("case-1", [NewEvent("Registered", {})], NO_STREAM)
+        await until(lambda: bool(collector.positions), 2)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await other.close()
+        await other_pool.close()
+
+
+@pytest.mark.parametrize("table", ["events", "seals"])
+@pytest.mark.parametrize(
+    "statement",
+    ["UPDATE {t} SET hash = hash", "DELETE FROM {t}", "TRUNCATE {t}"],
+)
+async def test_the_database_refuses_changes_to_the_log(
+    pg_store: PostgresEventStore, table: str, statement: str
+) -> None:
+    await pg_store.append("case-1", [NewEvent("Registered", {})], NO_STREAM)
+    async with pg_store.connection() as conn:
+        await conn.execute(
+            "INSERT INTO seals (seq, after_tx, after_position, last_tx, last_position, event_count, "
+            "positions, streams, hashes, keyed, prev_hash, hash) "
+            "VALUES (1, '0', 0, '1', 1, 1, '{1}', '{case-1}', '{}', false, '', '')")
+        with pytest.raises(asyncpg.PostgresError, match="append-only") as refused:
+            await conn.execute(statement.format(t=table))
+    assert refused.value.sqlstate == "IX403"
+

@@ -1,0 +1,129 @@
+"""Projection runner on PostgreSQL: exactly-once effects, crash mid-batch, rebuild, publish."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+
+import asyncpg
+import pytest
+
+from eventstore import ANY, NewEvent, RecordedEvent
+from eventstore.postgres import PostgresEventStore
+from eventstore.subscriptions import Change, ProjectionFailed, ProjectionRunner
+
+
+async def until(condition: Callable[[], Awaitable[bool]], seconds: float) -> None:
+    """Wait until `await condition()` holds, failing after `seconds`."""
+    async with asyncio.timeout(seconds):
+        while not await condition():  # noqa: ASYNC110 (polls the database)
+            await asyncio.sleep(0.01)
+
+
+class Counts:
+    """Counts events per stream in `t_counts`; fails once on a chosen position."""
+
+    name = "counts"
+    categories: frozenset[str] | None = frozenset({"case"})
+    tables = ("t_counts",)
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        self.fail_at = fail_at
+        self.calls = 0
+
+    async def apply(self, conn: asyncpg.Connection, event: RecordedEvent) -> Sequence[Change] | None:
+        """Count the event; blow up once at `fail_at` after writing (the crash)."""
+        self.calls += 1
+        await conn.execute(
+            "INSERT INTO t_counts (stream, n) VALUES ($1, 1) "
+            "ON CONFLICT (stream) DO UPDATE SET n = t_counts.n + 1",
+            event.stream,
+        )
+        if event.position == self.fail_at:
+            self.fail_at = None
+            raise RuntimeError("crash mid-batch")
+        return [Change("counts", {"stream": event.stream})]
+
+
+async def _setup(store: PostgresEventStore, streams: int = 10, per_stream: int = 30) -> None:
+    async with store.connection() as conn:
+        await conn.execute("CREATE TABLE t_counts (stream text PRIMARY KEY, n integer NOT NULL)")
+    for i in range(per_stream):
+        await asyncio.gather(*(
+            store.append(f"case-{s}", [NewEvent("Noted", {"i": i})], ANY) for s in range(streams)))
+    await store.append("call-1", [NewEvent("Ignored", {})], ANY)
+
+
+async def _counts(store: PostgresEventStore) -> dict[str, int]:
+    async with store.connection() as conn:
+        return {r["stream"]: r["n"] for r in await conn.fetch("SELECT stream, n FROM t_counts")}
+
+
+async def _has_counts(store: PostgresEventStore, expected: dict[str, int]) -> bool:
+    return await _counts(store) == expected
+
+
+EXPECTED = {f"case-{s}": 30 for s in range(10)}
+
+
+async def test_crash_mid_batch_rolls_back_and_retry_applies_once(pg_store: PostgresEventStore) -> None:
+    await _setup(pg_store)
+    published: list[Change] = []
+
+    async def publish(changes: Sequence[Change]) -> None:
+        published.extend(changes)
+
+    projection = Counts(fail_at=150)
+    runner = ProjectionRunner(pg_store, projection, publish=publish, batch_size=100)
+    with pytest.raises(ProjectionFailed) as failed:
+        await runner.run_until_caught_up()
+    assert failed.value.position == 150
+    assert sum((await _counts(pg_store)).values()) == 100  # the failed batch left nothing
+    assert len(published) == 100  # only committed batches were published
+    assert await runner.run_until_caught_up() == 200
+    assert await _counts(pg_store) == EXPECTED
+    assert len(published) == 300
+
+
+async def test_run_retries_from_the_checkpoint_after_an_error(pg_store: PostgresEventStore) -> None:
+    await _setup(pg_store)
+    task = asyncio.create_task(ProjectionRunner(pg_store, Counts(fail_at=42), batch_size=50).run())
+    try:
+        await until(lambda: _has_counts(pg_store, EXPECTED), 10)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_two_runners_of_one_projection_never_apply_twice(pg_store: PostgresEventStore) -> None:
+    await _setup(pg_store)
+    runners = [ProjectionRunner(pg_store, Counts(), batch_size=7) for _ in range(3)]
+    applied = await asyncio.gather(*(r.run_until_caught_up() for r in runners))
+    assert sum(applied) == 300
+    assert await _counts(pg_store) == EXPECTED
+
+
+async def test_live_projection_follows_appends(pg_store: PostgresEventStore) -> None:
+    await _setup(pg_store, streams=1, per_stream=1)
+    runner = ProjectionRunner(pg_store, Counts(), poll_interval=30)
+    task = asyncio.create_task(runner.run())
+    try:
+        await asyncio.sleep(0.1)
+        await pg_store.append("case-0", [NewEvent("Noted", {})], ANY)
+        await until(lambda: _has_counts(pg_store, {"case-0": 2}), 2)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_rebuild_truncates_and_replays_with_progress(pg_store: PostgresEventStore) -> None:
+    await _setup(pg_store)
+    runner = ProjectionRunner(pg_store, Counts(), batch_size=64)
+    await runner.run_until_caught_up()
+    async with pg_store.connection() as conn:
+        await conn.execute("UPDATE t_counts SET n = 999")
+    progress: list[tuple[int, int]] = []
+    assert await runner.rebuild(lambda done, total: progress.append((done, total))) == 300
+    assert await _counts(pg_store) == EXPECTED
+    assert progress[0] == (0, 300)
+    assert progress[-1] == (300, 300)
