@@ -19,6 +19,7 @@ seal key, a superuser who rewrites every later hash and every later seal.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -222,7 +223,9 @@ async def run_cli(args: argparse.Namespace, settings: Any) -> int:
     from eventstore.postgres import create_pool
     from gateway.cli import stores
 
-    async with stores(settings) as live:
+    # Verification needs PostgreSQL only: never start an embedded Redis for it.
+    needs = dataclasses.replace(settings, redis_url=settings.redis_url or "redis://unused")
+    async with stores(needs) as live:
         if live.database_url is None:
             raise EventStoreError("intake verify needs a database URL")
         pool = await create_pool(live.database_url, min_size=1, max_size=2,
