@@ -1,0 +1,213 @@
+"""The linking policy: on each new case, link duplicates and gather outages into incidents.
+
+A reactor over `case-` and `incident-` streams. For a `CaseRegistered` it asks
+its candidate read model (`link_candidates`, its own table, kept in log order
+by this policy alone, so every decision sees exactly the cases before it)
+for recent cases of the category in a bounding box (GiST index) or from the
+same caller, runs the pure `duplicates.decide`, and sends `LinkCases` and the
+incident commands with idempotency keys derived from the event. The benchmark
+(`bench/linking.py`) drives the same `decide_for` over `MemoryCandidates`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+from typing import Any, Protocol
+
+import asyncpg
+import structlog
+
+from dispatch.case import CaseRegistered, load_case
+from dispatch.duplicates import (
+    CaseSketch,
+    Decision,
+    LinkCases,
+    LinkParams,
+    UnlinkCases,
+    bbox,
+    decide,
+    window,
+)
+from dispatch.errors import DispatchError
+from dispatch.incidents import AddCaseToIncident, IncidentBroadcast, OpenIncident
+from dispatch.messages import from_data
+from eventstore import EventStore, RecordedEvent
+
+log = structlog.get_logger(__name__)
+
+ACTOR = "policy:linking"
+CLOSED = ("completed", "called_back", "archived", "closed")
+PRUNE_EVERY = 500
+
+Send = Callable[[object], Awaitable[Any]]
+
+
+class CandidateSource(Protocol):
+    """The candidate read model: `MemoryCandidates` (tests, bench) or `PgCandidates`."""
+
+    async def candidates(self, new: CaseSketch) -> list[CaseSketch]:
+        """Recent cases of the category in the bounding box, or from the same caller."""
+        ...
+
+    async def remember(self, sketch: CaseSketch) -> None:
+        """Add a case (a repeat keeps its incident)."""
+        ...
+
+    async def assign(self, case_ids: Sequence[str], incident_id: str | None) -> None:
+        """Record the incident of cases (None releases them)."""
+        ...
+
+    async def release(self, incident_id: str) -> None:
+        """Forget a resolved incident."""
+        ...
+
+    async def recategorise(self, case_id: str, category: str) -> None:
+        """A case's category changed (reclassified)."""
+        ...
+
+
+_CANDIDATES = f"""
+SELECT case_id, category, at, lat, lon, district, phone, openid, incident_id FROM link_candidates l
+ WHERE case_id <> $1 AND category = $2
+   AND ((pt <@ box(point($4, $3), point($6, $5)) AND at BETWEEN $7 AND $8)
+        OR ((phone = $9 OR openid = $10) AND at BETWEEN $11 AND $12))
+   AND NOT EXISTS (SELECT 1 FROM cases c WHERE c.case_id = l.case_id
+                    AND c.status IN ({", ".join(f"'{s}'" for s in CLOSED)}))
+ ORDER BY at DESC, case_id DESC LIMIT $13"""
+_REMEMBER = """
+INSERT INTO link_candidates (case_id, category, at, lat, lon, district, phone, openid)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (case_id) DO UPDATE SET category = $2, at = $3, lat = $4, lon = $5, district = $6,
+    phone = $7, openid = $8"""
+
+
+class PgCandidates:
+    """The candidate read model in PostgreSQL (`link_candidates`, migration 0400)."""
+
+    def __init__(self, pool: asyncpg.Pool, params: LinkParams) -> None:
+        self._pool = pool
+        self._params = params
+        self._inserted = 0
+
+    async def candidates(self, new: CaseSketch) -> list[CaseSketch]:
+        """See `CandidateSource.candidates` (same filter as `MemoryCandidates`)."""
+        p = self._params
+        box: tuple[float | None, ...] = (None, None, None, None)
+        if new.lat is not None and new.lon is not None:
+            box = bbox(new.lat, new.lon, p.radius_m)
+        near, caller = timedelta(minutes=p.window_min), timedelta(minutes=p.caller_window_min)
+        rows = await self._pool.fetch(
+            _CANDIDATES, new.case_id, new.category, *box, new.at - near, new.at + near,
+            new.phone, new.openid, new.at - caller, new.at + caller, p.max_candidates,
+        )
+        return [CaseSketch(**dict(r)) for r in rows]
+
+    async def remember(self, sketch: CaseSketch) -> None:
+        """See `CandidateSource.remember`; now and then drops cases older than every window."""
+        await self._pool.execute(_REMEMBER, sketch.case_id, sketch.category, sketch.at, sketch.lat,
+                                 sketch.lon, sketch.district, sketch.phone, sketch.openid)
+        self._inserted += 1
+        if self._inserted % PRUNE_EVERY == 0:
+            horizon = sketch.at - 2 * window(self._params)
+            await self._pool.execute("DELETE FROM link_candidates WHERE at < $1", horizon)
+
+    async def assign(self, case_ids: Sequence[str], incident_id: str | None) -> None:
+        """See `CandidateSource.assign`."""
+        await self._pool.execute("UPDATE link_candidates SET incident_id = $2 WHERE case_id = ANY($1)",
+                                 list(case_ids), incident_id)
+
+    async def release(self, incident_id: str) -> None:
+        """See `CandidateSource.release`."""
+        await self._pool.execute("UPDATE link_candidates SET incident_id = NULL WHERE incident_id = $1",
+                                 incident_id)
+
+    async def recategorise(self, case_id: str, category: str) -> None:
+        """See `CandidateSource.recategorise`."""
+        await self._pool.execute("UPDATE link_candidates SET category = $2 WHERE case_id = $1",
+                                 case_id, category)
+
+
+class LinkingPolicy:
+    """Reactor: link each new case to its duplicates and grow incidents (see the module)."""
+
+    name = "linking"
+    categories: frozenset[str] | None = frozenset({"case", "incident"})
+
+    def __init__(self, source: CandidateSource, params: LinkParams, *, store: EventStore | None = None,
+                 send: Send | None = None) -> None:
+        self.source = source
+        self.params = params
+        self._store = store
+        self._send = send
+
+    async def decide_for(self, sketch: CaseSketch) -> Decision:
+        """Decide for a new case against the cases before it, and remember it (the shared path)."""
+        decision = decide(sketch, await self.source.candidates(sketch), self.params)
+        await self.source.remember(sketch)
+        if decision.incident is not None:
+            await self.source.assign(decision.incident.case_ids, decision.incident.incident_id)
+        return decision
+
+    async def react(self, event: RecordedEvent) -> None:
+        """Handle the events this policy follows; ignore the rest."""
+        data = event.data
+        if event.type == "CaseRegistered":
+            await self._registered(event)
+        elif event.type == "CaseAddedToIncident" and event.category == "incident":
+            await self.source.assign([data["case_id"]], data["incident_id"])
+        elif event.type == "IncidentResolved":
+            await self.source.release(data["incident_id"])
+        elif event.type == "CaseClassified":
+            await self._reclassified(event)
+
+    async def _registered(self, event: RecordedEvent) -> None:
+        sketch = CaseSketch.of(from_data(CaseRegistered, event.data))
+        decision = await self.decide_for(sketch)
+        key = f"{self.name}:{event.position}"
+        for match in decision.links:
+            await self._command(LinkCases(sketch.case_id, match.case_id, None, match.reason, ACTOR,
+                                          match.score, f"{key}:{match.case_id}"))
+        step = decision.incident
+        if step is None:
+            return
+        command: object = (
+            OpenIncident(step.incident_id, step.district, step.category, step.case_ids, step.lat, step.lon,
+                         f"{key}:incident", ACTOR)
+            if step.open else AddCaseToIncident(step.incident_id, sketch.case_id, f"{key}:incident", ACTOR)
+        )
+        if not await self._command(command) and not step.open:
+            await self.source.assign([sketch.case_id], None)
+
+    async def _reclassified(self, event: RecordedEvent) -> None:
+        """Links never cross categories: a reclassified case is unlinked from the old category."""
+        if self._store is None:
+            return
+        case = await load_case(self._store, event.data["case_id"])
+        await self.source.recategorise(case.case_id, case.category)
+        for other_id in case.linked_case_ids:
+            other = await load_case(self._store, other_id)
+            if other.category != case.category:
+                await self._command(UnlinkCases(case.case_id, other_id, None, "reclassified", ACTOR,
+                                                f"{self.name}:{event.position}:{other_id}"))
+
+    async def _command(self, command: object) -> bool:
+        """Send a command; a refusal is logged (the policy moves on), other errors propagate."""
+        if self._send is None:
+            return True
+        try:
+            await self._send(command)
+        except DispatchError as exc:
+            log.warning("linking_command_refused", command=type(command).__name__, error=str(exc))
+            return False
+        return True
+
+
+def reactors(services: Any) -> list[Any]:
+    """The linking policy and the incident broadcast (bootstrap hook)."""
+    params = LinkParams.from_settings(services.settings.extra)
+    send: Send = services.bus.handle
+    return [
+        LinkingPolicy(PgCandidates(services.pool, params), params, store=services.store, send=send),
+        IncidentBroadcast(services.store, send),
+    ]

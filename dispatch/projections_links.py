@@ -1,0 +1,115 @@
+"""Read models of links and incidents, and the two link columns of `cases`.
+
+`case_links` holds each case's side of its links, `incidents` / `incident_cases`
+the storm view. On `cases` this projection UPDATEs only `linked_case_ids` and
+`incident_id`; a row the cases projection inserts later takes both from these
+tables (trigger `cases_fill_links`, migration 0400), so the two projections
+need no ordering between them and either may be rebuilt alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from eventstore import RecordedEvent
+from eventstore.subscriptions import Change
+
+_SQL: dict[str, str] = {
+    "link": """INSERT INTO case_links (case_id, other_case_id, reason, score, linked_at)
+        VALUES ($1, $2, $3, $4, $5) ON CONFLICT (case_id, other_case_id)
+        DO UPDATE SET reason = $3, score = $4, linked_at = $5""",
+    "link_row": """UPDATE cases SET linked_case_ids = array_append(linked_case_ids, $2)
+        WHERE case_id = $1 AND NOT ($2 = ANY (linked_case_ids))""",
+    "unlink": "DELETE FROM case_links WHERE case_id = $1 AND other_case_id = $2",
+    "unlink_row": """UPDATE cases SET linked_case_ids = array_remove(linked_case_ids, $2)
+        WHERE case_id = $1""",
+    "opened": """INSERT INTO incidents (incident_id, status, category, district, lat, lon, opened_at,
+        version) VALUES ($1, 'open', $2, $3, $4, $5, $6, $7) ON CONFLICT (incident_id) DO NOTHING""",
+    "member": """WITH added AS (INSERT INTO incident_cases (incident_id, case_id, added_at)
+        VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1)
+        UPDATE incidents SET case_count = case_count + (SELECT count(*) FROM added), version = $4
+        WHERE incident_id = $1""",
+    "member_row": "UPDATE cases SET incident_id = $2 WHERE case_id = $1",
+    "cause": """UPDATE incidents SET cause = $2, expected_restoration_at = $3, cause_revision = $4,
+        version = $5 WHERE incident_id = $1""",
+    "resolved": """UPDATE incidents SET status = 'resolved', resolved_at = $2, version = $3
+        WHERE incident_id = $1""",
+}
+
+
+def _ts(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+async def _linked(conn: asyncpg.Connection, e: RecordedEvent) -> list[Change]:
+    d = e.data
+    await conn.execute(_SQL["link"], d["case_id"], d["other_case_id"], d["reason"], d.get("score"),
+                       e.recorded_at)
+    await conn.execute(_SQL["link_row"], d["case_id"], d["other_case_id"])
+    return [Change("case_link", {"case_id": d["case_id"], "other_case_id": d["other_case_id"],
+                                 "linked": True})]
+
+
+async def _unlinked(conn: asyncpg.Connection, e: RecordedEvent) -> list[Change]:
+    d = e.data
+    await conn.execute(_SQL["unlink"], d["case_id"], d["other_case_id"])
+    await conn.execute(_SQL["unlink_row"], d["case_id"], d["other_case_id"])
+    return [Change("case_link", {"case_id": d["case_id"], "other_case_id": d["other_case_id"],
+                                 "linked": False})]
+
+
+async def _opened(conn: asyncpg.Connection, e: RecordedEvent) -> list[Change]:
+    d = e.data
+    await conn.execute(_SQL["opened"], d["incident_id"], d["category"], d["district"], d.get("lat"),
+                       d.get("lon"), _ts(d["opened_at"]), e.version)
+    return [Change("incident", {"incident_id": d["incident_id"], "status": "open"})]
+
+
+async def _member(conn: asyncpg.Connection, e: RecordedEvent) -> list[Change]:
+    d = e.data
+    if e.category == "case":
+        await conn.execute(_SQL["member_row"], d["case_id"], d["incident_id"])
+        return [Change("case", {"case_id": d["case_id"], "incident_id": d["incident_id"]})]
+    await conn.execute(_SQL["member"], d["incident_id"], d["case_id"], e.recorded_at, e.version)
+    return [Change("incident", {"incident_id": d["incident_id"], "case_id": d["case_id"]})]
+
+
+async def _cause(conn: asyncpg.Connection, e: RecordedEvent) -> list[Change]:
+    d = e.data
+    await conn.execute(_SQL["cause"], d["incident_id"], d["cause"], _ts(d["expected_restoration_at"]),
+                       d["revision"], e.version)
+    return [Change("incident", {"incident_id": d["incident_id"], "cause_revision": d["revision"]})]
+
+
+async def _resolved(conn: asyncpg.Connection, e: RecordedEvent) -> list[Change]:
+    d = e.data
+    await conn.execute(_SQL["resolved"], d["incident_id"], _ts(d["resolved_at"]), e.version)
+    return [Change("incident", {"incident_id": d["incident_id"], "status": "resolved"})]
+
+
+_APPLY: dict[str, Callable[[asyncpg.Connection, RecordedEvent], Awaitable[list[Change]]]] = {
+    "CaseLinked": _linked, "CaseUnlinked": _unlinked, "IncidentOpened": _opened,
+    "CaseAddedToIncident": _member, "IncidentCauseSet": _cause, "IncidentResolved": _resolved,
+}
+
+
+class LinksProjection:
+    """Projects link and incident events into `case_links`, `incidents`, `incident_cases`, `cases`."""
+
+    name = "links"
+    categories: frozenset[str] | None = frozenset({"case", "incident"})
+    tables: tuple[str, ...] = ("case_links", "incidents", "incident_cases")
+
+    async def apply(self, conn: asyncpg.Connection, event: RecordedEvent) -> Sequence[Change] | None:
+        """Apply one event (others are ignored)."""
+        step = _APPLY.get(event.type)
+        return None if step is None else await step(conn, event)
+
+
+def projections(services: Any) -> list[LinksProjection]:
+    """The links projection (bootstrap hook)."""
+    return [LinksProjection()]
