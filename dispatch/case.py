@@ -1,7 +1,8 @@
 """The case aggregate: one case = one event stream `case-<case_id>`.
 
-This module holds registration (accept); the later lifecycle steps extend
-`CaseState.apply` and `HANDLERS`.
+This module holds registration (accept) and the folded state; the later
+lifecycle steps live in `case_events.py` (events, how they fold) and
+`case_actions.py` (commands and their handlers).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from dispatch.case_events import APPLIERS
 from dispatch.clock import Clock
 from dispatch.errors import InvalidCommand, NotFound
 from dispatch.messages import Command, Event, event, from_recorded, metadata, to_new_event
@@ -184,11 +186,39 @@ class CaseState:
     linked_case_ids: tuple[str, ...] = ()
     incident_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    customer_type: str | None = None
+    fault: Fault | None = None
+    deadline_from: datetime | None = None
+    assignee_kind: str | None = None
+    dispatched_at: datetime | None = None
+    last_dispatched_at: datetime | None = None
+    confirm_by: datetime | None = None
+    confirmed_at: datetime | None = None
+    complete_by: datetime | None = None
+    completed_at: datetime | None = None
+    callback_by: datetime | None = None
+    callback_outcome: str | None = None
+    callback_at: datetime | None = None
+    handler: str | None = None
+    result: str | None = None
+    archived_at: datetime | None = None
+    closed_at: datetime | None = None
+    last_touched_at: datetime | None = None
+    rejected_by: tuple[str, ...] = ()
+    pending_extension: datetime | None = None
+    chase_stage: str | None = None
+    chase_count: int = 0
+    last_chased_at: datetime | None = None
+    feedback_count: int = 0
+    supplement_count: int = 0
 
     def apply(self, evt: Event, version: int) -> None:
-        """Fold one event into the state."""
+        """Fold one event into the state (lifecycle events: `case_events.APPLIERS`)."""
         self.version = version
-        if isinstance(evt, CaseRegistered):
+        applier = APPLIERS.get(type(evt))
+        if applier is not None:
+            applier(self, evt)
+        elif isinstance(evt, CaseRegistered):
             self.status = "accepted"
             self.category = evt.category
             self.priority = evt.priority
@@ -203,6 +233,9 @@ class CaseState:
             self.flags = evt.flags
             self.missing_fields = evt.missing_fields
             self.elder_id = evt.elder_id
+            self.customer_type = evt.customer_type
+            self.fault = evt.fault
+            self.deadline_from = evt.accepted_at
 
 
 def case_stream(case_id: str) -> str:
