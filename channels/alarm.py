@@ -1,0 +1,137 @@
+"""One-touch alarm adapter: SIA DC-09 frames and HTTPS vendor events into `ReceiveAlarm`.
+
+Idempotency (CONTRACT): a SIA frame is `sia:account:sequence:timestamp` when
+it has a timestamp; without one it is account + sequence + a hash of the
+content, and counts as a repeat only within 10 minutes of the first. HTTPS
+events use the vendor's `event_id`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from channels.contact_id import AlarmSignal, decode_http_code
+from channels.errors import BadInput
+from channels.sia import Frame
+from dispatch.elderly import ReceiveAlarm
+from dispatch.geo import to_wgs84
+from eventstore import EventStore
+
+REPEAT_WINDOW = timedelta(minutes=10)
+"""A frame without timestamp repeated within this time is a retransmission."""
+_ACCOUNT = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
+_DMS = re.compile(r"^(\d{1,3})([NSEW])(\d{1,2}(?:\.\d+)?)$")
+
+
+def _coordinate(text: str) -> float | None:
+    match = _DMS.match(text)
+    if match:
+        degrees, hemisphere, minutes = match.groups()
+        value = int(degrees) + float(minutes) / 60
+        return -value if hemisphere in "SW" else value
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def frame_position(xdata: tuple[str, ...]) -> tuple[float, float] | None:
+    """The WGS84 (GPS) position in `[X..]` (longitude) / `[Y..]` (latitude) blocks, if both."""
+    found = {x[0]: _coordinate(x[1:]) for x in xdata if x[:1] in ("X", "Y")}
+    lat, lon = found.get("Y"), found.get("X")
+    if lat is None or lon is None or not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        return None
+    return lat, lon
+
+
+async def sia_key(store: EventStore, frame: Frame, now: datetime) -> str:
+    """The retransmission key of a frame (see the module docstring)."""
+    base = f"sia:{frame.account}:{frame.sequence}"
+    if frame.timestamp is not None:
+        return f"{base}:{frame.timestamp:%Y%m%dT%H%M%S}"
+    digest = hashlib.sha256(f"{frame.token}|{frame.data}|{'|'.join(frame.xdata)}".encode()).hexdigest()[:16]
+    bucket = int(now.timestamp() // REPEAT_WINDOW.total_seconds())
+    previous = f"{base}:{digest}:{bucket - 1}"
+    seen = await store.find_by_idempotency_key(previous)
+    if seen is not None:
+        first = await store.read_stream(seen.stream, limit=1)
+        received = first[0].metadata.get("received_at") if first else None
+        if received and now - datetime.fromisoformat(received) <= REPEAT_WINDOW:
+            return previous
+    return f"{base}:{digest}:{bucket}"
+
+
+def command_from_frame(
+    frame: Frame, signal: AlarmSignal, key: str, transport: str
+) -> ReceiveAlarm:
+    """The command for a decoded DC-09 frame."""
+    position = frame_position(frame.xdata)
+    return ReceiveAlarm(
+        idempotency_key=key, account=frame.account, protocol=signal.protocol, code=signal.code,
+        kind=signal.kind, transport=transport, occurred_at=frame.timestamp, zone=signal.zone,
+        qualifier=signal.qualifier, lat=position[0] if position else None,
+        lon=position[1] if position else None, text=signal.text,
+        raw=frame.raw.decode("ascii", "backslashreplace"), actor=f"device:{frame.account}",
+    )
+
+
+def _text(body: Mapping[str, Any], name: str, *, required: bool) -> str | None:
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise BadInput(f"field {name!r} is required", code="missing_field")
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise BadInput(f"field {name!r} must be a string", code="bad_field")
+    return str(value)
+
+
+def _number(body: Mapping[str, Any], name: str) -> float | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadInput(f"field {name!r} must be a number", code="bad_field")
+    return float(value)
+
+
+def _position(body: Mapping[str, Any]) -> tuple[float | None, float | None]:
+    lat, lon = _number(body, "lat"), _number(body, "lon")
+    if (lat is None) != (lon is None):
+        raise BadInput("lat and lon go together", code="bad_field")
+    if lat is None or lon is None:
+        return None, None
+    try:
+        return to_wgs84(lat, lon, _text(body, "crs", required=False) or "wgs84")
+    except ValueError as exc:
+        raise BadInput(str(exc), code="bad_location") from exc
+
+
+def command_from_json(body: Mapping[str, Any], actor: str) -> ReceiveAlarm:
+    """The command for `POST /channels/alarm/events`.
+
+    Body: `{event_id, account, code, zone?, lat?, lon?, crs?, at}`.
+    """
+    event_id = _text(body, "event_id", required=True) or ""
+    account = (_text(body, "account", required=True) or "").upper()
+    if not _ACCOUNT.match(account) or not 0 < len(event_id) <= 200:
+        raise BadInput("account must be 1-64 letters, digits or _.:- and event_id 1-200 chars",
+                       code="bad_field")
+    signal = decode_http_code(_text(body, "code", required=True) or "", _text(body, "zone", required=False))
+    at_text = _text(body, "at", required=True) or ""
+    try:
+        at = datetime.fromisoformat(at_text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise BadInput("at must be an ISO-8601 instant", code="bad_field") from exc
+    if at.tzinfo is None:
+        raise BadInput("at must carry a time zone", code="bad_field")
+    lat, lon = _position(body)
+    return ReceiveAlarm(
+        idempotency_key=f"alarm:{event_id}", account=account, protocol=signal.protocol,
+        code=signal.code, kind=signal.kind, transport="https", occurred_at=at, zone=signal.zone,
+        qualifier=signal.qualifier, lat=lat, lon=lon, raw=dict(body), actor=actor,
+    )

@@ -1,0 +1,235 @@
+"""Open311 GeoReport v2: the service catalogue, request forms, JSON and XML shapes.
+
+Services are the case categories; a service's attributes are its mandatory
+intake fields (`attribute[code]=value` in a POST). Case statuses map to
+Open311's `open` / `closed` with the internal status in `status_notes`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from xml.etree import ElementTree
+
+from channels.errors import ChannelError
+from dispatch.case import CATEGORIES, CallerInfo, Fault, Place, RegisterCase
+from dispatch.geo import to_wgs84
+
+NAMES: dict[str, tuple[str, str]] = {
+    "power_fault": ("Power fault repair", "故障报修"),
+    "voltage_anomaly": ("Voltage anomaly", "电压异常"),
+    "consultation": ("General consultation", "咨询"),
+    "complaint": ("Complaint", "投诉"),
+    "report": ("Report", "举报"),
+    "suggestion": ("Suggestion", "建议"),
+    "praise": ("Praise or criticism", "表扬批评"),
+    "home_service": ("Home services", "家政服务"),
+    "elderly_emergency": ("Elderly one-touch emergency", "老年人一键通"),
+    "elderly_care": ("Home-based elderly care", "居家养老"),
+    "enterprise_service": ("Enterprise services", "企业服务"),
+    "public_affairs": ("Public affairs", "公共事务"),
+    "simple_affair": ("Simple affairs", "简单事务"),
+    "todo": ("Pending to-do with reminder", "待办提醒"),
+}
+ATTRIBUTES: dict[str, tuple[tuple[str, str, str, bool], ...]] = {
+    "power_fault": (
+        ("account_number", "string", "Electricity account number (用电编号)", True),
+        ("fault_type", "singlevaluelist", "Fault type", True),
+        ("fault_began_at", "datetime", "When the fault began", True),
+        ("fault_scope", "singlevaluelist", "Scope affected", True),
+        ("customer_type", "singlevaluelist", "Resident or enterprise", False),
+        ("special_needs", "text", "Special needs (medical equipment at home...)", False),
+    ),
+    "voltage_anomaly": (("account_number", "string", "Electricity account number", True),),
+    "home_service": (("service_time", "datetime", "When the service is wanted", False),),
+    "todo": (("service_time", "datetime", "Reminder time", True),),
+}
+VALUES: dict[str, tuple[str, ...]] = {
+    "fault_type": ("no_power", "partial_power", "sparks", "line_down", "meter", "other"),
+    "fault_scope": ("own_home", "building", "street", "area"),
+    "customer_type": ("resident", "enterprise"),
+}
+WEB_SERVICES = tuple(c for c in CATEGORIES if c != "elderly_emergency")
+"""Elderly emergencies come from alarm devices, not from the web form."""
+CLOSED = frozenset({"completed", "called_back", "archived", "closed"})
+_ATTR = re.compile(r"^attribute\[([a-z_]{1,40})\]$")
+
+
+class Open311Error(ChannelError):
+    """An error answered in Open311's own error format."""
+
+    def __init__(self, status: int, message: str, code: str = "bad_request") -> None:
+        super().__init__(message, code=code)
+        self.status = status
+
+
+def service(code: str) -> dict[str, Any]:
+    """One entry of `GET services`."""
+    en, zh = NAMES[code]
+    return {"service_code": code, "service_name": en, "description": f"{en} ({zh})",
+            "metadata": code in ATTRIBUTES, "type": "realtime", "keywords": zh,
+            "group": "95598" if code in ("power_fault", "voltage_anomaly") else "12345"}
+
+
+def definition(code: str) -> dict[str, Any]:
+    """`GET services/{code}`: the attributes a request of this service must carry."""
+    if code not in WEB_SERVICES:
+        raise Open311Error(404, f"service_code {code} not found", "not_found")
+    attributes = []
+    for order, (name, datatype, text, required) in enumerate(ATTRIBUTES.get(code, ()), 1):
+        values = [{"key": v, "name": v} for v in VALUES.get(name, ())]
+        attributes.append({"variable": True, "code": name, "datatype": datatype, "required": required,
+                           "datatype_description": "", "order": order, "description": text,
+                           "values": values})
+    return {"service_code": code, "attributes": attributes}
+
+
+@dataclass(frozen=True, slots=True)
+class Form:
+    """A parsed `POST requests` form."""
+
+    service_code: str
+    attributes: dict[str, str]
+    values: dict[str, str]
+
+
+def parse_form(form: Mapping[str, str]) -> Form:
+    """Split the form into standard fields and `attribute[...]`; check service and location."""
+    code = form.get("service_code", "")
+    if not code:
+        raise Open311Error(400, "service_code is required")
+    if code not in WEB_SERVICES:
+        raise Open311Error(404, f"service_code {code} not found", "not_found")
+    attributes: dict[str, str] = {}
+    for key, value in form.items():
+        match = _ATTR.match(key)
+        if match:
+            attributes[match.group(1)] = value.strip()
+    values = {k: v.strip() for k, v in form.items() if not k.startswith("attribute[")}
+    has_point = values.get("lat") and values.get("long")
+    if not (has_point or values.get("address_string") or values.get("address_id")):
+        raise Open311Error(400, "lat/long, address_string or address_id is required")
+    missing = [n for n, _, _, req in ATTRIBUTES.get(code, ()) if req and not attributes.get(n)]
+    if missing:
+        raise Open311Error(400, f"attribute[{missing[0]}] is required for {code}")
+    for name, allowed in VALUES.items():
+        if attributes.get(name) and attributes[name] not in allowed:
+            raise Open311Error(400, f"attribute[{name}] must be one of {', '.join(allowed)}")
+    return Form(code, attributes, values)
+
+
+def _place(values: Mapping[str, str]) -> Place | None:
+    if not (values.get("lat") and values.get("long")):
+        return None
+    try:
+        lat, lon = to_wgs84(float(values["lat"]), float(values["long"]), values.get("crs") or "wgs84")
+    except ValueError as exc:
+        raise Open311Error(400, f"lat/long: {exc}") from exc
+    return Place(lat, lon)
+
+
+def _name(values: Mapping[str, str]) -> str | None:
+    first, last = values.get("first_name", ""), values.get("last_name", "")
+    if not (first or last):
+        return None
+    cjk = any("\u4e00" <= ch <= "\u9fff" for ch in first + last)
+    return f"{last}{first}" if cjk else " ".join(p for p in (first, last) if p)
+
+
+def to_command(form: Form, *, actor: str, idempotency_key: str | None) -> RegisterCase:
+    """The `RegisterCase` for a web request."""
+    v, a = form.values, form.attributes
+    fault = None
+    if form.service_code == "power_fault":
+        fault = Fault(a.get("fault_type"), a.get("fault_began_at"), a.get("fault_scope"))
+    description = v.get("description") or NAMES[form.service_code][0]
+    if v.get("media_url"):
+        description += f"\nmedia: {v['media_url']}"
+    return RegisterCase(
+        category=form.service_code, channel="web", description=description[:4000],
+        caller=CallerInfo(name=_name(v), phone=v.get("phone") or None, email=v.get("email") or None),
+        location=_place(v), address=v.get("address_string") or v.get("address_id") or None,
+        account_number=a.get("account_number") or v.get("account_id") or None,
+        customer_type=a.get("customer_type"), fault=fault, service_time=a.get("service_time"),
+        special_needs=a.get("special_needs"), idempotency_key=idempotency_key,
+        strict=form.service_code == "power_fault", actor=actor, raw=dict(v, attributes=a),
+    )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def request_item(row: Mapping[str, Any]) -> dict[str, Any]:
+    """One service request for `GET requests`: no personal data, location to ~100 m."""
+    status = row["status"]
+    return {
+        "service_request_id": row["case_id"],
+        "status": "closed" if status in CLOSED else "open",
+        "status_notes": f"case status: {status}",
+        "service_name": NAMES.get(row["category"], (row["category"],))[0],
+        "service_code": row["category"],
+        "description": None,
+        "agency_responsible": row.get("assigned_to"),
+        "service_notice": None,
+        "requested_datetime": _iso(row["accepted_at"]),
+        "updated_datetime": _iso(row["updated_at"]),
+        "expected_datetime": _iso(row.get("deadline")),
+        "address": None,
+        "lat": round(row["lat"], 3) if row.get("lat") is not None else None,
+        "long": round(row["lon"], 3) if row.get("lon") is not None else None,
+        "media_url": None,
+    }
+
+
+def _xml_value(parent: ElementTree.Element, key: str, value: Any) -> None:
+    child = ElementTree.SubElement(parent, key)
+    if isinstance(value, list):
+        singular = {"attributes": "attribute", "values": "value"}.get(key, "item")
+        for entry in value:
+            _xml_node(child, singular, entry)
+    elif isinstance(value, bool):
+        child.text = "true" if value else "false"
+    elif value is not None:
+        child.text = str(value)
+
+
+def _xml_node(parent: ElementTree.Element, tag: str, item: Mapping[str, Any]) -> None:
+    node = ElementTree.SubElement(parent, tag)
+    for key, value in item.items():
+        _xml_value(node, key, value)
+
+
+def to_xml(root: str, tag: str | None, body: Any) -> bytes:
+    """Open311 XML: a list under `root` with one `tag` element each, or one object as `root`."""
+    top = ElementTree.Element(root)
+    if tag is None:
+        for key, value in body.items():
+            _xml_value(top, key, value)
+    else:
+        for item in body:
+            _xml_node(top, tag, item)
+    text: bytes = ElementTree.tostring(top, encoding="utf-8", xml_declaration=True)
+    return text
+
+
+def errors_body(status: int, message: str) -> list[dict[str, Any]]:
+    """Open311's error array."""
+    return [{"code": status, "description": message}]
+
+
+def check_query_date(value: str | None, name: str) -> datetime | None:
+    """A W3C datetime query parameter (`2010-01-01T00:00:00Z`)."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise Open311Error(400, f"{name} must be a W3C datetime like 2010-01-01T00:00:00Z") from exc
+    if parsed.tzinfo is None:
+        raise Open311Error(400, f"{name} must carry a time zone (Z)")
+    return parsed
+

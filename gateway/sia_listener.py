@@ -1,0 +1,156 @@
+"""The SIA DC-09 receiver: TCP and UDP listeners on `INTAKE_SIA_PORT` (a worker).
+
+Transport only: frames are cut out of the byte stream (LF ... CR) or taken
+one per datagram, and answered by `channels.sia.answer_frame`. A frame whose
+signal cannot be committed (PostgreSQL down) gets no answer, so the device
+retries; nothing a peer sends can stop the listener.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+
+from channels.alarm import command_from_frame, sia_key
+from channels.contact_id import AlarmSignal
+from channels.errors import ChannelError
+from channels.rejected import record_rejected
+from channels.sia import MAX_FRAME, Frame, answer_frame, nak
+from eventstore import StoreUnavailable
+from gateway.services import Services
+
+log = structlog.get_logger(__name__)
+
+IDLE_TIMEOUT = 120.0
+"""A TCP connection silent this long is closed."""
+FRAME_TIMEOUT = 10.0
+"""Longest time spent on one frame before giving up (no answer)."""
+
+
+class SiaReceiver:
+    """Answers DC-09 frames over TCP and UDP for one process."""
+
+    def __init__(self, services: Services) -> None:
+        self._services = services
+        self._tcp: asyncio.Server | None = None
+        self._udp: asyncio.DatagramTransport | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def handle(self, raw: bytes, transport: str, peer: str) -> bytes | None:
+        """The answer to one frame, or None when it must go unanswered."""
+        services = self._services
+        now = services.clock.now()
+
+        async def deliver(frame: Frame, signal: AlarmSignal) -> None:
+            key = await sia_key(services.store, frame, now)
+            await services.bus.handle(command_from_frame(frame, signal, key, transport))
+            services.metrics.events_appended.labels("alarm").inc()
+
+        async def reject(exc: ChannelError, data: bytes) -> None:
+            services.metrics.rejected_inputs.labels("alarm", exc.code).inc()
+            await record_rejected(services.store, channel="alarm", code=exc.code, reason=exc.message,
+                                  raw=data, at=now, peer=peer, extra={"transport": transport})
+
+        try:
+            async with asyncio.timeout(FRAME_TIMEOUT):
+                return await answer_frame(raw, keys=services.settings.sia_keys, now=now,
+                                          deliver=deliver, reject=reject)
+        except (StoreUnavailable, TimeoutError) as exc:
+            log.warning("sia_frame_unanswered", peer=peer, error=type(exc).__name__)
+        except Exception:
+            log.exception("sia_frame_failed", peer=peer)
+        return None
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = str(writer.get_extra_info("peername"))
+        try:
+            while True:
+                async with asyncio.timeout(IDLE_TIMEOUT):
+                    chunk = await reader.readuntil(b"\r")
+                start = chunk.rfind(b"\n")
+                raw = chunk[start:] if start >= 0 else chunk
+                answer = await self.handle(raw, "sia-tcp", peer)
+                if answer is not None:
+                    writer.write(answer)
+                    await writer.drain()
+        except asyncio.LimitOverrunError:
+            writer.write(nak(self._services.clock.now()))
+            await self._reject_oversized(peer)
+        except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+    async def _reject_oversized(self, peer: str) -> None:
+        await record_rejected(self._services.store, channel="alarm", code="bad_frame",
+                              reason=f"no CR within {MAX_FRAME} bytes", raw=None,
+                              at=self._services.clock.now(), peer=peer)
+
+    def _datagram(self, data: bytes, addr: Any) -> None:
+        async def answer() -> None:
+            reply = await self.handle(data, "sia-udp", str(addr))
+            if reply is not None and self._udp is not None and not self._udp.is_closing():
+                self._udp.sendto(reply, addr)
+
+        task = asyncio.get_running_loop().create_task(answer())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def start(self, host: str, port: int) -> tuple[int, int]:
+        """Listen on TCP and UDP (port 0: any free port); answer the bound (tcp, udp) ports."""
+        self._tcp = await asyncio.start_server(self._connection, host, port, limit=MAX_FRAME)
+        tcp_port = self._tcp.sockets[0].getsockname()[1]
+        loop = asyncio.get_running_loop()
+        receiver = self
+
+        class _Udp(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, addr: Any) -> None:
+                receiver._datagram(data, addr)
+
+        try:
+            transport, _ = await loop.create_datagram_endpoint(_Udp, local_addr=(host, port or tcp_port))
+        except OSError:
+            if port:
+                raise
+            transport, _ = await loop.create_datagram_endpoint(_Udp, local_addr=(host, 0))
+        self._udp = transport
+        udp_port = transport.get_extra_info("sockname")[1]
+        log.info("sia_listening", host=host, tcp=tcp_port, udp=udp_port)
+        return tcp_port, udp_port
+
+    async def close(self) -> None:
+        """Stop listening and finish frames in flight."""
+        if self._udp is not None:
+            self._udp.close()
+        if self._tcp is not None:
+            self._tcp.close()
+            await self._tcp.wait_closed()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def serve(self, host: str, port: int) -> None:
+        """Run until cancelled."""
+        await self.start(host, port)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await self.close()
+
+
+def workers(services: Services) -> list[Callable[[], Awaitable[None]]]:
+    """Bootstrap hook: the receiver, unless `INTAKE_SIA_PORT` is 0."""
+    port = services.settings.sia_port
+    if port == 0:
+        return []
+    receiver = SiaReceiver(services)
+
+    async def sia_listener() -> None:
+        await receiver.serve(services.settings.http_host, port)
+
+    return [sia_listener]
