@@ -20,6 +20,10 @@ log = structlog.get_logger(__name__)
 Handler = Callable[..., Awaitable[Any]]
 
 HANDLER_MODULES: tuple[str, ...] = (
+    "dispatch.calls",
+    "dispatch.sms",
+    "dispatch.missed_calls",
+    "dispatch.notifications",
     "dispatch.case",
     "dispatch.reference",
 )

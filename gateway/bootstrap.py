@@ -31,13 +31,22 @@ from gateway.settings import Settings
 log = structlog.get_logger(__name__)
 
 PROJECTION_MODULES: tuple[str, ...] = (
+    "dispatch.projections_calls",
     "dispatch.reference",
 )
 REACTOR_MODULES: tuple[str, ...] = (
+    "dispatch.missed_calls",
+    "dispatch.notifications",
 )
 WORKER_MODULES: tuple[str, ...] = (
+    "dispatch.sender",
+    "gateway.presence",
 )
 ROUTE_MODULES: tuple[str, ...] = (
+    "gateway.views_channels_phone",
+    "gateway.views_missed_calls",
+    "gateway.views_notifications",
+    "gateway.presence",
     "gateway.views_health",
 )
 

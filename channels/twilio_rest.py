@@ -1,0 +1,82 @@
+"""Twilio's Messages REST API as an outbound SMS provider."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from channels.errors import ChannelError
+
+DEFAULT_API_BASE = "https://api.twilio.com"
+
+
+class DeliveryError(ChannelError):
+    """A provider did not take a message; `retryable` says whether trying again may help."""
+
+    code = "delivery_failed"
+
+    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What a provider answered for an accepted message."""
+
+    provider_id: str | None
+    status: str
+
+
+def _retry_after(headers: Any) -> float | None:
+    try:
+        return float(headers.get("Retry-After", ""))
+    except ValueError:
+        return None
+
+
+@dataclass(slots=True)
+class TwilioMessages:
+    """Sends SMS with `POST /2010-04-01/Accounts/{sid}/Messages.json`."""
+
+    account_sid: str
+    auth_token: str
+    sender: str
+    api_base: str = DEFAULT_API_BASE
+    timeout: float = 10.0
+    name: str = "twilio"
+    _session: aiohttp.ClientSession | None = field(default=None, init=False)
+
+    async def send(self, to: str, text: str, dedup_key: str) -> Delivery:
+        """Hand one message to Twilio; raise `DeliveryError` when it is not accepted."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+        url = f"{self.api_base.rstrip('/')}/2010-04-01/Accounts/{self.account_sid}/Messages.json"
+        try:
+            async with self._session.post(
+                url, data={"To": to, "From": self.sender, "Body": text},
+                auth=aiohttp.BasicAuth(self.account_sid, self.auth_token),
+                headers={"I-Twilio-Idempotency-Token": dedup_key},
+            ) as response:
+                body = await response.json(content_type=None)
+                return self._answer(response.status, body, response.headers)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise DeliveryError(f"twilio unreachable: {type(exc).__name__}", retryable=True) from exc
+
+    @staticmethod
+    def _answer(status: int, body: Any, headers: Any) -> Delivery:
+        info = body if isinstance(body, dict) else {}
+        if status in (200, 201):
+            return Delivery(info.get("sid"), str(info.get("status") or "queued"))
+        message = f"twilio {status}: {info.get('code', '')} {info.get('message', '')}".strip()
+        retryable = status == 429 or status >= 500
+        raise DeliveryError(message, retryable=retryable, retry_after=_retry_after(headers))
+
+    async def close(self) -> None:
+        """Close the HTTP session."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None

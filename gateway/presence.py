@@ -1,0 +1,164 @@
+"""Agent presence in Redis with a heartbeat TTL, its API, and the call-back assigner.
+
+`PUT /api/v1/agents/{agent_id}/presence {"status": "online"|"busy"|"offline"}`
+is also the heartbeat: an agent that does not repeat it within the TTL
+(`INTAKE_PRESENCE_TTL`, default 30 s) counts as offline. Presence lives in a
+sorted set scored by expiry time plus a status hash. A status change is
+recorded as an `AgentPresenceChanged` event for audit.
+
+Redis down: presence is unknown, the PUT answers 503, and the assigner leaves
+tasks where they are (new ones wait unassigned in PostgreSQL) until it returns.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+import structlog
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from dispatch.messages import metadata
+from dispatch.missed_calls import Assigner
+from eventstore import ANY, NewEvent
+from gateway.auth import Forbidden, require
+from gateway.http import BadRequest, error_response, json_response, read_json
+from gateway.services import SERVICES, Services
+
+log = structlog.get_logger(__name__)
+
+STATUSES: tuple[str, ...] = ("online", "busy", "offline")
+PRESENT: frozenset[str] = frozenset({"online", "busy"})
+DEFAULT_TTL = 30.0
+_AGENT_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
+
+
+class PresenceBoard:
+    """Who is present, kept in Redis: `presence:expiry` (zset) and `presence:status` (hash)."""
+
+    def __init__(self, client: aioredis.Redis | None, prefix: str, ttl: float = DEFAULT_TTL,
+                 now: Callable[[], float] = time.time) -> None:
+        self._redis = client
+        self._expiry = f"{prefix}presence:expiry"
+        self._status = f"{prefix}presence:status"
+        self.ttl = ttl
+        self._now = now
+
+    async def beat(self, agent_id: str, status: str) -> str | None:
+        """Record a heartbeat / status; answers the previous live status (None if absent)."""
+        if self._redis is None:
+            raise RedisError("Redis is not configured")
+        previous = (await self.statuses()).get(agent_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            if status in PRESENT:
+                pipe.zadd(self._expiry, {agent_id: self._now() + self.ttl})
+                pipe.hset(self._status, agent_id, status)
+            else:
+                pipe.zrem(self._expiry, agent_id)
+                pipe.hdel(self._status, agent_id)
+            await pipe.execute()
+        return previous
+
+    async def statuses(self) -> dict[str, str]:
+        """Every present agent and its status; expired agents are dropped."""
+        if self._redis is None:
+            raise RedisError("Redis is not configured")
+        now = self._now()
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zrangebyscore(self._expiry, "-inf", now)
+            pipe.zrangebyscore(self._expiry, now, "+inf")
+            pipe.hgetall(self._status)
+            expired, live, status = await pipe.execute()
+        if expired:
+            await self._redis.zrem(self._expiry, *expired)
+            await self._redis.hdel(self._status, *expired)
+        found = {k.decode(): v.decode() for k, v in status.items()}
+        return {a.decode(): found.get(a.decode(), "online") for a in live}
+
+    async def present(self) -> set[str] | None:
+        """The agents who may take call-backs, or None when presence is unknown (Redis down)."""
+        try:
+            return set(await self.statuses())
+        except (RedisError, OSError) as exc:
+            log.warning("presence_unknown", error=str(exc))
+            return None
+
+
+def board_of(services: Services) -> PresenceBoard:
+    """The process's presence board (made once, kept in `services.extras`)."""
+    board = services.extras.get("presence")
+    if not isinstance(board, PresenceBoard):
+        ttl = float(services.settings.extra.get("INTAKE_PRESENCE_TTL") or DEFAULT_TTL)
+        board = PresenceBoard(services.redis, services.settings.redis_prefix, ttl)
+        services.extras["presence"] = board
+    return board
+
+
+async def put_presence(request: web.Request) -> web.Response:
+    """`PUT /api/v1/agents/{agent_id}/presence`: an agent's own, or anyone's for dispatchers."""
+    who = require(request, "agent", "dispatcher")
+    agent_id = request.match_info["agent_id"]
+    if who.role == "agent" and who.subject != agent_id:
+        raise Forbidden(text='{"error":{"code":"forbidden","message":"agents set only their own presence"}}',
+                        content_type="application/json")
+    if not _AGENT_ID.match(agent_id):
+        raise BadRequest("bad_identifier", "agent id may hold only letters, digits and _ . : -")
+    status = (await read_json(request)).get("status")
+    if status not in STATUSES:
+        raise BadRequest("bad_field", f"status must be one of {', '.join(STATUSES)}")
+    services = request.app[SERVICES]
+    board = board_of(services)
+    try:
+        previous = await board.beat(agent_id, status)
+    except (RedisError, OSError) as exc:
+        log.warning("presence_not_recorded", error=str(exc))
+        return error_response(503, "presence_unavailable", "presence store (Redis) is unavailable",
+                              {"Retry-After": "2"})
+    if (previous or "offline") != status:
+        data = {"agent_id": agent_id, "status": status, "previous": previous or "offline"}
+        await services.store.append(f"presence-{agent_id}", [NewEvent(
+            "AgentPresenceChanged", data, 1, metadata(actor=who.actor, received_at=services.clock.now()))],
+            ANY)
+    return json_response({"agent_id": agent_id, "status": status, "ttl_seconds": board.ttl})
+
+
+async def get_presence(request: web.Request) -> web.Response:
+    """`GET /api/v1/agents/presence`: the present agents and their status."""
+    require(request, "agent", "dispatcher", "auditor")
+    try:
+        statuses = await board_of(request.app[SERVICES]).statuses()
+    except (RedisError, OSError):
+        return error_response(503, "presence_unavailable", "presence store (Redis) is unavailable",
+                              {"Retry-After": "2"})
+    items = [{"agent_id": a, "status": s} for a, s in sorted(statuses.items())]
+    return json_response({"items": items, "next": None})
+
+
+def setup(app: web.Application) -> None:
+    """Add the presence routes."""
+    app.router.add_put("/api/v1/agents/{agent_id}/presence", put_presence)
+    app.router.add_get("/api/v1/agents/presence", get_presence)
+
+
+def workers(services: Services) -> list[Callable[[], Awaitable[None]]]:
+    """The call-back assigner, fed by this presence board (bootstrap hook)."""
+    assigner = Assigner(services.pool, services.bus.handle, board_of(services).present)
+    return [assigner.run]
+
+
+_STATUS_BODY: dict[str, Any] = {"type": "object", "required": ["status"], "properties": {
+    "status": {"type": "string", "enum": list(STATUSES)}}}
+OPENAPI_PATHS: dict[str, Any] = {
+    "/api/v1/agents/{agent_id}/presence": {"put": {
+        "summary": "Set an agent's presence (also the heartbeat; repeat within the TTL)",
+        "parameters": [{"name": "agent_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+        "requestBody": {"content": {"application/json": {"schema": _STATUS_BODY}}},
+        "responses": {"200": {"description": "recorded"}, "403": {"description": "not your own"},
+                      "503": {"description": "Redis unavailable"}}}},
+    "/api/v1/agents/presence": {"get": {
+        "summary": "Present agents", "responses": {"200": {"description": "list"}}}},
+}

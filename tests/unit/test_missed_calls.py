@@ -1,0 +1,162 @@
+"""Call-back tasks: the aggregate, the policy on the in-memory store, fair assignment."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dispatch.bus import MessageBus, collect_handlers
+from dispatch.calls import RecordCall
+from dispatch.clock import FakeClock
+from dispatch.errors import InvalidCommand, NotAllowed
+from dispatch.missed_call import (
+    CallbackState,
+    callback_stream,
+    decide_got_through,
+    decide_missed,
+    decide_outcome,
+    fold,
+    stream_of_task,
+)
+from dispatch.missed_calls import (
+    AssignCallbackTask,
+    MissedCallPolicy,
+    RecordCallbackOutcome,
+    choose_agent,
+    plan_assignments,
+)
+from channels.cti import parse_event
+from eventstore.memory import MemoryEventStore
+from eventstore.subscriptions import ReactorRunner
+
+T0 = datetime(2026, 11, 23, 8, tzinfo=UTC)
+
+
+def test_plus_numbers_map_to_a_valid_stream() -> None:
+    assert callback_stream("+14155550100") == "callback-0014155550100"
+    assert stream_of_task("0014155550100.2") == "callback-0014155550100"
+    with pytest.raises(InvalidCommand):
+        stream_of_task("nonsense")
+
+
+def test_repeat_misses_raise_attempts_once_per_call() -> None:
+    state = CallbackState("13912345678")
+    opened = decide_missed(state, "c1", "q", T0)
+    state.apply(opened[0])
+    assert state.task_id == "13912345678.1" and state.attempts == 1
+    again = decide_missed(state, "c2", "q", T0 + timedelta(minutes=1))
+    state.apply(again[0])
+    assert state.attempts == 2
+    assert decide_missed(state, "c2", "q", T0) == []
+
+
+def test_contact_after_last_miss_closes_but_earlier_does_not() -> None:
+    state = CallbackState("13912345678")
+    state.apply(decide_missed(state, "c1", "q", T0)[0])
+    assert decide_got_through(state, T0 - timedelta(seconds=1), "phone") == []
+    closed = decide_got_through(state, T0 + timedelta(seconds=1), "sms")
+    assert closed and closed[0].reason == "got_through"  # type: ignore[attr-defined]
+
+
+def test_three_unanswered_tries_close_as_unreachable() -> None:
+    state = CallbackState("13912345678")
+    state.apply(decide_missed(state, "c1", "q", T0)[0])
+    first = decide_outcome(state, "13912345678.1", "no_answer", "A001", T0)
+    assert first[0].due_at == T0 + timedelta(minutes=15)  # type: ignore[attr-defined]
+    state.apply(first[0])
+    second = decide_outcome(state, "13912345678.1", "no_answer", "A001", T0)
+    assert second[0].due_at == T0 + timedelta(minutes=60)  # type: ignore[attr-defined]
+    state.apply(second[0])
+    third = decide_outcome(state, "13912345678.1", "no_answer", "A001", T0)
+    assert [type(e).__name__ for e in third] == ["CallbackAttemptRecorded", "CallbackTaskClosed"]
+    assert third[1].reason == "unreachable"  # type: ignore[attr-defined]
+    for evt in third:
+        state.apply(evt)
+    with pytest.raises(NotAllowed):
+        decide_outcome(state, "13912345678.1", "reached", "A001", T0)
+    with pytest.raises(InvalidCommand):
+        decide_outcome(CallbackState("x", tasks=1, task_id="x.1", open=True), "x.1", "maybe", None, T0)
+
+
+def test_choose_agent_is_round_robin_among_least_loaded() -> None:
+    loads = {"A": 1, "B": 0, "C": 0}
+    assert choose_agent(["A", "B", "C"], loads, None) == "B"
+    assert choose_agent(["A", "B", "C"], loads, "B") == "C"
+    assert choose_agent(["A", "B", "C"], loads, "C") == "B"
+
+
+tasks_strategy = st.lists(
+    st.tuples(st.sampled_from(["A", "B", "C", "D", "E", None]), st.booleans()), max_size=60
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(tasks=tasks_strategy, present=st.sets(st.sampled_from(["A", "B", "C", "D", "F"]), min_size=1))
+def test_plan_is_fair_and_keeps_every_task(tasks: list[tuple[str | None, bool]], present: set[str]) -> None:
+    rows = [(f"t{i}", agent, False) for i, (agent, _) in enumerate(tasks)]
+    moves, _ = plan_assignments(rows, present)
+    owner = {task_id: agent for task_id, agent, _ in rows}
+    for move in moves:
+        assert owner[move.task_id] == move.previous
+        owner[move.task_id] = move.agent_id
+    assert set(owner.values()) <= present  # nobody absent keeps a task, none is lost
+    loads = Counter(owner.values())
+    counts = [loads.get(a, 0) for a in present]
+    assert max(counts) - min(counts) <= 1
+    assert len({m.task_id for m in moves}) == len(moves)
+
+
+@settings(max_examples=100, deadline=None)
+@given(tasks=tasks_strategy, present=st.sets(st.sampled_from(["A", "B", "C"]), min_size=1))
+def test_pinned_tasks_stay_put(tasks: list[tuple[str | None, bool]], present: set[str]) -> None:
+    rows = [(f"t{i}", agent, pinned) for i, (agent, pinned) in enumerate(tasks)]
+    moves, _ = plan_assignments(rows, present)
+    pinned_here = {t for t, agent, pinned in rows if pinned and agent in present}
+    assert not pinned_here & {m.task_id for m in moves}
+
+
+def test_no_present_agent_means_no_moves() -> None:
+    assert plan_assignments([("t1", None, False)], set()) == ([], None)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 9), st.sampled_from(["abandoned", "answered"])),
+                min_size=1, max_size=40))
+async def test_policy_keeps_one_task_per_caller(calls: list[tuple[int, str]]) -> None:
+    store = MemoryEventStore()
+    clock = FakeClock(T0)
+    bus = MessageBus(collect_handlers(), {"store": store, "clock": clock, "pool": None})
+    runner = ReactorRunner(store, MissedCallPolicy(bus.handle))
+    waiting: set[int] = set()
+    for i, (caller, kind) in enumerate(calls):
+        body = {"event_id": f"e{i}", "type": kind, "call_id": f"c{i}", "caller": f"1391234{caller:04d}",
+                "queue": "95598", "at": (T0 + timedelta(seconds=i)).isoformat()}
+        await bus.handle(parse_event(body, T0))
+        await bus.handle(parse_event(body, T0))  # a repeated delivery changes nothing
+        (waiting.add if kind == "abandoned" else waiting.discard)(caller)
+    await runner.run_until_caught_up()
+    await runner.run_until_caught_up()
+    for caller in range(10):
+        state = fold("x", await store.read_stream(callback_stream(f"1391234{caller:04d}")))
+        assert state.open == (caller in waiting)
+        if state.open:
+            missed = [c for c, k in calls if c == caller]
+            assert state.attempts <= len(missed)
+
+
+async def test_assign_and_outcome_handlers() -> None:
+    store = MemoryEventStore()
+    bus = MessageBus(collect_handlers(), {"store": store, "clock": FakeClock(T0), "pool": None})
+    body = {"event_id": "e1", "type": "abandoned", "call_id": "c1", "caller": "+8613912345678",
+            "queue": "q", "at": T0.isoformat()}
+    await bus.handle(parse_event(body, T0))
+    assert isinstance(parse_event(body, T0), RecordCall)
+    await ReactorRunner(store, MissedCallPolicy(bus.handle)).run_until_caught_up()
+    assert await bus.handle(AssignCallbackTask("13912345678.1", "A001", "new", expected=None))
+    assert await bus.handle(AssignCallbackTask("13912345678.1", "A002", "new", expected=None)) == []
+    written = await bus.handle(RecordCallbackOutcome("13912345678.1", "reached", "A001"))
+    assert [type(e).__name__ for e in written] == ["CallbackAttemptRecorded", "CallbackTaskClosed"]
