@@ -1,0 +1,205 @@
+"""`GET /api/v1/stream`: projection changes as server-sent events, with resume.
+
+Changes come from the capped Redis Stream `Services.changes_stream` (every
+`Services.publish` XADDs there), so an event's id is its Redis Stream id and a
+client reconnecting with `Last-Event-ID` gets what it missed. When the gap
+cannot be replayed (trimmed, Redis restarted) or Redis is down, the client
+gets a `resync` event and reloads its snapshot over REST; while Redis is down
+the stream polls the read models' checkpoints in PostgreSQL (the truth) once
+a second and sends `resync` whenever they move, so the console keeps up.
+
+Events: `mode` (`{"mode": "live"|"polling"}`), `change` (`{"topic", "data"}`),
+`resync` (`{"reason"}`); a comment line every 15 s keeps proxies from closing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from typing import Any
+
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from dispatch.case import mask_phone
+from eventstore.postgres import UNAVAILABLE
+from gateway.auth import Principal, require, sees_personal_data
+from gateway.http import dumps
+from gateway.services import SERVICES, Services
+
+READERS = ("agent", "dispatcher", "unit", "auditor")
+BLOCK_MS = 1000
+"""How long one XREAD waits (below the Redis client's 2 s socket timeout)."""
+POLL_INTERVAL = 1.0
+HEARTBEAT = 15.0
+BATCH = 200
+_STREAM_ID = re.compile(r"^\d+-\d+$")
+_PHONE_KEYS = frozenset({"phone", "caller_phone", "caller", "to", "to_addr", "from"})
+_PERSONAL_KEYS = frozenset({"name", "caller_name", "address", "email", "caller_email", "openid",
+                            "caller_openid", "contacts", "description", "body", "text"})
+
+
+def mask(key: str, value: Any) -> Any:
+    """A change's data with names, addresses and texts hidden and phone numbers masked."""
+    if isinstance(value, dict):
+        return {k: mask(str(k), v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [mask(key, v) for v in value]
+    if not isinstance(value, str) or not value:
+        return value
+    if key in _PHONE_KEYS:
+        return mask_phone(value)
+    return "***" if key in _PERSONAL_KEYS else value
+
+
+def visible(who: Principal, change: dict[str, Any]) -> dict[str, Any]:
+    """What this caller may see of one change."""
+    data = change.get("data")
+    data = data if isinstance(data, dict) else {}
+    assigned = data.get("assigned_to")
+    if sees_personal_data(who, assigned_to=assigned if isinstance(assigned, str) else None):
+        return {"topic": change.get("topic"), "data": data}
+    return {"topic": change.get("topic"), "data": mask("data", data)}
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _id_key(stream_id: str) -> tuple[int, int]:
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq)
+
+
+class _Feed:
+    """One client's place in the change feed and its way of writing events."""
+
+    def __init__(self, services: Services, who: Principal, response: web.StreamResponse) -> None:
+        self.services = services
+        self.who = who
+        self.response = response
+        self.mode = ""
+        self.last_write = time.monotonic()
+
+    async def send(self, kind: str, data: Any, event_id: str | None = None) -> None:
+        lines = [f"id: {event_id}"] if event_id is not None else []
+        lines += [f"event: {kind}", f"data: {dumps(data)}", "", ""]
+        await self.response.write("\n".join(lines).encode())
+        self.last_write = time.monotonic()
+
+    async def heartbeat(self) -> None:
+        if time.monotonic() - self.last_write >= HEARTBEAT:
+            await self.response.write(b": keep-alive\n\n")
+            self.last_write = time.monotonic()
+
+    async def set_mode(self, mode: str) -> None:
+        if mode != self.mode:
+            self.mode = mode
+            await self.send("mode", {"mode": mode})
+
+    async def resume_point(self, last_id: str | None) -> str:
+        """Where to read from; sends `resync` when the client's gap cannot be replayed."""
+        redis = self.services.redis
+        assert redis is not None
+        key = self.services.changes_stream
+        newest: Any = await redis.xrevrange(key, count=1)
+        head = _text(newest[0][0]) if newest else "0-0"
+        if last_id is None:
+            return head
+        oldest: Any = await redis.xrange(key, count=1)
+        first = _text(oldest[0][0]) if oldest else None
+        if (_STREAM_ID.match(last_id) and _id_key(last_id) <= _id_key(head)
+                and (first is None or _id_key(first) <= _id_key(last_id))):
+            return last_id
+        await self.send("resync", {"reason": "gap"})
+        return head
+
+    async def follow_redis(self, cursor: str) -> str:
+        """Read and forward one batch (or wait up to BLOCK_MS); the new cursor."""
+        redis = self.services.redis
+        assert redis is not None
+        found: Any = await redis.xread({self.services.changes_stream: cursor}, count=BATCH, block=BLOCK_MS)
+        for _, entries in found or []:
+            for raw_id, fields in entries:
+                cursor = _text(raw_id)
+                change = json.loads(fields[b"change"])
+                await self.send("change", visible(self.who, change), cursor)
+        return cursor
+
+    async def watermark(self) -> str | None:
+        """A value that moves whenever any read model commits (None if PostgreSQL is down)."""
+        try:
+            async with self.services.pool.acquire(timeout=POLL_INTERVAL) as conn:
+                value = await conn.fetchval(
+                    "SELECT count(*)::text || '/' || coalesce(max(updated_at)::text, '') FROM checkpoints")
+        except UNAVAILABLE:
+            return None
+        return str(value)
+
+
+async def _live(feed: _Feed, last_id: str | None) -> None:
+    """Follow Redis until it fails (raises RedisError / OSError)."""
+    if feed.services.redis is None:
+        raise RedisError("redis is not configured")
+    cursor = await feed.resume_point(last_id)
+    await feed.set_mode("live")
+    while True:
+        cursor = await feed.follow_redis(cursor)
+        await feed.heartbeat()
+
+
+async def _poll(feed: _Feed) -> None:
+    """Poll the read models until Redis answers again (a few seconds at a time)."""
+    await feed.set_mode("polling")
+    seen = await feed.watermark()
+    await feed.send("resync", {"reason": "polling"}, f"poll-{int(time.time() * 1000)}")
+    for _ in range(5):
+        await asyncio.sleep(POLL_INTERVAL)
+        mark = await feed.watermark()
+        if mark is not None and mark != seen:
+            seen = mark
+            await feed.send("resync", {"reason": "polling"}, f"poll-{int(time.time() * 1000)}")
+        await feed.heartbeat()
+
+
+async def stream(request: web.Request) -> web.StreamResponse:
+    """`GET /api/v1/stream`: live changes for the console (`Last-Event-ID` resumes)."""
+    who = require(request, *READERS)
+    services = request.app[SERVICES]
+    response = web.StreamResponse(headers={
+        "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache",
+        "X-Accel-Buffering": "no"})
+    await response.prepare(request)
+    feed = _Feed(services, who, response)
+    last_id = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
+    try:
+        while True:
+            try:
+                await _live(feed, last_id)
+            except (RedisError, OSError) as exc:
+                if isinstance(exc, ConnectionResetError):
+                    raise
+                await _poll(feed)
+                last_id = "after-outage"
+    except ConnectionResetError:
+        pass  # the client went away
+    return response
+
+
+def setup(app: web.Application) -> None:
+    """Add the routes of this module."""
+    app.router.add_get("/api/v1/stream", stream)
+
+
+OPENAPI_PATHS: dict[str, Any] = {
+    "/api/v1/stream": {"get": {
+        "summary": "Server-sent events of projection changes (event types mode, change, resync). "
+                   "Send Last-Event-ID (or ?last_event_id=) to resume; on `resync` reload the "
+                   "snapshot. Personal data is masked for roles that do not see it.",
+        "parameters": [{"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "text/event-stream"},
+                      "401": {"description": "no token"}, "403": {"description": "role"}},
+    }},
+}

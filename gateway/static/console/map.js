@@ -1,0 +1,252 @@
+// The map: district polygons drawn as SVG in web-mercator world units, cases coloured
+// by light, providers near the selected case; optional raster tiles by configuration.
+import { h, s, fill, callerOf, placeOf, label } from './util.js';
+
+const WORLD = 256 * 1024; // world size in map units (zoom-10 pixels)
+const LIGHTS = { green: '#22c55e', yellow: '#eab308', red: '#ef4444' };
+
+/** WGS84 to web-mercator map units. */
+export function project(lon, lat) {
+  const sin = Math.sin((Math.max(-85, Math.min(85, lat)) * Math.PI) / 180);
+  return [((lon + 180) / 360) * WORLD, (0.5 - Math.log((1 + sin) / (1 - sin)) / (4 * Math.PI)) * WORLD];
+}
+
+function rings(geometry) {
+  if (!geometry) return [];
+  if (geometry.type === 'Polygon') return [geometry.coordinates];
+  if (geometry.type === 'MultiPolygon') return geometry.coordinates;
+  return [];
+}
+
+function pathOf(geometry, bounds) {
+  let d = '';
+  let largest = { area: -1, box: null };
+  for (const polygon of rings(geometry)) {
+    polygon.forEach((ring, index) => {
+      const box = [Infinity, Infinity, -Infinity, -Infinity];
+      ring.forEach(([lon, lat], i) => {
+        const [x, y] = project(lon, lat);
+        d += `${i ? 'L' : 'M'}${x.toFixed(1)} ${y.toFixed(1)}`;
+        box[0] = Math.min(box[0], x); box[1] = Math.min(box[1], y);
+        box[2] = Math.max(box[2], x); box[3] = Math.max(box[3], y);
+      });
+      d += 'Z';
+      bounds[0] = Math.min(bounds[0], box[0]); bounds[1] = Math.min(bounds[1], box[1]);
+      bounds[2] = Math.max(bounds[2], box[2]); bounds[3] = Math.max(bounds[3], box[3]);
+      const area = (box[2] - box[0]) * (box[3] - box[1]);
+      if (index === 0 && area > largest.area) largest = { area, box };
+    });
+  }
+  return { d, labelAt: largest.box ? [(largest.box[0] + largest.box[2]) / 2, (largest.box[1] + largest.box[3]) / 2] : null };
+}
+
+/** The map panel. */
+export class MapView {
+  constructor(root, { tiles, onSelect, onArea }) {
+    this.root = root;
+    this.tiles = tiles || '';
+    this.onSelect = onSelect;
+    this.onArea = onArea;
+    this.areas = new Map();
+    this.view = [0, 0, WORLD, WORLD];
+    this.svg = s('svg', { class: 'map-svg', role: 'img', 'aria-label': 'District map' });
+    this.tileLayer = s('g', { class: 'tiles' });
+    this.districtLayer = s('g', { class: 'districts' });
+    this.labelLayer = s('g', { class: 'labels' });
+    this.providerLayer = s('g', { class: 'providers' });
+    this.caseLayer = s('g', { class: 'cases' });
+    this.svg.append(this.tileLayer, this.districtLayer, this.labelLayer, this.providerLayer, this.caseLayer);
+    this.areaSelect = h('select.area', { 'aria-label': 'Area', onchange: () => this.showArea(this.areaSelect.value) });
+    this.legend = h('div.legend', {},
+      ...Object.entries(LIGHTS).map(([name, color]) => h('span', {}, h('i', { style: `background:${color}` }), name)),
+      h('span', {}, h('i.provider-key'), 'provider'));
+    this.tooltip = h('div.map-tip', { hidden: true });
+    fill(root,
+      h('div.map-tools', {},
+        this.areaSelect,
+        h('button.icon', { title: 'Zoom in', onclick: () => this.zoom(0.6) }, '+'),
+        h('button.icon', { title: 'Zoom out', onclick: () => this.zoom(1 / 0.6) }, '−'),
+        h('button.icon', { title: 'Fit area', onclick: () => this.showArea(this.areaSelect.value) }, '⤢')),
+      this.svg, this.legend, this.tooltip);
+    this.bindPanZoom();
+    new ResizeObserver(() => this.apply()).observe(root);
+  }
+
+  /** Draw the district polygons, grouped into areas (cities). */
+  setDistricts(collection) {
+    this.areas.clear();
+    const paths = [];
+    const labels = [];
+    for (const feature of collection.features || []) {
+      const props = feature.properties || {};
+      const area = props.city || String(props.adcode || '').slice(0, 4);
+      if (!this.areas.has(area)) this.areas.set(area, { bounds: [Infinity, Infinity, -Infinity, -Infinity], count: 0 });
+      const entry = this.areas.get(area);
+      const { d, labelAt } = pathOf(feature.geometry, entry.bounds);
+      entry.count += 1;
+      paths.push(s('path', { d, class: 'district', 'data-adcode': props.adcode, 'data-name': props.name },
+        s('title', {}, `${props.name || ''} ${props.adcode || ''}`)));
+      if (labelAt) labels.push(s('text', { x: labelAt[0], y: labelAt[1], class: 'district-label' }, props.name || ''));
+    }
+    fill(this.districtLayer, paths);
+    fill(this.labelLayer, labels);
+    fill(this.areaSelect, [...this.areas.keys()].map((name) => h('option', { value: name }, name)));
+    this.root.classList.toggle('empty', paths.length === 0);
+    if (this.areas.size) this.showArea(this.areaSelect.value || [...this.areas.keys()][0]);
+  }
+
+  /** Frame one area. */
+  showArea(name) {
+    const area = this.areas.get(name);
+    if (!area) return;
+    this.areaSelect.value = name;
+    const [x0, y0, x1, y1] = area.bounds;
+    const pad = Math.max(x1 - x0, y1 - y0) * 0.04;
+    this.view = [x0 - pad, y0 - pad, x1 - x0 + 2 * pad, y1 - y0 + 2 * pad];
+    this.apply();
+    if (this.onArea) this.onArea(name);
+  }
+
+  /** Frame the area holding this point. */
+  showPoint(lat, lon) {
+    const [x, y] = project(lon, lat);
+    for (const [name, area] of this.areas) {
+      const [x0, y0, x1, y1] = area.bounds;
+      if (x >= x0 && x <= x1 && y >= y0 && y <= y1) {
+        if (this.areaSelect.value !== name) this.showArea(name);
+        return;
+      }
+    }
+  }
+
+  /** Place case markers coloured by light. */
+  setCases(items, selectedId) {
+    this.cases = items;
+    this.selectedId = selectedId;
+    const markers = [];
+    for (const item of items) {
+      const place = placeOf(item);
+      if (!place) continue;
+      const [x, y] = project(place.lon, place.lat);
+      const selected = item.case_id === selectedId;
+      markers.push(s('circle', {
+        cx: x, cy: y, class: `case-dot light-${item.light || 'green'}${selected ? ' selected' : ''}`,
+        'data-case': item.case_id, fill: LIGHTS[item.light] || LIGHTS.green,
+        onclick: () => this.onSelect(item.case_id),
+        onmouseenter: (e) => this.tip(e, `${item.case_id} · ${label(item.category)} · ${item.status}` +
+          (callerOf(item).name ? ` · ${callerOf(item).name}` : '')),
+        onmouseleave: () => { this.tooltip.hidden = true; },
+      }));
+    }
+    markers.sort((a, b) => a.classList.contains('selected') - b.classList.contains('selected'));
+    fill(this.caseLayer, markers);
+    this.scaleMarks();
+  }
+
+  /** Show providers near the selected case (empty list clears them). */
+  setProviders(items, origin) {
+    const marks = [];
+    for (const p of items) {
+      if (p.lat === undefined || p.lon === undefined) continue;
+      const [x, y] = project(Number(p.lon), Number(p.lat));
+      if (origin) {
+        const [ox, oy] = project(origin.lon, origin.lat);
+        marks.push(s('line', { x1: ox, y1: oy, x2: x, y2: y, class: 'provider-link' }));
+      }
+      marks.push(s('rect', { x, y, class: 'provider-dot', 'data-provider': p.id,
+        onmouseenter: (e) => this.tip(e, `${p.name || p.id} · ${Math.round(p.distance_m || 0)} m`),
+        onmouseleave: () => { this.tooltip.hidden = true; } }));
+    }
+    fill(this.providerLayer, marks);
+    this.scaleMarks();
+  }
+
+  tip(event, text) {
+    const box = this.root.getBoundingClientRect();
+    this.tooltip.textContent = text;
+    this.tooltip.style.left = `${event.clientX - box.left + 12}px`;
+    this.tooltip.style.top = `${event.clientY - box.top + 12}px`;
+    this.tooltip.hidden = false;
+  }
+
+  unitsPerPixel() {
+    const width = this.svg.clientWidth || 600;
+    const height = this.svg.clientHeight || 400;
+    return Math.max(this.view[2] / width, this.view[3] / height);
+  }
+
+  scaleMarks() {
+    const u = this.unitsPerPixel();
+    for (const dot of this.caseLayer.children) dot.setAttribute('r', (dot.classList.contains('selected') ? 8 : 5.5) * u);
+    for (const mark of this.providerLayer.querySelectorAll('rect')) {
+      const size = 8 * u;
+      const x = Number(mark.getAttribute('data-x') ?? mark.getAttribute('x'));
+      const y = Number(mark.getAttribute('data-y') ?? mark.getAttribute('y'));
+      mark.setAttribute('data-x', x); mark.setAttribute('data-y', y);
+      mark.setAttribute('x', x - size / 2); mark.setAttribute('y', y - size / 2);
+      mark.setAttribute('width', size); mark.setAttribute('height', size);
+    }
+    this.labelLayer.setAttribute('font-size', 11 * u);
+  }
+
+  apply() {
+    this.svg.setAttribute('viewBox', this.view.map((v) => v.toFixed(2)).join(' '));
+    this.scaleMarks();
+    this.drawTiles();
+  }
+
+  zoom(factor, cx, cy) {
+    const [x, y, w, hgt] = this.view;
+    const px = cx ?? x + w / 2;
+    const py = cy ?? y + hgt / 2;
+    this.view = [px - (px - x) * factor, py - (py - y) * factor, w * factor, hgt * factor];
+    this.apply();
+  }
+
+  bindPanZoom() {
+    this.svg.addEventListener('wheel', (e) => {
+      e.preventDefault();
+      const pt = this.toMap(e);
+      this.zoom(e.deltaY > 0 ? 1.2 : 1 / 1.2, pt[0], pt[1]);
+    }, { passive: false });
+    let drag = null;
+    this.svg.addEventListener('pointerdown', (e) => {
+      if (e.target.closest('.case-dot')) return;
+      drag = { x: e.clientX, y: e.clientY, view: [...this.view] };
+      this.svg.setPointerCapture(e.pointerId);
+    });
+    this.svg.addEventListener('pointermove', (e) => {
+      if (!drag) return;
+      const u = this.unitsPerPixel();
+      this.view = [drag.view[0] - (e.clientX - drag.x) * u, drag.view[1] - (e.clientY - drag.y) * u, drag.view[2], drag.view[3]];
+      this.apply();
+    });
+    this.svg.addEventListener('pointerup', () => { drag = null; });
+  }
+
+  toMap(event) {
+    const box = this.svg.getBoundingClientRect();
+    const u = this.unitsPerPixel();
+    const [x, y, w, hgt] = this.view;
+    const offsetX = (box.width * u - w) / 2;
+    const offsetY = (box.height * u - hgt) / 2;
+    return [x - offsetX + (event.clientX - box.left) * u, y - offsetY + (event.clientY - box.top) * u];
+  }
+
+  /** Raster tiles under the polygons, only when INTAKE_MAP_TILES names a URL template. */
+  drawTiles() {
+    if (!this.tiles) return;
+    const u = this.unitsPerPixel();
+    const z = Math.max(0, Math.min(18, Math.round(Math.log2(WORLD / 256 / u))));
+    const size = WORLD / 2 ** z;
+    const [x, y, w, hgt] = this.view;
+    const images = [];
+    for (let tx = Math.floor(x / size); tx <= Math.floor((x + w) / size) && images.length < 64; tx += 1) {
+      for (let ty = Math.floor(y / size); ty <= Math.floor((y + hgt) / size) && images.length < 64; ty += 1) {
+        const href = this.tiles.replace('{z}', z).replace('{x}', tx).replace('{y}', ty);
+        images.push(s('image', { href, x: tx * size, y: ty * size, width: size, height: size, class: 'map-tile' }));
+      }
+    }
+    fill(this.tileLayer, images);
+  }
+}

@@ -1,0 +1,91 @@
+// Small DOM and formatting helpers shared by the console modules.
+
+/** Create an element: h('div.card', {title: 'x', onclick: fn}, child, 'text', ...). */
+export function h(spec, attrs = {}, ...children) {
+  const [tag, ...classes] = spec.split('.');
+  const node = document.createElement(tag || 'div');
+  if (classes.length) node.className = classes.join(' ');
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
+    else if (key === 'dataset') Object.assign(node.dataset, value);
+    else node.setAttribute(key, value === true ? '' : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+/** Create an SVG element with attributes. */
+export function s(tag, attrs = {}, ...children) {
+  const node = document.createElementNS(SVG_NS, tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === undefined || value === null) continue;
+    if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, String(value));
+  }
+  for (const child of children.flat()) {
+    if (child !== null && child !== undefined) node.append(child instanceof Node ? child : String(child));
+  }
+  return node;
+}
+
+/** Replace the children of a node. */
+export function fill(node, ...children) {
+  node.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+  return node;
+}
+
+/** A local date-time in 24h form, or a dash. */
+export function when(value) {
+  if (!value) return '—';
+  const d = new Date(value);
+  if (Number.isNaN(d.getTime())) return String(value);
+  return d.toLocaleString('zh-CN', { hour12: false, month: '2-digit', day: '2-digit',
+    hour: '2-digit', minute: '2-digit', second: '2-digit' });
+}
+
+/** "3 min ago" style relative time. */
+export function ago(value) {
+  if (!value) return '';
+  const seconds = Math.round((Date.now() - new Date(value).getTime()) / 1000);
+  if (Number.isNaN(seconds)) return '';
+  const abs = Math.abs(seconds);
+  const text = abs < 60 ? `${abs}s` : abs < 3600 ? `${Math.round(abs / 60)} min` :
+    abs < 86400 ? `${Math.round(abs / 3600)} h` : `${Math.round(abs / 86400)} d`;
+  return seconds >= 0 ? `${text} ago` : `in ${text}`;
+}
+
+/** A readable label for an identifier such as power_fault. */
+export function label(value) {
+  return value ? String(value).replace(/[_-]+/g, ' ') : '—';
+}
+
+/** Call fn at most once per `ms`, after the last call (trailing debounce). */
+export function debounce(fn, ms) {
+  let timer = null;
+  return (...args) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => fn(...args), ms);
+  };
+}
+
+/** Caller name and phone of a case, whatever shape the API gives. */
+export function callerOf(item) {
+  const caller = item.caller || {};
+  if (typeof caller === 'string') return { name: '', phone: caller };
+  return { name: caller.name || item.caller_name || '', phone: caller.phone || item.caller_phone || '' };
+}
+
+/** Location of a case as {lat, lon, district}, or null. */
+export function placeOf(item) {
+  const loc = item.location || {};
+  const lat = loc.lat ?? item.lat;
+  const lon = loc.lon ?? item.lon;
+  if (lat === null || lat === undefined || lon === null || lon === undefined) return null;
+  return { lat: Number(lat), lon: Number(lon), district: loc.district ?? item.district ?? null };
+}
