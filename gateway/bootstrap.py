@@ -48,6 +48,9 @@ ROUTE_MODULES: tuple[str, ...] = (
     "gateway.views_notifications",
     "gateway.presence",
     "gateway.views_health",
+    "gateway.views_console",
+    "gateway.sse",
+    "gateway.views_audit",
 )
 
 
