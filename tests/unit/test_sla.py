@@ -1,0 +1,121 @@
+"""SLA rules with a fake clock: lights, priority score, green channel, chasing policy."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from dispatch.bus import MessageBus, collect_handlers
+from dispatch.case import CallerInfo, Place, RegisterCase
+from dispatch.case_actions import ConfirmCase, DispatchCase, GiveFeedback
+from dispatch.clock import FakeClock
+from dispatch.errors import InvalidCommand
+from dispatch.sla import (
+    Clocks,
+    SlaConfig,
+    Urgency,
+    complexity_of,
+    importance_of,
+    light,
+    priority_score,
+    queue_key,
+)
+from dispatch.supervision import ChaseCase
+from dispatch.timers import Reschedule
+from eventstore.memory import MemoryEventStore
+from gateway.settings import Settings
+
+T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+CFG = SlaConfig()
+
+
+def at(minutes: float = 0, days: float = 0) -> datetime:
+    return T0 + timedelta(minutes=minutes, days=days)
+
+
+def test_deadline_rule_green_yellow_red() -> None:
+    c = Clocks("accepted", deadline=at(60), deadline_from=T0)
+    assert light(c, CFG, at(47)) == "green"
+    assert light(c, CFG, at(48)) == "yellow"  # the last 20 % of the limit
+    assert light(c, CFG, at(60)) == "red"
+
+
+def test_day_rule_for_transferred_cases() -> None:
+    c = Clocks("confirmed", deadline=at(days=30), deadline_from=T0, dispatched_at=T0, last_touched_at=T0)
+    assert light(c, CFG, at(days=3)) == "green"
+    assert light(c, CFG, at(days=5)) == "yellow"  # untouched past 5 days
+    touched = Clocks("in_progress", deadline=at(days=30), deadline_from=T0, dispatched_at=T0,
+                     last_touched_at=at(days=4))
+    assert light(touched, CFG, at(days=6)) == "green"
+    assert light(touched, CFG, at(days=7)) == "red"  # past 7 days since transfer
+
+
+def test_finished_case_keeps_the_light_it_finished_with() -> None:
+    on_time = Clocks("completed", deadline=at(60), deadline_from=T0, finished_at=at(30))
+    late = Clocks("completed", deadline=at(60), deadline_from=T0, finished_at=at(61))
+    assert light(on_time, CFG, at(days=30)) == "green"
+    assert light(late, CFG, at(days=30)) == "red"
+
+
+def test_priority_score_rises_as_elapsed_nears_the_limit() -> None:
+    limit = timedelta(minutes=60)
+    scores = [priority_score(Urgency(3, timedelta(minutes=m), limit)) for m in (0, 30, 50, 57, 60, 90)]
+    assert scores == sorted(scores) and len(set(scores)) == len(scores)
+    assert scores[3] / scores[0] > 10  # steep near T
+    plain = priority_score(Urgency(3, timedelta(minutes=30), limit))
+    weighted = priority_score(Urgency(3, timedelta(minutes=30), limit, complexity_of("power_fault", "area"),
+                                      importance_of(("vip",))))
+    assert weighted > plain * 3
+    assert priority_score(Urgency(1, timedelta(0), limit)) > priority_score(Urgency(4, timedelta(0), limit))
+
+
+def test_green_channel_skips_the_queue() -> None:
+    urgent = queue_key(1, 1.0, at(10))
+    busy = queue_key(3, 500.0, T0)
+    assert sorted([busy, urgent]) == [urgent, busy]
+    assert sorted([queue_key(3, 2.0, T0), queue_key(3, 9.0, at(5))])[0][1] == -9.0
+
+
+def test_configuration_from_environment() -> None:
+    cfg = SlaConfig.from_env({"INTAKE_SLA_CONFIRM_MINUTES": "10", "INTAKE_SLA_COMPLETE_HOURS": "1:2",
+                              "INTAKE_SUPPLEMENT_AFTER_DAYS": "0", "INTAKE_CHASE_INTERVAL_MINUTES": "5"})
+    assert cfg.confirm_limit() == timedelta(minutes=10)
+    assert cfg.complete_limit(1) == timedelta(hours=2) and cfg.complete_limit(4) == timedelta(hours=72)
+    assert cfg.supplement_after() == timedelta(0) and cfg.chase_interval() == timedelta(minutes=5)
+    assert cfg.response_limit(1) == timedelta(minutes=15) and cfg.response_limit(4) == timedelta(minutes=90)
+    with pytest.raises(InvalidCommand):
+        SlaConfig.from_env({"INTAKE_SLA_CALLBACK_HOURS": "soon"})
+
+
+async def test_chasing_a_silent_unit_at_the_set_interval(clock: FakeClock) -> None:
+    store = MemoryEventStore(clock.now)
+    bus = MessageBus(collect_handlers(("dispatch.case", "dispatch.case_actions", "dispatch.supervision")),
+                     {"store": store, "clock": clock, "settings": Settings()})
+    case_id = (await bus.handle(RegisterCase(
+        category="complaint", channel="phone", description="x", caller=CallerInfo(phone="13800138000"),
+        location=Place(34.3, 108.7)))).case_id
+    await bus.handle(DispatchCase(case_id=case_id, expected_version=0, to="U001"))
+    confirm_by = clock.now() + timedelta(minutes=30)
+    chase = ChaseCase(case_id, "confirmation")
+    assert await bus.handle(chase) == Reschedule(confirm_by)  # not overdue yet
+    clock.set(confirm_by)
+    assert await bus.handle(chase) == Reschedule(confirm_by + timedelta(minutes=15))
+    assert await bus.handle(chase) == Reschedule(confirm_by + timedelta(minutes=15))  # idempotent refire
+    clock.advance(timedelta(minutes=15))
+    await bus.handle(chase)
+    chased = [e.data for e in await store.read_stream(f"case-{case_id}") if e.type == "CaseChased"]
+    assert [(c["stage"], c["attempt"], c["unit"]) for c in chased] == [
+        ("confirmation", 1, "U001"), ("confirmation", 2, "U001")]
+    state = await bus.handle(ConfirmCase(case_id=case_id, expected_version=3, actor="unit:U001"))
+    assert await bus.handle(chase) is None  # the unit answered: the chase timer ends
+    completion = ChaseCase(case_id, "completion")
+    assert await bus.handle(completion) == Reschedule(state.complete_by)
+    clock.set(state.complete_by - timedelta(minutes=5))
+    await bus.handle(GiveFeedback(case_id=case_id, expected_version=4, text="在办", actor="unit:U001"))
+    clock.set(state.complete_by)
+    assert await bus.handle(completion) == Reschedule(state.complete_by + timedelta(minutes=10))  # not silent
+    clock.advance(timedelta(minutes=10))
+    await bus.handle(completion)
+    stream = await store.read_stream(f"case-{case_id}")
+    assert stream[-1].type == "CaseChased" and stream[-1].data["stage"] == "completion"
