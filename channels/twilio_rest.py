@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,10 @@ class Delivery:
     status: str
 
 
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
 def _retry_after(headers: Any) -> float | None:
     try:
         return float(headers.get("Retry-After", ""))
@@ -58,8 +63,8 @@ class TwilioMessages:
         try:
             async with self._session.post(
                 url, data={"To": to, "From": self.sender, "Body": text},
-                auth=aiohttp.BasicAuth(self.account_sid, self.auth_token),
-                headers={"I-Twilio-Idempotency-Token": dedup_key},
+                headers={"Authorization": _basic(self.account_sid, self.auth_token),
+                         "I-Twilio-Idempotency-Token": dedup_key},
             ) as response:
                 body = await response.json(content_type=None)
                 return self._answer(response.status, body, response.headers)

@@ -19,12 +19,13 @@ _LIST_SQL = """SELECT task_id, caller, queue, status, attempts, callback_attempt
     WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR assigned_to = $2)
       AND ($3::timestamptz IS NULL OR (first_missed_at, task_id) > ($3, $4))
     ORDER BY first_missed_at, task_id LIMIT $5"""
-_REPORT_SQL = """SELECT queue, date_trunc('hour', coalesce(offered_at, abandoned_at) AT TIME ZONE $3) AS hour,
-        count(*) AS calls, count(*) FILTER (WHERE abandoned_at IS NOT NULL) AS abandoned,
+_REPORT_SQL = """WITH c AS (
+        SELECT queue, coalesce(offered_at, abandoned_at, answered_at, ended_at) AS at,
+               abandoned_at, answered_at FROM calls)
+    SELECT queue, date_trunc('hour', at AT TIME ZONE $3) AS hour, count(*) AS calls,
+        count(*) FILTER (WHERE abandoned_at IS NOT NULL) AS abandoned,
         count(*) FILTER (WHERE answered_at IS NOT NULL) AS answered
-    FROM calls
-    WHERE coalesce(offered_at, abandoned_at) >= $1 AND coalesce(offered_at, abandoned_at) < $2
-      AND ($4::text IS NULL OR queue = $4)
+    FROM c WHERE at >= $1 AND at < $2 AND ($4::text IS NULL OR queue = $4)
     GROUP BY 1, 2 ORDER BY 2, 1"""
 STATUSES = ("open", "closed")
 

@@ -1,0 +1,139 @@
+"""The notification outbox on real PostgreSQL, delivered to a local server answering as Twilio does."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+from aiohttp import web
+
+from channels.twilio_rest import TwilioMessages
+from dispatch.bus import MessageBus, collect_handlers
+from dispatch.clock import SystemClock
+from dispatch.notifications import RequestNotification
+from dispatch.sender import LogProvider, RetryPolicy, Sender
+from eventstore.postgres import PostgresEventStore
+
+
+class FakeTwilio:
+    """Answers `POST /2010-04-01/Accounts/{sid}/Messages.json` like Twilio, scripted statuses first."""
+
+    def __init__(self, script: list[int]) -> None:
+        self.script = list(script)
+        self.requests: list[dict[str, Any]] = []
+
+    async def messages(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        self.requests.append({"sid": request.match_info["sid"], "form": dict(form),
+                              "auth": request.headers.get("Authorization", ""),
+                              "token": request.headers.get("I-Twilio-Idempotency-Token")})
+        status = self.script.pop(0) if self.script else 201
+        if status == 201:
+            return web.json_response({"sid": f"SM{len(self.requests):032d}", "status": "queued",
+                                      "to": form["To"], "body": form["Body"]}, status=201)
+        headers = {"Retry-After": "0"} if status == 429 else {}
+        return web.json_response({"code": 20429 if status == 429 else 21211, "status": status,
+                                  "message": "Too Many Requests" if status == 429 else "Invalid 'To'"},
+                                 status=status, headers=headers)
+
+
+async def start(aiohttp_server: Any, script: list[int]) -> tuple[FakeTwilio, str]:
+    fake = FakeTwilio(script)
+    app = web.Application()
+    app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", fake.messages)
+    server = await aiohttp_server(app)
+    return fake, str(server.make_url("")).rstrip("/")
+
+
+@pytest.fixture
+def bus(pg_store: PostgresEventStore, pg_pool: asyncpg.Pool) -> MessageBus:
+    return MessageBus(collect_handlers(), {"store": pg_store, "clock": SystemClock(), "pool": pg_pool})
+
+
+@pytest.fixture
+async def twilio_provider() -> AsyncIterator[list[TwilioMessages]]:
+    made: list[TwilioMessages] = []
+    yield made
+    for provider in made:
+        await provider.close()
+
+
+async def events_of(pool: asyncpg.Pool, stream_like: str = "notification-%") -> list[str]:
+    async with pool.acquire() as conn:
+        rows = await conn.fetch("SELECT type FROM events WHERE stream LIKE $1 ORDER BY position", stream_like)
+    return [r["type"] for r in rows]
+
+
+async def outbox(pool: asyncpg.Pool) -> list[asyncpg.Record]:
+    async with pool.acquire() as conn:
+        return list(await conn.fetch("SELECT * FROM notification_outbox ORDER BY id"))
+
+
+def request(key: str = "ack:C1", to: str = "+8613912345678") -> RequestNotification:
+    return RequestNotification(dedup_key=key, channel="sms", to=to, text="您的诉求已受理", case_id="C1")
+
+
+async def test_same_dedup_key_queues_once(bus: MessageBus, pg_pool: asyncpg.Pool) -> None:
+    assert await bus.handle(request()) is True
+    assert await bus.handle(request()) is False
+    assert len(await outbox(pg_pool)) == 1
+    assert await events_of(pg_pool) == ["NotificationRequested"]
+
+
+async def test_event_and_outbox_row_commit_together(bus: MessageBus, pg_pool: asyncpg.Pool) -> None:
+    async with pg_pool.acquire() as conn:
+        await conn.execute("ALTER TABLE notification_outbox RENAME TO outbox_away")
+    with pytest.raises(asyncpg.UndefinedTableError):
+        await bus.handle(request())
+    assert await events_of(pg_pool) == []  # the event rolled back with the failed row
+
+
+async def test_retries_with_backoff_until_twilio_accepts(
+    bus: MessageBus, pg_pool: asyncpg.Pool, aiohttp_server: Any, twilio_provider: list[TwilioMessages]
+) -> None:
+    fake, base = await start(aiohttp_server, [429, 500])
+    provider = TwilioMessages("AC123", "secret", "+8610000", api_base=base)
+    twilio_provider.append(provider)
+    sender = Sender(pg_pool, {"sms": provider, "log": LogProvider()}, SystemClock(),
+                    retry=RetryPolicy(base_delay=0.0))
+    await bus.handle(request())
+    for _ in range(3):
+        assert await sender.drain_once() == 1
+    assert await sender.drain_once() == 0
+    [row] = await outbox(pg_pool)
+    assert (row["status"], row["attempts"], row["provider_id"]) == ("sent", 3, f"SM{3:032d}")
+    assert await events_of(pg_pool) == ["NotificationRequested", "NotificationAttemptFailed",
+                                        "NotificationAttemptFailed", "NotificationSent"]
+    sent = fake.requests[-1]
+    assert sent["sid"] == "AC123" and sent["token"] == "ack:C1"
+    assert sent["form"] == {"To": "+8613912345678", "From": "+8610000", "Body": "您的诉求已受理"}
+    assert base64.b64decode(sent["auth"].split()[1]) == b"AC123:secret"
+
+
+async def test_permanent_error_fails_without_retry(
+    bus: MessageBus, pg_pool: asyncpg.Pool, aiohttp_server: Any, twilio_provider: list[TwilioMessages]
+) -> None:
+    fake, base = await start(aiohttp_server, [400])
+    provider = TwilioMessages("AC123", "secret", "+8610000", api_base=base)
+    twilio_provider.append(provider)
+    sender = Sender(pg_pool, {"sms": provider, "log": LogProvider()}, SystemClock())
+    await bus.handle(request(to="+860"))
+    assert await sender.drain_once() == 1
+    assert await sender.drain_once() == 0
+    [row] = await outbox(pg_pool)
+    assert row["status"] == "failed" and "21211" in row["last_error"]
+    assert (await events_of(pg_pool))[-1] == "NotificationFailed"
+    assert len(fake.requests) == 1
+
+
+async def test_expired_lease_is_delivered_again(bus: MessageBus, pg_pool: asyncpg.Pool) -> None:
+    sender = Sender(pg_pool, {"log": LogProvider()}, SystemClock(), lease=0.0)
+    await bus.handle(request())
+    async with pg_pool.acquire() as conn:  # a sender that claimed the row and died
+        await conn.execute("UPDATE notification_outbox SET status = 'sending', "
+                           "lease_until = now() - interval '1 s'")
+    assert await sender.drain_once() == 1
+    assert (await outbox(pg_pool))[0]["status"] == "sent"

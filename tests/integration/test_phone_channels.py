@@ -1,0 +1,128 @@
+"""Phone channels over HTTP on the real app: CTI events and Twilio voice status callbacks."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from twilio.request_validator import RequestValidator
+
+from gateway.services import SERVICES
+from gateway.settings import Settings
+from tests.conftest import auth
+
+TOKEN = "twilio-test-token"
+PUBLIC = "https://hotline.example.cn"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The test settings with Twilio configured behind a proxy."""
+    return dataclasses.replace(settings, twilio_auth_token=TOKEN, public_url=PUBLIC)
+
+
+def cti(event_id: str, kind: str, call_id: str, caller: str = "13912345678", **more: Any) -> dict[str, Any]:
+    return {"event_id": event_id, "type": kind, "call_id": call_id, "caller": caller,
+            "queue": "95598", "at": "2026-11-23T08:00:00Z", **more}
+
+
+async def rejected(client: Any) -> list[dict[str, Any]]:
+    pool = client.app[SERVICES].pool
+    async with pool.acquire() as conn:
+        rows = await conn.fetch("SELECT data FROM events WHERE type = 'InputRejected' ORDER BY position")
+    return [r["data"] for r in rows]
+
+
+async def wait_for(client: Any, path: str, predicate: Any, within: float = 3.0) -> Any:
+    deadline = time.monotonic() + within
+    while True:
+        body = await (await client.get(path, headers=auth("t-dispatcher"))).json()
+        if predicate(body):
+            return body
+        assert time.monotonic() < deadline, body
+        await asyncio.sleep(0.02)
+
+
+async def test_cti_events_are_idempotent_and_make_a_task_within_a_second(client: Any) -> None:
+    response = await client.post("/channels/cti/events", json=cti("e1", "offered", "c1"),
+                                 headers=auth("t-channel"))
+    assert response.status == 201
+    started = time.monotonic()
+    first = await client.post("/channels/cti/events", json=cti("e2", "abandoned", "c1"),
+                              headers=auth("t-channel"))
+    again = await client.post("/channels/cti/events", json=cti("e2", "abandoned", "c1"),
+                              headers=auth("t-channel"))
+    assert (first.status, again.status) == (201, 200)
+    assert (await again.json())["duplicate"] is True
+    body = await wait_for(client, "/api/v1/missed-calls?status=open", lambda b: b["items"], 1.0)
+    assert time.monotonic() - started < 1.0
+    [task] = body["items"]
+    assert task["caller"] == "13912345678" and task["attempts"] == 1
+    assert {"caller", "attempts", "first_missed_at", "last_missed_at", "assigned_to", "status"} <= set(task)
+    assert body["next"] is None
+
+
+async def test_cti_bad_input_is_400_json_and_recorded(client: Any) -> None:
+    bad_json = await client.post("/channels/cti/events", data=b"{not json",
+                                 headers={**auth("t-channel"), "Content-Type": "application/json"})
+    missing = await client.post("/channels/cti/events", json={"event_id": "x", "type": "offered"},
+                                headers=auth("t-channel"))
+    assert (bad_json.status, missing.status) == (400, 400)
+    assert (await bad_json.json())["error"]["code"] == "bad_json"
+    assert "call_id" in (await missing.json())["error"]["message"]
+    codes = [r["code"] for r in await rejected(client)]
+    assert codes == ["bad_json", "missing_field"]
+    unauthorised = await client.post("/channels/cti/events", json=cti("e9", "offered", "c9"))
+    assert unauthorised.status == 401
+
+
+def signed(path: str, params: dict[str, str], token: str = TOKEN) -> tuple[bytes, dict[str, str]]:
+    signature = RequestValidator(token).compute_signature(PUBLIC + path, params)
+    return urlencode(params).encode(), {"X-Twilio-Signature": signature,
+                                        "Content-Type": "application/x-www-form-urlencoded"}
+
+
+async def test_twilio_missed_inbound_call_opens_a_task(client: Any) -> None:
+    params = {"CallSid": "CA0001", "CallStatus": "no-answer", "From": "+8613800000001",
+              "To": "+8695598", "Direction": "inbound", "AccountSid": "AC1"}
+    body, headers = signed("/channels/twilio/voice-status", params)
+    for _ in range(2):  # Twilio retries: the second delivery changes nothing
+        response = await client.post("/channels/twilio/voice-status", data=body, headers=headers)
+        assert response.status == 200
+        assert "<Response>" in await response.text()
+    tasks = await wait_for(client, "/api/v1/missed-calls", lambda b: b["items"])
+    assert [t["caller"] for t in tasks["items"]] == ["13800000001"]
+    assert tasks["items"][0]["attempts"] == 1
+    completed = {**params, "CallSid": "CA0002", "CallStatus": "completed"}
+    body, headers = signed("/channels/twilio/voice-status", completed)
+    assert (await client.post("/channels/twilio/voice-status", data=body, headers=headers)).status == 200
+    closed = await wait_for(client, "/api/v1/missed-calls?status=closed", lambda b: b["items"])
+    assert closed["items"][0]["close_reason"] == "got_through"
+
+
+async def test_twilio_bad_signature_is_403_and_recorded(client: Any) -> None:
+    params = {"CallSid": "CA9", "CallStatus": "busy", "From": "+8613800000009"}
+    body, headers = signed("/channels/twilio/voice-status", params, token="wrong")
+    response = await client.post("/channels/twilio/voice-status", data=body, headers=headers)
+    assert response.status == 403
+    assert (await response.json())["error"]["code"] == "bad_signature"
+    body, headers = signed("/channels/twilio/voice-status", {"CallStatus": "busy"})
+    missing = await client.post("/channels/twilio/voice-status", data=body, headers=headers)
+    assert missing.status == 400
+    assert "CallSid" in (await missing.json())["error"]["message"]
+    assert [r["code"] for r in await rejected(client)] == ["bad_signature", "missing_field"]
+
+
+async def test_abandoned_report_per_queue_and_hour(client: Any) -> None:
+    for i, kind in enumerate(["abandoned", "abandoned", "answered"]):
+        call = cti(f"r{i}", kind, f"rc{i}", caller=f"1390000000{i}", at=f"2026-11-23T08:1{i}:00Z")
+        assert (await client.post("/channels/cti/events", json=call, headers=auth("t-channel"))).status == 201
+    body = await wait_for(client, "/api/v1/reports/abandoned-calls?tz=Asia/Shanghai",
+                          lambda b: b["items"] and b["items"][0]["calls"] == 3)
+    [row] = body["items"]
+    assert (row["queue"], row["abandoned"], row["answered"]) == ("95598", 2, 1)
+    assert row["hour"].startswith("2026-11-23T16:00")
