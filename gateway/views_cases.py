@@ -28,6 +28,7 @@ from dispatch.case_actions import (
     RequestExtension,
     SupplementCase,
 )
+from dispatch.errors import NotFound
 from dispatch.geo import to_wgs84
 from dispatch.projections_cases import case_clocks, list_cases, overdue, unit_stats
 from dispatch.sla import (
@@ -257,7 +258,7 @@ async def act(request: web.Request) -> web.Response:
     """`POST /api/v1/cases/{case_id}/{action}` with `expected_version` (409 when stale)."""
     action = request.match_info["action"]
     if action not in ACTIONS:
-        raise web.HTTPNotFound(text=f"no action {action!r}")
+        raise NotFound(f"no action {action!r}; one of {', '.join(ACTIONS)}")
     roles, build = ACTIONS[action]
     who = require(request, *roles)
     services = request.app[SERVICES]

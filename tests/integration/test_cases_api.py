@@ -1,0 +1,184 @@
+"""The operator API for cases over HTTP on real PostgreSQL, with a fake clock and driven runners."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from dispatch.clock import FakeClock
+from dispatch.projections_cases import CasesProjection, LightRefresher
+from dispatch.supervision import CaseFollowUp
+from eventstore.subscriptions import ProjectionRunner, ReactorRunner
+from gateway.app import create_app
+from gateway.bootstrap import build_services, close_services
+from gateway.settings import Settings
+from tests.conftest import auth
+
+FAULT = {
+    "category": "power_fault", "priority": 2, "channel": "phone",
+    "caller": {"name": "张三", "phone": "13800138000"}, "account_number": "6100012345",
+    "description": "整栋楼停电", "location": {"lat": 34.33, "lon": 108.70},
+    "address": "秦都区人民路1号", "fault": {"type": "outage", "began_at": "2026-11-23T07:50:00+08:00",
+                                         "scope": "building"},
+}
+
+
+@pytest.fixture
+async def wired(settings: Settings, clock: FakeClock) -> AsyncIterator[Any]:
+    services = await build_services(settings, clock=clock)
+    yield services
+    await close_services(services)
+
+
+@pytest.fixture
+async def api(aiohttp_client: Any, settings: Settings, wired: Any) -> Any:
+    return await aiohttp_client(create_app(settings, services=wired, background=False))
+
+
+async def catch_up(services: Any) -> None:
+    await ProjectionRunner(services.store, CasesProjection(services.clock)).run_until_caught_up()
+
+
+async def post(
+    api: Any, path: str, body: dict[str, Any], token: str = "t-dispatcher", status: int = 200
+) -> Any:
+    resp = await api.post(path, json=body, headers=auth(token))
+    data = await resp.json()
+    assert resp.status == status, data
+    return data
+
+
+async def test_register_and_walk_the_lifecycle(api: Any, wired: Any, clock: FakeClock) -> None:
+    case = await post(api, "/api/v1/cases", FAULT, "t-agent", 201)
+    cid, base = case["case_id"], f"/api/v1/cases/{case['case_id']}"
+    assert (case["status"], case["light"], case["version"]) == ("accepted", "green", 0)
+    assert case["deadline"] == (clock.now() + timedelta(minutes=30)).isoformat()
+    assert case["caller"]["phone"] == "13800138000" and case["history_url"].endswith(f"/{cid}/history")
+    case = await post(api, f"{base}/dispatch", {"expected_version": 0, "to": "U001"})
+    stale = await post(api, f"{base}/confirm", {"expected_version": 0}, "t-unit", 409)
+    assert stale["error"]["code"] == "stale_version"
+    for action, body, token in [
+        ("confirm", {}, "t-unit"),
+        ("feedback", {"text": "到场抢修"}, "t-unit"),
+        ("request-extension", {"until": (clock.now() + timedelta(hours=13)).isoformat(), "reason": "备件"},
+         "t-unit"),
+        ("decide-extension", {"approve": True}, "t-dispatcher"),
+        ("complete", {"result": "已恢复供电"}, "t-unit"),
+        ("callback", {"outcome": "satisfied"}, "t-agent"),
+    ]:
+        case = await post(api, f"{base}/{action}", {"expected_version": case["version"], **body}, token)
+    assert (case["status"], case["callback"]["outcome"], case["callback"]["handler"]) == (
+        "called_back", "satisfied", "U001")
+    await catch_up(wired)
+    resp = await api.get("/api/v1/cases?status=called_back", headers=auth("t-auditor"))
+    listed = (await resp.json())["items"]
+    assert [c["case_id"] for c in listed] == [cid] and listed[0]["version"] == case["version"]
+    resp = await api.get("/api/v1/assessment/units?unit_id=U001", headers=auth("t-dispatcher"))
+    [stats] = (await resp.json())["items"]
+    assert (stats["dispatched"], stats["confirmed"], stats["completed"], stats["satisfied"]) == (1, 1, 1, 1)
+
+
+async def test_bad_input_and_roles(api: Any) -> None:
+    missing = {k: v for k, v in FAULT.items() if k != "account_number"}
+    err = await post(api, "/api/v1/cases", missing, "t-agent", 400)
+    assert "account_number" in err["error"]["message"]
+    case = await post(api, "/api/v1/cases", FAULT, "t-agent", 201)
+    base = f"/api/v1/cases/{case['case_id']}"
+    await post(api, f"{base}/dispatch", {"to": "U001"}, status=400)  # expected_version is required
+    await post(api, f"{base}/dispatch", {"expected_version": 0, "to": "U001"}, "t-unit", 403)
+    await post(api, f"{base}/fly", {"expected_version": 0}, status=404)
+    await post(api, f"{base}/confirm", {"expected_version": 0}, "t-unit", 409)  # not dispatched yet
+    resp = await api.get("/api/v1/cases/CNOPE", headers=auth("t-agent"))
+    assert resp.status == 404
+
+
+async def test_personal_data_is_masked_for_other_units(api: Any, wired: Any) -> None:
+    case = await post(api, "/api/v1/cases", FAULT, "t-agent", 201)
+    base = f"/api/v1/cases/{case['case_id']}"
+    resp = await api.get(base, headers=auth("t-unit"))
+    seen = await resp.json()
+    assert seen["caller"] == {"name": None, "phone": "*******8000", "email": None, "openid": None}
+    assert seen["address"] is None
+    await post(api, f"{base}/dispatch", {"expected_version": 0, "to": "U001"})
+    resp = await api.get(base, headers=auth("t-unit"))
+    assert (await resp.json())["caller"]["name"] == "张三"  # now assigned to U001
+    await catch_up(wired)
+    resp = await api.get("/api/v1/cases", headers=auth("t-unit"))
+    assert (await resp.json())["items"][0]["caller"]["phone"] == "13800138000"
+
+
+async def test_lights_and_overdue_lists_follow_the_clock(api: Any, wired: Any, clock: FakeClock) -> None:
+    ids = [(await post(api, "/api/v1/cases", FAULT, "t-agent", 201))["case_id"] for _ in range(3)]
+    confirm_late, complete_late, callback_late = ids
+    await post(api, f"/api/v1/cases/{confirm_late}/dispatch", {"expected_version": 0, "to": "U002"})
+    for cid in (complete_late, callback_late):
+        await post(api, f"/api/v1/cases/{cid}/dispatch", {"expected_version": 0, "to": "U001"})
+        await post(api, f"/api/v1/cases/{cid}/confirm", {"expected_version": 1}, "t-unit")
+    await post(api, f"/api/v1/cases/{callback_late}/complete", {"expected_version": 2}, "t-unit")
+    await catch_up(wired)
+
+    async def board(query: str, token: str = "t-dispatcher") -> list[str]:
+        resp = await api.get(f"/api/v1/{query}", headers=auth(token))
+        body = await resp.json()
+        assert resp.status == 200, body
+        return [c["case_id"] for c in body["items"]]
+
+    assert await board("overdue?kind=confirmation") == []
+    assert sorted(await board("cases?light=green")) == sorted(ids)
+    clock.advance(timedelta(minutes=25))  # past 80 % of the 30-min response limit
+    assert await board("cases?light=yellow") == [confirm_late]  # the others are confirmed / done
+    clock.advance(timedelta(minutes=6))
+    assert await board("overdue?kind=confirmation") == [confirm_late]
+    assert await board("cases?light=red") == [confirm_late]
+    clock.advance(timedelta(hours=13))
+    assert await board("overdue?kind=completion") == [complete_late]
+    assert await board("overdue?kind=completion", "t-unit") == [complete_late]  # its own
+    assert await board("overdue?kind=callback") == [callback_late]
+    resp = await api.get("/api/v1/overdue?kind=whenever", headers=auth("t-dispatcher"))
+    assert resp.status == 400
+    published: list[Any] = []
+
+    async def publish(changes: Any) -> None:
+        published.extend(changes)
+
+    assert await LightRefresher(wired.pool, clock, publish).refresh() == 2
+    lights = dict(await wired.pool.fetch("SELECT case_id, light FROM cases"))
+    assert (lights[confirm_late], lights[complete_late], lights[callback_late]) == ("red", "red", "green")
+    assert {c.data["case_id"] for c in published} == {confirm_late, complete_late}
+
+
+async def test_pages_with_cursor_and_queue_order(api: Any, wired: Any) -> None:
+    ids = [(await post(api, "/api/v1/cases", {**FAULT, "priority": p}, "t-agent", 201))["case_id"]
+           for p in (3, 1, 2)]
+    await catch_up(wired)
+    resp = await api.get("/api/v1/cases?limit=2", headers=auth("t-agent"))
+    first = await resp.json()
+    resp = await api.get(f"/api/v1/cases?limit=2&cursor={first['next']}", headers=auth("t-agent"))
+    second = await resp.json()
+    assert second["next"] is None
+    assert sorted(c["case_id"] for c in first["items"] + second["items"]) == sorted(ids)
+    resp = await api.get("/api/v1/queue", headers=auth("t-dispatcher"))
+    queue = (await resp.json())["items"]
+    assert queue[0]["case_id"] == ids[1] and queue[0]["green_channel"] is True
+    assert [c["priority"] for c in queue] == [1, 2, 3]
+
+
+async def test_followup_schedules_timers_and_sends_sms(api: Any, wired: Any, clock: FakeClock) -> None:
+    case = await post(api, "/api/v1/cases", FAULT, "t-agent", 201)
+    cid = case["case_id"]
+    await wired.pool.execute(
+        "INSERT INTO ref_units (id, name, phone) VALUES ('U001', '秦都供电', '13326435929')")
+    await post(api, f"/api/v1/cases/{cid}/dispatch", {"expected_version": 0, "to": "U001"})
+    follow = ReactorRunner(wired.store, CaseFollowUp(wired.pool, wired.bus, wired.store))
+    await follow.run_until_caught_up()
+    timers = dict(await wired.pool.fetch("SELECT key, due_at FROM timers"))
+    assert timers == {f"case:{cid}:confirmation": clock.now() + timedelta(minutes=30)}
+    reasons = await wired.pool.fetch("SELECT data->>'reason' AS r, data->>'to' AS t FROM events "
+                                     "WHERE type = 'NotificationRequested' ORDER BY position")
+    assert [(r["r"], r["t"]) for r in reasons] == [("dispatch", "13326435929"), ("transfer", "13800138000")]
+    await post(api, f"/api/v1/cases/{cid}/confirm", {"expected_version": 1}, "t-unit")
+    await follow.run_until_caught_up()
+    assert set(dict(await wired.pool.fetch("SELECT key, due_at FROM timers"))) == {f"case:{cid}:completion"}
