@@ -19,7 +19,6 @@ The provider index is the shared `services.extras["provider_index"]` holder
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -134,7 +133,7 @@ async def waiting_cases(db: asyncpg.Pool, skills: Mapping[str, str], limit: int 
            ORDER BY priority, accepted_at LIMIT $2""", list(skills), limit)
     return [Waiting(WaitingCase(r["case_id"], r["lat"], r["lon"], skills[r["category"]],
                                 r["district"], r["priority"], PREFERRED.get(r["category"], frozenset())),
-                    r["version"], tuple(json.loads(r["rejected_by"])))
+                    r["version"], tuple(r["rejected_by"]))
             for r in rows]
 
 

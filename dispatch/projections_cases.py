@@ -84,9 +84,9 @@ def case_clocks(s: CaseState) -> Clocks:
     )
 
 
-def state_from_json(data: Any) -> CaseState:
-    """A `CaseState` from the JSON kept in `cases.data`."""
-    return from_data(CaseState, json.loads(data) if isinstance(data, str) else data)
+def state_from_json(data: dict[str, Any]) -> CaseState:
+    """A `CaseState` from the JSON kept in `cases.data` (decoded by the pool's jsonb codec)."""
+    return from_data(CaseState, data)
 
 
 def _row(s: CaseState, cfg: SlaConfig, now: datetime, updated_at: datetime) -> list[Any]:
@@ -101,7 +101,7 @@ def _row(s: CaseState, cfg: SlaConfig, now: datetime, updated_at: datetime) -> l
         s.elder_id, s.version, s.created_at, s.accepted_at, updated_at, s.closed_at,
         s.assignee_kind, s.dispatched_at, s.confirm_by, s.confirmed_at, s.complete_by,
         s.completed_at, s.callback_by, s.callback_outcome, s.archived_at, s.last_touched_at,
-        yellow_at, red_at, json.dumps(to_data(s), ensure_ascii=False),
+        yellow_at, red_at, to_data(s),
     ]
 
 

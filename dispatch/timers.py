@@ -12,7 +12,8 @@ Others schedule and cancel by key (any text; reuse a key to move a timer):
     await cancel(pool_or_conn, "remind:T42")
 
 Passing a connection inside a transaction makes the timer part of that
-transaction (e.g. a projection's). `TimerWorker` (one per serving process,
+transaction (e.g. a projection's); pools and connections must come from
+`eventstore.postgres.create_pool` (its jsonb codec). `TimerWorker` (one per serving process,
 several processes may run) fires due timers within a second of their due
 time: it leases a batch (`due_at` moved to now + lease, `FOR UPDATE SKIP
 LOCKED`), sends each command through the bus, then deletes the row - unless
@@ -27,7 +28,6 @@ survive restarts: one due while no process ran fires at the next start.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -88,7 +88,7 @@ async def schedule(db: Db, key: str, due_at: datetime, command: object) -> None:
         """INSERT INTO timers (key, due_at, command, payload) VALUES ($1, $2, $3, $4::jsonb)
            ON CONFLICT (key) DO UPDATE SET due_at = EXCLUDED.due_at, command = EXCLUDED.command,
                payload = EXCLUDED.payload, attempts = 0, last_error = NULL""",
-        key, due_at, name, json.dumps(to_data(command), ensure_ascii=False),
+        key, due_at, name, to_data(command),
     )
 
 
@@ -104,7 +104,7 @@ async def pending(db: Db, prefix: str = "") -> list[Timer]:
         """SELECT key, due_at, command, payload, attempts, last_error FROM timers
            WHERE starts_with(key, $1) ORDER BY due_at, key""", prefix,
     )
-    return [Timer(r["key"], r["due_at"], r["command"], json.loads(r["payload"]), r["attempts"],
+    return [Timer(r["key"], r["due_at"], r["command"], r["payload"], r["attempts"],
                   r["last_error"]) for r in rows]
 
 
@@ -144,7 +144,7 @@ class TimerWorker:
             now, leased_until, self._batch,
         )
         for row in rows:
-            await self._fire(row["key"], row["command"], json.loads(row["payload"]),
+            await self._fire(row["key"], row["command"], row["payload"],
                              row["attempts"], leased_until)
         return len(rows)
 
