@@ -182,3 +182,17 @@ async def test_followup_schedules_timers_and_sends_sms(api: Any, wired: Any, clo
     await post(api, f"/api/v1/cases/{cid}/confirm", {"expected_version": 1}, "t-unit")
     await follow.run_until_caught_up()
     assert set(dict(await wired.pool.fetch("SELECT key, due_at FROM timers"))) == {f"case:{cid}:completion"}
+
+
+async def test_link_and_unlink_through_the_case_actions(api: Any, wired: Any) -> None:
+    a = await post(api, "/api/v1/cases", FAULT, "t-agent", 201)
+    b = await post(api, "/api/v1/cases", FAULT, "t-agent", 201)
+    base = f"/api/v1/cases/{a['case_id']}"
+    linked = await post(api, f"{base}/link", {"expected_version": 0, "other_case_id": b["case_id"]}, "t-agent")
+    assert linked["linked_case_ids"] == [b["case_id"]]
+    await catch_up(wired)
+    resp = await api.get(f"/api/v1/cases?linked_to={b['case_id']}", headers=auth("t-agent"))
+    assert [c["case_id"] for c in (await resp.json())["items"]] == [a["case_id"]]
+    unlinked = await post(api, f"{base}/unlink", {"expected_version": linked["version"],
+                                                  "other_case_id": b["case_id"]}, "t-agent")
+    assert unlinked["linked_case_ids"] == []
