@@ -68,7 +68,7 @@ async def _apply_callback(conn: asyncpg.Connection, evt: Event, event: RecordedE
     elif isinstance(evt, CallbackMissedAgain):
         await conn.execute(
             """UPDATE missed_calls SET attempts = attempts + 1,
-                   last_missed_at = greatest(last_missed_at, $2), call_ids = call_ids || $3,
+                   last_missed_at = greatest(last_missed_at, $2), call_ids = array_append(call_ids, $3::text),
                    queue = coalesce($4, queue), version = $5 WHERE task_id = $1""",
             evt.task_id, evt.missed_at, evt.call_id, evt.queue, event.version,
         )

@@ -1,0 +1,153 @@
+"""Call-back tasks on the real app: presence in Redis, fair assignment, reassignment, outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections import Counter
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from dispatch.missed_calls import Assigner
+from gateway.presence import PresenceBoard
+from gateway.services import SERVICES
+from gateway.settings import Settings
+from tests.conftest import auth
+
+TTL = 1.0
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """A short heartbeat TTL so that a silent agent goes offline within the test."""
+    return dataclasses.replace(settings, extra={**settings.extra, "INTAKE_PRESENCE_TTL": str(TTL)})
+
+
+async def presence(client: Any, agent: str, status: str, token: str = "t-dispatcher") -> int:
+    response = await client.put(f"/api/v1/agents/{agent}/presence", json={"status": status},
+                                headers=auth(token))
+    return int(response.status)
+
+
+async def abandon(client: Any, n: int, caller: str) -> None:
+    body = {"event_id": f"e{n}", "type": "abandoned", "call_id": f"c{n}", "caller": caller,
+            "queue": "95598", "at": f"2026-11-23T08:{n % 60:02d}:00Z"}
+    assert (await client.post("/channels/cti/events", json=body, headers=auth("t-channel"))).status == 201
+
+
+async def tasks(client: Any, query: str = "status=open") -> list[dict[str, Any]]:
+    body = await (await client.get(f"/api/v1/missed-calls?{query}", headers=auth("t-dispatcher"))).json()
+    return list(body["items"])
+
+
+async def until(check: Any, within: float = 5.0) -> Any:
+    deadline = time.monotonic() + within
+    while True:
+        result = await check()
+        if result:
+            return result
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+def spread(items: list[dict[str, Any]]) -> Counter[str | None]:
+    return Counter(t["assigned_to"] for t in items)
+
+
+async def test_presence_rights(client: Any) -> None:
+    assert await presence(client, "A001", "online", "t-agent") == 200
+    assert await presence(client, "A002", "online", "t-agent") == 403
+    assert await presence(client, "A002", "busy", "t-dispatcher") == 200
+    assert await presence(client, "A003", "sleeping") == 400
+    listed = await (await client.get("/api/v1/agents/presence", headers=auth("t-dispatcher"))).json()
+    assert listed["items"] == [{"agent_id": "A001", "status": "online"},
+                               {"agent_id": "A002", "status": "busy"}]
+
+
+async def test_fair_spread_offline_reassignment_and_outcomes(client: Any) -> None:
+    for agent in ("A001", "A002", "A003"):
+        assert await presence(client, agent, "online") == 200
+    for n in range(7):
+        await abandon(client, n, f"1390000{n:04d}")
+    await abandon(client, 7, "13900000000")  # the first caller again: one task, two attempts
+
+    async def all_assigned() -> Any:
+        found = await tasks(client)
+        return found if len(found) == 7 and all(t["assigned_to"] for t in found) else None
+
+    found = await until(all_assigned)
+    counts = spread(found)
+    assert max(counts.values()) - min(counts.values()) <= 1 and len(counts) == 3
+    assert next(t for t in found if t["caller"] == "13900000000")["attempts"] == 2
+
+    assert await presence(client, "A001", "offline") == 200
+
+    async def away_from_a001() -> Any:
+        found = await tasks(client)
+        return found if not any(t["assigned_to"] == "A001" for t in found) else None
+
+    counts = spread(await until(away_from_a001))
+    assert set(counts) == {"A002", "A003"} and max(counts.values()) - min(counts.values()) <= 1
+
+    task = (await tasks(client, "status=open&agent_id=A002"))[0]["task_id"]
+    moved = await client.post(f"/api/v1/missed-calls/{task}/reassign", json={"agent_id": "A003"},
+                              headers=auth("t-dispatcher"))
+    assert moved.status == 200
+    await until(lambda: tasks(client, "status=open&agent_id=A003"))
+    forbidden = await client.post(f"/api/v1/missed-calls/{task}/reassign", json={"agent_id": "A002"},
+                                  headers=auth("t-agent"))
+    assert forbidden.status == 403
+
+    for attempt in (1, 2, 3):
+        response = await client.post(f"/api/v1/missed-calls/{task}/outcome", json={"outcome": "no_answer"},
+                                     headers=auth("t-agent"))
+        assert response.status == 200
+        events = (await response.json())["events"]
+        assert events[0]["attempt"] == attempt
+    assert events[-1] == {"type": "CallbackTaskClosed", "reason": "unreachable"}
+    again = await client.post(f"/api/v1/missed-calls/{task}/outcome", json={"outcome": "reached"},
+                              headers=auth("t-agent"))
+    assert again.status == 409
+    bad = await client.post(f"/api/v1/missed-calls/{task}/outcome", json={"outcome": "maybe"},
+                            headers=auth("t-agent"))
+    assert bad.status in (400, 409)
+
+
+async def test_silent_agent_goes_offline_after_the_ttl(client: Any) -> None:
+    await presence(client, "A001", "online")
+    await presence(client, "A002", "online")
+    await abandon(client, 1, "13900000001")
+    await abandon(client, 2, "13900000002")
+    await until(lambda: _assigned_to(client, {"A001", "A002"}))
+    deadline = time.monotonic() + 3 * TTL
+    while time.monotonic() < deadline:  # only A002 keeps sending heartbeats
+        await presence(client, "A002", "online")
+        if await _assigned_to(client, {"A002"}):
+            break
+        await asyncio.sleep(TTL / 4)
+    assert await _assigned_to(client, {"A002"})
+
+
+async def _assigned_to(client: Any, agents: set[str]) -> bool:
+    found = await tasks(client)
+    return len(found) == 2 and {t["assigned_to"] for t in found} == agents
+
+
+async def test_redis_down_leaves_tasks_waiting_until_presence_returns(
+    client: Any, redis_server_url: str, redis_prefix: str
+) -> None:
+    services = client.app[SERVICES]
+    await abandon(client, 1, "13900000001")
+    await until(lambda: tasks(client))
+    dead = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    try:
+        blind = Assigner(services.pool, services.bus.handle, PresenceBoard(dead, redis_prefix).present)
+        assert await blind.cycle() == 0
+    finally:
+        await dead.aclose()
+    assert [t["assigned_to"] for t in await tasks(client)] == [None]
+    await presence(client, "A009", "online")
+    await until(lambda: tasks(client, "status=open&agent_id=A009"))

@@ -1,0 +1,50 @@
+"""Acknowledgement SMS policy and the sender's retry policy."""
+
+from __future__ import annotations
+
+from dispatch.case import CallerInfo, RegisterCase, register_case
+from dispatch.clock import FakeClock
+from dispatch.notifications import AcknowledgementPolicy, RequestNotification, notification_stream
+from dispatch.sender import RetryPolicy
+from eventstore import ANY, NewEvent
+from eventstore.memory import MemoryEventStore
+
+
+async def test_acknowledges_acceptance_and_completion_once_per_case() -> None:
+    store = MemoryEventStore()
+    sent: list[RequestNotification] = []
+
+    async def handle(cmd: object) -> None:
+        assert isinstance(cmd, RequestNotification)
+        sent.append(cmd)
+
+    registered = await register_case(
+        RegisterCase(category="power_fault", channel="phone", description="停电",
+                     caller=CallerInfo(name="张三", phone="13912345678")),
+        store=store, clock=FakeClock())
+    anonymous = await register_case(
+        RegisterCase(category="consultation", channel="web", description="?", caller=CallerInfo()),
+        store=store, clock=FakeClock())
+    await store.append(f"case-{registered.case_id}", [NewEvent(
+        "CaseCompleted", {"case_id": registered.case_id, "completed_at": "2026-11-23T09:00:00+00:00"})], ANY)
+    policy = AcknowledgementPolicy(handle, store)
+    for _, record in await store.read_all(await store.load_checkpoint("x")):
+        await policy.react(record)
+    assert [(n.dedup_key, n.to, n.reason) for n in sent] == [
+        (f"ack:{registered.case_id}", "13912345678", "accepted"),
+        (f"done:{registered.case_id}", "13912345678", "completed"),
+    ]
+    assert registered.case_id in sent[0].text
+    assert all(anonymous.case_id not in n.dedup_key for n in sent)
+
+
+def test_retry_delay_is_exponential_capped_and_honours_retry_after() -> None:
+    policy = RetryPolicy(base_delay=2.0, max_delay=30.0)
+    assert [policy.delay(n) for n in (1, 2, 3, 4, 5, 6)] == [2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+    assert policy.delay(1, retry_after=12.0) == 12.0
+
+
+def test_odd_dedup_keys_get_a_valid_stream() -> None:
+    assert notification_stream("ack:C1") == "notification-ack:C1"
+    odd = notification_stream("chase/unit U001 #3")
+    assert odd.startswith("notification-") and len(odd) == len("notification-") + 64
