@@ -24,6 +24,7 @@ from dispatch.errors import InvalidCommand, NotFound
 from dispatch.messages import Event, event, metadata, to_data, to_new_event
 from eventstore import ANY, EventStore, RecordedEvent
 from eventstore.errors import InvalidStreamName
+from eventstore.records import check_stream_name
 from gateway.settings import Settings
 
 RAW_PREVIEW = 160
@@ -106,7 +107,7 @@ async def _contacts(store: EventStore, records: list[RecordedEvent]) -> list[dic
 
 async def case_history(store: EventStore, case_id: str, as_of: datetime | None = None) -> CaseHistory:
     """The history of a case up to `as_of` (all of it when None); `NotFound` if no such case."""
-    records = await store.read_stream(case_stream(case_id))
+    records = await store.read_stream(check_stream_name(case_stream(case_id)))
     if not records:
         raise NotFound(f"case {case_id} not found")
     shown = [r for r in records if as_of is None or r.recorded_at <= as_of]

@@ -33,6 +33,8 @@ READERS = ("agent", "dispatcher", "unit", "auditor")
 BLOCK_MS = 1000
 """How long one XREAD waits (below the Redis client's 2 s socket timeout)."""
 POLL_INTERVAL = 1.0
+PROBE_TIMEOUT = 1.0
+"""How long a Redis call may take before the stream falls back to polling."""
 HEARTBEAT = 15.0
 BATCH = 200
 _STREAM_ID = re.compile(r"^\d+-\d+$")
@@ -140,13 +142,15 @@ class _Feed:
 
 
 async def _live(feed: _Feed, last_id: str | None) -> None:
-    """Follow Redis until it fails (raises RedisError / OSError)."""
+    """Follow Redis until it fails or stalls (raises RedisError / OSError / TimeoutError)."""
     if feed.services.redis is None:
         raise RedisError("redis is not configured")
-    cursor = await feed.resume_point(last_id)
+    async with asyncio.timeout(PROBE_TIMEOUT):
+        cursor = await feed.resume_point(last_id)
     await feed.set_mode("live")
     while True:
-        cursor = await feed.follow_redis(cursor)
+        async with asyncio.timeout(BLOCK_MS / 1000 + PROBE_TIMEOUT):
+            cursor = await feed.follow_redis(cursor)
         await feed.heartbeat()
 
 

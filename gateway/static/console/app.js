@@ -107,7 +107,7 @@ class Console {
     if (type === 'resync') { this.loadAll(); return; }
     if (type !== 'change') return;
     const topic = String(data.topic || '');
-    if (/case|link|light|sla/.test(topic)) this.refreshCases();
+    if (/case|link|light|sla|alert/.test(topic)) this.refreshCases();
     if (/call|missed|incident|link|presence/.test(topic)) this.refreshPanels();
     if (topic === 'reference' && data.data && data.data.kind === 'district') this.loadDistricts();
     this.refreshKpis();
