@@ -31,7 +31,7 @@ from dispatch.case_events import (
 from dispatch.clock import Clock
 from dispatch.errors import InvalidCommand, NotAllowed, StaleVersion
 from dispatch.messages import Command, Event, metadata, to_new_event
-from dispatch.sla import DONE_STATUSES, SlaConfig
+from dispatch.sla import SlaConfig
 from dispatch.timers import timer_command
 from eventstore import EventStore, WrongExpectedVersion
 
@@ -330,11 +330,6 @@ async def handle_action(
     return await apply_events(
         store, state, events, actor=cmd.actor, idempotency_key=cmd.idempotency_key
     )
-
-
-def is_done(state: CaseState) -> bool:
-    """Whether the case is finished (no unit is expected to act on it any more)."""
-    return state.status in DONE_STATUSES
 
 
 HANDLERS: dict[type, Any] = {cmd: handle_action for cmd in DECIDERS}

@@ -188,7 +188,8 @@ async def test_link_and_unlink_through_the_case_actions(api: Any, wired: Any) ->
     a = await post(api, "/api/v1/cases", FAULT, "t-agent", 201)
     b = await post(api, "/api/v1/cases", FAULT, "t-agent", 201)
     base = f"/api/v1/cases/{a['case_id']}"
-    linked = await post(api, f"{base}/link", {"expected_version": 0, "other_case_id": b["case_id"]}, "t-agent")
+    body = {"expected_version": 0, "other_case_id": b["case_id"]}
+    linked = await post(api, f"{base}/link", body, "t-agent")
     assert linked["linked_case_ids"] == [b["case_id"]]
     await catch_up(wired)
     resp = await api.get(f"/api/v1/cases?linked_to={b['case_id']}", headers=auth("t-agent"))
