@@ -20,12 +20,17 @@ log = structlog.get_logger(__name__)
 Handler = Callable[..., Awaitable[Any]]
 
 HANDLER_MODULES: tuple[str, ...] = (
+    "dispatch.elderly",
+    "dispatch.case",
+    "dispatch.case_actions",
+    "dispatch.supervision",
+    "dispatch.reference",
     "dispatch.calls",
     "dispatch.sms",
     "dispatch.missed_calls",
     "dispatch.notifications",
-    "dispatch.case",
-    "dispatch.reference",
+    "dispatch.duplicates",
+    "dispatch.incidents",
 )
 """Modules that export `HANDLERS: dict[type[Command], Handler]`; one line each."""
 

@@ -11,7 +11,6 @@ from aiohttp.typedefs import Middleware
 
 from gateway.settings import Token
 
-PRINCIPAL: str = "intake.principal"
 FULL_PERSONAL_DATA: frozenset[str] = frozenset({"agent", "dispatcher", "auditor", "admin"})
 
 
@@ -26,6 +25,10 @@ class Principal:
     def actor(self) -> str:
         """How events record this caller: `role:subject`."""
         return f"{self.role}:{self.subject}"
+
+
+PRINCIPAL = web.RequestKey("principal", Principal)
+"""Where the authenticated caller of a request is kept (absent when anonymous)."""
 
 
 class Unauthorized(web.HTTPUnauthorized):
@@ -61,7 +64,9 @@ def make_middleware(tokens: Mapping[str, Token]) -> Middleware:
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-        request[PRINCIPAL] = resolve(tokens, token_of(request))
+        who = resolve(tokens, token_of(request))
+        if who is not None:
+            request[PRINCIPAL] = who
         return await handler(request)
 
     return authenticate
@@ -69,8 +74,7 @@ def make_middleware(tokens: Mapping[str, Token]) -> Middleware:
 
 def principal(request: web.Request) -> Principal | None:
     """The authenticated caller of a request, if any."""
-    value = request.get(PRINCIPAL)
-    return value if isinstance(value, Principal) else None
+    return request.get(PRINCIPAL)
 
 
 def require(request: web.Request, *roles: str) -> Principal:

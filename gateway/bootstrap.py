@@ -32,25 +32,42 @@ log = structlog.get_logger(__name__)
 
 PROJECTION_MODULES: tuple[str, ...] = (
     "dispatch.projections_calls",
+    "dispatch.projections_cases",
+    "dispatch.elderly_alerts",
     "dispatch.reference",
+    "dispatch.projections_links",
 )
 REACTOR_MODULES: tuple[str, ...] = (
     "dispatch.missed_calls",
     "dispatch.notifications",
+    "dispatch.elderly",
+    "dispatch.supervision",
+    "dispatch.linking_policy",
 )
 WORKER_MODULES: tuple[str, ...] = (
+    "dispatch.provider_index",
+    "dispatch.timers",
+    "dispatch.auto_dispatch",
+    "dispatch.projections_cases",
     "dispatch.sender",
     "gateway.presence",
+    "gateway.sia_listener",
 )
 ROUTE_MODULES: tuple[str, ...] = (
+    "gateway.views_wechat",
+    "gateway.views_providers",
+    "gateway.views_cases",
     "gateway.views_channels_phone",
     "gateway.views_missed_calls",
     "gateway.views_notifications",
     "gateway.presence",
+    "gateway.views_open311",
+    "gateway.views_alarm",
     "gateway.views_health",
     "gateway.views_console",
     "gateway.sse",
     "gateway.views_audit",
+    "gateway.views_incidents",
 )
 
 

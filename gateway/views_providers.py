@@ -73,10 +73,10 @@ async def nearest(request: web.Request) -> web.Response:
     """The k nearest eligible providers, sorted by geodesic distance, with dispatch scores."""
     require(request, *READERS)
     extras = request.app[SERVICES].extras
+    query = parse_query(request, extras.get("districts"))
     holder: ProviderIndexHolder | None = extras.get("provider_index")
     if holder is None:
         return error_response(503, "index_unavailable", "the provider index is not loaded yet")
-    query = parse_query(request, extras.get("districts"))
     weights: DispatchWeights = extras.get("dispatch_weights") or DispatchWeights()
     found = holder.snapshot.nearest(query, weights)
     return json_response(page([c.as_dict() for c in found], None))

@@ -168,8 +168,12 @@ async def services(settings: Settings) -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-async def client(aiohttp_client: Any, settings: Settings, services: Any) -> Any:
-    """A test client of the full app with its background tasks running."""
+async def client(settings: Settings, services: Any, aiohttp_client: Any) -> Any:
+    """A test client of the full app with its background tasks running.
+
+    `aiohttp_client` comes last so that the app (and its background tasks)
+    is torn down before the services it uses.
+    """
     from gateway.app import create_app
 
     return await aiohttp_client(create_app(settings, services=services))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 
@@ -27,5 +28,13 @@ async def test_metrics_are_prometheus_text(client: Any) -> None:
 
 
 async def test_oversized_body_gets_413_json(client: Any) -> None:
-    response = await client.post("/health", data=b"x" * (1024 * 1024 + 1))
-    assert response.status in (405, 413)
+    response = await client.post("/api/v1/cases", data=io.BytesIO(b"x" * (1024 * 1024 + 1)),
+                                 headers={"Authorization": "Bearer t-agent"})
+    assert response.status == 413
+    assert (await response.json())["error"]["code"] == "too_large"
+
+
+async def test_unknown_token_gets_401_json(client: Any) -> None:
+    response = await client.get("/api/v1/cases", headers={"Authorization": "Bearer nope"})
+    assert response.status == 401
+    assert (await response.json())["error"]["code"] == "unauthorized"

@@ -1,0 +1,80 @@
+"""`GET /api/v1/providers/nearest` on the live index, following reference data as it changes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from dispatch.geo import geodesic_m, wgs84_to_gcj02
+from gateway.loader import catch_up_reference, load_paths
+from tests.conftest import auth
+
+GIS = Path(__file__).resolve().parents[2] / "gis_data"
+XIANYANG = (34.3296, 108.7093)  # Qindu district, Xianyang
+
+
+async def wait_for(predicate: Any, within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while not await predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
+
+
+async def test_nearest_sorted_by_geodesic_distance_and_follows_new_providers(
+    services: Any, aiohttp_client: Any, settings: Any, tmp_path: Path
+) -> None:
+    from gateway.app import create_app
+
+    await load_paths(services, [GIS / "districts.geojson", GIS / "demo_providers.geojson"])
+    await catch_up_reference(services)
+    client = await aiohttp_client(create_app(settings, services=services))
+
+    async def loaded() -> bool:
+        response = await client.get("/api/v1/providers/nearest", params={
+            "lat": XIANYANG[0], "lon": XIANYANG[1], "k": 5}, headers=auth("t-dispatcher"))
+        return bool(response.status == 200)
+
+    await wait_for(loaded)
+    response = await client.get("/api/v1/providers/nearest", params={
+        "lat": XIANYANG[0], "lon": XIANYANG[1], "k": 5}, headers=auth("t-dispatcher"))
+    items = (await response.json())["items"]
+    assert len(items) == 5
+    distances = [item["distance_m"] for item in items]
+    assert distances == sorted(distances)
+    for item in items:
+        exact = geodesic_m(XIANYANG[0], XIANYANG[1], item["lat"], item["lon"])
+        assert abs(item["distance_m"] - exact) <= exact * 0.001 + 0.01
+
+    glat, glon = wgs84_to_gcj02(*XIANYANG)
+    same = await client.get("/api/v1/providers/nearest", params={
+        "lat": glat, "lon": glon, "crs": "gcj02", "k": 5}, headers=auth("t-dispatcher"))
+    assert [i["id"] for i in (await same.json())["items"]] == [i["id"] for i in items]
+
+    newcomer = {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [XIANYANG[1], XIANYANG[0] + 0.0001]},
+        "properties": {"kind": "provider", "id": "PNEW", "name": "新来的电工", "skills": ["power_repair"],
+                       "capacity": 2, "phone": "13800000009", "districts": []},
+    }
+    path = tmp_path / "new.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [newcomer]}), "utf-8")
+    await load_paths(services, [path])
+
+    async def newcomer_first() -> bool:
+        found = await client.get("/api/v1/providers/nearest", params={
+            "lat": XIANYANG[0], "lon": XIANYANG[1], "k": 1}, headers=auth("t-dispatcher"))
+        body = await found.json()
+        return bool(body["items"] and body["items"][0]["id"] == "PNEW")
+
+    await wait_for(newcomer_first)
+
+
+async def test_nearest_rejects_bad_input_and_anonymous(client: Any) -> None:
+    anonymous = await client.get("/api/v1/providers/nearest?lat=34.3&lon=108.7")
+    assert anonymous.status == 401
+    bad = await client.get("/api/v1/providers/nearest?lat=north&lon=108.7", headers=auth("t-dispatcher"))
+    assert bad.status == 400
+    assert (await bad.json())["error"]["code"]
