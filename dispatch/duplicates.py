@@ -190,11 +190,21 @@ def _incident(new: CaseSketch, matches: Sequence[Match], by_id: Mapping[str, Cas
     )
 
 
+def _choose(matches: Sequence[Match], p: LinkParams) -> tuple[Match, ...]:
+    """The best matches, all outside incidents or in the one incident of the best placed of them.
+
+    A case on the edge between two neighbouring outages joins one of them rather than
+    bridging two incidents into one matter.
+    """
+    home = next((m.incident_id for m in matches if m.incident_id), None)
+    return tuple(m for m in matches if m.incident_id in (None, home))[: p.max_links]
+
+
 def decide(new: CaseSketch, candidates: Sequence[CaseSketch], p: LinkParams) -> Decision:
     """Decide the links and the incident step of a new case (pure; candidates are earlier cases)."""
     matches = score_candidates(new, candidates, p)
     by_id = {c.case_id: c for c in candidates}
-    return Decision(tuple(matches[: p.max_links]), _incident(new, matches, by_id, p))
+    return Decision(_choose(matches, p), _incident(new, matches, by_id, p))
 
 
 @dataclass(slots=True)

@@ -1,10 +1,11 @@
-"""Read models of links and incidents, and the two link columns of `cases`.
+"""Read models of links and incidents: `case_links`, `incidents`, `incident_cases`.
 
-`case_links` holds each case's side of its links, `incidents` / `incident_cases`
-the storm view. On `cases` this projection UPDATEs only `linked_case_ids` and
-`incident_id`; a row the cases projection inserts later takes both from these
-tables (trigger `cases_fill_links`, migration 0400), so the two projections
-need no ordering between them and either may be rebuilt alone.
+`case_links` holds each case's side of its links (reason, score, when);
+`incidents` / `incident_cases` are the storm view. The columns
+`cases.linked_case_ids` and `cases.incident_id` are NOT written here: the cases
+projection folds every case event into `CaseState`, whose applier registry
+(`case_events.APPLIERS`) this package extends with `CaseLinked`,
+`CaseUnlinked` and `CaseAddedToIncident` - one fold, one writer per table.
 """
 
 from __future__ import annotations
@@ -22,18 +23,13 @@ _SQL: dict[str, str] = {
     "link": """INSERT INTO case_links (case_id, other_case_id, reason, score, linked_at)
         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (case_id, other_case_id)
         DO UPDATE SET reason = $3, score = $4, linked_at = $5""",
-    "link_row": """UPDATE cases SET linked_case_ids = array_append(linked_case_ids, $2)
-        WHERE case_id = $1 AND NOT ($2 = ANY (linked_case_ids))""",
     "unlink": "DELETE FROM case_links WHERE case_id = $1 AND other_case_id = $2",
-    "unlink_row": """UPDATE cases SET linked_case_ids = array_remove(linked_case_ids, $2)
-        WHERE case_id = $1""",
     "opened": """INSERT INTO incidents (incident_id, status, category, district, lat, lon, opened_at,
         version) VALUES ($1, 'open', $2, $3, $4, $5, $6, $7) ON CONFLICT (incident_id) DO NOTHING""",
     "member": """WITH added AS (INSERT INTO incident_cases (incident_id, case_id, added_at)
         VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1)
         UPDATE incidents SET case_count = case_count + (SELECT count(*) FROM added), version = $4
         WHERE incident_id = $1""",
-    "member_row": "UPDATE cases SET incident_id = $2 WHERE case_id = $1",
     "cause": """UPDATE incidents SET cause = $2, expected_restoration_at = $3, cause_revision = $4,
         version = $5 WHERE incident_id = $1""",
     "resolved": """UPDATE incidents SET status = 'resolved', resolved_at = $2, version = $3
@@ -49,7 +45,6 @@ async def _linked(conn: asyncpg.Connection, e: RecordedEvent) -> list[Change]:
     d = e.data
     await conn.execute(_SQL["link"], d["case_id"], d["other_case_id"], d["reason"], d.get("score"),
                        e.recorded_at)
-    await conn.execute(_SQL["link_row"], d["case_id"], d["other_case_id"])
     return [Change("case_link", {"case_id": d["case_id"], "other_case_id": d["other_case_id"],
                                  "linked": True})]
 
@@ -57,7 +52,6 @@ async def _linked(conn: asyncpg.Connection, e: RecordedEvent) -> list[Change]:
 async def _unlinked(conn: asyncpg.Connection, e: RecordedEvent) -> list[Change]:
     d = e.data
     await conn.execute(_SQL["unlink"], d["case_id"], d["other_case_id"])
-    await conn.execute(_SQL["unlink_row"], d["case_id"], d["other_case_id"])
     return [Change("case_link", {"case_id": d["case_id"], "other_case_id": d["other_case_id"],
                                  "linked": False})]
 
@@ -72,8 +66,7 @@ async def _opened(conn: asyncpg.Connection, e: RecordedEvent) -> list[Change]:
 async def _member(conn: asyncpg.Connection, e: RecordedEvent) -> list[Change]:
     d = e.data
     if e.category == "case":
-        await conn.execute(_SQL["member_row"], d["case_id"], d["incident_id"])
-        return [Change("case", {"case_id": d["case_id"], "incident_id": d["incident_id"]})]
+        return []  # the case's side: folded by the cases projection
     await conn.execute(_SQL["member"], d["incident_id"], d["case_id"], e.recorded_at, e.version)
     return [Change("incident", {"incident_id": d["incident_id"], "case_id": d["case_id"]})]
 
@@ -98,7 +91,7 @@ _APPLY: dict[str, Callable[[asyncpg.Connection, RecordedEvent], Awaitable[list[C
 
 
 class LinksProjection:
-    """Projects link and incident events into `case_links`, `incidents`, `incident_cases`, `cases`."""
+    """Projects link and incident events into `case_links`, `incidents` and `incident_cases`."""
 
     name = "links"
     categories: frozenset[str] | None = frozenset({"case", "incident"})

@@ -22,7 +22,8 @@ CREATE INDEX link_candidates_openid ON link_candidates (openid) WHERE openid IS 
 CREATE INDEX link_candidates_incident ON link_candidates (incident_id) WHERE incident_id IS NOT NULL;
 
 -- Read models (dispatch/projections_links.py): each case's side of its links,
--- the incidents and their members.
+-- the incidents and their members. (`cases.linked_case_ids` / `incident_id`
+-- come from the cases projection, which folds the same events into CaseState.)
 CREATE TABLE case_links (
     case_id       text NOT NULL,
     other_case_id text NOT NULL,
@@ -54,20 +55,3 @@ CREATE TABLE incident_cases (
     PRIMARY KEY (incident_id, case_id)
 );
 CREATE INDEX incident_cases_case ON incident_cases (case_id);
-
--- `cases.linked_case_ids` and `cases.incident_id` are kept by the links
--- projection (UPDATE of those two columns only). The two projections run
--- independently, so a row the cases projection inserts after links were
--- projected takes them from the tables above.
-CREATE FUNCTION cases_fill_links() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    NEW.linked_case_ids := COALESCE(
-        (SELECT array_agg(other_case_id ORDER BY linked_at, other_case_id)
-           FROM case_links WHERE case_id = NEW.case_id), '{}');
-    NEW.incident_id := COALESCE(
-        (SELECT incident_id FROM incident_cases WHERE case_id = NEW.case_id
-          ORDER BY added_at DESC LIMIT 1), NEW.incident_id);
-    RETURN NEW;
-END $$;
-CREATE TRIGGER cases_fill_links BEFORE INSERT ON cases
-    FOR EACH ROW EXECUTE FUNCTION cases_fill_links();
