@@ -1,0 +1,276 @@
+"""Asterisk AMI client (`INTAKE_AMI_URL=ami://user:secret@host:port`) on panoramisk.
+
+Follows `QueueCallerJoin`, `QueueCallerAbandon`, `AgentConnect`,
+`AgentComplete` and `Hangup` into call streams, idempotent on `Uniqueid` +
+event. After a lost connection (PBX restart) it reconnects with exponential
+backoff, asks `QueueStatus`, and records calls that vanished meanwhile: a
+caller still unanswered becomes a missed call, so nobody is lost; replays are
+harmless because every event carries its idempotency key. A recording named in
+`ChanVariable: MIXMONITOR_FILENAME=...` (manager.conf `channelvars`) or a
+`Recording` header is linked to the call (and thereby to its case).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import structlog
+from panoramisk import Manager
+from panoramisk.ami_protocol import AMIProtocol
+
+from channels.errors import BadInput
+from channels.message import Caller, InboundContact
+from dispatch.calls import RecordCall
+
+log = structlog.get_logger(__name__)
+
+FOLLOWED: dict[str, str] = {
+    "QueueCallerJoin": "offered",
+    "QueueCallerAbandon": "abandoned",
+    "AgentConnect": "answered",
+    "AgentComplete": "ended",
+    "Hangup": "ended",
+}
+LOGIN_TIMEOUT = 10.0
+Handle = Callable[[object], Awaitable[Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class AmiConfig:
+    """Where the Asterisk manager is and how to log in."""
+
+    host: str
+    port: int
+    username: str
+    secret: str
+
+
+def parse_url(url: str) -> AmiConfig:
+    """`ami://user:secret@host:port` (port 5038 by default)."""
+    parts = urlsplit(url)
+    if parts.scheme != "ami" or not parts.hostname or not parts.username:
+        raise BadInput("INTAKE_AMI_URL must look like ami://user:secret@host:port", code="bad_config")
+    return AmiConfig(parts.hostname, parts.port or 5038, unquote(parts.username),
+                     unquote(parts.password or ""))
+
+
+def _recording(event: Mapping[str, Any]) -> str | None:
+    variables = event.get("ChanVariable") or []
+    for item in [variables] if isinstance(variables, str) else variables:
+        name, _, value = str(item).partition("=")
+        if name.upper() == "MIXMONITOR_FILENAME" and value:
+            return value
+    return str(event.get("Recording")) if event.get("Recording") else None
+
+
+def _time(event: Mapping[str, Any], received_at: datetime) -> datetime:
+    try:
+        return datetime.fromtimestamp(float(event["Timestamp"]), UTC)
+    except (KeyError, TypeError, ValueError):
+        return received_at
+
+
+def to_command(event: Mapping[str, Any], received_at: datetime, *, key_suffix: str = "") -> RecordCall:
+    """One followed AMI event as a `RecordCall`; `BadInput` if it lacks what it needs."""
+    name = str(event.get("Event", ""))
+    kind = FOLLOWED.get(name)
+    uid = str(event.get("Uniqueid") or "")
+    if kind is None or not uid or not all(c.isalnum() or c in "._-" for c in uid):
+        raise BadInput(f"AMI {name or 'message'} without a usable Uniqueid", code="bad_event")
+    contact = InboundContact(
+        channel="phone", kind=f"call_{kind}", idempotency_key=f"ami:{uid}:{name}{key_suffix}",
+        caller=Caller(phone=event.get("CallerIDNum") or None, name=event.get("CallerIDName") or None),
+        occurred_at=_time(event, received_at), received_at=received_at, raw=dict(event),
+        extra={"source": "ami", "event": name},
+    )
+    agent = event.get("MemberName") or event.get("Interface") or None
+    reason = event.get("Reason") or event.get("Cause-txt") or (name if kind != "offered" else None)
+    return RecordCall(kind=kind, call_id=uid, contact=contact, queue=event.get("Queue") or None,
+                      agent=agent, reason=reason, recording=_recording(event),
+                      answered=name == "AgentComplete")
+
+
+@dataclass(slots=True)
+class CallTracker:
+    """The queue calls seen and not yet over, to settle them after a lost connection."""
+
+    calls: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def follow(self, event: Mapping[str, Any]) -> bool:
+        """Update from an event; answers whether the event concerns a tracked call."""
+        name, uid = event.get("Event"), str(event.get("Uniqueid") or "")
+        if name == "QueueCallerJoin":
+            self.calls[uid] = {**event, "answered": False}
+            return True
+        if uid not in self.calls:
+            return name != "Hangup"  # a hangup of an untracked channel is not a queue call
+        if name == "AgentConnect":
+            self.calls[uid]["answered"] = True
+        elif name in ("QueueCallerAbandon", "AgentComplete", "Hangup"):
+            self.calls.pop(uid)
+        return True
+
+    def vanished(self, still_waiting: set[str]) -> list[dict[str, Any]]:
+        """Synthetic end events for tracked calls the PBX no longer has."""
+        ended = []
+        for uid, call in list(self.calls.items()):
+            if uid in still_waiting:
+                continue
+            name = "Hangup" if call["answered"] else "QueueCallerAbandon"
+            ended.append({**call, "Event": name, "Reason": "connection_lost", "Timestamp": None})
+            self.calls.pop(uid)
+        return ended
+
+
+class _Protocol(AMIProtocol):  # type: ignore[misc]
+    """panoramisk's protocol, logging lines it cannot parse instead of ignoring them silently."""
+
+    def data_received(self, data: bytes) -> None:
+        for line in data.decode("utf-8", "replace").split("\r\n"):
+            if line and ": " not in line and not line.startswith("Asterisk Call Manager/"):
+                log.warning("ami_line_skipped", line=line[:120])
+        super().data_received(data)
+
+
+class _Session(Manager):  # type: ignore[misc]
+    """One connection: panoramisk's manager without its own endless reconnect."""
+
+    def __init__(self, **config: Any) -> None:
+        super().__init__(protocol_factory=_Protocol, **config)
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.logged_in: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.on_login = self._logged_in
+
+    def _logged_in(self, _manager: Any) -> None:
+        if not self.logged_in.done():
+            self.logged_in.set_result(True)
+
+    def connection_made(self, f: asyncio.Future[Any]) -> None:
+        if f.cancelled() or f.exception() is not None:
+            self._end(f.exception() if not f.cancelled() else None)
+            return
+        super().connection_made(f)
+
+    def login(self, future: asyncio.Future[Any]) -> bool:
+        ok = bool(super().login(future))
+        if not ok:
+            self._end(ConnectionRefusedError("AMI login refused"))
+        return ok
+
+    def connection_lost(self, exc: Any) -> None:
+        self._connected = False
+        pinger: asyncio.TimerHandle | None = getattr(self, "pinger", None)
+        if pinger is not None:
+            pinger.cancel()
+            self.pinger = None
+        self._end(exc if isinstance(exc, BaseException) else None)
+
+    def _end(self, exc: BaseException | None) -> None:
+        if not self.lost.done():
+            self.lost.set_result(None)
+        if not self.logged_in.done():
+            self.logged_in.set_result(False)
+        if exc is not None:
+            log.info("ami_connection_ended", error=type(exc).__name__)
+
+
+class AmiClient:
+    """Follows an Asterisk manager for ever, reconnecting with backoff."""
+
+    def __init__(self, config: AmiConfig, handle: Handle, *, now: Callable[[], datetime],
+                 backoff: tuple[float, float] = (0.5, 30.0), ping: int = 10) -> None:
+        self._config = config
+        self._handle = handle
+        self._now = now
+        self._backoff = backoff
+        self._ping = ping
+        self.tracker = CallTracker()
+        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.connected = asyncio.Event()
+
+    async def run(self) -> None:
+        """Connect, follow, reconnect (cancel to stop)."""
+        consumer = asyncio.create_task(self._consume())
+        delay = self._backoff[0]
+        try:
+            while True:
+                if await self._session():
+                    delay = self._backoff[0]
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._backoff[1])
+        finally:
+            consumer.cancel()
+            await asyncio.gather(consumer, return_exceptions=True)
+
+    async def _session(self) -> bool:
+        cfg = self._config
+        session = _Session(host=cfg.host, port=cfg.port, username=cfg.username, secret=cfg.secret,
+                           ping_delay=self._ping, ping_interval=self._ping,
+                           loop=asyncio.get_running_loop())
+        for name in FOLLOWED:
+            session.register_event(name, lambda _m, event: self._queue.put_nowait(dict(event)))
+        try:
+            session.connect()
+            try:
+                if not await asyncio.wait_for(asyncio.shield(session.logged_in), LOGIN_TIMEOUT):
+                    return False
+            except TimeoutError:
+                log.warning("ami_login_timeout", host=cfg.host)
+                return False
+            log.info("ami_connected", host=cfg.host, port=cfg.port)
+            await self._reconcile(session)
+            self.connected.set()
+            await session.lost
+            return True
+        finally:
+            self.connected.clear()
+            session.close()
+
+    async def _reconcile(self, session: _Session) -> None:
+        """Settle tracked calls the PBX forgot while we were away."""
+        if not self.tracker.calls:
+            return
+        replies = await asyncio.wait_for(
+            session.send_action({"Action": "QueueStatus"}, as_list=True), timeout=5)
+        waiting = {str(m.get("Uniqueid")) for m in replies if m.get("Event") == "QueueEntry"}
+        for event in self.tracker.vanished(waiting):
+            self._queue.put_nowait({**event, "_synthetic": True})
+
+    async def _consume(self) -> None:
+        while True:
+            event = await self._queue.get()
+            synthetic = bool(event.pop("_synthetic", False))
+            if not synthetic and not self.tracker.follow(event):
+                continue
+            try:
+                cmd = to_command(event, self._now(), key_suffix=":lost" if synthetic else "")
+            except BadInput as exc:
+                log.warning("ami_event_skipped", reason=exc.message, ami_event=event.get("Event"))
+                continue
+            await self._record(cmd)
+
+    async def _record(self, cmd: RecordCall) -> None:
+        delay = self._backoff[0]
+        while True:  # the store may be down for a while: keep the event, retry
+            try:
+                await self._handle(cmd)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("ami_event_not_recorded", call_id=cmd.call_id, retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._backoff[1])
+
+
+def workers(services: Any) -> list[Callable[[], Awaitable[None]]]:
+    """The AMI follower when `INTAKE_AMI_URL` is set (bootstrap hook)."""
+    if not services.settings.ami_url:
+        return []
+    client = AmiClient(parse_url(services.settings.ami_url), services.bus.handle, now=services.clock.now)
+    return [client.run]

@@ -1,0 +1,165 @@
+"""The AMI client against a fake Asterisk speaking the real wire protocol, on real PostgreSQL.
+
+Event fields follow the Asterisk manager event documentation (QueueCallerJoin,
+QueueCallerAbandon, AgentConnect, AgentComplete, Hangup with their channel snapshot).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from channels.ami import AmiClient, AmiConfig, parse_url
+from channels.errors import BadInput
+from dispatch.bus import MessageBus, collect_handlers
+from dispatch.clock import SystemClock
+from dispatch.missed_calls import MissedCallPolicy
+from dispatch.projections_calls import CallsProjection
+from eventstore.postgres import PostgresEventStore
+from eventstore.subscriptions import ProjectionRunner, ReactorRunner
+from tests.integration.fake_ami import FakeAmi
+
+
+def snapshot(uid: str, caller: str, channel: str = "PJSIP/trunk") -> dict[str, Any]:
+    return {"Channel": f"{channel}-{uid[-4:]}", "ChannelState": "6", "ChannelStateDesc": "Up",
+            "CallerIDNum": caller, "CallerIDName": "<unknown>", "ConnectedLineNum": "<unknown>",
+            "ConnectedLineName": "<unknown>", "Language": "zh", "AccountCode": "",
+            "Context": "from-trunk", "Exten": "95598", "Priority": "1", "Uniqueid": uid, "Linkedid": uid}
+
+
+def join(uid: str, caller: str, position: int = 1) -> dict[str, Any]:
+    return {"Event": "QueueCallerJoin", "Privilege": "agent,all", **snapshot(uid, caller),
+            "Queue": "fault", "Position": str(position), "Count": str(position)}
+
+
+def abandon(uid: str, caller: str) -> dict[str, Any]:
+    return {"Event": "QueueCallerAbandon", "Privilege": "agent,all", **snapshot(uid, caller),
+            "Queue": "fault", "Position": "1", "OriginalPosition": "1", "HoldTime": "42"}
+
+
+def connect(uid: str, caller: str) -> dict[str, Any]:
+    return {"Event": "AgentConnect", "Privilege": "agent,all", **snapshot(uid, caller),
+            "DestChannel": "PJSIP/A001-0001", "DestUniqueid": f"{uid}9", "Queue": "fault",
+            "MemberName": "A001", "Interface": "PJSIP/A001", "RingTime": "3", "HoldTime": "12"}
+
+
+def complete(uid: str, caller: str) -> dict[str, Any]:
+    return {"Event": "AgentComplete", "Privilege": "agent,all", **snapshot(uid, caller),
+            "DestChannel": "PJSIP/A001-0001", "Queue": "fault", "MemberName": "A001",
+            "Interface": "PJSIP/A001", "HoldTime": "12", "TalkTime": "95", "Reason": "caller",
+            "ChanVariable": ["CDR(linkedid)=x", f"MIXMONITOR_FILENAME=/var/spool/asterisk/monitor/{uid}.wav"]}
+
+
+def hangup(uid: str, caller: str) -> dict[str, Any]:
+    return {"Event": "Hangup", "Privilege": "call,all", **snapshot(uid, caller),
+            "Cause": "16", "Cause-txt": "Normal Clearing"}
+
+
+@pytest.fixture
+async def ami() -> AsyncIterator[FakeAmi]:
+    server = FakeAmi()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def follower(
+    ami: FakeAmi, pg_store: PostgresEventStore, pg_pool: asyncpg.Pool
+) -> AsyncIterator[AmiClient]:
+    bus = MessageBus(collect_handlers(), {"store": pg_store, "clock": SystemClock(), "pool": pg_pool})
+    client = AmiClient(AmiConfig("127.0.0.1", ami.port, "intake", "s3cret"), bus.handle,
+                       now=SystemClock().now, backoff=(0.05, 0.2))
+    task = asyncio.create_task(client.run())
+    await asyncio.wait_for(client.connected.wait(), 5)
+    yield client
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def types_of(pool: asyncpg.Pool, stream: str) -> list[str]:
+    async with pool.acquire() as conn:
+        return [r["type"] for r in await conn.fetch(
+            "SELECT type FROM events WHERE stream = $1 ORDER BY version", stream)]
+
+
+async def until(check: Any, within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while not await check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+def test_parse_url() -> None:
+    assert parse_url("ami://intake:p%40ss@pbx.local:5039") == AmiConfig("pbx.local", 5039, "intake", "p@ss")
+    assert parse_url("ami://u:s@pbx").port == 5038
+    with pytest.raises(BadInput):
+        parse_url("http://pbx")
+
+
+async def test_abandoned_and_answered_calls_with_garbage_in_between(
+    ami: FakeAmi, follower: AmiClient, pg_pool: asyncpg.Pool
+) -> None:
+    assert ami.actions[0]["Action"] == "Login" and ami.actions[0]["Username"] == "intake"
+    await ami.send(join("1700000001.1", "13912340001"),
+                   {"Event": "QueueCallerJoin", "Queue": "fault"},  # no Uniqueid: logged, skipped
+                   raw=b"this line is not AMI at all\r\n\r\n")
+    await ami.send(abandon("1700000001.1", "13912340001"),
+                   join("1700000002.2", "13912340002"), connect("1700000002.2", "13912340002"),
+                   complete("1700000002.2", "13912340002"), hangup("1700000002.2", "13912340002"),
+                   hangup("1700000003.3", "8001"))  # an internal call: not a queue call
+
+    async def recorded() -> bool:
+        return len(await types_of(pg_pool, "call-1700000002.2")) == 3
+
+    await until(recorded)
+    assert await types_of(pg_pool, "call-1700000001.1") == ["CallOffered", "CallAbandoned"]
+    assert await types_of(pg_pool, "call-1700000002.2") == ["CallOffered", "CallAnswered", "CallEnded"]
+    assert await types_of(pg_pool, "call-1700000003.3") == []
+    async with pg_pool.acquire() as conn:
+        meta = await conn.fetchval(
+            "SELECT metadata FROM events WHERE stream = 'call-1700000001.1' AND version = 1")
+        ended = await conn.fetchval("SELECT data FROM events WHERE type = 'CallEnded'")
+    assert meta["idempotency_key"] == "ami:1700000001.1:QueueCallerAbandon"
+    assert ended["recording"] == "/var/spool/asterisk/monitor/1700000002.2.wav"
+    assert ended["contact"]["raw"]["TalkTime"] == "95"
+    assert ami.logins == 1  # the garbage did not cost the connection
+
+
+async def test_pbx_restart_mid_stream_loses_and_duplicates_nothing(
+    ami: FakeAmi, follower: AmiClient, pg_store: PostgresEventStore, pg_pool: asyncpg.Pool
+) -> None:
+    waiting, talking = ("1700000010.1", "13912340010"), ("1700000011.1", "13912340011")
+    await ami.send(join(*waiting), join(*talking, position=2), connect(*talking))
+
+    async def both_seen() -> bool:
+        return bool(await types_of(pg_pool, "call-1700000010.1")) and len(
+            await types_of(pg_pool, "call-1700000011.1")) == 2
+
+    await until(both_seen)
+    follower.connected.clear()
+    await ami.restart()  # both calls die with the PBX
+    await asyncio.wait_for(follower.connected.wait(), 5)
+    assert ami.logins == 2
+    await ami.send(join(*waiting))  # a stale replay of an event already recorded
+    await ami.send(join("1700000020.1", "13912340020"), abandon("1700000020.1", "13912340020"))
+
+    async def settled() -> bool:
+        return len(await types_of(pg_pool, "call-1700000020.1")) == 2
+
+    await until(settled)
+    assert await types_of(pg_pool, "call-1700000010.1") == ["CallOffered", "CallAbandoned"]
+    assert await types_of(pg_pool, "call-1700000011.1") == ["CallOffered", "CallAnswered", "CallEnded"]
+    bus = MessageBus(collect_handlers(), {"store": pg_store, "clock": SystemClock(), "pool": pg_pool})
+    await ReactorRunner(pg_store, MissedCallPolicy(bus.handle)).run_until_caught_up()
+    await ProjectionRunner(pg_store, CallsProjection()).run_until_caught_up()
+    async with pg_pool.acquire() as conn:
+        callers = sorted(r["caller"] for r in await conn.fetch("SELECT caller FROM missed_calls"))
+        offered = await conn.fetchval("SELECT count(*) FROM events WHERE type = 'CallOffered'")
+    assert callers == ["13912340010", "13912340020"]  # the caller cut off by the restart is not lost
+    assert offered == 3
