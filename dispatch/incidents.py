@@ -11,7 +11,7 @@ Membership is recorded on both streams (`CaseAddedToIncident`), like links.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -317,6 +317,18 @@ def broadcast_text(state: IncidentState, case_id: str) -> str:
             f"预计{when:%m月%d日%H:%M}恢复，无需重复来电。")
 
 
+async def _then_and_now(store: EventStore, event: RecordedEvent) -> tuple[IncidentState, IncidentState]:
+    """The incident as of an event of its stream, and as it is now."""
+    then = now = IncidentState(event.data["incident_id"])
+    for record in await store.read_stream(event.stream):
+        evt = from_recorded(record)
+        if evt is not None:
+            now.apply(evt, record.version)
+        if record.version == event.version:
+            then = replace(now, case_ids=list(now.case_ids))
+    return then, now
+
+
 class IncidentBroadcast:
     """Reactor: tell every caller of an incident its cause, once per revision (outbox dedup keys)."""
 
@@ -328,21 +340,15 @@ class IncidentBroadcast:
         self._send = send
 
     async def react(self, event: RecordedEvent) -> None:
-        """On a cause, notify all members; on a new member of an incident with a cause, notify it."""
-        if event.type == "IncidentCauseSet":
-            state = await load_incident(self._store, event.data["incident_id"])
-            if state.cause_revision != event.data["revision"]:
-                return  # a newer revision superseded this one; it notifies everyone
-            members = list(state.case_ids)
-        elif event.type == "CaseAddedToIncident":
-            state = await load_incident(self._store, event.data["incident_id"])
-            members = [event.data["case_id"]]
-        else:
+        """On a cause, notify its members; on a member joining after a cause, notify it."""
+        if event.type not in ("IncidentCauseSet", "CaseAddedToIncident"):
             return
-        if state.cause is None:
-            return
+        then, now = await _then_and_now(self._store, event)
+        if then.cause is None or now.status != "open" or now.cause_revision != then.cause_revision:
+            return  # no cause yet, over, or a newer revision tells everyone
+        members = then.case_ids if event.type == "IncidentCauseSet" else [event.data["case_id"]]
         for case_id in members:
-            await self._notify(state, case_id)
+            await self._notify(then, case_id)
 
     async def _notify(self, state: IncidentState, case_id: str) -> None:
         from dispatch.notifications import RequestNotification

@@ -1,0 +1,83 @@
+"""The linking policy as a reactor on the in-memory store, driven by the real runner and bus."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from dispatch.bus import MessageBus, collect_handlers
+from dispatch.case import CallerInfo, Place, RegisterCase, load_case
+from dispatch.case_actions import ClassifyCase
+from dispatch.clock import FakeClock
+from dispatch.duplicates import LinkParams, MemoryCandidates
+from dispatch.incidents import load_incident
+from dispatch.linking_policy import LinkingPolicy
+from eventstore import Checkpoint
+from eventstore.memory import MemoryEventStore
+from eventstore.subscriptions import ReactorRunner
+from gateway.settings import Settings
+
+MODULES = ("dispatch.case", "dispatch.case_actions", "dispatch.duplicates", "dispatch.incidents")
+
+
+def _wire() -> tuple[MemoryEventStore, FakeClock, MessageBus, LinkingPolicy]:
+    clock = FakeClock()
+    store = MemoryEventStore(clock.now)
+    bus = MessageBus(collect_handlers(MODULES), {"store": store, "clock": clock, "settings": Settings()})
+    params = LinkParams()
+    return store, clock, bus, LinkingPolicy(MemoryCandidates(params), params, store=store, send=bus.handle)
+
+
+async def _register(bus: MessageBus, clock: FakeClock, north_m: float, *, category: str = "power_fault",
+                    phone: str = "13800138000") -> str:
+    clock.advance(timedelta(minutes=3))
+    cmd = RegisterCase(category=category, channel="phone", description="停电",
+                       caller=CallerInfo(name="张", phone=phone),
+                       location=Place(34.33 + north_m / 111_320, 108.70, "610402"))
+    return str((await bus.handle(cmd)).case_id)
+
+
+async def test_storm_cases_are_linked_and_gathered_in_one_incident() -> None:
+    store, clock, bus, policy = _wire()
+    near = [await _register(bus, clock, 100 * i, phone=f"1380013800{i}") for i in range(5)]
+    far = await _register(bus, clock, 9000, phone="13900000000")
+    complaint = await _register(bus, clock, 0, category="complaint", phone="13900000001")
+    runner = ReactorRunner(store, policy)
+    await runner.run_until_caught_up()
+    await runner.run_until_caught_up()  # the policy's own events come back; nothing new follows
+    states = {cid: await load_case(store, cid) for cid in [*near, far, complaint]}
+    assert states[far].linked_case_ids == () and states[complaint].linked_case_ids == ()
+    for cid in near:
+        assert states[cid].linked_case_ids, cid
+        for other in states[cid].linked_case_ids:
+            assert cid in states[other].linked_case_ids
+    incident_ids = {states[cid].incident_id for cid in near}
+    assert len(incident_ids) == 1 and None not in incident_ids
+    incident = await load_incident(store, incident_ids.pop() or "")
+    assert sorted(incident.case_ids) == sorted(near)
+    assert states[far].incident_id is None and states[complaint].incident_id is None
+
+
+async def test_reacting_again_writes_nothing() -> None:
+    store, clock, bus, policy = _wire()
+    for i in range(4):
+        await _register(bus, clock, 50 * i, phone=f"1380013800{i}")
+    await ReactorRunner(store, policy).run_until_caught_up()
+    total = len(await store.read_all(Checkpoint(), limit=10_000))
+    await store.save_checkpoint(policy.name, Checkpoint())  # as after a crash before any save
+    fresh = LinkingPolicy(MemoryCandidates(policy.params), policy.params, store=store, send=bus.handle)
+    await ReactorRunner(store, fresh).run_until_caught_up()
+    assert len(await store.read_all(Checkpoint(), limit=10_000)) == total
+
+
+async def test_reclassified_case_is_unlinked_from_its_old_category() -> None:
+    store, clock, bus, policy = _wire()
+    a = await _register(bus, clock, 0, phone="13800138001")
+    b = await _register(bus, clock, 50, phone="13800138002")
+    runner = ReactorRunner(store, policy)
+    await runner.run_until_caught_up()
+    assert (await load_case(store, b)).linked_case_ids == (a,)
+    version = (await load_case(store, b)).version
+    await bus.handle(ClassifyCase(case_id=b, expected_version=version, category="complaint", priority=3))
+    await runner.run_until_caught_up()
+    assert (await load_case(store, a)).linked_case_ids == ()
+    assert (await load_case(store, b)).linked_case_ids == ()
