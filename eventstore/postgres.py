@@ -38,6 +38,7 @@ log = structlog.get_logger(__name__)
 
 NOTIFY_CHANNEL = "intake_events"
 _WRONG_VERSION = "IX409"
+_NOTIFY_WINDOW = 0.01
 
 UNAVAILABLE: tuple[type[BaseException], ...] = (
     OSError,
@@ -86,11 +87,23 @@ async def create_pool(
             command_timeout=command_timeout,
             timeout=3,
             server_settings={"idle_in_transaction_session_timeout": "10000"},
+            reset=_cheap_reset,
         )
     except UNAVAILABLE as exc:
         raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
     assert pool is not None
     return pool
+
+
+async def _cheap_reset(conn: asyncpg.Connection) -> None:
+    """Reset a connection returned to the pool without a round trip when it is clean.
+
+    asyncpg's default runs `RESET ALL; UNLISTEN *; ...` on every release, a
+    second round trip per append. Code that changes session state on a pooled
+    connection (SET, LISTEN, session advisory locks) must undo it itself.
+    """
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
 
 
 def _record(row: asyncpg.Record) -> RecordedEvent:
@@ -245,7 +258,8 @@ class PostgresEventStore:
             self._notify_task = asyncio.get_running_loop().create_task(self._notify())
 
     async def _notify(self) -> None:
-        await asyncio.sleep(0.002)
+        # At most one NOTIFY per window: each one is a transaction with a commit.
+        await asyncio.sleep(_NOTIFY_WINDOW)
         self._notify_pending = False
         try:
             async with self.connection() as conn:
@@ -382,14 +396,21 @@ _HORIZON = "pg_snapshot_xmin(pg_current_snapshot())"
 
 
 def _batch_sql(categories: frozenset[str] | None) -> str:
-    """One statement, one snapshot: the page below the horizon and the pending flag."""
+    """One statement, one snapshot: the page below the horizon and the pending flag.
+
+    `pending` compares the newest transaction id (a backward index scan for
+    one row) with the horizon; with several categories it looks at the whole
+    log, which is cheap and only ever errs towards polling again.
+    """
     where = ""
+    newest = "SELECT max(tx_id) FROM events"
     if categories is not None:
         # One category: an equality keeps the (category, tx_id, position) index ordered.
         where = "AND category = $4::text" if len(categories) == 1 else "AND category = ANY($4::text[])"
+        if len(categories) == 1:
+            newest += " WHERE category = $4::text"
     return (
-        f"SELECT p.pending, b.* FROM (SELECT EXISTS (SELECT 1 FROM events "
-        f"WHERE tx_id >= {_HORIZON} {where}) AS pending) p "
+        f"SELECT coalesce(({newest}) >= {_HORIZON}, false) AS pending, b.* FROM (SELECT 1) p "
         f"LEFT JOIN LATERAL (SELECT {_COLUMNS} FROM events "
         f"WHERE (tx_id, position) > ($1::text::xid8, $2) AND tx_id < {_HORIZON} {where} "
         "ORDER BY tx_id, position LIMIT $3) b ON true"

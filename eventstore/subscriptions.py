@@ -38,8 +38,10 @@ log = structlog.get_logger(__name__)
 
 _LOCK_SPACE = 0x1A7A
 """First key of the per-projection transaction advisory lock."""
-_QUICK_MIN = 0.002
+_QUICK_MIN = 0.005
 _QUICK_MAX = 0.05
+_COALESCE = 0.003
+"""After a wake-up, wait this long so that a burst of appends is read in one batch."""
 _BACKOFF_MAX = 30.0
 
 
@@ -132,7 +134,8 @@ class _Follower:
             self._quick = _QUICK_MIN if step.applied else min(self._quick * 2, _QUICK_MAX)
             return
         self._quick = _QUICK_MIN
-        await self.wakeup.wait(self.poll_interval)
+        if await self.wakeup.wait(self.poll_interval):
+            await asyncio.sleep(_COALESCE)
 
     async def follow(self, step: Callable[[], Awaitable[_Step]]) -> None:
         """Run `step` forever, retrying from the checkpoint with backoff on errors."""
