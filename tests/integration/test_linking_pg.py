@@ -1,0 +1,172 @@
+"""Linking on real PostgreSQL: the reactor decides exactly what the benchmark's path decides,
+the read models follow, and the HTTP API shows links and incidents and tells callers the cause."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from bench.linking import generate
+from dispatch.bus import MessageBus, collect_handlers
+from dispatch.case import CallerInfo, CaseRegistered, Place, RegisterCase, load_case
+from dispatch.clock import FakeClock
+from dispatch.duplicates import CaseSketch, LinkParams, MemoryCandidates
+from dispatch.linking_policy import LinkingPolicy, PgCandidates
+from dispatch.messages import from_data
+from dispatch.projections_cases import CasesProjection
+from dispatch.projections_links import LinksProjection
+from dispatch.reference import RecordReference, parse_feature
+from eventstore import Checkpoint
+from eventstore.postgres import PostgresEventStore
+from eventstore.subscriptions import ProjectionRunner, ReactorRunner
+from gateway.settings import Settings
+from tests.conftest import auth
+
+MODULES = ("dispatch.case", "dispatch.duplicates", "dispatch.incidents")
+DISTRICTS = Path(__file__).resolve().parents[2] / "gis_data" / "districts.geojson"
+
+
+async def _register_storm(store: PostgresEventStore, pool: asyncpg.Pool) -> tuple[MessageBus, int]:
+    clock = FakeClock()
+    bus = MessageBus(collect_handlers(MODULES), {"store": store, "clock": clock, "pool": pool,
+                                                 "settings": Settings()})
+    contacts = generate(seed=5, incidents=2, contacts=100)
+    for c in contacts:
+        s = c.sketch
+        clock.set(s.at)
+        place = Place(s.lat, s.lon, s.district) if s.lat is not None and s.lon is not None else None
+        await bus.handle(RegisterCase(category=s.category, channel=c.channel, description="storm",
+                                      caller=CallerInfo(phone=s.phone, openid=s.openid), location=place))
+    return bus, len(contacts)
+
+
+async def _links_in_store(store: PostgresEventStore) -> set[tuple[str, str]]:
+    pairs = set()
+    for _, record in await store.read_all(Checkpoint(), limit=100_000):
+        if record.type == "CaseLinked":
+            pairs.add((record.data["case_id"], record.data["other_case_id"]))
+    return pairs
+
+
+async def test_reactor_on_postgres_decides_what_the_pure_path_decides(
+        pg_store: PostgresEventStore, pg_pool: asyncpg.Pool) -> None:
+    bus, count = await _register_storm(pg_store, pg_pool)
+    params = LinkParams()
+    policy = LinkingPolicy(PgCandidates(pg_pool, params), params, store=pg_store, send=bus.handle)
+    await ReactorRunner(pg_store, policy).run_until_caught_up()
+
+    log = await pg_store.read_all(Checkpoint(), limit=100_000)
+    registered = [from_data(CaseRegistered, r.data) for _, r in log if r.type == "CaseRegistered"]
+    assert len(registered) == count
+    twin = LinkingPolicy(MemoryCandidates(params), params)
+    expected: set[tuple[str, str]] = set()
+    incidents: dict[str, str] = {}
+    for evt in registered:
+        decision = await twin.decide_for(CaseSketch.of(evt))
+        for m in decision.links:
+            expected |= {(evt.case_id, m.case_id), (m.case_id, evt.case_id)}
+        if decision.incident is not None:
+            for cid in decision.incident.case_ids:
+                incidents.setdefault(cid, decision.incident.incident_id)
+    assert expected and await _links_in_store(pg_store) == expected
+    assert incidents
+    for cid, incident_id in incidents.items():
+        assert (await load_case(pg_store, cid)).incident_id == incident_id
+
+    await ProjectionRunner(pg_store, CasesProjection(FakeClock())).run_until_caught_up()
+    await ProjectionRunner(pg_store, LinksProjection()).run_until_caught_up()
+    async with pg_pool.acquire() as conn:
+        rows = {r["case_id"]: r for r in await conn.fetch(
+            "SELECT case_id, linked_case_ids, incident_id FROM cases")}
+        sides = {(r["case_id"], r["other_case_id"]) for r in await conn.fetch(
+            "SELECT case_id, other_case_id FROM case_links")}
+        counts = {r["incident_id"]: r["case_count"] for r in await conn.fetch(
+            "SELECT incident_id, case_count FROM incidents")}
+    assert sides == expected
+    assert {(a, b) for a, row in rows.items() for b in row["linked_case_ids"]} == expected
+    assert {cid: row["incident_id"] for cid, row in rows.items() if row["incident_id"]} == incidents
+    assert sum(counts.values()) == len(incidents)
+
+
+async def _until(check: Callable[[], Awaitable[Any]], seconds: float = 20.0) -> Any:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        found = await check()
+        if found:
+            return found
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+async def _load_district(services: Any, adcode: str) -> None:
+    features = json.loads(DISTRICTS.read_text("utf-8"))["features"]
+    feature = next(f for f in features if f["properties"]["adcode"] == adcode)
+    await services.bus.handle(RecordReference(parse_feature(feature)))
+
+    async def located() -> bool:
+        districts = services.extras.get("districts")
+        return districts is not None and districts.locate(34.33, 108.70) is not None
+    await _until(located)
+
+
+async def test_http_storm_view_links_incident_cause_broadcast_and_unlink(client: Any, services: Any) -> None:
+    await _load_district(services, "610402")
+    agent, dispatcher = auth("t-agent"), auth("t-dispatcher")
+    ids = []
+    for i in range(4):
+        body = {"category": "power_fault", "channel": "phone", "description": "整栋楼停电",
+                "caller": {"name": "赵", "phone": f"1380013801{i}"},
+                "location": {"lat": 34.33 + i * 0.001, "lon": 108.70}, "address": "秦都区人民路",
+                "account_number": f"61040200{i}", "fault": {"type": "outage", "began_at": "19:00",
+                                                             "scope": "building"}}
+        response = await client.post("/api/v1/cases", json=body, headers=agent)
+        assert response.status == 201, await response.text()
+        ids.append((await response.json())["case_id"])
+
+    async def incident() -> Any:
+        r = await client.get("/api/v1/incidents?status=open", headers=agent)
+        items = (await r.json())["items"]
+        return items[0] if items and items[0]["case_count"] == 4 else None
+    found = await _until(incident)
+    assert sorted(found["case_ids"]) == sorted(ids) and found["district"] == "610402"
+
+    async def board() -> Any:
+        r = await client.get(f"/api/v1/cases?linked_to={ids[0]}", headers=agent)
+        items = (await r.json())["items"]
+        return items if items else None
+    linked = await _until(board)
+    assert all(ids[0] in item["linked_case_ids"] for item in linked)
+    case = await (await client.get(f"/api/v1/cases/{ids[1]}", headers=agent)).json()
+    assert case["incident_id"] == found["incident_id"] and case["linked_case_ids"]
+
+    url = f"/api/v1/incidents/{found['incident_id']}/cause"
+    restore = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    assert (await client.post(url, json={"cause": "x", "expected_restoration_at": restore},
+                              headers=agent)).status == 403
+    bad = await client.post(url, json={"cause": "x", "expected_restoration_at": "soon"}, headers=dispatcher)
+    assert bad.status == 400 and (await bad.json())["error"]["code"] == "bad_field"
+    set_cause = await client.post(url, json={"cause": "10kV线路故障", "expected_restoration_at": restore},
+                                  headers=dispatcher)
+    assert set_cause.status == 200 and (await set_cause.json())["cause_revision"] == 1
+
+    async def told() -> Any:
+        r = await client.get(f"/api/v1/notifications?case_id={ids[2]}", headers=dispatcher)
+        items = [n for n in (await r.json())["items"] if n.get("reason") == "incident_cause"]
+        return items or None
+    notes = await _until(told)
+    assert len(notes) == 1 and "10kV线路故障" in notes[0]["text"] and notes[0]["to"] == "13800138012"
+
+    other = next(c for c in case["linked_case_ids"])
+    unlink = await client.post(f"/api/v1/cases/{ids[1]}/unlink",
+                               json={"other_case_id": other, "expected_version": case["version"]},
+                               headers=agent)
+    assert unlink.status == 200, await unlink.text()
+    assert other not in (await unlink.json())["linked_case_ids"]
+    missing = await client.get("/api/v1/incidents/INOPE", headers=agent)
+    assert missing.status == 404
