@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from channels.cti import parse_event
 from dispatch.bus import MessageBus, collect_handlers
 from dispatch.calls import RecordCall
 from dispatch.clock import FakeClock
@@ -29,7 +30,6 @@ from dispatch.missed_calls import (
     choose_agent,
     plan_assignments,
 )
-from channels.cti import parse_event
 from eventstore.memory import MemoryEventStore
 from eventstore.subscriptions import ReactorRunner
 
