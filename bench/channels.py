@@ -55,7 +55,10 @@ class Run:
     def row(self) -> str:
         """A Markdown table row."""
         lat = sorted(self.latencies) or [0.0]
-        p = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000  # noqa: E731
+
+        def p(q: float) -> float:
+            return lat[min(len(lat) - 1, int(q * len(lat)))] * 1000
+
         rate = len(self.latencies) / self.seconds if self.seconds else 0.0
         return (f"| {self.name} | {len(self.latencies):,} | {self.errors} | {rate:,.0f} | "
                 f"{p(0.5):.1f} | {p(0.99):.1f} | {statistics.fmean(lat) * 1000:.1f} |")
