@@ -23,16 +23,18 @@ import json
 import math
 import random
 import time
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from dispatch.duplicates import CaseSketch, LinkParams, MemoryCandidates, bbox, same_caller
 from dispatch.geo import DistrictIndex, geodesic_m
-from dispatch.linking_policy import LinkingPolicy
+from dispatch.linking_policy import CandidateSource, LinkingPolicy
 
 DISTRICTS = Path(__file__).resolve().parent.parent / "gis_data" / "districts.geojson"
 FALLBACK_BOXES = {"xianyang": (34.1, 107.6, 34.8, 109.1), "dongguan": (22.6, 113.5, 23.2, 114.3)}
@@ -272,7 +274,7 @@ def components(ids: Sequence[str], links: Iterable[tuple[str, str]]) -> dict[str
     return {i: root(i) for i in ids}
 
 
-async def run(contacts: Sequence[Contact], params: LinkParams, source: MemoryCandidates | None = None
+async def run(contacts: Sequence[Contact], params: LinkParams, source: CandidateSource | None = None
               ) -> Outcome:
     """Decide every contact in arrival order through the policy's path and score the result."""
     policy = LinkingPolicy(source or MemoryCandidates(params), params)
@@ -334,6 +336,12 @@ async def _report(args: argparse.Namespace) -> int:
     if scan.links_set != main_run.links_set:
         print("ERROR: the indexed and the brute-force runs decided different links")
         return 1
+    if args.pg:
+        pg_run = await _run_on_postgres(args.pg, contacts, params)
+        print(_row("policy on PostgreSQL (PgCandidates)", pg_run, n))
+        if pg_run.links_set != main_run.links_set:
+            print("ERROR: the PostgreSQL and the in-memory runs decided different links")
+            return 1
     if args.sweep:
         for radius in (300.0, 500.0, 1000.0, 1500.0, 2500.0):
             for minutes in (30.0, 60.0, 120.0):
@@ -344,8 +352,35 @@ async def _report(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+async def _run_on_postgres(dsn: str, contacts: Sequence[Contact], params: LinkParams) -> Outcome:
+    """The same run over `PgCandidates`, in a scratch database created and dropped here."""
+    import asyncpg
+
+    from dispatch.linking_policy import PgCandidates
+    from eventstore.migrate import migrate
+
+    name = f"intake_bench_linking_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        parts = urlsplit(dsn)
+        pool = await asyncpg.create_pool(urlunsplit(parts._replace(path=f"/{name}")), min_size=1, max_size=2)
+        try:
+            async with pool.acquire() as conn:
+                await migrate(conn)
+            return await run(contacts, params, PgCandidates(pool, params))
+        finally:
+            await pool.close()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of `intake bench linking [--seed N] [--contacts N] [--incidents N] [--sweep]`."""
+    """Entry point of `intake bench linking [--seed N] [--contacts N] [--incidents N] [--sweep] [--pg DSN]`.
+
+    Exit 1 when the thresholds are missed or two candidate sources disagree.
+    """
     parser = argparse.ArgumentParser(prog="intake bench linking")
     parser.add_argument("--seed", type=int, default=20260715)
     parser.add_argument("--contacts", type=int, default=5000)
@@ -353,4 +388,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--radius", type=float, default=LinkParams().radius_m)
     parser.add_argument("--window", type=float, default=LinkParams().window_min)
     parser.add_argument("--sweep", action="store_true", help="also try other radii and windows")
+    parser.add_argument("--pg", metavar="DSN", help="also run over PostgreSQL (a scratch database is "
+                        "created and dropped through this DSN)")
     return asyncio.run(_report(parser.parse_args(list(argv or []))))
