@@ -39,7 +39,7 @@ export class Board {
       h('div.filters', {}, Object.values(this.controls)),
       h('div.table-wrap', {},
         h('table.cases', {},
-          h('thead', {}, h('tr', {}, ['', 'Case', 'Category', 'Caller', 'District', 'Status', 'Deadline']
+          h('thead', {}, h('tr', {}, ['', 'Case', 'Matter', 'Caller', 'Status', 'Due']
             .map((t) => h('th', {}, t)))),
           this.body),
         this.empty));
@@ -75,10 +75,10 @@ export class Board {
       return h(`tr.case-row${item.case_id === selectedId ? '.selected' : ''}${fresh ? '.fresh' : ''}`,
         { 'data-case': item.case_id, onclick: () => this.onSelect(item.case_id) },
         h('td', {}, h(`span.light.${item.light || 'green'}`, { title: item.light || 'green' })),
-        h('td.mono', {}, item.case_id, item.priority ? h(`span.prio.p${item.priority}`, {}, `P${item.priority}`) : null),
-        h('td', {}, label(item.category), h('div.sub', {}, item.channel || '')),
+        h('td.mono', {}, item.case_id, item.priority ? h(`span.prio.p${item.priority}`, {}, `P${item.priority}`) : null,
+          h('div.sub', {}, [district, item.channel].filter((v) => v && v !== '—').join(' · ') || '—')),
+        h('td.matter', {}, label(item.category), h('div.sub.desc', { title: item.description || '' }, item.description || '')),
         h('td', {}, caller.name || '—', h('div.sub.mono', {}, caller.phone || '')),
-        h('td', {}, district),
         h('td', {}, h(`span.status.s-${item.status}`, {}, label(item.status)),
           item.incident_id ? h('div.sub', {}, `⚡ ${item.incident_id}`) : null),
         h('td', { title: when(item.deadline) }, ago(item.deadline) || '—'));

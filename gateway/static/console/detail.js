@@ -87,7 +87,9 @@ export class Detail {
         : h('li.muted', {}, 'No provider nearby.'));
       this.onProviders(items, place);
     } catch (err) {
-      fill(this.providers, h('li.muted', {}, err instanceof ApiError && err.status === 404 ? 'Provider search not available.' : err.message));
+      const why = err instanceof ApiError && err.status === 404 ? 'Provider search not available.' :
+        err instanceof ApiError && err.status === 403 ? 'Not shown to this role.' : err.message;
+      fill(this.providers, h('li.muted', {}, why));
       this.onProviders([], null);
     }
   }

@@ -56,7 +56,7 @@ export class MapView {
     this.providerLayer = s('g', { class: 'providers' });
     this.caseLayer = s('g', { class: 'cases' });
     this.svg.append(this.tileLayer, this.districtLayer, this.labelLayer, this.providerLayer, this.caseLayer);
-    this.areaSelect = h('select.area', { 'aria-label': 'Area', onchange: () => this.showArea(this.areaSelect.value) });
+    this.areaSelect = h('select.area', { 'aria-label': 'Area', onchange: () => { this.picked = true; this.showArea(this.areaSelect.value); } });
     this.legend = h('div.legend', {},
       ...Object.entries(LIGHTS).map(([name, color]) => h('span', {}, h('i', { style: `background:${color}` }), name)),
       h('span', {}, h('i.provider-key'), 'provider'));
@@ -92,7 +92,31 @@ export class MapView {
     fill(this.labelLayer, labels);
     fill(this.areaSelect, [...this.areas.keys()].map((name) => h('option', { value: name }, name)));
     this.root.classList.toggle('empty', paths.length === 0);
-    if (this.areas.size) this.showArea(this.areaSelect.value || [...this.areas.keys()][0]);
+    const widest = [...this.areas.entries()].sort((a, b) => b[1].count - a[1].count)[0];
+    if (widest) this.showArea(widest[0]);
+  }
+
+  /** The area holding a point, or null. */
+  areaOf(lat, lon) {
+    const [x, y] = project(lon, lat);
+    for (const [name, area] of this.areas) {
+      const [x0, y0, x1, y1] = area.bounds;
+      if (x >= x0 && x <= x1 && y >= y0 && y <= y1) return name;
+    }
+    return null;
+  }
+
+  /** Until the user picks an area, frame the one with the most cases. */
+  followCases(items) {
+    if (this.picked) return;
+    const counts = new Map();
+    for (const item of items) {
+      const place = placeOf(item);
+      const area = place && this.areaOf(place.lat, place.lon);
+      if (area) counts.set(area, (counts.get(area) || 0) + 1);
+    }
+    const busiest = [...counts.entries()].sort((a, b) => b[1] - a[1])[0];
+    if (busiest && busiest[0] !== this.areaSelect.value) this.showArea(busiest[0]);
   }
 
   /** Frame one area. */
@@ -109,14 +133,8 @@ export class MapView {
 
   /** Frame the area holding this point. */
   showPoint(lat, lon) {
-    const [x, y] = project(lon, lat);
-    for (const [name, area] of this.areas) {
-      const [x0, y0, x1, y1] = area.bounds;
-      if (x >= x0 && x <= x1 && y >= y0 && y <= y1) {
-        if (this.areaSelect.value !== name) this.showArea(name);
-        return;
-      }
-    }
+    const name = this.areaOf(lat, lon);
+    if (name && this.areaSelect.value !== name) this.showArea(name);
   }
 
   /** Place case markers coloured by light. */
@@ -140,6 +158,7 @@ export class MapView {
     }
     markers.sort((a, b) => a.classList.contains('selected') - b.classList.contains('selected'));
     fill(this.caseLayer, markers);
+    this.followCases(items);
     this.scaleMarks();
   }
 

@@ -74,6 +74,7 @@ async function list(path) {
     return (await api(path)).items || [];
   } catch (err) {
     if (err instanceof ApiError && err.status === 404) return null;
+    if (err instanceof ApiError && err.status === 403) return 'forbidden';
     throw err;
   }
 }
@@ -89,6 +90,7 @@ export async function renderMissed(root, { role, subject, onReassign }) {
     return;
   }
   if (items === null) { fill(root, h('div.muted', {}, 'Missed-call queue not available.')); return; }
+  if (items === 'forbidden') { fill(root, h('div.muted', {}, 'Not shown to this role.')); return; }
   const byAgent = new Map();
   for (const task of items) {
     const agent = task.assigned_to || 'unassigned';
@@ -115,6 +117,7 @@ export async function renderIncidents(root, { onSelectCase }) {
     return;
   }
   if (items === null) { fill(root, h('div.muted', {}, 'Incident view not available.')); return; }
+  if (items === 'forbidden') { fill(root, h('div.muted', {}, 'Not shown to this role.')); return; }
   fill(root, items.length ? items.map((inc) => h('div.incident', { 'data-incident': inc.incident_id },
     h('div.incident-head', {}, h('span.mono', {}, inc.incident_id), h(`span.status.s-${inc.status}`, {}, label(inc.status))),
     h('div', {}, `${label(inc.category)} · ${inc.district_name || inc.district || ''}`),

@@ -3,12 +3,23 @@
 import { api } from './api.js';
 import { h, fill, when, label } from './util.js';
 
+const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/;
+
+function show(value) {
+  if (typeof value === 'string') return ISO.test(value) ? when(value) : value;
+  if (Array.isArray(value)) return value.map(show).join(', ');
+  if (value && typeof value === 'object') {
+    return Object.entries(value).filter(([, v]) => v !== null && v !== '').map(([k, v]) => `${label(k)}: ${show(v)}`).join(' · ');
+  }
+  return String(value);
+}
+
 function stateTable(state) {
   if (!state) return h('div.muted', {}, 'The case did not exist yet at this instant.');
   const rows = Object.entries(state).filter(([, v]) => v !== null && v !== '' &&
     !(Array.isArray(v) && !v.length) && !(typeof v === 'object' && !Array.isArray(v) && !Object.keys(v).length));
   return h('table.state', {}, h('tbody', {}, rows.map(([k, v]) => h('tr', {}, h('th', {}, label(k)),
-    h('td', {}, typeof v === 'object' ? JSON.stringify(v) : String(v))))));
+    h('td', {}, show(v))))));
 }
 
 function verifyBadge(verify) {
@@ -68,7 +79,7 @@ export class Timeline {
           h('div.event-head', {}, h('span.event-type', {}, e.type), h('span.muted', {}, `#${e.position} · v${e.version}`)),
           h('div.event-meta', {}, h('span', {}, when(e.recorded_at)), h('span', {}, `by ${e.who || '—'}`),
             h('span', {}, `via ${e.channel || '—'}`), e.stream.startsWith('case-') ? null : h('span', {}, e.stream)),
-          e.raw !== null && e.raw !== undefined ? h('details', {}, h('summary', {}, 'raw inbound payload'),
+          e.raw !== null && e.raw !== undefined ? h('details', { open: true }, h('summary', {}, 'raw inbound payload'),
             h('pre', {}, typeof e.raw === 'string' ? e.raw : JSON.stringify(e.raw, null, 2))) : null,
           h('details', {}, h('summary', {}, 'data'), h('pre', {}, JSON.stringify(e.data, null, 2)))))),
         h('div.state-box', {}, h('h3', {}, 'State'), stateTable(history.state)))));
