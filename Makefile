@@ -18,6 +18,7 @@ demo: $(STAMP)
 	$(BIN)/intake demo --storm
 
 test: $(STAMP)
+	-$(BIN)/python -m tests.browser_setup
 	$(BIN)/pytest -q
 
 lint: $(STAMP)
