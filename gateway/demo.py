@@ -96,8 +96,8 @@ class Storm:
         for caller in callers:
             call_id = f"storm-{self.run_id}-{next(self.ids)}"
             answered = self.random.random() < 0.3
-            events = [("offered", now), ("answered" if answered else "abandoned",
-                                         now + timedelta(seconds=self.random.randint(5, 90)))]
+            offered = now - timedelta(seconds=self.random.randint(5, 90))
+            events = [("offered", offered), ("answered" if answered else "abandoned", now)]
             for kind, at in events:
                 body = {"event_id": f"{call_id}:{kind}", "type": kind, "call_id": call_id, "caller": caller,
                         "queue": "95598", "at": at.isoformat()}

@@ -143,3 +143,25 @@ async def test_a_unit_sees_masked_callers_and_only_its_actions(browser: Any, con
         assert await page.locator("button[data-action=dispatch]").count() == 0
         assert await page.locator("button[data-action=confirm]").count() == 1
         await _shot(page, "4-unit")
+
+
+async def test_the_storm_view_shows_cases_missed_calls_and_kpis(
+        browser: Any, console: Any, services: Any) -> None:
+    from gateway.demo import Storm, demo_files
+
+    assert not (await load_paths(services, demo_files())).errors
+    await catch_up_reference(services)
+
+    tokens = {"channel": "t-channel", "dispatcher": "t-dispatcher", "admin": "t-admin"}
+    storm = Storm(str(console.make_url("")).rstrip("/"), tokens, None, pace=0.05, waves=5)
+    async with _page(browser, str(console.make_url("/")) + "?token=t-dispatcher") as page:
+        await page.wait_for_selector(".conn[data-state=live]")
+        await storm.play()
+        await page.wait_for_function("document.querySelectorAll('circle.case-dot').length >= 5")
+        await page.wait_for_selector(".agent-group .task")
+        await page.locator("tr.case-row").first.click()
+        await page.wait_for_selector("ul.providers li button.link")
+        assert await page.locator("rect.provider-dot").count() >= 1
+        await page.wait_for_function(
+            "document.querySelector('[data-kpi=answer_rate] .tile-value').textContent.includes('%')")
+        await _shot(page, "5-storm")

@@ -1,5 +1,5 @@
 // The live case board: filters (status, light, category, district, channel) and the table.
-import { h, fill, when, ago, label, callerOf, placeOf } from './util.js';
+import { h, fill, when, label, callerOf, placeOf } from './util.js';
 
 const STATUSES = ['accepted', 'classified', 'dispatched', 'confirmed', 'rejected', 'in_progress',
   'completed', 'called_back', 'archived', 'closed'];
@@ -13,6 +13,21 @@ function select(name, title, values, onChange, labels = {}) {
   return h('select', { name, 'aria-label': title, onchange: onChange },
     h('option', { value: '' }, title),
     ...values.map((v) => h('option', { value: v }, labels[v] || label(v))));
+}
+
+const CLOSED = new Set(['completed', 'called_back', 'archived', 'closed']);
+
+function overdue(item) {
+  return item.deadline && !CLOSED.has(item.status) && new Date(item.deadline).getTime() < Date.now();
+}
+
+/** Minutes to the deadline, compact: "42m", "3h", "-12m" when past it. */
+function due(deadline) {
+  if (!deadline) return '—';
+  const minutes = Math.round((new Date(deadline).getTime() - Date.now()) / 60000);
+  const abs = Math.abs(minutes);
+  const text = abs < 120 ? `${abs}m` : abs < 2880 ? `${Math.round(abs / 60)}h` : `${Math.round(abs / 1440)}d`;
+  return minutes < 0 ? `-${text}` : text;
 }
 
 /** The case board panel. */
@@ -81,7 +96,7 @@ export class Board {
         h('td', {}, caller.name || '—', h('div.sub.mono', {}, caller.phone || '')),
         h('td', {}, h(`span.status.s-${item.status}`, {}, label(item.status)),
           item.incident_id ? h('div.sub', {}, `⚡ ${item.incident_id}`) : null),
-        h('td', { title: when(item.deadline) }, ago(item.deadline) || '—'));
+        h(`td.due${overdue(item) ? '.overdue' : ''}`, { title: when(item.deadline) }, due(item.deadline)));
     });
     this.rendered = true;
     fill(this.body, rows);

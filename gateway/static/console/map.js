@@ -177,7 +177,23 @@ export class MapView {
         onmouseleave: () => { this.tooltip.hidden = true; } }));
     }
     fill(this.providerLayer, marks);
+    if (origin) this.frame([origin, ...items.filter((p) => p.lat !== undefined)]);
     this.scaleMarks();
+  }
+
+  /** Frame these points (at least about 2 km across). */
+  frame(points) {
+    const xy = points.map((p) => project(Number(p.lon), Number(p.lat)));
+    const xs = xy.map(([x]) => x);
+    const ys = xy.map(([, y]) => y);
+    const minimum = 12; // map units, about 2 km at these latitudes
+    const w = Math.max(Math.max(...xs) - Math.min(...xs), minimum);
+    const hgt = Math.max(Math.max(...ys) - Math.min(...ys), minimum);
+    const cx = (Math.max(...xs) + Math.min(...xs)) / 2;
+    const cy = (Math.max(...ys) + Math.min(...ys)) / 2;
+    this.view = [cx - w * 0.75, cy - hgt * 0.75, w * 1.5, hgt * 1.5];
+    this.picked = true;
+    this.apply();
   }
 
   tip(event, text) {
