@@ -45,6 +45,7 @@ REACTOR_MODULES: tuple[str, ...] = (
     "dispatch.linking_policy",
 )
 WORKER_MODULES: tuple[str, ...] = (
+    "eventstore.tamper",
     "channels.ami",
     "dispatch.provider_index",
     "dispatch.timers",
