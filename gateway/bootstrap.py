@@ -5,9 +5,15 @@ Each domain or channel module joins by one line in a tuple below:
 - `PROJECTION_MODULES`: `def projections(services) -> list[Projection]`;
 - `REACTOR_MODULES`: `def reactors(services) -> list[Reactor]`;
 - `WORKER_MODULES`: `def workers(services) -> list[Callable[[], Awaitable[None]]]`,
-  long-running tasks such as listeners, timers and the outbox sender;
+  long-running tasks such as timers and the outbox sender;
+- `LISTENER_MODULES`: the same hook, for channel listeners and in-process indexes;
 - `ROUTE_MODULES`: `def setup(app)` adding routes, and `OPENAPI_PATHS` for the spec.
 Nothing is created at import time.
+
+`INTAKE_ROLE` splits the work between processes: `gateway` serves HTTP and runs
+the listeners; `worker` runs projections, policies and workers; `all` (the
+default) does both. Runners coordinate through PostgreSQL, so any number of
+processes of each role may run.
 """
 
 from __future__ import annotations
@@ -46,15 +52,19 @@ REACTOR_MODULES: tuple[str, ...] = (
 )
 WORKER_MODULES: tuple[str, ...] = (
     "eventstore.tamper",
-    "channels.ami",
-    "dispatch.provider_index",
     "dispatch.timers",
     "dispatch.auto_dispatch",
     "dispatch.projections_cases",
     "dispatch.sender",
     "gateway.presence",
-    "gateway.sia_listener",
 )
+LISTENER_MODULES: tuple[str, ...] = (
+    "channels.ami",
+    "gateway.sia_listener",
+    "dispatch.provider_index",
+)
+"""Like `WORKER_MODULES`, but run by the `gateway` role: channel listeners and
+the in-process indexes its views read."""
 ROUTE_MODULES: tuple[str, ...] = (
     "gateway.views_wechat",
     "gateway.views_providers",
@@ -124,15 +134,19 @@ async def close_services(services: Services) -> None:
 
 
 def background_tasks(services: Services) -> list[Callable[[], Awaitable[None]]]:
-    """Every long-running task of a serving process: runners and workers."""
+    """Every long-running task this process's role runs: listeners, runners, workers."""
     from eventstore.subscriptions import ProjectionRunner, ReactorRunner
 
+    role = services.settings.role
     tasks: list[Callable[[], Awaitable[None]]] = []
-    for projection in _collect(PROJECTION_MODULES, "projections", services):
-        tasks.append(ProjectionRunner(services.store, projection, publish=services.publish).run)
-    for reactor in _collect(REACTOR_MODULES, "reactors", services):
-        tasks.append(ReactorRunner(services.store, reactor).run)
-    tasks.extend(_collect(WORKER_MODULES, "workers", services))
+    if role in ("all", "gateway"):
+        tasks.extend(_collect(LISTENER_MODULES, "workers", services))
+    if role in ("all", "worker"):
+        for projection in _collect(PROJECTION_MODULES, "projections", services):
+            tasks.append(ProjectionRunner(services.store, projection, publish=services.publish).run)
+        for reactor in _collect(REACTOR_MODULES, "reactors", services):
+            tasks.append(ReactorRunner(services.store, reactor).run)
+        tasks.extend(_collect(WORKER_MODULES, "workers", services))
     return tasks
 
 

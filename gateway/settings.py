@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+PROCESS_ROLES: frozenset[str] = frozenset({"all", "gateway", "worker"})
 ROLES: frozenset[str] = frozenset({"channel", "agent", "dispatcher", "unit", "auditor", "admin"})
 
 
@@ -41,6 +42,7 @@ class Settings:
     wechat_appid: str | None = None
     tokens: Mapping[str, Token] = field(default_factory=dict)
     redis_prefix: str = "intake:"
+    role: str = "all"
     log_format: str = "json"
     log_level: str = "info"
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -88,6 +90,12 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     return port
 
 
+def _role(value: str) -> str:
+    if value not in PROCESS_ROLES:
+        raise SettingsError(f"INTAKE_ROLE={value!r} is not one of {sorted(PROCESS_ROLES)}")
+    return value
+
+
 def from_env(env: Mapping[str, str] | None = None) -> Settings:
     """Read the settings from the environment (or a given mapping)."""
     env = os.environ if env is None else env
@@ -107,6 +115,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         wechat_appid=env.get("INTAKE_WECHAT_APPID") or None,
         tokens=parse_tokens(env.get("INTAKE_TOKENS", "")),
         redis_prefix=env.get("INTAKE_REDIS_PREFIX") or "intake:",
+        role=_role(env.get("INTAKE_ROLE") or "all"),
         log_format=env.get("INTAKE_LOG_FORMAT") or "json",
         log_level=env.get("INTAKE_LOG_LEVEL") or "info",
         extra={k: v for k, v in env.items() if k.startswith("INTAKE_")},

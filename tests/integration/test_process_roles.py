@@ -1,0 +1,35 @@
+"""`INTAKE_ROLE` splits listeners from projection workers; `all` runs both."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from gateway.bootstrap import background_tasks
+from gateway.settings import SettingsError, from_env
+
+
+def names(services: Any, role: str) -> set[str]:
+    services.settings = dataclasses.replace(services.settings, role=role)
+    return {getattr(task, "__qualname__", "") for task in background_tasks(services)}
+
+
+async def test_roles_divide_the_background_work(services: Any) -> None:
+    original = services.settings
+    try:
+        gateway, worker, everything = (names(services, r) for r in ("gateway", "worker", "all"))
+    finally:
+        services.settings = original
+    assert "ReferenceFollower.run" in gateway
+    assert "ProjectionRunner.run" not in gateway
+    assert "ReactorRunner.run" not in gateway
+    assert {"ProjectionRunner.run", "ReactorRunner.run", "TimerWorker.run"} <= worker
+    assert "ReferenceFollower.run" not in worker
+    assert everything == gateway | worker
+
+
+def test_unknown_role_is_a_configuration_error() -> None:
+    with pytest.raises(SettingsError, match="INTAKE_ROLE"):
+        from_env({"INTAKE_ROLE": "everything"})
