@@ -24,6 +24,15 @@ def settings(settings: Settings) -> Settings:
     return dataclasses.replace(settings, wechat_token=TOKEN, wechat_aes_key=AES_KEY, wechat_appid=APPID)
 
 
+@pytest.fixture
+async def client(aiohttp_client: Any, settings: Settings, services: Any) -> Any:
+    """The whole app without background runners: tests drive projections themselves."""
+    from gateway.app import create_app
+
+    services.settings = settings
+    return await aiohttp_client(create_app(settings, services=services, background=False))
+
+
 def text(content: str, msg_id: str, user: str = "oUser_42") -> str:
     return PUSH.format(user=user, ts="1700000000", type="text",
                        body=f"<Content><![CDATA[{content}]]></Content><MsgId>{msg_id}</MsgId>")

@@ -1,0 +1,133 @@
+"""Open311 GeoReport v2 on the real app: `three` POSTs, `georeport` GETs (both over real HTTP)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import xml.etree.ElementTree as ET
+from typing import Any
+
+import pytest
+from georeport import GeoReport
+
+from dispatch.projections_cases import projections as case_projections
+from eventstore.subscriptions import ProjectionRunner
+from gateway.settings import Settings
+from tests.integration.alarm_helpers import events_of
+
+itertools.ifilter = filter  # type: ignore[attr-defined]  # `three` is Python 2 code
+from three import Three  # noqa: E402
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, settings: Settings, services: Any) -> Any:
+    """The whole app without background runners: tests drive projections themselves."""
+    from gateway.app import create_app
+
+    services.settings = settings
+    return await aiohttp_client(create_app(settings, services=services, background=False))
+
+
+POWER = {
+    "attribute[account_number]": "6100012345", "attribute[fault_type]": "no_power",
+    "attribute[fault_began_at]": "2026-11-23T07:30:00+08:00", "attribute[fault_scope]": "building",
+}
+
+
+def base(client: Any) -> str:
+    return str(client.make_url("/open311/v2/"))
+
+
+async def project(services: Any) -> None:
+    for projection in case_projections(services):
+        await ProjectionRunner(services.store, projection).run_until_caught_up()
+
+
+async def test_services_and_definitions_in_json_and_xml(client: Any) -> None:
+    geo = GeoReport(base(client))
+    services = await asyncio.to_thread(geo.get_service_list)
+    codes = {s["service_code"] for s in services}
+    assert {"power_fault", "complaint", "home_service"} <= codes and "elderly_emergency" not in codes
+    definition = await asyncio.to_thread(geo.get_service_definition, "power_fault")
+    required = {a["code"] for a in definition["attributes"] if a["required"]}
+    assert required == {"account_number", "fault_type", "fault_began_at", "fault_scope"}
+    xml_geo = GeoReport(base(client), output_format="xml")
+    assert len(await asyncio.to_thread(xml_geo.get_service_list)) == len(services)
+    missing = await client.get("/open311/v2/services/nope.xml")
+    assert missing.status == 404
+    assert ET.fromstring(await missing.read()).find("error/code").text == "404"  # type: ignore[union-attr]
+
+
+async def test_three_posts_a_request_and_georeport_reads_it(client: Any, services: Any) -> None:
+    three = Three(base(client), api_key="t-channel")
+    answer = await asyncio.to_thread(
+        three.post, "power_fault", address="秦都区人民路12号", name="San Zhang", phone="13912345678",
+        description="整栋楼停电", lat="34.33", long="108.71", **POWER)
+    assert three.post_response.status_code == 201
+    case_id = answer[0]["service_request_id"]
+    [case] = await events_of(services, "CaseRegistered")
+    assert case["data"]["case_id"] == case_id and case["data"]["channel"] == "web"
+    assert case["data"]["fault"]["scope"] == "building" and case["data"]["missing_fields"] == []
+    await project(services)
+    geo = GeoReport(base(client))
+    one = await asyncio.to_thread(geo.get_service_request, case_id)
+    assert one["status"] == "open" and one["service_code"] == "power_fault"
+    assert "accepted" in one["status_notes"] and one["address"] is None  # no personal data
+    listed = await asyncio.to_thread(geo.get_service_requests, service_code="power_fault", status="open")
+    assert [r["service_request_id"] for r in listed] == [case_id]
+    assert await asyncio.to_thread(geo.get_service_requests, status="closed") == []
+    by_id = await asyncio.to_thread(GeoReport(base(client), output_format="xml").get_service_requests,
+                                    service_request_id=case_id)
+    assert by_id["service_request_id"] == case_id
+
+
+async def test_idempotency_key_repeats_answer_the_first_request(client: Any, services: Any) -> None:
+    form = {"api_key": "t-channel", "service_code": "complaint", "description": "噪音扰民",
+            "address_string": "渭城区文汇路", "phone": "13800138000"}
+    headers = {"Idempotency-Key": "form-77"}
+    first = await client.post("/open311/v2/requests.json", data=form, headers=headers)
+    second = await client.post("/open311/v2/requests.json", data=form, headers=headers)
+    assert (first.status, second.status) == (201, 200)
+    assert (await first.json())[0]["service_request_id"] == (await second.json())[0]["service_request_id"]
+    assert len(await events_of(services, "CaseRegistered")) == 1
+
+
+@pytest.mark.parametrize(("form", "status", "fmt"), [
+    ({"service_code": "complaint", "description": "x", "address_string": "a"}, 403, "json"),
+    ({"api_key": "t-agent", "service_code": "complaint", "address_string": "a"}, 403, "xml"),
+    ({"api_key": "t-channel", "service_code": "nope", "address_string": "a"}, 404, "json"),
+    ({"api_key": "t-channel", "service_code": "complaint"}, 400, "json"),
+    ({"api_key": "t-channel", "service_code": "power_fault", "address_string": "a"}, 400, "xml"),
+    ({"api_key": "t-channel", "service_code": "complaint", "lat": "95", "long": "1"}, 400, "json"),
+    ({"api_key": "t-channel", "service_code": "complaint", "address_string": "a", "phone": "12"},
+     400, "json"),
+])
+async def test_errors_in_open311_format_and_recorded(
+    client: Any, services: Any, form: dict[str, str], status: int, fmt: str
+) -> None:
+    response = await client.post(f"/open311/v2/requests.{fmt}", data=form)
+    assert response.status == status
+    if fmt == "json":
+        [error] = await response.json()
+        assert error["code"] == status and error["description"]
+    else:
+        root = ET.fromstring(await response.read())
+        assert root.tag == "errors" and root.find("error/code").text == str(status)  # type: ignore[union-attr]
+    assert len(await events_of(services, "InputRejected")) == 1
+    assert await events_of(services, "CaseRegistered") == []
+
+
+async def test_unknown_request_and_bad_dates(client: Any) -> None:
+    assert (await client.get("/open311/v2/requests/C0000.json")).status == 404
+    bad = await client.get("/open311/v2/requests.json", params={"start_date": "yesterday"})
+    assert bad.status == 400
+    wide = await client.get("/open311/v2/requests.json", params={
+        "start_date": "2026-01-01T00:00:00Z", "end_date": "2026-06-01T00:00:00Z"})
+    assert wide.status == 400
+
+
+async def test_citizen_form_page_is_served(client: Any) -> None:
+    page = await client.get("/citizen/")
+    script = await client.get("/citizen/static/citizen.js")
+    assert page.status == 200 and "requests.json" in await script.text()
+    assert "service_code" in await page.text()
