@@ -5,8 +5,11 @@
 `respond_to_alarm`, idempotent step by step on keys derived from the alarm:
 it opens a priority-1 `elderly_emergency` case at the elder's home (or the
 device-reported position), asks the outbox to text every registered contact at
-once, and records `ElderlyAlertOpened` whose `callback_due_at` (30 minutes
-later) is when an agent must have confirmed that someone reached the elder
+once, notes the nearest available medical provider from the shared provider
+index (the auto-dispatch worker sends it when `INTAKE_AUTO_DISPATCH` lists
+`elderly_emergency:medical`; otherwise the priority-1 case leads the queue),
+and records `ElderlyAlertOpened` whose `callback_due_at` (30 minutes later) is
+when an agent must have confirmed that someone reached the elder
 (`ConfirmElderReached`). An unknown account still opens a case, flagged
 `unregistered_device`. Test, restore and status signals open no case.
 """
@@ -27,6 +30,7 @@ from dispatch.case import CallerInfo, Place, RegisterCase, mask_phone, normalise
 from dispatch.clock import Clock
 from dispatch.errors import InvalidCommand, NotFound
 from dispatch.messages import Command, Event, event, from_data, metadata, to_new_event
+from dispatch.nearest import NearestQuery
 from dispatch.notifications import RequestNotification
 from eventstore import NO_STREAM, EventStore, RecordedEvent
 
@@ -242,10 +246,28 @@ def alert_text(elder: Elder, case_id: str, alarm: AlarmReceived) -> str:
             f"工单{case_id}，请立即联系或前往。")
 
 
+HELP_SKILL = "medical"
+HELP_PREFERRED = frozenset({"elderly_care"})
+
+
+def nearest_help(services: Any, place: Place | None) -> dict[str, Any] | None:
+    """The nearest available provider with medical skills, from the shared provider index."""
+    holder = services.extras.get("provider_index")
+    if holder is None or place is None:
+        return None
+    query = NearestQuery(place.lat, place.lon, k=5, skill=HELP_SKILL, preferred_skills=HELP_PREFERRED)
+    found = holder.snapshot.best(query)
+    return None if found is None else dict(found.as_dict())
+
+
 async def respond_to_alarm(
-    alarm: AlarmReceived, *, bus: Any, store: EventStore, directory: ElderDirectory
+    alarm: AlarmReceived, *, bus: Any, store: EventStore, directory: ElderDirectory,
+    services: Any = None,
 ) -> tuple[str, tuple[str, ...]]:
-    """Open the case, alert the contacts, schedule the call-back; safe to repeat."""
+    """Open the case, alert the contacts, note the nearest help, schedule the call-back.
+
+    Safe to repeat: every step is idempotent on a key derived from the alarm.
+    """
     elder = await directory.elder_for_device(alarm.account)
     cmd = decide_case(alarm, elder)
     registered = await bus.handle(cmd)
@@ -263,6 +285,7 @@ async def respond_to_alarm(
         elder_id=elder.id if elder else None, registered=elder is not None,
         notified=tuple(c.phone for c in contacts), opened_at=alarm.received_at,
         callback_due_at=alarm.received_at + CALLBACK_AFTER,
+        nearest_help=nearest_help(services, cmd.location) if services is not None else None,
     )
     meta = metadata(actor="policy:elderly", channel="alarm", correlation_id=alarm.alarm_id)
     await store.append(alert_stream(case_id), [to_new_event(opened, meta)], NO_STREAM,
@@ -305,7 +328,7 @@ async def receive_alarm(
     if result.duplicate:
         alarm = await _stored_alarm(store, alarm_id)
     case_id, flags = await respond_to_alarm(
-        alarm, bus=services.bus, store=store, directory=directory_of(services))
+        alarm, bus=services.bus, store=store, directory=directory_of(services), services=services)
     return AlarmOutcome(alarm_id, case_id, result.duplicate, cmd.kind, flags)
 
 
@@ -343,7 +366,7 @@ class ElderlyAlarmReactor:
             return
         services = self._services
         await respond_to_alarm(from_data(AlarmReceived, event.data), bus=services.bus,
-                               store=services.store, directory=directory_of(services))
+                               store=services.store, directory=directory_of(services), services=services)
 
 
 def reactors(services: Any) -> Sequence[ElderlyAlarmReactor]:

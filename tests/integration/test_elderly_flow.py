@@ -1,0 +1,163 @@
+"""The elderly emergency flow over `POST /channels/alarm/events` and the call-back API."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from dispatch.clock import FakeClock
+from dispatch.elderly import ElderlyAlarmReactor
+from dispatch.elderly_alerts import ElderlyAlertsProjection
+from dispatch.geo import geodesic_m, wgs84_to_gcj02
+from eventstore.subscriptions import ProjectionRunner, ReactorRunner
+from gateway.settings import Settings
+from tests.conftest import auth
+from tests.integration.alarm_helpers import (
+    CONTACTS,
+    ELDER_ACCOUNT,
+    HOME,
+    events_of,
+    outbox,
+    register_elder,
+)
+
+
+@pytest.fixture
+async def client(aiohttp_client: Any, settings: Settings, services: Any) -> Any:
+    """The app on a fake clock, without background runners (the tests drive them)."""
+    from gateway.app import create_app
+
+    fake = FakeClock(datetime.now(UTC).replace(microsecond=0))
+    services.clock = fake
+    services.bus.provide("clock", fake)
+    return await aiohttp_client(create_app(settings, services=services, background=False))
+
+
+def alarm(event_id: str, code: str = "MA", account: str = ELDER_ACCOUNT, **extra: Any) -> dict[str, Any]:
+    return {"event_id": event_id, "account": account, "code": code,
+            "at": datetime.now(UTC).isoformat(), **extra}
+
+
+async def post(client: Any, body: Any) -> Any:
+    return await client.post("/channels/alarm/events", json=body, headers=auth("t-channel"))
+
+
+async def alerts(client: Any, **params: str) -> list[dict[str, Any]]:
+    response = await client.get("/api/v1/elderly/alerts", params=params, headers=auth("t-agent"))
+    assert response.status == 200
+    return list((await response.json())["items"])
+
+
+async def test_alarm_opens_case_alerts_contacts_and_call_back_goes_overdue(
+    client: Any, services: Any
+) -> None:
+    await register_elder(services)
+    response = await post(client, alarm("vendor-1"))
+    assert response.status == 201
+    body = await response.json()
+    case_id = body["case_id"]
+    assert body["kind"] == "alarm" and body["flags"] == []
+    [case] = await events_of(services, "CaseRegistered")
+    data = case["data"]
+    assert data["priority"] == 1 and data["category"] == "elderly_emergency"
+    assert (data["location"]["lat"], data["location"]["lon"]) == HOME  # the elder's home
+    assert data["address"] == "秦都区建设路195号" and data["caller"]["device_account"] == ELDER_ACCOUNT
+    rows = await outbox(services, case_id)
+    assert sorted(r["to_addr"] for r in rows) == sorted(c["phone"] for c in CONTACTS)
+    assert all(case_id in r["body"] and r["dedup_key"].startswith("elder-alert:") for r in rows)
+
+    await ProjectionRunner(services.store, ElderlyAlertsProjection()).run_until_caught_up()
+    [alert] = await alerts(client)
+    assert alert["case_id"] == case_id and alert["notified"] == 3 and not alert["overdue"]
+    assert await alerts(client, overdue="true") == []
+    services.clock.advance(timedelta(minutes=31))
+    [overdue] = await alerts(client, overdue="true")
+    assert overdue["case_id"] == case_id
+
+    confirm = await client.post(f"/api/v1/elderly/alerts/{case_id}/confirm",
+                                json={"outcome": "reached", "note": "daughter arrived"},
+                                headers=auth("t-agent"))
+    assert confirm.status == 200
+    await ProjectionRunner(services.store, ElderlyAlertsProjection()).run_until_caught_up()
+    assert await alerts(client, overdue="true") == []
+    bad = await client.post(f"/api/v1/elderly/alerts/{case_id}/confirm", json={"outcome": "maybe"},
+                            headers=auth("t-agent"))
+    assert bad.status == 400
+
+
+async def test_repeated_event_id_changes_nothing(client: Any, services: Any) -> None:
+    await register_elder(services)
+    first = await (await post(client, alarm("vendor-2"))).json()
+    again = await post(client, alarm("vendor-2"))
+    assert again.status == 200
+    assert (await again.json())["case_id"] == first["case_id"]
+    assert len(await events_of(services, "AlarmReceived")) == 1
+    assert len(await events_of(services, "CaseRegistered")) == 1
+    assert len(await events_of(services, "NotificationRequested")) == len(CONTACTS)
+    # the catch-up reactor re-runs the response idempotently
+    await ReactorRunner(services.store, ElderlyAlarmReactor(services)).run_until_caught_up()
+    assert len(await events_of(services, "NotificationRequested")) == len(CONTACTS)
+    assert len(await events_of(services, "ElderlyAlertOpened")) == 1
+
+
+async def test_device_position_in_gcj02_is_stored_in_wgs84(client: Any, services: Any) -> None:
+    await register_elder(services)
+    lat, lon = wgs84_to_gcj02(34.3400, 108.7000)
+    await post(client, alarm("vendor-3", code="E101", lat=lat, lon=lon, crs="gcj02"))
+    [case] = await events_of(services, "CaseRegistered")
+    place = case["data"]["location"]
+    assert geodesic_m(place["lat"], place["lon"], 34.3400, 108.7000) < 1.0
+
+
+async def test_nearest_medical_help_is_noted_on_the_alert(client: Any, services: Any) -> None:
+    from dispatch.nearest import Provider
+    from dispatch.nearest_holder import ProviderIndexHolder
+
+    near = Provider("P-NEAR", "社区医生", HOME[0] + 0.002, HOME[1], frozenset({"medical"}), 3)
+    far = Provider("P-FAR", "远处医院", HOME[0] + 0.05, HOME[1], frozenset({"medical"}), 3)
+    plumber = Provider("P-PLUMB", "水电工", HOME[0], HOME[1], frozenset({"plumbing"}), 3)
+    services.extras["provider_index"] = ProviderIndexHolder([near, far, plumber])
+    await register_elder(services)
+    await post(client, alarm("vendor-6"))
+    [opened] = await events_of(services, "ElderlyAlertOpened")
+    help_ = opened["data"]["nearest_help"]
+    assert help_["id"] == "P-NEAR" and 200 < help_["distance_m"] < 250
+
+
+async def test_unknown_account_opens_flagged_case(client: Any, services: Any) -> None:
+    body = await (await post(client, alarm("vendor-4", code="120", account="NOBODY1"))).json()
+    assert body["flags"] == ["unregistered_device"] and body["case_id"]
+    [case] = await events_of(services, "CaseRegistered")
+    assert case["data"]["flags"] == ["unregistered_device"] and case["data"]["priority"] == 1
+
+
+async def test_test_signal_is_recorded_without_case(client: Any, services: Any) -> None:
+    await register_elder(services)
+    body = await (await post(client, alarm("vendor-5", code="602"))).json()
+    assert body["kind"] == "test" and body["case_id"] is None
+    assert len(await events_of(services, "AlarmReceived")) == 1
+    assert await events_of(services, "CaseRegistered") == []
+
+
+@pytest.mark.parametrize("body", [
+    {"account": "E0001", "code": "MA", "at": "2026-01-01T00:00:00Z"},
+    {"event_id": "x", "account": "E0001", "code": "ZZZZ", "at": "2026-01-01T00:00:00Z"},
+    {"event_id": "x", "account": "E0001", "code": "MA", "at": "yesterday"},
+    {"event_id": "x", "account": "E0001", "code": "MA", "at": "2026-01-01T00:00:00Z", "lat": 91, "lon": 1},
+    {"event_id": "x", "account": "bad account!", "code": "MA", "at": "2026-01-01T00:00:00Z"},
+    [1, 2],
+])
+async def test_bad_alarm_input_is_400_and_recorded(client: Any, services: Any, body: Any) -> None:
+    response = await post(client, body)
+    assert response.status == 400
+    assert (await response.json())["error"]["code"]
+    assert len(await events_of(services, "InputRejected")) == 1
+    assert await events_of(services, "AlarmReceived") == []
+
+
+async def test_alarm_endpoint_needs_a_channel_token(client: Any) -> None:
+    response = await client.post("/channels/alarm/events", json=alarm("v"), headers=auth("t-agent"))
+    assert response.status == 403
+    assert (await client.post("/channels/alarm/events", json=alarm("v"))).status == 401
