@@ -34,13 +34,14 @@ _STREAM_ID = re.compile(r"[^A-Za-z0-9_.:\-]")
 @event
 @dataclass(frozen=True, slots=True)
 class AuditRead(Event):
-    """Someone read a case's history (auditors' reads are audited too)."""
+    """Someone read a case's history or the global log (auditors' reads are audited too)."""
 
     reader: str
-    case_id: str
     via: str
     at: datetime
+    case_id: str | None = None
     as_of: datetime | None = None
+    after: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,10 +153,11 @@ def auditlog_stream(reader: str) -> str:
 
 
 async def record_read(
-    store: EventStore, clock: Clock, *, reader: str, case_id: str, as_of: datetime | None, via: str
+    store: EventStore, clock: Clock, *, reader: str, via: str, case_id: str | None = None,
+    as_of: datetime | None = None, after: int | None = None,
 ) -> None:
-    """Append an `AuditRead` for one history read (before the answer is given)."""
-    evt = AuditRead(reader=reader, case_id=case_id, via=via, at=clock.now(), as_of=as_of)
+    """Append an `AuditRead` for one audit read (before the answer is given)."""
+    evt = AuditRead(reader=reader, via=via, at=clock.now(), case_id=case_id, as_of=as_of, after=after)
     meta = metadata(actor=reader, channel=via, correlation_id=case_id)
     await store.append(auditlog_stream(reader), [to_new_event(evt, meta)], ANY)
 

@@ -118,3 +118,27 @@ async def test_intake_replay_prints_the_same_history(client: Any, settings: Any,
     assert await replay._replay(args, settings.database_url) == 0
     text = capsys.readouterr().out
     assert f"case {case_id} as of now" in text and "verify: intact" in text and "王五" in text
+
+
+async def test_the_global_log_pages_in_commit_order_and_reads_are_recorded(client: Any) -> None:
+    for _ in range(3):
+        await _case_with_two_events(client)
+    first = await (await client.get("/api/v1/audit/events?limit=2", headers=auth("t-auditor"))).json()
+    assert len(first["items"]) == 2 and first["next"] == first["items"][-1]["position"]
+    assert set(first["items"][0]) >= {"position", "stream", "version", "type", "schema_version", "data",
+                                      "metadata", "recorded_at"}
+    rest = await (await client.get(f"/api/v1/audit/events?after={first['next']}&limit=1000",
+                                   headers=auth("t-auditor"))).json()
+    positions = [e["position"] for e in first["items"] + rest["items"]]
+    assert len(positions) == len(set(positions)) and rest["next"] is None
+    assert any(e["type"] == "AuditRead" for e in rest["items"])
+    assert (await client.get("/api/v1/audit/events", headers=auth("t-dispatcher"))).status == 403
+    assert (await client.get("/api/v1/audit/events?after=x", headers=auth("t-auditor"))).status == 400
+    assert (await client.get("/api/v1/audit/events?after=999999", headers=auth("t-auditor"))).status == 400
+
+
+async def test_verify_checks_the_whole_store(client: Any) -> None:
+    await _case_with_two_events(client)
+    body = await (await client.get("/api/v1/audit/verify", headers=auth("t-auditor"))).json()
+    assert body["ok"] is True and body["checked"] >= 2 and body["first_bad"] is None
+    assert (await client.get("/api/v1/audit/verify", headers=auth("t-unit"))).status == 403
