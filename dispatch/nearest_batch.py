@@ -24,7 +24,6 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
 from dispatch.nearest import (
-    BoolArray,
     DispatchWeights,
     FloatArray,
     IntArray,
@@ -99,56 +98,41 @@ class _Edges:
     base: FloatArray
 
 
-def _rows_for_skill(
-    snapshot: ProviderSnapshot, cases: Sequence[WaitingCase], rows: IntArray, skill: str | None, k: int
+def _rows_for_group(
+    snapshot: ProviderSnapshot, cases: Sequence[WaitingCase], rows: IntArray, k: int
 ) -> tuple[IntArray, IntArray, FloatArray]:
-    entry = snapshot.layout.trees.get(skill)
-    if entry is None or entry[0].size == 0:
+    """Edges of cases sharing one skill and district: one vectorised tree query."""
+    first = cases[int(rows[0])].query(k)
+    tree = snapshot.layout.trees.get(first.skill)
+    if tree is None or tree.kd.size == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    tree, members = entry
-    fetch = min(tree.size, snapshot.first_fetch(k, cases[int(rows[0])].query(k)))
+    fetch = min(tree.kd.size, snapshot.first_fetch(k, first))
     points = ecef([cases[r].lat for r in rows], [cases[r].lon for r in rows]).reshape(-1, 3)
-    chord, local = tree.query(points, fetch)
-    index = members[local]
-    ok = snapshot.open[index] & _district_mask(snapshot, cases, rows, index)
+    chord, local = tree.kd.query(points, fetch, tree.mask(first.district))
+    found = local < tree.kd.size  # False: masked out, fewer members than fetched
+    index = tree.members[np.where(found, local, 0)]
+    ok = snapshot.open[index] & found
     keep = ok & (np.cumsum(ok, axis=1) <= k)
-    short = np.flatnonzero((keep.sum(axis=1) < k) & (fetch < tree.size))
+    short = np.flatnonzero((keep.sum(axis=1) < k) & (fetch < tree.kd.size) & found[:, -1])
     keep[short] = False
     r, c = np.nonzero(keep)
     out_rows, out_idx, out_chord = [rows[r]], [index[r, c]], [chord[r, c]]
     for j in short.tolist():  # too few eligible among the first few: ask the full search
-        found = snapshot.search(tree, members, points[j : j + 1], cases[rows[j]].query(k))
-        out_rows.append(np.full(len(found[0]), rows[j]))
-        out_idx.append(found[0])
-        out_chord.append(found[1])
+        positions, chords = snapshot.search(tree, points[j : j + 1], cases[rows[j]].query(k))
+        out_rows.append(np.full(len(positions), rows[j]))
+        out_idx.append(np.array(positions, dtype=np.int64))
+        out_chord.append(np.array(chords, dtype=np.float64))
     return np.concatenate(out_rows), np.concatenate(out_idx), np.concatenate(out_chord)
-
-
-def _district_mask(
-    snapshot: ProviderSnapshot, cases: Sequence[WaitingCase], rows: IntArray, index: IntArray
-) -> BoolArray:
-    layout = snapshot.layout
-    serves = layout.serves_all[index]
-    codes = [cases[r].district for r in rows.tolist()]
-    bit = np.array([-1 if d is None else layout.district_ids.get(d, -2) for d in codes], dtype=np.int64)
-    free = bit == -1
-    known = np.flatnonzero(bit >= 0)
-    if len(known):
-        b = bit[known]
-        words = layout.district_bits[index[known], (b >> 6)[:, None]]
-        serves[known] |= ((words >> (b & 63).astype(np.uint64)[:, None]) & np.uint64(1)).astype(np.bool_)
-    return np.asarray(serves | free[:, None], dtype=np.bool_)
 
 
 def candidate_edges(
     snapshot: ProviderSnapshot, cases: Sequence[WaitingCase], weights: DispatchWeights, k: int
 ) -> _Edges:
     """Each case's k nearest eligible providers, as edges of the bipartite graph."""
-    skills = np.array([c.skill or "" for c in cases], dtype=object)
-    parts = []
-    for skill in sorted({c.skill for c in cases}, key=lambda s: s or ""):
-        rows = np.flatnonzero(skills == (skill or "")).astype(np.int64)
-        parts.append(_rows_for_skill(snapshot, cases, rows, skill, k))
+    groups: dict[tuple[str | None, str | None], list[int]] = {}
+    for i, case in enumerate(cases):
+        groups.setdefault((case.skill, case.district), []).append(i)
+    parts = [_rows_for_group(snapshot, cases, np.array(rows, dtype=np.int64), k) for rows in groups.values()]
     if not parts:
         return _Edges(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
     row = np.concatenate([p[0] for p in parts])
