@@ -352,10 +352,15 @@ HANDLERS: dict[type, Any] = {
 
 
 class ElderlyAlarmReactor:
-    """Finishes the response to any committed alarm whose inline response was cut short."""
+    """Finishes the response to a committed alarm whose inline response was cut short.
+
+    It waits until `GRACE` after the alarm was received, so it does not race
+    the inline response of a live alarm; every step it repeats is idempotent.
+    """
 
     name = "elderly-alarms"
     categories: frozenset[str] | None = frozenset({"alarm"})
+    GRACE = timedelta(seconds=30)
 
     def __init__(self, services: Any) -> None:
         self._services = services
@@ -365,8 +370,12 @@ class ElderlyAlarmReactor:
         if event.type != "AlarmReceived" or event.data.get("kind") != "alarm":
             return
         services = self._services
-        await respond_to_alarm(from_data(AlarmReceived, event.data), bus=services.bus,
-                               store=services.store, directory=directory_of(services), services=services)
+        alarm = from_data(AlarmReceived, event.data)
+        wait = (alarm.received_at + self.GRACE - services.clock.now()).total_seconds()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        await respond_to_alarm(alarm, bus=services.bus, store=services.store,
+                               directory=directory_of(services), services=services)
 
 
 def reactors(services: Any) -> Sequence[ElderlyAlarmReactor]:
