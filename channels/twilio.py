@@ -79,8 +79,10 @@ def _raw(form: Form) -> dict[str, str | list[str]]:
 
 
 def parse_sms(form: Form, received_at: datetime) -> ReceiveSms:
-    """An inbound SMS webhook as a `ReceiveSms` command."""
+    """An inbound SMS webhook as a `ReceiveSms` command (recording it is the webhook's one write)."""
     sid = _one(form, "MessageSid")
+    if not _SID.match(sid):
+        raise BadInput("form field 'MessageSid' is not a Twilio SID", code="bad_field")
     sender = _one(form, "From")
     if "Body" not in form:
         raise BadInput("form field 'Body' is required", code="missing_field")

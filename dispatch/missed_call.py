@@ -99,6 +99,19 @@ class CallbackTaskClosed(Event):
     via: str | None = None
 
 
+@event
+@dataclass(frozen=True, slots=True)
+class CallerGotThrough(Event):
+    """The caller reached us at `at` while no task of theirs was waiting for it.
+
+    Kept so that a miss from before `at` that is processed later opens no task:
+    the policies for calls and for other contacts run independently.
+    """
+
+    at: datetime
+    via: str
+
+
 @dataclass(slots=True)
 class CallbackState:
     """A caller's call-back history folded from its stream; `task_id` is the newest task."""
@@ -113,7 +126,11 @@ class CallbackState:
     assigned_to: str | None = None
     first_missed_at: datetime | None = None
     last_missed_at: datetime | None = None
+    reached_at: datetime | None = None
     call_ids: set[str] = field(default_factory=set)
+
+    def _reached(self, at: datetime) -> None:
+        self.reached_at = at if self.reached_at is None else max(self.reached_at, at)
 
     def apply(self, evt: Event) -> None:
         """Fold one event."""
@@ -133,6 +150,10 @@ class CallbackState:
             self.callback_attempts = evt.attempt
         elif isinstance(evt, CallbackTaskClosed):
             self.open = False
+            if evt.reason == "got_through":
+                self._reached(evt.at)
+        elif isinstance(evt, CallerGotThrough):
+            self._reached(evt.at)
 
 
 def fold(caller: str, records: list[RecordedEvent]) -> CallbackState:
@@ -147,22 +168,33 @@ def fold(caller: str, records: list[RecordedEvent]) -> CallbackState:
 
 
 def decide_missed(state: CallbackState, call_id: str, queue: str | None, at: datetime) -> list[Event]:
-    """A missed call: open a task, or count it on the open one (once per call)."""
+    """A missed call: open a task, or count it on the open one (once per call).
+
+    A miss from before the caller last got through opens nothing: they reached us since.
+    """
     if state.open and state.task_id is not None:
         if call_id in state.call_ids:
             return []
         return [CallbackMissedAgain(state.task_id, call_id, queue, at)]
+    if state.reached_at is not None and at <= state.reached_at:
+        return []
     task_id = f"{caller_key(state.caller)}.{state.tasks + 1}"
     return [CallbackTaskOpened(task_id, state.caller, call_id, queue, at)]
 
 
 def decide_got_through(state: CallbackState, at: datetime, via: str) -> list[Event]:
-    """The caller reached us on some channel at `at`: an open task missed before closes."""
-    if not state.open or state.task_id is None or state.last_missed_at is None:
+    """The caller reached us on some channel at `at`: an open task missed before closes.
+
+    Without an open task, a contact newer than any known is recorded
+    (`CallerGotThrough`), so that a miss from before it, processed later, opens no task.
+    """
+    if state.open and state.task_id is not None and state.last_missed_at is not None:
+        if at < state.last_missed_at:
+            return []
+        return [CallbackTaskClosed(state.task_id, "got_through", at, via)]
+    if state.reached_at is not None and at <= state.reached_at:
         return []
-    if at < state.last_missed_at:
-        return []
-    return [CallbackTaskClosed(state.task_id, "got_through", at, via)]
+    return [CallerGotThrough(at, via)]
 
 
 def _open_task(state: CallbackState, task_id: str) -> str:

@@ -1,8 +1,10 @@
 """Missed-call redistribution: the policy, the command handlers and fair assignment.
 
-- `MissedCallPolicy` (a reactor) opens or raises a caller's call-back task on
-  `CallAbandoned` and closes it when the caller gets through on any channel
-  (an answered call, an SMS, a case registered with the same phone).
+- `MissedCallPolicy` (a reactor over calls only) opens or raises a caller's
+  call-back task on `CallAbandoned` and closes it on an answered call;
+  `GotThroughPolicy` (over cases) closes it when the caller gets through on
+  another channel (an SMS, a case registered with the same phone). They run
+  independently; the caller's stream records contacts, so order does not matter.
 - `plan_assignments` (pure) spreads open tasks round-robin over present agents,
   least-loaded first, keeping max - min <= 1 among unpinned tasks.
 - `Assigner` (a worker) applies the plan; with presence unknown (Redis down)
@@ -87,6 +89,7 @@ class RecordCallbackOutcome(Command):
 
 
 Decide = Callable[[CallbackState], list[Event]]
+Handle = Callable[[object], Awaitable[Any]]
 
 
 async def _decide_and_append(
@@ -160,50 +163,83 @@ HANDLERS: dict[type, Any] = {
 }
 
 
-def _contact_of(event: RecordedEvent) -> tuple[str | None, datetime | None, str]:
-    """(phone, when, channel) of an event that shows the caller got through, if it is one."""
+def _answered_call(event: RecordedEvent) -> tuple[str | None, datetime | None]:
+    """(phone, when) of a call event that shows the caller got through, else (None, None)."""
+    if event.type in ("CallAnswered", "CallEnded") and event.data.get("answered"):
+        contact = event.data["contact"]
+        return contact["caller"]["phone"], datetime.fromisoformat(contact["occurred_at"])
+    return None, None
+
+
+def _case_contact(event: RecordedEvent) -> tuple[str | None, datetime | None, str]:
+    """(phone, when, channel) of a case event that shows the caller got through."""
+    if event.type not in ("CaseRegistered", "CaseMessageReceived"):
+        return None, None, ""
     evt = from_recorded(event)
     if isinstance(evt, CaseRegistered):
         return evt.caller.phone, evt.accepted_at, evt.channel
     if isinstance(evt, CaseMessageReceived):
         return evt.phone, evt.contact.occurred_at, evt.channel
-    if event.type in ("CallAnswered", "CallEnded") and event.data.get("answered"):
-        contact = event.data["contact"]
-        return contact["caller"]["phone"], datetime.fromisoformat(contact["occurred_at"]), "phone"
     return None, None, ""
 
 
+async def _close_on_contact(handle: Handle, key: str, raw_phone: str | None, at: datetime | None,
+                            via: str) -> None:
+    phone = callable_number(raw_phone)
+    if phone is not None and at is not None:
+        await handle(CloseOnContact(phone, at, via, key))
+
+
 class MissedCallPolicy:
-    """Reacts to abandoned calls (open / raise a task) and to contacts (close it)."""
+    """Reacts to call events only: a miss opens or raises a task, an answered call closes it.
+
+    It reads nothing but the `call` streams, so case traffic never delays a
+    call-back task; contacts on other channels are `GotThroughPolicy`'s.
+    """
 
     name = "missed-calls"
-    categories: frozenset[str] | None = frozenset({"call", "case"})
+    categories: frozenset[str] | None = frozenset({"call"})
 
-    def __init__(self, handle: Callable[[object], Awaitable[Any]]) -> None:
+    def __init__(self, handle: Handle) -> None:
         self._handle = handle
 
     async def react(self, event: RecordedEvent) -> None:
         """Send the command this event calls for (idempotent on the event's position)."""
         key = f"{self.name}:{event.position}"
-        if event.type == "CallAbandoned":
-            contact = event.data["contact"]
-            phone = callable_number(contact["caller"]["phone"])
-            if phone is None:
-                log.info("missed_call_without_number", call_id=event.data["call_id"])
-                return
-            missed_at = datetime.fromisoformat(contact["occurred_at"])
-            await self._handle(RecordMissedCall(phone, event.data["call_id"], event.data.get("queue"),
-                                                missed_at, key))
+        if event.type != "CallAbandoned":
+            await _close_on_contact(self._handle, key, *_answered_call(event), "phone")
             return
-        raw_phone, at, via = _contact_of(event)
-        phone = callable_number(raw_phone)
-        if phone is not None and at is not None:
-            await self._handle(CloseOnContact(phone, at, via, key))
+        contact = event.data["contact"]
+        phone = callable_number(contact["caller"]["phone"])
+        if phone is None:
+            log.info("missed_call_without_number", call_id=event.data["call_id"])
+            return
+        missed_at = datetime.fromisoformat(contact["occurred_at"])
+        await self._handle(RecordMissedCall(phone, event.data["call_id"], event.data.get("queue"),
+                                            missed_at, key))
 
 
-def reactors(services: Any) -> list[MissedCallPolicy]:
-    """The missed-call policy (bootstrap hook)."""
-    return [MissedCallPolicy(services.bus.handle)]
+class GotThroughPolicy:
+    """Closes a caller's task when they reach us on another channel (a case or a message).
+
+    Runs apart from `MissedCallPolicy`; the `CallerGotThrough` record on the
+    caller's stream keeps the outcome independent of which of the two runs first.
+    """
+
+    name = "missed-calls-contacts"
+    categories: frozenset[str] | None = frozenset({"case"})
+
+    def __init__(self, handle: Handle) -> None:
+        self._handle = handle
+
+    async def react(self, event: RecordedEvent) -> None:
+        """Send `CloseOnContact` for a contact event (idempotent on the event's position)."""
+        await _close_on_contact(self._handle, f"{self.name}:{event.position}", *_case_contact(event))
+
+
+def reactors(services: Any) -> list[Any]:
+    """The missed-call policies (bootstrap hook)."""
+    return [MissedCallPolicy(services.bus.handle), GotThroughPolicy(services.bus.handle)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,7 +96,8 @@ async def _apply_callback(conn: asyncpg.Connection, evt: Event, event: RecordedE
 
 
 async def _link_case(conn: asyncpg.Connection, evt: CaseRegistered) -> list[Change]:
-    call_id = (evt.contact_stream or "").removeprefix("call-") if evt.contact_stream else None
+    stream = evt.contact_stream or ""
+    call_id = stream.removeprefix("call-") if stream.startswith("call-") else None
     if call_id is None and evt.recording_id is None:
         return []
     linked = await conn.fetch(

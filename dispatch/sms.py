@@ -1,8 +1,10 @@
-"""Inbound SMS: appended to the sender's open case as a conversation, or a new case.
+"""Inbound SMS: recorded as it arrives, then taken into a case by a policy.
 
-A new case is categorised from the text (`dispatch.classify`); an agent can
-correct it. The SMS (with its raw payload) is the idempotent event itself:
-`CaseMessageReceived` on the open case, or the new case's `CaseRegistered`.
+The webhook's only write is `SmsReceived` on `sms-<channel key>` (one
+idempotent append: the channel's message id is the key), so it can answer as
+soon as the message is durable. `SmsIntakePolicy` then appends it to the
+sender's open case as a conversation message (`CaseMessageReceived`) or opens
+a case categorised from the text (`dispatch.classify`; an agent can correct it).
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from dispatch.case import (
 from dispatch.classify import classify_text
 from dispatch.clock import Clock
 from dispatch.errors import InvalidCommand
-from dispatch.messages import Command, Event, event, metadata, to_new_event
-from eventstore import ANY, EventStore
+from dispatch.messages import Command, Event, event, from_recorded, metadata, to_new_event
+from eventstore import ANY, AppendResult, EventStore, RecordedEvent
+from eventstore.errors import IdempotencyConflict
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +48,19 @@ def callable_number(raw: str | None) -> str | None:
         return None
 
 
+def sms_stream(contact: InboundContact) -> str:
+    """The stream of one inbound SMS, named by its channel key (`twilio:sms:<MessageSid>`)."""
+    return f"sms-{contact.idempotency_key}"
+
+
+@event
+@dataclass(frozen=True, slots=True)
+class SmsReceived(Event):
+    """An inbound SMS was received (normalised contact with its raw payload); not yet in a case."""
+
+    contact: InboundContact
+
+
 @event
 @dataclass(frozen=True, slots=True)
 class CaseMessageReceived(Event):
@@ -59,18 +75,36 @@ class CaseMessageReceived(Event):
 
 @dataclass(frozen=True, slots=True)
 class ReceiveSms(Command):
-    """Take in one inbound SMS."""
+    """Record one inbound SMS a channel delivered (the webhook's command)."""
 
     contact: InboundContact
 
 
 @dataclass(frozen=True, slots=True)
-class SmsReceived:
+class TakeInSms(Command):
+    """Put a recorded SMS into the sender's open case, or open a case for it."""
+
+    contact: InboundContact
+    stream: str
+
+
+@dataclass(frozen=True, slots=True)
+class SmsTakenIn:
     """Where an SMS went: the case, whether it opened it, whether it was a redelivery."""
 
     case_id: str
     opened: bool
     duplicate: bool
+
+
+async def receive_sms(cmd: ReceiveSms, *, store: EventStore) -> AppendResult:
+    """Append `SmsReceived` in one round trip; a repeated channel key changes nothing."""
+    contact = cmd.contact
+    stream = sms_stream(contact)
+    meta = metadata(actor=f"channel:{contact.extra.get('source', 'sms')}", channel="sms",
+                    correlation_id=stream, received_at=contact.received_at)
+    return await store.append(stream, [to_new_event(SmsReceived(contact), meta)], ANY,
+                              idempotency_key=contact.idempotency_key)
 
 
 async def open_case_of(pool: asyncpg.Pool, phone: str) -> str | None:
@@ -84,37 +118,65 @@ async def open_case_of(pool: asyncpg.Pool, phone: str) -> str | None:
     return None if found is None else str(found)
 
 
-async def receive_sms(
-    cmd: ReceiveSms, *, store: EventStore, clock: Clock, pool: asyncpg.Pool
-) -> SmsReceived:
-    """Append the SMS to the sender's open case, or open a categorised case."""
+async def _open_case(cmd: TakeInSms, phone: str | None, key: str, store: EventStore,
+                     clock: Clock) -> SmsTakenIn:
     contact = cmd.contact
-    key = contact.idempotency_key
-    seen = await store.find_by_idempotency_key(key)
-    if seen is not None:
-        return SmsReceived(seen.stream.split("-", 1)[1], seen.first_version == 0, True)
+    category = classify_text(contact.text)
+    registered = await register_case(
+        RegisterCase(
+            category=category, channel="sms", description=contact.text or "(empty SMS)",
+            caller=CallerInfo(phone=phone), idempotency_key=key, actor="policy:sms-intake",
+            raw=contact.raw, contact_stream=cmd.stream, correlation_id=cmd.stream,
+        ),
+        store=store, clock=clock,
+    )
+    log.info("sms_opened_case", case_id=registered.case_id, category=category,
+             sender=mask_phone(phone))
+    return SmsTakenIn(registered.case_id, True, registered.duplicate)
+
+
+async def take_in_sms(
+    cmd: TakeInSms, *, store: EventStore, clock: Clock, pool: asyncpg.Pool
+) -> SmsTakenIn:
+    """Append the SMS to the sender's open case, or open a categorised case (idempotent)."""
+    contact = cmd.contact
+    key = f"{contact.idempotency_key}:case"
     phone = callable_number(contact.caller.phone)
     case_id = await open_case_of(pool, phone) if phone else None
     if case_id is None:
-        category = classify_text(contact.text)
-        registered = await register_case(
-            RegisterCase(
-                category=category, channel="sms", description=contact.text or "(empty SMS)",
-                caller=CallerInfo(phone=phone), idempotency_key=key, actor="channel:twilio",
-                raw=contact.raw, contact_stream=None,
-            ),
-            store=store, clock=clock,
-        )
-        log.info("sms_opened_case", case_id=registered.case_id, category=category,
-                 sender=mask_phone(phone))
-        return SmsReceived(registered.case_id, True, registered.duplicate)
+        return await _open_case(cmd, phone, key, store, clock)
     evt = CaseMessageReceived(case_id, "sms", phone, contact.text or "", contact)
-    meta = metadata(actor="channel:twilio", channel="sms", correlation_id=case_id,
+    meta = metadata(actor="policy:sms-intake", channel="sms", correlation_id=cmd.stream,
                     received_at=contact.received_at)
-    result = await store.append(case_stream(case_id), [to_new_event(evt, meta)], ANY,
-                                idempotency_key=key)
+    try:
+        result = await store.append(case_stream(case_id), [to_new_event(evt, meta)], ANY,
+                                    idempotency_key=key)
+    except IdempotencyConflict as exc:
+        # A reaction repeated after a crash: the SMS already went to another case.
+        return SmsTakenIn(exc.stored_stream.split("-", 1)[1], False, True)
     log.info("sms_joined_case", case_id=case_id, sender=mask_phone(phone))
-    return SmsReceived(case_id, False, result.duplicate)
+    return SmsTakenIn(case_id, False, result.duplicate)
 
 
-HANDLERS: dict[type, Any] = {ReceiveSms: receive_sms}
+class SmsIntakePolicy:
+    """Takes each recorded SMS into a case (a reactor over the `sms` streams)."""
+
+    name = "sms-intake"
+    categories: frozenset[str] | None = frozenset({"sms"})
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+
+    async def react(self, event: RecordedEvent) -> None:
+        """Send `TakeInSms` for an `SmsReceived` (idempotent on the SMS's channel key)."""
+        evt = from_recorded(event)
+        if isinstance(evt, SmsReceived):
+            await self._handle(TakeInSms(evt.contact, event.stream))
+
+
+def reactors(services: Any) -> list[SmsIntakePolicy]:
+    """The SMS intake policy (bootstrap hook)."""
+    return [SmsIntakePolicy(services.bus.handle)]
+
+
+HANDLERS: dict[type, Any] = {ReceiveSms: receive_sms, TakeInSms: take_in_sms}

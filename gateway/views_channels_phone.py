@@ -83,19 +83,23 @@ def _twilio_parser(build: Callable[[twilio.Form, Any], Any]) -> Parse:
     return parse
 
 
+_PARSE_SMS = _twilio_parser(twilio.parse_sms)
+_PARSE_VOICE_STATUS = _twilio_parser(twilio.parse_voice_status)
+
+
 def _twiml() -> web.Response:
     return web.Response(text=twilio.EMPTY_TWIML, content_type="text/xml")
 
 
 async def twilio_sms(request: web.Request) -> web.Response:
-    """`POST /channels/twilio/sms`: inbound SMS webhook."""
-    _, failed = await _ingest(request, "twilio", _twilio_parser(twilio.parse_sms))
+    """`POST /channels/twilio/sms`: inbound SMS webhook (one append; a policy makes the case)."""
+    _, failed = await _ingest(request, "twilio", _PARSE_SMS)
     return failed or _twiml()
 
 
 async def twilio_voice_status(request: web.Request) -> web.Response:
     """`POST /channels/twilio/voice-status`: call status callback."""
-    _, failed = await _ingest(request, "twilio", _twilio_parser(twilio.parse_voice_status))
+    _, failed = await _ingest(request, "twilio", _PARSE_VOICE_STATUS)
     return failed or _twiml()
 
 

@@ -32,6 +32,11 @@ async def presence(client: Any, agent: str, status: str, token: str = "t-dispatc
     return int(response.status)
 
 
+async def heartbeat(client: Any, *agents: str) -> None:
+    for agent in agents:
+        assert await presence(client, agent, "online") == 200
+
+
 async def abandon(client: Any, n: int, caller: str) -> None:
     body = {"event_id": f"e{n}", "type": "abandoned", "call_id": f"c{n}", "caller": caller,
             "queue": "95598", "at": f"2026-11-23T08:{n % 60:02d}:00Z"}
@@ -75,6 +80,7 @@ async def test_fair_spread_offline_reassignment_and_outcomes(client: Any) -> Non
     await abandon(client, 7, "13900000000")  # the first caller again: one task, two attempts
 
     async def all_assigned() -> Any:
+        await heartbeat(client, "A001", "A002", "A003")  # agents keep sending heartbeats (TTL 1 s)
         found = await tasks(client)
         return found if len(found) == 7 and all(t["assigned_to"] for t in found) else None
 
@@ -86,6 +92,7 @@ async def test_fair_spread_offline_reassignment_and_outcomes(client: Any) -> Non
     assert await presence(client, "A001", "offline") == 200
 
     async def away_from_a001() -> Any:
+        await heartbeat(client, "A002", "A003")
         found = await tasks(client)
         return found if not any(t["assigned_to"] == "A001" for t in found) else None
 

@@ -58,15 +58,27 @@ async def test_sms_opens_a_categorised_case_then_joins_it(client: Any) -> None:
     case = await poll(case_row)
     assert (case["category"], case["channel"]) == ("power_fault", "sms")
     assert (await post_sms(client, "SM0002", "请问什么时候来电？")).status == 200
+    async with pool.acquire() as conn:  # answered only once the SMS itself is durable
+        recorded = await conn.fetchrow(
+            "SELECT stream, metadata->>'idempotency_key' AS key FROM events WHERE type = 'SmsReceived' "
+            "AND data->'contact'->'raw'->>'MessageSid' = 'SM0002'")
+    assert dict(recorded) == {"stream": "sms-twilio:sms:SM0002", "key": "twilio:sms:SM0002"}
+
+    async def joined() -> Any:
+        async with pool.acquire() as conn:
+            return await conn.fetchval(
+                "SELECT data->'contact'->'raw' FROM events WHERE type = 'CaseMessageReceived' "
+                "AND stream = $1", f"case-{case['case_id']}")
+
+    raw = await poll(joined)
     async with pool.acquire() as conn:
         types = [r["type"] for r in await conn.fetch(
             "SELECT type FROM events WHERE stream = $1 ORDER BY version", f"case-{case['case_id']}")]
-        raw = await conn.fetchval(
-            "SELECT data->'contact'->'raw' FROM events WHERE type = 'CaseMessageReceived'")
         cases = await conn.fetchval("SELECT count(*) FROM cases")
+        sms = await conn.fetchval("SELECT count(*) FROM events WHERE type = 'SmsReceived'")
     assert types[0] == "CaseRegistered" and "CaseMessageReceived" in types
     assert raw["MessageSid"] == "SM0002"
-    assert cases == 1
+    assert cases == 1 and sms == 2  # the retried SM0001 was recorded once
 
     async def ack() -> Any:
         body = await (await client.get(f"/api/v1/notifications?case_id={case['case_id']}",

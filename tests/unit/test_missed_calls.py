@@ -10,12 +10,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from channels.cti import parse_event
+from channels.message import Caller, InboundContact
 from dispatch.bus import MessageBus, collect_handlers
 from dispatch.calls import RecordCall
 from dispatch.clock import FakeClock
 from dispatch.errors import InvalidCommand, NotAllowed
+from dispatch.messages import to_new_event
 from dispatch.missed_call import (
     CallbackState,
+    CallbackTaskOpened,
+    CallerGotThrough,
     callback_stream,
     decide_got_through,
     decide_missed,
@@ -25,11 +29,13 @@ from dispatch.missed_call import (
 )
 from dispatch.missed_calls import (
     AssignCallbackTask,
+    GotThroughPolicy,
     MissedCallPolicy,
     RecordCallbackOutcome,
     choose_agent,
     plan_assignments,
 )
+from dispatch.sms import CaseMessageReceived
 from eventstore.memory import MemoryEventStore
 from eventstore.subscriptions import ReactorRunner
 
@@ -160,3 +166,57 @@ async def test_assign_and_outcome_handlers() -> None:
     assert await bus.handle(AssignCallbackTask("13912345678.1", "A002", "new", expected=None)) == []
     written = await bus.handle(RecordCallbackOutcome("13912345678.1", "reached", "A001"))
     assert [type(e).__name__ for e in written] == ["CallbackAttemptRecorded", "CallbackTaskClosed"]
+
+
+def _contact(phone: str, at: datetime) -> InboundContact:
+    return InboundContact(channel="sms", kind="sms", idempotency_key=f"t:{at.isoformat()}",
+                          caller=Caller(phone=phone), occurred_at=at, received_at=at, text="hi")
+
+
+@settings(max_examples=80, deadline=None)
+@given(data=st.data(), kinds=st.lists(st.tuples(st.integers(0, 2), st.booleans()), min_size=1,
+                                      max_size=12))
+async def test_call_and_contact_policies_agree_in_any_interleaving(
+    data: st.DataObject, kinds: list[tuple[int, bool]]
+) -> None:
+    """The two policies run apart; whoever goes first, a task stays open iff a miss is the newest."""
+    store = MemoryEventStore()
+    bus = MessageBus(collect_handlers(), {"store": store, "clock": FakeClock(T0), "pool": None})
+    order = data.draw(st.permutations(range(len(kinds))))  # log order differs from time order
+    for i in order:
+        caller, missed = kinds[i]
+        phone, at = f"1391234{caller:04d}", T0 + timedelta(seconds=i)
+        if missed:
+            body = {"event_id": f"e{i}", "type": "abandoned", "call_id": f"c{i}", "caller": phone,
+                    "queue": "q", "at": at.isoformat()}
+            await bus.handle(parse_event(body, T0))
+        else:
+            evt = CaseMessageReceived(f"C{i}", "sms", phone, "hi", _contact(phone, at))
+            await store.append(f"case-C{i}", [to_new_event(evt)], -1)
+    runners = [ReactorRunner(store, MissedCallPolicy(bus.handle), batch_size=1),
+               ReactorRunner(store, GotThroughPolicy(bus.handle), batch_size=1)]
+    for pick in data.draw(st.lists(st.integers(0, 1), max_size=2 * len(kinds))):
+        await runners[pick].step()
+    for runner in runners:
+        await runner.run_until_caught_up()
+    for caller in range(3):
+        misses = [i for i, (c, m) in enumerate(kinds) if c == caller and m]
+        contacts = [i for i, (c, m) in enumerate(kinds) if c == caller and not m]
+        waiting = bool(misses) and max(misses) > max(contacts, default=-1)
+        state = fold("x", await store.read_stream(callback_stream(f"1391234{caller:04d}")))
+        assert state.open == waiting
+
+
+def test_a_contact_before_a_late_miss_keeps_the_task_from_opening() -> None:
+    state = CallbackState("13912345678")
+    [reached] = decide_got_through(state, T0, "sms")
+    assert isinstance(reached, CallerGotThrough)
+    state.apply(reached)
+    assert decide_missed(state, "c1", "q", T0 - timedelta(seconds=1)) == []
+    assert decide_got_through(state, T0 - timedelta(seconds=5), "web") == []  # nothing newer to record
+    assert isinstance(decide_missed(state, "c2", "q", T0 + timedelta(seconds=1))[0], CallbackTaskOpened)
+
+
+def test_call_policy_reads_calls_only() -> None:
+    assert MissedCallPolicy.categories == frozenset({"call"})
+    assert GotThroughPolicy.categories == frozenset({"case"})
