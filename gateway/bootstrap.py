@@ -45,6 +45,7 @@ PROJECTION_MODULES: tuple[str, ...] = (
 )
 REACTOR_MODULES: tuple[str, ...] = (
     "dispatch.missed_calls",
+    "dispatch.sms",
     "dispatch.notifications",
     "dispatch.elderly",
     "dispatch.supervision",
