@@ -103,12 +103,13 @@ def _rows_for_group(
 ) -> tuple[IntArray, IntArray, FloatArray]:
     """Edges of cases sharing one skill and district: one vectorised tree query."""
     first = cases[int(rows[0])].query(k)
-    tree = snapshot.layout.trees.get(first.skill)
-    if tree is None or tree.kd.size == 0:
+    selection = snapshot.layout.tree(first.skill, first.district)
+    if selection is None or selection[0].kd.size == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    tree, mask = selection
     fetch = min(tree.kd.size, snapshot.first_fetch(k, first))
     points = ecef([cases[r].lat for r in rows], [cases[r].lon for r in rows]).reshape(-1, 3)
-    chord, local = tree.kd.query(points, fetch, tree.mask(first.district))
+    chord, local = tree.kd.query(points, fetch, mask)
     found = local < tree.kd.size  # False: masked out, fewer members than fetched
     index = tree.members[np.where(found, local, 0)]
     ok = snapshot.open[index] & found
@@ -118,7 +119,7 @@ def _rows_for_group(
     r, c = np.nonzero(keep)
     out_rows, out_idx, out_chord = [rows[r]], [index[r, c]], [chord[r, c]]
     for j in short.tolist():  # too few eligible among the first few: ask the full search
-        positions, chords = snapshot.search(tree, points[j : j + 1], cases[rows[j]].query(k))
+        positions, chords = snapshot.search(selection, points[j : j + 1], cases[rows[j]].query(k))
         out_rows.append(np.full(len(positions), rows[j]))
         out_idx.append(np.array(positions, dtype=np.int64))
         out_chord.append(np.array(chords, dtype=np.float64))
@@ -137,7 +138,7 @@ def candidate_edges(
         return _Edges(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
     row = np.concatenate([p[0] for p in parts])
     provider = np.concatenate([p[1] for p in parts])
-    chord = np.concatenate([p[2] for p in parts])
+    chord = np.sqrt(np.concatenate([p[2] for p in parts]))  # the tree reports squared chords
     two_r = 2.0 * np.array([gaussian_radius(c.lat) for c in cases])[row]
     distance = two_r * np.arcsin(np.minimum(chord / np.maximum(two_r, 1.0), 1.0))
     base = (weights.distance / 1000.0) * distance + _skill_term(snapshot, cases, row, provider, weights)
