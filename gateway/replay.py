@@ -79,7 +79,9 @@ def parse_as_of(raw: str | None) -> datetime | None:
 
 def raw_payload(record: RecordedEvent) -> Any:
     """The raw inbound payload an event keeps, if any."""
-    for source in (record.data, record.metadata):
+    contact = record.data.get("contact")
+    nested = contact if isinstance(contact, dict) else {}
+    for source in (record.data, nested, record.metadata):
         for key in ("raw", "raw_payload", "payload"):
             if source.get(key) is not None:
                 return source[key]
@@ -170,8 +172,9 @@ def _preview(value: Any) -> str:
 def render_text(history: CaseHistory, verify: dict[str, Any] | None) -> str:
     """The history as an operator reads it in a terminal."""
     when = history.as_of.isoformat() if history.as_of else "now"
-    lines = [f"case {history.case_id} as of {when}: "
-             f"{len(history.events)} of {history.total_events} case events shown"]
+    shown = sum(1 for e in history.events if e["stream"] == f"case-{history.case_id}")
+    lines = [f"case {history.case_id} as of {when}: {shown} of {history.total_events} case events shown"
+             f" (+{len(history.events) - shown} of its inbound contacts)"]
     if verify is not None:
         bad = verify["first_bad"]
         lines.append(f"verify: intact ({verify['checked']} events checked)" if verify["ok"] else

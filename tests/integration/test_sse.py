@@ -110,7 +110,7 @@ async def test_with_redis_down_the_stream_polls_postgres_and_says_resync(client:
         async with services.pool.acquire() as conn:  # a read model commits meanwhile
             await conn.execute("INSERT INTO checkpoints (name, tx_id, position) "
                                "VALUES ('test-projection', '1'::xid8, 1)")
-        (moved,) = await _events(response, 1, timeout=3.0)
+        (moved,) = await _events(response, 1, within=3.0)
         assert moved["event"] == "resync"
         response.close()
     finally:
