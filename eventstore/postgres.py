@@ -219,16 +219,7 @@ class PostgresEventStore:
     async def find_by_idempotency_key(self, key: str) -> AppendResult | None:
         """See `EventStore.find_by_idempotency_key`."""
         async with self.connection() as conn:
-            row = await conn.fetchrow(
-                "SELECT stream, positions, first_version, last_version FROM idempotency_keys "
-                "WHERE key = $1 AND cardinality(positions) > 0",
-                key,
-            )
-        if row is None:
-            return None
-        return AppendResult(
-            row["stream"], tuple(row["positions"]), row["first_version"], row["last_version"], True
-        )
+            return await _stored_key(conn, key)
 
     async def load_checkpoint(self, name: str) -> Checkpoint:
         """See `EventStore.load_checkpoint`."""
@@ -355,7 +346,12 @@ async def append_on(
         try:
             row = await _call_append(conn, args)
         except asyncpg.UniqueViolationError as exc:
-            # A concurrent append took the same version between our read and insert.
+            # Another append committed first: with the same key, or the same stream version.
+            stored = await _stored_key(conn, idempotency_key) if idempotency_key else None
+            if stored is not None:
+                return _same_stream(stored, stream, idempotency_key)
+            if exc.constraint_name == _KEY_CONSTRAINT:
+                raise AppendFailed(f"idempotency key of {stream!r} taken but not visible") from exc
             if expected_version == ANY:
                 continue
             actual = await conn.fetchval("SELECT max(version) FROM events WHERE stream = $1", stream)
@@ -367,17 +363,31 @@ async def append_on(
                 detail = getattr(exc, "detail", None) or "-1"
                 raise WrongExpectedVersion(stream, expected_version, int(detail)) from exc
             raise AppendFailed(f"append to {stream!r} failed: {exc}") from exc
-        break
-    result = AppendResult(
-        row["out_stream"],
-        tuple(row["out_positions"]),
-        row["out_first"],
-        row["out_last"],
-        row["out_duplicate"],
-    )
+        return _same_stream(
+            AppendResult(row[0], tuple(row[1]), row[2], row[3], row[4]), stream, idempotency_key
+        )
+
+
+_KEY_CONSTRAINT = "idempotency_keys_pkey"
+
+
+def _same_stream(result: AppendResult, stream: str, key: str | None) -> AppendResult:
+    """The result, unless it is a stored key's first append to another stream."""
     if result.duplicate and result.stream != stream:
-        raise IdempotencyConflict(idempotency_key or "", stream, result.stream)
+        raise IdempotencyConflict(key or "", stream, result.stream)
     return result
+
+
+async def _stored_key(conn: asyncpg.Connection, key: str) -> AppendResult | None:
+    """What the append that stored `key` wrote, as a duplicate; None if no such key."""
+    row = await conn.fetchrow(
+        "SELECT stream, positions, first_version, last_version FROM idempotency_keys "
+        "WHERE key = $1",
+        key,
+    )
+    if row is None:
+        return None
+    return AppendResult(row[0], tuple(row[1]), row[2], row[3], True)
 
 
 async def read_all_on(
@@ -392,15 +402,14 @@ async def read_all_on(
     return list(batch.events)
 
 
-_HORIZON = "pg_snapshot_xmin(pg_current_snapshot())"
-
-
 def _batch_sql(categories: frozenset[str] | None) -> str:
-    """One statement, one snapshot: the page below the horizon and the pending flag.
+    """One statement, one snapshot, one horizon: the page below it and the pending flag.
 
-    `pending` compares the newest transaction id (a backward index scan for
-    one row) with the horizon; with several categories it looks at the whole
-    log, which is cheap and only ever errs towards polling again.
+    `intake_horizon()` (migration 0001, README: the commit horizon) is
+    evaluated once. `pending` compares the newest transaction id (a backward
+    index scan for one row) with the horizon; with several categories it
+    looks at the whole log, which is cheap and only ever errs towards polling
+    again.
     """
     where = ""
     newest = "SELECT max(tx_id) FROM events"
@@ -410,9 +419,10 @@ def _batch_sql(categories: frozenset[str] | None) -> str:
         if len(categories) == 1:
             newest += " WHERE category = $4::text"
     return (
-        f"SELECT coalesce(({newest}) >= {_HORIZON}, false) AS pending, b.* FROM (SELECT 1) p "
+        "WITH h AS MATERIALIZED (SELECT intake_horizon() AS horizon) "
+        f"SELECT coalesce(({newest}) >= h.horizon, false) AS pending, b.* FROM h "
         f"LEFT JOIN LATERAL (SELECT {_COLUMNS} FROM events "
-        f"WHERE (tx_id, position) > ($1::text::xid8, $2) AND tx_id < {_HORIZON} {where} "
+        f"WHERE (tx_id, position) > ($1::text::xid8, $2) AND tx_id < h.horizon {where} "
         "ORDER BY tx_id, position LIMIT $3) b ON true"
     )
 

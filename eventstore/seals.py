@@ -163,7 +163,7 @@ class Sealer:
             rows = await conn.fetch(
                 "SELECT tx_id::text::bigint AS tx, position, stream, hash FROM events "
                 "WHERE (tx_id, position) > ($1::text::xid8, $2) "
-                "AND tx_id < pg_snapshot_xmin(pg_current_snapshot()) "
+                "AND tx_id < (SELECT intake_horizon()) "
                 "ORDER BY tx_id, position LIMIT $3",
                 str(after[0]),
                 after[1],

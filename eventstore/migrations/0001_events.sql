@@ -1,7 +1,8 @@
 -- The append-only log. Read order is (tx_id, position): readers only return
--- rows whose transaction id is below the oldest running transaction
--- (pg_snapshot_xmin), so a row that commits late can never be ordered before
--- rows a reader already returned. See eventstore/README.md.
+-- rows whose transaction id is below the commit horizon (intake_horizon(): the
+-- oldest transaction of this database still running), so a row that commits
+-- late can never be ordered before rows a reader already returned. See
+-- eventstore/README.md.
 CREATE TABLE events (
     position       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     tx_id          xid8 NOT NULL DEFAULT pg_current_xact_id(),
@@ -35,6 +36,27 @@ CREATE TABLE checkpoints (
     updated_at timestamptz NOT NULL DEFAULT now()
 );
 
+-- The commit horizon of the current statement's snapshot S: every committed
+-- row of this database with tx_id below it is visible in S, and every row
+-- that commits later has a tx_id at or above it. It is the oldest xid still
+-- running in S (min of pg_snapshot_xip), or pg_snapshot_xmax when none runs,
+-- skipping xids positively identified as belonging to a backend connected to
+-- ANOTHER database (it cannot write our tables): pg_stat_activity shows the
+-- xid as that backend's backend_xid AND pg_locks shows the same backend (pid)
+-- holding the xid's own lock. Any other xid is kept, so without the
+-- privilege to see backend_xid this is pg_snapshot_xmin(S). Proof and limits:
+-- eventstore/README.md. STABLE: evaluated in the caller's snapshot.
+CREATE FUNCTION intake_horizon() RETURNS xid8 LANGUAGE sql STABLE AS $$
+    SELECT coalesce(min(x), pg_snapshot_xmax(pg_current_snapshot()))
+    FROM pg_snapshot_xip(pg_current_snapshot()) AS x
+    WHERE NOT EXISTS (
+        SELECT 1 FROM pg_stat_activity a JOIN pg_locks l ON l.pid = a.pid
+        WHERE a.datid <> (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())
+          AND a.backend_xid::text::bigint = x::text::bigint % 4294967296
+          AND l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted
+          AND l.transactionid::text::bigint = x::text::bigint % 4294967296)
+$$;
+
 -- The hash of one event: covers its content and the previous hash of its stream.
 CREATE FUNCTION intake_event_hash(
     p_prev bytea, p_stream text, p_version integer, p_type text,
@@ -50,11 +72,16 @@ $$;
 -- (detail = actual version) on a wrong expected version; on a stored
 -- idempotency key returns the first append's positions with duplicate = true.
 -- Expected version: >= 0 exact, -1 no stream, -2 stream exists, -3 any.
+-- The key row is written once, last, with the final positions: a concurrent
+-- append of the same key blocks on that primary key (or on the stream's
+-- (stream, version)) until the first one ends, then fails with a unique
+-- violation if it committed; the client then reads the stored key and
+-- answers with it as a duplicate (eventstore/postgres.py).
 CREATE FUNCTION intake_append(
     p_stream text, p_category text, p_expected integer, p_key text,
-    p_types text[], p_schema_versions integer[], p_data jsonb[], p_metadata jsonb[]
-) RETURNS TABLE (out_stream text, out_positions bigint[], out_first integer,
-                 out_last integer, out_duplicate boolean)
+    p_types text[], p_schema_versions integer[], p_data jsonb[], p_metadata jsonb[],
+    OUT out_stream text, OUT out_positions bigint[], OUT out_first integer,
+    OUT out_last integer, OUT out_duplicate boolean)
 LANGUAGE plpgsql AS $$
 DECLARE
     v_version integer;
@@ -62,15 +89,12 @@ DECLARE
     v_prev    bytea;
     v_now     timestamptz := clock_timestamp();
     v_pos     bigint;
-    v_positions bigint[] := '{}';
-    v_first   integer;
 BEGIN
     IF p_key IS NOT NULL THEN
-        INSERT INTO idempotency_keys (key, stream, positions, first_version, last_version)
-        VALUES (p_key, p_stream, '{}', 0, 0) ON CONFLICT (key) DO NOTHING;
-        IF NOT FOUND THEN
-            RETURN QUERY SELECT k.stream, k.positions, k.first_version, k.last_version, true
-                FROM idempotency_keys k WHERE k.key = p_key;
+        SELECT k.stream, k.positions, k.first_version, k.last_version, true
+            INTO out_stream, out_positions, out_first, out_last, out_duplicate
+            FROM idempotency_keys k WHERE k.key = p_key;
+        IF FOUND THEN
             RETURN;
         END IF;
     END IF;
@@ -85,7 +109,9 @@ BEGIN
        OR (p_expected = -2 AND v_version = -1) THEN
         RAISE EXCEPTION 'wrong expected version' USING ERRCODE = 'IX409', DETAIL = v_version::text;
     END IF;
-    v_first := v_version + 1;
+    out_stream := p_stream;
+    out_first := v_version + 1;
+    out_positions := '{}';
     FOR i IN 1 .. array_length(p_types, 1) LOOP
         v_version := v_version + 1;
         v_prev := v_hash;
@@ -94,16 +120,16 @@ BEGIN
         INSERT INTO events (stream, category, version, type, schema_version, data,
                             metadata, recorded_at, prev_hash, hash)
         VALUES (p_stream, p_category, v_version, p_types[i], p_schema_versions[i],
-                p_data[i], p_metadata[i], v_now,
-                v_prev, v_hash)
+                p_data[i], p_metadata[i], v_now, v_prev, v_hash)
         RETURNING position INTO v_pos;
-        v_positions := v_positions || v_pos;
+        out_positions := out_positions || v_pos;
     END LOOP;
+    out_last := v_version;
+    out_duplicate := false;
     IF p_key IS NOT NULL THEN
-        UPDATE idempotency_keys SET positions = v_positions, first_version = v_first,
-            last_version = v_version WHERE key = p_key;
+        INSERT INTO idempotency_keys (key, stream, positions, first_version, last_version)
+        VALUES (p_key, p_stream, out_positions, out_first, out_last);
     END IF;
-    RETURN QUERY SELECT p_stream, v_positions, v_first, v_version, false;
 END
 $$;
 

@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from eventstore import ANY, NO_STREAM, AppendResult, Checkpoint, NewEvent, RecordedEvent, WrongExpectedVersion
-from eventstore.errors import AppendFailed
+from eventstore.errors import AppendFailed, IdempotencyConflict
 from eventstore.postgres import PostgresEventStore, append_on, create_pool
 from eventstore.subscriptions import ReactorRunner
 
@@ -122,6 +122,18 @@ async def test_concurrent_duplicates_wait_for_the_first_transaction(pg_store: Po
     assert len(await pg_store.read_stream("alarm-1")) == 1
 
 
+async def test_concurrent_reuse_of_a_key_on_another_stream_conflicts(pg_store: PostgresEventStore) -> None:
+    async with pg_store.connection() as conn, conn.transaction():
+        await append_on(conn, "alarm-1", [NewEvent("Alarm", {})], NO_STREAM, idempotency_key="k")
+        racing = asyncio.create_task(
+            pg_store.append("alarm-2", [NewEvent("Alarm", {})], NO_STREAM, idempotency_key="k"))
+        await asyncio.sleep(0.1)
+        assert not racing.done()  # waits on the key's primary key
+    with pytest.raises(IdempotencyConflict):
+        await racing
+    assert await pg_store.stream_version("alarm-2") == -1
+
+
 async def test_duplicate_of_a_rolled_back_append_is_written(pg_store: PostgresEventStore) -> None:
     racing: list[asyncio.Task[AppendResult]] = []
 
@@ -181,6 +193,42 @@ async def test_readers_wait_for_older_transactions(pg_store: PostgresEventStore)
     batch = await pg_store.read_batch(Checkpoint())
     assert [e.position for _, e in batch.events] == [*early.positions, *late.positions]
     assert not batch.pending
+
+
+async def _first_positions(store: PostgresEventStore, count: int, seconds: float) -> list[int]:
+    """Positions of the first `count` readable events, polling up to `seconds`."""
+    async with asyncio.timeout(seconds):
+        while True:
+            batch = await store.read_batch(Checkpoint())
+            if len(batch.events) >= count:
+                return [e.position for _, e in batch.events]
+            await asyncio.sleep(0.01)
+
+
+async def test_horizon_ignores_transactions_of_other_databases_only(
+    pg_store: PostgresEventStore, pg_admin_dsn: str, pg_dsn: str
+) -> None:
+    elsewhere = await asyncpg.connect(pg_admin_dsn)  # another database of the same server
+    here = await asyncpg.connect(pg_dsn)
+    try:
+        assert await elsewhere.fetchval("SELECT current_database()") != await here.fetchval(
+            "SELECT current_database()")
+        async with elsewhere.transaction():
+            await elsewhere.fetchval("SELECT pg_current_xact_id()")  # holds an xid, stays open
+            first = await pg_store.append("case-1", [NewEvent("A", {})], NO_STREAM)
+            # Polls only to ride out other clients' commits on a shared server; without
+            # the per-database horizon the open transaction above stalls this forever.
+            assert await _first_positions(pg_store, 1, 3) == list(first.positions)
+            async with here.transaction():
+                await here.fetchval("SELECT pg_current_xact_id()")  # ours: must hold readers
+                second = await pg_store.append("case-2", [NewEvent("B", {})], NO_STREAM)
+                held = await pg_store.read_batch(Checkpoint())
+                assert [e.position for _, e in held.events] == list(first.positions)
+                assert held.pending
+            assert await _first_positions(pg_store, 2, 3) == [*first.positions, *second.positions]
+    finally:
+        await here.close()
+        await elsewhere.close()
 
 
 async def test_runner_repolls_quickly_while_events_wait_behind_the_horizon(
