@@ -22,12 +22,12 @@ from dispatch.case import CaseRegistered, case_stream
 from dispatch.clock import Clock
 from dispatch.errors import InvalidCommand
 from dispatch.messages import Command, Event, event, from_recorded, metadata, to_new_event
-from eventstore import ANY, NO_STREAM, EventStore, NewEvent, RecordedEvent
+from eventstore import ANY, NO_STREAM, EventStore, RecordedEvent, WrongExpectedVersion
+from eventstore.postgres import append_on as store_append_on
 
 CHANNELS: tuple[str, ...] = ("sms", "wechat")
 MAX_TEXT = 1600
 _STREAM_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,150}$")
-_WRONG_VERSION = "IX409"
 
 ACK_TEXT = "您的诉求已受理，受理编号 {case_id}，我们将尽快处理。"
 DONE_TEXT = "您的诉求（编号 {case_id}）已办结，感谢您的耐心。如有疑问请回复本短信或致电热线。"
@@ -106,24 +106,17 @@ async def append_on(
     conn: asyncpg.Connection, stream: str, events: Sequence[Event], meta: dict[str, Any],
     *, expected: int = ANY, key: str | None = None,
 ) -> bool:
-    """Append events inside the caller's transaction (the store's own append function).
+    """Append domain events inside the caller's transaction (the store's `append_on`).
 
-    Answers False when the idempotency key (or, with `NO_STREAM`, the stream) already exists.
+    Answers False when the idempotency key (or, with `NO_STREAM`, the stream)
+    already exists, also when a concurrent duplicate committed first.
     """
-    news: list[NewEvent] = [to_new_event(e, {**meta, **({"idempotency_key": key} if key else {})})
-                            for e in events]
+    news = [to_new_event(e, meta) for e in events]
     try:
-        async with conn.transaction():
-            row = await conn.fetchrow(
-                "SELECT out_duplicate FROM intake_append($1, $2, $3, $4, $5, $6, $7, $8)",
-                stream, stream.split("-", 1)[0], expected, key, [n.type for n in news],
-                [n.schema_version for n in news], [n.data for n in news], [n.metadata for n in news],
-            )
-    except asyncpg.PostgresError as exc:
-        if getattr(exc, "sqlstate", None) == _WRONG_VERSION:
-            return False
-        raise
-    return row is not None and not row["out_duplicate"]
+        result = await store_append_on(conn, stream, news, expected, idempotency_key=key)
+    except WrongExpectedVersion:
+        return False
+    return not result.duplicate
 
 
 def _validate(cmd: RequestNotification) -> None:
@@ -172,7 +165,8 @@ class AcknowledgementPolicy:
         """Request the acknowledgement this event calls for (dedup on the case)."""
         if event.type == "CaseRegistered":
             evt = from_recorded(event)
-            if isinstance(evt, CaseRegistered) and evt.caller.phone:
+            # An alarm's caller is a device: the elderly flow tells the contacts instead.
+            if isinstance(evt, CaseRegistered) and evt.caller.phone and evt.channel != "alarm":
                 await self._send(evt.case_id, evt.caller.phone, "ack", ACK_TEXT, "accepted")
         elif event.type == "CaseCompleted":
             case_id = str(event.data.get("case_id") or event.stream.split("-", 1)[1])

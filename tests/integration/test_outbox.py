@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator
 from typing import Any
@@ -79,6 +80,15 @@ def request(key: str = "ack:C1", to: str = "+8613912345678") -> RequestNotificat
 async def test_same_dedup_key_queues_once(bus: MessageBus, pg_pool: asyncpg.Pool) -> None:
     assert await bus.handle(request()) is True
     assert await bus.handle(request()) is False
+    assert len(await outbox(pg_pool)) == 1
+    assert await events_of(pg_pool) == ["NotificationRequested"]
+
+
+async def test_concurrent_requests_with_one_dedup_key_queue_once(
+    bus: MessageBus, pg_pool: asyncpg.Pool
+) -> None:
+    answers = await asyncio.gather(*(bus.handle(request()) for _ in range(12)))
+    assert sorted(answers) == [False] * 11 + [True]
     assert len(await outbox(pg_pool)) == 1
     assert await events_of(pg_pool) == ["NotificationRequested"]
 

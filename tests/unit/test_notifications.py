@@ -38,6 +38,23 @@ async def test_acknowledges_acceptance_and_completion_once_per_case() -> None:
     assert all(anonymous.case_id not in n.dedup_key for n in sent)
 
 
+async def test_alarm_cases_get_no_acceptance_sms_to_the_device_owner() -> None:
+    store = MemoryEventStore()
+    sent: list[object] = []
+
+    async def handle(cmd: object) -> None:
+        sent.append(cmd)
+
+    await register_case(
+        RegisterCase(category="elderly_emergency", channel="alarm", description="一键呼叫",
+                     caller=CallerInfo(name="王奶奶", phone="13912345678", device_account="E0001")),
+        store=store, clock=FakeClock())
+    policy = AcknowledgementPolicy(handle, store)
+    for _, record in await store.read_all(await store.load_checkpoint("x")):
+        await policy.react(record)
+    assert sent == []
+
+
 def test_retry_delay_is_exponential_capped_and_honours_retry_after() -> None:
     policy = RetryPolicy(base_delay=2.0, max_delay=30.0)
     assert [policy.delay(n) for n in (1, 2, 3, 4, 5, 6)] == [2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
