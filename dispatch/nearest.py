@@ -539,6 +539,8 @@ class ProviderSnapshot:
         providers, skills = self.layout.providers, self.layout.skill_lists
         loads, available = self.load[index].tolist(), self.available[index].tolist()
         return tuple(  # positional: keywords double the cost of a named tuple
-            Candidate((p := providers[i]).id, p.name, d, s, skills[i], n, p.capacity, p.lat, p.lon, p.district, on)
+            Candidate(
+                (p := providers[i]).id, p.name, d, s, skills[i], n, p.capacity, p.lat, p.lon, p.district, on
+            )
             for i, d, s, n, on in zip(index, distance_m, score, loads, available, strict=True)
         )
