@@ -147,11 +147,10 @@ class StatusChange:
     load: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Found:
+class Found(NamedTuple):
     """Raw result of a lookup: provider positions in the snapshot, distances, scores."""
 
-    index: Sequence[int]
+    positions: Sequence[int]
     distance_m: Sequence[float]
     score: Sequence[float]
 
@@ -387,6 +386,7 @@ class ProviderSnapshot:
     open_share: float = 1.0  # fraction of providers open for work
     available_share: float = 1.0  # fraction of providers available
     version: int = 0
+    fetch_sizes: dict[tuple[int, bool, bool], int] = field(default_factory=dict, repr=False)  # memo
 
     @classmethod
     def build(cls, providers: Iterable[Provider], version: int = 0) -> ProviderSnapshot:
@@ -460,21 +460,29 @@ class ProviderSnapshot:
         selection = self.layout.tree(query.skill, query.district)
         if selection is None or query.k <= 0:
             return _NOTHING
-        index, squared = self.search(selection, np.array([_ecef_point(query.lat, query.lon)]), query)
-        two_r = 2.0 * gaussian_radius(query.lat)
-        distance = [two_r * math.asin(min(math.sqrt(c) / two_r, 1.0)) for c in squared]
+        index, squared, utilisation = self.search(
+            selection, np.array([_ecef_point(query.lat, query.lon)]), query
+        )
+        two_r, asin, sqrt = 2.0 * gaussian_radius(query.lat), math.asin, math.sqrt
+        distance = [two_r * asin(min(sqrt(c) / two_r, 1.0)) for c in squared]
         if query.max_distance_m is not None:
             keep = bisect_right(distance, query.max_distance_m)
             index, distance = index[:keep], distance[:keep]
-        return Found(index, distance, self.scores(index, distance, query, weights or _DEFAULT_WEIGHTS))
+        score = self.scores(index, distance, utilisation, query, weights or _DEFAULT_WEIGHTS)
+        return Found(index, distance, score)
 
     def scores(
-        self, index: list[int], distance_m: list[float], query: NearestQuery, weights: DispatchWeights
+        self,
+        index: list[int],
+        distance_m: list[float],
+        utilisation: list[float],
+        query: NearestQuery,
+        weights: DispatchWeights,
     ) -> list[float]:
         """Dispatch score (lower is better) of the providers at `index` for the query."""
         per_m, w_load = weights.distance / 1000.0, weights.load
-        utilisation = self.utilisation[index].tolist() if index else []
-        score = [per_m * d + w_load * u for d, u in zip(distance_m, utilisation, strict=True)]
+        # utilisation is longer than distance_m when max_distance_m cut the list
+        score = [per_m * d + w_load * u for d, u in zip(distance_m, utilisation, strict=False)]
         wanted = query.preferred_skills
         if wanted:
             providers, w_skill, n = self.layout.providers, weights.skill, len(wanted)
@@ -489,16 +497,20 @@ class ProviderSnapshot:
         s being the share of providers passing the filter (static filters are
         settled by the choice of tree).
         """
-        s = 1.0
-        if query.need_capacity or query.available_only:
-            s = max(self.open_share if query.need_capacity else self.available_share, 0.02)
-        x = (3.0 * math.sqrt(1.0 - s) + math.sqrt(9.0 * (1.0 - s) + 4.0 * k)) / 2.0
-        return max(math.ceil(x * x / s), k)
+        key = (k, query.need_capacity, query.available_only)
+        fetch = self.fetch_sizes.get(key)
+        if fetch is None:
+            s = 1.0
+            if query.need_capacity or query.available_only:
+                s = max(self.open_share if query.need_capacity else self.available_share, 0.02)
+            x = (3.0 * math.sqrt(1.0 - s) + math.sqrt(9.0 * (1.0 - s) + 4.0 * k)) / 2.0
+            fetch = self.fetch_sizes[key] = max(math.ceil(x * x / s), k)
+        return fetch
 
     def search(
         self, selection: Selection, point: FloatArray, query: NearestQuery
-    ) -> tuple[list[int], list[float]]:
-        """Positions and squared chords of the k nearest eligible members of a tree to an ECEF point."""
+    ) -> tuple[list[int], list[float], list[float]]:
+        """Positions, squared chords and utilisations of the k nearest eligible members of a tree."""
         (tree, mask), gate, k = selection, self.gate(query), query.k
         size = tree.kd.size
         fetch = min(size, self.first_fetch(k, query))
@@ -508,28 +520,27 @@ class ProviderSnapshot:
             if complete:  # fewer members left than fetched: cut pykdtree's "no neighbour" tail
                 cut = int(np.count_nonzero(local[0] < size))
                 squared, local = squared[:, :cut], local[:, :cut]
-            chords = squared[0].tolist()
             index = tree.members[local[0]]
-            positions = index.tolist()
+            found = index.tolist(), squared[0].tolist(), self.utilisation[index].tolist()
             if gate is not None:
                 ok = gate[index].tolist()
-                positions, chords = list(compress(positions, ok)), list(compress(chords, ok))
-            if complete or len(positions) >= k:
-                return positions[:k], chords[:k]
+                found = tuple(list(compress(column, ok)) for column in found)  # type: ignore[assignment]
+            if complete or len(found[0]) >= k:
+                return found[0][:k], found[1][:k], found[2][:k]
             fetch = min(size, fetch * 4)
 
     def nearest(self, query: NearestQuery, weights: DispatchWeights | None = None) -> tuple[Candidate, ...]:
         """The k nearest eligible providers as `Candidate`s, sorted by distance."""
         found = self.find(query, weights)
-        return self._candidates(found.index, found.distance_m, found.score)
+        return self._candidates(found.positions, found.distance_m, found.score)
 
     def best(self, query: NearestQuery, weights: DispatchWeights | None = None) -> Candidate | None:
         """The lowest-scoring of the k nearest eligible providers (automatic dispatch)."""
         found = self.find(query, weights)
-        if not found.index:
+        if not found.positions:
             return None
         j = min(range(len(found.score)), key=found.score.__getitem__)
-        return self._candidates([found.index[j]], [found.distance_m[j]], [found.score[j]])[0]
+        return self._candidates([found.positions[j]], [found.distance_m[j]], [found.score[j]])[0]
 
     def _candidates(
         self, index: Sequence[int], distance_m: Sequence[float], score: Sequence[float]

@@ -119,7 +119,7 @@ def _rows_for_group(
     r, c = np.nonzero(keep)
     out_rows, out_idx, out_chord = [rows[r]], [index[r, c]], [chord[r, c]]
     for j in short.tolist():  # too few eligible among the first few: ask the full search
-        positions, chords = snapshot.search(selection, points[j : j + 1], cases[rows[j]].query(k))
+        positions, chords, _ = snapshot.search(selection, points[j : j + 1], cases[rows[j]].query(k))
         out_rows.append(np.full(len(positions), rows[j]))
         out_idx.append(np.array(positions, dtype=np.int64))
         out_chord.append(np.array(chords, dtype=np.float64))
