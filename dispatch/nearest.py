@@ -464,7 +464,9 @@ class ProviderSnapshot:
             selection, np.array([_ecef_point(query.lat, query.lon)]), query
         )
         two_r, asin, sqrt = 2.0 * gaussian_radius(query.lat), math.asin, math.sqrt
-        distance = [two_r * asin(min(sqrt(c) / two_r, 1.0)) for c in squared]
+        if squared and squared[-1] > two_r * two_r:  # beyond the sphere's diameter: nearly antipodal
+            squared = [min(c, two_r * two_r) for c in squared]
+        distance = [two_r * asin(sqrt(c) / two_r) for c in squared]
         if query.max_distance_m is not None:
             keep = bisect_right(distance, query.max_distance_m)
             index, distance = index[:keep], distance[:keep]
