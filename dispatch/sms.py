@@ -1,7 +1,8 @@
 """Inbound SMS: recorded as it arrives, then taken into a case by a policy.
 
 The webhook's only write is `SmsReceived` on `sms-<channel key>` (one
-idempotent append: the channel's message id is the key), so it can answer as
+idempotent append: the channel's message id is the key; concurrent requests
+share one statement and commit, `dispatch.group_append`), so it can answer as
 soon as the message is durable. `SmsIntakePolicy` then appends it to the
 sender's open case as a conversation message (`CaseMessageReceived`) or opens
 a case categorised from the text (`dispatch.classify`; an agent can correct it).
@@ -27,6 +28,7 @@ from dispatch.case import (
 from dispatch.classify import classify_text
 from dispatch.clock import Clock
 from dispatch.errors import InvalidCommand
+from dispatch.group_append import GroupAppender
 from dispatch.messages import Command, Event, event, from_recorded, metadata, to_new_event
 from eventstore import ANY, AppendResult, EventStore, RecordedEvent
 from eventstore.errors import IdempotencyConflict
@@ -97,14 +99,22 @@ class SmsTakenIn:
     duplicate: bool
 
 
-async def receive_sms(cmd: ReceiveSms, *, store: EventStore) -> AppendResult:
-    """Append `SmsReceived` in one round trip; a repeated channel key changes nothing."""
+def appender_of(services: Any) -> GroupAppender:
+    """The process's group appender for webhook events (made once, kept in `services.extras`)."""
+    found = services.extras.get("group_appender")
+    if not isinstance(found, GroupAppender):
+        found = services.extras["group_appender"] = GroupAppender(services.store)
+    return found
+
+
+async def receive_sms(cmd: ReceiveSms, *, services: Any) -> AppendResult:
+    """Append `SmsReceived` (group-committed with concurrent requests); a repeated key changes nothing."""
     contact = cmd.contact
     stream = sms_stream(contact)
     meta = metadata(actor=f"channel:{contact.extra.get('source', 'sms')}", channel="sms",
                     correlation_id=stream, received_at=contact.received_at)
-    return await store.append(stream, [to_new_event(SmsReceived(contact), meta)], ANY,
-                              idempotency_key=contact.idempotency_key)
+    return await appender_of(services).append(stream, to_new_event(SmsReceived(contact), meta),
+                                              contact.idempotency_key)
 
 
 async def open_case_of(pool: asyncpg.Pool, phone: str) -> str | None:
