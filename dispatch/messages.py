@@ -28,6 +28,7 @@ class Event:
 
 
 E = TypeVar("E", bound=type[Event])
+_SCALARS = frozenset({str, int, float, bool})
 EVENT_TYPES: dict[str, type[Event]] = {}
 
 
@@ -41,6 +42,8 @@ def event(cls: E) -> E:
 
 
 def _to_json(value: Any) -> Any:
+    if value is None or type(value) in _SCALARS:
+        return value
     if isinstance(value, datetime):
         return value.isoformat()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
