@@ -170,3 +170,16 @@ async def test_http_storm_view_links_incident_cause_broadcast_and_unlink(client:
     assert other not in (await unlink.json())["linked_case_ids"]
     missing = await client.get("/api/v1/incidents/INOPE", headers=agent)
     assert missing.status == 404
+    await _until(lambda: _quiet(services.pool))  # stop the app with its runners idle
+
+
+async def _quiet(pool: asyncpg.Pool) -> bool:
+    """Whether the runners this test relies on have applied every event of their categories."""
+    runners = {"cases": ["case"], "links": ["case", "incident"], "linking": ["case", "incident"],
+               "incident_broadcast": ["incident"]}
+    for name, categories in runners.items():
+        last = await pool.fetchval("SELECT max(position) FROM events WHERE category = ANY($1)", categories)
+        done = await pool.fetchval("SELECT position FROM checkpoints WHERE name = $1", name)
+        if done != last:
+            return False
+    return True
