@@ -147,6 +147,9 @@ class _Follower:
             except asyncio.CancelledError:
                 raise
             except Exception:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    raise asyncio.CancelledError from None  # a cancel surfaced as a driver error
                 log.exception("subscription_failed", subscription=self.name, retry_in=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _BACKOFF_MAX)

@@ -36,8 +36,9 @@ class Wakeup:
         """Wait for a signal up to `seconds`; True when one arrived."""
         if self._event.is_set():
             return True
-        try:
-            await asyncio.wait_for(self._event.wait(), seconds)
+        try:  # not wait_for: on 3.11 it can swallow a cancel that races a set() (bpo-42130)
+            async with asyncio.timeout(seconds):
+                await self._event.wait()
         except TimeoutError:
             return False
         return True
