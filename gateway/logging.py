@@ -10,16 +10,28 @@ from typing import Any
 
 import structlog
 
-_PHONE = re.compile(r"(?<!\d)(\+?\d[\d\- ]{5,}\d)(?!\d)")
+_PHONE = re.compile(r"(?<![A-Za-z0-9_])(\+?\d[\d\- ]{5,}\d)(?![A-Za-z0-9_])")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+MIN_PHONE_DIGITS = 7
 _PERSONAL_KEYS = frozenset(
     {"name", "caller_name", "phone", "caller", "from", "to", "address", "contact", "contacts",
      "email", "openid", "from_user", "fromusername", "body", "text", "description"}
 )
 
 
+def _mask_match(match: re.Match[str]) -> str:
+    run = match.group(1)
+    if _DATE.fullmatch(run) or sum(c.isdigit() for c in run) < MIN_PHONE_DIGITS:
+        return run
+    return "*" * max(len(run) - 4, 0) + run[-4:]
+
+
 def mask_text(text: str) -> str:
-    """Mask every phone-number-like run of digits but its last four."""
-    return _PHONE.sub(lambda m: "*" * max(len(m.group(1)) - 4, 0) + m.group(1)[-4:], text)
+    """Mask every phone-number-like run of digits but its last four.
+
+    Runs inside identifiers (`C20261123ABC`) and ISO dates are left alone.
+    """
+    return _PHONE.sub(_mask_match, text)
 
 
 def _mask_value(key: str, value: Any) -> Any:
