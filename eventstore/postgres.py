@@ -39,6 +39,7 @@ log = structlog.get_logger(__name__)
 NOTIFY_CHANNEL = "intake_events"
 _WRONG_VERSION = "IX409"
 _NOTIFY_WINDOW = 0.01
+_SETTLE = (0.002, 0.004, 0.008, 0.016, 0.032, 0.0)
 
 UNAVAILABLE: tuple[type[BaseException], ...] = (
     OSError,
@@ -185,9 +186,21 @@ class PostgresEventStore:
         limit: int = 1000,
         categories: frozenset[str] | None = None,
     ) -> list[tuple[Checkpoint, RecordedEvent]]:
-        """See `EventStore.read_all`. Only rows below the commit horizon are returned."""
+        """See `EventStore.read_all`. Only rows below the commit horizon are returned.
+
+        A one-shot read: while committed events wait behind the horizon and
+        the page is not full, it re-reads a few times within ~60 ms, so that
+        a transaction that was just committing (ours, or one of another
+        database not yet identifiable, see README) does not hide events that
+        committed before the call. Followers use `read_batch` and re-poll.
+        """
         async with self.connection() as conn:
-            return await read_all_on(conn, after, limit=limit, categories=categories)
+            for pause in _SETTLE:
+                batch = await read_batch_on(conn, after, limit=limit, categories=categories)
+                if not batch.pending or len(batch.events) >= limit:
+                    break
+                await asyncio.sleep(pause)
+        return list(batch.events)
 
     async def read_batch(
         self,
