@@ -2,23 +2,31 @@
 
 Every scenario runs on its own fresh database of the same server with
 `synchronous_commit = on`: 1 and 16 concurrent writers appending one event
-per transaction for `--seconds`. Ours also runs a subscriber tailing the log
-(lag = from the append returning to the subscriber receiving the event).
+per transaction for `--seconds`. The harness is the same for all three: the
+writers run in `--procs` separate writer processes (asyncio tasks, or threads
+for the synchronous baseline), each append sends the same payload (event
+data and metadata JSON-encoded per append, stream name, type, idempotency
+key). Ours also runs a subscriber tailing the log in its own process, woken
+by NOTIFY (lag = from the append returning to the subscriber receiving it).
 
-    .venv/bin/python -m bench.eventstore [--dsn URL] [--seconds 10] [--writers 1,16]
+    .venv/bin/python -m bench.eventstore [--dsn URL | --embedded] [--seconds 10] [--writers 1,16]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import multiprocessing as mp
 import os
 import statistics
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 import asyncpg
@@ -30,24 +38,49 @@ from eventstore.records import Checkpoint, NewEvent
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 WARMUP = 1.0
 DATA = {"caller": "1380000xxxx", "channel": "sms", "text": "power cut on Renmin Road no. 12"}
+RECEIVED_AT = "2026-11-23T14:00:00.123456+00:00"
+LABELS = {
+    "ours": "intake event store",
+    "eventsourcing": "eventsourcing PostgresApplicationRecorder (baseline)",
+    "raw": "raw INSERT loop (ceiling)",
+}
+
+
+def metadata(w: int, i: int) -> dict[str, Any]:
+    """The metadata of append `i` of writer `w`, as a channel adapter would send it."""
+    return {"actor": "channel:sms", "channel": "sms", "correlation_id": f"corr-{w}-{i}",
+            "causation_id": None, "received_at": RECEIVED_AT}
+
+
+def key(w: int, i: int) -> str:
+    """The idempotency key of append `i` of writer `w`."""
+    return f"sms-SM{w:02d}{i:08d}"
 
 
 @dataclass(slots=True)
 class Result:
     """What one scenario measured."""
 
-    scenario: str
+    store: str
     writers: int
+    seconds: float
     events: int = 0
-    seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     lags: list[float] = field(default_factory=list)
+    undelivered: int = 0
 
-    def row(self) -> str:
-        """One markdown table row."""
+    @property
+    def rate(self) -> float:
+        """Events per second in the window."""
+        return self.events / self.seconds
+
+    def row(self, baseline: Result | None, ceiling: Result | None) -> str:
+        """One markdown table row, with ratios to the baseline and the ceiling of the same run."""
         lag = f"{_pct(self.lags, 99) * 1000:.1f}" if self.lags else "-"
+        times = f"{self.rate / baseline.rate:.1f}x" if baseline and baseline.rate else "-"
+        share = f"{self.rate / ceiling.rate:.0%}" if ceiling and ceiling.rate else "-"
         return (
-            f"| {self.scenario} | {self.writers} | {self.events / self.seconds:,.0f} | "
+            f"| {LABELS[self.store]} | {self.writers} | {self.rate:,.0f} | {times} | {share} | "
             f"{_pct(self.latencies, 50) * 1000:.2f} | {_pct(self.latencies, 99) * 1000:.2f} | "
             f"{lag} | {self.events:,} |"
         )
@@ -64,30 +97,276 @@ def _with_db(dsn: str, name: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
 
 
+@dataclass(frozen=True, slots=True)
 class Window:
-    """The measuring window: after a warm-up, for a fixed time."""
+    """The measuring window in `time.monotonic()` seconds (system-wide on Linux)."""
 
-    def __init__(self, seconds: float) -> None:
-        self.start = time.perf_counter() + WARMUP
-        self.end = self.start + seconds
+    start: float
+    end: float
 
     def running(self) -> bool:
         """Whether writers should keep going."""
-        return time.perf_counter() < self.end
+        return time.monotonic() < self.end
 
     def counts(self, at: float) -> bool:
         """Whether a measurement taken at `at` is inside the window."""
         return self.start <= at < self.end
 
 
-async def _fresh_db(admin_dsn: str, label: str) -> str:
-    name = f"es_bench_{label}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+@dataclass(slots=True)
+class Shard:
+    """What one writer process measured: latencies and, for ours, when each position returned."""
+
+    latencies: list[float] = field(default_factory=list)
+    returned: dict[int, float] = field(default_factory=dict)
+
+    def record(self, window: Window, began: float, done: float) -> None:
+        """Count one append if it began inside the window."""
+        if window.counts(began):
+            self.latencies.append(done - began)
+
+
+# -- writer processes -----------------------------------------------------------------
+
+
+async def _writers_ours(dsn: str, ids: list[int], sync: _Sync) -> Shard:
+    pool = await create_pool(dsn, min_size=len(ids) + 1, max_size=len(ids) + 2)
+    store = PostgresEventStore(pool)
+    shard = Shard()
+    window = await sync.ready()
+
+    async def writer(w: int) -> None:
+        i = 0
+        while window.running():
+            began = time.monotonic()
+            appended = await store.append(
+                f"bench-w{w}s{i // 1000}", [NewEvent("Received", DATA, 1, metadata(w, i))],
+                i % 1000 - 1, idempotency_key=key(w, i))
+            done = time.monotonic()
+            shard.record(window, began, done)
+            if window.counts(began):
+                shard.returned[appended.positions[0]] = done
+            i += 1
+
+    try:
+        await asyncio.gather(*(writer(w) for w in ids))
+    finally:
+        await store.close()
+        await pool.close()
+    return shard
+
+
+async def _writers_raw(dsn: str, ids: list[int], sync: _Sync) -> Shard:
+    conns = [await asyncpg.connect(dsn) for _ in ids]
+    shard = Shard()
+    window = await sync.ready()
+
+    async def writer(w: int, conn: asyncpg.Connection) -> None:
+        i = 0
+        while window.running():
+            began = time.monotonic()
+            await conn.execute(
+                "INSERT INTO raw_events (stream, type, data, metadata) VALUES ($1, $2, $3, $4)",
+                f"bench-w{w}s{i // 1000}", "Received", _dumps(DATA),
+                _dumps({**metadata(w, i), "idempotency_key": key(w, i)}))
+            shard.record(window, began, time.monotonic())
+            i += 1
+
+    try:
+        await asyncio.gather(*(writer(w, c) for w, c in zip(ids, conns, strict=True)))
+    finally:
+        for conn in conns:
+            await conn.close()
+    return shard
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _recorder(dsn: str, pool_size: int) -> Any:
+    from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+
+    parts = urlsplit(dsn)
+    host = parse_qs(parts.query).get("host", [parts.hostname or "127.0.0.1"])[0]
+    datastore = PostgresDatastore(
+        dbname=parts.path.lstrip("/"), host=host, port=parts.port or 5432,
+        user=unquote(parts.username or "postgres"), password=unquote(parts.password or ""),
+        pool_size=pool_size, max_overflow=2,
+    )
+    return PostgresApplicationRecorder(datastore), datastore
+
+
+def _writers_eventsourcing(dsn: str, ids: list[int], sync: _Sync) -> Shard:
+    from eventsourcing.persistence import StoredEvent
+
+    recorder, datastore = _recorder(dsn, len(ids))
+    shard = Shard()
+    lock = threading.Lock()
+    window = sync.ready_blocking()
+
+    def writer(w: int) -> None:
+        originator = uuid.uuid4()
+        i = 0
+        while window.running():
+            began = time.monotonic()
+            state = _dumps({"data": DATA, "metadata": {**metadata(w, i), "idempotency_key": key(w, i)}})
+            recorder.insert_events([StoredEvent(originator, i, "bench:Received", state.encode())])
+            done = time.monotonic()
+            with lock:
+                shard.record(window, began, done)
+            i += 1
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    datastore.close()
+    return shard
+
+
+# -- the subscriber process (ours) ----------------------------------------------------
+
+
+async def _subscriber(dsn: str, sync: _Sync, stop: Any) -> dict[int, float]:
+    """Tail the log from another process, woken by NOTIFY; when each position arrived."""
+    pool = await create_pool(dsn, min_size=2, max_size=3)
+    store = PostgresEventStore(pool)
+    await store.listen()
+    wakeup = store.wakeup()
+    delivered: dict[int, float] = {}
+    after = Checkpoint()
+    await sync.ready()
+    try:
+        while not stop.is_set():
+            wakeup.clear()
+            batch = await store.read_batch(after, limit=1000)
+            now = time.monotonic()
+            for checkpoint, event in batch.events:
+                after = checkpoint
+                delivered[event.position] = now
+            if batch.events:
+                continue
+            if batch.pending:
+                await asyncio.sleep(0.005)
+            elif await wakeup.wait(0.1):
+                await asyncio.sleep(0.003)  # coalesce a burst, as the runners do
+    finally:
+        await store.close()
+        await pool.close()
+    return delivered
+
+
+# -- process plumbing ----------------------------------------------------------------
+
+
+class _Sync:
+    """Start line shared by the processes of one scenario: all set up, then one window."""
+
+    def __init__(self, parties: int, seconds: float) -> None:
+        self._ready = mp.get_context("spawn").Barrier(parties + 1)
+        self._go = mp.get_context("spawn").Barrier(parties + 1)
+        self._start = mp.get_context("spawn").Value("d", 0.0)
+        self._seconds = seconds
+
+    def ready_blocking(self) -> Window:
+        """Wait for every process to be set up; the window everybody measures."""
+        self._ready.wait()
+        self._go.wait()
+        start = float(self._start.value)
+        return Window(start, start + self._seconds)
+
+    async def ready(self) -> Window:
+        """`ready_blocking` from asyncio."""
+        return await asyncio.to_thread(self.ready_blocking)
+
+    def open(self) -> Window:
+        """Parent: once all are ready, open the window after the warm-up."""
+        self._ready.wait()
+        self._start.value = time.monotonic() + WARMUP
+        self._go.wait()
+        start = float(self._start.value)
+        return Window(start, start + self._seconds)
+
+
+WRITERS: dict[str, Callable[..., Any]] = {
+    "ours": _writers_ours, "raw": _writers_raw, "eventsourcing": _writers_eventsourcing}
+
+
+def _child(kind: str, dsn: str, ids: list[int], sync: _Sync, out: Connection, stop: Any) -> None:
+    if kind == "subscriber":
+        out.send(asyncio.run(_subscriber(dsn, sync, stop)))
+    elif kind == "eventsourcing":
+        out.send(_writers_eventsourcing(dsn, ids, sync))
+    else:
+        out.send(asyncio.run(WRITERS[kind](dsn, ids, sync)))
+    out.close()
+
+
+def run_scenario(kind: str, dsn: str, writers: int, procs: int, seconds: float) -> Result:
+    """Run one store with `writers` writers over `procs` processes (+ a subscriber for ours)."""
+    ctx = mp.get_context("spawn")
+    groups = [list(range(writers))[p::procs] for p in range(min(procs, writers))]
+    roles = [(kind, ids) for ids in groups] + ([("subscriber", [])] if kind == "ours" else [])
+    sync = _Sync(len(roles), seconds)
+    stop = ctx.Event()
+    pipes, children = [], []
+    for role, ids in roles:
+        receive, send = ctx.Pipe(duplex=False)
+        child = ctx.Process(target=_child, args=(role, dsn, ids, sync, send, stop))
+        child.start()
+        pipes.append(receive)
+        children.append(child)
+    window = sync.open()
+    shards = [pipe.recv() for pipe in pipes[: len(groups)]]
+    time.sleep(0.5)
+    stop.set()
+    delivered: dict[int, float] = pipes[-1].recv() if kind == "ours" else {}
+    for child in children:
+        child.join()
+    return _merge(kind, writers, window, shards, delivered)
+
+
+def _merge(kind: str, writers: int, window: Window, shards: list[Shard],
+           delivered: dict[int, float]) -> Result:
+    result = Result(kind, writers, window.end - window.start)
+    for shard in shards:
+        result.latencies.extend(shard.latencies)
+        for position, returned in shard.returned.items():
+            arrived = delivered.get(position)
+            if arrived is None:
+                result.undelivered += 1
+            else:
+                result.lags.append(max(0.0, arrived - returned))
+    result.events = len(result.latencies)
+    return result
+
+
+# -- databases ---------------------------------------------------------------------
+
+
+async def _fresh_db(admin_dsn: str, kind: str) -> str:
+    name = f"es_bench_{kind[:4]}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     admin = await asyncpg.connect(admin_dsn)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
         await admin.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = on')
     finally:
         await admin.close()
+    dsn = _with_db(admin_dsn, name)
+    conn = await asyncpg.connect(dsn)
+    try:
+        if kind == "ours":
+            await migrate(conn)
+        elif kind == "raw":
+            await conn.execute(
+                "CREATE TABLE raw_events (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
+                "stream text NOT NULL, type text NOT NULL, data jsonb NOT NULL, metadata jsonb NOT NULL)")
+    finally:
+        await conn.close()
+    if kind == "eventsourcing":
+        await asyncio.to_thread(lambda: _recorder(dsn, 1)[0].create_table())
     return name
 
 
@@ -99,158 +378,11 @@ async def _drop_db(admin_dsn: str, name: str) -> None:
         await admin.close()
 
 
-async def _run_writers(writers: int, one: Callable[[int, int], Awaitable[None]],
-                       window: Window, result: Result) -> dict[int, float]:
-    async def writer(w: int) -> None:
-        i = 0
-        while window.running():
-            began = time.perf_counter()
-            await one(w, i)
-            done = time.perf_counter()
-            i += 1
-            if window.counts(began):
-                result.latencies.append(done - began)
-                result.events += 1
-
-    await asyncio.gather(*(writer(w) for w in range(writers)))
-    result.seconds = window.end - window.start
-    return {}
-
-
-async def bench_ours(dsn: str, writers: int, seconds: float) -> Result:
-    """Our store: `PostgresEventStore.append`, with a subscriber tailing the log."""
-    pool = await create_pool(dsn, min_size=writers + 2, max_size=writers + 4)
-    async with pool.acquire() as conn:
-        await migrate(conn)
-    store = PostgresEventStore(pool)
-    result = Result("intake event store", writers)
-    returned: dict[int, float] = {}
-    window = Window(seconds)
-    stop = asyncio.Event()
-
-    async def one(w: int, i: int) -> None:
-        appended = await store.append(f"bench-w{w}s{i // 1000}", [NewEvent("Received", DATA)],
-                                      i % 1000 - 1, idempotency_key=f"{w}:{i}")
-        returned[appended.positions[0]] = time.perf_counter()
-
-    tail = asyncio.create_task(_tail(store, returned, window, result, stop))
+async def _scenario(admin_dsn: str, kind: str, writers: int, procs: int, seconds: float) -> Result:
+    name = await _fresh_db(admin_dsn, kind)
     try:
-        await _run_writers(writers, one, window, result)
-        await asyncio.sleep(0.5)
-    finally:
-        stop.set()
-        await tail
-        await store.close()
-        await pool.close()
-    return result
-
-
-async def _tail(store: PostgresEventStore, returned: dict[int, float], window: Window,
-                result: Result, stop: asyncio.Event) -> None:
-    """A subscriber following the log; records lag for events appended in the window."""
-    wakeup = store.wakeup()
-    after = Checkpoint()
-    while not stop.is_set():
-        wakeup.clear()
-        batch = await store.read_batch(after, limit=1000)
-        now = time.perf_counter()
-        for checkpoint, event in batch.events:
-            after = checkpoint
-            sent = returned.pop(event.position, None)
-            if sent is not None and window.counts(sent):
-                result.lags.append(max(0.0, now - sent))
-        if batch.events:
-            continue
-        if batch.pending:
-            await asyncio.sleep(0.005)
-        elif await wakeup.wait(0.1):
-            await asyncio.sleep(0.003)  # coalesce a burst, as the runners do
-
-
-async def bench_raw(dsn: str, writers: int, seconds: float) -> Result:
-    """The ceiling: single-row INSERTs, one connection per writer, autocommit."""
-    conns = [await asyncpg.connect(dsn) for _ in range(writers)]
-    await conns[0].execute(
-        "CREATE TABLE raw_events (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
-        "stream text NOT NULL, data jsonb NOT NULL)"
-    )
-    payload = asyncpg_json(DATA)
-    result = Result("raw INSERT loop (ceiling)", writers)
-
-    async def one(w: int, i: int) -> None:
-        await conns[w].execute("INSERT INTO raw_events (stream, data) VALUES ($1, $2::jsonb)",
-                               f"bench-w{w}", payload)
-
-    try:
-        await _run_writers(writers, one, Window(seconds), result)
-    finally:
-        for conn in conns:
-            await conn.close()
-    return result
-
-
-def asyncpg_json(value: object) -> str:
-    """JSON text for a jsonb parameter."""
-    import json
-
-    return json.dumps(value)
-
-
-def bench_eventsourcing(dsn: str, writers: int, seconds: float) -> Result:
-    """The baseline: the eventsourcing library's PostgreSQL application recorder, in threads."""
-    from eventsourcing.persistence import StoredEvent
-    from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-
-    parts = urlsplit(dsn)
-    host = parse_qs(parts.query).get("host", [parts.hostname or "127.0.0.1"])[0]
-    datastore = PostgresDatastore(
-        dbname=parts.path.lstrip("/"), host=host, port=parts.port or 5432,
-        user=unquote(parts.username or "postgres"), password=unquote(parts.password or ""),
-        pool_size=writers, max_overflow=2,
-    )
-    recorder = PostgresApplicationRecorder(datastore)
-    recorder.create_table()
-    state = asyncpg_json(DATA).encode()
-    result = Result("eventsourcing PostgresApplicationRecorder (baseline)", writers)
-    window = Window(seconds)
-    lock = threading.Lock()
-
-    def writer() -> None:
-        originator = uuid.uuid4()
-        version = 0
-        while window.running():
-            began = time.perf_counter()
-            recorder.insert_events([StoredEvent(originator, version, "bench:Received", state)])
-            done = time.perf_counter()
-            version += 1
-            if window.counts(began):
-                with lock:
-                    result.latencies.append(done - began)
-                    result.events += 1
-
-    threads = [threading.Thread(target=writer) for _ in range(writers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    result.seconds = window.end - window.start
-    datastore.close()
-    return result
-
-
-def _bind(bench: Callable[[str, int, float], Awaitable[Result]], writers: int,
-          seconds: float) -> Callable[[str], Awaitable[Result]]:
-    return lambda dsn: bench(dsn, writers, seconds)
-
-
-async def _eventsourcing_async(dsn: str, writers: int, seconds: float) -> Result:
-    return await asyncio.to_thread(bench_eventsourcing, dsn, writers, seconds)
-
-
-async def _scenario(admin_dsn: str, label: str, run: Callable[[str], Awaitable[Result]]) -> Result:
-    name = await _fresh_db(admin_dsn, label)
-    try:
-        return await run(_with_db(admin_dsn, name))
+        return await asyncio.to_thread(
+            run_scenario, kind, _with_db(admin_dsn, name), writers, procs, seconds)
     finally:
         await _drop_db(admin_dsn, name)
 
@@ -261,10 +393,12 @@ def _parse(argv: list[str]) -> argparse.Namespace:
                    help="a DSN allowed to CREATE DATABASE (default: INTAKE_DATABASE_URL or local)")
     p.add_argument("--seconds", type=float, default=10.0, help="measured seconds per scenario")
     p.add_argument("--writers", default="1,16", help="comma-separated writer counts")
+    p.add_argument("--procs", type=int, default=2,
+                   help="writer processes per scenario (at most one per writer), same for every store")
     p.add_argument("--skip", default="", help="comma-separated: ours,eventsourcing,raw")
     p.add_argument("--embedded", action="store_true",
                    help="run on a private embedded PostgreSQL (pgserver) in a temp dir, so that "
-                        "other clients' transactions on a shared server cannot stall the horizon")
+                        "other clients' transactions on a shared server cannot disturb the run")
     return p.parse_args(argv)
 
 
@@ -274,20 +408,27 @@ async def main(argv: list[str]) -> int:
     if args.embedded:
         return await _on_embedded(args)
     skip = set(filter(None, args.skip.split(",")))
-    results: list[Result] = []
-    scenarios: dict[str, Callable[[str, int, float], Awaitable[Result]]] = {
-        "ours": bench_ours, "eventsourcing": _eventsourcing_async, "raw": bench_raw}
+    print(f"load average before: {_load()}", flush=True)
+    rows: list[str] = []
     for writers in (int(w) for w in args.writers.split(",")):
-        for label, bench in scenarios.items():
-            if label not in skip:
-                results.append(await _scenario(args.dsn, label[:4], _bind(bench, writers, args.seconds)))
+        results = {kind: await _scenario(args.dsn, kind, writers, args.procs, args.seconds)
+                   for kind in ("ours", "eventsourcing", "raw") if kind not in skip}
+        for result in results.values():
+            rows.append(result.row(results.get("eventsourcing"), results.get("raw")))
+            if result.undelivered:
+                rows.append(f"| (subscriber missed {result.undelivered} events) |")
         print(f"... {writers} writers done", flush=True)
-    print(await _server_line(args.dsn))
-    print("| store | writers | events/s | append p50 ms | append p99 ms | subscriber lag p99 ms | events |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for result in results:
-        print(result.row())
+    print(f"load average after: {_load()}")
+    print(await _server_line(args.dsn, args.procs))
+    print("| store | writers | events/s | x baseline | of ceiling | append p50 ms | append p99 ms "
+          "| subscriber lag p99 ms | events |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("\n".join(rows))
     return 0
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 async def _on_embedded(args: argparse.Namespace) -> int:
@@ -299,13 +440,14 @@ async def _on_embedded(args: argparse.Namespace) -> int:
         server = await asyncio.to_thread(pgserver.get_server, folder, cleanup_mode="stop")  # type: ignore[attr-defined]
         try:
             argv = ["--dsn", f"postgresql://postgres@/postgres?host={folder}",
-                    "--seconds", str(args.seconds), "--writers", args.writers, "--skip", args.skip]
+                    "--seconds", str(args.seconds), "--writers", args.writers, "--skip", args.skip,
+                    "--procs", str(args.procs)]
             return await main(argv)
         finally:
             await asyncio.to_thread(server.cleanup)
 
 
-async def _server_line(dsn: str) -> str:
+async def _server_line(dsn: str, procs: int) -> str:
     conn = await asyncpg.connect(dsn)
     try:
         version = await conn.fetchval("SHOW server_version")
@@ -314,7 +456,7 @@ async def _server_line(dsn: str) -> str:
     finally:
         await conn.close()
     return (f"PostgreSQL {version} (fsync={fsync}, synchronous_commit={sync}), "
-            f"{os.cpu_count()} CPUs shared by client and server\n")
+            f"{os.cpu_count()} CPUs shared by client and server; writers in {procs} process(es)\n")
 
 
 if __name__ == "__main__":
