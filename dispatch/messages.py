@@ -9,6 +9,7 @@ dataclasses of the same kind.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import typing
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
@@ -111,11 +112,22 @@ def from_data(cls: type[T], data: dict[str, Any]) -> T:
     return cls(**kwargs)
 
 
+def _register_all() -> None:
+    """Import every handler module, so that every event type is registered."""
+    from dispatch.bus import HANDLER_MODULES
+
+    for name in HANDLER_MODULES:
+        importlib.import_module(name)
+
+
 def from_recorded(record: RecordedEvent) -> Event | None:
     """The domain event of a stored record, or None for a type this code does not know."""
     cls = EVENT_TYPES.get(record.type)
     if cls is None:
-        return None
+        _register_all()
+        cls = EVENT_TYPES.get(record.type)
+        if cls is None:
+            return None
     return from_data(cls, record.data)
 
 

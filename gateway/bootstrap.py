@@ -180,6 +180,9 @@ async def _supervise(task: Callable[[], Awaitable[None]]) -> None:
         except asyncio.CancelledError:
             raise
         except Exception:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise asyncio.CancelledError from None  # a cancel surfaced as a driver error
             log.exception("background_task_failed", task=name, retry_in=delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
