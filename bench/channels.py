@@ -9,8 +9,9 @@ signed with Twilio's own `RequestValidator` beforehand (the signature covers
 the body). Alongside, CTI `abandoned` events arrive at `--abandon-rate` per
 second; abandon-to-task latency is `recorded_at(CallbackTaskOpened) -
 recorded_at(CallAbandoned)` from the log, for the abandons recorded during
-the load. Baseline of the same run: the same wrk load on an aiohttp process
-answering with an empty 200 (the ceiling of one Python process here).
+the load. Then the same load once more with the worker stopped (SIGSTOP): the
+gateway's own capacity. Baseline of the same run: the same wrk load on an
+aiohttp process answering with an empty 200 (the ceiling of one Python process).
 
     .venv/bin/python -m bench.channels [--dsn URL] [--redis URL] [--seconds 10] [--connections 32]
 """
@@ -21,13 +22,14 @@ import argparse
 import asyncio
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
@@ -212,7 +214,17 @@ async def _baseline(args: argparse.Namespace, script: Path) -> Run:
         _stop(baseline)
 
 
-async def _intake(args: argparse.Namespace, script: Path) -> tuple[Run, int, list[float], int]:
+@dataclass(slots=True)
+class Measured:
+    """The intake runs and the abandon-to-task latencies of the main one."""
+
+    runs: list[Run]
+    abandoned: int = 0
+    latencies: list[float] = field(default_factory=list)
+    missing: int = 0
+
+
+async def _intake(args: argparse.Namespace, scripts: tuple[Path, Path]) -> Measured:
     base = f"http://127.0.0.1:{PORT}"
     name, dsn = await _fresh_db(args.dsn)
     env = {**os.environ, "INTAKE_DATABASE_URL": dsn, "INTAKE_REDIS_URL": args.redis,
@@ -225,22 +237,41 @@ async def _intake(args: argparse.Namespace, script: Path) -> tuple[Run, int, lis
         await _wait_ready(base, gateway)  # the gateway applied the migrations
         worker = _serve(env, "worker", PORT + 1, args.worker_nice)
         await _wait_ready(f"http://127.0.0.1:{PORT + 1}", worker)
-        before = [_cpu_seconds(proc.pid) for proc in (gateway, worker)]
-        sms_run, abandoned = await asyncio.gather(
-            wrk("Twilio SMS webhook (signed), INTAKE_ROLE=gateway", f"{base}/channels/twilio/sms",
-                script, args.seconds, args.connections),
-            _abandons(base, args.abandon_rate, args.seconds))
-        cpu = [_cpu_seconds(proc.pid) - b for proc, b in zip((gateway, worker), before, strict=True)]
+        measured = await _with_worker(args, base, scripts[0], gateway, worker)
         await asyncio.sleep(args.grace)
-        latencies, missing = await _abandon_latencies(dsn)
+        measured.latencies, measured.missing = await _abandon_latencies(dsn)
+        worker.send_signal(signal.SIGSTOP)  # the gateway's own capacity: nothing else of intake runs
+        try:
+            measured.runs.append(await _measure("the same, worker stopped during the load", base,
+                                                scripts[1], args, gateway))
+        finally:
+            worker.send_signal(signal.SIGCONT)
     finally:
         for proc in (gateway, worker):
             if proc is not None:
                 _stop(proc)
         await _drop_db(args.dsn, name)
-    print(f"CPU during the load: gateway {cpu[0]:.1f} s ({cpu[0] * 1e3 / max(sms_run.requests, 1):.2f} ms "
-          f"per request), worker {cpu[1]:.1f} s, of {sms_run.seconds:.1f} s")
-    return sms_run, abandoned, latencies, missing
+    return measured
+
+
+async def _with_worker(args: argparse.Namespace, base: str, script: Path,
+                       gateway: subprocess.Popen[bytes], worker: subprocess.Popen[bytes]) -> Measured:
+    before = _cpu_seconds(worker.pid)
+    run, abandoned = await asyncio.gather(
+        _measure("Twilio SMS webhook (signed), INTAKE_ROLE=gateway + worker", base, script, args, gateway),
+        _abandons(base, args.abandon_rate, args.seconds))
+    print(f"worker CPU during the load: {_cpu_seconds(worker.pid) - before:.1f} s")
+    return Measured([run], abandoned)
+
+
+async def _measure(name: str, base: str, script: Path, args: argparse.Namespace,
+                   gateway: subprocess.Popen[bytes]) -> Run:
+    before = _cpu_seconds(gateway.pid)
+    run = await wrk(name, f"{base}/channels/twilio/sms", script, args.seconds, args.connections)
+    used = _cpu_seconds(gateway.pid) - before
+    print(f"{name}: gateway CPU {used:.1f} s in {run.seconds:.1f} s, "
+          f"{used * 1e3 / max(run.requests, 1):.2f} ms per request")
+    return run
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -258,21 +289,23 @@ async def _bench(args: argparse.Namespace) -> int:
         print("intake bench channels needs wrk (apt-get install -y wrk)", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory() as tmp:
-        script = Path(tmp) / "sms.lua"
-        count = int(args.seconds * args.pool_rate)
-        write_script(script, f"http://127.0.0.1:{PORT}/channels/twilio/sms", count, args.senders)
-        base_run = await _baseline(args, script)
-        sms_run, abandoned, latencies, missing = await _intake(args, script)
+        url = f"http://127.0.0.1:{PORT}/channels/twilio/sms"
+        scripts = (Path(tmp) / "sms.lua", Path(tmp) / "alone.lua")
+        for script in scripts:  # distinct message ids in each
+            write_script(script, url, int(args.seconds * args.pool_rate), args.senders)
+        base_run = await _baseline(args, scripts[0])
+        measured = await _intake(args, scripts)
     print(f"load average before: {args.load}; after: {_load()}")
     print("| scenario | requests | errors | req/s | p50 ms | p99 ms | mean ms |")
     print("|---|---:|---:|---:|---:|---:|---:|")
-    print(base_run.row())
-    print(sms_run.row())
-    if latencies:
-        print(f"\nabandon-to-task during the load: {len(latencies)} of {abandoned} abandons have "
-              f"their task ({missing} without, {args.grace:g} s after the load), "
-              f"p50 {statistics.median(latencies) * 1000:.0f} ms, p99 {_pct(latencies, 0.99):.0f} ms, "
-              f"max {latencies[-1] * 1000:.0f} ms")
+    for run in (base_run, *measured.runs):
+        print(run.row())
+    lat = measured.latencies
+    if lat:
+        print(f"\nabandon-to-task during the load (gateway + worker): {len(lat)} of {measured.abandoned} "
+              f"abandons have their task ({measured.missing} without, {args.grace:g} s after the load), "
+              f"p50 {statistics.median(lat) * 1000:.0f} ms, p99 {_pct(lat, 0.99):.0f} ms, "
+              f"max {lat[-1] * 1000:.0f} ms")
     return 0
 
 
