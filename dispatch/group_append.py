@@ -49,7 +49,8 @@ class GroupAppender:
     def __init__(self, store: EventStore) -> None:
         self._store = store
         self._queue: list[_Pending] = []
-        self._flushes: set[asyncio.Task[None]] = set()
+        self._flushing = 0
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def append(self, stream: str, event: NewEvent, key: str) -> AppendResult:
         """Append `event` to `stream` (any version) unless `key` is stored; like `EventStore.append`."""
@@ -59,21 +60,25 @@ class GroupAppender:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[AppendResult] = loop.create_future()
         self._queue.append(_Pending(stream, event, key, done))
-        if len(self._flushes) < MAX_IN_FLIGHT:
+        if self._flushing < MAX_IN_FLIGHT:
+            self._flushing += 1
             task = loop.create_task(self._flush(self._store))
-            self._flushes.add(task)
-            task.add_done_callback(self._flushes.discard)
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         return await asyncio.shield(done)  # a caller that goes away does not cancel the others
 
     async def _flush(self, store: PostgresEventStore) -> None:
-        while self._queue:
-            batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-            try:
-                await self._write(store, batch)
-            finally:
-                for item in batch:
-                    if not item.done.done():
-                        item.done.set_exception(AppendFailed("the batched append was interrupted"))
+        # The count drops in the same step as the queue is seen empty: no append
+        # can queue in between and find every flush about to end.
+        try:
+            while self._queue:
+                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                try:
+                    await self._write(store, batch)
+                finally:
+                    _fail(batch, AppendFailed("the batched append was interrupted"))
+        finally:
+            self._flushing -= 1
 
     async def _write(self, store: PostgresEventStore, batch: list[_Pending]) -> None:
         first: dict[str, _Pending] = {}

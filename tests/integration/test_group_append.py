@@ -75,3 +75,15 @@ async def test_other_stores_append_directly() -> None:
     result = await GroupAppender(store).append("sms-k:1", _event(1), "k:1")
     assert (await GroupAppender(store).append("sms-k:1", _event(1), "k:1")).duplicate
     assert result.first_version == 0
+
+
+async def test_appends_arriving_as_a_flush_ends_are_not_stranded(
+    pg_store: PostgresEventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(group_append, "MAX_IN_FLIGHT", 1)
+    appender = GroupAppender(pg_store)
+    for round_ in range(20):
+        appends = [appender.append(f"sms-k:{round_}.{n}", _event(n), f"k:{round_}.{n}") for n in range(3)]
+        results = await asyncio.wait_for(asyncio.gather(*appends), 5)
+        assert all(not r.duplicate for r in results)
+    assert appender._flushing == 0
