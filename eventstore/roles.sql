@@ -14,8 +14,9 @@ CREATE ROLE :"app_role" LOGIN;
 \endif
 
 GRANT USAGE ON SCHEMA public TO :"app_role";
--- Let readers see other databases' transaction ids in pg_stat_activity (future
--- database-local horizon, see README); harmless otherwise.
+-- Lets intake_horizon() see other databases' backend_xid, so that their
+-- transactions do not hold our readers back (README); without it the horizon
+-- is the cluster-wide xmin (safe, only slower to advance).
 GRANT pg_read_all_stats TO :"app_role";
 GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA public TO :"app_role";
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO :"app_role";
@@ -24,7 +25,7 @@ GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA public TO :"app_role";
 -- The append-only tables: INSERT and SELECT only.
 REVOKE UPDATE, DELETE, TRUNCATE ON events, seals FROM :"app_role";
 GRANT SELECT, INSERT ON events, seals TO :"app_role";
--- Idempotency keys are written by intake_append (insert, then positions).
-REVOKE DELETE, TRUNCATE ON idempotency_keys FROM :"app_role";
+-- Idempotency keys are written once by intake_append and never changed.
+REVOKE UPDATE, DELETE, TRUNCATE ON idempotency_keys FROM :"app_role";
 -- Migrations bookkeeping is the owner's.
 REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON intake_migrations FROM :"app_role";
