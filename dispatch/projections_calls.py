@@ -119,6 +119,8 @@ class CallsProjection:
         """Update the row the event concerns."""
         if event.type in _STATUS_COLUMN:
             return await _apply_call(conn, event)
+        if event.category == "case" and event.type != "CaseRegistered":
+            return None
         evt = from_recorded(event)
         if isinstance(evt, CaseRegistered):
             return await _link_case(conn, evt)
