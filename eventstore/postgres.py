@@ -137,18 +137,10 @@ class PostgresEventStore:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
-        """A pooled connection; unreachable database becomes `StoreUnavailable`.
-
-        The acquire is bounded with `asyncio.timeout`, not asyncpg's own
-        timeout (that one wraps every acquire in a task: ~30 us per append).
-        """
+        """A pooled connection; unreachable database becomes `StoreUnavailable`."""
         try:
-            async with asyncio.timeout(self._acquire_timeout):
-                conn = await self.pool.acquire()
-            try:
+            async with self.pool.acquire(timeout=self._acquire_timeout) as conn:
                 yield conn
-            finally:
-                await self.pool.release(conn)
         except UNAVAILABLE as exc:
             raise StoreUnavailable(f"PostgreSQL unavailable: {exc}") from exc
 
