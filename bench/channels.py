@@ -9,7 +9,7 @@ signed with Twilio's own `RequestValidator` beforehand (the signature covers
 the body). Alongside, CTI `abandoned` events arrive at `--abandon-rate` per
 second; abandon-to-task latency is `recorded_at(CallbackTaskOpened) -
 recorded_at(CallAbandoned)` from the log, for the abandons recorded during
-the load. Then the same load once more with the worker stopped (SIGSTOP): the
+the load. Then the same load once more with the worker stopped: the
 gateway's own capacity. Baseline of the same run: the same wrk load on an
 aiohttp process answering with an empty 200 (the ceiling of one Python process).
 
@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -240,12 +239,8 @@ async def _intake(args: argparse.Namespace, scripts: tuple[Path, Path]) -> Measu
         measured = await _with_worker(args, base, scripts[0], gateway, worker)
         await asyncio.sleep(args.grace)
         measured.latencies, measured.missing = await _abandon_latencies(dsn)
-        worker.send_signal(signal.SIGSTOP)  # the gateway's own capacity: nothing else of intake runs
-        try:
-            measured.runs.append(await _measure("the same, worker stopped during the load", base,
-                                                scripts[1], args, gateway))
-        finally:
-            worker.send_signal(signal.SIGCONT)
+        _stop(worker)  # the gateway's own capacity: nothing else of intake runs
+        measured.runs.append(await _measure("the same, worker stopped", base, scripts[1], args, gateway))
     finally:
         for proc in (gateway, worker):
             if proc is not None:
