@@ -78,8 +78,10 @@ class SiaReceiver:
                     writer.write(answer)
                     await writer.drain()
         except asyncio.LimitOverrunError:
+            await self._reject_oversized(peer)  # recorded before the answer, like every frame
             writer.write(nak(self._services.clock.now()))
-            await self._reject_oversized(peer)
+            with contextlib.suppress(ConnectionError):
+                await writer.drain()
         except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
             pass
         finally:
