@@ -391,3 +391,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pg", metavar="DSN", help="also run over PostgreSQL (a scratch database is "
                         "created and dropped through this DSN)")
     return asyncio.run(_report(parser.parse_args(list(argv or []))))
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))
