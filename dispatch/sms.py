@@ -1,8 +1,8 @@
 """Inbound SMS: recorded as it arrives, then taken into a case by a policy.
 
 The webhook's only write is `SmsReceived` on `sms-<channel key>` (one
-idempotent append: the channel's message id is the key; concurrent requests
-share one statement and commit, `dispatch.group_append`), so it can answer as
+idempotent append: the channel's message id is the key; with the store's
+group commit on, concurrent requests share one commit), so it can answer as
 soon as the message is durable. `SmsIntakePolicy` then appends it to the
 sender's open case as a conversation message (`CaseMessageReceived`) or opens
 a case categorised from the text (`dispatch.classify`; an agent can correct it).
@@ -28,7 +28,6 @@ from dispatch.case import (
 from dispatch.classify import classify_text
 from dispatch.clock import Clock
 from dispatch.errors import InvalidCommand
-from dispatch.group_append import GroupAppender
 from dispatch.messages import Command, Event, event, from_recorded, metadata, to_new_event
 from eventstore import ANY, AppendResult, EventStore, RecordedEvent
 from eventstore.errors import IdempotencyConflict
@@ -99,22 +98,14 @@ class SmsTakenIn:
     duplicate: bool
 
 
-def appender_of(services: Any) -> GroupAppender:
-    """The process's group appender for webhook events (made once, kept in `services.extras`)."""
-    found = services.extras.get("group_appender")
-    if not isinstance(found, GroupAppender):
-        found = services.extras["group_appender"] = GroupAppender(services.store)
-    return found
-
-
-async def receive_sms(cmd: ReceiveSms, *, services: Any) -> AppendResult:
-    """Append `SmsReceived` (group-committed with concurrent requests); a repeated key changes nothing."""
+async def receive_sms(cmd: ReceiveSms, *, store: EventStore) -> AppendResult:
+    """Append `SmsReceived` (group-committed if the store does); a repeated key changes nothing."""
     contact = cmd.contact
     stream = sms_stream(contact)
     meta = metadata(actor=f"channel:{contact.extra.get('source', 'sms')}", channel="sms",
                     correlation_id=stream, received_at=contact.received_at)
-    return await appender_of(services).append(stream, to_new_event(SmsReceived(contact), meta),
-                                              contact.idempotency_key)
+    return await store.append(stream, [to_new_event(SmsReceived(contact), meta)], ANY,
+                              idempotency_key=contact.idempotency_key)
 
 
 async def open_case_of(pool: asyncpg.Pool, phone: str) -> str | None:

@@ -127,8 +127,14 @@ def _record(row: asyncpg.Record) -> RecordedEvent:
 class PostgresEventStore:
     """An `EventStore` on PostgreSQL; the single source of truth."""
 
-    def __init__(self, pool: asyncpg.Pool, *, acquire_timeout: float = 3.0) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, *, acquire_timeout: float = 3.0, group_commit: bool = False
+    ) -> None:
+        """`group_commit`: commit concurrent appends together (`eventstore/group.py`)."""
+        from eventstore.group import GroupCommitter  # group.py builds on this module
+
         self.pool = pool
+        self._group = GroupCommitter(self) if group_commit else None
         self._acquire_timeout = acquire_timeout
         self._hub = WakeupHub()
         self._notify_pending = False
@@ -152,7 +158,29 @@ class PostgresEventStore:
         *,
         idempotency_key: str | None = None,
     ) -> AppendResult:
-        """See `EventStore.append`."""
+        """See `EventStore.append`; group-committed with concurrent calls if configured."""
+        if self._group is not None:
+            return await self._group.append(
+                stream, events, expected_version, idempotency_key=idempotency_key
+            )
+        return await self.append_now(
+            stream, events, expected_version, idempotency_key=idempotency_key
+        )
+
+    @property
+    def group_commit(self) -> bool:
+        """Whether `append` group-commits concurrent calls."""
+        return self._group is not None
+
+    async def append_now(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        expected_version: int,
+        *,
+        idempotency_key: str | None = None,
+    ) -> AppendResult:
+        """`append` in a transaction of its own, never grouped; wakes readers."""
         async with self.connection() as conn:
             result = await append_on(
                 conn, stream, events, expected_version, idempotency_key=idempotency_key

@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 
 from dispatch.bus import MessageBus, collect_handlers
 from dispatch.clock import Clock, SystemClock
+from eventstore.group import enabled as group_commit_enabled
 from eventstore.migrate import migrate
 from eventstore.postgres import PostgresEventStore, create_pool
 from gateway.services import Metrics, Services
@@ -111,7 +112,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
     pool = await create_pool(settings.database_url)
     async with pool.acquire() as conn:
         await migrate(conn)
-    store = PostgresEventStore(pool)
+    store = PostgresEventStore(pool, group_commit=group_commit_enabled(settings.extra))
     clock = clock or SystemClock()
     redis_client = await connect_redis(settings.redis_url)
     bus = MessageBus(collect_handlers(), {"store": store, "clock": clock})

@@ -148,6 +148,56 @@ BEGIN
 END
 $$;
 
+-- Group commit (eventstore/group.py): many appends in ONE transaction, each in
+-- its own subtransaction (a BEGIN ... EXCEPTION block), so that one append's
+-- failure rolls back only its own rows and the others still commit. Append i
+-- has p_counts[i] events, taken in order from the flattened event arrays.
+-- One row per append, in order: status 'ok' (with intake_append's result),
+-- 'wrong' (actual = the stream's version), 'retry' (a unique violation or
+-- deadlock with a concurrent transaction: nothing of it was written; the
+-- client settles it with a plain append, which reads the stored key or the
+-- new version), or 'error' (message: any other refusal, e.g. bad data).
+-- Callers keep batches at most 64 appends: more subtransactions than the
+-- backend's subxid cache (64) overflow every snapshot taken meanwhile.
+CREATE FUNCTION intake_append_many(
+    p_streams text[], p_categories text[], p_expected integer[], p_keys text[],
+    p_counts integer[], p_types text[], p_schema_versions integer[], p_data jsonb[],
+    p_metadata jsonb[])
+RETURNS TABLE (status text, out_stream text, out_positions bigint[], out_first integer,
+               out_last integer, out_duplicate boolean, actual integer, message text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_from integer := 1;
+    v_to   integer;
+    v_detail text;
+BEGIN
+    FOR i IN 1 .. coalesce(array_length(p_streams, 1), 0) LOOP
+        v_to := v_from + p_counts[i] - 1;
+        status := 'ok'; out_stream := NULL; out_positions := NULL; out_first := NULL;
+        out_last := NULL; out_duplicate := NULL; actual := NULL; message := NULL;
+        BEGIN
+            SELECT a.out_stream, a.out_positions, a.out_first, a.out_last, a.out_duplicate
+                INTO out_stream, out_positions, out_first, out_last, out_duplicate
+                FROM intake_append(p_streams[i], p_categories[i], p_expected[i], p_keys[i],
+                    p_types[v_from:v_to], p_schema_versions[v_from:v_to],
+                    p_data[v_from:v_to], p_metadata[v_from:v_to]) a;
+        EXCEPTION
+            WHEN SQLSTATE 'IX409' THEN
+                GET STACKED DIAGNOSTICS v_detail = PG_EXCEPTION_DETAIL;
+                status := 'wrong';
+                actual := v_detail::integer;
+            WHEN unique_violation OR deadlock_detected THEN
+                status := 'retry';
+            WHEN OTHERS THEN
+                status := 'error';
+                message := SQLERRM;
+        END;
+        RETURN NEXT;
+        v_from := v_to + 1;
+    END LOOP;
+END
+$$;
+
 -- The log is append-only: the database itself refuses to change or remove it.
 CREATE FUNCTION intake_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

@@ -1,13 +1,16 @@
 """The event store contract: one suite, run against the in-memory twin and PostgreSQL.
 
-The `postgres` run uses a real server (the `pg_store` fixture of tests/conftest.py).
+The `postgres` runs use a real server (the `pg_store` fixture of tests/conftest.py),
+once plain and once with group commit on (`eventstore/group.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import pytest
 
 from eventstore import (
@@ -24,15 +27,25 @@ from eventstore import (
 )
 from eventstore.errors import InvalidStreamName
 from eventstore.memory import MemoryEventStore
+from eventstore.postgres import PostgresEventStore
 from eventstore.subscriptions import ReactorRunner
 
 
-@pytest.fixture(params=["memory", "postgres"])
+@pytest.fixture
+async def pg_group_store(pg_pool: asyncpg.Pool) -> AsyncIterator[PostgresEventStore]:
+    """The PostgreSQL store with group commit on."""
+    store = PostgresEventStore(pg_pool, group_commit=True)
+    yield store
+    await store.close()
+
+
+@pytest.fixture(params=["memory", "postgres", "postgres+group"])
 def store(request: pytest.FixtureRequest) -> EventStore:
     """Each store implementation in turn."""
     if request.param == "memory":
         return MemoryEventStore()
-    pg: EventStore = request.getfixturevalue("pg_store")
+    name = "pg_group_store" if request.param == "postgres+group" else "pg_store"
+    pg: EventStore = request.getfixturevalue(name)
     return pg
 
 

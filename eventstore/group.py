@@ -1,0 +1,172 @@
+"""Group commit: concurrent appends share one transaction and one WAL flush.
+
+`PostgresEventStore(pool, group_commit=True)` routes `append` through a
+`GroupCommitter`. Each call is queued; a flush sends every queued append (at
+most `MAX_BATCH`) as ONE call of `intake_append_many` (migration 0001): one
+statement, one transaction, one commit. Inside it every append runs in its
+own subtransaction, so it keeps its own semantics (exact expected version,
+NO_STREAM / STREAM_EXISTS / ANY, idempotency key, atomic multi-event
+append) and its failure rolls back only itself. Each caller is answered
+after the commit that made its events durable. At most `MAX_IN_FLIGHT`
+flushes run at once; while they do, new appends queue and ride the next
+flush. With one writer a flush carries one append and nothing waits (no
+timer). See `eventstore/README.md` (Group commit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import structlog
+
+from eventstore.errors import AppendFailed, EventStoreError, StoreUnavailable, WrongExpectedVersion
+from eventstore.postgres import PostgresEventStore, _append_args, _same_stream
+from eventstore.records import AppendResult, NewEvent
+
+log = structlog.get_logger(__name__)
+
+MAX_BATCH = 64
+"""Appends per flush: each is a subtransaction, and PostgreSQL caches 64 subxids per backend."""
+MAX_IN_FLIGHT = 4
+"""Flushes (connections) in use at once by one committer."""
+
+_SQL = "SELECT * FROM intake_append_many($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+
+
+@dataclass(slots=True)
+class _Pending:
+    args: tuple[Any, ...]  # intake_append's arguments (see postgres._append_args)
+    done: asyncio.Future[AppendResult]
+
+    @property
+    def stream(self) -> str:
+        return str(self.args[0])
+
+    @property
+    def expected(self) -> int:
+        return int(self.args[2])
+
+    @property
+    def key(self) -> str | None:
+        return self.args[3]  # type: ignore[no-any-return]
+
+
+class GroupCommitter:
+    """Queues a store's appends and commits concurrent ones together, each with its own answer."""
+
+    def __init__(self, store: PostgresEventStore) -> None:
+        self._store = store
+        self._queue: list[_Pending] = []
+        self._flushing = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def append(
+        self,
+        stream: str,
+        events: Sequence[NewEvent],
+        expected_version: int,
+        *,
+        idempotency_key: str | None = None,
+    ) -> AppendResult:
+        """`EventStore.append`, committed together with concurrent calls."""
+        args = _append_args(stream, events, expected_version, idempotency_key)
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[AppendResult] = loop.create_future()
+        self._queue.append(_Pending(args, done))
+        if self._flushing < MAX_IN_FLIGHT:
+            self._flushing += 1
+            task = loop.create_task(self._flush())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return await asyncio.shield(done)  # a caller that goes away does not cancel the others
+
+    async def _flush(self) -> None:
+        # The count drops in the same step as the queue is seen empty: no append
+        # can queue in between and find every flush about to end.
+        try:
+            while self._queue:
+                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                try:
+                    await self._write(batch)
+                finally:
+                    _fail(batch, AppendFailed("the grouped append was interrupted"))
+        finally:
+            self._flushing -= 1
+
+    async def _write(self, batch: list[_Pending]) -> None:
+        try:
+            async with self._store.connection() as conn:
+                rows = await conn.fetch(_SQL, *_columns(batch))
+        except StoreUnavailable as exc:
+            _fail(batch, exc)
+            return
+        except asyncpg.PostgresError as exc:
+            # The statement as a whole was refused (e.g. a value its parameters
+            # cannot carry): give every append its own answer.
+            log.info("group_commit_split", size=len(batch), error=type(exc).__name__)
+            await asyncio.gather(*(self._alone(item) for item in batch))
+            return
+        if any(row["status"] == "ok" and not row["out_duplicate"] for row in rows):
+            self._store.wake()
+        retry = [item for item, row in zip(batch, rows, strict=True) if _settle(item, row)]
+        await asyncio.gather(*(self._alone(item) for item in retry))
+
+    async def _alone(self, item: _Pending) -> None:
+        """Settle one append with a plain (ungrouped) append of its own."""
+        stream, _, expected, key = item.args[:4]
+        events = [NewEvent(t, d, v, m) for t, v, d, m in zip(*item.args[4:8], strict=True)]
+        try:
+            result = await self._store.append_now(stream, events, expected, idempotency_key=key)
+        except EventStoreError as exc:
+            item.done.set_exception(exc)
+            return
+        item.done.set_result(result)
+
+
+def _columns(batch: list[_Pending]) -> list[list[Any]]:
+    """The arrays of `intake_append_many`: per append, then its events flattened."""
+    columns: list[list[Any]] = [[] for _ in range(9)]
+    for item in batch:
+        stream, category, expected, key, types, versions, data, metadata = item.args
+        for column, value in zip(columns, (stream, category, expected, key, len(types)),
+                                 strict=False):
+            column.append(value)
+        columns[5].extend(types)
+        columns[6].extend(versions)
+        columns[7].extend(data)
+        columns[8].extend(metadata)
+    return columns
+
+
+def _settle(item: _Pending, row: asyncpg.Record) -> bool:
+    """Answer one append from its status row; True if it must be retried alone."""
+    status = row["status"]
+    if status == "retry":
+        return True
+    if status == "wrong":
+        item.done.set_exception(WrongExpectedVersion(item.stream, item.expected, row["actual"]))
+    elif status == "error":
+        item.done.set_exception(AppendFailed(f"append to {item.stream!r} failed: {row['message']}"))
+    else:
+        result = AppendResult(row["out_stream"], tuple(row["out_positions"]), row["out_first"],
+                              row["out_last"], row["out_duplicate"])
+        try:
+            item.done.set_result(_same_stream(result, item.stream, item.key))
+        except EventStoreError as exc:
+            item.done.set_exception(exc)
+    return False
+
+
+def _fail(batch: list[_Pending], exc: BaseException) -> None:
+    for item in batch:
+        if not item.done.done():
+            item.done.set_exception(exc)
+
+
+def enabled(extra: Mapping[str, str]) -> bool:
+    """Whether `INTAKE_GROUP_COMMIT` (in `settings.extra`) turns group commit on; default on."""
+    return extra.get("INTAKE_GROUP_COMMIT", "on").strip().lower() not in {"0", "off", "false", "no"}

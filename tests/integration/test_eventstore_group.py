@@ -1,0 +1,221 @@
+"""Group commit in the PostgreSQL store: shared transactions, each append with its own answer."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Awaitable
+
+import asyncpg
+import pytest
+
+from eventstore import (
+    ANY,
+    NO_STREAM,
+    STREAM_EXISTS,
+    AppendResult,
+    Checkpoint,
+    NewEvent,
+    WrongExpectedVersion,
+)
+from eventstore import group as group_module
+from eventstore.errors import AppendFailed, IdempotencyConflict
+from eventstore.group import GroupCommitter
+from eventstore.postgres import PostgresEventStore
+from eventstore.subscriptions import ReactorRunner
+from tests.integration.test_eventstore_pg import Collector, until
+
+
+@pytest.fixture
+async def store(pg_pool: asyncpg.Pool) -> AsyncIterator[PostgresEventStore]:
+    """The PostgreSQL store with group commit on."""
+    grouped = PostgresEventStore(pg_pool, group_commit=True)
+    yield grouped
+    await grouped.close()
+
+
+@pytest.fixture
+def batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The size of every flush the committers write, in order."""
+    sizes: list[int] = []
+    write = GroupCommitter._write
+
+    async def counting(self: GroupCommitter, batch: list) -> None:  # type: ignore[type-arg]
+        sizes.append(len(batch))
+        await write(self, batch)
+
+    monkeypatch.setattr(GroupCommitter, "_write", counting)
+    return sizes
+
+
+def _event(n: int) -> NewEvent:
+    return NewEvent("SmsReceived", {"n": n, "text": "停电"}, 1, {"actor": "test"})
+
+
+async def _outcome(call: Awaitable[AppendResult]) -> AppendResult | BaseException:
+    try:
+        return await call
+    except (WrongExpectedVersion, IdempotencyConflict, AppendFailed) as exc:
+        return exc
+
+
+async def test_concurrent_appends_share_transactions_and_each_gets_its_own_answer(
+    store: PostgresEventStore, pg_pool: asyncpg.Pool, batches: list[int]
+) -> None:
+    results = await asyncio.gather(
+        *(store.append(f"sms-k:{n}", [_event(n)], ANY, idempotency_key=f"k:{n}") for n in range(200)))
+    assert len(batches) <= 2 * group_module.MAX_IN_FLIGHT + 200 // group_module.MAX_BATCH
+    assert max(batches) <= group_module.MAX_BATCH
+    assert [r.stream for r in results] == [f"sms-k:{n}" for n in range(200)]
+    assert all(not r.duplicate and r.first_version == 0 for r in results)
+    async with pg_pool.acquire() as conn:
+        rows = await conn.fetch("SELECT stream, data, metadata FROM events ORDER BY position")
+        transactions = await conn.fetchval("SELECT count(DISTINCT tx_id) FROM events")
+    assert transactions == len(batches) < 200
+    assert {r["stream"]: r["data"]["n"] for r in rows} == {f"sms-k:{n}": n for n in range(200)}
+    assert all(r["metadata"]["idempotency_key"] == f"k:{r['data']['n']}" for r in rows)
+    assert len({r.positions[0] for r in results}) == 200
+
+
+async def test_a_single_writer_flushes_each_append_alone(
+    store: PostgresEventStore, batches: list[int]
+) -> None:
+    for n in range(20):
+        assert (await store.append("case-one", [_event(n)], n - 1)).last_version == n
+    assert batches == [1] * 20
+
+
+async def test_mixed_expected_versions_in_one_batch_fail_exactly_the_wrong_ones(
+    store: PostgresEventStore, batches: list[int]
+) -> None:
+    streams = [f"case-m{s}" for s in range(8)]
+    for stream in streams:
+        await store.append(stream, [_event(0), _event(1), _event(2)], NO_STREAM)
+    batches.clear()
+    # (expected, events): the outcome in queue order, as if applied one by one.
+    plan = [(2, 2), (2, 1), (NO_STREAM, 1), (STREAM_EXISTS, 1), (ANY, 1), (6, 2), (0, 1)]
+    want: list[tuple[str, int]] = [("ok", 4), ("wrong", 4), ("wrong", 4), ("ok", 5), ("ok", 6),
+                                   ("ok", 8), ("wrong", 8)]
+    calls = [store.append(s, [_event(i) for i in range(n)], e) for s in streams for e, n in plan]
+    outcomes = await asyncio.gather(*(_outcome(c) for c in calls))
+    assert batches == [len(calls)]  # one transaction for all of them
+    for n, outcome in enumerate(outcomes):
+        status, version = want[n % len(plan)]
+        if status == "ok":
+            assert isinstance(outcome, AppendResult) and outcome.last_version == version
+        else:
+            assert isinstance(outcome, WrongExpectedVersion) and outcome.actual == version
+    for stream in streams:
+        assert await store.stream_version(stream) == 8
+        assert len(await store.read_stream(stream)) == 9  # the failed ones wrote nothing
+
+
+async def test_exact_version_races_across_batches_have_one_winner_per_stream(
+    store: PostgresEventStore,
+) -> None:
+    streams = [f"case-r{s}" for s in range(10)]
+    for stream in streams:
+        await store.append(stream, [_event(0)], NO_STREAM)
+    calls = [store.append(s, [_event(1), _event(2)], 0) for _ in range(30) for s in streams]
+    random.Random(7).shuffle(calls)
+    outcomes = await asyncio.gather(*(_outcome(c) for c in calls))
+    wins = [o for o in outcomes if isinstance(o, AppendResult)]
+    assert sorted(w.stream for w in wins) == sorted(streams)
+    assert all(isinstance(o, WrongExpectedVersion) and o.actual == 2
+               for o in outcomes if not isinstance(o, AppendResult))
+    for stream in streams:
+        assert await store.stream_version(stream) == 2
+
+
+async def test_repeated_keys_within_and_across_batches_are_duplicates(
+    store: PostgresEventStore, pg_pool: asyncpg.Pool
+) -> None:
+    stored = await store.append("sms-k:old", [_event(0)], ANY, idempotency_key="k:old")
+    first, again, old, other = await asyncio.gather(
+        store.append("sms-k:1", [_event(1)], ANY, idempotency_key="k:1"),
+        store.append("sms-k:1", [_event(1)], ANY, idempotency_key="k:1"),
+        store.append("sms-k:old", [_event(0)], ANY, idempotency_key="k:old"),
+        _outcome(store.append("sms-k:other", [_event(2)], ANY, idempotency_key="k:1")),
+    )
+    assert not first.duplicate and again.duplicate and again.positions == first.positions
+    assert old.duplicate and old.positions == stored.positions
+    assert isinstance(other, IdempotencyConflict)
+    with pytest.raises(IdempotencyConflict):
+        await store.append("sms-k:other", [_event(2)], ANY, idempotency_key="k:1")
+    async with pg_pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM events") == 2
+
+
+async def test_concurrent_duplicates_across_committers_write_one_event(pg_pool: asyncpg.Pool) -> None:
+    stores = [PostgresEventStore(pg_pool, group_commit=True) for _ in range(2)]
+    try:
+        calls = [s.append("sms-k:race", [_event(9), _event(10)], ANY, idempotency_key=f"k:race{n % 3}")
+                 for n in range(30) for s in stores]
+        results = await asyncio.gather(*calls)
+    finally:
+        for s in stores:
+            await s.close()
+    assert sum(not r.duplicate for r in results) == 3
+    assert len({r.positions for r in results}) == 3
+    async with pg_pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM events") == 6
+
+
+async def test_an_append_the_database_refuses_fails_alone(store: PostgresEventStore) -> None:
+    bad = NewEvent("SmsReceived", {"text": "nul \x00 here"}, 1, {})
+    outcomes = await asyncio.gather(
+        _outcome(store.append("sms-a", [_event(1)], NO_STREAM)),
+        _outcome(store.append("sms-b", [_event(1), bad], NO_STREAM)),
+        _outcome(store.append("sms-c", [_event(1)], NO_STREAM)),
+    )
+    assert isinstance(outcomes[0], AppendResult) and isinstance(outcomes[2], AppendResult)
+    assert isinstance(outcomes[1], AppendFailed)
+    assert await store.stream_version("sms-b") == NO_STREAM
+
+
+async def test_appends_arriving_as_a_flush_ends_are_not_stranded(
+    store: PostgresEventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(group_module, "MAX_IN_FLIGHT", 1)
+    for round_ in range(20):
+        appends = [store.append(f"sms-k:{round_}.{n}", [_event(n)], ANY, idempotency_key=f"k:{round_}.{n}")
+                   for n in range(3)]
+        results = await asyncio.wait_for(asyncio.gather(*appends), 5)
+        assert all(not r.duplicate for r in results)
+    assert store._group is not None and store._group._flushing == 0
+
+
+@pytest.mark.timeout(120)
+async def test_grouped_writers_tailing_subscribers_see_one_gap_free_order(
+    store: PostgresEventStore,
+) -> None:
+    committed: list[int] = []
+    budget = [100_000]
+    collectors = [Collector("group-a"), Collector("group-b")]
+    runners = [asyncio.create_task(ReactorRunner(store, c, batch_size=2000, poll_interval=0.05).run())
+               for c in collectors]
+
+    async def writer(w: int) -> None:
+        rng = random.Random(w)
+        while budget[0] > 0:
+            stream = f"load-w{w}s{rng.randint(0, 40)}"
+            events = [NewEvent("Loaded", {"w": w}) for _ in range(rng.randint(1, 25))]
+            result = await store.append(stream, events, ANY)
+            budget[0] -= len(result.positions)
+            committed.extend(result.positions)
+
+    await asyncio.gather(*(writer(w) for w in range(64)))
+    try:
+        await until(lambda: min(len(c.positions) for c in collectors) >= len(committed), 60)
+    finally:
+        for runner in runners:
+            runner.cancel()
+        await asyncio.gather(*runners, return_exceptions=True)
+    async with store.connection() as conn:
+        final = [r["position"] for r in await conn.fetch(
+            "SELECT position FROM events ORDER BY tx_id, position", timeout=60)]
+        transactions = await conn.fetchval("SELECT count(DISTINCT tx_id) FROM events")
+    assert sorted(final) == sorted(committed) and len(final) >= 100_000
+    assert transactions < len(final) / 25  # grouped: many appends per transaction
+    assert all(c.positions == final for c in collectors)
+    assert (await store.read_all(Checkpoint(), limit=200_000))[-1][1].position == final[-1]
