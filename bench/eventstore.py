@@ -6,8 +6,10 @@ per transaction for `--seconds`. The harness is the same for all three: the
 writers run in `--procs` separate writer processes (asyncio tasks, or threads
 for the synchronous baseline), each append sends the same payload (event
 data and metadata JSON-encoded per append, stream name, type, idempotency
-key). Ours also runs a subscriber tailing the log in its own process, woken
-by NOTIFY (lag = from the append returning to the subscriber receiving it).
+key). Ours runs plain and with group commit (`eventstore/group.py`: each
+writer still awaits each single-event append until it is durable), each
+with a subscriber tailing the log in its own process, woken by NOTIFY (lag
+= from the append returning to the subscriber receiving it).
 
     .venv/bin/python -m bench.eventstore [--dsn URL | --embedded] [--seconds 10] [--writers 1,16]
 """
@@ -41,6 +43,7 @@ DATA = {"caller": "1380000xxxx", "channel": "sms", "text": "power cut on Renmin 
 RECEIVED_AT = "2026-11-23T14:00:00.123456+00:00"
 LABELS = {
     "ours": "intake event store",
+    "group": "intake event store (group commit)",
     "eventsourcing": "eventsourcing PostgresApplicationRecorder (baseline)",
     "raw": "raw INSERT loop (ceiling)",
 }
@@ -129,9 +132,14 @@ class Shard:
 # -- writer processes -----------------------------------------------------------------
 
 
-async def _writers_ours(dsn: str, ids: list[int], sync: _Sync) -> Shard:
+async def _writers_group(dsn: str, ids: list[int], sync: _Sync) -> Shard:
+    """Ours with group commit on: the same single-event appends, each awaited until durable."""
+    return await _writers_ours(dsn, ids, sync, group_commit=True)
+
+
+async def _writers_ours(dsn: str, ids: list[int], sync: _Sync, *, group_commit: bool = False) -> Shard:
     pool = await create_pool(dsn, min_size=len(ids) + 1, max_size=len(ids) + 2)
-    store = PostgresEventStore(pool)
+    store = PostgresEventStore(pool, group_commit=group_commit)
     shard = Shard()
     window = await sync.ready()
 
@@ -290,8 +298,11 @@ class _Sync:
         return Window(start, start + self._seconds)
 
 
+TAILED = ("ours", "group")
+"""Our stores: measured with a subscriber tailing the log in its own process."""
 WRITERS: dict[str, Callable[..., Any]] = {
-    "ours": _writers_ours, "raw": _writers_raw, "eventsourcing": _writers_eventsourcing}
+    "ours": _writers_ours, "group": _writers_group, "raw": _writers_raw,
+    "eventsourcing": _writers_eventsourcing}
 
 
 def _child(kind: str, dsn: str, ids: list[int], sync: _Sync, out: Connection, stop: Any) -> None:
@@ -308,7 +319,7 @@ def run_scenario(kind: str, dsn: str, writers: int, procs: int, seconds: float) 
     """Run one store with `writers` writers over `procs` processes (+ a subscriber for ours)."""
     ctx = mp.get_context("spawn")
     groups = [list(range(writers))[p::procs] for p in range(min(procs, writers))]
-    roles = [(kind, ids) for ids in groups] + ([("subscriber", [])] if kind == "ours" else [])
+    roles = [(kind, ids) for ids in groups] + ([("subscriber", [])] if kind in TAILED else [])
     sync = _Sync(len(roles), seconds)
     stop = ctx.Event()
     pipes, children = [], []
@@ -322,7 +333,7 @@ def run_scenario(kind: str, dsn: str, writers: int, procs: int, seconds: float) 
     shards = [pipe.recv() for pipe in pipes[: len(groups)]]
     time.sleep(0.5)
     stop.set()
-    delivered: dict[int, float] = pipes[-1].recv() if kind == "ours" else {}
+    delivered: dict[int, float] = pipes[-1].recv() if kind in TAILED else {}
     for child in children:
         child.join()
     return _merge(kind, writers, window, shards, delivered)
@@ -357,7 +368,7 @@ async def _fresh_db(admin_dsn: str, kind: str) -> str:
     dsn = _with_db(admin_dsn, name)
     conn = await asyncpg.connect(dsn)
     try:
-        if kind == "ours":
+        if kind in TAILED:
             await migrate(conn)
         elif kind == "raw":
             await conn.execute(
@@ -395,7 +406,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--writers", default="1,16", help="comma-separated writer counts")
     p.add_argument("--procs", type=int, default=2,
                    help="writer processes per scenario (at most one per writer), same for every store")
-    p.add_argument("--skip", default="", help="comma-separated: ours,eventsourcing,raw")
+    p.add_argument("--skip", default="", help="comma-separated: ours,group,eventsourcing,raw")
     p.add_argument("--embedded", action="store_true",
                    help="run on a private embedded PostgreSQL (pgserver) in a temp dir, so that "
                         "other clients' transactions on a shared server cannot disturb the run")
@@ -412,7 +423,7 @@ async def main(argv: list[str]) -> int:
     rows: list[str] = []
     for writers in (int(w) for w in args.writers.split(",")):
         results = {kind: await _scenario(args.dsn, kind, writers, args.procs, args.seconds)
-                   for kind in ("ours", "eventsourcing", "raw") if kind not in skip}
+                   for kind in ("ours", "group", "eventsourcing", "raw") if kind not in skip}
         for result in results.values():
             rows.append(result.row(results.get("eventsourcing"), results.get("raw")))
             if result.undelivered:
