@@ -15,6 +15,7 @@ from typing import Any
 from xml.etree import ElementTree
 
 from channels.errors import ChannelError
+from channels.rejected import redact_fields
 from dispatch.case import CATEGORIES, CallerInfo, Fault, Place, RegisterCase
 from dispatch.geo import to_wgs84
 
@@ -155,7 +156,8 @@ def to_command(form: Form, *, actor: str, idempotency_key: str | None) -> Regist
         account_number=a.get("account_number") or v.get("account_id") or None,
         customer_type=a.get("customer_type"), fault=fault, service_time=a.get("service_time"),
         special_needs=a.get("special_needs"), idempotency_key=idempotency_key,
-        strict=form.service_code == "power_fault", actor=actor, raw=dict(v, attributes=a),
+        strict=form.service_code == "power_fault", actor=actor,
+        raw=dict(redact_fields(v), attributes=a),
     )
 
 

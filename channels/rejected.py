@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
@@ -17,13 +18,31 @@ MAX_RAW = 64 * 1024
 """Raw payloads above this many characters are kept truncated (with the length)."""
 
 _KEPT_HEADERS = ("content-type", "user-agent", "x-forwarded-for", "x-twilio-signature")
+SECRET_FIELDS: frozenset[str] = frozenset({"api_key", "access_token", "token", "password", "secret"})
+"""Credential fields that are never stored in the log, accepted or rejected."""
+REDACTED = "***"
+_NAMES = "|".join(sorted(SECRET_FIELDS))
+_SECRET_IN_TEXT = re.compile(
+    r"""(?P<pre>(?:^|[?&]|["']\s*)(?:""" + _NAMES + r""")(?:["']\s*:\s*["']?|=))(?P<value>[^&"'\s,}]*)""",
+    re.IGNORECASE,
+)
+
+
+def redact_text(text: str) -> str:
+    """A raw form, query string or JSON body with credential values replaced."""
+    return _SECRET_IN_TEXT.sub(lambda m: m.group("pre") + REDACTED, text)
+
+
+def redact_fields(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A parsed form or JSON object with credential values replaced."""
+    return {k: REDACTED if k.lower() in SECRET_FIELDS else v for k, v in values.items()}
 
 
 def _raw_text(raw: bytes | str | None) -> tuple[str | None, int]:
     if raw is None:
         return None, 0
     text = raw.decode("utf-8", "backslashreplace") if isinstance(raw, bytes) else raw
-    return text[:MAX_RAW], len(text)
+    return redact_text(text[:MAX_RAW]), len(text)
 
 
 async def record_rejected(

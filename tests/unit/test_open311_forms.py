@@ -73,3 +73,20 @@ def test_xml_shapes() -> None:
     root = ElementTree.fromstring(to_xml("service_definition", None, definition("power_fault")))
     assert root.find("attributes/attribute/code").text == "account_number"  # type: ignore[union-attr]
     assert root.find("attributes/attribute/required").text == "true"  # type: ignore[union-attr]
+
+
+def test_the_api_key_is_never_stored_with_the_request() -> None:
+    from channels.open311 import parse_form, to_command
+
+    form = parse_form({"service_code": "complaint", "api_key": "t-channel", "lat": "34.3", "long": "108.7",
+                       "description": "路灯不亮", "phone": "13800000000"})
+    command = to_command(form, actor="channel:web", idempotency_key=None)
+    assert command.raw["api_key"] == "***"
+    assert "t-channel" not in repr(command.raw)
+
+
+def test_rejected_raw_bodies_have_credentials_redacted() -> None:
+    from channels.rejected import redact_text
+
+    assert redact_text("service_code=x&api_key=t-channel&lat=1") == "service_code=x&api_key=***&lat=1"
+    assert redact_text('{"api_key": "t-channel"}') == '{"api_key": "***"}'
