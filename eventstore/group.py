@@ -98,6 +98,9 @@ class GroupCommitter:
             self._flushing -= 1
 
     async def _write(self, batch: list[_Pending]) -> None:
+        if len(batch) == 1:  # nothing to share the commit with: the plain append is cheaper
+            await self._alone(batch[0])
+            return
         try:
             async with self._store.connection() as conn:
                 rows = await conn.fetch(_SQL, *_columns(batch))
