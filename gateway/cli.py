@@ -10,9 +10,10 @@ import importlib
 import secrets
 import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
+import uvloop
 from aiohttp import web
 
 from gateway import embedded
@@ -40,6 +41,14 @@ async def stores(settings: Settings) -> AsyncIterator[Settings]:
         )
     finally:
         await asyncio.to_thread(servers.stop)
+
+
+T = TypeVar("T")
+
+
+def run_command(main: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine on uvloop (libuv: less CPU per request than asyncio's loop)."""
+    return uvloop.run(main)
 
 
 def demo_tokens() -> dict[str, Token]:
@@ -91,7 +100,7 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         print("intake serve: INTAKE_TOKENS is not set; refusing to start without tokens "
               "(`intake demo` prints demo tokens)", file=sys.stderr)
         return 2
-    return asyncio.run(serve(settings))
+    return run_command(serve(settings))
 
 
 def _delegate(module: str, function: str) -> Callable[[argparse.Namespace, Settings], int]:
@@ -99,7 +108,7 @@ def _delegate(module: str, function: str) -> Callable[[argparse.Namespace, Setti
         target: Callable[[argparse.Namespace, Settings], Any] = getattr(
             importlib.import_module(module), function)
         result = target(args, settings)
-        return int(asyncio.run(result) if asyncio.iscoroutine(result) else result)
+        return int(run_command(result) if asyncio.iscoroutine(result) else result)
     return run
 
 
