@@ -39,6 +39,7 @@ class SiaReceiver:
         self._tcp: asyncio.Server | None = None
         self._udp: asyncio.DatagramTransport | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
 
     async def handle(self, raw: bytes, transport: str, peer: str) -> bytes | None:
         """The answer to one frame, or None when it must go unanswered."""
@@ -67,6 +68,7 @@ class SiaReceiver:
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = str(writer.get_extra_info("peername"))
+        self._writers.add(writer)
         try:
             while True:
                 async with asyncio.timeout(IDLE_TIMEOUT):
@@ -85,6 +87,7 @@ class SiaReceiver:
         except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
             pass
         finally:
+            self._writers.discard(writer)
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
@@ -127,11 +130,17 @@ class SiaReceiver:
         return tcp_port, udp_port
 
     async def close(self) -> None:
-        """Stop listening and finish frames in flight."""
+        """Stop listening, hang up idle connections and finish frames in flight.
+
+        A frame being handled still commits; if its ACK can no longer be sent,
+        the device retries and the retransmission is acknowledged without a new event.
+        """
         if self._udp is not None:
             self._udp.close()
         if self._tcp is not None:
             self._tcp.close()
+            for writer in list(self._writers):
+                writer.close()  # an idle device connection would otherwise hold on for IDLE_TIMEOUT
             await self._tcp.wait_closed()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -144,3 +144,16 @@ async def test_database_down_means_no_answer(services: Any, receiver: tuple[int,
     await services.pool.close()
     with pytest.raises(TimeoutError):
         await asyncio.to_thread(exchange, receiver[0], frame, timeout=1.5)
+
+
+async def test_close_hangs_up_idle_device_connections_at_once(services: Any) -> None:
+    from gateway.sia_listener import SiaReceiver
+
+    receiver = SiaReceiver(services)
+    tcp, _ = await receiver.start("127.0.0.1", 0)
+    _reader, writer = await asyncio.open_connection("127.0.0.1", tcp)  # an idle device
+    await asyncio.sleep(0.05)
+    started = asyncio.get_running_loop().time()
+    await asyncio.wait_for(receiver.close(), 5)
+    assert asyncio.get_running_loop().time() - started < 2
+    writer.close()
