@@ -113,6 +113,17 @@ class _Step:
     pending: bool
 
 
+def _stop_if_cancelled() -> None:
+    """Raise `CancelledError` if this task was cancelled, even if a library swallowed it.
+
+    On Python 3.11, `asyncio.wait_for` (used inside asyncpg) can swallow a cancel
+    that races its completion; the task then stays "cancelling" but runs on.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class _Follower:
     """The catch-up-then-live loop shared by both runners."""
 
@@ -141,15 +152,14 @@ class _Follower:
         """Run `step` forever, retrying from the checkpoint with backoff on errors."""
         delay = 0.1
         while True:
+            _stop_if_cancelled()
             self.wakeup.clear()
             try:
                 result = await step()
             except asyncio.CancelledError:
                 raise
             except Exception:
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    raise asyncio.CancelledError from None  # a cancel surfaced as a driver error
+                _stop_if_cancelled()  # a cancel surfaced as a driver error
                 log.exception("subscription_failed", subscription=self.name, retry_in=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, _BACKOFF_MAX)

@@ -165,9 +165,25 @@ async def run_background(services: Services) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        for task in running:
+        await stop_tasks(running)
+
+
+STOP_GRACE = 5.0
+
+
+async def stop_tasks(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel the tasks and wait for them; cancel again any that swallowed the cancel."""
+    pending = set(tasks)
+    for task in pending:
+        task.cancel()
+    grace = STOP_GRACE
+    while pending:
+        _, pending = await asyncio.wait(pending, timeout=grace)
+        for task in pending:
+            log.warning("background_task_ignored_cancel", task=task.get_name())
             task.cancel()
-        await asyncio.gather(*running, return_exceptions=True)
+        grace = 1.0
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _supervise(task: Callable[[], Awaitable[None]]) -> None:
