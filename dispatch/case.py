@@ -18,7 +18,7 @@ from dispatch.case_events import APPLIERS
 from dispatch.clock import Clock
 from dispatch.errors import InvalidCommand, NotFound
 from dispatch.messages import Command, Event, event, from_recorded, metadata, to_new_event
-from eventstore import NO_STREAM, EventStore, RecordedEvent, WrongExpectedVersion
+from eventstore import NO_STREAM, EventStore, IdempotencyConflict, RecordedEvent, WrongExpectedVersion
 
 CATEGORIES: tuple[str, ...] = (
     "power_fault", "voltage_anomaly", "consultation", "complaint", "report", "suggestion",
@@ -328,11 +328,7 @@ class Registered:
 
 
 async def register_case(cmd: RegisterCase, *, store: EventStore, clock: Clock) -> Registered:
-    """Accept a case; a repeated idempotency key answers the first case."""
-    if cmd.idempotency_key is not None:
-        seen = await store.find_by_idempotency_key(cmd.idempotency_key)
-        if seen is not None:
-            return Registered(seen.stream.split("-", 1)[1], seen.last_version, True)
+    """Accept a case; a repeated idempotency key answers the first case (the store says so)."""
     now = clock.now()
     for attempt in range(3):
         seed = None if cmd.idempotency_key is None else f"{cmd.idempotency_key}#{attempt}"
@@ -350,6 +346,12 @@ async def register_case(cmd: RegisterCase, *, store: EventStore, clock: Clock) -
             )
         except WrongExpectedVersion:
             continue  # the id is taken (a one-in-a-trillion collision): draw another
+        except IdempotencyConflict as exc:
+            # A redelivery on another day derives another case id; the key names the first case.
+            seen = await store.find_by_idempotency_key(exc.key)
+            if seen is None:
+                raise
+            return Registered(seen.stream.split("-", 1)[1], seen.last_version, True)
         return Registered(result.stream.split("-", 1)[1], result.last_version, result.duplicate)
     raise InvalidCommand("could not allocate a case number")
 
