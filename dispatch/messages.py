@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import types
 import typing
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
@@ -42,13 +43,32 @@ def event(cls: E) -> E:
     return cls
 
 
+_FIELDS: dict[type, tuple[str, ...] | None] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...] | None:
+    """The field names of a dataclass type (None for any other type), cached per type.
+
+    `dataclasses.fields` builds a fresh tuple on every call; every appended and
+    every read event goes through here.
+    """
+    try:
+        return _FIELDS[cls]
+    except KeyError:
+        names = tuple(f.name for f in dataclasses.fields(cls)) if dataclasses.is_dataclass(cls) else None
+        _FIELDS[cls] = names
+        return names
+
+
 def _to_json(value: Any) -> Any:
-    if value is None or type(value) in _SCALARS:
+    cls = type(value)
+    if value is None or cls in _SCALARS:
         return value
+    names = _field_names(cls)
+    if names is not None:
+        return {name: _to_json(getattr(value, name)) for name in names}
     if isinstance(value, datetime):
         return value.isoformat()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, (list, tuple)):
         return [_to_json(v) for v in value]
     if isinstance(value, dict):
@@ -68,14 +88,16 @@ def to_new_event(evt: Event, metadata: dict[str, Any] | None = None) -> NewEvent
     return NewEvent(type(evt).__name__, to_data(evt), evt.SCHEMA_VERSION, dict(metadata or {}))
 
 
-_HINTS: dict[type, dict[str, Any]] = {}
+_DECODE: dict[type, tuple[tuple[str, Any], ...]] = {}
 
 
-def _hints(cls: type) -> dict[str, Any]:
-    hints = _HINTS.get(cls)
-    if hints is None:
-        hints = _HINTS[cls] = typing.get_type_hints(cls)
-    return hints
+def _decoding(cls: type) -> tuple[tuple[str, Any], ...]:
+    """(field name, type hint) of each field of a dataclass type, cached per type."""
+    found = _DECODE.get(cls)
+    if found is None:
+        hints = typing.get_type_hints(cls)
+        found = _DECODE[cls] = tuple((name, hints[name]) for name in _field_names(cls) or ())
+    return found
 
 
 def _from_json(tp: Any, value: Any) -> Any:
@@ -83,12 +105,12 @@ def _from_json(tp: Any, value: Any) -> Any:
         return None
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
-    if origin in (typing.Union, __import__("types").UnionType):
+    if origin in (typing.Union, types.UnionType):
         inner = [a for a in args if a is not type(None)]
         return _from_json(inner[0], value) if len(inner) == 1 else value
     if tp is datetime:
         return datetime.fromisoformat(value)
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and _field_names(tp) is not None:
         return from_data(tp, value)
     if origin is tuple and args:
         item = args[0]
@@ -103,12 +125,7 @@ T = TypeVar("T")
 
 def from_data(cls: type[T], data: dict[str, Any]) -> T:
     """Build a dataclass message from its JSON object, ignoring unknown keys."""
-    hints = _hints(cls)
-    kwargs = {
-        f.name: _from_json(hints[f.name], data[f.name])
-        for f in dataclasses.fields(cls)  # type: ignore[arg-type]
-        if f.name in data
-    }
+    kwargs = {name: _from_json(hint, data[name]) for name, hint in _decoding(cls) if name in data}
     return cls(**kwargs)
 
 
