@@ -1,6 +1,6 @@
 """Benchmark: nearest-provider lookup and surge batch assignment (issue 5).
 
-    .venv/bin/python -m bench.nearest [--sizes 100000,1000000] [--queries 20000]
+    .venv/bin/python -m bench.nearest [--sizes 100000,1000000] [--queries 20000] [--passes 3]
     intake bench nearest
 
 Providers and cases are drawn (fixed seed) inside the real district polygons of
@@ -177,8 +177,16 @@ def check(snap: ProviderSnapshot, queries: Sequence[NearestQuery]) -> int:
     return good
 
 
-def lookup_rows(reg: Region, sizes: Sequence[int], n_queries: int, rng: np.random.Generator) -> list[str]:
-    """Markdown rows for single lookups at each size."""
+def lookup_rows(
+    reg: Region, sizes: Sequence[int], n_queries: int, rng: np.random.Generator, passes: int = 3
+) -> list[str]:
+    """Markdown rows for single lookups at each size.
+
+    The index is timed in `passes` passes over the same queries, pooled: on a
+    shared 2-vCPU machine one pass can fall into a burst of someone else's
+    work, and the pooled p99 says what a caller sees over the whole run. The
+    per-pass p99 are printed too.
+    """
     rows = []
     for n in sizes:
         snap = ProviderSnapshot.build(make_providers(reg, n, rng))
@@ -186,7 +194,9 @@ def lookup_rows(reg: Region, sizes: Sequence[int], n_queries: int, rng: np.rando
         t = time.perf_counter()
         ProviderSnapshot.build(snap.layout.providers)
         build_s = time.perf_counter() - t
-        index = timings_us(snap.find, queries)
+        runs = [timings_us(snap.find, queries) for _ in range(passes)]
+        index = np.concatenate(runs)
+        per_pass = " / ".join(f"{np.percentile(ts, 99):.1f}" for ts in runs)
         objects = timings_us(snap.nearest, queries[: n_queries // 4])
         naive = timings_us(Haversine(snap), queries[: max(100, min(n_queries, 50_000_000 // n))])
         agree = check(snap, queries[:100])
@@ -198,7 +208,8 @@ def lookup_rows(reg: Region, sizes: Sequence[int], n_queries: int, rng: np.rando
         for name, ts in methods:
             p50, p99 = np.percentile(ts, [50, 99])
             rows.append(f"| {n:,} | {name} | {len(ts):,} | {p50:,.1f} | {p99:,.1f} | {ts.mean():,.1f} |")
-        rows.append(f"| {n:,} | index build {build_s:.2f} s; brute-force agreement {agree}/100 | | | | |")
+        rows.append(f"| {n:,} | index build {build_s:.2f} s; brute-force agreement {agree}/100; "
+                    f"`find` p99 per pass {per_pass} us | | | | |")
     return rows
 
 
@@ -230,13 +241,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="intake bench nearest", description="nearest-provider benchmark")
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--queries", type=int, default=20_000)
+    parser.add_argument("--passes", type=int, default=3, help="timed passes of `find` over the queries")
     args = parser.parse_args(list(argv or []))
     rng = np.random.default_rng(SEED)
     reg = region()
     sizes = [int(s) for s in args.sizes.split(",") if s]
     print("| providers | method | lookups | p50 us | p99 us | mean us |")
     print("|---:|---|---:|---:|---:|---:|")
-    for row in lookup_rows(reg, sizes, args.queries, rng):
+    for row in lookup_rows(reg, sizes, args.queries, rng, args.passes):
         print(row, flush=True)
     print()
     print("| batch | time | outcome |")
