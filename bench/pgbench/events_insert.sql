@@ -1,0 +1,2 @@
+\set i random(1, 1000000000)
+INSERT INTO events (stream, category, version, type, schema_version, data, metadata, recorded_at, prev_hash, hash) VALUES ('plain-' || :client_id || '-' || :i || '-' || random(), 'plain', 0, 'Received', 1, '{"text":"停电了，整个小区都没电","caller":"13800000000","channel":"sms"}'::jsonb, '{"actor":"channel-sms","channel":"sms","correlation_id":"abc","idempotency_key":"k"}'::jsonb, clock_timestamp(), '\x', '\x');

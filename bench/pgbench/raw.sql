@@ -1,0 +1,1 @@
+INSERT INTO raw_events (stream, type, data, metadata) VALUES ('bench-1', 'Received', '{"text":"停电了，整个小区都没电","caller":"13800000000","channel":"sms"}'::jsonb, '{"actor":"channel-sms","channel":"sms","correlation_id":"abc","idempotency_key":"k"}'::jsonb);
