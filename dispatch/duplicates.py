@@ -267,6 +267,12 @@ class MemoryCandidates:
         if case_id in self.cases:
             self.cases[case_id] = replace(self.cases[case_id], category=category)
 
+    async def clear(self) -> None:
+        """Forget every case (before a rebuild)."""
+        self.cases.clear()
+        self.grid.clear()
+        self.callers.clear()
+
 
 def _cell(deg: float) -> int:
     return math.floor(deg / _CELL_DEG)

@@ -7,6 +7,10 @@ for recent cases of the category in a bounding box (GiST index) or from the
 same caller, runs the pure `duplicates.decide`, and sends `LinkCases` and the
 incident commands with idempotency keys derived from the event. The benchmark
 (`bench/linking.py`) drives the same `decide_for` over `MemoryCandidates`.
+
+The candidates are working state, not a source of truth: `intake rebuild
+linking` (`ReactorRunner.rebuild`) refolds them from the recorded events
+through `recall`, deciding and sending nothing.
 """
 
 from __future__ import annotations
@@ -64,6 +68,10 @@ class CandidateSource(Protocol):
 
     async def recategorise(self, case_id: str, category: str) -> None:
         """A case's category changed (reclassified)."""
+        ...
+
+    async def clear(self) -> None:
+        """Forget every case (before a rebuild)."""
         ...
 
 
@@ -127,6 +135,11 @@ class PgCandidates:
         await self._pool.execute("UPDATE link_candidates SET category = $2 WHERE case_id = $1",
                                  case_id, category)
 
+    async def clear(self) -> None:
+        """See `CandidateSource.clear`."""
+        await self._pool.execute("TRUNCATE link_candidates")
+        self._inserted = 0
+
 
 class LinkingPolicy:
     """Reactor: link each new case to its duplicates and grow incidents (see the module)."""
@@ -151,15 +164,34 @@ class LinkingPolicy:
 
     async def react(self, event: RecordedEvent) -> None:
         """Handle the events this policy follows; ignore the rest."""
-        data = event.data
         if event.type == "CaseRegistered":
             await self._registered(event)
-        elif event.type == "CaseAddedToIncident" and event.category == "incident":
+            return
+        await self.recall(event, True)
+        if event.type == "CaseClassified":
+            await self._reclassified(event)
+
+    async def recall(self, event: RecordedEvent, reacted: bool) -> None:
+        """Fold a recorded event into the candidates; decide and send nothing (see `Recalling`).
+
+        After the checkpoint only incident memberships count: `decide_for` noted
+        those its decisions caused before their events were written.
+        """
+        data = event.data
+        if event.type == "CaseAddedToIncident" and event.category == "incident":
             await self.source.assign([data["case_id"]], data["incident_id"])
+        elif not reacted:
+            return
+        elif event.type == "CaseRegistered":
+            await self.source.remember(CaseSketch.of(from_data(CaseRegistered, data)))
         elif event.type == "IncidentResolved":
             await self.source.release(data["incident_id"])
         elif event.type == "CaseClassified":
-            await self._reclassified(event)
+            await self.source.recategorise(data["case_id"], data["category"])
+
+    async def forget(self) -> None:
+        """Drop the candidates (a rebuild recalls them from the log)."""
+        await self.source.clear()
 
     async def _registered(self, event: RecordedEvent) -> None:
         sketch = CaseSketch.of(from_data(CaseRegistered, event.data))
@@ -184,7 +216,6 @@ class LinkingPolicy:
         if self._store is None:
             return
         case = await load_case(self._store, event.data["case_id"])
-        await self.source.recategorise(case.case_id, case.category)
         for other_id in case.linked_case_ids:
             other = await load_case(self._store, other_id)
             if other.category != case.category:

@@ -5,7 +5,9 @@
   so its effects happen exactly once; changes are published after commit.
 - A `Reactor` (a policy) reacts to events by sending idempotent commands.
   `ReactorRunner` works on any `EventStore` and is at-least-once: it saves
-  its checkpoint after reacting, so a crash may repeat a reaction.
+  its checkpoint after reacting, so a crash may repeat a reaction. A
+  `Recalling` reactor also keeps working state of its own, which
+  `ReactorRunner.rebuild` refolds from the log without reacting.
 
 Both catch up from their checkpoint, then follow the log live: woken by the
 store's wake-ups (local appends and NOTIFY from other processes), polling
@@ -18,7 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import asyncpg
 import structlog
@@ -92,6 +94,29 @@ class Reactor(Protocol):
     async def react(self, event: RecordedEvent) -> None:
         """React to one event; may be called again for the same event after a crash."""
         ...
+
+
+@runtime_checkable
+class Recalling(Reactor, Protocol):
+    """A reactor with working state of its own (e.g. a candidate table), rebuilt from the log.
+
+    `recall` folds one event into that state as reacting to it did, without
+    deciding or sending anything. `reacted` is False for the events after the
+    reactor's checkpoint: it has not reacted to them yet, but the events its
+    last reactions caused lie there, and it noted their effect when it reacted.
+    """
+
+    async def forget(self) -> None:
+        """Drop the working state."""
+        ...
+
+    async def recall(self, event: RecordedEvent, reacted: bool) -> None:
+        """Fold one event into the working state; no commands."""
+        ...
+
+
+Progress = Callable[[int, int | None], None]
+"""Rebuild progress: events done, and the total when it is known."""
 
 
 class ProjectionFailed(EventStoreError):
@@ -328,6 +353,36 @@ class ReactorRunner:
     async def run_until_caught_up(self) -> int:
         """Process until nothing is readable; the number of events reacted to."""
         return await self._follower.until_caught_up(self.step)
+
+    async def rebuild(self, progress: Progress | None = None) -> int:
+        """Refold a `Recalling` reactor's own state from the whole log; the events read.
+
+        Nothing is sent and the checkpoint stays where it is, so the reactor
+        resumes where it stopped, deciding as it would have. Stop the workers first.
+        """
+        reactor = self._reactor
+        if not isinstance(reactor, Recalling):
+            raise TypeError(f"reactor {reactor.name!r} keeps no state to rebuild")
+        reacted_to = await self._store.load_checkpoint(reactor.name)
+        await reactor.forget()
+        log.info("reactor_rebuild_started", reactor=reactor.name, checkpoint=reacted_to.position)
+        after, done = Checkpoint(), 0
+        while True:
+            batch = await self._store.read_batch(
+                after, limit=self._follower.batch_size, categories=reactor.categories
+            )
+            for checkpoint, event in batch.events:
+                await reactor.recall(event, checkpoint <= reacted_to)
+                after = checkpoint
+            done += len(batch.events)
+            if progress is not None:
+                progress(done, None)
+            if not batch.events and not batch.pending:
+                break
+            if not batch.events:
+                await self._follower.pause(_Step(0, True))
+        log.info("reactor_rebuilt", reactor=reactor.name, events=done)
+        return done
 
     async def step(self) -> _Step:
         """React to one batch; save the checkpoint of the last event handled."""

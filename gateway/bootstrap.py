@@ -157,6 +157,11 @@ def projections(services: Services) -> list[Any]:
     return _collect(PROJECTION_MODULES, "projections", services)
 
 
+def reactors(services: Services) -> list[Any]:
+    """The reactors this build has (`intake rebuild` refolds those with state of their own)."""
+    return _collect(REACTOR_MODULES, "reactors", services)
+
+
 async def run_background(services: Services) -> AsyncIterator[None]:
     """Run the background tasks until the generator is closed; then cancel them."""
     await services.store.listen()

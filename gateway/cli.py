@@ -137,7 +137,8 @@ def parser() -> argparse.ArgumentParser:
     replay.add_argument("--json", action="store_true")
     sub.add_parser("verify", help="check tamper evidence of the whole store")
     rebuild = sub.add_parser("rebuild", help="rebuild read models from the log")
-    rebuild.add_argument("projection", nargs="?")
+    rebuild.add_argument("projection", nargs="?",
+                         help="a projection, or a policy with state of its own (linking); default all")
     bench = sub.add_parser("bench", help="the benchmarks")
     bench.add_argument("scenario", nargs="?", choices=BENCHMARKS)
     bench.add_argument("rest", nargs=argparse.REMAINDER)

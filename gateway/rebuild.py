@@ -1,4 +1,9 @@
-"""`intake rebuild [PROJECTION]`: drop read models and rebuild them from the log."""
+"""`intake rebuild [NAME]`: drop read models and rebuild them from the log.
+
+A name is a projection's, or a policy's that keeps working state of its own
+(`Recalling`, e.g. `linking` and its `link_candidates`): that state is
+refolded from the recorded events; nothing is decided or sent again.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +19,7 @@ def _progress_bar(name: str) -> Any:
 
     bar = tqdm(desc=f"rebuild {name}", unit="event", file=sys.stderr)
 
-    def update(done: int, total: int) -> None:
+    def update(done: int, total: int | None) -> None:
         bar.total = total
         bar.n = done
         bar.refresh()
@@ -24,32 +29,34 @@ def _progress_bar(name: str) -> Any:
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
-    """Rebuild one projection, or all; exit 2 naming the known ones when unknown.
+    """Rebuild one projection or policy state, or all; exit 2 naming the known ones when unknown.
 
     Stop the serving processes first: a projection rebuilt while a server also
-    runs it would be applied twice.
+    runs it would be applied twice, and a policy would decide on half-rebuilt state.
     """
-    from eventstore.subscriptions import ProjectionRunner
-    from gateway.bootstrap import build_services, close_services, projections
+    from eventstore.subscriptions import ProjectionRunner, ReactorRunner, Recalling
+    from gateway.bootstrap import build_services, close_services, projections, reactors
     from gateway.cli import stores
 
     async with stores(settings) as live:
         services = await build_services(live)
         try:
-            available = {p.name: p for p in projections(services)}
-            chosen = [available[args.projection]] if args.projection in available else []
+            available: dict[str, ProjectionRunner | ReactorRunner] = {
+                p.name: ProjectionRunner(services.store, p) for p in projections(services)}
+            available |= {r.name: ReactorRunner(services.store, r)
+                          for r in reactors(services) if isinstance(r, Recalling)}
+            chosen = {args.projection: available[args.projection]} if args.projection in available else {}
             if args.projection is None:
-                chosen = list(available.values())
+                chosen = available
             if not chosen:
                 print(f"intake rebuild: unknown projection {args.projection!r}; "
                       f"known: {', '.join(sorted(available))}", file=sys.stderr)
                 return 2
-            for projection in chosen:
-                progress = _progress_bar(projection.name)
-                runner = ProjectionRunner(services.store, projection)
+            for name, runner in chosen.items():
+                progress = _progress_bar(name)
                 count = await runner.rebuild(progress)
                 progress.close()
-                print(f"rebuilt {projection.name}: {count} events applied")
+                print(f"rebuilt {name}: {count} events applied")
         finally:
             await close_services(services)
     return 0

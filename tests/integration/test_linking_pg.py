@@ -3,6 +3,7 @@ the read models follow, and the HTTP API shows links and incidents and tells cal
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
@@ -11,12 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 
 from bench.linking import generate
 from dispatch.bus import MessageBus, collect_handlers
 from dispatch.case import CallerInfo, CaseRegistered, Place, RegisterCase, load_case
+from dispatch.case_actions import ClassifyCase
 from dispatch.clock import FakeClock
 from dispatch.duplicates import CaseSketch, LinkParams, MemoryCandidates
+from dispatch.incidents import ResolveIncident
 from dispatch.linking_policy import LinkingPolicy, PgCandidates
 from dispatch.messages import from_data
 from dispatch.projections_cases import CasesProjection
@@ -25,6 +29,7 @@ from dispatch.reference import RecordReference, parse_feature
 from eventstore import Checkpoint
 from eventstore.postgres import PostgresEventStore
 from eventstore.subscriptions import ProjectionRunner, ReactorRunner
+from gateway import rebuild
 from gateway.settings import Settings
 from tests.conftest import auth
 
@@ -183,3 +188,70 @@ async def _quiet(pool: asyncpg.Pool) -> bool:
         if done != last:
             return False
     return True
+
+
+async def _candidate_rows(pool: asyncpg.Pool) -> list[dict[str, Any]]:
+    return [dict(r) for r in await pool.fetch("SELECT * FROM link_candidates ORDER BY case_id")]
+
+
+async def test_rebuild_refolds_link_candidates_from_the_log_without_new_events(
+        settings: Settings, pg_store: PostgresEventStore, pg_pool: asyncpg.Pool,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    clock = FakeClock()
+    bus = MessageBus(collect_handlers((*MODULES, "dispatch.case_actions")),
+                     {"store": pg_store, "clock": clock, "pool": pg_pool, "settings": Settings()})
+    params = LinkParams()
+
+    def restarted() -> ReactorRunner:  # a worker's fresh policy over the table
+        policy = LinkingPolicy(PgCandidates(pg_pool, params), params, store=pg_store, send=bus.handle)
+        return ReactorRunner(pg_store, policy)
+
+    async def register(lat: float, phone: str) -> str:
+        clock.advance(timedelta(minutes=2))
+        cmd = RegisterCase(category="power_fault", channel="phone", description="停电",
+                           caller=CallerInfo(name="张", phone=phone), location=Place(lat, 108.70, "610402"))
+        return str((await bus.handle(cmd)).case_id)
+
+    async def events() -> int:
+        return int(await pg_pool.fetchval("SELECT count(*) FROM events"))
+
+    a = [await register(34.33 + i * 0.0005, f"1380013801{i}") for i in range(4)]
+    b = [await register(34.40 + i * 0.0005, f"1380013802{i}") for i in range(4)]
+    runner = restarted()
+    await runner.run_until_caught_up()
+    a_incident = (await load_case(pg_store, a[0])).incident_id
+    b_incident = (await load_case(pg_store, b[0])).incident_id
+    assert a_incident and b_incident and a_incident != b_incident
+    a3 = await load_case(pg_store, a[3])
+    await bus.handle(ClassifyCase(case_id=a[3], expected_version=a3.version, category="complaint",
+                                  priority=3))
+    await bus.handle(ResolveIncident(b_incident))
+    await runner.run_until_caught_up()
+    # One more case reacted to, the events its reaction caused not read yet (a worker stopped there).
+    x = await register(34.3312, "13800138030")
+    await runner.step()
+    checkpoint = await pg_store.load_checkpoint("linking")
+    assert checkpoint.position == (await pg_store.read_stream(f"case-{x}"))[0].position
+    before, written = await _candidate_rows(pg_pool), await events()
+    assert {r["case_id"]: r["incident_id"] for r in before} == {
+        **dict.fromkeys([*a, x], a_incident), **dict.fromkeys(b)}
+    assert next(r for r in before if r["case_id"] == a[3])["category"] == "complaint"
+
+    await pg_pool.execute("DELETE FROM link_candidates WHERE case_id = ANY($1)", a[:2])
+    await pg_pool.execute("UPDATE link_candidates SET incident_id = 'stale', category = 'junk'")
+    assert await rebuild.run(argparse.Namespace(projection="linking"), settings) == 0
+    read = await pg_pool.fetchval("SELECT count(*) FROM events WHERE category IN ('case', 'incident')")
+    assert f"rebuilt linking: {read} events applied" in capsys.readouterr().out
+    assert await _candidate_rows(pg_pool) == before
+    assert await events() == written
+    assert await pg_store.load_checkpoint("linking") == checkpoint
+
+    await restarted().run_until_caught_up()  # reads the effects of its last reaction: nothing new
+    assert await events() == written
+    y, z = await register(34.3308, "13800138040"), await register(34.4008, "13800138041")
+    await restarted().run_until_caught_up()
+    near_a, near_b = await load_case(pg_store, y), await load_case(pg_store, z)
+    assert near_a.incident_id == a_incident
+    assert near_a.linked_case_ids and set(near_a.linked_case_ids) <= {*a[:3], x}
+    assert near_b.incident_id != b_incident  # resolved: takes no new cases
+    assert near_b.linked_case_ids and set(near_b.linked_case_ids) <= set(b)

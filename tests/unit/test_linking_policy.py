@@ -81,3 +81,17 @@ async def test_reclassified_case_is_unlinked_from_its_old_category() -> None:
     await runner.run_until_caught_up()
     assert (await load_case(store, a)).linked_case_ids == ()
     assert (await load_case(store, b)).linked_case_ids == ()
+
+
+async def test_rebuild_recalls_the_candidates_and_sends_nothing() -> None:
+    store, clock, bus, policy = _wire()
+    for i in range(4):
+        await _register(bus, clock, 50 * i, phone=f"1380013800{i}")
+    await ReactorRunner(store, policy).run_until_caught_up()
+    assert isinstance(policy.source, MemoryCandidates)
+    before, total = dict(policy.source.cases), len(await store.read_all(Checkpoint(), limit=10_000))
+    assert {c.incident_id for c in before.values()} != {None}
+    await policy.source.assign(list(before), None)
+    assert await ReactorRunner(store, policy).rebuild() == total
+    assert policy.source.cases == before
+    assert len(await store.read_all(Checkpoint(), limit=10_000)) == total
