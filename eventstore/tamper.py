@@ -38,7 +38,7 @@ from eventstore.seals import (
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-__all__ = ["BadEvent", "Sealer", "VerifyReport", "run_cli", "verify", "workers"]
+__all__ = ["BadEvent", "ChainBreak", "Sealer", "VerifyReport", "check_chains", "run_cli", "verify", "workers"]
 
 _TIMEOUT = 3600.0
 
@@ -79,28 +79,57 @@ class VerifyReport:
         }
 
 
+_CHAIN_FAULTS: dict[str, tuple[str, str]] = {
+    "category": ("modified", "category does not match the stream"),
+    "content": ("modified", "content does not match its hash"),
+    "gap": ("version gap", "events before this one are missing (deleted)"),
+    "link": ("chain break", "previous hash does not match (inserted or replaced)"),
+}
+"""What a chain fault means: its kind (the start of a `verify` reason) and what exactly."""
+
 _CHAIN_SQL = r"""
-SELECT position, stream, reason FROM (
+SELECT position, stream, fault FROM (
     SELECT position, stream,
         CASE
-            WHEN category <> split_part(stream, '-', 1)
-                THEN 'modified: category does not match the stream'
+            WHEN category <> split_part(stream, '-', 1) THEN 'category'
             WHEN intake_event_hash(prev_hash, stream, version, type, schema_version,
-                                   data, metadata, recorded_at) <> hash
-                THEN 'modified: content does not match its hash'
-            WHEN version <> coalesce(lag(version) OVER w + 1, 0)
-                THEN 'version gap: events before this one are missing (deleted)'
-            WHEN prev_hash <> coalesce(lag(hash) OVER w, '\x'::bytea)
-                THEN 'chain break: previous hash does not match (inserted or replaced)'
-        END AS reason
-    FROM events WINDOW w AS (PARTITION BY stream ORDER BY version)
-) t WHERE reason IS NOT NULL ORDER BY position LIMIT 1
+                                   data, metadata, recorded_at) <> hash THEN 'content'
+            WHEN version <> coalesce(lag(version) OVER w + 1, 0) THEN 'gap'
+            WHEN prev_hash <> coalesce(lag(hash) OVER w, '\x'::bytea) THEN 'link'
+        END AS fault
+    FROM events {where} WINDOW w AS (PARTITION BY stream ORDER BY version)
+) t WHERE fault IS NOT NULL ORDER BY position LIMIT 1
 """
+_COUNT_SQL = "SELECT count(*) FROM events {where}"
+_ONE_STREAM = "WHERE stream = $1"
 
 
-async def _check_chains(conn: asyncpg.Connection) -> BadEvent | None:
-    row = await conn.fetchrow(_CHAIN_SQL, timeout=_TIMEOUT)
-    return None if row is None else BadEvent(row["stream"], row["position"], row["reason"])
+@dataclass(frozen=True, slots=True)
+class ChainBreak:
+    """The first event, by position, where a stream's hash chain does not hold."""
+
+    stream: str
+    position: int
+    kind: str
+    detail: str
+
+    def bad_event(self) -> BadEvent:
+        """As `verify` reports it: the reason is `<kind>: <detail>`."""
+        return BadEvent(self.stream, self.position, f"{self.kind}: {self.detail}")
+
+
+async def check_chains(conn: asyncpg.Connection, stream: str | None = None
+                       ) -> tuple[int, ChainBreak | None]:
+    """Recompute the hash chains of every stream, or of one: the events checked, the first break.
+
+    Run it inside a repeatable-read transaction for one consistent snapshot.
+    """
+    where, args = (_ONE_STREAM, [stream]) if stream is not None else ("", [])
+    checked = int(await conn.fetchval(_COUNT_SQL.format(where=where), *args, timeout=_TIMEOUT))
+    row = await conn.fetchrow(_CHAIN_SQL.format(where=where), *args, timeout=_TIMEOUT)
+    if row is None:
+        return checked, None
+    return checked, ChainBreak(row["stream"], row["position"], *_CHAIN_FAULTS[row["fault"]])
 
 
 def _check_link(seal: Seal, prev: Seal | None, key: bytes | None) -> str | None:
@@ -190,13 +219,13 @@ async def verify(pool: asyncpg.Pool, *, key: bytes | None = None) -> VerifyRepor
     """
     key = key if key is not None else seal_key_from_env()
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        checked = int(await conn.fetchval("SELECT count(*) FROM events", timeout=_TIMEOUT))
-        chain_bad = await _check_chains(conn)
+        checked, broken = await check_chains(conn)
         seals = await _check_seals(conn, key)
         unsealed = int(await conn.fetchval(
             "SELECT count(*) FROM events WHERE (tx_id, position) > ($1::text::xid8, $2)",
             str(seals.last[0]), seals.last[1], timeout=_TIMEOUT,
         ))
+    chain_bad = broken.bad_event() if broken is not None else None
     found = [b for b in (chain_bad, seals.bad) if b is not None]
     first = min(found, key=lambda b: b.position) if found else None
     warnings: list[str] = []

@@ -25,6 +25,7 @@ from dispatch.messages import Event, event, metadata, to_data, to_new_event
 from eventstore import ANY, EventStore, RecordedEvent
 from eventstore.errors import InvalidStreamName
 from eventstore.records import check_stream_name
+from eventstore.tamper import check_chains
 from gateway.settings import Settings
 
 RAW_PREVIEW = 160
@@ -122,31 +123,17 @@ async def case_history(store: EventStore, case_id: str, as_of: datetime | None =
     return CaseHistory(case_id, as_of, tuple(merged), state, len(records))
 
 
-_VERIFY_SQL = """
-SELECT position, version,
-       hash = intake_event_hash(prev_hash, stream, version, type, schema_version, data,
-                                metadata, recorded_at) AS hash_ok,
-       prev_hash = coalesce(lag(hash) OVER w, '\\x'::bytea) AS link_ok,
-       version = (row_number() OVER w) - 1 AS sequence_ok
-FROM events WHERE stream = $1 WINDOW w AS (ORDER BY version) ORDER BY version
-"""
-
-
-def _first_bad(stream: str, rows: list[asyncpg.Record]) -> dict[str, Any] | None:
-    for row in rows:
-        for check, reason in (("sequence_ok", "version gap"), ("link_ok", "broken hash chain"),
-                              ("hash_ok", "content does not match its hash")):
-            if not row[check]:
-                return {"stream": stream, "position": row["position"], "reason": reason}
-    return None
-
-
 async def verify_stream(pool: asyncpg.Pool, stream: str) -> dict[str, Any]:
-    """Check one stream's hash chain: `{"ok", "checked", "first_bad"}` like `/audit/verify`."""
-    async with pool.acquire() as conn:
-        rows = await conn.fetch(_VERIFY_SQL, stream)
-    first_bad = _first_bad(stream, rows)
-    return {"ok": first_bad is None, "checked": len(rows), "first_bad": first_bad}
+    """Check one stream's hash chain: `{"ok", "checked", "first_bad"}` like `/audit/verify`.
+
+    The check is `eventstore.tamper.check_chains`; the reason names what exactly
+    is wrong (e.g. "content does not match its hash").
+    """
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        checked, broken = await check_chains(conn, stream)
+    first_bad = None if broken is None else {
+        "stream": broken.stream, "position": broken.position, "reason": broken.detail}
+    return {"ok": broken is None, "checked": checked, "first_bad": first_bad}
 
 
 def auditlog_stream(reader: str) -> str:
