@@ -6,10 +6,20 @@ group commit on, concurrent requests share one commit), so it can answer as
 soon as the message is durable. `SmsIntakePolicy` then appends it to the
 sender's open case as a conversation message (`CaseMessageReceived`) or opens
 a case categorised from the text (`dispatch.classify`; an agent can correct it).
+
+The `cases` read model lags behind the log, so it alone cannot tell the policy
+about the case it opened for the sender's previous SMS a moment ago. Each case
+an SMS opens is therefore also recorded on the sender's stream
+(`SmsCaseOpened` on `smssender-<number>`); the sender's open case is the newest
+open one of that record and the read model's answer, both checked on their
+case streams. The policy handles SMS one by one in log order and records an
+opening before it moves on, so whichever worker decides an SMS finds every
+earlier opening of its sender in the log, after a restart too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,8 +29,10 @@ import structlog
 from channels.message import InboundContact
 from dispatch.case import (
     CallerInfo,
+    CaseState,
     RegisterCase,
     case_stream,
+    load_case,
     mask_phone,
     normalise_phone,
     register_case,
@@ -29,13 +41,15 @@ from dispatch.classify import classify_text
 from dispatch.clock import Clock
 from dispatch.errors import InvalidCommand
 from dispatch.messages import Command, Event, event, from_recorded, metadata, to_new_event
+from dispatch.missed_call import caller_key
+from dispatch.sla import DONE_STATUSES
 from eventstore import ANY, AppendResult, EventStore, RecordedEvent
 from eventstore.errors import IdempotencyConflict
 
 log = structlog.get_logger(__name__)
 
-OPEN_CASE_SQL = """SELECT case_id FROM cases WHERE caller_phone = $1
-    AND status NOT IN ('completed', 'called_back', 'archived', 'closed')
+OPEN_CASE_SQL = f"""SELECT case_id FROM cases WHERE caller_phone = $1
+    AND status NOT IN ({", ".join(f"'{s}'" for s in sorted(DONE_STATUSES))})
     ORDER BY created_at DESC LIMIT 1"""
 
 
@@ -52,6 +66,11 @@ def callable_number(raw: str | None) -> str | None:
 def sms_stream(contact: InboundContact) -> str:
     """The stream of one inbound SMS, named by its channel key (`twilio:sms:<MessageSid>`)."""
     return f"sms-{contact.idempotency_key}"
+
+
+def sender_stream(phone: str) -> str:
+    """The stream of the cases a sender's SMS opened (`smssender-<number>`, `+` as `00`)."""
+    return f"smssender-{caller_key(phone)}"
 
 
 @event
@@ -72,6 +91,15 @@ class CaseMessageReceived(Event):
     phone: str | None
     text: str
     contact: InboundContact
+
+
+@event
+@dataclass(frozen=True, slots=True)
+class SmsCaseOpened(Event):
+    """An SMS (`sms_stream`) opened a case for its sender; their next SMS join it while it is open."""
+
+    case_id: str
+    sms_stream: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,8 +136,14 @@ async def receive_sms(cmd: ReceiveSms, *, store: EventStore) -> AppendResult:
                               idempotency_key=contact.idempotency_key)
 
 
-async def open_case_of(pool: asyncpg.Pool, phone: str) -> str | None:
-    """The newest open case of a phone number, from the case read model."""
+def newest_open(cases: Iterable[CaseState]) -> str | None:
+    """The id of the newest case not yet completed, called back, archived or closed."""
+    open_cases = [(c.created_at, c.case_id) for c in cases
+                  if c.created_at is not None and c.status not in DONE_STATUSES]
+    return max(open_cases)[1] if open_cases else None
+
+
+async def _read_model_case(pool: asyncpg.Pool, phone: str) -> str | None:
     try:
         async with pool.acquire() as conn:
             found = await conn.fetchval(OPEN_CASE_SQL, phone)
@@ -117,6 +151,18 @@ async def open_case_of(pool: asyncpg.Pool, phone: str) -> str | None:
         log.warning("cases_read_model_missing")
         return None
     return None if found is None else str(found)
+
+
+async def open_case_of(store: EventStore, pool: asyncpg.Pool, phone: str) -> str | None:
+    """The sender's newest open case: the last one their SMS opened or the read model's, per the log."""
+    opened = await store.read_stream(sender_stream(phone))
+    own = str(opened[-1].data["case_id"]) if opened else None
+    candidates = {c for c in (own, await _read_model_case(pool, phone)) if c is not None}
+    return newest_open([await load_case(store, c) for c in sorted(candidates)])
+
+
+def _case_of(stream: str) -> str:
+    return stream.split("-", 1)[1]
 
 
 async def _open_case(cmd: TakeInSms, phone: str | None, key: str, store: EventStore,
@@ -133,30 +179,57 @@ async def _open_case(cmd: TakeInSms, phone: str | None, key: str, store: EventSt
     )
     log.info("sms_opened_case", case_id=registered.case_id, category=category,
              sender=mask_phone(phone))
-    return SmsTakenIn(registered.case_id, True, registered.duplicate)
+    # A repeat answers the append the key stored first: the SMS opened that case if it
+    # registered it (version 0), else it joined it.
+    return SmsTakenIn(registered.case_id, registered.version == 0, registered.duplicate)
 
 
-async def take_in_sms(
-    cmd: TakeInSms, *, store: EventStore, clock: Clock, pool: asyncpg.Pool
-) -> SmsTakenIn:
-    """Append the SMS to the sender's open case, or open a categorised case (idempotent)."""
+async def _join_case(cmd: TakeInSms, case_id: str, phone: str, key: str,
+                     store: EventStore) -> SmsTakenIn:
     contact = cmd.contact
-    key = f"{contact.idempotency_key}:case"
-    phone = callable_number(contact.caller.phone)
-    case_id = await open_case_of(pool, phone) if phone else None
-    if case_id is None:
-        return await _open_case(cmd, phone, key, store, clock)
     evt = CaseMessageReceived(case_id, "sms", phone, contact.text or "", contact)
     meta = metadata(actor="policy:sms-intake", channel="sms", correlation_id=cmd.stream,
                     received_at=contact.received_at)
     try:
         result = await store.append(case_stream(case_id), [to_new_event(evt, meta)], ANY,
                                     idempotency_key=key)
-    except IdempotencyConflict as exc:
-        # A reaction repeated after a crash: the SMS already went to another case.
-        return SmsTakenIn(exc.stored_stream.split("-", 1)[1], False, True)
+    except IdempotencyConflict:
+        # A repeated reaction: the SMS already went to another case.
+        seen = await store.find_by_idempotency_key(key)
+        if seen is None:
+            raise
+        return SmsTakenIn(_case_of(seen.stream), seen.first_version == 0, True)
     log.info("sms_joined_case", case_id=case_id, sender=mask_phone(phone))
-    return SmsTakenIn(case_id, False, result.duplicate)
+    return SmsTakenIn(case_id, result.first_version == 0, result.duplicate)
+
+
+async def _remember_opened(cmd: TakeInSms, phone: str, case_id: str, store: EventStore) -> None:
+    meta = metadata(actor="policy:sms-intake", channel="sms", correlation_id=cmd.stream)
+    await store.append(sender_stream(phone), [to_new_event(SmsCaseOpened(case_id, cmd.stream), meta)],
+                       ANY, idempotency_key=f"{cmd.contact.idempotency_key}:sender")
+
+
+async def take_in_sms(
+    cmd: TakeInSms, *, store: EventStore, clock: Clock, pool: asyncpg.Pool
+) -> SmsTakenIn:
+    """Append the SMS to the sender's open case, or open a categorised case (idempotent).
+
+    A case it opens is recorded on the sender's stream before the reaction ends
+    (again, idempotently, on a repeat), so the sender's next SMS finds it.
+    """
+    contact = cmd.contact
+    key = f"{contact.idempotency_key}:case"
+    phone = callable_number(contact.caller.phone)
+    if phone is None:
+        return await _open_case(cmd, None, key, store, clock)
+    case_id = await open_case_of(store, pool, phone)
+    if case_id is None:
+        taken = await _open_case(cmd, phone, key, store, clock)
+    else:
+        taken = await _join_case(cmd, case_id, phone, key, store)
+    if taken.opened:
+        await _remember_opened(cmd, phone, taken.case_id, store)
+    return taken
 
 
 class SmsIntakePolicy:

@@ -1,0 +1,82 @@
+"""SMS intake decisions on the in-memory store, with a `cases` read model that lags."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from channels.message import Caller, InboundContact
+from dispatch.case import CaseState
+from dispatch.clock import FakeClock
+from dispatch.sms import TakeInSms, newest_open, sender_stream, sms_stream, take_in_sms
+from eventstore.memory import MemoryEventStore
+
+T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+
+
+class StaleReadModel:
+    """Stands in for the pool: the `cases` read model answers `case_id` (None: nothing yet)."""
+
+    def __init__(self, case_id: str | None = None) -> None:
+        self.case_id = case_id
+
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[Any]:
+        """A connection whose every query answers the stale row."""
+        outer = self
+
+        class Conn:
+            async def fetchval(self, *_: Any) -> str | None:
+                return outer.case_id
+
+        yield Conn()
+
+
+def contact(sid: str, phone: str | None = "+8613911112222") -> TakeInSms:
+    found = InboundContact(channel="sms", kind="sms", idempotency_key=f"twilio:sms:{sid}",
+                           caller=Caller(phone=phone), occurred_at=T0, received_at=T0,
+                           text="停电了", raw={"MessageSid": sid})
+    return TakeInSms(found, sms_stream(found))
+
+
+def test_newest_open_skips_finished_cases() -> None:
+    old = CaseState("C1", status="accepted", created_at=T0)
+    new = replace(old, case_id="C2", created_at=T0 + timedelta(minutes=1))
+    assert newest_open([new, old]) == "C2"
+    assert newest_open([replace(new, status="closed"), old]) == "C1"
+    done = ("completed", "called_back", "archived", "closed")
+    assert newest_open([replace(old, status=s) for s in done]) is None
+    assert newest_open([]) is None
+
+
+async def test_the_next_sms_joins_the_case_the_read_model_has_not_seen_yet() -> None:
+    store, clock, pool = MemoryEventStore(), FakeClock(), StaleReadModel()
+    first = await take_in_sms(contact("SM1"), store=store, clock=clock, pool=pool)
+    second = await take_in_sms(contact("SM2"), store=store, clock=clock, pool=pool)
+    again = await take_in_sms(contact("SM1"), store=store, clock=clock, pool=pool)
+
+    assert (first.opened, first.duplicate) == (True, False)
+    assert (second.case_id, second.opened, second.duplicate) == (first.case_id, False, False)
+    assert (again.case_id, again.opened, again.duplicate) == (first.case_id, True, True)
+    [opened] = await store.read_stream(sender_stream("13911112222"))
+    assert opened.data == {"case_id": first.case_id, "sms_stream": "sms-twilio:sms:SM1"}
+
+
+async def test_the_newer_of_the_own_and_the_read_model_case_wins() -> None:
+    store, clock = MemoryEventStore(), FakeClock()
+
+    async def take(sid: str, read_model: str | None = None, phone: str | None = "13911112222") -> Any:
+        return await take_in_sms(contact(sid, phone), store=store, clock=clock,
+                                 pool=StaleReadModel(read_model))
+
+    older = await take("SM0", phone=None)  # stands for a case an agent registered earlier
+    clock.advance(60)
+    mine = await take("SM1")  # the read model does not show the older case yet
+    assert mine.opened and mine.case_id != older.case_id
+    assert (await take("SM2", read_model=older.case_id)).case_id == mine.case_id
+    clock.advance(60)
+    newer = await take("SM3", phone=None)
+    assert (await take("SM4", read_model=newer.case_id)).case_id == newer.case_id
