@@ -121,8 +121,8 @@ class ReferenceFollower:
     async def run(self) -> None:
         """Load, then follow the log forever (cancel to stop)."""
         after = await self.start()
-        wakeup = self._store.wakeup()
         categories = frozenset({"provider", "district"})
+        wakeup = self._store.wakeup(categories)
         while True:
             wakeup.clear()
             batch = await self._store.read_batch(after, limit=_PAGE, categories=categories)

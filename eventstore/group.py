@@ -113,8 +113,10 @@ class GroupCommitter:
             log.info("group_commit_split", size=len(batch), error=type(exc).__name__)
             await asyncio.gather(*(self._alone(item) for item in batch))
             return
-        if any(row["status"] == "ok" and not row["out_duplicate"] for row in rows):
-            self._store.wake()
+        appended = {item.args[1] for item, row in zip(batch, rows, strict=True)
+                    if row["status"] == "ok" and not row["out_duplicate"]}
+        if appended:
+            self._store.wake(appended)  # args[1]: the stream's category
         retry = [item for item, row in zip(batch, rows, strict=True) if _settle(item, row)]
         await asyncio.gather(*(self._alone(item) for item in retry))
 

@@ -63,9 +63,10 @@ class EventStore(Protocol):
         """Like `read_all`, and says whether committed events wait behind the horizon."""
         ...
 
-    def wakeup(self) -> Wakeup:
+    def wakeup(self, categories: frozenset[str] | None = None) -> Wakeup:
         """A latch of the caller's own, set whenever new events may be readable.
 
+        With `categories`, only appends to those stream categories set it.
         Clear it before reading and wait on it after an empty read: an append
         in between is never missed. Keep a reference while you use it.
         """

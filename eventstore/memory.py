@@ -95,7 +95,7 @@ class MemoryEventStore:
             )
             if idempotency_key is not None:
                 self._keys[idempotency_key] = result
-        self._hub.wake_all()
+        self._hub.wake_all(frozenset({category_of(stream)}))
         return result
 
     async def read_stream(
@@ -135,9 +135,9 @@ class MemoryEventStore:
         """See `EventStore.read_batch`; in memory nothing is ever pending."""
         return ReadBatch(tuple(await self.read_all(after, limit=limit, categories=categories)))
 
-    def wakeup(self) -> Wakeup:
+    def wakeup(self, categories: frozenset[str] | None = None) -> Wakeup:
         """See `EventStore.wakeup`."""
-        return self._hub.subscribe()
+        return self._hub.subscribe(categories)
 
     async def checkpoint_at(self, position: int) -> Checkpoint:
         """See `EventStore.checkpoint_at`."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -41,8 +41,9 @@ _WRONG_VERSION = "IX409"
 _NOTIFY_WINDOW = 0.01
 _NOTIFY = (
     "SELECT set_config('synchronous_commit', 'off', true), "
-    f"pg_notify('{NOTIFY_CHANNEL}', '')"
+    f"pg_notify('{NOTIFY_CHANNEL}', $1)"
 )
+_NOTIFY_PAYLOAD_MAX = 7000  # PostgreSQL's limit is 8000 bytes; beyond, wake every reader
 _SETTLE = (0.002, 0.004, 0.008, 0.016, 0.032, 0.0)
 
 UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -138,6 +139,7 @@ class PostgresEventStore:
         self._acquire_timeout = acquire_timeout
         self._hub = WakeupHub()
         self._notify_pending = False
+        self._notify_categories: set[str] | None = set()  # None: some wake named none
         self._notify_task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection | None = None
 
@@ -186,7 +188,7 @@ class PostgresEventStore:
                 conn, stream, events, expected_version, idempotency_key=idempotency_key
             )
         if not result.duplicate:
-            self.wake()
+            self.wake((category_of(stream),))
         return result
 
     async def read_stream(
@@ -245,9 +247,9 @@ class PostgresEventStore:
         async with self.connection() as conn:
             return await read_batch_on(conn, after, limit=limit, categories=categories)
 
-    def wakeup(self) -> Wakeup:
+    def wakeup(self, categories: frozenset[str] | None = None) -> Wakeup:
         """See `EventStore.wakeup`."""
-        return self._hub.subscribe()
+        return self._hub.subscribe(categories)
 
     async def checkpoint_at(self, position: int) -> Checkpoint:
         """See `EventStore.checkpoint_at`."""
@@ -278,17 +280,24 @@ class PostgresEventStore:
 
     # -- waking readers -------------------------------------------------------
 
-    def wake(self) -> None:
+    def wake(self, categories: Iterable[str] | None = None) -> None:
         """Wake local readers now and, coalesced, readers in other processes.
 
-        `append` calls this; call it yourself after committing a transaction
-        in which you appended with `append_on`.
+        `categories`: the stream categories just appended to (None: unknown;
+        wakes every reader). `append` calls this; call it yourself after
+        committing a transaction in which you appended with `append_on`.
 
         The NOTIFY is sent outside the append transaction: a `pg_notify` inside
         every append serialises commits on the notify queue lock. Appends that
-        land while a NOTIFY is pending share it.
+        land while a NOTIFY is pending share it; its payload is the union of
+        their categories.
         """
-        self._hub.wake_all()
+        named = None if categories is None else frozenset(categories)
+        self._hub.wake_all(named)
+        if named is None:
+            self._notify_categories = None
+        elif self._notify_categories is not None:
+            self._notify_categories |= named
         if not self._notify_pending:
             self._notify_pending = True
             self._notify_task = asyncio.get_running_loop().create_task(self._notify())
@@ -300,14 +309,19 @@ class PostgresEventStore:
         # add an fsync of its own next to the appends.
         await asyncio.sleep(_NOTIFY_WINDOW)
         self._notify_pending = False
+        named, self._notify_categories = self._notify_categories, set()
+        payload = "" if named is None else ",".join(sorted(named))
+        if len(payload) > _NOTIFY_PAYLOAD_MAX:
+            payload = ""
         try:
             async with self.connection() as conn:
-                await conn.execute(_NOTIFY)
+                await conn.execute(_NOTIFY, payload)
         except (StoreUnavailable, asyncpg.PostgresError) as exc:
             log.warning("notify_failed", error=str(exc))
 
-    def _on_notify(self, *_: object) -> None:
-        self._hub.wake_all()
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+        # The categories another process appended to; empty: unknown, wake every reader.
+        self._hub.wake_all(frozenset(payload.split(",")) if payload else None)
 
     async def listen(self) -> None:
         """Follow NOTIFY from other processes on a dedicated connection."""
@@ -454,18 +468,20 @@ def _batch_sql(categories: frozenset[str] | None) -> str:
     """One statement, one snapshot, one horizon: the page below it and the pending flag.
 
     `intake_horizon()` (migration 0001, README: the commit horizon) is
-    evaluated once. `pending` compares the newest transaction id (a backward
-    index scan for one row) with the horizon; with several categories it
-    looks at the whole log, which is cheap and only ever errs towards polling
-    again.
+    evaluated once. `pending` compares the newest transaction id of the
+    categories read (a backward index scan for one row per category) with the
+    horizon, so a flood in other categories does not keep a reader polling.
     """
     where = ""
     newest = "SELECT max(tx_id) FROM events"
     if categories is not None:
         # One category: an equality keeps the (category, tx_id, position) index ordered.
         where = "AND category = $4::text" if len(categories) == 1 else "AND category = ANY($4::text[])"
-        if len(categories) == 1:
-            newest += " WHERE category = $4::text"
+        newest = (
+            "SELECT max(tx_id) FROM events WHERE category = $4::text" if len(categories) == 1
+            else "SELECT max(n.tx) FROM unnest($4::text[]) AS c(name), LATERAL "
+                 "(SELECT max(tx_id) AS tx FROM events WHERE category = c.name) n"
+        )
     return (
         "WITH h AS MATERIALIZED (SELECT intake_horizon() AS horizon) "
         f"SELECT coalesce(({newest}) >= h.horizon, false) AS pending, b.* FROM h "

@@ -230,7 +230,8 @@ class ProjectionRunner:
         self._projection = projection
         self._publish = publish
         self._follower = _Follower(
-            f"projection:{projection.name}", store.wakeup(), batch_size, poll_interval
+            f"projection:{projection.name}", store.wakeup(projection.categories), batch_size,
+            poll_interval
         )
 
     async def run(self) -> None:
@@ -343,7 +344,7 @@ class ReactorRunner:
         self._reactor = reactor
         self._checkpoint: Checkpoint | None = None
         self._follower = _Follower(
-            f"reactor:{reactor.name}", store.wakeup(), batch_size, poll_interval
+            f"reactor:{reactor.name}", store.wakeup(reactor.categories), batch_size, poll_interval
         )
 
     async def run(self) -> None:

@@ -4,6 +4,10 @@ A reader clears its own `Wakeup` *before* it reads and waits on it only when
 the read came back empty, so an append that lands between the read and the
 wait is never lost. Several readers in one process each get their own latch:
 one of them waking never consumes the signal of another.
+
+A latch may name the stream categories its reader follows: it is then set only
+by appends to those categories (or by a signal that does not say which), so a
+flood of contacts does not wake a reader of provider or timer events.
 """
 
 from __future__ import annotations
@@ -13,12 +17,17 @@ import weakref
 
 
 class Wakeup:
-    """One reader's latch: set by every append (or NOTIFY), cleared by its reader."""
+    """One reader's latch: set by appends it follows (or NOTIFY), cleared by its reader."""
 
-    __slots__ = ("__weakref__", "_event")
+    __slots__ = ("__weakref__", "_event", "categories")
 
-    def __init__(self) -> None:
+    def __init__(self, categories: frozenset[str] | None = None) -> None:
         self._event = asyncio.Event()
+        self.categories = categories  # None: every category
+
+    def follows(self, categories: frozenset[str] | None) -> bool:
+        """Whether appends to `categories` (None: unknown, maybe any) concern this reader."""
+        return self.categories is None or categories is None or not self.categories.isdisjoint(categories)
 
     def set(self) -> None:
         """Mark that new events may be readable."""
@@ -52,16 +61,17 @@ class WakeupHub:
     def __init__(self) -> None:
         self._latches: weakref.WeakSet[Wakeup] = weakref.WeakSet()
 
-    def subscribe(self) -> Wakeup:
-        """A new latch that every later `wake_all` sets (kept while referenced)."""
-        latch = Wakeup()
+    def subscribe(self, categories: frozenset[str] | None = None) -> Wakeup:
+        """A new latch set by every later `wake_all` of its categories (kept while referenced)."""
+        latch = Wakeup(categories)
         self._latches.add(latch)
         return latch
 
-    def wake_all(self) -> None:
-        """Set every live latch."""
+    def wake_all(self, categories: frozenset[str] | None = None) -> None:
+        """Set every live latch following any of `categories` (None: every latch)."""
         for latch in list(self._latches):
-            latch.set()
+            if latch.follows(categories):
+                latch.set()
 
     async def wait(self, seconds: float) -> None:
         """Wait for the next `wake_all`, or `seconds` (one-shot helper)."""

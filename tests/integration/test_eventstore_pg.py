@@ -286,3 +286,49 @@ async def test_the_database_refuses_changes_to_the_log(
             await conn.execute(statement.format(t=table))
     assert refused.value.sqlstate == "IX403"
 
+
+
+async def test_notify_wakes_readers_in_other_processes_by_category(pg_dsn: str) -> None:
+    """The coalesced NOTIFY names the categories appended to; a reader elsewhere wakes only for its own."""
+    pools = [await create_pool(pg_dsn, min_size=1, max_size=3) for _ in range(2)]
+    writer, reader = PostgresEventStore(pools[0]), PostgresEventStore(pools[1])
+    try:
+        await reader.listen()
+        calls, everything = reader.wakeup(frozenset({"call"})), reader.wakeup()
+        await writer.append("sms-1", [NewEvent("Received", {})], NO_STREAM)
+        assert await everything.wait(3)  # the NOTIFY for sms-1 arrived ...
+        await asyncio.sleep(0.05)
+        assert not calls.is_set()  # ... and did not wake the reader of calls
+        await writer.append("call-1", [NewEvent("Abandoned", {})], NO_STREAM)
+        assert await calls.wait(3)
+        calls.clear()
+        async with writer.connection() as conn:  # a NOTIFY without categories wakes everyone
+            await conn.execute("SELECT pg_notify('intake_events', '')")
+        assert await calls.wait(3)
+    finally:
+        for store in (writer, reader):
+            await store.close()
+        for pool in pools:
+            await pool.close()
+
+
+async def test_pending_looks_only_at_the_categories_read(pg_store: PostgresEventStore, pg_dsn: str) -> None:
+    """Events of other categories waiting behind an open transaction do not make a reader poll."""
+    await pg_store.append("call-1", [NewEvent("Abandoned", {})], NO_STREAM)
+    blocker = await asyncpg.connect(pg_dsn)
+    try:
+        open_tx = blocker.transaction()
+        await open_tx.start()
+        await blocker.execute("SELECT pg_current_xact_id()")  # an older transaction still running
+        await pg_store.append("sms-1", [NewEvent("Received", {})], NO_STREAM)
+        await pg_store.append("timer-1", [NewEvent("Due", {})], NO_STREAM)
+        after_call = (await pg_store.read_batch(Checkpoint(), categories=frozenset({"call"}))).events[-1][0]
+        sms = await pg_store.read_batch(after_call, categories=frozenset({"sms"}))
+        both = await pg_store.read_batch(after_call, categories=frozenset({"sms", "timer"}))
+        calls = await pg_store.read_batch(after_call, categories=frozenset({"call"}))
+        others = await pg_store.read_batch(after_call, categories=frozenset({"call", "case"}))
+        assert (sms.pending, both.pending) == (True, True)
+        assert (calls.pending, others.pending) == (False, False)
+        await open_tx.rollback()
+    finally:
+        await blocker.close()

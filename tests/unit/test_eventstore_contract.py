@@ -192,6 +192,15 @@ async def test_every_wakeup_is_set_by_an_append(store: EventStore) -> None:
     assert second.is_set()
 
 
+async def test_a_wakeup_for_some_categories_is_set_only_by_appends_to_them(store: EventStore) -> None:
+    calls, everything = store.wakeup(frozenset({"call"})), store.wakeup()
+    await store.append("sms-1", [ev()], NO_STREAM)
+    assert everything.is_set()
+    assert not calls.is_set()
+    await store.append("call-1", [ev()], NO_STREAM)
+    assert calls.is_set()
+
+
 class Recorder:
     """A reactor that remembers what it saw and can fail once on a chosen event."""
 
