@@ -27,6 +27,7 @@ from eventstore.postgres import append_on as store_append_on
 
 CHANNELS: tuple[str, ...] = ("sms", "wechat")
 MAX_TEXT = 1600
+NOTIFICATION_CATEGORY = "notification"
 _STREAM_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,150}$")
 
 ACK_TEXT = "您的诉求已受理，受理编号 {case_id}，我们将尽快处理。"
@@ -99,7 +100,7 @@ class NotificationFailed(Event):
 def notification_stream(dedup_key: str) -> str:
     """The stream of one notification (a hash when the key has unusual characters)."""
     key = dedup_key if _STREAM_ID.match(dedup_key) else hashlib.sha256(dedup_key.encode()).hexdigest()
-    return f"notification-{key}"
+    return f"{NOTIFICATION_CATEGORY}-{key}"
 
 
 async def append_on(
@@ -128,7 +129,9 @@ def _validate(cmd: RequestNotification) -> None:
         raise InvalidCommand(f"text longer than {MAX_TEXT} characters", field="text")
 
 
-async def request_notification(cmd: RequestNotification, *, pool: asyncpg.Pool, clock: Clock) -> bool:
+async def request_notification(
+    cmd: RequestNotification, *, pool: asyncpg.Pool, clock: Clock, store: EventStore
+) -> bool:
     """Commit the request event and its outbox row together; False if the key was seen before."""
     _validate(cmd)
     stream = notification_stream(cmd.dedup_key)
@@ -145,6 +148,7 @@ async def request_notification(cmd: RequestNotification, *, pool: asyncpg.Pool, 
                VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (dedup_key) DO NOTHING""",
             cmd.dedup_key, stream, cmd.case_id, cmd.channel, cmd.to, cmd.text, cmd.reason,
         )
+    store.wake((NOTIFICATION_CATEGORY,))
     return True
 
 

@@ -22,11 +22,13 @@ from dispatch.case import mask_phone
 from dispatch.clock import Clock
 from dispatch.messages import Event, metadata
 from dispatch.notifications import (
+    NOTIFICATION_CATEGORY,
     NotificationAttemptFailed,
     NotificationFailed,
     NotificationSent,
     append_on,
 )
+from eventstore import EventStore
 
 log = structlog.get_logger(__name__)
 
@@ -83,9 +85,11 @@ class Sender:
     def __init__(
         self, pool: asyncpg.Pool, providers: Mapping[str, Provider], clock: Clock,
         *, retry: RetryPolicy | None = None, batch: int = 50, lease: float = 60.0,
-        interval: float = 0.2,
+        interval: float = 0.2, store: EventStore | None = None,
     ) -> None:
+        """`store`: woken after each delivery event commits (without one, its readers poll)."""
         self._pool = pool
+        self._store = store
         self._providers = dict(providers)
         self._clock = clock
         self._retry = retry or RetryPolicy()
@@ -139,6 +143,8 @@ class Sender:
             await append_on(conn, row["stream"], [evt], meta,
                             key=f"notify:{row['dedup_key']}:{outcome}")
             await conn.execute(_UPDATE, row["id"], status, provider_id, error, retry_at)
+        if self._store is not None:
+            self._store.wake((NOTIFICATION_CATEGORY,))
 
 
 def providers_from(settings: Any) -> dict[str, Provider]:
@@ -162,7 +168,7 @@ def providers_from(settings: Any) -> dict[str, Provider]:
 def workers(services: Any) -> list[Callable[[], Awaitable[None]]]:
     """The outbox sender (bootstrap hook)."""
     providers = providers_from(services.settings)
-    sender = Sender(services.pool, providers, services.clock)
+    sender = Sender(services.pool, providers, services.clock, store=services.store)
 
     async def run() -> None:
         try:

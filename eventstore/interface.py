@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from eventstore.records import AppendResult, Checkpoint, NewEvent, ReadBatch, RecordedEvent
@@ -70,6 +70,11 @@ class EventStore(Protocol):
         Clear it before reading and wait on it after an empty read: an append
         in between is never missed. Keep a reference while you use it.
         """
+        ...
+
+    def wake(self, categories: Iterable[str] | None = None) -> None:
+        """Wake readers of `categories` (None: every reader) after a transaction that
+        appended with `append_on` committed; `append` does this itself."""
         ...
 
     async def checkpoint_at(self, position: int) -> Checkpoint:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 
 from eventstore.errors import IdempotencyConflict, WrongExpectedVersion
@@ -138,6 +138,10 @@ class MemoryEventStore:
     def wakeup(self, categories: frozenset[str] | None = None) -> Wakeup:
         """See `EventStore.wakeup`."""
         return self._hub.subscribe(categories)
+
+    def wake(self, categories: Iterable[str] | None = None) -> None:
+        """See `EventStore.wake`."""
+        self._hub.wake_all(None if categories is None else frozenset(categories))
 
     async def checkpoint_at(self, position: int) -> Checkpoint:
         """See `EventStore.checkpoint_at`."""
