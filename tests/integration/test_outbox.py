@@ -147,3 +147,17 @@ async def test_expired_lease_is_delivered_again(bus: MessageBus, pg_pool: asyncp
                            "lease_until = now() - interval '1 s'")
     assert await sender.drain_once() == 1
     assert (await outbox(pg_pool))[0]["status"] == "sent"
+
+
+async def test_requests_and_deliveries_wake_readers_of_notifications(
+    bus: MessageBus, pg_pool: asyncpg.Pool, pg_store: PostgresEventStore
+) -> None:
+    """They append inside their own transactions (append_on), so they wake the category themselves."""
+    notifications, calls = pg_store.wakeup(frozenset({"notification"})), pg_store.wakeup(frozenset({"call"}))
+    await bus.handle(request())
+    assert notifications.is_set()
+    notifications.clear()
+    sender = Sender(pg_pool, {"log": LogProvider()}, SystemClock(), store=pg_store)
+    assert await sender.drain_once() == 1
+    assert notifications.is_set()
+    assert not calls.is_set()
