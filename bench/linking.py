@@ -229,7 +229,7 @@ class ScanCandidates(MemoryCandidates):
             if in_box or (same_caller(c, new) and dt <= p.caller_window_min):
                 found.append(c)
         found.sort(key=lambda c: (c.at, c.case_id), reverse=True)
-        return found[: p.max_candidates]
+        return self.dated(found[: p.max_candidates])
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,6 +280,7 @@ async def run(contacts: Sequence[Contact], params: LinkParams, source: Candidate
     policy = LinkingPolicy(source or MemoryCandidates(params), params)
     links: set[tuple[str, str]] = set()
     incident_of: dict[str, str] = {}
+    merges: list[tuple[str, str]] = []
     started = time.perf_counter()
     for contact in contacts:
         decision = await policy.decide_for(contact.sketch)
@@ -288,11 +289,14 @@ async def run(contacts: Sequence[Contact], params: LinkParams, source: Candidate
         if decision.incident is not None:
             for cid in decision.incident.case_ids:
                 incident_of.setdefault(cid, decision.incident.incident_id)
+            merges += [(old, decision.incident.incident_id) for old in decision.incident.absorbed]
     seconds = time.perf_counter() - started
     ids = [c.sketch.case_id for c in contacts]
     truth = {c.sketch.case_id: c.matter for c in contacts}
     precision, recall = pairwise(components(ids, links), truth)
     outage_truth = {c.sketch.case_id: c.outage or f"-{c.sketch.case_id}" for c in contacts}
+    survivor = components(sorted({*incident_of.values()}), merges)  # merged incidents are one
+    incident_of = {cid: survivor[i] for cid, i in incident_of.items()}
     predicted_incident = {i: incident_of.get(i, f"-{i}") for i in ids}
     ip, ir = pairwise(predicted_incident, outage_truth)
     return Outcome(precision, recall, ip, ir, len(set(incident_of.values())), len(links), seconds,

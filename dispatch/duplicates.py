@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,7 +27,7 @@ import numpy as np
 from dispatch.case import CaseRegistered, CaseState, case_stream, load_case
 from dispatch.case_events import APPLIERS
 from dispatch.errors import InvalidCommand, NotAllowed, StaleVersion
-from dispatch.geo import geodesic_many_m
+from dispatch.geo import geodesic_m, geodesic_many_m
 from dispatch.messages import Command, Event, event, metadata, to_new_event
 from eventstore import EventStore, WrongExpectedVersion
 
@@ -83,6 +83,7 @@ class CaseSketch:
     phone: str | None = None
     openid: str | None = None
     incident_id: str | None = None
+    incident_at: datetime | None = None  # when that incident opened: the time of its seed case
 
     @classmethod
     def of(cls, evt: CaseRegistered) -> CaseSketch:
@@ -109,7 +110,10 @@ class Match:
 
 @dataclass(frozen=True, slots=True)
 class IncidentDecision:
-    """Open incident `incident_id` with `case_ids`, or (open=False) add the new case to it."""
+    """Open incident `incident_id` with `case_ids`, or (open=False) add the new case to it.
+
+    `absorbed`: younger open incidents the new case also qualifies for; they merge into this one.
+    """
 
     incident_id: str
     open: bool
@@ -118,6 +122,7 @@ class IncidentDecision:
     category: str
     lat: float | None = None
     lon: float | None = None
+    absorbed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,14 +176,45 @@ def incident_id_for(case_id: str) -> str:
     return f"I{case_id[1:] if case_id.startswith('C') else case_id}"
 
 
+def seed_case_of(incident_id: str) -> str:
+    """The case that opened an incident (the inverse of `incident_id_for`)."""
+    return f"C{incident_id[1:]}"
+
+
+def _oldest_first(near: Sequence[Match], by_id: Mapping[str, CaseSketch]) -> list[str]:
+    """The incidents of near matches, oldest first (an unknown age: opened before the window)."""
+    opened: dict[str, datetime | None] = {}
+    for m in near:
+        if m.incident_id is not None:
+            opened.setdefault(m.incident_id, by_id[m.case_id].incident_at)
+    return sorted(opened, key=lambda i: (opened[i] is not None, opened[i] or datetime.min, i))
+
+
+Places = Mapping[str, tuple[float, float]]
+"""Incident id -> the mean WGS84 (lat, lon) of its located cases."""
+
+
+def one_place(a: tuple[float, float] | None, b: tuple[float, float] | None, p: LinkParams) -> bool:
+    """Whether two incidents' places lie within 1.5 radii of each other: one outage.
+
+    Two groups that opened apart lie more than a radius apart; neighbouring outages (2.5 km
+    and more apart at the default radius) stay apart even when a stray case lies between them
+    (at 2 radii the drifting means of near misses merged on 3 of 6 benchmark seeds).
+    """
+    return a is not None and b is not None and geodesic_m(a[0], a[1], b[0], b[1]) <= 1.5 * p.radius_m
+
+
 def _incident(new: CaseSketch, matches: Sequence[Match], by_id: Mapping[str, CaseSketch],
-              p: LinkParams) -> IncidentDecision | None:
+              p: LinkParams, places: Places) -> IncidentDecision | None:
     if new.category not in INCIDENT_CATEGORIES or new.district is None:
         return None
     near = [m for m in matches if m.near and m.district == new.district]
-    joined = next((m.incident_id for m in near if m.incident_id), None)
-    if joined is not None:
-        return IncidentDecision(joined, False, (new.case_id,), new.district, new.category)
+    homes = _oldest_first(near, by_id)
+    if homes:
+        oldest = places.get(homes[0])
+        absorbed = tuple(i for i in homes[1:] if one_place(oldest, places.get(i), p))
+        return IncidentDecision(homes[0], False, (new.case_id,), new.district, new.category,
+                                absorbed=absorbed)
     if len(near) + 1 < p.incident_min_cases:
         return None
     members = [new, *(by_id[m.case_id] for m in near)]
@@ -200,11 +236,16 @@ def _choose(matches: Sequence[Match], p: LinkParams) -> tuple[Match, ...]:
     return tuple(m for m in matches if m.incident_id in (None, home))[: p.max_links]
 
 
-def decide(new: CaseSketch, candidates: Sequence[CaseSketch], p: LinkParams) -> Decision:
-    """Decide the links and the incident step of a new case (pure; candidates are earlier cases)."""
+def decide(new: CaseSketch, candidates: Sequence[CaseSketch], p: LinkParams,
+           places: Places | None = None) -> Decision:
+    """Decide the links and the incident step of a new case (pure; candidates are earlier cases).
+
+    A case that qualifies for several open incidents joins the oldest; the younger ones whose
+    `places` lie within 1.5 radii of its place merge into it (`IncidentDecision.absorbed`).
+    """
     matches = score_candidates(new, candidates, p)
     by_id = {c.case_id: c for c in candidates}
-    return Decision(_choose(matches, p), _incident(new, matches, by_id, p))
+    return Decision(_choose(matches, p), _incident(new, matches, by_id, p, places or {}))
 
 
 @dataclass(slots=True)
@@ -237,7 +278,15 @@ class MemoryCandidates:
                     found[cid] = c
         found.pop(new.case_id, None)
         recent = sorted(found.values(), key=lambda c: (c.at, c.case_id), reverse=True)
-        return recent[: p.max_candidates]
+        return self.dated(recent[: p.max_candidates])
+
+    def dated(self, sketches: Sequence[CaseSketch]) -> list[CaseSketch]:
+        """The sketches with their incident's opening time (`CaseSketch.incident_at`)."""
+        out = []
+        for c in sketches:
+            seed = self.cases.get(seed_case_of(c.incident_id)) if c.incident_id else None
+            out.append(c if seed is None else replace(c, incident_at=seed.at))
+        return out
 
     async def remember(self, sketch: CaseSketch) -> None:
         """Add a case (a repeat keeps its incident)."""
@@ -258,9 +307,19 @@ class MemoryCandidates:
             if cid in self.cases:
                 self.cases[cid] = replace(self.cases[cid], incident_id=incident_id)
 
-    async def release(self, incident_id: str) -> None:
-        """Forget a resolved incident: its cases may seed a new one."""
-        await self.assign([c.case_id for c in self.cases.values() if c.incident_id == incident_id], None)
+    async def places(self, incident_ids: Iterable[str]) -> dict[str, tuple[float, float]]:
+        """The mean place of each incident's located cases."""
+        wanted = set(incident_ids)
+        sums: dict[str, list[float]] = {}
+        for c in self.cases.values():
+            if c.incident_id in wanted and c.lat is not None and c.lon is not None:
+                acc = sums.setdefault(c.incident_id, [0.0, 0.0, 0.0])
+                acc[0], acc[1], acc[2] = acc[0] + c.lat, acc[1] + c.lon, acc[2] + 1
+        return {i: (a / n, b / n) for i, (a, b, n) in sums.items()}
+
+    async def move(self, incident_id: str, to: str | None) -> None:
+        """Move an incident's cases to another (merged) or to none (resolved: they may seed a new one)."""
+        await self.assign([c.case_id for c in self.cases.values() if c.incident_id == incident_id], to)
 
     async def recategorise(self, case_id: str, category: str) -> None:
         """A case's category changed (reclassified)."""

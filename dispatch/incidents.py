@@ -6,6 +6,12 @@ A dispatcher records its cause and expected restoration time, and every caller
 of the incident is told once per revision through the notifications outbox, so
 they need not call again; callers who join later are told the current cause.
 Membership is recorded on both streams (`CaseAddedToIncident`), like links.
+
+Two incidents that turn out to be one outage are merged: the younger records
+`IncidentMerged` (it takes no more cases and no cause), the survivor records
+`IncidentAbsorbed` and a `CaseAddedToIncident` (with `merged_from`) for each
+of the absorbed incident's cases, on both streams - so its callers hear the
+survivor's cause like any late joiner.
 """
 
 from __future__ import annotations
@@ -58,6 +64,7 @@ class CaseAddedToIncident(Event):
 
     incident_id: str
     case_id: str
+    merged_from: str | None = None  # the incident the case was in, when it came by a merge
 
 
 @event
@@ -86,6 +93,26 @@ def _fold_member(s: CaseState, e: CaseAddedToIncident) -> None:
     s.incident_id = e.incident_id
 
 
+@event
+@dataclass(frozen=True, slots=True)
+class IncidentMerged(Event):
+    """This incident is part of `into_incident_id`: its cases moved there, it takes no new ones."""
+
+    incident_id: str
+    into_incident_id: str
+    merged_at: datetime
+
+
+@event
+@dataclass(frozen=True, slots=True)
+class IncidentAbsorbed(Event):
+    """The survivor's side of a merge: `absorbed_incident_id`'s cases join this incident."""
+
+    incident_id: str
+    absorbed_incident_id: str
+    absorbed_at: datetime
+
+
 APPLIERS[CaseAddedToIncident] = _fold_member
 """`CaseState.incident_id` folds from the case stream's side of the membership."""
 
@@ -107,6 +134,8 @@ class IncidentState:
     expected_restoration_at: datetime | None = None
     cause_revision: int = 0
     resolved_at: datetime | None = None
+    merged_into: str | None = None
+    merged_from: list[str] = field(default_factory=list)
 
     def apply(self, evt: Event, version: int) -> None:
         """Fold one event into the state."""
@@ -121,6 +150,10 @@ class IncidentState:
             self.cause_revision = evt.revision
         elif isinstance(evt, IncidentResolved):
             self.status, self.resolved_at = "resolved", evt.resolved_at
+        elif isinstance(evt, IncidentMerged):
+            self.status, self.merged_into = "merged", evt.into_incident_id
+        elif isinstance(evt, IncidentAbsorbed) and evt.absorbed_incident_id not in self.merged_from:
+            self.merged_from.append(evt.absorbed_incident_id)
 
     def as_json(self) -> dict[str, Any]:
         """The API shape of an incident."""
@@ -130,7 +163,7 @@ class IncidentState:
             "case_ids": list(self.case_ids), "case_count": len(self.case_ids), "cause": self.cause,
             "expected_restoration_at": self.expected_restoration_at,
             "cause_revision": self.cause_revision, "resolved_at": self.resolved_at,
-            "version": self.version,
+            "merged_into": self.merged_into, "merged_from": list(self.merged_from), "version": self.version,
         }
 
 
@@ -171,6 +204,16 @@ class AddCaseToIncident(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class MergeIncidents(Command):
+    """Merge `absorbed_id` into the older open incident `incident_id` (sent by the linking policy)."""
+
+    incident_id: str
+    absorbed_id: str
+    idempotency_key: str | None = None
+    actor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SetIncidentCause(Command):
     """Record the cause and expected restoration time (dispatcher); callers get told."""
 
@@ -200,13 +243,14 @@ async def _append(store: EventStore, stream: str, events: list[Event], expected:
 
 
 async def _case_side(store: EventStore, incident_id: str, case: CaseState, actor: str | None,
-                     key: str | None) -> None:
+                     key: str | None, merged_from: str | None = None) -> None:
     """Record the membership on the case's stream unless it is there already."""
     for _ in range(3):
         if case.incident_id == incident_id:
             return
         try:
-            await _append(store, case_stream(case.case_id), [CaseAddedToIncident(incident_id, case.case_id)],
+            await _append(store, case_stream(case.case_id),
+                          [CaseAddedToIncident(incident_id, case.case_id, merged_from)],
                           case.version, actor, key and f"{key}:{case.case_id}", case.case_id)
             return
         except WrongExpectedVersion:
@@ -261,6 +305,59 @@ async def add_case_to_incident(cmd: AddCaseToIncident, *, store: EventStore) -> 
     return state
 
 
+def _check_merge(survivor: IncidentState, absorbed: IncidentState) -> None:
+    """Only two open incidents of one category and district merge (never across either)."""
+    if survivor.incident_id == absorbed.incident_id:
+        raise InvalidCommand("an incident cannot be merged into itself", field="absorbed_id")
+    for state in (survivor, absorbed):
+        if state.status != "open":
+            raise NotAllowed(f"incident {state.incident_id} is {state.status}")
+    if (survivor.category, survivor.district) != (absorbed.category, absorbed.district):
+        raise NotAllowed(f"incidents of {absorbed.category}/{absorbed.district} and "
+                         f"{survivor.category}/{survivor.district} are never merged")
+
+
+async def _absorb(store: EventStore, cmd: MergeIncidents, absorbed: IncidentState, now: datetime) -> None:
+    """The survivor's side: `IncidentAbsorbed` and each absorbed case it lacks (retried if raced)."""
+    for attempt in range(3):
+        survivor = await load_incident(store, cmd.incident_id)
+        if cmd.absorbed_id in survivor.merged_from:
+            return
+        events: list[Event] = [IncidentAbsorbed(cmd.incident_id, cmd.absorbed_id, now)]
+        events += [CaseAddedToIncident(cmd.incident_id, c, cmd.absorbed_id)
+                   for c in absorbed.case_ids if c not in survivor.case_ids]
+        try:
+            await _append(store, incident_stream(cmd.incident_id), events, survivor.version, cmd.actor,
+                          cmd.idempotency_key and f"{cmd.idempotency_key}:survivor", cmd.incident_id)
+            return
+        except WrongExpectedVersion as exc:
+            if attempt == 2:
+                raise StaleVersion(exc.stream, exc.expected, exc.actual) from exc
+
+
+async def merge_incidents(cmd: MergeIncidents, *, store: EventStore, clock: Clock) -> IncidentState:
+    """Merge an incident into an older one: both streams, then every moved case's stream.
+
+    A repeat (or a retry after a partial failure) completes what is missing and writes nothing else.
+    """
+    absorbed = await load_incident(store, cmd.absorbed_id)
+    now = clock.now()
+    if absorbed.merged_into != cmd.incident_id:
+        _check_merge(await load_incident(store, cmd.incident_id), absorbed)
+        try:
+            key = cmd.idempotency_key and f"{cmd.idempotency_key}:absorbed"
+            await _append(store, incident_stream(cmd.absorbed_id),
+                          [IncidentMerged(cmd.absorbed_id, cmd.incident_id, now)], absorbed.version,
+                          cmd.actor, key, cmd.absorbed_id)
+        except WrongExpectedVersion as exc:
+            raise StaleVersion(exc.stream, exc.expected, exc.actual) from exc
+    await _absorb(store, cmd, absorbed, now)
+    for case_id in absorbed.case_ids:
+        await _case_side(store, cmd.incident_id, await load_case(store, case_id), cmd.actor,
+                         cmd.idempotency_key, cmd.absorbed_id)
+    return await load_incident(store, cmd.incident_id)
+
+
 async def _current(store: EventStore, incident_id: str, expected: int | None) -> IncidentState:
     state = await load_incident(store, incident_id)
     if expected is not None and expected != state.version:
@@ -293,6 +390,8 @@ async def resolve_incident(cmd: ResolveIncident, *, store: EventStore, clock: Cl
     state = await _current(store, cmd.incident_id, cmd.expected_version)
     if state.status == "resolved":
         return state
+    if state.status == "merged":
+        raise NotAllowed(f"incident {cmd.incident_id} is merged into {state.merged_into}")
     try:
         await _append(store, incident_stream(cmd.incident_id),
                       [IncidentResolved(cmd.incident_id, clock.now(), cmd.note)], state.version, cmd.actor,
@@ -303,7 +402,7 @@ async def resolve_incident(cmd: ResolveIncident, *, store: EventStore, clock: Cl
 
 
 HANDLERS: dict[type, Any] = {
-    OpenIncident: open_incident, AddCaseToIncident: add_case_to_incident,
+    OpenIncident: open_incident, AddCaseToIncident: add_case_to_incident, MergeIncidents: merge_incidents,
     SetIncidentCause: set_incident_cause, ResolveIncident: resolve_incident,
 }
 

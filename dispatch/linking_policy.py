@@ -15,7 +15,7 @@ through `recall`, deciding and sending nothing.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -34,7 +34,14 @@ from dispatch.duplicates import (
     window,
 )
 from dispatch.errors import DispatchError
-from dispatch.incidents import AddCaseToIncident, IncidentBroadcast, OpenIncident
+from dispatch.incidents import (
+    AddCaseToIncident,
+    IncidentBroadcast,
+    IncidentState,
+    MergeIncidents,
+    OpenIncident,
+    load_incident,
+)
 from dispatch.messages import from_data
 from eventstore import EventStore, RecordedEvent
 
@@ -62,8 +69,12 @@ class CandidateSource(Protocol):
         """Record the incident of cases (None releases them)."""
         ...
 
-    async def release(self, incident_id: str) -> None:
-        """Forget a resolved incident."""
+    async def places(self, incident_ids: Iterable[str]) -> dict[str, tuple[float, float]]:
+        """The mean place of each incident's located cases (`duplicates.Places`)."""
+        ...
+
+    async def move(self, incident_id: str, to: str | None) -> None:
+        """Move an incident's cases to another (merged), or free them (None: resolved)."""
         ...
 
     async def recategorise(self, case_id: str, category: str) -> None:
@@ -75,8 +86,11 @@ class CandidateSource(Protocol):
         ...
 
 
+# incident_at: the time of the incident's seed case (`duplicates.seed_case_of`: 'C' + the id's tail).
 _CANDIDATES = f"""
-SELECT case_id, category, at, lat, lon, district, phone, openid, incident_id FROM link_candidates l
+SELECT case_id, category, at, lat, lon, district, phone, openid, incident_id,
+       (SELECT s.at FROM link_candidates s WHERE s.case_id = 'C' || substr(l.incident_id, 2)) AS incident_at
+  FROM link_candidates l
  WHERE case_id <> $1 AND category = $2
    AND ((pt <@ box(point($4, $3), point($6, $5)) AND at BETWEEN $7 AND $8)
         OR ((phone = $9 OR openid = $10) AND at BETWEEN $11 AND $12))
@@ -125,10 +139,18 @@ class PgCandidates:
         await self._pool.execute("UPDATE link_candidates SET incident_id = $2 WHERE case_id = ANY($1)",
                                  list(case_ids), incident_id)
 
-    async def release(self, incident_id: str) -> None:
-        """See `CandidateSource.release`."""
-        await self._pool.execute("UPDATE link_candidates SET incident_id = NULL WHERE incident_id = $1",
-                                 incident_id)
+    async def places(self, incident_ids: Iterable[str]) -> dict[str, tuple[float, float]]:
+        """See `CandidateSource.places`."""
+        rows = await self._pool.fetch(
+            "SELECT incident_id, avg(lat) AS lat, avg(lon) AS lon FROM link_candidates "
+            "WHERE incident_id = ANY($1) AND lat IS NOT NULL AND lon IS NOT NULL GROUP BY incident_id",
+            list(incident_ids))
+        return {r["incident_id"]: (r["lat"], r["lon"]) for r in rows}
+
+    async def move(self, incident_id: str, to: str | None) -> None:
+        """See `CandidateSource.move`."""
+        await self._pool.execute("UPDATE link_candidates SET incident_id = $2 WHERE incident_id = $1",
+                                 incident_id, to)
 
     async def recategorise(self, case_id: str, category: str) -> None:
         """See `CandidateSource.recategorise`."""
@@ -156,10 +178,16 @@ class LinkingPolicy:
 
     async def decide_for(self, sketch: CaseSketch) -> Decision:
         """Decide for a new case against the cases before it, and remember it (the shared path)."""
-        decision = decide(sketch, await self.source.candidates(sketch), self.params)
+        candidates = await self.source.candidates(sketch)
+        incidents = {c.incident_id for c in candidates if c.incident_id}
+        places = await self.source.places(incidents) if len(incidents) > 1 else {}
+        decision = decide(sketch, candidates, self.params, places)
         await self.source.remember(sketch)
-        if decision.incident is not None:
-            await self.source.assign(decision.incident.case_ids, decision.incident.incident_id)
+        step = decision.incident
+        if step is not None:
+            for younger in step.absorbed:
+                await self.source.move(younger, step.incident_id)
+            await self.source.assign(step.case_ids, step.incident_id)
         return decision
 
     async def react(self, event: RecordedEvent) -> None:
@@ -175,7 +203,8 @@ class LinkingPolicy:
         """Fold a recorded event into the candidates; decide and send nothing (see `Recalling`).
 
         After the checkpoint only incident memberships count: `decide_for` noted
-        those its decisions caused before their events were written.
+        those its decisions caused before their events were written. A merge moves
+        the absorbed cases by their `CaseAddedToIncident` on the survivor's stream.
         """
         data = event.data
         if event.type == "CaseAddedToIncident" and event.category == "incident":
@@ -185,7 +214,7 @@ class LinkingPolicy:
         elif event.type == "CaseRegistered":
             await self.source.remember(CaseSketch.of(from_data(CaseRegistered, data)))
         elif event.type == "IncidentResolved":
-            await self.source.release(data["incident_id"])
+            await self.source.move(data["incident_id"], None)
         elif event.type == "CaseClassified":
             await self.source.recategorise(data["case_id"], data["category"])
 
@@ -203,13 +232,30 @@ class LinkingPolicy:
         step = decision.incident
         if step is None:
             return
-        command: object = (
-            OpenIncident(step.incident_id, step.district, step.category, step.case_ids, step.lat, step.lon,
-                         f"{key}:incident", ACTOR)
-            if step.open else AddCaseToIncident(step.incident_id, sketch.case_id, f"{key}:incident", ACTOR)
-        )
-        if not await self._command(command) and not step.open:
+        if step.open:
+            opened = OpenIncident(step.incident_id, step.district, step.category, step.case_ids, step.lat,
+                                  step.lon, f"{key}:incident", ACTOR)
+            done, state = await self._command(opened)
+            if not done or isinstance(state, IncidentState):  # the cases the incident refused are free
+                kept = state.case_ids if done else []
+                await self.source.assign([c for c in step.case_ids if c not in kept], None)
+            return
+        done, _ = await self._command(AddCaseToIncident(step.incident_id, sketch.case_id, f"{key}:incident",
+                                                        ACTOR))
+        if not done:
             await self.source.assign([sketch.case_id], None)
+        for younger in step.absorbed:
+            done, _ = await self._command(MergeIncidents(step.incident_id, younger, f"{key}:merge:{younger}",
+                                                         ACTOR))
+            if not done:
+                await self._unmerged(younger)
+
+    async def _unmerged(self, incident_id: str) -> None:
+        """A refused merge: the candidates follow the events again (the cases stay where they are)."""
+        if self._store is None:
+            return
+        state = await load_incident(self._store, incident_id)
+        await self.source.assign(state.case_ids, incident_id if state.status == "open" else None)
 
     async def _reclassified(self, event: RecordedEvent) -> None:
         """Links never cross categories: a reclassified case is unlinked from the old category."""
@@ -222,16 +268,18 @@ class LinkingPolicy:
                 await self._command(UnlinkCases(case.case_id, other_id, None, "reclassified", ACTOR,
                                                 f"{self.name}:{event.position}:{other_id}"))
 
-    async def _command(self, command: object) -> bool:
-        """Send a command; a refusal is logged (the policy moves on), other errors propagate."""
+    async def _command(self, command: object) -> tuple[bool, Any]:
+        """Send a command: whether it was done, and its result (None without a bus).
+
+        A refusal is logged (the policy moves on), other errors propagate.
+        """
         if self._send is None:
-            return True
+            return True, None
         try:
-            await self._send(command)
+            return True, await self._send(command)
         except DispatchError as exc:
             log.warning("linking_command_refused", command=type(command).__name__, error=str(exc))
-            return False
-        return True
+            return False, None
 
 
 def reactors(services: Any) -> list[Any]:

@@ -34,6 +34,10 @@ _SQL: dict[str, str] = {
         version = $5 WHERE incident_id = $1""",
     "resolved": """UPDATE incidents SET status = 'resolved', resolved_at = $2, version = $3
         WHERE incident_id = $1""",
+    "merged": """UPDATE incidents SET status = 'merged', merged_into = $2, version = $3
+        WHERE incident_id = $1""",
+    "absorbed": """UPDATE incidents SET merged_from = array_append(merged_from, $2), version = $3
+        WHERE incident_id = $1 AND NOT $2 = ANY(merged_from)""",
 }
 
 
@@ -84,9 +88,23 @@ async def _resolved(conn: asyncpg.Connection, e: RecordedEvent) -> list[Change]:
     return [Change("incident", {"incident_id": d["incident_id"], "status": "resolved"})]
 
 
+async def _merged(conn: asyncpg.Connection, e: RecordedEvent) -> list[Change]:
+    d = e.data
+    await conn.execute(_SQL["merged"], d["incident_id"], d["into_incident_id"], e.version)
+    return [Change("incident", {"incident_id": d["incident_id"], "status": "merged",
+                                "merged_into": d["into_incident_id"]})]
+
+
+async def _absorbed(conn: asyncpg.Connection, e: RecordedEvent) -> list[Change]:
+    d = e.data
+    await conn.execute(_SQL["absorbed"], d["incident_id"], d["absorbed_incident_id"], e.version)
+    return [Change("incident", {"incident_id": d["incident_id"], "merged_from": d["absorbed_incident_id"]})]
+
+
 _APPLY: dict[str, Callable[[asyncpg.Connection, RecordedEvent], Awaitable[list[Change]]]] = {
     "CaseLinked": _linked, "CaseUnlinked": _unlinked, "IncidentOpened": _opened,
     "CaseAddedToIncident": _member, "IncidentCauseSet": _cause, "IncidentResolved": _resolved,
+    "IncidentMerged": _merged, "IncidentAbsorbed": _absorbed,
 }
 
 

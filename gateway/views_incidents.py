@@ -13,9 +13,9 @@ from gateway.http import BadRequest, field, json_response, limit_param, page, re
 from gateway.services import SERVICES
 
 READERS = ("agent", "dispatcher", "auditor", "unit")
-STATUSES = ("open", "resolved")
+STATUSES = ("open", "resolved", "merged")
 _COLUMNS = """incident_id, status, category, district, lat, lon, opened_at, case_count, cause,
-    expected_restoration_at, cause_revision, resolved_at, version"""
+    expected_restoration_at, cause_revision, resolved_at, merged_into, merged_from, version"""
 
 
 def _cursor(raw: str | None) -> tuple[datetime, str] | None:
@@ -127,7 +127,7 @@ def _op(summary: str, *, path_id: bool = False, body: dict[str, Any] | None = No
         "200": {"description": "incident, or list envelope {items, next}"},
         "400": {"description": "invalid input"}, "401": {"description": "no token"},
         "403": {"description": "role may not"}, "404": {"description": "no such incident"},
-        "409": {"description": "stale expected_version or incident resolved"}}}
+        "409": {"description": "stale expected_version, or incident resolved or merged"}}}
     if body is not None:
         op["requestBody"] = {"content": {"application/json": {"schema": {"type": "object", **body}}}}
     return op
