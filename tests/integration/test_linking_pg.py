@@ -255,3 +255,53 @@ async def test_rebuild_refolds_link_candidates_from_the_log_without_new_events(
     assert near_a.linked_case_ids and set(near_a.linked_case_ids) <= {*a[:3], x}
     assert near_b.incident_id != b_incident  # resolved: takes no new cases
     assert near_b.linked_case_ids and set(near_b.linked_case_ids) <= set(b)
+
+
+async def test_two_groups_that_meet_merge_and_callers_of_both_get_the_survivors_cause(
+        settings: Settings, pg_store: PostgresEventStore, pg_pool: asyncpg.Pool) -> None:
+    from dispatch.incidents import IncidentBroadcast, SetIncidentCause
+
+    clock = FakeClock()
+    bus = MessageBus(collect_handlers((*MODULES, "dispatch.notifications")),
+                     {"store": pg_store, "clock": clock, "pool": pg_pool, "settings": Settings()})
+    params = LinkParams()
+    policy = LinkingPolicy(PgCandidates(pg_pool, params), params, store=pg_store, send=bus.handle)
+    runner = ReactorRunner(pg_store, policy)
+
+    async def register(north_m: float, phone: str) -> str:
+        clock.advance(timedelta(minutes=3))
+        cmd = RegisterCase(category="power_fault", channel="phone", description="停电",
+                           caller=CallerInfo(name="张", phone=phone),
+                           location=Place(34.33 + north_m / 111_320, 108.70, "610402"))
+        return str((await bus.handle(cmd)).case_id)
+
+    a = [await register(50 * i, f"1380013805{i}") for i in range(3)]
+    await runner.run_until_caught_up()
+    b = [await register(1300 + 50 * i, f"1380013806{i}") for i in range(3)]
+    await runner.run_until_caught_up()
+    first = (await load_case(pg_store, a[0])).incident_id
+    second = (await load_case(pg_store, b[0])).incident_id
+    assert first and second and first != second
+    await bus.handle(SetIncidentCause(first, "10kV线路故障", datetime(2026, 11, 23, 14, 30, tzinfo=UTC)))
+    bridge = await register(700, "13800138070")
+    await runner.run_until_caught_up()
+    await runner.run_until_caught_up()
+
+    await ReactorRunner(pg_store, IncidentBroadcast(pg_store, bus.handle)).run_until_caught_up()
+    await ProjectionRunner(pg_store, LinksProjection()).run_until_caught_up()
+    rows = {r["incident_id"]: r for r in await pg_pool.fetch(
+        "SELECT incident_id, status, merged_into, merged_from, case_count FROM incidents")}
+    assert rows[second]["status"] == "merged" and rows[second]["merged_into"] == first
+    assert rows[first]["merged_from"] == [second] and rows[first]["case_count"] == 7
+    members = {r["case_id"] for r in await pg_pool.fetch(
+        "SELECT case_id FROM incident_cases WHERE incident_id = $1", first)}
+    assert members == {*a, *b, bridge}
+    told = {r["case_id"]: r["text"] for r in await pg_pool.fetch(
+        "SELECT case_id, body AS text FROM notification_outbox WHERE reason = 'incident_cause'")}
+    assert set(told) == {*a, *b, bridge} and all("10kV线路故障" in t for t in told.values())
+
+    before = await _candidate_rows(pg_pool)
+    assert {r["incident_id"] for r in before} == {first}
+    await pg_pool.execute("UPDATE link_candidates SET incident_id = NULL")
+    assert await rebuild.run(argparse.Namespace(projection="linking"), settings) == 0
+    assert await _candidate_rows(pg_pool) == before
