@@ -16,10 +16,10 @@ GIS = Path(__file__).resolve().parents[2] / "gis_data"
 XIANYANG = (34.3296, 108.7093)  # Qindu district, Xianyang
 
 
-async def wait_for(predicate: Any, within: float = 10.0) -> None:
+async def wait_for(predicate: Any, within: float = 10.0, describe: Any = lambda: "") -> None:
     deadline = time.monotonic() + within
     while not await predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
+        assert time.monotonic() < deadline, f"condition not met in time; {describe()}"
         await asyncio.sleep(0.05)
 
 
@@ -63,13 +63,16 @@ async def test_nearest_sorted_by_geodesic_distance_and_follows_new_providers(
     path.write_text(json.dumps({"type": "FeatureCollection", "features": [newcomer]}), "utf-8")
     await load_paths(services, [path])
 
+    last: list[Any] = []
+
     async def newcomer_first() -> bool:
         found = await client.get("/api/v1/providers/nearest", params={
             "lat": XIANYANG[0], "lon": XIANYANG[1], "k": 1}, headers=auth("t-dispatcher"))
         body = await found.json()
-        return bool(body["items"] and body["items"][0]["id"] == "PNEW")
+        last[:] = [found.status, body, services.extras["provider_index"].rebuilding]
+        return bool(body.get("items") and body["items"][0]["id"] == "PNEW")
 
-    await wait_for(newcomer_first)
+    await wait_for(newcomer_first, describe=lambda: f"last answer, rebuilding: {last}")
 
 
 async def test_nearest_rejects_bad_input_and_anonymous(client: Any) -> None:
