@@ -332,3 +332,21 @@ async def test_pending_looks_only_at_the_categories_read(pg_store: PostgresEvent
         await open_tx.rollback()
     finally:
         await blocker.close()
+
+
+async def test_a_standalone_checkpoint_save_does_not_leave_async_commit_on_the_connection(
+    pg_dsn: str,
+) -> None:
+    """save_checkpoint commits without waiting for the WAL flush, for its own transaction only."""
+    pool = await create_pool(pg_dsn, min_size=1, max_size=1)
+    store = PostgresEventStore(pool)
+    try:
+        await store.append("case-1", [NewEvent("Registered", {})], NO_STREAM)
+        [(checkpoint, _)] = await store.read_all(Checkpoint())
+        await store.save_checkpoint("reactor-x", checkpoint)
+        assert await store.load_checkpoint("reactor-x") == checkpoint
+        async with pool.acquire() as conn:  # the pool's only connection, the one that saved
+            assert await conn.fetchval("SHOW synchronous_commit") == "on"
+    finally:
+        await store.close()
+        await pool.close()
