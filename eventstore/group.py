@@ -6,7 +6,9 @@ most `MAX_BATCH`) as ONE call of `intake_append_many` (migration 0001): one
 statement, one transaction, one commit. Inside it every append runs in its
 own subtransaction, so it keeps its own semantics (exact expected version,
 NO_STREAM / STREAM_EXISTS / ANY, idempotency key, atomic multi-event
-append) and its failure rolls back only itself. Each caller is answered
+append) and its failure rolls back only itself. A flush sends its appends
+sorted by stream (arrival order kept within a stream), so concurrent flushes
+lock streams in one order and never deadlock. Each caller is answered
 after the commit that made its events durable. At most `MAX_IN_FLIGHT`
 flushes run at once; while they do, new appends queue and ride the next
 flush. With one writer a flush carries one append and nothing waits (no
@@ -101,6 +103,11 @@ class GroupCommitter:
         if len(batch) == 1:  # nothing to share the commit with: the plain append is cheaper
             await self._alone(batch[0])
             return
+        # Every flush takes its row locks in stream order (a stable sort keeps the
+        # arrival order within a stream): concurrent flushes racing for the same
+        # streams then wait for each other but can never deadlock, which would
+        # stall both for deadlock_timeout (1 s) before one of them gives way.
+        batch = sorted(batch, key=_stream_of)
         try:
             async with self._store.connection() as conn:
                 rows = await conn.fetch(_SQL, *_columns(batch))
@@ -130,6 +137,10 @@ class GroupCommitter:
             item.done.set_exception(exc)
             return
         item.done.set_result(result)
+
+
+def _stream_of(item: _Pending) -> str:
+    return item.stream
 
 
 def _columns(batch: list[_Pending]) -> list[list[Any]]:

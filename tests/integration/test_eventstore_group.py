@@ -21,7 +21,7 @@ from eventstore import (
 from eventstore import group as group_module
 from eventstore.errors import AppendFailed, IdempotencyConflict
 from eventstore.group import GroupCommitter
-from eventstore.postgres import PostgresEventStore
+from eventstore.postgres import PostgresEventStore, create_pool
 from eventstore.subscriptions import ReactorRunner
 from tests.integration.test_eventstore_pg import Collector, until
 
@@ -125,6 +125,53 @@ async def test_exact_version_races_across_batches_have_one_winner_per_stream(
                for o in outcomes if not isinstance(o, AppendResult))
     for stream in streams:
         assert await store.stream_version(stream) == 2
+
+
+async def test_a_flush_sends_its_appends_in_stream_order_keeping_arrival_order_within_a_stream(
+    store: PostgresEventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[list[str]] = []
+    columns = group_module._columns
+
+    def recording(batch: list) -> list[list]:  # type: ignore[type-arg]
+        made = columns(batch)
+        sent.append(list(made[0]))
+        return made
+
+    monkeypatch.setattr(group_module, "_columns", recording)
+    streams = ["case-o3", "case-o1", "case-o2", "case-o1", "case-o3", "case-o1"]
+    await asyncio.gather(*(store.append(s, [_event(n)], ANY) for n, s in enumerate(streams)))
+    assert sent == [sorted(streams)]
+    for stream in set(streams):
+        numbers = [e.data["n"] for e in await store.read_stream(stream)]
+        assert numbers == [n for n, s in enumerate(streams) if s == stream]
+
+
+async def test_concurrent_flushes_racing_for_the_same_streams_never_deadlock(pg_dsn: str) -> None:
+    """Flushes lock streams in one order; unsorted, these rounds deadlock a few times (1 s each)."""
+    pool = await create_pool(pg_dsn, min_size=6, max_size=10)  # warm: the flushes really overlap
+    store = PostgresEventStore(pool, group_commit=True)
+    try:
+        for round_ in range(12):
+            streams = [f"case-d{round_}x{s}" for s in range(10)]
+            for stream in streams:
+                await store.append(stream, [_event(0)], NO_STREAM)
+            calls = [store.append(s, [_event(1), _event(2)], 0) for _ in range(30) for s in streams]
+            random.Random(round_).shuffle(calls)
+            await asyncio.gather(*(_outcome(c) for c in calls))
+        held = [await pool.acquire() for _ in range(pool.get_size())]
+        try:
+            for conn in held:  # each backend reports its deadlocks when it next goes idle
+                await conn.execute("SELECT pg_stat_force_next_flush()")
+            deadlocks = await held[0].fetchval(
+                "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
+        finally:
+            for conn in held:
+                await pool.release(conn)
+    finally:
+        await store.close()
+        await pool.close()
+    assert deadlocks == 0
 
 
 async def test_repeated_keys_within_and_across_batches_are_duplicates(
