@@ -24,7 +24,7 @@ import structlog
 
 from dispatch.case import CaseRegistered
 from dispatch.clock import Clock
-from dispatch.errors import InvalidCommand
+from dispatch.errors import InvalidCommand, NotAllowed
 from dispatch.messages import Command, Event, from_recorded, metadata, to_new_event
 from dispatch.missed_call import (
     CallbackState,
@@ -366,9 +366,15 @@ class Assigner:
         return len(done)
 
     async def _apply(self, move: Move) -> bool:
-        written = await self._handle(
-            AssignCallbackTask(move.task_id, move.agent_id, move.reason, move.previous)
-        )
+        try:
+            written = await self._handle(
+                AssignCallbackTask(move.task_id, move.agent_id, move.reason, move.previous)
+            )
+        except NotAllowed as exc:
+            # Planned from the read model, which lags the log: the task closed meanwhile
+            # (the caller got through, or the last try was recorded). Nothing to move.
+            log.info("callback_assignment_skipped", task_id=move.task_id, reason=str(exc))
+            return False
         return bool(written)
 
     async def _settle(self, conn: asyncpg.Connection, done: list[Move]) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from dispatch.missed_calls import Assigner
+from dispatch.missed_calls import AssignCallbackTask, Assigner, RecordCallbackOutcome
 from gateway.presence import PresenceBoard
 from gateway.services import SERVICES
 from gateway.settings import Settings
@@ -158,3 +158,23 @@ async def test_redis_down_leaves_tasks_waiting_until_presence_returns(
     assert [t["assigned_to"] for t in await tasks(client)] == [None]
     await presence(client, "A009", "online")
     await until(lambda: tasks(client, "status=open&agent_id=A009"))
+
+
+async def test_a_task_closed_between_plan_and_assignment_is_skipped(client: Any) -> None:
+    """The plan comes from the read model, which lags: a task closed meanwhile is left alone."""
+    services = client.app[SERVICES]
+    await abandon(client, 2, "13900000002")
+    [task] = await until(lambda: tasks(client))
+
+    async def caller_reached_first(cmd: object) -> Any:
+        if isinstance(cmd, AssignCallbackTask):
+            await services.bus.handle(RecordCallbackOutcome(cmd.task_id, "reached", "A001"))
+        return await services.bus.handle(cmd)
+
+    async def one_agent() -> set[str]:
+        return {"A001"}
+
+    assigner = Assigner(services.pool, caller_reached_first, one_agent)
+    assert await assigner.cycle() == 0
+    closed = await until(lambda: tasks(client, "status=closed"))
+    assert [(t["task_id"], t["assigned_to"]) for t in closed] == [(task["task_id"], None)]
