@@ -22,13 +22,13 @@ from dispatch.nearest import DispatchWeights, Provider
 from dispatch.nearest_holder import ProviderIndexHolder
 from eventstore import Checkpoint, RecordedEvent
 from eventstore.postgres import PostgresEventStore, load_checkpoint_on
+from eventstore.subscriptions import Follower, Step
 
 log = structlog.get_logger(__name__)
 
 POLL_INTERVAL = 1.0
-FOLLOW_INTERVAL = 0.05
-"""Seconds between two reads of the follower: provider changes apply within ~0.05 s."""
 _PAGE = 500
+_CATEGORIES = frozenset({"provider", "district"})
 _ACTIVE = ("dispatched", "confirmed", "in_progress")
 
 
@@ -121,22 +121,17 @@ class ReferenceFollower:
     async def run(self) -> None:
         """Load, then follow the log forever (cancel to stop)."""
         after = await self.start()
-        categories = frozenset({"provider", "district"})
-        wakeup = self._store.wakeup(categories)
-        while True:
-            wakeup.clear()
-            batch = await self._store.read_batch(after, limit=_PAGE, categories=categories)
+        follower = Follower("provider-index", self._store.wakeup(_CATEGORIES), _PAGE, POLL_INTERVAL)
+
+        async def step() -> Step:
+            nonlocal after
+            batch = await self._store.read_batch(after, limit=_PAGE, categories=_CATEGORIES)
             for checkpoint, event in batch.events:
                 await self.apply(event)
                 after = checkpoint
-            if len(batch.events) == _PAGE:
-                continue
-            # Every commit of any stream wakes this loop, and under a flood of
-            # contacts one is always in flight (`pending`): read at most every
-            # FOLLOW_INTERVAL rather than once per commit.
-            await asyncio.sleep(FOLLOW_INTERVAL)
-            if not batch.pending:
-                await wakeup.wait(POLL_INTERVAL)
+            return Step(len(batch.events), batch.pending)
+
+        await follower.follow(step)
 
 
 def workers(services: Any) -> list[Callable[[], Awaitable[None]]]:

@@ -133,7 +133,9 @@ class ProjectionFailed(EventStoreError):
 
 
 @dataclass(frozen=True, slots=True)
-class _Step:
+class Step:
+    """What one read-and-apply step did: events applied, and whether more wait (pending)."""
+
     applied: int
     pending: bool
 
@@ -149,8 +151,15 @@ def _stop_if_cancelled() -> None:
         raise asyncio.CancelledError
 
 
-class _Follower:
-    """The catch-up-then-live loop shared by both runners."""
+class Follower:
+    """The catch-up-then-live loop of a log reader: both runners, and in-process indexes.
+
+    `follow(step)` runs `step` (read one batch from the reader's own position,
+    apply it, say how many events and whether more wait behind the horizon)
+    forever: again at once after a full batch, soon while `pending`, else on a
+    wake-up of the reader's categories or every `poll_interval`; errors are
+    retried with backoff.
+    """
 
     def __init__(self, name: str, wakeup: Wakeup, batch_size: int, poll_interval: float) -> None:
         self.name = name
@@ -159,7 +168,7 @@ class _Follower:
         self.poll_interval = poll_interval
         self._quick = _QUICK_MIN
 
-    async def pause(self, step: _Step) -> None:
+    async def pause(self, step: Step) -> None:
         """Wait as long as the last step says is useful."""
         if step.applied >= self.batch_size:
             self._quick = _QUICK_MIN
@@ -173,7 +182,7 @@ class _Follower:
         if await self.wakeup.wait(self.poll_interval):
             await asyncio.sleep(_COALESCE)
 
-    async def follow(self, step: Callable[[], Awaitable[_Step]]) -> None:
+    async def follow(self, step: Callable[[], Awaitable[Step]]) -> None:
         """Run `step` forever, retrying from the checkpoint with backoff on errors."""
         delay = 0.1
         while True:
@@ -192,7 +201,7 @@ class _Follower:
             delay = 0.1
             await self.pause(result)
 
-    async def until_caught_up(self, step: Callable[[], Awaitable[_Step]]) -> int:
+    async def until_caught_up(self, step: Callable[[], Awaitable[Step]]) -> int:
         """Run `step` until nothing is readable or pending; the events applied."""
         total = 0
         while True:
@@ -229,7 +238,7 @@ class ProjectionRunner:
         self._store = store
         self._projection = projection
         self._publish = publish
-        self._follower = _Follower(
+        self._follower = Follower(
             f"projection:{projection.name}", store.wakeup(projection.categories), batch_size,
             poll_interval
         )
@@ -285,7 +294,7 @@ class ProjectionRunner:
             "SELECT pg_advisory_xact_lock($1, hashtext($2))", _LOCK_SPACE, self._projection.name
         )
 
-    async def step(self) -> _Step:
+    async def step(self) -> Step:
         """Apply one batch and save the checkpoint in one transaction; then publish."""
         changes: list[Change] = []
         async with self._store.connection() as conn, conn.transaction():
@@ -302,7 +311,7 @@ class ProjectionRunner:
             if batch.events:
                 await save_checkpoint_on(conn, self._projection.name, batch.events[-1][0])
         await self._publish_after_commit(changes)
-        return _Step(len(batch.events), batch.pending)
+        return Step(len(batch.events), batch.pending)
 
     async def _apply(self, conn: asyncpg.Connection, event: RecordedEvent) -> Sequence[Change]:
         try:
@@ -343,7 +352,7 @@ class ReactorRunner:
         self._store = store
         self._reactor = reactor
         self._checkpoint: Checkpoint | None = None
-        self._follower = _Follower(
+        self._follower = Follower(
             f"reactor:{reactor.name}", store.wakeup(reactor.categories), batch_size, poll_interval
         )
 
@@ -381,11 +390,11 @@ class ReactorRunner:
             if not batch.events and not batch.pending:
                 break
             if not batch.events:
-                await self._follower.pause(_Step(0, True))
+                await self._follower.pause(Step(0, True))
         log.info("reactor_rebuilt", reactor=reactor.name, events=done)
         return done
 
-    async def step(self) -> _Step:
+    async def step(self) -> Step:
         """React to one batch; save the checkpoint of the last event handled."""
         if self._checkpoint is None:
             self._checkpoint = await self._store.load_checkpoint(self._reactor.name)
@@ -403,7 +412,7 @@ class ReactorRunner:
             if last is not None:
                 await self._store.save_checkpoint(self._reactor.name, last)
                 self._checkpoint = last
-        return _Step(len(batch.events), batch.pending)
+        return Step(len(batch.events), batch.pending)
 
     async def _react(self, event: RecordedEvent) -> None:
         try:
