@@ -83,11 +83,11 @@ class Sender:
     """Claims due outbox rows and delivers them through the provider of their channel."""
 
     def __init__(
-        self, pool: asyncpg.Pool, providers: Mapping[str, Provider], clock: Clock,
+        self, pool: asyncpg.Pool, store: EventStore, providers: Mapping[str, Provider], clock: Clock,
         *, retry: RetryPolicy | None = None, batch: int = 50, lease: float = 60.0,
-        interval: float = 0.2, store: EventStore | None = None,
+        interval: float = 0.2,
     ) -> None:
-        """`store`: woken after each delivery event commits (without one, its readers poll)."""
+        """`store` is woken after each delivery event commits (the events are appended on `pool`)."""
         self._pool = pool
         self._store = store
         self._providers = dict(providers)
@@ -143,8 +143,7 @@ class Sender:
             await append_on(conn, row["stream"], [evt], meta,
                             key=f"notify:{row['dedup_key']}:{outcome}")
             await conn.execute(_UPDATE, row["id"], status, provider_id, error, retry_at)
-        if self._store is not None:
-            self._store.wake((NOTIFICATION_CATEGORY,))
+        self._store.wake((NOTIFICATION_CATEGORY,))
 
 
 def providers_from(settings: Any) -> dict[str, Provider]:
@@ -168,7 +167,7 @@ def providers_from(settings: Any) -> dict[str, Provider]:
 def workers(services: Any) -> list[Callable[[], Awaitable[None]]]:
     """The outbox sender (bootstrap hook)."""
     providers = providers_from(services.settings)
-    sender = Sender(services.pool, providers, services.clock, store=services.store)
+    sender = Sender(services.pool, services.store, providers, services.clock)
 
     async def run() -> None:
         try:

@@ -102,12 +102,13 @@ async def test_event_and_outbox_row_commit_together(bus: MessageBus, pg_pool: as
 
 
 async def test_retries_with_backoff_until_twilio_accepts(
-    bus: MessageBus, pg_pool: asyncpg.Pool, aiohttp_server: Any, twilio_provider: list[TwilioMessages]
+    bus: MessageBus, pg_pool: asyncpg.Pool, pg_store: PostgresEventStore, aiohttp_server: Any,
+    twilio_provider: list[TwilioMessages],
 ) -> None:
     fake, base = await start(aiohttp_server, [429, 500])
     provider = TwilioMessages("AC123", "secret", "+8610000", api_base=base)
     twilio_provider.append(provider)
-    sender = Sender(pg_pool, {"sms": provider, "log": LogProvider()}, SystemClock(),
+    sender = Sender(pg_pool, pg_store, {"sms": provider, "log": LogProvider()}, SystemClock(),
                     retry=RetryPolicy(base_delay=0.0))
     await bus.handle(request())
     for _ in range(3):
@@ -124,12 +125,13 @@ async def test_retries_with_backoff_until_twilio_accepts(
 
 
 async def test_permanent_error_fails_without_retry(
-    bus: MessageBus, pg_pool: asyncpg.Pool, aiohttp_server: Any, twilio_provider: list[TwilioMessages]
+    bus: MessageBus, pg_pool: asyncpg.Pool, pg_store: PostgresEventStore, aiohttp_server: Any,
+    twilio_provider: list[TwilioMessages],
 ) -> None:
     fake, base = await start(aiohttp_server, [400])
     provider = TwilioMessages("AC123", "secret", "+8610000", api_base=base)
     twilio_provider.append(provider)
-    sender = Sender(pg_pool, {"sms": provider, "log": LogProvider()}, SystemClock())
+    sender = Sender(pg_pool, pg_store, {"sms": provider, "log": LogProvider()}, SystemClock())
     await bus.handle(request(to="+860"))
     assert await sender.drain_once() == 1
     assert await sender.drain_once() == 0
@@ -139,8 +141,10 @@ async def test_permanent_error_fails_without_retry(
     assert len(fake.requests) == 1
 
 
-async def test_expired_lease_is_delivered_again(bus: MessageBus, pg_pool: asyncpg.Pool) -> None:
-    sender = Sender(pg_pool, {"log": LogProvider()}, SystemClock(), lease=0.0)
+async def test_expired_lease_is_delivered_again(
+    bus: MessageBus, pg_pool: asyncpg.Pool, pg_store: PostgresEventStore
+) -> None:
+    sender = Sender(pg_pool, pg_store, {"log": LogProvider()}, SystemClock(), lease=0.0)
     await bus.handle(request())
     async with pg_pool.acquire() as conn:  # a sender that claimed the row and died
         await conn.execute("UPDATE notification_outbox SET status = 'sending', "
@@ -157,7 +161,7 @@ async def test_requests_and_deliveries_wake_readers_of_notifications(
     await bus.handle(request())
     assert notifications.is_set()
     notifications.clear()
-    sender = Sender(pg_pool, {"log": LogProvider()}, SystemClock(), store=pg_store)
+    sender = Sender(pg_pool, pg_store, {"log": LogProvider()}, SystemClock())
     assert await sender.drain_once() == 1
     assert notifications.is_set()
     assert not calls.is_set()
