@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any
 
 import asyncpg
@@ -47,6 +48,10 @@ class _Pending:
     @property
     def stream(self) -> str:
         return str(self.args[0])
+
+    @property
+    def category(self) -> str:
+        return str(self.args[1])
 
     @property
     def expected(self) -> int:
@@ -107,7 +112,7 @@ class GroupCommitter:
         # arrival order within a stream): concurrent flushes racing for the same
         # streams then wait for each other but can never deadlock, which would
         # stall both for deadlock_timeout (1 s) before one of them gives way.
-        batch = sorted(batch, key=_stream_of)
+        batch = sorted(batch, key=attrgetter("stream"))
         try:
             async with self._store.connection() as conn:
                 rows = await conn.fetch(_SQL, *_columns(batch))
@@ -120,10 +125,10 @@ class GroupCommitter:
             log.info("group_commit_split", size=len(batch), error=type(exc).__name__)
             await asyncio.gather(*(self._alone(item) for item in batch))
             return
-        appended = {item.args[1] for item, row in zip(batch, rows, strict=True)
+        appended = {item.category for item, row in zip(batch, rows, strict=True)
                     if row["status"] == "ok" and not row["out_duplicate"]}
         if appended:
-            self._store.wake(appended)  # args[1]: the stream's category
+            self._store.wake(appended)
         retry = [item for item, row in zip(batch, rows, strict=True) if _settle(item, row)]
         await asyncio.gather(*(self._alone(item) for item in retry))
 
@@ -137,10 +142,6 @@ class GroupCommitter:
             item.done.set_exception(exc)
             return
         item.done.set_result(result)
-
-
-def _stream_of(item: _Pending) -> str:
-    return item.stream
 
 
 def _columns(batch: list[_Pending]) -> list[list[Any]]:

@@ -39,10 +39,9 @@ log = structlog.get_logger(__name__)
 NOTIFY_CHANNEL = "intake_events"
 _WRONG_VERSION = "IX409"
 _NOTIFY_WINDOW = 0.01
-_NOTIFY = (
-    "SELECT set_config('synchronous_commit', 'off', true), "
-    f"pg_notify('{NOTIFY_CHANNEL}', $1)"
-)
+_ASYNC_COMMIT = "set_config('synchronous_commit', 'off', true)"
+"""In a statement of its own transaction: that commit does not wait for its WAL flush."""
+_NOTIFY = f"SELECT {_ASYNC_COMMIT}, pg_notify('{NOTIFY_CHANNEL}', $1)"
 _NOTIFY_PAYLOAD_MAX = 7000  # PostgreSQL's limit is 8000 bytes; beyond, wake every reader
 _SETTLE = (0.002, 0.004, 0.008, 0.016, 0.032, 0.0)
 
@@ -542,14 +541,13 @@ _UPSERT_CHECKPOINT = (
     "ON CONFLICT (name) DO UPDATE SET tx_id = excluded.tx_id, position = excluded.position, "
     "updated_at = now()"
 )
+_SAVE_CHECKPOINT = _UPSERT_CHECKPOINT.format(values="VALUES ($1, $2::text::xid8, $3)")
 _SAVE_CHECKPOINT_ASYNC = _UPSERT_CHECKPOINT.format(
-    values="SELECT $1, $2::text::xid8, $3 FROM (SELECT set_config('synchronous_commit', 'off', true)) s"
-)  # the setting is local to this statement's own transaction
+    values=f"SELECT $1, $2::text::xid8, $3 FROM (SELECT {_ASYNC_COMMIT}) s"
+)
 
 
 async def save_checkpoint_on(conn: asyncpg.Connection, name: str, checkpoint: Checkpoint) -> None:
     """Store a named reader's checkpoint on a given connection (its transaction)."""
     tx, position = checkpoint.order
-    await conn.execute(
-        _UPSERT_CHECKPOINT.format(values="VALUES ($1, $2::text::xid8, $3)"), name, str(tx), position
-    )
+    await conn.execute(_SAVE_CHECKPOINT, name, str(tx), position)
