@@ -30,11 +30,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode
 
 import aiohttp
 import asyncpg
 from twilio.request_validator import RequestValidator
+
+from bench.scratch import create_database, drop_database
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
@@ -177,25 +179,6 @@ async def _abandon_latencies(dsn: str) -> tuple[list[float], int]:
     return found, len(rows) - len(found)
 
 
-async def _fresh_db(admin: str) -> tuple[str, str]:
-    name = f"intake_bench_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(admin)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    parts = urlsplit(admin)
-    return name, urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
-
-
-async def _drop_db(admin: str, name: str) -> None:
-    conn = await asyncpg.connect(admin)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
 def _serve(env: dict[str, str], role: str, port: int, nice: int = 0) -> subprocess.Popen[bytes]:
     code = "from gateway.cli import main; raise SystemExit(main(['serve']))"
     return subprocess.Popen(["nice", "-n", str(nice), sys.executable, "-c", code],
@@ -225,7 +208,8 @@ class Measured:
 
 async def _intake(args: argparse.Namespace, scripts: tuple[Path, Path]) -> Measured:
     base = f"http://127.0.0.1:{PORT}"
-    name, dsn = await _fresh_db(args.dsn)
+    name = f"intake_bench_{uuid.uuid4().hex[:8]}"
+    dsn = await create_database(args.dsn, name)
     env = {**os.environ, "INTAKE_DATABASE_URL": dsn, "INTAKE_REDIS_URL": args.redis,
            "INTAKE_REDIS_PREFIX": f"bench-{name}:", "INTAKE_SIA_PORT": "0",
            "INTAKE_TOKENS": "bench-channel:channel:bench", "INTAKE_TWILIO_AUTH_TOKEN": TOKEN,
@@ -245,7 +229,7 @@ async def _intake(args: argparse.Namespace, scripts: tuple[Path, Path]) -> Measu
         for proc in (gateway, worker):
             if proc is not None:
                 _stop(proc)
-        await _drop_db(args.dsn, name)
+        await drop_database(args.dsn, name)
     return measured
 
 

@@ -29,10 +29,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import asyncpg
 
+from bench.scratch import create_database, database_dsn, drop_database
 from eventstore.migrate import migrate
 from eventstore.postgres import PostgresEventStore, create_pool
 from eventstore.records import Checkpoint, NewEvent
@@ -93,11 +94,6 @@ def _pct(values: list[float], pct: int) -> float:
     if len(values) < 2:
         return values[0] if values else 0.0
     return statistics.quantiles(values, n=100, method="inclusive")[pct - 1]
-
-
-def _with_db(dsn: str, name: str) -> str:
-    parts = urlsplit(dsn)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,15 +355,10 @@ def _merge(kind: str, writers: int, window: Window, shards: list[Shard],
 
 async def _fresh_db(admin_dsn: str, kind: str) -> str:
     name = f"es_bench_{kind[:4]}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = await asyncpg.connect(admin_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        await admin.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = on')
-    finally:
-        await admin.close()
-    dsn = _with_db(admin_dsn, name)
+    dsn = await create_database(admin_dsn, name)
     conn = await asyncpg.connect(dsn)
     try:
+        await conn.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = on')
         if kind in TAILED:
             await migrate(conn)
         elif kind == "raw":
@@ -381,21 +372,13 @@ async def _fresh_db(admin_dsn: str, kind: str) -> str:
     return name
 
 
-async def _drop_db(admin_dsn: str, name: str) -> None:
-    admin = await asyncpg.connect(admin_dsn)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
 async def _scenario(admin_dsn: str, kind: str, writers: int, procs: int, seconds: float) -> Result:
     name = await _fresh_db(admin_dsn, kind)
     try:
         return await asyncio.to_thread(
-            run_scenario, kind, _with_db(admin_dsn, name), writers, procs, seconds)
+            run_scenario, kind, database_dsn(admin_dsn, name), writers, procs, seconds)
     finally:
-        await _drop_db(admin_dsn, name)
+        await drop_database(admin_dsn, name)
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:

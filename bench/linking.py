@@ -30,7 +30,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from dispatch.duplicates import CaseSketch, LinkParams, MemoryCandidates, bbox, same_caller
 from dispatch.geo import DistrictIndex, geodesic_m
@@ -360,15 +359,14 @@ async def _run_on_postgres(dsn: str, contacts: Sequence[Contact], params: LinkPa
     """The same run over `PgCandidates`, in a scratch database created and dropped here."""
     import asyncpg
 
+    from bench.scratch import create_database, drop_database
     from dispatch.linking_policy import PgCandidates
     from eventstore.migrate import migrate
 
     name = f"intake_bench_linking_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
+    scratch = await create_database(dsn, name)
     try:
-        parts = urlsplit(dsn)
-        pool = await asyncpg.create_pool(urlunsplit(parts._replace(path=f"/{name}")), min_size=1, max_size=2)
+        pool = await asyncpg.create_pool(scratch, min_size=1, max_size=2)
         try:
             async with pool.acquire() as conn:
                 await migrate(conn)
@@ -376,8 +374,7 @@ async def _run_on_postgres(dsn: str, contacts: Sequence[Contact], params: LinkPa
         finally:
             await pool.close()
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+        await drop_database(dsn, name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

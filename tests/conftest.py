@@ -14,11 +14,11 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
+from bench.scratch import create_database, drop_database
 from dispatch.clock import FakeClock
 from eventstore.migrate import migrate
 from eventstore.postgres import PostgresEventStore, create_pool
@@ -38,11 +38,6 @@ TOKENS = {
 def auth(token: str) -> dict[str, str]:
     """Authorization header for one of the test tokens."""
     return {"Authorization": f"Bearer {token}"}
-
-
-def _with_database(dsn: str, name: str) -> str:
-    parts = urlsplit(dsn)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
 
 
 @pytest.fixture(scope="session")
@@ -71,12 +66,7 @@ def pg_template(pg_admin_dsn: str) -> Iterator[str]:
     name = f"intake_tpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
 
     async def create() -> None:
-        admin = await asyncpg.connect(pg_admin_dsn)
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await admin.close()
-        conn = await asyncpg.connect(_with_database(pg_admin_dsn, name))
+        conn = await asyncpg.connect(await create_database(pg_admin_dsn, name))
         try:
             await migrate(conn)
         finally:
@@ -84,28 +74,15 @@ def pg_template(pg_admin_dsn: str) -> Iterator[str]:
 
     asyncio.run(create())
     yield name
-    asyncio.run(_drop(pg_admin_dsn, name))
-
-
-async def _drop(admin_dsn: str, name: str) -> None:
-    admin = await asyncpg.connect(admin_dsn)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    asyncio.run(drop_database(pg_admin_dsn, name))
 
 
 @pytest.fixture
 async def pg_dsn(pg_admin_dsn: str, pg_template: str) -> AsyncIterator[str]:
     """A fresh, migrated database for this test only."""
     name = f"intake_t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(pg_admin_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
-    finally:
-        await admin.close()
-    yield _with_database(pg_admin_dsn, name)
-    await _drop(pg_admin_dsn, name)
+    yield await create_database(pg_admin_dsn, name, template=pg_template)
+    await drop_database(pg_admin_dsn, name)
 
 
 @pytest.fixture
