@@ -95,9 +95,12 @@ class ReferenceFollower:
     async def start(self) -> Checkpoint:
         """Build both indexes from the read model; return where to follow from."""
         providers, districts, checkpoint = await snapshot_reference(self._store.pool)
-        self._extras["provider_index"] = await ProviderIndexHolder.create(providers)
+        holder = await ProviderIndexHolder.create(providers)
         self._districts = {f["properties"]["adcode"]: f for f in districts}
         await self._rebuild_districts()
+        # Published last: a lookup answered before the district index existed would
+        # skip the served-district filter and name providers that do not serve there.
+        self._extras["provider_index"] = holder
         log.info("provider_index_loaded", providers=len(providers), districts=len(districts))
         return checkpoint
 

@@ -8,7 +8,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from dispatch.geo import geodesic_m, wgs84_to_gcj02
+from dispatch.provider_index import ReferenceFollower
 from gateway.loader import catch_up_reference, load_paths
 from tests.conftest import auth
 
@@ -81,3 +84,24 @@ async def test_nearest_rejects_bad_input_and_anonymous(client: Any) -> None:
     bad = await client.get("/api/v1/providers/nearest?lat=north&lon=108.7", headers=auth("t-dispatcher"))
     assert bad.status == 400
     assert (await bad.json())["error"]["code"]
+
+
+async def test_lookups_wait_for_the_district_index_too(
+    services: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The provider index is published only once the district index exists: an answer given
+    before would skip the served-district filter (a first lookup differing from the next)."""
+    await load_paths(services, [GIS / "districts.geojson", GIS / "demo_providers.geojson"])
+    await catch_up_reference(services)
+    published_before: list[bool] = []
+    rebuild = ReferenceFollower._rebuild_districts
+
+    async def watched(self: ReferenceFollower) -> None:
+        published_before.append("provider_index" in extras)
+        await rebuild(self)
+
+    monkeypatch.setattr(ReferenceFollower, "_rebuild_districts", watched)
+    extras: dict[str, Any] = {}
+    await ReferenceFollower(services.store, extras).start()
+    assert published_before == [False]
+    assert {"provider_index", "districts"} <= extras.keys()
