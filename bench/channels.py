@@ -9,7 +9,9 @@ signed with Twilio's own `RequestValidator` beforehand (the signature covers
 the body). Alongside, CTI `abandoned` events arrive at `--abandon-rate` per
 second; abandon-to-task latency is `recorded_at(CallbackTaskOpened) -
 recorded_at(CallAbandoned)` from the log, for the abandons recorded during
-the load. Then the same load once more with the worker stopped: the
+the load. When the load ends, the SMS the worker's `sms-intake` policy has
+not yet taken in are counted and the time until it has is measured (how
+far the worker fell behind). Then the same load once more with the worker stopped: the
 gateway's own capacity. Baseline of the same run: the same wrk load on an
 aiohttp process answering with an empty 200 (the ceiling of one Python process).
 
@@ -179,6 +181,25 @@ async def _abandon_latencies(dsn: str) -> tuple[list[float], int]:
     return found, len(rows) - len(found)
 
 
+_BACKLOG_SQL = """SELECT count(*) FROM events e
+    WHERE e.category = 'sms' AND (e.tx_id, e.position) > coalesce(
+        (SELECT (c.tx_id, c.position) FROM checkpoints c WHERE c.name = 'sms-intake'), ('0'::xid8, 0))"""
+
+
+async def _drain(dsn: str, patience: float) -> tuple[int, float | None]:
+    """SMS the worker had not taken in when the load ended, and the seconds until it had."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        start = time.perf_counter()
+        backlog = left = int(await conn.fetchval(_BACKLOG_SQL))
+        while left and time.perf_counter() - start < patience:
+            await asyncio.sleep(0.05)
+            left = int(await conn.fetchval(_BACKLOG_SQL))
+        return backlog, None if left else time.perf_counter() - start
+    finally:
+        await conn.close()
+
+
 def _serve(env: dict[str, str], role: str, port: int, nice: int = 0) -> subprocess.Popen[bytes]:
     code = "from gateway.cli import main; raise SystemExit(main(['serve']))"
     return subprocess.Popen(["nice", "-n", str(nice), sys.executable, "-c", code],
@@ -204,6 +225,8 @@ class Measured:
     abandoned: int = 0
     latencies: list[float] = field(default_factory=list)
     missing: int = 0
+    backlog: int = 0
+    drained: float | None = None
 
 
 async def _intake(args: argparse.Namespace, scripts: tuple[Path, Path]) -> Measured:
@@ -221,6 +244,7 @@ async def _intake(args: argparse.Namespace, scripts: tuple[Path, Path]) -> Measu
         worker = _serve(env, "worker", PORT + 1, args.worker_nice)
         await _wait_ready(f"http://127.0.0.1:{PORT + 1}", worker)
         measured = await _with_worker(args, base, scripts[0], gateway, worker)
+        measured.backlog, measured.drained = await _drain(dsn, args.drain_timeout)
         await asyncio.sleep(args.grace)
         measured.latencies, measured.missing = await _abandon_latencies(dsn)
         _stop(worker)  # the gateway's own capacity: nothing else of intake runs
@@ -279,6 +303,9 @@ async def _bench(args: argparse.Namespace) -> int:
     print("|---|---:|---:|---:|---:|---:|---:|")
     for run in (base_run, *measured.runs):
         print(run.row())
+    drained = "not within --drain-timeout" if measured.drained is None else f"{measured.drained:.1f} s"
+    print(f"\nworker backlog when the load ended: {measured.backlog:,} SMS not yet taken in "
+          f"(sms-intake policy); all taken in after {drained}")
     lat = measured.latencies
     if lat:
         print(f"\nabandon-to-task during the load (gateway + worker): {len(lat)} of {measured.abandoned} "
@@ -305,6 +332,8 @@ def main(argv: list[str]) -> int:
                    help="distinct signed SMS per second of load (wrk cycles through them)")
     p.add_argument("--worker-nice", type=int, default=0,
                    help="niceness of the worker process (the gateway runs at 0)")
+    p.add_argument("--drain-timeout", type=float, default=120.0,
+                   help="seconds to wait for the worker to take in the SMS of the load")
     p.add_argument("--grace", type=float, default=3.0, help="seconds to wait for the last tasks")
     args = p.parse_args(argv)
     args.load = _load()
