@@ -224,6 +224,8 @@ class GotThroughPolicy:
 
     Runs apart from `MissedCallPolicy`; the `CallerGotThrough` record on the
     caller's stream keeps the outcome independent of which of the two runs first.
+    Keyed by caller (`eventstore.subscriptions.Keyed`): different callers'
+    contacts are looked at together, one caller's in log order.
     """
 
     name = "missed-calls-contacts"
@@ -231,6 +233,13 @@ class GotThroughPolicy:
 
     def __init__(self, handle: Handle) -> None:
         self._handle = handle
+
+    def key(self, event: RecordedEvent) -> str:
+        """The caller's number as `CloseOnContact` names their task stream; else the case."""
+        data = event.data
+        caller = data.get("caller")
+        raw = data.get("phone") or (caller.get("phone") if isinstance(caller, dict) else None)
+        return callable_number(raw if isinstance(raw, str) else None) or event.stream
 
     async def react(self, event: RecordedEvent) -> None:
         """Send `CloseOnContact` for a contact event (idempotent on the event's position)."""

@@ -156,7 +156,11 @@ HANDLERS: dict[type, Any] = {RequestNotification: request_notification}
 
 
 class AcknowledgementPolicy:
-    """Asks for the citizen's SMS when a case is accepted and when it is completed."""
+    """Asks for the citizen's SMS when a case is accepted and when it is completed.
+
+    Keyed by case (`eventstore.subscriptions.Keyed`): different cases' requests
+    are made at the same time, each case's in log order.
+    """
 
     name = "notifications-ack"
     categories: frozenset[str] | None = frozenset({"case"})
@@ -164,6 +168,10 @@ class AcknowledgementPolicy:
     def __init__(self, handle: Callable[[object], Awaitable[Any]], store: EventStore) -> None:
         self._handle = handle
         self._store = store
+
+    def key(self, event: RecordedEvent) -> str:
+        """The case stream: a request depends on that case alone."""
+        return event.stream
 
     async def react(self, event: RecordedEvent) -> None:
         """Request the acknowledgement this event calls for (dedup on the case)."""

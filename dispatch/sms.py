@@ -233,13 +233,25 @@ async def take_in_sms(
 
 
 class SmsIntakePolicy:
-    """Takes each recorded SMS into a case (a reactor over the `sms` streams)."""
+    """Takes each recorded SMS into a case (a reactor over the `sms` streams).
+
+    Keyed by sender: one sender's SMS are taken in one after the other, in
+    log order (the second finds the case the first opened); different
+    senders' SMS at the same time (`eventstore.subscriptions.Keyed`).
+    """
 
     name = "sms-intake"
     categories: frozenset[str] | None = frozenset({"sms"})
 
     def __init__(self, handle: Any) -> None:
         self._handle = handle
+
+    def key(self, event: RecordedEvent) -> str:
+        """The sender's number as `take_in_sms` finds their case by it; else the SMS alone."""
+        contact = event.data.get("contact")
+        caller = contact.get("caller") if isinstance(contact, dict) else None
+        phone = caller.get("phone") if isinstance(caller, dict) else None
+        return callable_number(phone if isinstance(phone, str) else None) or event.stream
 
     async def react(self, event: RecordedEvent) -> None:
         """Send `TakeInSms` for an `SmsReceived` (idempotent on the SMS's channel key)."""

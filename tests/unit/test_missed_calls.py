@@ -13,6 +13,7 @@ from channels.cti import parse_event
 from channels.message import Caller, InboundContact
 from dispatch.bus import MessageBus, collect_handlers
 from dispatch.calls import RecordCall
+from dispatch.case import CallerInfo, RegisterCase, register_case
 from dispatch.clock import FakeClock
 from dispatch.errors import InvalidCommand, NotAllowed
 from dispatch.messages import to_new_event
@@ -35,9 +36,10 @@ from dispatch.missed_calls import (
     choose_agent,
     plan_assignments,
 )
-from dispatch.sms import CaseMessageReceived
+from dispatch.sms import CaseMessageReceived, callable_number
+from eventstore import NewEvent
 from eventstore.memory import MemoryEventStore
-from eventstore.subscriptions import ReactorRunner
+from eventstore.subscriptions import Keyed, ReactorRunner
 
 T0 = datetime(2026, 11, 23, 8, tzinfo=UTC)
 
@@ -193,8 +195,9 @@ async def test_call_and_contact_policies_agree_in_any_interleaving(
         else:
             evt = CaseMessageReceived(f"C{i}", "sms", phone, "hi", _contact(phone, at))
             await store.append(f"case-C{i}", [to_new_event(evt)], -1)
+    contacts_batch = data.draw(st.sampled_from([1, 50]))  # 50: callers' contacts concurrently
     runners = [ReactorRunner(store, MissedCallPolicy(bus.handle), batch_size=1),
-               ReactorRunner(store, GotThroughPolicy(bus.handle), batch_size=1)]
+               ReactorRunner(store, GotThroughPolicy(bus.handle), batch_size=contacts_batch)]
     for pick in data.draw(st.lists(st.integers(0, 1), max_size=2 * len(kinds))):
         await runners[pick].step()
     for runner in runners:
@@ -215,6 +218,22 @@ def test_a_contact_before_a_late_miss_keeps_the_task_from_opening() -> None:
     assert decide_missed(state, "c1", "q", T0 - timedelta(seconds=1)) == []
     assert decide_got_through(state, T0 - timedelta(seconds=5), "web") == []  # nothing newer to record
     assert isinstance(decide_missed(state, "c2", "q", T0 + timedelta(seconds=1))[0], CallbackTaskOpened)
+
+
+async def test_contacts_are_keyed_by_the_callers_number() -> None:
+    store = MemoryEventStore()
+    clock = FakeClock(T0)
+    await register_case(
+        RegisterCase(category="power_fault", channel="phone", description="停电",
+                     caller=CallerInfo(phone="139 1234 0001")), store=store, clock=clock)
+    message = CaseMessageReceived("C9", "sms", "13912340001", "hi", _contact("13912340001", T0))
+    await store.append("case-C9", [to_new_event(message)], -1)
+    await store.append("case-C9", [NewEvent("CaseNoted", {"case_id": "C9"})], 0)
+    policy = GotThroughPolicy(MessageBus(collect_handlers(), {"store": store, "clock": clock}).handle)
+    assert isinstance(policy, Keyed)
+
+    keys = [policy.key(e) for _, e in await store.read_all(await store.load_checkpoint("x"))]
+    assert keys == [callable_number("13912340001")] * 2 + ["case-C9"]
 
 
 def test_call_policy_reads_calls_only() -> None:

@@ -8,6 +8,7 @@ from dispatch.notifications import AcknowledgementPolicy, RequestNotification, n
 from dispatch.sender import RetryPolicy
 from eventstore import ANY, NewEvent
 from eventstore.memory import MemoryEventStore
+from eventstore.subscriptions import Keyed
 
 
 async def test_acknowledges_acceptance_and_completion_once_per_case() -> None:
@@ -28,8 +29,11 @@ async def test_acknowledges_acceptance_and_completion_once_per_case() -> None:
     await store.append(f"case-{registered.case_id}", [NewEvent(
         "CaseCompleted", {"case_id": registered.case_id, "completed_at": "2026-11-23T09:00:00+00:00"})], ANY)
     policy = AcknowledgementPolicy(handle, store)
-    for _, record in await store.read_all(await store.load_checkpoint("x")):
+    records = [record for _, record in await store.read_all(await store.load_checkpoint("x"))]
+    for record in records:
         await policy.react(record)
+    assert isinstance(policy, Keyed) and {policy.key(r) for r in records} == {
+        f"case-{registered.case_id}", f"case-{anonymous.case_id}"}  # per case: concurrent cases
     assert [(n.dedup_key, n.to, n.reason) for n in sent] == [
         (f"ack:{registered.case_id}", "13912345678", "accepted"),
         (f"done:{registered.case_id}", "13912345678", "completed"),

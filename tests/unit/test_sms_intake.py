@@ -11,8 +11,19 @@ from typing import Any
 from channels.message import Caller, InboundContact
 from dispatch.case import CaseState
 from dispatch.clock import FakeClock
-from dispatch.sms import TakeInSms, newest_open, sender_stream, sms_stream, take_in_sms
+from dispatch.sms import (
+    ReceiveSms,
+    SmsIntakePolicy,
+    TakeInSms,
+    callable_number,
+    newest_open,
+    receive_sms,
+    sender_stream,
+    sms_stream,
+    take_in_sms,
+)
 from eventstore.memory import MemoryEventStore
+from eventstore.subscriptions import Keyed
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 
@@ -80,3 +91,15 @@ async def test_the_newer_of_the_own_and_the_read_model_case_wins() -> None:
     clock.advance(60)
     newer = await take("SM3", phone=None)
     assert (await take("SM4", read_model=newer.case_id)).case_id == newer.case_id
+
+
+async def test_the_policy_takes_in_one_senders_sms_in_order_others_alongside() -> None:
+    store = MemoryEventStore()
+    for sid, phone in [("SM1", "+8613911112222"), ("SM2", None), ("SM3", "+86 139 1111 2222")]:
+        await receive_sms(ReceiveSms(contact(sid, phone).contact), store=store)
+    policy = SmsIntakePolicy(print)
+    assert isinstance(policy, Keyed)
+
+    keys = [policy.key(e) for _, e in await store.read_all(await store.load_checkpoint("x"))]
+    assert keys[0] == keys[2] == callable_number("+8613911112222")
+    assert keys[1] == "sms-twilio:sms:SM2"  # no number: the SMS is a key of its own
