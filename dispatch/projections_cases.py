@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -133,24 +134,46 @@ class CasesProjection:
 
     async def apply(self, conn: asyncpg.Connection, event: RecordedEvent) -> Sequence[Change] | None:
         """Fold the event into the stored state and rewrite the row."""
-        case_id = event.stream.split("-", 1)[1]
-        data = await conn.fetchval("SELECT data FROM cases WHERE case_id = $1", case_id)
-        state = state_from_json(data) if data is not None else CaseState(case_id)
-        evt = from_recorded(event)
-        if evt is not None:
-            state.apply(evt, event.version)
-        else:
-            state.version = event.version
-        if state.accepted_at is None:
-            return None  # nothing to show before the registration event
-        await conn.execute(_UPSERT, case_id, *_row(state, self._cfg, self._clock.now(), event.recorded_at))
-        for unit, counter in _stat_updates(evt) if evt is not None else []:
-            if counter in _STAT_COLUMNS:
-                await conn.execute(
-                    f"INSERT INTO case_unit_stats (unit_id, {counter}) VALUES ($1, 1) "
-                    f"ON CONFLICT (unit_id) DO UPDATE SET {counter} = case_unit_stats.{counter} + 1",
-                    unit)
-        return [Change("case", _summary(state, self._cfg, self._clock.now()))]
+        return await self.apply_batch(conn, [event])
+
+    async def apply_batch(
+        self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]
+    ) -> Sequence[Change]:
+        """Fold the events into their cases' stored states; rewrite each changed row once.
+
+        Three statements per batch whatever its size: read the states, write
+        the rows, add to the unit counters.
+        """
+        ids = list(dict.fromkeys(event.stream.split("-", 1)[1] for event in events))
+        rows = await conn.fetch("SELECT case_id, data FROM cases WHERE case_id = ANY($1::text[])", ids)
+        states = {r["case_id"]: state_from_json(r["data"]) for r in rows}
+        now = self._clock.now()
+        touched: dict[str, datetime] = {}
+        counts: Counter[tuple[str, str]] = Counter()
+        changes: list[Change] = []
+        for event in events:
+            case_id = event.stream.split("-", 1)[1]
+            state = states.setdefault(case_id, CaseState(case_id))
+            evt = from_recorded(event)
+            if evt is not None:
+                state.apply(evt, event.version)
+            else:
+                state.version = event.version
+            if state.accepted_at is None:
+                continue  # nothing to show before the registration event
+            touched[case_id] = event.recorded_at
+            counts.update(pair for pair in (_stat_updates(evt) if evt is not None else [])
+                          if pair[1] in _STAT_COLUMNS)
+            changes.append(Change("case", _summary(states[case_id], self._cfg, now)))
+        if touched:
+            await conn.executemany(_UPSERT, [
+                (case_id, *_row(states[case_id], self._cfg, now, at)) for case_id, at in touched.items()])
+        for (unit, counter), n in sorted(counts.items()):
+            await conn.execute(
+                f"INSERT INTO case_unit_stats (unit_id, {counter}) VALUES ($1, $2) "
+                f"ON CONFLICT (unit_id) DO UPDATE SET {counter} = case_unit_stats.{counter} + $2",
+                unit, n)
+        return changes
 
 
 def _summary(s: CaseState, cfg: SlaConfig, now: datetime) -> dict[str, Any]:

@@ -3,6 +3,8 @@
 - A `Projection` keeps read-model tables in PostgreSQL. `ProjectionRunner`
   applies each batch of events and saves the checkpoint in ONE transaction,
   so its effects happen exactly once; changes are published after commit.
+  A `BatchProjection` takes the whole batch at once (a few statements per
+  batch instead of a few per event).
 - A `Reactor` (a policy) reacts to events by sending idempotent commands.
   `ReactorRunner` works on any `EventStore` and is at-least-once: it saves
   its checkpoint after reacting, so a crash may repeat a reaction. A
@@ -84,6 +86,21 @@ class Projection(Protocol):
         ...
 
 
+@runtime_checkable
+class BatchProjection(Projection, Protocol):
+    """A projection that applies a whole batch in a few statements.
+
+    `apply_batch(conn, events)` must leave the tables as `apply` on each
+    event in turn would, and return the same changes.
+    """
+
+    async def apply_batch(
+        self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]
+    ) -> Sequence[Change]:
+        """Update the read model for the events, in log order, inside the runner's transaction."""
+        ...
+
+
 class Reactor(Protocol):
     """A policy: reacts to events by sending idempotent commands (at-least-once).
 
@@ -135,6 +152,10 @@ class Keyed(Reactor, Protocol):
 
 Progress = Callable[[int, int | None], None]
 """Rebuild progress: events done, and the total when it is known."""
+
+
+class _BatchFailed(Exception):
+    """A `BatchProjection`'s batch failed; it is applied again event by event."""
 
 
 class ProjectionFailed(EventStoreError):
@@ -313,7 +334,18 @@ class ProjectionRunner:
         )
 
     async def step(self) -> Step:
-        """Apply one batch and save the checkpoint in one transaction; then publish."""
+        """Apply one batch and save the checkpoint in one transaction; then publish.
+
+        A `BatchProjection` gets the batch at once; if that fails, the
+        transaction is rolled back and the batch is applied again event by
+        event, so that a failure names the event that caused it.
+        """
+        try:
+            return await self._step(batched=True)
+        except _BatchFailed:
+            return await self._step(batched=False)
+
+    async def _step(self, batched: bool) -> Step:
         changes: list[Change] = []
         async with self._store.connection() as conn, conn.transaction():
             await self._lock(conn)
@@ -324,12 +356,30 @@ class ProjectionRunner:
                 limit=self._follower.batch_size,
                 categories=self._projection.categories,
             )
-            for _, event in batch.events:
-                changes.extend(await self._apply(conn, event))
+            events = [event for _, event in batch.events]
+            projection = self._projection
+            if batched and isinstance(projection, BatchProjection) and len(events) > 1:
+                changes.extend(await self._apply_batch(projection, conn, events))
+            else:
+                for event in events:
+                    changes.extend(await self._apply(conn, event))
             if batch.events:
                 await save_checkpoint_on(conn, self._projection.name, batch.events[-1][0])
         await self._publish_after_commit(changes)
         return Step(len(batch.events), batch.pending)
+
+    @staticmethod
+    async def _apply_batch(
+        projection: BatchProjection, conn: asyncpg.Connection, events: Sequence[RecordedEvent]
+    ) -> Sequence[Change]:
+        try:
+            return await projection.apply_batch(conn, events)
+        except (asyncio.CancelledError, EventStoreError):
+            raise
+        except Exception as exc:
+            log.warning("projection_batch_failed", projection=projection.name,
+                        first=events[0].position, last=events[-1].position, exc_info=True)
+            raise _BatchFailed from exc
 
     async def _apply(self, conn: asyncpg.Connection, event: RecordedEvent) -> Sequence[Change]:
         try:

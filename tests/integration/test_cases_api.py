@@ -197,3 +197,34 @@ async def test_link_and_unlink_through_the_case_actions(api: Any, wired: Any) ->
     unlinked = await post(api, f"{base}/unlink", {"expected_version": linked["version"],
                                                   "other_case_id": b["case_id"]}, "t-agent")
     assert unlinked["linked_case_ids"] == []
+
+
+async def _tables(services: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    async with services.pool.acquire() as conn:
+        cases = [dict(r) for r in await conn.fetch("SELECT * FROM cases ORDER BY case_id")]
+        stats = [dict(r) for r in await conn.fetch("SELECT * FROM case_unit_stats ORDER BY unit_id")]
+    return cases, stats
+
+
+async def test_the_projection_writes_the_same_rows_batched_or_event_by_event(
+    api: Any, wired: Any, clock: FakeClock
+) -> None:
+    for n in range(3):
+        case = await post(api, "/api/v1/cases", {**FAULT, "description": f"停电 {n}"}, "t-agent", 201)
+        base = f"/api/v1/cases/{case['case_id']}"
+        steps = [("dispatch", {"to": "U001"}, "t-dispatcher"),
+                 ("reject", {"reason": "不属本单位"}, "t-unit"),
+                 ("dispatch", {"to": "U001"}, "t-dispatcher"),
+                 ("confirm", {}, "t-unit"),
+                 ("complete", {"result": "已恢复供电"}, "t-unit"),
+                 ("callback", {"outcome": "satisfied"}, "t-agent")][: 2 + 2 * n]
+        for action, body, token in steps:
+            case = await post(api, f"{base}/{action}", {"expected_version": case["version"], **body}, token)
+        clock.advance(timedelta(minutes=7))
+    projection = CasesProjection(wired.clock)
+    events = await ProjectionRunner(wired.store, projection, batch_size=1).run_until_caught_up()
+    one_by_one = await _tables(wired)
+    assert len(one_by_one[0]) == 3 and one_by_one[1][0]["dispatched"] == 5
+
+    assert await ProjectionRunner(wired.store, projection, batch_size=500).rebuild() == events
+    assert await _tables(wired) == one_by_one

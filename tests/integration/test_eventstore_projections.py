@@ -10,7 +10,7 @@ import pytest
 
 from eventstore import ANY, NewEvent, RecordedEvent
 from eventstore.postgres import PostgresEventStore
-from eventstore.subscriptions import Change, ProjectionFailed, ProjectionRunner
+from eventstore.subscriptions import BatchProjection, Change, ProjectionFailed, ProjectionRunner
 
 
 async def until(condition: Callable[[], Awaitable[bool]], seconds: float) -> None:
@@ -127,3 +127,53 @@ async def test_rebuild_truncates_and_replays_with_progress(pg_store: PostgresEve
     assert await _counts(pg_store) == EXPECTED
     assert progress[0] == (0, 300)
     assert progress[-1] == (300, 300)
+
+
+class BatchCounts(Counts):
+    """`Counts` that also applies a whole batch in one statement (a `BatchProjection`)."""
+
+    def __init__(self, fail_at: int | None = None) -> None:
+        super().__init__(fail_at)
+        self.batches = 0
+
+    async def apply_batch(self, conn: asyncpg.Connection,
+                          events: Sequence[RecordedEvent]) -> Sequence[Change]:
+        self.batches += 1
+        streams = [e.stream for e in events]
+        await conn.execute(
+            "INSERT INTO t_counts (stream, n) SELECT stream, count(*) FROM unnest($1::text[]) stream "
+            "GROUP BY stream ON CONFLICT (stream) DO UPDATE SET n = t_counts.n + EXCLUDED.n", streams)
+        if any(e.position == self.fail_at for e in events):
+            raise RuntimeError("the batch failed")
+        return [Change("counts", {"stream": s}) for s in streams]
+
+
+async def test_a_batch_projection_applies_each_batch_at_once(pg_store: PostgresEventStore) -> None:
+    await _setup(pg_store)
+    projection = BatchCounts()
+    assert isinstance(projection, BatchProjection)
+    published: list[Change] = []
+
+    async def publish(changes: Sequence[Change]) -> None:
+        published.extend(changes)
+
+    assert await ProjectionRunner(pg_store, projection, publish=publish,
+                                  batch_size=100).run_until_caught_up() == 300
+    assert await _counts(pg_store) == EXPECTED
+    assert (projection.batches, projection.calls) == (3, 0)
+    assert len(published) == 300
+
+
+async def test_a_failed_batch_is_redone_event_by_event_naming_the_culprit(
+    pg_store: PostgresEventStore,
+) -> None:
+    await _setup(pg_store)
+    projection = BatchCounts(fail_at=150)  # the batch fails, then `apply` fails once on 150 too
+    runner = ProjectionRunner(pg_store, projection, batch_size=100)
+    with pytest.raises(ProjectionFailed) as failed:
+        await runner.run_until_caught_up()
+    assert failed.value.position == 150
+    assert sum((await _counts(pg_store)).values()) == 100  # nothing of the failed batch stayed
+
+    assert await runner.run_until_caught_up() == 200
+    assert await _counts(pg_store) == EXPECTED
