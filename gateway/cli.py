@@ -21,7 +21,7 @@ from gateway import logging as intake_logging
 from gateway.settings import Settings, SettingsError, Token, from_env
 
 SHUTDOWN_TIMEOUT = 10.0
-BENCHMARKS = ("eventstore", "channels", "nearest", "linking")
+BENCHMARKS = ("eventstore", "channels", "worker", "nearest", "linking")
 
 
 @contextlib.asynccontextmanager

@@ -1,0 +1,199 @@
+"""`intake bench worker`: how fast a worker takes a backlog of SMS into cases.
+
+A storm leaves the worker behind the gateway (`intake bench channels` shows
+the backlog when its load ends). Here the backlog is made first: `--sms`
+inbound SMS from `--senders` numbers are recorded on a fresh database with
+nothing running, then taken in, each scenario on its own fresh copy:
+
+- `sms-intake` alone, one reaction at a time (baseline: `concurrency=1`);
+- `sms-intake` alone as the worker runs it (keyed by sender, chains at once);
+- the whole worker (`INTAKE_ROLE=worker`: every projection, policy and timer),
+  until `sms-intake` has taken in the last SMS;
+- the `cases` projection rebuilt over that log event by event (baseline),
+  then in batches (`apply_batch`).
+
+Reports SMS (or events) per second and this process's CPU per SMS (or
+event); PostgreSQL's CPU is not included. Runs on uvloop, as `intake serve`.
+
+    .venv/bin/python -m bench.worker [--dsn URL] [--redis URL] [--sms 4000] [--senders 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import asyncpg
+
+from bench.scratch import create_database, drop_database
+from channels.message import Caller, InboundContact
+from dispatch.projections_cases import CasesProjection
+from dispatch.sms import ReceiveSms, SmsIntakePolicy, receive_sms
+from eventstore import RecordedEvent
+from eventstore.subscriptions import Change, ProjectionRunner, ReactorRunner
+from gateway.bootstrap import build_services, close_services, run_background
+from gateway.cli import run_command
+from gateway.logging import configure
+from gateway.services import Services
+from gateway.settings import from_env
+
+T = TypeVar("T")
+
+DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+TEXTS = ("停电了，整栋楼没电", "请问什么时候来电", "电压不稳灯一直闪")
+_BACKLOG_SQL = """SELECT count(*) FROM events e
+    WHERE e.category = 'sms' AND (e.tx_id, e.position) > coalesce(
+        (SELECT (c.tx_id, c.position) FROM checkpoints c WHERE c.name = 'sms-intake'), ('0'::xid8, 0))"""
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """One scenario: items done, wall seconds, this process's CPU seconds."""
+
+    name: str
+    items: int
+    seconds: float
+    cpu: float
+
+    def row(self, unit: str, baseline: Result | None) -> str:
+        """A Markdown table row."""
+        rate = self.items / self.seconds
+        speedup = f"{rate / (baseline.items / baseline.seconds):.1f}x" if baseline else "1.0x"
+        return (f"| {self.name} | {self.items:,} {unit} | {self.seconds:.2f} | {rate:,.0f} | {speedup} | "
+                f"{self.cpu * 1e3 / self.items:.2f} |")
+
+
+class OneByOne:
+    """The cases projection without `apply_batch`: the event-by-event baseline."""
+
+    def __init__(self, inner: CasesProjection) -> None:
+        self.name, self.categories, self.tables = inner.name, inner.categories, inner.tables
+        self._inner = inner
+
+    async def apply(self, conn: asyncpg.Connection, event: RecordedEvent) -> Sequence[Change] | None:
+        """The projection's own `apply`."""
+        return await self._inner.apply(conn, event)
+
+
+def _sms(n: int, senders: int) -> ReceiveSms:
+    at = datetime(2026, 7, 15, 10, 0, tzinfo=UTC)
+    sid = f"SM{n:032d}"
+    return ReceiveSms(InboundContact(
+        channel="sms", kind="sms", idempotency_key=f"twilio:sms:{sid}",
+        caller=Caller(phone=f"+86139{n % senders:08d}"), occurred_at=at, received_at=at,
+        text=TEXTS[n % 3], raw={"MessageSid": sid}, extra={"source": "twilio", "message_sid": sid}))
+
+
+async def _timed(name: str, items: int, work: Callable[[], Awaitable[Any]]) -> Result:
+    started, cpu = time.perf_counter(), time.process_time()
+    await work()
+    return Result(name, items, time.perf_counter() - started, time.process_time() - cpu)
+
+
+async def _with_backlog(args: argparse.Namespace, template: str,
+                        scenario: Callable[[Services], Awaitable[T]]) -> T:
+    """Run `scenario` on a fresh copy of the backlog database."""
+    name = f"intake_bench_worker_{uuid.uuid4().hex[:8]}"
+    dsn = await create_database(args.dsn, name, template=template)
+    settings = from_env({"INTAKE_DATABASE_URL": dsn, "INTAKE_REDIS_URL": args.redis,
+                         "INTAKE_REDIS_PREFIX": f"{name}:", "INTAKE_ROLE": "worker",
+                         "INTAKE_SMS_PROVIDER": "log", "INTAKE_SIA_PORT": "0"})
+    services = await build_services(settings)
+    try:
+        return await scenario(services)
+    finally:
+        await close_services(services)
+        await drop_database(args.dsn, name)
+
+
+async def _whole_worker(services: Services, count: int) -> Result:
+    async def drained() -> None:
+        background = run_background(services)
+        await anext(background)  # the runners are started
+        try:
+            async with services.pool.acquire() as conn:
+                while await conn.fetchval(_BACKLOG_SQL):  # noqa: ASYNC110 (polls the database)
+                    await asyncio.sleep(0.05)
+        finally:
+            with contextlib.suppress(StopAsyncIteration):
+                await anext(background)  # stops them
+
+    return await _timed("the whole worker (INTAKE_ROLE=worker)", count, drained)
+
+
+async def _bench(args: argparse.Namespace) -> int:
+    configure("json", "warning")
+    template = f"intake_bench_worker_{uuid.uuid4().hex[:8]}"
+    dsn = await create_database(args.dsn, template)
+    try:
+        settings = from_env({"INTAKE_DATABASE_URL": dsn, "INTAKE_REDIS_URL": args.redis})
+        services = await build_services(settings)
+        try:
+            for start in range(0, args.sms, 500):
+                await asyncio.gather(*(receive_sms(_sms(n, args.senders), store=services.store)
+                                       for n in range(start, min(start + 500, args.sms))))
+        finally:
+            await close_services(services)
+
+        def intake(concurrency: int, label: str) -> Callable[[Services], Awaitable[Result]]:
+            async def run(services: Services) -> Result:
+                runner = ReactorRunner(services.store, SmsIntakePolicy(services.bus.handle),
+                                       concurrency=concurrency)
+                return await _timed(label, args.sms, runner.run_until_caught_up)
+            return run
+
+        alone = [await _with_backlog(args, template, intake(1, "sms-intake, one SMS at a time (baseline)")),
+                 await _with_backlog(args, template, intake(4, "sms-intake, keyed by sender (4 chains)"))]
+        whole = await _with_backlog(args, template, lambda s: _whole_worker(s, args.sms))
+
+        async def rebuilds(services: Services) -> list[Result]:
+            events = await ReactorRunner(services.store, SmsIntakePolicy(services.bus.handle)
+                                         ).run_until_caught_up()
+            found: list[Result] = []
+            for label, projection in (("cases projection rebuilt event by event (baseline)",
+                                       OneByOne(CasesProjection(services.clock))),
+                                      ("cases projection rebuilt in batches (apply_batch)",
+                                       CasesProjection(services.clock))):
+                runner = ProjectionRunner(services.store, projection, batch_size=500)
+                found.append(await _timed(label, events, runner.rebuild))
+            return found
+
+        projected = await _with_backlog(args, template, rebuilds)
+    finally:
+        await drop_database(args.dsn, template)
+    print(f"{args.sms:,} SMS from {args.senders:,} senders; load average {args.load} before, "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} after")
+    print("| scenario | done | seconds | per second | x baseline | client CPU ms each |")
+    print("|---|---:|---:|---:|---:|---:|")
+    print(alone[0].row("SMS", None))
+    print(alone[1].row("SMS", alone[0]))
+    print(whole.row("SMS", alone[0]))
+    print(projected[0].row("events", None))
+    print(projected[1].row("events", projected[0]))
+    return 0
+
+
+def main(argv: Sequence[str]) -> int:
+    """Run the worker benchmark; print a Markdown table."""
+    p = argparse.ArgumentParser(prog="intake bench worker")
+    p.add_argument("--dsn", default=os.environ.get("INTAKE_BENCH_DATABASE_URL", DEFAULT_DSN))
+    p.add_argument("--redis", default=os.environ.get("INTAKE_BENCH_REDIS_URL", DEFAULT_REDIS))
+    p.add_argument("--sms", type=int, default=4000)
+    p.add_argument("--senders", type=int, default=1000)
+    args = p.parse_args(argv)
+    args.load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return int(run_command(_bench(args)))  # on uvloop, as `intake serve` runs
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
