@@ -33,6 +33,7 @@ import structlog
 
 from eventstore.errors import EventStoreError
 from eventstore.interface import EventStore
+from eventstore.leadership import Leadership
 from eventstore.postgres import (
     PostgresEventStore,
     load_checkpoint_on,
@@ -409,7 +410,10 @@ class ReactorRunner:
     so a crash or a failure repeats at most the reactions since the last
     save. Reactions must therefore be idempotent. A `Keyed` reactor's batch
     runs as one chain of reactions per key, at most `concurrency` chains at
-    once; a failed reaction stops its own chain only.
+    once; a failed reaction stops its own chain only. Given a `Leadership`
+    (`eventstore/leadership.py`), the runner reacts only while its process
+    holds the reactor's lead, so of several worker processes one reacts and
+    the others stand by.
     """
 
     def __init__(
@@ -420,12 +424,14 @@ class ReactorRunner:
         batch_size: int = 200,
         poll_interval: float = 0.5,
         concurrency: int = 4,
+        leadership: Leadership | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self._store = store
         self._reactor = reactor
         self._concurrency = concurrency
+        self._leadership = leadership
         self._checkpoint: Checkpoint | None = None
         self._follower = Follower(
             f"reactor:{reactor.name}", store.wakeup(reactor.categories), batch_size, poll_interval
@@ -470,7 +476,18 @@ class ReactorRunner:
         return done
 
     async def step(self) -> Step:
-        """React to one batch; save the checkpoint of the last event handled."""
+        """React to one batch; save the checkpoint of the last event handled.
+
+        With a `leadership`, only while this process holds the reactor's lead;
+        otherwise it waits a poll interval and does nothing (standby); the
+        checkpoint is read again on taking the lead.
+        """
+        if self._leadership is not None and not await self._leadership.holds(self._reactor.name):
+            self._checkpoint = None  # the active process moves it on
+            # A standby tries for the lead once per poll interval, not at every
+            # wake-up: under load those come every few milliseconds.
+            await asyncio.sleep(self._follower.poll_interval)
+            return Step(0, False)
         if self._checkpoint is None:
             self._checkpoint = await self._store.load_checkpoint(self._reactor.name)
         batch = await self._store.read_batch(

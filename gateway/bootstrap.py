@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 from dispatch.bus import MessageBus, collect_handlers
 from dispatch.clock import Clock, SystemClock
 from eventstore.group import enabled as group_commit_enabled
+from eventstore.leadership import Leadership
 from eventstore.migrate import migrate
 from eventstore.postgres import PostgresEventStore, create_pool
 from gateway.services import Metrics, Services
@@ -118,7 +119,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
     bus = MessageBus(collect_handlers(), {"store": store, "clock": clock})
     services = Services(
         settings=settings, pool=pool, store=store, clock=clock, bus=bus,
-        redis=redis_client, metrics=Metrics(),
+        redis=redis_client, metrics=Metrics(), leadership=Leadership(pool),
     )
     bus.provide("services", services)
     bus.provide("pool", pool)
@@ -128,15 +129,22 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
 
 
 async def close_services(services: Services) -> None:
-    """Release pools and clients."""
+    """Release pools and clients (the reactor leads first: a standby takes over at once)."""
+    await services.leadership.close()
     await services.store.close()
     if services.redis is not None:
         await services.redis.aclose()
     await services.pool.close()
 
 
-def background_tasks(services: Services) -> list[Callable[[], Awaitable[None]]]:
-    """Every long-running task this process's role runs: listeners, runners, workers."""
+def background_tasks(
+    services: Services, leadership: Leadership | None = None
+) -> list[Callable[[], Awaitable[None]]]:
+    """Every long-running task this process's role runs: listeners, runners, workers.
+
+    With a `leadership`, each reactor runs in one worker process at a time (the
+    others stand by); projections, timers and the outbox coordinate by themselves.
+    """
     from eventstore.subscriptions import ProjectionRunner, ReactorRunner
 
     role = services.settings.role
@@ -147,7 +155,7 @@ def background_tasks(services: Services) -> list[Callable[[], Awaitable[None]]]:
         for projection in _collect(PROJECTION_MODULES, "projections", services):
             tasks.append(ProjectionRunner(services.store, projection, publish=services.publish).run)
         for reactor in _collect(REACTOR_MODULES, "reactors", services):
-            tasks.append(ReactorRunner(services.store, reactor).run)
+            tasks.append(ReactorRunner(services.store, reactor, leadership=leadership).run)
         tasks.extend(_collect(WORKER_MODULES, "workers", services))
     return tasks
 
@@ -166,11 +174,12 @@ async def run_background(services: Services) -> AsyncIterator[None]:
     """Run the background tasks until the generator is closed; then cancel them."""
     await services.store.listen()
     running = [asyncio.create_task(_supervise(t), name=getattr(t, "__qualname__", "task"))
-               for t in background_tasks(services)]
+               for t in background_tasks(services, services.leadership)]
     try:
         yield
     finally:
         await stop_tasks(running)
+        await services.leadership.close()  # the runners stopped: hand their reactors over now
 
 
 STOP_GRACE = 5.0

@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 
 from dispatch.bus import MessageBus
 from dispatch.clock import Clock
+from eventstore.leadership import Leadership
 from eventstore.postgres import PostgresEventStore
 from gateway.settings import Settings
 
@@ -68,6 +69,7 @@ class Services:
     bus: MessageBus
     redis: aioredis.Redis | None
     metrics: Metrics
+    leadership: Leadership
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
