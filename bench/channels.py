@@ -38,10 +38,9 @@ import aiohttp
 import asyncpg
 from twilio.request_validator import RequestValidator
 
-from bench.scratch import create_database, drop_database
+from bench.scratch import add_server_arguments, create_database, drop_database, load_average
+from bench.worker import SMS_BACKLOG_SQL
 
-DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 TOKEN = "bench-twilio-token"
 PORT = 18181
 BASELINE = """
@@ -181,20 +180,15 @@ async def _abandon_latencies(dsn: str) -> tuple[list[float], int]:
     return found, len(rows) - len(found)
 
 
-_BACKLOG_SQL = """SELECT count(*) FROM events e
-    WHERE e.category = 'sms' AND (e.tx_id, e.position) > coalesce(
-        (SELECT (c.tx_id, c.position) FROM checkpoints c WHERE c.name = 'sms-intake'), ('0'::xid8, 0))"""
-
-
 async def _drain(dsn: str, patience: float) -> tuple[int, float | None]:
     """SMS the worker had not taken in when the load ended, and the seconds until it had."""
     conn = await asyncpg.connect(dsn)
     try:
         start = time.perf_counter()
-        backlog = left = int(await conn.fetchval(_BACKLOG_SQL))
+        backlog = left = int(await conn.fetchval(SMS_BACKLOG_SQL))
         while left and time.perf_counter() - start < patience:
             await asyncio.sleep(0.05)
-            left = int(await conn.fetchval(_BACKLOG_SQL))
+            left = int(await conn.fetchval(SMS_BACKLOG_SQL))
         return backlog, None if left else time.perf_counter() - start
     finally:
         await conn.close()
@@ -298,7 +292,7 @@ async def _bench(args: argparse.Namespace) -> int:
             write_script(script, url, int(args.seconds * args.pool_rate), args.senders)
         base_run = await _baseline(args, scripts[0])
         measured = await _intake(args, scripts)
-    print(f"load average before: {args.load}; after: {_load()}")
+    print(f"load average before: {args.load}; after: {load_average()}")
     print("| scenario | requests | errors | req/s | p50 ms | p99 ms | mean ms |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for run in (base_run, *measured.runs):
@@ -315,15 +309,10 @@ async def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 def main(argv: list[str]) -> int:
     """Run the channels benchmark; print Markdown tables."""
     p = argparse.ArgumentParser(prog="intake bench channels")
-    p.add_argument("--dsn", default=os.environ.get("INTAKE_BENCH_DATABASE_URL", DEFAULT_DSN))
-    p.add_argument("--redis", default=os.environ.get("INTAKE_BENCH_REDIS_URL", DEFAULT_REDIS))
+    add_server_arguments(p)
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--abandon-rate", type=float, default=20.0)
@@ -336,7 +325,7 @@ def main(argv: list[str]) -> int:
                    help="seconds to wait for the worker to take in the SMS of the load")
     p.add_argument("--grace", type=float, default=3.0, help="seconds to wait for the last tasks")
     args = p.parse_args(argv)
-    args.load = _load()
+    args.load = load_average()
     return asyncio.run(_bench(args))
 
 

@@ -33,12 +33,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import asyncpg
 
-from bench.scratch import create_database, database_dsn, drop_database
+from bench.scratch import DEFAULT_DSN, create_database, database_dsn, drop_database, load_average
 from eventstore.migrate import migrate
 from eventstore.postgres import PostgresEventStore, create_pool
 from eventstore.records import Checkpoint, NewEvent
 
-DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 WARMUP = 1.0
 DATA = {"caller": "1380000xxxx", "channel": "sms", "text": "power cut on Renmin Road no. 12"}
 RECEIVED_AT = "2026-11-23T14:00:00.123456+00:00"
@@ -402,7 +401,7 @@ async def main(argv: list[str]) -> int:
     if args.embedded:
         return await _on_embedded(args)
     skip = set(filter(None, args.skip.split(",")))
-    print(f"load average before: {_load()}", flush=True)
+    print(f"load average before: {load_average()}", flush=True)
     rows: list[str] = []
     for writers in (int(w) for w in args.writers.split(",")):
         results = {kind: await _scenario(args.dsn, kind, writers, args.procs, args.seconds)
@@ -412,17 +411,13 @@ async def main(argv: list[str]) -> int:
             if result.undelivered:
                 rows.append(f"| (subscriber missed {result.undelivered} events) |")
         print(f"... {writers} writers done", flush=True)
-    print(f"load average after: {_load()}")
+    print(f"load average after: {load_average()}")
     print(await _server_line(args.dsn, args.procs))
     print("| store | writers | events/s | x baseline | of ceiling | append p50 ms | append p99 ms "
           "| subscriber lag p99 ms | events |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     print("\n".join(rows))
     return 0
-
-
-def _load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 async def _on_embedded(args: argparse.Namespace) -> int:

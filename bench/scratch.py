@@ -1,10 +1,26 @@
-"""Scratch databases on a server: created for one benchmark run or one test, then dropped."""
+"""The servers a benchmark runs against, and scratch databases on them (one run or one test)."""
 
 from __future__ import annotations
 
+import argparse
+import os
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+
+DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+
+
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--dsn` (allowed to CREATE DATABASE) and `--redis`, defaulting to INTAKE_BENCH_* or local."""
+    parser.add_argument("--dsn", default=os.environ.get("INTAKE_BENCH_DATABASE_URL", DEFAULT_DSN))
+    parser.add_argument("--redis", default=os.environ.get("INTAKE_BENCH_REDIS_URL", DEFAULT_REDIS))
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, as recorded next to each result."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def database_dsn(dsn: str, name: str) -> str:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import sys
 import time
 import uuid
@@ -34,7 +33,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from bench.scratch import create_database, drop_database
+from bench.scratch import add_server_arguments, create_database, drop_database, load_average
 from channels.message import Caller, InboundContact
 from dispatch.projections_cases import CasesProjection
 from dispatch.sms import ReceiveSms, SmsIntakePolicy, receive_sms
@@ -48,12 +47,11 @@ from gateway.settings import from_env
 
 T = TypeVar("T")
 
-DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 TEXTS = ("停电了，整栋楼没电", "请问什么时候来电", "电压不稳灯一直闪")
-_BACKLOG_SQL = """SELECT count(*) FROM events e
+SMS_BACKLOG_SQL = """SELECT count(*) FROM events e
     WHERE e.category = 'sms' AND (e.tx_id, e.position) > coalesce(
         (SELECT (c.tx_id, c.position) FROM checkpoints c WHERE c.name = 'sms-intake'), ('0'::xid8, 0))"""
+"""The recorded SMS the worker's `sms-intake` policy has not taken in yet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +120,7 @@ async def _whole_worker(services: Services, count: int) -> Result:
         await anext(background)  # the runners are started
         try:
             async with services.pool.acquire() as conn:
-                while await conn.fetchval(_BACKLOG_SQL):  # noqa: ASYNC110 (polls the database)
+                while await conn.fetchval(SMS_BACKLOG_SQL):  # noqa: ASYNC110 (polls the database)
                     await asyncio.sleep(0.05)
         finally:
             with contextlib.suppress(StopAsyncIteration):
@@ -172,7 +170,7 @@ async def _bench(args: argparse.Namespace) -> int:
     finally:
         await drop_database(args.dsn, template)
     print(f"{args.sms:,} SMS from {args.senders:,} senders; load average {args.load} before, "
-          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} after")
+          f"{load_average()} after")
     print("| scenario | done | seconds | per second | x baseline | client CPU ms each |")
     print("|---|---:|---:|---:|---:|---:|")
     print(alone[0].row("SMS", None))
@@ -186,12 +184,11 @@ async def _bench(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str]) -> int:
     """Run the worker benchmark; print a Markdown table."""
     p = argparse.ArgumentParser(prog="intake bench worker")
-    p.add_argument("--dsn", default=os.environ.get("INTAKE_BENCH_DATABASE_URL", DEFAULT_DSN))
-    p.add_argument("--redis", default=os.environ.get("INTAKE_BENCH_REDIS_URL", DEFAULT_REDIS))
+    add_server_arguments(p)
     p.add_argument("--sms", type=int, default=4000)
     p.add_argument("--senders", type=int, default=1000)
     args = p.parse_args(argv)
-    args.load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    args.load = load_average()
     return int(run_command(_bench(args)))  # on uvloop, as `intake serve` runs
 
 
