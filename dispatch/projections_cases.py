@@ -164,7 +164,7 @@ class CasesProjection:
             touched[case_id] = event.recorded_at
             counts.update(pair for pair in (_stat_updates(evt) if evt is not None else [])
                           if pair[1] in _STAT_COLUMNS)
-            changes.append(Change("case", _summary(states[case_id], self._cfg, now)))
+            changes.append(Change("case", _summary(state, self._cfg, now)))
         if touched:
             await conn.executemany(_UPSERT, [
                 (case_id, *_row(states[case_id], self._cfg, now, at)) for case_id, at in touched.items()])

@@ -12,9 +12,10 @@ about the case it opened for the sender's previous SMS a moment ago. Each case
 an SMS opens is therefore also recorded on the sender's stream
 (`SmsCaseOpened` on `smssender-<number>`); the sender's open case is the newest
 open one of that record and the read model's answer, both checked on their
-case streams. The policy handles SMS one by one in log order and records an
-opening before it moves on, so whichever worker decides an SMS finds every
-earlier opening of its sender in the log, after a restart too.
+case streams. The policy handles one sender's SMS one by one in log order
+(different senders' at the same time) and records an opening before it moves
+on, so whichever worker decides an SMS finds every earlier opening of its
+sender in the log, after a restart too.
 """
 
 from __future__ import annotations

@@ -509,7 +509,7 @@ class ReactorRunner:
             # The checkpoint below the first reaction that did not succeed (failed,
             # or was cancelled): a retry repeats it and everything after it in
             # log order, whatever its key; the reactions are idempotent.
-            reacted = done.index(False) if False in done else len(done)
+            reacted = next((i for i, ok in enumerate(done) if not ok), len(done))
             if reacted:
                 last = events[reacted - 1][0]
                 await self._store.save_checkpoint(self._reactor.name, last)
