@@ -39,7 +39,7 @@ import asyncpg
 from twilio.request_validator import RequestValidator
 
 from bench.scratch import add_server_arguments, create_database, drop_database, load_average
-from bench.worker import SMS_BACKLOG_SQL
+from bench.worker import SMS_BACKLOG_SQL, SMS_PENDING_SQL
 
 TOKEN = "bench-twilio-token"
 PORT = 18181
@@ -185,10 +185,11 @@ async def _drain(dsn: str, patience: float) -> tuple[int, float | None]:
     conn = await asyncpg.connect(dsn)
     try:
         start = time.perf_counter()
-        backlog = left = int(await conn.fetchval(SMS_BACKLOG_SQL))
+        backlog = int(await conn.fetchval(SMS_BACKLOG_SQL))
+        left = backlog > 0
         while left and time.perf_counter() - start < patience:
             await asyncio.sleep(0.05)
-            left = int(await conn.fetchval(SMS_BACKLOG_SQL))
+            left = bool(await conn.fetchval(SMS_PENDING_SQL))
         return backlog, None if left else time.perf_counter() - start
     finally:
         await conn.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable
+from datetime import timedelta
 
 import asyncpg
 import pytest
@@ -226,6 +227,32 @@ async def test_horizon_ignores_transactions_of_other_databases_only(
                 assert [e.position for _, e in held.events] == list(first.positions)
                 assert held.pending
             assert await _first_positions(pg_store, 2, 3) == [*first.positions, *second.positions]
+    finally:
+        await here.close()
+        await elsewhere.close()
+
+
+async def test_horizon_identifies_other_databases_only_for_rows_past_its_patience(
+    pg_store: PostgresEventStore, pg_admin_dsn: str, pg_dsn: str
+) -> None:
+    elsewhere = await asyncpg.connect(pg_admin_dsn)
+    here = await asyncpg.connect(pg_dsn)
+    try:
+        async with elsewhere.transaction():
+            foreign = int(await elsewhere.fetchval("SELECT pg_current_xact_id()::text::bigint"))
+            appended = await pg_store.append("case-1", [NewEvent("A", {})], NO_STREAM)
+            tx = int(await here.fetchval("SELECT tx_id::text::bigint FROM events WHERE position = $1",
+                                         appended.positions[0]))
+            horizon = "SELECT intake_horizon($1::interval)::text::bigint"
+            # Younger than its patience, the row just waits behind the plain xmin ...
+            assert int(await here.fetchval(horizon, timedelta(hours=1))) <= foreign < tx
+            # ... past it, the foreign transaction is identified and skipped (polled only
+            # to ride out other clients' commits on a shared server, as above).
+            async with asyncio.timeout(3):
+                while int(await here.fetchval(horizon, timedelta(0))) <= tx:  # noqa: ASYNC110 (polls the server)
+                    await asyncio.sleep(0.01)
+            # Readers get it after the default patience (20 ms) at the latest.
+            assert await _first_positions(pg_store, 1, 3) == list(appended.positions)
     finally:
         await here.close()
         await elsewhere.close()
