@@ -54,7 +54,8 @@ SMS_BACKLOG_SQL = """SELECT count(*) FROM events e
 """The recorded SMS the worker's `sms-intake` policy has not taken in yet."""
 SMS_PENDING_SQL = """SELECT coalesce((SELECT (e.tx_id, e.position) FROM events e WHERE e.category = 'sms'
     ORDER BY e.tx_id DESC, e.position DESC LIMIT 1) > coalesce(
-        (SELECT (c.tx_id, c.position) FROM checkpoints c WHERE c.name = 'sms-intake'), ('0'::xid8, 0)), false)"""
+        (SELECT (c.tx_id, c.position) FROM checkpoints c WHERE c.name = 'sms-intake'),
+        ('0'::xid8, 0)), false)"""
 """Whether any is left: what polling needs. The newest SMS in read order against the checkpoint is one
 backward index probe; counting (or EXISTS over the same range) scans it, 4-10 ms of server time a poll."""
 

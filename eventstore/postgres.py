@@ -76,12 +76,19 @@ def _dumps(value: Any) -> str:
 
 
 async def create_pool(
-    dsn: str, *, min_size: int = 2, max_size: int = 20, command_timeout: float = 4.0
+    dsn: str,
+    *,
+    min_size: int = 2,
+    max_size: int = 20,
+    command_timeout: float = 4.0,
+    application_name: str = "intake",
 ) -> asyncpg.Pool:
     """A connection pool with the store's codecs and bounded waits.
 
     The short `command_timeout` keeps a request from hanging on a database that
     went away (CONTRACT: 503 within 5 s); long jobs pass their own timeout.
+    `application_name` names the sessions in `pg_stat_activity` (a DSN's own
+    `application_name` wins).
     """
     try:
         pool = await asyncpg.create_pool(
@@ -91,13 +98,20 @@ async def create_pool(
             init=init_connection,
             command_timeout=command_timeout,
             timeout=3,
-            server_settings={"idle_in_transaction_session_timeout": "10000"},
+            server_settings=_server_settings(dsn, application_name),
             reset=_cheap_reset,
         )
     except UNAVAILABLE as exc:
         raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
     assert pool is not None
     return pool
+
+
+def _server_settings(dsn: str, application_name: str) -> dict[str, str]:
+    settings = {"idle_in_transaction_session_timeout": "10000"}
+    if "application_name=" not in dsn:
+        settings["application_name"] = application_name
+    return settings
 
 
 async def _cheap_reset(conn: asyncpg.Connection) -> None:

@@ -110,7 +110,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
     """Connect the stores, apply migrations and wire the message bus."""
     if settings.database_url is None:
         raise ValueError("build_services needs a database URL (the CLI starts embedded servers)")
-    pool = await create_pool(settings.database_url)
+    pool = await create_pool(settings.database_url, application_name=f"intake-{settings.role}")
     async with pool.acquire() as conn:
         await migrate(conn)
     store = PostgresEventStore(pool, group_commit=group_commit_enabled(settings.extra))

@@ -33,3 +33,17 @@ async def test_roles_divide_the_background_work(services: Any) -> None:
 def test_unknown_role_is_a_configuration_error() -> None:
     with pytest.raises(SettingsError, match="INTAKE_ROLE"):
         from_env({"INTAKE_ROLE": "everything"})
+
+
+async def test_database_sessions_are_named_by_role(settings: Any, pg_dsn: str) -> None:
+    from gateway.bootstrap import build_services, close_services
+
+    wired = await build_services(dataclasses.replace(settings, role="worker"))
+    try:
+        async with wired.pool.acquire() as conn:
+            names = await conn.fetch(
+                "SELECT DISTINCT application_name FROM pg_stat_activity WHERE datname = current_database()")
+    finally:
+        await close_services(wired)
+    # An operator tells the gateway's sessions from the worker's in pg_stat_activity.
+    assert {r["application_name"] for r in names} == {"intake-worker"}
