@@ -48,14 +48,13 @@ from gateway.settings import from_env
 T = TypeVar("T")
 
 TEXTS = ("停电了，整栋楼没电", "请问什么时候来电", "电压不稳灯一直闪")
-SMS_BACKLOG_SQL = """SELECT count(*) FROM events e
-    WHERE e.category = 'sms' AND (e.tx_id, e.position) > coalesce(
-        (SELECT (c.tx_id, c.position) FROM checkpoints c WHERE c.name = 'sms-intake'), ('0'::xid8, 0))"""
+_INTAKE_CHECKPOINT = """coalesce(
+    (SELECT (c.tx_id, c.position) FROM checkpoints c WHERE c.name = 'sms-intake'), ('0'::xid8, 0))"""
+SMS_BACKLOG_SQL = f"""SELECT count(*) FROM events e
+    WHERE e.category = 'sms' AND (e.tx_id, e.position) > {_INTAKE_CHECKPOINT}"""
 """The recorded SMS the worker's `sms-intake` policy has not taken in yet."""
-SMS_PENDING_SQL = """SELECT coalesce((SELECT (e.tx_id, e.position) FROM events e WHERE e.category = 'sms'
-    ORDER BY e.tx_id DESC, e.position DESC LIMIT 1) > coalesce(
-        (SELECT (c.tx_id, c.position) FROM checkpoints c WHERE c.name = 'sms-intake'),
-        ('0'::xid8, 0)), false)"""
+SMS_PENDING_SQL = f"""SELECT coalesce((SELECT (e.tx_id, e.position) FROM events e WHERE e.category = 'sms'
+    ORDER BY e.tx_id DESC, e.position DESC LIMIT 1) > {_INTAKE_CHECKPOINT}, false)"""
 """Whether any is left: what polling needs. The newest SMS in read order against the checkpoint is one
 backward index probe; counting (or EXISTS over the same range) scans it, 4-10 ms of server time a poll."""
 

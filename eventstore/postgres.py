@@ -12,6 +12,7 @@ import json
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import structlog
@@ -108,8 +109,9 @@ async def create_pool(
 
 
 def _server_settings(dsn: str, application_name: str) -> dict[str, str]:
+    # asyncpg lets these override the DSN's query parameters: leave a DSN's own name.
     settings = {"idle_in_transaction_session_timeout": "10000"}
-    if "application_name=" not in dsn:
+    if "application_name" not in parse_qs(urlsplit(dsn).query):
         settings["application_name"] = application_name
     return settings
 

@@ -35,7 +35,7 @@ def test_unknown_role_is_a_configuration_error() -> None:
         from_env({"INTAKE_ROLE": "everything"})
 
 
-async def test_database_sessions_are_named_by_role(settings: Any, pg_dsn: str) -> None:
+async def test_database_sessions_are_named_by_role(settings: Any) -> None:
     from gateway.bootstrap import build_services, close_services
 
     wired = await build_services(dataclasses.replace(settings, role="worker"))
