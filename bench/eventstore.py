@@ -9,9 +9,15 @@ data and metadata JSON-encoded per append, stream name, type, idempotency
 key). Ours runs plain and with group commit (`eventstore/group.py`: each
 writer still awaits each single-event append until it is durable), each
 with a subscriber tailing the log in its own process, woken by NOTIFY (lag
-= from the append returning to the subscriber receiving it).
+= from the append returning to the subscriber receiving it). The asyncio
+processes run on uvloop, as `intake serve` does.
 
-    .venv/bin/python -m bench.eventstore [--dsn URL | --embedded] [--seconds 10] [--writers 1,16]
+With `--rounds N` every scenario runs N times, one round after another, and a
+table of medians follows: each ratio is taken against the baseline and the
+ceiling of its own round, so a slow spell of a shared machine weighs on a
+round's stores together and not on one of them.
+
+    .venv/bin/python -m bench.eventstore [--dsn URL | --embedded] [--seconds 10] [--writers 1,16] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from bench.scratch import DEFAULT_DSN, create_database, database_dsn, drop_datab
 from eventstore.migrate import migrate
 from eventstore.postgres import PostgresEventStore, create_pool
 from eventstore.records import Checkpoint, NewEvent
+from gateway.cli import run_command
 
 WARMUP = 1.0
 DATA = {"caller": "1380000xxxx", "channel": "sms", "text": "power cut on Renmin Road no. 12"}
@@ -301,12 +308,13 @@ WRITERS: dict[str, Callable[..., Any]] = {
 
 
 def _child(kind: str, dsn: str, ids: list[int], sync: _Sync, out: Connection, stop: Any) -> None:
+    # The asyncio processes run on uvloop, as `intake serve` does (gateway.cli.run_command).
     if kind == "subscriber":
-        out.send(asyncio.run(_subscriber(dsn, sync, stop)))
+        out.send(run_command(_subscriber(dsn, sync, stop)))
     elif kind == "eventsourcing":
         out.send(_writers_eventsourcing(dsn, ids, sync))
     else:
-        out.send(asyncio.run(WRITERS[kind](dsn, ids, sync)))
+        out.send(run_command(WRITERS[kind](dsn, ids, sync)))
     out.close()
 
 
@@ -389,35 +397,81 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--procs", type=int, default=2,
                    help="writer processes per scenario (at most one per writer), same for every store")
     p.add_argument("--skip", default="", help="comma-separated: ours,group,eventsourcing,raw")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run every scenario this many times, alternating, and add a table of medians")
     p.add_argument("--embedded", action="store_true",
                    help="run on a private embedded PostgreSQL (pgserver) in a temp dir, so that "
                         "other clients' transactions on a shared server cannot disturb the run")
     return p.parse_args(argv)
 
 
+KINDS = ("ours", "group", "eventsourcing", "raw")
+
+
 async def main(argv: list[str]) -> int:
-    """Run the scenarios and print a markdown table; exit 0."""
+    """Run the scenarios and print markdown tables; exit 0."""
     args = _parse(argv)
     if args.embedded:
         return await _on_embedded(args)
     skip = set(filter(None, args.skip.split(",")))
+    kinds = [kind for kind in KINDS if kind not in skip]
     print(f"load average before: {load_average()}", flush=True)
-    rows: list[str] = []
-    for writers in (int(w) for w in args.writers.split(",")):
-        results = {kind: await _scenario(args.dsn, kind, writers, args.procs, args.seconds)
-                   for kind in ("ours", "group", "eventsourcing", "raw") if kind not in skip}
-        for result in results.values():
-            rows.append(result.row(results.get("eventsourcing"), results.get("raw")))
-            if result.undelivered:
-                rows.append(f"| (subscriber missed {result.undelivered} events) |")
-        print(f"... {writers} writers done", flush=True)
+    rounds: list[dict[str, Result]] = []
+    for number in range(1, args.rounds + 1):
+        for writers in (int(w) for w in args.writers.split(",")):
+            # Scenario after scenario, round after round: a slow spell of a shared
+            # machine falls on every store instead of on one of them.
+            rounds.append({kind: await _scenario(args.dsn, kind, writers, args.procs, args.seconds)
+                           for kind in kinds})
+            print(f"... round {number}, {writers} writers done", flush=True)
     print(f"load average after: {load_average()}")
     print(await _server_line(args.dsn, args.procs))
-    print("| store | writers | events/s | x baseline | of ceiling | append p50 ms | append p99 ms "
-          "| subscriber lag p99 ms | events |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    print("\n".join(rows))
+    print(_HEADER)
+    for results in rounds:
+        for result in results.values():
+            print(result.row(results.get("eventsourcing"), results.get("raw")))
+            if result.undelivered:
+                print(f"| (subscriber missed {result.undelivered} events) |")
+    if args.rounds > 1:
+        print(f"\nMedians of {args.rounds} rounds (each ratio against the baseline and the ceiling "
+              "of its own round; range in brackets):\n")
+        print(_HEADER)
+        print("\n".join(summarise(rounds)))
     return 0
+
+
+_HEADER = ("| store | writers | events/s | x baseline | of ceiling | append p50 ms | append p99 ms "
+           "| subscriber lag p99 ms | events |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+
+
+def summarise(rounds: list[dict[str, Result]]) -> list[str]:
+    """One row per store and writer count: medians over the rounds, ratios taken within each round."""
+    rows: list[str] = []
+    for writers in dict.fromkeys(r.writers for results in rounds for r in results.values()):
+        same = [results for results in rounds if next(iter(results.values())).writers == writers]
+        for kind in same[0]:
+            mine = [results[kind] for results in same]
+            times = [r[kind].rate / r["eventsourcing"].rate for r in same
+                     if "eventsourcing" in r and r["eventsourcing"].rate]
+            share = [r[kind].rate / r["raw"].rate for r in same if "raw" in r and r["raw"].rate]
+            lags = [_pct(r.lags, 99) * 1000 for r in mine if r.lags]
+            rows.append(
+                f"| {LABELS[kind]} | {writers} | {statistics.median(r.rate for r in mine):,.0f} | "
+                f"{_spread(times, '{:.1f}x')} | {_spread(share, '{:.0%}')} | "
+                f"{statistics.median(_pct(r.latencies, 50) for r in mine) * 1000:.2f} | "
+                f"{statistics.median(_pct(r.latencies, 99) for r in mine) * 1000:.2f} | "
+                f"{f'{statistics.median(lags):.1f}' if lags else '-'} | "
+                f"{sum(r.events for r in mine):,} |")
+    return rows
+
+
+def _spread(values: list[float], form: str) -> str:
+    if not values:
+        return "-"
+    middle = form.format(statistics.median(values))
+    if len(values) == 1:
+        return middle
+    return f"{middle} ({form.format(min(values))}-{form.format(max(values))})"
 
 
 async def _on_embedded(args: argparse.Namespace) -> int:
@@ -430,7 +484,7 @@ async def _on_embedded(args: argparse.Namespace) -> int:
         try:
             argv = ["--dsn", f"postgresql://postgres@/postgres?host={folder}",
                     "--seconds", str(args.seconds), "--writers", args.writers, "--skip", args.skip,
-                    "--procs", str(args.procs)]
+                    "--procs", str(args.procs), "--rounds", str(args.rounds)]
             return await main(argv)
         finally:
             await asyncio.to_thread(server.cleanup)

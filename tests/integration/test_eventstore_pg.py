@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from eventstore import ANY, NO_STREAM, AppendResult, Checkpoint, NewEvent, RecordedEvent, WrongExpectedVersion
-from eventstore.errors import AppendFailed, IdempotencyConflict
+from eventstore.errors import AppendFailed, IdempotencyConflict, StoreUnavailable
 from eventstore.postgres import PostgresEventStore, append_on, create_pool
 from eventstore.subscriptions import ReactorRunner
 
@@ -374,6 +374,23 @@ async def test_a_standalone_checkpoint_save_does_not_leave_async_commit_on_the_c
         assert await store.load_checkpoint("reactor-x") == checkpoint
         async with pool.acquire() as conn:  # the pool's only connection, the one that saved
             assert await conn.fetchval("SHOW synchronous_commit") == "on"
+    finally:
+        await store.close()
+        await pool.close()
+
+
+async def test_a_busy_pool_makes_a_caller_wait_at_most_the_acquire_timeout(pg_dsn: str) -> None:
+    """An idle connection is handed over at once; a wait for one ends in StoreUnavailable."""
+    pool = await create_pool(pg_dsn, min_size=1, max_size=1)
+    store = PostgresEventStore(pool, acquire_timeout=0.2)
+    try:
+        await store.append("case-1", [NewEvent("Registered", {})], NO_STREAM)  # idle: no wait
+        async with pool.acquire():  # the pool's only connection is taken
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(StoreUnavailable):
+                await store.append("case-2", [NewEvent("Registered", {})], NO_STREAM)
+            assert 0.15 < asyncio.get_running_loop().time() - started < 2.0
+        assert (await store.append("case-2", [NewEvent("Registered", {})], NO_STREAM)).first_version == 0
     finally:
         await store.close()
         await pool.close()
