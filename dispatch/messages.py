@@ -9,9 +9,11 @@ dataclasses of the same kind.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import types
 import typing
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
@@ -88,36 +90,52 @@ def to_new_event(evt: Event, metadata: dict[str, Any] | None = None) -> NewEvent
     return NewEvent(type(evt).__name__, to_data(evt), evt.SCHEMA_VERSION, dict(metadata or {}))
 
 
-_DECODE: dict[type, tuple[tuple[str, Any], ...]] = {}
+Decode = Callable[[Any], Any]
+"""Turns a non-null JSON value into the value of a field's type."""
+_DECODE: dict[type, tuple[tuple[str, Decode | None], ...]] = {}
+_DECODERS: dict[Any, Decode | None] = {}
 
 
-def _decoding(cls: type) -> tuple[tuple[str, Any], ...]:
-    """(field name, type hint) of each field of a dataclass type, cached per type."""
+def _decoding(cls: type) -> tuple[tuple[str, Decode | None], ...]:
+    """(field name, decoder or None: the JSON value as it is) per field of a dataclass type.
+
+    Worked out once per type from its type hints: every event read from the log
+    is rebuilt here, and asking `typing` about each field's hint on every read
+    cost more than the rest of the decoding.
+    """
     found = _DECODE.get(cls)
     if found is None:
         hints = typing.get_type_hints(cls)
-        found = _DECODE[cls] = tuple((name, hints[name]) for name in _field_names(cls) or ())
+        found = _DECODE[cls] = tuple((name, _decoder(hints[name])) for name in _field_names(cls) or ())
     return found
 
 
-def _from_json(tp: Any, value: Any) -> Any:
-    if value is None:
-        return None
+def _decoder(tp: Any) -> Decode | None:
+    try:
+        return _DECODERS[tp]
+    except KeyError:
+        found = _DECODERS[tp] = _make_decoder(tp)
+        return found
+    except TypeError:  # an unhashable hint
+        return _make_decoder(tp)
+
+
+def _make_decoder(tp: Any) -> Decode | None:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):
         inner = [a for a in args if a is not type(None)]
-        return _from_json(inner[0], value) if len(inner) == 1 else value
+        return _decoder(inner[0]) if len(inner) == 1 else None
     if tp is datetime:
-        return datetime.fromisoformat(value)
+        return datetime.fromisoformat
     if isinstance(tp, type) and _field_names(tp) is not None:
-        return from_data(tp, value)
-    if origin is tuple and args:
-        item = args[0]
-        return tuple(_from_json(item, v) for v in value)
-    if origin is list and args:
-        return [_from_json(args[0], v) for v in value]
-    return value
+        return functools.partial(from_data, tp)
+    if origin in (tuple, list) and args:
+        item = _decoder(args[0])
+        if item is None:
+            return origin  # type: ignore[no-any-return]
+        return lambda values: origin(None if v is None else item(v) for v in values)
+    return None
 
 
 T = TypeVar("T")
@@ -125,7 +143,11 @@ T = TypeVar("T")
 
 def from_data(cls: type[T], data: dict[str, Any]) -> T:
     """Build a dataclass message from its JSON object, ignoring unknown keys."""
-    kwargs = {name: _from_json(hint, data[name]) for name, hint in _decoding(cls) if name in data}
+    kwargs: dict[str, Any] = {}
+    for name, decode in _decoding(cls):
+        if name in data:
+            value = data[name]
+            kwargs[name] = value if decode is None or value is None else decode(value)
     return cls(**kwargs)
 
 

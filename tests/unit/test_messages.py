@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from dispatch.case import CallerInfo, CaseRegistered, Place
-from dispatch.messages import from_recorded, to_new_event
+from dispatch.messages import from_data, from_recorded, to_data, to_new_event
 from eventstore import RecordedEvent
 
 
@@ -20,6 +22,32 @@ def test_event_round_trips_with_nested_dataclasses_and_datetimes() -> None:
     new = to_new_event(evt, {"actor": "agent:A001"})
     record = RecordedEvent(1, "case-C1", 0, new.type, new.schema_version, new.data, new.metadata, at)
     assert from_recorded(record) == evt
+
+
+@dataclass(frozen=True)
+class _Leaf:
+    at: datetime
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class _Tree:
+    leaf: _Leaf | None
+    leaves: tuple[_Leaf, ...]
+    times: list[datetime]
+    names: tuple[str, ...]
+    either: int | str
+    extra: dict[str, Any]
+
+
+def test_every_shape_of_field_decodes_back_to_its_type() -> None:
+    """Optional and nested dataclasses, tuples and lists of them, unions kept as JSON."""
+    at = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
+    tree = _Tree(_Leaf(at, "n"), (_Leaf(at),), [at, at], ("a", "b"), "x", {"k": [1]})
+    assert from_data(_Tree, to_data(tree)) == tree
+    empty = _Tree(None, (), [], (), 3, {})
+    assert from_data(_Tree, to_data(empty)) == empty
+    assert from_data(_Leaf, {"at": at.isoformat(), "unknown": 1}) == _Leaf(at)  # unknown keys ignored
 
 
 def test_a_fresh_process_knows_event_types_of_modules_it_never_imported() -> None:
