@@ -308,7 +308,6 @@ WRITERS: dict[str, Callable[..., Any]] = {
 
 
 def _child(kind: str, dsn: str, ids: list[int], sync: _Sync, out: Connection, stop: Any) -> None:
-    # The asyncio processes run on uvloop, as `intake serve` does (gateway.cli.run_command).
     if kind == "subscriber":
         out.send(run_command(_subscriber(dsn, sync, stop)))
     elif kind == "eventsourcing":

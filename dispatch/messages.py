@@ -111,13 +111,9 @@ def _decoding(cls: type) -> tuple[tuple[str, Decode | None], ...]:
 
 
 def _decoder(tp: Any) -> Decode | None:
-    try:
-        return _DECODERS[tp]
-    except KeyError:
-        found = _DECODERS[tp] = _make_decoder(tp)
-        return found
-    except TypeError:  # an unhashable hint
-        return _make_decoder(tp)
+    if tp not in _DECODERS:
+        _DECODERS[tp] = _make_decoder(tp)
+    return _DECODERS[tp]
 
 
 def _make_decoder(tp: Any) -> Decode | None:
