@@ -11,8 +11,12 @@ sorted by stream (arrival order kept within a stream), so concurrent flushes
 lock streams in one order and never deadlock. Each caller is answered
 after the commit that made its events durable. At most `MAX_IN_FLIGHT`
 flushes run at once; while they do, new appends queue and ride the next
-flush. With one writer a flush carries one append and nothing waits (no
-timer). See `eventstore/README.md` (Group commit).
+flush. A flush keeps its pooled connection while appends keep coming: when
+the queue is empty it waits `LINGER_TURNS` turns of the event loop (no
+timer) for a writer that was just answered to queue its next append, so a
+sequential writer is served by one flush on one connection instead of a
+task, a pool acquire and a release per append. With one writer a flush
+carries one append at a time. See `eventstore/README.md` (Group commit).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import asyncpg
 import structlog
 
 from eventstore.errors import AppendFailed, EventStoreError, StoreUnavailable, WrongExpectedVersion
-from eventstore.postgres import PostgresEventStore, _append_args, _same_stream
+from eventstore.postgres import PostgresEventStore, _append_args, _same_stream, append_args_on
 from eventstore.records import AppendResult, NewEvent
 
 log = structlog.get_logger(__name__)
@@ -36,6 +40,13 @@ MAX_BATCH = 64
 """Appends per flush: each is a subtransaction, and PostgreSQL caches 64 subxids per backend."""
 MAX_IN_FLIGHT = 4
 """Flushes (connections) in use at once by one committer."""
+LINGER_TURNS = 3
+"""Event-loop turns a flush waits on an empty queue before it gives its connection back.
+
+An answer reaches a caller awaiting `append` two turns after its flush set
+it (the shield's callback, then the caller's task); one more spares a
+wrapper coroutine in between.
+"""
 
 _SQL = "SELECT * FROM intake_append_many($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 
@@ -69,6 +80,7 @@ class GroupCommitter:
         self._store = store
         self._queue: list[_Pending] = []
         self._flushing = 0
+        self._lingering = 0  # flushes waiting on an empty queue: they take the next append
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def append(
@@ -84,7 +96,7 @@ class GroupCommitter:
         loop = asyncio.get_running_loop()
         done: asyncio.Future[AppendResult] = loop.create_future()
         self._queue.append(_Pending(args, done))
-        if self._flushing < MAX_IN_FLIGHT:
+        if not self._lingering and self._flushing < MAX_IN_FLIGHT:
             self._flushing += 1
             task = loop.create_task(self._flush())
             self._tasks.add(task)
@@ -92,21 +104,48 @@ class GroupCommitter:
         return await asyncio.shield(done)  # a caller that goes away does not cancel the others
 
     async def _flush(self) -> None:
-        # The count drops in the same step as the queue is seen empty: no append
-        # can queue in between and find every flush about to end.
+        # The count drops in the same step as the queue is seen empty (after the
+        # connection went back): no append can queue in between and find every
+        # flush about to end.
         try:
             while self._queue:
-                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-                try:
-                    await self._write(batch)
-                finally:
-                    _fail(batch, AppendFailed("the grouped append was interrupted"))
+                await self._serve()
         finally:
             self._flushing -= 1
 
-    async def _write(self, batch: list[_Pending]) -> None:
+    async def _serve(self) -> None:
+        """Write batches on one pooled connection while appends keep coming."""
+        batch: list[_Pending] = []
+        try:
+            async with self._store.connection() as conn:
+                while await self._more():
+                    batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                    await self._write(conn, batch)
+                    batch = []
+        except StoreUnavailable as exc:  # no connection, or it was lost: its batch fails with it
+            if not batch:
+                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+            _fail(batch, exc)
+        finally:
+            _fail(batch, AppendFailed("the grouped append was interrupted"))
+
+    async def _more(self) -> bool:
+        """Whether appends are queued, waiting a few loop turns for one if not."""
+        if self._queue:
+            return True
+        self._lingering += 1
+        try:
+            for _ in range(LINGER_TURNS):
+                await asyncio.sleep(0)
+                if self._queue:
+                    return True
+        finally:
+            self._lingering -= 1
+        return False
+
+    async def _write(self, conn: asyncpg.Connection, batch: list[_Pending]) -> None:
         if len(batch) == 1:  # nothing to share the commit with: the plain append is cheaper
-            await self._alone(batch[0])
+            await self._alone(conn, batch[0])
             return
         # Every flush takes its row locks in stream order (a stable sort keeps the
         # arrival order within a stream): concurrent flushes racing for the same
@@ -114,33 +153,31 @@ class GroupCommitter:
         # stall both for deadlock_timeout (1 s) before one of them gives way.
         batch = sorted(batch, key=attrgetter("stream"))
         try:
-            async with self._store.connection() as conn:
-                rows = await conn.fetch(_SQL, *_columns(batch))
-        except StoreUnavailable as exc:
-            _fail(batch, exc)
-            return
+            rows = await conn.fetch(_SQL, *_columns(batch))
         except asyncpg.PostgresError as exc:
             # The statement as a whole was refused (e.g. a value its parameters
             # cannot carry): give every append its own answer.
             log.info("group_commit_split", size=len(batch), error=type(exc).__name__)
-            await asyncio.gather(*(self._alone(item) for item in batch))
+            for item in batch:
+                await self._alone(conn, item)
             return
         appended = {item.category for item, row in zip(batch, rows, strict=True)
                     if row["status"] == "ok" and not row["out_duplicate"]}
         if appended:
             self._store.wake(appended)
-        retry = [item for item, row in zip(batch, rows, strict=True) if _settle(item, row)]
-        await asyncio.gather(*(self._alone(item) for item in retry))
+        for item, row in zip(batch, rows, strict=True):
+            if _settle(item, row):
+                await self._alone(conn, item)
 
-    async def _alone(self, item: _Pending) -> None:
-        """Settle one append with a plain (ungrouped) append of its own."""
-        stream, _, expected, key = item.args[:4]
-        events = [NewEvent(t, d, v, m) for t, v, d, m in zip(*item.args[4:8], strict=True)]
+    async def _alone(self, conn: asyncpg.Connection, item: _Pending) -> None:
+        """Settle one append with a plain (ungrouped) append of its own on `conn`."""
         try:
-            result = await self._store.append_now(stream, events, expected, idempotency_key=key)
+            result = await append_args_on(conn, item.args)
         except EventStoreError as exc:
             item.done.set_exception(exc)
             return
+        if not result.duplicate:
+            self._store.wake((item.category,))
         item.done.set_result(result)
 
 

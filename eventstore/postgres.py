@@ -439,7 +439,12 @@ async def append_on(
     them only then). Does not wake readers: call it through
     `PostgresEventStore.append`, or rely on NOTIFY / polling.
     """
-    args = _append_args(stream, events, expected_version, idempotency_key)
+    return await append_args_on(conn, _append_args(stream, events, expected_version, idempotency_key))
+
+
+async def append_args_on(conn: asyncpg.Connection, args: tuple[Any, ...]) -> AppendResult:
+    """`append_on` with its arguments already checked and shaped by `_append_args`."""
+    stream, _, expected_version, idempotency_key = args[:4]
     while True:
         try:
             row = await _call_append(conn, args)

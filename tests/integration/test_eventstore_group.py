@@ -40,9 +40,9 @@ def batches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     sizes: list[int] = []
     write = GroupCommitter._write
 
-    async def counting(self: GroupCommitter, batch: list) -> None:  # type: ignore[type-arg]
+    async def counting(self: GroupCommitter, conn: asyncpg.Connection, batch: list) -> None:  # type: ignore[type-arg]
         sizes.append(len(batch))
-        await write(self, batch)
+        await write(self, conn, batch)
 
     monkeypatch.setattr(GroupCommitter, "_write", counting)
     return sizes
@@ -83,6 +83,25 @@ async def test_a_single_writer_flushes_each_append_alone(
     for n in range(20):
         assert (await store.append("case-one", [_event(n)], n - 1)).last_version == n
     assert batches == [1] * 20
+
+
+async def test_a_sequential_writer_is_served_by_one_flush_on_one_connection(
+    store: PostgresEventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    leases: list[int] = []  # one per connection a flush takes from the pool (`_serve`)
+    serve = GroupCommitter._serve
+
+    async def counting(self: GroupCommitter) -> None:
+        leases.append(len(leases))
+        await serve(self)
+
+    monkeypatch.setattr(GroupCommitter, "_serve", counting)
+    for n in range(50):
+        assert (await store.append("case-seq", [_event(n)], n - 1)).last_version == n
+    assert len(leases) == 1
+    await until(lambda: store._group is not None and store._group._flushing == 0, 1)
+    await store.append("case-seq", [_event(50)], 49)  # after the flush ended: a new flush, a new lease
+    assert len(leases) == 2
 
 
 async def test_mixed_expected_versions_in_one_batch_fail_exactly_the_wrong_ones(
@@ -229,7 +248,8 @@ async def test_appends_arriving_as_a_flush_ends_are_not_stranded(
                    for n in range(3)]
         results = await asyncio.wait_for(asyncio.gather(*appends), 5)
         assert all(not r.duplicate for r in results)
-    assert store._group is not None and store._group._flushing == 0
+    # the last flush gives its connection back within its few turns of waiting for more
+    await until(lambda: store._group is not None and store._group._flushing == 0, 1)
 
 
 @pytest.mark.timeout(120)
