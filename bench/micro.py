@@ -2,7 +2,10 @@
 
 - a pooled connection taken and given back: with asyncpg's acquire timeout (the
   event store's old way), without it (now, when a connection is idle);
-- decoding an SMS event from its stored JSON (`dispatch.messages.from_data`).
+- decoding an SMS event from its stored JSON (`dispatch.messages.from_data`);
+- one writer's appends, each awaited: the plain store against the group
+  committer (whose flush keeps its connection for the next append), CPU and
+  wall time per append, in alternating blocks of 200 on a scratch database.
 
     .venv/bin/python -m bench.micro [--dsn URL]
 """
@@ -10,18 +13,22 @@
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import asyncpg
 
-from bench.scratch import DEFAULT_DSN
+from bench.scratch import DEFAULT_DSN, create_database, drop_database
 from channels.message import Caller, InboundContact
 from dispatch.messages import from_data, to_data
 from dispatch.sms import CaseMessageReceived, SmsReceived
-from eventstore.postgres import _cheap_reset
+from eventstore.migrate import migrate
+from eventstore.postgres import PostgresEventStore, _cheap_reset, create_pool
+from eventstore.records import NewEvent
 from gateway.cli import run_command
 
 
@@ -50,6 +57,40 @@ async def _pool(dsn: str, n: int) -> None:
         await pool.close()
 
 
+async def _appends(admin_dsn: str, blocks: int, per_block: int = 200) -> None:
+    name = f"micro_{uuid.uuid4().hex[:8]}"
+    dsn = await create_database(admin_dsn, name)
+    try:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        pool = await create_pool(dsn, min_size=2, max_size=4)
+        stores = {"plain": PostgresEventStore(pool), "group": PostgresEventStore(pool, group_commit=True)}
+        cpu: dict[str, list[float]] = {label: [] for label in stores}
+        wall: dict[str, list[float]] = {label: [] for label in stores}
+        try:
+            for block in range(blocks):
+                for label, store in stores.items():
+                    events = [NewEvent("SmsReceived", {"text": "停电了", "n": block}, 1, {"actor": "micro"})]
+                    started, used = time.perf_counter(), time.process_time()
+                    for i in range(per_block):
+                        await store.append(f"micro-{label}{block}", events, i - 1,
+                                           idempotency_key=f"{label}:{block}:{i}")
+                    cpu[label].append((time.process_time() - used) / per_block * 1e6)
+                    wall[label].append((time.perf_counter() - started) / per_block * 1e6)
+        finally:
+            for store in stores.values():
+                await store.close()
+            await pool.close()
+        for label in stores:
+            print(f"one writer, {label} store: {statistics.median(cpu[label]):.0f} us CPU, "
+                  f"{statistics.median(wall[label]):.0f} us wall per append (median of {blocks} blocks)")
+    finally:
+        await drop_database(admin_dsn, name)
+
+
 def _decode(n: int) -> None:
     now = datetime.now(UTC)
     contact = InboundContact(
@@ -70,9 +111,11 @@ def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.micro")
     p.add_argument("--dsn", default=DEFAULT_DSN)
     p.add_argument("--calls", type=int, default=30_000)
+    p.add_argument("--blocks", type=int, default=20, help="alternating blocks of 200 appends per store")
     args = p.parse_args(argv)
     _decode(args.calls)
     run_command(_pool(args.dsn, args.calls))
+    run_command(_appends(args.dsn, args.blocks))
     return 0
 
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import gc
+import os
+import subprocess
+import sys
 import weakref
+from pathlib import Path
 
 from gateway import cli
 
@@ -31,3 +35,14 @@ def test_tuning_freezes_the_start_up_heap_and_still_collects_new_cycles() -> Non
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_the_benchmarks_gc_probe_reports_each_processes_pauses(tmp_path: Path) -> None:
+    probe = Path(__file__).parents[2] / "bench" / "gcprobe"
+    env = {**os.environ, "PYTHONPATH": str(probe), "INTAKE_GC_PROBE": str(tmp_path), "INTAKE_ROLE": "gateway"}
+    subprocess.run([sys.executable, "-c", "import gc; gc.collect(); gc.collect(0)"], env=env, check=True)
+    (report,) = tmp_path.glob("gc-gateway-*.txt")
+    lines = report.read_text().splitlines()
+    assert lines[0].startswith("objects tracked at exit: ")
+    assert any(line.startswith("gen0: ") for line in lines)
+    assert any(line.startswith("gen2: ") and "longest" in line for line in lines)
