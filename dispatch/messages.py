@@ -92,31 +92,25 @@ def to_new_event(evt: Event, metadata: dict[str, Any] | None = None) -> NewEvent
 
 Decode = Callable[[Any], Any]
 """Turns a non-null JSON value into the value of a field's type."""
-_DECODE: dict[type, tuple[tuple[str, Decode | None], ...]] = {}
-_DECODERS: dict[Any, Decode | None] = {}
 
 
-def _decoding(cls: type) -> tuple[tuple[str, Decode | None], ...]:
+def _field_decoders(cls: type) -> tuple[tuple[str, Decode | None], ...]:
     """(field name, decoder or None: the JSON value as it is) per field of a dataclass type.
 
     Worked out once per type from its type hints: every event read from the log
     is rebuilt here, and asking `typing` about each field's hint on every read
     cost more than the rest of the decoding.
     """
-    found = _DECODE.get(cls)
-    if found is None:
-        hints = typing.get_type_hints(cls)
-        found = _DECODE[cls] = tuple((name, _decoder(hints[name])) for name in _field_names(cls) or ())
-    return found
+    hints = typing.get_type_hints(cls)
+    return tuple((name, _decoder(hints[name])) for name in _field_names(cls) or ())
 
 
+_decoding: Callable[[type], tuple[tuple[str, Decode | None], ...]] = functools.cache(_field_decoders)
+
+
+@functools.cache
 def _decoder(tp: Any) -> Decode | None:
-    if tp not in _DECODERS:
-        _DECODERS[tp] = _make_decoder(tp)
-    return _DECODERS[tp]
-
-
-def _make_decoder(tp: Any) -> Decode | None:
+    """The decoder of one type hint (None: the JSON value as it is), cached per hint."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin in (typing.Union, types.UnionType):

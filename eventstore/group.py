@@ -31,7 +31,7 @@ import asyncpg
 import structlog
 
 from eventstore.errors import AppendFailed, EventStoreError, StoreUnavailable, WrongExpectedVersion
-from eventstore.postgres import PostgresEventStore, _append_args, _same_stream, append_args_on
+from eventstore.postgres import PostgresEventStore, _append_args, _same_stream
 from eventstore.records import AppendResult, NewEvent
 
 log = structlog.get_logger(__name__)
@@ -172,12 +172,10 @@ class GroupCommitter:
     async def _alone(self, conn: asyncpg.Connection, item: _Pending) -> None:
         """Settle one append with a plain (ungrouped) append of its own on `conn`."""
         try:
-            result = await append_args_on(conn, item.args)
+            result = await self._store.append_args_now(conn, item.args)
         except EventStoreError as exc:
             item.done.set_exception(exc)
             return
-        if not result.duplicate:
-            self._store.wake((item.category,))
         item.done.set_result(result)
 
 

@@ -210,12 +210,15 @@ class PostgresEventStore:
         idempotency_key: str | None = None,
     ) -> AppendResult:
         """`append` in a transaction of its own, never grouped; wakes readers."""
+        args = _append_args(stream, events, expected_version, idempotency_key)
         async with self.connection() as conn:
-            result = await append_on(
-                conn, stream, events, expected_version, idempotency_key=idempotency_key
-            )
+            return await self.append_args_now(conn, args)
+
+    async def append_args_now(self, conn: asyncpg.Connection, args: tuple[Any, ...]) -> AppendResult:
+        """`append_now` on `conn` (not in a transaction) of `_append_args`-shaped arguments."""
+        result = await append_args_on(conn, args)
         if not result.duplicate:
-            self.wake((category_of(stream),))
+            self.wake((args[1],))  # the stream's category
         return result
 
     async def read_stream(
