@@ -47,3 +47,18 @@ async def drop_database(admin_dsn: str, name: str) -> None:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+async def wal_flushes(admin_dsn: str) -> int | None:
+    """The server's WAL flushes so far (`pg_stat_wal.wal_sync`, PostgreSQL 14+; else None).
+
+    Cluster-wide: a delta over a scenario counts every database's commits, so
+    nothing else should write meanwhile.
+    """
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        return int(await conn.fetchval("SELECT wal_sync FROM pg_stat_wal"))
+    except asyncpg.UndefinedTableError:
+        return None
+    finally:
+        await conn.close()

@@ -12,8 +12,10 @@ nothing running, then taken in, each scenario on its own fresh copy:
 - the `cases` projection rebuilt over that log event by event (baseline),
   then in batches (`apply_batch`).
 
-Reports SMS (or events) per second and this process's CPU per SMS (or
-event); PostgreSQL's CPU is not included. Runs on uvloop, as `intake serve`.
+Reports SMS (or events) per second, this process's CPU per SMS (or event;
+PostgreSQL's CPU is not included) and the server's WAL flushes per SMS (or
+event; `pg_stat_wal`, so nothing else should write to that server meanwhile).
+Runs on uvloop, as `intake serve`.
 
     .venv/bin/python -m bench.worker [--dsn URL] [--redis URL] [--sms 4000] [--senders 1000]
 """
@@ -33,7 +35,13 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from bench.scratch import add_server_arguments, create_database, drop_database, load_average
+from bench.scratch import (
+    add_server_arguments,
+    create_database,
+    drop_database,
+    load_average,
+    wal_flushes,
+)
 from channels.message import Caller, InboundContact
 from dispatch.projections_cases import CasesProjection
 from dispatch.sms import ReceiveSms, SmsIntakePolicy, receive_sms
@@ -61,19 +69,24 @@ backward index probe; counting (or EXISTS over the same range) scans it, 4-10 ms
 
 @dataclass(frozen=True, slots=True)
 class Result:
-    """One scenario: items done, wall seconds, this process's CPU seconds."""
+    """One scenario: items done, wall seconds, this process's CPU seconds, the server's WAL flushes."""
 
     name: str
     items: int
     seconds: float
     cpu: float
+    flushes: int | None
 
     def row(self, unit: str, baseline: Result | None) -> str:
         """A Markdown table row."""
         rate = self.items / self.seconds
         speedup = f"{rate / (baseline.items / baseline.seconds):.1f}x" if baseline else "1.0x"
         return (f"| {self.name} | {self.items:,} {unit} | {self.seconds:.2f} | {rate:,.0f} | {speedup} | "
-                f"{self.cpu * 1e3 / self.items:.2f} |")
+                f"{self.cpu * 1e3 / self.items:.2f} | {_each(self.flushes, self.items)} |")
+
+
+def _each(count: int | None, items: int) -> str:
+    return "-" if count is None else f"{count / items:.2f}"
 
 
 class OneByOne:
@@ -97,10 +110,14 @@ def _sms(n: int, senders: int) -> ReceiveSms:
         text=TEXTS[n % 3], raw={"MessageSid": sid}, extra={"source": "twilio", "message_sid": sid}))
 
 
-async def _timed(name: str, items: int, work: Callable[[], Awaitable[Any]]) -> Result:
+async def _timed(admin_dsn: str, name: str, items: int, work: Callable[[], Awaitable[Any]]) -> Result:
+    flushed = await wal_flushes(admin_dsn)
     started, cpu = time.perf_counter(), time.process_time()
     await work()
-    return Result(name, items, time.perf_counter() - started, time.process_time() - cpu)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    now = await wal_flushes(admin_dsn)
+    flushes = None if now is None or flushed is None else now - flushed
+    return Result(name, items, seconds, cpu, flushes)
 
 
 async def _with_backlog(args: argparse.Namespace, template: str,
@@ -119,7 +136,7 @@ async def _with_backlog(args: argparse.Namespace, template: str,
         await drop_database(args.dsn, name)
 
 
-async def _whole_worker(services: Services, count: int) -> Result:
+async def _whole_worker(admin_dsn: str, services: Services, count: int) -> Result:
     async def drained() -> None:
         background = run_background(services)
         await anext(background)  # the runners are started
@@ -131,7 +148,7 @@ async def _whole_worker(services: Services, count: int) -> Result:
             with contextlib.suppress(StopAsyncIteration):
                 await anext(background)  # stops them
 
-    return await _timed("the whole worker (INTAKE_ROLE=worker)", count, drained)
+    return await _timed(admin_dsn, "the whole worker (INTAKE_ROLE=worker)", count, drained)
 
 
 async def _bench(args: argparse.Namespace) -> int:
@@ -152,12 +169,12 @@ async def _bench(args: argparse.Namespace) -> int:
             async def run(services: Services) -> Result:
                 runner = ReactorRunner(services.store, SmsIntakePolicy(services.bus.handle),
                                        concurrency=concurrency)
-                return await _timed(label, args.sms, runner.run_until_caught_up)
+                return await _timed(args.dsn, label, args.sms, runner.run_until_caught_up)
             return run
 
         alone = [await _with_backlog(args, template, intake(1, "sms-intake, one SMS at a time (baseline)")),
                  await _with_backlog(args, template, intake(4, "sms-intake, keyed by sender (4 chains)"))]
-        whole = await _with_backlog(args, template, lambda s: _whole_worker(s, args.sms))
+        whole = await _with_backlog(args, template, lambda s: _whole_worker(args.dsn, s, args.sms))
 
         async def rebuilds(services: Services) -> list[Result]:
             events = await ReactorRunner(services.store, SmsIntakePolicy(services.bus.handle)
@@ -168,7 +185,7 @@ async def _bench(args: argparse.Namespace) -> int:
                                       ("cases projection rebuilt in batches (apply_batch)",
                                        CasesProjection(services.clock))):
                 runner = ProjectionRunner(services.store, projection, batch_size=500)
-                found.append(await _timed(label, events, runner.rebuild))
+                found.append(await _timed(args.dsn, label, events, runner.rebuild))
             return found
 
         projected = await _with_backlog(args, template, rebuilds)
@@ -176,8 +193,9 @@ async def _bench(args: argparse.Namespace) -> int:
         await drop_database(args.dsn, template)
     print(f"{args.sms:,} SMS from {args.senders:,} senders; load average {args.load} before, "
           f"{load_average()} after")
-    print("| scenario | done | seconds | per second | x baseline | client CPU ms each |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| scenario | done | seconds | per second | x baseline | client CPU ms each "
+          "| WAL flushes each |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     print(alone[0].row("SMS", None))
     print(alone[1].row("SMS", alone[0]))
     print(whole.row("SMS", alone[0]))

@@ -40,9 +40,9 @@ log = structlog.get_logger(__name__)
 NOTIFY_CHANNEL = "intake_events"
 _WRONG_VERSION = "IX409"
 _NOTIFY_WINDOW = 0.01
-_ASYNC_COMMIT = "set_config('synchronous_commit', 'off', true)"
+ASYNC_COMMIT = "set_config('synchronous_commit', 'off', true)"
 """In a statement of its own transaction: that commit does not wait for its WAL flush."""
-_NOTIFY = f"SELECT {_ASYNC_COMMIT}, pg_notify('{NOTIFY_CHANNEL}', $1)"
+_NOTIFY = f"SELECT {ASYNC_COMMIT}, pg_notify('{NOTIFY_CHANNEL}', $1)"
 _NOTIFY_PAYLOAD_MAX = 7000  # PostgreSQL's limit is 8000 bytes; beyond, wake every reader
 _SETTLE = (0.002, 0.004, 0.008, 0.016, 0.032, 0.0)
 
@@ -579,7 +579,7 @@ _UPSERT_CHECKPOINT = (
 )
 _SAVE_CHECKPOINT = _UPSERT_CHECKPOINT.format(values="VALUES ($1, $2::text::xid8, $3)")
 _SAVE_CHECKPOINT_ASYNC = _UPSERT_CHECKPOINT.format(
-    values=f"SELECT $1, $2::text::xid8, $3 FROM (SELECT {_ASYNC_COMMIT}) s"
+    values=f"SELECT $1, $2::text::xid8, $3 FROM (SELECT {ASYNC_COMMIT}) s"
 )
 
 

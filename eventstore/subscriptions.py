@@ -16,9 +16,10 @@
   a burst is not paced by one round trip and one WAL flush per event.
 
 Both catch up from their checkpoint, then follow the log live: woken by the
-store's wake-ups (local appends and NOTIFY from other processes), polling
-every `poll_interval` seconds as a fallback, and re-polling within
-milliseconds while committed events wait behind the commit horizon.
+store's wake-ups (local appends and NOTIFY from other processes), at most
+once per `STEP_INTERVAL`, polling every `poll_interval` seconds as a
+fallback, and re-polling within milliseconds while committed events wait
+behind the commit horizon.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from eventstore.errors import EventStoreError
 from eventstore.interface import EventStore
 from eventstore.leadership import Leadership
 from eventstore.postgres import (
+    ASYNC_COMMIT,
     PostgresEventStore,
     load_checkpoint_on,
     read_batch_on,
@@ -52,6 +54,15 @@ _QUICK_MAX = 0.05
 _COALESCE = 0.003
 """After a wake-up, wait this long so that a burst of appends is read in one batch."""
 _BACKOFF_MAX = 30.0
+STEP_INTERVAL = 0.05
+"""Live, a reader steps at most this often: a busy log is read in batches, not one per commit.
+
+Every step costs a reader the same few statements whatever it reads (a
+projection's lock, checkpoint, read and save); woken by every commit of a
+busy worker, a reader stepped for one or two events at a time. A wake-up
+within this interval of the last step waits for its end; one after a quiet
+spell is read at once (after `_COALESCE`).
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,16 +208,19 @@ class Follower:
     `follow(step)` runs `step` (read one batch from the reader's own position,
     apply it, say how many events and whether more wait behind the horizon)
     forever: again at once after a full batch, soon while `pending`, else on a
-    wake-up of the reader's categories or every `poll_interval`; errors are
-    retried with backoff.
+    wake-up of the reader's categories (at most once per `step_interval`) or
+    every `poll_interval`; errors are retried with backoff.
     """
 
-    def __init__(self, name: str, wakeup: Wakeup, batch_size: int, poll_interval: float) -> None:
+    def __init__(self, name: str, wakeup: Wakeup, batch_size: int, poll_interval: float,
+                 step_interval: float = STEP_INTERVAL) -> None:
         self.name = name
         self.wakeup = wakeup
         self.batch_size = batch_size
         self.poll_interval = poll_interval
+        self.step_interval = step_interval
         self._quick = _QUICK_MIN
+        self._stepped = 0.0  # loop time the last step started
 
     async def pause(self, step: Step) -> None:
         """Wait as long as the last step says is useful."""
@@ -220,7 +234,8 @@ class Follower:
             return
         self._quick = _QUICK_MIN
         if await self.wakeup.wait(self.poll_interval):
-            await asyncio.sleep(_COALESCE)
+            since = asyncio.get_running_loop().time() - self._stepped
+            await asyncio.sleep(max(_COALESCE, self.step_interval - since))
 
     async def follow(self, step: Callable[[], Awaitable[Step]]) -> None:
         """Run `step` forever, retrying from the checkpoint with backoff on errors."""
@@ -228,6 +243,7 @@ class Follower:
         while True:
             _stop_if_cancelled()
             self.wakeup.clear()
+            self._stepped = asyncio.get_running_loop().time()
             try:
                 result = await step()
             except asyncio.CancelledError:
@@ -253,6 +269,11 @@ class Follower:
                 await self.pause(result)
 
 
+_LOCK = "SELECT pg_advisory_xact_lock($1, hashtext($2))"
+_LOCK_ASYNC = f"SELECT pg_advisory_xact_lock($1, hashtext($2)), {ASYNC_COMMIT}"
+"""The lock of a batch's transaction, which then commits without waiting for its WAL flush."""
+
+
 def _quote(table: str) -> str:
     return ".".join('"' + part.replace('"', '""') + '"' for part in table.split("."))
 
@@ -264,6 +285,13 @@ class ProjectionRunner:
     runners of the same projection, in any processes, never apply a batch
     twice), read its checkpoint, apply each event, save the checkpoint. After
     the commit, the collected changes are passed to `publish`.
+
+    That transaction commits without waiting for its WAL flush
+    (`synchronous_commit = off` for it alone). A crash of the server may then
+    lose the newest batches, rows and checkpoint together, as if they had
+    rolled back: the runner applies them again from the log, whose events
+    were durable before anyone read them. Any later durable commit flushes
+    them first, so nothing durable can have depended on a lost batch.
     """
 
     def __init__(
@@ -327,12 +355,10 @@ class ProjectionRunner:
             )
         )
 
-    async def _lock(self, conn: asyncpg.Connection) -> None:
+    async def _lock(self, conn: asyncpg.Connection, *, durable: bool = True) -> None:
         # A transaction-level advisory lock takes no transaction id, so it
         # does not hold back the commit horizon while waiting.
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock($1, hashtext($2))", _LOCK_SPACE, self._projection.name
-        )
+        await conn.execute(_LOCK if durable else _LOCK_ASYNC, _LOCK_SPACE, self._projection.name)
 
     async def step(self) -> Step:
         """Apply one batch and save the checkpoint in one transaction; then publish.
@@ -349,7 +375,7 @@ class ProjectionRunner:
     async def _step(self, batched: bool) -> Step:
         changes: list[Change] = []
         async with self._store.connection() as conn, conn.transaction():
-            await self._lock(conn)
+            await self._lock(conn, durable=False)
             after = await load_checkpoint_on(conn, self._projection.name)
             batch = await read_batch_on(
                 conn,

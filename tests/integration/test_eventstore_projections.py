@@ -177,3 +177,28 @@ async def test_a_failed_batch_is_redone_event_by_event_naming_the_culprit(
 
     assert await runner.run_until_caught_up() == 200
     assert await _counts(pg_store) == EXPECTED
+
+
+class CommitMode(Counts):
+    """`Counts` that notes the `synchronous_commit` its transaction runs with."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.modes: set[str] = set()
+
+    async def apply(self, conn: asyncpg.Connection, event: RecordedEvent) -> Sequence[Change] | None:
+        self.modes.add(await conn.fetchval("SELECT current_setting('synchronous_commit')"))
+        return await super().apply(conn, event)
+
+
+async def test_a_batch_commits_without_waiting_for_its_wal_flush_and_only_it(
+    pg_store: PostgresEventStore,
+) -> None:
+    await _setup(pg_store, streams=2, per_stream=3)
+    projection = CommitMode()
+    assert await ProjectionRunner(pg_store, projection, batch_size=4).run_until_caught_up() == 6
+    assert projection.modes == {"off"}  # the batch's own transaction (rows and checkpoint)
+    assert await _counts(pg_store) == {"case-0": 3, "case-1": 3}
+    for _ in range(3):  # every pooled session is back to the server's setting afterwards
+        async with pg_store.connection() as conn:
+            assert await conn.fetchval("SELECT current_setting('synchronous_commit')") == "on"
