@@ -269,9 +269,8 @@ class Follower:
                 await self.pause(result)
 
 
-_LOCK = "SELECT pg_advisory_xact_lock($1, hashtext($2))"
-_LOCK_ASYNC = f"SELECT pg_advisory_xact_lock($1, hashtext($2)), {ASYNC_COMMIT}"
-"""The lock of a batch's transaction, which then commits without waiting for its WAL flush."""
+_LOCK = f"SELECT pg_advisory_xact_lock($1, hashtext($2)), {ASYNC_COMMIT}"
+"""A runner's transaction lock; that transaction then commits without waiting for its WAL flush."""
 
 
 def _quote(table: str) -> str:
@@ -286,11 +285,13 @@ class ProjectionRunner:
     twice), read its checkpoint, apply each event, save the checkpoint. After
     the commit, the collected changes are passed to `publish`.
 
-    That transaction commits without waiting for its WAL flush
-    (`synchronous_commit = off` for it alone). A crash of the server may then
-    lose the newest batches, rows and checkpoint together, as if they had
-    rolled back: the runner applies them again from the log, whose events
-    were durable before anyone read them. Any later durable commit flushes
+    Its transactions (each batch's, and a rebuild's reset) commit without
+    waiting for their WAL flush (`synchronous_commit = off` for them alone).
+    A crash of the server may then lose the newest of them, rows and
+    checkpoint together, as if they had rolled back: the runner applies the
+    batches again from the log, whose events were durable before anyone read
+    them (a lost reset leaves the old rows and checkpoint: run the rebuild
+    again). Any later durable commit flushes
     them first, so nothing durable can have depended on a lost batch.
     """
 
@@ -355,10 +356,10 @@ class ProjectionRunner:
             )
         )
 
-    async def _lock(self, conn: asyncpg.Connection, *, durable: bool = True) -> None:
+    async def _lock(self, conn: asyncpg.Connection) -> None:
         # A transaction-level advisory lock takes no transaction id, so it
         # does not hold back the commit horizon while waiting.
-        await conn.execute(_LOCK if durable else _LOCK_ASYNC, _LOCK_SPACE, self._projection.name)
+        await conn.execute(_LOCK, _LOCK_SPACE, self._projection.name)
 
     async def step(self) -> Step:
         """Apply one batch and save the checkpoint in one transaction; then publish.
@@ -375,7 +376,7 @@ class ProjectionRunner:
     async def _step(self, batched: bool) -> Step:
         changes: list[Change] = []
         async with self._store.connection() as conn, conn.transaction():
-            await self._lock(conn, durable=False)
+            await self._lock(conn)
             after = await load_checkpoint_on(conn, self._projection.name)
             batch = await read_batch_on(
                 conn,
