@@ -96,6 +96,8 @@ async def _live_case_flow(page: Any, console: Any) -> None:
     districts = await page.locator("path.district").count()
     assert districts >= 10
     assert "秦都区" in await page.locator("text.district-label").all_text_contents()
+    # The tiles are fetched once the stream connects, so they may come after the "live" badge.
+    await page.locator("[data-kpi=answer_rate]").wait_for()
     assert await page.locator("[data-kpi=answer_rate]").count() == 1
     await page.evaluate("window.__notReloaded = true")
     await _shot(page, "1-empty")
