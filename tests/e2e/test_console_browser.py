@@ -124,12 +124,16 @@ async def _live_case_flow(page: Any, console: Any) -> None:
 
 
 async def test_without_a_token_the_console_asks_for_one(browser: Any, console: Any) -> None:
+    await _post_through_a_channel(console)
     async with _page(browser, str(console.make_url("/"))) as page:
         await page.wait_for_selector("form input[name=token]")
         await page.fill("input[name=token]", "t-auditor")
         await page.click("button[type=submit]")
         await page.wait_for_selector(".conn[data-state=live]")
         assert await page.locator(".who b").text_content() == "auditor"
+        # Actions live in the case detail: open one, so their absence means the role hides them.
+        await page.locator("tr.case-row").first.click()
+        await page.wait_for_selector(".detail .case-id")
         assert await page.locator("button.action[data-action]").count() == 0
 
 
