@@ -6,6 +6,12 @@
 #                      indexes; no hash, no checks);
 #   append.sql         intake's append: one intake_append call (idempotency key,
 #                      expected-version check, hash chain).
+# SCRIPTS="..." picks others; the steps between the last two (RESULTS.md, session 8):
+#   events_hash.sql    the bare INSERT with the hash computed inline;
+#   append_nohash.sql  a function: head lookup, version check, INSERT (steps.sql);
+#   append_one.sql     the same with the hash (steps.sql);
+#   append_nokey.sql   intake_append without an idempotency key.
+# PGOPTIONS="-c synchronous_commit=off" takes the commit's flush out.
 # Usage (repository root):
 #   bench/pgbench/run.sh [DSN-of-a-database-allowed-to-CREATE-DATABASE]
 set -eu
@@ -25,13 +31,14 @@ from eventstore.migrate import migrate
 async def main():
     conn = await asyncpg.connect(sys.argv[1])
     await migrate(conn)
+    await conn.execute(open(sys.argv[2]).read())
     await conn.execute('CREATE TABLE raw_events (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, '
                        'stream text NOT NULL, type text NOT NULL, data jsonb NOT NULL, metadata jsonb NOT NULL)')
     await conn.close()
-asyncio.run(main())" "$DSN" >/dev/null 2>&1
+asyncio.run(main())" "$DSN" "$HERE/steps.sql" >/dev/null 2>&1
 echo "$("$PGBENCH" --version), $(psql "$DSN" -Atc 'SHOW server_version'), synchronous_commit=$(psql "$DSN" -Atc 'SHOW synchronous_commit'), $CLIENTS client(s), ${SECONDS_EACH}s each"
 for round in $(seq 1 "$ROUNDS"); do
-  for script in raw events_insert append; do
+  for script in ${SCRIPTS:-raw events_insert append}; do
     tps=$("$PGBENCH" -n -M prepared -c "$CLIENTS" -T "$SECONDS_EACH" -f "$HERE/$script.sql" "$DSN" 2>&1 \
           | sed -n "s/^tps = \([0-9.]*\).*/\1/p")
     echo "round $round  $script  $tps tps"
