@@ -46,6 +46,9 @@ def start_postgres(data_dir: Path) -> tuple[str, Any]:
     """Start (or reuse) an embedded PostgreSQL under `data_dir/pg`; return its URL."""
     import pgserver  # imported here: a server with INTAKE_DATABASE_URL never needs it
 
+    # It logs every initdb and pg_ctl command with its output at INFO; failures stay (ERROR).
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+
     folder = data_dir / "pg"
     folder.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(str(folder), cleanup_mode="stop")  # type: ignore[attr-defined]
