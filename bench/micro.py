@@ -6,8 +6,12 @@
 - one writer's appends, each awaited: the plain store against the group
   committer (whose flush keeps its connection for the next append), CPU and
   wall time per append, in alternating blocks of 200 on a scratch database.
+- a contact from a caller whose call-back stream already holds N events (one
+  per earlier contact): the handler, which keeps each stream's folded state and
+  reads only what is new (session 8), against the old way (read and fold the
+  whole stream at each contact), in alternating blocks.
 
-    .venv/bin/python -m bench.micro [--dsn URL]
+    .venv/bin/python -m bench.micro [--dsn URL] [--only decode|pool|appends|contacts]
 """
 
 from __future__ import annotations
@@ -17,14 +21,17 @@ import statistics
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
 from bench.scratch import DEFAULT_DSN, create_database, drop_database
 from channels.message import Caller, InboundContact
-from dispatch.messages import from_data, to_data
+from dispatch.messages import from_data, metadata, to_data, to_new_event
+from dispatch.missed_call import CallerGotThrough, callback_stream, decide_got_through, fold
+from dispatch.missed_calls import CloseOnContact, close_on_contact
 from dispatch.sms import CaseMessageReceived, SmsReceived
 from eventstore.migrate import migrate
 from eventstore.postgres import PostgresEventStore, _cheap_reset, create_pool
@@ -57,7 +64,9 @@ async def _pool(dsn: str, n: int) -> None:
         await pool.close()
 
 
-async def _appends(admin_dsn: str, blocks: int, per_block: int = 200) -> None:
+@asynccontextmanager
+async def _scratch_pool(admin_dsn: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on a migrated scratch database, dropped afterwards."""
     name = f"micro_{uuid.uuid4().hex[:8]}"
     dsn = await create_database(admin_dsn, name)
     try:
@@ -67,6 +76,16 @@ async def _appends(admin_dsn: str, blocks: int, per_block: int = 200) -> None:
         finally:
             await conn.close()
         pool = await create_pool(dsn, min_size=2, max_size=4)
+        try:
+            yield pool
+        finally:
+            await pool.close()
+    finally:
+        await drop_database(admin_dsn, name)
+
+
+async def _appends(admin_dsn: str, blocks: int, per_block: int = 200) -> None:
+    async with _scratch_pool(admin_dsn) as pool:
         stores = {"plain": PostgresEventStore(pool), "group": PostgresEventStore(pool, group_commit=True)}
         cpu: dict[str, list[float]] = {label: [] for label in stores}
         wall: dict[str, list[float]] = {label: [] for label in stores}
@@ -83,12 +102,57 @@ async def _appends(admin_dsn: str, blocks: int, per_block: int = 200) -> None:
         finally:
             for store in stores.values():
                 await store.close()
-            await pool.close()
         for label in stores:
             print(f"one writer, {label} store: {statistics.median(cpu[label]):.0f} us CPU, "
                   f"{statistics.median(wall[label]):.0f} us wall per append (median of {blocks} blocks)")
-    finally:
-        await drop_database(admin_dsn, name)
+
+
+async def _whole_fold_contact(cmd: CloseOnContact, store: PostgresEventStore) -> None:
+    """The handler as it was before session 8: the whole stream read and folded at each contact."""
+    stream = callback_stream(cmd.caller)
+    state = fold(cmd.caller, await store.read_stream(stream))
+    events = decide_got_through(state, cmd.at, cmd.via)
+    meta = metadata(actor="policy:missed-calls", correlation_id=stream)
+    await store.append(stream, [to_new_event(e, meta) for e in events], state.version,
+                       idempotency_key=cmd.idempotency_key)
+
+
+async def _contacts(admin_dsn: str, lengths: tuple[int, ...] = (0, 1_000, 5_000), per_block: int = 20,
+                    blocks: int = 5) -> None:
+    async with _scratch_pool(admin_dsn) as pool:
+        store = PostgresEventStore(pool)
+        t0 = datetime(2026, 12, 1, tzinfo=UTC)
+        try:
+            for length in lengths:
+                callers = {"kept": f"1390000{length:05d}", "whole": f"1391111{length:05d}"}
+                for caller in callers.values():
+                    for start in range(0, length, 500):
+                        earlier = [to_new_event(CallerGotThrough(t0 + timedelta(seconds=i), "sms"))
+                                   for i in range(start, min(length, start + 500))]
+                        await store.append(callback_stream(caller), earlier, start - 1)
+                cpu: dict[str, list[float]] = {label: [] for label in callers}
+                wall: dict[str, list[float]] = {label: [] for label in callers}
+                at = length
+                for _ in range(blocks):
+                    for label, caller in callers.items():
+                        started, used = time.perf_counter(), time.process_time()
+                        for _ in range(per_block):
+                            at += 1
+                            when = t0 + timedelta(seconds=at)
+                            cmd = CloseOnContact(caller, when, "sms", f"c:{caller}:{at}")
+                            if label == "kept":
+                                await close_on_contact(cmd, store=store)
+                            else:
+                                await _whole_fold_contact(cmd, store)
+                        cpu[label].append((time.process_time() - used) / per_block * 1e3)
+                        wall[label].append((time.perf_counter() - started) / per_block * 1e3)
+                for label in callers:
+                    print(f"contact on a {length:,}-event stream, {label} state: "
+                          f"{statistics.median(cpu[label]):.2f} ms CPU, "
+                          f"{statistics.median(wall[label]):.2f} ms wall per contact "
+                          f"(median of {blocks} blocks of {per_block})")
+        finally:
+            await store.close()
 
 
 def _decode(n: int) -> None:
@@ -112,10 +176,16 @@ def main(argv: list[str]) -> int:
     p.add_argument("--dsn", default=DEFAULT_DSN)
     p.add_argument("--calls", type=int, default=30_000)
     p.add_argument("--blocks", type=int, default=20, help="alternating blocks of 200 appends per store")
+    p.add_argument("--only", choices=("decode", "pool", "appends", "contacts"))
     args = p.parse_args(argv)
-    _decode(args.calls)
-    run_command(_pool(args.dsn, args.calls))
-    run_command(_appends(args.dsn, args.blocks))
+    if args.only in (None, "decode"):
+        _decode(args.calls)
+    if args.only in (None, "pool"):
+        run_command(_pool(args.dsn, args.calls))
+    if args.only in (None, "appends"):
+        run_command(_appends(args.dsn, args.blocks))
+    if args.only in (None, "contacts"):
+        run_command(_contacts(args.dsn))
     return 0
 
 

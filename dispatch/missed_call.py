@@ -8,7 +8,7 @@ Pure: decisions take the time as an argument and do no I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from dispatch.errors import InvalidCommand, NotAllowed
@@ -158,7 +158,12 @@ class CallbackState:
 
 def fold(caller: str, records: list[RecordedEvent]) -> CallbackState:
     """The state of a caller's call-back stream."""
-    state = CallbackState(caller)
+    return fold_onto(CallbackState(caller), records)
+
+
+def fold_onto(state: CallbackState, records: list[RecordedEvent]) -> CallbackState:
+    """`state` moved on by the stream's next `records`, as a new state; `state` is left as it was."""
+    state = replace(state, call_ids=set(state.call_ids))
     for record in records:
         evt = from_recorded(record)
         if evt is not None:

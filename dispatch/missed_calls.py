@@ -14,10 +14,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import asyncpg
 import structlog
@@ -33,7 +35,7 @@ from dispatch.missed_call import (
     decide_got_through,
     decide_missed,
     decide_outcome,
-    fold,
+    fold_onto,
     stream_of_task,
 )
 from dispatch.sms import CaseMessageReceived, callable_number
@@ -92,12 +94,51 @@ Decide = Callable[[CallbackState], list[Event]]
 Handle = Callable[[object], Awaitable[Any]]
 
 
+class KnownStates:
+    """The newest folded state of the call-back streams used lately, for one store.
+
+    A caller's stream grows by an event at each contact (`CallerGotThrough`), so
+    folding it whole at every contact would cost more each time. Streams only
+    grow, so a known state moved on by the events after its version is the
+    stream's state: each load reads just those. At most `size` streams are kept
+    (the least recently used go). A kept state is never changed: each load folds
+    a copy, so loads of one stream at the same time cannot disturb each other.
+    """
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._size = size
+        self._states: OrderedDict[str, CallbackState] = OrderedDict()
+
+    async def load(self, store: EventStore, stream: str, caller: str) -> CallbackState:
+        """The stream's state now: the kept one moved on by the events written since."""
+        known = self._states.get(stream) or CallbackState(caller)
+        state = fold_onto(known, await store.read_stream(stream, after_version=known.version))
+        newest = self._states.get(stream)
+        if newest is None or newest.version <= state.version:
+            self._states[stream] = state
+        self._states.move_to_end(stream)
+        while len(self._states) > self._size:
+            self._states.popitem(last=False)
+        return state
+
+
+_KNOWN: WeakKeyDictionary[EventStore, KnownStates] = WeakKeyDictionary()
+
+
+def known_states(store: EventStore) -> KnownStates:
+    """The call-back states kept for `store` (one set per store: its log is theirs)."""
+    known = _KNOWN.get(store)
+    if known is None:
+        known = _KNOWN[store] = KnownStates()
+    return known
+
+
 async def _decide_and_append(
     store: EventStore, stream: str, caller: str, decide: Decide, *, key: str | None, actor: str
 ) -> list[Event]:
     """Load, decide, append with the loaded version; retry when someone wrote first."""
     for _ in range(10):
-        state = fold(caller, await store.read_stream(stream))
+        state = await known_states(store).load(store, stream, caller)
         events = decide(state)
         if not events:
             return []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -30,14 +31,18 @@ from dispatch.missed_call import (
 )
 from dispatch.missed_calls import (
     AssignCallbackTask,
+    CloseOnContact,
     GotThroughPolicy,
+    KnownStates,
     MissedCallPolicy,
     RecordCallbackOutcome,
+    RecordMissedCall,
     choose_agent,
+    known_states,
     plan_assignments,
 )
 from dispatch.sms import CaseMessageReceived, callable_number
-from eventstore import NewEvent
+from eventstore import NewEvent, RecordedEvent
 from eventstore.memory import MemoryEventStore
 from eventstore.subscriptions import Keyed, ReactorRunner
 
@@ -208,6 +213,98 @@ async def test_call_and_contact_policies_agree_in_any_interleaving(
         waiting = bool(misses) and max(misses) > max(contacts, default=-1)
         state = fold("x", await store.read_stream(callback_stream(f"1391234{caller:04d}")))
         assert state.open == waiting
+
+
+class _ReadsSpy(MemoryEventStore):
+    """Notes each read of a stream (`after_version`, events returned) and yields meanwhile."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[tuple[str, int, int]] = []
+
+    async def read_stream(
+        self, stream: str, *, after_version: int = -1, limit: int | None = None
+    ) -> list[RecordedEvent]:
+        await asyncio.sleep(0)  # lets concurrent commands interleave here
+        records = await super().read_stream(stream, after_version=after_version, limit=limit)
+        self.reads.append((stream, after_version, len(records)))
+        return records
+
+
+async def test_a_callers_stream_is_read_whole_once_then_only_what_is_new() -> None:
+    """Each contact adds an event to the caller's stream; a contact must not read them all again."""
+    store = _ReadsSpy()
+    bus = MessageBus(collect_handlers(), {"store": store, "clock": FakeClock(T0), "pool": None})
+    phone = "13912345678"
+    for i in range(40):
+        at = T0 + timedelta(minutes=i)
+        if i % 10 == 3:
+            await bus.handle(RecordMissedCall(phone, f"c{i}", "q", at, f"miss:{i}"))
+        else:
+            await bus.handle(CloseOnContact(phone, at, "sms", f"contact:{i}"))
+    stream = callback_stream(phone)
+    records = await store.read_stream(stream)
+    assert len(records) == 40  # every contact and miss left its event
+    reads = [(after, count) for s, after, count in store.reads if s == stream][:-1]
+    # Each command reads from where the one before it had read: just that one's own event.
+    assert reads == [(-1, 0)] + [(after, 1) for after in range(-1, 38)]
+    state = await known_states(store).load(store, stream, phone)
+    assert state == fold(phone, records)
+    assert state.tasks == 4 and not state.open and state.reached_at == T0 + timedelta(minutes=39)
+
+
+async def test_what_others_wrote_since_is_read_and_folded() -> None:
+    store = _ReadsSpy()
+    bus = MessageBus(collect_handlers(), {"store": store, "clock": FakeClock(T0), "pool": None})
+    phone, stream = "13912345678", callback_stream("13912345678")
+    await bus.handle(RecordMissedCall(phone, "c1", "q", T0, "miss:1"))
+    # Another process (a second worker, the API) closes the task meanwhile.
+    elsewhere = fold(phone, await store.read_stream(stream))
+    [closed] = decide_got_through(elsewhere, T0 + timedelta(minutes=1), "web")
+    await store.append(stream, [to_new_event(closed)], elsewhere.version)
+    await bus.handle(RecordMissedCall(phone, "c2", "q", T0 + timedelta(minutes=2), "miss:2"))
+    state = fold(phone, await store.read_stream(stream))
+    assert state.open and state.task_id == f"{phone}.2"  # a new task, not a raise of the closed one
+    assert state.attempts == 1
+
+
+async def test_concurrent_commands_on_one_caller_agree_with_a_fresh_fold() -> None:
+    store = _ReadsSpy()
+    bus = MessageBus(collect_handlers(), {"store": store, "clock": FakeClock(T0), "pool": None})
+    phone, stream = "13912345678", callback_stream("13912345678")
+    await bus.handle(CloseOnContact(phone, T0 - timedelta(seconds=1), "sms", "contact:first"))
+    # Every command below starts from the same kept state and reads what the others wrote.
+    await asyncio.gather(*(
+        bus.handle(RecordMissedCall(phone, f"c{i}", "q", T0 + timedelta(seconds=i), f"miss:{i}"))
+        if i % 3 else bus.handle(CloseOnContact(phone, T0 + timedelta(seconds=i), "sms", f"contact:{i}"))
+        for i in range(30)))
+    records = await store.read_stream(stream)
+    assert await known_states(store).load(store, stream, phone) == fold(phone, records)
+    assert len({r.data.get("call_id") for r in records if r.type == "CallbackMissedAgain"}) == sum(
+        1 for r in records if r.type == "CallbackMissedAgain")  # no miss counted twice
+
+
+async def test_states_are_kept_per_store_and_bounded() -> None:
+    """Two logs with the same caller (two tenants, two tests) never share a state."""
+    busy, quiet = MemoryEventStore(), MemoryEventStore()
+    phone = "13912345678"
+    for store in (busy, quiet):
+        bus = MessageBus(collect_handlers(), {"store": store, "clock": FakeClock(T0), "pool": None})
+        if store is busy:
+            await bus.handle(RecordMissedCall(phone, "c1", "q", T0, "miss:1"))
+        await bus.handle(CloseOnContact(phone, T0 + timedelta(minutes=1), "sms", "contact:1"))
+    assert [r.type for r in await busy.read_stream(callback_stream(phone))] == [
+        "CallbackTaskOpened", "CallbackTaskClosed"]
+    assert [r.type for r in await quiet.read_stream(callback_stream(phone))] == ["CallerGotThrough"]
+
+    spy = _ReadsSpy()
+    for n in range(3):
+        await spy.append(callback_stream(f"1391234000{n}"), [to_new_event(CallerGotThrough(T0, "sms"))], -1)
+    kept = KnownStates(size=2)
+    for n in (0, 1, 2, 0):
+        await kept.load(spy, callback_stream(f"1391234000{n}"), f"1391234000{n}")
+    # Stream 0 was the least recently used when stream 2 came: it was read whole again.
+    assert [(after, count) for s, after, count in spy.reads if s.endswith("0")] == [(-1, 1), (-1, 1)]
 
 
 def test_a_contact_before_a_late_miss_keeps_the_task_from_opening() -> None:
