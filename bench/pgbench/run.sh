@@ -8,7 +8,7 @@
 #                      expected-version check, hash chain).
 # SCRIPTS="..." picks others; the steps between the last two (RESULTS.md, session 8):
 #   events_hash.sql    the bare INSERT with the hash computed inline;
-#   append_nohash.sql  a function: head lookup, version check, INSERT (steps.sql);
+#   append_nohash.sql  a function: head lookup, version check, INSERT (steps.sql, no hash);
 #   append_one.sql     the same with the hash (steps.sql);
 #   append_nokey.sql   intake_append without an idempotency key.
 # PGOPTIONS="-c synchronous_commit=off" takes the commit's flush out.
