@@ -195,10 +195,13 @@ async def _drain(dsn: str, patience: float) -> tuple[int, float | None]:
         await conn.close()
 
 
-def _serve(env: dict[str, str], role: str, port: int, nice: int = 0) -> subprocess.Popen[bytes]:
+def _serve(env: dict[str, str], role: str, port: int, nice: int | None = None) -> subprocess.Popen[bytes]:
+    """`intake serve` in `role`; `nice`: its INTAKE_NICE (None: the role's default)."""
     code = "from gateway.cli import main; raise SystemExit(main(['serve']))"
-    return subprocess.Popen(["nice", "-n", str(nice), sys.executable, "-c", code],
-                            env={**env, "INTAKE_ROLE": role, "INTAKE_HTTP_PORT": str(port)})
+    settings = {"INTAKE_ROLE": role, "INTAKE_HTTP_PORT": str(port)}
+    if nice is not None:
+        settings["INTAKE_NICE"] = str(nice)
+    return subprocess.Popen([sys.executable, "-c", code], env={**env, **settings})
 
 
 async def _baseline(args: argparse.Namespace, script: Path) -> Run:
@@ -320,8 +323,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--senders", type=int, default=1000)
     p.add_argument("--pool-rate", type=int, default=4000,
                    help="distinct signed SMS per second of load (wrk cycles through them)")
-    p.add_argument("--worker-nice", type=int, default=0,
-                   help="niceness of the worker process (the gateway runs at 0)")
+    p.add_argument("--worker-nice", type=int, default=None,
+                   help="INTAKE_NICE of the worker process (default: the worker role's own, "
+                        "gateway.settings.WORKER_NICE; the gateway runs at 0)")
     p.add_argument("--drain-timeout", type=float, default=120.0,
                    help="seconds to wait for the worker to take in the SMS of the load")
     p.add_argument("--grace", type=float, default=3.0, help="seconds to wait for the last tasks")

@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 import gc
 import importlib
+import os
 import secrets
 import signal
 import sys
@@ -88,6 +89,22 @@ def tune_collector() -> None:
     gc.set_threshold(*GC_THRESHOLD)
 
 
+def lower_priority(nice: int) -> int:
+    """Raise this process's niceness to at least `nice` (INTAKE_NICE); return the niceness now.
+
+    Call it before any thread starts: Linux keeps a niceness per thread, and a new
+    thread takes its creator's. Never lowers a niceness the process was started
+    with (that needs privilege). Why the worker defaults to 10: on a host whose
+    CPUs it shares with the gateway, accepting every contact goes first and the
+    worker's reactions catch up; see `gateway.settings.WORKER_NICE`.
+    """
+    now = os.getpriority(os.PRIO_PROCESS, 0)
+    if nice > now:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+        now = nice
+    return now
+
+
 AfterStart = Callable[[Settings, web.Application], Awaitable[None]]
 
 
@@ -105,6 +122,7 @@ async def serve(settings: Settings, *, after_start: AfterStart | None = None) ->
         print(f"intake listening on http://{live.http_host}:{live.http_port}", flush=True)
         print(f"  postgres: {_describe(live.database_url)}", flush=True)
         print(f"  redis:    {_describe(live.redis_url)}", flush=True)
+        print(f"  role:     {live.role}, niceness {os.getpriority(os.PRIO_PROCESS, 0)}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -124,6 +142,7 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         print("intake serve: INTAKE_TOKENS is not set; refusing to start without tokens "
               "(`intake demo` prints demo tokens)", file=sys.stderr)
         return 2
+    lower_priority(settings.nice)
     return run_command(serve(settings))
 
 

@@ -43,6 +43,7 @@ class Settings:
     tokens: Mapping[str, Token] = field(default_factory=dict)
     redis_prefix: str = "intake:"
     role: str = "all"
+    nice: int = 0
     log_format: str = "json"
     log_level: str = "info"
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -96,9 +97,27 @@ def _role(value: str) -> str:
     return value
 
 
+WORKER_NICE = 10
+"""The worker role's default niceness: on a shared host, intake goes first (README, Operations)."""
+
+
+def _nice(env: Mapping[str, str], role: str) -> int:
+    raw = env.get("INTAKE_NICE")
+    if raw is None or raw == "":
+        return WORKER_NICE if role == "worker" else 0
+    try:
+        nice = int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"INTAKE_NICE={raw!r} is not a whole number") from exc
+    if not 0 <= nice <= 19:
+        raise SettingsError(f"INTAKE_NICE={raw!r} is out of range (0-19)")
+    return nice
+
+
 def from_env(env: Mapping[str, str] | None = None) -> Settings:
     """Read the settings from the environment (or a given mapping)."""
     env = os.environ if env is None else env
+    role = _role(env.get("INTAKE_ROLE") or "all")
     return Settings(
         database_url=env.get("INTAKE_DATABASE_URL") or None,
         redis_url=env.get("INTAKE_REDIS_URL") or None,
@@ -115,7 +134,8 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         wechat_appid=env.get("INTAKE_WECHAT_APPID") or None,
         tokens=parse_tokens(env.get("INTAKE_TOKENS", "")),
         redis_prefix=env.get("INTAKE_REDIS_PREFIX") or "intake:",
-        role=_role(env.get("INTAKE_ROLE") or "all"),
+        role=role,
+        nice=_nice(env, role),
         log_format=env.get("INTAKE_LOG_FORMAT") or "json",
         log_level=env.get("INTAKE_LOG_LEVEL") or "info",
         extra={k: v for k, v in env.items() if k.startswith("INTAKE_")},
