@@ -78,17 +78,22 @@ def parse_sia_keys(value: str) -> dict[str, bytes]:
     return keys
 
 
-def _port(env: Mapping[str, str], name: str, default: int) -> int:
+def _bounded(env: Mapping[str, str], name: str, default: int, low: int, high: int, what: str) -> int:
+    """The whole number in `name` (`default` when unset or empty), within low-high."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
-        port = int(raw)
+        value = int(raw)
     except ValueError as exc:
-        raise SettingsError(f"{name}={raw!r} is not a port number") from exc
-    if not 0 <= port <= 65535:
-        raise SettingsError(f"{name}={raw!r} is out of range")
-    return port
+        raise SettingsError(f"{name}={raw!r} is not {what}") from exc
+    if not low <= value <= high:
+        raise SettingsError(f"{name}={raw!r} is out of range ({low}-{high})")
+    return value
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    return _bounded(env, name, default, 0, 65535, "a port number")
 
 
 def _role(value: str) -> str:
@@ -102,16 +107,8 @@ WORKER_NICE = 10
 
 
 def _nice(env: Mapping[str, str], role: str) -> int:
-    raw = env.get("INTAKE_NICE")
-    if raw is None or raw == "":
-        return WORKER_NICE if role == "worker" else 0
-    try:
-        nice = int(raw)
-    except ValueError as exc:
-        raise SettingsError(f"INTAKE_NICE={raw!r} is not a whole number") from exc
-    if not 0 <= nice <= 19:
-        raise SettingsError(f"INTAKE_NICE={raw!r} is out of range (0-19)")
-    return nice
+    default = WORKER_NICE if role == "worker" else 0
+    return _bounded(env, "INTAKE_NICE", default, 0, 19, "a whole number")
 
 
 def from_env(env: Mapping[str, str] | None = None) -> Settings:
