@@ -51,3 +51,14 @@ def test_lower_priority_never_lowers_a_niceness_started_with() -> None:
     base = os.getpriority(os.PRIO_PROCESS, 0)
     assert _child(base + 3, started_at=12) == (base + 12, base + 12)
     assert _child(0) == (base, base)
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ("http", "is not a port number"), ("65536", "out of range"), ("-1", "out of range"),
+])
+def test_a_bad_port_is_a_configuration_error(raw: str, message: str) -> None:
+    # Ports are read the same way as INTAKE_NICE (gateway.settings._bounded).
+    with pytest.raises(SettingsError, match=f"INTAKE_HTTP_PORT=.*{message}"):
+        from_env({"INTAKE_HTTP_PORT": raw})
+    assert from_env({"INTAKE_HTTP_PORT": ""}).http_port == from_env({}).http_port
+    assert from_env({"INTAKE_HTTP_PORT": "0"}).http_port == 0
