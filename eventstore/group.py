@@ -40,12 +40,11 @@ MAX_BATCH = 64
 """Appends per flush: each is a subtransaction, and PostgreSQL caches 64 subxids per backend."""
 MAX_IN_FLIGHT = 4
 """Flushes (connections) in use at once by one committer."""
-LINGER_TURNS = 3
+LINGER_TURNS = 2
 """Event-loop turns a flush waits on an empty queue before it gives its connection back.
 
-An answer reaches a caller awaiting `append` two turns after its flush set
-it (the shield's callback, then the caller's task); one more spares a
-wrapper coroutine in between.
+An answer reaches a caller awaiting `append` one turn after its flush set it
+(the caller's task); one more spares a wrapper coroutine in between.
 """
 
 _SQL = "SELECT * FROM intake_append_many($1, $2, $3, $4, $5, $6, $7, $8, $9)"
@@ -71,6 +70,16 @@ class _Pending:
     @property
     def key(self) -> str | None:
         return self.args[3]  # type: ignore[no-any-return]
+
+    def answer(self, result: AppendResult) -> None:
+        """Give the caller its result, unless it went away (or was answered) already."""
+        if not self.done.done():
+            self.done.set_result(result)
+
+    def fail(self, exc: BaseException) -> None:
+        """Give the caller its error, unless it went away (or was answered) already."""
+        if not self.done.done():
+            self.done.set_exception(exc)
 
 
 class GroupCommitter:
@@ -101,7 +110,9 @@ class GroupCommitter:
             task = loop.create_task(self._flush())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        return await asyncio.shield(done)  # a caller that goes away does not cancel the others
+        # Awaited directly, not through a shield: a caller that goes away cancels
+        # only its own future, which a flush then leaves out or no longer answers.
+        return await done
 
     async def _flush(self) -> None:
         # The count drops in the same step as the queue is seen empty (after the
@@ -119,15 +130,21 @@ class GroupCommitter:
         try:
             async with self._store.connection() as conn:
                 while await self._more():
-                    batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
-                    await self._write(conn, batch)
+                    batch = self._take()
+                    if batch:
+                        await self._write(conn, batch)
                     batch = []
         except StoreUnavailable as exc:  # no connection, or it was lost: its batch fails with it
             if not batch:
-                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                batch = self._take()
             _fail(batch, exc)
         finally:
             _fail(batch, AppendFailed("the grouped append was interrupted"))
+
+    def _take(self) -> list[_Pending]:
+        """The next batch off the queue, without the appends whose callers went away."""
+        batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+        return [item for item in batch if not item.done.cancelled()]
 
     async def _more(self) -> bool:
         """Whether appends are queued, waiting a few loop turns for one if not."""
@@ -174,9 +191,9 @@ class GroupCommitter:
         try:
             result = await self._store.append_args_now(conn, item.args)
         except EventStoreError as exc:
-            item.done.set_exception(exc)
+            item.fail(exc)
             return
-        item.done.set_result(result)
+        item.answer(result)
 
 
 def _columns(batch: list[_Pending]) -> list[list[Any]]:
@@ -200,23 +217,22 @@ def _settle(item: _Pending, row: asyncpg.Record) -> bool:
     if status == "retry":
         return True
     if status == "wrong":
-        item.done.set_exception(WrongExpectedVersion(item.stream, item.expected, row["actual"]))
+        item.fail(WrongExpectedVersion(item.stream, item.expected, row["actual"]))
     elif status == "error":
-        item.done.set_exception(AppendFailed(f"append to {item.stream!r} failed: {row['message']}"))
+        item.fail(AppendFailed(f"append to {item.stream!r} failed: {row['message']}"))
     else:
         result = AppendResult(row["out_stream"], tuple(row["out_positions"]), row["out_first"],
                               row["out_last"], row["out_duplicate"])
         try:
-            item.done.set_result(_same_stream(result, item.stream, item.key))
+            item.answer(_same_stream(result, item.stream, item.key))
         except EventStoreError as exc:
-            item.done.set_exception(exc)
+            item.fail(exc)
     return False
 
 
 def _fail(batch: list[_Pending], exc: BaseException) -> None:
     for item in batch:
-        if not item.done.done():
-            item.done.set_exception(exc)
+        item.fail(exc)
 
 
 def enabled(extra: Mapping[str, str]) -> bool:

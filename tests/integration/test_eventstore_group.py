@@ -239,6 +239,42 @@ async def test_an_append_the_database_refuses_fails_alone(store: PostgresEventSt
     assert await store.stream_version("sms-b") == NO_STREAM
 
 
+async def test_a_caller_gone_before_its_flush_is_left_out_and_the_others_are_answered(
+    store: PostgresEventStore,
+) -> None:
+    callers = [asyncio.create_task(store.append(f"sms-gone{n}", [_event(n)], NO_STREAM)) for n in range(3)]
+    await asyncio.sleep(0)  # each caller has queued its append; the flush has not run yet
+    callers[1].cancel()
+    first, gone, last = await asyncio.gather(*callers, return_exceptions=True)
+    assert isinstance(gone, asyncio.CancelledError)
+    assert isinstance(first, AppendResult) and isinstance(last, AppendResult)
+    assert await store.stream_version("sms-gone1") == NO_STREAM
+    assert [await store.stream_version(f"sms-gone{n}") for n in (0, 2)] == [0, 0]
+
+
+async def test_a_caller_gone_during_its_flush_does_not_cancel_the_flush(
+    store: PostgresEventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writing, release = asyncio.Event(), asyncio.Event()
+    write = GroupCommitter._write
+
+    async def held(self: GroupCommitter, conn: asyncpg.Connection, batch: list) -> None:  # type: ignore[type-arg]
+        writing.set()
+        await release.wait()
+        await write(self, conn, batch)
+
+    monkeypatch.setattr(GroupCommitter, "_write", held)
+    callers = [asyncio.create_task(store.append(f"sms-held{n}", [_event(n)], NO_STREAM)) for n in range(3)]
+    await asyncio.wait_for(writing.wait(), 5)
+    callers[1].cancel()
+    release.set()
+    first, gone, last = await asyncio.wait_for(asyncio.gather(*callers, return_exceptions=True), 5)
+    assert isinstance(gone, asyncio.CancelledError)
+    assert isinstance(first, AppendResult) and isinstance(last, AppendResult)
+    # the flush carried it: its events are durable although nobody heard the answer
+    assert [await store.stream_version(f"sms-held{n}") for n in range(3)] == [0, 0, 0]
+
+
 async def test_appends_arriving_as_a_flush_ends_are_not_stranded(
     store: PostgresEventStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
