@@ -17,7 +17,7 @@ from eventstore.records import (
     ReadBatch,
     RecordedEvent,
     category_of,
-    check_stream_name,
+    check_append,
 )
 from eventstore.wakeup import Wakeup, WakeupHub
 
@@ -55,9 +55,7 @@ class MemoryEventStore:
         idempotency_key: str | None = None,
     ) -> AppendResult:
         """See `EventStore.append`."""
-        check_stream_name(stream)
-        if not events:
-            raise ValueError("append needs at least one event")
+        check_append(stream, events, expected_version)
         async with self._lock:
             if idempotency_key is not None and idempotency_key in self._keys:
                 stored = self._keys[idempotency_key]

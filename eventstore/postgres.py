@@ -31,7 +31,7 @@ from eventstore.records import (
     ReadBatch,
     RecordedEvent,
     category_of,
-    check_stream_name,
+    check_append,
 )
 from eventstore.wakeup import Wakeup, WakeupHub
 
@@ -398,9 +398,7 @@ class PostgresEventStore:
 def _append_args(
     stream: str, events: Sequence[NewEvent], expected_version: int, idempotency_key: str | None
 ) -> tuple[Any, ...]:
-    check_stream_name(stream)
-    if not events:
-        raise ValueError("append needs at least one event")
+    check_append(stream, events, expected_version)
     metadata = [
         {**e.metadata, "idempotency_key": idempotency_key} if idempotency_key else e.metadata
         for e in events

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -31,6 +32,18 @@ def check_stream_name(stream: str) -> str:
     if len(stream) > 200 or not _STREAM.match(stream):
         raise InvalidStreamName(f"stream name {stream!r} is not <category>-<id>")
     return stream
+
+
+def check_append(stream: str, events: Sequence[object], expected_version: int) -> None:
+    """Refuse an append's arguments that no store can take, before anything is written."""
+    check_stream_name(stream)
+    if not events:
+        raise ValueError("append needs at least one event")
+    if expected_version < ANY:
+        raise ValueError(
+            f"expected version {expected_version} is not a version (>= 0), "
+            "NO_STREAM (-1), STREAM_EXISTS (-2) or ANY (-3)"
+        )
 
 
 @dataclass(frozen=True, slots=True)

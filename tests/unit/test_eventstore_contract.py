@@ -150,6 +150,17 @@ async def test_invalid_stream_names_are_refused(store: EventStore) -> None:
             await store.append(name, [ev()], ANY)
 
 
+async def test_bad_append_arguments_are_refused_and_write_nothing(store: EventStore) -> None:
+    with pytest.raises(ValueError, match="expected version -4"):
+        await store.append("case-1", [ev()], -4)
+    with pytest.raises(ValueError, match="expected version -9"):
+        await store.append("case-1", [ev(), ev()], -9)
+    with pytest.raises(ValueError, match="at least one event"):
+        await store.append("case-1", [], ANY)
+    assert await store.read_stream("case-1") == []
+    assert await store.read_all(Checkpoint()) == []
+
+
 async def test_read_all_in_order_with_checkpoints_and_categories(store: EventStore) -> None:
     await store.append("case-1", [ev(n=1), ev(n=2)], NO_STREAM)
     await store.append("call-1", [ev(n=3)], NO_STREAM)
