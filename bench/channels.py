@@ -197,7 +197,7 @@ async def _drain(dsn: str, patience: float) -> tuple[int, float | None]:
 
 def _serve(env: dict[str, str], role: str, port: int, nice: int | None = None) -> subprocess.Popen[bytes]:
     """`intake serve` in `role`; `nice`: its INTAKE_NICE (None: the role's default)."""
-    code = "from gateway.cli import main; raise SystemExit(main(['serve']))"
+    code = "from gateway.cli.main import main; raise SystemExit(main(['serve']))"
     settings = {"INTAKE_ROLE": role, "INTAKE_HTTP_PORT": str(port)}
     if nice is not None:
         settings["INTAKE_NICE"] = str(nice)

@@ -31,9 +31,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from dispatch.duplicates import CaseSketch, LinkParams, MemoryCandidates, bbox, same_caller
-from dispatch.geo import DistrictIndex, geodesic_m
-from dispatch.linking_policy import CandidateSource, LinkingPolicy
+from dispatch.gis.geo import DistrictIndex, geodesic_m
+from dispatch.linking.clustering import CaseSketch, LinkParams, MemoryCandidates, bbox, same_caller
+from dispatch.linking.policy import CandidateSource, LinkingPolicy
 
 DISTRICTS = Path(__file__).resolve().parent.parent / "gis_data" / "districts.geojson"
 FALLBACK_BOXES = {"xianyang": (34.1, 107.6, 34.8, 109.1), "dongguan": (22.6, 113.5, 23.2, 114.3)}
@@ -360,7 +360,7 @@ async def _run_on_postgres(dsn: str, contacts: Sequence[Contact], params: LinkPa
     import asyncpg
 
     from bench.scratch import create_database, drop_database
-    from dispatch.linking_policy import PgCandidates
+    from dispatch.linking.policy import PgCandidates
     from eventstore.migrate import migrate
 
     name = f"intake_bench_linking_{uuid.uuid4().hex[:8]}"

@@ -2,7 +2,7 @@
 
 - a pooled connection taken and given back: with asyncpg's acquire timeout (the
   event store's old way), without it (now, when a connection is idle);
-- decoding an SMS event from its stored JSON (`dispatch.messages.from_data`);
+- decoding an SMS event from its stored JSON (`dispatch.core.messages.from_data`);
 - one writer's appends, each awaited: the plain store against the group
   committer (whose flush keeps its connection for the next append), CPU and
   wall time per append, in alternating blocks of 200 on a scratch database.
@@ -29,14 +29,14 @@ import asyncpg
 
 from bench.scratch import DEFAULT_DSN, create_database, drop_database
 from channels.message import Caller, InboundContact
-from dispatch.messages import from_data, metadata, to_data, to_new_event
-from dispatch.missed_call import CallerGotThrough, callback_stream, decide_got_through, fold
-from dispatch.missed_calls import CloseOnContact, close_on_contact
-from dispatch.sms import CaseMessageReceived, SmsReceived
+from dispatch.core.messages import from_data, metadata, to_data, to_new_event
+from dispatch.intake.sms import CaseMessageReceived, SmsReceived
+from dispatch.missed_calls.policy import CloseOnContact, close_on_contact
+from dispatch.missed_calls.task import CallerGotThrough, callback_stream, decide_got_through, fold
 from eventstore.migrate import migrate
 from eventstore.postgres import PostgresEventStore, _cheap_reset, create_pool
 from eventstore.records import NewEvent
-from gateway.cli import run_command
+from gateway.cli.main import run_command
 
 
 async def _per_call(work: Callable[[], Awaitable[None]], n: int) -> float:

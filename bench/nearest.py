@@ -27,9 +27,9 @@ import numpy.typing as npt
 import shapely
 from shapely.geometry import shape
 
-from dispatch.geo import DistrictIndex, geodesic_many_m
-from dispatch.nearest import NearestQuery, Provider, ProviderSnapshot, has_bit
-from dispatch.nearest_batch import WaitingCase, assign_batch
+from dispatch.gis.batch import WaitingCase, assign_batch
+from dispatch.gis.geo import DistrictIndex, geodesic_many_m
+from dispatch.gis.nearest import NearestQuery, Provider, ProviderSnapshot, has_bit
 
 DISTRICTS = Path(__file__).resolve().parents[1] / "gis_data" / "districts.geojson"
 SKILLS = (

@@ -43,12 +43,12 @@ from bench.scratch import (
     wal_flushes,
 )
 from channels.message import Caller, InboundContact
-from dispatch.projections_cases import CasesProjection
-from dispatch.sms import ReceiveSms, SmsIntakePolicy, receive_sms
+from dispatch.cases.read_model import CasesProjection
+from dispatch.intake.sms import ReceiveSms, SmsIntakePolicy, receive_sms
 from eventstore import RecordedEvent
 from eventstore.subscriptions import Change, ProjectionRunner, ReactorRunner
 from gateway.bootstrap import build_services, close_services, run_background
-from gateway.cli import run_command
+from gateway.cli.main import run_command
 from gateway.logging import configure
 from gateway.services import Services
 from gateway.settings import from_env

@@ -17,8 +17,8 @@ from typing import Any
 from channels.contact_id import AlarmSignal, decode_http_code
 from channels.errors import BadInput
 from channels.sia import Frame
-from dispatch.elderly import ReceiveAlarm
-from dispatch.geo import to_wgs84
+from dispatch.elderly.alarms import ReceiveAlarm
+from dispatch.gis.geo import to_wgs84
 from eventstore import EventStore
 
 REPEAT_WINDOW = timedelta(minutes=10)

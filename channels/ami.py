@@ -25,7 +25,7 @@ from panoramisk.ami_protocol import AMIProtocol
 
 from channels.errors import BadInput
 from channels.message import Caller, InboundContact
-from dispatch.calls import RecordCall
+from dispatch.intake.calls import RecordCall
 
 log = structlog.get_logger(__name__)
 

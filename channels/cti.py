@@ -13,7 +13,7 @@ from typing import Any
 
 from channels.errors import BadInput
 from channels.message import Caller, InboundContact
-from dispatch.calls import CALL_KINDS, RecordCall
+from dispatch.intake.calls import CALL_KINDS, RecordCall
 
 _ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 

@@ -16,8 +16,8 @@ from xml.etree import ElementTree
 
 from channels.errors import ChannelError
 from channels.rejected import redact_fields
-from dispatch.case import CATEGORIES, CallerInfo, Fault, Place, RegisterCase
-from dispatch.geo import to_wgs84
+from dispatch.cases.registration import CATEGORIES, CallerInfo, Fault, Place, RegisterCase
+from dispatch.gis.geo import to_wgs84
 
 NAMES: dict[str, tuple[str, str]] = {
     "power_fault": ("Power fault repair", "故障报修"),

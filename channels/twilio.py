@@ -16,8 +16,8 @@ from urllib.parse import parse_qsl
 from channels.errors import BadInput, BadSignature, ChannelDisabled
 from channels.message import Caller, InboundContact
 from channels.signatures import twilio_algorithm, twilio_valid
-from dispatch.calls import RecordCall
-from dispatch.sms import ReceiveSms
+from dispatch.intake.calls import RecordCall
+from dispatch.intake.sms import ReceiveSms
 
 Form = dict[str, list[str]]
 MISSED_STATUSES = frozenset({"no-answer", "busy", "canceled", "failed"})

@@ -17,10 +17,10 @@ from typing import Any
 from xml.etree import ElementTree
 
 from channels.errors import BadInput
-from dispatch.case import CallerInfo, Place, RegisterCase, normalise_phone
-from dispatch.classify import classify_text
-from dispatch.errors import InvalidCommand
-from dispatch.geo import to_wgs84
+from dispatch.cases.registration import CallerInfo, Place, RegisterCase, normalise_phone
+from dispatch.core.errors import InvalidCommand
+from dispatch.gis.geo import to_wgs84
+from dispatch.intake.classify import classify_text
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 _CATEGORY_KEY = re.compile(r"^category:([a-z_]{1,40})$")

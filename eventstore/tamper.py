@@ -250,7 +250,7 @@ def format_report(report: VerifyReport) -> str:
 async def run_cli(args: argparse.Namespace, settings: Any) -> int:
     """`intake verify`: exit 0 when intact, 1 naming the first bad stream and position."""
     from eventstore.postgres import create_pool
-    from gateway.cli import stores
+    from gateway.cli.main import stores
 
     # Verification needs PostgreSQL only: never start an embedded Redis for it.
     needs = dataclasses.replace(settings, redis_url=settings.redis_url or "redis://unused")

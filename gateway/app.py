@@ -11,7 +11,7 @@ import structlog
 from aiohttp import web
 
 from channels.errors import ChannelError
-from dispatch.errors import DispatchError, InvalidCommand, NotAllowed, NotFound, StaleVersion
+from dispatch.core.errors import DispatchError, InvalidCommand, NotAllowed, NotFound, StaleVersion
 from eventstore import StoreUnavailable
 from eventstore.errors import EventStoreError, InvalidStreamName
 from gateway import bootstrap

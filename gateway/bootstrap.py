@@ -1,7 +1,7 @@
 """The one place where adapters, handlers, projections and workers are wired.
 
 Each domain or channel module joins by one line in a tuple below:
-- `HANDLER_MODULES` (in `dispatch/bus.py`): `HANDLERS: dict[type, handler]`;
+- `HANDLER_MODULES` (in `dispatch/core/bus.py`): `HANDLERS: dict[type, handler]`;
 - `PROJECTION_MODULES`: `def projections(services) -> list[Projection]`;
 - `REACTOR_MODULES`: `def reactors(services) -> list[Reactor]`;
 - `WORKER_MODULES`: `def workers(services) -> list[Callable[[], Awaitable[None]]]`,
@@ -27,8 +27,8 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
-from dispatch.bus import MessageBus, collect_handlers
-from dispatch.clock import Clock, SystemClock
+from dispatch.core.bus import MessageBus, collect_handlers
+from dispatch.core.clock import Clock, SystemClock
 from eventstore.group import enabled as group_commit_enabled
 from eventstore.leadership import Leadership
 from eventstore.migrate import migrate
@@ -39,50 +39,50 @@ from gateway.settings import Settings
 log = structlog.get_logger(__name__)
 
 PROJECTION_MODULES: tuple[str, ...] = (
-    "dispatch.projections_calls",
-    "dispatch.projections_cases",
-    "dispatch.elderly_alerts",
-    "dispatch.reference",
-    "dispatch.projections_links",
+    "dispatch.missed_calls.read_model",
+    "dispatch.cases.read_model",
+    "dispatch.elderly.read_model",
+    "dispatch.gis.reference",
+    "dispatch.linking.read_model",
 )
 REACTOR_MODULES: tuple[str, ...] = (
-    "dispatch.missed_calls",
-    "dispatch.sms",
-    "dispatch.notifications",
-    "dispatch.elderly",
-    "dispatch.supervision",
-    "dispatch.linking_policy",
+    "dispatch.missed_calls.policy",
+    "dispatch.intake.sms",
+    "dispatch.notify.outbox",
+    "dispatch.elderly.alarms",
+    "dispatch.supervision.chasing",
+    "dispatch.linking.policy",
 )
 WORKER_MODULES: tuple[str, ...] = (
     "eventstore.tamper",
-    "dispatch.timers",
-    "dispatch.auto_dispatch",
-    "dispatch.projections_cases",
-    "dispatch.sender",
+    "dispatch.core.timers",
+    "dispatch.gis.auto_dispatch",
+    "dispatch.cases.read_model",
+    "dispatch.notify.sender",
     "gateway.presence",
 )
 LISTENER_MODULES: tuple[str, ...] = (
     "channels.ami",
     "gateway.sia_listener",
-    "dispatch.provider_index",
+    "dispatch.gis.provider_index",
 )
 """Like `WORKER_MODULES`, but run by the `gateway` role: channel listeners and
 the in-process indexes its views read."""
 ROUTE_MODULES: tuple[str, ...] = (
-    "gateway.views_wechat",
-    "gateway.views_providers",
-    "gateway.views_cases",
-    "gateway.views_channels_phone",
-    "gateway.views_missed_calls",
-    "gateway.views_notifications",
+    "gateway.views.wechat",
+    "gateway.views.providers",
+    "gateway.views.cases",
+    "gateway.views.phone",
+    "gateway.views.missed_calls",
+    "gateway.views.notifications",
     "gateway.presence",
-    "gateway.views_open311",
-    "gateway.views_alarm",
-    "gateway.views_health",
-    "gateway.views_console",
+    "gateway.views.open311",
+    "gateway.views.alarm",
+    "gateway.views.health",
+    "gateway.views.console",
     "gateway.sse",
-    "gateway.views_audit",
-    "gateway.views_incidents",
+    "gateway.views.audit",
+    "gateway.views.incidents",
 )
 
 

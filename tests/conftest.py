@@ -19,7 +19,7 @@ import asyncpg
 import pytest
 
 from bench.scratch import create_database, drop_database
-from dispatch.clock import FakeClock
+from dispatch.core.clock import FakeClock
 from eventstore.migrate import migrate
 from eventstore.postgres import PostgresEventStore, create_pool
 from gateway.settings import Settings, Token

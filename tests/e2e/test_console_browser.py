@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from gateway.loader import catch_up_reference, load_paths
+from gateway.cli.loader import catch_up_reference, load_paths
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -153,7 +153,7 @@ async def test_a_unit_sees_masked_callers_and_only_its_actions(browser: Any, con
 
 async def test_the_storm_view_shows_cases_missed_calls_and_kpis(
         browser: Any, console: Any, services: Any) -> None:
-    from gateway.demo import Storm, demo_files
+    from gateway.cli.demo import Storm, demo_files
 
     assert not (await load_paths(services, demo_files())).errors
     await catch_up_reference(services)

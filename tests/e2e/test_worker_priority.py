@@ -40,7 +40,7 @@ def test_serve_takes_its_roles_niceness(
     if nice is not None:
         env["INTAKE_NICE"] = nice
     base = os.getpriority(os.PRIO_PROCESS, 0)
-    proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "serve"], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "gateway.cli.main", "serve"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         url = f"http://127.0.0.1:{port}/health"

@@ -62,7 +62,7 @@ def test_serve_from_empty_data_dir(tmp_path: Path) -> None:
     }
     started = time.monotonic()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway.cli", "serve"],
+        [sys.executable, "-m", "gateway.cli.main", "serve"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
@@ -86,7 +86,7 @@ def test_serve_refuses_to_start_without_tokens(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_")}
     env["INTAKE_DATA_DIR"] = str(tmp_path)
     result = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "serve"], env=env, capture_output=True, text=True,
+        [sys.executable, "-m", "gateway.cli.main", "serve"], env=env, capture_output=True, text=True,
         timeout=60, check=False,
     )
     assert result.returncode == 2

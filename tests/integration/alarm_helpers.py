@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dispatch.reference import RecordReference, ReferenceProjection, parse_feature
+from dispatch.gis.reference import RecordReference, ReferenceProjection, parse_feature
 from eventstore.subscriptions import ProjectionRunner
 
 ELDER_ACCOUNT = "E0001"

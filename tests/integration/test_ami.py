@@ -16,10 +16,10 @@ import pytest
 
 from channels.ami import AmiClient, AmiConfig, parse_url
 from channels.errors import BadInput
-from dispatch.bus import MessageBus, collect_handlers
-from dispatch.clock import SystemClock
-from dispatch.missed_calls import MissedCallPolicy
-from dispatch.projections_calls import CallsProjection
+from dispatch.core.bus import MessageBus, collect_handlers
+from dispatch.core.clock import SystemClock
+from dispatch.missed_calls.policy import MissedCallPolicy
+from dispatch.missed_calls.read_model import CallsProjection
 from eventstore.postgres import PostgresEventStore
 from eventstore.subscriptions import ProjectionRunner, ReactorRunner
 from tests.integration.fake_ami import FakeAmi

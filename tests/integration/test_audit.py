@@ -104,7 +104,7 @@ async def test_intake_replay_prints_the_same_history(client: Any, settings: Any,
     import argparse
     import json
 
-    from gateway import replay
+    from gateway.cli import replay
 
     case_id, events = await _case_with_two_events(client)
     args = argparse.Namespace(case_id=case_id, as_of=events[0]["recorded_at"], json=True)

@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from dispatch.auto_dispatch import AutoDispatcher, sync_loads
-from dispatch.case import CallerInfo, Place, RegisterCase, load_case
-from dispatch.case_actions import RejectCase
-from dispatch.clock import FakeClock
-from dispatch.nearest import Provider
-from dispatch.nearest_holder import ProviderIndexHolder
-from dispatch.projections_cases import CasesProjection
+from dispatch.cases.actions import RejectCase
+from dispatch.cases.read_model import CasesProjection
+from dispatch.cases.registration import CallerInfo, Place, RegisterCase, load_case
+from dispatch.core.clock import FakeClock
+from dispatch.gis.auto_dispatch import AutoDispatcher, sync_loads
+from dispatch.gis.holder import ProviderIndexHolder
+from dispatch.gis.nearest import Provider
 from eventstore.subscriptions import ProjectionRunner
 from gateway.bootstrap import build_services, close_services
 from gateway.settings import Settings

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from dispatch.clock import FakeClock
-from dispatch.projections_cases import CasesProjection, LightRefresher
-from dispatch.supervision import CaseFollowUp
+from dispatch.cases.read_model import CasesProjection, LightRefresher
+from dispatch.core.clock import FakeClock
+from dispatch.supervision.chasing import CaseFollowUp
 from eventstore.subscriptions import ProjectionRunner, ReactorRunner
 from gateway.app import create_app
 from gateway.bootstrap import build_services, close_services

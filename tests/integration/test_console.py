@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from gateway.loader import catch_up_reference, load_paths
+from gateway.cli.loader import catch_up_reference, load_paths
 from tests.conftest import auth
 
 ROOT = Path(__file__).resolve().parents[2]

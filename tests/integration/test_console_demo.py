@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from gateway.demo import Storm, demo_files
-from gateway.loader import catch_up_reference, load_paths
+from gateway.cli.demo import Storm, demo_files
+from gateway.cli.loader import catch_up_reference, load_paths
 from gateway.settings import Settings
 from tests.conftest import auth
 

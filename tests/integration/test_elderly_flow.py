@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from dispatch.clock import FakeClock
-from dispatch.elderly import ElderlyAlarmReactor
-from dispatch.elderly_alerts import ElderlyAlertsProjection
-from dispatch.geo import geodesic_m, wgs84_to_gcj02
+from dispatch.core.clock import FakeClock
+from dispatch.elderly.alarms import ElderlyAlarmReactor
+from dispatch.elderly.read_model import ElderlyAlertsProjection
+from dispatch.gis.geo import geodesic_m, wgs84_to_gcj02
 from eventstore.subscriptions import ProjectionRunner, ReactorRunner
 from gateway.settings import Settings
 from tests.conftest import auth
@@ -113,8 +113,8 @@ async def test_device_position_in_gcj02_is_stored_in_wgs84(client: Any, services
 
 
 async def test_nearest_medical_help_is_noted_on_the_alert(client: Any, services: Any) -> None:
-    from dispatch.nearest import Provider
-    from dispatch.nearest_holder import ProviderIndexHolder
+    from dispatch.gis.holder import ProviderIndexHolder
+    from dispatch.gis.nearest import Provider
 
     near = Provider("P-NEAR", "社区医生", HOME[0] + 0.002, HOME[1], frozenset({"medical"}), 3)
     far = Provider("P-FAR", "远处医院", HOME[0] + 0.05, HOME[1], frozenset({"medical"}), 3)

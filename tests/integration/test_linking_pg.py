@@ -15,25 +15,25 @@ import asyncpg
 import pytest
 
 from bench.linking import generate
-from dispatch.bus import MessageBus, collect_handlers
-from dispatch.case import CallerInfo, CaseRegistered, Place, RegisterCase, load_case
-from dispatch.case_actions import ClassifyCase
-from dispatch.clock import FakeClock
-from dispatch.duplicates import CaseSketch, LinkParams, MemoryCandidates
-from dispatch.incidents import ResolveIncident
-from dispatch.linking_policy import LinkingPolicy, PgCandidates
-from dispatch.messages import from_data
-from dispatch.projections_cases import CasesProjection
-from dispatch.projections_links import LinksProjection
-from dispatch.reference import RecordReference, parse_feature
+from dispatch.cases.actions import ClassifyCase
+from dispatch.cases.read_model import CasesProjection
+from dispatch.cases.registration import CallerInfo, CaseRegistered, Place, RegisterCase, load_case
+from dispatch.core.bus import MessageBus, collect_handlers
+from dispatch.core.clock import FakeClock
+from dispatch.core.messages import from_data
+from dispatch.gis.reference import RecordReference, parse_feature
+from dispatch.linking.clustering import CaseSketch, LinkParams, MemoryCandidates
+from dispatch.linking.incidents import ResolveIncident
+from dispatch.linking.policy import LinkingPolicy, PgCandidates
+from dispatch.linking.read_model import LinksProjection
 from eventstore import Checkpoint
 from eventstore.postgres import PostgresEventStore
 from eventstore.subscriptions import ProjectionRunner, ReactorRunner
-from gateway import rebuild
+from gateway.cli import rebuild
 from gateway.settings import Settings
 from tests.conftest import auth
 
-MODULES = ("dispatch.case", "dispatch.duplicates", "dispatch.incidents")
+MODULES = ("dispatch.cases.registration", "dispatch.linking.clustering", "dispatch.linking.incidents")
 DISTRICTS = Path(__file__).resolve().parents[2] / "gis_data" / "districts.geojson"
 
 
@@ -198,7 +198,7 @@ async def test_rebuild_refolds_link_candidates_from_the_log_without_new_events(
         settings: Settings, pg_store: PostgresEventStore, pg_pool: asyncpg.Pool,
         capsys: pytest.CaptureFixture[str]) -> None:
     clock = FakeClock()
-    bus = MessageBus(collect_handlers((*MODULES, "dispatch.case_actions")),
+    bus = MessageBus(collect_handlers((*MODULES, "dispatch.cases.actions")),
                      {"store": pg_store, "clock": clock, "pool": pg_pool, "settings": Settings()})
     params = LinkParams()
 
@@ -259,10 +259,10 @@ async def test_rebuild_refolds_link_candidates_from_the_log_without_new_events(
 
 async def test_two_groups_that_meet_merge_and_callers_of_both_get_the_survivors_cause(
         settings: Settings, pg_store: PostgresEventStore, pg_pool: asyncpg.Pool) -> None:
-    from dispatch.incidents import IncidentBroadcast, SetIncidentCause
+    from dispatch.linking.incidents import IncidentBroadcast, SetIncidentCause
 
     clock = FakeClock()
-    bus = MessageBus(collect_handlers((*MODULES, "dispatch.notifications")),
+    bus = MessageBus(collect_handlers((*MODULES, "dispatch.notify.outbox")),
                      {"store": pg_store, "clock": clock, "pool": pg_pool, "settings": Settings()})
     params = LinkParams()
     policy = LinkingPolicy(PgCandidates(pg_pool, params), params, store=pg_store, send=bus.handle)

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gateway.loader import catch_up_reference, load_paths
+from gateway.cli.loader import catch_up_reference, load_paths
 
 GIS = Path(__file__).resolve().parents[2] / "gis_data"
 

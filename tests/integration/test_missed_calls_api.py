@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from dispatch.missed_calls import AssignCallbackTask, Assigner, RecordCallbackOutcome
+from dispatch.missed_calls.policy import AssignCallbackTask, Assigner, RecordCallbackOutcome
 from gateway.presence import PresenceBoard
 from gateway.services import SERVICES
 from gateway.settings import Settings

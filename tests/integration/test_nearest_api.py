@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from dispatch.geo import geodesic_m, wgs84_to_gcj02
-from dispatch.provider_index import ReferenceFollower
-from gateway.loader import catch_up_reference, load_paths
+from dispatch.gis.geo import geodesic_m, wgs84_to_gcj02
+from dispatch.gis.provider_index import ReferenceFollower
+from gateway.cli.loader import catch_up_reference, load_paths
 from tests.conftest import auth
 
 GIS = Path(__file__).resolve().parents[2] / "gis_data"

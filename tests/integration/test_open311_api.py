@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from georeport import GeoReport
 
-from dispatch.projections_cases import projections as case_projections
+from dispatch.cases.read_model import projections as case_projections
 from eventstore.subscriptions import ProjectionRunner
 from gateway.settings import Settings
 from tests.integration.alarm_helpers import events_of

@@ -12,10 +12,10 @@ import pytest
 from aiohttp import web
 
 from channels.twilio_rest import TwilioMessages
-from dispatch.bus import MessageBus, collect_handlers
-from dispatch.clock import SystemClock
-from dispatch.notifications import RequestNotification
-from dispatch.sender import LogProvider, RetryPolicy, Sender
+from dispatch.core.bus import MessageBus, collect_handlers
+from dispatch.core.clock import SystemClock
+from dispatch.notify.outbox import RequestNotification
+from dispatch.notify.sender import LogProvider, RetryPolicy, Sender
 from eventstore.postgres import PostgresEventStore
 
 

@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 import asyncpg
 
 from channels.message import Caller, InboundContact
-from dispatch.bus import MessageBus, collect_handlers
-from dispatch.case_actions import CloseCase
-from dispatch.clock import FakeClock
-from dispatch.projections_cases import CasesProjection
-from dispatch.sms import ReceiveSms, SmsIntakePolicy, receive_sms
+from dispatch.cases.actions import CloseCase
+from dispatch.cases.read_model import CasesProjection
+from dispatch.core.bus import MessageBus, collect_handlers
+from dispatch.core.clock import FakeClock
+from dispatch.intake.sms import ReceiveSms, SmsIntakePolicy, receive_sms
 from eventstore.postgres import PostgresEventStore
 from eventstore.subscriptions import ProjectionRunner, ReactorRunner
 

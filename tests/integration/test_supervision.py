@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from dispatch.case import CallerInfo, RegisterCase, load_case
-from dispatch.case_actions import CompleteCase, ConfirmCase, DispatchCase, RecordCallback
-from dispatch.clock import FakeClock
-from dispatch.supervision import CaseFollowUp
-from dispatch.timers import TimerWorker, pending
+from dispatch.cases.actions import CompleteCase, ConfirmCase, DispatchCase, RecordCallback
+from dispatch.cases.registration import CallerInfo, RegisterCase, load_case
+from dispatch.core.clock import FakeClock
+from dispatch.core.timers import TimerWorker, pending
+from dispatch.supervision.chasing import CaseFollowUp
 from eventstore.subscriptions import ReactorRunner
 from gateway.bootstrap import build_services, close_services
 from gateway.settings import Settings

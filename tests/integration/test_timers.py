@@ -10,10 +10,10 @@ from typing import Any
 
 import asyncpg
 
-from dispatch.clock import FakeClock, SystemClock
-from dispatch.errors import InvalidCommand
-from dispatch.messages import Command
-from dispatch.timers import Reschedule, TimerWorker, cancel, pending, schedule, timer_command
+from dispatch.core.clock import FakeClock, SystemClock
+from dispatch.core.errors import InvalidCommand
+from dispatch.core.messages import Command
+from dispatch.core.timers import Reschedule, TimerWorker, cancel, pending, schedule, timer_command
 from eventstore.postgres import create_pool
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dispatch.case import CallerInfo, RegisterCase, register_case
-from dispatch.clock import FakeClock
+from dispatch.cases.registration import CallerInfo, RegisterCase, register_case
+from dispatch.core.clock import FakeClock
 from eventstore.memory import MemoryEventStore
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dispatch.case import CATEGORIES
-from dispatch.classify import DEFAULT_CATEGORY, KEYWORDS, classify_text
+from dispatch.cases.registration import CATEGORIES
+from dispatch.intake.classify import DEFAULT_CATEGORY, KEYWORDS, classify_text
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import sys
 import weakref
 from pathlib import Path
 
-from gateway import cli
+from gateway.cli import main as cli
 
 
 class _Node:

@@ -11,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.linking import ScanCandidates
-from dispatch.case import CallerInfo, Place, RegisterCase, load_case, register_case
-from dispatch.clock import FakeClock
-from dispatch.duplicates import (
+from dispatch.cases.registration import CallerInfo, Place, RegisterCase, load_case, register_case
+from dispatch.core.clock import FakeClock
+from dispatch.core.errors import InvalidCommand, NotAllowed, StaleVersion
+from dispatch.linking.clustering import (
     CaseLinked,
     CaseSketch,
     LinkCases,
@@ -25,8 +26,7 @@ from dispatch.duplicates import (
     link_cases,
     unlink_cases,
 )
-from dispatch.errors import InvalidCommand, NotAllowed, StaleVersion
-from dispatch.linking_policy import LinkingPolicy
+from dispatch.linking.policy import LinkingPolicy
 from eventstore.memory import MemoryEventStore
 
 T0 = datetime(2026, 7, 15, 10, 0, tzinfo=UTC)
@@ -214,7 +214,7 @@ def test_property_links_are_symmetric_and_never_cross_categories(
 
 
 def test_case_linked_event_round_trips() -> None:
-    from dispatch.messages import from_data, to_data
+    from dispatch.core.messages import from_data, to_data
 
     evt = CaseLinked("C1", "C2", "same_place", 0.8)
     assert from_data(CaseLinked, to_data(evt)) == evt

@@ -1,4 +1,4 @@
-"""dispatch.geo: datum conversions, geodesic distance, district lookup."""
+"""dispatch.gis.geo: datum conversions, geodesic distance, district lookup."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dispatch.errors import DispatchError
-from dispatch.geo import (
+from dispatch.core.errors import DispatchError
+from dispatch.gis.geo import (
     DistrictIndex,
     InvalidCoordinates,
     UnsupportedCRS,

@@ -8,13 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dispatch.bus import MessageBus, collect_handlers
-from dispatch.case import CallerInfo, Place, RegisterCase, load_case, register_case
-from dispatch.case_actions import ClassifyCase
-from dispatch.clock import FakeClock
-from dispatch.duplicates import CaseSketch, LinkParams, MemoryCandidates, decide
-from dispatch.errors import NotAllowed
-from dispatch.incidents import (
+from dispatch.cases.actions import ClassifyCase
+from dispatch.cases.registration import CallerInfo, Place, RegisterCase, load_case, register_case
+from dispatch.core.bus import MessageBus, collect_handlers
+from dispatch.core.clock import FakeClock
+from dispatch.core.errors import NotAllowed
+from dispatch.linking.clustering import CaseSketch, LinkParams, MemoryCandidates, decide
+from dispatch.linking.incidents import (
     AddCaseToIncident,
     IncidentBroadcast,
     MergeIncidents,
@@ -26,8 +26,8 @@ from dispatch.incidents import (
     open_incident,
     set_incident_cause,
 )
-from dispatch.linking_policy import LinkingPolicy
-from dispatch.notifications import RequestNotification
+from dispatch.linking.policy import LinkingPolicy
+from dispatch.notify.outbox import RequestNotification
 from eventstore import Checkpoint
 from eventstore.memory import MemoryEventStore
 from eventstore.subscriptions import ReactorRunner
@@ -138,7 +138,7 @@ async def test_merge_moves_the_members_on_every_stream_once_and_closes_the_absor
     for command in (AddCaseToIncident("IB", await _case(store, clock, "13800138099")),
                     SetIncidentCause("IB", "x", RESTORED), ResolveIncident("IB")):
         with pytest.raises(NotAllowed):
-            await MessageBus(collect_handlers(("dispatch.incidents",)),
+            await MessageBus(collect_handlers(("dispatch.linking.incidents",)),
                              {"store": store, "clock": clock}).handle(command)
 
 
@@ -150,7 +150,7 @@ async def test_merge_refuses_other_categories_and_closed_incidents() -> None:
     with pytest.raises(NotAllowed, match="never merged"):
         await merge_incidents(MergeIncidents("IA", "IV"), store=store, clock=clock)
     await _open(store, clock, "IB", [await _case(store, clock, "13800138003")])
-    bus = MessageBus(collect_handlers(("dispatch.incidents",)), {"store": store, "clock": clock})
+    bus = MessageBus(collect_handlers(("dispatch.linking.incidents",)), {"store": store, "clock": clock})
     await bus.handle(ResolveIncident("IB"))
     with pytest.raises(NotAllowed, match="resolved"):
         await merge_incidents(MergeIncidents("IA", "IB"), store=store, clock=clock)
@@ -183,8 +183,9 @@ async def test_absorbed_callers_get_the_survivors_cause_not_their_own() -> None:
 def _wire() -> tuple[MemoryEventStore, FakeClock, MessageBus, LinkingPolicy]:
     clock = FakeClock()
     store = MemoryEventStore(clock.now)
-    bus = MessageBus(collect_handlers(("dispatch.case", "dispatch.case_actions", "dispatch.duplicates",
-                                      "dispatch.incidents")),
+    bus = MessageBus(collect_handlers(("dispatch.cases.registration", "dispatch.cases.actions",
+                                       "dispatch.linking.clustering",
+                                      "dispatch.linking.incidents")),
                      {"store": store, "clock": clock, "settings": Settings()})
     return store, clock, bus, LinkingPolicy(MemoryCandidates(P), P, store=store, send=bus.handle)
 

@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dispatch.case import CallerInfo, Place, RegisterCase, load_case, register_case
-from dispatch.clock import FakeClock
-from dispatch.errors import InvalidCommand, NotAllowed, StaleVersion
-from dispatch.incidents import (
+from dispatch.cases.registration import CallerInfo, Place, RegisterCase, load_case, register_case
+from dispatch.core.clock import FakeClock
+from dispatch.core.errors import InvalidCommand, NotAllowed, StaleVersion
+from dispatch.linking.incidents import (
     AddCaseToIncident,
     IncidentBroadcast,
     OpenIncident,
@@ -21,7 +21,7 @@ from dispatch.incidents import (
     resolve_incident,
     set_incident_cause,
 )
-from dispatch.notifications import RequestNotification
+from dispatch.notify.outbox import RequestNotification
 from eventstore.memory import MemoryEventStore
 
 RESTORED = datetime(2026, 11, 23, 12, 30, tzinfo=UTC)

@@ -7,9 +7,7 @@ from typing import Any
 
 import pytest
 
-from dispatch.bus import MessageBus, collect_handlers
-from dispatch.case import CallerInfo, Fault, Place, RegisterCase, load_case
-from dispatch.case_actions import (
+from dispatch.cases.actions import (
     ArchiveCase,
     ClassifyCase,
     CloseCase,
@@ -23,13 +21,15 @@ from dispatch.case_actions import (
     RequestExtension,
     SupplementCase,
 )
-from dispatch.clock import FakeClock
-from dispatch.errors import InvalidCommand, NotAllowed, StaleVersion
+from dispatch.cases.registration import CallerInfo, Fault, Place, RegisterCase, load_case
+from dispatch.core.bus import MessageBus, collect_handlers
+from dispatch.core.clock import FakeClock
+from dispatch.core.errors import InvalidCommand, NotAllowed, StaleVersion
 from eventstore.memory import MemoryEventStore
 from gateway.settings import Settings
 
 DISP, U1 = "dispatcher:D1", "unit:U001"
-MODULES = ("dispatch.case", "dispatch.case_actions", "dispatch.supervision")
+MODULES = ("dispatch.cases.registration", "dispatch.cases.actions", "dispatch.supervision.chasing")
 
 
 @pytest.fixture

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from dispatch.bus import MessageBus, collect_handlers
-from dispatch.case import CallerInfo, Place, RegisterCase, load_case
-from dispatch.case_actions import ClassifyCase
-from dispatch.clock import FakeClock
-from dispatch.duplicates import LinkParams, MemoryCandidates
-from dispatch.incidents import load_incident
-from dispatch.linking_policy import LinkingPolicy
+from dispatch.cases.actions import ClassifyCase
+from dispatch.cases.registration import CallerInfo, Place, RegisterCase, load_case
+from dispatch.core.bus import MessageBus, collect_handlers
+from dispatch.core.clock import FakeClock
+from dispatch.linking.clustering import LinkParams, MemoryCandidates
+from dispatch.linking.incidents import load_incident
+from dispatch.linking.policy import LinkingPolicy
 from eventstore import Checkpoint
 from eventstore.memory import MemoryEventStore
 from eventstore.subscriptions import ReactorRunner
 from gateway.settings import Settings
 
-MODULES = ("dispatch.case", "dispatch.case_actions", "dispatch.duplicates", "dispatch.incidents")
+MODULES = ("dispatch.cases.registration", "dispatch.cases.actions", "dispatch.linking.clustering",
+           "dispatch.linking.incidents")
 
 
 def _wire() -> tuple[MemoryEventStore, FakeClock, MessageBus, LinkingPolicy]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from bench.linking import components, describe, generate, pairwise, run
-from dispatch.duplicates import LinkParams
+from dispatch.linking.clustering import LinkParams
 
 
 def test_pairwise_scores_count_pairs() -> None:

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from dispatch.case import CallerInfo, CaseRegistered, Place
-from dispatch.messages import from_data, from_recorded, to_data, to_new_event
+from dispatch.cases.registration import CallerInfo, CaseRegistered, Place
+from dispatch.core.messages import from_data, from_recorded, to_data, to_new_event
 from eventstore import RecordedEvent
 
 
@@ -54,7 +54,7 @@ def test_a_fresh_process_knows_event_types_of_modules_it_never_imported() -> Non
     code = (
         "from datetime import datetime, UTC\n"
         "from eventstore import RecordedEvent\n"
-        "from dispatch.messages import from_recorded\n"
+        "from dispatch.core.messages import from_recorded\n"
         "r = RecordedEvent(1, 'case-C1', 1, 'CaseLinked', 1, {'case_id': 'C1', 'other_case_id': 'C2',"
         " 'reason': 'same_place', 'score': 0.9}, {}, datetime.now(UTC))\n"
         "print(type(from_recorded(r)).__name__)\n"

@@ -12,24 +12,14 @@ from hypothesis import strategies as st
 
 from channels.cti import parse_event
 from channels.message import Caller, InboundContact
-from dispatch.bus import MessageBus, collect_handlers
-from dispatch.calls import RecordCall
-from dispatch.case import CallerInfo, RegisterCase, register_case
-from dispatch.clock import FakeClock
-from dispatch.errors import InvalidCommand, NotAllowed
-from dispatch.messages import to_new_event
-from dispatch.missed_call import (
-    CallbackState,
-    CallbackTaskOpened,
-    CallerGotThrough,
-    callback_stream,
-    decide_got_through,
-    decide_missed,
-    decide_outcome,
-    fold,
-    stream_of_task,
-)
-from dispatch.missed_calls import (
+from dispatch.cases.registration import CallerInfo, RegisterCase, register_case
+from dispatch.core.bus import MessageBus, collect_handlers
+from dispatch.core.clock import FakeClock
+from dispatch.core.errors import InvalidCommand, NotAllowed
+from dispatch.core.messages import to_new_event
+from dispatch.intake.calls import RecordCall
+from dispatch.intake.sms import CaseMessageReceived, callable_number
+from dispatch.missed_calls.policy import (
     AssignCallbackTask,
     CloseOnContact,
     GotThroughPolicy,
@@ -41,7 +31,17 @@ from dispatch.missed_calls import (
     known_states,
     plan_assignments,
 )
-from dispatch.sms import CaseMessageReceived, callable_number
+from dispatch.missed_calls.task import (
+    CallbackState,
+    CallbackTaskOpened,
+    CallerGotThrough,
+    callback_stream,
+    decide_got_through,
+    decide_missed,
+    decide_outcome,
+    fold,
+    stream_of_task,
+)
 from eventstore import NewEvent, RecordedEvent
 from eventstore.memory import MemoryEventStore
 from eventstore.subscriptions import Keyed, ReactorRunner

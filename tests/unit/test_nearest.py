@@ -1,4 +1,4 @@
-"""dispatch.nearest: k-nearest against brute force, filters, scoring, batch assignment."""
+"""dispatch.gis.nearest: k-nearest against brute force, filters, scoring, batch assignment."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dispatch.geo import geodesic_m, geodesic_many_m
-from dispatch.nearest import (
+from dispatch.gis.batch import UNASSIGNED, WaitingCase, assign_batch
+from dispatch.gis.geo import geodesic_m, geodesic_many_m
+from dispatch.gis.holder import ProviderIndexHolder
+from dispatch.gis.nearest import (
     DispatchWeights,
     NearestQuery,
     Provider,
@@ -19,8 +21,6 @@ from dispatch.nearest import (
     chord_to_geodesic,
     ecef,
 )
-from dispatch.nearest_batch import UNASSIGNED, WaitingCase, assign_batch
-from dispatch.nearest_holder import ProviderIndexHolder
 
 SKILLS = ("power_repair", "plumbing", "elderly_care")
 DISTRICTS = ("610402", "610404", "441900")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from dispatch.case import CallerInfo, RegisterCase, register_case
-from dispatch.clock import FakeClock
-from dispatch.notifications import AcknowledgementPolicy, RequestNotification, notification_stream
-from dispatch.sender import RetryPolicy
+from dispatch.cases.registration import CallerInfo, RegisterCase, register_case
+from dispatch.core.clock import FakeClock
+from dispatch.notify.outbox import AcknowledgementPolicy, RequestNotification, notification_stream
+from dispatch.notify.sender import RetryPolicy
 from eventstore import ANY, NewEvent
 from eventstore.memory import MemoryEventStore
 from eventstore.subscriptions import Keyed

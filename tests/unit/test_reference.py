@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from dispatch.geo import wgs84_to_gcj02
-from dispatch.reference import InvalidReference, RecordReference, parse_feature, record_reference
+from dispatch.gis.geo import wgs84_to_gcj02
+from dispatch.gis.reference import InvalidReference, RecordReference, parse_feature, record_reference
 from eventstore.memory import MemoryEventStore
-from gateway.loader import read_features
+from gateway.cli.loader import read_features
 
 PROVIDER: dict[str, Any] = {
     "type": "Feature",

@@ -6,13 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dispatch.case import CallerInfo, RegisterCase, case_stream, register_case
-from dispatch.clock import FakeClock
-from dispatch.errors import InvalidCommand, NotFound
-from dispatch.messages import metadata
+from dispatch.cases.registration import CallerInfo, RegisterCase, case_stream, register_case
+from dispatch.core.clock import FakeClock
+from dispatch.core.errors import InvalidCommand, NotFound
+from dispatch.core.messages import metadata
 from eventstore import NewEvent
 from eventstore.memory import MemoryEventStore
-from gateway.replay import auditlog_stream, case_history, parse_as_of, raw_payload, render_text
+from gateway.cli.replay import auditlog_stream, case_history, parse_as_of, raw_payload, render_text
 
 
 async def _case(store: MemoryEventStore, clock: FakeClock) -> str:

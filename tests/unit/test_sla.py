@@ -6,12 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dispatch.bus import MessageBus, collect_handlers
-from dispatch.case import CallerInfo, Place, RegisterCase
-from dispatch.case_actions import ConfirmCase, DispatchCase, GiveFeedback
-from dispatch.clock import FakeClock
-from dispatch.errors import InvalidCommand
-from dispatch.sla import (
+from dispatch.cases.actions import ConfirmCase, DispatchCase, GiveFeedback
+from dispatch.cases.registration import CallerInfo, Place, RegisterCase
+from dispatch.cases.sla import (
     Clocks,
     SlaConfig,
     Urgency,
@@ -21,8 +18,11 @@ from dispatch.sla import (
     priority_score,
     queue_key,
 )
-from dispatch.supervision import ChaseCase
-from dispatch.timers import Reschedule
+from dispatch.core.bus import MessageBus, collect_handlers
+from dispatch.core.clock import FakeClock
+from dispatch.core.errors import InvalidCommand
+from dispatch.core.timers import Reschedule
+from dispatch.supervision.chasing import ChaseCase
 from eventstore.memory import MemoryEventStore
 from gateway.settings import Settings
 
@@ -90,7 +90,8 @@ def test_configuration_from_environment() -> None:
 
 async def test_chasing_a_silent_unit_at_the_set_interval(clock: FakeClock) -> None:
     store = MemoryEventStore(clock.now)
-    bus = MessageBus(collect_handlers(("dispatch.case", "dispatch.case_actions", "dispatch.supervision")),
+    bus = MessageBus(collect_handlers(("dispatch.cases.registration", "dispatch.cases.actions",
+                                       "dispatch.supervision.chasing")),
                      {"store": store, "clock": clock, "settings": Settings()})
     case_id = (await bus.handle(RegisterCase(
         category="complaint", channel="phone", description="x", caller=CallerInfo(phone="13800138000"),

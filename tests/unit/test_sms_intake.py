@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from channels.message import Caller, InboundContact
-from dispatch.case import CaseState
-from dispatch.clock import FakeClock
-from dispatch.sms import (
+from dispatch.cases.registration import CaseState
+from dispatch.core.clock import FakeClock
+from dispatch.intake.sms import (
     ReceiveSms,
     SmsIntakePolicy,
     TakeInSms,

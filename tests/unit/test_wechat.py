@@ -8,7 +8,7 @@ from wechatpy.crypto import PrpCrypto, WeChatCrypto
 from channels.errors import BadInput, BadSignature
 from channels.wechat import ASK_PHONE, Conversation, Push, decide, parse_xml, step, text_reply, to_push
 from channels.wechat_crypto import SafeMode, check_signature, signature
-from dispatch.geo import geodesic_m, wgs84_to_gcj02
+from dispatch.gis.geo import geodesic_m, wgs84_to_gcj02
 
 TOKEN = "tok3n"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"

@@ -1,0 +1,294 @@
+"""The `cases` read model (migration 0300), per-unit assessment counters and overdue lists.
+
+The projection folds each case event into the `CaseState` kept in `cases.data`
+with the aggregate's own `CaseState.apply`, then writes the queryable columns
+from that state, so the board never disagrees with the aggregate. Lights depend
+on time: the row keeps the instants the light changes (`yellow_at`, `red_at`),
+queries evaluate `LIGHT_SQL` at the clock's now, and `LightRefresher` keeps the
+stored `light` column current for readers that use it directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from dispatch.cases.events import (
+    CallbackRecorded,
+    CaseChased,
+    CaseCompleted,
+    CaseConfirmed,
+    CaseDispatched,
+    CaseRejected,
+)
+from dispatch.cases.registration import CaseState
+from dispatch.cases.sla import DONE_STATUSES, Clocks, SlaConfig, light, light_changes
+from dispatch.core.clock import Clock
+from dispatch.core.errors import InvalidCommand
+from dispatch.core.messages import Event, from_data, from_recorded, to_data
+from eventstore import RecordedEvent
+from eventstore.subscriptions import Change
+
+_DONE_SQL = ", ".join(f"'{s}'" for s in sorted(DONE_STATUSES))
+LIGHT_SQL = (
+    f"(CASE WHEN status IN ({_DONE_SQL}) THEN light WHEN red_at <= $1 THEN 'red' "
+    "WHEN yellow_at <= $1 THEN 'yellow' ELSE 'green' END)"
+)
+"""The light at the instant `$1` (mirrors `sla.light`)."""
+OVERDUE: dict[str, tuple[str, str]] = {
+    "confirmation": ("confirm_by", "status = 'dispatched'"),
+    "completion": ("complete_by", "status IN ('confirmed', 'in_progress')"),
+    "callback": ("callback_by", "completed_at IS NOT NULL AND callback_outcome IS NULL "
+                                "AND status IN ('completed', 'archived')"),
+}
+"""Overdue list kind -> (due column, condition of the stage still running)."""
+FILTERS: dict[str, str] = {
+    "status": "status = ${}",
+    "category": "category = ${}",
+    "district": "district = ${}",
+    "assigned_to": "assigned_to = ${}",
+    "incident_id": "incident_id = ${}",
+    "linked_to": "linked_case_ids @> ARRAY[${}]::text[]",
+    "light": LIGHT_SQL + " = ${}",
+}
+_COLUMNS = (
+    "status", "category", "priority", "channel", "caller_name", "caller_phone", "caller_openid",
+    "caller_email", "lat", "lon", "district", "address", "description", "light", "deadline",
+    "assigned_to", "incident_id", "linked_case_ids", "flags", "elder_id", "version", "created_at",
+    "accepted_at", "updated_at", "closed_at", "assignee_kind", "dispatched_at", "confirm_by",
+    "confirmed_at", "complete_by", "completed_at", "callback_by", "callback_outcome",
+    "archived_at", "last_touched_at", "yellow_at", "red_at", "data",
+)
+_UPSERT = (
+    f"INSERT INTO cases (case_id, {', '.join(_COLUMNS)}) VALUES "
+    f"($1, {', '.join(f'${i}' for i in range(2, len(_COLUMNS) + 2))}) "
+    f"ON CONFLICT (case_id) DO UPDATE SET "
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS)
+)
+_STAT_COLUMNS = frozenset({"dispatched", "confirmed", "rejected", "wrong_rejections", "completed",
+                           "chased", "satisfied", "unsatisfied", "not_confirmed"})
+
+
+def case_clocks(s: CaseState) -> Clocks:
+    """The instants of a case that its light depends on."""
+    return Clocks(
+        status=s.status, deadline=s.deadline, deadline_from=s.deadline_from,
+        dispatched_at=s.dispatched_at, last_touched_at=s.last_touched_at,
+        finished_at=s.completed_at or s.closed_at or s.archived_at,
+    )
+
+
+def state_from_json(data: dict[str, Any]) -> CaseState:
+    """A `CaseState` from the JSON kept in `cases.data` (decoded by the pool's jsonb codec)."""
+    return from_data(CaseState, data)
+
+
+def _row(s: CaseState, cfg: SlaConfig, now: datetime, updated_at: datetime) -> list[Any]:
+    done = s.status in DONE_STATUSES
+    yellow_at, red_at = (None, None) if done else light_changes(case_clocks(s), cfg)
+    loc, caller = s.location, s.caller
+    return [
+        s.status, s.category, s.priority, s.channel, caller.name, caller.phone, caller.openid,
+        caller.email, loc.lat if loc else None, loc.lon if loc else None,
+        loc.district if loc else None, s.address, s.description, light(case_clocks(s), cfg, now),
+        s.deadline, s.assigned_to, s.incident_id, list(s.linked_case_ids), list(s.flags),
+        s.elder_id, s.version, s.created_at, s.accepted_at, updated_at, s.closed_at,
+        s.assignee_kind, s.dispatched_at, s.confirm_by, s.confirmed_at, s.complete_by,
+        s.completed_at, s.callback_by, s.callback_outcome, s.archived_at, s.last_touched_at,
+        yellow_at, red_at, to_data(s),
+    ]
+
+
+def _stat_updates(evt: Event) -> list[tuple[str, str]]:
+    """(unit, counter) pairs an event adds one to."""
+    if isinstance(evt, CaseDispatched):
+        wrong = [(evt.wrong_rejection_of, "wrong_rejections")] if evt.wrong_rejection_of else []
+        return [(evt.assignee, "dispatched"), *wrong]
+    if isinstance(evt, (CaseConfirmed, CaseRejected, CaseChased)):
+        kind = {CaseConfirmed: "confirmed", CaseRejected: "rejected", CaseChased: "chased"}
+        return [(evt.unit, kind[type(evt)])]
+    if isinstance(evt, CaseCompleted) and evt.handler:
+        return [(evt.handler, "completed")]
+    if isinstance(evt, CallbackRecorded) and evt.handler:
+        return [(evt.handler, evt.outcome)]
+    return []
+
+
+class CasesProjection:
+    """Projection of `case-` streams into `cases` and `case_unit_stats`."""
+
+    name = "cases"
+    categories: frozenset[str] | None = frozenset({"case"})
+    tables: tuple[str, ...] = ("cases", "case_unit_stats")
+
+    def __init__(self, clock: Clock, cfg: SlaConfig | None = None) -> None:
+        self._clock = clock
+        self._cfg = cfg or SlaConfig()
+
+    async def apply(self, conn: asyncpg.Connection, event: RecordedEvent) -> Sequence[Change] | None:
+        """Fold the event into the stored state and rewrite the row."""
+        return await self.apply_batch(conn, [event])
+
+    async def apply_batch(
+        self, conn: asyncpg.Connection, events: Sequence[RecordedEvent]
+    ) -> Sequence[Change]:
+        """Fold the events into their cases' stored states; rewrite each changed row once.
+
+        Three statements per batch whatever its size: read the states, write
+        the rows, add to the unit counters.
+        """
+        ids = list(dict.fromkeys(event.stream.split("-", 1)[1] for event in events))
+        rows = await conn.fetch("SELECT case_id, data FROM cases WHERE case_id = ANY($1::text[])", ids)
+        states = {r["case_id"]: state_from_json(r["data"]) for r in rows}
+        now = self._clock.now()
+        touched: dict[str, datetime] = {}
+        counts: Counter[tuple[str, str]] = Counter()
+        changes: list[Change] = []
+        for event in events:
+            case_id = event.stream.split("-", 1)[1]
+            state = states.setdefault(case_id, CaseState(case_id))
+            evt = from_recorded(event)
+            if evt is not None:
+                state.apply(evt, event.version)
+            else:
+                state.version = event.version
+            if state.accepted_at is None:
+                continue  # nothing to show before the registration event
+            touched[case_id] = event.recorded_at
+            counts.update(pair for pair in (_stat_updates(evt) if evt is not None else [])
+                          if pair[1] in _STAT_COLUMNS)
+            changes.append(Change("case", _summary(state, self._cfg, now)))
+        if touched:
+            await conn.executemany(_UPSERT, [
+                (case_id, *_row(states[case_id], self._cfg, now, at)) for case_id, at in touched.items()])
+        for (unit, counter), n in sorted(counts.items()):
+            await conn.execute(
+                f"INSERT INTO case_unit_stats (unit_id, {counter}) VALUES ($1, $2) "
+                f"ON CONFLICT (unit_id) DO UPDATE SET {counter} = case_unit_stats.{counter} + $2",
+                unit, n)
+        return changes
+
+
+def _summary(s: CaseState, cfg: SlaConfig, now: datetime) -> dict[str, Any]:
+    """What live views are told about a change (no personal data)."""
+    return {
+        "case_id": s.case_id, "status": s.status, "category": s.category, "priority": s.priority,
+        "light": light(case_clocks(s), cfg, now), "assigned_to": s.assigned_to,
+        "district": s.location.district if s.location else None, "version": s.version,
+    }
+
+
+def encode_cursor(*values: Any) -> str:
+    """An opaque cursor from the sort key of the last item."""
+    raw = json.dumps([v.isoformat() if isinstance(v, datetime) else v for v in values])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The (instant, case_id) sort key a cursor stands for."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, case_id = json.loads(raw)
+        return datetime.fromisoformat(at), str(case_id)
+    except (ValueError, TypeError) as exc:
+        raise InvalidCommand("cursor is not valid", field="cursor") from exc
+
+
+async def list_cases(
+    db: asyncpg.Pool | asyncpg.Connection, now: datetime, filters: dict[str, str], *,
+    limit: int, cursor: str | None = None,
+) -> tuple[list[tuple[CaseState, str]], str | None]:
+    """Cases matching the filters, newest first: (state, light now) pairs and the next cursor."""
+    where, args = ["TRUE"], list[Any]([now])
+    for name, value in filters.items():
+        args.append(value)
+        where.append(FILTERS[name].format(len(args)))
+    if cursor is not None:
+        at, case_id = decode_cursor(cursor)
+        args += [at, case_id]
+        where.append(f"(accepted_at, case_id) < (${len(args) - 1}, ${len(args)})")
+    rows = await db.fetch(
+        f"SELECT case_id, accepted_at, data, {LIGHT_SQL} AS light_now FROM cases "
+        f"WHERE {' AND '.join(where)} ORDER BY accepted_at DESC, case_id DESC LIMIT {limit + 1}",
+        *args)
+    return _paged(rows, limit, "accepted_at")
+
+
+async def overdue(
+    db: asyncpg.Pool | asyncpg.Connection, kind: str, now: datetime, *, limit: int,
+    cursor: str | None = None, assigned_to: str | None = None,
+) -> tuple[list[tuple[CaseState, str]], str | None]:
+    """Cases overdue for confirmation, completion or call-back, most overdue first."""
+    if kind not in OVERDUE:
+        raise InvalidCommand(f"kind must be one of {', '.join(OVERDUE)}", field="kind")
+    column, running = OVERDUE[kind]
+    where, args = [running, f"{column} < $1"], list[Any]([now])
+    if assigned_to is not None:
+        args.append(assigned_to)
+        where.append(f"assigned_to = ${len(args)}")
+    if cursor is not None:
+        at, case_id = decode_cursor(cursor)
+        args += [at, case_id]
+        where.append(f"({column}, case_id) > (${len(args) - 1}, ${len(args)})")
+    rows = await db.fetch(
+        f"SELECT case_id, {column} AS due, data, {LIGHT_SQL} AS light_now FROM cases "
+        f"WHERE {' AND '.join(where)} ORDER BY {column}, case_id LIMIT {limit + 1}", *args)
+    return _paged(rows, limit, "due")
+
+
+def _paged(
+    rows: Sequence[asyncpg.Record], limit: int, key: str
+) -> tuple[list[tuple[CaseState, str]], str | None]:
+    items = [(state_from_json(r["data"]), r["light_now"]) for r in rows[:limit]]
+    last = rows[limit - 1] if len(rows) > limit else None
+    return items, (encode_cursor(last[key], last["case_id"]) if last is not None else None)
+
+
+async def unit_stats(
+    db: asyncpg.Pool | asyncpg.Connection, unit_id: str | None = None
+) -> list[dict[str, Any]]:
+    """Assessment counters per unit (rejections, wrong rejections, call-back answers...)."""
+    rows = await db.fetch(
+        "SELECT * FROM case_unit_stats WHERE $1::text IS NULL OR unit_id = $1 ORDER BY unit_id",
+        unit_id)
+    return [dict(r) for r in rows]
+
+
+class LightRefresher:
+    """Worker: keeps the stored `light` column current as time passes, publishing changes."""
+
+    def __init__(self, pool: asyncpg.Pool, clock: Clock,
+                 publish: Callable[[Sequence[Change]], Awaitable[None]], interval: float = 5.0) -> None:
+        self._pool, self._clock, self._publish, self._interval = pool, clock, publish, interval
+
+    async def refresh(self) -> int:
+        """Update lights that changed since the last pass; the number updated."""
+        rows = await self._pool.fetch(
+            f"UPDATE cases SET light = {LIGHT_SQL} WHERE status NOT IN ({_DONE_SQL}) "
+            f"AND light <> {LIGHT_SQL} RETURNING case_id, status, light, version",
+            self._clock.now())
+        await self._publish([Change("case", dict(r)) for r in rows])
+        return len(rows)
+
+    async def run(self) -> None:
+        """Refresh every `interval` seconds until cancelled."""
+        while True:
+            await self.refresh()
+            await asyncio.sleep(self._interval)
+
+
+def projections(services: Any) -> list[CasesProjection]:
+    """The cases projection (bootstrap `PROJECTION_MODULES`)."""
+    return [CasesProjection(services.clock, SlaConfig.from_env(services.settings.extra))]
+
+
+def workers(services: Any) -> list[Callable[[], Awaitable[None]]]:
+    """The light refresher (bootstrap `WORKER_MODULES`)."""
+    return [LightRefresher(services.pool, services.clock, services.publish).run]

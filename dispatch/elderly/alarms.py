@@ -1,0 +1,383 @@
+"""The elderly one-touch emergency flow (老年人一键通).
+
+`ReceiveAlarm` records every device signal as `AlarmReceived` (stream
+`alarm-<id>`, idempotent on the channel's key). A real alarm then runs
+`respond_to_alarm`, idempotent step by step on keys derived from the alarm:
+it opens a priority-1 `elderly_emergency` case at the elder's home (or the
+device-reported position), asks the outbox to text every registered contact at
+once, notes the nearest available medical provider from the shared provider
+index (the auto-dispatch worker sends it when `INTAKE_AUTO_DISPATCH` lists
+`elderly_emergency:medical`; otherwise the priority-1 case leads the queue),
+and records `ElderlyAlertOpened` whose `callback_due_at` (30 minutes later) is
+when an agent must have confirmed that someone reached the elder
+(`ConfirmElderReached`). An unknown account still opens a case, flagged
+`unregistered_device`. Test, restore and status signals open no case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+import asyncpg
+import structlog
+
+from dispatch.cases.registration import CallerInfo, Place, RegisterCase, mask_phone, normalise_phone
+from dispatch.core.clock import Clock
+from dispatch.core.errors import InvalidCommand, NotFound
+from dispatch.core.messages import Command, Event, event, from_data, metadata, to_new_event
+from dispatch.gis.nearest import NearestQuery
+from dispatch.notify.outbox import RequestNotification
+from eventstore import NO_STREAM, EventStore, RecordedEvent
+
+log = structlog.get_logger(__name__)
+
+CALLBACK_AFTER = timedelta(minutes=30)
+"""An agent must confirm that someone reached the elder within this time."""
+UNREGISTERED = "unregistered_device"
+ALARM_KINDS = ("alarm", "test", "restore", "status")
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """Someone to alert: family, community liaison, doctor or security."""
+
+    role: str
+    name: str
+    phone: str
+
+
+@dataclass(frozen=True, slots=True)
+class Elder:
+    """A registered elder as the alarm flow needs them (WGS84 home)."""
+
+    id: str
+    name: str
+    phone: str
+    lat: float
+    lon: float
+    district: str | None = None
+    address: str | None = None
+    conditions: tuple[str, ...] = ()
+    contacts: tuple[Contact, ...] = ()
+
+
+class ElderDirectory(Protocol):
+    """Finds the elder an alarm device account belongs to."""
+
+    async def elder_for_device(self, account: str) -> Elder | None:
+        """The elder registered with this device account, if any."""
+        ...
+
+
+class PgElderDirectory:
+    """The elder registry read models `ref_devices` / `ref_elders` in PostgreSQL."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def elder_for_device(self, account: str) -> Elder | None:
+        """See `ElderDirectory`; device accounts compare case-insensitively (hex)."""
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT e.* FROM ref_devices d JOIN ref_elders e ON e.id = d.elder_id "
+                "WHERE upper(d.account) = upper($1) LIMIT 1", account)
+        return None if row is None else elder_from_row(dict(row))
+
+
+def elder_from_row(row: dict[str, Any]) -> Elder:
+    """An `Elder` from a `ref_elders` row."""
+    props = row.get("props") or {}
+    contacts = tuple(
+        Contact(str(c.get("role", "")), str(c.get("name", "")), str(c.get("phone", "")))
+        for c in row.get("contacts") or [] if isinstance(c, dict) and c.get("phone")
+    )
+    return Elder(
+        id=row["id"], name=row["name"], phone=row["phone"], lat=row["lat"], lon=row["lon"],
+        district=row.get("district"), address=props.get("address"),
+        conditions=tuple(str(c) for c in row.get("conditions") or []), contacts=contacts,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiveAlarm(Command):
+    """Record one signal of a one-touch alarm device (and respond to a real alarm)."""
+
+    idempotency_key: str
+    account: str
+    protocol: str
+    code: str
+    kind: str
+    transport: str
+    occurred_at: datetime | None = None
+    zone: str | None = None
+    qualifier: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    text: str | None = None
+    raw: Any = None
+    actor: str | None = None
+
+
+@event
+@dataclass(frozen=True, slots=True)
+class AlarmReceived(Event):
+    """A device signal arrived (`kind`: alarm, test, restore or status); lat/lon in WGS84."""
+
+    alarm_id: str
+    account: str
+    protocol: str
+    code: str
+    kind: str
+    transport: str
+    received_at: datetime
+    occurred_at: datetime | None = None
+    zone: str | None = None
+    qualifier: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    text: str | None = None
+    raw: Any = None
+
+
+@event
+@dataclass(frozen=True, slots=True)
+class ElderlyAlertOpened(Event):
+    """An alarm became a case; contacts were asked to be alerted; a call-back is due."""
+
+    case_id: str
+    alarm_id: str
+    account: str
+    elder_id: str | None
+    registered: bool
+    notified: tuple[str, ...]
+    opened_at: datetime
+    callback_due_at: datetime
+    nearest_help: dict[str, Any] | None = None
+
+
+@event
+@dataclass(frozen=True, slots=True)
+class ElderReachConfirmed(Event):
+    """An agent's call-back: did someone reach the elder?"""
+
+    case_id: str
+    outcome: str
+    confirmed_at: datetime
+    note: str = ""
+    actor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmElderReached(Command):
+    """Record the call-back that closes the alert's 30-minute check."""
+
+    case_id: str
+    outcome: str
+    note: str = ""
+    actor: str | None = None
+
+
+OUTCOMES = ("reached", "not_reached", "false_alarm")
+
+
+@dataclass(frozen=True, slots=True)
+class AlarmOutcome:
+    """What receiving a signal did: its alarm id, the case (for alarms), whether repeated."""
+
+    alarm_id: str
+    case_id: str | None
+    duplicate: bool
+    kind: str = "alarm"
+    flags: tuple[str, ...] = field(default_factory=tuple)
+
+
+def alarm_id_for(key: str) -> str:
+    """A short stable id for an alarm from its channel idempotency key."""
+    return hashlib.sha256(key.encode()).hexdigest()[:20]
+
+
+def alert_stream(case_id: str) -> str:
+    """The stream of an elderly alert (one per case)."""
+    return f"elderalert-{case_id}"
+
+
+def _caller(elder: Elder | None, account: str) -> CallerInfo:
+    if elder is None:
+        return CallerInfo(device_account=account)
+    try:
+        phone: str | None = normalise_phone(elder.phone)
+    except InvalidCommand:
+        phone = None  # a bad registry number must never block an alarm
+    return CallerInfo(name=elder.name[:20], phone=phone, device_account=account)
+
+
+def decide_case(alarm: AlarmReceived, elder: Elder | None) -> RegisterCase:
+    """The case an alarm opens (pure): priority 1 at the device position or the elder's home."""
+    if alarm.lat is not None and alarm.lon is not None:
+        place: Place | None = Place(alarm.lat, alarm.lon, elder.district if elder else None)
+    elif elder is not None:
+        place = Place(elder.lat, elder.lon, elder.district)
+    else:
+        place = None
+    who = f"elder {elder.id}" if elder else f"UNREGISTERED device {alarm.account}"
+    text = f"One-touch alarm {alarm.protocol} {alarm.code} zone {alarm.zone or '-'} from {who}"
+    if elder and elder.conditions:
+        text += f"; conditions: {', '.join(elder.conditions)}"
+    return RegisterCase(
+        category="elderly_emergency", channel="alarm", description=text,
+        caller=_caller(elder, alarm.account), priority=1, location=place,
+        address=elder.address if elder else None,
+        flags=() if elder else (UNREGISTERED,), elder_id=elder.id if elder else None,
+        contact_stream=f"alarm-{alarm.alarm_id}", idempotency_key=f"alarm-case:{alarm.alarm_id}",
+        actor=f"device:{alarm.account}", correlation_id=alarm.alarm_id,
+    )
+
+
+def alert_text(elder: Elder, case_id: str, alarm: AlarmReceived) -> str:
+    """The SMS every contact receives."""
+    where = elder.address or f"{elder.lat:.5f},{elder.lon:.5f}"
+    at = alarm.received_at.strftime("%H:%M")
+    return (f"【一键通紧急求助】{elder.name}于{at}按下紧急呼叫，地址：{where}。"
+            f"工单{case_id}，请立即联系或前往。")
+
+
+HELP_SKILL = "medical"
+HELP_PREFERRED = frozenset({"elderly_care"})
+
+
+def nearest_help(services: Any, place: Place | None) -> dict[str, Any] | None:
+    """The nearest available provider with medical skills, from the shared provider index."""
+    holder = services.extras.get("provider_index")
+    if holder is None or place is None:
+        return None
+    query = NearestQuery(place.lat, place.lon, k=5, skill=HELP_SKILL, preferred_skills=HELP_PREFERRED)
+    found = holder.snapshot.best(query)
+    return None if found is None else dict(found.as_dict())
+
+
+async def respond_to_alarm(
+    alarm: AlarmReceived, *, bus: Any, store: EventStore, directory: ElderDirectory,
+    services: Any = None,
+) -> tuple[str, tuple[str, ...]]:
+    """Open the case, alert the contacts, note the nearest help, schedule the call-back.
+
+    Safe to repeat: every step is idempotent on a key derived from the alarm.
+    """
+    elder = await directory.elder_for_device(alarm.account)
+    cmd = decide_case(alarm, elder)
+    registered = await bus.handle(cmd)
+    case_id: str = registered.case_id
+    contacts = elder.contacts if elder else ()
+    await asyncio.gather(*(
+        bus.handle(RequestNotification(
+            dedup_key=f"elder-alert:{case_id}:{c.phone}", channel="sms", to=c.phone,
+            text=alert_text(elder, case_id, alarm), case_id=case_id,
+            reason=f"elderly_emergency:{c.role}", actor="policy:elderly"))
+        for c in contacts if elder is not None
+    ))
+    opened = ElderlyAlertOpened(
+        case_id=case_id, alarm_id=alarm.alarm_id, account=alarm.account,
+        elder_id=elder.id if elder else None, registered=elder is not None,
+        notified=tuple(c.phone for c in contacts), opened_at=alarm.received_at,
+        callback_due_at=alarm.received_at + CALLBACK_AFTER,
+        nearest_help=nearest_help(services, cmd.location) if services is not None else None,
+    )
+    meta = metadata(actor="policy:elderly", channel="alarm", correlation_id=alarm.alarm_id)
+    await store.append(alert_stream(case_id), [to_new_event(opened, meta)], NO_STREAM,
+                       idempotency_key=f"elder-alert-opened:{case_id}")
+    log.info("elderly_alert_opened", case_id=case_id, account=alarm.account,
+             contacts=[mask_phone(c.phone) for c in contacts], registered=elder is not None)
+    return case_id, cmd.flags
+
+
+def directory_of(services: Any) -> ElderDirectory:
+    """The services' elder directory (a test may put one in `extras`)."""
+    found = services.extras.get("elder_directory")
+    return found if found is not None else PgElderDirectory(services.pool)
+
+
+async def _stored_alarm(store: EventStore, alarm_id: str) -> AlarmReceived:
+    records = await store.read_stream(f"alarm-{alarm_id}", limit=1)
+    return from_data(AlarmReceived, records[0].data)
+
+
+async def receive_alarm(
+    cmd: ReceiveAlarm, *, store: EventStore, clock: Clock, services: Any
+) -> AlarmOutcome:
+    """Commit the signal; for an alarm also respond (a repeat re-runs the idempotent steps)."""
+    if cmd.kind not in ALARM_KINDS:
+        raise InvalidCommand(f"kind must be one of {', '.join(ALARM_KINDS)}", field="kind")
+    alarm_id = alarm_id_for(cmd.idempotency_key)
+    alarm = AlarmReceived(
+        alarm_id=alarm_id, account=cmd.account, protocol=cmd.protocol, code=cmd.code,
+        kind=cmd.kind, transport=cmd.transport, received_at=clock.now(),
+        occurred_at=cmd.occurred_at, zone=cmd.zone, qualifier=cmd.qualifier, lat=cmd.lat,
+        lon=cmd.lon, text=cmd.text, raw=cmd.raw,
+    )
+    meta = metadata(actor=cmd.actor or f"device:{cmd.account}", channel="alarm",
+                    correlation_id=alarm_id, received_at=alarm.received_at)
+    result = await store.append(f"alarm-{alarm_id}", [to_new_event(alarm, meta)], NO_STREAM,
+                                idempotency_key=cmd.idempotency_key)
+    if cmd.kind != "alarm":
+        return AlarmOutcome(alarm_id, None, result.duplicate, cmd.kind)
+    if result.duplicate:
+        alarm = await _stored_alarm(store, alarm_id)
+    case_id, flags = await respond_to_alarm(
+        alarm, bus=services.bus, store=store, directory=directory_of(services), services=services)
+    return AlarmOutcome(alarm_id, case_id, result.duplicate, cmd.kind, flags)
+
+
+async def confirm_elder_reached(cmd: ConfirmElderReached, *, store: EventStore, clock: Clock) -> int:
+    """Record the agent's call-back on the alert; answer the alert stream's version."""
+    if cmd.outcome not in OUTCOMES:
+        raise InvalidCommand(f"outcome must be one of {', '.join(OUTCOMES)}", field="outcome")
+    stream = alert_stream(cmd.case_id)
+    version = await store.stream_version(stream)
+    if version < 0:
+        raise NotFound(f"no elderly alert for case {cmd.case_id}")
+    evt = ElderReachConfirmed(cmd.case_id, cmd.outcome, clock.now(), cmd.note, cmd.actor)
+    result = await store.append(stream, [to_new_event(evt, metadata(actor=cmd.actor))], version)
+    return result.last_version
+
+
+HANDLERS: dict[type, Any] = {
+    ReceiveAlarm: receive_alarm,
+    ConfirmElderReached: confirm_elder_reached,
+}
+
+
+class ElderlyAlarmReactor:
+    """Finishes the response to a committed alarm whose inline response was cut short.
+
+    It waits until `GRACE` after the alarm was received, so it does not race
+    the inline response of a live alarm; every step it repeats is idempotent.
+    """
+
+    name = "elderly-alarms"
+    categories: frozenset[str] | None = frozenset({"alarm"})
+    GRACE = timedelta(seconds=30)
+
+    def __init__(self, services: Any) -> None:
+        self._services = services
+
+    async def react(self, event: RecordedEvent) -> None:
+        """Re-run the idempotent response for a real alarm."""
+        if event.type != "AlarmReceived" or event.data.get("kind") != "alarm":
+            return
+        services = self._services
+        alarm = from_data(AlarmReceived, event.data)
+        wait = (alarm.received_at + self.GRACE - services.clock.now()).total_seconds()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        await respond_to_alarm(alarm, bus=services.bus, store=services.store,
+                               directory=directory_of(services), services=services)
+
+
+def reactors(services: Any) -> Sequence[ElderlyAlarmReactor]:
+    """Bootstrap hook: the alarm-response reactor."""
+    return [ElderlyAlarmReactor(services)]

@@ -1,0 +1,208 @@
+"""Automatic dispatch of fault cases to the nearest suitable provider, batch-wise in a surge.
+
+A worker reads the dispatch queue from the `cases` read model (fault
+categories with a location, waiting: accepted / classified / rejected) and
+sends `DispatchCase` commands through the bus with the row's version as
+`expected_version`, so a case changed meanwhile is skipped, never dispatched
+twice. Priority-1 cases take the green channel: each gets its best provider
+first, one by one. The rest: with at most `INTAKE_SURGE_THRESHOLD` (5) waiting,
+each gets `ProviderSnapshot.best`; above it, `nearest_batch.assign_batch`
+spreads them at minimum total cost. A rejected case is re-dispatched to the
+best provider that has not rejected it. Categories and their skills:
+`INTAKE_AUTO_DISPATCH=power_fault:power_repair,...` (`off` disables).
+
+The provider index is the shared `services.extras["provider_index"]` holder
+(kept by `dispatch.gis.provider_index`); this worker re-syncs each provider's load
+(its open cases) every 10 s and counts its own dispatches in between.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import structlog
+
+from dispatch.cases.actions import DispatchCase
+from dispatch.cases.sla import green_channel
+from dispatch.core.clock import Clock
+from dispatch.core.errors import DispatchError
+from dispatch.gis.batch import WaitingCase, assign_batch
+from dispatch.gis.holder import ProviderIndexHolder
+from dispatch.gis.nearest import DispatchWeights, ProviderSnapshot, StatusChange
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_SKILLS: dict[str, str] = {"power_fault": "power_repair", "voltage_anomaly": "power_repair"}
+PREFERRED: dict[str, frozenset[str]] = {
+    "power_fault": frozenset({"line_repair"}), "voltage_anomaly": frozenset({"transformer"}),
+}
+ACTOR = "system:auto_dispatch"
+_BUSY = ("dispatched", "confirmed", "in_progress")
+
+
+def skills_from_env(env: Mapping[str, str]) -> dict[str, str]:
+    """Category -> skill of automatically dispatched cases (`INTAKE_AUTO_DISPATCH`)."""
+    raw = env.get("INTAKE_AUTO_DISPATCH")
+    if raw is None or raw.strip() == "":
+        return dict(DEFAULT_SKILLS)
+    if raw.strip().lower() in {"off", "false", "0", "none"}:
+        return {}
+    skills: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        category, _, skill = part.partition(":")
+        skills[category.strip()] = skill.strip() or DEFAULT_SKILLS.get(category.strip(), category.strip())
+    return skills
+
+
+async def sync_loads(pool: asyncpg.Pool, holder: ProviderIndexHolder) -> None:
+    """Set every indexed provider's load to its number of open cases (dispatched..in progress)."""
+    rows = await pool.fetch(
+        "SELECT assigned_to, count(*) AS n FROM cases WHERE assigned_to IS NOT NULL "
+        "AND status = ANY($1::text[]) GROUP BY assigned_to", list(_BUSY))
+    loads = {r["assigned_to"]: int(r["n"]) for r in rows}
+    ids = holder.snapshot.layout.positions
+    holder.set_status(*(StatusChange(pid, load=loads.get(pid, 0)) for pid in ids))
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """A queued case as the dispatcher sees it."""
+
+    case: WaitingCase
+    version: int
+    rejected_by: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """A decided dispatch."""
+
+    waiting: Waiting
+    provider_id: str
+    distance_m: float
+    score: float
+
+
+def choose(
+    snapshot: ProviderSnapshot, queue: Sequence[Waiting], weights: DispatchWeights,
+    surge_threshold: int, k: int = 8,
+) -> list[Choice]:
+    """Pure: green channel and rejected cases one by one, the rest by best or batch."""
+    singles = [w for w in queue if green_channel(w.case.priority) or w.rejected_by]
+    single_ids = {w.case.case_id for w in singles}
+    rest = [w for w in queue if w.case.case_id not in single_ids]
+    if len(rest) <= surge_threshold:
+        singles, rest = singles + rest, []
+    choices: list[Choice] = []
+    for w in singles:
+        found = _best_excluding(snapshot, w, weights, k)
+        if found is not None:
+            choices.append(found)
+            _, load = snapshot.status(found.provider_id)
+            snapshot = snapshot.with_status([StatusChange(found.provider_id, load=load + 1)])
+    by_id = {w.case.case_id: w for w in rest}
+    result = assign_batch(snapshot, [w.case for w in rest], weights, k=k)
+    choices += [Choice(by_id[a.case_id], a.provider_id, a.distance_m, a.score)
+                for a in result.assignments]
+    return choices
+
+
+def _best_excluding(
+    snapshot: ProviderSnapshot, w: Waiting, weights: DispatchWeights, k: int
+) -> Choice | None:
+    query = w.case.query(k + len(w.rejected_by))
+    candidates = [c for c in snapshot.nearest(query, weights) if c.provider_id not in w.rejected_by]
+    if not candidates:
+        return None
+    best = min(candidates, key=lambda c: c.score)
+    return Choice(w, best.provider_id, best.distance_m, best.score)
+
+
+async def waiting_cases(db: asyncpg.Pool, skills: Mapping[str, str], limit: int = 2000) -> list[Waiting]:
+    """The queue of automatically dispatchable cases, most urgent first."""
+    rows = await db.fetch(
+        """SELECT case_id, category, priority, lat, lon, district, version,
+                  coalesce(data->'rejected_by', '[]'::jsonb) AS rejected_by
+           FROM cases WHERE status IN ('accepted', 'classified', 'rejected')
+             AND category = ANY($1::text[]) AND lat IS NOT NULL AND lon IS NOT NULL
+             AND NOT ('manual_dispatch' = ANY(flags))
+           ORDER BY priority, accepted_at LIMIT $2""", list(skills), limit)
+    return [Waiting(WaitingCase(r["case_id"], r["lat"], r["lon"], skills[r["category"]],
+                                r["district"], r["priority"], PREFERRED.get(r["category"], frozenset())),
+                    r["version"], tuple(r["rejected_by"]))
+            for r in rows]
+
+
+class AutoDispatcher:
+    """Worker: dispatches waiting fault cases (see the module doc)."""
+
+    def __init__(
+        self, pool: asyncpg.Pool, handle: Callable[[object], Awaitable[Any]], clock: Clock,
+        extras: Mapping[str, Any], env: Mapping[str, str], *, interval: float = 0.5,
+        refresh: float = 10.0,
+    ) -> None:
+        self._pool, self._handle, self._clock, self._extras = pool, handle, clock, extras
+        self._skills = skills_from_env(env)
+        self._weights = DispatchWeights.from_env(env)
+        self._surge = int(env.get("INTAKE_SURGE_THRESHOLD") or 5)
+        self._interval, self._refresh = interval, refresh
+
+    async def run_once(self) -> int:
+        """Dispatch what can be dispatched now; the number of cases dispatched."""
+        if not self._skills:
+            return 0
+        holder = self._holder()
+        queue = await waiting_cases(self._pool, self._skills) if holder is not None else []
+        if holder is None or not queue:
+            return 0
+        snapshot = holder.snapshot
+        choices = await asyncio.to_thread(choose, snapshot, queue, self._weights, self._surge)
+        sent = 0
+        for c in choices:
+            sent += await self._send(c)
+        if len(queue) > self._surge:
+            log.info("surge_batch", waiting=len(queue), dispatched=sent)
+        return sent
+
+    async def _send(self, c: Choice) -> int:
+        case_id = c.waiting.case.case_id
+        try:
+            await self._handle(DispatchCase(
+                case_id=case_id, expected_version=c.waiting.version, actor=ACTOR, to=c.provider_id,
+                kind="provider", auto=True, distance_m=round(c.distance_m, 1), score=round(c.score, 4),
+                idempotency_key=f"auto-dispatch:{case_id}:{c.waiting.version}"))
+        except DispatchError as exc:  # changed meanwhile (409): the next pass sees it afresh
+            log.info("auto_dispatch_skipped", case_id=case_id, reason=str(exc))
+            return 0
+        holder = self._holder()
+        if holder is not None:
+            _, load = holder.snapshot.status(c.provider_id)
+            holder.set_status(StatusChange(c.provider_id, load=load + 1))
+        return 1
+
+    def _holder(self) -> ProviderIndexHolder | None:
+        found = self._extras.get("provider_index")
+        return found if isinstance(found, ProviderIndexHolder) else None
+
+    async def run(self) -> None:
+        """Refresh the provider index every `refresh` seconds and dispatch every `interval`."""
+        loop = asyncio.get_running_loop()
+        synced = -float("inf")
+        while True:
+            holder = self._holder()
+            if holder is not None and loop.time() - synced >= self._refresh:
+                await sync_loads(self._pool, holder)
+                synced = loop.time()
+            await self.run_once()
+            await asyncio.sleep(self._interval)
+
+
+def workers(services: Any) -> list[Callable[[], Awaitable[None]]]:
+    """The automatic dispatcher (bootstrap `WORKER_MODULES`)."""
+    return [AutoDispatcher(services.pool, services.bus.handle, services.clock, services.extras,
+                           services.settings.extra).run]
+

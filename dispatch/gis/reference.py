@@ -1,0 +1,274 @@
+"""Reference data (districts, providers, units, agents, elders) as events.
+
+Each item lives in its own stream `<kind>-<id>`. Recording an item whose
+content is unchanged writes nothing; a changed one records `ReferenceUpdated`.
+Coordinates are stored in WGS84; a feature may say `crs: gcj02|bd09`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from dispatch.core.errors import InvalidCommand
+from dispatch.core.messages import Command, metadata
+from dispatch.gis.geo import to_wgs84
+from eventstore import EventStore, NewEvent, RecordedEvent, WrongExpectedVersion
+from eventstore.subscriptions import Change
+
+KINDS: tuple[str, ...] = ("district", "provider", "unit", "agent", "elder")
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "district": ("adcode", "name"),
+    "provider": ("id", "name", "skills", "capacity", "phone"),
+    "unit": ("id", "name", "phone"),
+    "agent": ("id", "name"),
+    "elder": ("id", "name", "phone", "devices", "contacts"),
+}
+GEOMETRY: dict[str, tuple[str, ...]] = {
+    "district": ("Polygon", "MultiPolygon"),
+    "provider": ("Point",),
+    "unit": ("Point",),
+    "agent": (),
+    "elder": ("Point",),
+}
+CONTACT_ROLES = frozenset({"family", "liaison", "doctor", "security"})
+_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
+
+
+class InvalidReference(InvalidCommand):
+    """A reference feature is malformed; the message names the feature and field."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReferenceItem:
+    """One validated reference item in WGS84."""
+
+    kind: str
+    id: str
+    properties: dict[str, Any]
+    geometry: dict[str, Any] | None
+
+    @property
+    def stream(self) -> str:
+        """The item's stream name."""
+        return f"{self.kind}-{self.id}"
+
+    def digest(self) -> str:
+        """A content hash: equal digests mean nothing changed."""
+        text = json.dumps([self.properties, self.geometry], sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _convert_ring(ring: Sequence[Sequence[float]], crs: str) -> list[list[float]]:
+    out = []
+    for point in ring:
+        lat, lon = to_wgs84(float(point[1]), float(point[0]), crs)
+        out.append([round(lon, 6), round(lat, 6)])
+    return out
+
+
+def _convert_geometry(geometry: Mapping[str, Any], crs: str) -> dict[str, Any]:
+    kind, coords = geometry["type"], geometry["coordinates"]
+    if kind == "Point":
+        lat, lon = to_wgs84(float(coords[1]), float(coords[0]), crs)
+        return {"type": "Point", "coordinates": [round(lon, 6), round(lat, 6)]}
+    if kind == "Polygon":
+        return {"type": kind, "coordinates": [_convert_ring(r, crs) for r in coords]}
+    return {"type": kind, "coordinates": [[_convert_ring(r, crs) for r in poly] for poly in coords]}
+
+
+def _check_properties(kind: str, label: str, props: Mapping[str, Any]) -> None:
+    missing = [name for name in REQUIRED[kind] if props.get(name) in (None, "")]
+    if missing:
+        raise InvalidReference(f"{label}: missing {', '.join(missing)}", field=missing[0])
+    checks: list[tuple[str, Callable[[Any], bool], str]] = [
+        ("skills", lambda v: isinstance(v, list) and all(isinstance(s, str) for s in v), "a list of strings"),
+        ("districts", lambda v: isinstance(v, list), "a list of adcodes"),
+        (
+            "devices",
+            lambda v: isinstance(v, list) and all(isinstance(s, str) for s in v),
+            "a list of accounts",
+        ),
+        (
+            "capacity",
+            lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+            "a whole number >= 0",
+        ),
+        ("available", lambda v: isinstance(v, bool), "true or false"),
+        ("contacts", _valid_contacts, "a list of {role, name, phone}"),
+    ]
+    for name, ok, expected in checks:
+        if name in props and not ok(props[name]):
+            raise InvalidReference(f"{label}: {name} must be {expected}", field=name)
+
+
+def _valid_contacts(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(c, dict) and c.get("role") in CONTACT_ROLES and c.get("name") and c.get("phone")
+        for c in value
+    )
+
+
+def parse_feature(feature: Mapping[str, Any], index: int = 0) -> ReferenceItem:
+    """Validate one GeoJSON feature and convert it to WGS84."""
+    props = feature.get("properties")
+    if not isinstance(props, dict):
+        raise InvalidReference(f"feature {index}: properties missing")
+    kind = props.get("kind")
+    if kind not in KINDS:
+        raise InvalidReference(f"feature {index}: kind must be one of {', '.join(KINDS)}", field="kind")
+    item_id = str(props.get("adcode") if kind == "district" else props.get("id") or "")
+    label = f"{kind} {item_id or '#' + str(index)}"
+    _check_properties(kind, label, props)
+    if not _ID.match(item_id):
+        raise InvalidReference(f"{label}: id must be 1-64 letters, digits or _.:-", field="id")
+    geometry = feature.get("geometry")
+    allowed = GEOMETRY[kind]
+    wrong = not isinstance(geometry, dict) or geometry.get("type") not in allowed
+    if allowed and wrong and not (kind == "unit" and geometry is None):
+        raise InvalidReference(f"{label}: geometry must be {' or '.join(allowed)}", field="geometry")
+    try:
+        converted = _convert_geometry(geometry, str(props.get("crs", "wgs84"))) if geometry else None
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise InvalidReference(f"{label}: bad coordinates ({exc})", field="geometry") from exc
+    clean = {k: v for k, v in props.items() if k not in ("kind", "crs")}
+    return ReferenceItem(kind, item_id, clean, converted if allowed else None)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordReference(Command):
+    """Record one reference item (idempotent on its content)."""
+
+    item: ReferenceItem
+    actor: str | None = None
+
+
+async def record_reference(cmd: RecordReference, *, store: EventStore) -> str:
+    """Append the item if new or changed; answer `recorded`, `updated` or `unchanged`."""
+    item = cmd.item
+    data = {
+        "kind": item.kind,
+        "id": item.id,
+        "properties": item.properties,
+        "geometry": item.geometry,
+        "digest": item.digest(),
+    }
+    meta = metadata(actor=cmd.actor or "loader", channel="reference")
+    for _ in range(3):
+        last = await store.read_stream(item.stream, after_version=await store.stream_version(item.stream) - 1)
+        if last and last[-1].data.get("digest") == data["digest"]:
+            return "unchanged"
+        kind = "ReferenceUpdated" if last else "ReferenceRecorded"
+        expected = last[-1].version if last else -1
+        try:
+            await store.append(item.stream, [NewEvent(kind, data, 1, meta)], expected)
+        except WrongExpectedVersion:
+            continue
+        return "updated" if last else "recorded"
+    raise InvalidReference(f"{item.stream}: changed concurrently, try again")
+
+
+HANDLERS: dict[type, Any] = {RecordReference: record_reference}
+
+
+def _point(geometry: Mapping[str, Any] | None) -> tuple[float | None, float | None]:
+    if not geometry or geometry.get("type") != "Point":
+        return None, None
+    lon, lat = geometry["coordinates"][:2]
+    return float(lat), float(lon)
+
+
+_UPSERTS: dict[str, str] = {
+    "district": """INSERT INTO ref_districts (adcode, name, geometry, props) VALUES ($1, $2, $3, $4)
+        ON CONFLICT (adcode) DO UPDATE SET name = $2, geometry = $3, props = $4""",
+    "provider": """INSERT INTO ref_providers (id, name, phone, skills, capacity, districts, available,
+        lat, lon, props) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+        ON CONFLICT (id) DO UPDATE SET name = $2, phone = $3, skills = $4, capacity = $5,
+        districts = $6, available = $7, lat = $8, lon = $9, props = $10""",
+    "unit": """INSERT INTO ref_units (id, name, phone, lat, lon, props) VALUES ($1, $2, $3, $4, $5, $6)
+        ON CONFLICT (id) DO UPDATE SET name = $2, phone = $3, lat = $4, lon = $5, props = $6""",
+    "agent": """INSERT INTO ref_agents (id, name, skills, props) VALUES ($1, $2, $3, $4)
+        ON CONFLICT (id) DO UPDATE SET name = $2, skills = $3, props = $4""",
+    "elder": """INSERT INTO ref_elders (id, name, phone, devices, contacts, district, conditions,
+        lat, lon, props) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+        ON CONFLICT (id) DO UPDATE SET name = $2, phone = $3, devices = $4, contacts = $5,
+        district = $6, conditions = $7, lat = $8, lon = $9, props = $10""",
+}
+
+
+def _row(kind: str, item_id: str, p: dict[str, Any], geometry: dict[str, Any] | None) -> tuple[Any, ...]:
+    lat, lon = _point(geometry)
+    if kind == "district":
+        return (item_id, p["name"], geometry, p)
+    if kind == "provider":
+        return (
+            item_id,
+            p["name"],
+            str(p["phone"]),
+            p["skills"],
+            p["capacity"],
+            [str(d) for d in p.get("districts", [])],
+            p.get("available", True),
+            lat,
+            lon,
+            p,
+        )
+    if kind == "unit":
+        return (item_id, p["name"], str(p["phone"]), lat, lon, p)
+    if kind == "agent":
+        return (item_id, p["name"], p.get("skills", []), p)
+    conditions = p.get("conditions", [])
+    return (
+        item_id,
+        p["name"],
+        str(p["phone"]),
+        p["devices"],
+        p["contacts"],
+        p.get("district"),
+        conditions if isinstance(conditions, list) else [conditions],
+        lat,
+        lon,
+        p,
+    )
+
+
+class ReferenceProjection:
+    """Projects reference streams into the `ref_*` tables."""
+
+    name = "reference"
+    categories: frozenset[str] | None = frozenset(KINDS)
+    tables: tuple[str, ...] = (
+        "ref_districts",
+        "ref_providers",
+        "ref_units",
+        "ref_agents",
+        "ref_elders",
+        "ref_devices",
+    )
+
+    async def apply(self, conn: asyncpg.Connection, event: RecordedEvent) -> Sequence[Change] | None:
+        """Upsert the item's row (and an elder's device accounts)."""
+        if event.type not in ("ReferenceRecorded", "ReferenceUpdated"):
+            return None
+        kind, item_id = event.data["kind"], event.data["id"]
+        props, geometry = event.data["properties"], event.data["geometry"]
+        await conn.execute(_UPSERTS[kind], *_row(kind, item_id, props, geometry))
+        if kind == "elder":
+            await conn.execute("DELETE FROM ref_devices WHERE elder_id = $1", item_id)
+            await conn.executemany(
+                "INSERT INTO ref_devices (account, elder_id) VALUES ($1, $2) "
+                "ON CONFLICT (account) DO UPDATE SET elder_id = $2",
+                [(str(account), item_id) for account in props["devices"]],
+            )
+        return [Change("reference", {"kind": kind, "id": item_id})]
+
+
+def projections(services: Any) -> list[ReferenceProjection]:
+    """The reference projection (bootstrap hook)."""
+    return [ReferenceProjection()]

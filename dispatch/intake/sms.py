@@ -1,0 +1,269 @@
+"""Inbound SMS: recorded as it arrives, then taken into a case by a policy.
+
+The webhook's only write is `SmsReceived` on `sms-<channel key>` (one
+idempotent append: the channel's message id is the key; with the store's
+group commit on, concurrent requests share one commit), so it can answer as
+soon as the message is durable. `SmsIntakePolicy` then appends it to the
+sender's open case as a conversation message (`CaseMessageReceived`) or opens
+a case categorised from the text (`dispatch.intake.classify`; an agent can correct it).
+
+The `cases` read model lags behind the log, so it alone cannot tell the policy
+about the case it opened for the sender's previous SMS a moment ago. Each case
+an SMS opens is therefore also recorded on the sender's stream
+(`SmsCaseOpened` on `smssender-<number>`); the sender's open case is the newest
+open one of that record and the read model's answer, both checked on their
+case streams. The policy handles one sender's SMS one by one in log order
+(different senders' at the same time) and records an opening before it moves
+on, so whichever worker decides an SMS finds every earlier opening of its
+sender in the log, after a restart too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import structlog
+
+from channels.message import InboundContact
+from dispatch.cases.registration import (
+    CallerInfo,
+    CaseState,
+    RegisterCase,
+    case_stream,
+    load_case,
+    mask_phone,
+    normalise_phone,
+    register_case,
+)
+from dispatch.cases.sla import DONE_STATUSES
+from dispatch.core.clock import Clock
+from dispatch.core.errors import InvalidCommand
+from dispatch.core.messages import Command, Event, event, from_recorded, metadata, to_new_event
+from dispatch.intake.classify import classify_text
+from dispatch.missed_calls.task import caller_key
+from eventstore import ANY, AppendResult, EventStore, RecordedEvent
+from eventstore.errors import IdempotencyConflict
+
+log = structlog.get_logger(__name__)
+
+OPEN_CASE_SQL = f"""SELECT case_id FROM cases WHERE caller_phone = $1
+    AND status NOT IN ({", ".join(f"'{s}'" for s in sorted(DONE_STATUSES))})
+    ORDER BY created_at DESC LIMIT 1"""
+
+
+def callable_number(raw: str | None) -> str | None:
+    """The caller's number in canonical form, or None when it cannot be called back."""
+    if not raw:
+        return None
+    try:
+        return normalise_phone(raw)
+    except InvalidCommand:
+        return None
+
+
+def sms_stream(contact: InboundContact) -> str:
+    """The stream of one inbound SMS, named by its channel key (`twilio:sms:<MessageSid>`)."""
+    return f"sms-{contact.idempotency_key}"
+
+
+def sender_stream(phone: str) -> str:
+    """The stream of the cases a sender's SMS opened (`smssender-<number>`, `+` as `00`)."""
+    return f"smssender-{caller_key(phone)}"
+
+
+@event
+@dataclass(frozen=True, slots=True)
+class SmsReceived(Event):
+    """An inbound SMS was received (normalised contact with its raw payload); not yet in a case."""
+
+    contact: InboundContact
+
+
+@event
+@dataclass(frozen=True, slots=True)
+class CaseMessageReceived(Event):
+    """A message from the citizen joined an open case's conversation."""
+
+    case_id: str
+    channel: str
+    phone: str | None
+    text: str
+    contact: InboundContact
+
+
+@event
+@dataclass(frozen=True, slots=True)
+class SmsCaseOpened(Event):
+    """An SMS (`sms_stream`) opened a case for its sender; their next SMS join it while it is open."""
+
+    case_id: str
+    sms_stream: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiveSms(Command):
+    """Record one inbound SMS a channel delivered (the webhook's command)."""
+
+    contact: InboundContact
+
+
+@dataclass(frozen=True, slots=True)
+class TakeInSms(Command):
+    """Put a recorded SMS into the sender's open case, or open a case for it."""
+
+    contact: InboundContact
+    stream: str
+
+
+@dataclass(frozen=True, slots=True)
+class SmsTakenIn:
+    """Where an SMS went: the case, whether it opened it, whether it was a redelivery."""
+
+    case_id: str
+    opened: bool
+    duplicate: bool
+
+
+async def receive_sms(cmd: ReceiveSms, *, store: EventStore) -> AppendResult:
+    """Append `SmsReceived` (group-committed if the store does); a repeated key changes nothing."""
+    contact = cmd.contact
+    stream = sms_stream(contact)
+    meta = metadata(actor=f"channel:{contact.extra.get('source', 'sms')}", channel="sms",
+                    correlation_id=stream, received_at=contact.received_at)
+    return await store.append(stream, [to_new_event(SmsReceived(contact), meta)], ANY,
+                              idempotency_key=contact.idempotency_key)
+
+
+def newest_open(cases: Iterable[CaseState]) -> str | None:
+    """The id of the newest case not yet completed, called back, archived or closed."""
+    open_cases = [(c.created_at, c.case_id) for c in cases
+                  if c.created_at is not None and c.status not in DONE_STATUSES]
+    return max(open_cases)[1] if open_cases else None
+
+
+async def _read_model_case(pool: asyncpg.Pool, phone: str) -> str | None:
+    try:
+        async with pool.acquire() as conn:
+            found = await conn.fetchval(OPEN_CASE_SQL, phone)
+    except asyncpg.UndefinedTableError:
+        log.warning("cases_read_model_missing")
+        return None
+    return None if found is None else str(found)
+
+
+async def open_case_of(store: EventStore, pool: asyncpg.Pool, phone: str) -> str | None:
+    """The sender's newest open case: the last one their SMS opened or the read model's, per the log."""
+    opened = await store.read_stream(sender_stream(phone))
+    own = str(opened[-1].data["case_id"]) if opened else None
+    candidates = {c for c in (own, await _read_model_case(pool, phone)) if c is not None}
+    return newest_open([await load_case(store, c) for c in sorted(candidates)])
+
+
+def _case_of(stream: str) -> str:
+    return stream.split("-", 1)[1]
+
+
+async def _open_case(cmd: TakeInSms, phone: str | None, key: str, store: EventStore,
+                     clock: Clock) -> SmsTakenIn:
+    contact = cmd.contact
+    category = classify_text(contact.text)
+    registered = await register_case(
+        RegisterCase(
+            category=category, channel="sms", description=contact.text or "(empty SMS)",
+            caller=CallerInfo(phone=phone), idempotency_key=key, actor="policy:sms-intake",
+            raw=contact.raw, contact_stream=cmd.stream, correlation_id=cmd.stream,
+        ),
+        store=store, clock=clock,
+    )
+    log.info("sms_opened_case", case_id=registered.case_id, category=category,
+             sender=mask_phone(phone))
+    # A repeat answers the append the key stored first: the SMS opened that case if it
+    # registered it (version 0), else it joined it.
+    return SmsTakenIn(registered.case_id, registered.version == 0, registered.duplicate)
+
+
+async def _join_case(cmd: TakeInSms, case_id: str, phone: str, key: str,
+                     store: EventStore) -> SmsTakenIn:
+    contact = cmd.contact
+    evt = CaseMessageReceived(case_id, "sms", phone, contact.text or "", contact)
+    meta = metadata(actor="policy:sms-intake", channel="sms", correlation_id=cmd.stream,
+                    received_at=contact.received_at)
+    try:
+        result = await store.append(case_stream(case_id), [to_new_event(evt, meta)], ANY,
+                                    idempotency_key=key)
+    except IdempotencyConflict:
+        # A repeated reaction: the SMS already went to another case.
+        seen = await store.find_by_idempotency_key(key)
+        if seen is None:
+            raise
+        return SmsTakenIn(_case_of(seen.stream), seen.first_version == 0, True)
+    log.info("sms_joined_case", case_id=case_id, sender=mask_phone(phone))
+    return SmsTakenIn(case_id, result.first_version == 0, result.duplicate)
+
+
+async def _remember_opened(cmd: TakeInSms, phone: str, case_id: str, store: EventStore) -> None:
+    meta = metadata(actor="policy:sms-intake", channel="sms", correlation_id=cmd.stream)
+    await store.append(sender_stream(phone), [to_new_event(SmsCaseOpened(case_id, cmd.stream), meta)],
+                       ANY, idempotency_key=f"{cmd.contact.idempotency_key}:sender")
+
+
+async def take_in_sms(
+    cmd: TakeInSms, *, store: EventStore, clock: Clock, pool: asyncpg.Pool
+) -> SmsTakenIn:
+    """Append the SMS to the sender's open case, or open a categorised case (idempotent).
+
+    A case it opens is recorded on the sender's stream before the reaction ends
+    (again, idempotently, on a repeat), so the sender's next SMS finds it.
+    """
+    contact = cmd.contact
+    key = f"{contact.idempotency_key}:case"
+    phone = callable_number(contact.caller.phone)
+    if phone is None:
+        return await _open_case(cmd, None, key, store, clock)
+    case_id = await open_case_of(store, pool, phone)
+    if case_id is None:
+        taken = await _open_case(cmd, phone, key, store, clock)
+    else:
+        taken = await _join_case(cmd, case_id, phone, key, store)
+    if taken.opened:
+        await _remember_opened(cmd, phone, taken.case_id, store)
+    return taken
+
+
+class SmsIntakePolicy:
+    """Takes each recorded SMS into a case (a reactor over the `sms` streams).
+
+    Keyed by sender: one sender's SMS are taken in one after the other, in
+    log order (the second finds the case the first opened); different
+    senders' SMS at the same time (`eventstore.subscriptions.Keyed`).
+    """
+
+    name = "sms-intake"
+    categories: frozenset[str] | None = frozenset({"sms"})
+
+    def __init__(self, handle: Any) -> None:
+        self._handle = handle
+
+    def key(self, event: RecordedEvent) -> str:
+        """The sender's number as `take_in_sms` finds their case by it; else the SMS alone."""
+        contact = event.data.get("contact")
+        caller = contact.get("caller") if isinstance(contact, dict) else None
+        phone = caller.get("phone") if isinstance(caller, dict) else None
+        return callable_number(phone if isinstance(phone, str) else None) or event.stream
+
+    async def react(self, event: RecordedEvent) -> None:
+        """Send `TakeInSms` for an `SmsReceived` (idempotent on the SMS's channel key)."""
+        evt = from_recorded(event)
+        if isinstance(evt, SmsReceived):
+            await self._handle(TakeInSms(evt.contact, event.stream))
+
+
+def reactors(services: Any) -> list[SmsIntakePolicy]:
+    """The SMS intake policy (bootstrap hook)."""
+    return [SmsIntakePolicy(services.bus.handle)]
+
+
+HANDLERS: dict[type, Any] = {ReceiveSms: receive_sms, TakeInSms: take_in_sms}

@@ -1,0 +1,203 @@
+"""Outbound notifications through a transactional outbox.
+
+`RequestNotification` appends `NotificationRequested` to `notification-<dedup>`
+and inserts the outbox row in ONE transaction; the same `dedup_key` never
+sends twice. `dispatch.notify.sender` delivers rows and records the delivery status as
+events. `AcknowledgementPolicy` asks for the citizen's SMS on acceptance and
+on completion (DOMAIN.md: "SMS at each stage").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from dispatch.cases.registration import CaseRegistered, case_stream
+from dispatch.core.clock import Clock
+from dispatch.core.errors import InvalidCommand
+from dispatch.core.messages import Command, Event, event, from_recorded, metadata, to_new_event
+from eventstore import ANY, NO_STREAM, EventStore, RecordedEvent, WrongExpectedVersion
+from eventstore.postgres import append_on as store_append_on
+
+CHANNELS: tuple[str, ...] = ("sms", "wechat")
+MAX_TEXT = 1600
+NOTIFICATION_CATEGORY = "notification"
+_STREAM_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,150}$")
+
+ACK_TEXT = "您的诉求已受理，受理编号 {case_id}，我们将尽快处理。"
+DONE_TEXT = "您的诉求（编号 {case_id}）已办结，感谢您的耐心。如有疑问请回复本短信或致电热线。"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestNotification(Command):
+    """Ask for one outbound message; the same `dedup_key` is sent at most once."""
+
+    dedup_key: str
+    channel: str
+    to: str
+    text: str
+    case_id: str | None = None
+    reason: str = ""
+    actor: str | None = None
+
+
+@event
+@dataclass(frozen=True, slots=True)
+class NotificationRequested(Event):
+    """A message was asked for; its outbox row committed with this event."""
+
+    dedup_key: str
+    channel: str
+    to: str
+    text: str
+    case_id: str | None
+    reason: str
+    requested_at: datetime
+
+
+@event
+@dataclass(frozen=True, slots=True)
+class NotificationSent(Event):
+    """The provider accepted the message."""
+
+    dedup_key: str
+    provider: str
+    provider_id: str | None
+    status: str
+    attempt: int
+    at: datetime
+
+
+@event
+@dataclass(frozen=True, slots=True)
+class NotificationAttemptFailed(Event):
+    """A delivery attempt failed; another follows at `retry_at`."""
+
+    dedup_key: str
+    attempt: int
+    error: str
+    retry_at: datetime
+    at: datetime
+
+
+@event
+@dataclass(frozen=True, slots=True)
+class NotificationFailed(Event):
+    """Delivery was given up (permanent error or too many attempts)."""
+
+    dedup_key: str
+    attempt: int
+    error: str
+    at: datetime
+
+
+def notification_stream(dedup_key: str) -> str:
+    """The stream of one notification (a hash when the key has unusual characters)."""
+    key = dedup_key if _STREAM_ID.match(dedup_key) else hashlib.sha256(dedup_key.encode()).hexdigest()
+    return f"{NOTIFICATION_CATEGORY}-{key}"
+
+
+async def append_on(
+    conn: asyncpg.Connection, stream: str, events: Sequence[Event], meta: dict[str, Any],
+    *, expected: int = ANY, key: str | None = None,
+) -> bool:
+    """Append domain events inside the caller's transaction (the store's `append_on`).
+
+    Answers False when the idempotency key (or, with `NO_STREAM`, the stream)
+    already exists, also when a concurrent duplicate committed first.
+    """
+    news = [to_new_event(e, meta) for e in events]
+    try:
+        result = await store_append_on(conn, stream, news, expected, idempotency_key=key)
+    except WrongExpectedVersion:
+        return False
+    return not result.duplicate
+
+
+def _validate(cmd: RequestNotification) -> None:
+    if cmd.channel not in CHANNELS:
+        raise InvalidCommand(f"channel must be one of {', '.join(CHANNELS)}", field="channel")
+    if not cmd.to or not cmd.text or not cmd.dedup_key:
+        raise InvalidCommand("dedup_key, to and text are required", field="to")
+    if len(cmd.text) > MAX_TEXT:
+        raise InvalidCommand(f"text longer than {MAX_TEXT} characters", field="text")
+
+
+async def request_notification(
+    cmd: RequestNotification, *, pool: asyncpg.Pool, clock: Clock, store: EventStore
+) -> bool:
+    """Commit the request event and its outbox row together; False if the key was seen before."""
+    _validate(cmd)
+    stream = notification_stream(cmd.dedup_key)
+    evt = NotificationRequested(cmd.dedup_key, cmd.channel, cmd.to, cmd.text, cmd.case_id,
+                                cmd.reason, clock.now())
+    meta = metadata(actor=cmd.actor or "policy:notifications",
+                    correlation_id=cmd.case_id or stream, channel=cmd.channel)
+    async with pool.acquire() as conn, conn.transaction():
+        if not await append_on(conn, stream, [evt], meta, expected=NO_STREAM,
+                               key=f"notify:{cmd.dedup_key}"):
+            return False
+        await conn.execute(
+            """INSERT INTO notification_outbox (dedup_key, stream, case_id, channel, to_addr, body, reason)
+               VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (dedup_key) DO NOTHING""",
+            cmd.dedup_key, stream, cmd.case_id, cmd.channel, cmd.to, cmd.text, cmd.reason,
+        )
+    store.wake((NOTIFICATION_CATEGORY,))
+    return True
+
+
+HANDLERS: dict[type, Any] = {RequestNotification: request_notification}
+
+
+class AcknowledgementPolicy:
+    """Asks for the citizen's SMS when a case is accepted and when it is completed.
+
+    Keyed by case (`eventstore.subscriptions.Keyed`): different cases' requests
+    are made at the same time, each case's in log order.
+    """
+
+    name = "notifications-ack"
+    categories: frozenset[str] | None = frozenset({"case"})
+
+    def __init__(self, handle: Callable[[object], Awaitable[Any]], store: EventStore) -> None:
+        self._handle = handle
+        self._store = store
+
+    def key(self, event: RecordedEvent) -> str:
+        """The case stream: a request depends on that case alone."""
+        return event.stream
+
+    async def react(self, event: RecordedEvent) -> None:
+        """Request the acknowledgement this event calls for (dedup on the case)."""
+        if event.type == "CaseRegistered":
+            evt = from_recorded(event)
+            # An alarm's caller is a device: the elderly flow tells the contacts instead.
+            if isinstance(evt, CaseRegistered) and evt.caller.phone and evt.channel != "alarm":
+                await self._send(evt.case_id, evt.caller.phone, "ack", ACK_TEXT, "accepted")
+        elif event.type == "CaseCompleted":
+            case_id = str(event.data.get("case_id") or event.stream.split("-", 1)[1])
+            phone = await self._phone_of(case_id)
+            if phone:
+                await self._send(case_id, phone, "done", DONE_TEXT, "completed")
+
+    async def _phone_of(self, case_id: str) -> str | None:
+        first = await self._store.read_stream(case_stream(case_id), limit=1)
+        evt: Event | None = from_recorded(first[0]) if first else None
+        return evt.caller.phone if isinstance(evt, CaseRegistered) else None
+
+    async def _send(self, case_id: str, phone: str, stage: str, template: str, reason: str) -> None:
+        await self._handle(RequestNotification(
+            dedup_key=f"{stage}:{case_id}", channel="sms", to=phone,
+            text=template.format(case_id=case_id), case_id=case_id, reason=reason,
+        ))
+
+
+def reactors(services: Any) -> list[AcknowledgementPolicy]:
+    """The acknowledgement policy (bootstrap hook)."""
+    return [AcknowledgementPolicy(services.bus.handle, services.store)]

@@ -1,0 +1,197 @@
+"""Supervision (督办): chasing silent units, and the timers and SMS the lifecycle needs.
+
+Chasing policy: a stage is overdue once its limit passes (confirmation:
+`confirm_by`, 30 min after dispatch; completion: `complete_by`). While it is,
+the unit is chased (`CaseChased` + an SMS to the unit) whenever it has been
+silent for a full `chase_interval` - since the deadline, its last action
+(feedback, extension request) or the last chase - until the stage ends
+(confirmed / rejected / completed / closed) or an extension moves the deadline.
+
+`CaseFollowUp` is the reactor that turns case events into durable timers and
+outbound messages: transfer SMS to the citizen and dispatch SMS to the unit on
+`CaseDispatched`, chase SMS on `CaseChased`, and the confirmation, completion
+and archive timers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import structlog
+
+from dispatch.cases.actions import ArchiveCase, apply_events
+from dispatch.cases.events import (
+    CallbackRecorded,
+    CaseChased,
+    CaseClosed,
+    CaseCompleted,
+    CaseConfirmed,
+    CaseDispatched,
+    CaseRejected,
+    ExtensionDecided,
+)
+from dispatch.cases.registration import CaseState, load_case, mask_phone
+from dispatch.cases.sla import SlaConfig
+from dispatch.core.clock import Clock
+from dispatch.core.messages import Command, Event, from_recorded
+from dispatch.core.timers import Reschedule, cancel, schedule, timer_command
+from eventstore import EventStore, RecordedEvent
+
+log = structlog.get_logger(__name__)
+
+STAGES: tuple[str, ...] = ("confirmation", "completion")
+
+
+@timer_command
+@dataclass(frozen=True, slots=True)
+class ChaseCase(Command):
+    """Check one stage of a case and chase its unit if it is overdue and silent (timer)."""
+
+    case_id: str
+    stage: str
+
+
+def stage_deadline(s: CaseState, stage: str) -> datetime | None:
+    """The deadline of a stage while the stage is running, else None."""
+    if stage == "confirmation" and s.status == "dispatched":
+        return s.confirm_by
+    if stage == "completion" and s.status in {"confirmed", "in_progress"}:
+        return s.complete_by
+    return None
+
+
+def next_chase_at(s: CaseState, stage: str, cfg: SlaConfig) -> datetime | None:
+    """When the unit is next due a chase for this stage (None: the stage is over)."""
+    due = stage_deadline(s, stage)
+    if due is None or s.assigned_to is None:
+        return None
+    interval = cfg.chase_interval()
+    candidates = [due]
+    if s.last_touched_at is not None:
+        candidates.append(s.last_touched_at + interval)
+    if s.chase_stage == stage and s.last_chased_at is not None:
+        candidates.append(s.last_chased_at + interval)
+    return max(candidates)
+
+
+def decide_chase(
+    s: CaseState, stage: str, now: datetime, cfg: SlaConfig
+) -> tuple[list[Event], datetime | None]:
+    """The chase to record now (if due) and when to look again (None: stop)."""
+    at = next_chase_at(s, stage, cfg)
+    if at is None or s.assigned_to is None:
+        return [], None
+    if now < at:
+        return [], at
+    attempt = s.chase_count + 1 if s.chase_stage == stage else 1
+    return [CaseChased(s.case_id, stage, s.assigned_to, attempt, now)], now + cfg.chase_interval()
+
+
+async def chase_case(
+    cmd: ChaseCase, *, store: EventStore, clock: Clock, settings: Any
+) -> Reschedule | None:
+    """Handle `ChaseCase`: record a due chase; answer when the timer should fire again."""
+    cfg = SlaConfig.from_env(getattr(settings, "extra", {}))
+    state = await load_case(store, cmd.case_id)
+    events, again = decide_chase(state, cmd.stage, clock.now(), cfg)
+    if events:
+        chase = events[0]
+        assert isinstance(chase, CaseChased)
+        key = f"chase:{cmd.case_id}:{cmd.stage}:{chase.attempt}"
+        await apply_events(store, state, events, actor="system:supervision", idempotency_key=key)
+    return None if again is None else Reschedule(again)
+
+
+def timer_key(case_id: str, purpose: str) -> str:
+    """The timer key of a case's confirmation / completion chase or archive timer."""
+    return f"case:{case_id}:{purpose}"
+
+
+async def contact_phone(conn: asyncpg.Pool | asyncpg.Connection, assignee: str) -> str | None:
+    """The SMS number of a unit or provider from the reference read models."""
+    phone: str | None = await conn.fetchval(
+        """SELECT phone FROM ref_units WHERE id = $1
+           UNION ALL SELECT phone FROM ref_providers WHERE id = $1 LIMIT 1""", assignee)
+    return phone
+
+
+class CaseFollowUp:
+    """Reactor: lifecycle events -> durable timers and outbound SMS (idempotent)."""
+
+    name = "case_followup"
+    categories: frozenset[str] | None = frozenset({"case"})
+
+    def __init__(self, pool: asyncpg.Pool, bus: Any, store: EventStore) -> None:
+        self._pool, self._bus, self._store = pool, bus, store
+
+    async def react(self, event: RecordedEvent) -> None:
+        """Schedule or cancel timers and request messages for one case event."""
+        evt = from_recorded(event)
+        if isinstance(evt, CaseDispatched):
+            await self._dispatched(evt, event.version)
+        elif isinstance(evt, CaseChased):
+            await self._sms_unit(evt.case_id, evt.unit, f"chase:{evt.case_id}:{evt.stage}:{evt.attempt}",
+                                 f"【督办】工单{evt.case_id}已超时({_STAGE_TEXT[evt.stage]})，请尽快处理。")
+        elif evt is not None:
+            await self._timers(evt)
+
+    async def _timers(self, evt: Event) -> None:
+        if isinstance(evt, CaseConfirmed):
+            await cancel(self._pool, timer_key(evt.case_id, "confirmation"))
+            await self._chase_at(evt.case_id, "completion", evt.complete_by)
+        elif isinstance(evt, ExtensionDecided) and evt.approved and evt.until is not None:
+            await self._chase_at(evt.case_id, "completion", evt.until)
+        elif isinstance(evt, CaseCompleted):
+            await cancel(self._pool, timer_key(evt.case_id, "completion"))
+            await schedule(self._pool, timer_key(evt.case_id, "archive"), evt.archive_by,
+                           ArchiveCase(case_id=evt.case_id, actor="system:archive"))
+        elif isinstance(evt, CallbackRecorded):
+            await schedule(self._pool, timer_key(evt.case_id, "archive"), evt.at,
+                           ArchiveCase(case_id=evt.case_id, actor="system:archive"))
+        elif isinstance(evt, (CaseRejected, CaseClosed)):
+            for stage in STAGES:
+                await cancel(self._pool, timer_key(evt.case_id, stage))
+
+    async def _chase_at(self, case_id: str, stage: str, due: datetime) -> None:
+        await schedule(self._pool, timer_key(case_id, stage), due, ChaseCase(case_id, stage))
+
+    async def _dispatched(self, evt: CaseDispatched, version: int) -> None:
+        await cancel(self._pool, timer_key(evt.case_id, "completion"))
+        await self._chase_at(evt.case_id, "confirmation", evt.confirm_by)
+        await self._sms_unit(evt.case_id, evt.assignee, f"dispatch:{evt.case_id}:{version}",
+                             f"【派单】新工单{evt.case_id}，请于30分钟内确认接单。")
+        state = await load_case(self._store, evt.case_id)
+        if state.caller.phone:
+            await self._notify(f"transfer:{evt.case_id}:{version}", state.caller.phone, evt.case_id,
+                               f"您的诉求(工单{evt.case_id})已转交处理单位办理，请保持电话畅通。",
+                               "transfer")
+
+    async def _sms_unit(self, case_id: str, unit: str, key: str, text: str) -> None:
+        phone = await contact_phone(self._pool, unit)
+        if phone is None:
+            log.warning("unit_without_phone", case_id=case_id, unit=unit)
+            return
+        await self._notify(key, phone, case_id, text, key.split(":", 1)[0])
+
+    async def _notify(self, key: str, to: str, case_id: str, text: str, reason: str) -> None:
+        from dispatch.notify.outbox import RequestNotification
+
+        log.info("sms_requested", case_id=case_id, to=mask_phone(to), reason=reason)
+        await self._bus.handle(RequestNotification(
+            dedup_key=key, channel="sms", to=to, text=text, case_id=case_id, reason=reason,
+            actor="system:supervision"))
+
+
+_STAGE_TEXT = {"confirmation": "未确认接单", "completion": "未办结"}
+
+
+def reactors(services: Any) -> Sequence[CaseFollowUp]:
+    """The follow-up reactor (bootstrap `REACTOR_MODULES`)."""
+    return [CaseFollowUp(services.pool, services.bus, services.store)]
+
+
+HANDLERS: dict[type, Any] = {ChaseCase: chase_case}

@@ -1,0 +1,230 @@
+"""`intake demo [--storm]`: serve with demo tokens and the `gis_data/` reference data, and
+optionally play a simulated storm through the real channel endpoints over HTTP.
+
+The storm is a client like any channel system: CTI call events (answered and
+abandoned calls, so missed calls are redistributed), Twilio SMS signed with the
+configured auth token, Open311 web reports, one-touch alarm events; then a
+dispatcher dispatches the new cases to the nearest provider with
+`expected_version`. A channel whose endpoint is not there (404 / 503) is
+skipped with one line of explanation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import itertools
+import json
+import random
+import secrets
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+import structlog
+from aiohttp import web
+
+from channels.signatures import twilio_signature
+from gateway.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+GIS = Path(__file__).resolve().parents[2] / "gis_data"
+CENTRE = (34.3455, 108.7120)
+"""The storm's eye: Qindu district, Xianyang (WGS84)."""
+STREETS = ("渭阳西路", "人民路", "文林路", "玉泉路", "毕塬路", "彩虹路")
+REPORTS = ("整条街停电了，路灯也不亮", "家里突然没电，邻居家也没电", "电线被大风刮断了，垂在路边很危险",
+           "变压器冒烟，有焦味", "电压忽高忽低，冰箱启动不了", "小区整栋楼停电，电梯困人")
+AGENTS = ("A001", "A002", "A003", "A004")
+ALARM_ACCOUNTS = ("E0001", "E0002")
+
+
+@dataclasses.dataclass
+class Storm:
+    """A simulated storm played against a running gateway at `base` (e.g. http://127.0.0.1:8080)."""
+
+    base: str
+    tokens: Mapping[str, str]
+    twilio_token: str | None
+    pace: float = 1.5
+    waves: int = 12
+    seed: int = 95598
+    skipped: set[str] = dataclasses.field(default_factory=set)
+    sent: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.random = random.Random(self.seed)
+        self.ids = itertools.count(1)
+        self.run_id = secrets.token_hex(3)
+
+    def _auth(self, role: str) -> dict[str, str]:
+        token = self.tokens.get(role) or self.tokens.get("admin", "")
+        return {"Authorization": f"Bearer {token}"}
+
+    async def _post(self, http: aiohttp.ClientSession, channel: str, path: str, **kwargs: Any) -> Any:
+        if channel in self.skipped:
+            return None
+        async with http.post(self.base + path, **kwargs) as response:
+            text = await response.text()
+            if response.status in (404, 503):
+                self.skipped.add(channel)
+                print(f"storm: {channel} endpoint {path} answered {response.status}; skipping it", flush=True)
+                return None
+            if response.status >= 400:
+                log.warning("storm_input_refused", channel=channel, status=response.status)
+                return None
+            self.sent[channel] = self.sent.get(channel, 0) + 1
+            try:
+                return json.loads(text) if text else None
+            except ValueError:
+                return text
+
+    def _point(self, spread: float = 0.004) -> tuple[float, float]:
+        return (CENTRE[0] + self.random.uniform(-spread, spread),
+                CENTRE[1] + self.random.uniform(-spread, spread))
+
+    def _phone(self) -> str:
+        return "13" + "".join(str(self.random.randint(0, 9)) for _ in range(9))
+
+    async def calls(self, http: aiohttp.ClientSession, callers: list[str]) -> None:
+        """Offered calls: most abandoned (everyone is busy), some answered."""
+        now = datetime.now(UTC)
+        for caller in callers:
+            call_id = f"storm-{self.run_id}-{next(self.ids)}"
+            answered = self.random.random() < 0.3
+            offered = now - timedelta(seconds=self.random.randint(5, 90))
+            events = [("offered", offered), ("answered" if answered else "abandoned", now)]
+            for kind, at in events:
+                body = {"event_id": f"{call_id}:{kind}", "type": kind, "call_id": call_id, "caller": caller,
+                        "queue": "95598", "at": at.isoformat()}
+                if kind == "answered":
+                    body["agent"] = self.random.choice(AGENTS)
+                await self._post(http, "cti", "/channels/cti/events", json=body,
+                                 headers=self._auth("channel"))
+
+    async def sms(self, http: aiohttp.ClientSession, caller: str) -> None:
+        """An SMS report, signed like Twilio signs it."""
+        if self.twilio_token is None:
+            self.skipped.add("sms")
+            return
+        url = self.base + "/channels/twilio/sms"
+        text = f"{self.random.choice(REPORTS)}，地址：秦都区{self.random.choice(STREETS)}"
+        form = {"MessageSid": f"SM{secrets.token_hex(16)}", "AccountSid": "ACdemo", "From": f"+86{caller}",
+                "To": "+8695598", "Body": text}
+        signature = twilio_signature(self.twilio_token, url, {k: [v] for k, v in form.items()}, "HMAC_SHA1")
+        await self._post(http, "sms", "/channels/twilio/sms", data=urlencode(form),
+                         headers={"X-Twilio-Signature": signature,
+                                  "Content-Type": "application/x-www-form-urlencoded"})
+
+    async def web_report(self, http: aiohttp.ClientSession, caller: str) -> None:
+        """A citizen's Open311 report near the storm's eye."""
+        lat, lon = self._point()
+        form = {"api_key": self.tokens.get("channel", ""), "service_code": "report", "lat": f"{lat:.6f}",
+                "long": f"{lon:.6f}", "description": self.random.choice(REPORTS), "phone": caller,
+                "first_name": self.random.choice("王李张刘陈杨赵黄"), "last_name": "先生",
+                "address_string": f"咸阳市秦都区{self.random.choice(STREETS)}{self.random.randint(1, 300)}号"}
+        await self._post(http, "web", "/open311/v2/requests.json", data=form,
+                         headers={"Idempotency-Key": f"storm-{self.run_id}-{next(self.ids)}"})
+
+    async def alarm(self, http: aiohttp.ClientSession) -> None:
+        """An elder presses the one-touch button."""
+        body = {"event_id": f"storm-{self.run_id}-{next(self.ids)}", "code": "MA",
+                "account": self.random.choice(ALARM_ACCOUNTS), "at": datetime.now(UTC).isoformat()}
+        await self._post(http, "alarm", "/channels/alarm/events", json=body, headers=self._auth("channel"))
+
+    async def presence(self, http: aiohttp.ClientSession) -> None:
+        """Put the demo agents online so missed calls are shared out."""
+        for agent in AGENTS:
+            async with http.put(f"{self.base}/api/v1/agents/{agent}/presence", json={"status": "online"},
+                                headers=self._auth("admin")) as response:
+                if response.status == 404:
+                    return
+
+    async def dispatch_waiting(self, http: aiohttp.ClientSession) -> None:
+        """A dispatcher sends accepted cases to the nearest provider (with expected_version)."""
+        async with http.get(f"{self.base}/api/v1/cases?status=accepted&limit=20",
+                            headers=self._auth("dispatcher")) as response:
+            if response.status != 200:
+                return
+            cases = (await response.json()).get("items", [])
+        for case in cases[:3]:
+            location = case.get("location") or {}
+            if location.get("lat") is None:
+                continue
+            async with http.get(f"{self.base}/api/v1/providers/nearest?lat={location['lat']}"
+                                f"&lon={location['lon']}&k=1", headers=self._auth("dispatcher")) as response:
+                found = (await response.json()).get("items", []) if response.status == 200 else []
+            if found:
+                await self._post(http, "dispatch", f"/api/v1/cases/{case['case_id']}/dispatch",
+                                 json={"expected_version": case["version"], "to": found[0]["id"],
+                                       "kind": "provider"}, headers=self._auth("dispatcher"))
+
+    async def wave(self, http: aiohttp.ClientSession, number: int, repeaters: list[str]) -> None:
+        """One wave: calls (with repeat callers), an SMS, a web report, now and then an alarm."""
+        callers = [self._phone() for _ in range(2)] + [self.random.choice(repeaters)]
+        await self.calls(http, callers)
+        await self.sms(http, self._phone())
+        await self.web_report(http, self.random.choice(repeaters))
+        if number % 4 == 1:
+            await self.alarm(http)
+        if number % 3 == 2:
+            await self.dispatch_waiting(http)
+
+    async def play(self) -> dict[str, int]:
+        """Play every wave; the counts of inputs sent by channel."""
+        repeaters = [self._phone() for _ in range(4)]
+        async with aiohttp.ClientSession() as http:
+            await self.presence(http)
+            for number in range(self.waves):
+                await self.wave(http, number, repeaters)
+                print(f"storm: wave {number + 1}/{self.waves} sent ({self._summary()})", flush=True)
+                await asyncio.sleep(self.pace)
+        return dict(self.sent)
+
+    def _summary(self) -> str:
+        return ", ".join(f"{k} {v}" for k, v in sorted(self.sent.items())) or "nothing accepted yet"
+
+
+def demo_files() -> list[Path]:
+    """The reference data files `intake demo` loads."""
+    return sorted(GIS.glob("*.geojson"))
+
+
+def _print_tokens(settings: Settings) -> dict[str, str]:
+    by_role: dict[str, str] = {}
+    for token, who in settings.tokens.items():
+        by_role.setdefault(who.role, token)
+    base = f"http://{settings.http_host}:{settings.http_port}"
+    print("demo tokens (role subject token):", flush=True)
+    for token, who in settings.tokens.items():
+        print(f"  {who.role:<10} {who.subject:<14} {token}", flush=True)
+    for role in ("dispatcher", "auditor", "agent", "unit"):
+        if role in by_role:
+            print(f"console as {role}: {base}/?token={by_role[role]}", flush=True)
+    return by_role
+
+
+async def run(args: argparse.Namespace, settings: Settings) -> int:
+    """`intake demo [--storm]`: serve with demo data until interrupted."""
+    from gateway.cli.loader import load_paths
+    from gateway.cli.main import demo_tokens, serve
+    from gateway.services import SERVICES
+
+    demo = dataclasses.replace(
+        settings, tokens=settings.tokens or demo_tokens(),
+        twilio_auth_token=settings.twilio_auth_token or secrets.token_hex(16))
+    running: list[asyncio.Task[Any]] = []
+
+    async def after_start(live: Settings, app: web.Application) -> None:
+        stats = await load_paths(app[SERVICES], demo_files())
+        print(f"demo data from {GIS}: {stats.summary()}", flush=True)
+        by_role = _print_tokens(live)
+        if getattr(args, "storm", False):
+            storm = Storm(f"http://{live.http_host}:{live.http_port}", by_role, live.twilio_auth_token)
+            running.append(asyncio.create_task(storm.play(), name="demo-storm"))
+
+    return await serve(demo, after_start=after_start)

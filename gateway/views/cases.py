@@ -1,0 +1,328 @@
+"""Operator API for cases: the board, one case, registration by hand, lifecycle actions,
+overdue lists, the dispatch queue and per-unit assessment counters.
+
+Views parse and validate, send one command through the bus and answer the case
+state (docs/cases-sla.md). Personal data is masked for a `unit` caller except
+on cases assigned to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from dispatch.cases.actions import (
+    ClassifyCase,
+    CloseCase,
+    CompleteCase,
+    ConfirmCase,
+    DecideExtension,
+    DispatchCase,
+    GiveFeedback,
+    RecordCallback,
+    RejectCase,
+    RequestExtension,
+    SupplementCase,
+)
+from dispatch.cases.read_model import case_clocks, list_cases, overdue, unit_stats
+from dispatch.cases.registration import (
+    CallerInfo,
+    CaseState,
+    Fault,
+    Place,
+    RegisterCase,
+    load_case,
+    mask_phone,
+)
+from dispatch.cases.sla import (
+    SlaConfig,
+    Urgency,
+    complexity_of,
+    green_channel,
+    importance_of,
+    priority_score,
+    queue_key,
+)
+from dispatch.cases.sla import light as light_of
+from dispatch.core.errors import NotFound
+from dispatch.gis.geo import to_wgs84
+from gateway.auth import Principal, require, sees_personal_data
+from gateway.http import BadRequest, field, json_response, limit_param, page, read_json
+from gateway.services import SERVICES, Services
+
+READERS = ("agent", "dispatcher", "unit", "auditor")
+UNIT_SIDE = ("unit", "dispatcher")
+CENTER = ("agent", "dispatcher")
+LIST_FILTERS = ("status", "category", "light", "district", "linked_to", "assigned_to", "incident_id")
+
+
+def _sla(services: Services) -> SlaConfig:
+    return SlaConfig.from_env(services.settings.extra)
+
+
+def _score(s: CaseState, now: datetime) -> float:
+    start, due = s.deadline_from or s.accepted_at, s.deadline
+    if start is None or due is None:
+        return 0.0
+    return priority_score(Urgency(
+        s.priority, now - start, due - start, complexity_of(s.category, s.fault.scope if s.fault else None),
+        importance_of(s.flags, s.customer_type)))
+
+
+def case_view(s: CaseState, light: str, who: Principal | None, now: datetime) -> dict[str, Any]:
+    """The public JSON of a case (CONTRACT.md "Case state"), masked for whoever may not see it."""
+    full = sees_personal_data(who, assigned_to=s.assigned_to)
+    c, loc = s.caller, s.location
+    caller = {"name": c.name, "phone": c.phone, "email": c.email, "openid": c.openid} if full else {
+        "name": None, "phone": mask_phone(c.phone), "email": None, "openid": None}
+    return {
+        "case_id": s.case_id, "status": s.status, "category": s.category, "priority": s.priority,
+        "channel": s.channel, "caller": caller,
+        "location": {"lat": loc.lat, "lon": loc.lon, "district": loc.district} if loc else None,
+        "address": s.address if full else None, "description": s.description, "light": light,
+        "deadline": s.deadline, "assigned_to": s.assigned_to, "assignee_kind": s.assignee_kind,
+        "linked_case_ids": list(s.linked_case_ids), "incident_id": s.incident_id,
+        "history_url": f"/api/v1/audit/cases/{s.case_id}/history", "version": s.version,
+        "created_at": s.created_at, "accepted_at": s.accepted_at, "flags": list(s.flags),
+        "elder_id": s.elder_id, "missing_fields": list(s.missing_fields),
+        "priority_score": _score(s, now), "green_channel": green_channel(s.priority),
+        "sla": {
+            "dispatched_at": s.dispatched_at, "confirm_by": s.confirm_by,
+            "confirmed_at": s.confirmed_at, "complete_by": s.complete_by,
+            "completed_at": s.completed_at, "callback_by": s.callback_by,
+            "archived_at": s.archived_at, "closed_at": s.closed_at,
+            "pending_extension": s.pending_extension, "chases": s.chase_count,
+            "chase_stage": s.chase_stage,
+        },
+        "rejected_by": list(s.rejected_by), "result": s.result,
+        "callback": {"outcome": s.callback_outcome, "at": s.callback_at, "handler": s.handler},
+    }
+
+
+def _fresh_view(services: Services, s: CaseState, who: Principal) -> dict[str, Any]:
+    now = services.clock.now()
+    return case_view(s, light_of(case_clocks(s), _sla(services), now), who, now)
+
+
+async def get_case(request: web.Request) -> web.Response:
+    """`GET /api/v1/cases/{case_id}`: the current state, folded from the case's events."""
+    who = require(request, *READERS)
+    services = request.app[SERVICES]
+    state = await load_case(services.store, request.match_info["case_id"])
+    return json_response(_fresh_view(services, state, who))
+
+
+async def list_board(request: web.Request) -> web.Response:
+    """`GET /api/v1/cases?status=&category=&light=&district=&linked_to=`: the case board."""
+    who = require(request, *READERS)
+    services = request.app[SERVICES]
+    filters = {k: v for k in LIST_FILTERS if (v := request.query.get(k))}
+    now = services.clock.now()
+    items, nxt = await list_cases(services.pool, now, filters, limit=limit_param(request),
+                                  cursor=request.query.get("cursor"))
+    return json_response(page([case_view(s, light, who, now) for s, light in items], nxt))
+
+
+async def list_overdue(request: web.Request) -> web.Response:
+    """`GET /api/v1/overdue?kind=confirmation|completion|callback`: most overdue first."""
+    who = require(request, *READERS)
+    services = request.app[SERVICES]
+    now = services.clock.now()
+    mine = who.subject if who.role == "unit" else request.query.get("assigned_to")
+    items, nxt = await overdue(services.pool, request.query.get("kind", ""), now,
+                               limit=limit_param(request), cursor=request.query.get("cursor"),
+                               assigned_to=mine)
+    return json_response(page([case_view(s, light, who, now) for s, light in items], nxt))
+
+
+async def dispatch_queue(request: web.Request) -> web.Response:
+    """`GET /api/v1/queue`: cases waiting for dispatch, green channel first, then by score."""
+    who = require(request, "agent", "dispatcher", "auditor")
+    services = request.app[SERVICES]
+    now = services.clock.now()
+    found: list[tuple[CaseState, str]] = []
+    for status in ("accepted", "classified", "rejected"):
+        items, _ = await list_cases(services.pool, now, {"status": status}, limit=1000)
+        found += items
+    views = [case_view(s, light, who, now) for s, light in found]
+    views.sort(key=lambda v: queue_key(v["priority"], v["priority_score"], v["accepted_at"]))
+    return json_response(page(views[:limit_param(request)], None))
+
+
+async def assessment(request: web.Request) -> web.Response:
+    """`GET /api/v1/assessment/units?unit_id=`: per-unit counters (rejections, call-backs...)."""
+    who = require(request, "dispatcher", "auditor", "unit")
+    unit = who.subject if who.role == "unit" else request.query.get("unit_id")
+    return json_response(page(await unit_stats(request.app[SERVICES].pool, unit), None))
+
+
+def _str(body: Mapping[str, Any], name: str, *, required: bool = True) -> str | None:
+    value: str | None = field(body, name, str, required=required)
+    return value
+
+
+def _instant(body: Mapping[str, Any], name: str) -> datetime:
+    raw = _str(body, name)
+    try:
+        at = datetime.fromisoformat(raw or "")
+    except ValueError as exc:
+        raise BadRequest("bad_field", f"{name} must be an ISO-8601 instant") from exc
+    if at.tzinfo is None:
+        raise BadRequest("bad_field", f"{name} needs a time zone offset")
+    return at
+
+
+def _place(body: Mapping[str, Any], services: Services) -> Place | None:
+    loc = field(body, "location", dict, required=False)
+    if loc is None:
+        return None
+    lat, lon = to_wgs84(field(loc, "lat", (int, float)), field(loc, "lon", (int, float)),
+                        field(loc, "crs", str, required=False))
+    districts = services.extras.get("districts")
+    found = districts.locate(lat, lon) if districts is not None else None
+    return Place(lat, lon, found.adcode if found else None, found.name if found else None)
+
+
+def registration(
+    body: Mapping[str, Any], services: Services, who: Principal, key: str | None
+) -> RegisterCase:
+    """The `RegisterCase` an agent's form stands for (power-fault fields enforced)."""
+    caller = field(body, "caller", dict)
+    fault = field(body, "fault", dict, required=False)
+    priority = field(body, "priority", int, required=False)
+    return RegisterCase(
+        category=field(body, "category", str), channel=_str(body, "channel", required=False) or "phone",
+        description=field(body, "description", str),
+        caller=CallerInfo(name=_str(caller, "name", required=False),
+                          phone=_str(caller, "phone", required=False)),
+        priority=priority, location=_place(body, services), address=_str(body, "address", required=False),
+        account_number=_str(body, "account_number", required=False),
+        customer_type=_str(body, "customer_type", required=False),
+        fault=Fault(_str(fault, "type", required=False), _str(fault, "began_at", required=False),
+                    _str(fault, "scope", required=False)) if fault else None,
+        service_time=_str(body, "service_time", required=False),
+        special_needs=_str(body, "special_needs", required=False),
+        idempotency_key=key, strict=True, actor=who.actor, raw=dict(body),
+    )
+
+
+async def register(request: web.Request) -> web.Response:
+    """`POST /api/v1/cases`: an agent registers a case by hand; 201 with the case state."""
+    who = require(request, *CENTER)
+    services = request.app[SERVICES]
+    body = await read_json(request)
+    key = request.headers.get("Idempotency-Key")
+    done = await services.bus.handle(registration(body, services, who, key and f"api:{key}"))
+    state = await load_case(services.store, done.case_id)
+    return json_response(_fresh_view(services, state, who), 200 if done.duplicate else 201)
+
+
+Builder = Callable[[Mapping[str, Any], dict[str, Any]], object]
+
+
+def _b(body: Mapping[str, Any], name: str, default: bool = False) -> bool:
+    value = field(body, name, bool, required=False)
+    return default if value is None else bool(value)
+
+
+ACTIONS: dict[str, tuple[tuple[str, ...], Builder]] = {
+    "classify": (CENTER, lambda b, k: ClassifyCase(
+        category=_str(b, "category", required=False), priority=field(b, "priority", int, required=False),
+        **k)),
+    "dispatch": (CENTER, lambda b, k: DispatchCase(
+        to=_str(b, "to") or "", kind=_str(b, "kind", required=False) or "unit",
+        note=_str(b, "note", required=False), wrong_rejection=_b(b, "wrong_rejection"), **k)),
+    "confirm": (UNIT_SIDE, lambda b, k: ConfirmCase(**k)),
+    "reject": (UNIT_SIDE, lambda b, k: RejectCase(reason=_str(b, "reason") or "", **k)),
+    "request-extension": (UNIT_SIDE, lambda b, k: RequestExtension(
+        until=_instant(b, "until"), reason=_str(b, "reason") or "", **k)),
+    "decide-extension": (("dispatcher",), lambda b, k: DecideExtension(
+        approve=field(b, "approve", bool), note=_str(b, "note", required=False), **k)),
+    "feedback": (UNIT_SIDE, lambda b, k: GiveFeedback(text=_str(b, "text") or "", **k)),
+    "complete": (UNIT_SIDE, lambda b, k: CompleteCase(result=_str(b, "result", required=False) or "", **k)),
+    "callback": (CENTER, lambda b, k: RecordCallback(
+        outcome=_str(b, "outcome") or "", note=_str(b, "note", required=False), **k)),
+    "supplement": (CENTER, lambda b, k: SupplementCase(text=_str(b, "text") or "", **k)),
+    "close": (CENTER, lambda b, k: CloseCase(reason=_str(b, "reason") or "", **k)),
+    "link": (CENTER, lambda b, k: _link(b, k, True)),
+    "unlink": (CENTER, lambda b, k: _link(b, k, False)),
+}
+
+
+def _link(body: Mapping[str, Any], common: dict[str, Any], linking: bool) -> object:
+    from dispatch.linking.clustering import LinkCases, UnlinkCases
+
+    other = _str(body, "other_case_id") or ""
+    reason = _str(body, "reason", required=False)
+    if linking:
+        return LinkCases(other_case_id=other, reason=reason or "manual", **common)
+    return UnlinkCases(other_case_id=other, reason=reason or "", **common)
+
+
+async def act(request: web.Request) -> web.Response:
+    """`POST /api/v1/cases/{case_id}/{action}` with `expected_version` (409 when stale)."""
+    action = request.match_info["action"]
+    if action not in ACTIONS:
+        raise NotFound(f"no action {action!r}; one of {', '.join(ACTIONS)}")
+    roles, build = ACTIONS[action]
+    who = require(request, *roles)
+    services = request.app[SERVICES]
+    body = await read_json(request)
+    key = request.headers.get("Idempotency-Key")
+    common = {
+        "case_id": request.match_info["case_id"], "expected_version": field(body, "expected_version", int),
+        "actor": who.actor, "idempotency_key": f"api:{key}" if key else None,
+    }
+    answer = await services.bus.handle(build(body, common))
+    state = answer if isinstance(answer, CaseState) else await load_case(services.store, common["case_id"])
+    return json_response(_fresh_view(services, state, who))
+
+
+def setup(app: web.Application) -> None:
+    """Add the routes of this module."""
+    app.router.add_get("/api/v1/cases", list_board)
+    app.router.add_post("/api/v1/cases", register)
+    app.router.add_get("/api/v1/cases/{case_id}", get_case)
+    app.router.add_post("/api/v1/cases/{case_id}/{action}", act)
+    app.router.add_get("/api/v1/overdue", list_overdue)
+    app.router.add_get("/api/v1/queue", dispatch_queue)
+    app.router.add_get("/api/v1/assessment/units", assessment)
+
+
+def _op(summary: str, *, params: tuple[str, ...] = (), body: bool = False,
+        created: bool = False) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary,
+        "parameters": [{"name": p, "in": "path" if p in {"case_id", "action"} else "query",
+                        "required": p in {"case_id", "action"}, "schema": {"type": "string"}}
+                       for p in params],
+        "responses": {"201" if created else "200": {"description": "case state or list envelope"},
+                      "400": {"description": "invalid input"}, "401": {"description": "no token"},
+                      "403": {"description": "role may not"}, "404": {"description": "no such case"},
+                      "409": {"description": "stale expected_version or not allowed now"}},
+    }
+    if body:
+        op["requestBody"] = {"content": {"application/json": {"schema": {"type": "object"}}}}
+    return op
+
+
+OPENAPI_PATHS: dict[str, Any] = {
+    "/api/v1/cases": {
+        "get": _op("Case board (newest first)", params=(*LIST_FILTERS, "cursor", "limit")),
+        "post": _op("Register a case by hand (agent); power-fault fields enforced", body=True,
+                    created=True),
+    },
+    "/api/v1/cases/{case_id}": {"get": _op("Current state of a case", params=("case_id",))},
+    "/api/v1/cases/{case_id}/{action}": {"post": _op(
+        "Lifecycle action: " + ", ".join(ACTIONS) + "; body carries expected_version",
+        params=("case_id", "action"), body=True)},
+    "/api/v1/overdue": {"get": _op("Overdue lists: kind=confirmation|completion|callback",
+                                   params=("kind", "assigned_to", "cursor", "limit"))},
+    "/api/v1/queue": {"get": _op("Dispatch queue: green channel first, then priority score")},
+    "/api/v1/assessment/units": {"get": _op("Per-unit counters: dispatched, rejected, wrong "
+                                            "rejections, chased, call-back answers",
+                                            params=("unit_id",))},
+}

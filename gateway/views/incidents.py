@@ -1,0 +1,148 @@
+"""Incidents (storm view): list, one incident, record its cause, resolve it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from dispatch.linking.incidents import ResolveIncident, SetIncidentCause, load_incident
+from gateway.auth import require
+from gateway.http import BadRequest, field, json_response, limit_param, page, read_json
+from gateway.services import SERVICES
+
+READERS = ("agent", "dispatcher", "auditor", "unit")
+STATUSES = ("open", "resolved", "merged")
+_COLUMNS = """incident_id, status, category, district, lat, lon, opened_at, case_count, cause,
+    expected_restoration_at, cause_revision, resolved_at, merged_into, merged_from, version"""
+
+
+def _cursor(raw: str | None) -> tuple[datetime, str] | None:
+    if not raw:
+        return None
+    at, _, incident_id = raw.partition("|")
+    try:
+        return datetime.fromisoformat(at), incident_id
+    except ValueError as exc:
+        raise BadRequest("bad_parameter", "cursor is malformed") from exc
+
+
+def _filters(request: web.Request) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    args: list[Any] = []
+    status = request.query.get("status")
+    if status is not None:
+        if status not in STATUSES:
+            raise BadRequest("bad_parameter", f"status must be one of {', '.join(STATUSES)}")
+        args.append(status)
+        where.append(f"status = ${len(args)}")
+    for name in ("district", "category"):
+        if request.query.get(name):
+            args.append(request.query[name])
+            where.append(f"{name} = ${len(args)}")
+    after = _cursor(request.query.get("cursor"))
+    if after is not None:
+        args.extend(after)
+        where.append(f"(opened_at, incident_id) < (${len(args) - 1}, ${len(args)})")
+    return where, args
+
+
+async def list_incidents(request: web.Request) -> web.Response:
+    """`GET /api/v1/incidents?status=&district=&category=`: newest first, list envelope."""
+    require(request, *READERS)
+    limit = limit_param(request)
+    where, args = _filters(request)
+    sql = (f"SELECT {_COLUMNS} FROM incidents {'WHERE ' + ' AND '.join(where) if where else ''} "
+           f"ORDER BY opened_at DESC, incident_id DESC LIMIT {limit + 1}")
+    async with request.app[SERVICES].pool.acquire() as conn:
+        rows = [dict(r) for r in await conn.fetch(sql, *args)]
+        members = await conn.fetch(
+            "SELECT incident_id, array_agg(case_id ORDER BY added_at, case_id) AS ids FROM incident_cases "
+            "WHERE incident_id = ANY($1) GROUP BY incident_id", [r["incident_id"] for r in rows[:limit]])
+    ids = {m["incident_id"]: list(m["ids"]) for m in members}
+    items = [{**r, "case_ids": ids.get(r["incident_id"], [])} for r in rows[:limit]]
+    more = len(rows) > limit
+    last = items[-1] if items else None
+    cursor = f"{last['opened_at'].isoformat()}|{last['incident_id']}" if more and last else None
+    return json_response(page(items, cursor))
+
+
+async def get_incident(request: web.Request) -> web.Response:
+    """`GET /api/v1/incidents/{incident_id}`: the incident folded from its stream."""
+    require(request, *READERS)
+    state = await load_incident(request.app[SERVICES].store, request.match_info["incident_id"])
+    return json_response(state.as_json())
+
+
+def _instant(body: dict[str, Any], name: str) -> datetime:
+    raw = field(body, name, str)
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError as exc:
+        raise BadRequest("bad_field", f"{name} must be an ISO-8601 instant") from exc
+    if value.tzinfo is None:
+        raise BadRequest("bad_field", f"{name} needs a time zone offset")
+    return value
+
+
+async def set_cause(request: web.Request) -> web.Response:
+    """`POST /api/v1/incidents/{id}/cause {cause, expected_restoration_at, expected_version?}`."""
+    who = require(request, "dispatcher")
+    body = await read_json(request)
+    services = request.app[SERVICES]
+    state = await services.bus.handle(SetIncidentCause(
+        request.match_info["incident_id"], field(body, "cause", str),
+        _instant(body, "expected_restoration_at"),
+        field(body, "expected_version", int, required=False), who.actor,
+    ))
+    return json_response(state.as_json())
+
+
+async def resolve(request: web.Request) -> web.Response:
+    """`POST /api/v1/incidents/{id}/resolve {note?, expected_version?}`."""
+    who = require(request, "dispatcher")
+    body = await read_json(request)
+    state = await request.app[SERVICES].bus.handle(ResolveIncident(
+        request.match_info["incident_id"], field(body, "note", str, required=False) or "",
+        field(body, "expected_version", int, required=False), who.actor,
+    ))
+    return json_response(state.as_json())
+
+
+def setup(app: web.Application) -> None:
+    """Add the routes of this module."""
+    app.router.add_get("/api/v1/incidents", list_incidents)
+    app.router.add_get("/api/v1/incidents/{incident_id}", get_incident)
+    app.router.add_post("/api/v1/incidents/{incident_id}/cause", set_cause)
+    app.router.add_post("/api/v1/incidents/{incident_id}/resolve", resolve)
+
+
+def _op(summary: str, *, path_id: bool = False, body: dict[str, Any] | None = None,
+        query: tuple[str, ...] = ()) -> dict[str, Any]:
+    params = [{"name": q, "in": "query", "required": False, "schema": {"type": "string"}} for q in query]
+    if path_id:
+        params.append({"name": "incident_id", "in": "path", "required": True, "schema": {"type": "string"}})
+    op: dict[str, Any] = {"summary": summary, "parameters": params, "responses": {
+        "200": {"description": "incident, or list envelope {items, next}"},
+        "400": {"description": "invalid input"}, "401": {"description": "no token"},
+        "403": {"description": "role may not"}, "404": {"description": "no such incident"},
+        "409": {"description": "stale expected_version, or incident resolved or merged"}}}
+    if body is not None:
+        op["requestBody"] = {"content": {"application/json": {"schema": {"type": "object", **body}}}}
+    return op
+
+
+OPENAPI_PATHS: dict[str, Any] = {
+    "/api/v1/incidents": {"get": _op("Incidents: clusters of linked cases (storm view)",
+                                     query=("status", "district", "category", "limit", "cursor"))},
+    "/api/v1/incidents/{incident_id}": {"get": _op("One incident with all its cases", path_id=True)},
+    "/api/v1/incidents/{incident_id}/cause": {"post": _op(
+        "Record cause and expected restoration; each caller is told once per revision", path_id=True,
+        body={"required": ["cause", "expected_restoration_at"], "properties": {
+            "cause": {"type": "string"}, "expected_restoration_at": {"type": "string", "format": "date-time"},
+            "expected_version": {"type": "integer"}}})},
+    "/api/v1/incidents/{incident_id}/resolve": {"post": _op(
+        "Resolve an incident", path_id=True,
+        body={"properties": {"note": {"type": "string"}, "expected_version": {"type": "integer"}}})},
+}

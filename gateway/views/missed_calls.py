@@ -1,0 +1,167 @@
+"""Call-back tasks (missed calls) and the abandoned-call report (呼损) over HTTP."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from aiohttp import web
+
+from dispatch.missed_calls.policy import AssignCallbackTask, RecordCallbackOutcome
+from gateway.auth import require
+from gateway.http import BadRequest, json_response, limit_param, page, read_json
+from gateway.services import SERVICES
+
+_LIST_SQL = """SELECT task_id, caller, queue, status, attempts, callback_attempts, first_missed_at,
+        last_missed_at, assigned_to, assigned_at, due_at, outcome, closed_at, close_reason, call_ids
+    FROM missed_calls
+    WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR assigned_to = $2)
+      AND ($3::timestamptz IS NULL OR (first_missed_at, task_id) > ($3, $4))
+    ORDER BY first_missed_at, task_id LIMIT $5"""
+_REPORT_SQL = """WITH c AS (
+        SELECT queue, coalesce(offered_at, abandoned_at, answered_at, ended_at) AS at,
+               abandoned_at, answered_at FROM calls)
+    SELECT queue, date_trunc('hour', at AT TIME ZONE $3) AS hour, count(*) AS calls,
+        count(*) FILTER (WHERE abandoned_at IS NOT NULL) AS abandoned,
+        count(*) FILTER (WHERE answered_at IS NOT NULL) AS answered
+    FROM c WHERE at >= $1 AND at < $2 AND ($4::text IS NULL OR queue = $4)
+    GROUP BY 1, 2 ORDER BY 2, 1"""
+STATUSES = ("open", "closed")
+
+
+def _cursor(raw: str | None) -> tuple[datetime | None, str]:
+    if not raw:
+        return None, ""
+    at, _, task_id = raw.partition("|")
+    try:
+        return datetime.fromisoformat(at), task_id
+    except ValueError as exc:
+        raise BadRequest("bad_parameter", "cursor is not one this API gave") from exc
+
+
+def _item(row: Any) -> dict[str, Any]:
+    item = dict(row)
+    item["call_ids"] = list(row["call_ids"])
+    return item
+
+
+async def list_missed_calls(request: web.Request) -> web.Response:
+    """`GET /api/v1/missed-calls?status=open&agent_id=&cursor=&limit=`."""
+    require(request, "agent", "dispatcher", "auditor")
+    status = request.query.get("status") or None
+    if status is not None and status not in STATUSES:
+        raise BadRequest("bad_parameter", f"status must be one of {', '.join(STATUSES)}")
+    limit = limit_param(request)
+    after, after_id = _cursor(request.query.get("cursor"))
+    async with request.app[SERVICES].pool.acquire() as conn:
+        rows = await conn.fetch(_LIST_SQL, status, request.query.get("agent_id") or None, after,
+                                after_id, limit)
+    items = [_item(r) for r in rows]
+    last = rows[-1] if len(rows) == limit else None
+    cursor = f"{last['first_missed_at'].isoformat()}|{last['task_id']}" if last else None
+    return json_response(page(items, cursor))
+
+
+async def reassign(request: web.Request) -> web.Response:
+    """`POST /api/v1/missed-calls/{task_id}/reassign {"agent_id"}`: by hand (pins the task)."""
+    who = require(request, "dispatcher")
+    body = await read_json(request)
+    agent_id = body.get("agent_id")
+    if not isinstance(agent_id, str) or not agent_id:
+        raise BadRequest("missing_field", "field 'agent_id' is required")
+    task_id = request.match_info["task_id"]
+    written = await request.app[SERVICES].bus.handle(
+        AssignCallbackTask(task_id, agent_id, "manual", actor=who.actor))
+    return json_response({"task_id": task_id, "assigned_to": agent_id,
+                          "events": [type(e).__name__ for e in written]})
+
+
+async def outcome(request: web.Request) -> web.Response:
+    """`POST /api/v1/missed-calls/{task_id}/outcome {"outcome": reached|no_answer|wrong_number}`."""
+    who = require(request, "agent", "dispatcher")
+    body = await read_json(request)
+    result = body.get("outcome")
+    note = body.get("note")
+    if not isinstance(result, str):
+        raise BadRequest("missing_field", "field 'outcome' is required")
+    if note is not None and not isinstance(note, str):
+        raise BadRequest("bad_field", "field 'note' must be a string")
+    task_id = request.match_info["task_id"]
+    written = await request.app[SERVICES].bus.handle(RecordCallbackOutcome(
+        task_id, result, who.subject if who.role == "agent" else None, note, who.actor))
+    data = [{"type": type(e).__name__, **{k: getattr(e, k) for k in ("attempt", "due_at", "reason")
+                                          if hasattr(e, k)}} for e in written]
+    return json_response({"task_id": task_id, "events": data})
+
+
+def _time(request: web.Request, name: str) -> datetime | None:
+    raw = request.query.get(name)
+    if raw is None:
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise BadRequest("bad_parameter", f"{name} is not an ISO-8601 time") from exc
+    if value.tzinfo is None:
+        raise BadRequest("bad_parameter", f"{name} needs a timezone")
+    return value
+
+
+async def abandoned_report(request: web.Request) -> web.Response:
+    """`GET /api/v1/reports/abandoned-calls?from=&to=&queue=&tz=`: per queue and hour."""
+    require(request, "agent", "dispatcher", "auditor")
+    tz = request.query.get("tz", "UTC")
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise BadRequest("bad_parameter", "tz is not an IANA time zone") from exc
+    start = _time(request, "from") or datetime.fromisoformat("1970-01-01T00:00:00+00:00")
+    end = _time(request, "to") or datetime.fromisoformat("9999-01-01T00:00:00+00:00")
+    async with request.app[SERVICES].pool.acquire() as conn:
+        rows = await conn.fetch(_REPORT_SQL, start, end, tz, request.query.get("queue") or None)
+    items = [{"queue": r["queue"], "hour": r["hour"].isoformat(), "tz": tz, "calls": r["calls"],
+              "abandoned": r["abandoned"], "answered": r["answered"],
+              "abandon_rate": round(r["abandoned"] / r["calls"], 4) if r["calls"] else 0.0}
+             for r in rows]
+    return json_response(page(items, None))
+
+
+def setup(app: web.Application) -> None:
+    """Add the missed-call routes."""
+    app.router.add_get("/api/v1/missed-calls", list_missed_calls)
+    app.router.add_post("/api/v1/missed-calls/{task_id}/reassign", reassign)
+    app.router.add_post("/api/v1/missed-calls/{task_id}/outcome", outcome)
+    app.router.add_get("/api/v1/reports/abandoned-calls", abandoned_report)
+
+
+def _path(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _query(*names: str) -> list[dict[str, Any]]:
+    return [{"name": n, "in": "query", "schema": {"type": "string"}} for n in names]
+
+
+OPENAPI_PATHS: dict[str, Any] = {
+    "/api/v1/missed-calls": {"get": {
+        "summary": "Call-back tasks: caller, attempts, first/last missed, assigned_to, status",
+        "parameters": _query("status", "agent_id", "cursor", "limit"),
+        "responses": {"200": {"description": "{items, next}"}}}},
+    "/api/v1/missed-calls/{task_id}/reassign": {"post": {
+        "summary": "Reassign a task by hand (dispatcher)", "parameters": [_path("task_id")],
+        "requestBody": {"content": {"application/json": {"schema": {
+            "type": "object", "properties": {"agent_id": {"type": "string"}}}}}},
+        "responses": {"200": {"description": "assigned"}, "409": {"description": "task closed"}}}},
+    "/api/v1/missed-calls/{task_id}/outcome": {"post": {
+        "summary": "Record a call-back try: reached / no_answer / wrong_number (3 tries at most)",
+        "parameters": [_path("task_id")],
+        "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {
+            "outcome": {"type": "string", "enum": ["reached", "no_answer", "wrong_number"]},
+            "note": {"type": "string"}}}}}},
+        "responses": {"200": {"description": "recorded"}, "409": {"description": "task closed"}}}},
+    "/api/v1/reports/abandoned-calls": {"get": {
+        "summary": "Abandoned calls (呼损) per queue and hour",
+        "parameters": _query("from", "to", "queue", "tz"),
+        "responses": {"200": {"description": "{items: [{queue, hour, calls, abandoned, abandon_rate}]}"}}}},
+}

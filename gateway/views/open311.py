@@ -1,0 +1,184 @@
+"""Open311 GeoReport v2 at `/open311/v2/` and the plain citizen form at `/citizen/`.
+
+Errors answer in Open311's own shape (`[{code, description}]` or
+`<errors><error>...`) with 400 / 403 / 404 and are recorded as rejected input.
+`POST requests` needs `api_key` = a bearer token with the `channel` role; an
+`Idempotency-Key` header makes a repeated POST answer the first request.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from channels.open311 import (
+    WEB_SERVICES,
+    Open311Error,
+    check_query_date,
+    definition,
+    errors_body,
+    parse_form,
+    request_item,
+    service,
+    to_command,
+    to_xml,
+)
+from channels.rejected import record_rejected
+from dispatch.core.errors import InvalidCommand
+from gateway.auth import resolve
+from gateway.http import json_response
+from gateway.services import SERVICES
+
+BASE = "/open311/v2"
+FMT = "{fmt:(json|xml)}"
+MAX_SPAN = timedelta(days=90)
+STATIC = Path(__file__).parent.parent / "static" / "citizen"
+_COLUMNS = "case_id, status, category, assigned_to, accepted_at, updated_at, deadline, lat, lon"
+
+
+def _answer(request: web.Request, body: Any, root: str, tag: str | None, status: int = 200) -> web.Response:
+    if request.match_info.get("fmt") == "xml":
+        return web.Response(body=to_xml(root, tag, body), status=status, content_type="text/xml",
+                            charset="utf-8")
+    return json_response(body, status)
+
+
+async def _error(request: web.Request, exc: Open311Error, raw: bytes | None) -> web.Response:
+    services = request.app[SERVICES]
+    services.metrics.rejected_inputs.labels("web", exc.code).inc()
+    await record_rejected(services.store, channel="web", code=exc.code, reason=exc.message, raw=raw,
+                          at=services.clock.now(), headers=request.headers, peer=request.remote)
+    return _answer(request, errors_body(exc.status, exc.message), "errors", "error", exc.status)
+
+
+async def services_list(request: web.Request) -> web.Response:
+    """`GET services.{fmt}`."""
+    return _answer(request, [service(c) for c in WEB_SERVICES], "services", "service")
+
+
+async def service_definition(request: web.Request) -> web.Response:
+    """`GET services/{code}.{fmt}`."""
+    try:
+        body = definition(request.match_info["code"])
+    except Open311Error as exc:
+        return await _error(request, exc, None)
+    return _answer(request, body, "service_definition", None)
+
+
+async def create_request(request: web.Request) -> web.Response:
+    """`POST requests.{fmt}`: register a case; answer its `service_request_id`."""
+    raw = await request.read()
+    try:
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        who = resolve(request.app[SERVICES].settings.tokens, form.get("api_key") or None)
+        if who is None or who.role not in ("channel", "admin"):
+            raise Open311Error(403, "api_key is missing or not a channel key", "forbidden")
+        key = request.headers.get("Idempotency-Key")
+        cmd = to_command(parse_form(form), actor=who.actor,
+                         idempotency_key=f"open311:{who.subject}:{key}"[:200] if key else None)
+        registered = await request.app[SERVICES].bus.handle(cmd)
+    except InvalidCommand as exc:
+        return await _error(request, Open311Error(400, str(exc), "invalid"), raw)
+    except (Open311Error, ValueError) as exc:
+        err = exc if isinstance(exc, Open311Error) else Open311Error(400, "form is not readable")
+        return await _error(request, err, raw)
+    notice = "duplicate request" if registered.duplicate else "request accepted"
+    body = [{"service_request_id": registered.case_id, "service_notice": notice, "account_id": None}]
+    return _answer(request, body, "service_requests", "request", 200 if registered.duplicate else 201)
+
+
+def _filters(request: web.Request) -> tuple[str, list[Any]]:
+    q = request.query
+    ids = [i for i in q.get("service_request_id", "").split(",") if i]
+    if ids:
+        return "case_id = ANY($1::text[])", [ids]
+    start = check_query_date(q.get("start_date"), "start_date")
+    end = check_query_date(q.get("end_date"), "end_date")
+    if start and end and (end - start > MAX_SPAN or end < start):
+        raise Open311Error(400, "start_date..end_date must be an ordered span of at most 90 days")
+    if start is None:
+        start = (end or request.app[SERVICES].clock.now()) - MAX_SPAN
+    codes = [c for c in q.get("service_code", "").split(",") if c]
+    statuses = {s for s in q.get("status", "").split(",") if s}
+    if statuses - {"open", "closed"}:
+        raise Open311Error(400, "status must be open and/or closed")
+    where = ["accepted_at >= $1", "($2::timestamptz IS NULL OR accepted_at <= $2)",
+             "(cardinality($3::text[]) = 0 OR category = ANY($3::text[]))"]
+    if statuses == {"open"}:
+        where.append("status NOT IN ('completed', 'called_back', 'archived', 'closed')")
+    elif statuses == {"closed"}:
+        where.append("status IN ('completed', 'called_back', 'archived', 'closed')")
+    return " AND ".join(where), [start, end, codes]
+
+
+async def list_requests(request: web.Request) -> web.Response:
+    """`GET requests.{fmt}`: web requests, newest first (at most 1,000)."""
+    try:
+        where, args = _filters(request)
+    except Open311Error as exc:
+        return await _error(request, exc, None)
+    sql = (f"SELECT {_COLUMNS} FROM cases WHERE channel = 'web' AND {where} "
+           "ORDER BY accepted_at DESC LIMIT 1000")
+    async with request.app[SERVICES].store.connection() as conn:
+        rows = await conn.fetch(sql, *args)
+    return _answer(request, [request_item(dict(r)) for r in rows], "service_requests", "request")
+
+
+async def get_request(request: web.Request) -> web.Response:
+    """`GET requests/{id}.{fmt}`: a one-element list, as the standard says."""
+    async with request.app[SERVICES].store.connection() as conn:
+        row = await conn.fetchrow(
+            f"SELECT {_COLUMNS} FROM cases WHERE case_id = $1 AND channel = 'web'", request.match_info["id"])
+    if row is None:
+        return await _error(request, Open311Error(404, "service_request_id not found", "not_found"), None)
+    return _answer(request, [request_item(dict(row))], "service_requests", "request")
+
+
+async def citizen_page(request: web.Request) -> web.FileResponse:
+    """`GET /citizen/`: the plain web form that posts to `requests.json`."""
+    return web.FileResponse(STATIC / "index.html")
+
+
+def setup(app: web.Application) -> None:
+    """Add the routes of this module."""
+    app.router.add_get(f"{BASE}/services.{FMT}", services_list)
+    app.router.add_get(f"{BASE}/services/{{code}}.{FMT}", service_definition)
+    app.router.add_post(f"{BASE}/requests.{FMT}", create_request)
+    app.router.add_get(f"{BASE}/requests.{FMT}", list_requests)
+    app.router.add_get(f"{BASE}/requests/{{id}}.{FMT}", get_request)
+    app.router.add_get("/citizen/", citizen_page)
+    app.router.add_static("/citizen/static/", STATIC)
+
+
+_PUBLIC: list[dict[str, list[str]]] = []
+_FMT = {"name": "fmt", "in": "path", "required": True,
+        "schema": {"type": "string", "enum": ["json", "xml"]}}
+OPENAPI_PATHS: dict[str, Any] = {
+    f"{BASE}/services.{{fmt}}": {"get": {"summary": "Open311: service list (case categories)",
+                                         "security": _PUBLIC, "parameters": [_FMT],
+                                         "responses": {"200": {"description": "services"}}}},
+    f"{BASE}/services/{{code}}.{{fmt}}": {"get": {
+        "summary": "Open311: service definition (mandatory intake attributes)", "security": _PUBLIC,
+        "parameters": [_FMT, {"name": "code", "in": "path", "required": True,
+                              "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "service_definition"}, "404": {"description": "errors"}}}},
+    f"{BASE}/requests.{{fmt}}": {
+        "post": {"summary": "Open311: create a service request (form; api_key = a channel token; "
+                            "optional Idempotency-Key header)", "security": _PUBLIC, "parameters": [_FMT],
+                 "responses": {"201": {"description": "[{service_request_id}]"},
+                               "400": {"description": "errors"}, "403": {"description": "errors"},
+                               "404": {"description": "errors"}}},
+        "get": {"summary": "Open311: query web requests (service_request_id, service_code, start_date, "
+                           "end_date, status)", "security": _PUBLIC, "parameters": [_FMT],
+                "responses": {"200": {"description": "service_requests"}}}},
+    f"{BASE}/requests/{{id}}.{{fmt}}": {"get": {
+        "summary": "Open311: one service request", "security": _PUBLIC,
+        "parameters": [_FMT, {"name": "id", "in": "path", "required": True,
+                              "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "[request]"}, "404": {"description": "errors"}}}},
+    "/citizen/": {"get": {"summary": "Plain citizen web form (posts to Open311)", "security": _PUBLIC,
+                          "responses": {"200": {"description": "HTML"}}}},
+}

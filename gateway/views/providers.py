@@ -1,0 +1,146 @@
+"""Nearest providers: `GET /api/v1/providers/nearest?lat=&lon=&crs=&skill=&k=&available=&district=`.
+
+Reads the live `ProviderIndexHolder` from `services.extras["provider_index"]`;
+the point's district comes from `services.extras["districts"]` (a
+`DistrictIndex`) unless `district=` is given; weights from
+`services.extras["dispatch_weights"]` (`DispatchWeights`, defaults otherwise).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from dispatch.gis.geo import DistrictIndex, to_wgs84
+from dispatch.gis.holder import ProviderIndexHolder
+from dispatch.gis.nearest import DispatchWeights, NearestQuery
+from gateway.auth import require
+from gateway.http import BadRequest, error_response, json_response, page
+from gateway.services import SERVICES
+
+READERS = ("dispatcher", "agent")
+MAX_K = 100
+
+
+def _number(request: web.Request, name: str) -> float:
+    raw = request.query.get(name)
+    if raw is None:
+        raise BadRequest("bad_parameter", f"{name} is required")
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise BadRequest("bad_parameter", f"{name} must be a number") from exc
+
+
+def _k(request: web.Request) -> int:
+    try:
+        k = int(request.query.get("k", "10"))
+    except ValueError as exc:
+        raise BadRequest("bad_parameter", "k must be an integer") from exc
+    if not 1 <= k <= MAX_K:
+        raise BadRequest("bad_parameter", f"k must be between 1 and {MAX_K}")
+    return k
+
+
+def _available(request: web.Request) -> bool:
+    raw = request.query.get("available", "true").lower()
+    if raw not in {"true", "false", "1", "0"}:
+        raise BadRequest("bad_parameter", "available must be true or false")
+    return raw in {"true", "1"}
+
+
+def parse_query(request: web.Request, districts: DistrictIndex | None) -> NearestQuery:
+    """The lookup the request asks for, in WGS84 (GCJ-02 / BD-09 converted first)."""
+    lat, lon = to_wgs84(_number(request, "lat"), _number(request, "lon"), request.query.get("crs"))
+    district = request.query.get("district")
+    if district is None and districts is not None:
+        found = districts.locate(lat, lon)
+        district = found.adcode if found is not None else None
+    available = _available(request)
+    return NearestQuery(
+        lat,
+        lon,
+        k=_k(request),
+        skill=request.query.get("skill") or None,
+        district=district,
+        available_only=available,
+        need_capacity=available,
+    )
+
+
+async def nearest(request: web.Request) -> web.Response:
+    """The k nearest eligible providers, sorted by geodesic distance, with dispatch scores."""
+    require(request, *READERS)
+    extras = request.app[SERVICES].extras
+    query = parse_query(request, extras.get("districts"))
+    holder: ProviderIndexHolder | None = extras.get("provider_index")
+    if holder is None:
+        return error_response(503, "index_unavailable", "the provider index is not loaded yet")
+    weights: DispatchWeights = extras.get("dispatch_weights") or DispatchWeights()
+    found = holder.snapshot.nearest(query, weights)
+    return json_response(page([c.as_dict() for c in found], None))
+
+
+def setup(app: web.Application) -> None:
+    """Add the routes of this module."""
+    app.router.add_get("/api/v1/providers/nearest", nearest)
+
+
+_ITEM: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "distance_m": {"type": "number", "description": "geodesic distance on WGS84, metres"},
+        "score": {"type": "number", "description": "a*km + b*skill gap + c*load/capacity; lower is better"},
+        "skills": {"type": "array", "items": {"type": "string"}},
+        "load": {"type": "integer"},
+        "capacity": {"type": "integer"},
+        "available": {"type": "boolean"},
+        "lat": {"type": "number"},
+        "lon": {"type": "number"},
+        "district": {"type": "string", "nullable": True},
+    },
+}
+OPENAPI_PATHS: dict[str, Any] = {
+    "/api/v1/providers/nearest": {
+        "get": {
+            "summary": "The k nearest providers with the skill that are available, have capacity left "
+            "and serve the point's district, sorted by geodesic distance. Roles: dispatcher, agent.",
+            "parameters": [
+                {"name": "lat", "in": "query", "required": True, "schema": {"type": "number"}},
+                {"name": "lon", "in": "query", "required": True, "schema": {"type": "number"}},
+                {
+                    "name": "crs",
+                    "in": "query",
+                    "schema": {"type": "string", "enum": ["wgs84", "gcj02", "bd09"]},
+                },
+                {"name": "skill", "in": "query", "schema": {"type": "string"}},
+                {"name": "k", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_K}},
+                {"name": "available", "in": "query", "schema": {"type": "boolean", "default": True}},
+                {"name": "district", "in": "query", "schema": {"type": "string"}},
+            ],
+            "responses": {
+                "200": {
+                    "description": "nearest providers",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "items": {"type": "array", "items": _ITEM},
+                                    "next": {"type": "string", "nullable": True},
+                                },
+                            }
+                        }
+                    },
+                },
+                "400": {"description": "bad coordinates, crs, k or available"},
+                "401": {"description": "no token"},
+                "403": {"description": "role may not read"},
+                "503": {"description": "provider index not loaded"},
+            },
+        }
+    },
+}
