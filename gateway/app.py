@@ -24,6 +24,7 @@ log = structlog.get_logger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 RETRY_AFTER = "2"
+_BODY_HEADERS = frozenset({"content-type", "content-length"})
 
 _DOMAIN_STATUS: dict[type[DispatchError], int] = {
     InvalidCommand: 400,
@@ -53,7 +54,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         if exc.content_type == "application/json" or exc.status < 400:
             raise
         code = exc.reason.lower().replace(" ", "_")
-        return error_response(exc.status, code, exc.text or exc.reason, exc.headers)
+        # the exception's own Content-Type / Content-Length describe its plain-text body
+        kept = {k: v for k, v in exc.headers.items() if k.lower() not in _BODY_HEADERS}
+        return error_response(exc.status, code, exc.reason, kept)
     except StoreUnavailable as exc:
         log.warning("store_unavailable", path=request.path, error=str(exc))
         return error_response(

@@ -50,14 +50,39 @@ def error_response(
     return json_response({"error": {"code": code, "message": message}}, status, headers)
 
 
-def _depth(value: Any, level: int = 0) -> int:
+MAX_INT = 2**63
+"""Integers beyond PostgreSQL's bigint are refused: no field of any channel needs one."""
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _check_text(text: str) -> None:
+    if "\x00" in text:
+        raise BadRequest("bad_text", "text holds a NUL character")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise BadRequest("bad_text", "text holds a lone surrogate (\\ud800-\\udfff)") from exc
+
+
+def _check(value: Any, level: int = 0) -> None:
+    """Refuse what the log cannot hold: deep nesting, NUL, lone surrogates, huge integers."""
     if level > MAX_DEPTH:
-        return level
-    if isinstance(value, dict):
-        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
-    if isinstance(value, list):
-        return max((_depth(v, level + 1) for v in value), default=level + 1)
-    return level
+        raise BadRequest("too_deep", f"JSON nested deeper than {MAX_DEPTH} levels")
+    if isinstance(value, str):
+        _check_text(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key)
+            _check(item, level + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check(item, level + 1)
+    elif isinstance(value, int) and not isinstance(value, bool) and not -MAX_INT <= value < MAX_INT:
+        raise BadRequest("bad_number", "integer out of range (64 bits)")
 
 
 def parse_json(body: bytes) -> dict[str, Any]:
@@ -67,13 +92,12 @@ def parse_json(body: bytes) -> dict[str, Any]:
     except UnicodeDecodeError as exc:
         raise BadRequest("bad_encoding", "body is not valid UTF-8") from exc
     try:
-        value = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise BadRequest("bad_json", f"body is not valid JSON: {exc}") from exc
+        value = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, NaN, over 4,300 digits
+        raise BadRequest("bad_json", f"body is not valid JSON: {str(exc)[:200]}") from exc
     if not isinstance(value, dict):
         raise BadRequest("bad_json", "body must be a JSON object")
-    if _depth(value) > MAX_DEPTH:
-        raise BadRequest("too_deep", f"JSON nested deeper than {MAX_DEPTH} levels")
+    _check(value)
     return value
 
 

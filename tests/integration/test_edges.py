@@ -1,0 +1,54 @@
+"""Answers at the edges: whatever a client sends, a JSON error of the right status, never a 500."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import auth
+
+
+async def test_unknown_path_is_404_json(client: Any) -> None:
+    response = await client.get("/no/such/path")
+    assert response.status == 404
+    assert (await response.json())["error"]["code"] == "not_found"
+
+
+async def test_wrong_method_is_405_json_with_allow(client: Any) -> None:
+    response = await client.delete("/health")
+    assert response.status == 405
+    assert (await response.json())["error"]["code"] == "method_not_allowed"
+    assert "GET" in response.headers["Allow"]
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ('{"event_id": "e1", "type": "ringing", "call_id": "c1", "caller": "\\ud800x\\udfff"}', "bad_text"),
+        ('{"event_id": "e1", "type": "ringing", "call_id": "c1", "caller": "139\\u0000"}', "bad_text"),
+        ('{"event_id": "e1", "type": "ringing", "call_id": "c1", "n": ' + "9" * 5000 + "}", "bad_json"),
+        ('{"event_id": "e1", "type": "ringing", "call_id": "c1", "n": ' + "9" * 40 + "}", "bad_number"),
+        ('{"event_id": "e1", "type": "ringing", "call_id": "c1", "n": NaN}', "bad_json"),
+        ('{"\\ud800": 1}', "bad_text"),
+        ("[" * 5000 + "]" * 5000, "bad_json"),
+    ],
+    ids=["lone-surrogate", "nul", "5000-digits", "huge-int", "nan", "surrogate-key", "deep"],
+)
+async def test_cti_input_the_database_cannot_hold_is_400_and_recorded(
+    client: Any, services: Any, body: str, code: str
+) -> None:
+    response = await client.post("/channels/cti/events", data=body.encode(),
+                                 headers={**auth("t-channel"), "Content-Type": "application/json"})
+    assert response.status == 400, await response.text()
+    assert (await response.json())["error"]["code"] == code
+    async with services.pool.acquire() as conn:
+        rows = await conn.fetch("SELECT data FROM events WHERE type = 'InputRejected'")
+    assert [r["data"]["code"] for r in rows] == [code]
+
+
+async def test_api_json_body_with_lone_surrogate_is_400(client: Any) -> None:
+    response = await client.post("/api/v1/cases", data=b'{"description": "\\udfff"}',
+                                 headers={**auth("t-agent"), "Content-Type": "application/json"})
+    assert response.status == 400
+    assert (await response.json())["error"]["code"] == "bad_text"
