@@ -4,9 +4,10 @@ A frame is `LF crc4 len4 "ID"seq[Rrcvr][Lpref]#acct[data][x..]_HH:MM:SS,MM-DD-YY
 CRC-16/ARC and the length cover the text from the first `"` to just before CR.
 An encrypted frame (`"*ID"`) carries the hex of AES-CBC (zero IV) over
 `pad|data]...` with the mandatory timestamp inside. `answer_frame` runs the
-receiver's rules: NAK (sequence 0000, receiver time) for a bad CRC, bad format
-or a timestamp out of window; DUH for what is valid but unsupported; ACK only
-after `deliver` has durably committed the signal.
+receiver's rules: NAK (sequence 0000, receiver time) for a bad CRC, bad format,
+a timestamp out of window or a plain frame from an account that has a key; DUH
+for what is valid but unsupported; ACK only after `deliver` has durably
+committed the signal; no answer at all for bytes that are not DC-09.
 """
 
 from __future__ import annotations
@@ -44,6 +45,26 @@ class FrameError(BadInput):
     """The frame is malformed or its CRC / length is wrong (answered with NAK)."""
 
     code = "bad_frame"
+
+
+class NotDc09(ChannelError):
+    """Bytes that are not a DC-09 frame at all (no LF, hex header and CR): dropped unanswered.
+
+    Answering noise would let anyone who can reach the port make the receiver
+    write to the log and send datagrams to a forged source address.
+    """
+
+    code = "not_dc09"
+
+
+class EncryptionRequired(FrameError):
+    """A plain frame from an account that has an AES key (answered with NAK).
+
+    Only the key holder can make an encrypted frame; a plain one for a keyed
+    account is either a misconfigured device or a forgery, and opens nothing.
+    """
+
+    code = "encryption_required"
 
 
 class Unsupported(ChannelError):
@@ -93,10 +114,10 @@ def _check_envelope(raw: bytes) -> bytes:
     if len(raw) > MAX_FRAME:
         raise FrameError(f"frame longer than {MAX_FRAME} bytes")
     if len(raw) < 20 or raw[:1] != LF or raw[-1:] != CR:
-        raise FrameError("frame must run from LF to CR")
+        raise NotDc09("frame must run from LF to CR")
     head, body = raw[1:9], raw[9:-1]
     if not re.fullmatch(rb"[0-9A-Fa-f]{4}0[0-9A-Fa-f]{3}", head):
-        raise FrameError("CRC and length must be 4 hex digits each")
+        raise NotDc09("CRC and length must be 4 hex digits each")
     if int(head[:4], 16) != crc16_arc(body):
         raise FrameError("CRC mismatch")
     if int(head[4:], 16) != len(body):
@@ -155,6 +176,8 @@ def parse_frame(raw: bytes, keys: Mapping[str, bytes]) -> Frame:
     star, token, seq, rcvr, line, account, rest = match.groups()
     acct = account.decode("ascii").upper()
     encrypted = bool(star)
+    if not encrypted and acct in keys:
+        raise EncryptionRequired(f"account {acct} has a key: plain frames are refused")
     if encrypted:
         key = keys.get(acct)
         if key is None:
@@ -250,12 +273,15 @@ async def answer_frame(
 
     `deliver` durably commits the decoded signal before the ACK is built; any
     exception from it (the store is down) propagates and means no answer at all.
+    `NotDc09` propagates too: noise is dropped by the caller, unanswered and unrecorded.
     """
     frame: Frame | None = None
     try:
         frame = parse_frame(raw, keys)
         check_window(frame, now)
         signal = None if frame.is_null else _signal(frame)
+    except NotDc09:
+        raise
     except Unsupported as exc:
         await reject(exc, raw)
         return duh(frame or peek_route(raw))

@@ -36,6 +36,7 @@ class Metrics:
     events_appended: Counter = field(init=False)
     rejected_inputs: Counter = field(init=False)
     projection_lag: Gauge = field(init=False)
+    dropped_inputs: Counter = field(init=False)
 
     def __post_init__(self) -> None:
         r = self.registry
@@ -51,6 +52,10 @@ class Metrics:
         )
         self.rejected_inputs = Counter(
             "intake_rejected_inputs", "Inbound inputs rejected", ["channel", "code"], registry=r
+        )
+        self.dropped_inputs = Counter(
+            "intake_dropped_inputs", "Inbound inputs dropped unanswered and unrecorded (noise, floods)",
+            ["channel", "reason"], registry=r,
         )
         self.projection_lag = Gauge(
             "intake_projection_lag_seconds", "Age of the newest event a runner applied", ["name"],

@@ -4,6 +4,12 @@ Transport only: frames are cut out of the byte stream (LF ... CR) or taken
 one per datagram, and answered by `channels.sia.answer_frame`. A frame whose
 signal cannot be committed (PostgreSQL down) gets no answer, so the device
 retries; nothing a peer sends can stop the listener.
+
+What one peer can take is bounded: TCP connections per source address and in
+all, a first frame within seconds of connecting and an idle limit after, frames
+per second per source address (TCP and UDP alike, so a flood costs neither log
+writes nor answers), and datagrams in flight. What is dropped is counted in
+`intake_dropped_inputs`, never answered and never written to the log.
 """
 
 from __future__ import annotations
@@ -19,16 +25,28 @@ from channels.alarm import command_from_frame, sia_key
 from channels.contact_id import AlarmSignal
 from channels.errors import ChannelError
 from channels.rejected import record_rejected
-from channels.sia import MAX_FRAME, Frame, answer_frame, nak
+from channels.sia import MAX_FRAME, Frame, NotDc09, answer_frame, nak
 from eventstore import StoreUnavailable
+from gateway.ratelimit import SourceLimiter
 from gateway.services import Services
 
 log = structlog.get_logger(__name__)
 
-IDLE_TIMEOUT = 120.0
-"""A TCP connection silent this long is closed."""
+FIRST_FRAME_TIMEOUT = 10.0
+"""A TCP connection that sends no frame this long after connecting is closed."""
+IDLE_TIMEOUT = 60.0
+"""A TCP connection silent this long between frames is closed (the device reconnects)."""
 FRAME_TIMEOUT = 10.0
 """Longest time spent on one frame before giving up (no answer)."""
+MAX_CONNECTIONS = 512
+"""Open TCP connections in all; more are closed at once."""
+MAX_CONNECTIONS_PER_SOURCE = 16
+"""Open TCP connections from one address (devices behind one carrier NAT share one)."""
+FRAMES_PER_SECOND = 50.0
+FRAME_BURST = 200
+"""Frames per source address. A device sends one per event and retries after seconds, but
+one address may carry many devices (a carrier NAT, an alarm centre relaying its accounts)."""
+MAX_DATAGRAMS_IN_FLIGHT = 256
 
 
 class SiaReceiver:
@@ -40,10 +58,22 @@ class SiaReceiver:
         self._udp: asyncio.DatagramTransport | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
+        self._per_source: dict[str, int] = {}
+        self._frames = SourceLimiter(FRAMES_PER_SECOND, FRAME_BURST)
 
-    async def handle(self, raw: bytes, transport: str, peer: str) -> bytes | None:
-        """The answer to one frame, or None when it must go unanswered."""
+    def _drop(self, reason: str) -> None:
+        self._services.metrics.dropped_inputs.labels("alarm", reason).inc()
+
+    async def handle(self, raw: bytes, transport: str, peer: str, source: str | None = None) -> bytes | None:
+        """The answer to one frame, or None when it must go unanswered.
+
+        `source` (the peer's address without its port) is what the frame rate
+        is limited by; None leaves the frame unlimited.
+        """
         services = self._services
+        if source is not None and not self._frames.allow(source):
+            self._drop("rate_limited")
+            return None
         now = services.clock.now()
 
         async def deliver(frame: Frame, signal: AlarmSignal) -> None:
@@ -60,22 +90,46 @@ class SiaReceiver:
             async with asyncio.timeout(FRAME_TIMEOUT):
                 return await answer_frame(raw, keys=services.settings.sia_keys, now=now,
                                           deliver=deliver, reject=reject)
+        except NotDc09:
+            self._drop("not_dc09")
         except (StoreUnavailable, TimeoutError) as exc:
             log.warning("sia_frame_unanswered", peer=peer, error=type(exc).__name__)
         except Exception:
             log.exception("sia_frame_failed", peer=peer)
         return None
 
+    def _admit(self, source: str) -> bool:
+        if len(self._writers) >= MAX_CONNECTIONS:
+            self._drop("too_many_connections")
+            return False
+        if self._per_source.get(source, 0) >= MAX_CONNECTIONS_PER_SOURCE:
+            self._drop("too_many_connections_from_source")
+            return False
+        self._per_source[source] = self._per_source.get(source, 0) + 1
+        return True
+
+    def _release(self, source: str) -> None:
+        left = self._per_source.pop(source, 1) - 1
+        if left > 0:
+            self._per_source[source] = left
+
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = str(writer.get_extra_info("peername"))
+        peername = writer.get_extra_info("peername")
+        peer = str(peername)
+        source = str(peername[0]) if isinstance(peername, tuple) else peer
+        if not self._admit(source):
+            writer.close()
+            return
         self._writers.add(writer)
         try:
+            timeout = FIRST_FRAME_TIMEOUT
             while True:
-                async with asyncio.timeout(IDLE_TIMEOUT):
+                async with asyncio.timeout(timeout):
                     chunk = await reader.readuntil(b"\r")
+                timeout = IDLE_TIMEOUT
                 start = chunk.rfind(b"\n")
                 raw = chunk[start:] if start >= 0 else chunk
-                answer = await self.handle(raw, "sia-tcp", peer)
+                answer = await self.handle(raw, "sia-tcp", peer, source)
                 if answer is not None:
                     writer.write(answer)
                     await writer.drain()
@@ -88,6 +142,7 @@ class SiaReceiver:
             pass
         finally:
             self._writers.discard(writer)
+            self._release(source)
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
@@ -98,6 +153,14 @@ class SiaReceiver:
                               at=self._services.clock.now(), peer=peer)
 
     def _datagram(self, data: bytes, addr: Any) -> None:
+        if len(self._tasks) >= MAX_DATAGRAMS_IN_FLIGHT:
+            self._drop("too_many_datagrams")
+            return
+        source = str(addr[0]) if isinstance(addr, tuple) else str(addr)
+        if not self._frames.allow(source):  # before a task is made: a flood costs little
+            self._drop("rate_limited")
+            return
+
         async def answer() -> None:
             reply = await self.handle(data, "sia-udp", str(addr))
             if reply is not None and self._udp is not None and not self._udp.is_closing():

@@ -15,6 +15,8 @@ from my_dc09_spt.msg.dc05_msg import dc05_msg
 from my_dc09_spt.msg.dc09_msg import dc09_msg
 from siadc09 import message
 
+from channels import sia
+from gateway import sia_listener
 from gateway.sia_listener import SiaReceiver
 from tests.integration.alarm_helpers import ELDER_ACCOUNT, events_of, outbox, register_elder
 
@@ -23,11 +25,32 @@ KEY = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
 
 @pytest.fixture
 async def receiver(services: Any) -> AsyncIterator[tuple[int, int]]:
+    """A receiver where the elder's device has an AES key (it must send encrypted frames)."""
     services.settings = dataclasses.replace(services.settings, sia_keys={ELDER_ACCOUNT: KEY})
     rx = SiaReceiver(services)
     ports = await rx.start("127.0.0.1", 0)
     yield ports
     await rx.close()
+
+
+@pytest.fixture
+async def plain_receiver(services: Any) -> AsyncIterator[tuple[int, int]]:
+    """A receiver with no keys: every account sends plain frames."""
+    rx = SiaReceiver(services)
+    ports = await rx.start("127.0.0.1", 0)
+    yield ports
+    await rx.close()
+
+
+def dropped(services: Any, reason: str) -> float:
+    value = services.metrics.registry.get_sample_value(
+        "intake_dropped_inputs_total", {"channel": "alarm", "reason": reason})
+    return value or 0.0
+
+
+def null_frame(seq: int, account: str = "5555") -> bytes:
+    body = b'"NULL"%04dL0#%s[]' % (seq, account.encode())
+    return b"\n%04X0%03X" % (sia.crc16_arc(body), len(body)) + body + b"\r"
 
 
 def send(port: int, kind: str, mtype: str, params: dict[str, Any], key: bytes | None = None,
@@ -54,10 +77,10 @@ async def _alarms(services: Any) -> list[Any]:
 
 
 async def test_plain_tcp_contact_id_alarm_opens_case_and_alerts_contacts(
-    services: Any, receiver: tuple[int, int]
+    services: Any, plain_receiver: tuple[int, int]
 ) -> None:
     await register_elder(services)
-    await asyncio.to_thread(send, receiver[0], "TCP", "ADM-CID", {"code": 101, "q": 1, "zone": 1})
+    await asyncio.to_thread(send, plain_receiver[0], "TCP", "ADM-CID", {"code": 101, "q": 1, "zone": 1})
     [alarm] = await _alarms(services)
     assert alarm["data"]["kind"] == "alarm" and alarm["data"]["account"] == ELDER_ACCOUNT
     [case] = await events_of(services, "CaseRegistered")
@@ -81,13 +104,13 @@ async def test_encrypted_udp_and_tcp_frames_are_acked(services: Any, receiver: t
 
 
 async def test_retransmitted_frame_is_acked_again_without_new_event(
-    services: Any, receiver: tuple[int, int]
+    services: Any, plain_receiver: tuple[int, int]
 ) -> None:
     await register_elder(services)
     frame = dc09_msg(ELDER_ACCOUNT, line=0).dc09block(
         42, "ADM-CID", dc05_msg.dc05event(ELDER_ACCOUNT, {"code": 101, "q": 1, "zone": 1})).encode()
-    first = await asyncio.to_thread(exchange, receiver[0], frame)
-    second = await asyncio.to_thread(exchange, receiver[1], frame, udp=True)
+    first = await asyncio.to_thread(exchange, plain_receiver[0], frame)
+    second = await asyncio.to_thread(exchange, plain_receiver[1], frame, udp=True)
     for answer in (first, second):
         parsed = message.parse_frame(answer)
         assert isinstance(parsed, message.AckMessage) and parsed.seq == 42
@@ -103,24 +126,110 @@ async def test_unknown_account_is_acked_and_flagged(services: Any, receiver: tup
     assert await outbox(services, case["data"]["case_id"]) == []
 
 
-async def test_test_signal_is_recorded_but_opens_no_case(services: Any, receiver: tuple[int, int]) -> None:
+async def test_test_signal_is_recorded_but_opens_no_case(
+    services: Any, plain_receiver: tuple[int, int]
+) -> None:
     await register_elder(services)
-    await asyncio.to_thread(send, receiver[0], "TCP", "ADM-CID", {"code": 602, "q": 1})
-    await asyncio.to_thread(send, receiver[1], "UDP", "SIA-DCS", {"code": "RP"})
+    await asyncio.to_thread(send, plain_receiver[0], "TCP", "ADM-CID", {"code": 602, "q": 1})
+    await asyncio.to_thread(send, plain_receiver[1], "UDP", "SIA-DCS", {"code": "RP"})
     assert [a["data"]["kind"] for a in await _alarms(services)] == ["test", "test"]
     assert await events_of(services, "CaseRegistered") == []
 
 
-async def test_bad_frames_get_nak_and_listener_survives(services: Any, receiver: tuple[int, int]) -> None:
-    for junk in (b"\nFFFF0010\"SIA-DCS\"0001L0#1234[]\r", b"hello\r", b"\n" + b"\xff" * 40 + b"\r"):
-        answer = await asyncio.to_thread(exchange, receiver[0], junk)
-        assert isinstance(message.parse_frame(answer), message.NakMessage)
-    oversized = await asyncio.to_thread(exchange, receiver[0], b"\n" + b"A" * 5000)
+async def test_bad_frames_get_nak_noise_is_dropped_and_listener_survives(
+    services: Any, plain_receiver: tuple[int, int]
+) -> None:
+    crc_wrong = b"\nFFFF0010\"SIA-DCS\"0001L0#1234[]\r"
+    answer = await asyncio.to_thread(exchange, plain_receiver[0], crc_wrong)
+    assert isinstance(message.parse_frame(answer), message.NakMessage)
+    oversized = await asyncio.to_thread(exchange, plain_receiver[0], b"\n" + b"A" * 5000)
     assert isinstance(message.parse_frame(oversized), message.NakMessage)
+    for noise in (b"hello\r", b"\n" + b"\xff" * 40 + b"\r"):
+        with pytest.raises(TimeoutError):
+            await asyncio.to_thread(exchange, plain_receiver[0], noise, timeout=0.5)
+        with pytest.raises(TimeoutError):
+            await asyncio.to_thread(exchange, plain_receiver[1], noise, udp=True, timeout=0.5)
+    assert dropped(services, "not_dc09") == 4
     rejected = await events_of(services, "InputRejected")
-    assert len(rejected) == 4 and {r["data"]["channel"] for r in rejected} == {"alarm"}
-    await asyncio.to_thread(send, receiver[0], "TCP", "ADM-CID", {"code": 101, "q": 1, "zone": 1})
+    assert len(rejected) == 2 and {r["data"]["channel"] for r in rejected} == {"alarm"}
+    await asyncio.to_thread(send, plain_receiver[0], "TCP", "ADM-CID", {"code": 101, "q": 1, "zone": 1})
     assert len(await _alarms(services)) == 1
+
+
+async def test_a_spoofed_plain_frame_for_a_keyed_account_gets_nak_and_opens_nothing(
+    services: Any, receiver: tuple[int, int]
+) -> None:
+    await register_elder(services)
+    body = b'"SIA-DCS"0044L0#' + ELDER_ACCOUNT.encode() + b"[#" + ELDER_ACCOUNT.encode() + b"|Nri1/MA01]"
+    spoof = b"\n%04X0%03X" % (sia.crc16_arc(body), len(body)) + body + b"\r"
+    for udp in (True, False):
+        answer = await asyncio.to_thread(exchange, receiver[int(udp)], spoof, udp=udp)
+        assert isinstance(message.parse_frame(answer), message.NakMessage)
+    assert await _alarms(services) == []
+    assert await events_of(services, "CaseRegistered") == []
+    rejected = await events_of(services, "InputRejected")
+    assert [r["data"]["code"] for r in rejected] == ["encryption_required"] * 2
+
+
+async def test_a_flood_from_one_source_is_dropped_unanswered(
+    services: Any, plain_receiver: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rx = SiaReceiver(services)
+    monkeypatch.setattr(rx, "_frames", sia_listener.SourceLimiter(0.01, 3))
+    tcp, udp = await rx.start("127.0.0.1", 0)
+    try:
+        answers = 0
+        for seq in range(1, 9):
+            try:
+                await asyncio.to_thread(exchange, udp, null_frame(seq), udp=True, timeout=0.4)
+                answers += 1
+            except TimeoutError:
+                pass
+        assert answers == 3
+        assert dropped(services, "rate_limited") == 5
+        with pytest.raises(TimeoutError):  # the same source over TCP shares the budget
+            await asyncio.to_thread(exchange, tcp, null_frame(9), timeout=0.5)
+    finally:
+        await rx.close()
+
+
+async def test_tcp_connections_are_capped_per_source(
+    services: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sia_listener, "MAX_CONNECTIONS_PER_SOURCE", 3)
+    rx = SiaReceiver(services)
+    tcp, _ = await rx.start("127.0.0.1", 0)
+    try:
+        held = [await asyncio.open_connection("127.0.0.1", tcp) for _ in range(3)]
+        reader, writer = await asyncio.open_connection("127.0.0.1", tcp)
+        assert await asyncio.wait_for(reader.read(), 2) == b""  # closed at once
+        writer.close()
+        assert dropped(services, "too_many_connections_from_source") == 1
+        held[0][1].close()
+        await held[0][1].wait_closed()
+        await asyncio.sleep(0.1)  # the receiver notices the hang-up
+        reader, writer = await asyncio.open_connection("127.0.0.1", tcp)
+        writer.write(null_frame(1))
+        assert await asyncio.wait_for(reader.readuntil(b"\r"), 2)  # admitted and answered
+        writer.close()
+        for _, w in held[1:]:
+            w.close()
+    finally:
+        await rx.close()
+
+
+async def test_a_connection_that_sends_nothing_is_closed(
+    services: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sia_listener, "FIRST_FRAME_TIMEOUT", 0.3)
+    rx = SiaReceiver(services)
+    tcp, _ = await rx.start("127.0.0.1", 0)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", tcp)
+        assert await asyncio.wait_for(reader.read(), 3) == b""
+        writer.close()
+    finally:
+        await rx.close()
 
 
 async def test_stale_timestamp_gets_nak_and_sender_corrects_its_clock(
@@ -138,17 +247,15 @@ async def test_stale_timestamp_gets_nak_and_sender_corrects_its_clock(
     assert isinstance(message.parse_frame(again, keys=KEY), message.AckMessage)
 
 
-async def test_database_down_means_no_answer(services: Any, receiver: tuple[int, int]) -> None:
+async def test_database_down_means_no_answer(services: Any, plain_receiver: tuple[int, int]) -> None:
     frame = dc09_msg(ELDER_ACCOUNT, line=0).dc09block(
         9, "ADM-CID", dc05_msg.dc05event(ELDER_ACCOUNT, {"code": 101, "q": 1, "zone": 1})).encode()
     await services.pool.close()
     with pytest.raises(TimeoutError):
-        await asyncio.to_thread(exchange, receiver[0], frame, timeout=1.5)
+        await asyncio.to_thread(exchange, plain_receiver[0], frame, timeout=1.5)
 
 
 async def test_close_hangs_up_idle_device_connections_at_once(services: Any) -> None:
-    from gateway.sia_listener import SiaReceiver
-
     receiver = SiaReceiver(services)
     tcp, _ = await receiver.start("127.0.0.1", 0)
     _reader, writer = await asyncio.open_connection("127.0.0.1", tcp)  # an idle device

@@ -100,13 +100,33 @@ async def test_bad_crc_gets_nak_with_receiver_time_and_is_rejected() -> None:
 
 @pytest.mark.parametrize("raw", [
     b"", b"garbage\r", b"\n00000000\r", b"\nZZZZ0010\"SIA-DCS\"0001L0#1234[]\r",
-    b"\n" + b"A" * 3000 + b"\r",
+    b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", cid_frame()[1:], cid_frame()[:-1],
 ])
-async def test_malformed_frames_get_nak(raw: bytes) -> None:
+async def test_what_is_not_dc09_at_all_is_neither_answered_nor_recorded(raw: bytes) -> None:
+    rx = Receiver()
+    with pytest.raises(sia.NotDc09):
+        await rx.answer(raw)
+    assert rx.rejected == [] and rx.delivered == []
+
+
+@pytest.mark.parametrize("raw", [
+    b"\n" + b"A" * 3000 + b"\r",
+    b"\n0000001A\"SIA-DCS\"0001L0#1234[]_00:00:00,01-01-2026\r",
+])
+async def test_malformed_dc09_frames_get_nak(raw: bytes) -> None:
     rx = Receiver()
     parsed = message.parse_frame(await rx.answer(raw))
     assert isinstance(parsed, message.NakMessage)
     assert rx.rejected == ["bad_frame"]
+
+
+async def test_plain_frame_for_an_account_with_a_key_gets_nak_and_opens_nothing() -> None:
+    rx = Receiver({"1234": KEY})
+    parsed = message.parse_frame(await rx.answer(cid_frame(account="1234")))
+    assert isinstance(parsed, message.NakMessage)
+    assert rx.rejected == ["encryption_required"] and rx.delivered == []
+    encrypted = message.parse_frame(await rx.answer(cid_frame(account="1234", key=KEY)), keys=KEY)
+    assert isinstance(encrypted, message.AckMessage) and len(rx.delivered) == 1
 
 
 def _wrap(body: bytes) -> bytes:
