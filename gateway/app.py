@@ -6,6 +6,7 @@ import importlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from urllib.parse import urlsplit
 
 import structlog
 from aiohttp import web
@@ -105,6 +106,34 @@ def add_routes(app: web.Application) -> None:
         importlib.import_module(name).setup(app)
 
 
+def content_security_policy(tiles: str) -> str:
+    """The CSP of every response: our own scripts only, nothing may frame us.
+
+    Map tiles (`INTAKE_MAP_TILES`, a URL template) are the one image source
+    from elsewhere; inline styles stay allowed for the citizen form's sheet.
+    """
+    images = "'self' data:"
+    parts = urlsplit(tiles.replace("{", "").replace("}", ""))
+    if parts.scheme in ("http", "https") and parts.netloc:
+        images += f" {parts.scheme}://{parts.netloc}"
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        f"img-src {images}; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'; frame-ancestors 'none'"
+    )
+
+
+def security_headers(csp: str) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    """An `on_response_prepare` hook: the headers every answer carries, errors and files included."""
+
+    async def add(request: web.Request, response: web.StreamResponse) -> None:
+        response.headers.setdefault("Content-Security-Policy", csp)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+
+    return add
+
+
 def create_app(
     settings: Settings,
     *,
@@ -131,6 +160,8 @@ def create_app(
             if owned:
                 await bootstrap.close_services(wired)
 
+    app.on_response_prepare.append(
+        security_headers(content_security_policy(settings.extra.get("INTAKE_MAP_TILES", ""))))
     app.cleanup_ctx.append(wire)
     add_routes(app)
     return app

@@ -52,3 +52,21 @@ async def test_api_json_body_with_lone_surrogate_is_400(client: Any) -> None:
                                  headers={**auth("t-agent"), "Content-Type": "application/json"})
     assert response.status == 400
     assert (await response.json())["error"]["code"] == "bad_text"
+
+
+@pytest.mark.parametrize("path", ["/", "/console/app.js", "/api/v1/cases", "/no/such/path", "/health"])
+async def test_every_answer_carries_the_security_headers(client: Any, path: str) -> None:
+    response = await client.get(path)
+    csp = response.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in csp and "script-src 'self'" in csp
+    assert "'unsafe-eval'" not in csp and "script-src 'self' 'unsafe-inline'" not in csp
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_map_tiles_are_the_only_foreign_image_source() -> None:
+    from gateway.app import content_security_policy
+
+    csp = content_security_policy("https://tiles.example.cn/{z}/{x}/{y}.png")
+    assert "img-src 'self' data: https://tiles.example.cn;" in csp
+    assert "img-src 'self' data:;" in content_security_policy("")
