@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -48,12 +49,32 @@ def token_of(request: web.Request) -> str | None:
     return None
 
 
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+
+
+class TokenTable:
+    """The configured tokens, looked up by their SHA-256.
+
+    A lookup by the token itself would compare the caller's guess with stored
+    tokens character by character; the time taken would tell how much of a
+    guess was right. Digests of guesses share no prefix an attacker can steer.
+    """
+
+    def __init__(self, tokens: Mapping[str, Token]) -> None:
+        self._by_digest = {_digest(token): who for token, who in tokens.items()}
+
+    def resolve(self, token: str | None) -> Principal | None:
+        """The principal of a token, or None when unknown."""
+        if token is None:
+            return None
+        found = self._by_digest.get(_digest(token))
+        return None if found is None else Principal(found.role, found.subject)
+
+
 def resolve(tokens: Mapping[str, Token], token: str | None) -> Principal | None:
-    """The principal of a token, or None when unknown."""
-    if token is None:
-        return None
-    found = tokens.get(token)
-    return None if found is None else Principal(found.role, found.subject)
+    """The principal of a token, or None when unknown (see `TokenTable`)."""
+    return TokenTable(tokens).resolve(token)
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -61,10 +82,11 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def make_middleware(tokens: Mapping[str, Token]) -> Middleware:
     """A middleware that attaches the caller's principal (or None) to each request."""
+    table = TokenTable(tokens)
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-        who = resolve(tokens, token_of(request))
+        who = table.resolve(token_of(request))
         if who is not None:
             request[PRINCIPAL] = who
         return await handler(request)
