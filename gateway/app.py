@@ -106,6 +106,16 @@ def add_routes(app: web.Application) -> None:
         importlib.import_module(name).setup(app)
 
 
+MAX_REQUEST_LINE = 64 * 1024
+"""Request lines up to 64 KiB (aiohttp's default is 8 KiB): an Open311 status poll of 1,000 ids fits."""
+
+
+def make_runner(app: web.Application, *, shutdown_timeout: float) -> web.AppRunner:
+    """The runner `intake serve` serves the app with."""
+    return web.AppRunner(app, shutdown_timeout=shutdown_timeout, access_log=None,
+                         max_line_size=MAX_REQUEST_LINE)
+
+
 def content_security_policy(tiles: str) -> str:
     """The CSP of every response: our own scripts only, nothing may frame us.
 

@@ -110,11 +110,11 @@ AfterStart = Callable[[Settings, web.Application], Awaitable[None]]
 
 async def serve(settings: Settings, *, after_start: AfterStart | None = None) -> int:
     """Run the gateway until SIGINT / SIGTERM, then drain and close."""
-    from gateway.app import create_app
+    from gateway.app import create_app, make_runner
 
     async with stores(settings) as live:
         app = create_app(live)
-        runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT, access_log=None)
+        runner = make_runner(app, shutdown_timeout=SHUTDOWN_TIMEOUT)
         await runner.setup()
         site = web.TCPSite(runner, live.http_host, live.http_port)
         await site.start()

@@ -71,6 +71,9 @@ def test_serve_from_empty_data_dir(tmp_path: Path) -> None:
         assert healthy, f"not healthy within {STARTUP_LIMIT_S}s"
         assert elapsed < STARTUP_LIMIT_S
         assert postgres_running(data_dir)
+        long_line = f"http://127.0.0.1:{port}/health?pad=" + "x" * 40_000  # an Open311 poll of 1,000 ids
+        with urllib.request.urlopen(long_line, timeout=5) as response:
+            assert response.status == 200
     finally:
         proc.send_signal(signal.SIGTERM)
         output, _ = proc.communicate(timeout=30)
