@@ -43,6 +43,7 @@ from bench.scratch import DEFAULT_DSN, create_database, database_dsn, drop_datab
 from eventstore.migrate import migrate
 from eventstore.postgres import PostgresEventStore, create_pool
 from eventstore.records import Checkpoint, NewEvent
+from gateway.bootstrap import SCHEMA
 from gateway.cli.main import run_command
 
 WARMUP = 1.0
@@ -366,7 +367,7 @@ async def _fresh_db(admin_dsn: str, kind: str) -> str:
     try:
         await conn.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = on')
         if kind in TAILED:
-            await migrate(conn)
+            await migrate(conn, SCHEMA)
         elif kind == "raw":
             await conn.execute(
                 "CREATE TABLE raw_events (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "

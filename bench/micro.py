@@ -36,6 +36,7 @@ from dispatch.missed_calls.task import CallerGotThrough, callback_stream, decide
 from eventstore.migrate import migrate
 from eventstore.postgres import PostgresEventStore, _cheap_reset, create_pool
 from eventstore.records import NewEvent
+from gateway.bootstrap import SCHEMA
 from gateway.cli.main import run_command
 
 
@@ -72,7 +73,7 @@ async def _scratch_pool(admin_dsn: str) -> AsyncIterator[asyncpg.Pool]:
     try:
         conn = await asyncpg.connect(dsn)
         try:
-            await migrate(conn)
+            await migrate(conn, SCHEMA)
         finally:
             await conn.close()
         pool = await create_pool(dsn, min_size=2, max_size=4)

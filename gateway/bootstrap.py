@@ -29,14 +29,19 @@ from redis.exceptions import RedisError
 
 from dispatch.core.bus import MessageBus, collect_handlers
 from dispatch.core.clock import Clock, SystemClock
+from dispatch.migrations import DISPATCH
 from eventstore.group import enabled as group_commit_enabled
 from eventstore.leadership import Leadership
-from eventstore.migrate import migrate
+from eventstore.migrate import Component, migrate
+from eventstore.migrations import EVENTSTORE
 from eventstore.postgres import PostgresEventStore, create_pool
 from gateway.services import Metrics, Services
 from gateway.settings import Settings
 
 log = structlog.get_logger(__name__)
+
+SCHEMA: tuple[Component, ...] = (EVENTSTORE, DISPATCH)
+"""Every component's migrations, applied at start in this order."""
 
 PROJECTION_MODULES: tuple[str, ...] = (
     "dispatch.missed_calls.read_model",
@@ -112,7 +117,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
         raise ValueError("build_services needs a database URL (the CLI starts embedded servers)")
     pool = await create_pool(settings.database_url, application_name=f"intake-{settings.role}")
     async with pool.acquire() as conn:
-        await migrate(conn)
+        await migrate(conn, SCHEMA)
     store = PostgresEventStore(pool, group_commit=group_commit_enabled(settings.extra))
     clock = clock or SystemClock()
     redis_client = await connect_redis(settings.redis_url)
