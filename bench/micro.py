@@ -28,8 +28,9 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from bench.scratch import DEFAULT_DSN, create_database, drop_database
-from channels.message import Caller, InboundContact
+from dispatch.cases.registration import CallerInfo
 from dispatch.core.messages import from_data, metadata, to_data, to_new_event
+from dispatch.intake.contact import InboundContact
 from dispatch.intake.sms import CaseMessageReceived, SmsReceived
 from dispatch.missed_calls.policy import CloseOnContact, close_on_contact
 from dispatch.missed_calls.task import CallerGotThrough, callback_stream, decide_got_through, fold
@@ -159,8 +160,9 @@ async def _contacts(admin_dsn: str, lengths: tuple[int, ...] = (0, 1_000, 5_000)
 def _decode(n: int) -> None:
     now = datetime.now(UTC)
     contact = InboundContact(
-        channel="sms", kind="sms", idempotency_key="twilio:sms:SM1", caller=Caller(phone="+8613900000001"),
-        occurred_at=now, received_at=now, text="停电了，整栋楼没电",
+        channel="sms", kind="sms", idempotency_key="twilio:sms:SM1",
+        caller=CallerInfo(phone="+8613900000001"), occurred_at=now, received_at=now,
+        text="停电了，整栋楼没电",
         raw={"MessageSid": "SM1", "From": "+8613900000001", "Body": "停电了"},
         extra={"source": "twilio", "message_sid": "SM1", "to": "+8695598"})
     for evt in (SmsReceived(contact), CaseMessageReceived("C1", "sms", "+8613900000001", "停电了", contact)):
