@@ -35,6 +35,7 @@ from eventstore.leadership import Leadership
 from eventstore.migrate import Component, migrate
 from eventstore.migrations import EVENTSTORE
 from eventstore.postgres import PostgresEventStore, create_pool
+from gateway.notify import providers_from
 from gateway.services import Metrics, Services
 from gateway.settings import Settings
 
@@ -125,6 +126,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
     services = Services(
         settings=settings, pool=pool, store=store, clock=clock, bus=bus,
         redis=redis_client, metrics=Metrics(), leadership=Leadership(pool),
+        notify_providers=providers_from(settings),
     )
     bus.provide("services", services)
     bus.provide("pool", pool)
