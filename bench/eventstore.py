@@ -43,8 +43,8 @@ from bench.scratch import DEFAULT_DSN, create_database, database_dsn, drop_datab
 from eventstore.migrate import migrate
 from eventstore.postgres import PostgresEventStore, create_pool
 from eventstore.records import Checkpoint, NewEvent
-from gateway.bootstrap import SCHEMA
 from gateway.cli.main import run_command
+from gateway.schema import SCHEMA
 
 WARMUP = 1.0
 DATA = {"caller": "1380000xxxx", "channel": "sms", "text": "power cut on Renmin Road no. 12"}

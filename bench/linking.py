@@ -362,7 +362,7 @@ async def _run_on_postgres(dsn: str, contacts: Sequence[Contact], params: LinkPa
     from bench.scratch import create_database, drop_database
     from dispatch.linking.policy import PgCandidates
     from eventstore.migrate import migrate
-    from gateway.bootstrap import SCHEMA
+    from gateway.schema import SCHEMA
 
     name = f"intake_bench_linking_{uuid.uuid4().hex[:8]}"
     scratch = await create_database(dsn, name)

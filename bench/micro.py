@@ -37,8 +37,8 @@ from dispatch.missed_calls.task import CallerGotThrough, callback_stream, decide
 from eventstore.migrate import migrate
 from eventstore.postgres import PostgresEventStore, _cheap_reset, create_pool
 from eventstore.records import NewEvent
-from gateway.bootstrap import SCHEMA
 from gateway.cli.main import run_command
+from gateway.schema import SCHEMA
 
 
 async def _per_call(work: Callable[[], Awaitable[None]], n: int) -> float:

@@ -29,20 +29,16 @@ from redis.exceptions import RedisError
 
 from dispatch.core.bus import MessageBus, collect_handlers
 from dispatch.core.clock import Clock, SystemClock
-from dispatch.migrations import DISPATCH
 from eventstore.group import enabled as group_commit_enabled
 from eventstore.leadership import Leadership
-from eventstore.migrate import Component, migrate
-from eventstore.migrations import EVENTSTORE
+from eventstore.migrate import migrate
 from eventstore.postgres import PostgresEventStore, create_pool
 from gateway.notify import providers_from
+from gateway.schema import SCHEMA
 from gateway.services import Metrics, Services
 from gateway.settings import Settings
 
 log = structlog.get_logger(__name__)
-
-SCHEMA: tuple[Component, ...] = (EVENTSTORE, DISPATCH)
-"""Every component's migrations, applied at start in this order."""
 
 PROJECTION_MODULES: tuple[str, ...] = (
     "dispatch.missed_calls.read_model",

@@ -22,7 +22,7 @@ from bench.scratch import create_database, drop_database
 from dispatch.core.clock import FakeClock
 from eventstore.migrate import migrate
 from eventstore.postgres import PostgresEventStore, create_pool
-from gateway.bootstrap import SCHEMA
+from gateway.schema import SCHEMA
 from gateway.settings import Settings, Token
 
 TOKENS = {

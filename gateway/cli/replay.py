@@ -184,7 +184,7 @@ async def _replay(args: argparse.Namespace, database_url: str) -> int:
     from dispatch.core.bus import collect_handlers
     from eventstore.migrate import migrate
     from eventstore.postgres import PostgresEventStore, create_pool
-    from gateway.bootstrap import SCHEMA
+    from gateway.schema import SCHEMA
 
     collect_handlers()  # imports every domain module: all event types and case appliers registered
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import asyncpg
 
 from eventstore.migrate import Component, discover, migrate
-from gateway.bootstrap import SCHEMA
+from gateway.schema import SCHEMA
 
 
 async def test_the_schema_is_recorded_under_the_component_names_existing_databases_know(pg_dsn: str) -> None:
