@@ -44,6 +44,7 @@ from eventstore.migrate import migrate
 from eventstore.postgres import PostgresEventStore, create_pool
 from eventstore.records import Checkpoint, NewEvent
 from gateway.cli.main import run_command
+from gateway.schema import SCHEMA
 
 WARMUP = 1.0
 DATA = {"caller": "1380000xxxx", "channel": "sms", "text": "power cut on Renmin Road no. 12"}
@@ -366,7 +367,7 @@ async def _fresh_db(admin_dsn: str, kind: str) -> str:
     try:
         await conn.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = on')
         if kind in TAILED:
-            await migrate(conn)
+            await migrate(conn, SCHEMA)
         elif kind == "raw":
             await conn.execute(
                 "CREATE TABLE raw_events (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "

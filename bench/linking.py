@@ -362,6 +362,7 @@ async def _run_on_postgres(dsn: str, contacts: Sequence[Contact], params: LinkPa
     from bench.scratch import create_database, drop_database
     from dispatch.linking.policy import PgCandidates
     from eventstore.migrate import migrate
+    from gateway.schema import SCHEMA
 
     name = f"intake_bench_linking_{uuid.uuid4().hex[:8]}"
     scratch = await create_database(dsn, name)
@@ -369,7 +370,7 @@ async def _run_on_postgres(dsn: str, contacts: Sequence[Contact], params: LinkPa
         pool = await asyncpg.create_pool(scratch, min_size=1, max_size=2)
         try:
             async with pool.acquire() as conn:
-                await migrate(conn)
+                await migrate(conn, SCHEMA)
             return await run(contacts, params, PgCandidates(pool, params))
         finally:
             await pool.close()

@@ -28,8 +28,9 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from bench.scratch import DEFAULT_DSN, create_database, drop_database
-from channels.message import Caller, InboundContact
+from dispatch.cases.registration import CallerInfo
 from dispatch.core.messages import from_data, metadata, to_data, to_new_event
+from dispatch.intake.contact import InboundContact
 from dispatch.intake.sms import CaseMessageReceived, SmsReceived
 from dispatch.missed_calls.policy import CloseOnContact, close_on_contact
 from dispatch.missed_calls.task import CallerGotThrough, callback_stream, decide_got_through, fold
@@ -37,6 +38,7 @@ from eventstore.migrate import migrate
 from eventstore.postgres import PostgresEventStore, _cheap_reset, create_pool
 from eventstore.records import NewEvent
 from gateway.cli.main import run_command
+from gateway.schema import SCHEMA
 
 
 async def _per_call(work: Callable[[], Awaitable[None]], n: int) -> float:
@@ -72,7 +74,7 @@ async def _scratch_pool(admin_dsn: str) -> AsyncIterator[asyncpg.Pool]:
     try:
         conn = await asyncpg.connect(dsn)
         try:
-            await migrate(conn)
+            await migrate(conn, SCHEMA)
         finally:
             await conn.close()
         pool = await create_pool(dsn, min_size=2, max_size=4)
@@ -158,8 +160,9 @@ async def _contacts(admin_dsn: str, lengths: tuple[int, ...] = (0, 1_000, 5_000)
 def _decode(n: int) -> None:
     now = datetime.now(UTC)
     contact = InboundContact(
-        channel="sms", kind="sms", idempotency_key="twilio:sms:SM1", caller=Caller(phone="+8613900000001"),
-        occurred_at=now, received_at=now, text="停电了，整栋楼没电",
+        channel="sms", kind="sms", idempotency_key="twilio:sms:SM1",
+        caller=CallerInfo(phone="+8613900000001"), occurred_at=now, received_at=now,
+        text="停电了，整栋楼没电",
         raw={"MessageSid": "SM1", "From": "+8613900000001", "Body": "停电了"},
         extra={"source": "twilio", "message_sid": "SM1", "to": "+8695598"})
     for evt in (SmsReceived(contact), CaseMessageReceived("C1", "sms", "+8613900000001", "停电了", contact)):

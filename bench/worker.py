@@ -42,8 +42,9 @@ from bench.scratch import (
     load_average,
     wal_flushes,
 )
-from channels.message import Caller, InboundContact
 from dispatch.cases.read_model import CasesProjection
+from dispatch.cases.registration import CallerInfo
+from dispatch.intake.contact import InboundContact
 from dispatch.intake.sms import ReceiveSms, SmsIntakePolicy, receive_sms
 from eventstore import RecordedEvent
 from eventstore.subscriptions import Change, ProjectionRunner, ReactorRunner
@@ -106,7 +107,7 @@ def _sms(n: int, senders: int) -> ReceiveSms:
     sid = f"SM{n:032d}"
     return ReceiveSms(InboundContact(
         channel="sms", kind="sms", idempotency_key=f"twilio:sms:{sid}",
-        caller=Caller(phone=f"+86139{n % senders:08d}"), occurred_at=at, received_at=at,
+        caller=CallerInfo(phone=f"+86139{n % senders:08d}"), occurred_at=at, received_at=at,
         text=TEXTS[n % 3], raw={"MessageSid": sid}, extra={"source": "twilio", "message_sid": sid}))
 
 

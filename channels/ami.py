@@ -24,8 +24,9 @@ from panoramisk import Manager
 from panoramisk.ami_protocol import AMIProtocol
 
 from channels.errors import BadInput
-from channels.message import Caller, InboundContact
+from dispatch.cases.registration import CallerInfo
 from dispatch.intake.calls import RecordCall
+from dispatch.intake.contact import InboundContact
 
 log = structlog.get_logger(__name__)
 
@@ -84,7 +85,7 @@ def to_command(event: Mapping[str, Any], received_at: datetime, *, key_suffix: s
         raise BadInput(f"AMI {name or 'message'} without a usable Uniqueid", code="bad_event")
     contact = InboundContact(
         channel="phone", kind=f"call_{kind}", idempotency_key=f"ami:{uid}:{name}{key_suffix}",
-        caller=Caller(phone=event.get("CallerIDNum") or None, name=event.get("CallerIDName") or None),
+        caller=CallerInfo(phone=event.get("CallerIDNum") or None, name=event.get("CallerIDName") or None),
         occurred_at=_time(event, received_at), received_at=received_at, raw=dict(event),
         extra={"source": "ami", "event": name},
     )

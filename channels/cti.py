@@ -12,8 +12,9 @@ from datetime import datetime
 from typing import Any
 
 from channels.errors import BadInput
-from channels.message import Caller, InboundContact
+from dispatch.cases.registration import CallerInfo
 from dispatch.intake.calls import CALL_KINDS, RecordCall
+from dispatch.intake.contact import InboundContact
 
 _ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 
@@ -58,7 +59,7 @@ def parse_event(body: Mapping[str, Any], received_at: datetime) -> RecordCall:
         channel="phone",
         kind=f"call_{kind}",
         idempotency_key=f"cti:{event_id}",
-        caller=Caller(phone=caller),
+        caller=CallerInfo(phone=caller),
         occurred_at=at,
         received_at=received_at,
         raw=dict(body),

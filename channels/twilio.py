@@ -14,9 +14,10 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qsl
 
 from channels.errors import BadInput, BadSignature, ChannelDisabled
-from channels.message import Caller, InboundContact
 from channels.signatures import twilio_algorithm, twilio_valid
+from dispatch.cases.registration import CallerInfo
 from dispatch.intake.calls import RecordCall
+from dispatch.intake.contact import InboundContact
 from dispatch.intake.sms import ReceiveSms
 
 Form = dict[str, list[str]]
@@ -88,7 +89,7 @@ def parse_sms(form: Form, received_at: datetime) -> ReceiveSms:
         raise BadInput("form field 'Body' is required", code="missing_field")
     contact = InboundContact(
         channel="sms", kind="sms", idempotency_key=f"twilio:sms:{sid}",
-        caller=Caller(phone=sender), occurred_at=received_at, received_at=received_at,
+        caller=CallerInfo(phone=sender), occurred_at=received_at, received_at=received_at,
         text=_one(form, "Body", required=False), raw=_raw(form),
         extra={"source": "twilio", "message_sid": sid, "to": _one(form, "To", required=False)},
     )
@@ -124,7 +125,7 @@ def parse_voice_status(form: Form, received_at: datetime) -> RecordCall:
     kind = _call_kind(status, direction)
     contact = InboundContact(
         channel="phone", kind=f"call_{kind}", idempotency_key=f"twilio:call:{sid}:{status}",
-        caller=Caller(phone=sender), occurred_at=_timestamp(form, received_at),
+        caller=CallerInfo(phone=sender), occurred_at=_timestamp(form, received_at),
         received_at=received_at, raw=_raw(form),
         extra={"source": "twilio", "call_status": status, "direction": direction},
     )

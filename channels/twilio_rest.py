@@ -1,4 +1,4 @@
-"""Twilio's Messages REST API as an outbound SMS provider."""
+"""Twilio's Messages REST API as an outbound SMS provider (a `dispatch.notify` `Provider`)."""
 
 from __future__ import annotations
 
@@ -8,28 +8,9 @@ from typing import Any
 
 import aiohttp
 
-from channels.errors import ChannelError
+from dispatch.notify.provider import Delivery, DeliveryError
 
 DEFAULT_API_BASE = "https://api.twilio.com"
-
-
-class DeliveryError(ChannelError):
-    """A provider did not take a message; `retryable` says whether trying again may help."""
-
-    code = "delivery_failed"
-
-    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retryable = retryable
-        self.retry_after = retry_after
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """What a provider answered for an accepted message."""
-
-    provider_id: str | None
-    status: str
 
 
 def _basic(user: str, password: str) -> str:

@@ -22,17 +22,17 @@ carries one append at a time. See `eventstore/README.md` (Group commit).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import structlog
 
 from eventstore.errors import AppendFailed, EventStoreError, StoreUnavailable, WrongExpectedVersion
-from eventstore.postgres import PostgresEventStore, _append_args, _same_stream
-from eventstore.records import AppendResult, NewEvent
+from eventstore.records import AppendArgs, AppendResult, NewEvent
 
 log = structlog.get_logger(__name__)
 
@@ -50,26 +50,30 @@ An answer reaches a caller awaiting `append` one turn after its flush set it
 _SQL = "SELECT * FROM intake_append_many($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 
 
+class GroupedStore(Protocol):
+    """What a `GroupCommitter` needs of the store it commits for (`PostgresEventStore`)."""
+
+    def connection(self) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        """A pooled connection; an unreachable database raises `StoreUnavailable`."""
+        ...
+
+    def wake(self, categories: Iterable[str] | None = None) -> None:
+        """Wake readers of these stream categories after a commit."""
+        ...
+
+    async def append_args_now(self, conn: asyncpg.Connection, args: AppendArgs) -> AppendResult:
+        """One plain append on `conn`, in a transaction of its own; wakes readers."""
+        ...
+
+
 @dataclass(slots=True)
 class _Pending:
-    args: tuple[Any, ...]  # intake_append's arguments (see postgres._append_args)
+    args: AppendArgs
     done: asyncio.Future[AppendResult]
 
     @property
     def stream(self) -> str:
-        return str(self.args[0])
-
-    @property
-    def category(self) -> str:
-        return str(self.args[1])
-
-    @property
-    def expected(self) -> int:
-        return int(self.args[2])
-
-    @property
-    def key(self) -> str | None:
-        return self.args[3]  # type: ignore[no-any-return]
+        return self.args.stream
 
     def answer(self, result: AppendResult) -> None:
         """Give the caller its result, unless it went away (or was answered) already."""
@@ -85,7 +89,7 @@ class _Pending:
 class GroupCommitter:
     """Queues a store's appends and commits concurrent ones together, each with its own answer."""
 
-    def __init__(self, store: PostgresEventStore) -> None:
+    def __init__(self, store: GroupedStore) -> None:
         self._store = store
         self._queue: list[_Pending] = []
         self._flushing = 0
@@ -101,7 +105,7 @@ class GroupCommitter:
         idempotency_key: str | None = None,
     ) -> AppendResult:
         """`EventStore.append`, committed together with concurrent calls."""
-        args = _append_args(stream, events, expected_version, idempotency_key)
+        args = AppendArgs.of(stream, events, expected_version, idempotency_key)
         loop = asyncio.get_running_loop()
         done: asyncio.Future[AppendResult] = loop.create_future()
         self._queue.append(_Pending(args, done))
@@ -178,7 +182,7 @@ class GroupCommitter:
             for item in batch:
                 await self._alone(conn, item)
             return
-        appended = {item.category for item, row in zip(batch, rows, strict=True)
+        appended = {item.args.category for item, row in zip(batch, rows, strict=True)
                     if row["status"] == "ok" and not row["out_duplicate"]}
         if appended:
             self._store.wake(appended)
@@ -200,14 +204,14 @@ def _columns(batch: list[_Pending]) -> list[list[Any]]:
     """The arrays of `intake_append_many`: per append, then its events flattened."""
     columns: list[list[Any]] = [[] for _ in range(9)]
     for item in batch:
-        stream, category, expected, key, types, versions, data, metadata = item.args
-        for column, value in zip(columns, (stream, category, expected, key, len(types)),
-                                 strict=False):
+        args = item.args
+        for column, value in zip(columns, (args.stream, args.category, args.expected_version,
+                                           args.idempotency_key, len(args.types)), strict=False):
             column.append(value)
-        columns[5].extend(types)
-        columns[6].extend(versions)
-        columns[7].extend(data)
-        columns[8].extend(metadata)
+        columns[5].extend(args.types)
+        columns[6].extend(args.schema_versions)
+        columns[7].extend(args.data)
+        columns[8].extend(args.metadata)
     return columns
 
 
@@ -217,14 +221,14 @@ def _settle(item: _Pending, row: asyncpg.Record) -> bool:
     if status == "retry":
         return True
     if status == "wrong":
-        item.fail(WrongExpectedVersion(item.stream, item.expected, row["actual"]))
+        item.fail(WrongExpectedVersion(item.stream, item.args.expected_version, row["actual"]))
     elif status == "error":
         item.fail(AppendFailed(f"append to {item.stream!r} failed: {row['message']}"))
     else:
         result = AppendResult(row["out_stream"], tuple(row["out_positions"]), row["out_first"],
                               row["out_last"], row["out_duplicate"])
         try:
-            item.answer(_same_stream(result, item.stream, item.key))
+            item.answer(item.args.answer(result))
         except EventStoreError as exc:
             item.fail(exc)
     return False

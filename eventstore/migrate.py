@@ -1,15 +1,17 @@
 """Versioned, idempotent schema migrations applied at start.
 
 Each component (the event store, the read models of `dispatch`, ...) keeps
-numbered SQL files `NNNN_name.sql` in a `migrations/` folder. A file is applied
-once, in a transaction, and recorded in `intake_migrations`; an advisory lock
-keeps two starting processes from applying the same file twice.
+numbered SQL files `NNNN_name.sql` in a `migrations/` folder and declares it
+as a `Component`; the caller passes the components to `migrate`. A file is
+applied once, in a transaction, and recorded in `intake_migrations` under its
+component's name; an advisory lock keeps two starting processes from applying
+the same file twice.
 """
 
 from __future__ import annotations
 
-import importlib
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,31 +34,35 @@ class Migration:
     sql: str
 
 
-def discover(component: str, package: str) -> list[Migration]:
-    """The migrations shipped in `<package>/migrations/`, in version order."""
-    module_file = importlib.import_module(package).__file__
-    assert module_file is not None
-    folder = Path(module_file).parent / "migrations"
+@dataclass(frozen=True, slots=True)
+class Component:
+    """A part of the schema with migrations of its own.
+
+    `name` is what `intake_migrations` records its files under (renaming it
+    would apply them again); `folder` holds its `NNNN_name.sql` files.
+    """
+
+    name: str
+    folder: Path
+
+
+def discover(component: Component) -> list[Migration]:
+    """The migrations in a component's folder, in version order."""
     found = []
-    for entry in folder.iterdir():
+    for entry in component.folder.iterdir():
         match = _FILE.match(entry.name)
         if match:
-            found.append(Migration(component, int(match.group(1)), entry.name, entry.read_text("utf-8")))
+            found.append(
+                Migration(component.name, int(match.group(1)), entry.name, entry.read_text("utf-8"))
+            )
     versions = [m.version for m in found]
     if len(versions) != len(set(versions)):
-        raise RuntimeError(f"duplicate migration numbers in {package}/migrations")
+        raise RuntimeError(f"duplicate migration numbers in {component.folder}")
     return sorted(found, key=lambda m: m.version)
 
 
-COMPONENTS: tuple[tuple[str, str], ...] = (
-    ("eventstore", "eventstore"),
-    ("dispatch", "dispatch"),
-)
-"""(component, package) pairs whose migrations every start applies, in this order."""
-
-
-async def migrate(conn: asyncpg.Connection) -> list[Migration]:
-    """Apply every migration not yet applied; return the ones applied now."""
+async def migrate(conn: asyncpg.Connection, components: Sequence[Component]) -> list[Migration]:
+    """Apply every migration of `components`, in their order, not yet applied; return those applied now."""
     await conn.execute(
         """CREATE TABLE IF NOT EXISTS intake_migrations (
                component text NOT NULL, version integer NOT NULL, name text NOT NULL,
@@ -70,19 +76,19 @@ async def migrate(conn: asyncpg.Connection) -> list[Migration]:
             (r["component"], r["version"])
             for r in await conn.fetch("SELECT component, version FROM intake_migrations")
         }
-        for component, package in COMPONENTS:
-            for migration in discover(component, package):
-                if (component, migration.version) in done:
+        for component in components:
+            for migration in discover(component):
+                if (migration.component, migration.version) in done:
                     continue
                 async with conn.transaction():
                     await conn.execute(migration.sql)
                     await conn.execute(
                         "INSERT INTO intake_migrations (component, version, name) VALUES ($1, $2, $3)",
-                        component,
+                        migration.component,
                         migration.version,
                         migration.name,
                     )
-                log.info("migration_applied", component=component, migration=migration.name)
+                log.info("migration_applied", component=migration.component, migration=migration.name)
                 applied.append(migration)
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)

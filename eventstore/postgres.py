@@ -17,21 +17,16 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 import structlog
 
-from eventstore.errors import (
-    AppendFailed,
-    IdempotencyConflict,
-    StoreUnavailable,
-    WrongExpectedVersion,
-)
+from eventstore.errors import AppendFailed, StoreUnavailable, WrongExpectedVersion
+from eventstore.group import GroupCommitter
 from eventstore.records import (
     ANY,
+    AppendArgs,
     AppendResult,
     Checkpoint,
     NewEvent,
     ReadBatch,
     RecordedEvent,
-    category_of,
-    check_append,
 )
 from eventstore.wakeup import Wakeup, WakeupHub
 
@@ -147,8 +142,6 @@ class PostgresEventStore:
         self, pool: asyncpg.Pool, *, acquire_timeout: float = 3.0, group_commit: bool = False
     ) -> None:
         """`group_commit`: commit concurrent appends together (`eventstore/group.py`)."""
-        from eventstore.group import GroupCommitter  # group.py builds on this module
-
         self.pool = pool
         self._group = GroupCommitter(self) if group_commit else None
         self._acquire_timeout = acquire_timeout
@@ -210,15 +203,15 @@ class PostgresEventStore:
         idempotency_key: str | None = None,
     ) -> AppendResult:
         """`append` in a transaction of its own, never grouped; wakes readers."""
-        args = _append_args(stream, events, expected_version, idempotency_key)
+        args = AppendArgs.of(stream, events, expected_version, idempotency_key)
         async with self.connection() as conn:
             return await self.append_args_now(conn, args)
 
-    async def append_args_now(self, conn: asyncpg.Connection, args: tuple[Any, ...]) -> AppendResult:
-        """`append_now` on `conn` (not in a transaction) of `_append_args`-shaped arguments."""
+    async def append_args_now(self, conn: asyncpg.Connection, args: AppendArgs) -> AppendResult:
+        """`append_now` on `conn` (not in a transaction) of arguments already checked."""
         result = await append_args_on(conn, args)
         if not result.duplicate:
-            self.wake((args[1],))  # the stream's category
+            self.wake((args.category,))
         return result
 
     async def read_stream(
@@ -395,26 +388,6 @@ class PostgresEventStore:
                 await self.pool.release(listener)
 
 
-def _append_args(
-    stream: str, events: Sequence[NewEvent], expected_version: int, idempotency_key: str | None
-) -> tuple[Any, ...]:
-    check_append(stream, events, expected_version)
-    metadata = [
-        {**e.metadata, "idempotency_key": idempotency_key} if idempotency_key else e.metadata
-        for e in events
-    ]
-    return (
-        stream,
-        category_of(stream),
-        expected_version,
-        idempotency_key,
-        [e.type for e in events],
-        [e.schema_version for e in events],
-        [e.data for e in events],
-        metadata,
-    )
-
-
 _APPEND = "SELECT * FROM intake_append($1, $2, $3, $4, $5, $6, $7, $8)"
 
 # The same append for ONE event as a single statement (no plpgsql): a
@@ -455,18 +428,21 @@ FROM head h LEFT JOIN dup d ON true LEFT JOIN ins i ON true
 """
 
 
-async def _call_append(conn: asyncpg.Connection, args: tuple[Any, ...]) -> asyncpg.Record:
+async def _call_append(conn: asyncpg.Connection, args: AppendArgs) -> asyncpg.Record:
     """One append statement; in a caller's transaction, inside a savepoint.
 
     The row: stream, positions, first and last version, duplicate, and (one
     event only) the actual version where the expected one was wrong.
     """
-    types = args[4]
-    if len(types) == 1:
+    params: tuple[object, ...]
+    if len(args.types) == 1:
         sql = _APPEND_ONE
-        params = (*args[:4], types[0], args[5][0], args[6][0], args[7][0])
+        params = (args.stream, args.category, args.expected_version, args.idempotency_key,
+                  args.types[0], args.schema_versions[0], args.data[0], args.metadata[0])
     else:
-        sql, params = _APPEND, args
+        sql = _APPEND
+        params = (args.stream, args.category, args.expected_version, args.idempotency_key,
+                  args.types, args.schema_versions, args.data, args.metadata)
     if conn.is_in_transaction():
         async with conn.transaction():
             return await conn.fetchrow(sql, *params)
@@ -487,12 +463,12 @@ async def append_on(
     them only then). Does not wake readers: call it through
     `PostgresEventStore.append`, or rely on NOTIFY / polling.
     """
-    return await append_args_on(conn, _append_args(stream, events, expected_version, idempotency_key))
+    return await append_args_on(conn, AppendArgs.of(stream, events, expected_version, idempotency_key))
 
 
-async def append_args_on(conn: asyncpg.Connection, args: tuple[Any, ...]) -> AppendResult:
-    """`append_on` with its arguments already checked and shaped by `_append_args`."""
-    stream, _, expected_version, idempotency_key = args[:4]
+async def append_args_on(conn: asyncpg.Connection, args: AppendArgs) -> AppendResult:
+    """`append_on` with its arguments already checked."""
+    stream, expected_version, idempotency_key = args.stream, args.expected_version, args.idempotency_key
     while True:
         try:
             row = await _call_append(conn, args)
@@ -500,7 +476,7 @@ async def append_args_on(conn: asyncpg.Connection, args: tuple[Any, ...]) -> App
             # Another append committed first: with the same key, or the same stream version.
             stored = await _stored_key(conn, idempotency_key) if idempotency_key else None
             if stored is not None:
-                return _same_stream(stored, stream, idempotency_key)
+                return args.answer(stored)
             if exc.constraint_name == _KEY_CONSTRAINT:
                 raise AppendFailed(f"idempotency key of {stream!r} taken but not visible") from exc
             if expected_version == ANY:
@@ -516,19 +492,10 @@ async def append_args_on(conn: asyncpg.Connection, args: tuple[Any, ...]) -> App
             raise AppendFailed(f"append to {stream!r} failed: {exc}") from exc
         if row[2] is None:  # one event, wrong expected version: nothing was written
             raise WrongExpectedVersion(stream, expected_version, row[5])
-        return _same_stream(
-            AppendResult(row[0], tuple(row[1]), row[2], row[3], row[4]), stream, idempotency_key
-        )
+        return args.answer(AppendResult(row[0], tuple(row[1]), row[2], row[3], row[4]))
 
 
 _KEY_CONSTRAINT = "idempotency_keys_pkey"
-
-
-def _same_stream(result: AppendResult, stream: str, key: str | None) -> AppendResult:
-    """The result, unless it is a stored key's first append to another stream."""
-    if result.duplicate and result.stream != stream:
-        raise IdempotencyConflict(key or "", stream, result.stream)
-    return result
 
 
 async def _stored_key(conn: asyncpg.Connection, key: str) -> AppendResult | None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from eventstore.errors import InvalidStreamName
+from eventstore.errors import IdempotencyConflict, InvalidStreamName
 
 NO_STREAM = -1
 """Expected version: the stream must not exist yet."""
@@ -97,6 +97,48 @@ class AppendResult:
     first_version: int
     last_version: int
     duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AppendArgs:
+    """One append's arguments, checked, in the columns the PostgreSQL append statements take.
+
+    Built once per append (`of`) and shared by the plain append and group
+    commit; the event columns run parallel, one entry per event.
+    """
+
+    stream: str
+    category: str
+    expected_version: int
+    idempotency_key: str | None
+    types: list[str]
+    schema_versions: list[int]
+    data: list[JSON]
+    metadata: list[JSON]
+
+    @classmethod
+    def of(
+        cls, stream: str, events: Sequence[NewEvent], expected_version: int, idempotency_key: str | None
+    ) -> AppendArgs:
+        """The arguments of `append`, refused (raises) if no store can take them."""
+        check_append(stream, events, expected_version)
+        return cls(
+            stream,
+            category_of(stream),
+            expected_version,
+            idempotency_key,
+            [e.type for e in events],
+            [e.schema_version for e in events],
+            [e.data for e in events],
+            [{**e.metadata, "idempotency_key": idempotency_key} if idempotency_key else e.metadata
+             for e in events],
+        )
+
+    def answer(self, result: AppendResult) -> AppendResult:
+        """The result for this append, unless it is its key's first append to another stream."""
+        if result.duplicate and result.stream != self.stream:
+            raise IdempotencyConflict(self.idempotency_key or "", self.stream, result.stream)
+        return result
 
 
 @dataclass(frozen=True, slots=True, order=True)

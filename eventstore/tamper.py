@@ -18,14 +18,11 @@ seal key, a superuser who rewrites every later hash and every later seal.
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
-from eventstore.errors import EventStoreError
 from eventstore.seals import (
     SEAL_COLUMNS,
     Seal,
@@ -38,9 +35,12 @@ from eventstore.seals import (
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-__all__ = ["BadEvent", "ChainBreak", "Sealer", "VerifyReport", "check_chains", "run_cli", "verify", "workers"]
+__all__ = [
+    "VERIFY_TIMEOUT", "BadEvent", "ChainBreak", "Sealer", "VerifyReport", "check_chains", "verify", "workers",
+]
 
-_TIMEOUT = 3600.0
+VERIFY_TIMEOUT = 3600.0
+"""Seconds one query of a verification may take: it reads the whole log."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,8 +125,8 @@ async def check_chains(conn: asyncpg.Connection, stream: str | None = None
     Run it inside a repeatable-read transaction for one consistent snapshot.
     """
     where, args = (_ONE_STREAM, [stream]) if stream is not None else ("", [])
-    checked = int(await conn.fetchval(_COUNT_SQL.format(where=where), *args, timeout=_TIMEOUT))
-    row = await conn.fetchrow(_CHAIN_SQL.format(where=where), *args, timeout=_TIMEOUT)
+    checked = int(await conn.fetchval(_COUNT_SQL.format(where=where), *args, timeout=VERIFY_TIMEOUT))
+    row = await conn.fetchrow(_CHAIN_SQL.format(where=where), *args, timeout=VERIFY_TIMEOUT)
     if row is None:
         return checked, None
     return checked, ChainBreak(row["stream"], row["position"], *_CHAIN_FAULTS[row["fault"]])
@@ -176,7 +176,7 @@ async def _check_range(conn: asyncpg.Connection, seal: Seal) -> BadEvent | None:
         "SELECT position, stream, hash FROM events "
         "WHERE (tx_id, position) > ($1::text::xid8, $2) AND (tx_id, position) <= ($3::text::xid8, $4) "
         "ORDER BY tx_id, position",
-        str(seal.after[0]), seal.after[1], str(seal.last[0]), seal.last[1], timeout=_TIMEOUT,
+        str(seal.after[0]), seal.after[1], str(seal.last[0]), seal.last[1], timeout=VERIFY_TIMEOUT,
     )
     return _compare(seal, rows)
 
@@ -223,7 +223,7 @@ async def verify(pool: asyncpg.Pool, *, key: bytes | None = None) -> VerifyRepor
         seals = await _check_seals(conn, key)
         unsealed = int(await conn.fetchval(
             "SELECT count(*) FROM events WHERE (tx_id, position) > ($1::text::xid8, $2)",
-            str(seals.last[0]), seals.last[1], timeout=_TIMEOUT,
+            str(seals.last[0]), seals.last[1], timeout=VERIFY_TIMEOUT,
         ))
     chain_bad = broken.bad_event() if broken is not None else None
     found = [b for b in (chain_bad, seals.bad) if b is not None]
@@ -235,36 +235,6 @@ async def verify(pool: asyncpg.Pool, *, key: bytes | None = None) -> VerifyRepor
     if unsealed:
         warnings.append(f"{unsealed} events are not sealed yet (deletions there are undetectable)")
     return VerifyReport(first is None, checked, first, seals.seals, unsealed, tuple(warnings))
-
-
-def format_report(report: VerifyReport) -> str:
-    """A one-paragraph, human-readable summary for `intake verify`."""
-    bad = report.first_bad
-    if bad is None:
-        head = f"intact: {report.checked} events, {report.seals} seals, {report.unsealed} unsealed"
-    else:
-        head = f"TAMPERED: stream {bad.stream!r} position {bad.position}: {bad.reason}"
-    return "\n".join([head, *(f"warning: {w}" for w in report.warnings)])
-
-
-async def run_cli(args: argparse.Namespace, settings: Any) -> int:
-    """`intake verify`: exit 0 when intact, 1 naming the first bad stream and position."""
-    from eventstore.postgres import create_pool
-    from gateway.cli.main import stores
-
-    # Verification needs PostgreSQL only: never start an embedded Redis for it.
-    needs = dataclasses.replace(settings, redis_url=settings.redis_url or "redis://unused")
-    async with stores(needs) as live:
-        if live.database_url is None:
-            raise EventStoreError("intake verify needs a database URL")
-        pool = await create_pool(live.database_url, min_size=1, max_size=2,
-                                 command_timeout=_TIMEOUT)
-        try:
-            report = await verify(pool)
-        finally:
-            await pool.close()
-    print(format_report(report))
-    return 0 if report.ok else 1
 
 
 def workers(services: Any) -> list[Callable[[], Awaitable[None]]]:

@@ -33,6 +33,8 @@ from eventstore.group import enabled as group_commit_enabled
 from eventstore.leadership import Leadership
 from eventstore.migrate import migrate
 from eventstore.postgres import PostgresEventStore, create_pool
+from gateway.notify import providers_from
+from gateway.schema import SCHEMA
 from gateway.services import Metrics, Services
 from gateway.settings import Settings
 
@@ -112,7 +114,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
         raise ValueError("build_services needs a database URL (the CLI starts embedded servers)")
     pool = await create_pool(settings.database_url, application_name=f"intake-{settings.role}")
     async with pool.acquire() as conn:
-        await migrate(conn)
+        await migrate(conn, SCHEMA)
     store = PostgresEventStore(pool, group_commit=group_commit_enabled(settings.extra))
     clock = clock or SystemClock()
     redis_client = await connect_redis(settings.redis_url)
@@ -120,6 +122,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
     services = Services(
         settings=settings, pool=pool, store=store, clock=clock, bus=bus,
         redis=redis_client, metrics=Metrics(), leadership=Leadership(pool),
+        notify_providers=providers_from(settings),
     )
     bus.provide("services", services)
     bus.provide("pool", pool)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 
 from dispatch.core.bus import MessageBus
 from dispatch.core.clock import Clock
+from dispatch.notify.provider import Provider
 from eventstore.leadership import Leadership
 from eventstore.postgres import PostgresEventStore
 from gateway.settings import Settings
@@ -75,6 +76,7 @@ class Services:
     redis: aioredis.Redis | None
     metrics: Metrics
     leadership: Leadership
+    notify_providers: Mapping[str, Provider]  # by outbox channel; see gateway.notify
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -22,6 +22,7 @@ from bench.scratch import create_database, drop_database
 from dispatch.core.clock import FakeClock
 from eventstore.migrate import migrate
 from eventstore.postgres import PostgresEventStore, create_pool
+from gateway.schema import SCHEMA
 from gateway.settings import Settings, Token
 
 TOKENS = {
@@ -68,7 +69,7 @@ def pg_template(pg_admin_dsn: str) -> Iterator[str]:
     async def create() -> None:
         conn = await asyncpg.connect(await create_database(pg_admin_dsn, name))
         try:
-            await migrate(conn)
+            await migrate(conn, SCHEMA)
         finally:
             await conn.close()
 

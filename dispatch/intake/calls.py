@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from channels.message import InboundContact
 from dispatch.core.errors import InvalidCommand, NotAllowed
 from dispatch.core.messages import Command, Event, event, metadata, to_new_event
+from dispatch.intake.contact import InboundContact
 from eventstore import ANY, AppendResult, EventStore
 from eventstore.errors import IdempotencyConflict
 

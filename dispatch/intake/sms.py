@@ -27,7 +27,6 @@ from typing import Any
 import asyncpg
 import structlog
 
-from channels.message import InboundContact
 from dispatch.cases.registration import (
     CallerInfo,
     CaseState,
@@ -43,6 +42,7 @@ from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand
 from dispatch.core.messages import Command, Event, event, from_recorded, metadata, to_new_event
 from dispatch.intake.classify import classify_text
+from dispatch.intake.contact import InboundContact
 from dispatch.missed_calls.task import caller_key
 from eventstore import ANY, AppendResult, EventStore, RecordedEvent
 from eventstore.errors import IdempotencyConflict

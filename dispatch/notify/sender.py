@@ -12,12 +12,11 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import asyncpg
 import structlog
 
-from channels.twilio_rest import DEFAULT_API_BASE, Delivery, DeliveryError, TwilioMessages
 from dispatch.cases.registration import mask_phone
 from dispatch.core.clock import Clock
 from dispatch.core.messages import Event, metadata
@@ -28,6 +27,7 @@ from dispatch.notify.outbox import (
     NotificationSent,
     append_on,
 )
+from dispatch.notify.provider import Delivery, DeliveryError, Provider
 from eventstore import EventStore
 
 log = structlog.get_logger(__name__)
@@ -42,16 +42,6 @@ _CLAIM = """UPDATE notification_outbox SET status = 'sending', attempts = attemp
 _UPDATE = """UPDATE notification_outbox SET status = $2, provider_id = coalesce($3, provider_id),
         last_error = $4, next_attempt_at = coalesce($5, next_attempt_at), lease_until = NULL,
         updated_at = now() WHERE id = $1"""
-
-
-class Provider(Protocol):
-    """Something that delivers a message or raises `DeliveryError`."""
-
-    name: str
-
-    async def send(self, to: str, text: str, dedup_key: str) -> Delivery:
-        """Deliver one message."""
-        ...
 
 
 class LogProvider:
@@ -146,27 +136,9 @@ class Sender:
         self._store.wake((NOTIFICATION_CATEGORY,))
 
 
-def providers_from(settings: Any) -> dict[str, Provider]:
-    """The providers the settings ask for (`INTAKE_SMS_PROVIDER=twilio|log`)."""
-    extra: Mapping[str, str] = settings.extra
-    log_provider = LogProvider()
-    wanted = extra.get("INTAKE_SMS_PROVIDER") or (
-        "twilio" if extra.get("INTAKE_TWILIO_ACCOUNT_SID") and settings.twilio_auth_token else "log"
-    )
-    found: dict[str, Provider] = {"log": log_provider, "sms": log_provider, "wechat": log_provider}
-    if wanted == "twilio":
-        found["sms"] = TwilioMessages(
-            account_sid=extra.get("INTAKE_TWILIO_ACCOUNT_SID", ""),
-            auth_token=settings.twilio_auth_token or "",
-            sender=extra.get("INTAKE_SMS_FROM", ""),
-            api_base=extra.get("INTAKE_TWILIO_API_BASE") or DEFAULT_API_BASE,
-        )
-    return found
-
-
 def workers(services: Any) -> list[Callable[[], Awaitable[None]]]:
-    """The outbox sender (bootstrap hook)."""
-    providers = providers_from(services.settings)
+    """The outbox sender (bootstrap hook), delivering through `services.notify_providers`."""
+    providers: Mapping[str, Provider] = services.notify_providers
     sender = Sender(services.pool, services.store, providers, services.clock)
 
     async def run() -> None:

@@ -193,7 +193,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "demo": _delegate("gateway.cli.demo", "run"),
     "load": _delegate("gateway.cli.loader", "run"),
     "replay": _delegate("gateway.cli.replay", "run"),
-    "verify": _delegate("eventstore.tamper", "run_cli"),
+    "verify": _delegate("gateway.cli.verify", "run"),
     "rebuild": _delegate("gateway.cli.rebuild", "run"),
     "bench": _cmd_bench,
 }

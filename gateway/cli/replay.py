@@ -184,6 +184,7 @@ async def _replay(args: argparse.Namespace, database_url: str) -> int:
     from dispatch.core.bus import collect_handlers
     from eventstore.migrate import migrate
     from eventstore.postgres import PostgresEventStore, create_pool
+    from gateway.schema import SCHEMA
 
     collect_handlers()  # imports every domain module: all event types and case appliers registered
 
@@ -191,7 +192,7 @@ async def _replay(args: argparse.Namespace, database_url: str) -> int:
     store = PostgresEventStore(pool)
     try:
         async with pool.acquire() as conn:
-            await migrate(conn)
+            await migrate(conn, SCHEMA)
         history = await case_history(store, args.case_id, parse_as_of(args.as_of))
         verify = await verify_stream(pool, case_stream(args.case_id))
         await record_read(store, SystemClock(), reader=f"cli:{getpass.getuser()}",

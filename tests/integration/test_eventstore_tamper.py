@@ -11,7 +11,8 @@ import pytest
 from eventstore import ANY, NewEvent
 from eventstore.postgres import PostgresEventStore
 from eventstore.seals import Sealer
-from eventstore.tamper import run_cli, verify
+from eventstore.tamper import verify
+from gateway.cli.verify import run as run_verify
 from gateway.settings import Settings
 
 Tamper = Callable[[asyncpg.Connection, dict[str, list[int]]], Awaitable[None]]
@@ -173,13 +174,13 @@ async def test_intake_verify_exit_codes(
     positions = await _fill(pg_store)
     await Sealer(pg_store.pool).seal_pending()
     settings = Settings(database_url=pg_dsn, redis_url="redis://unused", log_format="console")
-    assert await run_cli(argparse.Namespace(), settings) == 0
+    assert await run_verify(argparse.Namespace(), settings) == 0
     assert "intact: 7 events, 1 seals, 0 unsealed" in capsys.readouterr().out
     conn = await asyncpg.connect(pg_dsn)
     try:
         await delete_tail(conn, positions)
     finally:
         await conn.close()
-    assert await run_cli(argparse.Namespace(), settings) == 1
+    assert await run_verify(argparse.Namespace(), settings) == 1
     out = capsys.readouterr().out
     assert f"stream 'case-2' position {positions['case-2'][2]}" in out

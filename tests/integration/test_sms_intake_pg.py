@@ -11,11 +11,12 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from channels.message import Caller, InboundContact
 from dispatch.cases.actions import CloseCase
 from dispatch.cases.read_model import CasesProjection
+from dispatch.cases.registration import CallerInfo
 from dispatch.core.bus import MessageBus, collect_handlers
 from dispatch.core.clock import FakeClock
+from dispatch.intake.contact import InboundContact
 from dispatch.intake.sms import ReceiveSms, SmsIntakePolicy, receive_sms
 from eventstore.postgres import PostgresEventStore
 from eventstore.subscriptions import ProjectionRunner, ReactorRunner
@@ -26,7 +27,7 @@ SENDER = "+8613911112222"
 def sms(sid: str, text: str, sender: str = SENDER) -> ReceiveSms:
     at = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
     return ReceiveSms(InboundContact(
-        channel="sms", kind="sms", idempotency_key=f"twilio:sms:{sid}", caller=Caller(phone=sender),
+        channel="sms", kind="sms", idempotency_key=f"twilio:sms:{sid}", caller=CallerInfo(phone=sender),
         occurred_at=at, received_at=at, text=text, raw={"MessageSid": sid},
         extra={"source": "twilio", "message_sid": sid}))
 

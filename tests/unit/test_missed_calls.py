@@ -11,13 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from channels.cti import parse_event
-from channels.message import Caller, InboundContact
 from dispatch.cases.registration import CallerInfo, RegisterCase, register_case
 from dispatch.core.bus import MessageBus, collect_handlers
 from dispatch.core.clock import FakeClock
 from dispatch.core.errors import InvalidCommand, NotAllowed
 from dispatch.core.messages import to_new_event
 from dispatch.intake.calls import RecordCall
+from dispatch.intake.contact import InboundContact
 from dispatch.intake.sms import CaseMessageReceived, callable_number
 from dispatch.missed_calls.policy import (
     AssignCallbackTask,
@@ -177,7 +177,7 @@ async def test_assign_and_outcome_handlers() -> None:
 
 def _contact(phone: str, at: datetime) -> InboundContact:
     return InboundContact(channel="sms", kind="sms", idempotency_key=f"t:{at.isoformat()}",
-                          caller=Caller(phone=phone), occurred_at=at, received_at=at, text="hi")
+                          caller=CallerInfo(phone=phone), occurred_at=at, received_at=at, text="hi")
 
 
 @settings(max_examples=80, deadline=None)

@@ -8,9 +8,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from channels.message import Caller, InboundContact
-from dispatch.cases.registration import CaseState
+from dispatch.cases.registration import CallerInfo, CaseState
 from dispatch.core.clock import FakeClock
+from dispatch.intake.contact import InboundContact
 from dispatch.intake.sms import (
     ReceiveSms,
     SmsIntakePolicy,
@@ -48,7 +48,7 @@ class StaleReadModel:
 
 def contact(sid: str, phone: str | None = "+8613911112222") -> TakeInSms:
     found = InboundContact(channel="sms", kind="sms", idempotency_key=f"twilio:sms:{sid}",
-                           caller=Caller(phone=phone), occurred_at=T0, received_at=T0,
+                           caller=CallerInfo(phone=phone), occurred_at=T0, received_at=T0,
                            text="停电了", raw={"MessageSid": sid})
     return TakeInSms(found, sms_stream(found))
 
