@@ -16,7 +16,8 @@ from xml.etree import ElementTree
 
 from channels.errors import ChannelError
 from channels.rejected import redact_fields
-from dispatch.cases.registration import CATEGORIES, CallerInfo, Fault, Place, RegisterCase
+from dispatch.cases.events import CallerInfo, Fault, Place
+from dispatch.cases.registration import CATEGORIES, RegisterCase
 from dispatch.gis.geo import to_wgs84
 
 NAMES: dict[str, tuple[str, str]] = {

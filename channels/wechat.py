@@ -17,8 +17,10 @@ from typing import Any
 from xml.etree import ElementTree
 
 from channels.errors import BadInput
-from dispatch.cases.registration import CallerInfo, Place, RegisterCase, normalise_phone
+from dispatch.cases.events import CallerInfo, Place
+from dispatch.cases.registration import RegisterCase
 from dispatch.core.errors import InvalidCommand
+from dispatch.core.phone import normalise_phone
 from dispatch.gis.geo import to_wgs84
 from dispatch.intake.classify import classify_text
 

@@ -27,8 +27,9 @@ from dispatch.cases.events import (
     ExtensionRequested,
     FeedbackGiven,
 )
-from dispatch.cases.registration import CATEGORIES, RESPONSE_LIMIT_MINUTES, CaseState, case_stream, load_case
+from dispatch.cases.registration import CATEGORIES, RESPONSE_LIMIT_MINUTES
 from dispatch.cases.sla import SlaConfig
+from dispatch.cases.state import CaseState, case_stream, load_case
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand, NotAllowed, StaleVersion
 from dispatch.core.messages import Command, Event, metadata, to_new_event

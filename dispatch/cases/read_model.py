@@ -28,8 +28,8 @@ from dispatch.cases.events import (
     CaseDispatched,
     CaseRejected,
 )
-from dispatch.cases.registration import CaseState
 from dispatch.cases.sla import DONE_STATUSES, Clocks, SlaConfig, light, light_changes
+from dispatch.cases.state import CaseState
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand
 from dispatch.core.messages import Event, from_data, from_recorded, to_data

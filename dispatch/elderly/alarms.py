@@ -26,10 +26,12 @@ from typing import Any, Protocol
 import asyncpg
 import structlog
 
-from dispatch.cases.registration import CallerInfo, Place, RegisterCase, mask_phone, normalise_phone
+from dispatch.cases.events import CallerInfo, Place
+from dispatch.cases.registration import RegisterCase
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand, NotFound
 from dispatch.core.messages import Command, Event, event, from_data, metadata, to_new_event
+from dispatch.core.phone import mask_phone, normalise_phone
 from dispatch.gis.nearest import NearestQuery
 from dispatch.notify.outbox import RequestNotification
 from eventstore import NO_STREAM, EventStore, RecordedEvent

@@ -28,22 +28,15 @@ import asyncpg
 import structlog
 
 from channels.message import InboundContact
-from dispatch.cases.registration import (
-    CallerInfo,
-    CaseState,
-    RegisterCase,
-    case_stream,
-    load_case,
-    mask_phone,
-    normalise_phone,
-    register_case,
-)
+from dispatch.cases.events import CallerInfo
+from dispatch.cases.registration import RegisterCase, register_case
 from dispatch.cases.sla import DONE_STATUSES
+from dispatch.cases.state import CaseState, case_stream, load_case
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand
 from dispatch.core.messages import Command, Event, event, from_recorded, metadata, to_new_event
+from dispatch.core.phone import caller_key, mask_phone, normalise_phone
 from dispatch.intake.classify import classify_text
-from dispatch.missed_calls.task import caller_key
 from eventstore import ANY, AppendResult, EventStore, RecordedEvent
 from eventstore.errors import IdempotencyConflict
 

@@ -22,7 +22,8 @@ from typing import Any, Protocol
 import asyncpg
 import structlog
 
-from dispatch.cases.registration import CaseRegistered, load_case
+from dispatch.cases.events import CaseRegistered
+from dispatch.cases.state import load_case
 from dispatch.core.errors import DispatchError
 from dispatch.core.messages import from_data
 from dispatch.linking.clustering import (

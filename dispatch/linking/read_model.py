@@ -4,7 +4,7 @@
 `incidents` / `incident_cases` are the storm view. The columns
 `cases.linked_case_ids` and `cases.incident_id` are NOT written here: the cases
 projection folds every case event into `CaseState`, whose applier registry
-(`case_events.APPLIERS`) this package extends with `CaseLinked`,
+(`dispatch.cases.state.APPLIERS`) folds `CaseLinked`,
 `CaseUnlinked` and `CaseAddedToIncident` - one fold, one writer per table.
 """
 

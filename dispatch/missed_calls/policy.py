@@ -24,7 +24,7 @@ from weakref import WeakKeyDictionary
 import asyncpg
 import structlog
 
-from dispatch.cases.registration import CaseRegistered
+from dispatch.cases.events import CaseRegistered
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand, NotAllowed
 from dispatch.core.messages import Command, Event, from_recorded, metadata, to_new_event

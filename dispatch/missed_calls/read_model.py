@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from dispatch.cases.registration import CaseRegistered
+from dispatch.cases.events import CaseRegistered
 from dispatch.core.messages import Event, from_recorded
 from dispatch.intake.sms import callable_number
 from dispatch.missed_calls.task import (

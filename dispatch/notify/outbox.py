@@ -18,7 +18,8 @@ from typing import Any
 
 import asyncpg
 
-from dispatch.cases.registration import CaseRegistered, case_stream
+from dispatch.cases.events import CaseRegistered
+from dispatch.cases.state import case_stream
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand
 from dispatch.core.messages import Command, Event, event, from_recorded, metadata, to_new_event

@@ -18,9 +18,9 @@ import asyncpg
 import structlog
 
 from channels.twilio_rest import DEFAULT_API_BASE, Delivery, DeliveryError, TwilioMessages
-from dispatch.cases.registration import mask_phone
 from dispatch.core.clock import Clock
 from dispatch.core.messages import Event, metadata
+from dispatch.core.phone import mask_phone
 from dispatch.notify.outbox import (
     NOTIFICATION_CATEGORY,
     NotificationAttemptFailed,

@@ -34,10 +34,11 @@ from dispatch.cases.events import (
     CaseRejected,
     ExtensionDecided,
 )
-from dispatch.cases.registration import CaseState, load_case, mask_phone
 from dispatch.cases.sla import SlaConfig
+from dispatch.cases.state import CaseState, load_case
 from dispatch.core.clock import Clock
 from dispatch.core.messages import Command, Event, from_recorded
+from dispatch.core.phone import mask_phone
 from dispatch.core.timers import Reschedule, cancel, schedule, timer_command
 from eventstore import EventStore, RecordedEvent
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from dispatch.cases.registration import mask_phone
+from dispatch.core.phone import mask_phone
 from gateway.auth import require, sees_personal_data
 from gateway.http import BadRequest, json_response, limit_param, page
 from gateway.services import SERVICES

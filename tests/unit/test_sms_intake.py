@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from channels.message import Caller, InboundContact
-from dispatch.cases.registration import CaseState
+from dispatch.cases.state import CaseState
 from dispatch.core.clock import FakeClock
 from dispatch.intake.sms import (
     ReceiveSms,
