@@ -43,6 +43,9 @@ WORKING: frozenset[CaseStatus] = frozenset({CaseStatus.CONFIRMED, CaseStatus.IN_
 BUSY: frozenset[CaseStatus] = frozenset({CaseStatus.DISPATCHED, *WORKING})
 """Held by its assignee: what counts against a provider's capacity."""
 
+CALLBACK_DUE: frozenset[CaseStatus] = frozenset({CaseStatus.COMPLETED, CaseStatus.ARCHIVED})
+"""Handled and not yet called back: the citizen's answer may still be recorded."""
+
 OPEN: frozenset[CaseStatus] = WAITING | BUSY
 """Registered and not finished: a case that may still be (re-)dispatched."""
 

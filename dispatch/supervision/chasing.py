@@ -36,6 +36,7 @@ from dispatch.cases.events import (
 )
 from dispatch.cases.sla import SlaConfig
 from dispatch.cases.state import CaseState, load_case
+from dispatch.cases.status import WORKING, CaseStatus
 from dispatch.core.clock import Clock
 from dispatch.core.messages import Command, Event, from_recorded
 from dispatch.core.phone import mask_phone
@@ -58,9 +59,9 @@ class ChaseCase(Command):
 
 def stage_deadline(s: CaseState, stage: str) -> datetime | None:
     """The deadline of a stage while the stage is running, else None."""
-    if stage == "confirmation" and s.status == "dispatched":
+    if stage == "confirmation" and s.status == CaseStatus.DISPATCHED:
         return s.confirm_by
-    if stage == "completion" and s.status in {"confirmed", "in_progress"}:
+    if stage == "completion" and s.status in WORKING:
         return s.complete_by
     return None
 

@@ -41,6 +41,7 @@ from dispatch.cases.sla import (
 )
 from dispatch.cases.sla import light as light_of
 from dispatch.cases.state import CaseState, load_case
+from dispatch.cases.status import WAITING
 from dispatch.core.errors import NotFound
 from dispatch.core.phone import mask_phone
 from dispatch.gis.geo import to_wgs84
@@ -139,7 +140,7 @@ async def dispatch_queue(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     now = services.clock.now()
     found: list[tuple[CaseState, str]] = []
-    for status in ("accepted", "classified", "rejected"):
+    for status in sorted(WAITING):
         items, _ = await list_cases(services.pool, now, {"status": status}, limit=1000)
         found += items
     views = [case_view(s, light, who, now) for s, light in found]

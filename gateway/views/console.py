@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from dispatch.cases.read_model import first_contact, open_lights
 from gateway.auth import require, sees_personal_data
 from gateway.http import BadRequest, json_response
 from gateway.services import SERVICES
@@ -108,29 +109,14 @@ async def _call_kpis(conn: asyncpg.Connection, since: datetime, now: datetime) -
     }
 
 
-_LIGHTS_SQL = """
-SELECT light, count(*) AS n FROM cases
-WHERE status NOT IN ('completed', 'called_back', 'archived', 'closed') GROUP BY light
-"""
-_FCR_SQL = """
-SELECT count(*) AS cases,
-       count(*) FILTER (WHERE NOT EXISTS (
-           SELECT 1 FROM cases o WHERE o.case_id <> c.case_id AND o.created_at >= $1
-             AND o.caller_phone = c.caller_phone)) AS single
-FROM cases c WHERE c.created_at >= $1 AND c.caller_phone IS NOT NULL
-"""
-
-
 async def _case_kpis(conn: asyncpg.Connection, since: datetime) -> dict[str, Any]:
-    lights = {"green": 0, "yellow": 0, "red": 0}
-    for row in await conn.fetch(_LIGHTS_SQL):
-        lights[str(row["light"] or "green")] = row["n"]
-    fcr = await conn.fetchrow(_FCR_SQL, since)
+    lights = await open_lights(conn)
+    fcr = await first_contact(conn, since)
     return {
         "cases_by_light": {"value": sum(lights.values()), "series": lights},
-        "first_contact_resolution": {"value": _ratio(fcr["single"], fcr["cases"]),
+        "first_contact_resolution": {"value": _ratio(fcr.single, fcr.cases),
                                      "target": TARGETS["first_contact_resolution"],
-                                     "cases": fcr["cases"]},
+                                     "cases": fcr.cases},
     }
 
 
