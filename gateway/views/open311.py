@@ -52,7 +52,7 @@ def _answer(request: web.Request, body: Any, root: str, tag: str | None, status:
 async def _error(request: web.Request, exc: Open311Error, raw: bytes | None) -> web.Response:
     services = request.app[SERVICES]
     services.metrics.rejected_inputs.labels("web", exc.code).inc()
-    await record_rejected(services.store, channel="web", code=exc.code, reason=exc.message, raw=raw,
+    await record_rejected(services.bus.handle, channel="web", code=exc.code, reason=exc.message, raw=raw,
                           at=services.clock.now(), headers=request.headers, peer=request.remote)
     return _answer(request, errors_body(exc.status, exc.message), "errors", "error", exc.status)
 
