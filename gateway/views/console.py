@@ -18,6 +18,7 @@ import asyncpg
 from aiohttp import web
 
 from dispatch.cases.read_model import first_contact, open_lights
+from dispatch.missed_calls.read_model import abandoned_per_hour, answering_since, open_task_count
 from gateway.auth import require, sees_personal_data
 from gateway.http import BadRequest, json_response
 from gateway.services import SERVICES
@@ -75,37 +76,21 @@ async def _tables(conn: asyncpg.Connection) -> set[str]:
     return {row["name"] for row in rows}
 
 
-_CALLS_SQL = """
-SELECT count(*) AS offered,
-       count(answered_at) AS answered,
-       avg(extract(epoch FROM answered_at - offered_at)) FILTER (WHERE answered_at IS NOT NULL) AS wait
-FROM calls WHERE offered_at >= $1
-"""
-_ABANDONED_SQL = """
-SELECT h AS hour, count(c.call_id) AS n
-FROM generate_series(date_trunc('hour', $1::timestamptz), date_trunc('hour', $2::timestamptz),
-                     interval '1 hour') AS h
-LEFT JOIN calls c ON c.abandoned_at >= h AND c.abandoned_at < h + interval '1 hour'
-GROUP BY h ORDER BY h
-"""
-
-
 def _ratio(part: int, whole: int) -> float | None:
     return None if whole == 0 else round(part / whole, 4)
 
 
 async def _call_kpis(conn: asyncpg.Connection, since: datetime, now: datetime) -> dict[str, Any]:
-    row = await conn.fetchrow(_CALLS_SQL, since)
-    hours = await conn.fetch(_ABANDONED_SQL, max(since, now - timedelta(hours=23)), now)
-    wait = row["wait"]
+    calls = await answering_since(conn, since)
+    hours = await abandoned_per_hour(conn, max(since, now - timedelta(hours=23)), now)
     return {
-        "answer_rate": {"value": _ratio(row["answered"], row["offered"]),
-                        "target": TARGETS["answer_rate"], "offered": row["offered"]},
-        "average_wait_s": {"value": None if wait is None else round(float(wait), 1),
+        "answer_rate": {"value": _ratio(calls.answered, calls.offered),
+                        "target": TARGETS["answer_rate"], "offered": calls.offered},
+        "average_wait_s": {"value": None if calls.wait is None else round(calls.wait, 1),
                            "target": TARGETS["average_wait_s"]},
-        "abandoned_per_hour": {"value": hours[-1]["n"] if hours else 0,
-                               "total": sum(h["n"] for h in hours),
-                               "series": [{"hour": h["hour"], "count": h["n"]} for h in hours]},
+        "abandoned_per_hour": {"value": hours[-1][1] if hours else 0,
+                               "total": sum(n for _, n in hours),
+                               "series": [{"hour": hour, "count": n} for hour, n in hours]},
     }
 
 
@@ -135,8 +120,7 @@ async def kpis(request: web.Request) -> web.Response:
         if "cases" in tables:
             found.update(await _case_kpis(conn, since))
         if "missed_calls" in tables:
-            open_tasks = await conn.fetchval("SELECT count(*) FROM missed_calls WHERE status = 'open'")
-            found["open_missed_calls"] = {"value": open_tasks}
+            found["open_missed_calls"] = {"value": await open_task_count(conn)}
     return json_response({"at": now, "window_hours": hours, "sources": sorted(tables), "kpis": found})
 
 
