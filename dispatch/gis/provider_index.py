@@ -21,6 +21,7 @@ from dispatch.cases.read_model import busy_loads
 from dispatch.gis.geo import DistrictIndex
 from dispatch.gis.holder import ProviderIndexHolder
 from dispatch.gis.nearest import DispatchWeights, Provider
+from dispatch.gis.reference import districts, providers
 from eventstore import Checkpoint, RecordedEvent
 from eventstore.postgres import PostgresEventStore, load_checkpoint_on
 from eventstore.subscriptions import Follower, Step
@@ -60,18 +61,16 @@ async def snapshot_reference(
     """Providers (with current loads), district features and the checkpoint they reflect."""
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         checkpoint = await load_checkpoint_on(conn, "reference")
-        rows = await conn.fetch("SELECT id, props, lat, lon FROM ref_providers")
-        districts = await conn.fetch("SELECT adcode, name, geometry FROM ref_districts")
+        rows = await providers(conn)
+        areas = await districts(conn)
         loads = await busy_loads(conn)
-    providers = [
-        dataclasses.replace(
-            provider_from(r["id"], r["props"], {"coordinates": [r["lon"], r["lat"]]}),
-            load=loads.get(r["id"], 0),
-        )
+    indexed = [
+        dataclasses.replace(provider_from(r.id, r.props, {"coordinates": [r.lon, r.lat]}),
+                            load=loads.get(r.id, 0))
         for r in rows
     ]
-    features = [_district_feature(r["adcode"], r["name"], r["geometry"]) for r in districts]
-    return providers, features, checkpoint
+    features = [_district_feature(r.adcode, r.name, r.geometry) for r in areas]
+    return indexed, features, checkpoint
 
 
 class ReferenceFollower:

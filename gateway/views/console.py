@@ -18,6 +18,7 @@ import asyncpg
 from aiohttp import web
 
 from dispatch.cases.read_model import first_contact, open_lights
+from dispatch.gis.reference import districts as all_districts
 from dispatch.missed_calls.read_model import abandoned_per_hour, answering_since, open_task_count
 from gateway.auth import require, sees_personal_data
 from gateway.http import BadRequest, json_response
@@ -49,14 +50,13 @@ async def districts(request: web.Request) -> web.Response:
     """`GET /api/v1/districts`: every district polygon as a GeoJSON FeatureCollection."""
     require(request, *VIEWERS)
     async with request.app[SERVICES].pool.acquire() as conn:
-        rows = await conn.fetch("SELECT adcode, name, geometry, props FROM ref_districts ORDER BY adcode")
+        rows = await all_districts(conn)
     features = [{
         "type": "Feature",
-        "id": row["adcode"],
-        "properties": {"adcode": row["adcode"], "name": row["name"],
-                       "city": (row["props"] or {}).get("city"),
-                       "province": (row["props"] or {}).get("province")},
-        "geometry": row["geometry"],
+        "id": row.adcode,
+        "properties": {"adcode": row.adcode, "name": row.name, "city": row.props.get("city"),
+                       "province": row.props.get("province")},
+        "geometry": row.geometry,
     } for row in rows]
     return json_response({"type": "FeatureCollection", "features": features},
                          headers={"Cache-Control": "private, max-age=60"})
