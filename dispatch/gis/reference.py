@@ -279,7 +279,7 @@ class ProviderRow:
     """A provider as loaded: its id, WGS84 point and the properties it was loaded with."""
 
     id: str
-    props: dict[str, Any]
+    props: dict[str, object]
     lat: float
     lon: float
 
@@ -290,8 +290,8 @@ class DistrictRow:
 
     adcode: str
     name: str
-    geometry: dict[str, Any]
-    props: dict[str, Any]
+    geometry: dict[str, object]
+    props: dict[str, object]
 
 
 async def providers(db: Db) -> list[ProviderRow]:
@@ -314,7 +314,7 @@ async def contact_phone(db: Db, assignee: str) -> str | None:
     return phone
 
 
-async def elder_of_device(db: Db, account: str) -> dict[str, Any] | None:
+async def elder_of_device(db: Db, account: str) -> dict[str, object] | None:
     """The `ref_elders` row of the elder a device account is registered to (case-insensitive)."""
     row = await db.fetchrow(
         "SELECT e.* FROM ref_devices d JOIN ref_elders e ON e.id = d.elder_id "

@@ -10,8 +10,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
+from dispatch.core.bus import Handler
 from dispatch.core.messages import Command, Event, event, metadata, to_new_event
 from eventstore import NO_STREAM, AppendResult, EventStore
 
@@ -51,4 +51,4 @@ async def record_rejected_input(cmd: RecordRejectedInput, *, store: EventStore) 
     return await store.append(f"rejected-{uuid.uuid4().hex}", [to_new_event(cmd.rejected, meta)], NO_STREAM)
 
 
-HANDLERS: dict[type, Any] = {RecordRejectedInput: record_rejected_input}
+HANDLERS: dict[type, Handler] = {RecordRejectedInput: record_rejected_input}

@@ -13,10 +13,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Any
 
 from dispatch.cases.events import CallerInfo, Place
 from dispatch.cases.registration import RegisterCase, register_case
+from dispatch.core.bus import Handler
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand
 from dispatch.core.messages import Command, Event, event, from_recorded, metadata, to_new_event
@@ -173,4 +173,4 @@ async def receive_wechat_push(cmd: ReceiveWeChatPush, *, store: EventStore, cloc
     return WeChatAnswer(case_reply(registered.case_id), result.duplicate)
 
 
-HANDLERS: dict[type, Any] = {ReceiveWeChatPush: receive_wechat_push}
+HANDLERS: dict[type, Handler] = {ReceiveWeChatPush: receive_wechat_push}

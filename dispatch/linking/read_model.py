@@ -164,7 +164,7 @@ async def list_incidents(
     """Incidents matching the filters (None: any), newest first, opened before the `before` sort key;
     at most `limit`."""
     where: list[str] = []
-    args: list[Any] = []
+    args: list[object] = []
     for column, value in (("status", status), ("district", district), ("category", category)):
         if value is not None:
             args.append(value)

@@ -8,8 +8,8 @@ recorded here for audit, on the stream `presence-<agent_id>`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from dispatch.core.bus import Handler
 from dispatch.core.clock import Clock
 from dispatch.core.messages import Command, Event, event, metadata, to_new_event
 from eventstore import ANY, EventStore
@@ -48,4 +48,4 @@ async def record_presence(cmd: RecordPresence, *, store: EventStore, clock: Cloc
     return True
 
 
-HANDLERS: dict[type, Any] = {RecordPresence: record_presence}
+HANDLERS: dict[type, Handler] = {RecordPresence: record_presence}

@@ -199,17 +199,37 @@ async def mark_delivery(
                updated_at = now() WHERE id = $1""", row_id, status, provider_id, error, retry_at)
 
 
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """An outbound message and its delivery state."""
+
+    id: int
+    dedup_key: str
+    case_id: str | None
+    channel: str
+    to_addr: str
+    body: str
+    reason: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    provider_id: str | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
 async def list_outbox(
     db: Db, case_id: str | None, status: str | None, after_id: int, limit: int,
-) -> list[dict[str, Any]]:
-    """Outbox rows of a case and/or status (None: any), by id after `after_id`, as JSON objects."""
+) -> list[OutboxItem]:
+    """Outbox rows of a case and/or status (None: any), by id after `after_id`."""
     rows = await db.fetch(
         """SELECT id, dedup_key, case_id, channel, to_addr, body, reason, status, attempts,
                   next_attempt_at, provider_id, last_error, created_at, updated_at
            FROM notification_outbox
            WHERE ($1::text IS NULL OR case_id = $1) AND ($2::text IS NULL OR status = $2) AND id > $3
            ORDER BY id LIMIT $4""", case_id, status, after_id, limit)
-    return [dict(r) for r in rows]
+    return [OutboxItem(**dict(r)) for r in rows]
 
 HANDLERS: dict[type, Any] = {RequestNotification: request_notification}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from aiohttp import web
@@ -31,11 +32,12 @@ async def list_notifications(request: web.Request) -> web.Response:
                                  _cursor(request.query.get("cursor")), limit)
     full = sees_personal_data(who)
     items: list[dict[str, Any]] = []
-    for item in rows:
+    for row in rows:
+        item: dict[str, Any] = asdict(row)
         item["to"] = item.pop("to_addr") if full else mask_phone(item.pop("to_addr"))
         item["text"] = item.pop("body")
         items.append(item)
-    return json_response(page(items, str(rows[-1]["id"]) if len(rows) == limit else None))
+    return json_response(page(items, str(rows[-1].id) if len(rows) == limit else None))
 
 
 def setup(app: web.Application) -> None:
