@@ -35,14 +35,21 @@ from dispatch.cases.events import (
 )
 from dispatch.cases.sla import Clocks, SlaConfig, light, light_changes
 from dispatch.cases.state import CaseState
-from dispatch.cases.status import BUSY, CALLBACK_DUE, DONE, WAITING, WORKING, CaseStatus, sql_list
+from dispatch.cases.status import BUSY, CALLBACK_DUE, DONE, WAITING, WORKING, CaseStatus
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand
 from dispatch.core.messages import Event, from_data, from_recorded, to_data
 from eventstore import RecordedEvent
 from eventstore.subscriptions import Change
 
-_DONE_SQL = sql_list(DONE)
+
+def _sql_list(statuses: frozenset[CaseStatus]) -> str:
+    """A status group as a SQL literal list (`'a', 'b'`) for `IN (...)`: literals, not a parameter,
+    so the planner can match partial indexes on `status`."""
+    return ", ".join(f"'{s.value}'" for s in sorted(statuses))
+
+
+_DONE_SQL = _sql_list(DONE)
 LIGHT_SQL = (
     f"(CASE WHEN status IN ({_DONE_SQL}) THEN light WHEN red_at <= $1 THEN 'red' "
     "WHEN yellow_at <= $1 THEN 'yellow' ELSE 'green' END)"
@@ -50,9 +57,9 @@ LIGHT_SQL = (
 """The light at the instant `$1` (mirrors `sla.light`)."""
 OVERDUE: dict[str, tuple[str, str]] = {
     "confirmation": ("confirm_by", f"status = '{CaseStatus.DISPATCHED.value}'"),
-    "completion": ("complete_by", f"status IN ({sql_list(WORKING)})"),
+    "completion": ("complete_by", f"status IN ({_sql_list(WORKING)})"),
     "callback": ("callback_by", "completed_at IS NOT NULL AND callback_outcome IS NULL AND status IN "
-                                f"({sql_list(CALLBACK_DUE)})"),
+                                f"({_sql_list(CALLBACK_DUE)})"),
 }
 """Overdue list kind -> (due column, condition of the stage still running)."""
 FILTERS: dict[str, str] = {
@@ -332,7 +339,7 @@ async def waiting_located(db: Db, categories: Collection[str], limit: int) -> li
     rows = await db.fetch(
         f"""SELECT case_id, category, priority, lat, lon, district, version,
                   coalesce(data->'rejected_by', '[]'::jsonb) AS rejected_by
-           FROM cases WHERE status IN ({sql_list(WAITING)})
+           FROM cases WHERE status IN ({_sql_list(WAITING)})
              AND category = ANY($1::text[]) AND lat IS NOT NULL AND lon IS NOT NULL
              AND NOT ('manual_dispatch' = ANY(flags))
            ORDER BY priority, accepted_at LIMIT $2""", list(categories), limit)

@@ -44,12 +44,7 @@ BUSY: frozenset[CaseStatus] = frozenset({CaseStatus.DISPATCHED, *WORKING})
 """Held by its assignee: what counts against a provider's capacity."""
 
 CALLBACK_DUE: frozenset[CaseStatus] = frozenset({CaseStatus.COMPLETED, CaseStatus.ARCHIVED})
-"""Handled and not yet called back: the citizen's answer may still be recorded."""
+"""Where a call-back may still be recorded: handled, or archived without one."""
 
 OPEN: frozenset[CaseStatus] = WAITING | BUSY
 """Registered and not finished: a case that may still be (re-)dispatched."""
-
-
-def sql_list(statuses: frozenset[CaseStatus]) -> str:
-    """The group as a SQL literal list (`'a', 'b'`), sorted, for a query's `IN (...)`."""
-    return ", ".join(f"'{s.value}'" for s in sorted(statuses))
