@@ -24,7 +24,7 @@ from panoramisk import Manager
 from panoramisk.ami_protocol import AMIProtocol
 
 from channels.errors import BadInput
-from dispatch.cases.registration import CallerInfo
+from dispatch.cases.events import CallerInfo
 from dispatch.intake.calls import RecordCall
 from dispatch.intake.contact import InboundContact
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from channels.errors import BadInput
-from dispatch.cases.registration import CallerInfo
+from dispatch.cases.events import CallerInfo
 from dispatch.intake.calls import CALL_KINDS, RecordCall
 from dispatch.intake.contact import InboundContact
 

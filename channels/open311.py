@@ -16,7 +16,9 @@ from xml.etree import ElementTree
 
 from channels.errors import ChannelError
 from channels.rejected import redact_fields
-from dispatch.cases.registration import CATEGORIES, CallerInfo, Fault, Place, RegisterCase
+from dispatch.cases.events import CallerInfo, Fault, Place
+from dispatch.cases.registration import CATEGORIES, RegisterCase
+from dispatch.cases.status import DONE
 from dispatch.gis.geo import to_wgs84
 
 NAMES: dict[str, tuple[str, str]] = {
@@ -55,7 +57,6 @@ VALUES: dict[str, tuple[str, ...]] = {
 }
 WEB_SERVICES = tuple(c for c in CATEGORIES if c != "elderly_emergency")
 """Elderly emergencies come from alarm devices, not from the web form."""
-CLOSED = frozenset({"completed", "called_back", "archived", "closed"})
 _ATTR = re.compile(r"^attribute\[([a-z_]{1,40})\]$")
 
 
@@ -170,7 +171,7 @@ def request_item(row: Mapping[str, Any]) -> dict[str, Any]:
     status = row["status"]
     return {
         "service_request_id": row["case_id"],
-        "status": "closed" if status in CLOSED else "open",
+        "status": "closed" if status in DONE else "open",
         "status_notes": f"case status: {status}",
         "service_name": NAMES.get(row["category"], (row["category"],))[0],
         "service_code": row["category"],

@@ -1,16 +1,16 @@
-"""Record rejected input as an event, so that nothing is silently dropped."""
+"""Rejected input: redaction of what a channel keeps of it, and sending it to be recorded."""
 
 from __future__ import annotations
 
 import re
-import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 import structlog
 
-from eventstore import NO_STREAM, EventStore, EventStoreError, NewEvent
+from dispatch.intake.rejected import InputRejected, RecordRejectedInput
+from eventstore import EventStoreError
 
 log = structlog.get_logger(__name__)
 
@@ -45,8 +45,12 @@ def _raw_text(raw: bytes | str | None) -> tuple[str | None, int]:
     return redact_text(text[:MAX_RAW]), len(text)
 
 
+Send = Callable[[object], Awaitable[object]]
+"""The message bus's `handle`: sends one command to its handler."""
+
+
 async def record_rejected(
-    store: EventStore,
+    send: Send,
     *,
     channel: str,
     code: str,
@@ -55,30 +59,22 @@ async def record_rejected(
     at: datetime,
     headers: Mapping[str, str] | None = None,
     peer: str | None = None,
-    extra: Mapping[str, Any] | None = None,
-) -> str | None:
-    """Append an `InputRejected` event; return its stream, or None if the store failed.
+    query: Mapping[str, str] | None = None,
+    transport: str | None = None,
+) -> bool:
+    """Record an `InputRejected` (payload redacted and cut); False if the store failed.
 
     Failing to record must never turn a 4xx into a 5xx: the error is logged.
     """
     text, length = _raw_text(raw)
     kept = {k: v for k, v in (headers or {}).items() if k.lower() in _KEPT_HEADERS}
-    stream = f"rejected-{uuid.uuid4().hex}"
-    data = {
-        "channel": channel,
-        "code": code,
-        "reason": reason,
-        "raw": text,
-        "raw_length": length,
-        "headers": kept,
-        "peer": peer,
-        **dict(extra or {}),
-    }
-    meta = {"channel": channel, "received_at": at.isoformat(), "actor": f"channel:{channel}"}
+    rejected = InputRejected(channel=channel, code=code, reason=reason, raw=text, raw_length=length,
+                             headers=kept, peer=peer, query=None if query is None else dict(query),
+                             transport=transport)
     try:
-        await store.append(stream, [NewEvent("InputRejected", data, 1, meta)], NO_STREAM)
+        await send(RecordRejectedInput(rejected, at))
     except EventStoreError as exc:
         log.warning("rejected_input_not_recorded", channel=channel, code=code, error=str(exc))
-        return None
+        return False
     log.info("input_rejected", channel=channel, code=code, reason=reason)
-    return stream
+    return True

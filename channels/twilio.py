@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl
 
 from channels.errors import BadInput, BadSignature, ChannelDisabled
 from channels.signatures import twilio_algorithm, twilio_valid
-from dispatch.cases.registration import CallerInfo
+from dispatch.cases.events import CallerInfo
 from dispatch.intake.calls import RecordCall
 from dispatch.intake.contact import InboundContact
 from dispatch.intake.sms import ReceiveSms

@@ -22,9 +22,8 @@ import structlog
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from dispatch.core.messages import metadata
 from dispatch.missed_calls.policy import Assigner
-from eventstore import ANY, NewEvent
+from dispatch.missed_calls.presence import RecordPresence
 from gateway.auth import Forbidden, require
 from gateway.http import BadRequest, error_response, json_response, read_json
 from gateway.services import SERVICES, Services
@@ -118,11 +117,7 @@ async def put_presence(request: web.Request) -> web.Response:
         log.warning("presence_not_recorded", error=str(exc))
         return error_response(503, "presence_unavailable", "presence store (Redis) is unavailable",
                               {"Retry-After": "2"})
-    if (previous or "offline") != status:
-        data = {"agent_id": agent_id, "status": status, "previous": previous or "offline"}
-        await services.store.append(f"presence-{agent_id}", [NewEvent(
-            "AgentPresenceChanged", data, 1, metadata(actor=who.actor, received_at=services.clock.now()))],
-            ANY)
+    await services.bus.handle(RecordPresence(agent_id, status, previous, who.actor))
     return json_response({"agent_id": agent_id, "status": status, "ttl_seconds": board.ttl})
 
 

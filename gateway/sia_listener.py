@@ -83,8 +83,8 @@ class SiaReceiver:
 
         async def reject(exc: ChannelError, data: bytes) -> None:
             services.metrics.rejected_inputs.labels("alarm", exc.code).inc()
-            await record_rejected(services.store, channel="alarm", code=exc.code, reason=exc.message,
-                                  raw=data, at=now, peer=peer, extra={"transport": transport})
+            await record_rejected(services.bus.handle, channel="alarm", code=exc.code, reason=exc.message,
+                                  raw=data, at=now, peer=peer, transport=transport)
 
         try:
             async with asyncio.timeout(FRAME_TIMEOUT):
@@ -148,7 +148,7 @@ class SiaReceiver:
                 await writer.wait_closed()
 
     async def _reject_oversized(self, peer: str) -> None:
-        await record_rejected(self._services.store, channel="alarm", code="bad_frame",
+        await record_rejected(self._services.bus.handle, channel="alarm", code="bad_frame",
                               reason=f"no CR within {MAX_FRAME} bytes", raw=None,
                               at=self._services.clock.now(), peer=peer)
 

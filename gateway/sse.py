@@ -23,7 +23,7 @@ from typing import Any
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from dispatch.cases.registration import mask_phone
+from dispatch.core.phone import mask_phone
 from eventstore.postgres import UNAVAILABLE
 from gateway.auth import Principal, require, sees_personal_data
 from gateway.http import dumps

@@ -27,8 +27,10 @@ from dispatch.cases.events import (
     ExtensionRequested,
     FeedbackGiven,
 )
-from dispatch.cases.registration import CATEGORIES, RESPONSE_LIMIT_MINUTES, CaseState, case_stream, load_case
+from dispatch.cases.registration import CATEGORIES, RESPONSE_LIMIT_MINUTES
 from dispatch.cases.sla import SlaConfig
+from dispatch.cases.state import CaseState, case_stream, load_case
+from dispatch.cases.status import BUSY, CALLBACK_DUE, OPEN, WAITING, WORKING, CaseStatus
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand, NotAllowed, StaleVersion
 from dispatch.core.messages import Command, Event, metadata, to_new_event
@@ -37,9 +39,6 @@ from eventstore import EventStore, WrongExpectedVersion
 
 CALLBACK_OUTCOMES: tuple[str, ...] = ("satisfied", "unsatisfied", "not_confirmed")
 ASSIGNEE_KINDS: tuple[str, ...] = ("unit", "provider")
-_BEFORE_DISPATCH = frozenset({"accepted", "classified", "rejected"})
-_OPEN = frozenset({"accepted", "classified", "dispatched", "confirmed", "rejected", "in_progress"})
-_WORKING = frozenset({"confirmed", "in_progress"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -159,7 +158,7 @@ def _acting_unit(s: CaseState, actor: str | None) -> str:
 
 def decide_classify(s: CaseState, c: ClassifyCase, now: datetime, cfg: SlaConfig) -> list[Event]:
     """Re-classify a case that has not been dispatched; the response deadline follows priority."""
-    _need(s.status in _BEFORE_DISPATCH, f"case {s.case_id} is {s.status}; classify before dispatch")
+    _need(s.status in WAITING, f"case {s.case_id} is {s.status}; classify before dispatch")
     category = c.category or s.category
     priority = c.priority if c.priority is not None else s.priority
     if category not in CATEGORIES:
@@ -173,12 +172,12 @@ def decide_classify(s: CaseState, c: ClassifyCase, now: datetime, cfg: SlaConfig
 
 def decide_dispatch(s: CaseState, c: DispatchCase, now: datetime, cfg: SlaConfig) -> list[Event]:
     """Transfer an open case; re-dispatching to the unit that rejected it marks that rejection wrong."""
-    _need(s.status in _OPEN, f"case {s.case_id} is {s.status}; it cannot be dispatched")
+    _need(s.status in OPEN, f"case {s.case_id} is {s.status}; it cannot be dispatched")
     if c.kind not in ASSIGNEE_KINDS:
         raise InvalidCommand(f"kind must be one of {', '.join(ASSIGNEE_KINDS)}", field="kind")
     if not c.to:
         raise InvalidCommand("dispatch needs a unit or provider id", field="to")
-    last_rejecter = s.rejected_by[-1] if s.status == "rejected" and s.rejected_by else None
+    last_rejecter = s.rejected_by[-1] if s.status == CaseStatus.REJECTED and s.rejected_by else None
     wrong = last_rejecter if last_rejecter and (c.wrong_rejection or c.to == last_rejecter) else None
     return [CaseDispatched(
         s.case_id, c.to, c.kind, now, now + cfg.confirm_limit(), by=c.actor, auto=c.auto,
@@ -188,14 +187,16 @@ def decide_dispatch(s: CaseState, c: DispatchCase, now: datetime, cfg: SlaConfig
 
 def decide_confirm(s: CaseState, c: ConfirmCase, now: datetime, cfg: SlaConfig) -> list[Event]:
     """The assignee confirms; the completion deadline starts."""
-    _need(s.status == "dispatched", f"case {s.case_id} is {s.status}; only a dispatched case is confirmed")
+    _need(s.status == CaseStatus.DISPATCHED,
+          f"case {s.case_id} is {s.status}; only a dispatched case is confirmed")
     unit = _acting_unit(s, c.actor)
     return [CaseConfirmed(s.case_id, unit, now, now + cfg.complete_limit(s.priority), by=c.actor)]
 
 
 def decide_reject(s: CaseState, c: RejectCase, now: datetime, cfg: SlaConfig) -> list[Event]:
     """The assignee hands the case back with a reason."""
-    _need(s.status in {"dispatched", "confirmed"}, f"case {s.case_id} is {s.status}; it cannot be rejected")
+    _need(s.status in {CaseStatus.DISPATCHED, CaseStatus.CONFIRMED},
+          f"case {s.case_id} is {s.status}; it cannot be rejected")
     if not c.reason.strip():
         raise InvalidCommand("a rejection needs a reason", field="reason")
     return [CaseRejected(s.case_id, _acting_unit(s, c.actor), c.reason, now, by=c.actor)]
@@ -205,7 +206,7 @@ def decide_request_extension(
     s: CaseState, c: RequestExtension, now: datetime, cfg: SlaConfig
 ) -> list[Event]:
     """The assignee asks for a later completion deadline (one request at a time)."""
-    _need(s.status in _WORKING, f"case {s.case_id} is {s.status}; confirm it before asking for time")
+    _need(s.status in WORKING, f"case {s.case_id} is {s.status}; confirm it before asking for time")
     _need(s.pending_extension is None, f"case {s.case_id} already has an extension request pending")
     if s.complete_by is not None and c.until <= s.complete_by:
         raise InvalidCommand("an extension must end after the current deadline", field="until")
@@ -222,7 +223,7 @@ def decide_extension(s: CaseState, c: DecideExtension, now: datetime, cfg: SlaCo
 
 def decide_feedback(s: CaseState, c: GiveFeedback, now: datetime, cfg: SlaConfig) -> list[Event]:
     """The assignee reports progress on a confirmed case."""
-    _need(s.status in _WORKING, f"case {s.case_id} is {s.status}; confirm it before feedback")
+    _need(s.status in WORKING, f"case {s.case_id} is {s.status}; confirm it before feedback")
     if not c.text.strip():
         raise InvalidCommand("feedback needs a text", field="text")
     return [FeedbackGiven(s.case_id, _acting_unit(s, c.actor), c.text, now)]
@@ -230,7 +231,7 @@ def decide_feedback(s: CaseState, c: GiveFeedback, now: datetime, cfg: SlaConfig
 
 def decide_complete(s: CaseState, c: CompleteCase, now: datetime, cfg: SlaConfig) -> list[Event]:
     """The matter is handled; the call-back and archive limits start."""
-    _need(s.status in {"dispatched", *_WORKING}, f"case {s.case_id} is {s.status}; it cannot be completed")
+    _need(s.status in BUSY, f"case {s.case_id} is {s.status}; it cannot be completed")
     handler = _acting_unit(s, c.actor)
     return [CaseCompleted(
         s.case_id, now, now + cfg.callback_limit(), now + cfg.archive_limit(), handler=handler,
@@ -242,7 +243,7 @@ def decide_callback(s: CaseState, c: RecordCallback, now: datetime, cfg: SlaConf
     """Record the citizen's answer once, after completion (also late, after archiving)."""
     if c.outcome not in CALLBACK_OUTCOMES:
         raise InvalidCommand(f"outcome must be one of {', '.join(CALLBACK_OUTCOMES)}", field="outcome")
-    _need(s.completed_at is not None and s.status in {"completed", "archived"},
+    _need(s.completed_at is not None and s.status in CALLBACK_DUE,
           f"case {s.case_id} is {s.status}; call back after completion")
     _need(s.callback_outcome is None, f"case {s.case_id} was already called back")
     return [CallbackRecorded(s.case_id, c.outcome, now, s.handler, c.note, c.actor)]
@@ -250,14 +251,14 @@ def decide_callback(s: CaseState, c: RecordCallback, now: datetime, cfg: SlaConf
 
 def decide_archive(s: CaseState, c: ArchiveCase, now: datetime, cfg: SlaConfig) -> list[Event]:
     """Archive a completed case; nothing to do for one archived or closed already."""
-    if s.status not in {"completed", "called_back"}:
+    if s.status not in {CaseStatus.COMPLETED, CaseStatus.CALLED_BACK}:
         return []
     return [CaseArchived(s.case_id, now, callback_missing=s.callback_outcome is None)]
 
 
 def decide_close(s: CaseState, c: CloseCase, now: datetime, cfg: SlaConfig) -> list[Event]:
     """Close any case not closed yet."""
-    _need(s.status != "closed", f"case {s.case_id} is already closed")
+    _need(s.status != CaseStatus.CLOSED, f"case {s.case_id} is already closed")
     if not c.reason.strip():
         raise InvalidCommand("closing needs a reason", field="reason")
     return [CaseClosed(s.case_id, c.reason, now, c.actor)]
@@ -266,7 +267,7 @@ def decide_close(s: CaseState, c: CloseCase, now: datetime, cfg: SlaConfig) -> l
 def decide_supplement(s: CaseState, c: SupplementCase, now: datetime, cfg: SlaConfig) -> list[Event]:
     """Supplement a closed or archived case, from `supplement_after_days` after it ended."""
     ended = s.closed_at or s.archived_at
-    _need(s.status in {"closed", "archived"} and ended is not None,
+    _need(s.status in {CaseStatus.CLOSED, CaseStatus.ARCHIVED} and ended is not None,
           f"case {s.case_id} is {s.status}; only a closed or archived case is supplemented")
     assert ended is not None
     opens = ended + cfg.supplement_after()

@@ -1,23 +1,78 @@
-"""Events of a case after registration, and how each folds into `CaseState`.
+"""Every event of a case stream (`case-<case_id>`), and the values they carry.
 
-The lifecycle (docs/cases-sla.md): accepted -> classified -> dispatched ->
-confirmed | rejected (re-dispatch) -> in_progress (feedback) -> completed ->
-called_back -> archived; `close` ends a case at any point; a closed or archived
-case may be supplemented. Every event carries the deadlines decided when it
-happened, so a replay never depends on today's configuration.
+The lifecycle (docs/cases-sla.md) runs from `CaseRegistered` through dispatch,
+confirmation, completion and call-back to archiving; `CaseClosed` ends a case
+at any point; a closed or archived case may be supplemented. Links and incident
+membership are recorded on the case's stream too (`dispatch.linking` decides
+them). Every event carries the deadlines decided when it happened, so a replay
+never depends on today's configuration; `state.py` says how each one folds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dispatch.core.messages import Event, event
 
-if TYPE_CHECKING:
-    from dispatch.cases.registration import CaseState
+
+@dataclass(frozen=True, slots=True)
+class CallerInfo:
+    """Who the case is for."""
+
+    name: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    openid: str | None = None
+    device_account: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where the matter is, in WGS84, with its district when known."""
+
+    lat: float
+    lon: float
+    district: str | None = None
+    district_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """A power fault as the caller described it."""
+
+    type: str | None = None
+    began_at: str | None = None
+    scope: str | None = None
+
+
+@event
+@dataclass(frozen=True, slots=True)
+class CaseRegistered(Event):
+    """A case was accepted; its response deadline runs from `accepted_at`."""
+
+    case_id: str
+    category: str
+    priority: int
+    channel: str
+    description: str
+    caller: CallerInfo
+    accepted_at: datetime
+    deadline: datetime
+    location: Place | None = None
+    address: str | None = None
+    account_number: str | None = None
+    customer_type: str | None = None
+    fault: Fault | None = None
+    service_time: str | None = None
+    special_needs: str | None = None
+    flags: tuple[str, ...] = ()
+    missing_fields: tuple[str, ...] = ()
+    elder_id: str | None = None
+    recording_id: str | None = None
+    contact_stream: str | None = None
+    raw: Any = None
 
 
 @event
@@ -182,96 +237,32 @@ class CaseChased(Event):
     at: datetime
 
 
-def _classified(s: CaseState, e: CaseClassified) -> None:
-    s.status = "classified"
-    s.category, s.priority, s.deadline = e.category, e.priority, e.deadline
+@event
+@dataclass(frozen=True, slots=True)
+class CaseLinked(Event):
+    """This case (`case_id`, the stream's case) was linked to `other_case_id`."""
+
+    case_id: str
+    other_case_id: str
+    reason: str
+    score: float | None = None
 
 
-def _dispatched(s: CaseState, e: CaseDispatched) -> None:
-    s.status = "dispatched"
-    s.assigned_to, s.assignee_kind = e.assignee, e.assignee_kind
-    s.dispatched_at = s.dispatched_at or e.dispatched_at
-    s.last_dispatched_at = s.last_touched_at = e.dispatched_at
-    s.confirm_by = e.confirm_by
-    s.chase_stage, s.chase_count, s.last_chased_at = None, 0, None
+@event
+@dataclass(frozen=True, slots=True)
+class CaseUnlinked(Event):
+    """The link between this case and `other_case_id` was undone."""
+
+    case_id: str
+    other_case_id: str
+    reason: str = ""
 
 
-def _confirmed(s: CaseState, e: CaseConfirmed) -> None:
-    s.status = "confirmed"
-    s.confirmed_at = s.last_touched_at = e.confirmed_at
-    s.deadline_from, s.deadline = e.confirmed_at, e.complete_by
-    s.complete_by = e.complete_by
-    s.chase_stage, s.chase_count, s.last_chased_at = None, 0, None
+@event
+@dataclass(frozen=True, slots=True)
+class CaseAddedToIncident(Event):
+    """A case belongs to the incident (recorded on the incident's and on the case's stream)."""
 
-
-def _rejected(s: CaseState, e: CaseRejected) -> None:
-    s.status = "rejected"
-    s.rejected_by = (*s.rejected_by, e.unit)
-    s.assigned_to = s.assignee_kind = s.confirm_by = None
-    s.chase_stage, s.chase_count, s.last_chased_at = None, 0, None
-
-
-def _extension_requested(s: CaseState, e: ExtensionRequested) -> None:
-    s.pending_extension = e.until
-    s.last_touched_at = e.requested_at
-
-
-def _extension_decided(s: CaseState, e: ExtensionDecided) -> None:
-    s.pending_extension = None
-    if e.approved and e.until is not None:
-        s.deadline = s.complete_by = e.until
-        s.chase_stage, s.chase_count, s.last_chased_at = None, 0, None
-
-
-def _feedback(s: CaseState, e: FeedbackGiven) -> None:
-    s.status = "in_progress"
-    s.last_touched_at = e.at
-    s.feedback_count += 1
-
-
-def _completed(s: CaseState, e: CaseCompleted) -> None:
-    s.status = "completed"
-    s.completed_at = s.last_touched_at = e.completed_at
-    s.callback_by, s.handler, s.result = e.callback_by, e.handler, e.result
-    s.chase_stage, s.chase_count, s.last_chased_at = None, 0, None
-
-
-def _callback(s: CaseState, e: CallbackRecorded) -> None:
-    s.callback_outcome, s.callback_at = e.outcome, e.at
-    if s.status == "completed":
-        s.status = "called_back"
-
-
-def _archived(s: CaseState, e: CaseArchived) -> None:
-    s.status, s.archived_at = "archived", e.at
-
-
-def _closed(s: CaseState, e: CaseClosed) -> None:
-    s.status, s.closed_at = "closed", e.at
-    s.chase_stage = None
-
-
-def _supplemented(s: CaseState, e: CaseSupplemented) -> None:
-    s.supplement_count += 1
-
-
-def _chased(s: CaseState, e: CaseChased) -> None:
-    s.chase_stage, s.chase_count, s.last_chased_at = e.stage, e.attempt, e.at
-
-
-APPLIERS: dict[type[Event], Callable[[Any, Any], None]] = {
-    CaseClassified: _classified,
-    CaseDispatched: _dispatched,
-    CaseConfirmed: _confirmed,
-    CaseRejected: _rejected,
-    ExtensionRequested: _extension_requested,
-    ExtensionDecided: _extension_decided,
-    FeedbackGiven: _feedback,
-    CaseCompleted: _completed,
-    CallbackRecorded: _callback,
-    CaseArchived: _archived,
-    CaseClosed: _closed,
-    CaseSupplemented: _supplemented,
-    CaseChased: _chased,
-}
-"""How each lifecycle event changes `CaseState` (used by `CaseState.apply`)."""
+    incident_id: str
+    case_id: str
+    merged_from: str | None = None  # the incident the case was in, when it came by a merge

@@ -1,4 +1,8 @@
-"""The `cases` read model (migration 0300), per-unit assessment counters and overdue lists.
+"""The `cases` read model (migration 0300): its projection and every query on it.
+
+Other capabilities read cases only through the functions here (typed rows),
+so the table's columns are known in one module; per-unit assessment counters
+(`case_unit_stats`) and overdue lists live here too.
 
 The projection folds each case event into the `CaseState` kept in `cases.data`
 with the aggregate's own `CaseState.apply`, then writes the queryable columns
@@ -14,9 +18,10 @@ import asyncio
 import base64
 import json
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
@@ -28,25 +33,33 @@ from dispatch.cases.events import (
     CaseDispatched,
     CaseRejected,
 )
-from dispatch.cases.registration import CaseState
-from dispatch.cases.sla import DONE_STATUSES, Clocks, SlaConfig, light, light_changes
+from dispatch.cases.sla import Clocks, SlaConfig, light, light_changes
+from dispatch.cases.state import CaseState
+from dispatch.cases.status import BUSY, CALLBACK_DUE, DONE, WAITING, WORKING, CaseStatus
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand
 from dispatch.core.messages import Event, from_data, from_recorded, to_data
 from eventstore import RecordedEvent
 from eventstore.subscriptions import Change
 
-_DONE_SQL = ", ".join(f"'{s}'" for s in sorted(DONE_STATUSES))
+
+def _sql_list(statuses: frozenset[CaseStatus]) -> str:
+    """A status group as a SQL literal list (`'a', 'b'`) for `IN (...)`: literals, not a parameter,
+    so the planner can match partial indexes on `status`."""
+    return ", ".join(f"'{s.value}'" for s in sorted(statuses))
+
+
+_DONE_SQL = _sql_list(DONE)
 LIGHT_SQL = (
     f"(CASE WHEN status IN ({_DONE_SQL}) THEN light WHEN red_at <= $1 THEN 'red' "
     "WHEN yellow_at <= $1 THEN 'yellow' ELSE 'green' END)"
 )
 """The light at the instant `$1` (mirrors `sla.light`)."""
 OVERDUE: dict[str, tuple[str, str]] = {
-    "confirmation": ("confirm_by", "status = 'dispatched'"),
-    "completion": ("complete_by", "status IN ('confirmed', 'in_progress')"),
-    "callback": ("callback_by", "completed_at IS NOT NULL AND callback_outcome IS NULL "
-                                "AND status IN ('completed', 'archived')"),
+    "confirmation": ("confirm_by", f"status = '{CaseStatus.DISPATCHED.value}'"),
+    "completion": ("complete_by", f"status IN ({_sql_list(WORKING)})"),
+    "callback": ("callback_by", "completed_at IS NOT NULL AND callback_outcome IS NULL AND status IN "
+                                f"({_sql_list(CALLBACK_DUE)})"),
 }
 """Overdue list kind -> (due column, condition of the stage still running)."""
 FILTERS: dict[str, str] = {
@@ -91,7 +104,7 @@ def state_from_json(data: dict[str, Any]) -> CaseState:
 
 
 def _row(s: CaseState, cfg: SlaConfig, now: datetime, updated_at: datetime) -> list[Any]:
-    done = s.status in DONE_STATUSES
+    done = s.status in DONE
     yellow_at, red_at = (None, None) if done else light_changes(case_clocks(s), cfg)
     loc, caller = s.location, s.caller
     return [
@@ -282,6 +295,142 @@ class LightRefresher:
         while True:
             await self.refresh()
             await asyncio.sleep(self._interval)
+
+
+Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
+"""Where a query runs: the pool, or a connection already in a transaction."""
+
+
+async def newest_open_case_of_phone(db: Db, phone: str) -> str | None:
+    """The newest case of a caller's (canonical) number that is not finished, if any."""
+    found = await db.fetchval(
+        f"SELECT case_id FROM cases WHERE caller_phone = $1 AND status NOT IN ({_DONE_SQL}) "
+        "ORDER BY created_at DESC LIMIT 1", phone)
+    return None if found is None else str(found)
+
+
+async def busy_loads(db: Db) -> dict[str, int]:
+    """Assignee -> number of cases it holds (dispatched .. in progress); {} before the table exists."""
+    if not await db.fetchval("SELECT to_regclass('cases') IS NOT NULL"):
+        return {}
+    rows = await db.fetch(
+        "SELECT assigned_to, count(*) AS n FROM cases WHERE assigned_to IS NOT NULL "
+        "AND status = ANY($1::text[]) GROUP BY assigned_to", sorted(BUSY))
+    return {r["assigned_to"]: int(r["n"]) for r in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingRow:
+    """A located case waiting for (re-)dispatch, as automatic dispatch sees it."""
+
+    case_id: str
+    category: str
+    priority: int
+    lat: float
+    lon: float
+    district: str | None
+    version: int
+    rejected_by: tuple[str, ...]
+
+
+async def waiting_located(db: Db, categories: Collection[str], limit: int) -> list[WaitingRow]:
+    """Located cases of these categories waiting for dispatch and not flagged for a person,
+    most urgent first (priority, then the oldest)."""
+    rows = await db.fetch(
+        f"""SELECT case_id, category, priority, lat, lon, district, version,
+                  coalesce(data->'rejected_by', '[]'::jsonb) AS rejected_by
+           FROM cases WHERE status IN ({_sql_list(WAITING)})
+             AND category = ANY($1::text[]) AND lat IS NOT NULL AND lon IS NOT NULL
+             AND NOT ('manual_dispatch' = ANY(flags))
+           ORDER BY priority, accepted_at LIMIT $2""", list(categories), limit)
+    return [WaitingRow(r["case_id"], r["category"], r["priority"], r["lat"], r["lon"], r["district"],
+                       r["version"], tuple(r["rejected_by"])) for r in rows]
+
+
+def not_finished_sql(case_id: str) -> str:
+    """A SQL condition: the case whose id is the expression `case_id` is not known finished
+    (for another read model's query that must skip finished cases in the same statement)."""
+    return (f"NOT EXISTS (SELECT 1 FROM cases c WHERE c.case_id = {case_id} "
+            f"AND c.status IN ({_DONE_SQL}))")
+
+
+async def open_lights(db: Db) -> dict[str, int]:
+    """How many unfinished cases show each light (a light not yet set counts as green)."""
+    lights = {"green": 0, "yellow": 0, "red": 0}
+    for row in await db.fetch(
+            f"SELECT light, count(*) AS n FROM cases WHERE status NOT IN ({_DONE_SQL}) GROUP BY light"):
+        lights[str(row["light"] or "green")] = row["n"]
+    return lights
+
+
+@dataclass(frozen=True, slots=True)
+class FirstContact:
+    """Cases with a caller number since an instant, and those whose caller had no other case."""
+
+    cases: int
+    single: int
+
+
+async def first_contact(db: Db, since: datetime) -> FirstContact:
+    """First-contact resolution since `since`: cases whose caller opened no other case then."""
+    row = await db.fetchrow(
+        """SELECT count(*) AS cases,
+                  count(*) FILTER (WHERE NOT EXISTS (
+                      SELECT 1 FROM cases o WHERE o.case_id <> c.case_id AND o.created_at >= $1
+                        AND o.caller_phone = c.caller_phone)) AS single
+           FROM cases c WHERE c.created_at >= $1 AND c.caller_phone IS NOT NULL""", since)
+    return FirstContact(row["cases"], row["single"])
+
+
+@dataclass(frozen=True, slots=True)
+class WebRequest:
+    """A case opened from the web channel, as Open311 shows it (no personal data)."""
+
+    case_id: str
+    status: CaseStatus
+    category: str
+    assigned_to: str | None
+    accepted_at: datetime
+    updated_at: datetime
+    deadline: datetime | None
+    lat: float | None
+    lon: float | None
+
+
+_WEB = "case_id, status, category, assigned_to, accepted_at, updated_at, deadline, lat, lon"
+
+
+def _web(row: asyncpg.Record) -> WebRequest:
+    return WebRequest(row["case_id"], CaseStatus(row["status"]), row["category"], row["assigned_to"],
+                      row["accepted_at"], row["updated_at"], row["deadline"], row["lat"], row["lon"])
+
+
+async def web_requests_by_id(db: Db, case_ids: Sequence[str]) -> list[WebRequest]:
+    """The web channel's cases among these ids, newest first."""
+    rows = await db.fetch(
+        f"SELECT {_WEB} FROM cases WHERE channel = 'web' AND case_id = ANY($1::text[]) "
+        "ORDER BY accepted_at DESC LIMIT 1000", list(case_ids))
+    return [_web(r) for r in rows]
+
+
+async def web_requests(
+    db: Db, start: datetime, end: datetime | None, categories: Sequence[str], finished: bool | None,
+) -> list[WebRequest]:
+    """The web channel's cases accepted in [start, end] of these categories (all when empty),
+    only finished or unfinished ones when `finished` says so; newest first, at most 1,000."""
+    done = "" if finished is None else f"AND status {'' if finished else 'NOT '}IN ({_DONE_SQL}) "
+    rows = await db.fetch(
+        f"SELECT {_WEB} FROM cases WHERE channel = 'web' AND accepted_at >= $1 "
+        "AND ($2::timestamptz IS NULL OR accepted_at <= $2) "
+        f"AND (cardinality($3::text[]) = 0 OR category = ANY($3::text[])) {done}"
+        "ORDER BY accepted_at DESC LIMIT 1000", start, end, list(categories))
+    return [_web(r) for r in rows]
+
+
+async def web_request(db: Db, case_id: str) -> WebRequest | None:
+    """One case of the web channel, or None."""
+    row = await db.fetchrow(f"SELECT {_WEB} FROM cases WHERE case_id = $1 AND channel = 'web'", case_id)
+    return None if row is None else _web(row)
 
 
 def projections(services: Any) -> list[CasesProjection]:

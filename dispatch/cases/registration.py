@@ -1,24 +1,24 @@
-"""The case aggregate: one case = one event stream `case-<case_id>`.
+"""Registration (受理): the `RegisterCase` command, its rules and its handler.
 
-This module holds registration (accept) and the folded state; the later
-lifecycle steps live in `case_events.py` (events, how they fold) and
-`case_actions.py` (commands and their handlers).
+A case is one event stream `case-<case_id>` opened by `CaseRegistered`; the
+later steps are `actions.py`'s, how the events fold is `state.py`'s.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from dispatch.cases.events import APPLIERS
+from dispatch.cases.events import CallerInfo, CaseRegistered, Fault, Place
+from dispatch.cases.state import case_stream
 from dispatch.core.clock import Clock
-from dispatch.core.errors import InvalidCommand, NotFound
-from dispatch.core.messages import Command, Event, event, from_recorded, metadata, to_new_event
-from eventstore import NO_STREAM, EventStore, IdempotencyConflict, RecordedEvent, WrongExpectedVersion
+from dispatch.core.errors import InvalidCommand
+from dispatch.core.messages import Command, metadata, to_new_event
+from dispatch.core.phone import normalise_phone
+from eventstore import NO_STREAM, EventStore, IdempotencyConflict, WrongExpectedVersion
 
 CATEGORIES: tuple[str, ...] = (
     "power_fault", "voltage_anomaly", "consultation", "complaint", "report", "suggestion",
@@ -41,31 +41,6 @@ POWER_FAULT_REQUIRED: tuple[str, ...] = (
 """What a power-fault intake must carry (DOMAIN.md, Accept)."""
 
 MAX_NAME = 20
-_MOBILE = re.compile(r"^1[3-9]\d{9}$")
-_LANDLINE = re.compile(r"^0\d{2,3}\d{7,8}$")
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
-_SERVICE = re.compile(r"^(95598|12345|110|119|120|122)$")
-
-
-def normalise_phone(raw: str) -> str:
-    """A phone number in canonical form (Chinese numbers without +86); raise if invalid."""
-    digits = re.sub(r"[\s\-()]", "", raw)
-    if digits.startswith("+86"):
-        digits = digits[3:]
-    elif digits.startswith("0086"):
-        digits = digits[4:]
-    if _MOBILE.match(digits) or _LANDLINE.match(digits) or _SERVICE.match(digits):
-        return digits
-    if _E164.match(digits):
-        return digits
-    raise InvalidCommand(f"phone number {mask_phone(raw)} is not a valid number", field="phone")
-
-
-def mask_phone(phone: str | None) -> str | None:
-    """Only the last four digits of a phone number stay readable."""
-    if not phone:
-        return phone
-    return "*" * max(len(phone) - 4, 0) + phone[-4:]
 
 
 def new_case_id(at: datetime, seed: str | None = None) -> str:
@@ -75,36 +50,6 @@ def new_case_id(at: datetime, seed: str | None = None) -> str:
     )
     tail = "".join("ABCDEFGHJKLMNPQRSTUVWXYZ23456789"[b % 32] for b in digest[:10])
     return f"C{at:%Y%m%d}{tail}"
-
-
-@dataclass(frozen=True, slots=True)
-class CallerInfo:
-    """Who the case is for."""
-
-    name: str | None = None
-    phone: str | None = None
-    email: str | None = None
-    openid: str | None = None
-    device_account: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Place:
-    """Where the matter is, in WGS84, with its district when known."""
-
-    lat: float
-    lon: float
-    district: str | None = None
-    district_name: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Fault:
-    """A power fault as the caller described it."""
-
-    type: str | None = None
-    began_at: str | None = None
-    scope: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,135 +77,6 @@ class RegisterCase(Command):
     actor: str | None = None
     correlation_id: str | None = None
     raw: Any = None
-
-
-@event
-@dataclass(frozen=True, slots=True)
-class CaseRegistered(Event):
-    """A case was accepted; its response deadline runs from `accepted_at`."""
-
-    case_id: str
-    category: str
-    priority: int
-    channel: str
-    description: str
-    caller: CallerInfo
-    accepted_at: datetime
-    deadline: datetime
-    location: Place | None = None
-    address: str | None = None
-    account_number: str | None = None
-    customer_type: str | None = None
-    fault: Fault | None = None
-    service_time: str | None = None
-    special_needs: str | None = None
-    flags: tuple[str, ...] = ()
-    missing_fields: tuple[str, ...] = ()
-    elder_id: str | None = None
-    recording_id: str | None = None
-    contact_stream: str | None = None
-    raw: Any = None
-
-
-@dataclass(slots=True)
-class CaseState:
-    """A case's current state, folded from its events."""
-
-    case_id: str
-    version: int = -1
-    status: str = "new"
-    category: str = ""
-    priority: int = 4
-    channel: str = ""
-    caller: CallerInfo = field(default_factory=CallerInfo)
-    description: str = ""
-    location: Place | None = None
-    address: str | None = None
-    created_at: datetime | None = None
-    accepted_at: datetime | None = None
-    deadline: datetime | None = None
-    assigned_to: str | None = None
-    flags: tuple[str, ...] = ()
-    missing_fields: tuple[str, ...] = ()
-    elder_id: str | None = None
-    linked_case_ids: tuple[str, ...] = ()
-    incident_id: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    customer_type: str | None = None
-    fault: Fault | None = None
-    deadline_from: datetime | None = None
-    assignee_kind: str | None = None
-    dispatched_at: datetime | None = None
-    last_dispatched_at: datetime | None = None
-    confirm_by: datetime | None = None
-    confirmed_at: datetime | None = None
-    complete_by: datetime | None = None
-    completed_at: datetime | None = None
-    callback_by: datetime | None = None
-    callback_outcome: str | None = None
-    callback_at: datetime | None = None
-    handler: str | None = None
-    result: str | None = None
-    archived_at: datetime | None = None
-    closed_at: datetime | None = None
-    last_touched_at: datetime | None = None
-    rejected_by: tuple[str, ...] = ()
-    pending_extension: datetime | None = None
-    chase_stage: str | None = None
-    chase_count: int = 0
-    last_chased_at: datetime | None = None
-    feedback_count: int = 0
-    supplement_count: int = 0
-
-    def apply(self, evt: Event, version: int) -> None:
-        """Fold one event into the state (lifecycle events: `case_events.APPLIERS`)."""
-        self.version = version
-        applier = APPLIERS.get(type(evt))
-        if applier is not None:
-            applier(self, evt)
-        elif isinstance(evt, CaseRegistered):
-            self.status = "accepted"
-            self.category = evt.category
-            self.priority = evt.priority
-            self.channel = evt.channel
-            self.caller = evt.caller
-            self.description = evt.description
-            self.location = evt.location
-            self.address = evt.address
-            self.created_at = evt.accepted_at
-            self.accepted_at = evt.accepted_at
-            self.deadline = evt.deadline
-            self.flags = evt.flags
-            self.missing_fields = evt.missing_fields
-            self.elder_id = evt.elder_id
-            self.customer_type = evt.customer_type
-            self.fault = evt.fault
-            self.deadline_from = evt.accepted_at
-
-
-def case_stream(case_id: str) -> str:
-    """The stream name of a case."""
-    return f"case-{case_id}"
-
-
-def fold(case_id: str, records: list[RecordedEvent]) -> CaseState:
-    """The state of a case from its stored events."""
-    state = CaseState(case_id)
-    for record in records:
-        evt = from_recorded(record)
-        if evt is not None:
-            state.apply(evt, record.version)
-        else:
-            state.version = record.version
-    return state
-
-
-async def load_case(store: EventStore, case_id: str) -> CaseState:
-    """Read and fold a case; raise `NotFound` if it has no events."""
-    records = await store.read_stream(case_stream(case_id))
-    if not records:
-        raise NotFound(f"case {case_id} not found")
-    return fold(case_id, records)
 
 
 def _missing(cmd: RegisterCase) -> tuple[str, ...]:

@@ -23,12 +23,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from dispatch.cases.registration import RESPONSE_LIMIT_MINUTES
+from dispatch.cases.status import DONE, CaseStatus
 from dispatch.core.errors import InvalidCommand
 
 LIGHTS: tuple[str, ...] = ("green", "yellow", "red")
-DONE_STATUSES: frozenset[str] = frozenset({"completed", "called_back", "archived", "closed"})
-WAITING_STATUSES: frozenset[str] = frozenset({"accepted", "classified", "rejected"})
-"""Cases waiting for (re-)dispatch: the dispatch queue."""
 
 _IMPORTANCE: dict[str, float] = {
     "vip": 1.0, "important": 0.7, "elderly": 0.7, "one_touch_elderly": 0.8, "enterprise": 0.5,
@@ -136,7 +134,7 @@ class SlaConfig:
 class Clocks:
     """The instants of a case the light depends on."""
 
-    status: str
+    status: CaseStatus
     deadline: datetime | None
     deadline_from: datetime | None
     dispatched_at: datetime | None = None
@@ -170,7 +168,7 @@ def light_at(yellow_at: datetime | None, red_at: datetime | None, now: datetime)
 
 def light(c: Clocks, cfg: SlaConfig, now: datetime) -> str:
     """The case's light (see the module doc); a finished case is judged when it finished."""
-    at = c.finished_at if c.status in DONE_STATUSES and c.finished_at is not None else now
+    at = c.finished_at if c.status in DONE and c.finished_at is not None else now
     return light_at(*light_changes(c, cfg), at)
 
 

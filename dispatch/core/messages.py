@@ -2,8 +2,8 @@
 
 Commands are orders (`RegisterCase`), events are past tense (`CaseRegistered`).
 Events are registered by class name so that stored records map back to types;
-their fields are JSON values, `datetime` (stored as ISO-8601) or nested
-dataclasses of the same kind.
+their fields are JSON values, `datetime` (stored as ISO-8601), enums (stored
+as their values) or nested dataclasses of the same kind.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import types
 import typing
 from collections.abc import Callable
 from datetime import datetime
+from enum import Enum
 from typing import Any, ClassVar, TypeVar
 
 from eventstore import NewEvent, RecordedEvent
@@ -71,6 +72,8 @@ def _to_json(value: Any) -> Any:
         return {name: _to_json(getattr(value, name)) for name in names}
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
     if isinstance(value, (list, tuple)):
         return [_to_json(v) for v in value]
     if isinstance(value, dict):
@@ -118,6 +121,8 @@ def _decoder(tp: Any) -> Decode | None:
         return _decoder(inner[0]) if len(inner) == 1 else None
     if tp is datetime:
         return datetime.fromisoformat
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        return tp
     if isinstance(tp, type) and _field_names(tp) is not None:
         return functools.partial(from_data, tp)
     if origin in (tuple, list) and args:

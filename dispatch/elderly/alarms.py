@@ -26,11 +26,14 @@ from typing import Any, Protocol
 import asyncpg
 import structlog
 
-from dispatch.cases.registration import CallerInfo, Place, RegisterCase, mask_phone, normalise_phone
+from dispatch.cases.events import CallerInfo, Place
+from dispatch.cases.registration import RegisterCase
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand, NotFound
 from dispatch.core.messages import Command, Event, event, from_data, metadata, to_new_event
+from dispatch.core.phone import mask_phone, normalise_phone
 from dispatch.gis.nearest import NearestQuery
+from dispatch.gis.reference import elder_of_device
 from dispatch.notify.outbox import RequestNotification
 from eventstore import NO_STREAM, EventStore, RecordedEvent
 
@@ -83,10 +86,8 @@ class PgElderDirectory:
     async def elder_for_device(self, account: str) -> Elder | None:
         """See `ElderDirectory`; device accounts compare case-insensitively (hex)."""
         async with self._pool.acquire() as conn:
-            row = await conn.fetchrow(
-                "SELECT e.* FROM ref_devices d JOIN ref_elders e ON e.id = d.elder_id "
-                "WHERE upper(d.account) = upper($1) LIMIT 1", account)
-        return None if row is None else elder_from_row(dict(row))
+            row = await elder_of_device(conn, account)
+        return None if row is None else elder_from_row(row)
 
 
 def elder_from_row(row: dict[str, Any]) -> Elder:

@@ -27,6 +27,7 @@ import asyncpg
 import structlog
 
 from dispatch.cases.actions import DispatchCase
+from dispatch.cases.read_model import busy_loads, waiting_located
 from dispatch.cases.sla import green_channel
 from dispatch.core.clock import Clock
 from dispatch.core.errors import DispatchError
@@ -41,7 +42,6 @@ PREFERRED: dict[str, frozenset[str]] = {
     "power_fault": frozenset({"line_repair"}), "voltage_anomaly": frozenset({"transformer"}),
 }
 ACTOR = "system:auto_dispatch"
-_BUSY = ("dispatched", "confirmed", "in_progress")
 
 
 def skills_from_env(env: Mapping[str, str]) -> dict[str, str]:
@@ -60,10 +60,7 @@ def skills_from_env(env: Mapping[str, str]) -> dict[str, str]:
 
 async def sync_loads(pool: asyncpg.Pool, holder: ProviderIndexHolder) -> None:
     """Set every indexed provider's load to its number of open cases (dispatched..in progress)."""
-    rows = await pool.fetch(
-        "SELECT assigned_to, count(*) AS n FROM cases WHERE assigned_to IS NOT NULL "
-        "AND status = ANY($1::text[]) GROUP BY assigned_to", list(_BUSY))
-    loads = {r["assigned_to"]: int(r["n"]) for r in rows}
+    loads = await busy_loads(pool)
     ids = holder.snapshot.layout.positions
     holder.set_status(*(StatusChange(pid, load=loads.get(pid, 0)) for pid in ids))
 
@@ -124,17 +121,9 @@ def _best_excluding(
 
 async def waiting_cases(db: asyncpg.Pool, skills: Mapping[str, str], limit: int = 2000) -> list[Waiting]:
     """The queue of automatically dispatchable cases, most urgent first."""
-    rows = await db.fetch(
-        """SELECT case_id, category, priority, lat, lon, district, version,
-                  coalesce(data->'rejected_by', '[]'::jsonb) AS rejected_by
-           FROM cases WHERE status IN ('accepted', 'classified', 'rejected')
-             AND category = ANY($1::text[]) AND lat IS NOT NULL AND lon IS NOT NULL
-             AND NOT ('manual_dispatch' = ANY(flags))
-           ORDER BY priority, accepted_at LIMIT $2""", list(skills), limit)
-    return [Waiting(WaitingCase(r["case_id"], r["lat"], r["lon"], skills[r["category"]],
-                                r["district"], r["priority"], PREFERRED.get(r["category"], frozenset())),
-                    r["version"], tuple(r["rejected_by"]))
-            for r in rows]
+    return [Waiting(WaitingCase(r.case_id, r.lat, r.lon, skills[r.category], r.district, r.priority,
+                                PREFERRED.get(r.category, frozenset())), r.version, r.rejected_by)
+            for r in await waiting_located(db, skills, limit)]
 
 
 class AutoDispatcher:

@@ -17,9 +17,11 @@ from typing import Any
 import asyncpg
 import structlog
 
+from dispatch.cases.read_model import busy_loads
 from dispatch.gis.geo import DistrictIndex
 from dispatch.gis.holder import ProviderIndexHolder
 from dispatch.gis.nearest import DispatchWeights, Provider
+from dispatch.gis.reference import districts, providers
 from eventstore import Checkpoint, RecordedEvent
 from eventstore.postgres import PostgresEventStore, load_checkpoint_on
 from eventstore.subscriptions import Follower, Step
@@ -29,7 +31,6 @@ log = structlog.get_logger(__name__)
 POLL_INTERVAL = 1.0
 _PAGE = 500
 _CATEGORIES = frozenset({"provider", "district"})
-_ACTIVE = ("dispatched", "confirmed", "in_progress")
 
 
 def provider_from(item_id: str, props: Mapping[str, Any], geometry: Mapping[str, Any]) -> Provider:
@@ -54,34 +55,22 @@ def _district_feature(adcode: str, name: str, geometry: Any) -> dict[str, Any]:
             "properties": {"kind": "district", "adcode": adcode, "name": name}}
 
 
-async def _loads(conn: asyncpg.Connection) -> dict[str, int]:
-    exists = await conn.fetchval("SELECT to_regclass('cases') IS NOT NULL")
-    if not exists:
-        return {}
-    rows = await conn.fetch(
-        "SELECT assigned_to, count(*) AS n FROM cases WHERE assigned_to IS NOT NULL "
-        "AND status = ANY($1::text[]) GROUP BY assigned_to", list(_ACTIVE))
-    return {r["assigned_to"]: int(r["n"]) for r in rows}
-
-
 async def snapshot_reference(
     pool: asyncpg.Pool,
 ) -> tuple[list[Provider], list[dict[str, Any]], Checkpoint]:
     """Providers (with current loads), district features and the checkpoint they reflect."""
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         checkpoint = await load_checkpoint_on(conn, "reference")
-        rows = await conn.fetch("SELECT id, props, lat, lon FROM ref_providers")
-        districts = await conn.fetch("SELECT adcode, name, geometry FROM ref_districts")
-        loads = await _loads(conn)
-    providers = [
-        dataclasses.replace(
-            provider_from(r["id"], r["props"], {"coordinates": [r["lon"], r["lat"]]}),
-            load=loads.get(r["id"], 0),
-        )
+        rows = await providers(conn)
+        areas = await districts(conn)
+        loads = await busy_loads(conn)
+    indexed = [
+        dataclasses.replace(provider_from(r.id, r.props, {"coordinates": [r.lon, r.lat]}),
+                            load=loads.get(r.id, 0))
         for r in rows
     ]
-    features = [_district_feature(r["adcode"], r["name"], r["geometry"]) for r in districts]
-    return providers, features, checkpoint
+    features = [_district_feature(r.adcode, r.name, r.geometry) for r in areas]
+    return indexed, features, checkpoint
 
 
 class ReferenceFollower:

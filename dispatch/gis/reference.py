@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
@@ -268,6 +268,58 @@ class ReferenceProjection:
             )
         return [Change("reference", {"kind": kind, "id": item_id})]
 
+
+
+Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
+"""Where a query runs: the pool, or a connection already in a transaction."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderRow:
+    """A provider as loaded: its id, WGS84 point and the properties it was loaded with."""
+
+    id: str
+    props: dict[str, object]
+    lat: float
+    lon: float
+
+
+@dataclass(frozen=True, slots=True)
+class DistrictRow:
+    """A district: its adcode, name, GeoJSON geometry (WGS84) and other properties."""
+
+    adcode: str
+    name: str
+    geometry: dict[str, object]
+    props: dict[str, object]
+
+
+async def providers(db: Db) -> list[ProviderRow]:
+    """Every loaded provider."""
+    rows = await db.fetch("SELECT id, props, lat, lon FROM ref_providers")
+    return [ProviderRow(r["id"], r["props"], r["lat"], r["lon"]) for r in rows]
+
+
+async def districts(db: Db) -> list[DistrictRow]:
+    """Every loaded district, by adcode."""
+    rows = await db.fetch("SELECT adcode, name, geometry, props FROM ref_districts ORDER BY adcode")
+    return [DistrictRow(r["adcode"], r["name"], r["geometry"], r["props"] or {}) for r in rows]
+
+
+async def contact_phone(db: Db, assignee: str) -> str | None:
+    """The SMS number of a unit or provider."""
+    phone: str | None = await db.fetchval(
+        """SELECT phone FROM ref_units WHERE id = $1
+           UNION ALL SELECT phone FROM ref_providers WHERE id = $1 LIMIT 1""", assignee)
+    return phone
+
+
+async def elder_of_device(db: Db, account: str) -> dict[str, object] | None:
+    """The `ref_elders` row of the elder a device account is registered to (case-insensitive)."""
+    row = await db.fetchrow(
+        "SELECT e.* FROM ref_devices d JOIN ref_elders e ON e.id = d.elder_id "
+        "WHERE upper(d.account) = upper($1) LIMIT 1", account)
+    return None if row is None else dict(row)
 
 def projections(services: Any) -> list[ReferenceProjection]:
     """The reference projection (bootstrap hook)."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from dispatch.cases.registration import CallerInfo, Place
+from dispatch.cases.events import CallerInfo, Place
 
 Channel = Literal["phone", "sms", "web", "wechat", "alarm"]
 CHANNELS: tuple[str, ...] = ("phone", "sms", "web", "wechat", "alarm")

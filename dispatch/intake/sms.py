@@ -27,32 +27,21 @@ from typing import Any
 import asyncpg
 import structlog
 
-from dispatch.cases.registration import (
-    CallerInfo,
-    CaseState,
-    RegisterCase,
-    case_stream,
-    load_case,
-    mask_phone,
-    normalise_phone,
-    register_case,
-)
-from dispatch.cases.sla import DONE_STATUSES
+from dispatch.cases.events import CallerInfo
+from dispatch.cases.read_model import newest_open_case_of_phone
+from dispatch.cases.registration import RegisterCase, register_case
+from dispatch.cases.state import CaseState, case_stream, load_case
+from dispatch.cases.status import DONE
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand
 from dispatch.core.messages import Command, Event, event, from_recorded, metadata, to_new_event
+from dispatch.core.phone import caller_key, mask_phone, normalise_phone
 from dispatch.intake.classify import classify_text
 from dispatch.intake.contact import InboundContact
-from dispatch.missed_calls.task import caller_key
 from eventstore import ANY, AppendResult, EventStore, RecordedEvent
 from eventstore.errors import IdempotencyConflict
 
 log = structlog.get_logger(__name__)
-
-OPEN_CASE_SQL = f"""SELECT case_id FROM cases WHERE caller_phone = $1
-    AND status NOT IN ({", ".join(f"'{s}'" for s in sorted(DONE_STATUSES))})
-    ORDER BY created_at DESC LIMIT 1"""
-
 
 def callable_number(raw: str | None) -> str | None:
     """The caller's number in canonical form, or None when it cannot be called back."""
@@ -140,18 +129,17 @@ async def receive_sms(cmd: ReceiveSms, *, store: EventStore) -> AppendResult:
 def newest_open(cases: Iterable[CaseState]) -> str | None:
     """The id of the newest case not yet completed, called back, archived or closed."""
     open_cases = [(c.created_at, c.case_id) for c in cases
-                  if c.created_at is not None and c.status not in DONE_STATUSES]
+                  if c.created_at is not None and c.status not in DONE]
     return max(open_cases)[1] if open_cases else None
 
 
 async def _read_model_case(pool: asyncpg.Pool, phone: str) -> str | None:
     try:
         async with pool.acquire() as conn:
-            found = await conn.fetchval(OPEN_CASE_SQL, phone)
+            return await newest_open_case_of_phone(conn, phone)
     except asyncpg.UndefinedTableError:
         log.warning("cases_read_model_missing")
         return None
-    return None if found is None else str(found)
 
 
 async def open_case_of(store: EventStore, pool: asyncpg.Pool, phone: str) -> str | None:

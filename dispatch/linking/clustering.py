@@ -24,10 +24,10 @@ from typing import Any
 
 import numpy as np
 
-from dispatch.cases.events import APPLIERS
-from dispatch.cases.registration import CaseRegistered, CaseState, case_stream, load_case
+from dispatch.cases.events import CaseLinked, CaseRegistered, CaseUnlinked
+from dispatch.cases.state import CaseState, case_stream, load_case
 from dispatch.core.errors import InvalidCommand, NotAllowed, StaleVersion
-from dispatch.core.messages import Command, Event, event, metadata, to_new_event
+from dispatch.core.messages import Command, Event, metadata, to_new_event
 from dispatch.gis.geo import geodesic_m, geodesic_many_m
 from eventstore import EventStore, WrongExpectedVersion
 
@@ -365,27 +365,6 @@ class UnlinkCases(Command):
     idempotency_key: str | None = None
 
 
-@event
-@dataclass(frozen=True, slots=True)
-class CaseLinked(Event):
-    """This case (`case_id`, the stream's case) was linked to `other_case_id`."""
-
-    case_id: str
-    other_case_id: str
-    reason: str
-    score: float | None = None
-
-
-@event
-@dataclass(frozen=True, slots=True)
-class CaseUnlinked(Event):
-    """The link between this case and `other_case_id` was undone."""
-
-    case_id: str
-    other_case_id: str
-    reason: str = ""
-
-
 @dataclass(frozen=True, slots=True)
 class LinkResult:
     """What link / unlink answer: the case's new version and whether anything changed."""
@@ -450,19 +429,6 @@ async def link_cases(cmd: LinkCases, *, store: EventStore) -> LinkResult:
 async def unlink_cases(cmd: UnlinkCases, *, store: EventStore) -> LinkResult:
     """Undo a link on both streams; unlinking cases that are not linked changes nothing."""
     return await _both_sides(cmd, store, False)
-
-
-def _fold_linked(s: CaseState, e: CaseLinked) -> None:
-    if e.other_case_id not in s.linked_case_ids:
-        s.linked_case_ids = (*s.linked_case_ids, e.other_case_id)
-
-
-def _fold_unlinked(s: CaseState, e: CaseUnlinked) -> None:
-    s.linked_case_ids = tuple(c for c in s.linked_case_ids if c != e.other_case_id)
-
-
-APPLIERS.update({CaseLinked: _fold_linked, CaseUnlinked: _fold_unlinked})
-"""`CaseState` folds both link events through the lifecycle's applier registry."""
 
 
 def window(p: LinkParams) -> timedelta:

@@ -24,8 +24,8 @@ from zoneinfo import ZoneInfo
 
 import structlog
 
-from dispatch.cases.events import APPLIERS
-from dispatch.cases.registration import CaseState, case_stream, load_case
+from dispatch.cases.events import CaseAddedToIncident
+from dispatch.cases.state import CaseState, case_stream, load_case
 from dispatch.core.clock import Clock
 from dispatch.core.errors import DispatchError, InvalidCommand, NotAllowed, NotFound, StaleVersion
 from dispatch.core.messages import Command, Event, event, from_recorded, metadata, to_new_event
@@ -59,16 +59,6 @@ class IncidentOpened(Event):
 
 @event
 @dataclass(frozen=True, slots=True)
-class CaseAddedToIncident(Event):
-    """A case belongs to the incident (recorded on the incident's and on the case's stream)."""
-
-    incident_id: str
-    case_id: str
-    merged_from: str | None = None  # the incident the case was in, when it came by a merge
-
-
-@event
-@dataclass(frozen=True, slots=True)
 class IncidentCauseSet(Event):
     """The known cause and expected restoration time; `revision` counts from 1."""
 
@@ -89,10 +79,6 @@ class IncidentResolved(Event):
     note: str = ""
 
 
-def _fold_member(s: CaseState, e: CaseAddedToIncident) -> None:
-    s.incident_id = e.incident_id
-
-
 @event
 @dataclass(frozen=True, slots=True)
 class IncidentMerged(Event):
@@ -111,10 +97,6 @@ class IncidentAbsorbed(Event):
     incident_id: str
     absorbed_incident_id: str
     absorbed_at: datetime
-
-
-APPLIERS[CaseAddedToIncident] = _fold_member
-"""`CaseState.incident_id` folds from the case stream's side of the membership."""
 
 
 @dataclass(slots=True)

@@ -22,7 +22,9 @@ from typing import Any, Protocol
 import asyncpg
 import structlog
 
-from dispatch.cases.registration import CaseRegistered, load_case
+from dispatch.cases.events import CaseRegistered
+from dispatch.cases.read_model import not_finished_sql
+from dispatch.cases.state import load_case
 from dispatch.core.errors import DispatchError
 from dispatch.core.messages import from_data
 from dispatch.linking.clustering import (
@@ -48,7 +50,6 @@ from eventstore import EventStore, RecordedEvent
 log = structlog.get_logger(__name__)
 
 ACTOR = "policy:linking"
-CLOSED = ("completed", "called_back", "archived", "closed")
 PRUNE_EVERY = 500
 
 Send = Callable[[object], Awaitable[Any]]
@@ -94,8 +95,7 @@ SELECT case_id, category, at, lat, lon, district, phone, openid, incident_id,
  WHERE case_id <> $1 AND category = $2
    AND ((pt <@ box(point($4, $3), point($6, $5)) AND at BETWEEN $7 AND $8)
         OR ((phone = $9 OR openid = $10) AND at BETWEEN $11 AND $12))
-   AND NOT EXISTS (SELECT 1 FROM cases c WHERE c.case_id = l.case_id
-                    AND c.status IN ({", ".join(f"'{s}'" for s in CLOSED)}))
+   AND {not_finished_sql("l.case_id")}
  ORDER BY at DESC, case_id DESC LIMIT $13"""
 _REMEMBER = """
 INSERT INTO link_candidates (case_id, category, at, lat, lon, district, phone, openid)

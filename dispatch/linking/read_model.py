@@ -1,18 +1,19 @@
-"""Read models of links and incidents: `case_links`, `incidents`, `incident_cases`.
+"""Read models of links and incidents: `case_links`, `incidents`, `incident_cases`, and their queries.
 
 `case_links` holds each case's side of its links (reason, score, when);
 `incidents` / `incident_cases` are the storm view. The columns
 `cases.linked_case_ids` and `cases.incident_id` are NOT written here: the cases
 projection folds every case event into `CaseState`, whose applier registry
-(`case_events.APPLIERS`) this package extends with `CaseLinked`,
+(`dispatch.cases.state.APPLIERS`) folds `CaseLinked`,
 `CaseUnlinked` and `CaseAddedToIncident` - one fold, one writer per table.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
@@ -124,3 +125,59 @@ class LinksProjection:
 def projections(services: Any) -> list[LinksProjection]:
     """The links projection (bootstrap hook)."""
     return [LinksProjection()]
+
+
+Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
+"""Where a query runs: the pool, or a connection already in a transaction."""
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentRow:
+    """An incident as the storm view lists it, with its cases in the order they joined."""
+
+    incident_id: str
+    status: str
+    category: str
+    district: str
+    lat: float | None
+    lon: float | None
+    opened_at: datetime
+    case_count: int
+    cause: str | None
+    expected_restoration_at: datetime | None
+    cause_revision: int
+    resolved_at: datetime | None
+    merged_into: str | None
+    merged_from: list[str]
+    version: int
+    case_ids: list[str]
+
+
+_INCIDENT_COLUMNS = """incident_id, status, category, district, lat, lon, opened_at, case_count, cause,
+    expected_restoration_at, cause_revision, resolved_at, merged_into, merged_from, version"""
+
+
+async def list_incidents(
+    db: Db, *, status: str | None, district: str | None, category: str | None,
+    before: tuple[datetime, str] | None, limit: int,
+) -> list[IncidentRow]:
+    """Incidents matching the filters (None: any), newest first, opened before the `before` sort key;
+    at most `limit`."""
+    where: list[str] = []
+    args: list[object] = []
+    for column, value in (("status", status), ("district", district), ("category", category)):
+        if value is not None:
+            args.append(value)
+            where.append(f"{column} = ${len(args)}")
+    if before is not None:
+        args.extend(before)
+        where.append(f"(opened_at, incident_id) < (${len(args) - 1}, ${len(args)})")
+    rows = await db.fetch(
+        f"SELECT {_INCIDENT_COLUMNS} FROM incidents {'WHERE ' + ' AND '.join(where) if where else ''} "
+        f"ORDER BY opened_at DESC, incident_id DESC LIMIT {int(limit)}", *args)
+    members = await db.fetch(
+        "SELECT incident_id, array_agg(case_id ORDER BY added_at, case_id) AS ids FROM incident_cases "
+        "WHERE incident_id = ANY($1) GROUP BY incident_id", [r["incident_id"] for r in rows])
+    ids = {m["incident_id"]: list(m["ids"]) for m in members}
+    return [IncidentRow(**{**dict(r), "merged_from": list(r["merged_from"]),
+                           "case_ids": ids.get(r["incident_id"], [])}) for r in rows]

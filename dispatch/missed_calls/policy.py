@@ -24,11 +24,12 @@ from weakref import WeakKeyDictionary
 import asyncpg
 import structlog
 
-from dispatch.cases.registration import CaseRegistered
+from dispatch.cases.events import CaseRegistered
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand, NotAllowed
 from dispatch.core.messages import Command, Event, from_recorded, metadata, to_new_event
 from dispatch.intake.sms import CaseMessageReceived, callable_number
+from dispatch.missed_calls.read_model import open_tasks, pending_assignments
 from dispatch.missed_calls.task import (
     CallbackState,
     callback_stream,
@@ -367,13 +368,6 @@ def plan_assignments(
 
 Presence = Callable[[], Awaitable[set[str] | None]]
 
-OPEN_TASKS_SQL = """SELECT task_id, assigned_to, pinned FROM missed_calls WHERE status = 'open'
-    ORDER BY first_missed_at, task_id"""
-_PENDING_SQL = """SELECT count(*) FROM unnest($1::text[], $2::text[]) AS m(task_id, agent)
-    JOIN missed_calls c USING (task_id)
-    WHERE c.status = 'open' AND c.assigned_to IS DISTINCT FROM m.agent"""
-
-
 class Assigner:
     """The worker that keeps open tasks fairly assigned to present agents.
 
@@ -405,10 +399,7 @@ class Assigner:
             return 0
         async with self._pool.acquire() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock($1)", _ASSIGN_LOCK)
-            rows = await conn.fetch(OPEN_TASKS_SQL)
-            moves, self._after = plan_assignments(
-                [(r["task_id"], r["assigned_to"], r["pinned"]) for r in rows], present, self._after
-            )
+            moves, self._after = plan_assignments(await open_tasks(conn), present, self._after)
             done = [m for m in moves if await self._apply(m)]
             await self._settle(conn, done)
         if done:
@@ -432,7 +423,7 @@ class Assigner:
             return
         ids, agents = [m.task_id for m in done], [m.agent_id for m in done]
         deadline = asyncio.get_running_loop().time() + self._settle_timeout
-        while await conn.fetchval(_PENDING_SQL, ids, agents):
+        while await pending_assignments(conn, ids, agents):
             if asyncio.get_running_loop().time() > deadline:
                 log.warning("assignments_not_yet_projected", count=len(done))
                 return

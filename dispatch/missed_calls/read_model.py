@@ -1,4 +1,4 @@
-"""Read models of calls (`calls`) and call-back tasks (`missed_calls`).
+"""Read models of calls (`calls`) and call-back tasks (`missed_calls`), and every query on them.
 
 `calls` also links a call (and its recording) to the case registered from it.
 Both tables can be dropped and rebuilt from the `call-`, `callback-` and
@@ -8,12 +8,13 @@ Both tables can be dropped and rebuilt from the `call-`, `callback-` and
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
-from dispatch.cases.registration import CaseRegistered
+from dispatch.cases.events import CaseRegistered
 from dispatch.core.messages import Event, from_recorded
 from dispatch.intake.sms import callable_number
 from dispatch.missed_calls.task import (
@@ -132,3 +133,121 @@ class CallsProjection:
 def projections(services: Any) -> list[CallsProjection]:
     """The calls projection (bootstrap hook)."""
     return [CallsProjection()]
+
+
+Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
+"""Where a query runs: the pool, or a connection already in a transaction."""
+
+
+@dataclass(frozen=True, slots=True)
+class MissedCallRow:
+    """A call-back task as the API lists it."""
+
+    task_id: str
+    caller: str
+    queue: str | None
+    status: str
+    attempts: int
+    callback_attempts: int
+    first_missed_at: datetime
+    last_missed_at: datetime
+    assigned_to: str | None
+    assigned_at: datetime | None
+    due_at: datetime | None
+    outcome: str | None
+    closed_at: datetime | None
+    close_reason: str | None
+    call_ids: list[str]
+
+
+async def missed_call_tasks(
+    db: Db, status: str | None, agent_id: str | None, after: datetime | None, after_id: str, limit: int,
+) -> list[MissedCallRow]:
+    """Tasks by status and assignee (None: any), oldest missed first, after the given sort key."""
+    rows = await db.fetch(
+        """SELECT task_id, caller, queue, status, attempts, callback_attempts, first_missed_at,
+                  last_missed_at, assigned_to, assigned_at, due_at, outcome, closed_at, close_reason, call_ids
+           FROM missed_calls
+           WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR assigned_to = $2)
+             AND ($3::timestamptz IS NULL OR (first_missed_at, task_id) > ($3, $4))
+           ORDER BY first_missed_at, task_id LIMIT $5""", status, agent_id, after, after_id, limit)
+    return [MissedCallRow(**{**dict(r), "call_ids": list(r["call_ids"])}) for r in rows]
+
+
+async def open_task_count(db: Db) -> int:
+    """How many call-back tasks are open."""
+    return int(await db.fetchval("SELECT count(*) FROM missed_calls WHERE status = 'open'"))
+
+
+async def open_tasks(db: Db) -> list[tuple[str, str | None, bool]]:
+    """(task id, assignee, pinned by hand) of every open task, oldest missed first."""
+    rows = await db.fetch("""SELECT task_id, assigned_to, pinned FROM missed_calls WHERE status = 'open'
+                             ORDER BY first_missed_at, task_id""")
+    return [(r["task_id"], r["assigned_to"], r["pinned"]) for r in rows]
+
+
+async def pending_assignments(db: Db, task_ids: Sequence[str], agents: Sequence[str]) -> int:
+    """How many of these (task, agent) assignments the read model does not show yet."""
+    return int(await db.fetchval(
+        """SELECT count(*) FROM unnest($1::text[], $2::text[]) AS m(task_id, agent)
+           JOIN missed_calls c USING (task_id)
+           WHERE c.status = 'open' AND c.assigned_to IS DISTINCT FROM m.agent""",
+        list(task_ids), list(agents)))
+
+
+@dataclass(frozen=True, slots=True)
+class QueueHour:
+    """Calls of one queue in one hour (local to the report's time zone)."""
+
+    queue: str | None
+    hour: datetime
+    calls: int
+    abandoned: int
+    answered: int
+
+
+async def calls_by_queue_hour(
+    db: Db, start: datetime, end: datetime, tz: str, queue: str | None,
+) -> list[QueueHour]:
+    """Calls, abandoned and answered per queue and hour in [start, end) (the abandoned-call report)."""
+    rows = await db.fetch(
+        """WITH c AS (
+               SELECT queue, coalesce(offered_at, abandoned_at, answered_at, ended_at) AS at,
+                      abandoned_at, answered_at FROM calls)
+           SELECT queue, date_trunc('hour', at AT TIME ZONE $3) AS hour, count(*) AS calls,
+               count(*) FILTER (WHERE abandoned_at IS NOT NULL) AS abandoned,
+               count(*) FILTER (WHERE answered_at IS NOT NULL) AS answered
+           FROM c WHERE at >= $1 AND at < $2 AND ($4::text IS NULL OR queue = $4)
+           GROUP BY 1, 2 ORDER BY 2, 1""", start, end, tz, queue)
+    return [QueueHour(r["queue"], r["hour"], r["calls"], r["abandoned"], r["answered"]) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Answering:
+    """Calls offered since an instant, how many were answered, the mean wait (s) of those."""
+
+    offered: int
+    answered: int
+    wait: float | None
+
+
+async def answering_since(db: Db, since: datetime) -> Answering:
+    """The answer rate's figures for calls offered since `since`."""
+    row = await db.fetchrow(
+        """SELECT count(*) AS offered, count(answered_at) AS answered,
+                  avg(extract(epoch FROM answered_at - offered_at))
+                      FILTER (WHERE answered_at IS NOT NULL) AS wait
+           FROM calls WHERE offered_at >= $1""", since)
+    wait = row["wait"]
+    return Answering(row["offered"], row["answered"], None if wait is None else float(wait))
+
+
+async def abandoned_per_hour(db: Db, start: datetime, end: datetime) -> list[tuple[datetime, int]]:
+    """(hour, abandoned calls) for every hour from start's to end's, empty hours included."""
+    rows = await db.fetch(
+        """SELECT h AS hour, count(c.call_id) AS n
+           FROM generate_series(date_trunc('hour', $1::timestamptz), date_trunc('hour', $2::timestamptz),
+                                interval '1 hour') AS h
+           LEFT JOIN calls c ON c.abandoned_at >= h AND c.abandoned_at < h + interval '1 hour'
+           GROUP BY h ORDER BY h""", start, end)
+    return [(r["hour"], r["n"]) for r in rows]

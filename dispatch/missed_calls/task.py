@@ -13,17 +13,13 @@ from datetime import datetime, timedelta
 
 from dispatch.core.errors import InvalidCommand, NotAllowed
 from dispatch.core.messages import Event, event, from_recorded
+from dispatch.core.phone import caller_key
 from eventstore import RecordedEvent
 
 OUTCOMES: tuple[str, ...] = ("reached", "no_answer", "wrong_number")
 MAX_CALLBACK_ATTEMPTS = 3
 RETRY_SCHEDULE: tuple[timedelta, ...] = (timedelta(minutes=15), timedelta(minutes=60))
 """How long after the 1st and 2nd unanswered call-back the next one is due."""
-
-
-def caller_key(phone: str) -> str:
-    """The stream id of a canonical phone number (`+` becomes `00`, as dialled abroad)."""
-    return "00" + phone[1:] if phone.startswith("+") else phone
 
 
 def callback_stream(phone: str) -> str:

@@ -14,11 +14,12 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import asyncpg
 
-from dispatch.cases.registration import CaseRegistered, case_stream
+from dispatch.cases.events import CaseRegistered
+from dispatch.cases.state import case_stream
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand
 from dispatch.core.messages import Command, Event, event, from_recorded, metadata, to_new_event
@@ -129,6 +130,14 @@ def _validate(cmd: RequestNotification) -> None:
         raise InvalidCommand(f"text longer than {MAX_TEXT} characters", field="text")
 
 
+async def _enqueue(conn: asyncpg.Connection, cmd: RequestNotification, stream: str) -> None:
+    await conn.execute(
+        """INSERT INTO notification_outbox (dedup_key, stream, case_id, channel, to_addr, body, reason)
+           VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (dedup_key) DO NOTHING""",
+        cmd.dedup_key, stream, cmd.case_id, cmd.channel, cmd.to, cmd.text, cmd.reason,
+    )
+
+
 async def request_notification(
     cmd: RequestNotification, *, pool: asyncpg.Pool, clock: Clock, store: EventStore
 ) -> bool:
@@ -143,14 +152,84 @@ async def request_notification(
         if not await append_on(conn, stream, [evt], meta, expected=NO_STREAM,
                                key=f"notify:{cmd.dedup_key}"):
             return False
-        await conn.execute(
-            """INSERT INTO notification_outbox (dedup_key, stream, case_id, channel, to_addr, body, reason)
-               VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (dedup_key) DO NOTHING""",
-            cmd.dedup_key, stream, cmd.case_id, cmd.channel, cmd.to, cmd.text, cmd.reason,
-        )
+        await _enqueue(conn, cmd, stream)
     store.wake((NOTIFICATION_CATEGORY,))
     return True
 
+
+
+Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
+"""Where a query runs: the pool, or a connection already in a transaction."""
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """An outbox row claimed for one delivery attempt (`attempts` counts this one)."""
+
+    id: int
+    dedup_key: str
+    stream: str
+    channel: str
+    to_addr: str
+    body: str
+    attempts: int
+
+
+async def claim_due(db: Db, batch: int, lease_s: float) -> list[Claimed]:
+    """Lease up to `batch` due rows (pending, to retry, or with an expired lease) for delivery."""
+    rows = await db.fetch(
+        """UPDATE notification_outbox SET status = 'sending', attempts = attempts + 1,
+               lease_until = now() + $2 * interval '1 second', updated_at = now()
+           WHERE id IN (SELECT id FROM notification_outbox
+                        WHERE (status IN ('pending', 'retry') AND next_attempt_at <= now())
+                           OR (status = 'sending' AND lease_until < now())
+                        ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)
+           RETURNING id, dedup_key, stream, channel, to_addr, body, attempts""", batch, lease_s)
+    return [Claimed(**dict(r)) for r in rows]
+
+
+async def mark_delivery(
+    db: Db, row_id: int, status: str, provider_id: str | None, error: str | None,
+    retry_at: datetime | None,
+) -> None:
+    """Record an attempt's outcome on its row and release the lease."""
+    await db.execute(
+        """UPDATE notification_outbox SET status = $2, provider_id = coalesce($3, provider_id),
+               last_error = $4, next_attempt_at = coalesce($5, next_attempt_at), lease_until = NULL,
+               updated_at = now() WHERE id = $1""", row_id, status, provider_id, error, retry_at)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """An outbound message and its delivery state."""
+
+    id: int
+    dedup_key: str
+    case_id: str | None
+    channel: str
+    to_addr: str
+    body: str
+    reason: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    provider_id: str | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+async def list_outbox(
+    db: Db, case_id: str | None, status: str | None, after_id: int, limit: int,
+) -> list[OutboxItem]:
+    """Outbox rows of a case and/or status (None: any), by id after `after_id`."""
+    rows = await db.fetch(
+        """SELECT id, dedup_key, case_id, channel, to_addr, body, reason, status, attempts,
+                  next_attempt_at, provider_id, last_error, created_at, updated_at
+           FROM notification_outbox
+           WHERE ($1::text IS NULL OR case_id = $1) AND ($2::text IS NULL OR status = $2) AND id > $3
+           ORDER BY id LIMIT $4""", case_id, status, after_id, limit)
+    return [OutboxItem(**dict(r)) for r in rows]
 
 HANDLERS: dict[type, Any] = {RequestNotification: request_notification}
 

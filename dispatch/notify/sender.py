@@ -11,37 +11,30 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 import structlog
 
-from dispatch.cases.registration import mask_phone
 from dispatch.core.clock import Clock
 from dispatch.core.messages import Event, metadata
+from dispatch.core.phone import mask_phone
 from dispatch.notify.outbox import (
     NOTIFICATION_CATEGORY,
+    Claimed,
     NotificationAttemptFailed,
     NotificationFailed,
     NotificationSent,
     append_on,
+    claim_due,
+    mark_delivery,
 )
 from dispatch.notify.provider import Delivery, DeliveryError, Provider
 from eventstore import EventStore
 
 log = structlog.get_logger(__name__)
 
-_CLAIM = """UPDATE notification_outbox SET status = 'sending', attempts = attempts + 1,
-        lease_until = now() + $2 * interval '1 second', updated_at = now()
-    WHERE id IN (SELECT id FROM notification_outbox
-                 WHERE (status IN ('pending', 'retry') AND next_attempt_at <= now())
-                    OR (status = 'sending' AND lease_until < now())
-                 ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)
-    RETURNING id, dedup_key, stream, channel, to_addr, body, attempts"""
-_UPDATE = """UPDATE notification_outbox SET status = $2, provider_id = coalesce($3, provider_id),
-        last_error = $4, next_attempt_at = coalesce($5, next_attempt_at), lease_until = NULL,
-        updated_at = now() WHERE id = $1"""
 
 
 class LogProvider:
@@ -96,43 +89,43 @@ class Sender:
     async def drain_once(self) -> int:
         """Claim and deliver one batch of due messages; answers how many were tried."""
         async with self._pool.acquire() as conn:
-            rows = await conn.fetch(_CLAIM, self._batch, self._lease)
+            rows = await claim_due(conn, self._batch, self._lease)
         await asyncio.gather(*(self._deliver(row) for row in rows))
         return len(rows)
 
-    async def _deliver(self, row: asyncpg.Record) -> None:
-        provider = self._providers.get(row["channel"]) or self._providers["log"]
-        attempt = int(row["attempts"])
+    async def _deliver(self, row: Claimed) -> None:
+        provider = self._providers.get(row.channel) or self._providers["log"]
+        attempt = int(row.attempts)
         try:
-            delivery = await provider.send(row["to_addr"], row["body"], row["dedup_key"])
+            delivery = await provider.send(row.to_addr, row.body, row.dedup_key)
         except DeliveryError as exc:
             await self._failed(row, attempt, exc)
             return
         now = self._clock.now()
-        evt = NotificationSent(row["dedup_key"], provider.name, delivery.provider_id, delivery.status,
+        evt = NotificationSent(row.dedup_key, provider.name, delivery.provider_id, delivery.status,
                                attempt, now)
         await self._record(row, evt, "sent", delivery.provider_id, None, None, f"sent:{attempt}")
 
-    async def _failed(self, row: asyncpg.Record, attempt: int, exc: DeliveryError) -> None:
+    async def _failed(self, row: Claimed, attempt: int, exc: DeliveryError) -> None:
         now = self._clock.now()
         if exc.retryable and attempt < self._retry.max_attempts:
             retry_at = now + timedelta(seconds=self._retry.delay(attempt, exc.retry_after))
-            evt: Event = NotificationAttemptFailed(row["dedup_key"], attempt, exc.message, retry_at, now)
+            evt: Event = NotificationAttemptFailed(row.dedup_key, attempt, exc.message, retry_at, now)
             await self._record(row, evt, "retry", None, exc.message, retry_at, f"retry:{attempt}")
             return
-        evt = NotificationFailed(row["dedup_key"], attempt, exc.message, now)
+        evt = NotificationFailed(row.dedup_key, attempt, exc.message, now)
         await self._record(row, evt, "failed", None, exc.message, None, f"failed:{attempt}")
-        log.warning("notification_failed", dedup_key=row["dedup_key"], error=exc.message)
+        log.warning("notification_failed", dedup_key=row.dedup_key, error=exc.message)
 
     async def _record(
-        self, row: asyncpg.Record, evt: Event, status: str, provider_id: str | None,
-        error: str | None, retry_at: Any, outcome: str,
+        self, row: Claimed, evt: Event, status: str, provider_id: str | None,
+        error: str | None, retry_at: datetime | None, outcome: str,
     ) -> None:
-        meta = metadata(actor="worker:sender", channel=row["channel"])
+        meta = metadata(actor="worker:sender", channel=row.channel)
         async with self._pool.acquire() as conn, conn.transaction():
-            await append_on(conn, row["stream"], [evt], meta,
-                            key=f"notify:{row['dedup_key']}:{outcome}")
-            await conn.execute(_UPDATE, row["id"], status, provider_id, error, retry_at)
+            await append_on(conn, row.stream, [evt], meta,
+                            key=f"notify:{row.dedup_key}:{outcome}")
+            await mark_delivery(conn, row.id, status, provider_id, error, retry_at)
         self._store.wake((NOTIFICATION_CATEGORY,))
 
 

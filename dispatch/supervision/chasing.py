@@ -34,11 +34,14 @@ from dispatch.cases.events import (
     CaseRejected,
     ExtensionDecided,
 )
-from dispatch.cases.registration import CaseState, load_case, mask_phone
 from dispatch.cases.sla import SlaConfig
+from dispatch.cases.state import CaseState, load_case
+from dispatch.cases.status import WORKING, CaseStatus
 from dispatch.core.clock import Clock
 from dispatch.core.messages import Command, Event, from_recorded
+from dispatch.core.phone import mask_phone
 from dispatch.core.timers import Reschedule, cancel, schedule, timer_command
+from dispatch.gis.reference import contact_phone
 from eventstore import EventStore, RecordedEvent
 
 log = structlog.get_logger(__name__)
@@ -57,9 +60,9 @@ class ChaseCase(Command):
 
 def stage_deadline(s: CaseState, stage: str) -> datetime | None:
     """The deadline of a stage while the stage is running, else None."""
-    if stage == "confirmation" and s.status == "dispatched":
+    if stage == "confirmation" and s.status == CaseStatus.DISPATCHED:
         return s.confirm_by
-    if stage == "completion" and s.status in {"confirmed", "in_progress"}:
+    if stage == "completion" and s.status in WORKING:
         return s.complete_by
     return None
 
@@ -109,14 +112,6 @@ async def chase_case(
 def timer_key(case_id: str, purpose: str) -> str:
     """The timer key of a case's confirmation / completion chase or archive timer."""
     return f"case:{case_id}:{purpose}"
-
-
-async def contact_phone(conn: asyncpg.Pool | asyncpg.Connection, assignee: str) -> str | None:
-    """The SMS number of a unit or provider from the reference read models."""
-    phone: str | None = await conn.fetchval(
-        """SELECT phone FROM ref_units WHERE id = $1
-           UNION ALL SELECT phone FROM ref_providers WHERE id = $1 LIMIT 1""", assignee)
-    return phone
 
 
 class CaseFollowUp:

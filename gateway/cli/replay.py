@@ -18,7 +18,7 @@ from typing import Any
 
 import asyncpg
 
-from dispatch.cases.registration import case_stream, fold
+from dispatch.cases.state import case_stream, fold
 from dispatch.core.clock import Clock, SystemClock
 from dispatch.core.errors import InvalidCommand, NotFound
 from dispatch.core.messages import Event, event, metadata, to_data, to_new_event

@@ -24,7 +24,7 @@ from gateway.services import SERVICES
 async def _reject(request: web.Request, raw: bytes, code: str, reason: str) -> None:
     services = request.app[SERVICES]
     services.metrics.rejected_inputs.labels("alarm", code).inc()
-    await record_rejected(services.store, channel="alarm", code=code, reason=reason, raw=raw,
+    await record_rejected(services.bus.handle, channel="alarm", code=code, reason=reason, raw=raw,
                           at=services.clock.now(), headers=request.headers, peer=request.remote)
 
 

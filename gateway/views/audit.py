@@ -9,7 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
-from dispatch.cases.registration import case_stream
+from dispatch.cases.state import case_stream
 from dispatch.core.errors import InvalidCommand
 from eventstore import tamper
 from gateway.auth import require

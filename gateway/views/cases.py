@@ -27,16 +27,9 @@ from dispatch.cases.actions import (
     RequestExtension,
     SupplementCase,
 )
+from dispatch.cases.events import CallerInfo, Fault, Place
 from dispatch.cases.read_model import case_clocks, list_cases, overdue, unit_stats
-from dispatch.cases.registration import (
-    CallerInfo,
-    CaseState,
-    Fault,
-    Place,
-    RegisterCase,
-    load_case,
-    mask_phone,
-)
+from dispatch.cases.registration import RegisterCase
 from dispatch.cases.sla import (
     SlaConfig,
     Urgency,
@@ -47,7 +40,10 @@ from dispatch.cases.sla import (
     queue_key,
 )
 from dispatch.cases.sla import light as light_of
+from dispatch.cases.state import CaseState, load_case
+from dispatch.cases.status import WAITING
 from dispatch.core.errors import NotFound
+from dispatch.core.phone import mask_phone
 from dispatch.gis.geo import to_wgs84
 from gateway.auth import Principal, require, sees_personal_data
 from gateway.http import BadRequest, field, json_response, limit_param, page, read_json
@@ -144,7 +140,7 @@ async def dispatch_queue(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     now = services.clock.now()
     found: list[tuple[CaseState, str]] = []
-    for status in ("accepted", "classified", "rejected"):
+    for status in sorted(WAITING):
         items, _ = await list_cases(services.pool, now, {"status": status}, limit=1000)
         found += items
     views = [case_view(s, light, who, now) for s, light in found]

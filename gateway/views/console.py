@@ -17,6 +17,9 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from dispatch.cases.read_model import first_contact, open_lights
+from dispatch.gis.reference import districts as all_districts
+from dispatch.missed_calls.read_model import abandoned_per_hour, answering_since, open_task_count
 from gateway.auth import require, sees_personal_data
 from gateway.http import BadRequest, json_response
 from gateway.services import SERVICES
@@ -47,14 +50,13 @@ async def districts(request: web.Request) -> web.Response:
     """`GET /api/v1/districts`: every district polygon as a GeoJSON FeatureCollection."""
     require(request, *VIEWERS)
     async with request.app[SERVICES].pool.acquire() as conn:
-        rows = await conn.fetch("SELECT adcode, name, geometry, props FROM ref_districts ORDER BY adcode")
+        rows = await all_districts(conn)
     features = [{
         "type": "Feature",
-        "id": row["adcode"],
-        "properties": {"adcode": row["adcode"], "name": row["name"],
-                       "city": (row["props"] or {}).get("city"),
-                       "province": (row["props"] or {}).get("province")},
-        "geometry": row["geometry"],
+        "id": row.adcode,
+        "properties": {"adcode": row.adcode, "name": row.name, "city": row.props.get("city"),
+                       "province": row.props.get("province")},
+        "geometry": row.geometry,
     } for row in rows]
     return json_response({"type": "FeatureCollection", "features": features},
                          headers={"Cache-Control": "private, max-age=60"})
@@ -74,63 +76,32 @@ async def _tables(conn: asyncpg.Connection) -> set[str]:
     return {row["name"] for row in rows}
 
 
-_CALLS_SQL = """
-SELECT count(*) AS offered,
-       count(answered_at) AS answered,
-       avg(extract(epoch FROM answered_at - offered_at)) FILTER (WHERE answered_at IS NOT NULL) AS wait
-FROM calls WHERE offered_at >= $1
-"""
-_ABANDONED_SQL = """
-SELECT h AS hour, count(c.call_id) AS n
-FROM generate_series(date_trunc('hour', $1::timestamptz), date_trunc('hour', $2::timestamptz),
-                     interval '1 hour') AS h
-LEFT JOIN calls c ON c.abandoned_at >= h AND c.abandoned_at < h + interval '1 hour'
-GROUP BY h ORDER BY h
-"""
-
-
 def _ratio(part: int, whole: int) -> float | None:
     return None if whole == 0 else round(part / whole, 4)
 
 
 async def _call_kpis(conn: asyncpg.Connection, since: datetime, now: datetime) -> dict[str, Any]:
-    row = await conn.fetchrow(_CALLS_SQL, since)
-    hours = await conn.fetch(_ABANDONED_SQL, max(since, now - timedelta(hours=23)), now)
-    wait = row["wait"]
+    calls = await answering_since(conn, since)
+    hours = await abandoned_per_hour(conn, max(since, now - timedelta(hours=23)), now)
     return {
-        "answer_rate": {"value": _ratio(row["answered"], row["offered"]),
-                        "target": TARGETS["answer_rate"], "offered": row["offered"]},
-        "average_wait_s": {"value": None if wait is None else round(float(wait), 1),
+        "answer_rate": {"value": _ratio(calls.answered, calls.offered),
+                        "target": TARGETS["answer_rate"], "offered": calls.offered},
+        "average_wait_s": {"value": None if calls.wait is None else round(calls.wait, 1),
                            "target": TARGETS["average_wait_s"]},
-        "abandoned_per_hour": {"value": hours[-1]["n"] if hours else 0,
-                               "total": sum(h["n"] for h in hours),
-                               "series": [{"hour": h["hour"], "count": h["n"]} for h in hours]},
+        "abandoned_per_hour": {"value": hours[-1][1] if hours else 0,
+                               "total": sum(n for _, n in hours),
+                               "series": [{"hour": hour, "count": n} for hour, n in hours]},
     }
 
 
-_LIGHTS_SQL = """
-SELECT light, count(*) AS n FROM cases
-WHERE status NOT IN ('completed', 'called_back', 'archived', 'closed') GROUP BY light
-"""
-_FCR_SQL = """
-SELECT count(*) AS cases,
-       count(*) FILTER (WHERE NOT EXISTS (
-           SELECT 1 FROM cases o WHERE o.case_id <> c.case_id AND o.created_at >= $1
-             AND o.caller_phone = c.caller_phone)) AS single
-FROM cases c WHERE c.created_at >= $1 AND c.caller_phone IS NOT NULL
-"""
-
-
 async def _case_kpis(conn: asyncpg.Connection, since: datetime) -> dict[str, Any]:
-    lights = {"green": 0, "yellow": 0, "red": 0}
-    for row in await conn.fetch(_LIGHTS_SQL):
-        lights[str(row["light"] or "green")] = row["n"]
-    fcr = await conn.fetchrow(_FCR_SQL, since)
+    lights = await open_lights(conn)
+    fcr = await first_contact(conn, since)
     return {
         "cases_by_light": {"value": sum(lights.values()), "series": lights},
-        "first_contact_resolution": {"value": _ratio(fcr["single"], fcr["cases"]),
+        "first_contact_resolution": {"value": _ratio(fcr.single, fcr.cases),
                                      "target": TARGETS["first_contact_resolution"],
-                                     "cases": fcr["cases"]},
+                                     "cases": fcr.cases},
     }
 
 
@@ -149,8 +120,7 @@ async def kpis(request: web.Request) -> web.Response:
         if "cases" in tables:
             found.update(await _case_kpis(conn, since))
         if "missed_calls" in tables:
-            open_tasks = await conn.fetchval("SELECT count(*) FROM missed_calls WHERE status = 'open'")
-            found["open_missed_calls"] = {"value": open_tasks}
+            found["open_missed_calls"] = {"value": await open_task_count(conn)}
     return json_response({"at": now, "window_hours": hours, "sources": sorted(tables), "kpis": found})
 
 

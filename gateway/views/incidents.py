@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
 from dispatch.linking.incidents import ResolveIncident, SetIncidentCause, load_incident
+from dispatch.linking.read_model import list_incidents as incidents_of
 from gateway.auth import require
 from gateway.http import BadRequest, field, json_response, limit_param, page, read_json
 from gateway.services import SERVICES
 
 READERS = ("agent", "dispatcher", "auditor", "unit")
 STATUSES = ("open", "resolved", "merged")
-_COLUMNS = """incident_id, status, category, district, lat, lon, opened_at, case_count, cause,
-    expected_restoration_at, cause_revision, resolved_at, merged_into, merged_from, version"""
 
 
 def _cursor(raw: str | None) -> tuple[datetime, str] | None:
@@ -28,43 +28,21 @@ def _cursor(raw: str | None) -> tuple[datetime, str] | None:
         raise BadRequest("bad_parameter", "cursor is malformed") from exc
 
 
-def _filters(request: web.Request) -> tuple[list[str], list[Any]]:
-    where: list[str] = []
-    args: list[Any] = []
-    status = request.query.get("status")
-    if status is not None:
-        if status not in STATUSES:
-            raise BadRequest("bad_parameter", f"status must be one of {', '.join(STATUSES)}")
-        args.append(status)
-        where.append(f"status = ${len(args)}")
-    for name in ("district", "category"):
-        if request.query.get(name):
-            args.append(request.query[name])
-            where.append(f"{name} = ${len(args)}")
-    after = _cursor(request.query.get("cursor"))
-    if after is not None:
-        args.extend(after)
-        where.append(f"(opened_at, incident_id) < (${len(args) - 1}, ${len(args)})")
-    return where, args
-
-
 async def list_incidents(request: web.Request) -> web.Response:
     """`GET /api/v1/incidents?status=&district=&category=`: newest first, list envelope."""
     require(request, *READERS)
     limit = limit_param(request)
-    where, args = _filters(request)
-    sql = (f"SELECT {_COLUMNS} FROM incidents {'WHERE ' + ' AND '.join(where) if where else ''} "
-           f"ORDER BY opened_at DESC, incident_id DESC LIMIT {limit + 1}")
+    status = request.query.get("status")
+    if status is not None and status not in STATUSES:
+        raise BadRequest("bad_parameter", f"status must be one of {', '.join(STATUSES)}")
     async with request.app[SERVICES].pool.acquire() as conn:
-        rows = [dict(r) for r in await conn.fetch(sql, *args)]
-        members = await conn.fetch(
-            "SELECT incident_id, array_agg(case_id ORDER BY added_at, case_id) AS ids FROM incident_cases "
-            "WHERE incident_id = ANY($1) GROUP BY incident_id", [r["incident_id"] for r in rows[:limit]])
-    ids = {m["incident_id"]: list(m["ids"]) for m in members}
-    items = [{**r, "case_ids": ids.get(r["incident_id"], [])} for r in rows[:limit]]
-    more = len(rows) > limit
-    last = items[-1] if items else None
-    cursor = f"{last['opened_at'].isoformat()}|{last['incident_id']}" if more and last else None
+        rows = await incidents_of(
+            conn, status=status, district=request.query.get("district") or None,
+            category=request.query.get("category") or None,
+            before=_cursor(request.query.get("cursor")), limit=limit + 1)
+    items = [asdict(r) for r in rows[:limit]]
+    last = rows[limit - 1] if len(rows) > limit else None
+    cursor = f"{last.opened_at.isoformat()}|{last.incident_id}" if last else None
     return json_response(page(items, cursor))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -9,24 +10,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from aiohttp import web
 
 from dispatch.missed_calls.policy import AssignCallbackTask, RecordCallbackOutcome
+from dispatch.missed_calls.read_model import calls_by_queue_hour, missed_call_tasks
 from gateway.auth import require
 from gateway.http import BadRequest, json_response, limit_param, page, read_json
 from gateway.services import SERVICES
 
-_LIST_SQL = """SELECT task_id, caller, queue, status, attempts, callback_attempts, first_missed_at,
-        last_missed_at, assigned_to, assigned_at, due_at, outcome, closed_at, close_reason, call_ids
-    FROM missed_calls
-    WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR assigned_to = $2)
-      AND ($3::timestamptz IS NULL OR (first_missed_at, task_id) > ($3, $4))
-    ORDER BY first_missed_at, task_id LIMIT $5"""
-_REPORT_SQL = """WITH c AS (
-        SELECT queue, coalesce(offered_at, abandoned_at, answered_at, ended_at) AS at,
-               abandoned_at, answered_at FROM calls)
-    SELECT queue, date_trunc('hour', at AT TIME ZONE $3) AS hour, count(*) AS calls,
-        count(*) FILTER (WHERE abandoned_at IS NOT NULL) AS abandoned,
-        count(*) FILTER (WHERE answered_at IS NOT NULL) AS answered
-    FROM c WHERE at >= $1 AND at < $2 AND ($4::text IS NULL OR queue = $4)
-    GROUP BY 1, 2 ORDER BY 2, 1"""
 STATUSES = ("open", "closed")
 
 
@@ -40,12 +28,6 @@ def _cursor(raw: str | None) -> tuple[datetime | None, str]:
         raise BadRequest("bad_parameter", "cursor is not one this API gave") from exc
 
 
-def _item(row: Any) -> dict[str, Any]:
-    item = dict(row)
-    item["call_ids"] = list(row["call_ids"])
-    return item
-
-
 async def list_missed_calls(request: web.Request) -> web.Response:
     """`GET /api/v1/missed-calls?status=open&agent_id=&cursor=&limit=`."""
     require(request, "agent", "dispatcher", "auditor")
@@ -55,11 +37,11 @@ async def list_missed_calls(request: web.Request) -> web.Response:
     limit = limit_param(request)
     after, after_id = _cursor(request.query.get("cursor"))
     async with request.app[SERVICES].pool.acquire() as conn:
-        rows = await conn.fetch(_LIST_SQL, status, request.query.get("agent_id") or None, after,
-                                after_id, limit)
-    items = [_item(r) for r in rows]
+        rows = await missed_call_tasks(conn, status, request.query.get("agent_id") or None, after,
+                                       after_id, limit)
+    items = [asdict(r) for r in rows]
     last = rows[-1] if len(rows) == limit else None
-    cursor = f"{last['first_missed_at'].isoformat()}|{last['task_id']}" if last else None
+    cursor = f"{last.first_missed_at.isoformat()}|{last.task_id}" if last else None
     return json_response(page(items, cursor))
 
 
@@ -119,10 +101,10 @@ async def abandoned_report(request: web.Request) -> web.Response:
     start = _time(request, "from") or datetime.fromisoformat("1970-01-01T00:00:00+00:00")
     end = _time(request, "to") or datetime.fromisoformat("9999-01-01T00:00:00+00:00")
     async with request.app[SERVICES].pool.acquire() as conn:
-        rows = await conn.fetch(_REPORT_SQL, start, end, tz, request.query.get("queue") or None)
-    items = [{"queue": r["queue"], "hour": r["hour"].isoformat(), "tz": tz, "calls": r["calls"],
-              "abandoned": r["abandoned"], "answered": r["answered"],
-              "abandon_rate": round(r["abandoned"] / r["calls"], 4) if r["calls"] else 0.0}
+        rows = await calls_by_queue_hour(conn, start, end, tz, request.query.get("queue") or None)
+    items = [{"queue": r.queue, "hour": r.hour.isoformat(), "tz": tz, "calls": r.calls,
+              "abandoned": r.abandoned, "answered": r.answered,
+              "abandon_rate": round(r.abandoned / r.calls, 4) if r.calls else 0.0}
              for r in rows]
     return json_response(page(items, None))
 

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from aiohttp import web
 
-from dispatch.cases.registration import mask_phone
+from dispatch.core.phone import mask_phone
+from dispatch.notify.outbox import list_outbox
 from gateway.auth import require, sees_personal_data
 from gateway.http import BadRequest, json_response, limit_param, page
 from gateway.services import SERVICES
-
-_SQL = """SELECT id, dedup_key, case_id, channel, to_addr, body, reason, status, attempts,
-        next_attempt_at, provider_id, last_error, created_at, updated_at
-    FROM notification_outbox
-    WHERE ($1::text IS NULL OR case_id = $1) AND ($2::text IS NULL OR status = $2) AND id > $3
-    ORDER BY id LIMIT $4"""
 
 
 def _cursor(raw: str | None) -> int:
@@ -31,17 +27,17 @@ async def list_notifications(request: web.Request) -> web.Response:
     who = require(request, "agent", "dispatcher", "auditor", "unit")
     limit = limit_param(request)
     async with request.app[SERVICES].pool.acquire() as conn:
-        rows = await conn.fetch(_SQL, request.query.get("case_id") or None,
-                                request.query.get("status") or None,
-                                _cursor(request.query.get("cursor")), limit)
+        rows = await list_outbox(conn, request.query.get("case_id") or None,
+                                 request.query.get("status") or None,
+                                 _cursor(request.query.get("cursor")), limit)
     full = sees_personal_data(who)
     items: list[dict[str, Any]] = []
     for row in rows:
-        item = dict(row)
+        item: dict[str, Any] = asdict(row)
         item["to"] = item.pop("to_addr") if full else mask_phone(item.pop("to_addr"))
         item["text"] = item.pop("body")
         items.append(item)
-    return json_response(page(items, str(rows[-1]["id"]) if len(rows) == limit else None))
+    return json_response(page(items, str(rows[-1].id) if len(rows) == limit else None))
 
 
 def setup(app: web.Application) -> None:

@@ -8,7 +8,10 @@ Errors answer in Open311's own shape (`[{code, description}]` or
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,7 @@ from channels.open311 import (
     to_xml,
 )
 from channels.rejected import record_rejected
+from dispatch.cases.read_model import Db, WebRequest, web_request, web_requests, web_requests_by_id
 from dispatch.core.errors import InvalidCommand
 from gateway.auth import resolve
 from gateway.http import json_response
@@ -36,7 +40,6 @@ BASE = "/open311/v2"
 FMT = "{fmt:(json|xml)}"
 MAX_SPAN = timedelta(days=90)
 STATIC = Path(__file__).parent.parent / "static" / "citizen"
-_COLUMNS = "case_id, status, category, assigned_to, accepted_at, updated_at, deadline, lat, lon"
 
 
 def _answer(request: web.Request, body: Any, root: str, tag: str | None, status: int = 200) -> web.Response:
@@ -49,7 +52,7 @@ def _answer(request: web.Request, body: Any, root: str, tag: str | None, status:
 async def _error(request: web.Request, exc: Open311Error, raw: bytes | None) -> web.Response:
     services = request.app[SERVICES]
     services.metrics.rejected_inputs.labels("web", exc.code).inc()
-    await record_rejected(services.store, channel="web", code=exc.code, reason=exc.message, raw=raw,
+    await record_rejected(services.bus.handle, channel="web", code=exc.code, reason=exc.message, raw=raw,
                           at=services.clock.now(), headers=request.headers, peer=request.remote)
     return _answer(request, errors_body(exc.status, exc.message), "errors", "error", exc.status)
 
@@ -90,11 +93,12 @@ async def create_request(request: web.Request) -> web.Response:
     return _answer(request, body, "service_requests", "request", 200 if registered.duplicate else 201)
 
 
-def _filters(request: web.Request) -> tuple[str, list[Any]]:
+def _query(request: web.Request) -> Callable[[Db], Awaitable[list[WebRequest]]]:
+    """The read-model query `GET requests` asks for (Open311Error on a bad one)."""
     q = request.query
     ids = [i for i in q.get("service_request_id", "").split(",") if i]
     if ids:
-        return "case_id = ANY($1::text[])", [ids]
+        return partial(web_requests_by_id, case_ids=ids)
     start = check_query_date(q.get("start_date"), "start_date")
     end = check_query_date(q.get("end_date"), "end_date")
     if start and end and (end - start > MAX_SPAN or end < start):
@@ -105,36 +109,28 @@ def _filters(request: web.Request) -> tuple[str, list[Any]]:
     statuses = {s for s in q.get("status", "").split(",") if s}
     if statuses - {"open", "closed"}:
         raise Open311Error(400, "status must be open and/or closed")
-    where = ["accepted_at >= $1", "($2::timestamptz IS NULL OR accepted_at <= $2)",
-             "(cardinality($3::text[]) = 0 OR category = ANY($3::text[]))"]
-    if statuses == {"open"}:
-        where.append("status NOT IN ('completed', 'called_back', 'archived', 'closed')")
-    elif statuses == {"closed"}:
-        where.append("status IN ('completed', 'called_back', 'archived', 'closed')")
-    return " AND ".join(where), [start, end, codes]
+    finished = None if len(statuses) != 1 else statuses == {"closed"}
+    return partial(web_requests, start=start, end=end, categories=codes, finished=finished)
 
 
 async def list_requests(request: web.Request) -> web.Response:
     """`GET requests.{fmt}`: web requests, newest first (at most 1,000)."""
     try:
-        where, args = _filters(request)
+        query = _query(request)
     except Open311Error as exc:
         return await _error(request, exc, None)
-    sql = (f"SELECT {_COLUMNS} FROM cases WHERE channel = 'web' AND {where} "
-           "ORDER BY accepted_at DESC LIMIT 1000")
     async with request.app[SERVICES].store.connection() as conn:
-        rows = await conn.fetch(sql, *args)
-    return _answer(request, [request_item(dict(r)) for r in rows], "service_requests", "request")
+        rows = await query(conn)
+    return _answer(request, [request_item(asdict(r)) for r in rows], "service_requests", "request")
 
 
 async def get_request(request: web.Request) -> web.Response:
     """`GET requests/{id}.{fmt}`: a one-element list, as the standard says."""
     async with request.app[SERVICES].store.connection() as conn:
-        row = await conn.fetchrow(
-            f"SELECT {_COLUMNS} FROM cases WHERE case_id = $1 AND channel = 'web'", request.match_info["id"])
+        row = await web_request(conn, request.match_info["id"])
     if row is None:
         return await _error(request, Open311Error(404, "service_request_id not found", "not_found"), None)
-    return _answer(request, [request_item(dict(row))], "service_requests", "request")
+    return _answer(request, [request_item(asdict(row))], "service_requests", "request")
 
 
 async def citizen_page(request: web.Request) -> web.FileResponse:

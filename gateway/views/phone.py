@@ -24,7 +24,7 @@ async def _rejected(request: web.Request, channel: str, body: bytes, status: int
                     message: str) -> web.Response:
     services = request.app[SERVICES]
     await record_rejected(
-        services.store, channel=channel, code=code, reason=message, raw=body,
+        services.bus.handle, channel=channel, code=code, reason=message, raw=body,
         at=services.clock.now(), headers=request.headers, peer=request.remote,
     )
     services.metrics.rejected_inputs.labels(channel, code).inc()

@@ -1,14 +1,14 @@
 """`GET|POST /channels/wechat`: the official account's server URL.
 
-GET answers the echostr handshake; POST records the push, lets the
-conversation rules decide, and answers a passive text reply (encrypted in safe
-mode). 503 while INTAKE_WECHAT_TOKEN (or, for safe mode, the AES key and AppID)
-is unset; 403 on a bad signature; 400 on malformed XML - each also recorded.
+GET answers the echostr handshake; POST verifies and parses the push, sends
+`ReceiveWeChatPush` (record it, let the conversation rules decide, open the
+case when due) and answers a passive text reply (encrypted in safe mode). 503
+while INTAKE_WECHAT_TOKEN (or, for safe mode, the AES key and AppID) is unset;
+403 on a bad signature; 400 on malformed XML - each also recorded.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from typing import Any
 
@@ -16,11 +16,10 @@ from aiohttp import web
 
 from channels.errors import BadInput, ChannelDisabled, ChannelError
 from channels.rejected import record_rejected
-from channels.wechat import Push, case_reply, conversation_of, decide, parse_xml, text_reply, to_push
+from channels.wechat import parse_xml, text_reply, to_push
 from channels.wechat_crypto import SafeMode, check_signature
-from dispatch.core.messages import metadata
-from eventstore import ANY, NewEvent
-from gateway.services import SERVICES, Services
+from dispatch.intake.wechat import ReceiveWeChatPush, WeChatAnswer
+from gateway.services import SERVICES
 
 _PARAM = re.compile(r"^[A-Za-z0-9]{1,64}$")
 
@@ -46,9 +45,9 @@ def _safe_mode(request: web.Request, token: str) -> SafeMode:
 async def _rejected(request: web.Request, exc: ChannelError, raw: bytes | None) -> None:
     services = request.app[SERVICES]
     services.metrics.rejected_inputs.labels("wechat", exc.code).inc()
-    await record_rejected(services.store, channel="wechat", code=exc.code, reason=exc.message, raw=raw,
+    await record_rejected(services.bus.handle, channel="wechat", code=exc.code, reason=exc.message, raw=raw,
                           at=services.clock.now(), headers=request.headers, peer=request.remote,
-                          extra={"query": dict(request.query)})
+                          query=request.query)
 
 
 async def handshake(request: web.Request) -> web.Response:
@@ -59,24 +58,6 @@ async def handshake(request: web.Request) -> web.Response:
         await _rejected(request, exc, None)
         raise
     return web.Response(text=request.query.get("echostr", ""), content_type="text/plain")
-
-
-async def receive_push(services: Services, push: Push, raw: str) -> str:
-    """Record the push (idempotent) and answer the reply text, with the case number if any."""
-    stream = f"wechat-{push.from_user}"
-    data = {"push": dataclasses.asdict(push), "raw": raw}
-    meta = metadata(actor=f"wechat:{push.from_user}", channel="wechat", received_at=services.clock.now())
-    result = await services.store.append(stream, [NewEvent("WeChatMessageReceived", data, 1, meta)], ANY,
-                                         idempotency_key=push.idempotency_key)
-    if not result.duplicate:
-        services.metrics.events_appended.labels("wechat").inc()
-    earlier = await services.store.read_stream(stream, limit=max(result.first_version, 0))
-    state = conversation_of([r.data["push"] for r in earlier if r.type == "WeChatMessageReceived"])
-    cmd, text = decide(state, push, stream)
-    if cmd is None:
-        return text
-    registered = await services.bus.handle(cmd)
-    return case_reply(registered.case_id)
 
 
 async def push(request: web.Request) -> web.Response:
@@ -96,7 +77,11 @@ async def push(request: web.Request) -> web.Response:
         await _rejected(request, exc, raw)
         raise
     services = request.app[SERVICES]
-    reply = text_reply(message, await receive_push(services, message, body.decode("utf-8", "replace")))
+    received = ReceiveWeChatPush(message, body.decode("utf-8", "replace"))
+    answer: WeChatAnswer = await services.bus.handle(received)
+    if not answer.duplicate:
+        services.metrics.events_appended.labels("wechat").inc()
+    reply = text_reply(message, answer.reply)
     if safe is not None:
         reply = safe.encrypt(reply, timestamp, nonce)
     return web.Response(text=reply, content_type="application/xml")

@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 
 from dispatch.cases.actions import RejectCase
+from dispatch.cases.events import CallerInfo, Place
 from dispatch.cases.read_model import CasesProjection
-from dispatch.cases.registration import CallerInfo, Place, RegisterCase, load_case
+from dispatch.cases.registration import RegisterCase
+from dispatch.cases.state import load_case
 from dispatch.core.clock import FakeClock
 from dispatch.gis.auto_dispatch import AutoDispatcher, sync_loads
 from dispatch.gis.holder import ProviderIndexHolder

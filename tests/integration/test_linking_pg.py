@@ -16,8 +16,10 @@ import pytest
 
 from bench.linking import generate
 from dispatch.cases.actions import ClassifyCase
+from dispatch.cases.events import CallerInfo, CaseRegistered, Place
 from dispatch.cases.read_model import CasesProjection
-from dispatch.cases.registration import CallerInfo, CaseRegistered, Place, RegisterCase, load_case
+from dispatch.cases.registration import RegisterCase
+from dispatch.cases.state import load_case
 from dispatch.core.bus import MessageBus, collect_handlers
 from dispatch.core.clock import FakeClock
 from dispatch.core.messages import from_data

@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from dispatch.cases.actions import CompleteCase, ConfirmCase, DispatchCase, RecordCallback
-from dispatch.cases.registration import CallerInfo, RegisterCase, load_case
+from dispatch.cases.events import CallerInfo
+from dispatch.cases.registration import RegisterCase
+from dispatch.cases.state import load_case
 from dispatch.core.clock import FakeClock
 from dispatch.core.timers import TimerWorker, pending
 from dispatch.supervision.chasing import CaseFollowUp

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dispatch.cases.registration import CallerInfo, RegisterCase, register_case
+from dispatch.cases.events import CallerInfo
+from dispatch.cases.registration import RegisterCase, register_case
 from dispatch.core.clock import FakeClock
 from eventstore.memory import MemoryEventStore
 

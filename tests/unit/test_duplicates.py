@@ -11,11 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.linking import ScanCandidates
-from dispatch.cases.registration import CallerInfo, Place, RegisterCase, load_case, register_case
+from dispatch.cases.events import CallerInfo, CaseLinked, Place
+from dispatch.cases.registration import RegisterCase, register_case
+from dispatch.cases.state import load_case
 from dispatch.core.clock import FakeClock
 from dispatch.core.errors import InvalidCommand, NotAllowed, StaleVersion
 from dispatch.linking.clustering import (
-    CaseLinked,
     CaseSketch,
     LinkCases,
     LinkParams,

@@ -9,7 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dispatch.cases.actions import ClassifyCase
-from dispatch.cases.registration import CallerInfo, Place, RegisterCase, load_case, register_case
+from dispatch.cases.events import CallerInfo, Place
+from dispatch.cases.registration import RegisterCase, register_case
+from dispatch.cases.state import load_case
 from dispatch.core.bus import MessageBus, collect_handlers
 from dispatch.core.clock import FakeClock
 from dispatch.core.errors import NotAllowed

@@ -6,7 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dispatch.cases.registration import CallerInfo, Place, RegisterCase, load_case, register_case
+from dispatch.cases.events import CallerInfo, Place
+from dispatch.cases.registration import RegisterCase, register_case
+from dispatch.cases.state import load_case
 from dispatch.core.clock import FakeClock
 from dispatch.core.errors import InvalidCommand, NotAllowed, StaleVersion
 from dispatch.linking.incidents import (

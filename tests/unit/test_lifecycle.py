@@ -21,7 +21,9 @@ from dispatch.cases.actions import (
     RequestExtension,
     SupplementCase,
 )
-from dispatch.cases.registration import CallerInfo, Fault, Place, RegisterCase, load_case
+from dispatch.cases.events import CallerInfo, Fault, Place
+from dispatch.cases.registration import RegisterCase
+from dispatch.cases.state import load_case
 from dispatch.core.bus import MessageBus, collect_handlers
 from dispatch.core.clock import FakeClock
 from dispatch.core.errors import InvalidCommand, NotAllowed, StaleVersion

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from dispatch.cases.actions import ClassifyCase
-from dispatch.cases.registration import CallerInfo, Place, RegisterCase, load_case
+from dispatch.cases.events import CallerInfo, Place
+from dispatch.cases.registration import RegisterCase
+from dispatch.cases.state import load_case
 from dispatch.core.bus import MessageBus, collect_handlers
 from dispatch.core.clock import FakeClock
 from dispatch.linking.clustering import LinkParams, MemoryCandidates

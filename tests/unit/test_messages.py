@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from dispatch.cases.registration import CallerInfo, CaseRegistered, Place
+from dispatch.cases.events import CallerInfo, CaseRegistered, Place
 from dispatch.core.messages import from_data, from_recorded, to_data, to_new_event
 from eventstore import RecordedEvent
 

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from channels.cti import parse_event
-from dispatch.cases.registration import CallerInfo, RegisterCase, register_case
+from dispatch.cases.events import CallerInfo
+from dispatch.cases.registration import RegisterCase, register_case
 from dispatch.core.bus import MessageBus, collect_handlers
 from dispatch.core.clock import FakeClock
 from dispatch.core.errors import InvalidCommand, NotAllowed

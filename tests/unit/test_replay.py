@@ -6,7 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dispatch.cases.registration import CallerInfo, RegisterCase, case_stream, register_case
+from dispatch.cases.events import CallerInfo
+from dispatch.cases.registration import RegisterCase, register_case
+from dispatch.cases.state import case_stream
 from dispatch.core.clock import FakeClock
 from dispatch.core.errors import InvalidCommand, NotFound
 from dispatch.core.messages import metadata

@@ -125,7 +125,8 @@ async def test_plain_frame_for_an_account_with_a_key_gets_nak_and_opens_nothing(
     parsed = message.parse_frame(await rx.answer(cid_frame(account="1234")))
     assert isinstance(parsed, message.NakMessage)
     assert rx.rejected == ["encryption_required"] and rx.delivered == []
-    encrypted = message.parse_frame(await rx.answer(cid_frame(account="1234", key=KEY)), keys=KEY)
+    encrypted = message.parse_frame(
+        await rx.answer(cid_frame(account="1234", key=KEY), now=datetime.now(UTC)), keys=KEY)
     assert isinstance(encrypted, message.AckMessage) and len(rx.delivered) == 1
 
 

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from dispatch.cases.actions import ConfirmCase, DispatchCase, GiveFeedback
-from dispatch.cases.registration import CallerInfo, Place, RegisterCase
+from dispatch.cases.events import CallerInfo, Place
+from dispatch.cases.registration import RegisterCase
 from dispatch.cases.sla import (
     Clocks,
     SlaConfig,

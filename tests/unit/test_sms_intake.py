@@ -8,7 +8,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from dispatch.cases.registration import CallerInfo, CaseState
+from dispatch.cases.events import CallerInfo
+from dispatch.cases.state import CaseState
 from dispatch.core.clock import FakeClock
 from dispatch.intake.contact import InboundContact
 from dispatch.intake.sms import (

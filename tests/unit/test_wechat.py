@@ -6,9 +6,10 @@ import pytest
 from wechatpy.crypto import PrpCrypto, WeChatCrypto
 
 from channels.errors import BadInput, BadSignature
-from channels.wechat import ASK_PHONE, Conversation, Push, decide, parse_xml, step, text_reply, to_push
+from channels.wechat import parse_xml, text_reply, to_push
 from channels.wechat_crypto import SafeMode, check_signature, signature
 from dispatch.gis.geo import geodesic_m, wgs84_to_gcj02
+from dispatch.intake.wechat import ASK_PHONE, Conversation, WeChatPush, decide, step
 
 TOKEN = "tok3n"
 AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
@@ -18,7 +19,7 @@ TEXT = (b"<xml><ToUserName><![CDATA[gh_1]]></ToUserName><FromUserName><![CDATA[o
         b"<Content><![CDATA[%s]]></Content><MsgId>%s</MsgId></xml>")
 
 
-def text_push(content: str, msg_id: str = "1001") -> Push:
+def text_push(content: str, msg_id: str = "1001") -> WeChatPush:
     return to_push(parse_xml(TEXT % (content.encode(), msg_id.encode())))
 
 

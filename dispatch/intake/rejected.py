@@ -1,0 +1,54 @@
+"""Rejected input: what a channel refused, recorded as an event so nothing is silently dropped.
+
+Each rejection is its own stream `rejected-<uuid>` holding one `InputRejected`.
+The channel adapter decides what is kept (a redacted, truncated payload and a
+few headers); this module only declares the event and appends it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from dispatch.core.bus import Handler
+from dispatch.core.messages import Command, Event, event, metadata, to_new_event
+from eventstore import NO_STREAM, AppendResult, EventStore
+
+
+@event
+@dataclass(frozen=True, slots=True)
+class InputRejected(Event):
+    """A channel refused an input (bad signature, malformed body, missing field...).
+
+    `raw` is the redacted payload, cut to a limit; `raw_length` its full length.
+    `query` (WeChat) and `transport` (SIA) are kept by the channels that have them.
+    """
+
+    channel: str
+    code: str
+    reason: str
+    raw: str | None
+    raw_length: int
+    headers: dict[str, str] = field(default_factory=dict)
+    peer: str | None = None
+    query: dict[str, str] | None = None
+    transport: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRejectedInput(Command):
+    """Record one rejected input, received at `at`."""
+
+    rejected: InputRejected
+    at: datetime
+
+
+async def record_rejected_input(cmd: RecordRejectedInput, *, store: EventStore) -> AppendResult:
+    """Append the `InputRejected` on a stream of its own."""
+    channel = cmd.rejected.channel
+    meta = metadata(actor=f"channel:{channel}", channel=channel, received_at=cmd.at)
+    return await store.append(f"rejected-{uuid.uuid4().hex}", [to_new_event(cmd.rejected, meta)], NO_STREAM)
+
+
+HANDLERS: dict[type, Handler] = {RecordRejectedInput: record_rejected_input}

@@ -1,0 +1,85 @@
+"""Rejected input, presence changes and WeChat pushes are typed events that keep their stored shape."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from channels.rejected import record_rejected
+from dispatch.core.bus import MessageBus
+from dispatch.core.clock import FakeClock
+from dispatch.core.messages import from_recorded
+from dispatch.intake.rejected import InputRejected, RecordRejectedInput, record_rejected_input
+from dispatch.intake.wechat import (
+    ASK_PHONE,
+    ReceiveWeChatPush,
+    WeChatMessageReceived,
+    WeChatPush,
+    receive_wechat_push,
+)
+from dispatch.missed_calls.presence import RecordPresence, record_presence
+from eventstore import RecordedEvent
+from eventstore.memory import MemoryEventStore
+
+AT = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+
+
+def bus(store: MemoryEventStore) -> MessageBus:
+    handlers: dict[type, Any] = {
+        RecordRejectedInput: record_rejected_input, RecordPresence: record_presence,
+        ReceiveWeChatPush: receive_wechat_push,
+    }
+    return MessageBus(handlers, {"store": store, "clock": FakeClock()})
+
+
+async def events(store: MemoryEventStore) -> list[RecordedEvent]:
+    return [record for _, record in await store.read_all(await store.load_checkpoint("x"))]
+
+
+async def test_a_rejection_is_recorded_with_the_keys_old_logs_hold() -> None:
+    store = MemoryEventStore()
+    recorded = await record_rejected(
+        bus(store).handle, channel="wechat", code="bad_xml", reason="malformed", raw=b"<xml api_key=1",
+        at=AT, headers={"Content-Type": "text/xml", "Cookie": "x"}, peer="1.2.3.4", query={"nonce": "n"})
+    [record] = await events(store)
+    assert recorded and record.type == "InputRejected" and record.stream.startswith("rejected-")
+    assert record.data == {"channel": "wechat", "code": "bad_xml", "reason": "malformed",
+                           "raw": "<xml api_key=1", "raw_length": 14, "headers": {"Content-Type": "text/xml"},
+                           "peer": "1.2.3.4", "query": {"nonce": "n"}, "transport": None}
+    assert record.metadata["actor"] == "channel:wechat"
+
+
+def test_an_old_rejection_record_reads_back() -> None:
+    old = {"channel": "alarm", "code": "bad_frame", "reason": "r", "raw": None, "raw_length": 0,
+           "headers": {}, "peer": "p", "transport": "sia-tcp"}
+    evt = from_recorded(RecordedEvent(1, "rejected-1", 0, "InputRejected", 1, old, {}, AT))
+    assert evt == InputRejected("alarm", "bad_frame", "r", None, 0, {}, "p", None, "sia-tcp")
+
+
+async def test_presence_is_recorded_only_when_it_changes() -> None:
+    store = MemoryEventStore()
+    handle = bus(store).handle
+    assert await handle(RecordPresence("a1", "online", None, "agent:a1"))
+    assert not await handle(RecordPresence("a1", "online", "online", "agent:a1"))
+    assert not await handle(RecordPresence("a1", "offline", None, "agent:a1"))
+    [record] = await events(store)
+    assert (record.stream, record.type) == ("presence-a1", "AgentPresenceChanged")
+    assert record.data == {"agent_id": "a1", "status": "online", "previous": "offline"}
+
+
+def push(content: str, msg_id: str) -> WeChatPush:
+    return WeChatPush("gh", "oUser_1", "1700000000", "text", msg_id, content)
+
+
+async def test_a_wechat_complaint_opens_its_case_once_the_phone_number_comes() -> None:
+    store = MemoryEventStore()
+    handle = bus(store).handle
+    first = await handle(ReceiveWeChatPush(push("路灯坏了", "1"), "<xml/>"))
+    opened = await handle(ReceiveWeChatPush(push("13912345678", "2"), "<xml/>"))
+    again = await handle(ReceiveWeChatPush(push("13912345678", "2"), "<xml/>"))
+    assert (first.reply, first.duplicate) == (ASK_PHONE, False)
+    assert "工单号 C" in opened.reply and not opened.duplicate
+    assert (again.reply, again.duplicate) == (opened.reply, True)
+    received = [from_recorded(r) for r in await store.read_stream("wechat-oUser_1")]
+    assert [e.push.msg_id for e in received if isinstance(e, WeChatMessageReceived)] == ["1", "2"]
+    assert [r.type for r in await events(store)].count("CaseRegistered") == 1
