@@ -267,6 +267,6 @@ async def run_cli(args: argparse.Namespace, settings: Any) -> int:
     return 0 if report.ok else 1
 
 
-def workers(services: Any) -> list[Callable[[], Awaitable[None]]]:
+def workers(pool: asyncpg.Pool) -> list[Callable[[], Awaitable[None]]]:
     """Background tasks for the gateway's bootstrap: the sealer."""
-    return [Sealer(services.pool, key=seal_key_from_env()).run]
+    return [Sealer(pool, key=seal_key_from_env()).run]

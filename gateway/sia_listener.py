@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -20,6 +19,7 @@ from channels.contact_id import AlarmSignal
 from channels.errors import ChannelError
 from channels.rejected import record_rejected
 from channels.sia import MAX_FRAME, Frame, answer_frame, nak
+from dispatch.core.capability import Task
 from eventstore import StoreUnavailable
 from gateway.services import Services
 
@@ -154,8 +154,8 @@ class SiaReceiver:
             await self.close()
 
 
-def workers(services: Services) -> list[Callable[[], Awaitable[None]]]:
-    """Bootstrap hook: the receiver, unless `INTAKE_SIA_PORT` is 0."""
+def listeners(services: Services) -> list[Task]:
+    """The receiver, unless `INTAKE_SIA_PORT` is 0."""
     port = services.settings.sia_port
     if port == 0:
         return []

@@ -30,6 +30,7 @@ from dispatch.cases.events import (
 )
 from dispatch.cases.registration import CaseState
 from dispatch.cases.sla import DONE_STATUSES, Clocks, SlaConfig, light, light_changes
+from dispatch.core.capability import Deps, Task
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand
 from dispatch.core.messages import Event, from_data, from_recorded, to_data
@@ -284,11 +285,11 @@ class LightRefresher:
             await asyncio.sleep(self._interval)
 
 
-def projections(services: Any) -> list[CasesProjection]:
-    """The cases projection (bootstrap `PROJECTION_MODULES`)."""
-    return [CasesProjection(services.clock, SlaConfig.from_env(services.settings.extra))]
+def projections(deps: Deps) -> list[CasesProjection]:
+    """The cases projection."""
+    return [CasesProjection(deps.clock, SlaConfig.from_env(deps.settings.extra))]
 
 
-def workers(services: Any) -> list[Callable[[], Awaitable[None]]]:
-    """The light refresher (bootstrap `WORKER_MODULES`)."""
-    return [LightRefresher(services.pool, services.clock, services.publish).run]
+def workers(deps: Deps) -> list[Task]:
+    """The light refresher."""
+    return [LightRefresher(deps.pool, deps.clock, deps.publish).run]

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from dispatch.cases.events import APPLIERS
+from dispatch.core.bus import Handler
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand, NotFound
 from dispatch.core.messages import Command, Event, event, from_recorded, metadata, to_new_event
@@ -356,4 +357,4 @@ async def register_case(cmd: RegisterCase, *, store: EventStore, clock: Clock) -
     raise InvalidCommand("could not allocate a case number")
 
 
-HANDLERS: dict[type, Any] = {RegisterCase: register_case}
+HANDLERS: dict[type[Command], Handler] = {RegisterCase: register_case}

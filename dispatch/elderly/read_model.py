@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 
+from dispatch.core.capability import Deps
 from eventstore import RecordedEvent
 from eventstore.subscriptions import Change
 
@@ -50,8 +51,8 @@ class ElderlyAlertsProjection:
         return [Change("elderly_alert", {"case_id": d["case_id"], "event": event.type})]
 
 
-def projections(services: Any) -> list[ElderlyAlertsProjection]:
-    """Bootstrap hook: the elderly alerts read model."""
+def projections(deps: Deps) -> list[ElderlyAlertsProjection]:
+    """The elderly alerts read model."""
     return [ElderlyAlertsProjection()]
 
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import asyncpg
 
+from dispatch.core.bus import Handler
+from dispatch.core.capability import Deps
 from dispatch.core.errors import InvalidCommand
 from dispatch.core.messages import Command, metadata
 from dispatch.gis.geo import to_wgs84
@@ -174,7 +176,7 @@ async def record_reference(cmd: RecordReference, *, store: EventStore) -> str:
     raise InvalidReference(f"{item.stream}: changed concurrently, try again")
 
 
-HANDLERS: dict[type, Any] = {RecordReference: record_reference}
+HANDLERS: dict[type[Command], Handler] = {RecordReference: record_reference}
 
 
 def _point(geometry: Mapping[str, Any] | None) -> tuple[float | None, float | None]:
@@ -269,6 +271,6 @@ class ReferenceProjection:
         return [Change("reference", {"kind": kind, "id": item_id})]
 
 
-def projections(services: Any) -> list[ReferenceProjection]:
-    """The reference projection (bootstrap hook)."""
+def projections(deps: Deps) -> list[ReferenceProjection]:
+    """The reference projection."""
     return [ReferenceProjection()]

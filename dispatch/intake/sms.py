@@ -39,6 +39,8 @@ from dispatch.cases.registration import (
     register_case,
 )
 from dispatch.cases.sla import DONE_STATUSES
+from dispatch.core.bus import Handler
+from dispatch.core.capability import Deps
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand
 from dispatch.core.messages import Command, Event, event, from_recorded, metadata, to_new_event
@@ -261,9 +263,9 @@ class SmsIntakePolicy:
             await self._handle(TakeInSms(evt.contact, event.stream))
 
 
-def reactors(services: Any) -> list[SmsIntakePolicy]:
-    """The SMS intake policy (bootstrap hook)."""
-    return [SmsIntakePolicy(services.bus.handle)]
+def reactors(deps: Deps) -> list[SmsIntakePolicy]:
+    """The SMS intake policy."""
+    return [SmsIntakePolicy(deps.bus.handle)]
 
 
-HANDLERS: dict[type, Any] = {ReceiveSms: receive_sms, TakeInSms: take_in_sms}
+HANDLERS: dict[type[Command], Handler] = {ReceiveSms: receive_sms, TakeInSms: take_in_sms}

@@ -26,6 +26,7 @@ import numpy as np
 
 from dispatch.cases.events import APPLIERS
 from dispatch.cases.registration import CaseRegistered, CaseState, case_stream, load_case
+from dispatch.core.bus import Handler
 from dispatch.core.errors import InvalidCommand, NotAllowed, StaleVersion
 from dispatch.core.messages import Command, Event, event, metadata, to_new_event
 from dispatch.gis.geo import geodesic_m, geodesic_many_m
@@ -470,4 +471,4 @@ def window(p: LinkParams) -> timedelta:
     return timedelta(minutes=max(p.window_min, p.caller_window_min))
 
 
-HANDLERS: dict[type, Any] = {LinkCases: link_cases, UnlinkCases: unlink_cases}
+HANDLERS: dict[type[Command], Handler] = {LinkCases: link_cases, UnlinkCases: unlink_cases}

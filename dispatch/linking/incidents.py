@@ -26,6 +26,7 @@ import structlog
 
 from dispatch.cases.events import APPLIERS
 from dispatch.cases.registration import CaseState, case_stream, load_case
+from dispatch.core.bus import Handler
 from dispatch.core.clock import Clock
 from dispatch.core.errors import DispatchError, InvalidCommand, NotAllowed, NotFound, StaleVersion
 from dispatch.core.messages import Command, Event, event, from_recorded, metadata, to_new_event
@@ -401,7 +402,7 @@ async def resolve_incident(cmd: ResolveIncident, *, store: EventStore, clock: Cl
     return await load_incident(store, cmd.incident_id)
 
 
-HANDLERS: dict[type, Any] = {
+HANDLERS: dict[type[Command], Handler] = {
     OpenIncident: open_incident, AddCaseToIncident: add_case_to_incident, MergeIncidents: merge_incidents,
     SetIncidentCause: set_incident_cause, ResolveIncident: resolve_incident,
 }

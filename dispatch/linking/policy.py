@@ -23,6 +23,7 @@ import asyncpg
 import structlog
 
 from dispatch.cases.registration import CaseRegistered, load_case
+from dispatch.core.capability import Deps
 from dispatch.core.errors import DispatchError
 from dispatch.core.messages import from_data
 from dispatch.linking.clustering import (
@@ -282,11 +283,11 @@ class LinkingPolicy:
             return False, None
 
 
-def reactors(services: Any) -> list[Any]:
-    """The linking policy and the incident broadcast (bootstrap hook)."""
-    params = LinkParams.from_settings(services.settings.extra)
-    send: Send = services.bus.handle
+def reactors(deps: Deps) -> list[Any]:
+    """The linking policy and the incident broadcast."""
+    params = LinkParams.from_settings(deps.settings.extra)
+    send: Send = deps.bus.handle
     return [
-        LinkingPolicy(PgCandidates(services.pool, params), params, store=services.store, send=send),
-        IncidentBroadcast(services.store, send),
+        LinkingPolicy(PgCandidates(deps.pool, params), params, store=deps.store, send=send),
+        IncidentBroadcast(deps.store, send),
     ]

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 
+from dispatch.core.capability import Deps
 from eventstore import RecordedEvent
 from eventstore.subscriptions import Change
 
@@ -121,6 +121,6 @@ class LinksProjection:
         return None if step is None else await step(conn, event)
 
 
-def projections(services: Any) -> list[LinksProjection]:
-    """The links projection (bootstrap hook)."""
+def projections(deps: Deps) -> list[LinksProjection]:
+    """The links projection."""
     return [LinksProjection()]

@@ -25,6 +25,8 @@ import asyncpg
 import structlog
 
 from dispatch.cases.registration import CaseRegistered
+from dispatch.core.bus import Handler
+from dispatch.core.capability import Deps
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand, NotAllowed
 from dispatch.core.messages import Command, Event, from_recorded, metadata, to_new_event
@@ -196,7 +198,7 @@ async def record_outcome(cmd: RecordCallbackOutcome, *, store: EventStore, clock
     )
 
 
-HANDLERS: dict[type, Any] = {
+HANDLERS: dict[type[Command], Handler] = {
     RecordMissedCall: record_missed_call,
     CloseOnContact: close_on_contact,
     AssignCallbackTask: assign_task,
@@ -287,9 +289,9 @@ class GotThroughPolicy:
         await _close_on_contact(self._handle, f"{self.name}:{event.position}", *_case_contact(event))
 
 
-def reactors(services: Any) -> list[Any]:
-    """The missed-call policies (bootstrap hook)."""
-    return [MissedCallPolicy(services.bus.handle), GotThroughPolicy(services.bus.handle)]
+def reactors(deps: Deps) -> list[Any]:
+    """The missed-call policies."""
+    return [MissedCallPolicy(deps.bus.handle), GotThroughPolicy(deps.bus.handle)]
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 
 from dispatch.cases.registration import CaseRegistered
+from dispatch.core.capability import Deps
 from dispatch.core.messages import Event, from_recorded
 from dispatch.intake.sms import callable_number
 from dispatch.missed_calls.task import (
@@ -129,6 +129,6 @@ class CallsProjection:
         return await _apply_callback(conn, evt, event)
 
 
-def projections(services: Any) -> list[CallsProjection]:
-    """The calls projection (bootstrap hook)."""
+def projections(deps: Deps) -> list[CallsProjection]:
+    """The calls projection."""
     return [CallsProjection()]

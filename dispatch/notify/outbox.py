@@ -19,6 +19,8 @@ from typing import Any
 import asyncpg
 
 from dispatch.cases.registration import CaseRegistered, case_stream
+from dispatch.core.bus import Handler
+from dispatch.core.capability import Deps
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand
 from dispatch.core.messages import Command, Event, event, from_recorded, metadata, to_new_event
@@ -152,7 +154,7 @@ async def request_notification(
     return True
 
 
-HANDLERS: dict[type, Any] = {RequestNotification: request_notification}
+HANDLERS: dict[type[Command], Handler] = {RequestNotification: request_notification}
 
 
 class AcknowledgementPolicy:
@@ -198,6 +200,6 @@ class AcknowledgementPolicy:
         ))
 
 
-def reactors(services: Any) -> list[AcknowledgementPolicy]:
-    """The acknowledgement policy (bootstrap hook)."""
-    return [AcknowledgementPolicy(services.bus.handle, services.store)]
+def reactors(deps: Deps) -> list[AcknowledgementPolicy]:
+    """The acknowledgement policy."""
+    return [AcknowledgementPolicy(deps.bus.handle, deps.store)]

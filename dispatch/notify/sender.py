@@ -9,16 +9,17 @@ appends its delivery event in one transaction.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any, Protocol
+from datetime import datetime, timedelta
+from typing import Protocol
 
 import asyncpg
 import structlog
 
 from channels.twilio_rest import DEFAULT_API_BASE, Delivery, DeliveryError, TwilioMessages
 from dispatch.cases.registration import mask_phone
+from dispatch.core.capability import Deps, SettingsView, Task
 from dispatch.core.clock import Clock
 from dispatch.core.messages import Event, metadata
 from dispatch.notify.outbox import (
@@ -136,7 +137,7 @@ class Sender:
 
     async def _record(
         self, row: asyncpg.Record, evt: Event, status: str, provider_id: str | None,
-        error: str | None, retry_at: Any, outcome: str,
+        error: str | None, retry_at: datetime | None, outcome: str,
     ) -> None:
         meta = metadata(actor="worker:sender", channel=row["channel"])
         async with self._pool.acquire() as conn, conn.transaction():
@@ -146,7 +147,7 @@ class Sender:
         self._store.wake((NOTIFICATION_CATEGORY,))
 
 
-def providers_from(settings: Any) -> dict[str, Provider]:
+def providers_from(settings: SettingsView) -> dict[str, Provider]:
     """The providers the settings ask for (`INTAKE_SMS_PROVIDER=twilio|log`)."""
     extra: Mapping[str, str] = settings.extra
     log_provider = LogProvider()
@@ -164,10 +165,10 @@ def providers_from(settings: Any) -> dict[str, Provider]:
     return found
 
 
-def workers(services: Any) -> list[Callable[[], Awaitable[None]]]:
-    """The outbox sender (bootstrap hook)."""
-    providers = providers_from(services.settings)
-    sender = Sender(services.pool, services.store, providers, services.clock)
+def workers(deps: Deps) -> list[Task]:
+    """The outbox sender."""
+    providers = providers_from(deps.settings)
+    sender = Sender(deps.pool, deps.store, providers, deps.clock)
 
     async def run() -> None:
         try:

@@ -181,11 +181,8 @@ def render_text(history: CaseHistory, verify: dict[str, Any] | None) -> str:
 
 
 async def _replay(args: argparse.Namespace, database_url: str) -> int:
-    from dispatch.core.bus import collect_handlers
     from eventstore.migrate import migrate
     from eventstore.postgres import PostgresEventStore, create_pool
-
-    collect_handlers()  # imports every domain module: all event types and case appliers registered
 
     pool = await create_pool(database_url)
     store = PostgresEventStore(pool)

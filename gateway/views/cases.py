@@ -181,7 +181,7 @@ def _place(body: Mapping[str, Any], services: Services) -> Place | None:
         return None
     lat, lon = to_wgs84(field(loc, "lat", (int, float)), field(loc, "lon", (int, float)),
                         field(loc, "crs", str, required=False))
-    districts = services.extras.get("districts")
+    districts = services.districts
     found = districts.locate(lat, lon) if districts is not None else None
     return Place(lat, lon, found.adcode if found else None, found.name if found else None)
 

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
+from dispatch.core.messages import Json
 from eventstore.postgres import UNAVAILABLE
-from gateway import bootstrap
 from gateway.http import json_response
 from gateway.services import SERVICES
 
@@ -56,11 +55,12 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def openapi_document() -> dict[str, Any]:
-    """The OpenAPI 3 document assembled from every route module's `OPENAPI_PATHS`."""
-    paths: dict[str, Any] = {}
-    for name in bootstrap.ROUTE_MODULES:
-        paths.update(getattr(importlib.import_module(name), "OPENAPI_PATHS", {}))
+OPENAPI_PATHS_KEY: web.AppKey[Json] = web.AppKey("openapi_paths")
+"""Every route module's `OPENAPI_PATHS`, merged as the routes are added."""
+
+
+def openapi_document(paths: Json) -> Json:
+    """The OpenAPI 3 document of the given paths."""
     return {
         "openapi": "3.0.3",
         "info": {"title": "intake", "version": "0.1.0",
@@ -78,7 +78,7 @@ def openapi_document() -> dict[str, Any]:
 
 async def openapi(request: web.Request) -> web.Response:
     """`GET /openapi.json`."""
-    return json_response(openapi_document())
+    return json_response(openapi_document(request.app[OPENAPI_PATHS_KEY]))
 
 
 def setup(app: web.Application) -> None:
