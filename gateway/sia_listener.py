@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
 
 import structlog
 
@@ -97,7 +96,7 @@ class SiaReceiver:
                               reason=f"no CR within {MAX_FRAME} bytes", raw=None,
                               at=self._services.clock.now(), peer=peer)
 
-    def _datagram(self, data: bytes, addr: Any) -> None:
+    def _datagram(self, data: bytes, addr: tuple[object, int]) -> None:
         async def answer() -> None:
             reply = await self.handle(data, "sia-udp", str(addr))
             if reply is not None and self._udp is not None and not self._udp.is_closing():
@@ -115,7 +114,7 @@ class SiaReceiver:
         receiver = self
 
         class _Udp(asyncio.DatagramProtocol):
-            def datagram_received(self, data: bytes, addr: Any) -> None:
+            def datagram_received(self, data: bytes, addr: tuple[object, int]) -> None:
                 receiver._datagram(data, addr)
 
         try:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 import structlog
@@ -39,7 +38,7 @@ from dispatch.cases.registration import (
     register_case,
 )
 from dispatch.cases.sla import DONE_STATUSES
-from dispatch.core.bus import Handler
+from dispatch.core.bus import Handler, Send
 from dispatch.core.capability import Deps
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand
@@ -246,7 +245,7 @@ class SmsIntakePolicy:
     name = "sms-intake"
     categories: frozenset[str] | None = frozenset({"sms"})
 
-    def __init__(self, handle: Any) -> None:
+    def __init__(self, handle: Send) -> None:
         self._handle = handle
 
     def key(self, event: RecordedEvent) -> str:

@@ -20,7 +20,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
 
 import numpy as np
 
@@ -28,7 +27,7 @@ from dispatch.cases.events import APPLIERS
 from dispatch.cases.registration import CaseRegistered, CaseState, case_stream, load_case
 from dispatch.core.bus import Handler
 from dispatch.core.errors import InvalidCommand, NotAllowed, StaleVersion
-from dispatch.core.messages import Command, Event, event, metadata, to_new_event
+from dispatch.core.messages import Command, Event, Json, event, metadata, to_new_event
 from dispatch.gis.geo import geodesic_m, geodesic_many_m
 from eventstore import EventStore, WrongExpectedVersion
 
@@ -56,7 +55,7 @@ class LinkParams:
             "caller_window_min": "INTAKE_LINK_CALLER_WINDOW_MIN", "max_links": "INTAKE_LINK_MAX_LINKS",
             "incident_min_cases": "INTAKE_INCIDENT_MIN_CASES",
         }
-        values: dict[str, Any] = {}
+        values: Json = {}
         for attr, env in names.items():
             raw = extra.get(env)
             if raw in (None, ""):

@@ -15,14 +15,15 @@ through `recall`, deciding and sending nothing.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 import asyncpg
 import structlog
 
 from dispatch.cases.registration import CaseRegistered, load_case
+from dispatch.core.bus import Send
 from dispatch.core.capability import Deps
 from dispatch.core.errors import DispatchError
 from dispatch.core.messages import from_data
@@ -45,15 +46,13 @@ from dispatch.linking.incidents import (
     load_incident,
 )
 from eventstore import EventStore, RecordedEvent
+from eventstore.subscriptions import Reactor
 
 log = structlog.get_logger(__name__)
 
 ACTOR = "policy:linking"
 CLOSED = ("completed", "called_back", "archived", "closed")
 PRUNE_EVERY = 500
-
-Send = Callable[[object], Awaitable[Any]]
-
 
 class CandidateSource(Protocol):
     """The candidate read model: `MemoryCandidates` (tests, bench) or `PgCandidates`."""
@@ -238,7 +237,7 @@ class LinkingPolicy:
                                   step.lon, f"{key}:incident", ACTOR)
             done, state = await self._command(opened)
             if not done or isinstance(state, IncidentState):  # the cases the incident refused are free
-                kept = state.case_ids if done else []
+                kept = state.case_ids if isinstance(state, IncidentState) else []
                 await self.source.assign([c for c in step.case_ids if c not in kept], None)
             return
         done, _ = await self._command(AddCaseToIncident(step.incident_id, sketch.case_id, f"{key}:incident",
@@ -269,7 +268,7 @@ class LinkingPolicy:
                 await self._command(UnlinkCases(case.case_id, other_id, None, "reclassified", ACTOR,
                                                 f"{self.name}:{event.position}:{other_id}"))
 
-    async def _command(self, command: object) -> tuple[bool, Any]:
+    async def _command(self, command: object) -> tuple[bool, object]:
         """Send a command: whether it was done, and its result (None without a bus).
 
         A refusal is logged (the policy moves on), other errors propagate.
@@ -283,7 +282,7 @@ class LinkingPolicy:
             return False, None
 
 
-def reactors(deps: Deps) -> list[Any]:
+def reactors(deps: Deps) -> list[Reactor]:
     """The linking policy and the incident broadcast."""
     params = LinkParams.from_settings(deps.settings.extra)
     send: Send = deps.bus.handle

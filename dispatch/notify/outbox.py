@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 
 from dispatch.cases.registration import CaseRegistered, case_stream
-from dispatch.core.bus import Handler
+from dispatch.core.bus import Handler, Send
 from dispatch.core.capability import Deps
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand
-from dispatch.core.messages import Command, Event, event, from_recorded, metadata, to_new_event
+from dispatch.core.messages import Command, Event, Json, event, from_recorded, metadata, to_new_event
 from eventstore import ANY, NO_STREAM, EventStore, RecordedEvent, WrongExpectedVersion
 from eventstore.postgres import append_on as store_append_on
 
@@ -106,7 +105,7 @@ def notification_stream(dedup_key: str) -> str:
 
 
 async def append_on(
-    conn: asyncpg.Connection, stream: str, events: Sequence[Event], meta: dict[str, Any],
+    conn: asyncpg.Connection, stream: str, events: Sequence[Event], meta: Json,
     *, expected: int = ANY, key: str | None = None,
 ) -> bool:
     """Append domain events inside the caller's transaction (the store's `append_on`).
@@ -167,7 +166,7 @@ class AcknowledgementPolicy:
     name = "notifications-ack"
     categories: frozenset[str] | None = frozenset({"case"})
 
-    def __init__(self, handle: Callable[[object], Awaitable[Any]], store: EventStore) -> None:
+    def __init__(self, handle: Send, store: EventStore) -> None:
         self._handle = handle
         self._store = store
 

@@ -217,7 +217,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     demo = dataclasses.replace(
         settings, tokens=settings.tokens or demo_tokens(),
         twilio_auth_token=settings.twilio_auth_token or secrets.token_hex(16))
-    running: list[asyncio.Task[Any]] = []
+    running: list[asyncio.Task[object]] = []
 
     async def after_start(live: Settings, app: web.Application) -> None:
         stats = await load_paths(app[SERVICES], demo_files())

@@ -12,11 +12,11 @@ from __future__ import annotations
 import html
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 from aiohttp import web
 
+from dispatch.core.messages import Json
 from gateway.auth import require, sees_personal_data
 from gateway.http import BadRequest, json_response
 from gateway.services import SERVICES
@@ -93,7 +93,7 @@ def _ratio(part: int, whole: int) -> float | None:
     return None if whole == 0 else round(part / whole, 4)
 
 
-async def _call_kpis(conn: asyncpg.Connection, since: datetime, now: datetime) -> dict[str, Any]:
+async def _call_kpis(conn: asyncpg.Connection, since: datetime, now: datetime) -> Json:
     row = await conn.fetchrow(_CALLS_SQL, since)
     hours = await conn.fetch(_ABANDONED_SQL, max(since, now - timedelta(hours=23)), now)
     wait = row["wait"]
@@ -121,7 +121,7 @@ FROM cases c WHERE c.created_at >= $1 AND c.caller_phone IS NOT NULL
 """
 
 
-async def _case_kpis(conn: asyncpg.Connection, since: datetime) -> dict[str, Any]:
+async def _case_kpis(conn: asyncpg.Connection, since: datetime) -> Json:
     lights = {"green": 0, "yellow": 0, "red": 0}
     for row in await conn.fetch(_LIGHTS_SQL):
         lights[str(row["light"] or "green")] = row["n"]
@@ -141,7 +141,7 @@ async def kpis(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     now = services.clock.now()
     since = now - timedelta(hours=hours)
-    found: dict[str, Any] = {}
+    found: Json = {}
     async with services.pool.acquire() as conn:
         tables = await _tables(conn)
         if "calls" in tables:
@@ -164,7 +164,7 @@ def setup(app: web.Application) -> None:
 
 
 _NO_AUTH: list[dict[str, list[str]]] = []
-OPENAPI_PATHS: dict[str, Any] = {
+OPENAPI_PATHS: Json = {
     "/": {"get": {"summary": "The dispatcher console (HTML); `?token=` signs the browser in",
                   "security": _NO_AUTH, "responses": {"200": {"description": "text/html"}}}},
     "/api/v1/me": {"get": {"summary": "The caller's role and subject",

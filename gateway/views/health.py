@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -18,7 +17,7 @@ CHECK_TIMEOUT = 2.0
 _DOWN: tuple[type[BaseException], ...] = (*UNAVAILABLE, TimeoutError)
 
 
-async def _check_postgres(request: web.Request) -> dict[str, Any]:
+async def _check_postgres(request: web.Request) -> Json:
     services = request.app[SERVICES]
     try:
         async with asyncio.timeout(CHECK_TIMEOUT):
@@ -29,7 +28,7 @@ async def _check_postgres(request: web.Request) -> dict[str, Any]:
     return {"ok": True}
 
 
-async def _check_redis(request: web.Request) -> dict[str, Any]:
+async def _check_redis(request: web.Request) -> Json:
     client = request.app[SERVICES].redis
     if client is None:
         return {"ok": False, "error": "not configured"}
@@ -89,7 +88,7 @@ def setup(app: web.Application) -> None:
 
 
 _NO_AUTH: list[dict[str, list[str]]] = []
-OPENAPI_PATHS: dict[str, Any] = {
+OPENAPI_PATHS: Json = {
     "/health": {"get": {"summary": "Liveness and dependency status", "security": _NO_AUTH,
                         "responses": {"200": {"description": "PostgreSQL reachable"},
                                       "503": {"description": "PostgreSQL unreachable"}}}},

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import asyncpg
 from aiohttp import web
 
+from dispatch.core.messages import Json
 from dispatch.missed_calls.policy import AssignCallbackTask, RecordCallbackOutcome
 from gateway.auth import require
 from gateway.http import BadRequest, json_response, limit_param, page, read_json
@@ -40,7 +41,7 @@ def _cursor(raw: str | None) -> tuple[datetime | None, str]:
         raise BadRequest("bad_parameter", "cursor is not one this API gave") from exc
 
 
-def _item(row: Any) -> dict[str, Any]:
+def _item(row: asyncpg.Record) -> Json:
     item = dict(row)
     item["call_ids"] = list(row["call_ids"])
     return item
@@ -135,15 +136,15 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/reports/abandoned-calls", abandoned_report)
 
 
-def _path(name: str) -> dict[str, Any]:
+def _path(name: str) -> Json:
     return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
 
 
-def _query(*names: str) -> list[dict[str, Any]]:
+def _query(*names: str) -> list[Json]:
     return [{"name": n, "in": "query", "schema": {"type": "string"}} for n in names]
 
 
-OPENAPI_PATHS: dict[str, Any] = {
+OPENAPI_PATHS: Json = {
     "/api/v1/missed-calls": {"get": {
         "summary": "Call-back tasks: caller, attempts, first/last missed, assigned_to, status",
         "parameters": _query("status", "agent_id", "cursor", "limit"),

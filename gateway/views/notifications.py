@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from dispatch.cases.registration import mask_phone
+from dispatch.core.messages import Json
 from gateway.auth import require, sees_personal_data
 from gateway.http import BadRequest, json_response, limit_param, page
 from gateway.services import SERVICES
@@ -35,7 +34,7 @@ async def list_notifications(request: web.Request) -> web.Response:
                                 request.query.get("status") or None,
                                 _cursor(request.query.get("cursor")), limit)
     full = sees_personal_data(who)
-    items: list[dict[str, Any]] = []
+    items: list[Json] = []
     for row in rows:
         item = dict(row)
         item["to"] = item.pop("to_addr") if full else mask_phone(item.pop("to_addr"))
@@ -49,7 +48,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/notifications", list_notifications)
 
 
-OPENAPI_PATHS: dict[str, Any] = {
+OPENAPI_PATHS: Json = {
     "/api/v1/notifications": {"get": {
         "summary": "Outbound SMS / WeChat messages and their delivery state",
         "parameters": [{"name": n, "in": "query", "schema": {"type": "string"}}

@@ -8,10 +8,9 @@ otherwise).
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
+from dispatch.core.messages import Json
 from dispatch.gis.geo import DistrictIndex, to_wgs84
 from dispatch.gis.nearest import DispatchWeights, NearestQuery
 from gateway.auth import require
@@ -86,7 +85,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/providers/nearest", nearest)
 
 
-_ITEM: dict[str, Any] = {
+_ITEM: Json = {
     "type": "object",
     "properties": {
         "id": {"type": "string"},
@@ -102,7 +101,7 @@ _ITEM: dict[str, Any] = {
         "district": {"type": "string", "nullable": True},
     },
 }
-OPENAPI_PATHS: dict[str, Any] = {
+OPENAPI_PATHS: Json = {
     "/api/v1/providers/nearest": {
         "get": {
             "summary": "The k nearest providers with the skill that are available, have capacity left "

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any
 
 from aiohttp import web
 
@@ -18,7 +17,7 @@ from channels.errors import BadInput, ChannelDisabled, ChannelError
 from channels.rejected import record_rejected
 from channels.wechat import Push, case_reply, conversation_of, decide, parse_xml, text_reply, to_push
 from channels.wechat_crypto import SafeMode, check_signature
-from dispatch.core.messages import metadata
+from dispatch.core.messages import Json, metadata
 from eventstore import ANY, NewEvent
 from gateway.services import SERVICES, Services
 
@@ -110,7 +109,7 @@ def setup(app: web.Application) -> None:
 
 _Q = [{"name": n, "in": "query", "schema": {"type": "string"}}
       for n in ("signature", "timestamp", "nonce", "echostr", "encrypt_type", "msg_signature", "openid")]
-OPENAPI_PATHS: dict[str, Any] = {
+OPENAPI_PATHS: Json = {
     "/channels/wechat": {
         "get": {"summary": "WeChat server URL handshake (echostr)", "security": [], "parameters": _Q,
                 "responses": {"200": {"description": "echostr"}, "403": {"description": "bad signature"},
