@@ -13,7 +13,7 @@ import secrets
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import uvloop
 from aiohttp import web
@@ -48,7 +48,7 @@ async def stores(settings: Settings) -> AsyncIterator[Settings]:
 T = TypeVar("T")
 
 
-def run_command(main: Coroutine[Any, Any, T]) -> T:
+def run_command(main: Coroutine[object, None, T]) -> T:
     """Run a command's coroutine on uvloop (libuv: less CPU per request than asyncio's loop)."""
     return uvloop.run(main)
 
@@ -146,13 +146,30 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return run_command(serve(settings))
 
 
-def _delegate(module: str, function: str) -> Callable[[argparse.Namespace, Settings], int]:
-    def run(args: argparse.Namespace, settings: Settings) -> int:
-        target: Callable[[argparse.Namespace, Settings], Any] = getattr(
-            importlib.import_module(module), function)
-        result = target(args, settings)
-        return int(run_command(result) if asyncio.iscoroutine(result) else result)
-    return run
+# The commands below import their modules when run: a command's start-up pays only for itself.
+def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.cli import demo
+    return run_command(demo.run(args, settings))
+
+
+def _cmd_load(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.cli import loader
+    return run_command(loader.run(args, settings))
+
+
+def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.cli import replay
+    return run_command(replay.run(args, settings))
+
+
+def _cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from eventstore import tamper
+    return run_command(tamper.run_cli(args, settings))
+
+
+def _cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.cli import rebuild
+    return run_command(rebuild.run(args, settings))
 
 
 def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
@@ -190,11 +207,11 @@ def parser() -> argparse.ArgumentParser:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "serve": _cmd_serve,
-    "demo": _delegate("gateway.cli.demo", "run"),
-    "load": _delegate("gateway.cli.loader", "run"),
-    "replay": _delegate("gateway.cli.replay", "run"),
-    "verify": _delegate("eventstore.tamper", "run_cli"),
-    "rebuild": _delegate("gateway.cli.rebuild", "run"),
+    "demo": _cmd_demo,
+    "load": _cmd_load,
+    "replay": _cmd_replay,
+    "verify": _cmd_verify,
+    "rebuild": _cmd_rebuild,
     "bench": _cmd_bench,
 }
 
