@@ -36,7 +36,7 @@ from channels import ami
 from dispatch.cases import CASES
 from dispatch.core import TIMERS
 from dispatch.core.bus import MessageBus
-from dispatch.core.capability import Capability, Task, collect_handlers
+from dispatch.core.capability import Capability, Task, build, collect_handlers
 from dispatch.core.clock import Clock, SystemClock
 from dispatch.core.messages import Json
 from dispatch.elderly import ELDERLY
@@ -78,17 +78,16 @@ DOMAIN: tuple[Capability[Services], ...] = (
 """The capabilities of the domain, one line each."""
 
 
-def _gateway_workers(services: Services) -> list[Task]:
-    return [*tamper.workers(services.pool), *presence.workers(services)]
+def _sealer(services: Services) -> list[Task]:
+    return tamper.workers(services.pool)
 
 
-def _gateway_listeners(services: Services) -> list[Task]:
-    return [*ami.listeners(services.settings.ami_url, services.bus.handle, services.clock),
-            *sia_listener.listeners(services)]
+def _ami(services: Services) -> list[Task]:
+    return ami.listeners(services.settings.ami_url, services.bus.handle, services.clock)
 
 
 GATEWAY: Capability[Services] = Capability(
-    "gateway", workers=_gateway_workers, listeners=_gateway_listeners)
+    "gateway", workers=(_sealer, presence.workers), listeners=(_ami, sia_listener.listeners))
 """The seal writer and the presence-fed call-back assigner; the AMI and SIA listeners."""
 
 CAPABILITIES: tuple[Capability[Services], ...] = (*DOMAIN, GATEWAY)
@@ -165,24 +164,24 @@ def background_tasks(services: Services, leadership: Leadership | None = None) -
     role = services.settings.role
     tasks: list[Task] = []
     if role in ("all", "gateway"):
-        tasks.extend(t for c in CAPABILITIES for t in c.listeners(services))
+        tasks.extend(build((f for c in CAPABILITIES for f in c.listeners), services))
     if role in ("all", "worker"):
         for projection in projections(services):
             tasks.append(ProjectionRunner(services.store, projection, publish=services.publish).run)
         for reactor in reactors(services):
             tasks.append(ReactorRunner(services.store, reactor, leadership=leadership).run)
-        tasks.extend(t for c in CAPABILITIES for t in c.workers(services))
+        tasks.extend(build((f for c in CAPABILITIES for f in c.workers), services))
     return tasks
 
 
 def projections(services: Services) -> list[Projection]:
     """The projections this build has (also for `intake rebuild`)."""
-    return [p for c in CAPABILITIES for p in c.projections(services)]
+    return build((f for c in CAPABILITIES for f in c.projections), services)
 
 
 def reactors(services: Services) -> list[Reactor]:
     """The reactors this build has (`intake rebuild` refolds those with state of their own)."""
-    return [r for c in CAPABILITIES for r in c.reactors(services)]
+    return build((f for c in CAPABILITIES for f in c.reactors), services)
 
 
 async def run_background(services: Services) -> AsyncIterator[None]:

@@ -6,7 +6,7 @@ from dispatch.core.capability import Capability, Deps
 CASES: Capability[Deps] = Capability(
     "cases",
     handlers={**registration.HANDLERS, **actions.HANDLERS},
-    projections=read_model.projections,
-    workers=read_model.workers,
+    projections=(read_model.projections,),
+    workers=(read_model.workers,),
 )
 """Registering and acting on cases, their read model and its SLA light refresher."""

@@ -3,5 +3,5 @@
 from dispatch.core.capability import Capability, Deps
 from dispatch.core.timers import workers
 
-TIMERS: Capability[Deps] = Capability("timers", workers=workers)
+TIMERS: Capability[Deps] = Capability("timers", workers=(workers,))
 """The durable timers' worker."""

@@ -73,10 +73,10 @@ class Deps(Protocol):
 
 
 D = TypeVar("D", contravariant=True)
+T = TypeVar("T")
 
-
-def _none(deps: object) -> tuple[()]:
-    return ()
+Factory = Callable[[D], Sequence[T]]
+"""Makes a capability's projections, reactors or tasks from its dependencies."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,15 +85,21 @@ class Capability(Generic[D]):
 
     `D` is the dependency object its factories take. Projections, reactors and
     `workers` run in the `worker` role; `listeners` (channel listeners and the
-    in-process indexes views read) in the `gateway` role.
+    in-process indexes views read) in the `gateway` role. A new part joins by
+    one factory in the matching tuple.
     """
 
     name: str
     handlers: Mapping[type[Command], Handler] = field(default_factory=dict)
-    projections: Callable[[D], Sequence[Projection]] = _none
-    reactors: Callable[[D], Sequence[Reactor]] = _none
-    workers: Callable[[D], Sequence[Task]] = _none
-    listeners: Callable[[D], Sequence[Task]] = _none
+    projections: tuple[Factory[D, Projection], ...] = ()
+    reactors: tuple[Factory[D, Reactor], ...] = ()
+    workers: tuple[Factory[D, Task], ...] = ()
+    listeners: tuple[Factory[D, Task], ...] = ()
+
+
+def build(factories: Iterable[Factory[D, T]], deps: D) -> list[T]:
+    """Everything the given factories make from `deps`, in order."""
+    return [made for factory in factories for made in factory(deps)]
 
 
 def collect_handlers(capabilities: Iterable[Capability[Never]]) -> dict[type[Command], Handler]:

@@ -7,7 +7,7 @@ from dispatch.elderly.alarms import ElderlyDeps
 ELDERLY: Capability[ElderlyDeps] = Capability(
     "elderly",
     handlers=alarms.HANDLERS,
-    projections=read_model.projections,
-    reactors=alarms.reactors,
+    projections=(read_model.projections,),
+    reactors=(alarms.reactors,),
 )
 """Receiving device alarms, responding to them, and the alerts' read model."""

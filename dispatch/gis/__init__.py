@@ -7,8 +7,8 @@ from dispatch.gis.provider_index import GisDeps
 GIS: Capability[GisDeps] = Capability(
     "gis",
     handlers=reference.HANDLERS,
-    projections=reference.projections,
-    workers=auto_dispatch.workers,
-    listeners=provider_index.listeners,
+    projections=(reference.projections,),
+    workers=(auto_dispatch.workers,),
+    listeners=(provider_index.listeners,),
 )
 """Reference data and its projection, automatic dispatch, the live provider and district indexes."""

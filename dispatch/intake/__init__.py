@@ -6,6 +6,6 @@ from dispatch.intake import calls, sms
 INTAKE: Capability[Deps] = Capability(
     "intake",
     handlers={**calls.HANDLERS, **sms.HANDLERS},
-    reactors=sms.reactors,
+    reactors=(sms.reactors,),
 )
 """Recording calls and SMS, and the policy that turns an SMS into a case."""

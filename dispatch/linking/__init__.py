@@ -6,7 +6,7 @@ from dispatch.linking import clustering, incidents, policy, read_model
 LINKING: Capability[Deps] = Capability(
     "linking",
     handlers={**clustering.HANDLERS, **incidents.HANDLERS},
-    projections=read_model.projections,
-    reactors=policy.reactors,
+    projections=(read_model.projections,),
+    reactors=(policy.reactors,),
 )
 """Linking cases (by hand and by policy) and grouping them into incidents."""

@@ -6,7 +6,7 @@ from dispatch.missed_calls import policy, read_model
 MISSED_CALLS: Capability[Deps] = Capability(
     "missed_calls",
     handlers=policy.HANDLERS,
-    projections=read_model.projections,
-    reactors=policy.reactors,
+    projections=(read_model.projections,),
+    reactors=(policy.reactors,),
 )
 """Call-back tasks for abandoned calls, closed when the caller gets through."""

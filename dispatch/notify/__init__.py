@@ -6,7 +6,7 @@ from dispatch.notify import outbox, sender
 NOTIFY: Capability[Deps] = Capability(
     "notify",
     handlers=outbox.HANDLERS,
-    reactors=outbox.reactors,
-    workers=sender.workers,
+    reactors=(outbox.reactors,),
+    workers=(sender.workers,),
 )
 """Requesting notifications (outbox), acknowledging callers, and sending."""

@@ -6,6 +6,6 @@ from dispatch.supervision import chasing
 SUPERVISION: Capability[Deps] = Capability(
     "supervision",
     handlers=chasing.HANDLERS,
-    reactors=chasing.reactors,
+    reactors=(chasing.reactors,),
 )
 """Chase timers per case and the follow-up messages they send."""
