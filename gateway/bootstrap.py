@@ -1,19 +1,21 @@
 """The one place where adapters, handlers, projections and workers are wired.
 
-Every piece joins as a typed object imported by name:
+Every piece joins as a typed object imported by name, never a module name:
 - `DOMAIN`: each capability package of `dispatch` exports one `Capability`
-  (`dispatch.core.capability`) listing its command handlers and the factories
-  of its projections, reactors, workers and listeners. A new projection, reactor,
-  worker or handler joins its capability's object, in its capability folder;
-  a new capability joins by its folder plus one line in `DOMAIN` (and one in
-  `dispatch/__init__.py`, which imports every capability so that every event
-  type is known before a record is decoded).
-- `GATEWAY`: the pieces that live outside the domain, in the same shape:
-  channel listeners (AMI, SIA), the presence assigner, the seal writer.
+  (`dispatch.core.capability`): its command handlers and tuples of factories
+  of its projections, reactors, workers and listeners. A new projection (or
+  reactor, worker, handler) stays in its capability folder: its module plus
+  one entry in the package's `Capability` (and its table's SQL migration).
+  A new capability is its folder plus one line in `DOMAIN`, and one in
+  `dispatch/__init__.py`, which imports every capability package so that every
+  event type is known before a record is decoded (tests fail if either is missed).
+- `GATEWAY`: the pieces outside the domain, in the same shape: the seal writer
+  and the presence-fed call-back assigner; the AMI and SIA listeners.
 - `ROUTES`: the view modules; each has `setup(app)` adding its routes and
-  `OPENAPI_PATHS` for the spec. A new view module joins by one line here.
-A factory takes the services object, which satisfies every capability's
-dependency Protocol (mypy checks it here). Nothing is created at import time.
+  `OPENAPI_PATHS` for the spec. A new view module (an HTTP channel's webhook,
+  say) is one line here.
+Every factory takes the services object, which satisfies each capability's
+dependency Protocol (mypy checks that here). Nothing is created at import time.
 
 `INTAKE_ROLE` splits the work between processes: `gateway` serves HTTP and runs
 the listeners; `worker` runs projections, policies and workers; `all` (the
