@@ -43,7 +43,7 @@ from bench.scratch import DEFAULT_DSN, create_database, database_dsn, drop_datab
 from eventstore.migrate import migrate
 from eventstore.postgres import PostgresEventStore, create_pool
 from eventstore.records import Checkpoint, NewEvent
-from gateway.cli.main import run_command
+from gateway.cli.stores import run_command
 from gateway.schema import SCHEMA
 
 WARMUP = 1.0

@@ -37,7 +37,7 @@ from dispatch.missed_calls.task import CallerGotThrough, callback_stream, decide
 from eventstore.migrate import migrate
 from eventstore.postgres import PostgresEventStore, _cheap_reset, create_pool
 from eventstore.records import NewEvent
-from gateway.cli.main import run_command
+from gateway.cli.stores import run_command
 from gateway.schema import SCHEMA
 
 

@@ -49,7 +49,7 @@ from dispatch.intake.sms import ReceiveSms, SmsIntakePolicy, receive_sms
 from eventstore import RecordedEvent
 from eventstore.subscriptions import Change, ProjectionRunner, ReactorRunner
 from gateway.bootstrap import build_services, close_services, run_background
-from gateway.cli.main import run_command
+from gateway.cli.stores import run_command
 from gateway.logging import configure
 from gateway.services import Services
 from gateway.settings import from_env

@@ -25,6 +25,8 @@ from panoramisk.ami_protocol import AMIProtocol
 
 from channels.errors import BadInput
 from dispatch.cases.events import CallerInfo
+from dispatch.core.capability import Task
+from dispatch.core.clock import Clock
 from dispatch.intake.calls import RecordCall
 from dispatch.intake.contact import InboundContact
 
@@ -269,9 +271,8 @@ class AmiClient:
                 delay = min(delay * 2, self._backoff[1])
 
 
-def workers(services: Any) -> list[Callable[[], Awaitable[None]]]:
-    """The AMI follower when `INTAKE_AMI_URL` is set (bootstrap hook)."""
-    if not services.settings.ami_url:
+def listeners(url: str | None, handle: Handle, clock: Clock) -> list[Task]:
+    """The AMI follower when `INTAKE_AMI_URL` is set."""
+    if not url:
         return []
-    client = AmiClient(parse_url(services.settings.ami_url), services.bus.handle, now=services.clock.now)
-    return [client.run]
+    return [AmiClient(parse_url(url), handle, now=clock.now).run]

@@ -237,6 +237,6 @@ async def verify(pool: asyncpg.Pool, *, key: bytes | None = None) -> VerifyRepor
     return VerifyReport(first is None, checked, first, seals.seals, unsealed, tuple(warnings))
 
 
-def workers(services: Any) -> list[Callable[[], Awaitable[None]]]:
+def workers(pool: asyncpg.Pool) -> list[Callable[[], Awaitable[None]]]:
     """Background tasks for the gateway's bootstrap: the sealer."""
-    return [Sealer(services.pool, key=seal_key_from_env()).run]
+    return [Sealer(pool, key=seal_key_from_env()).run]

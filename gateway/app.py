@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -13,6 +12,7 @@ from aiohttp import web
 
 from channels.errors import ChannelError
 from dispatch.core.errors import DispatchError, InvalidCommand, NotAllowed, NotFound, StaleVersion
+from dispatch.core.messages import Json
 from eventstore import StoreUnavailable
 from eventstore.errors import EventStoreError, InvalidStreamName
 from gateway import bootstrap
@@ -20,6 +20,7 @@ from gateway.auth import make_middleware
 from gateway.http import MAX_BODY, BadRequest, error_response
 from gateway.services import SERVICES, Services
 from gateway.settings import Settings
+from gateway.views.health import OPENAPI_PATHS_KEY
 
 log = structlog.get_logger(__name__)
 
@@ -101,9 +102,12 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 
 def add_routes(app: web.Application) -> None:
-    """Let every route module add its routes."""
-    for name in bootstrap.ROUTE_MODULES:
-        importlib.import_module(name).setup(app)
+    """Let every route module add its routes; keep their OpenAPI paths for the spec."""
+    paths: Json = {}
+    for routes in bootstrap.ROUTES:
+        routes.setup(app)
+        paths.update(routes.OPENAPI_PATHS)
+    app[OPENAPI_PATHS_KEY] = paths
 
 
 MAX_REQUEST_LINE = 64 * 1024

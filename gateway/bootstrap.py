@@ -1,14 +1,21 @@
 """The one place where adapters, handlers, projections and workers are wired.
 
-Each domain or channel module joins by one line in a tuple below:
-- `HANDLER_MODULES` (in `dispatch/core/bus.py`): `HANDLERS: dict[type, handler]`;
-- `PROJECTION_MODULES`: `def projections(services) -> list[Projection]`;
-- `REACTOR_MODULES`: `def reactors(services) -> list[Reactor]`;
-- `WORKER_MODULES`: `def workers(services) -> list[Callable[[], Awaitable[None]]]`,
-  long-running tasks such as timers and the outbox sender;
-- `LISTENER_MODULES`: the same hook, for channel listeners and in-process indexes;
-- `ROUTE_MODULES`: `def setup(app)` adding routes, and `OPENAPI_PATHS` for the spec.
-Nothing is created at import time.
+Every piece joins as a typed object imported by name, never a module name:
+- `DOMAIN`: each capability package of `dispatch` exports one `Capability`
+  (`dispatch.core.capability`): its command handlers and tuples of factories
+  of its projections, reactors, workers and listeners. A new projection (or
+  reactor, worker, handler) stays in its capability folder: its module plus
+  one entry in the package's `Capability` (and its table's SQL migration).
+  A new capability is its folder plus one line in `DOMAIN`, and one in
+  `dispatch/__init__.py`, which imports every capability package so that every
+  event type is known before a record is decoded (tests fail if either is missed).
+- `GATEWAY`: the pieces outside the domain, in the same shape: the seal writer
+  and the presence-fed call-back assigner; the AMI and SIA listeners.
+- `ROUTES`: the view modules; each has `setup(app)` adding its routes and
+  `OPENAPI_PATHS` for the spec. A new view module (an HTTP channel's webhook,
+  say) is one line here.
+Every factory takes the services object, which satisfies each capability's
+dependency Protocol (mypy checks that here). Nothing is created at import time.
 
 `INTAKE_ROLE` splits the work between processes: `gateway` serves HTTP and runs
 the listeners; `worker` runs projections, policies and workers; `all` (the
@@ -19,81 +26,92 @@ processes of each role may run.
 from __future__ import annotations
 
 import asyncio
-import importlib
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Protocol
 
 import redis.asyncio as aioredis
 import structlog
+from aiohttp import web
 from redis.exceptions import RedisError
 
-from dispatch.core.bus import MessageBus, collect_handlers
+from channels import ami
+from dispatch.cases import CASES
+from dispatch.core import TIMERS
+from dispatch.core.bus import MessageBus
+from dispatch.core.capability import Capability, Task, build, collect_handlers
 from dispatch.core.clock import Clock, SystemClock
+from dispatch.core.messages import Json
+from dispatch.elderly import ELDERLY
+from dispatch.gis import GIS
+from dispatch.intake import INTAKE
+from dispatch.linking import LINKING
+from dispatch.missed_calls import MISSED_CALLS
+from dispatch.notify import NOTIFY
+from dispatch.supervision import SUPERVISION
+from eventstore import tamper
 from eventstore.group import enabled as group_commit_enabled
 from eventstore.leadership import Leadership
 from eventstore.migrate import migrate
 from eventstore.postgres import PostgresEventStore, create_pool
+from eventstore.subscriptions import Projection, Reactor
+from gateway import presence, sia_listener, sse
 from gateway.notify import providers_from
 from gateway.schema import SCHEMA
 from gateway.services import Metrics, Services
 from gateway.settings import Settings
+from gateway.views import (
+    alarm,
+    audit,
+    cases,
+    console,
+    health,
+    incidents,
+    missed_calls,
+    notifications,
+    open311,
+    phone,
+    providers,
+    wechat,
+)
 
 log = structlog.get_logger(__name__)
 
-PROJECTION_MODULES: tuple[str, ...] = (
-    "dispatch.missed_calls.read_model",
-    "dispatch.cases.read_model",
-    "dispatch.elderly.read_model",
-    "dispatch.gis.reference",
-    "dispatch.linking.read_model",
+DOMAIN: tuple[Capability[Services], ...] = (
+    TIMERS, INTAKE, CASES, MISSED_CALLS, LINKING, GIS, ELDERLY, NOTIFY, SUPERVISION,
 )
-REACTOR_MODULES: tuple[str, ...] = (
-    "dispatch.missed_calls.policy",
-    "dispatch.intake.sms",
-    "dispatch.notify.outbox",
-    "dispatch.elderly.alarms",
-    "dispatch.supervision.chasing",
-    "dispatch.linking.policy",
-)
-WORKER_MODULES: tuple[str, ...] = (
-    "eventstore.tamper",
-    "dispatch.core.timers",
-    "dispatch.gis.auto_dispatch",
-    "dispatch.cases.read_model",
-    "dispatch.notify.sender",
-    "gateway.presence",
-)
-LISTENER_MODULES: tuple[str, ...] = (
-    "channels.ami",
-    "gateway.sia_listener",
-    "dispatch.gis.provider_index",
-)
-"""Like `WORKER_MODULES`, but run by the `gateway` role: channel listeners and
-the in-process indexes its views read."""
-ROUTE_MODULES: tuple[str, ...] = (
-    "gateway.views.wechat",
-    "gateway.views.providers",
-    "gateway.views.cases",
-    "gateway.views.phone",
-    "gateway.views.missed_calls",
-    "gateway.views.notifications",
-    "gateway.presence",
-    "gateway.views.open311",
-    "gateway.views.alarm",
-    "gateway.views.health",
-    "gateway.views.console",
-    "gateway.sse",
-    "gateway.views.audit",
-    "gateway.views.incidents",
-)
+"""The capabilities of the domain, one line each."""
 
 
-def _collect(modules: tuple[str, ...], attribute: str, services: Services) -> list[Any]:
-    found: list[Any] = []
-    for name in modules:
-        factory = getattr(importlib.import_module(name), attribute)
-        found.extend(factory(services))
-    return found
+def _sealer(services: Services) -> list[Task]:
+    return tamper.workers(services.pool)
+
+
+def _ami(services: Services) -> list[Task]:
+    return ami.listeners(services.settings.ami_url, services.bus.handle, services.clock)
+
+
+GATEWAY: Capability[Services] = Capability(
+    "gateway", workers=(_sealer, presence.workers), listeners=(_ami, sia_listener.listeners))
+"""The seal writer and the presence-fed call-back assigner; the AMI and SIA listeners."""
+
+CAPABILITIES: tuple[Capability[Services], ...] = (*DOMAIN, GATEWAY)
+
+
+class Routes(Protocol):
+    """A view module: `setup` adds its routes, `OPENAPI_PATHS` describes them."""
+
+    OPENAPI_PATHS: Json
+
+    def setup(self, app: web.Application) -> None:
+        """Add the module's routes to the app."""
+        ...
+
+
+ROUTES: tuple[Routes, ...] = (
+    wechat, providers, cases, phone, missed_calls, notifications, presence, open311, alarm,
+    health, console, sse, audit, incidents,
+)
+"""The view modules, in the order their routes are added."""
 
 
 async def connect_redis(url: str | None) -> aioredis.Redis | None:
@@ -118,7 +136,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
     store = PostgresEventStore(pool, group_commit=group_commit_enabled(settings.extra))
     clock = clock or SystemClock()
     redis_client = await connect_redis(settings.redis_url)
-    bus = MessageBus(collect_handlers(), {"store": store, "clock": clock})
+    bus = MessageBus(collect_handlers(CAPABILITIES), {"store": store, "clock": clock})
     services = Services(
         settings=settings, pool=pool, store=store, clock=clock, bus=bus,
         redis=redis_client, metrics=Metrics(), leadership=Leadership(pool),
@@ -140,9 +158,7 @@ async def close_services(services: Services) -> None:
     await services.pool.close()
 
 
-def background_tasks(
-    services: Services, leadership: Leadership | None = None
-) -> list[Callable[[], Awaitable[None]]]:
+def background_tasks(services: Services, leadership: Leadership | None = None) -> list[Task]:
     """Every long-running task this process's role runs: listeners, runners, workers.
 
     With a `leadership`, each reactor runs in one worker process at a time (the
@@ -151,26 +167,26 @@ def background_tasks(
     from eventstore.subscriptions import ProjectionRunner, ReactorRunner
 
     role = services.settings.role
-    tasks: list[Callable[[], Awaitable[None]]] = []
+    tasks: list[Task] = []
     if role in ("all", "gateway"):
-        tasks.extend(_collect(LISTENER_MODULES, "workers", services))
+        tasks.extend(build((f for c in CAPABILITIES for f in c.listeners), services))
     if role in ("all", "worker"):
-        for projection in _collect(PROJECTION_MODULES, "projections", services):
+        for projection in projections(services):
             tasks.append(ProjectionRunner(services.store, projection, publish=services.publish).run)
-        for reactor in _collect(REACTOR_MODULES, "reactors", services):
+        for reactor in reactors(services):
             tasks.append(ReactorRunner(services.store, reactor, leadership=leadership).run)
-        tasks.extend(_collect(WORKER_MODULES, "workers", services))
+        tasks.extend(build((f for c in CAPABILITIES for f in c.workers), services))
     return tasks
 
 
-def projections(services: Services) -> list[Any]:
-    """The projections this build has (for `intake rebuild`)."""
-    return _collect(PROJECTION_MODULES, "projections", services)
+def projections(services: Services) -> list[Projection]:
+    """The projections this build has (also for `intake rebuild`)."""
+    return build((f for c in CAPABILITIES for f in c.projections), services)
 
 
-def reactors(services: Services) -> list[Any]:
+def reactors(services: Services) -> list[Reactor]:
     """The reactors this build has (`intake rebuild` refolds those with state of their own)."""
-    return _collect(REACTOR_MODULES, "reactors", services)
+    return build((f for c in CAPABILITIES for f in c.reactors), services)
 
 
 async def run_background(services: Services) -> AsyncIterator[None]:
@@ -203,7 +219,7 @@ async def stop_tasks(tasks: list[asyncio.Task[None]]) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
 
-async def _supervise(task: Callable[[], Awaitable[None]]) -> None:
+async def _supervise(task: Task) -> None:
     """Run a background task; restart it with backoff if it ever fails."""
     delay = 0.5
     name = getattr(task, "__qualname__", repr(task))

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from aiohttp import web
+
+from dispatch.core.messages import Json, JsonValue
 
 MAX_BODY = 1024 * 1024
 """Request bodies over 1 MiB get 413."""
@@ -24,19 +25,19 @@ class BadRequest(web.HTTPBadRequest):
         self.error_message = message
 
 
-def dumps(value: Any) -> str:
+def dumps(value: object) -> str:
     """JSON text that keeps Chinese readable and serialises datetimes."""
     return json.dumps(value, ensure_ascii=False, default=_default, separators=(",", ":"))
 
 
-def _default(value: Any) -> Any:
+def _default(value: object) -> JsonValue:
     iso = getattr(value, "isoformat", None)
     if iso is not None:
         return iso()
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+def json_response(data: object, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
     """A JSON response."""
     return web.Response(
         text=dumps(data), status=status, content_type="application/json", headers=headers
@@ -68,7 +69,7 @@ def _check_text(text: str) -> None:
             raise BadRequest("bad_text", "text holds a lone surrogate (\\ud800-\\udfff)") from exc
 
 
-def _check(value: Any, level: int = 0) -> None:
+def _check(value: object, level: int = 0) -> None:
     """Refuse what the log cannot hold: deep nesting, NUL, lone surrogates, huge integers."""
     if level > MAX_DEPTH:
         raise BadRequest("too_deep", f"JSON nested deeper than {MAX_DEPTH} levels")
@@ -85,7 +86,7 @@ def _check(value: Any, level: int = 0) -> None:
         raise BadRequest("bad_number", "integer out of range (64 bits)")
 
 
-def parse_json(body: bytes) -> dict[str, Any]:
+def parse_json(body: bytes) -> Json:
     """A JSON object from a request body, or `BadRequest` saying what is wrong."""
     try:
         text = body.decode("utf-8")
@@ -101,12 +102,14 @@ def parse_json(body: bytes) -> dict[str, Any]:
     return value
 
 
-async def read_json(request: web.Request) -> dict[str, Any]:
+async def read_json(request: web.Request) -> Json:
     """The request's JSON object body (see `parse_json`)."""
     return parse_json(await request.read())
 
 
-def field(body: Mapping[str, Any], name: str, kind: type | tuple[type, ...], *, required: bool = True) -> Any:
+def field(
+    body: Mapping[str, JsonValue], name: str, kind: type | tuple[type, ...], *, required: bool = True
+) -> JsonValue:
     """One typed field of a JSON body, or `BadRequest` naming it."""
     if name not in body or body[name] is None:
         if required:
@@ -133,6 +136,6 @@ def limit_param(request: web.Request) -> int:
     return limit
 
 
-def page(items: Sequence[Any], next_cursor: str | int | None) -> dict[str, Any]:
+def page(items: Sequence[object], next_cursor: str | int | None) -> Json:
     """The list envelope `{"items": [...], "next": CURSOR or null}`."""
     return {"items": list(items), "next": next_cursor}

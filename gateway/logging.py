@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Mapping, MutableMapping
-from typing import Any
+from collections.abc import Mapping
 
 import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
 
 _PHONE = re.compile(r"(?<![A-Za-z0-9_])(\+?\d[\d\- ]{5,}\d)(?![A-Za-z0-9_])")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -34,7 +34,7 @@ def mask_text(text: str) -> str:
     return _PHONE.sub(_mask_match, text)
 
 
-def _mask_value(key: str, value: Any) -> Any:
+def _mask_value(key: str, value: object) -> object:
     if isinstance(value, Mapping):
         return {k: _mask_value(str(k), v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -49,8 +49,8 @@ def _mask_value(key: str, value: Any) -> Any:
 
 
 def mask_personal_data(
-    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
-) -> MutableMapping[str, Any]:
+    _logger: WrappedLogger, _method: str, event_dict: EventDict
+) -> EventDict:
     """structlog processor: names, addresses and message bodies hidden, numbers masked."""
     for key in list(event_dict):
         if key in ("event", "timestamp", "level", "logger"):
@@ -63,7 +63,7 @@ def mask_personal_data(
 
 def configure(fmt: str = "json", level: str = "info") -> None:
     """Configure structlog and stdlib logging once for the process."""
-    renderer: Any = (
+    renderer: Processor = (
         structlog.processors.JSONRenderer(ensure_ascii=False)
         if fmt == "json"
         else structlog.dev.ConsoleRenderer(colors=False)

@@ -13,87 +13,32 @@ tasks where they are (new ones wait unassigned in PostgreSQL) until it returns.
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Awaitable, Callable
-from typing import Any
 
-import redis.asyncio as aioredis
 import structlog
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from dispatch.core.capability import Task
+from dispatch.core.messages import Json
 from dispatch.missed_calls.policy import Assigner
 from dispatch.missed_calls.presence import RecordPresence
 from gateway.auth import Forbidden, require
 from gateway.http import BadRequest, error_response, json_response, read_json
+from gateway.presence_board import DEFAULT_TTL, STATUSES, PresenceBoard
 from gateway.services import SERVICES, Services
 
 log = structlog.get_logger(__name__)
 
-STATUSES: tuple[str, ...] = ("online", "busy", "offline")
-PRESENT: frozenset[str] = frozenset({"online", "busy"})
-DEFAULT_TTL = 30.0
 _AGENT_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
 
 
-class PresenceBoard:
-    """Who is present, kept in Redis: `presence:expiry` (zset) and `presence:status` (hash)."""
-
-    def __init__(self, client: aioredis.Redis | None, prefix: str, ttl: float = DEFAULT_TTL,
-                 now: Callable[[], float] = time.time) -> None:
-        self._redis = client
-        self._expiry = f"{prefix}presence:expiry"
-        self._status = f"{prefix}presence:status"
-        self.ttl = ttl
-        self._now = now
-
-    async def beat(self, agent_id: str, status: str) -> str | None:
-        """Record a heartbeat / status; answers the previous live status (None if absent)."""
-        if self._redis is None:
-            raise RedisError("Redis is not configured")
-        previous = (await self.statuses()).get(agent_id)
-        async with self._redis.pipeline(transaction=True) as pipe:
-            if status in PRESENT:
-                pipe.zadd(self._expiry, {agent_id: self._now() + self.ttl})
-                pipe.hset(self._status, agent_id, status)
-            else:
-                pipe.zrem(self._expiry, agent_id)
-                pipe.hdel(self._status, agent_id)
-            await pipe.execute()
-        return previous
-
-    async def statuses(self) -> dict[str, str]:
-        """Every present agent and its status; expired agents are dropped."""
-        if self._redis is None:
-            raise RedisError("Redis is not configured")
-        now = self._now()
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.zrangebyscore(self._expiry, "-inf", now)
-            pipe.zrangebyscore(self._expiry, now, "+inf")
-            pipe.hgetall(self._status)
-            expired, live, status = await pipe.execute()
-        if expired:
-            await self._redis.zrem(self._expiry, *expired)
-            await self._redis.hdel(self._status, *expired)
-        found = {k.decode(): v.decode() for k, v in status.items()}
-        return {a.decode(): found.get(a.decode(), "online") for a in live}
-
-    async def present(self) -> set[str] | None:
-        """The agents who may take call-backs, or None when presence is unknown (Redis down)."""
-        try:
-            return set(await self.statuses())
-        except (RedisError, OSError) as exc:
-            log.warning("presence_unknown", error=str(exc))
-            return None
-
-
 def board_of(services: Services) -> PresenceBoard:
-    """The process's presence board (made once, kept in `services.extras`)."""
-    board = services.extras.get("presence")
-    if not isinstance(board, PresenceBoard):
+    """The process's presence board (made once, kept in `services.presence`)."""
+    board = services.presence
+    if board is None:
         ttl = float(services.settings.extra.get("INTAKE_PRESENCE_TTL") or DEFAULT_TTL)
         board = PresenceBoard(services.redis, services.settings.redis_prefix, ttl)
-        services.extras["presence"] = board
+        services.presence = board
     return board
 
 
@@ -139,15 +84,15 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/agents/presence", get_presence)
 
 
-def workers(services: Services) -> list[Callable[[], Awaitable[None]]]:
-    """The call-back assigner, fed by this presence board (bootstrap hook)."""
+def workers(services: Services) -> list[Task]:
+    """The call-back assigner, fed by this presence board."""
     assigner = Assigner(services.pool, services.bus.handle, board_of(services).present)
     return [assigner.run]
 
 
-_STATUS_BODY: dict[str, Any] = {"type": "object", "required": ["status"], "properties": {
+_STATUS_BODY: Json = {"type": "object", "required": ["status"], "properties": {
     "status": {"type": "string", "enum": list(STATUSES)}}}
-OPENAPI_PATHS: dict[str, Any] = {
+OPENAPI_PATHS: Json = {
     "/api/v1/agents/{agent_id}/presence": {"put": {
         "summary": "Set an agent's presence (also the heartbeat; repeat within the TTL)",
         "parameters": [{"name": "agent_id", "in": "path", "required": True, "schema": {"type": "string"}}],

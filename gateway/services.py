@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -16,9 +16,14 @@ from redis.exceptions import RedisError
 
 from dispatch.core.bus import MessageBus
 from dispatch.core.clock import Clock
+from dispatch.elderly.alarms import ElderDirectory
+from dispatch.gis.geo import DistrictIndex
+from dispatch.gis.holder import ProviderIndexHolder
+from dispatch.gis.nearest import DispatchWeights
 from dispatch.notify.provider import Provider
 from eventstore.leadership import Leadership
 from eventstore.postgres import PostgresEventStore
+from gateway.presence_board import PresenceBoard
 from gateway.settings import Settings
 
 if TYPE_CHECKING:
@@ -66,7 +71,12 @@ class Metrics:
 
 @dataclass(slots=True)
 class Services:
-    """Everything a handler, view or worker of this process may need."""
+    """Everything a handler, view or worker of this process may need.
+
+    It satisfies the dependency Protocol of every capability (`dispatch.core.capability.Deps`
+    and its extensions). The shared resources at the end are made by the process's
+    listeners and views as they start (None until then); a test may set them.
+    """
 
     settings: Settings
     pool: asyncpg.Pool
@@ -76,8 +86,18 @@ class Services:
     redis: aioredis.Redis | None
     metrics: Metrics
     leadership: Leadership
-    notify_providers: Mapping[str, Provider]  # by outbox channel; see gateway.notify
-    extras: dict[str, Any] = field(default_factory=dict)
+    notify_providers: Mapping[str, Provider]
+    """Delivery providers by outbox channel (see gateway.notify)."""
+    provider_index: ProviderIndexHolder | None = None
+    """The live provider index (the GIS listener loads it)."""
+    districts: DistrictIndex | None = None
+    """The district index (the GIS listener loads it)."""
+    dispatch_weights: DispatchWeights | None = None
+    """The weights nearest-provider answers are scored with."""
+    presence: PresenceBoard | None = None
+    """The agents' presence board (made on first use)."""
+    elder_directory: ElderDirectory | None = None
+    """An elder directory replacing the registry in PostgreSQL (tests)."""
 
     @property
     def changes_channel(self) -> str:

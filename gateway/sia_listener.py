@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import structlog
 
@@ -26,6 +24,7 @@ from channels.contact_id import AlarmSignal
 from channels.errors import ChannelError
 from channels.rejected import record_rejected
 from channels.sia import MAX_FRAME, Frame, NotDc09, answer_frame, nak
+from dispatch.core.capability import Task
 from eventstore import StoreUnavailable
 from gateway.ratelimit import SourceLimiter
 from gateway.services import Services
@@ -152,11 +151,11 @@ class SiaReceiver:
                               reason=f"no CR within {MAX_FRAME} bytes", raw=None,
                               at=self._services.clock.now(), peer=peer)
 
-    def _datagram(self, data: bytes, addr: Any) -> None:
+    def _datagram(self, data: bytes, addr: tuple[object, int]) -> None:
         if len(self._tasks) >= MAX_DATAGRAMS_IN_FLIGHT:
             self._drop("too_many_datagrams")
             return
-        source = str(addr[0]) if isinstance(addr, tuple) else str(addr)
+        source = str(addr[0])
         if not self._frames.allow(source):  # before a task is made: a flood costs little
             self._drop("rate_limited")
             return
@@ -178,7 +177,7 @@ class SiaReceiver:
         receiver = self
 
         class _Udp(asyncio.DatagramProtocol):
-            def datagram_received(self, data: bytes, addr: Any) -> None:
+            def datagram_received(self, data: bytes, addr: tuple[object, int]) -> None:
                 receiver._datagram(data, addr)
 
         try:
@@ -217,8 +216,8 @@ class SiaReceiver:
             await self.close()
 
 
-def workers(services: Services) -> list[Callable[[], Awaitable[None]]]:
-    """Bootstrap hook: the receiver, unless `INTAKE_SIA_PORT` is 0."""
+def listeners(services: Services) -> list[Task]:
+    """The receiver, unless `INTAKE_SIA_PORT` is 0."""
     port = services.settings.sia_port
     if port == 0:
         return []

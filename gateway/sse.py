@@ -18,11 +18,12 @@ import asyncio
 import json
 import re
 import time
-from typing import Any
+from typing import cast
 
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from dispatch.core.messages import Json, JsonValue
 from dispatch.core.phone import mask_phone
 from eventstore.postgres import UNAVAILABLE
 from gateway.auth import Principal, require, sees_personal_data
@@ -43,7 +44,7 @@ _PERSONAL_KEYS = frozenset({"name", "caller_name", "address", "email", "caller_e
                             "caller_openid", "contacts", "description", "body", "text"})
 
 
-def mask(key: str, value: Any) -> Any:
+def mask(key: str, value: JsonValue) -> JsonValue:
     """A change's data with names, addresses and texts hidden and phone numbers masked."""
     if isinstance(value, dict):
         return {k: mask(str(k), v) for k, v in value.items()}
@@ -56,7 +57,7 @@ def mask(key: str, value: Any) -> Any:
     return "***" if key in _PERSONAL_KEYS else value
 
 
-def visible(who: Principal, change: dict[str, Any]) -> dict[str, Any]:
+def visible(who: Principal, change: Json) -> Json:
     """What this caller may see of one change."""
     data = change.get("data")
     data = data if isinstance(data, dict) else {}
@@ -66,7 +67,7 @@ def visible(who: Principal, change: dict[str, Any]) -> dict[str, Any]:
     return {"topic": change.get("topic"), "data": mask("data", data)}
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
@@ -85,7 +86,7 @@ class _Feed:
         self.mode = ""
         self.last_write = time.monotonic()
 
-    async def send(self, kind: str, data: Any, event_id: str | None = None) -> None:
+    async def send(self, kind: str, data: object, event_id: str | None = None) -> None:
         lines = [f"id: {event_id}"] if event_id is not None else []
         lines += [f"event: {kind}", f"data: {dumps(data)}", "", ""]
         await self.response.write("\n".join(lines).encode())
@@ -106,11 +107,11 @@ class _Feed:
         redis = self.services.redis
         assert redis is not None
         key = self.services.changes_stream
-        newest: Any = await redis.xrevrange(key, count=1)
+        newest = await redis.xrevrange(key, count=1)
         head = _text(newest[0][0]) if newest else "0-0"
         if last_id is None:
             return head
-        oldest: Any = await redis.xrange(key, count=1)
+        oldest = await redis.xrange(key, count=1)
         first = _text(oldest[0][0]) if oldest else None
         if (_STREAM_ID.match(last_id) and _id_key(last_id) <= _id_key(head)
                 and (first is None or _id_key(first) <= _id_key(last_id))):
@@ -122,7 +123,9 @@ class _Feed:
         """Read and forward one batch (or wait up to BLOCK_MS); the new cursor."""
         redis = self.services.redis
         assert redis is not None
-        found: Any = await redis.xread({self.services.changes_stream: cursor}, count=BATCH, block=BLOCK_MS)
+        # RESP2 (the client's protocol) answers [[stream, [(id, {field: value})]]] or None.
+        found = cast(list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] | None, await redis.xread(
+            {self.services.changes_stream: cursor}, count=BATCH, block=BLOCK_MS))
         for _, entries in found or []:
             for raw_id, fields in entries:
                 cursor = _text(raw_id)
@@ -197,7 +200,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/stream", stream)
 
 
-OPENAPI_PATHS: dict[str, Any] = {
+OPENAPI_PATHS: Json = {
     "/api/v1/stream": {"get": {
         "summary": "Server-sent events of projection changes (event types mode, change, resync). "
                    "Send Last-Event-ID (or ?last_event_id=) to resume; on `resync` reload the "

@@ -1,1 +1,12 @@
-"""dispatch/cases"""
+"""Cases: registration, actions, SLA and the `cases` read model."""
+
+from dispatch.cases import actions, read_model, registration
+from dispatch.core.capability import Capability, Deps
+
+CASES: Capability[Deps] = Capability(
+    "cases",
+    handlers={**registration.HANDLERS, **actions.HANDLERS},
+    projections=(read_model.projections,),
+    workers=(read_model.workers,),
+)
+"""Registering and acting on cases, their read model and its SLA light refresher."""

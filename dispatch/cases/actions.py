@@ -31,6 +31,8 @@ from dispatch.cases.registration import CATEGORIES, RESPONSE_LIMIT_MINUTES
 from dispatch.cases.sla import SlaConfig
 from dispatch.cases.state import CaseState, case_stream, load_case
 from dispatch.cases.status import BUSY, CALLBACK_DUE, OPEN, WAITING, WORKING, CaseStatus
+from dispatch.core.bus import Handler
+from dispatch.core.capability import SettingsView
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand, NotAllowed, StaleVersion
 from dispatch.core.messages import Command, Event, metadata, to_new_event
@@ -318,7 +320,7 @@ async def apply_events(
 
 
 async def handle_action(
-    cmd: CaseAction, *, store: EventStore, clock: Clock, settings: Any
+    cmd: CaseAction, *, store: EventStore, clock: Clock, settings: SettingsView | None
 ) -> CaseState:
     """Load the case, check the version, decide and append; answer the new state."""
     if cmd.idempotency_key is not None and await store.find_by_idempotency_key(cmd.idempotency_key):
@@ -333,4 +335,4 @@ async def handle_action(
     )
 
 
-HANDLERS: dict[type, Any] = {cmd: handle_action for cmd in DECIDERS}
+HANDLERS: dict[type[Command], Handler] = {cmd: handle_action for cmd in DECIDERS}

@@ -36,6 +36,7 @@ from dispatch.cases.events import (
 from dispatch.cases.sla import Clocks, SlaConfig, light, light_changes
 from dispatch.cases.state import CaseState
 from dispatch.cases.status import BUSY, CALLBACK_DUE, DONE, WAITING, WORKING, CaseStatus
+from dispatch.core.capability import Deps, Task
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand
 from dispatch.core.messages import Event, from_data, from_recorded, to_data
@@ -433,11 +434,11 @@ async def web_request(db: Db, case_id: str) -> WebRequest | None:
     return None if row is None else _web(row)
 
 
-def projections(services: Any) -> list[CasesProjection]:
-    """The cases projection (bootstrap `PROJECTION_MODULES`)."""
-    return [CasesProjection(services.clock, SlaConfig.from_env(services.settings.extra))]
+def projections(deps: Deps) -> list[CasesProjection]:
+    """The cases projection."""
+    return [CasesProjection(deps.clock, SlaConfig.from_env(deps.settings.extra))]
 
 
-def workers(services: Any) -> list[Callable[[], Awaitable[None]]]:
-    """The light refresher (bootstrap `WORKER_MODULES`)."""
-    return [LightRefresher(services.pool, services.clock, services.publish).run]
+def workers(deps: Deps) -> list[Task]:
+    """The light refresher."""
+    return [LightRefresher(deps.pool, deps.clock, deps.publish).run]

@@ -14,6 +14,7 @@ from typing import Any
 
 from dispatch.cases.events import CallerInfo, CaseRegistered, Fault, Place
 from dispatch.cases.state import case_stream
+from dispatch.core.bus import Handler
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand
 from dispatch.core.messages import Command, metadata, to_new_event
@@ -172,4 +173,4 @@ async def register_case(cmd: RegisterCase, *, store: EventStore, clock: Clock) -
     raise InvalidCommand("could not allocate a case number")
 
 
-HANDLERS: dict[type, Any] = {RegisterCase: register_case}
+HANDLERS: dict[type[Command], Handler] = {RegisterCase: register_case}

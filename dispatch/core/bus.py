@@ -6,9 +6,8 @@ keyword arguments the handler declares, from the dependencies it was built with.
 
 from __future__ import annotations
 
-import importlib
 import inspect
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import structlog
@@ -17,52 +16,25 @@ from dispatch.core.errors import DispatchError
 
 log = structlog.get_logger(__name__)
 
-Handler = Callable[..., Awaitable[Any]]
-
-HANDLER_MODULES: tuple[str, ...] = (
-    "dispatch.elderly.alarms",
-    "dispatch.cases.registration",
-    "dispatch.cases.actions",
-    "dispatch.supervision.chasing",
-    "dispatch.gis.reference",
-    "dispatch.intake.calls",
-    "dispatch.intake.sms",
-    "dispatch.intake.wechat",
-    "dispatch.intake.rejected",
-    "dispatch.missed_calls.policy",
-    "dispatch.missed_calls.presence",
-    "dispatch.notify.outbox",
-    "dispatch.linking.clustering",
-    "dispatch.linking.incidents",
-)
-"""Modules that export `HANDLERS: dict[type[Command], Handler]`; one line each."""
+Handler = Callable[..., Awaitable[object]]
+"""`async def handle(cmd, *, store, clock, ...)`: keyword-only parameters name its dependencies."""
+Send = Callable[[object], Awaitable[object]]
+"""How policies and workers send a command: the bus's `handle`."""
 
 
 class UnknownCommand(DispatchError):
     """No handler is registered for a command type."""
 
 
-def collect_handlers(modules: Iterable[str] = HANDLER_MODULES) -> dict[type, Handler]:
-    """Merge the `HANDLERS` registries of the given modules."""
-    handlers: dict[type, Handler] = {}
-    for name in modules:
-        module = importlib.import_module(name)
-        for cmd_type, handler in getattr(module, "HANDLERS", {}).items():
-            if cmd_type in handlers:
-                raise TypeError(f"two handlers for {cmd_type.__name__}")
-            handlers[cmd_type] = handler
-    return handlers
-
-
 class MessageBus:
     """Sends each command to its one handler with the dependencies it asks for."""
 
-    def __init__(self, handlers: Mapping[type, Handler], dependencies: Mapping[str, Any]) -> None:
+    def __init__(self, handlers: Mapping[type, Handler], dependencies: Mapping[str, object]) -> None:
         self._handlers = dict(handlers)
         self._deps = dict(dependencies)
         self._kwargs: dict[type, tuple[str, ...]] = {}
 
-    def provide(self, name: str, value: Any) -> None:
+    def provide(self, name: str, value: object) -> None:
         """Add or replace a dependency (for adapters created after the bus)."""
         self._deps[name] = value
 
@@ -78,7 +50,10 @@ class MessageBus:
         return names
 
     async def handle(self, cmd: object) -> Any:
-        """Run the command's handler and return what it returns; errors propagate."""
+        """Run the command's handler and return what it returns; errors propagate.
+
+        The result is typed by the command's handler, which the caller knows.
+        """
         handler = self._handlers.get(type(cmd))
         if handler is None:
             raise UnknownCommand(f"no handler for {type(cmd).__name__}")

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib
 import types
 import typing
 from collections.abc import Callable
 from datetime import datetime
 from enum import Enum
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeAlias, TypeVar
 
 from eventstore import NewEvent, RecordedEvent
+from eventstore.records import JSON
 
 
 class Command:
@@ -31,6 +31,11 @@ class Event:
 
     SCHEMA_VERSION: ClassVar[int] = 1
 
+
+JsonValue: TypeAlias = Any
+"""One JSON value (object, array, string, number, boolean or null); readers check its shape."""
+Json: TypeAlias = JSON
+"""A JSON object (event data and metadata, jsonb columns, HTTP bodies): `dict[str, JsonValue]`."""
 
 E = TypeVar("E", bound=type[Event])
 _SCALARS = frozenset({str, int, float, bool})
@@ -63,7 +68,7 @@ def _field_names(cls: type) -> tuple[str, ...] | None:
         return names
 
 
-def _to_json(value: Any) -> Any:
+def _to_json(value: object) -> JsonValue:
     cls = type(value)
     if value is None or cls in _SCALARS:
         return value
@@ -81,19 +86,19 @@ def _to_json(value: Any) -> Any:
     return value
 
 
-def to_data(message: object) -> dict[str, Any]:
+def to_data(message: object) -> Json:
     """A dataclass message as a JSON object."""
     data = _to_json(message)
     assert isinstance(data, dict)
     return data
 
 
-def to_new_event(evt: Event, metadata: dict[str, Any] | None = None) -> NewEvent:
+def to_new_event(evt: Event, metadata: Json | None = None) -> NewEvent:
     """The store record for a domain event."""
     return NewEvent(type(evt).__name__, to_data(evt), evt.SCHEMA_VERSION, dict(metadata or {}))
 
 
-Decode = Callable[[Any], Any]
+Decode = Callable[[JsonValue], object]
 """Turns a non-null JSON value into the value of a field's type."""
 
 
@@ -112,7 +117,7 @@ _decoding: Callable[[type], tuple[tuple[str, Decode | None], ...]] = functools.c
 
 
 @functools.cache
-def _decoder(tp: Any) -> Decode | None:
+def _decoder(tp: object) -> Decode | None:
     """The decoder of one type hint (None: the JSON value as it is), cached per hint."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
@@ -136,9 +141,9 @@ def _decoder(tp: Any) -> Decode | None:
 T = TypeVar("T")
 
 
-def from_data(cls: type[T], data: dict[str, Any]) -> T:
+def from_data(cls: type[T], data: Json) -> T:
     """Build a dataclass message from its JSON object, ignoring unknown keys."""
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, object] = {}
     for name, decode in _decoding(cls):
         if name in data:
             value = data[name]
@@ -146,23 +151,14 @@ def from_data(cls: type[T], data: dict[str, Any]) -> T:
     return cls(**kwargs)
 
 
-def _register_all() -> None:
-    """Import every handler module, so that every event type is registered."""
-    from dispatch.core.bus import HANDLER_MODULES
-
-    for name in HANDLER_MODULES:
-        importlib.import_module(name)
-
-
 def from_recorded(record: RecordedEvent) -> Event | None:
-    """The domain event of a stored record, or None for a type this code does not know."""
+    """The domain event of a stored record, or None for a type this code does not know.
+
+    Every declared type is known here: importing any part of `dispatch` imports
+    every capability package, and with it every `@event` declaration.
+    """
     cls = EVENT_TYPES.get(record.type)
-    if cls is None:
-        _register_all()
-        cls = EVENT_TYPES.get(record.type)
-        if cls is None:
-            return None
-    return from_data(cls, record.data)
+    return None if cls is None else from_data(cls, record.data)
 
 
 def metadata(
@@ -172,8 +168,8 @@ def metadata(
     correlation_id: str | None = None,
     causation_id: str | None = None,
     received_at: datetime | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
+    **extra: object,
+) -> Json:
     """Event metadata with the standard keys; None values are left out."""
     values = {
         "actor": actor,

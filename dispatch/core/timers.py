@@ -28,17 +28,18 @@ survive restarts: one due while no process ran fires at the next start.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeAlias, TypeVar
+from typing import TypeAlias, TypeVar
 
 import asyncpg
 import structlog
 
+from dispatch.core.bus import Send
+from dispatch.core.capability import Deps, Task
 from dispatch.core.clock import Clock
 from dispatch.core.errors import DispatchError
-from dispatch.core.messages import from_data, to_data
+from dispatch.core.messages import Json, from_data, to_data
 
 log = structlog.get_logger(__name__)
 
@@ -74,7 +75,7 @@ class Timer:
     key: str
     due_at: datetime
     command: str
-    payload: dict[str, Any]
+    payload: Json
     attempts: int = 0
     last_error: str | None = None
 
@@ -112,7 +113,7 @@ class TimerWorker:
     """Fires due timers through `handle` (the bus) - see the module doc."""
 
     def __init__(
-        self, pool: asyncpg.Pool, handle: Callable[[object], Awaitable[Any]], clock: Clock,
+        self, pool: asyncpg.Pool, handle: Send, clock: Clock,
         *, batch: int = 100, poll: float = POLL_SECONDS,
     ) -> None:
         self._pool, self._handle, self._clock = pool, handle, clock
@@ -149,7 +150,7 @@ class TimerWorker:
         return len(rows)
 
     async def _fire(
-        self, key: str, name: str, payload: dict[str, Any], attempts: int, leased: datetime
+        self, key: str, name: str, payload: Json, attempts: int, leased: datetime
     ) -> None:
         cls = TIMER_COMMANDS.get(name)
         try:
@@ -175,6 +176,6 @@ class TimerWorker:
         )
 
 
-def workers(services: Any) -> list[Callable[[], Awaitable[None]]]:
-    """The timer worker of a serving process (bootstrap `WORKER_MODULES`)."""
-    return [TimerWorker(services.pool, services.bus.handle, services.clock).run]
+def workers(deps: Deps) -> list[Task]:
+    """The timer worker of a serving process."""
+    return [TimerWorker(deps.pool, deps.bus.handle, deps.clock).run]

@@ -21,17 +21,20 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 import asyncpg
 import structlog
 
 from dispatch.cases.events import CallerInfo, Place
 from dispatch.cases.registration import RegisterCase
+from dispatch.core.bus import Handler, MessageBus
+from dispatch.core.capability import Deps
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand, NotFound
-from dispatch.core.messages import Command, Event, event, from_data, metadata, to_new_event
+from dispatch.core.messages import Command, Event, Json, JsonValue, event, from_data, metadata, to_new_event
 from dispatch.core.phone import mask_phone, normalise_phone
+from dispatch.gis.holder import ProviderIndexHolder
 from dispatch.gis.nearest import NearestQuery
 from dispatch.gis.reference import elder_of_device
 from dispatch.notify.outbox import RequestNotification
@@ -90,7 +93,7 @@ class PgElderDirectory:
         return None if row is None else elder_from_row(row)
 
 
-def elder_from_row(row: dict[str, Any]) -> Elder:
+def elder_from_row(row: Json) -> Elder:
     """An `Elder` from a `ref_elders` row."""
     props = row.get("props") or {}
     contacts = tuple(
@@ -120,7 +123,7 @@ class ReceiveAlarm(Command):
     lat: float | None = None
     lon: float | None = None
     text: str | None = None
-    raw: Any = None
+    raw: JsonValue = None
     actor: str | None = None
 
 
@@ -142,7 +145,7 @@ class AlarmReceived(Event):
     lat: float | None = None
     lon: float | None = None
     text: str | None = None
-    raw: Any = None
+    raw: JsonValue = None
 
 
 @event
@@ -158,7 +161,7 @@ class ElderlyAlertOpened(Event):
     notified: tuple[str, ...]
     opened_at: datetime
     callback_due_at: datetime
-    nearest_help: dict[str, Any] | None = None
+    nearest_help: Json | None = None
 
 
 @event
@@ -251,9 +254,22 @@ HELP_SKILL = "medical"
 HELP_PREFERRED = frozenset({"elderly_care"})
 
 
-def nearest_help(services: Any, place: Place | None) -> dict[str, Any] | None:
+class ElderlyDeps(Deps, Protocol):
+    """What the elderly capability's hooks use: the common dependencies and two shared resources."""
+
+    @property
+    def provider_index(self) -> ProviderIndexHolder | None:
+        """The shared provider index (None until loaded, or in a process without one)."""
+        ...
+
+    @property
+    def elder_directory(self) -> ElderDirectory | None:
+        """An elder directory to use instead of the registry in PostgreSQL (tests)."""
+        ...
+
+
+def nearest_help(holder: ProviderIndexHolder | None, place: Place | None) -> Json | None:
     """The nearest available provider with medical skills, from the shared provider index."""
-    holder = services.extras.get("provider_index")
     if holder is None or place is None:
         return None
     query = NearestQuery(place.lat, place.lon, k=5, skill=HELP_SKILL, preferred_skills=HELP_PREFERRED)
@@ -262,8 +278,8 @@ def nearest_help(services: Any, place: Place | None) -> dict[str, Any] | None:
 
 
 async def respond_to_alarm(
-    alarm: AlarmReceived, *, bus: Any, store: EventStore, directory: ElderDirectory,
-    services: Any = None,
+    alarm: AlarmReceived, *, bus: MessageBus, store: EventStore, directory: ElderDirectory,
+    index: ProviderIndexHolder | None = None,
 ) -> tuple[str, tuple[str, ...]]:
     """Open the case, alert the contacts, note the nearest help, schedule the call-back.
 
@@ -286,7 +302,7 @@ async def respond_to_alarm(
         elder_id=elder.id if elder else None, registered=elder is not None,
         notified=tuple(c.phone for c in contacts), opened_at=alarm.received_at,
         callback_due_at=alarm.received_at + CALLBACK_AFTER,
-        nearest_help=nearest_help(services, cmd.location) if services is not None else None,
+        nearest_help=nearest_help(index, cmd.location),
     )
     meta = metadata(actor="policy:elderly", channel="alarm", correlation_id=alarm.alarm_id)
     await store.append(alert_stream(case_id), [to_new_event(opened, meta)], NO_STREAM,
@@ -296,10 +312,9 @@ async def respond_to_alarm(
     return case_id, cmd.flags
 
 
-def directory_of(services: Any) -> ElderDirectory:
-    """The services' elder directory (a test may put one in `extras`)."""
-    found = services.extras.get("elder_directory")
-    return found if found is not None else PgElderDirectory(services.pool)
+def directory_of(deps: ElderlyDeps) -> ElderDirectory:
+    """The given elder directory, else the registry in PostgreSQL."""
+    return deps.elder_directory or PgElderDirectory(deps.pool)
 
 
 async def _stored_alarm(store: EventStore, alarm_id: str) -> AlarmReceived:
@@ -308,7 +323,7 @@ async def _stored_alarm(store: EventStore, alarm_id: str) -> AlarmReceived:
 
 
 async def receive_alarm(
-    cmd: ReceiveAlarm, *, store: EventStore, clock: Clock, services: Any
+    cmd: ReceiveAlarm, *, store: EventStore, clock: Clock, services: ElderlyDeps
 ) -> AlarmOutcome:
     """Commit the signal; for an alarm also respond (a repeat re-runs the idempotent steps)."""
     if cmd.kind not in ALARM_KINDS:
@@ -329,7 +344,8 @@ async def receive_alarm(
     if result.duplicate:
         alarm = await _stored_alarm(store, alarm_id)
     case_id, flags = await respond_to_alarm(
-        alarm, bus=services.bus, store=store, directory=directory_of(services), services=services)
+        alarm, bus=services.bus, store=store, directory=directory_of(services),
+        index=services.provider_index)
     return AlarmOutcome(alarm_id, case_id, result.duplicate, cmd.kind, flags)
 
 
@@ -346,7 +362,7 @@ async def confirm_elder_reached(cmd: ConfirmElderReached, *, store: EventStore, 
     return result.last_version
 
 
-HANDLERS: dict[type, Any] = {
+HANDLERS: dict[type[Command], Handler] = {
     ReceiveAlarm: receive_alarm,
     ConfirmElderReached: confirm_elder_reached,
 }
@@ -363,7 +379,7 @@ class ElderlyAlarmReactor:
     categories: frozenset[str] | None = frozenset({"alarm"})
     GRACE = timedelta(seconds=30)
 
-    def __init__(self, services: Any) -> None:
+    def __init__(self, services: ElderlyDeps) -> None:
         self._services = services
 
     async def react(self, event: RecordedEvent) -> None:
@@ -376,9 +392,9 @@ class ElderlyAlarmReactor:
         if wait > 0:
             await asyncio.sleep(wait)
         await respond_to_alarm(alarm, bus=services.bus, store=services.store,
-                               directory=directory_of(services), services=services)
+                               directory=directory_of(services), index=services.provider_index)
 
 
-def reactors(services: Any) -> Sequence[ElderlyAlarmReactor]:
-    """Bootstrap hook: the alarm-response reactor."""
-    return [ElderlyAlarmReactor(services)]
+def reactors(deps: ElderlyDeps) -> Sequence[ElderlyAlarmReactor]:
+    """The alarm-response reactor."""
+    return [ElderlyAlarmReactor(deps)]

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 
+from dispatch.core.capability import Deps
+from dispatch.core.messages import Json
 from eventstore import RecordedEvent
 from eventstore.subscriptions import Change
 
@@ -50,8 +51,8 @@ class ElderlyAlertsProjection:
         return [Change("elderly_alert", {"case_id": d["case_id"], "event": event.type})]
 
 
-def projections(services: Any) -> list[ElderlyAlertsProjection]:
-    """Bootstrap hook: the elderly alerts read model."""
+def projections(deps: Deps) -> list[ElderlyAlertsProjection]:
+    """The elderly alerts read model."""
     return [ElderlyAlertsProjection()]
 
 
@@ -61,14 +62,14 @@ _COLUMNS = ("case_id, alarm_id, account, elder_id, registered, notified, opened_
 
 async def list_alerts(
     conn: asyncpg.Connection, *, now: datetime, overdue: bool, limit: int, after: str | None
-) -> list[dict[str, Any]]:
+) -> list[Json]:
     """Alerts newest first (or only unconfirmed ones past their call-back time)."""
     where = ["($1::text IS NULL OR case_id < $1)"]
     if overdue:
         where.append("confirmed_at IS NULL AND callback_due_at <= $3")
     sql = (f"SELECT {_COLUMNS} FROM elderly_alerts WHERE {' AND '.join(where)} "
            "ORDER BY case_id DESC LIMIT $2")
-    args: list[Any] = [after, limit] + ([now] if overdue else [])
+    args: list[object] = [after, limit] + ([now] if overdue else [])
     rows = await conn.fetch(sql, *args)
     return [{**dict(r), "overdue": r["confirmed_at"] is None and r["callback_due_at"] <= now}
             for r in rows]

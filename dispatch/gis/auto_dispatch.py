@@ -11,7 +11,7 @@ spreads them at minimum total cost. A rejected case is re-dispatched to the
 best provider that has not rejected it. Categories and their skills:
 `INTAKE_AUTO_DISPATCH=power_fault:power_repair,...` (`off` disables).
 
-The provider index is the shared `services.extras["provider_index"]` holder
+The provider index is the shared `ReferenceIndexes.provider_index` holder
 (kept by `dispatch.gis.provider_index`); this worker re-syncs each provider's load
 (its open cases) every 10 s and counts its own dispatches in between.
 """
@@ -19,9 +19,8 @@ The provider index is the shared `services.extras["provider_index"]` holder
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 import structlog
@@ -29,11 +28,14 @@ import structlog
 from dispatch.cases.actions import DispatchCase
 from dispatch.cases.read_model import busy_loads, waiting_located
 from dispatch.cases.sla import green_channel
+from dispatch.core.bus import Send
+from dispatch.core.capability import Task
 from dispatch.core.clock import Clock
 from dispatch.core.errors import DispatchError
 from dispatch.gis.batch import WaitingCase, assign_batch
 from dispatch.gis.holder import ProviderIndexHolder
 from dispatch.gis.nearest import DispatchWeights, ProviderSnapshot, StatusChange
+from dispatch.gis.provider_index import GisDeps, ReferenceIndexes
 
 log = structlog.get_logger(__name__)
 
@@ -130,11 +132,11 @@ class AutoDispatcher:
     """Worker: dispatches waiting fault cases (see the module doc)."""
 
     def __init__(
-        self, pool: asyncpg.Pool, handle: Callable[[object], Awaitable[Any]], clock: Clock,
-        extras: Mapping[str, Any], env: Mapping[str, str], *, interval: float = 0.5,
+        self, pool: asyncpg.Pool, handle: Send, clock: Clock,
+        indexes: ReferenceIndexes, env: Mapping[str, str], *, interval: float = 0.5,
         refresh: float = 10.0,
     ) -> None:
-        self._pool, self._handle, self._clock, self._extras = pool, handle, clock, extras
+        self._pool, self._handle, self._clock, self._indexes = pool, handle, clock, indexes
         self._skills = skills_from_env(env)
         self._weights = DispatchWeights.from_env(env)
         self._surge = int(env.get("INTAKE_SURGE_THRESHOLD") or 5)
@@ -174,8 +176,7 @@ class AutoDispatcher:
         return 1
 
     def _holder(self) -> ProviderIndexHolder | None:
-        found = self._extras.get("provider_index")
-        return found if isinstance(found, ProviderIndexHolder) else None
+        return self._indexes.provider_index
 
     async def run(self) -> None:
         """Refresh the provider index every `refresh` seconds and dispatch every `interval`."""
@@ -190,8 +191,7 @@ class AutoDispatcher:
             await asyncio.sleep(self._interval)
 
 
-def workers(services: Any) -> list[Callable[[], Awaitable[None]]]:
-    """The automatic dispatcher (bootstrap `WORKER_MODULES`)."""
-    return [AutoDispatcher(services.pool, services.bus.handle, services.clock, services.extras,
-                           services.settings.extra).run]
+def workers(deps: GisDeps) -> list[Task]:
+    """The automatic dispatcher."""
+    return [AutoDispatcher(deps.pool, deps.bus.handle, deps.clock, deps, deps.settings.extra).run]
 

@@ -13,7 +13,6 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -23,6 +22,7 @@ from shapely.geometry.base import BaseGeometry
 from shapely.strtree import STRtree
 
 from dispatch.core.errors import InvalidCommand
+from dispatch.core.messages import JsonValue
 
 CRS_NAMES = ("wgs84", "gcj02", "bd09")
 
@@ -211,7 +211,7 @@ class DistrictIndex:
         return cls(items, STRtree([d.geometry for d in items]))
 
     @classmethod
-    def from_features(cls, features: Iterable[Mapping[str, Any]]) -> DistrictIndex:
+    def from_features(cls, features: Iterable[Mapping[str, JsonValue]]) -> DistrictIndex:
         """Index the `kind: district` features of a GeoJSON FeatureCollection."""
         found = []
         for feature in features:

@@ -34,6 +34,7 @@ import pykdtree
 from pykdtree.kdtree import KDTree as _PyKDTree
 
 from dispatch.core.errors import InvalidCommand, NotFound
+from dispatch.core.messages import Json
 
 _A = 6378137.0
 _E2 = 6.69437999014e-3
@@ -121,7 +122,7 @@ class Candidate(NamedTuple):
     district: str | None
     available: bool
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> Json:
         """The JSON item of `GET /api/v1/providers/nearest`."""
         return {
             "id": self.provider_id,
@@ -190,14 +191,14 @@ def chord_to_geodesic(chord_m: FloatArray, lat: float) -> FloatArray:
     return np.asarray(two_r * np.arcsin(np.minimum(chord_m / two_r, 1.0)), dtype=np.float64)
 
 
-def _openmp_setter() -> Callable[[int], Any] | None:
+def _openmp_setter() -> Callable[[int], object] | None:
     """`omp_set_num_threads` of the OpenMP runtime pykdtree runs on, if it can be found."""
     bundled = sorted((Path(pykdtree.__file__).parent.parent / "pykdtree.libs").glob("libgomp*"))
     name = str(bundled[0]) if bundled else ctypes.util.find_library("gomp")
     if name is None:
         return None
     try:
-        setter: Callable[[int], Any] = ctypes.CDLL(name).omp_set_num_threads
+        setter: Callable[[int], object] = ctypes.CDLL(name).omp_set_num_threads
     except (OSError, AttributeError):
         return None
     return setter
@@ -265,7 +266,7 @@ def spatial_order(xyz: FloatArray, bits: int = 10) -> IntArray:
 
     pykdtree reads a leaf's points through an index array: when neighbours in
     space are neighbours in memory a query touches a few cache lines, not one
-    per point (a cold query costs ~20 % less). Any subset taken in this order
+    per point (a cold query costs ~20 % less). Every subset taken in this order
     stays in Z-order, so the trees are built from subsets of it.
     """
     if len(xyz) == 0:

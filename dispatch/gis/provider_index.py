@@ -2,22 +2,24 @@
 
 At start the indexes are built from the reference read model and the
 reference projection's checkpoint, read in one snapshot; then provider and
-district events after that checkpoint are followed live. The holders are
-published in `services.extras` (`provider_index`, `districts`,
-`dispatch_weights`) for views and policies.
+district events after that checkpoint are followed live. The indexes are
+published on a `ReferenceIndexes` object (the process's services) for views
+and policies.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
+from typing import Protocol
 
 import asyncpg
 import structlog
 
 from dispatch.cases.read_model import busy_loads
+from dispatch.core.capability import Deps, Task
+from dispatch.core.messages import Json, JsonValue
 from dispatch.gis.geo import DistrictIndex
 from dispatch.gis.holder import ProviderIndexHolder
 from dispatch.gis.nearest import DispatchWeights, Provider
@@ -33,7 +35,7 @@ _PAGE = 500
 _CATEGORIES = frozenset({"provider", "district"})
 
 
-def provider_from(item_id: str, props: Mapping[str, Any], geometry: Mapping[str, Any]) -> Provider:
+def provider_from(item_id: str, props: Json, geometry: Mapping[str, JsonValue]) -> Provider:
     """The index's view of a provider reference item."""
     lon, lat = geometry["coordinates"][:2]
     return Provider(
@@ -50,14 +52,14 @@ def provider_from(item_id: str, props: Mapping[str, Any], geometry: Mapping[str,
     )
 
 
-def _district_feature(adcode: str, name: str, geometry: Any) -> dict[str, Any]:
+def _district_feature(adcode: str, name: str, geometry: JsonValue) -> Json:
     return {"type": "Feature", "geometry": geometry,
             "properties": {"kind": "district", "adcode": adcode, "name": name}}
 
 
 async def snapshot_reference(
     pool: asyncpg.Pool,
-) -> tuple[list[Provider], list[dict[str, Any]], Checkpoint]:
+) -> tuple[list[Provider], list[Json], Checkpoint]:
     """Providers (with current loads), district features and the checkpoint they reflect."""
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         checkpoint = await load_checkpoint_on(conn, "reference")
@@ -73,13 +75,25 @@ async def snapshot_reference(
     return indexed, features, checkpoint
 
 
+class ReferenceIndexes(Protocol):
+    """Where the in-process indexes of reference data are published (None until loaded)."""
+
+    provider_index: ProviderIndexHolder | None
+    districts: DistrictIndex | None
+    dispatch_weights: DispatchWeights | None
+
+
+class GisDeps(Deps, ReferenceIndexes, Protocol):
+    """What the GIS capability's hooks use: the common dependencies and the indexes."""
+
+
 class ReferenceFollower:
     """Loads the indexes, then applies provider and district events as they come."""
 
-    def __init__(self, store: PostgresEventStore, extras: dict[str, Any]) -> None:
+    def __init__(self, store: PostgresEventStore, indexes: ReferenceIndexes) -> None:
         self._store = store
-        self._extras = extras
-        self._districts: dict[str, dict[str, Any]] = {}
+        self._indexes = indexes
+        self._districts: dict[str, Json] = {}
 
     async def start(self) -> Checkpoint:
         """Build both indexes from the read model; return where to follow from."""
@@ -89,12 +103,12 @@ class ReferenceFollower:
         await self._rebuild_districts()
         # Published last: a lookup answered before the district index existed would
         # skip the served-district filter and name providers that do not serve there.
-        self._extras["provider_index"] = holder
+        self._indexes.provider_index = holder
         log.info("provider_index_loaded", providers=len(providers), districts=len(districts))
         return checkpoint
 
     async def _rebuild_districts(self) -> None:
-        self._extras["districts"] = await asyncio.to_thread(
+        self._indexes.districts = await asyncio.to_thread(
             DistrictIndex.from_features, list(self._districts.values()))
 
     async def apply(self, event: RecordedEvent) -> None:
@@ -103,7 +117,8 @@ class ReferenceFollower:
             return
         data = event.data
         if data["kind"] == "provider":
-            holder: ProviderIndexHolder = self._extras["provider_index"]
+            holder = self._indexes.provider_index
+            assert holder is not None, "start() publishes the index before events are applied"
             holder.upsert(provider_from(data["id"], data["properties"], data["geometry"]))
         elif data["kind"] == "district":
             self._districts[data["id"]] = _district_feature(
@@ -126,7 +141,8 @@ class ReferenceFollower:
         await follower.follow(step)
 
 
-def workers(services: Any) -> list[Callable[[], Awaitable[None]]]:
-    """The follower that keeps the indexes current (bootstrap hook)."""
-    services.extras.setdefault("dispatch_weights", DispatchWeights.from_env(services.settings.extra))
-    return [ReferenceFollower(services.store, services.extras).run]
+def listeners(deps: GisDeps) -> list[Task]:
+    """The follower that keeps the indexes current (in the process that serves HTTP)."""
+    if deps.dispatch_weights is None:
+        deps.dispatch_weights = DispatchWeights.from_env(deps.settings.extra)
+    return [ReferenceFollower(deps.store, deps).run]

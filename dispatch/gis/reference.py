@@ -12,12 +12,14 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 import asyncpg
 
+from dispatch.core.bus import Handler
+from dispatch.core.capability import Deps
 from dispatch.core.errors import InvalidCommand
-from dispatch.core.messages import Command, metadata
+from dispatch.core.messages import Command, Json, JsonValue, metadata
 from dispatch.gis.geo import to_wgs84
 from eventstore import EventStore, NewEvent, RecordedEvent, WrongExpectedVersion
 from eventstore.subscriptions import Change
@@ -51,8 +53,8 @@ class ReferenceItem:
 
     kind: str
     id: str
-    properties: dict[str, Any]
-    geometry: dict[str, Any] | None
+    properties: Json
+    geometry: Json | None
 
     @property
     def stream(self) -> str:
@@ -73,7 +75,7 @@ def _convert_ring(ring: Sequence[Sequence[float]], crs: str) -> list[list[float]
     return out
 
 
-def _convert_geometry(geometry: Mapping[str, Any], crs: str) -> dict[str, Any]:
+def _convert_geometry(geometry: Mapping[str, JsonValue], crs: str) -> Json:
     kind, coords = geometry["type"], geometry["coordinates"]
     if kind == "Point":
         lat, lon = to_wgs84(float(coords[1]), float(coords[0]), crs)
@@ -83,11 +85,11 @@ def _convert_geometry(geometry: Mapping[str, Any], crs: str) -> dict[str, Any]:
     return {"type": kind, "coordinates": [[_convert_ring(r, crs) for r in poly] for poly in coords]}
 
 
-def _check_properties(kind: str, label: str, props: Mapping[str, Any]) -> None:
+def _check_properties(kind: str, label: str, props: Mapping[str, JsonValue]) -> None:
     missing = [name for name in REQUIRED[kind] if props.get(name) in (None, "")]
     if missing:
         raise InvalidReference(f"{label}: missing {', '.join(missing)}", field=missing[0])
-    checks: list[tuple[str, Callable[[Any], bool], str]] = [
+    checks: list[tuple[str, Callable[[JsonValue], bool], str]] = [
         ("skills", lambda v: isinstance(v, list) and all(isinstance(s, str) for s in v), "a list of strings"),
         ("districts", lambda v: isinstance(v, list), "a list of adcodes"),
         (
@@ -108,14 +110,14 @@ def _check_properties(kind: str, label: str, props: Mapping[str, Any]) -> None:
             raise InvalidReference(f"{label}: {name} must be {expected}", field=name)
 
 
-def _valid_contacts(value: Any) -> bool:
+def _valid_contacts(value: JsonValue) -> bool:
     return isinstance(value, list) and all(
         isinstance(c, dict) and c.get("role") in CONTACT_ROLES and c.get("name") and c.get("phone")
         for c in value
     )
 
 
-def parse_feature(feature: Mapping[str, Any], index: int = 0) -> ReferenceItem:
+def parse_feature(feature: Mapping[str, JsonValue], index: int = 0) -> ReferenceItem:
     """Validate one GeoJSON feature and convert it to WGS84."""
     props = feature.get("properties")
     if not isinstance(props, dict):
@@ -174,10 +176,10 @@ async def record_reference(cmd: RecordReference, *, store: EventStore) -> str:
     raise InvalidReference(f"{item.stream}: changed concurrently, try again")
 
 
-HANDLERS: dict[type, Any] = {RecordReference: record_reference}
+HANDLERS: dict[type[Command], Handler] = {RecordReference: record_reference}
 
 
-def _point(geometry: Mapping[str, Any] | None) -> tuple[float | None, float | None]:
+def _point(geometry: Mapping[str, JsonValue] | None) -> tuple[float | None, float | None]:
     if not geometry or geometry.get("type") != "Point":
         return None, None
     lon, lat = geometry["coordinates"][:2]
@@ -202,7 +204,7 @@ _UPSERTS: dict[str, str] = {
 }
 
 
-def _row(kind: str, item_id: str, p: dict[str, Any], geometry: dict[str, Any] | None) -> tuple[Any, ...]:
+def _row(kind: str, item_id: str, p: Json, geometry: Json | None) -> tuple[object, ...]:
     lat, lon = _point(geometry)
     if kind == "district":
         return (item_id, p["name"], geometry, p)
@@ -321,6 +323,7 @@ async def elder_of_device(db: Db, account: str) -> dict[str, object] | None:
         "WHERE upper(d.account) = upper($1) LIMIT 1", account)
     return None if row is None else dict(row)
 
-def projections(services: Any) -> list[ReferenceProjection]:
-    """The reference projection (bootstrap hook)."""
+
+def projections(deps: Deps) -> list[ReferenceProjection]:
+    """The reference projection."""
     return [ReferenceProjection()]

@@ -8,8 +8,8 @@ per channel event, idempotent on the channel's own key.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from dispatch.core.bus import Handler
 from dispatch.core.errors import InvalidCommand, NotAllowed
 from dispatch.core.messages import Command, Event, event, metadata, to_new_event
 from dispatch.intake.contact import InboundContact
@@ -114,4 +114,4 @@ async def record_call(cmd: RecordCall, *, store: EventStore) -> AppendResult:
         raise NotAllowed(f"event key already used for another call ({exc.stored_stream})") from exc
 
 
-HANDLERS: dict[type, Any] = {RecordCall: record_call}
+HANDLERS: dict[type[Command], Handler] = {RecordCall: record_call}

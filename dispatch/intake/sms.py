@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 import structlog
@@ -32,6 +31,8 @@ from dispatch.cases.read_model import newest_open_case_of_phone
 from dispatch.cases.registration import RegisterCase, register_case
 from dispatch.cases.state import CaseState, case_stream, load_case
 from dispatch.cases.status import DONE
+from dispatch.core.bus import Handler, Send
+from dispatch.core.capability import Deps
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand
 from dispatch.core.messages import Command, Event, event, from_recorded, metadata, to_new_event
@@ -232,7 +233,7 @@ class SmsIntakePolicy:
     name = "sms-intake"
     categories: frozenset[str] | None = frozenset({"sms"})
 
-    def __init__(self, handle: Any) -> None:
+    def __init__(self, handle: Send) -> None:
         self._handle = handle
 
     def key(self, event: RecordedEvent) -> str:
@@ -249,9 +250,9 @@ class SmsIntakePolicy:
             await self._handle(TakeInSms(evt.contact, event.stream))
 
 
-def reactors(services: Any) -> list[SmsIntakePolicy]:
-    """The SMS intake policy (bootstrap hook)."""
-    return [SmsIntakePolicy(services.bus.handle)]
+def reactors(deps: Deps) -> list[SmsIntakePolicy]:
+    """The SMS intake policy."""
+    return [SmsIntakePolicy(deps.bus.handle)]
 
 
-HANDLERS: dict[type, Any] = {ReceiveSms: receive_sms, TakeInSms: take_in_sms}
+HANDLERS: dict[type[Command], Handler] = {ReceiveSms: receive_sms, TakeInSms: take_in_sms}

@@ -20,14 +20,14 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
 
 import numpy as np
 
 from dispatch.cases.events import CaseLinked, CaseRegistered, CaseUnlinked
 from dispatch.cases.state import CaseState, case_stream, load_case
+from dispatch.core.bus import Handler
 from dispatch.core.errors import InvalidCommand, NotAllowed, StaleVersion
-from dispatch.core.messages import Command, Event, metadata, to_new_event
+from dispatch.core.messages import Command, Event, Json, metadata, to_new_event
 from dispatch.gis.geo import geodesic_m, geodesic_many_m
 from eventstore import EventStore, WrongExpectedVersion
 
@@ -55,7 +55,7 @@ class LinkParams:
             "caller_window_min": "INTAKE_LINK_CALLER_WINDOW_MIN", "max_links": "INTAKE_LINK_MAX_LINKS",
             "incident_min_cases": "INTAKE_INCIDENT_MIN_CASES",
         }
-        values: dict[str, Any] = {}
+        values: Json = {}
         for attr, env in names.items():
             raw = extra.get(env)
             if raw in (None, ""):
@@ -436,4 +436,4 @@ def window(p: LinkParams) -> timedelta:
     return timedelta(minutes=max(p.window_min, p.caller_window_min))
 
 
-HANDLERS: dict[type, Any] = {LinkCases: link_cases, UnlinkCases: unlink_cases}
+HANDLERS: dict[type[Command], Handler] = {LinkCases: link_cases, UnlinkCases: unlink_cases}

@@ -16,19 +16,18 @@ survivor's cause like any late joiner.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
 
 from dispatch.cases.events import CaseAddedToIncident
 from dispatch.cases.state import CaseState, case_stream, load_case
+from dispatch.core.bus import Handler, Send
 from dispatch.core.clock import Clock
 from dispatch.core.errors import DispatchError, InvalidCommand, NotAllowed, NotFound, StaleVersion
-from dispatch.core.messages import Command, Event, event, from_recorded, metadata, to_new_event
+from dispatch.core.messages import Command, Event, Json, event, from_recorded, metadata, to_new_event
 from eventstore import NO_STREAM, EventStore, RecordedEvent, WrongExpectedVersion
 
 log = structlog.get_logger(__name__)
@@ -137,7 +136,7 @@ class IncidentState:
         elif isinstance(evt, IncidentAbsorbed) and evt.absorbed_incident_id not in self.merged_from:
             self.merged_from.append(evt.absorbed_incident_id)
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> Json:
         """The API shape of an incident."""
         return {
             "incident_id": self.incident_id, "status": self.status, "category": self.category,
@@ -383,7 +382,7 @@ async def resolve_incident(cmd: ResolveIncident, *, store: EventStore, clock: Cl
     return await load_incident(store, cmd.incident_id)
 
 
-HANDLERS: dict[type, Any] = {
+HANDLERS: dict[type[Command], Handler] = {
     OpenIncident: open_incident, AddCaseToIncident: add_case_to_incident, MergeIncidents: merge_incidents,
     SetIncidentCause: set_incident_cause, ResolveIncident: resolve_incident,
 }
@@ -416,7 +415,7 @@ class IncidentBroadcast:
     name = "incident_broadcast"
     categories: frozenset[str] | None = frozenset({"incident"})
 
-    def __init__(self, store: EventStore, send: Callable[[object], Awaitable[Any]]) -> None:
+    def __init__(self, store: EventStore, send: Send) -> None:
         self._store = store
         self._send = send
 

@@ -15,9 +15,9 @@ through `recall`, deciding and sending nothing.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 import asyncpg
 import structlog
@@ -25,6 +25,8 @@ import structlog
 from dispatch.cases.events import CaseRegistered
 from dispatch.cases.read_model import not_finished_sql
 from dispatch.cases.state import load_case
+from dispatch.core.bus import Send
+from dispatch.core.capability import Deps
 from dispatch.core.errors import DispatchError
 from dispatch.core.messages import from_data
 from dispatch.linking.clustering import (
@@ -46,14 +48,12 @@ from dispatch.linking.incidents import (
     load_incident,
 )
 from eventstore import EventStore, RecordedEvent
+from eventstore.subscriptions import Reactor
 
 log = structlog.get_logger(__name__)
 
 ACTOR = "policy:linking"
 PRUNE_EVERY = 500
-
-Send = Callable[[object], Awaitable[Any]]
-
 
 class CandidateSource(Protocol):
     """The candidate read model: `MemoryCandidates` (tests, bench) or `PgCandidates`."""
@@ -237,7 +237,7 @@ class LinkingPolicy:
                                   step.lon, f"{key}:incident", ACTOR)
             done, state = await self._command(opened)
             if not done or isinstance(state, IncidentState):  # the cases the incident refused are free
-                kept = state.case_ids if done else []
+                kept = state.case_ids if isinstance(state, IncidentState) else []
                 await self.source.assign([c for c in step.case_ids if c not in kept], None)
             return
         done, _ = await self._command(AddCaseToIncident(step.incident_id, sketch.case_id, f"{key}:incident",
@@ -268,7 +268,7 @@ class LinkingPolicy:
                 await self._command(UnlinkCases(case.case_id, other_id, None, "reclassified", ACTOR,
                                                 f"{self.name}:{event.position}:{other_id}"))
 
-    async def _command(self, command: object) -> tuple[bool, Any]:
+    async def _command(self, command: object) -> tuple[bool, object]:
         """Send a command: whether it was done, and its result (None without a bus).
 
         A refusal is logged (the policy moves on), other errors propagate.
@@ -282,11 +282,11 @@ class LinkingPolicy:
             return False, None
 
 
-def reactors(services: Any) -> list[Any]:
-    """The linking policy and the incident broadcast (bootstrap hook)."""
-    params = LinkParams.from_settings(services.settings.extra)
-    send: Send = services.bus.handle
+def reactors(deps: Deps) -> list[Reactor]:
+    """The linking policy and the incident broadcast."""
+    params = LinkParams.from_settings(deps.settings.extra)
+    send: Send = deps.bus.handle
     return [
-        LinkingPolicy(PgCandidates(services.pool, params), params, store=services.store, send=send),
-        IncidentBroadcast(services.store, send),
+        LinkingPolicy(PgCandidates(deps.pool, params), params, store=deps.store, send=send),
+        IncidentBroadcast(deps.store, send),
     ]

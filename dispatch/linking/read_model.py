@@ -13,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 import asyncpg
 
+from dispatch.core.capability import Deps
 from eventstore import RecordedEvent
 from eventstore.subscriptions import Change
 
@@ -122,8 +123,8 @@ class LinksProjection:
         return None if step is None else await step(conn, event)
 
 
-def projections(services: Any) -> list[LinksProjection]:
-    """The links projection (bootstrap hook)."""
+def projections(deps: Deps) -> list[LinksProjection]:
+    """The links projection."""
     return [LinksProjection()]
 
 

@@ -18,13 +18,14 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 from weakref import WeakKeyDictionary
 
 import asyncpg
 import structlog
 
 from dispatch.cases.events import CaseRegistered
+from dispatch.core.bus import Handler, Send
+from dispatch.core.capability import Deps
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand, NotAllowed
 from dispatch.core.messages import Command, Event, from_recorded, metadata, to_new_event
@@ -41,11 +42,11 @@ from dispatch.missed_calls.task import (
     stream_of_task,
 )
 from eventstore import EventStore, RecordedEvent, WrongExpectedVersion
+from eventstore.subscriptions import Reactor
 
 log = structlog.get_logger(__name__)
 
 _ASSIGN_LOCK = 0x1A7A_CA11
-_UNSET: Any = ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +77,7 @@ class AssignCallbackTask(Command):
     task_id: str
     agent_id: str
     reason: str = "manual"
-    expected: Any = _UNSET
+    expected: object = ...
     actor: str | None = None
 
 
@@ -92,7 +93,7 @@ class RecordCallbackOutcome(Command):
 
 
 Decide = Callable[[CallbackState], list[Event]]
-Handle = Callable[[object], Awaitable[Any]]
+Handle = Send
 
 
 class KnownStates:
@@ -197,7 +198,7 @@ async def record_outcome(cmd: RecordCallbackOutcome, *, store: EventStore, clock
     )
 
 
-HANDLERS: dict[type, Any] = {
+HANDLERS: dict[type[Command], Handler] = {
     RecordMissedCall: record_missed_call,
     CloseOnContact: close_on_contact,
     AssignCallbackTask: assign_task,
@@ -288,9 +289,9 @@ class GotThroughPolicy:
         await _close_on_contact(self._handle, f"{self.name}:{event.position}", *_case_contact(event))
 
 
-def reactors(services: Any) -> list[Any]:
-    """The missed-call policies (bootstrap hook)."""
-    return [MissedCallPolicy(services.bus.handle), GotThroughPolicy(services.bus.handle)]
+def reactors(deps: Deps) -> list[Reactor]:
+    """The missed-call policies."""
+    return [MissedCallPolicy(deps.bus.handle), GotThroughPolicy(deps.bus.handle)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,7 +377,7 @@ class Assigner:
     """
 
     def __init__(
-        self, pool: asyncpg.Pool, handle: Callable[[object], Awaitable[Any]], presence: Presence,
+        self, pool: asyncpg.Pool, handle: Send, presence: Presence,
         *, interval: float = 0.2, settle_timeout: float = 2.0,
     ) -> None:
         self._pool = pool

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 import asyncpg
 
 from dispatch.cases.events import CaseRegistered
+from dispatch.core.capability import Deps
 from dispatch.core.messages import Event, from_recorded
 from dispatch.intake.sms import callable_number
 from dispatch.missed_calls.task import (
@@ -130,8 +131,8 @@ class CallsProjection:
         return await _apply_callback(conn, evt, event)
 
 
-def projections(services: Any) -> list[CallsProjection]:
-    """The calls projection (bootstrap hook)."""
+def projections(deps: Deps) -> list[CallsProjection]:
+    """The calls projection."""
     return [CallsProjection()]
 
 

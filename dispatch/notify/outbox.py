@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeAlias
+from typing import TypeAlias
 
 import asyncpg
 
 from dispatch.cases.events import CaseRegistered
 from dispatch.cases.state import case_stream
+from dispatch.core.bus import Handler, Send
+from dispatch.core.capability import Deps
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand
-from dispatch.core.messages import Command, Event, event, from_recorded, metadata, to_new_event
+from dispatch.core.messages import Command, Event, Json, event, from_recorded, metadata, to_new_event
 from eventstore import ANY, NO_STREAM, EventStore, RecordedEvent, WrongExpectedVersion
 from eventstore.postgres import append_on as store_append_on
 
@@ -105,7 +107,7 @@ def notification_stream(dedup_key: str) -> str:
 
 
 async def append_on(
-    conn: asyncpg.Connection, stream: str, events: Sequence[Event], meta: dict[str, Any],
+    conn: asyncpg.Connection, stream: str, events: Sequence[Event], meta: Json,
     *, expected: int = ANY, key: str | None = None,
 ) -> bool:
     """Append domain events inside the caller's transaction (the store's `append_on`).
@@ -231,7 +233,8 @@ async def list_outbox(
            ORDER BY id LIMIT $4""", case_id, status, after_id, limit)
     return [OutboxItem(**dict(r)) for r in rows]
 
-HANDLERS: dict[type, Any] = {RequestNotification: request_notification}
+
+HANDLERS: dict[type[Command], Handler] = {RequestNotification: request_notification}
 
 
 class AcknowledgementPolicy:
@@ -244,7 +247,7 @@ class AcknowledgementPolicy:
     name = "notifications-ack"
     categories: frozenset[str] | None = frozenset({"case"})
 
-    def __init__(self, handle: Callable[[object], Awaitable[Any]], store: EventStore) -> None:
+    def __init__(self, handle: Send, store: EventStore) -> None:
         self._handle = handle
         self._store = store
 
@@ -277,6 +280,6 @@ class AcknowledgementPolicy:
         ))
 
 
-def reactors(services: Any) -> list[AcknowledgementPolicy]:
-    """The acknowledgement policy (bootstrap hook)."""
-    return [AcknowledgementPolicy(services.bus.handle, services.store)]
+def reactors(deps: Deps) -> list[AcknowledgementPolicy]:
+    """The acknowledgement policy."""
+    return [AcknowledgementPolicy(deps.bus.handle, deps.store)]

@@ -9,14 +9,15 @@ appends its delivery event in one transaction.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Protocol
 
 import asyncpg
 import structlog
 
+from dispatch.core.capability import Deps, Task
 from dispatch.core.clock import Clock
 from dispatch.core.messages import Event, metadata
 from dispatch.core.phone import mask_phone
@@ -129,16 +130,24 @@ class Sender:
         self._store.wake((NOTIFICATION_CATEGORY,))
 
 
-def workers(services: Any) -> list[Callable[[], Awaitable[None]]]:
-    """The outbox sender (bootstrap hook), delivering through `services.notify_providers`."""
-    providers: Mapping[str, Provider] = services.notify_providers
-    sender = Sender(services.pool, services.store, providers, services.clock)
+class NotifyDeps(Deps, Protocol):
+    """What the outbox sender uses: the common dependencies and the delivery providers."""
+
+    @property
+    def notify_providers(self) -> Mapping[str, Provider]:
+        """The providers by outbox channel (the composition root picks them from the settings)."""
+        ...
+
+
+def workers(deps: NotifyDeps) -> list[Task]:
+    """The outbox sender, delivering through `deps.notify_providers`."""
+    sender = Sender(deps.pool, deps.store, deps.notify_providers, deps.clock)
 
     async def run() -> None:
         try:
             await sender.run()
         finally:
-            for provider in {id(p): p for p in providers.values()}.values():
+            for provider in {id(p): p for p in deps.notify_providers.values()}.values():
                 close = getattr(provider, "close", None)
                 if close is not None:
                     await close()

@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 import structlog
@@ -37,6 +36,8 @@ from dispatch.cases.events import (
 from dispatch.cases.sla import SlaConfig
 from dispatch.cases.state import CaseState, load_case
 from dispatch.cases.status import WORKING, CaseStatus
+from dispatch.core.bus import Handler, MessageBus
+from dispatch.core.capability import Deps, SettingsView
 from dispatch.core.clock import Clock
 from dispatch.core.messages import Command, Event, from_recorded
 from dispatch.core.phone import mask_phone
@@ -95,7 +96,7 @@ def decide_chase(
 
 
 async def chase_case(
-    cmd: ChaseCase, *, store: EventStore, clock: Clock, settings: Any
+    cmd: ChaseCase, *, store: EventStore, clock: Clock, settings: SettingsView | None
 ) -> Reschedule | None:
     """Handle `ChaseCase`: record a due chase; answer when the timer should fire again."""
     cfg = SlaConfig.from_env(getattr(settings, "extra", {}))
@@ -120,7 +121,7 @@ class CaseFollowUp:
     name = "case_followup"
     categories: frozenset[str] | None = frozenset({"case"})
 
-    def __init__(self, pool: asyncpg.Pool, bus: Any, store: EventStore) -> None:
+    def __init__(self, pool: asyncpg.Pool, bus: MessageBus, store: EventStore) -> None:
         self._pool, self._bus, self._store = pool, bus, store
 
     async def react(self, event: RecordedEvent) -> None:
@@ -184,9 +185,9 @@ class CaseFollowUp:
 _STAGE_TEXT = {"confirmation": "未确认接单", "completion": "未办结"}
 
 
-def reactors(services: Any) -> Sequence[CaseFollowUp]:
-    """The follow-up reactor (bootstrap `REACTOR_MODULES`)."""
-    return [CaseFollowUp(services.pool, services.bus, services.store)]
+def reactors(deps: Deps) -> Sequence[CaseFollowUp]:
+    """The follow-up reactor."""
+    return [CaseFollowUp(deps.pool, deps.bus, deps.store)]
 
 
-HANDLERS: dict[type, Any] = {ChaseCase: chase_case}
+HANDLERS: dict[type[Command], Handler] = {ChaseCase: chase_case}

@@ -211,13 +211,13 @@ def _print_tokens(settings: Settings) -> dict[str, str]:
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     """`intake demo [--storm]`: serve with demo data until interrupted."""
     from gateway.cli.loader import load_paths
-    from gateway.cli.main import demo_tokens, serve
+    from gateway.cli.serve import demo_tokens, serve
     from gateway.services import SERVICES
 
     demo = dataclasses.replace(
         settings, tokens=settings.tokens or demo_tokens(),
         twilio_auth_token=settings.twilio_auth_token or secrets.token_hex(16))
-    running: list[asyncio.Task[Any]] = []
+    running: list[asyncio.Task[object]] = []
 
     async def after_start(live: Settings, app: web.Application) -> None:
         stats = await load_paths(app[SERVICES], demo_files())

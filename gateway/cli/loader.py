@@ -17,9 +17,10 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from dispatch.core.messages import Json, JsonValue
 from dispatch.gis.reference import InvalidReference, RecordReference, ReferenceProjection, parse_feature
+from gateway.services import Services
 from gateway.settings import Settings
 
 CONCURRENCY = 16
@@ -43,7 +44,7 @@ class LoadStats:
         return ", ".join(parts or ["nothing"]) + (f"; {len(self.errors)} refused" if self.errors else "")
 
 
-def _csv_value(name: str, raw: str) -> Any:
+def _csv_value(name: str, raw: str) -> JsonValue:
     if raw == "":
         return None
     if name in _LISTS:
@@ -57,10 +58,10 @@ def _csv_value(name: str, raw: str) -> Any:
     return raw
 
 
-def _csv_features(path: Path) -> Iterator[dict[str, Any]]:
+def _csv_features(path: Path) -> Iterator[Json]:
     with path.open(encoding="utf-8-sig", newline="") as handle:
         for row in csv.DictReader(handle):
-            props: dict[str, Any] = {}
+            props: Json = {}
             for name, raw in row.items():
                 if name is None or name in ("lat", "lon"):
                     continue
@@ -76,7 +77,7 @@ def _csv_features(path: Path) -> Iterator[dict[str, Any]]:
             yield {"type": "Feature", "properties": props, "geometry": geometry}
 
 
-def read_features(path: Path) -> list[dict[str, Any]]:
+def read_features(path: Path) -> list[Json]:
     """The features of a GeoJSON or CSV file; `LoadError` if it is neither."""
     try:
         if path.suffix.lower() == ".csv":
@@ -92,12 +93,12 @@ def read_features(path: Path) -> list[dict[str, Any]]:
     return features
 
 
-async def load_paths(services: Any, paths: list[Path], *, actor: str = "loader") -> LoadStats:
+async def load_paths(services: Services, paths: list[Path], *, actor: str = "loader") -> LoadStats:
     """Record every valid feature of the files; refused features are listed, not lost."""
     stats = LoadStats()
     gate = asyncio.Semaphore(CONCURRENCY)
 
-    async def record(feature: Any, index: int, path: Path) -> None:
+    async def record(feature: Json, index: int, path: Path) -> None:
         try:
             item = parse_feature(feature if isinstance(feature, dict) else {}, index)
         except InvalidReference as exc:
@@ -116,7 +117,7 @@ async def load_paths(services: Any, paths: list[Path], *, actor: str = "loader")
     return stats
 
 
-async def catch_up_reference(services: Any) -> int:
+async def catch_up_reference(services: Services) -> int:
     """Bring the reference read model up to date (for a load without a running server)."""
     from eventstore.subscriptions import ProjectionRunner
 
@@ -127,7 +128,7 @@ async def catch_up_reference(services: Any) -> int:
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     """The `intake load` command: exit 0 when every feature loaded, 1 otherwise."""
     from gateway.bootstrap import build_services, close_services
-    from gateway.cli.main import stores
+    from gateway.cli.stores import stores
 
     async with stores(settings) as live:
         services = await build_services(live)

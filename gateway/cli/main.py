@@ -4,137 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import dataclasses
-import gc
 import importlib
-import os
-import secrets
-import signal
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from collections.abc import Callable
 
-import uvloop
-from aiohttp import web
-
-from gateway import embedded
 from gateway import logging as intake_logging
-from gateway.settings import Settings, SettingsError, Token, from_env
+from gateway.cli.serve import lower_priority, serve
+from gateway.cli.stores import run_command
+from gateway.settings import Settings, SettingsError, from_env
 
-SHUTDOWN_TIMEOUT = 10.0
 BENCHMARKS = ("eventstore", "channels", "worker", "nearest", "linking")
-
-
-@contextlib.asynccontextmanager
-async def stores(settings: Settings) -> AsyncIterator[Settings]:
-    """Settings with URLs, starting embedded servers for what is not configured."""
-    servers = await asyncio.to_thread(
-        embedded.start,
-        settings.data_dir,
-        postgres=settings.database_url is None,
-        redis=settings.redis_url is None,
-    )
-    try:
-        yield dataclasses.replace(
-            settings,
-            database_url=settings.database_url or servers.database_url,
-            redis_url=settings.redis_url or servers.redis_url,
-        )
-    finally:
-        await asyncio.to_thread(servers.stop)
-
-
-T = TypeVar("T")
-
-
-def run_command(main: Coroutine[Any, Any, T]) -> T:
-    """Run a command's coroutine on uvloop (libuv: less CPU per request than asyncio's loop)."""
-    return uvloop.run(main)
-
-
-def demo_tokens() -> dict[str, Token]:
-    """Fresh random tokens for every role, printed by `intake demo`."""
-    subjects = {"channel": "demo-channels", "agent": "A001", "dispatcher": "D001",
-                "unit": "U001", "auditor": "AU01", "admin": "admin"}
-    return {f"{role}-{secrets.token_urlsafe(12)}": Token(role, subject)
-            for role, subject in subjects.items()}
-
-
-def _describe(url: str | None) -> str:
-    if url is None:
-        return "none"
-    return url.split("@")[-1] if "@" in url else url
-
-
-GC_THRESHOLD = (10_000, 10, 10)
-"""Young-generation collection every 10,000 net allocations instead of CPython's 700."""
-
-
-def tune_collector() -> None:
-    """Tune the cyclic garbage collector for a long-running server, once start-up is done.
-
-    `gc.freeze()` takes what start-up built (modules, the app, reference data)
-    out of the collector's sight: otherwise every full collection walks it
-    again, pausing every request in flight. A young collection walks what is
-    alive at that moment, mostly requests in flight, so at 700 allocations a
-    busy gateway ran one every few milliseconds. Measured in `bench.channels`
-    (bench/RESULTS.md, session 6): 13-16 full collections of the gateway in
-    20 s of load took 20-90 ms each, and 1,250-2,030 young ones took
-    0.5-0.7 s in all; tuned, 2 full and 172 young collections took 0.1 s.
-    Reference cycles are still collected, only less often.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLD)
-
-
-def lower_priority(nice: int) -> int:
-    """Raise this process's niceness to at least `nice` (INTAKE_NICE); return the niceness now.
-
-    Call it before any thread starts: Linux keeps a niceness per thread, and a new
-    thread takes its creator's. Never lowers a niceness the process was started
-    with (that needs privilege). Why the worker defaults to 10: on a host whose
-    CPUs it shares with the gateway, accepting every contact goes first and the
-    worker's reactions catch up; see `gateway.settings.WORKER_NICE`.
-    """
-    now = os.getpriority(os.PRIO_PROCESS, 0)
-    if nice > now:
-        os.setpriority(os.PRIO_PROCESS, 0, nice)
-        now = nice
-    return now
-
-
-AfterStart = Callable[[Settings, web.Application], Awaitable[None]]
-
-
-async def serve(settings: Settings, *, after_start: AfterStart | None = None) -> int:
-    """Run the gateway until SIGINT / SIGTERM, then drain and close."""
-    from gateway.app import create_app, make_runner
-
-    async with stores(settings) as live:
-        app = create_app(live)
-        runner = make_runner(app, shutdown_timeout=SHUTDOWN_TIMEOUT)
-        await runner.setup()
-        site = web.TCPSite(runner, live.http_host, live.http_port)
-        await site.start()
-        tune_collector()
-        print(f"intake listening on http://{live.http_host}:{live.http_port}", flush=True)
-        print(f"  postgres: {_describe(live.database_url)}", flush=True)
-        print(f"  redis:    {_describe(live.redis_url)}", flush=True)
-        print(f"  role:     {live.role}, niceness {os.getpriority(os.PRIO_PROCESS, 0)}", flush=True)
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            if after_start is not None:
-                await after_start(live, app)
-            await stop.wait()
-        finally:
-            print("intake shutting down: draining requests", flush=True)
-            await runner.cleanup()
-    return 0
 
 
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -146,13 +25,30 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return run_command(serve(settings))
 
 
-def _delegate(module: str, function: str) -> Callable[[argparse.Namespace, Settings], int]:
-    def run(args: argparse.Namespace, settings: Settings) -> int:
-        target: Callable[[argparse.Namespace, Settings], Any] = getattr(
-            importlib.import_module(module), function)
-        result = target(args, settings)
-        return int(run_command(result) if asyncio.iscoroutine(result) else result)
-    return run
+# The commands below import their modules when run: a command's start-up pays only for itself.
+def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.cli import demo
+    return run_command(demo.run(args, settings))
+
+
+def _cmd_load(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.cli import loader
+    return run_command(loader.run(args, settings))
+
+
+def _cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.cli import replay
+    return run_command(replay.run(args, settings))
+
+
+def _cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.cli import verify
+    return run_command(verify.run(args, settings))
+
+
+def _cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.cli import rebuild
+    return run_command(rebuild.run(args, settings))
 
 
 def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
@@ -190,11 +86,11 @@ def parser() -> argparse.ArgumentParser:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "serve": _cmd_serve,
-    "demo": _delegate("gateway.cli.demo", "run"),
-    "load": _delegate("gateway.cli.loader", "run"),
-    "replay": _delegate("gateway.cli.replay", "run"),
-    "verify": _delegate("gateway.cli.verify", "run"),
-    "rebuild": _delegate("gateway.cli.rebuild", "run"),
+    "demo": _cmd_demo,
+    "load": _cmd_load,
+    "replay": _cmd_replay,
+    "verify": _cmd_verify,
+    "rebuild": _cmd_rebuild,
     "bench": _cmd_bench,
 }
 

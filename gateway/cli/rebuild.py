@@ -36,7 +36,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     """
     from eventstore.subscriptions import ProjectionRunner, ReactorRunner, Recalling
     from gateway.bootstrap import build_services, close_services, projections, reactors
-    from gateway.cli.main import stores
+    from gateway.cli.stores import stores
 
     async with stores(settings) as live:
         services = await build_services(live)

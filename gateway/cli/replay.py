@@ -14,14 +14,13 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import asyncpg
 
 from dispatch.cases.state import case_stream, fold
 from dispatch.core.clock import Clock, SystemClock
 from dispatch.core.errors import InvalidCommand, NotFound
-from dispatch.core.messages import Event, event, metadata, to_data, to_new_event
+from dispatch.core.messages import Event, Json, JsonValue, event, metadata, to_data, to_new_event
 from eventstore import ANY, EventStore, RecordedEvent
 from eventstore.errors import InvalidStreamName
 from eventstore.records import check_stream_name
@@ -51,11 +50,11 @@ class CaseHistory:
 
     case_id: str
     as_of: datetime | None
-    events: tuple[dict[str, Any], ...]
-    state: dict[str, Any] | None
+    events: tuple[Json, ...]
+    state: Json | None
     total_events: int
 
-    def as_json(self, verify: dict[str, Any] | None) -> dict[str, Any]:
+    def as_json(self, verify: Json | None) -> Json:
         """The shape the audit API answers and `intake replay --json` prints."""
         return {
             "case_id": self.case_id,
@@ -78,7 +77,7 @@ def parse_as_of(raw: str | None) -> datetime | None:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def raw_payload(record: RecordedEvent) -> Any:
+def raw_payload(record: RecordedEvent) -> JsonValue:
     """The raw inbound payload an event keeps, if any."""
     contact = record.data.get("contact")
     nested = contact if isinstance(contact, dict) else {}
@@ -89,7 +88,7 @@ def raw_payload(record: RecordedEvent) -> Any:
     return None
 
 
-def _entry(record: RecordedEvent, state: dict[str, Any] | None) -> dict[str, Any]:
+def _entry(record: RecordedEvent, state: Json | None) -> Json:
     entry = record.as_json()
     entry["who"] = record.metadata.get("actor")
     entry["channel"] = record.metadata.get("channel")
@@ -99,11 +98,11 @@ def _entry(record: RecordedEvent, state: dict[str, Any] | None) -> dict[str, Any
     return entry
 
 
-async def _contacts(store: EventStore, records: list[RecordedEvent]) -> list[dict[str, Any]]:
+async def _contacts(store: EventStore, records: list[RecordedEvent]) -> list[Json]:
     """Events of the inbound contact streams a case refers to (their raw payloads)."""
     streams = sorted({str(r.data["contact_stream"]) for r in records
                       if isinstance(r.data.get("contact_stream"), str)})
-    found: list[dict[str, Any]] = []
+    found: list[Json] = []
     for stream in streams:
         found.extend(_entry(r, None) for r in await store.read_stream(stream))
     return found
@@ -123,7 +122,7 @@ async def case_history(store: EventStore, case_id: str, as_of: datetime | None =
     return CaseHistory(case_id, as_of, tuple(merged), state, len(records))
 
 
-async def verify_stream(pool: asyncpg.Pool, stream: str) -> dict[str, Any]:
+async def verify_stream(pool: asyncpg.Pool, stream: str) -> Json:
     """Check one stream's hash chain: `{"ok", "checked", "first_bad"}` like `/audit/verify`.
 
     The check is `eventstore.tamper.check_chains`; the reason names what exactly
@@ -151,12 +150,12 @@ async def record_read(
     await store.append(auditlog_stream(reader), [to_new_event(evt, meta)], ANY)
 
 
-def _preview(value: Any) -> str:
+def _preview(value: object) -> str:
     text = json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= RAW_PREVIEW else text[: RAW_PREVIEW - 1] + "…"
 
 
-def render_text(history: CaseHistory, verify: dict[str, Any] | None) -> str:
+def render_text(history: CaseHistory, verify: Json | None) -> str:
     """The history as an operator reads it in a terminal."""
     when = history.as_of.isoformat() if history.as_of else "now"
     shown = sum(1 for e in history.events if e["stream"] == f"case-{history.case_id}")
@@ -181,12 +180,9 @@ def render_text(history: CaseHistory, verify: dict[str, Any] | None) -> str:
 
 
 async def _replay(args: argparse.Namespace, database_url: str) -> int:
-    from dispatch.core.bus import collect_handlers
     from eventstore.migrate import migrate
     from eventstore.postgres import PostgresEventStore, create_pool
     from gateway.schema import SCHEMA
-
-    collect_handlers()  # imports every domain module: all event types and case appliers registered
 
     pool = await create_pool(database_url)
     store = PostgresEventStore(pool)
@@ -209,7 +205,7 @@ async def _replay(args: argparse.Namespace, database_url: str) -> int:
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     """`intake replay CASE_ID [--as-of ISO8601] [--json]`: 0 intact, 1 not found or broken, 2 bad input."""
-    from gateway.cli.main import stores
+    from gateway.cli.stores import stores
 
     try:
         parse_as_of(args.as_of)

@@ -8,7 +8,7 @@ import dataclasses
 from eventstore.errors import EventStoreError
 from eventstore.postgres import create_pool
 from eventstore.tamper import VERIFY_TIMEOUT, VerifyReport, verify
-from gateway.cli.main import stores
+from gateway.cli.stores import stores
 from gateway.settings import Settings
 
 

@@ -7,13 +7,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from channels.alarm import command_from_json
 from channels.errors import ChannelError
 from channels.rejected import record_rejected
+from dispatch.core.messages import Json
 from dispatch.elderly.alarms import OUTCOMES, AlarmOutcome, ConfirmElderReached
 from dispatch.elderly.read_model import list_alerts
 from gateway.auth import require
@@ -80,9 +79,9 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/v1/elderly/alerts/{case_id}/confirm", confirm)
 
 
-_ERR: dict[str, Any] = {"description": "error", "content": {"application/json": {
+_ERR: Json = {"description": "error", "content": {"application/json": {
     "schema": {"$ref": "#/components/schemas/Error"}}}}
-OPENAPI_PATHS: dict[str, Any] = {
+OPENAPI_PATHS: Json = {
     "/channels/alarm/events": {"post": {
         "summary": "One-touch alarm device event (HTTPS vendors)",
         "requestBody": {"content": {"application/json": {"schema": {

@@ -5,12 +5,11 @@ the global log in commit order (`GET /api/v1/audit/events`) and the tamper check
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from dispatch.cases.state import case_stream
 from dispatch.core.errors import InvalidCommand
+from dispatch.core.messages import Json
 from eventstore import tamper
 from gateway.auth import require
 from gateway.cli.replay import case_history, parse_as_of, record_read, verify_stream
@@ -75,12 +74,12 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/audit/verify", verify)
 
 
-_EVENT: dict[str, Any] = {"type": "object", "properties": {
+_EVENT: Json = {"type": "object", "properties": {
     "position": {"type": "integer"}, "stream": {"type": "string"}, "version": {"type": "integer"},
     "type": {"type": "string"}, "data": {"type": "object"}, "metadata": {"type": "object"},
     "recorded_at": {"type": "string", "format": "date-time"}, "who": {"type": "string"},
     "channel": {"type": "string"}, "raw": {}, "state": {"type": "object"}}}
-OPENAPI_PATHS: dict[str, Any] = {
+OPENAPI_PATHS: Json = {
     "/api/v1/audit/events": {"get": {
         "summary": "The global log in commit order; `after` (exclusive, default 0) and `limit`; "
                    "`next` is the last position returned while more may follow. Role: auditor.",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
 
 from aiohttp import web
 
@@ -43,6 +42,7 @@ from dispatch.cases.sla import light as light_of
 from dispatch.cases.state import CaseState, load_case
 from dispatch.cases.status import WAITING
 from dispatch.core.errors import NotFound
+from dispatch.core.messages import Json, JsonValue
 from dispatch.core.phone import mask_phone
 from dispatch.gis.geo import to_wgs84
 from gateway.auth import Principal, require, sees_personal_data
@@ -68,7 +68,7 @@ def _score(s: CaseState, now: datetime) -> float:
         importance_of(s.flags, s.customer_type)))
 
 
-def case_view(s: CaseState, light: str, who: Principal | None, now: datetime) -> dict[str, Any]:
+def case_view(s: CaseState, light: str, who: Principal | None, now: datetime) -> Json:
     """The public JSON of a case (CONTRACT.md "Case state"), masked for whoever may not see it."""
     full = sees_personal_data(who, assigned_to=s.assigned_to)
     c, loc = s.caller, s.location
@@ -98,7 +98,7 @@ def case_view(s: CaseState, light: str, who: Principal | None, now: datetime) ->
     }
 
 
-def _fresh_view(services: Services, s: CaseState, who: Principal) -> dict[str, Any]:
+def _fresh_view(services: Services, s: CaseState, who: Principal) -> Json:
     now = services.clock.now()
     return case_view(s, light_of(case_clocks(s), _sla(services), now), who, now)
 
@@ -155,12 +155,12 @@ async def assessment(request: web.Request) -> web.Response:
     return json_response(page(await unit_stats(request.app[SERVICES].pool, unit), None))
 
 
-def _str(body: Mapping[str, Any], name: str, *, required: bool = True) -> str | None:
+def _str(body: Mapping[str, JsonValue], name: str, *, required: bool = True) -> str | None:
     value: str | None = field(body, name, str, required=required)
     return value
 
 
-def _instant(body: Mapping[str, Any], name: str) -> datetime:
+def _instant(body: Mapping[str, JsonValue], name: str) -> datetime:
     raw = _str(body, name)
     try:
         at = datetime.fromisoformat(raw or "")
@@ -171,19 +171,19 @@ def _instant(body: Mapping[str, Any], name: str) -> datetime:
     return at
 
 
-def _place(body: Mapping[str, Any], services: Services) -> Place | None:
+def _place(body: Mapping[str, JsonValue], services: Services) -> Place | None:
     loc = field(body, "location", dict, required=False)
     if loc is None:
         return None
     lat, lon = to_wgs84(field(loc, "lat", (int, float)), field(loc, "lon", (int, float)),
                         field(loc, "crs", str, required=False))
-    districts = services.extras.get("districts")
+    districts = services.districts
     found = districts.locate(lat, lon) if districts is not None else None
     return Place(lat, lon, found.adcode if found else None, found.name if found else None)
 
 
 def registration(
-    body: Mapping[str, Any], services: Services, who: Principal, key: str | None
+    body: Mapping[str, JsonValue], services: Services, who: Principal, key: str | None
 ) -> RegisterCase:
     """The `RegisterCase` an agent's form stands for (power-fault fields enforced)."""
     caller = field(body, "caller", dict)
@@ -216,10 +216,10 @@ async def register(request: web.Request) -> web.Response:
     return json_response(_fresh_view(services, state, who), 200 if done.duplicate else 201)
 
 
-Builder = Callable[[Mapping[str, Any], dict[str, Any]], object]
+Builder = Callable[[Mapping[str, JsonValue], Json], object]
 
 
-def _b(body: Mapping[str, Any], name: str, default: bool = False) -> bool:
+def _b(body: Mapping[str, JsonValue], name: str, default: bool = False) -> bool:
     value = field(body, name, bool, required=False)
     return default if value is None else bool(value)
 
@@ -248,7 +248,7 @@ ACTIONS: dict[str, tuple[tuple[str, ...], Builder]] = {
 }
 
 
-def _link(body: Mapping[str, Any], common: dict[str, Any], linking: bool) -> object:
+def _link(body: Mapping[str, JsonValue], common: Json, linking: bool) -> object:
     from dispatch.linking.clustering import LinkCases, UnlinkCases
 
     other = _str(body, "other_case_id") or ""
@@ -289,8 +289,8 @@ def setup(app: web.Application) -> None:
 
 
 def _op(summary: str, *, params: tuple[str, ...] = (), body: bool = False,
-        created: bool = False) -> dict[str, Any]:
-    op: dict[str, Any] = {
+        created: bool = False) -> Json:
+    op: Json = {
         "summary": summary,
         "parameters": [{"name": p, "in": "path" if p in {"case_id", "action"} else "query",
                         "required": p in {"case_id", "action"}, "schema": {"type": "string"}}
@@ -305,7 +305,7 @@ def _op(summary: str, *, params: tuple[str, ...] = (), body: bool = False,
     return op
 
 
-OPENAPI_PATHS: dict[str, Any] = {
+OPENAPI_PATHS: Json = {
     "/api/v1/cases": {
         "get": _op("Case board (newest first)", params=(*LIST_FILTERS, "cursor", "limit")),
         "post": _op("Register a case by hand (agent); power-fault fields enforced", body=True,

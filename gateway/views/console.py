@@ -12,12 +12,12 @@ from __future__ import annotations
 import html
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 from aiohttp import web
 
 from dispatch.cases.read_model import first_contact, open_lights
+from dispatch.core.messages import Json
 from dispatch.gis.reference import districts as all_districts
 from dispatch.missed_calls.read_model import abandoned_per_hour, answering_since, open_task_count
 from gateway.auth import require, sees_personal_data
@@ -80,7 +80,7 @@ def _ratio(part: int, whole: int) -> float | None:
     return None if whole == 0 else round(part / whole, 4)
 
 
-async def _call_kpis(conn: asyncpg.Connection, since: datetime, now: datetime) -> dict[str, Any]:
+async def _call_kpis(conn: asyncpg.Connection, since: datetime, now: datetime) -> Json:
     calls = await answering_since(conn, since)
     hours = await abandoned_per_hour(conn, max(since, now - timedelta(hours=23)), now)
     return {
@@ -94,7 +94,7 @@ async def _call_kpis(conn: asyncpg.Connection, since: datetime, now: datetime) -
     }
 
 
-async def _case_kpis(conn: asyncpg.Connection, since: datetime) -> dict[str, Any]:
+async def _case_kpis(conn: asyncpg.Connection, since: datetime) -> Json:
     lights = await open_lights(conn)
     fcr = await first_contact(conn, since)
     return {
@@ -112,7 +112,7 @@ async def kpis(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     now = services.clock.now()
     since = now - timedelta(hours=hours)
-    found: dict[str, Any] = {}
+    found: Json = {}
     async with services.pool.acquire() as conn:
         tables = await _tables(conn)
         if "calls" in tables:
@@ -134,7 +134,7 @@ def setup(app: web.Application) -> None:
 
 
 _NO_AUTH: list[dict[str, list[str]]] = []
-OPENAPI_PATHS: dict[str, Any] = {
+OPENAPI_PATHS: Json = {
     "/": {"get": {"summary": "The dispatcher console (HTML); `?token=` signs the browser in",
                   "security": _NO_AUTH, "responses": {"200": {"description": "text/html"}}}},
     "/api/v1/me": {"get": {"summary": "The caller's role and subject",

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
-from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
+from dispatch.core.messages import Json
 from eventstore.postgres import UNAVAILABLE
-from gateway import bootstrap
 from gateway.http import json_response
 from gateway.services import SERVICES
 
@@ -19,7 +17,7 @@ CHECK_TIMEOUT = 2.0
 _DOWN: tuple[type[BaseException], ...] = (*UNAVAILABLE, TimeoutError)
 
 
-async def _check_postgres(request: web.Request) -> dict[str, Any]:
+async def _check_postgres(request: web.Request) -> Json:
     services = request.app[SERVICES]
     try:
         async with asyncio.timeout(CHECK_TIMEOUT):
@@ -30,7 +28,7 @@ async def _check_postgres(request: web.Request) -> dict[str, Any]:
     return {"ok": True}
 
 
-async def _check_redis(request: web.Request) -> dict[str, Any]:
+async def _check_redis(request: web.Request) -> Json:
     client = request.app[SERVICES].redis
     if client is None:
         return {"ok": False, "error": "not configured"}
@@ -56,11 +54,12 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
-def openapi_document() -> dict[str, Any]:
-    """The OpenAPI 3 document assembled from every route module's `OPENAPI_PATHS`."""
-    paths: dict[str, Any] = {}
-    for name in bootstrap.ROUTE_MODULES:
-        paths.update(getattr(importlib.import_module(name), "OPENAPI_PATHS", {}))
+OPENAPI_PATHS_KEY: web.AppKey[Json] = web.AppKey("openapi_paths")
+"""Every route module's `OPENAPI_PATHS`, merged as the routes are added."""
+
+
+def openapi_document(paths: Json) -> Json:
+    """The OpenAPI 3 document of the given paths."""
     return {
         "openapi": "3.0.3",
         "info": {"title": "intake", "version": "0.1.0",
@@ -78,7 +77,7 @@ def openapi_document() -> dict[str, Any]:
 
 async def openapi(request: web.Request) -> web.Response:
     """`GET /openapi.json`."""
-    return json_response(openapi_document())
+    return json_response(openapi_document(request.app[OPENAPI_PATHS_KEY]))
 
 
 def setup(app: web.Application) -> None:
@@ -89,7 +88,7 @@ def setup(app: web.Application) -> None:
 
 
 _NO_AUTH: list[dict[str, list[str]]] = []
-OPENAPI_PATHS: dict[str, Any] = {
+OPENAPI_PATHS: Json = {
     "/health": {"get": {"summary": "Liveness and dependency status", "security": _NO_AUTH,
                         "responses": {"200": {"description": "PostgreSQL reachable"},
                                       "503": {"description": "PostgreSQL unreachable"}}}},

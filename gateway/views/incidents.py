@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
 
 from aiohttp import web
 
+from dispatch.core.messages import Json
 from dispatch.linking.incidents import ResolveIncident, SetIncidentCause, load_incident
 from dispatch.linking.read_model import list_incidents as incidents_of
 from gateway.auth import require
@@ -53,7 +53,7 @@ async def get_incident(request: web.Request) -> web.Response:
     return json_response(state.as_json())
 
 
-def _instant(body: dict[str, Any], name: str) -> datetime:
+def _instant(body: Json, name: str) -> datetime:
     raw = field(body, name, str)
     try:
         value = datetime.fromisoformat(raw)
@@ -96,12 +96,12 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/v1/incidents/{incident_id}/resolve", resolve)
 
 
-def _op(summary: str, *, path_id: bool = False, body: dict[str, Any] | None = None,
-        query: tuple[str, ...] = ()) -> dict[str, Any]:
+def _op(summary: str, *, path_id: bool = False, body: Json | None = None,
+        query: tuple[str, ...] = ()) -> Json:
     params = [{"name": q, "in": "query", "required": False, "schema": {"type": "string"}} for q in query]
     if path_id:
         params.append({"name": "incident_id", "in": "path", "required": True, "schema": {"type": "string"}})
-    op: dict[str, Any] = {"summary": summary, "parameters": params, "responses": {
+    op: Json = {"summary": summary, "parameters": params, "responses": {
         "200": {"description": "incident, or list envelope {items, next}"},
         "400": {"description": "invalid input"}, "401": {"description": "no token"},
         "403": {"description": "role may not"}, "404": {"description": "no such incident"},
@@ -111,7 +111,7 @@ def _op(summary: str, *, path_id: bool = False, body: dict[str, Any] | None = No
     return op
 
 
-OPENAPI_PATHS: dict[str, Any] = {
+OPENAPI_PATHS: Json = {
     "/api/v1/incidents": {"get": _op("Incidents: clusters of linked cases (storm view)",
                                      query=("status", "district", "category", "limit", "cursor"))},
     "/api/v1/incidents/{incident_id}": {"get": _op("One incident with all its cases", path_id=True)},

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 
+from dispatch.core.messages import Json
 from dispatch.missed_calls.policy import AssignCallbackTask, RecordCallbackOutcome
 from dispatch.missed_calls.read_model import calls_by_queue_hour, missed_call_tasks
 from gateway.auth import require
@@ -117,15 +117,15 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/reports/abandoned-calls", abandoned_report)
 
 
-def _path(name: str) -> dict[str, Any]:
+def _path(name: str) -> Json:
     return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
 
 
-def _query(*names: str) -> list[dict[str, Any]]:
+def _query(*names: str) -> list[Json]:
     return [{"name": n, "in": "query", "schema": {"type": "string"}} for n in names]
 
 
-OPENAPI_PATHS: dict[str, Any] = {
+OPENAPI_PATHS: Json = {
     "/api/v1/missed-calls": {"get": {
         "summary": "Call-back tasks: caller, attempts, first/last missed, assigned_to, status",
         "parameters": _query("status", "agent_id", "cursor", "limit"),

@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from dispatch.core.messages import Json
 from dispatch.core.phone import mask_phone
 from dispatch.notify.outbox import list_outbox
 from gateway.auth import require, sees_personal_data
@@ -31,7 +32,7 @@ async def list_notifications(request: web.Request) -> web.Response:
                                  request.query.get("status") or None,
                                  _cursor(request.query.get("cursor")), limit)
     full = sees_personal_data(who)
-    items: list[dict[str, Any]] = []
+    items: list[Json] = []
     for row in rows:
         item: dict[str, Any] = asdict(row)
         item["to"] = item.pop("to_addr") if full else mask_phone(item.pop("to_addr"))
@@ -45,7 +46,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/notifications", list_notifications)
 
 
-OPENAPI_PATHS: dict[str, Any] = {
+OPENAPI_PATHS: Json = {
     "/api/v1/notifications": {"get": {
         "summary": "Outbound SMS / WeChat messages and their delivery state",
         "parameters": [{"name": n, "in": "query", "schema": {"type": "string"}}

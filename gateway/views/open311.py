@@ -32,6 +32,7 @@ from channels.open311 import (
 from channels.rejected import record_rejected
 from dispatch.cases.read_model import Db, WebRequest, web_request, web_requests, web_requests_by_id
 from dispatch.core.errors import InvalidCommand
+from dispatch.core.messages import Json
 from gateway.auth import resolve
 from gateway.http import json_response
 from gateway.services import SERVICES
@@ -152,7 +153,7 @@ def setup(app: web.Application) -> None:
 _PUBLIC: list[dict[str, list[str]]] = []
 _FMT = {"name": "fmt", "in": "path", "required": True,
         "schema": {"type": "string", "enum": ["json", "xml"]}}
-OPENAPI_PATHS: dict[str, Any] = {
+OPENAPI_PATHS: Json = {
     f"{BASE}/services.{{fmt}}": {"get": {"summary": "Open311: service list (case categories)",
                                          "security": _PUBLIC, "parameters": [_FMT],
                                          "responses": {"200": {"description": "services"}}}},

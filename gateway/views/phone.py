@@ -7,6 +7,7 @@ error and an `InputRejected` event.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
@@ -14,6 +15,7 @@ from aiohttp import web
 from channels import cti, twilio
 from channels.errors import ChannelError
 from channels.rejected import record_rejected
+from dispatch.core.messages import Command, Json
 from dispatch.intake.calls import CALL_KINDS
 from gateway.auth import require
 from gateway.http import BadRequest, error_response, json_response, parse_json
@@ -31,7 +33,7 @@ async def _rejected(request: web.Request, channel: str, body: bytes, status: int
     return error_response(status, code, message)
 
 
-Parse = Callable[[web.Request, Services, bytes], Awaitable[Any]]
+Parse = Callable[[web.Request, Services, bytes], Awaitable[Command]]
 
 
 async def _ingest(request: web.Request, channel: str, parse: Parse) -> tuple[Any, web.Response | None]:
@@ -51,7 +53,7 @@ async def _ingest(request: web.Request, channel: str, parse: Parse) -> tuple[Any
     return result, None
 
 
-async def _parse_cti(request: web.Request, services: Services, body: bytes) -> Any:
+async def _parse_cti(request: web.Request, services: Services, body: bytes) -> Command:
     return cti.parse_event(parse_json(body), services.clock.now())
 
 
@@ -72,8 +74,8 @@ def _signed_urls(request: web.Request, services: Services) -> list[str]:
     return [str(request.url)]
 
 
-def _twilio_parser(build: Callable[[twilio.Form, Any], Any]) -> Parse:
-    async def parse(request: web.Request, services: Services, body: bytes) -> Any:
+def _twilio_parser(build: Callable[[twilio.Form, datetime], Command]) -> Parse:
+    async def parse(request: web.Request, services: Services, body: bytes) -> Command:
         keys = twilio.TwilioKeys(services.settings.twilio_auth_token,
                                  services.settings.extra.get("INTAKE_TWILIO_SHARED_KEY"))
         form = twilio.parse_form(body)
@@ -110,7 +112,7 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/channels/twilio/voice-status", twilio_voice_status)
 
 
-_CTI_BODY: dict[str, Any] = {"type": "object", "required": ["event_id", "type", "call_id", "caller",
+_CTI_BODY: Json = {"type": "object", "required": ["event_id", "type", "call_id", "caller",
                                                             "queue", "at"],
                              "properties": {"event_id": {"type": "string"},
                                             "type": {"type": "string", "enum": list(CALL_KINDS)},
@@ -122,7 +124,7 @@ _FORM = {"application/x-www-form-urlencoded": {"schema": {"type": "object"}}}
 _TWILIO_RESPONSES = {"200": {"description": "TwiML <Response/>; event committed"},
                      "400": {"description": "missing fields"}, "403": {"description": "bad signature"},
                      "503": {"description": "INTAKE_TWILIO_AUTH_TOKEN unset"}}
-OPENAPI_PATHS: dict[str, Any] = {
+OPENAPI_PATHS: Json = {
     "/channels/cti/events": {"post": {
         "summary": "CTI call event (idempotent on event_id)",
         "requestBody": {"content": {"application/json": {"schema": _CTI_BODY}}},

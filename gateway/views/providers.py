@@ -1,19 +1,17 @@
 """Nearest providers: `GET /api/v1/providers/nearest?lat=&lon=&crs=&skill=&k=&available=&district=`.
 
-Reads the live `ProviderIndexHolder` from `services.extras["provider_index"]`;
-the point's district comes from `services.extras["districts"]` (a
-`DistrictIndex`) unless `district=` is given; weights from
-`services.extras["dispatch_weights"]` (`DispatchWeights`, defaults otherwise).
+Reads the live `ProviderIndexHolder` from `services.provider_index`; the
+point's district comes from `services.districts` (a `DistrictIndex`) unless
+`district=` is given; weights from `services.dispatch_weights` (defaults
+otherwise).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
+from dispatch.core.messages import Json
 from dispatch.gis.geo import DistrictIndex, to_wgs84
-from dispatch.gis.holder import ProviderIndexHolder
 from dispatch.gis.nearest import DispatchWeights, NearestQuery
 from gateway.auth import require
 from gateway.http import BadRequest, error_response, json_response, page
@@ -72,12 +70,12 @@ def parse_query(request: web.Request, districts: DistrictIndex | None) -> Neares
 async def nearest(request: web.Request) -> web.Response:
     """The k nearest eligible providers, sorted by geodesic distance, with dispatch scores."""
     require(request, *READERS)
-    extras = request.app[SERVICES].extras
-    query = parse_query(request, extras.get("districts"))
-    holder: ProviderIndexHolder | None = extras.get("provider_index")
+    services = request.app[SERVICES]
+    query = parse_query(request, services.districts)
+    holder = services.provider_index
     if holder is None:
         return error_response(503, "index_unavailable", "the provider index is not loaded yet")
-    weights: DispatchWeights = extras.get("dispatch_weights") or DispatchWeights()
+    weights = services.dispatch_weights or DispatchWeights()
     found = holder.snapshot.nearest(query, weights)
     return json_response(page([c.as_dict() for c in found], None))
 
@@ -87,7 +85,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/providers/nearest", nearest)
 
 
-_ITEM: dict[str, Any] = {
+_ITEM: Json = {
     "type": "object",
     "properties": {
         "id": {"type": "string"},
@@ -103,7 +101,7 @@ _ITEM: dict[str, Any] = {
         "district": {"type": "string", "nullable": True},
     },
 }
-OPENAPI_PATHS: dict[str, Any] = {
+OPENAPI_PATHS: Json = {
     "/api/v1/providers/nearest": {
         "get": {
             "summary": "The k nearest providers with the skill that are available, have capacity left "

@@ -10,7 +10,6 @@ while INTAKE_WECHAT_TOKEN (or, for safe mode, the AES key and AppID) is unset;
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from aiohttp import web
 
@@ -18,6 +17,7 @@ from channels.errors import BadInput, ChannelDisabled, ChannelError
 from channels.rejected import record_rejected
 from channels.wechat import parse_xml, text_reply, to_push
 from channels.wechat_crypto import SafeMode, check_signature
+from dispatch.core.messages import Json
 from dispatch.intake.wechat import ReceiveWeChatPush, WeChatAnswer
 from gateway.services import SERVICES
 
@@ -95,7 +95,7 @@ def setup(app: web.Application) -> None:
 
 _Q = [{"name": n, "in": "query", "schema": {"type": "string"}}
       for n in ("signature", "timestamp", "nonce", "echostr", "encrypt_type", "msg_signature", "openid")]
-OPENAPI_PATHS: dict[str, Any] = {
+OPENAPI_PATHS: Json = {
     "/channels/wechat": {
         "get": {"summary": "WeChat server URL handshake (echostr)", "security": [], "parameters": _Q,
                 "responses": {"200": {"description": "echostr"}, "403": {"description": "bad signature"},

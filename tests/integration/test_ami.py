@@ -16,12 +16,14 @@ import pytest
 
 from channels.ami import AmiClient, AmiConfig, parse_url
 from channels.errors import BadInput
-from dispatch.core.bus import MessageBus, collect_handlers
+from dispatch.core.bus import MessageBus
+from dispatch.core.capability import collect_handlers
 from dispatch.core.clock import SystemClock
 from dispatch.missed_calls.policy import MissedCallPolicy
 from dispatch.missed_calls.read_model import CallsProjection
 from eventstore.postgres import PostgresEventStore
 from eventstore.subscriptions import ProjectionRunner, ReactorRunner
+from gateway.bootstrap import DOMAIN
 from tests.integration.fake_ami import FakeAmi
 
 
@@ -72,7 +74,7 @@ async def ami() -> AsyncIterator[FakeAmi]:
 async def follower(
     ami: FakeAmi, pg_store: PostgresEventStore, pg_pool: asyncpg.Pool
 ) -> AsyncIterator[AmiClient]:
-    bus = MessageBus(collect_handlers(), {"store": pg_store, "clock": SystemClock(), "pool": pg_pool})
+    bus = MessageBus(collect_handlers(DOMAIN), {"store": pg_store, "clock": SystemClock(), "pool": pg_pool})
     client = AmiClient(AmiConfig("127.0.0.1", ami.port, "intake", "s3cret"), bus.handle,
                        now=SystemClock().now, backoff=(0.05, 0.2))
     task = asyncio.create_task(client.run())
@@ -155,7 +157,7 @@ async def test_pbx_restart_mid_stream_loses_and_duplicates_nothing(
     await until(settled)
     assert await types_of(pg_pool, "call-1700000010.1") == ["CallOffered", "CallAbandoned"]
     assert await types_of(pg_pool, "call-1700000011.1") == ["CallOffered", "CallAnswered", "CallEnded"]
-    bus = MessageBus(collect_handlers(), {"store": pg_store, "clock": SystemClock(), "pool": pg_pool})
+    bus = MessageBus(collect_handlers(DOMAIN), {"store": pg_store, "clock": SystemClock(), "pool": pg_pool})
     await ReactorRunner(pg_store, MissedCallPolicy(bus.handle)).run_until_caught_up()
     await ProjectionRunner(pg_store, CallsProjection()).run_until_caught_up()
     async with pg_pool.acquire() as conn:

@@ -29,7 +29,7 @@ PLUMBER = Provider("P-pipe", "水", 34.330, 108.700, frozenset({"plumbing"}), 5)
 async def wired(settings: Settings, clock: FakeClock) -> AsyncIterator[Any]:
     services = await build_services(settings, clock=clock)
     holder = await ProviderIndexHolder.create([NEAR, FAR, PLUMBER])
-    services.extras["provider_index"] = holder
+    services.provider_index = holder
     yield services
     await holder.close()
     await close_services(services)
@@ -44,7 +44,7 @@ async def register(services: Any, category: str = "power_fault", priority: int =
 
 async def dispatch_round(services: Any, env: dict[str, str] | None = None) -> int:
     await ProjectionRunner(services.store, CasesProjection(services.clock)).run_until_caught_up()
-    worker = AutoDispatcher(services.pool, services.bus.handle, services.clock, services.extras, env or {})
+    worker = AutoDispatcher(services.pool, services.bus.handle, services.clock, services, env or {})
     return await worker.run_once()
 
 
@@ -78,7 +78,7 @@ async def test_surge_is_assigned_in_one_batch_within_capacity(wired: Any) -> Non
     assert states[0].assigned_to == "P-near"  # green channel first
     assert sum(s.assigned_to == "P-near" for s in states) == NEAR.capacity
     assert all(s.status == "dispatched" for s in states)
-    holder = wired.extras["provider_index"]
+    holder = wired.provider_index
     await sync_loads(wired.pool, holder)  # loads re-read from the read model
     await ProjectionRunner(wired.store, CasesProjection(wired.clock)).run_until_caught_up()
     await sync_loads(wired.pool, holder)

@@ -119,7 +119,7 @@ async def test_nearest_medical_help_is_noted_on_the_alert(client: Any, services:
     near = Provider("P-NEAR", "社区医生", HOME[0] + 0.002, HOME[1], frozenset({"medical"}), 3)
     far = Provider("P-FAR", "远处医院", HOME[0] + 0.05, HOME[1], frozenset({"medical"}), 3)
     plumber = Provider("P-PLUMB", "水电工", HOME[0], HOME[1], frozenset({"plumbing"}), 3)
-    services.extras["provider_index"] = ProviderIndexHolder([near, far, plumber])
+    services.provider_index = ProviderIndexHolder([near, far, plumber])
     await register_elder(services)
     await post(client, alarm("vendor-6"))
     [opened] = await events_of(services, "ElderlyAlertOpened")

@@ -15,19 +15,23 @@ import asyncpg
 import pytest
 
 from bench.linking import generate
+from dispatch.cases import CASES
 from dispatch.cases.actions import ClassifyCase
 from dispatch.cases.events import CallerInfo, CaseRegistered, Place
 from dispatch.cases.read_model import CasesProjection
 from dispatch.cases.registration import RegisterCase
 from dispatch.cases.state import load_case
-from dispatch.core.bus import MessageBus, collect_handlers
+from dispatch.core.bus import MessageBus
+from dispatch.core.capability import collect_handlers
 from dispatch.core.clock import FakeClock
 from dispatch.core.messages import from_data
 from dispatch.gis.reference import RecordReference, parse_feature
+from dispatch.linking import LINKING
 from dispatch.linking.clustering import CaseSketch, LinkParams, MemoryCandidates
 from dispatch.linking.incidents import ResolveIncident
 from dispatch.linking.policy import LinkingPolicy, PgCandidates
 from dispatch.linking.read_model import LinksProjection
+from dispatch.notify import NOTIFY
 from eventstore import Checkpoint
 from eventstore.postgres import PostgresEventStore
 from eventstore.subscriptions import ProjectionRunner, ReactorRunner
@@ -35,13 +39,13 @@ from gateway.cli import rebuild
 from gateway.settings import Settings
 from tests.conftest import auth
 
-MODULES = ("dispatch.cases.registration", "dispatch.linking.clustering", "dispatch.linking.incidents")
+CAPABILITIES = (CASES, LINKING)
 DISTRICTS = Path(__file__).resolve().parents[2] / "gis_data" / "districts.geojson"
 
 
 async def _register_storm(store: PostgresEventStore, pool: asyncpg.Pool) -> tuple[MessageBus, int]:
     clock = FakeClock()
-    bus = MessageBus(collect_handlers(MODULES), {"store": store, "clock": clock, "pool": pool,
+    bus = MessageBus(collect_handlers(CAPABILITIES), {"store": store, "clock": clock, "pool": pool,
                                                  "settings": Settings()})
     contacts = generate(seed=5, incidents=2, contacts=100)
     for c in contacts:
@@ -117,7 +121,7 @@ async def _load_district(services: Any, adcode: str) -> None:
     await services.bus.handle(RecordReference(parse_feature(feature)))
 
     async def located() -> bool:
-        districts = services.extras.get("districts")
+        districts = services.districts
         return districts is not None and districts.locate(34.33, 108.70) is not None
     await _until(located)
 
@@ -200,7 +204,7 @@ async def test_rebuild_refolds_link_candidates_from_the_log_without_new_events(
         settings: Settings, pg_store: PostgresEventStore, pg_pool: asyncpg.Pool,
         capsys: pytest.CaptureFixture[str]) -> None:
     clock = FakeClock()
-    bus = MessageBus(collect_handlers((*MODULES, "dispatch.cases.actions")),
+    bus = MessageBus(collect_handlers(CAPABILITIES),
                      {"store": pg_store, "clock": clock, "pool": pg_pool, "settings": Settings()})
     params = LinkParams()
 
@@ -264,7 +268,7 @@ async def test_two_groups_that_meet_merge_and_callers_of_both_get_the_survivors_
     from dispatch.linking.incidents import IncidentBroadcast, SetIncidentCause
 
     clock = FakeClock()
-    bus = MessageBus(collect_handlers((*MODULES, "dispatch.notify.outbox")),
+    bus = MessageBus(collect_handlers((*CAPABILITIES, NOTIFY)),
                      {"store": pg_store, "clock": clock, "pool": pg_pool, "settings": Settings()})
     params = LinkParams()
     policy = LinkingPolicy(PgCandidates(pg_pool, params), params, store=pg_store, send=bus.handle)

@@ -5,15 +5,27 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from dispatch.gis.geo import geodesic_m, wgs84_to_gcj02
+from dispatch.gis.geo import DistrictIndex, geodesic_m, wgs84_to_gcj02
+from dispatch.gis.holder import ProviderIndexHolder
+from dispatch.gis.nearest import DispatchWeights
 from dispatch.gis.provider_index import ReferenceFollower
 from gateway.cli.loader import catch_up_reference, load_paths
 from tests.conftest import auth
+
+
+@dataclass
+class Indexes:
+    """Where a follower publishes its indexes (the services object, in a process)."""
+
+    provider_index: ProviderIndexHolder | None = None
+    districts: DistrictIndex | None = None
+    dispatch_weights: DispatchWeights | None = None
 
 GIS = Path(__file__).resolve().parents[2] / "gis_data"
 XIANYANG = (34.3296, 108.7093)  # Qindu district, Xianyang
@@ -72,7 +84,7 @@ async def test_nearest_sorted_by_geodesic_distance_and_follows_new_providers(
         found = await client.get("/api/v1/providers/nearest", params={
             "lat": XIANYANG[0], "lon": XIANYANG[1], "k": 1}, headers=auth("t-dispatcher"))
         body = await found.json()
-        last[:] = [found.status, body, services.extras["provider_index"].rebuilding]
+        last[:] = [found.status, body, services.provider_index.rebuilding]
         return bool(body.get("items") and body["items"][0]["id"] == "PNEW")
 
     await wait_for(newcomer_first, describe=lambda: f"last answer, rebuilding: {last}")
@@ -97,11 +109,12 @@ async def test_lookups_wait_for_the_district_index_too(
     rebuild = ReferenceFollower._rebuild_districts
 
     async def watched(self: ReferenceFollower) -> None:
-        published_before.append("provider_index" in extras)
+        published_before.append(indexes.provider_index is not None)
         await rebuild(self)
 
     monkeypatch.setattr(ReferenceFollower, "_rebuild_districts", watched)
-    extras: dict[str, Any] = {}
-    await ReferenceFollower(services.store, extras).start()
+    indexes = Indexes()
+    await ReferenceFollower(services.store, indexes).start()
     assert published_before == [False]
-    assert {"provider_index", "districts"} <= extras.keys()
+    assert indexes.provider_index is not None
+    assert indexes.districts is not None

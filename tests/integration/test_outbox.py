@@ -12,11 +12,13 @@ import pytest
 from aiohttp import web
 
 from channels.twilio_rest import TwilioMessages
-from dispatch.core.bus import MessageBus, collect_handlers
+from dispatch.core.bus import MessageBus
+from dispatch.core.capability import collect_handlers
 from dispatch.core.clock import SystemClock
 from dispatch.notify.outbox import RequestNotification
 from dispatch.notify.sender import LogProvider, RetryPolicy, Sender
 from eventstore.postgres import PostgresEventStore
+from gateway.bootstrap import DOMAIN
 
 
 class FakeTwilio:
@@ -51,7 +53,7 @@ async def start(aiohttp_server: Any, script: list[int]) -> tuple[FakeTwilio, str
 
 @pytest.fixture
 def bus(pg_store: PostgresEventStore, pg_pool: asyncpg.Pool) -> MessageBus:
-    return MessageBus(collect_handlers(), {"store": pg_store, "clock": SystemClock(), "pool": pg_pool})
+    return MessageBus(collect_handlers(DOMAIN), {"store": pg_store, "clock": SystemClock(), "pool": pg_pool})
 
 
 @pytest.fixture

@@ -14,12 +14,14 @@ import asyncpg
 from dispatch.cases.actions import CloseCase
 from dispatch.cases.read_model import CasesProjection
 from dispatch.cases.registration import CallerInfo
-from dispatch.core.bus import MessageBus, collect_handlers
+from dispatch.core.bus import MessageBus
+from dispatch.core.capability import collect_handlers
 from dispatch.core.clock import FakeClock
 from dispatch.intake.contact import InboundContact
 from dispatch.intake.sms import ReceiveSms, SmsIntakePolicy, receive_sms
 from eventstore.postgres import PostgresEventStore
 from eventstore.subscriptions import ProjectionRunner, ReactorRunner
+from gateway.bootstrap import DOMAIN
 
 SENDER = "+8613911112222"
 
@@ -34,7 +36,7 @@ def sms(sid: str, text: str, sender: str = SENDER) -> ReceiveSms:
 
 def intake(store: PostgresEventStore, pool: asyncpg.Pool, clock: FakeClock) -> ReactorRunner:
     """A fresh policy runner, as a worker process that has just started would build it."""
-    bus = MessageBus(collect_handlers(), {"store": store, "clock": clock, "pool": pool,
+    bus = MessageBus(collect_handlers(DOMAIN), {"store": store, "clock": clock, "pool": pool,
                                           "settings": None})
     return ReactorRunner(store, SmsIntakePolicy(bus.handle))
 
@@ -96,7 +98,7 @@ async def test_two_workers_take_a_burst_into_one_case_per_sender(
 async def test_a_closed_case_gets_a_new_case_and_repeats_change_nothing(
     pg_store: PostgresEventStore, pg_pool: asyncpg.Pool, clock: FakeClock
 ) -> None:
-    bus = MessageBus(collect_handlers(), {"store": pg_store, "clock": clock, "settings": None})
+    bus = MessageBus(collect_handlers(DOMAIN), {"store": pg_store, "clock": clock, "settings": None})
     await receive_sms(sms("SM1", "停电了"), store=pg_store)
     await intake(pg_store, pg_pool, clock).run_until_caught_up()
     await ProjectionRunner(pg_store, CasesProjection(clock)).run_until_caught_up()

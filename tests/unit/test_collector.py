@@ -9,7 +9,7 @@ import sys
 import weakref
 from pathlib import Path
 
-from gateway.cli import main as cli
+from gateway.cli import serve as cli
 
 
 class _Node:

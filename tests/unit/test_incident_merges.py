@@ -8,13 +8,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dispatch.cases import CASES
 from dispatch.cases.actions import ClassifyCase
 from dispatch.cases.events import CallerInfo, Place
 from dispatch.cases.registration import RegisterCase, register_case
 from dispatch.cases.state import load_case
-from dispatch.core.bus import MessageBus, collect_handlers
+from dispatch.core.bus import MessageBus
+from dispatch.core.capability import collect_handlers
 from dispatch.core.clock import FakeClock
 from dispatch.core.errors import NotAllowed
+from dispatch.linking import LINKING
 from dispatch.linking.clustering import CaseSketch, LinkParams, MemoryCandidates, decide
 from dispatch.linking.incidents import (
     AddCaseToIncident,
@@ -140,7 +143,7 @@ async def test_merge_moves_the_members_on_every_stream_once_and_closes_the_absor
     for command in (AddCaseToIncident("IB", await _case(store, clock, "13800138099")),
                     SetIncidentCause("IB", "x", RESTORED), ResolveIncident("IB")):
         with pytest.raises(NotAllowed):
-            await MessageBus(collect_handlers(("dispatch.linking.incidents",)),
+            await MessageBus(collect_handlers((LINKING,)),
                              {"store": store, "clock": clock}).handle(command)
 
 
@@ -152,7 +155,7 @@ async def test_merge_refuses_other_categories_and_closed_incidents() -> None:
     with pytest.raises(NotAllowed, match="never merged"):
         await merge_incidents(MergeIncidents("IA", "IV"), store=store, clock=clock)
     await _open(store, clock, "IB", [await _case(store, clock, "13800138003")])
-    bus = MessageBus(collect_handlers(("dispatch.linking.incidents",)), {"store": store, "clock": clock})
+    bus = MessageBus(collect_handlers((LINKING,)), {"store": store, "clock": clock})
     await bus.handle(ResolveIncident("IB"))
     with pytest.raises(NotAllowed, match="resolved"):
         await merge_incidents(MergeIncidents("IA", "IB"), store=store, clock=clock)
@@ -185,9 +188,7 @@ async def test_absorbed_callers_get_the_survivors_cause_not_their_own() -> None:
 def _wire() -> tuple[MemoryEventStore, FakeClock, MessageBus, LinkingPolicy]:
     clock = FakeClock()
     store = MemoryEventStore(clock.now)
-    bus = MessageBus(collect_handlers(("dispatch.cases.registration", "dispatch.cases.actions",
-                                       "dispatch.linking.clustering",
-                                      "dispatch.linking.incidents")),
+    bus = MessageBus(collect_handlers((CASES, LINKING)),
                      {"store": store, "clock": clock, "settings": Settings()})
     return store, clock, bus, LinkingPolicy(MemoryCandidates(P), P, store=store, send=bus.handle)
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from dispatch.cases import CASES
 from dispatch.cases.actions import (
     ArchiveCase,
     ClassifyCase,
@@ -24,20 +25,22 @@ from dispatch.cases.actions import (
 from dispatch.cases.events import CallerInfo, Fault, Place
 from dispatch.cases.registration import RegisterCase
 from dispatch.cases.state import load_case
-from dispatch.core.bus import MessageBus, collect_handlers
+from dispatch.core.bus import MessageBus
+from dispatch.core.capability import collect_handlers
 from dispatch.core.clock import FakeClock
 from dispatch.core.errors import InvalidCommand, NotAllowed, StaleVersion
+from dispatch.supervision import SUPERVISION
 from eventstore.memory import MemoryEventStore
 from gateway.settings import Settings
 
 DISP, U1 = "dispatcher:D1", "unit:U001"
-MODULES = ("dispatch.cases.registration", "dispatch.cases.actions", "dispatch.supervision.chasing")
+DOMAIN = (CASES, SUPERVISION)
 
 
 @pytest.fixture
 def bus(clock: FakeClock) -> MessageBus:
     store = MemoryEventStore(clock.now)
-    return MessageBus(collect_handlers(MODULES), {"store": store, "clock": clock, "settings": Settings()})
+    return MessageBus(collect_handlers(DOMAIN), {"store": store, "clock": clock, "settings": Settings()})
 
 
 def store_of(bus: MessageBus) -> Any:

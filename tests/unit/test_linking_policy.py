@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from dispatch.cases import CASES
 from dispatch.cases.actions import ClassifyCase
 from dispatch.cases.events import CallerInfo, Place
 from dispatch.cases.registration import RegisterCase
 from dispatch.cases.state import load_case
-from dispatch.core.bus import MessageBus, collect_handlers
+from dispatch.core.bus import MessageBus
+from dispatch.core.capability import collect_handlers
 from dispatch.core.clock import FakeClock
+from dispatch.linking import LINKING
 from dispatch.linking.clustering import LinkParams, MemoryCandidates
 from dispatch.linking.incidents import load_incident
 from dispatch.linking.policy import LinkingPolicy
@@ -18,14 +21,13 @@ from eventstore.memory import MemoryEventStore
 from eventstore.subscriptions import ReactorRunner
 from gateway.settings import Settings
 
-MODULES = ("dispatch.cases.registration", "dispatch.cases.actions", "dispatch.linking.clustering",
-           "dispatch.linking.incidents")
+CAPABILITIES = (CASES, LINKING)
 
 
 def _wire() -> tuple[MemoryEventStore, FakeClock, MessageBus, LinkingPolicy]:
     clock = FakeClock()
     store = MemoryEventStore(clock.now)
-    bus = MessageBus(collect_handlers(MODULES), {"store": store, "clock": clock, "settings": Settings()})
+    bus = MessageBus(collect_handlers(CAPABILITIES), {"store": store, "clock": clock, "settings": Settings()})
     params = LinkParams()
     return store, clock, bus, LinkingPolicy(MemoryCandidates(params), params, store=store, send=bus.handle)
 

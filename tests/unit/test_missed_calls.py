@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from channels.cti import parse_event
 from dispatch.cases.events import CallerInfo
 from dispatch.cases.registration import RegisterCase, register_case
-from dispatch.core.bus import MessageBus, collect_handlers
+from dispatch.core.bus import MessageBus
+from dispatch.core.capability import collect_handlers
 from dispatch.core.clock import FakeClock
 from dispatch.core.errors import InvalidCommand, NotAllowed
 from dispatch.core.messages import to_new_event
@@ -46,6 +47,7 @@ from dispatch.missed_calls.task import (
 from eventstore import NewEvent, RecordedEvent
 from eventstore.memory import MemoryEventStore
 from eventstore.subscriptions import Keyed, ReactorRunner
+from gateway.bootstrap import DOMAIN
 
 T0 = datetime(2026, 11, 23, 8, tzinfo=UTC)
 
@@ -143,7 +145,7 @@ def test_no_present_agent_means_no_moves() -> None:
 async def test_policy_keeps_one_task_per_caller(calls: list[tuple[int, str]]) -> None:
     store = MemoryEventStore()
     clock = FakeClock(T0)
-    bus = MessageBus(collect_handlers(), {"store": store, "clock": clock, "pool": None})
+    bus = MessageBus(collect_handlers(DOMAIN), {"store": store, "clock": clock, "pool": None})
     runner = ReactorRunner(store, MissedCallPolicy(bus.handle))
     waiting: set[int] = set()
     for i, (caller, kind) in enumerate(calls):
@@ -164,7 +166,7 @@ async def test_policy_keeps_one_task_per_caller(calls: list[tuple[int, str]]) ->
 
 async def test_assign_and_outcome_handlers() -> None:
     store = MemoryEventStore()
-    bus = MessageBus(collect_handlers(), {"store": store, "clock": FakeClock(T0), "pool": None})
+    bus = MessageBus(collect_handlers(DOMAIN), {"store": store, "clock": FakeClock(T0), "pool": None})
     body = {"event_id": "e1", "type": "abandoned", "call_id": "c1", "caller": "+8613912345678",
             "queue": "q", "at": T0.isoformat()}
     await bus.handle(parse_event(body, T0))
@@ -189,7 +191,7 @@ async def test_call_and_contact_policies_agree_in_any_interleaving(
 ) -> None:
     """The two policies run apart; whoever goes first, a task stays open iff a miss is the newest."""
     store = MemoryEventStore()
-    bus = MessageBus(collect_handlers(), {"store": store, "clock": FakeClock(T0), "pool": None})
+    bus = MessageBus(collect_handlers(DOMAIN), {"store": store, "clock": FakeClock(T0), "pool": None})
     order = data.draw(st.permutations(range(len(kinds))))  # log order differs from time order
     for i in order:
         caller, missed = kinds[i]
@@ -235,7 +237,7 @@ class _ReadsSpy(MemoryEventStore):
 async def test_a_callers_stream_is_read_whole_once_then_only_what_is_new() -> None:
     """Each contact adds an event to the caller's stream; a contact must not read them all again."""
     store = _ReadsSpy()
-    bus = MessageBus(collect_handlers(), {"store": store, "clock": FakeClock(T0), "pool": None})
+    bus = MessageBus(collect_handlers(DOMAIN), {"store": store, "clock": FakeClock(T0), "pool": None})
     phone = "13912345678"
     for i in range(40):
         at = T0 + timedelta(minutes=i)
@@ -256,7 +258,7 @@ async def test_a_callers_stream_is_read_whole_once_then_only_what_is_new() -> No
 
 async def test_what_others_wrote_since_is_read_and_folded() -> None:
     store = _ReadsSpy()
-    bus = MessageBus(collect_handlers(), {"store": store, "clock": FakeClock(T0), "pool": None})
+    bus = MessageBus(collect_handlers(DOMAIN), {"store": store, "clock": FakeClock(T0), "pool": None})
     phone, stream = "13912345678", callback_stream("13912345678")
     await bus.handle(RecordMissedCall(phone, "c1", "q", T0, "miss:1"))
     # Another process (a second worker, the API) closes the task meanwhile.
@@ -271,7 +273,7 @@ async def test_what_others_wrote_since_is_read_and_folded() -> None:
 
 async def test_concurrent_commands_on_one_caller_agree_with_a_fresh_fold() -> None:
     store = _ReadsSpy()
-    bus = MessageBus(collect_handlers(), {"store": store, "clock": FakeClock(T0), "pool": None})
+    bus = MessageBus(collect_handlers(DOMAIN), {"store": store, "clock": FakeClock(T0), "pool": None})
     phone, stream = "13912345678", callback_stream("13912345678")
     await bus.handle(CloseOnContact(phone, T0 - timedelta(seconds=1), "sms", "contact:first"))
     # Every command below starts from the same kept state and reads what the others wrote.
@@ -290,7 +292,7 @@ async def test_states_are_kept_per_store_and_bounded() -> None:
     busy, quiet = MemoryEventStore(), MemoryEventStore()
     phone = "13912345678"
     for store in (busy, quiet):
-        bus = MessageBus(collect_handlers(), {"store": store, "clock": FakeClock(T0), "pool": None})
+        bus = MessageBus(collect_handlers(DOMAIN), {"store": store, "clock": FakeClock(T0), "pool": None})
         if store is busy:
             await bus.handle(RecordMissedCall(phone, "c1", "q", T0, "miss:1"))
         await bus.handle(CloseOnContact(phone, T0 + timedelta(minutes=1), "sms", "contact:1"))
@@ -327,7 +329,7 @@ async def test_contacts_are_keyed_by_the_callers_number() -> None:
     message = CaseMessageReceived("C9", "sms", "13912340001", "hi", _contact("13912340001", T0))
     await store.append("case-C9", [to_new_event(message)], -1)
     await store.append("case-C9", [NewEvent("CaseNoted", {"case_id": "C9"})], 0)
-    policy = GotThroughPolicy(MessageBus(collect_handlers(), {"store": store, "clock": clock}).handle)
+    policy = GotThroughPolicy(MessageBus(collect_handlers(DOMAIN), {"store": store, "clock": clock}).handle)
     assert isinstance(policy, Keyed)
 
     keys = [policy.key(e) for _, e in await store.read_all(await store.load_checkpoint("x"))]

@@ -11,7 +11,7 @@ import pytest
 from gateway.settings import WORKER_NICE, SettingsError, from_env
 
 # In a child process: a niceness once raised cannot be lowered again without privilege.
-_CHILD = "from gateway.cli.main import lower_priority; import os, sys; " \
+_CHILD = "from gateway.cli.serve import lower_priority; import os, sys; " \
          "print(lower_priority(int(sys.argv[1])), os.getpriority(os.PRIO_PROCESS, 0))"
 
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from dispatch.cases import CASES
 from dispatch.cases.actions import ConfirmCase, DispatchCase, GiveFeedback
 from dispatch.cases.events import CallerInfo, Place
 from dispatch.cases.registration import RegisterCase
@@ -19,10 +20,12 @@ from dispatch.cases.sla import (
     priority_score,
     queue_key,
 )
-from dispatch.core.bus import MessageBus, collect_handlers
+from dispatch.core.bus import MessageBus
+from dispatch.core.capability import collect_handlers
 from dispatch.core.clock import FakeClock
 from dispatch.core.errors import InvalidCommand
 from dispatch.core.timers import Reschedule
+from dispatch.supervision import SUPERVISION
 from dispatch.supervision.chasing import ChaseCase
 from eventstore.memory import MemoryEventStore
 from gateway.settings import Settings
@@ -91,8 +94,7 @@ def test_configuration_from_environment() -> None:
 
 async def test_chasing_a_silent_unit_at_the_set_interval(clock: FakeClock) -> None:
     store = MemoryEventStore(clock.now)
-    bus = MessageBus(collect_handlers(("dispatch.cases.registration", "dispatch.cases.actions",
-                                       "dispatch.supervision.chasing")),
+    bus = MessageBus(collect_handlers((CASES, SUPERVISION)),
                      {"store": store, "clock": clock, "settings": Settings()})
     case_id = (await bus.handle(RegisterCase(
         category="complaint", channel="phone", description="x", caller=CallerInfo(phone="13800138000"),
