@@ -163,11 +163,11 @@ async def test_the_storm_view_shows_cases_missed_calls_and_kpis(
     async with _page(browser, str(console.make_url("/")) + "?token=t-dispatcher") as page:
         await page.wait_for_selector(".conn[data-state=live]")
         await storm.play()
-        await page.wait_for_function("document.querySelectorAll('circle.case-dot').length >= 5")
+        # locator waits, not wait_for_function: the console's CSP forbids the eval that needs
+        await page.locator("circle.case-dot").nth(4).wait_for(state="attached")
         await page.wait_for_selector(".agent-group .task")
         await page.locator("tr.case-row").first.click()
         await page.wait_for_selector("ul.providers li button.link")
         assert await page.locator("rect.provider-dot").count() >= 1
-        await page.wait_for_function(
-            "document.querySelector('[data-kpi=answer_rate] .tile-value').textContent.includes('%')")
+        await page.locator("[data-kpi=answer_rate] .tile-value", has_text="%").wait_for()
         await _shot(page, "5-storm")
