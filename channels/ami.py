@@ -270,7 +270,7 @@ class AmiClient:
 
 def workers(services: Any) -> list[Callable[[], Awaitable[None]]]:
     """The AMI follower when `INTAKE_AMI_URL` is set (bootstrap hook)."""
-    if not services.settings.ami_url:
+    if services.settings.ami is None:
         return []
-    client = AmiClient(parse_url(services.settings.ami_url), services.bus.handle, now=services.clock.now)
+    client = AmiClient(services.settings.ami, services.bus.handle, now=services.clock.now)
     return [client.run]

@@ -32,7 +32,6 @@ from eventstore.seals import (
     Sealer,
     seal_from_row,
     seal_hash,
-    seal_key_from_env,
 )
 
 if TYPE_CHECKING:
@@ -214,10 +213,10 @@ def _seal_anchor(seal: Seal) -> tuple[str, int]:
 async def verify(pool: asyncpg.Pool, *, key: bytes | None = None) -> VerifyReport:
     """Check every hash chain and every seal; name the first bad stream and position.
 
-    `key` defaults to `INTAKE_SEAL_KEY`. Runs in one read-only snapshot, so it
-    neither blocks writers nor holds back readers' commit horizon.
+    `key`: the seals' HMAC key (`INTAKE_SEAL_KEY`), None when none is configured. Runs
+    in one read-only snapshot, so it neither blocks writers nor holds back readers'
+    commit horizon.
     """
-    key = key if key is not None else seal_key_from_env()
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         checked, broken = await check_chains(conn)
         seals = await _check_seals(conn, key)
@@ -253,14 +252,15 @@ async def run_cli(args: argparse.Namespace, settings: Any) -> int:
     from gateway.cli.main import stores
 
     # Verification needs PostgreSQL only: never start an embedded Redis for it.
-    needs = dataclasses.replace(settings, redis_url=settings.redis_url or "redis://unused")
+    needs = dataclasses.replace(settings, stores=dataclasses.replace(
+        settings.stores, redis_url=settings.stores.redis_url or "redis://unused"))
     async with stores(needs) as live:
-        if live.database_url is None:
+        if live.stores.database_url is None:
             raise EventStoreError("intake verify needs a database URL")
-        pool = await create_pool(live.database_url, min_size=1, max_size=2,
+        pool = await create_pool(live.stores.database_url, min_size=1, max_size=2,
                                  command_timeout=_TIMEOUT)
         try:
-            report = await verify(pool)
+            report = await verify(pool, key=settings.stores.seal_key)
         finally:
             await pool.close()
     print(format_report(report))
@@ -269,4 +269,4 @@ async def run_cli(args: argparse.Namespace, settings: Any) -> int:
 
 def workers(services: Any) -> list[Callable[[], Awaitable[None]]]:
     """Background tasks for the gateway's bootstrap: the sealer."""
-    return [Sealer(services.pool, key=seal_key_from_env()).run]
+    return [Sealer(services.pool, key=services.settings.stores.seal_key).run]

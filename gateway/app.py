@@ -111,7 +111,7 @@ def create_app(
     """The application. With `services` given (tests), it does not own them."""
     app = web.Application(
         client_max_size=MAX_BODY,
-        middlewares=[context_middleware, errors_middleware, make_middleware(settings.tokens)],
+        middlewares=[context_middleware, errors_middleware, make_middleware(settings.http.tokens)],
     )
 
     async def wire(app: web.Application) -> AsyncIterator[None]:

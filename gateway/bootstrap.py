@@ -29,7 +29,6 @@ from redis.exceptions import RedisError
 
 from dispatch.core.bus import MessageBus, collect_handlers
 from dispatch.core.clock import Clock, SystemClock
-from eventstore.group import enabled as group_commit_enabled
 from eventstore.leadership import Leadership
 from eventstore.migrate import migrate
 from eventstore.postgres import PostgresEventStore, create_pool
@@ -108,14 +107,14 @@ async def connect_redis(url: str | None) -> aioredis.Redis | None:
 
 async def build_services(settings: Settings, *, clock: Clock | None = None) -> Services:
     """Connect the stores, apply migrations and wire the message bus."""
-    if settings.database_url is None:
+    if settings.stores.database_url is None:
         raise ValueError("build_services needs a database URL (the CLI starts embedded servers)")
-    pool = await create_pool(settings.database_url, application_name=f"intake-{settings.role}")
+    pool = await create_pool(settings.stores.database_url, application_name=f"intake-{settings.process.role}")
     async with pool.acquire() as conn:
         await migrate(conn)
-    store = PostgresEventStore(pool, group_commit=group_commit_enabled(settings.extra))
+    store = PostgresEventStore(pool, group_commit=settings.stores.group_commit)
     clock = clock or SystemClock()
-    redis_client = await connect_redis(settings.redis_url)
+    redis_client = await connect_redis(settings.stores.redis_url)
     bus = MessageBus(collect_handlers(), {"store": store, "clock": clock})
     services = Services(
         settings=settings, pool=pool, store=store, clock=clock, bus=bus,
@@ -124,7 +123,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
     bus.provide("services", services)
     bus.provide("pool", pool)
     bus.provide("redis", redis_client)
-    bus.provide("settings", settings)
+    bus.provide("sla", settings.sla)
     return services
 
 
@@ -147,7 +146,7 @@ def background_tasks(
     """
     from eventstore.subscriptions import ProjectionRunner, ReactorRunner
 
-    role = services.settings.role
+    role = services.settings.process.role
     tasks: list[Callable[[], Awaitable[None]]] = []
     if role in ("all", "gateway"):
         tasks.extend(_collect(LISTENER_MODULES, "workers", services))

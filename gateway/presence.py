@@ -28,12 +28,13 @@ from eventstore import ANY, NewEvent
 from gateway.auth import Forbidden, require
 from gateway.http import BadRequest, error_response, json_response, read_json
 from gateway.services import SERVICES, Services
+from gateway.settings import PRESENCE_TTL
 
 log = structlog.get_logger(__name__)
 
 STATUSES: tuple[str, ...] = ("online", "busy", "offline")
 PRESENT: frozenset[str] = frozenset({"online", "busy"})
-DEFAULT_TTL = 30.0
+DEFAULT_TTL = PRESENCE_TTL
 _AGENT_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
 
 
@@ -92,8 +93,8 @@ def board_of(services: Services) -> PresenceBoard:
     """The process's presence board (made once, kept in `services.extras`)."""
     board = services.extras.get("presence")
     if not isinstance(board, PresenceBoard):
-        ttl = float(services.settings.extra.get("INTAKE_PRESENCE_TTL") or DEFAULT_TTL)
-        board = PresenceBoard(services.redis, services.settings.redis_prefix, ttl)
+        board = PresenceBoard(services.redis, services.settings.stores.redis_prefix,
+                              services.settings.console.presence_ttl)
         services.extras["presence"] = board
     return board
 

@@ -317,7 +317,7 @@ async def apply_events(
 
 
 async def handle_action(
-    cmd: CaseAction, *, store: EventStore, clock: Clock, settings: Any
+    cmd: CaseAction, *, store: EventStore, clock: Clock, sla: SlaConfig
 ) -> CaseState:
     """Load the case, check the version, decide and append; answer the new state."""
     if cmd.idempotency_key is not None and await store.find_by_idempotency_key(cmd.idempotency_key):
@@ -325,8 +325,7 @@ async def handle_action(
     state = await load_case(store, cmd.case_id)
     if cmd.expected_version is not None and cmd.expected_version != state.version:
         raise StaleVersion(case_stream(cmd.case_id), cmd.expected_version, state.version)
-    cfg = SlaConfig.from_env(getattr(settings, "extra", {}))
-    events = DECIDERS[type(cmd)](state, cmd, clock.now(), cfg)
+    events = DECIDERS[type(cmd)](state, cmd, clock.now(), sla)
     return await apply_events(
         store, state, events, actor=cmd.actor, idempotency_key=cmd.idempotency_key
     )

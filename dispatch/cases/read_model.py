@@ -286,7 +286,7 @@ class LightRefresher:
 
 def projections(services: Any) -> list[CasesProjection]:
     """The cases projection (bootstrap `PROJECTION_MODULES`)."""
-    return [CasesProjection(services.clock, SlaConfig.from_env(services.settings.extra))]
+    return [CasesProjection(services.clock, services.settings.sla)]
 
 
 def workers(services: Any) -> list[Callable[[], Awaitable[None]]]:

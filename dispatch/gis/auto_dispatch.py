@@ -9,7 +9,7 @@ first, one by one. The rest: with at most `INTAKE_SURGE_THRESHOLD` (5) waiting,
 each gets `ProviderSnapshot.best`; above it, `nearest_batch.assign_batch`
 spreads them at minimum total cost. A rejected case is re-dispatched to the
 best provider that has not rejected it. Categories and their skills:
-`INTAKE_AUTO_DISPATCH=power_fault:power_repair,...` (`off` disables).
+`AutoDispatchConfig.skills` (`INTAKE_AUTO_DISPATCH=power_fault:power_repair,...`; `off` disables).
 
 The provider index is the shared `services.extras["provider_index"]` holder
 (kept by `dispatch.gis.provider_index`); this worker re-syncs each provider's load
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -29,7 +29,7 @@ import structlog
 from dispatch.cases.actions import DispatchCase
 from dispatch.cases.sla import green_channel
 from dispatch.core.clock import Clock
-from dispatch.core.errors import DispatchError
+from dispatch.core.errors import DispatchError, InvalidConfig, check_number
 from dispatch.gis.batch import WaitingCase, assign_batch
 from dispatch.gis.holder import ProviderIndexHolder
 from dispatch.gis.nearest import DispatchWeights, ProviderSnapshot, StatusChange
@@ -44,18 +44,23 @@ ACTOR = "system:auto_dispatch"
 _BUSY = ("dispatched", "confirmed", "in_progress")
 
 
-def skills_from_env(env: Mapping[str, str]) -> dict[str, str]:
-    """Category -> skill of automatically dispatched cases (`INTAKE_AUTO_DISPATCH`)."""
-    raw = env.get("INTAKE_AUTO_DISPATCH")
-    if raw is None or raw.strip() == "":
-        return dict(DEFAULT_SKILLS)
-    if raw.strip().lower() in {"off", "false", "0", "none"}:
-        return {}
-    skills: dict[str, str] = {}
-    for part in filter(None, (p.strip() for p in raw.split(","))):
-        category, _, skill = part.partition(":")
-        skills[category.strip()] = skill.strip() or DEFAULT_SKILLS.get(category.strip(), category.strip())
-    return skills
+@dataclass(frozen=True, slots=True)
+class AutoDispatchConfig:
+    """What automatic dispatch takes and how it chooses.
+
+    `skills`: the categories it dispatches and the skill each needs (none: it is
+    off); above `surge_threshold` waiting cases it assigns them in one batch;
+    `weights` score the candidates.
+    """
+
+    skills: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_SKILLS))
+    surge_threshold: int = 5
+    weights: DispatchWeights = field(default_factory=DispatchWeights)
+
+    def __post_init__(self) -> None:
+        check_number("surge_threshold", self.surge_threshold, 0, whole=True)
+        if not all(category and skill for category, skill in self.skills.items()):
+            raise InvalidConfig("skills", "must be category:skill pairs (or off)")
 
 
 async def sync_loads(pool: asyncpg.Pool, holder: ProviderIndexHolder) -> None:
@@ -142,13 +147,13 @@ class AutoDispatcher:
 
     def __init__(
         self, pool: asyncpg.Pool, handle: Callable[[object], Awaitable[Any]], clock: Clock,
-        extras: Mapping[str, Any], env: Mapping[str, str], *, interval: float = 0.5,
+        extras: Mapping[str, Any], config: AutoDispatchConfig, *, interval: float = 0.5,
         refresh: float = 10.0,
     ) -> None:
         self._pool, self._handle, self._clock, self._extras = pool, handle, clock, extras
-        self._skills = skills_from_env(env)
-        self._weights = DispatchWeights.from_env(env)
-        self._surge = int(env.get("INTAKE_SURGE_THRESHOLD") or 5)
+        self._skills = config.skills
+        self._weights = config.weights
+        self._surge = config.surge_threshold
         self._interval, self._refresh = interval, refresh
 
     async def run_once(self) -> int:
@@ -204,5 +209,5 @@ class AutoDispatcher:
 def workers(services: Any) -> list[Callable[[], Awaitable[None]]]:
     """The automatic dispatcher (bootstrap `WORKER_MODULES`)."""
     return [AutoDispatcher(services.pool, services.bus.handle, services.clock, services.extras,
-                           services.settings.extra).run]
+                           services.settings.dispatch).run]
 

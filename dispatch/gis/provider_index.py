@@ -19,7 +19,7 @@ import structlog
 
 from dispatch.gis.geo import DistrictIndex
 from dispatch.gis.holder import ProviderIndexHolder
-from dispatch.gis.nearest import DispatchWeights, Provider
+from dispatch.gis.nearest import Provider
 from eventstore import Checkpoint, RecordedEvent
 from eventstore.postgres import PostgresEventStore, load_checkpoint_on
 from eventstore.subscriptions import Follower, Step
@@ -139,5 +139,5 @@ class ReferenceFollower:
 
 def workers(services: Any) -> list[Callable[[], Awaitable[None]]]:
     """The follower that keeps the indexes current (bootstrap hook)."""
-    services.extras.setdefault("dispatch_weights", DispatchWeights.from_env(services.settings.extra))
+    services.extras.setdefault("dispatch_weights", services.settings.dispatch.weights)
     return [ReferenceFollower(services.store, services.extras).run]

@@ -284,7 +284,7 @@ class LinkingPolicy:
 
 def reactors(services: Any) -> list[Any]:
     """The linking policy and the incident broadcast (bootstrap hook)."""
-    params = LinkParams.from_settings(services.settings.extra)
+    params = services.settings.linking
     send: Send = services.bus.handle
     return [
         LinkingPolicy(PgCandidates(services.pool, params), params, store=services.store, send=send),

@@ -20,6 +20,7 @@ import structlog
 from channels.twilio_rest import DEFAULT_API_BASE, Delivery, DeliveryError, TwilioMessages
 from dispatch.cases.registration import mask_phone
 from dispatch.core.clock import Clock
+from dispatch.core.errors import InvalidConfig
 from dispatch.core.messages import Event, metadata
 from dispatch.notify.outbox import (
     NOTIFICATION_CATEGORY,
@@ -146,27 +147,45 @@ class Sender:
         self._store.wake((NOTIFICATION_CATEGORY,))
 
 
-def providers_from(settings: Any) -> dict[str, Provider]:
-    """The providers the settings ask for (`INTAKE_SMS_PROVIDER=twilio|log`)."""
-    extra: Mapping[str, str] = settings.extra
+SMS_PROVIDERS: frozenset[str] = frozenset({"twilio", "log"})
+
+
+@dataclass(frozen=True, slots=True)
+class SmsConfig:
+    """Where outbound SMS go: `log` (written to the log only) or `twilio` (its Messages API)."""
+
+    provider: str = "log"
+    account_sid: str = ""
+    auth_token: str = ""
+    sender: str = ""
+    api_base: str = DEFAULT_API_BASE
+
+    def __post_init__(self) -> None:
+        if self.provider not in SMS_PROVIDERS:
+            raise InvalidConfig("provider", f"must be one of {sorted(SMS_PROVIDERS)}")
+        if self.provider == "twilio" and not self.account_sid:
+            raise InvalidConfig("account_sid", "is needed to send SMS through Twilio")
+        if self.provider == "twilio" and not self.auth_token:
+            raise InvalidConfig("auth_token", "is needed to send SMS through Twilio")
+        if not self.api_base.startswith(("http://", "https://")):
+            raise InvalidConfig("api_base", "must be an http:// or https:// URL")
+
+
+def providers_from(config: SmsConfig) -> dict[str, Provider]:
+    """The providers the configuration asks for."""
     log_provider = LogProvider()
-    wanted = extra.get("INTAKE_SMS_PROVIDER") or (
-        "twilio" if extra.get("INTAKE_TWILIO_ACCOUNT_SID") and settings.twilio_auth_token else "log"
-    )
     found: dict[str, Provider] = {"log": log_provider, "sms": log_provider, "wechat": log_provider}
-    if wanted == "twilio":
+    if config.provider == "twilio":
         found["sms"] = TwilioMessages(
-            account_sid=extra.get("INTAKE_TWILIO_ACCOUNT_SID", ""),
-            auth_token=settings.twilio_auth_token or "",
-            sender=extra.get("INTAKE_SMS_FROM", ""),
-            api_base=extra.get("INTAKE_TWILIO_API_BASE") or DEFAULT_API_BASE,
+            account_sid=config.account_sid, auth_token=config.auth_token,
+            sender=config.sender, api_base=config.api_base,
         )
     return found
 
 
 def workers(services: Any) -> list[Callable[[], Awaitable[None]]]:
     """The outbox sender (bootstrap hook)."""
-    providers = providers_from(services.settings)
+    providers = providers_from(services.settings.notifications)
     sender = Sender(services.pool, services.store, providers, services.clock)
 
     async def run() -> None:

@@ -92,12 +92,11 @@ def decide_chase(
 
 
 async def chase_case(
-    cmd: ChaseCase, *, store: EventStore, clock: Clock, settings: Any
+    cmd: ChaseCase, *, store: EventStore, clock: Clock, sla: SlaConfig
 ) -> Reschedule | None:
     """Handle `ChaseCase`: record a due chase; answer when the timer should fire again."""
-    cfg = SlaConfig.from_env(getattr(settings, "extra", {}))
     state = await load_case(store, cmd.case_id)
-    events, again = decide_chase(state, cmd.stage, clock.now(), cfg)
+    events, again = decide_chase(state, cmd.stage, clock.now(), sla)
     if events:
         chase = events[0]
         assert isinstance(chase, CaseChased)

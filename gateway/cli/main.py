@@ -29,18 +29,19 @@ BENCHMARKS = ("eventstore", "channels", "worker", "nearest", "linking")
 @contextlib.asynccontextmanager
 async def stores(settings: Settings) -> AsyncIterator[Settings]:
     """Settings with URLs, starting embedded servers for what is not configured."""
+    configured = settings.stores
     servers = await asyncio.to_thread(
         embedded.start,
-        settings.data_dir,
-        postgres=settings.database_url is None,
-        redis=settings.redis_url is None,
+        configured.data_dir,
+        postgres=configured.database_url is None,
+        redis=configured.redis_url is None,
     )
     try:
-        yield dataclasses.replace(
-            settings,
-            database_url=settings.database_url or servers.database_url,
-            redis_url=settings.redis_url or servers.redis_url,
-        )
+        yield dataclasses.replace(settings, stores=dataclasses.replace(
+            configured,
+            database_url=configured.database_url or servers.database_url,
+            redis_url=configured.redis_url or servers.redis_url,
+        ))
     finally:
         await asyncio.to_thread(servers.stop)
 
@@ -116,13 +117,13 @@ async def serve(settings: Settings, *, after_start: AfterStart | None = None) ->
         app = create_app(live)
         runner = web.AppRunner(app, shutdown_timeout=SHUTDOWN_TIMEOUT, access_log=None)
         await runner.setup()
-        site = web.TCPSite(runner, live.http_host, live.http_port)
+        site = web.TCPSite(runner, live.http.host, live.http.port)
         await site.start()
         tune_collector()
-        print(f"intake listening on http://{live.http_host}:{live.http_port}", flush=True)
-        print(f"  postgres: {_describe(live.database_url)}", flush=True)
-        print(f"  redis:    {_describe(live.redis_url)}", flush=True)
-        print(f"  role:     {live.role}, niceness {os.getpriority(os.PRIO_PROCESS, 0)}", flush=True)
+        print(f"intake listening on http://{live.http.host}:{live.http.port}", flush=True)
+        print(f"  postgres: {_describe(live.stores.database_url)}", flush=True)
+        print(f"  redis:    {_describe(live.stores.redis_url)}", flush=True)
+        print(f"  role:     {live.process.role}, niceness {os.getpriority(os.PRIO_PROCESS, 0)}", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -138,11 +139,11 @@ async def serve(settings: Settings, *, after_start: AfterStart | None = None) ->
 
 
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    if not settings.tokens:
+    if not settings.http.tokens:
         print("intake serve: INTAKE_TOKENS is not set; refusing to start without tokens "
               "(`intake demo` prints demo tokens)", file=sys.stderr)
         return 2
-    lower_priority(settings.nice)
+    lower_priority(settings.process.nice)
     return run_command(serve(settings))
 
 
@@ -207,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"intake: configuration error: {exc}", file=sys.stderr)
         return 2
-    intake_logging.configure(settings.log_format, settings.log_level)
+    intake_logging.configure(settings.process.log_format, settings.process.log_level)
     return COMMANDS[args.command](args, settings)
 
 

@@ -12,7 +12,7 @@ from eventstore import ANY, NewEvent
 from eventstore.postgres import PostgresEventStore
 from eventstore.seals import Sealer
 from eventstore.tamper import run_cli, verify
-from gateway.settings import Settings
+from gateway.settings import Settings, StoreSettings
 
 Tamper = Callable[[asyncpg.Connection, dict[str, list[int]]], Awaitable[None]]
 
@@ -172,7 +172,7 @@ async def test_intake_verify_exit_codes(
 ) -> None:
     positions = await _fill(pg_store)
     await Sealer(pg_store.pool).seal_pending()
-    settings = Settings(database_url=pg_dsn, redis_url="redis://unused", log_format="console")
+    settings = Settings(stores=StoreSettings(database_url=pg_dsn, redis_url="redis://unused"))
     assert await run_cli(argparse.Namespace(), settings) == 0
     assert "intact: 7 events, 1 seals, 0 unsealed" in capsys.readouterr().out
     conn = await asyncpg.connect(pg_dsn)

@@ -23,7 +23,8 @@ KEY = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
 
 @pytest.fixture
 async def receiver(services: Any) -> AsyncIterator[tuple[int, int]]:
-    services.settings = dataclasses.replace(services.settings, sia_keys={ELDER_ACCOUNT: KEY})
+    services.settings = dataclasses.replace(
+        services.settings, sia=dataclasses.replace(services.settings.sia, keys={ELDER_ACCOUNT: KEY}))
     rx = SiaReceiver(services)
     ports = await rx.start("127.0.0.1", 0)
     yield ports

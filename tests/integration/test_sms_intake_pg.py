@@ -14,6 +14,7 @@ import asyncpg
 from channels.message import Caller, InboundContact
 from dispatch.cases.actions import CloseCase
 from dispatch.cases.read_model import CasesProjection
+from dispatch.cases.sla import SlaConfig
 from dispatch.core.bus import MessageBus, collect_handlers
 from dispatch.core.clock import FakeClock
 from dispatch.intake.sms import ReceiveSms, SmsIntakePolicy, receive_sms
@@ -34,7 +35,7 @@ def sms(sid: str, text: str, sender: str = SENDER) -> ReceiveSms:
 def intake(store: PostgresEventStore, pool: asyncpg.Pool, clock: FakeClock) -> ReactorRunner:
     """A fresh policy runner, as a worker process that has just started would build it."""
     bus = MessageBus(collect_handlers(), {"store": store, "clock": clock, "pool": pool,
-                                          "settings": None})
+                                          "sla": SlaConfig()})
     return ReactorRunner(store, SmsIntakePolicy(bus.handle))
 
 
@@ -95,7 +96,7 @@ async def test_two_workers_take_a_burst_into_one_case_per_sender(
 async def test_a_closed_case_gets_a_new_case_and_repeats_change_nothing(
     pg_store: PostgresEventStore, pg_pool: asyncpg.Pool, clock: FakeClock
 ) -> None:
-    bus = MessageBus(collect_handlers(), {"store": pg_store, "clock": clock, "settings": None})
+    bus = MessageBus(collect_handlers(), {"store": pg_store, "clock": clock, "sla": SlaConfig()})
     await receive_sms(sms("SM1", "停电了"), store=pg_store)
     await intake(pg_store, pg_pool, clock).run_until_caught_up()
     await ProjectionRunner(pg_store, CasesProjection(clock)).run_until_caught_up()

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from dispatch.cases.actions import ClassifyCase
 from dispatch.cases.registration import CallerInfo, Place, RegisterCase, load_case, register_case
+from dispatch.cases.sla import SlaConfig
 from dispatch.core.bus import MessageBus, collect_handlers
 from dispatch.core.clock import FakeClock
 from dispatch.core.errors import NotAllowed
@@ -31,7 +32,6 @@ from dispatch.notify.outbox import RequestNotification
 from eventstore import Checkpoint
 from eventstore.memory import MemoryEventStore
 from eventstore.subscriptions import ReactorRunner
-from gateway.settings import Settings
 
 T0 = datetime(2026, 7, 15, 10, 0, tzinfo=UTC)
 LAT, LON = 34.33, 108.70
@@ -186,7 +186,7 @@ def _wire() -> tuple[MemoryEventStore, FakeClock, MessageBus, LinkingPolicy]:
     bus = MessageBus(collect_handlers(("dispatch.cases.registration", "dispatch.cases.actions",
                                        "dispatch.linking.clustering",
                                       "dispatch.linking.incidents")),
-                     {"store": store, "clock": clock, "settings": Settings()})
+                     {"store": store, "clock": clock, "sla": SlaConfig()})
     return store, clock, bus, LinkingPolicy(MemoryCandidates(P), P, store=store, send=bus.handle)
 
 

@@ -22,11 +22,11 @@ from dispatch.cases.actions import (
     SupplementCase,
 )
 from dispatch.cases.registration import CallerInfo, Fault, Place, RegisterCase, load_case
+from dispatch.cases.sla import SlaConfig
 from dispatch.core.bus import MessageBus, collect_handlers
 from dispatch.core.clock import FakeClock
 from dispatch.core.errors import InvalidCommand, NotAllowed, StaleVersion
 from eventstore.memory import MemoryEventStore
-from gateway.settings import Settings
 
 DISP, U1 = "dispatcher:D1", "unit:U001"
 MODULES = ("dispatch.cases.registration", "dispatch.cases.actions", "dispatch.supervision.chasing")
@@ -35,7 +35,7 @@ MODULES = ("dispatch.cases.registration", "dispatch.cases.actions", "dispatch.su
 @pytest.fixture
 def bus(clock: FakeClock) -> MessageBus:
     store = MemoryEventStore(clock.now)
-    return MessageBus(collect_handlers(MODULES), {"store": store, "clock": clock, "settings": Settings()})
+    return MessageBus(collect_handlers(MODULES), {"store": store, "clock": clock, "sla": SlaConfig()})
 
 
 def store_of(bus: MessageBus) -> Any:

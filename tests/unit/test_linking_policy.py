@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from dispatch.cases.actions import ClassifyCase
 from dispatch.cases.registration import CallerInfo, Place, RegisterCase, load_case
+from dispatch.cases.sla import SlaConfig
 from dispatch.core.bus import MessageBus, collect_handlers
 from dispatch.core.clock import FakeClock
 from dispatch.linking.clustering import LinkParams, MemoryCandidates
@@ -14,7 +15,6 @@ from dispatch.linking.policy import LinkingPolicy
 from eventstore import Checkpoint
 from eventstore.memory import MemoryEventStore
 from eventstore.subscriptions import ReactorRunner
-from gateway.settings import Settings
 
 MODULES = ("dispatch.cases.registration", "dispatch.cases.actions", "dispatch.linking.clustering",
            "dispatch.linking.incidents")
@@ -23,7 +23,7 @@ MODULES = ("dispatch.cases.registration", "dispatch.cases.actions", "dispatch.li
 def _wire() -> tuple[MemoryEventStore, FakeClock, MessageBus, LinkingPolicy]:
     clock = FakeClock()
     store = MemoryEventStore(clock.now)
-    bus = MessageBus(collect_handlers(MODULES), {"store": store, "clock": clock, "settings": Settings()})
+    bus = MessageBus(collect_handlers(MODULES), {"store": store, "clock": clock, "sla": SlaConfig()})
     params = LinkParams()
     return store, clock, bus, LinkingPolicy(MemoryCandidates(params), params, store=store, send=bus.handle)
 
