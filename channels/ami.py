@@ -271,8 +271,8 @@ class AmiClient:
                 delay = min(delay * 2, self._backoff[1])
 
 
-def listeners(url: str | None, handle: Handle, clock: Clock) -> list[Task]:
+def listeners(config: AmiConfig | None, handle: Handle, clock: Clock) -> list[Task]:
     """The AMI follower when `INTAKE_AMI_URL` is set."""
-    if not url:
+    if config is None:
         return []
-    return [AmiClient(parse_url(url), handle, now=clock.now).run]
+    return [AmiClient(config, handle, now=clock.now).run]

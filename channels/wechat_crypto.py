@@ -33,17 +33,22 @@ def check_signature(expected: str | None, *parts: str) -> None:
         raise BadSignature("WeChat signature does not match")
 
 
+def aes_key(encoding_aes_key: str) -> bytes:
+    """The AES key an EncodingAESKey stands for; `ChannelDisabled` when it is malformed."""
+    try:
+        key = base64.b64decode(encoding_aes_key + "=", validate=True)
+    except binascii.Error as exc:
+        raise ChannelDisabled("INTAKE_WECHAT_AES_KEY is not base64") from exc
+    if len(key) != 32:
+        raise ChannelDisabled("INTAKE_WECHAT_AES_KEY must be 43 characters (32 bytes)")
+    return key
+
+
 class SafeMode:
     """AES encryption of pushes and replies for one official account."""
 
     def __init__(self, token: str, encoding_aes_key: str, appid: str) -> None:
-        try:
-            key = base64.b64decode(encoding_aes_key + "=", validate=True)
-        except binascii.Error as exc:
-            raise ChannelDisabled("INTAKE_WECHAT_AES_KEY is not base64") from exc
-        if len(key) != 32:
-            raise ChannelDisabled("INTAKE_WECHAT_AES_KEY must be 43 characters (32 bytes)")
-        self._token, self._key, self._appid = token, key, appid
+        self._token, self._key, self._appid = token, aes_key(encoding_aes_key), appid
 
     def _cipher(self) -> Cipher[modes.CBC]:
         return Cipher(algorithms.AES(self._key), modes.CBC(self._key[:16]))

@@ -22,7 +22,7 @@ carries one append at a time. See `eventstore/README.md` (Group commit).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from operator import attrgetter
@@ -237,8 +237,3 @@ def _settle(item: _Pending, row: asyncpg.Record) -> bool:
 def _fail(batch: list[_Pending], exc: BaseException) -> None:
     for item in batch:
         item.fail(exc)
-
-
-def enabled(extra: Mapping[str, str]) -> bool:
-    """Whether `INTAKE_GROUP_COMMIT` (in `settings.extra`) turns group commit on; default on."""
-    return extra.get("INTAKE_GROUP_COMMIT", "on").strip().lower() not in {"0", "off", "false", "no"}

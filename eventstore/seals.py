@@ -3,7 +3,7 @@
 A seal is a manifest of a consecutive range of the log in read order
 (`tx_id`, `position`): the position, stream and hash of every event in it.
 Seals chain: each one's hash covers the previous seal's hash, its range and
-a digest of its manifest; with `INTAKE_SEAL_KEY` set the hash is an
+a digest of its manifest; given a key (`INTAKE_SEAL_KEY`) the hash is an
 HMAC-SHA256 under that key, so rewriting seals needs the key. Ranges only
 ever cover rows below the commit horizon, so no later commit can land inside
 a sealed range: an event found there later was inserted behind our back.
@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -26,14 +25,7 @@ from eventstore.postgres import UNAVAILABLE
 
 log = structlog.get_logger(__name__)
 
-SEAL_KEY_ENV = "INTAKE_SEAL_KEY"
 _DOMAIN = b"intake-seal-v1"
-
-
-def seal_key_from_env() -> bytes | None:
-    """The HMAC key for seals from `INTAKE_SEAL_KEY`, or None when unset."""
-    value = os.environ.get(SEAL_KEY_ENV)
-    return value.encode("utf-8") if value else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,7 +29,6 @@ from eventstore.seals import (
     Sealer,
     seal_from_row,
     seal_hash,
-    seal_key_from_env,
 )
 
 if TYPE_CHECKING:
@@ -214,10 +213,10 @@ def _seal_anchor(seal: Seal) -> tuple[str, int]:
 async def verify(pool: asyncpg.Pool, *, key: bytes | None = None) -> VerifyReport:
     """Check every hash chain and every seal; name the first bad stream and position.
 
-    `key` defaults to `INTAKE_SEAL_KEY`. Runs in one read-only snapshot, so it
-    neither blocks writers nor holds back readers' commit horizon.
+    `key`: the seals' HMAC key (`INTAKE_SEAL_KEY`), None when none is configured. Runs
+    in one read-only snapshot, so it neither blocks writers nor holds back readers'
+    commit horizon.
     """
-    key = key if key is not None else seal_key_from_env()
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         checked, broken = await check_chains(conn)
         seals = await _check_seals(conn, key)
@@ -237,6 +236,6 @@ async def verify(pool: asyncpg.Pool, *, key: bytes | None = None) -> VerifyRepor
     return VerifyReport(first is None, checked, first, seals.seals, unsealed, tuple(warnings))
 
 
-def workers(pool: asyncpg.Pool) -> list[Callable[[], Awaitable[None]]]:
-    """Background tasks for the gateway's bootstrap: the sealer."""
-    return [Sealer(pool, key=seal_key_from_env()).run]
+def workers(pool: asyncpg.Pool, key: bytes | None) -> list[Callable[[], Awaitable[None]]]:
+    """Background tasks for the gateway's bootstrap: the sealer (`key`: INTAKE_SEAL_KEY)."""
+    return [Sealer(pool, key=key).run]

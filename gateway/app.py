@@ -157,7 +157,7 @@ def create_app(
     """The application. With `services` given (tests), it does not own them."""
     app = web.Application(
         client_max_size=MAX_BODY,
-        middlewares=[context_middleware, errors_middleware, make_middleware(settings.tokens)],
+        middlewares=[context_middleware, errors_middleware, make_middleware(settings.http.tokens)],
     )
 
     async def wire(app: web.Application) -> AsyncIterator[None]:
@@ -175,7 +175,7 @@ def create_app(
                 await bootstrap.close_services(wired)
 
     app.on_response_prepare.append(
-        security_headers(content_security_policy(settings.extra.get("INTAKE_MAP_TILES", ""))))
+        security_headers(content_security_policy(settings.console.map_tiles)))
     app.cleanup_ctx.append(wire)
     add_routes(app)
     return app

@@ -49,7 +49,6 @@ from dispatch.missed_calls import MISSED_CALLS
 from dispatch.notify import NOTIFY
 from dispatch.supervision import SUPERVISION
 from eventstore import tamper
-from eventstore.group import enabled as group_commit_enabled
 from eventstore.leadership import Leadership
 from eventstore.migrate import migrate
 from eventstore.postgres import PostgresEventStore, create_pool
@@ -83,11 +82,11 @@ DOMAIN: tuple[Capability[Services], ...] = (
 
 
 def _sealer(services: Services) -> list[Task]:
-    return tamper.workers(services.pool)
+    return tamper.workers(services.pool, services.settings.stores.seal_key)
 
 
 def _ami(services: Services) -> list[Task]:
-    return ami.listeners(services.settings.ami_url, services.bus.handle, services.clock)
+    return ami.listeners(services.settings.ami, services.bus.handle, services.clock)
 
 
 GATEWAY: Capability[Services] = Capability(
@@ -128,24 +127,24 @@ async def connect_redis(url: str | None) -> aioredis.Redis | None:
 
 async def build_services(settings: Settings, *, clock: Clock | None = None) -> Services:
     """Connect the stores, apply migrations and wire the message bus."""
-    if settings.database_url is None:
+    if settings.stores.database_url is None:
         raise ValueError("build_services needs a database URL (the CLI starts embedded servers)")
-    pool = await create_pool(settings.database_url, application_name=f"intake-{settings.role}")
+    pool = await create_pool(settings.stores.database_url, application_name=f"intake-{settings.process.role}")
     async with pool.acquire() as conn:
         await migrate(conn, SCHEMA)
-    store = PostgresEventStore(pool, group_commit=group_commit_enabled(settings.extra))
+    store = PostgresEventStore(pool, group_commit=settings.stores.group_commit)
     clock = clock or SystemClock()
-    redis_client = await connect_redis(settings.redis_url)
+    redis_client = await connect_redis(settings.stores.redis_url)
     bus = MessageBus(collect_handlers(CAPABILITIES), {"store": store, "clock": clock})
     services = Services(
         settings=settings, pool=pool, store=store, clock=clock, bus=bus,
         redis=redis_client, metrics=Metrics(), leadership=Leadership(pool),
-        notify_providers=providers_from(settings),
+        notify_providers=providers_from(settings.notifications),
     )
     bus.provide("services", services)
     bus.provide("pool", pool)
     bus.provide("redis", redis_client)
-    bus.provide("settings", settings)
+    bus.provide("sla", settings.sla)
     return services
 
 
@@ -166,7 +165,7 @@ def background_tasks(services: Services, leadership: Leadership | None = None) -
     """
     from eventstore.subscriptions import ProjectionRunner, ReactorRunner
 
-    role = services.settings.role
+    role = services.settings.process.role
     tasks: list[Task] = []
     if role in ("all", "gateway"):
         tasks.extend(build((f for c in CAPABILITIES for f in c.listeners), services))

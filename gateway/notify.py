@@ -2,27 +2,44 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from dataclasses import dataclass
 
 from channels.twilio_rest import DEFAULT_API_BASE, TwilioMessages
+from dispatch.core.errors import InvalidConfig
 from dispatch.notify.provider import Provider
 from dispatch.notify.sender import LogProvider
-from gateway.settings import Settings
+
+SMS_PROVIDERS: frozenset[str] = frozenset({"twilio", "log"})
 
 
-def providers_from(settings: Settings) -> dict[str, Provider]:
-    """The providers the settings ask for, by outbox channel (`INTAKE_SMS_PROVIDER=twilio|log`)."""
-    extra: Mapping[str, str] = settings.extra
+@dataclass(frozen=True, slots=True)
+class SmsConfig:
+    """Where outbound SMS go: `log` (written to the log only) or `twilio` (its Messages API)."""
+
+    provider: str = "log"
+    account_sid: str = ""
+    auth_token: str = ""
+    sender: str = ""
+    api_base: str = DEFAULT_API_BASE
+
+    def __post_init__(self) -> None:
+        if self.provider not in SMS_PROVIDERS:
+            raise InvalidConfig("provider", f"must be one of {sorted(SMS_PROVIDERS)}")
+        if self.provider == "twilio" and not self.account_sid:
+            raise InvalidConfig("account_sid", "is needed to send SMS through Twilio")
+        if self.provider == "twilio" and not self.auth_token:
+            raise InvalidConfig("auth_token", "is needed to send SMS through Twilio")
+        if not self.api_base.startswith(("http://", "https://")):
+            raise InvalidConfig("api_base", "must be an http:// or https:// URL")
+
+
+def providers_from(config: SmsConfig) -> dict[str, Provider]:
+    """The providers the configuration asks for, by outbox channel."""
     log_provider = LogProvider()
-    wanted = extra.get("INTAKE_SMS_PROVIDER") or (
-        "twilio" if extra.get("INTAKE_TWILIO_ACCOUNT_SID") and settings.twilio_auth_token else "log"
-    )
     found: dict[str, Provider] = {"log": log_provider, "sms": log_provider, "wechat": log_provider}
-    if wanted == "twilio":
+    if config.provider == "twilio":
         found["sms"] = TwilioMessages(
-            account_sid=extra.get("INTAKE_TWILIO_ACCOUNT_SID", ""),
-            auth_token=settings.twilio_auth_token or "",
-            sender=extra.get("INTAKE_SMS_FROM", ""),
-            api_base=extra.get("INTAKE_TWILIO_API_BASE") or DEFAULT_API_BASE,
+            account_sid=config.account_sid, auth_token=config.auth_token,
+            sender=config.sender, api_base=config.api_base,
         )
     return found

@@ -24,7 +24,7 @@ from dispatch.missed_calls.policy import Assigner
 from dispatch.missed_calls.presence import RecordPresence
 from gateway.auth import Forbidden, require
 from gateway.http import BadRequest, error_response, json_response, read_json
-from gateway.presence_board import DEFAULT_TTL, STATUSES, PresenceBoard
+from gateway.presence_board import STATUSES, PresenceBoard
 from gateway.services import SERVICES, Services
 
 log = structlog.get_logger(__name__)
@@ -36,8 +36,8 @@ def board_of(services: Services) -> PresenceBoard:
     """The process's presence board (made once, kept in `services.presence`)."""
     board = services.presence
     if board is None:
-        ttl = float(services.settings.extra.get("INTAKE_PRESENCE_TTL") or DEFAULT_TTL)
-        board = PresenceBoard(services.redis, services.settings.redis_prefix, ttl)
+        board = PresenceBoard(services.redis, services.settings.stores.redis_prefix,
+                              services.settings.console.presence_ttl)
         services.presence = board
     return board
 

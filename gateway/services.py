@@ -102,12 +102,12 @@ class Services:
     @property
     def changes_channel(self) -> str:
         """The Redis pub/sub channel live views follow."""
-        return f"{self.settings.redis_prefix}changes"
+        return f"{self.settings.stores.redis_prefix}changes"
 
     @property
     def changes_stream(self) -> str:
         """The Redis Stream keeping recent changes, so live views resume by stream id."""
-        return f"{self.settings.redis_prefix}changes:log"
+        return f"{self.settings.stores.redis_prefix}changes:log"
 
     async def publish(self, changes: Sequence[Change]) -> None:
         """Fan projection changes out to live views; a Redis failure loses only liveness."""

@@ -1,18 +1,51 @@
-"""Settings from the environment (CONTRACT.md, "Configuration")."""
+"""Settings from the environment (CONTRACT.md, "Configuration"), read once at start.
+
+Every `INTAKE_*` variable intake reads is parsed here, and only here, into typed
+frozen sections; a malformed value is a `SettingsError` naming the variable and
+what it allows, so a process refuses to start rather than fail on a later request.
+Empty or blank values count as unset. The domain's own configuration types
+(`SlaConfig`, `LinkParams`, `AutoDispatchConfig` with `DispatchWeights`,
+`SmsConfig`) check their rules themselves (`InvalidConfig` names the field);
+this module names the variable it came from.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+from channels.ami import AmiConfig, parse_url
+from channels.errors import ChannelError
+from channels.wechat_crypto import aes_key
+from dispatch.cases.sla import SlaConfig
+from dispatch.core.errors import InvalidConfig, check_number
+from dispatch.gis.config import DEFAULT_SKILLS, AutoDispatchConfig
+from dispatch.gis.nearest import DispatchWeights
+from dispatch.linking.clustering import LinkParams
+from gateway.notify import SmsConfig
 
 PROCESS_ROLES: frozenset[str] = frozenset({"all", "gateway", "worker"})
 ROLES: frozenset[str] = frozenset({"channel", "agent", "dispatcher", "unit", "auditor", "admin"})
+LOG_FORMATS: frozenset[str] = frozenset({"json", "console"})
+LOG_LEVELS: frozenset[str] = frozenset({"debug", "info", "warning", "error", "critical"})
+SWITCH: Mapping[str, bool] = {"on": True, "true": True, "yes": True, "1": True,
+                              "off": False, "false": False, "no": False, "0": False}
+"""The words an on/off variable takes (any case)."""
+DISABLED = frozenset({"off", "false", "0", "none"})
+"""`INTAKE_AUTO_DISPATCH` values that switch automatic dispatch off."""
+WORKER_NICE = 10
+"""The worker role's default niceness: on a shared host, intake goes first (README, Operations)."""
+PRESENCE_TTL = 30.0
+"""Seconds an agent stays present without a heartbeat, unless `INTAKE_PRESENCE_TTL` says otherwise."""
 
 
 class SettingsError(ValueError):
-    """A configuration value is malformed."""
+    """A configuration value is malformed; the message names the variable and what it allows."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,29 +57,208 @@ class Token:
 
 
 @dataclass(frozen=True, slots=True)
-class Settings:
-    """Every setting intake reads; all optional (see the README)."""
+class ProcessSettings:
+    """What this process does and how it logs."""
 
-    database_url: str | None = None
-    redis_url: str | None = None
-    data_dir: Path = Path(".intake")
-    http_host: str = "127.0.0.1"
-    http_port: int = 8080
-    sia_port: int = 7100
-    sia_keys: Mapping[str, bytes] = field(default_factory=dict)
-    ami_url: str | None = None
-    twilio_auth_token: str | None = None
-    public_url: str | None = None
-    wechat_token: str | None = None
-    wechat_aes_key: str | None = None
-    wechat_appid: str | None = None
-    tokens: Mapping[str, Token] = field(default_factory=dict)
-    redis_prefix: str = "intake:"
-    role: str = "all"
-    nice: int = 0
-    log_format: str = "json"
-    log_level: str = "info"
-    extra: Mapping[str, str] = field(default_factory=dict)
+    role: str = "all"  # INTAKE_ROLE
+    nice: int = 0  # INTAKE_NICE
+    log_format: str = "json"  # INTAKE_LOG_FORMAT
+    log_level: str = "info"  # INTAKE_LOG_LEVEL
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    """Where the log and the caches live, and how the log is written and sealed."""
+
+    database_url: str | None = None  # INTAKE_DATABASE_URL; None: an embedded PostgreSQL
+    redis_url: str | None = None  # INTAKE_REDIS_URL; None: an embedded Redis
+    redis_prefix: str = "intake:"  # INTAKE_REDIS_PREFIX
+    data_dir: Path = Path(".intake")  # INTAKE_DATA_DIR
+    group_commit: bool = True  # INTAKE_GROUP_COMMIT
+    seal_key: bytes | None = None  # INTAKE_SEAL_KEY; None: seals are plain SHA-256
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    """The HTTP bind, the public base URL and the bearer tokens."""
+
+    host: str = "127.0.0.1"  # INTAKE_HTTP_HOST
+    port: int = 8080  # INTAKE_HTTP_PORT
+    public_url: str | None = None  # INTAKE_PUBLIC_URL, without a trailing slash
+    tokens: Mapping[str, Token] = field(default_factory=dict)  # INTAKE_TOKENS
+
+
+@dataclass(frozen=True, slots=True)
+class TwilioSettings:
+    """Secrets Twilio signs its webhooks with; no auth token: the Twilio endpoints answer 503."""
+
+    auth_token: str | None = None  # INTAKE_TWILIO_AUTH_TOKEN
+    shared_key: str | None = None  # INTAKE_TWILIO_SHARED_KEY
+
+
+@dataclass(frozen=True, slots=True)
+class WechatSettings:
+    """The WeChat official account; no token: the endpoint answers 503."""
+
+    token: str | None = None  # INTAKE_WECHAT_TOKEN
+    aes_key: str | None = None  # INTAKE_WECHAT_AES_KEY (43 characters), for safe mode
+    appid: str | None = None  # INTAKE_WECHAT_APPID, for safe mode
+
+
+@dataclass(frozen=True, slots=True)
+class SiaSettings:
+    """The SIA DC-09 receiver: port (0 disables it) and AES keys by account."""
+
+    port: int = 7100  # INTAKE_SIA_PORT
+    keys: Mapping[str, bytes] = field(default_factory=dict)  # INTAKE_SIA_KEYS
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSettings:
+    """The agent console: its map tiles and how long an agent stays present."""
+
+    map_tiles: str = ""  # INTAKE_MAP_TILES; empty: polygons only
+    presence_ttl: float = PRESENCE_TTL  # INTAKE_PRESENCE_TTL, seconds
+
+    def __post_init__(self) -> None:
+        check_number("presence_ttl", self.presence_ttl, 0.0, above_low=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every setting intake reads, by section; all optional (see the README)."""
+
+    process: ProcessSettings = field(default_factory=ProcessSettings)
+    stores: StoreSettings = field(default_factory=StoreSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    twilio: TwilioSettings = field(default_factory=TwilioSettings)
+    wechat: WechatSettings = field(default_factory=WechatSettings)
+    sia: SiaSettings = field(default_factory=SiaSettings)
+    ami: AmiConfig | None = None  # INTAKE_AMI_URL; None: AMI off
+    notifications: SmsConfig = field(default_factory=SmsConfig)
+    sla: SlaConfig = field(default_factory=SlaConfig)
+    linking: LinkParams = field(default_factory=LinkParams)
+    dispatch: AutoDispatchConfig = field(default_factory=AutoDispatchConfig)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Var:
+    """One environment variable: its name, how its text becomes a value, whether it is secret.
+
+    `parse` raises `ValueError` whose message says what is allowed; a secret's
+    value is never repeated in an error.
+    """
+
+    name: str
+    parse: Callable[[str], object] = str
+    secret: bool = False
+
+
+def _raw(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    return None if value is None or value.strip() == "" else value
+
+
+def _refused(var: Var, raw: str | None, rule: str) -> SettingsError:
+    shown = f"{var.name}={raw!r}" if raw is not None and not var.secret else var.name
+    return SettingsError(f"{shown} {rule}")
+
+
+def _value(env: Mapping[str, str], var: Var) -> object | None:
+    """The parsed value of `var`, None when it is unset."""
+    raw = _raw(env, var.name)
+    if raw is None:
+        return None
+    try:
+        return var.parse(raw)
+    except SettingsError:
+        raise
+    except ValueError as exc:
+        raise _refused(var, raw, str(exc)) from exc
+
+
+def _section(kind: Callable[..., T], env: Mapping[str, str], variables: Mapping[str, Var],
+             **given: object) -> T:
+    """`kind` from the variables that are set (the rest keep `given` or the defaults).
+
+    `variables` maps each field to its variable, so a rule the type refuses
+    (`InvalidConfig`) is reported under the variable's name.
+    """
+    values = dict(given)
+    for attr, var in variables.items():
+        value = _value(env, var)
+        if value is not None:
+            values[attr] = value
+    try:
+        return kind(**values)
+    except InvalidConfig as exc:
+        var = variables[exc.field]
+        raise _refused(var, _raw(env, var.name), str(exc)) from exc
+
+
+def _number(raw: str) -> float:
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError("is not a number") from exc
+
+
+def _whole(raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError("is not a whole number") from exc
+
+
+def _bounded(low: int, high: int, what: str) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError as exc:
+            raise ValueError(f"is not {what}") from exc
+        if not low <= value <= high:
+            raise ValueError(f"is out of range ({low}-{high})")
+        return value
+    return parse
+
+
+_port = _bounded(0, 65535, "a port number")
+
+
+def _one_of(allowed: frozenset[str], *, any_case: bool = False) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower() if any_case else raw.strip()
+        if value not in allowed:
+            raise ValueError(f"is not one of {sorted(allowed)}")
+        return value
+    return parse
+
+
+def _switch(raw: str) -> bool:
+    try:
+        return SWITCH[raw.strip().lower()]
+    except KeyError as exc:
+        raise ValueError("is not on or off") from exc
+
+
+def _url(*schemes: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        parts = urlsplit(raw.strip())
+        if parts.scheme not in schemes or not (parts.netloc or parts.path):
+            raise ValueError(f"must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
+        return raw.strip()
+    return parse
+
+
+def _public_url(raw: str) -> str:
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must be an http:// or https:// URL")
+    return raw.strip().rstrip("/")
 
 
 def parse_tokens(value: str) -> dict[str, Token]:
@@ -78,62 +290,142 @@ def parse_sia_keys(value: str) -> dict[str, bytes]:
     return keys
 
 
-def _bounded(env: Mapping[str, str], name: str, default: int, low: int, high: int, what: str) -> int:
-    """The whole number in `name` (`default` when unset or empty), within low-high."""
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
+def _wechat_aes_key(raw: str) -> str:
     try:
-        value = int(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{name}={raw!r} is not {what}") from exc
-    if not low <= value <= high:
-        raise SettingsError(f"{name}={raw!r} is out of range ({low}-{high})")
-    return value
+        aes_key(raw)
+    except ChannelError as exc:
+        raise SettingsError(exc.message) from exc
+    return raw
 
 
-def _port(env: Mapping[str, str], name: str, default: int) -> int:
-    return _bounded(env, name, default, 0, 65535, "a port number")
+def _ami(env: Mapping[str, str]) -> AmiConfig | None:
+    raw = _raw(env, AMI)
+    try:
+        return None if raw is None else parse_url(raw)
+    except ChannelError as exc:
+        raise SettingsError(exc.message) from exc
 
 
-def _role(value: str) -> str:
-    if value not in PROCESS_ROLES:
-        raise SettingsError(f"INTAKE_ROLE={value!r} is not one of {sorted(PROCESS_ROLES)}")
-    return value
+def _complete_hours(raw: str) -> dict[int, float]:
+    """`level:hours,...` over the default hours (levels not named keep theirs)."""
+    hours = dict(SlaConfig().complete_hours)
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        level, _, value = part.partition(":")
+        try:
+            hours[int(level)] = float(value)
+        except ValueError as exc:
+            raise ValueError(f"entry {part!r} is not priority:hours (e.g. 1:4,2:12)") from exc
+    return hours
 
 
-WORKER_NICE = 10
-"""The worker role's default niceness: on a shared host, intake goes first (README, Operations)."""
+def _skills(raw: str) -> dict[str, str]:
+    """`category:skill,...` (a bare category keeps its default skill); `off` disables."""
+    if raw.strip().lower() in DISABLED:
+        return {}
+    skills: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        category, _, skill = (s.strip() for s in part.partition(":"))
+        skills[category] = skill or DEFAULT_SKILLS.get(category, category)
+    return skills
 
 
-def _nice(env: Mapping[str, str], role: str) -> int:
-    default = WORKER_NICE if role == "worker" else 0
-    return _bounded(env, "INTAKE_NICE", default, 0, 19, "a whole number")
+_SLA = {
+    "confirm_minutes": Var("INTAKE_SLA_CONFIRM_MINUTES", _number),
+    "complete_hours": Var("INTAKE_SLA_COMPLETE_HOURS", _complete_hours),
+    "callback_hours": Var("INTAKE_SLA_CALLBACK_HOURS", _number),
+    "archive_hours": Var("INTAKE_SLA_ARCHIVE_HOURS", _number),
+    "near_fraction": Var("INTAKE_SLA_NEAR_FRACTION", _number),
+    "yellow_untouched_days": Var("INTAKE_SLA_YELLOW_DAYS", _number),
+    "red_days": Var("INTAKE_SLA_RED_DAYS", _number),
+    "chase_interval_minutes": Var("INTAKE_CHASE_INTERVAL_MINUTES", _number),
+    "supplement_after_days": Var("INTAKE_SUPPLEMENT_AFTER_DAYS", _number),
+}
+_LINKING = {
+    "radius_m": Var("INTAKE_LINK_RADIUS_M", _number),
+    "window_min": Var("INTAKE_LINK_WINDOW_MIN", _number),
+    "caller_window_min": Var("INTAKE_LINK_CALLER_WINDOW_MIN", _number),
+    "max_links": Var("INTAKE_LINK_MAX_LINKS", _whole),
+    "incident_min_cases": Var("INTAKE_INCIDENT_MIN_CASES", _whole),
+}
+_WEIGHTS = {name: Var(f"INTAKE_DISPATCH_WEIGHT_{name.upper()}", _number)
+            for name in ("distance", "skill", "load", "priority")}
+_DISPATCH = {
+    "skills": Var("INTAKE_AUTO_DISPATCH", _skills),
+    "surge_threshold": Var("INTAKE_SURGE_THRESHOLD", _whole),
+}
+_SMS = {
+    "provider": Var("INTAKE_SMS_PROVIDER"),
+    "account_sid": Var("INTAKE_TWILIO_ACCOUNT_SID"),
+    "auth_token": Var("INTAKE_TWILIO_AUTH_TOKEN", secret=True),
+    "sender": Var("INTAKE_SMS_FROM"),
+    "api_base": Var("INTAKE_TWILIO_API_BASE"),
+}
+_PROCESS = {
+    "role": Var("INTAKE_ROLE", _one_of(PROCESS_ROLES)),
+    "nice": Var("INTAKE_NICE", _bounded(0, 19, "a whole number")),
+    "log_format": Var("INTAKE_LOG_FORMAT", _one_of(LOG_FORMATS)),
+    "log_level": Var("INTAKE_LOG_LEVEL", _one_of(LOG_LEVELS, any_case=True)),
+}
+_STORES = {
+    "database_url": Var("INTAKE_DATABASE_URL", _url("postgresql", "postgres"), secret=True),
+    "redis_url": Var("INTAKE_REDIS_URL", _url("redis", "rediss", "unix"), secret=True),
+    "redis_prefix": Var("INTAKE_REDIS_PREFIX"),
+    "data_dir": Var("INTAKE_DATA_DIR", Path),
+    "group_commit": Var("INTAKE_GROUP_COMMIT", _switch),
+    "seal_key": Var("INTAKE_SEAL_KEY", lambda raw: raw.encode("utf-8"), secret=True),
+}
+_HTTP = {
+    "host": Var("INTAKE_HTTP_HOST"),
+    "port": Var("INTAKE_HTTP_PORT", _port),
+    "public_url": Var("INTAKE_PUBLIC_URL", _public_url),
+    "tokens": Var("INTAKE_TOKENS", parse_tokens, secret=True),
+}
+_TWILIO = {
+    "auth_token": Var("INTAKE_TWILIO_AUTH_TOKEN", secret=True),
+    "shared_key": Var("INTAKE_TWILIO_SHARED_KEY", secret=True),
+}
+_WECHAT = {
+    "token": Var("INTAKE_WECHAT_TOKEN", secret=True),
+    "aes_key": Var("INTAKE_WECHAT_AES_KEY", _wechat_aes_key, secret=True),
+    "appid": Var("INTAKE_WECHAT_APPID"),
+}
+_SIA = {
+    "port": Var("INTAKE_SIA_PORT", _port),
+    "keys": Var("INTAKE_SIA_KEYS", parse_sia_keys, secret=True),
+}
+_CONSOLE = {
+    "map_tiles": Var("INTAKE_MAP_TILES"),
+    "presence_ttl": Var("INTAKE_PRESENCE_TTL", _number),
+}
+AMI = "INTAKE_AMI_URL"
+
+VARIABLES: frozenset[str] = frozenset({AMI} | {
+    v.name for table in (_PROCESS, _STORES, _HTTP, _TWILIO, _WECHAT, _SIA, _CONSOLE, _SMS,
+                         _SLA, _LINKING, _WEIGHTS, _DISPATCH) for v in table.values()})
+"""The name of every variable intake reads."""
 
 
 def from_env(env: Mapping[str, str] | None = None) -> Settings:
-    """Read the settings from the environment (or a given mapping)."""
+    """Every setting from the environment (or a given mapping); `SettingsError` names a bad one."""
     env = os.environ if env is None else env
-    role = _role(env.get("INTAKE_ROLE") or "all")
+    process = _section(ProcessSettings, env, _PROCESS)
+    if _raw(env, "INTAKE_NICE") is None and process.role == "worker":
+        process = dataclasses.replace(process, nice=WORKER_NICE)
+    twilio = _section(TwilioSettings, env, _TWILIO)
+    sms_provider = "twilio" if _raw(env, "INTAKE_TWILIO_ACCOUNT_SID") and twilio.auth_token else "log"
+    weights = _section(DispatchWeights, env, _WEIGHTS)
     return Settings(
-        database_url=env.get("INTAKE_DATABASE_URL") or None,
-        redis_url=env.get("INTAKE_REDIS_URL") or None,
-        data_dir=Path(env.get("INTAKE_DATA_DIR") or ".intake"),
-        http_host=env.get("INTAKE_HTTP_HOST") or "127.0.0.1",
-        http_port=_port(env, "INTAKE_HTTP_PORT", 8080),
-        sia_port=_port(env, "INTAKE_SIA_PORT", 7100),
-        sia_keys=parse_sia_keys(env.get("INTAKE_SIA_KEYS", "")),
-        ami_url=env.get("INTAKE_AMI_URL") or None,
-        twilio_auth_token=env.get("INTAKE_TWILIO_AUTH_TOKEN") or None,
-        public_url=(env.get("INTAKE_PUBLIC_URL") or "").rstrip("/") or None,
-        wechat_token=env.get("INTAKE_WECHAT_TOKEN") or None,
-        wechat_aes_key=env.get("INTAKE_WECHAT_AES_KEY") or None,
-        wechat_appid=env.get("INTAKE_WECHAT_APPID") or None,
-        tokens=parse_tokens(env.get("INTAKE_TOKENS", "")),
-        redis_prefix=env.get("INTAKE_REDIS_PREFIX") or "intake:",
-        role=role,
-        nice=_nice(env, role),
-        log_format=env.get("INTAKE_LOG_FORMAT") or "json",
-        log_level=env.get("INTAKE_LOG_LEVEL") or "info",
-        extra={k: v for k, v in env.items() if k.startswith("INTAKE_")},
+        process=process,
+        stores=_section(StoreSettings, env, _STORES),
+        http=_section(HttpSettings, env, _HTTP),
+        twilio=twilio,
+        wechat=_section(WechatSettings, env, _WECHAT),
+        sia=_section(SiaSettings, env, _SIA),
+        ami=_ami(env),
+        notifications=_section(SmsConfig, env, _SMS, provider=sms_provider),
+        sla=_section(SlaConfig, env, _SLA),
+        linking=_section(LinkParams, env, _LINKING),
+        dispatch=_section(AutoDispatchConfig, env, _DISPATCH, weights=weights),
+        console=_section(ConsoleSettings, env, _CONSOLE),
     )
+

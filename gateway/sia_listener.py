@@ -87,7 +87,7 @@ class SiaReceiver:
 
         try:
             async with asyncio.timeout(FRAME_TIMEOUT):
-                return await answer_frame(raw, keys=services.settings.sia_keys, now=now,
+                return await answer_frame(raw, keys=services.settings.sia.keys, now=now,
                                           deliver=deliver, reject=reject)
         except NotDc09:
             self._drop("not_dc09")
@@ -218,12 +218,12 @@ class SiaReceiver:
 
 def listeners(services: Services) -> list[Task]:
     """The receiver, unless `INTAKE_SIA_PORT` is 0."""
-    port = services.settings.sia_port
+    port = services.settings.sia.port
     if port == 0:
         return []
     receiver = SiaReceiver(services)
 
     async def sia_listener() -> None:
-        await receiver.serve(services.settings.http_host, port)
+        await receiver.serve(services.settings.http.host, port)
 
     return [sia_listener]

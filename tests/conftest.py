@@ -23,7 +23,7 @@ from dispatch.core.clock import FakeClock
 from eventstore.migrate import migrate
 from eventstore.postgres import PostgresEventStore, create_pool
 from gateway.schema import SCHEMA
-from gateway.settings import Settings, Token
+from gateway.settings import HttpSettings, ProcessSettings, Settings, SiaSettings, StoreSettings, Token
 
 TOKENS = {
     "t-channel": Token("channel", "test-channel"),
@@ -133,12 +133,10 @@ def clock() -> FakeClock:
 def settings(pg_dsn: str, redis_server_url: str, redis_prefix: str) -> Settings:
     """Settings for an app on this test's database and Redis namespace."""
     return Settings(
-        database_url=pg_dsn,
-        redis_url=redis_server_url,
-        redis_prefix=redis_prefix,
-        tokens=TOKENS,
-        sia_port=0,
-        log_format="console",
+        process=ProcessSettings(log_format="console"),
+        stores=StoreSettings(database_url=pg_dsn, redis_url=redis_server_url, redis_prefix=redis_prefix),
+        http=HttpSettings(tokens=TOKENS),
+        sia=SiaSettings(port=0),
     )
 
 

@@ -1,9 +1,9 @@
 """Cases: registration, actions, SLA and the `cases` read model."""
 
 from dispatch.cases import actions, read_model, registration
-from dispatch.core.capability import Capability, Deps
+from dispatch.core.capability import Capability
 
-CASES: Capability[Deps] = Capability(
+CASES: Capability[read_model.CasesDeps] = Capability(
     "cases",
     handlers={**registration.HANDLERS, **actions.HANDLERS},
     projections=(read_model.projections,),

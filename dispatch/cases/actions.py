@@ -32,7 +32,6 @@ from dispatch.cases.sla import SlaConfig
 from dispatch.cases.state import CaseState, case_stream, load_case
 from dispatch.cases.status import BUSY, CALLBACK_DUE, OPEN, WAITING, WORKING, CaseStatus
 from dispatch.core.bus import Handler
-from dispatch.core.capability import SettingsView
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand, NotAllowed, StaleVersion
 from dispatch.core.messages import Command, Event, metadata, to_new_event
@@ -320,7 +319,7 @@ async def apply_events(
 
 
 async def handle_action(
-    cmd: CaseAction, *, store: EventStore, clock: Clock, settings: SettingsView | None
+    cmd: CaseAction, *, store: EventStore, clock: Clock, sla: SlaConfig
 ) -> CaseState:
     """Load the case, check the version, decide and append; answer the new state."""
     if cmd.idempotency_key is not None and await store.find_by_idempotency_key(cmd.idempotency_key):
@@ -328,8 +327,7 @@ async def handle_action(
     state = await load_case(store, cmd.case_id)
     if cmd.expected_version is not None and cmd.expected_version != state.version:
         raise StaleVersion(case_stream(cmd.case_id), cmd.expected_version, state.version)
-    cfg = SlaConfig.from_env(getattr(settings, "extra", {}))
-    events = DECIDERS[type(cmd)](state, cmd, clock.now(), cfg)
+    events = DECIDERS[type(cmd)](state, cmd, clock.now(), sla)
     return await apply_events(
         store, state, events, actor=cmd.actor, idempotency_key=cmd.idempotency_key
     )

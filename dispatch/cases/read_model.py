@@ -21,7 +21,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 import asyncpg
 
@@ -434,9 +434,27 @@ async def web_request(db: Db, case_id: str) -> WebRequest | None:
     return None if row is None else _web(row)
 
 
-def projections(deps: Deps) -> list[CasesProjection]:
+class SlaSettings(Protocol):
+    """The configuration section the cases read model reads."""
+
+    @property
+    def sla(self) -> SlaConfig:
+        """Response limits and light thresholds."""
+        ...
+
+
+class CasesDeps(Deps, Protocol):
+    """What the cases capability's hooks use: the common dependencies and the SLA settings."""
+
+    @property
+    def settings(self) -> SlaSettings:
+        """The configuration."""
+        ...
+
+
+def projections(deps: CasesDeps) -> list[CasesProjection]:
     """The cases projection."""
-    return [CasesProjection(deps.clock, SlaConfig.from_env(deps.settings.extra))]
+    return [CasesProjection(deps.clock, deps.settings.sla)]
 
 
 def workers(deps: Deps) -> list[Task]:

@@ -1,8 +1,8 @@
 """SLA rules (pure): stage limits, deadlines, lights, the priority score and queue order.
 
 Response limits are CONTRACT.md's (15 / 30 / 60 / 90 min by priority); every
-other figure is configurable through `INTAKE_SLA_*` variables (see
-`SlaConfig.from_env` and docs/cases-sla.md); the defaults are DOMAIN.md's.
+other figure is configurable (`SlaConfig`, read from `INTAKE_SLA_*` variables by
+the gateway's settings; docs/cases-sla.md); the defaults are DOMAIN.md's.
 
 Lights (exact rule). A case has a running `deadline` (the response deadline
 until a unit confirms it, then the completion deadline, moved by an approved
@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 from dispatch.cases.registration import RESPONSE_LIMIT_MINUTES
 from dispatch.cases.status import DONE, CaseStatus
-from dispatch.core.errors import InvalidCommand
+from dispatch.core.errors import InvalidConfig, check_number
 
 LIGHTS: tuple[str, ...] = ("green", "yellow", "red")
 
@@ -38,30 +38,8 @@ _COMPLEXITY: dict[str, float] = {
 _SCOPE_COMPLEXITY: dict[str, float] = {"household": 0.0, "building": 0.3, "area": 0.6, "street": 0.6}
 _LEVEL_WEIGHT: dict[int, float] = {1: 8.0, 2: 4.0, 3: 2.0, 4: 1.0}
 _URGENCY_CAP = 0.95
-
-
-def _pairs(raw: str, name: str) -> dict[int, float]:
-    out: dict[int, float] = {}
-    for part in filter(None, (p.strip() for p in raw.split(","))):
-        level, _, value = part.partition(":")
-        try:
-            out[int(level)] = float(value)
-        except ValueError as exc:
-            raise InvalidCommand(f"{name} entry {part!r} is not level:number", field=name) from exc
-    return out
-
-
-def _number(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise InvalidCommand(f"{name}={raw!r} is not a number", field=name) from exc
-    if value < 0:
-        raise InvalidCommand(f"{name} must not be negative", field=name)
-    return value
+CHASE_INTERVAL_FLOOR = 0.1
+"""Minutes: a shorter (or zero) chasing interval would chase a unit in a busy loop."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,25 +58,16 @@ class SlaConfig:
     chase_interval_minutes: float = 15.0
     supplement_after_days: float = 7.0
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> SlaConfig:
-        """The configuration from `INTAKE_SLA_*` / `INTAKE_CHASE_*` variables (unset keep defaults)."""
-        base = cls()
-        return cls(
-            confirm_minutes=_number(env, "INTAKE_SLA_CONFIRM_MINUTES", base.confirm_minutes),
-            complete_hours={**base.complete_hours,
-                            **_pairs(env.get("INTAKE_SLA_COMPLETE_HOURS", ""),
-                                     "INTAKE_SLA_COMPLETE_HOURS")},
-            callback_hours=_number(env, "INTAKE_SLA_CALLBACK_HOURS", base.callback_hours),
-            archive_hours=_number(env, "INTAKE_SLA_ARCHIVE_HOURS", base.archive_hours),
-            near_fraction=_number(env, "INTAKE_SLA_NEAR_FRACTION", base.near_fraction),
-            yellow_untouched_days=_number(env, "INTAKE_SLA_YELLOW_DAYS", base.yellow_untouched_days),
-            red_days=_number(env, "INTAKE_SLA_RED_DAYS", base.red_days),
-            chase_interval_minutes=max(
-                _number(env, "INTAKE_CHASE_INTERVAL_MINUTES", base.chase_interval_minutes), 0.1),
-            supplement_after_days=_number(env, "INTAKE_SUPPLEMENT_AFTER_DAYS",
-                                          base.supplement_after_days),
-        )
+    def __post_init__(self) -> None:
+        for name in ("confirm_minutes", "callback_hours", "archive_hours", "yellow_untouched_days",
+                     "red_days", "chase_interval_minutes", "supplement_after_days"):
+            check_number(name, getattr(self, name), 0.0)
+        check_number("near_fraction", self.near_fraction, 0.0, 1.0)
+        for level, hours in self.complete_hours.items():
+            if level not in RESPONSE_LIMIT_MINUTES:
+                raise InvalidConfig("complete_hours",
+                                    f"must name priorities {sorted(RESPONSE_LIMIT_MINUTES)} only")
+            check_number("complete_hours", hours, 0.0)
 
     @staticmethod
     def response_limit(priority: int) -> timedelta:
@@ -123,7 +92,7 @@ class SlaConfig:
 
     def chase_interval(self) -> timedelta:
         """How often a silent unit is chased once a stage is overdue."""
-        return timedelta(minutes=self.chase_interval_minutes)
+        return timedelta(minutes=max(self.chase_interval_minutes, CHASE_INTERVAL_FLOOR))
 
     def supplement_after(self) -> timedelta:
         """How long after closing a case may be supplemented (12345: from day 7)."""

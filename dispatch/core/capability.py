@@ -26,17 +26,8 @@ Task = Callable[[], Awaitable[None]]
 
 
 class SettingsView(Protocol):
-    """The configuration values capability hooks read."""
-
-    @property
-    def extra(self) -> Mapping[str, str]:
-        """Every `INTAKE_*` variable as given (parsed where used)."""
-        ...
-
-    @property
-    def twilio_auth_token(self) -> str | None:
-        """The Twilio auth token (SMS sending and webhook signatures)."""
-        ...
+    """The configuration, as hooks see it: a capability that reads a section narrows this
+    in the dependency protocol it declares (e.g. `settings.sla: SlaConfig` for cases)."""
 
 
 class Deps(Protocol):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 class DispatchError(Exception):
     """Root of every error the domain raises."""
@@ -41,3 +43,30 @@ class NotAllowed(DispatchError):
     """The action is not allowed in the aggregate's current state or for this actor."""
 
     code = "not_allowed"
+
+
+class InvalidConfig(ValueError):
+    """A configuration value breaks its type's rule; `field` names the attribute.
+
+    Not a `DispatchError`: configuration is checked once at start, so it never
+    reaches a caller as a 4xx. The settings module names the variable it came from.
+    """
+
+    def __init__(self, field: str, rule: str) -> None:
+        super().__init__(rule)
+        self.field = field
+
+
+def check_number(field: str, value: float, low: float, high: float = math.inf, *,
+                 above_low: bool = False, whole: bool = False) -> None:
+    """Raise `InvalidConfig` unless `value` is a finite number from `low` (or above it) to `high`."""
+    kind = "a whole number" if whole else "a number"
+    if math.isfinite(high):
+        rule = f"must be {kind} from {low:g} to {high:g}"
+    else:
+        rule = f"must be {kind} {'>' if above_low else '>='} {low:g}"
+    fits = isinstance(value, int) if whole else isinstance(value, int | float)
+    if not fits or isinstance(value, bool) or not math.isfinite(value):
+        raise InvalidConfig(field, rule)
+    if value > high or value < low or (above_low and value == low):
+        raise InvalidConfig(field, rule)

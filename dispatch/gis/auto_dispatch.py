@@ -9,7 +9,7 @@ first, one by one. The rest: with at most `INTAKE_SURGE_THRESHOLD` (5) waiting,
 each gets `ProviderSnapshot.best`; above it, `nearest_batch.assign_batch`
 spreads them at minimum total cost. A rejected case is re-dispatched to the
 best provider that has not rejected it. Categories and their skills:
-`INTAKE_AUTO_DISPATCH=power_fault:power_repair,...` (`off` disables).
+`AutoDispatchConfig.skills` (`INTAKE_AUTO_DISPATCH=power_fault:power_repair,...`; `off` disables).
 
 The provider index is the shared `ReferenceIndexes.provider_index` holder
 (kept by `dispatch.gis.provider_index`); this worker re-syncs each provider's load
@@ -33,31 +33,17 @@ from dispatch.core.capability import Task
 from dispatch.core.clock import Clock
 from dispatch.core.errors import DispatchError
 from dispatch.gis.batch import WaitingCase, assign_batch
+from dispatch.gis.config import AutoDispatchConfig
 from dispatch.gis.holder import ProviderIndexHolder
 from dispatch.gis.nearest import DispatchWeights, ProviderSnapshot, StatusChange
 from dispatch.gis.provider_index import GisDeps, ReferenceIndexes
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_SKILLS: dict[str, str] = {"power_fault": "power_repair", "voltage_anomaly": "power_repair"}
 PREFERRED: dict[str, frozenset[str]] = {
     "power_fault": frozenset({"line_repair"}), "voltage_anomaly": frozenset({"transformer"}),
 }
 ACTOR = "system:auto_dispatch"
-
-
-def skills_from_env(env: Mapping[str, str]) -> dict[str, str]:
-    """Category -> skill of automatically dispatched cases (`INTAKE_AUTO_DISPATCH`)."""
-    raw = env.get("INTAKE_AUTO_DISPATCH")
-    if raw is None or raw.strip() == "":
-        return dict(DEFAULT_SKILLS)
-    if raw.strip().lower() in {"off", "false", "0", "none"}:
-        return {}
-    skills: dict[str, str] = {}
-    for part in filter(None, (p.strip() for p in raw.split(","))):
-        category, _, skill = part.partition(":")
-        skills[category.strip()] = skill.strip() or DEFAULT_SKILLS.get(category.strip(), category.strip())
-    return skills
 
 
 async def sync_loads(pool: asyncpg.Pool, holder: ProviderIndexHolder) -> None:
@@ -133,13 +119,13 @@ class AutoDispatcher:
 
     def __init__(
         self, pool: asyncpg.Pool, handle: Send, clock: Clock,
-        indexes: ReferenceIndexes, env: Mapping[str, str], *, interval: float = 0.5,
+        indexes: ReferenceIndexes, config: AutoDispatchConfig, *, interval: float = 0.5,
         refresh: float = 10.0,
     ) -> None:
         self._pool, self._handle, self._clock, self._indexes = pool, handle, clock, indexes
-        self._skills = skills_from_env(env)
-        self._weights = DispatchWeights.from_env(env)
-        self._surge = int(env.get("INTAKE_SURGE_THRESHOLD") or 5)
+        self._skills = config.skills
+        self._weights = config.weights
+        self._surge = config.surge_threshold
         self._interval, self._refresh = interval, refresh
 
     async def run_once(self) -> int:
@@ -193,5 +179,5 @@ class AutoDispatcher:
 
 def workers(deps: GisDeps) -> list[Task]:
     """The automatic dispatcher."""
-    return [AutoDispatcher(deps.pool, deps.bus.handle, deps.clock, deps, deps.settings.extra).run]
+    return [AutoDispatcher(deps.pool, deps.bus.handle, deps.clock, deps, deps.settings.dispatch).run]
 

@@ -33,7 +33,7 @@ import numpy.typing as npt
 import pykdtree
 from pykdtree.kdtree import KDTree as _PyKDTree
 
-from dispatch.core.errors import InvalidCommand, NotFound
+from dispatch.core.errors import InvalidCommand, NotFound, check_number
 from dispatch.core.messages import Json
 
 _A = 6378137.0
@@ -74,18 +74,9 @@ class DispatchWeights:
     load: float = 3.0
     priority: float = 10.0
 
-    @classmethod
-    def from_env(cls, env: Mapping[str, str], prefix: str = "INTAKE_DISPATCH_WEIGHT_") -> DispatchWeights:
-        """Weights from e.g. INTAKE_DISPATCH_WEIGHT_DISTANCE=1.5; unset ones keep their defaults."""
-        values: dict[str, float] = {}
+    def __post_init__(self) -> None:
         for name in ("distance", "skill", "load", "priority"):
-            raw = env.get(prefix + name.upper())
-            if raw is not None:
-                try:
-                    values[name] = float(raw)
-                except ValueError as exc:
-                    raise InvalidCommand(f"{prefix}{name.upper()} must be a number", field=name) from exc
-        return cls(**values)
+            check_number(name, getattr(self, name), 0.0)
 
 
 @dataclass(frozen=True, slots=True)

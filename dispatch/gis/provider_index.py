@@ -20,6 +20,7 @@ import structlog
 from dispatch.cases.read_model import busy_loads
 from dispatch.core.capability import Deps, Task
 from dispatch.core.messages import Json, JsonValue
+from dispatch.gis.config import AutoDispatchConfig
 from dispatch.gis.geo import DistrictIndex
 from dispatch.gis.holder import ProviderIndexHolder
 from dispatch.gis.nearest import DispatchWeights, Provider
@@ -83,8 +84,22 @@ class ReferenceIndexes(Protocol):
     dispatch_weights: DispatchWeights | None
 
 
+class DispatchSettings(Protocol):
+    """The configuration section GIS reads."""
+
+    @property
+    def dispatch(self) -> AutoDispatchConfig:
+        """Automatic dispatch: categories and skills, surge threshold, scoring weights."""
+        ...
+
+
 class GisDeps(Deps, ReferenceIndexes, Protocol):
-    """What the GIS capability's hooks use: the common dependencies and the indexes."""
+    """What the GIS capability's hooks use: the common dependencies, the indexes, its settings."""
+
+    @property
+    def settings(self) -> DispatchSettings:
+        """The configuration."""
+        ...
 
 
 class ReferenceFollower:
@@ -144,5 +159,5 @@ class ReferenceFollower:
 def listeners(deps: GisDeps) -> list[Task]:
     """The follower that keeps the indexes current (in the process that serves HTTP)."""
     if deps.dispatch_weights is None:
-        deps.dispatch_weights = DispatchWeights.from_env(deps.settings.extra)
+        deps.dispatch_weights = deps.settings.dispatch.weights
     return [ReferenceFollower(deps.store, deps).run]

@@ -1,9 +1,9 @@
 """Linking: clustering of related cases, the linking policy, incidents and their read model."""
 
-from dispatch.core.capability import Capability, Deps
+from dispatch.core.capability import Capability
 from dispatch.linking import clustering, incidents, policy, read_model
 
-LINKING: Capability[Deps] = Capability(
+LINKING: Capability[policy.LinkingDeps] = Capability(
     "linking",
     handlers={**clustering.HANDLERS, **incidents.HANDLERS},
     projections=(read_model.projections,),

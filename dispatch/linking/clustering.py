@@ -26,8 +26,8 @@ import numpy as np
 from dispatch.cases.events import CaseLinked, CaseRegistered, CaseUnlinked
 from dispatch.cases.state import CaseState, case_stream, load_case
 from dispatch.core.bus import Handler
-from dispatch.core.errors import InvalidCommand, NotAllowed, StaleVersion
-from dispatch.core.messages import Command, Event, Json, metadata, to_new_event
+from dispatch.core.errors import InvalidCommand, NotAllowed, StaleVersion, check_number
+from dispatch.core.messages import Command, Event, metadata, to_new_event
 from dispatch.gis.geo import geodesic_m, geodesic_many_m
 from eventstore import EventStore, WrongExpectedVersion
 
@@ -47,27 +47,11 @@ class LinkParams:
     incident_min_cases: int = 3
     max_candidates: int = 500
 
-    @classmethod
-    def from_settings(cls, extra: Mapping[str, str]) -> LinkParams:
-        """Parameters from `INTAKE_LINK_*` / `INTAKE_INCIDENT_MIN_CASES` (ValueError if malformed)."""
-        names = {
-            "radius_m": "INTAKE_LINK_RADIUS_M", "window_min": "INTAKE_LINK_WINDOW_MIN",
-            "caller_window_min": "INTAKE_LINK_CALLER_WINDOW_MIN", "max_links": "INTAKE_LINK_MAX_LINKS",
-            "incident_min_cases": "INTAKE_INCIDENT_MIN_CASES",
-        }
-        values: Json = {}
-        for attr, env in names.items():
-            raw = extra.get(env)
-            if raw in (None, ""):
-                continue
-            kind = int if attr in ("max_links", "incident_min_cases") else float
-            try:
-                values[attr] = kind(raw)
-            except ValueError as exc:
-                raise ValueError(f"{env}={raw!r} is not a number") from exc
-            if values[attr] <= 0:
-                raise ValueError(f"{env} must be positive")
-        return cls(**values)
+    def __post_init__(self) -> None:
+        for name in ("radius_m", "window_min", "caller_window_min"):
+            check_number(name, getattr(self, name), 0.0, above_low=True)
+        for name in ("max_links", "incident_min_cases", "max_candidates"):
+            check_number(name, getattr(self, name), 1, whole=True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -282,9 +282,27 @@ class LinkingPolicy:
             return False, None
 
 
-def reactors(deps: Deps) -> list[Reactor]:
+class LinkingSettings(Protocol):
+    """The configuration section linking reads."""
+
+    @property
+    def linking(self) -> LinkParams:
+        """Radii, windows and thresholds of linking and incidents."""
+        ...
+
+
+class LinkingDeps(Deps, Protocol):
+    """What the linking capability's hooks use: the common dependencies and its settings."""
+
+    @property
+    def settings(self) -> LinkingSettings:
+        """The configuration."""
+        ...
+
+
+def reactors(deps: LinkingDeps) -> list[Reactor]:
     """The linking policy and the incident broadcast."""
-    params = LinkParams.from_settings(deps.settings.extra)
+    params = deps.settings.linking
     send: Send = deps.bus.handle
     return [
         LinkingPolicy(PgCandidates(deps.pool, params), params, store=deps.store, send=send),

@@ -37,7 +37,7 @@ from dispatch.cases.sla import SlaConfig
 from dispatch.cases.state import CaseState, load_case
 from dispatch.cases.status import WORKING, CaseStatus
 from dispatch.core.bus import Handler, MessageBus
-from dispatch.core.capability import Deps, SettingsView
+from dispatch.core.capability import Deps
 from dispatch.core.clock import Clock
 from dispatch.core.messages import Command, Event, from_recorded
 from dispatch.core.phone import mask_phone
@@ -96,12 +96,11 @@ def decide_chase(
 
 
 async def chase_case(
-    cmd: ChaseCase, *, store: EventStore, clock: Clock, settings: SettingsView | None
+    cmd: ChaseCase, *, store: EventStore, clock: Clock, sla: SlaConfig
 ) -> Reschedule | None:
     """Handle `ChaseCase`: record a due chase; answer when the timer should fire again."""
-    cfg = SlaConfig.from_env(getattr(settings, "extra", {}))
     state = await load_case(store, cmd.case_id)
-    events, again = decide_chase(state, cmd.stage, clock.now(), cfg)
+    events, again = decide_chase(state, cmd.stage, clock.now(), sla)
     if events:
         chase = events[0]
         assert isinstance(chase, CaseChased)

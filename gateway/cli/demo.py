@@ -196,11 +196,11 @@ def demo_files() -> list[Path]:
 
 def _print_tokens(settings: Settings) -> dict[str, str]:
     by_role: dict[str, str] = {}
-    for token, who in settings.tokens.items():
+    for token, who in settings.http.tokens.items():
         by_role.setdefault(who.role, token)
-    base = f"http://{settings.http_host}:{settings.http_port}"
+    base = f"http://{settings.http.host}:{settings.http.port}"
     print("demo tokens (role subject token):", flush=True)
-    for token, who in settings.tokens.items():
+    for token, who in settings.http.tokens.items():
         print(f"  {who.role:<10} {who.subject:<14} {token}", flush=True)
     for role in ("dispatcher", "auditor", "agent", "unit"):
         if role in by_role:
@@ -215,8 +215,9 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     from gateway.services import SERVICES
 
     demo = dataclasses.replace(
-        settings, tokens=settings.tokens or demo_tokens(),
-        twilio_auth_token=settings.twilio_auth_token or secrets.token_hex(16))
+        settings, http=dataclasses.replace(settings.http, tokens=settings.http.tokens or demo_tokens()),
+        twilio=dataclasses.replace(settings.twilio,
+                                   auth_token=settings.twilio.auth_token or secrets.token_hex(16)))
     running: list[asyncio.Task[object]] = []
 
     async def after_start(live: Settings, app: web.Application) -> None:
@@ -224,7 +225,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"demo data from {GIS}: {stats.summary()}", flush=True)
         by_role = _print_tokens(live)
         if getattr(args, "storm", False):
-            storm = Storm(f"http://{live.http_host}:{live.http_port}", by_role, live.twilio_auth_token)
+            storm = Storm(f"http://{live.http.host}:{live.http.port}", by_role, live.twilio.auth_token)
             running.append(asyncio.create_task(storm.play(), name="demo-storm"))
 
     return await serve(demo, after_start=after_start)

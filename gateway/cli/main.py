@@ -17,11 +17,11 @@ BENCHMARKS = ("eventstore", "channels", "worker", "nearest", "linking")
 
 
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    if not settings.tokens:
+    if not settings.http.tokens:
         print("intake serve: INTAKE_TOKENS is not set; refusing to start without tokens "
               "(`intake demo` prints demo tokens)", file=sys.stderr)
         return 2
-    lower_priority(settings.nice)
+    lower_priority(settings.process.nice)
     return run_command(serve(settings))
 
 
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"intake: configuration error: {exc}", file=sys.stderr)
         return 2
-    intake_logging.configure(settings.log_format, settings.log_level)
+    intake_logging.configure(settings.process.log_format, settings.process.log_level)
     return COMMANDS[args.command](args, settings)
 
 

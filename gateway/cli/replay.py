@@ -210,8 +210,8 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         parse_as_of(args.as_of)
         async with stores(settings) as live:
-            assert live.database_url is not None
-            return await _replay(args, live.database_url)
+            assert live.stores.database_url is not None
+            return await _replay(args, live.stores.database_url)
     except NotFound as exc:
         print(f"intake replay: {exc}")
         return 1

@@ -17,18 +17,19 @@ from gateway.settings import Settings
 @contextlib.asynccontextmanager
 async def stores(settings: Settings) -> AsyncIterator[Settings]:
     """Settings with URLs, starting embedded servers for what is not configured."""
+    configured = settings.stores
     servers = await asyncio.to_thread(
         embedded.start,
-        settings.data_dir,
-        postgres=settings.database_url is None,
-        redis=settings.redis_url is None,
+        configured.data_dir,
+        postgres=configured.database_url is None,
+        redis=configured.redis_url is None,
     )
     try:
-        yield dataclasses.replace(
-            settings,
-            database_url=settings.database_url or servers.database_url,
-            redis_url=settings.redis_url or servers.redis_url,
-        )
+        yield dataclasses.replace(settings, stores=dataclasses.replace(
+            configured,
+            database_url=configured.database_url or servers.database_url,
+            redis_url=configured.redis_url or servers.redis_url,
+        ))
     finally:
         await asyncio.to_thread(servers.stop)
 

@@ -25,14 +25,15 @@ def format_report(report: VerifyReport) -> str:
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     """`intake verify`: exit 0 when intact, 1 naming the first bad stream and position."""
     # Verification needs PostgreSQL only: never start an embedded Redis for it.
-    needs = dataclasses.replace(settings, redis_url=settings.redis_url or "redis://unused")
+    needs = dataclasses.replace(settings, stores=dataclasses.replace(
+        settings.stores, redis_url=settings.stores.redis_url or "redis://unused"))
     async with stores(needs) as live:
-        if live.database_url is None:
+        if live.stores.database_url is None:
             raise EventStoreError("intake verify needs a database URL")
-        pool = await create_pool(live.database_url, min_size=1, max_size=2,
+        pool = await create_pool(live.stores.database_url, min_size=1, max_size=2,
                                  command_timeout=VERIFY_TIMEOUT)
         try:
-            report = await verify(pool)
+            report = await verify(pool, key=settings.stores.seal_key)
         finally:
             await pool.close()
     print(format_report(report))

@@ -56,7 +56,7 @@ LIST_FILTERS = ("status", "category", "light", "district", "linked_to", "assigne
 
 
 def _sla(services: Services) -> SlaConfig:
-    return SlaConfig.from_env(services.settings.extra)
+    return services.settings.sla
 
 
 def _score(s: CaseState, now: datetime) -> float:

@@ -34,7 +34,7 @@ MAX_HOURS = 168
 
 async def index(request: web.Request) -> web.Response:
     """`GET /`: the console page; it asks for a token itself (or takes `?token=`)."""
-    tiles = request.app[SERVICES].settings.extra.get("INTAKE_MAP_TILES", "")
+    tiles = request.app[SERVICES].settings.console.map_tiles
     page = (STATIC / "index.html").read_text("utf-8").replace("{{TILES}}", html.escape(tiles, quote=True))
     return web.Response(text=page, content_type="text/html", headers={"Cache-Control": "no-cache"})
 

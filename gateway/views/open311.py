@@ -77,7 +77,7 @@ async def create_request(request: web.Request) -> web.Response:
     raw = await request.read()
     try:
         form = {k: str(v) for k, v in (await request.post()).items()}
-        who = resolve(request.app[SERVICES].settings.tokens, form.get("api_key") or None)
+        who = resolve(request.app[SERVICES].settings.http.tokens, form.get("api_key") or None)
         if who is None or who.role not in ("channel", "admin"):
             raise Open311Error(403, "api_key is missing or not a channel key", "forbidden")
         key = request.headers.get("Idempotency-Key")

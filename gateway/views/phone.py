@@ -68,7 +68,7 @@ async def cti_events(request: web.Request) -> web.Response:
 
 
 def _signed_urls(request: web.Request, services: Services) -> list[str]:
-    public = services.settings.public_url
+    public = services.settings.http.public_url
     if public:
         return [public + request.rel_url.raw_path_qs]
     return [str(request.url)]
@@ -76,8 +76,7 @@ def _signed_urls(request: web.Request, services: Services) -> list[str]:
 
 def _twilio_parser(build: Callable[[twilio.Form, datetime], Command]) -> Parse:
     async def parse(request: web.Request, services: Services, body: bytes) -> Command:
-        keys = twilio.TwilioKeys(services.settings.twilio_auth_token,
-                                 services.settings.extra.get("INTAKE_TWILIO_SHARED_KEY"))
+        keys = twilio.TwilioKeys(services.settings.twilio.auth_token, services.settings.twilio.shared_key)
         form = twilio.parse_form(body)
         twilio.verify(keys, _signed_urls(request, services), form, request.headers)
         return build(form, services.clock.now())

@@ -25,7 +25,7 @@ _PARAM = re.compile(r"^[A-Za-z0-9]{1,64}$")
 
 
 def _params(request: web.Request) -> tuple[str, str, str]:
-    token = request.app[SERVICES].settings.wechat_token
+    token = request.app[SERVICES].settings.wechat.token
     if not token:
         raise ChannelDisabled("WeChat is not configured (INTAKE_WECHAT_TOKEN)")
     timestamp, nonce = request.query.get("timestamp", ""), request.query.get("nonce", "")
@@ -36,10 +36,10 @@ def _params(request: web.Request) -> tuple[str, str, str]:
 
 
 def _safe_mode(request: web.Request, token: str) -> SafeMode:
-    settings = request.app[SERVICES].settings
-    if not settings.wechat_aes_key or not settings.wechat_appid:
+    wechat = request.app[SERVICES].settings.wechat
+    if not wechat.aes_key or not wechat.appid:
         raise ChannelDisabled("safe mode needs INTAKE_WECHAT_AES_KEY and INTAKE_WECHAT_APPID")
-    return SafeMode(token, settings.wechat_aes_key, settings.wechat_appid)
+    return SafeMode(token, wechat.aes_key, wechat.appid)
 
 
 async def _rejected(request: web.Request, exc: ChannelError, raw: bytes | None) -> None:

@@ -108,14 +108,14 @@ async def test_intake_replay_prints_the_same_history(client: Any, settings: Any,
 
     case_id, events = await _case_with_two_events(client)
     args = argparse.Namespace(case_id=case_id, as_of=events[0]["recorded_at"], json=True)
-    assert await replay._replay(args, settings.database_url) == 0
+    assert await replay._replay(args, settings.stores.database_url) == 0
     out = capsys.readouterr().out  # background tasks may log to stdout too
     printed, _ = json.JSONDecoder().raw_decode(out[out.index('{\n  "case_id"'):])
     assert printed["case_id"] == case_id
     assert [e["type"] for e in printed["events"]] == ["CaseRegistered"]
     assert printed["verify"]["ok"] is True
     args = argparse.Namespace(case_id=case_id, as_of=None, json=False)
-    assert await replay._replay(args, settings.database_url) == 0
+    assert await replay._replay(args, settings.stores.database_url) == 0
     text = capsys.readouterr().out
     assert f"case {case_id} as of now" in text and "verify: intact" in text and "王五" in text
 

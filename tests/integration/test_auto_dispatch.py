@@ -14,6 +14,7 @@ from dispatch.cases.registration import RegisterCase
 from dispatch.cases.state import load_case
 from dispatch.core.clock import FakeClock
 from dispatch.gis.auto_dispatch import AutoDispatcher, sync_loads
+from dispatch.gis.config import AutoDispatchConfig
 from dispatch.gis.holder import ProviderIndexHolder
 from dispatch.gis.nearest import Provider
 from eventstore.subscriptions import ProjectionRunner
@@ -42,9 +43,10 @@ async def register(services: Any, category: str = "power_fault", priority: int =
     return str(done.case_id)
 
 
-async def dispatch_round(services: Any, env: dict[str, str] | None = None) -> int:
+async def dispatch_round(services: Any, config: AutoDispatchConfig | None = None) -> int:
     await ProjectionRunner(services.store, CasesProjection(services.clock)).run_until_caught_up()
-    worker = AutoDispatcher(services.pool, services.bus.handle, services.clock, services, env or {})
+    worker = AutoDispatcher(services.pool, services.bus.handle, services.clock, services,
+                            config or AutoDispatchConfig())
     return await worker.run_once()
 
 
@@ -72,7 +74,7 @@ async def test_rejected_case_goes_to_someone_else(wired: Any) -> None:
 async def test_surge_is_assigned_in_one_batch_within_capacity(wired: Any) -> None:
     urgent = await register(wired, priority=1)
     others = [await register(wired) for _ in range(9)]
-    sent = await dispatch_round(wired, {"INTAKE_SURGE_THRESHOLD": "3"})
+    sent = await dispatch_round(wired, AutoDispatchConfig(surge_threshold=3))
     assert sent == 10
     states = [await load_case(wired.store, c) for c in [urgent, *others]]
     assert states[0].assigned_to == "P-near"  # green channel first
@@ -87,4 +89,4 @@ async def test_surge_is_assigned_in_one_batch_within_capacity(wired: Any) -> Non
 
 async def test_auto_dispatch_can_be_switched_off(wired: Any) -> None:
     await register(wired)
-    assert await dispatch_round(wired, {"INTAKE_AUTO_DISPATCH": "off"}) == 0
+    assert await dispatch_round(wired, AutoDispatchConfig(skills={})) == 0

@@ -10,7 +10,7 @@ import pytest
 
 from gateway.cli.demo import Storm, demo_files
 from gateway.cli.loader import catch_up_reference, load_paths
-from gateway.settings import Settings
+from gateway.settings import Settings, TwilioSettings
 from tests.conftest import auth
 
 TWILIO = "demo-twilio-secret"
@@ -19,7 +19,7 @@ TWILIO = "demo-twilio-secret"
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     """The test settings with a Twilio auth token, so signed SMS are accepted."""
-    return dataclasses.replace(settings, twilio_auth_token=TWILIO)
+    return dataclasses.replace(settings, twilio=TwilioSettings(TWILIO))
 
 
 async def _eventually(client: Any, path: str, enough: Any, token: str = "t-dispatcher") -> Any:

@@ -13,7 +13,7 @@ from eventstore.postgres import PostgresEventStore
 from eventstore.seals import Sealer
 from eventstore.tamper import verify
 from gateway.cli.verify import run as run_verify
-from gateway.settings import Settings
+from gateway.settings import Settings, StoreSettings
 
 Tamper = Callable[[asyncpg.Connection, dict[str, list[int]]], Awaitable[None]]
 
@@ -173,7 +173,7 @@ async def test_intake_verify_exit_codes(
 ) -> None:
     positions = await _fill(pg_store)
     await Sealer(pg_store.pool).seal_pending()
-    settings = Settings(database_url=pg_dsn, redis_url="redis://unused", log_format="console")
+    settings = Settings(stores=StoreSettings(database_url=pg_dsn, redis_url="redis://unused"))
     assert await run_verify(argparse.Namespace(), settings) == 0
     assert "intact: 7 events, 1 seals, 0 unsealed" in capsys.readouterr().out
     conn = await asyncpg.connect(pg_dsn)

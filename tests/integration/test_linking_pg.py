@@ -20,6 +20,7 @@ from dispatch.cases.actions import ClassifyCase
 from dispatch.cases.events import CallerInfo, CaseRegistered, Place
 from dispatch.cases.read_model import CasesProjection
 from dispatch.cases.registration import RegisterCase
+from dispatch.cases.sla import SlaConfig
 from dispatch.cases.state import load_case
 from dispatch.core.bus import MessageBus
 from dispatch.core.capability import collect_handlers
@@ -46,7 +47,7 @@ DISTRICTS = Path(__file__).resolve().parents[2] / "gis_data" / "districts.geojso
 async def _register_storm(store: PostgresEventStore, pool: asyncpg.Pool) -> tuple[MessageBus, int]:
     clock = FakeClock()
     bus = MessageBus(collect_handlers(CAPABILITIES), {"store": store, "clock": clock, "pool": pool,
-                                                 "settings": Settings()})
+                                                 "sla": SlaConfig()})
     contacts = generate(seed=5, incidents=2, contacts=100)
     for c in contacts:
         s = c.sketch
@@ -205,7 +206,7 @@ async def test_rebuild_refolds_link_candidates_from_the_log_without_new_events(
         capsys: pytest.CaptureFixture[str]) -> None:
     clock = FakeClock()
     bus = MessageBus(collect_handlers(CAPABILITIES),
-                     {"store": pg_store, "clock": clock, "pool": pg_pool, "settings": Settings()})
+                     {"store": pg_store, "clock": clock, "pool": pg_pool, "sla": SlaConfig()})
     params = LinkParams()
 
     def restarted() -> ReactorRunner:  # a worker's fresh policy over the table
@@ -269,7 +270,7 @@ async def test_two_groups_that_meet_merge_and_callers_of_both_get_the_survivors_
 
     clock = FakeClock()
     bus = MessageBus(collect_handlers((*CAPABILITIES, NOTIFY)),
-                     {"store": pg_store, "clock": clock, "pool": pg_pool, "settings": Settings()})
+                     {"store": pg_store, "clock": clock, "pool": pg_pool, "sla": SlaConfig()})
     params = LinkParams()
     policy = LinkingPolicy(PgCandidates(pg_pool, params), params, store=pg_store, send=bus.handle)
     runner = ReactorRunner(pg_store, policy)

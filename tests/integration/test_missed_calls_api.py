@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from dispatch.missed_calls.policy import AssignCallbackTask, Assigner, RecordCallbackOutcome
 from gateway.presence import PresenceBoard
 from gateway.services import SERVICES
-from gateway.settings import Settings
+from gateway.settings import ConsoleSettings, Settings
 from tests.conftest import auth
 
 TTL = 1.0
@@ -23,7 +23,7 @@ TTL = 1.0
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     """A short heartbeat TTL so that a silent agent goes offline within the test."""
-    return dataclasses.replace(settings, extra={**settings.extra, "INTAKE_PRESENCE_TTL": str(TTL)})
+    return dataclasses.replace(settings, console=ConsoleSettings(presence_ttl=TTL))
 
 
 async def presence(client: Any, agent: str, status: str, token: str = "t-dispatcher") -> int:

@@ -12,7 +12,7 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from gateway.services import SERVICES
-from gateway.settings import Settings
+from gateway.settings import Settings, TwilioSettings
 from tests.conftest import auth
 
 TOKEN = "twilio-test-token"
@@ -22,7 +22,8 @@ PUBLIC = "https://hotline.example.cn"
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     """The test settings with Twilio configured behind a proxy."""
-    return dataclasses.replace(settings, twilio_auth_token=TOKEN, public_url=PUBLIC)
+    return dataclasses.replace(settings, twilio=TwilioSettings(TOKEN),
+                               http=dataclasses.replace(settings.http, public_url=PUBLIC))
 
 
 def cti(event_id: str, kind: str, call_id: str, caller: str = "13912345678", **more: Any) -> dict[str, Any]:

@@ -12,7 +12,8 @@ from gateway.settings import SettingsError, from_env
 
 
 def names(services: Any, role: str) -> set[str]:
-    services.settings = dataclasses.replace(services.settings, role=role)
+    services.settings = dataclasses.replace(
+        services.settings, process=dataclasses.replace(services.settings.process, role=role))
     return {getattr(task, "__qualname__", "") for task in background_tasks(services)}
 
 
@@ -38,7 +39,8 @@ def test_unknown_role_is_a_configuration_error() -> None:
 async def test_database_sessions_are_named_by_role(settings: Any) -> None:
     from gateway.bootstrap import build_services, close_services
 
-    wired = await build_services(dataclasses.replace(settings, role="worker"))
+    wired = await build_services(dataclasses.replace(
+        settings, process=dataclasses.replace(settings.process, role="worker")))
     try:
         async with wired.pool.acquire() as conn:
             names = await conn.fetch(

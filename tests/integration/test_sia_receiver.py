@@ -26,7 +26,8 @@ KEY = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
 @pytest.fixture
 async def receiver(services: Any) -> AsyncIterator[tuple[int, int]]:
     """A receiver where the elder's device has an AES key (it must send encrypted frames)."""
-    services.settings = dataclasses.replace(services.settings, sia_keys={ELDER_ACCOUNT: KEY})
+    services.settings = dataclasses.replace(
+        services.settings, sia=dataclasses.replace(services.settings.sia, keys={ELDER_ACCOUNT: KEY}))
     rx = SiaReceiver(services)
     ports = await rx.start("127.0.0.1", 0)
     yield ports

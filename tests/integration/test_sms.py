@@ -12,7 +12,7 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from gateway.services import SERVICES
-from gateway.settings import Settings
+from gateway.settings import Settings, TwilioSettings
 from tests.conftest import auth
 
 TOKEN = "twilio-sms-token"
@@ -22,7 +22,7 @@ SENDER = "+8613911112222"
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     """Twilio configured, no proxy: the request URL is what Twilio signed."""
-    return dataclasses.replace(settings, twilio_auth_token=TOKEN)
+    return dataclasses.replace(settings, twilio=TwilioSettings(TOKEN))
 
 
 async def post_sms(client: Any, sid: str, text: str, token: str = TOKEN) -> Any:
@@ -127,7 +127,7 @@ async def test_bad_signature_and_missing_fields(client: Any) -> None:
 
 async def test_twilio_endpoints_answer_503_without_a_token(client: Any) -> None:
     services = client.app[SERVICES]
-    services.settings = dataclasses.replace(services.settings, twilio_auth_token=None)
+    services.settings = dataclasses.replace(services.settings, twilio=TwilioSettings())
     for path in ("/channels/twilio/sms", "/channels/twilio/voice-status"):
         response = await client.post(path, data=b"MessageSid=SM1",
                                      headers={"Content-Type": "application/x-www-form-urlencoded"})

@@ -14,6 +14,7 @@ import asyncpg
 from dispatch.cases.actions import CloseCase
 from dispatch.cases.read_model import CasesProjection
 from dispatch.cases.registration import CallerInfo
+from dispatch.cases.sla import SlaConfig
 from dispatch.core.bus import MessageBus
 from dispatch.core.capability import collect_handlers
 from dispatch.core.clock import FakeClock
@@ -37,7 +38,7 @@ def sms(sid: str, text: str, sender: str = SENDER) -> ReceiveSms:
 def intake(store: PostgresEventStore, pool: asyncpg.Pool, clock: FakeClock) -> ReactorRunner:
     """A fresh policy runner, as a worker process that has just started would build it."""
     bus = MessageBus(collect_handlers(DOMAIN), {"store": store, "clock": clock, "pool": pool,
-                                          "settings": None})
+                                          "sla": SlaConfig()})
     return ReactorRunner(store, SmsIntakePolicy(bus.handle))
 
 
@@ -98,7 +99,7 @@ async def test_two_workers_take_a_burst_into_one_case_per_sender(
 async def test_a_closed_case_gets_a_new_case_and_repeats_change_nothing(
     pg_store: PostgresEventStore, pg_pool: asyncpg.Pool, clock: FakeClock
 ) -> None:
-    bus = MessageBus(collect_handlers(DOMAIN), {"store": pg_store, "clock": clock, "settings": None})
+    bus = MessageBus(collect_handlers(DOMAIN), {"store": pg_store, "clock": clock, "sla": SlaConfig()})
     await receive_sms(sms("SM1", "停电了"), store=pg_store)
     await intake(pg_store, pg_pool, clock).run_until_caught_up()
     await ProjectionRunner(pg_store, CasesProjection(clock)).run_until_caught_up()

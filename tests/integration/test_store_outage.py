@@ -47,7 +47,8 @@ async def outage_client(
     aiohttp_client: Any, settings: Settings, pg_dsn: str, proxy: TcpProxy
 ) -> AsyncIterator[Any]:
     database = urlsplit(pg_dsn).path
-    proxied = dataclasses.replace(settings, database_url=f"postgresql://postgres@127.0.0.1:{proxy.port}{database}")
+    proxied = dataclasses.replace(settings, stores=dataclasses.replace(
+        settings.stores, database_url=f"postgresql://postgres@127.0.0.1:{proxy.port}{database}"))
     services = await build_services(proxied)
     try:
         yield await aiohttp_client(create_app(proxied, services=services))
@@ -83,7 +84,8 @@ async def test_writes_answer_503_quickly_and_resume(outage_client: Any, proxy: T
 
 
 async def test_intake_works_without_redis(aiohttp_client: Any, settings: Settings) -> None:
-    no_redis = dataclasses.replace(settings, redis_url="redis://127.0.0.1:1/0")
+    no_redis = dataclasses.replace(
+        settings, stores=dataclasses.replace(settings.stores, redis_url="redis://127.0.0.1:1/0"))
     services = await build_services(no_redis)
     try:
         client = await aiohttp_client(create_app(no_redis, services=services))

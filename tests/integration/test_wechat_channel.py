@@ -9,7 +9,7 @@ import pytest
 from wechatpy.crypto import WeChatCrypto
 
 from channels.wechat_crypto import signature
-from gateway.settings import Settings
+from gateway.settings import Settings, WechatSettings
 from tests.integration.alarm_helpers import events_of
 
 TOKEN = "wechat-token"
@@ -21,7 +21,7 @@ PUSH = ("<xml><ToUserName><![CDATA[gh_intake]]></ToUserName><FromUserName><![CDA
 
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
-    return dataclasses.replace(settings, wechat_token=TOKEN, wechat_aes_key=AES_KEY, wechat_appid=APPID)
+    return dataclasses.replace(settings, wechat=WechatSettings(TOKEN, AES_KEY, APPID))
 
 
 @pytest.fixture
@@ -129,7 +129,7 @@ async def test_malformed_xml_is_400_and_recorded(client: Any, services: Any) -> 
 async def test_unconfigured_wechat_is_503(aiohttp_client: Any, settings: Settings, services: Any) -> None:
     from gateway.app import create_app
 
-    bare = dataclasses.replace(settings, wechat_token=None)
+    bare = dataclasses.replace(settings, wechat=dataclasses.replace(settings.wechat, token=None))
     services.settings = bare
     client = await aiohttp_client(create_app(bare, services=services, background=False))
     response = await client.get("/channels/wechat", params=signed())

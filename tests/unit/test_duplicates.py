@@ -29,6 +29,7 @@ from dispatch.linking.clustering import (
 )
 from dispatch.linking.policy import LinkingPolicy
 from eventstore.memory import MemoryEventStore
+from gateway.settings import SettingsError, from_env
 
 T0 = datetime(2026, 7, 15, 10, 0, tzinfo=UTC)
 LAT, LON = 34.33, 108.70  # Qindu district, Xianyang
@@ -98,12 +99,12 @@ def test_no_incident_for_other_categories_other_districts_or_sparse_cases() -> N
 
 
 def test_params_from_settings() -> None:
-    params = LinkParams.from_settings({"INTAKE_LINK_RADIUS_M": "750", "INTAKE_LINK_WINDOW_MIN": "45"})
+    params = from_env({"INTAKE_LINK_RADIUS_M": "750", "INTAKE_LINK_WINDOW_MIN": "45"}).linking
     assert (params.radius_m, params.window_min, params.max_links) == (750.0, 45.0, 3)
-    with pytest.raises(ValueError, match="INTAKE_LINK_RADIUS_M"):
-        LinkParams.from_settings({"INTAKE_LINK_RADIUS_M": "far"})
-    with pytest.raises(ValueError, match="positive"):
-        LinkParams.from_settings({"INTAKE_INCIDENT_MIN_CASES": "0"})
+    with pytest.raises(SettingsError, match="INTAKE_LINK_RADIUS_M"):
+        from_env({"INTAKE_LINK_RADIUS_M": "far"})
+    with pytest.raises(SettingsError, match="INTAKE_INCIDENT_MIN_CASES='0' must be a whole number >= 1"):
+        from_env({"INTAKE_INCIDENT_MIN_CASES": "0"})
 
 
 cases = st.lists(

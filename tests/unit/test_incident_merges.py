@@ -12,6 +12,7 @@ from dispatch.cases import CASES
 from dispatch.cases.actions import ClassifyCase
 from dispatch.cases.events import CallerInfo, Place
 from dispatch.cases.registration import RegisterCase, register_case
+from dispatch.cases.sla import SlaConfig
 from dispatch.cases.state import load_case
 from dispatch.core.bus import MessageBus
 from dispatch.core.capability import collect_handlers
@@ -36,7 +37,6 @@ from dispatch.notify.outbox import RequestNotification
 from eventstore import Checkpoint
 from eventstore.memory import MemoryEventStore
 from eventstore.subscriptions import ReactorRunner
-from gateway.settings import Settings
 
 T0 = datetime(2026, 7, 15, 10, 0, tzinfo=UTC)
 LAT, LON = 34.33, 108.70
@@ -189,7 +189,7 @@ def _wire() -> tuple[MemoryEventStore, FakeClock, MessageBus, LinkingPolicy]:
     clock = FakeClock()
     store = MemoryEventStore(clock.now)
     bus = MessageBus(collect_handlers((CASES, LINKING)),
-                     {"store": store, "clock": clock, "settings": Settings()})
+                     {"store": store, "clock": clock, "sla": SlaConfig()})
     return store, clock, bus, LinkingPolicy(MemoryCandidates(P), P, store=store, send=bus.handle)
 
 

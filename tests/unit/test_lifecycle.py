@@ -24,6 +24,7 @@ from dispatch.cases.actions import (
 )
 from dispatch.cases.events import CallerInfo, Fault, Place
 from dispatch.cases.registration import RegisterCase
+from dispatch.cases.sla import SlaConfig
 from dispatch.cases.state import load_case
 from dispatch.core.bus import MessageBus
 from dispatch.core.capability import collect_handlers
@@ -31,7 +32,6 @@ from dispatch.core.clock import FakeClock
 from dispatch.core.errors import InvalidCommand, NotAllowed, StaleVersion
 from dispatch.supervision import SUPERVISION
 from eventstore.memory import MemoryEventStore
-from gateway.settings import Settings
 
 DISP, U1 = "dispatcher:D1", "unit:U001"
 DOMAIN = (CASES, SUPERVISION)
@@ -40,7 +40,7 @@ DOMAIN = (CASES, SUPERVISION)
 @pytest.fixture
 def bus(clock: FakeClock) -> MessageBus:
     store = MemoryEventStore(clock.now)
-    return MessageBus(collect_handlers(DOMAIN), {"store": store, "clock": clock, "settings": Settings()})
+    return MessageBus(collect_handlers(DOMAIN), {"store": store, "clock": clock, "sla": SlaConfig()})
 
 
 def store_of(bus: MessageBus) -> Any:

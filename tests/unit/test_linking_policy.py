@@ -8,6 +8,7 @@ from dispatch.cases import CASES
 from dispatch.cases.actions import ClassifyCase
 from dispatch.cases.events import CallerInfo, Place
 from dispatch.cases.registration import RegisterCase
+from dispatch.cases.sla import SlaConfig
 from dispatch.cases.state import load_case
 from dispatch.core.bus import MessageBus
 from dispatch.core.capability import collect_handlers
@@ -19,7 +20,6 @@ from dispatch.linking.policy import LinkingPolicy
 from eventstore import Checkpoint
 from eventstore.memory import MemoryEventStore
 from eventstore.subscriptions import ReactorRunner
-from gateway.settings import Settings
 
 CAPABILITIES = (CASES, LINKING)
 
@@ -27,7 +27,7 @@ CAPABILITIES = (CASES, LINKING)
 def _wire() -> tuple[MemoryEventStore, FakeClock, MessageBus, LinkingPolicy]:
     clock = FakeClock()
     store = MemoryEventStore(clock.now)
-    bus = MessageBus(collect_handlers(CAPABILITIES), {"store": store, "clock": clock, "settings": Settings()})
+    bus = MessageBus(collect_handlers(CAPABILITIES), {"store": store, "clock": clock, "sla": SlaConfig()})
     params = LinkParams()
     return store, clock, bus, LinkingPolicy(MemoryCandidates(params), params, store=store, send=bus.handle)
 

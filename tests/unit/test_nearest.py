@@ -21,6 +21,7 @@ from dispatch.gis.nearest import (
     chord_to_geodesic,
     ecef,
 )
+from gateway.settings import from_env
 
 SKILLS = ("power_repair", "plumbing", "elderly_care")
 DISTRICTS = ("610402", "610404", "441900")
@@ -146,7 +147,7 @@ def test_score_weighs_distance_skill_and_load() -> None:
 
 def test_weights_from_configuration() -> None:
     env = {"INTAKE_DISPATCH_WEIGHT_DISTANCE": "2.5", "INTAKE_DISPATCH_WEIGHT_LOAD": "0"}
-    assert DispatchWeights.from_env(env) == DispatchWeights(distance=2.5, load=0.0)
+    assert from_env(env).dispatch.weights == DispatchWeights(distance=2.5, load=0.0)
 
 
 def brute_force_objective(snap: ProviderSnapshot, cases: list[WaitingCase], w: DispatchWeights) -> float:

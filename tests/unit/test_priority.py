@@ -25,15 +25,15 @@ def _child(nice: int, *, started_at: int = 0) -> tuple[int, int]:
 
 def test_only_the_worker_role_yields_by_default() -> None:
     assert WORKER_NICE == 10
-    assert from_env({"INTAKE_ROLE": "worker"}).nice == WORKER_NICE
-    assert from_env({"INTAKE_ROLE": "gateway"}).nice == 0
-    assert from_env({}).nice == 0  # role all: listeners in the same process
+    assert from_env({"INTAKE_ROLE": "worker"}).process.nice == WORKER_NICE
+    assert from_env({"INTAKE_ROLE": "gateway"}).process.nice == 0
+    assert from_env({}).process.nice == 0  # role all: listeners in the same process
 
 
 def test_intake_nice_overrides_the_roles_default() -> None:
-    assert from_env({"INTAKE_ROLE": "worker", "INTAKE_NICE": "0"}).nice == 0
-    assert from_env({"INTAKE_ROLE": "gateway", "INTAKE_NICE": "19"}).nice == 19
-    assert from_env({"INTAKE_ROLE": "worker", "INTAKE_NICE": ""}).nice == WORKER_NICE
+    assert from_env({"INTAKE_ROLE": "worker", "INTAKE_NICE": "0"}).process.nice == 0
+    assert from_env({"INTAKE_ROLE": "gateway", "INTAKE_NICE": "19"}).process.nice == 19
+    assert from_env({"INTAKE_ROLE": "worker", "INTAKE_NICE": ""}).process.nice == WORKER_NICE
 
 
 @pytest.mark.parametrize("raw", ["-1", "20", "ten", "1.5"])
@@ -60,5 +60,5 @@ def test_a_bad_port_is_a_configuration_error(raw: str, message: str) -> None:
     # Ports are read the same way as INTAKE_NICE (gateway.settings._bounded).
     with pytest.raises(SettingsError, match=f"INTAKE_HTTP_PORT=.*{message}"):
         from_env({"INTAKE_HTTP_PORT": raw})
-    assert from_env({"INTAKE_HTTP_PORT": ""}).http_port == from_env({}).http_port
-    assert from_env({"INTAKE_HTTP_PORT": "0"}).http_port == 0
+    assert from_env({"INTAKE_HTTP_PORT": ""}).http.port == from_env({}).http.port
+    assert from_env({"INTAKE_HTTP_PORT": "0"}).http.port == 0

@@ -23,12 +23,11 @@ from dispatch.cases.sla import (
 from dispatch.core.bus import MessageBus
 from dispatch.core.capability import collect_handlers
 from dispatch.core.clock import FakeClock
-from dispatch.core.errors import InvalidCommand
 from dispatch.core.timers import Reschedule
 from dispatch.supervision import SUPERVISION
 from dispatch.supervision.chasing import ChaseCase
 from eventstore.memory import MemoryEventStore
-from gateway.settings import Settings
+from gateway.settings import SettingsError, from_env
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 CFG = SlaConfig()
@@ -82,20 +81,20 @@ def test_green_channel_skips_the_queue() -> None:
 
 
 def test_configuration_from_environment() -> None:
-    cfg = SlaConfig.from_env({"INTAKE_SLA_CONFIRM_MINUTES": "10", "INTAKE_SLA_COMPLETE_HOURS": "1:2",
-                              "INTAKE_SUPPLEMENT_AFTER_DAYS": "0", "INTAKE_CHASE_INTERVAL_MINUTES": "5"})
+    cfg = from_env({"INTAKE_SLA_CONFIRM_MINUTES": "10", "INTAKE_SLA_COMPLETE_HOURS": "1:2",
+                    "INTAKE_SUPPLEMENT_AFTER_DAYS": "0", "INTAKE_CHASE_INTERVAL_MINUTES": "5"}).sla
     assert cfg.confirm_limit() == timedelta(minutes=10)
     assert cfg.complete_limit(1) == timedelta(hours=2) and cfg.complete_limit(4) == timedelta(hours=72)
     assert cfg.supplement_after() == timedelta(0) and cfg.chase_interval() == timedelta(minutes=5)
     assert cfg.response_limit(1) == timedelta(minutes=15) and cfg.response_limit(4) == timedelta(minutes=90)
-    with pytest.raises(InvalidCommand):
-        SlaConfig.from_env({"INTAKE_SLA_CALLBACK_HOURS": "soon"})
+    with pytest.raises(SettingsError, match="INTAKE_SLA_CALLBACK_HOURS"):
+        from_env({"INTAKE_SLA_CALLBACK_HOURS": "soon"})
 
 
 async def test_chasing_a_silent_unit_at_the_set_interval(clock: FakeClock) -> None:
     store = MemoryEventStore(clock.now)
     bus = MessageBus(collect_handlers((CASES, SUPERVISION)),
-                     {"store": store, "clock": clock, "settings": Settings()})
+                     {"store": store, "clock": clock, "sla": SlaConfig()})
     case_id = (await bus.handle(RegisterCase(
         category="complaint", channel="phone", description="x", caller=CallerInfo(phone="13800138000"),
         location=Place(34.3, 108.7)))).case_id

@@ -1,0 +1,63 @@
+"""`intake serve` with an invalid setting stops at once: one line naming it, before any port or store."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+EXIT_LIMIT_S = 20.0  # the interpreter and the app's imports; a refusal itself takes no time
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def answers(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("name", "raw", "allowed"), [
+    ("INTAKE_SLA_NEAR_FRACTION", "1.5", "must be a number from 0 to 1"),
+    ("INTAKE_DISPATCH_WEIGHT_LOAD", "heavy", "is not a number"),
+])
+def test_serve_refuses_an_invalid_value_before_it_listens(
+    tmp_path: Path, name: str, raw: str, allowed: str
+) -> None:
+    data_dir = tmp_path / "data"
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_")}
+    env |= {
+        "INTAKE_DATA_DIR": str(data_dir),  # an embedded PostgreSQL would be created here
+        "INTAKE_HTTP_PORT": str(port),
+        "INTAKE_SIA_PORT": "0",
+        "INTAKE_TOKENS": "secret-admin:admin:ops",
+        name: raw,
+    }
+    started = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "gateway.cli.main", "serve"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    listened = False
+    try:
+        while proc.poll() is None and time.monotonic() - started < EXIT_LIMIT_S:
+            listened = listened or answers(port)
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:  # it started after all: stop it cleanly (and its embedded servers)
+            proc.terminate()
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2, (out, err)
+    assert time.monotonic() - started < EXIT_LIMIT_S
+    assert err.splitlines() == [f"intake: configuration error: {name}={raw!r} {allowed}"]
+    assert not listened and "listening" not in out
+    assert not data_dir.exists(), "a store was started"
