@@ -4,9 +4,10 @@ Starts the production topology on a fresh database: ONE `intake serve` with
 `INTAKE_ROLE=gateway` (HTTP and channel listeners) and one with
 `INTAKE_ROLE=worker` (projections, policies, timers, sender). `wrk` (C, one
 thread) drives the gateway with `--connections` keep-alive connections for
-`--seconds`; a Lua script cycles through a pool of distinct inbound SMS, each
-signed with Twilio's own `RequestValidator` beforehand (the signature covers
-the body). Alongside, CTI `abandoned` events arrive at `--abandon-rate` per
+`--seconds`; a Lua script makes every request a new inbound SMS: its own
+`MessageSid` (a nonce of the wrk run and a counter, so no id is ever sent twice,
+whatever the rate and duration) signed in the script with HMAC-SHA1 as Twilio
+signs (the signature covers the body). Alongside, CTI `abandoned` events arrive at `--abandon-rate` per
 second; abandon-to-task latency is `recorded_at(CallbackTaskOpened) -
 recorded_at(CallAbandoned)` from the log, for the abandons recorded during
 the load. When the load ends, the SMS the worker's `sms-intake` policy has
@@ -36,7 +37,6 @@ from urllib.parse import urlencode
 
 import aiohttp
 import asyncpg
-from twilio.request_validator import RequestValidator
 
 from bench.scratch import add_server_arguments, create_database, drop_database, load_average
 from bench.worker import SMS_BACKLOG_SQL, SMS_PENDING_SQL
@@ -53,21 +53,87 @@ app.router.add_get('/health', lambda r: ok(r))
 web.run_app(app, host='127.0.0.1', port={port}, print=None, access_log=None)
 """
 LUA = """
-local pool = {{
-{entries}
-}}
-local requests = {{}}
-local i = 0
-init = function(args)
-  for n, entry in ipairs(pool) do
-    requests[n] = wrk.format("POST", nil, {{["Content-Type"] = "application/x-www-form-urlencoded",
-                                           ["X-Twilio-Signature"] = entry[2]}}, entry[1])
+local bit = require("bit")
+local band, bor, bxor, bnot, rol, lshift, rshift, tobit =
+  bit.band, bit.bor, bit.bxor, bit.bnot, bit.rol, bit.lshift, bit.rshift, bit.tobit
+local byte, char, rep, format = string.byte, string.char, string.rep, string.format
+
+local function be32(x)  -- 4 bytes, big-endian
+  return char(band(rshift(x, 24), 255), band(rshift(x, 16), 255), band(rshift(x, 8), 255), band(x, 255))
+end
+
+local function sha1(msg)
+  local h0, h1, h2, h3, h4 = tobit(0x67452301), tobit(0xEFCDAB89), tobit(0x98BADCFE),
+    tobit(0x10325476), tobit(0xC3D2E1F0)
+  local bits = #msg * 8
+  msg = msg .. "\\128" .. rep("\\0", (55 - #msg) % 64) .. "\\0\\0\\0\\0" .. be32(bits)
+  local w = {{}}
+  for chunk = 1, #msg, 64 do
+    for i = 0, 15 do
+      local a, b, c, d = byte(msg, chunk + i * 4, chunk + i * 4 + 3)
+      w[i] = bor(lshift(a, 24), lshift(b, 16), lshift(c, 8), d)
+    end
+    for i = 16, 79 do
+      w[i] = rol(bxor(w[i - 3], w[i - 8], w[i - 14], w[i - 16]), 1)
+    end
+    local a, b, c, d, e = h0, h1, h2, h3, h4
+    for i = 0, 79 do
+      local f, k
+      if i < 20 then f, k = bor(band(b, c), band(bnot(b), d)), 0x5A827999
+      elseif i < 40 then f, k = bxor(b, c, d), 0x6ED9EBA1
+      elseif i < 60 then f, k = bor(band(b, c), band(b, d), band(c, d)), 0x8F1BBCDC
+      else f, k = bxor(b, c, d), 0xCA62C1D6 end
+      a, b, c, d, e = tobit(rol(a, 5) + f + e + k + w[i]), a, rol(b, 30), c, d
+    end
+    h0, h1, h2, h3, h4 = tobit(h0 + a), tobit(h1 + b), tobit(h2 + c), tobit(h3 + d), tobit(h4 + e)
   end
+  return be32(h0) .. be32(h1) .. be32(h2) .. be32(h3) .. be32(h4)
 end
+
+local function pad(key, with)
+  local out = {{}}
+  for i = 1, 64 do out[i] = char(bxor(byte(key, i) or 0, with)) end
+  return table.concat(out)
+end
+local ipad, opad = pad({token}, 0x36), pad({token}, 0x5c)
+
+local alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+local function base64(raw)
+  local out = {{}}
+  for i = 1, #raw, 3 do
+    local a, b, c = byte(raw, i, i + 2)
+    local n = bor(lshift(a, 16), lshift(b or 0, 8), c or 0)
+    for j = 0, 3 do
+      out[#out + 1] = j <= (c and 3 or b and 2 or 1)
+        and alphabet:sub(band(rshift(n, 18 - 6 * j), 63) + 1, band(rshift(n, 18 - 6 * j), 63) + 1) or "="
+    end
+  end
+  return table.concat(out)
+end
+
+-- per message text: the form body and the signed text, "%s" for the sender's
+-- 8 digits and then the MessageSid (both orders checked when this was written)
+local bodies = {{{bodies}}}
+local signed = {{{signed}}}
+local senders = {senders}
+local nonce = {nonce}
+local n = 0
+
 request = function()
-  i = i % #requests + 1
-  return requests[i]
+  n = n + 1
+  local sid = format("SM%s%02d%022d", nonce, tid or 0, n)
+  local sender, text = format("%08d", n % senders), n % #bodies + 1
+  local signature = base64(sha1(opad .. sha1(ipad .. format(signed[text], sender, sid))))
+  return wrk.format("POST", nil, {{["Content-Type"] = "application/x-www-form-urlencoded",
+                                  ["X-Twilio-Signature"] = signature}},
+                    format(bodies[text], sender, sid))
 end
+
+setup = function(thread)
+  threads = (threads or 0) + 1
+  thread:set("tid", threads)
+end
+
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format("RESULT %d %d %d %.3f %.3f %.3f\\n", summary.requests,
@@ -97,26 +163,46 @@ class Run:
                 f"{self.p50:.1f} | {self.p99:.1f} | {self.mean:.1f} |")
 
 
-def write_script(path: Path, url: str, count: int, senders: int) -> None:
-    """The wrk Lua script with `count` distinct signed SMS requests."""
-    validator = RequestValidator(TOKEN)
-    entries = []
-    run = uuid.uuid4().hex[:8]
-    for n in range(count):
-        params = {"MessageSid": f"SM{run}{n:024d}", "AccountSid": "ACbench",
-                  "From": f"+86139{n % senders:08d}", "To": "+8695598", "NumMedia": "0",
-                  "Body": TEXTS[n % 3]}
-        signature = validator.compute_signature(url, params)
-        entries.append(f'{{"{urlencode(params)}", "{signature}"}},')
-    path.write_text(LUA.format(entries="\n".join(entries)), encoding="utf-8")
+_SENDER, _SID = "SENDERMARK", "SIDMARK"
 
 
-async def wrk(name: str, url: str, script: Path, seconds: float, connections: int) -> Run:
-    """Run wrk with one thread against `url`; parse the script's RESULT line."""
-    proc = await asyncio.create_subprocess_exec(
-        "wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "5s", "-s", str(script), url,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-    out, _ = await proc.communicate()
+def _lua(text: str) -> str:
+    """`text` as a Lua string literal (its UTF-8 bytes as decimal escapes)."""
+    return '"' + "".join(f"\\{b}" for b in text.encode()) + '"'
+
+
+def _template(text: str) -> str:
+    """`text` with the sender's digits, then the id, as `string.format` slots."""
+    assert text.index(_SENDER) < text.index(_SID)
+    return text.replace("%", "%%").replace(_SENDER, "%s").replace(_SID, "%s")
+
+
+def write_script(path: Path, url: str, senders: int, nonce: str | None = None) -> None:
+    """The wrk Lua script: every request a new SMS, its id `SM<nonce><thread><counter>`, signed.
+
+    `nonce` (8 hex digits) names the wrk run; a fresh one unless given.
+    """
+    bodies, signed = [], []
+    for text in TEXTS:
+        params = {"From": f"+86139{_SENDER}", "MessageSid": _SID, "AccountSid": "ACbench",
+                  "To": "+8695598", "NumMedia": "0", "Body": text}
+        bodies.append(_lua(_template(urlencode(params))))
+        # Twilio's signed text: the URL, then every key and its value, keys sorted.
+        signed.append(_lua(_template(url + "".join(k + params[k] for k in sorted(params)))))
+    path.write_text(LUA.format(
+        token=_lua(TOKEN), bodies=", ".join(bodies), signed=", ".join(signed), senders=senders,
+        nonce=_lua(nonce or uuid.uuid4().hex[:8])), encoding="utf-8")
+
+
+async def wrk(name: str, url: str, seconds: float, connections: int, senders: int) -> Run:
+    """Run wrk with one thread against `url`, with a script of its own; parse its RESULT line."""
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "sms.lua"
+        write_script(script, url, senders)
+        proc = await asyncio.create_subprocess_exec(
+            "wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "5s", "-s", str(script),
+            url, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+        out, _ = await proc.communicate()
     line = next((x for x in out.decode().splitlines() if x.startswith("RESULT ")), None)
     if line is None:
         raise RuntimeError(f"wrk failed: {out.decode()[-500:]}")
@@ -204,13 +290,13 @@ def _serve(env: dict[str, str], role: str, port: int, nice: int | None = None) -
     return subprocess.Popen([sys.executable, "-c", code], env={**env, **settings})
 
 
-async def _baseline(args: argparse.Namespace, script: Path) -> Run:
+async def _baseline(args: argparse.Namespace) -> Run:
     base = f"http://127.0.0.1:{PORT}"
     baseline = subprocess.Popen([sys.executable, "-c", BASELINE.format(port=PORT)])  # noqa: ASYNC220
     try:
         await _wait_ready(base, baseline)
-        return await wrk("baseline: empty aiohttp 200", f"{base}/channels/twilio/sms", script,
-                         args.seconds, args.connections)
+        return await wrk("baseline: empty aiohttp 200", f"{base}/channels/twilio/sms",
+                         args.seconds, args.connections, args.senders)
     finally:
         _stop(baseline)
 
@@ -227,7 +313,7 @@ class Measured:
     drained: float | None = None
 
 
-async def _intake(args: argparse.Namespace, scripts: tuple[Path, Path]) -> Measured:
+async def _intake(args: argparse.Namespace) -> Measured:
     base = f"http://127.0.0.1:{PORT}"
     name = f"intake_bench_{uuid.uuid4().hex[:8]}"
     dsn = await create_database(args.dsn, name)
@@ -241,12 +327,12 @@ async def _intake(args: argparse.Namespace, scripts: tuple[Path, Path]) -> Measu
         await _wait_ready(base, gateway)  # the gateway applied the migrations
         worker = _serve(env, "worker", PORT + 1, args.worker_nice)
         await _wait_ready(f"http://127.0.0.1:{PORT + 1}", worker)
-        measured = await _with_worker(args, base, scripts[0], gateway, worker)
+        measured = await _with_worker(args, base, gateway, worker)
         measured.backlog, measured.drained = await _drain(dsn, args.drain_timeout)
         await asyncio.sleep(args.grace)
         measured.latencies, measured.missing = await _abandon_latencies(dsn)
         _stop(worker)  # the gateway's own capacity: nothing else of intake runs
-        measured.runs.append(await _measure("the same, worker stopped", base, scripts[1], args, gateway))
+        measured.runs.append(await _measure("the same, worker stopped", base, args, gateway))
     finally:
         for proc in (gateway, worker):
             if proc is not None:
@@ -255,20 +341,20 @@ async def _intake(args: argparse.Namespace, scripts: tuple[Path, Path]) -> Measu
     return measured
 
 
-async def _with_worker(args: argparse.Namespace, base: str, script: Path,
-                       gateway: subprocess.Popen[bytes], worker: subprocess.Popen[bytes]) -> Measured:
+async def _with_worker(args: argparse.Namespace, base: str, gateway: subprocess.Popen[bytes],
+                       worker: subprocess.Popen[bytes]) -> Measured:
     before = _cpu_seconds(worker.pid)
     run, abandoned = await asyncio.gather(
-        _measure("Twilio SMS webhook (signed), INTAKE_ROLE=gateway + worker", base, script, args, gateway),
+        _measure("Twilio SMS webhook (signed), INTAKE_ROLE=gateway + worker", base, args, gateway),
         _abandons(base, args.abandon_rate, args.seconds))
     print(f"worker CPU during the load: {_cpu_seconds(worker.pid) - before:.1f} s")
     return Measured([run], abandoned)
 
 
-async def _measure(name: str, base: str, script: Path, args: argparse.Namespace,
+async def _measure(name: str, base: str, args: argparse.Namespace,
                    gateway: subprocess.Popen[bytes]) -> Run:
     before = _cpu_seconds(gateway.pid)
-    run = await wrk(name, f"{base}/channels/twilio/sms", script, args.seconds, args.connections)
+    run = await wrk(name, f"{base}/channels/twilio/sms", args.seconds, args.connections, args.senders)
     used = _cpu_seconds(gateway.pid) - before
     print(f"{name}: gateway CPU {used:.1f} s in {run.seconds:.1f} s, "
           f"{used * 1e3 / max(run.requests, 1):.2f} ms per request")
@@ -289,13 +375,8 @@ async def _bench(args: argparse.Namespace) -> int:
     if shutil.which("wrk") is None:
         print("intake bench channels needs wrk (apt-get install -y wrk)", file=sys.stderr)
         return 2
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"http://127.0.0.1:{PORT}/channels/twilio/sms"
-        scripts = (Path(tmp) / "sms.lua", Path(tmp) / "alone.lua")
-        for script in scripts:  # distinct message ids in each
-            write_script(script, url, int(args.seconds * args.pool_rate), args.senders)
-        base_run = await _baseline(args, scripts[0])
-        measured = await _intake(args, scripts)
+    base_run = await _baseline(args)
+    measured = await _intake(args)
     print(f"load average before: {args.load}; after: {load_average()}")
     print("| scenario | requests | errors | req/s | p50 ms | p99 ms | mean ms |")
     print("|---|---:|---:|---:|---:|---:|---:|")
@@ -321,8 +402,6 @@ def main(argv: list[str]) -> int:
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--abandon-rate", type=float, default=20.0)
     p.add_argument("--senders", type=int, default=1000)
-    p.add_argument("--pool-rate", type=int, default=4000,
-                   help="distinct signed SMS per second of load (wrk cycles through them)")
     p.add_argument("--worker-nice", type=int, default=None,
                    help="INTAKE_NICE of the worker process (default: the worker role's own, "
                         "gateway.settings.WORKER_NICE; the gateway runs at 0)")

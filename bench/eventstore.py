@@ -12,10 +12,22 @@ with a subscriber tailing the log in its own process, woken by NOTIFY (lag
 = from the append returning to the subscriber receiving it). The asyncio
 processes run on uvloop, as `intake serve` does.
 
+Two ceilings, both in every round. The per-row ceiling is a raw INSERT loop
+that commits every row on its own, one connection per writer. Group commit
+shares one commit among the appends that meet in a flush, so it is also held
+against a batched ceiling: raw INSERTs committing as many rows per commit as
+group commit did (its rows per commit are measured from the log: events per
+distinct transaction id), with as many rows in flight as there are writers
+(`batched_shape`). The batched scenario takes the rows per commit of the
+latest group commit run with the same writers, in this round or the one
+before; without one, group commit's cap (`MAX_BATCH`, at most the writers).
+
 With `--rounds N` every scenario runs N times, one round after another, and a
 table of medians follows: each ratio is taken against the baseline and the
-ceiling of its own round, so a slow spell of a shared machine weighs on a
-round's stores together and not on one of them.
+ceilings of its own round, so a slow spell of a shared machine weighs on a
+round's stores together and not on one of them. Every other round runs its
+scenarios in reverse order (`schedule`), so no store always runs first, or
+always right after the same neighbour.
 
     .venv/bin/python -m bench.eventstore [--dsn URL | --embedded] [--seconds 10] [--writers 1,16] [--rounds 3]
 """
@@ -31,7 +43,7 @@ import statistics
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
@@ -40,6 +52,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import asyncpg
 
 from bench.scratch import DEFAULT_DSN, create_database, database_dsn, drop_database, load_average
+from eventstore.group import MAX_BATCH
 from eventstore.migrate import migrate
 from eventstore.postgres import PostgresEventStore, create_pool
 from eventstore.records import Checkpoint, NewEvent
@@ -53,8 +66,10 @@ LABELS = {
     "ours": "intake event store",
     "group": "intake event store (group commit)",
     "eventsourcing": "eventsourcing PostgresApplicationRecorder (baseline)",
-    "raw": "raw INSERT loop (ceiling)",
+    "raw": "raw INSERT loop, one row per commit (per-row ceiling)",
+    "batched": "raw INSERT, group commit's rows per commit (batched ceiling)",
 }
+KINDS = tuple(LABELS)
 
 
 def metadata(w: int, i: int) -> dict[str, Any]:
@@ -79,21 +94,26 @@ class Result:
     latencies: list[float] = field(default_factory=list)
     lags: list[float] = field(default_factory=list)
     undelivered: int = 0
+    per_commit: float = 1.0
+    """Rows per commit: measured from the log for ours, by construction for the others."""
+    positions: list[int] = field(default_factory=list, repr=False)
+    """Ours: the log positions of the appends that began inside the window."""
 
     @property
     def rate(self) -> float:
         """Events per second in the window."""
         return self.events / self.seconds
 
-    def row(self, baseline: Result | None, ceiling: Result | None) -> str:
-        """One markdown table row, with ratios to the baseline and the ceiling of the same run."""
+    def row(self, round_: dict[str, Result]) -> str:
+        """One markdown table row, with ratios to the baseline and the ceilings of its own round."""
         lag = f"{_pct(self.lags, 99) * 1000:.1f}" if self.lags else "-"
-        times = f"{self.rate / baseline.rate:.1f}x" if baseline and baseline.rate else "-"
-        share = f"{self.rate / ceiling.rate:.0%}" if ceiling and ceiling.rate else "-"
         return (
-            f"| {LABELS[self.store]} | {self.writers} | {self.rate:,.0f} | {times} | {share} | "
+            f"| {LABELS[self.store]} | {self.writers} | {self.rate:,.0f} | "
+            f"{_spread(_ratios([round_], self.store, 'eventsourcing'), '{:.1f}x')} | "
+            f"{_spread(_ratios([round_], self.store, 'raw'), '{:.0%}')} | "
             f"{_pct(self.latencies, 50) * 1000:.2f} | {_pct(self.latencies, 99) * 1000:.2f} | "
-            f"{lag} | {self.events:,} |"
+            f"{lag} | {self.events:,} | "
+            f"{_spread(_ratios([round_], self.store, 'batched'), '{:.0%}')} | {self.per_commit:.2f} |"
         )
 
 
@@ -126,10 +146,10 @@ class Shard:
     latencies: list[float] = field(default_factory=list)
     returned: dict[int, float] = field(default_factory=dict)
 
-    def record(self, window: Window, began: float, done: float) -> None:
-        """Count one append if it began inside the window."""
+    def record(self, window: Window, began: float, done: float, rows: int = 1) -> None:
+        """Count `rows` rows committed together if they began inside the window."""
         if window.counts(began):
-            self.latencies.append(done - began)
+            self.latencies.extend([done - began] * rows)
 
 
 # -- writer processes -----------------------------------------------------------------
@@ -182,6 +202,36 @@ async def _writers_raw(dsn: str, ids: list[int], sync: _Sync) -> Shard:
                 _dumps({**metadata(w, i), "idempotency_key": key(w, i)}))
             shard.record(window, began, time.monotonic())
             i += 1
+
+    try:
+        await asyncio.gather(*(writer(w, c) for w, c in zip(ids, conns, strict=True)))
+    finally:
+        for conn in conns:
+            await conn.close()
+    return shard
+
+
+_BATCH_SQL = ("INSERT INTO raw_events (stream, type, data, metadata) "
+              "SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::jsonb[])")
+
+
+async def _writers_batched(dsn: str, ids: list[int], sync: _Sync, rows: int) -> Shard:
+    """Raw INSERTs, `rows` rows per statement and commit, one connection per id."""
+    conns = [await asyncpg.connect(dsn) for _ in ids]
+    shard = Shard()
+    window = await sync.ready()
+
+    async def writer(w: int, conn: asyncpg.Connection) -> None:
+        i = 0
+        while window.running():
+            began = time.monotonic()
+            batch = range(i, i + rows)
+            await conn.execute(
+                _BATCH_SQL, [f"bench-w{w}s{n // 1000}" for n in batch], ["Received"] * rows,
+                [_dumps(DATA)] * rows, [_dumps({**metadata(w, n), "idempotency_key": key(w, n)})
+                                        for n in batch])
+            shard.record(window, began, time.monotonic(), rows)
+            i += rows
 
     try:
         await asyncio.gather(*(writer(w, c) for w, c in zip(ids, conns, strict=True)))
@@ -308,18 +358,36 @@ WRITERS: dict[str, Callable[..., Any]] = {
     "eventsourcing": _writers_eventsourcing}
 
 
-def _child(kind: str, dsn: str, ids: list[int], sync: _Sync, out: Connection, stop: Any) -> None:
+def _child(kind: str, dsn: str, ids: list[int], sync: _Sync, out: Connection, stop: Any,
+           rows: int) -> None:
     if kind == "subscriber":
         out.send(run_command(_subscriber(dsn, sync, stop)))
     elif kind == "eventsourcing":
         out.send(_writers_eventsourcing(dsn, ids, sync))
+    elif kind == "batched":
+        out.send(run_command(_writers_batched(dsn, ids, sync, rows)))
     else:
         out.send(run_command(WRITERS[kind](dsn, ids, sync)))
     out.close()
 
 
-def run_scenario(kind: str, dsn: str, writers: int, procs: int, seconds: float) -> Result:
-    """Run one store with `writers` writers over `procs` processes (+ a subscriber for ours)."""
+def batched_shape(writers: int, per_commit: float) -> tuple[int, int]:
+    """(connections, rows per commit) of the batched ceiling for `writers` writers.
+
+    As many rows per commit as group commit's mean (rounded, 1 to `writers`),
+    and as many rows in flight as writers: group commit's writers each wait
+    for their own append, so no more rows than writers are ever waiting.
+    """
+    rows = max(1, min(writers, round(per_commit)))
+    return max(1, round(writers / rows)), rows
+
+
+def run_scenario(kind: str, dsn: str, writers: int, procs: int, seconds: float,
+                 rows: int = 1) -> Result:
+    """Run one store with `writers` writers over `procs` processes (+ a subscriber for ours).
+
+    `batched`: `writers` connections committing `rows` rows each time.
+    """
     ctx = mp.get_context("spawn")
     groups = [list(range(writers))[p::procs] for p in range(min(procs, writers))]
     roles = [(kind, ids) for ids in groups] + ([("subscriber", [])] if kind in TAILED else [])
@@ -328,7 +396,7 @@ def run_scenario(kind: str, dsn: str, writers: int, procs: int, seconds: float) 
     pipes, children = [], []
     for role, ids in roles:
         receive, send = ctx.Pipe(duplex=False)
-        child = ctx.Process(target=_child, args=(role, dsn, ids, sync, send, stop))
+        child = ctx.Process(target=_child, args=(role, dsn, ids, sync, send, stop, rows))
         child.start()
         pipes.append(receive)
         children.append(child)
@@ -347,6 +415,7 @@ def _merge(kind: str, writers: int, window: Window, shards: list[Shard],
     result = Result(kind, writers, window.end - window.start)
     for shard in shards:
         result.latencies.extend(shard.latencies)
+        result.positions.extend(shard.returned)
         for position, returned in shard.returned.items():
             arrived = delivered.get(position)
             if arrived is None:
@@ -368,7 +437,7 @@ async def _fresh_db(admin_dsn: str, kind: str) -> str:
         await conn.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = on')
         if kind in TAILED:
             await migrate(conn, SCHEMA)
-        elif kind == "raw":
+        elif kind in ("raw", "batched"):
             await conn.execute(
                 "CREATE TABLE raw_events (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, "
                 "stream text NOT NULL, type text NOT NULL, data jsonb NOT NULL, metadata jsonb NOT NULL)")
@@ -379,13 +448,35 @@ async def _fresh_db(admin_dsn: str, kind: str) -> str:
     return name
 
 
-async def _scenario(admin_dsn: str, kind: str, writers: int, procs: int, seconds: float) -> Result:
+async def _scenario(admin_dsn: str, kind: str, writers: int, procs: int, seconds: float,
+                    per_commit: float) -> Result:
+    """One scenario on a fresh database; `per_commit`: the batched ceiling's target."""
     name = await _fresh_db(admin_dsn, kind)
+    dsn = database_dsn(admin_dsn, name)
+    connections, rows = batched_shape(writers, per_commit)
     try:
-        return await asyncio.to_thread(
-            run_scenario, kind, database_dsn(admin_dsn, name), writers, procs, seconds)
+        if kind != "batched":
+            result = await asyncio.to_thread(run_scenario, kind, dsn, writers, procs, seconds)
+            if kind in TAILED:
+                result.per_commit = await rows_per_commit(dsn, result.positions)
+            return result
+        result = await asyncio.to_thread(run_scenario, kind, dsn, connections, procs, seconds, rows)
+        result.writers, result.per_commit = writers, rows  # a ceiling for `writers` writers
+        return result
     finally:
         await drop_database(admin_dsn, name)
+
+
+async def rows_per_commit(dsn: str, positions: list[int]) -> float:
+    """Events per transaction among the events at `positions` (their log's `tx_id`)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        value = await conn.fetchval(
+            "SELECT count(*)::float8 / NULLIF(count(DISTINCT tx_id), 0) FROM events "
+            "WHERE position = ANY($1::bigint[])", positions)
+    finally:
+        await conn.close()
+    return float(value or 1.0)
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -396,16 +487,26 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--writers", default="1,16", help="comma-separated writer counts")
     p.add_argument("--procs", type=int, default=2,
                    help="writer processes per scenario (at most one per writer), same for every store")
-    p.add_argument("--skip", default="", help="comma-separated: ours,group,eventsourcing,raw")
+    p.add_argument("--skip", default="", help="comma-separated: " + ",".join(KINDS))
     p.add_argument("--rounds", type=int, default=1,
-                   help="run every scenario this many times, alternating, and add a table of medians")
+                   help="run every scenario this many times, every other round in reverse order, "
+                        "and add a table of medians")
     p.add_argument("--embedded", action="store_true",
                    help="run on a private embedded PostgreSQL (pgserver) in a temp dir, so that "
                         "other clients' transactions on a shared server cannot disturb the run")
     return p.parse_args(argv)
 
 
-KINDS = ("ours", "group", "eventsourcing", "raw")
+def schedule(writers: Sequence[int], kinds: Sequence[str], rounds: int) -> list[tuple[int, int, str]]:
+    """(round, writers, kind) in running order: as given in odd rounds, reversed in even ones.
+
+    Scenario after scenario, round after round: a slow spell of a shared machine
+    falls on every store instead of on one of them; reversing every other round
+    takes away the advantage of going first (or of following a given neighbour).
+    """
+    plan = [(w, kind) for w in writers for kind in kinds]
+    return [(number, w, kind) for number in range(1, rounds + 1)
+            for w, kind in (plan if number % 2 else plan[::-1])]
 
 
 async def main(argv: list[str]) -> int:
@@ -415,33 +516,43 @@ async def main(argv: list[str]) -> int:
         return await _on_embedded(args)
     skip = set(filter(None, args.skip.split(",")))
     kinds = [kind for kind in KINDS if kind not in skip]
+    writer_counts = [int(w) for w in args.writers.split(",")]
     print(f"load average before: {load_average()}", flush=True)
-    rounds: list[dict[str, Result]] = []
-    for number in range(1, args.rounds + 1):
-        for writers in (int(w) for w in args.writers.split(",")):
-            # Scenario after scenario, round after round: a slow spell of a shared
-            # machine falls on every store instead of on one of them.
-            rounds.append({kind: await _scenario(args.dsn, kind, writers, args.procs, args.seconds)
-                           for kind in kinds})
-            print(f"... round {number}, {writers} writers done", flush=True)
+    runs: dict[tuple[int, int], dict[str, Result]] = {}
+    measured: dict[int, float] = {}  # group commit's rows per commit, latest run per writer count
+    for number, writers, kind in schedule(writer_counts, kinds, args.rounds):
+        result = await _scenario(args.dsn, kind, writers, args.procs, args.seconds,
+                                 measured.get(writers, float(MAX_BATCH)))
+        if kind == "group":
+            measured[writers] = result.per_commit
+        runs.setdefault((number, writers), {})[kind] = result
+        print(f"... round {number}, {writers} writers: {kind} done", flush=True)
+    rounds = [{kind: runs[at][kind] for kind in kinds if kind in runs[at]} for at in sorted(runs)]
     print(f"load average after: {load_average()}")
     print(await _server_line(args.dsn, args.procs))
     print(_HEADER)
     for results in rounds:
         for result in results.values():
-            print(result.row(results.get("eventsourcing"), results.get("raw")))
+            print(result.row(results))
             if result.undelivered:
                 print(f"| (subscriber missed {result.undelivered} events) |")
     if args.rounds > 1:
-        print(f"\nMedians of {args.rounds} rounds (each ratio against the baseline and the ceiling "
+        print(f"\nMedians of {args.rounds} rounds (each ratio against the baseline and the ceilings "
               "of its own round; range in brackets):\n")
         print(_HEADER)
         print("\n".join(summarise(rounds)))
     return 0
 
 
-_HEADER = ("| store | writers | events/s | x baseline | of ceiling | append p50 ms | append p99 ms "
-           "| subscriber lag p99 ms | events |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+_HEADER = ("| store | writers | events/s | x baseline | of per-row ceiling | append p50 ms "
+           "| append p99 ms | subscriber lag p99 ms | events | of batched ceiling | rows/commit |\n"
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+
+
+def _ratios(rounds: list[dict[str, Result]], kind: str, against: str) -> list[float]:
+    """`kind`'s rate over `against`'s, per round in which both ran."""
+    return [r[kind].rate / r[against].rate for r in rounds
+            if kind in r and against in r and r[against].rate]
 
 
 def summarise(rounds: list[dict[str, Result]]) -> list[str]:
@@ -449,19 +560,19 @@ def summarise(rounds: list[dict[str, Result]]) -> list[str]:
     rows: list[str] = []
     for writers in dict.fromkeys(r.writers for results in rounds for r in results.values()):
         same = [results for results in rounds if next(iter(results.values())).writers == writers]
-        for kind in same[0]:
-            mine = [results[kind] for results in same]
-            times = [r[kind].rate / r["eventsourcing"].rate for r in same
-                     if "eventsourcing" in r and r["eventsourcing"].rate]
-            share = [r[kind].rate / r["raw"].rate for r in same if "raw" in r and r["raw"].rate]
+        for kind in dict.fromkeys(kind for results in same for kind in results):
+            mine = [results[kind] for results in same if kind in results]
             lags = [_pct(r.lags, 99) * 1000 for r in mine if r.lags]
             rows.append(
                 f"| {LABELS[kind]} | {writers} | {statistics.median(r.rate for r in mine):,.0f} | "
-                f"{_spread(times, '{:.1f}x')} | {_spread(share, '{:.0%}')} | "
+                f"{_spread(_ratios(same, kind, 'eventsourcing'), '{:.1f}x')} | "
+                f"{_spread(_ratios(same, kind, 'raw'), '{:.0%}')} | "
                 f"{statistics.median(_pct(r.latencies, 50) for r in mine) * 1000:.2f} | "
                 f"{statistics.median(_pct(r.latencies, 99) for r in mine) * 1000:.2f} | "
                 f"{f'{statistics.median(lags):.1f}' if lags else '-'} | "
-                f"{sum(r.events for r in mine):,} |")
+                f"{sum(r.events for r in mine):,} | "
+                f"{_spread(_ratios(same, kind, 'batched'), '{:.0%}')} | "
+                f"{_spread([r.per_commit for r in mine], '{:.2f}')} |")
     return rows
 
 

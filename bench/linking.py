@@ -13,6 +13,12 @@ Every contact goes, in arrival order, through `LinkingPolicy.decide_for` over
 components are scored pairwise against the labels (and incident membership
 against the true outages). Baselines of the same run: linking by caller only,
 and the same decisions from a brute-force candidate scan (no spatial index).
+
+The defaults (radius, window) were chosen with `--sweep` on the storm of
+`TUNING_SEED`, and other seeds informed them too (`TUNING_SEEDS`). So the
+quality reported, and held against the thresholds, is the median (and range)
+over storms of `HELD_OUT_SEEDS`, none of which chose anything; the tuning
+storm's row is shown beside it, labelled.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import asyncio
 import json
 import math
 import random
+import statistics
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -44,6 +51,14 @@ NO_PLACE = {"phone": 0.01, "sms": 0.05, "web": 0.0, "wechat": 0.0}  # power-faul
 OUTLIER_RATE = 0.03  # badly geocoded addresses: 1-5 km off
 REPEAT_RATE = 0.12
 MIN_APART_M = 4000.0  # independent outages; the near misses are placed 2.5-3.5 km apart
+TUNING_SEED = 20260715
+"""The storm the defaults were swept on (radius 1 km, window 60 min)."""
+TUNING_SEEDS = frozenset({TUNING_SEED, 99, 3, 7, 11, 1, 2})
+"""Every seed that informed a default: the sweep's, 99 (where neighbouring outages merge
+from 1.5 km), 99, 3, 7, 11, 1, 2 (the incident merge's 1.5 radii), 7 (the unit test's storm)."""
+HELD_OUT_SEEDS = (101, 102, 103, 104, 105)
+"""Storms no default was chosen on: the reported quality is their median."""
+MIN_HELD_OUT = 5
 OTHER_CATEGORIES = (("power_fault", 0.30), ("voltage_anomaly", 0.05), ("consultation", 0.20),
                     ("complaint", 0.15), ("report", 0.10), ("home_service", 0.10),
                     ("public_affairs", 0.10))
@@ -187,7 +202,7 @@ class Storm:
                 self._repeat(first, home, 60)
 
 
-def generate(seed: int = 20260715, incidents: int = 24, contacts: int = 5000) -> list[Contact]:
+def generate(seed: int = TUNING_SEED, incidents: int = 24, contacts: int = 5000) -> list[Contact]:
     """A labelled storm in arrival order: `incidents` outages and about `contacts` contacts."""
     storm = Storm(seed, Area.load())
     rng = storm.rng
@@ -317,21 +332,55 @@ def describe(contacts: Sequence[Contact]) -> dict[str, Any]:
     }
 
 
+def held_out(seeds: Sequence[int]) -> tuple[int, ...]:
+    """`seeds` as the held-out storms; refused if fewer than 5, repeated, or one chose a default."""
+    chosen = sorted(set(seeds) & TUNING_SEEDS)
+    if chosen:
+        raise ValueError(f"seeds {chosen} chose the defaults; held-out storms must not include them")
+    if len(set(seeds)) < MIN_HELD_OUT or len(set(seeds)) != len(seeds):
+        raise ValueError(f"at least {MIN_HELD_OUT} distinct held-out seeds, got {list(seeds)}")
+    return tuple(seeds)
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    """`--seeds`: comma-separated held-out seeds, checked by `held_out`."""
+    try:
+        return held_out([int(x) for x in text.split(",") if x])
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def median_row(label: str, outcomes: Sequence[Outcome]) -> str:
+    """One row of the median (and range) of each score over `outcomes`."""
+    def spread(values: list[float]) -> str:
+        return f"{statistics.median(values):.4f} ({min(values):.4f}-{max(values):.4f})"
+
+    return (f"| {label} | {spread([o.precision for o in outcomes])} | "
+            f"{spread([o.recall for o in outcomes])} | {spread([o.incident_precision for o in outcomes])} | "
+            f"{spread([o.incident_recall for o in outcomes])} | "
+            f"{statistics.median(o.incidents_found for o in outcomes):g} | "
+            f"{statistics.median(o.links for o in outcomes):g} | - |")
+
+
 def _row(label: str, o: Outcome, n: int) -> str:
     return (f"| {label} | {o.precision:.4f} | {o.recall:.4f} | {o.incident_precision:.4f} | "
             f"{o.incident_recall:.4f} | {o.incidents_found} | {o.links} | {n / o.seconds:,.0f} |")
 
 
+_HEADER = ("| run | pair precision | pair recall | incident precision | incident recall | "
+           "incidents | links | contacts/s |\n|---|---|---|---|---|---|---|---|")
+
+
 async def _report(args: argparse.Namespace) -> int:
     contacts = generate(args.seed, args.incidents, args.contacts)
     params = replace(LinkParams(), radius_m=args.radius, window_min=args.window)
-    print(f"storm: {json.dumps(describe(contacts), ensure_ascii=False)}")
-    print("| run | pair precision | pair recall | incident precision | incident recall | "
-          "incidents | links | contacts/s |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"storm (seed {args.seed}): {json.dumps(describe(contacts), ensure_ascii=False)}")
+    print(_HEADER)
     main_run = await run(contacts, params)
     n = len(contacts)
-    print(_row(f"policy (R={params.radius_m:g} m, T={params.window_min:g} min)", main_run, n))
+    tuning = " - the tuning storm" if args.seed in TUNING_SEEDS else ""
+    print(_row(f"policy (R={params.radius_m:g} m, T={params.window_min:g} min), seed {args.seed}{tuning}",
+               main_run, n))
     scan = await run(contacts, params, ScanCandidates(params))
     print(_row("baseline: brute-force candidate scan", scan, n))
     caller_only = await run(contacts, replace(params, radius_m=0.001))
@@ -350,9 +399,32 @@ async def _report(args: argparse.Namespace) -> int:
             for minutes in (30.0, 60.0, 120.0):
                 outcome = await run(contacts, replace(params, radius_m=radius, window_min=minutes))
                 print(_row(f"sweep R={radius:g} T={minutes:g}", outcome, n))
-    ok = main_run.precision >= 0.95 and main_run.recall >= 0.90
-    print(f"thresholds (precision >= 0.95, recall >= 0.90): {'met' if ok else 'NOT met'}")
-    return 0 if ok else 1
+    return 0 if verdict(await _held_out(args, params)) else 1
+
+
+async def _held_out(args: argparse.Namespace, params: LinkParams) -> list[Outcome]:
+    """The policy on every held-out storm: one row each, then their median and range."""
+    seeds: tuple[int, ...] = args.seeds
+    print(f"\nHeld-out storms (seeds {', '.join(map(str, seeds))}; not used to choose any default; "
+          f"{args.incidents} outages, about {args.contacts:,} contacts each):\n")
+    print(_HEADER)
+    outcomes = []
+    for seed in seeds:
+        contacts = generate(seed, args.incidents, args.contacts)
+        outcomes.append(await run(contacts, params))
+        print(_row(f"policy, seed {seed}", outcomes[-1], len(contacts)))
+    print(median_row(f"**median (range) of {len(seeds)} held-out storms**", outcomes))
+    return outcomes
+
+
+def verdict(held: Sequence[Outcome]) -> bool:
+    """Whether the held-out median meets the thresholds (pair precision >= 0.95, recall >= 0.90)."""
+    precision = statistics.median(o.precision for o in held)
+    recall = statistics.median(o.recall for o in held)
+    ok = precision >= 0.95 and recall >= 0.90
+    print(f"thresholds (precision >= 0.95, recall >= 0.90), median of the held-out storms: "
+          f"{precision:.4f} / {recall:.4f}, {'met' if ok else 'NOT met'}")
+    return ok
 
 
 async def _run_on_postgres(dsn: str, contacts: Sequence[Contact], params: LinkParams) -> Outcome:
@@ -379,12 +451,17 @@ async def _run_on_postgres(dsn: str, contacts: Sequence[Contact], params: LinkPa
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of `intake bench linking [--seed N] [--contacts N] [--incidents N] [--sweep] [--pg DSN]`.
+    """Entry point of `intake bench linking [--seed N] [--seeds A,B,..] [--contacts N] [--incidents N]
+    [--sweep] [--pg DSN]`.
 
-    Exit 1 when the thresholds are missed or two candidate sources disagree.
+    Exit 1 when the thresholds are missed on the held-out median or two candidate sources disagree.
     """
     parser = argparse.ArgumentParser(prog="intake bench linking")
-    parser.add_argument("--seed", type=int, default=20260715)
+    parser.add_argument("--seed", type=int, default=TUNING_SEED,
+                        help="the storm of the detailed rows (default: the one the defaults were swept on)")
+    parser.add_argument("--seeds", type=_seeds, default=HELD_OUT_SEEDS,
+                        help="held-out storms (at least 5, none of the tuning seeds "
+                             f"{sorted(TUNING_SEEDS)}); the thresholds are held against their median")
     parser.add_argument("--contacts", type=int, default=5000)
     parser.add_argument("--incidents", type=int, default=24)
     parser.add_argument("--radius", type=float, default=LinkParams().radius_m)

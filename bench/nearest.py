@@ -8,8 +8,12 @@ Providers and cases are drawn (fixed seed) inside the real district polygons of
 nearest providers with the skill, available, with capacity left and serving
 the query point's district, with geodesic distances and dispatch scores. The
 baseline is a numpy-vectorised haversine scan over every provider with the same
-filters (argpartition for the k best). Index answers are checked against a
-brute-force WGS84 geodesic (pyproj) over the filtered providers.
+filters (argpartition for the k best), timed over at least `MIN_BASELINE`
+lookups. Every timing (each pass of `find`, `nearest`, the baseline) runs on
+a query set of its own, drawn fresh and used once after an untimed warm-up
+set of its own: no query is ever timed twice, so no pass finds its queries'
+tree nodes and providers already in the CPU caches. Index answers are checked
+against a brute-force WGS84 geodesic (pyproj) over the filtered providers.
 """
 
 from __future__ import annotations
@@ -38,6 +42,10 @@ SKILLS = (
 )  # fmt: skip
 SEED = 5
 K = 10
+WARMUP = 50
+"""Untimed calls before each timing."""
+MIN_BASELINE = 2_000
+"""Fewest lookups the baseline scan is timed over, whatever the provider count."""
 EARTH_R = 6_371_008.8
 
 
@@ -149,12 +157,15 @@ class Haversine:
 
 
 def timings_us(
-    fn: Callable[[NearestQuery], object], queries: Sequence[NearestQuery]
+    fn: Callable[[NearestQuery], object], queries: Sequence[NearestQuery], warmup: Sequence[NearestQuery]
 ) -> npt.NDArray[np.float64]:
-    """Per-call wall times in microseconds (garbage collector left on, as in the server)."""
+    """Wall time of each call on `queries` in microseconds, after untimed calls on `warmup`.
+
+    The garbage collector stays on, as in the server.
+    """
     out = np.empty(len(queries))
-    for q in queries[:50]:
-        fn(q)  # warm-up
+    for q in warmup:
+        fn(q)
     for i, q in enumerate(queries):
         t = time.perf_counter_ns()
         fn(q)
@@ -177,29 +188,37 @@ def check(snap: ProviderSnapshot, queries: Sequence[NearestQuery]) -> int:
     return good
 
 
+def baseline_lookups(n_queries: int, providers: int) -> int:
+    """Lookups of the baseline scan: as many as the index's, up to ~50 M provider visits, at least 2,000."""
+    return max(MIN_BASELINE, min(n_queries, 50_000_000 // providers))
+
+
 def lookup_rows(
     reg: Region, sizes: Sequence[int], n_queries: int, rng: np.random.Generator, passes: int = 3
 ) -> list[str]:
     """Markdown rows for single lookups at each size.
 
-    The index is timed in `passes` passes over the same queries, pooled: on a
-    shared 2-vCPU machine one pass can fall into a burst of someone else's
-    work, and the pooled p99 says what a caller sees over the whole run. The
-    per-pass p99 are printed too.
+    The index is timed in `passes` passes of `n_queries` fresh lookups each,
+    pooled: on a shared 2-vCPU machine one pass can fall into a burst of
+    someone else's work, and the pooled p99 says what a caller sees over the
+    whole run. The per-pass p99 are printed too.
     """
     rows = []
     for n in sizes:
         snap = ProviderSnapshot.build(make_providers(reg, n, rng))
-        queries = make_queries(reg, n_queries, rng)
+
+        def timed(fn: Callable[[NearestQuery], object], count: int) -> npt.NDArray[np.float64]:
+            return timings_us(fn, make_queries(reg, count, rng), make_queries(reg, WARMUP, rng))
+
         t = time.perf_counter()
         ProviderSnapshot.build(snap.layout.providers)
         build_s = time.perf_counter() - t
-        runs = [timings_us(snap.find, queries) for _ in range(passes)]
+        runs = [timed(snap.find, n_queries) for _ in range(passes)]
         index = np.concatenate(runs)
         per_pass = " / ".join(f"{np.percentile(ts, 99):.1f}" for ts in runs)
-        objects = timings_us(snap.nearest, queries[: n_queries // 4])
-        naive = timings_us(Haversine(snap), queries[: max(100, min(n_queries, 50_000_000 // n))])
-        agree = check(snap, queries[:100])
+        objects = timed(snap.nearest, n_queries // 4)
+        naive = timed(Haversine(snap), baseline_lookups(n_queries, n))
+        agree = check(snap, make_queries(reg, 100, rng))
         methods = (
             ("index `find` (pykdtree/ECEF)", index),
             ("index `nearest` (+ Candidate objects)", objects),
@@ -241,7 +260,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="intake bench nearest", description="nearest-provider benchmark")
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--queries", type=int, default=20_000)
-    parser.add_argument("--passes", type=int, default=3, help="timed passes of `find` over the queries")
+    parser.add_argument("--passes", type=int, default=3,
+                        help="timed passes of `find`, each over --queries fresh lookups")
     args = parser.parse_args(list(argv or []))
     rng = np.random.default_rng(SEED)
     reg = region()
