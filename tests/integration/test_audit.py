@@ -15,8 +15,12 @@ CASE = {
 }
 
 
-async def _case_with_two_events(client: Any) -> tuple[str, list[dict[str, Any]]]:
-    created = await client.post("/api/v1/cases", json=CASE, headers=auth("t-agent"))
+async def _case_with_two_events(client: Any, n: int = 0) -> tuple[str, list[dict[str, Any]]]:
+    """Registered and closed; the `n`th such case has its own caller and place 11 km on,
+    so that the linking policy (which would append to it) leaves it alone."""
+    case = {**CASE, "caller": {**CASE["caller"], "phone": f"139123{45678 + n}"},
+            "location": {"lat": 34.33 + 0.1 * n, "lon": 108.70}}
+    created = await client.post("/api/v1/cases", json=case, headers=auth("t-agent"))
     assert created.status == 201, await created.text()
     body = await created.json()
     closed = await client.post(f"/api/v1/cases/{body['case_id']}/close",
@@ -121,8 +125,8 @@ async def test_intake_replay_prints_the_same_history(client: Any, settings: Any,
 
 
 async def test_the_global_log_pages_in_commit_order_and_reads_are_recorded(client: Any) -> None:
-    for _ in range(3):
-        await _case_with_two_events(client)
+    for n in range(3):
+        await _case_with_two_events(client, n)
     first = await (await client.get("/api/v1/audit/events?limit=2", headers=auth("t-auditor"))).json()
     assert len(first["items"]) == 2 and first["next"] == first["items"][-1]["position"]
     assert set(first["items"][0]) >= {"position", "stream", "version", "type", "schema_version", "data",
