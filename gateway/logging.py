@@ -66,7 +66,11 @@ def configure(fmt: str = "json", level: str = "info") -> None:
     renderer: Processor = (
         structlog.processors.JSONRenderer(ensure_ascii=False)
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
+        # plain tracebacks whatever is installed: with `rich` present (a dependency of
+        # dev tools) structlog renders each traceback as a panel, which took the event
+        # loop long enough under a storm of retried errors (a database outage) that
+        # requests waited 20-30 s behind the logging
+        else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
     )
     structlog.configure(
         processors=[

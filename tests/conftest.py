@@ -22,8 +22,14 @@ from bench.scratch import create_database, drop_database
 from dispatch.core.clock import FakeClock
 from eventstore.migrate import migrate
 from eventstore.postgres import PostgresEventStore, create_pool
+from gateway.logging import configure as configure_logging
 from gateway.schema import SCHEMA
 from gateway.settings import HttpSettings, ProcessSettings, Settings, SiaSettings, StoreSettings, Token
+
+# The app's own log configuration, as `intake serve` sets it: structlog's default would
+# render tracebacks with `rich` where it is installed (a dependency of mutmut's UI), so
+# slowly that a storm of retried errors starved the event loop (the outage tests).
+configure_logging("console", "info")
 
 TOKENS = {
     "t-channel": Token("channel", "test-channel"),
