@@ -19,12 +19,12 @@ import structlog
 
 from dispatch.cases.read_model import busy_loads
 from dispatch.core.capability import Deps, Task
-from dispatch.core.messages import Json, JsonValue
+from dispatch.core.messages import Json, JsonValue, from_recorded
 from dispatch.gis.config import AutoDispatchConfig
 from dispatch.gis.geo import DistrictIndex
 from dispatch.gis.holder import ProviderIndexHolder
 from dispatch.gis.nearest import DispatchWeights, Provider
-from dispatch.gis.reference import districts, providers
+from dispatch.gis.reference import ReferenceEvent, districts, providers
 from eventstore import Checkpoint, RecordedEvent
 from eventstore.postgres import PostgresEventStore, load_checkpoint_on
 from eventstore.subscriptions import Follower, Step
@@ -128,16 +128,15 @@ class ReferenceFollower:
 
     async def apply(self, event: RecordedEvent) -> None:
         """Apply one provider or district reference event."""
-        if event.type not in ("ReferenceRecorded", "ReferenceUpdated"):
-            return
-        data = event.data
-        if data["kind"] == "provider":
+        evt = from_recorded(event)
+        if not isinstance(evt, ReferenceEvent) or evt.geometry is None:
+            return  # providers and districts always have a geometry (parse_feature checks)
+        if evt.kind == "provider":
             holder = self._indexes.provider_index
             assert holder is not None, "start() publishes the index before events are applied"
-            holder.upsert(provider_from(data["id"], data["properties"], data["geometry"]))
-        elif data["kind"] == "district":
-            self._districts[data["id"]] = _district_feature(
-                data["id"], data["properties"]["name"], data["geometry"])
+            holder.upsert(provider_from(evt.id, evt.properties, evt.geometry))
+        elif evt.kind == "district":
+            self._districts[evt.id] = _district_feature(evt.id, evt.properties["name"], evt.geometry)
             await self._rebuild_districts()
 
     async def run(self) -> None:

@@ -1,7 +1,8 @@
 """Reference data (districts, providers, units, agents, elders) as events.
 
-Each item lives in its own stream `<kind>-<id>`. Recording an item whose
-content is unchanged writes nothing; a changed one records `ReferenceUpdated`.
+Each item lives in its own stream `<kind>-<id>`: its first version is a
+`ReferenceRecorded`; recording an item whose content is unchanged writes
+nothing; a changed one records `ReferenceUpdated`.
 Coordinates are stored in WGS84; a feature may say `crs: gcj02|bd09`.
 """
 
@@ -19,9 +20,18 @@ import asyncpg
 from dispatch.core.bus import Handler
 from dispatch.core.capability import Deps
 from dispatch.core.errors import InvalidCommand
-from dispatch.core.messages import Command, Json, JsonValue, metadata
+from dispatch.core.messages import (
+    Command,
+    Event,
+    Json,
+    JsonValue,
+    event,
+    from_recorded,
+    metadata,
+    to_new_event,
+)
 from dispatch.gis.geo import to_wgs84
-from eventstore import EventStore, NewEvent, RecordedEvent, WrongExpectedVersion
+from eventstore import EventStore, RecordedEvent, WrongExpectedVersion
 from eventstore.subscriptions import Change
 
 KINDS: tuple[str, ...] = ("district", "provider", "unit", "agent", "elder")
@@ -144,6 +154,34 @@ def parse_feature(feature: Mapping[str, JsonValue], index: int = 0) -> Reference
 
 
 @dataclass(frozen=True, slots=True)
+class ReferenceEvent(Event):
+    """What every version of a reference item records: the item in WGS84 and its digest.
+
+    `properties` is the item's open property bag (its GeoJSON properties
+    without `kind` and `crs`), stored as loaded; the projections read the
+    fields each kind needs from it.
+    """
+
+    kind: str
+    id: str
+    properties: Json
+    geometry: Json | None
+    digest: str
+
+
+@event
+@dataclass(frozen=True, slots=True)
+class ReferenceRecorded(ReferenceEvent):
+    """The first version of a reference item."""
+
+
+@event
+@dataclass(frozen=True, slots=True)
+class ReferenceUpdated(ReferenceEvent):
+    """A reference item whose content changed since its last version."""
+
+
+@dataclass(frozen=True, slots=True)
 class RecordReference(Command):
     """Record one reference item (idempotent on its content)."""
 
@@ -154,22 +192,18 @@ class RecordReference(Command):
 async def record_reference(cmd: RecordReference, *, store: EventStore) -> str:
     """Append the item if new or changed; answer `recorded`, `updated` or `unchanged`."""
     item = cmd.item
-    data = {
-        "kind": item.kind,
-        "id": item.id,
-        "properties": item.properties,
-        "geometry": item.geometry,
-        "digest": item.digest(),
-    }
+    digest = item.digest()
     meta = metadata(actor=cmd.actor or "loader", channel="reference")
     for _ in range(3):
         last = await store.read_stream(item.stream, after_version=await store.stream_version(item.stream) - 1)
-        if last and last[-1].data.get("digest") == data["digest"]:
+        previous = from_recorded(last[-1]) if last else None
+        if isinstance(previous, ReferenceEvent) and previous.digest == digest:
             return "unchanged"
-        kind = "ReferenceUpdated" if last else "ReferenceRecorded"
+        version = ReferenceUpdated if last else ReferenceRecorded
+        evt = version(item.kind, item.id, item.properties, item.geometry, digest)
         expected = last[-1].version if last else -1
         try:
-            await store.append(item.stream, [NewEvent(kind, data, 1, meta)], expected)
+            await store.append(item.stream, [to_new_event(evt, meta)], expected)
         except WrongExpectedVersion:
             continue
         return "updated" if last else "recorded"
@@ -256,10 +290,10 @@ class ReferenceProjection:
 
     async def apply(self, conn: asyncpg.Connection, event: RecordedEvent) -> Sequence[Change] | None:
         """Upsert the item's row (and an elder's device accounts)."""
-        if event.type not in ("ReferenceRecorded", "ReferenceUpdated"):
+        evt = from_recorded(event)
+        if not isinstance(evt, ReferenceEvent):
             return None
-        kind, item_id = event.data["kind"], event.data["id"]
-        props, geometry = event.data["properties"], event.data["geometry"]
+        kind, item_id, props, geometry = evt.kind, evt.id, evt.properties, evt.geometry
         await conn.execute(_UPSERTS[kind], *_row(kind, item_id, props, geometry))
         if kind == "elder":
             await conn.execute("DELETE FROM ref_devices WHERE elder_id = $1", item_id)

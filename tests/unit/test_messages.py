@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from dispatch.cases.events import CallerInfo, CaseRegistered, Place
@@ -61,3 +63,23 @@ def test_a_fresh_process_knows_event_types_of_modules_it_never_imported() -> Non
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "CaseLinked"
+
+
+
+def hand_built_records(root: Path) -> list[str]:
+    """Where the code under `root` builds a store record itself (`NewEvent(...)`), as `path:line`."""
+    found = []
+    for package in ("dispatch", "channels", "gateway"):
+        for path in sorted((root / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                callee = node.func if isinstance(node, ast.Call) else None
+                name = callee.id if isinstance(callee, ast.Name) else getattr(callee, "attr", None)
+                if name == "NewEvent":
+                    found.append(f"{path.relative_to(root).as_posix()}:{node.lineno}")
+    return found
+
+
+def test_every_appended_event_is_a_declared_type() -> None:
+    """Only `to_new_event` makes store records, so every type in the log is an `@event` class."""
+    records = hand_built_records(Path(__file__).resolve().parents[2])
+    assert [where.split(":")[0] for where in records] == ["dispatch/core/messages.py"], records
