@@ -53,7 +53,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         if exc.content_type == "application/json" or exc.status < 400:
             raise
         code = exc.reason.lower().replace(" ", "_")
-        return error_response(exc.status, code, exc.text or exc.reason, exc.headers)
+        headers = {k: v for k, v in exc.headers.items() if k.lower() != "content-type"}  # ours is JSON
+        return error_response(exc.status, code, exc.text or exc.reason, headers)
     except StoreUnavailable as exc:
         log.warning("store_unavailable", path=request.path, error=str(exc))
         return error_response(
