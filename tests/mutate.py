@@ -28,47 +28,41 @@ from bench.scratch import create_database, drop_database
 from eventstore.migrate import migrate
 from tests.conftest import REUSE_PREFIX
 
-SCOPE: tuple[str, ...] = (
-    # The append path of the PostgreSQL store (reads, NOTIFY and pools are left out).
-    "eventstore.postgres.*append*", "eventstore.postgres.*_same_stream_*",
-    "eventstore.postgres.*_stored_key_*",
-    "eventstore.memory.*", "eventstore.records.*",
+PARTS: dict[str, tuple[str, ...]] = {
+    # The append path of the PostgreSQL store (reads, NOTIFY and pools are left out), and its twin.
+    "append": ("eventstore.postgres.*append*", "eventstore.postgres.*_same_stream_*",
+               "eventstore.postgres.*_stored_key_*", "eventstore.memory.*", "eventstore.records.*"),
     # The tamper check (not the CLI and worker glue around it).
-    *(f"eventstore.tamper.*{name}_*" for name in (
+    "tamper": tuple(f"eventstore.tamper.*{name}_*" for name in (
         "as_json", "bad_event", "check_chains", "_check_link", "_compare", "_check_range",
         "_check_seals", "_seal_anchor", "verify")),
-    "dispatch.cases.sla.*",
-    "gateway.auth.*", "gateway.logging.*",
+    "sla": ("dispatch.cases.sla.*",),
+    # Authorisation and role masking; the masking of logs (not the logger set-up).
+    "auth": ("gateway.auth.*", "gateway.logging.*mask*"),
     # Missed-call fairness: the task's rules and the assignment plan.
-    "dispatch.missed_calls.task.*",
-    "dispatch.missed_calls.policy.*choose_agent_*", "dispatch.missed_calls.policy.*ǁ_Boardǁ*",
-    "dispatch.missed_calls.policy.*plan_assignments_*",
+    "missed_calls": ("dispatch.missed_calls.task.*", "dispatch.missed_calls.policy.*choose_agent_*",
+                     "dispatch.missed_calls.policy.*ǁ_Boardǁ*",
+                     "dispatch.missed_calls.policy.*plan_assignments_*"),
     # Linking decisions: scoring, choosing, the incident rule and the candidate search.
-    *(f"dispatch.linking.clustering.*{name}_*" for name in (
+    "linking": tuple(f"dispatch.linking.clustering.*{name}_*" for name in (
         "from_settings", "CaseSketchǁof", "bbox", "same_caller", "_minutes", "score_candidates",
         "incident_id_for", "_oldest_first", "one_place", "_incident", "_choose", "decide",
         "MemoryCandidatesǁcandidates", "window")),
-)
-"""The mutants run, as mutmut name patterns: the core named in docs/testing.md."""
+}
+"""The mutants run, by part, as mutmut name patterns: the core named in docs/testing.md."""
 
 KILLED = frozenset({"killed", "timeout", "caught by type check", "segfault"})
 SURVIVED = frozenset({"survived", "no tests", "suspicious"})
 
 
-def tally(root: Path) -> dict[str, Counter[str]]:
-    """Mutant statuses by source file, from mutmut's `*.meta` files under `root`."""
-    found: dict[str, Counter[str]] = {}
+def tally(root: Path) -> dict[str, dict[str, str]]:
+    """Each mutant's status by source file, from mutmut's `*.meta` files under `root`."""
+    found: dict[str, dict[str, str]] = {}
     for meta in sorted(root.rglob("*.py.meta")):
         codes = json.loads(meta.read_text())["exit_code_by_key"]
         source = str(meta.relative_to(root))[: -len(".meta")]
-        found[source] = Counter(status_by_exit_code[code] for code in codes.values())
+        found[source] = {name: status_by_exit_code[code] for name, code in codes.items()}
     return found
-
-
-def survivors(mutmut: str) -> list[str]:
-    """The names of the surviving mutants, as `mutmut results` lists them."""
-    out = subprocess.run([mutmut, "results"], capture_output=True, text=True, check=False).stdout
-    return [line.strip() for line in out.splitlines() if line.strip().endswith(("survived", "no tests"))]
 
 
 async def prepare_databases(admin_dsn: str, prefix: str, count: int) -> None:
@@ -102,6 +96,8 @@ def main() -> int:
     parser.add_argument("--resume", action="store_true", help="keep mutants/ and its verdicts")
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--verbose", action="store_true", help="show mutmut's progress")
+    parser.add_argument("--part", action="append", choices=sorted(PARTS),
+                        help="only this part of the core (repeatable; default: all)")
     args = parser.parse_args()
     mutmut = str(Path(sys.executable).with_name("mutmut"))
     if not args.resume:
@@ -115,23 +111,27 @@ def main() -> int:
     asyncio.run(prepare_databases(admin_dsn, prefix, count))
     env = {**os.environ, "INTAKE_TEST_TEMPLATE": f"{prefix}tpl", REUSE_PREFIX: prefix}
     try:
-        subprocess.run([mutmut, "run", "--max-children", str(args.max_children), *SCOPE], check=False,
+        scope = [pattern for part in (args.part or PARTS) for pattern in PARTS[part]]
+        subprocess.run([mutmut, "run", "--max-children", str(args.max_children), *scope], check=False,
                        stdout=subprocess.DEVNULL if not args.verbose else None, env=env)
     finally:
         asyncio.run(drop_databases(admin_dsn, prefix, count))
     minutes = (time.monotonic() - started) / 60
     by_file = tally(Path("mutants"))
-    killed = survived = 0
-    print(f"{'file':40} {'mutants':>8} {'killed':>7} {'survived':>9}")
+    killed = survived = unchecked = 0
+    names: list[str] = []
+    print(f"{'file':40} {'killed':>7} {'survived':>9}")
     for source, statuses in by_file.items():
-        k = sum(n for s, n in statuses.items() if s in KILLED)
-        s_ = sum(n for s, n in statuses.items() if s in SURVIVED)
-        killed, survived = killed + k, survived + s_
-        print(f"{source:40} {statuses.total():>8} {k:>7} {s_:>9}")
-    unchecked = sum(c["not checked"] for c in by_file.values())
-    for name in survivors(mutmut):
+        counts = Counter(statuses.values())
+        k = sum(n for s, n in counts.items() if s in KILLED)
+        s_ = sum(n for s, n in counts.items() if s in SURVIVED)
+        killed, survived, unchecked = killed + k, survived + s_, unchecked + counts["not checked"]
+        names += [f"{name} ({status})" for name, status in statuses.items() if status in SURVIVED]
+        if k or s_:
+            print(f"{source:40} {k:>7} {s_:>9}")
+    for name in names:
         print("  ", name)
-    print(f"{minutes:.1f} min; {unchecked} not checked")
+    print(f"{minutes:.1f} min; {unchecked} mutants outside the parts run")
     print(f"mutation: {killed} killed, {survived} survived")
     return 0
 

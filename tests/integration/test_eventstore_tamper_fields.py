@@ -121,3 +121,26 @@ async def test_a_changed_position_is_caught_by_the_seal(pg_store: PostgresEventS
     assert report.first_bad is not None
     assert (report.first_bad.stream, report.first_bad.position) == ("case-1", positions[1])
     assert report.first_bad.reason.startswith("deleted"), report.first_bad.reason
+
+
+async def test_a_missing_seal_is_reported_at_the_first_event_of_the_seal_after_the_gap(
+    pg_store: PostgresEventStore, pg_dsn: str
+) -> None:
+    await _fill(pg_store)
+    await pg_store.append("case-3", [NewEvent("Noted", {}), NewEvent("Noted", {})], NO_STREAM)
+    sealer = Sealer(pg_store.pool, max_events=2)
+    deadline = time.monotonic() + 10
+    while (await verify(pg_store.pool)).unsealed:
+        assert time.monotonic() < deadline, "the log was never sealed"
+        if not await sealer.seal_pending():
+            await asyncio.sleep(0.05)
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        stream, position = await conn.fetchrow("SELECT streams[1], positions[1] FROM seals WHERE seq = 3")
+    finally:
+        await conn.close()
+    await _tamper(pg_dsn, "DELETE FROM seals WHERE seq = 2")
+    report = await verify(pg_store.pool)
+    assert report.first_bad is not None
+    assert report.first_bad.reason == "seal 2 is missing (seals deleted)"
+    assert (report.first_bad.stream, report.first_bad.position) == (stream, position)
