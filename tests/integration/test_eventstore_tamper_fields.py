@@ -144,3 +144,33 @@ async def test_a_missing_seal_is_reported_at_the_first_event_of_the_seal_after_t
     assert report.first_bad is not None
     assert report.first_bad.reason == "seal 2 is missing (seals deleted)"
     assert (report.first_bad.stream, report.first_bad.position) == (stream, position)
+
+
+async def test_events_reordered_within_a_seal_are_caught(pg_store: PostgresEventStore, pg_dsn: str) -> None:
+    """Two events swap transactions: same events, same hashes, another read order."""
+    positions = await _fill(pg_store)
+    await _seal_all(pg_store)
+    first = positions[0]  # case-1 v0 and case-2 v0: appended in two transactions
+    second = (await pg_store.read_stream("case-2"))[0].position
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        before = [r[0] for r in await conn.fetch("SELECT position FROM events ORDER BY tx_id, position")]
+        await conn.execute("SET session_replication_role = replica")
+        await conn.execute(
+            "UPDATE events e SET tx_id = o.tx_id FROM events o "
+            "WHERE (e.position, o.position) IN (($1, $2), ($2, $1))", first, second)
+        after = await conn.fetch("SELECT position, stream FROM events ORDER BY tx_id, position")
+    finally:
+        await conn.close()
+    moved = next(r for r, p in zip(after, before, strict=True) if r["position"] != p)
+    report = await verify(pg_store.pool)
+    assert report.first_bad is not None
+    assert report.first_bad.reason == "reordered within its seal"
+    assert (report.first_bad.stream, report.first_bad.position) == (moved["stream"], moved["position"])
+
+
+async def test_unkeyed_seals_stay_valid_when_a_key_is_given(pg_store: PostgresEventStore) -> None:
+    """A key authenticates keyed seals only: seals written without one are checked without it."""
+    await _fill(pg_store)
+    await _seal_all(pg_store)
+    assert (await verify(pg_store.pool, key=b"secret")).ok

@@ -7,7 +7,7 @@ import json
 import pytest
 import structlog
 
-from gateway.logging import configure, mask_text
+from gateway.logging import configure, mask_personal_data, mask_text
 
 
 def test_phone_numbers_keep_only_the_last_four_digits() -> None:
@@ -89,3 +89,19 @@ def test_numbers_are_masked_in_every_log_field(number: str, capsys: pytest.Captu
     assert line["extra"]["from"] == "***"
     assert line["contacts"][0]["name"] == "***"
     assert line["phone"].endswith("5678") and line["note"].endswith("5678")
+
+
+def test_the_processor_masks_every_field_whatever_their_order() -> None:
+    masked = mask_personal_data(None, "info", {
+        "event": "call 13912345678", "level": "info", "timestamp": "2026-11-23T08:00:00Z",
+        "note": "x 13912345678", "phone": "13912345678"})
+    assert masked == {"event": "call *******5678", "level": "info", "timestamp": "2026-11-23T08:00:00Z",
+                      "note": "x *******5678", "phone": "*******5678"}
+
+
+def test_numbers_under_from_to_and_caller_keep_their_last_four_digits() -> None:
+    masked = mask_personal_data(None, "info", {
+        "from": "+8613912345678", "to": "139 1234 5678", "caller": "13912345678", "From": "alice",
+        "phone": ["13912345678", "13800138000"], "contacts": ["13912345678", "张三"]})
+    assert masked == {"from": "**********5678", "to": "*********5678", "caller": "*******5678",
+                      "From": "***", "phone": ["*******5678", "*******8000"], "contacts": ["***", "***"]}
