@@ -112,8 +112,9 @@ def main() -> int:
     env = {**os.environ, "INTAKE_TEST_TEMPLATE": f"{prefix}tpl", REUSE_PREFIX: prefix}
     try:
         scope = [pattern for part in (args.part or PARTS) for pattern in PARTS[part]]
-        subprocess.run([mutmut, "run", "--max-children", str(args.max_children), *scope], check=False,
-                       stdout=subprocess.DEVNULL if not args.verbose else None, env=env)
+        output = None if args.verbose else subprocess.PIPE
+        run = subprocess.run([mutmut, "run", "--max-children", str(args.max_children), *scope],
+                             check=False, stdout=output, env=env, text=True)
     finally:
         asyncio.run(drop_databases(admin_dsn, prefix, count))
     minutes = (time.monotonic() - started) / 60
@@ -132,6 +133,10 @@ def main() -> int:
     for name in names:
         print("  ", name)
     print(f"{minutes:.1f} min; {unchecked} mutants outside the parts run")
+    if run.returncode != 0 or killed + survived == 0:  # e.g. a selected test failed before any mutant
+        print((run.stdout or "")[-3000:])
+        print(f"mutation: failed, mutmut exited with {run.returncode}")
+        return 1
     print(f"mutation: {killed} killed, {survived} survived")
     return 0
 
