@@ -20,7 +20,7 @@ from dispatch.core.messages import metadata
 from eventstore import NO_STREAM, NewEvent
 from eventstore.postgres import PostgresEventStore
 from eventstore.seals import Sealer
-from eventstore.tamper import verify
+from eventstore.tamper import check_chains, verify
 
 _META = metadata(
     actor="agent:a-7", channel="phone", correlation_id="corr-1", causation_id="cause-1",
@@ -174,3 +174,33 @@ async def test_unkeyed_seals_stay_valid_when_a_key_is_given(pg_store: PostgresEv
     await _fill(pg_store)
     await _seal_all(pg_store)
     assert (await verify(pg_store.pool, key=b"secret")).ok
+
+
+async def test_one_streams_chain_is_checked_alone(pg_store: PostgresEventStore, pg_dsn: str) -> None:
+    """`check_chains(conn, stream)` (the audit history's check) counts and judges that stream only."""
+    positions = await _fill(pg_store)
+    await _tamper(pg_dsn, """UPDATE events SET data = '{"n": 9}' WHERE position = $1""", positions[1])
+    async with pg_store.pool.acquire() as conn:
+        assert await check_chains(conn, "case-2") == (1, None)
+        checked, broken = await check_chains(conn, "case-1")
+        assert checked == 2 and broken is not None
+        assert (broken.stream, broken.position, broken.kind) == ("case-1", positions[1], "modified")
+        assert await check_chains(conn) == (3, broken)
+
+
+async def test_the_report_counts_seals_and_keyed_seals_left_unauthenticated(
+    pg_store: PostgresEventStore,
+) -> None:
+    await _fill(pg_store)
+    await pg_store.append("case-3", [NewEvent("Noted", {}), NewEvent("Noted", {})], NO_STREAM)
+    deadline = time.monotonic() + 10
+    sealer = Sealer(pg_store.pool, key=b"secret", max_events=2)
+    while (await verify(pg_store.pool, key=b"secret")).unsealed:
+        assert time.monotonic() < deadline, "the log was never sealed"
+        if not await sealer.seal_pending():
+            await asyncio.sleep(0.05)
+    keyed = await verify(pg_store.pool, key=b"secret")
+    assert (keyed.ok, keyed.checked, keyed.seals, keyed.warnings) == (True, 5, 3, ())
+    unkeyed = await verify(pg_store.pool)
+    assert unkeyed.seals == 3
+    assert unkeyed.warnings == ("3 keyed seals not authenticated: INTAKE_SEAL_KEY is not set",)
