@@ -105,3 +105,8 @@ def test_numbers_under_from_to_and_caller_keep_their_last_four_digits() -> None:
         "phone": ["13912345678", "13800138000"], "contacts": ["13912345678", "张三"]})
     assert masked == {"from": "**********5678", "to": "*********5678", "caller": "*******5678",
                       "From": "***", "phone": ["*******5678", "*******8000"], "contacts": ["***", "***"]}
+
+
+def test_seven_digits_are_a_number_six_are_not() -> None:
+    assert mask_text("拨 8665678") == "拨 ***5678"
+    assert mask_text("拨 665678") == "拨 665678"
