@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install lint typecheck bench clean
+.PHONY: demo test install lint typecheck bench mutate clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# Mutation testing of the core (docs/testing.md); needs INTAKE_TEST_DATABASE_URL. Not part of `make test`.
+mutate: $(STAMP)
+	$(BIN)/python -m tests.mutate
+
 bench: $(STAMP)
 	$(BIN)/intake bench
 
 clean:
-	rm -rf $(VENV) .intake test-artifacts
+	rm -rf $(VENV) .intake test-artifacts mutants

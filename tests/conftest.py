@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from bench.scratch import create_database, drop_database
+from bench.scratch import create_database, database_dsn, drop_database
 from dispatch.core.clock import FakeClock
 from eventstore.migrate import migrate
 from eventstore.postgres import PostgresEventStore, create_pool
@@ -69,7 +69,15 @@ def pg_admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def pg_template(pg_admin_dsn: str) -> Iterator[str]:
-    """A database migrated once per session, cloned by every test."""
+    """A database migrated once per session, cloned by every test.
+
+    INTAKE_TEST_TEMPLATE names one migrated beforehand instead (the mutation run
+    starts a pytest session per mutant and would otherwise migrate one each time).
+    """
+    given = os.environ.get("INTAKE_TEST_TEMPLATE")
+    if given:
+        yield given
+        return
     name = f"intake_tpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
 
     async def create() -> None:
@@ -84,9 +92,54 @@ def pg_template(pg_admin_dsn: str) -> Iterator[str]:
     asyncio.run(drop_database(pg_admin_dsn, name))
 
 
+REUSE_PREFIX = "INTAKE_TEST_REUSE_DATABASES"
+"""Set to a database name prefix, tests borrow databases `<prefix>0`, `<prefix>1`, ... made
+beforehand (from the template) and empty them after use instead of creating and dropping one
+each: the mutation run (tests/mutate.py) starts thousands of short sessions."""
+
+_WRITTEN = """SELECT format('%I.%I', schemaname, tablename) FROM pg_tables
+    WHERE schemaname = 'public' AND tablename <> ALL(string_to_array($1, ','))"""
+_SEQUENCES = """SELECT s.seqrelid::regclass::text FROM pg_sequence s
+    JOIN pg_depend d ON d.objid = s.seqrelid AND d.deptype IN ('a', 'i')
+    JOIN pg_class t ON t.oid = d.refobjid WHERE t.relname <> ALL(string_to_array($1, ','))"""
+
+
+async def _borrow(admin_dsn: str, prefix: str) -> tuple[asyncpg.Connection, str]:
+    """A reusable database no other session holds, and the connection holding it."""
+    admin = await asyncpg.connect(admin_dsn)
+    for n in range(64):
+        if await admin.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", f"{prefix}{n}"):
+            return admin, database_dsn(admin_dsn, f"{prefix}{n}")
+    await admin.close()
+    raise RuntimeError(f"no free database {prefix}N")
+
+
+async def _empty(dsn: str) -> None:
+    """Remove every row a test wrote; keep the tables the migrations filled (`intake.seeded`)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("SET session_replication_role = replica")  # past the append-only guard
+        seeded = await conn.fetchval("SELECT current_setting('intake.seeded', true)") or ""
+        for (table,) in await conn.fetch(_WRITTEN, seeded):
+            await conn.execute(f"DELETE FROM {table}")
+        for (sequence,) in await conn.fetch(_SEQUENCES, seeded):
+            await conn.execute("SELECT setval($1::regclass, 1, false)", sequence)
+    finally:
+        await conn.close()
+
+
 @pytest.fixture
 async def pg_dsn(pg_admin_dsn: str, pg_template: str) -> AsyncIterator[str]:
     """A fresh, migrated database for this test only."""
+    prefix = os.environ.get(REUSE_PREFIX)
+    if prefix:
+        admin, dsn = await _borrow(pg_admin_dsn, prefix)
+        try:
+            yield dsn
+            await _empty(dsn)
+        finally:
+            await admin.close()
+        return
     name = f"intake_t_{uuid.uuid4().hex[:12]}"
     yield await create_database(pg_admin_dsn, name, template=pg_template)
     await drop_database(pg_admin_dsn, name)

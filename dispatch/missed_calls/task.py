@@ -224,9 +224,9 @@ def decide_outcome(
     note: str | None = None,
 ) -> list[Event]:
     """Record a call-back try; reached / wrong number / the last unanswered try close the task."""
-    _open_task(state, task_id)
-    if outcome not in OUTCOMES:
+    if outcome not in OUTCOMES:  # bad input whatever the task's state: 400, not 409
         raise InvalidCommand(f"outcome must be one of {', '.join(OUTCOMES)}", field="outcome")
+    _open_task(state, task_id)
     attempt = state.callback_attempts + 1
     if outcome == "no_answer" and attempt < MAX_CALLBACK_ATTEMPTS:
         due = at + RETRY_SCHEDULE[min(attempt, len(RETRY_SCHEDULE)) - 1]

@@ -47,6 +47,7 @@ from dispatch.core.phone import mask_phone
 from dispatch.gis.geo import to_wgs84
 from gateway.auth import Principal, require, sees_personal_data
 from gateway.http import BadRequest, field, json_response, limit_param, page, read_json
+from gateway.logging import mask_text
 from gateway.services import SERVICES, Services
 
 READERS = ("agent", "dispatcher", "unit", "auditor")
@@ -78,7 +79,8 @@ def case_view(s: CaseState, light: str, who: Principal | None, now: datetime) ->
         "case_id": s.case_id, "status": s.status, "category": s.category, "priority": s.priority,
         "channel": s.channel, "caller": caller,
         "location": {"lat": loc.lat, "lon": loc.lon, "district": loc.district} if loc else None,
-        "address": s.address if full else None, "description": s.description, "light": light,
+        "address": s.address if full else None,
+        "description": s.description if full else mask_text(s.description), "light": light,
         "deadline": s.deadline, "assigned_to": s.assigned_to, "assignee_kind": s.assignee_kind,
         "linked_case_ids": list(s.linked_case_ids), "incident_id": s.incident_id,
         "history_url": f"/api/v1/audit/cases/{s.case_id}/history", "version": s.version,

@@ -79,3 +79,24 @@ async def test_kpis_are_for_the_center_not_for_units_and_check_the_window(client
     assert (await client.get("/api/v1/kpis", headers=auth("t-unit"))).status == 403
     bad = await client.get("/api/v1/kpis?hours=0", headers=auth("t-auditor"))
     assert bad.status == 400 and (await bad.json())["error"]["code"] == "bad_parameter"
+
+
+async def test_a_token_in_the_address_is_neither_reflected_nor_kept_by_the_server(
+    client: Any, pg_pool: Any
+) -> None:
+    """`GET /?token=`: the page takes the token in the browser; the server does nothing with it."""
+    before = await pg_pool.fetchval("SELECT count(*) FROM events")
+    for token in ("t-dispatcher", "<script>alert(1)</script>", "not-a-token"):
+        page = await client.get("/", params={"token": token})
+        assert page.status == 200 and page.content_type == "text/html"
+        assert page.headers["Cache-Control"] == "no-cache"
+        assert "Set-Cookie" not in page.headers
+        text = await page.text()
+        assert token not in text
+        assert '<script type="module" src="/console/app.js"></script>' in text
+    api = await (await client.get("/console/api.js")).text()
+    assert "searchParams.get('token')" in api and "searchParams.delete('token')" in api
+    assert "t-dispatcher" not in await (await client.get("/metrics")).text()
+    assert await pg_pool.fetchval("SELECT count(*) FROM events") == before
+    # The token is a bearer token only in the header: in the address it grants nothing.
+    assert (await client.get("/api/v1/me", params={"token": "t-dispatcher"})).status == 401

@@ -14,6 +14,7 @@ from eventstore import ANY, NO_STREAM, AppendResult, Checkpoint, NewEvent, Recor
 from eventstore.errors import AppendFailed, IdempotencyConflict, StoreUnavailable
 from eventstore.postgres import PostgresEventStore, append_on, create_pool
 from eventstore.subscriptions import ReactorRunner
+from tests.steps import CountedReactorRunner
 
 WRITERS = 16
 TARGET_EVENTS = 100_000
@@ -24,6 +25,15 @@ async def until(condition: Callable[[], bool], seconds: float) -> None:
     """Wait until `condition()` holds, failing after `seconds`."""
     async with asyncio.timeout(seconds):
         while not condition():  # noqa: ASYNC110 (polls state owned by other tasks)
+            await asyncio.sleep(0.005)
+
+
+async def blocked_on_a_lock(store: PostgresEventStore, seconds: float = 10) -> None:
+    """Wait until a session of this database waits for a lock: the racing append reached the server."""
+    async with asyncio.timeout(seconds), store.connection() as conn:
+        while not await conn.fetchval(  # noqa: ASYNC110 (the state polled is the server's)
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'"):
             await asyncio.sleep(0.005)
 
 
@@ -115,7 +125,7 @@ async def test_concurrent_duplicates_wait_for_the_first_transaction(pg_store: Po
         first = await append_on(conn, "alarm-1", [NewEvent("Alarm", {})], NO_STREAM, idempotency_key="k")
         racing = asyncio.create_task(
             pg_store.append("alarm-1", [NewEvent("Alarm", {})], NO_STREAM, idempotency_key="k"))
-        await asyncio.sleep(0.1)
+        await blocked_on_a_lock(pg_store)
         assert not racing.done()
     second = await racing
     assert second.duplicate
@@ -128,7 +138,7 @@ async def test_concurrent_reuse_of_a_key_on_another_stream_conflicts(pg_store: P
         await append_on(conn, "alarm-1", [NewEvent("Alarm", {})], NO_STREAM, idempotency_key="k")
         racing = asyncio.create_task(
             pg_store.append("alarm-2", [NewEvent("Alarm", {})], NO_STREAM, idempotency_key="k"))
-        await asyncio.sleep(0.1)
+        await blocked_on_a_lock(pg_store)
         assert not racing.done()  # waits on the key's primary key
     with pytest.raises(IdempotencyConflict):
         await racing
@@ -143,7 +153,7 @@ async def test_duplicate_of_a_rolled_back_append_is_written(pg_store: PostgresEv
             await append_on(conn, "alarm-1", [NewEvent("Alarm", {})], NO_STREAM, idempotency_key="k")
             racing.append(asyncio.create_task(
                 pg_store.append("alarm-1", [NewEvent("Alarm", {})], NO_STREAM, idempotency_key="k")))
-            await asyncio.sleep(0.1)
+            await blocked_on_a_lock(pg_store)
             raise _Rollback
 
     with pytest.raises(_Rollback):
@@ -262,14 +272,16 @@ async def test_runner_repolls_quickly_while_events_wait_behind_the_horizon(
     pg_store: PostgresEventStore,
 ) -> None:
     collector = Collector("quick")
-    task = asyncio.create_task(ReactorRunner(pg_store, collector, poll_interval=30).run())
+    runner = CountedReactorRunner(pg_store, collector, poll_interval=30)
+    task = asyncio.create_task(runner.run())
     try:
         async with pg_store.connection() as conn:
             tx = conn.transaction()
             await tx.start()
             await append_on(conn, "case-1", [NewEvent("Early", {})], NO_STREAM)
             await pg_store.append("case-2", [NewEvent("Late", {})], NO_STREAM)
-            await asyncio.sleep(0.1)
+            await runner.steps.one_more()  # a read that saw Late committed ...
+            assert runner.steps.last is not None and runner.steps.last.pending  # ... waiting behind Early
             assert collector.positions == []
             await tx.commit()  # no wake-up is sent for this commit
         await until(lambda: len(collector.positions) >= 2, 1)
@@ -283,9 +295,10 @@ async def test_notify_wakes_readers_in_another_process(pg_store: PostgresEventSt
     other = PostgresEventStore(other_pool)
     await other.listen()
     collector = Collector("remote")
-    task = asyncio.create_task(ReactorRunner(other, collector, poll_interval=30).run())
+    runner = CountedReactorRunner(other, collector, poll_interval=30)
+    task = asyncio.create_task(runner.run())
     try:
-        await asyncio.sleep(0.1)
+        await runner.steps.wait_for(1)  # caught up: from now on only a wake-up makes it read soon
         await pg_store.append("case-1", [NewEvent("Registered", {})], NO_STREAM)
         await until(lambda: bool(collector.positions), 2)
     finally:
@@ -323,9 +336,8 @@ async def test_notify_wakes_readers_in_other_processes_by_category(pg_dsn: str) 
         await reader.listen()
         calls, everything = reader.wakeup(frozenset({"call"})), reader.wakeup()
         await writer.append("sms-1", [NewEvent("Received", {})], NO_STREAM)
-        assert await everything.wait(3)  # the NOTIFY for sms-1 arrived ...
-        await asyncio.sleep(0.05)
-        assert not calls.is_set()  # ... and did not wake the reader of calls
+        assert await everything.wait(3)  # the NOTIFY for sms-1 arrived, and one callback set
+        assert not calls.is_set()  # every latch it wakes: it did not wake the reader of calls
         await writer.append("call-1", [NewEvent("Abandoned", {})], NO_STREAM)
         assert await calls.wait(3)
         calls.clear()

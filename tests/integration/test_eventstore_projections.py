@@ -11,6 +11,7 @@ import pytest
 from eventstore import ANY, NewEvent, RecordedEvent
 from eventstore.postgres import PostgresEventStore
 from eventstore.subscriptions import BatchProjection, Change, ProjectionFailed, ProjectionRunner
+from tests.steps import CountedProjectionRunner
 
 
 async def until(condition: Callable[[], Awaitable[bool]], seconds: float) -> None:
@@ -105,10 +106,10 @@ async def test_two_runners_of_one_projection_never_apply_twice(pg_store: Postgre
 
 async def test_live_projection_follows_appends(pg_store: PostgresEventStore) -> None:
     await _setup(pg_store, streams=1, per_stream=1)
-    runner = ProjectionRunner(pg_store, Counts(), poll_interval=30)
+    runner = CountedProjectionRunner(pg_store, Counts(), poll_interval=30)
     task = asyncio.create_task(runner.run())
     try:
-        await asyncio.sleep(0.1)
+        await runner.steps.wait_for(1)  # caught up: only following the log brings the next event
         await pg_store.append("case-0", [NewEvent("Noted", {})], ANY)
         await until(lambda: _has_counts(pg_store, {"case-0": 2}), 2)
     finally:

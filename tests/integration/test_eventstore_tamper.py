@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import asyncpg
 import pytest
 
-from eventstore import ANY, NewEvent
+from eventstore import ANY, Checkpoint, NewEvent
 from eventstore.postgres import PostgresEventStore
 from eventstore.seals import Sealer
 from eventstore.tamper import verify
@@ -26,6 +27,17 @@ async def _fill(store: PostgresEventStore) -> dict[str, list[int]]:
             result = await store.append(stream, [NewEvent("Noted", {"i": i})], ANY)
             positions.setdefault(stream, []).extend(result.positions)
     return positions
+
+
+async def all_readable(store: PostgresEventStore, count: int) -> None:
+    """Wait until readers (and so the sealer) see all `count` events: an unrelated open
+    transaction on a shared server holds the commit horizon back for a moment."""
+    async with asyncio.timeout(10):
+        while True:
+            batch = await store.read_batch(Checkpoint())
+            if len(batch.events) == count and not batch.pending:
+                return
+            await asyncio.sleep(0.02)
 
 
 async def _bypass(conn: asyncpg.Connection) -> None:
@@ -111,6 +123,7 @@ async def test_verify_names_the_first_bad_stream_and_position(
     pg_store: PostgresEventStore, pg_dsn: str, tamper: Tamper, stream: str, index: int, reason: str
 ) -> None:
     positions = await _fill(pg_store)
+    await all_readable(pg_store, 7)
     assert await Sealer(pg_store.pool).seal_pending() == 1
     intact = await verify(pg_store.pool)
     assert intact.ok
@@ -148,6 +161,7 @@ async def test_unsealed_mid_stream_deletion_is_caught_by_the_chain(
 
 async def test_removed_or_rekeyed_seals_are_caught(pg_store: PostgresEventStore, pg_dsn: str) -> None:
     await _fill(pg_store)
+    await all_readable(pg_store, 7)
     sealer = Sealer(pg_store.pool, key=b"secret", max_events=3)
     assert await sealer.seal_pending() == 3
     assert (await verify(pg_store.pool, key=b"secret")).ok
@@ -172,6 +186,7 @@ async def test_intake_verify_exit_codes(
     pg_store: PostgresEventStore, pg_dsn: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     positions = await _fill(pg_store)
+    await all_readable(pg_store, 7)
     await Sealer(pg_store.pool).seal_pending()
     settings = Settings(stores=StoreSettings(database_url=pg_dsn, redis_url="redis://unused"))
     assert await run_verify(argparse.Namespace(), settings) == 0

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
+
+from aiohttp import web
 
 
 async def test_health_reports_dependencies(client: Any) -> None:
@@ -14,10 +17,32 @@ async def test_health_reports_dependencies(client: Any) -> None:
     assert body["dependencies"]["redis"] == {"ok": True}
 
 
-async def test_openapi_lists_health(client: Any) -> None:
+def _served(app: web.Application) -> set[tuple[str, str]]:
+    """(path in OpenAPI's `{name}` form, method) of every route but static file trees and HEAD."""
+    served = set()
+    for route in app.router.routes():
+        info = route.resource.get_info() if route.resource is not None else {}
+        if route.method in ("HEAD", "*") or "directory" in info:
+            continue
+        path = re.sub(r"\{(\w+)[^}]*\}", r"{\1}", info.get("path") or info["formatter"])
+        served.add((path, route.method.lower()))
+    return served
+
+
+async def test_openapi_lists_every_route_the_app_serves_and_no_other(client: Any) -> None:
     body = await (await client.get("/openapi.json")).json()
     assert body["openapi"].startswith("3.")
-    assert "/health" in body["paths"]
+    listed = {(path, method) for path, item in body["paths"].items() for method in item
+              if method in ("get", "post", "put", "patch", "delete")}
+    served = _served(client.server.app)
+    assert ("/health", "get") in served and ("/api/v1/cases", "post") in served
+    assert sorted(served - listed) == [], "served but not in the spec"
+    assert sorted(listed - served) == [], "in the spec but not served"
+    for path, item in body["paths"].items():
+        for method, operation in item.items():
+            assert operation.get("summary") and operation.get("responses"), (path, method)
+            declared = {p["name"] for p in operation.get("parameters", []) if p.get("in") == "path"}
+            assert declared == set(re.findall(r"\{(\w+)\}", path)), (path, method, declared)
 
 
 async def test_metrics_are_prometheus_text(client: Any) -> None:
@@ -38,3 +63,13 @@ async def test_unknown_token_gets_401_json(client: Any) -> None:
     response = await client.get("/api/v1/cases", headers={"Authorization": "Bearer nope"})
     assert response.status == 401
     assert (await response.json())["error"]["code"] == "unauthorized"
+
+
+async def test_unknown_paths_and_methods_get_the_json_error_envelope(client: Any) -> None:
+    missing = await client.get("/api/v1/no-such-thing")
+    assert missing.status == 404
+    assert (await missing.json())["error"]["code"] == "not_found"
+    wrong = await client.delete("/health")
+    assert wrong.status == 405
+    assert (await wrong.json())["error"]["code"] == "method_not_allowed"
+    assert "GET" in wrong.headers["Allow"]

@@ -16,6 +16,7 @@ from gateway.presence import PresenceBoard
 from gateway.services import SERVICES
 from gateway.settings import ConsoleSettings, Settings
 from tests.conftest import auth
+from tests.integration.tcp_proxy import TcpProxy
 
 TTL = 1.0
 
@@ -120,7 +121,15 @@ async def test_fair_spread_offline_reassignment_and_outcomes(client: Any) -> Non
     assert again.status == 409
     bad = await client.post(f"/api/v1/missed-calls/{task}/outcome", json={"outcome": "maybe"},
                             headers=auth("t-agent"))
-    assert bad.status in (400, 409)
+    assert bad.status == 400  # bad input, whatever the task's state
+    assert (await bad.json())["error"]["code"] == "invalid"
+    still_open = next(t for t in await tasks(client) if t["task_id"] != task)
+    bad = await client.post(f"/api/v1/missed-calls/{still_open['task_id']}/outcome",
+                            json={"outcome": "maybe"}, headers=auth("t-agent"))
+    assert bad.status == 400
+    unknown = await client.post("/api/v1/missed-calls/008613900009999.1/outcome", json={"outcome": "reached"},
+                                headers=auth("t-agent"))
+    assert unknown.status == 409
 
 
 async def test_silent_agent_goes_offline_after_the_ttl(client: Any) -> None:
@@ -143,21 +152,42 @@ async def _assigned_to(client: Any, agents: set[str]) -> bool:
     return len(found) == 2 and {t["assigned_to"] for t in found} == agents
 
 
+def _redis_target(url: str) -> tuple[str, int]:
+    """Host and port (or unix socket path and 0) of a Redis URL."""
+    kwargs = aioredis.Redis.from_url(url).connection_pool.connection_kwargs
+    return (str(kwargs["path"]), 0) if "path" in kwargs else (str(kwargs["host"]), int(kwargs["port"]))
+
+
 async def test_redis_down_leaves_tasks_waiting_until_presence_returns(
     client: Any, redis_server_url: str, redis_prefix: str
 ) -> None:
+    """An agent is online when Redis goes away: unknown presence must not be taken for any answer."""
     services = client.app[SERVICES]
     await abandon(client, 1, "13900000001")
-    await until(lambda: tasks(client))
-    dead = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    [waiting] = await until(lambda: tasks(client))
+    proxy = TcpProxy(*_redis_target(redis_server_url))
+    await proxy.start()
+    # A board of its own (prefix and connection) the app's assigner does not read.
+    via_proxy = aioredis.Redis(host="127.0.0.1", port=proxy.port, socket_connect_timeout=0.2,
+                               socket_timeout=0.5)
+    board = PresenceBoard(via_proxy, f"{redis_prefix}blind:")
     try:
-        blind = Assigner(services.pool, services.bus.handle, PresenceBoard(dead, redis_prefix).present)
-        assert await blind.cycle() == 0
+        await board.beat("A009", "online")
+        assert await board.present() == {"A009"}  # seen while Redis is up
+        assigner = Assigner(services.pool, services.bus.handle, board.present)
+        await proxy.cut()
+        assert await board.present() is None
+        assert await assigner.cycle() == 0
+        assert [t["assigned_to"] for t in await tasks(client)] == [None]
+        await proxy.start()
+        assert await assigner.cycle() == 1  # the same assigner, presence back: A009 takes it
+        assert [t["assigned_to"] for t in await tasks(client)] == ["A009"]
     finally:
-        await dead.aclose()
-    assert [t["assigned_to"] for t in await tasks(client)] == [None]
-    await presence(client, "A009", "online")
-    await until(lambda: tasks(client, "status=open&agent_id=A009"))
+        await via_proxy.aclose()
+        await proxy.close()
+    await presence(client, "A010", "online")  # the app's own assigner: A009 is not present there
+    await until(lambda: tasks(client, "status=open&agent_id=A010"))
+    assert [t["task_id"] for t in await tasks(client)] == [waiting["task_id"]]
 
 
 async def test_a_task_closed_between_plan_and_assignment_is_skipped(client: Any) -> None:

@@ -81,6 +81,29 @@ async def test_three_posts_a_request_and_georeport_reads_it(client: Any, service
     assert by_id["service_request_id"] == case_id
 
 
+async def test_a_request_posted_as_xml_is_answered_in_xml(client: Any, services: Any) -> None:
+    """`POST requests.xml` (`three`'s XML reader is Python 2 only: the answer is parsed here)."""
+    form = {"api_key": "t-channel", "service_code": "complaint", "description": "噪音扰民",
+            "address_string": "渭城区文汇路", "phone": "13800138000"}
+    first = await client.post("/open311/v2/requests.xml", data=form, headers={"Idempotency-Key": "x-1"})
+    assert first.status == 201
+    assert first.headers["Content-Type"].startswith("text/xml")
+    root = ET.fromstring(await first.read())
+    assert root.tag == "service_requests"
+    [request] = root.findall("request")
+    case_id = request.findtext("service_request_id")
+    assert case_id and request.findtext("service_notice") == "request accepted"
+    [case] = await events_of(services, "CaseRegistered")
+    assert (case["data"]["case_id"], case["data"]["channel"], case["data"]["category"]) == (
+        case_id, "web", "complaint")
+    again = await client.post("/open311/v2/requests.xml", data=form, headers={"Idempotency-Key": "x-1"})
+    assert again.status == 200
+    repeat = ET.fromstring(await again.read())
+    assert repeat.findtext("request/service_request_id") == case_id
+    assert repeat.findtext("request/service_notice") == "duplicate request"
+    assert len(await events_of(services, "CaseRegistered")) == 1
+
+
 async def test_idempotency_key_repeats_answer_the_first_request(client: Any, services: Any) -> None:
     form = {"api_key": "t-channel", "service_code": "complaint", "description": "噪音扰民",
             "address_string": "渭城区文汇路", "phone": "13800138000"}

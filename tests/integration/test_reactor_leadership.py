@@ -15,7 +15,7 @@ import asyncpg
 from eventstore import ANY, NewEvent, RecordedEvent
 from eventstore.leadership import LOCK_SPACE, Leadership
 from eventstore.postgres import PostgresEventStore
-from eventstore.subscriptions import ReactorRunner
+from tests.steps import CountedReactorRunner
 
 
 class Tally:
@@ -58,13 +58,14 @@ async def test_one_worker_reacts_and_a_standby_takes_over_when_it_dies(
     reacted: Counter[int] = Counter()
     by: Counter[str] = Counter()
     leads = {w: Leadership(pg_pool, check_every=0.2) for w in ("a", "b")}
-    runners = {w: ReactorRunner(pg_store, Tally(reacted, by, w), poll_interval=0.1,
-                                leadership=leads[w]) for w in ("a", "b")}
+    runners = {w: CountedReactorRunner(pg_store, Tally(reacted, by, w), poll_interval=0.1,
+                                       leadership=leads[w]) for w in ("a", "b")}
     tasks = {w: asyncio.create_task(r.run()) for w, r in runners.items()}
     try:
         await append(pg_store, range(60))
         await until(lambda: len(reacted) == 60)
-        await asyncio.sleep(0.3)  # a standby that wrongly reacted would have by now
+        # Both runners, the standby too, complete a step begun after every event was readable.
+        await asyncio.gather(*(r.steps.one_more() for r in runners.values()))
         assert set(reacted.values()) == {1}  # every event once: one worker reacted
         [(first, _)] = by.items()
         assert leads[first].held == {"tally"}

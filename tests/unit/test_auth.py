@@ -1,11 +1,107 @@
-"""Bearer tokens: found by digest, exact matches only."""
+"""Bearer tokens, roles and who sees personal data (gateway/auth.py), without a server."""
 
 from __future__ import annotations
 
-import pytest
+import json
 
-from gateway.auth import Principal, TokenTable
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
+
+from gateway.auth import (
+    FULL_PERSONAL_DATA,
+    PRINCIPAL,
+    Forbidden,
+    Principal,
+    TokenTable,
+    Unauthorized,
+    make_middleware,
+    principal,
+    require,
+    resolve,
+    sees_personal_data,
+    token_of,
+)
 from gateway.settings import Token
+
+TOKENS = {"t-unit": Token("unit", "U001"), "t-admin": Token("admin", "root"), "t-agent": Token("agent", "A1")}
+
+
+def request(authorization: str | None = None) -> web.Request:
+    return make_mocked_request("GET", "/", headers={"Authorization": authorization} if authorization else {})
+
+
+@pytest.mark.parametrize(("header", "token"), [
+    ("Bearer abc", "abc"), ("bearer abc", "abc"), ("BEARER  abc ", "abc"), ("Bearer", None),
+    ("Bearer   ", None), ("Basic abc", None), ("abc", None), (None, None), ("Token abc", None),
+])
+def test_the_bearer_token_of_a_request(header: str | None, token: str | None) -> None:
+    assert token_of(request(header)) == token
+
+
+def test_resolve_knows_only_configured_tokens() -> None:
+    assert resolve(TOKENS, "t-unit") == Principal("unit", "U001")
+    assert resolve(TOKENS, "t-nope") is None
+    assert resolve(TOKENS, None) is None
+    assert Principal("unit", "U001").actor == "unit:U001"
+
+
+async def test_the_middleware_attaches_the_principal_or_nothing() -> None:
+    seen: list[Principal | None] = []
+
+    async def handler(req: web.Request) -> web.StreamResponse:
+        seen.append(principal(req))
+        return web.Response()
+
+    middleware = make_middleware(TOKENS)
+    for header in ("Bearer t-agent", "Bearer t-wrong", None):
+        req = request(header)
+        await middleware(req, handler)
+        assert (PRINCIPAL in req) is (header == "Bearer t-agent")
+    assert seen == [Principal("agent", "A1"), None, None]
+
+
+def _who(role: str, subject: str = "S1") -> web.Request:
+    req = request()
+    req[PRINCIPAL] = Principal(role, subject)
+    return req
+
+
+def test_require_refuses_anonymous_callers_with_401() -> None:
+    with pytest.raises(Unauthorized) as refused:
+        require(request(), "agent")
+    assert refused.value.status == 401
+    assert refused.value.headers["WWW-Authenticate"] == "Bearer"
+    assert refused.value.content_type == "application/json"
+    assert json.loads(refused.value.text or "")["error"]["code"] == "unauthorized"
+
+
+def test_require_refuses_other_roles_with_403_and_lets_admin_do_anything() -> None:
+    assert require(_who("agent"), "agent", "dispatcher") == Principal("agent", "S1")
+    assert require(_who("dispatcher"), "agent", "dispatcher").role == "dispatcher"
+    assert require(_who("admin"), "auditor") == Principal("admin", "S1")
+    for role in ("unit", "channel", "auditor"):
+        with pytest.raises(Forbidden) as refused:
+            require(_who(role), "agent", "dispatcher")
+        assert refused.value.status == 403
+        assert refused.value.content_type == "application/json"
+        error = json.loads(refused.value.text or "")["error"]
+        assert error == {"code": "forbidden", "message": f"role {role} may not do this"}
+
+
+def test_who_sees_personal_data() -> None:
+    assert {"agent", "dispatcher", "auditor", "admin"} == FULL_PERSONAL_DATA
+    for role in FULL_PERSONAL_DATA:
+        assert sees_personal_data(Principal(role, "X"))
+        assert sees_personal_data(Principal(role, "X"), assigned_to="U002")
+    unit = Principal("unit", "U001")
+    assert sees_personal_data(unit, assigned_to="U001")
+    assert not sees_personal_data(unit, assigned_to="U002")
+    assert not sees_personal_data(unit, assigned_to=None)
+    assert not sees_personal_data(unit)
+    assert not sees_personal_data(Principal("channel", "U001"), assigned_to="U001")
+    assert not sees_personal_data(None, assigned_to="U001")
+
 
 TABLE = TokenTable({"s3cret-token-0001": Token("agent", "A001"), "other-token-00002": Token("unit", "U1")})
 

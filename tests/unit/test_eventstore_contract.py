@@ -29,6 +29,7 @@ from eventstore.errors import InvalidStreamName
 from eventstore.memory import MemoryEventStore
 from eventstore.postgres import PostgresEventStore
 from eventstore.subscriptions import ReactorRunner
+from tests.steps import CountedReactorRunner
 
 
 @pytest.fixture
@@ -247,9 +248,10 @@ async def test_reactor_runner_resumes_from_its_checkpoint(store: EventStore) -> 
 
 async def test_reactor_runner_follows_live(store: EventStore) -> None:
     recorders = [Recorder(f"live{i}", None) for i in range(3)]
-    tasks = [asyncio.create_task(ReactorRunner(store, r, poll_interval=30).run()) for r in recorders]
+    runners = [CountedReactorRunner(store, r, poll_interval=30) for r in recorders]
+    tasks = [asyncio.create_task(r.run()) for r in runners]
     try:
-        await asyncio.sleep(0.05)
+        await asyncio.gather(*(r.steps.wait_for(1) for r in runners))  # caught up, now following
         await store.append("case-1", [ev(n=1)], NO_STREAM)
         await asyncio.wait_for(asyncio.gather(*(r.got.wait() for r in recorders)), 2)
     finally:
