@@ -13,14 +13,17 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from dispatch.cases import CASES
 from dispatch.cases.actions import ClassifyCase, ConfirmCase, DispatchCase
+from dispatch.cases.events import CallerInfo
 from dispatch.cases.read_model import case_clocks
-from dispatch.cases.registration import CallerInfo, RegisterCase, load_case
+from dispatch.cases.registration import RegisterCase
 from dispatch.cases.sla import Clocks, SlaConfig, light
-from dispatch.core.bus import MessageBus, collect_handlers
+from dispatch.cases.state import load_case
+from dispatch.core.bus import MessageBus
+from dispatch.core.capability import collect_handlers
 from dispatch.core.clock import FakeClock
 from eventstore.memory import MemoryEventStore
-from gateway.settings import Settings
 
 CFG = SlaConfig()
 TICK = timedelta(seconds=1)
@@ -32,8 +35,7 @@ COMPLETE_HOURS = {1: 4, 2: 12, 3: 72, 4: 72}
 
 def _bus(clock: FakeClock) -> tuple[MessageBus, MemoryEventStore]:
     store = MemoryEventStore(clock.now)
-    bus = MessageBus(collect_handlers(("dispatch.cases.registration", "dispatch.cases.actions")),
-                     {"store": store, "clock": clock, "settings": Settings()})
+    bus = MessageBus(collect_handlers((CASES,)), {"store": store, "clock": clock, "sla": SlaConfig()})
     return bus, store
 
 
