@@ -191,7 +191,8 @@ def test_every_variable_is_tested_and_documented() -> None:
     for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         found = re.findall(r"INTAKE_[A-Z0-9_]+", path.read_text("utf-8"))
         documented |= {name for name in found if not name.endswith("_")}  # not a prefix (INTAKE_SLA_*)
-    test_and_bench_only = {"INTAKE_TEST_DATABASE_URL", "INTAKE_TEST_REDIS_URL", "INTAKE_GC_PROBE"}
+    test_and_bench_only = {"INTAKE_TEST_DATABASE_URL", "INTAKE_TEST_REDIS_URL", "INTAKE_GC_PROBE",
+                           "INTAKE_TEST_TEMPLATE", "INTAKE_TEST_REUSE_DATABASES"}
     assert documented >= VARIABLES
     assert documented - test_and_bench_only <= VARIABLES
 

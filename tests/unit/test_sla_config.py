@@ -1,4 +1,4 @@
-"""`SlaConfig.from_env`: every `INTAKE_SLA_*` / `INTAKE_CHASE_*` variable read, and refused when invalid.
+"""SLA settings: each `INTAKE_SLA_*` / `INTAKE_CHASE_*` variable read once at start, or refused.
 
 Also the corners of the light rule the lifecycle tests never reach.
 """
@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from dispatch.cases.sla import Clocks, SlaConfig, light, light_changes
-from dispatch.core.errors import InvalidCommand
+from gateway.settings import SettingsError, from_env
 
 NUMBERS = {
     "INTAKE_SLA_CONFIRM_MINUTES": ("confirm_minutes", 11.0),
@@ -27,8 +27,8 @@ T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 
 
 def test_unset_or_empty_variables_keep_the_defaults() -> None:
-    assert SlaConfig.from_env({}) == SlaConfig()
-    assert SlaConfig.from_env(dict.fromkeys([*NUMBERS, "INTAKE_SLA_COMPLETE_HOURS"], "")) == SlaConfig()
+    assert from_env({}).sla == SlaConfig()
+    assert from_env(dict.fromkeys([*NUMBERS, "INTAKE_SLA_COMPLETE_HOURS"], "")).sla == SlaConfig()
     assert asdict(SlaConfig()) == {
         "confirm_minutes": 30.0, "complete_hours": {1: 4.0, 2: 12.0, 3: 72.0, 4: 72.0},
         "callback_hours": 12.0, "archive_hours": 24.0, "near_fraction": 0.2,
@@ -40,13 +40,13 @@ def test_unset_or_empty_variables_keep_the_defaults() -> None:
 @pytest.mark.parametrize("name", NUMBERS)
 def test_each_number_is_read_from_its_variable(name: str) -> None:
     attribute, value = NUMBERS[name]
-    cfg = SlaConfig.from_env({name: str(value)})
+    cfg = from_env({name: str(value)}).sla
     assert getattr(cfg, attribute) == value
     assert cfg == SlaConfig(**{attribute: value})  # and nothing else changes
 
 
 def test_completion_hours_by_priority_merge_with_the_defaults() -> None:
-    cfg = SlaConfig.from_env({"INTAKE_SLA_COMPLETE_HOURS": " 1:2 , 3:48.5,"})
+    cfg = from_env({"INTAKE_SLA_COMPLETE_HOURS": " 1:2 , 3:48.5,"}).sla
     assert cfg.complete_hours == {1: 2.0, 2: 12.0, 3: 48.5, 4: 72.0}
     assert cfg.complete_limit(3) == timedelta(hours=48.5)
     assert cfg.complete_limit(9) == timedelta(hours=72)  # an unknown level: the longest
@@ -55,24 +55,25 @@ def test_completion_hours_by_priority_merge_with_the_defaults() -> None:
 @pytest.mark.parametrize("name", NUMBERS)
 @pytest.mark.parametrize("raw", ["soon", "1,5", "-1"])
 def test_a_bad_number_is_refused_naming_its_variable(name: str, raw: str) -> None:
-    with pytest.raises(InvalidCommand) as refused:
-        SlaConfig.from_env({name: raw})
-    assert refused.value.field == name
-    expected = f"{name} must not be negative" if raw == "-1" else f"{name}={raw!r} is not a number"
-    assert str(refused.value) == expected
+    with pytest.raises(SettingsError) as refused:
+        from_env({name: raw})
+    if raw == "-1":  # the message names the allowed range (0 and up; 0 to 1 for a fraction)
+        assert str(refused.value).startswith(f"{name}={raw!r} must be a number ")
+    else:
+        assert str(refused.value) == f"{name}={raw!r} is not a number"
 
 
 @pytest.mark.parametrize("raw", ["1=2", "one:2", "1:two", "1:2:3"])
 def test_bad_completion_hours_are_refused(raw: str) -> None:
-    with pytest.raises(InvalidCommand) as refused:
-        SlaConfig.from_env({"INTAKE_SLA_COMPLETE_HOURS": raw})
-    assert refused.value.field == "INTAKE_SLA_COMPLETE_HOURS"
-    assert "is not level:number" in str(refused.value)
+    with pytest.raises(SettingsError) as refused:
+        from_env({"INTAKE_SLA_COMPLETE_HOURS": raw})
+    assert str(refused.value).startswith(f"INTAKE_SLA_COMPLETE_HOURS={raw!r} ")
+    assert "is not priority:hours" in str(refused.value)
 
 
 def test_the_chase_interval_is_at_least_six_seconds() -> None:
     for raw, seconds in (("0", 6), ("0.5", 30)):
-        cfg = SlaConfig.from_env({"INTAKE_CHASE_INTERVAL_MINUTES": raw})
+        cfg = from_env({"INTAKE_CHASE_INTERVAL_MINUTES": raw}).sla
         assert cfg.chase_interval() == timedelta(seconds=seconds)
 
 
