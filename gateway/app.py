@@ -16,7 +16,7 @@ from dispatch.core.messages import Json
 from eventstore import StoreUnavailable
 from eventstore.errors import EventStoreError, InvalidStreamName
 from gateway import bootstrap
-from gateway.auth import make_middleware
+from gateway.auth import TOKENS, TokenTable, make_middleware
 from gateway.http import MAX_BODY, BadRequest, error_response
 from gateway.services import SERVICES, Services
 from gateway.settings import Settings
@@ -155,10 +155,12 @@ def create_app(
     background: bool = True,
 ) -> web.Application:
     """The application. With `services` given (tests), it does not own them."""
+    tokens = TokenTable(settings.http.tokens)
     app = web.Application(
         client_max_size=MAX_BODY,
-        middlewares=[context_middleware, errors_middleware, make_middleware(settings.http.tokens)],
+        middlewares=[context_middleware, errors_middleware, make_middleware(tokens)],
     )
+    app[TOKENS] = tokens
 
     async def wire(app: web.Application) -> AsyncIterator[None]:
         owned = services is None

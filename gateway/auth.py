@@ -72,17 +72,15 @@ class TokenTable:
         return None if found is None else Principal(found.role, found.subject)
 
 
-def resolve(tokens: Mapping[str, Token], token: str | None) -> Principal | None:
-    """The principal of a token, or None when unknown (see `TokenTable`)."""
-    return TokenTable(tokens).resolve(token)
+TOKENS = web.AppKey("tokens", TokenTable)
+"""The app's token table, built once (the middleware and Open311's `api_key` share it)."""
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def make_middleware(tokens: Mapping[str, Token]) -> Middleware:
+def make_middleware(table: TokenTable) -> Middleware:
     """A middleware that attaches the caller's principal (or None) to each request."""
-    table = TokenTable(tokens)
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:

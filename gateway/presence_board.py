@@ -9,17 +9,18 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
+from gateway.settings import PRESENCE_TTL
+
 log = structlog.get_logger(__name__)
 
 STATUSES: tuple[str, ...] = ("online", "busy", "offline")
 PRESENT: frozenset[str] = frozenset({"online", "busy"})
-DEFAULT_TTL = 30.0
 
 
 class PresenceBoard:
     """Who is present, kept in Redis: `presence:expiry` (zset) and `presence:status` (hash)."""
 
-    def __init__(self, client: aioredis.Redis | None, prefix: str, ttl: float = DEFAULT_TTL,
+    def __init__(self, client: aioredis.Redis | None, prefix: str, ttl: float = PRESENCE_TTL,
                  now: Callable[[], float] = time.time) -> None:
         self._redis = client
         self._expiry = f"{prefix}presence:expiry"

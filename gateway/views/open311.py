@@ -33,7 +33,7 @@ from channels.rejected import record_rejected
 from dispatch.cases.read_model import Db, WebRequest, web_request, web_requests, web_requests_by_id
 from dispatch.core.errors import InvalidCommand
 from dispatch.core.messages import Json
-from gateway.auth import resolve
+from gateway.auth import TOKENS
 from gateway.http import json_response
 from gateway.services import SERVICES
 
@@ -77,7 +77,7 @@ async def create_request(request: web.Request) -> web.Response:
     raw = await request.read()
     try:
         form = {k: str(v) for k, v in (await request.post()).items()}
-        who = resolve(request.app[SERVICES].settings.http.tokens, form.get("api_key") or None)
+        who = request.app[TOKENS].resolve(form.get("api_key") or None)
         if who is None or who.role not in ("channel", "admin"):
             raise Open311Error(403, "api_key is missing or not a channel key", "forbidden")
         key = request.headers.get("Idempotency-Key")

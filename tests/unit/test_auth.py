@@ -18,7 +18,6 @@ from gateway.auth import (
     make_middleware,
     principal,
     require,
-    resolve,
     sees_personal_data,
     token_of,
 )
@@ -40,9 +39,9 @@ def test_the_bearer_token_of_a_request(header: str | None, token: str | None) ->
 
 
 def test_resolve_knows_only_configured_tokens() -> None:
-    assert resolve(TOKENS, "t-unit") == Principal("unit", "U001")
-    assert resolve(TOKENS, "t-nope") is None
-    assert resolve(TOKENS, None) is None
+    assert TokenTable(TOKENS).resolve("t-unit") == Principal("unit", "U001")
+    assert TokenTable(TOKENS).resolve("t-nope") is None
+    assert TokenTable(TOKENS).resolve(None) is None
     assert Principal("unit", "U001").actor == "unit:U001"
 
 
@@ -53,7 +52,7 @@ async def test_the_middleware_attaches_the_principal_or_nothing() -> None:
         seen.append(principal(req))
         return web.Response()
 
-    middleware = make_middleware(TOKENS)
+    middleware = make_middleware(TokenTable(TOKENS))
     for header in ("Bearer t-agent", "Bearer t-wrong", None):
         req = request(header)
         await middleware(req, handler)
