@@ -188,48 +188,73 @@ def one_place(a: tuple[float, float] | None, b: tuple[float, float] | None, p: L
     return a is not None and b is not None and geodesic_m(a[0], a[1], b[0], b[1]) <= 1.5 * p.radius_m
 
 
-def _incident(new: CaseSketch, matches: Sequence[Match], by_id: Mapping[str, CaseSketch],
-              p: LinkParams, places: Places) -> IncidentDecision | None:
-    if new.category not in INCIDENT_CATEGORIES or new.district is None:
-        return None
-    near = [m for m in matches if m.near and m.district == new.district]
+HOME_RADII = 1.2
+"""A case joins an incident only when it lies within this many radii of the incident's place.
+
+Being within a radius of one member is not enough: a case on the edge of one outage lies
+within a radius of the edge of its neighbour 2.5 km away, and joining by the nearest member
+alone chained such neighbours into one incident (single linkage). Chosen on the tuning storms
+(`intake bench linking`, bench/RESULTS.md); at 1.5 radii cases of a near miss still crossed.
+"""
+
+
+def _homes(new: CaseSketch, near: Sequence[Match], by_id: Mapping[str, CaseSketch], p: LinkParams,
+           places: Places) -> list[str]:
+    """The incidents of near matches the new case may join, oldest first: those whose place
+    lies within `HOME_RADII` of it (an incident of unknown place, or a case without one, may)."""
     homes = _oldest_first(near, by_id)
+    if new.lat is None or new.lon is None:
+        return homes
+    lat, lon = new.lat, new.lon
+    return [i for i in homes
+            if (at := places.get(i)) is None or geodesic_m(lat, lon, at[0], at[1]) <= HOME_RADII * p.radius_m]
+
+
+def _incident(new: CaseSketch, district: str, near: Sequence[Match], homes: Sequence[str],
+              by_id: Mapping[str, CaseSketch], p: LinkParams, places: Places) -> IncidentDecision | None:
     if homes:
         oldest = places.get(homes[0])
         absorbed = tuple(i for i in homes[1:] if one_place(oldest, places.get(i), p))
-        return IncidentDecision(homes[0], False, (new.case_id,), new.district, new.category,
+        return IncidentDecision(homes[0], False, (new.case_id,), district, new.category,
                                 absorbed=absorbed)
-    if len(near) + 1 < p.incident_min_cases:
+    free = [m for m in near if m.incident_id is None]
+    if len(free) + 1 < p.incident_min_cases:
         return None
-    members = [new, *(by_id[m.case_id] for m in near)]
+    members = [new, *(by_id[m.case_id] for m in free)]
     lats = [s.lat for s in members if s.lat is not None]
     lons = [s.lon for s in members if s.lon is not None]
     return IncidentDecision(
-        incident_id_for(new.case_id), True, tuple(s.case_id for s in members), new.district,
+        incident_id_for(new.case_id), True, tuple(s.case_id for s in members), new.district or "",
         new.category, sum(lats) / len(lats) if lats else None, sum(lons) / len(lons) if lons else None,
     )
 
 
-def _choose(matches: Sequence[Match], p: LinkParams) -> tuple[Match, ...]:
-    """The best matches, all outside incidents or in the one incident of the best placed of them.
+def _choose(matches: Sequence[Match], home: str | None, p: LinkParams) -> tuple[Match, ...]:
+    """The best matches: the same caller's, and those of the case's own incident (or, with none,
+    those outside every incident).
 
-    A case on the edge between two neighbouring outages joins one of them rather than
-    bridging two incidents into one matter.
+    A case on the edge between two neighbouring outages links into the one it joins rather
+    than bridging two matters into one.
     """
-    home = next((m.incident_id for m in matches if m.incident_id), None)
-    return tuple(m for m in matches if m.incident_id in (None, home))[: p.max_links]
+    return tuple(m for m in matches if m.reason == "same_caller" or m.incident_id == home)[: p.max_links]
 
 
 def decide(new: CaseSketch, candidates: Sequence[CaseSketch], p: LinkParams,
            places: Places | None = None) -> Decision:
     """Decide the links and the incident step of a new case (pure; candidates are earlier cases).
 
-    A case that qualifies for several open incidents joins the oldest; the younger ones whose
-    `places` lie within 1.5 radii of its place merge into it (`IncidentDecision.absorbed`).
+    `places` gives the place of every incident among the candidates. A case joins the oldest
+    incident near it whose place lies within `HOME_RADII` radii; the younger ones whose places
+    lie within 1.5 radii of that one merge into it (`IncidentDecision.absorbed`).
     """
+    places = places or {}
     matches = score_candidates(new, candidates, p)
     by_id = {c.case_id: c for c in candidates}
-    return Decision(_choose(matches, p), _incident(new, matches, by_id, p, places or {}))
+    district = new.district if new.category in INCIDENT_CATEGORIES else None
+    near = [m for m in matches if m.near and (district is None or m.district == district)]
+    homes = _homes(new, near, by_id, p, places)
+    step = None if district is None else _incident(new, district, near, homes, by_id, p, places)
+    return Decision(_choose(matches, homes[0] if homes else None, p), step)
 
 
 @dataclass(slots=True)

@@ -180,7 +180,7 @@ class LinkingPolicy:
         """Decide for a new case against the cases before it, and remember it (the shared path)."""
         candidates = await self.source.candidates(sketch)
         incidents = {c.incident_id for c in candidates if c.incident_id}
-        places = await self.source.places(incidents) if len(incidents) > 1 else {}
+        places = await self.source.places(incidents) if incidents else {}
         decision = decide(sketch, candidates, self.params, places)
         await self.source.remember(sketch)
         step = decision.incident

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -71,10 +72,39 @@ def test_incidents_whose_places_are_apart_or_unknown_are_not_merged() -> None:
     new = _sketch("C9", 700)
     candidates = [_sketch("C1", 100, incident="IA", opened_min=30), _sketch("C2", 1300, incident="IB",
                                                                             opened_min=10)]
-    far = decide(new, candidates, P, {"IA": _place(-900), "IB": _place(2100)}).incident
+    far = decide(new, candidates, P, {"IA": _place(-300), "IB": _place(2100)}).incident
     assert far is not None and (far.incident_id, far.absorbed) == ("IA", ())
     unknown = decide(new, candidates, P).incident
     assert unknown is not None and (unknown.incident_id, unknown.absorbed) == ("IA", ())
+
+
+def test_a_case_joins_an_incident_only_near_its_place_not_near_one_member() -> None:
+    """Single linkage chained neighbouring outages: the edge of one lies within a radius of
+    the edge of the other. A case joins (and links into) an incident only within 1.2 radii
+    of its place; beside an edge member of a far one it stays out of it."""
+    edge = _sketch("C1", 900, incident="IA", opened_min=30)
+    free = [_sketch("C2", 1500), _sketch("C3", 1550)]
+    new = _sketch("C9", 1600)  # 700 m from IA's edge member, 1.6 km from IA's place
+    decision = decide(new, [edge, *free], P, {"IA": _place(0)})
+    assert decision.incident is not None and decision.incident.open
+    assert set(decision.incident.case_ids) == {"C9", "C2", "C3"}
+    assert {m.case_id for m in decision.links} == {"C2", "C3"}
+    inside = decide(new, [edge, *free], P, {"IA": _place(500)})  # 1.1 km: within 1.2 radii
+    step = inside.incident
+    assert step is not None and (step.incident_id, step.open) == ("IA", False)
+    assert {m.case_id for m in inside.links} == {"C1"}
+
+
+def test_a_case_links_only_into_the_incident_it_joins() -> None:
+    """A case between a free case and an incident's member links into its incident only, so
+    no link bridges two matters; the same caller's earlier case is always linked."""
+    member = _sketch("C1", 200, incident="IA", opened_min=30)
+    loose = replace(_sketch("C2", 900), district="610404")  # near, but not of the incident
+    again = replace(_sketch("C3", 5000, incident="IB"), phone="13800138000")
+    new = replace(_sketch("C9", 500), phone="13800138000")
+    decision = decide(new, [member, loose, again], P, {"IA": _place(0), "IB": _place(5000)})
+    assert decision.incident is not None and decision.incident.incident_id == "IA"
+    assert {m.case_id for m in decision.links} == {"C1", "C3"}
 
 
 def test_incidents_of_another_district_are_not_merged() -> None:
