@@ -341,12 +341,16 @@ async def test_malformed_xml_is_400_and_recorded(plain_client: Any, services: An
 
 
 def billion_laughs() -> bytes:
-    """A push of under 2 KB in UTF-16 whose entities expand to 10^9 characters."""
+    """A push of under 2 KB in UTF-16 whose entities expand to a million characters.
+
+    Small enough for expat's own amplification limit to let it through: only
+    refusing the DTD stops it.
+    """
     entities = '<!ENTITY a "aaaaaaaaaa">' + "".join(
-        f'<!ENTITY {chr(98 + i)} "{("&" + chr(97 + i) + ";") * 10}">' for i in range(8))
+        f'<!ENTITY {chr(98 + i)} "{("&" + chr(97 + i) + ";") * 10}">' for i in range(5))
     bomb = ('<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE xml [' + entities + ']>'
             '<xml><ToUserName>gh</ToUserName><FromUserName>oU</FromUserName><CreateTime>1</CreateTime>'
-            '<MsgType>text</MsgType><Content>&i;</Content><MsgId>1</MsgId></xml>').encode("utf-16")
+            '<MsgType>text</MsgType><Content>&f;</Content><MsgId>1</MsgId></xml>').encode("utf-16")
     assert len(bomb) < 2048 and b"<!DOCTYPE" not in bomb.upper()
     return bomb
 
