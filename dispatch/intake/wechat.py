@@ -44,6 +44,10 @@ from dispatch.intake.sms import CaseMessageReceived
 from eventstore import ANY, EventStore, RecordedEvent, WrongExpectedVersion
 
 _CATEGORY_KEY = re.compile(r"^category:([a-z_]{1,40})$")
+_MOBILE_IN_TEXT = re.compile(r"(?<![\d+])(?:\+?86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2}(?!\d)")
+"""A mainland mobile number inside a longer text (`... 139 1234 5678 ...`)."""
+MIN_PHONE_DIGITS = 7
+"""A text of fewer digits (110, 12345, 95598) is a service number, not one to call the follower back on."""
 ASK_PHONE = "请回复您的手机号码，以便我们联系您并回访处理结果。"
 WELCOME = "欢迎关注！直接留言描述问题即可，发送位置可帮助我们更快找到您。"
 FILING_ATTEMPTS = 5
@@ -127,12 +131,18 @@ def conversation_stream(openid: str) -> str:
 
 def phone_in(text: str | None) -> str | None:
     """The phone number a text consists of, normalised; None when it is anything else."""
-    if not text:
+    if not text or sum(c.isdigit() for c in text) < MIN_PHONE_DIGITS:
         return None
     try:
         return normalise_phone(text.strip())
     except InvalidCommand:
         return None
+
+
+def mentioned_phone(text: str | None) -> str | None:
+    """The phone number a text consists of, or a mobile number mentioned in it."""
+    found = _MOBILE_IN_TEXT.search(text or "")
+    return phone_in(text) or (phone_in(found.group(0)) if found else None)
 
 
 def step(state: Conversation, received: WeChatMessageReceived) -> Conversation:
@@ -144,11 +154,11 @@ def step(state: Conversation, received: WeChatMessageReceived) -> Conversation:
     if received.case_id is not None:
         state = replace(state, case_id=received.case_id)
     if push.place is not None and received.case_id is None:
-        state = replace(state, place=push.place, label=push.label or state.label)
+        state = replace(state, place=push.place, label=push.label)
     key = _CATEGORY_KEY.match(push.event_key or "") if push.event == "CLICK" else None
     if key is not None:
         return replace(state, category=key.group(1))
-    phone = phone_in(push.content) if push.msg_type == "text" else None
+    phone = mentioned_phone(push.content) if push.msg_type == "text" else None
     return replace(state, phone=phone) if phone else state
 
 
@@ -176,31 +186,35 @@ def file_push(state: Conversation, push: WeChatPush, raw: str, *, case_open: boo
 def registration(state: Conversation, received: WeChatMessageReceived) -> RegisterCase:
     """The case a text opens: flagged `awaiting_phone` until the follower gives a number."""
     push, text = received.push, received.push.content or ""
+    phone = mentioned_phone(text) or state.phone
     return RegisterCase(
         category=state.category or classify_text(text), channel="wechat", description=text[:4000],
-        caller=CallerInfo(phone=state.phone, openid=push.from_user), location=state.place,
-        address=state.label, flags=() if state.phone else (AWAITING_PHONE,),
+        caller=CallerInfo(phone=phone, openid=push.from_user), location=state.place,
+        address=state.label, flags=() if phone else (AWAITING_PHONE,),
         contact_stream=conversation_stream(push.from_user),
         idempotency_key=f"{push.idempotency_key}:case", case_id=received.case_id,
         actor=f"wechat:{push.from_user}", raw={"openid": push.from_user, "text": text},
     )
 
 
-def case_event(state: Conversation, received: WeChatMessageReceived, at: datetime) -> Event:
-    """What a push joining an open case adds to it: the phone number, or the message."""
-    push = received.push
-    assert received.case_id is not None
-    phone = phone_in(push.content) if push.msg_type == "text" else None
-    if phone:
-        return CallerPhoneGiven(received.case_id, phone, "wechat", at, f"wechat:{push.from_user}")
+def case_events(state: Conversation, received: WeChatMessageReceived, at: datetime) -> list[Event]:
+    """What a push joining an open case adds to it: the message, and the phone number it gives."""
+    push, case_id = received.push, received.case_id
+    assert case_id is not None
+    phone = mentioned_phone(push.content) if push.msg_type == "text" else None
+    given = CallerPhoneGiven(case_id, phone, "wechat", at, f"wechat:{push.from_user}") if phone else None
+    if given is not None and phone_in(push.content):
+        return [given]  # the whole text is the number
     text = push.content or push.label or ""
-    return CaseMessageReceived(received.case_id, "wechat", state.phone, text, push.contact(at, state.phone))
+    message = CaseMessageReceived(case_id, "wechat", phone or state.phone, text,
+                                  push.contact(at, phone or state.phone))
+    return [message] if given is None or phone == state.phone else [message, given]
 
 
 def reply(state: Conversation, received: WeChatMessageReceived) -> str:
     """The passive text reply to a push, naming its case when it has one."""
     push, case_id = received.push, received.case_id
-    awaiting = "" if state.phone else ASK_PHONE
+    awaiting = "" if state.phone or mentioned_phone(push.content) else ASK_PHONE
     if push.msg_type == "event":
         return WELCOME if push.event == "subscribe" else "已收到。直接留言描述问题即可。"
     if push.msg_type == "location":
@@ -290,8 +304,8 @@ async def _act(state: Conversation, received: WeChatMessageReceived, store: Even
         await register_case(opening, store=store, clock=clock)
     stream = conversation_stream(received.push.from_user)
     meta = metadata(actor=f"wechat:{received.push.from_user}", channel="wechat", correlation_id=stream)
-    evt = case_event(state, received, clock.now())
-    await store.append(case_stream(received.case_id), [to_new_event(evt, meta)], ANY,
+    events = [to_new_event(e, meta) for e in case_events(state, received, clock.now())]
+    await store.append(case_stream(received.case_id), events, ANY,
                        idempotency_key=f"{received.push.idempotency_key}:case")
 
 

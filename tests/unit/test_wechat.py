@@ -18,9 +18,11 @@ from dispatch.intake.wechat import (
     Conversation,
     WeChatMessageReceived,
     WeChatPush,
-    case_event,
+    case_events,
     conversation_of,
     file_push,
+    mentioned_phone,
+    phone_in,
     registration,
     reply,
     step,
@@ -114,18 +116,33 @@ def test_the_phone_number_joins_the_open_case_instead_of_opening_one() -> None:
     state = step(Conversation(), _filed(Conversation(), text_push("小区路灯坏了一周", "1")))
     phone = _filed(state, text_push("+86 139 1234 5678", "2"), case_open=True)
     assert phone.case_id == "C-1" and not phone.opened
-    evt = case_event(state, phone, datetime(2026, 11, 23, tzinfo=UTC))
+    [evt] = case_events(state, phone, datetime(2026, 11, 23, tzinfo=UTC))
     assert isinstance(evt, CallerPhoneGiven) and evt.case_id == "C-1" and evt.phone == "13912345678"
     state = step(state, phone)
     follow_up = _filed(state, text_push("又坏了", "3"), case_open=True)
     assert follow_up.case_id == "C-1" and not follow_up.opened
-    joined = case_event(state, follow_up, datetime(2026, 11, 23, tzinfo=UTC))
+    [joined] = case_events(state, follow_up, datetime(2026, 11, 23, tzinfo=UTC))
     assert isinstance(joined, CaseMessageReceived) and joined.phone == "13912345678"
     assert ASK_PHONE not in reply(state, follow_up)
     # The case was closed meanwhile: the next text opens a case with the number known.
     fresh = _filed(state, text_push("又坏了", "4"), case_open=False)
     assert fresh.opened and fresh.case_id == "C-4"
     assert registration(state, fresh).flags == () and registration(state, fresh).caller.phone == "13912345678"
+
+
+def test_a_mobile_number_in_a_complaint_counts_and_service_numbers_do_not() -> None:
+    assert mentioned_phone("楼道灯坏了，电话139-1234-5678，谢谢") == "13912345678"
+    assert mentioned_phone("停电了 +86 13912345678") == "13912345678"
+    assert [phone_in(t) for t in ("110", "12345", "95598", "停电了")] == [None] * 4
+    assert mentioned_phone("户号6100012345678901停电") is None
+    complaint = _filed(Conversation(), text_push("路灯坏了，联系13912345678", "1"))
+    assert complaint.opened and registration(Conversation(), complaint).flags == ()
+    assert ASK_PHONE not in reply(Conversation(), complaint)
+    waiting = step(Conversation(), _filed(Conversation(), text_push("路灯坏了", "1")))
+    later = _filed(waiting, text_push("补充：我的电话是13912345678", "2"), case_open=True)
+    message, given = case_events(waiting, later, datetime(2026, 11, 23, tzinfo=UTC))
+    assert isinstance(message, CaseMessageReceived) and isinstance(given, CallerPhoneGiven)
+    assert given.phone == "13912345678" and step(waiting, later).phone == "13912345678"
 
 
 def test_a_phone_number_without_an_open_case_is_remembered() -> None:
