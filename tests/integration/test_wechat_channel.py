@@ -23,6 +23,7 @@ from channels.wechat_crypto import signature
 from dispatch.cases.actions import CloseCase
 from dispatch.cases.read_model import projections as case_projections
 from dispatch.core.clock import FakeClock
+from dispatch.core.messages import EVENT_TYPES
 from eventstore.subscriptions import ProjectionRunner
 from gateway.settings import Settings, WechatSettings
 from tests.conftest import auth
@@ -272,6 +273,8 @@ async def test_complaint_opens_a_case_at_once_and_the_phone_joins_it(
     assert case_of(reply) != case_id and "手机号码" not in reply
     second = await board(client, services, case_of(reply))
     assert second["flags"] == [] and second["caller"]["phone"] == "13912345678"
+    async with services.pool.acquire() as conn:  # every event the pushes wrote is a declared type
+        assert {r["type"] for r in await conn.fetch("SELECT DISTINCT type FROM events")} <= set(EVENT_TYPES)
 
 
 async def test_pushes_of_one_follower_at_once_open_one_case(

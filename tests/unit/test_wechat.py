@@ -193,3 +193,16 @@ async def test_nonce_book_without_redis_remembers_for_the_ttl() -> None:
     assert await book.first_use("a", 10)
     assert await book.first_use("b", 10) and await book.first_use("c", 10)
     assert await book.first_use("a", 10)  # forgotten: at most two are kept
+
+
+def test_the_view_only_verifies_parses_and_sends_one_command() -> None:
+    import ast
+    from pathlib import Path
+
+    import gateway.views.wechat as view
+
+    tree = ast.parse(Path(view.__file__).read_text("utf-8"))
+    touched = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    assert not touched & {"store", "append", "pool"}
+    called = [n.func.id for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
+    assert called.count("ReceiveWeChatPush") == 1
