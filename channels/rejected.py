@@ -42,7 +42,8 @@ def _raw_text(raw: bytes | str | None) -> tuple[str | None, int]:
     if raw is None:
         return None, 0
     text = raw.decode("utf-8", "backslashreplace") if isinstance(raw, bytes) else raw
-    return redact_text(text[:MAX_RAW]), len(text)
+    # PostgreSQL text cannot hold NUL (a UTF-16 body is full of them): kept escaped.
+    return redact_text(text[:MAX_RAW]).replace("\x00", "\\x00"), len(text)
 
 
 Send = Callable[[object], Awaitable[object]]

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import re
 import time
-from xml.etree import ElementTree
+from xml.etree.ElementTree import ParseError
 
-from channels.errors import BadInput
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring
+
+from channels.errors import BadInput, BadSignature
 from dispatch.gis.geo import to_wgs84
 from dispatch.intake.wechat import WeChatPush
 
@@ -19,12 +22,17 @@ _SAFE_ID = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
 
 
 def parse_xml(body: bytes) -> dict[str, str]:
-    """The child elements of a WeChat `<xml>` document (no DTDs or entities accepted)."""
-    if b"<!DOCTYPE" in body.upper() or b"<!ENTITY" in body.upper():
-        raise BadInput("XML with DTD or entities is not accepted", code="bad_xml")
+    """The child elements of a WeChat `<xml>` document.
+
+    Any DTD is refused by the parser itself, after it has decoded the body in
+    whatever encoding the body declares (a byte search for `<!DOCTYPE` misses
+    a UTF-16 document, and a 1 KB entity bomb expands to megabytes).
+    """
     try:
-        root = ElementTree.fromstring(body)
-    except ElementTree.ParseError as exc:
+        root = fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except DefusedXmlException as exc:
+        raise BadInput("XML with a DTD or entities is not accepted", code="bad_xml") from exc
+    except (ParseError, ValueError) as exc:
         raise BadInput(f"malformed XML: {exc}", code="bad_xml") from exc
     if root.tag != "xml":
         raise BadInput("root element must be <xml>", code="bad_xml")
@@ -45,7 +53,8 @@ def to_push(fields: dict[str, str]) -> WeChatPush:
     for name in ("ToUserName", "FromUserName", "CreateTime", "MsgType"):
         if not fields.get(name):
             raise BadInput(f"{name} is required", code="missing_field")
-    if not _SAFE_ID.match(fields["FromUserName"]) or not fields["CreateTime"].isdigit():
+    created = fields["CreateTime"]
+    if not _SAFE_ID.match(fields["FromUserName"]) or not (created.isdigit() and len(created) <= 10):
         raise BadInput("FromUserName or CreateTime is malformed", code="bad_field")
     msg_type = fields["MsgType"]
     if msg_type == "location":
@@ -58,6 +67,21 @@ def to_push(fields: dict[str, str]) -> WeChatPush:
         content=fields.get("Content") or None, lat=lat, lon=lon, label=fields.get("Label") or None,
         event=fields.get("Event") or None, event_key=fields.get("EventKey") or None,
     )
+
+
+def check_envelope(outer: dict[str, str], inner: dict[str, str], openid: str | None) -> None:
+    """Raise `BadSignature` unless what is outside the encryption names the sender inside it.
+
+    In safe mode only the decrypted XML is signed: the `openid` query parameter
+    and a compatible-mode envelope's plain fields are not, so they must agree
+    with it (or be absent), and only the inner XML is used.
+    """
+    claims = [("ToUserName", outer.get("ToUserName")), ("FromUserName", outer.get("FromUserName")),
+              ("FromUserName", openid)]
+    for name, claimed in claims:
+        if claimed and claimed != inner.get(name):
+            raise BadSignature(f"{name} outside the encrypted message differs from inside it",
+                               code="sender_mismatch")
 
 
 def _cdata(text: str) -> str:

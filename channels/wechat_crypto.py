@@ -33,6 +33,12 @@ def check_signature(expected: str | None, *parts: str) -> None:
         raise BadSignature("WeChat signature does not match")
 
 
+def check_fresh(timestamp: str, now: float, window: int) -> None:
+    """Raise `BadSignature` unless the signed `timestamp` is within `window` seconds of `now`."""
+    if not timestamp.isdigit() or abs(now - int(timestamp)) > window:
+        raise BadSignature(f"timestamp is more than {window} s from now", code="stale_timestamp")
+
+
 def aes_key(encoding_aes_key: str) -> bytes:
     """The AES key an EncodingAESKey stands for; `ChannelDisabled` when it is malformed."""
     try:

@@ -23,6 +23,7 @@ from dispatch.gis.nearest import DispatchWeights
 from dispatch.notify.provider import Provider
 from eventstore.leadership import Leadership
 from eventstore.postgres import PostgresEventStore
+from gateway.nonces import NonceBook
 from gateway.presence_board import PresenceBoard
 from gateway.settings import Settings
 
@@ -98,6 +99,8 @@ class Services:
     """The agents' presence board (made on first use)."""
     elder_directory: ElderDirectory | None = None
     """An elder directory replacing the registry in PostgreSQL (tests)."""
+    nonces: NonceBook | None = None
+    """Nonces of signed channel requests seen recently (made on first use)."""
 
     @property
     def changes_channel(self) -> str:

@@ -101,8 +101,13 @@ class WechatSettings:
     """The WeChat official account; no token: the endpoint answers 503."""
 
     token: str | None = None  # INTAKE_WECHAT_TOKEN
-    aes_key: str | None = None  # INTAKE_WECHAT_AES_KEY (43 characters), for safe mode
-    appid: str | None = None  # INTAKE_WECHAT_APPID, for safe mode
+    aes_key: str | None = None  # INTAKE_WECHAT_AES_KEY (43 characters): safe mode, plain pushes refused
+    appid: str | None = None  # INTAKE_WECHAT_APPID, needed with the AES key
+    replay_window: int = 300  # INTAKE_WECHAT_REPLAY_WINDOW: seconds a signed timestamp stays valid
+
+    def __post_init__(self) -> None:
+        if self.aes_key and not self.appid:
+            raise InvalidConfig("appid", "is needed when INTAKE_WECHAT_AES_KEY is set (safe mode)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,6 +393,7 @@ _WECHAT = {
     "token": Var("INTAKE_WECHAT_TOKEN", secret=True),
     "aes_key": Var("INTAKE_WECHAT_AES_KEY", _wechat_aes_key, secret=True),
     "appid": Var("INTAKE_WECHAT_APPID"),
+    "replay_window": Var("INTAKE_WECHAT_REPLAY_WINDOW", _bounded(30, 3600, "a number of seconds")),
 }
 _SIA = {
     "port": Var("INTAKE_SIA_PORT", _port),

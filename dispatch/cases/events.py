@@ -75,6 +75,22 @@ class CaseRegistered(Event):
     raw: Any = None
 
 
+AWAITING_PHONE = "awaiting_phone"
+"""Flag of a case opened for a contact who has not yet given a phone number (WeChat)."""
+
+
+@event
+@dataclass(frozen=True, slots=True)
+class CallerPhoneGiven(Event):
+    """The citizen gave the phone number to reach them on; the case no longer awaits one."""
+
+    case_id: str
+    phone: str
+    channel: str
+    at: datetime
+    by: str | None = None
+
+
 @event
 @dataclass(frozen=True, slots=True)
 class CaseClassified(Event):

@@ -74,6 +74,8 @@ class RegisterCase(Command):
     recording_id: str | None = None
     contact_stream: str | None = None
     idempotency_key: str | None = None
+    case_id: str | None = None
+    """The case number, when the channel decided it before registering (WeChat records it first)."""
     strict: bool = False
     actor: str | None = None
     correlation_id: str | None = None
@@ -147,9 +149,9 @@ class Registered:
 async def register_case(cmd: RegisterCase, *, store: EventStore, clock: Clock) -> Registered:
     """Accept a case; a repeated idempotency key answers the first case (the store says so)."""
     now = clock.now()
-    for attempt in range(3):
+    for attempt in range(1 if cmd.case_id else 3):
         seed = None if cmd.idempotency_key is None else f"{cmd.idempotency_key}#{attempt}"
-        case_id = new_case_id(now, seed)
+        case_id = cmd.case_id or new_case_id(now, seed)
         evt = decide_registration(cmd, case_id, now)
         meta = metadata(
             actor=cmd.actor, channel=cmd.channel, correlation_id=cmd.correlation_id or case_id
@@ -162,7 +164,13 @@ async def register_case(cmd: RegisterCase, *, store: EventStore, clock: Clock) -
                 idempotency_key=cmd.idempotency_key,
             )
         except WrongExpectedVersion:
-            continue  # the id is taken (a one-in-a-trillion collision): draw another
+            if cmd.case_id is None:
+                continue  # the id is taken (a one-in-a-trillion collision): draw another
+            seen = None if cmd.idempotency_key is None else await store.find_by_idempotency_key(
+                cmd.idempotency_key)  # the given id was just registered by a concurrent repeat
+            if seen is None:
+                raise InvalidCommand(f"case {case_id} exists already", field="case_id") from None
+            return Registered(seen.stream.split("-", 1)[1], seen.last_version, True)
         except IdempotencyConflict as exc:
             # A redelivery on another day derives another case id; the key names the first case.
             seen = await store.find_by_idempotency_key(exc.key)

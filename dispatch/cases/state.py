@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from dispatch.cases.events import (
+    AWAITING_PHONE,
     CallbackRecorded,
     CallerInfo,
+    CallerPhoneGiven,
     CaseAddedToIncident,
     CaseArchived,
     CaseChased,
@@ -104,6 +106,12 @@ def _registered(s: CaseState, e: CaseRegistered) -> None:
     s.elder_id, s.customer_type, s.fault = e.elder_id, e.customer_type, e.fault
 
 
+def _phone_given(s: CaseState, e: CallerPhoneGiven) -> None:
+    s.caller = replace(s.caller, phone=e.phone)
+    s.flags = tuple(f for f in s.flags if f != AWAITING_PHONE)
+    s.missing_fields = tuple(f for f in s.missing_fields if f != "caller.phone")
+
+
 def _classified(s: CaseState, e: CaseClassified) -> None:
     s.status = CaseStatus.CLASSIFIED
     s.category, s.priority, s.deadline = e.category, e.priority, e.deadline
@@ -196,6 +204,7 @@ def _added_to_incident(s: CaseState, e: CaseAddedToIncident) -> None:
 
 APPLIERS: dict[type[Event], Callable[[CaseState, Any], None]] = {
     CaseRegistered: _registered,
+    CallerPhoneGiven: _phone_given,
     CaseClassified: _classified,
     CaseDispatched: _dispatched,
     CaseConfirmed: _confirmed,

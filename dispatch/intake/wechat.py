@@ -1,11 +1,25 @@
-"""WeChat conversations: each follower's pushes, and the rules deciding when they open a case.
+"""WeChat conversations: each follower's pushes, and the rules filing them with cases.
 
 Each follower (OpenID) has a conversation stream `wechat-<openid>` holding
 every push (`WeChatMessageReceived`, idempotent on `MsgId`, or on
-`FromUserName`+`CreateTime`+`Event` for events). What a push does is decided
-from the pushes before it, so a WeChat retry decides the same again: a
-complaint text waits until the follower has given a phone number, then becomes
-a case; a location (WGS84 by the time it is here) goes with the case.
+`FromUserName`+`CreateTime`+`Event` for events). The event also says which
+case the push went with, decided when it was appended, so a WeChat retry
+answers what the first delivery did:
+
+- a text opens a case at once (channel `wechat`, the OpenID as contact), or
+  joins the follower's open one (`CaseMessageReceived`); a follower who has
+  not given a phone number yet gets a case flagged `awaiting_phone` and a
+  reply asking for one;
+- a text that is a phone number goes to the open case as `CallerPhoneGiven`
+  (clearing the flag) rather than opening another, and is remembered for the
+  follower's later cases;
+- a location (WGS84 by the time it is here) joins the open case, or goes
+  with the next one; a menu `CLICK` with `category:<name>` sets the next
+  case's category.
+
+One follower's pushes are filed one at a time: the push is appended with the
+conversation's version as seen when deciding, and decided again if another
+push of the same follower got in first.
 """
 
 from __future__ import annotations
@@ -13,20 +27,31 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
-from dispatch.cases.events import CallerInfo, Place
-from dispatch.cases.registration import RegisterCase, register_case
+from dispatch.cases.events import AWAITING_PHONE, CallerInfo, CallerPhoneGiven, Place
+from dispatch.cases.registration import RegisterCase, new_case_id, register_case
+from dispatch.cases.state import case_stream, load_case
+from dispatch.cases.status import DONE
 from dispatch.core.bus import Handler
 from dispatch.core.clock import Clock
-from dispatch.core.errors import InvalidCommand
+from dispatch.core.errors import InvalidCommand, NotFound, StaleVersion
 from dispatch.core.messages import Command, Event, event, from_recorded, metadata, to_new_event
 from dispatch.core.phone import normalise_phone
 from dispatch.intake.classify import classify_text
-from eventstore import ANY, EventStore
+from dispatch.intake.contact import InboundContact
+from dispatch.intake.sms import CaseMessageReceived
+from eventstore import ANY, EventStore, RecordedEvent, WrongExpectedVersion
 
 _CATEGORY_KEY = re.compile(r"^category:([a-z_]{1,40})$")
-ASK_PHONE = "您好，已收到您的留言。请回复您的手机号码，我们将据此受理并回访。"
+_MOBILE_IN_TEXT = re.compile(r"(?<![\d+])(?:\+?86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2}(?!\d)")
+"""A mainland mobile number inside a longer text (`... 139 1234 5678 ...`)."""
+MIN_PHONE_DIGITS = 7
+"""A text of fewer digits (110, 12345, 95598) is a service number, not one to call the follower back on."""
+ASK_PHONE = "请回复您的手机号码，以便我们联系您并回访处理结果。"
 WELCOME = "欢迎关注！直接留言描述问题即可，发送位置可帮助我们更快找到您。"
+FILING_ATTEMPTS = 5
+"""How often a push is decided again when other pushes of its follower keep getting in first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,25 +77,51 @@ class WeChatPush:
             return f"wechat:{self.msg_id}"
         return f"wechat:{self.from_user}:{self.create_time}:{self.event or self.msg_type}"
 
+    @property
+    def place(self) -> Place | None:
+        """Where the push says the follower is (a location message or a `LOCATION` event)."""
+        return None if self.lat is None or self.lon is None else Place(self.lat, self.lon)
+
+    def contact(self, received_at: datetime, phone: str | None) -> InboundContact:
+        """The push as the contact every channel parses into."""
+        return InboundContact(
+            channel="wechat", kind=f"wechat_{self.msg_type}", idempotency_key=self.idempotency_key,
+            caller=CallerInfo(phone=phone, openid=self.from_user),
+            occurred_at=datetime.fromtimestamp(int(self.create_time), UTC), received_at=received_at,
+            text=self.content, location=self.place, extra={"label": self.label} if self.label else {},
+        )
+
 
 @event
 @dataclass(frozen=True, slots=True)
 class WeChatMessageReceived(Event):
-    """A follower's push, with the decrypted XML it came in."""
+    """A follower's push, with the decrypted XML it came in and the case it went with.
+
+    `case_id` is the case the push joined or (`opened`) opened; None when it
+    went with no case (events, a phone number or a location while no case is open).
+    """
 
     push: WeChatPush
     raw: str
+    case_id: str | None = None
+    opened: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class Conversation:
-    """What earlier pushes of one follower left behind."""
+    """What earlier pushes of one follower left behind.
+
+    `case_id` is the last case they went with; `opening` the registration of
+    the last case a push opened, so a push joining it can register it first
+    should the opening push's registration not have happened yet.
+    """
 
     phone: str | None = None
-    pending_text: str | None = None
     place: Place | None = None
     label: str | None = None
     category: str | None = None
+    case_id: str | None = None
+    opening: RegisterCase | None = None
 
 
 def conversation_stream(openid: str) -> str:
@@ -78,8 +129,9 @@ def conversation_stream(openid: str) -> str:
     return f"wechat-{openid}"
 
 
-def _phone_in(text: str | None) -> str | None:
-    if not text:
+def phone_in(text: str | None) -> str | None:
+    """The phone number a text consists of, normalised; None when it is anything else."""
+    if not text or sum(c.isdigit() for c in text) < MIN_PHONE_DIGITS:
         return None
     try:
         return normalise_phone(text.strip())
@@ -87,62 +139,101 @@ def _phone_in(text: str | None) -> str | None:
         return None
 
 
-def step(state: Conversation, push: WeChatPush) -> Conversation:
-    """The conversation after one push."""
-    if push.lat is not None and push.lon is not None:
-        state = replace(state, place=Place(push.lat, push.lon), label=push.label or state.label)
-    if push.event == "CLICK" and push.event_key and _CATEGORY_KEY.match(push.event_key):
-        return replace(state, category=_CATEGORY_KEY.match(push.event_key).group(1))  # type: ignore[union-attr]
-    if push.msg_type != "text":
-        return state
-    phone = _phone_in(push.content)
-    if phone:
-        return replace(state, phone=phone, pending_text=None)
-    if state.phone:
-        return replace(state, pending_text=None)
-    return replace(state, pending_text=push.content)
+def mentioned_phone(text: str | None) -> str | None:
+    """The phone number a text consists of, or a mobile number mentioned in it."""
+    found = _MOBILE_IN_TEXT.search(text or "")
+    return phone_in(text) or (phone_in(found.group(0)) if found else None)
 
 
-def conversation_of(pushes: Iterable[WeChatPush]) -> Conversation:
+def step(state: Conversation, received: WeChatMessageReceived) -> Conversation:
+    """The conversation after one filed push."""
+    push = received.push
+    if received.opened:  # the new case took the remembered place and category
+        state = replace(state, place=None, label=None, category=None,
+                        opening=registration(state, received))
+    if received.case_id is not None:
+        state = replace(state, case_id=received.case_id)
+    if push.place is not None and received.case_id is None:
+        state = replace(state, place=push.place, label=push.label)
+    key = _CATEGORY_KEY.match(push.event_key or "") if push.event == "CLICK" else None
+    if key is not None:
+        return replace(state, category=key.group(1))
+    phone = mentioned_phone(push.content) if push.msg_type == "text" else None
+    return replace(state, phone=phone) if phone else state
+
+
+def conversation_of(received: Iterable[WeChatMessageReceived]) -> Conversation:
     """Fold earlier pushes, oldest first, into the conversation."""
     state = Conversation()
-    for push in pushes:
-        state = step(state, push)
+    for evt in received:
+        state = step(state, evt)
     return state
 
 
-def decide(state: Conversation, push: WeChatPush, stream: str) -> tuple[RegisterCase | None, str]:
-    """The case a push opens (if any) and the reply when no case is opened."""
-    if push.msg_type == "event":
-        return None, WELCOME if push.event == "subscribe" else "已收到。直接留言描述问题即可。"
+def file_push(state: Conversation, push: WeChatPush, raw: str, *, case_open: bool,
+              new_case: str) -> WeChatMessageReceived:
+    """Decide which case a push goes with (pure): `case_open` says whether `state.case_id` is still open."""
+    current = state.case_id if case_open else None
+    if push.msg_type == "text" and push.content:
+        if current is None and not phone_in(push.content):
+            return WeChatMessageReceived(push, raw, new_case, opened=True)
+        return WeChatMessageReceived(push, raw, current)
     if push.msg_type == "location":
-        return None, f"已收到您的位置{('：' + push.label) if push.label else ''}，请继续描述问题。"
-    if push.msg_type != "text":
-        return None, "已收到。请用文字描述您的问题。"
-    phone = _phone_in(push.content)
-    text = state.pending_text if phone else push.content
-    phone = phone or state.phone
-    if not phone:
-        return None, ASK_PHONE
-    if not text:
-        return None, "已记录您的手机号码，请描述您的问题。"
-    cmd = RegisterCase(
+        return WeChatMessageReceived(push, raw, current)
+    return WeChatMessageReceived(push, raw)
+
+
+def registration(state: Conversation, received: WeChatMessageReceived) -> RegisterCase:
+    """The case a text opens: flagged `awaiting_phone` until the follower gives a number."""
+    push, text = received.push, received.push.content or ""
+    phone = mentioned_phone(text) or state.phone
+    return RegisterCase(
         category=state.category or classify_text(text), channel="wechat", description=text[:4000],
         caller=CallerInfo(phone=phone, openid=push.from_user), location=state.place,
-        address=state.label, contact_stream=stream, idempotency_key=f"{push.idempotency_key}:case",
+        address=state.label, flags=() if phone else (AWAITING_PHONE,),
+        contact_stream=conversation_stream(push.from_user),
+        idempotency_key=f"{push.idempotency_key}:case", case_id=received.case_id,
         actor=f"wechat:{push.from_user}", raw={"openid": push.from_user, "text": text},
     )
-    return cmd, ""
 
 
-def case_reply(case_id: str) -> str:
-    """The reply once a push has opened (or, on a retry, had opened) a case."""
-    return f"您的诉求已受理，工单号 {case_id}，我们将尽快处理并回访。"
+def case_events(state: Conversation, received: WeChatMessageReceived, at: datetime) -> list[Event]:
+    """What a push joining an open case adds to it: the message, and the phone number it gives."""
+    push, case_id = received.push, received.case_id
+    assert case_id is not None
+    phone = mentioned_phone(push.content) if push.msg_type == "text" else None
+    given = CallerPhoneGiven(case_id, phone, "wechat", at, f"wechat:{push.from_user}") if phone else None
+    if given is not None and phone_in(push.content):
+        return [given]  # the whole text is the number
+    text = push.content or push.label or ""
+    message = CaseMessageReceived(case_id, "wechat", phone or state.phone, text,
+                                  push.contact(at, phone or state.phone))
+    return [message] if given is None or phone == state.phone else [message, given]
+
+
+def reply(state: Conversation, received: WeChatMessageReceived) -> str:
+    """The passive text reply to a push, naming its case when it has one."""
+    push, case_id = received.push, received.case_id
+    awaiting = "" if state.phone or mentioned_phone(push.content) else ASK_PHONE
+    if push.msg_type == "event":
+        return WELCOME if push.event == "subscribe" else "已收到。直接留言描述问题即可。"
+    if push.msg_type == "location":
+        where = f"已收到您的位置{('：' + push.label) if push.label else ''}"
+        return f"{where}，已补充到您的诉求，工单号 {case_id}。" if case_id else f"{where}，请继续描述问题。"
+    if push.msg_type != "text" or not push.content:
+        return "已收到。请用文字描述您的问题。"
+    if phone_in(push.content):
+        if case_id:
+            return f"已记录您的手机号码，工单号 {case_id}，我们将尽快处理并回访。"
+        return "已记录您的手机号码，请描述您的问题。"
+    if received.opened:
+        return f"您的诉求已受理，工单号 {case_id}。{awaiting or '我们将尽快处理并回访。'}"
+    return f"已收到您的补充说明，工单号 {case_id}。{awaiting}"
 
 
 @dataclass(frozen=True, slots=True)
 class ReceiveWeChatPush(Command):
-    """Record a follower's push and act on it (the WeChat endpoint's command)."""
+    """Record a follower's push and file it with a case (the WeChat endpoint's one command)."""
 
     push: WeChatPush
     raw: str
@@ -150,27 +241,79 @@ class ReceiveWeChatPush(Command):
 
 @dataclass(frozen=True, slots=True)
 class WeChatAnswer:
-    """The text to reply with, and whether the push was a redelivery."""
+    """The text to reply with, the case the push went with, and whether it was a redelivery."""
 
     reply: str
     duplicate: bool
+    case_id: str | None = None
+
+
+def _received(records: Iterable[RecordedEvent]) -> list[tuple[int, WeChatMessageReceived]]:
+    found = ((r.version, from_recorded(r)) for r in records)
+    return [(v, e) for v, e in found if isinstance(e, WeChatMessageReceived)]
+
+
+async def _is_open(store: EventStore, case_id: str | None) -> bool:
+    if case_id is None:
+        return False
+    try:
+        return (await load_case(store, case_id)).status not in DONE
+    except NotFound:
+        return True  # opened by a push whose registration is still to come (`_act` sees to it)
+
+
+async def _file(cmd: ReceiveWeChatPush, store: EventStore,
+                clock: Clock) -> tuple[Conversation, WeChatMessageReceived, bool]:
+    """Append the push filed with its case; a redelivery answers the first filing."""
+    push, key = cmd.push, cmd.push.idempotency_key
+    stream = conversation_stream(push.from_user)
+    for _ in range(FILING_ATTEMPTS):
+        seen = await store.find_by_idempotency_key(key)
+        records = await store.read_stream(stream)
+        if seen is not None and seen.stream == stream:
+            earlier = [e for v, e in _received(records) if v < seen.first_version]
+            [first] = [e for v, e in _received(records) if v == seen.first_version]
+            return conversation_of(earlier), first, True
+        state = conversation_of(e for _, e in _received(records))
+        now = clock.now()
+        received = file_push(state, push, cmd.raw, case_open=await _is_open(store, state.case_id),
+                             new_case=new_case_id(now, f"{key}:case"))
+        meta = metadata(actor=f"wechat:{push.from_user}", channel="wechat", received_at=now)
+        version = records[-1].version if records else -1
+        try:
+            result = await store.append(stream, [to_new_event(received, meta)], version,
+                                        idempotency_key=key)
+        except WrongExpectedVersion:
+            continue  # another push of this follower got in first: decide again after it
+        if not result.duplicate:
+            return state, received, False
+    raise StaleVersion(stream, version, await store.stream_version(stream))
+
+
+async def _act(state: Conversation, received: WeChatMessageReceived, store: EventStore,
+               clock: Clock) -> None:
+    """Open or join the push's case (idempotent: a redelivery completes what a failure left)."""
+    if received.case_id is None:
+        return
+    if received.opened:
+        await register_case(registration(state, received), store=store, clock=clock)
+        return
+    opening = state.opening
+    if opening is not None and opening.case_id == received.case_id and (
+            await store.stream_version(case_stream(received.case_id)) < 0):
+        await register_case(opening, store=store, clock=clock)
+    stream = conversation_stream(received.push.from_user)
+    meta = metadata(actor=f"wechat:{received.push.from_user}", channel="wechat", correlation_id=stream)
+    events = [to_new_event(e, meta) for e in case_events(state, received, clock.now())]
+    await store.append(case_stream(received.case_id), events, ANY,
+                       idempotency_key=f"{received.push.idempotency_key}:case")
 
 
 async def receive_wechat_push(cmd: ReceiveWeChatPush, *, store: EventStore, clock: Clock) -> WeChatAnswer:
-    """Record the push (idempotent), decide from the pushes before it, open the case if due."""
-    push = cmd.push
-    stream = conversation_stream(push.from_user)
-    meta = metadata(actor=f"wechat:{push.from_user}", channel="wechat", received_at=clock.now())
-    result = await store.append(stream, [to_new_event(WeChatMessageReceived(push, cmd.raw), meta)], ANY,
-                                idempotency_key=push.idempotency_key)
-    earlier = await store.read_stream(stream, limit=max(result.first_version, 0))
-    received = (from_recorded(r) for r in earlier)
-    state = conversation_of(e.push for e in received if isinstance(e, WeChatMessageReceived))
-    register, text = decide(state, push, stream)
-    if register is None:
-        return WeChatAnswer(text, result.duplicate)
-    registered = await register_case(register, store=store, clock=clock)
-    return WeChatAnswer(case_reply(registered.case_id), result.duplicate)
+    """Record the push filed with its case, open or join that case, and answer the reply."""
+    state, received, duplicate = await _file(cmd, store, clock)
+    await _act(state, received, store, clock)
+    return WeChatAnswer(reply(state, received), duplicate, received.case_id)
 
 
 HANDLERS: dict[type, Handler] = {ReceiveWeChatPush: receive_wechat_push}

@@ -1,10 +1,18 @@
 """`GET|POST /channels/wechat`: the official account's server URL.
 
-GET answers the echostr handshake; POST verifies and parses the push, sends
-`ReceiveWeChatPush` (record it, let the conversation rules decide, open the
-case when due) and answers a passive text reply (encrypted in safe mode). 503
-while INTAKE_WECHAT_TOKEN (or, for safe mode, the AES key and AppID) is unset;
-403 on a bad signature; 400 on malformed XML - each also recorded.
+GET answers the echostr handshake; POST verifies and parses the push and sends
+`ReceiveWeChatPush` (record it filed with its case, open or join that case),
+then answers a passive text reply (encrypted in safe mode). This view appends
+nothing itself.
+
+Every request must carry a `timestamp` within the replay window
+(`INTAKE_WECHAT_REPLAY_WINDOW`, 300 s) and a `nonce` not seen before in that
+window (GET and POST share the record, so a handshake's signature, which WeChat
+defines as it defines a plain push's, cannot be replayed as a push). With an
+AES key configured (safe mode) a push must be encrypted and carry
+`msg_signature` over its `Encrypt` text; only the decrypted XML is trusted.
+503 while INTAKE_WECHAT_TOKEN is unset; 403 on a bad, stale or replayed
+signature or a plain push in safe mode; 400 on malformed XML - each recorded.
 """
 
 from __future__ import annotations
@@ -13,33 +21,65 @@ import re
 
 from aiohttp import web
 
-from channels.errors import BadInput, ChannelDisabled, ChannelError
+from channels.errors import BadInput, BadSignature, ChannelDisabled, ChannelError
 from channels.rejected import record_rejected
-from channels.wechat import parse_xml, text_reply, to_push
-from channels.wechat_crypto import SafeMode, check_signature
+from channels.wechat import check_envelope, parse_xml, text_reply, to_push
+from channels.wechat_crypto import SafeMode, check_fresh, check_signature
 from dispatch.core.messages import Json
-from dispatch.intake.wechat import ReceiveWeChatPush, WeChatAnswer
-from gateway.services import SERVICES
+from dispatch.intake.wechat import ReceiveWeChatPush, WeChatAnswer, WeChatPush
+from gateway.nonces import NonceBook
+from gateway.services import SERVICES, Services
+from gateway.settings import WechatSettings
 
 _PARAM = re.compile(r"^[A-Za-z0-9]{1,64}$")
 
 
-def _params(request: web.Request) -> tuple[str, str, str]:
-    token = request.app[SERVICES].settings.wechat.token
-    if not token:
+def _settings(request: web.Request) -> WechatSettings:
+    wechat = request.app[SERVICES].settings.wechat
+    if not wechat.token:
         raise ChannelDisabled("WeChat is not configured (INTAKE_WECHAT_TOKEN)")
+    return wechat
+
+
+def _signed(request: web.Request, wechat: WechatSettings) -> tuple[str, str]:
+    """(timestamp, nonce) once `signature` is right and the timestamp fresh."""
+    assert wechat.token is not None
     timestamp, nonce = request.query.get("timestamp", ""), request.query.get("nonce", "")
     if not _PARAM.match(timestamp) or not _PARAM.match(nonce):
         raise BadInput("timestamp and nonce are required", code="bad_query")
-    check_signature(request.query.get("signature"), token, timestamp, nonce)
-    return token, timestamp, nonce
+    check_signature(request.query.get("signature"), wechat.token, timestamp, nonce)
+    check_fresh(timestamp, request.app[SERVICES].clock.now().timestamp(), wechat.replay_window)
+    return timestamp, nonce
 
 
-def _safe_mode(request: web.Request, token: str) -> SafeMode:
-    wechat = request.app[SERVICES].settings.wechat
-    if not wechat.aes_key or not wechat.appid:
-        raise ChannelDisabled("safe mode needs INTAKE_WECHAT_AES_KEY and INTAKE_WECHAT_APPID")
-    return SafeMode(token, wechat.aes_key, wechat.appid)
+async def _first_use(services: Services, wechat: WechatSettings, timestamp: str, nonce: str) -> None:
+    """Raise `BadSignature` when this (timestamp, nonce) was used within the replay window."""
+    if services.nonces is None:
+        services.nonces = NonceBook(services.redis, services.settings.stores.redis_prefix)
+    # A timestamp is accepted from `window` before it to `window` after it.
+    if not await services.nonces.first_use(f"wechat:{timestamp}:{nonce}", 2 * wechat.replay_window + 1):
+        raise BadSignature("this signature was used already", code="replayed")
+
+
+def _plain(request: web.Request, body: bytes) -> tuple[WeChatPush, bytes]:
+    if request.query.get("encrypt_type", "raw") != "raw":
+        raise ChannelDisabled("an encrypted push needs INTAKE_WECHAT_AES_KEY and INTAKE_WECHAT_APPID")
+    fields = parse_xml(body)
+    if "Encrypt" in fields:
+        raise ChannelDisabled("an encrypted push needs INTAKE_WECHAT_AES_KEY and INTAKE_WECHAT_APPID")
+    check_envelope({}, fields, request.query.get("openid"))
+    return to_push(fields), body
+
+
+def _decrypted(request: web.Request, body: bytes, safe: SafeMode, timestamp: str,
+               nonce: str) -> tuple[WeChatPush, bytes]:
+    outer = parse_xml(body)
+    if request.query.get("encrypt_type") != "aes" or not outer.get("Encrypt"):
+        raise BadSignature("safe mode: plain pushes are refused", code="encryption_required")
+    inner_xml = safe.decrypt(outer["Encrypt"], request.query.get("msg_signature"), timestamp, nonce)
+    inner = parse_xml(inner_xml)
+    check_envelope(outer, inner, request.query.get("openid"))
+    return to_push(inner), inner_xml
 
 
 async def _rejected(request: web.Request, exc: ChannelError, raw: bytes | None) -> None:
@@ -51,9 +91,12 @@ async def _rejected(request: web.Request, exc: ChannelError, raw: bytes | None) 
 
 
 async def handshake(request: web.Request) -> web.Response:
-    """`GET /channels/wechat`: echo `echostr` when the signature is right."""
+    """`GET /channels/wechat`: echo `echostr` when the signature is right, fresh and unused."""
+    services = request.app[SERVICES]
     try:
-        _params(request)
+        wechat = _settings(request)
+        timestamp, nonce = _signed(request, wechat)
+        await _first_use(services, wechat, timestamp, nonce)
     except ChannelError as exc:
         await _rejected(request, exc, None)
         raise
@@ -61,27 +104,27 @@ async def handshake(request: web.Request) -> web.Response:
 
 
 async def push(request: web.Request) -> web.Response:
-    """`POST /channels/wechat`: record, decide, reply (encrypted in safe mode)."""
-    body = raw = await request.read()
+    """`POST /channels/wechat`: verify, send one command, reply (encrypted in safe mode)."""
+    services = request.app[SERVICES]
+    raw = await request.read()
     safe: SafeMode | None = None
     try:
-        token, timestamp, nonce = _params(request)
-        fields = parse_xml(body)
-        if request.query.get("encrypt_type") == "aes" or "Encrypt" in fields:
-            safe = _safe_mode(request, token)
-            body = safe.decrypt(fields.get("Encrypt", ""), request.query.get("msg_signature"),
-                                timestamp, nonce)
-            fields = parse_xml(body)
-        message = to_push(fields)
+        wechat = _settings(request)
+        timestamp, nonce = _signed(request, wechat)
+        if wechat.aes_key and wechat.appid:
+            safe = SafeMode(wechat.token or "", wechat.aes_key, wechat.appid)
+            message, xml = _decrypted(request, raw, safe, timestamp, nonce)
+        else:
+            message, xml = _plain(request, raw)
+        await _first_use(services, wechat, timestamp, nonce)
     except ChannelError as exc:
         await _rejected(request, exc, raw)
         raise
-    services = request.app[SERVICES]
-    received = ReceiveWeChatPush(message, body.decode("utf-8", "replace"))
-    answer: WeChatAnswer = await services.bus.handle(received)
+    command = ReceiveWeChatPush(message, xml.decode("utf-8", "replace"))
+    answer: WeChatAnswer = await services.bus.handle(command)
     if not answer.duplicate:
         services.metrics.events_appended.labels("wechat").inc()
-    reply = text_reply(message, answer.reply)
+    reply = text_reply(message, answer.reply, services.clock.now().timestamp())
     if safe is not None:
         reply = safe.encrypt(reply, timestamp, nonce)
     return web.Response(text=reply, content_type="application/xml")
@@ -95,16 +138,19 @@ def setup(app: web.Application) -> None:
 
 _Q = [{"name": n, "in": "query", "schema": {"type": "string"}}
       for n in ("signature", "timestamp", "nonce", "echostr", "encrypt_type", "msg_signature", "openid")]
+_REFUSED = "bad, stale (over the replay window) or replayed signature; plain push in safe mode"
 OPENAPI_PATHS: Json = {
     "/channels/wechat": {
         "get": {"summary": "WeChat server URL handshake (echostr)", "security": [], "parameters": _Q,
-                "responses": {"200": {"description": "echostr"}, "403": {"description": "bad signature"},
+                "responses": {"200": {"description": "echostr"},
+                              "403": {"description": _REFUSED},
                               "503": {"description": "WeChat not configured"}}},
-        "post": {"summary": "WeChat push (text / location / event; plain or AES safe mode)",
+        "post": {"summary": "WeChat push (text / location / event; plain, or AES safe mode when configured)",
                  "security": [], "parameters": _Q,
                  "responses": {"200": {"description": "passive text reply (encrypted in safe mode)"},
-                               "400": {"description": "malformed XML"},
-                               "403": {"description": "bad signature"},
+                               "400": {"description": "malformed XML, or XML with a DTD"},
+                               "403": {"description": _REFUSED},
+                               "409": {"description": "the follower's conversation kept changing; retry"},
                                "503": {"description": "WeChat not configured / store down"}}},
     },
 }

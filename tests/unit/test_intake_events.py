@@ -71,15 +71,26 @@ def push(content: str, msg_id: str) -> WeChatPush:
     return WeChatPush("gh", "oUser_1", "1700000000", "text", msg_id, content)
 
 
-async def test_a_wechat_complaint_opens_its_case_once_the_phone_number_comes() -> None:
+async def test_a_wechat_complaint_opens_its_case_at_once_and_the_phone_number_joins_it() -> None:
     store = MemoryEventStore()
     handle = bus(store).handle
     first = await handle(ReceiveWeChatPush(push("路灯坏了", "1"), "<xml/>"))
-    opened = await handle(ReceiveWeChatPush(push("13912345678", "2"), "<xml/>"))
+    phone = await handle(ReceiveWeChatPush(push("13912345678", "2"), "<xml/>"))
     again = await handle(ReceiveWeChatPush(push("13912345678", "2"), "<xml/>"))
-    assert (first.reply, first.duplicate) == (ASK_PHONE, False)
-    assert "工单号 C" in opened.reply and not opened.duplicate
-    assert (again.reply, again.duplicate) == (opened.reply, True)
+    assert first.case_id is not None and f"工单号 {first.case_id}" in first.reply and ASK_PHONE in first.reply
+    assert (phone.case_id, phone.duplicate) == (first.case_id, False)
+    assert (again.reply, again.case_id, again.duplicate) == (phone.reply, phone.case_id, True)
     received = [from_recorded(r) for r in await store.read_stream("wechat-oUser_1")]
-    assert [e.push.msg_id for e in received if isinstance(e, WeChatMessageReceived)] == ["1", "2"]
+    filed = [(e.push.msg_id, e.case_id, e.opened) for e in received if isinstance(e, WeChatMessageReceived)]
+    assert filed == [("1", first.case_id, True), ("2", first.case_id, False)]
+    case = [r.type for r in await store.read_stream(f"case-{first.case_id}")]
+    assert case == ["CaseRegistered", "CallerPhoneGiven"]
     assert [r.type for r in await events(store)].count("CaseRegistered") == 1
+
+
+def test_an_old_wechat_push_record_reads_back() -> None:
+    pushed = {"to_user": "gh", "from_user": "oU", "create_time": "1", "msg_type": "text", "msg_id": "9",
+              "content": "x", "lat": None, "lon": None, "label": None, "event": None, "event_key": None}
+    old = {"push": pushed, "raw": "<xml/>"}
+    evt = from_recorded(RecordedEvent(1, "wechat-oU", 0, "WeChatMessageReceived", 1, old, {}, AT))
+    assert evt == WeChatMessageReceived(WeChatPush("gh", "oU", "1", "text", "9", "x"), "<xml/>")
