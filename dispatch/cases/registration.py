@@ -41,8 +41,6 @@ POWER_FAULT_REQUIRED: tuple[str, ...] = (
 )
 """What a power-fault intake must carry (DOMAIN.md, Accept)."""
 
-MAX_NAME = 20
-
 
 def new_case_id(at: datetime, seed: str | None = None) -> str:
     """A readable case number: `C` + date + 10 base32 characters (from `seed` if given)."""
@@ -77,6 +75,7 @@ class RegisterCase(Command):
     strict: bool = False
     actor: str | None = None
     correlation_id: str | None = None
+    received_at: datetime | None = None
     raw: Any = None
 
 
@@ -102,9 +101,7 @@ def decide_registration(cmd: RegisterCase, case_id: str, now: datetime) -> CaseR
     priority = cmd.priority if cmd.priority is not None else DEFAULT_PRIORITY[cmd.category]
     if priority not in RESPONSE_LIMIT_MINUTES:
         raise InvalidCommand("priority must be 1, 2, 3 or 4", field="priority")
-    caller = cmd.caller
-    if caller.name is not None and len(caller.name) > MAX_NAME:
-        raise InvalidCommand(f"name longer than {MAX_NAME} characters", field="caller.name")
+    caller = cmd.caller  # names are kept as given: a display may shorten them, intake never does
     if caller.phone:
         caller = replace(caller, phone=normalise_phone(caller.phone))
     missing = _missing(cmd)
@@ -152,7 +149,8 @@ async def register_case(cmd: RegisterCase, *, store: EventStore, clock: Clock) -
         case_id = new_case_id(now, seed)
         evt = decide_registration(cmd, case_id, now)
         meta = metadata(
-            actor=cmd.actor, channel=cmd.channel, correlation_id=cmd.correlation_id or case_id
+            actor=cmd.actor, channel=cmd.channel, correlation_id=cmd.correlation_id or case_id,
+            received_at=cmd.received_at,
         )
         try:
             result = await store.append(

@@ -3,7 +3,8 @@
 Errors answer in Open311's own shape (`[{code, description}]` or
 `<errors><error>...`) with 400 / 403 / 404 and are recorded as rejected input.
 `POST requests` needs `api_key` = a bearer token with the `channel` role; an
-`Idempotency-Key` header makes a repeated POST answer the first request.
+`Idempotency-Key` header makes a repeated POST answer the first request, and
+without one the same request from the same key holder within 10 minutes does.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from channels.open311 import (
 )
 from channels.rejected import record_rejected
 from dispatch.cases.read_model import Db, WebRequest, web_request, web_requests, web_requests_by_id
+from dispatch.cases.registration import Registered
 from dispatch.core.errors import InvalidCommand
 from dispatch.core.messages import Json
 from gateway.auth import TOKENS
@@ -80,10 +82,10 @@ async def create_request(request: web.Request) -> web.Response:
         who = request.app[TOKENS].resolve(form.get("api_key") or None)
         if who is None or who.role not in ("channel", "admin"):
             raise Open311Error(403, "api_key is missing or not a channel key", "forbidden")
-        key = request.headers.get("Idempotency-Key")
-        cmd = to_command(parse_form(form), actor=who.actor,
-                         idempotency_key=f"open311:{who.subject}:{key}"[:200] if key else None)
-        registered = await request.app[SERVICES].bus.handle(cmd)
+        cmd = to_command(parse_form(form), actor=who.actor, holder=who.subject,
+                         idempotency_key=request.headers.get("Idempotency-Key"),
+                         received_at=request.app[SERVICES].clock.now())
+        registered: Registered = await request.app[SERVICES].bus.handle(cmd)
     except InvalidCommand as exc:
         return await _error(request, Open311Error(400, str(exc), "invalid"), raw)
     except (Open311Error, ValueError) as exc:

@@ -120,7 +120,8 @@ async def test_idempotency_key_repeats_answer_the_first_request(client: Any, ser
     ({"api_key": "t-agent", "service_code": "complaint", "address_string": "a"}, 403, "xml"),
     ({"api_key": "t-channel", "service_code": "nope", "address_string": "a"}, 404, "json"),
     ({"api_key": "t-channel", "service_code": "complaint"}, 400, "json"),
-    ({"api_key": "t-channel", "service_code": "power_fault", "address_string": "a"}, 400, "xml"),
+    ({"api_key": "t-channel", "service_code": "power_fault", "address_string": "a",
+      "attribute[fault_type]": "aliens"}, 400, "xml"),
     ({"api_key": "t-channel", "service_code": "complaint", "lat": "95", "long": "1"}, 400, "json"),
     ({"api_key": "t-channel", "service_code": "complaint", "address_string": "a", "phone": "12"},
      400, "json"),
@@ -138,6 +139,63 @@ async def test_errors_in_open311_format_and_recorded(
         assert root.tag == "errors" and root.find("error/code").text == str(status)  # type: ignore[union-attr]
     assert len(await events_of(services, "InputRejected")) == 1
     assert await events_of(services, "CaseRegistered") == []
+
+
+async def test_fixmystreet_power_fault_without_phone_or_address_is_accepted(
+    client: Any, services: Any
+) -> None:
+    """FixMyStreet's client sends lat/long, name, email and the attributes: 201, the rest for an agent."""
+    three = Three(base(client), api_key="t-channel")
+    answer = await asyncio.to_thread(
+        three.post, "power_fault", first_name="Bartholomew", last_name="Fitzgerald-Smythe",
+        email="bart@example.org", description="No power in the whole street", lat="34.33", long="108.71",
+        **POWER)
+    assert three.post_response.status_code == 201
+    [case] = await events_of(services, "CaseRegistered")
+    assert case["data"]["case_id"] == answer[0]["service_request_id"]
+    assert case["data"]["caller"]["name"] == "Bartholomew Fitzgerald-Smythe"  # kept as given
+    assert case["data"]["caller"]["email"] == "bart@example.org"
+    assert case["data"]["missing_fields"] == ["caller.phone", "address"]
+    assert await events_of(services, "InputRejected") == []
+
+
+async def test_a_request_without_attributes_is_accepted_with_missing_fields(
+    client: Any, services: Any
+) -> None:
+    form = {"api_key": "t-channel", "service_code": "power_fault", "address_string": "秦都区人民路12号"}
+    response = await client.post("/open311/v2/requests.json", data=form)
+    assert response.status == 201
+    [case] = await events_of(services, "CaseRegistered")
+    assert case["data"]["missing_fields"] == [
+        "caller.name", "caller.phone", "account_number", "fault.type", "fault.began_at", "fault.scope"]
+
+
+@pytest.mark.parametrize(("given", "stored"), [
+    ("+44 (0)20 7946 0958", "+442079460958"), ("0044 20 7946 0958", "+442079460958"),
+    ("+86 139-1234-5678", "13912345678"), ("029 8888 1234", "02988881234"),
+])
+async def test_phone_numbers_in_any_common_format(
+    client: Any, services: Any, given: str, stored: str
+) -> None:
+    form = {"api_key": "t-channel", "service_code": "complaint", "address_string": "渭城区文汇路",
+            "phone": given}
+    response = await client.post("/open311/v2/requests.json", data=form)
+    assert response.status == 201
+    [case] = await events_of(services, "CaseRegistered")
+    assert case["data"]["caller"]["phone"] == stored  # Chinese numbers keep the form streams key on
+
+
+async def test_a_retry_without_idempotency_key_answers_the_first_case(client: Any, services: Any) -> None:
+    """FixMyStreet sends no Idempotency-Key: its retry after a lost 201 must not open a second case."""
+    form = {"api_key": "t-channel", "service_code": "complaint", "description": "噪音扰民",
+            "lat": "34.33", "long": "108.71", "email": "a@example.org"}
+    first = await client.post("/open311/v2/requests.json", data=form)
+    again = await client.post("/open311/v2/requests.json", data=form)
+    other = await client.post("/open311/v2/requests.json", data={**form, "description": "又开始了"})
+    assert (first.status, again.status, other.status) == (201, 200, 201)
+    [one], [repeat], [new] = await first.json(), await again.json(), await other.json()
+    assert repeat["service_request_id"] == one["service_request_id"] != new["service_request_id"]
+    assert len(await events_of(services, "CaseRegistered")) == 2
 
 
 async def test_unknown_request_and_bad_dates(client: Any) -> None:
