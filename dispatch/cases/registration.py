@@ -7,6 +7,7 @@ later steps are `actions.py`'s, how the events fold is `state.py`'s.
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -40,6 +41,10 @@ POWER_FAULT_REQUIRED: tuple[str, ...] = (
     "fault.scope", "address",
 )
 """What a power-fault intake must carry (DOMAIN.md, Accept)."""
+
+
+CASE_ID = re.compile(r"^C\d{8}[A-HJ-NP-Z2-9]{10}$")
+"""The shape of every case number `new_case_id` hands out."""
 
 
 def new_case_id(at: datetime, seed: str | None = None) -> str:

@@ -5,6 +5,8 @@ Errors answer in Open311's own shape (`[{code, description}]` or
 `POST requests` needs `api_key` = a bearer token with the `channel` role; an
 `Idempotency-Key` header makes a repeated POST answer the first request, and
 without one the same request from the same key holder within 10 minutes does.
+A request id this system answered is never 404: a case the read model has not
+caught up with yet is folded from its stream.
 """
 
 from __future__ import annotations
@@ -101,7 +103,7 @@ def _query(request: web.Request) -> Callable[[Db], Awaitable[list[WebRequest]]]:
     q = request.query
     ids = [i for i in q.get("service_request_id", "").split(",") if i]
     if ids:
-        return partial(web_requests_by_id, case_ids=ids)
+        return partial(web_requests_by_id, case_ids=ids, store=request.app[SERVICES].store)
     start = check_query_date(q.get("start_date"), "start_date")
     end = check_query_date(q.get("end_date"), "end_date")
     if start and end and (end - start > MAX_SPAN or end < start):
@@ -129,8 +131,9 @@ async def list_requests(request: web.Request) -> web.Response:
 
 async def get_request(request: web.Request) -> web.Response:
     """`GET requests/{id}.{fmt}`: a one-element list, as the standard says."""
-    async with request.app[SERVICES].store.connection() as conn:
-        row = await web_request(conn, request.match_info["id"])
+    store = request.app[SERVICES].store
+    async with store.connection() as conn:
+        row = await web_request(conn, request.match_info["id"], store)
     if row is None:
         return await _error(request, Open311Error(404, "service_request_id not found", "not_found"), None)
     return _answer(request, [request_item(asdict(row))], "service_requests", "request")

@@ -198,6 +198,28 @@ async def test_a_retry_without_idempotency_key_answers_the_first_case(client: An
     assert len(await events_of(services, "CaseRegistered")) == 2
 
 
+async def test_an_answered_id_is_never_404_before_the_read_model_catches_up(client: Any) -> None:
+    """No projection runs here: every GET must fold the case from its stream (read your writes)."""
+    ids = []
+    for n in range(6):
+        form = {"api_key": "t-channel", "service_code": "complaint", "description": f"路灯不亮 {n}",
+                "lat": "34.33", "long": "108.71"}
+        posted = await client.post("/open311/v2/requests.json", data=form)
+        ids.append((await posted.json())[0]["service_request_id"])
+        one = await client.get(f"/open311/v2/requests/{ids[-1]}.json")
+        assert one.status == 200
+        [item] = await one.json()
+        assert (item["service_request_id"], item["status"], item["lat"]) == (ids[-1], "open", 34.33)
+    listed = await client.get("/open311/v2/requests.json", params={"service_request_id": ",".join(ids)})
+    assert sorted(r["service_request_id"] for r in await listed.json()) == sorted(ids)
+    geo = GeoReport(base(client), output_format="xml")
+    assert (await asyncio.to_thread(geo.get_service_request, ids[0]))["service_request_id"] == ids[0]
+    case = await client.get(f"/api/v1/cases/{ids[0]}", headers={"Authorization": "Bearer t-agent"})
+    assert case.status == 200 and (await case.json())["case_id"] == ids[0]
+    never_issued = ids[0][:-1] + ("A" if ids[0][-1] != "A" else "B")
+    assert (await client.get(f"/open311/v2/requests/{never_issued}.json")).status == 404
+
+
 async def test_unknown_request_and_bad_dates(client: Any) -> None:
     assert (await client.get("/open311/v2/requests/C0000.json")).status == 404
     bad = await client.get("/open311/v2/requests.json", params={"start_date": "yesterday"})
