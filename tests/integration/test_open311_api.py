@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 import xml.etree.ElementTree as ET
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from georeport import GeoReport
 
+from channels.open311 import parse_form, to_command
 from dispatch.cases.read_model import projections as case_projections
+from dispatch.intake.contact import REPEAT_WINDOW
+from dispatch.intake.web import receive_web_request
 from eventstore.subscriptions import ProjectionRunner
 from gateway.settings import Settings
 from tests.integration.alarm_helpers import events_of
@@ -196,6 +200,27 @@ async def test_a_retry_without_idempotency_key_answers_the_first_case(client: An
     [one], [repeat], [new] = await first.json(), await again.json(), await other.json()
     assert repeat["service_request_id"] == one["service_request_id"] != new["service_request_id"]
     assert len(await events_of(services, "CaseRegistered")) == 2
+
+
+async def test_a_retry_across_the_10_minute_bucket_edge_is_a_repeat_on_postgres(
+    pg_store: Any, clock: Any
+) -> None:
+    """Only the look-up of the previous bucket's key makes this retry a repeat; 10 min 1 s is not."""
+    form = parse_form({"service_code": "complaint", "description": "噪音扰民", "lat": "34.33",
+                       "long": "108.71"})
+    edge = clock.now()
+    assert edge.timestamp() % REPEAT_WINDOW.total_seconds() == 0
+
+    async def post_at(at: datetime) -> Any:
+        clock.set(at)
+        cmd = to_command(form, actor="channel:web", holder="web", idempotency_key=None, received_at=at)
+        return await receive_web_request(cmd, store=pg_store, clock=clock)
+
+    first = await post_at(edge - timedelta(seconds=30))
+    again = await post_at(edge + timedelta(seconds=30))
+    later = await post_at(edge + timedelta(minutes=9, seconds=31))
+    assert (again.case_id, again.duplicate) == (first.case_id, True)
+    assert later.case_id != first.case_id and not later.duplicate
 
 
 async def test_an_answered_id_is_never_404_before_the_read_model_catches_up(client: Any) -> None:
