@@ -169,7 +169,8 @@ OPENAPI_PATHS: Json = {
         "responses": {"200": {"description": "service_definition"}, "404": {"description": "errors"}}}},
     f"{BASE}/requests.{{fmt}}": {
         "post": {"summary": "Open311: create a service request (form; api_key = a channel token; "
-                            "optional Idempotency-Key header)", "security": _PUBLIC, "parameters": [_FMT],
+                            "optional Idempotency-Key header, without it the same request within "
+                            "10 minutes answers the first)", "security": _PUBLIC, "parameters": [_FMT],
                  "responses": {"201": {"description": "[{service_request_id}]"},
                                "400": {"description": "errors"}, "403": {"description": "errors"},
                                "404": {"description": "errors"}}},
@@ -180,7 +181,8 @@ OPENAPI_PATHS: Json = {
         "summary": "Open311: one service request", "security": _PUBLIC,
         "parameters": [_FMT, {"name": "id", "in": "path", "required": True,
                               "schema": {"type": "string"}}],
-        "responses": {"200": {"description": "[request]"}, "404": {"description": "errors"}}}},
+        "responses": {"200": {"description": "[request] (also before the read model catches up)"},
+                      "404": {"description": "errors: no such request"}}}},
     "/citizen/": {"get": {"summary": "Plain citizen web form (posts to Open311)", "security": _PUBLIC,
                           "responses": {"200": {"description": "HTML"}}}},
 }
