@@ -1,9 +1,11 @@
 """One-touch alarm adapter: SIA DC-09 frames and HTTPS vendor events into `ReceiveAlarm`.
 
-Idempotency (CONTRACT): a SIA frame is `sia:account:sequence:timestamp` when
-it has a timestamp; without one it is account + sequence + a hash of the
-content, and counts as a repeat only within 10 minutes of the first. HTTPS
-events use the vendor's `event_id`.
+Both parse into the intake contact (the device account as the caller, its
+position, the raw frame) and send the one `ReceiveAlarm`. Idempotency
+(CONTRACT): a SIA frame is `sia:account:sequence:timestamp` when it has a
+timestamp; without one it is account + sequence + a hash of the content, and
+counts as a repeat only within 10 minutes of the first (the handler decides
+that against the log). HTTPS events use the vendor's `event_id`.
 """
 
 from __future__ import annotations
@@ -11,18 +13,17 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from channels.contact_id import AlarmSignal, decode_http_code
 from channels.errors import BadInput
 from channels.sia import Frame
+from dispatch.cases.events import CallerInfo, Place
 from dispatch.elderly.alarms import ReceiveAlarm
 from dispatch.gis.geo import to_wgs84
-from eventstore import EventStore
+from dispatch.intake.contact import InboundContact
 
-REPEAT_WINDOW = timedelta(minutes=10)
-"""A frame without timestamp repeated within this time is a retransmission."""
 _ACCOUNT = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
 _DMS = re.compile(r"^(\d{1,3})([NSEW])(\d{1,2}(?:\.\d+)?)$")
 
@@ -48,34 +49,36 @@ def frame_position(xdata: tuple[str, ...]) -> tuple[float, float] | None:
     return lat, lon
 
 
-async def sia_key(store: EventStore, frame: Frame, now: datetime) -> str:
-    """The retransmission key of a frame (see the module docstring)."""
+def _frame_key(frame: Frame) -> tuple[str, bool]:
+    """The retransmission key of a frame, and whether it holds only within the repeat window."""
     base = f"sia:{frame.account}:{frame.sequence}"
     if frame.timestamp is not None:
-        return f"{base}:{frame.timestamp:%Y%m%dT%H%M%S}"
+        return f"{base}:{frame.timestamp:%Y%m%dT%H%M%S}", False
     digest = hashlib.sha256(f"{frame.token}|{frame.data}|{'|'.join(frame.xdata)}".encode()).hexdigest()[:16]
-    bucket = int(now.timestamp() // REPEAT_WINDOW.total_seconds())
-    previous = f"{base}:{digest}:{bucket - 1}"
-    seen = await store.find_by_idempotency_key(previous)
-    if seen is not None:
-        first = await store.read_stream(seen.stream, limit=1)
-        received = first[0].metadata.get("received_at") if first else None
-        if received and now - datetime.fromisoformat(received) <= REPEAT_WINDOW:
-            return previous
-    return f"{base}:{digest}:{bucket}"
+    return f"{base}:{digest}", True
+
+
+def _contact(key: str, account: str, at: datetime | None, received_at: datetime,
+             position: tuple[float, float] | None, text: str | None, raw: Any) -> InboundContact:
+    return InboundContact(
+        channel="alarm", kind="alarm", idempotency_key=key, caller=CallerInfo(device_account=account),
+        occurred_at=at or received_at, received_at=received_at, text=text,
+        location=Place(*position) if position else None, raw=raw,
+    )
 
 
 def command_from_frame(
-    frame: Frame, signal: AlarmSignal, key: str, transport: str
+    frame: Frame, signal: AlarmSignal, transport: str, received_at: datetime
 ) -> ReceiveAlarm:
     """The command for a decoded DC-09 frame."""
-    position = frame_position(frame.xdata)
+    key, windowed = _frame_key(frame)
+    raw = frame.raw.decode("ascii", "backslashreplace")
+    contact = _contact(key, frame.account, frame.timestamp, received_at, frame_position(frame.xdata),
+                       signal.text, raw)
     return ReceiveAlarm(
-        idempotency_key=key, account=frame.account, protocol=signal.protocol, code=signal.code,
-        kind=signal.kind, transport=transport, occurred_at=frame.timestamp, zone=signal.zone,
-        qualifier=signal.qualifier, lat=position[0] if position else None,
-        lon=position[1] if position else None, text=signal.text,
-        raw=frame.raw.decode("ascii", "backslashreplace"), actor=f"device:{frame.account}",
+        contact=contact, protocol=signal.protocol, code=signal.code, kind=signal.kind,
+        transport=transport, device_time=frame.timestamp, zone=signal.zone, qualifier=signal.qualifier,
+        repeat_window=windowed, actor=f"device:{frame.account}",
     )
 
 
@@ -111,7 +114,7 @@ def _position(body: Mapping[str, Any]) -> tuple[float | None, float | None]:
         raise BadInput(str(exc), code="bad_location") from exc
 
 
-def command_from_json(body: Mapping[str, Any], actor: str) -> ReceiveAlarm:
+def command_from_json(body: Mapping[str, Any], actor: str, received_at: datetime) -> ReceiveAlarm:
     """The command for `POST /channels/alarm/events`.
 
     Body: `{event_id, account, code, zone?, lat?, lon?, crs?, at}`.
@@ -130,8 +133,9 @@ def command_from_json(body: Mapping[str, Any], actor: str) -> ReceiveAlarm:
     if at.tzinfo is None:
         raise BadInput("at must carry a time zone", code="bad_field")
     lat, lon = _position(body)
+    position = None if lat is None or lon is None else (lat, lon)
+    contact = _contact(f"alarm:{event_id}", account, at, received_at, position, None, dict(body))
     return ReceiveAlarm(
-        idempotency_key=f"alarm:{event_id}", account=account, protocol=signal.protocol,
-        code=signal.code, kind=signal.kind, transport="https", occurred_at=at, zone=signal.zone,
-        qualifier=signal.qualifier, lat=lat, lon=lon, raw=dict(body), actor=actor,
+        contact=contact, protocol=signal.protocol, code=signal.code, kind=signal.kind,
+        transport="https", device_time=at, zone=signal.zone, qualifier=signal.qualifier, actor=actor,
     )

@@ -7,12 +7,14 @@ backoff, asks `QueueStatus`, and records calls that vanished meanwhile: a
 caller still unanswered becomes a missed call, so nobody is lost; replays are
 harmless because every event carries its idempotency key. A recording named in
 `ChanVariable: MIXMONITOR_FILENAME=...` (manager.conf `channelvars`) or a
-`Recording` header is linked to the call (and thereby to its case).
+`Recording` header is linked to the call (and thereby to its case). A
+followed event it cannot use (no `Uniqueid`) is recorded as `InputRejected`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,6 +26,7 @@ from panoramisk import Manager
 from panoramisk.ami_protocol import AMIProtocol
 
 from channels.errors import BadInput
+from channels.rejected import record_rejected
 from dispatch.cases.events import CallerInfo
 from dispatch.core.capability import Task
 from dispatch.core.clock import Clock
@@ -253,9 +256,15 @@ class AmiClient:
             try:
                 cmd = to_command(event, self._now(), key_suffix=":lost" if synthetic else "")
             except BadInput as exc:
-                log.warning("ami_event_skipped", reason=exc.message, ami_event=event.get("Event"))
+                await self._reject(exc, event)
                 continue
             await self._record(cmd)
+
+    async def _reject(self, exc: BadInput, event: Mapping[str, Any]) -> None:
+        """Record an event it cannot follow as `InputRejected`, as every channel does."""
+        await record_rejected(self._handle, channel="ami", code=exc.code, reason=exc.message,
+                              raw=json.dumps(event, default=str, ensure_ascii=False), at=self._now(),
+                              peer=f"{self._config.host}:{self._config.port}")
 
     async def _record(self, cmd: RecordCall) -> None:
         delay = self._backoff[0]

@@ -1,12 +1,17 @@
 """Open311 GeoReport v2: the service catalogue, request forms, JSON and XML shapes.
 
-Services are the case categories; a service's attributes are its mandatory
-intake fields (`attribute[code]=value` in a POST). Case statuses map to
-Open311's `open` / `closed` with the internal status in `status_notes`.
+Services are the case categories; a service's attributes are its intake
+fields (`attribute[code]=value` in a POST). `required` tells clients what to
+ask for; a request without them is still accepted (the case lists them in
+`missing_fields`). A request is the intake contact plus those fields, sent as
+one `ReceiveWebRequest`. Case statuses map to Open311's `open` / `closed` with
+the internal status in `status_notes`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,9 +22,11 @@ from xml.etree import ElementTree
 from channels.errors import ChannelError
 from channels.rejected import redact_fields
 from dispatch.cases.events import CallerInfo, Fault, Place
-from dispatch.cases.registration import CATEGORIES, RegisterCase
+from dispatch.cases.registration import CATEGORIES
 from dispatch.cases.status import DONE
 from dispatch.gis.geo import to_wgs84
+from dispatch.intake.contact import InboundContact
+from dispatch.intake.web import ReceiveWebRequest
 
 NAMES: dict[str, tuple[str, str]] = {
     "power_fault": ("Power fault repair", "故障报修"),
@@ -99,7 +106,11 @@ class Form:
 
 
 def parse_form(form: Mapping[str, str]) -> Form:
-    """Split the form into standard fields and `attribute[...]`; check service and location."""
+    """Split the form into standard fields and `attribute[...]`; check service, location and values.
+
+    GeoReport v2: the location is one of lat & long, `address_string` or `address_id`;
+    names, phone and email are optional, and so are attributes (never refused missing).
+    """
     code = form.get("service_code", "")
     if not code:
         raise Open311Error(400, "service_code is required")
@@ -114,9 +125,6 @@ def parse_form(form: Mapping[str, str]) -> Form:
     has_point = values.get("lat") and values.get("long")
     if not (has_point or values.get("address_string") or values.get("address_id")):
         raise Open311Error(400, "lat/long, address_string or address_id is required")
-    missing = [n for n, _, _, req in ATTRIBUTES.get(code, ()) if req and not attributes.get(n)]
-    if missing:
-        raise Open311Error(400, f"attribute[{missing[0]}] is required for {code}")
     for name, allowed in VALUES.items():
         if attributes.get(name) and attributes[name] not in allowed:
             raise Open311Error(400, f"attribute[{name}] must be one of {', '.join(allowed)}")
@@ -141,8 +149,26 @@ def _name(values: Mapping[str, str]) -> str | None:
     return f"{last}{first}" if cjk else " ".join(p for p in (first, last) if p)
 
 
-def to_command(form: Form, *, actor: str, idempotency_key: str | None) -> RegisterCase:
-    """The `RegisterCase` for a web request."""
+REPEAT_FIELDS = ("service_code", "lat", "long", "address_string", "address_id", "description",
+                 "first_name", "last_name", "phone", "email")
+"""What makes two requests of one key holder the same request (service, location, text, contact)."""
+
+
+def request_key(form: Form, holder: str, idempotency_key: str | None) -> tuple[str, bool]:
+    """The request's idempotency key, and whether it holds only within the repeat window.
+
+    With the client's `Idempotency-Key` header, that key (scoped by the key holder);
+    without, a hash of what the request says: a retry within 10 minutes is the same request.
+    """
+    if idempotency_key:
+        return f"open311:{holder}:{idempotency_key}"[:200], False
+    said = json.dumps([form.values.get(name, "") for name in REPEAT_FIELDS], ensure_ascii=False)
+    return f"open311:{holder}:same:{hashlib.sha256(said.encode()).hexdigest()[:32]}", True
+
+
+def to_command(form: Form, *, actor: str, holder: str, idempotency_key: str | None,
+               received_at: datetime) -> ReceiveWebRequest:
+    """The `ReceiveWebRequest` for a web request (`holder`: the api_key's subject)."""
     v, a = form.values, form.attributes
     fault = None
     if form.service_code == "power_fault":
@@ -150,15 +176,19 @@ def to_command(form: Form, *, actor: str, idempotency_key: str | None) -> Regist
     description = v.get("description") or NAMES[form.service_code][0]
     if v.get("media_url"):
         description += f"\nmedia: {v['media_url']}"
-    return RegisterCase(
-        category=form.service_code, channel="web", description=description[:4000],
+    key, windowed = request_key(form, holder, idempotency_key)
+    contact = InboundContact(
+        channel="web", kind="web_request", idempotency_key=key,
         caller=CallerInfo(name=_name(v), phone=v.get("phone") or None, email=v.get("email") or None),
-        location=_place(v), address=v.get("address_string") or v.get("address_id") or None,
+        occurred_at=received_at, received_at=received_at, text=description[:4000], location=_place(v),
+        raw=dict(redact_fields(v), attributes=a), extra={"source": "open311"},
+    )
+    return ReceiveWebRequest(
+        contact=contact, category=form.service_code,
+        address=v.get("address_string") or v.get("address_id") or None,
         account_number=a.get("account_number") or v.get("account_id") or None,
         customer_type=a.get("customer_type"), fault=fault, service_time=a.get("service_time"),
-        special_needs=a.get("special_needs"), idempotency_key=idempotency_key,
-        strict=form.service_code == "power_fault", actor=actor,
-        raw=dict(redact_fields(v), attributes=a),
+        special_needs=a.get("special_needs"), repeat_window=windowed, actor=actor,
     )
 
 

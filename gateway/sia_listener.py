@@ -19,7 +19,7 @@ import contextlib
 
 import structlog
 
-from channels.alarm import command_from_frame, sia_key
+from channels.alarm import command_from_frame
 from channels.contact_id import AlarmSignal
 from channels.errors import ChannelError
 from channels.rejected import record_rejected
@@ -76,8 +76,7 @@ class SiaReceiver:
         now = services.clock.now()
 
         async def deliver(frame: Frame, signal: AlarmSignal) -> None:
-            key = await sia_key(services.store, frame, now)
-            await services.bus.handle(command_from_frame(frame, signal, key, transport))
+            await services.bus.handle(command_from_frame(frame, signal, transport, now))
             services.metrics.events_appended.labels("alarm").inc()
 
         async def reject(exc: ChannelError, data: bytes) -> None:

@@ -33,14 +33,15 @@ from dispatch.cases.events import (
     CaseDispatched,
     CaseRejected,
 )
+from dispatch.cases.registration import CASE_ID
 from dispatch.cases.sla import Clocks, SlaConfig, light, light_changes
-from dispatch.cases.state import CaseState
+from dispatch.cases.state import CaseState, case_stream, fold
 from dispatch.cases.status import BUSY, CALLBACK_DUE, DONE, WAITING, WORKING, CaseStatus
 from dispatch.core.capability import Deps, Task
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand
 from dispatch.core.messages import Event, from_data, from_recorded, to_data
-from eventstore import RecordedEvent
+from eventstore import EventStore, RecordedEvent
 from eventstore.subscriptions import Change
 
 
@@ -406,12 +407,37 @@ def _web(row: asyncpg.Record) -> WebRequest:
                       row["accepted_at"], row["updated_at"], row["deadline"], row["lat"], row["lon"])
 
 
-async def web_requests_by_id(db: Db, case_ids: Sequence[str]) -> list[WebRequest]:
-    """The web channel's cases among these ids, newest first."""
+async def web_requests_by_id(
+    db: Db, case_ids: Sequence[str], store: EventStore | None = None
+) -> list[WebRequest]:
+    """The web channel's cases among these ids, newest first; with `store`, those the
+    projection has not caught up with yet are folded from their streams (read your writes)."""
     rows = await db.fetch(
         f"SELECT {_WEB} FROM cases WHERE channel = 'web' AND case_id = ANY($1::text[]) "
         "ORDER BY accepted_at DESC LIMIT 1000", list(case_ids))
-    return [_web(r) for r in rows]
+    found = [_web(r) for r in rows]
+    if store is not None:
+        known = {r.case_id for r in found}
+        for case_id in dict.fromkeys(case_ids):
+            if case_id not in known and len(found) < 1000:
+                folded = await web_request_from_log(store, case_id)
+                found += [folded] if folded is not None else []
+        found.sort(key=lambda r: r.accepted_at, reverse=True)
+    return found
+
+
+async def web_request_from_log(store: EventStore, case_id: str) -> WebRequest | None:
+    """A web case folded from its stream: what the read model will show once it catches up."""
+    if not CASE_ID.match(case_id):
+        return None  # not an id this system hands out: no stream to read
+    records = await store.read_stream(case_stream(case_id))
+    state = fold(case_id, records) if records else None
+    if state is None or state.channel != "web" or state.accepted_at is None:
+        return None
+    loc = state.location
+    return WebRequest(case_id, state.status, state.category, state.assigned_to, state.accepted_at,
+                      records[-1].recorded_at, state.deadline, loc.lat if loc else None,
+                      loc.lon if loc else None)
 
 
 async def web_requests(
@@ -428,10 +454,13 @@ async def web_requests(
     return [_web(r) for r in rows]
 
 
-async def web_request(db: Db, case_id: str) -> WebRequest | None:
-    """One case of the web channel, or None."""
+async def web_request(db: Db, case_id: str, store: EventStore | None = None) -> WebRequest | None:
+    """One case of the web channel, or None; with `store`, one the projection has not
+    caught up with yet is folded from its stream (an id once answered is never unknown)."""
     row = await db.fetchrow(f"SELECT {_WEB} FROM cases WHERE case_id = $1 AND channel = 'web'", case_id)
-    return None if row is None else _web(row)
+    if row is not None:
+        return _web(row)
+    return None if store is None else await web_request_from_log(store, case_id)
 
 
 class SlaSettings(Protocol):

@@ -7,6 +7,7 @@ later steps are `actions.py`'s, how the events fold is `state.py`'s.
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -41,7 +42,9 @@ POWER_FAULT_REQUIRED: tuple[str, ...] = (
 )
 """What a power-fault intake must carry (DOMAIN.md, Accept)."""
 
-MAX_NAME = 20
+
+CASE_ID = re.compile(r"^C\d{8}[A-HJ-NP-Z2-9]{10}$")
+"""The shape of every case number `new_case_id` hands out."""
 
 
 def new_case_id(at: datetime, seed: str | None = None) -> str:
@@ -79,6 +82,7 @@ class RegisterCase(Command):
     strict: bool = False
     actor: str | None = None
     correlation_id: str | None = None
+    received_at: datetime | None = None
     raw: Any = None
 
 
@@ -104,9 +108,7 @@ def decide_registration(cmd: RegisterCase, case_id: str, now: datetime) -> CaseR
     priority = cmd.priority if cmd.priority is not None else DEFAULT_PRIORITY[cmd.category]
     if priority not in RESPONSE_LIMIT_MINUTES:
         raise InvalidCommand("priority must be 1, 2, 3 or 4", field="priority")
-    caller = cmd.caller
-    if caller.name is not None and len(caller.name) > MAX_NAME:
-        raise InvalidCommand(f"name longer than {MAX_NAME} characters", field="caller.name")
+    caller = cmd.caller  # names are kept as given: a display may shorten them, intake never does
     if caller.phone:
         caller = replace(caller, phone=normalise_phone(caller.phone))
     missing = _missing(cmd)
@@ -154,7 +156,8 @@ async def register_case(cmd: RegisterCase, *, store: EventStore, clock: Clock) -
         case_id = cmd.case_id or new_case_id(now, seed)
         evt = decide_registration(cmd, case_id, now)
         meta = metadata(
-            actor=cmd.actor, channel=cmd.channel, correlation_id=cmd.correlation_id or case_id
+            actor=cmd.actor, channel=cmd.channel, correlation_id=cmd.correlation_id or case_id,
+            received_at=cmd.received_at,
         )
         try:
             result = await store.append(

@@ -1,29 +1,50 @@
-"""Phone numbers: the canonical form every capability keys on, masking, the stream key."""
+"""Phone numbers: the canonical form every capability keys on, masking, the stream key.
+
+Numbers are parsed with `phonenumbers` (Google's libphonenumber), default region
+China, so any common format is accepted: international (`+44 20 7946 0958`,
+`0044...`), with spaces, dashes or brackets, national with the trunk prefix.
+The canonical form of a Chinese number is the national one without `+86`
+(`13912345678`, `02912345678`, `95598`): caller streams and the read models
+are keyed on it, so it must never change; other countries' numbers are E.164.
+"""
 
 from __future__ import annotations
 
 import re
 
+import phonenumbers
+
 from dispatch.core.errors import InvalidCommand
 
+DEFAULT_REGION = "CN"
+CHINA = 86
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
 _LANDLINE = re.compile(r"^0\d{2,3}\d{7,8}$")
-_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _SERVICE = re.compile(r"^(95598|12345|110|119|120|122)$")
+_CHINA_PREFIX = re.compile(r"^(\+86|0086)")
 
 
 def normalise_phone(raw: str) -> str:
     """A phone number in canonical form (Chinese numbers without +86); raise if invalid."""
-    digits = re.sub(r"[\s\-()]", "", raw)
-    if digits.startswith("+86"):
-        digits = digits[3:]
-    elif digits.startswith("0086"):
-        digits = digits[4:]
+    digits = _CHINA_PREFIX.sub("", re.sub(r"[\s\-()]", "", raw))
     if _MOBILE.match(digits) or _LANDLINE.match(digits) or _SERVICE.match(digits):
-        return digits
-    if _E164.match(digits):
-        return digits
-    raise InvalidCommand(f"phone number {mask_phone(raw)} is not a valid number", field="phone")
+        return digits  # the forms stored since the first release, kept byte for byte
+    try:
+        number = phonenumbers.parse(raw, DEFAULT_REGION)
+    except phonenumbers.NumberParseException as exc:
+        raise _invalid(raw) from exc
+    if number.country_code == CHINA:
+        if not phonenumbers.is_valid_number(number):
+            raise _invalid(raw)
+        national = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+        return re.sub(r"\D", "", national)
+    if not phonenumbers.is_possible_number(number):
+        raise _invalid(raw)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _invalid(raw: str) -> InvalidCommand:
+    return InvalidCommand(f"phone number {mask_phone(raw)} is not a valid number", field="phone")
 
 
 def mask_phone(phone: str | None) -> str | None:

@@ -1,7 +1,8 @@
 """The elderly one-touch emergency flow (老年人一键通).
 
 `ReceiveAlarm` records every device signal as `AlarmReceived` (stream
-`alarm-<id>`, idempotent on the channel's key). A real alarm then runs
+`alarm-<id>`, idempotent on the channel's key; a frame without a timestamp is
+a repeat only within 10 minutes, `dispatch.intake.contact.repeat_key`). A real alarm then runs
 `respond_to_alarm`, idempotent step by step on keys derived from the alarm:
 it opens a priority-1 `elderly_emergency` case at the elder's home (or the
 device-reported position), asks the outbox to text every registered contact at
@@ -37,6 +38,7 @@ from dispatch.core.phone import mask_phone, normalise_phone
 from dispatch.gis.holder import ProviderIndexHolder
 from dispatch.gis.nearest import NearestQuery
 from dispatch.gis.reference import elder_of_device
+from dispatch.intake.contact import InboundContact, repeat_key
 from dispatch.notify.outbox import RequestNotification
 from eventstore import NO_STREAM, EventStore, RecordedEvent
 
@@ -109,21 +111,24 @@ def elder_from_row(row: Json) -> Elder:
 
 @dataclass(frozen=True, slots=True)
 class ReceiveAlarm(Command):
-    """Record one signal of a one-touch alarm device (and respond to a real alarm)."""
+    """Record one signal of a one-touch alarm device (and respond to a real alarm).
 
-    idempotency_key: str
-    account: str
+    The one command of both alarm channels (SIA DC-09 and HTTPS). The contact names
+    the device (`caller.device_account`), its position if it sent one, the text and
+    the raw frame; `device_time` is the time the device stamped, None if it did not.
+    With `repeat_window` the contact's key names the frame's content, not a delivery:
+    a repeat counts as one only within `REPEAT_WINDOW` of the first (CONTRACT).
+    """
+
+    contact: InboundContact
     protocol: str
     code: str
     kind: str
     transport: str
-    occurred_at: datetime | None = None
+    device_time: datetime | None = None
     zone: str | None = None
     qualifier: str | None = None
-    lat: float | None = None
-    lon: float | None = None
-    text: str | None = None
-    raw: JsonValue = None
+    repeat_window: bool = False
     actor: str | None = None
 
 
@@ -217,7 +222,7 @@ def _caller(elder: Elder | None, account: str) -> CallerInfo:
         phone: str | None = normalise_phone(elder.phone)
     except InvalidCommand:
         phone = None  # a bad registry number must never block an alarm
-    return CallerInfo(name=elder.name[:20], phone=phone, device_account=account)
+    return CallerInfo(name=elder.name, phone=phone, device_account=account)
 
 
 def decide_case(alarm: AlarmReceived, elder: Elder | None) -> RegisterCase:
@@ -328,17 +333,25 @@ async def receive_alarm(
     """Commit the signal; for an alarm also respond (a repeat re-runs the idempotent steps)."""
     if cmd.kind not in ALARM_KINDS:
         raise InvalidCommand(f"kind must be one of {', '.join(ALARM_KINDS)}", field="kind")
-    alarm_id = alarm_id_for(cmd.idempotency_key)
+    contact, account = cmd.contact, cmd.contact.caller.device_account
+    if not account:
+        raise InvalidCommand("an alarm names its device account", field="account")
+    key = contact.idempotency_key
+    if cmd.repeat_window:
+        key = await repeat_key(store, key, contact.received_at)
+    alarm_id = alarm_id_for(key)
+    place = contact.location
     alarm = AlarmReceived(
-        alarm_id=alarm_id, account=cmd.account, protocol=cmd.protocol, code=cmd.code,
+        alarm_id=alarm_id, account=account, protocol=cmd.protocol, code=cmd.code,
         kind=cmd.kind, transport=cmd.transport, received_at=clock.now(),
-        occurred_at=cmd.occurred_at, zone=cmd.zone, qualifier=cmd.qualifier, lat=cmd.lat,
-        lon=cmd.lon, text=cmd.text, raw=cmd.raw,
+        occurred_at=cmd.device_time, zone=cmd.zone, qualifier=cmd.qualifier,
+        lat=place.lat if place else None, lon=place.lon if place else None, text=contact.text,
+        raw=contact.raw,
     )
-    meta = metadata(actor=cmd.actor or f"device:{cmd.account}", channel="alarm",
+    meta = metadata(actor=cmd.actor or f"device:{account}", channel="alarm",
                     correlation_id=alarm_id, received_at=alarm.received_at)
     result = await store.append(f"alarm-{alarm_id}", [to_new_event(alarm, meta)], NO_STREAM,
-                                idempotency_key=cmd.idempotency_key)
+                                idempotency_key=key)
     if cmd.kind != "alarm":
         return AlarmOutcome(alarm_id, None, result.duplicate, cmd.kind)
     if result.duplicate:

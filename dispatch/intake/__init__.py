@@ -1,11 +1,11 @@
-"""Intake: calls, SMS, WeChat pushes, rejected input, classification - contacts as channels report them."""
+"""Intake: calls, SMS, web reports, WeChat pushes, rejected input, classification - what channels report."""
 
 from dispatch.core.capability import Capability, Deps
-from dispatch.intake import calls, rejected, sms, wechat
+from dispatch.intake import calls, rejected, sms, web, wechat
 
 INTAKE: Capability[Deps] = Capability(
     "intake",
-    handlers={**calls.HANDLERS, **sms.HANDLERS, **wechat.HANDLERS, **rejected.HANDLERS},
+    handlers={**calls.HANDLERS, **sms.HANDLERS, **web.HANDLERS, **wechat.HANDLERS, **rejected.HANDLERS},
     reactors=(sms.reactors,),
 )
-"""Recording calls, SMS, WeChat pushes and rejected input, and the policy that turns an SMS into a case."""
+"""Recording calls, SMS, web reports, WeChat pushes and rejected input; the policy turning SMS into cases."""

@@ -31,15 +31,15 @@ async def alarm_event(request: web.Request) -> web.Response:
     """`POST /channels/alarm/events`: 200 once committed (a repeat answers the same)."""
     who = require(request, "channel")
     raw = await request.read()
+    services = request.app[SERVICES]
     try:
-        cmd = command_from_json(parse_json(raw), who.actor)
+        cmd = command_from_json(parse_json(raw), who.actor, services.clock.now())
     except BadRequest as exc:
         await _reject(request, raw, exc.error_code, exc.error_message)
         raise
     except ChannelError as exc:
         await _reject(request, raw, exc.code, exc.message)
         raise
-    services = request.app[SERVICES]
     outcome: AlarmOutcome = await services.bus.handle(cmd)
     if not outcome.duplicate:
         services.metrics.events_appended.labels("alarm").inc()

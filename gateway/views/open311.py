@@ -3,7 +3,10 @@
 Errors answer in Open311's own shape (`[{code, description}]` or
 `<errors><error>...`) with 400 / 403 / 404 and are recorded as rejected input.
 `POST requests` needs `api_key` = a bearer token with the `channel` role; an
-`Idempotency-Key` header makes a repeated POST answer the first request.
+`Idempotency-Key` header makes a repeated POST answer the first request, and
+without one the same request from the same key holder within 10 minutes does.
+A request id this system answered is never 404: a case the read model has not
+caught up with yet is folded from its stream.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from channels.open311 import (
 )
 from channels.rejected import record_rejected
 from dispatch.cases.read_model import Db, WebRequest, web_request, web_requests, web_requests_by_id
+from dispatch.cases.registration import Registered
 from dispatch.core.errors import InvalidCommand
 from dispatch.core.messages import Json
 from gateway.auth import TOKENS
@@ -80,10 +84,10 @@ async def create_request(request: web.Request) -> web.Response:
         who = request.app[TOKENS].resolve(form.get("api_key") or None)
         if who is None or who.role not in ("channel", "admin"):
             raise Open311Error(403, "api_key is missing or not a channel key", "forbidden")
-        key = request.headers.get("Idempotency-Key")
-        cmd = to_command(parse_form(form), actor=who.actor,
-                         idempotency_key=f"open311:{who.subject}:{key}"[:200] if key else None)
-        registered = await request.app[SERVICES].bus.handle(cmd)
+        cmd = to_command(parse_form(form), actor=who.actor, holder=who.subject,
+                         idempotency_key=request.headers.get("Idempotency-Key"),
+                         received_at=request.app[SERVICES].clock.now())
+        registered: Registered = await request.app[SERVICES].bus.handle(cmd)
     except InvalidCommand as exc:
         return await _error(request, Open311Error(400, str(exc), "invalid"), raw)
     except (Open311Error, ValueError) as exc:
@@ -99,7 +103,7 @@ def _query(request: web.Request) -> Callable[[Db], Awaitable[list[WebRequest]]]:
     q = request.query
     ids = [i for i in q.get("service_request_id", "").split(",") if i]
     if ids:
-        return partial(web_requests_by_id, case_ids=ids)
+        return partial(web_requests_by_id, case_ids=ids, store=request.app[SERVICES].store)
     start = check_query_date(q.get("start_date"), "start_date")
     end = check_query_date(q.get("end_date"), "end_date")
     if start and end and (end - start > MAX_SPAN or end < start):
@@ -127,8 +131,9 @@ async def list_requests(request: web.Request) -> web.Response:
 
 async def get_request(request: web.Request) -> web.Response:
     """`GET requests/{id}.{fmt}`: a one-element list, as the standard says."""
-    async with request.app[SERVICES].store.connection() as conn:
-        row = await web_request(conn, request.match_info["id"])
+    store = request.app[SERVICES].store
+    async with store.connection() as conn:
+        row = await web_request(conn, request.match_info["id"], store)
     if row is None:
         return await _error(request, Open311Error(404, "service_request_id not found", "not_found"), None)
     return _answer(request, [request_item(asdict(row))], "service_requests", "request")
@@ -164,7 +169,8 @@ OPENAPI_PATHS: Json = {
         "responses": {"200": {"description": "service_definition"}, "404": {"description": "errors"}}}},
     f"{BASE}/requests.{{fmt}}": {
         "post": {"summary": "Open311: create a service request (form; api_key = a channel token; "
-                            "optional Idempotency-Key header)", "security": _PUBLIC, "parameters": [_FMT],
+                            "optional Idempotency-Key header, without it the same request within "
+                            "10 minutes answers the first)", "security": _PUBLIC, "parameters": [_FMT],
                  "responses": {"201": {"description": "[{service_request_id}]"},
                                "400": {"description": "errors"}, "403": {"description": "errors"},
                                "404": {"description": "errors"}}},
@@ -175,7 +181,8 @@ OPENAPI_PATHS: Json = {
         "summary": "Open311: one service request", "security": _PUBLIC,
         "parameters": [_FMT, {"name": "id", "in": "path", "required": True,
                               "schema": {"type": "string"}}],
-        "responses": {"200": {"description": "[request]"}, "404": {"description": "errors"}}}},
+        "responses": {"200": {"description": "[request] (also before the read model catches up)"},
+                      "404": {"description": "errors: no such request"}}}},
     "/citizen/": {"get": {"summary": "Plain citizen web form (posts to Open311)", "security": _PUBLIC,
                           "responses": {"200": {"description": "HTML"}}}},
 }

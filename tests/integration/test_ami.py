@@ -109,7 +109,7 @@ async def test_abandoned_and_answered_calls_with_garbage_in_between(
 ) -> None:
     assert ami.actions[0]["Action"] == "Login" and ami.actions[0]["Username"] == "intake"
     await ami.send(join("1700000001.1", "13912340001"),
-                   {"Event": "QueueCallerJoin", "Queue": "fault"},  # no Uniqueid: logged, skipped
+                   {"Event": "QueueCallerJoin", "Queue": "fault"},  # no Uniqueid: recorded as rejected
                    raw=b"this line is not AMI at all\r\n\r\n")
     await ami.send(abandon("1700000001.1", "13912340001"),
                    join("1700000002.2", "13912340002"), connect("1700000002.2", "13912340002"),
@@ -131,6 +131,10 @@ async def test_abandoned_and_answered_calls_with_garbage_in_between(
     assert ended["recording"] == "/var/spool/asterisk/monitor/1700000002.2.wav"
     assert ended["contact"]["raw"]["TalkTime"] == "95"
     assert ami.logins == 1  # the garbage did not cost the connection
+    async with pg_pool.acquire() as conn:
+        [rejected] = await conn.fetch("SELECT data FROM events WHERE type = 'InputRejected'")
+    assert (rejected["data"]["channel"], rejected["data"]["code"]) == ("ami", "bad_event")
+    assert '"Queue": "fault"' in rejected["data"]["raw"] and "Uniqueid" in rejected["data"]["reason"]
 
 
 async def test_pbx_restart_mid_stream_loses_and_duplicates_nothing(

@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 import xml.etree.ElementTree as ET
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from georeport import GeoReport
 
+from channels.open311 import parse_form, to_command
 from dispatch.cases.read_model import projections as case_projections
+from dispatch.intake.contact import REPEAT_WINDOW
+from dispatch.intake.web import receive_web_request
 from eventstore.subscriptions import ProjectionRunner
 from gateway.settings import Settings
 from tests.integration.alarm_helpers import events_of
@@ -120,7 +124,8 @@ async def test_idempotency_key_repeats_answer_the_first_request(client: Any, ser
     ({"api_key": "t-agent", "service_code": "complaint", "address_string": "a"}, 403, "xml"),
     ({"api_key": "t-channel", "service_code": "nope", "address_string": "a"}, 404, "json"),
     ({"api_key": "t-channel", "service_code": "complaint"}, 400, "json"),
-    ({"api_key": "t-channel", "service_code": "power_fault", "address_string": "a"}, 400, "xml"),
+    ({"api_key": "t-channel", "service_code": "power_fault", "address_string": "a",
+      "attribute[fault_type]": "aliens"}, 400, "xml"),
     ({"api_key": "t-channel", "service_code": "complaint", "lat": "95", "long": "1"}, 400, "json"),
     ({"api_key": "t-channel", "service_code": "complaint", "address_string": "a", "phone": "12"},
      400, "json"),
@@ -138,6 +143,106 @@ async def test_errors_in_open311_format_and_recorded(
         assert root.tag == "errors" and root.find("error/code").text == str(status)  # type: ignore[union-attr]
     assert len(await events_of(services, "InputRejected")) == 1
     assert await events_of(services, "CaseRegistered") == []
+
+
+async def test_fixmystreet_power_fault_without_phone_or_address_is_accepted(
+    client: Any, services: Any
+) -> None:
+    """FixMyStreet's client sends lat/long, name, email and the attributes: 201, the rest for an agent."""
+    three = Three(base(client), api_key="t-channel")
+    answer = await asyncio.to_thread(
+        three.post, "power_fault", first_name="Bartholomew", last_name="Fitzgerald-Smythe",
+        email="bart@example.org", description="No power in the whole street", lat="34.33", long="108.71",
+        **POWER)
+    assert three.post_response.status_code == 201
+    [case] = await events_of(services, "CaseRegistered")
+    assert case["data"]["case_id"] == answer[0]["service_request_id"]
+    assert case["data"]["caller"]["name"] == "Bartholomew Fitzgerald-Smythe"  # kept as given
+    assert case["data"]["caller"]["email"] == "bart@example.org"
+    assert case["data"]["missing_fields"] == ["caller.phone", "address"]
+    assert await events_of(services, "InputRejected") == []
+
+
+async def test_a_request_without_attributes_is_accepted_with_missing_fields(
+    client: Any, services: Any
+) -> None:
+    form = {"api_key": "t-channel", "service_code": "power_fault", "address_string": "秦都区人民路12号"}
+    response = await client.post("/open311/v2/requests.json", data=form)
+    assert response.status == 201
+    [case] = await events_of(services, "CaseRegistered")
+    assert case["data"]["missing_fields"] == [
+        "caller.name", "caller.phone", "account_number", "fault.type", "fault.began_at", "fault.scope"]
+
+
+@pytest.mark.parametrize(("given", "stored"), [
+    ("+44 (0)20 7946 0958", "+442079460958"), ("0044 20 7946 0958", "+442079460958"),
+    ("+86 139-1234-5678", "13912345678"), ("029 8888 1234", "02988881234"),
+])
+async def test_phone_numbers_in_any_common_format(
+    client: Any, services: Any, given: str, stored: str
+) -> None:
+    form = {"api_key": "t-channel", "service_code": "complaint", "address_string": "渭城区文汇路",
+            "phone": given}
+    response = await client.post("/open311/v2/requests.json", data=form)
+    assert response.status == 201
+    [case] = await events_of(services, "CaseRegistered")
+    assert case["data"]["caller"]["phone"] == stored  # Chinese numbers keep the form streams key on
+
+
+async def test_a_retry_without_idempotency_key_answers_the_first_case(client: Any, services: Any) -> None:
+    """FixMyStreet sends no Idempotency-Key: its retry after a lost 201 must not open a second case."""
+    form = {"api_key": "t-channel", "service_code": "complaint", "description": "噪音扰民",
+            "lat": "34.33", "long": "108.71", "email": "a@example.org"}
+    first = await client.post("/open311/v2/requests.json", data=form)
+    again = await client.post("/open311/v2/requests.json", data=form)
+    other = await client.post("/open311/v2/requests.json", data={**form, "description": "又开始了"})
+    assert (first.status, again.status, other.status) == (201, 200, 201)
+    [one], [repeat], [new] = await first.json(), await again.json(), await other.json()
+    assert repeat["service_request_id"] == one["service_request_id"] != new["service_request_id"]
+    assert len(await events_of(services, "CaseRegistered")) == 2
+
+
+async def test_a_retry_across_the_10_minute_bucket_edge_is_a_repeat_on_postgres(
+    pg_store: Any, clock: Any
+) -> None:
+    """Only the look-up of the previous bucket's key makes this retry a repeat; 10 min 1 s is not."""
+    form = parse_form({"service_code": "complaint", "description": "噪音扰民", "lat": "34.33",
+                       "long": "108.71"})
+    edge = clock.now()
+    assert edge.timestamp() % REPEAT_WINDOW.total_seconds() == 0
+
+    async def post_at(at: datetime) -> Any:
+        clock.set(at)
+        cmd = to_command(form, actor="channel:web", holder="web", idempotency_key=None, received_at=at)
+        return await receive_web_request(cmd, store=pg_store, clock=clock)
+
+    first = await post_at(edge - timedelta(seconds=30))
+    again = await post_at(edge + timedelta(seconds=30))
+    later = await post_at(edge + timedelta(minutes=9, seconds=31))
+    assert (again.case_id, again.duplicate) == (first.case_id, True)
+    assert later.case_id != first.case_id and not later.duplicate
+
+
+async def test_an_answered_id_is_never_404_before_the_read_model_catches_up(client: Any) -> None:
+    """No projection runs here: every GET must fold the case from its stream (read your writes)."""
+    ids = []
+    for n in range(6):
+        form = {"api_key": "t-channel", "service_code": "complaint", "description": f"路灯不亮 {n}",
+                "lat": "34.33", "long": "108.71"}
+        posted = await client.post("/open311/v2/requests.json", data=form)
+        ids.append((await posted.json())[0]["service_request_id"])
+        one = await client.get(f"/open311/v2/requests/{ids[-1]}.json")
+        assert one.status == 200
+        [item] = await one.json()
+        assert (item["service_request_id"], item["status"], item["lat"]) == (ids[-1], "open", 34.33)
+    listed = await client.get("/open311/v2/requests.json", params={"service_request_id": ",".join(ids)})
+    assert sorted(r["service_request_id"] for r in await listed.json()) == sorted(ids)
+    geo = GeoReport(base(client), output_format="xml")
+    assert (await asyncio.to_thread(geo.get_service_request, ids[0]))["service_request_id"] == ids[0]
+    case = await client.get(f"/api/v1/cases/{ids[0]}", headers={"Authorization": "Bearer t-agent"})
+    assert case.status == 200 and (await case.json())["case_id"] == ids[0]
+    never_issued = ids[0][:-1] + ("A" if ids[0][-1] != "A" else "B")
+    assert (await client.get(f"/open311/v2/requests/{never_issued}.json")).status == 404
 
 
 async def test_unknown_request_and_bad_dates(client: Any) -> None:

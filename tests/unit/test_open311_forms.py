@@ -1,8 +1,8 @@
-"""Open311 forms into `RegisterCase`, status mapping and the XML shapes."""
+"""Open311 forms into the intake contact and `ReceiveWebRequest`, status mapping and the XML shapes."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from xml.etree import ElementTree
 
 import pytest
@@ -16,6 +16,16 @@ from channels.open311 import (
     to_command,
     to_xml,
 )
+from dispatch.core.clock import FakeClock
+from dispatch.intake.web import ReceiveWebRequest, receive_web_request
+from eventstore.memory import MemoryEventStore
+
+AT = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+
+
+def command(form: dict[str, str], key: str | None = "k", holder: str = "web") -> ReceiveWebRequest:
+    return to_command(parse_form(form), actor="channel:web", holder=holder, idempotency_key=key,
+                      received_at=AT)
 
 POWER = {"service_code": "power_fault", "lat": "34.33", "long": "108.71", "phone": "13912345678",
          "last_name": "张", "first_name": "三", "description": "停电",
@@ -23,23 +33,25 @@ POWER = {"service_code": "power_fault", "lat": "34.33", "long": "108.71", "phone
          "attribute[fault_began_at]": "2026-11-23T07:30", "attribute[fault_scope]": "street"}
 
 
-def test_power_fault_form_becomes_a_strict_registration() -> None:
-    cmd = to_command(parse_form(POWER), actor="channel:web", idempotency_key="k")
-    assert cmd.category == "power_fault" and cmd.channel == "web" and cmd.strict
-    assert cmd.caller.name == "张三" and cmd.account_number == "61001"
+def test_power_fault_form_becomes_a_web_contact() -> None:
+    cmd = command(POWER)
+    contact = cmd.contact
+    assert cmd.category == "power_fault" and (contact.channel, contact.kind) == ("web", "web_request")
+    assert contact.caller.name == "张三" and cmd.account_number == "61001" and contact.text == "停电"
     assert cmd.fault is not None and cmd.fault.scope == "street"
-    assert cmd.location is not None and cmd.location.lat == pytest.approx(34.33)
+    assert contact.location is not None and contact.location.lat == pytest.approx(34.33)
+    assert contact.idempotency_key == "open311:web:k" and not cmd.repeat_window
 
 
 def test_gcj02_coordinates_are_converted() -> None:
-    cmd = to_command(parse_form({**POWER, "crs": "gcj02"}), actor="a", idempotency_key=None)
-    assert cmd.location is not None and cmd.location.lat != pytest.approx(34.33, abs=1e-5)
+    cmd = command({**POWER, "crs": "gcj02"})
+    assert cmd.contact.location is not None and cmd.contact.location.lat != pytest.approx(34.33, abs=1e-5)
 
 
 @pytest.mark.parametrize(("change", "status"), [
     ({"service_code": ""}, 400), ({"service_code": "nope"}, 404),
     ({"service_code": "elderly_emergency"}, 404), ({"lat": "", "long": ""}, 400),
-    ({"attribute[fault_scope]": ""}, 400), ({"attribute[fault_type]": "aliens"}, 400),
+    ({"attribute[fault_type]": "aliens"}, 400),
 ])
 def test_bad_forms(change: dict[str, str], status: int) -> None:
     with pytest.raises(Open311Error) as caught:
@@ -76,13 +88,11 @@ def test_xml_shapes() -> None:
 
 
 def test_the_api_key_is_never_stored_with_the_request() -> None:
-    from channels.open311 import parse_form, to_command
-
-    form = parse_form({"service_code": "complaint", "api_key": "t-channel", "lat": "34.3", "long": "108.7",
-                       "description": "路灯不亮", "phone": "13800000000"})
-    command = to_command(form, actor="channel:web", idempotency_key=None)
-    assert command.raw["api_key"] == "***"
-    assert "t-channel" not in repr(command.raw)
+    form = {"service_code": "complaint", "api_key": "t-channel", "lat": "34.3", "long": "108.7",
+            "description": "路灯不亮", "phone": "13800000000"}
+    raw = command(form, key=None).contact.raw
+    assert raw["api_key"] == "***"
+    assert "t-channel" not in repr(raw)
 
 
 def test_rejected_raw_bodies_have_credentials_redacted() -> None:
@@ -90,3 +100,60 @@ def test_rejected_raw_bodies_have_credentials_redacted() -> None:
 
     assert redact_text("service_code=x&api_key=t-channel&lat=1") == "service_code=x&api_key=***&lat=1"
     assert redact_text('{"api_key": "t-channel"}') == '{"api_key": "***"}'
+
+
+def test_missing_attributes_are_accepted_and_left_for_an_agent() -> None:
+    """GeoReport clients may leave attributes out: the request is not refused (issue 20)."""
+    form = parse_form({"service_code": "power_fault", "lat": "34.33", "long": "108.71"})
+    assert form.attributes == {}
+
+
+async def test_power_fault_without_phone_and_address_registers_with_missing_fields() -> None:
+    store = MemoryEventStore(FakeClock(AT).now)
+    form = {**POWER, "phone": "", "first_name": "Bartholomew", "last_name": "Fitzgerald-Smythe",
+            "email": "b@example.org"}
+    registered = await receive_web_request(command(form), store=store, clock=FakeClock(AT))
+    [record] = await store.read_stream(f"case-{registered.case_id}")
+    assert record.data["caller"]["name"] == "Bartholomew Fitzgerald-Smythe"
+    assert record.data["missing_fields"] == ["caller.phone", "address"]
+
+
+@pytest.mark.parametrize(("change", "same"), [
+    ({}, True), ({"description": "停电了"}, False), ({"lat": "34.34"}, False),
+    ({"phone": "13912345679"}, False), ({"service_code": "voltage_anomaly"}, False),
+    ({"attribute[fault_scope]": "area"}, True),  # not what makes a request the same
+])
+def test_without_idempotency_key_the_content_is_the_key(change: dict[str, str], same: bool) -> None:
+    first, again = command(POWER, key=None), command({**POWER, **change}, key=None)
+    assert first.repeat_window and again.repeat_window
+    assert (first.contact.idempotency_key == again.contact.idempotency_key) is same
+    assert command(POWER, key=None, holder="other").contact.idempotency_key != first.contact.idempotency_key
+
+
+BOUNDARY = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+"""A multiple of 10 minutes since the epoch: where one repeat bucket ends and the next begins."""
+
+
+@pytest.mark.parametrize(("first", "again", "same"), [
+    (timedelta(minutes=1), timedelta(minutes=9), True),
+    (timedelta(seconds=-30), timedelta(seconds=30), True),  # across the bucket edge
+    (timedelta(minutes=-1), timedelta(minutes=9), True),  # exactly 10 minutes
+    (timedelta(minutes=-1), timedelta(minutes=9, seconds=1), False),
+    (timedelta(minutes=1), timedelta(minutes=21), False),  # two buckets on
+])
+async def test_a_repeat_without_key_answers_the_first_case_within_10_minutes(
+    first: timedelta, again: timedelta, same: bool
+) -> None:
+    clock = FakeClock(BOUNDARY + first)
+    store = MemoryEventStore(clock.now)
+
+    async def post() -> tuple[str, bool]:
+        cmd = to_command(parse_form(POWER), actor="channel:web", holder="web", idempotency_key=None,
+                         received_at=clock.now())
+        done = await receive_web_request(cmd, store=store, clock=clock)
+        return done.case_id, done.duplicate
+
+    case_id, _ = await post()
+    clock.set(BOUNDARY + again)
+    repeat_id, duplicate = await post()
+    assert (repeat_id == case_id, duplicate) == (same, same)

@@ -13,10 +13,11 @@ from my_dc09_spt.msg.dc05_msg import dc05_msg
 from my_dc09_spt.msg.dc09_msg import dc09_msg
 
 from channels import sia
-from channels.alarm import REPEAT_WINDOW, command_from_frame, sia_key
+from channels.alarm import command_from_frame
 from channels.contact_id import decode
 from dispatch.core.clock import FakeClock
 from dispatch.elderly.alarms import AlarmOutcome, receive_alarm
+from dispatch.intake.contact import REPEAT_WINDOW
 from eventstore.memory import MemoryEventStore
 
 BOUNDARY = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -30,12 +31,11 @@ def plain_frame(seq: int = 7, zone: int = 1) -> bytes:
 
 
 async def receive(store: MemoryEventStore, clock: FakeClock, raw: bytes) -> AlarmOutcome:
-    """What the receiver does with a frame that passed its checks."""
+    """What the receiver does with a frame that passed its checks (the handler decides the repeat)."""
     frame = sia.parse_frame(raw, {})
     assert frame.timestamp is None
-    key = await sia_key(store, frame, clock.now())
-    return await receive_alarm(command_from_frame(frame, decode(frame.token, frame.data), key, "tcp"),
-                               store=store, clock=clock, services=None)
+    cmd = command_from_frame(frame, decode(frame.token, frame.data), "tcp", clock.now())
+    return await receive_alarm(cmd, store=store, clock=clock, services=None)
 
 
 async def twice(first_at: datetime, again_at: datetime, raw: bytes, raw_again: bytes | None = None

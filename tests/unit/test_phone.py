@@ -1,0 +1,33 @@
+"""Phone numbers: any common format is accepted; Chinese numbers keep the form streams are keyed on."""
+
+from __future__ import annotations
+
+import pytest
+
+from dispatch.core.errors import InvalidCommand
+from dispatch.core.phone import caller_key, normalise_phone
+
+
+@pytest.mark.parametrize(("given", "canonical"), [
+    # the forms stored since the first release: caller streams and read models key on them
+    ("13912345678", "13912345678"), ("+8613912345678", "13912345678"), ("0086 139 1234 5678", "13912345678"),
+    ("+86 139-1234-5678", "13912345678"), ("029-8888 1234", "02988881234"), ("(029) 88881234", "02988881234"),
+    ("95598", "95598"), ("12345", "12345"),
+    # formats the pattern list refused or misread
+    ("+44 20 7946 0958", "+442079460958"), ("+44 (0)20 7946 0958", "+442079460958"),
+    ("0044 20 7946 0958", "+442079460958"), ("+1 (415) 555-0123", "+14155550123"),
+    ("400 800 1234", "4008001234"), ("29 8888 1234", "02988881234"),
+])
+def test_common_formats_are_accepted(given: str, canonical: str) -> None:
+    assert normalise_phone(given) == canonical
+
+
+@pytest.mark.parametrize("given", ["12", "abc", "", "+86 1234", "139123456789999"])
+def test_what_is_no_phone_number_is_refused(given: str) -> None:
+    with pytest.raises(InvalidCommand) as caught:
+        normalise_phone(given)
+    assert caught.value.field == "phone"
+
+
+def test_the_stream_key_of_a_foreign_number_has_no_plus() -> None:
+    assert caller_key(normalise_phone("+44 20 7946 0958")) == "00442079460958"
