@@ -22,6 +22,10 @@ _MOBILE = re.compile(r"^1[3-9]\d{9}$")
 _LANDLINE = re.compile(r"^0\d{2,3}\d{7,8}$")
 _SERVICE = re.compile(r"^(95598|12345|110|119|120|122)$")
 _CHINA_PREFIX = re.compile(r"^(\+86|0086)")
+_DIALLABLE = re.compile(r"^\+?[\d\s\-().]+$")
+"""What a phone number may be written with: `phonenumbers` would also find a number inside
+words ("call 13912345678") or read letters as digits (vanity numbers); a field or message
+that is more than a number is not one."""
 
 
 def normalise_phone(raw: str) -> str:
@@ -29,6 +33,8 @@ def normalise_phone(raw: str) -> str:
     digits = _CHINA_PREFIX.sub("", re.sub(r"[\s\-()]", "", raw))
     if _MOBILE.match(digits) or _LANDLINE.match(digits) or _SERVICE.match(digits):
         return digits  # the forms stored since the first release, kept byte for byte
+    if not _DIALLABLE.match(raw.strip()):
+        raise _invalid(raw)
     try:
         number = phonenumbers.parse(raw, DEFAULT_REGION)
     except phonenumbers.NumberParseException as exc:

@@ -22,7 +22,8 @@ def test_common_formats_are_accepted(given: str, canonical: str) -> None:
     assert normalise_phone(given) == canonical
 
 
-@pytest.mark.parametrize("given", ["12", "abc", "", "+86 1234", "139123456789999"])
+@pytest.mark.parametrize("given", ["12", "abc", "", "+86 1234", "139123456789999",
+                                   "路灯坏了，联系 029 8888 1234", "call +44 20 7946 0958", "1-800-FLOWERS"])
 def test_what_is_no_phone_number_is_refused(given: str) -> None:
     with pytest.raises(InvalidCommand) as caught:
         normalise_phone(given)
