@@ -17,15 +17,24 @@ FULL_PERSONAL_DATA: frozenset[str] = frozenset({"agent", "dispatcher", "auditor"
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: a role and a subject (agent id, unit id, channel name...)."""
+    """Who is calling: a role, a subject (agent id, unit id, channel name...) and,
+    for a `channel` token, the channels it may post to (None: every channel)."""
 
     role: str
     subject: str
+    scope: frozenset[str] | None = None
 
     @property
     def actor(self) -> str:
         """How events record this caller: `role:subject`."""
         return f"{self.role}:{self.subject}"
+
+    def may_post(self, channel: str) -> bool:
+        """Whether this caller may post to `channel` (`web`, `cti`, `alarm`): a channel
+        token within its scope, or an admin."""
+        if self.role == "admin":
+            return True
+        return self.role == "channel" and (self.scope is None or channel in self.scope)
 
 
 PRINCIPAL = web.RequestKey("principal", Principal)
@@ -69,7 +78,7 @@ class TokenTable:
         if token is None:
             return None
         found = self._by_digest.get(_digest(token))
-        return None if found is None else Principal(found.role, found.subject)
+        return None if found is None else Principal(found.role, found.subject, found.scope)
 
 
 TOKENS = web.AppKey("tokens", TokenTable)
@@ -109,6 +118,19 @@ def require(request: web.Request, *roles: str) -> Principal:
     if who.role != "admin" and who.role not in roles:
         raise Forbidden(
             text=json.dumps({"error": {"code": "forbidden", "message": f"role {who.role} may not do this"}}),
+            content_type="application/json",
+        )
+    return who
+
+
+def require_channel(request: web.Request, channel: str) -> Principal:
+    """The caller of a channel endpoint: a `channel` token whose scope names `channel`
+    (or an admin); else 401 / 403."""
+    who = require(request, "channel")
+    if not who.may_post(channel):
+        raise Forbidden(
+            text=json.dumps({"error": {"code": "forbidden",
+                                       "message": f"this channel token may not post to {channel}"}}),
             content_type="application/json",
         )
     return who

@@ -24,6 +24,7 @@ from dispatch.notify.provider import Provider
 from eventstore.leadership import Leadership
 from eventstore.postgres import PostgresEventStore
 from gateway.presence_board import PresenceBoard
+from gateway.ratelimit import RejectionLimits
 from gateway.settings import Settings
 
 if TYPE_CHECKING:
@@ -98,6 +99,8 @@ class Services:
     """The agents' presence board (made on first use)."""
     elder_directory: ElderDirectory | None = None
     """An elder directory replacing the registry in PostgreSQL (tests)."""
+    rejection_limits: RejectionLimits = field(default_factory=RejectionLimits)
+    """How many rejections of unauthenticated input are recorded (gateway.rejections)."""
 
     @property
     def changes_channel(self) -> str:

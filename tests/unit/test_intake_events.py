@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,7 +46,8 @@ async def test_a_rejection_is_recorded_with_the_keys_old_logs_hold() -> None:
     assert recorded and record.type == "InputRejected" and record.stream.startswith("rejected-")
     assert record.data == {"channel": "wechat", "code": "bad_xml", "reason": "malformed",
                            "raw": "<xml api_key=1", "raw_length": 14, "headers": {"Content-Type": "text/xml"},
-                           "peer": "1.2.3.4", "query": {"nonce": "n"}, "transport": None}
+                           "peer": "1.2.3.4", "query": {"nonce": "n"}, "transport": None,
+                           "raw_sha256": hashlib.sha256(b"<xml api_key=1").hexdigest()}
     assert record.metadata["actor"] == "channel:wechat"
 
 
