@@ -1,4 +1,4 @@
-"""Bearer tokens with roles (INTAKE_TOKENS) and who may see personal data."""
+"""Bearer tokens with roles and channel scopes (INTAKE_TOKENS); who personal data is for: gateway.privacy."""
 
 from __future__ import annotations
 
@@ -11,8 +11,6 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from gateway.settings import Token
-
-FULL_PERSONAL_DATA: frozenset[str] = frozenset({"agent", "dispatcher", "auditor", "admin"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,12 +132,3 @@ def require_channel(request: web.Request, channel: str) -> Principal:
             content_type="application/json",
         )
     return who
-
-
-def sees_personal_data(who: Principal | None, *, assigned_to: str | None = None) -> bool:
-    """Whether this caller sees full names, numbers and addresses."""
-    if who is None:
-        return False
-    if who.role in FULL_PERSONAL_DATA:
-        return True
-    return who.role == "unit" and assigned_to is not None and assigned_to == who.subject

@@ -9,7 +9,6 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from gateway.auth import (
-    FULL_PERSONAL_DATA,
     PRINCIPAL,
     Forbidden,
     Principal,
@@ -19,9 +18,9 @@ from gateway.auth import (
     principal,
     require,
     require_channel,
-    sees_personal_data,
     token_of,
 )
+from gateway.privacy import FULL_PERSONAL_DATA, sees_personal_data
 from gateway.settings import Token
 
 TOKENS = {"t-unit": Token("unit", "U001"), "t-admin": Token("admin", "root"), "t-agent": Token("agent", "A1")}

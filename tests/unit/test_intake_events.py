@@ -6,7 +6,9 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
-from channels.rejected import record_rejected
+import pytest
+
+from channels.rejected import MAX_UNAUTHENTICATED, kept_payload, record_rejected
 from dispatch.core.bus import MessageBus
 from dispatch.core.clock import FakeClock
 from dispatch.core.messages import from_recorded
@@ -85,3 +87,31 @@ async def test_a_wechat_complaint_opens_its_case_once_the_phone_number_comes() -
     received = [from_recorded(r) for r in await store.read_stream("wechat-oUser_1")]
     assert [e.push.msg_id for e in received if isinstance(e, WeChatMessageReceived)] == ["1", "2"]
     assert [r.type for r in await events(store)].count("CaseRegistered") == 1
+
+
+SECRET = "s3cr3t-channel-key"
+
+
+@pytest.mark.parametrize("raw", [
+    f"service_code=x&api_key={SECRET}&lat=1",
+    f'{{"api_key": "{SECRET}", "lat": 1}}',
+    f"<request><api_key>{SECRET}</api_key></request>",
+    f'--b\r\nContent-Disposition: form-data; name="api_key"\r\n\r\n{SECRET}\r\n--b--\r\n',
+    f'--b\r\nContent-Disposition: form-data; name="api_key"\r\nContent-Type: text/plain\r\n\r\n'
+    f"{SECRET}\r\n--b--",
+    f"--b\nContent-Disposition: form-data; name=api_key\n\n{SECRET}\n--b--\n",
+], ids=["form", "json", "xml", "multipart", "multipart-typed", "multipart-lf"])
+def test_a_credential_is_redacted_whatever_the_body_shape(raw: str) -> None:
+    for authenticated in (True, False):
+        kept, _, _ = kept_payload(raw.encode(), authenticated=authenticated)
+        assert kept is not None and SECRET not in kept and "***" in kept, kept
+
+
+def test_unauthenticated_input_keeps_256_bytes_of_whole_characters_its_length_and_hash() -> None:
+    raw = ("停" * 200).encode()  # 600 bytes, 3 a character
+    kept, length, digest = kept_payload(raw, authenticated=False)
+    assert kept == "停" * 85 and (length, digest) == (600, hashlib.sha256(raw).hexdigest())
+    cut_key = ("x" * 240 + f"&api_key={SECRET}").encode()  # the key straddles byte 256
+    kept, _, _ = kept_payload(cut_key, authenticated=False)
+    assert kept is not None and SECRET[:4] not in kept and len(kept.encode()) <= MAX_UNAUTHENTICATED
+    assert kept_payload(raw, authenticated=True)[0] == "停" * 200
