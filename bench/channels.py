@@ -212,7 +212,7 @@ async def wrk(name: str, url: str, seconds: float, connections: int, senders: in
 
 async def _abandons(base: str, rate: float, seconds: float) -> int:
     sent = 0
-    headers = {"Authorization": "Bearer bench-channel"}
+    headers = {"Authorization": "Bearer bench-channel-token-01"}
     async with aiohttp.ClientSession() as session:
         stop = time.perf_counter() + seconds
         while time.perf_counter() < stop:
@@ -319,7 +319,8 @@ async def _intake(args: argparse.Namespace) -> Measured:
     dsn = await create_database(args.dsn, name)
     env = {**os.environ, "INTAKE_DATABASE_URL": dsn, "INTAKE_REDIS_URL": args.redis,
            "INTAKE_REDIS_PREFIX": f"bench-{name}:", "INTAKE_SIA_PORT": "0",
-           "INTAKE_TOKENS": "bench-channel:channel:bench", "INTAKE_TWILIO_AUTH_TOKEN": TOKEN,
+           "INTAKE_TOKENS": "bench-channel-token-01:channel:bench", "INTAKE_TWILIO_AUTH_TOKEN": TOKEN,
+           "INTAKE_PUBLIC_URL": base,
            "INTAKE_LOG_LEVEL": "warning", "INTAKE_SMS_PROVIDER": "log"}
     gateway = _serve(env, "gateway", PORT)
     worker = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
@@ -15,8 +16,12 @@ from eventstore import EventStoreError
 log = structlog.get_logger(__name__)
 
 MAX_RAW = 64 * 1024
-"""Raw payloads above this many characters are kept truncated (with the length)."""
+"""Raw payloads of authenticated senders above this many characters are kept truncated."""
+MAX_UNAUTHENTICATED = 256
+"""Bytes kept of a payload that came with no accepted credential (a bad signature, no
+token): anyone can send it, so the log keeps its length, its SHA-256 and this much."""
 
+MAX_QUERY_KEYS = 32
 _KEPT_HEADERS = ("content-type", "user-agent", "x-forwarded-for", "x-twilio-signature")
 SECRET_FIELDS: frozenset[str] = frozenset({"api_key", "access_token", "token", "password", "secret"})
 """Credential fields that are never stored in the log, accepted or rejected."""
@@ -26,10 +31,18 @@ _SECRET_IN_TEXT = re.compile(
     r"""(?P<pre>(?:^|[?&]|["']\s*)(?:""" + _NAMES + r""")(?:["']\s*:\s*["']?|=))(?P<value>[^&"'\s,}]*)""",
     re.IGNORECASE,
 )
+_SECRET_IN_MULTIPART = re.compile(
+    r"""(?P<pre>name=["']?(?:""" + _NAMES + r""")["']?[^\r\n]*\r?\n(?:[^\r\n]+\r?\n)*\r?\n)"""
+    r"""(?P<value>[^\r\n]*)""",
+    re.IGNORECASE,
+)
+_SECRET_IN_XML = re.compile(r"(?P<pre><(?:" + _NAMES + r")>)(?P<value>[^<]*)", re.IGNORECASE)
 
 
 def redact_text(text: str) -> str:
-    """A raw form, query string or JSON body with credential values replaced."""
+    """A raw form, query string, multipart, XML or JSON body with credential values replaced."""
+    text = _SECRET_IN_MULTIPART.sub(lambda m: m.group("pre") + REDACTED, text)
+    text = _SECRET_IN_XML.sub(lambda m: m.group("pre") + REDACTED, text)
     return _SECRET_IN_TEXT.sub(lambda m: m.group("pre") + REDACTED, text)
 
 
@@ -38,12 +51,28 @@ def redact_fields(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: REDACTED if k.lower() in SECRET_FIELDS else v for k, v in values.items()}
 
 
-def _raw_text(raw: bytes | str | None) -> tuple[str | None, int]:
+def _no_nul(text: str) -> str:
+    """PostgreSQL text cannot hold NUL (a UTF-16 body is full of them): kept escaped."""
+    return text.replace("\x00", "\\x00")
+
+
+def kept_payload(raw: bytes | str | None, *, authenticated: bool) -> tuple[str | None, int, str | None]:
+    """What the log keeps of a payload: its redacted text (cut), its length in bytes, its SHA-256.
+
+    An authenticated sender's payload is kept up to `MAX_RAW` characters; anyone
+    else's up to `MAX_UNAUTHENTICATED` bytes (whole characters only).
+    """
     if raw is None:
-        return None, 0
-    text = raw.decode("utf-8", "backslashreplace") if isinstance(raw, bytes) else raw
-    # PostgreSQL text cannot hold NUL (a UTF-16 body is full of them): kept escaped.
-    return redact_text(text[:MAX_RAW]).replace("\x00", "\\x00"), len(text)
+        return None, 0, None
+    data = raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogatepass")
+    digest = hashlib.sha256(data).hexdigest()
+    if authenticated:
+        text = data[:MAX_RAW * 4].decode("utf-8", "backslashreplace")[:MAX_RAW]
+        return _no_nul(redact_text(text)), len(data), digest
+    # redacted before it is cut, so a credential across the cut cannot leave its first part
+    head = redact_text(data[:MAX_UNAUTHENTICATED * 4].decode("utf-8", "backslashreplace"))
+    cut = head.encode("utf-8")[:MAX_UNAUTHENTICATED].decode("utf-8", "ignore")
+    return _no_nul(cut), len(data), digest
 
 
 Send = Callable[[object], Awaitable[object]]
@@ -62,16 +91,23 @@ async def record_rejected(
     peer: str | None = None,
     query: Mapping[str, str] | None = None,
     transport: str | None = None,
+    authenticated: bool = False,
 ) -> bool:
     """Record an `InputRejected` (payload redacted and cut); False if the store failed.
 
+    `authenticated`: the input came with a credential that was accepted (a valid
+    token or signature); otherwise only a short head of it is kept (`kept_payload`).
     Failing to record must never turn a 4xx into a 5xx: the error is logged.
     """
-    text, length = _raw_text(raw)
-    kept = {k: v for k, v in (headers or {}).items() if k.lower() in _KEPT_HEADERS}
+    text, length, digest = kept_payload(raw, authenticated=authenticated)
+    limit = None if authenticated else MAX_UNAUTHENTICATED
+    kept = {k: v[:limit] for k, v in (headers or {}).items() if k.lower() in _KEPT_HEADERS}
+    if query is not None:
+        query = {k[:limit]: (REDACTED if k.lower() in SECRET_FIELDS else v[:limit])
+                 for k, v in list(query.items())[:MAX_QUERY_KEYS]}
     rejected = InputRejected(channel=channel, code=code, reason=reason, raw=text, raw_length=length,
                              headers=kept, peer=peer, query=None if query is None else dict(query),
-                             transport=transport)
+                             transport=transport, raw_sha256=digest)
     try:
         await send(RecordRejectedInput(rejected, at))
     except EventStoreError as exc:

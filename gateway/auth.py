@@ -1,4 +1,4 @@
-"""Bearer tokens with roles (INTAKE_TOKENS) and who may see personal data."""
+"""Bearer tokens with roles and channel scopes (INTAKE_TOKENS); who personal data is for: gateway.privacy."""
 
 from __future__ import annotations
 
@@ -12,20 +12,27 @@ from aiohttp.typedefs import Middleware
 
 from gateway.settings import Token
 
-FULL_PERSONAL_DATA: frozenset[str] = frozenset({"agent", "dispatcher", "auditor", "admin"})
-
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: a role and a subject (agent id, unit id, channel name...)."""
+    """Who is calling: a role, a subject (agent id, unit id, channel name...) and,
+    for a `channel` token, the channels it may post to (None: every channel)."""
 
     role: str
     subject: str
+    scope: frozenset[str] | None = None
 
     @property
     def actor(self) -> str:
         """How events record this caller: `role:subject`."""
         return f"{self.role}:{self.subject}"
+
+    def may_post(self, channel: str) -> bool:
+        """Whether this caller may post to `channel` (`web`, `cti`, `alarm`): a channel
+        token within its scope, or an admin."""
+        if self.role == "admin":
+            return True
+        return self.role == "channel" and (self.scope is None or channel in self.scope)
 
 
 PRINCIPAL = web.RequestKey("principal", Principal)
@@ -69,7 +76,7 @@ class TokenTable:
         if token is None:
             return None
         found = self._by_digest.get(_digest(token))
-        return None if found is None else Principal(found.role, found.subject)
+        return None if found is None else Principal(found.role, found.subject, found.scope)
 
 
 TOKENS = web.AppKey("tokens", TokenTable)
@@ -114,10 +121,14 @@ def require(request: web.Request, *roles: str) -> Principal:
     return who
 
 
-def sees_personal_data(who: Principal | None, *, assigned_to: str | None = None) -> bool:
-    """Whether this caller sees full names, numbers and addresses."""
-    if who is None:
-        return False
-    if who.role in FULL_PERSONAL_DATA:
-        return True
-    return who.role == "unit" and assigned_to is not None and assigned_to == who.subject
+def require_channel(request: web.Request, channel: str) -> Principal:
+    """The caller of a channel endpoint: a `channel` token whose scope names `channel`
+    (or an admin); else 401 / 403."""
+    who = require(request, "channel")
+    if not who.may_post(channel):
+        raise Forbidden(
+            text=json.dumps({"error": {"code": "forbidden",
+                                       "message": f"this channel token may not post to {channel}"}}),
+            content_type="application/json",
+        )
+    return who

@@ -3,49 +3,14 @@
 from __future__ import annotations
 
 import logging
-import re
 import sys
-from collections.abc import Mapping
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-_PHONE = re.compile(r"(?<![A-Za-z0-9_])(\+?\d[\d\- ]{5,}\d)(?![A-Za-z0-9_])")
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-MIN_PHONE_DIGITS = 7
-_PERSONAL_KEYS = frozenset(
-    {"name", "caller_name", "phone", "caller", "from", "to", "address", "contact", "contacts",
-     "email", "openid", "from_user", "fromusername", "body", "text", "description"}
-)
+from gateway.privacy import mask_text, mask_value
 
-
-def _mask_match(match: re.Match[str]) -> str:
-    run = match.group(1)
-    if _DATE.fullmatch(run) or sum(c.isdigit() for c in run) < MIN_PHONE_DIGITS:
-        return run
-    return "*" * max(len(run) - 4, 0) + run[-4:]
-
-
-def mask_text(text: str) -> str:
-    """Mask every phone-number-like run of digits but its last four.
-
-    Runs inside identifiers (`C20261123ABC`) and ISO dates are left alone.
-    """
-    return _PHONE.sub(_mask_match, text)
-
-
-def _mask_value(key: str, value: object) -> object:
-    if isinstance(value, Mapping):
-        return {k: _mask_value(str(k), v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_mask_value(key, v) for v in value]
-    if key.lower() in _PERSONAL_KEYS and isinstance(value, str):
-        if key.lower() in ("phone", "from", "to", "caller"):
-            return mask_text(value) if any(c.isdigit() for c in value) else "***"
-        return "***"
-    if isinstance(value, str):
-        return mask_text(value)
-    return value
+__all__ = ["configure", "mask_personal_data", "mask_text"]
 
 
 def mask_personal_data(
@@ -57,12 +22,33 @@ def mask_personal_data(
             if key == "event" and isinstance(event_dict[key], str):
                 event_dict[key] = mask_text(event_dict[key])
             continue
-        event_dict[key] = _mask_value(key, event_dict[key])
+        event_dict[key] = mask_value(key, event_dict[key])
     return event_dict
 
 
+class StderrHandler(logging.Handler):
+    """Writes each formatted record as a line to whatever `sys.stderr` is when it is written."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write one record (a failure goes to `handleError`, as the standard handlers do)."""
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+            sys.stderr.flush()
+        except Exception:  # the logging module's own contract: never raise from emit
+            self.handleError(record)
+
+
+HANDLER_NAME = "intake"
+"""The name of the stderr handler `configure` installs on the root logger (replaced on a second call)."""
+
+
 def configure(fmt: str = "json", level: str = "info") -> None:
-    """Configure structlog and stdlib logging once for the process."""
+    """Configure structlog and stdlib logging once for the process.
+
+    Both end in one handler whose formatter runs the same processors, the mask
+    included: a line from a library through the standard `logging` module (an
+    aiohttp or asyncio traceback, say) is masked like our own.
+    """
     renderer: Processor = (
         structlog.processors.JSONRenderer(ensure_ascii=False)
         if fmt == "json"
@@ -72,19 +58,33 @@ def configure(fmt: str = "json", level: str = "info") -> None:
         # requests waited 20-30 s behind the logging
         else structlog.dev.ConsoleRenderer(colors=False, exception_formatter=structlog.dev.plain_traceback)
     )
+    stamp = structlog.processors.TimeStamper(fmt="iso", utc=True)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            stamp,
             structlog.processors.format_exc_info,
-            mask_personal_data,
-            renderer,
+            mask_personal_data,  # before the record leaves structlog: every handler gets it masked
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
         ),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(message)s")
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.contextvars.merge_contextvars, structlog.processors.add_log_level,
+                           structlog.stdlib.add_logger_name, stamp, structlog.processors.format_exc_info,
+                           mask_personal_data],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+    )
+    handler = StderrHandler()
+    handler.set_name(HANDLER_NAME)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == HANDLER_NAME]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())

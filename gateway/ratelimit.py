@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(slots=True)
@@ -54,3 +54,26 @@ class SourceLimiter:
             return False
         bucket.tokens -= 1
         return True
+
+
+REJECTIONS_PER_SECOND = 1.0
+REJECTION_BURST = 30
+"""Rejections of unauthenticated input recorded per source address: a misconfigured peer
+still leaves a trail (30 at once, then one a second); a flood costs the log that much."""
+ALL_REJECTIONS_PER_SECOND = 20.0
+ALL_REJECTION_BURST = 300
+"""The same over every source together, for floods from many addresses."""
+
+
+@dataclass(slots=True)
+class RejectionLimits:
+    """How many rejections of unauthenticated input are written to the log, per source and in all."""
+
+    per_source: SourceLimiter = field(
+        default_factory=lambda: SourceLimiter(REJECTIONS_PER_SECOND, REJECTION_BURST))
+    overall: SourceLimiter = field(
+        default_factory=lambda: SourceLimiter(ALL_REJECTIONS_PER_SECOND, ALL_REJECTION_BURST))
+
+    def allow(self, source: str) -> bool:
+        """Take one from `source`'s allowance and from the overall one; False when either is spent."""
+        return self.per_source.allow(source) and self.overall.allow("")

@@ -25,6 +25,7 @@ from eventstore.leadership import Leadership
 from eventstore.postgres import PostgresEventStore
 from gateway.nonces import NonceBook
 from gateway.presence_board import PresenceBoard
+from gateway.ratelimit import RejectionLimits
 from gateway.settings import Settings
 
 if TYPE_CHECKING:
@@ -101,6 +102,8 @@ class Services:
     """An elder directory replacing the registry in PostgreSQL (tests)."""
     nonces: NonceBook | None = None
     """Nonces of signed channel requests seen recently (made on first use)."""
+    rejection_limits: RejectionLimits = field(default_factory=RejectionLimits)
+    """How many rejections of unauthenticated input are recorded (gateway.rejections)."""
 
     @property
     def changes_channel(self) -> str:

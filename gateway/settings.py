@@ -31,6 +31,11 @@ from gateway.notify import SmsConfig
 
 PROCESS_ROLES: frozenset[str] = frozenset({"all", "gateway", "worker"})
 ROLES: frozenset[str] = frozenset({"channel", "agent", "dispatcher", "unit", "auditor", "admin"})
+TOKEN_CHANNELS: frozenset[str] = frozenset({"web", "cti", "alarm"})
+"""The channels a `channel` token's scope may name: the endpoints that take a bearer token or
+`api_key` (Open311 and the citizen form, CTI events, alarm events over HTTP)."""
+MIN_TOKEN_LENGTH = 16
+"""`intake serve` refuses shorter tokens: a guessable token is as good as none."""
 LOG_FORMATS: frozenset[str] = frozenset({"json", "console"})
 LOG_LEVELS: frozenset[str] = frozenset({"debug", "info", "warning", "error", "critical"})
 SWITCH: Mapping[str, bool] = {"on": True, "true": True, "yes": True, "1": True,
@@ -50,10 +55,15 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Token:
-    """A bearer token and who it stands for."""
+    """A bearer token and who it stands for.
+
+    `scope` lists the channels a `channel` token may post to (`TOKEN_CHANNELS`);
+    None: every channel (and for other roles, always None).
+    """
 
     role: str
     subject: str
+    scope: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,17 +277,37 @@ def _public_url(raw: str) -> str:
 
 
 def parse_tokens(value: str) -> dict[str, Token]:
-    """`token:role:subject,...` into a token table; raise on a bad entry."""
+    """`token:role:subject[:scope],...` into a token table; raise on a bad entry.
+
+    A scope names channels joined by `+` (`web`, `web+cti`) and only a `channel`
+    token has one. Errors name the entry by its place, never by any part of the token.
+    """
     tokens: dict[str, Token] = {}
-    for entry in filter(None, (e.strip() for e in value.split(","))):
+    entries = [e.strip() for e in value.split(",")]
+    for place, entry in enumerate(entries, start=1):
+        if not entry:
+            continue
         parts = entry.split(":")
-        if len(parts) != 3 or not all(parts):
-            raise SettingsError(f"INTAKE_TOKENS entry {entry[:4]}... is not token:role:subject")
-        token, role, subject = parts
+        if len(parts) not in (3, 4) or not all(parts):
+            raise SettingsError(f"INTAKE_TOKENS entry {place} is not token:role:subject[:scope]")
+        token, role, subject = parts[:3]
         if role not in ROLES:
             raise SettingsError(f"INTAKE_TOKENS role {role!r} is not one of {sorted(ROLES)}")
-        tokens[token] = Token(role, subject)
+        scope = None if len(parts) == 3 else _scope(parts[3], role, place)
+        if token in tokens:
+            raise SettingsError(f"INTAKE_TOKENS entry {place} repeats the token of an earlier entry")
+        tokens[token] = Token(role, subject, scope)
     return tokens
+
+
+def _scope(raw: str, role: str, place: int) -> frozenset[str]:
+    if role != "channel":
+        raise SettingsError(f"INTAKE_TOKENS entry {place}: only a channel token has a scope")
+    scope = frozenset(raw.split("+"))
+    if not scope <= TOKEN_CHANNELS or "" in scope:
+        raise SettingsError(f"INTAKE_TOKENS entry {place} scope {raw!r} is not channels from "
+                            f"{sorted(TOKEN_CHANNELS)} joined by +")
+    return scope
 
 
 def parse_sia_keys(value: str) -> dict[str, bytes]:
@@ -420,10 +450,11 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
     twilio = _section(TwilioSettings, env, _TWILIO)
     sms_provider = "twilio" if _raw(env, "INTAKE_TWILIO_ACCOUNT_SID") and twilio.auth_token else "log"
     weights = _section(DispatchWeights, env, _WEIGHTS)
-    return Settings(
+    http = _section(HttpSettings, env, _HTTP)
+    settings = Settings(
         process=process,
         stores=_section(StoreSettings, env, _STORES),
-        http=_section(HttpSettings, env, _HTTP),
+        http=http,
         twilio=twilio,
         wechat=_section(WechatSettings, env, _WECHAT),
         sia=_section(SiaSettings, env, _SIA),
@@ -434,4 +465,10 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         dispatch=_section(AutoDispatchConfig, env, _DISPATCH, weights=weights),
         console=_section(ConsoleSettings, env, _CONSOLE),
     )
+    if twilio.auth_token and http.public_url is None:
+        # Twilio signs the URL it was configured with; behind a proxy or a load balancer the
+        # URL a request arrives on differs, and its Host header is the sender's to choose.
+        raise SettingsError("INTAKE_PUBLIC_URL must be set when INTAKE_TWILIO_AUTH_TOKEN is "
+                            "(the external URL Twilio signs, e.g. https://intake.example.cn)")
+    return settings
 

@@ -22,11 +22,11 @@ import structlog
 from channels.alarm import command_from_frame
 from channels.contact_id import AlarmSignal
 from channels.errors import ChannelError
-from channels.rejected import record_rejected
 from channels.sia import MAX_FRAME, Frame, NotDc09, answer_frame, nak
 from dispatch.core.capability import Task
 from eventstore import StoreUnavailable
 from gateway.ratelimit import SourceLimiter
+from gateway.rejections import record_rejection
 from gateway.services import Services
 
 log = structlog.get_logger(__name__)
@@ -63,16 +63,13 @@ class SiaReceiver:
     def _drop(self, reason: str) -> None:
         self._services.metrics.dropped_inputs.labels("alarm", reason).inc()
 
-    async def handle(self, raw: bytes, transport: str, peer: str, source: str | None = None) -> bytes | None:
+    async def handle(self, raw: bytes, transport: str, peer: str, source: str) -> bytes | None:
         """The answer to one frame, or None when it must go unanswered.
 
-        `source` (the peer's address without its port) is what the frame rate
-        is limited by; None leaves the frame unlimited.
+        `source` (the peer's address without its port) is what rejections are
+        limited by (`gateway.rejections`); the frame rate is limited before this.
         """
         services = self._services
-        if source is not None and not self._frames.allow(source):
-            self._drop("rate_limited")
-            return None
         now = services.clock.now()
 
         async def deliver(frame: Frame, signal: AlarmSignal) -> None:
@@ -80,9 +77,8 @@ class SiaReceiver:
             services.metrics.events_appended.labels("alarm").inc()
 
         async def reject(exc: ChannelError, data: bytes) -> None:
-            services.metrics.rejected_inputs.labels("alarm", exc.code).inc()
-            await record_rejected(services.bus.handle, channel="alarm", code=exc.code, reason=exc.message,
-                                  raw=data, at=now, peer=peer, transport=transport)
+            await record_rejection(services, channel="alarm", code=exc.code, reason=exc.message, raw=data,
+                                   authenticated=False, source=source, peer=peer, transport=transport)
 
         try:
             async with asyncio.timeout(FRAME_TIMEOUT):
@@ -125,6 +121,9 @@ class SiaReceiver:
                 async with asyncio.timeout(timeout):
                     chunk = await reader.readuntil(b"\r")
                 timeout = IDLE_TIMEOUT
+                if not self._frames.allow(source):
+                    self._drop("rate_limited")
+                    continue
                 start = chunk.rfind(b"\n")
                 raw = chunk[start:] if start >= 0 else chunk
                 answer = await self.handle(raw, "sia-tcp", peer, source)
@@ -132,7 +131,7 @@ class SiaReceiver:
                     writer.write(answer)
                     await writer.drain()
         except asyncio.LimitOverrunError:
-            await self._reject_oversized(peer)  # recorded before the answer, like every frame
+            await self._reject_oversized(peer, source)  # recorded before the answer, like every frame
             writer.write(nak(self._services.clock.now()))
             with contextlib.suppress(ConnectionError):
                 await writer.drain()
@@ -145,10 +144,10 @@ class SiaReceiver:
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
 
-    async def _reject_oversized(self, peer: str) -> None:
-        await record_rejected(self._services.bus.handle, channel="alarm", code="bad_frame",
-                              reason=f"no CR within {MAX_FRAME} bytes", raw=None,
-                              at=self._services.clock.now(), peer=peer)
+    async def _reject_oversized(self, peer: str, source: str) -> None:
+        await record_rejection(self._services, channel="alarm", code="bad_frame",
+                               reason=f"no CR within {MAX_FRAME} bytes", raw=None, authenticated=False,
+                               source=source, peer=peer, transport="sia-tcp")
 
     def _datagram(self, data: bytes, addr: tuple[object, int]) -> None:
         if len(self._tasks) >= MAX_DATAGRAMS_IN_FLIGHT:
@@ -160,7 +159,7 @@ class SiaReceiver:
             return
 
         async def answer() -> None:
-            reply = await self.handle(data, "sia-udp", str(addr))
+            reply = await self.handle(data, "sia-udp", str(addr), source)
             if reply is not None and self._udp is not None and not self._udp.is_closing():
                 self._udp.sendto(reply, addr)
 

@@ -23,11 +23,11 @@ from typing import cast
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from dispatch.core.messages import Json, JsonValue
-from dispatch.core.phone import mask_phone
+from dispatch.core.messages import Json
 from eventstore.postgres import UNAVAILABLE
-from gateway.auth import Principal, require, sees_personal_data
+from gateway.auth import Principal, require
 from gateway.http import dumps
+from gateway.privacy import mask_value, sees_personal_data
 from gateway.services import SERVICES, Services
 
 READERS = ("agent", "dispatcher", "unit", "auditor")
@@ -39,24 +39,6 @@ PROBE_TIMEOUT = 1.0
 HEARTBEAT = 15.0
 BATCH = 200
 _STREAM_ID = re.compile(r"^\d+-\d+$")
-_PHONE_KEYS = frozenset({"phone", "caller_phone", "caller", "to", "to_addr", "from"})
-_PERSONAL_KEYS = frozenset({"name", "caller_name", "address", "email", "caller_email", "openid",
-                            "caller_openid", "contacts", "description", "body", "text"})
-
-
-def mask(key: str, value: JsonValue) -> JsonValue:
-    """A change's data with names, addresses and texts hidden and phone numbers masked."""
-    if isinstance(value, dict):
-        return {k: mask(str(k), v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [mask(key, v) for v in value]
-    if not isinstance(value, str) or not value:
-        return value
-    if key in _PHONE_KEYS:
-        return mask_phone(value)
-    return "***" if key in _PERSONAL_KEYS else value
-
-
 def visible(who: Principal, change: Json) -> Json:
     """What this caller may see of one change."""
     data = change.get("data")
@@ -64,7 +46,7 @@ def visible(who: Principal, change: Json) -> Json:
     assigned = data.get("assigned_to")
     if sees_personal_data(who, assigned_to=assigned if isinstance(assigned, str) else None):
         return {"topic": change.get("topic"), "data": data}
-    return {"topic": change.get("topic"), "data": mask("data", data)}
+    return {"topic": change.get("topic"), "data": mask_value("data", data)}
 
 
 def _text(value: object) -> str:

@@ -33,6 +33,9 @@ configure_logging("console", "info")
 
 TOKENS = {
     "t-channel": Token("channel", "test-channel"),
+    "t-web": Token("channel", "citizen-portal", frozenset({"web"})),
+    "t-cti": Token("channel", "pbx", frozenset({"cti"})),
+    "t-alarm": Token("channel", "alarm-vendor", frozenset({"alarm"})),
     "t-agent": Token("agent", "A001"),
     "t-agent2": Token("agent", "A002"),
     "t-dispatcher": Token("dispatcher", "D001"),

@@ -37,8 +37,8 @@ PARTS: dict[str, tuple[str, ...]] = {
         "as_json", "bad_event", "check_chains", "_check_link", "_compare", "_check_range",
         "_check_seals", "_seal_anchor", "verify")),
     "sla": ("dispatch.cases.sla.*",),
-    # Authorisation and role masking; the masking of logs (not the logger set-up).
-    "auth": ("gateway.auth.*", "gateway.logging.*mask*"),
+    # Authorisation, channel scopes and the masking of personal data (the API, the stream and logs).
+    "auth": ("gateway.auth.*", "gateway.privacy.*", "gateway.logging.*mask*"),
     # Missed-call fairness: the task's rules and the assignment plan.
     "missed_calls": ("dispatch.missed_calls.task.*", "dispatch.missed_calls.policy.*choose_agent_*",
                      "dispatch.missed_calls.policy.*ǁ_Boardǁ*",

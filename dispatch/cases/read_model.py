@@ -311,6 +311,12 @@ async def newest_open_case_of_phone(db: Db, phone: str) -> str | None:
     return None if found is None else str(found)
 
 
+async def assignees(db: Db, case_ids: Collection[str]) -> dict[str, str | None]:
+    """Who each of these cases is assigned to now (cases not in the read model are left out)."""
+    rows = await db.fetch("SELECT case_id, assigned_to FROM cases WHERE case_id = ANY($1)", list(case_ids))
+    return {r["case_id"]: r["assigned_to"] for r in rows}
+
+
 async def busy_loads(db: Db) -> dict[str, int]:
     """Assignee -> number of cases it holds (dispatched .. in progress); {} before the table exists."""
     if not await db.fetchval("SELECT to_regclass('cases') IS NOT NULL"):

@@ -21,7 +21,9 @@ from eventstore import NO_STREAM, AppendResult, EventStore
 class InputRejected(Event):
     """A channel refused an input (bad signature, malformed body, missing field...).
 
-    `raw` is the redacted payload, cut to a limit; `raw_length` its full length.
+    `raw` is the redacted payload, cut to a limit (short for input that came with
+    no accepted credential); `raw_length` its full length in bytes and `raw_sha256`
+    the SHA-256 (hex) of it as received, so a copy kept elsewhere can be matched.
     `query` (WeChat) and `transport` (SIA) are kept by the channels that have them.
     """
 
@@ -34,6 +36,7 @@ class InputRejected(Event):
     peer: str | None = None
     query: dict[str, str] | None = None
     transport: str | None = None
+    raw_sha256: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -205,6 +205,9 @@ def _print_tokens(settings: Settings) -> dict[str, str]:
     for role in ("dispatcher", "auditor", "agent", "unit"):
         if role in by_role:
             print(f"console as {role}: {base}/?token={by_role[role]}", flush=True)
+    web = [t for t, who in settings.http.tokens.items() if who.scope == frozenset({"web"})]
+    if web:
+        print(f"citizen form: {base}/citizen/?api_key={web[0]}", flush=True)
     return by_role
 
 

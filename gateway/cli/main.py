@@ -11,9 +11,22 @@ from collections.abc import Callable
 from gateway import logging as intake_logging
 from gateway.cli.serve import lower_priority, serve
 from gateway.cli.stores import run_command
-from gateway.settings import Settings, SettingsError, from_env
+from gateway.settings import MIN_TOKEN_LENGTH, Settings, SettingsError, from_env
 
 BENCHMARKS = ("eventstore", "channels", "worker", "nearest", "linking")
+
+
+def weak_tokens(settings: Settings) -> str | None:
+    """Why the configured tokens cannot be served with (None: they can).
+
+    Names the role and subject of a short token, never any part of the token itself.
+    """
+    short = sorted(f"{who.role}:{who.subject}" for token, who in settings.http.tokens.items()
+                   if len(token) < MIN_TOKEN_LENGTH)
+    if short:
+        return (f"INTAKE_TOKENS has tokens shorter than {MIN_TOKEN_LENGTH} characters (for "
+                f"{', '.join(short)}); use long random ones, e.g. `openssl rand -hex 24`")
+    return None
 
 
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -21,12 +34,20 @@ def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         print("intake serve: INTAKE_TOKENS is not set; refusing to start without tokens "
               "(`intake demo` prints demo tokens)", file=sys.stderr)
         return 2
+    weak = weak_tokens(settings)
+    if weak is not None:
+        print(f"intake serve: {weak}; refusing to start", file=sys.stderr)
+        return 2
     lower_priority(settings.process.nice)
     return run_command(serve(settings))
 
 
 # The commands below import their modules when run: a command's start-up pays only for itself.
 def _cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    weak = weak_tokens(settings)
+    if weak is not None:
+        print(f"intake demo: {weak}; refusing to start", file=sys.stderr)
+        return 2
     from gateway.cli import demo
     return run_command(demo.run(args, settings))
 

@@ -18,11 +18,14 @@ SHUTDOWN_TIMEOUT = 10.0
 
 
 def demo_tokens() -> dict[str, Token]:
-    """Fresh random tokens for every role, printed by `intake demo`."""
+    """Fresh random tokens for every role, printed by `intake demo`; the citizen form's
+    channel token may post web requests only (it sits in a public page's address)."""
     subjects = {"channel": "demo-channels", "agent": "A001", "dispatcher": "D001",
                 "unit": "U001", "auditor": "AU01", "admin": "admin"}
-    return {f"{role}-{secrets.token_urlsafe(12)}": Token(role, subject)
-            for role, subject in subjects.items()}
+    tokens = {f"{role}-{secrets.token_urlsafe(12)}": Token(role, subject)
+              for role, subject in subjects.items()}
+    tokens[f"web-{secrets.token_urlsafe(12)}"] = Token("channel", "citizen-form", frozenset({"web"}))
+    return tokens
 
 
 def _describe(url: str | None) -> str:

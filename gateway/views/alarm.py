@@ -1,6 +1,7 @@
 """One-touch alarms over HTTPS and the elderly call-back list.
 
-- `POST /channels/alarm/events` (bearer `channel`): a vendor's device event.
+- `POST /channels/alarm/events` (bearer `channel` token whose scope names `alarm`): a vendor's
+  device event.
 - `GET /api/v1/elderly/alerts?overdue=true` : alerts, or those whose call-back is overdue.
 - `POST /api/v1/elderly/alerts/{case_id}/confirm` `{outcome, note?}`: the agent's call-back.
 """
@@ -11,34 +12,29 @@ from aiohttp import web
 
 from channels.alarm import command_from_json
 from channels.errors import ChannelError
-from channels.rejected import record_rejected
 from dispatch.core.messages import Json
 from dispatch.elderly.alarms import OUTCOMES, AlarmOutcome, ConfirmElderReached
 from dispatch.elderly.read_model import list_alerts
 from gateway.auth import require
 from gateway.http import BadRequest, field, json_response, limit_param, page, parse_json
+from gateway.rejections import channel_caller, reject_request
 from gateway.services import SERVICES
-
-
-async def _reject(request: web.Request, raw: bytes, code: str, reason: str) -> None:
-    services = request.app[SERVICES]
-    services.metrics.rejected_inputs.labels("alarm", code).inc()
-    await record_rejected(services.bus.handle, channel="alarm", code=code, reason=reason, raw=raw,
-                          at=services.clock.now(), headers=request.headers, peer=request.remote)
 
 
 async def alarm_event(request: web.Request) -> web.Response:
     """`POST /channels/alarm/events`: 200 once committed (a repeat answers the same)."""
-    who = require(request, "channel")
     raw = await request.read()
+    who = await channel_caller(request, "alarm", raw)
     services = request.app[SERVICES]
     try:
         cmd = command_from_json(parse_json(raw), who.actor, services.clock.now())
     except BadRequest as exc:
-        await _reject(request, raw, exc.error_code, exc.error_message)
+        await reject_request(request, channel="alarm", code=exc.error_code, reason=exc.error_message,
+                             raw=raw, authenticated=True)
         raise
     except ChannelError as exc:
-        await _reject(request, raw, exc.code, exc.message)
+        await reject_request(request, channel="alarm", code=exc.code, reason=exc.message, raw=raw,
+                             authenticated=True)
         raise
     outcome: AlarmOutcome = await services.bus.handle(cmd)
     if not outcome.duplicate:

@@ -43,11 +43,10 @@ from dispatch.cases.state import CaseState, load_case
 from dispatch.cases.status import WAITING
 from dispatch.core.errors import NotFound
 from dispatch.core.messages import Json, JsonValue
-from dispatch.core.phone import mask_phone
 from dispatch.gis.geo import to_wgs84
-from gateway.auth import Principal, require, sees_personal_data
+from gateway.auth import Principal, require
 from gateway.http import BadRequest, field, json_response, limit_param, page, read_json
-from gateway.logging import mask_text
+from gateway.privacy import hide_case, sees_personal_data
 from gateway.services import SERVICES, Services
 
 READERS = ("agent", "dispatcher", "unit", "auditor")
@@ -71,16 +70,13 @@ def _score(s: CaseState, now: datetime) -> float:
 
 def case_view(s: CaseState, light: str, who: Principal | None, now: datetime) -> Json:
     """The public JSON of a case (CONTRACT.md "Case state"), masked for whoever may not see it."""
-    full = sees_personal_data(who, assigned_to=s.assigned_to)
     c, loc = s.caller, s.location
-    caller = {"name": c.name, "phone": c.phone, "email": c.email, "openid": c.openid} if full else {
-        "name": None, "phone": mask_phone(c.phone), "email": None, "openid": None}
-    return {
+    view = {
         "case_id": s.case_id, "status": s.status, "category": s.category, "priority": s.priority,
-        "channel": s.channel, "caller": caller,
+        "channel": s.channel,
+        "caller": {"name": c.name, "phone": c.phone, "email": c.email, "openid": c.openid},
         "location": {"lat": loc.lat, "lon": loc.lon, "district": loc.district} if loc else None,
-        "address": s.address if full else None,
-        "description": s.description if full else mask_text(s.description), "light": light,
+        "address": s.address, "description": s.description, "light": light,
         "deadline": s.deadline, "assigned_to": s.assigned_to, "assignee_kind": s.assignee_kind,
         "linked_case_ids": list(s.linked_case_ids), "incident_id": s.incident_id,
         "history_url": f"/api/v1/audit/cases/{s.case_id}/history", "version": s.version,
@@ -98,6 +94,7 @@ def case_view(s: CaseState, light: str, who: Principal | None, now: datetime) ->
         "rejected_by": list(s.rejected_by), "result": s.result,
         "callback": {"outcome": s.callback_outcome, "at": s.callback_at, "handler": s.handler},
     }
+    return view if sees_personal_data(who, assigned_to=s.assigned_to) else hide_case(view)
 
 
 def _fresh_view(services: Services, s: CaseState, who: Principal) -> Json:

@@ -20,8 +20,9 @@ from dispatch.cases.read_model import first_contact, open_lights
 from dispatch.core.messages import Json
 from dispatch.gis.reference import districts as all_districts
 from dispatch.missed_calls.read_model import abandoned_per_hour, answering_since, open_task_count
-from gateway.auth import require, sees_personal_data
+from gateway.auth import require
 from gateway.http import BadRequest, json_response
+from gateway.privacy import sees_personal_data
 from gateway.services import SERVICES
 
 STATIC = Path(__file__).parent.parent / "static" / "console"

@@ -10,12 +10,18 @@ from aiohttp import web
 from dispatch.core.messages import Json
 from dispatch.linking.incidents import ResolveIncident, SetIncidentCause, load_incident
 from dispatch.linking.read_model import list_incidents as incidents_of
-from gateway.auth import require
+from gateway.auth import Principal, require
 from gateway.http import BadRequest, field, json_response, limit_param, page, read_json
+from gateway.privacy import mask_value, sees_personal_data
 from gateway.services import SERVICES
 
 READERS = ("agent", "dispatcher", "auditor", "unit")
 STATUSES = ("open", "resolved", "merged")
+
+
+def _visible(who: Principal, incident: Json) -> Json:
+    """An incident as this caller may see it: a unit gets its point coarsened (and any number masked)."""
+    return incident if sees_personal_data(who) else dict(mask_value("incident", incident))
 
 
 def _cursor(raw: str | None) -> tuple[datetime, str] | None:
@@ -30,7 +36,7 @@ def _cursor(raw: str | None) -> tuple[datetime, str] | None:
 
 async def list_incidents(request: web.Request) -> web.Response:
     """`GET /api/v1/incidents?status=&district=&category=`: newest first, list envelope."""
-    require(request, *READERS)
+    who = require(request, *READERS)
     limit = limit_param(request)
     status = request.query.get("status")
     if status is not None and status not in STATUSES:
@@ -40,7 +46,7 @@ async def list_incidents(request: web.Request) -> web.Response:
             conn, status=status, district=request.query.get("district") or None,
             category=request.query.get("category") or None,
             before=_cursor(request.query.get("cursor")), limit=limit + 1)
-    items = [asdict(r) for r in rows[:limit]]
+    items = [_visible(who, asdict(r)) for r in rows[:limit]]
     last = rows[limit - 1] if len(rows) > limit else None
     cursor = f"{last.opened_at.isoformat()}|{last.incident_id}" if last else None
     return json_response(page(items, cursor))
@@ -48,9 +54,9 @@ async def list_incidents(request: web.Request) -> web.Response:
 
 async def get_incident(request: web.Request) -> web.Response:
     """`GET /api/v1/incidents/{incident_id}`: the incident folded from its stream."""
-    require(request, *READERS)
+    who = require(request, *READERS)
     state = await load_incident(request.app[SERVICES].store, request.match_info["incident_id"])
-    return json_response(state.as_json())
+    return json_response(_visible(who, state.as_json()))
 
 
 def _instant(body: Json, name: str) -> datetime:

@@ -7,11 +7,12 @@ from typing import Any
 
 from aiohttp import web
 
+from dispatch.cases.read_model import assignees
 from dispatch.core.messages import Json
-from dispatch.core.phone import mask_phone
 from dispatch.notify.outbox import list_outbox
-from gateway.auth import require, sees_personal_data
+from gateway.auth import require
 from gateway.http import BadRequest, json_response, limit_param, page
+from gateway.privacy import mask_value, sees_personal_data
 from gateway.services import SERVICES
 
 
@@ -24,20 +25,26 @@ def _cursor(raw: str | None) -> int:
 
 
 async def list_notifications(request: web.Request) -> web.Response:
-    """`GET /api/v1/notifications?case_id=&status=&cursor=&limit=`."""
+    """`GET /api/v1/notifications?case_id=&status=&cursor=&limit=`.
+
+    A unit sees numbers and texts only of its own cases' notifications; elsewhere
+    every field is masked (`gateway.privacy.mask_value`: the number in `to`,
+    `dedup_key`, `provider_id` and `last_error` keeps its last four digits, the text is hidden).
+    """
     who = require(request, "agent", "dispatcher", "auditor", "unit")
     limit = limit_param(request)
     async with request.app[SERVICES].pool.acquire() as conn:
         rows = await list_outbox(conn, request.query.get("case_id") or None,
                                  request.query.get("status") or None,
                                  _cursor(request.query.get("cursor")), limit)
-    full = sees_personal_data(who)
+        owners = await assignees(conn, {r.case_id for r in rows if r.case_id})
     items: list[Json] = []
     for row in rows:
         item: dict[str, Any] = asdict(row)
-        item["to"] = item.pop("to_addr") if full else mask_phone(item.pop("to_addr"))
+        item["to"] = item.pop("to_addr")
         item["text"] = item.pop("body")
-        items.append(item)
+        full = sees_personal_data(who, assigned_to=owners.get(row.case_id or ""))
+        items.append(item if full else mask_value("notification", item))
     return json_response(page(items, str(rows[-1].id) if len(rows) == limit else None))
 
 

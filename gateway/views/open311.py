@@ -2,7 +2,7 @@
 
 Errors answer in Open311's own shape (`[{code, description}]` or
 `<errors><error>...`) with 400 / 403 / 404 and are recorded as rejected input.
-`POST requests` needs `api_key` = a bearer token with the `channel` role; an
+`POST requests` needs `api_key` = a `channel` token whose scope names `web`; an
 `Idempotency-Key` header makes a repeated POST answer the first request, and
 without one the same request from the same key holder within 10 minutes does.
 A request id this system answered is never 404: a case the read model has not
@@ -32,13 +32,13 @@ from channels.open311 import (
     to_command,
     to_xml,
 )
-from channels.rejected import record_rejected
 from dispatch.cases.read_model import Db, WebRequest, web_request, web_requests, web_requests_by_id
 from dispatch.cases.registration import Registered
 from dispatch.core.errors import InvalidCommand
 from dispatch.core.messages import Json
-from gateway.auth import TOKENS
+from gateway.auth import TOKENS, Principal
 from gateway.http import json_response
+from gateway.rejections import reject_request
 from gateway.services import SERVICES
 
 BASE = "/open311/v2"
@@ -54,11 +54,10 @@ def _answer(request: web.Request, body: Any, root: str, tag: str | None, status:
     return json_response(body, status)
 
 
-async def _error(request: web.Request, exc: Open311Error, raw: bytes | None) -> web.Response:
-    services = request.app[SERVICES]
-    services.metrics.rejected_inputs.labels("web", exc.code).inc()
-    await record_rejected(services.bus.handle, channel="web", code=exc.code, reason=exc.message, raw=raw,
-                          at=services.clock.now(), headers=request.headers, peer=request.remote)
+async def _error(request: web.Request, exc: Open311Error, raw: bytes | None, *,
+                 authenticated: bool = False) -> web.Response:
+    await reject_request(request, channel="web", code=exc.code, reason=exc.message, raw=raw,
+                         authenticated=authenticated)
     return _answer(request, errors_body(exc.status, exc.message), "errors", "error", exc.status)
 
 
@@ -79,20 +78,23 @@ async def service_definition(request: web.Request) -> web.Response:
 async def create_request(request: web.Request) -> web.Response:
     """`POST requests.{fmt}`: register a case; answer its `service_request_id`."""
     raw = await request.read()
+    who: Principal | None = None
     try:
         form = {k: str(v) for k, v in (await request.post()).items()}
         who = request.app[TOKENS].resolve(form.get("api_key") or None)
-        if who is None or who.role not in ("channel", "admin"):
-            raise Open311Error(403, "api_key is missing or not a channel key", "forbidden")
+        if who is None or not who.may_post("web"):
+            who = None
+            raise Open311Error(403, "api_key is missing or not a channel key for the web", "forbidden")
         cmd = to_command(parse_form(form), actor=who.actor, holder=who.subject,
                          idempotency_key=request.headers.get("Idempotency-Key"),
                          received_at=request.app[SERVICES].clock.now())
         registered: Registered = await request.app[SERVICES].bus.handle(cmd)
     except InvalidCommand as exc:
-        return await _error(request, Open311Error(400, str(exc), "invalid"), raw)
+        err = Open311Error(400, str(exc), "invalid")
+        return await _error(request, err, raw, authenticated=who is not None)
     except (Open311Error, ValueError) as exc:
         err = exc if isinstance(exc, Open311Error) else Open311Error(400, "form is not readable")
-        return await _error(request, err, raw)
+        return await _error(request, err, raw, authenticated=who is not None)
     notice = "duplicate request" if registered.duplicate else "request accepted"
     body = [{"service_request_id": registered.case_id, "service_notice": notice, "account_id": None}]
     return _answer(request, body, "service_requests", "request", 200 if registered.duplicate else 201)
@@ -168,7 +170,7 @@ OPENAPI_PATHS: Json = {
                               "schema": {"type": "string"}}],
         "responses": {"200": {"description": "service_definition"}, "404": {"description": "errors"}}}},
     f"{BASE}/requests.{{fmt}}": {
-        "post": {"summary": "Open311: create a service request (form; api_key = a channel token; "
+        "post": {"summary": "Open311: create a service request (form; api_key = a channel token for web; "
                             "optional Idempotency-Key header, without it the same request within "
                             "10 minutes answers the first)", "security": _PUBLIC, "parameters": [_FMT],
                  "responses": {"201": {"description": "[{service_request_id}]"},

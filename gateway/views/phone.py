@@ -14,53 +14,55 @@ from aiohttp import web
 
 from channels import cti, twilio
 from channels.errors import ChannelError
-from channels.rejected import record_rejected
 from dispatch.core.messages import Command, Json
 from dispatch.intake.calls import CALL_KINDS
-from gateway.auth import require
 from gateway.http import BadRequest, error_response, json_response, parse_json
+from gateway.rejections import channel_caller, reject_request
 from gateway.services import SERVICES, Services
 
-
-async def _rejected(request: web.Request, channel: str, body: bytes, status: int, code: str,
-                    message: str) -> web.Response:
-    services = request.app[SERVICES]
-    await record_rejected(
-        services.bus.handle, channel=channel, code=code, reason=message, raw=body,
-        at=services.clock.now(), headers=request.headers, peer=request.remote,
-    )
-    services.metrics.rejected_inputs.labels(channel, code).inc()
-    return error_response(status, code, message)
+Verify = Callable[[web.Request, Services, bytes], Awaitable[Any]]
+"""Checks the sender's credential; what it answers goes to `Build`. Raises for input
+that cannot be authenticated (recorded in short, limited per source)."""
+Build = Callable[[Services, Any], Command]
+"""The command an authenticated request stands for."""
 
 
-Parse = Callable[[web.Request, Services, bytes], Awaitable[Command]]
-
-
-async def _ingest(request: web.Request, channel: str, parse: Parse) -> tuple[Any, web.Response | None]:
-    """Parse a channel request; a bad one is recorded and answered with its 4xx."""
+async def _ingest(request: web.Request, channel: str, verify: Verify, build: Build
+                  ) -> tuple[Any, web.Response | None]:
+    """Authenticate and parse a channel request; a bad one is recorded and answered with its 4xx."""
     services = request.app[SERVICES]
     body = await request.read()
+    authenticated = False
     try:
-        command = await parse(request, services, body)
+        verified = await verify(request, services, body)
+        authenticated = True
+        command = build(services, verified)
     except BadRequest as exc:
-        return None, await _rejected(request, channel, body, 400, exc.error_code, exc.error_message)
+        await reject_request(request, channel=channel, code=exc.error_code, reason=exc.error_message,
+                             raw=body, authenticated=authenticated)
+        return None, error_response(400, exc.error_code, exc.error_message)
     except ChannelError as exc:
-        if exc.status >= 500:
-            return None, error_response(exc.status, exc.code, exc.message)
-        return None, await _rejected(request, channel, body, exc.status, exc.code, exc.message)
+        if exc.status < 500:
+            await reject_request(request, channel=channel, code=exc.code, reason=exc.message, raw=body,
+                                 authenticated=authenticated)
+        return None, error_response(exc.status, exc.code, exc.message)
     result = await services.bus.handle(command)
     services.metrics.events_appended.labels(channel).inc()
     return result, None
 
 
-async def _parse_cti(request: web.Request, services: Services, body: bytes) -> Command:
+async def _verify_cti(request: web.Request, services: Services, body: bytes) -> bytes:
+    await channel_caller(request, "cti", body)
+    return body
+
+
+def _build_cti(services: Services, body: bytes) -> Command:
     return cti.parse_event(parse_json(body), services.clock.now())
 
 
 async def cti_events(request: web.Request) -> web.Response:
-    """`POST /channels/cti/events` (bearer `channel`)."""
-    require(request, "channel")
-    result, failed = await _ingest(request, "cti", _parse_cti)
+    """`POST /channels/cti/events` (bearer `channel` token whose scope names `cti`)."""
+    result, failed = await _ingest(request, "cti", _verify_cti, _build_cti)
     if failed is not None:
         return failed
     return json_response({"ok": True, "stream": result.stream, "duplicate": result.duplicate},
@@ -71,21 +73,25 @@ def _signed_urls(request: web.Request, services: Services) -> list[str]:
     public = services.settings.http.public_url
     if public:
         return [public + request.rel_url.raw_path_qs]
-    return [str(request.url)]
+    return [str(request.url)]  # settings made in code (tests, the demo): from_env requires the public URL
 
 
-def _twilio_parser(build: Callable[[twilio.Form, datetime], Command]) -> Parse:
-    async def parse(request: web.Request, services: Services, body: bytes) -> Command:
-        keys = twilio.TwilioKeys(services.settings.twilio.auth_token, services.settings.twilio.shared_key)
-        form = twilio.parse_form(body)
-        twilio.verify(keys, _signed_urls(request, services), form, request.headers)
-        return build(form, services.clock.now())
-
-    return parse
+async def _verify_twilio(request: web.Request, services: Services, body: bytes) -> twilio.Form:
+    keys = twilio.TwilioKeys(services.settings.twilio.auth_token, services.settings.twilio.shared_key)
+    form = twilio.parse_form(body)
+    twilio.verify(keys, _signed_urls(request, services), form, request.headers)
+    return form
 
 
-_PARSE_SMS = _twilio_parser(twilio.parse_sms)
-_PARSE_VOICE_STATUS = _twilio_parser(twilio.parse_voice_status)
+def _twilio_builder(parse: Callable[[twilio.Form, datetime], Command]) -> Build:
+    def build(services: Services, form: twilio.Form) -> Command:
+        return parse(form, services.clock.now())
+
+    return build
+
+
+_BUILD_SMS = _twilio_builder(twilio.parse_sms)
+_BUILD_VOICE_STATUS = _twilio_builder(twilio.parse_voice_status)
 
 
 def _twiml() -> web.Response:
@@ -94,13 +100,13 @@ def _twiml() -> web.Response:
 
 async def twilio_sms(request: web.Request) -> web.Response:
     """`POST /channels/twilio/sms`: inbound SMS webhook (one append; a policy makes the case)."""
-    _, failed = await _ingest(request, "twilio", _PARSE_SMS)
+    _, failed = await _ingest(request, "twilio", _verify_twilio, _BUILD_SMS)
     return failed or _twiml()
 
 
 async def twilio_voice_status(request: web.Request) -> web.Response:
     """`POST /channels/twilio/voice-status`: call status callback."""
-    _, failed = await _ingest(request, "twilio", _PARSE_VOICE_STATUS)
+    _, failed = await _ingest(request, "twilio", _verify_twilio, _BUILD_VOICE_STATUS)
     return failed or _twiml()
 
 
@@ -128,7 +134,9 @@ OPENAPI_PATHS: Json = {
         "summary": "CTI call event (idempotent on event_id)",
         "requestBody": {"content": {"application/json": {"schema": _CTI_BODY}}},
         "responses": {"201": {"description": "recorded"}, "200": {"description": "repeat delivery"},
-                      "400": {"description": "malformed input (recorded as rejected)"}}}},
+                      "400": {"description": "malformed input (recorded as rejected)"},
+                      "401": {"description": "no channel token"},
+                      "403": {"description": "the token's scope does not name cti"}}}},
     "/channels/twilio/sms": {"post": {
         "summary": "Twilio inbound SMS webhook (X-Twilio-Signature)", "security": _SIGNED,
         "requestBody": {"content": _FORM}, "responses": _TWILIO_RESPONSES}},

@@ -22,12 +22,12 @@ import re
 from aiohttp import web
 
 from channels.errors import BadInput, BadSignature, ChannelDisabled, ChannelError
-from channels.rejected import record_rejected
 from channels.wechat import check_envelope, parse_xml, text_reply, to_push
 from channels.wechat_crypto import SafeMode, check_fresh, check_signature
 from dispatch.core.messages import Json
 from dispatch.intake.wechat import ReceiveWeChatPush, WeChatAnswer, WeChatPush
 from gateway.nonces import NonceBook
+from gateway.rejections import reject_request
 from gateway.services import SERVICES, Services
 from gateway.settings import WechatSettings
 
@@ -83,11 +83,10 @@ def _decrypted(request: web.Request, body: bytes, safe: SafeMode, timestamp: str
 
 
 async def _rejected(request: web.Request, exc: ChannelError, raw: bytes | None) -> None:
-    services = request.app[SERVICES]
-    services.metrics.rejected_inputs.labels("wechat", exc.code).inc()
-    await record_rejected(services.bus.handle, channel="wechat", code=exc.code, reason=exc.message, raw=raw,
-                          at=services.clock.now(), headers=request.headers, peer=request.remote,
-                          query=request.query)
+    """Record a refused push or handshake, kept short and limited per source like every
+    input whose sender was not proven (`gateway.rejections`)."""
+    await reject_request(request, channel="wechat", code=exc.code, reason=exc.message, raw=raw,
+                         authenticated=False, query=True)
 
 
 async def handshake(request: web.Request) -> web.Response:

@@ -41,7 +41,7 @@ def test_serve_refuses_an_invalid_value_before_it_listens(
         "INTAKE_DATA_DIR": str(data_dir),  # an embedded PostgreSQL would be created here
         "INTAKE_HTTP_PORT": str(port),
         "INTAKE_SIA_PORT": "0",
-        "INTAKE_TOKENS": "secret-admin:admin:ops",
+        "INTAKE_TOKENS": "secret-admin-token-0001:admin:ops",
         name: raw,
     }
     started = time.monotonic()

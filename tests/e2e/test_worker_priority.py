@@ -35,7 +35,7 @@ def test_serve_takes_its_roles_niceness(
         "INTAKE_DATABASE_URL": pg_dsn, "INTAKE_REDIS_URL": redis_server_url,
         "INTAKE_REDIS_PREFIX": redis_prefix, "INTAKE_ROLE": role,
         "INTAKE_HTTP_PORT": str(port), "INTAKE_SIA_PORT": "0",
-        "INTAKE_TOKENS": "secret-admin:admin:ops", "INTAKE_LOG_FORMAT": "console",
+        "INTAKE_TOKENS": "secret-admin-token-0001:admin:ops", "INTAKE_LOG_FORMAT": "console",
     }
     if nice is not None:
         env["INTAKE_NICE"] = nice

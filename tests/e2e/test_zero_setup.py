@@ -57,7 +57,7 @@ def test_serve_from_empty_data_dir(tmp_path: Path) -> None:
         "INTAKE_DATA_DIR": str(data_dir),
         "INTAKE_HTTP_PORT": str(port),
         "INTAKE_SIA_PORT": "0",
-        "INTAKE_TOKENS": "secret-admin:admin:ops",
+        "INTAKE_TOKENS": "secret-admin-token-0001:admin:ops",
         "INTAKE_LOG_FORMAT": "console",
     }
     started = time.monotonic()

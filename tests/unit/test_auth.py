@@ -9,7 +9,6 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from gateway.auth import (
-    FULL_PERSONAL_DATA,
     PRINCIPAL,
     Forbidden,
     Principal,
@@ -18,9 +17,10 @@ from gateway.auth import (
     make_middleware,
     principal,
     require,
-    sees_personal_data,
+    require_channel,
     token_of,
 )
+from gateway.privacy import FULL_PERSONAL_DATA, sees_personal_data
 from gateway.settings import Token
 
 TOKENS = {"t-unit": Token("unit", "U001"), "t-admin": Token("admin", "root"), "t-agent": Token("agent", "A1")}
@@ -114,3 +114,31 @@ def test_a_known_token_is_its_principal() -> None:
                                    "s3cret-token-0001 ", "\ud800"])
 def test_anything_else_is_nobody(guess: str | None) -> None:
     assert TABLE.resolve(guess) is None
+
+
+def test_a_channel_token_posts_within_its_scope_and_no_scope_means_every_channel() -> None:
+    table = TokenTable({"portal-token-00001": Token("channel", "portal", frozenset({"web"})),
+                        "pbx-token-0000001": Token("channel", "pbx", frozenset({"cti", "alarm"})),
+                        "any-token-0000001": Token("channel", "old")})
+    portal, pbx, old = (table.resolve(t) for t in ("portal-token-00001", "pbx-token-0000001",
+                                                     "any-token-0000001"))
+    assert portal == Principal("channel", "portal", frozenset({"web"}))
+    assert portal is not None and pbx is not None and old is not None
+    assert [portal.may_post(c) for c in ("web", "cti", "alarm")] == [True, False, False]
+    assert [pbx.may_post(c) for c in ("web", "cti", "alarm")] == [False, True, True]
+    assert all(old.may_post(c) for c in ("web", "cti", "alarm"))
+    assert Principal("admin", "root").may_post("alarm") and not Principal("agent", "A1").may_post("web")
+
+
+def test_require_channel_refuses_a_token_outside_its_scope_with_403() -> None:
+    req = request()
+    req[PRINCIPAL] = Principal("channel", "portal", frozenset({"web"}))
+    assert require_channel(req, "web").subject == "portal"
+    with pytest.raises(Forbidden) as refused:
+        require_channel(req, "alarm")
+    error = json.loads(refused.value.text or "")["error"]
+    assert error["message"] == "this channel token may not post to alarm"
+    with pytest.raises(Forbidden):
+        require_channel(_who("agent"), "cti")
+    with pytest.raises(Unauthorized):
+        require_channel(request(), "cti")

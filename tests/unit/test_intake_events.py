@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
-from channels.rejected import record_rejected
+import pytest
+
+from channels.rejected import MAX_UNAUTHENTICATED, kept_payload, record_rejected
 from dispatch.core.bus import MessageBus
 from dispatch.core.clock import FakeClock
 from dispatch.core.messages import from_recorded
@@ -45,7 +48,8 @@ async def test_a_rejection_is_recorded_with_the_keys_old_logs_hold() -> None:
     assert recorded and record.type == "InputRejected" and record.stream.startswith("rejected-")
     assert record.data == {"channel": "wechat", "code": "bad_xml", "reason": "malformed",
                            "raw": "<xml api_key=1", "raw_length": 14, "headers": {"Content-Type": "text/xml"},
-                           "peer": "1.2.3.4", "query": {"nonce": "n"}, "transport": None}
+                           "peer": "1.2.3.4", "query": {"nonce": "n"}, "transport": None,
+                           "raw_sha256": hashlib.sha256(b"<xml api_key=1").hexdigest()}
     assert record.metadata["actor"] == "channel:wechat"
 
 
@@ -94,3 +98,31 @@ def test_an_old_wechat_push_record_reads_back() -> None:
     old = {"push": pushed, "raw": "<xml/>"}
     evt = from_recorded(RecordedEvent(1, "wechat-oU", 0, "WeChatMessageReceived", 1, old, {}, AT))
     assert evt == WeChatMessageReceived(WeChatPush("gh", "oU", "1", "text", "9", "x"), "<xml/>")
+
+
+SECRET = "s3cr3t-channel-key"
+
+
+@pytest.mark.parametrize("raw", [
+    f"service_code=x&api_key={SECRET}&lat=1",
+    f'{{"api_key": "{SECRET}", "lat": 1}}',
+    f"<request><api_key>{SECRET}</api_key></request>",
+    f'--b\r\nContent-Disposition: form-data; name="api_key"\r\n\r\n{SECRET}\r\n--b--\r\n',
+    f'--b\r\nContent-Disposition: form-data; name="api_key"\r\nContent-Type: text/plain\r\n\r\n'
+    f"{SECRET}\r\n--b--",
+    f"--b\nContent-Disposition: form-data; name=api_key\n\n{SECRET}\n--b--\n",
+], ids=["form", "json", "xml", "multipart", "multipart-typed", "multipart-lf"])
+def test_a_credential_is_redacted_whatever_the_body_shape(raw: str) -> None:
+    for authenticated in (True, False):
+        kept, _, _ = kept_payload(raw.encode(), authenticated=authenticated)
+        assert kept is not None and SECRET not in kept and "***" in kept, kept
+
+
+def test_unauthenticated_input_keeps_256_bytes_of_whole_characters_its_length_and_hash() -> None:
+    raw = ("停" * 200).encode()  # 600 bytes, 3 a character
+    kept, length, digest = kept_payload(raw, authenticated=False)
+    assert kept == "停" * 85 and (length, digest) == (600, hashlib.sha256(raw).hexdigest())
+    cut_key = ("x" * 240 + f"&api_key={SECRET}").encode()  # the key straddles byte 256
+    kept, _, _ = kept_payload(cut_key, authenticated=False)
+    assert kept is not None and SECRET[:4] not in kept and len(kept.encode()) <= MAX_UNAUTHENTICATED
+    assert kept_payload(raw, authenticated=True)[0] == "停" * 200

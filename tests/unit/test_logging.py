@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 import structlog
@@ -31,7 +32,7 @@ def test_json_log_lines_mask_personal_fields(capsys: pytest.CaptureFixture[str])
             case_id="C20261123ABC",
         )
     finally:
-        structlog.reset_defaults()
+        configure("console", "info")  # as tests/conftest.py has it
     line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
     text = json.dumps(line, ensure_ascii=False)
     for secret in ("13912345678", "张三", "秦都区", "停电", "13800138000", "李四", "13700000000"):
@@ -80,7 +81,7 @@ def test_numbers_are_masked_in_every_log_field(number: str, capsys: pytest.Captu
             address="渭城区 文林路 12 号", extra={"to": number, "from": "unknown"},
         )
     finally:
-        structlog.reset_defaults()
+        configure("console", "info")  # as tests/conftest.py has it
     line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
     text = json.dumps(line, ensure_ascii=False)
     for secret in ("王五", "赵六", "渭城区", "文林路", "1234", "8866", "139"):
@@ -110,3 +111,39 @@ def test_numbers_under_from_to_and_caller_keep_their_last_four_digits() -> None:
 def test_seven_digits_are_a_number_six_are_not() -> None:
     assert mask_text("拨 8665678") == "拨 ***5678"
     assert mask_text("拨 665678") == "拨 665678"
+
+
+def _json_lines(err: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+
+
+def test_standard_logging_records_and_their_tracebacks_go_through_the_mask(
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure("json", "info")
+    try:
+        try:
+            raise KeyError("no open case of caller 13912345678")
+        except KeyError:
+            logging.getLogger("aiohttp.server").exception("Error handling request from %s", "13800138000")
+        logging.getLogger("asyncio").warning("callback to +86 139 1234 5678 failed")
+        try:
+            raise ValueError("sms from 13700001111")
+        except ValueError:
+            structlog.get_logger("test").exception("reactor_failed", phone="13700001111")
+    finally:
+        configure("console", "info")
+    err = capsys.readouterr().err
+    for secret in ("13912345678", "13800138000", "139 1234", "13700001111"):
+        assert secret not in err, err
+    lines = _json_lines(err)
+    assert [line["event"] for line in lines] == [
+        "Error handling request from *******8000", "callback to *************5678 failed", "reactor_failed"]
+    assert lines[0]["logger"] == "aiohttp.server" and lines[0]["level"] == "error"
+    assert "KeyError" in str(lines[0]["exception"]) and "*******5678" in str(lines[0]["exception"])
+    assert "ValueError" in str(lines[2]["exception"]) and "*******1111" in str(lines[2]["exception"])
+
+
+def test_coordinates_in_logs_are_coarse() -> None:
+    masked = mask_personal_data(None, "info", {"event": "located", "lat": 34.334567, "lon": 108.701234})
+    assert (masked["lat"], masked["lon"]) == (34.33, 108.7)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -15,7 +16,8 @@ from gateway.settings import VARIABLES, Settings, SettingsError, Token, from_env
 
 ROOT = Path(__file__).resolve().parents[2]
 AES_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"  # 43 characters: bytes 0..31
-SID = {"INTAKE_TWILIO_ACCOUNT_SID": "AC1", "INTAKE_TWILIO_AUTH_TOKEN": "tok"}
+PUBLIC = {"INTAKE_PUBLIC_URL": "https://intake.example"}  # required with the Twilio auth token
+SID = {"INTAKE_TWILIO_ACCOUNT_SID": "AC1", "INTAKE_TWILIO_AUTH_TOKEN": "tok", **PUBLIC}
 Get = Callable[[Settings], Any]
 
 
@@ -40,8 +42,12 @@ READS: list[tuple[str, str, Get, Any, Any, Mapping[str, str]]] = [
      "https://intake.example", None, {}),
     ("INTAKE_TOKENS", "t1:agent:A1, t2:unit:U1", lambda s: s.http.tokens,
      {"t1": Token("agent", "A1"), "t2": Token("unit", "U1")}, {}, {}),
+    ("INTAKE_TOKENS", "t1:channel:portal:web, t2:channel:pbx:cti+alarm, t3:channel:all",
+     lambda s: s.http.tokens,
+     {"t1": Token("channel", "portal", frozenset({"web"})),
+      "t2": Token("channel", "pbx", frozenset({"cti", "alarm"})), "t3": Token("channel", "all")}, {}, {}),
     ("INTAKE_TWILIO_AUTH_TOKEN", "tok", lambda s: (s.twilio.auth_token, s.notifications.auth_token),
-     ("tok", "tok"), (None, ""), {}),
+     ("tok", "tok"), (None, ""), PUBLIC),
     ("INTAKE_TWILIO_SHARED_KEY", "sk", lambda s: s.twilio.shared_key, "sk", None, {}),
     ("INTAKE_WECHAT_TOKEN", "wt", lambda s: s.wechat.token, "wt", None, {}),
     ("INTAKE_WECHAT_AES_KEY", AES_KEY, lambda s: s.wechat.aes_key, AES_KEY, None,
@@ -55,7 +61,7 @@ READS: list[tuple[str, str, Get, Any, Any, Mapping[str, str]]] = [
     ("INTAKE_SMS_PROVIDER", "twilio", lambda s: s.notifications.provider, "twilio", "twilio", SID),
     ("INTAKE_SMS_PROVIDER", "log", lambda s: s.notifications.provider, "log", "twilio", SID),
     ("INTAKE_TWILIO_ACCOUNT_SID", "AC1", lambda s: (s.notifications.account_sid, s.notifications.provider),
-     ("AC1", "twilio"), ("", "log"), {"INTAKE_TWILIO_AUTH_TOKEN": "tok"}),
+     ("AC1", "twilio"), ("", "log"), {"INTAKE_TWILIO_AUTH_TOKEN": "tok", **PUBLIC}),
     ("INTAKE_TWILIO_ACCOUNT_SID", "AC1", lambda s: s.notifications.provider, "log", "log", {}),
     ("INTAKE_SMS_FROM", "+8610086", lambda s: s.notifications.sender, "+8610086", "", {}),
     ("INTAKE_TWILIO_API_BASE", "http://127.0.0.1:9", lambda s: s.notifications.api_base,
@@ -118,6 +124,12 @@ REFUSED: list[tuple[str, str, str, Mapping[str, str]]] = [
     ("INTAKE_PUBLIC_URL", "intake.example", "http:// or https:// URL", {}),
     ("INTAKE_TOKENS", "t1:boss:x", "is not one of", {}),
     ("INTAKE_TOKENS", "t1:agent", "token:role:subject", {}),
+    ("INTAKE_TOKENS", "t1:agent:A1:web", "only a channel token has a scope", {}),
+    ("INTAKE_TOKENS", "t1:channel:c:web+sms", "channels from ['alarm', 'cti', 'web'] joined by +", {}),
+    ("INTAKE_TOKENS", "t1:channel:c:", "token:role:subject[:scope]", {}),
+    ("INTAKE_TOKENS", "t1:agent:A1,t1:unit:U1", "repeats the token", {}),
+    ("INTAKE_PUBLIC_URL", "", "must be set when INTAKE_TWILIO_AUTH_TOKEN is",
+     {"INTAKE_TWILIO_AUTH_TOKEN": "tok"}),
     ("INTAKE_WECHAT_AES_KEY", "QUJDREVGR0g", "43 characters", {}),  # base64 of 8 bytes
     ("INTAKE_WECHAT_AES_KEY", "!" * 43, "not base64", {}),
     ("INTAKE_WECHAT_APPID", "", "needed when INTAKE_WECHAT_AES_KEY is set",
@@ -211,3 +223,45 @@ def test_only_the_settings_module_reads_the_environment() -> None:
             if re.search(r"os\.environ|getenv\(", text) and path != ROOT / "gateway" / "settings.py":
                 readers.append(str(path.relative_to(ROOT)))
     assert readers == []
+
+
+SECRET_TOKEN = "Zq9xK2mVp7LrT4wN"
+
+
+@pytest.mark.parametrize("entry", [
+    f"{SECRET_TOKEN}:agent", f"{SECRET_TOKEN}:boss:x", f"{SECRET_TOKEN}:agent:A1:web",
+    f"{SECRET_TOKEN}:channel:c:sms", f"{SECRET_TOKEN}:agent:A1,{SECRET_TOKEN}:unit:U1", f"{SECRET_TOKEN}",
+])
+def test_no_token_error_shows_any_part_of_the_token(entry: str) -> None:
+    with pytest.raises(SettingsError) as refused:
+        from_env({"INTAKE_TOKENS": f"ok-token:agent:A9, {entry}"})
+    message = str(refused.value)
+    pieces = {SECRET_TOKEN[i:i + 3] for i in range(len(SECRET_TOKEN) - 2)}
+    assert not [p for p in pieces if p in message], message  # main printed the first four characters
+
+
+def test_serve_refuses_short_tokens_naming_whose_not_the_token(capsys: pytest.CaptureFixture[str]) -> None:
+    from gateway.cli.main import COMMANDS
+
+    short = "Zq9xK2mVp7LrT4w"  # 15 characters
+    settings = from_env({"INTAKE_TOKENS": f"{short}:unit:U7, {'x' * 16}:agent:A1"})
+    for command in ("serve", "demo"):
+        assert COMMANDS[command](argparse.Namespace(storm=False), settings) == 2
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and "shorter than 16" in err and "unit:U7" in err, err
+        assert not [short[i:i + 3] for i in range(len(short) - 2) if short[i:i + 3] in err], err
+
+
+def test_serve_without_the_public_url_beside_the_twilio_token_stops_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gateway.cli.main import main
+
+    for name in [n for n in VARIABLES if n != "INTAKE_TWILIO_AUTH_TOKEN"]:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("INTAKE_TWILIO_AUTH_TOKEN", "twilio-auth-token-value")
+    monkeypatch.setenv("INTAKE_TOKENS", f"{'x' * 16}:admin:ops")
+    assert main(["serve"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("intake: configuration error: INTAKE_PUBLIC_URL must be set")
+    assert "twilio-auth-token-value" not in err[0]

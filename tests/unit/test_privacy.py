@@ -1,0 +1,36 @@
+"""One mask for personal data (gateway/privacy.py): cases, notifications, incidents, the live stream."""
+
+from __future__ import annotations
+
+from gateway.auth import Principal
+from gateway.privacy import coarse, hide_case, mask_value
+from gateway.sse import visible
+
+UNIT = Principal("unit", "U001")
+
+
+def test_coordinates_are_coarsened_to_about_a_kilometre() -> None:
+    assert (coarse(34.334567), coarse(108.705), coarse(None)) == (34.33, 108.7, None)
+    assert mask_value("x", {"lat": 34.334567, "lon": 108.701234, "count": 3}) == {
+        "lat": 34.33, "lon": 108.7, "count": 3}
+
+
+def test_a_hidden_case_keeps_its_shape_and_what_a_board_needs() -> None:
+    view = {"case_id": "C1", "category": "elderly_emergency", "caller": {
+        "name": "欧阳娜娜", "phone": "13912345678", "email": "a@b.cn", "openid": "o123"},
+        "location": {"lat": 34.334567, "lon": 108.701234, "district": "渭城区"},
+        "address": "文林路88号", "description": "老人有心脏病", "result": "已送医 13800138000"}
+    assert hide_case(view) == {"case_id": "C1", "category": "elderly_emergency", "caller": {
+        "name": None, "phone": "*******5678", "email": None, "openid": None},
+        "location": {"lat": 34.33, "lon": 108.7, "district": "渭城区"},
+        "address": None, "description": None, "result": None}
+
+
+def test_the_live_stream_masks_another_units_change_and_not_its_own() -> None:
+    data = {"case_id": "C1", "assigned_to": "U002", "caller_phone": "13912345678", "description": "心脏病",
+            "lat": 34.334567, "lon": 108.701234, "note": "回拨 13800138000"}
+    seen = visible(UNIT, {"topic": "case", "data": data})["data"]
+    assert seen == {"case_id": "C1", "assigned_to": "U002", "caller_phone": "*******5678",
+                    "description": "***", "lat": 34.33, "lon": 108.7, "note": "回拨 *******8000"}
+    own = {**data, "assigned_to": "U001"}
+    assert visible(UNIT, {"topic": "case", "data": own})["data"] == own
