@@ -96,6 +96,8 @@ FORBIDDEN = [
     "DELETE FROM idempotency_keys",
     "UPDATE idempotency_keys SET stream = stream",
     "DELETE FROM intake_migrations",
+    "UPDATE access_log SET reads = 1",
+    "DELETE FROM access_log",
     "SET session_replication_role = replica",
     "CREATE TABLE sneaky (x int)",
 ]
