@@ -42,7 +42,7 @@ ASYNC_COMMIT = "set_config('synchronous_commit', 'off', true)"
 _NOTIFY = f"SELECT {ASYNC_COMMIT}, pg_notify('{NOTIFY_CHANNEL}', $1)"
 _NOTIFY_PAYLOAD_MAX = 7000  # PostgreSQL's limit is 8000 bytes; beyond, wake every reader
 _ABANDONED: tuple[type[BaseException], ...] = (*UNAVAILABLE, asyncio.CancelledError)
-"""A connection whose operation ended so is dropped, not handed out again."""
+"""Errors after which a connection is dropped rather than handed out again."""
 _RELISTEN_EVERY = 1.0
 _CLOSE_GRACE = 1.0
 _SETTLE = (0.002, 0.004, 0.008, 0.016, 0.032, 0.0)
@@ -77,7 +77,7 @@ async def create_pool(
 
     The short `command_timeout` bounds a statement on a database that went
     away; long jobs pass their own timeout. A request's own deadline
-    (`gateway.app.WRITE_DEADLINE`) is shorter still: an abandoned statement
+    (`gateway.http.WRITE_DEADLINE`) is shorter still: an abandoned statement
     drops its connection (`DroppingConnection`) instead of waiting for the
     server to acknowledge a cancel.
     `application_name` names the sessions in `pg_stat_activity` (a DSN's own
@@ -161,8 +161,9 @@ class PostgresEventStore:
         in: with an idle connection, asyncpg hands over a live one at once (its
         queue prefers them), and its acquire timeout would cost a timer and a
         cancel scope per call for nothing (~15-20 us of client CPU, a twentieth
-        of an append's). The release (a rollback, or waiting out a cancelled
-        query) is always bounded by it.
+        of an append's). The release (a rollback) is always bounded by it. Any
+        refusal to connect is `StoreUnavailable`; a connection whose operation
+        was abandoned or lost is terminated, never handed out again.
         """
         pool = self.pool
         try:
