@@ -61,8 +61,23 @@ def discover(component: Component) -> list[Migration]:
     return sorted(found, key=lambda m: m.version)
 
 
+async def pending(conn: asyncpg.Connection, components: Sequence[Component]) -> list[Migration]:
+    """The migrations of `components` not applied yet (reads only: any role may ask)."""
+    done: set[tuple[str, int]] = set()
+    if await conn.fetchval("SELECT to_regclass('intake_migrations') IS NOT NULL"):
+        done = {(r["component"], r["version"])
+                for r in await conn.fetch("SELECT component, version FROM intake_migrations")}
+    return [m for c in components for m in discover(c) if (m.component, m.version) not in done]
+
+
 async def migrate(conn: asyncpg.Connection, components: Sequence[Component]) -> list[Migration]:
-    """Apply every migration of `components`, in their order, not yet applied; return those applied now."""
+    """Apply every migration of `components`, in their order, not yet applied; return those applied now.
+
+    With nothing to apply it writes nothing, so the application's role (which
+    may not create tables, `roles.sql`) starts on a database its owner migrated.
+    """
+    if not await pending(conn, components):
+        return []
     await conn.execute(
         """CREATE TABLE IF NOT EXISTS intake_migrations (
                component text NOT NULL, version integer NOT NULL, name text NOT NULL,

@@ -28,6 +28,8 @@ from eventstore.records import (
     ReadBatch,
     RecordedEvent,
 )
+from eventstore.unavailable import UNAVAILABLE as UNAVAILABLE  # re-exported: the gateway maps it to 503
+from eventstore.unavailable import DroppingConnection, drop
 from eventstore.wakeup import Wakeup, WakeupHub
 
 log = structlog.get_logger(__name__)
@@ -39,19 +41,11 @@ ASYNC_COMMIT = "set_config('synchronous_commit', 'off', true)"
 """In a statement of its own transaction: that commit does not wait for its WAL flush."""
 _NOTIFY = f"SELECT {ASYNC_COMMIT}, pg_notify('{NOTIFY_CHANNEL}', $1)"
 _NOTIFY_PAYLOAD_MAX = 7000  # PostgreSQL's limit is 8000 bytes; beyond, wake every reader
+_ABANDONED: tuple[type[BaseException], ...] = (*UNAVAILABLE, asyncio.CancelledError)
+"""Errors after which a connection is dropped rather than handed out again."""
+_RELISTEN_EVERY = 1.0
+_CLOSE_GRACE = 1.0
 _SETTLE = (0.002, 0.004, 0.008, 0.016, 0.032, 0.0)
-
-UNAVAILABLE: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.ConnectionDoesNotExistError,
-    asyncpg.InterfaceError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.AdminShutdownError,
-    asyncpg.CrashShutdownError,
-)
-"""Errors that mean the database is unreachable rather than the request wrong."""
 
 _COLUMNS = (
     "position, tx_id::text::bigint AS tx, stream, version, type, schema_version, "
@@ -81,8 +75,11 @@ async def create_pool(
 ) -> asyncpg.Pool:
     """A connection pool with the store's codecs and bounded waits.
 
-    The short `command_timeout` keeps a request from hanging on a database that
-    went away (CONTRACT: 503 within 5 s); long jobs pass their own timeout.
+    The short `command_timeout` bounds a statement on a database that went
+    away; long jobs pass their own timeout. A request's own deadline
+    (`gateway.http.WRITE_DEADLINE`) is shorter still: an abandoned statement
+    drops its connection (`DroppingConnection`) instead of waiting for the
+    server to acknowledge a cancel.
     `application_name` names the sessions in `pg_stat_activity` (a DSN's own
     `application_name` wins).
     """
@@ -92,6 +89,7 @@ async def create_pool(
             min_size=min_size,
             max_size=max_size,
             init=init_connection,
+            connection_class=DroppingConnection,
             command_timeout=command_timeout,
             timeout=3,
             server_settings=_server_settings(dsn, application_name),
@@ -105,7 +103,9 @@ async def create_pool(
 
 def _server_settings(dsn: str, application_name: str) -> dict[str, str]:
     # asyncpg lets these override the DSN's query parameters: leave a DSN's own name.
-    settings = {"idle_in_transaction_session_timeout": "10000"}
+    # A dropped connection's statement stops within a second (DroppingConnection).
+    settings = {"idle_in_transaction_session_timeout": "10000",
+                "client_connection_check_interval": "1000"}
     if "application_name" not in parse_qs(urlsplit(dsn).query):
         settings["application_name"] = application_name
     return settings
@@ -150,6 +150,8 @@ class PostgresEventStore:
         self._notify_categories: set[str] | None = set()  # None: some wake named none
         self._notify_task: asyncio.Task[None] | None = None
         self._listener: asyncpg.Connection | None = None
+        self._listening = False
+        self._relisten_task: asyncio.Task[None] | None = None
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
@@ -159,14 +161,21 @@ class PostgresEventStore:
         in: with an idle connection, asyncpg hands over a live one at once (its
         queue prefers them), and its acquire timeout would cost a timer and a
         cancel scope per call for nothing (~15-20 us of client CPU, a twentieth
-        of an append's). The release (a rollback, or waiting out a cancelled
-        query) is always bounded by it.
+        of an append's). The release (a rollback) is always bounded by it. Any
+        refusal to connect is `StoreUnavailable`; a connection whose operation
+        was abandoned or lost is terminated, never handed out again.
         """
         pool = self.pool
         try:
             conn = await pool.acquire(timeout=None if pool.get_idle_size() else self._acquire_timeout)
+        except (*UNAVAILABLE, asyncpg.PostgresError) as exc:  # any refusal to connect
+            raise StoreUnavailable(f"cannot connect to PostgreSQL: {exc}") from exc
+        try:
             try:
                 yield conn
+            except _ABANDONED:
+                drop(conn)  # never handed out again
+                raise
             finally:
                 await pool.release(conn, timeout=self._acquire_timeout)
         except UNAVAILABLE as exc:
@@ -356,36 +365,69 @@ class PostgresEventStore:
         self._hub.wake_all(frozenset(payload.split(",")) if payload else None)
 
     async def listen(self) -> None:
-        """Follow NOTIFY from other processes on a dedicated connection."""
+        """Follow NOTIFY from other processes on a dedicated connection.
+
+        When that connection is lost (the database went away), readers are
+        woken (they poll meanwhile) and it listens again once the database is back.
+        """
+        self._listening = True
         if self._listener is not None:
             return
         try:
             conn = await self.pool.acquire(timeout=self._acquire_timeout)
-        except UNAVAILABLE as exc:
+        except (*UNAVAILABLE, asyncpg.PostgresError) as exc:
             raise StoreUnavailable(f"cannot LISTEN: {exc}") from exc
         try:
             await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
-        except UNAVAILABLE as exc:
+        except BaseException as exc:
+            drop(conn)
             await self.pool.release(conn)
-            raise StoreUnavailable(f"cannot LISTEN: {exc}") from exc
+            if isinstance(exc, (*UNAVAILABLE, asyncpg.PostgresError)):
+                raise StoreUnavailable(f"cannot LISTEN: {exc}") from exc
+            raise
+        conn.add_termination_listener(self._listener_lost)
         self._listener = conn
+
+    def _listener_lost(self, conn: object) -> None:
+        if self._listener is not conn:
+            return
+        self._listener = None
+        self._hub.wake_all(None)  # a NOTIFY may have been missed: every reader looks
+        if self._listening and (self._relisten_task is None or self._relisten_task.done()):
+            self._relisten_task = asyncio.get_running_loop().create_task(self._relisten())
+
+    async def _relisten(self) -> None:
+        """Listen again once the database is back, trying every `_RELISTEN_EVERY` seconds."""
+        while self._listening and self._listener is None:
+            try:
+                await self.listen()
+            except StoreUnavailable as exc:
+                log.info("relisten_failed", error=str(exc))
+                await asyncio.sleep(_RELISTEN_EVERY)
 
     async def wait_for_events(self, timeout: float) -> None:  # noqa: ASYNC109 (fixed API)
         """See `EventStore.wait_for_events`; `timeout` is the polling fallback."""
         await self._hub.wait(timeout)
 
     async def close(self) -> None:
-        """Release the listener connection and wait for a pending notify."""
-        if self._notify_task is not None:
-            await asyncio.gather(self._notify_task, return_exceptions=True)
+        """Drop the listener connection; give a pending notify a moment, then cancel it.
+
+        The listener is terminated, not unlistened and released: it is nobody
+        else's, and after an outage it may be stuck in an abandoned operation.
+        """
+        self._listening = False
+        if self._relisten_task is not None:
+            self._relisten_task.cancel()
+        for task in (self._relisten_task, self._notify_task):
+            if task is not None and not task.done():
+                done, _ = await asyncio.wait({task}, timeout=_CLOSE_GRACE)
+                if not done:
+                    task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if self._listener is not None:
             listener, self._listener = self._listener, None
-            try:
-                await listener.remove_listener(NOTIFY_CHANNEL, self._on_notify)
-            except UNAVAILABLE:
-                log.warning("unlisten_failed")
-            finally:
-                await self.pool.release(listener)
+            drop(listener)
+            await self.pool.release(listener)
 
 
 _APPEND = "SELECT * FROM intake_append($1, $2, $3, $4, $5, $6, $7, $8)"
@@ -485,6 +527,8 @@ async def append_args_on(conn: asyncpg.Connection, args: AppendArgs) -> AppendRe
             raise WrongExpectedVersion(
                 stream, expected_version, -1 if actual is None else int(actual)
             ) from exc
+        except UNAVAILABLE:
+            raise  # the connection's owner answers StoreUnavailable
         except asyncpg.PostgresError as exc:
             if getattr(exc, "sqlstate", None) == _WRONG_VERSION:
                 detail = getattr(exc, "detail", None) or "-1"

@@ -8,7 +8,9 @@ Detects, and names the first bad stream and position of:
   it forges a valid chain, by the seal whose range it lands in;
 - a rewritten hash chain: by the seal manifest that still lists the old hash;
 - removed, reordered or rewritten seals: by the seal chain (with
-  `INTAKE_SEAL_KEY`, rewriting seals needs the key).
+  `INTAKE_SEAL_KEY`, rewriting seals needs the key);
+- a removed, reordered or rewritten row of the access record (who read the
+  log, `eventstore/access.py`): by its own chain.
 
 Not detectable (see eventstore/README.md): events appended after the last
 seal and deleted before the next one; forged events appended at a stream's
@@ -23,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
+from eventstore.access import check_access
 from eventstore.seals import (
     SEAL_COLUMNS,
     Seal,
@@ -35,8 +38,13 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
 __all__ = [
-    "VERIFY_TIMEOUT", "BadEvent", "ChainBreak", "Sealer", "VerifyReport", "check_chains", "verify", "workers",
+    "ACCESS_LOG", "VERIFY_TIMEOUT", "BadEvent", "ChainBreak", "Sealer", "VerifyReport", "check_chains",
+    "verify", "workers",
 ]
+
+ACCESS_LOG = "access_log"
+"""What `first_bad.stream` names when a row of the access record (`eventstore/access.py`) is bad;
+its `position` is then the row's `seq`."""
 
 VERIFY_TIMEOUT = 3600.0
 """Seconds one query of a verification may take: it reads the whole log."""
@@ -65,6 +73,7 @@ class VerifyReport:
     seals: int = 0
     unsealed: int = 0
     warnings: tuple[str, ...] = ()
+    access_checked: int = 0
 
     def as_json(self) -> dict[str, Any]:
         """The answer of `GET /api/v1/audit/verify`."""
@@ -75,6 +84,7 @@ class VerifyReport:
             "seals": self.seals,
             "unsealed": self.unsealed,
             "warnings": list(self.warnings),
+            "access_checked": self.access_checked,
         }
 
 
@@ -220,6 +230,7 @@ async def verify(pool: asyncpg.Pool, *, key: bytes | None = None) -> VerifyRepor
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         checked, broken = await check_chains(conn)
         seals = await _check_seals(conn, key)
+        access = await check_access(conn, key)
         unsealed = int(await conn.fetchval(
             "SELECT count(*) FROM events WHERE (tx_id, position) > ($1::text::xid8, $2)",
             str(seals.last[0]), seals.last[1], timeout=VERIFY_TIMEOUT,
@@ -227,13 +238,19 @@ async def verify(pool: asyncpg.Pool, *, key: bytes | None = None) -> VerifyRepor
     chain_bad = broken.bad_event() if broken is not None else None
     found = [b for b in (chain_bad, seals.bad) if b is not None]
     first = min(found, key=lambda b: b.position) if found else None
+    if first is None and access.bad_seq is not None:  # the log is intact; its access record is not
+        first = BadEvent(ACCESS_LOG, access.bad_seq, access.reason or "")
     warnings: list[str] = []
     if seals.keyed_unchecked:
         warnings.append(f"{seals.keyed_unchecked} keyed seals not authenticated: "
                         "INTAKE_SEAL_KEY is not set")
+    if access.keyed_unchecked:
+        warnings.append(f"{access.keyed_unchecked} keyed access record rows not authenticated: "
+                        "INTAKE_SEAL_KEY is not set")
     if unsealed:
         warnings.append(f"{unsealed} events are not sealed yet (deletions there are undetectable)")
-    return VerifyReport(first is None, checked, first, seals.seals, unsealed, tuple(warnings))
+    return VerifyReport(first is None and access.bad_seq is None, checked, first, seals.seals, unsealed,
+                        tuple(warnings), access.checked)
 
 
 def workers(pool: asyncpg.Pool, key: bytes | None) -> list[Callable[[], Awaitable[None]]]:

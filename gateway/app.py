@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -15,9 +16,10 @@ from dispatch.core.errors import DispatchError, InvalidCommand, NotAllowed, NotF
 from dispatch.core.messages import Json
 from eventstore import StoreUnavailable
 from eventstore.errors import EventStoreError, InvalidStreamName
+from eventstore.postgres import UNAVAILABLE
 from gateway import bootstrap
 from gateway.auth import TOKENS, TokenTable, make_middleware
-from gateway.http import MAX_BODY, BadRequest, error_response
+from gateway.http import MAX_BODY, WRITE_DEADLINE, BadRequest, error_response
 from gateway.services import SERVICES, Services
 from gateway.settings import Settings
 from gateway.views.health import OPENAPI_PATHS_KEY
@@ -26,6 +28,9 @@ log = structlog.get_logger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 RETRY_AFTER = "2"
+_STORE_DOWN: tuple[type[BaseException], ...] = (StoreUnavailable, *UNAVAILABLE)
+"""The store's own error, and a driver's from a view's own pool query."""
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
 _BODY_HEADERS = frozenset({"content-type", "content-length"})
 
 _DOMAIN_STATUS: dict[type[DispatchError], int] = {
@@ -59,8 +64,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         # the exception's own Content-Type / Content-Length describe its plain-text body
         kept = {k: v for k, v in exc.headers.items() if k.lower() not in _BODY_HEADERS}
         return error_response(exc.status, code, exc.reason, kept)
-    except StoreUnavailable as exc:
-        log.warning("store_unavailable", path=request.path, error=str(exc))
+    except _STORE_DOWN as exc:
+        log.warning("store_unavailable", path=request.path, error=type(exc).__name__, detail=str(exc))
         return error_response(
             503, "store_unavailable", "the database is unavailable; retry later",
             {"Retry-After": RETRY_AFTER},
@@ -74,6 +79,27 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except EventStoreError as exc:
         log.exception("store_error", path=request.path)
         return error_response(500, "store_error", type(exc).__name__)
+
+
+@web.middleware
+async def deadline_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Answer every write within `WRITE_DEADLINE` of its arrival: 503 when it could not commit.
+
+    The clock starts once the body is in (a slow upload is not the database's
+    fault); a multipart body is read by its view, within the deadline. An
+    abandoned statement drops its connection (`eventstore.unavailable`), so
+    giving up is immediate whatever state the database is in: refusing
+    connections, killing sessions, stopped, or silently dropping packets.
+    """
+    if request.method in _READS:
+        return await handler(request)
+    if request.body_exists and not request.content_type.startswith("multipart/"):
+        await request.read()
+    try:
+        async with asyncio.timeout(WRITE_DEADLINE):
+            return await handler(request)
+    except TimeoutError as exc:
+        raise StoreUnavailable(f"no commit within {WRITE_DEADLINE} s") from exc
 
 
 @web.middleware
@@ -158,7 +184,7 @@ def create_app(
     tokens = TokenTable(settings.http.tokens)
     app = web.Application(
         client_max_size=MAX_BODY,
-        middlewares=[context_middleware, errors_middleware, make_middleware(tokens)],
+        middlewares=[context_middleware, errors_middleware, deadline_middleware, make_middleware(tokens)],
     )
     app[TOKENS] = tokens
 

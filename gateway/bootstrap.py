@@ -49,9 +49,10 @@ from dispatch.missed_calls import MISSED_CALLS
 from dispatch.notify import NOTIFY
 from dispatch.supervision import SUPERVISION
 from eventstore import tamper
+from eventstore.access import AccessRecorder
 from eventstore.leadership import Leadership
 from eventstore.migrate import migrate
-from eventstore.postgres import PostgresEventStore, create_pool
+from eventstore.postgres import UNAVAILABLE, PostgresEventStore, create_pool
 from eventstore.subscriptions import Projection, Reactor
 from gateway import presence, sia_listener, sse
 from gateway.notify import providers_from
@@ -85,13 +86,18 @@ def _sealer(services: Services) -> list[Task]:
     return tamper.workers(services.pool, services.settings.stores.seal_key)
 
 
+def _access(services: Services) -> list[Task]:
+    return [lambda: services.access.run(services.clock.now)]
+
+
 def _ami(services: Services) -> list[Task]:
     return ami.listeners(services.settings.ami, services.bus.handle, services.clock)
 
 
 GATEWAY: Capability[Services] = Capability(
-    "gateway", workers=(_sealer, presence.workers), listeners=(_ami, sia_listener.listeners))
-"""The seal writer and the presence-fed call-back assigner; the AMI and SIA listeners."""
+    "gateway", workers=(_sealer, presence.workers), listeners=(_ami, sia_listener.listeners, _access))
+"""The seal writer and the presence-fed call-back assigner; the AMI and SIA listeners and the
+access record's writer (in the processes that serve the audit API)."""
 
 CAPABILITIES: tuple[Capability[Services], ...] = (*DOMAIN, GATEWAY)
 
@@ -140,6 +146,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
         settings=settings, pool=pool, store=store, clock=clock, bus=bus,
         redis=redis_client, metrics=Metrics(), leadership=Leadership(pool),
         notify_providers=providers_from(settings.notifications),
+        access=AccessRecorder(pool, key=settings.stores.seal_key),
     )
     bus.provide("services", services)
     bus.provide("pool", pool)
@@ -150,6 +157,10 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
 
 async def close_services(services: Services) -> None:
     """Release pools and clients (the reactor leads first: a standby takes over at once)."""
+    try:
+        await services.access.flush()
+    except UNAVAILABLE as exc:
+        log.warning("access_flush_failed", error=str(exc))
     await services.leadership.close()
     await services.store.close()
     if services.redis is not None:

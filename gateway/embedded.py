@@ -7,7 +7,9 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import asyncpg
 import structlog
 from redis.exceptions import RedisError
 
@@ -57,6 +59,19 @@ def start_postgres(data_dir: Path) -> tuple[str, Any]:
         server.psql(f"CREATE DATABASE {DATABASE};")
     url = f"postgresql://postgres@/{DATABASE}?host={folder.resolve()}"
     return url, server
+
+
+async def prepare(owner_url: str, app_role: str) -> str:
+    """Migrate the embedded database as its owner, grant `app_role`; return the URL to connect as it."""
+    from gateway.schema import prepare as prepare_schema
+
+    conn = await asyncpg.connect(owner_url)
+    try:
+        await prepare_schema(conn, app_role)
+    finally:
+        await conn.close()
+    parts = urlsplit(owner_url)  # the unix socket trusts local roles (pgserver's pg_hba)
+    return urlunsplit(parts._replace(netloc=f"{app_role}@{parts.netloc.rpartition('@')[2]}"))
 
 
 def start_redis(data_dir: Path) -> tuple[str, Any]:

@@ -11,6 +11,10 @@ from dispatch.core.messages import Json, JsonValue
 
 MAX_BODY = 1024 * 1024
 """Request bodies over 1 MiB get 413."""
+WRITE_DEADLINE = 1.8
+"""Seconds a write (an HTTP request of any method but GET, HEAD, OPTIONS, once its body is
+in; a DC-09 frame) may take: past it, 503 + Retry-After, or no ACK (CONTRACT: within 2 s,
+never held open while the database is away)."""
 MAX_DEPTH = 32
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000

@@ -21,6 +21,7 @@ from dispatch.gis.geo import DistrictIndex
 from dispatch.gis.holder import ProviderIndexHolder
 from dispatch.gis.nearest import DispatchWeights
 from dispatch.notify.provider import Provider
+from eventstore.access import AccessRecorder
 from eventstore.leadership import Leadership
 from eventstore.postgres import PostgresEventStore
 from gateway.nonces import NonceBook
@@ -90,6 +91,8 @@ class Services:
     leadership: Leadership
     notify_providers: Mapping[str, Provider]
     """Delivery providers by outbox channel (see gateway.notify)."""
+    access: AccessRecorder
+    """Who read the log, when (the audit API's reads; `eventstore/access.py`)."""
     provider_index: ProviderIndexHolder | None = None
     """The live provider index (the GIS listener loads it)."""
     districts: DistrictIndex | None = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,6 +87,9 @@ class StoreSettings:
     data_dir: Path = Path(".intake")  # INTAKE_DATA_DIR
     group_commit: bool = True  # INTAKE_GROUP_COMMIT
     seal_key: bytes | None = None  # INTAKE_SEAL_KEY; None: seals are plain SHA-256
+    allow_owner: bool = False  # INTAKE_ALLOW_OWNER: serve as a superuser or the log's owner anyway
+    app_role: str = "intake_app"  # INTAKE_APP_ROLE: the role `intake migrate` grants (and embedded uses)
+    app_password: str | None = None  # INTAKE_APP_PASSWORD: set on that role by `intake migrate`
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +264,12 @@ def _switch(raw: str) -> bool:
         raise ValueError("is not on or off") from exc
 
 
+def _role_name(raw: str) -> str:
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", raw):
+        raise ValueError("is not a role name (lower-case letters, digits, _)")
+    return raw
+
+
 def _url(*schemes: str) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         parts = urlsplit(raw.strip())
@@ -408,6 +418,9 @@ _STORES = {
     "data_dir": Var("INTAKE_DATA_DIR", Path),
     "group_commit": Var("INTAKE_GROUP_COMMIT", _switch),
     "seal_key": Var("INTAKE_SEAL_KEY", lambda raw: raw.encode("utf-8"), secret=True),
+    "allow_owner": Var("INTAKE_ALLOW_OWNER", _switch),
+    "app_role": Var("INTAKE_APP_ROLE", _role_name),
+    "app_password": Var("INTAKE_APP_PASSWORD", secret=True),
 }
 _HTTP = {
     "host": Var("INTAKE_HTTP_HOST"),

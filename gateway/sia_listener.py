@@ -25,6 +25,7 @@ from channels.errors import ChannelError
 from channels.sia import MAX_FRAME, Frame, NotDc09, answer_frame, nak
 from dispatch.core.capability import Task
 from eventstore import StoreUnavailable
+from gateway.http import WRITE_DEADLINE
 from gateway.ratelimit import SourceLimiter
 from gateway.rejections import record_rejection
 from gateway.services import Services
@@ -35,8 +36,8 @@ FIRST_FRAME_TIMEOUT = 10.0
 """A TCP connection that sends no frame this long after connecting is closed."""
 IDLE_TIMEOUT = 60.0
 """A TCP connection silent this long between frames is closed (the device reconnects)."""
-FRAME_TIMEOUT = 10.0
-"""Longest time spent on one frame before giving up (no answer)."""
+FRAME_TIMEOUT = WRITE_DEADLINE
+"""Longest time spent on one frame before giving up (no answer): as for an HTTP write."""
 MAX_CONNECTIONS = 512
 """Open TCP connections in all; more are closed at once."""
 MAX_CONNECTIONS_PER_SOURCE = 16

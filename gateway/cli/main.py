@@ -1,4 +1,4 @@
-"""The `intake` command: serve, demo, load, replay, verify, rebuild, bench."""
+"""The `intake` command: serve, demo, load, replay, verify, migrate, rebuild, bench."""
 
 from __future__ import annotations
 
@@ -67,6 +67,11 @@ def _cmd_verify(args: argparse.Namespace, settings: Settings) -> int:
     return run_command(verify.run(args, settings))
 
 
+def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.cli import migrate
+    return run_command(migrate.run(args, settings))
+
+
 def _cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     from gateway.cli import rebuild
     return run_command(rebuild.run(args, settings))
@@ -96,6 +101,7 @@ def parser() -> argparse.ArgumentParser:
     replay.add_argument("--as-of", dest="as_of")
     replay.add_argument("--json", action="store_true")
     sub.add_parser("verify", help="check tamper evidence of the whole store")
+    sub.add_parser("migrate", help="as the owner: apply migrations, grant the app role (INTAKE_APP_ROLE)")
     rebuild = sub.add_parser("rebuild", help="rebuild read models from the log")
     rebuild.add_argument("projection", nargs="?",
                          help="a projection, or a policy with state of its own (linking); default all")
@@ -111,6 +117,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "load": _cmd_load,
     "replay": _cmd_replay,
     "verify": _cmd_verify,
+    "migrate": _cmd_migrate,
     "rebuild": _cmd_rebuild,
     "bench": _cmd_bench,
 }

@@ -7,8 +7,11 @@ import gc
 import os
 import secrets
 import signal
+import sys
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
 
+import asyncpg
 from aiohttp import web
 
 from gateway.cli.stores import stores
@@ -32,6 +35,10 @@ def _describe(url: str | None) -> str:
     if url is None:
         return "none"
     return url.split("@")[-1] if "@" in url else url
+
+
+def _user(url: str | None) -> str:
+    return (urlsplit(url).username or "the default user") if url else "-"
 
 
 GC_THRESHOLD = (10_000, 10, 10)
@@ -72,6 +79,37 @@ def lower_priority(nice: int) -> int:
     return now
 
 
+async def refusal_of(settings: Settings) -> str | None:
+    """Why this process must not serve on its database, if it must not (one line).
+
+    A superuser or the log's owner could disable the append-only triggers and
+    rewrite history: production connects as the application role that
+    `intake migrate` grants (INSERT and SELECT on the log). INTAKE_ALLOW_OWNER=1
+    serves anyway (and applies pending migrations at start, as before).
+    """
+    if settings.stores.allow_owner or settings.stores.database_url is None:
+        return None
+    from eventstore.migrate import pending
+    from eventstore.roles import too_privileged
+    from gateway.schema import SCHEMA
+
+    try:
+        conn = await asyncpg.connect(settings.stores.database_url, timeout=10)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        return None  # unreachable: the start fails as it would have, naming the store
+    try:
+        reason = await too_privileged(conn)
+        if reason is not None:
+            return (f"refusing to serve: {reason}; connect as the application role "
+                    "(`intake migrate` grants it) or set INTAKE_ALLOW_OWNER=1")
+        waiting = await pending(conn, SCHEMA)
+    finally:
+        await conn.close()
+    if waiting:
+        return f"{len(waiting)} migrations are pending: run `intake migrate` as the log's owner first"
+    return None
+
+
 AfterStart = Callable[[Settings, web.Application], Awaitable[None]]
 
 
@@ -80,6 +118,10 @@ async def serve(settings: Settings, *, after_start: AfterStart | None = None) ->
     from gateway.app import create_app, make_runner
 
     async with stores(settings) as live:
+        refusal = await refusal_of(live)
+        if refusal is not None:
+            print(f"intake serve: {refusal}", file=sys.stderr, flush=True)
+            return 2
         app = create_app(live)
         runner = make_runner(app, shutdown_timeout=SHUTDOWN_TIMEOUT)
         await runner.setup()
@@ -87,7 +129,8 @@ async def serve(settings: Settings, *, after_start: AfterStart | None = None) ->
         await site.start()
         tune_collector()
         print(f"intake listening on http://{live.http.host}:{live.http.port}", flush=True)
-        print(f"  postgres: {_describe(live.stores.database_url)}", flush=True)
+        print(f"  postgres: {_describe(live.stores.database_url)} as {_user(live.stores.database_url)}",
+              flush=True)
         print(f"  redis:    {_describe(live.stores.redis_url)}", flush=True)
         print(f"  role:     {live.process.role}, niceness {os.getpriority(os.PRIO_PROCESS, 0)}", flush=True)
         stop = asyncio.Event()

@@ -16,7 +16,12 @@ from gateway.settings import Settings
 
 @contextlib.asynccontextmanager
 async def stores(settings: Settings) -> AsyncIterator[Settings]:
-    """Settings with URLs, starting embedded servers for what is not configured."""
+    """Settings with URLs, starting embedded servers for what is not configured.
+
+    An embedded PostgreSQL is migrated by its owner and used as the application
+    role (`INTAKE_APP_ROLE`), as a production deployment is: the demo has the
+    same protection of the log.
+    """
     configured = settings.stores
     servers = await asyncio.to_thread(
         embedded.start,
@@ -25,9 +30,12 @@ async def stores(settings: Settings) -> AsyncIterator[Settings]:
         redis=configured.redis_url is None,
     )
     try:
+        database_url = configured.database_url
+        if servers.database_url is not None:
+            database_url = await embedded.prepare(servers.database_url, configured.app_role)
         yield dataclasses.replace(settings, stores=dataclasses.replace(
             configured,
-            database_url=configured.database_url or servers.database_url,
+            database_url=database_url,
             redis_url=configured.redis_url or servers.redis_url,
         ))
     finally:

@@ -1,6 +1,9 @@
 """The audit API: a case's history (`GET /api/v1/audit/cases/{case_id}/history?as_of=`),
 the global log in commit order (`GET /api/v1/audit/events`) and the tamper check
-(`GET /api/v1/audit/verify`, the same as `intake verify`). Every read is recorded.
+(`GET /api/v1/audit/verify`, the same as `intake verify`). Every read is recorded:
+a case history read as an `AuditRead` event (as the case's own events are), a read
+of the log or of the check in the access record beside the log
+(`eventstore/access.py`), so that reading the log never adds to it.
 """
 
 from __future__ import annotations
@@ -53,7 +56,8 @@ async def events(request: web.Request) -> web.Response:
     except KeyError as exc:
         raise BadRequest("bad_parameter", f"no event at position {after}") from exc
     found = await services.store.read_all(start, limit=limit)
-    await record_read(services.store, services.clock, reader=who.actor, via="api", after=after)
+    last = found[-1][1].position if found else after
+    await services.access.record(who.actor, "api:events", services.clock.now(), (after, last))
     items = [record.as_json() for _, record in found]
     return json_response(page(items, items[-1]["position"] if len(items) == limit else None))
 
@@ -62,8 +66,8 @@ async def verify(request: web.Request) -> web.Response:
     """`GET /api/v1/audit/verify`: every hash chain and seal checked, the first bad event named."""
     who = require(request, "auditor")
     services = request.app[SERVICES]
-    report = await tamper.verify(services.pool)
-    await record_read(services.store, services.clock, reader=who.actor, via="api:verify")
+    report = await tamper.verify(services.pool, key=services.settings.stores.seal_key)
+    await services.access.record(who.actor, "api:verify", services.clock.now())
     return json_response(report.as_json())
 
 
@@ -82,14 +86,19 @@ _EVENT: Json = {"type": "object", "properties": {
 OPENAPI_PATHS: Json = {
     "/api/v1/audit/events": {"get": {
         "summary": "The global log in commit order; `after` (exclusive, default 0) and `limit`; "
-                   "`next` is the last position returned while more may follow. Role: auditor.",
+                   "`next` is the last position returned while more may follow. Reading adds "
+                   "nothing to the log: a tailing reader reaches the head; who read which range "
+                   "when is kept in the access record (checked by verify). Role: auditor.",
         "parameters": [{"name": "after", "in": "query", "schema": {"type": "integer"}},
                        {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 100}}],
         "responses": {"200": {"description": "`{items: [{position, stream, version, type, "
                                              "schema_version, data, metadata, recorded_at}], next}`"}}}},
     "/api/v1/audit/verify": {"get": {
         "summary": "Tamper check of the whole store, like `intake verify`. Role: auditor.",
-        "responses": {"200": {"description": "`{ok, checked, first_bad, seals, unsealed, warnings}`"}}}},
+        "responses": {"200": {"description": "`{ok, checked, first_bad, seals, unsealed, warnings, "
+                                             "access_checked}`; `first_bad.stream` `access_log` "
+                                             "names a bad row (`position`: its seq) of the "
+                                             "access record"}}}},
     "/api/v1/audit/cases/{case_id}/history": {"get": {
         "summary": "A case's history: every event with who/when/channel/raw payload and the state "
                    "after it; `as_of` gives the state at that instant. The read is recorded "

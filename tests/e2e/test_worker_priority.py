@@ -36,6 +36,7 @@ def test_serve_takes_its_roles_niceness(
         "INTAKE_REDIS_PREFIX": redis_prefix, "INTAKE_ROLE": role,
         "INTAKE_HTTP_PORT": str(port), "INTAKE_SIA_PORT": "0",
         "INTAKE_TOKENS": "secret-admin-token-0001:admin:ops", "INTAKE_LOG_FORMAT": "console",
+        "INTAKE_ALLOW_OWNER": "1",  # the test database's superuser
     }
     if nice is not None:
         env["INTAKE_NICE"] = nice

@@ -80,6 +80,7 @@ def test_serve_from_empty_data_dir(tmp_path: Path) -> None:
     assert proc.returncode == 0, output
     assert f"intake listening on http://127.0.0.1:{port}" in output
     assert "postgres:" in output and "redis:" in output
+    assert "as intake_app" in output  # the embedded default uses the restricted role too
     # pgserver's own chatter (every initdb and pg_ctl command line and output) stays out.
     assert "Running commandline" not in output and "Successful postgres command" not in output
     assert not postgres_running(data_dir), "embedded PostgreSQL left running"

@@ -124,7 +124,9 @@ async def test_intake_replay_prints_the_same_history(client: Any, settings: Any,
     assert f"case {case_id} as of now" in text and "verify: intact" in text and "王五" in text
 
 
-async def test_the_global_log_pages_in_commit_order_and_reads_are_recorded(client: Any) -> None:
+async def test_the_global_log_pages_in_commit_order_and_reads_are_recorded(
+    client: Any, services: Any
+) -> None:
     for n in range(3):
         await _case_with_two_events(client, n)
     first = await (await client.get("/api/v1/audit/events?limit=2", headers=auth("t-auditor"))).json()
@@ -135,7 +137,9 @@ async def test_the_global_log_pages_in_commit_order_and_reads_are_recorded(clien
                                    headers=auth("t-auditor"))).json()
     positions = [e["position"] for e in first["items"] + rest["items"]]
     assert len(positions) == len(set(positions)) and rest["next"] is None
-    assert any(e["type"] == "AuditRead" for e in rest["items"])
+    assert any(e["type"] == "AuditRead" for e in rest["items"])  # the history reads, not these
+    recorded = await services.pool.fetch("SELECT reader, via, ranges FROM access_log ORDER BY seq")
+    assert [tuple(r) for r in recorded][:1] == [("auditor:AU01", "api:events", [[0, first["next"]]])]
     assert (await client.get("/api/v1/audit/events", headers=auth("t-dispatcher"))).status == 403
     assert (await client.get("/api/v1/audit/events?after=x", headers=auth("t-auditor"))).status == 400
     assert (await client.get("/api/v1/audit/events?after=999999", headers=auth("t-auditor"))).status == 400
