@@ -140,7 +140,7 @@ async def _timed(write: Write, client: Any, n: str) -> tuple[int, dict[str, str]
 async def _sia(client: Any, seq: int) -> tuple[bytes | None, float]:
     receiver = SiaReceiver(client.app[SERVICES])
     started = time.monotonic()
-    answer = await receiver.handle(_sia_frame(seq), "sia-tcp", "127.0.0.1:40000")
+    answer = await receiver.handle(_sia_frame(seq), "sia-tcp", "127.0.0.1:40000", "127.0.0.1")
     return answer, time.monotonic() - started
 
 
