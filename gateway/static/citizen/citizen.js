@@ -54,6 +54,7 @@ async function main() {
   const picker = $('lang');
   LANGUAGES.forEach((lang) => picker.appendChild(option(lang, tn('lang', lang))));
   picker.value = language();
+  picker.setAttribute('aria-label', t('lang.switch'));
   picker.addEventListener('change', () => switchLanguage(picker.value));
   $('api_key').value = new URLSearchParams(location.search).get('api_key') || '';
 

@@ -68,7 +68,7 @@ export class Board {
     };
     for (const control of Object.values(this.controls)) control.addEventListener('change', () => onFilter(this.filters()));
     this.count = h('span.count', {}, '');
-    this.muteButton = h('button.icon.mute', { type: 'button', onclick: () => this.setMuted(!this.muted) });
+    this.muteButton = h('button.mute', { type: 'button', onclick: () => this.setMuted(!this.muted) });
     this.alarm = h('div.alarm', { role: 'alert', hidden: true, dataset: { sounded: '0' } });
     this.pinnedBody = h('tbody.pinned');
     this.body = h('tbody');
@@ -90,7 +90,7 @@ export class Board {
   setMuted(muted) {
     this.muted = muted;
     localStorage.setItem(MUTE_KEY, muted ? '1' : '0');
-    this.muteButton.textContent = muted ? '🔕' : '🔔';
+    this.muteButton.textContent = t(muted ? 'board.sound_off' : 'board.sound_on');
     this.muteButton.title = t(muted ? 'board.unmute' : 'board.mute');
     this.muteButton.setAttribute('aria-label', this.muteButton.title);
     this.muteButton.setAttribute('aria-pressed', String(muted));

@@ -55,17 +55,29 @@ export class Timeline {
     try {
       history = await api(`/api/v1/audit/cases/${encodeURIComponent(caseId)}/history${query}`);
     } catch (err) {
-      const problem = h('div.err.timeline-error', { role: 'alert', title: err.message }, errorText(err));
-      if (this.shown) { // a bad as-of keeps the timeline shown and says why
-        this.root.querySelector('.timeline-error')?.remove();
-        this.root.querySelector('.as-of-bar').after(problem);
-        return;
-      }
-      fill(this.root, h('div.drawer-body', {}, h('button.icon.close', { onclick: () => this.close() }, '×'), problem));
+      this.problem(errorText(err), err.message);
       return;
     }
     if (!this.full || !asOf) this.full = history;
     this.render(history);
+  }
+
+  /** Say what went wrong; a timeline already shown stays (a bad as-of does not wipe it). */
+  problem(text, detail = '') {
+    const note = h('div.err.timeline-error', { role: 'alert', title: detail }, text);
+    if (this.shown) {
+      this.root.querySelector('.timeline-error')?.remove();
+      this.root.querySelector('.as-of-bar').after(note);
+      return;
+    }
+    fill(this.root, h('div.drawer-body', {}, h('button.icon.close', { onclick: () => this.close() }, '×'), note));
+  }
+
+  /** Show the state at what the user typed (Beijing time unless it names a zone). */
+  typed(text) {
+    const at = typedInstant(text);
+    if (at && Number.isNaN(new Date(at).getTime())) { this.problem(t('timeline.bad_as_of')); return; }
+    this.open(this.caseId, at || null);
   }
 
   render(history) {
@@ -76,7 +88,7 @@ export class Timeline {
       oninput: () => { const i = Number(slider.value); this.open(this.caseId, i >= steps.length ? null : (i === 0 ? this.before(steps[0]) : steps[i - 1])); } });
     const asOfInput = h('input', { type: 'text', class: 'as-of', placeholder: t('timeline.as_of_hint'), 'aria-label': t('timeline.as_of'),
       value: history.as_of ? beijingIso(history.as_of) : '',
-      onchange: () => this.open(this.caseId, typedInstant(asOfInput.value) || null) });
+      onchange: () => this.typed(asOfInput.value) });
     fill(this.root, h('div.drawer-body', {},
       h('header.drawer-head', {},
         h('div', {}, h('h2', {}, t('timeline.title'), ' ', h('span.mono', {}, history.case_id)),
@@ -87,7 +99,7 @@ export class Timeline {
       h('div.as-of-bar', {}, h('span', {}, t('timeline.as_of')), slider, asOfInput),
       h('div.timeline-grid', {},
         h('ol.events', {}, history.events.map((e) => h(`li.event${e.stream.startsWith('case-') ? '' : '.contact'}`, { 'data-type': e.type },
-          h('div.event-head', {}, h('span.event-type', { title: e.type }, tn('event', e.type, 'raw')), h('span.muted', {}, `#${e.position} · v${e.version}`)),
+          h('div.event-head', {}, h('span.event-type', {}, tn('event', e.type, 'raw')), h('span.muted', {}, `#${e.position} · v${e.version}`)),
           h('div.event-meta', {}, h('span', {}, when(e.recorded_at)), h('span', {}, t('timeline.by'), h('span.mono', {}, e.who || '—')),
             h('span', {}, t('timeline.via', { channel: tn('channel', e.channel, 'raw') })), e.stream.startsWith('case-') ? null : h('span.mono', {}, e.stream)),
           e.raw !== null && e.raw !== undefined ? h('details', { open: true }, h('summary', {}, t('timeline.raw')),
