@@ -179,6 +179,18 @@ async def test_the_storm_view_shows_cases_missed_calls_and_kpis(
         # locator waits, not wait_for_function: the console's CSP forbids the eval that needs
         await page.locator("circle.case-dot").nth(4).wait_for(state="attached")
         await page.wait_for_selector(".agent-group .task")
+        # reassigning a call-back is an in-page form, never a browser prompt
+        dialogs: list[str] = []
+        page.on("dialog", lambda dialog: dialogs.append(dialog.message))
+        group = page.locator(".agent-group").first
+        other = "A002" if await group.get_attribute("data-agent") != "A002" else "A001"
+        task = group.locator(".task").first
+        task_id = await task.get_attribute("data-task")
+        await task.locator(".reassign button").click()
+        await page.fill(f".task[data-task='{task_id}'] form.inline input[name=agent_id]", other)
+        await page.locator(f".task[data-task='{task_id}'] form.inline button[type=submit]").click()
+        await page.locator(f".agent-group[data-agent={other}] .task[data-task='{task_id}']").wait_for()
+        assert dialogs == []
         await page.locator("tr.case-row").first.click()
         await page.wait_for_selector("ul.providers li button.link")
         assert await page.locator("rect.provider-dot").count() >= 1

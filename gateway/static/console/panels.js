@@ -94,6 +94,7 @@ function reassignForm(task, root, me) {
       try {
         await api(`/api/v1/missed-calls/${encodeURIComponent(task.task_id)}/reassign`, {
           method: 'POST', body: { agent_id: input.value.trim(), expected_version: task.version } });
+        fill(slot, button);
         await renderMissed(root, me);
       } catch (err) {
         fill(message, h('span.err', { title: err.message }, errorText(err)));
