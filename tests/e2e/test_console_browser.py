@@ -159,8 +159,8 @@ async def test_a_unit_sees_masked_callers_and_only_its_actions(browser: Any, con
         assert sent.status == 200, await sent.text()
         await page.locator("button[data-action=confirm]").wait_for()
         assert await page.locator("button[data-action=dispatch]").count() == 0
-        assert {await b.get_attribute("data-action") for b in await page.locator("button.action[data-action]").all()} == {
-            "confirm", "reject", "complete"}
+        buttons = await page.locator("button.action[data-action]").all()
+        assert {await b.get_attribute("data-action") for b in buttons} == {"confirm", "reject", "complete"}
         await _shot(page, "4-unit")
 
 

@@ -22,7 +22,7 @@ UNIT = {"Authorization": "Bearer t-unit"}
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (`python -m tests.browser_setup`)"),
+    pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here (`python -m tests.browser_setup`)"),
 ]
 
 # Text the page shows outside identifiers, raw payloads and what citizens wrote.
@@ -36,17 +36,19 @@ VISIBLE_TEXT = """() => {
   }
   for (const el of document.querySelectorAll('[title], [placeholder], [aria-label]')) {
     if (el.closest(skip)) continue;
-    for (const name of ['title', 'placeholder', 'aria-label']) if (el.getAttribute(name)) out.push(el.getAttribute(name));
+    for (const name of ['title', 'placeholder', 'aria-label']) {
+      if (el.getAttribute(name)) out.push(el.getAttribute(name));
+    }
   }
   return out.join('\\n');
 }"""
 
 
 @contextlib.asynccontextmanager
-async def _page(browser: Any, url: str, *, width: int = 1600, height: int = 960,
+async def _page(driver: Any, url: str, *, width: int = 1600, height: int = 960,
                 zone: str = "Asia/Shanghai") -> AsyncIterator[Any]:
     """A fresh context on `url`; any browser dialog (prompt, alert, confirm) fails the test."""
-    context = await browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN",
+    context = await driver.new_context(viewport={"width": width, "height": height}, locale="zh-CN",
                                         timezone_id=zone)
     dialogs: list[str] = []
     try:
@@ -124,7 +126,7 @@ async def test_every_view_speaks_one_language_from_its_catalogue(
         assert await page.get_attribute("html", "lang") == lang
         switch_to = "en" if lang == "zh-CN" else "zh-CN"
         await page.locator("header select.lang").select_option(switch_to)
-        await page.locator("html[lang='%s'] .board h2" % switch_to).wait_for()
+        await page.locator(f"html[lang='{switch_to}'] .board h2").wait_for()
         heading = await page.locator(".board h2").text_content()
         assert heading == ("Case board" if switch_to == "en" else "工单")
         assert await _missing_keys(page) == []
@@ -136,7 +138,8 @@ async def test_the_citizen_form_speaks_the_language_and_files_a_case(
     url = str(console.make_url("/citizen/")) + f"?api_key=t-channel&lang={lang}"
     async with _page(browser, url) as page:
         await page.locator("#service_code option[value=complaint]").wait_for(state="attached")
-        words = {"zh-CN": ("网上受理", "投诉", "类别 *", "已受理"), "en": ("Report a problem", "Complaint", "Category *", "Accepted")}
+        words = {"zh-CN": ("网上受理", "投诉", "类别 *", "已受理"),
+                 "en": ("Report a problem", "Complaint", "Category *", "Accepted")}
         title, complaint, label, accepted = words[lang]
         assert await page.locator("h1").text_content() == title
         assert await page.locator("#service_code option[value=complaint]").text_content() == complaint
@@ -216,7 +219,7 @@ async def test_urgent_cases_come_first_pinned_with_an_alert_that_can_be_muted(
           const items = [
             { case_id: 'g1', light: 'green', priority: 1, deadline: '2026-12-06T10:00:00Z' },
             { case_id: 'y3', light: 'yellow', priority: 3, deadline: '2026-12-06T09:00:00Z' },
-            { case_id: 'r4', light: 'red', priority: 4, deadline: '2026-12-06T12:00:00Z', status: 'dispatched' },
+            { case_id: 'r4', light: 'red', priority: 4, deadline: '2026-12-06T12:00:00Z', status: 'new' },
             { case_id: 'g2late', light: 'green', priority: 2, deadline: '2026-12-07T10:00:00Z' },
             { case_id: 'g2soon', light: 'green', priority: 2, deadline: '2026-12-06T11:00:00Z' },
             { case_id: 'r4done', light: 'red', priority: 4, status: 'closed' },

@@ -52,7 +52,8 @@ def _error_codes() -> set[str]:
 
 
 def _literal_keys(code: str) -> set[str]:
-    return set(re.findall(r"\bt\(\s*'([^'$]+)'", code)) | set(re.findall(r'data-i18n(?:-placeholder)?="([^"]+)"', code))
+    in_code = set(re.findall(r"\bt\(\s*'([^'$]+)'", code))
+    return in_code | set(re.findall(r'data-i18n(?:-placeholder)?="([^"]+)"', code))
 
 
 def _family_keys(code: str) -> set[str]:
