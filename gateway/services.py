@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 
 from dispatch.core.bus import MessageBus
 from dispatch.core.clock import Clock
+from dispatch.core.texts import CHINESE, Texts
 from dispatch.elderly.alarms import ElderDirectory
 from dispatch.gis.geo import DistrictIndex
 from dispatch.gis.holder import ProviderIndexHolder
@@ -101,6 +102,8 @@ class Services:
     """An elder directory replacing the registry in PostgreSQL (tests)."""
     nonces: NonceBook | None = None
     """Nonces of signed channel requests seen recently (made on first use)."""
+    texts: Texts = CHINESE
+    """The messages people are sent (SMS, WeChat), in `INTAKE_LANGUAGE`."""
 
     @property
     def changes_channel(self) -> str:
