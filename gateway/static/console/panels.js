@@ -130,7 +130,7 @@ export async function renderMissed(root, me) {
   }
   const groups = [...byAgent.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([agent, tasks]) =>
     h('div.agent-group', { 'data-agent': agent },
-      h('div.agent-head', {}, h('span', {}, agent || t('missed.unassigned')), h('span.badge', {}, tasks.length)),
+      h('div.agent-head', {}, agent ? h('span.mono', {}, agent) : h('span', {}, t('missed.unassigned')), h('span.badge', {}, tasks.length)),
       tasks.map((task) => h('div.task', { 'data-task': task.task_id },
         h('span.mono', {}, task.caller || '—'),
         h('span.muted', {}, t('missed.attempts', { n: task.attempts || 1, ago: ago(task.last_missed_at) })),
