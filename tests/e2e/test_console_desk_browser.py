@@ -238,6 +238,12 @@ async def test_urgent_cases_come_first_pinned_with_an_alert_that_can_be_muted(
         second = await _register(console, "电梯困人，有老人在里面", priority=1)
         await page.locator(f"tbody.pinned tr[data-case='{second['case_id']}']").wait_for()
         await page.locator(".alarm[data-sounded='1']").wait_for()
+        # a filter that hides and shows them again does not ring
+        await page.select_option(".board select[name=light]", "yellow")
+        await page.locator(".board .empty:not([hidden])").wait_for()
+        await page.select_option(".board select[name=light]", "")
+        await page.locator(f"tbody.pinned tr[data-case='{second['case_id']}']").wait_for()
+        assert await alarm.get_attribute("data-sounded") == "1"
         await page.locator("button.mute").click()
         assert await page.locator("button.mute").get_attribute("aria-pressed") == "true"
         third = await _register(console, "燃气泄漏味道很大", priority=1)
