@@ -41,6 +41,7 @@ from dispatch.core.bus import MessageBus
 from dispatch.core.capability import Capability, Task, build, collect_handlers
 from dispatch.core.clock import Clock, SystemClock
 from dispatch.core.messages import Json
+from dispatch.core.texts import texts_for
 from dispatch.elderly import ELDERLY
 from dispatch.gis import GIS
 from dispatch.intake import INTAKE
@@ -141,11 +142,12 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
     store = PostgresEventStore(pool, group_commit=settings.stores.group_commit)
     clock = clock or SystemClock()
     redis_client = await connect_redis(settings.stores.redis_url)
-    bus = MessageBus(collect_handlers(CAPABILITIES), {"store": store, "clock": clock})
+    texts = texts_for(settings.process.language)
+    bus = MessageBus(collect_handlers(CAPABILITIES), {"store": store, "clock": clock, "texts": texts})
     services = Services(
         settings=settings, pool=pool, store=store, clock=clock, bus=bus,
         redis=redis_client, metrics=Metrics(), leadership=Leadership(pool),
-        notify_providers=providers_from(settings.notifications),
+        notify_providers=providers_from(settings.notifications), texts=texts,
         access=AccessRecorder(pool, key=settings.stores.seal_key),
     )
     bus.provide("services", services)

@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 
 from dispatch.core.bus import MessageBus
 from dispatch.core.clock import Clock
+from dispatch.core.texts import CHINESE, Texts
 from dispatch.elderly.alarms import ElderDirectory
 from dispatch.gis.geo import DistrictIndex
 from dispatch.gis.holder import ProviderIndexHolder
@@ -107,6 +108,8 @@ class Services:
     """Nonces of signed channel requests seen recently (made on first use)."""
     rejection_limits: RejectionLimits = field(default_factory=RejectionLimits)
     """How many rejections of unauthenticated input are recorded (gateway.rejections)."""
+    texts: Texts = CHINESE
+    """The messages people are sent (SMS, WeChat), in `INTAKE_LANGUAGE`."""
 
     @property
     def changes_channel(self) -> str:

@@ -25,6 +25,7 @@ from channels.errors import ChannelError
 from channels.wechat_crypto import aes_key
 from dispatch.cases.sla import SlaConfig
 from dispatch.core.errors import InvalidConfig, check_number
+from dispatch.core.texts import DEFAULT_LANGUAGE, LANGUAGES
 from dispatch.gis.config import DEFAULT_SKILLS, AutoDispatchConfig
 from dispatch.gis.nearest import DispatchWeights
 from dispatch.linking.clustering import LinkParams
@@ -75,6 +76,7 @@ class ProcessSettings:
     nice: int = 0  # INTAKE_NICE
     log_format: str = "json"  # INTAKE_LOG_FORMAT
     log_level: str = "info"  # INTAKE_LOG_LEVEL
+    language: str = DEFAULT_LANGUAGE  # INTAKE_LANGUAGE: what SMS and WeChat texts are written in
 
 
 @dataclass(frozen=True, slots=True)
@@ -410,6 +412,7 @@ _PROCESS = {
     "nice": Var("INTAKE_NICE", _bounded(0, 19, "a whole number")),
     "log_format": Var("INTAKE_LOG_FORMAT", _one_of(LOG_FORMATS)),
     "log_level": Var("INTAKE_LOG_LEVEL", _one_of(LOG_LEVELS, any_case=True)),
+    "language": Var("INTAKE_LANGUAGE", _one_of(frozenset(LANGUAGES))),
 }
 _STORES = {
     "database_url": Var("INTAKE_DATABASE_URL", _url("postgresql", "postgres"), secret=True),

@@ -42,7 +42,9 @@ class MessageBus:
         names = self._kwargs.get(cmd_type)
         if names is None:
             params = inspect.signature(handler).parameters.values()
-            names = tuple(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY)
+            # a keyword-only parameter with a default is optional: given when provided
+            names = tuple(p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY
+                          and (p.name in self._deps or p.default is inspect.Parameter.empty))
             missing = [n for n in names if n not in self._deps]
             if missing:
                 raise TypeError(f"{handler.__qualname__} needs {missing}, not provided")

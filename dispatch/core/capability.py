@@ -18,6 +18,7 @@ import asyncpg
 from dispatch.core.bus import Handler, MessageBus
 from dispatch.core.clock import Clock
 from dispatch.core.messages import Command
+from dispatch.core.texts import Texts
 from eventstore.postgres import PostgresEventStore
 from eventstore.subscriptions import Change, Projection, Reactor
 
@@ -51,6 +52,11 @@ class Deps(Protocol):
     @property
     def bus(self) -> MessageBus:
         """The message bus policies and workers send their commands through."""
+        ...
+
+    @property
+    def texts(self) -> Texts:
+        """The messages people are sent (SMS, WeChat), in the configured language."""
         ...
 
     @property

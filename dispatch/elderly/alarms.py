@@ -35,6 +35,7 @@ from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand, NotFound
 from dispatch.core.messages import Command, Event, Json, JsonValue, event, from_data, metadata, to_new_event
 from dispatch.core.phone import mask_phone, normalise_phone
+from dispatch.core.texts import CHINESE, LOCAL_TIME, Texts
 from dispatch.gis.holder import ProviderIndexHolder
 from dispatch.gis.nearest import NearestQuery
 from dispatch.gis.reference import elder_of_device
@@ -247,12 +248,11 @@ def decide_case(alarm: AlarmReceived, elder: Elder | None) -> RegisterCase:
     )
 
 
-def alert_text(elder: Elder, case_id: str, alarm: AlarmReceived) -> str:
+def alert_text(elder: Elder, case_id: str, alarm: AlarmReceived, texts: Texts = CHINESE) -> str:
     """The SMS every contact receives."""
     where = elder.address or f"{elder.lat:.5f},{elder.lon:.5f}"
-    at = alarm.received_at.strftime("%H:%M")
-    return (f"【一键通紧急求助】{elder.name}于{at}按下紧急呼叫，地址：{where}。"
-            f"工单{case_id}，请立即联系或前往。")
+    return texts.say("elderly.alert", name=elder.name, at=alarm.received_at.astimezone(LOCAL_TIME),
+                     where=where, case_id=case_id)
 
 
 HELP_SKILL = "medical"
@@ -284,7 +284,7 @@ def nearest_help(holder: ProviderIndexHolder | None, place: Place | None) -> Jso
 
 async def respond_to_alarm(
     alarm: AlarmReceived, *, bus: MessageBus, store: EventStore, directory: ElderDirectory,
-    index: ProviderIndexHolder | None = None,
+    index: ProviderIndexHolder | None = None, texts: Texts = CHINESE,
 ) -> tuple[str, tuple[str, ...]]:
     """Open the case, alert the contacts, note the nearest help, schedule the call-back.
 
@@ -298,7 +298,7 @@ async def respond_to_alarm(
     await asyncio.gather(*(
         bus.handle(RequestNotification(
             dedup_key=f"elder-alert:{case_id}:{c.phone}", channel="sms", to=c.phone,
-            text=alert_text(elder, case_id, alarm), case_id=case_id,
+            text=alert_text(elder, case_id, alarm, texts), case_id=case_id,
             reason=f"elderly_emergency:{c.role}", actor="policy:elderly"))
         for c in contacts if elder is not None
     ))
@@ -358,7 +358,7 @@ async def receive_alarm(
         alarm = await _stored_alarm(store, alarm_id)
     case_id, flags = await respond_to_alarm(
         alarm, bus=services.bus, store=store, directory=directory_of(services),
-        index=services.provider_index)
+        index=services.provider_index, texts=services.texts)
     return AlarmOutcome(alarm_id, case_id, result.duplicate, cmd.kind, flags)
 
 
@@ -405,7 +405,8 @@ class ElderlyAlarmReactor:
         if wait > 0:
             await asyncio.sleep(wait)
         await respond_to_alarm(alarm, bus=services.bus, store=services.store,
-                               directory=directory_of(services), index=services.provider_index)
+                               directory=directory_of(services), index=services.provider_index,
+                               texts=services.texts)
 
 
 def reactors(deps: ElderlyDeps) -> Sequence[ElderlyAlarmReactor]:

@@ -38,6 +38,7 @@ from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand, NotFound, StaleVersion
 from dispatch.core.messages import Command, Event, event, from_recorded, metadata, to_new_event
 from dispatch.core.phone import normalise_phone
+from dispatch.core.texts import CHINESE, Texts
 from dispatch.intake.classify import classify_text
 from dispatch.intake.contact import InboundContact
 from dispatch.intake.sms import CaseMessageReceived
@@ -48,8 +49,8 @@ _MOBILE_IN_TEXT = re.compile(r"(?<![\d+])(?:\+?86[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2
 """A mainland mobile number inside a longer text (`... 139 1234 5678 ...`)."""
 MIN_PHONE_DIGITS = 7
 """A text of fewer digits (110, 12345, 95598) is a service number, not one to call the follower back on."""
-ASK_PHONE = "请回复您的手机号码，以便我们联系您并回访处理结果。"
-WELCOME = "欢迎关注！直接留言描述问题即可，发送位置可帮助我们更快找到您。"
+ASK_PHONE = CHINESE.say("wechat.ask_phone")
+WELCOME = CHINESE.say("wechat.welcome")
 FILING_ATTEMPTS = 5
 """How often a push is decided again when other pushes of its follower keep getting in first."""
 
@@ -211,24 +212,28 @@ def case_events(state: Conversation, received: WeChatMessageReceived, at: dateti
     return [message] if given is None or phone == state.phone else [message, given]
 
 
-def reply(state: Conversation, received: WeChatMessageReceived) -> str:
+def reply(state: Conversation, received: WeChatMessageReceived, texts: Texts = CHINESE) -> str:
     """The passive text reply to a push, naming its case when it has one."""
     push, case_id = received.push, received.case_id
-    awaiting = "" if state.phone or mentioned_phone(push.content) else ASK_PHONE
+    awaiting = "" if state.phone or mentioned_phone(push.content) else texts.say("wechat.ask_phone")
     if push.msg_type == "event":
-        return WELCOME if push.event == "subscribe" else "已收到。直接留言描述问题即可。"
+        return texts.say("wechat.welcome" if push.event == "subscribe" else "wechat.event")
     if push.msg_type == "location":
-        where = f"已收到您的位置{('：' + push.label) if push.label else ''}"
-        return f"{where}，已补充到您的诉求，工单号 {case_id}。" if case_id else f"{where}，请继续描述问题。"
+        where = (texts.say("wechat.location_named", label=push.label) if push.label
+                 else texts.say("wechat.location"))
+        if case_id:
+            return texts.say("wechat.location_case", where=where, case_id=case_id)
+        return texts.say("wechat.location_alone", where=where)
     if push.msg_type != "text" or not push.content:
-        return "已收到。请用文字描述您的问题。"
+        return texts.say("wechat.not_text")
     if phone_in(push.content):
         if case_id:
-            return f"已记录您的手机号码，工单号 {case_id}，我们将尽快处理并回访。"
-        return "已记录您的手机号码，请描述您的问题。"
+            return texts.say("wechat.phone_case", case_id=case_id)
+        return texts.say("wechat.phone_alone")
     if received.opened:
-        return f"您的诉求已受理，工单号 {case_id}。{awaiting or '我们将尽快处理并回访。'}"
-    return f"已收到您的补充说明，工单号 {case_id}。{awaiting}"
+        then = awaiting or texts.say("wechat.will_call_back")
+        return texts.say("wechat.opened", case_id=case_id, then=then)
+    return texts.say("wechat.supplement", case_id=case_id, then=awaiting).rstrip()
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,11 +314,12 @@ async def _act(state: Conversation, received: WeChatMessageReceived, store: Even
                        idempotency_key=f"{received.push.idempotency_key}:case")
 
 
-async def receive_wechat_push(cmd: ReceiveWeChatPush, *, store: EventStore, clock: Clock) -> WeChatAnswer:
+async def receive_wechat_push(cmd: ReceiveWeChatPush, *, store: EventStore, clock: Clock,
+                              texts: Texts = CHINESE) -> WeChatAnswer:
     """Record the push filed with its case, open or join that case, and answer the reply."""
     state, received, duplicate = await _file(cmd, store, clock)
     await _act(state, received, store, clock)
-    return WeChatAnswer(reply(state, received), duplicate, received.case_id)
+    return WeChatAnswer(reply(state, received, texts), duplicate, received.case_id)
 
 
 HANDLERS: dict[type, Handler] = {ReceiveWeChatPush: receive_wechat_push}

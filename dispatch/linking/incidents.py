@@ -28,13 +28,13 @@ from dispatch.core.bus import Handler, Send
 from dispatch.core.clock import Clock
 from dispatch.core.errors import DispatchError, InvalidCommand, NotAllowed, NotFound, StaleVersion
 from dispatch.core.messages import Command, Event, Json, event, from_recorded, metadata, to_new_event
+from dispatch.core.texts import CHINESE, Texts
 from eventstore import NO_STREAM, EventStore, RecordedEvent, WrongExpectedVersion
 
 log = structlog.get_logger(__name__)
 
 MAX_CAUSE = 200
 LOCAL_TIME = ZoneInfo("Asia/Shanghai")
-MATTER: dict[str, str] = {"power_fault": "停电故障", "voltage_anomaly": "电压异常"}
 
 
 def incident_stream(incident_id: str) -> str:
@@ -388,13 +388,12 @@ HANDLERS: dict[type[Command], Handler] = {
 }
 
 
-def broadcast_text(state: IncidentState, case_id: str) -> str:
+def broadcast_text(state: IncidentState, case_id: str, texts: Texts = CHINESE) -> str:
     """The SMS / WeChat text telling a caller the cause and expected restoration time."""
     assert state.expected_restoration_at is not None
-    when = state.expected_restoration_at.astimezone(LOCAL_TIME)
-    matter = MATTER.get(state.category, "问题")
-    return (f"您反映的{matter}（案件号{case_id}）已查明原因：{state.cause}。"
-            f"预计{when:%m月%d日%H:%M}恢复，无需重复来电。")
+    return texts.say("incident.broadcast", matter=texts.name("incident.matter", state.category),
+                     case_id=case_id, cause=state.cause,
+                     when=state.expected_restoration_at.astimezone(LOCAL_TIME))
 
 
 async def _then_and_now(store: EventStore, event: RecordedEvent) -> tuple[IncidentState, IncidentState]:
@@ -415,9 +414,10 @@ class IncidentBroadcast:
     name = "incident_broadcast"
     categories: frozenset[str] | None = frozenset({"incident"})
 
-    def __init__(self, store: EventStore, send: Send) -> None:
+    def __init__(self, store: EventStore, send: Send, texts: Texts = CHINESE) -> None:
         self._store = store
         self._send = send
+        self._texts = texts
 
     async def react(self, event: RecordedEvent) -> None:
         """On a cause, notify its members; on a member joining after a cause, notify it."""
@@ -439,7 +439,7 @@ class IncidentBroadcast:
             return
         cmd = RequestNotification(
             dedup_key=f"incident:{state.incident_id}:{case_id}:{state.cause_revision}",
-            channel=channel, to=to, text=broadcast_text(state, case_id), case_id=case_id,
+            channel=channel, to=to, text=broadcast_text(state, case_id, self._texts), case_id=case_id,
             reason="incident_cause", actor="policy:incident_broadcast",
         )
         try:

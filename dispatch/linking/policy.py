@@ -306,5 +306,5 @@ def reactors(deps: LinkingDeps) -> list[Reactor]:
     send: Send = deps.bus.handle
     return [
         LinkingPolicy(PgCandidates(deps.pool, params), params, store=deps.store, send=send),
-        IncidentBroadcast(deps.store, send),
+        IncidentBroadcast(deps.store, send, deps.texts),
     ]

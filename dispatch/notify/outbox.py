@@ -25,6 +25,7 @@ from dispatch.core.capability import Deps
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand
 from dispatch.core.messages import Command, Event, Json, event, from_recorded, metadata, to_new_event
+from dispatch.core.texts import CHINESE, Texts
 from eventstore import ANY, NO_STREAM, EventStore, RecordedEvent, WrongExpectedVersion
 from eventstore.postgres import append_on as store_append_on
 
@@ -33,8 +34,6 @@ MAX_TEXT = 1600
 NOTIFICATION_CATEGORY = "notification"
 _STREAM_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,150}$")
 
-ACK_TEXT = "您的诉求已受理，受理编号 {case_id}，我们将尽快处理。"
-DONE_TEXT = "您的诉求（编号 {case_id}）已办结，感谢您的耐心。如有疑问请回复本短信或致电热线。"
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,9 +246,10 @@ class AcknowledgementPolicy:
     name = "notifications-ack"
     categories: frozenset[str] | None = frozenset({"case"})
 
-    def __init__(self, handle: Send, store: EventStore) -> None:
+    def __init__(self, handle: Send, store: EventStore, texts: Texts = CHINESE) -> None:
         self._handle = handle
         self._store = store
+        self._texts = texts
 
     def key(self, event: RecordedEvent) -> str:
         """The case stream: a request depends on that case alone."""
@@ -261,25 +261,25 @@ class AcknowledgementPolicy:
             evt = from_recorded(event)
             # An alarm's caller is a device: the elderly flow tells the contacts instead.
             if isinstance(evt, CaseRegistered) and evt.caller.phone and evt.channel != "alarm":
-                await self._send(evt.case_id, evt.caller.phone, "ack", ACK_TEXT, "accepted")
+                await self._send(evt.case_id, evt.caller.phone, "ack", "notify.ack", "accepted")
         elif event.type == "CaseCompleted":
             case_id = str(event.data.get("case_id") or event.stream.split("-", 1)[1])
             phone = await self._phone_of(case_id)
             if phone:
-                await self._send(case_id, phone, "done", DONE_TEXT, "completed")
+                await self._send(case_id, phone, "done", "notify.done", "completed")
 
     async def _phone_of(self, case_id: str) -> str | None:
         first = await self._store.read_stream(case_stream(case_id), limit=1)
         evt: Event | None = from_recorded(first[0]) if first else None
         return evt.caller.phone if isinstance(evt, CaseRegistered) else None
 
-    async def _send(self, case_id: str, phone: str, stage: str, template: str, reason: str) -> None:
+    async def _send(self, case_id: str, phone: str, stage: str, message: str, reason: str) -> None:
         await self._handle(RequestNotification(
             dedup_key=f"{stage}:{case_id}", channel="sms", to=phone,
-            text=template.format(case_id=case_id), case_id=case_id, reason=reason,
+            text=self._texts.say(message, case_id=case_id), case_id=case_id, reason=reason,
         ))
 
 
 def reactors(deps: Deps) -> list[AcknowledgementPolicy]:
     """The acknowledgement policy."""
-    return [AcknowledgementPolicy(deps.bus.handle, deps.store)]
+    return [AcknowledgementPolicy(deps.bus.handle, deps.store, deps.texts)]

@@ -41,6 +41,7 @@ from dispatch.core.capability import Deps
 from dispatch.core.clock import Clock
 from dispatch.core.messages import Command, Event, from_recorded
 from dispatch.core.phone import mask_phone
+from dispatch.core.texts import CHINESE, Texts
 from dispatch.core.timers import Reschedule, cancel, schedule, timer_command
 from dispatch.gis.reference import contact_phone
 from eventstore import EventStore, RecordedEvent
@@ -120,8 +121,9 @@ class CaseFollowUp:
     name = "case_followup"
     categories: frozenset[str] | None = frozenset({"case"})
 
-    def __init__(self, pool: asyncpg.Pool, bus: MessageBus, store: EventStore) -> None:
-        self._pool, self._bus, self._store = pool, bus, store
+    def __init__(self, pool: asyncpg.Pool, bus: MessageBus, store: EventStore,
+                 texts: Texts = CHINESE) -> None:
+        self._pool, self._bus, self._store, self._texts = pool, bus, store, texts
 
     async def react(self, event: RecordedEvent) -> None:
         """Schedule or cancel timers and request messages for one case event."""
@@ -130,7 +132,8 @@ class CaseFollowUp:
             await self._dispatched(evt, event.version)
         elif isinstance(evt, CaseChased):
             await self._sms_unit(evt.case_id, evt.unit, f"chase:{evt.case_id}:{evt.stage}:{evt.attempt}",
-                                 f"【督办】工单{evt.case_id}已超时({_STAGE_TEXT[evt.stage]})，请尽快处理。")
+                                 self._texts.say("supervision.chase", case_id=evt.case_id,
+                                                 stage=self._texts.name("supervision.stage", evt.stage)))
         elif evt is not None:
             await self._timers(evt)
 
@@ -158,11 +161,11 @@ class CaseFollowUp:
         await cancel(self._pool, timer_key(evt.case_id, "completion"))
         await self._chase_at(evt.case_id, "confirmation", evt.confirm_by)
         await self._sms_unit(evt.case_id, evt.assignee, f"dispatch:{evt.case_id}:{version}",
-                             f"【派单】新工单{evt.case_id}，请于30分钟内确认接单。")
+                             self._texts.say("supervision.dispatch", case_id=evt.case_id))
         state = await load_case(self._store, evt.case_id)
         if state.caller.phone:
             await self._notify(f"transfer:{evt.case_id}:{version}", state.caller.phone, evt.case_id,
-                               f"您的诉求(工单{evt.case_id})已转交处理单位办理，请保持电话畅通。",
+                               self._texts.say("supervision.transfer", case_id=evt.case_id),
                                "transfer")
 
     async def _sms_unit(self, case_id: str, unit: str, key: str, text: str) -> None:
@@ -181,12 +184,9 @@ class CaseFollowUp:
             actor="system:supervision"))
 
 
-_STAGE_TEXT = {"confirmation": "未确认接单", "completion": "未办结"}
-
-
 def reactors(deps: Deps) -> Sequence[CaseFollowUp]:
     """The follow-up reactor."""
-    return [CaseFollowUp(deps.pool, deps.bus, deps.store)]
+    return [CaseFollowUp(deps.pool, deps.bus, deps.store, deps.texts)]
 
 
 HANDLERS: dict[type[Command], Handler] = {ChaseCase: chase_case}

@@ -23,6 +23,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
+DISPATCHER = {"Authorization": "Bearer t-dispatcher"}
+
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (apt-get install chromium; "
@@ -117,9 +119,9 @@ async def _live_case_flow(page: Any, console: Any) -> None:
     await page.wait_for_selector(".detail .case-id")
     assert await page.locator(".detail .case-id").text_content() == case_id
     assert await page.locator("button[data-action=dispatch]").count() == 1
-    await page.get_by_role("button", name="Timeline").click()
+    await page.locator("button[data-timeline]").click()
     await page.wait_for_selector("li.event[data-type=CaseRegistered]")
-    assert "chain intact" in (await page.locator(".verify").text_content() or "")
+    assert "哈希链完整" in (await page.locator(".verify").text_content() or "")
     await _shot(page, "3-timeline")
 
 
@@ -130,7 +132,8 @@ async def test_without_a_token_the_console_asks_for_one(browser: Any, console: A
         await page.fill("input[name=token]", "t-auditor")
         await page.click("button[type=submit]")
         await page.wait_for_selector(".conn[data-state=live]")
-        assert await page.locator(".who b").text_content() == "auditor"
+        assert await page.locator(".who b").get_attribute("data-role") == "auditor"
+        assert await page.locator(".who b").text_content() == "审计员"
         # Actions live in the case detail: open one, so their absence means the role hides them.
         await page.locator("tr.case-row").first.click()
         await page.wait_for_selector(".detail .case-id")
@@ -146,8 +149,18 @@ async def test_a_unit_sees_masked_callers_and_only_its_actions(browser: Any, con
         assert "13700001111" not in text and "1111" in text
         await row.click()
         await page.wait_for_selector(".detail .case-id")
+        # not assigned to this unit: nothing it may do, and it is told so
+        assert await page.locator("button.action[data-action]").count() == 0
+        await page.locator(".detail .no-actions").wait_for()
+        case_id = await row.get_attribute("data-case")
+        body = await (await console.get(f"/api/v1/cases/{case_id}", headers=DISPATCHER)).json()
+        sent = await console.post(f"/api/v1/cases/{case_id}/dispatch", headers=DISPATCHER,
+                                  json={"to": "U001", "expected_version": body["version"]})
+        assert sent.status == 200, await sent.text()
+        await page.locator("button[data-action=confirm]").wait_for()
         assert await page.locator("button[data-action=dispatch]").count() == 0
-        assert await page.locator("button[data-action=confirm]").count() == 1
+        buttons = await page.locator("button.action[data-action]").all()
+        assert {await b.get_attribute("data-action") for b in buttons} == {"confirm", "reject", "complete"}
         await _shot(page, "4-unit")
 
 
@@ -166,6 +179,18 @@ async def test_the_storm_view_shows_cases_missed_calls_and_kpis(
         # locator waits, not wait_for_function: the console's CSP forbids the eval that needs
         await page.locator("circle.case-dot").nth(4).wait_for(state="attached")
         await page.wait_for_selector(".agent-group .task")
+        # reassigning a call-back is an in-page form, never a browser prompt
+        dialogs: list[str] = []
+        page.on("dialog", lambda dialog: dialogs.append(dialog.message))
+        group = page.locator(".agent-group").first
+        other = "A002" if await group.get_attribute("data-agent") != "A002" else "A001"
+        task = group.locator(".task").first
+        task_id = await task.get_attribute("data-task")
+        await task.locator(".reassign button").click()
+        await page.fill(f".task[data-task='{task_id}'] form.inline input[name=agent_id]", other)
+        await page.locator(f".task[data-task='{task_id}'] form.inline button[type=submit]").click()
+        await page.locator(f".agent-group[data-agent={other}] .task[data-task='{task_id}']").wait_for()
+        assert dialogs == []
         await page.locator("tr.case-row").first.click()
         await page.wait_for_selector("ul.providers li button.link")
         assert await page.locator("rect.provider-dot").count() >= 1

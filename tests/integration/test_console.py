@@ -19,8 +19,8 @@ async def test_the_page_and_every_module_it_imports_are_served_locally(client: A
     assert page.status == 200 and page.content_type == "text/html"
     html = await page.text()
     assert '<script type="module" src="/console/app.js">' in html and "http" not in html.split("<body>")[0]
-    for path in sorted(STATIC.iterdir()):
-        response = await client.get(f"/console/{path.name}")
+    for path in sorted(p for p in STATIC.rglob("*") if p.is_file()):
+        response = await client.get(f"/console/{path.relative_to(STATIC).as_posix()}")
         assert response.status == 200, path.name
         text = await response.text()
         for imported in re.findall(r"from '\./([a-z]+\.js)'", text):

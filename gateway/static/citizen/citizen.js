@@ -1,76 +1,93 @@
 // Plain citizen form: loads the Open311 services, posts the form to requests.json.
-// The portal's channel key comes from the page address (?api_key=...).
-(function () {
-  "use strict";
-  var base = "/open311/v2/";
-  var form = document.getElementById("form");
-  var select = document.getElementById("service_code");
-  var attrs = document.getElementById("attributes");
-  var result = document.getElementById("result");
-  var params = new URLSearchParams(location.search);
-  document.getElementById("api_key").value = params.get("api_key") || "";
-  var idempotencyKey = null;
+// The portal's channel key comes from the page address (?api_key=...). Every word comes
+// from the console's message catalogue (Simplified Chinese by default, `?lang=en`).
+import { t, tn, loadCatalogue, translatePage, typedInstant, language, switchLanguage, LANGUAGES } from '/console/i18n.js';
 
-  function show(text, ok) {
-    result.hidden = false;
-    result.className = ok ? "ok" : "err";
-    result.textContent = text;
+const base = '/open311/v2/';
+const $ = (id) => document.getElementById(id);
+const form = $('form');
+const select = $('service_code');
+const attrs = $('attributes');
+const result = $('result');
+let idempotencyKey = null;
+
+function show(text, ok) {
+  result.hidden = false;
+  result.className = ok ? 'ok' : 'err';
+  result.textContent = text;
+}
+
+function option(value, text) {
+  const o = document.createElement('option');
+  o.value = value;
+  o.textContent = text;
+  return o;
+}
+
+function field(attr) {
+  const label = document.createElement('label');
+  label.textContent = tn('citizen.attr', attr.code) + (attr.required ? t('citizen.required') : '');
+  let input;
+  if (attr.values && attr.values.length) {
+    input = document.createElement('select');
+    attr.values.forEach((v) => input.appendChild(option(v.key, tn('citizen.value', v.key))));
+  } else {
+    input = document.createElement('input');
+    if (attr.datatype === 'datetime') input.type = 'datetime-local';
   }
+  input.name = `attribute[${attr.code}]`;
+  input.required = !!attr.required;
+  label.appendChild(input);
+  return label;
+}
 
-  function field(attr) {
-    var label = document.createElement("label");
-    label.textContent = attr.description + (attr.required ? " *" : "");
-    var input;
-    if (attr.values && attr.values.length) {
-      input = document.createElement("select");
-      attr.values.forEach(function (v) {
-        var o = document.createElement("option");
-        o.value = v.key; o.textContent = v.name; input.appendChild(o);
-      });
-    } else {
-      input = document.createElement("input");
-      if (attr.datatype === "datetime") input.type = "datetime-local";
-    }
-    input.name = "attribute[" + attr.code + "]";
-    input.required = !!attr.required;
-    label.appendChild(input);
-    return label;
-  }
+function loadDefinition() {
+  attrs.textContent = '';
+  fetch(`${base}services/${encodeURIComponent(select.value)}.json`)
+    .then((r) => (r.ok ? r.json() : { attributes: [] }))
+    .then((d) => d.attributes.forEach((a) => attrs.appendChild(field(a))));
+}
 
-  function loadDefinition() {
-    attrs.textContent = "";
-    fetch(base + "services/" + encodeURIComponent(select.value) + ".json")
-      .then(function (r) { return r.ok ? r.json() : { attributes: [] }; })
-      .then(function (d) { d.attributes.forEach(function (a) { attrs.appendChild(field(a)); }); });
-  }
+async function main() {
+  await loadCatalogue();
+  translatePage();
+  const picker = $('lang');
+  LANGUAGES.forEach((lang) => picker.appendChild(option(lang, tn('lang', lang))));
+  picker.value = language();
+  picker.setAttribute('aria-label', t('lang.switch'));
+  picker.addEventListener('change', () => switchLanguage(picker.value));
+  $('api_key').value = new URLSearchParams(location.search).get('api_key') || '';
 
-  fetch(base + "services.json").then(function (r) { return r.json(); }).then(function (list) {
-    list.forEach(function (s) {
-      var o = document.createElement("option");
-      o.value = s.service_code; o.textContent = s.description; select.appendChild(o);
-    });
-    loadDefinition();
-  });
-  select.addEventListener("change", loadDefinition);
+  const list = await (await fetch(`${base}services.json`)).json();
+  list.forEach((s) => select.appendChild(option(s.service_code, tn('category', s.service_code))));
+  loadDefinition();
+  select.addEventListener('change', loadDefinition);
 
-  document.getElementById("use_location").addEventListener("change", function (e) {
+  $('use_location').addEventListener('change', (e) => {
     if (!e.target.checked || !navigator.geolocation) return;
-    navigator.geolocation.getCurrentPosition(function (p) {
-      document.getElementById("lat").value = p.coords.latitude.toFixed(6);
-      document.getElementById("long").value = p.coords.longitude.toFixed(6);
+    navigator.geolocation.getCurrentPosition((p) => {
+      $('lat').value = p.coords.latitude.toFixed(6);
+      $('long').value = p.coords.longitude.toFixed(6);
     });
   });
 
-  form.addEventListener("submit", function (e) {
+  form.addEventListener('submit', (e) => {
     e.preventDefault();
+    if (!$('address_string').value.trim() && !$('lat').value) { show(t('citizen.need_place'), false); return; }
     idempotencyKey = idempotencyKey || (Date.now().toString(36) + Math.random().toString(36).slice(2));
-    fetch(base + "requests.json", {
-      method: "POST", body: new URLSearchParams(new FormData(form)),
-      headers: { "Idempotency-Key": idempotencyKey }
-    }).then(function (r) { return r.json().then(function (b) { return [r.ok, b]; }); })
-      .then(function (res) {
-        if (res[0]) { show("已受理 Accepted. Your case number: " + res[1][0].service_request_id, true); idempotencyKey = null; form.reset(); }
-        else { show("错误 Error: " + res[1].map(function (x) { return x.description; }).join("; "), false); }
-      }).catch(function () { show("网络错误 Network error, please retry.", false); });
+    const body = new URLSearchParams(new FormData(form));
+    // a time the citizen picks is Beijing time
+    for (const input of form.querySelectorAll('input[type=datetime-local]')) if (input.value) body.set(input.name, typedInstant(input.value));
+    fetch(`${base}requests.json`, { method: 'POST', body, headers: { 'Idempotency-Key': idempotencyKey } })
+      .then((r) => r.json().then((b) => [r.ok, b]))
+      .then(([ok, answer]) => {
+        if (ok) { show(t('citizen.accepted', { id: answer[0].service_request_id }), true); idempotencyKey = null; form.reset(); } else {
+          show(t('citizen.refused', { status: answer.map((x) => x.code).join(', ') }), false);
+          result.title = answer.map((x) => x.description).join('; ');
+        }
+      })
+      .catch(() => show(t('citizen.network'), false));
   });
-}());
+}
+
+main();

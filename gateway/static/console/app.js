@@ -7,19 +7,29 @@ import { Detail } from './detail.js';
 import { Timeline } from './timeline.js';
 import { renderKpis, renderMissed, renderIncidents } from './panels.js';
 import { h, fill, debounce } from './util.js';
+import { t, tn, loadCatalogue, language, switchLanguage, LANGUAGES, timeOfDay, errorText } from './i18n.js';
 
 const HISTORY_ROLES = ['auditor', 'dispatcher', 'agent', 'admin'];
 const KPI_ROLES = ['agent', 'dispatcher', 'auditor', 'admin'];
 const $ = (sel) => document.querySelector(sel);
 
 function signInForm(message) {
-  const input = h('input', { type: 'password', name: 'token', placeholder: 'Access token', autocomplete: 'off', required: true });
+  const input = h('input', { type: 'password', name: 'token', placeholder: t('signin.token'), autocomplete: 'off', required: true });
   fill(document.body, h('main.signin', {}, h('form.card', {
     onsubmit: (e) => { e.preventDefault(); saveToken(input.value.trim()); window.location.reload(); },
-  }, h('div.brand', {}, h('span.logo', {}, '◎'), 'intake'), h('h1', {}, 'Dispatcher console'),
-  h('p.muted', {}, 'Sign in with the access token your administrator gave you.'),
-  message ? h('p.err', {}, message) : null, input, h('button.primary', { type: 'submit' }, 'Sign in'))));
+  }, h('div.brand', {}, h('span.logo', {}, '◎'), 'intake'), h('h1', {}, t('app.title')),
+  h('p.muted', {}, t('signin.hint')),
+  message ? h('p.err', {}, message) : null, input, h('button.primary', { type: 'submit' }, t('signin.submit')),
+  languageSwitch())));
   input.focus();
+}
+
+/** The language switch: a small select whose choice is remembered. */
+function languageSwitch() {
+  const select = h('select.lang', { name: 'lang', 'aria-label': t('lang.switch'), onchange: () => switchLanguage(select.value) },
+    LANGUAGES.map((lang) => h('option', { value: lang }, tn('lang', lang))));
+  select.value = language();
+  return select;
 }
 
 async function whoAmI() {
@@ -38,7 +48,7 @@ class Console {
     this.filters = {};
     this.selectedId = null;
     this.districtNames = new Map();
-    this.status = h('span.conn', { 'data-state': 'connecting' }, 'connecting');
+    this.status = h('span.conn', { 'data-state': 'connecting' }, tn('conn', 'connecting'));
     this.layout();
     this.refreshCases = debounce(() => this.loadCases(), 80);
     this.refreshPanels = debounce(() => this.loadPanels(), 250);
@@ -47,26 +57,27 @@ class Console {
 
   layout() {
     const { role, subject } = this.me;
-    this.kpiRow = h('section.kpis', { 'aria-label': 'Measures' });
+    this.kpiRow = h('section.kpis', { 'aria-label': t('kpi.title') });
     this.boardRoot = h('section.panel.board');
     this.mapRoot = h('section.panel.map');
-    this.detailRoot = h('section.panel.detail', { 'aria-label': 'Case detail' });
+    this.detailRoot = h('section.panel.detail', { 'aria-label': t('detail.title') });
     this.missedRoot = h('div.list');
     this.incidentsRoot = h('div.list');
-    this.drawer = h('aside.drawer', { 'aria-label': 'Timeline' });
+    this.drawer = h('aside.drawer', { 'aria-label': t('timeline.title') });
     fill(document.body,
       h('header.topbar', {},
-        h('div.brand', {}, h('span.logo', {}, '◎'), 'intake', h('span.sep', {}, '/'), h('span.title', {}, 'Dispatch console'),
+        h('div.brand', {}, h('span.logo', {}, '◎'), 'intake', h('span.sep', {}, '/'), h('span.title', {}, t('app.title')),
           h('span.muted', {}, '95598 · 12345')),
         h('div.top-right', {}, this.status, h('span.clock'),
-          h('span.who', {}, h('b', {}, role), ` ${subject}`),
-          h('button.secondary', { onclick: () => { dropToken(); window.location.href = '/'; } }, 'Sign out'))),
+          h('span.who', {}, h('b', { 'data-role': role }, tn('role', role)), ' ', h('span.mono', {}, subject)),
+          languageSwitch(),
+          h('button.secondary', { onclick: () => { dropToken(); window.location.href = '/'; } }, t('signin.out')))),
       KPI_ROLES.includes(role) ? this.kpiRow : null,
       h('main.grid', {}, this.boardRoot,
         h('div.center', {}, this.mapRoot,
           h('div.split', {},
-            h('section.panel.missed', {}, h('header.panel-head', {}, h('h2', {}, 'Missed calls ', h('small', {}, '未接来电'))), this.missedRoot),
-            h('section.panel.incidents', {}, h('header.panel-head', {}, h('h2', {}, 'Incidents ', h('small', {}, '风暴视图'))), this.incidentsRoot))),
+            h('section.panel.missed', {}, h('header.panel-head', {}, h('h2', {}, t('missed.title'))), this.missedRoot),
+            h('section.panel.incidents', {}, h('header.panel-head', {}, h('h2', {}, t('incidents.title'))), this.incidentsRoot))),
         this.detailRoot),
       this.drawer);
     this.board = new Board(this.boardRoot, {
@@ -75,18 +86,18 @@ class Console {
     this.map = new MapView(this.mapRoot, { tiles: $('meta[name=intake-tiles]')?.content, onSelect: (id) => this.select(id) });
     this.timeline = new Timeline(this.drawer);
     this.detail = new Detail(this.detailRoot, {
-      role, canReadHistory: HISTORY_ROLES.includes(role),
+      role, subject, canReadHistory: HISTORY_ROLES.includes(role),
       onTimeline: (id) => this.timeline.open(id),
       onProviders: (items, origin) => this.map.setProviders(items, origin),
       onChanged: () => { this.loadCases(); },
     });
-    setInterval(() => { document.querySelector('.clock').textContent = new Date().toLocaleTimeString('zh-CN', { hour12: false }); }, 1000);
+    setInterval(() => { document.querySelector('.clock').textContent = timeOfDay(); }, 1000);
   }
 
   setState(state) {
     this.status.dataset.state = state;
-    this.status.textContent = { live: 'live', polling: 'live (polling)', reconnecting: 'reconnecting…', unauthorized: 'signed out' }[state] || state;
-    if (state === 'unauthorized') { dropToken(); signInForm('Your token is no longer valid.'); }
+    this.status.textContent = tn('conn', state);
+    if (state === 'unauthorized') { dropToken(); signInForm(t('signin.expired')); }
   }
 
   async start() {
@@ -126,7 +137,7 @@ class Console {
       this.map.setDistricts(collection);
       this.board.setDistricts(collection.features);
     } catch (err) {
-      this.mapRoot.append(h('div.map-error', {}, `Districts unavailable: ${err.message}`));
+      this.mapRoot.append(h('div.map-error', { title: err.message }, t('map.no_districts', { error: errorText(err) })));
     }
   }
 
@@ -139,13 +150,13 @@ class Console {
       this.map.setCases(this.cases, this.selectedId);
       if (this.selectedId) this.reloadDetail();
     } catch (err) {
-      this.board.unavailable(err instanceof ApiError && err.status === 404 ? 'The case board is not available yet.' : err.message);
+      this.board.unavailable(err instanceof ApiError && err.status === 404 ? t('board.unavailable') : errorText(err));
     }
   }
 
   async loadPanels() {
     await Promise.all([
-      renderMissed(this.missedRoot, { ...this.me, onReassign: (task) => this.reassign(task) }),
+      renderMissed(this.missedRoot, this.me),
       renderIncidents(this.incidentsRoot, { onSelectCase: (id) => this.select(id) }),
     ]);
   }
@@ -167,33 +178,23 @@ class Console {
     try {
       item = await api(`/api/v1/cases/${encodeURIComponent(this.selectedId)}`);
     } catch (err) {
-      if (!item) { fill(this.detailRoot, h('div.err', {}, err.message)); return; }
+      if (!item) { fill(this.detailRoot, h('div.err', { title: err.message }, errorText(err))); return; }
     }
     if (this.detail.item && this.detail.item.case_id === item.case_id && this.detail.item.version === item.version && !focus) return;
     const district = item.location && this.districtNames.get(item.location.district);
     await this.detail.show(item, district);
     if (focus && item.location && item.location.lat !== undefined && item.location.lat !== null) this.map.showPoint(item.location.lat, item.location.lon);
   }
-
-  async reassign(task) {
-    const agent = window.prompt(`Reassign call-back ${task.task_id} to agent id:`, '');
-    if (!agent) return;
-    try {
-      await api(`/api/v1/missed-calls/${encodeURIComponent(task.task_id)}/reassign`, {
-        method: 'POST', body: { agent_id: agent, expected_version: task.version } });
-      this.loadPanels();
-    } catch (err) {
-      window.alert(err.message);
-    }
-  }
 }
 
 async function main() {
+  await loadCatalogue();
+  document.title = t('app.page_title');
   const token = takeToken();
   if (!token) { signInForm(); return; }
   const me = await whoAmI();
-  if (!me) { dropToken(); signInForm('That token was not accepted.'); return; }
-  if (me.role === 'channel') { dropToken(); signInForm('A channel token cannot use the console.'); return; }
+  if (!me) { dropToken(); signInForm(t('signin.refused')); return; }
+  if (me.role === 'channel') { dropToken(); signInForm(t('signin.channel')); return; }
   window.intakeConsole = new Console(me);
   await window.intakeConsole.start();
 }

@@ -1,33 +1,53 @@
-// The live case board: filters (status, light, category, district, channel) and the table.
-import { h, fill, when, label, callerOf, placeOf } from './util.js';
+// The live case board: filters (status, light, category, district, channel) and the table,
+// most urgent first (light, priority, deadline); red and priority-1 cases pinned on top with
+// an alert that sounds when a new one comes (the user can mute it).
+import { h, fill, when, callerOf, placeOf } from './util.js';
+import { t, tn, due, names } from './i18n.js';
 
-const STATUSES = ['accepted', 'classified', 'dispatched', 'confirmed', 'rejected', 'in_progress',
-  'completed', 'called_back', 'archived', 'closed'];
-const CATEGORIES = ['power_fault', 'voltage_anomaly', 'consultation', 'complaint', 'report', 'suggestion',
-  'praise', 'home_service', 'elderly_emergency', 'elderly_care', 'enterprise_service', 'public_affairs',
-  'simple_affair', 'todo'];
-const CHANNELS = ['phone', 'sms', 'web', 'wechat', 'alarm'];
 const LIGHTS = ['red', 'yellow', 'green'];
-
-function select(name, title, values, onChange, labels = {}) {
-  return h('select', { name, 'aria-label': title, onchange: onChange },
-    h('option', { value: '' }, title),
-    ...values.map((v) => h('option', { value: v }, labels[v] || label(v))));
-}
-
 const CLOSED = new Set(['completed', 'called_back', 'archived', 'closed']);
+const MUTE_KEY = 'intake.muted';
+
+function select(name, values) {
+  return h('select', { name, 'aria-label': t(`board.filter.${name}`) },
+    h('option', { value: '' }, t(`board.filter.${name}`)),
+    ...values.map((v) => h('option', { value: v }, tn(name, v))));
+}
 
 function overdue(item) {
   return item.deadline && !CLOSED.has(item.status) && new Date(item.deadline).getTime() < Date.now();
 }
 
-/** Minutes to the deadline, compact: "42m", "3h", "-12m" when past it. */
-function due(deadline) {
-  if (!deadline) return '—';
-  const minutes = Math.round((new Date(deadline).getTime() - Date.now()) / 60000);
-  const abs = Math.abs(minutes);
-  const text = abs < 120 ? `${abs}m` : abs < 2880 ? `${Math.round(abs / 60)}h` : `${Math.round(abs / 1440)}d`;
-  return minutes < 0 ? `-${text}` : text;
+/** Red or priority 1, and still open: pinned on top with an alert. */
+export function pinned(item) {
+  return !CLOSED.has(item.status) && (item.light === 'red' || Number(item.priority) === 1);
+}
+
+const rank = (light) => { const i = LIGHTS.indexOf(light); return i < 0 ? LIGHTS.length : i; };
+const deadlineOf = (item) => (item.deadline ? new Date(item.deadline).getTime() : Infinity);
+
+/** Most urgent first: light (red first), then priority (1 first), then the nearest deadline. */
+export function urgentFirst(a, b) {
+  return rank(a.light) - rank(b.light) || (Number(a.priority) || 9) - (Number(b.priority) || 9) ||
+    deadlineOf(a) - deadlineOf(b) || String(a.case_id).localeCompare(String(b.case_id));
+}
+
+/** A short two-tone beep (Web Audio); silent where the browser refuses sound. */
+function beep() {
+  try {
+    const audio = new AudioContext();
+    const gain = audio.createGain();
+    gain.gain.value = 0.15;
+    gain.connect(audio.destination);
+    [880, 660].forEach((hz, i) => {
+      const tone = audio.createOscillator();
+      tone.frequency.value = hz;
+      tone.connect(gain);
+      tone.start(audio.currentTime + i * 0.18);
+      tone.stop(audio.currentTime + i * 0.18 + 0.15);
+    });
+    setTimeout(() => audio.close(), 800);
+  } catch { /* no sound here */ }
 }
 
 /** The case board panel. */
@@ -37,27 +57,43 @@ export class Board {
     this.onSelect = onSelect;
     this.items = [];
     this.known = new Map();
+    this.alerted = new Set();
     this.selectedId = null;
-    const changed = () => onFilter(this.filters());
     this.controls = {
-      status: select('status', 'Status', STATUSES, changed),
-      light: select('light', 'Light', LIGHTS, changed),
-      category: select('category', 'Category', CATEGORIES, changed),
-      district: select('district', 'District', [], changed),
-      channel: select('channel', 'Channel', CHANNELS, changed),
+      status: select('status', names('status')),
+      light: select('light', LIGHTS),
+      category: select('category', names('category')),
+      district: select('district', []),
+      channel: select('channel', names('channel')),
     };
+    for (const control of Object.values(this.controls)) control.addEventListener('change', () => onFilter(this.filters()));
     this.count = h('span.count', {}, '');
+    this.muteButton = h('button.mute', { type: 'button', onclick: () => this.setMuted(!this.muted) });
+    this.alarm = h('div.alarm', { role: 'alert', hidden: true, dataset: { sounded: '0' } });
+    this.pinnedBody = h('tbody.pinned');
     this.body = h('tbody');
-    this.empty = h('div.empty', {}, 'No cases match.');
+    this.empty = h('div.empty', {}, t('board.empty'));
+    this.setMuted(localStorage.getItem(MUTE_KEY) === '1');
     fill(root,
-      h('header.panel-head', {}, h('h2', {}, 'Case board ', h('small', {}, '工单')), this.count),
+      h('header.panel-head', {}, h('h2', {}, t('board.title')), h('div.head-right', {}, this.count, this.muteButton)),
       h('div.filters', {}, Object.values(this.controls)),
+      this.alarm,
       h('div.table-wrap', {},
         h('table.cases', {},
-          h('thead', {}, h('tr', {}, ['', 'Case', 'Matter', 'Caller', 'Status', 'Due']
-            .map((t) => h('th', {}, t)))),
-          this.body),
+          h('thead', {}, h('tr', {}, ['', 'case', 'matter', 'caller', 'status', 'due']
+            .map((col) => h('th', { class: `col-${col || 'light'}` }, col ? t(`board.col.${col}`) : '')))),
+          this.pinnedBody, this.body),
         this.empty));
+  }
+
+  /** Mute or unmute the audible alert (remembered in this browser). */
+  setMuted(muted) {
+    this.muted = muted;
+    localStorage.setItem(MUTE_KEY, muted ? '1' : '0');
+    this.muteButton.textContent = t(muted ? 'board.sound_off' : 'board.sound_on');
+    this.muteButton.title = t(muted ? 'board.unmute' : 'board.mute');
+    this.muteButton.setAttribute('aria-label', this.muteButton.title);
+    this.muteButton.setAttribute('aria-pressed', String(muted));
   }
 
   /** Current filter values (only the ones set). */
@@ -70,42 +106,81 @@ export class Board {
   /** Offer the districts of the map as a filter. */
   setDistricts(features) {
     const current = this.controls.district.value;
-    fill(this.controls.district, h('option', { value: '' }, 'District'),
+    fill(this.controls.district, h('option', { value: '' }, t('board.filter.district')),
       features.map((f) => h('option', { value: f.properties.adcode }, `${f.properties.name}`)));
     this.controls.district.value = current;
     this.districtNames = new Map(features.map((f) => [f.properties.adcode, f.properties.name]));
   }
 
-  /** Show these cases; rows that are new or changed since last time flash. */
+  row(item) {
+    const caller = callerOf(item);
+    const place = placeOf(item) || {};
+    const district = (this.districtNames && this.districtNames.get(place.district)) || place.district || null;
+    const signature = `${item.version}|${item.status}|${item.light}`;
+    const fresh = this.rendered && this.known.get(item.case_id) !== signature;
+    this.known.set(item.case_id, signature);
+    const classes = `tr.case-row${item.case_id === this.selectedId ? '.selected' : ''}${fresh ? '.fresh' : ''}${pinned(item) ? '.pinned' : ''}`;
+    return h(classes, {
+      'data-case': item.case_id, tabindex: 0, 'aria-selected': String(item.case_id === this.selectedId),
+      onclick: () => this.onSelect(item.case_id), onkeydown: (e) => this.key(e, item.case_id),
+    },
+    h('td', {}, h(`span.light.${item.light || 'green'}`, { title: tn('light', item.light || 'green') })),
+    h('td.mono', {}, item.case_id, item.priority ? h(`span.prio.p${item.priority}`, { title: tn('priority', item.priority) }, `P${item.priority}`) : null,
+      h('div.sub', {}, [district, tn('channel', item.channel)].filter((v) => v && v !== '—').join(' · ') || '—')),
+    h('td.matter', {}, tn('category', item.category), h('div.sub.desc', { title: item.description || '' }, item.description || '')),
+    h('td.caller', {}, caller.name || '—', h('div.sub.mono', {}, caller.phone || '')),
+    h('td', {}, h(`span.status.s-${item.status}`, {}, tn('status', item.status)),
+      item.incident_id ? h('div.sub.mono', {}, `⚡ ${item.incident_id}`) : null),
+    h(`td.due${overdue(item) ? '.overdue' : ''}`, { title: when(item.deadline) }, due(item.deadline)));
+  }
+
+  /** Enter or Space opens the row's case; the arrows move between rows. */
+  key(event, caseId) {
+    if (event.key === 'Enter' || event.key === ' ') { event.preventDefault(); this.onSelect(caseId); return; }
+    const rows = [...this.root.querySelectorAll('tr.case-row')];
+    const at = rows.indexOf(event.currentTarget);
+    const next = event.key === 'ArrowDown' ? rows[at + 1] : event.key === 'ArrowUp' ? rows[at - 1] : null;
+    if (next) { event.preventDefault(); next.focus(); }
+  }
+
+  /** Show these cases, most urgent first; rows that are new or changed since last time flash. */
   render(items, selectedId) {
-    this.items = items;
+    this.items = [...items].sort(urgentFirst);
     this.selectedId = selectedId;
-    const rows = items.map((item) => {
-      const caller = callerOf(item);
-      const place = placeOf(item) || {};
-      const district = (this.districtNames && this.districtNames.get(place.district)) || place.district || '—';
-      const signature = `${item.version}|${item.status}|${item.light}`;
-      const fresh = this.rendered && this.known.get(item.case_id) !== signature;
-      this.known.set(item.case_id, signature);
-      return h(`tr.case-row${item.case_id === selectedId ? '.selected' : ''}${fresh ? '.fresh' : ''}`,
-        { 'data-case': item.case_id, onclick: () => this.onSelect(item.case_id) },
-        h('td', {}, h(`span.light.${item.light || 'green'}`, { title: item.light || 'green' })),
-        h('td.mono', {}, item.case_id, item.priority ? h(`span.prio.p${item.priority}`, {}, `P${item.priority}`) : null,
-          h('div.sub', {}, [district, item.channel].filter((v) => v && v !== '—').join(' · ') || '—')),
-        h('td.matter', {}, label(item.category), h('div.sub.desc', { title: item.description || '' }, item.description || '')),
-        h('td', {}, caller.name || '—', h('div.sub.mono', {}, caller.phone || '')),
-        h('td', {}, h(`span.status.s-${item.status}`, {}, label(item.status)),
-          item.incident_id ? h('div.sub', {}, `⚡ ${item.incident_id}`) : null),
-        h(`td.due${overdue(item) ? '.overdue' : ''}`, { title: when(item.deadline) }, due(item.deadline)));
-    });
+    const focused = document.activeElement && document.activeElement.closest && document.activeElement.closest('tr.case-row');
+    const focusedId = focused && this.root.contains(focused) ? focused.dataset.case : null;
+    const top = this.items.filter(pinned);
+    const rest = this.items.filter((item) => !pinned(item));
+    fill(this.pinnedBody, top.map((item) => this.row(item)));
+    fill(this.body, rest.map((item) => this.row(item)));
+    this.alert(top);
     this.rendered = true;
-    fill(this.body, rows);
-    this.empty.hidden = rows.length > 0;
-    this.count.textContent = `${items.length} shown`;
+    this.empty.hidden = this.items.length > 0;
+    this.count.textContent = t('board.count', { n: this.items.length });
+    if (focusedId) {
+      const again = [...this.root.querySelectorAll('tr.case-row')].find((r) => r.dataset.case === focusedId);
+      if (again) again.focus();
+    }
+  }
+
+  /** The visual alert for pinned cases; a sound when one is new (unless muted). */
+  alert(top) {
+    this.alarm.hidden = top.length === 0;
+    this.alarm.textContent = t('board.alarm', { n: top.length });
+    const fresh = top.filter((item) => !this.alerted.has(item.case_id));
+    for (const item of top) this.alerted.add(item.case_id);
+    if (!this.rendered || !fresh.length) return;
+    this.alarm.classList.remove('ring');
+    void this.alarm.offsetWidth;
+    this.alarm.classList.add('ring');
+    if (this.muted) return;
+    this.alarm.dataset.sounded = String(Number(this.alarm.dataset.sounded) + 1);
+    beep();
   }
 
   /** Tell the user why the board is empty. */
   unavailable(message) {
+    fill(this.pinnedBody);
     fill(this.body);
     this.empty.hidden = false;
     this.empty.textContent = message;

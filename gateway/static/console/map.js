@@ -1,6 +1,7 @@
 // The map: district polygons drawn as SVG in web-mercator world units, cases coloured
 // by light, providers near the selected case; optional raster tiles by configuration.
-import { h, s, fill, callerOf, placeOf, label } from './util.js';
+import { h, s, fill, callerOf, placeOf } from './util.js';
+import { t, tn } from './i18n.js';
 
 const WORLD = 256 * 1024; // world size in map units (zoom-10 pixels)
 const LIGHTS = { green: '#22c55e', yellow: '#eab308', red: '#ef4444' };
@@ -49,24 +50,24 @@ export class MapView {
     this.onArea = onArea;
     this.areas = new Map();
     this.view = [0, 0, WORLD, WORLD];
-    this.svg = s('svg', { class: 'map-svg', role: 'img', 'aria-label': 'District map' });
+    this.svg = s('svg', { class: 'map-svg', role: 'img', 'aria-label': t('map.title') });
     this.tileLayer = s('g', { class: 'tiles' });
     this.districtLayer = s('g', { class: 'districts' });
     this.labelLayer = s('g', { class: 'labels' });
     this.providerLayer = s('g', { class: 'providers' });
     this.caseLayer = s('g', { class: 'cases' });
     this.svg.append(this.tileLayer, this.districtLayer, this.labelLayer, this.providerLayer, this.caseLayer);
-    this.areaSelect = h('select.area', { 'aria-label': 'Area', onchange: () => { this.picked = true; this.showArea(this.areaSelect.value); } });
+    this.areaSelect = h('select.area', { 'aria-label': t('map.area'), onchange: () => { this.picked = true; this.showArea(this.areaSelect.value); } });
     this.legend = h('div.legend', {},
-      ...Object.entries(LIGHTS).map(([name, color]) => h('span', {}, h('i', { style: `background:${color}` }), name)),
-      h('span', {}, h('i.provider-key'), 'provider'));
+      ...Object.entries(LIGHTS).map(([name, color]) => h('span', {}, h('i', { style: `background:${color}` }), tn('light', name))),
+      h('span', {}, h('i.provider-key'), t('map.provider')));
     this.tooltip = h('div.map-tip', { hidden: true });
     fill(root,
       h('div.map-tools', {},
         this.areaSelect,
-        h('button.icon', { title: 'Zoom in', onclick: () => this.zoom(0.6) }, '+'),
-        h('button.icon', { title: 'Zoom out', onclick: () => this.zoom(1 / 0.6) }, '−'),
-        h('button.icon', { title: 'Fit area', onclick: () => this.showArea(this.areaSelect.value) }, '⤢')),
+        h('button.icon', { title: t('map.zoom_in'), onclick: () => this.zoom(0.6) }, '+'),
+        h('button.icon', { title: t('map.zoom_out'), onclick: () => this.zoom(1 / 0.6) }, '−'),
+        h('button.icon', { title: t('map.fit'), onclick: () => this.showArea(this.areaSelect.value) }, '⤢')),
       this.svg, this.legend, this.tooltip);
     this.bindPanZoom();
     new ResizeObserver(() => this.apply()).observe(root);
@@ -151,7 +152,7 @@ export class MapView {
         cx: x, cy: y, class: `case-dot light-${item.light || 'green'}${selected ? ' selected' : ''}`,
         'data-case': item.case_id, fill: LIGHTS[item.light] || LIGHTS.green,
         onclick: () => this.onSelect(item.case_id),
-        onmouseenter: (e) => this.tip(e, `${item.case_id} · ${label(item.category)} · ${item.status}` +
+        onmouseenter: (e) => this.tip(e, `${item.case_id} · ${tn('category', item.category)} · ${tn('status', item.status)}` +
           (callerOf(item).name ? ` · ${callerOf(item).name}` : '')),
         onmouseleave: () => { this.tooltip.hidden = true; },
       }));
@@ -173,7 +174,7 @@ export class MapView {
         marks.push(s('line', { x1: ox, y1: oy, x2: x, y2: y, class: 'provider-link' }));
       }
       marks.push(s('rect', { x, y, class: 'provider-dot', 'data-provider': p.id,
-        onmouseenter: (e) => this.tip(e, `${p.name || p.id} · ${Math.round(p.distance_m || 0)} m`),
+        onmouseenter: (e) => this.tip(e, `${p.name || p.id} · ${t('map.metres', { n: Math.round(p.distance_m || 0) })}`),
         onmouseleave: () => { this.tooltip.hidden = true; } }));
     }
     fill(this.providerLayer, marks);

@@ -1,6 +1,7 @@
 // KPI tiles with small charts, the missed-call queue per agent, incidents (storm view).
 import { api, ApiError } from './api.js';
-import { h, s, fill, ago, label, when } from './util.js';
+import { h, s, fill, ago, when } from './util.js';
+import { t, tn, errorText } from './i18n.js';
 
 const pct = (v) => (v === null || v === undefined ? '—' : `${(v * 100).toFixed(1)}%`);
 
@@ -46,27 +47,30 @@ export async function renderKpis(root) {
   try {
     body = await api('/api/v1/kpis');
   } catch (err) {
-    fill(root, h('div.tile.muted', {}, `KPIs unavailable: ${err.message}`));
+    fill(root, h('div.tile.muted', { title: err.message }, t('kpi.unavailable', { error: errorText(err) })));
     return;
   }
   const k = body.kpis || {};
-  const missing = (name) => tile(name, label(name), '—', null, 'no data source yet');
+  const missing = (name) => tile(name, t(`kpi.${name}`), '—', null, t('kpi.no_source'));
   const ar = k.answer_rate;
   const wait = k.average_wait_s;
   const ab = k.abandoned_per_hour;
   const lights = k.cases_by_light;
   const fcr = k.first_contact_resolution;
   fill(root,
-    ar ? tile('answer_rate', 'Answer rate', pct(ar.value), gauge(ar.value, ar.target), `target ≥ ${pct(ar.target)} · ${ar.offered} offered`) : missing('answer_rate'),
-    ab ? tile('abandoned_per_hour', 'Abandoned / hour', String(ab.value), bars(ab.series || []), `${ab.total} in 24 h`) : missing('abandoned_per_hour'),
-    wait ? tile('average_wait_s', 'Average wait', wait.value === null ? '—' : `${Math.round(wait.value)} s`,
-      gauge(wait.value === null ? null : 1 - Math.min(1, wait.value / 120), 0.5), `target ≤ ${wait.target} s`) : missing('average_wait_s'),
-    lights ? tile('cases_by_light', 'Open cases by light', String(lights.value), stack(lights.series),
-      h('span', {}, h('b.t-red', {}, lights.series.red), ' red · ', h('b.t-yellow', {}, lights.series.yellow), ' yellow · ',
-        h('b.t-green', {}, lights.series.green), ' green')) : missing('cases_by_light'),
-    fcr ? tile('first_contact_resolution', 'First-contact resolution', pct(fcr.value), gauge(fcr.value, fcr.target),
-      `target ≥ ${pct(fcr.target)}`) : missing('first_contact_resolution'),
-    k.open_missed_calls ? tile('open_missed_calls', 'Missed calls open', String(k.open_missed_calls.value), null, 'call-backs due') : missing('open_missed_calls'));
+    ar ? tile('answer_rate', t('kpi.answer_rate'), pct(ar.value), gauge(ar.value, ar.target),
+      t('kpi.answer_rate_note', { target: pct(ar.target), n: ar.offered })) : missing('answer_rate'),
+    ab ? tile('abandoned_per_hour', t('kpi.abandoned_per_hour'), String(ab.value), bars(ab.series || []),
+      t('kpi.abandoned_note', { n: ab.total })) : missing('abandoned_per_hour'),
+    wait ? tile('average_wait_s', t('kpi.average_wait_s'), wait.value === null ? '—' : t('kpi.seconds', { n: Math.round(wait.value) }),
+      gauge(wait.value === null ? null : 1 - Math.min(1, wait.value / 120), 0.5), t('kpi.wait_note', { n: wait.target })) : missing('average_wait_s'),
+    lights ? tile('cases_by_light', t('kpi.cases_by_light'), String(lights.value), stack(lights.series),
+      h('span', {}, ...['red', 'yellow', 'green'].flatMap((k, i) => [i ? ' · ' : '', h(`b.t-${k}`, {}, lights.series[k]), ' ', tn('light', k)])))
+      : missing('cases_by_light'),
+    fcr ? tile('first_contact_resolution', t('kpi.first_contact_resolution'), pct(fcr.value), gauge(fcr.value, fcr.target),
+      t('kpi.target_at_least', { target: pct(fcr.target) })) : missing('first_contact_resolution'),
+    k.open_missed_calls ? tile('open_missed_calls', t('kpi.open_missed_calls'), String(k.open_missed_calls.value), null, t('kpi.missed_note'))
+      : missing('open_missed_calls'));
 }
 
 async function list(path) {
@@ -79,32 +83,59 @@ async function list(path) {
   }
 }
 
+/** An in-page form to give a call-back task to another agent (no browser dialogs). */
+function reassignForm(task, root, me) {
+  const slot = h('div.reassign');
+  const open = () => {
+    const input = h('input', { name: 'agent_id', required: true, 'aria-label': t('missed.agent'), placeholder: t('missed.agent') });
+    const message = h('span.message', { role: 'status' });
+    const form = h('form.inline', { onsubmit: async (e) => {
+      e.preventDefault();
+      try {
+        await api(`/api/v1/missed-calls/${encodeURIComponent(task.task_id)}/reassign`, {
+          method: 'POST', body: { agent_id: input.value.trim(), expected_version: task.version } });
+        fill(slot, button);
+        await renderMissed(root, me);
+      } catch (err) {
+        fill(message, h('span.err', { title: err.message }, errorText(err)));
+      }
+    } }, input, h('button.primary', { type: 'submit' }, t('missed.reassign_send')),
+    h('button.secondary', { type: 'button', onclick: () => fill(slot, button) }, t('form.cancel')), message);
+    fill(slot, form);
+    input.focus();
+  };
+  const button = h('button.link', { type: 'button', onclick: open }, t('missed.reassign'));
+  return fill(slot, button);
+}
+
 /** The missed-call queue grouped by agent, with reassignment for dispatchers. */
-export async function renderMissed(root, { role, subject, onReassign }) {
+export async function renderMissed(root, me) {
+  const { role, subject } = me;
   const query = role === 'agent' ? `&agent_id=${encodeURIComponent(subject)}` : '';
   let items;
   try {
     items = await list(`/api/v1/missed-calls?status=open${query}`);
   } catch (err) {
-    fill(root, h('div.muted', {}, err.message));
+    fill(root, h('div.muted', { title: err.message }, errorText(err)));
     return;
   }
-  if (items === null) { fill(root, h('div.muted', {}, 'Missed-call queue not available.')); return; }
-  if (items === 'forbidden') { fill(root, h('div.muted', {}, 'Not shown to this role.')); return; }
+  if (items === null) { fill(root, h('div.muted', {}, t('missed.unavailable'))); return; }
+  if (items === 'forbidden') { fill(root, h('div.muted', {}, t('panel.forbidden'))); return; }
+  if (root.querySelector('form.inline input:focus')) return; // do not wipe a reassignment being typed
   const byAgent = new Map();
   for (const task of items) {
-    const agent = task.assigned_to || 'unassigned';
+    const agent = task.assigned_to || '';
     if (!byAgent.has(agent)) byAgent.set(agent, []);
     byAgent.get(agent).push(task);
   }
   const groups = [...byAgent.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([agent, tasks]) =>
     h('div.agent-group', { 'data-agent': agent },
-      h('div.agent-head', {}, h('span', {}, agent), h('span.badge', {}, tasks.length)),
-      tasks.map((t) => h('div.task', { 'data-task': t.task_id },
-        h('span.mono', {}, t.caller || '—'),
-        h('span.muted', {}, `${t.attempts || 1}× · ${ago(t.last_missed_at)}`),
-        (role === 'dispatcher' || role === 'admin') ? h('button.link', { onclick: () => onReassign(t) }, 'reassign') : null))));
-  fill(root, groups.length ? groups : h('div.muted', {}, 'No open missed calls. 100% called back.'));
+      h('div.agent-head', {}, agent ? h('span.mono', {}, agent) : h('span', {}, t('missed.unassigned')), h('span.badge', {}, tasks.length)),
+      tasks.map((task) => h('div.task', { 'data-task': task.task_id },
+        h('span.mono', {}, task.caller || '—'),
+        h('span.muted', {}, t('missed.attempts', { n: task.attempts || 1, ago: ago(task.last_missed_at) })),
+        (role === 'dispatcher' || role === 'admin') ? reassignForm(task, root, me) : null))));
+  fill(root, groups.length ? groups : h('div.muted', {}, t('missed.none')));
 }
 
 /** The incidents (clusters of linked cases) of the storm view. */
@@ -113,16 +144,17 @@ export async function renderIncidents(root, { onSelectCase }) {
   try {
     items = await list('/api/v1/incidents');
   } catch (err) {
-    fill(root, h('div.muted', {}, err.message));
+    fill(root, h('div.muted', { title: err.message }, errorText(err)));
     return;
   }
-  if (items === null) { fill(root, h('div.muted', {}, 'Incident view not available.')); return; }
-  if (items === 'forbidden') { fill(root, h('div.muted', {}, 'Not shown to this role.')); return; }
+  if (items === null) { fill(root, h('div.muted', {}, t('incidents.unavailable'))); return; }
+  if (items === 'forbidden') { fill(root, h('div.muted', {}, t('panel.forbidden'))); return; }
   fill(root, items.length ? items.map((inc) => h('div.incident', { 'data-incident': inc.incident_id },
-    h('div.incident-head', {}, h('span.mono', {}, inc.incident_id), h(`span.status.s-${inc.status}`, {}, label(inc.status))),
-    h('div', {}, `${label(inc.category)} · ${inc.district_name || inc.district || ''}`),
-    h('div.muted', {}, `${(inc.case_ids || inc.cases || []).length || inc.case_count || 0} cases`,
-      inc.cause ? ` · cause: ${inc.cause}` : '', inc.expected_restoration_at ? ` · back ${ago(inc.expected_restoration_at)}` : ''),
+    h('div.incident-head', {}, h('span.mono', {}, inc.incident_id), h(`span.status.s-${inc.status}`, {}, tn('incident_status', inc.status))),
+    h('div', {}, `${tn('category', inc.category)} · ${inc.district_name || inc.district || ''}`),
+    h('div.muted', {}, t('incidents.cases', { n: (inc.case_ids || inc.cases || []).length || inc.case_count || 0 }),
+      inc.cause ? ` · ${t('incidents.cause', { cause: inc.cause })}` : '',
+      inc.expected_restoration_at ? ` · ${t('incidents.back', { when: when(inc.expected_restoration_at) })}` : ''),
     h('div.chips', {}, (inc.case_ids || []).slice(0, 8).map((id) => h('button.chip', { onclick: () => onSelectCase(id) }, id)))))
-    : h('div.muted', {}, 'No open incidents.'));
+    : h('div.muted', {}, t('incidents.none')));
 }

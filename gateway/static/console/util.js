@@ -40,30 +40,7 @@ export function fill(node, ...children) {
   return node;
 }
 
-/** A local date-time in 24h form, or a dash. */
-export function when(value) {
-  if (!value) return '—';
-  const d = new Date(value);
-  if (Number.isNaN(d.getTime())) return String(value);
-  return d.toLocaleString('zh-CN', { hour12: false, month: '2-digit', day: '2-digit',
-    hour: '2-digit', minute: '2-digit', second: '2-digit' });
-}
-
-/** "3 min ago" style relative time. */
-export function ago(value) {
-  if (!value) return '';
-  const seconds = Math.round((Date.now() - new Date(value).getTime()) / 1000);
-  if (Number.isNaN(seconds)) return '';
-  const abs = Math.abs(seconds);
-  const text = abs < 60 ? `${abs}s` : abs < 3600 ? `${Math.round(abs / 60)} min` :
-    abs < 86400 ? `${Math.round(abs / 3600)} h` : `${Math.round(abs / 86400)} d`;
-  return seconds >= 0 ? `${text} ago` : `in ${text}`;
-}
-
-/** A readable label for an identifier such as power_fault. */
-export function label(value) {
-  return value ? String(value).replace(/[_-]+/g, ' ') : '—';
-}
+export { when, ago } from './i18n.js';
 
 /** Call fn at most once per `ms`, after the last call (trailing debounce). */
 export function debounce(fn, ms) {
