@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -41,11 +41,15 @@ from dispatch.gis.nearest import NearestQuery
 from dispatch.gis.reference import elder_of_device
 from dispatch.intake.contact import InboundContact, repeat_key
 from dispatch.notify.outbox import RequestNotification
-from eventstore import NO_STREAM, EventStore, RecordedEvent
+from eventstore import ANY, NO_STREAM, EventStore, RecordedEvent
 
 log = structlog.get_logger(__name__)
 
 CALLBACK_AFTER = timedelta(minutes=30)
+BURST_WINDOW = timedelta(minutes=10)
+"""Alarms from one device account within this long of the first join the case it opened: a
+frightened elder presses again and again, a faulty or forged device floods; either way one
+case and one round of texts to the contacts, not one per press."""
 """An agent must confirm that someone reached the elder within this time."""
 UNREGISTERED = "unregistered_device"
 ALARM_KINDS = ("alarm", "test", "restore", "status")
@@ -172,6 +176,18 @@ class ElderlyAlertOpened(Event):
 
 @event
 @dataclass(frozen=True, slots=True)
+class AlarmJoinedAlert(Event):
+    """Another alarm of the account within `BURST_WINDOW` joined the alert (and case) that its
+    first alarm opened: no new case, no new texts, but on record with the case."""
+
+    case_id: str
+    alarm_id: str
+    account: str
+    received_at: datetime
+
+
+@event
+@dataclass(frozen=True, slots=True)
 class ElderReachConfirmed(Event):
     """An agent's call-back: did someone reach the elder?"""
 
@@ -244,7 +260,7 @@ def decide_case(alarm: AlarmReceived, elder: Elder | None) -> RegisterCase:
         address=elder.address if elder else None,
         flags=() if elder else (UNREGISTERED,), elder_id=elder.id if elder else None,
         contact_stream=f"alarm-{alarm.alarm_id}", idempotency_key=f"alarm-case:{alarm.alarm_id}",
-        actor=f"device:{alarm.account}", correlation_id=alarm.alarm_id,
+        actor=f"device:{alarm.account}", correlation_id=alarm.alarm_id, received_at=alarm.received_at,
     )
 
 
@@ -291,7 +307,7 @@ async def respond_to_alarm(
     Safe to repeat: every step is idempotent on a key derived from the alarm.
     """
     elder = await directory.elder_for_device(alarm.account)
-    cmd = decide_case(alarm, elder)
+    cmd = replace(decide_case(alarm, elder), idempotency_key=await _case_key(store, alarm))
     registered = await bus.handle(cmd)
     case_id: str = registered.case_id
     contacts = elder.contacts if elder else ()
@@ -310,16 +326,35 @@ async def respond_to_alarm(
         nearest_help=nearest_help(index, cmd.location),
     )
     meta = metadata(actor="policy:elderly", channel="alarm", correlation_id=alarm.alarm_id)
-    await store.append(alert_stream(case_id), [to_new_event(opened, meta)], NO_STREAM,
-                       idempotency_key=f"elder-alert-opened:{case_id}")
+    first = await store.append(alert_stream(case_id), [to_new_event(opened, meta)], NO_STREAM,
+                               idempotency_key=f"elder-alert-opened:{case_id}")
+    if first.duplicate and (await _stored_alert(store, case_id)).alarm_id != alarm.alarm_id:
+        joined = AlarmJoinedAlert(case_id, alarm.alarm_id, alarm.account, alarm.received_at)
+        await store.append(alert_stream(case_id), [to_new_event(joined, meta)], ANY,
+                           idempotency_key=f"elder-alarm-joined:{alarm.alarm_id}")
     log.info("elderly_alert_opened", case_id=case_id, account=alarm.account,
              contacts=[mask_phone(c.phone) for c in contacts], registered=elder is not None)
     return case_id, cmd.flags
 
 
+async def _case_key(store: EventStore, alarm: AlarmReceived) -> str:
+    """The idempotency key of the case an alarm opens or joins: its account's within
+    `BURST_WINDOW` (`repeat_key`). An alarm answered before bursts were joined keeps the
+    key of its own case, so a catch-up after an upgrade opens no second case for it."""
+    own = f"alarm-case:{alarm.alarm_id}"
+    if await store.find_by_idempotency_key(own) is not None:
+        return own
+    return await repeat_key(store, f"alarm-case:account:{alarm.account}", alarm.received_at, BURST_WINDOW)
+
+
 def directory_of(deps: ElderlyDeps) -> ElderDirectory:
     """The given elder directory, else the registry in PostgreSQL."""
     return deps.elder_directory or PgElderDirectory(deps.pool)
+
+
+async def _stored_alert(store: EventStore, case_id: str) -> ElderlyAlertOpened:
+    records = await store.read_stream(alert_stream(case_id), limit=1)
+    return from_data(ElderlyAlertOpened, records[0].data)
 
 
 async def _stored_alarm(store: EventStore, alarm_id: str) -> AlarmReceived:

@@ -1,7 +1,7 @@
 """End to end: DC-09 alarms over TCP into the running app; every contact's SMS is in the outbox.
 
 40 one-touch presses from 8 registered elders (5 at a time, each frame on its
-own connection as devices do). Latency = from writing the frame to its ACK; the
+own connection as devices do); an elder's presses within 10 minutes are one case. Latency = from writing the frame to its ACK; the
 receiver ACKs only after the case and every contact's SMS row in
 `notification_outbox` are committed (checked right after each ACK, no waiting).
 p99 must be <= 2 s.
@@ -57,9 +57,10 @@ async def press(services: Any, port: int, account: str, seq: int, code: int = 10
         alarm_stream = await conn.fetchval(
             "SELECT stream FROM events WHERE type = 'AlarmReceived' AND data->>'account' = $1 "
             "AND data->>'raw' LIKE '%' || $2 || '%'", account, f'"ADM-CID"{seq:04d}')
-        case_id = await conn.fetchval(
-            "SELECT data->>'case_id' FROM events WHERE type = 'CaseRegistered' "
-            "AND data->>'contact_stream' = $1", alarm_stream)
+        case_id = await conn.fetchval(  # the case it opened, or the one of its burst it joined
+            "SELECT data->>'case_id' FROM events WHERE (type = 'CaseRegistered' "
+            "AND data->>'contact_stream' = $1) OR (type = 'AlarmJoinedAlert' "
+            "AND 'alarm-' || (data->>'alarm_id') = $1)", alarm_stream)
         sms = await conn.fetchval(
             "SELECT count(*) FROM notification_outbox WHERE case_id = $1 AND channel = 'sms' "
             "AND dedup_key LIKE 'elder-alert:%'", case_id)
@@ -92,4 +93,4 @@ async def test_alarm_to_every_contacts_sms_p99_within_2s(client: Any, sia_port: 
     async with services.pool.acquire() as conn:
         sent = await conn.fetchval(
             "SELECT count(*) FROM notification_outbox WHERE dedup_key LIKE 'elder-alert:%'")
-    assert sent == PRESSES * len(CONTACTS)
+    assert sent == len(ELDERS) * len(CONTACTS)  # each elder's presses within minutes are one case

@@ -103,6 +103,30 @@ async def test_repeated_event_id_changes_nothing(client: Any, services: Any) -> 
     assert len(await events_of(services, "ElderlyAlertOpened")) == 1
 
 
+async def test_a_burst_from_one_account_joins_its_case(client: Any, services: Any) -> None:
+    """Presses of one device within 10 minutes of the first are one case and one round of
+    texts; a press after that, or from another device, opens its own."""
+    await register_elder(services)
+    first = await (await post(client, alarm("burst-1"))).json()
+    for n, minutes in ((2, 3), (3, 9.5)):  # minutes after the first press
+        services.clock.advance(timedelta(minutes=minutes - (3 if n == 3 else 0)))
+        again = await post(client, alarm(f"burst-{n}"))
+        assert again.status == 201 and (await again.json())["case_id"] == first["case_id"]
+    assert len(await events_of(services, "AlarmReceived")) == 3  # each press is on record
+    joined = await events_of(services, "AlarmJoinedAlert")  # and with the case it joined
+    assert {(j["data"]["case_id"], j["stream"]) for j in joined} == {
+        (first["case_id"], f"elderalert-{first['case_id']}")}
+    assert len(joined) == 2
+    assert len(await events_of(services, "CaseRegistered")) == 1
+    assert len(await events_of(services, "NotificationRequested")) == len(CONTACTS)
+    other = await (await post(client, alarm("other-1", account="E9999"))).json()
+    assert other["case_id"] != first["case_id"]
+    services.clock.advance(timedelta(minutes=1))  # 10.5 min after the first press
+    later = await (await post(client, alarm("burst-4"))).json()
+    assert later["case_id"] not in (first["case_id"], other["case_id"])
+    assert len(await events_of(services, "CaseRegistered")) == 3
+
+
 async def test_device_position_in_gcj02_is_stored_in_wgs84(client: Any, services: Any) -> None:
     await register_elder(services)
     lat, lon = wgs84_to_gcj02(34.3400, 108.7000)
