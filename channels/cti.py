@@ -46,11 +46,11 @@ def parse_event(body: Mapping[str, Any], received_at: datetime) -> RecordCall:
     event_id = _text(body, "event_id")
     kind = _text(body, "type")
     call_id = _text(body, "call_id")
-    caller = _text(body, "caller")
+    caller = _text(body, "caller", required=False)  # none: a withheld number, still a contact
     queue = _text(body, "queue")
     agent = _text(body, "agent", required=False)
     at = parse_time(str(_text(body, "at")))
-    assert event_id and kind and call_id and caller and queue
+    assert event_id and kind and call_id and queue
     if kind not in CALL_KINDS:
         raise BadInput(f"field 'type' must be one of {', '.join(CALL_KINDS)}", code="bad_field")
     if not _ID.match(call_id):

@@ -67,6 +67,19 @@ async def test_cti_events_are_idempotent_and_make_a_task_within_a_second(client:
     assert body["next"] is None
 
 
+async def test_a_withheld_number_is_recorded_and_makes_no_task(client: Any) -> None:
+    """An anonymous caller's abandoned call is a contact on record; no call-back can be made,
+    and the redistribution goes on past it (the next caller's abandon gets its task)."""
+    for event_id, kind in (("a1", "offered"), ("a2", "abandoned")):
+        body = {k: v for k, v in cti(event_id, kind, "anon1").items() if k != "caller"}
+        response = await client.post("/channels/cti/events", json=body, headers=auth("t-channel"))
+        assert response.status == 201, await response.text()
+    await client.post("/channels/cti/events", json=cti("n1", "abandoned", "named1", caller="13800000009"),
+                      headers=auth("t-channel"))
+    body = await wait_for(client, "/api/v1/missed-calls?status=open", lambda b: b["items"], 3.0)
+    assert [t["caller"] for t in body["items"]] == ["13800000009"]
+
+
 async def test_cti_bad_input_is_400_json_and_recorded(client: Any) -> None:
     bad_json = await client.post("/channels/cti/events", data=b"{not json",
                                  headers={**auth("t-channel"), "Content-Type": "application/json"})

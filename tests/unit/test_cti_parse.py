@@ -23,6 +23,12 @@ def test_parses_a_good_event() -> None:
     assert cmd.contact.raw == GOOD
 
 
+@pytest.mark.parametrize("withheld", [None, ""])
+def test_a_call_with_its_number_withheld_is_still_a_contact(withheld: str | None) -> None:
+    cmd = parse_event({**GOOD, "caller": withheld}, NOW)
+    assert cmd.kind == "abandoned" and cmd.contact.caller.phone is None
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [({"event_id": None}, "event_id"), ({"type": "exploded"}, "type"), ({"caller": 5}, "caller"),
