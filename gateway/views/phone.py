@@ -121,7 +121,8 @@ _WITHHELD = "the calling number; absent or empty when withheld (recorded, no cal
 _CTI_BODY: Json = {"type": "object", "required": ["event_id", "type", "call_id", "queue", "at"],
                              "properties": {"event_id": {"type": "string"},
                                             "type": {"type": "string", "enum": list(CALL_KINDS)},
-                                            "call_id": {"type": "string"}, "caller": {"type": "string", "description": _WITHHELD},
+                                            "call_id": {"type": "string"},
+                                            "caller": {"type": "string", "description": _WITHHELD},
                                             "queue": {"type": "string"}, "agent": {"type": "string"},
                                             "at": {"type": "string", "format": "date-time"}}}
 _SIGNED: list[dict[str, list[str]]] = []

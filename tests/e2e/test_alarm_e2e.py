@@ -1,10 +1,10 @@
 """End to end: DC-09 alarms over TCP into the running app; every contact's SMS is in the outbox.
 
 40 one-touch presses from 8 registered elders (5 at a time, each frame on its
-own connection as devices do); an elder's presses within 10 minutes are one case. Latency = from writing the frame to its ACK; the
-receiver ACKs only after the case and every contact's SMS row in
-`notification_outbox` are committed (checked right after each ACK, no waiting).
-p99 must be <= 2 s.
+own connection as devices do); an elder's presses within 10 minutes are one
+case. Latency = from writing the frame to its ACK; the receiver ACKs only after
+the case and every contact's SMS row in `notification_outbox` are committed
+(checked right after each ACK, no waiting). p99 must be <= 2 s.
 """
 
 from __future__ import annotations
