@@ -23,7 +23,7 @@ from weakref import WeakKeyDictionary
 import asyncpg
 import structlog
 
-from dispatch.cases.events import CaseRegistered
+from dispatch.cases.events import CallerPhoneGiven, CaseRegistered
 from dispatch.core.bus import Handler, Send
 from dispatch.core.capability import Deps
 from dispatch.core.clock import Clock
@@ -216,11 +216,13 @@ def _answered_call(event: RecordedEvent) -> tuple[str | None, datetime | None]:
 
 def _case_contact(event: RecordedEvent) -> tuple[str | None, datetime | None, str]:
     """(phone, when, channel) of a case event that shows the caller got through."""
-    if event.type not in ("CaseRegistered", "CaseMessageReceived"):
+    if event.type not in ("CaseRegistered", "CaseMessageReceived", "CallerPhoneGiven"):
         return None, None, ""
     evt = from_recorded(event)
     if isinstance(evt, CaseRegistered):
         return evt.caller.phone, evt.accepted_at, evt.channel
+    if isinstance(evt, CallerPhoneGiven):  # a WeChat follower's number, given later
+        return evt.phone, evt.at, evt.channel
     if isinstance(evt, CaseMessageReceived):
         return evt.phone, evt.contact.occurred_at, evt.channel
     return None, None, ""

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from channels.cti import parse_event
-from dispatch.cases.events import CallerInfo
+from dispatch.cases.events import CallerInfo, CallerPhoneGiven
 from dispatch.cases.registration import RegisterCase, register_case
 from dispatch.core.bus import MessageBus
 from dispatch.core.capability import collect_handlers
@@ -334,6 +334,21 @@ async def test_contacts_are_keyed_by_the_callers_number() -> None:
 
     keys = [policy.key(e) for _, e in await store.read_all(await store.load_checkpoint("x"))]
     assert keys == [callable_number("13912340001")] * 2 + ["case-C9"]
+
+
+async def test_a_phone_number_given_on_wechat_closes_that_callers_task() -> None:
+    """A follower who missed us on the phone and then gives the number on WeChat got through."""
+    store = MemoryEventStore()
+    bus = MessageBus(collect_handlers(DOMAIN), {"store": store, "clock": FakeClock(T0), "pool": None})
+    phone = "13912340002"
+    await bus.handle(parse_event({"event_id": "e1", "type": "abandoned", "call_id": "c1", "caller": phone,
+                                  "queue": "q", "at": T0.isoformat()}, T0))
+    given = CallerPhoneGiven("C7", phone, "wechat", T0 + timedelta(minutes=5))
+    await store.append("case-C7", [to_new_event(given)], -1)
+    for policy in (MissedCallPolicy(bus.handle), GotThroughPolicy(bus.handle)):
+        await ReactorRunner(store, policy).run_until_caught_up()
+    state = fold("x", await store.read_stream(callback_stream(phone)))
+    assert not state.open and state.attempts == 1
 
 
 def test_call_policy_reads_calls_only() -> None:
