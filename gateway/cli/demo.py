@@ -74,6 +74,11 @@ class Storm:
                 self.skipped.add(channel)
                 print(f"storm: {channel} endpoint {path} answered {response.status}; skipping it", flush=True)
                 return None
+            if response.status == 409 and channel == "dispatch":
+                # the case moved on since the list was read (linking joined it to an incident,
+                # automatic dispatch sent it): what a dispatcher sees as "changed meanwhile"
+                log.info("storm_dispatch_skipped_case_changed", status=response.status)
+                return None
             if response.status >= 400:
                 log.warning("storm_input_refused", channel=channel, status=response.status)
                 return None
