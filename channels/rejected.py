@@ -38,11 +38,16 @@ def redact_fields(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: REDACTED if k.lower() in SECRET_FIELDS else v for k, v in values.items()}
 
 
+def storable(text: str) -> str:
+    """Text PostgreSQL can hold: a NUL or a lone surrogate is kept as its escape (`\\x00`, `\\ud800`)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
 def _raw_text(raw: bytes | str | None) -> tuple[str | None, int]:
     if raw is None:
         return None, 0
     text = raw.decode("utf-8", "backslashreplace") if isinstance(raw, bytes) else raw
-    return redact_text(text[:MAX_RAW]), len(text)
+    return storable(redact_text(text[:MAX_RAW])), len(text)
 
 
 Send = Callable[[object], Awaitable[object]]
@@ -67,10 +72,10 @@ async def record_rejected(
     Failing to record must never turn a 4xx into a 5xx: the error is logged.
     """
     text, length = _raw_text(raw)
-    kept = {k: v for k, v in (headers or {}).items() if k.lower() in _KEPT_HEADERS}
-    rejected = InputRejected(channel=channel, code=code, reason=reason, raw=text, raw_length=length,
-                             headers=kept, peer=peer, query=None if query is None else dict(query),
-                             transport=transport)
+    kept = {k: storable(v) for k, v in (headers or {}).items() if k.lower() in _KEPT_HEADERS}
+    asked = None if query is None else {storable(k): storable(v) for k, v in query.items()}
+    rejected = InputRejected(channel=channel, code=code, reason=storable(reason), raw=text, raw_length=length,
+                             headers=kept, peer=peer, query=asked, transport=transport)
     try:
         await send(RecordRejectedInput(rejected, at))
     except EventStoreError as exc:

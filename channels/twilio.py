@@ -53,6 +53,8 @@ def parse_form(body: bytes) -> Form:
         raise BadInput("body is not a UTF-8 form", code="bad_encoding") from exc
     form: Form = {}
     for key, value in pairs:
+        if "\x00" in key or "\x00" in value:  # `%00`: PostgreSQL text cannot hold one
+            raise BadInput("form holds a NUL character", code="bad_text")
         form.setdefault(key, []).append(value)
     return form
 

@@ -77,6 +77,8 @@ async def create_request(request: web.Request) -> web.Response:
     raw = await request.read()
     try:
         form = {k: str(v) for k, v in (await request.post()).items()}
+        if any("\x00" in k or "\x00" in v for k, v in form.items()):  # PostgreSQL text cannot hold one
+            raise Open311Error(400, "the form holds a NUL character", "bad_text")
         who = request.app[TOKENS].resolve(form.get("api_key") or None)
         if who is None or who.role not in ("channel", "admin"):
             raise Open311Error(403, "api_key is missing or not a channel key", "forbidden")
