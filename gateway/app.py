@@ -17,7 +17,7 @@ from eventstore import StoreUnavailable
 from eventstore.errors import EventStoreError, InvalidStreamName
 from gateway import bootstrap
 from gateway.auth import TOKENS, TokenTable, make_middleware
-from gateway.http import MAX_BODY, BadRequest, error_response
+from gateway.http import MAX_BODY, BadRequest, check_url, error_response
 from gateway.services import SERVICES, Services
 from gateway.settings import Settings
 from gateway.views.health import OPENAPI_PATHS_KEY
@@ -41,6 +41,29 @@ def _domain_status(exc: DispatchError) -> int:
         if isinstance(exc, kind):
             return status
     return 400
+
+
+_CHANNEL_PATHS = (("/channels/cti/", "cti"), ("/channels/alarm/", "alarm"), ("/channels/twilio/", "twilio"),
+                  ("/channels/wechat", "wechat"), ("/open311/", "web"))
+
+
+def _count_dropped(request: web.Request, reason: str) -> None:
+    """Count a channel request refused before its channel saw it (so not recorded by the channel)."""
+    services = request.app.get(SERVICES)
+    channel = next((name for prefix, name in _CHANNEL_PATHS if request.path.startswith(prefix)), None)
+    if services is not None and channel is not None:
+        services.metrics.dropped_inputs.labels(channel, reason).inc()
+
+
+@web.middleware
+async def url_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse a URL the database cannot hold (`check_url`) before any view sees it."""
+    try:
+        check_url(request)
+    except BadRequest as exc:
+        _count_dropped(request, exc.error_code)
+        return error_response(400, exc.error_code, exc.error_message)
+    return await handler(request)
 
 
 @web.middleware
@@ -90,6 +113,8 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
         return response
     except web.HTTPException as exc:
         status = exc.status
+        if status in (401, 403):  # a bearer token missing or refused: anyone may send one, not recorded
+            _count_dropped(request, "unauthorized" if status == 401 else "forbidden")
         raise
     finally:
         services = request.app.get(SERVICES)
@@ -158,7 +183,7 @@ def create_app(
     tokens = TokenTable(settings.http.tokens)
     app = web.Application(
         client_max_size=MAX_BODY,
-        middlewares=[context_middleware, errors_middleware, make_middleware(tokens)],
+        middlewares=[context_middleware, url_middleware, errors_middleware, make_middleware(tokens)],
     )
     app[TOKENS] = tokens
 

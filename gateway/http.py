@@ -86,6 +86,12 @@ def _check(value: object, level: int = 0) -> None:
         raise BadRequest("bad_number", "integer out of range (64 bits)")
 
 
+def check_url(request: web.Request) -> None:
+    """Refuse a NUL in the decoded path or query (`%00`): PostgreSQL text cannot hold one."""
+    if "\x00" in request.path or "\x00" in request.query_string:
+        raise BadRequest("bad_text", "the URL holds a NUL character (%00)")
+
+
 def parse_json(body: bytes) -> Json:
     """A JSON object from a request body, or `BadRequest` saying what is wrong."""
     try:

@@ -60,7 +60,8 @@ class Metrics:
             "intake_rejected_inputs", "Inbound inputs rejected", ["channel", "code"], registry=r
         )
         self.dropped_inputs = Counter(
-            "intake_dropped_inputs", "Inbound inputs dropped unanswered and unrecorded (noise, floods)",
+            "intake_dropped_inputs",
+            "Inbound inputs dropped unrecorded (noise, floods, channel requests without a valid token)",
             ["channel", "reason"], registry=r,
         )
         self.projection_lag = Gauge(
