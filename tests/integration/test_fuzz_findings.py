@@ -1,0 +1,120 @@
+"""What the fuzz run (tests/fuzz) found, one input each: every one answered 5xx or went unrecorded."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any
+
+import pytest
+from twilio.request_validator import RequestValidator
+
+from channels.wechat_crypto import signature
+from gateway.settings import Settings, TwilioSettings, WechatSettings
+from tests.conftest import auth
+
+PUBLIC = "https://intake.example.cn"
+TWILIO_TOKEN = "twilio-token-for-fuzzing"
+WECHAT_TOKEN = "wechat-token"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return dataclasses.replace(
+        settings, twilio=TwilioSettings(TWILIO_TOKEN),
+        wechat=WechatSettings(WECHAT_TOKEN, "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", "wx0123456789"),
+        http=dataclasses.replace(settings.http, public_url=PUBLIC))
+
+
+async def rejections(services: Any) -> list[dict[str, Any]]:
+    async with services.pool.acquire() as conn:
+        rows = await conn.fetch("SELECT data FROM events WHERE type = 'InputRejected' ORDER BY position")
+    return [r["data"] for r in rows]
+
+
+def dropped(services: Any, channel: str, reason: str) -> float:
+    return services.metrics.registry.get_sample_value(
+        "intake_dropped_inputs_total", {"channel": channel, "reason": reason}) or 0.0
+
+
+@pytest.mark.parametrize("url", ["/api/v1/cases?category=%00", "/api/v1/cases/C1%00",
+                                 "/open311/v2/requests.json?status=open&service_code=%00",
+                                 "/open311/v2/requests/C%00.json"])
+async def test_a_nul_in_the_url_is_400_not_a_database_error(client: Any, services: Any, url: str) -> None:
+    """Was 500: `%00` reached PostgreSQL, which cannot hold a NUL in text."""
+    response = await client.get(url, headers=auth("t-agent"))
+    assert response.status == 400, await response.text()
+    assert (await response.json())["error"]["code"] == "bad_text"
+    assert dropped(services, "web", "bad_text") == (1.0 if url.startswith("/open311/") else 0.0)
+
+
+async def test_a_twilio_signature_that_is_not_ascii_is_403_and_recorded(client: Any, services: Any) -> None:
+    """Was 500: `hmac.compare_digest` raises TypeError on non-ASCII text."""
+    response = await client.post("/channels/twilio/sms", data=b"MessageSid=SM1&From=1&Body=x",
+                                 headers={"Content-Type": "application/x-www-form-urlencoded",
+                                          "X-Twilio-Signature": "签名"})
+    assert response.status == 403
+    assert [r["code"] for r in await rejections(services)] == ["bad_signature"]
+
+
+async def test_a_signed_twilio_form_with_a_nul_is_400_and_recorded(client: Any, services: Any) -> None:
+    """Was 500 `store_error`: the SMS event could not be stored, and nothing was recorded."""
+    params = {"MessageSid": "SM0123456789abcdef", "From": "+8613912345678", "Body": "x", "AccountSid": "\x00"}
+    sig = RequestValidator(TWILIO_TOKEN).compute_signature(PUBLIC + "/channels/twilio/sms", params)
+    response = await client.post("/channels/twilio/sms", data=params, headers={"X-Twilio-Signature": sig})
+    assert response.status == 400, await response.text()
+    assert [r["code"] for r in await rejections(services)] == ["bad_text"]
+
+
+async def test_a_rejected_body_holding_a_nul_byte_is_still_recorded(client: Any, services: Any) -> None:
+    """Was: the rejection's append failed (`\\u0000 cannot be converted to text`) and was only logged."""
+    response = await client.post("/channels/twilio/sms", data=b"From=\x00\xff",
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status == 400
+    [rejected] = await rejections(services)
+    assert rejected["code"] == "bad_encoding" and rejected["raw"] == "From=\\x00\\xff"
+
+
+async def test_a_wechat_signature_that_is_not_ascii_is_403_and_recorded(client: Any, services: Any) -> None:
+    """Was 500: `hmac.compare_digest` raises TypeError on non-ASCII text."""
+    response = await client.post("/channels/wechat?timestamp=1&nonce=1&signature=%E7%AD%BE", data=b"<xml/>")
+    assert response.status == 403
+    assert [r["code"] for r in await rejections(services)] == ["bad_signature"]
+
+
+async def test_a_signed_wechat_encrypt_that_is_not_ascii_is_400_and_recorded(
+    client: Any, services: Any
+) -> None:
+    """Was 500: `base64.b64decode` raises ValueError (not binascii.Error) on non-ASCII text."""
+    timestamp, nonce, encrypted = str(int(time.time())), "n1", "密文"
+    query = {"timestamp": timestamp, "nonce": nonce, "signature": signature(WECHAT_TOKEN, timestamp, nonce),
+             "encrypt_type": "aes", "msg_signature": signature(WECHAT_TOKEN, timestamp, nonce, encrypted)}
+    body = f"<xml><ToUserName>gh</ToUserName><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>".encode()
+    response = await client.post("/channels/wechat", params=query, data=body)
+    assert response.status == 400, await response.text()
+    assert [r["code"] for r in await rejections(services)] == ["bad_encrypt"]
+
+
+async def test_an_open311_form_with_a_nul_is_400_in_open311_shape_and_recorded(
+    client: Any, services: Any
+) -> None:
+    """Was 500 `store_error`: the case could not be stored."""
+    form = {"api_key": "t-channel", "service_code": "complaint", "description": "路灯不亮\x00",
+            "address_string": "秦都区建设路195号"}
+    response = await client.post("/open311/v2/requests.json", data=form)
+    assert response.status == 400, await response.text()
+    assert (await response.json())[0]["code"] == 400
+    assert [r["code"] for r in await rejections(services)] == ["bad_text"]
+
+
+@pytest.mark.parametrize(("path", "channel"), [("/channels/cti/events", "cti"),
+                                               ("/channels/alarm/events", "alarm")])
+async def test_bearer_channel_requests_without_a_valid_token_are_counted(
+    client: Any, services: Any, path: str, channel: str
+) -> None:
+    """Was neither recorded nor counted: a 401 / 403 left no trace of the input."""
+    assert (await client.post(path, data=b"{}")).status == 401
+    assert (await client.post(path, data=b"{}", headers=auth("t-unit"))).status == 403
+    assert dropped(services, channel, "unauthorized") == 1.0
+    assert dropped(services, channel, "forbidden") == 1.0
+    assert await rejections(services) == []
