@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import socket
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from twilio.request_validator import RequestValidator
 
+from channels.sia import crc16_arc
 from channels.wechat_crypto import signature
 from gateway.settings import Settings, TwilioSettings, WechatSettings
+from gateway.sia_listener import SiaReceiver
 from tests.conftest import auth
 
 PUBLIC = "https://intake.example.cn"
@@ -118,3 +123,30 @@ async def test_bearer_channel_requests_without_a_valid_token_are_counted(
     assert dropped(services, channel, "unauthorized") == 1.0
     assert dropped(services, channel, "forbidden") == 1.0
     assert await rejections(services) == []
+
+
+@pytest.fixture
+async def sia_port(services: Any) -> AsyncIterator[int]:
+    receiver = SiaReceiver(services)
+    tcp, _ = await receiver.start("127.0.0.1", 0)
+    yield tcp
+    await receiver.close()
+
+
+def exchange(port: int, body: bytes) -> bytes:
+    raw = b"\n%04X0%03X" % (crc16_arc(body), len(body)) + body + b"\r"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(raw)
+        return sock.recv(1024)
+
+
+@pytest.mark.parametrize("body", [b'"SIA-DCS"0001L0#5555[Nri1/MA01][\x00]',
+                                  b'"SIA-DCS"0002L0#5555[Nri1/MA01^\x00^]'], ids=["xdata", "data"])
+async def test_a_dc09_frame_holding_a_nul_is_nakked_and_recorded(
+    services: Any, sia_port: int, body: bytes
+) -> None:
+    """Was unanswered and uncounted: the alarm could not be stored (`sia_frame_failed`); the device
+    retried for ever."""
+    answer = await asyncio.to_thread(exchange, sia_port, body)
+    assert b'"NAK"' in answer
+    assert [r["code"] for r in await rejections(services)] == ["bad_frame"]
