@@ -1,0 +1,24 @@
+"""What the fuzz tests share: bounded, repeatable hypothesis settings and the tally of inputs tried."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from hypothesis import HealthCheck, Phase, settings
+
+TRIED: Counter[str] = Counter()
+"""Inputs sent per channel in this session (printed at the end by tests/fuzz/conftest.py)."""
+
+
+def bounded(examples: int) -> Any:
+    """Hypothesis settings for a fuzz run: the same inputs on every run, no example database."""
+    return settings(
+        max_examples=examples,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=(Phase.explicit, Phase.generate, Phase.shrink),
+        suppress_health_check=list(HealthCheck),
+        print_blob=False,
+    )
