@@ -17,6 +17,7 @@ from typing import Any
 from channels.contact_id import AlarmSignal, decode_http_code
 from channels.errors import BadInput
 from channels.sia import Frame
+from channels.times import plausible
 from dispatch.elderly.alarms import ReceiveAlarm
 from dispatch.gis.geo import to_wgs84
 from eventstore import EventStore
@@ -129,6 +130,8 @@ def command_from_json(body: Mapping[str, Any], actor: str) -> ReceiveAlarm:
         raise BadInput("at must be an ISO-8601 instant", code="bad_field") from exc
     if at.tzinfo is None:
         raise BadInput("at must carry a time zone", code="bad_field")
+    if not plausible(at):
+        raise BadInput("at must lie in the years 2000-2099", code="bad_field")
     lat, lon = _position(body)
     return ReceiveAlarm(
         idempotency_key=f"alarm:{event_id}", account=account, protocol=signal.protocol,
