@@ -14,7 +14,7 @@ from channels.errors import ChannelError
 from dispatch.core.errors import DispatchError, InvalidCommand, NotAllowed, NotFound, StaleVersion
 from dispatch.core.messages import Json
 from eventstore import StoreUnavailable
-from eventstore.errors import EventStoreError, InvalidStreamName
+from eventstore.errors import EventStoreError, IdempotencyConflict, InvalidStreamName
 from gateway import bootstrap
 from gateway.auth import TOKENS, TokenTable, make_middleware
 from gateway.http import MAX_BODY, BadRequest, check_url, error_response
@@ -55,6 +55,19 @@ def _count_dropped(request: web.Request, reason: str) -> None:
         services.metrics.dropped_inputs.labels(channel, reason).inc()
 
 
+def _refused(request: web.Request, exc: DispatchError | IdempotencyConflict) -> web.Response:
+    """A command the domain refused, or an idempotency key reused for another stream: a 4xx.
+
+    Raised after the channel parsed the input, so the channel did not record it: counted.
+    """
+    if isinstance(exc, IdempotencyConflict):  # the other stream may be another sender's: not named
+        status, code, message = 409, "idempotency_conflict", "this id was already used for other input"
+    else:
+        status, code, message = _domain_status(exc), exc.code, str(exc)
+    _count_dropped(request, code)
+    return error_response(status, code, message)
+
+
 @web.middleware
 async def url_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse a URL the database cannot hold (`check_url`) before any view sees it."""
@@ -90,8 +103,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         )
     except ChannelError as exc:
         return error_response(exc.status, exc.code, exc.message)
-    except DispatchError as exc:
-        return error_response(_domain_status(exc), exc.code, str(exc))
+    except (DispatchError, IdempotencyConflict) as exc:
+        return _refused(request, exc)
     except InvalidStreamName as exc:
         return error_response(400, "bad_identifier", str(exc))
     except EventStoreError as exc:

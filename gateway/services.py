@@ -61,7 +61,8 @@ class Metrics:
         )
         self.dropped_inputs = Counter(
             "intake_dropped_inputs",
-            "Inbound inputs dropped unrecorded (noise, floods, channel requests without a valid token)",
+            "Inbound inputs refused or dropped without an InputRejected record (noise, floods, "
+            "no valid token, refused after parsing)",
             ["channel", "reason"], registry=r,
         )
         self.projection_lag = Gauge(

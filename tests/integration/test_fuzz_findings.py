@@ -150,3 +150,76 @@ async def test_a_dc09_frame_holding_a_nul_is_nakked_and_recorded(
     answer = await asyncio.to_thread(exchange, sia_port, body)
     assert b'"NAK"' in answer
     assert [r["code"] for r in await rejections(services)] == ["bad_frame"]
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/channels/cti/events", {"event_id": "e1", "type": "ended", "call_id": "c1", "caller": "13912345678",
+                              "queue": "95598", "at": "9999-12-31T23:59:59-01:00"}),
+    ("/channels/alarm/events", {"event_id": "a1", "account": "5555", "code": "MA",
+                                "at": "0001-01-01T00:00:00+01:00"}),
+], ids=["cti", "alarm"])
+async def test_a_time_outside_2000_2099_is_400_and_recorded(
+    client: Any, services: Any, path: str, body: dict[str, str]
+) -> None:
+    """Was 201: the event was stored, then the `calls` projection failed on it (year 10000 in UTC)
+    for ever."""
+    response = await client.post(path, json=body, headers=auth("t-channel"))
+    assert response.status == 400, await response.text()
+    assert [r["code"] for r in await rejections(services)] == ["bad_field"]
+
+
+async def test_a_twilio_timestamp_outside_2000_2099_is_400_and_minus_zero_is_utc(
+    client: Any, services: Any
+) -> None:
+    """Was 200, then the `calls` projection failed on the stored year-9999 time for ever."""
+    url = PUBLIC + "/channels/twilio/voice-status"
+    for sid, stamp, status in [("CA1", "Fri, 31 Dec 9999 23:59:59 -1200", 400),
+                               ("CA2", "Mon, 23 Nov 2026 08:00:00 -0000", 200)]:
+        params = {"CallSid": sid, "CallStatus": "no-answer", "From": "+8613912345678", "Timestamp": stamp}
+        sig = RequestValidator(TWILIO_TOKEN).compute_signature(url, params)
+        response = await client.post("/channels/twilio/voice-status", data=params,
+                                     headers={"X-Twilio-Signature": sig})
+        assert response.status == status, await response.text()
+    assert [r["code"] for r in await rejections(services)] == ["bad_field"]
+    async with services.pool.acquire() as conn:
+        occurred = await conn.fetchval(
+            "SELECT data->'contact'->>'occurred_at' FROM events WHERE stream = 'call-CA2'")
+    assert occurred == "2026-11-23T08:00:00+00:00"  # `-0000` is UTC (RFC 2822), not a naive time
+
+
+async def test_an_open311_query_date_outside_2000_2099_is_400_in_open311_shape(
+    client: Any, services: Any
+) -> None:
+    """Was 500: `end_date - 90 days` overflowed (year 0)."""
+    response = await client.get("/open311/v2/requests.json?end_date=0001-01-01T00:00:00Z")
+    assert response.status == 400, await response.text()
+    assert (await response.json())[0]["code"] == 400
+    assert [r["code"] for r in await rejections(services)] == ["bad_request"]
+
+
+async def test_a_wechat_msgid_reused_by_another_follower_is_409_and_counted(
+    client: Any, services: Any
+) -> None:
+    """Was 500 `store_error` (IdempotencyConflict); the answer must not name the other follower."""
+    for user, status in [("oUser_42", 200), ("oUser_43", 409)]:
+        timestamp, nonce = str(int(time.time())), "n" + user.replace("_", "")
+        query = {"timestamp": timestamp, "nonce": nonce,
+                 "signature": signature(WECHAT_TOKEN, timestamp, nonce)}
+        body = (f"<xml><ToUserName>gh</ToUserName><FromUserName>{user}</FromUserName>"
+                "<CreateTime>1</CreateTime><MsgType>text</MsgType><Content>停电了</Content>"
+                "<MsgId>5001</MsgId></xml>")
+        response = await client.post("/channels/wechat", params=query, data=body.encode())
+        assert response.status == status, await response.text()
+    assert (await response.json())["error"]["code"] == "idempotency_conflict"
+    assert "oUser_42" not in await response.text()
+    assert dropped(services, "wechat", "idempotency_conflict") == 1.0
+
+
+async def test_a_cti_event_id_reused_for_another_call_is_409_and_counted(client: Any, services: Any) -> None:
+    """Was 409 and left no trace: neither recorded nor counted."""
+    for call_id, status in [("c1", 201), ("c2", 409)]:
+        body = {"event_id": "e1", "type": "offered", "call_id": call_id, "caller": "13912345678",
+                "queue": "95598", "at": "2026-11-23T08:00:00Z"}
+        response = await client.post("/channels/cti/events", json=body, headers=auth("t-channel"))
+        assert response.status == status
+    assert dropped(services, "cti", "not_allowed") == 1.0
