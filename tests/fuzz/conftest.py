@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 from tests.fuzz.fuzzing import TRIED
 
@@ -14,3 +18,21 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     for channel, count in sorted(TRIED.items()):
         terminalreporter.write_line(f"{channel:<28} {count:>6}")
     terminalreporter.write_line(f"{'total':<28} {sum(TRIED.values()):>6}")
+
+
+ERROR_MARKS = ("[error", "[critical", "Traceback (most recent call last)", "Error handling request")
+
+
+@pytest.fixture
+def logged_errors(capfd: pytest.CaptureFixture[str]) -> Callable[[], list[str]]:
+    """Error lines the app (its views, listeners, projections and reactors) logged so far in the test."""
+    seen: list[str] = []
+
+    def errors() -> list[str]:
+        out, err = capfd.readouterr()
+        sys.stdout.write(out)  # still shown with the test's report
+        sys.stderr.write(err)
+        seen.extend(line for line in (out + err).splitlines() if any(m in line for m in ERROR_MARKS))
+        return seen
+
+    return errors

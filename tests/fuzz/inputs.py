@@ -29,11 +29,9 @@ NASTY = [
 ]
 """Text every field gets some of."""
 
-PLAUSIBLE = [
-    "13912345678", "+8613912345678", "95598", "12345", "SM0123456789abcdef0123456789abcdef",
-    "CA0123456789abcdef0123456789abcdef", "2026-11-23T08:00:00Z", "2026-11-23T16:00:00+08:00",
-    "34.3754", "108.6605", "22.9843", "113.7518", "-91", "181",
-]
+EXTREME_TIMES = ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "9999-12-31T23:59:59Z"]
+"""Instants that parse, but overflow a timestamp once converted to UTC or moved by a deadline."""
+
 
 
 def texts(*plausible: str, size: int = 40) -> st.SearchStrategy[str]:
@@ -66,6 +64,24 @@ def json_objects(fields: dict[str, list[Any]]) -> st.SearchStrategy[dict[str, An
     return st.builds(lambda a, b: {**b, **a}, known, extra)
 
 
+@st.composite
+def well_formed(draw: st.DrawFn, valid: dict[str, st.SearchStrategy[Any]], wrong: dict[str, list[Any]],
+                *, text: bool = False) -> dict[str, Any]:
+    """Every field valid; or all but one, which is wrong for that field, hostile or missing.
+
+    `text`: values are strings (forms, XML), else any JSON value.
+    """
+    values = {name: draw(strategy) for name, strategy in valid.items()}
+    how = draw(st.sampled_from(["valid", "wrong", "wrong", "hostile", "missing"]))
+    name = draw(st.sampled_from(sorted(valid)))
+    if how == "missing":
+        del values[name]
+    elif how != "valid":
+        hostile = texts() if text else json_values()
+        values[name] = draw(st.sampled_from(wrong[name]) if how == "wrong" and wrong.get(name) else hostile)
+    return values
+
+
 def json_text(value: Any) -> bytes:
     """JSON as a sender would write it: lone surrogates escaped, NaN and Infinity bare."""
     return json.dumps(value, ensure_ascii=True).encode()
@@ -89,12 +105,11 @@ def form_body(pairs: list[tuple[str, str]]) -> bytes:
                     for k, v in pairs).encode()
 
 
-def form_pairs(fields: dict[str, list[str]]) -> st.SearchStrategy[list[tuple[str, str]]]:
-    """Form fields: some of `fields` (plausible or nasty values), repeated keys, strangers."""
-    one = st.one_of(
-        *(st.tuples(st.just(name), texts(*values)) for name, values in fields.items()),
-        st.tuples(texts(size=10), texts()),
-    )
+def form_pairs(fields: dict[str, list[str]], *, some: bool = False
+               ) -> st.SearchStrategy[list[tuple[str, str]]]:
+    """Form fields: some of `fields` (plausible or nasty values), repeated keys; strangers unless `some`."""
+    known = [st.tuples(st.just(name), texts(*values)) for name, values in fields.items()]
+    one = st.one_of(*known) if some else st.one_of(*known, st.tuples(texts(size=10), texts()))
     return st.lists(one, max_size=len(fields) + 2)
 
 
