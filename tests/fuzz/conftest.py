@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.fuzz.fuzzing import TRIED
+from tests.fuzz.fuzzing import ANSWERS, TRIED
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -16,7 +16,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         return
     terminalreporter.section("fuzz: inputs tried per channel")
     for channel, count in sorted(TRIED.items()):
-        terminalreporter.write_line(f"{channel:<28} {count:>6}")
+        got = ", ".join(f"{answer} {n}" for answer, n in sorted(ANSWERS[channel].items()))
+        terminalreporter.write_line(f"{channel:<28} {count:>6}   {got}")
     terminalreporter.write_line(f"{'total':<28} {sum(TRIED.values()):>6}")
 
 
@@ -36,3 +37,15 @@ def logged_errors(capfd: pytest.CaptureFixture[str]) -> Callable[[], list[str]]:
         return seen
 
     return errors
+
+
+@pytest.fixture
+async def client(settings: Any, services: Any, aiohttp_client: Any) -> Any:
+    """The app served as `intake serve` serves it (request lines up to 64 KiB)."""
+    from aiohttp.test_utils import TestServer
+
+    from gateway.app import MAX_REQUEST_LINE, create_app
+
+    server = TestServer(create_app(settings, services=services))
+    await server.start_server(max_line_size=MAX_REQUEST_LINE)  # the kwargs of TestServer() go nowhere
+    return await aiohttp_client(server)
