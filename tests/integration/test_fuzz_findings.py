@@ -223,3 +223,11 @@ async def test_a_cti_event_id_reused_for_another_call_is_409_and_counted(client:
         response = await client.post("/channels/cti/events", json=body, headers=auth("t-channel"))
         assert response.status == status
     assert dropped(services, "cti", "not_allowed") == 1.0
+
+
+async def test_a_report_span_outside_2000_2099_is_400(client: Any) -> None:
+    """Was 500: year 1 with an offset overflowed once moved to UTC."""
+    response = await client.get("/api/v1/reports/abandoned-calls?from=0001-01-01T00:00:00%2B01:00",
+                                headers=auth("t-agent"))
+    assert response.status == 400, await response.text()
+    assert (await response.json())["error"]["code"] == "bad_parameter"
