@@ -22,6 +22,7 @@ from schemathesis import GenerationMode
 
 from gateway.settings import Settings, TwilioSettings, WechatSettings
 from tests.conftest import TOKENS, auth
+from tests.fuzz import inputs
 from tests.fuzz.fuzzing import bounded, tried
 
 pytestmark = pytest.mark.fuzz
@@ -29,6 +30,8 @@ pytestmark = pytest.mark.fuzz
 EXAMPLES = 8
 """Inputs per operation (x 44 operations: about 350 requests)."""
 TOKEN_CHOICES = [None, "not-a-token", *TOKENS]
+HOSTILE = [v for v in [*inputs.NASTY, *inputs.EXTREME_TIMES] if not any("\ud800" <= c <= "\udfff" for c in v)]
+"""Values one parameter of a case may get instead (lone surrogates cannot be put in a URL)."""
 STREAMING = {"/api/v1/stream"}
 """Server-sent events never end: sent unauthenticated only (answered at once), the rest is in test_sse.py."""
 
@@ -65,10 +68,20 @@ def _fuzz(operation: Any, base_url: str, statuses: Counter[int]) -> None:
              operation.as_strategy(generation_mode=GenerationMode.NEGATIVE)]
     streaming = operation.path in STREAMING
     tokens = [None, "not-a-token"] if streaming else TOKEN_CHOICES
+    params = [(p.location, p.name) for p in operation.iter_parameters() if p.location in ("query", "path")]
+    tweak = st.none() if not params else st.one_of(
+        st.none(), st.tuples(st.sampled_from(params), st.one_of(st.sampled_from(HOSTILE), st.sampled_from(
+            ["\x00", "a\x00b", "9" * 40, *inputs.EXTREME_TIMES]))))  # what a database cannot take, often
 
     @bounded(EXAMPLES)
-    @given(case=st.one_of(modes), token=st.sampled_from(tokens))
-    def send(case: Any, token: str | None) -> None:
+    @given(case=st.one_of(modes), token=st.sampled_from(tokens), tweak=tweak)
+    def send(case: Any, token: str | None, tweak: tuple[tuple[str, str], str] | None) -> None:
+        if tweak is not None:  # one parameter of a drawn case made hostile
+            (location, name), value = tweak
+            if location == "query":
+                case.query = {**(case.query or {}), name: value}
+            else:
+                case.path_parameters = {**(case.path_parameters or {}), name: value}
         headers = {} if token is None else auth(token)
         with requests.Session() as session:
             response = case.call(base_url=base_url, session=session, headers=headers, timeout=10)
