@@ -48,7 +48,8 @@ _CHANNEL_PATHS = (("/channels/cti/", "cti"), ("/channels/alarm/", "alarm"), ("/c
 
 
 def _count_dropped(request: web.Request, reason: str) -> None:
-    """Count a channel request refused before its channel saw it (so not recorded by the channel)."""
+    """Count a channel request refused without an `InputRejected` record: before its channel saw it
+    (no valid token, a NUL in the URL) or after it parsed the input (a domain refusal, a reused id)."""
     services = request.app.get(SERVICES)
     channel = next((name for prefix, name in _CHANNEL_PATHS if request.path.startswith(prefix)), None)
     if services is not None and channel is not None:

@@ -102,6 +102,12 @@ def instant(raw: str, name: str, code: str = "bad_field") -> datetime:
     return value
 
 
+def is_count(raw: str) -> bool:
+    """Whether a parameter is a non-negative integer PostgreSQL's bigint holds: ASCII digits, at most 18
+    (`"²".isdigit()` is true but `int("²")` fails; 40 digits overflow the query)."""
+    return raw.isascii() and raw.isdigit() and len(raw) <= 18
+
+
 def check_url(request: web.Request) -> None:
     """Refuse a NUL in the decoded path or query (`%00`): PostgreSQL text cannot hold one."""
     if "\x00" in request.path or "\x00" in request.query_string:

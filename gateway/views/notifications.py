@@ -11,14 +11,14 @@ from dispatch.core.messages import Json
 from dispatch.core.phone import mask_phone
 from dispatch.notify.outbox import list_outbox
 from gateway.auth import require, sees_personal_data
-from gateway.http import BadRequest, json_response, limit_param, page
+from gateway.http import BadRequest, is_count, json_response, limit_param, page
 from gateway.services import SERVICES
 
 
 def _cursor(raw: str | None) -> int:
     if not raw:
         return 0
-    if not raw.isdigit():
+    if not is_count(raw):
         raise BadRequest("bad_parameter", "cursor is not one this API gave")
     return int(raw)
 

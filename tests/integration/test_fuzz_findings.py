@@ -231,3 +231,13 @@ async def test_a_report_span_outside_2000_2099_is_400(client: Any) -> None:
                                 headers=auth("t-agent"))
     assert response.status == 400, await response.text()
     assert (await response.json())["error"]["code"] == "bad_parameter"
+
+
+@pytest.mark.parametrize("url", ["/api/v1/notifications?cursor=" + "9" * 40, "/api/v1/notifications?cursor=²",
+                                 "/api/v1/audit/events?after=" + "9" * 40, "/api/v1/audit/events?after=²",
+                                 "/api/v1/kpis?hours=²", "/api/v1/kpis?hours=" + "9" * 5000])
+async def test_a_cursor_or_count_that_is_not_a_bigint_is_400(client: Any, url: str) -> None:
+    """Was 500: 40 digits overflowed the query, `int("²")` and 5,000 digits raised ValueError."""
+    response = await client.get(url, headers=auth("t-admin"))
+    assert response.status == 400, await response.text()
+    assert (await response.json())["error"]["code"] == "bad_parameter"
