@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from channels.errors import BadInput
+from channels.times import plausible
 from dispatch.cases.events import CallerInfo
 from dispatch.intake.calls import CALL_KINDS, RecordCall
 from dispatch.intake.contact import InboundContact
@@ -38,6 +39,8 @@ def parse_time(value: str, name: str = "at") -> datetime:
         raise BadInput(f"field {name!r} is not an ISO-8601 time", code="bad_field") from exc
     if instant.tzinfo is None:
         raise BadInput(f"field {name!r} needs a timezone (e.g. Z or +08:00)", code="bad_field")
+    if not plausible(instant):
+        raise BadInput(f"field {name!r} must lie in the years 2000-2099", code="bad_field")
     return instant
 
 

@@ -21,6 +21,7 @@ from xml.etree import ElementTree
 
 from channels.errors import ChannelError
 from channels.rejected import redact_fields
+from channels.times import plausible
 from dispatch.cases.events import CallerInfo, Fault, Place
 from dispatch.cases.registration import CATEGORIES
 from dispatch.cases.status import DONE
@@ -264,5 +265,7 @@ def check_query_date(value: str | None, name: str) -> datetime | None:
         raise Open311Error(400, f"{name} must be a W3C datetime like 2010-01-01T00:00:00Z") from exc
     if parsed.tzinfo is None:
         raise Open311Error(400, f"{name} must carry a time zone (Z)")
+    if not plausible(parsed):
+        raise Open311Error(400, f"{name} must lie in the years 2000-2099")
     return parsed
 

@@ -51,9 +51,9 @@ def redact_fields(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: REDACTED if k.lower() in SECRET_FIELDS else v for k, v in values.items()}
 
 
-def _no_nul(text: str) -> str:
-    """PostgreSQL text cannot hold NUL (a UTF-16 body is full of them): kept escaped."""
-    return text.replace("\x00", "\\x00")
+def storable(text: str) -> str:
+    """Text PostgreSQL can hold: a NUL or a lone surrogate is kept as its escape (`\\x00`, `\\ud800`)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
 def kept_payload(raw: bytes | str | None, *, authenticated: bool) -> tuple[str | None, int, str | None]:
@@ -68,11 +68,11 @@ def kept_payload(raw: bytes | str | None, *, authenticated: bool) -> tuple[str |
     digest = hashlib.sha256(data).hexdigest()
     if authenticated:
         text = data[:MAX_RAW * 4].decode("utf-8", "backslashreplace")[:MAX_RAW]
-        return _no_nul(redact_text(text)), len(data), digest
+        return storable(redact_text(text)), len(data), digest
     # redacted before it is cut, so a credential across the cut cannot leave its first part
     head = redact_text(data[:MAX_UNAUTHENTICATED * 4].decode("utf-8", "backslashreplace"))
     cut = head.encode("utf-8")[:MAX_UNAUTHENTICATED].decode("utf-8", "ignore")
-    return _no_nul(cut), len(data), digest
+    return storable(cut), len(data), digest
 
 
 Send = Callable[[object], Awaitable[object]]
@@ -101,11 +101,11 @@ async def record_rejected(
     """
     text, length, digest = kept_payload(raw, authenticated=authenticated)
     limit = None if authenticated else MAX_UNAUTHENTICATED
-    kept = {k: v[:limit] for k, v in (headers or {}).items() if k.lower() in _KEPT_HEADERS}
+    kept = {k: storable(v[:limit]) for k, v in (headers or {}).items() if k.lower() in _KEPT_HEADERS}
     if query is not None:
-        query = {k[:limit]: (REDACTED if k.lower() in SECRET_FIELDS else v[:limit])
+        query = {storable(k[:limit]): (REDACTED if k.lower() in SECRET_FIELDS else storable(v[:limit]))
                  for k, v in list(query.items())[:MAX_QUERY_KEYS]}
-    rejected = InputRejected(channel=channel, code=code, reason=reason, raw=text, raw_length=length,
+    rejected = InputRejected(channel=channel, code=code, reason=storable(reason), raw=text, raw_length=length,
                              headers=kept, peer=peer, query=None if query is None else dict(query),
                              transport=transport, raw_sha256=digest)
     try:

@@ -157,6 +157,8 @@ def _decrypt(key: bytes, hex_text: bytes) -> bytes:
 
 
 def _split_body(rest: bytes) -> tuple[bytes, tuple[str, ...], datetime | None]:
+    if b"\x00" in rest:  # the log cannot hold one: an alarm that cannot be stored would never be ACKed
+        raise FrameError("NUL inside the data")
     close = rest.find(b"]")
     if close < 0:
         raise FrameError("data field has no closing ]")

@@ -51,8 +51,9 @@ def twilio_valid(
     """Whether `signature` is Twilio's signature of the request for any of the URLs."""
     if algorithm not in _HASHES or not signature:
         return False
+    given = signature.encode("utf-8", "surrogatepass")  # a forged header may hold any text
     return any(
-        hmac.compare_digest(twilio_signature(secret, url, params, algorithm), signature)
+        hmac.compare_digest(twilio_signature(secret, url, params, algorithm).encode(), given)
         for url in _candidates(list(urls))
     )
 

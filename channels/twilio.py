@@ -9,12 +9,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import parse_qsl
 
 from channels.errors import BadInput, BadSignature, ChannelDisabled
 from channels.signatures import twilio_algorithm, twilio_valid
+from channels.times import plausible
 from dispatch.cases.events import CallerInfo
 from dispatch.intake.calls import RecordCall
 from dispatch.intake.contact import InboundContact
@@ -53,6 +54,8 @@ def parse_form(body: bytes) -> Form:
         raise BadInput("body is not a UTF-8 form", code="bad_encoding") from exc
     form: Form = {}
     for key, value in pairs:
+        if "\x00" in key or "\x00" in value:  # `%00`: PostgreSQL text cannot hold one
+            raise BadInput("form holds a NUL character", code="bad_text")
         form.setdefault(key, []).append(value)
     return form
 
@@ -101,9 +104,14 @@ def _timestamp(form: Form, received_at: datetime) -> datetime:
     if not text:
         return received_at
     try:
-        return parsedate_to_datetime(text)
+        instant = parsedate_to_datetime(text)
     except (TypeError, ValueError) as exc:
         raise BadInput("form field 'Timestamp' is not an RFC 2822 date", code="bad_field") from exc
+    if instant.tzinfo is None:  # `-0000`: UTC, the sender's own offset unknown (RFC 2822 3.3)
+        instant = instant.replace(tzinfo=UTC)
+    if not plausible(instant):
+        raise BadInput("form field 'Timestamp' must lie in the years 2000-2099", code="bad_field")
+    return instant
 
 
 def _call_kind(status: str, direction: str) -> str:

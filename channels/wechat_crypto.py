@@ -29,7 +29,8 @@ def signature(*parts: str) -> str:
 
 def check_signature(expected: str | None, *parts: str) -> None:
     """Raise `BadSignature` unless `expected` signs the parts."""
-    if not expected or not hmac.compare_digest(expected.lower(), signature(*parts)):
+    given = (expected or "").lower().encode("utf-8", "surrogatepass")  # any text a forger sends
+    if not given or not hmac.compare_digest(given, signature(*parts).encode()):
         raise BadSignature("WeChat signature does not match")
 
 
@@ -64,7 +65,7 @@ class SafeMode:
         check_signature(msg_signature, self._token, timestamp, nonce, encrypted)
         try:
             data = base64.b64decode(encrypted, validate=True)
-        except binascii.Error as exc:
+        except ValueError as exc:  # binascii.Error, or text that is not ASCII
             raise BadInput("Encrypt is not base64", code="bad_encrypt") from exc
         if not data or len(data) % 16:
             raise BadInput("Encrypt has a bad length", code="bad_encrypt")

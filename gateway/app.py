@@ -15,11 +15,11 @@ from channels.errors import ChannelError
 from dispatch.core.errors import DispatchError, InvalidCommand, NotAllowed, NotFound, StaleVersion
 from dispatch.core.messages import Json
 from eventstore import StoreUnavailable
-from eventstore.errors import EventStoreError, InvalidStreamName
+from eventstore.errors import EventStoreError, IdempotencyConflict, InvalidStreamName
 from eventstore.postgres import UNAVAILABLE
 from gateway import bootstrap
 from gateway.auth import TOKENS, TokenTable, make_middleware
-from gateway.http import MAX_BODY, WRITE_DEADLINE, BadRequest, error_response
+from gateway.http import MAX_BODY, WRITE_DEADLINE, BadRequest, check_url, error_response
 from gateway.services import SERVICES, Services
 from gateway.settings import Settings
 from gateway.views.health import OPENAPI_PATHS_KEY
@@ -48,6 +48,43 @@ def _domain_status(exc: DispatchError) -> int:
     return 400
 
 
+_CHANNEL_PATHS = (("/channels/cti/", "cti"), ("/channels/alarm/", "alarm"), ("/channels/twilio/", "twilio"),
+                  ("/channels/wechat", "wechat"), ("/open311/", "web"))
+
+
+def _count_dropped(request: web.Request, reason: str) -> None:
+    """Count a channel request refused without an `InputRejected` record: before its channel saw it
+    (no valid token, a NUL in the URL) or after it parsed the input (a domain refusal, a reused id)."""
+    services = request.app.get(SERVICES)
+    channel = next((name for prefix, name in _CHANNEL_PATHS if request.path.startswith(prefix)), None)
+    if services is not None and channel is not None:
+        services.metrics.dropped_inputs.labels(channel, reason).inc()
+
+
+def _refused(request: web.Request, exc: DispatchError | IdempotencyConflict) -> web.Response:
+    """A command the domain refused, or an idempotency key reused for another stream: a 4xx.
+
+    Raised after the channel parsed the input, so the channel did not record it: counted.
+    """
+    if isinstance(exc, IdempotencyConflict):  # the other stream may be another sender's: not named
+        status, code, message = 409, "idempotency_conflict", "this id was already used for other input"
+    else:
+        status, code, message = _domain_status(exc), exc.code, str(exc)
+    _count_dropped(request, code)
+    return error_response(status, code, message)
+
+
+@web.middleware
+async def url_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse a URL the database cannot hold (`check_url`) before any view sees it."""
+    try:
+        check_url(request)
+    except BadRequest as exc:
+        _count_dropped(request, exc.error_code)
+        return error_response(400, exc.error_code, exc.error_message)
+    return await handler(request)
+
+
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Map errors to the JSON envelope; never leak a traceback, never answer 2xx on failure."""
@@ -72,8 +109,8 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         )
     except ChannelError as exc:
         return error_response(exc.status, exc.code, exc.message)
-    except DispatchError as exc:
-        return error_response(_domain_status(exc), exc.code, str(exc))
+    except (DispatchError, IdempotencyConflict) as exc:
+        return _refused(request, exc)
     except InvalidStreamName as exc:
         return error_response(400, "bad_identifier", str(exc))
     except EventStoreError as exc:
@@ -116,6 +153,8 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
         return response
     except web.HTTPException as exc:
         status = exc.status
+        if status in (401, 403):  # a bearer token missing or refused: anyone may send one, not recorded
+            _count_dropped(request, "unauthorized" if status == 401 else "forbidden")
         raise
     finally:
         services = request.app.get(SERVICES)
@@ -184,7 +223,8 @@ def create_app(
     tokens = TokenTable(settings.http.tokens)
     app = web.Application(
         client_max_size=MAX_BODY,
-        middlewares=[context_middleware, errors_middleware, deadline_middleware, make_middleware(tokens)],
+        middlewares=[context_middleware, url_middleware, errors_middleware, deadline_middleware,
+                     make_middleware(tokens)],
     )
     app[TOKENS] = tokens
 

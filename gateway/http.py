@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 from aiohttp import web
 
+from channels.times import plausible
 from dispatch.core.messages import Json, JsonValue
 
 MAX_BODY = 1024 * 1024
@@ -88,6 +90,32 @@ def _check(value: object, level: int = 0) -> None:
             _check(item, level + 1)
     elif isinstance(value, int) and not isinstance(value, bool) and not -MAX_INT <= value < MAX_INT:
         raise BadRequest("bad_number", "integer out of range (64 bits)")
+
+
+def instant(raw: str, name: str, code: str = "bad_field") -> datetime:
+    """An ISO-8601 instant with an offset, in the years 2000-2099 (`channels.times.plausible`),
+    or `BadRequest` with `code` naming it: year 1 or 9999 would overflow once moved to UTC."""
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise BadRequest(code, f"{name} must be an ISO-8601 instant") from exc
+    if value.tzinfo is None:
+        raise BadRequest(code, f"{name} needs a time zone offset")
+    if not plausible(value):
+        raise BadRequest(code, f"{name} must lie in the years 2000-2099")
+    return value
+
+
+def is_count(raw: str) -> bool:
+    """Whether a parameter is a non-negative integer PostgreSQL's bigint holds: ASCII digits, at most 18
+    (`"²".isdigit()` is true but `int("²")` fails; 40 digits overflow the query)."""
+    return raw.isascii() and raw.isdigit() and len(raw) <= 18
+
+
+def check_url(request: web.Request) -> None:
+    """Refuse a NUL in the decoded path or query (`%00`): PostgreSQL text cannot hold one."""
+    if "\x00" in request.path or "\x00" in request.query_string:
+        raise BadRequest("bad_text", "the URL holds a NUL character (%00)")
 
 
 def parse_json(body: bytes) -> Json:

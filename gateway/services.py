@@ -64,7 +64,9 @@ class Metrics:
             "intake_rejected_inputs", "Inbound inputs rejected", ["channel", "code"], registry=r
         )
         self.dropped_inputs = Counter(
-            "intake_dropped_inputs", "Inbound inputs dropped unanswered and unrecorded (noise, floods)",
+            "intake_dropped_inputs",
+            "Inbound inputs refused or dropped without an InputRejected record (noise, floods, "
+            "no valid token, refused after parsing)",
             ["channel", "reason"], registry=r,
         )
         self.projection_lag = Gauge(

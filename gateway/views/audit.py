@@ -16,7 +16,7 @@ from dispatch.core.messages import Json
 from eventstore import tamper
 from gateway.auth import require
 from gateway.cli.replay import case_history, parse_as_of, record_read, verify_stream
-from gateway.http import BadRequest, json_response, limit_param, page
+from gateway.http import BadRequest, is_count, json_response, limit_param, page
 from gateway.services import SERVICES
 
 READERS = ("auditor", "dispatcher", "agent")
@@ -41,7 +41,7 @@ async def history(request: web.Request) -> web.Response:
 
 def _after(request: web.Request) -> int:
     raw = request.query.get("after", "0")
-    if not raw.isdigit():
+    if not is_count(raw):
         raise BadRequest("bad_parameter", "after must be a non-negative integer position")
     return int(raw)
 

@@ -45,7 +45,7 @@ from dispatch.core.errors import NotFound
 from dispatch.core.messages import Json, JsonValue
 from dispatch.gis.geo import to_wgs84
 from gateway.auth import Principal, require
-from gateway.http import BadRequest, field, json_response, limit_param, page, read_json
+from gateway.http import field, instant, json_response, limit_param, page, read_json
 from gateway.privacy import hide_case, sees_personal_data
 from gateway.services import SERVICES, Services
 
@@ -160,14 +160,7 @@ def _str(body: Mapping[str, JsonValue], name: str, *, required: bool = True) -> 
 
 
 def _instant(body: Mapping[str, JsonValue], name: str) -> datetime:
-    raw = _str(body, name)
-    try:
-        at = datetime.fromisoformat(raw or "")
-    except ValueError as exc:
-        raise BadRequest("bad_field", f"{name} must be an ISO-8601 instant") from exc
-    if at.tzinfo is None:
-        raise BadRequest("bad_field", f"{name} needs a time zone offset")
-    return at
+    return instant(_str(body, name) or "", name)
 
 
 def _place(body: Mapping[str, JsonValue], services: Services) -> Place | None:

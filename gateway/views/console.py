@@ -21,7 +21,7 @@ from dispatch.core.messages import Json
 from dispatch.gis.reference import districts as all_districts
 from dispatch.missed_calls.read_model import abandoned_per_hour, answering_since, open_task_count
 from gateway.auth import require
-from gateway.http import BadRequest, json_response
+from gateway.http import BadRequest, is_count, json_response
 from gateway.privacy import sees_personal_data
 from gateway.services import SERVICES
 
@@ -65,7 +65,7 @@ async def districts(request: web.Request) -> web.Response:
 
 def _hours(request: web.Request) -> int:
     raw = request.query.get("hours", "24")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_HOURS:
+    if not is_count(raw) or not 1 <= int(raw) <= MAX_HOURS:
         raise BadRequest("bad_parameter", f"hours must be an integer from 1 to {MAX_HOURS}")
     return int(raw)
 

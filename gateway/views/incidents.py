@@ -11,7 +11,7 @@ from dispatch.core.messages import Json
 from dispatch.linking.incidents import ResolveIncident, SetIncidentCause, load_incident
 from dispatch.linking.read_model import list_incidents as incidents_of
 from gateway.auth import Principal, require
-from gateway.http import BadRequest, field, json_response, limit_param, page, read_json
+from gateway.http import BadRequest, field, instant, json_response, limit_param, page, read_json
 from gateway.privacy import mask_value, sees_personal_data
 from gateway.services import SERVICES
 
@@ -60,14 +60,8 @@ async def get_incident(request: web.Request) -> web.Response:
 
 
 def _instant(body: Json, name: str) -> datetime:
-    raw = field(body, name, str)
-    try:
-        value = datetime.fromisoformat(raw)
-    except ValueError as exc:
-        raise BadRequest("bad_field", f"{name} must be an ISO-8601 instant") from exc
-    if value.tzinfo is None:
-        raise BadRequest("bad_field", f"{name} needs a time zone offset")
-    return value
+    raw: str = field(body, name, str)
+    return instant(raw, name)
 
 
 async def set_cause(request: web.Request) -> web.Response:

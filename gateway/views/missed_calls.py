@@ -12,7 +12,7 @@ from dispatch.core.messages import Json
 from dispatch.missed_calls.policy import AssignCallbackTask, RecordCallbackOutcome
 from dispatch.missed_calls.read_model import calls_by_queue_hour, missed_call_tasks
 from gateway.auth import require
-from gateway.http import BadRequest, json_response, limit_param, page, read_json
+from gateway.http import BadRequest, instant, json_response, limit_param, page, read_json
 from gateway.services import SERVICES
 
 STATUSES = ("open", "closed")
@@ -79,15 +79,7 @@ async def outcome(request: web.Request) -> web.Response:
 
 def _time(request: web.Request, name: str) -> datetime | None:
     raw = request.query.get(name)
-    if raw is None:
-        return None
-    try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise BadRequest("bad_parameter", f"{name} is not an ISO-8601 time") from exc
-    if value.tzinfo is None:
-        raise BadRequest("bad_parameter", f"{name} needs a timezone")
-    return value
+    return None if raw is None else instant(raw, name, "bad_parameter")
 
 
 async def abandoned_report(request: web.Request) -> web.Response:

@@ -11,7 +11,7 @@ from dispatch.cases.read_model import assignees
 from dispatch.core.messages import Json
 from dispatch.notify.outbox import list_outbox
 from gateway.auth import require
-from gateway.http import BadRequest, json_response, limit_param, page
+from gateway.http import BadRequest, is_count, json_response, limit_param, page
 from gateway.privacy import mask_value, sees_personal_data
 from gateway.services import SERVICES
 
@@ -19,7 +19,7 @@ from gateway.services import SERVICES
 def _cursor(raw: str | None) -> int:
     if not raw:
         return 0
-    if not raw.isdigit():
+    if not is_count(raw):
         raise BadRequest("bad_parameter", "cursor is not one this API gave")
     return int(raw)
 

@@ -81,6 +81,8 @@ async def create_request(request: web.Request) -> web.Response:
     who: Principal | None = None
     try:
         form = {k: str(v) for k, v in (await request.post()).items()}
+        if any("\x00" in k or "\x00" in v for k, v in form.items()):  # PostgreSQL text cannot hold one
+            raise Open311Error(400, "the form holds a NUL character", "bad_text")
         who = request.app[TOKENS].resolve(form.get("api_key") or None)
         if who is None or not who.may_post("web"):
             who = None
