@@ -54,7 +54,7 @@ _CHANNEL_PATHS = (("/channels/cti/", "cti"), ("/channels/alarm/", "alarm"), ("/c
 
 def _count_dropped(request: web.Request, reason: str) -> None:
     """Count a channel request refused without an `InputRejected` record: before its channel saw it
-    (no valid token, a NUL in the URL) or after it parsed the input (a domain refusal, a reused id)."""
+    (a NUL in the URL) or after it parsed the input (a domain refusal, a reused id)."""
     services = request.app.get(SERVICES)
     channel = next((name for prefix, name in _CHANNEL_PATHS if request.path.startswith(prefix)), None)
     if services is not None and channel is not None:
@@ -152,9 +152,7 @@ async def context_middleware(request: web.Request, handler: Handler) -> web.Stre
         response.headers["X-Request-Id"] = request_id
         return response
     except web.HTTPException as exc:
-        status = exc.status
-        if status in (401, 403):  # a bearer token missing or refused: anyone may send one, not recorded
-            _count_dropped(request, "unauthorized" if status == 401 else "forbidden")
+        status = exc.status  # a channel's 401 / 403 was recorded (briefly) by the channel itself
         raise
     finally:
         services = request.app.get(SERVICES)
