@@ -9,8 +9,9 @@ nearest pinyin in the index (rapidfuzz, `tingdain` finds `tingdian`).
 Each kind of token has a weight (a word the citizen typed counts more than a
 sound-alike); the title counts three times and keywords twice.
 
-`confidence` says how much of the query the best article covers: the share of
-the query's words (weighted by their rarity, IDF) found in it. Self-service
+`confidence` says how much of the query an article covers (the share of the
+query's words, weighted by their rarity, IDF, found in it), lowered when the
+next article scores nearly as well (`CLEAR_LEAD`). Self-service
 answers need it above a threshold measured on a labelled set (`bench.knowledge`).
 
 BM25 in memory was measured against PostgreSQL full-text search on the same
@@ -49,12 +50,21 @@ CATEGORY_BOOST = 1.25
 FUZZY_CUTOFF = 80.0
 """rapidfuzz ratio (0-100) a pinyin must reach to stand for an unknown one."""
 SNIPPET_CHARS = 80
+SINGLE_CHAR = 0.5
+CLEAR_LEAD = 0.3
+"""An article scoring 30 % above the next one is a clear answer; a closer race lowers confidence
+(near-duplicates such as 电费缴纳 and 缴费未到账 were the wrong answers at high coverage)."""
+"""A one-character word (老, 合, 交) says less than a longer one; it counts half in confidence."""
 
 _STOP_TEXT = (
     "的 了 吗 呢 吧 啊 呀 么 是 在 有 和 与 及 或 我 你 您 他 她 它 我们 你们 请问 请 问 一下 "
     "怎么 怎么办 怎样 如何 什么 哪里 哪儿 为什么 多少 几 能 能否 可以 可不可以 需要 要 想 "
     "你好 您好 谢谢 麻烦 这 那 这个 那个 个 就 都 也 还 又 把 被 给 让 对 从 到 吗？ 啥 咋 "
-    "情况 问题 现在 今天 一个 如果 是不是 有没有 应该 还是 已经 知道")
+    "情况 问题 现在 今天 一个 如果 是不是 有没有 应该 还是 已经 知道 "
+    "咨询 下 问下 尽快 回复 急 找 谁 哪 很 太 好 来 得 说 看 帮忙 有个 感觉 我家 我们 这条 "
+    "时候 什么时候 会 不会 吗 呢 哦 嗯 喂 请教 打听 一直 总是 老是")
+"""Words that say nothing about the matter: particles, pronouns, greetings and a message's
+fillers (问下, 尽快回复, 急, 谢谢), which citizens add to every kind of question."""
 STOPWORDS: frozenset[str] = frozenset(_STOP_TEXT.split())
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 _ASCII_WORD = re.compile(r"^[a-z]+$")
@@ -247,7 +257,8 @@ class SearchIndex:
             if t in self.doc_tokens[doc]:
                 best[qt.word] = max(best.get(qt.word, 0.0), float(self.idf[t]) * min(qt.weight, 1.0))
         unknown = math.log(1.0 + len(self.docs))  # a word no article has is as rare as can be
-        weight = {w: self._word_idf(w, tokens, unknown) for w in read}
+        weight = {w: self._word_idf(w, tokens, unknown) * (SINGLE_CHAR if len(w) == 1 else 1.0)
+                  for w in read}
         total = sum(weight.values())
         return 0.0 if total <= 0 else min(1.0, sum(best.values()) / total)
 
@@ -265,24 +276,37 @@ class SearchIndex:
         scores = self._scores(tokens)
         if category:
             scores *= self._category_boost(category)
-        k = min(k, len(self.docs))
-        top = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
-        order = top[np.lexsort((top, -scores[top]))]
-        return [self._hit(int(i), float(scores[i]), tokens, read) for i in order if scores[i] > 0]
+        wanted = min(k + 1, len(self.docs))  # one more: the runner-up of the last hit
+        top = (np.argpartition(-scores, wanted - 1)[:wanted] if wanted < len(scores)
+               else np.arange(len(scores)))
+        order = [int(i) for i in top[np.lexsort((top, -scores[top]))] if scores[i] > 0]
+        nexts = [float(scores[i]) for i in order[1:]] + [0.0]
+        return [self._hit(i, float(scores[i]), runner_up, tokens, read)
+                for i, runner_up in zip(order[:k], nexts, strict=False)]
 
-    def _hit(self, i: int, score: float, tokens: Sequence[QueryToken], read: Sequence[str]) -> Hit:
+    def _hit(self, i: int, score: float, runner_up: float, tokens: Sequence[QueryToken],
+             read: Sequence[str]) -> Hit:
         doc = self.docs[i]
+        lead = min(1.0, (1.0 - runner_up / score) / CLEAR_LEAD)
+        confidence = self.confidence(tokens, read, i) * lead
         return Hit(doc.article_id, doc.title, snippet(doc.body, read), round(score, 4),
-                   round(self.confidence(tokens, read, i), 4), doc.short_answer, doc.kind)
+                   round(confidence, 4), doc.short_answer, doc.kind)
 
 
 _SENTENCE = re.compile(r"[^。！？；\n]+[。！？；]?")
 
 
+@lru_cache(maxsize=16384)
+def _sentences(body: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    sentences = tuple(s.strip() for s in _SENTENCE.findall(body) if s.strip()) or (body,)
+    return sentences, tuple(normalise(s) for s in sentences)
+
+
 def snippet(body: str, read: Sequence[str]) -> str:
     """The sentence of the body with the most query words in it, cut to `SNIPPET_CHARS`."""
-    sentences = [s.strip() for s in _SENTENCE.findall(body) if s.strip()] or [body]
-    lowered = [normalise(s) for s in sentences]
+    sentences, lowered = _sentences(body)
+    if len(sentences) == 1:
+        return sentences[0] if len(sentences[0]) <= SNIPPET_CHARS else sentences[0][:SNIPPET_CHARS - 1] + "…"
     best = max(range(len(sentences)), key=lambda i: (sum(w in lowered[i] for w in read), -i))
     text = sentences[best]
     return str(text) if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS - 1] + "…"

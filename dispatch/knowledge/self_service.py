@@ -39,7 +39,7 @@ from eventstore import ANY, EventStore, RecordedEvent
 
 log = structlog.get_logger(__name__)
 
-ANSWER_THRESHOLD = 0.4
+ANSWER_THRESHOLD = 0.35
 """Least confidence of the best article for an automatic answer (precision >= 0.9 when measured)."""
 HANDOFF_WINDOW = timedelta(hours=24)
 """A contact answered automatically within this time reaches a person with their next message."""
