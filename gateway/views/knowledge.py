@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -171,9 +172,18 @@ ACTIONS: dict[str, Any] = {
 }
 
 
+PAGE = Path(__file__).parent.parent / "static" / "console" / "knowledge.html"
+
+
+async def knowledge_page(request: web.Request) -> web.FileResponse:
+    """`GET /knowledge`: the console's knowledge page (search and read; signs in like `GET /`)."""
+    return web.FileResponse(PAGE, headers={"Cache-Control": "no-store"})
+
+
 def setup(app: web.Application) -> None:
     """Add the routes of this module, and the search index they share."""
     app[INDEX] = IndexHolder()
+    app.router.add_get("/knowledge", knowledge_page)
     app.router.add_get("/api/v1/knowledge/search", search)
     app.router.add_get("/api/v1/knowledge/suggestions", suggestions)
     app.router.add_get("/api/v1/knowledge/articles", list_articles)
