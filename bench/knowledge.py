@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import os
 import random
 import statistics
 import sys
@@ -93,16 +94,21 @@ def percentiles(samples_ms: Sequence[float]) -> dict[str, float]:
             "max": round(ordered[-1], 3), "mean": round(statistics.fmean(ordered), 3)}
 
 
-def timed(run: Callable[[str], object], qs: Sequence[str]) -> dict[str, float]:
-    """Per-query timings of `run` after a short warm-up."""
+def timed(run: Callable[[str], object], qs: Sequence[str]) -> tuple[dict[str, float], dict[str, float]]:
+    """Per-query wall-clock and CPU timings of `run` after a short warm-up.
+
+    The CPU time (this thread's) leaves out the time other processes held the
+    cores: on a shared machine it tells the cost of a query apart from the wait.
+    """
     for q in qs[:20]:
         run(q)
-    samples = []
+    wall, cpu = [], []
     for q in qs:
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.thread_time()
         run(q)
-        samples.append((time.perf_counter() - start) * 1000)
-    return percentiles(samples)
+        wall.append((time.perf_counter() - start) * 1000)
+        cpu.append((time.thread_time() - start_cpu) * 1000)
+    return percentiles(wall), percentiles(cpu)
 
 
 async def postgres_fts(dsn: str, docs: Sequence[Document], qs: Sequence[str]) -> dict[str, float]:
@@ -166,10 +172,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     index = SearchIndex.build(docs)
     print(f"articles={len(docs)} build_s={time.perf_counter() - start:.1f} queries={len(qs)}")
-    search = timed(lambda q: index.search(q, k=10), qs)
-    baseline = timed(naive_scan(docs), qs[: max(200, len(qs) // 10)])
-    print(f"bm25_ms {search}")
-    print(f"naive_substring_scan_ms {baseline}")
+    search, search_cpu = timed(lambda q: index.search(q, k=10), qs)
+    baseline, baseline_cpu = timed(naive_scan(docs), qs[: max(200, len(qs) // 10)])
+    print(f"bm25_ms wall {search} cpu {search_cpu}")
+    print(f"naive_substring_scan_ms wall {baseline} cpu {baseline_cpu}")
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     if args.dsn:
         print(f"postgres_fts_ms {asyncio.run(postgres_fts(args.dsn, docs, qs))}")
     demo = SearchIndex.build(base)
