@@ -28,15 +28,10 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
+from typing import Any
 
-import bm25s
-import jieba
 import numpy as np
-from pypinyin import lazy_pinyin
-from rapidfuzz import fuzz, process
-
-jieba.setLogLevel(logging.WARNING)
 
 PINYIN = "py:"
 INITIALS = "sx:"
@@ -76,16 +71,28 @@ def normalise(text: str) -> str:
     return unicodedata.normalize("NFKC", text).lower()
 
 
+@cache
+def _jieba() -> Any:
+    """jieba, imported on first use: the libraries of search take a second to import, which a
+    process that never searches (and the time to start serving) should not pay."""
+    import jieba
+
+    jieba.setLogLevel(logging.WARNING)
+    return jieba
+
+
 @lru_cache(maxsize=65536)
 def sounds(word: str) -> tuple[str, str]:
     """A Chinese word's full pinyin and its initials (`停电` -> `tingdian`, `td`)."""
+    from pypinyin import lazy_pinyin
+
     syllables = lazy_pinyin(word, errors="ignore")
     return "".join(syllables), "".join(s[0] for s in syllables if s)
 
 
 def words(text: str) -> list[str]:
     """The words of a text (jieba search mode), without punctuation and stop words."""
-    return [w for w in jieba.lcut_for_search(normalise(text))
+    return [w for w in _jieba().lcut_for_search(normalise(text))
             if _KEEP.search(w) and w.strip() and w not in STOPWORDS]
 
 
@@ -181,6 +188,8 @@ class SearchIndex:
         if not items:
             empty = np.zeros(0)
             return cls((), {}, empty, empty.astype(np.int32), np.zeros(1, dtype=np.int32), empty, (), ())
+        import bm25s
+
         retriever = bm25s.BM25()
         retriever.index(corpus, show_progress=False)
         vocab = {str(k): int(v) for k, v in retriever.vocab_dict.items()}
@@ -200,6 +209,8 @@ class SearchIndex:
     def _fuzzy(self, spelled: str) -> str | None:
         if len(spelled) < 4 or not self.pinyins:
             return None
+        from rapidfuzz import fuzz, process
+
         best = process.extractOne(spelled, self.pinyins, scorer=fuzz.ratio, score_cutoff=FUZZY_CUTOFF)
         return None if best is None else PINYIN + str(best[0])
 
