@@ -101,10 +101,9 @@ async def suggestions(request: web.Request) -> web.Response:
     """`GET /api/v1/knowledge/suggestions?category=&text=`: the best articles for a case being registered."""
     require(request, "agent", "dispatcher")
     text = _text_param(request, "text")
-    limit = min(int(request.query.get("limit", SUGGESTIONS)) if request.query.get("limit", "").isdigit()
-                else SUGGESTIONS, 20)
+    limit = min(limit_param(request), 20) if "limit" in request.query else SUGGESTIONS
     hits = await request.app[INDEX].search(request.app[SERVICES].pool, text,
-                                           category=request.query.get("category") or None, k=max(limit, 1))
+                                           category=request.query.get("category") or None, k=limit)
     return json_response(page(_items(hits, answers=True), None))
 
 
@@ -215,6 +214,9 @@ _CONTENT: Json = {"required": ["kind", "title", "body"], "properties": {
     "keywords": {"type": "array", "items": {"type": "string"}}, "expected_version": {"type": "integer"}}}
 
 OPENAPI_PATHS: Json = {
+    "/knowledge": {"get": {"summary": "The console's knowledge page (HTML; signs in as GET / does)",
+                           "security": [],
+                           "parameters": [], "responses": {"200": {"description": "HTML page"}}}},
     "/api/v1/knowledge/search": {"get": _op(
         "Search published articles: Chinese text, pinyin (tingdian) or initials (td); typos tolerated",
         query=("q", "category", "limit"))},
