@@ -45,6 +45,7 @@ from dispatch.core.texts import texts_for
 from dispatch.elderly import ELDERLY
 from dispatch.gis import GIS
 from dispatch.intake import INTAKE
+from dispatch.knowledge import KNOWLEDGE
 from dispatch.linking import LINKING
 from dispatch.missed_calls import MISSED_CALLS
 from dispatch.notify import NOTIFY
@@ -67,6 +68,7 @@ from gateway.views import (
     console,
     health,
     incidents,
+    knowledge,
     missed_calls,
     notifications,
     open311,
@@ -78,7 +80,7 @@ from gateway.views import (
 log = structlog.get_logger(__name__)
 
 DOMAIN: tuple[Capability[Services], ...] = (
-    TIMERS, INTAKE, CASES, MISSED_CALLS, LINKING, GIS, ELDERLY, NOTIFY, SUPERVISION,
+    TIMERS, INTAKE, CASES, MISSED_CALLS, LINKING, GIS, ELDERLY, NOTIFY, SUPERVISION, KNOWLEDGE,
 )
 """The capabilities of the domain, one line each."""
 
@@ -115,7 +117,7 @@ class Routes(Protocol):
 
 ROUTES: tuple[Routes, ...] = (
     wechat, providers, cases, phone, missed_calls, notifications, presence, open311, alarm,
-    health, console, sse, audit, incidents,
+    health, console, sse, audit, incidents, knowledge,
 )
 """The view modules, in the order their routes are added."""
 

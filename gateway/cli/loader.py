@@ -18,8 +18,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dispatch.core.errors import DispatchError
 from dispatch.core.messages import Json, JsonValue
 from dispatch.gis.reference import InvalidReference, RecordReference, ReferenceProjection, parse_feature
+from dispatch.knowledge import reference as knowledge_reference
 from gateway.services import Services
 from gateway.settings import Settings
 
@@ -99,6 +101,13 @@ async def load_paths(services: Services, paths: list[Path], *, actor: str = "loa
     gate = asyncio.Semaphore(CONCURRENCY)
 
     async def record(feature: Json, index: int, path: Path) -> None:
+        if (article := knowledge_reference.properties_of(feature)) is not None:
+            try:
+                stats.outcomes[await knowledge_reference.load(
+                    services.bus.handle, services.store, article, actor)] += 1
+            except DispatchError as exc:
+                stats.errors.append(f"{path}: feature {index}: {exc}")
+            return
         try:
             item = parse_feature(feature if isinstance(feature, dict) else {}, index)
         except InvalidReference as exc:

@@ -1,0 +1,170 @@
+"""The knowledge base on real PostgreSQL: the article workflow over HTTP, search, suggestions,
+proposing a completed case, and self-service answers to SMS and WeChat consultations."""
+
+# ruff: noqa: E501 (Chinese fixtures: each character counts two columns)
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from dispatch.cases.actions import CompleteCase, ConfirmCase, DispatchCase
+from dispatch.cases.events import CallerInfo
+from dispatch.cases.registration import RegisterCase
+from dispatch.cases.state import load_case
+from dispatch.core.clock import FakeClock
+from dispatch.knowledge.articles import ArticleContent, ImportArticle
+from dispatch.knowledge.index import IndexHolder
+from dispatch.knowledge.read_model import KnowledgeProjection
+from dispatch.knowledge.self_service import SelfServicePolicy
+from eventstore.subscriptions import ProjectionRunner, ReactorRunner
+from gateway.app import create_app
+from gateway.bootstrap import build_services, close_services
+from gateway.settings import Settings
+from tests.conftest import auth
+
+ARTICLE = {"kind": "faq", "title": "如何查询计划停电信息", "body": "计划停电会提前7天在网上国网App公告。",
+           "short_answer": "计划停电提前7天在网上国网App公告。", "categories": ["consultation", "power_fault"],
+           "keywords": ["停电查询"]}
+GAS = ArticleContent("faq", "闻到燃气味怎么办", "立即关闭燃气总阀，打开门窗通风，不要开关电器。",
+                     "请立即关闭燃气总阀、开窗通风，到室外拨打燃气抢修电话。", ("consultation",), ("燃气泄漏", "煤气味"))
+
+
+@pytest.fixture
+async def wired(settings: Settings, clock: FakeClock) -> AsyncIterator[Any]:
+    services = await build_services(settings, clock=clock)
+    yield services
+    await close_services(services)
+
+
+@pytest.fixture
+async def api(aiohttp_client: Any, settings: Settings, wired: Any) -> Any:
+    return await aiohttp_client(create_app(settings, services=wired, background=False))
+
+
+async def project(services: Any) -> None:
+    await ProjectionRunner(services.store, KnowledgeProjection()).run_until_caught_up()
+
+
+async def call(api: Any, method: str, path: str, token: str, body: Any = None, status: int = 200) -> Any:
+    resp = await api.request(method, path, json=body, headers=auth(token))
+    data = await resp.json()
+    assert resp.status == status, data
+    return data
+
+
+async def search(api: Any, q: str, token: str = "t-agent") -> list[str]:
+    data = await call(api, "GET", f"/api/v1/knowledge/search?q={q}", token)
+    return [item["article_id"] for item in data["items"]]
+
+
+async def test_an_article_goes_from_draft_through_review_to_search_and_out_again(api: Any, wired: Any) -> None:
+    draft = await call(api, "POST", "/api/v1/knowledge/articles", "t-agent", ARTICLE, status=201)
+    aid = draft["article_id"]
+    base = f"/api/v1/knowledge/articles/{aid}"
+    await call(api, "POST", "/api/v1/knowledge/articles", "t-unit", ARTICLE, status=403)
+    await call(api, "POST", f"{base}/submit", "t-agent", {"expected_version": 0})
+    await call(api, "POST", f"{base}/review", "t-agent2", {"approved": True}, status=403)  # agents do not review
+    await call(api, "POST", f"{base}/publish", "t-dispatcher", {}, status=409)  # not approved yet
+    await call(api, "POST", f"{base}/review", "t-dispatcher", {"approved": True, "expected_version": 0},
+               status=409)  # stale
+    await call(api, "POST", f"{base}/review", "t-dispatcher", {"approved": True})
+    await project(wired)
+    assert await search(api, "tingdian") == []  # approved is not published
+    live = await call(api, "POST", f"{base}/publish", "t-dispatcher", {})
+    assert (live["status"], live["published_revision"]) == ("published", 1)
+    await project(wired)
+    for q in ("停电", "tingdian", "td", "停店"):
+        assert await search(api, q) == [aid], q
+    revised = await call(api, "POST", f"{base}/revise", "t-agent2", {**ARTICLE, "title": "计划停电查询（修订）"})
+    assert [r["title"] for r in revised["revisions"]] == [ARTICLE["title"], "计划停电查询（修订）"]
+    await project(wired)
+    item = (await call(api, "GET", "/api/v1/knowledge/search?q=停电", "t-unit"))["items"][0]
+    assert item["title"] == ARTICLE["title"] and set(item) >= {"article_id", "title", "snippet", "score"}
+    await call(api, "POST", f"{base}/withdraw", "t-dispatcher", {"reason": "政策调整"})
+    await project(wired)
+    assert await search(api, "tingdian") == []
+    listed = await call(api, "GET", "/api/v1/knowledge/articles?status=draft", "t-auditor")
+    assert listed["items"] == []
+    withdrawn = await call(api, "GET", "/api/v1/knowledge/articles?status=withdrawn", "t-auditor")
+    assert [a["article_id"] for a in withdrawn["items"]] == [aid]
+
+
+async def test_suggestions_for_a_case_being_registered(api: Any, wired: Any) -> None:
+    await wired.bus.handle(ImportArticle(article_id="KBGAS", actor="loader", content=GAS))
+    await wired.bus.handle(ImportArticle(article_id="KBOUT", actor="loader", content=ArticleContent(
+        "faq", "计划停电查询", "计划停电提前7天公告。", "提前7天公告。", ("power_fault",))))
+    await project(wired)
+    data = await call(api, "GET", "/api/v1/knowledge/suggestions?category=consultation&text=家里有煤气味怎么办",
+                      "t-agent")
+    assert data["items"][0]["article_id"] == "KBGAS" and data["items"][0]["short_answer"] == GAS.short_answer
+    await call(api, "GET", "/api/v1/knowledge/suggestions?text=x", "t-unit", status=403)
+    await call(api, "GET", "/api/v1/knowledge/suggestions?category=consultation", "t-agent", status=400)
+
+
+async def test_a_completed_case_is_proposed_as_a_draft_article(api: Any, wired: Any) -> None:
+    await wired.pool.execute("INSERT INTO ref_units (id, name, phone) VALUES ('U001', 'crew', '13326435929')")
+    case = await wired.bus.handle(RegisterCase(category="consultation", channel="phone",
+                                               description="小区路灯不亮找谁修", caller=CallerInfo(phone="13800138000")))
+    await call(api, "POST", "/api/v1/knowledge/articles", "t-agent", {"from_case": case.case_id}, status=409)
+    state = await wired.bus.handle(DispatchCase(case_id=case.case_id, to="U001"))
+    state = await wired.bus.handle(ConfirmCase(case_id=case.case_id, actor="unit:U001"))
+    await wired.bus.handle(CompleteCase(case_id=case.case_id, actor="unit:U001", result="已告知由路灯管理所维修"))
+    draft = await call(api, "POST", "/api/v1/knowledge/articles", "t-agent", {"from_case": case.case_id},
+                       status=201)
+    assert draft["status"] == "draft" and draft["source_case_id"] == case.case_id
+    assert "路灯" in draft["content"]["body"] and draft["content"]["short_answer"] == "已告知由路灯管理所维修"
+    await call(api, "POST", "/api/v1/knowledge/articles", "t-agent", {"from_case": case.case_id}, status=409)
+    assert state.version >= 0
+
+
+async def answer(services: Any) -> SelfServicePolicy:
+    await project(services)
+    policy = SelfServicePolicy(services.bus.handle, services.store, services.pool, IndexHolder())
+    await ReactorRunner(services.store, policy).run_until_caught_up()
+    return policy
+
+
+async def notifications(services: Any, case_id: str) -> list[Any]:
+    return await services.pool.fetch(
+        "SELECT channel, to_addr, body, reason FROM notification_outbox WHERE case_id = $1 AND reason = $2",
+        case_id, "answered_by_knowledge_base")
+
+
+async def test_a_confident_sms_consultation_is_answered_and_closed_and_a_reply_reaches_a_person(wired: Any) -> None:
+    await wired.bus.handle(ImportArticle(article_id="KBGAS", actor="loader", content=GAS))
+    first = await wired.bus.handle(RegisterCase(category="consultation", channel="sms",
+                                                description="你好，家里有煤气味怎么办", caller=CallerInfo(phone="13800138000")))
+    await answer(wired)
+    [sent] = await notifications(wired, first.case_id)
+    assert (sent["channel"], sent["to_addr"]) == ("sms", "13800138000")
+    assert GAS.short_answer in sent["body"] and "回复" in sent["body"]
+    closed = await load_case(wired.store, first.case_id)
+    assert closed.status == "closed"
+    second = await wired.bus.handle(RegisterCase(category="consultation", channel="sms",
+                                                 description="煤气味还是很大", caller=CallerInfo(phone="13800138000")))
+    await answer(wired)  # the citizen replied: a person answers this one
+    assert await notifications(wired, second.case_id) == []
+    assert (await load_case(wired.store, second.case_id)).status != "closed"
+
+
+async def test_wechat_is_answered_on_wechat_and_unsure_or_other_categories_are_left_to_people(wired: Any) -> None:
+    await wired.bus.handle(ImportArticle(article_id="KBGAS", actor="loader", content=GAS))
+    wechat = await wired.bus.handle(RegisterCase(category="consultation", channel="wechat",
+                                                 description="闻到燃气味怎么办", caller=CallerInfo(openid="oUSER1")))
+    unsure = await wired.bus.handle(RegisterCase(category="consultation", channel="sms",
+                                                 description="银行卡被冻结了燃气费交不了", caller=CallerInfo(phone="13900139000")))
+    phone = await wired.bus.handle(RegisterCase(category="consultation", channel="phone",
+                                                description="闻到燃气味怎么办", caller=CallerInfo(phone="13700137000")))
+    complaint = await wired.bus.handle(RegisterCase(category="complaint", channel="sms",
+                                                    description="闻到燃气味怎么办", caller=CallerInfo(phone="13600136000")))
+    await answer(wired)
+    [sent] = await notifications(wired, wechat.case_id)
+    assert (sent["channel"], sent["to_addr"]) == ("wechat", "oUSER1")
+    for other in (unsure, phone, complaint):
+        assert await notifications(wired, other.case_id) == []
+        assert (await load_case(wired.store, other.case_id)).status != "closed"
+    await answer(wired)  # reacting again sends nothing new
+    assert len(await notifications(wired, wechat.case_id)) == 1
