@@ -19,6 +19,8 @@ from dispatch.cases.registration import CATEGORIES
 from dispatch.cases.state import CaseState
 from dispatch.cases.status import CaseStatus
 from dispatch.intake.contact import CHANNELS
+from dispatch.knowledge.articles import KINDS as ARTICLE_KINDS
+from dispatch.knowledge.articles import STATUSES as ARTICLE_STATUSES
 from gateway.settings import ROLES
 from gateway.views.cases import ACTIONS
 
@@ -97,6 +99,8 @@ GROUPS: dict[str, set[str]] = {
     "citizen.attr": {"account_number", "fault_type", "fault_began_at", "fault_scope", "customer_type",
                      "special_needs", "service_time"},
     "citizen.value": set(),  # filled from the Open311 channel below
+    "article_kind": set(ARTICLE_KINDS),
+    "article_status": set(ARTICLE_STATUSES),
 }
 
 

@@ -1,37 +1,35 @@
 // The knowledge page (知识库): search published articles by Chinese text, pinyin or initials, and read one.
 import { api, takeToken } from './api.js';
 import { h, fill } from './util.js';
-
-const KINDS = { policy: '政策', procedure: '办事指南', faq: '常见问题', outage_notice: '停电公告' };
-const STATUSES = { draft: '草稿', in_review: '审核中', approved: '已审核', published: '已发布', withdrawn: '已撤回' };
+import { loadCatalogue, t, tn } from './i18n.js';
 
 function page() {
-  const input = h('input', { type: 'search', name: 'q', placeholder: '输入问题、拼音或首字母，如 停电 / tingdian / td', 'aria-label': '搜索知识库', autocomplete: 'off' });
+  const input = h('input', { type: 'search', name: 'q', placeholder: t('kb.search_placeholder', { pinyin: 'tingdian', initials: 'td' }), 'aria-label': t('kb.search_label'), autocomplete: 'off' });
   const results = h('ol.results', { 'aria-live': 'polite' });
-  const reader = h('article.panel.reader', { 'aria-label': '文章' }, h('p.muted', {}, '选择左侧的文章阅读。'));
+  const reader = h('article.panel.reader', { 'aria-label': t('kb.article') }, h('p.muted', {}, t('kb.pick')));
   const status = h('p.muted.status');
   fill(document.body,
     h('header.topbar', {}, h('div.brand', {}, h('span.logo', {}, '◎'), 'intake', h('span.sep', {}, '/'),
-      h('span.title', {}, '知识库'), h('span.muted', {}, '95598 · 12345')),
-    h('div.top-right', {}, h('a', { href: '/' }, '返回工作台'))),
+      h('span.title', {}, t('kb.title')), h('span.muted', {}, '95598 · 12345')),
+    h('div.top-right', {}, h('a', { href: '/' }, t('kb.back')))),
     h('main.kb', {},
       h('section.panel', {}, h('form', { role: 'search', onsubmit: (e) => { e.preventDefault(); search(input.value, results, reader, status); } },
-        input, h('button.primary', { type: 'submit' }, '搜索')), status, results),
+        input, h('button.primary', { type: 'submit' }, t('kb.search'))), status, results),
       reader));
   input.focus();
 }
 
 async function search(q, results, reader, status) {
   if (!q.trim()) return;
-  fill(status, '搜索中…');
+  fill(status, t('kb.searching'));
   try {
     const body = await api(`/api/v1/knowledge/search?q=${encodeURIComponent(q.trim())}&limit=20`);
-    fill(status, body.items.length ? `找到 ${body.items.length} 篇` : '没有找到相关文章');
+    fill(status, body.items.length ? t('kb.found', { n: body.items.length }) : t('kb.none'));
     fill(results, body.items.map((item) => h('li', {}, h('button.secondary', {
       'data-article': item.article_id, onclick: () => read(item.article_id, reader),
     }, h('b', {}, item.title), h('div.snippet', {}, item.snippet)))));
   } catch (err) {
-    fill(status, `搜索失败：${err.message}`);
+    fill(status, t('kb.search_failed', { error: err.message }));
   }
 }
 
@@ -41,18 +39,20 @@ async function read(id, reader) {
     const c = a.published || a.content;
     fill(reader,
       h('h2', {}, c.title),
-      h('p.muted', {}, `${KINDS[c.kind] || c.kind} · ${STATUSES[a.status] || a.status} · 第 ${a.published_revision || a.revision} 版（共 ${a.revisions.length} 版）· ${id}`),
-      c.short_answer ? h('p.answer', {}, h('b', {}, '简要答复：'), c.short_answer) : null,
+      h('p.muted', {}, t('kb.meta', { kind: tn('article_kind', c.kind), status: tn('article_status', a.status),
+        revision: a.published_revision || a.revision, revisions: a.revisions.length, id })),
+      c.short_answer ? h('p.answer', {}, h('b', {}, t('kb.short_answer')), c.short_answer) : null,
       h('pre', {}, c.body),
-      c.keywords.length ? h('p.muted', {}, `关键词：${c.keywords.join('、')}`) : null);
+      c.keywords.length ? h('p.muted', {}, t('kb.keywords', { words: c.keywords.join('、') })) : null);
   } catch (err) {
-    fill(reader, h('p.err', {}, `无法打开文章：${err.message}`));
+    fill(reader, h('p.err', {}, t('kb.open_failed', { error: err.message })));
   }
 }
 
+await loadCatalogue();
+document.title = t('kb.page_title');
 if (!takeToken()) {
-  fill(document.body, h('main.signin', {}, h('div.card', {}, h('p', {}, '请先在工作台登录。'), h('a', { href: '/' }, '前往登录'))));
+  fill(document.body, h('main.signin', {}, h('div.card', {}, h('p', {}, t('kb.signin_first')), h('a', { href: '/' }, t('kb.to_signin')))));
 } else {
   page();
 }
-
