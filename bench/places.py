@@ -122,7 +122,8 @@ def labelled_set(entries: Sequence[GazetteerEntry], n: int, seed: int) -> list[L
         entry = rnd.choice(landmarks if style == "landmark" else entries)
         with_district = rnd.random() < 0.5
         street = rnd.choice(streets.get(entry.district) or [None])  # type: ignore[list-item]
-        out.append(Labelled(address(entry, street, style, with_district, rnd), entry.id, style, with_district))
+        text = address(entry, street, style, with_district, rnd)
+        out.append(Labelled(text, entry.id, style, with_district))
     return out
 
 
@@ -203,7 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for margin in (0.0, 4.0, 8.0, 12.0):
                 gazetteer.params = MatchParams(threshold, margin)
                 f, _, _ = measure(gazetteer, items)
-                print(f"| {threshold:.0f} | {margin:.0f} | {100 * f.located:.1f} % | {100 * f.wrong_rate:.1f} % |")
+                print(f"| {threshold:.0f} | {margin:.0f} | {100 * f.located:.1f} % "
+                      f"| {100 * f.wrong_rate:.1f} % |")
     return 0
 
 

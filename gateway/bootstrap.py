@@ -47,6 +47,7 @@ from dispatch.intake import INTAKE
 from dispatch.linking import LINKING
 from dispatch.missed_calls import MISSED_CALLS
 from dispatch.notify import NOTIFY
+from dispatch.places import PLACES
 from dispatch.supervision import SUPERVISION
 from eventstore import tamper
 from eventstore.leadership import Leadership
@@ -69,6 +70,7 @@ from gateway.views import (
     notifications,
     open311,
     phone,
+    places,
     providers,
     wechat,
 )
@@ -76,7 +78,7 @@ from gateway.views import (
 log = structlog.get_logger(__name__)
 
 DOMAIN: tuple[Capability[Services], ...] = (
-    TIMERS, INTAKE, CASES, MISSED_CALLS, LINKING, GIS, ELDERLY, NOTIFY, SUPERVISION,
+    TIMERS, INTAKE, CASES, MISSED_CALLS, LINKING, GIS, ELDERLY, NOTIFY, SUPERVISION, PLACES,
 )
 """The capabilities of the domain, one line each."""
 
@@ -107,7 +109,7 @@ class Routes(Protocol):
 
 
 ROUTES: tuple[Routes, ...] = (
-    wechat, providers, cases, phone, missed_calls, notifications, presence, open311, alarm,
+    wechat, providers, places, cases, phone, missed_calls, notifications, presence, open311, alarm,
     health, console, sse, audit, incidents,
 )
 """The view modules, in the order their routes are added."""

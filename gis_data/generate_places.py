@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import shapely
-
 from generate_demo import dump, load_districts, sample_points
 
 HERE = Path(__file__).resolve().parent
@@ -33,20 +32,26 @@ URBAN = frozenset({"610402", "610404"})
 """The two city districts: more communities, streets and landmarks, fewer villages."""
 COUNTS = {True: {"community": 14, "village": 8, "street": 12, "landmark": 22},
           False: {"community": 5, "village": 14, "street": 7, "landmark": 11}}
-SYLLABLES = (
+_SYLLABLE_TEXT = (
     "金山 文林 渭阳 古渡 玉泉 兴隆 龙泉 太平 永安 和平 建设 团结 幸福 朝阳 东风 红旗 新华 长庆 世纪 "
     "乐育 鸿福 胜利 吴家 陈杨 双照 马泉 钓台 沣东 沣西 渭滨 秦皇 咸通 安谷 望贤 窑店 正阳 北杜 周陵 "
     "底张 高庄 西吴 马庄 花园 民生 育才 光明 友谊 振兴 富民 丰收 长兴 平安 吉祥 福安 润泽 锦绣 翠苑 "
     "凤凰 白鹿 青龙 桃园 梨园 杏林 柳营 槐荫 松柏 竹园 兰亭 梅村 荷塘 清河 泾河 石桥 土门 南塬 北原 "
     "东关 西关 南关 北关 城隍 钟楼 鼓楼 文庙 书院 学府 宝塔 仙桥 天宁 玉皇 泰和 宏达 恒信 聚源 德兴 "
     "鑫源 华府 盛世 嘉园 御景 君悦 紫薇 丽景 秀水 碧波 银河 星光 曙光 晨光 阳光 春晖 秋实 瑞丰 康乐 "
-    "宁静 安居 乐业 泉湖 湖滨 滨河 河堤 新兴 繁荣 昌盛 永乐 永丰 永兴 长乐 长安 常青 万福 百顺 千禧"
-).split()
+    "宁静 安居 乐业 泉湖 湖滨 滨河 河堤 新兴 繁荣 昌盛 永乐 永丰 永兴 长乐 长安 常青 万福 百顺 千禧 "
+)
+SYLLABLES = tuple(_SYLLABLE_TEXT.split())
 COMMON_STREETS = ("人民路", "建设路", "文化路", "解放路", "中山街", "东大街", "西大街", "北大街")
 """Street names that repeat across towns (a district name or a landmark tells them apart)."""
 STREET_ENDS = ("路", "路", "街", "大道", "东路", "西路", "北街", "南街")
-VILLAGE_SURNAMES = "王李张刘陈杨赵吴周徐孙马朱胡郭何高罗郑谢宋唐许韩冯邓曹彭曾田董潘蒋蔡杜姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史黎贺顾毛郝龚邵万钱严武戴孔"
-VILLAGE_ENDS = ("家庄", "家堡", "家寨", "家沟", "家坡", "家湾", "家河", "家塬", "家峪", "家台", "家营", "家巷")
+VILLAGE_SURNAMES = (
+    "王李张刘陈杨赵吴周徐孙马朱胡郭何高罗郑谢宋唐许韩冯邓曹彭曾田董潘蒋蔡杜"
+    "姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史黎贺顾毛郝龚邵万钱严武戴孔"
+)
+VILLAGE_ENDS = (
+    "家庄", "家堡", "家寨", "家沟", "家坡", "家湾", "家河", "家塬", "家峪", "家台", "家营", "家巷",
+)  # fmt: skip
 LANDMARK_KINDS = (
     ("超市", "supermarket"), ("超市", "supermarket"), ("小区", "residential"), ("小区", "residential"),
     ("花园", "residential"), ("小学", "school"), ("中学", "school"), ("医院", "hospital"),
@@ -86,13 +91,15 @@ def _feature(pid: str, name: str, kind: str, code: str, dname: str, geometry: di
 def _district_places(code: str, dname: str, geom: shapely.Geometry, rnd: random.Random,
                      rng: np.random.Generator, first: int) -> list[dict[str, Any]]:
     counts = COUNTS[code in URBAN]
-    points = iter(sample_points(geom.buffer(-0.002) if geom.area > 0.001 else geom, sum(counts.values()), rng))
+    inner = geom.buffer(-0.002) if geom.area > 0.001 else geom
+    points = iter(sample_points(inner, sum(counts.values()), rng))
     used: set[str] = set()
     out: list[dict[str, Any]] = []
 
     def add(name: str, kind: str, geometry: dict[str, Any], aliases: Sequence[str] = (),
             category: str | None = None) -> None:
-        out.append(_feature(f"PL{first + len(out):05d}", name, kind, code, dname, geometry, aliases, category))
+        pid = f"PL{first + len(out):05d}"
+        out.append(_feature(pid, name, kind, code, dname, geometry, aliases, category))
 
     for _ in range(counts["community"]):
         stem = _unique(rnd, used, lambda: rnd.choice(SYLLABLES))

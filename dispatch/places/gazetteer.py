@@ -26,7 +26,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-import jieba
+import jieba  # type: ignore[import-untyped]  # no stubs: the Tokenizer is used through lcut and add_word alone
 from rapidfuzz import fuzz, process
 
 from dispatch.gis.geo import geodesic_m
@@ -38,9 +38,12 @@ RANK_BONUS = 8.0
 SAME_PLACE_M = 300.0
 """Two entries this close are one place for ambiguity (a name and its neighbour record)."""
 MAX_WORDS = 4
-GENERIC = frozenset(
-    "社区 居委会 社区居委会 村 村委会 小区 花园 路 街 大道 东路 西路 南路 北路 东街 西街 南街 北街 "
-    "超市 医院 小学 中学 学校 公园 广场 菜市场 市场 加油站 号楼 楼 单元 栋 号 门口 东门 西门 南门 北门".split())
+_GENERIC_TEXT = (
+    "社区 居委会 社区居委会 村 村委会 小区 花园 路 街 大道 东路 西路 南路 北路 东街 西街 "
+    "南街 北街 超市 医院 小学 中学 学校 公园 广场 菜市场 市场 加油站 号楼 楼 单元 栋 "
+    "号 门口 东门 西门 南门 北门 "
+)
+GENERIC = frozenset(_GENERIC_TEXT.split())
 """Words that say what kind of place, never which one: a run of words made of these alone names nothing."""
 _PUNCT = re.compile(r"[\s\W_]+", re.UNICODE)
 _DIGITS = re.compile(r"\d+")
@@ -185,9 +188,9 @@ class Gazetteer:
             return None
         level = _specificity(top.entry)
         for other in found:
-            if (other.entry.id != top.entry.id and _specificity(other.entry) >= level
-                    and other.score >= top.score - self.params.margin
-                    and geodesic_m(top.entry.lat, top.entry.lon, other.entry.lat, other.entry.lon) > SAME_PLACE_M):
+            e, o = top.entry, other.entry
+            if (o.id != e.id and _specificity(o) >= level and other.score >= top.score - self.params.margin
+                    and geodesic_m(e.lat, e.lon, o.lat, o.lon) > SAME_PLACE_M):
                 return None
         return top
 
