@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import csv
 import json
+import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -113,16 +114,38 @@ def _table_value(name: str, value: object) -> JsonValue:
     return str(value.isoformat()) if hasattr(value, "isoformat") else str(value)
 
 
-def _table_features(path: Path) -> list[Json]:
-    """The features of a Shapefile, GeoPackage or KML file, reprojected to WGS84."""
+def _sources(path: Path) -> list[str]:
+    """What GDAL is to read: the file, or each data file inside a zip (in folders or not)."""
+    if path.suffix.lower() != ".zip":
+        return [str(path)]
     try:
-        frame = gpd.read_file(path, engine="pyogrio")
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise LoadError(f"{path}: cannot read ({exc})") from exc
+    inner = sorted(n for n in names if n.lower().endswith((".shp", ".gpkg", ".kml")))
+    if not inner:
+        raise LoadError(f"{path}: cannot read (no Shapefile, GeoPackage or KML in the archive)")
+    return [f"/vsizip/{path}/{name}" for name in inner]
+
+
+def _table_features(path: Path) -> list[Json]:
+    """The features of Shapefiles, GeoPackages or KML files, reprojected to WGS84."""
+    features: list[Json] = []
+    for source in _sources(path):
+        features += _layer_features(path, source)
+    return features
+
+
+def _layer_features(path: Path, source: str) -> list[Json]:
+    try:
+        frame = gpd.read_file(source, engine="pyogrio")
     except (*_GDAL_ERRORS, OSError, ValueError) as exc:
         raise LoadError(f"{path}: cannot read ({exc})") from exc
     if frame.crs is None:
         raise LoadError(f"{path}: no coordinate reference system (a Shapefile needs its .prj)")
     frame = frame.to_crs(4326)
-    kml = path.suffix.lower() == ".kml"
+    kml = source.lower().endswith(".kml")
     features: list[Json] = []
     for row in frame.to_dict("records"):
         geometry = row.pop("geometry", None)
