@@ -38,6 +38,9 @@ RANK_BONUS = 8.0
 SAME_PLACE_M = 300.0
 """Two entries this close are one place for ambiguity (a name and its neighbour record)."""
 MAX_WORDS = 4
+MIN_SPAN = 3
+"""Fewer characters name no place: two characters of a three-character name score 80 ("星光" of
+星光村, said of 星光小区), and no place name here is shorter than three."""
 _GENERIC_TEXT = (
     "社区 居委会 社区居委会 村 村委会 小区 花园 路 街 大道 东路 西路 南路 北路 东街 西街 "
     "南街 北街 超市 医院 小学 中学 学校 公园 广场 菜市场 市场 加油站 号楼 楼 单元 栋 "
@@ -79,6 +82,8 @@ class MatchParams:
 
     threshold: float = 75.0
     margin: float = 8.0
+    words: bool = True
+    """Score runs of jieba words (True) or every run of 2-10 characters (the benchmark's baseline)."""
 
 
 def normalise(text: str) -> str:
@@ -122,27 +127,37 @@ class Gazetteer:
         spoken = {normalise(n): code for code, n in districts.items()}
         spoken |= {normalise(s): code for code, n in districts.items() if (s := _short(n))}
         self._districts = dict(sorted(spoken.items(), key=lambda kv: -len(kv[0])))
+        # District word -> the names that contain it (秦都区 -> 秦都区人民医院): where the text has
+        # one of those, the district word stays in it as part of the name.
+        self._named_after = {d: [n for n in self._names if d in n] for d in self._districts}
         self._noise = sorted({normalise(n) for n in noise if n}, key=len, reverse=True)
         self._tokenizer = _tokenizer([*self._names, *self._districts])
 
     def districts_in(self, text: str) -> tuple[list[str], str]:
-        """The adcodes of the districts a (normalised) text names, and the text without province and city."""
+        """The adcodes of the districts a (normalised) text names, and the text without them (but for
+        those inside a place name), the province or the city."""
         found: list[str] = []
         for spoken, code in self._districts.items():
             if spoken in text:
                 found.append(code)
+                if not any(name in text for name in self._named_after.get(spoken, ())):
+                    text = text.replace(spoken, " ")
         for word in self._noise:
             text = text.replace(word, " ")
         return list(dict.fromkeys(found)), text
 
     def _spans(self, text: str) -> list[str]:
         spans: list[str] = []
-        for part in text.split():
-            words = [w for w in self._tokenizer.lcut(_DIGITS.sub(" ", part)) if w.strip()]
+        for part in _DIGITS.sub(" ", text).split():
+            if not self.params.words:
+                runs = (part[i:j] for i in range(len(part)) for j in range(i + 2, min(i + 10, len(part)) + 1))
+                spans += [run for run in runs if run not in self._districts and len(run) >= MIN_SPAN]
+                continue
+            words = [w for w in self._tokenizer.lcut(part) if w.strip()]
             for i in range(len(words)):
                 for j in range(i + 1, min(i + MAX_WORDS, len(words)) + 1):
                     span = "".join(words[i:j])
-                    if (len(span) >= 2 and span not in self._districts
+                    if (len(span) >= MIN_SPAN and span not in self._districts
                             and not all(w in GENERIC for w in words[i:j])):
                         spans.append(span)
         return list(dict.fromkeys(spans))
@@ -195,14 +210,19 @@ class Gazetteer:
         return top
 
     def _consensus(self, found: Sequence[PlaceMatch]) -> str | None:
+        """The district named by the most separate words of the text (two at least, and alone)."""
         support: dict[str | None, set[str]] = {}
         for m in found:
             if m.score >= self.params.threshold:
-                support.setdefault(m.entry.district, set()).add(m.entry.name)
-        ranked = sorted(((len(names), code) for code, names in support.items()), reverse=True)
-        if not ranked or ranked[0][0] < 2 or (len(ranked) > 1 and ranked[1][0] == ranked[0][0]):
+                support.setdefault(m.entry.district, set()).add(m.matched)
+        counts = []
+        for code, spans in support.items():
+            separate = [s for s in spans if not any(s != t and s in t for t in spans)]
+            counts.append((len(separate), code))
+        counts.sort(reverse=True)
+        if not counts or counts[0][0] < 2 or (len(counts) > 1 and counts[1][0] == counts[0][0]):
             return None
-        return ranked[0][1]
+        return counts[0][1]
 
 
 def _specificity(entry: GazetteerEntry) -> int:

@@ -130,3 +130,24 @@ async def test_open311_address_is_located_and_an_agent_corrects_it(
     assert (where["source"], where["place"], where["district"]) == ("agent", None, "610402")
     history = await services.store.read_stream(f"case-{case_id}")
     assert [e.data["source"] for e in history if e.type == "CaseLocated"] == ["gazetteer", "agent", "agent"]
+
+
+async def test_an_sms_that_names_a_place_opens_a_located_case(services: Any, tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from dispatch.intake.contact import InboundContact
+    from dispatch.intake.sms import ReceiveSms, SmsIntakePolicy
+
+    await load_gazetteer(services, tmp_path)
+    at = datetime(2026, 12, 6, 8, 0, tzinfo=UTC)
+    await services.bus.handle(ReceiveSms(InboundContact(
+        channel="sms", kind="sms", idempotency_key="twilio:sms:SM1",
+        caller=CallerInfo(phone="+8613911112222"), occurred_at=at, received_at=at,
+        text="渭城区渭阳超市旁边停电了", raw={"MessageSid": "SM1"})))
+    await ReactorRunner(services.store, SmsIntakePolicy(services.bus.handle)).run_until_caught_up()
+    await ReactorRunner(services.store, AddressLocator(GazetteerCache(services.pool),
+                                                       services.bus.handle)).run_until_caught_up()
+    [located] = await services.pool.fetch("SELECT data FROM events WHERE type = 'CaseLocated'")
+    data = json.loads(located["data"]) if isinstance(located["data"], str) else located["data"]
+    assert data["source"] == "gazetteer" and data["place"]["id"] == "T3"
+    assert data["location"]["district"] == "610404"
