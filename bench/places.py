@@ -127,6 +127,27 @@ def labelled_set(entries: Sequence[GazetteerEntry], n: int, seed: int) -> list[L
     return out
 
 
+SUFFIXES = ("社区", "村", "路", "街", "小区", "超市", "花园", "小学")
+STEMS = ("东方", "西华", "南山", "北辰", "东兴", "新民", "安康", "金城", "银山", "华山", "青山", "绿园",
+         "龙门", "凤鸣", "瑞祥", "兴旺", "福林", "宝山", "丰乐", "吉庆")
+"""Name stems absent from the demo gazetteer, for addresses of places it does not know."""
+
+
+def unknown_set(entries: Sequence[GazetteerEntry], n: int, seed: int) -> list[str]:
+    """`n` addresses naming places the gazetteer does not have (the right answer: none)."""
+    rnd = random.Random(seed)
+    known = {name for e in entries for name in (e.name, *e.aliases)}
+    districts = sorted({e.district_name or "" for e in entries})
+    out: list[str] = []
+    while len(out) < n:
+        name = rnd.choice(STEMS) + rnd.choice(SUFFIXES)
+        if name in known:
+            continue
+        where = rnd.choice(districts) if rnd.random() < 0.5 else ""
+        out.append(f"{where}{name}{rnd.choice(UNITS)}{rnd.choice(TROUBLES)}")
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Figures:
     """Shares of a run: located at the labelled place, at a wrong place, left unlocated."""
@@ -198,21 +219,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     for style, f in per.items():
         print(_row(style, f))
     print(_row("**all**", total))
+    unknown = unknown_set(gazetteer.entries, args.n // 5, args.seed)
+    guessed = [t for t in unknown if gazetteer.locate(t) is not None]
+    print(f"\n{len(unknown)} addresses of places not in the gazetteer: {len(guessed)} located anyway "
+          f"({100 * len(guessed) / len(unknown):.1f} %)")
     if args.show_wrong:
-        print("\n".join(wrong))
+        print("\n".join(wrong + [f"{t} -> {gazetteer.locate(t)}" for t in guessed]))
     if args.compare:
         gazetteer.params = MatchParams(args.threshold, args.margin, words=False)
         f, _, _ = measure(gazetteer, items)
         print(f"\ncharacter runs instead of words: {100 * f.located:.1f} % right, "
               f"{100 * f.wrong_rate:.1f} % wrong, {f.ms_per_address:.2f} ms per address")
     if args.sweep:
-        print("\n| threshold | margin | located right | located wrong |\n|---:|---:|---:|---:|")
+        print("\n| threshold | margin | located right | located wrong | unknown place located |\n"
+              "|---:|---:|---:|---:|---:|")
         for threshold in (65.0, 70.0, 75.0, 80.0, 85.0):
             for margin in (0.0, 4.0, 8.0, 12.0):
                 gazetteer.params = MatchParams(threshold, margin)
                 f, _, _ = measure(gazetteer, items)
+                stray = sum(gazetteer.locate(t) is not None for t in unknown) / len(unknown)
                 print(f"| {threshold:.0f} | {margin:.0f} | {100 * f.located:.1f} % "
-                      f"| {100 * f.wrong_rate:.1f} % |")
+                      f"| {100 * f.wrong_rate:.1f} % | {100 * stray:.1f} % |")
     return 0
 
 

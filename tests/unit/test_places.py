@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from bench.places import build, labelled_set, measure
+from bench.places import build, labelled_set, measure, unknown_set
 from dispatch.cases.events import CallerInfo, CaseLocated, CaseRegistered, MatchedPlace, Place
 from dispatch.cases.state import CaseState
 from dispatch.core.messages import from_recorded, to_new_event
 from dispatch.linking.clustering import CaseSketch, LinkParams, MemoryCandidates
-from dispatch.places.gazetteer import Gazetteer, GazetteerEntry
+from dispatch.places.gazetteer import Gazetteer, GazetteerEntry, sounds_alike
 from eventstore import RecordedEvent
 
 GIS = Path(__file__).resolve().parents[2] / "gis_data"
@@ -49,6 +49,9 @@ def demo() -> Gazetteer:
     ("陕西省咸阳市秦都区人民路12号金桥超市", "Q3"),  # the most specific place named
     ("文汇路口", "W3"),
     ("孙佳庄村停电", "X1"),  # a typo (a homophone)
+    ("孙佳庄停电", "X1"),  # a typo in a three-character alias
+    ("今山社区 秦都", "Q1"),  # flat and retroflex: 今 for 金
+    ("金桥超对面", "Q3"),  # a dropped character
     ("文汇路金山社区5栋", "W1"),  # without a district: the district both names lie in
 ])
 def test_texts_that_name_a_place_are_located_there(small: Gazetteer, text: str, place: str) -> None:
@@ -62,9 +65,19 @@ def test_texts_that_name_a_place_are_located_there(small: Gazetteer, text: str, 
     "人民路金山社区5栋",  # both districts have both
     "我家停电了",
     "社区居委会门口",  # words that say what kind of place, never which
+    "秦都区银山社区",  # one character away but another sound: another place, not a typo
+    "秦都区金水社区",  # 水 does not sound like 山
+    "文化路",  # a place the gazetteer does not have, one character from 文汇路
 ])
 def test_texts_that_do_not_name_one_place_are_left_for_an_agent(small: Gazetteer, text: str) -> None:
     assert small.locate(text) is None
+
+
+def test_only_characters_that_sound_alike_are_typos() -> None:
+    assert sounds_alike("今山社区", "金山社区") and sounds_alike("金三社区", "金山社区")
+    assert sounds_alike("金山社", "金山社区") and sounds_alike("金山山社区", "金山社区")
+    assert not sounds_alike("银山社区", "金山社区")
+    assert not sounds_alike("青山超市", "常青超市")
 
 
 def test_the_labelled_set_is_reproducible_and_large_enough(demo: Gazetteer) -> None:
@@ -79,6 +92,8 @@ def test_thresholds_hold_on_a_fixed_subset(demo: Gazetteer) -> None:
     total, per, wrong = measure(demo, labelled_set(demo.entries, 200, 11))
     assert total.located >= 0.85, per
     assert total.wrong_rate <= 0.02, wrong
+    unknown = unknown_set(demo.entries, 100, 11)
+    assert sum(demo.locate(text) is not None for text in unknown) <= 2  # places it does not have
 
 
 def test_the_generator_reproduces_the_committed_gazetteer(monkeypatch: pytest.MonkeyPatch) -> None:
