@@ -13,7 +13,7 @@ from gateway.cli.serve import lower_priority, serve
 from gateway.cli.stores import run_command
 from gateway.settings import Settings, SettingsError, from_env
 
-BENCHMARKS = ("eventstore", "channels", "worker", "nearest", "linking")
+BENCHMARKS = ("eventstore", "channels", "worker", "nearest", "linking", "places")
 
 
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
