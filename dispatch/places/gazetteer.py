@@ -31,9 +31,8 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-import jieba  # type: ignore[import-untyped]  # no stubs: the Tokenizer is used through lcut and add_word alone
-from pypinyin import lazy_pinyin
 from rapidfuzz import fuzz, process
 from rapidfuzz.distance import Levenshtein
 
@@ -104,6 +103,8 @@ def sound(char: str) -> str:
     """How a character sounds, as people confuse it: toneless pinyin with z/c/s for zh/ch/sh and
     n for ng (the flat-retroflex and front-back nasal pairs that Shaanxi speech and pinyin input
     mix up: 山 and 三, 金 and 京)."""
+    from pypinyin import lazy_pinyin  # here, not at the top: its phrase table costs 1.2 s to import
+
     syllable = lazy_pinyin(char)[0]
     for hard, soft in (("zh", "z"), ("ch", "c"), ("sh", "s")):
         if syllable.startswith(hard):
@@ -133,7 +134,11 @@ def _short(name: str) -> str | None:
     return name[:-1] if len(name) > 2 and name[-1] in "区县市" else None
 
 
-def _tokenizer(words: Iterable[str]) -> jieba.Tokenizer:
+def _tokenizer(words: Iterable[str]) -> Any:
+    """A jieba tokenizer knowing `words` (imported here: every process imports this module,
+    few build a gazetteer)."""
+    import jieba  # type: ignore[import-untyped]  # no stubs: only lcut and add_word are used
+
     global _LOG_SILENCED
     if not _LOG_SILENCED:
         jieba.setLogLevel(logging.WARNING)
