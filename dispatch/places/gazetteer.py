@@ -46,8 +46,8 @@ SAME_PLACE_M = 300.0
 """Two entries this close are one place for ambiguity (a name and its neighbour record)."""
 MAX_WORDS = 4
 MIN_SPAN = 3
-"""Fewer characters name no place: two characters of a three-character name score 80 ("星光" of
-星光村, said of 星光小区), and no place name here is shorter than three."""
+"""Fewer characters name a place only exactly (a village 马庄): two characters of a three-character
+name score 80 ("星光" of 星光村, said of 星光小区)."""
 _GENERIC_TEXT = (
     "社区 居委会 社区居委会 村 村委会 小区 花园 路 街 大道 东路 西路 南路 北路 东街 西街 "
     "南街 北街 超市 医院 小学 中学 学校 公园 广场 菜市场 市场 加油站 号楼 楼 单元 栋 "
@@ -195,13 +195,13 @@ class Gazetteer:
         for part in _DIGITS.sub(" ", text).split():
             if not self.params.words:
                 runs = (part[i:j] for i in range(len(part)) for j in range(i + 2, min(i + 10, len(part)) + 1))
-                spans += [run for run in runs if run not in self._districts and len(run) >= MIN_SPAN]
+                spans += [run for run in runs if run not in self._districts]
                 continue
             words = [w for w in self._tokenizer.lcut(part) if w.strip()]
             for i in range(len(words)):
                 for j in range(i + 1, min(i + MAX_WORDS, len(words)) + 1):
                     span = "".join(words[i:j])
-                    if (len(span) >= MIN_SPAN and span not in self._districts
+                    if (len(span) >= 2 and span not in self._districts
                             and not all(w in GENERIC for w in words[i:j])):
                         spans.append(span)
         return list(dict.fromkeys(spans))
@@ -221,7 +221,7 @@ class Gazetteer:
                                                score_cutoff=cutoff, limit=8):
                 name = self._names[j]
                 written = fuzz.ratio(span, name)
-                if written < 100 and not sounds_alike(span, name):
+                if written < 100 and (len(span) < MIN_SPAN or not sounds_alike(span, name)):
                     continue
                 score = (heard + written) / 2  # a homophone is half a mistake
                 i = self._owner[j]

@@ -29,6 +29,7 @@ ENTRIES = [
     GazetteerEntry("Q3", "金桥超市", "landmark", "610402", "秦都区", 34.332, 108.705),
     GazetteerEntry("W3", "文汇路", "street", "610404", "渭城区", 34.370, 108.740),
     GazetteerEntry("X1", "孙家庄村", "village", "610481", "兴平市", 34.300, 108.490, ("孙家庄",)),
+    GazetteerEntry("X2", "马庄", "village", "610481", "兴平市", 34.310, 108.450),
 ]
 
 
@@ -52,6 +53,7 @@ def demo() -> Gazetteer:
     ("孙佳庄停电", "X1"),  # a typo in a three-character alias
     ("今山社区 秦都", "Q1"),  # flat and retroflex: 今 for 金
     ("金桥超对面", "Q3"),  # a dropped character
+    ("兴平马庄3组", "X2"),  # a two-character name, exactly
     ("文汇路金山社区5栋", "W1"),  # without a district: the district both names lie in
 ])
 def test_texts_that_name_a_place_are_located_there(small: Gazetteer, text: str, place: str) -> None:
@@ -67,6 +69,7 @@ def test_texts_that_name_a_place_are_located_there(small: Gazetteer, text: str, 
     "社区居委会门口",  # words that say what kind of place, never which
     "秦都区银山社区",  # one character away but another sound: another place, not a typo
     "秦都区金水社区",  # 水 does not sound like 山
+    "兴平马家",  # two characters name a place only exactly
     "文化路",  # a place the gazetteer does not have, one character from 文汇路
 ])
 def test_texts_that_do_not_name_one_place_are_left_for_an_agent(small: Gazetteer, text: str) -> None:
