@@ -108,6 +108,14 @@ async def test_open311_address_is_located_and_an_agent_corrects_it(
     assert body["location"]["source"] == "gazetteer" and body["location"]["place"]["id"] == "T3"
     assert (body["location"]["lat"], body["location"]["lon"]) == (34.371, 108.741)
 
+    async def on_the_board() -> Any:  # the read model the console's map draws
+        answer = await client.get("/api/v1/cases", headers=auth("t-dispatcher"))
+        items = [i for i in (await answer.json())["items"] if i["case_id"] == case_id]
+        return items[0] if items and items[0]["location"] else None
+
+    shown = await wait_for(on_the_board)
+    assert shown is not None and shown["location"]["source"] == "gazetteer"
+
     stale = await client.post(f"/api/v1/cases/{case_id}/location", headers=auth("t-agent"),
                               json={"expected_version": body["version"] - 1, "place_id": "T2"})
     assert stale.status == 409
