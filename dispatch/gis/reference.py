@@ -356,6 +356,11 @@ async def districts(db: Db) -> list[DistrictRow]:
     return [DistrictRow(r["adcode"], r["name"], r["geometry"], r["props"] or {}) for r in rows]
 
 
+async def district_names(db: Db) -> dict[str, str]:
+    """Adcode -> name of every loaded district (without the boundaries)."""
+    return {r["adcode"]: r["name"] for r in await db.fetch("SELECT adcode, name FROM ref_districts")}
+
+
 async def contact_phone(db: Db, assignee: str) -> str | None:
     """The SMS number of a unit or provider."""
     phone: str | None = await db.fetchval(

@@ -25,7 +25,7 @@ from dispatch.core.capability import Deps
 from dispatch.core.clock import Clock
 from dispatch.core.errors import DispatchError, InvalidCommand, StaleVersion
 from dispatch.core.messages import Command, metadata, to_new_event
-from dispatch.gis.reference import districts, places, places_version
+from dispatch.gis.reference import PlaceRow, district_names, places, places_version
 from dispatch.places.gazetteer import Gazetteer, GazetteerEntry, MatchParams, PlaceMatch
 from eventstore import EventStore, RecordedEvent, WrongExpectedVersion
 
@@ -79,8 +79,16 @@ def location_of(match: PlaceMatch, district_names: dict[str, str]) -> tuple[Plac
             MatchedPlace(e.id, e.name, e.type, match.score, match.matched))
 
 
+def _entry(row: PlaceRow, names: dict[str, str]) -> GazetteerEntry:
+    """A loaded place as the matcher knows it; a district given by its name becomes its adcode."""
+    codes = {name: code for code, name in names.items()}
+    district = codes.get(row.district or "", row.district)
+    return GazetteerEntry(row.id, row.name, row.type or "", district, names.get(district or ""), row.lat,
+                          row.lon, row.aliases)
+
+
 class GazetteerCache:
-    """The matcher over the loaded places, rebuilt (in a thread) when `ref_places` changes."""
+    """The matcher over the loaded places, rebuilt (in a thread) when the places or districts change."""
 
     def __init__(self, pool: asyncpg.Pool, params: MatchParams | None = None) -> None:
         self._pool, self._params = pool, params or MatchParams()
@@ -90,14 +98,9 @@ class GazetteerCache:
 
     async def current(self) -> Gazetteer | None:
         """The matcher over the places loaded now, or None when there are none."""
-        version = await places_version(self._pool)
-        if version != self._version:
-            rows = await places(self._pool)
-            names = {d.adcode: d.name for d in await districts(self._pool)}
-            by_name = {name: code for code, name in names.items()}
-            entries = [GazetteerEntry(r.id, r.name, r.type or "", by_name.get(r.district or "", r.district),
-                                      names.get(by_name.get(r.district or "", r.district or "")),
-                                      r.lat, r.lon, r.aliases) for r in rows]
+        version, names = await places_version(self._pool), await district_names(self._pool)
+        if version != self._version or names != self.district_names:
+            entries = [_entry(row, names) for row in await places(self._pool)]
             self._gazetteer = (await asyncio.to_thread(Gazetteer, entries, names, NOISE, self._params)
                                if entries else None)
             self.district_names, self._version = names, version
