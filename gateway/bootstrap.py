@@ -49,6 +49,7 @@ from dispatch.knowledge import KNOWLEDGE
 from dispatch.linking import LINKING
 from dispatch.missed_calls import MISSED_CALLS
 from dispatch.notify import NOTIFY
+from dispatch.places import PLACES
 from dispatch.supervision import SUPERVISION
 from eventstore import tamper
 from eventstore.access import AccessRecorder
@@ -73,6 +74,7 @@ from gateway.views import (
     notifications,
     open311,
     phone,
+    places,
     providers,
     wechat,
 )
@@ -80,7 +82,7 @@ from gateway.views import (
 log = structlog.get_logger(__name__)
 
 DOMAIN: tuple[Capability[Services], ...] = (
-    TIMERS, INTAKE, CASES, MISSED_CALLS, LINKING, GIS, ELDERLY, NOTIFY, SUPERVISION, KNOWLEDGE,
+    TIMERS, INTAKE, CASES, MISSED_CALLS, LINKING, GIS, ELDERLY, NOTIFY, SUPERVISION, KNOWLEDGE, PLACES,
 )
 """The capabilities of the domain, one line each."""
 
@@ -116,7 +118,7 @@ class Routes(Protocol):
 
 
 ROUTES: tuple[Routes, ...] = (
-    wechat, providers, cases, phone, missed_calls, notifications, presence, open311, alarm,
+    wechat, providers, places, cases, phone, missed_calls, notifications, presence, open311, alarm,
     health, console, sse, audit, incidents, knowledge,
 )
 """The view modules, in the order their routes are added."""

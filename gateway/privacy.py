@@ -103,6 +103,7 @@ def hide_case(view: dict[str, Any]) -> dict[str, Any]:
     location = view.get("location")
     return {**view,
             "caller": {"name": None, "phone": mask_phone(caller.get("phone")), "email": None, "openid": None},
-            "location": None if location is None else {
-                **location, "lat": coarse(location.get("lat")), "lon": coarse(location.get("lon"))},
+            "location": None if location is None else {  # a matched place names the caller's words
+                **location, "lat": coarse(location.get("lat")), "lon": coarse(location.get("lon")),
+                **({"place": None} if "place" in location else {})},
             "address": None, "description": None, "result": None}

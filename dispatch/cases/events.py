@@ -39,6 +39,22 @@ class Place:
 
 
 @dataclass(frozen=True, slots=True)
+class MatchedPlace:
+    """The gazetteer place a case was located at: its id, name and type, the match score
+    (0-100) and the words of the address text that named it (none when an agent chose it)."""
+
+    id: str
+    name: str
+    type: str | None = None
+    score: float | None = None
+    text: str | None = None
+
+
+LOCATION_SOURCES: tuple[str, ...] = ("given", "gazetteer", "agent")
+"""Where a case's location came from: the contact, the gazetteer match of its address, an agent."""
+
+
+@dataclass(frozen=True, slots=True)
 class Fault:
     """A power fault as the caller described it."""
 
@@ -73,6 +89,20 @@ class CaseRegistered(Event):
     recording_id: str | None = None
     contact_stream: str | None = None
     raw: Any = None
+
+
+@event
+@dataclass(frozen=True, slots=True)
+class CaseLocated(Event):
+    """The case was given a place after registration: its address text matched a gazetteer
+    place (`source` `gazetteer`), or an agent set or corrected it (`agent`)."""
+
+    case_id: str
+    location: Place
+    source: str
+    at: datetime
+    place: MatchedPlace | None = None
+    by: str | None = None
 
 
 AWAITING_PHONE = "awaiting_phone"

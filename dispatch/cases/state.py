@@ -21,6 +21,7 @@ from dispatch.cases.events import (
     CaseConfirmed,
     CaseDispatched,
     CaseLinked,
+    CaseLocated,
     CaseRegistered,
     CaseRejected,
     CaseSupplemented,
@@ -29,6 +30,7 @@ from dispatch.cases.events import (
     ExtensionRequested,
     Fault,
     FeedbackGiven,
+    MatchedPlace,
     Place,
 )
 from dispatch.cases.status import CaseStatus
@@ -50,6 +52,8 @@ class CaseState:
     caller: CallerInfo = field(default_factory=CallerInfo)
     description: str = ""
     location: Place | None = None
+    location_source: str | None = None
+    matched_place: MatchedPlace | None = None
     address: str | None = None
     created_at: datetime | None = None
     accepted_at: datetime | None = None
@@ -100,10 +104,15 @@ def _registered(s: CaseState, e: CaseRegistered) -> None:
     s.category, s.priority, s.channel = e.category, e.priority, e.channel
     s.caller, s.description = e.caller, e.description
     s.location, s.address = e.location, e.address
+    s.location_source = "given" if e.location is not None else None
     s.created_at = s.accepted_at = s.deadline_from = e.accepted_at
     s.deadline = e.deadline
     s.flags, s.missing_fields = e.flags, e.missing_fields
     s.elder_id, s.customer_type, s.fault = e.elder_id, e.customer_type, e.fault
+
+
+def _located(s: CaseState, e: CaseLocated) -> None:
+    s.location, s.location_source, s.matched_place = e.location, e.source, e.place
 
 
 def _phone_given(s: CaseState, e: CallerPhoneGiven) -> None:
@@ -205,6 +214,7 @@ def _added_to_incident(s: CaseState, e: CaseAddedToIncident) -> None:
 APPLIERS: dict[type[Event], Callable[[CaseState, Any], None]] = {
     CaseRegistered: _registered,
     CallerPhoneGiven: _phone_given,
+    CaseLocated: _located,
     CaseClassified: _classified,
     CaseDispatched: _dispatched,
     CaseConfirmed: _confirmed,

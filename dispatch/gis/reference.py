@@ -1,4 +1,4 @@
-"""Reference data (districts, providers, units, agents, elders) as events.
+"""Reference data (districts, providers, units, agents, elders, places) as events.
 
 Each item lives in its own stream `<kind>-<id>`: its first version is a
 `ReferenceRecorded`; recording an item whose content is unchanged writes
@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 import asyncpg
+import shapely
+from shapely.geometry import shape
 
 from dispatch.core.bus import Handler
 from dispatch.core.capability import Deps
@@ -34,13 +36,14 @@ from dispatch.gis.geo import to_wgs84
 from eventstore import EventStore, RecordedEvent, WrongExpectedVersion
 from eventstore.subscriptions import Change
 
-KINDS: tuple[str, ...] = ("district", "provider", "unit", "agent", "elder")
+KINDS: tuple[str, ...] = ("district", "provider", "unit", "agent", "elder", "place")
 REQUIRED: dict[str, tuple[str, ...]] = {
     "district": ("adcode", "name"),
     "provider": ("id", "name", "skills", "capacity", "phone"),
     "unit": ("id", "name", "phone"),
     "agent": ("id", "name"),
     "elder": ("id", "name", "phone", "devices", "contacts"),
+    "place": ("id", "name", "district"),
 }
 GEOMETRY: dict[str, tuple[str, ...]] = {
     "district": ("Polygon", "MultiPolygon"),
@@ -48,6 +51,7 @@ GEOMETRY: dict[str, tuple[str, ...]] = {
     "unit": ("Point",),
     "agent": (),
     "elder": ("Point",),
+    "place": ("Point", "Polygon", "MultiPolygon"),
 }
 CONTACT_ROLES = frozenset({"family", "liaison", "doctor", "security"})
 _ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
@@ -114,6 +118,7 @@ def _check_properties(kind: str, label: str, props: Mapping[str, JsonValue]) -> 
         ),
         ("available", lambda v: isinstance(v, bool), "true or false"),
         ("contacts", _valid_contacts, "a list of {role, name, phone}"),
+        ("aliases", lambda v: isinstance(v, list) and all(isinstance(s, str) for s in v), "a list of names"),
     ]
     for name, ok, expected in checks:
         if name in props and not ok(props[name]):
@@ -235,6 +240,10 @@ _UPSERTS: dict[str, str] = {
         lat, lon, props) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
         ON CONFLICT (id) DO UPDATE SET name = $2, phone = $3, devices = $4, contacts = $5,
         district = $6, conditions = $7, lat = $8, lon = $9, props = $10""",
+    "place": """INSERT INTO ref_places (id, name, type, district, aliases, lat, lon, geometry, props)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        ON CONFLICT (id) DO UPDATE SET name = $2, type = $3, district = $4, aliases = $5, lat = $6,
+        lon = $7, geometry = $8, props = $9, seq = nextval('ref_places_seq')""",
 }
 
 
@@ -259,6 +268,10 @@ def _row(kind: str, item_id: str, p: Json, geometry: Json | None) -> tuple[objec
         return (item_id, p["name"], str(p["phone"]), lat, lon, p)
     if kind == "agent":
         return (item_id, p["name"], p.get("skills", []), p)
+    if kind == "place":
+        spot = shapely.point_on_surface(shape(geometry))
+        return (item_id, p["name"], p.get("type"), str(p["district"]), [str(a) for a in p.get("aliases", [])],
+                spot.y, spot.x, geometry, p)
     conditions = p.get("conditions", [])
     return (
         item_id,
@@ -286,6 +299,7 @@ class ReferenceProjection:
         "ref_agents",
         "ref_elders",
         "ref_devices",
+        "ref_places",
     )
 
     async def apply(self, conn: asyncpg.Connection, event: RecordedEvent) -> Sequence[Change] | None:
@@ -342,6 +356,11 @@ async def districts(db: Db) -> list[DistrictRow]:
     return [DistrictRow(r["adcode"], r["name"], r["geometry"], r["props"] or {}) for r in rows]
 
 
+async def district_names(db: Db) -> dict[str, str]:
+    """Adcode -> name of every loaded district (without the boundaries)."""
+    return {r["adcode"]: r["name"] for r in await db.fetch("SELECT adcode, name FROM ref_districts")}
+
+
 async def contact_phone(db: Db, assignee: str) -> str | None:
     """The SMS number of a unit or provider."""
     phone: str | None = await db.fetchval(
@@ -356,6 +375,42 @@ async def elder_of_device(db: Db, account: str) -> dict[str, object] | None:
         "SELECT e.* FROM ref_devices d JOIN ref_elders e ON e.id = d.elder_id "
         "WHERE upper(d.account) = upper($1) LIMIT 1", account)
     return None if row is None else dict(row)
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceRow:
+    """A gazetteer place as loaded: names, type, district and representative WGS84 point."""
+
+    id: str
+    name: str
+    type: str | None
+    district: str | None
+    aliases: tuple[str, ...]
+    lat: float
+    lon: float
+
+
+_PLACE = "SELECT id, name, type, district, aliases, lat, lon FROM ref_places"
+
+
+def _place_row(r: asyncpg.Record) -> PlaceRow:
+    return PlaceRow(r["id"], r["name"], r["type"], r["district"], tuple(r["aliases"]), r["lat"], r["lon"])
+
+
+async def places(db: Db) -> list[PlaceRow]:
+    """Every loaded gazetteer place, by id."""
+    return [_place_row(r) for r in await db.fetch(f"{_PLACE} ORDER BY id")]
+
+
+async def place(db: Db, place_id: str) -> PlaceRow | None:
+    """One gazetteer place, or None."""
+    row = await db.fetchrow(f"{_PLACE} WHERE id = $1", place_id)
+    return None if row is None else _place_row(row)
+
+
+async def places_version(db: Db) -> int:
+    """A number that grows whenever a place is written (0: none loaded)."""
+    return int(await db.fetchval("SELECT coalesce(max(seq), 0) FROM ref_places"))
 
 
 def projections(deps: Deps) -> list[ReferenceProjection]:

@@ -301,6 +301,8 @@ class MemoryCandidates:
         """Add a case (a repeat keeps its incident)."""
         known = self.cases.get(sketch.case_id)
         if known is not None:
+            if sketch.lat is not None and sketch.lon is not None:
+                await self.relocate(sketch.case_id, sketch.lat, sketch.lon, sketch.district)
             self.cases[sketch.case_id] = replace(sketch, incident_id=known.incident_id)
             return
         if sketch.lat is not None and sketch.lon is not None:
@@ -334,6 +336,16 @@ class MemoryCandidates:
         """A case's category changed (reclassified)."""
         if case_id in self.cases:
             self.cases[case_id] = replace(self.cases[case_id], category=category)
+
+    async def relocate(self, case_id: str, lat: float, lon: float, district: str | None) -> None:
+        """A case's place was found or corrected after registration."""
+        known = self.cases.get(case_id)
+        if known is None:
+            return
+        cell = (_cell(lat), _cell(lon))
+        if known.lat is None or known.lon is None or cell != (_cell(known.lat), _cell(known.lon)):
+            self.grid[cell].append(case_id)  # a stale cell entry is harmless: candidates() checks the box
+        self.cases[case_id] = replace(known, lat=lat, lon=lon, district=district)
 
     async def clear(self) -> None:
         """Forget every case (before a rebuild)."""

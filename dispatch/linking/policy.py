@@ -1,6 +1,8 @@
 """The linking policy: on each new case, link duplicates and gather outages into incidents.
 
-A reactor over `case-` and `incident-` streams. For a `CaseRegistered` it asks
+A reactor over `case-` and `incident-` streams. For a `CaseRegistered` (and
+for a `CaseLocated`: a case that came with an address only is judged again
+once the gazetteer, or an agent, gives it a place) it asks
 its candidate read model (`link_candidates`, its own table, kept in log order
 by this policy alone, so every decision sees exactly the cases before it)
 for recent cases of the category in a bounding box (GiST index) or from the
@@ -25,6 +27,7 @@ import structlog
 from dispatch.cases.events import CaseRegistered
 from dispatch.cases.read_model import not_finished_sql
 from dispatch.cases.state import load_case
+from dispatch.cases.status import DONE
 from dispatch.core.bus import Send
 from dispatch.core.capability import Deps
 from dispatch.core.errors import DispatchError
@@ -80,6 +83,10 @@ class CandidateSource(Protocol):
 
     async def recategorise(self, case_id: str, category: str) -> None:
         """A case's category changed (reclassified)."""
+        ...
+
+    async def relocate(self, case_id: str, lat: float, lon: float, district: str | None) -> None:
+        """A case's place was found or corrected after registration."""
         ...
 
     async def clear(self) -> None:
@@ -157,6 +164,12 @@ class PgCandidates:
         await self._pool.execute("UPDATE link_candidates SET category = $2 WHERE case_id = $1",
                                  case_id, category)
 
+    async def relocate(self, case_id: str, lat: float, lon: float, district: str | None) -> None:
+        """See `CandidateSource.relocate`."""
+        await self._pool.execute(
+            "UPDATE link_candidates SET lat = $2, lon = $3, district = $4 WHERE case_id = $1",
+            case_id, lat, lon, district)
+
     async def clear(self) -> None:
         """See `CandidateSource.clear`."""
         await self._pool.execute("TRUNCATE link_candidates")
@@ -198,6 +211,8 @@ class LinkingPolicy:
         await self.recall(event, True)
         if event.type == "CaseClassified":
             await self._reclassified(event)
+        elif event.type == "CaseLocated":
+            await self._located(event)
 
     async def recall(self, event: RecordedEvent, reacted: bool) -> None:
         """Fold a recorded event into the candidates; decide and send nothing (see `Recalling`).
@@ -217,13 +232,31 @@ class LinkingPolicy:
             await self.source.move(data["incident_id"], None)
         elif event.type == "CaseClassified":
             await self.source.recategorise(data["case_id"], data["category"])
+        elif event.type == "CaseLocated":
+            where = data["location"]
+            await self.source.relocate(data["case_id"], where["lat"], where["lon"], where.get("district"))
 
     async def forget(self) -> None:
         """Drop the candidates (a rebuild recalls them from the log)."""
         await self.source.clear()
 
     async def _registered(self, event: RecordedEvent) -> None:
-        sketch = CaseSketch.of(from_data(CaseRegistered, event.data))
+        await self._decide_and_send(CaseSketch.of(from_data(CaseRegistered, event.data)), event)
+
+    async def _located(self, event: RecordedEvent) -> None:
+        """A case placed after registration is judged by its place as a new case would be,
+        unless it already belongs to an incident or is finished."""
+        if self._store is None:
+            return
+        case = await load_case(self._store, event.data["case_id"])
+        place = case.location
+        if place is None or case.incident_id is not None or case.accepted_at is None or case.status in DONE:
+            return
+        await self._decide_and_send(CaseSketch(
+            case.case_id, case.category, case.accepted_at, place.lat, place.lon, place.district,
+            case.caller.phone or None, case.caller.openid or None), event)
+
+    async def _decide_and_send(self, sketch: CaseSketch, event: RecordedEvent) -> None:
         decision = await self.decide_for(sketch)
         key = f"{self.name}:{event.position}"
         for match in decision.links:

@@ -3,8 +3,15 @@
 GeoJSON FeatureCollections (CONTRACT.md, "Reference data files") or CSV with
 a header: `kind`, `id` (or `adcode`), the kind's properties, and `lat`/`lon`
 for a point. In CSV, list columns (`skills`, `districts`, `devices`,
-`conditions`) are separated by `;`, `contacts` is JSON, `capacity` an integer
-and `available` true/false.
+`conditions`, `aliases`) are separated by `;`, `contacts` is JSON, `capacity`
+an integer and `available` true/false.
+
+What GIS departments hand over is read through geopandas (pyogrio, GDAL):
+Shapefile (`.shp` with its side files, or all of them in a `.zip`),
+GeoPackage (`.gpkg`) and KML (`.kml`), and GeoJSON whose collection declares
+another `crs`; each in the CRS it declares, reprojected to WGS84 (a file
+without a CRS definition is refused). Their attribute columns are the
+properties, read as CSV values are; in KML the placemark's name is `name`.
 """
 
 from __future__ import annotations
@@ -13,10 +20,18 @@ import argparse
 import asyncio
 import csv
 import json
+import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import geopandas as gpd
+import pyogrio.errors  # type: ignore[import-untyped]  # no stubs: only its exception types
+import shapely
+from pyproj import CRS, Transformer
+from pyproj.exceptions import CRSError
+from shapely.geometry import mapping, shape
 
 from dispatch.core.errors import DispatchError
 from dispatch.core.messages import Json, JsonValue
@@ -26,7 +41,14 @@ from gateway.services import Services
 from gateway.settings import Settings
 
 CONCURRENCY = 16
-_LISTS = ("skills", "districts", "devices", "conditions")
+_LISTS = ("skills", "districts", "devices", "conditions", "aliases")
+TABLES = (".shp", ".zip", ".gpkg", ".kml")
+"""File suffixes read through geopandas."""
+_KML_COLUMNS = frozenset({"id", "description", "timestamp", "begin", "end", "altitudeMode", "tessellate",
+                          "extrude", "visibility", "drawOrder", "icon"})
+"""Columns GDAL adds to every KML layer: the placemark's own bookkeeping, not its data."""
+_GDAL_ERRORS = (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, pyogrio.errors.FieldError,
+                pyogrio.errors.GeometryError, pyogrio.errors.FeatureError, pyogrio.errors.CRSError)
 
 
 class LoadError(InvalidReference):
@@ -79,20 +101,123 @@ def _csv_features(path: Path) -> Iterator[Json]:
             yield {"type": "Feature", "properties": props, "geometry": geometry}
 
 
-def read_features(path: Path) -> list[Json]:
-    """The features of a GeoJSON or CSV file; `LoadError` if it is neither."""
+def _table_value(name: str, value: object) -> JsonValue:
+    """A property from an attribute table cell (None: leave the property out)."""
+    if value is None or (isinstance(value, float) and value != value):  # NaN: an empty cell
+        return None
+    item = getattr(value, "item", None)  # a numpy scalar
+    value = item() if callable(item) else value
+    if isinstance(value, str):
+        return _csv_value(name, value.strip())
+    if name == "available" and isinstance(value, int):
+        return bool(value)
+    if isinstance(value, (int, float, bool)):
+        return value
+    return str(value.isoformat()) if hasattr(value, "isoformat") else str(value)
+
+
+def _sources(path: Path) -> list[str]:
+    """What GDAL is to read: the file, or each data file inside a zip (in folders or not)."""
+    if path.suffix.lower() != ".zip":
+        return [str(path)]
     try:
-        if path.suffix.lower() == ".csv":
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise LoadError(f"{path}: cannot read ({exc})") from exc
+    inner = sorted(n for n in names if n.lower().endswith((".shp", ".gpkg", ".kml")))
+    if not inner:
+        raise LoadError(f"{path}: cannot read (no Shapefile, GeoPackage or KML in the archive)")
+    return [f"/vsizip/{path}/{name}" for name in inner]
+
+
+def _table_features(path: Path) -> list[Json]:
+    """The features of Shapefiles, GeoPackages or KML files, reprojected to WGS84."""
+    features: list[Json] = []
+    for source in _sources(path):
+        features += _layer_features(path, source)
+    return features
+
+
+def _layer_features(path: Path, source: str) -> list[Json]:
+    try:
+        frame = gpd.read_file(source, engine="pyogrio")
+    except (*_GDAL_ERRORS, OSError, ValueError) as exc:
+        raise LoadError(f"{path}: cannot read ({exc})") from exc
+    if frame.crs is None:
+        raise LoadError(f"{path}: no coordinate reference system (a Shapefile needs its .prj)")
+    frame = frame.to_crs(4326)
+    kml = source.lower().endswith(".kml")
+    features: list[Json] = []
+    for row in frame.to_dict("records"):
+        geometry = row.pop("geometry", None)
+        if kml:
+            row = {k: v for k, v in row.items() if k not in _KML_COLUMNS}
+            row.setdefault("name", row.pop("Name", None))
+            if "id2" in row:  # GDAL renames a data field `id` beside the placemark's own id
+                row["id"] = row.pop("id2")
+        props: Json = {}
+        for name, raw in row.items():
+            try:
+                value = _table_value(str(name), raw)
+            except (ValueError, json.JSONDecodeError) as exc:
+                raise LoadError(f"{path}: feature {len(features)}: column {name}: {exc}") from exc
+            if value is not None:
+                props[str(name)] = value
+        has_shape = isinstance(geometry, shapely.Geometry) and not geometry.is_empty
+        features.append({"type": "Feature", "properties": props,
+                         "geometry": json.loads(json.dumps(mapping(geometry))) if has_shape else None})
+    return features
+
+
+def _reprojected(path: Path, document: Json) -> list[Json]:
+    """A GeoJSON collection's features in WGS84 when it declares another `crs` (RFC 7946 drops the
+    member; GIS exports still write it)."""
+    features: list[Json] = document["features"]
+    declared = document.get("crs")
+    if not isinstance(declared, dict):
+        return features
+    try:
+        crs = CRS.from_user_input(declared.get("properties", {}).get("name", ""))
+    except CRSError as exc:
+        raise LoadError(f"{path}: crs not understood ({exc})") from exc
+    if crs.equals(CRS.from_epsg(4326), ignore_axis_order=True) or crs.to_epsg() == 4326:
+        return features
+    to_wgs84 = Transformer.from_crs(crs, 4326, always_xy=True)
+    out = []
+    for f in features:
+        geometry = f.get("geometry") if isinstance(f, dict) else None
+        if isinstance(geometry, dict):
+            moved = shapely.transform(shape(geometry), lambda xy: _xy(to_wgs84, xy))
+            f = {**f, "geometry": json.loads(json.dumps(mapping(moved)))}
+        out.append(f)
+    return out
+
+
+def _xy(transformer: Transformer, xy: object) -> object:
+    import numpy as np
+
+    points = np.asarray(xy)
+    lon, lat = transformer.transform(points[:, 0], points[:, 1])
+    return np.column_stack([lon, lat])
+
+
+def read_features(path: Path) -> list[Json]:
+    """The features of a reference data file (module doc); `LoadError` if it is none of those."""
+    suffix = path.suffix.lower()
+    if suffix in TABLES:
+        return _table_features(path)
+    try:
+        if suffix == ".csv":
             return list(_csv_features(path))
         document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
         raise LoadError(f"{path}: cannot read ({exc})") from exc
     if not isinstance(document, dict) or document.get("type") != "FeatureCollection":
         raise LoadError(f"{path}: not a GeoJSON FeatureCollection")
-    features = document.get("features")
-    if not isinstance(features, list):
+    if not isinstance(document.get("features"), list):
         raise LoadError(f"{path}: features must be a list")
-    return features
+    return _reprojected(path, document)
 
 
 async def load_paths(services: Services, paths: list[Path], *, actor: str = "loader") -> LoadStats:

@@ -75,7 +75,7 @@ def case_view(s: CaseState, light: str, who: Principal | None, now: datetime) ->
         "case_id": s.case_id, "status": s.status, "category": s.category, "priority": s.priority,
         "channel": s.channel,
         "caller": {"name": c.name, "phone": c.phone, "email": c.email, "openid": c.openid},
-        "location": {"lat": loc.lat, "lon": loc.lon, "district": loc.district} if loc else None,
+        "location": _location(s) if loc else None,
         "address": s.address, "description": s.description, "light": light,
         "deadline": s.deadline, "assigned_to": s.assigned_to, "assignee_kind": s.assignee_kind,
         "linked_case_ids": list(s.linked_case_ids), "incident_id": s.incident_id,
@@ -97,7 +97,17 @@ def case_view(s: CaseState, light: str, who: Principal | None, now: datetime) ->
     return view if sees_personal_data(who, assigned_to=s.assigned_to) else hide_case(view)
 
 
-def _fresh_view(services: Services, s: CaseState, who: Principal) -> Json:
+def _location(s: CaseState) -> Json:
+    loc, matched = s.location, s.matched_place
+    assert loc is not None
+    place = None if matched is None else {"id": matched.id, "name": matched.name, "type": matched.type,
+                                          "score": matched.score, "text": matched.text}
+    return {"lat": loc.lat, "lon": loc.lon, "district": loc.district, "district_name": loc.district_name,
+            "source": s.location_source or "given", "place": place}
+
+
+def fresh_view(services: Services, s: CaseState, who: Principal) -> Json:
+    """The case's public JSON with its light at the clock's now, for whoever asks."""
     now = services.clock.now()
     return case_view(s, light_of(case_clocks(s), _sla(services), now), who, now)
 
@@ -107,7 +117,7 @@ async def get_case(request: web.Request) -> web.Response:
     who = require(request, *READERS)
     services = request.app[SERVICES]
     state = await load_case(services.store, request.match_info["case_id"])
-    return json_response(_fresh_view(services, state, who))
+    return json_response(fresh_view(services, state, who))
 
 
 async def list_board(request: web.Request) -> web.Response:
@@ -205,7 +215,7 @@ async def register(request: web.Request) -> web.Response:
     key = request.headers.get("Idempotency-Key")
     done = await services.bus.handle(registration(body, services, who, key and f"api:{key}"))
     state = await load_case(services.store, done.case_id)
-    return json_response(_fresh_view(services, state, who), 200 if done.duplicate else 201)
+    return json_response(fresh_view(services, state, who), 200 if done.duplicate else 201)
 
 
 Builder = Callable[[Mapping[str, JsonValue], Json], object]
@@ -266,7 +276,7 @@ async def act(request: web.Request) -> web.Response:
     }
     answer = await services.bus.handle(build(body, common))
     state = answer if isinstance(answer, CaseState) else await load_case(services.store, common["case_id"])
-    return json_response(_fresh_view(services, state, who))
+    return json_response(fresh_view(services, state, who))
 
 
 def setup(app: web.Application) -> None:

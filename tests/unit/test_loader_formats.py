@@ -1,0 +1,105 @@
+"""`intake load` reads what GIS departments hand over: Shapefile (plain or zipped), GeoPackage,
+KML and GeoJSON in a projected CRS, reprojected to WGS84; files it cannot use are refused
+with the reason."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+import shapely
+
+from dispatch.gis.reference import parse_feature
+from gateway.cli.loader import LoadError, read_features
+
+CGCS2000_GK_108E = 4545
+"""CGCS2000 / 3-degree Gauss-Kruger CM 108E: the projected CRS Xianyang's surveys use."""
+SPOT = (108.7012, 34.3315)
+
+
+def frame() -> gpd.GeoDataFrame:
+    """Two places in WGS84: a community and the block of a supermarket (a Shapefile holds one
+    geometry type)."""
+    lon, lat = SPOT
+    square = shapely.box(lon - 0.004, lat - 0.003, lon + 0.004, lat + 0.003)
+    block = shapely.box(lon, lat, lon + 0.0005, lat + 0.0004)
+    return gpd.GeoDataFrame(
+        {"kind": ["place", "place"], "id": ["G1", "G2"], "name": ["金山社区", "渭阳超市"],
+         "type": ["community", "landmark"], "district": ["610402", "610402"],
+         "aliases": ["金山社区居委会;金山居委会", None]},
+        geometry=[square, block], crs=4326)
+
+
+def write(tmp_path: Path, fmt: str) -> Path:
+    projected = frame().to_crs(CGCS2000_GK_108E)
+    if fmt == "shp":
+        projected.to_file(tmp_path / "places.shp")
+        return tmp_path / "places.shp"
+    if fmt == "zip":
+        projected.to_file(tmp_path / "places.shp")
+        with zipfile.ZipFile(tmp_path / "places.zip", "w") as archive:
+            for part in tmp_path.glob("places.*"):
+                if part.suffix != ".zip":
+                    archive.write(part, f"places/{part.name}")
+        return tmp_path / "places.zip"
+    if fmt == "gpkg":
+        projected.to_file(tmp_path / "places.gpkg", driver="GPKG")
+        return tmp_path / "places.gpkg"
+    if fmt == "kml":
+        projected.to_file(tmp_path / "places.kml", driver="KML")  # KML is WGS84 by definition
+        return tmp_path / "places.kml"
+    document = json.loads(projected.to_json())
+    for feature in document["features"]:  # in GeoJSON a list is a JSON array
+        aliases = feature["properties"].pop("aliases")
+        if aliases:
+            feature["properties"]["aliases"] = aliases.split(";")
+    document["crs"] = {"type": "name", "properties": {"name": f"urn:ogc:def:crs:EPSG::{CGCS2000_GK_108E}"}}
+    (tmp_path / "places.geojson").write_text(json.dumps(document), "utf-8")
+    return tmp_path / "places.geojson"
+
+
+@pytest.mark.parametrize("fmt", ["shp", "zip", "gpkg", "kml", "geojson"])
+def test_each_format_loads_in_wgs84(tmp_path: Path, fmt: str) -> None:
+    items = [parse_feature(f, i) for i, f in enumerate(read_features(write(tmp_path, fmt)))]
+    by_id = {item.id: item for item in items}
+    assert set(by_id) == {"G1", "G2"}
+    community, shop = by_id["G1"], by_id["G2"]
+    assert community.properties["name"] == "金山社区" and community.properties["district"] == "610402"
+    assert community.properties["aliases"] == ["金山社区居委会", "金山居委会"]
+    assert "aliases" not in shop.properties
+    assert shop.geometry is not None and community.geometry is not None
+    corner = min(shop.geometry["coordinates"][0])
+    assert abs(corner[0] - SPOT[0]) < 2e-6 and abs(corner[1] - SPOT[1]) < 2e-6  # within 0.2 m
+    assert community.geometry["type"] == "Polygon"
+    ring = community.geometry["coordinates"][0]
+    assert min(p[0] for p in ring) == pytest.approx(SPOT[0] - 0.004, abs=2e-6)
+
+
+def test_a_shapefile_without_its_crs_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "shp")
+    path.with_suffix(".prj").unlink()
+    with pytest.raises(LoadError, match="no coordinate reference system"):
+        read_features(path)
+
+
+@pytest.mark.parametrize(("name", "content"), [
+    ("broken.gpkg", b"not a database"),
+    ("empty.zip", b"PK\x05\x06" + b"\x00" * 18),
+    ("broken.kml", b"<kml><Document><Placemark>"),
+])
+def test_unreadable_files_are_refused_with_the_reason(tmp_path: Path, name: str, content: bytes) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(LoadError, match="cannot read"):
+        read_features(path)
+
+
+def test_a_geojson_crs_that_is_not_understood_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "odd.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [],
+                                "crs": {"type": "name", "properties": {"name": "EPSG:nonsense"}}}), "utf-8")
+    with pytest.raises(LoadError, match="crs not understood"):
+        read_features(path)
