@@ -223,6 +223,9 @@ async def test_refusals_name_the_stream_the_key_and_the_stream_that_holds_it(sto
         await store.append("case-1", [ev()], NO_STREAM)
     with pytest.raises(WrongExpectedVersion) as missing:
         await store.append("case-2", [ev()], STREAM_EXISTS)
+    with pytest.raises(WrongExpectedVersion) as several:
+        await store.append("case-1", [ev(), ev()], 5)
+    assert (several.value.stream, several.value.expected, several.value.actual) == ("case-1", 5, 0)
     with pytest.raises(IdempotencyConflict) as taken:
         await store.append("case-3", [ev()], ANY, idempotency_key="k1")
     assert (stale.value.stream, stale.value.expected, stale.value.actual) == ("case-1", NO_STREAM, 0)
