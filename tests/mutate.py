@@ -38,6 +38,8 @@ class Part:
 
     mutants: tuple[str, ...]
     tests: tuple[str, ...]
+    waits: bool = False
+    """Its tests mostly wait on PostgreSQL: twice as many mutants run at once as there are cores."""
 
     def files(self) -> list[str]:
         """The source files its mutants are in."""
@@ -61,14 +63,14 @@ PARTS: dict[str, Part] = {
              "test_concurrent_reuse_of_a_key_on_another_stream_conflicts",
              "test_duplicate_of_a_rolled_back_append_is_written",
              "test_expected_version_race_has_one_winner",
-             "test_a_database_error_mid_append_writes_nothing")))),
+             "test_a_database_error_mid_append_writes_nothing"))), waits=True),
     # The tamper check (not the CLI and worker glue around it).
     "tamper": Part(
         tuple(f"eventstore.tamper.*{name}_*" for name in (
             "as_json", "bad_event", "_long", "check_chains", "_check_link", "_compare", "_check_range",
             "_check_seals", "_seal_anchor", "verify")),
         ("tests/integration/test_eventstore_tamper.py", "tests/integration/test_eventstore_tamper_fields.py",
-         "tests/integration/test_eventstore_verify.py", "tests/unit/test_tamper_report.py")),
+         "tests/integration/test_eventstore_verify.py", "tests/unit/test_tamper_report.py"), waits=True),
     "sla": Part(
         ("dispatch.cases.sla.*",),
         ("tests/unit/test_sla.py", "tests/unit/test_sla_limits.py", "tests/unit/test_sla_score.py",
@@ -160,7 +162,8 @@ def run_part(name: str, part: Part, args: argparse.Namespace, env: dict[str, str
             (work / entry).symlink_to(Path.cwd() / entry)
     selection = {"files": part.files(), "tests": list(part.tests)}
     run = subprocess.run(
-        [sys.executable, "-c", _MUTMUT, "run", "--max-children", str(args.max_children), *part.mutants],
+        [sys.executable, "-c", _MUTMUT, "run", "--max-children", str(args.max_children * (1 + part.waits)),
+         *part.mutants],
         check=False, cwd=work, stdout=None if args.verbose else subprocess.PIPE, text=True,
         env={**env, "INTAKE_MUTATE_PART": json.dumps(selection)},
     )
@@ -170,7 +173,8 @@ def run_part(name: str, part: Part, args: argparse.Namespace, env: dict[str, str
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--resume", action="store_true", help="keep each part's mutants and verdicts")
-    parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2,
+                        help="mutants run at once (twice as many in parts whose tests wait on PostgreSQL)")
     parser.add_argument("--verbose", action="store_true", help="show mutmut's progress")
     parser.add_argument("--part", action="append", choices=sorted(PARTS),
                         help="only this part of the core (repeatable; default: all)")
@@ -179,7 +183,7 @@ def main() -> int:
     if not admin_dsn:
         print("make mutate needs INTAKE_TEST_DATABASE_URL (a PostgreSQL server it may create databases on)")
         return 2
-    prefix, count = f"intake_mut_{os.getpid()}_", 2 * args.max_children + 2
+    prefix, count = f"intake_mut_{os.getpid()}_", 4 * args.max_children + 2
     started = time.monotonic()
     asyncio.run(prepare_databases(admin_dsn, prefix, count))
     env = {**os.environ, "INTAKE_TEST_TEMPLATE": f"{prefix}tpl", REUSE_PREFIX: prefix}
