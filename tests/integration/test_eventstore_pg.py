@@ -184,6 +184,18 @@ async def test_an_any_append_that_loses_a_race_is_written_after_the_winner(
     assert (await racing).first_version == 1
 
 
+async def test_in_a_snapshot_that_misses_the_winner_the_loser_is_told_the_stream_is_new(
+    pg_store: PostgresEventStore,
+) -> None:
+    """In a repeatable-read transaction the winner's event is invisible: the version the caller can see."""
+    async with pg_store.connection() as conn, conn.transaction(isolation="repeatable_read"):
+        await conn.fetchval("SELECT count(*) FROM events")  # the snapshot is taken
+        await pg_store.append("case-1", [NewEvent("Registered", {})], NO_STREAM)
+        with pytest.raises(WrongExpectedVersion) as lost:
+            await append_on(conn, "case-1", [NewEvent("Registered", {})], NO_STREAM)
+    assert (lost.value.stream, lost.value.expected, lost.value.actual) == ("case-1", NO_STREAM, NO_STREAM)
+
+
 async def test_a_key_taken_after_a_transactions_snapshot_fails_the_append(
     pg_store: PostgresEventStore, pg_dsn: str
 ) -> None:
