@@ -144,3 +144,22 @@ def _recorded(evt: Event, version: int) -> RecordedEvent:
     new = to_new_event(evt)
     return RecordedEvent(version, "callback-13912345678", version, new.type, new.schema_version, new.data,
                          new.metadata, T0)
+
+
+def test_a_miss_from_before_the_contact_that_closed_the_task_opens_nothing() -> None:
+    """The two policies run apart: a miss may be processed after the contact that came later."""
+    state = open_task()
+    contact = T0 + timedelta(minutes=5)
+    for evt in decide_got_through(state, contact, "sms"):
+        state.apply(evt)
+    assert decide_missed(state, "c7", None, contact - timedelta(minutes=1)) == []
+    after = contact + timedelta(seconds=1)
+    assert decide_missed(state, "c8", None, after) == [
+        CallbackTaskOpened("13912345678.2", "13912345678", "c8", None, after)]
+
+
+def test_a_late_processed_earlier_miss_keeps_the_latest_miss_as_the_one_to_get_past() -> None:
+    state = open_task()
+    for evt in decide_missed(state, "c2", "q", T0 - timedelta(minutes=10)):
+        state.apply(evt)
+    assert decide_got_through(state, T0 - timedelta(minutes=5), "sms") == []  # before the miss at T0
