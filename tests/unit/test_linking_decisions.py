@@ -18,6 +18,7 @@ from dispatch.linking.clustering import (
     incident_id_for,
     one_place,
     score_candidates,
+    window,
 )
 
 T0 = datetime(2026, 7, 15, 10, 0, tzinfo=UTC)
@@ -106,3 +107,9 @@ def test_an_incident_opens_at_the_mean_place_of_its_cases() -> None:
     assert decision.incident == IncidentDecision(
         "I3", True, ("C3", "C2", "C1"), "610402", "power_fault",
         pytest.approx((34.33 + 34.3345 + 34.3315) / 3), pytest.approx((108.70 + 108.7031 + 108.7040) / 3))
+
+
+def test_the_candidate_search_looks_back_over_the_longer_window() -> None:
+    """The SQL candidate search keeps cases for `window`: a shorter look-back would miss links."""
+    assert window(P) == timedelta(minutes=1440)
+    assert window(LinkParams(window_min=2000)) == timedelta(minutes=2000)
