@@ -186,13 +186,13 @@ def main() -> int:
         return 2
     prefix, count = f"intake_mut_{os.getpid()}_", 4 * args.max_children + 2
     started = time.monotonic()
-    asyncio.run(prepare_databases(admin_dsn, prefix, count))
     env = {**os.environ, "INTAKE_TEST_TEMPLATE": f"{prefix}tpl", REUSE_PREFIX: prefix}
     env.pop("PYTHONPATH", None)  # the sources must not be importable beside their mutated copies
     killed = survived = 0
     failed: list[str] = []
     print(f"{'part':13} {'file':34} {'killed':>7} {'survived':>9} {'min':>5}")
     try:
+        asyncio.run(prepare_databases(admin_dsn, prefix, count))  # dropped even if this fails halfway
         for name in args.part or PARTS:
             began = time.monotonic()
             code, output = run_part(name, PARTS[name], args, env)
