@@ -33,4 +33,4 @@ bench: $(STAMP)
 	$(BIN)/intake bench
 
 clean:
-	rm -rf $(VENV) .intake test-artifacts mutants
+	rm -rf $(VENV) .intake test-artifacts mutants mutants-work

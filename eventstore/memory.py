@@ -100,8 +100,7 @@ class MemoryEventStore:
         self, stream: str, *, after_version: int = NO_STREAM, limit: int | None = None
     ) -> list[RecordedEvent]:
         """See `EventStore.read_stream`."""
-        events = [e for e in self._streams.get(stream, []) if e.version > after_version]
-        return events if limit is None else events[:limit]
+        return [e for e in self._streams.get(stream, []) if e.version > after_version][:limit]
 
     async def stream_version(self, stream: str) -> int:
         """See `EventStore.stream_version`."""

@@ -523,7 +523,7 @@ async def append_args_on(conn: asyncpg.Connection, args: AppendArgs) -> AppendRe
                 raise AppendFailed(f"idempotency key of {stream!r} taken but not visible") from exc
             if expected_version == ANY:
                 continue
-            actual = await conn.fetchval("SELECT max(version) FROM events WHERE stream = $1", stream)
+            actual = await conn.fetchval(_LAST_VERSION, stream)
             raise WrongExpectedVersion(
                 stream, expected_version, -1 if actual is None else int(actual)
             ) from exc
@@ -540,15 +540,13 @@ async def append_args_on(conn: asyncpg.Connection, args: AppendArgs) -> AppendRe
 
 
 _KEY_CONSTRAINT = "idempotency_keys_pkey"
+_STORED_KEY = "SELECT stream, positions, first_version, last_version FROM idempotency_keys WHERE key = $1"
+_LAST_VERSION = "SELECT max(version) FROM events WHERE stream = $1"
 
 
 async def _stored_key(conn: asyncpg.Connection, key: str) -> AppendResult | None:
     """What the append that stored `key` wrote, as a duplicate; None if no such key."""
-    row = await conn.fetchrow(
-        "SELECT stream, positions, first_version, last_version FROM idempotency_keys "
-        "WHERE key = $1",
-        key,
-    )
+    row = await conn.fetchrow(_STORED_KEY, key)
     if row is None:
         return None
     return AppendResult(row[0], tuple(row[1]), row[2], row[3], True)

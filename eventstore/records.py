@@ -24,7 +24,7 @@ JSON = dict[str, Any]
 
 def category_of(stream: str) -> str:
     """The category of a stream name: the part before the first dash."""
-    return stream.split("-", 1)[0]
+    return stream.partition("-")[0]
 
 
 def check_stream_name(stream: str) -> str:

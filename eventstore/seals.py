@@ -93,6 +93,9 @@ def seal_from_row(row: asyncpg.Record) -> Seal:
     )
 
 
+LOG_START: tuple[int, int] = (0, 0)
+"""The (transaction id, position) before the first event: where the first seal starts."""
+
 SEAL_COLUMNS = (
     "seq, after_tx::text::bigint AS after_tx, after_position, last_tx::text::bigint AS last_tx, "
     "last_position, positions, streams, hashes, keyed, prev_hash, hash"
@@ -151,7 +154,7 @@ class Sealer:
                 f"SELECT {SEAL_COLUMNS} FROM seals ORDER BY seq DESC LIMIT 1"
             )
             prev = seal_from_row(previous) if previous is not None else None
-            after = prev.last if prev is not None else (0, 0)
+            after = prev.last if prev is not None else LOG_START
             rows = await conn.fetch(
                 "SELECT tx_id::text::bigint AS tx, position, stream, hash FROM events "
                 "WHERE (tx_id, position) > ($1::text::xid8, $2) "

@@ -21,12 +21,13 @@ seal key, a superuser who rewrites every later hash and every later seal.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 
 from eventstore.access import check_access
 from eventstore.seals import (
+    LOG_START,
     SEAL_COLUMNS,
     Seal,
     Sealer,
@@ -48,6 +49,8 @@ its `position` is then the row's `seq`."""
 
 VERIFY_TIMEOUT = 3600.0
 """Seconds one query of a verification may take: it reads the whole log."""
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +114,18 @@ SELECT position, stream, fault FROM (
 """
 _COUNT_SQL = "SELECT count(*) FROM events {where}"
 _ONE_STREAM = "WHERE stream = $1"
+_EVERY_STREAM = ""
+_RANGE_SQL = """SELECT position, stream, hash FROM events
+    WHERE (tx_id, position) > ($1::text::xid8, $2) AND (tx_id, position) <= ($3::text::xid8, $4)
+    ORDER BY tx_id, position"""
+_UNSEALED_SQL = "SELECT count(*) FROM events WHERE (tx_id, position) > ($1::text::xid8, $2)"
+_SEALS_SQL = f"SELECT {SEAL_COLUMNS} FROM seals ORDER BY seq"
+
+
+async def _long(query: Callable[..., Awaitable[T]], sql: str, *args: object) -> T:
+    """One query of a verification, allowed `VERIFY_TIMEOUT`: it may read the whole log, so the
+    pool's command timeout (a few seconds, for requests) would cut `GET /api/v1/audit/verify` short."""
+    return await query(sql, *args, timeout=VERIFY_TIMEOUT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,9 +148,9 @@ async def check_chains(conn: asyncpg.Connection, stream: str | None = None
 
     Run it inside a repeatable-read transaction for one consistent snapshot.
     """
-    where, args = (_ONE_STREAM, [stream]) if stream is not None else ("", [])
-    checked = int(await conn.fetchval(_COUNT_SQL.format(where=where), *args, timeout=VERIFY_TIMEOUT))
-    row = await conn.fetchrow(_CHAIN_SQL.format(where=where), *args, timeout=VERIFY_TIMEOUT)
+    where, args = (_ONE_STREAM, [stream]) if stream is not None else (_EVERY_STREAM, [])
+    checked = int(await _long(conn.fetchval, _COUNT_SQL.format(where=where), *args))
+    row = await _long(conn.fetchrow, _CHAIN_SQL.format(where=where), *args)
     if row is None:
         return checked, None
     return checked, ChainBreak(row["stream"], row["position"], *_CHAIN_FAULTS[row["fault"]])
@@ -146,7 +161,7 @@ def _check_link(seal: Seal, prev: Seal | None, key: bytes | None) -> str | None:
     expected_seq = prev.seq + 1 if prev is not None else 1
     if seal.seq != expected_seq:
         return f"seal {expected_seq} is missing (seals deleted)"
-    if seal.after != (prev.last if prev is not None else (0, 0)):
+    if seal.after != (prev.last if prev is not None else LOG_START):
         return f"seal {seal.seq} does not start where the previous seal ended"
     if seal.prev_hash != (prev.hash if prev is not None else b""):
         return f"seal {seal.seq} does not chain the previous seal's hash"
@@ -175,18 +190,14 @@ def _compare(seal: Seal, rows: list[asyncpg.Record]) -> BadEvent | None:
         if position not in sealed:
             bad.append(BadEvent(stream, position, f"inserted: not in seal {seal.seq} of its range"))
     if not bad and [r["position"] for r in rows] != list(seal.positions):
-        first = next(r for r, p in zip(rows, seal.positions, strict=True) if r["position"] != p)
+        first = next(r for i, r in enumerate(rows) if r["position"] != seal.positions[i])
         bad.append(BadEvent(first["stream"], first["position"], "reordered within its seal"))
     return min(bad, key=lambda b: b.position) if bad else None
 
 
 async def _check_range(conn: asyncpg.Connection, seal: Seal) -> BadEvent | None:
-    rows = await conn.fetch(
-        "SELECT position, stream, hash FROM events "
-        "WHERE (tx_id, position) > ($1::text::xid8, $2) AND (tx_id, position) <= ($3::text::xid8, $4) "
-        "ORDER BY tx_id, position",
-        str(seal.after[0]), seal.after[1], str(seal.last[0]), seal.last[1], timeout=VERIFY_TIMEOUT,
-    )
+    rows = await _long(conn.fetch, _RANGE_SQL, str(seal.after[0]), seal.after[1], str(seal.last[0]),
+                       seal.last[1])
     return _compare(seal, rows)
 
 
@@ -201,7 +212,7 @@ class _SealCheck:
 async def _check_seals(conn: asyncpg.Connection, key: bytes | None) -> _SealCheck:
     prev: Seal | None = None
     count = unchecked = 0
-    async for row in conn.cursor(f"SELECT {SEAL_COLUMNS} FROM seals ORDER BY seq", prefetch=16):
+    async for row in conn.cursor(_SEALS_SQL, prefetch=16):
         seal = seal_from_row(row)
         count += 1
         unchecked += int(seal.keyed and key is None)
@@ -213,7 +224,7 @@ async def _check_seals(conn: asyncpg.Connection, key: bytes | None) -> _SealChec
         if bad is not None:
             return _SealCheck(bad, count, seal.last, unchecked)
         prev = seal
-    return _SealCheck(None, count, prev.last if prev else (0, 0), unchecked)
+    return _SealCheck(None, count, prev.last if prev else LOG_START, unchecked)
 
 
 def _seal_anchor(seal: Seal) -> tuple[str, int]:
@@ -224,17 +235,14 @@ async def verify(pool: asyncpg.Pool, *, key: bytes | None = None) -> VerifyRepor
     """Check every hash chain and every seal; name the first bad stream and position.
 
     `key`: the seals' HMAC key (`INTAKE_SEAL_KEY`), None when none is configured. Runs
-    in one read-only snapshot, so it neither blocks writers nor holds back readers'
-    commit horizon.
+    in one snapshot (an event committed meanwhile is neither checked nor counted unsealed);
+    it only reads, so it neither blocks writers nor holds back readers' commit horizon.
     """
-    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
         checked, broken = await check_chains(conn)
         seals = await _check_seals(conn, key)
         access = await check_access(conn, key)
-        unsealed = int(await conn.fetchval(
-            "SELECT count(*) FROM events WHERE (tx_id, position) > ($1::text::xid8, $2)",
-            str(seals.last[0]), seals.last[1], timeout=VERIFY_TIMEOUT,
-        ))
+        unsealed = int(await _long(conn.fetchval, _UNSEALED_SQL, str(seals.last[0]), seals.last[1]))
     chain_bad = broken.bad_event() if broken is not None else None
     found = [b for b in (chain_bad, seals.bad) if b is not None]
     first = min(found, key=lambda b: b.position) if found else None

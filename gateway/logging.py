@@ -17,11 +17,7 @@ def mask_personal_data(
     _logger: WrappedLogger, _method: str, event_dict: EventDict
 ) -> EventDict:
     """structlog processor: names, addresses and message bodies hidden, numbers masked."""
-    for key in list(event_dict):
-        if key in ("event", "timestamp", "level", "logger"):
-            if key == "event" and isinstance(event_dict[key], str):
-                event_dict[key] = mask_text(event_dict[key])
-            continue
+    for key in list(event_dict):  # the event text too; a time, a level or a logger name has no number
         event_dict[key] = mask_value(key, event_dict[key])
     return event_dict
 

@@ -26,10 +26,17 @@ from gateway.logging import configure as configure_logging
 from gateway.schema import SCHEMA
 from gateway.settings import HttpSettings, ProcessSettings, Settings, SiaSettings, StoreSettings, Token
 
-# The app's own log configuration, as `intake serve` sets it: structlog's default would
-# render tracebacks with `rich` where it is installed (a dependency of mutmut's UI), so
-# slowly that a storm of retried errors starved the event loop (the outage tests).
-configure_logging("console", "info")
+
+@pytest.fixture(scope="session", autouse=True)
+def _app_logging() -> None:
+    """The app's own log configuration, as `intake serve` sets it: structlog's default would
+    render tracebacks with `rich` where it is installed (a dependency of mutmut's UI), so
+    slowly that a storm of retried errors starved the event loop (the outage tests).
+
+    A fixture, not a call at import: the mutation run's forced failure (every mutated
+    function raises) must fail the tests, not the loading of this file."""
+    configure_logging("console", "info")
+
 
 TOKENS = {
     "t-channel": Token("channel", "test-channel"),

@@ -156,8 +156,8 @@ def score_candidates(new: CaseSketch, candidates: Sequence[CaseSketch], p: LinkP
 
 
 def incident_id_for(case_id: str) -> str:
-    """The id of an incident opened by a case (deterministic, so a retry finds it)."""
-    return f"I{case_id[1:] if case_id.startswith('C') else case_id}"
+    """The id of an incident opened by a case (deterministic, so a retry finds it): `C<rest>` -> `I<rest>`."""
+    return f"I{case_id[1:]}"
 
 
 def seed_case_of(incident_id: str) -> str:
@@ -221,11 +221,12 @@ def _incident(new: CaseSketch, district: str, near: Sequence[Match], homes: Sequ
     if len(free) + 1 < p.incident_min_cases:
         return None
     members = [new, *(by_id[m.case_id] for m in free)]
+    # All located: a candidate is near only by its distance from the new case.
     lats = [s.lat for s in members if s.lat is not None]
     lons = [s.lon for s in members if s.lon is not None]
     return IncidentDecision(
-        incident_id_for(new.case_id), True, tuple(s.case_id for s in members), new.district or "",
-        new.category, sum(lats) / len(lats) if lats else None, sum(lons) / len(lons) if lons else None,
+        incident_id_for(new.case_id), True, tuple(s.case_id for s in members), district,
+        new.category, sum(lats) / len(lats), sum(lons) / len(lons),
     )
 
 

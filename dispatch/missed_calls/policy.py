@@ -307,27 +307,31 @@ class Move:
 
 
 def choose_agent(present: Sequence[str], loads: dict[str, int], after: str | None) -> str:
-    """The least-loaded present agent, round-robin (next id after `after`) among equals."""
-    low = min(loads.get(a, 0) for a in present)
-    ring = sorted(a for a in present if loads.get(a, 0) == low)
+    """The least-loaded present agent, round-robin (next id after `after`) among equals.
+
+    `loads` names every present agent (0 when it has no task)."""
+    low = min(loads[a] for a in present)
+    ring = sorted(a for a in present if loads[a] == low)
     return next((a for a in ring if after is None or a > after), ring[0])
 
 
 @dataclass(slots=True)
 class _Board:
+    """A plan being made: each present agent's load, its unpinned tasks from before, the moves.
+
+    A task moves at most once, so a move needs no merging with an earlier one and only
+    tasks from before the plan are `movable`: dealing gives to the least loaded and
+    rebalancing to the idlest, so an agent that received a task is never the busiest by
+    more than one afterwards, and never gives one away.
+    """
+
     loads: dict[str, int]
     movable: dict[str, list[str]] = field(default_factory=dict)
     moves: dict[str, Move] = field(default_factory=dict)
 
     def give(self, task_id: str, agent: str, previous: str | None, reason: str) -> None:
-        first = self.moves.get(task_id)
-        origin = first.previous if first else previous
         self.loads[agent] += 1
-        self.movable.setdefault(agent, []).append(task_id)
-        if origin == agent:
-            self.moves.pop(task_id, None)
-        else:
-            self.moves[task_id] = Move(task_id, agent, origin, first.reason if first else reason)
+        self.moves[task_id] = Move(task_id, agent, previous, reason)
 
     def rebalance(self) -> None:
         while True:

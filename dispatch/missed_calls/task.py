@@ -110,7 +110,11 @@ class CallerGotThrough(Event):
 
 @dataclass(slots=True)
 class CallbackState:
-    """A caller's call-back history folded from its stream; `task_id` is the newest task."""
+    """A caller's call-back history folded from its stream; `task_id` is the newest task.
+
+    `reached_at`: when the caller last got through. The decisions record only later
+    contacts (a task's closing contact is after its misses, which are after the one before).
+    """
 
     caller: str
     version: int = -1
@@ -124,9 +128,6 @@ class CallbackState:
     last_missed_at: datetime | None = None
     reached_at: datetime | None = None
     call_ids: set[str] = field(default_factory=set)
-
-    def _reached(self, at: datetime) -> None:
-        self.reached_at = at if self.reached_at is None else max(self.reached_at, at)
 
     def apply(self, evt: Event) -> None:
         """Fold one event."""
@@ -147,9 +148,9 @@ class CallbackState:
         elif isinstance(evt, CallbackTaskClosed):
             self.open = False
             if evt.reason == "got_through":
-                self._reached(evt.at)
+                self.reached_at = evt.at
         elif isinstance(evt, CallerGotThrough):
-            self._reached(evt.at)
+            self.reached_at = evt.at
 
 
 def fold(caller: str, records: list[RecordedEvent]) -> CallbackState:

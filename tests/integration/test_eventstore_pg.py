@@ -163,6 +163,50 @@ async def test_duplicate_of_a_rolled_back_append_is_written(pg_store: PostgresEv
     assert len(await pg_store.read_stream("alarm-1")) == 1
 
 
+async def test_the_loser_of_a_version_race_is_told_the_winners_version(pg_store: PostgresEventStore) -> None:
+    """Both passed the version check; the loser's insert waits on the winner's and then fails."""
+    async with pg_store.connection() as conn, conn.transaction():
+        await append_on(conn, "case-1", [NewEvent("Registered", {})], NO_STREAM)
+        racing = asyncio.create_task(pg_store.append("case-1", [NewEvent("Registered", {})], NO_STREAM))
+        await blocked_on_a_lock(pg_store)
+    with pytest.raises(WrongExpectedVersion) as lost:
+        await racing
+    assert (lost.value.stream, lost.value.expected, lost.value.actual) == ("case-1", NO_STREAM, 0)
+
+
+async def test_an_any_append_that_loses_a_race_is_written_after_the_winner(
+    pg_store: PostgresEventStore,
+) -> None:
+    async with pg_store.connection() as conn, conn.transaction():
+        await append_on(conn, "case-1", [NewEvent("Noted", {})], ANY)
+        racing = asyncio.create_task(pg_store.append("case-1", [NewEvent("Noted", {})], ANY))
+        await blocked_on_a_lock(pg_store)
+    assert (await racing).first_version == 1
+
+
+async def test_in_a_snapshot_that_misses_the_winner_the_loser_is_told_the_stream_is_new(
+    pg_store: PostgresEventStore,
+) -> None:
+    """In a repeatable-read transaction the winner's event is invisible: the version the caller can see."""
+    async with pg_store.connection() as conn, conn.transaction(isolation="repeatable_read"):
+        await conn.fetchval("SELECT count(*) FROM events")  # the snapshot is taken
+        await pg_store.append("case-1", [NewEvent("Registered", {})], NO_STREAM)
+        with pytest.raises(WrongExpectedVersion) as lost:
+            await append_on(conn, "case-1", [NewEvent("Registered", {})], NO_STREAM)
+    assert (lost.value.stream, lost.value.expected, lost.value.actual) == ("case-1", NO_STREAM, NO_STREAM)
+
+
+async def test_a_key_taken_after_a_transactions_snapshot_fails_the_append(
+    pg_store: PostgresEventStore, pg_dsn: str
+) -> None:
+    """In a repeatable-read transaction the key's first append may be invisible: refused, not answered."""
+    async with pg_store.connection() as conn, conn.transaction(isolation="repeatable_read"):
+        await conn.fetchval("SELECT count(*) FROM events")  # the snapshot is taken
+        await pg_store.append("alarm-1", [NewEvent("Alarm", {})], NO_STREAM, idempotency_key="k")
+        with pytest.raises(AppendFailed, match=r"^idempotency key of 'alarm-2' taken but not visible$"):
+            await append_on(conn, "alarm-2", [NewEvent("Alarm", {})], NO_STREAM, idempotency_key="k")
+
+
 async def test_expected_version_race_has_one_winner(pg_store: PostgresEventStore) -> None:
     await pg_store.append("case-1", [NewEvent("Registered", {})], NO_STREAM)
     outcomes = await asyncio.gather(
@@ -184,7 +228,7 @@ async def test_any_appends_race_without_losing_events(pg_store: PostgresEventSto
 
 async def test_a_database_error_mid_append_writes_nothing(pg_store: PostgresEventStore) -> None:
     events = [NewEvent("Ok", {"t": "fine"}), NewEvent("Bad", {"t": "nul \u0000 here"})]
-    with pytest.raises(AppendFailed):
+    with pytest.raises(AppendFailed, match=r"^append to 'case-1' failed: "):
         await pg_store.append("case-1", events, NO_STREAM, idempotency_key="k")
     assert await pg_store.stream_version("case-1") == NO_STREAM
     assert await pg_store.find_by_idempotency_key("k") is None

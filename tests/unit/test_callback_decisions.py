@@ -7,16 +7,24 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from dispatch.core.errors import InvalidCommand, NotAllowed
+from dispatch.core.messages import Event, to_new_event
 from dispatch.missed_calls.task import (
     CallbackAttemptRecorded,
+    CallbackMissedAgain,
     CallbackState,
     CallbackTaskAssigned,
     CallbackTaskClosed,
+    CallbackTaskOpened,
+    CallerGotThrough,
     decide_assign,
+    decide_got_through,
     decide_missed,
     decide_outcome,
+    fold,
+    fold_onto,
     stream_of_task,
 )
+from eventstore import RecordedEvent
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
 TASK = "13912345678.1"
@@ -95,3 +103,63 @@ def test_a_malformed_task_id_is_refused(task_id: str) -> None:
 
 def test_the_stream_of_a_task_id_with_dots_in_the_caller_key() -> None:
     assert stream_of_task("a.b.3") == "callback-a.b"
+
+
+def test_a_first_and_a_repeat_miss_as_exact_events() -> None:
+    assert decide_missed(CallbackState("13912345678"), "c1", "q", T0) == [
+        CallbackTaskOpened(TASK, "13912345678", "c1", "q", T0)]
+    later = T0 + timedelta(minutes=5)
+    assert decide_missed(open_task(), "c2", "q2", later) == [CallbackMissedAgain(TASK, "c2", "q2", later)]
+
+
+def test_a_contact_at_the_instant_of_the_last_miss_closes_the_task_one_before_does_not() -> None:
+    """Times come from the CTI in whole seconds: a contact in the same second as the miss is after it."""
+    assert decide_got_through(open_task(), T0, "sms") == [CallbackTaskClosed(TASK, "got_through", T0, "sms")]
+    assert decide_got_through(open_task(), T0 - timedelta(seconds=1), "sms") == []
+
+
+def test_after_a_closed_task_a_contact_is_recorded_once_and_misses_until_then_open_nothing() -> None:
+    state = open_task()
+    for evt in decide_outcome(state, TASK, "reached", "A001", T0):
+        state.apply(evt)
+    contact = T0 + timedelta(minutes=10)
+    assert decide_got_through(state, contact, "wechat") == [CallerGotThrough(contact, "wechat")]
+    state.apply(CallerGotThrough(contact, "wechat"))
+    assert decide_got_through(state, contact, "wechat") == []  # the same contact again
+    assert decide_missed(state, "c9", None, contact) == []  # a miss in the second the caller got through
+    after = contact + timedelta(seconds=1)
+    assert decide_missed(state, "c9", None, after) == [
+        CallbackTaskOpened("13912345678.2", "13912345678", "c9", None, after)]
+
+
+def test_folding_on_leaves_the_state_it_started_from_as_it_was() -> None:
+    """A kept state (`KnownStates`) is the start of every later load: folding must copy it."""
+    first = fold("13912345678", [_recorded(CallbackTaskOpened(TASK, "13912345678", "c1", "q", T0), 0)])
+    later = fold_onto(first, [_recorded(CallbackMissedAgain(TASK, "c2", "q", T0), 1)])
+    assert (first.call_ids, first.attempts, first.version) == ({"c1"}, 1, 0)
+    assert (later.call_ids, later.attempts, later.version) == ({"c1", "c2"}, 2, 1)
+
+
+def _recorded(evt: Event, version: int) -> RecordedEvent:
+    new = to_new_event(evt)
+    return RecordedEvent(version, "callback-13912345678", version, new.type, new.schema_version, new.data,
+                         new.metadata, T0)
+
+
+def test_a_miss_from_before_the_contact_that_closed_the_task_opens_nothing() -> None:
+    """The two policies run apart: a miss may be processed after the contact that came later."""
+    state = open_task()
+    contact = T0 + timedelta(minutes=5)
+    for evt in decide_got_through(state, contact, "sms"):
+        state.apply(evt)
+    assert decide_missed(state, "c7", None, contact - timedelta(minutes=1)) == []
+    after = contact + timedelta(seconds=1)
+    assert decide_missed(state, "c8", None, after) == [
+        CallbackTaskOpened("13912345678.2", "13912345678", "c8", None, after)]
+
+
+def test_a_late_processed_earlier_miss_keeps_the_latest_miss_as_the_one_to_get_past() -> None:
+    state = open_task()
+    for evt in decide_missed(state, "c2", "q", T0 - timedelta(minutes=10)):
+        state.apply(evt)
+    assert decide_got_through(state, T0 - timedelta(minutes=5), "sms") == []  # before the miss at T0

@@ -7,7 +7,9 @@ once plain and once with group commit on (`eventstore/group.py`).
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -17,6 +19,7 @@ from eventstore import (
     ANY,
     NO_STREAM,
     STREAM_EXISTS,
+    AppendResult,
     Checkpoint,
     EventStore,
     EventStoreError,
@@ -154,9 +157,10 @@ async def test_invalid_stream_names_are_refused(store: EventStore) -> None:
 async def test_bad_append_arguments_are_refused_and_write_nothing(store: EventStore) -> None:
     with pytest.raises(ValueError, match="expected version -4"):
         await store.append("case-1", [ev()], -4)
-    with pytest.raises(ValueError, match="expected version -9"):
+    refusal = "expected version -9 is not a version (>= 0), NO_STREAM (-1), STREAM_EXISTS (-2) or ANY (-3)"
+    with pytest.raises(ValueError, match=f"^{re.escape(refusal)}$"):
         await store.append("case-1", [ev(), ev()], -9)
-    with pytest.raises(ValueError, match="at least one event"):
+    with pytest.raises(ValueError, match=r"^append needs at least one event$"):
         await store.append("case-1", [], ANY)
     assert await store.read_stream("case-1") == []
     assert await store.read_all(Checkpoint()) == []
@@ -211,6 +215,66 @@ async def test_a_wakeup_for_some_categories_is_set_only_by_appends_to_them(store
     assert not calls.is_set()
     await store.append("call-1", [ev()], NO_STREAM)
     assert calls.is_set()
+
+
+async def test_refusals_name_the_stream_the_key_and_the_stream_that_holds_it(store: EventStore) -> None:
+    await store.append("case-1", [ev()], NO_STREAM, idempotency_key="k1")
+    with pytest.raises(WrongExpectedVersion) as stale:
+        await store.append("case-1", [ev()], NO_STREAM)
+    with pytest.raises(WrongExpectedVersion) as missing:
+        await store.append("case-2", [ev()], STREAM_EXISTS)
+    with pytest.raises(WrongExpectedVersion) as several:
+        await store.append("case-1", [ev(), ev()], 5)
+    assert (several.value.stream, several.value.expected, several.value.actual) == ("case-1", 5, 0)
+    with pytest.raises(IdempotencyConflict) as taken:
+        await store.append("case-3", [ev()], ANY, idempotency_key="k1")
+    assert (stale.value.stream, stale.value.expected, stale.value.actual) == ("case-1", NO_STREAM, 0)
+    assert (missing.value.stream, missing.value.expected, missing.value.actual) == (
+        "case-2", STREAM_EXISTS, NO_STREAM)
+    assert (taken.value.key, taken.value.stream, taken.value.stored_stream) == ("k1", "case-3", "case-1")
+
+
+async def test_a_repeat_and_a_lookup_of_a_key_answer_what_the_first_append_wrote(store: EventStore) -> None:
+    first = await store.append("case-1", [ev(), ev()], NO_STREAM, idempotency_key="k1")
+    written = AppendResult("case-1", first.positions, 0, 1, duplicate=True)
+    assert await store.append("case-1", [ev()], ANY, idempotency_key="k1") == written
+    assert await store.find_by_idempotency_key("k1") == written
+
+
+async def test_a_stored_event_keeps_its_type_and_schema_version_and_is_timed(store: EventStore) -> None:
+    before = datetime.now(UTC) - timedelta(minutes=1)  # the database server's clock may differ a little
+    await store.append("case-1", [NewEvent("Moved", {"n": 1}, 3, {"actor": "test"})], NO_STREAM)
+    [stored] = await store.read_stream("case-1")
+    assert (stored.type, stored.schema_version, stored.data) == ("Moved", 3, {"n": 1})
+    assert stored.metadata == {"actor": "test"}  # no idempotency key named when none was given
+    assert before <= stored.recorded_at <= datetime.now(UTC) + timedelta(minutes=1)
+
+
+async def test_a_page_holds_its_limit_and_by_default_a_thousand(store: EventStore) -> None:
+    await store.append("case-1", [ev(n=n) for n in range(1001)], NO_STREAM)
+    async with asyncio.timeout(10):  # on a shared server another transaction may hold the horizon
+        while (await store.read_batch(Checkpoint(), limit=1)).pending:  # noqa: ASYNC110 (the server's)
+            await asyncio.sleep(0.01)
+    assert len(await store.read_all(Checkpoint())) == 1000
+    assert len((await store.read_batch(Checkpoint())).events) == 1000
+    assert [e.data["n"] for _, e in await store.read_all(Checkpoint(), limit=3)] == [0, 1, 2]
+    assert [e.data["n"] for _, e in (await store.read_batch(Checkpoint(), limit=3)).events] == [0, 1, 2]
+
+
+async def test_wake_sets_the_wakeups_of_the_categories_it_names_or_of_all(store: EventStore) -> None:
+    calls, cases = store.wakeup(frozenset({"call"})), store.wakeup(frozenset({"case"}))
+    everything = store.wakeup()
+    store.wake(["call"])
+    assert (calls.is_set(), cases.is_set(), everything.is_set()) == (True, False, True)
+    store.wake()
+    assert cases.is_set()
+
+
+async def test_waiting_for_events_ends_after_its_timeout_and_the_start_has_the_first_checkpoint(
+    store: EventStore,
+) -> None:
+    await asyncio.wait_for(store.wait_for_events(0.01), 5)
+    assert await store.checkpoint_at(0) == Checkpoint()
 
 
 class Recorder:

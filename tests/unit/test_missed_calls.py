@@ -27,6 +27,7 @@ from dispatch.missed_calls.policy import (
     GotThroughPolicy,
     KnownStates,
     MissedCallPolicy,
+    Move,
     RecordCallbackOutcome,
     RecordMissedCall,
     choose_agent,
@@ -103,6 +104,26 @@ def test_choose_agent_is_round_robin_among_least_loaded() -> None:
     assert choose_agent(["A", "B", "C"], loads, None) == "B"
     assert choose_agent(["A", "B", "C"], loads, "B") == "C"
     assert choose_agent(["A", "B", "C"], loads, "C") == "B"
+
+
+def test_moves_name_the_agent_before_and_why_and_the_plan_answers_its_cursor() -> None:
+    rows = [("t1", None, False), ("t2", "X", False), *((f"a{i}", "A", False) for i in range(4))]
+    moves, cursor = plan_assignments(rows, {"A", "B"})
+    assert moves == [Move("t1", "B", None, "new"), Move("t2", "B", "X", "agent_offline"),
+                     Move("a3", "B", "A", "rebalance")]
+    assert cursor == "B"  # the last agent a task was dealt to (not moved to)
+
+
+def test_a_plan_moves_nothing_when_loads_differ_by_one_at_most() -> None:
+    """Every move disturbs an agent's list: balanced enough is left alone."""
+    rows = [("a1", "A", False), ("a2", "A", False), ("b1", "B", False)]
+    assert plan_assignments(rows, {"A", "B"}) == ([], None)
+
+
+def test_dealing_goes_round_the_agents_from_the_cursor_of_the_plan_before() -> None:
+    moves, cursor = plan_assignments([("t1", None, False), ("t2", None, False)], {"A", "B", "C", "D"}, "A")
+    assert [(m.task_id, m.agent_id) for m in moves] == [("t1", "B"), ("t2", "C")]
+    assert cursor == "C"
 
 
 tasks_strategy = st.lists(

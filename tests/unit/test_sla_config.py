@@ -96,3 +96,22 @@ def test_only_a_finished_status_freezes_the_light() -> None:
     assert light(open_case, SlaConfig(), late) == "red"  # not finished: judged now
     done = Clocks("completed", deadline=T0 + timedelta(minutes=60), deadline_from=T0, finished_at=None)
     assert light(done, SlaConfig(), late) == "red"  # no finishing time known: judged now
+
+
+@pytest.mark.parametrize(("raw", "rule"), [
+    ("5:8", "must name priorities [1, 2, 3, 4] only"),
+    ("2:-0.5", "must be a number >= 0"),
+])
+def test_completion_hours_of_an_unknown_priority_or_below_zero_are_refused(raw: str, rule: str) -> None:
+    """A priority the response limits do not know, or negative hours, names the variable and the rule."""
+    with pytest.raises(SettingsError) as refused:
+        from_env({"INTAKE_SLA_COMPLETE_HOURS": raw})
+    assert str(refused.value) == f"INTAKE_SLA_COMPLETE_HOURS={raw!r} {rule}"
+
+
+def test_completion_hours_under_one_and_a_near_fraction_up_to_one_are_accepted() -> None:
+    assert from_env({"INTAKE_SLA_COMPLETE_HOURS": "1:0.5"}).sla.complete_limit(1) == timedelta(minutes=30)
+    assert from_env({"INTAKE_SLA_NEAR_FRACTION": "1"}).sla.near_fraction == 1.0
+    with pytest.raises(SettingsError) as refused:
+        from_env({"INTAKE_SLA_NEAR_FRACTION": "1.5"})
+    assert str(refused.value) == "INTAKE_SLA_NEAR_FRACTION='1.5' must be a number from 0 to 1"
