@@ -47,6 +47,16 @@ FRAME_BURST = 200
 """Frames per source address. A device sends one per event and retries after seconds, but
 one address may carry many devices (a carrier NAT, an alarm centre relaying its accounts)."""
 MAX_DATAGRAMS_IN_FLIGHT = 256
+ACCOUNT_FRAMES_PER_SECOND = 2.0
+ACCOUNT_FRAME_BURST = 30
+"""Frames per account, wherever they come from: a panel reports a few events at once, a
+device retries after seconds; a flood under one account (spoofed UDP from many addresses)
+is left unanswered past this, so the device retransmits later and the log does not grow
+by a record a frame."""
+
+
+class _AccountLimited(Exception):
+    """An account sent more frames than `ACCOUNT_FRAMES_PER_SECOND` allows."""
 
 
 class SiaReceiver:
@@ -60,6 +70,7 @@ class SiaReceiver:
         self._writers: set[asyncio.StreamWriter] = set()
         self._per_source: dict[str, int] = {}
         self._frames = SourceLimiter(FRAMES_PER_SECOND, FRAME_BURST)
+        self._accounts = SourceLimiter(ACCOUNT_FRAMES_PER_SECOND, ACCOUNT_FRAME_BURST)
 
     def _drop(self, reason: str) -> None:
         self._services.metrics.dropped_inputs.labels("alarm", reason).inc()
@@ -74,6 +85,8 @@ class SiaReceiver:
         now = services.clock.now()
 
         async def deliver(frame: Frame, signal: AlarmSignal) -> None:
+            if not self._accounts.allow(frame.account):
+                raise _AccountLimited(frame.account)
             await services.bus.handle(command_from_frame(frame, signal, transport, now))
             services.metrics.events_appended.labels("alarm").inc()
 
@@ -87,6 +100,8 @@ class SiaReceiver:
                                           deliver=deliver, reject=reject)
         except NotDc09:
             self._drop("not_dc09")
+        except _AccountLimited:
+            self._drop("account_rate_limited")
         except (StoreUnavailable, TimeoutError) as exc:
             log.warning("sia_frame_unanswered", peer=peer, error=type(exc).__name__)
         except Exception:

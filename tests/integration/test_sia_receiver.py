@@ -265,3 +265,25 @@ async def test_close_hangs_up_idle_device_connections_at_once(services: Any) -> 
     await asyncio.wait_for(receiver.close(), 5)
     assert asyncio.get_running_loop().time() - started < 2
     writer.close()
+
+
+async def test_a_flood_under_one_account_goes_unanswered_past_its_limit(
+    services: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Frames of one account from many addresses (spoofed UDP) are limited per account: past the
+    burst they get no answer (the device retransmits later) and are counted, not recorded."""
+    monkeypatch.setattr(sia_listener, "ACCOUNT_FRAME_BURST", 4)
+    monkeypatch.setattr(sia_listener, "ACCOUNT_FRAMES_PER_SECOND", 0.01)
+    rx = SiaReceiver(services)
+
+    def test_signal(seq: int, account: str) -> bytes:
+        event = dc05_msg.dc05event(account, {"code": 602, "q": 1, "zone": 1})
+        return dc09_msg(account, line=0).dc09block(seq, "ADM-CID", event).encode()
+
+    answers = [await rx.handle(test_signal(seq, "7777"), "sia-udp", f"10.0.0.{seq}:5000", f"10.0.0.{seq}")
+               for seq in range(1, 8)]
+    assert [a is not None for a in answers] == [True] * 4 + [False] * 3
+    assert dropped(services, "account_rate_limited") == 3
+    assert len(await _alarms(services)) == 4
+    other = await rx.handle(test_signal(1, "8888"), "sia-udp", "10.0.0.9:5000", "10.0.0.9")
+    assert other is not None  # another account is not held back
