@@ -16,7 +16,7 @@ import argparse
 import json
 import random
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -262,14 +262,18 @@ def dump(features: list[Any]) -> str:
     return json.dumps(collection, ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point."""
-    parser = argparse.ArgumentParser(description="Generate the demo reference data.")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+Generator = Callable[[int, Path], dict[str, list[Any]]]
+
+
+def main(argv: Sequence[str] | None = None, make: Generator | None = None,
+         what: str = "the demo reference data", seed: int = DEFAULT_SEED) -> int:
+    """Command-line entry point (`make`, `what` and `seed`: another generator's, as the gazetteer's)."""
+    parser = argparse.ArgumentParser(description=f"Generate {what}.")
+    parser.add_argument("--seed", type=int, default=seed)
     parser.add_argument("--out-dir", type=Path, default=HERE)
     parser.add_argument("--districts", type=Path, default=HERE / "districts.geojson")
     args = parser.parse_args(argv)
-    for name, features in generate(args.seed, args.districts).items():
+    for name, features in (make or generate)(args.seed, args.districts).items():
         path = args.out_dir / name
         path.write_text(dump(features), encoding="utf-8")
         print(f"wrote {path}: {len(features)} features, {path.stat().st_size} bytes")

@@ -14,16 +14,16 @@ they do in real towns; none is meant to be a real place.
 
 from __future__ import annotations
 
-import argparse
 import random
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import generate_demo
 import numpy as np
 import shapely
-from generate_demo import dump, load_districts, sample_points
+from generate_demo import load_districts, sample_points
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_SEED = 20261206
@@ -141,16 +141,7 @@ def generate(seed: int, districts_path: Path) -> dict[str, list[Any]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point."""
-    parser = argparse.ArgumentParser(description="Generate the demo gazetteer.")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    parser.add_argument("--out-dir", type=Path, default=HERE)
-    parser.add_argument("--districts", type=Path, default=HERE / "districts.geojson")
-    args = parser.parse_args(argv)
-    for name, features in generate(args.seed, args.districts).items():
-        path = args.out_dir / name
-        path.write_text(dump(features), encoding="utf-8")
-        print(f"wrote {path}: {len(features)} features, {path.stat().st_size} bytes")
-    return 0
+    return generate_demo.main(argv, generate, "the demo gazetteer", DEFAULT_SEED)
 
 
 if __name__ == "__main__":

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
-
-import pytest
 
 from dispatch.cases.read_model import CasesProjection, LightRefresher
 from dispatch.core.clock import FakeClock
 from dispatch.supervision.chasing import CaseFollowUp
 from eventstore.subscriptions import ProjectionRunner, ReactorRunner
-from gateway.app import create_app
-from gateway.bootstrap import build_services, close_services
-from gateway.settings import Settings
 from tests.conftest import auth
 
 FAULT = {
@@ -24,18 +18,6 @@ FAULT = {
     "address": "秦都区人民路1号", "fault": {"type": "outage", "began_at": "2026-11-23T07:50:00+08:00",
                                          "scope": "building"},
 }
-
-
-@pytest.fixture
-async def wired(settings: Settings, clock: FakeClock) -> AsyncIterator[Any]:
-    services = await build_services(settings, clock=clock)
-    yield services
-    await close_services(services)
-
-
-@pytest.fixture
-async def api(aiohttp_client: Any, settings: Settings, wired: Any) -> Any:
-    return await aiohttp_client(create_app(settings, services=wired, background=False))
 
 
 async def catch_up(services: Any) -> None:

@@ -5,24 +5,17 @@ proposing a completed case, and self-service answers to SMS and WeChat consultat
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
-
-import pytest
 
 from dispatch.cases.actions import CompleteCase, ConfirmCase, DispatchCase
 from dispatch.cases.events import CallerInfo
 from dispatch.cases.registration import RegisterCase
 from dispatch.cases.state import load_case
-from dispatch.core.clock import FakeClock
 from dispatch.knowledge.articles import ArticleContent, ImportArticle
 from dispatch.knowledge.index import IndexHolder
 from dispatch.knowledge.read_model import KnowledgeProjection
 from dispatch.knowledge.self_service import SelfServicePolicy
 from eventstore.subscriptions import ProjectionRunner, ReactorRunner
-from gateway.app import create_app
-from gateway.bootstrap import build_services, close_services
-from gateway.settings import Settings
 from tests.conftest import auth
 
 ARTICLE = {"kind": "faq", "title": "如何查询计划停电信息", "body": "计划停电会提前7天在网上国网App公告。",
@@ -30,18 +23,6 @@ ARTICLE = {"kind": "faq", "title": "如何查询计划停电信息", "body": "�
            "keywords": ["停电查询"]}
 GAS = ArticleContent("faq", "闻到燃气味怎么办", "立即关闭燃气总阀，打开门窗通风，不要开关电器。",
                      "请立即关闭燃气总阀、开窗通风，到室外拨打燃气抢修电话。", ("consultation",), ("燃气泄漏", "煤气味"))
-
-
-@pytest.fixture
-async def wired(settings: Settings, clock: FakeClock) -> AsyncIterator[Any]:
-    services = await build_services(settings, clock=clock)
-    yield services
-    await close_services(services)
-
-
-@pytest.fixture
-async def api(aiohttp_client: Any, settings: Settings, wired: Any) -> Any:
-    return await aiohttp_client(create_app(settings, services=wired, background=False))
 
 
 async def project(services: Any) -> None:

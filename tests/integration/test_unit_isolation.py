@@ -16,11 +16,9 @@ with a body: `tests/integration/test_sse.py` checks it with another unit's case.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
-import pytest
 from aiohttp import web
 
 from dispatch.cases.read_model import CasesProjection
@@ -29,9 +27,6 @@ from dispatch.linking.incidents import OpenIncident
 from dispatch.linking.read_model import LinksProjection
 from dispatch.notify.outbox import RequestNotification, mark_delivery
 from eventstore.subscriptions import ProjectionRunner
-from gateway.app import create_app
-from gateway.bootstrap import build_services, close_services
-from gateway.settings import Settings
 from tests.conftest import auth
 
 NAME, PHONE, ADDRESS, EMAIL = "欧阳娜娜", "13912345678", "渭城区文林路88号", "nana@example.cn"
@@ -46,18 +41,6 @@ CASE = {
 INCIDENT = "I-storm-1"
 SECRETS = (NAME, PHONE, ADDRESS, EMAIL, "文林路", "心脏病", "34.3345", "108.7012")
 NO_BODY = frozenset({"/api/v1/stream"})
-
-
-@pytest.fixture
-async def wired(settings: Settings, clock: FakeClock) -> AsyncIterator[Any]:
-    services = await build_services(settings, clock=clock)
-    yield services
-    await close_services(services)
-
-
-@pytest.fixture
-async def api(aiohttp_client: Any, settings: Settings, wired: Any) -> Any:
-    return await aiohttp_client(create_app(settings, services=wired, background=False))
 
 
 async def _other_units_case(api: Any, wired: Any) -> str:
