@@ -26,6 +26,24 @@ def answers(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def serve_until_exit(env: dict[str, str], port: int) -> tuple[int, str, str, bool, float]:
+    """Run `intake serve` until it exits (at most `EXIT_LIMIT_S`, then stopped): its exit code,
+    stdout, stderr, whether `port` ever answered, and the seconds it ran."""
+    started = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "gateway.cli.main", "serve"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    listened = False
+    try:
+        while proc.poll() is None and time.monotonic() - started < EXIT_LIMIT_S:
+            listened = listened or answers(port)
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:  # it started after all: stop it cleanly (and its embedded servers)
+            proc.terminate()
+        out, err = proc.communicate(timeout=30)
+    return proc.returncode, out, err, listened, time.monotonic() - started
+
+
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize(("name", "raw", "allowed"), [
     ("INTAKE_SLA_NEAR_FRACTION", "1.5", "must be a number from 0 to 1"),
@@ -44,20 +62,9 @@ def test_serve_refuses_an_invalid_value_before_it_listens(
         "INTAKE_TOKENS": "secret-admin-token-0001:admin:ops",
         name: raw,
     }
-    started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "gateway.cli.main", "serve"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    listened = False
-    try:
-        while proc.poll() is None and time.monotonic() - started < EXIT_LIMIT_S:
-            listened = listened or answers(port)
-            time.sleep(0.05)
-    finally:
-        if proc.poll() is None:  # it started after all: stop it cleanly (and its embedded servers)
-            proc.terminate()
-        out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 2, (out, err)
-    assert time.monotonic() - started < EXIT_LIMIT_S
+    code, out, err, listened, ran = serve_until_exit(env, port)
+    assert code == 2, (out, err)
+    assert ran < EXIT_LIMIT_S
     assert err.splitlines() == [f"intake: configuration error: {name}={raw!r} {allowed}"]
     assert not listened and "listening" not in out
     assert not data_dir.exists(), "a store was started"

@@ -18,7 +18,7 @@ import asyncpg
 import pytest
 
 from gateway.schema import prepare
-from tests.e2e.test_bad_settings import EXIT_LIMIT_S, answers, free_port
+from tests.e2e.test_bad_settings import free_port, serve_until_exit
 from tests.e2e.test_zero_setup import wait_healthy
 from tests.integration.test_db_roles import as_role, drop_role
 
@@ -38,20 +38,9 @@ def test_serve_refuses_a_superuser_before_it_listens(
     pg_dsn: str, redis_server_url: str, redis_prefix: str
 ) -> None:
     port = free_port()
-    started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "gateway.cli.main", "serve"],
-                            env=serve_env(pg_dsn, redis_server_url, redis_prefix, port),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    listened = False
-    try:
-        while proc.poll() is None and time.monotonic() - started < EXIT_LIMIT_S:
-            listened = listened or answers(port)
-            time.sleep(0.05)
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-        out, err = proc.communicate(timeout=30)
-    assert proc.returncode == 2, (out, err)
+    env = serve_env(pg_dsn, redis_server_url, redis_prefix, port)
+    code, out, err, listened, _ = serve_until_exit(env, port)
+    assert code == 2, (out, err)
     assert not listened and "listening" not in out
     [line] = err.splitlines()
     assert line.startswith("intake serve: refusing to serve: role 'postgres' is a superuser"), line
