@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import timedelta
+from email.parser import BytesParser
+from email.policy import HTTP
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -75,12 +77,32 @@ async def service_definition(request: web.Request) -> web.Response:
     return _answer(request, body, "service_definition", None)
 
 
+async def _form(request: web.Request, raw: bytes) -> dict[str, str]:
+    """The fields of a POST body already read: URL-encoded, or multipart/form-data (as portals
+    post with a photo) parsed from the same bytes; a file part is not a field. `ValueError`
+    when it cannot be read."""
+    if request.content_type != "multipart/form-data":
+        return {k: str(v) for k, v in (await request.post()).items()}
+    head = f"Content-Type: {request.headers.get('Content-Type', '')}\r\n\r\n".encode("latin-1", "replace")
+    message = BytesParser(policy=HTTP).parsebytes(head + raw)
+    if not message.is_multipart():
+        raise ValueError("not a multipart body")
+    fields: dict[str, str] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if isinstance(name, str) and part.get_filename() is None:
+            payload = part.get_payload(decode=True)
+            charset = part.get_content_charset() or "utf-8"
+            fields[name] = payload.decode(charset, "replace") if isinstance(payload, bytes) else ""
+    return fields
+
+
 async def create_request(request: web.Request) -> web.Response:
     """`POST requests.{fmt}`: register a case; answer its `service_request_id`."""
     raw = await request.read()
     who: Principal | None = None
     try:
-        form = {k: str(v) for k, v in (await request.post()).items()}
+        form = await _form(request, raw)
         if any("\x00" in k or "\x00" in v for k, v in form.items()):  # PostgreSQL text cannot hold one
             raise Open311Error(400, "the form holds a NUL character", "bad_text")
         who = request.app[TOKENS].resolve(form.get("api_key") or None)
