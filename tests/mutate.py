@@ -71,14 +71,17 @@ PARTS: dict[str, Part] = {
             "as_json", "bad_event", "_long", "check_chains", "_check_link", "_compare", "_check_range",
             "_check_seals", "_seal_anchor", "verify")),
         ("tests/integration/test_eventstore_tamper.py", "tests/integration/test_eventstore_tamper_fields.py",
-         "tests/integration/test_eventstore_verify.py", "tests/unit/test_tamper_report.py"), waits=True),
+         "tests/integration/test_eventstore_verify.py", "tests/unit/test_tamper_report.py",
+         "tests/integration/test_audit_feed.py"), waits=True),
     "sla": Part(
         ("dispatch.cases.sla.*",),
         ("tests/unit/test_sla.py", "tests/unit/test_sla_limits.py", "tests/unit/test_sla_score.py",
          "tests/unit/test_sla_config.py")),
     # Authorisation, channel scopes and the masking of personal data (the API, the stream and logs).
     "auth": Part(("gateway.auth.*", "gateway.privacy.*", "gateway.logging.*mask*"),
-                 ("tests/unit/test_auth.py", "tests/unit/test_privacy.py", "tests/unit/test_logging.py")),
+                 ("tests/unit/test_auth.py", "tests/unit/test_privacy.py", "tests/unit/test_logging.py",
+                  "tests/integration/test_channel_scopes.py", "tests/integration/test_unit_isolation.py"),
+                 waits=True),
     # Missed-call fairness: the task's rules and the assignment plan.
     "missed_calls": Part(
         ("dispatch.missed_calls.task.*", "dispatch.missed_calls.policy.*choose_agent_*",

@@ -106,3 +106,21 @@ async def test_the_access_record_is_append_only(services: Any) -> None:
         for statement in ("UPDATE access_log SET reads = 2", "DELETE FROM access_log", "TRUNCATE access_log"):
             with pytest.raises(asyncpg.PostgresError, match="append-only"):
                 await conn.execute(statement)
+
+
+async def test_keyed_access_rows_are_checked_with_the_key_and_flagged_without_it(services: Any) -> None:
+    """Rows written with INTAKE_SEAL_KEY are authenticated by it; checked without it they are
+    counted and named in a warning, not passed silently."""
+    from eventstore.access import AccessRecorder
+    from eventstore.tamper import verify
+
+    key = b"k" * 32
+    recorder = AccessRecorder(services.pool, key=key)
+    at = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
+    for minute in range(3):
+        await recorder.record("auditor:a1", "audit_events", at + timedelta(minutes=minute), (1, 5))
+    keyed = await verify(services.pool, key=key)
+    assert (keyed.ok, keyed.access_checked, keyed.warnings) == (True, 3, ())
+    unkeyed = await verify(services.pool)
+    assert unkeyed.access_checked == 3
+    assert "3 keyed access record rows not authenticated: INTAKE_SEAL_KEY is not set" in unkeyed.warnings

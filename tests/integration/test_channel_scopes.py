@@ -75,8 +75,14 @@ async def test_a_refused_crossing_is_recorded_in_short(client: Any, services: An
     body = b'{"event_id": "x", "pad": "' + b"A" * 65_000 + b'"}'
     response = await client.post("/channels/alarm/events", data=body,
                                  headers={**auth("t-web"), "Content-Type": "application/json"})
-    assert response.status == 403
-    [rejected] = await events_of(services, "InputRejected")
+    assert response.status == 403 and response.content_type == "application/json"
+    assert (await response.json())["error"]["code"] == "forbidden"  # the JSON error envelope
+    anonymous = await client.post("/channels/cti/events", json=_cti(1))
+    assert (anonymous.status, anonymous.content_type, anonymous.headers["WWW-Authenticate"]) == (
+        401, "application/json", "Bearer")
+    assert (await anonymous.json())["error"]["code"] == "unauthorized"
+    rejected, unauthorized = await events_of(services, "InputRejected")
+    assert (unauthorized["data"]["channel"], unauthorized["data"]["code"]) == ("cti", "unauthorized")
     data = rejected["data"]
     assert (data["channel"], data["code"], data["raw_length"]) == ("alarm", "forbidden", len(body))
     assert data["raw_sha256"] == hashlib.sha256(body).hexdigest()

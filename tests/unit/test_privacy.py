@@ -26,6 +26,22 @@ def test_a_hidden_case_keeps_its_shape_and_what_a_board_needs() -> None:
         "address": None, "description": None, "result": None}
 
 
+def test_a_matched_place_is_hidden_with_the_rest_and_no_place_stays_none() -> None:
+    """The gazetteer's match names the caller's own words ("金桥超市对面"): hidden with the address."""
+    located = {"case_id": "C2", "caller": {"phone": "13912345678"}, "location": {
+        "lat": 34.334567, "lon": 108.701234, "district": "610402", "source": "gazetteer",
+        "place": {"id": "PL00001", "name": "金桥超市", "text": "金桥超市对面"}}}
+    assert hide_case(located)["location"] == {"lat": 34.33, "lon": 108.7, "district": "610402",
+                                              "source": "gazetteer", "place": None}
+    assert hide_case({"case_id": "C3", "caller": {}, "location": None})["location"] is None
+
+
+def test_only_coordinates_are_coarsened_not_every_number() -> None:
+    assert mask_value("score", 0.876543) == 0.876543
+    assert mask_value("x", {"priority_score": 12.3456, "lat": 34.334567}) == {"priority_score": 12.3456,
+                                                                              "lat": 34.33}
+
+
 def test_the_live_stream_masks_another_units_change_and_not_its_own() -> None:
     data = {"case_id": "C1", "assigned_to": "U002", "caller_phone": "13912345678", "description": "心脏病",
             "lat": 34.334567, "lon": 108.701234, "note": "回拨 13800138000"}
