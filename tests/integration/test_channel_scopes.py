@@ -76,7 +76,8 @@ async def test_a_refused_crossing_is_recorded_in_short(client: Any, services: An
     response = await client.post("/channels/alarm/events", data=body,
                                  headers={**auth("t-web"), "Content-Type": "application/json"})
     assert response.status == 403 and response.content_type == "application/json"
-    assert (await response.json())["error"]["code"] == "forbidden"  # the JSON error envelope
+    error = (await response.json())["error"]  # the JSON error envelope, saying why
+    assert (error["code"], error["message"]) == ("forbidden", "this channel token may not post to alarm")
     anonymous = await client.post("/channels/cti/events", json=_cti(1))
     assert (anonymous.status, anonymous.content_type, anonymous.headers["WWW-Authenticate"]) == (
         401, "application/json", "Bearer")
