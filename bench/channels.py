@@ -321,7 +321,8 @@ async def _intake(args: argparse.Namespace) -> Measured:
            "INTAKE_REDIS_PREFIX": f"bench-{name}:", "INTAKE_SIA_PORT": "0",
            "INTAKE_TOKENS": "bench-channel-token-01:channel:bench", "INTAKE_TWILIO_AUTH_TOKEN": TOKEN,
            "INTAKE_PUBLIC_URL": base,
-           "INTAKE_LOG_LEVEL": "warning", "INTAKE_SMS_PROVIDER": "log"}
+           "INTAKE_LOG_LEVEL": "warning", "INTAKE_SMS_PROVIDER": "log",
+           "INTAKE_ALLOW_OWNER": "1"}  # a scratch database made through the given (owner's) DSN
     gateway = _serve(env, "gateway", PORT)
     worker = None
     try:
