@@ -33,6 +33,7 @@ from dispatch.core.bus import Send
 from dispatch.core.capability import Deps
 from dispatch.core.messages import Event, event, from_recorded, metadata, to_new_event
 from dispatch.core.phone import caller_key
+from dispatch.core.texts import CHINESE, Texts
 from dispatch.knowledge.index import IndexHolder
 from dispatch.notify.outbox import RequestNotification
 from eventstore import ANY, EventStore, RecordedEvent
@@ -45,8 +46,6 @@ HANDOFF_WINDOW = timedelta(hours=24)
 """A contact answered automatically within this time reaches a person with their next message."""
 CHANNELS: frozenset[str] = frozenset({"sms", "wechat"})
 CLOSE_REASON = "answered_by_knowledge_base"
-REPLY = ("{answer}\n（以上答复来自知识库《{title}》，受理编号 {case_id}。"
-         "如未解决您的问题，请直接回复本消息，人工客服将为您处理。）")
 _STREAM_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,120}$")
 
 
@@ -87,8 +86,9 @@ class SelfServicePolicy:
     categories: frozenset[str] | None = frozenset({"case"})
 
     def __init__(self, handle: Send, store: EventStore, pool: asyncpg.Pool, holder: IndexHolder,
-                 threshold: float = ANSWER_THRESHOLD) -> None:
+                 threshold: float = ANSWER_THRESHOLD, texts: Texts = CHINESE) -> None:
         self._handle = handle
+        self._texts = texts
         self._store = store
         self._pool = pool
         self._holder = holder
@@ -117,7 +117,8 @@ class SelfServicePolicy:
         answer = await self._answer(evt, contact)
         if answer is None:
             return
-        text = REPLY.format(answer=answer.answer, title=answer.title, case_id=evt.case_id)
+        text = self._texts.say("knowledge.reply", answer=answer.answer, title=answer.title,
+                               case_id=evt.case_id)
         await self._handle(RequestNotification(
             dedup_key=f"kb:{evt.case_id}", channel=evt.channel, to=contact, text=text,
             case_id=evt.case_id, reason=CLOSE_REASON, actor="policy:knowledge"))
@@ -151,4 +152,4 @@ class SelfServicePolicy:
 
 def reactors(deps: Deps) -> list[SelfServicePolicy]:
     """The self-service policy, with a search index of its own."""
-    return [SelfServicePolicy(deps.bus.handle, deps.store, deps.pool, IndexHolder())]
+    return [SelfServicePolicy(deps.bus.handle, deps.store, deps.pool, IndexHolder(), texts=deps.texts)]
