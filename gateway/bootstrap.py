@@ -58,7 +58,7 @@ from eventstore.migrate import migrate
 from eventstore.postgres import UNAVAILABLE, PostgresEventStore, create_pool
 from eventstore.subscriptions import Projection, Reactor
 from gateway import presence, sia_listener, sse
-from gateway.notify import providers_from
+from gateway.notify import WechatOutbound, providers_from
 from gateway.schema import SCHEMA
 from gateway.services import Metrics, Services
 from gateway.settings import Settings
@@ -136,6 +136,13 @@ async def connect_redis(url: str | None) -> aioredis.Redis | None:
     return client
 
 
+def _wechat_outbound(settings: Settings) -> WechatOutbound | None:
+    wechat = settings.wechat
+    if wechat.appid and wechat.secret:
+        return WechatOutbound(wechat.appid, wechat.secret, wechat.api_base)
+    return None
+
+
 async def build_services(settings: Settings, *, clock: Clock | None = None) -> Services:
     """Connect the stores, apply migrations and wire the message bus."""
     if settings.stores.database_url is None:
@@ -151,7 +158,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
     services = Services(
         settings=settings, pool=pool, store=store, clock=clock, bus=bus,
         redis=redis_client, metrics=Metrics(), leadership=Leadership(pool),
-        notify_providers=providers_from(settings.notifications), texts=texts,
+        notify_providers=providers_from(settings.notifications, _wechat_outbound(settings)), texts=texts,
         access=AccessRecorder(pool, key=settings.stores.seal_key),
     )
     bus.provide("services", services)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from channels.twilio_rest import DEFAULT_API_BASE, TwilioMessages
+from channels.wechat_api import WeChatCustomerService
 from dispatch.core.errors import InvalidConfig
 from dispatch.notify.provider import Provider
 from dispatch.notify.sender import LogProvider
@@ -33,8 +34,17 @@ class SmsConfig:
             raise InvalidConfig("api_base", "must be an http:// or https:// URL")
 
 
-def providers_from(config: SmsConfig) -> dict[str, Provider]:
-    """The providers the configuration asks for, by outbox channel."""
+@dataclass(frozen=True, slots=True)
+class WechatOutbound:
+    """The official account that sends WeChat messages (its AppID and AppSecret)."""
+
+    appid: str
+    secret: str
+    api_base: str
+
+
+def providers_from(config: SmsConfig, wechat: WechatOutbound | None = None) -> dict[str, Provider]:
+    """The providers the configuration asks for, by outbox channel (the log where none is set)."""
     log_provider = LogProvider()
     found: dict[str, Provider] = {"log": log_provider, "sms": log_provider, "wechat": log_provider}
     if config.provider == "twilio":
@@ -42,4 +52,6 @@ def providers_from(config: SmsConfig) -> dict[str, Provider]:
             account_sid=config.account_sid, auth_token=config.auth_token,
             sender=config.sender, api_base=config.api_base,
         )
+    if wechat is not None:
+        found["wechat"] = WeChatCustomerService(wechat.appid, wechat.secret, api_base=wechat.api_base)
     return found

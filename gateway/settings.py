@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from channels.ami import AmiConfig, parse_url
 from channels.errors import ChannelError
+from channels.wechat_api import DEFAULT_API_BASE as WECHAT_API_BASE
 from channels.wechat_crypto import aes_key
 from dispatch.cases.sla import SlaConfig
 from dispatch.core.errors import InvalidConfig, check_number
@@ -119,11 +120,17 @@ class WechatSettings:
     token: str | None = None  # INTAKE_WECHAT_TOKEN
     aes_key: str | None = None  # INTAKE_WECHAT_AES_KEY (43 characters): safe mode, plain pushes refused
     appid: str | None = None  # INTAKE_WECHAT_APPID, needed with the AES key
+    secret: str | None = None  # INTAKE_WECHAT_SECRET: with the AppID, messages go out by the API
+    api_base: str = WECHAT_API_BASE  # INTAKE_WECHAT_API_BASE
     replay_window: int = 300  # INTAKE_WECHAT_REPLAY_WINDOW: seconds a signed timestamp stays valid
 
     def __post_init__(self) -> None:
         if self.aes_key and not self.appid:
             raise InvalidConfig("appid", "is needed when INTAKE_WECHAT_AES_KEY is set (safe mode)")
+        if self.secret and not self.appid:
+            raise InvalidConfig("appid", "is needed when INTAKE_WECHAT_SECRET is set (outbound messages)")
+        if not self.api_base.startswith(("http://", "https://")):
+            raise InvalidConfig("api_base", "must be an http:// or https:// URL")
 
 
 @dataclass(frozen=True, slots=True)
@@ -439,6 +446,8 @@ _WECHAT = {
     "token": Var("INTAKE_WECHAT_TOKEN", secret=True),
     "aes_key": Var("INTAKE_WECHAT_AES_KEY", _wechat_aes_key, secret=True),
     "appid": Var("INTAKE_WECHAT_APPID"),
+    "secret": Var("INTAKE_WECHAT_SECRET", secret=True),
+    "api_base": Var("INTAKE_WECHAT_API_BASE"),
     "replay_window": Var("INTAKE_WECHAT_REPLAY_WINDOW", _bounded(30, 3600, "a number of seconds")),
 }
 _SIA = {

@@ -239,6 +239,9 @@ HANDLERS: dict[type[Command], Handler] = {RequestNotification: request_notificat
 class AcknowledgementPolicy:
     """Asks for the citizen's SMS when a case is accepted and when it is completed.
 
+    A case from WeChat with no phone number is told of its completion over WeChat (the
+    acceptance was the passive reply to the citizen's message).
+
     Keyed by case (`eventstore.subscriptions.Keyed`): different cases' requests
     are made at the same time, each case's in log order.
     """
@@ -264,18 +267,25 @@ class AcknowledgementPolicy:
                 await self._send(evt.case_id, evt.caller.phone, "ack", "notify.ack", "accepted")
         elif event.type == "CaseCompleted":
             case_id = str(event.data.get("case_id") or event.stream.split("-", 1)[1])
-            phone = await self._phone_of(case_id)
-            if phone:
-                await self._send(case_id, phone, "done", "notify.done", "completed")
+            to = await self._citizen_of(case_id)
+            if to:
+                await self._send(case_id, to[1], "done", "notify.done", "completed", channel=to[0])
 
-    async def _phone_of(self, case_id: str) -> str | None:
+    async def _citizen_of(self, case_id: str) -> tuple[str, str] | None:
+        """Where the citizen is told: their phone by SMS, else their WeChat OpenID."""
         first = await self._store.read_stream(case_stream(case_id), limit=1)
         evt: Event | None = from_recorded(first[0]) if first else None
-        return evt.caller.phone if isinstance(evt, CaseRegistered) else None
+        if not isinstance(evt, CaseRegistered):
+            return None
+        if evt.caller.phone:
+            return "sms", evt.caller.phone
+        return ("wechat", evt.caller.openid) if evt.caller.openid else None
 
-    async def _send(self, case_id: str, phone: str, stage: str, message: str, reason: str) -> None:
+    async def _send(
+        self, case_id: str, to: str, stage: str, message: str, reason: str, *, channel: str = "sms",
+    ) -> None:
         await self._handle(RequestNotification(
-            dedup_key=f"{stage}:{case_id}", channel="sms", to=phone,
+            dedup_key=f"{stage}:{case_id}", channel=channel, to=to,
             text=self._texts.say(message, case_id=case_id), case_id=case_id, reason=reason,
         ))
 

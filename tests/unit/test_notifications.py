@@ -70,3 +70,31 @@ def test_odd_dedup_keys_get_a_valid_stream() -> None:
     assert notification_stream("ack:C1") == "notification-ack:C1"
     odd = notification_stream("chase/unit U001 #3")
     assert odd.startswith("notification-") and len(odd) == len("notification-") + 64
+
+
+async def test_a_wechat_case_without_a_phone_is_told_of_completion_over_wechat() -> None:
+    store = MemoryEventStore()
+    sent: list[RequestNotification] = []
+
+    async def handle(cmd: object) -> None:
+        assert isinstance(cmd, RequestNotification)
+        sent.append(cmd)
+
+    follower = await register_case(
+        RegisterCase(category="complaint", channel="wechat", description="路灯不亮",
+                     caller=CallerInfo(openid="oG8xZ5-follower")), store=store, clock=FakeClock())
+    both = await register_case(
+        RegisterCase(category="complaint", channel="wechat", description="路灯不亮",
+                     caller=CallerInfo(phone="13912345678", openid="oG8xZ5-other")),
+        store=store, clock=FakeClock())
+    for case in (follower, both):
+        await store.append(f"case-{case.case_id}", [NewEvent(
+            "CaseCompleted", {"case_id": case.case_id, "completed_at": "2026-11-23T09:00:00+00:00"})], ANY)
+    policy = AcknowledgementPolicy(handle, store)
+    for _, record in await store.read_all(await store.load_checkpoint("x")):
+        await policy.react(record)
+    assert [(n.dedup_key, n.channel, n.to) for n in sent if n.reason == "completed"] == [
+        (f"done:{follower.case_id}", "wechat", "oG8xZ5-follower"),
+        (f"done:{both.case_id}", "sms", "13912345678"),  # a phone number is preferred
+    ]
+    assert not any(n.reason == "accepted" and n.channel == "wechat" for n in sent)  # the reply acked it

@@ -57,6 +57,10 @@ READS: list[tuple[str, str, Get, Any, Any, Mapping[str, str]]] = [
      {"INTAKE_WECHAT_APPID": "wx123"}),
     ("INTAKE_WECHAT_APPID", "wx123", lambda s: s.wechat.appid, "wx123", None, {}),
     ("INTAKE_WECHAT_REPLAY_WINDOW", "120", lambda s: s.wechat.replay_window, 120, 300, {}),
+    ("INTAKE_WECHAT_SECRET", "appsecret", lambda s: s.wechat.secret, "appsecret", None,
+     {"INTAKE_WECHAT_APPID": "wx123"}),
+    ("INTAKE_WECHAT_API_BASE", "http://127.0.0.1:9/", lambda s: s.wechat.api_base, "http://127.0.0.1:9/",
+     "https://api.weixin.qq.com", {}),
     ("INTAKE_SIA_PORT", "0", lambda s: s.sia.port, 0, 7100, {}),
     ("INTAKE_SIA_KEYS", "1234:" + "00" * 16, lambda s: s.sia.keys, {"1234": bytes(16)}, {}, {}),
     ("INTAKE_AMI_URL", "ami://u:s%40x@pbx:5039", lambda s: s.ami, AmiConfig("pbx", 5039, "u", "s@x"),
@@ -141,6 +145,8 @@ REFUSED: list[tuple[str, str, str, Mapping[str, str]]] = [
     ("INTAKE_WECHAT_APPID", "", "needed when INTAKE_WECHAT_AES_KEY is set",
      {"INTAKE_WECHAT_AES_KEY": AES_KEY}),
     ("INTAKE_WECHAT_REPLAY_WINDOW", "5", "out of range (30-3600)", {}),
+    ("INTAKE_WECHAT_APPID", "", "needed when INTAKE_WECHAT_SECRET is set", {"INTAKE_WECHAT_SECRET": "s"}),
+    ("INTAKE_WECHAT_API_BASE", "ftp://wx", "http:// or https://", {}),
     ("INTAKE_WECHAT_REPLAY_WINDOW", "5m", "not a number of seconds", {}),
     ("INTAKE_SIA_PORT", "-1", "out of range (0-65535)", {}),
     ("INTAKE_SIA_KEYS", "1234:zz", "not hex", {}),
@@ -182,7 +188,8 @@ REFUSED: list[tuple[str, str, str, Mapping[str, str]]] = [
     ("INTAKE_LANGUAGE", "fr", "one of ['en', 'zh-CN']", {}),
 ]
 SECRET = {"INTAKE_DATABASE_URL", "INTAKE_REDIS_URL", "INTAKE_TOKENS", "INTAKE_WECHAT_AES_KEY",
-          "INTAKE_SIA_KEYS", "INTAKE_AMI_URL", "INTAKE_SEAL_KEY", "INTAKE_TWILIO_AUTH_TOKEN"}
+          "INTAKE_WECHAT_SECRET", "INTAKE_SIA_KEYS", "INTAKE_AMI_URL", "INTAKE_SEAL_KEY",
+          "INTAKE_TWILIO_AUTH_TOKEN"}
 
 
 @pytest.mark.parametrize(("name", "raw", "allowed", "extra"), REFUSED,
