@@ -26,6 +26,8 @@ from dispatch.cases.events import (
     ExtensionDecided,
     ExtensionRequested,
     FeedbackGiven,
+    ReminderDue,
+    ReminderSet,
 )
 from dispatch.cases.registration import CATEGORIES, RESPONSE_LIMIT_MINUTES
 from dispatch.cases.sla import SlaConfig
@@ -39,6 +41,7 @@ from dispatch.core.timers import timer_command
 from eventstore import EventStore, WrongExpectedVersion
 
 CALLBACK_OUTCOMES: tuple[str, ...] = ("satisfied", "unsatisfied", "not_confirmed")
+MAX_REMINDER_NOTE = 200
 ASSIGNEE_KINDS: tuple[str, ...] = ("unit", "provider")
 
 
@@ -141,6 +144,22 @@ class SupplementCase(CaseAction):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ArchiveCase(CaseAction):
     """Archive a completed case (fired by a timer at most 24 h after completion)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetReminder(CaseAction):
+    """Remind the agent setting it of this case at `remind_at` (None clears the reminder)."""
+
+    remind_at: datetime | None
+    note: str = ""
+
+
+@timer_command
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RemindAgent(CaseAction):
+    """A reminder's time came (fired by its timer; stale when the reminder moved or was cleared)."""
+
+    remind_at: datetime
 
 
 def _need(condition: bool, message: str) -> None:
@@ -278,6 +297,26 @@ def decide_supplement(s: CaseState, c: SupplementCase, now: datetime, cfg: SlaCo
     return [CaseSupplemented(s.case_id, c.text, now, c.actor)]
 
 
+def decide_set_reminder(s: CaseState, c: SetReminder, now: datetime, cfg: SlaConfig) -> list[Event]:
+    """Set, move or clear the reminder of a case still running."""
+    _need(s.status not in {CaseStatus.CLOSED, CaseStatus.ARCHIVED},
+          f"case {s.case_id} is {s.status}; a reminder needs a case still running")
+    if c.remind_at is not None and c.remind_at <= now:
+        raise InvalidCommand("a reminder must be in the future", field="remind_at")
+    if len(c.note) > MAX_REMINDER_NOTE:
+        raise InvalidCommand(f"a reminder's note is at most {MAX_REMINDER_NOTE} characters", field="note")
+    return [ReminderSet(s.case_id, c.remind_at, c.note.strip(), c.actor, now)]
+
+
+def decide_remind(s: CaseState, c: RemindAgent, now: datetime, cfg: SlaConfig) -> list[Event]:
+    """The reminder is due, unless it was moved or cleared since its timer was set, or the case ended."""
+    if s.reminder_at != c.remind_at or s.status in {CaseStatus.CLOSED, CaseStatus.ARCHIVED}:
+        return []
+    by = s.reminder_by or ""
+    agent = by.split(":", 1)[1] if by.startswith("agent:") else None
+    return [ReminderDue(s.case_id, c.remind_at, agent, s.reminder_note, now)]
+
+
 Decider = Callable[[CaseState, Any, datetime, SlaConfig], Sequence[Event]]
 DECIDERS: dict[type[CaseAction], Decider] = {
     ClassifyCase: decide_classify,
@@ -292,6 +331,8 @@ DECIDERS: dict[type[CaseAction], Decider] = {
     ArchiveCase: decide_archive,
     CloseCase: decide_close,
     SupplementCase: decide_supplement,
+    SetReminder: decide_set_reminder,
+    RemindAgent: decide_remind,
 }
 
 

@@ -27,6 +27,12 @@ class CallerInfo:
     openid: str | None = None
     device_account: str | None = None
 
+    def reach(self) -> tuple[str, str] | None:
+        """How the citizen is told of their case: (outbox channel, address), a phone first."""
+        if self.phone:
+            return "sms", self.phone
+        return ("wechat", self.openid) if self.openid else None
+
 
 @dataclass(frozen=True, slots=True)
 class Place:
@@ -312,3 +318,27 @@ class CaseAddedToIncident(Event):
     incident_id: str
     case_id: str
     merged_from: str | None = None  # the incident the case was in, when it came by a merge
+
+
+@event
+@dataclass(frozen=True, slots=True)
+class ReminderSet(Event):
+    """An agent set the case's reminder (待办提醒) for `remind_at`; None clears it."""
+
+    case_id: str
+    remind_at: datetime | None
+    note: str
+    by: str | None
+    at: datetime
+
+
+@event
+@dataclass(frozen=True, slots=True)
+class ReminderDue(Event):
+    """The reminder's time came: `agent` (who set it) is told in the console."""
+
+    case_id: str
+    remind_at: datetime
+    agent: str | None
+    note: str
+    at: datetime

@@ -32,6 +32,7 @@ from dispatch.cases.events import (
     CaseConfirmed,
     CaseDispatched,
     CaseRejected,
+    ReminderDue,
 )
 from dispatch.cases.registration import CASE_ID
 from dispatch.cases.sla import Clocks, SlaConfig, light, light_changes
@@ -180,6 +181,10 @@ class CasesProjection:
             counts.update(pair for pair in (_stat_updates(evt) if evt is not None else [])
                           if pair[1] in _STAT_COLUMNS)
             changes.append(Change("case", _summary(state, self._cfg, now)))
+            if isinstance(evt, ReminderDue):
+                changes.append(Change("reminder", {
+                    "case_id": case_id, "agent": evt.agent, "note": evt.note,
+                    "remind_at": evt.remind_at.isoformat()}))
         if touched:
             await conn.executemany(_UPSERT, [
                 (case_id, *_row(states[case_id], self._cfg, now, at)) for case_id, at in touched.items()])

@@ -32,6 +32,8 @@ from dispatch.cases.events import (
     FeedbackGiven,
     MatchedPlace,
     Place,
+    ReminderDue,
+    ReminderSet,
 )
 from dispatch.cases.status import CaseStatus
 from dispatch.core.errors import NotFound
@@ -85,11 +87,16 @@ class CaseState:
     last_touched_at: datetime | None = None
     rejected_by: tuple[str, ...] = ()
     pending_extension: datetime | None = None
+    extension_reason: str | None = None
     chase_stage: str | None = None
     chase_count: int = 0
     last_chased_at: datetime | None = None
     feedback_count: int = 0
     supplement_count: int = 0
+    reminder_at: datetime | None = None
+    reminder_note: str = ""
+    reminder_by: str | None = None
+    reminded_at: datetime | None = None
 
     def apply(self, evt: Event, version: int) -> None:
         """Fold one event into the state; events this table does not know only move the version."""
@@ -151,7 +158,7 @@ def _rejected(s: CaseState, e: CaseRejected) -> None:
 
 
 def _extension_requested(s: CaseState, e: ExtensionRequested) -> None:
-    s.pending_extension = e.until
+    s.pending_extension, s.extension_reason = e.until, e.reason
     s.last_touched_at = e.requested_at
 
 
@@ -211,6 +218,14 @@ def _added_to_incident(s: CaseState, e: CaseAddedToIncident) -> None:
     s.incident_id = e.incident_id
 
 
+def _reminder_set(s: CaseState, e: ReminderSet) -> None:
+    s.reminder_at, s.reminder_note, s.reminder_by = e.remind_at, e.note, e.by
+
+
+def _reminder_due(s: CaseState, e: ReminderDue) -> None:
+    s.reminder_at, s.reminded_at = None, e.at
+
+
 APPLIERS: dict[type[Event], Callable[[CaseState, Any], None]] = {
     CaseRegistered: _registered,
     CallerPhoneGiven: _phone_given,
@@ -231,6 +246,8 @@ APPLIERS: dict[type[Event], Callable[[CaseState, Any], None]] = {
     CaseLinked: _linked,
     CaseUnlinked: _unlinked,
     CaseAddedToIncident: _added_to_incident,
+    ReminderSet: _reminder_set,
+    ReminderDue: _reminder_due,
 }
 """How each event of a case stream changes `CaseState`: every applier of the aggregate."""
 

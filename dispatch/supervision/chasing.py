@@ -8,9 +8,11 @@ silent for a full `chase_interval` - since the deadline, its last action
 (confirmed / rejected / completed / closed) or an extension moves the deadline.
 
 `CaseFollowUp` is the reactor that turns case events into durable timers and
-outbound messages: transfer SMS to the citizen and dispatch SMS to the unit on
-`CaseDispatched`, chase SMS on `CaseChased`, and the confirmation, completion
-and archive timers.
+outbound messages: the citizen is told of the transfer (`CaseDispatched`), of an
+approved extension with its reason and new deadline (`ExtensionDecided`) and,
+once per stage, of a delay when the unit is first chased (`CaseChased`), by SMS
+or, without a phone, over WeChat; the unit gets the dispatch and chase SMS; and
+the confirmation, completion, archive and reminder timers are set.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from datetime import datetime
 import asyncpg
 import structlog
 
-from dispatch.cases.actions import ArchiveCase, apply_events
+from dispatch.cases.actions import ArchiveCase, RemindAgent, apply_events
 from dispatch.cases.events import (
     CallbackRecorded,
     CaseChased,
@@ -32,6 +34,7 @@ from dispatch.cases.events import (
     CaseDispatched,
     CaseRejected,
     ExtensionDecided,
+    ReminderSet,
 )
 from dispatch.cases.sla import SlaConfig
 from dispatch.cases.state import CaseState, load_case
@@ -41,7 +44,7 @@ from dispatch.core.capability import Deps
 from dispatch.core.clock import Clock
 from dispatch.core.messages import Command, Event, from_recorded
 from dispatch.core.phone import mask_phone
-from dispatch.core.texts import CHINESE, Texts
+from dispatch.core.texts import CHINESE, LOCAL_TIME, Texts
 from dispatch.core.timers import Reschedule, cancel, schedule, timer_command
 from dispatch.gis.reference import contact_phone
 from eventstore import EventStore, RecordedEvent
@@ -134,6 +137,22 @@ class CaseFollowUp:
             await self._sms_unit(evt.case_id, evt.unit, f"chase:{evt.case_id}:{evt.stage}:{evt.attempt}",
                                  self._texts.say("supervision.chase", case_id=evt.case_id,
                                                  stage=self._texts.name("supervision.stage", evt.stage)))
+            if evt.attempt == 1:
+                await self._tell_citizen(evt.case_id, f"delayed:{evt.case_id}:{evt.stage}", "delayed",
+                                         "supervision.delayed")
+        elif isinstance(evt, ExtensionDecided) and evt.approved and evt.until is not None:
+            await self._chase_at(evt.case_id, "completion", evt.until)
+            state = await load_case(self._store, evt.case_id)
+            await self._tell_citizen(
+                evt.case_id, f"extended:{evt.case_id}:{event.version}", "extended", "supervision.extended",
+                state=state, until=evt.until.astimezone(LOCAL_TIME), reason=state.extension_reason or "-")
+        elif isinstance(evt, ReminderSet):
+            key = timer_key(evt.case_id, "reminder")
+            if evt.remind_at is None:
+                await cancel(self._pool, key)
+            else:
+                await schedule(self._pool, key, evt.remind_at, RemindAgent(
+                    case_id=evt.case_id, remind_at=evt.remind_at, actor="system:reminder"))
         elif evt is not None:
             await self._timers(evt)
 
@@ -141,8 +160,6 @@ class CaseFollowUp:
         if isinstance(evt, CaseConfirmed):
             await cancel(self._pool, timer_key(evt.case_id, "confirmation"))
             await self._chase_at(evt.case_id, "completion", evt.complete_by)
-        elif isinstance(evt, ExtensionDecided) and evt.approved and evt.until is not None:
-            await self._chase_at(evt.case_id, "completion", evt.until)
         elif isinstance(evt, CaseCompleted):
             await cancel(self._pool, timer_key(evt.case_id, "completion"))
             await schedule(self._pool, timer_key(evt.case_id, "archive"), evt.archive_by,
@@ -162,11 +179,19 @@ class CaseFollowUp:
         await self._chase_at(evt.case_id, "confirmation", evt.confirm_by)
         await self._sms_unit(evt.case_id, evt.assignee, f"dispatch:{evt.case_id}:{version}",
                              self._texts.say("supervision.dispatch", case_id=evt.case_id))
-        state = await load_case(self._store, evt.case_id)
-        if state.caller.phone:
-            await self._notify(f"transfer:{evt.case_id}:{version}", state.caller.phone, evt.case_id,
-                               self._texts.say("supervision.transfer", case_id=evt.case_id),
-                               "transfer")
+        await self._tell_citizen(evt.case_id, f"transfer:{evt.case_id}:{version}", "transfer",
+                                 "supervision.transfer")
+
+    async def _tell_citizen(
+        self, case_id: str, key: str, purpose: str, message: str, *, state: CaseState | None = None,
+        **values: object,
+    ) -> None:
+        """A message to the case's citizen (SMS, else WeChat), if they can be reached."""
+        state = state or await load_case(self._store, case_id)
+        reach = state.caller.reach()
+        if reach is not None:
+            await self._notify(key, reach[1], case_id, self._texts.say(message, case_id=case_id, **values),
+                               purpose, channel=reach[0])
 
     async def _sms_unit(self, case_id: str, unit: str, key: str, text: str) -> None:
         phone = await contact_phone(self._pool, unit)
@@ -175,12 +200,15 @@ class CaseFollowUp:
             return
         await self._notify(key, phone, case_id, text, key.split(":", 1)[0])
 
-    async def _notify(self, key: str, to: str, case_id: str, text: str, reason: str) -> None:
+    async def _notify(
+        self, key: str, to: str, case_id: str, text: str, reason: str, *, channel: str = "sms",
+    ) -> None:
         from dispatch.notify.outbox import RequestNotification
 
-        log.info("sms_requested", case_id=case_id, to=mask_phone(to), reason=reason)
+        log.info("message_requested", case_id=case_id, channel=channel,
+                 to=mask_phone(to) if channel == "sms" else "openid", reason=reason)
         await self._bus.handle(RequestNotification(
-            dedup_key=key, channel="sms", to=to, text=text, case_id=case_id, reason=reason,
+            dedup_key=key, channel=channel, to=to, text=text, case_id=case_id, reason=reason,
             actor="system:supervision"))
 
 

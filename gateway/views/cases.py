@@ -24,6 +24,7 @@ from dispatch.cases.actions import (
     RecordCallback,
     RejectCase,
     RequestExtension,
+    SetReminder,
     SupplementCase,
 )
 from dispatch.cases.events import CallerInfo, Fault, Place
@@ -45,7 +46,7 @@ from dispatch.core.errors import NotFound
 from dispatch.core.messages import Json, JsonValue
 from dispatch.gis.geo import to_wgs84
 from gateway.auth import Principal, require
-from gateway.http import field, instant, json_response, limit_param, page, read_json
+from gateway.http import BadRequest, field, instant, json_response, limit_param, page, read_json
 from gateway.privacy import hide_case, sees_personal_data
 from gateway.services import SERVICES, Services
 
@@ -93,6 +94,8 @@ def case_view(s: CaseState, light: str, who: Principal | None, now: datetime) ->
         },
         "rejected_by": list(s.rejected_by), "result": s.result,
         "callback": {"outcome": s.callback_outcome, "at": s.callback_at, "handler": s.handler},
+        "reminder": {"at": s.reminder_at, "note": s.reminder_note, "by": s.reminder_by,
+                     "reminded_at": s.reminded_at},
     }
     return view if sees_personal_data(who, assigned_to=s.assigned_to) else hide_case(view)
 
@@ -245,9 +248,19 @@ ACTIONS: dict[str, tuple[tuple[str, ...], Builder]] = {
         outcome=_str(b, "outcome") or "", note=_str(b, "note", required=False), **k)),
     "supplement": (CENTER, lambda b, k: SupplementCase(text=_str(b, "text") or "", **k)),
     "close": (CENTER, lambda b, k: CloseCase(reason=_str(b, "reason") or "", **k)),
+    "reminder": (("agent",), lambda b, k: SetReminder(
+        remind_at=_reminder_time(b), note=_str(b, "note", required=False) or "", **k)),
     "link": (CENTER, lambda b, k: _link(b, k, True)),
     "unlink": (CENTER, lambda b, k: _link(b, k, False)),
 }
+
+
+def _reminder_time(body: Mapping[str, JsonValue]) -> datetime | None:
+    """`remind_at`: an instant, or null to clear the reminder (the key itself is required)."""
+    if "remind_at" not in body:
+        raise BadRequest("missing_field", "remind_at is required (an ISO-8601 instant, or null to clear)")
+    raw = _str(body, "remind_at", required=False)
+    return None if raw is None else instant(raw, "remind_at")
 
 
 def _link(body: Mapping[str, JsonValue], common: Json, linking: bool) -> object:

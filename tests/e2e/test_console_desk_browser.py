@@ -310,3 +310,32 @@ async def test_actions_follow_the_state_feedback_stays_and_refusals_say_why(
         text = await refused.text_content() or ""
         assert "不被允许" in text and "已签收" in text and "他人" not in text
         await _shot(page, "8-refused")
+
+
+async def test_a_due_reminder_reaches_the_agent_who_set_it(browser: Any, console: Any) -> None:  # noqa: F811
+    case = await _register(console, "周五前回复王女士公积金提取进度", category="todo")
+    case_id = case["case_id"]
+    async with _page(browser, str(console.make_url("/")) + f"?token=t-agent#case/{case_id}") as page, \
+            _page(browser, str(console.make_url("/")) + "?token=t-agent2") as other:
+        # set through the in-page form (Beijing time typed), then shown on the case
+        await page.locator("button[data-action=reminder]").click()
+        await page.fill(".action-form input[name=remind_at]", "2099-01-01T09:30")
+        await page.fill(".action-form input[name=note]", "回电")
+        await page.locator(".action-form button[type=submit]").click()
+        await page.locator(".message .ok").wait_for()
+        shown = await (await console.get(f"/api/v1/cases/{case_id}", headers=AGENT)).json()
+        at = datetime.fromisoformat(shown["reminder"]["at"])
+        assert at == datetime(2099, 1, 1, 1, 30, tzinfo=UTC)  # 09:30 typed in Beijing time
+        # moved to a moment from now: it comes due, the agent who set it is told, nobody else
+        soon = (datetime.now(UTC) + timedelta(seconds=2)).isoformat()
+        moved = await console.post(f"/api/v1/cases/{case_id}/reminder", headers=AGENT,
+                                   json={"expected_version": shown["version"], "remind_at": soon,
+                                         "note": "回电确认"})
+        assert moved.status == 200, await moved.text()
+        notice = page.locator(f".reminder[data-case-id='{case_id}']")
+        await notice.wait_for(timeout=15_000)
+        assert "回电确认" in (await notice.text_content() or "")
+        await _shot(page, "reminder-due")
+        await notice.locator("button.primary").click()
+        assert await notice.count() == 0
+        assert await other.locator(".reminder").count() == 0

@@ -210,3 +210,26 @@ async def test_the_projection_writes_the_same_rows_batched_or_event_by_event(
 
     assert await ProjectionRunner(wired.store, projection, batch_size=500).rebuild() == events
     assert await _tables(wired) == one_by_one
+
+
+async def test_an_agent_sets_moves_and_clears_a_reminder(api: Any, wired: Any, clock: FakeClock) -> None:
+    todo = {**FAULT, "category": "todo", "priority": 4, "description": "周五前回复王女士公积金问题"}
+    todo.pop("fault")
+    case = await post(api, "/api/v1/cases", todo, "t-agent", 201)
+    base = f"/api/v1/cases/{case['case_id']}"
+    at = (clock.now() + timedelta(hours=3)).isoformat()
+    case = await post(api, f"{base}/reminder", {"expected_version": 0, "remind_at": at, "note": "回电"},
+                      "t-agent")
+    assert case["reminder"] == {"at": at, "note": "回电", "by": "agent:A001", "reminded_at": None}
+    before = (clock.now() - timedelta(minutes=1)).isoformat()
+    past = await post(api, f"{base}/reminder", {"expected_version": case["version"], "remind_at": before},
+                      "t-agent", 400)
+    assert past["error"]["code"] == "invalid" and "future" in past["error"]["message"]
+    missing = await post(api, f"{base}/reminder", {"expected_version": case["version"]}, "t-agent", 400)
+    assert missing["error"]["code"] == "missing_field"
+    refused = await post(api, f"{base}/reminder", {"expected_version": case["version"], "remind_at": at},
+                         "t-unit", 403)
+    assert refused["error"]["code"] == "forbidden"
+    case = await post(api, f"{base}/reminder", {"expected_version": case["version"], "remind_at": None},
+                      "t-agent")
+    assert case["reminder"]["at"] is None

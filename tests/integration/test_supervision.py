@@ -8,11 +8,20 @@ from typing import Any
 
 import pytest
 
-from dispatch.cases.actions import CompleteCase, ConfirmCase, DispatchCase, RecordCallback
+from dispatch.cases.actions import (
+    CompleteCase,
+    ConfirmCase,
+    DecideExtension,
+    DispatchCase,
+    RecordCallback,
+    RequestExtension,
+    SetReminder,
+)
 from dispatch.cases.events import CallerInfo
 from dispatch.cases.registration import RegisterCase
 from dispatch.cases.state import load_case
 from dispatch.core.clock import FakeClock
+from dispatch.core.texts import LOCAL_TIME
 from dispatch.core.timers import TimerWorker, pending
 from dispatch.supervision.chasing import CaseFollowUp
 from eventstore.subscriptions import ReactorRunner
@@ -75,3 +84,91 @@ async def test_silent_unit_is_chased_until_it_answers(wired: Any, clock: FakeClo
     await step(wired)  # the call-back brings the archive forward to now
     assert (await load_case(wired.store, cid)).status == "archived"
     assert await pending(wired.pool, f"case:{cid}:") == []
+
+
+async def to_citizen(services: Any) -> list[tuple[str, str, str, str]]:
+    rows = await services.pool.fetch(
+        "SELECT data->>'dedup_key' AS k, data->>'channel' AS c, data->>'to' AS t, data->>'text' AS x "
+        "FROM events WHERE type = 'NotificationRequested' AND data->>'to' <> '13326435929' ORDER BY position")
+    return [(r["k"].split(":", 1)[0], r["c"], r["t"], r["x"]) for r in rows]
+
+
+async def test_the_citizen_is_told_of_the_transfer_the_delay_and_an_extension(
+    wired: Any, clock: FakeClock,
+) -> None:
+    bus = wired.bus
+    cid = (await bus.handle(RegisterCase(category="complaint", channel="phone", description="噪音",
+                                         caller=CallerInfo(phone="13800138000")))).case_id
+    state = await bus.handle(DispatchCase(case_id=cid, expected_version=0, to="U001"))
+    await step(wired)
+    clock.advance(timedelta(minutes=31))
+    await step(wired)  # first chase: the citizen hears of the delay
+    clock.advance(timedelta(minutes=15))
+    await step(wired)  # second chase of the same stage: the unit is chased, the citizen not told again
+    state = await load_case(wired.store, cid)
+    state = await bus.handle(ConfirmCase(case_id=cid, expected_version=state.version, actor="unit:U001"))
+    until = clock.now() + timedelta(days=5)
+    state = await bus.handle(RequestExtension(case_id=cid, expected_version=state.version, actor="unit:U001",
+                                              until=until, reason="需协调供水公司停水检修"))
+    await bus.handle(DecideExtension(case_id=cid, expected_version=state.version, approve=True))
+    await step(wired)
+    told = await to_citizen(wired)
+    assert [(k, c, t) for k, c, t, _ in told] == [
+        ("transfer", "sms", "13800138000"), ("delayed", "sms", "13800138000"),
+        ("extended", "sms", "13800138000")]
+    assert "需协调供水公司停水检修" in told[2][3]
+    local = until.astimezone(LOCAL_TIME)
+    assert f"{local:%m月%d日%H:%M}" in told[2][3]  # Beijing time, not UTC
+
+
+async def test_a_wechat_follower_is_told_over_wechat(wired: Any, clock: FakeClock) -> None:
+    bus = wired.bus
+    cid = (await bus.handle(RegisterCase(category="complaint", channel="wechat", description="路灯不亮",
+                                         caller=CallerInfo(openid="oFollower0001")))).case_id
+    await bus.handle(DispatchCase(case_id=cid, expected_version=0, to="U001"))
+    await step(wired)
+    assert [(k, c, t) for k, c, t, _ in await to_citizen(wired)] == [("transfer", "wechat", "oFollower0001")]
+
+
+async def test_a_reminder_comes_due_once_and_a_moved_one_at_its_new_time(
+    wired: Any, clock: FakeClock,
+) -> None:
+    bus = wired.bus
+    cid = (await bus.handle(RegisterCase(category="todo", channel="phone", description="三天后回复王女士",
+                                         caller=CallerInfo(phone="13800138000")))).case_id
+    first = clock.now() + timedelta(hours=1)
+    state = await bus.handle(SetReminder(case_id=cid, expected_version=0, actor="agent:A7",
+                                         remind_at=first, note="回电"))
+    await step(wired)
+    moved = clock.now() + timedelta(hours=2)
+    await bus.handle(SetReminder(case_id=cid, expected_version=state.version, actor="agent:A7",
+                                 remind_at=moved, note="回电确认"))
+    await step(wired)
+    [timer] = await pending(wired.pool, f"case:{cid}:reminder")
+    assert timer.due_at == moved
+    clock.advance(timedelta(hours=1, minutes=1))
+    await step(wired)
+    assert (await load_case(wired.store, cid)).reminder_at == moved  # not at the old time
+    clock.advance(timedelta(hours=1))
+    await step(wired)
+    state = await load_case(wired.store, cid)
+    assert state.reminder_at is None and state.reminded_at == clock.now()
+    due = await wired.pool.fetch("SELECT data FROM events WHERE type = 'ReminderDue'")
+    assert [(d["data"]["agent"], d["data"]["note"]) for d in due] == [("A7", "回电确认")]
+    assert await pending(wired.pool, f"case:{cid}:reminder") == []
+
+
+async def test_a_cleared_reminder_never_comes(wired: Any, clock: FakeClock) -> None:
+    bus = wired.bus
+    cid = (await bus.handle(RegisterCase(category="todo", channel="phone", description="待办",
+                                         caller=CallerInfo(phone="13800138000")))).case_id
+    state = await bus.handle(SetReminder(case_id=cid, expected_version=0, actor="agent:A7",
+                                         remind_at=clock.now() + timedelta(minutes=10)))
+    await step(wired)
+    await bus.handle(SetReminder(case_id=cid, expected_version=state.version, actor="agent:A7",
+                                 remind_at=None))
+    await step(wired)
+    assert await pending(wired.pool, f"case:{cid}:reminder") == []
+    clock.advance(timedelta(minutes=11))
+    await step(wired)
+    assert await wired.pool.fetch("SELECT 1 FROM events WHERE type = 'ReminderDue'") == []

@@ -6,6 +6,7 @@ import { Board } from './board.js';
 import { Detail } from './detail.js';
 import { Timeline } from './timeline.js';
 import { renderKpis, renderMissed, renderIncidents } from './panels.js';
+import { showReminder } from './reminders.js';
 import { h, fill, debounce } from './util.js';
 import { t, tn, loadCatalogue, language, switchLanguage, LANGUAGES, timeOfDay, errorText } from './i18n.js';
 
@@ -121,6 +122,7 @@ class Console {
     if (/case|link|light|sla|alert/.test(topic)) this.refreshCases();
     if (/call|missed|incident|link|presence/.test(topic)) this.refreshPanels();
     if (topic === 'reference' && data.data && data.data.kind === 'district') this.loadDistricts();
+    if (topic === 'reminder') showReminder(this.me, data.data || {}, (id) => this.select(id));
     this.refreshKpis();
   }
 

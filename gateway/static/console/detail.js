@@ -34,6 +34,8 @@ export const ACTIONS = {
     fields: [['other_case_id', 'linked']] },
   supplement: { roles: ['agent', 'dispatcher'], when: (c) => ['closed', 'archived'].includes(c.status), fields: [['text']] },
   close: { roles: ['agent', 'dispatcher'], when: (c) => c.status !== 'closed', fields: [['reason']] },
+  reminder: { roles: ['agent'], when: (c) => !['closed', 'archived'].includes(c.status),
+    fields: [['remind_at', 'datetime-local'], ['note', null, true]] },
 };
 
 /** The actions a role may take on this case now (a unit only on the cases assigned to it). */
@@ -89,6 +91,7 @@ export class Detail {
         fact('accepted', when(item.accepted_at || item.created_at)),
         fact('deadline', item.deadline ? `${when(item.deadline)} (${ago(item.deadline)})` : null),
         sla.pending_extension ? fact('pending_extension', when(sla.pending_extension)) : null,
+        (item.reminder || {}).at ? fact('reminder', [when(item.reminder.at), item.reminder.note].filter(Boolean).join(' · ')) : null,
         fact('assigned_to', item.assigned_to && h('span.mono', {}, item.assigned_to)),
         fact('incident', item.incident_id && h('span.mono', {}, item.incident_id)),
         fact('linked', (item.linked_case_ids || []).length ? h('span.mono', {}, item.linked_case_ids.join(', ')) : null),
