@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from dispatch.cases.actions import ASSIGNEE_KINDS, CALLBACK_OUTCOMES
+from dispatch.cases.events import LOCATION_SOURCES
 from dispatch.cases.registration import CATEGORIES
 from dispatch.cases.state import CaseState
 from dispatch.cases.status import CaseStatus
@@ -101,6 +102,7 @@ GROUPS: dict[str, set[str]] = {
     "citizen.value": set(),  # filled from the Open311 channel below
     "article_kind": set(ARTICLE_KINDS),
     "article_status": set(ARTICLE_STATUSES),
+    "location_source": set(LOCATION_SOURCES),
 }
 
 

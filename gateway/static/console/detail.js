@@ -48,6 +48,15 @@ export function actionsFor(role, item, subject) {
   });
 }
 
+/** Where the case's point came from: the contact, the gazetteer's match of its words (with the score), an agent. */
+function located(loc) {
+  const source = tn('location_source', loc.source || 'given');
+  const p = loc.place;
+  if (!p) return source;
+  const score = p.score === null || p.score === undefined ? '' : ` · ${t('located.score', { score: Math.round(p.score) })}`;
+  return h('span', { 'data-place': p.id }, `${p.name} (${source}${score})`);
+}
+
 function fact(key, value) {
   return [h('dt', {}, t(`fact.${key}`)), h('dd', {}, value === null || value === undefined || value === '' ? '—' : value)];
 }
@@ -88,6 +97,7 @@ export class Detail {
         fact('category', tn('category', item.category)), fact('priority', item.priority ? tn('priority', item.priority) : null),
         fact('channel', tn('channel', item.channel)), fact('caller', [caller.name, caller.phone].filter(Boolean).join(' · ')),
         fact('address', item.address), fact('district', districtName || (place && place.district)),
+        item.location ? fact('located', located(item.location)) : null,
         fact('accepted', when(item.accepted_at || item.created_at)),
         fact('deadline', item.deadline ? `${when(item.deadline)} (${ago(item.deadline)})` : null),
         sla.pending_extension ? fact('pending_extension', when(sla.pending_extension)) : null,
