@@ -42,6 +42,14 @@ from eventstore import EventStore, WrongExpectedVersion
 
 CALLBACK_OUTCOMES: tuple[str, ...] = ("satisfied", "unsatisfied", "not_confirmed")
 MAX_REMINDER_NOTE = 200
+SCORES: tuple[int, ...] = (1, 2, 3, 4, 5)
+"""The citizen's satisfaction scores of a call-back (5 = very satisfied)."""
+
+
+class InvalidScore(InvalidCommand):
+    """A call-back score that is not a whole number from 1 to 5."""
+
+    code = "bad_score"
 ASSIGNEE_KINDS: tuple[str, ...] = ("unit", "provider")
 
 
@@ -124,6 +132,8 @@ class RecordCallback(CaseAction):
 
     outcome: str
     note: str | None = None
+    case_score: int | None = None
+    unit_score: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -265,8 +275,12 @@ def decide_callback(s: CaseState, c: RecordCallback, now: datetime, cfg: SlaConf
         raise InvalidCommand(f"outcome must be one of {', '.join(CALLBACK_OUTCOMES)}", field="outcome")
     _need(s.completed_at is not None and s.status in CALLBACK_DUE,
           f"case {s.case_id} is {s.status}; call back after completion")
+    for name, score in (("case_score", c.case_score), ("unit_score", c.unit_score)):
+        if score is not None and (type(score) is not int or score not in SCORES):
+            raise InvalidScore(f"{name} must be a whole number from 1 to 5", field=name)
     _need(s.callback_outcome is None, f"case {s.case_id} was already called back")
-    return [CallbackRecorded(s.case_id, c.outcome, now, s.handler, c.note, c.actor)]
+    return [CallbackRecorded(s.case_id, c.outcome, now, s.handler, c.note, c.actor,
+                             case_score=c.case_score, unit_score=c.unit_score)]
 
 
 def decide_archive(s: CaseState, c: ArchiveCase, now: datetime, cfg: SlaConfig) -> list[Event]:

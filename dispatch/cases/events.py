@@ -235,7 +235,11 @@ class CaseCompleted(Event):
 @event
 @dataclass(frozen=True, slots=True)
 class CallbackRecorded(Event):
-    """The citizen's answer to the call-back, counted for the handler (the unit)."""
+    """The citizen's answer to the call-back, counted for the handler (the unit).
+
+    `case_score` (how the case went) and `unit_score` (the handling unit) are the citizen's
+    1-5 scores, None when not asked or not given (events recorded before scores have none).
+    """
 
     case_id: str
     outcome: str
@@ -243,6 +247,8 @@ class CallbackRecorded(Event):
     handler: str | None = None
     note: str | None = None
     by: str | None = None
+    case_score: int | None = None
+    unit_score: int | None = None
 
 
 @event

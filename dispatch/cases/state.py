@@ -80,6 +80,8 @@ class CaseState:
     callback_by: datetime | None = None
     callback_outcome: str | None = None
     callback_at: datetime | None = None
+    callback_case_score: int | None = None
+    callback_unit_score: int | None = None
     handler: str | None = None
     result: str | None = None
     archived_at: datetime | None = None
@@ -184,6 +186,7 @@ def _completed(s: CaseState, e: CaseCompleted) -> None:
 
 def _callback(s: CaseState, e: CallbackRecorded) -> None:
     s.callback_outcome, s.callback_at = e.outcome, e.at
+    s.callback_case_score, s.callback_unit_score = e.case_score, e.unit_score
     if s.status == CaseStatus.COMPLETED:
         s.status = CaseStatus.CALLED_BACK
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from aiohttp import web
 
 from dispatch.cases.actions import (
+    SCORES,
     ClassifyCase,
     CloseCase,
     CompleteCase,
@@ -93,7 +94,8 @@ def case_view(s: CaseState, light: str, who: Principal | None, now: datetime) ->
             "chase_stage": s.chase_stage,
         },
         "rejected_by": list(s.rejected_by), "result": s.result,
-        "callback": {"outcome": s.callback_outcome, "at": s.callback_at, "handler": s.handler},
+        "callback": {"outcome": s.callback_outcome, "at": s.callback_at, "handler": s.handler,
+                     "case_score": s.callback_case_score, "unit_score": s.callback_unit_score},
         "reminder": {"at": s.reminder_at, "note": s.reminder_note, "by": s.reminder_by,
                      "reminded_at": s.reminded_at},
     }
@@ -224,6 +226,16 @@ async def register(request: web.Request) -> web.Response:
 Builder = Callable[[Mapping[str, JsonValue], Json], object]
 
 
+def _callback_score(body: Mapping[str, JsonValue], name: str) -> int | None:
+    """A call-back score: absent or null, or a whole number from 1 to 5 (400 `bad_score` otherwise)."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if type(value) is not int or value not in SCORES:
+        raise BadRequest("bad_score", f"{name} must be a whole number from 1 to 5 (or null)")
+    return value
+
+
 def _b(body: Mapping[str, JsonValue], name: str, default: bool = False) -> bool:
     value = field(body, name, bool, required=False)
     return default if value is None else bool(value)
@@ -245,7 +257,8 @@ ACTIONS: dict[str, tuple[tuple[str, ...], Builder]] = {
     "feedback": (UNIT_SIDE, lambda b, k: GiveFeedback(text=_str(b, "text") or "", **k)),
     "complete": (UNIT_SIDE, lambda b, k: CompleteCase(result=_str(b, "result", required=False) or "", **k)),
     "callback": (CENTER, lambda b, k: RecordCallback(
-        outcome=_str(b, "outcome") or "", note=_str(b, "note", required=False), **k)),
+        outcome=_str(b, "outcome") or "", note=_str(b, "note", required=False),
+        case_score=_callback_score(b, "case_score"), unit_score=_callback_score(b, "unit_score"), **k)),
     "supplement": (CENTER, lambda b, k: SupplementCase(text=_str(b, "text") or "", **k)),
     "close": (CENTER, lambda b, k: CloseCase(reason=_str(b, "reason") or "", **k)),
     "reminder": (("agent",), lambda b, k: SetReminder(

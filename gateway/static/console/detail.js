@@ -28,7 +28,8 @@ export const ACTIONS = {
   feedback: { roles: ['unit'], unit: true, when: (c) => WORKING.includes(c.status), fields: [['text']] },
   complete: { roles: ['unit', 'dispatcher'], unit: true, when: (c) => BUSY.includes(c.status), fields: [['result', null, true]] },
   callback: { roles: ['agent'], when: (c) => Boolean((c.sla || {}).completed_at) && ['completed', 'archived'].includes(c.status),
-    fields: [['outcome', ['satisfied', 'unsatisfied', 'not_confirmed']], ['note', null, true]] },
+    fields: [['outcome', ['satisfied', 'unsatisfied', 'not_confirmed']], ['case_score', 'score', true], ['unit_score', 'score', true],
+      ['note', null, true]] },
   link: { roles: ['dispatcher', 'agent'], when: () => true, fields: [['other_case_id']] },
   unlink: { roles: ['dispatcher'], when: (c) => (c.linked_case_ids || []).length > 0,
     fields: [['other_case_id', 'linked']] },
@@ -55,6 +56,14 @@ function located(loc) {
   if (!p) return source;
   const score = p.score === null || p.score === undefined ? '' : ` · ${t('located.score', { score: Math.round(p.score) })}`;
   return h('span', { 'data-place': p.id }, `${p.name} (${source}${score})`);
+}
+
+/** The call-back's outcome and the citizen's 1-5 scores, or null before the call-back. */
+function callbackOf(item) {
+  const cb = item.callback || {};
+  if (!cb.outcome) return null;
+  const score = (n) => (n === null || n === undefined ? '—' : n);
+  return t('report.callback_scores', { outcome: tn('outcome', cb.outcome), case: score(cb.case_score), unit: score(cb.unit_score) });
 }
 
 function fact(key, value) {
@@ -105,6 +114,7 @@ export class Detail {
         fact('assigned_to', item.assigned_to && h('span.mono', {}, item.assigned_to)),
         fact('incident', item.incident_id && h('span.mono', {}, item.incident_id)),
         fact('linked', (item.linked_case_ids || []).length ? h('span.mono', {}, item.linked_case_ids.join(', ')) : null),
+        fact('callback', callbackOf(item)),
         fact('version', item.version)),
       h('div.actions', {}, buttons.length ? buttons : h('span.muted.no-actions', {}, t(this.role === 'auditor' ? 'detail.read_only' : 'detail.no_actions')),
         this.canReadHistory ? h('button.action.secondary', { 'data-timeline': item.case_id, onclick: () => this.onTimeline(item.case_id) }, t('timeline.open')) : null),
@@ -145,6 +155,9 @@ export class Detail {
     if (kind === 'linked') {
       return h('select', { name: field, 'aria-label': title }, (this.item.linked_case_ids || []).map((id) => h('option', { value: id }, id)));
     }
+    if (kind === 'score') {
+      return h('input', { name: field, type: 'number', min: '1', max: '5', step: '1', 'aria-label': title, placeholder: t('form.optional') });
+    }
     return h('input', { name: field, type: kind || 'text', 'aria-label': title, required: !optional,
       placeholder: optional ? t('form.optional') : '' });
   }
@@ -172,7 +185,7 @@ export class Detail {
     for (const el of form.querySelectorAll('input, select')) {
       if (el.value === '') continue;
       if (el.name === 'approve') body[el.name] = el.value === 'true';
-      else if (el.name === 'priority') body[el.name] = Number(el.value);
+      else if (el.name === 'priority' || el.name.endsWith('_score')) body[el.name] = Number(el.value);
       else if (el.type === 'datetime-local') body[el.name] = typedInstant(el.value);
       else body[el.name] = el.value;
     }
