@@ -316,6 +316,14 @@ async def newest_open_case_of_phone(db: Db, phone: str) -> str | None:
     return None if found is None else str(found)
 
 
+async def newest_completed_case_of_phone(db: Db, phone: str, since: datetime) -> str | None:
+    """The case of a caller's (canonical) number completed most recently, since `since`, if any."""
+    found = await db.fetchval(
+        "SELECT case_id FROM cases WHERE caller_phone = $1 AND completed_at >= $2 "
+        "ORDER BY completed_at DESC LIMIT 1", phone, since)
+    return None if found is None else str(found)
+
+
 async def assignees(db: Db, case_ids: Collection[str]) -> dict[str, str | None]:
     """Who each of these cases is assigned to now (cases not in the read model are left out)."""
     rows = await db.fetch("SELECT case_id, assigned_to FROM cases WHERE case_id = ANY($1)", list(case_ids))

@@ -16,6 +16,9 @@ case streams. The policy handles one sender's SMS one by one in log order
 (different senders' at the same time) and records an opening before it moves
 on, so whichever worker decides an SMS finds every earlier opening of its
 sender in the log, after a restart too.
+
+A reply that is only a score (1-5) after a case's completion answers the satisfaction
+survey instead (`dispatch.intake.survey`).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from dispatch.core.messages import Command, Event, event, from_recorded, metadat
 from dispatch.core.phone import caller_key, mask_phone, normalise_phone
 from dispatch.intake.classify import classify_text
 from dispatch.intake.contact import InboundContact
+from dispatch.intake.survey import record_answer, survey_score, surveyed_case
 from eventstore import ANY, AppendResult, EventStore, RecordedEvent
 from eventstore.errors import IdempotencyConflict
 
@@ -199,6 +203,21 @@ async def _remember_opened(cmd: TakeInSms, phone: str, case_id: str, store: Even
                        ANY, idempotency_key=f"{cmd.contact.idempotency_key}:sender")
 
 
+async def _survey_reply(cmd: TakeInSms, phone: str, key: str, store: EventStore, pool: asyncpg.Pool,
+                        clock: Clock) -> SmsTakenIn | None:
+    """A bare 1-5 score after a completion answers the survey (`dispatch.intake.survey`); else None."""
+    score = survey_score(cmd.contact.text)
+    state = None if score is None else await surveyed_case(store, pool, phone, clock)
+    if score is None or state is None:
+        return None
+    recorded = await record_answer(state, score, f"{cmd.contact.idempotency_key}:survey",
+                                   store=store, clock=clock)
+    if recorded is None:
+        return await _join_case(cmd, state.case_id, phone, key, store)
+    log.info("sms_survey_answered", case_id=state.case_id, score=score, sender=mask_phone(phone))
+    return SmsTakenIn(state.case_id, False, False)
+
+
 async def take_in_sms(
     cmd: TakeInSms, *, store: EventStore, clock: Clock, pool: asyncpg.Pool
 ) -> SmsTakenIn:
@@ -212,6 +231,9 @@ async def take_in_sms(
     phone = callable_number(contact.caller.phone)
     if phone is None:
         return await _open_case(cmd, None, key, store, clock)
+    answered = await _survey_reply(cmd, phone, key, store, pool, clock)
+    if answered is not None:
+        return answered
     case_id = await open_case_of(store, pool, phone)
     if case_id is None:
         taken = await _open_case(cmd, phone, key, store, clock)

@@ -268,8 +268,9 @@ class AcknowledgementPolicy:
         elif event.type == "CaseCompleted":
             case_id = str(event.data.get("case_id") or event.stream.split("-", 1)[1])
             to = await self._citizen_of(case_id)
-            if to:
-                await self._send(case_id, to[1], "done", "notify.done", "completed", channel=to[0])
+            if to:  # by SMS the citizen can answer the satisfaction survey with a digit
+                message = "notify.done_survey" if to[0] == "sms" else "notify.done"
+                await self._send(case_id, to[1], "done", message, "completed", channel=to[0])
 
     async def _citizen_of(self, case_id: str) -> tuple[str, str] | None:
         """Where the citizen is told: their phone by SMS, else their WeChat OpenID."""
