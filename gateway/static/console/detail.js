@@ -27,7 +27,7 @@ export const ACTIONS = {
     fields: [['approve', ['true', 'false']], ['note', null, true]] },
   feedback: { roles: ['unit'], unit: true, when: (c) => WORKING.includes(c.status), fields: [['text']] },
   complete: { roles: ['unit', 'dispatcher'], unit: true, when: (c) => BUSY.includes(c.status), fields: [['result', null, true]] },
-  callback: { roles: ['agent'], when: (c) => Boolean((c.sla || {}).completed_at) && ['completed', 'archived'].includes(c.status),
+  callback: { roles: ['agent'], when: (c) => Boolean((c.sla || {}).completed_at) && ['completed', 'archived'].includes(c.status) && !(c.callback || {}).outcome,
     fields: [['outcome', ['satisfied', 'unsatisfied', 'not_confirmed']], ['case_score', 'score', true], ['unit_score', 'score', true],
       ['note', null, true]] },
   link: { roles: ['dispatcher', 'agent'], when: () => true, fields: [['other_case_id']] },
