@@ -41,9 +41,10 @@ from dispatch.cases.sla import (
 from dispatch.cases.sla import light as light_of
 from dispatch.cases.state import CaseState, load_case
 from dispatch.cases.status import WAITING
-from dispatch.core.errors import NotFound
+from dispatch.core.errors import NotFound, UnknownAssignee
 from dispatch.core.messages import Json, JsonValue
 from dispatch.gis.geo import to_wgs84
+from dispatch.gis.reference import assignee_known
 from gateway.auth import Principal, require
 from gateway.http import field, instant, json_response, limit_param, page, read_json
 from gateway.privacy import hide_case, sees_personal_data
@@ -274,7 +275,12 @@ async def act(request: web.Request) -> web.Response:
         "case_id": request.match_info["case_id"], "expected_version": field(body, "expected_version", int),
         "actor": who.actor, "idempotency_key": f"api:{key}" if key else None,
     }
-    answer = await services.bus.handle(build(body, common))
+    command = build(body, common)
+    if isinstance(command, DispatchCase) and command.to and \
+            not await assignee_known(services.pool, command.kind, command.to):
+        raise UnknownAssignee(f"no {command.kind} {command.to!r} is registered (GET /api/v1/units lists "
+                              "the units, /api/v1/providers/nearest the providers)", field="to")
+    answer = await services.bus.handle(command)
     state = answer if isinstance(answer, CaseState) else await load_case(services.store, common["case_id"])
     return json_response(fresh_view(services, state, who))
 
