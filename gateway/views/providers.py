@@ -92,6 +92,8 @@ async def nearest(request: web.Request) -> web.Response:
     else:
         need = need_of(category)  # not a provider's job: no provider is suggested (a unit's)
         found = suggestions(holder.snapshot, query, need, weights) if need is not None else []
+        return json_response({**page([c.as_dict() for c in found], None),
+                              "needs": list(need.skills) if need is not None else []})
     return json_response(page([c.as_dict() for c in found], None))
 
 
@@ -159,6 +161,9 @@ OPENAPI_PATHS: Json = {
                                 "properties": {
                                     "items": {"type": "array", "items": _ITEM},
                                     "next": {"type": "string", "nullable": True},
+                                    "needs": {"type": "array", "items": {"type": "string"},
+                                              "description": "with category: the skills it needs "
+                                              "(any one); empty when it is a unit's job"},
                                 },
                             }
                         }

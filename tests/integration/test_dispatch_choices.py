@@ -76,6 +76,7 @@ async def test_suggestions_follow_the_category(services: Any, aiohttp_client: An
     _, alarm = await ask(category="elderly_emergency")
     assert alarm["items"] and all(set(i["skills"]) & {"medical", "elderly_care"} for i in alarm["items"])
     assert not any("抢修" in i["name"] for i in alarm["items"])
-    assert (await ask(category="complaint"))[1]["items"] == []  # a unit's job
+    assert (await ask(category="complaint"))[1] == {"items": [], "next": None, "needs": []}  # a unit's job
+    assert power["needs"] == ["power_repair", "line_repair"]
     status, bad = await ask(category="nonsense")
     assert status == 400 and bad["error"]["code"] == "bad_parameter"
