@@ -354,7 +354,8 @@ async def test_board_tabs_by_role_and_a_unit_on_a_phone(browser: Any, console: A
     async with _page(browser, base + "?token=t-dispatcher", width=1440, height=900) as page:
         await page.locator(f"tr.case-row[data-case='{waiting['case_id']}']").wait_for()
         tabs = page.locator(".board button.tab")
-        assert [await b.get_attribute("data-tab") for b in await tabs.all()] == ["all", "unassigned", "overdue"]
+        shown = [await b.get_attribute("data-tab") for b in await tabs.all()]
+        assert shown == ["all", "unassigned", "overdue"]
         assert await page.locator("button.tab[data-tab=all]").get_attribute("aria-selected") == "true"
         assert set(await _rows(page)) == {mine["case_id"], theirs["case_id"], waiting["case_id"]}
         assert await page.locator("button.tab[data-tab=unassigned]").text_content() == "未派单 1"
@@ -367,7 +368,8 @@ async def test_board_tabs_by_role_and_a_unit_on_a_phone(browser: Any, console: A
         # the rules themselves, on cases the test can date
         picked = await page.evaluate("""async () => {
           const { inTab, ownFirst, tabsFor } = await import('/console/board_tabs.js');
-          const past = new Date(Date.now() - 60000).toISOString(), soon = new Date(Date.now() + 60000).toISOString();
+          const past = new Date(Date.now() - 60000).toISOString();
+          const soon = new Date(Date.now() + 60000).toISOString();
           const items = [
             { case_id: 'late', status: 'dispatched', assigned_to: 'U002', deadline: past },
             { case_id: 'lateDone', status: 'completed', assigned_to: 'U001', deadline: past },
@@ -378,7 +380,10 @@ async def test_board_tabs_by_role_and_a_unit_on_a_phone(browser: Any, console: A
           const ids = (tab, me) => items.filter((i) => inTab(tab, i, me)).map((i) => i.case_id);
           const unit = { role: 'unit', subject: 'U001' }, agent = { role: 'agent', subject: 'A001' };
           const byId = (a, b) => a.case_id.localeCompare(b.case_id);
+          const { pinsFor } = await import('/console/board_tabs.js');
           return {
+            pins: [pinsFor(items[2], unit), pinsFor(items[0], unit),
+                   pinsFor(items[0], { role: 'dispatcher' })],
             overdue: ids('overdue', unit), unassigned: ids('unassigned', unit), unitMine: ids('mine', unit),
             agentMine: ids('mine', agent), tabs: [tabsFor('unit'), tabsFor('agent'), tabsFor('auditor')],
             unitOrder: [...items].sort(ownFirst(unit, byId)).map((i) => i.case_id),
@@ -388,18 +393,26 @@ async def test_board_tabs_by_role_and_a_unit_on_a_phone(browser: Any, console: A
         assert picked == {
             "overdue": ["late"], "unassigned": ["free"], "unitMine": ["lateDone", "own", "callMe"],
             "agentMine": ["lateDone", "callMe"],
-            "tabs": [["mine", "overdue"], ["all", "mine", "unassigned", "overdue"], ["all", "overdue"]],
+            "tabs": [["all", "mine", "overdue"], ["all", "mine", "unassigned", "overdue"],
+                     ["all", "overdue"]],
+            "pins": [True, False, True],
             "unitOrder": ["callMe", "lateDone", "own", "free", "late"],
             "dispatcherOrder": ["callMe", "free", "late", "lateDone", "own"],
         }
 
-    # a unit in the field, on a phone: its own cases, no sideways scroll, rows by keyboard
+    # a unit in the field, on a phone: its own case first (before another's urgent one), its tab,
+    # no sideways scroll, rows by keyboard
     async with _page(browser, base + "?token=t-unit", width=390, height=844) as page:
-        await page.locator(f"tr.case-row[data-case='{mine['case_id']}']").wait_for()
+        await page.locator(f"tr.case-row[data-case='{waiting['case_id']}']").wait_for()
         tabs = page.locator(".board button.tab")
-        assert [await b.get_attribute("data-tab") for b in await tabs.all()] == ["mine", "overdue"]
-        assert (await _rows(page))[0] == mine["case_id"]
-        assert theirs["case_id"] not in await _rows(page)
+        assert [await b.get_attribute("data-tab") for b in await tabs.all()] == ["all", "mine", "overdue"]
+        rows = await _rows(page)
+        assert rows[0] == mine["case_id"]
+        assert set(rows) == {mine["case_id"], theirs["case_id"], waiting["case_id"]}
+        assert await page.locator("tbody.pinned tr.case-row").count() == 0  # another's urgent case
+        await page.locator("button.tab[data-tab=mine]").click()
+        await page.locator("button.tab[data-tab=mine][aria-selected=true]").wait_for()
+        assert await _rows(page) == [mine["case_id"]]
         assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         await page.locator(f"tr.case-row[data-case='{mine['case_id']}']").focus()
         await page.keyboard.press("Enter")
@@ -448,7 +461,8 @@ async def test_dispatch_suggestions_follow_the_job_and_units_come_from_a_list(
         offered = page.locator("ul.providers li[data-provider]")
         await offered.first.wait_for()
         texts = [await li.text_content() or "" for li in await offered.all()]
-        assert all("医疗" in x or "居家养老" in x for x in texts) and not any("抢修组" in x for x in texts), texts
+        assert all("医疗" in x or "居家养老" in x for x in texts), texts
+        assert not any("抢修组" in x for x in texts), texts
 
         await page.locator(f"tr.case-row[data-case='{complaint['case_id']}']").click()
         await page.locator("ul.providers li.muted", has_text="由承办单位办理").wait_for()

@@ -3,7 +3,7 @@
 // an alert that sounds when a new one comes (the user can mute it).
 import { h, fill, when, callerOf, placeOf } from './util.js';
 import { t, tn, due, names } from './i18n.js';
-import { tabsFor, inTab, ownFirst, overdue } from './board_tabs.js';
+import { tabsFor, inTab, ownFirst, overdue, pinsFor } from './board_tabs.js';
 
 const LIGHTS = ['red', 'yellow', 'green'];
 const CLOSED = new Set(['completed', 'called_back', 'archived', 'closed']);
@@ -173,8 +173,8 @@ export class Board {
     this.selectedId = selectedId;
     const focused = document.activeElement && document.activeElement.closest && document.activeElement.closest('tr.case-row');
     const focusedId = focused && this.root.contains(focused) ? focused.dataset.case : null;
-    const top = this.items.filter(pinned);
-    const rest = this.items.filter((item) => !pinned(item));
+    const top = this.items.filter((item) => pinned(item) && pinsFor(item, this.me));
+    const rest = this.items.filter((item) => !top.includes(item));
     fill(this.pinnedBody, top.map((item) => this.row(item)));
     fill(this.body, rest.map((item) => this.row(item)));
     this.alert(top);

@@ -1,12 +1,12 @@
 // The board's tabs by role: which cases each shows, and a unit's own cases first.
-//   unit:        Mine (assigned to it; first) · Overdue
+//   unit:        All (its own first; only its own pinned) · Mine (assigned to it) · Overdue
 //   dispatcher:  All · Unassigned (open, no one holds it) · Overdue
 //   agent:       All · Mine (waiting for its call-back) · Unassigned · Overdue
 //   auditor:     All · Overdue
 const CLOSED = new Set(['completed', 'called_back', 'archived', 'closed']);
 
 export const TABS = {
-  unit: ['mine', 'overdue'],
+  unit: ['all', 'mine', 'overdue'],
   dispatcher: ['all', 'unassigned', 'overdue'],
   admin: ['all', 'unassigned', 'overdue'],
   agent: ['all', 'mine', 'unassigned', 'overdue'],
@@ -30,6 +30,11 @@ export function inTab(tab, item, me) {
     return item.assigned_to === me.subject;
   }
   return true;
+}
+
+/** Whether an urgent case is pinned for `me`: a unit pins only its own (the rest is others' work). */
+export function pinsFor(item, me) {
+  return me.role !== 'unit' || item.assigned_to === me.subject;
 }
 
 /** A comparator putting the cases assigned to a unit first (others keep `then`'s order). */
