@@ -9,6 +9,7 @@ on cases assigned to it.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 
 from aiohttp import web
@@ -180,9 +181,17 @@ def _place(body: Mapping[str, JsonValue], services: Services) -> Place | None:
         return None
     lat, lon = to_wgs84(field(loc, "lat", (int, float)), field(loc, "lon", (int, float)),
                         field(loc, "crs", str, required=False))
+    return in_district(Place(lat, lon), services)
+
+
+def in_district(place: Place | None, services: Services) -> Place | None:
+    """The place with the district its point lies in (the loaded polygons); as it is when it
+    names one already, or when no district holds it."""
     districts = services.districts
-    found = districts.locate(lat, lon) if districts is not None else None
-    return Place(lat, lon, found.adcode if found else None, found.name if found else None)
+    if place is None or place.district is not None or districts is None:
+        return place
+    found = districts.locate(place.lat, place.lon)
+    return place if found is None else replace(place, district=found.adcode, district_name=found.name)
 
 
 def registration(
