@@ -467,3 +467,42 @@ async def test_dispatch_suggestions_follow_the_job_and_units_come_from_a_list(
         await page.locator(f"tr.case-row[data-case='{complaint['case_id']}']").click()
         await page.locator("ul.providers li.muted", has_text="由承办单位办理").wait_for()
         await _shot(page, "10-suggestions")
+
+
+async def test_an_incident_cause_is_set_in_the_page_and_districts_read_by_name(
+        browser: Any, console: Any, services: Any) -> None:  # noqa: F811
+    from dispatch.linking.incidents import OpenIncident
+
+    cases = [await _register(console, f"停电了，第{n}户", category="complaint") for n in range(3)]
+    incident_id = "INC-DEMO-1"
+    await services.bus.handle(OpenIncident(incident_id, "610404", "complaint",
+                                           tuple(c["case_id"] for c in cases), 34.3455, 108.7123,
+                                           actor="test"))
+    base = str(console.make_url("/"))
+    async with _page(browser, base + "?token=t-dispatcher", zone="UTC") as page:
+        card = page.locator(f".incident[data-incident='{incident_id}']")
+        await card.wait_for(timeout=20_000)
+        assert "渭城区" in (await card.text_content() or "")  # the district by name, not 610404
+        row = page.locator(f"tr.case-row[data-case='{cases[0]['case_id']}']")
+        row_text = await row.text_content() or ""
+        assert "渭城区" in row_text and "610404" not in row_text
+        await card.locator("button[data-cause]").click()
+        form = card.locator("form.incident-facts")
+        await form.locator("input[name=cause]").fill("10kV 线路被大风刮断")
+        await form.locator("input[name=expected_restoration_at]").fill("2030-01-01T18:30")
+        await form.locator("button[type=submit]").click()
+        await card.locator(".ok").wait_for()
+        await card.locator(".muted", has_text="10kV 线路被大风刮断").wait_for()
+        await card.locator(".muted", has_text="01-01 18:30:00").wait_for()  # shown back in Beijing time
+        saved = await (await console.get(f"/api/v1/incidents/{incident_id}", headers=DISPATCHER)).json()
+        assert saved["cause"] == "10kV 线路被大风刮断"
+        # typed in Beijing time, whatever the browser's zone: 18:30 at +08:00 is 10:30 UTC
+        restoration = datetime.fromisoformat(saved["expected_restoration_at"])
+        assert restoration == datetime(2030, 1, 1, 10, 30, tzinfo=UTC)
+        await _shot(page, "11-incident-cause")
+
+    # an agent sees the incident but may not set its cause
+    async with _page(browser, base + "?token=t-agent") as page:
+        card = page.locator(f".incident[data-incident='{incident_id}']")
+        await card.wait_for(timeout=20_000)
+        assert await card.locator("button[data-cause]").count() == 0
