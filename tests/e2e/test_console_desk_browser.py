@@ -494,6 +494,7 @@ async def test_an_incident_cause_is_set_in_the_page_and_districts_read_by_name(
         await card.locator(".ok").wait_for()
         await card.locator(".muted", has_text="10kV 线路被大风刮断").wait_for()
         await card.locator(".muted", has_text="01-01 18:30:00").wait_for()  # shown back in Beijing time
+        assert await card.locator(".ok").is_visible()  # the confirmation outlives the re-render
         saved = await (await console.get(f"/api/v1/incidents/{incident_id}", headers=DISPATCHER)).json()
         assert saved["cause"] == "10kV 线路被大风刮断"
         # typed in Beijing time, whatever the browser's zone: 18:30 at +08:00 is 10:30 UTC

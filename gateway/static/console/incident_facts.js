@@ -6,6 +6,8 @@ import { h, fill } from './util.js';
 import { t, errorText, typedInstant, beijingIso } from './i18n.js';
 
 const WRITERS = ['dispatcher'];
+const SHOWN_MS = 8000;
+const saved = new Map(); // incident id -> when its cause was saved: the confirmation outlives re-renders
 
 /** The cause form of one incident, or nothing for a role that may not set it or a closed incident. */
 export function causeSlot(inc, me, onDone) {
@@ -25,6 +27,7 @@ export function causeSlot(inc, me, onDone) {
       try {
         await api(`/api/v1/incidents/${encodeURIComponent(inc.incident_id)}/cause`, { method: 'POST', body: {
           cause: cause.value.trim(), expected_restoration_at: typedInstant(back.value), expected_version: inc.version } });
+        saved.set(inc.incident_id, Date.now());
         fill(slot, h('span.ok', { role: 'status' }, t('incident_facts.saved')));
         onDone();
       } catch (err) {
@@ -38,5 +41,6 @@ export function causeSlot(inc, me, onDone) {
     fill(slot, form);
     cause.focus();
   };
-  return fill(slot, button);
+  const recent = Date.now() - (saved.get(inc.incident_id) || 0) < SHOWN_MS;
+  return fill(slot, button, recent ? h('span.ok', { role: 'status' }, ' ', t('incident_facts.saved')) : null);
 }
