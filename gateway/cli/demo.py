@@ -4,9 +4,14 @@ optionally play a simulated storm through the real channel endpoints over HTTP.
 The storm is a client like any channel system: CTI call events (answered and
 abandoned calls, so missed calls are redistributed), Twilio SMS signed with the
 configured auth token, Open311 web reports, one-touch alarm events; then a
-dispatcher dispatches the new cases to the nearest provider with
-`expected_version`. A channel whose endpoint is not there (404 / 503) is
+dispatcher dispatches the new cases to the best provider for their category
+with `expected_version`. A channel whose endpoint is not there (404 / 503) is
 skipped with one line of explanation.
+
+It is a storm over three places of Qindu district taken from the demo gazetteer
+(`gis_data/demo_places.geojson`): SMS name the place in their text (the gazetteer
+locates them), web reports are filed as `power_fault` (95598 fields filled) at
+points around it, so the outages of one place link and form an incident.
 """
 
 from __future__ import annotations
@@ -36,9 +41,42 @@ log = structlog.get_logger(__name__)
 GIS = Path(__file__).resolve().parents[2] / "gis_data"
 CENTRE = (34.3455, 108.7120)
 """The storm's eye: Qindu district, Xianyang (WGS84)."""
-STREETS = ("渭阳西路", "人民路", "文林路", "玉泉路", "毕塬路", "彩虹路")
+STORM_DISTRICT = "610402"
+"""Qindu district (秦都区): the storm's places are taken from the gazetteer there."""
+AREAS = 3
 REPORTS = ("整条街停电了，路灯也不亮", "家里突然没电，邻居家也没电", "电线被大风刮断了，垂在路边很危险",
-           "变压器冒烟，有焦味", "电压忽高忽低，冰箱启动不了", "小区整栋楼停电，电梯困人")
+           "变压器冒烟，有焦味", "整栋楼停电了，冰箱里的东西要坏了", "小区整栋楼停电，电梯困人")
+"""What a citizen writes in the storm (the classifier makes them power faults, the dangers priority 1)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Area:
+    """A place of the gazetteer hit by the storm: its name and a point in it (WGS84)."""
+
+    name: str
+    lat: float
+    lon: float
+
+
+def storm_areas(n: int = AREAS, path: Path | None = None) -> list[Area]:
+    """The `n` places of Qindu district nearest the storm's eye whose name is unique in the gazetteer
+    (so an SMS naming one is located without doubt)."""
+    import shapely.geometry
+
+    features = json.loads((path or GIS / "demo_places.geojson").read_text(encoding="utf-8"))["features"]
+    names = [str(f["properties"]["name"]) for f in features]
+    found = []
+    for f in features:
+        props = f["properties"]
+        name = str(props["name"])
+        if props.get("district") != STORM_DISTRICT or names.count(name) != 1 or len(name) < 3:
+            continue
+        spot = shapely.geometry.shape(f["geometry"]).representative_point()
+        far = (spot.y - CENTRE[0]) ** 2 + (spot.x - CENTRE[1]) ** 2
+        found.append((far, Area(name, round(spot.y, 6), round(spot.x, 6))))
+    return [area for _, area in sorted(found, key=lambda x: x[0])[:n]]
+
+
 AGENTS = ("A001", "A002", "A003", "A004")
 ALARM_ACCOUNTS = ("E0001", "E0002")
 
@@ -60,6 +98,7 @@ class Storm:
         self.random = random.Random(self.seed)
         self.ids = itertools.count(1)
         self.run_id = secrets.token_hex(3)
+        self.areas = storm_areas()
 
     def _auth(self, role: str) -> dict[str, str]:
         token = self.tokens.get(role) or self.tokens.get("admin", "")
@@ -88,9 +127,13 @@ class Storm:
             except ValueError:
                 return text
 
-    def _point(self, spread: float = 0.004) -> tuple[float, float]:
-        return (CENTRE[0] + self.random.uniform(-spread, spread),
-                CENTRE[1] + self.random.uniform(-spread, spread))
+    def _area(self) -> Area:
+        return self.random.choice(self.areas)
+
+    def _point(self, area: Area, spread: float = 0.0015) -> tuple[float, float]:
+        """A point some 150 m around the area's (the linking radius is 1 km)."""
+        return (area.lat + self.random.uniform(-spread, spread),
+                area.lon + self.random.uniform(-spread, spread))
 
     def _phone(self) -> str:
         return "13" + "".join(str(self.random.randint(0, 9)) for _ in range(9))
@@ -117,7 +160,7 @@ class Storm:
             self.skipped.add("sms")
             return
         url = self.base + "/channels/twilio/sms"
-        text = f"{self.random.choice(REPORTS)}，地址：秦都区{self.random.choice(STREETS)}"
+        text = f"{self.random.choice(REPORTS)}，地址：秦都区{self._area().name}"
         form = {"MessageSid": f"SM{secrets.token_hex(16)}", "AccountSid": "ACdemo", "From": f"+86{caller}",
                 "To": "+8695598", "Body": text}
         signature = twilio_signature(self.twilio_token, url, {k: [v] for k, v in form.items()}, "HMAC_SHA1")
@@ -126,12 +169,17 @@ class Storm:
                                   "Content-Type": "application/x-www-form-urlencoded"})
 
     async def web_report(self, http: aiohttp.ClientSession, caller: str) -> None:
-        """A citizen's Open311 report near the storm's eye."""
-        lat, lon = self._point()
-        form = {"api_key": self.tokens.get("channel", ""), "service_code": "report", "lat": f"{lat:.6f}",
+        """A citizen's Open311 outage report (95598 fields filled) around one of the storm's places."""
+        area = self._area()
+        lat, lon = self._point(area)
+        began = datetime.now(UTC) - timedelta(minutes=self.random.randint(5, 40))
+        form = {"api_key": self.tokens.get("channel", ""), "service_code": "power_fault", "lat": f"{lat:.6f}",
                 "long": f"{lon:.6f}", "description": self.random.choice(REPORTS), "phone": caller,
                 "first_name": self.random.choice("王李张刘陈杨赵黄"), "last_name": "先生",
-                "address_string": f"咸阳市秦都区{self.random.choice(STREETS)}{self.random.randint(1, 300)}号"}
+                "address_string": f"咸阳市秦都区{area.name}{self.random.randint(1, 30)}号",
+                "attribute[account_number]": f"61000{self.random.randint(10000, 99999)}",
+                "attribute[fault_type]": "no_power", "attribute[fault_began_at]": began.isoformat(),
+                "attribute[fault_scope]": self.random.choice(("building", "street", "area"))}
         await self._post(http, "web", "/open311/v2/requests.json", data=form,
                          headers={"Idempotency-Key": f"storm-{self.run_id}-{next(self.ids)}"})
 
@@ -150,7 +198,7 @@ class Storm:
                     return
 
     async def dispatch_waiting(self, http: aiohttp.ClientSession) -> None:
-        """A dispatcher sends accepted cases to the nearest provider (with expected_version)."""
+        """A dispatcher sends accepted cases to the best provider for their category (expected_version)."""
         async with http.get(f"{self.base}/api/v1/cases?status=accepted&limit=20",
                             headers=self._auth("dispatcher")) as response:
             if response.status != 200:
@@ -161,7 +209,8 @@ class Storm:
             if location.get("lat") is None:
                 continue
             async with http.get(f"{self.base}/api/v1/providers/nearest?lat={location['lat']}"
-                                f"&lon={location['lon']}&k=1", headers=self._auth("dispatcher")) as response:
+                                f"&lon={location['lon']}&k=1&category={case.get('category', '')}",
+                                headers=self._auth("dispatcher")) as response:
                 found = (await response.json()).get("items", []) if response.status == 200 else []
             if found:
                 await self._post(http, "dispatch", f"/api/v1/cases/{case['case_id']}/dispatch",

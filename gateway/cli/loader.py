@@ -4,7 +4,8 @@ GeoJSON FeatureCollections (CONTRACT.md, "Reference data files") or CSV with
 a header: `kind`, `id` (or `adcode`), the kind's properties, and `lat`/`lon`
 for a point. In CSV, list columns (`skills`, `districts`, `devices`,
 `conditions`, `aliases`) are separated by `;`, `contacts` is JSON, `capacity`
-an integer and `available` true/false.
+an integer and `available` true/false. A row that cannot be read is refused with its
+line and column named; the other rows load (as a bad GeoJSON feature is refused alone).
 
 What GIS departments hand over is read through geopandas (pyogrio, GDAL):
 Shapefile (`.shp` with its side files, or all of them in a `.zip`),
@@ -82,23 +83,35 @@ def _csv_value(name: str, raw: str) -> JsonValue:
     return raw
 
 
-def _csv_features(path: Path) -> Iterator[Json]:
+def _csv_features(path: Path) -> Iterator[Json | LoadError]:
+    """Each row as a feature, or as a `LoadError` naming its line and column (the rest still load)."""
     with path.open(encoding="utf-8-sig", newline="") as handle:
-        for row in csv.DictReader(handle):
+        reader = csv.DictReader(handle)
+        for row in reader:
+            line = reader.line_num
             props: Json = {}
+            bad: LoadError | None = None
             for name, raw in row.items():
                 if name is None or name in ("lat", "lon"):
                     continue
                 try:
                     value = _csv_value(name, (raw or "").strip())
                 except (ValueError, json.JSONDecodeError) as exc:
-                    raise LoadError(f"{path}: line {row}: column {name}: {exc}") from exc
+                    bad = LoadError(f"{path}: line {line}: column {name}: {exc}", field=name)
+                    break
                 if value is not None:
                     props[name] = value
             geometry = None
-            if row.get("lat") and row.get("lon"):
-                geometry = {"type": "Point", "coordinates": [float(row["lon"]), float(row["lat"])]}
-            yield {"type": "Feature", "properties": props, "geometry": geometry}
+            if bad is None and row.get("lat") and row.get("lon"):
+                point: list[float] = []
+                for name in ("lon", "lat"):
+                    try:
+                        point.append(float(row[name] or ""))
+                    except ValueError as exc:
+                        bad = LoadError(f"{path}: line {line}: column {name}: {exc}", field=name)
+                        break
+                geometry = {"type": "Point", "coordinates": point} if bad is None else None
+            yield bad if bad is not None else {"type": "Feature", "properties": props, "geometry": geometry}
 
 
 def _table_value(name: str, value: object) -> JsonValue:
@@ -202,14 +215,26 @@ def _xy(transformer: Transformer, xy: object) -> object:
     return np.column_stack([lon, lat])
 
 
-def read_features(path: Path) -> list[Json]:
-    """The features of a reference data file (module doc); `LoadError` if it is none of those."""
+def read_features(path: Path, refused: list[str] | None = None) -> list[Json]:
+    """The features of a reference data file (module doc); `LoadError` if it is none of those.
+
+    A CSV row that cannot be read is listed in `refused` (line and column named) and the
+    other rows are read; without `refused` the first such row raises its `LoadError`.
+    """
     suffix = path.suffix.lower()
     if suffix in TABLES:
         return _table_features(path)
     try:
         if suffix == ".csv":
-            return list(_csv_features(path))
+            features: list[Json] = []
+            for row in _csv_features(path):
+                if isinstance(row, LoadError):
+                    if refused is None:
+                        raise row
+                    refused.append(str(row))
+                else:
+                    features.append(row)
+            return features
         document = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError) as exc:
         raise LoadError(f"{path}: cannot read ({exc})") from exc
@@ -243,7 +268,7 @@ async def load_paths(services: Services, paths: list[Path], *, actor: str = "loa
 
     for path in paths:
         try:
-            features = read_features(path)
+            features = read_features(path, stats.errors)
         except LoadError as exc:
             stats.errors.append(str(exc))
             continue

@@ -13,7 +13,7 @@ import getpass
 import json
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import asyncpg
 
@@ -21,6 +21,7 @@ from dispatch.cases.state import case_stream, fold
 from dispatch.core.clock import Clock, SystemClock
 from dispatch.core.errors import InvalidCommand, NotFound
 from dispatch.core.messages import Event, Json, JsonValue, event, metadata, to_data, to_new_event
+from dispatch.core.texts import LOCAL_TIME
 from eventstore import ANY, EventStore, RecordedEvent
 from eventstore.errors import InvalidStreamName
 from eventstore.records import check_stream_name
@@ -67,14 +68,32 @@ class CaseHistory:
 
 
 def parse_as_of(raw: str | None) -> datetime | None:
-    """An ISO-8601 instant (UTC when it names no zone); `InvalidCommand` if malformed."""
+    """An ISO-8601 instant; one that names no zone is Beijing time (Asia/Shanghai), as the
+    people who type it read their clocks. `InvalidCommand` if malformed."""
     if raw is None or raw.strip() == "":
         return None
     try:
         value = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
     except ValueError as exc:
         raise InvalidCommand(f"as_of {raw[:40]!r} is not an ISO-8601 instant", field="as_of") from exc
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return value if value.tzinfo is not None else value.replace(tzinfo=LOCAL_TIME)
+
+
+_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?([+-]\d{2}:\d{2}|Z)$")
+
+
+def local(value: object) -> object:
+    """A value as the terminal shows it: instants (datetimes, ISO-8601 strings with a zone) in
+    Beijing time, `2026-12-06 20:05:09+08:00`; lists and mappings item by item; the rest as is."""
+    if isinstance(value, str) and _ISO.match(value):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(LOCAL_TIME).isoformat(sep=" ", timespec="seconds")
+    if isinstance(value, list):
+        return [local(v) for v in value]
+    if isinstance(value, dict):
+        return {k: local(v) for k, v in value.items()}
+    return value
 
 
 def raw_payload(record: RecordedEvent) -> JsonValue:
@@ -156,8 +175,9 @@ def _preview(value: object) -> str:
 
 
 def render_text(history: CaseHistory, verify: Json | None) -> str:
-    """The history as an operator reads it in a terminal."""
-    when = history.as_of.isoformat() if history.as_of else "now"
+    """The history as an operator reads it in a terminal (times in Beijing time; `--json`
+    gives the API's ISO instants)."""
+    when = local(history.as_of) if history.as_of else "now"
     shown = sum(1 for e in history.events if e["stream"] == f"case-{history.case_id}")
     lines = [f"case {history.case_id} as of {when}: {shown} of {history.total_events} case events shown"
              f" (+{len(history.events) - shown} of its inbound contacts)"]
@@ -167,7 +187,7 @@ def render_text(history: CaseHistory, verify: Json | None) -> str:
                      f"verify: BROKEN at {bad['stream']} position {bad['position']}: {bad['reason']}")
     lines.append("")
     for e in history.events:
-        lines.append(f"{e['recorded_at']}  #{e['position']:<8} {e['stream']}@{e['version']:<3} "
+        lines.append(f"{local(e['recorded_at'])}  #{e['position']:<8} {e['stream']}@{e['version']:<3} "
                      f"{e['type']:<24} by {e['who'] or '-'} via {e['channel'] or '-'}")
         if e["raw"] is not None:
             lines.append(f"    raw: {_preview(e['raw'])}")
@@ -175,7 +195,7 @@ def render_text(history: CaseHistory, verify: Json | None) -> str:
     lines.append("state:" if history.state else "state: (the case did not exist yet)")
     for key, value in (history.state or {}).items():
         if value not in (None, "", [], {}):
-            lines.append(f"  {key}: {_preview(value)}")
+            lines.append(f"  {key}: {_preview(local(value))}")
     return "\n".join(lines)
 
 

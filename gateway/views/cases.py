@@ -9,6 +9,7 @@ on cases assigned to it.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 
 from aiohttp import web
@@ -43,9 +44,10 @@ from dispatch.cases.sla import (
 from dispatch.cases.sla import light as light_of
 from dispatch.cases.state import CaseState, load_case
 from dispatch.cases.status import WAITING
-from dispatch.core.errors import NotFound
+from dispatch.core.errors import NotFound, UnknownAssignee
 from dispatch.core.messages import Json, JsonValue
 from dispatch.gis.geo import to_wgs84
+from dispatch.gis.reference import assignee_known
 from gateway.auth import Principal, require
 from gateway.http import BadRequest, field, instant, json_response, limit_param, page, read_json
 from gateway.privacy import hide_case, sees_personal_data
@@ -184,9 +186,17 @@ def _place(body: Mapping[str, JsonValue], services: Services) -> Place | None:
         return None
     lat, lon = to_wgs84(field(loc, "lat", (int, float)), field(loc, "lon", (int, float)),
                         field(loc, "crs", str, required=False))
+    return in_district(Place(lat, lon), services)
+
+
+def in_district(place: Place | None, services: Services) -> Place | None:
+    """The place with the district its point lies in (the loaded polygons); as it is when it
+    names one already, or when no district holds it."""
     districts = services.districts
-    found = districts.locate(lat, lon) if districts is not None else None
-    return Place(lat, lon, found.adcode if found else None, found.name if found else None)
+    if place is None or place.district is not None or districts is None:
+        return place
+    found = districts.locate(place.lat, place.lon)
+    return place if found is None else replace(place, district=found.adcode, district_name=found.name)
 
 
 def registration(
@@ -300,7 +310,12 @@ async def act(request: web.Request) -> web.Response:
         "case_id": request.match_info["case_id"], "expected_version": field(body, "expected_version", int),
         "actor": who.actor, "idempotency_key": f"api:{key}" if key else None,
     }
-    answer = await services.bus.handle(build(body, common))
+    command = build(body, common)
+    if isinstance(command, DispatchCase) and command.to and \
+            not await assignee_known(services.pool, command.kind, command.to):
+        raise UnknownAssignee(f"no {command.kind} {command.to!r} is registered (GET /api/v1/units lists "
+                              "the units, /api/v1/providers/nearest the providers)", field="to")
+    answer = await services.bus.handle(command)
     state = answer if isinstance(answer, CaseState) else await load_case(services.store, common["case_id"])
     return json_response(fresh_view(services, state, who))
 

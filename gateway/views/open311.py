@@ -12,7 +12,7 @@ caught up with yet is folded from its stream.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import timedelta
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -42,6 +42,7 @@ from gateway.auth import TOKENS, Principal
 from gateway.http import json_response
 from gateway.rejections import reject_request
 from gateway.services import SERVICES
+from gateway.views.cases import in_district
 
 BASE = "/open311/v2"
 FMT = "{fmt:(json|xml)}"
@@ -112,6 +113,8 @@ async def create_request(request: web.Request) -> web.Response:
         cmd = to_command(parse_form(form), actor=who.actor, holder=who.subject,
                          idempotency_key=request.headers.get("Idempotency-Key"),
                          received_at=request.app[SERVICES].clock.now())
+        located = in_district(cmd.contact.location, request.app[SERVICES])  # the board names it
+        cmd = replace(cmd, contact=replace(cmd.contact, location=located))
         registered: Registered = await request.app[SERVICES].bus.handle(cmd)
     except InvalidCommand as exc:
         err = Open311Error(400, str(exc), "invalid")

@@ -1,5 +1,9 @@
 """Nearest providers: `GET /api/v1/providers/nearest?lat=&lon=&crs=&skill=&k=&available=&district=`.
 
+With `category=` the suggestions for a case of that category: only providers with a
+skill it needs (`dispatch.gis.skills`), best dispatch score first; none for a
+category that is a unit's job.
+
 Reads the live `ProviderIndexHolder` from `services.provider_index`; the
 point's district comes from `services.districts` (a `DistrictIndex`) unless
 `district=` is given; weights from `services.dispatch_weights` (defaults
@@ -10,9 +14,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from dispatch.cases.read_model import busy_loads
+from dispatch.cases.registration import CATEGORIES
 from dispatch.core.messages import Json
 from dispatch.gis.geo import DistrictIndex, to_wgs84
 from dispatch.gis.nearest import DispatchWeights, NearestQuery
+from dispatch.gis.reference import district_names, units
+from dispatch.gis.skills import need_of, suggestions
 from gateway.auth import require
 from gateway.http import BadRequest, error_response, json_response, page
 from gateway.services import SERVICES
@@ -76,13 +84,34 @@ async def nearest(request: web.Request) -> web.Response:
     if holder is None:
         return error_response(503, "index_unavailable", "the provider index is not loaded yet")
     weights = services.dispatch_weights or DispatchWeights()
-    found = holder.snapshot.nearest(query, weights)
+    category = request.query.get("category")
+    if category is None:
+        found = list(holder.snapshot.nearest(query, weights))
+    elif category not in CATEGORIES:
+        raise BadRequest("bad_parameter", f"category must be one of {', '.join(CATEGORIES)}")
+    else:
+        need = need_of(category)  # not a provider's job: no provider is suggested (a unit's)
+        found = suggestions(holder.snapshot, query, need, weights) if need is not None else []
+        return json_response({**page([c.as_dict() for c in found], None),
+                              "needs": list(need.skills) if need is not None else []})
     return json_response(page([c.as_dict() for c in found], None))
+
+
+async def list_units(request: web.Request) -> web.Response:
+    """`GET /api/v1/units`: every unit a case can be dispatched to, with its district's name and load."""
+    require(request, *READERS)
+    pool = request.app[SERVICES].pool
+    names = await district_names(pool)
+    loads = await busy_loads(pool)
+    items = [{**u, "district_name": names.get(str(u["district"])) if u["district"] else None,
+              "load": loads.get(str(u["id"]), 0)} for u in await units(pool)]
+    return json_response(page(items, None))
 
 
 def setup(app: web.Application) -> None:
     """Add the routes of this module."""
     app.router.add_get("/api/v1/providers/nearest", nearest)
+    app.router.add_get("/api/v1/units", list_units)
 
 
 _ITEM: Json = {
@@ -118,6 +147,9 @@ OPENAPI_PATHS: Json = {
                 {"name": "k", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": MAX_K}},
                 {"name": "available", "in": "query", "schema": {"type": "boolean", "default": True}},
                 {"name": "district", "in": "query", "schema": {"type": "string"}},
+                {"name": "category", "in": "query", "schema": {"type": "string"},
+                 "description": "suggestions for a case of this category: only providers with a skill "
+                 "it needs (dispatch/gis/skills.py), best score first; none for a unit's category"},
             ],
             "responses": {
                 "200": {
@@ -129,16 +161,38 @@ OPENAPI_PATHS: Json = {
                                 "properties": {
                                     "items": {"type": "array", "items": _ITEM},
                                     "next": {"type": "string", "nullable": True},
+                                    "needs": {"type": "array", "items": {"type": "string"},
+                                              "description": "with category: the skills it needs "
+                                              "(any one); empty when it is a unit's job"},
                                 },
                             }
                         }
                     },
                 },
-                "400": {"description": "bad coordinates, crs, k or available"},
+                "400": {"description": "bad coordinates, crs, k, available or category"},
                 "401": {"description": "no token"},
                 "403": {"description": "role may not read"},
                 "503": {"description": "provider index not loaded"},
             },
         }
     },
+}
+OPENAPI_PATHS["/api/v1/units"] = {
+    "get": {
+        "summary": "Every unit (department) a case can be dispatched to, with its district and its "
+        "open cases (load). Roles: dispatcher, agent.",
+        "responses": {
+            "200": {"description": "units", "content": {"application/json": {"schema": {
+                "type": "object", "properties": {
+                    "items": {"type": "array", "items": {"type": "object", "properties": {
+                        "id": {"type": "string"}, "name": {"type": "string"},
+                        "department": {"type": "string", "nullable": True},
+                        "district": {"type": "string", "nullable": True},
+                        "district_name": {"type": "string", "nullable": True},
+                        "load": {"type": "integer"}}}},
+                    "next": {"type": "string", "nullable": True}}}}}},
+            "401": {"description": "no token"},
+            "403": {"description": "role may not read"},
+        },
+    }
 }

@@ -5,6 +5,7 @@ cases first with an alert, actions that follow the case's state, feedback that s
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 from collections.abc import AsyncIterator
@@ -13,9 +14,11 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_console_browser import CHROMIUM, _shot, browser, console  # noqa: F401 - fixtures
+from gateway.cli.loader import catch_up_reference, load_paths
+from tests.e2e.test_console_browser import CHROMIUM, ROOT, _shot, browser, console  # noqa: F401 - fixtures
 
 BEIJING = timezone(timedelta(hours=8))
+GIS = ROOT / "gis_data"
 AGENT = {"Authorization": "Bearer t-agent"}
 DISPATCHER = {"Authorization": "Bearer t-dispatcher"}
 UNIT = {"Authorization": "Bearer t-unit"}
@@ -78,6 +81,12 @@ async def _register(client: Any, description: str, *, category: str = "complaint
     assert response.status == 201, await response.text()
     found: dict[str, Any] = await response.json()
     return found
+
+
+async def _load(services: Any, *names: str) -> None:
+    stats = await load_paths(services, [GIS / name for name in names])
+    assert not stats.errors, stats.errors
+    await catch_up_reference(services)
 
 
 async def _missing_keys(page: Any) -> list[str]:
@@ -267,7 +276,8 @@ async def test_urgent_cases_come_first_pinned_with_an_alert_that_can_be_muted(
 
 
 async def test_actions_follow_the_state_feedback_stays_and_refusals_say_why(
-        browser: Any, console: Any) -> None:  # noqa: F811
+        browser: Any, console: Any, services: Any) -> None:  # noqa: F811
+    await _load(services, "demo_units.geojson")
     case = await _register(console, "路面塌陷，车辆无法通行")
     unrelated = await _register(console, "咨询公积金提取", category="consultation")
     case_id = case["case_id"]
@@ -279,7 +289,7 @@ async def test_actions_follow_the_state_feedback_stays_and_refusals_say_why(
 
         # dispatch through the in-page form; the confirmation outlives the re-render that follows
         await page.locator("button[data-action=dispatch]").click()
-        await page.fill(".action-form input[name=to]", "U001")
+        await page.select_option(".action-form select[name=to]", "U001")  # units from a list
         await page.locator(".action-form button[type=submit]").click()
         await page.locator(".message .ok", has_text="派单已提交").wait_for()
         await page.locator("button[data-action=complete]").wait_for()
@@ -339,3 +349,190 @@ async def test_a_due_reminder_reaches_the_agent_who_set_it(browser: Any, console
         await notice.locator("button.primary").click()
         assert await notice.count() == 0
         assert await other.locator(".reminder").count() == 0
+
+
+POWER = {"category": "power_fault", "priority": 2, "channel": "phone", "account_number": "6100012345",
+         "caller": {"name": "张三", "phone": "13800138000"}, "description": "整栋楼停电，电梯困人",
+         "location": {"lat": 34.3455, "lon": 108.7123}, "address": "秦都区人民路1号",
+         "fault": {"type": "outage", "began_at": "2026-11-23T07:50:00+08:00", "scope": "building"}}
+
+
+async def _dispatch(client: Any, case: dict[str, Any], to: str) -> None:
+    """Dispatch at the case's current version (linking may change it meanwhile: then again)."""
+    for _ in range(50):
+        now = await (await client.get(f"/api/v1/cases/{case['case_id']}", headers=DISPATCHER)).json()
+        response = await client.post(f"/api/v1/cases/{case['case_id']}/dispatch", headers=DISPATCHER,
+                                     json={"expected_version": now["version"], "to": to})
+        if response.status != 409:
+            break
+        await asyncio.sleep(0.1)
+    assert response.status == 200, await response.text()
+
+
+async def _rows(page: Any) -> list[str | None]:
+    return [await r.get_attribute("data-case") for r in await page.locator("tr.case-row").all()]
+
+
+async def test_board_tabs_by_role_and_a_unit_on_a_phone(browser: Any, console: Any) -> None:  # noqa: F811
+    mine = await _register(console, "井盖缺失，行人易跌落")
+    theirs = await _register(console, "路灯不亮")
+    waiting = await _register(console, "老人摔倒在家无法起身", priority=1)
+    await _dispatch(console, mine, "U001")
+    await _dispatch(console, theirs, "U002")
+    base = str(console.make_url("/"))
+    async with _page(browser, base + "?token=t-dispatcher", width=1440, height=900) as page:
+        await page.locator(f"tr.case-row[data-case='{waiting['case_id']}']").wait_for()
+        tabs = page.locator(".board button.tab")
+        shown = [await b.get_attribute("data-tab") for b in await tabs.all()]
+        assert shown == ["all", "unassigned", "overdue"]
+        assert await page.locator("button.tab[data-tab=all]").get_attribute("aria-selected") == "true"
+        assert set(await _rows(page)) == {mine["case_id"], theirs["case_id"], waiting["case_id"]}
+        assert await page.locator("button.tab[data-tab=unassigned]").text_content() == "未派单 1"
+        await page.locator("button.tab[data-tab=unassigned]").click()
+        await page.locator("button.tab[data-tab=unassigned][aria-selected=true]").wait_for()
+        assert await _rows(page) == [waiting["case_id"]]
+        await page.locator("button.tab[data-tab=overdue]").click()
+        await page.locator(".board .empty:not([hidden])").wait_for()
+        assert await _rows(page) == []
+        # the rules themselves, on cases the test can date
+        picked = await page.evaluate("""async () => {
+          const { inTab, ownFirst, tabsFor } = await import('/console/board_tabs.js');
+          const past = new Date(Date.now() - 60000).toISOString();
+          const soon = new Date(Date.now() + 60000).toISOString();
+          const items = [
+            { case_id: 'late', status: 'dispatched', assigned_to: 'U002', deadline: past },
+            { case_id: 'lateDone', status: 'completed', assigned_to: 'U001', deadline: past },
+            { case_id: 'own', status: 'confirmed', assigned_to: 'U001', deadline: soon },
+            { case_id: 'free', status: 'accepted', deadline: soon },
+            { case_id: 'callMe', status: 'completed', assigned_to: 'U001' },
+          ];
+          const ids = (tab, me) => items.filter((i) => inTab(tab, i, me)).map((i) => i.case_id);
+          const unit = { role: 'unit', subject: 'U001' }, agent = { role: 'agent', subject: 'A001' };
+          const byId = (a, b) => a.case_id.localeCompare(b.case_id);
+          const { pinsFor } = await import('/console/board_tabs.js');
+          return {
+            pins: [pinsFor(items[2], unit), pinsFor(items[0], unit),
+                   pinsFor(items[0], { role: 'dispatcher' })],
+            overdue: ids('overdue', unit), unassigned: ids('unassigned', unit), unitMine: ids('mine', unit),
+            agentMine: ids('mine', agent), tabs: [tabsFor('unit'), tabsFor('agent'), tabsFor('auditor')],
+            unitOrder: [...items].sort(ownFirst(unit, byId)).map((i) => i.case_id),
+            dispatcherOrder: [...items].sort(ownFirst({ role: 'dispatcher' }, byId)).map((i) => i.case_id),
+          };
+        }""")
+        assert picked == {
+            "overdue": ["late"], "unassigned": ["free"], "unitMine": ["lateDone", "own", "callMe"],
+            "agentMine": ["lateDone", "callMe"],
+            "tabs": [["all", "mine", "overdue"], ["all", "mine", "unassigned", "overdue"],
+                     ["all", "overdue"]],
+            "pins": [True, False, True],
+            "unitOrder": ["callMe", "lateDone", "own", "free", "late"],
+            "dispatcherOrder": ["callMe", "free", "late", "lateDone", "own"],
+        }
+
+    # a unit in the field, on a phone: its own case first (before another's urgent one), its tab,
+    # no sideways scroll, rows by keyboard
+    async with _page(browser, base + "?token=t-unit", width=390, height=844) as page:
+        await page.locator(f"tr.case-row[data-case='{waiting['case_id']}']").wait_for()
+        tabs = page.locator(".board button.tab")
+        assert [await b.get_attribute("data-tab") for b in await tabs.all()] == ["all", "mine", "overdue"]
+        rows = await _rows(page)
+        assert rows[0] == mine["case_id"]
+        assert set(rows) == {mine["case_id"], theirs["case_id"], waiting["case_id"]}
+        assert await page.locator("tbody.pinned tr.case-row").count() == 0  # another's urgent case
+        await page.locator("button.tab[data-tab=mine]").click()
+        await page.locator("button.tab[data-tab=mine][aria-selected=true]").wait_for()
+        assert await _rows(page) == [mine["case_id"]]
+        assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        await page.locator(f"tr.case-row[data-case='{mine['case_id']}']").focus()
+        await page.keyboard.press("Enter")
+        confirm = page.locator("button[data-action=confirm]")
+        await confirm.wait_for()
+        box = await confirm.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390
+        assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        await confirm.click()
+        await page.locator(".message .ok").wait_for()
+        await page.locator(".detail .status", has_text="已签收").wait_for()
+        await _shot(page, "9-unit-phone")
+
+
+async def test_dispatch_suggestions_follow_the_job_and_units_come_from_a_list(
+        browser: Any, console: Any, services: Any) -> None:  # noqa: F811
+    await _load(services, "demo_units.geojson", "demo_providers.geojson")
+    response = await console.post("/api/v1/cases", headers=AGENT, json=POWER)
+    assert response.status == 201, await response.text()
+    power = await response.json()
+    alarm = await _register(console, "一键通报警，老人胸口疼", category="elderly_emergency", priority=1)
+    complaint = await _register(console, "噪音扰民")
+    base = str(console.make_url("/"))
+    async with _page(browser, base + f"?token=t-dispatcher#case/{power['case_id']}") as page:
+        offered = page.locator("ul.providers li[data-provider]")
+        await offered.first.wait_for(timeout=30_000)
+        texts = [await li.text_content() or "" for li in await offered.all()]
+        assert texts and all("电力抢修" in x or "线路抢修" in x for x in texts), texts
+        assert not any("养老" in x or "医疗" in x for x in texts), texts
+        assert all(re.search(r"在办 \d+/\d+", x) for x in texts), texts  # load of capacity
+        chosen = await offered.first.get_attribute("data-provider")
+        await offered.first.locator("button.link").click()
+        select = page.locator(".action-form select[name=to]")
+        await select.wait_for()
+        assert await select.input_value() == chosen
+        units = [await o.get_attribute("value") for o in await select.locator("optgroup option").all()]
+        assert len(units) == 60 and "U001" in units
+        await page.locator(".action-form button[type=submit]").click()
+        await page.locator(".message .ok", has_text="派单已提交").wait_for()
+        await page.locator(".detail .status", has_text="已派单").wait_for()
+        now = await (await console.get(f"/api/v1/cases/{power['case_id']}", headers=DISPATCHER)).json()
+        assert (now["assigned_to"], now["assignee_kind"]) == (chosen, "provider")
+
+        await page.locator(f"tr.case-row[data-case='{alarm['case_id']}']").click()
+        await page.locator(f".detail .case-id:text-is('{alarm['case_id']}')").wait_for()
+        offered = page.locator("ul.providers li[data-provider]")
+        await offered.first.wait_for()
+        texts = [await li.text_content() or "" for li in await offered.all()]
+        assert all("医疗" in x or "居家养老" in x for x in texts), texts
+        assert not any("抢修组" in x for x in texts), texts
+
+        await page.locator(f"tr.case-row[data-case='{complaint['case_id']}']").click()
+        await page.locator("ul.providers li.muted", has_text="由承办单位办理").wait_for()
+        await _shot(page, "10-suggestions")
+
+
+async def test_an_incident_cause_is_set_in_the_page_and_districts_read_by_name(
+        browser: Any, console: Any, services: Any) -> None:  # noqa: F811
+    from dispatch.linking.incidents import OpenIncident
+
+    cases = [await _register(console, f"停电了，第{n}户", category="complaint") for n in range(3)]
+    incident_id = "INC-DEMO-1"
+    await services.bus.handle(OpenIncident(incident_id, "610404", "complaint",
+                                           tuple(c["case_id"] for c in cases), 34.3455, 108.7123,
+                                           actor="test"))
+    base = str(console.make_url("/"))
+    async with _page(browser, base + "?token=t-dispatcher", zone="UTC") as page:
+        card = page.locator(f".incident[data-incident='{incident_id}']")
+        await card.wait_for(timeout=20_000)
+        assert "渭城区" in (await card.text_content() or "")  # the district by name, not 610404
+        row = page.locator(f"tr.case-row[data-case='{cases[0]['case_id']}']")
+        row_text = await row.text_content() or ""
+        assert "渭城区" in row_text and "610404" not in row_text
+        await card.locator("button[data-cause]").click()
+        form = card.locator("form.incident-facts")
+        await form.locator("input[name=cause]").fill("10kV 线路被大风刮断")
+        await form.locator("input[name=expected_restoration_at]").fill("2030-01-01T18:30")
+        await form.locator("button[type=submit]").click()
+        await card.locator(".ok").wait_for()
+        await card.locator(".muted", has_text="10kV 线路被大风刮断").wait_for()
+        await card.locator(".muted", has_text="01-01 18:30:00").wait_for()  # shown back in Beijing time
+        assert await card.locator(".ok").is_visible()  # the confirmation outlives the re-render
+        saved = await (await console.get(f"/api/v1/incidents/{incident_id}", headers=DISPATCHER)).json()
+        assert saved["cause"] == "10kV 线路被大风刮断"
+        # typed in Beijing time, whatever the browser's zone: 18:30 at +08:00 is 10:30 UTC
+        restoration = datetime.fromisoformat(saved["expected_restoration_at"])
+        assert restoration == datetime(2030, 1, 1, 10, 30, tzinfo=UTC)
+        await _shot(page, "11-incident-cause")
+
+    # an agent sees the incident but may not set its cause
+    async with _page(browser, base + "?token=t-agent") as page:
+        card = page.locator(f".incident[data-incident='{incident_id}']")
+        await card.wait_for(timeout=20_000)
+        assert await card.locator("button[data-cause]").count() == 0

@@ -63,6 +63,35 @@ async def test_as_of_gives_the_state_at_that_instant(client: Any) -> None:
     assert before["events"] == [] and before["state"] is None
 
 
+async def test_an_as_of_without_a_zone_is_beijing_time(client: Any, settings: Any, capsys: Any) -> None:
+    import argparse
+    from datetime import datetime, timedelta, timezone
+
+    from gateway.cli import replay
+
+    case_id, events = await _case_with_two_events(client)
+    recorded = datetime.fromisoformat(events[0]["recorded_at"]).astimezone(timezone(timedelta(hours=8)))
+    before = (recorded - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S")  # no zone: Beijing time
+    after = (recorded + timedelta(microseconds=1)).strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+    async def state_at(at: str) -> Any:
+        response = await client.get(f"/api/v1/audit/cases/{case_id}/history?as_of={quote(at)}",
+                                    headers=auth("t-auditor"))
+        assert response.status == 200, await response.text()
+        return await response.json()
+
+    earlier = await state_at(before)  # read as UTC it would be eight hours later: the case closed
+    assert earlier["state"] is None and earlier["as_of"].endswith("+08:00")
+    assert (await state_at(after))["state"]["status"] == "accepted"
+
+    # the CLI reads it the same way and prints Beijing time; its --json stays the API's ISO
+    args = argparse.Namespace(case_id=case_id, as_of=after, json=False)
+    assert await replay._replay(args, settings.stores.database_url) == 0
+    text = capsys.readouterr().out
+    assert f"as of {recorded:%Y-%m-%d %H:%M:%S}+08:00:" in text
+    assert f"{recorded:%Y-%m-%d %H:%M:%S}+08:00  #" in text and "status: \"accepted\"" in text
+
+
 async def test_verify_status_detects_an_altered_event(client: Any, services: Any) -> None:
     case_id, _ = await _case_with_two_events(client)
     body = await _history(client, case_id)

@@ -50,3 +50,51 @@ async def test_the_storm_creates_cases_missed_calls_and_dispatches(client: Any, 
     assert kpis["kpis"]["abandoned_per_hour"]["total"] >= 1
     assert kpis["kpis"]["cases_by_light"]["value"] >= 12
     assert sent.get("dispatch", 0) >= 1
+
+
+async def test_the_storm_is_a_storm_located_outages_forming_incidents_sent_to_power_crews(
+        client: Any, services: Any) -> None:
+    from gateway.cli.demo import storm_areas
+
+    stats = await load_paths(services, demo_files())
+    assert not stats.errors
+    await catch_up_reference(services)
+    providers = {r["id"]: (r["name"], set(r["skills"]))
+                 for r in await services.pool.fetch("SELECT id, name, skills FROM ref_providers")}
+    tokens = {"channel": "t-channel", "dispatcher": "t-dispatcher", "admin": "t-admin"}
+    storm = Storm(str(client.make_url("")).rstrip("/"), tokens, TWILIO, pace=0.05, waves=9)
+    await storm.play()
+    areas = storm_areas()
+    assert len(areas) == 3 and all(len(a.name) >= 3 for a in areas)
+
+    def located(body: Any) -> bool:
+        outages = [c for c in body["items"] if c["channel"] in ("sms", "web")]
+        return len(outages) >= 18 and all((c.get("location") or {}).get("district") for c in outages)
+
+    cases = (await _eventually(client, "/api/v1/cases?limit=500", located))["items"]
+    outages = [c for c in cases if c["channel"] in ("sms", "web")]
+    # web outages are power faults, not reports; every outage has a district (Qindu's)
+    assert {c["category"] for c in outages if c["channel"] == "web"} == {"power_fault"}
+    assert {c["category"] for c in outages} <= {"power_fault"}
+    assert {c["location"]["district"] for c in outages} == {"610402"}
+    # dangers (transformer smoke, a trapped lift, a line down) came in as priority 1
+    dangers = [c for c in outages if any(w in c["description"] for w in ("冒烟", "电梯困人", "刮断"))]
+    assert dangers and all(c["priority"] == 1 for c in dangers)
+    # the outages of one place link and form incidents, named by their district
+    incidents = await _eventually(client, "/api/v1/incidents", lambda b: len(b["items"]) >= 1)
+    assert all(i["category"] == "power_fault" and i["district"] == "610402" for i in incidents["items"])
+    # dispatches went by the job: outages to power crews or electricians, never a care company;
+    # an elder's alarm to medical or elderly-care help, never a power crew
+    def outage_dispatched(body: Any) -> bool:
+        return any(c["category"] == "power_fault" and c.get("assigned_to") in providers
+                   for c in body["items"])
+
+    refreshed = (await _eventually(client, "/api/v1/cases?limit=500", outage_dispatched))["items"]
+    dispatched = [c for c in refreshed if c.get("assigned_to") in providers]
+    for c in dispatched:
+        name, skills = providers[c["assigned_to"]]
+        if c["category"] == "power_fault":
+            assert skills & {"power_repair", "line_repair"}, (c, name)
+            assert "养老" not in name and "医疗" not in name, (c, name)
+        if c["category"] == "elderly_emergency":
+            assert skills & {"medical", "elderly_care"} and "抢修" not in name, (c, name)

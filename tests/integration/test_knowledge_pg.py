@@ -149,3 +149,36 @@ async def test_wechat_is_answered_on_wechat_and_unsure_or_other_categories_are_l
         assert (await load_case(wired.store, other.case_id)).status != "closed"
     await answer(wired)  # reacting again sends nothing new
     assert len(await notifications(wired, wechat.case_id)) == 1
+
+
+async def test_an_answered_consultation_gets_one_reply_and_an_unanswered_one_the_acknowledgement(
+        wired: Any) -> None:
+    from dispatch.notify.outbox import AcknowledgementPolicy
+
+    await wired.bus.handle(ImportArticle(article_id="KBGAS", actor="loader", content=GAS))
+    answered = await wired.bus.handle(RegisterCase(category="consultation", channel="sms",
+                                                   description="闻到燃气味怎么办", caller=CallerInfo(phone="13800138000")))
+    unsure = await wired.bus.handle(RegisterCase(category="consultation", channel="sms",
+                                                 description="银行卡被冻结了燃气费交不了",
+                                                 caller=CallerInfo(phone="13900139000")))
+    wechat = await wired.bus.handle(RegisterCase(category="consultation", channel="wechat",
+                                                 description="闻到燃气味怎么办",
+                                                 caller=CallerInfo(phone="13500135000", openid="oUSER2")))
+    phoned = await wired.bus.handle(RegisterCase(category="consultation", channel="phone",
+                                                 description="闻到燃气味怎么办", caller=CallerInfo(phone="13700137000")))
+    complaint = await wired.bus.handle(RegisterCase(category="complaint", channel="sms",
+                                                    description="燃气公司服务太差", caller=CallerInfo(phone="13600136000")))
+    for _ in range(2):  # both policies, and again: a repeated reaction sends nothing more
+        await ReactorRunner(wired.store, AcknowledgementPolicy(wired.bus.handle, wired.store)).run_until_caught_up()
+        await answer(wired)
+
+    async def replies(case_id: str) -> list[tuple[str, str]]:
+        rows = await wired.pool.fetch("SELECT channel, reason FROM notification_outbox WHERE case_id = $1 "
+                                      "ORDER BY id", case_id)
+        return [(r["channel"], r["reason"]) for r in rows]
+
+    assert await replies(answered.case_id) == [("sms", "answered_by_knowledge_base")]
+    assert await replies(wechat.case_id) == [("wechat", "answered_by_knowledge_base")]
+    assert await replies(unsure.case_id) == [("sms", "accepted")]
+    assert await replies(phoned.case_id) == [("sms", "accepted")]
+    assert await replies(complaint.case_id) == [("sms", "accepted")]

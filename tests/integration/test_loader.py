@@ -41,6 +41,16 @@ async def test_changed_item_records_update_and_bad_features_are_listed(services:
     assert "provider PY: missing name, skills, capacity, phone" in stats.errors[0]
     assert "cannot read" in stats.errors[1]
 
+    # a CSV with one bad row: the others load, the refusal names the line and the column
+    table = tmp_path / "p.csv"
+    table.write_text("kind,id,name,skills,capacity,phone,lat,lon\n"
+                     "provider,PC1,电工一,power_repair,2,13800000001,34.33,108.70\n"
+                     "provider,PC2,电工二,power_repair,2,13800000002,34.33,abc\n"
+                     "provider,PC3,电工三,power_repair,2,13800000003,34.34,108.71\n", "utf-8")
+    stats = await load_paths(services, [table])
+    assert stats.outcomes == {"recorded": 2}
+    assert stats.errors == [f"{table}: line 3: column lon: could not convert string to float: 'abc'"]
+
     feature["properties"]["capacity"] = 4
     path.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}), "utf-8")
     assert (await load_paths(services, [path])).outcomes == {"updated": 1}

@@ -19,6 +19,7 @@ from dispatch.cases.events import LOCATION_SOURCES
 from dispatch.cases.registration import CATEGORIES
 from dispatch.cases.state import CaseState
 from dispatch.cases.status import CaseStatus
+from dispatch.gis.skills import CATEGORY_SKILLS
 from dispatch.intake.contact import CHANNELS
 from dispatch.knowledge.articles import KINDS as ARTICLE_KINDS
 from dispatch.knowledge.articles import STATUSES as ARTICLE_STATUSES
@@ -59,6 +60,13 @@ def _literal_keys(code: str) -> set[str]:
     return in_code | set(re.findall(r'data-i18n(?:-placeholder)?="([^"]+)"', code))
 
 
+def _tab_names() -> set[str]:
+    """The board's tabs (board_tabs.js) and the hint of each (an agent's Mine has its own)."""
+    source = (STATIC / "console" / "board_tabs.js").read_text("utf-8")
+    tabs = set(re.findall(r"'([a-z]+)'", re.search(r"TABS = \{([^}]+)\}", source).group(1)))  # type: ignore[union-attr]
+    return tabs | {f"{tab}_hint" for tab in tabs} | {"mine_agent_hint"}
+
+
 def _family_keys(code: str) -> set[str]:
     """Keys built from a name: each family's names read from the code that builds them."""
     detail = (STATIC / "console" / "detail.js").read_text("utf-8")
@@ -72,6 +80,7 @@ def _family_keys(code: str) -> set[str]:
         "kpi": set(re.findall(r"missing\('([a-z_]+)'\)", panels)),
         "time": {"s", "min", "h", "d"},
         "due": {"m", "h", "d"},
+        "board_tabs": _tab_names(),
     }
     assert all(families.values()), families
     for prefix in re.findall(r"\bt\(\s*`([a-z_.]+)\.\$\{", code):
@@ -93,6 +102,7 @@ GROUPS: dict[str, set[str]] = {
     "conn": {"connecting", "live", "polling", "reconnecting", "unauthorized"},
     "lang": set(LANGUAGES),
     "incident_status": {"open", "resolved", "merged"},
+    "skill": {s for need in CATEGORY_SKILLS.values() for s in need.skills} | {"transformer"},
     "state": {f.name for f in dataclasses.fields(CaseState)},
     "event": {"CaseRegistered", "CaseClassified", "CaseDispatched", "CaseConfirmed", "CaseRejected",
               "ExtensionRequested", "ExtensionDecided", "FeedbackGiven", "CaseCompleted", "CallbackRecorded",

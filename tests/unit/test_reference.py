@@ -23,7 +23,7 @@ from dispatch.gis.reference import (
 from dispatch.knowledge import reference as knowledge_reference
 from eventstore import NewEvent, RecordedEvent
 from eventstore.memory import MemoryEventStore
-from gateway.cli.loader import read_features
+from gateway.cli.loader import LoadError, read_features
 
 PROVIDER: dict[str, Any] = {
     "type": "Feature",
@@ -157,3 +157,24 @@ async def test_recorded_reference_data_keeps_its_keys() -> None:
                              "geometry": item.geometry, "digest": item.digest()}
     assert list(recorded.data) == ["kind", "id", "properties", "geometry", "digest"]
     assert recorded.metadata == {"actor": "ops", "channel": "reference"}
+
+
+def test_a_bad_csv_row_is_named_by_line_and_column_and_the_rest_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "providers.csv"
+    path.write_text(
+        "kind,id,name,skills,capacity,phone,lat,lon\n"
+        "provider,P1,张师傅,plumbing,3,13700000000,34.3,108.7\n"
+        "provider,P2,李师傅,plumbing,3,13700000001,abc,108.7\n"
+        "provider,P3,王师傅,plumbing,three,13700000002,34.3,108.7\n"
+        "provider,P4,赵师傅,plumbing,2,13700000003,34.3,108.8\n",
+        encoding="utf-8",
+    )
+    refused: list[str] = []
+    features = read_features(path, refused)
+    assert [f["properties"]["id"] for f in features] == ["P1", "P4"]
+    assert len(refused) == 2
+    assert "line 3: column lat: could not convert string to float: 'abc'" in refused[0]
+    assert "line 4: column capacity:" in refused[1] and "'three'" in refused[1]
+    # without a list to report into, the first bad row is the error, named the same way
+    with pytest.raises(LoadError, match="line 3: column lat"):
+        read_features(path)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -66,9 +67,10 @@ async def test_unknown_case_is_not_found() -> None:
         await case_history(MemoryEventStore(), "C20260101AAAAAAAAAA")
 
 
-def test_parse_as_of_accepts_iso_and_assumes_utc() -> None:
+def test_parse_as_of_accepts_iso_and_reads_a_time_without_a_zone_as_beijing_time() -> None:
     assert parse_as_of("2026-11-23T08:00:00Z") == datetime(2026, 11, 23, 8, tzinfo=UTC)
-    assert parse_as_of("2026-11-23T08:00:00") == datetime(2026, 11, 23, 8, tzinfo=UTC)
+    assert parse_as_of("2026-11-23T16:00:00") == datetime(2026, 11, 23, 8, tzinfo=UTC)
+    assert parse_as_of("2026-11-23 16:00:00") == datetime(2026, 11, 23, 8, tzinfo=UTC)
     assert parse_as_of("2026-11-23T16:00:00+08:00") == datetime(2026, 11, 23, 8, tzinfo=UTC)
     assert parse_as_of(None) is None
     with pytest.raises(InvalidCommand):
@@ -86,6 +88,12 @@ async def test_text_rendering_shows_events_raw_state_and_verify() -> None:
     assert "CaseRegistered" in text and "by channel:twilio via sms" in text
     assert 'raw: {"MessageSid": "SM1", "Body": "停电了"}' in text
     assert "status: \"accepted\"" in text
+    # times in Beijing time: the registration recorded at 08:00 UTC reads 16:00+08:00
+    recorded = history.events[0]["recorded_at"]
+    shown = datetime.fromisoformat(recorded).astimezone(timezone(timedelta(hours=8)))
+    assert f"{shown:%Y-%m-%d %H:%M:%S}+08:00  #" in text and f"{recorded}  #" not in text
+    at = render_text(replace(history, as_of=datetime(2026, 11, 23, 8, tzinfo=UTC)), None)
+    assert "as of 2026-11-23 16:00:00+08:00:" in at
     bad = {"stream": "case-x", "position": 7, "reason": "broken hash chain"}
     broken = render_text(history, {"ok": False, "checked": 1, "first_bad": bad})
     assert "verify: BROKEN at case-x position 7: broken hash chain" in broken

@@ -104,3 +104,17 @@ async def test_the_policy_takes_in_one_senders_sms_in_order_others_alongside() -
     keys = [policy.key(e) for _, e in await store.read_all(await store.load_checkpoint("x"))]
     assert keys[0] == keys[2] == callable_number("+8613911112222")
     assert keys[1] == "sms-twilio:sms:SM2"  # no number: the SMS is a key of its own
+
+
+async def test_an_sms_telling_of_a_danger_opens_a_priority_one_case() -> None:
+    from dispatch.cases.state import load_case
+
+    store, clock = MemoryEventStore(), FakeClock()
+    danger = contact("SM9")
+    danger = replace(danger, contact=replace(danger.contact, text="变压器冒烟，有焦味，在人民路"))
+    taken = await take_in_sms(danger, store=store, clock=clock, pool=StaleReadModel())
+    case = await load_case(store, taken.case_id)
+    assert (case.category, case.priority) == ("power_fault", 1)
+    plain = await take_in_sms(contact("SM10", phone="13900000000"), store=store, clock=clock,
+                              pool=StaleReadModel())
+    assert (await load_case(store, plain.case_id)).priority == 2  # 停电了: a power fault's default

@@ -82,7 +82,7 @@ class Console {
         this.detailRoot),
       this.drawer);
     this.board = new Board(this.boardRoot, {
-      onSelect: (id) => this.select(id), onFilter: (f) => { this.filters = f; this.loadCases(); },
+      me: this.me, onSelect: (id) => this.select(id), onFilter: (f) => { this.filters = f; this.loadCases(); },
     });
     this.map = new MapView(this.mapRoot, { tiles: $('meta[name=intake-tiles]')?.content, onSelect: (id) => this.select(id) });
     this.timeline = new Timeline(this.drawer);
@@ -159,7 +159,7 @@ class Console {
   async loadPanels() {
     await Promise.all([
       renderMissed(this.missedRoot, this.me),
-      renderIncidents(this.incidentsRoot, { onSelectCase: (id) => this.select(id) }),
+      renderIncidents(this.incidentsRoot, { onSelectCase: (id) => this.select(id), me: this.me, districtNames: this.districtNames }),
     ]);
   }
 

@@ -3,6 +3,7 @@
 // an alert that sounds when a new one comes (the user can mute it).
 import { h, fill, when, callerOf, placeOf } from './util.js';
 import { t, tn, due, names } from './i18n.js';
+import { tabsFor, inTab, ownFirst, overdue, pinsFor } from './board_tabs.js';
 
 const LIGHTS = ['red', 'yellow', 'green'];
 const CLOSED = new Set(['completed', 'called_back', 'archived', 'closed']);
@@ -12,10 +13,6 @@ function select(name, values) {
   return h('select', { name, 'aria-label': t(`board.filter.${name}`) },
     h('option', { value: '' }, t(`board.filter.${name}`)),
     ...values.map((v) => h('option', { value: v }, tn(name, v))));
-}
-
-function overdue(item) {
-  return item.deadline && !CLOSED.has(item.status) && new Date(item.deadline).getTime() < Date.now();
 }
 
 /** Red or priority 1, and still open: pinned on top with an alert. */
@@ -52,9 +49,12 @@ function beep() {
 
 /** The case board panel. */
 export class Board {
-  constructor(root, { onSelect, onFilter }) {
+  constructor(root, { onSelect, onFilter, me = { role: 'dispatcher', subject: '' } }) {
     this.root = root;
     this.onSelect = onSelect;
+    this.me = me;
+    this.tab = tabsFor(me.role)[0];
+    this.all = [];
     this.items = [];
     this.known = new Map();
     this.alerted = new Set();
@@ -74,8 +74,13 @@ export class Board {
     this.body = h('tbody');
     this.empty = h('div.empty', {}, t('board.empty'));
     this.setMuted(localStorage.getItem(MUTE_KEY) === '1');
+    this.tabs = h('div.tabs', { role: 'tablist', 'aria-label': t('board_tabs.label') },
+      tabsFor(me.role).map((tab) => h('button.tab', { type: 'button', role: 'tab', dataset: { tab },
+        title: t(`board_tabs.${me.role === 'agent' && tab === 'mine' ? 'mine_agent' : tab}_hint`),
+        onclick: () => this.setTab(tab) })));
     fill(root,
       h('header.panel-head', {}, h('h2', {}, t('board.title')), h('div.head-right', {}, this.count, this.muteButton)),
+      this.tabs,
       h('div.filters', {}, Object.values(this.controls)),
       this.alarm,
       h('div.table-wrap', {},
@@ -84,6 +89,23 @@ export class Board {
             .map((col) => h('th', { class: `col-${col || 'light'}` }, col ? t(`board.col.${col}`) : '')))),
           this.pinnedBody, this.body),
         this.empty));
+  }
+
+  /** Show one tab's cases. */
+  setTab(tab) {
+    this.tab = tab;
+    this.render(this.all, this.selectedId);
+  }
+
+  /** The tab buttons: which is open, and how many cases each holds. */
+  markTabs() {
+    for (const button of this.tabs.querySelectorAll('button.tab')) {
+      const tab = button.dataset.tab;
+      const n = this.all.filter((item) => inTab(tab, item, this.me)).length;
+      button.textContent = t(`board_tabs.${tab}`, { n });
+      button.setAttribute('aria-selected', String(tab === this.tab));
+      button.classList.toggle('on', tab === this.tab);
+    }
   }
 
   /** Mute or unmute the audible alert (remembered in this browser). */
@@ -145,12 +167,14 @@ export class Board {
 
   /** Show these cases, most urgent first; rows that are new or changed since last time flash. */
   render(items, selectedId) {
-    this.items = [...items].sort(urgentFirst);
+    this.all = items;
+    this.items = items.filter((item) => inTab(this.tab, item, this.me)).sort(ownFirst(this.me, urgentFirst));
+    this.markTabs();
     this.selectedId = selectedId;
     const focused = document.activeElement && document.activeElement.closest && document.activeElement.closest('tr.case-row');
     const focusedId = focused && this.root.contains(focused) ? focused.dataset.case : null;
-    const top = this.items.filter(pinned);
-    const rest = this.items.filter((item) => !pinned(item));
+    const top = this.items.filter((item) => pinned(item) && pinsFor(item, this.me));
+    const rest = this.items.filter((item) => !top.includes(item));
     fill(this.pinnedBody, top.map((item) => this.row(item)));
     fill(this.body, rest.map((item) => this.row(item)));
     this.alert(top);

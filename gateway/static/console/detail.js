@@ -3,6 +3,7 @@
 import { api, ApiError } from './api.js';
 import { h, fill, when, ago, callerOf, placeOf } from './util.js';
 import { t, tn, errorText, typedInstant, names } from './i18n.js';
+import { assigneeSelect, kindOf, renderSuggestions } from './assign.js';
 
 const WAITING = ['accepted', 'classified', 'rejected'];
 const WORKING = ['confirmed', 'in_progress'];
@@ -18,7 +19,7 @@ export const ACTIONS = {
   classify: { roles: ['dispatcher', 'agent'], when: (c) => WAITING.includes(c.status),
     fields: [['category', 'names'], ['priority', 'names']] },
   dispatch: { roles: ['dispatcher'], when: (c) => OPEN.includes(c.status),
-    fields: [['to'], ['kind', ['unit', 'provider']], ['note', null, true]] },
+    fields: [['to', 'assignee'], ['note', null, true]] },
   confirm: { roles: ['unit'], unit: true, when: (c) => c.status === 'dispatched', fields: [] },
   reject: { roles: ['unit'], unit: true, when: (c) => ['dispatched', 'confirmed'].includes(c.status), fields: [['reason']] },
   'request-extension': { roles: ['unit'], unit: true, when: (c) => WORKING.includes(c.status) && !(c.sla || {}).pending_extension,
@@ -126,26 +127,11 @@ export class Detail {
   }
 
   async loadProviders(place) {
-    if (!place) {
-      fill(this.providers, h('li.muted', {}, t('providers.no_location')));
-      this.onProviders([], null);
-      return;
-    }
-    try {
-      const found = await api(`/api/v1/providers/nearest?lat=${place.lat}&lon=${place.lon}&k=5`);
-      const items = found.items || [];
-      const canDispatch = actionsFor(this.role, this.item, this.subject).includes('dispatch');
-      fill(this.providers, items.length ? items.map((p) => h('li', {},
-        h('span', {}, p.name || p.id), h('span.muted', {}, t('providers.km', { km: (Number(p.distance_m || 0) / 1000).toFixed(2) })),
-        canDispatch ? h('button.link', { onclick: () => this.openAction('dispatch', { to: p.id, kind: 'provider' }) }, t('providers.dispatch')) : null))
-        : h('li.muted', {}, t('providers.none')));
-      this.onProviders(items, place);
-    } catch (err) {
-      const why = err instanceof ApiError && err.status === 404 ? t('providers.unavailable') :
-        err instanceof ApiError && err.status === 403 ? t('panel.forbidden') : errorText(err);
-      fill(this.providers, h('li.muted', { title: err.message }, why));
-      this.onProviders([], null);
-    }
+    const canDispatch = actionsFor(this.role, this.item, this.subject).includes('dispatch');
+    await renderSuggestions(this.providers, this.item, place, {
+      canDispatch, onFound: this.onProviders,
+      onPick: (p) => this.openAction('dispatch', { to: p.id, kind: 'provider', name: p.name }),
+    });
   }
 
   input(field, kind, optional) {
@@ -162,13 +148,14 @@ export class Detail {
       placeholder: optional ? t('form.optional') : '' });
   }
 
-  openAction(name, preset = {}) {
+  async openAction(name, preset = {}) {
     const spec = ACTIONS[name];
-    const inputs = spec.fields.map(([field, kind, optional]) => {
-      const input = this.input(field, kind, optional);
+    const inputs = [];
+    for (const [field, kind, optional] of spec.fields) {
+      const input = kind === 'assignee' ? await assigneeSelect(preset) : this.input(field, kind, optional);
       if (preset[field] !== undefined) input.value = preset[field];
-      return h('label', {}, h('span', {}, t(`field.${field}`)), input);
-    });
+      inputs.push(h('label', {}, h('span', {}, t(`field.${field}`)), input));
+    }
     const form = h('form', { dataset: { action: name, version: String(this.item.version) },
       onsubmit: (e) => { e.preventDefault(); this.send(name, form); } },
     h('div.form-title', {}, tn('action', name)), inputs,
@@ -188,6 +175,7 @@ export class Detail {
       else if (el.name === 'priority' || el.name.endsWith('_score')) body[el.name] = Number(el.value);
       else if (el.type === 'datetime-local') body[el.name] = typedInstant(el.value);
       else body[el.name] = el.value;
+      if (el.name === 'to') body.kind = kindOf(el);
     }
     const caseId = this.item.case_id;
     try {

@@ -2,6 +2,7 @@
 import { api, ApiError } from './api.js';
 import { h, s, fill, ago, when } from './util.js';
 import { t, tn, errorText } from './i18n.js';
+import { causeSlot } from './incident_facts.js';
 
 const pct = (v) => (v === null || v === undefined ? '—' : `${(v * 100).toFixed(1)}%`);
 
@@ -139,7 +140,7 @@ export async function renderMissed(root, me) {
 }
 
 /** The incidents (clusters of linked cases) of the storm view. */
-export async function renderIncidents(root, { onSelectCase }) {
+export async function renderIncidents(root, { onSelectCase, me = { role: '' }, districtNames = new Map() }) {
   let items;
   try {
     items = await list('/api/v1/incidents');
@@ -149,12 +150,15 @@ export async function renderIncidents(root, { onSelectCase }) {
   }
   if (items === null) { fill(root, h('div.muted', {}, t('incidents.unavailable'))); return; }
   if (items === 'forbidden') { fill(root, h('div.muted', {}, t('panel.forbidden'))); return; }
+  if (root.querySelector('form.incident-facts')) return; // do not wipe a cause being typed
+  const again = () => renderIncidents(root, { onSelectCase, me, districtNames });
   fill(root, items.length ? items.map((inc) => h('div.incident', { 'data-incident': inc.incident_id },
     h('div.incident-head', {}, h('span.mono', {}, inc.incident_id), h(`span.status.s-${inc.status}`, {}, tn('incident_status', inc.status))),
-    h('div', {}, `${tn('category', inc.category)} · ${inc.district_name || inc.district || ''}`),
+    h('div', {}, `${tn('category', inc.category)} · ${inc.district_name || districtNames.get(inc.district) || inc.district || ''}`),
     h('div.muted', {}, t('incidents.cases', { n: (inc.case_ids || inc.cases || []).length || inc.case_count || 0 }),
       inc.cause ? ` · ${t('incidents.cause', { cause: inc.cause })}` : '',
       inc.expected_restoration_at ? ` · ${t('incidents.back', { when: when(inc.expected_restoration_at) })}` : ''),
-    h('div.chips', {}, (inc.case_ids || []).slice(0, 8).map((id) => h('button.chip', { onclick: () => onSelectCase(id) }, id)))))
+    h('div.chips', {}, (inc.case_ids || []).slice(0, 8).map((id) => h('button.chip', { onclick: () => onSelectCase(id) }, id))),
+    causeSlot(inc, me, again)))
     : h('div.muted', {}, t('incidents.none')));
 }
