@@ -69,13 +69,10 @@ async def test_card_shows_history_open_cases_first_in_any_format(client: Any) ->
 
     async def ready() -> dict[str, Any] | None:
         found = await card(client, "+86 139-1234-5678")
-        return found if len(found["cases"]) == 3 and len(found["calls"]) == 2 and found["missed_calls"] else None
+        complete = len(found["cases"]) == 3 and len(found["calls"]) == 2 and found["missed_calls"]
+        return found if complete else None
 
-    try:
-        found = await until(ready)
-    except AssertionError:
-        print(json.dumps(await card(client, PHONE), indent=1, ensure_ascii=False))
-        raise
+    found = await until(ready)
     assert found["phone"] == PHONE and found["tier"] == "none"
     assert [c["case_id"] for c in found["cases"]] == [newer_open["case_id"], first_open["case_id"],
                                                      done["case_id"]]
