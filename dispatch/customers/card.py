@@ -53,13 +53,17 @@ async def caller_card(db: Db, phone: str, now: datetime, *, limit: int = 20) -> 
     openids = [r["openid"] for r in links]
     cases = await db.fetch(
         f"""SELECT case_id, status, category, priority, channel, {LIGHT_SQL} AS light, accepted_at,
-                   deadline, assigned_to, address, description, status IN ({_DONE_SQL}) AS done
+                   deadline, assigned_to, address, description, status IN ({_DONE_SQL}) AS done,
+                   (SELECT count(*) FROM calls k WHERE k.case_id = cases.case_id)
+                   + (SELECT count(*) FROM case_calls a WHERE a.case_id = cases.case_id) AS calls
             FROM cases WHERE caller_phone = $2 OR caller_openid = ANY($3::text[])
             ORDER BY done, accepted_at DESC, case_id DESC LIMIT $4""", now, phone, openids, limit)
     calls = await db.fetch(
         """SELECT call_id, status, queue, agent, source, offered_at, answered_at, abandoned_at, ended_at,
-                  recording, case_id, coalesce(offered_at, answered_at, abandoned_at, ended_at) AS at
-           FROM calls WHERE caller = $1 ORDER BY at DESC NULLS LAST, call_id DESC LIMIT $2""", phone, limit)
+                  recording, coalesce(case_id, (SELECT a.case_id FROM case_calls a WHERE a.call_id = c.call_id
+                                                ORDER BY a.at DESC LIMIT 1)) AS case_id,
+                  coalesce(offered_at, answered_at, abandoned_at, ended_at) AS at
+           FROM calls c WHERE caller = $1 ORDER BY at DESC NULLS LAST, call_id DESC LIMIT $2""", phone, limit)
     missed = await db.fetch(
         """SELECT task_id, status, attempts, first_missed_at, last_missed_at, assigned_to, outcome,
                   close_reason

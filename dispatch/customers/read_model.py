@@ -103,6 +103,11 @@ async def _case(conn: asyncpg.Connection, event: RecordedEvent) -> list[Change]:
         openid = await conn.fetchval("SELECT caller_openid FROM cases WHERE case_id = $1", case_id)
         await _link(conn, openid, callable_number(d.get("phone")))
         return []
+    if event.type == "CallAddedToCase":
+        await conn.execute("""INSERT INTO case_calls (case_id, call_id, by, at) VALUES ($1, $2, $3, $4)
+                              ON CONFLICT DO NOTHING""", case_id, d["call_id"], d["by"],
+                           datetime.fromisoformat(d["at"]))
+        return [Change("call", {"call_id": d["call_id"], "case_id": case_id})]
     if event.type == "CaseMessageReceived":
         contact = d["contact"]
         return await _contact(conn, f"{event.stream}/{event.version}", callable_number(d.get("phone")),
@@ -117,7 +122,7 @@ class CallersProjection:
 
     name = "callers"
     categories: frozenset[str] | None = frozenset({"customer", "call", "case"})
-    tables: tuple[str, ...] = ("customers", "caller_contacts", "openid_phones")
+    tables: tuple[str, ...] = ("customers", "caller_contacts", "openid_phones", "case_calls")
 
     async def apply(self, conn: asyncpg.Connection, event: RecordedEvent) -> Sequence[Change] | None:
         """Update the rows the event concerns."""

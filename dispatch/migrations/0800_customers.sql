@@ -37,3 +37,13 @@ CREATE TABLE openid_phones (
     phone  text NOT NULL
 );
 CREATE INDEX openid_phones_phone ON openid_phones (phone);
+
+-- Calls added to a case from the caller card (CallAddedToCase), besides the call a case was registered from.
+CREATE TABLE case_calls (
+    case_id text NOT NULL,
+    call_id text NOT NULL,
+    by      text,
+    at      timestamptz NOT NULL,
+    PRIMARY KEY (case_id, call_id)
+);
+CREATE INDEX case_calls_call ON case_calls (call_id);
