@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
 
 from dispatch.core.messages import Json
@@ -20,6 +22,7 @@ from gateway.auth import require
 from gateway.http import BadRequest, field, instant, json_response, limit_param, page, read_json
 from gateway.services import SERVICES
 
+_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 CARD_READERS = ("agent", "dispatcher", "auditor")
 REGISTRARS = ("dispatcher",)
 SUPERVISORS = ("dispatcher", "auditor")
@@ -43,8 +46,11 @@ async def add_to_case(request: web.Request) -> web.Response:
     who = require(request, "agent", "dispatcher")
     _phone(request)
     body = await read_json(request)
-    done = await request.app[SERVICES].bus.handle(AddCallToCase(
-        str(field(body, "case_id", str)), str(field(body, "call_id", str)), who.actor))
+    ids = {name: str(field(body, name, str)) for name in ("case_id", "call_id")}
+    for name, value in ids.items():
+        if not _ID.match(value):
+            raise BadRequest("bad_field", f"field {name!r} may hold only letters, digits and _ . : -")
+    done = await request.app[SERVICES].bus.handle(AddCallToCase(ids["case_id"], ids["call_id"], who.actor))
     assert isinstance(done, CallAdded)
     return json_response({"case_id": done.case_id, "call_id": done.call_id, "version": done.version},
                          200 if done.duplicate else 201)

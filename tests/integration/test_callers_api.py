@@ -101,6 +101,9 @@ async def test_add_the_call_to_the_open_case_records_an_event(client: Any) -> No
     missing = await client.post(f"/api/v1/callers/{PHONE}/add-to-case", headers=auth("t-agent"),
                                 json={"case_id": case["case_id"], "call_id": "nope"})
     assert missing.status == 404
+    bad = await client.post(f"/api/v1/callers/{PHONE}/add-to-case", headers=auth("t-agent"),
+                            json={"case_id": case["case_id"], "call_id": "a b/c"})
+    assert bad.status == 400 and (await bad.json())["error"]["code"] == "bad_field"
 
 
 async def test_registry_put_rights_validation_and_elderly(client: Any) -> None:
