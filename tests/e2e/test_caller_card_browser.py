@@ -150,6 +150,15 @@ async def test_a_dispatcher_finds_and_blacklists_a_number(
         await card.locator("li.caller-call[data-call='h-2']").wait_for()
         await _check_language(page, lang)
 
+        # the supervisor's list: the number with its counter, and the queue of its contacts
+        await page.locator("button[data-harassment]").click()
+        listing = page.locator(".caller-card[data-view=harassment]")
+        await listing.locator(f"li.harassment-number[data-phone='{PHONE}'][data-contacts='2']").wait_for()
+        assert await listing.locator("li.harassment-contact").count() == 2
+        await _check_language(page, lang)
+        await listing.locator(f"li.harassment-number[data-phone='{PHONE}'] button").click()
+        await page.locator(f".caller-card[data-view=card][data-phone='{PHONE}']").wait_for()
+
         # a case id finds its case; clearing the search shows the board again
         await page.fill("form.search input[name=q]", other["case_id"])
         await page.press("form.search input[name=q]", "Enter")

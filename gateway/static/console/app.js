@@ -79,7 +79,7 @@ class Console {
       h('header.topbar', {},
         h('div.brand', {}, h('span.logo', {}, '◎'), 'intake', h('span.sep', {}, '/'), h('span.title', {}, t('app.title')),
           h('span.muted', {}, '95598 · 12345')),
-        h('div.top-right', {}, searchBox((q) => this.search(q)), this.status, h('span.clock'),
+        h('div.top-right', {}, searchBox((q) => this.search(q)), this.callerCard.supervisorButton(), this.status, h('span.clock'),
           h('span.who', {}, h('b', { 'data-role': role }, tn('role', role)), ' ', h('span.mono', {}, subject)),
           languageSwitch(),
           h('button.secondary', { onclick: () => { dropToken(); window.location.href = '/'; } }, t('signin.out')))),

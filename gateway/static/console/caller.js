@@ -11,6 +11,12 @@ import { t, tn, errorText, typedInstant } from './i18n.js';
 
 export const REGISTER_EVENT = 'intake:register';
 const REGISTRARS = ['dispatcher', 'admin'];
+const SUPERVISORS = ['dispatcher', 'auditor', 'admin'];
+const CONTACT_KIND = {
+  call: () => t('caller.kind.call'),
+  case: () => t('caller.kind.case'),
+  message: () => t('caller.kind.message'),
+};
 const CALLERS = ['agent', 'dispatcher', 'admin'];
 const FRESH_MS = 5 * 60 * 1000;
 const PHONE_LIKE = /^\+?[\d\s\-()]{5,}$/;
@@ -73,6 +79,8 @@ export class CallerCard {
   /** Open the card of a number (`callId`: the ringing call, if any). */
   async show(phone, callId = null, status = 'lookup', fresh = true) {
     if (fresh) { fill(this.message); this.fallback = null; }
+    this.view = 'card';
+    this.root.dataset.view = 'card';
     this.phone = phone || null;
     this.callId = callId;
     this.status = status;
@@ -94,6 +102,7 @@ export class CallerCard {
 
   close() {
     this.root.hidden = true;
+    this.view = null;
     this.callId = null;
     fill(this.root);
   }
@@ -103,7 +112,45 @@ export class CallerCard {
   }
 
   async reload() {
-    if (this.phone && !this.root.hidden) await this.show(this.phone, this.callId, this.status, false);
+    if (this.root.hidden) return;
+    if (this.view === 'harassment') await this.showHarassment();
+    else if (this.phone) await this.show(this.phone, this.callId, this.status, false);
+  }
+
+  /** The supervisor's button to the harassment list (none for other roles). */
+  supervisorButton() {
+    if (!SUPERVISORS.includes(this.me.role)) return null;
+    return h('button.secondary', { type: 'button', dataset: { harassment: 'open' }, onclick: () => this.showHarassment() },
+      t('caller.harassment.open'));
+  }
+
+  /** Blacklisted numbers with their counters, and the separate queue of their recent contacts. */
+  async showHarassment() {
+    this.view = 'harassment';
+    this.root.hidden = false;
+    this.root.dataset.view = 'harassment';
+    let numbers = [];
+    let queue = [];
+    try {
+      [numbers, queue] = await Promise.all([
+        api('/api/v1/customers?tier=blacklisted&limit=50').then((b) => b.items || []),
+        api('/api/v1/harassment?limit=30').then((b) => b.items || [])]);
+    } catch (err) {
+      fill(this.root, h('p.err', {}, errorText(err)));
+      return;
+    }
+    fill(this.root,
+      h('header.caller-head', {}, tierIcon('blacklisted'),
+        h('div.caller-who', {}, h('div.caller-title', {}, t('caller.harassment.title'))),
+        h('button.icon.secondary', { type: 'button', 'aria-label': t('caller.close'), title: t('caller.close'), onclick: () => this.close() }, '×')),
+      this.section('caller.harassment.numbers', numbers, (n) => h('li.harassment-number', { dataset: { phone: n.phone, contacts: String(n.contacts) } },
+        h('button.link.mono', { type: 'button', onclick: () => this.show(n.phone) }, n.phone), ' ',
+        h('b', {}, t('caller.harassment.count', { n: n.contacts })), ' ',
+        h('span.muted', {}, when(n.last_contact_at)), ' ', h('span.desc', {}, n.reason))),
+      this.section('caller.harassment.queue', queue, (q) => h('li.harassment-contact', { dataset: { phone: q.phone } },
+        h('span', {}, when(q.at)), ' ', h('span.mono', {}, q.phone), ' ',
+        h('b', {}, (CONTACT_KIND[q.kind] || (() => q.kind))()), ' ', h('span', {}, tn('channel', q.channel)),
+        q.case_id ? h('button.link.mono', { type: 'button', onclick: () => this.onSelectCase(q.case_id) }, q.case_id) : null)));
   }
 
   render() {
@@ -152,7 +199,7 @@ export class CallerCard {
 
   section(key, items, row) {
     const list = items || [];
-    return h('section.caller-section', { dataset: { section: key.split('.')[1] } },
+    return h('section.caller-section', { dataset: { section: key.split('.').slice(1).join('-') } },
       h('h3', {}, t(key, { n: list.length })),
       list.length ? h('ul', {}, list.map(row)) : h('p.muted', {}, t('caller.none')));
   }
