@@ -15,7 +15,7 @@ from aiohttp import web
 
 from dispatch.core.messages import Json
 from dispatch.core.phone import normalise_phone
-from dispatch.customers.card import blacklist_queue, caller_card, customers, tier_of
+from dispatch.customers.card import blacklist_queue, caller_card, customers, elder_of_phone
 from dispatch.customers.contacts import AddCallToCase, CallAdded
 from dispatch.customers.registry import SETTABLE, TIERS, SetCustomerTier
 from gateway.auth import require
@@ -69,11 +69,11 @@ async def put_customer(request: web.Request) -> web.Response:
     expires = instant(str(raw_expiry), "expires_at") if raw_expiry else None
     reason = str(field(body, "reason", str, required=False) or "")
     await services.bus.handle(SetCustomerTier(phone, tier, reason, who.actor, expires))
-    now = services.clock.now()
-    effective, _, _ = await tier_of(services.pool, phone, now)
-    entry: Json = {"phone": phone, "tier": tier, "reason": reason.strip(), "expires_at": expires,
-                   "set_by": who.actor, "effective_tier": effective if tier != "none" else None}
-    return json_response(entry)
+    # from the command, not the read model (which may lag): the tier holds now, being in the future
+    elderly = tier == "none" and await elder_of_phone(services.pool, phone) is not None
+    effective = tier if tier != "none" else ("elderly" if elderly else "none")
+    return json_response({"phone": phone, "tier": tier, "reason": reason.strip(), "expires_at": expires,
+                          "set_by": who.actor, "effective_tier": effective})
 
 
 async def list_customers(request: web.Request) -> web.Response:

@@ -117,7 +117,10 @@ async def test_registry_put_rights_validation_and_elderly(client: Any) -> None:
                             headers=auth("t-dispatcher"))
     assert past.status == 400
     ok = await client.put(url, json={"tier": "vip", "reason": "人大代表"}, headers=auth("t-dispatcher"))
-    assert ok.status == 200 and (await ok.json())["set_by"] == "dispatcher:D001"
+    assert ok.status == 200
+    assert {k: v for k, v in (await ok.json()).items() if k != "expires_at"} == {
+        "phone": PHONE, "tier": "vip", "reason": "人大代表", "set_by": "dispatcher:D001",
+        "effective_tier": "vip"}
     found = await until(lambda: _tier(client, PHONE, "vip"))
     assert found["customer"]["reason"] == "人大代表"
 
@@ -133,7 +136,9 @@ async def test_registry_put_rights_validation_and_elderly(client: Any) -> None:
     await client.put("/api/v1/customers/13800001111", json={"tier": "important", "reason": "多次投诉"},
                      headers=auth("t-dispatcher"))
     await until(lambda: _tier(client, "13800001111", "important"))
-    await client.put("/api/v1/customers/13800001111", json={"tier": "none"}, headers=auth("t-dispatcher"))
+    cleared = await client.put("/api/v1/customers/13800001111", json={"tier": "none"},
+                               headers=auth("t-dispatcher"))
+    assert (await cleared.json())["effective_tier"] == "elderly"
     await until(lambda: _tier(client, "13800001111", "elderly"))
 
 
