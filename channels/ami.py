@@ -1,14 +1,16 @@
 """Asterisk AMI client (`INTAKE_AMI_URL=ami://user:secret@host:port`) on panoramisk.
 
-Follows `QueueCallerJoin`, `QueueCallerAbandon`, `AgentConnect`,
+Follows `QueueCallerJoin`, `AgentCalled` (the queue rings an agent: the
+agent's console shows the caller card), `QueueCallerAbandon`, `AgentConnect`,
 `AgentComplete` and `Hangup` into call streams, idempotent on `Uniqueid` +
-event. After a lost connection (PBX restart) it reconnects with exponential
-backoff, asks `QueueStatus`, and records calls that vanished meanwhile: a
-caller still unanswered becomes a missed call, so nobody is lost; replays are
-harmless because every event carries its idempotency key. A recording named in
-`ChanVariable: MIXMONITOR_FILENAME=...` (manager.conf `channelvars`) or a
-`Recording` header is linked to the call (and thereby to its case). A
-followed event it cannot use (no `Uniqueid`) is recorded as `InputRejected`.
+event (+ the agent rung, for `AgentCalled`). After a lost connection (PBX
+restart) it reconnects with exponential backoff, asks `QueueStatus`, and
+records calls that vanished meanwhile: a caller still unanswered becomes a
+missed call, so nobody is lost; replays are harmless because every event
+carries its idempotency key. A recording named in `ChanVariable:
+MIXMONITOR_FILENAME=...` (manager.conf `channelvars`) or a `Recording` header
+is linked to the call (and thereby to its case). A followed event it cannot
+use (no `Uniqueid`) is recorded as `InputRejected`.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ log = structlog.get_logger(__name__)
 
 FOLLOWED: dict[str, str] = {
     "QueueCallerJoin": "offered",
+    "AgentCalled": "offered",  # the queue rings an agent: its console shows the caller card
     "QueueCallerAbandon": "abandoned",
     "AgentConnect": "answered",
     "AgentComplete": "ended",
@@ -88,13 +91,14 @@ def to_command(event: Mapping[str, Any], received_at: datetime, *, key_suffix: s
     uid = str(event.get("Uniqueid") or "")
     if kind is None or not uid or not all(c.isalnum() or c in "._-" for c in uid):
         raise BadInput(f"AMI {name or 'message'} without a usable Uniqueid", code="bad_event")
+    agent = event.get("MemberName") or event.get("Interface") or None
+    ringing = f":{agent}" if name == "AgentCalled" else ""  # a queue may ring several agents in turn
     contact = InboundContact(
-        channel="phone", kind=f"call_{kind}", idempotency_key=f"ami:{uid}:{name}{key_suffix}",
+        channel="phone", kind=f"call_{kind}", idempotency_key=f"ami:{uid}:{name}{ringing}{key_suffix}",
         caller=CallerInfo(phone=event.get("CallerIDNum") or None, name=event.get("CallerIDName") or None),
         occurred_at=_time(event, received_at), received_at=received_at, raw=dict(event),
         extra={"source": "ami", "event": name},
     )
-    agent = event.get("MemberName") or event.get("Interface") or None
     reason = event.get("Reason") or event.get("Cause-txt") or (name if kind != "offered" else None)
     return RecordCall(kind=kind, call_id=uid, contact=contact, queue=event.get("Queue") or None,
                       agent=agent, reason=reason, recording=_recording(event),

@@ -42,6 +42,7 @@ from dispatch.core.capability import Capability, Task, build, collect_handlers
 from dispatch.core.clock import Clock, SystemClock
 from dispatch.core.messages import Json
 from dispatch.core.texts import texts_for
+from dispatch.customers import CUSTOMERS
 from dispatch.elderly import ELDERLY
 from dispatch.gis import GIS
 from dispatch.intake import INTAKE
@@ -65,6 +66,7 @@ from gateway.settings import Settings
 from gateway.views import (
     alarm,
     audit,
+    callers,
     cases,
     console,
     health,
@@ -83,6 +85,7 @@ log = structlog.get_logger(__name__)
 
 DOMAIN: tuple[Capability[Services], ...] = (
     TIMERS, INTAKE, CASES, MISSED_CALLS, LINKING, GIS, ELDERLY, NOTIFY, SUPERVISION, KNOWLEDGE, PLACES,
+    CUSTOMERS,
 )
 """The capabilities of the domain, one line each."""
 
@@ -120,6 +123,7 @@ class Routes(Protocol):
 ROUTES: tuple[Routes, ...] = (
     wechat, providers, places, cases, phone, missed_calls, notifications, presence, open311, alarm,
     health, console, sse, audit, incidents, knowledge,
+    callers,
 )
 """The view modules, in the order their routes are added."""
 

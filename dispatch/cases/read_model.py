@@ -18,7 +18,7 @@ import asyncio
 import base64
 import json
 from collections import Counter
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeAlias
@@ -73,6 +73,11 @@ FILTERS: dict[str, str] = {
     "incident_id": "incident_id = ${}",
     "linked_to": "linked_case_ids @> ARRAY[${}]::text[]",
     "light": LIGHT_SQL + " = ${}",
+    # search (values: text, canonical phone or None, LIKE pattern; `q_own` adds the unit whose
+    # cases' personal fields may match): case id, caller's number, name or address
+    "q": "(case_id = ${0} OR caller_phone = ${1} OR caller_name ILIKE ${2} OR address ILIKE ${2})",
+    "q_own": "(case_id = ${0} OR (assigned_to = ${3} AND (caller_phone = ${1} OR caller_name ILIKE ${2} "
+             "OR address ILIKE ${2})))",
 }
 _COLUMNS = (
     "status", "category", "priority", "channel", "caller_name", "caller_phone", "caller_openid",
@@ -222,14 +227,16 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 
 async def list_cases(
-    db: asyncpg.Pool | asyncpg.Connection, now: datetime, filters: dict[str, str], *,
-    limit: int, cursor: str | None = None,
+    db: asyncpg.Pool | asyncpg.Connection, now: datetime, filters: Mapping[str, str | tuple[str | None, ...]],
+    *, limit: int, cursor: str | None = None,
 ) -> tuple[list[tuple[CaseState, str]], str | None]:
-    """Cases matching the filters, newest first: (state, light now) pairs and the next cursor."""
+    """Cases matching the filters (a filter's SQL takes one value, or a tuple for `{0}`, `{1}`...),
+    newest first: (state, light now) pairs and the next cursor."""
     where, args = ["TRUE"], list[Any]([now])
     for name, value in filters.items():
-        args.append(value)
-        where.append(FILTERS[name].format(len(args)))
+        values = value if isinstance(value, tuple) else (value,)
+        args.extend(values)
+        where.append(FILTERS[name].format(*range(len(args) - len(values) + 1, len(args) + 1)))
     if cursor is not None:
         at, case_id = decode_cursor(cursor)
         args += [at, case_id]

@@ -181,8 +181,12 @@ async def open_task_count(db: Db) -> int:
 
 
 async def open_tasks(db: Db) -> list[tuple[str, str | None, bool]]:
-    """(task id, assignee, pinned by hand) of every open task, oldest missed first."""
-    rows = await db.fetch("""SELECT task_id, assigned_to, pinned FROM missed_calls WHERE status = 'open'
+    """(task id, assignee, pinned by hand) of every open task, oldest missed first; tasks of
+    blacklisted numbers (dispatch.customers) are never assigned: they are not called back."""
+    rows = await db.fetch("""SELECT task_id, assigned_to, pinned FROM missed_calls m WHERE status = 'open'
+                             AND NOT EXISTS (SELECT 1 FROM customers k WHERE k.phone = m.caller
+                                 AND k.tier = 'blacklisted'
+                                 AND (k.expires_at IS NULL OR k.expires_at > now()))
                              ORDER BY first_missed_at, task_id""")
     return [(r["task_id"], r["assigned_to"], r["pinned"]) for r in rows]
 

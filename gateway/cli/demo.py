@@ -78,6 +78,10 @@ def storm_areas(n: int = AREAS, path: Path | None = None) -> list[Area]:
 
 
 AGENTS = ("A001", "A002", "A003", "A004")
+"""The agents the storm's calls ring; the first is the demo's `agent` console, rung by repeat callers
+so that its caller card (来电弹屏) shows a history."""
+HARASSER = "13700000001"
+"""Blacklisted in `gis_data/demo_customers.geojson`: its calls are recorded, counted, never called back."""
 ALARM_ACCOUNTS = ("E0001", "E0002")
 
 
@@ -138,19 +142,22 @@ class Storm:
     def _phone(self) -> str:
         return "13" + "".join(str(self.random.randint(0, 9)) for _ in range(9))
 
-    async def calls(self, http: aiohttp.ClientSession, callers: list[str]) -> None:
-        """Offered calls: most abandoned (everyone is busy), some answered."""
+    async def calls(self, http: aiohttp.ClientSession, callers: list[str],
+                    ring_first: str | None = None) -> None:
+        """Calls offered to an agent (its phone rings, its console shows the caller card): most
+        abandoned (everyone is busy), some answered by that agent. `ring_first` rings the first agent."""
         now = datetime.now(UTC)
         for caller in callers:
             call_id = f"storm-{self.run_id}-{next(self.ids)}"
             answered = self.random.random() < 0.3
             offered = now - timedelta(seconds=self.random.randint(5, 90))
+            agent = AGENTS[0] if caller == ring_first else self.random.choice(AGENTS)
             events = [("offered", offered), ("answered" if answered else "abandoned", now)]
             for kind, at in events:
                 body = {"event_id": f"{call_id}:{kind}", "type": kind, "call_id": call_id, "caller": caller,
                         "queue": "95598", "at": at.isoformat()}
-                if kind == "answered":
-                    body["agent"] = self.random.choice(AGENTS)
+                if kind != "abandoned":
+                    body["agent"] = agent
                 await self._post(http, "cti", "/channels/cti/events", json=body,
                                  headers=self._auth("channel"))
 
@@ -219,8 +226,9 @@ class Storm:
 
     async def wave(self, http: aiohttp.ClientSession, number: int, repeaters: list[str]) -> None:
         """One wave: calls (with repeat callers), an SMS, a web report, now and then an alarm."""
-        callers = [self._phone() for _ in range(2)] + [self.random.choice(repeaters)]
-        await self.calls(http, callers)
+        repeater = self.random.choice(repeaters)
+        callers = [self._phone() for _ in range(2)] + [repeater] + ([HARASSER] if number % 4 == 3 else [])
+        await self.calls(http, callers, ring_first=repeater)
         await self.sms(http, self._phone())
         await self.web_report(http, self.random.choice(repeaters))
         if number % 4 == 1:

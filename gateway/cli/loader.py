@@ -36,6 +36,7 @@ from shapely.geometry import mapping, shape
 
 from dispatch.core.errors import DispatchError
 from dispatch.core.messages import Json, JsonValue
+from dispatch.customers import reference as customer_reference
 from dispatch.gis.reference import InvalidReference, RecordReference, ReferenceProjection, parse_feature
 from dispatch.knowledge import reference as knowledge_reference
 from gateway.services import Services
@@ -255,6 +256,12 @@ async def load_paths(services: Services, paths: list[Path], *, actor: str = "loa
             try:
                 stats.outcomes[await knowledge_reference.load(
                     services.bus.handle, services.store, article, actor)] += 1
+            except DispatchError as exc:
+                stats.errors.append(f"{path}: feature {index}: {exc}")
+            return
+        if (customer := customer_reference.properties_of(feature)) is not None:
+            try:
+                stats.outcomes[await customer_reference.load(services.bus.handle, customer, actor)] += 1
             except DispatchError as exc:
                 stats.errors.append(f"{path}: feature {index}: {exc}")
             return

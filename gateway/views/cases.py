@@ -48,6 +48,7 @@ from dispatch.core.errors import NotFound, UnknownAssignee
 from dispatch.core.messages import Json, JsonValue
 from dispatch.gis.geo import to_wgs84
 from dispatch.gis.reference import assignee_known
+from dispatch.intake.sms import callable_number
 from gateway.auth import Principal, require
 from gateway.http import BadRequest, field, instant, json_response, limit_param, page, read_json
 from gateway.privacy import hide_case, sees_personal_data
@@ -127,11 +128,29 @@ async def get_case(request: web.Request) -> web.Response:
     return json_response(fresh_view(services, state, who))
 
 
+def search_filter(q: str, who: Principal) -> tuple[str, tuple[str | None, ...]]:
+    """The `q` filter: a case id, a phone number in any format, or part of a name or an address.
+    A unit's search matches personal fields only on its own cases (it sees no others' data)."""
+    text = q.strip()[:200]
+    if not text:
+        raise BadRequest("bad_parameter", "q must not be blank")
+    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    phone = callable_number(text)
+    if who.role == "unit":
+        return "q_own", (text, phone, pattern, who.subject)
+    return "q", (text, phone, pattern)
+
+
 async def list_board(request: web.Request) -> web.Response:
-    """`GET /api/v1/cases?status=&category=&light=&district=&linked_to=`: the case board."""
+    """`GET /api/v1/cases?status=&category=&light=&district=&linked_to=&q=`: the case board;
+    `q` searches by case id, caller's phone (any format), name or address."""
     who = require(request, *READERS)
     services = request.app[SERVICES]
-    filters = {k: v for k in LIST_FILTERS if (v := request.query.get(k))}
+    filters: dict[str, str | tuple[str | None, ...]] = {
+        k: v for k in LIST_FILTERS if (v := request.query.get(k))}
+    if (q := request.query.get("q")) is not None:
+        name, values = search_filter(q, who)
+        filters[name] = values
     now = services.clock.now()
     items, nxt = await list_cases(services.pool, now, filters, limit=limit_param(request),
                                   cursor=request.query.get("cursor"))
@@ -350,7 +369,10 @@ def _op(summary: str, *, params: tuple[str, ...] = (), body: bool = False,
 
 OPENAPI_PATHS: Json = {
     "/api/v1/cases": {
-        "get": _op("Case board (newest first)", params=(*LIST_FILTERS, "cursor", "limit")),
+        "get": _op("Case board (newest first). `q` searches: a case id, the caller's phone number in any "
+                   "format (+86 139 1234 5678), or part of the caller's name or the address; a unit's "
+                   "search matches personal fields only on its own cases",
+                   params=(*LIST_FILTERS, "q", "cursor", "limit")),
         "post": _op("Register a case by hand (agent); power-fault fields enforced", body=True,
                     created=True),
     },

@@ -50,6 +50,12 @@ def connect(uid: str, caller: str) -> dict[str, Any]:
             "MemberName": "A001", "Interface": "PJSIP/A001", "RingTime": "3", "HoldTime": "12"}
 
 
+def called(uid: str, caller: str, agent: str) -> dict[str, Any]:
+    return {"Event": "AgentCalled", "Privilege": "agent,all", **snapshot(uid, caller),
+            "DestChannel": f"PJSIP/{agent}-0001", "Queue": "fault", "MemberName": agent,
+            "Interface": f"PJSIP/{agent}"}
+
+
 def complete(uid: str, caller: str) -> dict[str, Any]:
     return {"Event": "AgentComplete", "Privilege": "agent,all", **snapshot(uid, caller),
             "DestChannel": "PJSIP/A001-0001", "Queue": "fault", "MemberName": "A001",
@@ -169,3 +175,23 @@ async def test_pbx_restart_mid_stream_loses_and_duplicates_nothing(
         offered = await conn.fetchval("SELECT count(*) FROM events WHERE type = 'CallOffered'")
     assert callers == ["13912340010", "13912340020"]  # the caller cut off by the restart is not lost
     assert offered == 3
+
+
+async def test_the_queue_ringing_agents_is_recorded_per_agent(
+    ami: FakeAmi, follower: AmiClient, pg_pool: asyncpg.Pool
+) -> None:
+    uid = "1700000009.9"
+    await ami.send(join(uid, "13912340009"), called(uid, "13912340009", "A002"),
+                   called(uid, "13912340009", "A001"), called(uid, "13912340009", "A001"),
+                   connect(uid, "13912340009"))
+
+    async def recorded() -> bool:
+        return len(await types_of(pg_pool, f"call-{uid}")) == 4
+
+    await until(recorded)
+    assert await types_of(pg_pool, f"call-{uid}") == ["CallOffered", "CallOffered", "CallOffered",
+                                                      "CallAnswered"]
+    async with pg_pool.acquire() as conn:
+        agents = [r["agent"] for r in await conn.fetch(
+            "SELECT data->>'agent' AS agent FROM events WHERE stream = $1 ORDER BY version", f"call-{uid}")]
+    assert agents == [None, "A002", "A001", "A001"]  # the repeated ring of A001 is recorded once

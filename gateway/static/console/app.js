@@ -7,6 +7,7 @@ import { Detail } from './detail.js';
 import { Timeline } from './timeline.js';
 import { renderKpis, renderMissed, renderIncidents } from './panels.js';
 import { showReminder } from './reminders.js';
+import { CallerCard, searchBox, looksLikePhone } from './caller.js';
 import { h, fill, debounce } from './util.js';
 import { t, tn, loadCatalogue, language, switchLanguage, LANGUAGES, timeOfDay, errorText } from './i18n.js';
 
@@ -54,6 +55,15 @@ class Console {
     this.refreshCases = debounce(() => this.loadCases(), 80);
     this.refreshPanels = debounce(() => this.loadPanels(), 250);
     this.refreshKpis = debounce(() => this.loadKpis(), 500);
+    this.refreshCaller = debounce(() => this.callerCard.reload(), 300);
+  }
+
+  /** The search box: cases by phone, name, address or id; a number also opens its caller card. */
+  search(q) {
+    this.filters = { ...this.filters, q: q || undefined };
+    if (!q) delete this.filters.q;
+    this.loadCases();
+    if (q && looksLikePhone(q)) this.callerCard.show(q);
   }
 
   layout() {
@@ -65,11 +75,12 @@ class Console {
     this.missedRoot = h('div.list');
     this.incidentsRoot = h('div.list');
     this.drawer = h('aside.drawer', { 'aria-label': t('timeline.title') });
+    this.callerCard = new CallerCard(this.me, { onSelectCase: (id) => this.select(id), onChanged: () => this.loadCases() });
     fill(document.body,
       h('header.topbar', {},
         h('div.brand', {}, h('span.logo', {}, '◎'), 'intake', h('span.sep', {}, '/'), h('span.title', {}, t('app.title')),
           h('span.muted', {}, '95598 · 12345')),
-        h('div.top-right', {}, this.status, h('span.clock'),
+        h('div.top-right', {}, searchBox((q) => this.search(q)), this.callerCard.supervisorButton(), this.status, h('span.clock'),
           h('span.who', {}, h('b', { 'data-role': role }, tn('role', role)), ' ', h('span.mono', {}, subject)),
           languageSwitch(),
           h('button.secondary', { onclick: () => { dropToken(); window.location.href = '/'; } }, t('signin.out')))),
@@ -80,9 +91,10 @@ class Console {
             h('section.panel.missed', {}, h('header.panel-head', {}, h('h2', {}, t('missed.title'))), this.missedRoot),
             h('section.panel.incidents', {}, h('header.panel-head', {}, h('h2', {}, t('incidents.title'))), this.incidentsRoot))),
         this.detailRoot),
-      this.drawer);
+      this.drawer, this.callerCard.root);
     this.board = new Board(this.boardRoot, {
-      me: this.me, onSelect: (id) => this.select(id), onFilter: (f) => { this.filters = f; this.loadCases(); },
+      me: this.me, onSelect: (id) => this.select(id),
+      onFilter: (f) => { this.filters = this.filters.q ? { ...f, q: this.filters.q } : f; this.loadCases(); },
     });
     this.map = new MapView(this.mapRoot, { tiles: $('meta[name=intake-tiles]')?.content, onSelect: (id) => this.select(id) });
     this.timeline = new Timeline(this.drawer);
@@ -119,6 +131,8 @@ class Console {
     if (type === 'resync') { this.loadAll(); return; }
     if (type !== 'change') return;
     const topic = String(data.topic || '');
+    if (topic === 'ring') this.callerCard.ring(data.data);
+    if (/case|call|missed|customer|harassment/.test(topic)) this.refreshCaller();
     if (/case|link|light|sla|alert/.test(topic)) this.refreshCases();
     if (/call|missed|incident|link|presence/.test(topic)) this.refreshPanels();
     if (topic === 'reference' && data.data && data.data.kind === 'district') this.loadDistricts();
