@@ -76,6 +76,7 @@ from gateway.views import (
     phone,
     places,
     providers,
+    registration,
     wechat,
 )
 
@@ -118,8 +119,8 @@ class Routes(Protocol):
 
 
 ROUTES: tuple[Routes, ...] = (
-    wechat, providers, places, cases, phone, missed_calls, notifications, presence, open311, alarm,
-    health, console, sse, audit, incidents, knowledge,
+    wechat, providers, places, registration, cases, phone, missed_calls, notifications, presence, open311,
+    alarm, health, console, sse, audit, incidents, knowledge,
 )
 """The view modules, in the order their routes are added."""
 

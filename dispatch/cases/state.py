@@ -90,6 +90,11 @@ class CaseState:
     last_chased_at: datetime | None = None
     feedback_count: int = 0
     supplement_count: int = 0
+    account_number: str | None = None
+    service_time: str | None = None
+    special_needs: str | None = None
+    call_id: str | None = None
+    recording_id: str | None = None
 
     def apply(self, evt: Event, version: int) -> None:
         """Fold one event into the state; events this table does not know only move the version."""
@@ -109,6 +114,15 @@ def _registered(s: CaseState, e: CaseRegistered) -> None:
     s.deadline = e.deadline
     s.flags, s.missing_fields = e.flags, e.missing_fields
     s.elder_id, s.customer_type, s.fault = e.elder_id, e.customer_type, e.fault
+    s.account_number, s.service_time, s.special_needs = e.account_number, e.service_time, e.special_needs
+    s.call_id, s.recording_id = e.call_id or _call_of(e.contact_stream), e.recording_id
+
+
+def _call_of(contact_stream: str | None) -> str | None:
+    """The call a case was opened from by a channel (its contact stream `call-<id>`), if any."""
+    if contact_stream and contact_stream.startswith("call-"):
+        return contact_stream.removeprefix("call-")
+    return None
 
 
 def _located(s: CaseState, e: CaseLocated) -> None:

@@ -46,6 +46,7 @@ from dispatch.core.messages import Json, JsonValue
 from dispatch.gis.geo import to_wgs84
 from gateway.auth import Principal, require
 from gateway.http import field, instant, json_response, limit_param, page, read_json
+from gateway.intake_form import check_registration
 from gateway.privacy import hide_case, sees_personal_data
 from gateway.services import SERVICES, Services
 
@@ -93,8 +94,18 @@ def case_view(s: CaseState, light: str, who: Principal | None, now: datetime) ->
         },
         "rejected_by": list(s.rejected_by), "result": s.result,
         "callback": {"outcome": s.callback_outcome, "at": s.callback_at, "handler": s.handler},
+        **_intake_fields(s),
     }
     return view if sees_personal_data(who, assigned_to=s.assigned_to) else hide_case(view)
+
+
+def _intake_fields(s: CaseState) -> Json:
+    """What the agent took at intake beyond the common fields, and the call it came with."""
+    fault = None if s.fault is None else {"type": s.fault.type, "began_at": s.fault.began_at,
+                                          "scope": s.fault.scope}
+    return {"account_number": s.account_number, "customer_type": s.customer_type, "fault": fault,
+            "service_time": s.service_time, "special_needs": s.special_needs, "call_id": s.call_id,
+            "recording_id": s.recording_id}
 
 
 def _location(s: CaseState) -> Json:
@@ -187,7 +198,14 @@ def _place(body: Mapping[str, JsonValue], services: Services) -> Place | None:
 def registration(
     body: Mapping[str, JsonValue], services: Services, who: Principal, key: str | None
 ) -> RegisterCase:
-    """The `RegisterCase` an agent's form stands for (power-fault fields enforced)."""
+    """The `RegisterCase` an agent's form stands for, every field checked (`gateway.intake_form`:
+    `FieldErrors` names each one to correct; power-fault fields enforced)."""
+    return check_registration(body, lambda: _registration(body, services, who, key))
+
+
+def _registration(
+    body: Mapping[str, JsonValue], services: Services, who: Principal, key: str | None
+) -> RegisterCase:
     caller = field(body, "caller", dict)
     fault = field(body, "fault", dict, required=False)
     priority = field(body, "priority", int, required=False)
@@ -203,6 +221,7 @@ def registration(
                     _str(fault, "scope", required=False)) if fault else None,
         service_time=_str(body, "service_time", required=False),
         special_needs=_str(body, "special_needs", required=False),
+        call_id=_str(body, "call_id", required=False) or None,
         idempotency_key=key, strict=True, actor=who.actor, raw=dict(body),
     )
 
