@@ -36,7 +36,13 @@ from gateway.privacy import sees_personal_data
 from gateway.services import SERVICES
 from gateway.views.cases import CENTER, case_view
 
-GAZETTEER = web.AppKey("registration_gazetteer", GazetteerCache)
+class _Gazetteer:
+    """The gazetteer matcher of this process, made on first use (the pool comes with the services)."""
+
+    cache: GazetteerCache | None = None
+
+
+GAZETTEER = web.AppKey("registration_gazetteer", _Gazetteer)
 MAX_CANDIDATES = 10
 MAX_TEXT = 200
 
@@ -113,9 +119,10 @@ async def match_place(request: web.Request) -> web.Response:
         raise BadRequest("missing_parameter", "text is required")
     if len(text) > MAX_TEXT:
         raise BadRequest("bad_parameter", f"text must be at most {MAX_TEXT} characters")
-    if GAZETTEER not in request.app:
-        request.app[GAZETTEER] = GazetteerCache(request.app[SERVICES].pool)
-    cache = request.app[GAZETTEER]
+    holder = request.app[GAZETTEER]
+    if holder.cache is None:
+        holder.cache = GazetteerCache(request.app[SERVICES].pool)
+    cache = holder.cache
     gazetteer = await cache.current()
     if gazetteer is None:
         return json_response({"match": None, "alternatives": []})
@@ -150,6 +157,7 @@ async def case_calls(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     """Add the routes (before `cases`' `/api/v1/cases/{case_id}`)."""
+    app[GAZETTEER] = _Gazetteer()
     app.router.add_get("/api/v1/cases/form", rules)
     app.router.add_get("/api/v1/cases/candidates", candidates)
     app.router.add_get("/api/v1/places/match", match_place)
