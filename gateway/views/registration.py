@@ -36,6 +36,7 @@ from gateway.privacy import sees_personal_data
 from gateway.services import SERVICES
 from gateway.views.cases import CENTER, case_view
 
+
 class _Gazetteer:
     """The gazetteer matcher of this process, made on first use (the pool comes with the services)."""
 

@@ -15,8 +15,8 @@ import pytest
 
 from dispatch.intake.calls import recording_url
 from gateway.app import content_security_policy
-from gateway.settings import ConsoleSettings, Settings, SettingsError, from_env
 from gateway.services import SERVICES
+from gateway.settings import ConsoleSettings, Settings, SettingsError, from_env
 from tests.conftest import auth
 from tests.integration.test_places_pg import load_gazetteer
 
@@ -133,7 +133,8 @@ async def test_every_field_error_is_named_at_once(client: Any) -> None:
     # once the shapes are right, the power-fault rule names every missing field
     body = {**FAULT, "fault": {"type": "no_power"}, "account_number": ""}
     refused = await _register(client, body, 400)
-    assert [e["field"] for e in refused["error"]["fields"]] == ["account_number", "fault.began_at", "fault.scope"]
+    assert [e["field"] for e in refused["error"]["fields"]] == [
+        "account_number", "fault.began_at", "fault.scope"]
     assert {e["code"] for e in refused["error"]["fields"]} == {"missing_field"}
     refused = await _register(client, {"category": "nonsense", "caller": "x", "location": {"lat": "a"},
                                        "call_id": 5}, 400)
@@ -158,8 +159,8 @@ async def test_the_form_rules_are_the_apis(client: Any) -> None:
 
 async def test_duplicate_candidates_before_saving(client: Any) -> None:
     first = await _register(client, {**FAULT, "call_id": None})
-    near = await _register(client, {**FAULT, "call_id": None, "caller": {"name": "李四", "phone": "13800002222"},
-                                    "location": {"lat": 34.3345, "lon": 108.70}})
+    near = await _register(client, {**FAULT, "call_id": None, "location": {"lat": 34.3345, "lon": 108.70},
+                                    "caller": {"name": "李四", "phone": "13800002222"}})
     await _register(client, {**FAULT, "category": "voltage_anomaly", "call_id": None})  # another matter
     far = {"lat": 34.40, "lon": 108.80}
 
