@@ -5,6 +5,7 @@ import { MapView } from './map.js';
 import { Board } from './board.js';
 import { Detail } from './detail.js';
 import { Timeline } from './timeline.js';
+import { RegisterDesk } from './register.js';
 import { renderKpis, renderMissed, renderIncidents } from './panels.js';
 import { h, fill, debounce } from './util.js';
 import { t, tn, loadCatalogue, language, switchLanguage, LANGUAGES, timeOfDay, errorText } from './i18n.js';
@@ -64,11 +65,12 @@ class Console {
     this.missedRoot = h('div.list');
     this.incidentsRoot = h('div.list');
     this.drawer = h('aside.drawer', { 'aria-label': t('timeline.title') });
+    this.register = new RegisterDesk({ role, onSaved: (id) => { this.loadCases(); this.select(id); }, onOpenCase: (id) => this.select(id) });
     fill(document.body,
       h('header.topbar', {},
         h('div.brand', {}, h('span.logo', {}, '◎'), 'intake', h('span.sep', {}, '/'), h('span.title', {}, t('app.title')),
           h('span.muted', {}, '95598 · 12345')),
-        h('div.top-right', {}, this.status, h('span.clock'),
+        h('div.top-right', {}, this.register.button, this.status, h('span.clock'),
           h('span.who', {}, h('b', { 'data-role': role }, tn('role', role)), ' ', h('span.mono', {}, subject)),
           languageSwitch(),
           h('button.secondary', { onclick: () => { dropToken(); window.location.href = '/'; } }, t('signin.out')))),
@@ -79,7 +81,7 @@ class Console {
             h('section.panel.missed', {}, h('header.panel-head', {}, h('h2', {}, t('missed.title'))), this.missedRoot),
             h('section.panel.incidents', {}, h('header.panel-head', {}, h('h2', {}, t('incidents.title'))), this.incidentsRoot))),
         this.detailRoot),
-      this.drawer);
+      this.drawer, this.register.drawer);
     this.board = new Board(this.boardRoot, {
       onSelect: (id) => this.select(id), onFilter: (f) => { this.filters = f; this.loadCases(); },
     });
