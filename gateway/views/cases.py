@@ -329,7 +329,12 @@ def _op(summary: str, *, params: tuple[str, ...] = (), body: bool = False,
 OPENAPI_PATHS: Json = {
     "/api/v1/cases": {
         "get": _op("Case board (newest first)", params=(*LIST_FILTERS, "cursor", "limit")),
-        "post": _op("Register a case by hand (agent); power-fault fields enforced", body=True,
+        "post": _op("Register a case by hand (agent): {category, priority?, channel, caller: {name, phone}, "
+                    "account_number?, customer_type?, description, location?, address?, fault?: {type, "
+                    "began_at, scope}, service_time?, special_needs?, call_id?}; `call_id` names the call "
+                    "being answered (its recording becomes the case's; optional). Power-fault fields "
+                    "enforced; a 400 `invalid_fields` lists every field to correct in error.fields "
+                    "[{field, code: missing_field|bad_field|bad_phone|bad_choice, message}]", body=True,
                     created=True),
     },
     "/api/v1/cases/{case_id}": {"get": _op("Current state of a case", params=("case_id",))},

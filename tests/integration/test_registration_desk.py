@@ -106,12 +106,15 @@ async def test_the_call_id_is_carried_and_the_calls_recording_is_linked(client: 
     assert [c["call_id"] for c in calls["items"]] == ["1700000001.7", "1700000002.1"]
     assert calls["items"][1]["recording"] == "/var/spool/monitor/2.wav"
 
-    # the unit sees the calls once the case is its own, not before
+    # the unit sees the calls and the caller's intake details once the case is its own, not before
     await _get(client, f"/api/v1/cases/{cid}/calls", "t-unit", 403)
+    hidden = await _get(client, f"/api/v1/cases/{cid}", "t-unit")
+    assert (hidden["account_number"], hidden["special_needs"], hidden["fault"]["scope"]) == (None, None, "building")
     dispatched = await client.post(f"/api/v1/cases/{cid}/dispatch", headers=auth("t-dispatcher"),
                                    json={"expected_version": case["version"], "to": "U001"})
     assert dispatched.status == 200, await dispatched.text()
     assert len((await _get(client, f"/api/v1/cases/{cid}/calls", "t-unit"))["items"]) == 2
+    assert (await _get(client, f"/api/v1/cases/{cid}", "t-unit"))["account_number"] == "6100012345"
     await _get(client, "/api/v1/cases/C20990101AAAAAAAAAA/calls", status=404)
 
 
