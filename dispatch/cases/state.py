@@ -115,14 +115,14 @@ def _registered(s: CaseState, e: CaseRegistered) -> None:
     s.flags, s.missing_fields = e.flags, e.missing_fields
     s.elder_id, s.customer_type, s.fault = e.elder_id, e.customer_type, e.fault
     s.account_number, s.service_time, s.special_needs = e.account_number, e.service_time, e.special_needs
-    s.call_id, s.recording_id = e.call_id or _call_of(e.contact_stream), e.recording_id
+    s.call_id, s.recording_id = registered_call(e), e.recording_id
 
 
-def _call_of(contact_stream: str | None) -> str | None:
-    """The call a case was opened from by a channel (its contact stream `call-<id>`), if any."""
-    if contact_stream and contact_stream.startswith("call-"):
-        return contact_stream.removeprefix("call-")
-    return None
+def registered_call(e: CaseRegistered) -> str | None:
+    """The call a case came from: the one the agent was answering (`call_id`), or the call a
+    channel opened it from (its contact stream `call-<id>`); None for other contacts."""
+    stream = e.contact_stream or ""
+    return e.call_id or (stream.removeprefix("call-") if stream.startswith("call-") else None)
 
 
 def _located(s: CaseState, e: CaseLocated) -> None:

@@ -15,6 +15,7 @@ from typing import TypeAlias
 import asyncpg
 
 from dispatch.cases.events import CaseRegistered
+from dispatch.cases.state import registered_call
 from dispatch.core.capability import Deps
 from dispatch.core.messages import Event, from_recorded
 from dispatch.intake.sms import callable_number
@@ -98,8 +99,7 @@ async def _apply_callback(conn: asyncpg.Connection, evt: Event, event: RecordedE
 
 
 async def _link_case(conn: asyncpg.Connection, evt: CaseRegistered) -> list[Change]:
-    stream = evt.contact_stream or ""
-    call_id = evt.call_id or (stream.removeprefix("call-") if stream.startswith("call-") else None)
+    call_id = registered_call(evt)
     if call_id is None and evt.recording_id is None:
         return []
     linked = await conn.fetch(

@@ -6,6 +6,8 @@ knowledge base's suggestion, and the saved case showing every intake field and i
 recording; at a phone's width, by keyboard alone.
 """
 
+# ruff: noqa: E501 (Chinese fixtures: each character counts two columns)
+
 from __future__ import annotations
 
 import dataclasses
