@@ -1,7 +1,8 @@
 """Generic CTI adapter: `POST /channels/cti/events` JSON from any PBX.
 
 Body: `{event_id, type: offered|answered|abandoned|ended, call_id, caller,
-queue, agent?, at}`; idempotent on `event_id`.
+queue, agent?, recording?, at}` (`recording`: the PBX's id or path of the call's recording);
+idempotent on `event_id`.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ def parse_event(body: Mapping[str, Any], received_at: datetime) -> RecordCall:
     caller = _text(body, "caller", required=False)  # none: a withheld number, still a contact
     queue = _text(body, "queue")
     agent = _text(body, "agent", required=False)
+    recording = _text(body, "recording", required=False)
     at = parse_time(str(_text(body, "at")))
     assert event_id and kind and call_id and queue
     if kind not in CALL_KINDS:
@@ -68,4 +70,5 @@ def parse_event(body: Mapping[str, Any], received_at: datetime) -> RecordCall:
         raw=dict(body),
         extra={"source": "cti", "event_id": event_id},
     )
-    return RecordCall(kind=kind, call_id=call_id, contact=contact, queue=queue, agent=agent)
+    return RecordCall(kind=kind, call_id=call_id, contact=contact, queue=queue, agent=agent,
+                      recording=recording)

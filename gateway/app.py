@@ -91,7 +91,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     try:
         return await handler(request)
     except BadRequest as exc:
-        return error_response(400, exc.error_code, exc.error_message)
+        return error_response(400, exc.error_code, exc.error_message, fields=exc.fields)
     except web.HTTPRequestEntityTooLarge:
         return error_response(413, "too_large", f"request body over {MAX_BODY} bytes")
     except web.HTTPException as exc:
@@ -183,19 +183,23 @@ def make_runner(app: web.Application, *, shutdown_timeout: float) -> web.AppRunn
                          max_line_size=MAX_REQUEST_LINE)
 
 
-def content_security_policy(tiles: str) -> str:
+def _origin(template: str) -> str:
+    """The origin (` https://host`) of a URL template, or nothing."""
+    parts = urlsplit(template.replace("{", "").replace("}", ""))
+    return f" {parts.scheme}://{parts.netloc}" if parts.scheme in ("http", "https") and parts.netloc else ""
+
+
+def content_security_policy(tiles: str, recordings: str = "") -> str:
     """The CSP of every response: our own scripts only, nothing may frame us.
 
     Map tiles (`INTAKE_MAP_TILES`, a URL template) are the one image source
-    from elsewhere; inline styles stay allowed for the citizen form's sheet.
+    from elsewhere, and the PBX's recordings (`INTAKE_RECORDING_URL`) the one
+    media source; inline styles stay allowed for the citizen form's sheet.
     """
-    images = "'self' data:"
-    parts = urlsplit(tiles.replace("{", "").replace("}", ""))
-    if parts.scheme in ("http", "https") and parts.netloc:
-        images += f" {parts.scheme}://{parts.netloc}"
     return (
         "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-        f"img-src {images}; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+        f"img-src 'self' data:{_origin(tiles)}; media-src 'self'{_origin(recordings)}; "
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; "
         "form-action 'self'; frame-ancestors 'none'"
     )
 
@@ -241,7 +245,7 @@ def create_app(
                 await bootstrap.close_services(wired)
 
     app.on_response_prepare.append(
-        security_headers(content_security_policy(settings.console.map_tiles)))
+        security_headers(content_security_policy(settings.console.map_tiles, settings.console.recording_url)))
     app.cleanup_ctx.append(wire)
     add_routes(app)
     return app

@@ -78,6 +78,7 @@ from gateway.views import (
     phone,
     places,
     providers,
+    registration,
     wechat,
 )
 
@@ -121,9 +122,8 @@ class Routes(Protocol):
 
 
 ROUTES: tuple[Routes, ...] = (
-    wechat, providers, places, cases, phone, missed_calls, notifications, presence, open311, alarm,
-    health, console, sse, audit, incidents, knowledge,
-    callers,
+    wechat, providers, places, registration, cases, phone, missed_calls, notifications, presence, open311,
+    alarm, health, console, sse, audit, incidents, knowledge, callers,
 )
 """The view modules, in the order their routes are added."""
 

@@ -23,7 +23,10 @@ MAX_LIMIT = 1000
 
 
 class BadRequest(web.HTTPBadRequest):
-    """A 400 carrying an error code and message for the JSON envelope."""
+    """A 400 carrying an error code and message for the JSON envelope (and, when the request
+    was a form, the error of each field: `fields`)."""
+
+    fields: list[Json] | None = None
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(reason="Bad Request")
@@ -51,10 +54,15 @@ def json_response(data: object, status: int = 200, headers: Mapping[str, str] | 
 
 
 def error_response(
-    status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    status: int, code: str, message: str, headers: Mapping[str, str] | None = None,
+    fields: list[Json] | None = None,
 ) -> web.Response:
-    """The error envelope `{"error": {"code", "message"}}`."""
-    return json_response({"error": {"code": code, "message": message}}, status, headers)
+    """The error envelope `{"error": {"code", "message"}}`, with `fields` (each `{field, code,
+    message}`) when a form's fields are at fault."""
+    error: Json = {"code": code, "message": message}
+    if fields:
+        error["fields"] = fields
+    return json_response({"error": error}, status, headers)
 
 
 MAX_INT = 2**63

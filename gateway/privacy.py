@@ -106,4 +106,5 @@ def hide_case(view: dict[str, Any]) -> dict[str, Any]:
             "location": None if location is None else {  # a matched place names the caller's words
                 **location, "lat": coarse(location.get("lat")), "lon": coarse(location.get("lon")),
                 **({"place": None} if "place" in location else {})},
-            "address": None, "description": None, "result": None}
+            "address": None, "description": None, "result": None,
+            **{k: None for k in ("account_number", "special_needs", "recording_id") if k in view}}

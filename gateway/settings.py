@@ -25,11 +25,12 @@ from channels.errors import ChannelError
 from channels.wechat_api import DEFAULT_API_BASE as WECHAT_API_BASE
 from channels.wechat_crypto import aes_key
 from dispatch.cases.sla import SlaConfig
-from dispatch.core.errors import InvalidConfig, check_number
+from dispatch.core.errors import InvalidCommand, InvalidConfig, check_number
 from dispatch.core.texts import DEFAULT_LANGUAGE, LANGUAGES
 from dispatch.gis.config import DEFAULT_SKILLS, AutoDispatchConfig
 from dispatch.gis.nearest import DispatchWeights
 from dispatch.gis.skills import CATEGORY_SKILLS
+from dispatch.intake.calls import check_recording_template
 from dispatch.linking.clustering import LinkParams
 from gateway.notify import SmsConfig
 
@@ -148,6 +149,7 @@ class ConsoleSettings:
 
     map_tiles: str = ""  # INTAKE_MAP_TILES; empty: polygons only
     presence_ttl: float = PRESENCE_TTL  # INTAKE_PRESENCE_TTL, seconds
+    recording_url: str = ""  # INTAKE_RECORDING_URL; empty: recordings are listed without a link
 
     def __post_init__(self) -> None:
         check_number("presence_ttl", self.presence_ttl, 0.0, above_low=True)
@@ -294,6 +296,13 @@ def _public_url(raw: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError("must be an http:// or https:// URL")
     return raw.strip().rstrip("/")
+
+
+def _recording_url(raw: str) -> str:
+    try:
+        return check_recording_template(raw.strip())
+    except InvalidCommand as exc:
+        raise ValueError(str(exc)) from exc
 
 
 def parse_tokens(value: str) -> dict[str, Token]:
@@ -459,6 +468,7 @@ _SIA = {
 _CONSOLE = {
     "map_tiles": Var("INTAKE_MAP_TILES"),
     "presence_ttl": Var("INTAKE_PRESENCE_TTL", _number),
+    "recording_url": Var("INTAKE_RECORDING_URL", _recording_url),
 }
 AMI = "INTAKE_AMI_URL"
 

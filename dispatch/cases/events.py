@@ -95,6 +95,9 @@ class CaseRegistered(Event):
     recording_id: str | None = None
     contact_stream: str | None = None
     raw: Any = None
+    call_id: str | None = None
+    """The phone call the agent registered the case from (its recording is the case's); added
+    after the first release as an optional field, so earlier events read as None."""
 
 
 @event

@@ -248,6 +248,16 @@ async def list_cases(
     return _paged(rows, limit, "accepted_at")
 
 
+async def cases_by_id(
+    db: asyncpg.Pool | asyncpg.Connection, now: datetime, case_ids: Sequence[str],
+) -> dict[str, tuple[CaseState, str]]:
+    """These cases (those the read model has) by id: (state, light now)."""
+    rows = await db.fetch(
+        f"SELECT case_id, data, {LIGHT_SQL} AS light_now FROM cases WHERE case_id = ANY($2)",
+        now, list(case_ids))
+    return {r["case_id"]: (state_from_json(r["data"]), r["light_now"]) for r in rows}
+
+
 async def overdue(
     db: asyncpg.Pool | asyncpg.Connection, kind: str, now: datetime, *, limit: int,
     cursor: str | None = None, assigned_to: str | None = None,

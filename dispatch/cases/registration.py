@@ -84,9 +84,12 @@ class RegisterCase(Command):
     correlation_id: str | None = None
     received_at: datetime | None = None
     raw: Any = None
+    call_id: str | None = None
+    """The call being answered when an agent registers the case (links its recording)."""
 
 
-def _missing(cmd: RegisterCase) -> tuple[str, ...]:
+def missing_fields(cmd: RegisterCase) -> tuple[str, ...]:
+    """The power-fault fields (`POWER_FAULT_REQUIRED`) a registration lacks; none for other categories."""
     if cmd.category != "power_fault":
         return ()
     values = {
@@ -111,7 +114,7 @@ def decide_registration(cmd: RegisterCase, case_id: str, now: datetime) -> CaseR
     caller = cmd.caller  # names are kept as given: a display may shorten them, intake never does
     if caller.phone:
         caller = replace(caller, phone=normalise_phone(caller.phone))
-    missing = _missing(cmd)
+    missing = missing_fields(cmd)
     if cmd.strict and missing:
         raise InvalidCommand(f"power-fault intake needs {', '.join(missing)}", field=missing[0])
     return CaseRegistered(
@@ -136,6 +139,7 @@ def decide_registration(cmd: RegisterCase, case_id: str, now: datetime) -> CaseR
         recording_id=cmd.recording_id,
         contact_stream=cmd.contact_stream,
         raw=cmd.raw,
+        call_id=cmd.call_id,
     )
 
 

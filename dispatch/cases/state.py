@@ -99,6 +99,11 @@ class CaseState:
     reminder_note: str = ""
     reminder_by: str | None = None
     reminded_at: datetime | None = None
+    account_number: str | None = None
+    service_time: str | None = None
+    special_needs: str | None = None
+    call_id: str | None = None
+    recording_id: str | None = None
 
     def apply(self, evt: Event, version: int) -> None:
         """Fold one event into the state; events this table does not know only move the version."""
@@ -118,6 +123,15 @@ def _registered(s: CaseState, e: CaseRegistered) -> None:
     s.deadline = e.deadline
     s.flags, s.missing_fields = e.flags, e.missing_fields
     s.elder_id, s.customer_type, s.fault = e.elder_id, e.customer_type, e.fault
+    s.account_number, s.service_time, s.special_needs = e.account_number, e.service_time, e.special_needs
+    s.call_id, s.recording_id = registered_call(e), e.recording_id
+
+
+def registered_call(e: CaseRegistered) -> str | None:
+    """The call a case came from: the one the agent was answering (`call_id`), or the call a
+    channel opened it from (its contact stream `call-<id>`); None for other contacts."""
+    stream = e.contact_stream or ""
+    return e.call_id or (stream.removeprefix("call-") if stream.startswith("call-") else None)
 
 
 def _located(s: CaseState, e: CaseLocated) -> None:

@@ -7,7 +7,9 @@ per channel event, idempotent on the channel's own key.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from urllib.parse import quote, urlsplit
 
 from dispatch.core.bus import Handler
 from dispatch.core.errors import InvalidCommand, NotAllowed
@@ -112,6 +114,34 @@ async def record_call(cmd: RecordCall, *, store: EventStore) -> AppendResult:
         )
     except IdempotencyConflict as exc:
         raise NotAllowed(f"event key already used for another call ({exc.stored_stream})") from exc
+
+
+RECORDING_FIELDS: tuple[str, ...] = ("call_id", "recording")
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+
+
+def check_recording_template(template: str) -> str:
+    """A recording-URL template as configured (`https://pbx.example/rec/{call_id}.wav`): an
+    http(s) URL naming `{call_id}` and/or `{recording}` (the recording the PBX reported) and no
+    other placeholder; empty means no links. Raise `InvalidCommand` saying what is wrong."""
+    if not template:
+        return template
+    parts = urlsplit(template.replace("{", "").replace("}", ""))
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidCommand("must be an http:// or https:// URL template")
+    names = set(_PLACEHOLDER.findall(template))
+    if not names or not names <= set(RECORDING_FIELDS):
+        raise InvalidCommand("must name {call_id} and/or {recording}, and no other placeholder")
+    return template
+
+
+def recording_url(template: str, call_id: str, recording: str | None) -> str | None:
+    """The link to a call's recording from the configured template, or None (no template, or the
+    template names `{recording}` and the PBX reported none). Values are percent-encoded."""
+    if not template or ("{recording}" in template and not recording):
+        return None
+    values = {"call_id": quote(call_id, safe=""), "recording": quote(recording or "", safe="")}
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
 
 
 HANDLERS: dict[type[Command], Handler] = {RecordCall: record_call}

@@ -37,9 +37,11 @@ from dispatch.linking.clustering import (
     Decision,
     LinkCases,
     LinkParams,
+    Match,
     UnlinkCases,
     bbox,
     decide,
+    score_candidates,
     window,
 )
 from dispatch.linking.incidents import (
@@ -174,6 +176,12 @@ class PgCandidates:
         """See `CandidateSource.clear`."""
         await self._pool.execute("TRUNCATE link_candidates")
         self._inserted = 0
+
+
+async def likely_duplicates(source: CandidateSource, sketch: CaseSketch, params: LinkParams) -> list[Match]:
+    """The cases a case about to be registered would be linked with (same caller, same place; the
+    policy's own candidates and scores), best first; nothing is remembered or sent."""
+    return score_candidates(sketch, await source.candidates(sketch), params)
 
 
 class LinkingPolicy:

@@ -15,6 +15,7 @@ from typing import TypeAlias
 import asyncpg
 
 from dispatch.cases.events import CaseRegistered
+from dispatch.cases.state import registered_call
 from dispatch.core.capability import Deps
 from dispatch.core.messages import Event, from_recorded
 from dispatch.intake.sms import callable_number
@@ -98,8 +99,7 @@ async def _apply_callback(conn: asyncpg.Connection, evt: Event, event: RecordedE
 
 
 async def _link_case(conn: asyncpg.Connection, evt: CaseRegistered) -> list[Change]:
-    stream = evt.contact_stream or ""
-    call_id = stream.removeprefix("call-") if stream.startswith("call-") else None
+    call_id = registered_call(evt)
     if call_id is None and evt.recording_id is None:
         return []
     linked = await conn.fetch(
@@ -256,3 +256,29 @@ async def abandoned_per_hour(db: Db, start: datetime, end: datetime) -> list[tup
            LEFT JOIN calls c ON c.abandoned_at >= h AND c.abandoned_at < h + interval '1 hour'
            GROUP BY h ORDER BY h""", start, end)
     return [(r["hour"], r["n"]) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class CaseCall:
+    """A call of a case (the one it was registered from, or one linked to it) and its recording."""
+
+    call_id: str
+    caller: str | None
+    queue: str | None
+    agent: str | None
+    status: str
+    offered_at: datetime | None
+    answered_at: datetime | None
+    ended_at: datetime | None
+    recording: str | None
+
+
+async def calls_of_case(db: Db, case_id: str, call_ids: Sequence[str] = ()) -> list[CaseCall]:
+    """The calls linked to a case, and those named (its own call, before the projection links it),
+    oldest first."""
+    rows = await db.fetch(
+        """SELECT call_id, caller, queue, agent, status, offered_at, answered_at, ended_at, recording
+           FROM calls WHERE case_id = $1 OR call_id = ANY($2::text[])
+           ORDER BY coalesce(offered_at, answered_at, abandoned_at, ended_at), call_id""",
+        case_id, list(call_ids))
+    return [CaseCall(**dict(r)) for r in rows]

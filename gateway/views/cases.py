@@ -51,6 +51,7 @@ from dispatch.gis.reference import assignee_known
 from dispatch.intake.sms import callable_number
 from gateway.auth import Principal, require
 from gateway.http import BadRequest, field, instant, json_response, limit_param, page, read_json
+from gateway.intake_form import check_registration
 from gateway.privacy import hide_case, sees_personal_data
 from gateway.services import SERVICES, Services
 
@@ -101,8 +102,18 @@ def case_view(s: CaseState, light: str, who: Principal | None, now: datetime) ->
                      "case_score": s.callback_case_score, "unit_score": s.callback_unit_score},
         "reminder": {"at": s.reminder_at, "note": s.reminder_note, "by": s.reminder_by,
                      "reminded_at": s.reminded_at},
+        **_intake_fields(s),
     }
     return view if sees_personal_data(who, assigned_to=s.assigned_to) else hide_case(view)
+
+
+def _intake_fields(s: CaseState) -> Json:
+    """What the agent took at intake beyond the common fields, and the call it came with."""
+    fault = None if s.fault is None else {"type": s.fault.type, "began_at": s.fault.began_at,
+                                          "scope": s.fault.scope}
+    return {"account_number": s.account_number, "customer_type": s.customer_type, "fault": fault,
+            "service_time": s.service_time, "special_needs": s.special_needs, "call_id": s.call_id,
+            "recording_id": s.recording_id}
 
 
 def _location(s: CaseState) -> Json:
@@ -221,7 +232,14 @@ def in_district(place: Place | None, services: Services) -> Place | None:
 def registration(
     body: Mapping[str, JsonValue], services: Services, who: Principal, key: str | None
 ) -> RegisterCase:
-    """The `RegisterCase` an agent's form stands for (power-fault fields enforced)."""
+    """The `RegisterCase` an agent's form stands for, every field checked (`gateway.intake_form`:
+    `FieldErrors` names each one to correct; power-fault fields enforced)."""
+    return check_registration(body, lambda: _registration(body, services, who, key))
+
+
+def _registration(
+    body: Mapping[str, JsonValue], services: Services, who: Principal, key: str | None
+) -> RegisterCase:
     caller = field(body, "caller", dict)
     fault = field(body, "fault", dict, required=False)
     priority = field(body, "priority", int, required=False)
@@ -237,6 +255,7 @@ def registration(
                     _str(fault, "scope", required=False)) if fault else None,
         service_time=_str(body, "service_time", required=False),
         special_needs=_str(body, "special_needs", required=False),
+        call_id=_str(body, "call_id", required=False) or None,
         idempotency_key=key, strict=True, actor=who.actor, raw=dict(body),
     )
 
@@ -373,7 +392,12 @@ OPENAPI_PATHS: Json = {
                    "format (+86 139 1234 5678), or part of the caller's name or the address; a unit's "
                    "search matches personal fields only on its own cases",
                    params=(*LIST_FILTERS, "q", "cursor", "limit")),
-        "post": _op("Register a case by hand (agent); power-fault fields enforced", body=True,
+        "post": _op("Register a case by hand (agent): {category, priority?, channel, caller: {name, phone}, "
+                    "account_number?, customer_type?, description, location?, address?, fault?: {type, "
+                    "began_at, scope}, service_time?, special_needs?, call_id?}; `call_id` names the call "
+                    "being answered (its recording becomes the case's; optional). Power-fault fields "
+                    "enforced; a 400 `invalid_fields` lists every field to correct in error.fields "
+                    "[{field, code: missing_field|bad_field|bad_phone|bad_choice, message}]", body=True,
                     created=True),
     },
     "/api/v1/cases/{case_id}": {"get": _op("Current state of a case", params=("case_id",))},

@@ -102,6 +102,8 @@ READS: list[tuple[str, str, Get, Any, Any, Mapping[str, str]]] = [
     ("INTAKE_MAP_TILES", "https://tiles.example/{z}/{x}/{y}.png", lambda s: s.console.map_tiles,
      "https://tiles.example/{z}/{x}/{y}.png", "", {}),
     ("INTAKE_PRESENCE_TTL", "2.5", lambda s: s.console.presence_ttl, 2.5, 30.0, {}),
+    ("INTAKE_RECORDING_URL", "https://pbx.example/rec/{call_id}.wav", lambda s: s.console.recording_url,
+     "https://pbx.example/rec/{call_id}.wav", "", {}),
     ("INTAKE_LANGUAGE", "en", lambda s: s.process.language, "en", "zh-CN", {}),
 ]
 
@@ -185,6 +187,8 @@ REFUSED: list[tuple[str, str, str, Mapping[str, str]]] = [
     ("INTAKE_SURGE_THRESHOLD", "-1", "a whole number >= 0", {}),
     ("INTAKE_SURGE_THRESHOLD", "many", "not a whole number", {}),
     ("INTAKE_PRESENCE_TTL", "0", "a number > 0", {}),
+    ("INTAKE_RECORDING_URL", "https://pbx.example/rec/{id}.wav", "{call_id} and/or {recording}", {}),
+    ("INTAKE_RECORDING_URL", "pbx.example/{call_id}", "http:// or https:// URL template", {}),
     ("INTAKE_LANGUAGE", "fr", "one of ['en', 'zh-CN']", {}),
 ]
 SECRET = {"INTAKE_DATABASE_URL", "INTAKE_REDIS_URL", "INTAKE_TOKENS", "INTAKE_WECHAT_AES_KEY",

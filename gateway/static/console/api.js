@@ -18,18 +18,19 @@ export function saveToken(token) { sessionStorage.setItem(KEY, token); }
 export function dropToken() { sessionStorage.removeItem(KEY); }
 export function token() { return sessionStorage.getItem(KEY); }
 
-/** An API error with the envelope's code and message. */
+/** An API error with the envelope's code and message (and each field's error, for a form). */
 export class ApiError extends Error {
-  constructor(status, code, message) {
+  constructor(status, code, message, fields = []) {
     super(message || code || `HTTP ${status}`);
     this.status = status;
     this.code = code;
+    this.fields = fields;
   }
 }
 
 /** Call the API; resolves to the JSON body, rejects with ApiError. */
-export async function api(path, { method = 'GET', body } = {}) {
-  const headers = { Authorization: `Bearer ${token()}`, Accept: 'application/json' };
+export async function api(path, { method = 'GET', body, headers: extra = {} } = {}) {
+  const headers = { Authorization: `Bearer ${token()}`, Accept: 'application/json', ...extra };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   const response = await fetch(path, {
     method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: 'no-store',
@@ -39,7 +40,8 @@ export async function api(path, { method = 'GET', body } = {}) {
   try { data = text ? JSON.parse(text) : null; } catch { data = null; }
   if (!response.ok) {
     const err = (data && data.error) || {};
-    throw new ApiError(response.status, err.code || 'http_' + response.status, err.message || text.slice(0, 200));
+    throw new ApiError(response.status, err.code || 'http_' + response.status, err.message || text.slice(0, 200),
+      err.fields || []);
   }
   return data;
 }

@@ -5,6 +5,7 @@ import { MapView } from './map.js';
 import { Board } from './board.js';
 import { Detail } from './detail.js';
 import { Timeline } from './timeline.js';
+import { RegisterDesk } from './register.js';
 import { renderKpis, renderMissed, renderIncidents } from './panels.js';
 import { showReminder } from './reminders.js';
 import { CallerCard, searchBox, looksLikePhone } from './caller.js';
@@ -76,11 +77,12 @@ class Console {
     this.incidentsRoot = h('div.list');
     this.drawer = h('aside.drawer', { 'aria-label': t('timeline.title') });
     this.callerCard = new CallerCard(this.me, { onSelectCase: (id) => this.select(id), onChanged: () => this.loadCases() });
+    this.register = new RegisterDesk({ role, onSaved: (id) => { this.loadCases(); this.select(id); }, onOpenCase: (id) => this.select(id) });
     fill(document.body,
       h('header.topbar', {},
         h('div.brand', {}, h('span.logo', {}, '◎'), 'intake', h('span.sep', {}, '/'), h('span.title', {}, t('app.title')),
           h('span.muted', {}, '95598 · 12345')),
-        h('div.top-right', {}, searchBox((q) => this.search(q)), this.callerCard.supervisorButton(), this.status, h('span.clock'),
+        h('div.top-right', {}, this.register.button, searchBox((q) => this.search(q)), this.callerCard.supervisorButton(), this.status, h('span.clock'),
           h('span.who', {}, h('b', { 'data-role': role }, tn('role', role)), ' ', h('span.mono', {}, subject)),
           languageSwitch(),
           h('button.secondary', { onclick: () => { dropToken(); window.location.href = '/'; } }, t('signin.out')))),
@@ -91,7 +93,7 @@ class Console {
             h('section.panel.missed', {}, h('header.panel-head', {}, h('h2', {}, t('missed.title'))), this.missedRoot),
             h('section.panel.incidents', {}, h('header.panel-head', {}, h('h2', {}, t('incidents.title'))), this.incidentsRoot))),
         this.detailRoot),
-      this.drawer, this.callerCard.root);
+      this.drawer, this.callerCard.root, this.register.drawer);
     this.board = new Board(this.boardRoot, {
       me: this.me, onSelect: (id) => this.select(id),
       onFilter: (f) => { this.filters = this.filters.q ? { ...f, q: this.filters.q } : f; this.loadCases(); },

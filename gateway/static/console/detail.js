@@ -4,6 +4,7 @@ import { api, ApiError } from './api.js';
 import { h, fill, when, ago, callerOf, placeOf } from './util.js';
 import { t, tn, errorText, typedInstant, names } from './i18n.js';
 import { assigneeSelect, kindOf, renderSuggestions } from './assign.js';
+import { intakeFacts, renderRecordings } from './case_intake.js';
 
 const WAITING = ['accepted', 'classified', 'rejected'];
 const WORKING = ['confirmed', 'in_progress'];
@@ -79,6 +80,7 @@ export class Detail {
     // kept across re-renders of the same case, so a confirmation or a half-filled form survives
     this.form = h('div.action-form');
     this.message = h('div.message', { role: 'status' });
+    this.recordings = h('section.recordings-box'); // kept across re-renders: a recording may be playing
     this.clear();
   }
 
@@ -89,7 +91,8 @@ export class Detail {
 
   /** Show one case (as the API answers it). */
   async show(item, districtName) {
-    if (!this.item || this.item.case_id !== item.case_id) { fill(this.form); fill(this.message); }
+    const other = !this.item || this.item.case_id !== item.case_id;
+    if (other) { fill(this.form); fill(this.message); fill(this.recordings); }
     this.item = item;
     const caller = callerOf(item);
     const place = placeOf(item);
@@ -116,14 +119,16 @@ export class Detail {
         fact('incident', item.incident_id && h('span.mono', {}, item.incident_id)),
         fact('linked', (item.linked_case_ids || []).length ? h('span.mono', {}, item.linked_case_ids.join(', ')) : null),
         fact('callback', callbackOf(item)),
+        intakeFacts(item),
         fact('version', item.version)),
       h('div.actions', {}, buttons.length ? buttons : h('span.muted.no-actions', {}, t(this.role === 'auditor' ? 'detail.read_only' : 'detail.no_actions')),
         this.canReadHistory ? h('button.action.secondary', { 'data-timeline': item.case_id, onclick: () => this.onTimeline(item.case_id) }, t('timeline.open')) : null),
-      this.form, this.message,
+      this.form, this.message, this.recordings,
       h('h3', {}, t('providers.title')), this.providers);
     const form = this.form.querySelector('form');
     if (form && !allowed.includes(form.dataset.action)) fill(this.form);
-    await this.loadProviders(place);
+    const playing = [...this.recordings.querySelectorAll('audio')].some((a) => !a.paused);
+    await Promise.all([this.loadProviders(place), playing ? null : renderRecordings(this.recordings, item.case_id)]);
   }
 
   async loadProviders(place) {

@@ -12,6 +12,13 @@ export function project(lon, lat) {
   return [((lon + 180) / 360) * WORLD, (0.5 - Math.log((1 + sin) / (1 - sin)) / (4 * Math.PI)) * WORLD];
 }
 
+/** Web-mercator map units back to WGS84 [lat, lon] (the inverse of `project`). */
+export function unproject(x, y) {
+  const lon = (x / WORLD) * 360 - 180;
+  const lat = (Math.atan(Math.sinh(Math.PI * (1 - (2 * y) / WORLD))) * 180) / Math.PI;
+  return [lat, lon];
+}
+
 function rings(geometry) {
   if (!geometry) return [];
   if (geometry.type === 'Polygon') return [geometry.coordinates];
@@ -43,11 +50,12 @@ function pathOf(geometry, bounds) {
 
 /** The map panel. */
 export class MapView {
-  constructor(root, { tiles, onSelect, onArea }) {
+  constructor(root, { tiles, onSelect, onArea, onPick }) {
     this.root = root;
     this.tiles = tiles || '';
     this.onSelect = onSelect;
     this.onArea = onArea;
+    this.onPick = onPick; // a click (not a drag) on the map picks that point: onPick(lat, lon)
     this.areas = new Map();
     this.view = [0, 0, WORLD, WORLD];
     this.svg = s('svg', { class: 'map-svg', role: 'img', 'aria-label': t('map.title') });
@@ -257,7 +265,11 @@ export class MapView {
       this.view = [drag.view[0] - (e.clientX - drag.x) * u, drag.view[1] - (e.clientY - drag.y) * u, drag.view[2], drag.view[3]];
       this.apply();
     });
-    this.svg.addEventListener('pointerup', () => { drag = null; });
+    this.svg.addEventListener('pointerup', (e) => {
+      const still = drag && Math.abs(e.clientX - drag.x) + Math.abs(e.clientY - drag.y) < 5;
+      drag = null;
+      if (still && this.onPick) this.onPick(...unproject(...this.toMap(e)));
+    });
   }
 
   toMap(event) {
