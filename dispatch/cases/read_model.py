@@ -79,7 +79,7 @@ _COLUMNS = (
     "assigned_to", "incident_id", "linked_case_ids", "flags", "elder_id", "version", "created_at",
     "accepted_at", "updated_at", "closed_at", "assignee_kind", "dispatched_at", "confirm_by",
     "confirmed_at", "complete_by", "completed_at", "callback_by", "callback_outcome",
-    "archived_at", "last_touched_at", "yellow_at", "red_at", "data",
+    "archived_at", "last_touched_at", "yellow_at", "red_at", "data", "owner",
 )
 _UPSERT = (
     f"INSERT INTO cases (case_id, {', '.join(_COLUMNS)}) VALUES "
@@ -117,7 +117,7 @@ def _row(s: CaseState, cfg: SlaConfig, now: datetime, updated_at: datetime) -> l
         s.elder_id, s.version, s.created_at, s.accepted_at, updated_at, s.closed_at,
         s.assignee_kind, s.dispatched_at, s.confirm_by, s.confirmed_at, s.complete_by,
         s.completed_at, s.callback_by, s.callback_outcome, s.archived_at, s.last_touched_at,
-        yellow_at, red_at, to_data(s),
+        yellow_at, red_at, to_data(s), s.owner,
     ]
 
 
@@ -197,7 +197,26 @@ def _summary(s: CaseState, cfg: SlaConfig, now: datetime) -> dict[str, Any]:
         "case_id": s.case_id, "status": s.status, "category": s.category, "priority": s.priority,
         "light": light(case_clocks(s), cfg, now), "assigned_to": s.assigned_to,
         "district": s.location.district if s.location else None, "version": s.version,
+        "owner": s.owner,
     }
+
+
+Scope: TypeAlias = Collection[str] | None
+"""The organisation nodes a caller sees (a subtree, `dispatch.org`); None: every case."""
+
+
+def scope_sql(scope: Scope, args: list[Any]) -> str:
+    """A condition keeping the cases held by, or assigned to, a node of `scope` (appends its
+    parameter to `args`); TRUE for no scope."""
+    if scope is None:
+        return "TRUE"
+    args.append(sorted(scope))
+    return f"(owner = ANY(${len(args)}::text[]) OR assigned_to = ANY(${len(args)}::text[]))"
+
+
+def in_scope(scope: Scope, owner: str | None, assigned_to: str | None) -> bool:
+    """Whether a case held by `owner` and assigned to `assigned_to` is within `scope`."""
+    return scope is None or owner in scope or assigned_to in scope
 
 
 def encode_cursor(*values: Any) -> str:
@@ -218,10 +237,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 async def list_cases(
     db: asyncpg.Pool | asyncpg.Connection, now: datetime, filters: dict[str, str], *,
-    limit: int, cursor: str | None = None,
+    limit: int, cursor: str | None = None, scope: Scope = None,
 ) -> tuple[list[tuple[CaseState, str]], str | None]:
-    """Cases matching the filters, newest first: (state, light now) pairs and the next cursor."""
-    where, args = ["TRUE"], list[Any]([now])
+    """Cases matching the filters (within `scope`), newest first: (state, light now) pairs and
+    the next cursor."""
+    args = list[Any]([now])
+    where = [scope_sql(scope, args)]
     for name, value in filters.items():
         args.append(value)
         where.append(FILTERS[name].format(len(args)))
@@ -238,13 +259,14 @@ async def list_cases(
 
 async def overdue(
     db: asyncpg.Pool | asyncpg.Connection, kind: str, now: datetime, *, limit: int,
-    cursor: str | None = None, assigned_to: str | None = None,
+    cursor: str | None = None, assigned_to: str | None = None, scope: Scope = None,
 ) -> tuple[list[tuple[CaseState, str]], str | None]:
-    """Cases overdue for confirmation, completion or call-back, most overdue first."""
+    """Cases overdue for confirmation, completion or call-back (within `scope`), most overdue first."""
     if kind not in OVERDUE:
         raise InvalidCommand(f"kind must be one of {', '.join(OVERDUE)}", field="kind")
     column, running = OVERDUE[kind]
-    where, args = [running, f"{column} < $1"], list[Any]([now])
+    args = list[Any]([now])
+    where = [running, f"{column} < $1", scope_sql(scope, args)]
     if assigned_to is not None:
         args.append(assigned_to)
         where.append(f"assigned_to = ${len(args)}")
@@ -287,7 +309,7 @@ class LightRefresher:
         """Update lights that changed since the last pass; the number updated."""
         rows = await self._pool.fetch(
             f"UPDATE cases SET light = {LIGHT_SQL} WHERE status NOT IN ({_DONE_SQL}) "
-            f"AND light <> {LIGHT_SQL} RETURNING case_id, status, light, version",
+            f"AND light <> {LIGHT_SQL} RETURNING case_id, status, light, version, owner, assigned_to",
             self._clock.now())
         await self._publish([Change("case", dict(r)) for r in rows])
         return len(rows)
@@ -362,11 +384,14 @@ def not_finished_sql(case_id: str) -> str:
             f"AND c.status IN ({_DONE_SQL}))")
 
 
-async def open_lights(db: Db) -> dict[str, int]:
-    """How many unfinished cases show each light (a light not yet set counts as green)."""
+async def open_lights(db: Db, scope: Scope = None) -> dict[str, int]:
+    """How many unfinished cases (within `scope`) show each light (a light not yet set counts as green)."""
     lights = {"green": 0, "yellow": 0, "red": 0}
+    args: list[Any] = []
+    where = scope_sql(scope, args)
     for row in await db.fetch(
-            f"SELECT light, count(*) AS n FROM cases WHERE status NOT IN ({_DONE_SQL}) GROUP BY light"):
+            f"SELECT light, count(*) AS n FROM cases WHERE status NOT IN ({_DONE_SQL}) AND {where} "
+            "GROUP BY light", *args):
         lights[str(row["light"] or "green")] = row["n"]
     return lights
 

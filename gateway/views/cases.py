@@ -44,10 +44,12 @@ from dispatch.cases.status import WAITING
 from dispatch.core.errors import NotFound
 from dispatch.core.messages import Json, JsonValue
 from dispatch.gis.geo import to_wgs84
+from dispatch.org.moves import DispatchCaseDown, ReportCaseUp
 from gateway.auth import Principal, require
 from gateway.http import field, instant, json_response, limit_param, page, read_json
 from gateway.privacy import hide_case, sees_personal_data
 from gateway.services import SERVICES, Services
+from gateway.views.org import acting_level, check_case, scope_of
 
 READERS = ("agent", "dispatcher", "unit", "auditor")
 UNIT_SIDE = ("unit", "dispatcher")
@@ -91,7 +93,7 @@ def case_view(s: CaseState, light: str, who: Principal | None, now: datetime) ->
             "pending_extension": s.pending_extension, "chases": s.chase_count,
             "chase_stage": s.chase_stage,
         },
-        "rejected_by": list(s.rejected_by), "result": s.result,
+        "rejected_by": list(s.rejected_by), "result": s.result, "owner": s.owner,
         "callback": {"outcome": s.callback_outcome, "at": s.callback_at, "handler": s.handler},
     }
     return view if sees_personal_data(who, assigned_to=s.assigned_to) else hide_case(view)
@@ -117,6 +119,7 @@ async def get_case(request: web.Request) -> web.Response:
     who = require(request, *READERS)
     services = request.app[SERVICES]
     state = await load_case(services.store, request.match_info["case_id"])
+    check_case(state, await scope_of(request, who))
     return json_response(fresh_view(services, state, who))
 
 
@@ -127,7 +130,7 @@ async def list_board(request: web.Request) -> web.Response:
     filters = {k: v for k in LIST_FILTERS if (v := request.query.get(k))}
     now = services.clock.now()
     items, nxt = await list_cases(services.pool, now, filters, limit=limit_param(request),
-                                  cursor=request.query.get("cursor"))
+                                  cursor=request.query.get("cursor"), scope=await scope_of(request, who))
     return json_response(page([case_view(s, light, who, now) for s, light in items], nxt))
 
 
@@ -139,7 +142,7 @@ async def list_overdue(request: web.Request) -> web.Response:
     mine = who.subject if who.role == "unit" else request.query.get("assigned_to")
     items, nxt = await overdue(services.pool, request.query.get("kind", ""), now,
                                limit=limit_param(request), cursor=request.query.get("cursor"),
-                               assigned_to=mine)
+                               assigned_to=mine, scope=await scope_of(request, who))
     return json_response(page([case_view(s, light, who, now) for s, light in items], nxt))
 
 
@@ -149,8 +152,9 @@ async def dispatch_queue(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     now = services.clock.now()
     found: list[tuple[CaseState, str]] = []
+    scope = await scope_of(request, who)
     for status in sorted(WAITING):
-        items, _ = await list_cases(services.pool, now, {"status": status}, limit=1000)
+        items, _ = await list_cases(services.pool, now, {"status": status}, limit=1000, scope=scope)
         found += items
     views = [case_view(s, light, who, now) for s, light in found]
     views.sort(key=lambda v: queue_key(v["priority"], v["priority_score"], v["accepted_at"]))
@@ -247,7 +251,12 @@ ACTIONS: dict[str, tuple[tuple[str, ...], Builder]] = {
     "close": (CENTER, lambda b, k: CloseCase(reason=_str(b, "reason") or "", **k)),
     "link": (CENTER, lambda b, k: _link(b, k, True)),
     "unlink": (CENTER, lambda b, k: _link(b, k, False)),
+    "report-up": (CENTER, lambda b, k: ReportCaseUp(reason=_str(b, "reason") or "", **k)),
+    "dispatch-down": (CENTER, lambda b, k: DispatchCaseDown(
+        to=_str(b, "to") or "", note=_str(b, "note", required=False), **k)),
 }
+LEVELLED = frozenset({"dispatch", "report-up", "dispatch-down"})
+"""The actions taken for the caller's organisation node (`level`): the case's owner afterwards."""
 
 
 def _link(body: Mapping[str, JsonValue], common: Json, linking: bool) -> object:
@@ -274,6 +283,12 @@ async def act(request: web.Request) -> web.Response:
         "case_id": request.match_info["case_id"], "expected_version": field(body, "expected_version", int),
         "actor": who.actor, "idempotency_key": f"api:{key}" if key else None,
     }
+    scope = await scope_of(request, who)
+    if scope is not None:
+        check_case(await load_case(services.store, common["case_id"]), scope,
+                   holding=roles != UNIT_SIDE)
+    if action in LEVELLED and who.role != "unit":
+        common["level"] = await acting_level(request, who)
     answer = await services.bus.handle(build(body, common))
     state = answer if isinstance(answer, CaseState) else await load_case(services.store, common["case_id"])
     return json_response(fresh_view(services, state, who))

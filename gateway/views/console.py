@@ -24,6 +24,7 @@ from gateway.auth import require
 from gateway.http import BadRequest, is_count, json_response
 from gateway.privacy import sees_personal_data
 from gateway.services import SERVICES
+from gateway.views.org import scope_of
 
 STATIC = Path(__file__).parent.parent / "static" / "console"
 VIEWERS = ("agent", "dispatcher", "unit", "auditor")
@@ -44,7 +45,7 @@ async def me(request: web.Request) -> web.Response:
     """`GET /api/v1/me`: the caller's role and subject (the console adapts to them)."""
     who = require(request, "channel", *VIEWERS)
     return json_response({"role": who.role, "subject": who.subject,
-                          "sees_personal_data": sees_personal_data(who)})
+                          "sees_personal_data": sees_personal_data(who), "org": who.org})
 
 
 async def districts(request: web.Request) -> web.Response:
@@ -95,8 +96,8 @@ async def _call_kpis(conn: asyncpg.Connection, since: datetime, now: datetime) -
     }
 
 
-async def _case_kpis(conn: asyncpg.Connection, since: datetime) -> Json:
-    lights = await open_lights(conn)
+async def _case_kpis(conn: asyncpg.Connection, since: datetime, scope: frozenset[str] | None) -> Json:
+    lights = await open_lights(conn, scope)
     fcr = await first_contact(conn, since)
     return {
         "cases_by_light": {"value": sum(lights.values()), "series": lights},
@@ -108,8 +109,9 @@ async def _case_kpis(conn: asyncpg.Connection, since: datetime) -> Json:
 
 async def kpis(request: web.Request) -> web.Response:
     """`GET /api/v1/kpis`: answer rate, abandoned calls per hour, average wait, lights, FCR."""
-    require(request, *KPI_READERS)
+    who = require(request, *KPI_READERS)
     hours = _hours(request)
+    scope = await scope_of(request, who)
     services = request.app[SERVICES]
     now = services.clock.now()
     since = now - timedelta(hours=hours)
@@ -119,7 +121,7 @@ async def kpis(request: web.Request) -> web.Response:
         if "calls" in tables:
             found.update(await _call_kpis(conn, since, now))
         if "cases" in tables:
-            found.update(await _case_kpis(conn, since))
+            found.update(await _case_kpis(conn, since, scope))
         if "missed_calls" in tables:
             found["open_missed_calls"] = {"value": await open_task_count(conn)}
     return json_response({"at": now, "window_hours": hours, "sources": sorted(tables), "kpis": found})
