@@ -170,3 +170,17 @@ def test_org_reference_features() -> None:
         with pytest.raises(InvalidReference, match=message):
             parse_feature({"type": "Feature", "geometry": None,
                            "properties": {"kind": "org", "id": "X1", "name": "x", **props}})
+
+
+def test_the_live_stream_leaves_out_changes_of_cases_outside_the_scope() -> None:
+    from gateway.sse import in_view
+
+    scope = TREE.subtree("SCA")
+    mine = {"topic": "case", "data": {"case_id": "C1", "owner": "SCA", "assigned_to": None}}
+    given = {"topic": "case", "data": {"case_id": "C2", "owner": "CITY", "assigned_to": "UA1"}}
+    theirs = {"topic": "case", "data": {"case_id": "C3", "owner": "SCB", "assigned_to": "UB1"}}
+    unrouted = {"topic": "case", "data": {"case_id": "C4", "owner": None, "assigned_to": None}}
+    other = {"topic": "incident", "data": {"incident_id": "I1"}}
+    seen = [in_view(scope, c) for c in (mine, given, theirs, unrouted, other)]
+    assert seen == [True, True, False, False, True]
+    assert all(in_view(None, c) for c in (mine, given, theirs, unrouted, other))
