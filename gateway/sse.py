@@ -42,11 +42,17 @@ HEARTBEAT = 15.0
 BATCH = 200
 _STREAM_ID = re.compile(r"^\d+-\d+$")
 def in_view(scope: frozenset[str] | None, change: Json) -> bool:
-    """Whether a change is for a caller who sees `scope` (a case outside it is left out)."""
+    """Whether a change is for a caller who sees `scope`: a case change is, when the case is
+    held by or assigned to a node of the scope now, or was before the change (it left)."""
     data = change.get("data")
     if scope is None or change.get("topic") != "case" or not isinstance(data, dict):
         return True
-    owner, assigned = data.get("owner"), data.get("assigned_to")
+    before = data.get("before")
+    return any(_held_in(scope, held) for held in (data, before) if isinstance(held, dict))
+
+
+def _held_in(scope: frozenset[str], held: Json) -> bool:
+    owner, assigned = held.get("owner"), held.get("assigned_to")
     return in_scope(scope, owner if isinstance(owner, str) else None,
                     assigned if isinstance(assigned, str) else None)
 

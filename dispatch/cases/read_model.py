@@ -169,6 +169,7 @@ class CasesProjection:
         for event in events:
             case_id = event.stream.split("-", 1)[1]
             state = states.setdefault(case_id, CaseState(case_id))
+            held = (state.owner, state.assigned_to)
             evt = from_recorded(event)
             if evt is not None:
                 state.apply(evt, event.version)
@@ -179,7 +180,10 @@ class CasesProjection:
             touched[case_id] = event.recorded_at
             counts.update(pair for pair in (_stat_updates(evt) if evt is not None else [])
                           if pair[1] in _STAT_COLUMNS)
-            changes.append(Change("case", _summary(state, self._cfg, now)))
+            summary = _summary(state, self._cfg, now)
+            if held != (state.owner, state.assigned_to):  # who held it before sees it leave
+                summary["before"] = {"owner": held[0], "assigned_to": held[1]}
+            changes.append(Change("case", summary))
         if touched:
             await conn.executemany(_UPSERT, [
                 (case_id, *_row(states[case_id], self._cfg, now, at)) for case_id, at in touched.items()])

@@ -196,23 +196,31 @@ class CaseRouter:
         self._directory = OrgDirectory()
 
     async def react(self, event: RecordedEvent) -> None:
-        """On `CaseRegistered` and `CaseLocated`: send `RouteCase` when the route differs."""
+        """On `CaseRegistered` and `CaseLocated`: send `RouteCase` when the route differs (decided
+        again on the newest state when another event got there first)."""
         if event.type not in ("CaseRegistered", "CaseLocated"):
             return
         tree = await self._directory.tree(self._pool)
         if not tree:
             return
-        state = await load_case(self._store, str(event.data["case_id"]))
-        district = state.location.district if state.location else None
-        route = tree.route(state.category, district, self._routes)
-        if route is None or state.moved_by_hand or state.owner == route.owner or state.status not in WAITING:
-            return
-        try:
-            await self._send(RouteCase(case_id=state.case_id, owner=route.owner, reason=route.reason,
-                                       expected_version=state.version, actor=ACTOR,
-                                       idempotency_key=f"{self.name}:{event.position}"))
-        except DispatchError as exc:  # changed meanwhile: a later event routes it again
-            log.info("route_refused", case_id=state.case_id, error=str(exc))
+        for attempt in range(3):
+            state = await load_case(self._store, str(event.data["case_id"]))
+            district = state.location.district if state.location else None
+            route = tree.route(state.category, district, self._routes)
+            if (route is None or state.moved_by_hand or state.owner == route.owner
+                    or state.status not in WAITING):
+                return
+            try:
+                await self._send(RouteCase(case_id=state.case_id, owner=route.owner, reason=route.reason,
+                                           expected_version=state.version, actor=ACTOR,
+                                           idempotency_key=f"{self.name}:{event.position}:{attempt}"))
+                return
+            except StaleVersion:
+                continue
+            except DispatchError as exc:
+                log.info("route_refused", case_id=state.case_id, error=str(exc))
+                return
+        log.warning("route_gave_up", case_id=str(event.data["case_id"]))
 
 
 def reactors(deps: OrgDeps) -> list[CaseRouter]:

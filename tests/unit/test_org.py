@@ -181,6 +181,10 @@ def test_the_live_stream_leaves_out_changes_of_cases_outside_the_scope() -> None
     theirs = {"topic": "case", "data": {"case_id": "C3", "owner": "SCB", "assigned_to": "UB1"}}
     unrouted = {"topic": "case", "data": {"case_id": "C4", "owner": None, "assigned_to": None}}
     other = {"topic": "incident", "data": {"incident_id": "I1"}}
-    seen = [in_view(scope, c) for c in (mine, given, theirs, unrouted, other)]
-    assert seen == [True, True, False, False, True]
-    assert all(in_view(None, c) for c in (mine, given, theirs, unrouted, other))
+    left = {"topic": "case", "data": {"case_id": "C5", "owner": "CITY", "assigned_to": None,
+                                      "before": {"owner": "SCA", "assigned_to": None}}}
+    came = {"topic": "case", "data": {"case_id": "C6", "owner": "SCB", "assigned_to": None,
+                                      "before": {"owner": "CITY", "assigned_to": None}}}
+    seen = [in_view(scope, c) for c in (mine, given, theirs, unrouted, other, left, came)]
+    assert seen == [True, True, False, False, True, True, False]
+    assert all(in_view(None, c) for c in (mine, given, theirs, unrouted, other, left, came))

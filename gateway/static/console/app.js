@@ -6,6 +6,7 @@ import { Board } from './board.js';
 import { Detail } from './detail.js';
 import { Timeline } from './timeline.js';
 import { renderKpis, renderMissed, renderIncidents } from './panels.js';
+import { loadOrg, ownerName } from './org.js';
 import { h, fill, debounce } from './util.js';
 import { t, tn, loadCatalogue, language, switchLanguage, LANGUAGES, timeOfDay, errorText } from './i18n.js';
 
@@ -69,7 +70,8 @@ class Console {
         h('div.brand', {}, h('span.logo', {}, '◎'), 'intake', h('span.sep', {}, '/'), h('span.title', {}, t('app.title')),
           h('span.muted', {}, '95598 · 12345')),
         h('div.top-right', {}, this.status, h('span.clock'),
-          h('span.who', {}, h('b', { 'data-role': role }, tn('role', role)), ' ', h('span.mono', {}, subject)),
+          h('span.who', {}, h('b', { 'data-role': role }, tn('role', role)), ' ', h('span.mono', {}, subject),
+            this.me.org ? h('span.org', { 'data-org': this.me.org, title: t('fact.owner') }, ` · ${ownerName(this.me.org)}`) : null),
           languageSwitch(),
           h('button.secondary', { onclick: () => { dropToken(); window.location.href = '/'; } }, t('signin.out')))),
       KPI_ROLES.includes(role) ? this.kpiRow : null,
@@ -195,6 +197,7 @@ async function main() {
   const me = await whoAmI();
   if (!me) { dropToken(); signInForm(t('signin.refused')); return; }
   if (me.role === 'channel') { dropToken(); signInForm(t('signin.channel')); return; }
+  if (me.role !== 'unit') await loadOrg();
   window.intakeConsole = new Console(me);
   await window.intakeConsole.start();
 }
