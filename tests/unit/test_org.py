@@ -188,3 +188,33 @@ def test_the_live_stream_leaves_out_changes_of_cases_outside_the_scope() -> None
     seen = [in_view(scope, c) for c in (mine, given, theirs, unrouted, other, left, came)]
     assert seen == [True, True, False, False, True, True, False]
     assert all(in_view(None, c) for c in (mine, given, theirs, unrouted, other, left, came))
+
+
+def test_the_generator_reproduces_the_committed_demo_tree(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    gis = Path(__file__).resolve().parents[2] / "gis_data"
+    monkeypatch.syspath_prepend(str(gis))
+    spec = importlib.util.spec_from_file_location("generate_org", gis / "generate_org.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    generated = module.generate(module.DEFAULT_SEED, gis / "districts.geojson")
+    committed = (gis / "demo_org.geojson").read_text("utf-8")
+    assert module.generate_demo.dump(generated["demo_org.geojson"]) == committed
+    sys.modules.pop("generate_demo", None)
+    items = [parse_feature(f, i) for i, f in enumerate(generated["demo_org.geojson"])]
+    tree = OrgTree.of(OrgNode(i.id, str(i.properties["name"]), str(i.properties["level"]),
+                              i.properties.get("parent"), tuple(i.properties.get("districts", [])))
+                      for i in items)
+    assert tree.root is not None and tree.root.id == "XY12345"
+    assert all(n.parent is None or n.parent in tree.nodes for n in tree.nodes.values())
+    assert tree.subtree("XY12345") == set(tree.nodes)  # one tree, every node under the city
+    xianyang = [str(d) for d in tree.root.districts]
+    assert len(xianyang) == 14
+    assert all((tree.holder_of(d) or tree.root).id == f"SC{d}" for d in xianyang)
+    assert tree.get("U001") is not None and tree.contains("SC610402", "U001")
+    crews = [n for n in tree.nodes.values() if n.parent == "GRID"]
+    assert len(crews) > 300 and all(n.level == "unit" for n in crews)
