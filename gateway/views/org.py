@@ -54,6 +54,14 @@ def _forbidden(message: str) -> Forbidden:
                      content_type="application/json")
 
 
+def unscoped(request: web.Request, who: Principal) -> Principal:
+    """The caller of an endpoint over the whole organisation (the log, the tamper check): a
+    token scoped to a node gets 403."""
+    if who.org is not None:
+        raise _forbidden(f"{request.path} reads the whole organisation; this token is scoped to {who.org}")
+    return who
+
+
 def check_case(s: CaseState, scope: frozenset[str] | None, *, holding: bool = False) -> None:
     """404 for a case outside the scope; with `holding`, 403 unless a node of the scope holds it."""
     if not in_scope(scope, s.owner, s.assigned_to):

@@ -40,7 +40,8 @@ def settings(settings: Settings) -> Settings:
     """The common test tokens, plus dispatchers scoped to the city and to each sub-centre."""
     tokens = {**TOKENS, "t-city": Token("dispatcher", "D100", org="XY"),
               "t-sca": Token("dispatcher", "D101", org=SCA), "t-scb": Token("dispatcher", "D102", org=SCB),
-              "t-u1": Token("unit", "U1"), "t-lost": Token("dispatcher", "D199", org="GONE")}
+              "t-u1": Token("unit", "U1"), "t-lost": Token("dispatcher", "D199", org="GONE"),
+              "t-audit-sca": Token("auditor", "AU02", org=SCA)}
     return dataclasses.replace(settings, http=HttpSettings(tokens=tokens))
 
 
@@ -124,6 +125,11 @@ async def test_a_subcentre_sees_its_subtree_only_and_the_city_sees_everything(
         assert err["error"]["code"] == "not_found"
     await act(api, theirs, "close", "t-sca", 404, reason="不是我们的")
     await act(api, theirs, "dispatch", "t-sca", 404, to="U1")
+    await call(api, "GET", f"/api/v1/audit/cases/{theirs}/history", "t-sca", 404)
+    await call(api, "GET", f"/api/v1/audit/cases/{mine}/history", "t-audit-sca")
+    err = await call(api, "GET", "/api/v1/audit/events", "t-audit-sca", 403)  # the whole log is not its
+    assert err["error"]["code"] == "forbidden"
+    await call(api, "GET", "/api/v1/audit/events", "t-auditor")
     kpis = await call(api, "GET", "/api/v1/kpis", "t-sca")
     assert kpis["kpis"]["cases_by_light"]["value"] == 1
     assert (await call(api, "GET", "/api/v1/kpis", "t-city"))["kpis"]["cases_by_light"]["value"] == 3
