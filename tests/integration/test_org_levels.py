@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 from dispatch.cases.events import CallerInfo, Place
 from dispatch.cases.read_model import CasesProjection
 from dispatch.cases.registration import RegisterCase
+from dispatch.core.clock import FakeClock
 from dispatch.org.moves import CaseRouter
 from dispatch.places.locate import LocateCase
 from eventstore.subscriptions import ProjectionRunner, ReactorRunner
@@ -168,7 +170,7 @@ async def test_report_up_then_dispatch_down_to_another_subcentre(
 
 
 async def test_a_rejection_returns_the_case_to_the_level_that_dispatched_it(
-    api: Any, wired: Any, tmp_path: Path
+    api: Any, wired: Any, tmp_path: Path, clock: FakeClock
 ) -> None:
     await load_tree(wired, tmp_path)
     by_city, by_sub = await register(wired, QINDU), await register(wired, QINDU)
@@ -176,7 +178,7 @@ async def test_a_rejection_returns_the_case_to_the_level_that_dispatched_it(
     # the city takes a sub-centre's case straight to a unit of that sub-centre: the city holds it
     sent = await act(api, by_city, "dispatch-down", "t-city", to="U1")
     assert (sent["owner"], sent["assigned_to"], sent["status"]) == ("XY", "U1", "dispatched")
-    assert sent["sla"]["confirm_by"] is not None
+    assert sent["sla"]["confirm_by"] == (clock.now() + timedelta(minutes=30)).isoformat()
     await settle(wired)
     seen = await call(api, "GET", f"/api/v1/cases/{by_city}", "t-sca")  # its unit has it: visible
     assert seen["owner"] == "XY"
@@ -191,5 +193,7 @@ async def test_a_rejection_returns_the_case_to_the_level_that_dispatched_it(
     await act(api, by_sub, "dispatch", "t-sca", to="U1")
     back = await act(api, by_sub, "reject", "t-u1", reason="不属于本单位")
     assert (back["status"], back["owner"]) == ("rejected", SCA)
+    clock.advance(timedelta(minutes=20))
     again = await act(api, by_sub, "dispatch", "t-sca", to="U1", wrong_rejection=True)
     assert (again["status"], again["owner"]) == ("dispatched", SCA)
+    assert again["sla"]["confirm_by"] == (clock.now() + timedelta(minutes=30)).isoformat()  # restarted
