@@ -18,7 +18,7 @@ from dispatch.cases.state import CaseState
 from dispatch.core.errors import NotFound
 from dispatch.core.messages import Json
 from dispatch.org.directory import OrgDirectory
-from dispatch.org.tree import OrgTree
+from dispatch.org.tree import LEVELS, OrgTree
 from gateway.auth import Forbidden, Principal, require
 from gateway.http import dumps, json_response
 from gateway.services import SERVICES
@@ -87,7 +87,9 @@ async def org(request: web.Request) -> web.Response:
     return json_response({
         "node": _node(tree, mine),
         "nodes": [_node(tree, i) for i in seen],
-        "down_to": [_node(tree, i) for i in seen if i != mine and tree.contains(mine, i)],
+        "down_to": [_node(tree, i) for i in sorted(
+            (i for i in seen if i != mine and tree.contains(mine, i)),
+            key=lambda i: (LEVELS.index(tree.nodes[i].level), i))],  # sub-centres first
         "up_to": _node(tree, parent.id) if parent is not None else None,
     })
 

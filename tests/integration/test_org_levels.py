@@ -140,6 +140,7 @@ async def test_a_subcentre_sees_its_subtree_only_and_the_city_sees_everything(
     assert [n["id"] for n in org["down_to"]] == ["U1"] and org["up_to"]["id"] == "XY"
     everything = await call(api, "GET", "/api/v1/org", "t-dispatcher")
     assert everything["node"]["id"] == "XY" and len(everything["nodes"]) == len(TREE)
+    assert [n["id"] for n in everything["down_to"]] == ["GRID", SCA, SCB, "CREW1", "U1", "U2"]
 
 
 async def test_report_up_then_dispatch_down_to_another_subcentre(
