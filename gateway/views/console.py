@@ -44,8 +44,10 @@ async def index(request: web.Request) -> web.Response:
 async def me(request: web.Request) -> web.Response:
     """`GET /api/v1/me`: the caller's role and subject (the console adapts to them)."""
     who = require(request, "channel", *VIEWERS)
-    return json_response({"role": who.role, "subject": who.subject,
-                          "sees_personal_data": sees_personal_data(who), "org": who.org})
+    found: Json = {"role": who.role, "subject": who.subject, "sees_personal_data": sees_personal_data(who)}
+    if who.org is not None:
+        found["org"] = who.org  # the organisation node a scoped token works for
+    return json_response(found)
 
 
 async def districts(request: web.Request) -> web.Response:
@@ -140,8 +142,9 @@ _NO_AUTH: list[dict[str, list[str]]] = []
 OPENAPI_PATHS: Json = {
     "/": {"get": {"summary": "The dispatcher console (HTML); `?token=` signs the browser in",
                   "security": _NO_AUTH, "responses": {"200": {"description": "text/html"}}}},
-    "/api/v1/me": {"get": {"summary": "The caller's role and subject",
-                           "responses": {"200": {"description": "`{role, subject, sees_personal_data}`"}}}},
+    "/api/v1/me": {"get": {"summary": "The caller's role and subject", "responses": {"200": {
+        "description": "`{role, subject, sees_personal_data}` and, for a token scoped to an "
+                       "organisation node, `org`"}}}},
     "/api/v1/districts": {"get": {
         "summary": "District polygons (WGS84) as a GeoJSON FeatureCollection",
         "responses": {"200": {"description": "FeatureCollection; properties adcode, name, city"}}}},
