@@ -15,12 +15,14 @@ from gateway.settings import Token
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: a role, a subject (agent id, unit id, channel name...) and,
-    for a `channel` token, the channels it may post to (None: every channel)."""
+    """Who is calling: a role, a subject (agent id, unit id, channel name...),
+    for a `channel` token the channels it may post to (None: every channel), and for a
+    token scoped to an organisation node, that node (None: the whole organisation)."""
 
     role: str
     subject: str
     scope: frozenset[str] | None = None
+    org: str | None = None
 
     @property
     def actor(self) -> str:
@@ -76,7 +78,7 @@ class TokenTable:
         if token is None:
             return None
         found = self._by_digest.get(_digest(token))
-        return None if found is None else Principal(found.role, found.subject, found.scope)
+        return None if found is None else Principal(found.role, found.subject, found.scope, found.org)
 
 
 TOKENS = web.AppKey("tokens", TokenTable)

@@ -50,6 +50,7 @@ from dispatch.knowledge import KNOWLEDGE
 from dispatch.linking import LINKING
 from dispatch.missed_calls import MISSED_CALLS
 from dispatch.notify import NOTIFY
+from dispatch.org import ORG
 from dispatch.places import PLACES
 from dispatch.supervision import SUPERVISION
 from eventstore import tamper
@@ -75,6 +76,7 @@ from gateway.views import (
     missed_calls,
     notifications,
     open311,
+    org,
     phone,
     places,
     providers,
@@ -86,7 +88,7 @@ log = structlog.get_logger(__name__)
 
 DOMAIN: tuple[Capability[Services], ...] = (
     TIMERS, INTAKE, CASES, MISSED_CALLS, LINKING, GIS, ELDERLY, NOTIFY, SUPERVISION, KNOWLEDGE, PLACES,
-    CUSTOMERS,
+    CUSTOMERS, ORG,
 )
 """The capabilities of the domain, one line each."""
 
@@ -123,7 +125,7 @@ class Routes(Protocol):
 
 ROUTES: tuple[Routes, ...] = (
     wechat, providers, places, registration, cases, phone, missed_calls, notifications, presence, open311,
-    alarm, health, console, sse, audit, incidents, knowledge, callers,
+    alarm, health, console, sse, audit, incidents, knowledge, callers, org,
 )
 """The view modules, in the order their routes are added."""
 

@@ -39,6 +39,8 @@ ROLES: frozenset[str] = frozenset({"channel", "agent", "dispatcher", "unit", "au
 TOKEN_CHANNELS: frozenset[str] = frozenset({"web", "cti", "alarm"})
 """The channels a `channel` token's scope may name: the endpoints that take a bearer token or
 `api_key` (Open311 and the citizen form, CTI events, alarm events over HTTP)."""
+ORG_SCOPED_ROLES: frozenset[str] = frozenset({"agent", "dispatcher", "auditor"})
+"""The roles whose token may be scoped to an organisation node (`token:role:subject:org=NODE`)."""
 MIN_TOKEN_LENGTH = 16
 """`intake serve` refuses shorter tokens: a guessable token is as good as none."""
 LOG_FORMATS: frozenset[str] = frozenset({"json", "console"})
@@ -63,12 +65,14 @@ class Token:
     """A bearer token and who it stands for.
 
     `scope` lists the channels a `channel` token may post to (`TOKEN_CHANNELS`);
-    None: every channel (and for other roles, always None).
+    None: every channel (and for other roles, always None). `org` is the organisation node
+    an agent's, dispatcher's or auditor's token is scoped to (its subtree); None: all of it.
     """
 
     role: str
     subject: str
     scope: frozenset[str] | None = None
+    org: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +159,18 @@ class ConsoleSettings:
         check_number("presence_ttl", self.presence_ttl, 0.0, above_low=True)
 
 
+DEFAULT_ORG_ROUTES: Mapping[str, str] = {"power_fault": "GRID", "voltage_anomaly": "GRID"}
+"""Categories routed straight to a node rather than to their district's sub-centre (the grid
+branch, whose crews the automatic dispatch sends); a node that is not loaded is skipped."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrgSettings:
+    """The organisation: where new cases of a category go straight (`INTAKE_ORG_ROUTES`)."""
+
+    routes: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_ORG_ROUTES))
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Every setting intake reads, by section; all optional (see the README)."""
@@ -171,6 +187,7 @@ class Settings:
     linking: LinkParams = field(default_factory=LinkParams)
     dispatch: AutoDispatchConfig = field(default_factory=AutoDispatchConfig)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    org: OrgSettings = field(default_factory=OrgSettings)
 
 
 T = TypeVar("T")
@@ -308,8 +325,10 @@ def _recording_url(raw: str) -> str:
 def parse_tokens(value: str) -> dict[str, Token]:
     """`token:role:subject[:scope],...` into a token table; raise on a bad entry.
 
-    A scope names channels joined by `+` (`web`, `web+cti`) and only a `channel`
-    token has one. Errors name the entry by its place, never by any part of the token.
+    A `channel` token's scope names channels joined by `+` (`web`, `web+cti`); an `agent`,
+    `dispatcher` or `auditor` token's scope is `org=NODE`, an organisation node id (the token
+    sees and acts on that node's subtree; no scope: the whole organisation). Errors name the entry by its
+    place, never by any part of the token.
     """
     tokens: dict[str, Token] = {}
     entries = [e.strip() for e in value.split(",")]
@@ -322,16 +341,29 @@ def parse_tokens(value: str) -> dict[str, Token]:
         token, role, subject = parts[:3]
         if role not in ROLES:
             raise SettingsError(f"INTAKE_TOKENS role {role!r} is not one of {sorted(ROLES)}")
-        scope = None if len(parts) == 3 else _scope(parts[3], role, place)
+        org = _org_scope(parts[3], role, place) if len(parts) == 4 and parts[3].startswith("org=") else None
+        scope = None if len(parts) == 3 or org else _scope(parts[3], role, place)
         if token in tokens:
             raise SettingsError(f"INTAKE_TOKENS entry {place} repeats the token of an earlier entry")
-        tokens[token] = Token(role, subject, scope)
+        tokens[token] = Token(role, subject, scope, org)
     return tokens
+
+
+def _org_scope(raw: str, role: str, place: int) -> str:
+    """The node of an `org=NODE` scope, for the roles that take one."""
+    node = raw.removeprefix("org=")
+    if role not in ORG_SCOPED_ROLES:
+        raise SettingsError(f"INTAKE_TOKENS entry {place}: only {', '.join(sorted(ORG_SCOPED_ROLES))} "
+                            "tokens are scoped to an organisation node")
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", node):
+        raise SettingsError(f"INTAKE_TOKENS entry {place} scope is not org= and an organisation node id")
+    return node
 
 
 def _scope(raw: str, role: str, place: int) -> frozenset[str]:
     if role != "channel":
-        raise SettingsError(f"INTAKE_TOKENS entry {place}: only a channel token has a scope")
+        raise SettingsError(f"INTAKE_TOKENS entry {place}: only a channel token has a scope of channels "
+                            f"({', '.join(sorted(ORG_SCOPED_ROLES))} tokens take org=NODE)")
     scope = frozenset(raw.split("+"))
     if not scope <= TOKEN_CHANNELS or "" in scope:
         raise SettingsError(f"INTAKE_TOKENS entry {place} scope {raw!r} is not channels from "
@@ -392,6 +424,21 @@ def _skills(raw: str) -> dict[str, str]:
         need = CATEGORY_SKILLS.get(category)
         skills[category] = skill or DEFAULT_SKILLS.get(category) or (need.required if need else category)
     return skills
+
+
+def _org_routes(raw: str) -> dict[str, str]:
+    """`category:node,...`; `off` routes every case by its district."""
+    from dispatch.cases.registration import CATEGORIES
+
+    if raw.strip().lower() in DISABLED:
+        return {}
+    routes: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        category, _, node = (s.strip() for s in part.partition(":"))
+        if category not in CATEGORIES or not node:
+            raise ValueError(f"is not category:node pairs (categories: {', '.join(CATEGORIES)}) or off")
+        routes[category] = node
+    return routes
 
 
 _SLA = {
@@ -470,11 +517,12 @@ _CONSOLE = {
     "presence_ttl": Var("INTAKE_PRESENCE_TTL", _number),
     "recording_url": Var("INTAKE_RECORDING_URL", _recording_url),
 }
+_ORG = {"routes": Var("INTAKE_ORG_ROUTES", _org_routes)}
 AMI = "INTAKE_AMI_URL"
 
 VARIABLES: frozenset[str] = frozenset({AMI} | {
     v.name for table in (_PROCESS, _STORES, _HTTP, _TWILIO, _WECHAT, _SIA, _CONSOLE, _SMS,
-                         _SLA, _LINKING, _WEIGHTS, _DISPATCH) for v in table.values()})
+                         _SLA, _LINKING, _WEIGHTS, _DISPATCH, _ORG) for v in table.values()})
 """The name of every variable intake reads."""
 
 
@@ -501,6 +549,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         linking=_section(LinkParams, env, _LINKING),
         dispatch=_section(AutoDispatchConfig, env, _DISPATCH, weights=weights),
         console=_section(ConsoleSettings, env, _CONSOLE),
+        org=_section(OrgSettings, env, _ORG),
     )
     if twilio.auth_token and http.public_url is None:
         # Twilio signs the URL it was configured with; behind a proxy or a load balancer the

@@ -23,12 +23,14 @@ from typing import cast
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from dispatch.cases.read_model import in_scope
 from dispatch.core.messages import Json
 from eventstore.postgres import UNAVAILABLE
 from gateway.auth import Principal, require
 from gateway.http import dumps
 from gateway.privacy import mask_value, sees_personal_data
 from gateway.services import SERVICES, Services
+from gateway.views.org import scope_of
 
 READERS = ("agent", "dispatcher", "unit", "auditor")
 BLOCK_MS = 1000
@@ -39,6 +41,22 @@ PROBE_TIMEOUT = 1.0
 HEARTBEAT = 15.0
 BATCH = 200
 _STREAM_ID = re.compile(r"^\d+-\d+$")
+def in_view(scope: frozenset[str] | None, change: Json) -> bool:
+    """Whether a change is for a caller who sees `scope`: a case change is, when the case is
+    held by or assigned to a node of the scope now, or was before the change (it left)."""
+    data = change.get("data")
+    if scope is None or change.get("topic") != "case" or not isinstance(data, dict):
+        return True
+    before = data.get("before")
+    return any(_held_in(scope, held) for held in (data, before) if isinstance(held, dict))
+
+
+def _held_in(scope: frozenset[str], held: Json) -> bool:
+    owner, assigned = held.get("owner"), held.get("assigned_to")
+    return in_scope(scope, owner if isinstance(owner, str) else None,
+                    assigned if isinstance(assigned, str) else None)
+
+
 def visible(who: Principal, change: Json) -> Json:
     """What this caller may see of one change."""
     data = change.get("data")
@@ -61,9 +79,11 @@ def _id_key(stream_id: str) -> tuple[int, int]:
 class _Feed:
     """One client's place in the change feed and its way of writing events."""
 
-    def __init__(self, services: Services, who: Principal, response: web.StreamResponse) -> None:
+    def __init__(self, services: Services, who: Principal, response: web.StreamResponse,
+                 scope: frozenset[str] | None = None) -> None:
         self.services = services
         self.who = who
+        self.scope = scope
         self.response = response
         self.mode = ""
         self.last_write = time.monotonic()
@@ -112,7 +132,8 @@ class _Feed:
             for raw_id, fields in entries:
                 cursor = _text(raw_id)
                 change = json.loads(fields[b"change"])
-                await self.send("change", visible(self.who, change), cursor)
+                if in_view(self.scope, change):
+                    await self.send("change", visible(self.who, change), cursor)
         return cursor
 
     async def watermark(self) -> str | None:
@@ -161,7 +182,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
         "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache",
         "X-Accel-Buffering": "no"})
     await response.prepare(request)
-    feed = _Feed(services, who, response)
+    feed = _Feed(services, who, response, await scope_of(request, who))
     last_id = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
     try:
         while True:
@@ -186,7 +207,8 @@ OPENAPI_PATHS: Json = {
     "/api/v1/stream": {"get": {
         "summary": "Server-sent events of projection changes (event types mode, change, resync). "
                    "Send Last-Event-ID (or ?last_event_id=) to resume; on `resync` reload the "
-                   "snapshot. Personal data is masked for roles that do not see it.",
+                   "snapshot. Personal data is masked for roles that do not see it; a token "
+                   "scoped to an organisation node gets the changes of its subtree's cases only.",
         "parameters": [{"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}}],
         "responses": {"200": {"description": "text/event-stream"},
                       "401": {"description": "no token"}, "403": {"description": "role"}},

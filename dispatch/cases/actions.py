@@ -82,6 +82,7 @@ class DispatchCase(CaseAction):
     distance_m: float | None = None
     score: float | None = None
     wrong_rejection: bool = False
+    level: str | None = None  # the dispatcher's organisation node; the case's owner from now on
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -211,7 +212,7 @@ def decide_dispatch(s: CaseState, c: DispatchCase, now: datetime, cfg: SlaConfig
     wrong = last_rejecter if last_rejecter and (c.wrong_rejection or c.to == last_rejecter) else None
     return [CaseDispatched(
         s.case_id, c.to, c.kind, now, now + cfg.confirm_limit(), by=c.actor, auto=c.auto,
-        note=c.note, distance_m=c.distance_m, score=c.score, wrong_rejection_of=wrong,
+        note=c.note, distance_m=c.distance_m, score=c.score, wrong_rejection_of=wrong, level=c.level,
     )]
 
 

@@ -159,6 +159,29 @@ class CaseDispatched(Event):
     distance_m: float | None = None
     score: float | None = None
     wrong_rejection_of: str | None = None
+    level: str | None = None  # the organisation node that dispatched it: the case's owner from now on
+
+
+MOVES: tuple[str, ...] = ("routed", "reported_up", "dispatched_down")
+"""How a case moves between levels of the organisation: routed on arrival (by its category or its
+district's sub-centre), reported up (上报) by a sub-centre, dispatched down (下派) by the level above."""
+
+
+@event
+@dataclass(frozen=True, slots=True)
+class CaseMoved(Event):
+    """The case passed from one level of the organisation to another (`owner` holds it now).
+
+    The response deadline keeps running from acceptance and the light keeps its rules:
+    a move between levels is not a transfer to a unit (docs/organisation.md)."""
+
+    case_id: str
+    owner: str
+    move: str
+    at: datetime
+    previous: str | None = None
+    reason: str | None = None
+    by: str | None = None
 
 
 @event

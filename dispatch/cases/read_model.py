@@ -85,7 +85,7 @@ _COLUMNS = (
     "assigned_to", "incident_id", "linked_case_ids", "flags", "elder_id", "version", "created_at",
     "accepted_at", "updated_at", "closed_at", "assignee_kind", "dispatched_at", "confirm_by",
     "confirmed_at", "complete_by", "completed_at", "callback_by", "callback_outcome",
-    "archived_at", "last_touched_at", "yellow_at", "red_at", "data",
+    "archived_at", "last_touched_at", "yellow_at", "red_at", "data", "owner",
 )
 _UPSERT = (
     f"INSERT INTO cases (case_id, {', '.join(_COLUMNS)}) VALUES "
@@ -123,7 +123,7 @@ def _row(s: CaseState, cfg: SlaConfig, now: datetime, updated_at: datetime) -> l
         s.elder_id, s.version, s.created_at, s.accepted_at, updated_at, s.closed_at,
         s.assignee_kind, s.dispatched_at, s.confirm_by, s.confirmed_at, s.complete_by,
         s.completed_at, s.callback_by, s.callback_outcome, s.archived_at, s.last_touched_at,
-        yellow_at, red_at, to_data(s),
+        yellow_at, red_at, to_data(s), s.owner,
     ]
 
 
@@ -175,6 +175,7 @@ class CasesProjection:
         for event in events:
             case_id = event.stream.split("-", 1)[1]
             state = states.setdefault(case_id, CaseState(case_id))
+            held = (state.owner, state.assigned_to)
             evt = from_recorded(event)
             if evt is not None:
                 state.apply(evt, event.version)
@@ -185,7 +186,10 @@ class CasesProjection:
             touched[case_id] = event.recorded_at
             counts.update(pair for pair in (_stat_updates(evt) if evt is not None else [])
                           if pair[1] in _STAT_COLUMNS)
-            changes.append(Change("case", _summary(state, self._cfg, now)))
+            summary = _summary(state, self._cfg, now)
+            if held != (state.owner, state.assigned_to):  # who held it before sees it leave
+                summary["before"] = {"owner": held[0], "assigned_to": held[1]}
+            changes.append(Change("case", summary))
             if isinstance(evt, ReminderDue):
                 changes.append(Change("reminder", {
                     "case_id": case_id, "agent": evt.agent, "note": evt.note,
@@ -207,7 +211,26 @@ def _summary(s: CaseState, cfg: SlaConfig, now: datetime) -> dict[str, Any]:
         "case_id": s.case_id, "status": s.status, "category": s.category, "priority": s.priority,
         "light": light(case_clocks(s), cfg, now), "assigned_to": s.assigned_to,
         "district": s.location.district if s.location else None, "version": s.version,
+        "owner": s.owner,
     }
+
+
+Scope: TypeAlias = Collection[str] | None
+"""The organisation nodes a caller sees (a subtree, `dispatch.org`); None: every case."""
+
+
+def scope_sql(scope: Scope, args: list[Any]) -> str:
+    """A condition keeping the cases held by, or assigned to, a node of `scope` (appends its
+    parameter to `args`); TRUE for no scope."""
+    if scope is None:
+        return "TRUE"
+    args.append(sorted(scope))
+    return f"(owner = ANY(${len(args)}::text[]) OR assigned_to = ANY(${len(args)}::text[]))"
+
+
+def in_scope(scope: Scope, owner: str | None, assigned_to: str | None) -> bool:
+    """Whether a case held by `owner` and assigned to `assigned_to` is within `scope`."""
+    return scope is None or owner in scope or assigned_to in scope
 
 
 def encode_cursor(*values: Any) -> str:
@@ -228,11 +251,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 async def list_cases(
     db: asyncpg.Pool | asyncpg.Connection, now: datetime, filters: Mapping[str, str | tuple[str | None, ...]],
-    *, limit: int, cursor: str | None = None,
+    *, limit: int, cursor: str | None = None, scope: Scope = None,
 ) -> tuple[list[tuple[CaseState, str]], str | None]:
-    """Cases matching the filters (a filter's SQL takes one value, or a tuple for `{0}`, `{1}`...),
-    newest first: (state, light now) pairs and the next cursor."""
-    where, args = ["TRUE"], list[Any]([now])
+    """Cases matching the filters (a filter's SQL takes one value, or a tuple for `{0}`, `{1}`...)
+    within `scope`, newest first: (state, light now) pairs and the next cursor."""
+    args = list[Any]([now])
+    where = [scope_sql(scope, args)]
     for name, value in filters.items():
         values = value if isinstance(value, tuple) else (value,)
         args.extend(values)
@@ -260,13 +284,14 @@ async def cases_by_id(
 
 async def overdue(
     db: asyncpg.Pool | asyncpg.Connection, kind: str, now: datetime, *, limit: int,
-    cursor: str | None = None, assigned_to: str | None = None,
+    cursor: str | None = None, assigned_to: str | None = None, scope: Scope = None,
 ) -> tuple[list[tuple[CaseState, str]], str | None]:
-    """Cases overdue for confirmation, completion or call-back, most overdue first."""
+    """Cases overdue for confirmation, completion or call-back (within `scope`), most overdue first."""
     if kind not in OVERDUE:
         raise InvalidCommand(f"kind must be one of {', '.join(OVERDUE)}", field="kind")
     column, running = OVERDUE[kind]
-    where, args = [running, f"{column} < $1"], list[Any]([now])
+    args = list[Any]([now])
+    where = [running, f"{column} < $1", scope_sql(scope, args)]
     if assigned_to is not None:
         args.append(assigned_to)
         where.append(f"assigned_to = ${len(args)}")
@@ -309,7 +334,7 @@ class LightRefresher:
         """Update lights that changed since the last pass; the number updated."""
         rows = await self._pool.fetch(
             f"UPDATE cases SET light = {LIGHT_SQL} WHERE status NOT IN ({_DONE_SQL}) "
-            f"AND light <> {LIGHT_SQL} RETURNING case_id, status, light, version",
+            f"AND light <> {LIGHT_SQL} RETURNING case_id, status, light, version, owner, assigned_to",
             self._clock.now())
         await self._publish([Change("case", dict(r)) for r in rows])
         return len(rows)
@@ -392,11 +417,14 @@ def not_finished_sql(case_id: str) -> str:
             f"AND c.status IN ({_DONE_SQL}))")
 
 
-async def open_lights(db: Db) -> dict[str, int]:
-    """How many unfinished cases show each light (a light not yet set counts as green)."""
+async def open_lights(db: Db, scope: Scope = None) -> dict[str, int]:
+    """How many unfinished cases (within `scope`) show each light (a light not yet set counts as green)."""
     lights = {"green": 0, "yellow": 0, "red": 0}
+    args: list[Any] = []
+    where = scope_sql(scope, args)
     for row in await db.fetch(
-            f"SELECT light, count(*) AS n FROM cases WHERE status NOT IN ({_DONE_SQL}) GROUP BY light"):
+            f"SELECT light, count(*) AS n FROM cases WHERE status NOT IN ({_DONE_SQL}) AND {where} "
+            "GROUP BY light", *args):
         lights[str(row["light"] or "green")] = row["n"]
     return lights
 

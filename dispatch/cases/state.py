@@ -22,6 +22,7 @@ from dispatch.cases.events import (
     CaseDispatched,
     CaseLinked,
     CaseLocated,
+    CaseMoved,
     CaseRegistered,
     CaseRejected,
     CaseSupplemented,
@@ -104,6 +105,8 @@ class CaseState:
     special_needs: str | None = None
     call_id: str | None = None
     recording_id: str | None = None
+    owner: str | None = None
+    moved_by_hand: bool = False
 
     def apply(self, evt: Event, version: int) -> None:
         """Fold one event into the state; events this table does not know only move the version."""
@@ -156,6 +159,13 @@ def _dispatched(s: CaseState, e: CaseDispatched) -> None:
     s.last_dispatched_at = s.last_touched_at = e.dispatched_at
     s.confirm_by = e.confirm_by
     s.chase_stage, s.chase_count, s.last_chased_at = None, 0, None
+    if e.level is not None:
+        s.owner = e.level
+
+
+def _moved(s: CaseState, e: CaseMoved) -> None:
+    s.owner = e.owner
+    s.moved_by_hand = s.moved_by_hand or e.move != "routed"
 
 
 def _confirmed(s: CaseState, e: CaseConfirmed) -> None:
@@ -249,6 +259,7 @@ APPLIERS: dict[type[Event], Callable[[CaseState, Any], None]] = {
     CaseLocated: _located,
     CaseClassified: _classified,
     CaseDispatched: _dispatched,
+    CaseMoved: _moved,
     CaseConfirmed: _confirmed,
     CaseRejected: _rejected,
     ExtensionRequested: _extension_requested,

@@ -1,4 +1,4 @@
-"""Reference data (districts, providers, units, agents, elders, places) as events.
+"""Reference data (districts, providers, units, agents, elders, places, the organisation) as events.
 
 Each item lives in its own stream `<kind>-<id>`: its first version is a
 `ReferenceRecorded`; recording an item whose content is unchanged writes
@@ -36,7 +36,7 @@ from dispatch.gis.geo import to_wgs84
 from eventstore import EventStore, RecordedEvent, WrongExpectedVersion
 from eventstore.subscriptions import Change
 
-KINDS: tuple[str, ...] = ("district", "provider", "unit", "agent", "elder", "place")
+KINDS: tuple[str, ...] = ("district", "provider", "unit", "agent", "elder", "place", "org")
 REQUIRED: dict[str, tuple[str, ...]] = {
     "district": ("adcode", "name"),
     "provider": ("id", "name", "skills", "capacity", "phone"),
@@ -44,6 +44,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "agent": ("id", "name"),
     "elder": ("id", "name", "phone", "devices", "contacts"),
     "place": ("id", "name", "district"),
+    "org": ("id", "name", "level"),
 }
 GEOMETRY: dict[str, tuple[str, ...]] = {
     "district": ("Polygon", "MultiPolygon"),
@@ -52,7 +53,10 @@ GEOMETRY: dict[str, tuple[str, ...]] = {
     "agent": (),
     "elder": ("Point",),
     "place": ("Point", "Polygon", "MultiPolygon"),
+    "org": (),
 }
+ORG_LEVELS: tuple[str, ...] = ("city", "subcentre", "unit")
+"""The levels of an `org` node (dispatch.org.tree)."""
 CONTACT_ROLES = frozenset({"family", "liaison", "doctor", "security"})
 _ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
 
@@ -123,6 +127,19 @@ def _check_properties(kind: str, label: str, props: Mapping[str, JsonValue]) -> 
     for name, ok, expected in checks:
         if name in props and not ok(props[name]):
             raise InvalidReference(f"{label}: {name} must be {expected}", field=name)
+    if kind == "org":
+        _check_org(label, props)
+
+
+def _check_org(label: str, props: Mapping[str, JsonValue]) -> None:
+    """An org node: a known level; a parent unless it is the city; districts as adcodes."""
+    if props["level"] not in ORG_LEVELS:
+        raise InvalidReference(f"{label}: level must be one of {', '.join(ORG_LEVELS)}", field="level")
+    parent = props.get("parent")
+    if parent in (None, "") and props["level"] != "city":
+        raise InvalidReference(f"{label}: a {props['level']} needs a parent", field="parent")
+    if parent not in (None, "") and (not isinstance(parent, str) or parent == props.get("id")):
+        raise InvalidReference(f"{label}: parent must be another node's id", field="parent")
 
 
 def _valid_contacts(value: JsonValue) -> bool:
@@ -244,6 +261,9 @@ _UPSERTS: dict[str, str] = {
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
         ON CONFLICT (id) DO UPDATE SET name = $2, type = $3, district = $4, aliases = $5, lat = $6,
         lon = $7, geometry = $8, props = $9, seq = nextval('ref_places_seq')""",
+    "org": """INSERT INTO ref_org (id, name, level, parent, districts, props) VALUES ($1, $2, $3, $4, $5, $6)
+        ON CONFLICT (id) DO UPDATE SET name = $2, level = $3, parent = $4, districts = $5, props = $6,
+        seq = nextval('ref_org_seq')""",
 }
 
 
@@ -268,6 +288,9 @@ def _row(kind: str, item_id: str, p: Json, geometry: Json | None) -> tuple[objec
         return (item_id, p["name"], str(p["phone"]), lat, lon, p)
     if kind == "agent":
         return (item_id, p["name"], p.get("skills", []), p)
+    if kind == "org":
+        return (item_id, p["name"], p["level"], p.get("parent") or None,
+                [str(d) for d in p.get("districts", [])], p)
     if kind == "place":
         spot = shapely.point_on_surface(shape(geometry))
         return (item_id, p["name"], p.get("type"), str(p["district"]), [str(a) for a in p.get("aliases", [])],
@@ -300,6 +323,7 @@ class ReferenceProjection:
         "ref_elders",
         "ref_devices",
         "ref_places",
+        "ref_org",
     )
 
     async def apply(self, conn: asyncpg.Connection, event: RecordedEvent) -> Sequence[Change] | None:

@@ -263,10 +263,14 @@ def _print_tokens(settings: Settings) -> dict[str, str]:
     base = f"http://{settings.http.host}:{settings.http.port}"
     print("demo tokens (role subject token):", flush=True)
     for token, who in settings.http.tokens.items():
-        print(f"  {who.role:<10} {who.subject:<14} {token}", flush=True)
+        node = f" (organisation node {who.org})" if who.org else ""
+        print(f"  {who.role:<10} {who.subject:<14} {token}{node}", flush=True)
     for role in ("dispatcher", "auditor", "agent", "unit"):
         if role in by_role:
             print(f"console as {role}: {base}/?token={by_role[role]}", flush=True)
+    for token, who in settings.http.tokens.items():
+        if who.org:
+            print(f"console as {who.role} of {who.org}: {base}/?token={token}", flush=True)
     web = [t for t, who in settings.http.tokens.items() if who.scope == frozenset({"web"})]
     if web:
         print(f"citizen form: {base}/citizen/?api_key={web[0]}", flush=True)

@@ -28,7 +28,12 @@ def demo_tokens() -> dict[str, Token]:
     tokens = {f"{role}-{secrets.token_urlsafe(12)}": Token(role, subject)
               for role, subject in subjects.items()}
     tokens[f"web-{secrets.token_urlsafe(12)}"] = Token("channel", "citizen-form", frozenset({"web"}))
+    tokens[f"subcentre-{secrets.token_urlsafe(12)}"] = Token("dispatcher", "D002", org=DEMO_SUBCENTRE)
     return tokens
+
+
+DEMO_SUBCENTRE = "SC610402"
+"""The demo's scoped dispatcher works for the 秦都区 sub-centre (gis_data/demo_org.geojson)."""
 
 
 def _describe(url: str | None) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from dispatch.cases.state import case_stream
+from dispatch.cases.state import case_stream, load_case
 from dispatch.core.errors import InvalidCommand
 from dispatch.core.messages import Json
 from eventstore import tamper
@@ -18,6 +18,7 @@ from gateway.auth import require
 from gateway.cli.replay import case_history, parse_as_of, record_read, verify_stream
 from gateway.http import BadRequest, is_count, json_response, limit_param, page
 from gateway.services import SERVICES
+from gateway.views.org import check_case, scope_of, unscoped
 
 READERS = ("auditor", "dispatcher", "agent")
 """Roles that may read a case's full history (raw payloads included)."""
@@ -32,6 +33,9 @@ async def history(request: web.Request) -> web.Response:
     except InvalidCommand as exc:
         raise BadRequest("bad_parameter", str(exc)) from exc
     services = request.app[SERVICES]
+    scope = await scope_of(request, who)
+    if scope is not None:
+        check_case(await load_case(services.store, case_id), scope)
     found = await case_history(services.store, case_id, as_of)
     verify = await verify_stream(services.pool, case_stream(case_id))
     await record_read(services.store, services.clock, reader=who.actor, case_id=case_id,
@@ -48,7 +52,7 @@ def _after(request: web.Request) -> int:
 
 async def events(request: web.Request) -> web.Response:
     """`GET /api/v1/audit/events?after=&limit=`: the global log in commit order (`after` exclusive)."""
-    who = require(request, "auditor")
+    who = unscoped(request, require(request, "auditor"))
     after, limit = _after(request), limit_param(request)
     services = request.app[SERVICES]
     try:
@@ -64,7 +68,7 @@ async def events(request: web.Request) -> web.Response:
 
 async def verify(request: web.Request) -> web.Response:
     """`GET /api/v1/audit/verify`: every hash chain and seal checked, the first bad event named."""
-    who = require(request, "auditor")
+    who = unscoped(request, require(request, "auditor"))
     services = request.app[SERVICES]
     report = await tamper.verify(services.pool, key=services.settings.stores.seal_key)
     await services.access.record(who.actor, "api:verify", services.clock.now())

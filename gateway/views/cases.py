@@ -49,11 +49,13 @@ from dispatch.core.messages import Json, JsonValue
 from dispatch.gis.geo import to_wgs84
 from dispatch.gis.reference import assignee_known
 from dispatch.intake.sms import callable_number
+from dispatch.org.moves import DispatchCaseDown, ReportCaseUp
 from gateway.auth import Principal, require
 from gateway.http import BadRequest, field, instant, json_response, limit_param, page, read_json
 from gateway.intake_form import check_registration
 from gateway.privacy import hide_case, sees_personal_data
 from gateway.services import SERVICES, Services
+from gateway.views.org import acting_level, check_case, scope_of
 
 READERS = ("agent", "dispatcher", "unit", "auditor")
 UNIT_SIDE = ("unit", "dispatcher")
@@ -97,7 +99,7 @@ def case_view(s: CaseState, light: str, who: Principal | None, now: datetime) ->
             "pending_extension": s.pending_extension, "chases": s.chase_count,
             "chase_stage": s.chase_stage,
         },
-        "rejected_by": list(s.rejected_by), "result": s.result,
+        "rejected_by": list(s.rejected_by), "result": s.result, "owner": s.owner,
         "callback": {"outcome": s.callback_outcome, "at": s.callback_at, "handler": s.handler,
                      "case_score": s.callback_case_score, "unit_score": s.callback_unit_score},
         "reminder": {"at": s.reminder_at, "note": s.reminder_note, "by": s.reminder_by,
@@ -136,6 +138,7 @@ async def get_case(request: web.Request) -> web.Response:
     who = require(request, *READERS)
     services = request.app[SERVICES]
     state = await load_case(services.store, request.match_info["case_id"])
+    check_case(state, await scope_of(request, who))
     return json_response(fresh_view(services, state, who))
 
 
@@ -164,7 +167,7 @@ async def list_board(request: web.Request) -> web.Response:
         filters[name] = values
     now = services.clock.now()
     items, nxt = await list_cases(services.pool, now, filters, limit=limit_param(request),
-                                  cursor=request.query.get("cursor"))
+                                  cursor=request.query.get("cursor"), scope=await scope_of(request, who))
     return json_response(page([case_view(s, light, who, now) for s, light in items], nxt))
 
 
@@ -176,7 +179,7 @@ async def list_overdue(request: web.Request) -> web.Response:
     mine = who.subject if who.role == "unit" else request.query.get("assigned_to")
     items, nxt = await overdue(services.pool, request.query.get("kind", ""), now,
                                limit=limit_param(request), cursor=request.query.get("cursor"),
-                               assigned_to=mine)
+                               assigned_to=mine, scope=await scope_of(request, who))
     return json_response(page([case_view(s, light, who, now) for s, light in items], nxt))
 
 
@@ -186,8 +189,9 @@ async def dispatch_queue(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     now = services.clock.now()
     found: list[tuple[CaseState, str]] = []
+    scope = await scope_of(request, who)
     for status in sorted(WAITING):
-        items, _ = await list_cases(services.pool, now, {"status": status}, limit=1000)
+        items, _ = await list_cases(services.pool, now, {"status": status}, limit=1000, scope=scope)
         found += items
     views = [case_view(s, light, who, now) for s, light in found]
     views.sort(key=lambda v: queue_key(v["priority"], v["priority_score"], v["accepted_at"]))
@@ -313,7 +317,12 @@ ACTIONS: dict[str, tuple[tuple[str, ...], Builder]] = {
         remind_at=_reminder_time(b), note=_str(b, "note", required=False) or "", **k)),
     "link": (CENTER, lambda b, k: _link(b, k, True)),
     "unlink": (CENTER, lambda b, k: _link(b, k, False)),
+    "report-up": (CENTER, lambda b, k: ReportCaseUp(reason=_str(b, "reason") or "", **k)),
+    "dispatch-down": (CENTER, lambda b, k: DispatchCaseDown(
+        to=_str(b, "to") or "", note=_str(b, "note", required=False), **k)),
 }
+LEVELLED = frozenset({"dispatch", "report-up", "dispatch-down"})
+"""The actions taken for the caller's organisation node (`level`): the case's owner afterwards."""
 
 
 def _reminder_time(body: Mapping[str, JsonValue]) -> datetime | None:
@@ -348,6 +357,12 @@ async def act(request: web.Request) -> web.Response:
         "case_id": request.match_info["case_id"], "expected_version": field(body, "expected_version", int),
         "actor": who.actor, "idempotency_key": f"api:{key}" if key else None,
     }
+    scope = await scope_of(request, who)
+    if scope is not None:
+        check_case(await load_case(services.store, common["case_id"]), scope,
+                   holding=roles != UNIT_SIDE)
+    if action in LEVELLED and who.role != "unit":
+        common["level"] = await acting_level(request, who)
     command = build(body, common)
     if isinstance(command, DispatchCase) and command.to and \
             not await assignee_known(services.pool, command.kind, command.to):

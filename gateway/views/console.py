@@ -24,6 +24,7 @@ from gateway.auth import require
 from gateway.http import BadRequest, is_count, json_response
 from gateway.privacy import sees_personal_data
 from gateway.services import SERVICES
+from gateway.views.org import scope_of
 
 STATIC = Path(__file__).parent.parent / "static" / "console"
 VIEWERS = ("agent", "dispatcher", "unit", "auditor")
@@ -43,8 +44,10 @@ async def index(request: web.Request) -> web.Response:
 async def me(request: web.Request) -> web.Response:
     """`GET /api/v1/me`: the caller's role and subject (the console adapts to them)."""
     who = require(request, "channel", *VIEWERS)
-    return json_response({"role": who.role, "subject": who.subject,
-                          "sees_personal_data": sees_personal_data(who)})
+    found: Json = {"role": who.role, "subject": who.subject, "sees_personal_data": sees_personal_data(who)}
+    if who.org is not None:
+        found["org"] = who.org  # the organisation node a scoped token works for
+    return json_response(found)
 
 
 async def districts(request: web.Request) -> web.Response:
@@ -95,8 +98,8 @@ async def _call_kpis(conn: asyncpg.Connection, since: datetime, now: datetime) -
     }
 
 
-async def _case_kpis(conn: asyncpg.Connection, since: datetime) -> Json:
-    lights = await open_lights(conn)
+async def _case_kpis(conn: asyncpg.Connection, since: datetime, scope: frozenset[str] | None) -> Json:
+    lights = await open_lights(conn, scope)
     fcr = await first_contact(conn, since)
     return {
         "cases_by_light": {"value": sum(lights.values()), "series": lights},
@@ -108,8 +111,9 @@ async def _case_kpis(conn: asyncpg.Connection, since: datetime) -> Json:
 
 async def kpis(request: web.Request) -> web.Response:
     """`GET /api/v1/kpis`: answer rate, abandoned calls per hour, average wait, lights, FCR."""
-    require(request, *KPI_READERS)
+    who = require(request, *KPI_READERS)
     hours = _hours(request)
+    scope = await scope_of(request, who)
     services = request.app[SERVICES]
     now = services.clock.now()
     since = now - timedelta(hours=hours)
@@ -119,7 +123,7 @@ async def kpis(request: web.Request) -> web.Response:
         if "calls" in tables:
             found.update(await _call_kpis(conn, since, now))
         if "cases" in tables:
-            found.update(await _case_kpis(conn, since))
+            found.update(await _case_kpis(conn, since, scope))
         if "missed_calls" in tables:
             found["open_missed_calls"] = {"value": await open_task_count(conn)}
     return json_response({"at": now, "window_hours": hours, "sources": sorted(tables), "kpis": found})
@@ -138,8 +142,9 @@ _NO_AUTH: list[dict[str, list[str]]] = []
 OPENAPI_PATHS: Json = {
     "/": {"get": {"summary": "The dispatcher console (HTML); `?token=` signs the browser in",
                   "security": _NO_AUTH, "responses": {"200": {"description": "text/html"}}}},
-    "/api/v1/me": {"get": {"summary": "The caller's role and subject",
-                           "responses": {"200": {"description": "`{role, subject, sees_personal_data}`"}}}},
+    "/api/v1/me": {"get": {"summary": "The caller's role and subject", "responses": {"200": {
+        "description": "`{role, subject, sees_personal_data}` and, for a token scoped to an "
+                       "organisation node, `org`"}}}},
     "/api/v1/districts": {"get": {
         "summary": "District polygons (WGS84) as a GeoJSON FeatureCollection",
         "responses": {"200": {"description": "FeatureCollection; properties adcode, name, city"}}}},

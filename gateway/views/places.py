@@ -10,6 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from dispatch.cases.events import MatchedPlace, Place
+from dispatch.cases.state import load_case
 from dispatch.core.errors import NotFound
 from dispatch.core.messages import Json
 from dispatch.gis.geo import to_wgs84
@@ -19,6 +20,7 @@ from gateway.auth import require
 from gateway.http import BadRequest, field, json_response, read_json
 from gateway.services import SERVICES, Services
 from gateway.views.cases import CENTER, fresh_view
+from gateway.views.org import check_case, scope_of
 
 
 async def _chosen(body: Json, services: Services) -> tuple[Place, MatchedPlace | None]:
@@ -45,6 +47,9 @@ async def correct_location(request: web.Request) -> web.Response:
     who = require(request, *CENTER)
     services = request.app[SERVICES]
     body = await read_json(request)
+    scope = await scope_of(request, who)
+    if scope is not None:
+        check_case(await load_case(services.store, request.match_info["case_id"]), scope, holding=True)
     location, matched = await _chosen(body, services)
     state = await services.bus.handle(LocateCase(
         request.match_info["case_id"], location, "agent", matched,

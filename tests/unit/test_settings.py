@@ -12,7 +12,7 @@ import pytest
 
 from channels.ami import AmiConfig
 from channels.twilio_rest import DEFAULT_API_BASE
-from gateway.settings import VARIABLES, Settings, SettingsError, Token, from_env
+from gateway.settings import VARIABLES, Settings, SettingsError, Token, from_env, parse_tokens
 
 ROOT = Path(__file__).resolve().parents[2]
 AES_KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"  # 43 characters: bytes 0..31
@@ -99,6 +99,11 @@ READS: list[tuple[str, str, Get, Any, Any, Mapping[str, str]]] = [
     ("INTAKE_AUTO_DISPATCH", "off", lambda s: s.dispatch.skills, {},
      {"power_fault": "power_repair", "voltage_anomaly": "power_repair"}, {}),
     ("INTAKE_SURGE_THRESHOLD", "3", lambda s: s.dispatch.surge_threshold, 3, 5, {}),
+    ("INTAKE_ORG_ROUTES", "power_fault:GRID2, complaint:XY12345", lambda s: s.org.routes,
+     {"power_fault": "GRID2", "complaint": "XY12345"},
+     {"power_fault": "GRID", "voltage_anomaly": "GRID"}, {}),
+    ("INTAKE_ORG_ROUTES", "off", lambda s: s.org.routes, {},
+     {"power_fault": "GRID", "voltage_anomaly": "GRID"}, {}),
     ("INTAKE_MAP_TILES", "https://tiles.example/{z}/{x}/{y}.png", lambda s: s.console.map_tiles,
      "https://tiles.example/{z}/{x}/{y}.png", "", {}),
     ("INTAKE_PRESENCE_TTL", "2.5", lambda s: s.console.presence_ttl, 2.5, 30.0, {}),
@@ -137,6 +142,12 @@ REFUSED: list[tuple[str, str, str, Mapping[str, str]]] = [
     ("INTAKE_TOKENS", "t1:boss:x", "is not one of", {}),
     ("INTAKE_TOKENS", "t1:agent", "token:role:subject", {}),
     ("INTAKE_TOKENS", "t1:agent:A1:web", "only a channel token has a scope", {}),
+    ("INTAKE_TOKENS", "t1:unit:U1:org=SC1", "only agent, auditor, dispatcher tokens are scoped", {}),
+    ("INTAKE_TOKENS", "t1:channel:c:org=SC1", "only agent, auditor, dispatcher tokens are scoped", {}),
+    ("INTAKE_TOKENS", "t1:dispatcher:D2:org=", "org= and an organisation node id", {}),
+    ("INTAKE_TOKENS", "t1:dispatcher:D2:org=a b", "org= and an organisation node id", {}),
+    ("INTAKE_ORG_ROUTES", "power_fault", "category:node pairs", {}),
+    ("INTAKE_ORG_ROUTES", "lunch:GRID", "category:node pairs", {}),
     ("INTAKE_TOKENS", "t1:channel:c:web+sms", "channels from ['alarm', 'cti', 'web'] joined by +", {}),
     ("INTAKE_TOKENS", "t1:channel:c:", "token:role:subject[:scope]", {}),
     ("INTAKE_TOKENS", "t1:agent:A1,t1:unit:U1", "repeats the token", {}),
@@ -283,3 +294,12 @@ def test_serve_without_the_public_url_beside_the_twilio_token_stops_with_one_lin
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and err[0].startswith("intake: configuration error: INTAKE_PUBLIC_URL must be set")
     assert "twilio-auth-token-value" not in err[0]
+
+
+def test_a_token_scoped_to_an_organisation_node_keeps_the_others_unscoped() -> None:
+    tokens = parse_tokens(
+        "t1:dispatcher:D2:org=SC610402,t2:dispatcher:D1,t3:channel:c:web,t4:agent:A1:org=XY")
+    assert tokens["t1"] == Token("dispatcher", "D2", None, "SC610402")
+    assert tokens["t2"] == Token("dispatcher", "D1") and tokens["t2"].org is None
+    assert tokens["t3"] == Token("channel", "c", frozenset({"web"}))
+    assert tokens["t4"].org == "XY" and tokens["t4"].scope is None

@@ -9,6 +9,7 @@ import { RegisterDesk } from './register.js';
 import { renderKpis, renderMissed, renderIncidents } from './panels.js';
 import { showReminder } from './reminders.js';
 import { CallerCard, searchBox, looksLikePhone } from './caller.js';
+import { loadOrg, ownerName } from './org.js';
 import { h, fill, debounce } from './util.js';
 import { t, tn, loadCatalogue, language, switchLanguage, LANGUAGES, timeOfDay, errorText } from './i18n.js';
 
@@ -83,7 +84,8 @@ class Console {
         h('div.brand', {}, h('span.logo', {}, '◎'), 'intake', h('span.sep', {}, '/'), h('span.title', {}, t('app.title')),
           h('span.muted', {}, '95598 · 12345')),
         h('div.top-right', {}, this.register.button, searchBox((q) => this.search(q)), this.callerCard.supervisorButton(), this.status, h('span.clock'),
-          h('span.who', {}, h('b', { 'data-role': role }, tn('role', role)), ' ', h('span.mono', {}, subject)),
+          h('span.who', {}, h('b', { 'data-role': role }, tn('role', role)), ' ', h('span.mono', {}, subject),
+            this.me.org ? h('span.org', { 'data-org': this.me.org, title: t('fact.owner') }, ` · ${ownerName(this.me.org)}`) : null),
           languageSwitch(),
           h('button.secondary', { onclick: () => { dropToken(); window.location.href = '/'; } }, t('signin.out')))),
       KPI_ROLES.includes(role) ? this.kpiRow : null,
@@ -213,6 +215,7 @@ async function main() {
   const me = await whoAmI();
   if (!me) { dropToken(); signInForm(t('signin.refused')); return; }
   if (me.role === 'channel') { dropToken(); signInForm(t('signin.channel')); return; }
+  if (me.role !== 'unit') await loadOrg();
   window.intakeConsole = new Console(me);
   await window.intakeConsole.start();
 }

@@ -4,6 +4,7 @@
 import { h, fill, when, callerOf, placeOf } from './util.js';
 import { t, tn, due, names } from './i18n.js';
 import { tabsFor, inTab, ownFirst, overdue, pinsFor } from './board_tabs.js';
+import { ownerName } from './org.js';
 
 const LIGHTS = ['red', 'yellow', 'green'];
 const CLOSED = new Set(['completed', 'called_back', 'archived', 'closed']);
@@ -152,6 +153,7 @@ export class Board {
     h('td.matter', {}, tn('category', item.category), h('div.sub.desc', { title: item.description || '' }, item.description || '')),
     h('td.caller', {}, caller.name || '—', h('div.sub.mono', {}, caller.phone || '')),
     h('td', {}, h(`span.status.s-${item.status}`, {}, tn('status', item.status)),
+      item.owner ? h('div.sub.owner', { title: t('fact.owner') }, ownerName(item.owner)) : null,
       item.incident_id ? h('div.sub.mono', {}, `⚡ ${item.incident_id}`) : null),
     h(`td.due${overdue(item) ? '.overdue' : ''}`, { title: when(item.deadline) }, due(item.deadline)));
   }

@@ -5,6 +5,7 @@ import { h, fill, when, ago, callerOf, placeOf } from './util.js';
 import { t, tn, errorText, typedInstant, names } from './i18n.js';
 import { assigneeSelect, kindOf, renderSuggestions } from './assign.js';
 import { intakeFacts, renderRecordings } from './case_intake.js';
+import { ORG, ownerName } from './org.js';
 
 const WAITING = ['accepted', 'classified', 'rejected'];
 const WORKING = ['confirmed', 'in_progress'];
@@ -39,6 +40,11 @@ export const ACTIONS = {
   close: { roles: ['agent', 'dispatcher'], when: (c) => c.status !== 'closed', fields: [['reason']] },
   reminder: { roles: ['agent'], when: (c) => !['closed', 'archived'].includes(c.status),
     fields: [['remind_at', 'datetime-local'], ['note', null, true]] },
+  // moves between levels (docs/organisation.md): only where the token's level has one above / below
+  'report-up': { roles: ['dispatcher', 'agent'], when: (c) => WAITING.includes(c.status) && Boolean(ORG.up),
+    fields: [['reason']] },
+  'dispatch-down': { roles: ['dispatcher'], when: (c) => WAITING.includes(c.status) && ORG.down.length > 0,
+    fields: [['node', 'org_down'], ['note', null, true]] },
 };
 
 /** The actions a role may take on this case now (a unit only on the cases assigned to it). */
@@ -115,6 +121,7 @@ export class Detail {
         fact('deadline', item.deadline ? `${when(item.deadline)} (${ago(item.deadline)})` : null),
         sla.pending_extension ? fact('pending_extension', when(sla.pending_extension)) : null,
         (item.reminder || {}).at ? fact('reminder', [when(item.reminder.at), item.reminder.note].filter(Boolean).join(' · ')) : null,
+        fact('owner', item.owner && h('span.owner', { 'data-owner': item.owner }, ownerName(item.owner))),
         fact('assigned_to', item.assigned_to && h('span.mono', {}, item.assigned_to)),
         fact('incident', item.incident_id && h('span.mono', {}, item.incident_id)),
         fact('linked', (item.linked_case_ids || []).length ? h('span.mono', {}, item.linked_case_ids.join(', ')) : null),
@@ -143,6 +150,9 @@ export class Detail {
     const title = t(`field.${field}`);
     if (kind === 'names') kind = names(field); // every value the catalogue names (category, priority)
     if (Array.isArray(kind)) return h('select', { name: field, 'aria-label': title }, kind.map((c) => h('option', { value: c }, tn(field, c))));
+    if (kind === 'org_down') {
+      return h('select', { name: field, 'aria-label': title }, ORG.down.map((n) => h('option', { value: n.id }, n.name)));
+    }
     if (kind === 'linked') {
       return h('select', { name: field, 'aria-label': title }, (this.item.linked_case_ids || []).map((id) => h('option', { value: id }, id)));
     }
@@ -179,6 +189,7 @@ export class Detail {
       if (el.name === 'approve') body[el.name] = el.value === 'true';
       else if (el.name === 'priority' || el.name.endsWith('_score')) body[el.name] = Number(el.value);
       else if (el.type === 'datetime-local') body[el.name] = typedInstant(el.value);
+      else if (el.name === 'node') body.to = el.value; // dispatch-down names the node it goes to
       else body[el.name] = el.value;
       if (el.name === 'to') body.kind = kindOf(el);
     }

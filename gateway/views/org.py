@@ -1,0 +1,110 @@
+"""The organisation as the API shows it, and what a token scoped to a node may see and do.
+
+- `GET /api/v1/org` - the tree (nodes with level, parent, districts), the caller's node, and
+  the nodes the caller may dispatch a case down to (`down_to`) or report it up to (`up_to`);
+- `scope_of` - the node ids a request's caller sees (its subtree; None: an unscoped token sees
+  the whole organisation); the case views, the live stream and the counts filter by it;
+- `check_case` - a case outside the caller's subtree answers 404 as an unknown one would (a
+  sub-centre learns nothing of another's cases); a centre action on a case the caller sees
+  only because a unit of its subtree was given it, while another level holds it, answers 403.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from dispatch.cases.read_model import in_scope
+from dispatch.cases.state import CaseState
+from dispatch.core.errors import NotFound
+from dispatch.core.messages import Json
+from dispatch.org.directory import OrgDirectory
+from dispatch.org.tree import LEVELS, OrgTree
+from gateway.auth import Forbidden, Principal, require
+from gateway.http import dumps, json_response
+from gateway.services import SERVICES
+
+ORG_DIRECTORY = web.AppKey("org_directory", OrgDirectory)
+"""The app's cached view of the loaded tree."""
+READERS = ("agent", "dispatcher", "unit", "auditor")
+
+
+async def tree_of(request: web.Request) -> OrgTree:
+    """The organisation tree loaded now."""
+    directory = request.app.get(ORG_DIRECTORY) or OrgDirectory()
+    return await directory.tree(request.app[SERVICES].pool)
+
+
+async def scope_of(request: web.Request, who: Principal) -> frozenset[str] | None:
+    """The node ids the caller sees: its node's subtree (empty for an unknown node); None: all."""
+    if who.org is None:
+        return None
+    return (await tree_of(request)).subtree(who.org)
+
+
+async def acting_level(request: web.Request, who: Principal) -> str | None:
+    """The node a centre action is taken for: the token's, else the city (None: no tree loaded)."""
+    if who.org is not None:
+        return who.org
+    root = (await tree_of(request)).root
+    return None if root is None else root.id
+
+
+def _forbidden(message: str) -> Forbidden:
+    return Forbidden(text=dumps({"error": {"code": "forbidden", "message": message}}),
+                     content_type="application/json")
+
+
+def unscoped(request: web.Request, who: Principal) -> Principal:
+    """The caller of an endpoint over the whole organisation (the log, the tamper check): a
+    token scoped to a node gets 403."""
+    if who.org is not None:
+        raise _forbidden(f"{request.path} reads the whole organisation; this token is scoped to {who.org}")
+    return who
+
+
+def check_case(s: CaseState, scope: frozenset[str] | None, *, holding: bool = False) -> None:
+    """404 for a case outside the scope; with `holding`, 403 unless a node of the scope holds it."""
+    if not in_scope(scope, s.owner, s.assigned_to):
+        raise NotFound(f"case {s.case_id} not found")
+    if holding and scope is not None and s.owner not in scope:
+        raise _forbidden(f"case {s.case_id} is held by another level")
+
+
+def _node(tree: OrgTree, node_id: str) -> Json:
+    n = tree.nodes[node_id]
+    return {"id": n.id, "name": n.name, "level": n.level, "parent": n.parent, "districts": list(n.districts)}
+
+
+async def org(request: web.Request) -> web.Response:
+    """`GET /api/v1/org`: the nodes the caller sees, its node, and where it may move cases."""
+    who = require(request, *READERS)
+    tree = await tree_of(request)
+    mine = who.org if who.org is not None else (tree.root.id if tree.root else None)
+    if mine is None or mine not in tree.nodes:
+        return json_response({"node": None, "nodes": [], "down_to": [], "up_to": None})
+    seen = sorted(tree.subtree(mine)) if who.org is not None else sorted(tree.nodes)
+    parent = tree.get(tree.nodes[mine].parent)
+    return json_response({
+        "node": _node(tree, mine),
+        "nodes": [_node(tree, i) for i in seen],
+        "down_to": [_node(tree, i) for i in sorted(
+            (i for i in seen if i != mine and tree.contains(mine, i)),
+            key=lambda i: (LEVELS.index(tree.nodes[i].level), i))],  # sub-centres first
+        "up_to": _node(tree, parent.id) if parent is not None else None,
+    })
+
+
+def setup(app: web.Application) -> None:
+    """Add the routes of this module (and the app's tree cache)."""
+    app[ORG_DIRECTORY] = OrgDirectory()
+    app.router.add_get("/api/v1/org", org)
+
+
+OPENAPI_PATHS: Json = {
+    "/api/v1/org": {"get": {
+        "summary": "The organisation tree as the caller sees it: `{node, nodes, down_to, up_to}`; "
+                   "a token scoped to a node (INTAKE_TOKENS `org=NODE`) sees that node's subtree",
+        "responses": {"200": {"description": "nodes with id, name, level, parent, districts"},
+                      "401": {"description": "no token"}, "403": {"description": "role"}},
+    }},
+}

@@ -1,0 +1,105 @@
+"""The console of a sub-centre's dispatcher in headless Chromium, on the demo organisation of
+Xianyang: its board holds its district's cases only, each shown with the level holding it; it
+reports a case up (上报) and the city's dispatcher finds it and may dispatch it down (下派)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.cli.loader import catch_up_reference, load_paths
+from gateway.settings import HttpSettings, Settings, Token
+from tests.conftest import TOKENS
+from tests.e2e.test_console_browser import CHROMIUM, browser  # noqa: F401 - fixture
+from tests.e2e.test_console_desk_browser import _page
+
+GIS = Path(__file__).resolve().parents[2] / "gis_data"
+AGENT = {"Authorization": "Bearer t-agent"}
+DISPATCHER = {"Authorization": "Bearer t-dispatcher"}
+QINDU, WEICHENG = {"lat": 34.33, "lon": 108.70}, {"lat": 34.3455, "lon": 108.7123}
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here (`python -m tests.browser_setup`)"),
+]
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The test tokens plus a dispatcher of the 秦都区 sub-centre and one of the city centre."""
+    tokens = {**TOKENS, "t-qindu": Token("dispatcher", "D101", org="SC610402"),
+              "t-city": Token("dispatcher", "D100", org="XY12345")}
+    return dataclasses.replace(settings, http=HttpSettings(tokens=tokens))
+
+
+@pytest.fixture
+async def organised(client: Any, services: Any) -> Any:
+    """The app with the districts and the demo organisation loaded."""
+    stats = await load_paths(services, [GIS / "districts.geojson", GIS / "demo_org.geojson"])
+    assert not stats.errors
+    await catch_up_reference(services)
+    return client
+
+
+async def _routed(client: Any, place: dict[str, float], description: str) -> str:
+    """Register a case as an agent and wait until the router gave it to a level."""
+    response = await client.post("/api/v1/cases", headers=AGENT, json={
+        "category": "complaint", "channel": "phone", "description": description,
+        "caller": {"name": "王五", "phone": "13800001234"}, "location": place})
+    assert response.status == 201, await response.text()
+    case_id = str((await response.json())["case_id"])
+    async with asyncio.timeout(15):
+        while True:
+            found = await (await client.get(f"/api/v1/cases/{case_id}", headers=DISPATCHER)).json()
+            listed = await (await client.get("/api/v1/cases?limit=1000", headers=DISPATCHER)).json()
+            if found.get("owner") and any(c["case_id"] == case_id and c["owner"] for c in listed["items"]):
+                return case_id
+            await asyncio.sleep(0.1)
+
+
+async def test_a_subcentre_sees_its_cases_and_reports_one_up_to_the_city(
+        browser: Any, organised: Any) -> None:  # noqa: F811
+    mine = await _routed(organised, QINDU, "秦都区小区路灯不亮")
+    theirs = await _routed(organised, WEICHENG, "渭城区道路积水")
+    base = str(organised.make_url("/"))
+    async with _page(browser, f"{base}?token=t-qindu") as page:
+        await page.wait_for_selector(".conn[data-state=live]")
+        row = page.locator(f"tr.case-row[data-case='{mine}']")
+        await row.wait_for()
+        assert await page.locator(f"tr.case-row[data-case='{theirs}']").count() == 0
+        assert await page.locator("tr.case-row").count() == 1
+        assert "秦都区12345分中心" in await row.locator(".owner").inner_text()
+        assert await page.locator(".who .org[data-org=SC610402]").count() == 1
+        await row.click()
+        await page.wait_for_selector(".detail .case-id")
+        assert await page.locator(".detail .owner[data-owner=SC610402]").inner_text() == "秦都区12345分中心"
+        assert await page.locator("button[data-action=dispatch-down]").count() == 1  # its units are below it
+        await page.locator("button[data-action=report-up]").click()
+        form = page.locator(".action-form form[data-action=report-up]")
+        await form.locator("input[name=reason]").fill("涉及两个区，需市中心协调")
+        await form.locator("button[type=submit]").click()
+        await page.wait_for_selector(".message .ok")
+        # the city holds it now: it leaves this sub-centre's board
+        await page.locator(f"tr.case-row[data-case='{mine}']").wait_for(state="detached")
+    async with _page(browser, f"{base}?token=t-city#case/{mine}") as page:
+        await page.wait_for_selector(".conn[data-state=live]")
+        await page.locator(f"tr.case-row[data-case='{theirs}']").wait_for()
+        owner = page.locator(".detail .owner[data-owner=XY12345]")
+        await owner.wait_for()
+        assert await owner.inner_text() == "咸阳市12345市民服务热线中心"
+        assert await page.locator("button[data-action=report-up]").count() == 0  # no level above the city
+        await page.locator("button[data-action=dispatch-down]").click()
+        form = page.locator(".action-form form[data-action=dispatch-down]")
+        await form.locator("select[name=node]").select_option("SC610404")
+        await form.locator("button[type=submit]").click()
+        await page.locator(".detail .owner[data-owner=SC610404]").wait_for()
+    history = await (await organised.get(f"/api/v1/audit/cases/{mine}/history",
+                                         headers={"Authorization": "Bearer t-auditor"})).json()
+    moves = [(e["data"]["move"], e["data"]["owner"], e["who"])
+             for e in history["events"] if e["type"] == "CaseMoved"]
+    assert moves == [("routed", "SC610402", "policy:org"), ("reported_up", "XY12345", "dispatcher:D101"),
+                     ("dispatched_down", "SC610404", "dispatcher:D100")]
