@@ -50,6 +50,7 @@ from dispatch.linking import LINKING
 from dispatch.missed_calls import MISSED_CALLS
 from dispatch.notify import NOTIFY
 from dispatch.places import PLACES
+from dispatch.reports import REPORTS
 from dispatch.supervision import SUPERVISION
 from eventstore import tamper
 from eventstore.access import AccessRecorder
@@ -76,6 +77,7 @@ from gateway.views import (
     phone,
     places,
     providers,
+    reports,
     wechat,
 )
 
@@ -83,6 +85,7 @@ log = structlog.get_logger(__name__)
 
 DOMAIN: tuple[Capability[Services], ...] = (
     TIMERS, INTAKE, CASES, MISSED_CALLS, LINKING, GIS, ELDERLY, NOTIFY, SUPERVISION, KNOWLEDGE, PLACES,
+    REPORTS,
 )
 """The capabilities of the domain, one line each."""
 
@@ -119,7 +122,7 @@ class Routes(Protocol):
 
 ROUTES: tuple[Routes, ...] = (
     wechat, providers, places, cases, phone, missed_calls, notifications, presence, open311, alarm,
-    health, console, sse, audit, incidents, knowledge,
+    health, console, sse, audit, incidents, knowledge, reports,
 )
 """The view modules, in the order their routes are added."""
 

@@ -29,6 +29,7 @@ from dispatch.core.texts import DEFAULT_LANGUAGE, LANGUAGES
 from dispatch.gis.config import DEFAULT_SKILLS, AutoDispatchConfig
 from dispatch.gis.nearest import DispatchWeights
 from dispatch.linking.clustering import LinkParams
+from dispatch.reports.monthly import ReportsConfig
 from gateway.notify import SmsConfig
 
 PROCESS_ROLES: frozenset[str] = frozenset({"all", "gateway", "worker"})
@@ -161,6 +162,7 @@ class Settings:
     linking: LinkParams = field(default_factory=LinkParams)
     dispatch: AutoDispatchConfig = field(default_factory=AutoDispatchConfig)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    reports: ReportsConfig = field(default_factory=ReportsConfig)  # INTAKE_REPORTS_DIR
 
 
 T = TypeVar("T")
@@ -449,11 +451,12 @@ _CONSOLE = {
     "map_tiles": Var("INTAKE_MAP_TILES"),
     "presence_ttl": Var("INTAKE_PRESENCE_TTL", _number),
 }
+_REPORTS = {"directory": Var("INTAKE_REPORTS_DIR", Path)}
 AMI = "INTAKE_AMI_URL"
 
 VARIABLES: frozenset[str] = frozenset({AMI} | {
     v.name for table in (_PROCESS, _STORES, _HTTP, _TWILIO, _WECHAT, _SIA, _CONSOLE, _SMS,
-                         _SLA, _LINKING, _WEIGHTS, _DISPATCH) for v in table.values()})
+                         _SLA, _LINKING, _WEIGHTS, _DISPATCH, _REPORTS) for v in table.values()})
 """The name of every variable intake reads."""
 
 
@@ -467,9 +470,11 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
     sms_provider = "twilio" if _raw(env, "INTAKE_TWILIO_ACCOUNT_SID") and twilio.auth_token else "log"
     weights = _section(DispatchWeights, env, _WEIGHTS)
     http = _section(HttpSettings, env, _HTTP)
+    stores = _section(StoreSettings, env, _STORES)
+    reports = _section(ReportsConfig, env, _REPORTS)
     settings = Settings(
         process=process,
-        stores=_section(StoreSettings, env, _STORES),
+        stores=stores,
         http=http,
         twilio=twilio,
         wechat=_section(WechatSettings, env, _WECHAT),
@@ -480,6 +485,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         linking=_section(LinkParams, env, _LINKING),
         dispatch=_section(AutoDispatchConfig, env, _DISPATCH, weights=weights),
         console=_section(ConsoleSettings, env, _CONSOLE),
+        reports=reports,
     )
     if twilio.auth_token and http.public_url is None:
         # Twilio signs the URL it was configured with; behind a proxy or a load balancer the

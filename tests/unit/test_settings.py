@@ -95,6 +95,7 @@ READS: list[tuple[str, str, Get, Any, Any, Mapping[str, str]]] = [
     ("INTAKE_AUTO_DISPATCH", "off", lambda s: s.dispatch.skills, {},
      {"power_fault": "power_repair", "voltage_anomaly": "power_repair"}, {}),
     ("INTAKE_SURGE_THRESHOLD", "3", lambda s: s.dispatch.surge_threshold, 3, 5, {}),
+    ("INTAKE_REPORTS_DIR", "/srv/reports", lambda s: s.reports.directory, Path("/srv/reports"), None, {}),
     ("INTAKE_MAP_TILES", "https://tiles.example/{z}/{x}/{y}.png", lambda s: s.console.map_tiles,
      "https://tiles.example/{z}/{x}/{y}.png", "", {}),
     ("INTAKE_PRESENCE_TTL", "2.5", lambda s: s.console.presence_ttl, 2.5, 30.0, {}),
