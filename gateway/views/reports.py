@@ -27,8 +27,8 @@ READERS = ("dispatcher", "auditor")
 FORMATS = ("json", "csv", "xlsx")
 MAX_DAYS = 366
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-HEAT_CELL = 0.01
-"""Heat map cells are this many degrees on a side (about 1 km)."""
+PER_DEGREE = 100
+"""Heat map cells are 1/100 degree on a side (about 1 km)."""
 
 
 def _day(request: web.Request, name: str, default: date) -> date:
@@ -103,7 +103,7 @@ async def get_report(request: web.Request) -> web.StreamResponse:
 
 async def heatmap(request: web.Request) -> web.Response:
     """`GET /api/v1/heatmap?from=&to=&category=`: cases with a place accepted in the range, counted
-    per cell of `HEAT_CELL` degrees (centre of the cell) and category."""
+    per cell of 1/`PER_DEGREE` degree (its centre) and category."""
     require(request, *READERS)
     services = request.app[SERVICES]
     start, end = date_range(request, services.clock.now().astimezone(LOCAL_TIME).date())
@@ -113,13 +113,13 @@ async def heatmap(request: web.Request) -> web.Response:
     since = datetime.combine(start, time(), LOCAL_TIME)
     until = datetime.combine(end + timedelta(days=1), time(), LOCAL_TIME)
     rows = await services.pool.fetch(
-        """SELECT category, floor(lat / $4) AS y, floor(lon / $4) AS x, count(*) AS n
+        """SELECT category, floor(lat * $4) AS y, floor(lon * $4) AS x, count(*) AS n
            FROM cases WHERE accepted_at >= $1 AND accepted_at < $2 AND lat IS NOT NULL
              AND ($3::text IS NULL OR category = $3)
-           GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1, 2, 3""", since, until, category, HEAT_CELL)
-    cells = [{"category": r["category"], "lat": round((r["y"] + 0.5) * HEAT_CELL, 5),
-              "lon": round((r["x"] + 0.5) * HEAT_CELL, 5), "count": r["n"]} for r in rows]
-    return json_response({"from": start, "to": end, "category": category, "cell_degrees": HEAT_CELL,
+           GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1, 2, 3""", since, until, category, PER_DEGREE)
+    cells = [{"category": r["category"], "lat": round((r["y"] + 0.5) / PER_DEGREE, 5),
+              "lon": round((r["x"] + 0.5) / PER_DEGREE, 5), "count": r["n"]} for r in rows]
+    return json_response({"from": start, "to": end, "category": category, "cell_degrees": 1 / PER_DEGREE,
                           "items": cells})
 
 
