@@ -10,6 +10,7 @@ Simplified Chinese, or `INTAKE_LANGUAGE`, or `lang`).
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
 
 from aiohttp import web
 
@@ -123,8 +124,17 @@ async def heatmap(request: web.Request) -> web.Response:
                           "items": cells})
 
 
+PAGE = Path(__file__).parent.parent / "static" / "console" / "reports.html"
+
+
+async def reports_page(request: web.Request) -> web.FileResponse:
+    """`GET /reports`: the console's reports page (signs in like `GET /`)."""
+    return web.FileResponse(PAGE, headers={"Cache-Control": "no-store"})
+
+
 def setup(app: web.Application) -> None:
     """Add the routes of this module."""
+    app.router.add_get("/reports", reports_page)
     app.router.add_get("/api/v1/reports/{name}", get_report)
     app.router.add_get("/api/v1/heatmap", heatmap)
 
@@ -136,7 +146,10 @@ def _param(name: str, values: tuple[str, ...] | None = None) -> Json:
     return {"name": name, "in": "query", "schema": schema}
 
 
+_NO_AUTH: list[dict[str, list[str]]] = []
 OPENAPI_PATHS: Json = {
+    "/reports": {"get": {"summary": "The console's reports page (HTML)", "security": _NO_AUTH,
+                         "responses": {"200": {"description": "text/html"}}}},
     "/api/v1/reports/{name}": {"get": {
         "summary": "A report (" + ", ".join(REPORTS) + ") by day, week or month in Beijing time; "
                    "JSON, CSV or XLSX (dispatcher, admin, auditor)",

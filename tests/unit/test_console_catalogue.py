@@ -21,6 +21,7 @@ from dispatch.cases.status import CaseStatus
 from dispatch.intake.contact import CHANNELS
 from dispatch.knowledge.articles import KINDS as ARTICLE_KINDS
 from dispatch.knowledge.articles import STATUSES as ARTICLE_STATUSES
+from dispatch.reports.definitions import PERIODS, REPORTS
 from gateway.settings import ROLES
 from gateway.views.cases import ACTIONS
 
@@ -101,6 +102,9 @@ GROUPS: dict[str, set[str]] = {
     "citizen.value": set(),  # filled from the Open311 channel below
     "article_kind": set(ARTICLE_KINDS),
     "article_status": set(ARTICLE_STATUSES),
+    "report.name": set(REPORTS),
+    "report.by": set(PERIODS),
+    "report.group": {group for report in REPORTS.values() for group in report.groups},
 }
 
 

@@ -10,6 +10,7 @@ import { h, fill, debounce } from './util.js';
 import { t, tn, loadCatalogue, language, switchLanguage, LANGUAGES, timeOfDay, errorText } from './i18n.js';
 
 const HISTORY_ROLES = ['auditor', 'dispatcher', 'agent', 'admin'];
+const REPORT_ROLES = ['auditor', 'dispatcher', 'admin'];
 const KPI_ROLES = ['agent', 'dispatcher', 'auditor', 'admin'];
 const $ = (sel) => document.querySelector(sel);
 
@@ -70,6 +71,7 @@ class Console {
           h('span.muted', {}, '95598 · 12345')),
         h('div.top-right', {}, this.status, h('span.clock'),
           h('span.who', {}, h('b', { 'data-role': role }, tn('role', role)), ' ', h('span.mono', {}, subject)),
+          REPORT_ROLES.includes(role) ? h('a.reports-link', { href: '/reports' }, t('report.link')) : null,
           languageSwitch(),
           h('button.secondary', { onclick: () => { dropToken(); window.location.href = '/'; } }, t('signin.out')))),
       KPI_ROLES.includes(role) ? this.kpiRow : null,
@@ -83,7 +85,8 @@ class Console {
     this.board = new Board(this.boardRoot, {
       onSelect: (id) => this.select(id), onFilter: (f) => { this.filters = f; this.loadCases(); },
     });
-    this.map = new MapView(this.mapRoot, { tiles: $('meta[name=intake-tiles]')?.content, onSelect: (id) => this.select(id) });
+    this.map = new MapView(this.mapRoot, { tiles: $('meta[name=intake-tiles]')?.content, onSelect: (id) => this.select(id),
+      heat: REPORT_ROLES.includes(role) ? (query) => api(`/api/v1/heatmap?${query}`) : null });
     this.timeline = new Timeline(this.drawer);
     this.detail = new Detail(this.detailRoot, {
       role, subject, canReadHistory: HISTORY_ROLES.includes(role),
