@@ -1,8 +1,9 @@
 """The reports' read model: the `reports` projection and the one query on it.
 
 `report_facts` keeps one fact per call and per case (dispatch/reports/facts.py) as JSON;
-`report_callers` each caller's latest case (repeat contacts); `report_buckets` the sum of
-every fact's contributions per (report, grouping, key, local day, measure). A report over
+`report_callers` each caller's latest case (repeat contacts); `report_buckets` the sums of
+every fact's contributions per (report, grouping, key, local day), as a vector in the order of
+the report's `measures`. A report over
 any range and period sums day buckets, so a query reads a few thousand rows whatever the
 number of contacts. All three tables are rebuilt from the `call-` and `case-` streams
 (`intake rebuild reports`).
@@ -150,17 +151,26 @@ async def _save_callers(conn: asyncpg.Connection, callers: dict[str, tuple[str, 
         keys, [callers[k][0] for k in keys], [callers[k][1] for k in keys])
 
 
+_INDEX = {name: {m: i for i, m in enumerate(r.measures)} for name, r in REPORTS.items()}
+
+
 async def _add(conn: asyncpg.Connection, change: Contributions) -> None:
-    if not change:
+    """Add the changes to the buckets: one vector of sums per (report, grouping, key, day)."""
+    vectors: dict[tuple[str, str, str, date], list[int]] = {}
+    for (report, dim, key, day, measure), value in change.items():
+        vector = vectors.setdefault((report, dim, key, day), [0] * len(_INDEX[report]))
+        vector[_INDEX[report][measure]] += value
+    rows = sorted((k, v) for k, v in vectors.items() if any(v))
+    if not rows:
         return
-    rows = sorted(change.items())
     await conn.execute(
-        """INSERT INTO report_buckets (report, dim, key, day, measure, value)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::text[], $6::bigint[])
-           ON CONFLICT (report, dim, day, key, measure)
-           DO UPDATE SET value = report_buckets.value + excluded.value""",
-        [b[0] for b, _ in rows], [b[1] for b, _ in rows], [b[2] for b, _ in rows],
-        [b[3] for b, _ in rows], [b[4] for b, _ in rows], [v for _, v in rows])
+        """INSERT INTO report_buckets AS b (report, dim, key, day, sums)
+           SELECT r, d, k, day, v::bigint[]
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::date[], $5::text[]) AS t(r, d, k, day, v)
+           ON CONFLICT (report, dim, day, key) DO UPDATE SET sums = ARRAY(
+               SELECT coalesce(x, 0) + coalesce(y, 0) FROM unnest(b.sums, excluded.sums) AS u(x, y))""",
+        [k[0] for k, _ in rows], [k[1] for k, _ in rows], [k[2] for k, _ in rows], [k[3] for k, _ in rows],
+        ["{" + ",".join(map(str, v)) + "}" for _, v in rows])
 
 
 def projections(deps: Deps) -> list[ReportsProjection]:
@@ -182,17 +192,20 @@ _TRUNC = {"day": "day", "week": "week", "month": "month"}
 
 async def report_sums(db: Db, name: str, group: str, start: date, end: date, by: str) -> list[Row]:
     """The sums of report `name` grouped by `group` per period `by` over the days [start, end]."""
+    measures = REPORTS[name].measures
+    sums = ", ".join(f"coalesce(sum(sums[{i}]), 0)::bigint AS m{i}" for i in range(1, len(measures) + 1))
     rows = await db.fetch(
-        f"""SELECT date_trunc('{_TRUNC[by]}', day)::date AS period, key, measure, sum(value)::bigint AS value
+        f"""SELECT date_trunc('{_TRUNC[by]}', day)::date AS period, key, {sums}
             FROM report_buckets
             WHERE report = $1 AND dim = $2 AND day >= $3 AND day <= $4
-            GROUP BY 1, 2, 3""",
+            GROUP BY 1, 2 ORDER BY 1, 2""",
         name, group, start, end)
-    table: dict[tuple[date, str], dict[str, int]] = {}
+    found = []
     for r in rows:
-        table.setdefault((r["period"], r["key"]), {})[r["measure"]] = int(r["value"])
-    return [Row(period, key, sums) for (period, key), sums in sorted(table.items())
-            if any(sums.values())]
+        values = {m: int(r[f"m{i}"]) for i, m in enumerate(measures, 1)}
+        if any(values.values()):
+            found.append(Row(r["period"], r["key"], values))
+    return found
 
 
 def known(name: str) -> bool:
