@@ -37,11 +37,14 @@ def _day(request: web.Request, name: str, default: date) -> date:
     if raw is None or raw == "":
         return default
     try:
-        if len(raw) != 10:
+        if len(raw) != 10 or not raw.isascii():
             raise ValueError(raw)
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError as exc:
         raise BadRequest(f"bad_{name}", f"{name} must be a date YYYY-MM-DD (Beijing time)") from exc
+    if not 2000 <= day.year <= 2099:
+        raise BadRequest(f"bad_{name}", f"{name} must lie in the years 2000-2099")
+    return day
 
 
 def date_range(request: web.Request, today: date) -> tuple[date, date]:

@@ -52,6 +52,7 @@ async def test_who_may_read_reports(api: Any, token: str, status: int) -> None:
 
 @pytest.mark.parametrize(("query", "code"), [
     ("from=2026-13-01", "bad_from"), ("from=20261101", "bad_from"), ("to=yesterday", "bad_to"),
+    ("from=9999-12-31&to=9999-12-31", "bad_from"), ("to=1999-12-31", "bad_to"),
     ("from=2026-11-30&to=2026-11-01", "bad_range"), ("from=2025-01-01&to=2026-11-30", "bad_range"),
     ("by=year", "bad_by"), ("group=colour", "bad_group"), ("format=pdf", "bad_format"),
     ("lang=fr", "bad_parameter"),
