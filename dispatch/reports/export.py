@@ -9,8 +9,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from openpyxl import Workbook
-
 from dispatch.core.texts import Texts
 from dispatch.reports.definitions import REPORTS
 from dispatch.reports.read_model import Db, report_sums
@@ -70,6 +68,8 @@ def to_csv(table: ReportTable, texts: Texts) -> bytes:
 
 def to_xlsx(tables: Sequence[ReportTable], texts: Texts) -> bytes:
     """The tables as one workbook, a sheet per table named after its report."""
+    from openpyxl import Workbook  # imported when first asked for: it takes a second to import
+
     book = Workbook()
     book.remove(book.active)  # type: ignore[arg-type]
     for table in tables:

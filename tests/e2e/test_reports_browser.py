@@ -104,7 +104,7 @@ async def test_the_map_shades_cases_by_category_over_a_period(browser: Any, cons
         assert await cell.count() == 1 and await cell.get_attribute("data-count") == "2"
         assert "2 件工单" in await page.locator(".heat-note").inner_text()
         await page.locator("select[name=heat_category]").select_option("praise")
-        await page.wait_for_function("document.querySelectorAll('rect.heat-cell').length === 0")
+        await cell.first.wait_for(state="detached")  # no complaint is praise
         await page.locator("select[name=heat_category]").select_option("complaint")
         await cell.wait_for()
         await _shot(page, "heatmap")
