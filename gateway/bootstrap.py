@@ -52,6 +52,7 @@ from dispatch.missed_calls import MISSED_CALLS
 from dispatch.notify import NOTIFY
 from dispatch.org import ORG
 from dispatch.places import PLACES
+from dispatch.reports import REPORTS
 from dispatch.supervision import SUPERVISION
 from eventstore import tamper
 from eventstore.access import AccessRecorder
@@ -81,6 +82,7 @@ from gateway.views import (
     places,
     providers,
     registration,
+    reports,
     wechat,
 )
 
@@ -88,7 +90,7 @@ log = structlog.get_logger(__name__)
 
 DOMAIN: tuple[Capability[Services], ...] = (
     TIMERS, INTAKE, CASES, MISSED_CALLS, LINKING, GIS, ELDERLY, NOTIFY, SUPERVISION, KNOWLEDGE, PLACES,
-    CUSTOMERS, ORG,
+    CUSTOMERS, ORG, REPORTS,
 )
 """The capabilities of the domain, one line each."""
 
@@ -125,7 +127,7 @@ class Routes(Protocol):
 
 ROUTES: tuple[Routes, ...] = (
     wechat, providers, places, registration, cases, phone, missed_calls, notifications, presence, open311,
-    alarm, health, console, sse, audit, incidents, knowledge, callers, org,
+    alarm, health, console, sse, audit, incidents, knowledge, callers, org, reports,
 )
 """The view modules, in the order their routes are added."""
 

@@ -32,6 +32,7 @@ from dispatch.gis.nearest import DispatchWeights
 from dispatch.gis.skills import CATEGORY_SKILLS
 from dispatch.intake.calls import check_recording_template
 from dispatch.linking.clustering import LinkParams
+from dispatch.reports.monthly import ReportsConfig
 from gateway.notify import SmsConfig
 
 PROCESS_ROLES: frozenset[str] = frozenset({"all", "gateway", "worker"})
@@ -188,6 +189,7 @@ class Settings:
     dispatch: AutoDispatchConfig = field(default_factory=AutoDispatchConfig)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
     org: OrgSettings = field(default_factory=OrgSettings)
+    reports: ReportsConfig = field(default_factory=ReportsConfig)  # INTAKE_REPORTS_DIR
 
 
 T = TypeVar("T")
@@ -518,11 +520,12 @@ _CONSOLE = {
     "recording_url": Var("INTAKE_RECORDING_URL", _recording_url),
 }
 _ORG = {"routes": Var("INTAKE_ORG_ROUTES", _org_routes)}
+_REPORTS = {"directory": Var("INTAKE_REPORTS_DIR", Path)}
 AMI = "INTAKE_AMI_URL"
 
 VARIABLES: frozenset[str] = frozenset({AMI} | {
     v.name for table in (_PROCESS, _STORES, _HTTP, _TWILIO, _WECHAT, _SIA, _CONSOLE, _SMS,
-                         _SLA, _LINKING, _WEIGHTS, _DISPATCH, _ORG) for v in table.values()})
+                         _SLA, _LINKING, _WEIGHTS, _DISPATCH, _ORG, _REPORTS) for v in table.values()})
 """The name of every variable intake reads."""
 
 
@@ -536,9 +539,11 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
     sms_provider = "twilio" if _raw(env, "INTAKE_TWILIO_ACCOUNT_SID") and twilio.auth_token else "log"
     weights = _section(DispatchWeights, env, _WEIGHTS)
     http = _section(HttpSettings, env, _HTTP)
+    stores = _section(StoreSettings, env, _STORES)
+    reports = _section(ReportsConfig, env, _REPORTS)
     settings = Settings(
         process=process,
-        stores=_section(StoreSettings, env, _STORES),
+        stores=stores,
         http=http,
         twilio=twilio,
         wechat=_section(WechatSettings, env, _WECHAT),
@@ -550,6 +555,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         dispatch=_section(AutoDispatchConfig, env, _DISPATCH, weights=weights),
         console=_section(ConsoleSettings, env, _CONSOLE),
         org=_section(OrgSettings, env, _ORG),
+        reports=reports,
     )
     if twilio.auth_token and http.public_url is None:
         # Twilio signs the URL it was configured with; behind a proxy or a load balancer the

@@ -23,6 +23,7 @@ from dispatch.gis.skills import CATEGORY_SKILLS
 from dispatch.intake.contact import CHANNELS
 from dispatch.knowledge.articles import KINDS as ARTICLE_KINDS
 from dispatch.knowledge.articles import STATUSES as ARTICLE_STATUSES
+from dispatch.reports.definitions import PERIODS, REPORTS
 from gateway.settings import ROLES
 from gateway.views.cases import ACTIONS
 
@@ -114,6 +115,9 @@ GROUPS: dict[str, set[str]] = {
     "article_kind": set(ARTICLE_KINDS),
     "article_status": set(ARTICLE_STATUSES),
     "location_source": set(LOCATION_SOURCES),
+    "report.name": set(REPORTS),
+    "report.by": set(PERIODS),
+    "report.group": {group for report in REPORTS.values() for group in report.groups},
 }
 
 

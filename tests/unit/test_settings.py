@@ -104,6 +104,7 @@ READS: list[tuple[str, str, Get, Any, Any, Mapping[str, str]]] = [
      {"power_fault": "GRID", "voltage_anomaly": "GRID"}, {}),
     ("INTAKE_ORG_ROUTES", "off", lambda s: s.org.routes, {},
      {"power_fault": "GRID", "voltage_anomaly": "GRID"}, {}),
+    ("INTAKE_REPORTS_DIR", "/srv/reports", lambda s: s.reports.directory, Path("/srv/reports"), None, {}),
     ("INTAKE_MAP_TILES", "https://tiles.example/{z}/{x}/{y}.png", lambda s: s.console.map_tiles,
      "https://tiles.example/{z}/{x}/{y}.png", "", {}),
     ("INTAKE_PRESENCE_TTL", "2.5", lambda s: s.console.presence_ttl, 2.5, 30.0, {}),

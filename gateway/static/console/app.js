@@ -14,6 +14,7 @@ import { h, fill, debounce } from './util.js';
 import { t, tn, loadCatalogue, language, switchLanguage, LANGUAGES, timeOfDay, errorText } from './i18n.js';
 
 const HISTORY_ROLES = ['auditor', 'dispatcher', 'agent', 'admin'];
+const REPORT_ROLES = ['auditor', 'dispatcher', 'admin'];
 const KPI_ROLES = ['agent', 'dispatcher', 'auditor', 'admin'];
 const $ = (sel) => document.querySelector(sel);
 
@@ -86,6 +87,7 @@ class Console {
         h('div.top-right', {}, this.register.button, searchBox((q) => this.search(q)), this.callerCard.supervisorButton(), this.status, h('span.clock'),
           h('span.who', {}, h('b', { 'data-role': role }, tn('role', role)), ' ', h('span.mono', {}, subject),
             this.me.org ? h('span.org', { 'data-org': this.me.org, title: t('fact.owner') }, ` · ${ownerName(this.me.org)}`) : null),
+          REPORT_ROLES.includes(role) ? h('a.reports-link', { href: '/reports' }, t('report.link')) : null,
           languageSwitch(),
           h('button.secondary', { onclick: () => { dropToken(); window.location.href = '/'; } }, t('signin.out')))),
       KPI_ROLES.includes(role) ? this.kpiRow : null,
@@ -100,7 +102,8 @@ class Console {
       me: this.me, onSelect: (id) => this.select(id),
       onFilter: (f) => { this.filters = this.filters.q ? { ...f, q: this.filters.q } : f; this.loadCases(); },
     });
-    this.map = new MapView(this.mapRoot, { tiles: $('meta[name=intake-tiles]')?.content, onSelect: (id) => this.select(id) });
+    this.map = new MapView(this.mapRoot, { tiles: $('meta[name=intake-tiles]')?.content, onSelect: (id) => this.select(id),
+      heat: REPORT_ROLES.includes(role) ? (query) => api(`/api/v1/heatmap?${query}`) : null });
     this.timeline = new Timeline(this.drawer);
     this.detail = new Detail(this.detailRoot, {
       role, subject, canReadHistory: HISTORY_ROLES.includes(role),

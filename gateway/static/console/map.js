@@ -1,7 +1,7 @@
 // The map: district polygons drawn as SVG in web-mercator world units, cases coloured
 // by light, providers near the selected case; optional raster tiles by configuration.
 import { h, s, fill, callerOf, placeOf } from './util.js';
-import { t, tn } from './i18n.js';
+import { t, tn, names, errorText } from './i18n.js';
 
 const WORLD = 256 * 1024; // world size in map units (zoom-10 pixels)
 const LIGHTS = { green: '#22c55e', yellow: '#eab308', red: '#ef4444' };
@@ -50,8 +50,9 @@ function pathOf(geometry, bounds) {
 
 /** The map panel. */
 export class MapView {
-  constructor(root, { tiles, onSelect, onArea, onPick }) {
+  constructor(root, { tiles, onSelect, onArea, onPick, heat }) {
     this.root = root;
+    this.heat = heat; // (query string) => cells of GET /api/v1/heatmap, for the roles that may read it
     this.tiles = tiles || '';
     this.onSelect = onSelect;
     this.onArea = onArea;
@@ -64,7 +65,8 @@ export class MapView {
     this.labelLayer = s('g', { class: 'labels' });
     this.providerLayer = s('g', { class: 'providers' });
     this.caseLayer = s('g', { class: 'cases' });
-    this.svg.append(this.tileLayer, this.districtLayer, this.labelLayer, this.providerLayer, this.caseLayer);
+    this.heatLayer = s('g', { class: 'heat' });
+    this.svg.append(this.tileLayer, this.districtLayer, this.heatLayer, this.labelLayer, this.providerLayer, this.caseLayer);
     this.areaSelect = h('select.area', { 'aria-label': t('map.area'), onchange: () => { this.picked = true; this.showArea(this.areaSelect.value); } });
     this.legend = h('div.legend', {},
       ...Object.entries(LIGHTS).map(([name, color]) => h('span', {}, h('i', { style: `background:${color}` }), tn('light', name))),
@@ -75,7 +77,9 @@ export class MapView {
         this.areaSelect,
         h('button.icon', { title: t('map.zoom_in'), onclick: () => this.zoom(0.6) }, '+'),
         h('button.icon', { title: t('map.zoom_out'), onclick: () => this.zoom(1 / 0.6) }, '−'),
-        h('button.icon', { title: t('map.fit'), onclick: () => this.showArea(this.areaSelect.value) }, '⤢')),
+        h('button.icon', { title: t('map.fit'), onclick: () => this.showArea(this.areaSelect.value) }, '⤢'),
+        this.heat ? h('button.icon.heat-toggle', { title: t('report.heat'), 'aria-label': t('report.heat'), onclick: () => this.toggleHeat() }, '▦') : null),
+      this.heatForm = h('form.heat-form', { hidden: true, onsubmit: (e) => { e.preventDefault(); this.loadHeat(); } }),
       this.svg, this.legend, this.tooltip);
     this.bindPanZoom();
     new ResizeObserver(() => this.apply()).observe(root);
@@ -279,6 +283,57 @@ export class MapView {
     const offsetX = (box.width * u - w) / 2;
     const offsetY = (box.height * u - hgt) / 2;
     return [x - offsetX + (event.clientX - box.left) * u, y - offsetY + (event.clientY - box.top) * u];
+  }
+
+  /** Show or hide the heat map of cases by category and its period and category pickers. */
+  toggleHeat() {
+    if (!this.heatForm.hidden) {
+      this.heatForm.hidden = true;
+      fill(this.heatLayer);
+      return;
+    }
+    const day = new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Shanghai' }).format(new Date());
+    const change = () => this.loadHeat();
+    this.heatFrom = h('input', { type: 'date', name: 'heat_from', value: `${day.slice(0, 8)}01`, 'aria-label': t('report.from'), onchange: change });
+    this.heatTo = h('input', { type: 'date', name: 'heat_to', value: day, 'aria-label': t('report.to'), onchange: change });
+    this.heatCategory = h('select', { name: 'heat_category', 'aria-label': t('report.heat_category'), onchange: change },
+      h('option', { value: '' }, t('report.heat_all')), names('category').map((c) => h('option', { value: c }, tn('category', c))));
+    this.heatNote = h('span.muted.heat-note', { role: 'status' });
+    fill(this.heatForm, this.heatCategory, this.heatFrom, this.heatTo, this.heatNote);
+    this.heatForm.hidden = false;
+    this.loadHeat();
+  }
+
+  async loadHeat() {
+    const q = new URLSearchParams({ from: this.heatFrom.value, to: this.heatTo.value });
+    if (this.heatCategory.value) q.set('category', this.heatCategory.value);
+    try {
+      this.setHeat((await this.heat(q.toString())).items || []);
+    } catch (err) {
+      fill(this.heatLayer);
+      fill(this.heatNote, errorText(err));
+    }
+  }
+
+  /** Cells of about 1 km shaded by how many cases were accepted there (all categories summed). */
+  setHeat(items) {
+    const cells = new Map();
+    for (const c of items) {
+      const key = `${c.lat},${c.lon}`;
+      const cell = cells.get(key) || { lat: c.lat, lon: c.lon, count: 0, categories: [] };
+      cell.count += c.count;
+      cell.categories.push(`${tn('category', c.category)} ${c.count}`);
+      cells.set(key, cell);
+    }
+    const top = Math.max(1, ...[...cells.values()].map((c) => c.count));
+    const rects = [...cells.values()].map((c) => {
+      const [x0, y0] = project(c.lon - 0.005, c.lat + 0.005);
+      const [x1, y1] = project(c.lon + 0.005, c.lat - 0.005);
+      return s('rect', { x: x0, y: y0, width: x1 - x0, height: y1 - y0, class: 'heat-cell', 'data-count': c.count,
+        'fill-opacity': (0.2 + 0.7 * (c.count / top)).toFixed(2) }, s('title', {}, `${t('report.heat_cases', { n: c.count })} · ${c.categories.join('、')}`));
+    });
+    fill(this.heatLayer, rects);
+    fill(this.heatNote, t('report.heat_cases', { n: items.reduce((sum, c) => sum + c.count, 0) }));
   }
 
   /** Raster tiles under the polygons, only when INTAKE_MAP_TILES names a URL template. */

@@ -1,0 +1,82 @@
+"""A report as a table (JSON rows), and that table as CSV or XLSX with headers from the texts
+catalogue (Simplified Chinese by default, English with `INTAKE_LANGUAGE=en`)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from dispatch.core.texts import Texts
+from dispatch.reports.definitions import REPORTS
+from dispatch.reports.read_model import Db, report_sums
+
+Cell = str | int | float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportTable:
+    """One report over a range: its columns (`period`, `group`, then the report's) and rows."""
+
+    name: str
+    group: str
+    by: str
+    start: date
+    end: date
+    columns: tuple[str, ...]
+    items: list[dict[str, Cell]]
+
+
+def period_label(period: date, by: str) -> str:
+    """How a period is named: its day (a week by its Monday), or `YYYY-MM` for a month."""
+    return period.strftime("%Y-%m") if by == "month" else period.isoformat()
+
+
+async def build(db: Db, name: str, group: str, start: date, end: date, by: str) -> ReportTable:
+    """Report `name` grouped by `group` per `by` over the local days [start, end]."""
+    report = REPORTS[name]
+    items: list[dict[str, Cell]] = []
+    for row in await report_sums(db, name, group, start, end, by):
+        item: dict[str, Cell] = {"period": period_label(row.period, by), "group": row.key}
+        item |= {c: row.sums.get(c, 0) for c in report.counts}
+        item |= {d.name: d.value(row.sums) for d in report.derived}
+        items.append(item)
+    return ReportTable(name, group, by, start, end, ("period", "group", *report.columns), items)
+
+
+def headers(table: ReportTable, texts: Texts) -> list[str]:
+    """The column headers in the catalogue's language."""
+    names = {"period": texts.say(f"report.period.{table.by}"),
+             "group": texts.say(f"report.group.{table.group}")}
+    return [names.get(c) or texts.say(f"report.column.{c}") for c in table.columns]
+
+
+def _rows(table: ReportTable) -> list[list[Cell]]:
+    return [[item[c] for c in table.columns] for item in table.items]
+
+
+def to_csv(table: ReportTable, texts: Texts) -> bytes:
+    """The table as CSV (UTF-8 with a byte-order mark, so spreadsheet programs read the Chinese)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(headers(table, texts))
+    writer.writerows(["" if v is None else v for v in row] for row in _rows(table))
+    return ("\ufeff" + out.getvalue()).encode("utf-8")
+
+
+def to_xlsx(tables: Sequence[ReportTable], texts: Texts) -> bytes:
+    """The tables as one workbook, a sheet per table named after its report."""
+    from openpyxl import Workbook  # imported when first asked for: it takes a second to import
+
+    book = Workbook()
+    book.remove(book.active)  # type: ignore[arg-type]
+    for table in tables:
+        sheet = book.create_sheet(texts.say(f"report.name.{table.name}")[:31])
+        sheet.append(headers(table, texts))
+        for row in _rows(table):
+            sheet.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()

@@ -1,0 +1,92 @@
+"""The reports' names agree everywhere: the console's pickers and the server's groupings, the
+texts catalogues' headers, and every sum a fact contributes has its place in its report's vector."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from dispatch.cases.events import (
+    CallbackRecorded,
+    CallerInfo,
+    CaseCompleted,
+    CaseConfirmed,
+    CaseDispatched,
+    CaseRegistered,
+    CaseRejected,
+)
+from dispatch.core.texts import LANGUAGES, texts_for
+from dispatch.reports.definitions import PERIODS, REPORTS
+from dispatch.reports.facts import CallFact, CaseFact, delta
+
+ROOT = Path(__file__).resolve().parents[2]
+T0 = datetime(2026, 11, 30, 16, 30, tzinfo=UTC)  # 00:30 on 1 December in Beijing, still 30 November in UTC
+
+
+def test_the_console_offers_the_servers_reports_and_groupings() -> None:
+    code = (ROOT / "gateway" / "static" / "console" / "reports.js").read_text("utf-8")
+    block = re.search(r"const REPORTS = \{(.*?)\};", code, re.S).group(1)  # type: ignore[union-attr]
+    pairs = re.findall(r"(\w+): \[([^\]]*)\]", block)
+    found = {name: re.findall(r"'(\w+)'", groups) for name, groups in pairs}
+    assert found == {name: list(r.groups) for name, r in REPORTS.items()}
+    assert re.search(r"const PERIODS = \[(.*?)\]", code).group(1) == ", ".join(f"'{p}'" for p in PERIODS)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_every_header_is_in_the_texts_catalogue(lang: str) -> None:
+    texts = texts_for(lang)
+    for name, report in REPORTS.items():
+        assert texts.say(f"report.name.{name}")
+        for column in report.columns:
+            assert texts.say(f"report.column.{column}")
+        for group in report.groups:
+            assert texts.say(f"report.group.{group}")
+    assert {texts.say(f"report.period.{p}") for p in PERIODS}
+    assert json.loads((ROOT / "dispatch" / "core" / "texts" / f"{lang}.json").read_text("utf-8"))
+
+
+def _case() -> CaseFact:
+    fact = CaseFact("C1")
+    fact.apply(CaseRegistered("C1", "complaint", 3, "phone", "x", CallerInfo(phone="13900000000"), T0, T0),
+               "agent:A1")
+    fact.apply(CaseDispatched("C1", "U1", "unit", T0, T0 + timedelta(minutes=30)))
+    fact.apply(CaseRejected("C1", "U1", "not ours", T0 + timedelta(minutes=5)))
+    fact.apply(CaseDispatched("C1", "U1", "unit", T0 + timedelta(minutes=10), T0 + timedelta(minutes=40),
+                              wrong_rejection_of="U1"))
+    fact.apply(CaseConfirmed("C1", "U1", T0 + timedelta(minutes=40), T0 + timedelta(days=3)))
+    fact.apply(CaseCompleted("C1", T0 + timedelta(days=3, seconds=1), T0 + timedelta(days=4), T0,
+                             handler="U1"))
+    fact.apply(CallbackRecorded("C1", "unsatisfied", T0 + timedelta(days=4), "U1", case_score=2,
+                                unit_score=1))
+    return fact
+
+
+def test_every_contribution_has_a_place_in_its_reports_vector() -> None:
+    call = CallFact("K1")
+    for kind, at, data in [("offered", T0, {"queue": "q"}), ("answered", T0, {"agent": "A1"}),
+                           ("answered", T0, {"agent": "A2"}), ("abandoned", T0, {}),
+                           ("ended", T0 + timedelta(seconds=90), {"answered": True})]:
+        call.apply(kind, at, data)
+    for bucket in [*call.contributions(), *_case().contributions()]:
+        report, _, _, _, measure = bucket
+        assert measure in REPORTS[report].measures, bucket
+
+
+def test_a_case_counts_on_the_days_of_what_happened_in_beijing_time() -> None:
+    out = _case().contributions()
+    day = date(2026, 12, 1)  # the Beijing date, not the UTC one
+    assert out["cases", "unit", "U1", day, "cases"] == 1
+    assert out["units", "unit", "U1", day, "dispatched"] == 2
+    assert out["units", "unit", "U1", day, "wrong_rejections"] == 1
+    assert out["units", "unit", "U1", day, "confirmed_on_time"] == 1  # at its deadline exactly
+    assert out["units", "unit", "U1", day, "completed_on_time"] == 0  # a second late
+    assert out["units", "unit", "U1", day, "complaints_responded_7d"] == 1
+    later = day + timedelta(days=4)  # the call-back, 4 days later
+    assert out["satisfaction", "agent", "A1", later, "case_score"] == 2
+    assert out["units", "unit", "U1", later, "unit_score"] == 1
+    assert {b[3] for b in out} == {day, later}
+    assert delta(out, out) == {}
