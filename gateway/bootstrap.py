@@ -150,7 +150,8 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
     bus = MessageBus(collect_handlers(CAPABILITIES), {"store": store, "clock": clock, "texts": texts})
     services = Services(
         settings=settings, pool=pool, store=store, clock=clock, bus=bus,
-        redis=redis_client, metrics=Metrics(), leadership=Leadership(pool),
+        redis=redis_client, metrics=Metrics(),
+        leadership=Leadership(pool, lease=settings.process.lease_seconds),
         notify_providers=providers_from(settings.notifications), texts=texts,
         access=AccessRecorder(pool, key=settings.stores.seal_key),
     )
@@ -177,8 +178,8 @@ async def close_services(services: Services) -> None:
 def background_tasks(services: Services, leadership: Leadership | None = None) -> list[Task]:
     """Every long-running task this process's role runs: listeners, runners, workers.
 
-    With a `leadership`, each reactor runs in one worker process at a time (the
-    others stand by); projections, timers and the outbox coordinate by themselves.
+    With a `leadership`, the worker processes share each runner's partitions
+    (`eventstore/leadership.py`); timers and the outbox coordinate by themselves.
     """
     from eventstore.subscriptions import ProjectionRunner, ReactorRunner
 
@@ -188,7 +189,8 @@ def background_tasks(services: Services, leadership: Leadership | None = None) -
         tasks.extend(build((f for c in CAPABILITIES for f in c.listeners), services))
     if role in ("all", "worker"):
         for projection in projections(services):
-            tasks.append(ProjectionRunner(services.store, projection, publish=services.publish).run)
+            tasks.append(ProjectionRunner(services.store, projection, publish=services.publish,
+                                          leadership=leadership).run)
         for reactor in reactors(services):
             tasks.append(ReactorRunner(services.store, reactor, leadership=leadership).run)
         tasks.extend(build((f for c in CAPABILITIES for f in c.workers), services))

@@ -240,6 +240,9 @@ class MissedCallPolicy:
 
     It reads nothing but the `call` streams, so case traffic never delays a
     call-back task; contacts on other channels are `GotThroughPolicy`'s.
+    Keyed by caller (`eventstore.subscriptions.Keyed`): one caller's calls, on
+    streams of their own, are handled in log order (in one partition), so a
+    miss and the answered call after it are never decided the other way round.
     """
 
     name = "missed-calls"
@@ -247,6 +250,13 @@ class MissedCallPolicy:
 
     def __init__(self, handle: Handle) -> None:
         self._handle = handle
+
+    def key(self, event: RecordedEvent) -> str:
+        """The caller's number as `RecordMissedCall` names their task stream; else the call."""
+        contact = event.data.get("contact")
+        caller = contact.get("caller") if isinstance(contact, dict) else None
+        phone = caller.get("phone") if isinstance(caller, dict) else None
+        return callable_number(phone if isinstance(phone, str) else None) or event.stream
 
     async def react(self, event: RecordedEvent) -> None:
         """Send the command this event calls for (idempotent on the event's position)."""
