@@ -54,11 +54,17 @@ WITH me AS (
 gone AS (DELETE FROM reader_workers WHERE expires_at < clock_timestamp() - interval '10 minutes'),
 renew AS (
     UPDATE reader_leases SET lease_until = clock_timestamp() + $4 * interval '1 second'
-    WHERE owner = $1 RETURNING runner, partition)
+    WHERE (runner, partition) IN (
+        SELECT runner, partition FROM reader_leases WHERE owner = $1 FOR UPDATE SKIP LOCKED))
 SELECT worker AS name, NULL::int AS partition FROM reader_workers
     WHERE expires_at > clock_timestamp() AND worker <> $1
 UNION ALL SELECT NULL, NULL
-UNION ALL SELECT runner, partition FROM renew"""
+UNION ALL SELECT runner, partition FROM reader_leases WHERE owner = $1"""
+"""Stay alive, renew this worker's leases, and read the workers alive and the leases still its own.
+
+The renewal skips rows locked by a projection's step (which renews them as it
+commits): waiting there, with the rows of other runners locked already, could
+deadlock with that step."""
 
 _CLAIM = """
 UPDATE reader_leases l
@@ -168,20 +174,20 @@ class Leadership:
             log.warning("heartbeat_failed", worker=self.worker, error=str(exc))
             return
         members = {self.worker}
-        renewed: set[tuple[str, int]] = set()
+        owned: set[tuple[str, int]] = set()
         for row in rows:
             if row["partition"] is not None:
-                renewed.add((row["name"], int(row["partition"])))
+                owned.add((row["name"], int(row["partition"])))
             elif row["name"] is not None:
                 members.add(row["name"])
         if tuple(sorted(members)) != self._members:
             log.info("workers_changed", workers=sorted(members))
         self._members = tuple(sorted(members))
         for runner, held in self._held.items():
-            # A lease not renewed was taken over (this process was thought dead), unless
-            # it was claimed after this heartbeat's statement began.
+            # A lease no longer its own was taken over (this process was thought dead),
+            # unless it was claimed after this heartbeat's statement began.
             lost = {p for p in held
-                    if (runner, p) not in renewed and self._claimed.get((runner, p), 0.0) < started}
+                    if (runner, p) not in owned and self._claimed.get((runner, p), 0.0) < started}
             if lost:
                 held -= lost
                 log.warning("partitions_lost", runner=runner, partitions=sorted(lost))

@@ -129,23 +129,31 @@ class Held:
         return mine is not None and checkpoint.order > mine.order
 
 
-async def ensure(conn: asyncpg.Connection, runner: str, count: int) -> None:
-    """Create the runner's lease rows once; on first creation split its single checkpoint.
+async def ensure(conn: asyncpg.Connection, runner: str, count: int, kind: str,
+                 categories: frozenset[str] | None) -> None:
+    """Create the runner's row and lease rows once; on first creation split its single checkpoint.
 
     Every partition starts from the checkpoint the runner had before it was
     partitioned (none: from the start), which is then removed, so nothing
     is lost or repeated. Raises `PartitionCountChanged` on another count.
+    The kind and categories are kept up to date (`intake status` reads them).
     """
+    cats = None if categories is None else sorted(categories)
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _ENSURE_LOCK, runner)
-        stored = await conn.fetchval("SELECT max(partitions) FROM reader_leases WHERE runner = $1", runner)
+        stored = await conn.fetchval("SELECT partitions FROM readers WHERE runner = $1", runner)
         if stored is not None:
             if stored != count:
                 raise PartitionCountChanged(runner, stored, count)
+            await conn.execute(
+                "UPDATE readers SET kind = $2, categories = $3 WHERE runner = $1 "
+                "AND (kind, categories) IS DISTINCT FROM ($2, $3::text[])", runner, kind, cats)
             return
+        await conn.execute("INSERT INTO readers (runner, kind, partitions, categories) "
+                           "VALUES ($1, $2, $3, $4)", runner, kind, count, cats)
         await conn.execute(
-            "INSERT INTO reader_leases (runner, partition, partitions) "
-            "SELECT $1, p, $2 FROM generate_series(0, $2 - 1) AS p", runner, count)
+            "INSERT INTO reader_leases (runner, partition) "
+            "SELECT $1, p FROM generate_series(0, $2 - 1) AS p", runner, count)
         if count > 1:
             names = [checkpoint_name(runner, p, count) for p in range(count)]
             await conn.execute(
@@ -192,7 +200,10 @@ async def load_held(
 _SAVE = """
 WITH renew AS (
     UPDATE reader_leases SET lease_until = clock_timestamp() + $6 * interval '1 second'
-    WHERE $5::text IS NOT NULL AND runner = $1 AND partition = ANY($2::int[]) AND owner = $5)
+    WHERE (runner, partition) IN (
+        SELECT runner, partition FROM reader_leases
+        WHERE $5::text IS NOT NULL AND runner = $1 AND partition = ANY($2::int[]) AND owner = $5
+        FOR UPDATE SKIP LOCKED))
 INSERT INTO checkpoints (name, tx_id, position)
 SELECT CASE WHEN $7 = 1 THEN $1 ELSE $1 || '/' || p END, $3::text::xid8, $4 FROM unnest($2::int[]) AS p
 ON CONFLICT (name) DO UPDATE SET tx_id = excluded.tx_id, position = excluded.position, updated_at = now()
@@ -203,6 +214,9 @@ async def save_held(
     conn: asyncpg.Connection, runner: str, count: int, partitions: Sequence[int],
     checkpoint: Checkpoint, *, owner: str | None = None, lease: float = 0.0,
 ) -> None:
-    """Move those partitions' checkpoints forward to `checkpoint` (never back); renew `owner`'s lease."""
+    """Move those partitions' checkpoints forward to `checkpoint` (never back); renew `owner`'s lease.
+
+    The rows are written in partition order, as every writer does (no deadlock between two).
+    """
     tx, position = checkpoint.order
-    await conn.execute(_SAVE, runner, list(partitions), str(tx), position, owner, lease, count)
+    await conn.execute(_SAVE, runner, sorted(partitions), str(tx), position, owner, lease, count)

@@ -287,10 +287,12 @@ class Partitioning:
     created on first use (splitting a single checkpoint from before partitions).
     """
 
-    def __init__(self, pool: asyncpg.Pool, name: str, count: int,
+    def __init__(self, pool: asyncpg.Pool, runner: Projection | Reactor, kind: str,
                  leadership: Leadership | None) -> None:
-        self.name = name
-        self.count = count
+        self.name = runner.name
+        self.count = partitions_of(runner)
+        self._kind = kind
+        self._categories = runner.categories
         self.leadership = leadership
         self._pool = pool
         self._ensured = False
@@ -309,7 +311,7 @@ class Partitioning:
         """Create the partition rows if they are not there yet (once per runner)."""
         if not self._ensured:
             async with self._pool.acquire() as conn:
-                await ensure(conn, self.name, self.count)
+                await ensure(conn, self.name, self.count, self._kind, self._categories)
             self._ensured = True
 
     async def held(self) -> tuple[int, ...]:
@@ -365,7 +367,7 @@ class ProjectionRunner:
         self._store = store
         self._projection = projection
         self._publish = publish
-        self._parts = Partitioning(store.pool, projection.name, partitions_of(projection), leadership)
+        self._parts = Partitioning(store.pool, projection, "projection", leadership)
         self._follower = Follower(
             f"projection:{projection.name}", store.wakeup(projection.categories), batch_size,
             poll_interval
@@ -534,7 +536,7 @@ class ReactorRunner:
         self._concurrency = concurrency
         self._pg = store if isinstance(store, PostgresEventStore) else None
         self._parts = (None if self._pg is None else
-                       Partitioning(self._pg.pool, reactor.name, partitions_of(reactor), leadership))
+                       Partitioning(self._pg.pool, reactor, "reactor", leadership))
         self._held: Held | None = None
         self._follower = Follower(
             f"reactor:{reactor.name}", store.wakeup(reactor.categories), batch_size, poll_interval

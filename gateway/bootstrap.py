@@ -76,6 +76,7 @@ from gateway.views import (
     phone,
     places,
     providers,
+    status,
     wechat,
 )
 
@@ -119,7 +120,7 @@ class Routes(Protocol):
 
 ROUTES: tuple[Routes, ...] = (
     wechat, providers, places, cases, phone, missed_calls, notifications, presence, open311, alarm,
-    health, console, sse, audit, incidents, knowledge,
+    health, console, sse, audit, incidents, knowledge, status,
 )
 """The view modules, in the order their routes are added."""
 

@@ -62,8 +62,9 @@ async def main(dsn: str, lease: float) -> None:
     store = PostgresEventStore(pool)
     await store.listen()
     lead = Leadership(pool, lease=lease)
-    runners = [ProjectionRunner(store, Applied(), poll_interval=0.1, leadership=lead),
-               ReactorRunner(store, Echo(store), poll_interval=0.1, leadership=lead)]
+    runners: list[ProjectionRunner | ReactorRunner] = [
+        ProjectionRunner(store, Applied(), poll_interval=0.1, leadership=lead),
+        ReactorRunner(store, Echo(store), poll_interval=0.1, leadership=lead)]
     await asyncio.gather(*(r.run() for r in runners))
 
 

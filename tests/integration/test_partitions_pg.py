@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,8 +25,9 @@ import pytest
 
 from eventstore import ANY, NewEvent
 from eventstore.leadership import Leadership
-from eventstore.partitions import PARTITIONS, PartitionCountChanged, assign, partition_of
+from eventstore.partitions import PARTITIONS, PartitionCountChanged, assign, ensure, partition_of
 from eventstore.postgres import PostgresEventStore
+from eventstore.status import format_status, status
 from eventstore.subscriptions import ProjectionRunner, ReactorRunner
 from tests.integration.partition_worker import TABLES, Applied, Echo
 
@@ -86,11 +88,11 @@ async def exactly_once(pool: asyncpg.Pool, total: int) -> None:
     positions = [r["position"] for r in await pool.fetch(
         "SELECT position FROM events WHERE category = 'case' ORDER BY position")]
     assert len(positions) == total
-    applied = dict(await pool.fetch("SELECT position, times FROM applied"))  # type: ignore[arg-type]
+    applied = dict(await pool.fetch("SELECT position, times FROM applied"))
     assert applied == dict.fromkeys(positions, 1)
     echoed = await pool.fetch("SELECT (data->>'of')::bigint AS of FROM events WHERE category = 'echo'")
     assert sorted(r["of"] for r in echoed) == positions
-    reacted = dict(await pool.fetch("SELECT position, times FROM reacted"))  # type: ignore[arg-type]
+    reacted = dict(await pool.fetch("SELECT position, times FROM reacted"))
     assert set(reacted) == set(positions)  # at-least-once; the key kept the echo single
 
 
@@ -105,8 +107,9 @@ class Worker:
     def __init__(self, store: PostgresEventStore, name: str) -> None:
         self.lead = Leadership(store.pool, lease=LEASE, heartbeat=LEASE / 5, worker=name)
         self.name = name
-        runners = [ProjectionRunner(store, Applied(), poll_interval=0.1, leadership=self.lead),
-                   ReactorRunner(store, Echo(store), poll_interval=0.1, leadership=self.lead)]
+        runners: list[ProjectionRunner | ReactorRunner] = [
+            ProjectionRunner(store, Applied(), poll_interval=0.1, leadership=self.lead),
+            ReactorRunner(store, Echo(store), poll_interval=0.1, leadership=self.lead)]
         self.tasks = [asyncio.create_task(r.run()) for r in runners]
 
     async def stop(self) -> None:
@@ -222,7 +225,7 @@ async def test_a_projection_writes_nothing_for_a_partition_whose_lease_it_lost(
             "WHERE runner = 'applied' AND partition = $1", lost)
         await runner.run_until_caught_up()
         applied = {r["position"] for r in await pg_pool.fetch("SELECT position FROM applied")}
-        streams = dict(await pg_pool.fetch(  # type: ignore[arg-type]
+        streams = dict(await pg_pool.fetch(
             "SELECT position, stream FROM events WHERE category = 'case'"))
         assert applied == {p for p, s in streams.items() if partition_of(s, PARTITIONS) != lost}
         assert await pg_pool.fetchval(
@@ -257,7 +260,8 @@ async def test_a_global_runner_is_held_by_one_worker_and_handed_over_when_it_sto
     pg_store: PostgresEventStore, pg_pool: asyncpg.Pool,
 ) -> None:
     leads = [Leadership(pg_pool, lease=LEASE, worker=f"w-{n}") for n in (1, 2)]
-    await pg_pool.execute("INSERT INTO reader_leases (runner, partition, partitions) VALUES ('g', 0, 1)")
+    async with pg_pool.acquire() as conn:
+        await ensure(conn, "g", 1, "reactor", None)
 
     async def one_holds() -> bool:
         held = [await lead.partitions("g", 1) for lead in leads]
@@ -277,3 +281,35 @@ async def test_a_global_runner_is_held_by_one_worker_and_handed_over_when_it_sto
         for lead in leads:
             await lead.close()
     assert await live_workers(pg_pool) == []
+
+
+async def test_status_shows_owners_checkpoints_and_lag_per_partition(
+    pg_store: PostgresEventStore, pg_pool: asyncpg.Pool, tables: None,
+) -> None:
+    lead = Leadership(pg_pool, lease=60, heartbeat=60, worker="w-status")
+    runner = ProjectionRunner(pg_store, Applied(), leadership=lead)
+    try:
+        await runner.run_until_caught_up()
+        await append(pg_store, range(5))
+        async with pg_pool.acquire() as conn:
+            found = await status(conn)
+        [worker] = found.workers
+        assert (worker.worker, worker.pid, worker.alive) == ("w-status", os.getpid(), True)
+        [applied] = found.runners
+        assert (applied.name, applied.kind, applied.categories) == ("applied", "projection", ("case",))
+        assert len(applied.partitions) == PARTITIONS
+        assert {(p.owner, p.pid, p.leased) for p in applied.partitions} == {("w-status", os.getpid(), True)}
+        assert {p.lag_events for p in applied.partitions} == {5} and applied.lag_seconds > 0
+
+        await runner.run_until_caught_up()
+        async with pg_pool.acquire() as conn:
+            found = await status(conn)
+        last = await pg_pool.fetchval("SELECT max(position) FROM events")
+        assert {(p.checkpoint, p.lag_events, p.lag_seconds) for p in found.runners[0].partitions} == {
+            (last, 0, 0.0)}
+        text = format_status(found)
+        assert "applied (projection, 16 partitions): lag 0 events, 0.0 s" in text
+        assert f"{socket.gethostname()}/{os.getpid()}" in text
+        assert found.as_json()["runners"][0]["partitions"][0]["checkpoint"] == last
+    finally:
+        await lead.close()
