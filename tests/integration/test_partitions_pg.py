@@ -2,7 +2,7 @@
 
 In-process workers are `Leadership`s of their own with their own runners, as
 worker processes have; the death of a worker is a real process killed with
-SIGKILL (`tests/integration/partition_worker.py`). Leases are short here
+SIGKILL (`bench/partition_worker.py`). Leases are short here
 (0.5 s, a heartbeat every 0.1 s). The rebalancing times are printed (`-s`);
 bench/RESULTS.md has them measured on a quiet machine.
 """
@@ -23,13 +23,13 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from bench.partition_worker import TABLES, Applied, Echo, live_workers, settled
 from eventstore import ANY, NewEvent
 from eventstore.leadership import Leadership
-from eventstore.partitions import PARTITIONS, PartitionCountChanged, assign, ensure, partition_of
+from eventstore.partitions import PARTITIONS, PartitionCountChanged, ensure, partition_of
 from eventstore.postgres import PostgresEventStore
 from eventstore.status import format_status, status
 from eventstore.subscriptions import ProjectionRunner, ReactorRunner
-from tests.integration.partition_worker import TABLES, Applied, Echo
 
 LEASE = 0.5
 ROOT = Path(__file__).resolve().parents[2]
@@ -49,29 +49,10 @@ async def append(store: PostgresEventStore, numbers: range) -> None:
         await store.append(f"case-{n}", [NewEvent("Noted", {"n": n})], ANY)
 
 
-async def live_workers(pool: asyncpg.Pool) -> list[str]:
-    rows = await pool.fetch("SELECT worker FROM reader_workers WHERE expires_at > clock_timestamp()")
-    return sorted(r["worker"] for r in rows)
-
-
-async def owners(pool: asyncpg.Pool, runner: str) -> dict[int, str | None]:
-    rows = await pool.fetch("SELECT partition, owner FROM reader_leases WHERE runner = $1 "
-                            "AND lease_until > clock_timestamp()", runner)
-    return {r["partition"]: r["owner"] for r in rows}
-
-
-def settled(pool: asyncpg.Pool, expected: list[str], runners: tuple[str, ...] = ("applied", "echo"),
-            ) -> Callable[[], Awaitable[bool]]:
-    """Whether exactly `expected` are alive and hold the runners' partitions as `assign` spreads them."""
+def until_settled(pool: asyncpg.Pool, expected: list[str]) -> Callable[[], Awaitable[bool]]:
+    """Whether exactly `expected` are alive and hold the partitions as `assign` spreads them."""
     async def check() -> bool:
-        if await live_workers(pool) != sorted(expected):
-            return False
-        for runner in runners:
-            spread = assign(runner, PARTITIONS, expected)
-            want = {p: w for w, parts in spread.items() for p in parts}
-            if await owners(pool, runner) != want:
-                return False
-        return True
+        return await live_workers(pool) == sorted(expected) and await settled(pool, len(expected))
     return check
 
 
@@ -134,7 +115,7 @@ async def test_workers_share_partitions_evenly_and_rebalance_on_join_and_leave(
 ) -> None:
     await append(pg_store, range(100))
     async with workers(pg_store, "w-a", "w-b") as running:
-        await until(settled(pg_pool, ["w-a", "w-b"]))
+        await until(until_settled(pg_pool, ["w-a", "w-b"]))
         await until(caught_up(pg_pool, 100))
         held = {name: w.lead.held for name, w in running.items()}
         assert sorted(len(h["applied"]) for h in held.values()) == [8, 8]
@@ -142,7 +123,7 @@ async def test_workers_share_partitions_evenly_and_rebalance_on_join_and_leave(
 
         joined = time.monotonic()
         running["w-c"] = Worker(pg_store, "w-c")
-        took = await until(settled(pg_pool, ["w-a", "w-b", "w-c"]))
+        took = await until(until_settled(pg_pool, ["w-a", "w-b", "w-c"]))
         print(f"rebalanced after a join in {time.monotonic() - joined:.2f} s ({took:.2f} s settled)")
         await append(pg_store, range(100, 200))
         await until(caught_up(pg_pool, 200))
@@ -150,7 +131,7 @@ async def test_workers_share_partitions_evenly_and_rebalance_on_join_and_leave(
 
         left = time.monotonic()
         await running.pop("w-b").stop()
-        await until(settled(pg_pool, ["w-a", "w-c"]))
+        await until(until_settled(pg_pool, ["w-a", "w-c"]))
         print(f"rebalanced after a leave in {time.monotonic() - left:.2f} s")
         await append(pg_store, range(200, 300))
         await until(caught_up(pg_pool, 300))
@@ -159,7 +140,7 @@ async def test_workers_share_partitions_evenly_and_rebalance_on_join_and_leave(
 
 def start_worker(dsn: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.integration.partition_worker", dsn, str(LEASE)],
+        [sys.executable, "-m", "bench.partition_worker", dsn, str(LEASE)],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -171,7 +152,7 @@ async def test_a_killed_worker_process_loses_nothing_and_repeats_nothing_in_post
     try:
         await until(lambda: _count_live(pg_pool, 3), seconds=60)
         names = await live_workers(pg_pool)
-        await until(settled(pg_pool, names))
+        await until(until_settled(pg_pool, names))
         feeding = asyncio.create_task(_feed(pg_store, range(400)))
         await until(lambda: _applied_at_least(pg_pool, 100))
         holders = {r["owner"] for r in await pg_pool.fetch("SELECT owner FROM reader_leases")}
@@ -182,7 +163,7 @@ async def test_a_killed_worker_process_loses_nothing_and_repeats_nothing_in_post
         await asyncio.to_thread(victim.wait)
         survivors = [n for n in names if n.split(":")[1] != str(victim.pid)]
         assert len(survivors) == 2
-        await until(settled(pg_pool, survivors))
+        await until(until_settled(pg_pool, survivors))
         print(f"rebalanced after SIGKILL in {time.monotonic() - killed:.2f} s (lease {LEASE} s)")
         await feeding
         await until(caught_up(pg_pool, 400))

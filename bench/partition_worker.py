@@ -1,17 +1,20 @@
-"""A worker process for the partition tests: a projection and a reactor sharing partitions.
+"""A worker process for the partition tests and `bench.rebalance`: a projection and a reactor.
 
-`python -m tests.integration.partition_worker DSN LEASE_SECONDS` runs, until
-killed, a `Leadership` (heartbeat every LEASE/5 s) with two runners over the
-`case` streams: the `applied` projection (counts in `applied` how many times
-each event was applied; exactly-once inside PostgreSQL) and the `echo` reactor
-(appends one `Echoed` event per event with an idempotency key, and counts its
-reactions in `reacted`; at-least-once, deduplicated by the key). The test
-creates the two tables and sees it join in `reader_workers`.
+`python -m bench.partition_worker DSN LEASE_SECONDS` runs, until killed (or
+SIGTERM: then it leaves, freeing its leases at once), a `Leadership`
+(heartbeat every LEASE/5 s) with two runners over the `case` streams: the
+`applied` projection (counts in `applied` how many times each event was
+applied; exactly-once inside PostgreSQL) and the `echo` reactor (appends one
+`Echoed` event per event with an idempotency key, and counts its reactions in
+`reacted`; at-least-once, deduplicated by the key). The caller creates the
+two tables (`TABLES`) and sees it join in `reader_workers`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -19,6 +22,7 @@ import asyncpg
 
 from eventstore import ANY, NewEvent, RecordedEvent
 from eventstore.leadership import Leadership
+from eventstore.partitions import PARTITIONS, assign
 from eventstore.postgres import PostgresEventStore, create_pool
 from eventstore.subscriptions import Change, ProjectionRunner, ReactorRunner
 
@@ -57,6 +61,26 @@ class Echo:
                                        "DO UPDATE SET times = reacted.times + 1", event.position)
 
 
+async def live_workers(pool: asyncpg.Pool) -> list[str]:
+    """The workers whose heartbeat is current, sorted."""
+    rows = await pool.fetch("SELECT worker FROM reader_workers WHERE expires_at > clock_timestamp()")
+    return sorted(r["worker"] for r in rows)
+
+
+async def settled(pool: asyncpg.Pool, workers: int, runners: Sequence[str] = ("applied", "echo")) -> bool:
+    """Whether `workers` workers are alive and hold every partition of `runners` as `assign` spreads them."""
+    live = await live_workers(pool)
+    if len(live) != workers:
+        return False
+    for runner in runners:
+        want = {p: w for w, parts in assign(runner, PARTITIONS, live).items() for p in parts}
+        rows = await pool.fetch("SELECT partition, owner FROM reader_leases WHERE runner = $1 "
+                                "AND lease_until > clock_timestamp()", runner)
+        if {r["partition"]: r["owner"] for r in rows} != want:
+            return False
+    return True
+
+
 async def main(dsn: str, lease: float) -> None:
     pool = await create_pool(dsn, min_size=1, max_size=8)
     store = PostgresEventStore(pool)
@@ -65,7 +89,13 @@ async def main(dsn: str, lease: float) -> None:
     runners: list[ProjectionRunner | ReactorRunner] = [
         ProjectionRunner(store, Applied(), poll_interval=0.1, leadership=lead),
         ReactorRunner(store, Echo(store), poll_interval=0.1, leadership=lead)]
-    await asyncio.gather(*(r.run() for r in runners))
+    running = asyncio.gather(*(r.run() for r in runners))
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, running.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
+    await lead.close()
+    await store.close()
+    await pool.close()
 
 
 if __name__ == "__main__":
