@@ -164,7 +164,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
 
 
 async def close_services(services: Services) -> None:
-    """Release pools and clients (the reactor leads first: a standby takes over at once)."""
+    """Release pools and clients (the partition leases first: the other workers take them at once)."""
     try:
         await services.access.flush()
     except UNAVAILABLE as exc:

@@ -29,7 +29,7 @@ from dispatch.core.capability import Deps
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand, NotAllowed
 from dispatch.core.messages import Command, Event, from_recorded, metadata, to_new_event
-from dispatch.intake.sms import CaseMessageReceived, callable_number
+from dispatch.intake.sms import CaseMessageReceived, callable_number, sender_key
 from dispatch.missed_calls.read_model import open_tasks, pending_assignments
 from dispatch.missed_calls.task import (
     CallbackState,
@@ -253,10 +253,7 @@ class MissedCallPolicy:
 
     def key(self, event: RecordedEvent) -> str:
         """The caller's number as `RecordMissedCall` names their task stream; else the call."""
-        contact = event.data.get("contact")
-        caller = contact.get("caller") if isinstance(contact, dict) else None
-        phone = caller.get("phone") if isinstance(caller, dict) else None
-        return callable_number(phone if isinstance(phone, str) else None) or event.stream
+        return sender_key(event)
 
     async def react(self, event: RecordedEvent) -> None:
         """Send the command this event calls for (idempotent on the event's position)."""
