@@ -99,6 +99,7 @@ READS: list[tuple[str, str, Get, Any, Any, Mapping[str, str]]] = [
      "https://tiles.example/{z}/{x}/{y}.png", "", {}),
     ("INTAKE_PRESENCE_TTL", "2.5", lambda s: s.console.presence_ttl, 2.5, 30.0, {}),
     ("INTAKE_LANGUAGE", "en", lambda s: s.process.language, "en", "zh-CN", {}),
+    ("INTAKE_LEASE_SECONDS", "0.5", lambda s: s.process.lease_seconds, 0.5, 1.0, {}),
 ]
 
 
@@ -180,6 +181,8 @@ REFUSED: list[tuple[str, str, str, Mapping[str, str]]] = [
     ("INTAKE_SURGE_THRESHOLD", "many", "not a whole number", {}),
     ("INTAKE_PRESENCE_TTL", "0", "a number > 0", {}),
     ("INTAKE_LANGUAGE", "fr", "one of ['en', 'zh-CN']", {}),
+    ("INTAKE_LEASE_SECONDS", "0.01", "a number from 0.1 to 60", {}),
+    ("INTAKE_LEASE_SECONDS", "soon", "is not a number", {}),
 ]
 SECRET = {"INTAKE_DATABASE_URL", "INTAKE_REDIS_URL", "INTAKE_TOKENS", "INTAKE_WECHAT_AES_KEY",
           "INTAKE_SIA_KEYS", "INTAKE_AMI_URL", "INTAKE_SEAL_KEY", "INTAKE_TWILIO_AUTH_TOKEN"}
