@@ -57,8 +57,10 @@ from gateway.settings import from_env
 T = TypeVar("T")
 
 TEXTS = ("停电了，整栋楼没电", "请问什么时候来电", "电压不稳灯一直闪")
-_INTAKE_CHECKPOINT = """coalesce(
-    (SELECT (c.tx_id, c.position) FROM checkpoints c WHERE c.name = 'sms-intake'), ('0'::xid8, 0))"""
+_INTAKE_CHECKPOINT = """coalesce((SELECT (c.tx_id, c.position) FROM checkpoints c
+    WHERE c.name = 'sms-intake' OR c.name LIKE 'sms-intake/%' ORDER BY c.tx_id, c.position LIMIT 1),
+    ('0'::xid8, 0))"""
+"""The oldest checkpoint of the policy's partitions (eventstore/partitions.py)."""
 SMS_BACKLOG_SQL = f"""SELECT count(*) FROM events e
     WHERE e.category = 'sms' AND (e.tx_id, e.position) > {_INTAKE_CHECKPOINT}"""
 """The recorded SMS the worker's `sms-intake` policy has not taken in yet."""

@@ -35,20 +35,20 @@ import structlog
 from eventstore.errors import EventStoreError
 from eventstore.interface import EventStore
 from eventstore.leadership import Leadership
-from eventstore.postgres import (
-    ASYNC_COMMIT,
-    PostgresEventStore,
-    load_checkpoint_on,
-    read_batch_on,
-    save_checkpoint_on,
+from eventstore.partitions import (
+    Held,
+    ensure,
+    load_held,
+    partition_of,
+    partitions_of,
+    save_held,
 )
+from eventstore.postgres import ASYNC_COMMIT, PostgresEventStore, read_batch_on
 from eventstore.records import Checkpoint, RecordedEvent
 from eventstore.wakeup import Wakeup
 
 log = structlog.get_logger(__name__)
 
-_LOCK_SPACE = 0x1A7A
-"""First key of the per-projection transaction advisory lock."""
 _QUICK_MIN = 0.005
 _QUICK_MAX = 0.05
 _COALESCE = 0.003
@@ -185,10 +185,20 @@ class ProjectionFailed(EventStoreError):
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """What one read-and-apply step did: events applied, and whether more wait (pending)."""
+    """What one read-and-apply step did: events applied, whether more wait (pending), events read.
+
+    `read` counts the events of the batch read, of the reader's partitions or
+    not (None: as many as applied); a full batch is read again at once.
+    """
 
     applied: int
     pending: bool
+    read: int | None = None
+
+    @property
+    def seen(self) -> int:
+        """The events read (those applied when not said)."""
+        return self.applied if self.read is None else self.read
 
 
 def _stop_if_cancelled() -> None:
@@ -224,13 +234,13 @@ class Follower:
 
     async def pause(self, step: Step) -> None:
         """Wait as long as the last step says is useful."""
-        if step.applied >= self.batch_size:
+        if step.seen >= self.batch_size:
             self._quick = _QUICK_MIN
             return
         if step.pending:
             # Committed events wait behind an older running transaction.
             await asyncio.sleep(self._quick)
-            self._quick = _QUICK_MIN if step.applied else min(self._quick * 2, _QUICK_MAX)
+            self._quick = _QUICK_MIN if step.seen else min(self._quick * 2, _QUICK_MAX)
             return
         self._quick = _QUICK_MIN
         if await self.wakeup.wait(self.poll_interval):
@@ -263,14 +273,58 @@ class Follower:
         while True:
             result = await step()
             total += result.applied
-            if result.applied == 0 and not result.pending:
+            if result.seen == 0 and not result.pending:
                 return total
-            if result.applied == 0:
+            if result.seen == 0:
                 await self.pause(result)
 
 
-_LOCK = f"SELECT pg_advisory_xact_lock($1, hashtext($2)), {ASYNC_COMMIT}"
-"""A runner's transaction lock; that transaction then commits without waiting for its WAL flush."""
+class Partitioning:
+    """One runner's partitions in PostgreSQL: which this process holds now (`eventstore/partitions.py`).
+
+    With a `Leadership`, the partitions its process holds a lease on; without
+    one (a test, `intake rebuild`, `intake load`), all of them. The rows are
+    created on first use (splitting a single checkpoint from before partitions).
+    """
+
+    def __init__(self, pool: asyncpg.Pool, runner: Projection | Reactor, kind: str,
+                 leadership: Leadership | None) -> None:
+        self.name = runner.name
+        self.count = partitions_of(runner)
+        self._kind = kind
+        self._categories = runner.categories
+        self.leadership = leadership
+        self._pool = pool
+        self._ensured = False
+
+    @property
+    def owner(self) -> str | None:
+        """The worker name leases are held under (None: no leases, all partitions)."""
+        return None if self.leadership is None else self.leadership.worker
+
+    @property
+    def lease(self) -> float:
+        """How long a renewed lease lasts."""
+        return 0.0 if self.leadership is None else self.leadership.lease
+
+    async def prepare(self) -> None:
+        """Create the partition rows if they are not there yet (once per runner)."""
+        if not self._ensured:
+            async with self._pool.acquire() as conn:
+                await ensure(conn, self.name, self.count, self._kind, self._categories)
+            self._ensured = True
+
+    async def held(self) -> tuple[int, ...]:
+        """The partitions to work on now (none: stand by)."""
+        await self.prepare()
+        if self.leadership is None:
+            return tuple(range(self.count))
+        return await self.leadership.partitions(self.name, self.count)
+
+    async def stand_by(self, poll_interval: float) -> None:
+        """Wait while holding nothing: a heartbeat while claims are tried, else a poll interval."""
+        waiting = self.leadership is not None and self.leadership.waiting(self.name, self.count)
+        await asyncio.sleep(self.leadership.heartbeat if waiting and self.leadership else poll_interval)
 
 
 def _quote(table: str) -> str:
@@ -280,10 +334,15 @@ def _quote(table: str) -> str:
 class ProjectionRunner:
     """Feeds one projection from the log; PostgreSQL only, exactly-once effects.
 
-    Per batch, in one transaction: take the projection's advisory lock (so two
-    runners of the same projection, in any processes, never apply a batch
-    twice), read its checkpoint, apply each event, save the checkpoint. After
-    the commit, the collected changes are passed to `publish`.
+    The projection's events are split into partitions by stream
+    (`eventstore/partitions.py`; `partitions = 1` on the projection: one serial
+    order). Per batch, in one transaction: lock the lease rows of the
+    partitions this process holds and read their checkpoints - only those
+    whose lease is still this worker's (the fence: a process that lost a
+    lease writes nothing more for it, and a takeover waits for the commit) -
+    read the log from the oldest of them, apply each event of those
+    partitions not applied yet, move their checkpoints to the batch's end.
+    After the commit, the collected changes are passed to `publish`.
 
     Its transactions (each batch's, and a rebuild's reset) commit without
     waiting for their WAL flush (`synchronous_commit = off` for them alone).
@@ -303,10 +362,12 @@ class ProjectionRunner:
         publish: Publish | None = None,
         batch_size: int = 500,
         poll_interval: float = 0.5,
+        leadership: Leadership | None = None,
     ) -> None:
         self._store = store
         self._projection = projection
         self._publish = publish
+        self._parts = Partitioning(store.pool, projection, "projection", leadership)
         self._follower = Follower(
             f"projection:{projection.name}", store.wakeup(projection.categories), batch_size,
             poll_interval
@@ -321,14 +382,17 @@ class ProjectionRunner:
         return await self._follower.until_caught_up(self.step)
 
     async def rebuild(self, progress: Callable[[int, int], None] | None = None) -> int:
-        """Truncate the tables and reset the checkpoint in one transaction, then catch up."""
+        """Truncate the tables and reset every partition's checkpoint in one transaction, then catch up."""
         name = self._projection.name
+        await self._parts.prepare()
         async with self._store.connection() as conn, conn.transaction():
-            await self._lock(conn)
+            await load_held(conn, name, self._parts.count, range(self._parts.count), None, lock=True,
+                            extra=ASYNC_COMMIT)
             if self._projection.tables:
                 tables = ", ".join(_quote(t) for t in self._projection.tables)
                 await conn.execute(f"TRUNCATE {tables}")
-            await conn.execute("DELETE FROM checkpoints WHERE name = $1", name)
+            await conn.execute("DELETE FROM checkpoints WHERE name = $1 OR name LIKE $2",
+                               name, f"{name}/%")
             total = await self._count(conn)
         log.info("projection_rebuild_started", projection=name, events=total)
         done = 0
@@ -339,9 +403,9 @@ class ProjectionRunner:
             done += result.applied
             if progress is not None:
                 progress(done, max(total, done))
-            if result.applied == 0 and not result.pending:
+            if result.seen == 0 and not result.pending:
                 break
-            if result.applied == 0:
+            if result.seen == 0:
                 await self._follower.pause(result)
         log.info("projection_rebuilt", projection=name, events=done)
         return done
@@ -356,35 +420,41 @@ class ProjectionRunner:
             )
         )
 
-    async def _lock(self, conn: asyncpg.Connection) -> None:
-        # A transaction-level advisory lock takes no transaction id, so it
-        # does not hold back the commit horizon while waiting.
-        await conn.execute(_LOCK, _LOCK_SPACE, self._projection.name)
-
     async def step(self) -> Step:
-        """Apply one batch and save the checkpoint in one transaction; then publish.
+        """Apply one batch and save the checkpoints in one transaction; then publish.
 
-        A `BatchProjection` gets the batch at once; if that fails, the
+        Holding no partition (another worker runs them all), it waits and does
+        nothing. A `BatchProjection` gets the batch at once; if that fails, the
         transaction is rolled back and the batch is applied again event by
         event, so that a failure names the event that caused it.
         """
+        held = await self._parts.held()
+        if not held:
+            await self._parts.stand_by(self._follower.poll_interval)
+            return Step(0, False)
         try:
-            return await self._step(batched=True)
+            return await self._step(held, batched=True)
         except _BatchFailed:
-            return await self._step(batched=False)
+            return await self._step(held, batched=False)
 
-    async def _step(self, batched: bool) -> Step:
+    async def _step(self, partitions: Sequence[int], batched: bool) -> Step:
         changes: list[Change] = []
+        name, count = self._projection.name, self._parts.count
         async with self._store.connection() as conn, conn.transaction():
-            await self._lock(conn)
-            after = await load_checkpoint_on(conn, self._projection.name)
+            # The lease rows stay locked to the commit; the statement also makes
+            # this transaction commit without waiting for its WAL flush.
+            held = await load_held(conn, name, count, partitions, self._parts.owner, lock=True,
+                                   extra=ASYNC_COMMIT)
+            if not held.checkpoints:
+                return Step(0, False)  # the leases moved on: the next heartbeat says so
             batch = await read_batch_on(
                 conn,
-                after,
+                held.after,
                 limit=self._follower.batch_size,
                 categories=self._projection.categories,
             )
-            events = [event for _, event in batch.events]
+            events = [event for checkpoint, event in batch.events
+                      if held.wants(partition_of(event.stream, count), checkpoint)]
             projection = self._projection
             if batched and isinstance(projection, BatchProjection) and len(events) > 1:
                 changes.extend(await self._apply_batch(projection, conn, events))
@@ -392,9 +462,10 @@ class ProjectionRunner:
                 for event in events:
                     changes.extend(await self._apply(conn, event))
             if batch.events:
-                await save_checkpoint_on(conn, self._projection.name, batch.events[-1][0])
+                await save_held(conn, name, count, list(held.checkpoints), batch.events[-1][0],
+                                owner=self._parts.owner, lease=self._parts.lease)
         await self._publish_after_commit(changes)
-        return Step(len(batch.events), batch.pending)
+        return Step(len(events), batch.pending, len(batch.events))
 
     @staticmethod
     async def _apply_batch(
@@ -432,15 +503,20 @@ class ProjectionRunner:
 class ReactorRunner:
     """Feeds one reactor from any `EventStore`; at-least-once.
 
-    The checkpoint is saved after the reactions of each batch (and, when a
-    reaction fails, at the last event before which every reaction succeeded),
-    so a crash or a failure repeats at most the reactions since the last
-    save. Reactions must therefore be idempotent. A `Keyed` reactor's batch
-    runs as one chain of reactions per key, at most `concurrency` chains at
-    once; a failed reaction stops its own chain only. Given a `Leadership`
-    (`eventstore/leadership.py`), the runner reacts only while its process
-    holds the reactor's lead, so of several worker processes one reacts and
-    the others stand by.
+    On PostgreSQL the reactor's events are split into partitions
+    (`eventstore/partitions.py`) by its key (`Keyed`) or else by stream,
+    each with its own checkpoint; given a `Leadership`, the runner reacts to
+    the partitions its process holds, so several worker processes share the
+    work (without one, it runs them all). On another store it has one
+    checkpoint. Each step reads a batch from the oldest checkpoint held and
+    reacts to the events of its partitions not reacted to yet.
+
+    Checkpoints are saved after the reactions of each batch (a partition whose
+    reaction failed stops at the event before it, the others move to the
+    batch's end), so a crash or a failure repeats at most the reactions since
+    the last save. Reactions must therefore be idempotent. A `Keyed`
+    reactor's batch runs as one chain of reactions per key, at most
+    `concurrency` chains at once; a failed reaction stops its own chain only.
     """
 
     def __init__(
@@ -458,8 +534,10 @@ class ReactorRunner:
         self._store = store
         self._reactor = reactor
         self._concurrency = concurrency
-        self._leadership = leadership
-        self._checkpoint: Checkpoint | None = None
+        self._pg = store if isinstance(store, PostgresEventStore) else None
+        self._parts = (None if self._pg is None else
+                       Partitioning(self._pg.pool, reactor, "reactor", leadership))
+        self._held: Held | None = None
         self._follower = Follower(
             f"reactor:{reactor.name}", store.wakeup(reactor.categories), batch_size, poll_interval
         )
@@ -472,25 +550,56 @@ class ReactorRunner:
         """Process until nothing is readable; the number of events reacted to."""
         return await self._follower.until_caught_up(self.step)
 
+    def _partition(self, event: RecordedEvent) -> int:
+        """The partition of `event`: by the reactor's key when it is `Keyed`, else by stream."""
+        if self._parts is None:
+            return 0
+        reactor = self._reactor
+        key = reactor.key(event) if isinstance(reactor, Keyed) else event.stream
+        return partition_of(key, self._parts.count)
+
+    async def _load(self, partitions: Sequence[int]) -> Held:
+        """The checkpoints of `partitions` (the store's single one without partitions)."""
+        if self._pg is None or self._parts is None:
+            return Held({0: await self._store.load_checkpoint(self._reactor.name)})
+        async with self._pg.connection() as conn:
+            return await load_held(conn, self._reactor.name, self._parts.count, partitions, None)
+
+    async def _save(self, moves: dict[int, Checkpoint]) -> None:
+        """Move partitions' checkpoints forward (one statement per distinct checkpoint)."""
+        if self._pg is None or self._parts is None:
+            await self._store.save_checkpoint(self._reactor.name, moves[0])
+            return
+        by: dict[Checkpoint, list[int]] = {}
+        for partition, checkpoint in moves.items():
+            by.setdefault(checkpoint, []).append(partition)
+        async with self._pg.connection() as conn:
+            for checkpoint, partitions in by.items():
+                await save_held(conn, self._reactor.name, self._parts.count, partitions, checkpoint,
+                                owner=self._parts.owner, lease=self._parts.lease)
+
     async def rebuild(self, progress: Progress | None = None) -> int:
         """Refold a `Recalling` reactor's own state from the whole log; the events read.
 
-        Nothing is sent and the checkpoint stays where it is, so the reactor
+        Nothing is sent and the checkpoints stay where they are, so the reactor
         resumes where it stopped, deciding as it would have. Stop the workers first.
         """
         reactor = self._reactor
         if not isinstance(reactor, Recalling):
             raise TypeError(f"reactor {reactor.name!r} keeps no state to rebuild")
-        reacted_to = await self._store.load_checkpoint(reactor.name)
+        if self._parts is not None:
+            await self._parts.prepare()
+        reacted_to = await self._load(range(self._parts.count) if self._parts else [0])
         await reactor.forget()
-        log.info("reactor_rebuild_started", reactor=reactor.name, checkpoint=reacted_to.position)
+        log.info("reactor_rebuild_started", reactor=reactor.name,
+                 checkpoint=max(c.position for c in reacted_to.checkpoints.values()))
         after, done = Checkpoint(), 0
         while True:
             batch = await self._store.read_batch(
                 after, limit=self._follower.batch_size, categories=reactor.categories
             )
             for checkpoint, event in batch.events:
-                await reactor.recall(event, checkpoint <= reacted_to)
+                await reactor.recall(event, not reacted_to.wants(self._partition(event), checkpoint))
                 after = checkpoint
             done += len(batch.events)
             if progress is not None:
@@ -503,26 +612,34 @@ class ReactorRunner:
         return done
 
     async def step(self) -> Step:
-        """React to one batch; save the checkpoint of the last event handled.
+        """React to one batch of the partitions held; save their checkpoints.
 
-        With a `leadership`, only while this process holds the reactor's lead;
-        otherwise it waits a poll interval and does nothing (standby); the
-        checkpoint is read again on taking the lead.
+        Holding no partition (other workers run them all), it waits and does
+        nothing (standby); the checkpoints are read again whenever the
+        partitions held change.
         """
-        if self._leadership is not None and not await self._leadership.holds(self._reactor.name):
-            self._checkpoint = None  # the active process moves it on
-            # A standby tries for the lead once per poll interval, not at every
-            # wake-up: under load those come every few milliseconds.
-            await asyncio.sleep(self._follower.poll_interval)
-            return Step(0, False)
-        if self._checkpoint is None:
-            self._checkpoint = await self._store.load_checkpoint(self._reactor.name)
+        if self._parts is None:
+            partitions: tuple[int, ...] = (0,)
+        else:
+            partitions = await self._parts.held()
+            if not partitions:
+                self._held = None
+                # A standby asks again once per poll interval, not at every
+                # wake-up: under load those come every few milliseconds.
+                await self._parts.stand_by(self._follower.poll_interval)
+                return Step(0, False)
+        if self._held is None or tuple(sorted(self._held.checkpoints)) != partitions:
+            self._held = await self._load(partitions)
+        held = self._held
         batch = await self._store.read_batch(
-            self._checkpoint,
+            held.after,
             limit=self._follower.batch_size,
             categories=self._reactor.categories,
         )
-        events = batch.events
+        every = batch.events
+        of = [self._partition(event) for _, event in every]
+        events = [item for item, partition in zip(every, of, strict=True)
+                  if held.wants(partition, item[0])]
         done = [False] * len(events)
         try:
             reactor = self._reactor
@@ -533,15 +650,34 @@ class ReactorRunner:
                     await self._react(event)
                     done[index] = True
         finally:
-            # The checkpoint below the first reaction that did not succeed (failed,
-            # or was cancelled): a retry repeats it and everything after it in
-            # log order, whatever its key; the reactions are idempotent.
-            reacted = next((i for i, ok in enumerate(done) if not ok), len(done))
-            if reacted:
-                last = events[reacted - 1][0]
-                await self._store.save_checkpoint(self._reactor.name, last)
-                self._checkpoint = last
-        return Step(len(events), batch.pending)
+            if every:
+                await self._advance(held, every, of, events, done)
+        return Step(sum(done), batch.pending, len(every))
+
+    async def _advance(
+        self, held: Held, every: Sequence[tuple[Checkpoint, RecordedEvent]], of: Sequence[int],
+        events: Sequence[tuple[Checkpoint, RecordedEvent]], done: Sequence[bool],
+    ) -> None:
+        """Save each partition's checkpoint below its first reaction that did not succeed.
+
+        (failed, or was cancelled; none: the batch's end). A retry repeats it
+        and everything of its partition after it in log order, whatever its
+        key; the reactions are idempotent.
+        """
+        index = {checkpoint.order: i for i, (checkpoint, _) in enumerate(every)}
+        stop: dict[int, int] = {}
+        for (checkpoint, _), ok in zip(events, done, strict=True):
+            i = index[checkpoint.order]
+            if not ok and of[i] not in stop:
+                stop[of[i]] = i
+        moves: dict[int, Checkpoint] = {}
+        for partition, current in held.checkpoints.items():
+            first = stop.get(partition, len(every))
+            if first and every[first - 1][0].order > current.order:
+                moves[partition] = every[first - 1][0]
+        if moves:
+            await self._save(moves)
+            self._held = Held({**held.checkpoints, **moves})
 
     async def _react_by_key(
         self, reactor: Keyed, events: Sequence[tuple[Checkpoint, RecordedEvent]], done: list[bool]

@@ -83,6 +83,7 @@ from gateway.views import (
     providers,
     registration,
     reports,
+    status,
     wechat,
 )
 
@@ -127,7 +128,7 @@ class Routes(Protocol):
 
 ROUTES: tuple[Routes, ...] = (
     wechat, providers, places, registration, cases, phone, missed_calls, notifications, presence, open311,
-    alarm, health, console, sse, audit, incidents, knowledge, callers, org, reports,
+    alarm, health, console, sse, audit, incidents, knowledge, callers, org, reports, status,
 )
 """The view modules, in the order their routes are added."""
 
@@ -165,7 +166,8 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
     bus = MessageBus(collect_handlers(CAPABILITIES), {"store": store, "clock": clock, "texts": texts})
     services = Services(
         settings=settings, pool=pool, store=store, clock=clock, bus=bus,
-        redis=redis_client, metrics=Metrics(), leadership=Leadership(pool),
+        redis=redis_client, metrics=Metrics(),
+        leadership=Leadership(pool, lease=settings.process.lease_seconds),
         notify_providers=providers_from(settings.notifications, _wechat_outbound(settings)), texts=texts,
         access=AccessRecorder(pool, key=settings.stores.seal_key),
     )
@@ -177,7 +179,7 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
 
 
 async def close_services(services: Services) -> None:
-    """Release pools and clients (the reactor leads first: a standby takes over at once)."""
+    """Release pools and clients (the partition leases first: the other workers take them at once)."""
     try:
         await services.access.flush()
     except UNAVAILABLE as exc:
@@ -192,8 +194,8 @@ async def close_services(services: Services) -> None:
 def background_tasks(services: Services, leadership: Leadership | None = None) -> list[Task]:
     """Every long-running task this process's role runs: listeners, runners, workers.
 
-    With a `leadership`, each reactor runs in one worker process at a time (the
-    others stand by); projections, timers and the outbox coordinate by themselves.
+    With a `leadership`, the worker processes share each runner's partitions
+    (`eventstore/leadership.py`); timers and the outbox coordinate by themselves.
     """
     from eventstore.subscriptions import ProjectionRunner, ReactorRunner
 
@@ -203,7 +205,8 @@ def background_tasks(services: Services, leadership: Leadership | None = None) -
         tasks.extend(build((f for c in CAPABILITIES for f in c.listeners), services))
     if role in ("all", "worker"):
         for projection in projections(services):
-            tasks.append(ProjectionRunner(services.store, projection, publish=services.publish).run)
+            tasks.append(ProjectionRunner(services.store, projection, publish=services.publish,
+                                          leadership=leadership).run)
         for reactor in reactors(services):
             tasks.append(ReactorRunner(services.store, reactor, leadership=leadership).run)
         tasks.extend(build((f for c in CAPABILITIES for f in c.workers), services))

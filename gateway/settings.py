@@ -85,6 +85,10 @@ class ProcessSettings:
     log_format: str = "json"  # INTAKE_LOG_FORMAT
     log_level: str = "info"  # INTAKE_LOG_LEVEL
     language: str = DEFAULT_LANGUAGE  # INTAKE_LANGUAGE: what SMS and WeChat texts are written in
+    lease_seconds: float = 1.0  # INTAKE_LEASE_SECONDS: a worker's partition leases (eventstore/leadership.py)
+
+    def __post_init__(self) -> None:
+        check_number("lease_seconds", self.lease_seconds, 0.1, 60.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -480,6 +484,7 @@ _PROCESS = {
     "log_format": Var("INTAKE_LOG_FORMAT", _one_of(LOG_FORMATS)),
     "log_level": Var("INTAKE_LOG_LEVEL", _one_of(LOG_LEVELS, any_case=True)),
     "language": Var("INTAKE_LANGUAGE", _one_of(frozenset(LANGUAGES))),
+    "lease_seconds": Var("INTAKE_LEASE_SECONDS", _number),
 }
 _STORES = {
     "database_url": Var("INTAKE_DATABASE_URL", _url("postgresql", "postgres"), secret=True),

@@ -426,6 +426,8 @@ class ElderlyAlarmReactor:
 
     name = "elderly-alarms"
     categories: frozenset[str] | None = frozenset({"alarm"})
+    partitions = 1
+    """Global (eventstore/partitions.py): alarms of one elder, on streams of their own, join one alert."""
     GRACE = timedelta(seconds=30)
 
     def __init__(self, services: ElderlyDeps) -> None:

@@ -315,6 +315,8 @@ class ReferenceProjection:
 
     name = "reference"
     categories: frozenset[str] | None = frozenset(KINDS)
+    partitions = 1
+    """Global (eventstore/partitions.py): the provider index follows its one checkpoint; little traffic."""
     tables: tuple[str, ...] = (
         "ref_districts",
         "ref_providers",

@@ -246,6 +246,14 @@ async def take_in_sms(
     return taken
 
 
+def sender_key(event: RecordedEvent) -> str:
+    """The callable number of the caller of an event's `contact`; else the event's stream."""
+    contact = event.data.get("contact")
+    caller = contact.get("caller") if isinstance(contact, dict) else None
+    phone = caller.get("phone") if isinstance(caller, dict) else None
+    return callable_number(phone if isinstance(phone, str) else None) or event.stream
+
+
 class SmsIntakePolicy:
     """Takes each recorded SMS into a case (a reactor over the `sms` streams).
 
@@ -262,10 +270,7 @@ class SmsIntakePolicy:
 
     def key(self, event: RecordedEvent) -> str:
         """The sender's number as `take_in_sms` finds their case by it; else the SMS alone."""
-        contact = event.data.get("contact")
-        caller = contact.get("caller") if isinstance(contact, dict) else None
-        phone = caller.get("phone") if isinstance(caller, dict) else None
-        return callable_number(phone if isinstance(phone, str) else None) or event.stream
+        return sender_key(event)
 
     async def react(self, event: RecordedEvent) -> None:
         """Send `TakeInSms` for an `SmsReceived` (idempotent on the SMS's channel key)."""

@@ -189,6 +189,9 @@ class LinkingPolicy:
 
     name = "linking"
     categories: frozenset[str] | None = frozenset({"case", "incident"})
+    partitions = 1
+    """Global (eventstore/partitions.py): the cases of one outage are on different streams, and each
+    decision must see every case before it in log order, so one incident is opened per outage."""
 
     def __init__(self, source: CandidateSource, params: LinkParams, *, store: EventStore | None = None,
                  send: Send | None = None) -> None:

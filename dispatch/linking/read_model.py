@@ -115,6 +115,8 @@ class LinksProjection:
 
     name = "links"
     categories: frozenset[str] | None = frozenset({"case", "incident"})
+    partitions = 1
+    """Global (eventstore/partitions.py): a link and an incident's membership are rows of two streams."""
     tables: tuple[str, ...] = ("case_links", "incidents", "incident_cases")
 
     async def apply(self, conn: asyncpg.Connection, event: RecordedEvent) -> Sequence[Change] | None:

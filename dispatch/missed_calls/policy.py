@@ -29,7 +29,7 @@ from dispatch.core.capability import Deps
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand, NotAllowed
 from dispatch.core.messages import Command, Event, from_recorded, metadata, to_new_event
-from dispatch.intake.sms import CaseMessageReceived, callable_number
+from dispatch.intake.sms import CaseMessageReceived, callable_number, sender_key
 from dispatch.missed_calls.read_model import open_tasks, pending_assignments
 from dispatch.missed_calls.task import (
     CallbackState,
@@ -240,6 +240,9 @@ class MissedCallPolicy:
 
     It reads nothing but the `call` streams, so case traffic never delays a
     call-back task; contacts on other channels are `GotThroughPolicy`'s.
+    Keyed by caller (`eventstore.subscriptions.Keyed`): one caller's calls, on
+    streams of their own, are handled in log order (in one partition), so a
+    miss and the answered call after it are never decided the other way round.
     """
 
     name = "missed-calls"
@@ -247,6 +250,10 @@ class MissedCallPolicy:
 
     def __init__(self, handle: Handle) -> None:
         self._handle = handle
+
+    def key(self, event: RecordedEvent) -> str:
+        """The caller's number as `RecordMissedCall` names their task stream; else the call."""
+        return sender_key(event)
 
     async def react(self, event: RecordedEvent) -> None:
         """Send the command this event calls for (idempotent on the event's position)."""

@@ -115,6 +115,8 @@ class CallsProjection:
 
     name = "calls"
     categories: frozenset[str] | None = frozenset({"call", "callback", "case"})
+    partitions = 1
+    """Global (eventstore/partitions.py): a case's registration links the row of a call on another stream."""
     tables: tuple[str, ...] = ("calls", "missed_calls")
 
     async def apply(self, conn: asyncpg.Connection, event: RecordedEvent) -> Sequence[Change] | None:

@@ -1,4 +1,4 @@
-"""The `intake` command: serve, demo, load, replay, verify, migrate, rebuild, bench."""
+"""The `intake` command: serve, demo, load, replay, verify, migrate, rebuild, status, bench."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from gateway.cli.serve import lower_priority, serve
 from gateway.cli.stores import run_command
 from gateway.settings import MIN_TOKEN_LENGTH, Settings, SettingsError, from_env
 
-BENCHMARKS = ("eventstore", "channels", "worker", "nearest", "linking", "knowledge", "places", "reports")
+BENCHMARKS = ("eventstore", "channels", "worker", "nearest", "linking", "knowledge", "places", "reports",
+              "rebalance")
 
 
 def weak_tokens(settings: Settings) -> str | None:
@@ -77,6 +78,11 @@ def _cmd_rebuild(args: argparse.Namespace, settings: Settings) -> int:
     return run_command(rebuild.run(args, settings))
 
 
+def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.cli import status
+    return run_command(status.run(args, settings))
+
+
 def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     names = [args.scenario] if args.scenario else list(BENCHMARKS)
     code = 0
@@ -105,6 +111,8 @@ def parser() -> argparse.ArgumentParser:
     rebuild = sub.add_parser("rebuild", help="rebuild read models from the log")
     rebuild.add_argument("projection", nargs="?",
                          help="a projection, or a policy with state of its own (linking); default all")
+    status = sub.add_parser("status", help="runners: partitions, owner processes, checkpoints, lag")
+    status.add_argument("--json", action="store_true", help="the JSON of GET /api/v1/status")
     bench = sub.add_parser("bench", help="the benchmarks")
     bench.add_argument("scenario", nargs="?", choices=BENCHMARKS)
     bench.add_argument("rest", nargs=argparse.REMAINDER)
@@ -119,6 +127,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "verify": _cmd_verify,
     "migrate": _cmd_migrate,
     "rebuild": _cmd_rebuild,
+    "status": _cmd_status,
     "bench": _cmd_bench,
 }
 

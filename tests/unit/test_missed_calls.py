@@ -47,6 +47,7 @@ from dispatch.missed_calls.task import (
 )
 from eventstore import NewEvent, RecordedEvent
 from eventstore.memory import MemoryEventStore
+from eventstore.partitions import PARTITIONS, partition_of
 from eventstore.subscriptions import Keyed, ReactorRunner
 from gateway.bootstrap import DOMAIN
 
@@ -375,3 +376,20 @@ async def test_a_phone_number_given_on_wechat_closes_that_callers_task() -> None
 def test_call_policy_reads_calls_only() -> None:
     assert MissedCallPolicy.categories == frozenset({"call"})
     assert GotThroughPolicy.categories == frozenset({"case"})
+
+
+async def test_calls_are_keyed_by_the_callers_number_so_one_callers_calls_share_a_partition() -> None:
+    """Two calls of one caller are two streams: keyed by caller, they stay in log order."""
+    store = MemoryEventStore()
+    bus = MessageBus(collect_handlers(DOMAIN), {"store": store, "clock": FakeClock(T0), "pool": None})
+    for n, caller in enumerate(("13912340003", "+86 139 1234 0003", "13912340004")):
+        await bus.handle(parse_event({"event_id": f"e{n}", "type": "abandoned", "call_id": f"c{n}",
+                                      "caller": caller, "queue": "q", "at": T0.isoformat()}, T0))
+    await store.append("call-c9", [NewEvent("CallNoted", {"call_id": "c9"})], -1)
+    policy = MissedCallPolicy(bus.handle)
+    assert isinstance(policy, Keyed)
+    events = [e for _, e in await store.read_all(await store.load_checkpoint("x"))]
+    keys = [policy.key(e) for e in events]
+    assert keys[0] == keys[1] == callable_number("13912340003") != keys[2]
+    assert keys[3] == "call-c9" and len({e.stream for e in events[:2]}) == 2
+    assert partition_of(keys[0], PARTITIONS) == partition_of(keys[1], PARTITIONS)

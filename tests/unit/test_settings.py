@@ -111,6 +111,7 @@ READS: list[tuple[str, str, Get, Any, Any, Mapping[str, str]]] = [
     ("INTAKE_RECORDING_URL", "https://pbx.example/rec/{call_id}.wav", lambda s: s.console.recording_url,
      "https://pbx.example/rec/{call_id}.wav", "", {}),
     ("INTAKE_LANGUAGE", "en", lambda s: s.process.language, "en", "zh-CN", {}),
+    ("INTAKE_LEASE_SECONDS", "0.5", lambda s: s.process.lease_seconds, 0.5, 1.0, {}),
 ]
 
 
@@ -202,6 +203,8 @@ REFUSED: list[tuple[str, str, str, Mapping[str, str]]] = [
     ("INTAKE_RECORDING_URL", "https://pbx.example/rec/{id}.wav", "{call_id} and/or {recording}", {}),
     ("INTAKE_RECORDING_URL", "pbx.example/{call_id}", "http:// or https:// URL template", {}),
     ("INTAKE_LANGUAGE", "fr", "one of ['en', 'zh-CN']", {}),
+    ("INTAKE_LEASE_SECONDS", "0.01", "a number from 0.1 to 60", {}),
+    ("INTAKE_LEASE_SECONDS", "soon", "is not a number", {}),
 ]
 SECRET = {"INTAKE_DATABASE_URL", "INTAKE_REDIS_URL", "INTAKE_TOKENS", "INTAKE_WECHAT_AES_KEY",
           "INTAKE_WECHAT_SECRET", "INTAKE_SIA_KEYS", "INTAKE_AMI_URL", "INTAKE_SEAL_KEY",
