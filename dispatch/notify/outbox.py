@@ -251,6 +251,21 @@ async def mark_delivery(
                updated_at = now() WHERE id = $1""", row_id, status, provider_id, error, retry_at)
 
 
+async def mark_deliveries(
+    db: Db, marks: Sequence[tuple[int, str, str | None, str | None, datetime | None]],
+) -> None:
+    """`mark_delivery` of several rows in one statement: (row id, status, provider id, error, retry at)."""
+    ids, statuses, provider_ids, errors, retry_ats = (list(c) for c in zip(*marks, strict=True))
+    await db.execute(
+        """UPDATE notification_outbox o SET status = m.status,
+               provider_id = coalesce(m.provider_id, o.provider_id), last_error = m.error,
+               next_attempt_at = coalesce(m.retry_at, o.next_attempt_at), lease_until = NULL,
+               updated_at = now()
+           FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
+                AS m(id, status, provider_id, error, retry_at)
+           WHERE o.id = m.id""", ids, statuses, provider_ids, errors, retry_ats)
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
     """An outbound message and its delivery state."""
