@@ -13,7 +13,7 @@ from gateway.cli.serve import lower_priority, serve
 from gateway.cli.stores import run_command
 from gateway.settings import MIN_TOKEN_LENGTH, Settings, SettingsError, from_env
 
-BENCHMARKS = ("eventstore", "channels", "worker", "nearest", "linking", "knowledge", "places")
+BENCHMARKS = ("eventstore", "channels", "worker", "storm", "nearest", "linking", "knowledge", "places")
 
 
 def weak_tokens(settings: Settings) -> str | None:
