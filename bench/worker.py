@@ -59,8 +59,8 @@ from bench.scratch import (
     load_average,
     wal_flushes,
 )
+from dispatch.cases.events import CallerInfo
 from dispatch.cases.read_model import CasesProjection
-from dispatch.cases.registration import CallerInfo
 from dispatch.intake.contact import InboundContact
 from dispatch.intake.sms import ReceiveSms, SmsIntakePolicy, receive_sms
 from eventstore import RecordedEvent
@@ -96,6 +96,7 @@ class Result:
     flushes: int | None
     statements: int | None = None
     transactions: int | None = None
+    by_statement: dict[str, int] | None = None
 
     def row(self, unit: str, baseline: Result | None) -> str:
         """A Markdown table row."""
@@ -112,11 +113,12 @@ HEADER = ("| scenario | done | seconds | per second | x baseline | client CPU ms
 
 
 @contextlib.contextmanager
-def counting() -> Iterator[list[int]]:
+def counting(by_statement: dict[str, int] | None = None) -> Iterator[list[int]]:
     """Count the statements this process sends and the transactions it commits: [statements, transactions].
 
     Wraps asyncpg's query methods: a statement sent outside a transaction is a
-    transaction of its own (an explicit one starts with such a BEGIN).
+    transaction of its own (an explicit one starts with such a BEGIN). Each
+    statement's count is added to `by_statement` under its first words, if given.
     """
     counts = [0, 0]
     originals = {name: getattr(Connection, name)
@@ -125,6 +127,9 @@ def counting() -> Iterator[list[int]]:
     def counted(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         async def run(self: Connection, *args: Any, **kwargs: Any) -> Any:
             counts[0] += 1
+            if by_statement is not None:
+                key = " ".join(str(args[0] if args else kwargs.get("query", "")).split())[:90]
+                by_statement[key] = by_statement.get(key, 0) + 1
             counts[1] += not self.is_in_transaction()
             return await method(self, *args, **kwargs)
         return run
@@ -203,14 +208,16 @@ async def _whole_worker(admin_dsn: str, services: Services, count: int,
                 await anext(background)  # stops them
 
     profiler = cProfile.Profile() if profile else None
-    with counting() as counts:
+    tally: dict[str, int] = {}
+    with counting(tally) as counts:
         if profiler is not None:
             profiler.enable()
         result = await _timed(admin_dsn, "the whole worker (INTAKE_ROLE=worker)", count, drained)
         if profiler is not None and profile:
             profiler.disable()
             profiler.dump_stats(profile)
-    return Result(result.name, result.items, result.seconds, result.cpu, result.flushes, *counts)
+    return Result(result.name, result.items, result.seconds, result.cpu, result.flushes,
+                  statements=counts[0], transactions=counts[1], by_statement=tally)
 
 
 async def _bench(args: argparse.Namespace) -> int:
@@ -242,6 +249,7 @@ async def _bench(args: argparse.Namespace) -> int:
             else:
                 print(HEADER)
                 print(whole.row("SMS", None))
+                print(by_statement(whole))
             return 0
         alone = [await _with_backlog(args, template, intake(1, "sms-intake, one SMS at a time (baseline)")),
                  await _with_backlog(args, template, intake(4, "sms-intake, keyed by sender (4 chains)"))]
@@ -272,6 +280,14 @@ async def _bench(args: argparse.Namespace) -> int:
     print(projected[0].row("events", None))
     print(projected[1].row("events", projected[0]))
     return 0
+
+
+def by_statement(result: Result, top: int = 15) -> str:
+    """The statements the whole worker sent most, per SMS, as a Markdown table."""
+    tally = sorted((result.by_statement or {}).items(), key=lambda kv: -kv[1])
+    lines = ["| statements per SMS | statement (its first words) |", "|---:|---|"]
+    lines += [f"| {count / result.items:.3f} | `{text}` |" for text, count in tally[:top]]
+    return "\n".join(lines)
 
 
 def _against(args: argparse.Namespace) -> int:
@@ -320,6 +336,8 @@ def _against(args: argparse.Namespace) -> int:
               f"{median_each([r.statements for r in runs], args.sms)} | "
               f"{median_each([r.transactions for r in runs], args.sms)} | "
               f"{median_each([r.flushes for r in runs], args.sms)} |")
+    for name, _ in trees:
+        print(f"\n{name}, last round:\n{by_statement(rounds[-1][name])}")
     return 0
 
 
