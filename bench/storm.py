@@ -27,7 +27,9 @@ first appears. `--settle` (5) seconds after the storm it reports:
 `--against REF` runs the same storm against git `REF` (checked out with `git
 worktree` into a temporary directory; its servers run from there with this
 venv) in the same run, rounds alternating (`--rounds`, 3), and prints every
-round and the medians.
+round and the medians. The worker runs at its role's niceness (10) unless
+`--worker-nice` says otherwise: on a host loaded by other work, a niced
+worker starves, so runs there use `--worker-nice 0`.
 
     .venv/bin/python -m bench.storm [--rate 1000] [--seconds 60] [--against REF] [--rounds 3]
 """
@@ -113,11 +115,13 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _serve(env: dict[str, str], tree: Path, role: str, port: int) -> subprocess.Popen[bytes]:
+def _serve(env: dict[str, str], tree: Path, role: str, port: int,
+           nice: int | None = None) -> subprocess.Popen[bytes]:
     code = "from gateway.cli.main import main; raise SystemExit(main(['serve']))"
+    niceness = {} if nice is None else {"INTAKE_NICE": str(nice)}
     return subprocess.Popen([sys.executable, "-c", code], cwd=tree,
                             env={**env, "PYTHONPATH": str(tree), "INTAKE_ROLE": role,
-                                 "INTAKE_HTTP_PORT": str(port)})
+                                 "INTAKE_HTTP_PORT": str(port), **niceness})
 
 
 async def _sms(session: aiohttp.ClientSession, url: str, n: int, nonce: str, storm: Storm) -> None:
@@ -241,7 +245,7 @@ async def _storm(args: argparse.Namespace, name: str, tree: Path) -> Storm:
     worker = None
     try:
         await _wait_ready(base, gateway)  # the gateway applied its tree's migrations
-        worker = _serve(env, tree, "worker", worker_port)
+        worker = _serve(env, tree, "worker", worker_port, args.worker_nice)
         await _wait_ready(f"http://127.0.0.1:{worker_port}", worker)
         cpu = _cpu_seconds(gateway.pid), _cpu_seconds(worker.pid)
         connector = aiohttp.TCPConnector(limit=args.connections)
@@ -341,6 +345,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--poll", type=float, default=0.1, help="seconds between polls of the board")
     p.add_argument("--page", type=int, default=200, help="cases per page of the board")
     p.add_argument("--connections", type=int, default=64, help="client connections at most")
+    p.add_argument("--worker-nice", type=int, default=None,
+                   help="INTAKE_NICE of the worker (default: the worker role's own, 10; on a host "
+                        "loaded by other work, 0 keeps the worker from starving)")
     p.add_argument("--against", metavar="REF", help="also run the storm against git REF")
     p.add_argument("--rounds", type=int, default=3, help="with --against: alternating rounds")
     args = p.parse_args(argv)
