@@ -262,6 +262,11 @@ async def _take_in(cmd: TakeInSms, phone: str | None, case_id: str | None, store
     return taken
 
 
+BATCH_CHAINS = 32
+"""Senders a batch takes SMS in for at once: enough to fill group commits, few enough that
+other policies' appends queued behind them (a missed call's task) wait a flush or two."""
+
+
 async def take_in_sms_batch(
     cmd: TakeInSmsBatch, *, store: EventStore, clock: Clock, pool: asyncpg.Pool
 ) -> list[SmsTakenIn]:
@@ -269,7 +274,7 @@ async def take_in_sms_batch(
 
     One sender's SMS are taken in one after the other in log order, each
     finding the case the one before joined or opened; different senders' at
-    the same time, so their appends share commits. After a redelivery (whose
+    the same time (`BATCH_CHAINS` at most), so their appends share commits. After a redelivery (whose
     case may be another than the one decided now) the sender's open case is
     read again, as `take_in_sms` would. A failure stops its sender's chain;
     the others run to their end, then a failure is raised.
@@ -281,8 +286,13 @@ async def take_in_sms_batch(
     for index, (item, phone) in enumerate(zip(items, phones, strict=True)):
         chains.setdefault(phone or item.stream, []).append(index)
     taken: list[SmsTakenIn | None] = [None] * len(items)
+    gate = asyncio.Semaphore(BATCH_CHAINS)
 
     async def chain(indexes: list[int]) -> None:
+        async with gate:
+            await _chain(indexes)
+
+    async def _chain(indexes: list[int]) -> None:
         stale = False
         for index in indexes:
             phone = phones[index]
