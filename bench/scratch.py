@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -62,3 +68,21 @@ async def wal_flushes(admin_dsn: str) -> int | None:
         return None
     finally:
         await conn.close()
+
+
+@contextlib.contextmanager
+def release_tree(ref: str) -> Iterator[Path]:
+    """A checkout of git `ref` of this repository in a temporary directory (`git worktree`), removed after.
+
+    Run a release's code from it with this venv's Python: `cwd` and `PYTHONPATH` the tree.
+    """
+    top = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=Path(__file__).parent,
+                         capture_output=True, text=True, check=True).stdout.strip()
+    tmp = Path(tempfile.mkdtemp(prefix="intake-release-"))
+    tree = tmp / "tree"
+    subprocess.run(["git", "worktree", "add", "--detach", "--quiet", str(tree), ref], cwd=top, check=True)
+    try:
+        yield tree
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=top, check=False)
+        shutil.rmtree(tmp, ignore_errors=True)

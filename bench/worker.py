@@ -14,10 +14,20 @@ nothing running, then taken in, each scenario on its own fresh copy:
 
 Reports SMS (or events) per second, this process's CPU per SMS (or event;
 PostgreSQL's CPU is not included) and the server's WAL flushes per SMS (or
-event; `pg_stat_wal`, so nothing else should write to that server meanwhile).
-Runs on uvloop, as `intake serve`.
+event; `pg_stat_wal`, so nothing else should write to that server meanwhile);
+for the whole worker also the statements it sent and the transactions it
+committed per SMS (counted in the process, around asyncpg's connection: a
+statement outside a transaction is one, a BEGIN starts one). Runs on
+uvloop, as `intake serve`.
+
+`--only whole` runs the whole worker alone; `--profile FILE` writes its
+cProfile (`python -m pstats FILE`). `--against REF --rounds 3` runs the
+whole worker of this tree and of git `REF` (checked out with `git worktree`
+into a temporary directory, run by this file with this venv) in alternating
+rounds, each in a process of its own, and prints every round and the medians.
 
     .venv/bin/python -m bench.worker [--dsn URL] [--redis URL] [--sms 4000] [--senders 1000]
+    .venv/bin/python -m bench.worker --against main --rounds 3
 """
 
 from __future__ import annotations
@@ -25,15 +35,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import cProfile
+import json
+import os
+import statistics
+import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
+from asyncpg.connection import Connection
 
 from bench.scratch import (
     add_server_arguments,
@@ -42,8 +59,8 @@ from bench.scratch import (
     load_average,
     wal_flushes,
 )
+from dispatch.cases.events import CallerInfo
 from dispatch.cases.read_model import CasesProjection
-from dispatch.cases.registration import CallerInfo
 from dispatch.intake.contact import InboundContact
 from dispatch.intake.sms import ReceiveSms, SmsIntakePolicy, receive_sms
 from eventstore import RecordedEvent
@@ -79,13 +96,53 @@ class Result:
     seconds: float
     cpu: float
     flushes: int | None
+    statements: int | None = None
+    transactions: int | None = None
+    by_statement: dict[str, int] | None = None
 
     def row(self, unit: str, baseline: Result | None) -> str:
         """A Markdown table row."""
         rate = self.items / self.seconds
         speedup = f"{rate / (baseline.items / baseline.seconds):.1f}x" if baseline else "1.0x"
         return (f"| {self.name} | {self.items:,} {unit} | {self.seconds:.2f} | {rate:,.0f} | {speedup} | "
-                f"{self.cpu * 1e3 / self.items:.2f} | {_each(self.flushes, self.items)} |")
+                f"{self.cpu * 1e3 / self.items:.2f} | {_each(self.flushes, self.items)} | "
+                f"{_each(self.statements, self.items)} | {_each(self.transactions, self.items)} |")
+
+
+HEADER = ("| scenario | done | seconds | per second | x baseline | client CPU ms each "
+          "| WAL flushes each | statements each | transactions each |\n"
+          "|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+
+
+@contextlib.contextmanager
+def counting(by_statement: dict[str, int] | None = None) -> Iterator[list[int]]:
+    """Count the statements this process sends and the transactions it commits: [statements, transactions].
+
+    Wraps asyncpg's query methods: a statement sent outside a transaction is a
+    transaction of its own (an explicit one starts with such a BEGIN). Each
+    statement's count is added to `by_statement` under its first words, if given.
+    """
+    counts = [0, 0]
+    originals = {name: getattr(Connection, name)
+                 for name in ("execute", "executemany", "fetch", "fetchval", "fetchrow")}
+
+    def counted(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        async def run(self: Connection, *args: Any, **kwargs: Any) -> Any:
+            counts[0] += 1
+            if by_statement is not None:
+                key = " ".join(str(args[0] if args else kwargs.get("query", "")).split())[:90]
+                by_statement[key] = by_statement.get(key, 0) + 1
+            counts[1] += not self.is_in_transaction()
+            return await method(self, *args, **kwargs)
+        return run
+
+    for name, method in originals.items():
+        setattr(Connection, name, counted(method))
+    try:
+        yield counts
+    finally:
+        for name, method in originals.items():
+            setattr(Connection, name, method)
 
 
 def _each(count: int | None, items: int) -> str:
@@ -139,7 +196,8 @@ async def _with_backlog(args: argparse.Namespace, template: str,
         await drop_database(args.dsn, name)
 
 
-async def _whole_worker(admin_dsn: str, services: Services, count: int) -> Result:
+async def _whole_worker(admin_dsn: str, services: Services, count: int,
+                        profile: str | None = None) -> Result:
     async def drained() -> None:
         background = run_background(services)
         await anext(background)  # the runners are started
@@ -151,7 +209,17 @@ async def _whole_worker(admin_dsn: str, services: Services, count: int) -> Resul
             with contextlib.suppress(StopAsyncIteration):
                 await anext(background)  # stops them
 
-    return await _timed(admin_dsn, "the whole worker (INTAKE_ROLE=worker)", count, drained)
+    profiler = cProfile.Profile() if profile else None
+    tally: dict[str, int] = {}
+    with counting(tally) as counts:
+        if profiler is not None:
+            profiler.enable()
+        result = await _timed(admin_dsn, "the whole worker (INTAKE_ROLE=worker)", count, drained)
+        if profiler is not None and profile:
+            profiler.disable()
+            profiler.dump_stats(profile)
+    return Result(result.name, result.items, result.seconds, result.cpu, result.flushes,
+                  statements=counts[0], transactions=counts[1], by_statement=tally)
 
 
 async def _bench(args: argparse.Namespace) -> int:
@@ -175,9 +243,20 @@ async def _bench(args: argparse.Namespace) -> int:
                 return await _timed(args.dsn, label, args.sms, runner.run_until_caught_up)
             return run
 
+        if args.only == "whole":
+            whole = await _with_backlog(
+                args, template, lambda s: _whole_worker(args.dsn, s, args.sms, args.profile))
+            if args.json:
+                print(json.dumps(asdict(whole)))
+            else:
+                print(HEADER)
+                print(whole.row("SMS", None))
+                print(by_statement(whole))
+            return 0
         alone = [await _with_backlog(args, template, intake(1, "sms-intake, one SMS at a time (baseline)")),
                  await _with_backlog(args, template, intake(4, "sms-intake, keyed by sender (4 chains)"))]
-        whole = await _with_backlog(args, template, lambda s: _whole_worker(args.dsn, s, args.sms))
+        whole = await _with_backlog(
+            args, template, lambda s: _whole_worker(args.dsn, s, args.sms, args.profile))
 
         async def rebuilds(services: Services) -> list[Result]:
             events = await ReactorRunner(services.store, SmsIntakePolicy(services.bus.handle)
@@ -196,14 +275,71 @@ async def _bench(args: argparse.Namespace) -> int:
         await drop_database(args.dsn, template)
     print(f"{args.sms:,} SMS from {args.senders:,} senders; load average {args.load} before, "
           f"{load_average()} after")
-    print("| scenario | done | seconds | per second | x baseline | client CPU ms each "
-          "| WAL flushes each |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print(HEADER)
     print(alone[0].row("SMS", None))
     print(alone[1].row("SMS", alone[0]))
     print(whole.row("SMS", alone[0]))
     print(projected[0].row("events", None))
     print(projected[1].row("events", projected[0]))
+    return 0
+
+
+def by_statement(result: Result, top: int = 15) -> str:
+    """The statements the whole worker sent most, per SMS, as a Markdown table."""
+    tally = sorted((result.by_statement or {}).items(), key=lambda kv: -kv[1])
+    lines = ["| statements per SMS | statement (its first words) |", "|---:|---|"]
+    lines += [f"| {count / result.items:.3f} | `{text}` |" for text, count in tally[:top]]
+    return "\n".join(lines)
+
+
+def _against(args: argparse.Namespace) -> int:
+    """The whole worker of this tree and of `args.against`, alternating, `args.rounds` rounds."""
+    from bench.scratch import release_tree  # not in older releases, which run this file too
+
+    here = Path(__file__).resolve().parents[1]
+    # This file, run without its folder on sys.path (there `eventstore` is the benchmark's name).
+    runner = ("import runpy, sys; sys.argv[0] = sys.argv.pop(1); "
+              "runpy.run_path(sys.argv[0], run_name='__main__')")
+    command = [sys.executable, "-c", runner, str(Path(__file__).resolve()), "--only", "whole", "--json",
+               "--dsn", args.dsn, "--redis", args.redis, "--sms", str(args.sms),
+               "--senders", str(args.senders)]
+    with release_tree(args.against) as release:
+        trees = [("this tree", here), (f"release {args.against}", release)]
+        rounds: list[dict[str, Result]] = []
+        for number in range(args.rounds):
+            found: dict[str, Result] = {}
+            for name, tree in trees if number % 2 == 0 else trees[::-1]:
+                done = subprocess.run(command, cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)},
+                                      capture_output=True, text=True, check=False)
+                if done.returncode != 0:
+                    print(done.stderr[-3000:], file=sys.stderr)
+                    return 1
+                found[name] = Result(**json.loads(done.stdout.strip().splitlines()[-1]))
+            rounds.append(found)
+            print(f"round {number + 1}: " + ", ".join(
+                f"{name} {r.items / r.seconds:,.0f} SMS/s" for name, r in found.items()), flush=True)
+    print(f"{args.sms:,} SMS from {args.senders:,} senders, {args.rounds} rounds alternating; "
+          f"load average {args.load} before, {load_average()} after")
+    print("| whole worker (INTAKE_ROLE=worker) | SMS/s each round | median SMS/s | x release (median of "
+          "rounds) | client CPU ms each (median) | statements each | transactions each | WAL flushes each |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    base = trees[1][0]
+    for name, _ in trees:
+        runs = [r[name] for r in rounds]
+        rates = [r.items / r.seconds for r in runs]
+        ratio = statistics.median(r[base].seconds / r[name].seconds for r in rounds)
+
+        def median_each(values: list[int | None], items: int) -> str:
+            known = [v for v in values if v is not None]
+            return _each(int(statistics.median(known)), items) if known else "-"
+
+        print(f"| {name} | {', '.join(f'{x:,.0f}' for x in rates)} | {statistics.median(rates):,.0f} | "
+              f"{ratio:.2f}x | {statistics.median(r.cpu * 1e3 / r.items for r in runs):.2f} | "
+              f"{median_each([r.statements for r in runs], args.sms)} | "
+              f"{median_each([r.transactions for r in runs], args.sms)} | "
+              f"{median_each([r.flushes for r in runs], args.sms)} |")
+    for name, _ in trees:
+        print(f"\n{name}, last round:\n{by_statement(rounds[-1][name])}")
     return 0
 
 
@@ -213,8 +349,17 @@ def main(argv: Sequence[str]) -> int:
     add_server_arguments(p)
     p.add_argument("--sms", type=int, default=4000)
     p.add_argument("--senders", type=int, default=1000)
+    p.add_argument("--only", choices=("all", "whole"), default="all",
+                   help="every scenario, or the whole worker alone")
+    p.add_argument("--profile", metavar="FILE", help="write the whole worker's cProfile to FILE")
+    p.add_argument("--json", action="store_true", help="with --only whole: one JSON line")
+    p.add_argument("--against", metavar="REF",
+                   help="also run the whole worker of git REF, in alternating rounds")
+    p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args(argv)
     args.load = load_average()
+    if args.against:
+        return _against(args)
     return int(run_command(_bench(args)))  # on uvloop, as `intake serve` runs
 
 

@@ -47,7 +47,7 @@ An answer reaches a caller awaiting `append` one turn after its flush set it
 (the caller's task); one more spares a wrapper coroutine in between.
 """
 
-_SQL = "SELECT * FROM intake_append_many($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+APPEND_MANY = "SELECT * FROM intake_append_many($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 
 
 class GroupedStore(Protocol):
@@ -174,7 +174,7 @@ class GroupCommitter:
         # stall both for deadlock_timeout (1 s) before one of them gives way.
         batch = sorted(batch, key=attrgetter("stream"))
         try:
-            rows = await conn.fetch(_SQL, *_columns(batch))
+            rows = await conn.fetch(APPEND_MANY, *_columns([item.args for item in batch]))
         except asyncpg.PostgresError as exc:
             # The statement as a whole was refused (e.g. a value its parameters
             # cannot carry): give every append its own answer.
@@ -200,11 +200,10 @@ class GroupCommitter:
         item.answer(result)
 
 
-def _columns(batch: list[_Pending]) -> list[list[Any]]:
+def _columns(batch: Sequence[AppendArgs]) -> list[list[Any]]:
     """The arrays of `intake_append_many`: per append, then its events flattened."""
     columns: list[list[Any]] = [[] for _ in range(9)]
-    for item in batch:
-        args = item.args
+    for args in batch:
         for column, value in zip(columns, (args.stream, args.category, args.expected_version,
                                            args.idempotency_key, len(args.types)), strict=False):
             column.append(value)
@@ -215,22 +214,32 @@ def _columns(batch: list[_Pending]) -> list[list[Any]]:
     return columns
 
 
-def _settle(item: _Pending, row: asyncpg.Record) -> bool:
-    """Answer one append from its status row; True if it must be retried alone."""
+def outcome_of(args: AppendArgs, row: asyncpg.Record) -> AppendResult | EventStoreError | None:
+    """One append's answer from its status row; None if it must be retried alone."""
     status = row["status"]
     if status == "retry":
-        return True
+        return None
     if status == "wrong":
-        item.fail(WrongExpectedVersion(item.stream, item.args.expected_version, row["actual"]))
-    elif status == "error":
-        item.fail(AppendFailed(f"append to {item.stream!r} failed: {row['message']}"))
+        return WrongExpectedVersion(args.stream, args.expected_version, row["actual"])
+    if status == "error":
+        return AppendFailed(f"append to {args.stream!r} failed: {row['message']}")
+    result = AppendResult(row["out_stream"], tuple(row["out_positions"]), row["out_first"],
+                          row["out_last"], row["out_duplicate"])
+    try:
+        return args.answer(result)
+    except EventStoreError as exc:
+        return exc
+
+
+def _settle(item: _Pending, row: asyncpg.Record) -> bool:
+    """Answer one append from its status row; True if it must be retried alone."""
+    outcome = outcome_of(item.args, row)
+    if outcome is None:
+        return True
+    if isinstance(outcome, EventStoreError):
+        item.fail(outcome)
     else:
-        result = AppendResult(row["out_stream"], tuple(row["out_positions"]), row["out_first"],
-                              row["out_last"], row["out_duplicate"])
-        try:
-            item.answer(item.args.answer(result))
-        except EventStoreError as exc:
-            item.fail(exc)
+        item.answer(outcome)
     return False
 
 

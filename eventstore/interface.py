@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from typing import Protocol
 
 from eventstore.records import AppendResult, Checkpoint, NewEvent, ReadBatch, RecordedEvent
@@ -33,6 +33,10 @@ class EventStore(Protocol):
         self, stream: str, *, after_version: int = -1, limit: int | None = None
     ) -> list[RecordedEvent]:
         """Events of one stream with version > `after_version` (default: all), in version order."""
+        ...
+
+    async def read_streams(self, streams: Collection[str]) -> dict[str, list[RecordedEvent]]:
+        """Every event of each stream, in version order (a stream without events: []), at once."""
         ...
 
     async def stream_version(self, stream: str) -> int:

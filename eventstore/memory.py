@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import UTC, datetime
 
 from eventstore.errors import IdempotencyConflict, WrongExpectedVersion
@@ -101,6 +101,10 @@ class MemoryEventStore:
     ) -> list[RecordedEvent]:
         """See `EventStore.read_stream`."""
         return [e for e in self._streams.get(stream, []) if e.version > after_version][:limit]
+
+    async def read_streams(self, streams: Collection[str]) -> dict[str, list[RecordedEvent]]:
+        """See `EventStore.read_streams`."""
+        return {stream: list(self._streams.get(stream, [])) for stream in streams}
 
     async def stream_version(self, stream: str) -> int:
         """See `EventStore.stream_version`."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -17,8 +17,8 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 import structlog
 
-from eventstore.errors import AppendFailed, StoreUnavailable, WrongExpectedVersion
-from eventstore.group import GroupCommitter
+from eventstore.errors import AppendFailed, EventStoreError, StoreUnavailable, WrongExpectedVersion
+from eventstore.group import APPEND_MANY, MAX_BATCH, GroupCommitter, _columns, outcome_of
 from eventstore.records import (
     ANY,
     AppendArgs,
@@ -236,6 +236,20 @@ class PostgresEventStore:
                 limit,
             )
         return [_record(r) for r in rows]
+
+    async def read_streams(self, streams: Collection[str]) -> dict[str, list[RecordedEvent]]:
+        """See `EventStore.read_streams`: one statement for all of them."""
+        found: dict[str, list[RecordedEvent]] = {stream: [] for stream in streams}
+        if not found:
+            return found
+        async with self.connection() as conn:
+            rows = await conn.fetch(
+                f"SELECT {_COLUMNS} FROM events WHERE stream = ANY($1::text[]) ORDER BY stream, version",
+                list(found),
+            )
+        for row in rows:
+            found[row["stream"]].append(_record(row))
+        return found
 
     async def stream_version(self, stream: str) -> int:
         """See `EventStore.stream_version`."""
@@ -537,6 +551,33 @@ async def append_args_on(conn: asyncpg.Connection, args: AppendArgs) -> AppendRe
         if row[2] is None:  # one event, wrong expected version: nothing was written
             raise WrongExpectedVersion(stream, expected_version, row[5])
         return args.answer(AppendResult(row[0], tuple(row[1]), row[2], row[3], row[4]))
+
+
+async def append_many_on(
+    conn: asyncpg.Connection, batch: Sequence[AppendArgs]
+) -> list[AppendResult | EventStoreError]:
+    """Several appends on `conn`, in its open transaction if any: `MAX_BATCH` per statement.
+
+    Each append keeps its own semantics and its refusal (the error, in its
+    place in the answer) rolls back only itself. Streams are locked in
+    stream order, as group commit does. Does not wake readers.
+    """
+    order = sorted(range(len(batch)), key=lambda i: batch[i].stream)
+    found: list[AppendResult | EventStoreError | None] = [None] * len(batch)
+    for start in range(0, len(order), MAX_BATCH):
+        chunk = order[start:start + MAX_BATCH]
+        rows = await conn.fetch(APPEND_MANY, *_columns([batch[i] for i in chunk]))
+        for i, row in zip(chunk, rows, strict=True):
+            found[i] = outcome_of(batch[i], row)
+    answers: list[AppendResult | EventStoreError] = []
+    for args, outcome in zip(batch, found, strict=True):
+        if outcome is None:  # a concurrent transaction raced it: a plain append settles it
+            try:
+                outcome = await append_args_on(conn, args)
+            except EventStoreError as exc:
+                outcome = exc
+        answers.append(outcome)
+    return answers
 
 
 _KEY_CONSTRAINT = "idempotency_keys_pkey"

@@ -13,7 +13,10 @@
   reactor names the key its reactions depend on (a sender, a case): the
   runner reacts to events of different keys concurrently, to the events of
   one key in log order, so their appends share commits (group commit) and
-  a burst is not paced by one round trip and one WAL flush per event.
+  a burst is not paced by one round trip and one WAL flush per event. A
+  `BatchReactor` takes the runner's whole batch at once (a few statements
+  per batch instead of a few per event); if that fails, the runner reacts
+  to the batch again event by event, so a failure names its event.
 
 Both catch up from their checkpoint, then follow the log live: woken by the
 store's wake-ups (local appends and NOTIFY from other processes), at most
@@ -159,6 +162,20 @@ class Keyed(Reactor, Protocol):
 
     def key(self, event: RecordedEvent) -> str:
         """The key of the reaction to `event`."""
+        ...
+
+
+@runtime_checkable
+class BatchReactor(Reactor, Protocol):
+    """A reactor that reacts to a whole batch at once.
+
+    `react_batch(events)` must have the effects `react` on each event in log
+    order would have; like `react` it may be called again for the same events
+    (at-least-once), and a failure of it is followed by `react` on each event.
+    """
+
+    async def react_batch(self, events: Sequence[RecordedEvent]) -> None:
+        """React to the events, in log order."""
         ...
 
 
@@ -643,7 +660,10 @@ class ReactorRunner:
         done = [False] * len(events)
         try:
             reactor = self._reactor
-            if isinstance(reactor, Keyed) and self._concurrency > 1 and len(events) > 1:
+            if (isinstance(reactor, BatchReactor) and len(events) > 1
+                    and await self._react_batch(reactor, [event for _, event in events])):
+                done[:] = [True] * len(events)
+            elif isinstance(reactor, Keyed) and self._concurrency > 1 and len(events) > 1:
                 await self._react_by_key(reactor, events, done)
             else:
                 for index, (_, event) in enumerate(events):
@@ -706,6 +726,19 @@ class ReactorRunner:
         await asyncio.gather(*(chain(indexes) for indexes in chains.values()))
         if failed:
             raise failed[min(failed)]
+
+    async def _react_batch(self, reactor: BatchReactor, events: Sequence[RecordedEvent]) -> bool:
+        """Whether `react_batch` succeeded; if not, the caller reacts event by event."""
+        try:
+            await reactor.react_batch(events)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            _stop_if_cancelled()
+            log.warning("reaction_batch_failed", reactor=reactor.name, first=events[0].position,
+                        last=events[-1].position, exc_info=True)
+            return False
+        return True
 
     async def _react(self, event: RecordedEvent) -> None:
         try:

@@ -23,21 +23,23 @@ survey instead (`dispatch.intake.survey`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+import dataclasses
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 import asyncpg
 import structlog
 
 from dispatch.cases.events import CallerInfo
-from dispatch.cases.read_model import newest_open_case_of_phone
+from dispatch.cases.read_model import newest_open_case_of_phone, newest_open_cases_of_phones
 from dispatch.cases.registration import RegisterCase, register_case
-from dispatch.cases.state import CaseState, case_stream, load_case
+from dispatch.cases.state import CaseState, case_stream, fold, load_case
 from dispatch.cases.status import DONE
 from dispatch.core.bus import Handler, Send
 from dispatch.core.capability import Deps
 from dispatch.core.clock import Clock
-from dispatch.core.errors import InvalidCommand
+from dispatch.core.errors import InvalidCommand, NotFound
 from dispatch.core.messages import Command, Event, event, from_recorded, metadata, to_new_event
 from dispatch.core.phone import caller_key, mask_phone, normalise_phone
 from dispatch.intake.classify import classify
@@ -113,12 +115,21 @@ class TakeInSms(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class TakeInSmsBatch(Command):
+    """Take in several recorded SMS, in log order: what `TakeInSms` on each in turn does."""
+
+    items: tuple[TakeInSms, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class SmsTakenIn:
-    """Where an SMS went: the case, whether it opened it, whether it was a redelivery."""
+    """Where an SMS went: the case, whether it opened it, whether it was a redelivery, whether it
+    answered a finished case's survey."""
 
     case_id: str
     opened: bool
     duplicate: bool
+    surveyed: bool = False
 
 
 async def receive_sms(cmd: ReceiveSms, *, store: EventStore) -> AppendResult:
@@ -153,6 +164,33 @@ async def open_case_of(store: EventStore, pool: asyncpg.Pool, phone: str) -> str
     own = str(opened[-1].data["case_id"]) if opened else None
     candidates = {c for c in (own, await _read_model_case(pool, phone)) if c is not None}
     return newest_open([await load_case(store, c) for c in sorted(candidates)])
+
+
+async def open_cases_of(store: EventStore, pool: asyncpg.Pool,
+                        phones: Collection[str]) -> dict[str, str | None]:
+    """`open_case_of` for several senders at once, in three statements whatever their number."""
+    if not phones:
+        return {}
+    opened = await store.read_streams([sender_stream(p) for p in phones])
+    try:
+        async with pool.acquire() as conn:
+            read_model = await newest_open_cases_of_phones(conn, phones)
+    except asyncpg.UndefinedTableError:
+        log.warning("cases_read_model_missing")
+        read_model = {}
+    candidates: dict[str, set[str]] = {}
+    for phone in phones:
+        own = opened[sender_stream(phone)]
+        found = (str(own[-1].data["case_id"]) if own else None, read_model.get(phone))
+        candidates[phone] = {c for c in found if c is not None}
+    streams = await store.read_streams(sorted({case_stream(c) for cs in candidates.values() for c in cs}))
+    states: dict[str, CaseState] = {}
+    for case_id in sorted({c for cs in candidates.values() for c in cs}):
+        records = streams[case_stream(case_id)]
+        if not records:
+            raise NotFound(f"case {case_id} not found")
+        states[case_id] = fold(case_id, records)
+    return {p: newest_open([states[c] for c in sorted(cs)]) for p, cs in candidates.items()}
 
 
 def _case_of(stream: str) -> str:
@@ -215,9 +253,10 @@ async def _survey_reply(cmd: TakeInSms, phone: str, key: str, store: EventStore,
     recorded = await record_answer(state, score, f"{cmd.contact.idempotency_key}:survey",
                                    store=store, clock=clock)
     if recorded is None:
-        return await _join_case(cmd, state.case_id, phone, key, store)
+        joined = await _join_case(cmd, state.case_id, phone, key, store)
+        return dataclasses.replace(joined, surveyed=True)
     log.info("sms_survey_answered", case_id=state.case_id, score=score, sender=mask_phone(phone))
-    return SmsTakenIn(state.case_id, False, False)
+    return SmsTakenIn(state.case_id, False, False, surveyed=True)
 
 
 async def take_in_sms(
@@ -228,15 +267,21 @@ async def take_in_sms(
     A case it opens is recorded on the sender's stream before the reaction ends
     (again, idempotently, on a repeat), so the sender's next SMS finds it.
     """
-    contact = cmd.contact
-    key = f"{contact.idempotency_key}:case"
-    phone = callable_number(contact.caller.phone)
+    phone = callable_number(cmd.contact.caller.phone)
+    case_id = None if phone is None else await open_case_of(store, pool, phone)
+    return await _take_in(cmd, phone, case_id, store, clock, pool)
+
+
+async def _take_in(cmd: TakeInSms, phone: str | None, case_id: str | None, store: EventStore,
+                   clock: Clock, pool: asyncpg.Pool) -> SmsTakenIn:
+    """Answer the survey with a bare score, else join `case_id` (the sender's open case) or,
+    without one, open a case and record it."""
+    key = f"{cmd.contact.idempotency_key}:case"
     if phone is None:
         return await _open_case(cmd, None, key, store, clock)
     answered = await _survey_reply(cmd, phone, key, store, pool, clock)
     if answered is not None:
         return answered
-    case_id = await open_case_of(store, pool, phone)
     if case_id is None:
         taken = await _open_case(cmd, phone, key, store, clock)
     else:
@@ -252,6 +297,55 @@ def sender_key(event: RecordedEvent) -> str:
     caller = contact.get("caller") if isinstance(contact, dict) else None
     phone = caller.get("phone") if isinstance(caller, dict) else None
     return callable_number(phone if isinstance(phone, str) else None) or event.stream
+
+
+BATCH_CHAINS = 32
+"""Senders a batch takes SMS in for at once: enough to fill group commits, few enough that
+other policies' appends queued behind them (a missed call's task) wait a flush or two."""
+
+
+async def take_in_sms_batch(
+    cmd: TakeInSmsBatch, *, store: EventStore, clock: Clock, pool: asyncpg.Pool
+) -> list[SmsTakenIn]:
+    """`take_in_sms` on each SMS in turn, with the senders' open cases read once for all.
+
+    One sender's SMS are taken in one after the other in log order, each
+    finding the case the one before joined or opened; different senders' at
+    the same time (`BATCH_CHAINS` at most), so their appends share commits. After a redelivery (whose
+    case may be another than the one decided now) the sender's open case is
+    read again, as `take_in_sms` would. A failure stops its sender's chain;
+    the others run to their end, then a failure is raised.
+    """
+    items = cmd.items
+    phones = [callable_number(item.contact.caller.phone) for item in items]
+    known = await open_cases_of(store, pool, {p for p in phones if p is not None})
+    chains: dict[str, list[int]] = {}
+    for index, (item, phone) in enumerate(zip(items, phones, strict=True)):
+        chains.setdefault(phone or item.stream, []).append(index)
+    taken: list[SmsTakenIn | None] = [None] * len(items)
+    gate = asyncio.Semaphore(BATCH_CHAINS)
+
+    async def chain(indexes: list[int]) -> None:
+        async with gate:
+            await _chain(indexes)
+
+    async def _chain(indexes: list[int]) -> None:
+        stale = False
+        for index in indexes:
+            phone = phones[index]
+            if phone is not None and stale:
+                known[phone] = await open_case_of(store, pool, phone)
+            found = await _take_in(items[index], phone, None if phone is None else known[phone],
+                                   store, clock, pool)
+            taken[index] = found
+            if phone is not None:  # a survey answer went to a finished case: read the open one again
+                known[phone], stale = found.case_id, found.duplicate or found.surveyed
+
+    outcomes = await asyncio.gather(*(chain(c) for c in chains.values()), return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return [t for t in taken if t is not None]
 
 
 class SmsIntakePolicy:
@@ -272,6 +366,13 @@ class SmsIntakePolicy:
         """The sender's number as `take_in_sms` finds their case by it; else the SMS alone."""
         return sender_key(event)
 
+    async def react_batch(self, events: Sequence[RecordedEvent]) -> None:
+        """Send one `TakeInSmsBatch` for the batch's `SmsReceived` (a `BatchReactor`)."""
+        items = tuple(TakeInSms(evt.contact, event.stream) for event in events
+                      if isinstance(evt := from_recorded(event), SmsReceived))
+        if items:
+            await self._handle(TakeInSmsBatch(items))
+
     async def react(self, event: RecordedEvent) -> None:
         """Send `TakeInSms` for an `SmsReceived` (idempotent on the SMS's channel key)."""
         evt = from_recorded(event)
@@ -284,4 +385,5 @@ def reactors(deps: Deps) -> list[SmsIntakePolicy]:
     return [SmsIntakePolicy(deps.bus.handle)]
 
 
-HANDLERS: dict[type[Command], Handler] = {ReceiveSms: receive_sms, TakeInSms: take_in_sms}
+HANDLERS: dict[type[Command], Handler] = {ReceiveSms: receive_sms, TakeInSms: take_in_sms,
+                                          TakeInSmsBatch: take_in_sms_batch}

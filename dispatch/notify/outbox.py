@@ -27,7 +27,9 @@ from dispatch.core.errors import InvalidCommand
 from dispatch.core.messages import Command, Event, Json, event, from_recorded, metadata, to_new_event
 from dispatch.core.texts import CHINESE, Texts
 from eventstore import ANY, NO_STREAM, EventStore, RecordedEvent, WrongExpectedVersion
+from eventstore.postgres import append_many_on
 from eventstore.postgres import append_on as store_append_on
+from eventstore.records import AppendArgs
 
 CHANNELS: tuple[str, ...] = ("sms", "wechat")
 MAX_TEXT = 1600
@@ -47,6 +49,13 @@ class RequestNotification(Command):
     case_id: str | None = None
     reason: str = ""
     actor: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestNotifications(Command):
+    """Several `RequestNotification` at once: each keeps its own dedup key."""
+
+    items: tuple[RequestNotification, ...]
 
 
 @event
@@ -139,16 +148,21 @@ async def _enqueue(conn: asyncpg.Connection, cmd: RequestNotification, stream: s
     )
 
 
-async def request_notification(
-    cmd: RequestNotification, *, pool: asyncpg.Pool, clock: Clock, store: EventStore
-) -> bool:
-    """Commit the request event and its outbox row together; False if the key was seen before."""
+def _requested(cmd: RequestNotification, clock: Clock) -> tuple[str, NotificationRequested, Json]:
     _validate(cmd)
     stream = notification_stream(cmd.dedup_key)
     evt = NotificationRequested(cmd.dedup_key, cmd.channel, cmd.to, cmd.text, cmd.case_id,
                                 cmd.reason, clock.now())
     meta = metadata(actor=cmd.actor or "policy:notifications",
                     correlation_id=cmd.case_id or stream, channel=cmd.channel)
+    return stream, evt, meta
+
+
+async def request_notification(
+    cmd: RequestNotification, *, pool: asyncpg.Pool, clock: Clock, store: EventStore
+) -> bool:
+    """Commit the request event and its outbox row together; False if the key was seen before."""
+    stream, evt, meta = _requested(cmd, clock)
     async with pool.acquire() as conn, conn.transaction():
         if not await append_on(conn, stream, [evt], meta, expected=NO_STREAM,
                                key=f"notify:{cmd.dedup_key}"):
@@ -157,6 +171,43 @@ async def request_notification(
     store.wake((NOTIFICATION_CATEGORY,))
     return True
 
+
+_ENQUEUE_MANY = """INSERT INTO notification_outbox
+    (dedup_key, stream, case_id, channel, to_addr, body, reason)
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                         $7::text[])
+    ON CONFLICT (dedup_key) DO NOTHING"""
+
+
+async def request_notifications(
+    cmd: RequestNotifications, *, pool: asyncpg.Pool, clock: Clock, store: EventStore
+) -> list[bool]:
+    """`request_notification` of each, in ONE transaction: the events, then the new rows in one insert.
+
+    Each answer is False when its key was seen before (or repeats an earlier one of the batch).
+    """
+    items = cmd.items
+    requested = [_requested(c, clock) for c in items]
+    appends = [AppendArgs.of(stream, [to_new_event(evt, meta)], NO_STREAM,
+                             idempotency_key=f"notify:{c.dedup_key}")
+               for c, (stream, evt, meta) in zip(items, requested, strict=True)]
+    async with pool.acquire() as conn, conn.transaction():
+        answers = await append_many_on(conn, appends)
+        fresh: list[bool] = []
+        for answer in answers:
+            if isinstance(answer, WrongExpectedVersion):
+                fresh.append(False)
+            elif isinstance(answer, Exception):
+                raise answer
+            else:
+                fresh.append(not answer.duplicate)
+        rows = [(c.dedup_key, stream, c.case_id, c.channel, c.to, c.text, c.reason)
+                for c, (stream, _, _), new in zip(items, requested, fresh, strict=True) if new]
+        if rows:
+            await conn.execute(_ENQUEUE_MANY, *(list(column) for column in zip(*rows, strict=True)))
+    if rows:
+        store.wake((NOTIFICATION_CATEGORY,))
+    return fresh
 
 
 Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
@@ -200,6 +251,21 @@ async def mark_delivery(
                updated_at = now() WHERE id = $1""", row_id, status, provider_id, error, retry_at)
 
 
+async def mark_deliveries(
+    db: Db, marks: Sequence[tuple[int, str, str | None, str | None, datetime | None]],
+) -> None:
+    """`mark_delivery` of several rows in one statement: (row id, status, provider id, error, retry at)."""
+    ids, statuses, provider_ids, errors, retry_ats = (list(c) for c in zip(*marks, strict=True))
+    await db.execute(
+        """UPDATE notification_outbox o SET status = m.status,
+               provider_id = coalesce(m.provider_id, o.provider_id), last_error = m.error,
+               next_attempt_at = coalesce(m.retry_at, o.next_attempt_at), lease_until = NULL,
+               updated_at = now()
+           FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
+                AS m(id, status, provider_id, error, retry_at)
+           WHERE o.id = m.id""", ids, statuses, provider_ids, errors, retry_ats)
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
     """An outbound message and its delivery state."""
@@ -233,7 +299,8 @@ async def list_outbox(
     return [OutboxItem(**dict(r)) for r in rows]
 
 
-HANDLERS: dict[type[Command], Handler] = {RequestNotification: request_notification}
+HANDLERS: dict[type[Command], Handler] = {RequestNotification: request_notification,
+                                          RequestNotifications: request_notifications}
 
 
 SELF_SERVICE_CHANNELS: frozenset[str] = frozenset({"sms", "wechat"})
@@ -277,6 +344,17 @@ class AcknowledgementPolicy:
 
     async def react(self, event: RecordedEvent) -> None:
         """Request the acknowledgement this event calls for (dedup on the case)."""
+        request = await self._request(event)
+        if request is not None:
+            await self._handle(request)
+
+    async def react_batch(self, events: Sequence[RecordedEvent]) -> None:
+        """The batch's requests in one transaction (`RequestNotifications`; a `BatchReactor`)."""
+        requests = [r for r in [await self._request(e) for e in events] if r is not None]
+        if requests:
+            await self._handle(RequestNotifications(tuple(requests)))
+
+    async def _request(self, event: RecordedEvent) -> RequestNotification | None:
         if event.type == "CaseRegistered":
             evt = from_recorded(event)
             # An alarm's caller is a device: the elderly flow tells the contacts instead; a
@@ -284,13 +362,14 @@ class AcknowledgementPolicy:
             # there is none, by the self-service policy (one reply, never two).
             if (isinstance(evt, CaseRegistered) and evt.caller.phone and evt.channel != "alarm"
                     and not self_service_candidate(evt)):
-                await self._handle(acknowledgement(evt.case_id, evt.caller.phone, self._texts))
+                return acknowledgement(evt.case_id, evt.caller.phone, self._texts)
         elif event.type == "CaseCompleted":
             case_id = str(event.data.get("case_id") or event.stream.split("-", 1)[1])
             to = await self._citizen_of(case_id)
             if to:  # by SMS the citizen can answer the satisfaction survey with a digit
                 message = "notify.done_survey" if to[0] == "sms" else "notify.done"
-                await self._send(case_id, to[1], "done", message, "completed", channel=to[0])
+                return self._ask(case_id, to[1], "done", message, "completed", channel=to[0])
+        return None
 
     async def _citizen_of(self, case_id: str) -> tuple[str, str] | None:
         """Where the citizen is told: their phone by SMS, else their WeChat OpenID."""
@@ -302,13 +381,13 @@ class AcknowledgementPolicy:
             return "sms", evt.caller.phone
         return ("wechat", evt.caller.openid) if evt.caller.openid else None
 
-    async def _send(
+    def _ask(
         self, case_id: str, to: str, stage: str, message: str, reason: str, *, channel: str = "sms",
-    ) -> None:
-        await self._handle(RequestNotification(
+    ) -> RequestNotification:
+        return RequestNotification(
             dedup_key=f"{stage}:{case_id}", channel=channel, to=to,
             text=self._texts.say(message, case_id=case_id), case_id=case_id, reason=reason,
-        ))
+        )
 
 
 def reactors(deps: Deps) -> list[AcknowledgementPolicy]:

@@ -3,7 +3,9 @@
 A row is claimed with a lease (`status = 'sending'`), so a crashed sender's
 rows are picked up again when the lease runs out (at-least-once); the dedup key
 goes to the provider as an idempotency token. Each outcome updates the row and
-appends its delivery event in one transaction.
+appends its delivery event in one transaction: the outcomes of one claimed
+batch share one (one append statement and one update for all of them); if that
+transaction fails, each outcome is recorded in a transaction of its own.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import structlog
 
 from dispatch.core.capability import Deps, Task
 from dispatch.core.clock import Clock
-from dispatch.core.messages import Event, metadata
+from dispatch.core.messages import Event, metadata, to_new_event
 from dispatch.core.phone import mask_phone
 from dispatch.notify.outbox import (
     NOTIFICATION_CATEGORY,
@@ -29,10 +31,14 @@ from dispatch.notify.outbox import (
     NotificationSent,
     append_on,
     claim_due,
+    mark_deliveries,
     mark_delivery,
 )
 from dispatch.notify.provider import Delivery, DeliveryError, Provider
-from eventstore import EventStore
+from eventstore import ANY, EventStore
+from eventstore.errors import EventStoreError
+from eventstore.postgres import append_many_on
+from eventstore.records import AppendArgs
 
 log = structlog.get_logger(__name__)
 
@@ -91,43 +97,79 @@ class Sender:
         """Claim and deliver one batch of due messages; answers how many were tried."""
         async with self._pool.acquire() as conn:
             rows = await claim_due(conn, self._batch, self._lease)
-        await asyncio.gather(*(self._deliver(row) for row in rows))
+        outcomes = await asyncio.gather(*(self._deliver(row) for row in rows))
+        await self._record_all(outcomes)
         return len(rows)
 
-    async def _deliver(self, row: Claimed) -> None:
+    async def _deliver(self, row: Claimed) -> _Outcome:
         provider = self._providers.get(row.channel) or self._providers["log"]
         attempt = int(row.attempts)
         try:
             delivery = await provider.send(row.to_addr, row.body, row.dedup_key)
         except DeliveryError as exc:
-            await self._failed(row, attempt, exc)
-            return
+            return self._failed(row, attempt, exc)
         now = self._clock.now()
         evt = NotificationSent(row.dedup_key, provider.name, delivery.provider_id, delivery.status,
                                attempt, now)
-        await self._record(row, evt, "sent", delivery.provider_id, None, None, f"sent:{attempt}")
+        return _Outcome(row, evt, "sent", delivery.provider_id, None, None, f"sent:{attempt}")
 
-    async def _failed(self, row: Claimed, attempt: int, exc: DeliveryError) -> None:
+    def _failed(self, row: Claimed, attempt: int, exc: DeliveryError) -> _Outcome:
         now = self._clock.now()
         if exc.retryable and attempt < self._retry.max_attempts:
             retry_at = now + timedelta(seconds=self._retry.delay(attempt, exc.retry_after))
             evt: Event = NotificationAttemptFailed(row.dedup_key, attempt, exc.message, retry_at, now)
-            await self._record(row, evt, "retry", None, exc.message, retry_at, f"retry:{attempt}")
-            return
+            return _Outcome(row, evt, "retry", None, exc.message, retry_at, f"retry:{attempt}")
         evt = NotificationFailed(row.dedup_key, attempt, exc.message, now)
-        await self._record(row, evt, "failed", None, exc.message, None, f"failed:{attempt}")
         log.warning("notification_failed", dedup_key=row.dedup_key, error=exc.message)
+        return _Outcome(row, evt, "failed", None, exc.message, None, f"failed:{attempt}")
 
-    async def _record(
-        self, row: Claimed, evt: Event, status: str, provider_id: str | None,
-        error: str | None, retry_at: datetime | None, outcome: str,
-    ) -> None:
+    async def _record_all(self, outcomes: list[_Outcome]) -> None:
+        """Every outcome in one transaction; if that fails, each in one of its own."""
+        if len(outcomes) > 1:
+            try:
+                async with self._pool.acquire() as conn, conn.transaction():
+                    answers = await append_many_on(conn, [o.append() for o in outcomes])
+                    for answer in answers:
+                        if isinstance(answer, EventStoreError):
+                            raise answer
+                    await mark_deliveries(conn, [o.mark() for o in outcomes])
+            except (asyncpg.PostgresError, EventStoreError):
+                log.warning("delivery_batch_failed", size=len(outcomes), exc_info=True)
+            else:
+                self._store.wake((NOTIFICATION_CATEGORY,))
+                return
+        for outcome in outcomes:
+            await self._record(outcome)
+
+    async def _record(self, outcome: _Outcome) -> None:
+        row = outcome.row
         meta = metadata(actor="worker:sender", channel=row.channel)
         async with self._pool.acquire() as conn, conn.transaction():
-            await append_on(conn, row.stream, [evt], meta,
-                            key=f"notify:{row.dedup_key}:{outcome}")
-            await mark_delivery(conn, row.id, status, provider_id, error, retry_at)
+            await append_on(conn, row.stream, [outcome.event], meta,
+                            key=f"notify:{row.dedup_key}:{outcome.outcome}")
+            await mark_delivery(conn, *outcome.mark())
         self._store.wake((NOTIFICATION_CATEGORY,))
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """One delivery attempt's outcome: its event and what its row becomes."""
+
+    row: Claimed
+    event: Event
+    status: str
+    provider_id: str | None
+    error: str | None
+    retry_at: datetime | None
+    outcome: str
+
+    def append(self) -> AppendArgs:
+        meta = metadata(actor="worker:sender", channel=self.row.channel)
+        return AppendArgs.of(self.row.stream, [to_new_event(self.event, meta)], ANY,
+                             idempotency_key=f"notify:{self.row.dedup_key}:{self.outcome}")
+
+    def mark(self) -> tuple[int, str, str | None, str | None, datetime | None]:
+        return self.row.id, self.status, self.provider_id, self.error, self.retry_at
 
 
 class NotifyDeps(Deps, Protocol):

@@ -13,8 +13,8 @@ from gateway.cli.serve import lower_priority, serve
 from gateway.cli.stores import run_command
 from gateway.settings import MIN_TOKEN_LENGTH, Settings, SettingsError, from_env
 
-BENCHMARKS = ("eventstore", "channels", "worker", "nearest", "linking", "knowledge", "places", "reports",
-              "rebalance")
+BENCHMARKS = ("eventstore", "channels", "worker", "storm", "nearest", "linking", "knowledge", "places",
+              "reports", "rebalance")
 
 
 def weak_tokens(settings: Settings) -> str | None:

@@ -15,7 +15,8 @@ from channels.twilio_rest import TwilioMessages
 from dispatch.core.bus import MessageBus
 from dispatch.core.capability import collect_handlers
 from dispatch.core.clock import SystemClock
-from dispatch.notify.outbox import RequestNotification
+from dispatch.notify.outbox import RequestNotification, RequestNotifications
+from dispatch.notify.provider import Delivery, DeliveryError
 from dispatch.notify.sender import LogProvider, RetryPolicy, Sender
 from eventstore.postgres import PostgresEventStore
 from gateway.bootstrap import DOMAIN
@@ -167,3 +168,63 @@ async def test_requests_and_deliveries_wake_readers_of_notifications(
     assert await sender.drain_once() == 1
     assert notifications.is_set()
     assert not calls.is_set()
+
+
+async def test_a_batch_of_requests_queues_each_key_once_in_one_transaction(
+    bus: MessageBus, pg_pool: asyncpg.Pool
+) -> None:
+    assert await bus.handle(request("ack:C0")) is True
+    batch = RequestNotifications((request("ack:C1"), request("ack:C0"), request("ack:C2", "+8613900000002"),
+                                  request("ack:C1")))
+
+    assert await bus.handle(batch) == [True, False, True, False]
+    assert await bus.handle(batch) == [False, False, False, False]  # a repeated batch sends nothing
+    rows = await outbox(pg_pool)
+    assert [(r["dedup_key"], r["to_addr"], r["stream"]) for r in rows] == [
+        ("ack:C0", "+8613912345678", "notification-ack:C0"),
+        ("ack:C1", "+8613912345678", "notification-ack:C1"),
+        ("ack:C2", "+8613900000002", "notification-ack:C2")]
+    assert await events_of(pg_pool) == ["NotificationRequested"] * 3
+
+
+async def test_a_batch_of_requests_commits_its_events_with_its_rows(
+    bus: MessageBus, pg_pool: asyncpg.Pool
+) -> None:
+    async with pg_pool.acquire() as conn:
+        await conn.execute("ALTER TABLE notification_outbox RENAME TO outbox_away")
+    with pytest.raises(asyncpg.UndefinedTableError):
+        await bus.handle(RequestNotifications((request("ack:C1"), request("ack:C2"))))
+    assert await events_of(pg_pool) == []
+
+
+class ByNumber:
+    """Accepts, refuses for now, or refuses for good, by the number sent to."""
+
+    name = "by-number"
+
+    async def send(self, to: str, text: str, dedup_key: str) -> Delivery:
+        if to.endswith("1"):
+            raise DeliveryError("busy", retryable=True)
+        if to.endswith("2"):
+            raise DeliveryError("no such number", retryable=False)
+        return Delivery(f"id-{dedup_key}", "queued")
+
+
+async def test_a_claimed_batch_records_each_outcome_on_its_own_row_and_stream(
+    bus: MessageBus, pg_pool: asyncpg.Pool, pg_store: PostgresEventStore
+) -> None:
+    sender = Sender(pg_pool, pg_store, {"sms": ByNumber(), "log": LogProvider()}, SystemClock(),
+                    retry=RetryPolicy(base_delay=60.0))
+    for n in range(3):
+        await bus.handle(request(f"ack:C{n}", f"+861390000000{n}"))
+
+    assert await sender.drain_once() == 3
+    assert await sender.drain_once() == 0  # the retry waits its backoff
+    rows = {r["dedup_key"]: r for r in await outbox(pg_pool)}
+    found = {k: (r["status"], r["provider_id"], r["last_error"], r["lease_until"]) for k, r in rows.items()}
+    assert found == {
+        "ack:C0": ("sent", "id-ack:C0", None, None), "ack:C1": ("retry", None, "busy", None),
+        "ack:C2": ("failed", None, "no such number", None)}
+    assert rows["ack:C1"]["next_attempt_at"] > rows["ack:C0"]["next_attempt_at"]
+    for n, last in enumerate(("NotificationSent", "NotificationAttemptFailed", "NotificationFailed")):
+        assert await events_of(pg_pool, f"notification-ack:C{n}") == ["NotificationRequested", last]

@@ -7,6 +7,7 @@ that depends on the read model having caught up would show.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import asyncpg
@@ -20,6 +21,7 @@ from dispatch.core.capability import collect_handlers
 from dispatch.core.clock import FakeClock
 from dispatch.intake.contact import InboundContact
 from dispatch.intake.sms import ReceiveSms, SmsIntakePolicy, receive_sms
+from eventstore import RecordedEvent
 from eventstore.postgres import PostgresEventStore
 from eventstore.subscriptions import ProjectionRunner, ReactorRunner
 from gateway.bootstrap import DOMAIN
@@ -127,3 +129,36 @@ async def test_a_closed_case_gets_a_new_case_and_repeats_change_nothing(
             "DELETE FROM checkpoints WHERE name = 'sms-intake' OR name LIKE 'sms-intake/%'")
     assert await intake(pg_store, pg_pool, clock).run_until_caught_up() == 3
     assert (await count(), await case_messages(pg_pool)) == (before, taken)
+
+
+async def test_one_batch_takes_in_each_sender_in_order_as_one_at_a_time_would(
+    pg_store: PostgresEventStore, pg_pool: asyncpg.Pool, clock: FakeClock
+) -> None:
+    known = "+8613700000001"
+    await receive_sms(sms("SK0", "停电了", known), store=pg_store)
+    await intake(pg_store, pg_pool, clock).run_until_caught_up()
+    await ProjectionRunner(pg_store, CasesProjection(clock)).run_until_caught_up()
+    [open_case] = await case_messages(pg_pool)
+    plan = [("SA1", SENDER), ("SK1", known), ("SN1", "unknown"), ("SA2", SENDER), ("SN2", "unknown"),
+            ("SK2", known), ("SA3", SENDER)]
+    for sid, sender in plan:
+        await receive_sms(sms(sid, "没电", sender), store=pg_store)
+    runner = intake(pg_store, pg_pool, clock)
+    batches: list[int] = []
+    policy = runner._reactor  # counts the batches it is given
+    react_batch = policy.react_batch  # type: ignore[attr-defined]
+
+    async def counted(events: Sequence[RecordedEvent]) -> None:
+        batches.append(len(events))
+        await react_batch(events)
+
+    policy.react_batch = counted  # type: ignore[attr-defined]
+    assert await runner.run_until_caught_up() == len(plan)
+
+    assert batches == [len(plan)]
+    found = await case_messages(pg_pool)
+    assert found.pop(open_case) == ["SK0", "SK1", "SK2"]
+    assert sorted(found.values()) == [["SA1", "SA2", "SA3"], ["SN1"], ["SN2"]]
+    async with pg_pool.acquire() as conn:
+        opened = await conn.fetchval("SELECT count(*) FROM events WHERE type = 'SmsCaseOpened'")
+    assert opened == 2  # SK0's case and SA1's; an SMS without a number opens a case of its own
