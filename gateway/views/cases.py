@@ -179,6 +179,11 @@ def _place(body: Mapping[str, JsonValue], services: Services) -> Place | None:
         return None
     lat, lon = to_wgs84(field(loc, "lat", (int, float)), field(loc, "lon", (int, float)),
                         field(loc, "crs", str, required=False))
+    return located(lat, lon, services)
+
+
+def located(lat: float, lon: float, services: Services) -> Place:
+    """A WGS84 point with the district it lies in, when the loaded districts say."""
     districts = services.districts
     found = districts.locate(lat, lon) if districts is not None else None
     return Place(lat, lon, found.adcode if found else None, found.name if found else None)

@@ -12,7 +12,7 @@ caught up with yet is folded from its stream.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import timedelta
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -38,10 +38,12 @@ from dispatch.cases.read_model import Db, WebRequest, web_request, web_requests,
 from dispatch.cases.registration import Registered
 from dispatch.core.errors import InvalidCommand
 from dispatch.core.messages import Json
+from dispatch.intake.web import ReceiveWebRequest
 from gateway.auth import TOKENS, Principal
 from gateway.http import json_response
 from gateway.rejections import reject_request
-from gateway.services import SERVICES
+from gateway.services import SERVICES, Services
+from gateway.views.cases import located
 
 BASE = "/open311/v2"
 FMT = "{fmt:(json|xml)}"
@@ -97,6 +99,15 @@ async def _form(request: web.Request, raw: bytes) -> dict[str, str]:
     return fields
 
 
+def _in_district(cmd: ReceiveWebRequest, services: Services) -> ReceiveWebRequest:
+    """The report's point with its district, as an agent's registration gets it: linking
+    gathers a district's outage reports into an incident only when they name the district."""
+    where = cmd.contact.location
+    if where is None or where.district is not None:
+        return cmd
+    return replace(cmd, contact=replace(cmd.contact, location=located(where.lat, where.lon, services)))
+
+
 async def create_request(request: web.Request) -> web.Response:
     """`POST requests.{fmt}`: register a case; answer its `service_request_id`."""
     raw = await request.read()
@@ -109,10 +120,11 @@ async def create_request(request: web.Request) -> web.Response:
         if who is None or not who.may_post("web"):
             who = None
             raise Open311Error(403, "api_key is missing or not a channel key for the web", "forbidden")
+        services = request.app[SERVICES]
         cmd = to_command(parse_form(form), actor=who.actor, holder=who.subject,
                          idempotency_key=request.headers.get("Idempotency-Key"),
-                         received_at=request.app[SERVICES].clock.now())
-        registered: Registered = await request.app[SERVICES].bus.handle(cmd)
+                         received_at=services.clock.now())
+        registered: Registered = await services.bus.handle(_in_district(cmd, services))
     except InvalidCommand as exc:
         err = Open311Error(400, str(exc), "invalid")
         return await _error(request, err, raw, authenticated=who is not None)
