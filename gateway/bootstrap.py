@@ -156,7 +156,8 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
     """Connect the stores, apply migrations and wire the message bus."""
     if settings.stores.database_url is None:
         raise ValueError("build_services needs a database URL (the CLI starts embedded servers)")
-    pool = await create_pool(settings.stores.database_url, application_name=f"intake-{settings.process.role}")
+    pool = await create_pool(settings.stores.database_url, max_size=settings.stores.pool_size,
+                             application_name=f"intake-{settings.process.role}")
     async with pool.acquire() as conn:
         await migrate(conn, SCHEMA)
     store = PostgresEventStore(pool, group_commit=settings.stores.group_commit)

@@ -104,6 +104,7 @@ class StoreSettings:
     allow_owner: bool = False  # INTAKE_ALLOW_OWNER: serve as a superuser or the log's owner anyway
     app_role: str = "intake_app"  # INTAKE_APP_ROLE: the role `intake migrate` grants (and embedded uses)
     app_password: str | None = None  # INTAKE_APP_PASSWORD: set on that role by `intake migrate`
+    pool_size: int = 20  # INTAKE_DB_POOL_SIZE: most PostgreSQL connections of this process's pool
 
 
 @dataclass(frozen=True, slots=True)
@@ -496,6 +497,7 @@ _STORES = {
     "allow_owner": Var("INTAKE_ALLOW_OWNER", _switch),
     "app_role": Var("INTAKE_APP_ROLE", _role_name),
     "app_password": Var("INTAKE_APP_PASSWORD", secret=True),
+    "pool_size": Var("INTAKE_DB_POOL_SIZE", _bounded(4, 500, "a whole number")),
 }
 _HTTP = {
     "host": Var("INTAKE_HTTP_HOST"),

@@ -1,10 +1,12 @@
-"""Make headless Chromium available for the browser tests where this machine allows it.
+"""Make the programs the e2e tests drive available where this machine allows it.
 
-Run by `make test` before pytest (`python -m tests.browser_setup`). When no
-Chromium is installed and we are root with apt-get, install Debian's
-`chromium` (and CJK fonts so Chinese text renders) quietly, bounded in time.
-It never fails the build: without a browser the browser tests skip with a
-message saying why.
+Run by `make test` before pytest (`python -m tests.browser_setup`). For each
+program missing - headless Chromium for the browser tests, HAProxy for the
+scale-out test (3 gateways behind a load balancer) - when we are root with
+apt-get, install Debian's package (Chromium with CJK fonts so Chinese text
+renders) quietly, bounded in time. It never fails the build itself: without a
+browser the browser tests skip with a message saying why; without HAProxy the
+scale-out test fails, naming what to install.
 """
 
 from __future__ import annotations
@@ -13,14 +15,31 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 
-PACKAGES = ("chromium", "fonts-noto-cjk")
 TIME_LIMIT = 600.0
 
 
 def chromium() -> str | None:
     """The path of a Chromium executable, if any."""
     return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def haproxy() -> str | None:
+    """The path of the haproxy executable, if any (Debian puts it in /usr/sbin, often not on PATH)."""
+    return shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/usr/local/sbin")
+
+
+PROGRAMS: dict[str, tuple[Callable[[], str | None], tuple[str, ...]]] = {
+    "chromium": (chromium, ("chromium", "fonts-noto-cjk")),
+    "haproxy": (haproxy, ("haproxy",)),
+}
+"""Each program the e2e tests need: how to find it, and the Debian packages that bring it."""
+
+
+def missing() -> dict[str, tuple[str, ...]]:
+    """The programs not found here, with the packages to install for each."""
+    return {name: packages for name, (find, packages) in PROGRAMS.items() if find() is None}
 
 
 def _run(command: list[str], deadline: float) -> bool:
@@ -33,22 +52,26 @@ def _run(command: list[str], deadline: float) -> bool:
     return done.returncode == 0
 
 
+def _report() -> None:
+    for name, (find, packages) in PROGRAMS.items():
+        found = find()
+        print(f"e2e tests: {name}: {found}" if found else
+              f"e2e tests: no {name} (apt-get install {' '.join(packages)})")
+
+
 def main() -> int:
-    """Install Chromium if missing and possible; always exit 0."""
-    found = chromium()
-    if found:
-        print(f"browser tests: using {found}")
-        return 0
+    """Install what is missing if possible; always exit 0."""
+    wanted = missing()
     can_install = hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get")
-    if not can_install:
-        print("browser tests: no Chromium and no root apt-get here; they will be skipped")
-        return 0
-    print("browser tests: installing Debian chromium (bounded to 10 minutes)...", flush=True)
-    _run(["apt-get", "update", "-qq"], TIME_LIMIT / 3)
-    _run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *PACKAGES], TIME_LIMIT)
-    found = chromium()
-    print(f"browser tests: using {found}" if found else
-          "browser tests: chromium could not be installed; they will be skipped")
+    if wanted and can_install:
+        names = ", ".join(wanted)
+        print(f"e2e tests: installing Debian {names} (bounded to 10 minutes)...", flush=True)
+        _run(["apt-get", "update", "-qq"], TIME_LIMIT / 3)
+        packages = [p for group in wanted.values() for p in group]
+        _run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages], TIME_LIMIT)
+    elif wanted:
+        print("e2e tests: not root with apt-get here; nothing installed")
+    _report()
     return 0
 
 
