@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from dispatch.core.messages import from_recorded, to_new_event
+from dispatch.customers import reference as customer_reference
 from dispatch.gis.geo import wgs84_to_gcj02
 from dispatch.gis.reference import (
     InvalidReference,
@@ -119,11 +120,16 @@ def test_demo_files_all_parse() -> None:
                 knowledge_reference.import_command(article, "loader")  # the loader hands these on
                 kinds["article"] = kinds.get("article", 0) + 1
                 continue
+            if (customer := customer_reference.properties_of(feature)) is not None:
+                customer_reference.set_command(customer, "loader")  # so are these
+                kinds["customer"] = kinds.get("customer", 0) + 1
+                continue
             item = parse_feature(feature, index)
             kinds[item.kind] = kinds.get(item.kind, 0) + 1
     assert kinds["district"] == 15 and kinds["article"] >= 100
     assert kinds["provider"] >= 2000
     assert kinds["elder"] > 0 and kinds["agent"] > 0 and kinds["unit"] > 0
+    assert kinds["customer"] >= 1
 
 
 @pytest.mark.parametrize("type_name", ["ReferenceRecorded", "ReferenceUpdated"])
