@@ -82,6 +82,16 @@ async def test_read_stream_after_version_and_limit(store: EventStore) -> None:
     assert await store.read_stream("case-9") == []
 
 
+async def test_read_streams_answers_each_stream_in_version_order_at_once(store: EventStore) -> None:
+    await store.append("case-1", [ev(n=i) for i in range(3)], NO_STREAM)
+    await store.append("case-2", [ev(n=9)], NO_STREAM)
+    await store.append("case-1", [ev(n=3)], 2)
+    found = await store.read_streams(["case-2", "case-1", "case-9"])
+    assert {k: [(e.version, e.data["n"]) for e in v] for k, v in found.items()} == {
+        "case-1": [(0, 0), (1, 1), (2, 2), (3, 3)], "case-2": [(0, 9)], "case-9": []}
+    assert await store.read_streams([]) == {}
+
+
 @pytest.mark.parametrize(
     ("expected", "actual_before"),
     [(NO_STREAM, 0), (0, 1), (5, 1), (STREAM_EXISTS, NO_STREAM)],
