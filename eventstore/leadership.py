@@ -52,19 +52,31 @@ WITH me AS (
     VALUES ($1, $2, $3, clock_timestamp() + $4 * interval '1 second')
     ON CONFLICT (worker) DO UPDATE SET beat_at = clock_timestamp(), expires_at = excluded.expires_at),
 gone AS (DELETE FROM reader_workers WHERE expires_at < clock_timestamp() - interval '10 minutes'),
+held AS (SELECT * FROM unnest($5::text[], $6::int[]) AS h(runner, partition)),
 renew AS (
     UPDATE reader_leases SET lease_until = clock_timestamp() + $4 * interval '1 second'
     WHERE (runner, partition) IN (
-        SELECT runner, partition FROM reader_leases WHERE owner = $1 FOR UPDATE SKIP LOCKED))
+        SELECT runner, partition FROM reader_leases WHERE owner = $1
+            AND (runner, partition) IN (SELECT runner, partition FROM held)
+        FOR UPDATE SKIP LOCKED)),
+free AS (
+    UPDATE reader_leases SET owner = NULL, lease_until = NULL
+    WHERE (runner, partition) IN (
+        SELECT runner, partition FROM reader_leases WHERE owner = $1
+            AND (runner, partition) NOT IN (SELECT runner, partition FROM held)
+            AND taken_at < clock_timestamp() - $4 * interval '1 second'
+        FOR UPDATE SKIP LOCKED))
 SELECT worker AS name, NULL::int AS partition FROM reader_workers
     WHERE expires_at > clock_timestamp() AND worker <> $1
 UNION ALL SELECT NULL, NULL
 UNION ALL SELECT runner, partition FROM reader_leases WHERE owner = $1"""
-"""Stay alive, renew this worker's leases, and read the workers alive and the leases still its own.
+"""Stay alive, renew the leases this worker holds, and read the workers alive and its leases.
 
-The renewal skips rows locked by a projection's step (which renews them as it
-commits): waiting there, with the rows of other runners locked already, could
-deadlock with that step."""
+Only the leases the process holds ($5, $6) are renewed; one it no longer holds
+(dropped after a late heartbeat) is freed once older than a lease, or it would
+be renewed for ever and never run. Both skip rows locked by a projection's step
+(which renews them as it commits): waiting there, with the rows of other
+runners locked already, could deadlock with that step."""
 
 _CLAIM = """
 UPDATE reader_leases l
@@ -167,9 +179,11 @@ class Leadership:
     async def _beat(self) -> None:
         """One heartbeat: stay alive, renew the leases held, learn who else is."""
         started = time.monotonic()
+        pairs = [(runner, p) for runner, parts in self._held.items() for p in parts]
         try:
             rows = await self._pool.fetch(
-                _BEAT, self.worker, socket.gethostname(), os.getpid(), self.lease, timeout=self.lease)
+                _BEAT, self.worker, socket.gethostname(), os.getpid(), self.lease,
+                [r for r, _ in pairs], [p for _, p in pairs], timeout=self.lease)
         except (*UNAVAILABLE, asyncpg.PostgresError, TimeoutError) as exc:
             log.warning("heartbeat_failed", worker=self.worker, error=str(exc))
             return

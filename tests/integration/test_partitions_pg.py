@@ -26,7 +26,7 @@ import pytest
 from bench.partition_worker import TABLES, Applied, Echo, live_workers, settled
 from eventstore import ANY, NewEvent
 from eventstore.leadership import Leadership
-from eventstore.partitions import PARTITIONS, PartitionCountChanged, ensure, partition_of
+from eventstore.partitions import PARTITIONS, PartitionCountChanged, assign, ensure, partition_of
 from eventstore.postgres import PostgresEventStore
 from eventstore.status import format_status, status
 from eventstore.subscriptions import ProjectionRunner, ReactorRunner
@@ -294,3 +294,28 @@ async def test_status_shows_owners_checkpoints_and_lag_per_partition(
         assert found.as_json()["runners"][0]["partitions"][0]["checkpoint"] == last
     finally:
         await lead.close()
+
+
+async def test_a_lease_a_worker_dropped_after_a_late_heartbeat_is_freed_for_the_worker_it_belongs_to(
+    pg_pool: asyncpg.Pool,
+) -> None:
+    """A worker that dropped its partitions (its heartbeat was late) must not keep renewing them."""
+    names = [f"w-{n}" for n in range(8)]
+    first, second = next((a, b) for a in names for b in names
+                         if a != b and assign("g", 1, [a, b])[b] == frozenset({0}))
+    early = Leadership(pg_pool, lease=LEASE, worker=first)
+    late = Leadership(pg_pool, lease=LEASE, worker=second)
+    async with pg_pool.acquire() as conn:
+        await ensure(conn, "g", 1, "reactor", None)
+    try:
+        assert await early.partitions("g", 1) == (0,)  # alone, it takes the global runner
+        early._drop_all("a late heartbeat, as a test")  # forgets it before handing it over
+
+        async def moved() -> bool:
+            await early.partitions("g", 1)
+            return await late.partitions("g", 1) == (0,)
+        await until(moved)
+        assert await pg_pool.fetchval("SELECT owner FROM reader_leases WHERE runner = 'g'") == second
+    finally:
+        await early.close()
+        await late.close()
