@@ -385,8 +385,10 @@ Presence = Callable[[], Awaitable[set[str] | None]]
 class Assigner:
     """The worker that keeps open tasks fairly assigned to present agents.
 
-    One cycle at a time across processes (a transaction advisory lock); a cycle
-    waits until the read model shows its own assignments before the next one.
+    One cycle at a time across processes (a transaction advisory lock; a process
+    finding another's cycle running skips its turn rather than queue behind it,
+    which under load ran into the statement timeout); a cycle waits until the read
+    model shows its own assignments before the next one.
     """
 
     def __init__(
@@ -412,7 +414,8 @@ class Assigner:
         if present is None:
             return 0
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _ASSIGN_LOCK)
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _ASSIGN_LOCK):
+                return 0  # another process's cycle is running: it sees these tasks too
             moves, self._after = plan_assignments(await open_tasks(conn), present, self._after)
             done = [m for m in moves if await self._apply(m)]
             await self._settle(conn, done)
