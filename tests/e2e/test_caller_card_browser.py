@@ -89,8 +89,13 @@ async def test_an_offered_call_opens_the_card_and_the_call_joins_the_open_case(
         await card.locator("button[data-caller-action=new-case]").click()
         assert await page.wait_for_function("window.registered") is not None
         assert await page.evaluate("window.registered") == {"phone": PHONE, "call_id": "call-1"}
-        if not (ROOT / "gateway" / "static" / "console" / "register.js").exists():
-            await card.locator("form.caller-form").wait_for()  # the card's own form stands in
+        # the registration form opens on the ringing call: its number and the call to link
+        form = page.locator("aside.register:not([hidden]) form.reg-form")
+        await form.wait_for()
+        assert await form.locator("input[name=caller_phone]").input_value() == PHONE
+        assert await form.locator(".call-id").text_content() == "call-1"
+        await page.keyboard.press("Escape")  # hidden, the draft kept
+        await page.locator("aside.register[hidden]").wait_for(state="attached")
         await _check_language(page, lang)
 
         # the case was registered from that call; the caller rings again
