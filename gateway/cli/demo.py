@@ -149,7 +149,8 @@ class Storm:
         now = datetime.now(UTC)
         for caller in callers:
             call_id = f"storm-{self.run_id}-{next(self.ids)}"
-            answered = self.random.random() < 0.3
+            # the harasser hangs up every time (a missed call it must never be called back on)
+            answered = self.random.random() < 0.3 and caller != HARASSER
             offered = now - timedelta(seconds=self.random.randint(5, 90))
             agent = AGENTS[0] if caller == ring_first else self.random.choice(AGENTS)
             events = [("offered", offered), ("answered" if answered else "abandoned", now)]
