@@ -6,6 +6,7 @@ Screenshots are kept in `test-artifacts/` for people to look at.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
 import time
@@ -50,7 +51,13 @@ async def console(client: Any, services: Any) -> Any:
     stats = await load_paths(services, [ROOT / "gis_data" / "districts.geojson"])
     assert not stats.errors
     await catch_up_reference(services)
-    return client
+    # the district index is rebuilt in the background: a case registered before it is there
+    # gets no district, so wait for it (a point in 渭城区)
+    for _ in range(600):
+        if services.districts is not None and services.districts.locate(34.3455, 108.7123) is not None:
+            return client
+        await asyncio.sleep(0.05)
+    raise AssertionError("the district index was not ready within 30 s")
 
 
 @contextlib.asynccontextmanager
