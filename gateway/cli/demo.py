@@ -221,9 +221,24 @@ class Storm:
                                 headers=self._auth("dispatcher")) as response:
                 found = (await response.json()).get("items", []) if response.status == 200 else []
             if found:
-                await self._post(http, "dispatch", f"/api/v1/cases/{case['case_id']}/dispatch",
-                                 json={"expected_version": case["version"], "to": found[0]["id"],
-                                       "kind": "provider"}, headers=self._auth("dispatcher"))
+                await self._dispatch(http, case, found[0]["id"])
+
+    async def _dispatch(self, http: aiohttp.ClientSession, case: dict[str, Any], provider: str) -> None:
+        """Dispatch at the case's version; when it moved on meanwhile (routed, linked), read it
+        again and retry while it still waits, as a dispatcher would."""
+        version = case["version"]
+        for _ in range(3):
+            done = await self._post(http, "dispatch", f"/api/v1/cases/{case['case_id']}/dispatch",
+                                    json={"expected_version": version, "to": provider, "kind": "provider"},
+                                    headers=self._auth("dispatcher"))
+            if done is not None or "dispatch" in self.skipped:
+                return
+            async with http.get(f"{self.base}/api/v1/cases/{case['case_id']}",
+                                headers=self._auth("dispatcher")) as response:
+                now = await response.json() if response.status == 200 else {}
+            if now.get("status") != "accepted":
+                return
+            version = now["version"]
 
     async def wave(self, http: aiohttp.ClientSession, number: int, repeaters: list[str]) -> None:
         """One wave: calls (with repeat callers), an SMS, a web report, now and then an alarm."""

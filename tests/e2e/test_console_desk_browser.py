@@ -468,7 +468,11 @@ async def test_dispatch_suggestions_follow_the_job_and_units_come_from_a_list(
     async with _page(browser, base + f"?token=t-dispatcher#case/{power['case_id']}") as page:
         offered = page.locator("ul.providers li[data-provider]")
         await offered.first.wait_for(timeout=30_000)
-        texts = [await li.text_content() or "" for li in await offered.all()]
+        # read in one go: a live change may re-render the list between two reads
+        listed = await page.wait_for_function(
+            "() => { const t = [...document.querySelectorAll('ul.providers li[data-provider]')]"
+            ".map((li) => li.textContent); return t.length ? t : null; }", timeout=30_000)
+        texts = await listed.json_value()
         assert texts and all("电力抢修" in x or "线路抢修" in x for x in texts), texts
         assert not any("养老" in x or "医疗" in x for x in texts), texts
         assert all(re.search(r"在办 \d+/\d+", x) for x in texts), texts  # load of capacity
