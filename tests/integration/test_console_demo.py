@@ -22,8 +22,9 @@ def settings(settings: Settings) -> Settings:
     return dataclasses.replace(settings, twilio=TwilioSettings(TWILIO))
 
 
-async def _eventually(client: Any, path: str, enough: Any, token: str = "t-dispatcher") -> Any:
-    async with asyncio.timeout(20):
+async def _eventually(client: Any, path: str, enough: Any, token: str = "t-dispatcher",
+                      within: float = 20.0) -> Any:
+    async with asyncio.timeout(within):
         while True:
             response = await client.get(path, headers=auth(token))
             body = await response.json() if response.status == 200 else None
@@ -71,7 +72,8 @@ async def test_the_storm_is_a_storm_located_outages_forming_incidents_sent_to_po
         outages = [c for c in body["items"] if c["channel"] in ("sms", "web")]
         return len(outages) >= 18 and all((c.get("location") or {}).get("district") for c in outages)
 
-    cases = (await _eventually(client, "/api/v1/cases?limit=500", located))["items"]
+    # the first address a process matches builds the gazetteer's matcher (seconds on a busy host)
+    cases = (await _eventually(client, "/api/v1/cases?limit=500", located, within=60.0))["items"]
     outages = [c for c in cases if c["channel"] in ("sms", "web")]
     # web outages are power faults, not reports; every outage has a district (Qindu's)
     assert {c["category"] for c in outages if c["channel"] == "web"} == {"power_fault"}
