@@ -10,6 +10,7 @@ import asyncio
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -229,3 +230,14 @@ async def client(settings: Settings, services: Any, aiohttp_client: Any) -> Any:
     from gateway.app import create_app
 
     return await aiohttp_client(create_app(settings, services=services))
+
+
+async def until(check: Any, within: float = 5.0) -> Any:
+    """Poll `check` until it answers something true (returned), failing after `within` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        result = await check()
+        if result:
+            return result
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,18 +12,14 @@ from dispatch.gis.reference import RecordReference, parse_feature
 from dispatch.missed_calls.read_model import open_tasks
 from gateway.services import SERVICES
 from tests.conftest import auth
+from tests.conftest import until as shared_until
 
 PHONE = "13912345678"
 
 
 async def until(check: Any, within: float = 8.0) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        result = await check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.05)
+    """The shared poll, with this module's longer default wait."""
+    return await shared_until(check, within)
 
 
 def _at(offset_s: int = 0) -> str:

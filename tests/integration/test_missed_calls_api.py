@@ -15,7 +15,7 @@ from dispatch.missed_calls.policy import AssignCallbackTask, Assigner, RecordCal
 from gateway.presence import PresenceBoard
 from gateway.services import SERVICES
 from gateway.settings import ConsoleSettings, Settings
-from tests.conftest import auth
+from tests.conftest import auth, until
 from tests.integration.tcp_proxy import TcpProxy
 
 TTL = 1.0
@@ -49,14 +49,6 @@ async def tasks(client: Any, query: str = "status=open") -> list[dict[str, Any]]
     return list(body["items"])
 
 
-async def until(check: Any, within: float = 5.0) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        result = await check()
-        if result:
-            return result
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.05)
 
 
 def spread(items: list[dict[str, Any]]) -> Counter[str | None]:
