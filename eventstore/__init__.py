@@ -14,6 +14,7 @@ from eventstore.records import (
     AppendResult,
     Checkpoint,
     NewEvent,
+    Personal,
     RecordedEvent,
     category_of,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "EventStoreError",
     "IdempotencyConflict",
     "NewEvent",
+    "Personal",
     "RecordedEvent",
     "StoreUnavailable",
     "WrongExpectedVersion",

@@ -33,6 +33,7 @@ import structlog
 
 from eventstore.errors import AppendFailed, EventStoreError, StoreUnavailable, WrongExpectedVersion
 from eventstore.records import AppendArgs, AppendResult, NewEvent
+from eventstore.shredding import keyring_of
 
 log = structlog.get_logger(__name__)
 
@@ -173,6 +174,9 @@ class GroupCommitter:
         # streams then wait for each other but can never deadlock, which would
         # stall both for deadlock_timeout (1 s) before one of them gives way.
         batch = sorted(batch, key=attrgetter("stream"))
+        sealed = await keyring_of(conn).seal(conn, [item.args for item in batch])
+        for item, args in zip(batch, sealed, strict=True):
+            item.args = args
         try:
             rows = await conn.fetch(APPEND_MANY, *_columns([item.args for item in batch]))
         except asyncpg.PostgresError as exc:

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import uuid
 from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import UTC, datetime
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from eventstore.errors import IdempotencyConflict, WrongExpectedVersion
 from eventstore.records import (
@@ -19,6 +23,7 @@ from eventstore.records import (
     category_of,
     check_append,
 )
+from eventstore.shredding import SEALED, open_event, seal_event
 from eventstore.wakeup import Wakeup, WakeupHub
 
 
@@ -45,6 +50,8 @@ class MemoryEventStore:
         self._checkpoints: dict[str, Checkpoint] = {}
         self._lock = asyncio.Lock()
         self._hub = WakeupHub()
+        self._subject_keys: dict[str, tuple[uuid.UUID, AESGCM]] = {}
+        self._key_ids: dict[uuid.UUID, AESGCM | None] = {}
 
     async def append(
         self,
@@ -69,16 +76,19 @@ class MemoryEventStore:
             check_expected(stream, expected_version, actual)
             recorded = []
             for offset, event in enumerate(events):
-                metadata = dict(event.metadata)
+                data, metadata = event.data, dict(event.metadata)
                 if idempotency_key is not None:
                     metadata["idempotency_key"] = idempotency_key
+                if event.personal is not None:
+                    key = self._key(event.personal.subject)
+                    data, metadata = seal_event(data, metadata, event.personal, *key)
                 record = RecordedEvent(
                     position=len(self._log) + 1,
                     stream=stream,
                     version=actual + 1 + offset,
                     type=event.type,
                     schema_version=event.schema_version,
-                    data=event.data,
+                    data=data,
                     metadata=metadata,
                     recorded_at=self._now(),
                 )
@@ -96,15 +106,32 @@ class MemoryEventStore:
         self._hub.wake_all(frozenset({category_of(stream)}))
         return result
 
+    def _key(self, subject: str) -> tuple[uuid.UUID, AESGCM]:
+        if subject not in self._subject_keys:
+            key_id, aead = uuid.uuid4(), AESGCM(os.urandom(32))
+            self._subject_keys[subject] = (key_id, aead)
+            self._key_ids[key_id] = aead
+        return self._subject_keys[subject]
+
+    def erase(self, subjects: Collection[str]) -> list[uuid.UUID]:
+        """Delete the subjects' keys (`Keyring.erase`): their sealed data reads as erased."""
+        gone = [self._subject_keys.pop(s)[0] for s in subjects if s in self._subject_keys]
+        for key_id in gone:
+            self._key_ids[key_id] = None
+        return gone
+
+    def _open(self, record: RecordedEvent) -> RecordedEvent:
+        return open_event(record, self._key_ids) if SEALED in record.metadata else record
+
     async def read_stream(
         self, stream: str, *, after_version: int = NO_STREAM, limit: int | None = None
     ) -> list[RecordedEvent]:
         """See `EventStore.read_stream`."""
-        return [e for e in self._streams.get(stream, []) if e.version > after_version][:limit]
+        return [self._open(e) for e in self._streams.get(stream, []) if e.version > after_version][:limit]
 
     async def read_streams(self, streams: Collection[str]) -> dict[str, list[RecordedEvent]]:
         """See `EventStore.read_streams`."""
-        return {stream: list(self._streams.get(stream, [])) for stream in streams}
+        return {stream: [self._open(e) for e in self._streams.get(stream, [])] for stream in streams}
 
     async def stream_version(self, stream: str) -> int:
         """See `EventStore.stream_version`."""
@@ -121,7 +148,7 @@ class MemoryEventStore:
         out: list[tuple[Checkpoint, RecordedEvent]] = []
         for record in self._log[after.position :]:
             if categories is None or category_of(record.stream) in categories:
-                out.append((self._checkpoint(record.position), record))
+                out.append((self._checkpoint(record.position), self._open(record)))
                 if len(out) >= limit:
                     break
         return out

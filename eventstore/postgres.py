@@ -28,6 +28,7 @@ from eventstore.records import (
     ReadBatch,
     RecordedEvent,
 )
+from eventstore.shredding import ERASURE_CHANNEL, Keyring, bind, keyring_of
 from eventstore.unavailable import UNAVAILABLE as UNAVAILABLE  # re-exported: the gateway maps it to 503
 from eventstore.unavailable import DroppingConnection, drop
 from eventstore.wakeup import Wakeup, WakeupHub
@@ -72,6 +73,7 @@ async def create_pool(
     max_size: int = 20,
     command_timeout: float = 4.0,
     application_name: str = "intake",
+    keyring: Keyring | None = None,
 ) -> asyncpg.Pool:
     """A connection pool with the store's codecs and bounded waits.
 
@@ -81,14 +83,21 @@ async def create_pool(
     drops its connection (`DroppingConnection`) instead of waiting for the
     server to acknowledge a cancel.
     `application_name` names the sessions in `pg_stat_activity` (a DSN's own
-    `application_name` wins).
+    `application_name` wins). Every connection of the pool shares one cache of
+    the subjects' keys (`keyring`, `eventstore/shredding.py`).
     """
+    ring = keyring or Keyring()
+
+    async def init(conn: asyncpg.Connection) -> None:
+        await init_connection(conn)
+        bind(conn, ring)
+
     try:
         pool = await asyncpg.create_pool(
             dsn,
             min_size=min_size,
             max_size=max_size,
-            init=init_connection,
+            init=init,
             connection_class=DroppingConnection,
             command_timeout=command_timeout,
             timeout=3,
@@ -235,7 +244,7 @@ class PostgresEventStore:
                 after_version,
                 limit,
             )
-        return [_record(r) for r in rows]
+            return await keyring_of(conn).open(conn, [_record(r) for r in rows])
 
     async def read_streams(self, streams: Collection[str]) -> dict[str, list[RecordedEvent]]:
         """See `EventStore.read_streams`: one statement for all of them."""
@@ -247,8 +256,9 @@ class PostgresEventStore:
                 f"SELECT {_COLUMNS} FROM events WHERE stream = ANY($1::text[]) ORDER BY stream, version",
                 list(found),
             )
-        for row in rows:
-            found[row["stream"]].append(_record(row))
+            records = await keyring_of(conn).open(conn, [_record(r) for r in rows])
+        for record in records:
+            found[record.stream].append(record)
         return found
 
     async def stream_version(self, stream: str) -> int:
@@ -393,6 +403,8 @@ class PostgresEventStore:
             raise StoreUnavailable(f"cannot LISTEN: {exc}") from exc
         try:
             await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
+            ring = keyring_of(conn)
+            await conn.add_listener(ERASURE_CHANNEL, lambda _c, _p, _ch, payload: ring.on_notice(payload))
         except BaseException as exc:
             drop(conn)
             await self.pool.release(conn)
@@ -523,7 +535,13 @@ async def append_on(
 
 
 async def append_args_on(conn: asyncpg.Connection, args: AppendArgs) -> AppendResult:
-    """`append_on` with its arguments already checked."""
+    """`append_on` with its arguments already checked (personal data sealed here if not yet)."""
+    if any(args.personal):
+        (args,) = await keyring_of(conn).seal(conn, [args])
+    return await _append_sealed(conn, args)
+
+
+async def _append_sealed(conn: asyncpg.Connection, args: AppendArgs) -> AppendResult:
     stream, expected_version, idempotency_key = args.stream, args.expected_version, args.idempotency_key
     while True:
         try:
@@ -562,6 +580,7 @@ async def append_many_on(
     place in the answer) rolls back only itself. Streams are locked in
     stream order, as group commit does. Does not wake readers.
     """
+    batch = await keyring_of(conn).seal(conn, batch)
     order = sorted(range(len(batch)), key=lambda i: batch[i].stream)
     found: list[AppendResult | EventStoreError | None] = [None] * len(batch)
     for start in range(0, len(order), MAX_BATCH):
@@ -651,10 +670,11 @@ async def read_batch_on(
         args.append(next(iter(categories)) if len(categories) == 1 else sorted(categories))
     rows = await conn.fetch(_batch_sql(categories), *args)
     pending = bool(rows[0]["pending"]) if rows else False
+    rows = [r for r in rows if r["position"] is not None]
+    records = await keyring_of(conn).open(conn, [_record(r) for r in rows])
     events = tuple(
-        (Checkpoint((r["tx"], r["position"]), r["position"]), _record(r))
-        for r in rows
-        if r["position"] is not None
+        (Checkpoint((r["tx"], r["position"]), r["position"]), record)
+        for r, record in zip(rows, records, strict=True)
     )
     return ReadBatch(events, pending)
 

@@ -46,14 +46,31 @@ def check_append(stream: str, events: Sequence[object], expected_version: int) -
         )
 
 
+Path = tuple[str | int, ...]
+"""Where a value is in an event's data: the keys and list indexes leading to it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Personal:
+    """Whose personal data an event carries (its subject) and where in its data it is.
+
+    The store seals the values at `paths` with the subject's key
+    (`eventstore/shredding.py`); the subject itself is never stored in the log.
+    """
+
+    subject: str
+    paths: tuple[Path, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class NewEvent:
-    """An event to append: its type, schema version, data and metadata."""
+    """An event to append: its type, schema version, data and metadata, and its personal data."""
 
     type: str
     data: JSON
     schema_version: int = 1
     metadata: JSON = field(default_factory=dict)
+    personal: Personal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +132,7 @@ class AppendArgs:
     schema_versions: list[int]
     data: list[JSON]
     metadata: list[JSON]
+    personal: list[Personal | None] = field(default_factory=list)
 
     @classmethod
     def of(
@@ -132,6 +150,7 @@ class AppendArgs:
             [e.data for e in events],
             [{**e.metadata, "idempotency_key": idempotency_key} if idempotency_key else e.metadata
              for e in events],
+            [e.personal for e in events],
         )
 
     def answer(self, result: AppendResult) -> AppendResult:

@@ -362,7 +362,7 @@ async def apply_events(
     stream = case_stream(state.case_id)
     try:
         result = await store.append(
-            stream, [to_new_event(e, meta) for e in events], state.version,
+            stream, [to_new_event(e, meta, subject=state.subject) for e in events], state.version,
             idempotency_key=idempotency_key,
         )
     except WrongExpectedVersion as exc:

@@ -10,22 +10,28 @@ never depends on today's configuration; `state.py` says how each one folds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from dispatch.core.messages import Event, event
+from dispatch.core.personal import PERSONAL, phone_subject, subject
 
 
 @dataclass(frozen=True, slots=True)
 class CallerInfo:
     """Who the case is for."""
 
-    name: str | None = None
-    phone: str | None = None
-    email: str | None = None
-    openid: str | None = None
-    device_account: str | None = None
+    name: str | None = field(default=None, metadata=PERSONAL)
+    phone: str | None = field(default=None, metadata=PERSONAL)
+    email: str | None = field(default=None, metadata=PERSONAL)
+    openid: str | None = field(default=None, metadata=PERSONAL)
+    device_account: str | None = field(default=None, metadata=PERSONAL)
+
+    def data_subject(self) -> str | None:
+        """Whose data this is: the number, else the OpenID, the e-mail or the alarm device."""
+        return (phone_subject(self.phone) or subject("openid", self.openid)
+                or subject("email", self.email) or subject("device", self.device_account))
 
     def reach(self) -> tuple[str, str] | None:
         """How the citizen is told of their case: (outbox channel, address), a phone first."""
@@ -53,7 +59,7 @@ class MatchedPlace:
     name: str
     type: str | None = None
     score: float | None = None
-    text: str | None = None
+    text: str | None = field(default=None, metadata=PERSONAL)
 
 
 LOCATION_SOURCES: tuple[str, ...] = ("given", "gazetteer", "agent")
@@ -78,26 +84,30 @@ class CaseRegistered(Event):
     category: str
     priority: int
     channel: str
-    description: str
+    description: str = field(metadata=PERSONAL)
     caller: CallerInfo
     accepted_at: datetime
     deadline: datetime
     location: Place | None = None
-    address: str | None = None
-    account_number: str | None = None
+    address: str | None = field(default=None, metadata=PERSONAL)
+    account_number: str | None = field(default=None, metadata=PERSONAL)
     customer_type: str | None = None
     fault: Fault | None = None
     service_time: str | None = None
-    special_needs: str | None = None
+    special_needs: str | None = field(default=None, metadata=PERSONAL)
     flags: tuple[str, ...] = ()
     missing_fields: tuple[str, ...] = ()
     elder_id: str | None = None
     recording_id: str | None = None
     contact_stream: str | None = None
-    raw: Any = None
+    raw: Any = field(default=None, metadata=PERSONAL)
     call_id: str | None = None
     """The phone call the agent registered the case from (its recording is the case's); added
     after the first release as an optional field, so earlier events read as None."""
+
+    def data_subject(self) -> str | None:
+        """The caller's, else the elder's (an alarm from a registered device)."""
+        return self.caller.data_subject() or subject("elder", self.elder_id)
 
 
 @event
@@ -124,7 +134,7 @@ class CallerPhoneGiven(Event):
     """The citizen gave the phone number to reach them on; the case no longer awaits one."""
 
     case_id: str
-    phone: str
+    phone: str = field(metadata=PERSONAL)
     channel: str
     at: datetime
     by: str | None = None
@@ -240,7 +250,7 @@ class FeedbackGiven(Event):
 
     case_id: str
     unit: str
-    text: str
+    text: str = field(metadata=PERSONAL)
     at: datetime
 
 
@@ -254,7 +264,7 @@ class CaseCompleted(Event):
     callback_by: datetime
     archive_by: datetime
     handler: str | None = None
-    result: str = ""
+    result: str = field(default="", metadata=PERSONAL)
     by: str | None = None
 
 
@@ -271,7 +281,7 @@ class CallbackRecorded(Event):
     outcome: str
     at: datetime
     handler: str | None = None
-    note: str | None = None
+    note: str | None = field(default=None, metadata=PERSONAL)
     by: str | None = None
     case_score: int | None = None
     unit_score: int | None = None
@@ -304,7 +314,7 @@ class CaseSupplemented(Event):
     """Information was added to a closed or archived case."""
 
     case_id: str
-    text: str
+    text: str = field(metadata=PERSONAL)
     at: datetime
     by: str | None = None
 
@@ -359,7 +369,7 @@ class ReminderSet(Event):
 
     case_id: str
     remind_at: datetime | None
-    note: str
+    note: str = field(metadata=PERSONAL)
     by: str | None
     at: datetime
 
@@ -372,5 +382,5 @@ class ReminderDue(Event):
     case_id: str
     remind_at: datetime
     agent: str | None
-    note: str
+    note: str = field(metadata=PERSONAL)
     at: datetime

@@ -39,6 +39,7 @@ from dispatch.cases.events import (
 from dispatch.cases.status import CaseStatus
 from dispatch.core.errors import NotFound
 from dispatch.core.messages import Event, from_recorded
+from dispatch.core.personal import subject
 from eventstore import EventStore, RecordedEvent
 
 
@@ -107,6 +108,12 @@ class CaseState:
     recording_id: str | None = None
     owner: str | None = None
     moved_by_hand: bool = False
+
+    @property
+    def subject(self) -> str | None:
+        """Whose personal data the case holds: its caller's, else its elder's (events of the
+        case are sealed with that subject's key, `dispatch/core/personal.py`)."""
+        return self.caller.data_subject() or subject("elder", self.elder_id)
 
     def apply(self, evt: Event, version: int) -> None:
         """Fold one event into the state; events this table does not know only move the version."""

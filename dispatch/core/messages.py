@@ -12,12 +12,16 @@ import dataclasses
 import functools
 import types
 import typing
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 from enum import Enum
 from typing import Any, ClassVar, TypeAlias, TypeVar
 
-from eventstore import NewEvent, RecordedEvent
+import structlog
+
+from dispatch.core.personal import personal_paths, subject_of
+from eventstore import NewEvent, Personal, RecordedEvent
 from eventstore.records import JSON
 
 
@@ -37,6 +41,7 @@ JsonValue: TypeAlias = Any
 Json: TypeAlias = JSON
 """A JSON object (event data and metadata, jsonb columns, HTTP bodies): `dict[str, JsonValue]`."""
 
+log = structlog.get_logger(__name__)
 E = TypeVar("E", bound=type[Event])
 _SCALARS = frozenset({str, int, float, bool})
 EVENT_TYPES: dict[str, type[Event]] = {}
@@ -93,9 +98,22 @@ def to_data(message: object) -> Json:
     return data
 
 
-def to_new_event(evt: Event, metadata: Json | None = None) -> NewEvent:
-    """The store record for a domain event."""
-    return NewEvent(type(evt).__name__, to_data(evt), evt.SCHEMA_VERSION, dict(metadata or {}))
+def to_new_event(evt: Event, metadata: Json | None = None, *, subject: str | None = None) -> NewEvent:
+    """The store record for a domain event, its personal fields noted for sealing.
+
+    The subject is `subject` when given (a case's events are its caller's, whoever
+    they name), else the event's own (`personal.subject_of`), else a key of the
+    event's own: never refused, but then erased only with the log's retention.
+    """
+    paths = personal_paths(evt)
+    sealed = None
+    if paths:
+        who = subject or subject_of(evt)
+        if who is None:
+            who = f"event:{uuid.uuid4()}"
+            log.warning("personal_data_without_subject", type=type(evt).__name__)
+        sealed = Personal(who, paths)
+    return NewEvent(type(evt).__name__, to_data(evt), evt.SCHEMA_VERSION, dict(metadata or {}), sealed)
 
 
 Decode = Callable[[JsonValue], object]

@@ -7,7 +7,7 @@ time the citizen called about it and the call's recording is found from it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from dispatch.cases.state import case_stream, load_case
@@ -15,6 +15,7 @@ from dispatch.core.bus import Handler
 from dispatch.core.clock import Clock
 from dispatch.core.errors import NotFound
 from dispatch.core.messages import Command, Event, event, metadata, to_new_event
+from dispatch.core.personal import PERSONAL, phone_subject
 from dispatch.intake.calls import call_stream
 from eventstore import ANY, EventStore
 
@@ -26,9 +27,13 @@ class CallAddedToCase(Event):
 
     case_id: str
     call_id: str
-    phone: str | None
+    phone: str | None = field(metadata=PERSONAL)
     by: str
     at: datetime
+
+    def data_subject(self) -> str | None:
+        """The caller's."""
+        return phone_subject(self.phone)
 
 
 @dataclass(frozen=True, slots=True)

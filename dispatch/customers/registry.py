@@ -11,13 +11,14 @@ automatically and counted on the supervisor's harassment list.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from dispatch.core.bus import Handler
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand
 from dispatch.core.messages import Command, Event, event, from_recorded, metadata, to_new_event
+from dispatch.core.personal import PERSONAL, phone_subject
 from dispatch.core.phone import caller_key, normalise_phone
 from eventstore import EventStore, WrongExpectedVersion
 
@@ -38,13 +39,17 @@ def customer_stream(phone: str) -> str:
 class CustomerTierSet(Event):
     """A number's tier was set (or cleared with `none`) by `set_by`, until `expires_at` if given."""
 
-    phone: str
+    phone: str = field(metadata=PERSONAL)
     tier: str
-    reason: str
+    reason: str = field(metadata=PERSONAL)
     set_by: str
     at: datetime
     expires_at: datetime | None = None
     source: str = "api"
+
+    def data_subject(self) -> str | None:
+        """The customer's."""
+        return phone_subject(self.phone)
 
 
 @dataclass(frozen=True, slots=True)

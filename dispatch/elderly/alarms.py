@@ -34,6 +34,7 @@ from dispatch.core.capability import Deps
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand, NotFound
 from dispatch.core.messages import Command, Event, Json, JsonValue, event, from_data, metadata, to_new_event
+from dispatch.core.personal import PERSONAL, subject
 from dispatch.core.phone import mask_phone, normalise_phone
 from dispatch.core.texts import CHINESE, LOCAL_TIME, Texts
 from dispatch.gis.holder import ProviderIndexHolder
@@ -153,10 +154,14 @@ class AlarmReceived(Event):
     occurred_at: datetime | None = None
     zone: str | None = None
     qualifier: str | None = None
-    lat: float | None = None
-    lon: float | None = None
-    text: str | None = None
-    raw: JsonValue = None
+    lat: float | None = field(default=None, metadata=PERSONAL)
+    lon: float | None = field(default=None, metadata=PERSONAL)
+    text: str | None = field(default=None, metadata=PERSONAL)
+    raw: JsonValue = field(default=None, metadata=PERSONAL)
+
+    def data_subject(self) -> str | None:
+        """The alarm device's (the elder who carries it)."""
+        return subject("device", self.account)
 
 
 @event
@@ -169,10 +174,14 @@ class ElderlyAlertOpened(Event):
     account: str
     elder_id: str | None
     registered: bool
-    notified: tuple[str, ...]
+    notified: tuple[str, ...] = field(metadata=PERSONAL)
     opened_at: datetime
     callback_due_at: datetime
     nearest_help: Json | None = None
+
+    def data_subject(self) -> str | None:
+        """The elder's, else the device's."""
+        return subject("elder", self.elder_id) or subject("device", self.account)
 
 
 @event
@@ -195,7 +204,7 @@ class ElderReachConfirmed(Event):
     case_id: str
     outcome: str
     confirmed_at: datetime
-    note: str = ""
+    note: str = field(default="", metadata=PERSONAL)
     actor: str | None = None
 
 

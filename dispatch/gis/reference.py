@@ -32,11 +32,14 @@ from dispatch.core.messages import (
     metadata,
     to_new_event,
 )
+from dispatch.core.personal import phone_subject, subject
 from dispatch.gis.geo import to_wgs84
 from eventstore import EventStore, RecordedEvent, WrongExpectedVersion
 from eventstore.subscriptions import Change
 
 KINDS: tuple[str, ...] = ("district", "provider", "unit", "agent", "elder", "place", "org")
+PERSONAL_KINDS = frozenset({"elder", "customer"})
+"""Kinds whose items are people: their properties and geometry are sealed with the person's key."""
 REQUIRED: dict[str, tuple[str, ...]] = {
     "district": ("adcode", "name"),
     "provider": ("id", "name", "skills", "capacity", "phone"),
@@ -189,6 +192,18 @@ class ReferenceEvent(Event):
     properties: Json
     geometry: Json | None
     digest: str
+
+    def personal_fields(self) -> tuple[str, ...]:
+        """An elder's or a customer's properties and home are personal; places and crews are not."""
+        return ("properties", "geometry") if self.kind in PERSONAL_KINDS else ()
+
+    def data_subject(self) -> str | None:
+        """The elder's; a customer's number."""
+        if self.kind == "elder":
+            return subject("elder", self.id)
+        if self.kind == "customer":
+            return phone_subject(str(self.properties.get("phone") or self.id))
+        return None
 
 
 @event

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from dispatch.cases.events import CallerInfo, Place
+from dispatch.core.personal import PERSONAL
 from eventstore import EventStore
 
 Channel = Literal["phone", "sms", "web", "wechat", "alarm"]
@@ -32,10 +33,10 @@ class InboundContact:
     caller: CallerInfo
     occurred_at: datetime
     received_at: datetime
-    text: str | None = None
+    text: str | None = field(default=None, metadata=PERSONAL)
     location: Place | None = None
-    raw: Any = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    raw: Any = field(default=None, metadata=PERSONAL)
+    extra: dict[str, Any] = field(default_factory=dict, metadata=PERSONAL)
 
 
 async def repeat_key(store: EventStore, base: str, at: datetime, window: timedelta = REPEAT_WINDOW) -> str:

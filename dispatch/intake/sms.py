@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 import structlog
@@ -41,6 +41,7 @@ from dispatch.core.capability import Deps
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand, NotFound
 from dispatch.core.messages import Command, Event, event, from_recorded, metadata, to_new_event
+from dispatch.core.personal import PERSONAL, phone_subject
 from dispatch.core.phone import caller_key, mask_phone, normalise_phone
 from dispatch.intake.classify import classify
 from dispatch.intake.contact import InboundContact
@@ -85,9 +86,13 @@ class CaseMessageReceived(Event):
 
     case_id: str
     channel: str
-    phone: str | None
-    text: str
+    phone: str | None = field(metadata=PERSONAL)
+    text: str = field(metadata=PERSONAL)
     contact: InboundContact
+
+    def data_subject(self) -> str | None:
+        """The sender's."""
+        return phone_subject(self.phone) or self.contact.caller.data_subject()
 
 
 @event

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from dispatch.cases.events import AWAITING_PHONE, CallerInfo, CallerPhoneGiven, Place
@@ -37,6 +37,7 @@ from dispatch.core.bus import Handler
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand, NotFound, StaleVersion
 from dispatch.core.messages import Command, Event, event, from_recorded, metadata, to_new_event
+from dispatch.core.personal import PERSONAL, subject
 from dispatch.core.phone import normalise_phone
 from dispatch.core.texts import CHINESE, Texts
 from dispatch.intake.classify import classify_text, life_priority
@@ -60,14 +61,14 @@ class WeChatPush:
     """One decoded push of a follower; lat/lon are WGS84."""
 
     to_user: str
-    from_user: str
+    from_user: str = field(metadata=PERSONAL)
     create_time: str
     msg_type: str
     msg_id: str | None = None
-    content: str | None = None
-    lat: float | None = None
-    lon: float | None = None
-    label: str | None = None
+    content: str | None = field(default=None, metadata=PERSONAL)
+    lat: float | None = field(default=None, metadata=PERSONAL)
+    lon: float | None = field(default=None, metadata=PERSONAL)
+    label: str | None = field(default=None, metadata=PERSONAL)
     event: str | None = None
     event_key: str | None = None
 
@@ -103,9 +104,13 @@ class WeChatMessageReceived(Event):
     """
 
     push: WeChatPush
-    raw: str
+    raw: str = field(metadata=PERSONAL)
     case_id: str | None = None
     opened: bool = False
+
+    def data_subject(self) -> str | None:
+        """The follower's."""
+        return subject("openid", self.push.from_user)
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,7 +315,8 @@ async def _act(state: Conversation, received: WeChatMessageReceived, store: Even
         await register_case(opening, store=store, clock=clock)
     stream = conversation_stream(received.push.from_user)
     meta = metadata(actor=f"wechat:{received.push.from_user}", channel="wechat", correlation_id=stream)
-    events = [to_new_event(e, meta) for e in case_events(state, received, clock.now())]
+    events = [to_new_event(e, meta, subject=subject("openid", received.push.from_user))
+              for e in case_events(state, received, clock.now())]
     await store.append(case_stream(received.case_id), events, ANY,
                        idempotency_key=f"{received.push.idempotency_key}:case")
 

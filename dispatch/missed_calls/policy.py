@@ -29,6 +29,7 @@ from dispatch.core.capability import Deps
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand, NotAllowed
 from dispatch.core.messages import Command, Event, from_recorded, metadata, to_new_event
+from dispatch.core.personal import phone_subject
 from dispatch.intake.sms import CaseMessageReceived, callable_number, sender_key
 from dispatch.missed_calls.read_model import open_tasks, pending_assignments
 from dispatch.missed_calls.task import (
@@ -147,7 +148,8 @@ async def _decide_and_append(
         meta = metadata(actor=actor, correlation_id=stream)
         try:
             result = await store.append(
-                stream, [to_new_event(e, meta) for e in events], state.version, idempotency_key=key
+                stream, [to_new_event(e, meta, subject=phone_subject(caller)) for e in events],
+                state.version, idempotency_key=key
             )
         except WrongExpectedVersion:
             continue

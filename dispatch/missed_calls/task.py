@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from dispatch.core.errors import InvalidCommand, NotAllowed
 from dispatch.core.messages import Event, event, from_recorded
+from dispatch.core.personal import PERSONAL, phone_subject
 from dispatch.core.phone import caller_key
 from eventstore import RecordedEvent
 
@@ -41,10 +42,14 @@ class CallbackTaskOpened(Event):
     """A caller missed a call and has no open task: one is opened."""
 
     task_id: str
-    caller: str
+    caller: str = field(metadata=PERSONAL)
     call_id: str
     queue: str | None
     missed_at: datetime
+
+    def data_subject(self) -> str | None:
+        """The caller's."""
+        return phone_subject(self.caller)
 
 
 @event
@@ -81,7 +86,7 @@ class CallbackAttemptRecorded(Event):
     attempt: int
     at: datetime
     due_at: datetime | None = None
-    note: str | None = None
+    note: str | None = field(default=None, metadata=PERSONAL)
 
 
 @event

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeAlias
 
@@ -25,6 +25,7 @@ from dispatch.core.capability import Deps
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand
 from dispatch.core.messages import Command, Event, Json, event, from_recorded, metadata, to_new_event
+from dispatch.core.personal import PERSONAL, phone_subject, subject
 from dispatch.core.texts import CHINESE, Texts
 from eventstore import ANY, NO_STREAM, EventStore, RecordedEvent, WrongExpectedVersion
 from eventstore.postgres import append_many_on
@@ -49,6 +50,9 @@ class RequestNotification(Command):
     case_id: str | None = None
     reason: str = ""
     actor: str | None = None
+    subject: str | None = None
+    """Whose personal data the text carries when it is not the recipient's (a unit told of a
+    citizen's case): the text is sealed with that subject's key (never stored as such)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +69,15 @@ class NotificationRequested(Event):
 
     dedup_key: str
     channel: str
-    to: str
-    text: str
+    to: str = field(metadata=PERSONAL)
+    text: str = field(metadata=PERSONAL)
     case_id: str | None
     reason: str
     requested_at: datetime
+
+    def data_subject(self) -> str | None:
+        """The recipient's (a request names the case's caller instead when it knows it)."""
+        return phone_subject(self.to) if self.channel == "sms" else subject("openid", self.to)
 
 
 @event
@@ -116,14 +124,14 @@ def notification_stream(dedup_key: str) -> str:
 
 async def append_on(
     conn: asyncpg.Connection, stream: str, events: Sequence[Event], meta: Json,
-    *, expected: int = ANY, key: str | None = None,
+    *, expected: int = ANY, key: str | None = None, subject: str | None = None,
 ) -> bool:
     """Append domain events inside the caller's transaction (the store's `append_on`).
 
     Answers False when the idempotency key (or, with `NO_STREAM`, the stream)
     already exists, also when a concurrent duplicate committed first.
     """
-    news = [to_new_event(e, meta) for e in events]
+    news = [to_new_event(e, meta, subject=subject) for e in events]
     try:
         result = await store_append_on(conn, stream, news, expected, idempotency_key=key)
     except WrongExpectedVersion:
@@ -165,7 +173,7 @@ async def request_notification(
     stream, evt, meta = _requested(cmd, clock)
     async with pool.acquire() as conn, conn.transaction():
         if not await append_on(conn, stream, [evt], meta, expected=NO_STREAM,
-                               key=f"notify:{cmd.dedup_key}"):
+                               key=f"notify:{cmd.dedup_key}", subject=cmd.subject):
             return False
         await _enqueue(conn, cmd, stream)
     store.wake((NOTIFICATION_CATEGORY,))
@@ -188,7 +196,7 @@ async def request_notifications(
     """
     items = cmd.items
     requested = [_requested(c, clock) for c in items]
-    appends = [AppendArgs.of(stream, [to_new_event(evt, meta)], NO_STREAM,
+    appends = [AppendArgs.of(stream, [to_new_event(evt, meta, subject=c.subject)], NO_STREAM,
                              idempotency_key=f"notify:{c.dedup_key}")
                for c, (stream, evt, meta) in zip(items, requested, strict=True)]
     async with pool.acquire() as conn, conn.transaction():

@@ -61,7 +61,8 @@ async def locate_case(cmd: LocateCase, *, store: EventStore, clock: Clock) -> Ca
     evt = CaseLocated(cmd.case_id, cmd.location, cmd.source, clock.now(), cmd.place, cmd.actor)
     meta = metadata(actor=cmd.actor, correlation_id=cmd.case_id)
     try:
-        await store.append(case_stream(cmd.case_id), [to_new_event(evt, meta)], state.version,
+        await store.append(case_stream(cmd.case_id), [to_new_event(evt, meta, subject=state.subject)],
+                           state.version,
                            idempotency_key=cmd.idempotency_key)
     except WrongExpectedVersion as exc:
         raise StaleVersion(case_stream(cmd.case_id), state.version, exc.actual) from exc

@@ -1,0 +1,115 @@
+"""Personal data in events: which fields hold it, and whose it is (the data subject).
+
+A field declared with `field(metadata=PERSONAL)` holds personal data: names, numbers,
+addresses, free text, OpenIDs, raw payloads, a home's coordinates. A message
+(or a nested value) names its subject with a `data_subject()` method; without
+one, the first nested value that names one does (an event carrying a
+`CallerInfo` is that caller's). `to_new_event` hands both to the store, which
+seals those fields with the subject's key (`eventstore/shredding.py`);
+erasing the subject makes them unreadable everywhere at once.
+
+Subjects are strings `phone:<canonical number>`, `openid:<OpenID>`,
+`elder:<id>`, `device:<alarm account>`, `email:<address>`; `parse_subject`
+reads what an operator types (`intake erase 139 1234 5678`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+
+from dispatch.core.errors import InvalidCommand
+from dispatch.core.phone import normalise_phone
+from eventstore.records import Path
+from eventstore.shredding import ERASED
+
+KINDS = ("phone", "openid", "elder", "device", "email")
+"""The kinds of data subject."""
+
+__all__ = ["ERASED", "KINDS", "PERSONAL", "parse_subject", "personal_paths", "phone_subject", "subject_of"]
+
+
+PERSONAL: dict[str, bool] = {"personal": True}
+"""Field metadata of a field that holds personal data: `field(metadata=PERSONAL)`, sealed in the
+log with its subject's key."""
+
+
+def phone_subject(phone: str | None) -> str | None:
+    """The subject of a phone number, in canonical form (as typed when it is not a valid number)."""
+    if not phone or phone == ERASED:
+        return None
+    try:
+        return f"phone:{normalise_phone(phone)}"
+    except InvalidCommand:
+        return f"phone:{phone.strip()}"
+
+
+def subject(kind: str, value: str | None) -> str | None:
+    """`kind:value`, or None without a value (or with an erased one)."""
+    if kind == "phone":
+        return phone_subject(value)
+    return f"{kind}:{value}" if value and value != ERASED else None
+
+
+def parse_subject(text: str) -> str:
+    """A subject from what an operator gives: `kind:value`, or a bare phone number."""
+    kind, sep, value = text.strip().partition(":")
+    if sep and kind in KINDS and value.strip():
+        found = subject(kind, value.strip())
+        if found:
+            return found
+    if not sep:
+        try:
+            return f"phone:{normalise_phone(text)}"
+        except InvalidCommand:
+            pass
+    raise InvalidCommand(
+        f"a subject is a phone number or one of {', '.join(k + ':...' for k in KINDS)}", field="subject")
+
+
+@functools.cache
+def _fields(cls: type) -> tuple[tuple[str, bool], ...]:
+    """(name, personal?) of each field of a dataclass type."""
+    return tuple((f.name, bool(f.metadata.get("personal"))) for f in dataclasses.fields(cls))
+
+
+def personal_paths(message: object, prefix: Path = ()) -> tuple[Path, ...]:
+    """Where `message`'s personal values are in its JSON data (`to_data`): nested values too."""
+    if not dataclasses.is_dataclass(message) or isinstance(message, type):
+        return ()
+    found: list[Path] = []
+    chosen = getattr(message, "personal_fields", None)  # a message whose personal fields vary
+    fields = _fields(type(message))
+    if callable(chosen):
+        names = set(chosen())
+        fields = tuple((name, name in names) for name, _ in fields)
+    for name, is_personal in fields:
+        value = getattr(message, name)
+        if value is None:
+            continue
+        if is_personal:
+            found.append((*prefix, name))
+        elif dataclasses.is_dataclass(value):
+            found.extend(personal_paths(value, (*prefix, name)))
+        elif isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                found.extend(personal_paths(item, (*prefix, name, i)))
+    return tuple(found)
+
+
+def subject_of(message: object) -> str | None:
+    """Whose personal data `message` holds: its own `data_subject()`, else the first nested one's."""
+    own = getattr(message, "data_subject", None)
+    if callable(own):
+        found = own()
+        if found:
+            return str(found)
+    if not dataclasses.is_dataclass(message) or isinstance(message, type):
+        return None
+    for name, _ in _fields(type(message)):
+        value = getattr(message, name)
+        if dataclasses.is_dataclass(value):
+            found = subject_of(value)
+            if found:
+                return found
+    return None

@@ -1,0 +1,320 @@
+"""Personal data with an end: crypto-shredding of events' personal fields.
+
+An event that carries personal data is appended with a `Personal` note: whose
+data it is (the *subject*: a normalised phone number, an OpenID, an elder, a
+device) and where in its data the personal values are (paths). On the way into
+the log those values are taken out, encrypted together as ONE box with the
+subject's key (AES-256-GCM) and replaced by a placeholder; the box, the key id
+and the paths go into the event's metadata under `pd`. The hash chain and the
+seals cover what is stored - placeholders and ciphertext - so they never
+change.
+
+On the way out (every read of the store) the box is opened and the values put
+back, transparently. Keys live in `subject_keys` (migration 0006), never in the
+log. Erasing a subject deletes its key: from then on every read, replay,
+rebuild and export finds the box unopenable and shows the fields as erased
+(`ERASED` for text, null for numbers, empty for lists and objects) while the
+rest of the event - types, times, categories, links - is untouched.
+
+Caching: keys are cached per process (`Keyring`, one per pool) for `TTL`
+seconds; an erasure in this process forgets them at once and other processes
+are told by NOTIFY (`ERASURE_CHANNEL`), the TTL bounding a missed notice. Keys
+created inside a caller's transaction are never cached (the transaction may
+still roll back and take the key with it).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import os
+import time
+import uuid
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import asyncpg
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from eventstore.records import AppendArgs, Path, Personal, RecordedEvent
+
+SEALED = "pd"
+"""Metadata key of a sealed event: `{"key": key id, "at": [paths], "t": kinds, "box": base64}`."""
+PLACEHOLDER = "$pd"
+"""What a sealed value is replaced by in the stored data."""
+ERASED = "[erased]"
+"""What an erased text reads as (numbers and booleans read as null, lists and objects as empty)."""
+ERASURE_CHANNEL = "intake_erasure"
+"""NOTIFY channel on which an erasure names the deleted key ids (comma-separated)."""
+TTL = 30.0
+"""Seconds a process trusts a cached key before asking the database again."""
+_NONCE = 12
+
+class ShreddingError(Exception):
+    """A personal-data box that cannot be sealed or is not what was sealed."""
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, str):
+        return "s"
+    if isinstance(value, list):
+        return "l"
+    if isinstance(value, dict):
+        return "o"
+    return "n"
+
+
+_ERASED: dict[str, Callable[[], Any]] = {"s": lambda: ERASED, "l": list, "o": dict, "n": lambda: None}
+
+
+def _get(data: Any, path: Path) -> Any:
+    for step in path:
+        if isinstance(data, dict):
+            data = data.get(step)
+        elif isinstance(data, list) and isinstance(step, int) and -len(data) <= step < len(data):
+            data = data[step]
+        else:
+            return None
+        if data is None:
+            return None
+    return data
+
+
+def _put(root: dict[str, Any], path: Path, value: Any, copied: set[int]) -> dict[str, Any]:
+    """`root` with `value` at `path`, copying (once each) the containers on the way; never mutates
+    a container it did not copy itself."""
+    if id(root) not in copied:
+        root = dict(root)
+        copied.add(id(root))
+    node: Any = root
+    for step in path[:-1]:
+        child = node[step]
+        if id(child) not in copied:
+            child = dict(child) if isinstance(child, dict) else list(child)
+            copied.add(id(child))
+            node[step] = child
+        node = child
+    node[path[-1]] = value
+    return root
+
+
+class Keyring:
+    """The subjects' keys of one database, cached; seals and opens events with them."""
+
+    def __init__(self, *, ttl: float = TTL, clock: Callable[[], float] = time.monotonic) -> None:
+        self._ttl = ttl
+        self._clock = clock
+        self._by_subject: dict[str, tuple[uuid.UUID, float]] = {}
+        self._by_id: dict[uuid.UUID, tuple[AESGCM | None, float]] = {}
+
+    # -- keys ---------------------------------------------------------------
+
+    def _cached(self, key_id: uuid.UUID) -> tuple[bool, AESGCM | None]:
+        hit = self._by_id.get(key_id)
+        if hit is None or (hit[0] is not None and hit[1] < self._clock()):
+            return False, None
+        return True, hit[0]
+
+    def _remember(self, subject: str | None, key_id: uuid.UUID, key: bytes | None) -> AESGCM | None:
+        aead = None if key is None else AESGCM(key)
+        until = self._clock() + self._ttl
+        self._by_id[key_id] = (aead, until)
+        if subject is not None:
+            self._by_subject[subject] = (key_id, until)
+        return aead
+
+    async def keys_for(
+        self, conn: asyncpg.Connection, subjects: Iterable[str]
+    ) -> dict[str, tuple[uuid.UUID, AESGCM]]:
+        """Each subject's live key, created where it has none (one or two statements for all)."""
+        found: dict[str, tuple[uuid.UUID, AESGCM]] = {}
+        missing: list[str] = []
+        now = self._clock()
+        for subject in dict.fromkeys(subjects):
+            hit = self._by_subject.get(subject)
+            if hit is not None and hit[1] >= now:
+                ok, aead = self._cached(hit[0])
+                if ok and aead is not None:
+                    found[subject] = (hit[0], aead)
+                    continue
+            missing.append(subject)
+        if not missing:
+            return found
+        cache = not conn.is_in_transaction()  # a key made in a transaction may yet roll back
+        rows = await conn.fetch(_BY_SUBJECT, missing)
+        if len(rows) < len(missing):
+            have = {r["subject"] for r in rows}
+            new = [s for s in missing if s not in have]
+            await conn.execute(_CREATE, [uuid.uuid4() for _ in new], new, [os.urandom(32) for _ in new])
+            rows = await conn.fetch(_BY_SUBJECT, missing)
+        for row in rows:
+            aead = self._remember(row["subject"], row["key_id"], row["key"]) if cache else AESGCM(row["key"])
+            assert aead is not None
+            found[row["subject"]] = (row["key_id"], aead)
+        if len(found) < len(set(subjects)):
+            raise ShreddingError("a subject's key could not be created")
+        return found
+
+    async def keys_by_id(
+        self, conn: asyncpg.Connection, ids: Iterable[uuid.UUID]
+    ) -> dict[uuid.UUID, AESGCM | None]:
+        """Each key by id; None where it was erased (or never existed)."""
+        out: dict[uuid.UUID, AESGCM | None] = {}
+        missing: list[uuid.UUID] = []
+        for key_id in set(ids):
+            ok, aead = self._cached(key_id)
+            if ok:
+                out[key_id] = aead
+            else:
+                missing.append(key_id)
+        if missing:
+            rows = await conn.fetch(_BY_ID, missing)
+            cache = not conn.is_in_transaction()
+            for row in rows:
+                out[row["key_id"]] = (self._remember(None, row["key_id"], row["key"]) if cache
+                                      else AESGCM(row["key"]))
+            for key_id in missing:
+                if key_id not in out:
+                    out[key_id] = None
+                    if cache:
+                        self._by_id[key_id] = (None, 0.0)  # erased keys never come back
+        return out
+
+    async def erase(self, conn: asyncpg.Connection, subjects: Sequence[str]) -> list[uuid.UUID]:
+        """Delete the subjects' keys (in `conn`'s transaction, if any); their data becomes unreadable.
+
+        Other processes are told by NOTIFY when the transaction commits. Returns the key ids deleted.
+        """
+        ids = [r["key_id"] for r in await conn.fetch(_ERASE, list(subjects))]
+        if ids:
+            await conn.execute("SELECT pg_notify($1, $2)", ERASURE_CHANNEL, ",".join(map(str, ids)))
+        self.forget(ids, subjects)
+        return ids
+
+    def forget(self, ids: Iterable[uuid.UUID], subjects: Iterable[str] = ()) -> None:
+        """Drop erased keys from the cache (an erasure here, or one noticed from another process)."""
+        for key_id in ids:
+            self._by_id[key_id] = (None, 0.0)
+        for subject in subjects:
+            self._by_subject.pop(subject, None)
+        gone = {k for k, (a, _) in self._by_id.items() if a is None}
+        for subject, (key_id, _) in list(self._by_subject.items()):
+            if key_id in gone:
+                del self._by_subject[subject]
+
+    def on_notice(self, payload: str) -> None:
+        """An erasure NOTIFY from another process."""
+        ids = []
+        for part in payload.split(","):
+            try:
+                ids.append(uuid.UUID(part))
+            except ValueError:
+                continue
+        self.forget(ids)
+
+    # -- sealing --------------------------------------------------------------
+
+    async def seal(self, conn: asyncpg.Connection, batch: Sequence[AppendArgs]) -> list[AppendArgs]:
+        """The appends with their events' personal values sealed (unchanged where there are none)."""
+        subjects = {p.subject for args in batch for p in args.personal if p is not None}
+        if not subjects:
+            return list(batch)
+        keys = await self.keys_for(conn, subjects)
+        return [self._seal_args(args, keys) for args in batch]
+
+    def _seal_args(self, args: AppendArgs, keys: dict[str, tuple[uuid.UUID, AESGCM]]) -> AppendArgs:
+        if not any(args.personal):
+            return args
+        data, metadata = list(args.data), list(args.metadata)
+        for i, personal in enumerate(args.personal):
+            if personal is not None:
+                data[i], metadata[i] = seal_event(data[i], metadata[i], personal, *keys[personal.subject])
+        return dataclasses.replace(args, data=data, metadata=metadata, personal=[None] * len(data))
+
+    async def open(self, conn: asyncpg.Connection, records: Sequence[RecordedEvent]) -> list[RecordedEvent]:
+        """The records with their sealed values put back (or shown erased)."""
+        ids = [uuid.UUID(r.metadata[SEALED]["key"]) for r in records if SEALED in r.metadata]
+        if not ids:
+            return list(records)
+        keys = await self.keys_by_id(conn, ids)
+        return [open_event(r, keys) if SEALED in r.metadata else r for r in records]
+
+
+def seal_event(
+    data: dict[str, Any], metadata: dict[str, Any], personal: Personal, key_id: uuid.UUID, aead: AESGCM
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One event's data and metadata with the values at `personal.paths` sealed in one box."""
+    copied: set[int] = set()
+    values: list[Any] = []
+    at: list[list[str | int]] = []
+    for path in personal.paths:
+        value = _get(data, path)
+        if value is None:
+            continue
+        values.append(value)
+        at.append(list(path))
+        data = _put(data, path, PLACEHOLDER, copied)
+    if not values:
+        return data, metadata
+    nonce = os.urandom(_NONCE)
+    plain = json.dumps(values, ensure_ascii=False, separators=(",", ":")).encode()
+    box = nonce + aead.encrypt(nonce, plain, key_id.bytes)
+    sealed = {"key": str(key_id), "at": at, "t": "".join(_kind(v) for v in values),
+              "box": base64.b64encode(box).decode()}
+    return data, {**metadata, SEALED: sealed}
+
+
+def open_event(record: RecordedEvent, keys: dict[uuid.UUID, AESGCM | None]) -> RecordedEvent:
+    """`record` with its sealed values put back, or shown erased when the key is gone."""
+    sealed = record.metadata[SEALED]
+    key_id = uuid.UUID(sealed["key"])
+    aead = keys.get(key_id)
+    values: list[Any] | None = None
+    if aead is not None:
+        box = base64.b64decode(sealed["box"])
+        try:
+            values = json.loads(aead.decrypt(box[:_NONCE], box[_NONCE:], key_id.bytes))
+        except InvalidTag as exc:
+            raise ShreddingError(f"the personal data of event {record.position} does not open") from exc
+    data, copied = record.data, set[int]()
+    for i, (path, kind) in enumerate(zip(sealed["at"], sealed["t"], strict=True)):
+        value = values[i] if values is not None else _ERASED[kind]()
+        data = _put(data, tuple(path), value, copied)
+    metadata = {k: v for k, v in record.metadata.items() if k != SEALED}
+    if values is None:
+        metadata["erased"] = True
+    return dataclasses.replace(record, data=data, metadata=metadata)
+
+
+def is_erased(record: RecordedEvent) -> bool:
+    """Whether `record` (as read) had personal data that is erased."""
+    return bool(record.metadata.get("erased"))
+
+
+_RINGS: weakref.WeakKeyDictionary[asyncpg.Connection, Keyring] = weakref.WeakKeyDictionary()
+_UNCACHED = Keyring(ttl=0.0)  # for a connection of no pool of ours: asks the database each time
+
+
+def _raw(conn: asyncpg.Connection) -> asyncpg.Connection:
+    # A pool hands out proxies (not weakly referable); the connection is inside.
+    return conn._con if isinstance(conn, asyncpg.pool.PoolConnectionProxy) else conn
+
+
+def bind(conn: asyncpg.Connection, keyring: Keyring) -> None:
+    """Make `keyring` the one used on `conn` (`create_pool` binds one per pool to its connections)."""
+    _RINGS[_raw(conn)] = keyring
+
+
+def keyring_of(conn: asyncpg.Connection) -> Keyring:
+    """The keyring of `conn`'s pool (an uncached one for a connection made elsewhere)."""
+    return _RINGS.get(_raw(conn), _UNCACHED)
+
+
+_BY_SUBJECT = "SELECT subject, key_id, key FROM subject_keys WHERE subject = ANY($1::text[])"
+_BY_ID = "SELECT key_id, key FROM subject_keys WHERE key_id = ANY($1::uuid[])"
+_CREATE = """INSERT INTO subject_keys (key_id, subject, key)
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[]) ON CONFLICT (subject) DO NOTHING"""
+_ERASE = "DELETE FROM subject_keys WHERE subject = ANY($1::text[]) RETURNING key_id"
