@@ -11,4 +11,4 @@ A new capability package is listed here and in `gateway/bootstrap.py`.
 # whose package in turn reads `intake.sms` (the import order is fixed here, for every entry point).
 from dispatch import core, missed_calls  # noqa: F401, I001
 from dispatch import cases, customers, elderly, gis, intake, knowledge, linking, notify, places, supervision  # noqa: F401
-from dispatch import org, reports  # noqa: F401
+from dispatch import org, personal, reports  # noqa: F401

@@ -248,18 +248,10 @@ class PostgresEventStore:
 
     async def read_streams(self, streams: Collection[str]) -> dict[str, list[RecordedEvent]]:
         """See `EventStore.read_streams`: one statement for all of them."""
-        found: dict[str, list[RecordedEvent]] = {stream: [] for stream in streams}
-        if not found:
-            return found
+        if not streams:
+            return {}
         async with self.connection() as conn:
-            rows = await conn.fetch(
-                f"SELECT {_COLUMNS} FROM events WHERE stream = ANY($1::text[]) ORDER BY stream, version",
-                list(found),
-            )
-            records = await keyring_of(conn).open(conn, [_record(r) for r in rows])
-        for record in records:
-            found[record.stream].append(record)
-        return found
+            return await read_streams_on(conn, streams)
 
     async def stream_version(self, stream: str) -> int:
         """See `EventStore.stream_version`."""
@@ -610,6 +602,18 @@ async def _stored_key(conn: asyncpg.Connection, key: str) -> AppendResult | None
     if row is None:
         return None
     return AppendResult(row[0], tuple(row[1]), row[2], row[3], True)
+
+
+async def read_streams_on(
+    conn: asyncpg.Connection, streams: Collection[str]
+) -> dict[str, list[RecordedEvent]]:
+    """`read_streams` on a given connection (in its transaction: an erasure made in it shows)."""
+    found: dict[str, list[RecordedEvent]] = {stream: [] for stream in streams}
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM events WHERE stream = ANY($1::text[]) ORDER BY stream, version", list(found))
+    for record in await keyring_of(conn).open(conn, [_record(r) for r in rows]):
+        found[record.stream].append(record)
+    return found
 
 
 async def read_all_on(

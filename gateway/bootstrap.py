@@ -41,6 +41,7 @@ from dispatch.core.bus import MessageBus
 from dispatch.core.capability import Capability, Task, build, collect_handlers
 from dispatch.core.clock import Clock, SystemClock
 from dispatch.core.messages import Json
+from dispatch.core.personal import set_pseudonym_key
 from dispatch.core.texts import texts_for
 from dispatch.customers import CUSTOMERS
 from dispatch.elderly import ELDERLY
@@ -51,6 +52,7 @@ from dispatch.linking import LINKING
 from dispatch.missed_calls import MISSED_CALLS
 from dispatch.notify import NOTIFY
 from dispatch.org import ORG
+from dispatch.personal import PERSONAL_DATA
 from dispatch.places import PLACES
 from dispatch.reports import REPORTS
 from dispatch.supervision import SUPERVISION
@@ -84,6 +86,7 @@ from gateway.views import (
     registration,
     reports,
     status,
+    subjects,
     wechat,
 )
 
@@ -91,7 +94,7 @@ log = structlog.get_logger(__name__)
 
 DOMAIN: tuple[Capability[Services], ...] = (
     TIMERS, INTAKE, CASES, MISSED_CALLS, LINKING, GIS, ELDERLY, NOTIFY, SUPERVISION, KNOWLEDGE, PLACES,
-    CUSTOMERS, ORG, REPORTS,
+    CUSTOMERS, ORG, REPORTS, PERSONAL_DATA,
 )
 """The capabilities of the domain, one line each."""
 
@@ -128,7 +131,7 @@ class Routes(Protocol):
 
 ROUTES: tuple[Routes, ...] = (
     wechat, providers, places, registration, cases, phone, missed_calls, notifications, presence, open311,
-    alarm, health, console, sse, audit, incidents, knowledge, callers, org, reports, status,
+    alarm, health, console, sse, audit, incidents, knowledge, callers, org, reports, status, subjects,
 )
 """The view modules, in the order their routes are added."""
 
@@ -156,6 +159,10 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
     """Connect the stores, apply migrations and wire the message bus."""
     if settings.stores.database_url is None:
         raise ValueError("build_services needs a database URL (the CLI starts embedded servers)")
+    set_pseudonym_key(settings.stores.pseudonym_key or b"")
+    if settings.stores.pseudonym_key is None:
+        log.warning("pseudonym_key_not_set", detail="INTAKE_PSEUDONYM_KEY names streams of numbers and "
+                    "OpenIDs; without it a development key is used, fine only for demos and tests")
     pool = await create_pool(settings.stores.database_url, max_size=settings.stores.pool_size,
                              application_name=f"intake-{settings.process.role}")
     async with pool.acquire() as conn:

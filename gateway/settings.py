@@ -101,6 +101,7 @@ class StoreSettings:
     data_dir: Path = Path(".intake")  # INTAKE_DATA_DIR
     group_commit: bool = True  # INTAKE_GROUP_COMMIT
     seal_key: bytes | None = None  # INTAKE_SEAL_KEY; None: seals are plain SHA-256
+    pseudonym_key: bytes | None = None  # INTAKE_PSEUDONYM_KEY; None: a development key (say so in logs)
     allow_owner: bool = False  # INTAKE_ALLOW_OWNER: serve as a superuser or the log's owner anyway
     app_role: str = "intake_app"  # INTAKE_APP_ROLE: the role `intake migrate` grants (and embedded uses)
     app_password: str | None = None  # INTAKE_APP_PASSWORD: set on that role by `intake migrate`
@@ -494,6 +495,7 @@ _STORES = {
     "data_dir": Var("INTAKE_DATA_DIR", Path),
     "group_commit": Var("INTAKE_GROUP_COMMIT", _switch),
     "seal_key": Var("INTAKE_SEAL_KEY", lambda raw: raw.encode("utf-8"), secret=True),
+    "pseudonym_key": Var("INTAKE_PSEUDONYM_KEY", lambda raw: raw.encode("utf-8"), secret=True),
     "allow_owner": Var("INTAKE_ALLOW_OWNER", _switch),
     "app_role": Var("INTAKE_APP_ROLE", _role_name),
     "app_password": Var("INTAKE_APP_PASSWORD", secret=True),

@@ -43,6 +43,7 @@ from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand
 from dispatch.core.messages import Event, from_data, from_recorded, to_data
 from eventstore import EventStore, RecordedEvent
+from eventstore.postgres import read_streams_on
 from eventstore.subscriptions import Change
 
 
@@ -203,6 +204,16 @@ class CasesProjection:
                 f"ON CONFLICT (unit_id) DO UPDATE SET {counter} = case_unit_stats.{counter} + $2",
                 unit, n)
         return changes
+
+
+async def refold(conn: asyncpg.Connection, case_ids: Sequence[str], cfg: SlaConfig, now: datetime) -> None:
+    """Rewrite the cases' rows from their events as they read now, on `conn` (in its
+    transaction): after an erasure in it, with the erased fields (`dispatch/personal`)."""
+    found = await read_streams_on(conn, [case_stream(case_id) for case_id in case_ids])
+    rows = [(case_id, *_row(fold(case_id, records), cfg, now, records[-1].recorded_at))
+            for case_id in case_ids if (records := found[case_stream(case_id)])]
+    if rows:
+        await conn.executemany(_UPSERT, rows)
 
 
 def _summary(s: CaseState, cfg: SlaConfig, now: datetime) -> dict[str, Any]:

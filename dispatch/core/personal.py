@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import hmac
 
 from dispatch.core.errors import InvalidCommand
 from dispatch.core.phone import normalise_phone
@@ -26,7 +28,17 @@ from eventstore.shredding import ERASED
 KINDS = ("phone", "openid", "elder", "device", "email")
 """The kinds of data subject."""
 
-__all__ = ["ERASED", "KINDS", "PERSONAL", "parse_subject", "personal_paths", "phone_subject", "subject_of"]
+__all__ = [
+    "ERASED",
+    "KINDS",
+    "PERSONAL",
+    "parse_subject",
+    "personal_paths",
+    "phone_subject",
+    "pseudonym",
+    "set_pseudonym_key",
+    "subject_of",
+]
 
 
 PERSONAL: dict[str, bool] = {"personal": True}
@@ -65,6 +77,28 @@ def parse_subject(text: str) -> str:
             pass
     raise InvalidCommand(
         f"a subject is a phone number or one of {', '.join(k + ':...' for k in KINDS)}", field="subject")
+
+
+_DEVELOPMENT_KEY = b"intake development pseudonyms: set INTAKE_PSEUDONYM_KEY in production"
+_pseudonym_key = _DEVELOPMENT_KEY
+
+
+def set_pseudonym_key(key: bytes) -> None:
+    """The deployment's secret for `pseudonym` (`INTAKE_PSEUDONYM_KEY`), set once at start-up.
+
+    It must never change: stream names and keys are made with it."""
+    global _pseudonym_key
+    _pseudonym_key = key or _DEVELOPMENT_KEY
+
+
+def pseudonym(value: str) -> str:
+    """A stable, keyed, one-way name for an identifier (a number, an OpenID) where it must name
+    something for ever - a stream, a task, an idempotency key - and so cannot be erased.
+
+    HMAC-SHA-256 with the deployment's secret, 128 bits in hex: without the secret a number
+    cannot be tested against it (a plain hash of an 11-digit number is reversed in minutes).
+    """
+    return hmac.new(_pseudonym_key, value.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 @functools.cache

@@ -18,8 +18,8 @@ from dispatch.core.bus import Handler
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand
 from dispatch.core.messages import Command, Event, event, from_recorded, metadata, to_new_event
-from dispatch.core.personal import PERSONAL, phone_subject
-from dispatch.core.phone import caller_key, normalise_phone
+from dispatch.core.personal import PERSONAL, phone_subject, pseudonym
+from dispatch.core.phone import normalise_phone
 from eventstore import EventStore, WrongExpectedVersion
 
 SETTABLE: tuple[str, ...] = ("vip", "important", "blacklisted", "none")
@@ -31,7 +31,7 @@ MAX_REASON = 500
 
 def customer_stream(phone: str) -> str:
     """The stream of a canonical phone number's registry entry."""
-    return f"customer-{caller_key(phone)}"
+    return f"customer-{pseudonym(phone)}"
 
 
 @event

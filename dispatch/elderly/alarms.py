@@ -34,7 +34,7 @@ from dispatch.core.capability import Deps
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand, NotFound
 from dispatch.core.messages import Command, Event, Json, JsonValue, event, from_data, metadata, to_new_event
-from dispatch.core.personal import PERSONAL, subject
+from dispatch.core.personal import PERSONAL, pseudonym, subject
 from dispatch.core.phone import mask_phone, normalise_phone
 from dispatch.core.texts import CHINESE, LOCAL_TIME, Texts
 from dispatch.gis.holder import ProviderIndexHolder
@@ -323,7 +323,7 @@ async def respond_to_alarm(
     contacts = elder.contacts if elder else ()
     await asyncio.gather(*(
         bus.handle(RequestNotification(
-            dedup_key=f"elder-alert:{case_id}:{c.phone}", channel="sms", to=c.phone,
+            dedup_key=f"elder-alert:{case_id}:{pseudonym(c.phone)[:16]}", channel="sms", to=c.phone,
             text=alert_text(elder, case_id, alarm, texts), case_id=case_id,
             reason=f"elderly_emergency:{c.role}", actor="policy:elderly"))
         for c in contacts if elder is not None

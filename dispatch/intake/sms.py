@@ -41,8 +41,8 @@ from dispatch.core.capability import Deps
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand, NotFound
 from dispatch.core.messages import Command, Event, event, from_recorded, metadata, to_new_event
-from dispatch.core.personal import PERSONAL, phone_subject
-from dispatch.core.phone import caller_key, mask_phone, normalise_phone
+from dispatch.core.personal import PERSONAL, phone_subject, pseudonym
+from dispatch.core.phone import mask_phone, normalise_phone
 from dispatch.intake.classify import classify
 from dispatch.intake.contact import InboundContact
 from dispatch.intake.survey import record_answer, survey_score, surveyed_case
@@ -68,7 +68,7 @@ def sms_stream(contact: InboundContact) -> str:
 
 def sender_stream(phone: str) -> str:
     """The stream of the cases a sender's SMS opened (`smssender-<number>`, `+` as `00`)."""
-    return f"smssender-{caller_key(phone)}"
+    return f"smssender-{pseudonym(phone)}"
 
 
 @event

@@ -37,7 +37,7 @@ from dispatch.core.bus import Handler
 from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand, NotFound, StaleVersion
 from dispatch.core.messages import Command, Event, event, from_recorded, metadata, to_new_event
-from dispatch.core.personal import PERSONAL, subject
+from dispatch.core.personal import PERSONAL, pseudonym, subject
 from dispatch.core.phone import normalise_phone
 from dispatch.core.texts import CHINESE, Texts
 from dispatch.intake.classify import classify_text, life_priority
@@ -132,7 +132,7 @@ class Conversation:
 
 def conversation_stream(openid: str) -> str:
     """The stream of a follower's pushes."""
-    return f"wechat-{openid}"
+    return f"wechat-{pseudonym(openid)}"
 
 
 def phone_in(text: str | None) -> str | None:
@@ -289,7 +289,7 @@ async def _file(cmd: ReceiveWeChatPush, store: EventStore,
         now = clock.now()
         received = file_push(state, push, cmd.raw, case_open=await _is_open(store, state.case_id),
                              new_case=new_case_id(now, f"{key}:case"))
-        meta = metadata(actor=f"wechat:{push.from_user}", channel="wechat", received_at=now)
+        meta = metadata(actor=f"wechat:{pseudonym(push.from_user)}", channel="wechat", received_at=now)
         version = records[-1].version if records else -1
         try:
             result = await store.append(stream, [to_new_event(received, meta)], version,
@@ -314,7 +314,8 @@ async def _act(state: Conversation, received: WeChatMessageReceived, store: Even
             await store.stream_version(case_stream(received.case_id)) < 0):
         await register_case(opening, store=store, clock=clock)
     stream = conversation_stream(received.push.from_user)
-    meta = metadata(actor=f"wechat:{received.push.from_user}", channel="wechat", correlation_id=stream)
+    meta = metadata(actor=f"wechat:{pseudonym(received.push.from_user)}", channel="wechat",
+                    correlation_id=stream)
     events = [to_new_event(e, meta, subject=subject("openid", received.push.from_user))
               for e in case_events(state, received, clock.now())]
     await store.append(case_stream(received.case_id), events, ANY,

@@ -23,7 +23,6 @@ questions for precision >= 0.9 (`python -m bench.knowledge`, bench/RESULTS.md).
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -36,6 +35,7 @@ from dispatch.cases.events import CaseRegistered
 from dispatch.core.bus import Send
 from dispatch.core.capability import Deps
 from dispatch.core.messages import Event, event, from_recorded, metadata, to_new_event
+from dispatch.core.personal import pseudonym
 from dispatch.core.phone import caller_key
 from dispatch.core.texts import CHINESE, Texts
 from dispatch.knowledge.index import IndexHolder
@@ -74,9 +74,7 @@ class KnowledgeAnswerGiven(Event):
 
 def answer_stream(channel: str, contact: str) -> str:
     """The stream of the automatic answers one contact (phone number or OpenID) received."""
-    key = caller_key(contact) if channel == "sms" else contact
-    key = key if _STREAM_ID.match(key) else hashlib.sha256(key.encode()).hexdigest()
-    return f"kbanswer-{channel}-{key}"
+    return f"kbanswer-{channel}-{pseudonym(caller_key(contact) if channel == 'sms' else contact)}"
 
 
 def contact_of(evt: CaseRegistered) -> str | None:

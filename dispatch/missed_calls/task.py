@@ -13,8 +13,7 @@ from datetime import datetime, timedelta
 
 from dispatch.core.errors import InvalidCommand, NotAllowed
 from dispatch.core.messages import Event, event, from_recorded
-from dispatch.core.personal import PERSONAL, phone_subject
-from dispatch.core.phone import caller_key
+from dispatch.core.personal import PERSONAL, phone_subject, pseudonym
 from eventstore import RecordedEvent
 
 OUTCOMES: tuple[str, ...] = ("reached", "no_answer", "wrong_number")
@@ -25,7 +24,7 @@ RETRY_SCHEDULE: tuple[timedelta, ...] = (timedelta(minutes=15), timedelta(minute
 
 def callback_stream(phone: str) -> str:
     """The stream of a caller's call-back tasks."""
-    return f"callback-{caller_key(phone)}"
+    return f"callback-{pseudonym(phone)}"
 
 
 def stream_of_task(task_id: str) -> str:
@@ -185,7 +184,7 @@ def decide_missed(state: CallbackState, call_id: str, queue: str | None, at: dat
         return [CallbackMissedAgain(state.task_id, call_id, queue, at)]
     if state.reached_at is not None and at <= state.reached_at:
         return []
-    task_id = f"{caller_key(state.caller)}.{state.tasks + 1}"
+    task_id = f"{pseudonym(state.caller)[:16]}.{state.tasks + 1}"
     return [CallbackTaskOpened(task_id, state.caller, call_id, queue, at)]
 
 

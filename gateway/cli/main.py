@@ -1,4 +1,4 @@
-"""The `intake` command: serve, demo, load, replay, verify, migrate, rebuild, status, bench."""
+"""The `intake` command: serve, demo, load, replay, verify, migrate, rebuild, status, erase, bench."""
 
 from __future__ import annotations
 
@@ -83,6 +83,11 @@ def _cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     return run_command(status.run(args, settings))
 
 
+def _cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.cli import erase
+    return run_command(erase.run(args, settings))
+
+
 def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     names = [args.scenario] if args.scenario else list(BENCHMARKS)
     code = 0
@@ -113,6 +118,8 @@ def parser() -> argparse.ArgumentParser:
                          help="a projection, or a policy with state of its own (linking); default all")
     status = sub.add_parser("status", help="runners: partitions, owner processes, checkpoints, lag")
     status.add_argument("--json", action="store_true", help="the JSON of GET /api/v1/status")
+    from gateway.cli import erase
+    erase.add_arguments(sub.add_parser("erase", help="erase a data subject: its keys, its read-model rows"))
     bench = sub.add_parser("bench", help="the benchmarks")
     bench.add_argument("scenario", nargs="?", choices=BENCHMARKS)
     bench.add_argument("rest", nargs=argparse.REMAINDER)
@@ -128,6 +135,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "migrate": _cmd_migrate,
     "rebuild": _cmd_rebuild,
     "status": _cmd_status,
+    "erase": _cmd_erase,
     "bench": _cmd_bench,
 }
 

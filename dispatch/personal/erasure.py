@@ -1,0 +1,201 @@
+"""Erasure of a data subject (PIPL Art. 47): crypto-shredding plus the read models.
+
+`EraseSubject` names a subject as an operator types it (a phone number, an
+OpenID, an elder id, `kind:value`). The subject is widened to the same person's
+other identifiers the read models know (a number and the OpenID that gave it;
+an elder's number and alarm devices), and in ONE transaction:
+
+1. their keys are deleted (`Keyring.erase`): every event sealed with them -
+   cases, calls, SMS, WeChat pushes, alarms, notices, the registry - reads as
+   erased from now on, in every process (NOTIFY) and every replay or rebuild;
+2. the read models drop or blank what they copied: the subject's cases are
+   folded again from their (now erased) events, and the caller card, call
+   records, call-back tasks, notices, duplicate-link candidates, number links,
+   the registry and the elders' registry lose the identifiers; the reports keep
+   their counts (a repeat caller becomes an anonymous token, the same for all
+   of his cases);
+3. `PersonalDataErased` is recorded (who, why, on what legal basis, which
+   cases, how many keys) - never the subject itself.
+
+Nothing else changes: case ids, categories, times, links, incidents, counts.
+Live views' Redis history is trimmed by the gateway (`gateway/erasure.py`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from dispatch.cases.read_model import refold
+from dispatch.cases.sla import SlaConfig
+from dispatch.core.bus import Handler
+from dispatch.core.clock import Clock
+from dispatch.core.errors import InvalidCommand
+from dispatch.core.messages import Command, Event, event, metadata, to_new_event
+from dispatch.core.personal import ERASED, parse_subject
+from eventstore import NO_STREAM, EventStore
+from eventstore.postgres import append_on
+from eventstore.shredding import keyring_of
+
+ERASURE_CATEGORY = "erasure"
+MAX_TEXT = 500
+LEGAL_BASES: tuple[str, ...] = ("request", "retention", "consent_withdrawn", "purpose_fulfilled", "order")
+"""Why personal data is erased (PIPL Art. 47(1)): the person asked; its retention period
+ended; consent was withdrawn; the purpose was fulfilled; a competent authority ordered it."""
+
+
+@dataclass(frozen=True, slots=True)
+class EraseSubject(Command):
+    """Erase everything held about one person."""
+
+    subject: str
+    reason: str
+    legal_basis: str
+    actor: str
+
+
+@event
+@dataclass(frozen=True, slots=True)
+class PersonalDataErased(Event):
+    """A subject's keys were deleted and the read models scrubbed (the subject is not named)."""
+
+    erasure_id: str
+    kinds: tuple[str, ...]
+    keys: int
+    case_ids: tuple[str, ...]
+    reason: str
+    legal_basis: str
+    by: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """One person's identifiers, as far as the read models link them."""
+
+    phones: frozenset[str] = frozenset()
+    openids: frozenset[str] = frozenset()
+    elders: frozenset[str] = frozenset()
+    devices: frozenset[str] = frozenset()
+
+    @property
+    def subjects(self) -> list[str]:
+        """The keys' subjects (`dispatch/core/personal.py`)."""
+        return sorted({*(f"phone:{p}" for p in self.phones), *(f"openid:{o}" for o in self.openids),
+                       *(f"elder:{e}" for e in self.elders), *(f"device:{d}" for d in self.devices)})
+
+    def args(self) -> tuple[list[str], list[str], list[str], list[str]]:
+        """The SQL array arguments: phones, OpenIDs, elders, devices."""
+        return sorted(self.phones), sorted(self.openids), sorted(self.elders), sorted(self.devices)
+
+
+def person_of(subject: str) -> Person:
+    """The person named by one subject, before widening."""
+    kind, _, value = subject.partition(":")
+    return Person(**{{"phone": "phones", "openid": "openids", "elder": "elders",
+                      "device": "devices"}[kind]: frozenset({value})})
+
+
+_WIDEN = """
+SELECT
+  ARRAY(SELECT phone FROM openid_phones WHERE openid = ANY($2)
+        UNION SELECT caller_phone FROM cases WHERE (caller_openid = ANY($2) OR elder_id = ANY($3))
+                                              AND caller_phone IS NOT NULL
+        UNION SELECT phone FROM ref_elders WHERE id = ANY($3)) AS phones,
+  ARRAY(SELECT openid FROM openid_phones WHERE phone = ANY($1)
+        UNION SELECT caller_openid FROM cases WHERE caller_phone = ANY($1) AND caller_openid IS NOT NULL)
+        AS openids,
+  ARRAY(SELECT elder_id FROM ref_devices WHERE account = ANY($4)
+        UNION SELECT id FROM ref_elders WHERE phone = ANY($1)) AS elders,
+  ARRAY(SELECT account FROM ref_devices WHERE elder_id = ANY($3)) AS devices
+"""
+
+
+async def widen(conn: asyncpg.Connection, person: Person) -> Person:
+    """The person with the identifiers the read models link to theirs (until nothing is added)."""
+    for _ in range(4):
+        row = await conn.fetchrow(_WIDEN, *person.args())
+        wider = Person(person.phones | set(row["phones"]), person.openids | set(row["openids"]),
+                       person.elders | set(row["elders"]), person.devices | set(row["devices"]))
+        if wider == person:
+            break
+        person = wider
+    return person
+
+
+_CASES = """SELECT case_id FROM cases WHERE caller_phone = ANY($1) OR caller_openid = ANY($2)
+            OR elder_id = ANY($3) ORDER BY case_id"""
+
+_SCRUB: tuple[str, ...] = (
+    # the caller card's history and the links between a number and an OpenID: gone
+    "DELETE FROM caller_contacts WHERE phone = ANY($1) OR openid = ANY($2) OR case_id = ANY($5)",
+    "DELETE FROM openid_phones WHERE phone = ANY($1) OR openid = ANY($2)",
+    "DELETE FROM customers WHERE phone = ANY($1)",
+    "DELETE FROM ref_devices WHERE elder_id = ANY($3) OR account = ANY($4)",
+    "DELETE FROM ref_elders WHERE id = ANY($3)",
+    # records that stay, without whom they were about
+    f"UPDATE calls SET caller = '{ERASED}' WHERE caller = ANY($1)",
+    f"UPDATE missed_calls SET caller = '{ERASED}:' || task_id WHERE caller = ANY($1)",
+    "UPDATE link_candidates SET phone = NULL, openid = NULL "
+    "WHERE case_id = ANY($5) OR phone = ANY($1) OR openid = ANY($2)",
+    f"UPDATE notification_outbox SET to_addr = '{ERASED}', body = '{ERASED}' "
+    "WHERE case_id = ANY($5) OR to_addr = ANY($1) OR to_addr = ANY($2)",
+    # the reports count a repeat caller by a token: the same for all his cases, naming no one
+    "UPDATE report_callers SET caller = 'erased:' || md5(caller || $6) "
+    "WHERE caller = ANY($1) OR caller = ANY($2)",
+    "UPDATE report_facts SET data = jsonb_set(data, '{caller}', "
+    "to_jsonb('erased:' || md5((data->>'caller') || $6))) "
+    "WHERE data->>'caller' = ANY($1) OR data->>'caller' = ANY($2)",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """What an erasure did."""
+
+    erasure_id: str
+    subjects: int
+    keys: int
+    case_ids: tuple[str, ...]
+    phones: tuple[str, ...]
+    openids: tuple[str, ...]
+
+
+def _check(cmd: EraseSubject) -> str:
+    subject = parse_subject(cmd.subject)
+    if cmd.legal_basis not in LEGAL_BASES:
+        raise InvalidCommand(f"legal_basis must be one of {', '.join(LEGAL_BASES)}", field="legal_basis")
+    if not cmd.reason.strip() or len(cmd.reason) > MAX_TEXT:
+        raise InvalidCommand(f"a reason of at most {MAX_TEXT} characters is required", field="reason")
+    return subject
+
+
+async def erase_subject(
+    cmd: EraseSubject, *, pool: asyncpg.Pool, store: EventStore, clock: Clock, sla: SlaConfig
+) -> Erasure:
+    """Delete the person's keys, scrub the read models, record the erasure: one transaction."""
+    subject = _check(cmd)
+    erasure_id = uuid.uuid4().hex
+    now = clock.now()
+    async with pool.acquire() as conn, conn.transaction():
+        person = await widen(conn, person_of(subject))
+        phones, openids, elders, devices = person.args()
+        case_ids = [r["case_id"] for r in await conn.fetch(_CASES, phones, openids, elders)]
+        keys = await keyring_of(conn).erase(conn, person.subjects)
+        for sql in _SCRUB:
+            await conn.execute(sql, phones, openids, elders, devices, case_ids, erasure_id)
+        await refold(conn, case_ids, sla, now)
+        kinds = tuple(sorted({s.partition(":")[0] for s in person.subjects}))
+        evt = PersonalDataErased(erasure_id, kinds, len(keys), tuple(case_ids), cmd.reason.strip(),
+                                 cmd.legal_basis, cmd.actor, now)
+        await append_on(conn, f"{ERASURE_CATEGORY}-{erasure_id}",
+                        [to_new_event(evt, metadata(actor=cmd.actor))], NO_STREAM)
+    store.wake((ERASURE_CATEGORY, "case"))
+    return Erasure(erasure_id, len(person.subjects), len(keys), tuple(case_ids), tuple(phones),
+                   tuple(openids))
+
+
+HANDLERS: dict[type[Command], Handler] = {EraseSubject: erase_subject}

@@ -1,0 +1,75 @@
+"""Erasing a data subject on the real app (PostgreSQL, Redis): the keys go, the read models and
+every read show the fields erased, everything else stays, and the log still verifies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dispatch.core.personal import ERASED
+from eventstore.postgres import PostgresEventStore
+from tests.conftest import auth, until
+from tests.integration.test_callers_api import cti, register
+
+PHONE = "13912345678"
+OTHER = "13800000000"
+
+
+async def erase(client: Any, subject: str, token: str = "t-admin", **body: Any) -> Any:
+    return await client.post(f"/api/v1/subjects/{subject}/erase", headers=auth(token),
+                             json=body or {"reason": "公民申请删除个人信息", "legal_basis": "request"})
+
+
+async def case(client: Any, case_id: str) -> dict[str, Any]:
+    response = await client.get(f"/api/v1/cases/{case_id}", headers=auth("t-agent"))
+    assert response.status == 200, await response.text()
+    return dict(await response.json())
+
+
+async def test_erasing_a_number_erases_its_cases_and_calls_and_nothing_else(client: Any, pg_pool: Any) -> None:
+    mine = await register(client, "+86 139 1234 5678", "楼道灯坏了，我叫张三", name="张三", address="人民路 8 号")
+    theirs = await register(client, OTHER, "噪音扰民", name="李四", address="渭阳路 1 号")
+    await cti(client, "e1", "abandoned", "call-1", PHONE)
+
+    async def seen() -> bool:
+        card = await (await client.get(f"/api/v1/callers/{PHONE}", headers=auth("t-agent"))).json()
+        return bool(card["cases"] and card["missed_calls"])
+
+    try:
+        await until(seen, 8.0)
+    except AssertionError:
+        print(await (await client.get(f"/api/v1/callers/{PHONE}", headers=auth("t-agent"))).json())
+        raise
+    response = await erase(client, "139-1234-5678")
+    assert response.status == 200, await response.text()
+    done = await response.json()
+    assert done["case_ids"] == [mine["case_id"]] and done["keys"] >= 1
+
+    after = await case(client, mine["case_id"])
+    assert after["caller"]["name"] == ERASED and after["caller"]["phone"] == ERASED
+    assert after["description"] == ERASED and after["address"] == ERASED
+    # nothing else changed: its id, category, times, status
+    assert (after["category"], after["accepted_at"], after["status"]) == (
+        mine["category"], mine["accepted_at"], mine["status"])
+    other = await case(client, theirs["case_id"])
+    assert (other["caller"]["name"], other["description"]) == ("李四", "噪音扰民")
+
+    # the log still reads whole for everyone else, erased for the subject, and still verifies
+    store = PostgresEventStore(pg_pool)
+    registered = (await store.read_stream(f"case-{mine['case_id']}"))[0]
+    assert registered.data["caller"]["phone"] == ERASED and registered.data["category"] == "complaint"
+    assert (await store.read_stream(f"case-{theirs['case_id']}"))[0].data["caller"]["name"] == "李四"
+    verify = await (await client.get("/api/v1/audit/verify", headers=auth("t-auditor"))).json()
+    assert verify["ok"], verify
+
+    card = await (await client.get(f"/api/v1/callers/{PHONE}", headers=auth("t-agent"))).json()
+    assert card["cases"] == [] and card["calls"] == [] and card["missed_calls"] == []
+    erasures = [r for r in await store.read_stream(f"erasure-{done['erasure_id']}")]
+    assert erasures[0].type == "PersonalDataErased" and erasures[0].data["legal_basis"] == "request"
+    assert PHONE not in str(erasures[0].data) and PHONE not in str(erasures[0].metadata)
+
+
+async def test_erasure_is_for_admins_and_needs_a_reason_and_basis(client: Any) -> None:
+    assert (await erase(client, PHONE, token="t-agent")).status == 403
+    assert (await erase(client, PHONE, reason="x", legal_basis="because")).status == 400
+    assert (await erase(client, PHONE, reason="", legal_basis="request")).status == 400
+    assert (await erase(client, "not a subject", reason="x", legal_basis="request")).status == 400
