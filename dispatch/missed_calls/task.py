@@ -28,7 +28,7 @@ def callback_stream(phone: str) -> str:
 
 
 def stream_of_task(task_id: str) -> str:
-    """The stream a task id belongs to (`<caller key>.<n>`)."""
+    """The stream a task id belongs to (`<pseudonym of the number>.<n>`)."""
     key, sep, seq = task_id.rpartition(".")
     if not sep or not key or not seq.isdigit():
         raise InvalidCommand(f"{task_id!r} is not a call-back task id", field="task_id")
@@ -136,6 +136,7 @@ class CallbackState:
     def apply(self, evt: Event) -> None:
         """Fold one event."""
         if isinstance(evt, CallbackTaskOpened):
+            self.caller = evt.caller  # a task id names the stream, not the number
             self.tasks += 1
             self.task_id, self.open, self.attempts, self.callback_attempts = evt.task_id, True, 1, 0
             self.assigned_to = None
@@ -184,7 +185,7 @@ def decide_missed(state: CallbackState, call_id: str, queue: str | None, at: dat
         return [CallbackMissedAgain(state.task_id, call_id, queue, at)]
     if state.reached_at is not None and at <= state.reached_at:
         return []
-    task_id = f"{pseudonym(state.caller)[:16]}.{state.tasks + 1}"
+    task_id = f"{pseudonym(state.caller)}.{state.tasks + 1}"
     return [CallbackTaskOpened(task_id, state.caller, call_id, queue, at)]
 
 

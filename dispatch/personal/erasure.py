@@ -23,6 +23,7 @@ Live views' Redis history is trimmed by the gateway (`gateway/erasure.py`).
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -152,6 +153,18 @@ _SCRUB: tuple[str, ...] = (
 )
 
 
+_PARAM = re.compile(r"\$(\d)")
+_TYPES = ("text[]", "text[]", "text[]", "text[]", "text[]", "text")
+
+
+def _bound(sql: str, values: tuple[object, ...]) -> tuple[object, ...]:
+    """A scrub statement with only the parameters it uses ($1 phones, $2 OpenIDs, $3 elders,
+    $4 devices, $5 case ids, $6 the erasure id), numbered from 1 and typed."""
+    used = sorted({int(n) for n in _PARAM.findall(sql)})
+    numbered = _PARAM.sub(lambda m: f"${used.index(int(m.group(1))) + 1}::{_TYPES[int(m.group(1)) - 1]}", sql)
+    return (numbered, *(values[n - 1] for n in used))
+
+
 @dataclass(frozen=True, slots=True)
 class Erasure:
     """What an erasure did."""
@@ -185,8 +198,9 @@ async def erase_subject(
         phones, openids, elders, devices = person.args()
         case_ids = [r["case_id"] for r in await conn.fetch(_CASES, phones, openids, elders)]
         keys = await keyring_of(conn).erase(conn, person.subjects)
+        values = (phones, openids, elders, devices, case_ids, erasure_id)
         for sql in _SCRUB:
-            await conn.execute(sql, phones, openids, elders, devices, case_ids, erasure_id)
+            await conn.execute(*_bound(sql, values))
         await refold(conn, case_ids, sla, now)
         kinds = tuple(sorted({s.partition(":")[0] for s in person.subjects}))
         evt = PersonalDataErased(erasure_id, kinds, len(keys), tuple(case_ids), cmd.reason.strip(),
