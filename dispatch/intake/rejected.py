@@ -13,6 +13,7 @@ from datetime import datetime
 
 from dispatch.core.bus import Handler
 from dispatch.core.messages import Command, Event, event, metadata, to_new_event
+from dispatch.core.personal import PERSONAL
 from eventstore import NO_STREAM, AppendResult, EventStore
 
 
@@ -25,16 +26,18 @@ class InputRejected(Event):
     no accepted credential); `raw_length` its full length in bytes and `raw_sha256`
     the SHA-256 (hex) of it as received, so a copy kept elsewhere can be matched.
     `query` (WeChat) and `transport` (SIA) are kept by the channels that have them.
+    Whose input it was is unknown: the payload, the peer and the query are sealed with a
+    key of the month it came in (`rejected:YYYY-MM`), which retention erases as a whole.
     """
 
     channel: str
     code: str
     reason: str
-    raw: str | None
+    raw: str | None = field(metadata=PERSONAL)
     raw_length: int
     headers: dict[str, str] = field(default_factory=dict)
-    peer: str | None = None
-    query: dict[str, str] | None = None
+    peer: str | None = field(default=None, metadata=PERSONAL)
+    query: dict[str, str] | None = field(default=None, metadata=PERSONAL)
     transport: str | None = None
     raw_sha256: str | None = None
 
@@ -51,7 +54,13 @@ async def record_rejected_input(cmd: RecordRejectedInput, *, store: EventStore) 
     """Append the `InputRejected` on a stream of its own."""
     channel = cmd.rejected.channel
     meta = metadata(actor=f"channel:{channel}", channel=channel, received_at=cmd.at)
-    return await store.append(f"rejected-{uuid.uuid4().hex}", [to_new_event(cmd.rejected, meta)], NO_STREAM)
+    sealed = to_new_event(cmd.rejected, meta, subject=rejected_subject(cmd.at))
+    return await store.append(f"rejected-{uuid.uuid4().hex}", [sealed], NO_STREAM)
+
+
+def rejected_subject(at: datetime) -> str:
+    """The key rejected inputs of `at`'s month are sealed with (erased whole by retention)."""
+    return f"rejected:{at:%Y-%m}"
 
 
 HANDLERS: dict[type, Handler] = {RecordRejectedInput: record_rejected_input}

@@ -1,0 +1,84 @@
+"""Which fields of an event are personal data and whose (dispatch/core/personal.py), and the
+record `to_new_event` hands the store for sealing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from dispatch.cases.events import CallerInfo, CaseRegistered, CaseSupplemented
+from dispatch.core.errors import InvalidCommand
+from dispatch.core.messages import to_new_event
+from dispatch.core.personal import parse_subject, personal_paths, pseudonym, set_pseudonym_key, subject_of
+from dispatch.intake.contact import InboundContact
+from dispatch.intake.sms import SmsReceived
+from dispatch.intake.wechat import WeChatMessageReceived, WeChatPush
+from dispatch.notify.outbox import NotificationRequested
+
+AT = datetime(2026, 12, 6, 8, 0, tzinfo=UTC)
+
+
+def registered(**caller: str) -> CaseRegistered:
+    return CaseRegistered("C1", "complaint", 3, "phone", "楼道灯坏了", CallerInfo(**caller), AT, AT,
+                          address="人民路 8 号", raw={"body": "x"})
+
+
+def test_a_case_registration_names_its_personal_fields_and_its_caller() -> None:
+    evt = registered(name="张三", phone="+86 139-1234-5678")
+    assert set(personal_paths(evt)) == {("description",), ("caller", "name"), ("caller", "phone"),
+                                        ("address",), ("raw",)}
+    assert subject_of(evt) == "phone:13912345678"  # canonical, whatever the format given
+    new = to_new_event(evt)
+    assert new.personal is not None and new.personal.subject == "phone:13912345678"
+    assert new.data["caller"]["name"] == "张三"  # sealing is the store's: the data is whole here
+
+
+def test_the_subject_falls_back_from_number_to_openid_to_elder() -> None:
+    assert subject_of(registered(openid="oUser_42")) == "openid:oUser_42"
+    elder = CaseRegistered("C2", "elderly_emergency", 1, "alarm", "一键呼叫", CallerInfo(), AT, AT,
+                           elder_id="E7")
+    assert subject_of(elder) == "elder:E7"
+
+
+def test_values_that_are_absent_are_not_noted_and_nested_contacts_are_followed() -> None:
+    contact = InboundContact("sms", "sms", "k1", CallerInfo(phone="13912345678"), AT, AT, text="停电了")
+    paths = set(personal_paths(SmsReceived(contact)))
+    assert paths == {("contact", "caller", "phone"), ("contact", "text"), ("contact", "extra")}
+    assert subject_of(SmsReceived(contact)) == "phone:13912345678"
+
+
+def test_events_without_personal_data_carry_no_note_and_a_handler_can_name_the_subject() -> None:
+    assert to_new_event(CaseSupplemented("C1", "我补充一下：电话 139", AT)).personal is not None
+    given = to_new_event(CaseSupplemented("C1", "x", AT), subject="phone:13912345678")
+    assert given.personal is not None and given.personal.subject == "phone:13912345678"
+    wechat = WeChatMessageReceived(WeChatPush("gh", "oUser_42", "1", "text", content="你好"), "<xml/>")
+    assert subject_of(wechat) == "openid:oUser_42"
+    notice = NotificationRequested("ack:C1", "sms", "13912345678", "已受理", "C1", "ack", AT)
+    assert subject_of(notice) == "phone:13912345678"
+
+
+@pytest.mark.parametrize(("typed", "subject"), [
+    ("139 1234 5678", "phone:13912345678"), ("+8613912345678", "phone:13912345678"),
+    ("openid:oUser_42", "openid:oUser_42"), ("elder:E7", "elder:E7"), ("device:1234", "device:1234"),
+    ("phone:0086 139-1234-5678", "phone:13912345678")])
+def test_an_operator_names_a_subject_as_they_like(typed: str, subject: str) -> None:
+    assert parse_subject(typed) == subject
+
+
+@pytest.mark.parametrize("typed", ["", "not a number", "openid:", "name:张三", "elder: "])
+def test_anything_else_is_not_a_subject(typed: str) -> None:
+    with pytest.raises(InvalidCommand):
+        parse_subject(typed)
+
+
+def test_a_pseudonym_is_stable_keyed_and_does_not_show_the_number() -> None:
+    first = pseudonym("13912345678")
+    assert first == pseudonym("13912345678") and "5678" not in first and len(first) == 32
+    assert pseudonym("13912345679") != first
+    try:
+        set_pseudonym_key(b"another deployment")
+        assert pseudonym("13912345678") != first  # without the key a number cannot be tested
+    finally:
+        set_pseudonym_key(b"")
+    assert pseudonym("13912345678") == first
