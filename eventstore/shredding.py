@@ -32,6 +32,7 @@ import os
 import time
 import uuid
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -52,6 +53,8 @@ ERASURE_CHANNEL = "intake_erasure"
 TTL = 30.0
 """Seconds a process trusts a cached key before asking the database again."""
 _NONCE = 12
+_OPENED = 20_000
+"""How many opened events a process keeps (the newest)."""
 
 class ShreddingError(Exception):
     """A personal-data box that cannot be sealed or is not what was sealed."""
@@ -109,6 +112,7 @@ class Keyring:
         self._clock = clock
         self._by_subject: dict[str, tuple[uuid.UUID, float]] = {}
         self._by_id: dict[uuid.UUID, tuple[AESGCM | None, float]] = {}
+        self._opened: OrderedDict[int, tuple[RecordedEvent, float]] = OrderedDict()
 
     # -- keys ---------------------------------------------------------------
 
@@ -196,6 +200,7 @@ class Keyring:
 
     def forget(self, ids: Iterable[uuid.UUID], subjects: Iterable[str] = ()) -> None:
         """Drop erased keys from the cache (an erasure here, or one noticed from another process)."""
+        self._opened.clear()
         for key_id in ids:
             self._by_id[key_id] = (None, 0.0)
         for subject in subjects:
@@ -235,12 +240,33 @@ class Keyring:
         return dataclasses.replace(args, data=data, metadata=metadata, personal=[None] * len(data))
 
     async def open(self, conn: asyncpg.Connection, records: Sequence[RecordedEvent]) -> list[RecordedEvent]:
-        """The records with their sealed values put back (or shown erased)."""
-        ids = [uuid.UUID(r.metadata[SEALED]["key"]) for r in records if SEALED in r.metadata]
-        if not ids:
-            return list(records)
-        keys = await self.keys_by_id(conn, ids)
-        return [open_event(r, keys) if SEALED in r.metadata else r for r in records]
+        """The records with their sealed values put back (or shown erased).
+
+        The runners of one process read the same events one after the other: an event
+        opened lately (by its position) is answered from a cache, emptied by any erasure.
+        """
+        now = self._clock()
+        out = list(records)
+        todo: list[int] = []
+        for i, record in enumerate(records):
+            if SEALED not in record.metadata:
+                continue
+            hit = self._opened.get(record.position)
+            if hit is not None and hit[1] >= now:
+                out[i] = hit[0]
+            else:
+                todo.append(i)
+        if not todo:
+            return out
+        keys = await self.keys_by_id(conn, [uuid.UUID(records[i].metadata[SEALED]["key"]) for i in todo])
+        cache = not conn.is_in_transaction()
+        for i in todo:
+            out[i] = opened = open_event(records[i], keys)
+            if cache:
+                self._opened[opened.position] = (opened, now + self._ttl)
+        while len(self._opened) > _OPENED:
+            self._opened.popitem(last=False)
+        return out
 
 
 def seal_event(

@@ -197,7 +197,8 @@ async def erase_subject(
         person = await widen(conn, person_of(subject))
         phones, openids, elders, devices = person.args()
         case_ids = [r["case_id"] for r in await conn.fetch(_CASES, phones, openids, elders)]
-        keys = await keyring_of(conn).erase(conn, person.subjects)
+        ring = keyring_of(conn)
+        keys = await ring.erase(conn, person.subjects)
         values = (phones, openids, elders, devices, case_ids, erasure_id)
         for sql in _SCRUB:
             await conn.execute(*_bound(sql, values))
@@ -207,6 +208,7 @@ async def erase_subject(
                                  cmd.legal_basis, cmd.actor, now)
         await append_on(conn, f"{ERASURE_CATEGORY}-{erasure_id}",
                         [to_new_event(evt, metadata(actor=cmd.actor))], NO_STREAM)
+    ring.forget(keys, person.subjects)  # what this process cached while the transaction ran
     store.wake((ERASURE_CATEGORY, "case"))
     return Erasure(erasure_id, len(person.subjects), len(keys), tuple(case_ids), tuple(phones),
                    tuple(openids))
