@@ -383,6 +383,9 @@ class ProjectionRunner:
     ) -> None:
         self._store = store
         self._projection = projection
+        # Checked once: isinstance against a runtime-checkable protocol inspects
+        # every member, and per event it cost the worker 8% of its CPU.
+        self._batched = projection if isinstance(projection, BatchProjection) else None
         self._publish = publish
         self._parts = Partitioning(store.pool, projection, "projection", leadership)
         self._follower = Follower(
@@ -472,8 +475,8 @@ class ProjectionRunner:
             )
             events = [event for checkpoint, event in batch.events
                       if held.wants(partition_of(event.stream, count), checkpoint)]
-            projection = self._projection
-            if batched and isinstance(projection, BatchProjection) and len(events) > 1:
+            projection = self._batched
+            if batched and projection is not None and len(events) > 1:
                 changes.extend(await self._apply_batch(projection, conn, events))
             else:
                 for event in events:
@@ -550,6 +553,9 @@ class ReactorRunner:
             raise ValueError("concurrency must be at least 1")
         self._store = store
         self._reactor = reactor
+        # Checked once (see ProjectionRunner): `_partition` runs for every event read.
+        self._keyed = reactor if isinstance(reactor, Keyed) else None
+        self._batched = reactor if isinstance(reactor, BatchReactor) else None
         self._concurrency = concurrency
         self._pg = store if isinstance(store, PostgresEventStore) else None
         self._parts = (None if self._pg is None else
@@ -571,8 +577,7 @@ class ReactorRunner:
         """The partition of `event`: by the reactor's key when it is `Keyed`, else by stream."""
         if self._parts is None:
             return 0
-        reactor = self._reactor
-        key = reactor.key(event) if isinstance(reactor, Keyed) else event.stream
+        key = event.stream if self._keyed is None else self._keyed.key(event)
         return partition_of(key, self._parts.count)
 
     async def _load(self, partitions: Sequence[int]) -> Held:
@@ -659,12 +664,12 @@ class ReactorRunner:
                   if held.wants(partition, item[0])]
         done = [False] * len(events)
         try:
-            reactor = self._reactor
-            if (isinstance(reactor, BatchReactor) and len(events) > 1
-                    and await self._react_batch(reactor, [event for _, event in events])):
+            batched, keyed = self._batched, self._keyed
+            if (batched is not None and len(events) > 1
+                    and await self._react_batch(batched, [event for _, event in events])):
                 done[:] = [True] * len(events)
-            elif isinstance(reactor, Keyed) and self._concurrency > 1 and len(events) > 1:
-                await self._react_by_key(reactor, events, done)
+            elif keyed is not None and self._concurrency > 1 and len(events) > 1:
+                await self._react_by_key(keyed, events, done)
             else:
                 for index, (_, event) in enumerate(events):
                     await self._react(event)
