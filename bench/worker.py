@@ -540,8 +540,9 @@ async def _spreads(args: argparse.Namespace) -> int:
 SPREAD_HEADER = (
     "| worker processes | SMS/s each round | median SMS/s | CPU s of each worker (median) "
     "| worker CPU ms per SMS | PostgreSQL CPU ms per SMS | worker + PostgreSQL ms per SMS "
-    "| SMS/s per core (worker + PostgreSQL) | host busy CPU s (all processes) |\n"
-    "|---:|---|---:|---|---:|---:|---:|---:|---:|")
+    "| SMS/s per core (worker + PostgreSQL) | host busy CPU s (all processes) "
+    "| of it other work, CPU s (other users, Redis, PostgreSQL's shared processes) |\n"
+    "|---:|---|---:|---|---:|---:|---:|---:|---:|---:|")
 
 
 def spread_row(runs: Sequence[Spread]) -> str:
@@ -553,9 +554,10 @@ def spread_row(runs: Sequence[Spread]) -> str:
     server_ms = med(r.server_cpu * 1e3 / r.items for r in runs)
     total_ms = med((sum(r.worker_cpu) + r.server_cpu) * 1e3 / r.items for r in runs)
     return (f"| {first.workers} | {', '.join(f'{r.rate:,.0f}' for r in runs)} | "
-            f"{med(r.rate for r in runs):,.0f} | {' + '.join(f'{c:.1f}' for c in each)} | "
+            f"{med(r.rate for r in runs):,.0f} | {' + '.join(f'{c:.2f}' for c in each)} | "
             f"{worker_ms:.2f} | {server_ms:.2f} | {total_ms:.2f} | {1e3 / total_ms:,.0f} | "
-            f"{med(r.host_cpu for r in runs):.1f} |")
+            f"{med(r.host_cpu for r in runs):.1f} | "
+            f"{med(r.host_cpu - sum(r.worker_cpu) - r.server_cpu for r in runs):.1f} |")
 
 
 def main(argv: Sequence[str]) -> int:
