@@ -20,6 +20,14 @@ committed per SMS (counted in the process, around asyncpg's connection: a
 statement outside a transaction is one, a BEGIN starts one). Runs on
 uvloop, as `intake serve`.
 
+`--workers 1,2,3 --rounds 3` runs the whole worker as that many processes
+on one host (each `INTAKE_ROLE=worker` as `intake worker` runs it, sharing
+the runners' partitions through their leases), rounds alternating the
+order, and reports the rate, the CPU of each worker process and of the
+PostgreSQL backends serving them (Linux /proc), so the cost per core is
+known. The processes are started and connected first; the clock starts
+when all of them are told to begin.
+
 `--only whole` runs the whole worker alone; `--profile FILE` writes its
 cProfile (`python -m pstats FILE`). `--against REF --rounds 3` runs the
 whole worker of this tree and of git `REF` (checked out with `git worktree`
@@ -28,6 +36,7 @@ rounds, each in a process of its own, and prints every round and the medians.
 
     .venv/bin/python -m bench.worker [--dsn URL] [--redis URL] [--sms 4000] [--senders 1000]
     .venv/bin/python -m bench.worker --against main --rounds 3
+    .venv/bin/python -m bench.worker --workers 1,2,3 --rounds 3
 """
 
 from __future__ import annotations
@@ -343,6 +352,214 @@ def _against(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process (Linux /proc); None once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _host_busy() -> float:
+    """CPU seconds the whole host spent busy so far (/proc/stat: all but idle and iowait)."""
+    fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+async def _serve(dsn: str, redis: str) -> int:
+    """One worker process of `--workers`: connect, say `ready`, run from `go` until stdin closes."""
+    configure("json", "warning")
+    settings = from_env({"INTAKE_DATABASE_URL": dsn, "INTAKE_REDIS_URL": redis,
+                         "INTAKE_REDIS_PREFIX": f"{dsn.rsplit('/', 1)[1]}:", "INTAKE_ROLE": "worker",
+                         "INTAKE_SMS_PROVIDER": "log", "INTAKE_SIA_PORT": "0"})
+    services = await build_services(settings)
+    loop = asyncio.get_running_loop()
+    try:
+        print("ready", flush=True)
+        await loop.run_in_executor(None, sys.stdin.readline)  # "go"
+        background = run_background(services)
+        await anext(background)
+        try:
+            await loop.run_in_executor(None, sys.stdin.readline)  # "stop", or closed
+        finally:
+            with contextlib.suppress(StopAsyncIteration):
+                await anext(background)
+    finally:
+        await close_services(services)
+    return 0
+
+
+@dataclass(frozen=True, slots=True)
+class Spread:
+    """One run of `--workers`: processes, SMS, wall seconds, CPU seconds of each worker and of the server."""
+
+    workers: int
+    items: int
+    seconds: float
+    worker_cpu: tuple[float, ...]
+    server_cpu: float
+    host_cpu: float
+
+    @property
+    def rate(self) -> float:
+        """SMS taken in per second."""
+        return self.items / self.seconds
+
+
+_HERE = Path(__file__).resolve().parents[1]
+
+
+def _start(dsn: str, redis: str, workers: int) -> list[subprocess.Popen[str]]:
+    """Start `workers` worker processes of this tree on `dsn` (they connect, then wait for `go`)."""
+    command = [sys.executable, "-m", "bench.worker", "--serve", dsn, "--redis", redis]
+    return [subprocess.Popen(command, cwd=_HERE, env={**os.environ, "PYTHONPATH": str(_HERE)},
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            for _ in range(workers)]
+
+
+def _tell(procs: Sequence[subprocess.Popen[str]], line: str | None) -> None:
+    """Send each process a line; None: close their stdin and wait for them to stop."""
+    for proc in procs:
+        assert proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError, OSError):
+            if line is None:
+                proc.stdin.close()
+            else:
+                proc.stdin.write(line + "\n")
+                proc.stdin.flush()
+    if line is None:
+        for proc in procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+class _Backends:
+    """The CPU the PostgreSQL backends of one database used since `start` (/proc, same host)."""
+
+    def __init__(self, conn: asyncpg.Connection, database: str) -> None:
+        self._conn, self._database = conn, database
+        self._seen: dict[int, tuple[float, float]] = {}  # pid: CPU at the start or first sight, last
+
+    async def sample(self) -> None:
+        """Note the CPU of every backend of the database (one opened since: counted from 0)."""
+        rows = await self._conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1 "
+                                      "AND pid <> pg_backend_pid()", self._database)
+        for row in rows:
+            cpu = _cpu_seconds(row["pid"])
+            if cpu is not None:
+                self._seen[row["pid"]] = (self._seen.get(row["pid"], (0.0, 0.0))[0], cpu)
+
+    async def start(self) -> None:
+        """Start counting from now for the backends open now."""
+        await self.sample()
+        self._seen = {pid: (last, last) for pid, (_, last) in self._seen.items()}
+
+    @property
+    def used(self) -> float:
+        """CPU seconds since the start (as of the last sample)."""
+        return sum(last - first for first, last in self._seen.values())
+
+
+async def _spread(args: argparse.Namespace, template: str, workers: int) -> Spread:
+    """Take the backlog in with `workers` processes on a fresh copy; their CPU and the server's."""
+    name = f"intake_bench_worker_{uuid.uuid4().hex[:8]}"
+    dsn = await create_database(args.dsn, name, template=template)
+    loop = asyncio.get_running_loop()
+    procs = _start(dsn, args.redis, workers)
+    try:
+        for proc in procs:
+            assert proc.stdout is not None
+            line = await loop.run_in_executor(None, proc.stdout.readline)
+            if line.strip() != "ready":
+                raise RuntimeError(f"worker process said {line!r}")
+        watch = await asyncpg.connect(dsn)
+        try:
+            backends = _Backends(watch, name)
+            await backends.start()
+            before = [_cpu_seconds(p.pid) or 0.0 for p in procs]
+            host, started = _host_busy(), time.perf_counter()
+            _tell(procs, "go")
+            polls = 0
+            while await watch.fetchval(SMS_PENDING_SQL):
+                await asyncio.sleep(0.05)
+                polls += 1
+                if polls % 5 == 0:
+                    await backends.sample()  # backends opened meanwhile
+            seconds = time.perf_counter() - started
+            await backends.sample()
+            used = tuple((_cpu_seconds(p.pid) or 0.0) - b for p, b in zip(procs, before, strict=True))
+            host = _host_busy() - host
+        finally:
+            await watch.close()
+        return Spread(workers, args.sms, seconds, used, backends.used, host)
+    finally:
+        await loop.run_in_executor(None, _tell, procs, None)
+        await drop_database(args.dsn, name)
+
+
+async def _spreads(args: argparse.Namespace) -> int:
+    """`--workers`: every count in each round, the order alternating; each round and the medians."""
+    configure("json", "warning")
+    counts = [int(n) for n in args.workers.split(",")]
+    template = f"intake_bench_worker_{uuid.uuid4().hex[:8]}"
+    dsn = await create_database(args.dsn, template)
+    runs: dict[int, list[Spread]] = {n: [] for n in counts}
+    try:
+        settings = from_env({"INTAKE_DATABASE_URL": dsn, "INTAKE_REDIS_URL": args.redis})
+        services = await build_services(settings)
+        try:
+            for start in range(0, args.sms, 500):
+                await asyncio.gather(*(receive_sms(_sms(n, args.senders), store=services.store)
+                                       for n in range(start, min(start + 500, args.sms))))
+        finally:
+            await close_services(services)
+        for number in range(args.rounds):
+            found = []
+            for n in counts if number % 2 == 0 else counts[::-1]:
+                run = await _spread(args, template, n)
+                runs[n].append(run)
+                found.append(run)
+            print(f"round {number + 1}: " + ", ".join(
+                f"{r.workers} worker(s) {r.rate:,.0f} SMS/s (worker CPU s "
+                f"{'+'.join(f'{c:.1f}' for c in r.worker_cpu)}, PostgreSQL {r.server_cpu:.1f}, "
+                f"host {r.host_cpu:.1f} in {r.seconds:.1f} s)" for r in found), flush=True)
+    finally:
+        await drop_database(args.dsn, template)
+    print(f"{args.sms:,} SMS from {args.senders:,} senders, {args.rounds} rounds alternating; "
+          f"load average {args.load} before, {load_average()} after")
+    print(SPREAD_HEADER)
+    for n in counts:
+        print(spread_row(runs[n]))
+    return 0
+
+
+SPREAD_HEADER = (
+    "| worker processes | SMS/s each round | median SMS/s | CPU s of each worker (median) "
+    "| worker CPU ms per SMS | PostgreSQL CPU ms per SMS | worker + PostgreSQL ms per SMS "
+    "| SMS/s per core (worker + PostgreSQL) | host busy CPU s (all processes) "
+    "| of it other work, CPU s (other users, Redis, PostgreSQL's shared processes) |\n"
+    "|---:|---|---:|---|---:|---:|---:|---:|---:|---:|")
+
+
+def spread_row(runs: Sequence[Spread]) -> str:
+    """The medians of one worker count's runs, as a Markdown row."""
+    med = statistics.median
+    first = runs[0]
+    each = [med(r.worker_cpu[i] for r in runs) for i in range(first.workers)]
+    worker_ms = med(sum(r.worker_cpu) * 1e3 / r.items for r in runs)
+    server_ms = med(r.server_cpu * 1e3 / r.items for r in runs)
+    total_ms = med((sum(r.worker_cpu) + r.server_cpu) * 1e3 / r.items for r in runs)
+    return (f"| {first.workers} | {', '.join(f'{r.rate:,.0f}' for r in runs)} | "
+            f"{med(r.rate for r in runs):,.0f} | {' + '.join(f'{c:.2f}' for c in each)} | "
+            f"{worker_ms:.2f} | {server_ms:.2f} | {total_ms:.2f} | {1e3 / total_ms:,.0f} | "
+            f"{med(r.host_cpu for r in runs):.1f} | "
+            f"{med(r.host_cpu - sum(r.worker_cpu) - r.server_cpu for r in runs):.1f} |")
+
+
 def main(argv: Sequence[str]) -> int:
     """Run the worker benchmark; print a Markdown table."""
     p = argparse.ArgumentParser(prog="intake bench worker")
@@ -356,8 +573,15 @@ def main(argv: Sequence[str]) -> int:
     p.add_argument("--against", metavar="REF",
                    help="also run the whole worker of git REF, in alternating rounds")
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--workers", metavar="N,N",
+                   help="the whole worker as N processes on this host, e.g. 1,2,3 (alternating rounds)")
+    p.add_argument("--serve", metavar="DSN", help=argparse.SUPPRESS)  # one process of --workers
     args = p.parse_args(argv)
     args.load = load_average()
+    if args.serve:
+        return int(run_command(_serve(args.serve, args.redis)))
+    if args.workers:
+        return int(run_command(_spreads(args)))
     if args.against:
         return _against(args)
     return int(run_command(_bench(args)))  # on uvloop, as `intake serve` runs

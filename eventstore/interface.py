@@ -63,8 +63,14 @@ class EventStore(Protocol):
         *,
         limit: int = 1000,
         categories: frozenset[str] | None = None,
+        types: frozenset[str] | None = None,
     ) -> ReadBatch:
-        """Like `read_all`, and says whether committed events wait behind the horizon."""
+        """Like `read_all`, and says whether committed events wait behind the horizon.
+
+        With `types`, only events of those types are returned (and decoded): the
+        others are passed over, and the batch's `end` is past them, so that a
+        reader saving `end` as its checkpoint does not read them again.
+        """
         ...
 
     def wakeup(self, categories: frozenset[str] | None = None) -> Wakeup:

@@ -159,9 +159,25 @@ class MemoryEventStore:
         *,
         limit: int = 1000,
         categories: frozenset[str] | None = None,
+        types: frozenset[str] | None = None,
     ) -> ReadBatch:
         """See `EventStore.read_batch`; in memory nothing is ever pending."""
-        return ReadBatch(tuple(await self.read_all(after, limit=limit, categories=categories)))
+        if types is None:
+            return ReadBatch(tuple(await self.read_all(after, limit=limit, categories=categories)))
+        out: list[tuple[Checkpoint, RecordedEvent]] = []
+        skipped_to: Checkpoint | None = None
+        for record in self._log[after.position :]:
+            if categories is not None and category_of(record.stream) not in categories:
+                continue
+            checkpoint = self._checkpoint(record.position)
+            if record.type in types:
+                out.append((checkpoint, record))
+                skipped_to = None
+                if len(out) >= limit:
+                    break
+            else:
+                skipped_to = checkpoint
+        return ReadBatch(tuple(out), skipped_to=skipped_to)
 
     def wakeup(self, categories: frozenset[str] | None = None) -> Wakeup:
         """See `EventStore.wakeup`."""

@@ -290,10 +290,11 @@ class PostgresEventStore:
         *,
         limit: int = 1000,
         categories: frozenset[str] | None = None,
+        types: frozenset[str] | None = None,
     ) -> ReadBatch:
         """See `EventStore.read_batch`."""
         async with self.connection() as conn:
-            return await read_batch_on(conn, after, limit=limit, categories=categories)
+            return await read_batch_on(conn, after, limit=limit, categories=categories, types=types)
 
     def wakeup(self, categories: frozenset[str] | None = None) -> Wakeup:
         """See `EventStore.wakeup`."""
@@ -628,17 +629,26 @@ async def read_all_on(
     return list(batch.events)
 
 
-def _batch_sql(categories: frozenset[str] | None) -> str:
+def _batch_sql(categories: frozenset[str] | None, typed: bool = False) -> str:
     """One statement, one snapshot, one horizon: the page below it and the pending flag.
 
     `intake_horizon()` (migration 0001, README: the commit horizon) is
     evaluated once. `pending` compares the newest transaction id of the
     categories read (a backward index scan for one row per category) with the
     horizon, so a flood in other categories does not keep a reader polling.
+    `typed`: only events of the types in the last parameter are returned, and
+    `skip_tx`, `skip_position` name the newest event of the categories below
+    the horizon after the start (a backward index scan per category), which a
+    page shorter than its limit read or passed over.
     """
     where = ""
     newest = "SELECT max(tx_id) FROM events"
+    after = "(tx_id, position) > ($1::text::xid8, $2) AND tx_id < h.horizon"
+    last = (f"SELECT tx_id, position FROM events WHERE {after} {{where}} "
+            "ORDER BY tx_id DESC, position DESC LIMIT 1")
+    types = "$4"
     if categories is not None:
+        types = "$5"
         # One category: an equality keeps the (category, tx_id, position) index ordered.
         where = "AND category = $4::text" if len(categories) == 1 else "AND category = ANY($4::text[])"
         newest = (
@@ -646,11 +656,21 @@ def _batch_sql(categories: frozenset[str] | None) -> str:
             else "SELECT max(n.tx) FROM unnest($4::text[]) AS c(name), LATERAL "
                  "(SELECT max(tx_id) AS tx FROM events WHERE category = c.name) n"
         )
+        if len(categories) > 1:
+            last = ("SELECT n.tx_id, n.position FROM unnest($4::text[]) AS c(name), LATERAL ("
+                    + last.format(where="AND category = c.name")
+                    + ") n ORDER BY n.tx_id DESC, n.position DESC LIMIT 1")
+    last = last.format(where=where)
+    skipped, skip_join, of_types = "", "", ""
+    if typed:
+        skipped = "s.tx_id::text::bigint AS skip_tx, s.position AS skip_position, "
+        skip_join = f"LEFT JOIN LATERAL ({last}) s ON true "
+        of_types = f"AND type = ANY({types}::text[])"
     return (
         "WITH h AS MATERIALIZED (SELECT intake_horizon() AS horizon) "
-        f"SELECT coalesce(({newest}) >= h.horizon, false) AS pending, b.* FROM h "
+        f"SELECT coalesce(({newest}) >= h.horizon, false) AS pending, {skipped}b.* FROM h {skip_join}"
         f"LEFT JOIN LATERAL (SELECT {_COLUMNS} FROM events "
-        f"WHERE (tx_id, position) > ($1::text::xid8, $2) AND tx_id < h.horizon {where} "
+        f"WHERE {after} {where} {of_types} "
         "ORDER BY tx_id, position LIMIT $3) b ON true"
     )
 
@@ -661,18 +681,24 @@ async def read_batch_on(
     *,
     limit: int = 1000,
     categories: frozenset[str] | None = None,
+    types: frozenset[str] | None = None,
 ) -> ReadBatch:
     """`read_batch` on a given connection.
 
     Only rows of transactions older than every running transaction are
     returned (see README: the commit horizon), ordered by transaction id then
     position; rows at or above the horizon are only reported as `pending`.
+    With `types`, only rows of those types are read and decoded; a page
+    shorter than `limit` has passed over the others up to the newest row of
+    the categories below the horizon (`ReadBatch.skipped_to`).
     """
     tx, position = after.order
     args: list[Any] = [str(tx), position, limit]
     if categories is not None:
         args.append(next(iter(categories)) if len(categories) == 1 else sorted(categories))
-    rows = await conn.fetch(_batch_sql(categories), *args)
+    if types is not None:
+        args.append(sorted(types))
+    rows = await conn.fetch(_batch_sql(categories, types is not None), *args)
     pending = bool(rows[0]["pending"]) if rows else False
     rows = [r for r in rows if r["position"] is not None]
     records = await keyring_of(conn).open(conn, [_record(r) for r in rows])
@@ -680,7 +706,12 @@ async def read_batch_on(
         (Checkpoint((r["tx"], r["position"]), r["position"]), record)
         for r, record in zip(rows, records, strict=True)
     )
-    return ReadBatch(events, pending)
+    skipped_to = None
+    if types is not None and len(events) < limit and rows and rows[0]["skip_tx"] is not None:
+        skipped_to = Checkpoint((rows[0]["skip_tx"], rows[0]["skip_position"]), rows[0]["skip_position"])
+        if events and skipped_to.order <= events[-1][0].order:
+            skipped_to = None
+    return ReadBatch(events, pending, skipped_to)
 
 
 async def load_checkpoint_on(conn: asyncpg.Connection, name: str) -> Checkpoint:

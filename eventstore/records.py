@@ -180,7 +180,17 @@ class ReadBatch:
     `pending` says that committed events exist that are not readable yet
     because an older transaction is still running (they sit above the commit
     horizon): a reader should poll again soon rather than wait for a wake-up.
+    `skipped_to`: a read of some event types only passed over the events of
+    other types up to this checkpoint (None: it skipped none after its last event).
     """
 
     events: tuple[tuple[Checkpoint, RecordedEvent], ...]
     pending: bool = False
+    skipped_to: Checkpoint | None = None
+
+    @property
+    def end(self) -> Checkpoint | None:
+        """Where the next read starts: past every event read or skipped (None: nothing was)."""
+        if self.skipped_to is not None:
+            return self.skipped_to
+        return self.events[-1][0] if self.events else None

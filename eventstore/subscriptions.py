@@ -18,6 +18,12 @@
   per batch instead of a few per event); if that fails, the runner reacts
   to the batch again event by event, so a failure names its event.
 
+A runner may declare `types` (a frozenset of event types, beside
+`categories`): the store then reads and decodes only events of those types,
+and the runner's checkpoints move past the others unread (`types_of`); a
+runner handed events of other types would ignore them anyway. Declare every
+type `apply`, `react` or `recall` looks at, or none.
+
 Both catch up from their checkpoint, then follow the log live: woken by the
 store's wake-ups (local appends and NOTIFY from other processes), at most
 once per `STEP_INTERVAL`, polling every `poll_interval` seconds as a
@@ -83,7 +89,8 @@ class Projection(Protocol):
     """A read model kept in PostgreSQL tables, fed from the log exactly once.
 
     `name` is its checkpoint name (unique); `categories` the stream categories
-    it reads (None: all); `tables` its read-model tables, truncated by rebuild.
+    it reads (None: all); `tables` its read-model tables, truncated by rebuild;
+    optionally `types`, the only event types it applies (`types_of`).
     Plain class attributes satisfy these read-only members.
     """
 
@@ -177,6 +184,15 @@ class BatchReactor(Reactor, Protocol):
     async def react_batch(self, events: Sequence[RecordedEvent]) -> None:
         """React to the events, in log order."""
         ...
+
+
+def types_of(runner: object) -> frozenset[str] | None:
+    """The event types a runner declares it handles (`types`), else None: every type."""
+    types = getattr(runner, "types", None)
+    if types is not None and not (isinstance(types, frozenset) and types
+                                  and all(isinstance(t, str) for t in types)):
+        raise ValueError(f"types must be a non-empty frozenset of event types, not {types!r}")
+    return types
 
 
 Progress = Callable[[int, int | None], None]
@@ -383,6 +399,10 @@ class ProjectionRunner:
     ) -> None:
         self._store = store
         self._projection = projection
+        # Checked once: isinstance against a runtime-checkable protocol inspects
+        # every member, and per event it cost the worker 8% of its CPU.
+        self._batched = projection if isinstance(projection, BatchProjection) else None
+        self._types = types_of(projection)
         self._publish = publish
         self._parts = Partitioning(store.pool, projection, "projection", leadership)
         self._follower = Follower(
@@ -428,14 +448,11 @@ class ProjectionRunner:
         return done
 
     async def _count(self, conn: asyncpg.Connection) -> int:
-        categories = self._projection.categories
-        if categories is None:
-            return int(await conn.fetchval("SELECT count(*) FROM events"))
-        return int(
-            await conn.fetchval(
-                "SELECT count(*) FROM events WHERE category = ANY($1::text[])", sorted(categories)
-            )
-        )
+        categories, types = self._projection.categories, self._types
+        return int(await conn.fetchval(
+            "SELECT count(*) FROM events WHERE ($1::text[] IS NULL OR category = ANY($1::text[])) "
+            "AND ($2::text[] IS NULL OR type = ANY($2::text[]))",
+            None if categories is None else sorted(categories), None if types is None else sorted(types)))
 
     async def step(self) -> Step:
         """Apply one batch and save the checkpoints in one transaction; then publish.
@@ -469,17 +486,18 @@ class ProjectionRunner:
                 held.after,
                 limit=self._follower.batch_size,
                 categories=self._projection.categories,
+                types=self._types,
             )
             events = [event for checkpoint, event in batch.events
                       if held.wants(partition_of(event.stream, count), checkpoint)]
-            projection = self._projection
-            if batched and isinstance(projection, BatchProjection) and len(events) > 1:
+            projection = self._batched
+            if batched and projection is not None and len(events) > 1:
                 changes.extend(await self._apply_batch(projection, conn, events))
             else:
                 for event in events:
                     changes.extend(await self._apply(conn, event))
-            if batch.events:
-                await save_held(conn, name, count, list(held.checkpoints), batch.events[-1][0],
+            if batch.end is not None:  # past the events of other types too
+                await save_held(conn, name, count, list(held.checkpoints), batch.end,
                                 owner=self._parts.owner, lease=self._parts.lease)
         await self._publish_after_commit(changes)
         return Step(len(events), batch.pending, len(batch.events))
@@ -550,6 +568,10 @@ class ReactorRunner:
             raise ValueError("concurrency must be at least 1")
         self._store = store
         self._reactor = reactor
+        # Checked once (see ProjectionRunner): `_partition` runs for every event read.
+        self._keyed = reactor if isinstance(reactor, Keyed) else None
+        self._batched = reactor if isinstance(reactor, BatchReactor) else None
+        self._types = types_of(reactor)
         self._concurrency = concurrency
         self._pg = store if isinstance(store, PostgresEventStore) else None
         self._parts = (None if self._pg is None else
@@ -571,8 +593,7 @@ class ReactorRunner:
         """The partition of `event`: by the reactor's key when it is `Keyed`, else by stream."""
         if self._parts is None:
             return 0
-        reactor = self._reactor
-        key = reactor.key(event) if isinstance(reactor, Keyed) else event.stream
+        key = event.stream if self._keyed is None else self._keyed.key(event)
         return partition_of(key, self._parts.count)
 
     async def _load(self, partitions: Sequence[int]) -> Held:
@@ -596,7 +617,7 @@ class ReactorRunner:
                                 owner=self._parts.owner, lease=self._parts.lease)
 
     async def rebuild(self, progress: Progress | None = None) -> int:
-        """Refold a `Recalling` reactor's own state from the whole log; the events read.
+        """Refold a `Recalling` reactor's own state from the whole log; the events read (of its `types`).
 
         Nothing is sent and the checkpoints stay where they are, so the reactor
         resumes where it stopped, deciding as it would have. Stop the workers first.
@@ -613,11 +634,12 @@ class ReactorRunner:
         after, done = Checkpoint(), 0
         while True:
             batch = await self._store.read_batch(
-                after, limit=self._follower.batch_size, categories=reactor.categories
+                after, limit=self._follower.batch_size, categories=reactor.categories,
+                types=self._types,
             )
             for checkpoint, event in batch.events:
                 await reactor.recall(event, not reacted_to.wants(self._partition(event), checkpoint))
-                after = checkpoint
+            after = batch.end or after
             done += len(batch.events)
             if progress is not None:
                 progress(done, None)
@@ -652,6 +674,7 @@ class ReactorRunner:
             held.after,
             limit=self._follower.batch_size,
             categories=self._reactor.categories,
+            types=self._types,
         )
         every = batch.events
         of = [self._partition(event) for _, event in every]
@@ -659,28 +682,29 @@ class ReactorRunner:
                   if held.wants(partition, item[0])]
         done = [False] * len(events)
         try:
-            reactor = self._reactor
-            if (isinstance(reactor, BatchReactor) and len(events) > 1
-                    and await self._react_batch(reactor, [event for _, event in events])):
+            batched, keyed = self._batched, self._keyed
+            if (batched is not None and len(events) > 1
+                    and await self._react_batch(batched, [event for _, event in events])):
                 done[:] = [True] * len(events)
-            elif isinstance(reactor, Keyed) and self._concurrency > 1 and len(events) > 1:
-                await self._react_by_key(reactor, events, done)
+            elif keyed is not None and self._concurrency > 1 and len(events) > 1:
+                await self._react_by_key(keyed, events, done)
             else:
                 for index, (_, event) in enumerate(events):
                     await self._react(event)
                     done[index] = True
         finally:
-            if every:
-                await self._advance(held, every, of, events, done)
+            if batch.end is not None:
+                await self._advance(held, every, of, events, done, batch.end)
         return Step(sum(done), batch.pending, len(every))
 
     async def _advance(
         self, held: Held, every: Sequence[tuple[Checkpoint, RecordedEvent]], of: Sequence[int],
-        events: Sequence[tuple[Checkpoint, RecordedEvent]], done: Sequence[bool],
+        events: Sequence[tuple[Checkpoint, RecordedEvent]], done: Sequence[bool], end: Checkpoint,
     ) -> None:
         """Save each partition's checkpoint below its first reaction that did not succeed.
 
-        (failed, or was cancelled; none: the batch's end). A retry repeats it
+        (failed, or was cancelled; none: the batch's `end`, past any events of
+        other types it skipped). A retry repeats it
         and everything of its partition after it in log order, whatever its
         key; the reactions are idempotent.
         """
@@ -692,9 +716,10 @@ class ReactorRunner:
                 stop[of[i]] = i
         moves: dict[int, Checkpoint] = {}
         for partition, current in held.checkpoints.items():
-            first = stop.get(partition, len(every))
-            if first and every[first - 1][0].order > current.order:
-                moves[partition] = every[first - 1][0]
+            first = stop.get(partition)
+            to = end if first is None else every[first - 1][0] if first else None
+            if to is not None and to.order > current.order:
+                moves[partition] = to
         if moves:
             await self._save(moves)
             self._held = Held({**held.checkpoints, **moves})

@@ -122,6 +122,9 @@ class CallersProjection:
 
     name = "callers"
     categories: frozenset[str] | None = frozenset({"customer", "call", "case"})
+    types = frozenset({"CustomerTierSet", *_CALL_TYPES, "CaseRegistered", "CallerPhoneGiven",
+                       "CallAddedToCase", "CaseMessageReceived"})
+    """The only event types it handles: the store skips the others (eventstore/subscriptions.py)."""
     tables: tuple[str, ...] = ("customers", "caller_contacts", "openid_phones", "case_calls")
 
     async def apply(self, conn: asyncpg.Connection, event: RecordedEvent) -> Sequence[Change] | None:

@@ -363,6 +363,8 @@ class SmsIntakePolicy:
 
     name = "sms-intake"
     categories: frozenset[str] | None = frozenset({"sms"})
+    types = frozenset({"SmsReceived"})
+    """The only event types it handles: the store skips the others (eventstore/subscriptions.py)."""
 
     def __init__(self, handle: Send) -> None:
         self._handle = handle

@@ -91,6 +91,8 @@ class SelfServicePolicy:
 
     name = "knowledge-self-service"
     categories: frozenset[str] | None = frozenset({"case"})
+    types = frozenset({"CaseRegistered"})
+    """The only event types it handles: the store skips the others (eventstore/subscriptions.py)."""
 
     def __init__(self, handle: Send, store: EventStore, pool: asyncpg.Pool, holder: IndexHolder,
                  threshold: float = ANSWER_THRESHOLD, texts: Texts = CHINESE) -> None:

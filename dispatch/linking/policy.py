@@ -189,6 +189,9 @@ class LinkingPolicy:
 
     name = "linking"
     categories: frozenset[str] | None = frozenset({"case", "incident"})
+    types = frozenset({"CaseRegistered", "CaseClassified", "CaseLocated", "CaseAddedToIncident",
+                       "IncidentResolved"})
+    """The only event types it handles: the store skips the others (eventstore/subscriptions.py)."""
     partitions = 1
     """Global (eventstore/partitions.py): the cases of one outage are on different streams, and each
     decision must see every case before it in log order, so one incident is opened per outage."""

@@ -115,6 +115,8 @@ class LinksProjection:
 
     name = "links"
     categories: frozenset[str] | None = frozenset({"case", "incident"})
+    types = frozenset(_APPLY)
+    """The only event types it handles: the store skips the others (eventstore/subscriptions.py)."""
     partitions = 1
     """Global (eventstore/partitions.py): a link and an incident's membership are rows of two streams."""
     tables: tuple[str, ...] = ("case_links", "incidents", "incident_cases")

@@ -249,6 +249,8 @@ class MissedCallPolicy:
 
     name = "missed-calls"
     categories: frozenset[str] | None = frozenset({"call"})
+    types = frozenset({"CallAbandoned", "CallAnswered", "CallEnded"})
+    """The only event types it handles: the store skips the others (eventstore/subscriptions.py)."""
 
     def __init__(self, handle: Handle) -> None:
         self._handle = handle
@@ -284,6 +286,8 @@ class GotThroughPolicy:
 
     name = "missed-calls-contacts"
     categories: frozenset[str] | None = frozenset({"case"})
+    types = frozenset({"CaseRegistered", "CaseMessageReceived", "CallerPhoneGiven"})
+    """The only event types it handles: the store skips the others (eventstore/subscriptions.py)."""
 
     def __init__(self, handle: Handle) -> None:
         self._handle = handle

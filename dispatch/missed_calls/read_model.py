@@ -115,6 +115,9 @@ class CallsProjection:
 
     name = "calls"
     categories: frozenset[str] | None = frozenset({"call", "callback", "case"})
+    types = frozenset({*_STATUS_COLUMN, "CaseRegistered", "CallbackTaskOpened", "CallbackMissedAgain",
+                       "CallbackTaskAssigned", "CallbackAttemptRecorded", "CallbackTaskClosed"})
+    """The only event types it handles: the store skips the others (eventstore/subscriptions.py)."""
     partitions = 1
     """Global (eventstore/partitions.py): a case's registration links the row of a call on another stream."""
     tables: tuple[str, ...] = ("calls", "missed_calls")

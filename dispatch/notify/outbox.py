@@ -340,6 +340,8 @@ class AcknowledgementPolicy:
 
     name = "notifications-ack"
     categories: frozenset[str] | None = frozenset({"case"})
+    types = frozenset({"CaseRegistered", "CaseCompleted"})
+    """The only event types it handles: the store skips the others (eventstore/subscriptions.py)."""
 
     def __init__(self, handle: Send, store: EventStore, texts: Texts = CHINESE) -> None:
         self._handle = handle

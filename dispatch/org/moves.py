@@ -190,6 +190,8 @@ class CaseRouter:
 
     name = "org_router"
     categories: frozenset[str] | None = frozenset({"case"})
+    types = frozenset({"CaseRegistered", "CaseLocated"})
+    """The only event types it handles: the store skips the others (eventstore/subscriptions.py)."""
 
     def __init__(self, store: EventStore, pool: asyncpg.Pool, routes: Mapping[str, str], send: Send) -> None:
         self._store, self._pool, self._routes, self._send = store, pool, routes, send

@@ -113,6 +113,8 @@ class AddressLocator:
 
     name = "places"
     categories: frozenset[str] | None = frozenset({"case"})
+    types = frozenset({"CaseRegistered"})
+    """The only event types it handles: the store skips the others (eventstore/subscriptions.py)."""
 
     def __init__(self, cache: GazetteerCache, send: Send) -> None:
         self._cache, self._send = cache, send

@@ -123,6 +123,9 @@ class CaseFollowUp:
 
     name = "case_followup"
     categories: frozenset[str] | None = frozenset({"case"})
+    types = frozenset({"CaseDispatched", "CaseChased", "ExtensionDecided", "ReminderSet", "CaseConfirmed",
+                       "CaseCompleted", "CallbackRecorded", "CaseRejected", "CaseClosed"})
+    """The only event types it handles: the store skips the others (eventstore/subscriptions.py)."""
 
     def __init__(self, pool: asyncpg.Pool, bus: MessageBus, store: EventStore,
                  texts: Texts = CHINESE) -> None:

@@ -203,3 +203,36 @@ async def test_a_batch_commits_without_waiting_for_its_wal_flush_and_only_it(
     for _ in range(3):  # every pooled session is back to the server's setting afterwards
         async with pg_store.connection() as conn:
             assert await conn.fetchval("SELECT current_setting('synchronous_commit')") == "on"
+
+
+class TypedCounts(Counts):
+    """`Counts` of the `Noted` events alone (`types`); it counts whatever it is handed."""
+
+    name = "typed_counts"
+    types = frozenset({"Noted"})
+
+
+async def test_a_projection_of_some_types_skips_the_others_and_rebuilds_to_the_same(
+    pg_store: PostgresEventStore
+) -> None:
+    await _setup(pg_store, streams=4, per_stream=5)
+    for s in range(4):
+        await pg_store.append(f"case-{s}", [NewEvent("Other", {})], ANY)
+    runner = ProjectionRunner(pg_store, TypedCounts(), batch_size=3)
+    assert await runner.run_until_caught_up() == 20
+    expected = {f"case-{s}": 5 for s in range(4)}
+    assert await _counts(pg_store) == expected
+
+    async def checkpoints() -> set[int]:
+        async with pg_store.connection() as conn:
+            return {r["position"] for r in await conn.fetch(
+                "SELECT position FROM checkpoints WHERE name LIKE 'typed_counts/%'")}
+
+    async with pg_store.connection() as conn:
+        newest = await conn.fetchval("SELECT max(position) FROM events WHERE category = 'case'")
+    assert await checkpoints() == {newest}  # every partition past the `Other` events at the end
+    progress: list[tuple[int, int]] = []
+    assert await runner.rebuild(lambda done, total: progress.append((done, total))) == 20
+    assert progress[0] == (0, 20)
+    assert await _counts(pg_store) == expected
+    assert await checkpoints() == {newest}

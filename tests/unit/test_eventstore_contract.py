@@ -333,3 +333,64 @@ async def test_reactor_runner_follows_live(store: EventStore) -> None:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     assert all([e.data["n"] for e in r.seen] == [1] for r in recorders)
+
+
+async def test_a_read_of_some_types_returns_only_them_and_ends_past_the_others(store: EventStore) -> None:
+    await store.append("case-1", [ev("A", n=1), ev("B", n=2)], NO_STREAM)
+    await store.append("call-1", [ev("A", n=3)], NO_STREAM)
+    await store.append("case-2", [ev("B", n=4), ev("B", n=5)], NO_STREAM)
+    everything = await store.read_all(Checkpoint())
+    last_case = everything[-1][0]
+    cases = frozenset({"case"})
+    a = await store.read_batch(Checkpoint(), categories=cases, types=frozenset({"A"}))
+    assert [e.data["n"] for _, e in a.events] == [1]
+    assert a.end == last_case  # past the B events after it, unread
+    assert (await store.read_batch(last_case, categories=cases, types=frozenset({"A"}))).end is None
+    # A full page ends at its last event: what lies behind it was not looked at.
+    full = await store.read_batch(Checkpoint(), limit=1, categories=cases, types=frozenset({"B"}))
+    assert [e.data["n"] for _, e in full.events] == [2]
+    assert full.end == full.events[-1][0]
+    assert full.end is not None
+    rest = await store.read_batch(full.end, limit=10, categories=cases, types=frozenset({"B"}))
+    assert [e.data["n"] for _, e in rest.events] == [4, 5]
+    assert rest.end == last_case
+    both = await store.read_batch(Checkpoint(), categories=frozenset({"case", "call"}),
+                                  types=frozenset({"A"}))
+    assert [e.data["n"] for _, e in both.events] == [1, 3]
+    assert both.end == last_case
+    assert (await store.read_batch(Checkpoint(), types=frozenset({"B"}))).end == last_case
+    plain = await store.read_batch(Checkpoint(), categories=cases)
+    assert plain.skipped_to is None
+    assert plain.end == last_case
+
+
+class TypedRecorder(Recorder):
+    """A `Recorder` of the events of type A alone (`types`): it records whatever it is handed."""
+
+    types = frozenset({"A"})
+
+
+async def test_a_reactor_of_some_types_moves_its_checkpoints_past_the_events_it_skips(
+    store: EventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await store.append("case-1", [ev("A", n=1), ev("B", n=2)], NO_STREAM)
+    await store.append("case-2", [ev("A", n=3)], NO_STREAM)
+    await store.append("case-3", [ev("B", n=4)], NO_STREAM)
+    await store.append("case-4", [ev("B", n=5)], NO_STREAM)
+    last = (await store.read_all(Checkpoint()))[-1][0]
+    recorder = TypedRecorder("typed", frozenset({"case"}), fail_on=3)
+    with pytest.raises(RuntimeError):
+        await ReactorRunner(store, recorder, batch_size=2).run_until_caught_up()
+    assert await ReactorRunner(store, recorder, batch_size=2).run_until_caught_up() == 1
+    assert [e.data["n"] for e in recorder.seen] == [1, 3]
+    # A fresh runner starts from its stored checkpoints: every one is past the B events at the end.
+    reads: list[Checkpoint] = []
+    read_batch = store.read_batch
+
+    async def spy(after: Checkpoint, **kwargs: Any) -> Any:
+        reads.append(after)
+        return await read_batch(after, **kwargs)
+
+    monkeypatch.setattr(store, "read_batch", spy)
+    assert await ReactorRunner(store, recorder).run_until_caught_up() == 0
+    assert reads == [last]
