@@ -700,11 +700,11 @@ async def read_batch_on(
         args.append(sorted(types))
     rows = await conn.fetch(_batch_sql(categories, types is not None), *args)
     pending = bool(rows[0]["pending"]) if rows else False
-    rows = [r for r in rows if r["position"] is not None]
-    records = await keyring_of(conn).open(conn, [_record(r) for r in rows])
+    found = [r for r in rows if r["position"] is not None]
+    records = await keyring_of(conn).open(conn, [_record(r) for r in found])
     events = tuple(
         (Checkpoint((r["tx"], r["position"]), r["position"]), record)
-        for r, record in zip(rows, records, strict=True)
+        for r, record in zip(found, records, strict=True)
     )
     skipped_to = None
     if types is not None and len(events) < limit and rows and rows[0]["skip_tx"] is not None:
