@@ -419,7 +419,8 @@ OPENAPI_PATHS: Json = {
         "get": _op("Case board (newest first). `q` searches: a case id, the caller's phone number in any "
                    "format (+86 139 1234 5678), or part of the caller's name or the address; a unit's "
                    "search matches personal fields only on its own cases. `queue`: main (the default "
-                   "without `q`: cases registered from a number blacklisted at the time are kept off), harassment "
+                   "without `q`: cases registered from a number blacklisted at the time are kept off), "
+                   "harassment "
                    "(only those; the supervisor's queue), all (the default with `q`)",
                    params=(*LIST_FILTERS, "q", "queue", "cursor", "limit")),
         "post": _op("Register a case by hand (agent): {category, priority?, channel, caller: {name, phone}, "
