@@ -1,4 +1,4 @@
-"""a held-out set for the intake classifier: 161 contacts, never used to train or tune it.
+"""A held-out set for the intake classifier: 161 contacts, never used to train or tune it.
 
 Written fresh for this measurement (2026-12-06), after the rules and the labelled training set
 (dispatch/intake/classify_corpus.py) and before the learned model was first run on it; not
