@@ -420,8 +420,7 @@ OPENAPI_PATHS: Json = {
                    "format (+86 139 1234 5678), or part of the caller's name or the address; a unit's "
                    "search matches personal fields only on its own cases. `queue`: main (the default "
                    "without `q`: cases registered from a number blacklisted at the time are kept off), "
-                   "harassment "
-                   "(only those; the supervisor's queue), all (the default with `q`)",
+                   "harassment (only those; the supervisor's queue), all (the default with `q`)",
                    params=(*LIST_FILTERS, "q", "queue", "cursor", "limit")),
         "post": _op("Register a case by hand (agent): {category, priority?, channel, caller: {name, phone}, "
                     "account_number?, customer_type?, description, location?, address?, fault?: {type, "
