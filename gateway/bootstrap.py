@@ -47,6 +47,7 @@ from dispatch.customers import CUSTOMERS
 from dispatch.elderly import ELDERLY
 from dispatch.gis import GIS
 from dispatch.intake import INTAKE
+from dispatch.intake.classify import learned_model
 from dispatch.knowledge import KNOWLEDGE
 from dispatch.linking import LINKING
 from dispatch.missed_calls import MISSED_CALLS
@@ -167,6 +168,8 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
                              application_name=f"intake-{settings.process.role}")
     async with pool.acquire() as conn:
         await migrate(conn, SCHEMA)
+    # train the intake classifier now (once per process, under a second), not on the first SMS
+    await asyncio.to_thread(learned_model)
     store = PostgresEventStore(pool, group_commit=settings.stores.group_commit)
     clock = clock or SystemClock()
     redis_client = await connect_redis(settings.stores.redis_url)

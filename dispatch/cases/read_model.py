@@ -79,7 +79,13 @@ FILTERS: dict[str, str] = {
     "q": "(case_id = ${0} OR caller_phone = ${1} OR caller_name ILIKE ${2} OR address ILIKE ${2})",
     "q_own": "(case_id = ${0} OR (assigned_to = ${3} AND (caller_phone = ${1} OR caller_name ILIKE ${2} "
              "OR address ILIKE ${2})))",
+    # which queue (value `main` or `harassment`): a case registered from a number blacklisted at the
+    # time (the callers projection's `caller_contacts`, dispatch.customers) is in the harassment queue
+    "queue": "EXISTS (SELECT 1 FROM caller_contacts b WHERE b.case_id = cases.case_id AND b.kind = 'case' "
+             "AND b.blacklisted) = (${} = 'harassment')",
 }
+QUEUES = ("main", "harassment", "all")
+"""The board's queues: `main` (the default), `harassment` (cases of blacklisted numbers), `all`."""
 _COLUMNS = (
     "status", "category", "priority", "channel", "caller_name", "caller_phone", "caller_openid",
     "caller_email", "lat", "lon", "district", "address", "description", "light", "deadline",

@@ -1,17 +1,28 @@
-"""A small rule classifier: which case category a citizen's text most likely is, and whether it
-tells of a danger to life or safety (priority 1, the green channel).
+"""Which case category a citizen's text most likely is, and whether it tells of a danger to life
+or safety (priority 1, the green channel).
 
-Pure and deliberately simple (ordered patterns, the first that matches wins); an agent
-corrects the category with the `classify` case action when it is wrong. Measured on a
-labelled set of 555 contacts written from the hotlines' categories
-(`bench/classify_contacts.py`; `python -m bench.classify`; figures in bench/RESULTS.md):
-every life-safety contact must come out priority 1 (tests/unit/test_classify.py).
+In order: the life-safety rules (ordered patterns; a text that matches one is priority 1 in
+its category whatever else it says, so every danger phrase written here always reaches the
+green channel); a learned classifier (dispatch.intake.learned: TF-IDF character n-grams and a
+logistic regression, trained once per process on first use from the labelled set in
+dispatch/intake/classify_corpus.py, under a second), which sends to priority 1 a wording it
+learned is a danger; the keyword rules (`KEYWORDS`) for the category when one matches; and the
+learned classifier's category for everything else. That order was chosen on the first small
+held-out set (bench/classify_contacts.py) used as a validation set; `classify_by_rules`, the
+rules alone, is the baseline the benchmark compares with. An agent corrects the
+category with the `classify` case action when it is wrong. Measured on the labelled set and on
+a held-out set of 161 contacts never trained on (`python -m bench.classify`; figures in
+bench/RESULTS.md).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cache
+
+from dispatch.intake.classify_corpus import LIFE, labelled
+from dispatch.intake.learned import DANGER, Model, TextClassifier
 
 DEFAULT_CATEGORY = "consultation"
 """What a text with no known keyword becomes (an agent reads it and reclassifies)."""
@@ -99,20 +110,58 @@ def life_safety(text: str | None) -> Classification | None:
 
 
 def life_priority(text: str | None) -> int | None:
-    """Priority 1 when the text tells of a danger to life or safety, else None (the default)."""
-    return LIFE_SAFETY_PRIORITY if life_safety(text) is not None else None
+    """Priority 1 when the text tells of a danger to life or safety (a rule or the learned
+    classifier says so), else None (the category's default)."""
+    return classify(text).priority
+
+
+MODEL: Model = "logistic"
+C = 100.0
+NGRAMS = 2
+"""The learned model and its settings, chosen by grouped cross-validation on the labelled set
+(`python -m bench.classify --select`; bench/RESULTS.md; the rule: most dangers found, then
+accuracy): logistic regression found more dangers than complement naive Bayes and the linear
+SVM, 1- to 2-grams did better than 1-3, and C = 100 ties C = 30 on dangers with 0.7 points more
+accuracy."""
+LEARNED = "learned"
+"""`Classification.danger` when the learned model, not a rule, found the danger."""
+
+
+@cache
+def learned_model() -> TextClassifier:
+    """The learned classifier, trained on the labelled set once per process (deterministic)."""
+    contacts = labelled()
+    return TextClassifier.fit(
+        [c.text for c in contacts], [c.category + (DANGER if c.priority == LIFE else "") for c in contacts],
+        model=MODEL, c=C, high=NGRAMS)
 
 
 def classify(text: str | None) -> Classification:
-    """The category a free text most likely belongs to, with priority 1 for a danger."""
+    """The category a free text most likely belongs to, with priority 1 for a danger: a
+    life-safety rule; else a danger the learned classifier recognises; else a keyword rule's
+    category; else the learned classifier's category."""
     danger = life_safety(text)
     if danger is not None:
         return danger
+    if not re.search(r"\w", text or ""):
+        return Classification(DEFAULT_CATEGORY)
+    found = learned_model().predict([text or ""])[0]
+    if found.endswith(DANGER):
+        return Classification(found.removesuffix(DANGER), LIFE_SAFETY_PRIORITY, LEARNED)
+    return Classification(_keyword(text) or found)
+
+
+def classify_by_rules(text: str | None) -> Classification:
+    """The rules alone (the life-safety rules, then `KEYWORDS`, else the default): the baseline."""
+    return life_safety(text) or Classification(_keyword(text) or DEFAULT_CATEGORY)
+
+
+def _keyword(text: str | None) -> str | None:
     lowered = (text or "").lower()
     for category, words in KEYWORDS:
         if any(word in lowered for word in words):
-            return Classification(category)
-    return Classification(DEFAULT_CATEGORY)
+            return category
+    return None
 
 
 def classify_text(text: str | None) -> str:

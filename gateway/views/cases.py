@@ -30,7 +30,7 @@ from dispatch.cases.actions import (
     SupplementCase,
 )
 from dispatch.cases.events import CallerInfo, Fault, Place
-from dispatch.cases.read_model import case_clocks, list_cases, overdue, unit_stats
+from dispatch.cases.read_model import QUEUES, case_clocks, list_cases, overdue, unit_stats
 from dispatch.cases.registration import RegisterCase
 from dispatch.cases.sla import (
     SlaConfig,
@@ -155,9 +155,19 @@ def search_filter(q: str, who: Principal) -> tuple[str, tuple[str | None, ...]]:
     return "q", (text, phone, pattern)
 
 
+def queue_param(request: web.Request) -> str:
+    """`queue=main|harassment|all`: `main` (cases of blacklisted numbers kept off) unless a search
+    `q` is given, which finds a case in any queue."""
+    queue = request.query.get("queue") or ("all" if request.query.get("q") is not None else "main")
+    if queue not in QUEUES:
+        raise BadRequest("bad_parameter", f"queue must be one of {', '.join(QUEUES)}")
+    return queue
+
+
 async def list_board(request: web.Request) -> web.Response:
-    """`GET /api/v1/cases?status=&category=&light=&district=&linked_to=&q=`: the case board;
-    `q` searches by case id, caller's phone (any format), name or address."""
+    """`GET /api/v1/cases?status=&category=&light=&district=&linked_to=&q=&queue=`: the case board;
+    `q` searches by case id, caller's phone (any format), name or address; `queue` (main,
+    harassment, all) keeps the cases of blacklisted numbers apart."""
     who = require(request, *READERS)
     services = request.app[SERVICES]
     filters: dict[str, str | tuple[str | None, ...]] = {
@@ -165,6 +175,8 @@ async def list_board(request: web.Request) -> web.Response:
     if (q := request.query.get("q")) is not None:
         name, values = search_filter(q, who)
         filters[name] = values
+    if (queue := queue_param(request)) != "all":
+        filters["queue"] = queue
     now = services.clock.now()
     items, nxt = await list_cases(services.pool, now, filters, limit=limit_param(request),
                                   cursor=request.query.get("cursor"), scope=await scope_of(request, who))
@@ -191,7 +203,8 @@ async def dispatch_queue(request: web.Request) -> web.Response:
     found: list[tuple[CaseState, str]] = []
     scope = await scope_of(request, who)
     for status in sorted(WAITING):
-        items, _ = await list_cases(services.pool, now, {"status": status}, limit=1000, scope=scope)
+        items, _ = await list_cases(services.pool, now, {"status": status, "queue": "main"}, limit=1000,
+                                    scope=scope)
         found += items
     views = [case_view(s, light, who, now) for s, light in found]
     views.sort(key=lambda v: queue_key(v["priority"], v["priority_score"], v["accepted_at"]))
@@ -405,8 +418,10 @@ OPENAPI_PATHS: Json = {
     "/api/v1/cases": {
         "get": _op("Case board (newest first). `q` searches: a case id, the caller's phone number in any "
                    "format (+86 139 1234 5678), or part of the caller's name or the address; a unit's "
-                   "search matches personal fields only on its own cases",
-                   params=(*LIST_FILTERS, "q", "cursor", "limit")),
+                   "search matches personal fields only on its own cases. `queue`: main (the default "
+                   "without `q`: cases registered from a number blacklisted at the time are kept off), "
+                   "harassment (only those; the supervisor's queue), all (the default with `q`)",
+                   params=(*LIST_FILTERS, "q", "queue", "cursor", "limit")),
         "post": _op("Register a case by hand (agent): {category, priority?, channel, caller: {name, phone}, "
                     "account_number?, customer_type?, description, location?, address?, fault?: {type, "
                     "began_at, scope}, service_time?, special_needs?, call_id?}; `call_id` names the call "

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import until
 from tests.e2e.test_console_browser import CHROMIUM, browser, console  # noqa: F401 - fixtures
 from tests.e2e.test_console_desk_browser import (
     VISIBLE_TEXT,
@@ -177,3 +178,47 @@ async def test_a_dispatcher_finds_and_blacklists_a_number(
                                       headers={"Authorization": "Bearer t-dispatcher"})).json()
     assert [(c["phone"], c["contacts"], c["set_by"]) for c in listed["items"]] == [
         (PHONE, 2, "dispatcher:D001")]
+
+
+@pytest.mark.parametrize("lang", ["zh-CN", "en"])
+async def test_a_blacklisted_numbers_case_shows_in_the_harassment_queue_not_on_the_board(
+        browser: Any, console: Any, lang: str) -> None:  # noqa: F811
+    put = await console.put(f"/api/v1/customers/{PHONE}", json={"tier": "blacklisted", "reason": "骚扰"},
+                            headers={"Authorization": "Bearer t-dispatcher"})
+    assert put.status == 200, await put.text()
+
+    async def blacklisted() -> bool:
+        body = await (await console.get(f"/api/v1/callers/{PHONE}", headers=AGENT)).json()
+        return bool(body["tier"] == "blacklisted")
+
+    await until(blacklisted, 8.0)
+    harassing = await _case(console, "又打来骂人")
+    other = await _case(console, "路灯不亮", phone="13800000000")
+
+    async def queued() -> bool:
+        body = await (await console.get("/api/v1/harassment",
+                                        headers={"Authorization": "Bearer t-dispatcher"})).json()
+        return any(q["case_id"] == harassing["case_id"] for q in body["items"])
+
+    await until(queued, 8.0)
+    base = str(console.make_url("/"))
+    async with _page(browser, f"{base}?token=t-dispatcher&lang={lang}") as page:
+        await page.wait_for_selector(".conn[data-state=live]")
+        await page.locator(f"tr.case-row[data-case='{other['case_id']}']").wait_for()
+        assert await page.locator(f"tr.case-row[data-case='{harassing['case_id']}']").count() == 0
+
+        # the supervisor's harassment queue lists it; its id opens the case
+        await page.locator("button[data-harassment]").click()
+        listing = page.locator(".caller-card[data-view=harassment]")
+        contact = listing.locator(f"li.harassment-contact[data-case='{harassing['case_id']}']")
+        await contact.wait_for()
+        await _check_language(page, lang)
+        await contact.locator("button").click()
+        await page.wait_for_selector(".detail .case-id")
+        assert await page.locator(".detail .case-id").text_content() == harassing["case_id"]
+
+        # a search by the number still finds it on the board
+        await page.fill("form.search input[name=q]", PHONE)
+        await page.press("form.search input[name=q]", "Enter")
+        await page.locator(f"tr.case-row[data-case='{harassing['case_id']}']").wait_for()
+        await page.locator(f"tr.case-row[data-case='{other['case_id']}']").wait_for(state="detached")

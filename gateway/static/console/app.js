@@ -140,7 +140,7 @@ class Console {
     const topic = String(data.topic || '');
     if (topic === 'ring') this.callerCard.ring(data.data);
     if (/case|call|missed|customer|harassment/.test(topic)) this.refreshCaller();
-    if (/case|link|light|sla|alert/.test(topic)) this.refreshCases();
+    if (/case|link|light|sla|alert|harassment/.test(topic)) this.refreshCases();
     if (/call|missed|incident|link|presence/.test(topic)) this.refreshPanels();
     if (topic === 'reference' && data.data && data.data.kind === 'district') this.loadDistricts();
     if (topic === 'reminder') showReminder(this.me, data.data || {}, (id) => this.select(id));

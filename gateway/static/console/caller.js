@@ -147,7 +147,7 @@ export class CallerCard {
         h('button.link.mono', { type: 'button', onclick: () => this.show(n.phone) }, n.phone), ' ',
         h('b', {}, t('caller.harassment.count', { n: n.contacts })), ' ',
         h('span.muted', {}, when(n.last_contact_at)), ' ', h('span.desc', {}, n.reason))),
-      this.section('caller.harassment.queue', queue, (q) => h('li.harassment-contact', { dataset: { phone: q.phone } },
+      this.section('caller.harassment.queue', queue, (q) => h('li.harassment-contact', { dataset: { phone: q.phone, case: q.case_id || '' } },
         h('span', {}, when(q.at)), ' ', h('span.mono', {}, q.phone), ' ',
         h('b', {}, (CONTACT_KIND[q.kind] || (() => q.kind))()), ' ', h('span', {}, tn('channel', q.channel)),
         q.case_id ? h('button.link.mono', { type: 'button', onclick: () => this.onSelectCase(q.case_id) }, q.case_id) : null)));
