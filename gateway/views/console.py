@@ -49,6 +49,7 @@ async def me(request: web.Request) -> web.Response:
     found: Json = {"role": who.role, "subject": who.subject, "sees_personal_data": sees_personal_data(who)}
     if who.org is not None:
         found["org"] = who.org  # the organisation node a scoped token works for
+        found["scoped"] = await scope_of(request, who) is not None  # below the city: sees a subtree
     return json_response(found)
 
 
@@ -146,7 +147,7 @@ OPENAPI_PATHS: Json = {
                   "security": _NO_AUTH, "responses": {"200": {"description": "text/html"}}}},
     "/api/v1/me": {"get": {"summary": "The caller's role and subject", "responses": {"200": {
         "description": "`{role, subject, sees_personal_data}` and, for a token scoped to an "
-                       "organisation node, `org`"}}}},
+                       "organisation node, `org` and `scoped` (true below the city: it sees a subtree)"}}}},
     "/api/v1/districts": {"get": {
         "summary": "District polygons (WGS84) as a GeoJSON FeatureCollection",
         "responses": {"200": {"description": "FeatureCollection; properties adcode, name, city"}}}},

@@ -158,6 +158,19 @@ async def test_a_subcentre_console_shows_its_own_incidents_call_backs_and_units(
         await options.first.wait_for(state="attached")
         offered = await options.evaluate_all("(options) => options.map((o) => o.value)")
         assert "U001" in offered and not weicheng_units & set(offered), offered  # 秦都区's units only
+    async with asyncio.timeout(15):  # the reports projection has counted both cases
+        while True:
+            answer = await organised.get("/api/v1/reports/cases?group=district", headers=DISPATCHER)
+            body = await answer.json()
+            if {"610402", "610404"} <= {i["group"] for i in body["items"]}:
+                break
+            await asyncio.sleep(0.1)
+    async with _page(browser, f"{base}reports?token=t-qindu") as page:
+        await page.locator(".report-table table").wait_for()  # answered, not refused
+        assert await page.locator("select[name=group] option").evaluate_all(
+            "(options) => options.map((o) => o.value)") == ["district", "unit", "agent"]
+        cells = await page.locator(".report-table td").all_inner_texts()
+        assert "610402" in cells and "610404" not in cells  # its district's row only
     async with _page(browser, f"{base}?token=t-city") as page:
         await page.wait_for_selector(".conn[data-state=live]")
         await page.locator(".incident[data-incident=INC-WC]").wait_for(state="attached")

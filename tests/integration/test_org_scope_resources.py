@@ -205,6 +205,8 @@ async def test_reports_heat_map_and_caller_card_show_the_subtree(
         path = f"/api/v1/reports/{report}?group={group}&from={day}&to={day}"
         return _ids(await call(api, "GET", path, token), "group")
 
+    assert (await call(api, "GET", "/api/v1/me", "t-sca"))["scoped"] is True  # the reports page asks
+    assert (await call(api, "GET", "/api/v1/me", "t-city"))["scoped"] is False
     assert await groups("t-sca", "units", "unit") == {"U1"}
     assert await groups("t-city", "units", "unit") == {"U1", "U2"}
     assert await groups("t-sca", "cases", "district") == {"610402"}
