@@ -24,7 +24,7 @@ from dispatch.cases.state import CaseState
 from dispatch.core.errors import NotFound
 from dispatch.core.messages import Json
 from dispatch.org.directory import OrgDirectory
-from dispatch.org.tree import LEVELS, OrgTree
+from dispatch.org.tree import HOLDING_LEVELS, LEVELS, OrgTree
 from gateway.auth import Forbidden, Principal, require
 from gateway.http import dumps, json_response
 from gateway.services import SERVICES
@@ -98,6 +98,9 @@ class Reach:
 
     nodes: frozenset[str] | None
     districts: frozenset[str] = frozenset()
+    """The districts its sub-centres serve (a branch such as the grid's serves none by itself)."""
+    worked: frozenset[str] = frozenset()
+    """The districts any node of it works in (its units' too: the grid's crews')."""
 
     @property
     def everything(self) -> bool:
@@ -107,6 +110,13 @@ class Reach:
     def serves(self, district: str | None) -> bool:
         """Whether a district is one the subtree serves."""
         return self.nodes is None or (district is not None and district in self.districts)
+
+    def providers_at(self, district: str | None) -> frozenset[str] | None:
+        """Which providers found for a point of `district` the caller may see: all (None) in a
+        district it serves; only its own nodes (the grid's crews) where just they work; else none."""
+        if self.serves(district):
+            return None
+        return self.nodes if district is not None and district in self.worked else frozenset()
 
     async def cases(self, request: web.Request, case_ids: Collection[str]) -> set[str]:
         """The cases among `case_ids` the caller sees (held by or assigned to a node of the scope)."""
@@ -152,7 +162,9 @@ async def reach_of(request: web.Request, who: Principal) -> Reach:
     nodes = await scope_of(request, who)
     if nodes is None:
         return Reach(None)
-    return Reach(nodes, (await tree_of(request)).districts_of(nodes))
+    tree = await tree_of(request)
+    holding = [i for i in nodes if tree.nodes[i].level in HOLDING_LEVELS]
+    return Reach(nodes, tree.districts_of(holding), tree.districts_of(nodes))
 
 
 def _node(tree: OrgTree, node_id: str) -> Json:

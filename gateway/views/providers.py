@@ -10,7 +10,8 @@ point's district comes from `services.districts` (a `DistrictIndex`) unless
 otherwise).
 
 A token scoped to an organisation node finds providers only for a point in a district its
-subtree serves (elsewhere: none), and lists only its subtree's units (`Reach.units`).
+subtree serves; where only its own crews work (the grid's branch), those crews; elsewhere none
+(`Reach.providers_at`). It lists only its subtree's units (`Reach.units`).
 """
 
 from __future__ import annotations
@@ -92,16 +93,17 @@ async def nearest(request: web.Request) -> web.Response:
     category = request.query.get("category")
     if category is not None and category not in CATEGORIES:
         raise BadRequest("bad_parameter", f"category must be one of {', '.join(CATEGORIES)}")
-    outside = not reach.serves(query.district)  # a scoped token's point outside its districts
+    mine = reach.providers_at(query.district)  # a scoped token: its districts' providers, or its crews
+    none = mine == frozenset()
+    need = need_of(category) if category is not None else None  # None with a category: a unit's job
     if category is None:
-        found = [] if outside else list(holder.snapshot.nearest(query, weights))
+        found = [] if none else list(holder.snapshot.nearest(query, weights))
     else:
-        need = need_of(category)  # not a provider's job: no provider is suggested (a unit's)
-        found = suggestions(holder.snapshot, query, need, weights) if need is not None and not outside else []
-        return json_response({**page([c.as_dict() for c in found], None),
-                              "needs": list(need.skills) if need is not None else []})
-    return json_response(page([c.as_dict() for c in found], None))
-
+        found = [] if none or need is None else suggestions(holder.snapshot, query, need, weights)
+    items = [c.as_dict() for c in found if mine is None or c.provider_id in mine]
+    if category is None:
+        return json_response(page(items, None))
+    return json_response({**page(items, None), "needs": list(need.skills) if need is not None else []})
 
 async def list_units(request: web.Request) -> web.Response:
     """`GET /api/v1/units`: every unit a case can be dispatched to, with its district's name and load."""

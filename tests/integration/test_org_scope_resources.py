@@ -5,10 +5,13 @@ nothing of sub-centre B's rows; the city (and an unscoped token) sees them all."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from dispatch.cases.read_model import CasesProjection
 from dispatch.gis.holder import ProviderIndexHolder
@@ -22,6 +25,7 @@ from dispatch.notify.outbox import RequestNotification
 from dispatch.reports.read_model import ReportsProjection
 from eventstore.subscriptions import ProjectionRunner, ReactorRunner
 from gateway.cli.loader import catch_up_reference, load_paths
+from gateway.settings import HttpSettings, Settings, Token
 from tests.integration.test_org_levels import (
     QINDU,
     SCA,
@@ -33,9 +37,17 @@ from tests.integration.test_org_levels import (
     register,
     settle,
 )
-from tests.integration.test_org_levels import settings as settings  # the scoped tokens
+from tests.integration.test_org_levels import settings as org_settings
 
 PHONE = "13800138000"  # the caller of every case `register` makes
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The scoped tokens of the levels' tests, plus a dispatcher of the grid's branch."""
+    scoped = org_settings.__wrapped__(settings)  # type: ignore[attr-defined]
+    tokens = {**scoped.http.tokens, "t-grid": Token("dispatcher", "D103", org="GRID")}
+    return dataclasses.replace(scoped, http=HttpSettings(tokens=tokens))
 
 
 async def load_features(services: Any, tmp_path: Path, features: list[dict[str, Any]]) -> None:
@@ -175,17 +187,21 @@ async def test_providers_units_and_dispatch_stay_within_the_subtree(
     mine, theirs = await two_subcentres(wired, tmp_path)
     wired.provider_index = await ProviderIndexHolder.create([
         Provider("P1", "秦都维修", 34.33, 108.70, frozenset({"plumbing"}), 3, frozenset({"610402"})),
-        Provider("P2", "渭城维修", 34.371, 108.741, frozenset({"plumbing"}), 3, frozenset({"610404"}))])
+        Provider("P2", "渭城维修", 34.371, 108.741, frozenset({"plumbing"}), 3, frozenset({"610404"})),
+        Provider("CREW1", "抢修1组", 34.34, 108.72, frozenset({"power_repair"}), 3,
+                 frozenset({"610402", "610404"}))])
 
     async def near(token: str, place: Any) -> set[str]:
         path = f"/api/v1/providers/nearest?lat={place.lat}&lon={place.lon}&district={place.district}&k=5"
         return _ids(await call(api, "GET", path, token), "id")
 
-    assert await near("t-sca", QINDU) == {"P1"}
+    assert await near("t-sca", QINDU) == {"P1", "CREW1"}  # the grid's crew serves Qindu too
     assert await near("t-sca", WEICHENG) == set()  # not a district it serves
-    assert await near("t-city", WEICHENG) == {"P2"}
+    assert await near("t-city", WEICHENG) == {"P2", "CREW1"}
+    assert await near("t-grid", WEICHENG) == {"CREW1"}  # a branch serving no district: its crews
     assert _ids(await call(api, "GET", "/api/v1/units", "t-sca"), "id") == {"U1"}
     assert _ids(await call(api, "GET", "/api/v1/units", "t-city"), "id") == {"U1", "U2"}
+    assert _ids(await call(api, "GET", "/api/v1/units", "t-grid"), "id") == set()  # not the districts' units
     err = await act(api, mine, "dispatch", "t-sca", 403, to="U2")
     assert err["error"]["code"] == "forbidden"
     await act(api, mine, "dispatch", "t-sca", 403, to="P2", kind="provider")
