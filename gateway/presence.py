@@ -8,6 +8,9 @@ recorded as an `AgentPresenceChanged` event for audit.
 
 Redis down: presence is unknown, the PUT answers 503, and the assigner leaves
 tasks where they are (new ones wait unassigned in PostgreSQL) until it returns.
+
+A dispatcher's token scoped to an organisation node sets and lists the presence of its
+subtree's agents only (agent reference data's `org`; another's: 403, left out of the list).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from gateway.auth import Forbidden, require
 from gateway.http import BadRequest, error_response, json_response, read_json
 from gateway.presence_board import STATUSES, PresenceBoard
 from gateway.services import SERVICES, Services
+from gateway.views.org import forbidden, reach_of
 
 log = structlog.get_logger(__name__)
 
@@ -51,6 +55,10 @@ async def put_presence(request: web.Request) -> web.Response:
                         content_type="application/json")
     if not _AGENT_ID.match(agent_id):
         raise BadRequest("bad_identifier", "agent id may hold only letters, digits and _ . : -")
+    if who.role == "dispatcher":
+        agents = await (await reach_of(request, who)).agents(request)
+        if agents is not None and agent_id not in agents:
+            raise forbidden(f"agent {agent_id} does not work for {who.org}'s subtree")
     status = (await read_json(request)).get("status")
     if status not in STATUSES:
         raise BadRequest("bad_field", f"status must be one of {', '.join(STATUSES)}")
@@ -68,13 +76,15 @@ async def put_presence(request: web.Request) -> web.Response:
 
 async def get_presence(request: web.Request) -> web.Response:
     """`GET /api/v1/agents/presence`: the present agents and their status."""
-    require(request, "agent", "dispatcher", "auditor")
+    who = require(request, "agent", "dispatcher", "auditor")
+    agents = await (await reach_of(request, who)).agents(request)
     try:
         statuses = await board_of(request.app[SERVICES]).statuses()
     except (RedisError, OSError):
         return error_response(503, "presence_unavailable", "presence store (Redis) is unavailable",
                               {"Retry-After": "2"})
-    items = [{"agent_id": a, "status": s} for a, s in sorted(statuses.items())]
+    items = [{"agent_id": a, "status": s} for a, s in sorted(statuses.items())
+             if agents is None or a in agents or a == who.subject]
     return json_response({"items": items, "next": None})
 
 

@@ -41,6 +41,12 @@ PROBE_TIMEOUT = 1.0
 HEARTBEAT = 15.0
 BATCH = 200
 _STREAM_ID = re.compile(r"^\d+-\d+$")
+BARE_TOPICS = frozenset({"incident", "case_link", "missed_call", "call", "harassment", "customer",
+                         "elderly_alert"})
+"""Topics a scoped caller gets as a bare signal (the topic, no data): what it names may lie outside
+the caller's subtree, and the console only reloads its (scoped) lists on them."""
+
+
 def in_view(scope: frozenset[str] | None, change: Json) -> bool:
     """Whether a change is for a caller who sees `scope`: a case change is, when the case is
     held by or assigned to a node of the scope now, or was before the change (it left)."""
@@ -49,6 +55,13 @@ def in_view(scope: frozenset[str] | None, change: Json) -> bool:
         return True
     before = data.get("before")
     return any(_held_in(scope, held) for held in (data, before) if isinstance(held, dict))
+
+
+def scoped(scope: frozenset[str] | None, change: Json) -> Json:
+    """A change as a caller who sees `scope` gets it: a topic of `BARE_TOPICS` without its data."""
+    if scope is None or change.get("topic") not in BARE_TOPICS:
+        return change
+    return {"topic": change.get("topic"), "data": {}}
 
 
 def _held_in(scope: frozenset[str], held: Json) -> bool:
@@ -133,7 +146,7 @@ class _Feed:
                 cursor = _text(raw_id)
                 change = json.loads(fields[b"change"])
                 if in_view(self.scope, change):
-                    await self.send("change", visible(self.who, change), cursor)
+                    await self.send("change", visible(self.who, scoped(self.scope, change)), cursor)
         return cursor
 
     async def watermark(self) -> str | None:

@@ -463,14 +463,17 @@ class FirstContact:
     single: int
 
 
-async def first_contact(db: Db, since: datetime) -> FirstContact:
-    """First-contact resolution since `since`: cases whose caller opened no other case then."""
+async def first_contact(db: Db, since: datetime, scope: Scope = None) -> FirstContact:
+    """First-contact resolution since `since`: cases (within `scope`) whose caller opened no other
+    case then."""
+    args: list[Any] = [since]
+    where = scope_sql(scope, args)
     row = await db.fetchrow(
-        """SELECT count(*) AS cases,
+        f"""SELECT count(*) AS cases,
                   count(*) FILTER (WHERE NOT EXISTS (
                       SELECT 1 FROM cases o WHERE o.case_id <> c.case_id AND o.created_at >= $1
                         AND o.caller_phone = c.caller_phone)) AS single
-           FROM cases c WHERE c.created_at >= $1 AND c.caller_phone IS NOT NULL""", since)
+           FROM cases c WHERE c.created_at >= $1 AND c.caller_phone IS NOT NULL AND {where}""", *args)
     return FirstContact(row["cases"], row["single"])
 
 

@@ -10,7 +10,7 @@ projection folds every case event into `CaseState`, whose applier registry
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeAlias
@@ -164,10 +164,11 @@ _INCIDENT_COLUMNS = """incident_id, status, category, district, lat, lon, opened
 
 async def list_incidents(
     db: Db, *, status: str | None, district: str | None, category: str | None,
-    before: tuple[datetime, str] | None, limit: int,
+    before: tuple[datetime, str] | None, limit: int, scope: Collection[str] | None = None,
 ) -> list[IncidentRow]:
     """Incidents matching the filters (None: any), newest first, opened before the `before` sort key;
-    at most `limit`."""
+    at most `limit`; with a `scope` (organisation nodes), only those with a case held by or assigned
+    to one of them."""
     where: list[str] = []
     args: list[object] = []
     for column, value in (("status", status), ("district", district), ("category", category)):
@@ -177,6 +178,11 @@ async def list_incidents(
     if before is not None:
         args.extend(before)
         where.append(f"(opened_at, incident_id) < (${len(args) - 1}, ${len(args)})")
+    if scope is not None:
+        args.append(sorted(scope))
+        where.append(f"""EXISTS (SELECT 1 FROM incident_cases ic JOIN cases c ON c.case_id = ic.case_id
+            WHERE ic.incident_id = incidents.incident_id
+              AND (c.owner = ANY(${len(args)}::text[]) OR c.assigned_to = ANY(${len(args)}::text[])))""")
     rows = await db.fetch(
         f"SELECT {_INCIDENT_COLUMNS} FROM incidents {'WHERE ' + ' AND '.join(where) if where else ''} "
         f"ORDER BY opened_at DESC, incident_id DESC LIMIT {int(limit)}", *args)

@@ -7,7 +7,7 @@ Both tables can be dropped and rebuilt from the `call-`, `callback-` and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeAlias
@@ -168,21 +168,41 @@ class MissedCallRow:
 
 async def missed_call_tasks(
     db: Db, status: str | None, agent_id: str | None, after: datetime | None, after_id: str, limit: int,
+    scope: Collection[str] | None = None,
 ) -> list[MissedCallRow]:
-    """Tasks by status and assignee (None: any), oldest missed first, after the given sort key."""
+    """Tasks by status and assignee (None: any), oldest missed first, after the given sort key;
+    with a `scope` (organisation nodes), only those of its agents (`IN_SCOPE`)."""
     rows = await db.fetch(
-        """SELECT task_id, caller, queue, status, attempts, callback_attempts, first_missed_at,
+        f"""SELECT task_id, caller, queue, status, attempts, callback_attempts, first_missed_at,
                   last_missed_at, assigned_to, assigned_at, due_at, outcome, closed_at, close_reason, call_ids
            FROM missed_calls
            WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR assigned_to = $2)
              AND ($3::timestamptz IS NULL OR (first_missed_at, task_id) > ($3, $4))
-           ORDER BY first_missed_at, task_id LIMIT $5""", status, agent_id, after, after_id, limit)
+             AND {IN_SCOPE.format(n=6)}
+           ORDER BY first_missed_at, task_id LIMIT $5""", status, agent_id, after, after_id, limit,
+        None if scope is None else sorted(scope))
     return [MissedCallRow(**{**dict(r), "call_ids": list(r["call_ids"])}) for r in rows]
 
 
-async def open_task_count(db: Db) -> int:
-    """How many call-back tasks are open."""
-    return int(await db.fetchval("SELECT count(*) FROM missed_calls WHERE status = 'open'"))
+IN_SCOPE = """(${n}::text[] IS NULL OR EXISTS (SELECT 1 FROM ref_agents a
+    WHERE a.id = missed_calls.assigned_to AND a.props->>'org' = ANY(${n}::text[])))"""
+"""A call-back task belongs to the organisation node its assigned agent works for (the agent
+reference data's `org`); one not assigned, or assigned to an agent of no node, to the city only."""
+
+
+async def open_task_count(db: Db, scope: Collection[str] | None = None) -> int:
+    """How many call-back tasks are open (of the agents of `scope`, when given)."""
+    return int(await db.fetchval(
+        f"SELECT count(*) FROM missed_calls WHERE status = 'open' AND {IN_SCOPE.format(n=1)}",
+        None if scope is None else sorted(scope)))
+
+
+async def task_in_scope(db: Db, task_id: str, scope: Collection[str]) -> bool:
+    """Whether a call-back task belongs to a node of `scope`."""
+    found: bool = await db.fetchval(
+        f"SELECT EXISTS (SELECT 1 FROM missed_calls WHERE task_id = $2 AND {IN_SCOPE.format(n=1)})",
+        sorted(scope), task_id)
+    return found
 
 
 async def open_tasks(db: Db) -> list[tuple[str, str | None, bool]]:

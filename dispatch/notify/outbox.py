@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeAlias
@@ -296,14 +296,19 @@ class OutboxItem:
 
 async def list_outbox(
     db: Db, case_id: str | None, status: str | None, after_id: int, limit: int,
+    scope: Collection[str] | None = None,
 ) -> list[OutboxItem]:
-    """Outbox rows of a case and/or status (None: any), by id after `after_id`."""
+    """Outbox rows of a case and/or status (None: any), by id after `after_id`; with a `scope`
+    (organisation nodes), only those of cases held by or assigned to one of them."""
     rows = await db.fetch(
         """SELECT id, dedup_key, case_id, channel, to_addr, body, reason, status, attempts,
                   next_attempt_at, provider_id, last_error, created_at, updated_at
-           FROM notification_outbox
+           FROM notification_outbox o
            WHERE ($1::text IS NULL OR case_id = $1) AND ($2::text IS NULL OR status = $2) AND id > $3
-           ORDER BY id LIMIT $4""", case_id, status, after_id, limit)
+             AND ($5::text[] IS NULL OR EXISTS (SELECT 1 FROM cases c WHERE c.case_id = o.case_id
+                  AND (c.owner = ANY($5::text[]) OR c.assigned_to = ANY($5::text[]))))
+           ORDER BY id LIMIT $4""", case_id, status, after_id, limit,
+        None if scope is None else sorted(scope))
     return [OutboxItem(**dict(r)) for r in rows]
 
 

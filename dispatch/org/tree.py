@@ -85,6 +85,10 @@ class OrgTree:
             return frozenset()
         return frozenset(n for n in self.nodes if self.contains(node_id, n))
 
+    def districts_of(self, node_ids: Iterable[str]) -> frozenset[str]:
+        """The districts the given nodes serve (a scope's districts: its sub-centres' and units')."""
+        return frozenset(d for i in node_ids if (n := self.nodes.get(i)) is not None for d in n.districts)
+
     def holder_of(self, district: str) -> OrgNode | None:
         """The sub-centre that serves a district (the first by id when two claim it)."""
         serving = sorted((n for n in self.nodes.values()

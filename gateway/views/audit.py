@@ -52,7 +52,7 @@ def _after(request: web.Request) -> int:
 
 async def events(request: web.Request) -> web.Response:
     """`GET /api/v1/audit/events?after=&limit=`: the global log in commit order (`after` exclusive)."""
-    who = unscoped(request, require(request, "auditor"))
+    who = await unscoped(request, require(request, "auditor"))
     after, limit = _after(request), limit_param(request)
     services = request.app[SERVICES]
     try:
@@ -68,7 +68,7 @@ async def events(request: web.Request) -> web.Response:
 
 async def verify(request: web.Request) -> web.Response:
     """`GET /api/v1/audit/verify`: every hash chain and seal checked, the first bad event named."""
-    who = unscoped(request, require(request, "auditor"))
+    who = await unscoped(request, require(request, "auditor"))
     services = request.app[SERVICES]
     report = await tamper.verify(services.pool, key=services.settings.stores.seal_key)
     await services.access.record(who.actor, "api:verify", services.clock.now())

@@ -5,6 +5,12 @@
 - `PUT /api/v1/customers/{phone}` `{tier, reason, expires_at?}`: set a number's tier (dispatcher, admin).
 - `GET /api/v1/customers?tier=`: registry entries with their harassment counters, most first.
 - `GET /api/v1/harassment`: the separate queue of contacts made by blacklisted numbers.
+
+A token scoped to an organisation node sees, on the card and in the harassment queue, only the
+cases of its subtree and what belongs to them (calls and messages of another's cases, another
+level's call-back tasks are left out); adding a call to a case follows the case rule (404 outside
+the subtree, 403 held by another level). The registry itself is the whole hotline's: a number's
+tier holds everywhere, so a scoped token reads it but setting it answers 403.
 """
 
 from __future__ import annotations
@@ -13,14 +19,16 @@ import re
 
 from aiohttp import web
 
-from dispatch.core.messages import Json
+from dispatch.cases.state import load_case
+from dispatch.core.messages import Json, JsonValue
 from dispatch.core.phone import normalise_phone
 from dispatch.customers.card import blacklist_queue, caller_card, customers, elder_of_phone
 from dispatch.customers.contacts import AddCallToCase, CallAdded
 from dispatch.customers.registry import SETTABLE, TIERS, SetCustomerTier
-from gateway.auth import require
+from gateway.auth import Principal, require
 from gateway.http import BadRequest, field, instant, json_response, limit_param, page, read_json
 from gateway.services import SERVICES
+from gateway.views.org import check_case, reach_of, scope_of, unscoped
 
 _ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,128}$")
 CARD_READERS = ("agent", "dispatcher", "auditor")
@@ -34,11 +42,31 @@ def _phone(request: web.Request) -> str:
 
 async def get_card(request: web.Request) -> web.Response:
     """`GET /api/v1/callers/{phone}`: the number's history across every channel and its tier."""
-    require(request, *CARD_READERS)
+    who = require(request, *CARD_READERS)
     services = request.app[SERVICES]
     phone = _phone(request)
-    return json_response(await caller_card(services.pool, phone, services.clock.now(),
-                                           limit=min(limit_param(request), 100)))
+    card = await caller_card(services.pool, phone, services.clock.now(), limit=min(limit_param(request), 100))
+    return json_response(await _within(request, who, card))
+
+
+def _rows(value: JsonValue) -> list[Json]:
+    return [r for r in value if isinstance(r, dict)] if isinstance(value, list) else []
+
+
+async def _within(request: web.Request, who: Principal, card: Json) -> Json:
+    """The card as a scoped caller may see it: its subtree's cases, the calls and messages of no
+    case or of those, the call-back tasks of its agents."""
+    reach = await reach_of(request, who)
+    if reach.everything:
+        return card
+    lists = {k: _rows(card.get(k)) for k in ("cases", "calls", "messages", "missed_calls")}
+    seen = await reach.cases(request, {str(r["case_id"]) for k in ("cases", "calls", "messages")
+                                       for r in lists[k] if r.get("case_id")})
+    agents = await reach.agents(request) or frozenset()
+    return {**card, "cases": [r for r in lists["cases"] if r["case_id"] in seen],
+            **{k: [r for r in lists[k] if not r.get("case_id") or r["case_id"] in seen]
+               for k in ("calls", "messages")},
+            "missed_calls": [r for r in lists["missed_calls"] if r.get("assigned_to") in agents]}
 
 
 async def add_to_case(request: web.Request) -> web.Response:
@@ -50,6 +78,9 @@ async def add_to_case(request: web.Request) -> web.Response:
     for name, value in ids.items():
         if not _ID.match(value):
             raise BadRequest("bad_field", f"field {name!r} may hold only letters, digits and _ . : -")
+    scope = await scope_of(request, who)
+    if scope is not None:
+        check_case(await load_case(request.app[SERVICES].store, ids["case_id"]), scope, holding=True)
     done = await request.app[SERVICES].bus.handle(AddCallToCase(ids["case_id"], ids["call_id"], who.actor))
     assert isinstance(done, CallAdded)
     return json_response({"case_id": done.case_id, "call_id": done.call_id, "version": done.version},
@@ -58,7 +89,7 @@ async def add_to_case(request: web.Request) -> web.Response:
 
 async def put_customer(request: web.Request) -> web.Response:
     """`PUT /api/v1/customers/{phone} {tier, reason, expires_at?}`: set (or clear) a number's tier."""
-    who = require(request, *REGISTRARS)
+    who = await unscoped(request, require(request, *REGISTRARS))
     services = request.app[SERVICES]
     phone = _phone(request)
     body = await read_json(request)
@@ -89,8 +120,11 @@ async def list_customers(request: web.Request) -> web.Response:
 
 async def harassment(request: web.Request) -> web.Response:
     """`GET /api/v1/harassment`: contacts made by blacklisted numbers, newest first."""
-    require(request, *SUPERVISORS)
-    return json_response(page(await blacklist_queue(request.app[SERVICES].pool, limit_param(request)), None))
+    who = require(request, *SUPERVISORS)
+    found = await blacklist_queue(request.app[SERVICES].pool, limit_param(request))
+    reach = await reach_of(request, who)
+    seen = await reach.cases(request, {str(r["case_id"]) for r in found if r.get("case_id")})
+    return json_response(page([r for r in found if reach.everything or r.get("case_id") in seen], None))
 
 
 def setup(app: web.Application) -> None:

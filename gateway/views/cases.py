@@ -55,7 +55,7 @@ from gateway.http import BadRequest, field, instant, json_response, limit_param,
 from gateway.intake_form import check_registration
 from gateway.privacy import hide_case, sees_personal_data
 from gateway.services import SERVICES, Services
-from gateway.views.org import acting_level, check_case, scope_of
+from gateway.views.org import acting_level, check_case, forbidden, reach_of, scope_of
 
 READERS = ("agent", "dispatcher", "unit", "auditor")
 UNIT_SIDE = ("unit", "dispatcher")
@@ -212,10 +212,13 @@ async def dispatch_queue(request: web.Request) -> web.Response:
 
 
 async def assessment(request: web.Request) -> web.Response:
-    """`GET /api/v1/assessment/units?unit_id=`: per-unit counters (rejections, call-backs...)."""
+    """`GET /api/v1/assessment/units?unit_id=`: per-unit counters (rejections, call-backs...); a token
+    scoped to an organisation node gets its subtree's units only."""
     who = require(request, "dispatcher", "auditor", "unit")
     unit = who.subject if who.role == "unit" else request.query.get("unit_id")
-    return json_response(page(await unit_stats(request.app[SERVICES].pool, unit), None))
+    mine = await (await reach_of(request, who)).units(request)  # a scoped token: its subtree's units
+    rows = await unit_stats(request.app[SERVICES].pool, unit)
+    return json_response(page([r for r in rows if mine is None or r["unit_id"] in mine], None))
 
 
 def _str(body: Mapping[str, JsonValue], name: str, *, required: bool = True) -> str | None:
@@ -356,6 +359,15 @@ def _link(body: Mapping[str, JsonValue], common: Json, linking: bool) -> object:
     return UnlinkCases(other_case_id=other, reason=reason or "", **common)
 
 
+async def _check_assignee(request: web.Request, who: Principal, kind: str, to: str) -> None:
+    """403 for a scoped token's dispatch to a unit or provider that does not work for its subtree."""
+    reach = await reach_of(request, who)
+    units = await reach.units(request)
+    if (kind == "unit" and units is not None and to not in units) or \
+            (kind == "provider" and not await reach.provider(request, to)):
+        raise forbidden(f"{kind} {to} does not work for {who.org}'s subtree")
+
+
 async def act(request: web.Request) -> web.Response:
     """`POST /api/v1/cases/{case_id}/{action}` with `expected_version` (409 when stale)."""
     action = request.match_info["action"]
@@ -374,6 +386,8 @@ async def act(request: web.Request) -> web.Response:
     if scope is not None:
         check_case(await load_case(services.store, common["case_id"]), scope,
                    holding=roles != UNIT_SIDE)
+        if action in ("link", "unlink") and isinstance(other := body.get("other_case_id"), str):
+            check_case(await load_case(services.store, other), scope)  # never to a case it cannot see
     if action in LEVELLED and who.role != "unit":
         common["level"] = await acting_level(request, who)
     command = build(body, common)
@@ -381,6 +395,8 @@ async def act(request: web.Request) -> web.Response:
             not await assignee_known(services.pool, command.kind, command.to):
         raise UnknownAssignee(f"no {command.kind} {command.to!r} is registered (GET /api/v1/units lists "
                               "the units, /api/v1/providers/nearest the providers)", field="to")
+    if isinstance(command, DispatchCase) and command.to and scope is not None:
+        await _check_assignee(request, who, command.kind, command.to)
     answer = await services.bus.handle(command)
     state = answer if isinstance(answer, CaseState) else await load_case(services.store, common["case_id"])
     return json_response(fresh_view(services, state, who))
@@ -432,12 +448,15 @@ OPENAPI_PATHS: Json = {
     },
     "/api/v1/cases/{case_id}": {"get": _op("Current state of a case", params=("case_id",))},
     "/api/v1/cases/{case_id}/{action}": {"post": _op(
-        "Lifecycle action: " + ", ".join(ACTIONS) + "; body carries expected_version",
+        "Lifecycle action: " + ", ".join(ACTIONS) + "; body carries expected_version. A token scoped "
+        "to an organisation node: 404 for a case outside its subtree, 403 for a centre action on a case "
+        "held by another level, or a dispatch to a unit or provider not working for its subtree",
         params=("case_id", "action"), body=True)},
     "/api/v1/overdue": {"get": _op("Overdue lists: kind=confirmation|completion|callback",
                                    params=("kind", "assigned_to", "cursor", "limit"))},
     "/api/v1/queue": {"get": _op("Dispatch queue: green channel first, then priority score")},
     "/api/v1/assessment/units": {"get": _op("Per-unit counters: dispatched, rejected, wrong "
-                                            "rejections, chased, call-back answers",
+                                            "rejections, chased, call-back answers (a token scoped to "
+                                            "an organisation node: its subtree's units)",
                                             params=("unit_id",))},
 }

@@ -4,7 +4,9 @@
 - `GET /console/...` - its static files, served from `gateway/static/console/`;
 - `GET /api/v1/me` - the caller's role and subject;
 - `GET /api/v1/districts` - district polygons from `ref_districts` as GeoJSON;
-- `GET /api/v1/kpis?hours=` - the center's measures from the read models that exist.
+- `GET /api/v1/kpis?hours=` - the center's measures from the read models that exist; for a token
+  scoped to an organisation node the case measures and open call-backs are its subtree's, the call
+  measures the hotline's (calls reach the city's queues, not a level).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ async def me(request: web.Request) -> web.Response:
     found: Json = {"role": who.role, "subject": who.subject, "sees_personal_data": sees_personal_data(who)}
     if who.org is not None:
         found["org"] = who.org  # the organisation node a scoped token works for
+        found["scoped"] = await scope_of(request, who) is not None  # below the city: sees a subtree
     return json_response(found)
 
 
@@ -100,7 +103,7 @@ async def _call_kpis(conn: asyncpg.Connection, since: datetime, now: datetime) -
 
 async def _case_kpis(conn: asyncpg.Connection, since: datetime, scope: frozenset[str] | None) -> Json:
     lights = await open_lights(conn, scope)
-    fcr = await first_contact(conn, since)
+    fcr = await first_contact(conn, since, scope)
     return {
         "cases_by_light": {"value": sum(lights.values()), "series": lights},
         "first_contact_resolution": {"value": _ratio(fcr.single, fcr.cases),
@@ -125,7 +128,7 @@ async def kpis(request: web.Request) -> web.Response:
         if "cases" in tables:
             found.update(await _case_kpis(conn, since, scope))
         if "missed_calls" in tables:
-            found["open_missed_calls"] = {"value": await open_task_count(conn)}
+            found["open_missed_calls"] = {"value": await open_task_count(conn, scope)}
     return json_response({"at": now, "window_hours": hours, "sources": sorted(tables), "kpis": found})
 
 
@@ -144,7 +147,7 @@ OPENAPI_PATHS: Json = {
                   "security": _NO_AUTH, "responses": {"200": {"description": "text/html"}}}},
     "/api/v1/me": {"get": {"summary": "The caller's role and subject", "responses": {"200": {
         "description": "`{role, subject, sees_personal_data}` and, for a token scoped to an "
-                       "organisation node, `org`"}}}},
+                       "organisation node, `org` and `scoped` (true below the city: it sees a subtree)"}}}},
     "/api/v1/districts": {"get": {
         "summary": "District polygons (WGS84) as a GeoJSON FeatureCollection",
         "responses": {"200": {"description": "FeatureCollection; properties adcode, name, city"}}}},

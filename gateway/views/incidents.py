@@ -1,4 +1,8 @@
-"""Incidents (storm view): list, one incident, record its cause, resolve it."""
+"""Incidents (storm view): list, one incident, record its cause, resolve it.
+
+A token scoped to an organisation node sees the incidents with a case in its subtree (another's
+answers 404) and may record a cause or resolve only those whose cases its subtree holds (403).
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from gateway.auth import Principal, require
 from gateway.http import BadRequest, field, instant, json_response, limit_param, page, read_json
 from gateway.privacy import mask_value, sees_personal_data
 from gateway.services import SERVICES
+from gateway.views.org import check_group, scope_of
 
 READERS = ("agent", "dispatcher", "auditor", "unit")
 STATUSES = ("open", "resolved", "merged")
@@ -45,7 +50,7 @@ async def list_incidents(request: web.Request) -> web.Response:
         rows = await incidents_of(
             conn, status=status, district=request.query.get("district") or None,
             category=request.query.get("category") or None,
-            before=_cursor(request.query.get("cursor")), limit=limit + 1)
+            before=_cursor(request.query.get("cursor")), limit=limit + 1, scope=await scope_of(request, who))
     items = [_visible(who, asdict(r)) for r in rows[:limit]]
     last = rows[limit - 1] if len(rows) > limit else None
     cursor = f"{last.opened_at.isoformat()}|{last.incident_id}" if last else None
@@ -56,7 +61,28 @@ async def get_incident(request: web.Request) -> web.Response:
     """`GET /api/v1/incidents/{incident_id}`: the incident folded from its stream."""
     who = require(request, *READERS)
     state = await load_incident(request.app[SERVICES].store, request.match_info["incident_id"])
+    await check_incident(request, who, state.incident_id, state.case_ids)
     return json_response(_visible(who, state.as_json()))
+
+
+async def check_incident(request: web.Request, who: Principal, incident_id: str, case_ids: list[str],
+                         *, holding: bool = False) -> None:
+    """An incident is within a scoped caller's subtree when one of its cases is (else 404, as an
+    unknown one); acting on it (`holding`) needs every one of its cases held there (else 403)."""
+    scope = await scope_of(request, who)
+    if scope is None:
+        return
+    rows = await request.app[SERVICES].pool.fetch(
+        "SELECT owner, assigned_to FROM cases WHERE case_id = ANY($1::text[])", case_ids)
+    check_group(f"incident {incident_id}", [(r["owner"], r["assigned_to"]) for r in rows], scope,
+                holding=holding)
+
+
+async def _may_act(request: web.Request, who: Principal) -> None:
+    incident_id = request.match_info["incident_id"]
+    if who.org is not None:
+        state = await load_incident(request.app[SERVICES].store, incident_id)
+        await check_incident(request, who, incident_id, state.case_ids, holding=True)
 
 
 def _instant(body: Json, name: str) -> datetime:
@@ -67,6 +93,7 @@ def _instant(body: Json, name: str) -> datetime:
 async def set_cause(request: web.Request) -> web.Response:
     """`POST /api/v1/incidents/{id}/cause {cause, expected_restoration_at, expected_version?}`."""
     who = require(request, "dispatcher")
+    await _may_act(request, who)
     body = await read_json(request)
     services = request.app[SERVICES]
     state = await services.bus.handle(SetIncidentCause(
@@ -80,6 +107,7 @@ async def set_cause(request: web.Request) -> web.Response:
 async def resolve(request: web.Request) -> web.Response:
     """`POST /api/v1/incidents/{id}/resolve {note?, expected_version?}`."""
     who = require(request, "dispatcher")
+    await _may_act(request, who)
     body = await read_json(request)
     state = await request.app[SERVICES].bus.handle(ResolveIncident(
         request.match_info["incident_id"], field(body, "note", str, required=False) or "",
@@ -104,7 +132,8 @@ def _op(summary: str, *, path_id: bool = False, body: Json | None = None,
     op: Json = {"summary": summary, "parameters": params, "responses": {
         "200": {"description": "incident, or list envelope {items, next}"},
         "400": {"description": "invalid input"}, "401": {"description": "no token"},
-        "403": {"description": "role may not"}, "404": {"description": "no such incident"},
+        "403": {"description": "role may not, or (scoped token) a case of it is held by another level"},
+        "404": {"description": "no such incident, or none of its cases in a scoped token's subtree"},
         "409": {"description": "stale expected_version, or incident resolved or merged"}}}
     if body is not None:
         op["requestBody"] = {"content": {"application/json": {"schema": {"type": "object", **body}}}}

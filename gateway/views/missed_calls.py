@@ -1,4 +1,9 @@
-"""Call-back tasks (missed calls) and the abandoned-call report (呼损) over HTTP."""
+"""Call-back tasks (missed calls) and the abandoned-call report (呼损) over HTTP.
+
+A token scoped to an organisation node lists and acts on the tasks of its subtree's agents
+(`dispatch.missed_calls.read_model.IN_SCOPE`; another's answers 404) and reassigns only to them
+(403); the abandoned-call report counts the hotline's queues, not a level's: 403 to it.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 
+from dispatch.core.errors import NotFound
 from dispatch.core.messages import Json
 from dispatch.missed_calls.policy import AssignCallbackTask, RecordCallbackOutcome
-from dispatch.missed_calls.read_model import calls_by_queue_hour, missed_call_tasks
-from gateway.auth import require
+from dispatch.missed_calls.read_model import calls_by_queue_hour, missed_call_tasks, task_in_scope
+from gateway.auth import Principal, require
 from gateway.http import BadRequest, instant, json_response, limit_param, page, read_json
 from gateway.services import SERVICES
+from gateway.views.org import forbidden, reach_of, scope_of, unscoped
 
 STATUSES = ("open", "closed")
 
@@ -30,7 +37,7 @@ def _cursor(raw: str | None) -> tuple[datetime | None, str]:
 
 async def list_missed_calls(request: web.Request) -> web.Response:
     """`GET /api/v1/missed-calls?status=open&agent_id=&cursor=&limit=`."""
-    require(request, "agent", "dispatcher", "auditor")
+    who = require(request, "agent", "dispatcher", "auditor")
     status = request.query.get("status") or None
     if status is not None and status not in STATUSES:
         raise BadRequest("bad_parameter", f"status must be one of {', '.join(STATUSES)}")
@@ -38,11 +45,18 @@ async def list_missed_calls(request: web.Request) -> web.Response:
     after, after_id = _cursor(request.query.get("cursor"))
     async with request.app[SERVICES].pool.acquire() as conn:
         rows = await missed_call_tasks(conn, status, request.query.get("agent_id") or None, after,
-                                       after_id, limit)
+                                       after_id, limit, await scope_of(request, who))
     items = [asdict(r) for r in rows]
     last = rows[-1] if len(rows) == limit else None
     cursor = f"{last.first_missed_at.isoformat()}|{last.task_id}" if last else None
     return json_response(page(items, cursor))
+
+
+async def _check_task(request: web.Request, who: Principal, task_id: str) -> None:
+    """404 for a task outside a scoped caller's subtree, as an unknown one."""
+    scope = await scope_of(request, who)
+    if scope is not None and not await task_in_scope(request.app[SERVICES].pool, task_id, scope):
+        raise NotFound(f"call-back task {task_id} not found")
 
 
 async def reassign(request: web.Request) -> web.Response:
@@ -53,6 +67,10 @@ async def reassign(request: web.Request) -> web.Response:
     if not isinstance(agent_id, str) or not agent_id:
         raise BadRequest("missing_field", "field 'agent_id' is required")
     task_id = request.match_info["task_id"]
+    await _check_task(request, who, task_id)
+    agents = await (await reach_of(request, who)).agents(request)
+    if agents is not None and agent_id not in agents:
+        raise forbidden(f"agent {agent_id} does not work for {who.org}'s subtree")
     written = await request.app[SERVICES].bus.handle(
         AssignCallbackTask(task_id, agent_id, "manual", actor=who.actor))
     return json_response({"task_id": task_id, "assigned_to": agent_id,
@@ -70,6 +88,7 @@ async def outcome(request: web.Request) -> web.Response:
     if note is not None and not isinstance(note, str):
         raise BadRequest("bad_field", "field 'note' must be a string")
     task_id = request.match_info["task_id"]
+    await _check_task(request, who, task_id)
     written = await request.app[SERVICES].bus.handle(RecordCallbackOutcome(
         task_id, result, who.subject if who.role == "agent" else None, note, who.actor))
     data = [{"type": type(e).__name__, **{k: getattr(e, k) for k in ("attempt", "due_at", "reason")
@@ -84,7 +103,7 @@ def _time(request: web.Request, name: str) -> datetime | None:
 
 async def abandoned_report(request: web.Request) -> web.Response:
     """`GET /api/v1/reports/abandoned-calls?from=&to=&queue=&tz=`: per queue and hour."""
-    require(request, "agent", "dispatcher", "auditor")
+    await unscoped(request, require(request, "agent", "dispatcher", "auditor"))
     tz = request.query.get("tz", "UTC")
     try:
         ZoneInfo(tz)
@@ -119,23 +138,27 @@ def _query(*names: str) -> list[Json]:
 
 OPENAPI_PATHS: Json = {
     "/api/v1/missed-calls": {"get": {
-        "summary": "Call-back tasks: caller, attempts, first/last missed, assigned_to, status",
+        "summary": "Call-back tasks: caller, attempts, first/last missed, assigned_to, status (a token "
+                   "scoped to an organisation node: the tasks of its subtree's agents)",
         "parameters": _query("status", "agent_id", "cursor", "limit"),
         "responses": {"200": {"description": "{items, next}"}}}},
     "/api/v1/missed-calls/{task_id}/reassign": {"post": {
         "summary": "Reassign a task by hand (dispatcher)", "parameters": [_path("task_id")],
         "requestBody": {"content": {"application/json": {"schema": {
             "type": "object", "properties": {"agent_id": {"type": "string"}}}}}},
-        "responses": {"200": {"description": "assigned"}, "409": {"description": "task closed"}}}},
+        "responses": {"200": {"description": "assigned"}, "409": {"description": "task closed"},
+                      "403": {"description": "role, or (scoped token) an agent outside its subtree"},
+                      "404": {"description": "(scoped token) a task outside its subtree"}}}},
     "/api/v1/missed-calls/{task_id}/outcome": {"post": {
         "summary": "Record a call-back try: reached / no_answer / wrong_number (3 tries at most)",
         "parameters": [_path("task_id")],
         "requestBody": {"content": {"application/json": {"schema": {"type": "object", "properties": {
             "outcome": {"type": "string", "enum": ["reached", "no_answer", "wrong_number"]},
             "note": {"type": "string"}}}}}},
-        "responses": {"200": {"description": "recorded"}, "409": {"description": "task closed"}}}},
+        "responses": {"200": {"description": "recorded"}, "409": {"description": "task closed"},
+                      "404": {"description": "(scoped token) a task outside its subtree"}}}},
     "/api/v1/reports/abandoned-calls": {"get": {
-        "summary": "Abandoned calls (呼损) per queue and hour",
+        "summary": "Abandoned calls (呼损) per queue and hour (the whole hotline: 403 to a scoped token)",
         "parameters": _query("from", "to", "queue", "tz"),
         "responses": {"200": {"description": "{items: [{queue, hour, calls, abandoned, abandon_rate}]}"}}}},
 }

@@ -8,6 +8,10 @@ Reads the live `ProviderIndexHolder` from `services.provider_index`; the
 point's district comes from `services.districts` (a `DistrictIndex`) unless
 `district=` is given; weights from `services.dispatch_weights` (defaults
 otherwise).
+
+A token scoped to an organisation node finds providers only for a point in a district its
+subtree serves; where only its own crews work (the grid's branch), those crews; elsewhere none
+(`Reach.providers_at`). It lists only its subtree's units (`Reach.units`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from dispatch.gis.skills import need_of, suggestions
 from gateway.auth import require
 from gateway.http import BadRequest, error_response, json_response, page
 from gateway.services import SERVICES
+from gateway.views.org import reach_of
 
 READERS = ("dispatcher", "agent")
 MAX_K = 100
@@ -77,34 +82,39 @@ def parse_query(request: web.Request, districts: DistrictIndex | None) -> Neares
 
 async def nearest(request: web.Request) -> web.Response:
     """The k nearest eligible providers, sorted by geodesic distance, with dispatch scores."""
-    require(request, *READERS)
+    who = require(request, *READERS)
     services = request.app[SERVICES]
     query = parse_query(request, services.districts)
+    reach = await reach_of(request, who)
     holder = services.provider_index
     if holder is None:
         return error_response(503, "index_unavailable", "the provider index is not loaded yet")
     weights = services.dispatch_weights or DispatchWeights()
     category = request.query.get("category")
-    if category is None:
-        found = list(holder.snapshot.nearest(query, weights))
-    elif category not in CATEGORIES:
+    if category is not None and category not in CATEGORIES:
         raise BadRequest("bad_parameter", f"category must be one of {', '.join(CATEGORIES)}")
+    mine = reach.providers_at(query.district)  # a scoped token: its districts' providers, or its crews
+    none = mine == frozenset()
+    need = need_of(category) if category is not None else None  # None with a category: a unit's job
+    if category is None:
+        found = [] if none else list(holder.snapshot.nearest(query, weights))
     else:
-        need = need_of(category)  # not a provider's job: no provider is suggested (a unit's)
-        found = suggestions(holder.snapshot, query, need, weights) if need is not None else []
-        return json_response({**page([c.as_dict() for c in found], None),
-                              "needs": list(need.skills) if need is not None else []})
-    return json_response(page([c.as_dict() for c in found], None))
-
+        found = [] if none or need is None else suggestions(holder.snapshot, query, need, weights)
+    items = [c.as_dict() for c in found if mine is None or c.provider_id in mine]
+    if category is None:
+        return json_response(page(items, None))
+    return json_response({**page(items, None), "needs": list(need.skills) if need is not None else []})
 
 async def list_units(request: web.Request) -> web.Response:
     """`GET /api/v1/units`: every unit a case can be dispatched to, with its district's name and load."""
-    require(request, *READERS)
+    who = require(request, *READERS)
     pool = request.app[SERVICES].pool
+    mine = await (await reach_of(request, who)).units(request)
     names = await district_names(pool)
     loads = await busy_loads(pool)
     items = [{**u, "district_name": names.get(str(u["district"])) if u["district"] else None,
-              "load": loads.get(str(u["id"]), 0)} for u in await units(pool)]
+              "load": loads.get(str(u["id"]), 0)}
+             for u in await units(pool) if mine is None or u["id"] in mine]
     return json_response(page(items, None))
 
 
@@ -134,7 +144,8 @@ OPENAPI_PATHS: Json = {
     "/api/v1/providers/nearest": {
         "get": {
             "summary": "The k nearest providers with the skill that are available, have capacity left "
-            "and serve the point's district, sorted by geodesic distance. Roles: dispatcher, agent.",
+            "and serve the point's district, sorted by geodesic distance. Roles: dispatcher, agent; "
+            "a token scoped to an organisation node gets none for a point outside its districts.",
             "parameters": [
                 {"name": "lat", "in": "query", "required": True, "schema": {"type": "number"}},
                 {"name": "lon", "in": "query", "required": True, "schema": {"type": "number"}},
@@ -180,7 +191,8 @@ OPENAPI_PATHS: Json = {
 OPENAPI_PATHS["/api/v1/units"] = {
     "get": {
         "summary": "Every unit (department) a case can be dispatched to, with its district and its "
-        "open cases (load). Roles: dispatcher, agent.",
+        "open cases (load). Roles: dispatcher, agent; a token scoped to an organisation node: the "
+        "units of its subtree and of the districts it serves.",
         "responses": {
             "200": {"description": "units", "content": {"application/json": {"schema": {
                 "type": "object", "properties": {

@@ -7,6 +7,9 @@
 - `GET /api/v1/cases/{case_id}/calls`: the case's calls with a link to each recording built from
   `INTAKE_RECORDING_URL`.
 
+A token scoped to an organisation node gets only its subtree's cases as candidates, and the calls
+of a case it sees (404 outside, as `GET /api/v1/cases/{case_id}`).
+
 Its routes are added before `cases`' (`/api/v1/cases/{case_id}` would take `form` and
 `candidates` for case numbers).
 """
@@ -17,7 +20,7 @@ import asyncio
 
 from aiohttp import web
 
-from dispatch.cases.read_model import cases_by_id
+from dispatch.cases.read_model import cases_by_id, in_scope
 from dispatch.cases.state import load_case
 from dispatch.core.errors import DispatchError
 from dispatch.core.messages import Json
@@ -35,6 +38,7 @@ from gateway.intake_form import form_rules
 from gateway.privacy import sees_personal_data
 from gateway.services import SERVICES
 from gateway.views.cases import CENTER, case_view
+from gateway.views.org import check_case, scope_of
 
 
 class _Gazetteer:
@@ -91,10 +95,12 @@ async def candidates(request: web.Request) -> web.Response:
     params = services.settings.linking
     matches = (await likely_duplicates(PgCandidates(services.pool, params), sketch, params))[:MAX_CANDIDATES]
     found = await cases_by_id(services.pool, now, [m.case_id for m in matches])
+    scope = await scope_of(request, who)
     items = []
     for m in matches:
-        if m.case_id not in found:
-            continue
+        if m.case_id not in found or not in_scope(scope, found[m.case_id][0].owner,
+                                                  found[m.case_id][0].assigned_to):
+            continue  # a scoped token is shown its subtree's cases only
         state, light = found[m.case_id]
         view = case_view(state, light, who, now)
         where = state.location
@@ -145,6 +151,7 @@ async def case_calls(request: web.Request) -> web.Response:
     who = require(request, *CENTER, "unit")
     services = request.app[SERVICES]
     state = await load_case(services.store, request.match_info["case_id"])
+    check_case(state, await scope_of(request, who))
     if not sees_personal_data(who, assigned_to=state.assigned_to):
         raise web.HTTPForbidden(reason="Forbidden")
     template = services.settings.console.recording_url

@@ -5,24 +5,31 @@
 up to today); `by` is `day`, `week` (from Monday) or `month`; `group` one of the report's
 groupings; `format` `json`, `csv` or `xlsx` (headers in the texts catalogue's language:
 Simplified Chinese, or `INTAKE_LANGUAGE`, or `lang`).
+
+A token scoped to an organisation node gets the rows of its subtree: grouped by `unit` its units,
+by `district` the districts it serves, by `agent` its agents (agent reference data's `org`); the
+other groupings sum the whole hotline and answer 403 to it. Its heat map counts its cases.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 from aiohttp import web
 
+from dispatch.cases.read_model import scope_sql
 from dispatch.cases.registration import CATEGORIES
 from dispatch.core.errors import NotFound
 from dispatch.core.messages import Json
 from dispatch.core.texts import LANGUAGES, LOCAL_TIME, Texts, texts_for
 from dispatch.reports.definitions import PERIODS, REPORTS
 from dispatch.reports.export import ReportTable, build, headers, to_csv, to_xlsx
-from gateway.auth import require
+from gateway.auth import Principal, require
 from gateway.http import BadRequest, json_response
 from gateway.services import SERVICES
+from gateway.views.org import forbidden, reach_of, scope_of
 
 READERS = ("dispatcher", "auditor")
 FORMATS = ("json", "csv", "xlsx")
@@ -81,9 +88,28 @@ def table_json(table: ReportTable, texts: Texts) -> Json:
             "items": table.items}
 
 
+SCOPED_GROUPS = ("unit", "district", "agent")
+"""The groupings whose rows belong to one part of the organisation (a scoped token's)."""
+
+
+async def _rows_of(request: web.Request, who: Principal, group: str) -> frozenset[str] | None:
+    """The group keys a caller may see (None: all); 403 for a grouping of the whole hotline."""
+    reach = await reach_of(request, who)
+    if reach.everything:
+        return None
+    if group == "unit":
+        return await reach.units(request)
+    if group == "district":
+        return reach.districts
+    if group == "agent":
+        return await reach.agents(request)
+    raise forbidden(f"grouped by {group}, a report sums the whole hotline; a token scoped to {who.org} "
+                    f"may group by {', '.join(SCOPED_GROUPS)}")
+
+
 async def get_report(request: web.Request) -> web.StreamResponse:
     """`GET /api/v1/reports/{name}`: one report as JSON, CSV or XLSX."""
-    require(request, *READERS)
+    who = require(request, *READERS)
     name = request.match_info["name"]
     report = REPORTS.get(name)
     if report is None:
@@ -94,7 +120,10 @@ async def get_report(request: web.Request) -> web.StreamResponse:
     group = _choice(request, "group", report.groups, report.groups[0])
     fmt = _choice(request, "format", FORMATS, "json")
     texts = _texts(request)
+    keys = await _rows_of(request, who, group)
     table = await build(services.pool, name, group, start, end, by)
+    if keys is not None:
+        table = replace(table, items=[i for i in table.items if i["group"] in keys])
     if fmt == "json":
         return json_response(table_json(table, texts))
     filename = f"{name}-{group}-{by}-{start:%Y%m%d}-{end:%Y%m%d}.{fmt}"
@@ -108,7 +137,7 @@ async def get_report(request: web.Request) -> web.StreamResponse:
 async def heatmap(request: web.Request) -> web.Response:
     """`GET /api/v1/heatmap?from=&to=&category=`: cases with a place accepted in the range, counted
     per cell of 1/`PER_DEGREE` degree (its centre) and category."""
-    require(request, *READERS)
+    who = require(request, *READERS)
     services = request.app[SERVICES]
     start, end = date_range(request, services.clock.now().astimezone(LOCAL_TIME).date())
     category = request.query.get("category") or None
@@ -116,11 +145,13 @@ async def heatmap(request: web.Request) -> web.Response:
         raise BadRequest("bad_category", f"category must be one of {', '.join(CATEGORIES)}")
     since = datetime.combine(start, time(), LOCAL_TIME)
     until = datetime.combine(end + timedelta(days=1), time(), LOCAL_TIME)
+    args: list[object] = [since, until, category, PER_DEGREE]
+    mine = scope_sql(await scope_of(request, who), args)
     rows = await services.pool.fetch(
-        """SELECT category, floor(lat * $4) AS y, floor(lon * $4) AS x, count(*) AS n
+        f"""SELECT category, floor(lat * $4) AS y, floor(lon * $4) AS x, count(*) AS n
            FROM cases WHERE accepted_at >= $1 AND accepted_at < $2 AND lat IS NOT NULL
-             AND ($3::text IS NULL OR category = $3)
-           GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1, 2, 3""", since, until, category, PER_DEGREE)
+             AND ($3::text IS NULL OR category = $3) AND {mine}
+           GROUP BY 1, 2, 3 ORDER BY 4 DESC, 1, 2, 3""", *args)
     cells = [{"category": r["category"], "lat": round((r["y"] + 0.5) / PER_DEGREE, 5),
               "lon": round((r["x"] + 0.5) / PER_DEGREE, 5), "count": r["n"]} for r in rows]
     return json_response({"from": start, "to": end, "category": category, "cell_degrees": 1 / PER_DEGREE,
@@ -163,10 +194,13 @@ OPENAPI_PATHS: Json = {
         "responses": {"200": {"description": "`{report, group, by, from, to, columns, headers, items}` "
                                               "or the file"},
                       "400": {"description": "bad from, to, by, group, format or lang"},
-                      "401": {"description": "no token"}, "403": {"description": "role may not"},
+                      "401": {"description": "no token"},
+                      "403": {"description": "role may not, or a token scoped to an organisation node "
+                                             "asked for a grouping other than unit, district, agent"},
                       "404": {"description": "no such report"}}}},
     "/api/v1/heatmap": {"get": {
-        "summary": "Cases accepted in a period per map cell and category (the map's heat map)",
+        "summary": "Cases accepted in a period per map cell and category (the map's heat map; a token "
+                   "scoped to an organisation node: its subtree's cases)",
         "parameters": [_param("from"), _param("to"), _param("category", tuple(CATEGORIES))],
         "responses": {"200": {"description": "`{from, to, category, cell_degrees, items}`"},
                       "400": {"description": "bad from, to or category"}}}},

@@ -1,16 +1,21 @@
 """The console of a sub-centre's dispatcher in headless Chromium, on the demo organisation of
 Xianyang: its board holds its district's cases only, each shown with the level holding it; it
-reports a case up (上报) and the city's dispatcher finds it and may dispatch it down (下派)."""
+reports a case up (上报) and the city's dispatcher finds it and may dispatch it down (下派). Its
+incidents, call-back tasks and the units it may dispatch to are its subtree's too."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from dispatch.linking.incidents import OpenIncident
+from dispatch.missed_calls.policy import AssignCallbackTask, RecordMissedCall
 from gateway.cli.loader import catch_up_reference, load_paths
 from gateway.settings import HttpSettings, Settings, Token
 from tests.conftest import TOKENS
@@ -103,3 +108,71 @@ async def test_a_subcentre_sees_its_cases_and_reports_one_up_to_the_city(
              for e in history["events"] if e["type"] == "CaseMoved"]
     assert moves == [("routed", "SC610402", "policy:org"), ("reported_up", "XY12345", "dispatcher:D101"),
                      ("dispatched_down", "SC610404", "dispatcher:D100")]
+
+
+async def _tasks(client: Any) -> dict[str, str]:
+    """The open call-back tasks by caller, once the read model has both."""
+    async with asyncio.timeout(15):
+        while True:
+            body = await (await client.get("/api/v1/missed-calls?status=open", headers=DISPATCHER)).json()
+            found = {t["caller"]: t["task_id"] for t in body["items"]}
+            if len(found) == 2:
+                return found
+            await asyncio.sleep(0.1)
+
+
+async def test_a_subcentre_console_shows_its_own_incidents_call_backs_and_units(
+        browser: Any, organised: Any, services: Any, tmp_path: Path) -> None:  # noqa: F811
+    agents = [{"type": "Feature", "geometry": None, "properties": {
+        "kind": "agent", "id": agent, "name": name, "org": org}}
+        for agent, name, org in (("A-QD", "秦都坐席", "SC610402"), ("A-WC", "渭城坐席", "SC610404"))]
+    path = tmp_path / "agents.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": agents}, ensure_ascii=False))
+    assert not (await load_paths(services, [path, GIS / "demo_units.geojson"])).errors
+    await catch_up_reference(services)
+    mine = await _routed(organised, QINDU, "秦都区小区停水")
+    theirs = await _routed(organised, WEICHENG, "渭城区小区停水")
+    await services.bus.handle(OpenIncident("INC-QD", "610402", "complaint", (mine,)))
+    await services.bus.handle(OpenIncident("INC-WC", "610404", "complaint", (theirs,)))
+    at = datetime.now(UTC)
+    for n, caller in enumerate(("13700000001", "13700000002")):
+        await services.bus.handle(RecordMissedCall(caller, f"call-{n}", "12345", at))
+    tasks = await _tasks(organised)
+    ours, other = tasks["13700000001"], tasks["13700000002"]
+    await services.bus.handle(AssignCallbackTask(ours, "A-QD"))  # by hand: pinned to the agent
+    await services.bus.handle(AssignCallbackTask(other, "A-WC"))
+    units = (await (await organised.get("/api/v1/units", headers=DISPATCHER)).json())["items"]
+    weicheng_units = {u["id"] for u in units if u["district"] == "610404"}
+    base = str(organised.make_url("/"))
+    async with _page(browser, f"{base}?token=t-qindu") as page:
+        await page.wait_for_selector(".conn[data-state=live]")
+        await page.locator(".incident[data-incident=INC-QD]").wait_for(state="attached")
+        await page.locator(".agent-group[data-agent=A-QD]").wait_for(state="attached")
+        assert await page.locator(".incident").count() == 1
+        assert await page.locator(f".task[data-task='{other}']").count() == 0
+        assert await page.locator(".task").count() == 1
+        await page.locator(f"tr.case-row[data-case='{mine}']").click()
+        await page.wait_for_selector(".detail .case-id")
+        await page.locator("button[data-action=dispatch]").click()
+        options = page.locator(".action-form select[name=to] option[data-kind=unit]")
+        await options.first.wait_for(state="attached")
+        offered = await options.evaluate_all("(options) => options.map((o) => o.value)")
+        assert "U001" in offered and not weicheng_units & set(offered), offered  # 秦都区's units only
+    async with asyncio.timeout(15):  # the reports projection has counted both cases
+        while True:
+            answer = await organised.get("/api/v1/reports/cases?group=district", headers=DISPATCHER)
+            body = await answer.json()
+            if {"610402", "610404"} <= {i["group"] for i in body["items"]}:
+                break
+            await asyncio.sleep(0.1)
+    async with _page(browser, f"{base}reports?token=t-qindu") as page:
+        await page.locator(".report-table table").wait_for()  # answered, not refused
+        assert await page.locator("select[name=group] option").evaluate_all(
+            "(options) => options.map((o) => o.value)") == ["district", "unit", "agent"]
+        cells = await page.locator(".report-table td").all_inner_texts()
+        assert "610402" in cells and "610404" not in cells  # its district's row only
+    async with _page(browser, f"{base}?token=t-city") as page:
+        await page.wait_for_selector(".conn[data-state=live]")
+        await page.locator(".incident[data-incident=INC-WC]").wait_for(state="attached")
+        await page.locator(f".task[data-task='{other}']").wait_for(state="attached")
+        assert await page.locator(".incident").count() == 2

@@ -13,6 +13,17 @@ const REPORTS = {
   agents: ['agent'],
 };
 const PERIODS = ['day', 'week', 'month'];
+/** The groupings a token scoped below the city may ask for (the others sum the whole hotline). */
+const SCOPED_GROUPS = ['unit', 'district', 'agent'];
+
+/** The reports and groupings this caller may ask for. */
+async function reportsFor() {
+  const me = await api('/api/v1/me').catch(() => ({}));
+  if (!me.scoped) return REPORTS;
+  return Object.fromEntries(Object.entries(REPORTS)
+    .map(([name, groups]) => [name, groups.filter((g) => SCOPED_GROUPS.includes(g))])
+    .filter(([, groups]) => groups.length));
+}
 
 function today() {
   return new Intl.DateTimeFormat('en-CA', { timeZone: ZONE, year: 'numeric', month: '2-digit', day: '2-digit' }).format(new Date());
@@ -23,8 +34,9 @@ function select(name, values, nameOf, label) {
 }
 
 class ReportsPage {
-  constructor() {
-    this.report = select('report', Object.keys(REPORTS), (v) => tn('report.name', v), t('report.report_label'));
+  constructor(reports) {
+    this.reports = reports;
+    this.report = select('report', Object.keys(reports), (v) => tn('report.name', v), t('report.report_label'));
     this.report.value = 'cases';
     this.group = h('select', { name: 'group', 'aria-label': t('report.group_label') });
     this.by = select('by', PERIODS, (v) => tn('report.by', v), t('report.by_label'));
@@ -55,7 +67,7 @@ class ReportsPage {
   }
 
   groups() {
-    fill(this.group, REPORTS[this.report.value].map((g) => h('option', { value: g }, tn('report.group', g))));
+    fill(this.group, this.reports[this.report.value].map((g) => h('option', { value: g }, tn('report.group', g))));
   }
 
   query(format) {
@@ -139,5 +151,5 @@ document.title = t('report.page_title');
 if (!takeToken()) {
   fill(document.body, h('main.signin', {}, h('div.card', {}, h('p', {}, t('report.signin_first')), h('a', { href: '/' }, t('report.to_signin')))));
 } else {
-  new ReportsPage().load();
+  new ReportsPage(await reportsFor()).load();
 }
