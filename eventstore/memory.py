@@ -171,7 +171,7 @@ class MemoryEventStore:
                 continue
             checkpoint = self._checkpoint(record.position)
             if record.type in types:
-                out.append((checkpoint, record))
+                out.append((checkpoint, self._open(record)))
                 skipped_to = None
                 if len(out) >= limit:
                     break

@@ -25,6 +25,7 @@ from eventstore import (
     EventStoreError,
     IdempotencyConflict,
     NewEvent,
+    Personal,
     RecordedEvent,
     WrongExpectedVersion,
 )
@@ -394,3 +395,18 @@ async def test_a_reactor_of_some_types_moves_its_checkpoints_past_the_events_it_
     monkeypatch.setattr(store, "read_batch", spy)
     assert await ReactorRunner(store, recorder).run_until_caught_up() == 0
     assert reads == [last]
+
+
+async def test_sealed_personal_data_reads_back_whole_through_every_read(store: EventStore) -> None:
+    """Sealing is the store's business: every way of reading gives the values back (both stores)."""
+    personal = Personal("phone:13912345678", (("caller", "name"), ("text",)))
+    data = {"caller": {"name": "张三", "kind": "citizen"}, "text": "停电了", "category": "power_fault"}
+    await store.append("case-P1", [NewEvent("Registered", data, personal=personal)], NO_STREAM)
+    await store.append("case-P1", [NewEvent("Touched", {"n": 1})], 0)
+    assert (await store.read_stream("case-P1"))[0].data == data
+    assert (await store.read_streams(["case-P1"]))["case-P1"][0].data == data
+    assert (await store.read_all(Checkpoint()))[0][1].data == data
+    typed = await store.read_batch(Checkpoint(), types=frozenset({"Registered"}))
+    assert [e.data for _, e in typed.events] == [data]
+    untyped = await store.read_batch(Checkpoint())
+    assert untyped.events[0][1].data == data and "pd" not in untyped.events[0][1].metadata
