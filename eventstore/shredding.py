@@ -187,17 +187,23 @@ class Keyring:
         """Delete the subjects' keys (in `conn`'s transaction, if any); their data becomes unreadable.
 
         Other processes are told by NOTIFY when the transaction commits. Returns the key ids deleted.
+        In a transaction this process only stops trusting its cache: the transaction may still
+        roll back and keep the keys.
         """
         ids = [r["key_id"] for r in await conn.fetch(_ERASE, list(subjects))]
         if ids:
             await conn.execute("SELECT pg_notify($1, $2)", ERASURE_CHANNEL, ",".join(map(str, ids)))
-        self.forget(ids, subjects)
+        self.forget(ids, subjects, final=not conn.is_in_transaction())
         return ids
 
-    def forget(self, ids: Iterable[uuid.UUID], subjects: Iterable[str] = ()) -> None:
-        """Drop erased keys from the cache (an erasure here, or one noticed from another process)."""
+    def forget(self, ids: Iterable[uuid.UUID], subjects: Iterable[str] = (), *, final: bool = True) -> None:
+        """Drop erased keys from the cache (an erasure here, or one noticed from another process);
+        `final`: remember them as erased (the erasure committed), else ask the database again."""
         for key_id in ids:
-            self._by_id[key_id] = (None, 0.0)
+            if final:
+                self._by_id[key_id] = (None, 0.0)
+            else:
+                self._by_id.pop(key_id, None)
         for subject in subjects:
             self._by_subject.pop(subject, None)
         gone = {k for k, (a, _) in self._by_id.items() if a is None}
