@@ -52,6 +52,9 @@ ERASURE_CHANNEL = "intake_erasure"
 TTL = 30.0
 """Seconds a process trusts a cached key before asking the database again."""
 _NONCE = 12
+_PER_NOTICE = 200
+"""Key ids per erasure NOTIFY (37 bytes each with its comma; PostgreSQL takes under 8000)."""
+
 
 class ShreddingError(Exception):
     """A personal-data box that cannot be sealed or is not what was sealed."""
@@ -190,10 +193,13 @@ class Keyring:
         In a transaction this process only stops trusting its cache: the transaction may still
         roll back and keep the keys.
         """
-        ids = [r["key_id"] for r in await conn.fetch(_ERASE, list(subjects))]
-        if ids:
-            await conn.execute("SELECT pg_notify($1, $2)", ERASURE_CHANNEL, ",".join(map(str, ids)))
-        self.forget(ids, subjects, final=not conn.is_in_transaction())
+        final = not conn.is_in_transaction()
+        async with conn.transaction():  # the keys go and the notices are sent together, or neither
+            ids = [r["key_id"] for r in await conn.fetch(_ERASE, list(subjects))]
+            for start in range(0, len(ids), _PER_NOTICE):  # a NOTIFY payload is below 8000 bytes
+                await conn.execute("SELECT pg_notify($1, $2)", ERASURE_CHANNEL,
+                                   ",".join(map(str, ids[start:start + _PER_NOTICE])))
+        self.forget(ids, subjects, final=final)
         return ids
 
     def forget(self, ids: Iterable[uuid.UUID], subjects: Iterable[str] = (), *, final: bool = True) -> None:
