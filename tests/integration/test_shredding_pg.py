@@ -189,6 +189,33 @@ async def test_another_process_that_listens_drops_an_erased_key_it_cached(pg_dsn
             await pool.close()
 
 
+async def test_an_erasure_of_many_subjects_reaches_a_listening_process(pg_dsn: str) -> None:
+    """Hundreds of subjects at once (an export's worth): more key ids than one NOTIFY carries."""
+    writer = await create_pool(pg_dsn, min_size=1, max_size=3)
+    reader = await create_pool(pg_dsn, min_size=1, max_size=3, keyring=Keyring(ttl=3600.0))
+    store = PostgresEventStore(reader)
+    subjects = [f"phone:1380000{n:04d}" for n in range(450)]
+    try:
+        await store.listen()
+        async with writer.acquire() as conn:
+            answers = await append_many_on(conn, [AppendArgs.of(f"case-{n}", [_event(str(n), s)], ANY, None)
+                                                  for n, s in enumerate(subjects)])
+            assert all(not isinstance(a, Exception) for a in answers)
+        assert not any(is_erased(e) for _, e in await store.read_all(Checkpoint(), limit=1000))
+        async with writer.acquire() as conn:
+            assert len(await keyring_of(conn).erase(conn, subjects)) == len(subjects)
+
+        async def all_erased() -> bool:
+            read = await store.read_all(Checkpoint(), limit=1000)
+            return len(read) == len(subjects) and all(is_erased(e) for _, e in read)
+
+        await until(all_erased)
+    finally:
+        await store.close()
+        await writer.close()
+        await reader.close()
+
+
 async def _sealed_log(store: PostgresEventStore) -> dict[str, list[int]]:
     """Personal events in three streams, all under one seal; their positions by stream."""
     positions: dict[str, list[int]] = {}
@@ -332,3 +359,43 @@ async def test_the_helper_sees_what_raw_sql_does_not(pg_pool: asyncpg.Pool, pg_d
     by_dsn = await stored_events(pg_dsn, "type = 'CaseRegistered'")
     assert [e.data for e in by_conn] == [e.data for e in by_pool] == [e.data for e in by_dsn] == [_data("H")]
     assert by_dsn[0].metadata == {"actor": "A001"}
+
+
+async def test_every_read_model_rebuilds_from_a_log_whose_subjects_are_all_erased(
+    settings: Settings, services: Any, aiohttp_client: Any
+) -> None:
+    """A rebuild after erasures (`intake rebuild`) meets "[erased]" texts, null numbers and empty
+    objects in every kind of event (the demo's reference data and storm: calls, web, alarms,
+    elders); no projection or policy state may stumble on them, and no case is lost."""
+    from gateway.app import create_app
+    from gateway.cli.demo import Storm, demo_files
+    from gateway.cli.loader import catch_up_reference, load_paths
+    from gateway.cli.rebuild import run as run_rebuild
+
+    stats = await load_paths(services, demo_files())
+    assert not stats.errors
+    await catch_up_reference(services)
+    client = await aiohttp_client(create_app(settings, services=services))
+    tokens = {"channel": "t-channel", "dispatcher": "t-dispatcher", "admin": "t-admin"}
+    sent = await Storm(str(client.make_url("")).rstrip("/"), tokens, None, pace=0.05, waves=6).play()
+    assert set(sent) >= {"cti", "web", "alarm"}
+    await client.close()  # the app's projections stop: a rebuild runs alone
+    pool = services.pool
+    cases = await pool.fetchval("SELECT count(DISTINCT stream) FROM events WHERE type = 'CaseRegistered'")
+    elders = await pool.fetchval("SELECT count(*) FROM ref_elders")
+    assert cases > 0
+    assert elders > 0
+    async with pool.acquire() as conn:
+        subjects = [r[0] for r in await conn.fetch("SELECT subject FROM subject_keys")]
+        assert {s.split(":", 1)[0] for s in subjects} >= {"phone", "elder", "device"}
+        await keyring_of(conn).erase(conn, subjects)
+    assert await run_rebuild(argparse.Namespace(projection=None), settings) == 0
+    assert await pool.fetchval("SELECT count(*) FROM cases") == cases
+    assert await pool.fetchval("SELECT count(*) FROM ref_elders") == 0  # erased elders are gone
+    assert await pool.fetchval("SELECT count(*) FROM ref_devices") == 0
+    again = await load_paths(services, demo_files())  # and come back when loaded again
+    assert again.outcomes.get("updated") == elders, again.outcomes
+    await catch_up_reference(services)
+    assert await pool.fetchval("SELECT count(*) FROM ref_elders WHERE name <> $1", ERASED) == elders
+    stored = " ".join(str(e.data) for e in await stored_events(pool, "type = 'CaseRegistered'"))
+    assert ERASED in stored
