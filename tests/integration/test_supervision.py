@@ -48,10 +48,8 @@ async def step(services: Any) -> None:
 
 
 async def sms_to_unit(services: Any) -> list[str]:
-    rows = await services.pool.fetch(
-        "SELECT data->>'dedup_key' AS k FROM events WHERE type = 'NotificationRequested' "
-        "AND data->>'to' = '13326435929' ORDER BY position")
-    return [r["k"] for r in rows]
+    requested = await stored_events(services.pool, "type = 'NotificationRequested'")
+    return [e.data["dedup_key"] for e in requested if e.data["to"] == "13326435929"]
 
 
 async def test_silent_unit_is_chased_until_it_answers(wired: Any, clock: FakeClock) -> None:
