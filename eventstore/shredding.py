@@ -55,6 +55,9 @@ TTL = 30.0
 _NONCE = 12
 _OPENED = 20_000
 """How many opened events a process keeps (the newest)."""
+_PER_NOTICE = 200
+"""Key ids per erasure NOTIFY (37 bytes each with its comma; PostgreSQL takes under 8000)."""
+
 
 class ShreddingError(Exception):
     """A personal-data box that cannot be sealed or is not what was sealed."""
@@ -191,18 +194,27 @@ class Keyring:
         """Delete the subjects' keys (in `conn`'s transaction, if any); their data becomes unreadable.
 
         Other processes are told by NOTIFY when the transaction commits. Returns the key ids deleted.
+        In a transaction this process only stops trusting its cache: the transaction may still
+        roll back and keep the keys.
         """
-        ids = [r["key_id"] for r in await conn.fetch(_ERASE, list(subjects))]
-        if ids:
-            await conn.execute("SELECT pg_notify($1, $2)", ERASURE_CHANNEL, ",".join(map(str, ids)))
-        self.forget(ids, subjects)
+        final = not conn.is_in_transaction()
+        async with conn.transaction():  # the keys go and the notices are sent together, or neither
+            ids = [r["key_id"] for r in await conn.fetch(_ERASE, list(subjects))]
+            for start in range(0, len(ids), _PER_NOTICE):  # a NOTIFY payload is below 8000 bytes
+                await conn.execute("SELECT pg_notify($1, $2)", ERASURE_CHANNEL,
+                                   ",".join(map(str, ids[start:start + _PER_NOTICE])))
+        self.forget(ids, subjects, final=final)
         return ids
 
-    def forget(self, ids: Iterable[uuid.UUID], subjects: Iterable[str] = ()) -> None:
-        """Drop erased keys from the cache (an erasure here, or one noticed from another process)."""
+    def forget(self, ids: Iterable[uuid.UUID], subjects: Iterable[str] = (), *, final: bool = True) -> None:
+        """Drop erased keys from the cache (an erasure here, or one noticed from another process);
+        `final`: remember them as erased (the erasure committed), else ask the database again."""
         self._opened.clear()
         for key_id in ids:
-            self._by_id[key_id] = (None, 0.0)
+            if final:
+                self._by_id[key_id] = (None, 0.0)
+            else:
+                self._by_id.pop(key_id, None)
         for subject in subjects:
             self._by_subject.pop(subject, None)
         gone = {k for k, (a, _) in self._by_id.items() if a is None}

@@ -22,7 +22,9 @@ import pytest
 from bench.scratch import create_database, database_dsn, drop_database
 from dispatch.core.clock import FakeClock
 from eventstore.migrate import migrate
-from eventstore.postgres import PostgresEventStore, create_pool
+from eventstore.postgres import PostgresEventStore, create_pool, init_connection
+from eventstore.records import RecordedEvent
+from eventstore.shredding import keyring_of
 from gateway.logging import configure as configure_logging
 from gateway.schema import SCHEMA
 from gateway.settings import HttpSettings, ProcessSettings, Settings, SiaSettings, StoreSettings, Token
@@ -241,3 +243,27 @@ async def until(check: Any, within: float = 5.0) -> Any:
             return result
         assert time.monotonic() < deadline, "timed out"
         await asyncio.sleep(0.05)
+
+
+_EVENT_COLUMNS = "position, stream, version, type, schema_version, data, metadata, recorded_at"
+
+
+async def stored_events(db: Any, where_sql: str = "TRUE", *args: Any) -> list[RecordedEvent]:
+    """The events `WHERE where_sql` (in log order) as the store reads them: sealed personal
+    fields opened (or shown erased), `metadata["pd"]` gone. Raw `SELECT data FROM events`
+    sees only placeholders for them (`eventstore/shredding.py`).
+
+    `db`: a pool, a connection or a DSN (then a connection of its own is made)."""
+    if isinstance(db, str):
+        conn = await asyncpg.connect(db)
+        try:
+            await init_connection(conn)
+            return await stored_events(conn, where_sql, *args)
+        finally:
+            await conn.close()
+    if isinstance(db, asyncpg.Pool):
+        async with db.acquire() as conn:
+            return await stored_events(conn, where_sql, *args)
+    rows = await db.fetch(f"SELECT {_EVENT_COLUMNS} FROM events WHERE {where_sql} ORDER BY position", *args)
+    records = [RecordedEvent(**dict(row)) for row in rows]
+    return await keyring_of(db).open(db, records)

@@ -35,6 +35,7 @@ from dispatch.core.messages import (
 from dispatch.core.personal import phone_subject, subject
 from dispatch.gis.geo import to_wgs84
 from eventstore import EventStore, RecordedEvent, WrongExpectedVersion
+from eventstore.shredding import is_erased
 from eventstore.subscriptions import Change
 
 KINDS: tuple[str, ...] = ("district", "provider", "unit", "agent", "elder", "place", "org")
@@ -234,8 +235,8 @@ async def record_reference(cmd: RecordReference, *, store: EventStore) -> str:
     for _ in range(3):
         last = await store.read_stream(item.stream, after_version=await store.stream_version(item.stream) - 1)
         previous = from_recorded(last[-1]) if last else None
-        if isinstance(previous, ReferenceEvent) and previous.digest == digest:
-            return "unchanged"
+        if isinstance(previous, ReferenceEvent) and previous.digest == digest and not is_erased(last[-1]):
+            return "unchanged"  # (an erased item loaded again is recorded again)
         version = ReferenceUpdated if last else ReferenceRecorded
         evt = version(item.kind, item.id, item.properties, item.geometry, digest)
         expected = last[-1].version if last else -1
@@ -349,6 +350,10 @@ class ReferenceProjection:
         if not isinstance(evt, ReferenceEvent):
             return None
         kind, item_id, props, geometry = evt.kind, evt.id, evt.properties, evt.geometry
+        if kind == "elder" and is_erased(event):  # the elder was erased: no row, no devices of theirs
+            await conn.execute("DELETE FROM ref_devices WHERE elder_id = $1", item_id)
+            await conn.execute("DELETE FROM ref_elders WHERE id = $1", item_id)
+            return [Change("reference", {"kind": kind, "id": item_id})]
         await conn.execute(_UPSERTS[kind], *_row(kind, item_id, props, geometry))
         if kind == "elder":
             await conn.execute("DELETE FROM ref_devices WHERE elder_id = $1", item_id)

@@ -18,6 +18,7 @@ from dispatch.cases.events import CaseRegistered
 from dispatch.cases.state import registered_call
 from dispatch.core.capability import Deps
 from dispatch.core.messages import Event, from_recorded
+from dispatch.core.personal import ERASED
 from dispatch.intake.sms import callable_number
 from dispatch.missed_calls.task import (
     CallbackAttemptRecorded,
@@ -60,13 +61,19 @@ async def _apply_call(conn: asyncpg.Connection, event: RecordedEvent) -> list[Ch
     return [Change("call", {"call_id": data["call_id"], "status": status})]
 
 
+def _caller(evt: CallbackTaskOpened) -> str:
+    """The task's caller; an erased one (`dispatch/core/personal.py`) is no other task's caller: one
+    open task per caller must not make the erased callers' open tasks collide."""
+    return f"{ERASED} {evt.task_id}" if evt.caller == ERASED else evt.caller
+
+
 async def _apply_callback(conn: asyncpg.Connection, evt: Event, event: RecordedEvent) -> list[Change]:
     if isinstance(evt, CallbackTaskOpened):
         await conn.execute(
             """INSERT INTO missed_calls (task_id, stream, caller, queue, status, attempts,
                    first_missed_at, last_missed_at, call_ids, version)
                VALUES ($1, $2, $3, $4, 'open', 1, $5, $5, ARRAY[$6], $7)""",
-            evt.task_id, event.stream, evt.caller, evt.queue, evt.missed_at, evt.call_id, event.version,
+            evt.task_id, event.stream, _caller(evt), evt.queue, evt.missed_at, evt.call_id, event.version,
         )
     elif isinstance(evt, CallbackMissedAgain):
         await conn.execute(

@@ -139,7 +139,7 @@ _SCRUB: tuple[str, ...] = (
     "DELETE FROM ref_elders WHERE id = ANY($3)",
     # records that stay, without whom they were about
     f"UPDATE calls SET caller = '{ERASED}' WHERE caller = ANY($1)",
-    f"UPDATE missed_calls SET caller = '{ERASED}:' || task_id WHERE caller = ANY($1)",
+    f"UPDATE missed_calls SET caller = '{ERASED} ' || task_id WHERE caller = ANY($1)",
     "UPDATE link_candidates SET phone = NULL, openid = NULL "
     "WHERE case_id = ANY($5) OR phone = ANY($1) OR openid = ANY($2)",
     f"UPDATE notification_outbox SET to_addr = '{ERASED}', body = '{ERASED}' "

@@ -6,6 +6,7 @@ from typing import Any
 
 from dispatch.gis.reference import RecordReference, ReferenceProjection, parse_feature
 from eventstore.subscriptions import ProjectionRunner
+from tests.conftest import stored_events
 
 ELDER_ACCOUNT = "E0001"
 CONTACTS = [
@@ -40,7 +41,5 @@ async def outbox(services: Any, case_id: str) -> list[dict[str, Any]]:
 
 async def events_of(services: Any, event_type: str) -> list[Any]:
     """Every stored event of a type (small test databases only)."""
-    async with services.pool.acquire() as conn:
-        rows = await conn.fetch("SELECT stream, data FROM events WHERE type = $1 ORDER BY position",
-                                event_type)
-    return [dict(r) for r in rows]
+    events = await stored_events(services.pool, "type = $1", event_type)
+    return [{"stream": e.stream, "data": e.data} for e in events]

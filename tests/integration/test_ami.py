@@ -24,6 +24,7 @@ from dispatch.missed_calls.read_model import CallsProjection
 from eventstore.postgres import PostgresEventStore
 from eventstore.subscriptions import ProjectionRunner, ReactorRunner
 from gateway.bootstrap import DOMAIN
+from tests.conftest import stored_events
 from tests.integration.fake_ami import FakeAmi
 
 
@@ -132,7 +133,7 @@ async def test_abandoned_and_answered_calls_with_garbage_in_between(
     async with pg_pool.acquire() as conn:
         meta = await conn.fetchval(
             "SELECT metadata FROM events WHERE stream = 'call-1700000001.1' AND version = 1")
-        ended = await conn.fetchval("SELECT data FROM events WHERE type = 'CallEnded'")
+        [ended] = [e.data for e in await stored_events(conn, "type = 'CallEnded'")]
     assert meta["idempotency_key"] == "ami:1700000001.1:QueueCallerAbandon"
     assert ended["recording"] == "/var/spool/asterisk/monitor/1700000002.2.wav"
     assert ended["contact"]["raw"]["TalkTime"] == "95"

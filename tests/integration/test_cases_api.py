@@ -9,7 +9,7 @@ from dispatch.cases.read_model import CasesProjection, LightRefresher
 from dispatch.core.clock import FakeClock
 from dispatch.supervision.chasing import CaseFollowUp
 from eventstore.subscriptions import ProjectionRunner, ReactorRunner
-from tests.conftest import auth
+from tests.conftest import auth, stored_events
 
 FAULT = {
     "category": "power_fault", "priority": 2, "channel": "phone",
@@ -158,9 +158,9 @@ async def test_followup_schedules_timers_and_sends_sms(api: Any, wired: Any, clo
     await follow.run_until_caught_up()
     timers = dict(await wired.pool.fetch("SELECT key, due_at FROM timers"))
     assert timers == {f"case:{cid}:confirmation": clock.now() + timedelta(minutes=30)}
-    reasons = await wired.pool.fetch("SELECT data->>'reason' AS r, data->>'to' AS t FROM events "
-                                     "WHERE type = 'NotificationRequested' ORDER BY position")
-    assert [(r["r"], r["t"]) for r in reasons] == [("dispatch", "13326435929"), ("transfer", "13800138000")]
+    reasons = await stored_events(wired.pool, "type = 'NotificationRequested'")
+    assert [(e.data["reason"], e.data["to"]) for e in reasons] == [
+        ("dispatch", "13326435929"), ("transfer", "13800138000")]
     await post(api, f"/api/v1/cases/{cid}/confirm", {"expected_version": 1}, "t-unit")
     await follow.run_until_caught_up()
     assert set(dict(await wired.pool.fetch("SELECT key, due_at FROM timers"))) == {f"case:{cid}:completion"}

@@ -17,7 +17,7 @@ from dispatch.linking.policy import LinkingPolicy, PgCandidates
 from dispatch.places.locate import AddressLocator, GazetteerCache
 from eventstore.subscriptions import ProjectionRunner, ReactorRunner
 from gateway.cli.loader import catch_up_reference, load_paths
-from tests.conftest import auth
+from tests.conftest import auth, stored_events
 
 GIS = Path(__file__).resolve().parents[2] / "gis_data"
 PLACES = [
@@ -155,7 +155,7 @@ async def test_an_sms_that_names_a_place_opens_a_located_case(services: Any, tmp
     await ReactorRunner(services.store, SmsIntakePolicy(services.bus.handle)).run_until_caught_up()
     await ReactorRunner(services.store, AddressLocator(GazetteerCache(services.pool),
                                                        services.bus.handle)).run_until_caught_up()
-    [located] = await services.pool.fetch("SELECT data FROM events WHERE type = 'CaseLocated'")
-    data = json.loads(located["data"]) if isinstance(located["data"], str) else located["data"]
+    [located] = await stored_events(services.pool, "type = 'CaseLocated'")
+    data = located.data
     assert data["source"] == "gazetteer" and data["place"]["id"] == "T3"
     assert data["location"]["district"] == "610404"

@@ -13,7 +13,7 @@ from twilio.request_validator import RequestValidator
 
 from gateway.services import SERVICES
 from gateway.settings import Settings, TwilioSettings
-from tests.conftest import auth
+from tests.conftest import auth, stored_events
 
 TOKEN = "twilio-sms-token"
 SENDER = "+8613911112222"
@@ -58,17 +58,16 @@ async def test_sms_opens_a_categorised_case_then_joins_it(client: Any) -> None:
     case = await poll(case_row)
     assert (case["category"], case["channel"]) == ("power_fault", "sms")
     assert (await post_sms(client, "SM0002", "请问什么时候来电？")).status == 200
-    async with pool.acquire() as conn:  # answered only once the SMS itself is durable
-        recorded = await conn.fetchrow(
-            "SELECT stream, metadata->>'idempotency_key' AS key FROM events WHERE type = 'SmsReceived' "
-            "AND data->'contact'->'raw'->>'MessageSid' = 'SM0002'")
-    assert dict(recorded) == {"stream": "sms-twilio:sms:SM0002", "key": "twilio:sms:SM0002"}
+    # answered only once the SMS itself is durable
+    received = await stored_events(pool, "type = 'SmsReceived'")
+    recorded = [(e.stream, e.metadata["idempotency_key"]) for e in received
+                if e.data["contact"]["raw"]["MessageSid"] == "SM0002"]
+    assert recorded == [("sms-twilio:sms:SM0002", "twilio:sms:SM0002")]
 
     async def joined() -> Any:
-        async with pool.acquire() as conn:
-            return await conn.fetchval(
-                "SELECT data->'contact'->'raw' FROM events WHERE type = 'CaseMessageReceived' "
-                "AND stream = $1", f"case-{case['case_id']}")
+        found = await stored_events(pool, "type = 'CaseMessageReceived' AND stream = $1",
+                                    f"case-{case['case_id']}")
+        return found[0].data["contact"]["raw"] if found else None
 
     raw = await poll(joined)
     async with pool.acquire() as conn:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 
@@ -25,6 +26,7 @@ from eventstore import RecordedEvent
 from eventstore.postgres import PostgresEventStore
 from eventstore.subscriptions import ProjectionRunner, ReactorRunner
 from gateway.bootstrap import DOMAIN
+from tests.conftest import stored_events
 
 SENDER = "+8613911112222"
 
@@ -46,15 +48,16 @@ def intake(store: PostgresEventStore, pool: asyncpg.Pool, clock: FakeClock) -> R
 
 async def case_messages(pool: asyncpg.Pool) -> dict[str, list[str]]:
     """Case id -> the MessageSids in it (the registering SMS first), from the log."""
-    async with pool.acquire() as conn:
-        rows = await conn.fetch(
-            "SELECT stream, coalesce(data->'raw'->>'MessageSid', data->'contact'->'raw'->>'MessageSid')"
-            " AS sid FROM events WHERE type IN ('CaseRegistered', 'CaseMessageReceived')"
-            " ORDER BY stream, version")
+    events = await stored_events(pool, "type IN ('CaseRegistered', 'CaseMessageReceived')")
     found: dict[str, list[str]] = {}
-    for row in rows:
-        found.setdefault(row["stream"].split("-", 1)[1], []).append(row["sid"])
+    for e in sorted(events, key=lambda e: (e.stream, e.version)):
+        found.setdefault(e.stream.split("-", 1)[1], []).append(
+            _sid(e.data.get("raw")) or _sid((e.data.get("contact") or {}).get("raw")))
     return found
+
+
+def _sid(raw: Any) -> Any:
+    return raw.get("MessageSid") if isinstance(raw, dict) else None
 
 
 async def test_two_sms_back_to_back_make_one_case(pg_store: PostgresEventStore,

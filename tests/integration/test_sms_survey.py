@@ -18,7 +18,7 @@ from dispatch.intake.survey import outcome_of, survey_score, surveyed_case
 from eventstore.subscriptions import ProjectionRunner
 from gateway.services import SERVICES
 from gateway.settings import Settings, TwilioSettings
-from tests.conftest import auth
+from tests.conftest import auth, stored_events
 from tests.integration.test_sms import TOKEN, poll, post_sms
 
 PHONE = "13911112222"
@@ -76,8 +76,9 @@ async def test_a_score_reply_is_the_call_back_and_opens_no_case(client: Any) -> 
     case_id = await _completed_case(client, "SMsv1")
 
     async def done_sms() -> Any:
-        return await pool.fetchval("SELECT data->>'text' FROM events WHERE type = 'NotificationRequested' "
-                                   "AND data->>'dedup_key' = $1", f"done:{case_id}")
+        found = await stored_events(pool, "type = 'NotificationRequested' AND data->>'dedup_key' = $1",
+                                    f"done:{case_id}")
+        return found[0].data["text"] if found else None
 
     assert "回复数字1-5" in await poll(done_sms)  # the completion SMS asks for the score
     assert (await post_sms(client, "SMsv2", "4分")).status == 200
@@ -103,8 +104,8 @@ async def test_after_an_agent_called_back_a_score_joins_the_case(client: Any) ->
     assert (await post_sms(client, "SMsv4", "2")).status == 200
 
     async def joined() -> Any:
-        return await pool.fetchval("SELECT data->>'text' FROM events WHERE type = 'CaseMessageReceived' "
-                                   "AND stream = $1", f"case-{case_id}")
+        found = await stored_events(pool, "type = 'CaseMessageReceived' AND stream = $1", f"case-{case_id}")
+        return found[0].data["text"] if found else None
 
     assert await poll(joined) == "2"
     case = await (await client.get(f"/api/v1/cases/{case_id}", headers=auth("t-agent"))).json()

@@ -27,6 +27,7 @@ from dispatch.supervision.chasing import CaseFollowUp
 from eventstore.subscriptions import ReactorRunner
 from gateway.bootstrap import build_services, close_services
 from gateway.settings import Settings
+from tests.conftest import stored_events
 
 
 @pytest.fixture
@@ -47,10 +48,8 @@ async def step(services: Any) -> None:
 
 
 async def sms_to_unit(services: Any) -> list[str]:
-    rows = await services.pool.fetch(
-        "SELECT data->>'dedup_key' AS k FROM events WHERE type = 'NotificationRequested' "
-        "AND data->>'to' = '13326435929' ORDER BY position")
-    return [r["k"] for r in rows]
+    requested = await stored_events(services.pool, "type = 'NotificationRequested'")
+    return [e.data["dedup_key"] for e in requested if e.data["to"] == "13326435929"]
 
 
 async def test_silent_unit_is_chased_until_it_answers(wired: Any, clock: FakeClock) -> None:
@@ -87,10 +86,9 @@ async def test_silent_unit_is_chased_until_it_answers(wired: Any, clock: FakeClo
 
 
 async def to_citizen(services: Any) -> list[tuple[str, str, str, str]]:
-    rows = await services.pool.fetch(
-        "SELECT data->>'dedup_key' AS k, data->>'channel' AS c, data->>'to' AS t, data->>'text' AS x "
-        "FROM events WHERE type = 'NotificationRequested' AND data->>'to' <> '13326435929' ORDER BY position")
-    return [(r["k"].split(":", 1)[0], r["c"], r["t"], r["x"]) for r in rows]
+    rows = [e.data for e in await stored_events(services.pool, "type = 'NotificationRequested'")]
+    return [(r["dedup_key"].split(":", 1)[0], r["channel"], r["to"], r["text"])
+            for r in rows if r["to"] != "13326435929"]
 
 
 async def test_the_citizen_is_told_of_the_transfer_the_delay_and_an_extension(
@@ -153,8 +151,8 @@ async def test_a_reminder_comes_due_once_and_a_moved_one_at_its_new_time(
     await step(wired)
     state = await load_case(wired.store, cid)
     assert state.reminder_at is None and state.reminded_at == clock.now()
-    due = await wired.pool.fetch("SELECT data FROM events WHERE type = 'ReminderDue'")
-    assert [(d["data"]["agent"], d["data"]["note"]) for d in due] == [("A7", "回电确认")]
+    due = await stored_events(wired.pool, "type = 'ReminderDue'")
+    assert [(d.data["agent"], d.data["note"]) for d in due] == [("A7", "回电确认")]
     assert await pending(wired.pool, f"case:{cid}:reminder") == []
 
 
