@@ -32,13 +32,15 @@ import asyncpg
 
 from dispatch.cases.read_model import refold
 from dispatch.cases.sla import SlaConfig
+from dispatch.cases.state import case_stream, fold
 from dispatch.core.bus import Handler
 from dispatch.core.clock import Clock
-from dispatch.core.errors import InvalidCommand
+from dispatch.core.errors import InvalidCommand, NotAllowed
 from dispatch.core.messages import Command, Event, event, metadata, to_new_event
-from dispatch.core.personal import ERASED, parse_subject
+from dispatch.core.personal import ERASED, parse_subject, pseudonym
+from dispatch.personal.hold import LegalHoldActive, held
 from eventstore import NO_STREAM, EventStore
-from eventstore.postgres import append_on
+from eventstore.postgres import append_on, read_streams_on
 from eventstore.shredding import keyring_of
 
 ERASURE_CATEGORY = "erasure"
@@ -56,6 +58,15 @@ class EraseSubject(Command):
     reason: str
     legal_basis: str
     actor: str
+    expect_case_ids: tuple[str, ...] | None = None
+    """When given (the retention job), the person's cases must be exactly these: a case that
+    arrived since they were chosen makes the erasure refuse (`SubjectChanged`)."""
+
+
+class SubjectChanged(NotAllowed):
+    """The person's cases are not those the erasure was decided on."""
+
+    code = "subject_changed"
 
 
 @event
@@ -71,6 +82,9 @@ class PersonalDataErased(Event):
     legal_basis: str
     by: str
     at: datetime
+    subjects: tuple[str, ...] = ()
+    """Keyed pseudonyms of the erased identifiers (`pseudonym`), so that a later access request
+    finds this erasure and its cases; they reveal no identifier without the deployment's secret."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +144,12 @@ async def widen(conn: asyncpg.Connection, person: Person) -> Person:
 _CASES = """SELECT case_id FROM cases WHERE caller_phone = ANY($1) OR caller_openid = ANY($2)
             OR elder_id = ANY($3) ORDER BY case_id"""
 
+
+async def cases_of(conn: asyncpg.Connection, person: Person) -> list[str]:
+    """The ids of the person's cases the read model knows."""
+    phones, openids, elders, _ = person.args()
+    return [r["case_id"] for r in await conn.fetch(_CASES, phones, openids, elders)]
+
 _SCRUB: tuple[str, ...] = (
     # the caller card's history and the links between a number and an OpenID: gone
     "DELETE FROM caller_contacts WHERE phone = ANY($1) OR openid = ANY($2) OR case_id = ANY($5)",
@@ -186,6 +206,24 @@ def _check(cmd: EraseSubject) -> str:
     return subject
 
 
+_RECORD = """INSERT INTO erasures (erasure_id, subjects, case_ids, legal_basis, at)
+              VALUES ($1, $2::text[], $3::text[], $4, $5)"""
+
+
+async def _check_cases(conn: asyncpg.Connection, cmd: EraseSubject, case_ids: list[str]) -> None:
+    """Refuse when the person's cases are not those expected, or (but on an order) one is on hold.
+
+    The holds are read from the cases' streams, not the read model: a hold set a moment ago counts."""
+    if cmd.expect_case_ids is not None and set(cmd.expect_case_ids) != set(case_ids):
+        raise SubjectChanged("the person's cases changed since the erasure was decided")
+    if cmd.legal_basis == "order" or not case_ids:
+        return
+    found = await read_streams_on(conn, [case_stream(c) for c in case_ids])
+    on_hold = held([fold(c, found[case_stream(c)]) for c in case_ids])
+    if on_hold:
+        raise LegalHoldActive(on_hold)
+
+
 async def erase_subject(
     cmd: EraseSubject, *, pool: asyncpg.Pool, store: EventStore, clock: Clock, sla: SlaConfig
 ) -> Erasure:
@@ -196,15 +234,18 @@ async def erase_subject(
     async with pool.acquire() as conn, conn.transaction():
         person = await widen(conn, person_of(subject))
         phones, openids, elders, devices = person.args()
-        case_ids = [r["case_id"] for r in await conn.fetch(_CASES, phones, openids, elders)]
+        case_ids = await cases_of(conn, person)
+        await _check_cases(conn, cmd, case_ids)
         keys = await keyring_of(conn).erase(conn, person.subjects)
         values = (phones, openids, elders, devices, case_ids, erasure_id)
         for sql in _SCRUB:
             await conn.execute(*_bound(sql, values))
         await refold(conn, case_ids, sla, now)
         kinds = tuple(sorted({s.partition(":")[0] for s in person.subjects}))
+        names = tuple(pseudonym(s) for s in person.subjects)
         evt = PersonalDataErased(erasure_id, kinds, len(keys), tuple(case_ids), cmd.reason.strip(),
-                                 cmd.legal_basis, cmd.actor, now)
+                                 cmd.legal_basis, cmd.actor, now, names)
+        await conn.execute(_RECORD, erasure_id, list(names), case_ids, cmd.legal_basis, now)
         await append_on(conn, f"{ERASURE_CATEGORY}-{erasure_id}",
                         [to_new_event(evt, metadata(actor=cmd.actor))], NO_STREAM)
     store.wake((ERASURE_CATEGORY, "case"))
