@@ -15,7 +15,14 @@ an elder's number and alarm devices), and in ONE transaction:
    their counts (a repeat caller becomes an anonymous token, the same for all
    of his cases);
 3. `PersonalDataErased` is recorded (who, why, on what legal basis, which
-   cases, how many keys) - never the subject itself.
+   cases, how many keys; the identifiers only as keyed pseudonyms, also kept in
+   `erasures` so that a later access request finds the erased cases) - never
+   the subject itself.
+
+Before that it refuses, changing nothing: while a case of the person is on legal
+hold, unless the basis is `order` (`LegalHoldActive`, `dispatch/personal/hold.py`);
+and when the command names the cases it was decided on (`expect_case_ids`, the
+retention job) and the person's cases are others now (`SubjectChanged`).
 
 Nothing else changes: case ids, categories, times, links, incidents, counts.
 Live views' Redis history is trimmed by the gateway (`gateway/erasure.py`).

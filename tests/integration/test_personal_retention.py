@@ -172,3 +172,23 @@ async def test_subject_access_export_before_and_after_erasure(api: Any, wired: A
     assert case["events"][0]["data"]["caller"]["name"] == ERASED and case["events"][0]["erased"]
     assert "王五" not in str(after)
     assert (await api.get("/api/v1/subjects/nobody/export", headers=auth("t-admin"))).status == 400
+
+
+async def test_export_subject_writes_a_file_only_its_owner_reads(
+    api: Any, wired: Any, settings: Any, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+    import stat
+
+    from gateway.cli import personal
+
+    case_id = await closed_case(api, A, name="赵六")
+    await catch_up(wired)
+    out = tmp_path / "subject.json"
+    assert await personal.export_subject(argparse.Namespace(subject=f"+86 {A}", out=str(out)), settings) == 0
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    found = json.loads(out.read_text("utf-8"))
+    assert [c["case_id"] for c in found["cases"]] == [case_id]
+    assert found["cases"][0]["events"][0]["data"]["caller"]["name"] == "赵六"
+    printed = capsys.readouterr().out
+    assert "1 case(s)" in printed and "赵六" not in printed and A not in printed
