@@ -123,7 +123,7 @@ s AS (SELECT 'phone:' || caller_phone AS subject, due FROM c WHERE caller_phone 
       UNION ALL SELECT 'openid:' || caller_openid, due FROM c WHERE caller_openid IS NOT NULL
       UNION ALL SELECT 'elder:' || elder_id, due FROM c WHERE elder_id IS NOT NULL)
 SELECT s.subject FROM s JOIN subject_keys k USING (subject)
-GROUP BY s.subject HAVING bool_and(s.due) ORDER BY s.subject LIMIT $7"""
+GROUP BY s.subject HAVING bool_and(s.due) ORDER BY s.subject"""
 """Identifiers with a key whose every case is due (the erased read as `[erased]`: no key)."""
 
 _DUE_AMONG = f"""SELECT c.case_id, c.category, {_DUE} AS due FROM cases c {_PERIODS}
@@ -146,11 +146,14 @@ class Due:
 async def plan(
     conn: asyncpg.Connection, cfg: RetentionConfig, now: datetime, *, limit: int = 1000
 ) -> list[Due]:
-    """The people whose data the retention erases now (at most `limit` identifiers looked at)."""
+    """The people whose data the retention erases now, at most `limit` of them (the rest on a
+    later day; people passed over - a newer case under another identifier - never block them)."""
     args = cfg.args()
     chosen: list[Due] = []
     seen: set[str] = set()
-    for row in await conn.fetch(_CANDIDATES, now, *args, limit):
+    for row in await conn.fetch(_CANDIDATES, now, *args):
+        if len(chosen) >= limit:
+            break
         if row["subject"] in seen:
             continue
         person = await widen(conn, person_of(row["subject"]))

@@ -192,3 +192,20 @@ async def test_export_subject_writes_a_file_only_its_owner_reads(
     assert found["cases"][0]["events"][0]["data"]["caller"]["name"] == "赵六"
     printed = capsys.readouterr().out
     assert "1 case(s)" in printed and "赵六" not in printed and A not in printed
+
+
+async def test_a_run_erases_at_most_its_limit_and_the_rest_wait_for_the_next_day(
+    api: Any, wired: Any, clock: FakeClock
+) -> None:
+    first, second = await closed_case(api, A), await closed_case(api, B)
+    clock.advance(4 * YEAR)
+    await catch_up(wired)
+    job = RetentionJob(wired.pool, clock, wired.bus.handle, RetentionConfig(), limit=1)
+    done = await job.run_once()
+    assert done is not None and done.erased == 1
+    assert (await view(api, first))["caller"]["name"] == ERASED  # in the order of the identifiers
+    assert (await view(api, second))["caller"]["name"] == "张三"
+    clock.advance(timedelta(days=1))
+    await catch_up(wired)
+    assert (done := await job.run_once()) is not None and done.erased == 1
+    assert (await view(api, second))["caller"]["name"] == ERASED
