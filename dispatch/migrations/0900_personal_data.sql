@@ -22,6 +22,6 @@ CREATE TABLE retention_runs (
     skipped     integer NOT NULL DEFAULT 0
 );
 
--- Cases ended (archived or closed): the retention job's scan; and the few on legal hold.
-CREATE INDEX cases_ended ON cases ((coalesce(archived_at, closed_at))) WHERE status IN ('archived', 'closed');
-CREATE INDEX cases_legal_hold ON cases (case_id) WHERE data->'legal_hold' <> 'null'::jsonb;
+-- The erasure and the retention job find a person's cases by OpenID too (widening, once per
+-- person): without this each look-up scans every case.
+CREATE INDEX IF NOT EXISTS cases_caller_openid ON cases (caller_openid) WHERE caller_openid IS NOT NULL;
