@@ -209,3 +209,20 @@ async def test_a_run_erases_at_most_its_limit_and_the_rest_wait_for_the_next_day
     await catch_up(wired)
     assert (done := await job.run_once()) is not None and done.erased == 1
     assert (await view(api, second))["caller"]["name"] == ERASED
+
+
+async def test_intake_erase_refuses_a_held_person_saying_why(
+    api: Any, wired: Any, settings: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from gateway.cli import erase as erase_cli
+
+    held = await closed_case(api, A)
+    await hold(api, held, True)
+    await catch_up(wired)
+    args = argparse.Namespace(subject=A, reason="公民申请删除", basis="request", by="ops")
+    assert await erase_cli.run(args, settings) == 1
+    assert f"legal_hold: cases on legal hold: {held}" in capsys.readouterr().err
+    assert (await view(api, held))["caller"]["name"] == "张三"
+    assert await erase_cli.run(argparse.Namespace(**{**vars(args), "basis": "order"}), settings) == 0
+    # (this app's key cache learns of another process's erasure by a NOTIFY its runners listen for)
+    assert await wired.pool.fetchval("SELECT caller_name FROM cases WHERE case_id = $1", held) == ERASED
