@@ -8,7 +8,8 @@ was done: the erasure id (its `PersonalDataErased` event is in stream
 `erasure-<id>`), how many identifiers and keys, and the cases whose personal
 fields now read as erased. The same as `intake erase`. While a case of the person is on legal
 hold, only `legal_basis` `order` erases: any other answers 409 `legal_hold` with the held
-`case_ids`. The export is the same as `intake export-subject` (`dispatch/personal/access.py`).
+`case_ids`. The export is the same as `intake export-subject` (`dispatch/personal/access.py`);
+each export is kept in the access record (`access_log`, via `api:subject-export`).
 """
 
 from __future__ import annotations
@@ -42,10 +43,12 @@ async def erase_subject(request: web.Request) -> web.Response:
 
 async def export(request: web.Request) -> web.Response:
     """Everything held about one person, as JSON."""
-    require(request, "admin", "auditor")
+    who = require(request, "admin", "auditor")
     services = request.app[SERVICES]
     async with services.pool.acquire() as conn:
         found = await export_subject(conn, request.match_info["subject"], services.clock.now())
+    # a whole person's data read at once: kept in the access record (who, when; never whom)
+    await services.access.record(who.actor, "api:subject-export", services.clock.now())
     return json_response(found)
 
 

@@ -171,6 +171,10 @@ async def test_subject_access_export_before_and_after_erasure(api: Any, wired: A
     assert case["case_id"] == case_id and case["view"]["caller"]["name"] == ERASED
     assert case["events"][0]["data"]["caller"]["name"] == ERASED and case["events"][0]["erased"]
     assert "王五" not in str(after)
+    await wired.access.flush()
+    readers = await wired.pool.fetch(
+        "SELECT reader FROM access_log WHERE via = 'api:subject-export' ORDER BY seq")
+    assert [r["reader"] for r in readers] == ["auditor:AU01", "admin:root"]
     assert (await api.get("/api/v1/subjects/nobody/export", headers=auth("t-admin"))).status == 400
 
 
