@@ -107,4 +107,5 @@ def hide_case(view: dict[str, Any]) -> dict[str, Any]:
                 **location, "lat": coarse(location.get("lat")), "lon": coarse(location.get("lon")),
                 **({"place": None} if "place" in location else {})},
             "address": None, "description": None, "result": None,
-            **{k: None for k in ("account_number", "special_needs", "recording_id") if k in view}}
+            **{k: None for k in ("account_number", "special_needs", "recording_id") if k in view},
+            **({"legal_hold": {**view["legal_hold"], "reason": None}} if view.get("legal_hold") else {})}

@@ -32,6 +32,7 @@ from dispatch.gis.nearest import DispatchWeights
 from dispatch.gis.skills import CATEGORY_SKILLS
 from dispatch.intake.calls import check_recording_template
 from dispatch.linking.clustering import LinkParams
+from dispatch.personal.retention import RetentionConfig, parse_retention
 from dispatch.reports.monthly import ReportsConfig
 from gateway.notify import SmsConfig
 
@@ -196,6 +197,7 @@ class Settings:
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
     org: OrgSettings = field(default_factory=OrgSettings)
     reports: ReportsConfig = field(default_factory=ReportsConfig)  # INTAKE_REPORTS_DIR
+    retention: RetentionConfig = field(default_factory=RetentionConfig)  # INTAKE_RETENTION
 
 
 T = TypeVar("T")
@@ -410,6 +412,11 @@ def _ami(env: Mapping[str, str]) -> AmiConfig | None:
         raise SettingsError(exc.message) from exc
 
 
+def _retention(env: Mapping[str, str]) -> RetentionConfig:
+    value = _value(env, RETENTION)
+    return value if isinstance(value, RetentionConfig) else RetentionConfig()
+
+
 def _complete_hours(raw: str) -> dict[int, float]:
     """`level:hours,...` over the default hours (levels not named keep theirs)."""
     hours = dict(SlaConfig().complete_hours)
@@ -531,8 +538,9 @@ _CONSOLE = {
 _ORG = {"routes": Var("INTAKE_ORG_ROUTES", _org_routes)}
 _REPORTS = {"directory": Var("INTAKE_REPORTS_DIR", Path)}
 AMI = "INTAKE_AMI_URL"
+RETENTION = Var("INTAKE_RETENTION", parse_retention)
 
-VARIABLES: frozenset[str] = frozenset({AMI} | {
+VARIABLES: frozenset[str] = frozenset({AMI, RETENTION.name} | {
     v.name for table in (_PROCESS, _STORES, _HTTP, _TWILIO, _WECHAT, _SIA, _CONSOLE, _SMS,
                          _SLA, _LINKING, _WEIGHTS, _DISPATCH, _ORG, _REPORTS) for v in table.values()})
 """The name of every variable intake reads."""
@@ -565,6 +573,7 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         console=_section(ConsoleSettings, env, _CONSOLE),
         org=_section(OrgSettings, env, _ORG),
         reports=reports,
+        retention=_retention(env),
     )
     if twilio.auth_token and http.public_url is None:
         # Twilio signs the URL it was configured with; behind a proxy or a load balancer the

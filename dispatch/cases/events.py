@@ -384,3 +384,35 @@ class ReminderDue(Event):
     agent: str | None
     note: str = field(metadata=PERSONAL)
     at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LegalHold:
+    """Why a case's personal data must be kept (a lawsuit, an investigation), who set it, when."""
+
+    reason: str = field(metadata=PERSONAL)
+    by: str | None
+    at: datetime
+
+
+@event
+@dataclass(frozen=True, slots=True)
+class CaseLegalHoldSet(Event):
+    """A legal hold was put on the case: its person's data is not erased on request or by
+    retention until the hold is released (`dispatch/personal/hold.py`)."""
+
+    case_id: str
+    reason: str = field(metadata=PERSONAL)
+    by: str | None
+    at: datetime
+
+
+@event
+@dataclass(frozen=True, slots=True)
+class CaseLegalHoldReleased(Event):
+    """The case's legal hold was released: erasure and retention apply again."""
+
+    case_id: str
+    reason: str = field(metadata=PERSONAL)
+    by: str | None
+    at: datetime

@@ -20,6 +20,8 @@ from dispatch.cases.events import (
     CaseCompleted,
     CaseConfirmed,
     CaseDispatched,
+    CaseLegalHoldReleased,
+    CaseLegalHoldSet,
     CaseLinked,
     CaseLocated,
     CaseMoved,
@@ -31,6 +33,7 @@ from dispatch.cases.events import (
     ExtensionRequested,
     Fault,
     FeedbackGiven,
+    LegalHold,
     MatchedPlace,
     Place,
     ReminderDue,
@@ -108,6 +111,7 @@ class CaseState:
     recording_id: str | None = None
     owner: str | None = None
     moved_by_hand: bool = False
+    legal_hold: LegalHold | None = None
 
     @property
     def subject(self) -> str | None:
@@ -260,6 +264,14 @@ def _reminder_due(s: CaseState, e: ReminderDue) -> None:
     s.reminder_at, s.reminded_at = None, e.at
 
 
+def _hold_set(s: CaseState, e: CaseLegalHoldSet) -> None:
+    s.legal_hold = LegalHold(e.reason, e.by, e.at)
+
+
+def _hold_released(s: CaseState, e: CaseLegalHoldReleased) -> None:
+    s.legal_hold = None
+
+
 APPLIERS: dict[type[Event], Callable[[CaseState, Any], None]] = {
     CaseRegistered: _registered,
     CallerPhoneGiven: _phone_given,
@@ -283,6 +295,8 @@ APPLIERS: dict[type[Event], Callable[[CaseState, Any], None]] = {
     CaseAddedToIncident: _added_to_incident,
     ReminderSet: _reminder_set,
     ReminderDue: _reminder_due,
+    CaseLegalHoldSet: _hold_set,
+    CaseLegalHoldReleased: _hold_released,
 }
 """How each event of a case stream changes `CaseState`: every applier of the aggregate."""
 

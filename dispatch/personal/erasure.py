@@ -15,7 +15,14 @@ an elder's number and alarm devices), and in ONE transaction:
    their counts (a repeat caller becomes an anonymous token, the same for all
    of his cases);
 3. `PersonalDataErased` is recorded (who, why, on what legal basis, which
-   cases, how many keys) - never the subject itself.
+   cases, how many keys; the identifiers only as keyed pseudonyms, also kept in
+   `erasures` so that a later access request finds the erased cases) - never
+   the subject itself.
+
+Before that it refuses, changing nothing: while a case of the person is on legal
+hold, unless the basis is `order` (`LegalHoldActive`, `dispatch/personal/hold.py`);
+and when the command names the cases it was decided on (`expect_case_ids`, the
+retention job) and the person's cases are others now (`SubjectChanged`).
 
 Nothing else changes: case ids, categories, times, links, incidents, counts.
 Live views' Redis history is trimmed by the gateway (`gateway/erasure.py`).
@@ -32,13 +39,15 @@ import asyncpg
 
 from dispatch.cases.read_model import refold
 from dispatch.cases.sla import SlaConfig
+from dispatch.cases.state import case_stream, fold
 from dispatch.core.bus import Handler
 from dispatch.core.clock import Clock
-from dispatch.core.errors import InvalidCommand
+from dispatch.core.errors import InvalidCommand, NotAllowed
 from dispatch.core.messages import Command, Event, event, metadata, to_new_event
-from dispatch.core.personal import ERASED, parse_subject
+from dispatch.core.personal import ERASED, parse_subject, pseudonym
+from dispatch.personal.hold import LegalHoldActive, held
 from eventstore import NO_STREAM, EventStore
-from eventstore.postgres import append_on
+from eventstore.postgres import append_on, read_streams_on
 from eventstore.shredding import keyring_of
 
 ERASURE_CATEGORY = "erasure"
@@ -56,6 +65,15 @@ class EraseSubject(Command):
     reason: str
     legal_basis: str
     actor: str
+    expect_case_ids: tuple[str, ...] | None = None
+    """When given (the retention job), the person's cases must be exactly these: a case that
+    arrived since they were chosen makes the erasure refuse (`SubjectChanged`)."""
+
+
+class SubjectChanged(NotAllowed):
+    """The person's cases are not those the erasure was decided on."""
+
+    code = "subject_changed"
 
 
 @event
@@ -71,6 +89,9 @@ class PersonalDataErased(Event):
     legal_basis: str
     by: str
     at: datetime
+    subjects: tuple[str, ...] = ()
+    """Keyed pseudonyms of the erased identifiers (`pseudonym`), so that a later access request
+    finds this erasure and its cases; they reveal no identifier without the deployment's secret."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +151,12 @@ async def widen(conn: asyncpg.Connection, person: Person) -> Person:
 _CASES = """SELECT case_id FROM cases WHERE caller_phone = ANY($1) OR caller_openid = ANY($2)
             OR elder_id = ANY($3) ORDER BY case_id"""
 
+
+async def cases_of(conn: asyncpg.Connection, person: Person) -> list[str]:
+    """The ids of the person's cases the read model knows."""
+    phones, openids, elders, _ = person.args()
+    return [r["case_id"] for r in await conn.fetch(_CASES, phones, openids, elders)]
+
 _SCRUB: tuple[str, ...] = (
     # the caller card's history and the links between a number and an OpenID: gone
     "DELETE FROM caller_contacts WHERE phone = ANY($1) OR openid = ANY($2) OR case_id = ANY($5)",
@@ -186,6 +213,24 @@ def _check(cmd: EraseSubject) -> str:
     return subject
 
 
+_RECORD = """INSERT INTO erasures (erasure_id, subjects, case_ids, legal_basis, at)
+              VALUES ($1, $2::text[], $3::text[], $4, $5)"""
+
+
+async def _check_cases(conn: asyncpg.Connection, cmd: EraseSubject, case_ids: list[str]) -> None:
+    """Refuse when the person's cases are not those expected, or (but on an order) one is on hold.
+
+    The holds are read from the cases' streams, not the read model: a hold set a moment ago counts."""
+    if cmd.expect_case_ids is not None and set(cmd.expect_case_ids) != set(case_ids):
+        raise SubjectChanged("the person's cases changed since the erasure was decided")
+    if cmd.legal_basis == "order" or not case_ids:
+        return
+    found = await read_streams_on(conn, [case_stream(c) for c in case_ids])
+    on_hold = held([fold(c, found[case_stream(c)]) for c in case_ids])
+    if on_hold:
+        raise LegalHoldActive(on_hold)
+
+
 async def erase_subject(
     cmd: EraseSubject, *, pool: asyncpg.Pool, store: EventStore, clock: Clock, sla: SlaConfig
 ) -> Erasure:
@@ -196,7 +241,8 @@ async def erase_subject(
     async with pool.acquire() as conn, conn.transaction():
         person = await widen(conn, person_of(subject))
         phones, openids, elders, devices = person.args()
-        case_ids = [r["case_id"] for r in await conn.fetch(_CASES, phones, openids, elders)]
+        case_ids = await cases_of(conn, person)
+        await _check_cases(conn, cmd, case_ids)
         ring = keyring_of(conn)
         keys = await ring.erase(conn, person.subjects)
         values = (phones, openids, elders, devices, case_ids, erasure_id)
@@ -204,8 +250,10 @@ async def erase_subject(
             await conn.execute(*_bound(sql, values))
         await refold(conn, case_ids, sla, now)
         kinds = tuple(sorted({s.partition(":")[0] for s in person.subjects}))
+        names = tuple(pseudonym(s) for s in person.subjects)
         evt = PersonalDataErased(erasure_id, kinds, len(keys), tuple(case_ids), cmd.reason.strip(),
-                                 cmd.legal_basis, cmd.actor, now)
+                                 cmd.legal_basis, cmd.actor, now, names)
+        await conn.execute(_RECORD, erasure_id, list(names), case_ids, cmd.legal_basis, now)
         await append_on(conn, f"{ERASURE_CATEGORY}-{erasure_id}",
                         [to_new_event(evt, metadata(actor=cmd.actor))], NO_STREAM)
     ring.forget(keys, person.subjects)  # what this process cached while the transaction ran

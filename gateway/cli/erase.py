@@ -2,13 +2,16 @@
 
 The same as `POST /api/v1/subjects/{subject}/erase` (`gateway/erasure.py`):
 the person's keys are deleted, the read models scrubbed, the erasure recorded.
-Safe beside running servers: they are told by NOTIFY and drop the keys too.
+Safe beside running servers: they are told by NOTIFY and drop the keys too. Refused
+(exit 1, nothing erased) while a case of the person is on legal hold, unless `--basis order`.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 
+from dispatch.core.errors import DispatchError
 from dispatch.personal.erasure import LEGAL_BASES, EraseSubject
 from gateway.settings import Settings
 
@@ -33,6 +36,9 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         try:
             cmd = EraseSubject(args.subject, args.reason, args.basis, f"admin:{args.by}")
             done = await erase(services, cmd)
+        except DispatchError as exc:  # a legal hold, a bad subject or reason: nothing was erased
+            print(f"intake erase: {exc.code}: {exc}", file=sys.stderr)
+            return 1
         finally:
             await close_services(services)
     print(f"erased {done.subjects} identifier(s), {done.keys} key(s); erasure {done.erasure_id}; "

@@ -1,4 +1,5 @@
-"""The `intake` command: serve, demo, load, replay, verify, migrate, rebuild, status, erase, bench."""
+"""The `intake` command: serve, demo, load, replay, verify, migrate, rebuild, status, erase,
+retention, export-subject, bench."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from gateway.cli.stores import run_command
 from gateway.settings import MIN_TOKEN_LENGTH, Settings, SettingsError, from_env
 
 BENCHMARKS = ("eventstore", "channels", "worker", "storm", "nearest", "linking", "knowledge", "places",
-              "reports", "rebalance")
+              "reports", "rebalance", "retention")
 
 
 def weak_tokens(settings: Settings) -> str | None:
@@ -88,6 +89,16 @@ def _cmd_erase(args: argparse.Namespace, settings: Settings) -> int:
     return run_command(erase.run(args, settings))
 
 
+def _cmd_retention(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.cli import personal
+    return run_command(personal.retention(args, settings))
+
+
+def _cmd_export_subject(args: argparse.Namespace, settings: Settings) -> int:
+    from gateway.cli import personal
+    return run_command(personal.export_subject(args, settings))
+
+
 def _cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     names = [args.scenario] if args.scenario else list(BENCHMARKS)
     code = 0
@@ -120,6 +131,8 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("--json", action="store_true", help="the JSON of GET /api/v1/status")
     from gateway.cli import erase
     erase.add_arguments(sub.add_parser("erase", help="erase a data subject: its keys, its read-model rows"))
+    from gateway.cli import personal
+    personal.add_arguments(sub)
     bench = sub.add_parser("bench", help="the benchmarks")
     bench.add_argument("scenario", nargs="?", choices=BENCHMARKS)
     bench.add_argument("rest", nargs=argparse.REMAINDER)
@@ -136,6 +149,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "rebuild": _cmd_rebuild,
     "status": _cmd_status,
     "erase": _cmd_erase,
+    "retention": _cmd_retention,
+    "export-subject": _cmd_export_subject,
     "bench": _cmd_bench,
 }
 

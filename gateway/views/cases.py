@@ -50,6 +50,7 @@ from dispatch.gis.geo import to_wgs84
 from dispatch.gis.reference import assignee_known
 from dispatch.intake.sms import callable_number
 from dispatch.org.moves import DispatchCaseDown, ReportCaseUp
+from dispatch.personal.hold import SETTERS, SetLegalHold
 from gateway.auth import Principal, require
 from gateway.http import BadRequest, field, instant, json_response, limit_param, page, read_json
 from gateway.intake_form import check_registration
@@ -104,6 +105,8 @@ def case_view(s: CaseState, light: str, who: Principal | None, now: datetime) ->
                      "case_score": s.callback_case_score, "unit_score": s.callback_unit_score},
         "reminder": {"at": s.reminder_at, "note": s.reminder_note, "by": s.reminder_by,
                      "reminded_at": s.reminded_at},
+        "legal_hold": None if s.legal_hold is None else {
+            "reason": s.legal_hold.reason, "by": s.legal_hold.by, "at": s.legal_hold.at},
         **_intake_fields(s),
     }
     return view if sees_personal_data(who, assigned_to=s.assigned_to) else hide_case(view)
@@ -336,7 +339,12 @@ ACTIONS: dict[str, tuple[tuple[str, ...], Builder]] = {
     "report-up": (CENTER, lambda b, k: ReportCaseUp(reason=_str(b, "reason") or "", **k)),
     "dispatch-down": (CENTER, lambda b, k: DispatchCaseDown(
         to=_str(b, "to") or "", note=_str(b, "note", required=False), **k)),
+    # set: dispatcher, auditor, admin; release: auditor, admin (dispatch/personal/hold.py decides)
+    "legal-hold": (SETTERS, lambda b, k: SetLegalHold(
+        hold=bool(field(b, "hold", bool)), reason=_str(b, "reason") or "", **k)),
 }
+UNVERSIONED = frozenset({"legal-hold"})
+"""Actions whose `expected_version` is optional: they do not depend on the case's progress."""
 LEVELLED = frozenset({"dispatch", "report-up", "dispatch-down"})
 """The actions taken for the caller's organisation node (`level`): the case's owner afterwards."""
 
@@ -379,7 +387,8 @@ async def act(request: web.Request) -> web.Response:
     body = await read_json(request)
     key = request.headers.get("Idempotency-Key")
     common = {
-        "case_id": request.match_info["case_id"], "expected_version": field(body, "expected_version", int),
+        "case_id": request.match_info["case_id"],
+        "expected_version": field(body, "expected_version", int, required=action not in UNVERSIONED),
         "actor": who.actor, "idempotency_key": f"api:{key}" if key else None,
     }
     scope = await scope_of(request, who)

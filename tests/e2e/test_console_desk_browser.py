@@ -285,7 +285,7 @@ async def test_actions_follow_the_state_feedback_stays_and_refusals_say_why(
     async with _page(browser, str(console.make_url("/")) + f"?token=t-dispatcher#case/{case_id}") as page:
         await page.locator("button[data-action=dispatch]").wait_for()
         shown = {await b.get_attribute("data-action") for b in await page.locator(actions).all()}
-        assert shown == {"classify", "dispatch", "link", "close"}
+        assert shown == {"classify", "dispatch", "link", "close", "legal-hold"}
 
         # dispatch through the in-page form; the confirmation outlives the re-render that follows
         await page.locator("button[data-action=dispatch]").click()
@@ -294,7 +294,7 @@ async def test_actions_follow_the_state_feedback_stays_and_refusals_say_why(
         await page.locator(".message .ok", has_text="派单已提交").wait_for()
         await page.locator("button[data-action=complete]").wait_for()
         shown = {await b.get_attribute("data-action") for b in await page.locator(actions).all()}
-        assert shown == {"dispatch", "complete", "link", "close"}
+        assert shown == {"dispatch", "complete", "link", "close", "legal-hold"}
         assert await page.locator(".message .ok", has_text="派单已提交").is_visible()
 
         # a form being filled survives someone else's change; sending it then is a stale version

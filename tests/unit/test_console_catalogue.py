@@ -108,7 +108,7 @@ GROUPS: dict[str, set[str]] = {
     "event": {"CaseRegistered", "CaseClassified", "CaseDispatched", "CaseConfirmed", "CaseRejected",
               "ExtensionRequested", "ExtensionDecided", "FeedbackGiven", "CaseCompleted", "CallbackRecorded",
               "CaseArchived", "CaseClosed", "CaseSupplemented", "CaseChased", "CaseLinked", "CaseUnlinked",
-              "CaseMoved"},
+              "CaseMoved", "CaseLegalHoldSet", "CaseLegalHoldReleased"},
     "citizen.attr": {"account_number", "fault_type", "fault_began_at", "fault_scope", "customer_type",
                      "special_needs", "service_time"},
     "citizen.value": set(),  # filled from the Open311 channel below

@@ -45,6 +45,8 @@ export const ACTIONS = {
     fields: [['reason']] },
   'dispatch-down': { roles: ['dispatcher'], when: (c) => WAITING.includes(c.status) && ORG.down.length > 0,
     fields: [['node', 'org_down'], ['note', null, true]] },
+  // sets a hold (dispatch/personal/hold.py); an auditor or admin releases it through the API
+  'legal-hold': { roles: ['dispatcher'], when: (c) => !c.legal_hold, fields: [['reason']] },
 };
 
 /** The actions a role may take on this case now (a unit only on the cases assigned to it). */
@@ -120,6 +122,7 @@ export class Detail {
         fact('accepted', when(item.accepted_at || item.created_at)),
         fact('deadline', item.deadline ? `${when(item.deadline)} (${ago(item.deadline)})` : null),
         sla.pending_extension ? fact('pending_extension', when(sla.pending_extension)) : null,
+        item.legal_hold ? fact('legal_hold', [item.legal_hold.reason, item.legal_hold.by, when(item.legal_hold.at)].filter(Boolean).join(' · ')) : null,
         (item.reminder || {}).at ? fact('reminder', [when(item.reminder.at), item.reminder.note].filter(Boolean).join(' · ')) : null,
         fact('owner', item.owner && h('span.owner', { 'data-owner': item.owner }, ownerName(item.owner))),
         fact('assigned_to', item.assigned_to && h('span.mono', {}, item.assigned_to)),
@@ -184,6 +187,7 @@ export class Detail {
 
   async send(name, form) {
     const body = { expected_version: Number(form.dataset.version) };
+    if (name === 'legal-hold') body.hold = true;
     for (const el of form.querySelectorAll('input, select')) {
       if (el.value === '') continue;
       if (el.name === 'approve') body[el.name] = el.value === 'true';
