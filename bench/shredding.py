@@ -253,26 +253,35 @@ async def _timed(times: int, cases: list[str], read: Callable[[str], Awaitable[A
     return out
 
 
+async def _cases(store: PostgresEventStore, pool: asyncpg.Pool, ids: list[str]) -> int:
+    """Append the cases' histories, erase their neighbours (when sealed); events read as erased."""
+    for c, case_id in enumerate(ids):
+        events = case_events(case_id, c)
+        for start in range(0, HISTORY, 10):
+            await store.append(case_stream(case_id), events[start:start + 10], start - 1)
+    try:
+        from eventstore.shredding import keyring_of
+    except ImportError:  # the release before sealing: nothing to erase
+        return 0
+    async with pool.acquire() as conn:
+        await keyring_of(conn).erase(conn, [neighbour(c) for c in range(len(ids))])
+    erased = 0
+    for case_id in ids:
+        erased += sum(1 for r in await store.read_stream(case_stream(case_id)) if r.metadata.get("erased"))
+    return erased
+
+
 async def _reads(dsn: str, cases: int, reads: int) -> tuple[dict[str, list[float]], int]:
     """Latencies of reading `cases` case histories of 100 events, `reads` times per way of reading."""
     try:
-        from eventstore.shredding import Keyring, keyring_of
+        from eventstore.shredding import Keyring
     except ImportError:  # the release before sealing: nothing to open, nothing cached
-        Keyring = keyring_of = None  # type: ignore[assignment, misc]  # noqa: N806
+        Keyring = None  # type: ignore[assignment, misc]
     pool = await create_pool(dsn, min_size=2, max_size=4)
     store = PostgresEventStore(pool, group_commit=True)
     ids = [f"R{c:04d}" for c in range(cases)]
     try:
-        for c, case_id in enumerate(ids):
-            events = case_events(case_id, c)
-            for start in range(0, HISTORY, 10):
-                await store.append(case_stream(case_id), events[start:start + 10], start - 1)
-        if keyring_of is not None:
-            async with pool.acquire() as conn:
-                await keyring_of(conn).erase(conn, [neighbour(c) for c in range(cases)])
-        erased = 0
-        for case_id in ids:
-            erased += sum(1 for r in await store.read_stream(case_stream(case_id)) if r.metadata.get("erased"))
+        erased = await _cases(store, pool, ids)
         ways: list[tuple[str, PostgresEventStore, asyncpg.Pool]] = [("warm", store, pool)]
         cold_pool = None
         if Keyring is not None:
@@ -338,12 +347,14 @@ def _per(value: float | None, count: int) -> str:
 def append_row(name: str, runs: list[Run], base: list[Run] | None) -> str:
     """One Markdown row: appends/s each round, the median, the ratio to `base` (round by round)."""
     rates = [r.rate for r in runs]
-    ratio = "1.00x" if base is None else f"{statistics.median(r.rate / b.rate for r, b in zip(runs, base, strict=True)):.2f}x"
+    ratio = 1.0 if base is None else statistics.median(r.rate / b.rate
+                                                       for r, b in zip(runs, base, strict=True))
     servers = [r.server_cpu / r.appends for r in runs if r.server_cpu is not None]
-    return (f"| {name} | {', '.join(f'{x:,.0f}' for x in rates)} | {statistics.median(rates):,.0f} | {ratio} | "
-            f"{statistics.median(r.client_cpu * 1e3 / r.appends for r in runs):.2f} | "
+    return (f"| {name} | {', '.join(f'{x:,.0f}' for x in rates)} | {statistics.median(rates):,.0f} | "
+            f"{ratio:.2f}x | {statistics.median(r.client_cpu * 1e3 / r.appends for r in runs):.2f} | "
             f"{f'{statistics.median(servers) * 1e3:.2f}' if servers else '-'} | "
-            f"{statistics.median(r.sealed for r in runs):,.0f} | {statistics.median(r.keys for r in runs):,.0f} |")
+            f"{statistics.median(r.sealed for r in runs):,.0f} | "
+            f"{statistics.median(r.keys for r in runs):,.0f} |")
 
 
 APPEND_HEADER = ("| tree | appends/s each round | median appends/s | x release (median of rounds) "
@@ -374,8 +385,8 @@ def report(trees: list[tuple[str, list[Run]]], args: argparse.Namespace) -> str:
     if args.reads:
         erased = trees[0][1][0].erased
         lines += ["", f"{args.cases} cases of {HISTORY} events, every {NEIGHBOUR_EVERY}th a neighbour's "
-                      f"(erased: {erased} of {args.cases * HISTORY} events read as erased); one read at a time",
-                  READ_HEADER]
+                      f"(erased: {erased} of {args.cases * HISTORY} events read as erased); "
+                      "one read at a time", READ_HEADER]
         for name, runs in trees:
             lines += read_rows(name, runs)
     return "\n".join(lines)
