@@ -443,7 +443,8 @@ def main(argv: Sequence[str]) -> int:
         return _against(args)
     runs = [run_command(run_once(args.dsn, args)) for _ in range(1 if args.json else args.rounds)]
     if args.json:
-        print(json.dumps(asdict(runs[0])))
+        os.set_blocking(sys.stdout.fileno(), True)  # the loop left it non-blocking: a long line got cut
+        print(json.dumps(asdict(runs[0])), flush=True)
         return 0
     print(f"load average {args.load} before, {load_average()} after")
     print(report([("this tree", runs)], args))
