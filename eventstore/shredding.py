@@ -57,6 +57,8 @@ _OPENED = 20_000
 """How many opened events a process keeps (the newest)."""
 _PER_NOTICE = 200
 """Key ids per erasure NOTIFY (37 bytes each with its comma; PostgreSQL takes under 8000)."""
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+"""`json.dumps` with these options builds a new encoder on every call: one, made once."""
 
 
 class ShreddingError(Exception):
@@ -133,6 +135,20 @@ class Keyring:
             self._by_subject[subject] = (key_id, until)
         return aead
 
+    @property
+    def caches(self) -> bool:
+        """Whether this keyring keeps keys at all (one with no TTL asks the database every time)."""
+        return self._ttl > 0
+
+    def has_keys(self, subjects: Iterable[str]) -> bool:
+        """Whether every subject's key is cached (sealing for them asks the database nothing)."""
+        now = self._clock()
+        for subject in subjects:
+            hit = self._by_subject.get(subject)
+            if hit is None or hit[1] < now or not self._cached(hit[0])[1]:
+                return False
+        return True
+
     async def keys_for(
         self, conn: asyncpg.Connection, subjects: Iterable[str]
     ) -> dict[str, tuple[uuid.UUID, AESGCM]]:
@@ -151,11 +167,11 @@ class Keyring:
         if not missing:
             return found
         cache = not conn.is_in_transaction()  # a key made in a transaction may yet roll back
-        rows = await conn.fetch(_BY_SUBJECT, missing)
-        if len(rows) < len(missing):
-            have = {r["subject"] for r in rows}
-            new = [s for s in missing if s not in have]
-            await conn.execute(_CREATE, [uuid.uuid4() for _ in new], new, [os.urandom(32) for _ in new])
+        # One statement finds the subjects' keys and creates the missing ones (outside a transaction,
+        # committed without waiting for its WAL flush: see `_FIND_OR_CREATE`).
+        rows = await conn.fetch(_FIND_OR_CREATE if cache else _FIND_OR_CREATE_IN_TRANSACTION,
+                                [uuid.uuid4() for _ in missing], missing, [os.urandom(32) for _ in missing])
+        if len(rows) < len(missing):  # created meanwhile by another process: not in our snapshot
             rows = await conn.fetch(_BY_SUBJECT, missing)
         for row in rows:
             aead = self._remember(row["subject"], row["key_id"], row["key"]) if cache else AESGCM(row["key"])
@@ -298,7 +314,7 @@ def seal_event(
     if not values:
         return data, metadata
     nonce = os.urandom(_NONCE)
-    plain = json.dumps(values, ensure_ascii=False, separators=(",", ":")).encode()
+    plain = _ENCODE(values).encode()
     box = nonce + aead.encrypt(nonce, plain, key_id.bytes)
     sealed = {"key": str(key_id), "at": at, "t": "".join(_kind(v) for v in values),
               "box": base64.b64encode(box).decode()}
@@ -353,6 +369,20 @@ def keyring_of(conn: asyncpg.Connection) -> Keyring:
 
 _BY_SUBJECT = "SELECT subject, key_id, key FROM subject_keys WHERE subject = ANY($1::text[])"
 _BY_ID = "SELECT key_id, key FROM subject_keys WHERE key_id = ANY($1::uuid[])"
-_CREATE = """INSERT INTO subject_keys (key_id, subject, key)
-    SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[]) ON CONFLICT (subject) DO NOTHING"""
+_FIND_OR_CREATE_IN_TRANSACTION = """WITH new AS (
+        INSERT INTO subject_keys (key_id, subject, key)
+        SELECT k.* FROM unnest($1::uuid[], $2::text[], $3::bytea[]) AS k ON CONFLICT (subject) DO NOTHING
+        RETURNING subject, key_id, key)
+    SELECT subject, key_id, key FROM new
+    UNION ALL SELECT subject, key_id, key FROM subject_keys WHERE subject = ANY($2::text[])"""
+"""Each subject's key, created where it has none, in one statement. The second SELECT sees the
+table as the statement began (without the rows it inserts), so no key is answered twice; a key
+another session committed after that is in neither part (the caller asks again)."""
+_FIND_OR_CREATE = _FIND_OR_CREATE_IN_TRANSACTION.replace(
+    "AS k ON CONFLICT", "AS k, (SELECT set_config('synchronous_commit', 'off', true)) AS lazy ON CONFLICT")
+"""`_FIND_OR_CREATE_IN_TRANSACTION` as a transaction of its own that does not wait for its commit
+to be flushed to disk (asynchronous commit, this statement only). Safe: a key is used only after
+this commit, by commits that come later in the WAL, and a commit's flush covers everything before
+it, so no event is durable before its key (a key lost in a crash was used by no durable event).
+Group commit's flushes that bring new subjects then wait for one disk flush instead of two."""
 _ERASE = "DELETE FROM subject_keys WHERE subject = ANY($1::text[]) RETURNING key_id"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -308,6 +308,15 @@ def case_stream(case_id: str) -> str:
 
 def fold(case_id: str, records: list[RecordedEvent]) -> CaseState:
     """The state of a case from its stored events."""
+    last = CaseState(case_id)
+    for last in states(case_id, records):  # noqa: B007 - the state after the last event
+        pass
+    return last
+
+
+def states(case_id: str, records: Iterable[RecordedEvent]) -> Iterator[CaseState]:
+    """The state of a case after each of its stored events in turn: ONE state, updated in place
+    (copy what must outlive the next step, e.g. with `to_data`)."""
     state = CaseState(case_id)
     for record in records:
         evt = from_recorded(record)
@@ -315,7 +324,7 @@ def fold(case_id: str, records: list[RecordedEvent]) -> CaseState:
             state.apply(evt, record.version)
         else:
             state.version = record.version
-    return state
+        yield state
 
 
 async def load_case(store: EventStore, case_id: str) -> CaseState:

@@ -16,9 +16,9 @@ reads what an operator types (`intake erase 139 1234 5678`).
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import hmac
+from datetime import datetime
 
 from dispatch.core.errors import InvalidCommand
 from dispatch.core.phone import normalise_phone
@@ -101,21 +101,38 @@ def pseudonym(value: str) -> str:
     return hmac.new(_pseudonym_key, value.encode(), hashlib.sha256).hexdigest()[:32]
 
 
-@functools.cache
-def _fields(cls: type) -> tuple[tuple[str, bool], ...]:
-    """(name, personal?) of each field of a dataclass type."""
-    return tuple((f.name, bool(f.metadata.get("personal"))) for f in dataclasses.fields(cls))
+_LEAVES = frozenset({str, int, float, bool, datetime})
+"""Types of field values that hold nothing nested (no personal paths, no subject below them)."""
+
+
+Fields = tuple[tuple[str, bool], ...]
+_FIELDS: dict[type, tuple[Fields, bool] | None] = {}
+
+
+def _fields(cls: type) -> tuple[Fields, bool] | None:
+    """(name, personal?) of each field of a dataclass type, and whether the type chooses its
+    personal fields per value (a `personal_fields()` method); None for any other type. Cached."""
+    try:
+        return _FIELDS[cls]
+    except KeyError:
+        pass
+    found = None
+    if dataclasses.is_dataclass(cls):
+        found = (tuple((f.name, bool(f.metadata.get("personal"))) for f in dataclasses.fields(cls)),
+                 callable(getattr(cls, "personal_fields", None)))
+    _FIELDS[cls] = found
+    return found
 
 
 def personal_paths(message: object, prefix: Path = ()) -> tuple[Path, ...]:
     """Where `message`'s personal values are in its JSON data (`to_data`): nested values too."""
-    if not dataclasses.is_dataclass(message) or isinstance(message, type):
+    shape = _fields(type(message))  # None for a value that is no dataclass (or a dataclass type)
+    if shape is None:
         return ()
     found: list[Path] = []
-    chosen = getattr(message, "personal_fields", None)  # a message whose personal fields vary
-    fields = _fields(type(message))
-    if callable(chosen):
-        names = set(chosen())
+    fields, varies = shape
+    if varies:
+        names = set(message.personal_fields())  # type: ignore[attr-defined]
         fields = tuple((name, name in names) for name, _ in fields)
     for name, is_personal in fields:
         value = getattr(message, name)
@@ -123,11 +140,13 @@ def personal_paths(message: object, prefix: Path = ()) -> tuple[Path, ...]:
             continue
         if is_personal:
             found.append((*prefix, name))
-        elif dataclasses.is_dataclass(value):
-            found.extend(personal_paths(value, (*prefix, name)))
+        elif type(value) in _LEAVES:
+            continue
         elif isinstance(value, (list, tuple)):
             for i, item in enumerate(value):
                 found.extend(personal_paths(item, (*prefix, name, i)))
+        else:
+            found.extend(personal_paths(value, (*prefix, name)))
     return tuple(found)
 
 
@@ -138,11 +157,12 @@ def subject_of(message: object) -> str | None:
         found = own()
         if found:
             return str(found)
-    if not dataclasses.is_dataclass(message) or isinstance(message, type):
+    shape = _fields(type(message))
+    if shape is None:
         return None
-    for name, _ in _fields(type(message)):
+    for name, _ in shape[0]:
         value = getattr(message, name)
-        if dataclasses.is_dataclass(value):
+        if _fields(type(value)) is not None:
             found = subject_of(value)
             if found:
                 return found

@@ -15,7 +15,7 @@ from gateway.cli.stores import run_command
 from gateway.settings import MIN_TOKEN_LENGTH, Settings, SettingsError, from_env
 
 BENCHMARKS = ("eventstore", "channels", "worker", "storm", "nearest", "linking", "knowledge", "places",
-              "reports", "rebalance", "retention")
+              "reports", "rebalance", "retention", "shredding")
 
 
 def weak_tokens(settings: Settings) -> str | None:

@@ -17,7 +17,7 @@ from datetime import datetime
 
 import asyncpg
 
-from dispatch.cases.state import case_stream, fold
+from dispatch.cases.state import case_stream, fold, states
 from dispatch.core.clock import Clock, SystemClock
 from dispatch.core.errors import InvalidCommand, NotFound
 from dispatch.core.messages import Event, Json, JsonValue, event, metadata, to_data, to_new_event
@@ -133,7 +133,7 @@ async def case_history(store: EventStore, case_id: str, as_of: datetime | None =
     if not records:
         raise NotFound(f"case {case_id} not found")
     shown = [r for r in records if as_of is None or r.recorded_at <= as_of]
-    entries = [_entry(r, to_data(fold(case_id, shown[: i + 1]))) for i, r in enumerate(shown)]
+    entries = [_entry(r, to_data(state)) for r, state in zip(shown, states(case_id, shown), strict=True)]
     related = [c for c in await _contacts(store, shown)
                if as_of is None or datetime.fromisoformat(c["recorded_at"]) <= as_of]
     merged = sorted(entries + related, key=lambda e: (e["recorded_at"], e["position"]))
