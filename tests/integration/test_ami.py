@@ -138,10 +138,9 @@ async def test_abandoned_and_answered_calls_with_garbage_in_between(
     assert ended["recording"] == "/var/spool/asterisk/monitor/1700000002.2.wav"
     assert ended["contact"]["raw"]["TalkTime"] == "95"
     assert ami.logins == 1  # the garbage did not cost the connection
-    async with pg_pool.acquire() as conn:
-        [rejected] = await conn.fetch("SELECT data FROM events WHERE type = 'InputRejected'")
-    assert (rejected["data"]["channel"], rejected["data"]["code"]) == ("ami", "bad_event")
-    assert '"Queue": "fault"' in rejected["data"]["raw"] and "Uniqueid" in rejected["data"]["reason"]
+    [rejected] = await stored_events(pg_pool, "type = 'InputRejected'")  # its payload is sealed
+    assert (rejected.data["channel"], rejected.data["code"]) == ("ami", "bad_event")
+    assert '"Queue": "fault"' in rejected.data["raw"] and "Uniqueid" in rejected.data["reason"]
 
 
 async def test_pbx_restart_mid_stream_loses_and_duplicates_nothing(

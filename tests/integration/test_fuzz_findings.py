@@ -18,7 +18,7 @@ from channels.sia import crc16_arc
 from channels.wechat_crypto import signature
 from gateway.settings import Settings, TwilioSettings, WechatSettings
 from gateway.sia_listener import SiaReceiver
-from tests.conftest import auth
+from tests.conftest import auth, stored_events
 
 PUBLIC = "https://intake.example.cn"
 TWILIO_TOKEN = "twilio-token-for-fuzzing"
@@ -36,9 +36,7 @@ def settings(settings: Settings) -> Settings:
 
 
 async def rejections(services: Any) -> list[dict[str, Any]]:
-    async with services.pool.acquire() as conn:
-        rows = await conn.fetch("SELECT data FROM events WHERE type = 'InputRejected' ORDER BY position")
-    return [r["data"] for r in rows]
+    return [e.data for e in await stored_events(services.pool, "type = 'InputRejected'")]
 
 
 def dropped(services: Any, channel: str, reason: str) -> float:

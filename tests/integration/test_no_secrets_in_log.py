@@ -63,8 +63,7 @@ async def test_the_open311_api_key_is_redacted_from_rejected_multipart_bodies(
     for form, status in ((good, 400), (wrong, 403)):  # lat "north"; an unknown key
         response = await client.post("/open311/v2/requests.json", data=_multipart(form))
         assert response.status == status, await response.text()
-    rows = await pg_pool.fetch("SELECT data FROM events WHERE type = 'InputRejected' ORDER BY position")
-    raws = [json.loads(r["data"])["raw"] if isinstance(r["data"], str) else r["data"]["raw"] for r in rows]
+    raws = [e.data["raw"] for e in await stored_events(pg_pool, "type = 'InputRejected'")]
     assert len(raws) == 2 and all('name="api_key"' in raw for raw in raws), raws
     for raw in raws:
         assert "t-channel" not in raw and "not-a-token-but-secret" not in raw, raw  # main kept both
