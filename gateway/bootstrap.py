@@ -26,7 +26,6 @@ processes of each role may run.
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import AsyncIterator
 from typing import Protocol
 
@@ -162,9 +161,9 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
                              application_name=f"intake-{settings.process.role}")
     async with pool.acquire() as conn:
         await migrate(conn, SCHEMA)
-    # train the intake classifier (once per process, under a second) beside the start-up, not on
-    # the first SMS; an SMS taken in before it is done waits for it
-    threading.Thread(target=learned_model, name="train-classifier", daemon=True).start()
+    # train the intake classifier now (once per process, under a second), not on the first SMS;
+    # before the background tasks start, so that its CPU burst delays none of their statements
+    await asyncio.to_thread(learned_model)
     store = PostgresEventStore(pool, group_commit=settings.stores.group_commit)
     clock = clock or SystemClock()
     redis_client = await connect_redis(settings.stores.redis_url)

@@ -142,7 +142,7 @@ _training = threading.Lock()
 
 def learned_model() -> TextClassifier:
     """The learned classifier, trained once per process: the first caller trains it (under a
-    second), any other waits for that (gateway/bootstrap starts it in a thread at start-up)."""
+    second; gateway/bootstrap does at start-up, in a thread), any other waits for that."""
     with _training:
         return _trained()
 
