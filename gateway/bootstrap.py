@@ -168,7 +168,8 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
                              application_name=f"intake-{settings.process.role}")
     async with pool.acquire() as conn:
         await migrate(conn, SCHEMA)
-    # train the intake classifier now (once per process, under a second), not on the first SMS
+    # train the intake classifier now (once per process, under a second), not on the first SMS;
+    # before the background tasks start, so that its CPU burst delays none of their statements
     await asyncio.to_thread(learned_model)
     store = PostgresEventStore(pool, group_commit=settings.stores.group_commit)
     clock = clock or SystemClock()

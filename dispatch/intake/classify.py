@@ -18,6 +18,7 @@ bench/RESULTS.md).
 from __future__ import annotations
 
 import re
+import threading
 from dataclasses import dataclass
 from functools import cache
 
@@ -127,13 +128,23 @@ LEARNED = "learned"
 """`Classification.danger` when the learned model, not a rule, found the danger."""
 
 
-@cache
-def learned_model() -> TextClassifier:
-    """The learned classifier, trained on the labelled set once per process (deterministic)."""
+def train() -> TextClassifier:
+    """The learned classifier fitted on the labelled set (deterministic: same set, same weights)."""
     contacts = labelled()
     return TextClassifier.fit(
         [c.text for c in contacts], [c.category + (DANGER if c.priority == LIFE else "") for c in contacts],
         model=MODEL, c=C, high=NGRAMS)
+
+
+_trained = cache(train)
+_training = threading.Lock()
+
+
+def learned_model() -> TextClassifier:
+    """The learned classifier, trained once per process: the first caller trains it (under a
+    second; gateway/bootstrap does at start-up, in a thread), any other waits for that."""
+    with _training:
+        return _trained()
 
 
 def classify(text: str | None) -> Classification:
