@@ -165,7 +165,7 @@ class CaseDispatched(Event):
     confirm_by: datetime
     by: str | None = None
     auto: bool = False
-    note: str | None = None
+    note: str | None = field(default=None, metadata=PERSONAL)
     distance_m: float | None = None
     score: float | None = None
     wrong_rejection_of: str | None = None
@@ -190,7 +190,7 @@ class CaseMoved(Event):
     move: str
     at: datetime
     previous: str | None = None
-    reason: str | None = None
+    reason: str | None = field(default=None, metadata=PERSONAL)
     by: str | None = None
 
 
@@ -213,7 +213,7 @@ class CaseRejected(Event):
 
     case_id: str
     unit: str
-    reason: str
+    reason: str = field(metadata=PERSONAL)
     rejected_at: datetime
     by: str | None = None
 
@@ -226,7 +226,7 @@ class ExtensionRequested(Event):
     case_id: str
     unit: str
     until: datetime
-    reason: str
+    reason: str = field(metadata=PERSONAL)
     requested_at: datetime
 
 
@@ -240,7 +240,7 @@ class ExtensionDecided(Event):
     until: datetime | None
     decided_at: datetime
     by: str | None = None
-    note: str | None = None
+    note: str | None = field(default=None, metadata=PERSONAL)
 
 
 @event
@@ -303,7 +303,7 @@ class CaseClosed(Event):
     """The case was closed by the center (answered at first contact, withdrawn, ...)."""
 
     case_id: str
-    reason: str
+    reason: str = field(metadata=PERSONAL)
     at: datetime
     by: str | None = None
 
