@@ -209,7 +209,8 @@ def case_events(state: Conversation, received: WeChatMessageReceived, at: dateti
     push, case_id = received.push, received.case_id
     assert case_id is not None
     phone = mentioned_phone(push.content) if push.msg_type == "text" else None
-    given = CallerPhoneGiven(case_id, phone, "wechat", at, f"wechat:{pseudonym(push.from_user)}") if phone else None
+    by = f"wechat:{pseudonym(push.from_user)}"
+    given = CallerPhoneGiven(case_id, phone, "wechat", at, by) if phone else None
     if given is not None and phone_in(push.content):
         return [given]  # the whole text is the number
     text = push.content or push.label or ""
