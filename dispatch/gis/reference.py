@@ -35,6 +35,7 @@ from dispatch.core.messages import (
 from dispatch.core.personal import phone_subject, subject
 from dispatch.gis.geo import to_wgs84
 from eventstore import EventStore, RecordedEvent, WrongExpectedVersion
+from eventstore.shredding import is_erased
 from eventstore.subscriptions import Change
 
 KINDS: tuple[str, ...] = ("district", "provider", "unit", "agent", "elder", "place", "org")
@@ -349,6 +350,11 @@ class ReferenceProjection:
         if not isinstance(evt, ReferenceEvent):
             return None
         kind, item_id, props, geometry = evt.kind, evt.id, evt.properties, evt.geometry
+        if is_erased(event):  # an erased elder: nothing of him is kept, as his erasure left it
+            if kind == "elder":
+                await conn.execute("DELETE FROM ref_devices WHERE elder_id = $1", item_id)
+                await conn.execute("DELETE FROM ref_elders WHERE id = $1", item_id)
+            return None
         await conn.execute(_UPSERTS[kind], *_row(kind, item_id, props, geometry))
         if kind == "elder":
             await conn.execute("DELETE FROM ref_devices WHERE elder_id = $1", item_id)
