@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from dispatch.core.messages import Event, event
-from dispatch.core.personal import PERSONAL, phone_subject, subject
+from dispatch.core.personal import PERSONAL, declared_personal, phone_subject, subject
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +108,11 @@ class CaseRegistered(Event):
     def data_subject(self) -> str | None:
         """The caller's, else the elder's (an alarm from a registered device)."""
         return self.caller.data_subject() or subject("elder", self.elder_id)
+
+    def personal_fields(self) -> tuple[str, ...]:
+        """The declared ones and, for an elder's case, the coordinates: his home's."""
+        declared = declared_personal(self)
+        return (*declared, "location.lat", "location.lon") if self.elder_id else declared
 
 
 @event

@@ -32,6 +32,7 @@ __all__ = [
     "ERASED",
     "KINDS",
     "PERSONAL",
+    "declared_personal",
     "parse_subject",
     "personal_paths",
     "phone_subject",
@@ -111,12 +112,7 @@ def personal_paths(message: object, prefix: Path = ()) -> tuple[Path, ...]:
     """Where `message`'s personal values are in its JSON data (`to_data`): nested values too."""
     if not dataclasses.is_dataclass(message) or isinstance(message, type):
         return ()
-    found: list[Path] = []
-    chosen = getattr(message, "personal_fields", None)  # a message whose personal fields vary
-    fields = _fields(type(message))
-    if callable(chosen):
-        names = set(chosen())
-        fields = tuple((name, name in names) for name, _ in fields)
+    fields, found = _chosen(message, prefix)
     for name, is_personal in fields:
         value = getattr(message, name)
         if value is None:
@@ -129,6 +125,32 @@ def personal_paths(message: object, prefix: Path = ()) -> tuple[Path, ...]:
             for i, item in enumerate(value):
                 found.extend(personal_paths(item, (*prefix, name, i)))
     return tuple(found)
+
+
+def _chosen(message: object, prefix: Path) -> tuple[tuple[tuple[str, bool], ...], list[Path]]:
+    """(name, personal?) of `message`'s fields, as declared or as its `personal_fields()` says
+    (a message whose personal fields vary), and the paths of the nested values it names
+    (`location.lat`)."""
+    cls: type = type(message)
+    chosen = getattr(message, "personal_fields", None)
+    if not callable(chosen):
+        return _fields(cls), []
+    names = set(chosen())
+    nested = [tuple(n.split(".")) for n in sorted(names) if "." in n]
+    return (tuple((name, name in names) for name, _ in _fields(cls)),
+            [(*prefix, *path) for path in nested if _value_at(message, path) is not None])
+
+
+def _value_at(message: object, path: tuple[str, ...]) -> object:
+    for name in path:
+        message = getattr(message, name, None)
+    return message
+
+
+def declared_personal(message: object) -> tuple[str, ...]:
+    """The names of `message`'s fields declared `PERSONAL` (for a `personal_fields` that adds some)."""
+    cls: type = type(message)
+    return tuple(name for name, personal in _fields(cls) if personal)
 
 
 def subject_of(message: object) -> str | None:

@@ -142,6 +142,9 @@ _SCRUB: tuple[str, ...] = (
     f"UPDATE missed_calls SET caller = '{ERASED}:' || task_id WHERE caller = ANY($1)",
     "UPDATE link_candidates SET phone = NULL, openid = NULL "
     "WHERE case_id = ANY($5) OR phone = ANY($1) OR openid = ANY($2)",
+    # an elder's case is located at his home: its coordinates are his (`CaseRegistered.personal_fields`)
+    "UPDATE link_candidates SET lat = NULL, lon = NULL "
+    "WHERE case_id IN (SELECT case_id FROM cases WHERE elder_id = ANY($3))",
     f"UPDATE notification_outbox SET to_addr = '{ERASED}', body = '{ERASED}' "
     "WHERE case_id = ANY($5) OR to_addr = ANY($1) OR to_addr = ANY($2)",
     # the reports count a repeat caller by a token: the same for all his cases, naming no one
