@@ -39,8 +39,10 @@ async def outbox(services: Any, case_id: str) -> list[dict[str, Any]]:
 
 
 async def events_of(services: Any, event_type: str) -> list[Any]:
-    """Every stored event of a type (small test databases only)."""
+    """Every stored event of a type, as read (personal data opened; small test databases only)."""
     async with services.pool.acquire() as conn:
-        rows = await conn.fetch("SELECT stream, data FROM events WHERE type = $1 ORDER BY position",
-                                event_type)
-    return [dict(r) for r in rows]
+        rows = await conn.fetch("SELECT DISTINCT stream FROM events WHERE type = $1", event_type)
+    read = await services.store.read_streams([r["stream"] for r in rows])
+    found = sorted((e for events in read.values() for e in events if e.type == event_type),
+                   key=lambda e: e.position)
+    return [{"stream": e.stream, "data": e.data} for e in found]
