@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -36,6 +37,7 @@ from gateway.bootstrap import build_services, close_services, projections, react
 from gateway.services import SERVICES
 from gateway.settings import Settings, TwilioSettings, WechatSettings
 from tests.conftest import auth, until
+from tests.integration.alarm_helpers import ELDER_ACCOUNT, HOME, register_elder
 
 TWILIO = "twilio-erasure-token"
 WECHAT = "wechat-erasure-token"
@@ -361,3 +363,48 @@ async def _caught(pool: asyncpg.Pool, stream: str, reason: str) -> None:
     report = await verify(pool)
     assert not report.ok and report.first_bad is not None
     assert report.first_bad.stream == stream and report.first_bad.reason.startswith(reason), report.first_bad
+
+
+ELDER = {"name": "曹英霞", "phone": "18984796809", "address": "秦都区建设路195号",
+         "lat": str(HOME[0]), "lon": str(HOME[1]), "note": "子丑寅卯老人家属已到场"}
+
+
+async def test_an_elder_erased_after_an_alarm_leaves_no_plaintext(
+    client: Any, pg_pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    services = client.app[SERVICES]
+    monkeypatch.setattr(sys.modules[__name__], "SECRETS", list(ELDER.values()))
+    await register_elder(services)
+    response = await client.post("/channels/alarm/events", headers=auth("t-alarm"), json={
+        "event_id": "v-1", "account": ELDER_ACCOUNT, "code": "MA", "at": services.clock.now().isoformat()})
+    assert response.status == 201, await response.text()
+    case_id = (await response.json())["case_id"]
+    await until(lambda: _items(client, "/api/v1/elderly/alerts"), 8.0)
+    await api(client, "POST", f"/api/v1/elderly/alerts/{case_id}/confirm", outcome="reached",
+              note=ELDER["note"])
+    other = await api(client, "POST", "/api/v1/cases", status=201, category="complaint", channel="phone",
+                      description=OTHER_TEXT, caller={"name": OTHER_NAME, "phone": OTHER})
+    await until(lambda: pg_pool.fetchval("SELECT count(*) FROM cases WHERE case_id = $1", other["case_id"]),
+                8.0)
+    before = await read_models(pg_pool)
+    found = await hits(pg_pool, services)
+    assert {n for n, _ in found} >= {ELDER["name"], ELDER["phone"], ELDER["address"]}
+
+    done = await api(client, "POST", "/api/v1/subjects/elder:ELD00001/erase", "t-admin",
+                     reason="老人已故，家属申请删除", legal_basis="purpose_fulfilled")
+    assert done["case_ids"] == [case_id]
+    found = await hits(pg_pool, services)
+    assert found == [], "\n".join(map(str, found))
+    assert (await read_models(pg_pool)) == before | {"cases": (await read_models(pg_pool))["cases"]}
+    assert (await api(client, "GET", "/api/v1/audit/verify", "t-auditor"))["ok"]
+
+    await client.close()
+    for projection in projections(services):
+        await ProjectionRunner(services.store, projection).rebuild()
+    for reactor in reactors(services):
+        if isinstance(reactor, Recalling):
+            await ReactorRunner(services.store, reactor).rebuild()
+    found = await hits(pg_pool, services)
+    assert found == [], "\n".join(map(str, found))
+    rebuilt = await read_models(pg_pool)
+    assert [c[:3] for c in rebuilt["cases"]] == [c[:3] for c in before["cases"]]
