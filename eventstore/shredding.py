@@ -240,7 +240,27 @@ class Keyring:
         if not ids:
             return list(records)
         keys = await self.keys_by_id(conn, ids)
+        if conn.is_in_transaction():
+            keys = await self._hold(conn, keys)
         return [open_event(r, keys) if SEALED in r.metadata else r for r in records]
+
+    async def _hold(
+        self, conn: asyncpg.Connection, keys: dict[uuid.UUID, AESGCM | None]
+    ) -> dict[uuid.UUID, AESGCM | None]:
+        """The keys, each share-locked to the end of `conn`'s transaction (None where gone).
+
+        A transaction that reads personal data in order to write it elsewhere (a projection's
+        batch, a command's decision) holds the keys it opened: an erasure's delete waits for it
+        to commit, then scrubs what it wrote; nothing opened before an erasure is written after
+        it. A key erased since it was cached is forgotten here."""
+        live = [key_id for key_id, aead in keys.items() if aead is not None]
+        if not live:
+            return keys
+        held = {r["key_id"] for r in await conn.fetch(_HOLD, live)}
+        gone = [key_id for key_id in live if key_id not in held]
+        if gone:
+            self.forget(gone)
+        return {key_id: (aead if key_id in held else None) for key_id, aead in keys.items()}
 
 
 def seal_event(
@@ -317,4 +337,5 @@ _BY_SUBJECT = "SELECT subject, key_id, key FROM subject_keys WHERE subject = ANY
 _BY_ID = "SELECT key_id, key FROM subject_keys WHERE key_id = ANY($1::uuid[])"
 _CREATE = """INSERT INTO subject_keys (key_id, subject, key)
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[]) ON CONFLICT (subject) DO NOTHING"""
+_HOLD = "SELECT key_id FROM subject_keys WHERE key_id = ANY($1::uuid[]) FOR KEY SHARE"
 _ERASE = "DELETE FROM subject_keys WHERE subject = ANY($1::text[]) RETURNING key_id"

@@ -199,8 +199,10 @@ async def erase_subject(
     async with pool.acquire() as conn, conn.transaction():
         person = await widen(conn, person_of(subject))
         phones, openids, elders, devices = person.args()
-        case_ids = [r["case_id"] for r in await conn.fetch(_CASES, phones, openids, elders)]
+        # first the keys: the delete waits for every transaction that opened them to commit
+        # (`Keyring.open`), so what those wrote - a case just projected - is scrubbed below
         keys = await keyring_of(conn).erase(conn, person.subjects)
+        case_ids = [r["case_id"] for r in await conn.fetch(_CASES, phones, openids, elders)]
         values = (phones, openids, elders, devices, case_ids, erasure_id)
         for sql in _SCRUB:
             await conn.execute(*_bound(sql, values))
