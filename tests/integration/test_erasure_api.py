@@ -26,8 +26,11 @@ async def case(client: Any, case_id: str) -> dict[str, Any]:
     return dict(await response.json())
 
 
-async def test_erasing_a_number_erases_its_cases_and_calls_and_nothing_else(client: Any, pg_pool: Any) -> None:
-    mine = await register(client, "+86 139 1234 5678", "楼道灯坏了，我叫张三", name="张三", address="人民路 8 号")
+async def test_erasing_a_number_erases_its_cases_and_calls_and_nothing_else(
+    client: Any, pg_pool: Any
+) -> None:
+    mine = await register(client, "+86 139 1234 5678", "楼道灯坏了，我叫张三", name="张三",
+                          address="人民路 8 号")
     theirs = await register(client, OTHER, "噪音扰民", name="李四", address="渭阳路 1 号")
     await cti(client, "e1", "abandoned", "call-1", PHONE, at=datetime.now(UTC).isoformat())  # after the case
 

@@ -47,13 +47,17 @@ def intake(store: PostgresEventStore, pool: asyncpg.Pool, clock: FakeClock) -> R
 async def case_messages(pool: asyncpg.Pool) -> dict[str, list[str]]:
     """Case id -> the MessageSids in it (the registering SMS first), from the log."""
     async with pool.acquire() as conn:
-        rows = await conn.fetch(
-            "SELECT stream, coalesce(data->'raw'->>'MessageSid', data->'contact'->'raw'->>'MessageSid')"
-            " AS sid FROM events WHERE type IN ('CaseRegistered', 'CaseMessageReceived')"
-            " ORDER BY stream, version")
+        streams = [r["stream"] for r in await conn.fetch(
+            "SELECT DISTINCT stream FROM events WHERE type IN ('CaseRegistered', 'CaseMessageReceived')"
+            " ORDER BY stream")]
+    read = await PostgresEventStore(pool).read_streams(streams)  # the raw SMS is sealed: read it opened
     found: dict[str, list[str]] = {}
-    for row in rows:
-        found.setdefault(row["stream"].split("-", 1)[1], []).append(row["sid"])
+    for stream in streams:
+        for e in read[stream]:
+            if e.type in ("CaseRegistered", "CaseMessageReceived"):
+                raw = e.data.get("raw") or e.data["contact"]["raw"]
+                sid = raw.get("MessageSid")
+                found.setdefault(stream.split("-", 1)[1], []).append(sid)
     return found
 
 
