@@ -59,16 +59,17 @@ async def test_sms_opens_a_categorised_case_then_joins_it(client: Any) -> None:
     assert (case["category"], case["channel"]) == ("power_fault", "sms")
     assert (await post_sms(client, "SM0002", "请问什么时候来电？")).status == 200
     async with pool.acquire() as conn:  # answered only once the SMS itself is durable
-        recorded = await conn.fetchrow(
-            "SELECT stream, metadata->>'idempotency_key' AS key FROM events WHERE type = 'SmsReceived' "
-            "AND data->'contact'->'raw'->>'MessageSid' = 'SM0002'")
-    assert dict(recorded) == {"stream": "sms-twilio:sms:SM0002", "key": "twilio:sms:SM0002"}
+        streams = [r["stream"] for r in await conn.fetch(
+            "SELECT stream FROM events WHERE type = 'SmsReceived' ORDER BY position")]
+    store = client.app[SERVICES].store
+    [recorded] = [e for e in (await store.read_streams(streams)).values()
+                  if e[0].data["contact"]["raw"]["MessageSid"] == "SM0002"]  # the raw SMS is sealed
+    assert (recorded[0].stream, recorded[0].metadata["idempotency_key"]) == (
+        "sms-twilio:sms:SM0002", "twilio:sms:SM0002")
 
     async def joined() -> Any:
-        async with pool.acquire() as conn:
-            return await conn.fetchval(
-                "SELECT data->'contact'->'raw' FROM events WHERE type = 'CaseMessageReceived' "
-                "AND stream = $1", f"case-{case['case_id']}")
+        events = await store.read_stream(f"case-{case['case_id']}")
+        return next((e.data["contact"]["raw"] for e in events if e.type == "CaseMessageReceived"), None)
 
     raw = await poll(joined)
     async with pool.acquire() as conn:
