@@ -36,6 +36,7 @@ READS: list[tuple[str, str, Get, Any, Any, Mapping[str, str]]] = [
      Path(".intake"), {}),
     ("INTAKE_GROUP_COMMIT", "off", lambda s: s.stores.group_commit, False, True, {}),
     ("INTAKE_SEAL_KEY", "s3cret", lambda s: s.stores.seal_key, b"s3cret", None, {}),
+    ("INTAKE_PSEUDONYM_KEY", "p5eudo", lambda s: s.stores.pseudonym_key, b"p5eudo", None, {}),
     ("INTAKE_ALLOW_OWNER", "1", lambda s: s.stores.allow_owner, True, False, {}),
     ("INTAKE_APP_ROLE", "hotline_app", lambda s: s.stores.app_role, "hotline_app", "intake_app", {}),
     ("INTAKE_DB_POOL_SIZE", "8", lambda s: s.stores.pool_size, 8, 20, {}),
@@ -211,7 +212,7 @@ REFUSED: list[tuple[str, str, str, Mapping[str, str]]] = [
 ]
 SECRET = {"INTAKE_DATABASE_URL", "INTAKE_REDIS_URL", "INTAKE_TOKENS", "INTAKE_WECHAT_AES_KEY",
           "INTAKE_WECHAT_SECRET", "INTAKE_SIA_KEYS", "INTAKE_AMI_URL", "INTAKE_SEAL_KEY",
-          "INTAKE_TWILIO_AUTH_TOKEN"}
+          "INTAKE_TWILIO_AUTH_TOKEN", "INTAKE_PSEUDONYM_KEY"}
 
 
 @pytest.mark.parametrize(("name", "raw", "allowed", "extra"), REFUSED,
