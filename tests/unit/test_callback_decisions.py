@@ -8,6 +8,7 @@ import pytest
 
 from dispatch.core.errors import InvalidCommand, NotAllowed
 from dispatch.core.messages import Event, to_new_event
+from dispatch.core.personal import pseudonym
 from dispatch.missed_calls.task import (
     CallbackAttemptRecorded,
     CallbackMissedAgain,
@@ -27,7 +28,9 @@ from dispatch.missed_calls.task import (
 from eventstore import RecordedEvent
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
-TASK = "13912345678.1"
+P = pseudonym("13912345678")
+"""The number's pseudonym: its tasks' ids and stream name."""
+TASK = f"{P}.1"
 
 
 def open_task(assigned_to: str | None = None) -> CallbackState:
@@ -73,8 +76,8 @@ def test_outcomes_and_assignments_need_the_open_task() -> None:
     for decide in (lambda s, t: decide_outcome(s, t, "reached", None, T0),
                    lambda s, t: decide_assign(s, t, "A001", "new", T0)):
         with pytest.raises(NotAllowed) as missing:
-            decide(state, "13912345678.2")
-        assert str(missing.value) == "call-back task 13912345678.2 not found"
+            decide(state, f"{P}.2")
+        assert str(missing.value) == f"call-back task {P}.2 not found"
         with pytest.raises(NotAllowed) as never:
             decide(CallbackState("13912345678"), TASK)
         assert str(never.value) == f"call-back task {TASK} not found"
@@ -129,7 +132,7 @@ def test_after_a_closed_task_a_contact_is_recorded_once_and_misses_until_then_op
     assert decide_missed(state, "c9", None, contact) == []  # a miss in the second the caller got through
     after = contact + timedelta(seconds=1)
     assert decide_missed(state, "c9", None, after) == [
-        CallbackTaskOpened("13912345678.2", "13912345678", "c9", None, after)]
+        CallbackTaskOpened(f"{P}.2", "13912345678", "c9", None, after)]
 
 
 def test_folding_on_leaves_the_state_it_started_from_as_it_was() -> None:
@@ -142,7 +145,7 @@ def test_folding_on_leaves_the_state_it_started_from_as_it_was() -> None:
 
 def _recorded(evt: Event, version: int) -> RecordedEvent:
     new = to_new_event(evt)
-    return RecordedEvent(version, "callback-13912345678", version, new.type, new.schema_version, new.data,
+    return RecordedEvent(version, f"callback-{P}", version, new.type, new.schema_version, new.data,
                          new.metadata, T0)
 
 
@@ -155,7 +158,7 @@ def test_a_miss_from_before_the_contact_that_closed_the_task_opens_nothing() -> 
     assert decide_missed(state, "c7", None, contact - timedelta(minutes=1)) == []
     after = contact + timedelta(seconds=1)
     assert decide_missed(state, "c8", None, after) == [
-        CallbackTaskOpened("13912345678.2", "13912345678", "c8", None, after)]
+        CallbackTaskOpened(f"{P}.2", "13912345678", "c8", None, after)]
 
 
 def test_a_late_processed_earlier_miss_keeps_the_latest_miss_as_the_one_to_get_past() -> None:

@@ -18,6 +18,7 @@ from dispatch.intake.wechat import (
     ReceiveWeChatPush,
     WeChatMessageReceived,
     WeChatPush,
+    conversation_stream,
     receive_wechat_push,
 )
 from dispatch.missed_calls.presence import RecordPresence, record_presence
@@ -84,7 +85,7 @@ async def test_a_wechat_complaint_opens_its_case_at_once_and_the_phone_number_jo
     assert first.case_id is not None and f"工单号 {first.case_id}" in first.reply and ASK_PHONE in first.reply
     assert (phone.case_id, phone.duplicate) == (first.case_id, False)
     assert (again.reply, again.case_id, again.duplicate) == (phone.reply, phone.case_id, True)
-    received = [from_recorded(r) for r in await store.read_stream("wechat-oUser_1")]
+    received = [from_recorded(r) for r in await store.read_stream(conversation_stream("oUser_1"))]
     filed = [(e.push.msg_id, e.case_id, e.opened) for e in received if isinstance(e, WeChatMessageReceived)]
     assert filed == [("1", first.case_id, True), ("2", first.case_id, False)]
     case = [r.type for r in await store.read_stream(f"case-{first.case_id}")]
