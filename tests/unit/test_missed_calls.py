@@ -293,7 +293,7 @@ async def test_what_others_wrote_since_is_read_and_folded() -> None:
     await store.append(stream, [to_new_event(closed)], elsewhere.version)
     await bus.handle(RecordMissedCall(phone, "c2", "q", T0 + timedelta(minutes=2), "miss:2"))
     state = fold(phone, await store.read_stream(stream))
-    assert state.open and state.task_id == f"{pseudonym(phone)}.2"  # a new task, not a raise of the closed one
+    assert state.open and state.task_id == f"{pseudonym(phone)}.2"  # a new task, not the closed one raised
     assert state.attempts == 1
 
 
