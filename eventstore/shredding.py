@@ -272,29 +272,56 @@ class Keyring:
 
         The runners of one process read the same events one after the other: an event
         opened lately (by its position) is answered from a cache, emptied by any erasure.
+        In a transaction the keys of every sealed record are held to its end (`_hold`).
         """
         now = self._clock()
         out = list(records)
+        sealed = [i for i, record in enumerate(records) if SEALED in record.metadata]
         todo: list[int] = []
-        for i, record in enumerate(records):
-            if SEALED not in record.metadata:
-                continue
-            hit = self._opened.get(record.position)
+        for i in sealed:
+            hit = self._opened.get(records[i].position)
             if hit is not None and hit[1] >= now:
                 out[i] = hit[0]
             else:
                 todo.append(i)
+        in_transaction = conn.is_in_transaction()
+        if in_transaction and sealed:
+            keys = await self._hold(conn, await self.keys_by_id(conn, [_key_of(records[i]) for i in sealed]))
+            for i in sealed:
+                if i in todo or keys.get(_key_of(records[i])) is None:
+                    out[i] = open_event(records[i], keys)
+            return out
         if not todo:
             return out
-        keys = await self.keys_by_id(conn, [uuid.UUID(records[i].metadata[SEALED]["key"]) for i in todo])
-        cache = not conn.is_in_transaction()
+        keys = await self.keys_by_id(conn, [_key_of(records[i]) for i in todo])
         for i in todo:
             out[i] = opened = open_event(records[i], keys)
-            if cache:
-                self._opened[opened.position] = (opened, now + self._ttl)
+            self._opened[opened.position] = (opened, now + self._ttl)
         while len(self._opened) > _OPENED:
             self._opened.popitem(last=False)
         return out
+
+    async def _hold(
+        self, conn: asyncpg.Connection, keys: dict[uuid.UUID, AESGCM | None]
+    ) -> dict[uuid.UUID, AESGCM | None]:
+        """The keys, each share-locked to the end of `conn`'s transaction (None where gone).
+
+        A transaction that reads personal data in order to write it elsewhere (a projection's
+        batch, a command's decision) holds the keys it opened: an erasure's delete waits for it
+        to commit, then scrubs what it wrote; nothing opened before an erasure is written after
+        it. A key erased since it was cached is forgotten here."""
+        live = [key_id for key_id, aead in keys.items() if aead is not None]
+        if not live:
+            return keys
+        held = {r["key_id"] for r in await conn.fetch(_HOLD, live)}
+        gone = [key_id for key_id in live if key_id not in held]
+        if gone:
+            self.forget(gone)
+        return {key_id: (aead if key_id in held else None) for key_id, aead in keys.items()}
+
+
+def _key_of(record: RecordedEvent) -> uuid.UUID:
+    return uuid.UUID(record.metadata[SEALED]["key"])
 
 
 def seal_event(
@@ -385,4 +412,5 @@ to be flushed to disk (asynchronous commit, this statement only). Safe: a key is
 this commit, by commits that come later in the WAL, and a commit's flush covers everything before
 it, so no event is durable before its key (a key lost in a crash was used by no durable event).
 Group commit's flushes that bring new subjects then wait for one disk flush instead of two."""
+_HOLD = "SELECT key_id FROM subject_keys WHERE key_id = ANY($1::uuid[]) FOR KEY SHARE"
 _ERASE = "DELETE FROM subject_keys WHERE subject = ANY($1::text[]) RETURNING key_id"

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from dispatch.core.messages import Event, event
-from dispatch.core.personal import PERSONAL, phone_subject, subject
+from dispatch.core.personal import PERSONAL, declared_personal, phone_subject, subject
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +109,11 @@ class CaseRegistered(Event):
         """The caller's, else the elder's (an alarm from a registered device)."""
         return self.caller.data_subject() or subject("elder", self.elder_id)
 
+    def personal_fields(self) -> tuple[str, ...]:
+        """The declared ones and, for an elder's case, the coordinates: his home's."""
+        declared = declared_personal(self)
+        return (*declared, "location.lat", "location.lon") if self.elder_id else declared
+
 
 @event
 @dataclass(frozen=True, slots=True)
@@ -165,7 +170,7 @@ class CaseDispatched(Event):
     confirm_by: datetime
     by: str | None = None
     auto: bool = False
-    note: str | None = None
+    note: str | None = field(default=None, metadata=PERSONAL)
     distance_m: float | None = None
     score: float | None = None
     wrong_rejection_of: str | None = None
@@ -190,7 +195,7 @@ class CaseMoved(Event):
     move: str
     at: datetime
     previous: str | None = None
-    reason: str | None = None
+    reason: str | None = field(default=None, metadata=PERSONAL)
     by: str | None = None
 
 
@@ -213,7 +218,7 @@ class CaseRejected(Event):
 
     case_id: str
     unit: str
-    reason: str
+    reason: str = field(metadata=PERSONAL)
     rejected_at: datetime
     by: str | None = None
 
@@ -226,7 +231,7 @@ class ExtensionRequested(Event):
     case_id: str
     unit: str
     until: datetime
-    reason: str
+    reason: str = field(metadata=PERSONAL)
     requested_at: datetime
 
 
@@ -240,7 +245,7 @@ class ExtensionDecided(Event):
     until: datetime | None
     decided_at: datetime
     by: str | None = None
-    note: str | None = None
+    note: str | None = field(default=None, metadata=PERSONAL)
 
 
 @event
@@ -303,7 +308,7 @@ class CaseClosed(Event):
     """The case was closed by the center (answered at first contact, withdrawn, ...)."""
 
     case_id: str
-    reason: str
+    reason: str = field(metadata=PERSONAL)
     at: datetime
     by: str | None = None
 

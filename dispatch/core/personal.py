@@ -32,6 +32,7 @@ __all__ = [
     "ERASED",
     "KINDS",
     "PERSONAL",
+    "declared_personal",
     "parse_subject",
     "personal_paths",
     "phone_subject",
@@ -131,9 +132,11 @@ def personal_paths(message: object, prefix: Path = ()) -> tuple[Path, ...]:
         return ()
     found: list[Path] = []
     fields, varies = shape
-    if varies:
+    if varies:  # a message whose personal fields vary; it may name nested values (`location.lat`)
         names = set(message.personal_fields())  # type: ignore[attr-defined]
         fields = tuple((name, name in names) for name, _ in fields)
+        nested = [tuple(n.split(".")) for n in sorted(names) if "." in n]
+        found = [(*prefix, *path) for path in nested if _value_at(message, path) is not None]
     for name, is_personal in fields:
         value = getattr(message, name)
         if value is None:
@@ -148,6 +151,18 @@ def personal_paths(message: object, prefix: Path = ()) -> tuple[Path, ...]:
         else:
             found.extend(personal_paths(value, (*prefix, name)))
     return tuple(found)
+
+
+def _value_at(message: object, path: tuple[str, ...]) -> object:
+    for name in path:
+        message = getattr(message, name, None)
+    return message
+
+
+def declared_personal(message: object) -> tuple[str, ...]:
+    """The names of `message`'s fields declared `PERSONAL` (for a `personal_fields` that adds some)."""
+    shape = _fields(type(message))
+    return () if shape is None else tuple(name for name, personal in shape[0] if personal)
 
 
 def subject_of(message: object) -> str | None:

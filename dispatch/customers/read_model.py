@@ -100,7 +100,11 @@ async def _case(conn: asyncpg.Connection, event: RecordedEvent) -> list[Change]:
                               datetime.fromisoformat(d["accepted_at"]), case_id=case_id,
                               text=d.get("description") or "")
     if event.type == "CallerPhoneGiven":
-        openid = await conn.fetchval("SELECT caller_openid FROM cases WHERE case_id = $1", case_id)
+        # this projection's own record of the case's OpenID first: the cases read model is
+        # another projection's and may not have the case yet
+        openid = await conn.fetchval(
+            """SELECT coalesce((SELECT openid FROM caller_contacts WHERE case_id = $1 AND openid IS NOT NULL
+                                LIMIT 1), (SELECT caller_openid FROM cases WHERE case_id = $1))""", case_id)
         await _link(conn, openid, callable_number(d.get("phone")))
         return []
     if event.type == "CallAddedToCase":

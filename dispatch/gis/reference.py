@@ -350,9 +350,10 @@ class ReferenceProjection:
         if not isinstance(evt, ReferenceEvent):
             return None
         kind, item_id, props, geometry = evt.kind, evt.id, evt.properties, evt.geometry
-        if kind == "elder" and is_erased(event):  # the elder was erased: no row, no devices of theirs
-            await conn.execute("DELETE FROM ref_devices WHERE elder_id = $1", item_id)
-            await conn.execute("DELETE FROM ref_elders WHERE id = $1", item_id)
+        if is_erased(event):  # an erased person: nothing of them is kept, as the erasure left it
+            if kind == "elder":
+                await conn.execute("DELETE FROM ref_devices WHERE elder_id = $1", item_id)
+                await conn.execute("DELETE FROM ref_elders WHERE id = $1", item_id)
             return [Change("reference", {"kind": kind, "id": item_id})]
         await conn.execute(_UPSERTS[kind], *_row(kind, item_id, props, geometry))
         if kind == "elder":

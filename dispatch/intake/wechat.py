@@ -74,10 +74,10 @@ class WeChatPush:
 
     @property
     def idempotency_key(self) -> str:
-        """`wechat:<MsgId>`, or for events `wechat:<FromUserName>:<CreateTime>:<Event>`."""
+        """`wechat:<MsgId>`, or for events `wechat:<pseudonym of FromUserName>:<CreateTime>:<Event>`."""
         if self.msg_id:
             return f"wechat:{self.msg_id}"
-        return f"wechat:{self.from_user}:{self.create_time}:{self.event or self.msg_type}"
+        return f"wechat:{pseudonym(self.from_user)}:{self.create_time}:{self.event or self.msg_type}"
 
     @property
     def place(self) -> Place | None:
@@ -200,7 +200,7 @@ def registration(state: Conversation, received: WeChatMessageReceived) -> Regist
         address=state.label, flags=() if phone else (AWAITING_PHONE,),
         contact_stream=conversation_stream(push.from_user),
         idempotency_key=f"{push.idempotency_key}:case", case_id=received.case_id,
-        actor=f"wechat:{push.from_user}", raw={"openid": push.from_user, "text": text},
+        actor=f"wechat:{pseudonym(push.from_user)}", raw={"openid": push.from_user, "text": text},
     )
 
 
@@ -209,7 +209,8 @@ def case_events(state: Conversation, received: WeChatMessageReceived, at: dateti
     push, case_id = received.push, received.case_id
     assert case_id is not None
     phone = mentioned_phone(push.content) if push.msg_type == "text" else None
-    given = CallerPhoneGiven(case_id, phone, "wechat", at, f"wechat:{push.from_user}") if phone else None
+    by = f"wechat:{pseudonym(push.from_user)}"
+    given = CallerPhoneGiven(case_id, phone, "wechat", at, by) if phone else None
     if given is not None and phone_in(push.content):
         return [given]  # the whole text is the number
     text = push.content or push.label or ""

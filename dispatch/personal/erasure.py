@@ -169,6 +169,9 @@ _SCRUB: tuple[str, ...] = (
     f"UPDATE missed_calls SET caller = '{ERASED} ' || task_id WHERE caller = ANY($1)",
     "UPDATE link_candidates SET phone = NULL, openid = NULL "
     "WHERE case_id = ANY($5) OR phone = ANY($1) OR openid = ANY($2)",
+    # an elder's case is located at his home: its coordinates are his (`CaseRegistered.personal_fields`)
+    "UPDATE link_candidates SET lat = NULL, lon = NULL "
+    "WHERE case_id IN (SELECT case_id FROM cases WHERE elder_id = ANY($3))",
     f"UPDATE notification_outbox SET to_addr = '{ERASED}', body = '{ERASED}' "
     "WHERE case_id = ANY($5) OR to_addr = ANY($1) OR to_addr = ANY($2)",
     # the reports count a repeat caller by a token: the same for all his cases, naming no one
@@ -241,10 +244,13 @@ async def erase_subject(
     async with pool.acquire() as conn, conn.transaction():
         person = await widen(conn, person_of(subject))
         phones, openids, elders, devices = person.args()
-        case_ids = await cases_of(conn, person)
-        await _check_cases(conn, cmd, case_ids)
+        # first the keys: the delete waits for every transaction that opened them to commit
+        # (`Keyring.open`), so what those wrote - a case just projected - is scrubbed below; a
+        # refusal (a legal hold) rolls the delete back with the rest
         ring = keyring_of(conn)
         keys = await ring.erase(conn, person.subjects)
+        case_ids = await cases_of(conn, person)
+        await _check_cases(conn, cmd, case_ids)
         values = (phones, openids, elders, devices, case_ids, erasure_id)
         for sql in _SCRUB:
             await conn.execute(*_bound(sql, values))

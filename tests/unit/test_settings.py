@@ -223,7 +223,7 @@ REFUSED: list[tuple[str, str, str, Mapping[str, str]]] = [
 ]
 SECRET = {"INTAKE_DATABASE_URL", "INTAKE_REDIS_URL", "INTAKE_TOKENS", "INTAKE_WECHAT_AES_KEY",
           "INTAKE_WECHAT_SECRET", "INTAKE_SIA_KEYS", "INTAKE_AMI_URL", "INTAKE_SEAL_KEY",
-          "INTAKE_TWILIO_AUTH_TOKEN"}
+          "INTAKE_TWILIO_AUTH_TOKEN", "INTAKE_PSEUDONYM_KEY"}
 
 
 @pytest.mark.parametrize(("name", "raw", "allowed", "extra"), REFUSED,

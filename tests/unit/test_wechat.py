@@ -11,6 +11,7 @@ from channels.errors import BadInput, BadSignature
 from channels.wechat import check_envelope, parse_xml, text_reply, to_push
 from channels.wechat_crypto import SafeMode, check_fresh, check_signature, signature
 from dispatch.cases.events import AWAITING_PHONE, CallerPhoneGiven
+from dispatch.core.personal import pseudonym
 from dispatch.gis.geo import geodesic_m, wgs84_to_gcj02
 from dispatch.intake.sms import CaseMessageReceived
 from dispatch.intake.wechat import (
@@ -155,7 +156,7 @@ def test_event_keys() -> None:
     fields = {"ToUserName": "gh", "FromUserName": "oU", "CreateTime": "9", "MsgType": "event",
               "Event": "subscribe"}
     push = to_push(fields)
-    assert push.idempotency_key == "wechat:oU:9:subscribe"
+    assert push.idempotency_key == f"wechat:{pseudonym('oU')}:9:subscribe"  # no OpenID in a key
     click = to_push({**fields, "Event": "CLICK", "EventKey": "category:power_fault"})
     assert step(Conversation(), WeChatMessageReceived(click, "")).category == "power_fault"
 

@@ -1,5 +1,15 @@
 // Small DOM and formatting helpers shared by the console modules.
 
+import { t } from './i18n.js';
+
+/** What the server sends for an erased person's text (PIPL erasure, `eventstore/shredding.py`). */
+export const ERASED = '[erased]';
+
+/** A text child as shown: an erased value in the reader's language. */
+function shown(child) {
+  return child === ERASED ? t('value.erased') : String(child);
+}
+
 /** Create an element: h('div.card', {title: 'x', onclick: fn}, child, 'text', ...). */
 export function h(spec, attrs = {}, ...children) {
   const [tag, ...classes] = spec.split('.');
@@ -13,7 +23,7 @@ export function h(spec, attrs = {}, ...children) {
   }
   for (const child of children.flat()) {
     if (child === null || child === undefined || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    node.append(child instanceof Node ? child : document.createTextNode(shown(child)));
   }
   return node;
 }
@@ -29,14 +39,15 @@ export function s(tag, attrs = {}, ...children) {
     else node.setAttribute(key, String(value));
   }
   for (const child of children.flat()) {
-    if (child !== null && child !== undefined) node.append(child instanceof Node ? child : String(child));
+    if (child !== null && child !== undefined) node.append(child instanceof Node ? child : shown(child));
   }
   return node;
 }
 
 /** Replace the children of a node. */
 export function fill(node, ...children) {
-  node.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+  const kept = children.flat().filter((c) => c !== null && c !== undefined && c !== false);
+  node.replaceChildren(...kept.map((c) => (c instanceof Node ? c : shown(c))));
   return node;
 }
 
@@ -51,11 +62,13 @@ export function debounce(fn, ms) {
   };
 }
 
-/** Caller name and phone of a case, whatever shape the API gives. */
+/** Caller name and phone of a case, whatever shape the API gives (an erased one as the reader says it). */
 export function callerOf(item) {
   const caller = item.caller || {};
-  if (typeof caller === 'string') return { name: '', phone: caller };
-  return { name: caller.name || item.caller_name || '', phone: caller.phone || item.caller_phone || '' };
+  if (typeof caller === 'string') return { name: '', phone: caller ? shown(caller) : '' };
+  const name = caller.name || item.caller_name || '';
+  const phone = caller.phone || item.caller_phone || '';
+  return { name: name ? shown(name) : '', phone: phone ? shown(phone) : '' };
 }
 
 /** Location of a case as {lat, lon, district}, or null. */
