@@ -82,7 +82,9 @@ async def test_the_call_id_is_carried_and_the_calls_recording_is_linked(client: 
     assert registered["data"]["call_id"] == "1700000001.7"
 
     # the call is linked by the calls projection, and listed with its recording's link
-    calls = await _eventually(client, f"/api/v1/cases/{cid}/calls", lambda b: b["items"])
+    # (the link and the call's own events are projected by different runners: wait for both)
+    calls = await _eventually(client, f"/api/v1/cases/{cid}/calls",
+                              lambda b: [c["status"] for c in b["items"]] == ["answered"])
     [call] = calls["items"]
     assert call["call_id"] == "1700000001.7" and call["status"] == "answered"
     assert call["recording_url"] == "https://pbx.example/rec/1700000001.7.wav"
