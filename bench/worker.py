@@ -231,19 +231,24 @@ async def _whole_worker(admin_dsn: str, services: Services, count: int,
                   statements=counts[0], transactions=counts[1], by_statement=tally)
 
 
+
+async def _backlog(dsn: str, args: argparse.Namespace) -> None:
+    """`args.sms` SMS from `args.senders` senders received into the database at `dsn`, untaken."""
+    settings = from_env({"INTAKE_DATABASE_URL": dsn, "INTAKE_REDIS_URL": args.redis})
+    services = await build_services(settings)
+    try:
+        for start in range(0, args.sms, 500):
+            await asyncio.gather(*(receive_sms(_sms(n, args.senders), store=services.store)
+                                   for n in range(start, min(start + 500, args.sms))))
+    finally:
+        await close_services(services)
+
 async def _bench(args: argparse.Namespace) -> int:
     configure("json", "warning")
     template = f"intake_bench_worker_{uuid.uuid4().hex[:8]}"
     dsn = await create_database(args.dsn, template)
     try:
-        settings = from_env({"INTAKE_DATABASE_URL": dsn, "INTAKE_REDIS_URL": args.redis})
-        services = await build_services(settings)
-        try:
-            for start in range(0, args.sms, 500):
-                await asyncio.gather(*(receive_sms(_sms(n, args.senders), store=services.store)
-                                       for n in range(start, min(start + 500, args.sms))))
-        finally:
-            await close_services(services)
+        await _backlog(dsn, args)
 
         def intake(concurrency: int, label: str) -> Callable[[Services], Awaitable[Result]]:
             async def run(services: Services) -> Result:
@@ -509,14 +514,7 @@ async def _spreads(args: argparse.Namespace) -> int:
     dsn = await create_database(args.dsn, template)
     runs: dict[int, list[Spread]] = {n: [] for n in counts}
     try:
-        settings = from_env({"INTAKE_DATABASE_URL": dsn, "INTAKE_REDIS_URL": args.redis})
-        services = await build_services(settings)
-        try:
-            for start in range(0, args.sms, 500):
-                await asyncio.gather(*(receive_sms(_sms(n, args.senders), store=services.store)
-                                       for n in range(start, min(start + 500, args.sms))))
-        finally:
-            await close_services(services)
+        await _backlog(dsn, args)
         for number in range(args.rounds):
             found = []
             for n in counts if number % 2 == 0 else counts[::-1]:

@@ -16,6 +16,7 @@ from dispatch.customers.read_model import CallersProjection
 from dispatch.personal.retention import Period, RetentionConfig, RetentionJob, parse_retention, plan
 from eventstore.subscriptions import ProjectionRunner
 from tests.conftest import auth
+from tests.integration.test_cases_api import post
 
 A, B, C = "13911110001", "13911110002", "13911110003"
 YEAR = timedelta(days=365)
@@ -24,15 +25,6 @@ YEAR = timedelta(days=365)
 async def catch_up(services: Any) -> None:
     for projection in (CasesProjection(services.clock), CallersProjection()):
         await ProjectionRunner(services.store, projection).run_until_caught_up()
-
-
-async def post(
-    api: Any, path: str, body: dict[str, Any], token: str = "t-dispatcher", status: int = 200
-) -> Any:
-    resp = await api.post(path, json=body, headers=auth(token))
-    data = await resp.json()
-    assert resp.status == status, data
-    return data
 
 
 async def closed_case(api: Any, phone: str, category: str = "consultation", name: str = "张三") -> str:
