@@ -2,6 +2,12 @@
 
 A handler is `async def handle(cmd, *, store, clock, ...)`; the bus passes the
 keyword arguments the handler declares, from the dependencies it was built with.
+
+A command that names no `expected_version` asks for a decision on the stream
+as it is: when another writer got there between the handler's read and its
+append (`StaleVersion`), the bus runs the handler again on the newer state, up
+to `ATTEMPTS` times. A command that names the version it was decided on (an
+agent's click on a case she saw) gets the conflict back instead (409).
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from typing import Any
 
 import structlog
 
-from dispatch.core.errors import DispatchError
+from dispatch.core.errors import DispatchError, StaleVersion
 
 log = structlog.get_logger(__name__)
 
@@ -20,6 +26,8 @@ Handler = Callable[..., Awaitable[object]]
 """`async def handle(cmd, *, store, clock, ...)`: keyword-only parameters name its dependencies."""
 Send = Callable[[object], Awaitable[object]]
 """How policies and workers send a command: the bus's `handle`."""
+ATTEMPTS = 5
+"""How often a command without an expected version is decided again after losing a race."""
 
 
 class UnknownCommand(DispatchError):
@@ -60,4 +68,13 @@ class MessageBus:
         if handler is None:
             raise UnknownCommand(f"no handler for {type(cmd).__name__}")
         kwargs = {n: self._deps[n] for n in self._names(type(cmd), handler)}
-        return await handler(cmd, **kwargs)
+        attempt = 1
+        while True:
+            try:
+                return await handler(cmd, **kwargs)
+            except StaleVersion as exc:
+                if getattr(cmd, "expected_version", None) is not None or attempt == ATTEMPTS:
+                    raise
+                log.info("command_decided_again", command=type(cmd).__name__, stream=exc.stream,
+                         attempt=attempt)
+                attempt += 1

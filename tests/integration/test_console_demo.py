@@ -24,13 +24,17 @@ def settings(settings: Settings) -> Settings:
 
 async def _eventually(client: Any, path: str, enough: Any, token: str = "t-dispatcher",
                       within: float = 20.0) -> Any:
-    async with asyncio.timeout(within):
-        while True:
-            response = await client.get(path, headers=auth(token))
-            body = await response.json() if response.status == 200 else None
-            if body is not None and enough(body):
-                return body
-            await asyncio.sleep(0.1)
+    body: Any = None
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                response = await client.get(path, headers=auth(token))
+                body = await response.json() if response.status == 200 else None
+                if body is not None and enough(body):
+                    return body
+                await asyncio.sleep(0.1)
+    except TimeoutError:
+        pytest.fail(f"{path} did not become {enough.__name__} within {within} s; last seen: {body!r}"[:6000])
 
 
 async def test_the_storm_creates_cases_missed_calls_and_dispatches(client: Any, services: Any) -> None:
