@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 import structlog
 
+from eventstore import jsontext
 from eventstore.errors import AppendFailed, EventStoreError, StoreUnavailable, WrongExpectedVersion
 from eventstore.group import APPEND_MANY, MAX_BATCH, GroupCommitter, _columns, outcome_of
 from eventstore.records import (
@@ -58,12 +59,8 @@ async def init_connection(conn: asyncpg.Connection) -> None:
     """Per-connection set-up: JSON codecs for json and jsonb."""
     for name in ("json", "jsonb"):
         await conn.set_type_codec(
-            name, encoder=_dumps, decoder=json.loads, schema="pg_catalog"
+            name, encoder=jsontext.dumps, decoder=json.loads, schema="pg_catalog"
         )
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 async def create_pool(

@@ -40,6 +40,7 @@ import asyncpg
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from eventstore import jsontext
 from eventstore.records import AppendArgs, Path, Personal, RecordedEvent
 
 SEALED = "pd"
@@ -57,8 +58,6 @@ _OPENED = 20_000
 """How many opened events a process keeps (the newest)."""
 _PER_NOTICE = 200
 """Key ids per erasure NOTIFY (37 bytes each with its comma; PostgreSQL takes under 8000)."""
-_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-"""`json.dumps` with these options builds a new encoder on every call: one, made once."""
 
 
 class ShreddingError(Exception):
@@ -75,6 +74,8 @@ def _kind(value: Any) -> str:
     return "n"
 
 
+_KINDS = {str: "s", list: "l", dict: "o", int: "n", float: "n", bool: "n"}
+"""`_kind` of the plain JSON types, looked up at once."""
 _ERASED: dict[str, Callable[[], Any]] = {"s": lambda: ERASED, "l": list, "o": dict, "n": lambda: None}
 
 
@@ -265,7 +266,8 @@ class Keyring:
         for i, personal in enumerate(args.personal):
             if personal is not None:
                 data[i], metadata[i] = seal_event(data[i], metadata[i], personal, *keys[personal.subject])
-        return dataclasses.replace(args, data=data, metadata=metadata, personal=[None] * len(data))
+        return AppendArgs(args.stream, args.category, args.expected_version, args.idempotency_key, args.types,
+                          args.schema_versions, data, metadata, [None] * len(data))
 
     async def open(self, conn: asyncpg.Connection, records: Sequence[RecordedEvent]) -> list[RecordedEvent]:
         """The records with their sealed values put back (or shown erased).
@@ -328,22 +330,27 @@ def seal_event(
     data: dict[str, Any], metadata: dict[str, Any], personal: Personal, key_id: uuid.UUID, aead: AESGCM
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """One event's data and metadata with the values at `personal.paths` sealed in one box."""
-    copied: set[int] = set()
     values: list[Any] = []
     at: list[list[str | int]] = []
+    sealed_data = dict(data)  # copied once: the caller's event stays as it was
+    copied = {id(sealed_data)}
     for path in personal.paths:
-        value = _get(data, path)
+        top = path[0] if len(path) == 1 else None  # a field of the event itself: no walk
+        value = _get(data, path) if top is None else data.get(str(top))
         if value is None:
             continue
         values.append(value)
         at.append(list(path))
-        data = _put(data, path, PLACEHOLDER, copied)
+        if top is None:
+            _put(sealed_data, path, PLACEHOLDER, copied)
+        else:
+            sealed_data[str(top)] = PLACEHOLDER
     if not values:
         return data, metadata
+    data = sealed_data
     nonce = os.urandom(_NONCE)
-    plain = _ENCODE(values).encode()
-    box = nonce + aead.encrypt(nonce, plain, key_id.bytes)
-    sealed = {"key": str(key_id), "at": at, "t": "".join(_kind(v) for v in values),
+    box = nonce + aead.encrypt(nonce, jsontext.encode(values), key_id.bytes)
+    sealed = {"key": str(key_id), "at": at, "t": "".join([_KINDS.get(type(v)) or _kind(v) for v in values]),
               "box": base64.b64encode(box).decode()}
     return data, {**metadata, SEALED: sealed}
 

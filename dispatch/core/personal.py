@@ -18,6 +18,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import types
+import typing
 from datetime import datetime
 
 from dispatch.core.errors import InvalidCommand
@@ -102,24 +104,44 @@ def pseudonym(value: str) -> str:
     return hmac.new(_pseudonym_key, value.encode(), hashlib.sha256).hexdigest()[:32]
 
 
-_LEAVES = frozenset({str, int, float, bool, datetime})
+_LEAVES = frozenset({str, int, float, bool, datetime, type(None)})
 """Types of field values that hold nothing nested (no personal paths, no subject below them)."""
 
 
-Fields = tuple[tuple[str, bool], ...]
+Field = tuple[str, bool, bool]
+"""(name, declared personal?, may hold a nested message?) of a dataclass field."""
+Fields = tuple[Field, ...]
 _FIELDS: dict[type, tuple[Fields, bool] | None] = {}
 
 
+def _may_nest(hint: object) -> bool:
+    """Whether a value of type `hint` may hold a nested message: False for leaves and unions and
+    tuples or lists of leaves (`str | None`, `tuple[str, ...]`), True for anything else."""
+    if hint in _LEAVES:
+        return False
+    args = typing.get_args(hint)
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType, tuple, list, frozenset, set) and args:
+        return any(_may_nest(a) for a in args if a is not Ellipsis)
+    return True
+
+
 def _fields(cls: type) -> tuple[Fields, bool] | None:
-    """(name, personal?) of each field of a dataclass type, and whether the type chooses its
-    personal fields per value (a `personal_fields()` method); None for any other type. Cached."""
+    """The fields of a dataclass type (see `Field`), and whether the type chooses its personal
+    fields per value (a `personal_fields()` method); None for any other type. Cached: every
+    appended event is walked here."""
     try:
         return _FIELDS[cls]
     except KeyError:
         pass
     found = None
     if dataclasses.is_dataclass(cls):
-        found = (tuple((f.name, bool(f.metadata.get("personal"))) for f in dataclasses.fields(cls)),
+        try:
+            hints: dict[str, object] = typing.get_type_hints(cls)
+        except (NameError, TypeError):  # a hint that does not resolve: assume anything nests
+            hints = {}
+        found = (tuple((f.name, bool(f.metadata.get("personal")), _may_nest(hints.get(f.name, object)))
+                       for f in dataclasses.fields(cls)),
                  callable(getattr(cls, "personal_fields", None)))
     _FIELDS[cls] = found
     return found
@@ -133,11 +155,11 @@ def personal_paths(message: object, prefix: Path = ()) -> tuple[Path, ...]:
     found: list[Path] = []
     fields, varies = shape
     if varies:  # a message whose personal fields vary; it may name nested values (`location.lat`)
-        names = set(message.personal_fields())  # type: ignore[attr-defined]
-        fields = tuple((name, name in names) for name, _ in fields)
-        nested = [tuple(n.split(".")) for n in sorted(names) if "." in n]
+        fields, nested = _chosen(type(message), tuple(message.personal_fields()))  # type: ignore[attr-defined]
         found = [(*prefix, *path) for path in nested if _value_at(message, path) is not None]
-    for name, is_personal in fields:
+    for name, is_personal, nests in fields:
+        if not (is_personal or nests):
+            continue
         value = getattr(message, name)
         if value is None:
             continue
@@ -153,6 +175,25 @@ def personal_paths(message: object, prefix: Path = ()) -> tuple[Path, ...]:
     return tuple(found)
 
 
+_CHOSEN: dict[tuple[type, tuple[str, ...]], tuple[Fields, tuple[tuple[str, ...], ...]]] = {}
+
+
+def _chosen(cls: type, names: tuple[str, ...]) -> tuple[Fields, tuple[tuple[str, ...], ...]]:
+    """The fields of `cls` with `names` (from its `personal_fields()`) as the personal ones, and the
+    nested paths among the names; cached, as a type chooses among a few sets."""
+    try:
+        return _CHOSEN[cls, names]
+    except KeyError:
+        pass
+    shape = _fields(cls)
+    assert shape is not None
+    chosen = set(names)
+    found = (tuple((name, name in chosen, nests) for name, _, nests in shape[0]),
+             tuple(tuple(n.split(".")) for n in sorted(chosen) if "." in n))
+    _CHOSEN[cls, names] = found
+    return found
+
+
 def _value_at(message: object, path: tuple[str, ...]) -> object:
     for name in path:
         message = getattr(message, name, None)
@@ -162,7 +203,7 @@ def _value_at(message: object, path: tuple[str, ...]) -> object:
 def declared_personal(message: object) -> tuple[str, ...]:
     """The names of `message`'s fields declared `PERSONAL` (for a `personal_fields` that adds some)."""
     shape = _fields(type(message))
-    return () if shape is None else tuple(name for name, personal in shape[0] if personal)
+    return () if shape is None else tuple(name for name, personal, _ in shape[0] if personal)
 
 
 def subject_of(message: object) -> str | None:
@@ -175,7 +216,9 @@ def subject_of(message: object) -> str | None:
     shape = _fields(type(message))
     if shape is None:
         return None
-    for name, _ in shape[0]:
+    for name, _, nests in shape[0]:
+        if not nests:
+            continue
         value = getattr(message, name)
         if _fields(type(value)) is not None:
             found = subject_of(value)
