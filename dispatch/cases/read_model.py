@@ -301,9 +301,10 @@ async def cases_by_id(
 
 async def overdue(
     db: asyncpg.Pool | asyncpg.Connection, kind: str, now: datetime, *, limit: int,
-    cursor: str | None = None, assigned_to: str | None = None, scope: Scope = None,
+    cursor: str | None = None, assigned_to: str | None = None, scope: Scope = None, queue: str = "main",
 ) -> tuple[list[tuple[CaseState, str]], str | None]:
-    """Cases overdue for confirmation, completion or call-back (within `scope`), most overdue first."""
+    """Cases overdue for confirmation, completion or call-back (within `scope`, in `queue`: the
+    cases of blacklisted numbers are kept off `main`), most overdue first."""
     if kind not in OVERDUE:
         raise InvalidCommand(f"kind must be one of {', '.join(OVERDUE)}", field="kind")
     column, running = OVERDUE[kind]
@@ -312,6 +313,9 @@ async def overdue(
     if assigned_to is not None:
         args.append(assigned_to)
         where.append(f"assigned_to = ${len(args)}")
+    if queue != "all":
+        args.append(queue)
+        where.append(FILTERS["queue"].format(len(args)))
     if cursor is not None:
         at, case_id = decode_cursor(cursor)
         args += [at, case_id]

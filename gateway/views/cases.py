@@ -187,14 +187,16 @@ async def list_board(request: web.Request) -> web.Response:
 
 
 async def list_overdue(request: web.Request) -> web.Response:
-    """`GET /api/v1/overdue?kind=confirmation|completion|callback`: most overdue first."""
+    """`GET /api/v1/overdue?kind=confirmation|completion|callback&queue=`: most overdue first;
+    `queue` as on the board (the cases of blacklisted numbers are kept off `main`, the default)."""
     who = require(request, *READERS)
     services = request.app[SERVICES]
     now = services.clock.now()
     mine = who.subject if who.role == "unit" else request.query.get("assigned_to")
     items, nxt = await overdue(services.pool, request.query.get("kind", ""), now,
                                limit=limit_param(request), cursor=request.query.get("cursor"),
-                               assigned_to=mine, scope=await scope_of(request, who))
+                               assigned_to=mine, scope=await scope_of(request, who),
+                               queue=queue_param(request))
     return json_response(page([case_view(s, light, who, now) for s, light in items], nxt))
 
 
@@ -462,7 +464,7 @@ OPENAPI_PATHS: Json = {
         "held by another level, or a dispatch to a unit or provider not working for its subtree",
         params=("case_id", "action"), body=True)},
     "/api/v1/overdue": {"get": _op("Overdue lists: kind=confirmation|completion|callback",
-                                   params=("kind", "assigned_to", "cursor", "limit"))},
+                                   params=("kind", "assigned_to", "queue", "cursor", "limit"))},
     "/api/v1/queue": {"get": _op("Dispatch queue: green channel first, then priority score")},
     "/api/v1/assessment/units": {"get": _op("Per-unit counters: dispatched, rejected, wrong "
                                             "rejections, chased, call-back answers (a token scoped to "

@@ -45,8 +45,8 @@ def registered(log: Log, case_id: str, channel: str, minute: int, phone: str | N
 
 
 def message(log: Log, case_id: str, minute: int, openid: str, text: str) -> None:
-    log.add(f"case-{case_id}", "CaseMessageReceived", case_id=case_id, channel="wechat", phone=None, text=text,
-            contact={"caller": {"openid": openid}, "occurred_at": _at(minute)})
+    log.add(f"case-{case_id}", "CaseMessageReceived", case_id=case_id, channel="wechat", phone=None,
+            text=text, contact={"caller": {"openid": openid}, "occurred_at": _at(minute)})
 
 
 def call(log: Log, type_: str, call_id: str, phone: str, minute: int, agent: str | None = None) -> None:
@@ -126,7 +126,8 @@ async def test_a_batch_leaves_what_event_by_event_leaves(pg_pool: asyncpg.Pool) 
         ("harassment", C), ("harassment", A)]
 
 
-async def test_a_batch_of_contacts_takes_a_few_statements_not_a_few_per_contact(pg_pool: asyncpg.Pool) -> None:
+async def test_a_batch_of_contacts_takes_a_few_statements_not_a_few_per_contact(
+        pg_pool: asyncpg.Pool) -> None:
     log = Log()
     tier(log, A, None)
     for n in range(60):

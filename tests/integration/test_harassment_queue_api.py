@@ -5,6 +5,7 @@ still found by its id and by the number."""
 from __future__ import annotations
 
 import dataclasses
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -87,4 +88,33 @@ async def test_a_blacklisted_numbers_case_is_in_the_harassment_queue_not_on_the_
     shown = await client.get(f"/api/v1/cases/{case_id}", headers=auth("t-agent"))
     assert shown.status == 200
     bad = await client.get("/api/v1/cases?queue=vip", headers=auth("t-dispatcher"))
+    assert bad.status == 400
+
+
+async def test_overdue_lists_keep_a_blacklisted_numbers_cases_apart(api: Any, wired: Any, clock: Any) -> None:
+    from tests.integration.test_cases_api import FAULT, post
+    from tests.integration.test_personal_retention import catch_up
+
+    put = await api.put(f"/api/v1/customers/{PHONE}", json={"tier": "blacklisted", "reason": "骚扰"},
+                        headers=auth("t-dispatcher"))
+    assert put.status == 200, await put.text()
+    ids = []
+    for phone in (PHONE, OTHER):
+        case = await post(api, "/api/v1/cases", {**FAULT, "caller": {"name": "张三", "phone": phone}},
+                          "t-agent", 201)
+        await post(api, f"/api/v1/cases/{case['case_id']}/dispatch", {"expected_version": 0, "to": "U002"})
+        ids.append(case["case_id"])
+    barred, plain = ids
+    await catch_up(wired)
+    clock.advance(timedelta(minutes=31))  # past the 30-minute confirmation
+
+    async def overdue(query: str) -> list[str]:
+        resp = await api.get(f"/api/v1/overdue?kind=confirmation{query}", headers=auth("t-dispatcher"))
+        assert resp.status == 200, await resp.text()
+        return [c["case_id"] for c in (await resp.json())["items"]]
+
+    assert await overdue("") == [plain]
+    assert await overdue("&queue=harassment") == [barred]
+    assert sorted(await overdue("&queue=all")) == sorted(ids)
+    bad = await api.get("/api/v1/overdue?kind=confirmation&queue=vip", headers=auth("t-dispatcher"))
     assert bad.status == 400
