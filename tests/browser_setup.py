@@ -2,7 +2,8 @@
 
 Run by `make test` before pytest (`python -m tests.browser_setup`). For each
 program missing - headless Chromium for the browser tests, HAProxy for the
-scale-out test (3 gateways behind a load balancer) - when we are root with
+scale-out test (3 gateways behind a load balancer), LuaJIT for the tests of
+the channels benchmark's wrk script - when we are root with
 apt-get, install Debian's package (Chromium with CJK fonts so Chinese text
 renders) quietly, bounded in time. It never fails the build itself: without a
 browser the browser tests skip with a message saying why; without HAProxy the
@@ -30,9 +31,15 @@ def haproxy() -> str | None:
     return shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/usr/local/sbin")
 
 
+def luajit() -> str | None:
+    """The path of LuaJIT, which runs wrk's scripts (tests/unit/test_bench_channels.py runs ours)."""
+    return shutil.which("luajit")
+
+
 PROGRAMS: dict[str, tuple[Callable[[], str | None], tuple[str, ...]]] = {
     "chromium": (chromium, ("chromium", "fonts-noto-cjk")),
     "haproxy": (haproxy, ("haproxy",)),
+    "luajit": (luajit, ("luajit",)),
 }
 """Each program the e2e tests need: how to find it, and the Debian packages that bring it."""
 

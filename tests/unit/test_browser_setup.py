@@ -1,4 +1,4 @@
-"""`python -m tests.browser_setup` installs HAProxy beside Chromium when either is missing.
+"""`python -m tests.browser_setup` installs HAProxy and LuaJIT beside Chromium when any is missing.
 
 Bugs it catches: haproxy left out of what is installed (a fresh machine would fail the
 scale-out test), Debian's /usr/sbin/haproxy not found when /usr/sbin is not on PATH, a
@@ -30,12 +30,13 @@ def test_haproxy_in_sbin_is_found_without_it_on_path(tmp_path: Path, monkeypatch
         return real(name, mode, path) if path is None else None
     monkeypatch.setattr(browser_setup.shutil, "which", which)
     assert browser_setup.haproxy() == "/usr/sbin/haproxy"
-    assert browser_setup.missing() == {"chromium": ("chromium", "fonts-noto-cjk")}
+    assert browser_setup.missing() == {"chromium": ("chromium", "fonts-noto-cjk"), "luajit": ("luajit",)}
 
 
 def test_only_missing_programs_are_installed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(browser_setup.PROGRAMS, "chromium", (lambda: "/usr/bin/chromium", ("chromium",)))
     monkeypatch.setitem(browser_setup.PROGRAMS, "haproxy", (lambda: None, ("haproxy",)))
+    monkeypatch.setitem(browser_setup.PROGRAMS, "luajit", (lambda: "/usr/bin/luajit", ("luajit",)))
     assert browser_setup.missing() == {"haproxy": ("haproxy",)}
     commands: list[list[str]] = []
     monkeypatch.setattr(browser_setup, "_run", lambda command, deadline: commands.append(command) or True)
