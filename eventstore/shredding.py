@@ -289,8 +289,9 @@ class Keyring:
         in_transaction = conn.is_in_transaction()
         if in_transaction and sealed:
             keys = await self._hold(conn, await self.keys_by_id(conn, [_key_of(records[i]) for i in sealed]))
+            unopened = set(todo)
             for i in sealed:
-                if i in todo or keys.get(_key_of(records[i])) is None:
+                if i in unopened or keys.get(_key_of(records[i])) is None:
                     out[i] = open_event(records[i], keys)
             return out
         if not todo:
