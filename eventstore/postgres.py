@@ -56,11 +56,10 @@ _COLUMNS = (
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
-    """Per-connection set-up: JSON codecs for json and jsonb."""
-    for name in ("json", "jsonb"):
-        await conn.set_type_codec(
-            name, encoder=jsontext.dumps, decoder=json.loads, schema="pg_catalog"
-        )
+    """Per-connection set-up: JSON codecs for json and jsonb (`jsonb` in binary, eventstore/jsontext.py)."""
+    await conn.set_type_codec("json", encoder=jsontext.dumps, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec("jsonb", encoder=jsontext.encode_jsonb, decoder=jsontext.decode_jsonb,
+                              schema="pg_catalog", format="binary")
 
 
 async def create_pool(

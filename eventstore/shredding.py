@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import json
 import os
 import time
 import uuid
@@ -365,7 +364,7 @@ def open_event(record: RecordedEvent, keys: dict[uuid.UUID, AESGCM | None]) -> R
     if aead is not None:
         box = base64.b64decode(sealed["box"])
         try:
-            values = json.loads(aead.decrypt(box[:_NONCE], box[_NONCE:], key_id.bytes))
+            values = jsontext.loads(aead.decrypt(box[:_NONCE], box[_NONCE:], key_id.bytes))
         except InvalidTag as exc:
             raise ShreddingError(f"the personal data of event {record.position} does not open") from exc
     data, copied = record.data, set[int]()

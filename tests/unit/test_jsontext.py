@@ -1,0 +1,45 @@
+"""The store's JSON: fast, and every value back exactly as it went in."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from eventstore import jsontext
+
+VALUES = [
+    {"text": "整栋楼停电，电梯困人", "n": 3, "f": 0.1, "ok": True, "none": None, "list": [1, "二", [3]]},
+    {"big": 12345678901234567890123, "negative_big": -9223372036854775809, "u64": 18446744073709551615},
+    {"huge": int("9" * 400), "account": "6100012345678901234567"},
+    [2**63 - 1, -(2**63), 1e300, -1e-300],
+    "只是一段文字",
+]
+
+
+@pytest.mark.parametrize("value", VALUES)
+def test_every_value_comes_back_exactly(value: object) -> None:
+    assert jsontext.loads(jsontext.encode(value)) == value
+    assert jsontext.decode_jsonb(jsontext.encode_jsonb(value)) == value
+    back = jsontext.decode_jsonb(jsontext.encode_jsonb(value))
+    assert json.dumps(back, sort_keys=True) == json.dumps(value, sort_keys=True)  # ints stay ints
+
+
+def test_text_is_compact_utf8_and_keys_become_strings() -> None:
+    assert jsontext.encode({"地址": "人民路", 1: [1, 2]}) == '{"地址":"人民路","1":[1,2]}'.encode()
+    assert jsontext.dumps({"a": 1}) == '{"a":1}'
+
+
+def test_an_integer_orjson_refuses_is_encoded_exactly() -> None:
+    assert jsontext.encode({"n": 10**30}) == b'{"n":1000000000000000000000000000000}'
+
+
+def test_a_long_run_of_digits_as_postgresql_writes_numbers_decodes_exactly() -> None:
+    # PostgreSQL writes a jsonb number without an exponent, however large
+    assert jsontext.decode_jsonb(b'\x01{"n": ' + b"1" * 25 + b"}") == {"n": int("1" * 25)}
+    assert jsontext.decode_jsonb(b'\x01{"n": 1' + b"0" * 19 + b".5}")["n"] == 1e19 + 0.5
+
+
+def test_an_unknown_jsonb_format_version_is_refused() -> None:
+    with pytest.raises(ValueError, match="version"):
+        jsontext.decode_jsonb(b'\x02{"a": 1}')
