@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import inspect
 import json
 import os
@@ -210,10 +211,8 @@ async def _checkpoint(conn: asyncpg.Connection) -> None:
     """Write the server's dirty pages out now, so that no timed run pays for an earlier one's (and
     the timed checkpoint, every `checkpoint_timeout`, starts its wait again); skipped without the
     right to (superuser or `pg_checkpoint`)."""
-    try:
+    with contextlib.suppress(asyncpg.InsufficientPrivilegeError):
         await conn.execute("CHECKPOINT")
-    except asyncpg.InsufficientPrivilegeError:
-        pass
 
 
 async def _appends(dsn: str, database: str, count: int, senders: int, writers: int) -> Run:
