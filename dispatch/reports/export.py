@@ -34,11 +34,13 @@ def period_label(period: date, by: str) -> str:
     return period.strftime("%Y-%m") if by == "month" else period.isoformat()
 
 
-async def build(db: Db, name: str, group: str, start: date, end: date, by: str) -> ReportTable:
-    """Report `name` grouped by `group` per `by` over the local days [start, end]."""
+async def build(db: Db, name: str, group: str, start: date, end: date, by: str,
+                scope: frozenset[str] | None = None) -> ReportTable:
+    """Report `name` grouped by `group` per `by` over the local days [start, end] (of the cases
+    `scope`'s nodes hold, see `report_sums`)."""
     report = REPORTS[name]
     items: list[dict[str, Cell]] = []
-    for row in await report_sums(db, name, group, start, end, by):
+    for row in await report_sums(db, name, group, start, end, by, scope):
         item: dict[str, Cell] = {"period": period_label(row.period, by), "group": row.key}
         item |= {c: row.sums.get(c, 0) for c in report.counts}
         item |= {d.name: d.value(row.sums) for d in report.derived}

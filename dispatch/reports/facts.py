@@ -32,6 +32,7 @@ from dispatch.cases.events import (
     CaseConfirmed,
     CaseDispatched,
     CaseLocated,
+    CaseMoved,
     CaseRegistered,
     CaseRejected,
     ExtensionDecided,
@@ -53,6 +54,18 @@ COMPLAINT_RESOLUTION = timedelta(days=10)
 PRAISE, CRITICISM = "praise", "complaint"
 """The categories counted as praise and as criticism."""
 NONE = "-"
+AT_ORG = "@org"
+"""Suffix of a grouping kept per holder too: its keys are `org_key(owner, unit, key)`."""
+ORG_GROUPS = ("all", "category", "channel")
+"""The case report's groupings that a token scoped to an organisation node may ask for: each is
+also kept per holder (the node owning the case and the unit it is dispatched to), and its rows
+are summed over the cases its subtree holds, as the board shows them (`scope_sql`)."""
+ORG_SEPARATOR = "\x1f"
+
+
+def org_key(owner: str | None, unit: str | None, key: str) -> str:
+    """The key of a holder's bucket: owner, unit and the grouping's key, separated by US."""
+    return ORG_SEPARATOR.join((owner or NONE, unit or NONE, key))
 """The key of a fact without a value for the grouping (no district, no agent...)."""
 
 
@@ -172,6 +185,8 @@ class CaseFact:
     callback_handler: str | None = None
     case_score: int | None = None
     unit_score: int | None = None
+    owner: str | None = None
+    """The organisation node holding the case now (None: the city's, before any routing)."""
 
     def _current(self, unit: str | None = None) -> Assignment | None:
         for a in reversed(self.assignments):
@@ -204,6 +219,8 @@ class CaseFact:
                     a.wrong_rejection = True
                     break
         self.assignments.append(Assignment(e.assignee, e.dispatched_at, e.confirm_by))
+        if e.level is not None:
+            self.owner = e.level
 
     def _confirmed(self, e: CaseConfirmed) -> None:
         if (a := self._current(e.unit)) is not None:
@@ -238,13 +255,7 @@ class CaseFact:
             return out
         day, unit, agent = local_day(self.accepted_at), self.unit or NONE, self.agent or NONE
         praise = {"praise": int(self.category == PRAISE), "criticism": int(self.category == CRITICISM)}
-        for dim, key in (("all", ""), ("category", self.category), ("district", self.district or NONE),
-                         ("channel", self.channel), ("unit", unit), ("agent", agent)):
-            for measure, value in (self._counts() | praise).items():
-                out["cases", dim, key, day, measure] += value
-        for dim, key in (("all", ""), ("unit", unit), ("agent", agent)):
-            for measure, value in praise.items():
-                out["satisfaction", dim, key, day, measure] += value
+        self._cases(out, day, praise, unit, agent)
         if self.agent:
             out["agents", "agent", self.agent, day, "cases"] += 1
         for a in self.assignments:
@@ -253,6 +264,23 @@ class CaseFact:
             self._complaint(out, day, unit)
         self._called_back(out, unit, agent)
         return out
+
+    def _cases(self, out: Contributions, day: date, praise: dict[str, int], unit: str, agent: str) -> None:
+        """The case report's sums, per grouping (those of `ORG_GROUPS` also per holder: a
+        sub-centre's report sums the cases it holds), and the satisfaction report's praise."""
+        for dim, key in (("all", ""), ("unit", unit), ("agent", agent)):
+            for measure, value in praise.items():
+                out["satisfaction", dim, key, day, measure] += value
+        counts = self._counts() | praise
+        holder = self._current()
+        for dim, key in (("all", ""), ("category", self.category), ("district", self.district or NONE),
+                         ("channel", self.channel), ("unit", unit), ("agent", agent)):
+            keys = [(dim, key)]
+            if dim in ORG_GROUPS:
+                keys.append((dim + AT_ORG, org_key(self.owner, holder.unit if holder else None, key)))
+            for bucket_dim, bucket_key in keys:
+                for measure, value in counts.items():
+                    out["cases", bucket_dim, bucket_key, day, measure] += value
 
     def _counts(self) -> dict[str, int]:
         counts: dict[str, int] = {"cases": 1}
@@ -309,6 +337,7 @@ _APPLIERS: dict[type[Event], Callable[[CaseFact, Any], None]] = {
     CaseClassified: lambda f, e: setattr(f, "category", e.category),
     CaseLocated: lambda f, e: setattr(f, "district", e.location.district),
     CaseDispatched: CaseFact._dispatched,
+    CaseMoved: lambda f, e: setattr(f, "owner", e.owner),
     CaseConfirmed: CaseFact._confirmed,
     CaseRejected: CaseFact._rejected,
     ExtensionDecided: CaseFact._extension,

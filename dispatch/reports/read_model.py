@@ -27,7 +27,7 @@ from dispatch.cases.events import CaseRegistered
 from dispatch.core.capability import Deps
 from dispatch.core.messages import from_data, from_recorded, to_data
 from dispatch.reports.definitions import REPORTS
-from dispatch.reports.facts import REPEAT_WINDOW, CallFact, CaseFact, Contributions, caller_key, delta
+from dispatch.reports.facts import AT_ORG, REPEAT_WINDOW, CallFact, CaseFact, Contributions, caller_key, delta
 from eventstore import RecordedEvent
 from eventstore.subscriptions import Change
 
@@ -190,16 +190,25 @@ class Row:
 _TRUNC = {"day": "day", "week": "week", "month": "month"}
 
 
-async def report_sums(db: Db, name: str, group: str, start: date, end: date, by: str) -> list[Row]:
-    """The sums of report `name` grouped by `group` per period `by` over the days [start, end]."""
+async def report_sums(db: Db, name: str, group: str, start: date, end: date, by: str,
+                      scope: frozenset[str] | None = None) -> list[Row]:
+    """The sums of report `name` grouped by `group` per period `by` over the days [start, end];
+    with `scope` (organisation nodes), of the cases held by or dispatched to one of them only
+    (groupings `facts.ORG_GROUPS` of the case report)."""
     measures = REPORTS[name].measures
     sums = ", ".join(f"coalesce(sum(sums[{i}]), 0)::bigint AS m{i}" for i in range(1, len(measures) + 1))
+    key, args, held = "key", [name, group, start, end], ""
+    if scope is not None:
+        key = "split_part(key, E'\\x1f', 3)"
+        args = [name, group + AT_ORG, start, end, sorted(scope)]
+        held = ("AND (split_part(key, E'\\x1f', 1) = ANY($5::text[]) "
+                "OR split_part(key, E'\\x1f', 2) = ANY($5::text[]))")
     rows = await db.fetch(
-        f"""SELECT date_trunc('{_TRUNC[by]}', day)::date AS period, key, {sums}
+        f"""SELECT date_trunc('{_TRUNC[by]}', day)::date AS period, {key} AS key, {sums}
             FROM report_buckets
-            WHERE report = $1 AND dim = $2 AND day >= $3 AND day <= $4
+            WHERE report = $1 AND dim = $2 AND day >= $3 AND day <= $4 {held}
             GROUP BY 1, 2 ORDER BY 1, 2""",
-        name, group, start, end)
+        *args)
     found = []
     for r in rows:
         values = {m: int(r[f"m{i}"]) for i, m in enumerate(measures, 1)}

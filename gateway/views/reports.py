@@ -8,7 +8,9 @@ Simplified Chinese, or `INTAKE_LANGUAGE`, or `lang`).
 
 A token scoped to an organisation node gets the rows of its subtree: grouped by `unit` its units,
 by `district` the districts it serves, by `agent` its agents (agent reference data's `org`); the
-other groupings sum the whole hotline and answer 403 to it. Its heat map counts its cases.
+case report grouped by `category`, `channel` or `all` sums the cases its subtree holds or is
+dispatched (as its board shows them); the other groupings sum the whole hotline and answer 403
+to it. Its heat map counts its cases.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from dispatch.core.messages import Json
 from dispatch.core.texts import LANGUAGES, LOCAL_TIME, Texts, texts_for
 from dispatch.reports.definitions import PERIODS, REPORTS
 from dispatch.reports.export import ReportTable, build, headers, to_csv, to_xlsx
+from dispatch.reports.facts import ORG_GROUPS
 from gateway.auth import Principal, require
 from gateway.http import BadRequest, json_response
 from gateway.services import SERVICES
@@ -92,19 +95,24 @@ SCOPED_GROUPS = ("unit", "district", "agent")
 """The groupings whose rows belong to one part of the organisation (a scoped token's)."""
 
 
-async def _rows_of(request: web.Request, who: Principal, group: str) -> frozenset[str] | None:
-    """The group keys a caller may see (None: all); 403 for a grouping of the whole hotline."""
+async def _rows_of(request: web.Request, who: Principal, name: str, group: str
+                   ) -> tuple[frozenset[str] | None, frozenset[str] | None]:
+    """What a caller may see of a report: the group keys (None: all) and the organisation nodes
+    whose cases it sums (None: every case); 403 for a grouping of the whole hotline."""
     reach = await reach_of(request, who)
     if reach.everything:
-        return None
+        return None, None
     if group == "unit":
-        return await reach.units(request)
+        return await reach.units(request), None
     if group == "district":
-        return reach.districts
+        return reach.districts, None
     if group == "agent":
-        return await reach.agents(request)
-    raise forbidden(f"grouped by {group}, a report sums the whole hotline; a token scoped to {who.org} "
-                    f"may group by {', '.join(SCOPED_GROUPS)}")
+        return await reach.agents(request), None
+    if name == "cases" and group in ORG_GROUPS:
+        return None, reach.nodes
+    allowed = (*SCOPED_GROUPS, *ORG_GROUPS) if name == "cases" else SCOPED_GROUPS
+    raise forbidden(f"grouped by {group}, this report sums the whole hotline; a token scoped to {who.org} "
+                    f"may group it by {', '.join(g for g in allowed if g in REPORTS[name].groups)}")
 
 
 async def get_report(request: web.Request) -> web.StreamResponse:
@@ -120,8 +128,8 @@ async def get_report(request: web.Request) -> web.StreamResponse:
     group = _choice(request, "group", report.groups, report.groups[0])
     fmt = _choice(request, "format", FORMATS, "json")
     texts = _texts(request)
-    keys = await _rows_of(request, who, group)
-    table = await build(services.pool, name, group, start, end, by)
+    keys, nodes = await _rows_of(request, who, name, group)
+    table = await build(services.pool, name, group, start, end, by, nodes)
     if keys is not None:
         table = replace(table, items=[i for i in table.items if i["group"] in keys])
     if fmt == "json":

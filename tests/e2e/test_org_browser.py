@@ -168,7 +168,11 @@ async def test_a_subcentre_console_shows_its_own_incidents_call_backs_and_units(
     async with _page(browser, f"{base}reports?token=t-qindu") as page:
         await page.locator(".report-table table").wait_for()  # answered, not refused
         assert await page.locator("select[name=group] option").evaluate_all(
-            "(options) => options.map((o) => o.value)") == ["district", "unit", "agent"]
+            "(options) => options.map((o) => o.value)") == [
+                "category", "district", "channel", "unit", "agent", "all"]  # the cases it holds
+        await page.locator("select[name=group]").select_option("district")
+        await page.wait_for_function("() => [...document.querySelectorAll('.report-table td')]"
+                                     ".some((td) => td.textContent === '610402')")
         cells = await page.locator(".report-table td").all_inner_texts()
         assert "610402" in cells and "610404" not in cells  # its district's row only
     async with _page(browser, f"{base}?token=t-city") as page:

@@ -232,9 +232,18 @@ async def test_reports_heat_map_and_caller_card_show_the_subtree(
     assert await groups("t-city", "units", "unit") == {"U1", "U2"}
     assert await groups("t-sca", "cases", "district") == {"610402"}
     assert await groups("t-city", "cases", "district") == {"610402", "610404"}
-    err = await call(api, "GET", f"/api/v1/reports/cases?group=category&from={day}&to={day}", "t-sca", 403)
-    assert err["error"]["code"] == "forbidden"  # a grouping of the whole hotline
-    await call(api, "GET", f"/api/v1/reports/cases?group=category&from={day}&to={day}", "t-city")
+
+
+    async def cases(token: str, group: str) -> int:
+        body = await call(api, "GET", f"/api/v1/reports/cases?group={group}&from={day}&to={day}", token)
+        return sum(int(item["cases"]) for item in body["items"])
+
+    # by category, channel or in all, the case report sums the cases the subtree holds
+    for group in ("category", "channel", "all"):
+        assert (await cases("t-sca", group), await cases("t-scb", group), await cases("t-city", group)) == (
+            1, 1, 2), group
+    err = await call(api, "GET", f"/api/v1/reports/calls?group=all&from={day}&to={day}", "t-sca", 403)
+    assert err["error"]["code"] == "forbidden"  # the hotline's calls belong to no sub-centre
 
     async def cells(token: str) -> int:
         body = await call(api, "GET", f"/api/v1/heatmap?from={day}&to={day}", token)

@@ -16,12 +16,13 @@ from dispatch.cases.events import (
     CaseCompleted,
     CaseConfirmed,
     CaseDispatched,
+    CaseMoved,
     CaseRegistered,
     CaseRejected,
 )
 from dispatch.core.texts import LANGUAGES, texts_for
 from dispatch.reports.definitions import PERIODS, REPORTS
-from dispatch.reports.facts import CallFact, CaseFact, delta
+from dispatch.reports.facts import CallFact, CaseFact, delta, org_key
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 11, 30, 16, 30, tzinfo=UTC)  # 00:30 on 1 December in Beijing, still 30 November in UTC
@@ -90,3 +91,25 @@ def test_a_case_counts_on_the_days_of_what_happened_in_beijing_time() -> None:
     assert out["units", "unit", "U1", later, "unit_score"] == 1
     assert {b[3] for b in out} == {day, later}
     assert delta(out, out) == {}
+
+
+def test_a_case_counts_for_the_node_holding_it_and_the_unit_it_is_dispatched_to() -> None:
+    fact = CaseFact("C2")
+    fact.apply(CaseRegistered("C2", "complaint", 3, "sms", "x", CallerInfo(phone="13900000000"), T0, T0))
+    day = date(2026, 12, 1)
+
+    def held() -> set[str]:
+        return {key for (report, dim, key, _, measure) in fact.contributions()
+                if (report, dim, measure) == ("cases", "category@org", "cases")}
+
+    assert held() == {org_key(None, None, "complaint")}
+    fact.apply(CaseMoved("C2", "SC-A", "routed", T0))
+    assert held() == {org_key("SC-A", None, "complaint")}
+    fact.apply(CaseDispatched("C2", "U2", "unit", T0, T0 + timedelta(minutes=30), level="SC-B"))
+    assert held() == {org_key("SC-B", "U2", "complaint")}  # dispatched down to SC-B's unit
+    fact.apply(CaseRejected("C2", "U2", "not ours", T0 + timedelta(minutes=5)))
+    assert held() == {org_key("SC-B", None, "complaint")}
+    out = fact.contributions()
+    assert out["cases", "all@org", org_key("SC-B", None, ""), day, "cases"] == 1
+    assert out["cases", "channel@org", org_key("SC-B", None, "sms"), day, "cases"] == 1
+    assert not any(dim.endswith("@org") for (report, dim, *_) in out if report != "cases")

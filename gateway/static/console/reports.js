@@ -13,15 +13,18 @@ const REPORTS = {
   agents: ['agent'],
 };
 const PERIODS = ['day', 'week', 'month'];
-/** The groupings a token scoped below the city may ask for (the others sum the whole hotline). */
+/** The groupings a token scoped below the city may ask for (the others sum the whole hotline);
+ * the case report also by category, channel and in all: the cases its part of the tree holds. */
 const SCOPED_GROUPS = ['unit', 'district', 'agent'];
+const SCOPED_CASE_GROUPS = ['category', 'channel', 'all'];
 
 /** The reports and groupings this caller may ask for. */
 async function reportsFor() {
   const me = await api('/api/v1/me').catch(() => ({}));
   if (!me.scoped) return REPORTS;
+  const allowed = (name, g) => SCOPED_GROUPS.includes(g) || (name === 'cases' && SCOPED_CASE_GROUPS.includes(g));
   return Object.fromEntries(Object.entries(REPORTS)
-    .map(([name, groups]) => [name, groups.filter((g) => SCOPED_GROUPS.includes(g))])
+    .map(([name, groups]) => [name, groups.filter((g) => allowed(name, g))])
     .filter(([, groups]) => groups.length));
 }
 
