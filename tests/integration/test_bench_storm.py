@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_a_short_storm_against_a_release_reports_both(pg_admin_dsn: str, redis_server_url: str) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "bench.storm", "--dsn", pg_admin_dsn, "--redis", redis_server_url,
-         "--seconds", "3", "--rate", "20", "--cti-rate", "2", "--settle", "5",
+         "--seconds", "3", "--rate", "20", "--cti-rate", "2", "--settle", "2",
          "--against", "HEAD", "--rounds", "1"],
         cwd=ROOT, capture_output=True, text=True, timeout=380, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
