@@ -13,7 +13,6 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -142,50 +141,8 @@ async def _empty(dsn: str) -> None:
         await conn.close()
 
 
-class Databases:
-    """Fresh copies of the template, one made ahead in a thread of its own.
-
-    Copying the template takes the server ~0.2 s; made while the test before runs (its
-    Python on one core, the copy on the other), a test rarely waits for its database.
-    Dropping is queued behind in the same thread. Each database serves one test only."""
-
-    def __init__(self, admin_dsn: str, template: str) -> None:
-        self._admin, self._template = admin_dsn, template
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="test-databases")
-        self._next: Future[str] | None = None
-
-    def _create(self) -> str:
-        name = f"intake_t_{uuid.uuid4().hex[:12]}"
-        asyncio.run(create_database(self._admin, name, template=self._template))
-        return name
-
-    def take(self) -> str:
-        """A fresh database's name (the one made ahead, and the next one started)."""
-        made = self._next or self._thread.submit(self._create)
-        self._next = self._thread.submit(self._create)
-        return made.result()
-
-    def drop(self, name: str) -> None:
-        """Drop a database after its test, in the thread."""
-        self._thread.submit(lambda: asyncio.run(drop_database(self._admin, name)))
-
-    def close(self) -> None:
-        """Drop the database made ahead, and wait for the thread's work."""
-        if self._next is not None:
-            self.drop(self._next.result())
-        self._thread.shutdown(wait=True)
-
-
-@pytest.fixture(scope="session")
-def pg_databases(pg_admin_dsn: str, pg_template: str) -> Iterator[Databases]:
-    """This session's maker of fresh databases."""
-    databases = Databases(pg_admin_dsn, pg_template)
-    yield databases
-    databases.close()
-
-
 @pytest.fixture
-async def pg_dsn(pg_admin_dsn: str, pg_databases: Databases) -> AsyncIterator[str]:
+async def pg_dsn(pg_admin_dsn: str, pg_template: str) -> AsyncIterator[str]:
     """A fresh, migrated database for this test only."""
     prefix = os.environ.get(REUSE_PREFIX)
     if prefix:
@@ -196,11 +153,9 @@ async def pg_dsn(pg_admin_dsn: str, pg_databases: Databases) -> AsyncIterator[st
         finally:
             await admin.close()
         return
-    name = await asyncio.to_thread(pg_databases.take)
-    try:
-        yield database_dsn(pg_admin_dsn, name)
-    finally:
-        pg_databases.drop(name)
+    name = f"intake_t_{uuid.uuid4().hex[:12]}"
+    yield await create_database(pg_admin_dsn, name, template=pg_template)
+    await drop_database(pg_admin_dsn, name)
 
 
 @pytest.fixture
