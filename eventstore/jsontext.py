@@ -46,9 +46,7 @@ def dumps(value: Any) -> str:
 
 def loads(data: bytes) -> Any:
     """The value of JSON in UTF-8, every number exact."""
-    if data.translate(_DIGITS).find(_LONG_RUN) >= 0:
-        return json.loads(data)
-    return orjson.loads(data)
+    return _exact(data, data)
 
 
 def encode_jsonb(value: Any) -> bytes:
@@ -60,7 +58,12 @@ def decode_jsonb(data: bytes) -> Any:
     """The value of `jsonb` in its binary format, every number exact."""
     if not data.startswith(JSONB_VERSION):
         raise ValueError(f"jsonb in binary format version {data[:1]!r}; this store reads version 1")
-    body = memoryview(data)[1:]
+    return _exact(data, memoryview(data)[1:])
+
+
+def _exact(data: bytes, body: bytes | memoryview) -> Any:
+    """`body` (the JSON in `data`) decoded by orjson, or by `json` where a run of digits is long
+    enough for orjson to lose it."""
     if data.translate(_DIGITS).find(_LONG_RUN) >= 0:
         return json.loads(bytes(body))
     return orjson.loads(body)

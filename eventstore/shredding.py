@@ -73,8 +73,6 @@ def _kind(value: Any) -> str:
     return "n"
 
 
-_KINDS = {str: "s", list: "l", dict: "o", int: "n", float: "n", bool: "n"}
-"""`_kind` of the plain JSON types, looked up at once."""
 _ERASED: dict[str, Callable[[], Any]] = {"s": lambda: ERASED, "l": list, "o": dict, "n": lambda: None}
 
 
@@ -335,22 +333,18 @@ def seal_event(
     sealed_data = dict(data)  # copied once: the caller's event stays as it was
     copied = {id(sealed_data)}
     for path in personal.paths:
-        top = path[0] if len(path) == 1 else None  # a field of the event itself: no walk
-        value = _get(data, path) if top is None else data.get(str(top))
+        value = _get(data, path)
         if value is None:
             continue
         values.append(value)
         at.append(list(path))
-        if top is None:
-            _put(sealed_data, path, PLACEHOLDER, copied)
-        else:
-            sealed_data[str(top)] = PLACEHOLDER
+        _put(sealed_data, path, PLACEHOLDER, copied)
     if not values:
         return data, metadata
     data = sealed_data
     nonce = os.urandom(_NONCE)
     box = nonce + aead.encrypt(nonce, jsontext.encode(values), key_id.bytes)
-    sealed = {"key": str(key_id), "at": at, "t": "".join([_KINDS.get(type(v)) or _kind(v) for v in values]),
+    sealed = {"key": str(key_id), "at": at, "t": "".join(_kind(v) for v in values),
               "box": base64.b64encode(box).decode()}
     return data, {**metadata, SEALED: sealed}
 

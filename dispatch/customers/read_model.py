@@ -213,8 +213,7 @@ async def _phone_given(conn: asyncpg.Connection, event: RecordedEvent) -> list[C
                             LIMIT 1), (SELECT caller_openid FROM cases WHERE case_id = $1))""", case_id)
     phone = callable_number(event.data.get("phone"))
     if openid and phone:
-        await conn.execute("""INSERT INTO openid_phones (openid, phone) VALUES ($1, $2)
-                              ON CONFLICT (openid) DO UPDATE SET phone = $2""", openid, phone)
+        await _links_and_calls(conn, [_Link(openid, phone)])
     return []
 
 

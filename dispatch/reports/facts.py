@@ -54,6 +54,7 @@ COMPLAINT_RESOLUTION = timedelta(days=10)
 PRAISE, CRITICISM = "praise", "complaint"
 """The categories counted as praise and as criticism."""
 NONE = "-"
+"""The key of a fact without a value for the grouping (no district, no agent...)."""
 AT_ORG = "@org"
 """Suffix of a grouping kept per holder too: its keys are `org_key(owner, unit, key)`."""
 ORG_GROUPS = ("all", "category", "channel")
@@ -61,12 +62,12 @@ ORG_GROUPS = ("all", "category", "channel")
 also kept per holder (the node owning the case and the unit it is dispatched to), and its rows
 are summed over the cases its subtree holds, as the board shows them (`scope_sql`)."""
 ORG_SEPARATOR = "\x1f"
+"""Between the parts of a holder's bucket key (ASCII unit separator: in no id or key)."""
 
 
 def org_key(owner: str | None, unit: str | None, key: str) -> str:
     """The key of a holder's bucket: owner, unit and the grouping's key, separated by US."""
     return ORG_SEPARATOR.join((owner or NONE, unit or NONE, key))
-"""The key of a fact without a value for the grouping (no district, no agent...)."""
 
 
 def local_day(at: datetime) -> date:

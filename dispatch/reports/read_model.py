@@ -27,7 +27,16 @@ from dispatch.cases.events import CaseRegistered
 from dispatch.core.capability import Deps
 from dispatch.core.messages import from_data, from_recorded, to_data
 from dispatch.reports.definitions import REPORTS
-from dispatch.reports.facts import AT_ORG, REPEAT_WINDOW, CallFact, CaseFact, Contributions, caller_key, delta
+from dispatch.reports.facts import (
+    AT_ORG,
+    ORG_SEPARATOR,
+    REPEAT_WINDOW,
+    CallFact,
+    CaseFact,
+    Contributions,
+    caller_key,
+    delta,
+)
 from eventstore import RecordedEvent
 from eventstore.subscriptions import Change
 
@@ -198,11 +207,10 @@ async def report_sums(db: Db, name: str, group: str, start: date, end: date, by:
     measures = REPORTS[name].measures
     sums = ", ".join(f"coalesce(sum(sums[{i}]), 0)::bigint AS m{i}" for i in range(1, len(measures) + 1))
     key, args, held = "key", [name, group, start, end], ""
-    if scope is not None:
-        key = "split_part(key, E'\\x1f', 3)"
-        args = [name, group + AT_ORG, start, end, sorted(scope)]
-        held = ("AND (split_part(key, E'\\x1f', 1) = ANY($5::text[]) "
-                "OR split_part(key, E'\\x1f', 2) = ANY($5::text[]))")
+    if scope is not None:  # keys `facts.org_key(owner, unit, key)`
+        key = "split_part(key, $6, 3)"
+        args = [name, group + AT_ORG, start, end, sorted(scope), ORG_SEPARATOR]
+        held = "AND (split_part(key, $6, 1) = ANY($5::text[]) OR split_part(key, $6, 2) = ANY($5::text[]))"
     rows = await db.fetch(
         f"""SELECT date_trunc('{_TRUNC[by]}', day)::date AS period, {key} AS key, {sums}
             FROM report_buckets
