@@ -28,6 +28,7 @@ from eventstore.shredding import keyring_of
 from gateway.logging import configure as configure_logging
 from gateway.schema import SCHEMA
 from gateway.settings import HttpSettings, ProcessSettings, Settings, SiaSettings, StoreSettings, Token
+from tests.databases import DatabasePool, empty
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -110,13 +111,6 @@ REUSE_PREFIX = "INTAKE_TEST_REUSE_DATABASES"
 beforehand (from the template) and empty them after use instead of creating and dropping one
 each: the mutation run (tests/mutate.py) starts thousands of short sessions."""
 
-_WRITTEN = """SELECT format('%I.%I', schemaname, tablename) FROM pg_tables
-    WHERE schemaname = 'public' AND tablename <> ALL(string_to_array($1, ','))"""
-_SEQUENCES = """SELECT s.seqrelid::regclass::text FROM pg_sequence s
-    JOIN pg_depend d ON d.objid = s.seqrelid AND d.deptype IN ('a', 'i')
-    JOIN pg_class t ON t.oid = d.refobjid WHERE t.relname <> ALL(string_to_array($1, ','))"""
-
-
 async def _borrow(admin_dsn: str, prefix: str) -> tuple[asyncpg.Connection, str]:
     """A reusable database no other session holds, and the connection holding it."""
     admin = await asyncpg.connect(admin_dsn)
@@ -127,35 +121,46 @@ async def _borrow(admin_dsn: str, prefix: str) -> tuple[asyncpg.Connection, str]
     raise RuntimeError(f"no free database {prefix}N")
 
 
-async def _empty(dsn: str) -> None:
-    """Remove every row a test wrote; keep the tables the migrations filled (`intake.seeded`)."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute("SET session_replication_role = replica")  # past the append-only guard
-        seeded = await conn.fetchval("SELECT current_setting('intake.seeded', true)") or ""
-        for (table,) in await conn.fetch(_WRITTEN, seeded):
-            await conn.execute(f"DELETE FROM {table}")
-        for (sequence,) in await conn.fetch(_SEQUENCES, seeded):
-            await conn.execute("SELECT setval($1::regclass, 1, false)", sequence)
-    finally:
-        await conn.close()
+@pytest.fixture(scope="session")
+def database_pool(pg_admin_dsn: str, pg_template: str) -> Iterator[DatabasePool]:
+    """Copies of the template, reused by the next test when a test left one as it was made."""
+    pool = DatabasePool(pg_admin_dsn, pg_template)
+    _POOLS.append(pool)
+    yield pool
+    asyncio.run(pool.close())
+
+
+_POOLS: list[DatabasePool] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """How many test databases were copied from the template, reused and dropped as changed."""
+    for pool in _POOLS:
+        terminalreporter.write_line(
+            f"test databases: {pool.copied} copied, {pool.reused} reused, "
+            f"{pool.dropped} dropped (changed by their test)")
 
 
 @pytest.fixture
-async def pg_dsn(pg_admin_dsn: str, pg_template: str) -> AsyncIterator[str]:
-    """A fresh, migrated database for this test only."""
+async def pg_dsn(pg_admin_dsn: str, database_pool: DatabasePool) -> AsyncIterator[str]:
+    """A migrated database for this test only, as the migrations left it."""
     prefix = os.environ.get(REUSE_PREFIX)
     if prefix:
         admin, dsn = await _borrow(pg_admin_dsn, prefix)
         try:
             yield dsn
-            await _empty(dsn)
+            conn = await asyncpg.connect(dsn)
+            try:
+                seeded = await conn.fetchval("SELECT current_setting('intake.seeded', true)") or ""
+                await empty(conn, seeded.split(","))
+            finally:
+                await conn.close()
         finally:
             await admin.close()
         return
-    name = f"intake_t_{uuid.uuid4().hex[:12]}"
-    yield await create_database(pg_admin_dsn, name, template=pg_template)
-    await drop_database(pg_admin_dsn, name)
+    name, made_as = await database_pool.take()
+    yield database_dsn(pg_admin_dsn, name)
+    await database_pool.give_back(name, made_as)
 
 
 @pytest.fixture
