@@ -138,15 +138,6 @@ class Keyring:
         """Whether this keyring keeps keys at all (one with no TTL asks the database every time)."""
         return self._ttl > 0
 
-    def has_keys(self, subjects: Iterable[str]) -> bool:
-        """Whether every subject's key is cached (sealing for them asks the database nothing)."""
-        now = self._clock()
-        for subject in subjects:
-            hit = self._by_subject.get(subject)
-            if hit is None or hit[1] < now or not self._cached(hit[0])[1]:
-                return False
-        return True
-
     async def keys_for(
         self, conn: asyncpg.Connection, subjects: Iterable[str]
     ) -> dict[str, tuple[uuid.UUID, AESGCM]]:

@@ -3,14 +3,16 @@ record `to_new_event` hands the store for sealing."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 import pytest
 
-from dispatch.cases.events import CallerInfo, CaseRegistered, CaseSupplemented
+from dispatch.cases.events import CallerInfo, CaseRegistered, CaseSupplemented, Place
 from dispatch.core.errors import InvalidCommand
 from dispatch.core.messages import to_new_event
 from dispatch.core.personal import parse_subject, personal_paths, pseudonym, set_pseudonym_key, subject_of
+from dispatch.gis.reference import ReferenceRecorded
 from dispatch.intake.contact import InboundContact
 from dispatch.intake.sms import SmsReceived
 from dispatch.intake.wechat import WeChatMessageReceived, WeChatPush
@@ -61,15 +63,18 @@ def test_events_without_personal_data_carry_no_note_and_a_handler_can_name_the_s
 @pytest.mark.parametrize(("typed", "subject"), [
     ("139 1234 5678", "phone:13912345678"), ("+8613912345678", "phone:13912345678"),
     ("openid:oUser_42", "openid:oUser_42"), ("elder:E7", "elder:E7"), ("device:1234", "device:1234"),
-    ("phone:0086 139-1234-5678", "phone:13912345678")])
+    ("phone:0086 139-1234-5678", "phone:13912345678"), ("elder:xianyang:E7", "elder:xianyang:E7")])
 def test_an_operator_names_a_subject_as_they_like(typed: str, subject: str) -> None:
     assert parse_subject(typed) == subject
 
 
 @pytest.mark.parametrize("typed", ["", "not a number", "openid:", "name:张三", "elder: "])
 def test_anything_else_is_not_a_subject(typed: str) -> None:
-    with pytest.raises(InvalidCommand):
+    with pytest.raises(InvalidCommand) as refused:
         parse_subject(typed)
+    assert refused.value.field == "subject"  # the API error names the field; the text, what to type
+    assert str(refused.value) == ("a subject is a phone number or one of "
+                                  "phone:..., openid:..., elder:..., device:..., email:...")
 
 
 def test_a_pseudonym_is_stable_keyed_and_does_not_show_the_number() -> None:
@@ -82,3 +87,30 @@ def test_a_pseudonym_is_stable_keyed_and_does_not_show_the_number() -> None:
     finally:
         set_pseudonym_key(b"")
     assert pseudonym("13912345678") == first
+
+
+def test_an_elders_home_is_personal_a_citizens_place_is_not() -> None:
+    """Bugs: a type's chosen fields cached for another choice (an elder's case sealing no coordinates
+    after a citizen's case, or a citizen's sealing them); a nested path noted where it holds nothing."""
+    home = Place(34.33, 108.71, "610402")
+    elder = CaseRegistered("C2", "elderly_emergency", 1, "alarm", "一键呼叫", CallerInfo(), AT, AT,
+                           location=home, elder_id="E7")
+    citizen = dataclasses.replace(registered(phone="13912345678"), location=home)
+    for _ in range(2):  # the second time from the cache
+        assert {("location", "lat"), ("location", "lon")} <= set(personal_paths(elder))
+        assert ("location", "lat") not in set(personal_paths(citizen))
+        assert ("description",) in set(personal_paths(citizen))
+    nowhere = dataclasses.replace(elder, location=None)
+    assert set(personal_paths(nowhere)) == {("description",)}  # no place: nothing to seal under it
+
+
+def test_reference_items_about_people_are_theirs_and_crews_are_not() -> None:
+    """Bugs: the kind's choice of personal fields ignored, or cached across kinds."""
+    properties = {"name": "王大爷", "phone": "13912345678"}
+    geometry = {"type": "Point", "coordinates": [108.7, 34.3]}
+    elder = ReferenceRecorded("elder", "E7", properties, geometry, "d1")
+    crew = ReferenceRecorded("provider", "P1", {"name": "抢修一班"}, geometry, "d2")
+    for _ in range(2):
+        assert set(personal_paths(elder)) == {("properties",), ("geometry",)}
+        assert subject_of(elder) == "elder:E7"
+        assert personal_paths(crew) == ()
