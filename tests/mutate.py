@@ -97,11 +97,13 @@ PARTS: dict[str, Part] = {
         tuple(f"tests/unit/test_{name}.py" for name in (
             "linking_decisions", "duplicates", "linking_policy", "linking_storm", "link_params", "incidents",
             "incident_merges"))),
-    # Personal data with an end: which fields are personal and whose, sealing and opening the box,
-    # the keyring (cache, erasure, notices), and the exact JSON the sealed events travel in.
+    # Personal data with an end: which fields of a message are personal and whose (the subject)...
+    "personal": Part(("dispatch.core.personal.*",), ("tests/unit/test_personal_fields.py",)),
+    # ... and sealing and opening the box, the keyring (cache, erasure, notices), and the exact
+    # JSON the sealed events travel in.
     "shredding": Part(
-        ("eventstore.shredding.*", "eventstore.jsontext.*", "dispatch.core.personal.*"),
-        ("tests/unit/test_shredding.py", "tests/unit/test_jsontext.py", "tests/unit/test_personal_fields.py",
+        ("eventstore.shredding.*", "eventstore.jsontext.*"),
+        ("tests/unit/test_shredding.py", "tests/unit/test_jsontext.py",
          "tests/integration/test_shredding_pg.py", "tests/integration/test_subject_keys_pg.py",
          "tests/integration/test_erasure_race.py", "tests/integration/test_jsonb_exact_pg.py"), waits=True),
 }

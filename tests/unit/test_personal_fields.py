@@ -4,14 +4,30 @@ record `to_new_event` hands the store for sealing."""
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
-from dispatch.cases.events import CallerInfo, CaseRegistered, CaseSupplemented, Place
+from dispatch.cases.events import (
+    CallerInfo,
+    CaseLocated,
+    CaseRegistered,
+    CaseSupplemented,
+    MatchedPlace,
+    Place,
+)
 from dispatch.core.errors import InvalidCommand
 from dispatch.core.messages import to_new_event
-from dispatch.core.personal import parse_subject, personal_paths, pseudonym, set_pseudonym_key, subject_of
+from dispatch.core.personal import (
+    PERSONAL,
+    parse_subject,
+    personal_paths,
+    pseudonym,
+    set_pseudonym_key,
+    subject_of,
+)
 from dispatch.gis.reference import ReferenceRecorded
 from dispatch.intake.contact import InboundContact
 from dispatch.intake.sms import SmsReceived
@@ -114,3 +130,38 @@ def test_reference_items_about_people_are_theirs_and_crews_are_not() -> None:
         assert set(personal_paths(elder)) == {("properties",), ("geometry",)}
         assert subject_of(elder) == "elder:E7"
         assert personal_paths(crew) == ()
+
+
+def test_an_optional_nested_message_is_walked() -> None:
+    """Bug: a `X | None` field taken for a leaf, so the address words a gazetteer matched (personal)
+    go into the log in the clear."""
+    matched = MatchedPlace("P1", "人民路小区", "community", 92.0, "人民路 8 号")
+    located = CaseLocated("C1", Place(34.33, 108.71), "gazetteer", AT, place=matched)
+    assert personal_paths(located) == (("place", "text"),)
+
+
+@dataclass(frozen=True, slots=True)
+class _Person:
+    name: str = field(metadata=PERSONAL)
+    role: str = "caller"
+
+
+@dataclass(frozen=True, slots=True)
+class _Meeting:
+    topic: Any
+    people: tuple[_Person, ...]
+    minutes: str | None = field(default=None, metadata=PERSONAL)
+
+
+@dataclass(frozen=True, slots=True)
+class _Unresolved:
+    who: _NoSuchType  # type: ignore[name-defined]  # noqa: F821
+    note: str = field(default="", metadata=PERSONAL)
+
+
+def test_lists_of_messages_leaves_of_any_type_and_unresolved_hints() -> None:
+    """Bugs: items of a list of messages skipped or named without their index; the walk stopping at
+    a plain value in an `Any` field; a type hint that does not resolve failing the append."""
+    meeting = _Meeting("停电", (_Person("张三"), _Person("李四")), minutes="记录")
+    assert personal_paths(meeting) == (("people", 0, "name"), ("people", 1, "name"), ("minutes",))
+    assert personal_paths(_Unresolved(_Person("王五"), note="x")) == (("who", "name"), ("note",))
