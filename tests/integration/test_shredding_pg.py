@@ -252,6 +252,30 @@ async def test_a_transaction_that_finds_a_key_gone_forgets_it_for_the_reads_afte
         await deaf.close()
 
 
+async def test_a_cached_key_opens_the_subjects_other_events_until_its_ttl(pg_dsn: str) -> None:
+    """Keys are cached per process for `TTL` seconds: reading one event caches its key, and the
+    subject's other events open with it, even with the key gone from the database (deleted here
+    behind the keyring's back, as a missed notice would leave it), until the TTL ends. Bugs: no
+    key ever cached (every read asks the database), or cached under the wrong id."""
+    now = [0.0]
+    writer = await create_pool(pg_dsn, min_size=1, max_size=3)
+    await _via_store(writer, "case-1", _event("1"))
+    await _via_store(writer, "case-2", _event("2"))
+    await writer.close()
+    pool = await create_pool(pg_dsn, min_size=1, max_size=3, keyring=Keyring(clock=lambda: now[0]))
+    store = PostgresEventStore(pool)
+    try:
+        assert not is_erased((await store.read_stream("case-1"))[0])
+        await pool.execute("DELETE FROM subject_keys")
+        [second] = await store.read_stream("case-2")
+        assert second.data == _data("2")
+        now[0] += 31.0
+        assert is_erased((await store.read_stream("case-2"))[0])
+    finally:
+        await store.close()
+        await pool.close()
+
+
 async def test_an_erasure_sends_one_notice_per_two_hundred_keys(pg_dsn: str) -> None:
     """Bug: notices overlapping or one per key (a listener's queue flooded by a large erasure)."""
     writer = await create_pool(pg_dsn, min_size=1, max_size=3)
