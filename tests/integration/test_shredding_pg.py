@@ -131,6 +131,20 @@ async def test_personal_values_are_stored_sealed_and_read_back_whole(
     assert [e.data for e in await stored_events(pg_pool, "stream = $1", "case-C1")] == [event.data]
 
 
+async def test_a_personal_value_left_out_does_not_leave_the_next_ones_in_the_clear(
+    pg_store: PostgresEventStore, pg_pool: asyncpg.Pool
+) -> None:
+    """Bug: the walk over the personal paths stops at the first one without a value (a caller who
+    gave no name), so the number and the description after it are stored in plaintext."""
+    data = {**_data("N"), "caller": {"name": None, "phone": "13912345678", "tier": "vip"}}
+    await pg_store.append("case-N", [NewEvent("CaseRegistered", data, 1, {}, Personal(ZHANG, PATHS))], ANY)
+    stored = await _row_text(pg_pool)
+    for secret in ("13912345678", "家门口井盖丢失", "回民街17号"):
+        assert secret not in stored, secret
+    [read] = await pg_store.read_stream("case-N")
+    assert read.data == data
+
+
 @pytest.mark.parametrize("grouped", [False, True], ids=["alone", "group-commit"])
 async def test_a_repeated_append_with_personal_data_is_written_once(
     pg_pool: asyncpg.Pool, grouped: bool
