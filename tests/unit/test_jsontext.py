@@ -38,8 +38,9 @@ def test_a_long_run_of_digits_as_postgresql_writes_numbers_decodes_exactly() -> 
     # PostgreSQL writes a jsonb number without an exponent, however large
     assert jsontext.decode_jsonb(b'\x01{"n": ' + b"1" * 25 + b"}") == {"n": int("1" * 25)}
     assert jsontext.decode_jsonb(b'\x01{"n": 1' + b"0" * 19 + b".5}")["n"] == 1e19 + 0.5
+    assert jsontext.loads(b"1" * 25) == int("1" * 25)  # the run at the very start of the text
 
 
 def test_an_unknown_jsonb_format_version_is_refused() -> None:
-    with pytest.raises(ValueError, match="version"):
+    with pytest.raises(ValueError, match=r"version b'\\x02'; this store reads version 1$"):
         jsontext.decode_jsonb(b'\x02{"a": 1}')
