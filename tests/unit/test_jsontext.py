@@ -31,7 +31,8 @@ def test_text_is_compact_utf8_and_keys_become_strings() -> None:
 
 
 def test_an_integer_orjson_refuses_is_encoded_exactly() -> None:
-    assert jsontext.encode({"n": 10**30}) == b'{"n":1000000000000000000000000000000}'
+    assert jsontext.encode({"n": 10**30, "name": "张三"}) == (
+        '{"n":1000000000000000000000000000000,"name":"张三"}'.encode())  # compact, UTF-8 as is
 
 
 def test_a_long_run_of_digits_as_postgresql_writes_numbers_decodes_exactly() -> None:
