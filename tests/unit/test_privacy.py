@@ -36,6 +36,21 @@ def test_a_matched_place_is_hidden_with_the_rest_and_no_place_stays_none() -> No
     assert hide_case({"case_id": "C3", "caller": {}, "location": None})["location"] is None
 
 
+def test_a_hidden_case_hides_its_account_needs_recording_and_the_reason_for_its_hold() -> None:
+    """Bugs: a field added to the case view after the first release (the power account number, a
+    caller's special needs, the call recording, why the case is under legal hold) shown to a unit
+    that may not see the case's personal data; a hold's other fields (that it holds) hidden."""
+    view = {"case_id": "C4", "caller": {"phone": "13912345678"}, "location": None,
+            "account_number": "0123456789", "special_needs": "听力障碍，请发短信",
+            "recording_id": "rec/C4.wav",
+            "legal_hold": {"by": "auditor-1", "at": "2026-12-06T08:00:00Z", "reason": "张三投诉诉讼"}}
+    hidden = hide_case(view)
+    assert (hidden["account_number"], hidden["special_needs"], hidden["recording_id"]) == (None, None, None)
+    assert hidden["legal_hold"] == {"by": "auditor-1", "at": "2026-12-06T08:00:00Z", "reason": None}
+    plain = hide_case({"case_id": "C5", "caller": {}, "location": None, "legal_hold": None})
+    assert "account_number" not in plain and plain["legal_hold"] is None  # the view's shape is kept
+
+
 def test_only_coordinates_are_coarsened_not_every_number() -> None:
     assert mask_value("score", 0.876543) == 0.876543
     assert mask_value("x", {"priority_score": 12.3456, "lat": 34.334567}) == {"priority_score": 12.3456,
