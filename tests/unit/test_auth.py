@@ -45,6 +45,15 @@ def test_resolve_knows_only_configured_tokens() -> None:
     assert Principal("unit", "U001").actor == "unit:U001"
 
 
+def test_a_token_keeps_its_organisation_and_channel_scope() -> None:
+    """Bug: the org a sub-centre's token is scoped to dropped on the way to its principal - the
+    sub-centre's dispatcher would see and dispatch the whole city's cases."""
+    table = TokenTable({"t-weicheng": Token("dispatcher", "D7", org="weicheng"),
+                        "t-sms": Token("channel", "gw", scope=frozenset({"twilio"}))})
+    assert table.resolve("t-weicheng") == Principal("dispatcher", "D7", None, "weicheng")
+    assert table.resolve("t-sms") == Principal("channel", "gw", frozenset({"twilio"}), None)
+
+
 async def test_the_middleware_attaches_the_principal_or_nothing() -> None:
     seen: list[Principal | None] = []
 
