@@ -129,7 +129,13 @@ async def test_silent_agent_goes_offline_after_the_ttl(client: Any) -> None:
     await presence(client, "A002", "online")
     await abandon(client, 1, "13900000001")
     await abandon(client, 2, "13900000002")
-    await until(lambda: _assigned_to(client, {"A001", "A002"}))
+
+    async def one_each() -> bool:  # both keep beating until then: a slow worker must not lose A001
+        await presence(client, "A001", "online")
+        await presence(client, "A002", "online")
+        return await _assigned_to(client, {"A001", "A002"})
+
+    await until(one_each, 10.0)
     deadline = time.monotonic() + 3 * TTL
     while time.monotonic() < deadline:  # only A002 keeps sending heartbeats
         await presence(client, "A002", "online")
