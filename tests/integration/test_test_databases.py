@@ -108,24 +108,16 @@ async def test_a_replaced_function_or_a_database_setting_is_a_change(
     await pool.give_back(name, made_as)
     assert not await _exists(pg_admin_dsn, name)
 
-    name, made_as = await pool.take()
-    admin = await asyncpg.connect(pg_admin_dsn)
-    try:
-        await admin.execute(f'ALTER DATABASE "{name}" SET work_mem = \'1MB\'')
-    finally:
-        await admin.close()
-    await pool.give_back(name, made_as)
-    assert not await _exists(pg_admin_dsn, name) and pool.dropped == 2
-
-    name, made_as = await pool.take()  # a setting that fails the check itself
-    admin = await asyncpg.connect(pg_admin_dsn)
-    try:
-        await admin.execute(f'ALTER DATABASE "{name}" SET statement_timeout = 1')
-    finally:
-        await admin.close()
-    await pool.give_back(name, made_as)
-    assert not await _exists(pg_admin_dsn, name) and pool.dropped == 3
-
+    # a setting, and one that fails the check itself
+    for dropped, setting in enumerate(("work_mem = '1MB'", "statement_timeout = 1"), start=2):
+        name, made_as = await pool.take()
+        admin = await asyncpg.connect(pg_admin_dsn)
+        try:
+            await admin.execute(f'ALTER DATABASE "{name}" SET {setting}')
+        finally:
+            await admin.close()
+        await pool.give_back(name, made_as)
+        assert not await _exists(pg_admin_dsn, name) and pool.dropped == dropped
 
 async def test_a_database_with_a_session_still_in_it_is_dropped(
     pool: DatabasePool, pg_admin_dsn: str, monkeypatch: pytest.MonkeyPatch
