@@ -33,7 +33,7 @@ import structlog
 
 from eventstore.errors import AppendFailed, EventStoreError, StoreUnavailable, WrongExpectedVersion
 from eventstore.records import AppendArgs, AppendResult, NewEvent
-from eventstore.shredding import keyring_of
+from eventstore.shredding import Keyring, NewKeys, keyring_of
 
 log = structlog.get_logger(__name__)
 
@@ -48,7 +48,7 @@ An answer reaches a caller awaiting `append` one turn after its flush set it
 (the caller's task); one more spares a wrapper coroutine in between.
 """
 
-APPEND_MANY = "SELECT * FROM intake_append_many($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+APPEND_MANY = "SELECT * FROM intake_append_many($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
 
 
 class GroupedStore(Protocol):
@@ -71,6 +71,7 @@ class GroupedStore(Protocol):
 class _Pending:
     args: AppendArgs
     done: asyncio.Future[AppendResult]
+    rekeyed: bool = False  # refused once for a key made for a subject that had one (0007)
 
     @property
     def stream(self) -> str:
@@ -174,11 +175,10 @@ class GroupCommitter:
         # streams then wait for each other but can never deadlock, which would
         # stall both for deadlock_timeout (1 s) before one of them gives way.
         batch = sorted(batch, key=attrgetter("stream"))
-        sealed = await keyring_of(conn).seal(conn, [item.args for item in batch])
-        for item, args in zip(batch, sealed, strict=True):
-            item.args = args
+        ring = keyring_of(conn)
+        sealed, new = await _seal(conn, ring, [item.args for item in batch])
         try:
-            rows = await conn.fetch(APPEND_MANY, *_columns([item.args for item in batch]))
+            rows = await conn.fetch(APPEND_MANY, *_columns(sealed, new))
         except asyncpg.PostgresError as exc:
             # The statement as a whole was refused (e.g. a value its parameters
             # cannot carry): give every append its own answer.
@@ -186,13 +186,28 @@ class GroupCommitter:
             for item in batch:
                 await self._alone(conn, item)
             return
-        appended = {item.args.category for item, row in zip(batch, rows, strict=True)
+        rekey = [item for item, row in zip(batch, rows, strict=True) if row["status"] == "rekey"]
+        ring.kept(new, _subjects(rekey))
+        appended = {args.category for args, row in zip(sealed, rows, strict=True)
                     if row["status"] == "ok" and not row["out_duplicate"]}
         if appended:
             self._store.wake(appended)
-        for item, row in zip(batch, rows, strict=True):
-            if _settle(item, row):
+        for item, args, row in zip(batch, sealed, rows, strict=True):
+            if row["status"] != "rekey" and _settle(item, args, row):
                 await self._alone(conn, item)
+        if rekey:
+            await self._again(conn, ring, rekey)
+
+    async def _again(self, conn: asyncpg.Connection, ring: Keyring, rekey: list[_Pending]) -> None:
+        """Appends refused because their subjects had keys (not cached here when sealed): the keys
+        are looked up, and the appends ride the next flush sealed with them (once; then alone)."""
+        await ring.keys_for(conn, _subjects(rekey))
+        for item in rekey:
+            if item.rekeyed:  # refused twice (its subject's key went meanwhile): not again
+                await self._alone(conn, item)
+            else:
+                item.rekeyed = True
+        self._queue[:0] = [item for item in rekey if not item.done.done()]
 
     async def _alone(self, conn: asyncpg.Connection, item: _Pending) -> None:
         """Settle one append with a plain (ungrouped) append of its own on `conn`."""
@@ -204,8 +219,23 @@ class GroupCommitter:
         item.answer(result)
 
 
-def _columns(batch: Sequence[AppendArgs]) -> list[list[Any]]:
-    """The arrays of `intake_append_many`: per append, then its events flattened."""
+async def _seal(
+    conn: asyncpg.Connection, ring: Keyring, batch: list[AppendArgs]
+) -> tuple[list[AppendArgs], NewKeys]:
+    """The appends sealed: a subject with no key cached here gets a new one, stored by the flush's
+    statement (migration 0007); a keyring that caches nothing asks the database for each."""
+    if ring.caches:
+        return ring.seal_making(batch)
+    return await ring.seal(conn, batch), NewKeys()
+
+
+def _subjects(items: Iterable[_Pending]) -> set[str]:
+    return {p.subject for item in items for p in item.args.personal if p is not None}
+
+
+def _columns(batch: Sequence[AppendArgs], new: NewKeys) -> list[list[Any] | None]:
+    """The arrays of `intake_append_many`: per append, then its events flattened, then the new
+    keys the events are sealed with (`new`, migration 0007)."""
     columns: list[list[Any]] = [[] for _ in range(9)]
     for args in batch:
         for column, value in zip(columns, (args.stream, args.category, args.expected_version,
@@ -215,7 +245,7 @@ def _columns(batch: Sequence[AppendArgs]) -> list[list[Any]]:
         columns[6].extend(args.schema_versions)
         columns[7].extend(args.data)
         columns[8].extend(args.metadata)
-    return columns
+    return [*columns, *new.columns()]
 
 
 def outcome_of(args: AppendArgs, row: asyncpg.Record) -> AppendResult | EventStoreError | None:
@@ -235,9 +265,9 @@ def outcome_of(args: AppendArgs, row: asyncpg.Record) -> AppendResult | EventSto
         return exc
 
 
-def _settle(item: _Pending, row: asyncpg.Record) -> bool:
-    """Answer one append from its status row; True if it must be retried alone."""
-    outcome = outcome_of(item.args, row)
+def _settle(item: _Pending, args: AppendArgs, row: asyncpg.Record) -> bool:
+    """Answer one append (sent as `args`) from its status row; True if it must be retried alone."""
+    outcome = outcome_of(args, row)
     if outcome is None:
         return True
     if isinstance(outcome, EventStoreError):

@@ -29,7 +29,7 @@ from eventstore.records import (
     ReadBatch,
     RecordedEvent,
 )
-from eventstore.shredding import ERASURE_CHANNEL, Keyring, bind, keyring_of
+from eventstore.shredding import ERASURE_CHANNEL, Keyring, NewKeys, bind, keyring_of
 from eventstore.unavailable import UNAVAILABLE as UNAVAILABLE  # re-exported: the gateway maps it to 503
 from eventstore.unavailable import DroppingConnection, drop
 from eventstore.wakeup import Wakeup, WakeupHub
@@ -574,7 +574,7 @@ async def append_many_on(
     found: list[AppendResult | EventStoreError | None] = [None] * len(batch)
     for start in range(0, len(order), MAX_BATCH):
         chunk = order[start:start + MAX_BATCH]
-        rows = await conn.fetch(APPEND_MANY, *_columns([batch[i] for i in chunk]))
+        rows = await conn.fetch(APPEND_MANY, *_columns([batch[i] for i in chunk], NewKeys()))
         for i, row in zip(chunk, rows, strict=True):
             found[i] = outcome_of(batch[i], row)
     answers: list[AppendResult | EventStoreError] = []

@@ -107,6 +107,35 @@ def _put(root: dict[str, Any], path: Path, value: Any, copied: set[int]) -> dict
     return root
 
 
+@dataclasses.dataclass(slots=True)
+class NewKeys:
+    """Keys made for subjects with none cached (`Keyring.seal_making`), to be stored by the statement
+    that appends the events sealed with them; `event_keys`: per event of the batch, in order, the
+    id of the new key it is sealed with (None: a cached key, or no personal data)."""
+
+    made: dict[str, tuple[uuid.UUID, bytes, AESGCM]] = dataclasses.field(default_factory=dict)
+    event_keys: list[uuid.UUID | None] = dataclasses.field(default_factory=list)
+
+    def make(self, subject: str) -> tuple[uuid.UUID, AESGCM]:
+        """A new key for `subject`."""
+        key_id, key = uuid.uuid4(), os.urandom(32)
+        aead = AESGCM(key)
+        self.made[subject] = (key_id, key, aead)
+        return key_id, aead
+
+    def id_of(self, personal: Personal | None) -> uuid.UUID | None:
+        """The id of the new key made for `personal`'s subject (None if it has none)."""
+        made = None if personal is None else self.made.get(personal.subject)
+        return None if made is None else made[0]
+
+    def columns(self) -> list[list[Any] | None]:
+        """The key arguments of `intake_append_many` (migration 0007): NULLs when none was made."""
+        if not self.made:
+            return [None, None, None, None]
+        return [list(self.made), [m[0] for m in self.made.values()], [m[1] for m in self.made.values()],
+                self.event_keys]
+
+
 class Keyring:
     """The subjects' keys of one database, cached; seals and opens events with them."""
 
@@ -125,8 +154,11 @@ class Keyring:
             return False, None
         return True, hit[0]
 
-    def _remember(self, subject: str | None, key_id: uuid.UUID, key: bytes | None) -> AESGCM | None:
-        aead = None if key is None else AESGCM(key)
+    def _remember(
+        self, subject: str | None, key_id: uuid.UUID, key: bytes | None, aead: AESGCM | None = None
+    ) -> AESGCM | None:
+        if aead is None and key is not None:
+            aead = AESGCM(key)
         until = self._clock() + self._ttl
         self._by_id[key_id] = (aead, until)
         if subject is not None:
@@ -138,6 +170,14 @@ class Keyring:
         """Whether this keyring keeps keys at all (one with no TTL asks the database every time)."""
         return self._ttl > 0
 
+    def _cached_key(self, subject: str, now: float) -> tuple[uuid.UUID, AESGCM] | None:
+        hit = self._by_subject.get(subject)
+        if hit is not None and hit[1] >= now:
+            ok, aead = self._cached(hit[0])
+            if ok and aead is not None:
+                return hit[0], aead
+        return None
+
     async def keys_for(
         self, conn: asyncpg.Connection, subjects: Iterable[str]
     ) -> dict[str, tuple[uuid.UUID, AESGCM]]:
@@ -146,13 +186,11 @@ class Keyring:
         missing: list[str] = []
         now = self._clock()
         for subject in dict.fromkeys(subjects):
-            hit = self._by_subject.get(subject)
-            if hit is not None and hit[1] >= now:
-                ok, aead = self._cached(hit[0])
-                if ok and aead is not None:
-                    found[subject] = (hit[0], aead)
-                    continue
-            missing.append(subject)
+            hit = self._cached_key(subject, now)
+            if hit is None:
+                missing.append(subject)
+            else:
+                found[subject] = hit
         if not missing:
             return found
         cache = not conn.is_in_transaction()  # a key made in a transaction may yet roll back
@@ -246,6 +284,35 @@ class Keyring:
             return list(batch)
         keys = await self.keys_for(conn, subjects)
         return [self._seal_args(args, keys) for args in batch]
+
+    def seal_making(self, batch: Sequence[AppendArgs]) -> tuple[list[AppendArgs], NewKeys]:
+        """The appends sealed without asking the database: with a subject's cached key, else with a
+        new key made here. The caller's statement stores the new keys with the events (migration
+        0007) and refuses the appends sealed with the new key of a subject that has one already;
+        then `kept` caches the new keys that were stored."""
+        now = self._clock()
+        new = NewKeys()
+        keys: dict[str, tuple[uuid.UUID, AESGCM]] = {}
+        for args in batch:
+            for personal in args.personal:
+                if personal is None or personal.subject in keys:
+                    continue
+                hit = self._cached_key(personal.subject, now)
+                keys[personal.subject] = hit if hit is not None else new.make(personal.subject)
+        if not new.made:
+            return [self._seal_args(args, keys) for args in batch], new
+        for args in batch:
+            new.event_keys.extend(new.id_of(p) for p in args.personal)
+            new.event_keys.extend([None] * (len(args.types) - len(args.personal)))
+        return [self._seal_args(args, keys) for args in batch], new
+
+    def kept(self, new: NewKeys, refused: Iterable[str]) -> None:
+        """Cache the new keys of `new` that a committed statement stored: all but the `refused`
+        subjects' (those had a key already)."""
+        refused = set(refused)
+        for subject, (key_id, key, aead) in new.made.items():
+            if subject not in refused:
+                self._remember(subject, key_id, key, aead)
 
     def _seal_args(self, args: AppendArgs, keys: dict[str, tuple[uuid.UUID, AESGCM]]) -> AppendArgs:
         if not any(args.personal):

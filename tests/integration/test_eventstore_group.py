@@ -22,6 +22,7 @@ from eventstore import group as group_module
 from eventstore.errors import AppendFailed, IdempotencyConflict
 from eventstore.group import GroupCommitter
 from eventstore.postgres import PostgresEventStore, create_pool
+from eventstore.shredding import NewKeys
 from eventstore.subscriptions import ReactorRunner
 from tests.integration.test_eventstore_pg import Collector, until
 
@@ -152,8 +153,9 @@ async def test_a_flush_sends_its_appends_in_stream_order_keeping_arrival_order_w
     sent: list[list[str]] = []
     columns = group_module._columns
 
-    def recording(batch: list) -> list[list]:  # type: ignore[type-arg]
-        made = columns(batch)
+    def recording(batch: list, new: NewKeys) -> list[list | None]:  # type: ignore[type-arg]
+        made = columns(batch, new)
+        assert made[0] is not None
         sent.append(list(made[0]))
         return made
 

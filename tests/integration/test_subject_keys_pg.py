@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import asyncpg
+import pytest
 
 from eventstore import ANY, NewEvent, Personal
+from eventstore.errors import AppendFailed
+from eventstore.group import APPEND_MANY
 from eventstore.postgres import PostgresEventStore, create_pool
 from eventstore.shredding import Keyring
 from tests.conftest import stored_events, until
@@ -79,3 +83,144 @@ async def test_a_transaction_opens_events_with_keys_its_process_never_cached(pg_
             assert read.data == {"name": "张三"}
     finally:
         await fresh.close()
+
+
+# -- group commit makes new subjects' keys itself and stores them with the events (migration 0007)
+
+
+def _noted(name: str, subject: str, **more: object) -> NewEvent:
+    return NewEvent("Noted", {"name": name, **more}, 1, {}, Personal(subject, (("name",),)))
+
+
+async def _keys(pool: asyncpg.Pool | asyncpg.Connection) -> dict[str, uuid.UUID]:
+    return {r["subject"]: r["key_id"] for r in await pool.fetch("SELECT subject, key_id FROM subject_keys")}
+
+
+async def test_a_flush_stores_new_subjects_keys_in_the_transaction_of_their_events(
+    pg_pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """New callers' first contacts: the flush asks the database for no key (one statement, one
+    transaction), then has the keys cached. Bugs: a key statement of its own (asked), a key in
+    another transaction than its events, a key not cached after the commit."""
+    asked: list[list[str]] = []
+    keys_for = Keyring.keys_for
+
+    async def asking(self: Keyring, conn: asyncpg.Connection, subjects: list[str]) -> object:
+        asked.append(list(subjects))
+        return await keys_for(self, conn, subjects)
+
+    monkeypatch.setattr(Keyring, "keys_for", asking)
+    store = PostgresEventStore(pg_pool, group_commit=True)
+    subjects = [f"phone:+86139000001{n:02d}" for n in range(3)]
+    for surname in ("张", "李"):
+        await asyncio.gather(*(store.append(f"case-k{n}", [_noted(f"{surname}{n}", s)], ANY)
+                               for n, s in enumerate(subjects)))
+    assert asked == []
+    assert sorted(await _keys(pg_pool)) == subjects
+    same_transaction = await pg_pool.fetchval(
+        """SELECT bool_and(k.xmin::text::bigint = e.tx_id::text::bigint % 4294967296)
+           FROM subject_keys k JOIN events e ON e.metadata #>> '{pd,key}' = k.key_id::text
+           WHERE e.version = 0""")
+    assert same_transaction is True
+    for n in range(3):
+        assert [e.data["name"] for e in await store.read_stream(f"case-k{n}")] == [f"张{n}", f"李{n}"]
+    await store.close()
+
+
+async def test_a_subject_whose_key_this_process_has_not_cached_keeps_its_key(pg_dsn: str) -> None:
+    """A caller known to another gateway (or to this one before its cache lapsed) writes again,
+    in one flush with a new caller: the new key made for the known caller is refused, its append
+    is sealed again with the stored key; the new caller's key is stored. Bugs: the append kept
+    the refused key (its data unreadable), a second key for the caller, the new caller's append
+    or key lost with the refused one."""
+    known, new = "phone:+8613900000201", "phone:+8613900000202"
+    other = await create_pool(pg_dsn, min_size=1, max_size=2)
+    elsewhere = PostgresEventStore(other)
+    await elsewhere.append("case-r1", [_noted("王五", known)], ANY)
+    await elsewhere.close()
+    await other.close()
+    before = await asyncpg.connect(pg_dsn)
+    stored = await _keys(before)
+    await before.close()
+    pool = await create_pool(pg_dsn, min_size=2, max_size=4)
+    store = PostgresEventStore(pool, group_commit=True)
+    try:
+        await asyncio.gather(store.append("case-r1", [_noted("王五", known)], ANY),
+                             store.append("case-r2", [_noted("赵六", new)], ANY))
+        keys = await _keys(pool)
+        assert keys[known] == stored[known] and set(keys) == {known, new}
+        assert [e.data["name"] for e in await store.read_stream("case-r1")] == ["王五", "王五"]
+        assert [e.data["name"] for e in await store.read_stream("case-r2")] == ["赵六"]
+        sealed_with = await pool.fetch(
+            "SELECT stream, metadata #>> '{pd,key}' AS key FROM events ORDER BY stream, version")
+        assert [(r["stream"], r["key"]) for r in sealed_with] == [
+            ("case-r1", str(stored[known])), ("case-r1", str(stored[known])), ("case-r2", str(keys[new]))]
+    finally:
+        await store.close()
+        await pool.close()
+
+
+async def test_two_processes_flushing_a_new_subject_at_once_share_one_key(pg_dsn: str) -> None:
+    """Two gateways take the same new callers' messages at the same moment: the second flush's
+    keys wait for the first's and are refused; its appends ride its next flush with the stored
+    keys. Bugs: two keys for a subject, events sealed with a key that was not stored (read as
+    erased), an append lost or answered twice."""
+    pools = [await create_pool(pg_dsn, min_size=4, max_size=6) for _ in range(2)]
+    stores = [PostgresEventStore(pool, group_commit=True) for pool in pools]
+    subjects = [f"phone:+86139000003{n:02d}" for n in range(6)]
+    try:
+        for rounds in range(3):
+            await asyncio.gather(*(store.append(f"case-t{n}", [_noted(f"{rounds}-{w}-{n}", s)], ANY)
+                                   for w, store in enumerate(stores) for n, s in enumerate(subjects)))
+        assert sorted(await _keys(pools[0])) == subjects
+        for n in range(6):
+            names = sorted(e.data["name"] for e in await stores[0].read_stream(f"case-t{n}"))
+            assert names == sorted(f"{r}-{w}-{n}" for r in range(3) for w in range(2))
+    finally:
+        for store, pool in zip(stores, pools, strict=True):
+            await store.close()
+            await pool.close()
+
+
+async def test_a_flush_the_database_refuses_whole_stores_no_new_key_and_each_append_goes_alone(
+    pg_pool: asyncpg.Pool,
+) -> None:
+    """A value no jsonb can hold refuses the whole statement: its new keys are not stored, and the
+    other appends, each alone, are sealed with keys found or made then. Bug: an append alone kept
+    a key of the refused statement (never stored: its data unreadable)."""
+    store = PostgresEventStore(pg_pool, group_commit=True)
+    subjects = [f"phone:+86139000004{n:02d}" for n in range(3)]
+    bad = _noted("坏", subjects[1], note="nul \x00 here")
+    outcomes = await asyncio.gather(
+        store.append("case-f0", [_noted("甲", subjects[0])], ANY),
+        store.append("case-f1", [bad], ANY),
+        store.append("case-f2", [_noted("丙", subjects[2])], ANY), return_exceptions=True)
+    assert isinstance(outcomes[1], AppendFailed)
+    assert [e.data["name"] for e in await store.read_stream("case-f0")] == ["甲"]
+    assert [e.data["name"] for e in await store.read_stream("case-f2")] == ["丙"]
+    keys = set(await _keys(pg_pool))
+    assert {subjects[0], subjects[2]} <= keys <= set(subjects)
+    await store.close()
+
+
+async def test_an_append_sealed_with_a_refused_key_writes_nothing_and_the_others_commit(
+    pg_pool: asyncpg.Pool,
+) -> None:
+    """`intake_append_many` itself: a new key for a subject that has one is not stored, the append
+    with an event sealed with it is 'rekey' and writes nothing; the nine arguments of the previous
+    release still append. Bugs: the refused key stored beside the subject's, the append written."""
+    async with pg_pool.acquire() as conn:
+        [(key_id, _)] = (await Keyring().keys_for(conn, ["phone:+8613900000501"])).values()
+        refused, made = uuid.uuid4(), uuid.uuid4()
+        rows = await conn.fetch(
+            APPEND_MANY, ["case-q1", "case-q2"], ["case", "case"], [-3, -3], [None, None], [1, 1],
+            ["Noted", "Noted"], [1, 1], [{"n": 1}, {"n": 2}], [{}, {}],
+            ["phone:+8613900000501", "phone:+8613900000502"], [refused, made], [b"k" * 32, b"m" * 32],
+            [refused, made])
+        assert [r["status"] for r in rows] == ["rekey", "ok"]
+        assert await _keys(conn) == {"phone:+8613900000501": key_id,
+                                     "phone:+8613900000502": made}
+        assert await conn.fetchval("SELECT array_agg(stream) FROM events") == ["case-q2"]
+        [row] = await conn.fetch("SELECT * FROM intake_append_many($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                                 ["case-q3"], ["case"], [-3], [None], [1], ["Noted"], [1], [{"n": 3}], [{}])
+        assert row["status"] == "ok"
