@@ -45,3 +45,43 @@ def test_a_long_run_of_digits_as_postgresql_writes_numbers_decodes_exactly() -> 
 def test_an_unknown_jsonb_format_version_is_refused() -> None:
     with pytest.raises(ValueError, match=r"version b'\\x02'; this store reads version 1$"):
         jsontext.decode_jsonb(b'\x02{"a": 1}')
+
+
+SID = b'"SM' + b"0" * 28 + b'1234"'
+CARD = '"退款到卡号6222021234567890123，谢谢"'.encode()
+
+
+@pytest.mark.parametrize("text", [
+    b'{"sid": ' + SID + b"}",
+    b'{"text": ' + CARD + b', "n": 5}',
+    b'["x' + b"1" * 19 + b"y" + b"2" * 19 + b'"]',  # two runs in one string
+    b'{"n": 123456789012345678, "s": "-' + b"1" * 19 + b'"}',  # 18 digits; a sign inside a string
+])
+def test_a_long_run_of_digits_inside_a_string_is_no_long_number(text: bytes) -> None:
+    """Twilio message ids, card numbers in a complaint: orjson reads them exactly (they are text).
+    Bug: every such event decoded by the slower `json` (a worker's reads 12 % slower)."""
+    assert not jsontext.has_long_number(text)
+    assert not jsontext.has_long_number(b"\x01" + text, 1)
+
+
+@pytest.mark.parametrize("text", [
+    b'{"n": ' + b"1" * 19 + b"}",
+    b'{"n":' + b"1" * 25 + b"}",
+    b'{"n": -' + b"1" * 19 + b"}",
+    b'[1, ' + b"9" * 19 + b"]",
+    b"[" + b"9" * 19 + b"]",
+    b'{"a": [1,\n\t ' + b"9" * 19 + b"]}",
+    b"1" * 19,
+    b" -" + b"1" * 19,
+    b'{"s": "x' + b"1" * 19 + b'", "n": ' + b"2" * 19 + b"}",  # a run in a string, then a number
+])
+def test_every_number_of_nineteen_digits_or_more_is_found(text: bytes) -> None:
+    """Bug: a number orjson reads as a float (or rounds) taken past the exact path."""
+    assert jsontext.has_long_number(text)
+    assert jsontext.has_long_number(b"\x01" + text, 1)
+
+
+def test_a_document_with_both_decodes_exactly() -> None:
+    value = {"sid": "SM" + "0" * 28 + "1234", "n": 2**64 + 1, "card": "6222021234567890123"}
+    assert jsontext.decode_jsonb(b"\x01" + json.dumps(value).encode()) == value
+    assert jsontext.decode_jsonb(b'\x01{"sid": "SM' + b"0" * 32 + b'"}') == {"sid": "SM" + "0" * 32}
