@@ -391,12 +391,19 @@ def seal_event(
     sealed_data = dict(data)  # copied once: the caller's event stays as it was
     copied = {id(sealed_data)}
     for path in personal.paths:
-        value = _get(data, path)
-        if value is None:
-            continue
+        name = path[0]
+        if len(path) == 1 and isinstance(name, str):  # a top-level field (most are): no walk
+            value = data.get(name)
+            if value is None:
+                continue
+            sealed_data[name] = PLACEHOLDER
+        else:
+            value = _get(data, path)
+            if value is None:
+                continue
+            _put(sealed_data, path, PLACEHOLDER, copied)
         values.append(value)
         at.append(list(path))
-        _put(sealed_data, path, PLACEHOLDER, copied)
     if not values:
         return data, metadata
     data = sealed_data
