@@ -34,6 +34,7 @@ import structlog
 from eventstore.errors import AppendFailed, EventStoreError, StoreUnavailable, WrongExpectedVersion
 from eventstore.records import AppendArgs, AppendResult, NewEvent
 from eventstore.shredding import Keyring, NewKeys, keyring_of
+from eventstore.unavailable import UNAVAILABLE
 
 log = structlog.get_logger(__name__)
 
@@ -179,6 +180,8 @@ class GroupCommitter:
         sealed, new = await _seal(conn, ring, [item.args for item in batch])
         try:
             rows = await conn.fetch(APPEND_MANY, *_columns(sealed, new))
+        except UNAVAILABLE:
+            raise  # the connection is lost, not the statement refused: the flush fails unavailable
         except asyncpg.PostgresError as exc:
             # The statement as a whole was refused (e.g. a value its parameters
             # cannot carry): give every append its own answer.
