@@ -65,6 +65,12 @@ PARTS: dict[str, Part] = {
              "test_duplicate_of_a_rolled_back_append_is_written",
              "test_expected_version_race_has_one_winner",
              "test_a_database_error_mid_append_writes_nothing"))), waits=True),
+    # Group commit: batches in stream order, each append's status, the new subjects' keys a flush
+    # stores with its events (and the appends refused for them), the appends retried alone.
+    "group": Part(
+        ("eventstore.group.*",),
+        ("tests/integration/test_eventstore_group.py", "tests/integration/test_subject_keys_pg.py"),
+        waits=True),
     # The tamper check (not the CLI and worker glue around it).
     "tamper": Part(
         tuple(f"eventstore.tamper.*{name}_*" for name in (
