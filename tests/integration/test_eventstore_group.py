@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import secrets
 from collections.abc import AsyncIterator, Awaitable
 
 import asyncpg
@@ -324,3 +325,34 @@ async def test_grouped_writers_tailing_subscribers_see_one_gap_free_order(
     assert transactions < len(final) / 25  # grouped: many appends per transaction
     assert all(c.positions == final for c in collectors)
     assert (await store.read_all(Checkpoint(), limit=200_000))[-1][1].position == final[-1]
+
+
+async def test_an_append_its_subtransaction_refuses_fails_alone_naming_its_stream(
+    store: PostgresEventStore,
+) -> None:
+    """A message id too long for the key index (a channel's garbage) fails only its own append,
+    inside the flush, with the database's reason. Bugs: the refusal taken for success or for a
+    retry, its reason or stream lost, the other appends failed with it."""
+    key = secrets.token_hex(4000)  # 8,000 characters: beyond what a btree entry holds
+    outcomes = await asyncio.gather(
+        _outcome(store.append("sms-k1", [_event(1)], NO_STREAM)),
+        _outcome(store.append("sms-k2", [_event(2)], NO_STREAM, idempotency_key=key)),
+        _outcome(store.append("sms-k3", [_event(3)], NO_STREAM)))
+    assert isinstance(outcomes[0], AppendResult) and isinstance(outcomes[2], AppendResult)
+    refused = outcomes[1]
+    assert isinstance(refused, AppendFailed)
+    assert str(refused).startswith("append to 'sms-k2' failed: ") and "index row" in str(refused)
+    assert await store.stream_version("sms-k2") == NO_STREAM
+
+
+async def test_a_wrong_expected_version_in_a_flush_names_the_stream_and_both_versions(
+    store: PostgresEventStore,
+) -> None:
+    await store.append("sms-w1", [_event(1)], NO_STREAM)
+    outcomes = await asyncio.gather(
+        _outcome(store.append("sms-w1", [_event(2)], 5)),
+        _outcome(store.append("sms-w2", [_event(3)], NO_STREAM)))
+    wrong = outcomes[0]
+    assert isinstance(wrong, WrongExpectedVersion)
+    assert (wrong.stream, wrong.expected, wrong.actual) == ("sms-w1", 5, 0)
+    assert isinstance(outcomes[1], AppendResult)

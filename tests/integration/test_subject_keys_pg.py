@@ -244,3 +244,24 @@ async def test_a_subject_erased_then_back_gets_a_new_key_from_a_flush(pg_pool: a
     assert [e.data["name"] for e in await store.read_stream("case-e1")] == [ERASED, "钱七"]
     assert [e.data["name"] for e in await store.read_stream("case-e2")] == ["孙八", "孙八"]
     await store.close()
+
+
+async def test_a_pool_whose_keyring_caches_nothing_flushes_with_keys_it_asks_for(pg_dsn: str) -> None:
+    """A keyring that keeps no keys (TTL 0) has none cached to seal with: the flush asks the
+    database for every subject's key (found or made) instead of making new ones that a subject
+    with a key would refuse every time. Bugs: no key asked (the flush fails), a second key."""
+    known, new = "phone:+8613900000701", "phone:+8613900000702"
+    pool = await create_pool(pg_dsn, min_size=2, max_size=4, keyring=Keyring(ttl=0.0))
+    store = PostgresEventStore(pool, group_commit=True)
+    try:
+        await store.append("case-u1", [_noted("周九", known)], ANY)
+        first = (await _keys(pool))[known]
+        await asyncio.gather(store.append("case-u1", [_noted("周九", known)], ANY),
+                             store.append("case-u2", [_noted("吴十", new)], ANY))
+        keys = await _keys(pool)
+        assert keys[known] == first and set(keys) == {known, new}
+        assert [e.data["name"] for e in await store.read_stream("case-u1")] == ["周九", "周九"]
+        assert [e.data["name"] for e in await store.read_stream("case-u2")] == ["吴十"]
+    finally:
+        await store.close()
+        await pool.close()
