@@ -64,7 +64,11 @@ PARTS: dict[str, Part] = {
              "test_concurrent_reuse_of_a_key_on_another_stream_conflicts",
              "test_duplicate_of_a_rolled_back_append_is_written",
              "test_expected_version_race_has_one_winner",
-             "test_a_database_error_mid_append_writes_nothing"))), waits=True),
+             "test_a_database_error_mid_append_writes_nothing",
+             "test_several_appends_in_one_transaction_each_get_their_own_answer_in_order",
+             "test_more_appends_than_one_statement_takes_are_all_written_in_order",
+             "test_appends_of_a_transaction_that_rolls_back_are_not_written",
+             "test_an_append_that_races_another_transaction_is_settled_on_its_own"))), waits=True),
     # Group commit: batches in stream order, each append's status, the new subjects' keys a flush
     # stores with its events (and the appends refused for them), the appends retried alone.
     "group": Part(

@@ -12,7 +12,8 @@ import pytest
 
 from eventstore import ANY, NO_STREAM, AppendResult, Checkpoint, NewEvent, RecordedEvent, WrongExpectedVersion
 from eventstore.errors import AppendFailed, IdempotencyConflict, StoreUnavailable
-from eventstore.postgres import PostgresEventStore, append_on, create_pool
+from eventstore.postgres import PostgresEventStore, append_many_on, append_on, create_pool
+from eventstore.records import AppendArgs
 from eventstore.subscriptions import ReactorRunner
 from tests.steps import CountedReactorRunner
 
@@ -450,3 +451,82 @@ async def test_a_busy_pool_makes_a_caller_wait_at_most_the_acquire_timeout(pg_ds
     finally:
         await store.close()
         await pool.close()
+
+
+# -- append_many_on: several appends in the caller's transaction (the outbox, the sender)
+
+
+def _args(stream: str, n: int, expected: int = ANY, key: str | None = None) -> AppendArgs:
+    return AppendArgs.of(stream, [NewEvent("Noted", {"n": n})], expected, key)
+
+
+async def test_several_appends_in_one_transaction_each_get_their_own_answer_in_order(
+    pg_store: PostgresEventStore,
+) -> None:
+    """The outbox and the sender append many at once: each append keeps its own semantics and its
+    answer sits at its own place, whatever order the streams are locked in. Bugs: answers in lock
+    order, a refusal failing the others, a duplicate or conflict not told, a retry lost."""
+    await pg_store.append("case-m1", [NewEvent("Noted", {"n": 0})], NO_STREAM, idempotency_key="m-dup")
+    async with pg_store.connection() as conn, conn.transaction():
+        answers = await append_many_on(conn, [
+            _args("case-m3", 1, NO_STREAM),
+            _args("case-m1", 2, 5),  # wrong expected version (actual 0)
+            _args("case-m1", 3, key="m-dup"),  # the key's first append: a duplicate
+            _args("case-m2", 4, key="m-dup"),  # the same key on another stream: a conflict
+            _args("case-m0", 5, NO_STREAM),
+        ])
+    first, wrong, duplicate, conflict, last = answers
+    assert isinstance(first, AppendResult) and first.stream == "case-m3" and not first.duplicate
+    assert isinstance(wrong, WrongExpectedVersion) and (wrong.stream, wrong.expected, wrong.actual) == (
+        "case-m1", 5, 0)
+    assert isinstance(duplicate, AppendResult) and duplicate.duplicate and duplicate.stream == "case-m1"
+    assert isinstance(conflict, IdempotencyConflict)
+    assert isinstance(last, AppendResult) and last.stream == "case-m0"
+    assert [e.data["n"] for e in await pg_store.read_stream("case-m1")] == [0]
+    assert [e.data["n"] for e in await pg_store.read_stream("case-m3")] == [1]
+
+
+async def test_more_appends_than_one_statement_takes_are_all_written_in_order(
+    pg_store: PostgresEventStore,
+) -> None:
+    """Beyond 64 appends (one statement's subtransactions) the rest go in further statements."""
+    streams = [f"case-b{n:03d}" for n in reversed(range(150))]
+    async with pg_store.connection() as conn, conn.transaction():
+        answers = await append_many_on(conn, [_args(s, n, NO_STREAM) for n, s in enumerate(streams)])
+    assert [a.stream for a in answers if isinstance(a, AppendResult)] == streams
+    for n, stream in enumerate(streams):
+        assert [e.data["n"] for e in await pg_store.read_stream(stream)] == [n]
+
+
+async def test_appends_of_a_transaction_that_rolls_back_are_not_written(pg_store: PostgresEventStore) -> None:
+    async with pg_store.connection() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        [answer] = await append_many_on(conn, [_args("case-r1", 1, NO_STREAM)])
+        assert isinstance(answer, AppendResult)
+        await transaction.rollback()
+    assert await pg_store.stream_version("case-r1") == NO_STREAM
+
+
+async def test_an_append_that_races_another_transaction_is_settled_on_its_own(
+    pg_store: PostgresEventStore,
+) -> None:
+    """The same key appended by another transaction meanwhile: the statement answers 'retry' for it
+    and a plain append settles it as a duplicate once that transaction committed."""
+    async with pg_store.connection() as first, pg_store.connection() as second:
+        transaction = first.transaction()
+        await transaction.start()
+        await append_on(first, "case-x1", [NewEvent("Noted", {"n": 1})], NO_STREAM, idempotency_key="x-key")
+
+        async def batch() -> list[AppendResult | Exception]:
+            async with second.transaction():
+                return list(await append_many_on(second, [_args("case-x1", 2, ANY, "x-key"),
+                                                          _args("case-x2", 3, NO_STREAM)]))
+
+        racing = asyncio.create_task(batch())
+        await asyncio.sleep(0.2)  # the batch waits on the first transaction's key
+        await transaction.commit()
+        raced, other = await racing
+    assert isinstance(raced, AppendResult) and raced.duplicate
+    assert isinstance(other, AppendResult) and other.stream == "case-x2"
+    assert [e.data["n"] for e in await pg_store.read_stream("case-x1")] == [1]
