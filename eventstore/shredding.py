@@ -458,8 +458,9 @@ def bind(conn: asyncpg.Connection, keyring: Keyring) -> None:
 def keyring_of(conn: asyncpg.Connection) -> Keyring:
     """The keyring of `conn`'s pool (an uncached one for a connection made elsewhere, or for a
     pool's connection already given back: its next statement raises the driver's error)."""
-    raw = _raw(conn)
-    return _UNCACHED if raw is None else _RINGS.get(raw, _UNCACHED)
+    if isinstance(conn, asyncpg.pool.PoolConnectionProxy) and conn._con is None:
+        return _UNCACHED
+    return _RINGS.get(_raw(conn), _UNCACHED)
 
 
 _BY_SUBJECT = "SELECT subject, key_id, key FROM subject_keys WHERE subject = ANY($1::text[])"

@@ -12,6 +12,7 @@ import pytest
 
 from eventstore import ANY, NO_STREAM, AppendResult, Checkpoint, NewEvent, RecordedEvent, WrongExpectedVersion
 from eventstore.errors import AppendFailed, IdempotencyConflict, StoreUnavailable
+from eventstore.group import APPEND_MANY
 from eventstore.postgres import PostgresEventStore, append_many_on, append_on, create_pool
 from eventstore.records import AppendArgs
 from eventstore.subscriptions import ReactorRunner
@@ -487,12 +488,24 @@ async def test_several_appends_in_one_transaction_each_get_their_own_answer_in_o
 
 
 async def test_more_appends_than_one_statement_takes_are_all_written_in_order(
-    pg_store: PostgresEventStore,
+    pg_store: PostgresEventStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Beyond 64 appends (one statement's subtransactions) the rest go in further statements."""
+    """Beyond 64 appends (one statement's subtransactions) the rest go in further statements, each
+    locking its streams in stream order. Bugs: appends left to one plain append each (a round
+    trip and a statement per append), streams locked in arrival order (racing batches deadlock)."""
+    statements: list[list[str]] = []
+    fetch = asyncpg.connection.Connection.fetch
+
+    async def counted(self: asyncpg.Connection, query: str, *args: object, **kwargs: object) -> object:
+        statements.append(list(args[0]) if query == APPEND_MANY else [query])  # type: ignore[call-overload]
+        return await fetch(self, query, *args, **kwargs)
+
     streams = [f"case-b{n:03d}" for n in reversed(range(150))]
     async with pg_store.connection() as conn, conn.transaction():
+        monkeypatch.setattr(asyncpg.connection.Connection, "fetch", counted)
         answers = await append_many_on(conn, [_args(s, n, NO_STREAM) for n, s in enumerate(streams)])
+        monkeypatch.undo()
+    assert statements == [sorted(streams)[:64], sorted(streams)[64:128], sorted(streams)[128:]]
     assert [a.stream for a in answers if isinstance(a, AppendResult)] == streams
     for n, stream in enumerate(streams):
         assert [e.data["n"] for e in await pg_store.read_stream(stream)] == [n]
@@ -511,22 +524,28 @@ async def test_appends_of_a_transaction_that_rolls_back_are_not_written(pg_store
 async def test_an_append_that_races_another_transaction_is_settled_on_its_own(
     pg_store: PostgresEventStore,
 ) -> None:
-    """The same key appended by another transaction meanwhile: the statement answers 'retry' for it
-    and a plain append settles it as a duplicate once that transaction committed."""
+    """A new stream and a key another transaction wrote meanwhile: the batch's first append (in
+    stream order) waits for that transaction, is answered 'retry' and settled by a plain append:
+    a wrong expected version; the key, seen committed by then, answers a duplicate. Bug: the
+    settled refusal lost."""
     async with pg_store.connection() as first, pg_store.connection() as second:
         transaction = first.transaction()
         await transaction.start()
         await append_on(first, "case-x1", [NewEvent("Noted", {"n": 1})], NO_STREAM, idempotency_key="x-key")
 
+        await append_on(first, "case-a3", [NewEvent("Noted", {"n": 4})], NO_STREAM)
+
         async def batch() -> list[AppendResult | Exception]:
             async with second.transaction():
                 return list(await append_many_on(second, [_args("case-x1", 2, ANY, "x-key"),
-                                                          _args("case-x2", 3, NO_STREAM)]))
+                                                          _args("case-x2", 3, NO_STREAM),
+                                                          _args("case-a3", 5, NO_STREAM)]))
 
         racing = asyncio.create_task(batch())
-        await asyncio.sleep(0.2)  # the batch waits on the first transaction's key
+        await asyncio.sleep(0.2)  # the batch waits on the first transaction's stream (case-a3 first)
         await transaction.commit()
-        raced, other = await racing
+        raced, other, lost = await racing
     assert isinstance(raced, AppendResult) and raced.duplicate
     assert isinstance(other, AppendResult) and other.stream == "case-x2"
+    assert isinstance(lost, WrongExpectedVersion) and (lost.stream, lost.actual) == ("case-a3", 0)
     assert [e.data["n"] for e in await pg_store.read_stream("case-x1")] == [1]
