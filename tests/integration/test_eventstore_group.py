@@ -20,7 +20,7 @@ from eventstore import (
     WrongExpectedVersion,
 )
 from eventstore import group as group_module
-from eventstore.errors import AppendFailed, IdempotencyConflict
+from eventstore.errors import AppendFailed, IdempotencyConflict, StoreUnavailable
 from eventstore.group import GroupCommitter
 from eventstore.postgres import PostgresEventStore, create_pool
 from eventstore.shredding import NewKeys
@@ -356,3 +356,50 @@ async def test_a_wrong_expected_version_in_a_flush_names_the_stream_and_both_ver
     assert isinstance(wrong, WrongExpectedVersion)
     assert (wrong.stream, wrong.expected, wrong.actual) == ("sms-w1", 5, 0)
     assert isinstance(outcomes[1], AppendResult)
+
+
+async def test_at_most_four_flushes_run_at_once(
+    store: PostgresEventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A burst of appends (a storm's webhooks) shares at most MAX_IN_FLIGHT connections; the rest
+    queue for the next flush. Bugs: a flush per append (the pool and PostgreSQL flooded), the
+    count of running flushes lost (no bound at all)."""
+    running, most = 0, 0
+    write = GroupCommitter._write
+
+    async def slow(self: GroupCommitter, conn: asyncpg.Connection, batch: list) -> None:  # type: ignore[type-arg]
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        try:
+            await asyncio.sleep(0.1)
+            await write(self, conn, batch)
+        finally:
+            running -= 1
+
+    monkeypatch.setattr(GroupCommitter, "_write", slow)
+    calls = []
+    for wave in range(12):  # a wave every 5 ms while each flush takes 100 ms or more
+        calls += [asyncio.create_task(store.append(f"sms-f{wave}x{n}", [_event(n)], NO_STREAM))
+                  for n in range(5)]
+        await asyncio.sleep(0.005)
+    results = await asyncio.gather(*calls)
+    assert len({r.stream for r in results}) == 60
+    assert most == group_module.MAX_IN_FLIGHT
+
+
+async def test_appends_to_an_unreachable_database_fail_at_once(unused_tcp_port: int) -> None:
+    """No PostgreSQL behind the pool: every queued append fails StoreUnavailable (503 upstream),
+    none waits for ever. Bugs: the queue not failed (the flush retries for ever), a failure that
+    is no StoreUnavailable."""
+    nowhere = f"postgresql://postgres@127.0.0.1:{unused_tcp_port}/none"
+    pool = await create_pool(nowhere, min_size=0, max_size=2)
+    grouped = PostgresEventStore(pool, group_commit=True, acquire_timeout=0.5)
+    try:
+        outcomes = await asyncio.wait_for(asyncio.gather(
+            *(grouped.append(f"sms-u{n}", [_event(n)], NO_STREAM) for n in range(3)),
+            return_exceptions=True), 10)
+        assert all(isinstance(o, StoreUnavailable) for o in outcomes), outcomes
+    finally:
+        await grouped.close()
+        await pool.close()
