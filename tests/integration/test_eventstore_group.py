@@ -17,6 +17,7 @@ from eventstore import (
     AppendResult,
     Checkpoint,
     NewEvent,
+    Personal,
     WrongExpectedVersion,
 )
 from eventstore import group as group_module
@@ -400,6 +401,50 @@ async def test_appends_to_an_unreachable_database_fail_at_once(unused_tcp_port: 
             *(grouped.append(f"sms-u{n}", [_event(n)], NO_STREAM) for n in range(3)),
             return_exceptions=True), 10)
         assert all(isinstance(o, StoreUnavailable) for o in outcomes), outcomes
+    finally:
+        await grouped.close()
+        await pool.close()
+
+
+async def test_a_flush_wakes_the_readers_of_the_categories_it_wrote(store: PostgresEventStore) -> None:
+    """Readers in this process wait on a wake-up, not a poll: a flush that wrote to `sms-` streams
+    wakes the `sms` readers and not the `case` ones. Bugs: no wake-up (the board a poll behind),
+    the wrong categories woken."""
+    sms, case = store.wakeup(frozenset({"sms"})), store.wakeup(frozenset({"case"}))
+    await asyncio.gather(*(store.append(f"sms-wk{n}", [_event(n)], NO_STREAM) for n in range(3)))
+    assert sms.is_set() and not case.is_set()
+
+
+async def test_an_append_refused_for_its_key_does_not_push_out_one_queued_behind_it(
+    pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One flush at a time (MAX_IN_FLIGHT 1) so that an append waits in the queue while a flush
+    has an append refused for its subject's key: the refused one goes back to the front, the
+    waiting one stays. Bug: the waiting append replaced (its caller never answered)."""
+    known = "phone:+8613900000901"
+    other = await create_pool(pg_dsn, min_size=1, max_size=2)
+    elsewhere = PostgresEventStore(other)
+    noted = NewEvent("Noted", {"name": "郑"}, 1, {}, Personal(known, (("name",),)))
+    await elsewhere.append("case-q0", [noted], ANY)
+    await elsewhere.close()
+    await other.close()
+    monkeypatch.setattr(group_module, "MAX_IN_FLIGHT", 1)
+    write = GroupCommitter._write
+
+    async def slow(self: GroupCommitter, conn: asyncpg.Connection, batch: list) -> None:  # type: ignore[type-arg]
+        await asyncio.sleep(0.05)  # the next append queues meanwhile
+        await write(self, conn, batch)
+
+    monkeypatch.setattr(GroupCommitter, "_write", slow)
+    pool = await create_pool(pg_dsn, min_size=1, max_size=2)
+    grouped = PostgresEventStore(pool, group_commit=True)
+    try:
+        first = [asyncio.create_task(grouped.append("case-q0", [noted], ANY)),
+                 asyncio.create_task(grouped.append("sms-q1", [_event(1)], NO_STREAM))]
+        await asyncio.sleep(0.01)
+        waiting = asyncio.create_task(grouped.append("sms-q2", [_event(2)], NO_STREAM))
+        results = await asyncio.wait_for(asyncio.gather(*first, waiting), 10)
+        assert [r.stream for r in results] == ["case-q0", "sms-q1", "sms-q2"]
     finally:
         await grouped.close()
         await pool.close()
