@@ -27,6 +27,7 @@ from eventstore.postgres import PostgresEventStore, create_pool
 from eventstore.shredding import NewKeys
 from eventstore.subscriptions import ReactorRunner
 from tests.integration.test_eventstore_pg import Collector, until
+from tests.integration.test_subject_keys_pg import appended_elsewhere
 
 
 @pytest.fixture
@@ -422,12 +423,8 @@ async def test_an_append_refused_for_its_key_does_not_push_out_one_queued_behind
     has an append refused for its subject's key: the refused one goes back to the front, the
     waiting one stays. Bug: the waiting append replaced (its caller never answered)."""
     known = "phone:+8613900000901"
-    other = await create_pool(pg_dsn, min_size=1, max_size=2)
-    elsewhere = PostgresEventStore(other)
     noted = NewEvent("Noted", {"name": "郑"}, 1, {}, Personal(known, (("name",),)))
-    await elsewhere.append("case-q0", [noted], ANY)
-    await elsewhere.close()
-    await other.close()
+    await appended_elsewhere(pg_dsn, {"case-q0": noted})
     monkeypatch.setattr(group_module, "MAX_IN_FLIGHT", 1)
     write = GroupCommitter._write
 

@@ -97,6 +97,19 @@ async def _keys(pool: asyncpg.Pool | asyncpg.Connection) -> dict[str, uuid.UUID]
     return {r["subject"]: r["key_id"] for r in await pool.fetch("SELECT subject, key_id FROM subject_keys")}
 
 
+async def appended_elsewhere(dsn: str, appends: dict[str, NewEvent]) -> None:
+    """Each event appended to its stream by another process (a pool and keyring of its own): the
+    subjects get keys this test's process has not cached."""
+    pool = await create_pool(dsn, min_size=1, max_size=2)
+    store = PostgresEventStore(pool)
+    try:
+        for stream, event in appends.items():
+            await store.append(stream, [event], ANY)
+    finally:
+        await store.close()
+        await pool.close()
+
+
 async def test_a_flush_stores_new_subjects_keys_in_the_transaction_of_their_events(
     pg_pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -135,11 +148,7 @@ async def test_a_subject_whose_key_this_process_has_not_cached_keeps_its_key(pg_
     the refused key (its data unreadable), a second key for the caller, the new caller's append
     or key lost with the refused one."""
     known, new = "phone:+8613900000201", "phone:+8613900000202"
-    other = await create_pool(pg_dsn, min_size=1, max_size=2)
-    elsewhere = PostgresEventStore(other)
-    await elsewhere.append("case-r1", [_noted("王五", known)], ANY)
-    await elsewhere.close()
-    await other.close()
+    await appended_elsewhere(pg_dsn, {"case-r1": _noted("王五", known)})
     before = await asyncpg.connect(pg_dsn)
     stored = await _keys(before)
     await before.close()
@@ -273,12 +282,7 @@ async def test_an_append_refused_twice_for_its_key_goes_alone(pg_dsn: str) -> No
     once here: a clock 100 s on at every look), go alone instead of round again. Bugs: an endless
     round of refusals (the flush never answers), the append lost."""
     subjects = ["phone:+8613900000801", "phone:+8613900000802"]
-    other = await create_pool(pg_dsn, min_size=1, max_size=2)
-    elsewhere = PostgresEventStore(other)
-    for n, subject in enumerate(subjects):
-        await elsewhere.append(f"case-a{n}", [_noted("郑", subject)], ANY)
-    await elsewhere.close()
-    await other.close()
+    await appended_elsewhere(pg_dsn, {f"case-a{n}": _noted("郑", s) for n, s in enumerate(subjects)})
     ticks = itertools.count()
     pool = await create_pool(pg_dsn, min_size=2, max_size=4,
                              keyring=Keyring(clock=lambda: next(ticks) * 100.0))
