@@ -190,7 +190,8 @@ class GroupCommitter:
                 await self._alone(conn, item)
             return
         rekey = [item for item, row in zip(batch, rows, strict=True) if row["status"] == "rekey"]
-        ring.kept(new, _subjects(rekey))
+        refused = _subjects(rekey)
+        ring.kept(new, refused)
         appended = {args.category for args, row in zip(sealed, rows, strict=True)
                     if row["status"] == "ok" and not row["out_duplicate"]}
         if appended:
@@ -199,12 +200,14 @@ class GroupCommitter:
             if row["status"] != "rekey" and _settle(item, args, row):
                 await self._alone(conn, item)
         if rekey:
-            await self._again(conn, ring, rekey)
+            await self._again(conn, ring, rekey, refused)
 
-    async def _again(self, conn: asyncpg.Connection, ring: Keyring, rekey: list[_Pending]) -> None:
-        """Appends refused because their subjects had keys (not cached here when sealed): the keys
+    async def _again(
+        self, conn: asyncpg.Connection, ring: Keyring, rekey: list[_Pending], subjects: set[str]
+    ) -> None:
+        """Appends refused because their `subjects` had keys (not cached here when sealed): the keys
         are looked up, and the appends ride the next flush sealed with them (once; then alone)."""
-        await ring.keys_for(conn, _subjects(rekey))
+        await ring.keys_for(conn, subjects)
         for item in rekey:
             if item.rekeyed:  # refused twice (its subject's key went meanwhile): not again
                 await self._alone(conn, item)

@@ -299,11 +299,10 @@ class Keyring:
                     continue
                 hit = self._cached_key(personal.subject, now)
                 keys[personal.subject] = hit if hit is not None else new.make(personal.subject)
-        if not new.made:
-            return [self._seal_args(args, keys) for args in batch], new
-        for args in batch:
-            new.event_keys.extend(new.id_of(p) for p in args.personal)
-            new.event_keys.extend([None] * (len(args.types) - len(args.personal)))
+        if new.made:
+            for args in batch:
+                new.event_keys.extend(new.id_of(p) for p in args.personal)
+                new.event_keys.extend([None] * (len(args.types) - len(args.personal)))
         return [self._seal_args(args, keys) for args in batch], new
 
     def kept(self, new: NewKeys, refused: Iterable[str]) -> None:
