@@ -280,9 +280,7 @@ class Keyring:
     async def seal(self, conn: asyncpg.Connection, batch: Sequence[AppendArgs]) -> list[AppendArgs]:
         """The appends with their events' personal values sealed (unchanged where there are none)."""
         subjects = {p.subject for args in batch for p in args.personal if p is not None}
-        if not subjects:
-            return list(batch)
-        keys = await self.keys_for(conn, subjects)
+        keys = await self.keys_for(conn, subjects)  # none asked for when there are none
         return [self._seal_args(args, keys) for args in batch]
 
     def seal_making(self, batch: Sequence[AppendArgs]) -> tuple[list[AppendArgs], NewKeys]:

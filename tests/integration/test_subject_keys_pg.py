@@ -12,7 +12,7 @@ import pytest
 from eventstore import ANY, NewEvent, Personal
 from eventstore.errors import AppendFailed
 from eventstore.group import APPEND_MANY
-from eventstore.postgres import PostgresEventStore, create_pool
+from eventstore.postgres import _COLUMNS, PostgresEventStore, _record, create_pool
 from eventstore.shredding import ERASED, Keyring, keyring_of
 from tests.conftest import stored_events, until
 
@@ -296,3 +296,62 @@ async def test_an_append_refused_twice_for_its_key_goes_alone(pg_dsn: str) -> No
     finally:
         await store.close()
         await pool.close()
+
+
+class _NoDatabase:
+    """A connection that must not be used: what a keyring answers from its cache alone."""
+
+    def is_in_transaction(self) -> bool:
+        return False
+
+    def __getattr__(self, name: str) -> object:
+        raise AssertionError(f"the keyring went to the database ({name})")
+
+
+async def test_a_keyring_answers_what_it_has_cached_without_the_database(pg_pool: asyncpg.Pool) -> None:
+    """A key found or made outside a transaction is cached by subject and by id, and so is an id
+    found in none (erased): the next seal or read of them costs no statement. Bugs: the cache
+    skipped or keyed by the wrong subject (a statement more on every append), an erased id asked
+    for again on every read."""
+    ring, unknown = Keyring(), uuid.uuid4()
+    async with pg_pool.acquire() as conn:
+        made = await ring.keys_for(conn, [SUBJECT])
+        assert await ring.keys_by_id(conn, [unknown]) == {unknown: None}
+    key_id, aead = made[SUBJECT]
+    assert await ring.keys_for(_NoDatabase(), [SUBJECT]) == {SUBJECT: (key_id, aead)}  # type: ignore[arg-type]
+    assert await ring.keys_by_id(_NoDatabase(), [key_id, unknown]) == {  # type: ignore[arg-type]
+        key_id: aead, unknown: None}
+
+
+async def test_an_event_opened_lately_is_answered_from_the_cache(pg_pool: asyncpg.Pool) -> None:
+    """The runners of one process read the same events one after the other: the second read of
+    an event gets the event opened by the first, without opening its box again. Bugs: every
+    runner decrypting every event again (the cache skipped, stored empty or already expired)."""
+    store = PostgresEventStore(pg_pool)
+    await store.append("case-o1", [_noted("张三", SUBJECT), _noted("张三", SUBJECT, street="人民路")], ANY)
+    ring = Keyring()
+    async with pg_pool.acquire() as conn:
+        rows = await conn.fetch(f"SELECT {_COLUMNS} FROM events WHERE stream = 'case-o1' ORDER BY version")
+        records = [_record(r) for r in rows]
+        first = await ring.open(conn, records)
+    again = await ring.open(_NoDatabase(), records)  # type: ignore[arg-type]
+    assert [e.data["name"] for e in again] == ["张三", "张三"]
+    assert all(a is f for a, f in zip(again, first, strict=True))  # the events opened before
+
+
+async def test_a_flush_seals_each_new_caller_among_events_without_personal_data(
+    pg_pool: asyncpg.Pool,
+) -> None:
+    """One flush: an append with an event that has no personal data, then two of one new caller,
+    then another new caller's; and an append with no personal data at all. Bugs: the callers
+    after the event without personal data (or after the repeated caller) left without a key (the
+    whole flush fails), a key per event."""
+    store = PostgresEventStore(pg_pool, group_commit=True)
+    first, second = "phone:+8613900000901", "phone:+8613900000902"
+    plain = NewEvent("Noted", {"n": 1}, 1, {})
+    mixed = [plain, _noted("甲", first), _noted("乙", first), _noted("丙", second)]
+    await asyncio.gather(store.append("case-m1", mixed, ANY), store.append("sms-m2", [plain], ANY))
+    assert set(await _keys(pg_pool)) == {first, second}
+    assert [e.data.get("name") for e in await store.read_stream("case-m1")] == [None, "甲", "乙", "丙"]
+    assert await pg_pool.fetchval("SELECT count(*) FROM events WHERE metadata ? 'pd'") == 3
+    await store.close()

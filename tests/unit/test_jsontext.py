@@ -40,6 +40,7 @@ def test_a_long_run_of_digits_as_postgresql_writes_numbers_decodes_exactly() -> 
     assert jsontext.decode_jsonb(b'\x01{"n": ' + b"1" * 25 + b"}") == {"n": int("1" * 25)}
     assert jsontext.decode_jsonb(b'\x01{"n": 1' + b"0" * 19 + b".5}")["n"] == 1e19 + 0.5
     assert jsontext.loads(b"1" * 25) == int("1" * 25)  # the run at the very start of the text
+    assert jsontext.decode_jsonb(b"\x01" + b"1" * 25) == int("1" * 25)  # ... after the version byte
 
 
 def test_an_unknown_jsonb_format_version_is_refused() -> None:
@@ -56,6 +57,7 @@ CARD = '"退款到卡号6222021234567890123，谢谢"'.encode()
     b'{"text": ' + CARD + b', "n": 5}',
     b'["x' + b"1" * 19 + b"y" + b"2" * 19 + b'"]',  # two runs in one string
     b'{"n": 123456789012345678, "s": "-' + b"1" * 19 + b'"}',  # 18 digits; a sign inside a string
+    b'"' + b"1" * 19 + b'"',  # the whole text a string of digits
 ])
 def test_a_long_run_of_digits_inside_a_string_is_no_long_number(text: bytes) -> None:
     """Twilio message ids, card numbers in a complaint: orjson reads them exactly (they are text).

@@ -93,6 +93,26 @@ def test_an_event_without_personal_values_is_stored_unchanged() -> None:
     assert data is DATA and metadata is META
 
 
+def test_a_field_absent_at_the_top_does_not_leave_the_next_ones_in_the_clear() -> None:
+    """Bug: sealing stopped at the first absent top-level field (the phone after it stored as is)."""
+    paths = (("nickname",), ("phone",), ("caller", "name"), ("gone",), ("address",))
+    data, metadata = seal_event(DATA | {"phone": "13912345678", "address": "人民路1号"}, META,
+                                Personal("phone:13912345678", paths), KEY_ID, AEAD)
+    assert (data["phone"], data["caller"]["name"], data["address"]) == (PLACEHOLDER,) * 3
+    assert metadata[SEALED]["at"] == [["phone"], ["caller", "name"], ["address"]]
+
+
+def test_a_path_that_does_not_fit_the_datas_shape_seals_nothing_there() -> None:
+    """A declared path meets data of another shape (an index past a list's end, a name into a list,
+    an index into a text): nothing there is sealed and nothing fails; the rest is sealed. Bugs: an
+    IndexError or TypeError (the append refused), one character of a text sealed."""
+    data = {"contacts": [{"phone": "13800000001"}], "raw": "井盖丢失", "phone": "13912345678"}
+    paths = (("contacts", 1, "phone"), ("contacts", "phone"), ("raw", 0), ("phone",))
+    sealed, metadata = seal_event(data, META, Personal("phone:13912345678", paths), KEY_ID, AEAD)
+    assert sealed == {"contacts": [{"phone": "13800000001"}], "raw": "井盖丢失", "phone": PLACEHOLDER}
+    assert metadata[SEALED]["at"] == [["phone"]]
+
+
 def test_opening_puts_every_value_back_and_drops_the_box() -> None:
     opened = open_event(_record(*_sealed()), {KEY_ID: AEAD})
     assert opened.data == DATA
