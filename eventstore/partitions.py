@@ -54,7 +54,6 @@ class PartitionCountChanged(EventStoreError):
         super().__init__(
             f"runner {runner!r} has {stored} partitions stored but declares {declared}; "
             "a partition count cannot change in place (see eventstore/partitions.py)")
-        self.runner = runner
 
 
 def partitions_of(runner: object) -> int:

@@ -116,6 +116,14 @@ PARTS: dict[str, Part] = {
         ("tests/unit/test_shredding.py", "tests/unit/test_jsontext.py",
          "tests/integration/test_shredding_pg.py", "tests/integration/test_subject_keys_pg.py",
          "tests/integration/test_erasure_race.py", "tests/integration/test_jsonb_exact_pg.py"), waits=True),
+    # Scale-out: the partitions of a runner (hash, spread, checkpoints and leases in PostgreSQL),
+    # the workers sharing them, and a reactor's checkpoints after a batch with failures.
+    "partitions": Part(
+        ("eventstore.partitions.*", "eventstore.leadership.*", "eventstore.subscriptions.*ǁPartitioningǁ*",
+         "eventstore.subscriptions.*ReactorRunnerǁ_advance*"),
+        ("tests/unit/test_partitions.py", "tests/integration/test_partitions_pg.py",
+         "tests/unit/test_keyed_reactors.py", "tests/unit/test_batch_reactors.py",
+         "tests/unit/test_runner_types.py", "tests/unit/test_eventstore_contract.py"), waits=True),
 }
 """The core named in docs/testing.md, by part."""
 

@@ -26,7 +26,14 @@ import pytest
 from bench.partition_worker import TABLES, Applied, Echo, live_workers, settled
 from eventstore import ANY, NewEvent
 from eventstore.leadership import Leadership
-from eventstore.partitions import PARTITIONS, PartitionCountChanged, assign, ensure, partition_of
+from eventstore.partitions import (
+    PARTITIONS,
+    PartitionCountChanged,
+    assign,
+    checkpoint_name,
+    ensure,
+    partition_of,
+)
 from eventstore.postgres import PostgresEventStore
 from eventstore.status import format_status, status
 from eventstore.subscriptions import ProjectionRunner, ReactorRunner
@@ -215,26 +222,42 @@ async def test_a_projection_writes_nothing_for_a_partition_whose_lease_it_lost(
         await lead.close()
 
 
+@pytest.mark.parametrize("count", [1, 2, PARTITIONS])
 async def test_upgrading_from_a_single_checkpoint_starts_every_partition_from_it(
-    pg_store: PostgresEventStore, pg_pool: asyncpg.Pool, tables: None,
+    pg_store: PostgresEventStore, pg_pool: asyncpg.Pool, tables: None, count: int,
 ) -> None:
+    """Runners that had one checkpoint before partitions: every partition starts from it; a global
+    runner (one partition) keeps it under its own name, and goes on from it on later starts. Bugs:
+    the checkpoint not split (a count of 2), a global runner's removed or written under another
+    name (everything handled again), another count accepted."""
+
+    class CountedApplied(Applied):
+        partitions = count
+
+    class CountedEcho(Echo):
+        partitions = count
+
     await append(pg_store, range(50))
     for name in ("applied", "echo"):  # as the single runners before partitions left them
         await pg_pool.execute("INSERT INTO checkpoints (name, tx_id, position) "
                               "SELECT $1, tx_id, position FROM events WHERE position = 30", name)
-    assert await ProjectionRunner(pg_store, Applied()).run_until_caught_up() == 20
-    assert await ReactorRunner(pg_store, Echo(pg_store)).run_until_caught_up() == 20
+    assert await ProjectionRunner(pg_store, CountedApplied()).run_until_caught_up() == 20
+    assert await ReactorRunner(pg_store, CountedEcho(pg_store)).run_until_caught_up() == 20
     applied = sorted(r["position"] for r in await pg_pool.fetch("SELECT position FROM applied"))
     echoed = sorted(r["of"] for r in await pg_pool.fetch(
         "SELECT (data->>'of')::bigint AS of FROM events WHERE category = 'echo'"))
     assert applied == echoed == list(range(31, 51))
     names = {r["name"] for r in await pg_pool.fetch("SELECT name FROM checkpoints")}
-    assert names == {f"{runner}/{p}" for runner in ("applied", "echo") for p in range(PARTITIONS)}
+    assert names == {checkpoint_name(runner, p, count)
+                     for runner in ("applied", "echo") for p in range(count)}
+    await append(pg_store, range(50, 55))  # a restart goes on from the saved checkpoints
+    assert await ProjectionRunner(pg_store, CountedApplied()).run_until_caught_up() == 5
 
-    class Single(Applied):
-        partitions = 1
-    with pytest.raises(PartitionCountChanged, match="16 partitions stored but declares 1"):
-        await ProjectionRunner(pg_store, Single()).step()
+    class Other(Applied):
+        partitions = count + 1
+    with pytest.raises(PartitionCountChanged,
+                       match=f"runner 'applied' has {count} partitions stored but declares {count + 1}"):
+        await ProjectionRunner(pg_store, Other()).step()
 
 
 async def test_a_global_runner_is_held_by_one_worker_and_handed_over_when_it_stops(
@@ -319,3 +342,24 @@ async def test_a_lease_a_worker_dropped_after_a_late_heartbeat_is_freed_for_the_
     finally:
         await early.close()
         await late.close()
+
+
+async def test_workers_starting_a_new_runner_at_once_create_its_partitions_once(
+    pg_pool: asyncpg.Pool,
+) -> None:
+    """Every worker process starts every runner, so on a fresh database they create its rows at the
+    same moment; a later start brings the kind and categories up to date (`intake status` shows
+    them). Bugs: the creation not serialised (all but one worker fail on the duplicate row),
+    the update left out or writing no categories."""
+    conns = [await pg_pool.acquire() for _ in range(4)]
+    try:
+        await asyncio.gather(*(ensure(conn, "fresh", PARTITIONS, "reactor", frozenset({"sms"}))
+                               for conn in conns))
+    finally:
+        for conn in conns:
+            await pg_pool.release(conn)
+    assert await pg_pool.fetchval("SELECT count(*) FROM reader_leases WHERE runner = 'fresh'") == PARTITIONS
+    async with pg_pool.acquire() as conn:
+        await ensure(conn, "fresh", PARTITIONS, "projection", frozenset({"sms", "case"}))
+    row = await pg_pool.fetchrow("SELECT kind, categories, partitions FROM readers WHERE runner = 'fresh'")
+    assert (row["kind"], row["categories"], row["partitions"]) == ("projection", ["case", "sms"], PARTITIONS)

@@ -122,3 +122,19 @@ async def test_a_cancelled_batch_saves_the_reactions_before_the_first_unfinished
     checkpoint = await store.load_checkpoint("by-key")
     assert [e.data["id"] for _, e in (await store.read_batch(checkpoint, limit=10)).events] == [
         "c1", "a2"]
+
+
+async def test_a_failure_on_the_first_event_of_a_batch_keeps_the_checkpoint_before_it() -> None:
+    """The batch's very first reaction fails: its checkpoint stays where it was, and the next run
+    reacts to it. Bugs: the checkpoint moved to the batch's end (the failed reaction skipped for
+    good), or saving failed on the missing position (the runner stuck)."""
+    store = await log_of("a1", "b1", "a2")
+    reactor = ByKey(fail_once=frozenset({"a1"}))
+
+    with pytest.raises(RuntimeError, match="a1"):
+        await ReactorRunner(store, reactor).run_until_caught_up()
+    assert sorted(reactor.seen) == ["b1"]
+
+    reactor.seen.clear()
+    assert await ReactorRunner(store, reactor).run_until_caught_up() == 3
+    assert reactor.per_key() == {"a": ["a1", "a2"], "b": ["b1"]}  # b1 again: at-least-once

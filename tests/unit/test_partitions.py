@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from eventstore.partitions import PARTITIONS, assign, checkpoint_name, partition_of, partitions_of
+from eventstore.partitions import PARTITIONS, Held, assign, checkpoint_name, partition_of, partitions_of
+from eventstore.records import Checkpoint
 
 RUNNERS = ("cases", "sms-intake", "notifications-ack", "places", "knowledge", "case_followup",
            "missed-calls", "missed-calls-contacts", "incident_broadcast", "elderly_alerts")
@@ -66,6 +67,7 @@ def test_partition_of_is_crc32_modulo_the_count_the_same_in_every_process() -> N
     # Fixed values: a different hash (or Python's salted hash()) would move streams between
     # partitions whose checkpoints differ.
     assert [partition_of(k, 16) for k in ("case-1", "sms-SM1", "13800138000")] == [6, 11, 1]
+    assert [partition_of(k, 2) for k in ("case-1", "sms-SM1", "13800138000", "case-2")] == [0, 1, 1, 0]
     assert partition_of("anything", 1) == 0
     assert {partition_of(f"case-{i}", 16) for i in range(400)} == set(range(16))
 
@@ -85,3 +87,26 @@ def test_a_runner_declares_its_partitions_or_gets_the_default() -> None:
     assert partitions_of(Global()) == 1 and partitions_of(object()) == PARTITIONS
     with pytest.raises(ValueError, match="positive"):
         partitions_of(Bad())
+
+
+def test_the_spread_is_the_same_in_every_release() -> None:
+    """Workers of two releases run side by side during a rolling upgrade: each claims what `assign`
+    gives it, so both must compute the same spread. Bug: another hash or digest (the two releases
+    each wait for partitions the other holds, and some are run by neither)."""
+    spread = assign("cases", 16, ["host-a:1:0a", "host-b:2:0b", "host-c:3:0c"])
+    assert {w: sorted(p) for w, p in spread.items()} == {
+        "host-a:1:0a": [0, 5, 6, 9, 14, 15],
+        "host-b:2:0b": [1, 7, 8, 12, 13],
+        "host-c:3:0c": [2, 3, 4, 10, 11],
+    }
+
+
+def test_an_event_at_a_partitions_checkpoint_is_not_handled_again() -> None:
+    """One read serves partitions at different checkpoints (it starts after the oldest): an event
+    at or before a partition's own checkpoint was handled already. Bug: the event at the
+    checkpoint handled twice."""
+    held = Held({0: Checkpoint((7, 10), 10), 1: Checkpoint((7, 5), 5)})
+    assert held.after == Checkpoint((7, 5), 5)
+    assert not held.wants(0, Checkpoint((7, 10), 10)) and held.wants(0, Checkpoint((7, 11), 11))
+    assert not held.wants(1, Checkpoint((7, 5), 5)) and held.wants(1, Checkpoint((7, 6), 6))
+    assert not held.wants(2, Checkpoint((7, 11), 11))  # not held
