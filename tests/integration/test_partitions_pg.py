@@ -25,6 +25,7 @@ import pytest
 
 from bench.partition_worker import TABLES, Applied, Echo, live_workers, settled
 from eventstore import ANY, NewEvent
+from eventstore.leadership import _CLAIM as CLAIM
 from eventstore.leadership import Leadership
 from eventstore.partitions import (
     PARTITIONS,
@@ -32,6 +33,7 @@ from eventstore.partitions import (
     assign,
     checkpoint_name,
     ensure,
+    load_held,
     partition_of,
 )
 from eventstore.postgres import PostgresEventStore
@@ -363,3 +365,22 @@ async def test_workers_starting_a_new_runner_at_once_create_its_partitions_once(
         await ensure(conn, "fresh", PARTITIONS, "projection", frozenset({"sms", "case"}))
     row = await pg_pool.fetchrow("SELECT kind, categories, partitions FROM readers WHERE runner = 'fresh'")
     assert (row["kind"], row["categories"], row["partitions"]) == ("projection", ["case", "sms"], PARTITIONS)
+
+
+async def test_a_projection_step_keeps_its_partition_from_a_takeover_until_it_commits(
+    pg_pool: asyncpg.Pool,
+) -> None:
+    """A projection's step locks its lease rows in the transaction that writes its rows. If the
+    lease runs out while the step works (a long batch, a stalled heartbeat), another worker's claim
+    gets the partition only after the step has committed. Bug: the lock left out (the taker reads
+    the old checkpoint and writes the same batch again)."""
+    async with pg_pool.acquire() as conn:
+        await ensure(conn, "fence", PARTITIONS, "projection", None)
+        await conn.execute("UPDATE reader_leases SET owner = 'w-a', lease_until = clock_timestamp() "
+                           "+ interval '0.3 seconds' WHERE runner = 'fence' AND partition = 3")
+    async with pg_pool.acquire() as step, step.transaction():
+        held = await load_held(step, "fence", PARTITIONS, [3], "w-a", lock=True)
+        assert list(held.checkpoints) == [3]
+        await asyncio.sleep(0.4)  # the lease runs out while the step works
+        assert await pg_pool.fetch(CLAIM, "fence", [3], "w-b", 1.0) == []
+    assert [r["partition"] for r in await pg_pool.fetch(CLAIM, "fence", [3], "w-b", 1.0)] == [3]
