@@ -222,11 +222,14 @@ class Step:
 
     `read` counts the events of the batch read, of the reader's partitions or
     not (None: as many as applied); a full batch is read again at once.
+    `stood_by`: the reader held no partition and has waited already
+    (`Partitioning.stand_by`); the follower steps again at once.
     """
 
     applied: int
     pending: bool
     read: int | None = None
+    stood_by: bool = False
 
     @property
     def seen(self) -> int:
@@ -267,6 +270,8 @@ class Follower:
 
     async def pause(self, step: Step) -> None:
         """Wait as long as the last step says is useful."""
+        if step.stood_by:  # a standby trying its claims at every heartbeat: not a poll on top
+            return
         if step.seen >= self.batch_size:
             self._quick = _QUICK_MIN
             return
@@ -465,7 +470,7 @@ class ProjectionRunner:
         held = await self._parts.held()
         if not held:
             await self._parts.stand_by(self._follower.poll_interval)
-            return Step(0, False)
+            return Step(0, False, stood_by=True)
         try:
             return await self._step(held, batched=True)
         except _BatchFailed:
@@ -666,7 +671,7 @@ class ReactorRunner:
                 # A standby asks again once per poll interval, not at every
                 # wake-up: under load those come every few milliseconds.
                 await self._parts.stand_by(self._follower.poll_interval)
-                return Step(0, False)
+                return Step(0, False, stood_by=True)
         if self._held is None or tuple(sorted(self._held.checkpoints)) != partitions:
             self._held = await self._load(partitions)
         held = self._held

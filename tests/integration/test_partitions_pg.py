@@ -94,12 +94,12 @@ async def tables(pg_pool: asyncpg.Pool) -> None:
 class Worker:
     """One worker: a `Leadership` and the two runners, as a worker process has."""
 
-    def __init__(self, store: PostgresEventStore, name: str) -> None:
+    def __init__(self, store: PostgresEventStore, name: str, poll_interval: float = 0.1) -> None:
         self.lead = Leadership(store.pool, lease=LEASE, heartbeat=LEASE / 5, worker=name)
         self.name = name
         runners: list[ProjectionRunner | ReactorRunner] = [
-            ProjectionRunner(store, Applied(), poll_interval=0.1, leadership=self.lead),
-            ReactorRunner(store, Echo(store), poll_interval=0.1, leadership=self.lead)]
+            ProjectionRunner(store, Applied(), poll_interval=poll_interval, leadership=self.lead),
+            ReactorRunner(store, Echo(store), poll_interval=poll_interval, leadership=self.lead)]
         self.tasks = [asyncio.create_task(r.run()) for r in runners]
 
     async def stop(self) -> None:
@@ -384,3 +384,19 @@ async def test_a_projection_step_keeps_its_partition_from_a_takeover_until_it_co
         await asyncio.sleep(0.4)  # the lease runs out while the step works
         assert await pg_pool.fetch(CLAIM, "fence", [3], "w-b", 1.0) == []
     assert [r["partition"] for r in await pg_pool.fetch(CLAIM, "fence", [3], "w-b", 1.0)] == [3]
+
+
+async def test_a_joining_worker_tries_its_claims_at_every_heartbeat_not_at_every_poll(
+    pg_store: PostgresEventStore, pg_pool: asyncpg.Pool, tables: None,
+) -> None:
+    """A worker that joins finds its partitions held until the others let go at their next
+    heartbeat: while it waits for them it tries its claims at each of its heartbeats (0.1 s
+    here), not once per poll interval (5 s here), so a join settles in about a heartbeat. Bug:
+    the waiting worker sleeps a poll interval (a join takes that long to spread the work)."""
+    await append(pg_store, range(20))
+    async with workers(pg_store, "w-a") as running:
+        await until(until_settled(pg_pool, ["w-a"]))
+        running["w-b"] = Worker(pg_store, "w-b", poll_interval=5.0)
+        took = await until(until_settled(pg_pool, ["w-a", "w-b"]))
+        print(f"a join settled in {took:.2f} s with a 5-s poll interval")
+        assert took < 4.0
