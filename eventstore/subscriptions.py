@@ -222,14 +222,14 @@ class Step:
 
     `read` counts the events of the batch read, of the reader's partitions or
     not (None: as many as applied); a full batch is read again at once.
-    `stood_by`: the reader held no partition and has waited already
-    (`Partitioning.stand_by`); the follower steps again at once.
+    `idle`: the reader holds no partition; wait this long before the next step,
+    not for events (`Partitioning.idle`).
     """
 
     applied: int
     pending: bool
     read: int | None = None
-    stood_by: bool = False
+    idle: float | None = None
 
     @property
     def seen(self) -> int:
@@ -270,7 +270,8 @@ class Follower:
 
     async def pause(self, step: Step) -> None:
         """Wait as long as the last step says is useful."""
-        if step.stood_by:  # a standby trying its claims at every heartbeat: not a poll on top
+        if step.idle is not None:
+            await asyncio.sleep(step.idle)
             return
         if step.seen >= self.batch_size:
             self._quick = _QUICK_MIN
@@ -359,10 +360,11 @@ class Partitioning:
             return tuple(range(self.count))
         return await self.leadership.partitions(self.name, self.count)
 
-    async def stand_by(self, poll_interval: float) -> None:
-        """Wait while holding nothing: a heartbeat while claims are tried, else a poll interval."""
+    def idle(self, poll_interval: float) -> float:
+        """How long to wait while holding nothing: a heartbeat while claims are tried, else a poll
+        interval (not until a wake-up: under load those come every few milliseconds)."""
         waiting = self.leadership is not None and self.leadership.waiting(self.name, self.count)
-        await asyncio.sleep(self.leadership.heartbeat if waiting and self.leadership else poll_interval)
+        return self.leadership.heartbeat if waiting and self.leadership else poll_interval
 
 
 def _quote(table: str) -> str:
@@ -462,15 +464,14 @@ class ProjectionRunner:
     async def step(self) -> Step:
         """Apply one batch and save the checkpoints in one transaction; then publish.
 
-        Holding no partition (another worker runs them all), it waits and does
-        nothing. A `BatchProjection` gets the batch at once; if that fails, the
+        Holding no partition (another worker runs them all), it does nothing and
+        says how long to wait (`Step.idle`). A `BatchProjection` gets the batch at once; if that fails, the
         transaction is rolled back and the batch is applied again event by
         event, so that a failure names the event that caused it.
         """
         held = await self._parts.held()
         if not held:
-            await self._parts.stand_by(self._follower.poll_interval)
-            return Step(0, False, stood_by=True)
+            return Step(0, False, idle=self._parts.idle(self._follower.poll_interval))
         try:
             return await self._step(held, batched=True)
         except _BatchFailed:
@@ -658,8 +659,8 @@ class ReactorRunner:
     async def step(self) -> Step:
         """React to one batch of the partitions held; save their checkpoints.
 
-        Holding no partition (other workers run them all), it waits and does
-        nothing (standby); the checkpoints are read again whenever the
+        Holding no partition (other workers run them all), it does nothing and
+        says how long to wait (standby, `Step.idle`); the checkpoints are read again whenever the
         partitions held change.
         """
         if self._parts is None:
@@ -668,10 +669,7 @@ class ReactorRunner:
             partitions = await self._parts.held()
             if not partitions:
                 self._held = None
-                # A standby asks again once per poll interval, not at every
-                # wake-up: under load those come every few milliseconds.
-                await self._parts.stand_by(self._follower.poll_interval)
-                return Step(0, False, stood_by=True)
+                return Step(0, False, idle=self._parts.idle(self._follower.poll_interval))
         if self._held is None or tuple(sorted(self._held.checkpoints)) != partitions:
             self._held = await self._load(partitions)
         held = self._held
