@@ -93,9 +93,72 @@ def _to_json(value: object) -> JsonValue:
 
 def to_data(message: object) -> Json:
     """A dataclass message as a JSON object."""
-    data = _to_json(message)
-    assert isinstance(data, dict)
-    return data
+    encode = _ENCODERS.get(type(message)) or _encoder(type(message))
+    return encode(message)
+
+
+_ENCODERS: dict[type, Callable[[Any], Json]] = {}
+_EXACT = (str, int, float, bool)
+
+
+def _encoder(cls: type) -> Callable[[Any], Json]:
+    """`_to_json` for instances of one dataclass type, made once per type (every appended event
+    goes through here).
+
+    The generic walk asks each value's type what it is. This function is written from the
+    fields' type hints instead, one expression per field that converts a value of exactly the
+    hinted type in line (a `str` as it is, a `datetime` by `isoformat`, a nested dataclass by its
+    own encoder, a tuple of strings as a list) and hands any other value (None aside) to
+    `_to_json`: its result is `_to_json`'s, value for value, in about half the time.
+    """
+    names = _field_names(cls)
+    if names is None:
+        raise TypeError(f"{cls.__name__} is not a dataclass message")
+    try:
+        hints = typing.get_type_hints(cls)
+    except (NameError, TypeError):  # a hint that does not resolve: every value the generic way
+        hints = {}
+    scope: dict[str, Any] = {"_g": _to_json, "_datetime": datetime}
+    nested: dict[str, type] = {}
+    items = []
+    for i, name in enumerate(names):
+        hint = _plain(hints.get(name))
+        item = _plain(typing.get_args(hints.get(name))[0]) if _sequence(hints.get(name)) else None
+        if hint in _EXACT:
+            scope[f"_t{i}"] = hint
+            expr = f"x if (x := v.{name}) is None or type(x) is _t{i} else _g(x)"
+        elif hint is datetime:
+            expr = f"x.isoformat() if type(x := v.{name}) is _datetime else _g(x)"
+        elif hint is not None and _field_names(hint) is not None:
+            scope[f"_t{i}"], nested[f"_e{i}"] = hint, hint
+            expr = f"_e{i}(x) if type(x := v.{name}) is _t{i} else _g(x)"
+        elif item in _EXACT:
+            scope[f"_t{i}"] = item
+            expr = (f"[y if type(y) is _t{i} else _g(y) for y in x] "
+                    f"if type(x := v.{name}) is tuple or type(x) is list else _g(x)")
+        else:
+            expr = f"_g(v.{name})"
+        items.append(f"{name!r}: ({expr})")
+    exec(f"def encode(v):\n    return {{{', '.join(items)}}}", scope)  # source made of field names only
+    encode: Callable[[Any], Json] = scope["encode"]
+    _ENCODERS[cls] = encode
+    for slot, tp in nested.items():  # after registering: a type may nest itself
+        scope[slot] = _ENCODERS.get(tp) or _encoder(tp)
+    return encode
+
+
+def _plain(hint: object) -> type | None:
+    """The one type a value of `hint` has when it is not None (`str | None`: str), if there is one."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _plain(inner[0]) if len(inner) == 1 else None
+    return hint if isinstance(hint, type) else None
+
+
+def _sequence(hint: object) -> bool:
+    """Whether `hint` is a tuple or list of one item type (`tuple[str, ...]`, `list[str]`)."""
+    args = typing.get_args(hint)
+    return typing.get_origin(hint) in (tuple, list) and (len(args) == 1 or args[1:] == (Ellipsis,))
 
 
 def to_new_event(evt: Event, metadata: Json | None = None, *, subject: str | None = None) -> NewEvent:

@@ -7,8 +7,11 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import Enum
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from dispatch.cases.events import CallerInfo, CaseRegistered, Place
 from dispatch.core.messages import from_data, from_recorded, to_data, to_new_event
@@ -50,6 +53,40 @@ def test_every_shape_of_field_decodes_back_to_its_type() -> None:
     empty = _Tree(None, (), [], (), 3, {})
     assert from_data(_Tree, to_data(empty)) == empty
     assert from_data(_Leaf, {"at": at.isoformat(), "unknown": 1}) == _Leaf(at)  # unknown keys ignored
+
+
+class _Colour(Enum):
+    RED = "red"
+
+
+@dataclass(frozen=True)
+class _Node:
+    name: str
+    count: int
+    at: datetime | None
+    tags: tuple[str, ...]
+    child: _Node | None = None
+    either: int | str = 0
+    extra: Any = None
+
+
+def test_to_data_converts_values_of_other_types_than_hinted_the_generic_way() -> None:
+    """`to_data` converts a value of exactly the hinted type in line and any other the generic way:
+    an enum in a `str` field is stored as its value, an int in a `str` field and a date in a
+    `datetime` field as they are, a list of enums in a `tuple[str, ...]` field item by item, a
+    node nested in itself by the same rules."""
+    at = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
+    inner = _Node(_Colour.RED, True, at.date(), [_Colour.RED, "b"], None, "s", {"k": (at, _Colour.RED)})  # type: ignore[arg-type]
+    outer = _Node("n", 2, at, ("a",), inner, 3, [at])
+    assert to_data(outer) == {
+        "name": "n", "count": 2, "at": "2026-12-03T08:00:00+00:00", "tags": ["a"], "either": 3,
+        "extra": ["2026-12-03T08:00:00+00:00"],
+        "child": {"name": "red", "count": True, "at": at.date(), "tags": ["red", "b"], "child": None,
+                  "either": "s", "extra": {"k": ["2026-12-03T08:00:00+00:00", "red"]}}}
+    assert type(to_data(inner)["name"]) is str
+    assert to_data(_Node("n", 1, None, (), extra=_Node("m", 0, None, ())))["extra"]["name"] == "m"
+    with pytest.raises(TypeError):
+        to_data(at)
 
 
 def test_a_fresh_process_knows_event_types_of_modules_it_never_imported() -> None:
