@@ -51,8 +51,9 @@ _SETTLE = (0.002, 0.004, 0.008, 0.016, 0.032, 0.0)
 
 _COLUMNS = (
     "position, tx_id::text::bigint AS tx, stream, version, type, schema_version, "
-    "data, metadata, recorded_at"
+    "jsonb_send(data) AS data, jsonb_send(metadata) AS metadata, recorded_at"
 )
+"""An event row, its JSON as `jsonb`'s binary form (bytes): decoded only if not read lately (`_records`)."""
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
@@ -128,16 +129,25 @@ async def _cheap_reset(conn: asyncpg.Connection) -> None:
 
 
 def _record(row: asyncpg.Record) -> RecordedEvent:
+    """The event of a row of `_COLUMNS`, decoded."""
     return RecordedEvent(
         position=row["position"],
         stream=row["stream"],
         version=row["version"],
         type=row["type"],
         schema_version=row["schema_version"],
-        data=row["data"],
-        metadata=row["metadata"],
+        data=jsontext.decode_jsonb(row["data"]),
+        metadata=jsontext.decode_jsonb(row["metadata"]),
         recorded_at=row["recorded_at"],
     )
+
+
+async def _records(conn: asyncpg.Connection, rows: Sequence[asyncpg.Record]) -> list[RecordedEvent]:
+    """The events of rows of `_COLUMNS` as read: each decoded once per keyring (pool) and its
+    personal data opened (`Keyring.open`). The runners of a worker read the same events one
+    after the other; the log's rows never change."""
+    ring = keyring_of(conn)
+    return await ring.open(conn, [ring.stored(r["position"]) or _record(r) for r in rows])
 
 
 class PostgresEventStore:
@@ -240,7 +250,7 @@ class PostgresEventStore:
                 after_version,
                 limit,
             )
-            return await keyring_of(conn).open(conn, [_record(r) for r in rows])
+            return await _records(conn, rows)
 
     async def read_streams(self, streams: Collection[str]) -> dict[str, list[RecordedEvent]]:
         """See `EventStore.read_streams`: one statement for all of them."""
@@ -608,7 +618,7 @@ async def read_streams_on(
     found: dict[str, list[RecordedEvent]] = {stream: [] for stream in streams}
     rows = await conn.fetch(
         f"SELECT {_COLUMNS} FROM events WHERE stream = ANY($1::text[]) ORDER BY stream, version", list(found))
-    for record in await keyring_of(conn).open(conn, [_record(r) for r in rows]):
+    for record in await _records(conn, rows):
         found[record.stream].append(record)
     return found
 
@@ -697,7 +707,7 @@ async def read_batch_on(
     rows = await conn.fetch(_batch_sql(categories, types is not None), *args)
     pending = bool(rows[0]["pending"]) if rows else False
     found = [r for r in rows if r["position"] is not None]
-    records = await keyring_of(conn).open(conn, [_record(r) for r in found])
+    records = await _records(conn, found)
     events = tuple(
         (Checkpoint((r["tx"], r["position"]), r["position"]), record)
         for r, record in zip(found, records, strict=True)

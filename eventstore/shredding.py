@@ -53,8 +53,8 @@ ERASURE_CHANNEL = "intake_erasure"
 TTL = 30.0
 """Seconds a process trusts a cached key before asking the database again."""
 _NONCE = 12
-_OPENED = 20_000
-"""How many opened events a process keeps (the newest)."""
+_RECENT = 20_000
+"""How many events read lately a keyring keeps (the newest read)."""
 _PER_NOTICE = 200
 """Key ids per erasure NOTIFY (37 bytes each with its comma; PostgreSQL takes under 8000)."""
 
@@ -144,7 +144,8 @@ class Keyring:
         self._clock = clock
         self._by_subject: dict[str, tuple[uuid.UUID, float]] = {}
         self._by_id: dict[uuid.UUID, tuple[AESGCM | None, float]] = {}
-        self._opened: OrderedDict[int, tuple[RecordedEvent, float]] = OrderedDict()
+        self._recent: OrderedDict[int, tuple[RecordedEvent, RecordedEvent | None, float]] = OrderedDict()
+        """Events read lately, by position: as stored, and opened (until a time) where that may be kept."""
 
     # -- keys ---------------------------------------------------------------
 
@@ -252,7 +253,7 @@ class Keyring:
     def forget(self, ids: Iterable[uuid.UUID], subjects: Iterable[str] = (), *, final: bool = True) -> None:
         """Drop erased keys from the cache (an erasure here, or one noticed from another process);
         `final`: remember them as erased (the erasure committed), else ask the database again."""
-        self._opened.clear()
+        self._recent.clear()
         for key_id in ids:
             if final:
                 self._by_id[key_id] = (None, 0.0)
@@ -321,40 +322,58 @@ class Keyring:
         return AppendArgs(args.stream, args.category, args.expected_version, args.idempotency_key, args.types,
                           args.schema_versions, data, metadata, [None] * len(data))
 
-    async def open(self, conn: asyncpg.Connection, records: Sequence[RecordedEvent]) -> list[RecordedEvent]:
-        """The records with their sealed values put back (or shown erased).
+    def stored(self, position: int) -> RecordedEvent | None:
+        """The event at `position` as stored, if read lately (the log's rows never change: a reader
+        need not decode it again); None if not."""
+        hit = self._recent.get(position)
+        return None if hit is None else hit[0]
 
-        The runners of one process read the same events one after the other: an event
-        opened lately (by its position) is answered from a cache, emptied by any erasure.
-        In a transaction the keys of every sealed record are held to its end (`_hold`).
+    async def open(self, conn: asyncpg.Connection, records: Sequence[RecordedEvent]) -> list[RecordedEvent]:
+        """The records (as stored) with their sealed values put back (or shown erased).
+
+        The runners of one process read the same events one after the other: every event read
+        is kept (`stored`), and one opened lately is answered without opening it again, until
+        the TTL or any erasure. In a transaction the keys of every sealed record are held to its
+        end (`_hold`); an event opened there is kept only if its key was found.
         """
         now = self._clock()
         out = list(records)
         sealed = [i for i, record in enumerate(records) if SEALED in record.metadata]
         todo: list[int] = []
         for i in sealed:
-            hit = self._opened.get(records[i].position)
-            if hit is not None and hit[1] >= now:
-                out[i] = hit[0]
+            hit = self._recent.get(records[i].position)
+            if hit is not None and hit[1] is not None and hit[2] >= now:
+                out[i] = hit[1]
             else:
                 todo.append(i)
         in_transaction = conn.is_in_transaction()
+        keys: dict[uuid.UUID, AESGCM | None] = {}
         if in_transaction and sealed:
             keys = await self._hold(conn, await self.keys_by_id(conn, [_key_of(records[i]) for i in sealed]))
             unopened = set(todo)
-            for i in sealed:
-                if i in unopened or keys.get(_key_of(records[i])) is None:
-                    out[i] = open_event(records[i], keys)
-            return out
-        if not todo:
-            return out
-        keys = await self.keys_by_id(conn, [_key_of(records[i]) for i in todo])
+            todo = [i for i in sealed if i in unopened or keys.get(_key_of(records[i])) is None]
+        elif todo:
+            keys = await self.keys_by_id(conn, [_key_of(records[i]) for i in todo])
         for i in todo:
-            out[i] = opened = open_event(records[i], keys)
-            self._opened[opened.position] = (opened, now + self._ttl)
-        while len(self._opened) > _OPENED:
-            self._opened.popitem(last=False)
+            out[i] = open_event(records[i], keys)
+        if self.caches:
+            self._keep(records, out, set(todo), in_transaction, now + self._ttl)
         return out
+
+    def _keep(
+        self, records: Sequence[RecordedEvent], out: list[RecordedEvent], opened: set[int],
+        in_transaction: bool, until: float,
+    ) -> None:
+        """Keep the records read, as stored and, where just opened, opened (in a transaction only
+        with a key found: a key another transaction committed after its snapshot looks erased)."""
+        for i, record in enumerate(records):
+            if out[i] is record:  # no personal data
+                self._recent[record.position] = (record, record, until)
+            elif i in opened:
+                erased = in_transaction and is_erased(out[i])
+                self._recent[record.position] = (record, None if erased else out[i], until)
+        while len(self._recent) > _RECENT:
+            self._recent.popitem(last=False)
 
     async def _hold(
         self, conn: asyncpg.Connection, keys: dict[uuid.UUID, AESGCM | None]

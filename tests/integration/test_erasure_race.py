@@ -8,7 +8,7 @@ import asyncio
 import asyncpg
 
 from eventstore import NO_STREAM, NewEvent
-from eventstore.postgres import PostgresEventStore, _record
+from eventstore.postgres import _COLUMNS, PostgresEventStore, _record
 from eventstore.records import Personal
 from eventstore.shredding import ERASED, keyring_of
 
@@ -17,7 +17,7 @@ SUBJECT = "phone:13912345678"
 
 async def _opened(conn: asyncpg.Connection) -> str:
     """The name in the one event, opened on `conn` (as a projection's batch is, in its transaction)."""
-    row = await conn.fetchrow("SELECT * FROM events WHERE stream = 'case-1'")
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM events WHERE stream = 'case-1'")
     [record] = await keyring_of(conn).open(conn, [_record(row)])
     return str(record.data["name"])
 

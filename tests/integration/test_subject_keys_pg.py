@@ -9,10 +9,10 @@ import uuid
 import asyncpg
 import pytest
 
-from eventstore import ANY, NewEvent, Personal
+from eventstore import ANY, Checkpoint, NewEvent, Personal
 from eventstore.errors import AppendFailed
 from eventstore.group import APPEND_MANY
-from eventstore.postgres import _COLUMNS, PostgresEventStore, _record, create_pool
+from eventstore.postgres import _COLUMNS, PostgresEventStore, _record, create_pool, read_streams_on
 from eventstore.shredding import ERASED, Keyring, keyring_of
 from tests.conftest import stored_events, until
 
@@ -337,6 +337,47 @@ async def test_an_event_opened_lately_is_answered_from_the_cache(pg_pool: asyncp
     again = await ring.open(_NoDatabase(), records)  # type: ignore[arg-type]
     assert [e.data["name"] for e in again] == ["张三", "张三"]
     assert all(a is f for a, f in zip(again, first, strict=True))  # the events opened before
+
+
+async def test_an_event_read_again_is_not_decoded_or_opened_again(pg_pool: asyncpg.Pool, pg_dsn: str) -> None:
+    """The runners of a worker read the same events one after the other, by every way of reading:
+    the second read answers the events of the first (as read: opened), without decoding their
+    JSON or opening their boxes again; a pool of its own (another database, perhaps) does not
+    share them. Bugs: every read decoding every event again (the kept event ignored, or kept
+    under the wrong position), a kept event answered to another pool's reads."""
+    store = PostgresEventStore(pg_pool)
+    await store.append("case-r1", [NewEvent("Plain", {"n": 1}), _noted("张三", SUBJECT)], ANY)
+    first = await store.read_stream("case-r1")
+    again = await store.read_stream("case-r1")
+    assert [e.data.get("name") for e in again] == [None, "张三"]
+    assert all(a is f for a, f in zip(again, first, strict=True))
+    batch = await store.read_batch(Checkpoint())
+    assert [record for _, record in batch.events] == first
+    assert all(a is f for (_, a), f in zip(batch.events, first, strict=True))
+    other = await create_pool(pg_dsn, min_size=1, max_size=1)
+    try:
+        elsewhere = await PostgresEventStore(other).read_stream("case-r1")
+    finally:
+        await other.close()
+    assert elsewhere == first and not any(e is f for e, f in zip(elsewhere, first, strict=True))
+
+
+async def test_an_erasure_rolled_back_leaves_no_erased_event_kept(pg_pool: asyncpg.Pool) -> None:
+    """An event opened in a transaction is kept for later reads only with its key found: read in
+    the transaction of an erasure that is then rolled back, it shows erased there and its data
+    again after. Bug: the erased view kept, and every later read of this process shows the
+    person erased although nothing was."""
+    store = PostgresEventStore(pg_pool)
+    await store.append("case-r2", [_noted("张三", SUBJECT)], ANY)
+    async with pg_pool.acquire() as conn:
+        transaction = conn.transaction()
+        await transaction.start()
+        await keyring_of(conn).erase(conn, [SUBJECT])
+        [inside] = (await read_streams_on(conn, ["case-r2"]))["case-r2"]
+        assert inside.data["name"] == ERASED
+        await transaction.rollback()
+    [after] = await store.read_stream("case-r2")
+    assert after.data["name"] == "张三"
 
 
 async def test_a_flush_seals_each_new_caller_among_events_without_personal_data(
