@@ -269,10 +269,11 @@ class CaseFact:
     def _cases(self, out: Contributions, day: date, praise: dict[str, int], unit: str, agent: str) -> None:
         """The case report's sums, per grouping (those of `ORG_GROUPS` also per holder: a
         sub-centre's report sums the cases it holds), and the satisfaction report's praise."""
+        praised = {measure: value for measure, value in praise.items() if value}
         for dim, key in (("all", ""), ("unit", unit), ("agent", agent)):
-            for measure, value in praise.items():
+            for measure, value in praised.items():
                 out["satisfaction", dim, key, day, measure] += value
-        counts = self._counts() | praise
+        counts = {measure: value for measure, value in (self._counts() | praise).items() if value}
         holder = self._current()
         for dim, key in (("all", ""), ("category", self.category), ("district", self.district or NONE),
                          ("channel", self.channel), ("unit", unit), ("agent", agent)):

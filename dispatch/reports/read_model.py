@@ -74,52 +74,63 @@ class ReportsProjection:
                                         if isinstance(evt, CaseRegistered) and (c := caller_key(evt))})
         wanted = {_stream_id(e) for e, _ in decoded} | {case_id for case_id, _ in callers.values()}
         cases = await _load(conn, "case", wanted, CaseFact)
-        before: Contributions = Counter()
-        for fact in (*calls.values(), *cases.values()):
-            before.update(fact.contributions())
-        changed_calls: set[str] = set()
-        changed_cases: set[str] = set()
+        # What each fact the batch changes counted for before it: only changed facts count for a
+        # change of the buckets (a loaded fact left as it was would add and take the same).
+        before: dict[tuple[str, str], Contributions] = {}
         changed_callers: set[str] = set()
+
+        def touch(kind: str, fact: CallFact | CaseFact, fact_id: str) -> None:
+            if (kind, fact_id) not in before:
+                before[kind, fact_id] = fact.contributions()
+
         for event in events:
             kind = _CALL_KINDS.get(event.type)
             if kind is not None:
                 call = calls.setdefault(_stream_id(event), CallFact(_stream_id(event)))
+                touch("call", call, call.call_id)
                 at = datetime.fromisoformat(event.data["contact"]["occurred_at"])
                 call.apply(kind, at, event.data)
-                changed_calls.add(call.call_id)
         for event, evt in decoded:
             if evt is None:
                 continue
             case = cases.setdefault(_stream_id(event), CaseFact(_stream_id(event)))
+            touch("case", case, case.case_id)
             first = case.accepted_at is None
             case.apply(evt, event.metadata.get("actor"))
-            changed_cases.add(case.case_id)
             if first and case.accepted_at is not None and case.caller:
-                _note_repeat(case, callers, cases, changed_cases)
+                previous = _note_repeat(case, callers, cases)
+                if previous is not None:
+                    touch("case", previous, previous.case_id)
+                    previous.followed = True
                 changed_callers.add(case.caller)
-        after: Contributions = Counter()
-        for fact in (*calls.values(), *cases.values()):
-            after.update(fact.contributions())
+        changed_calls = {i for kind, i in before if kind == "call"}
+        changed_cases = {i for kind, i in before if kind == "case"}
+        old: Contributions = Counter()
+        new: Contributions = Counter()
+        for (kind, fact_id), contributed in before.items():
+            old.update(contributed)
+            new.update((calls if kind == "call" else cases)[fact_id].contributions())
         await _save(conn, "call", [calls[i] for i in changed_calls])
         await _save(conn, "case", [cases[i] for i in changed_cases])
         await _save_callers(conn, {c: callers[c] for c in changed_callers})
-        await _add(conn, delta(before, after))
+        await _add(conn, delta(old, new))
         return []
 
 
-def _note_repeat(case: CaseFact, callers: dict[str, tuple[str, datetime]], cases: dict[str, CaseFact],
-                 changed: set[str]) -> None:
+def _note_repeat(
+    case: CaseFact, callers: dict[str, tuple[str, datetime]], cases: dict[str, CaseFact]
+) -> CaseFact | None:
     """A new case of a caller: a repeat when the caller's previous case was recent; that case
-    was then not resolved at first contact."""
+    (returned: it was then not resolved at first contact) is marked `followed` by the caller."""
     assert case.caller is not None and case.accepted_at is not None
     previous = callers.get(case.caller)
+    callers[case.caller] = (case.case_id, case.accepted_at)
     if previous is not None:
         prev_id, prev_at = previous
         if case.accepted_at - prev_at <= REPEAT_WINDOW and prev_id in cases:
             case.repeat = True
-            cases[prev_id].followed = True
-            changed.add(prev_id)
-    callers[case.caller] = (case.case_id, case.accepted_at)
+            return cases[prev_id]
+    return None
 
 
 async def _load(conn: asyncpg.Connection, kind: str, ids: set[str], cls: type[Any]) -> dict[str, Any]:
