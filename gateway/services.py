@@ -114,11 +114,6 @@ class Services:
     """The messages people are sent (SMS, WeChat), in `INTAKE_LANGUAGE`."""
 
     @property
-    def changes_channel(self) -> str:
-        """The Redis pub/sub channel live views follow."""
-        return f"{self.settings.stores.redis_prefix}changes"
-
-    @property
     def changes_stream(self) -> str:
         """The Redis Stream keeping recent changes, so live views resume by stream id."""
         return f"{self.settings.stores.redis_prefix}changes:log"
@@ -132,7 +127,6 @@ class Services:
                 for change in changes:
                     payload = json.dumps({"topic": change.topic, "data": change.data},
                                          ensure_ascii=False, default=str)
-                    pipe.publish(self.changes_channel, payload)
                     pipe.xadd(self.changes_stream, {"change": payload}, maxlen=10_000, approximate=True)
                 await pipe.execute()
         except (RedisError, OSError) as exc:
