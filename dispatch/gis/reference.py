@@ -480,9 +480,14 @@ async def place(db: Db, place_id: str) -> PlaceRow | None:
     return None if row is None else _place_row(row)
 
 
-async def places_version(db: Db) -> int:
-    """A number that grows whenever a place is written (0: none loaded)."""
-    return int(await db.fetchval("SELECT coalesce(max(seq), 0) FROM ref_places"))
+async def gazetteer_state(db: Db) -> tuple[int, dict[str, str]]:
+    """What a gazetteer is built from, in one statement: a number that grows whenever a place is
+    written (0: none loaded), and the district names (adcode -> name)."""
+    row = await db.fetchrow(
+        "SELECT (SELECT coalesce(max(seq), 0) FROM ref_places) AS version, "
+        "(SELECT coalesce(jsonb_object_agg(adcode, name), '{}') FROM ref_districts) AS names")
+    assert row is not None
+    return int(row["version"]), dict(row["names"])
 
 
 def projections(deps: Deps) -> list[ReferenceProjection]:

@@ -25,7 +25,7 @@ from dispatch.core.capability import Deps
 from dispatch.core.clock import Clock
 from dispatch.core.errors import DispatchError, InvalidCommand, StaleVersion
 from dispatch.core.messages import Command, metadata, to_new_event
-from dispatch.gis.reference import PlaceRow, district_names, places, places_version
+from dispatch.gis.reference import PlaceRow, gazetteer_state, places
 from dispatch.places.gazetteer import Gazetteer, GazetteerEntry, MatchParams, PlaceMatch
 from eventstore import EventStore, RecordedEvent, WrongExpectedVersion
 
@@ -99,7 +99,7 @@ class GazetteerCache:
 
     async def current(self) -> Gazetteer | None:
         """The matcher over the places loaded now, or None when there are none."""
-        version, names = await places_version(self._pool), await district_names(self._pool)
+        version, names = await gazetteer_state(self._pool)
         if version != self._version or names != self.district_names:
             entries = [_entry(row, names) for row in await places(self._pool)]
             self._gazetteer = (await asyncio.to_thread(Gazetteer, entries, names, NOISE, self._params)
