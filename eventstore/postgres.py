@@ -53,7 +53,14 @@ _COLUMNS = (
     "position, tx_id::text::bigint AS tx, stream, version, type, schema_version, "
     "jsonb_send(data) AS data, jsonb_send(metadata) AS metadata, recorded_at"
 )
-"""An event row, its JSON as `jsonb`'s binary form (bytes): decoded only if not read lately (`_records`)."""
+"""An event row, its JSON as `jsonb`'s binary form (bytes): decoded only if not read lately (`_records`).
+Only for rows read in index order: below a sort, `jsonb_send` would run for every row sorted."""
+_SORTED_COLUMNS = "position, tx_id, stream, version, type, schema_version, data, metadata, recorded_at"
+_SENT_COLUMNS = ("b.position, b.tx_id::text::bigint AS tx, b.stream, b.version, b.type, b.schema_version, "
+                 "jsonb_send(b.data) AS data, jsonb_send(b.metadata) AS metadata, b.recorded_at")
+"""`_COLUMNS` of the rows `b` a sorted page kept (`_batch_sql`): the planner may sort a page's
+candidates (a typed read's filter leaves it no index order) and would compute the select list
+of each; sent after the LIMIT, only the rows returned are."""
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
@@ -674,8 +681,9 @@ def _batch_sql(categories: frozenset[str] | None, typed: bool = False) -> str:
         of_types = f"AND type = ANY({types}::text[])"
     return (
         "WITH h AS MATERIALIZED (SELECT intake_horizon() AS horizon) "
-        f"SELECT coalesce(({newest}) >= h.horizon, false) AS pending, {skipped}b.* FROM h {skip_join}"
-        f"LEFT JOIN LATERAL (SELECT {_COLUMNS} FROM events "
+        f"SELECT coalesce(({newest}) >= h.horizon, false) AS pending, {skipped}{_SENT_COLUMNS} "
+        f"FROM h {skip_join}"
+        f"LEFT JOIN LATERAL (SELECT {_SORTED_COLUMNS} FROM events "
         f"WHERE {after} {where} {of_types} "
         "ORDER BY tx_id, position LIMIT $3) b ON true"
     )
