@@ -45,6 +45,7 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import gc
 import json
 import os
 import statistics
@@ -75,6 +76,7 @@ from dispatch.intake.sms import ReceiveSms, SmsIntakePolicy, receive_sms
 from eventstore import RecordedEvent
 from eventstore.subscriptions import Change, ProjectionRunner, ReactorRunner
 from gateway.bootstrap import build_services, close_services, run_background
+from gateway.cli.serve import tune_collector
 from gateway.cli.stores import run_command
 from gateway.logging import configure
 from gateway.services import Services
@@ -154,6 +156,20 @@ def counting(by_statement: dict[str, int] | None = None) -> Iterator[list[int]]:
             setattr(Connection, name, method)
 
 
+@contextlib.contextmanager
+def tuned_collector() -> Iterator[None]:
+    """The garbage collector as `intake serve` (and so `intake worker`) tunes it once started
+    (`gateway.cli.serve.tune_collector`: start-up's objects frozen, young collections every
+    10,000 allocations), and as it was after; the collection it starts with is not timed."""
+    threshold = gc.get_threshold()
+    tune_collector()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
+
+
 def _each(count: int | None, items: int) -> str:
     return "-" if count is None else f"{count / items:.2f}"
 
@@ -220,7 +236,7 @@ async def _whole_worker(admin_dsn: str, services: Services, count: int,
 
     profiler = cProfile.Profile() if profile else None
     tally: dict[str, int] = {}
-    with counting(tally) as counts:
+    with counting(tally) as counts, tuned_collector():
         if profiler is not None:
             profiler.enable()
         result = await _timed(admin_dsn, "the whole worker (INTAKE_ROLE=worker)", count, drained)
@@ -380,6 +396,7 @@ async def _serve(dsn: str, redis: str) -> int:
                          "INTAKE_SMS_PROVIDER": "log", "INTAKE_SIA_PORT": "0"})
     services = await build_services(settings)
     loop = asyncio.get_running_loop()
+    tune_collector()  # as `intake worker` does once started
     try:
         print("ready", flush=True)
         await loop.run_in_executor(None, sys.stdin.readline)  # "go"
