@@ -66,6 +66,16 @@ def test_values_that_are_absent_are_not_noted_and_nested_contacts_are_followed()
     assert subject_of(SmsReceived(contact)) == "phone:13912345678"
 
 
+def test_personal_data_of_no_known_subject_gets_a_key_of_its_own() -> None:
+    """An event with personal data whose subject is unknown (a supplement's text, no caller) is
+    still sealed, under a subject of its own: never refused, erased with the log's retention.
+    Bug: no subject at all (the append fails: there is no key to seal with)."""
+    first, second = (to_new_event(CaseSupplemented("C1", "我补充一下：电话 139", AT)).personal for _ in "ab")
+    assert first is not None and second is not None
+    assert first.subject.startswith("event:") and second.subject.startswith("event:")
+    assert first.subject != second.subject and first.paths == (("text",),)
+
+
 def test_events_without_personal_data_carry_no_note_and_a_handler_can_name_the_subject() -> None:
     assert to_new_event(CaseSupplemented("C1", "我补充一下：电话 139", AT)).personal is not None
     given = to_new_event(CaseSupplemented("C1", "x", AT), subject="phone:13912345678")
