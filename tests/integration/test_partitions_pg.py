@@ -400,3 +400,34 @@ async def test_a_joining_worker_tries_its_claims_at_every_heartbeat_not_at_every
         took = await until(until_settled(pg_pool, ["w-a", "w-b"]))
         print(f"a join settled in {took:.2f} s with a 5-s poll interval")
         assert took < 4.0
+
+
+async def test_a_worker_whose_lease_was_taken_over_claims_it_again_once_it_is_free(
+    pg_pool: asyncpg.Pool,
+) -> None:
+    """A worker thought dead has a partition taken over; its next heartbeat sees the lease gone
+    and forgets the partition, so that when the lease is free again (the other worker left) and
+    the partition is still its own, it claims it. Bug: the lost partition kept in memory - the
+    worker never claims it again and nobody runs it, for good."""
+    async with pg_pool.acquire() as conn:
+        await ensure(conn, "g", 4, "reactor", None)
+    lead = Leadership(pg_pool, lease=LEASE, worker="w-a")
+    try:
+        assert await lead.partitions("g", 4) == (0, 1, 2, 3)  # alone: all of them
+        await pg_pool.execute(
+            "UPDATE reader_leases SET owner = 'w-other', lease_until = clock_timestamp() + interval '1 hour' "
+            "WHERE runner = 'g' AND partition = 2")
+
+        async def forgot() -> bool:
+            return await lead.partitions("g", 4) == (0, 1, 3)
+        await until(forgot, 5)
+        await pg_pool.execute("UPDATE reader_leases SET owner = NULL, lease_until = NULL "
+                              "WHERE runner = 'g' AND partition = 2")
+
+        async def claimed() -> bool:
+            return await lead.partitions("g", 4) == (0, 1, 2, 3)
+        await until(claimed, 5)
+        assert await pg_pool.fetchval(
+            "SELECT owner FROM reader_leases WHERE runner = 'g' AND partition = 2") == "w-a"
+    finally:
+        await lead.close()
