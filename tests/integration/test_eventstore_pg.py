@@ -612,5 +612,6 @@ async def test_a_caught_up_read_of_several_categories_looks_at_no_other_rows(
         # The plan a runner's prepared read gets after its first few runs: one for any category.
         await conn.execute("SET LOCAL plan_cache_mode = force_generic_plan")
         [plan] = await conn.fetchval(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", *args)
-    shown = [(n["Node Type"], n.get("Index Name"), n.get("Rows Removed by Filter")) for n in _nodes(plan["Plan"])]
+    shown = [(n["Node Type"], n.get("Index Name"), n.get("Rows Removed by Filter"))
+             for n in _nodes(plan["Plan"])]
     assert _removed(plan["Plan"]) < 20, shown
