@@ -49,15 +49,20 @@ _RELISTEN_EVERY = 1.0
 _CLOSE_GRACE = 1.0
 _SETTLE = (0.002, 0.004, 0.008, 0.016, 0.032, 0.0)
 
-_COLUMNS = (
-    "position, tx_id::text::bigint AS tx, stream, version, type, schema_version, "
-    "jsonb_send(data) AS data, jsonb_send(metadata) AS metadata, recorded_at"
-)
-"""An event row, its JSON as `jsonb`'s binary form (bytes): decoded only if not read lately (`_records`).
-Only for rows read in index order: below a sort, `jsonb_send` would run for every row sorted."""
+def _sent(row: str = "") -> str:
+    """The columns of an event row as read, of table or subquery `row` (none: `events` itself):
+    its JSON as `jsonb`'s binary form (bytes), decoded only if not read lately (`_records`)."""
+    of = f"{row}." if row else ""
+    return (f"{of}position, {of}tx_id::text::bigint AS tx, {of}stream, {of}version, {of}type, "
+            f"{of}schema_version, jsonb_send({of}data) AS data, jsonb_send({of}metadata) AS metadata, "
+            f"{of}recorded_at")
+
+
+_COLUMNS = _sent()
+"""An event row as read. Only for rows read in index order: below a sort, `jsonb_send` would run
+for every row sorted."""
 _SORTED_COLUMNS = "position, tx_id, stream, version, type, schema_version, data, metadata, recorded_at"
-_SENT_COLUMNS = ("b.position, b.tx_id::text::bigint AS tx, b.stream, b.version, b.type, b.schema_version, "
-                 "jsonb_send(b.data) AS data, jsonb_send(b.metadata) AS metadata, b.recorded_at")
+_SENT_COLUMNS = _sent("b")
 """`_COLUMNS` of the rows `b` a sorted page kept (`_batch_sql`): the planner may sort a page's
 candidates (a typed read's filter leaves it no index order) and would compute the select list
 of each; sent after the LIMIT, only the rows returned are."""

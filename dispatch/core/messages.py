@@ -147,12 +147,18 @@ def _encoder(cls: type) -> Callable[[Any], Json]:
     return encode
 
 
-def _plain(hint: object) -> type | None:
-    """The one type a value of `hint` has when it is not None (`str | None`: str), if there is one."""
+def _optional(hint: object) -> object | None:
+    """`hint` without None (`str | None`: str; `str`: itself); None for a union of several types."""
     if typing.get_origin(hint) in (typing.Union, types.UnionType):
         inner = [a for a in typing.get_args(hint) if a is not type(None)]
-        return _plain(inner[0]) if len(inner) == 1 else None
-    return hint if isinstance(hint, type) else None
+        return inner[0] if len(inner) == 1 else None
+    return hint
+
+
+def _plain(hint: object) -> type | None:
+    """The one type a value of `hint` has when it is not None (`str | None`: str), if there is one."""
+    inner = _optional(hint)
+    return inner if isinstance(inner, type) else None
 
 
 def _sequence(hint: object) -> bool:
@@ -200,11 +206,11 @@ _decoding: Callable[[type], tuple[tuple[str, Decode | None], ...]] = functools.c
 @functools.cache
 def _decoder(tp: object) -> Decode | None:
     """The decoder of one type hint (None: the JSON value as it is), cached per hint."""
+    inner = _optional(tp)
+    if inner is not tp:
+        return None if inner is None else _decoder(inner)
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        inner = [a for a in args if a is not type(None)]
-        return _decoder(inner[0]) if len(inner) == 1 else None
     if tp is datetime:
         return datetime.fromisoformat
     if isinstance(tp, type) and issubclass(tp, Enum):
