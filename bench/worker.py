@@ -110,6 +110,8 @@ class Result:
     statements: int | None = None
     transactions: int | None = None
     by_statement: dict[str, int] | None = None
+    server_cpu: float | None = None
+    """CPU seconds of the database's PostgreSQL backends (/proc: a server on this host; the whole worker)."""
 
     def row(self, unit: str, baseline: Result | None) -> str:
         """A Markdown table row."""
@@ -126,12 +128,13 @@ HEADER = ("| scenario | done | seconds | per second | x baseline | client CPU ms
 
 
 @contextlib.contextmanager
-def counting(by_statement: dict[str, int] | None = None) -> Iterator[list[int]]:
+def counting(by_statement: dict[str, int] | None = None, skip: object = None) -> Iterator[list[int]]:
     """Count the statements this process sends and the transactions it commits: [statements, transactions].
 
     Wraps asyncpg's query methods: a statement sent outside a transaction is a
     transaction of its own (an explicit one starts with such a BEGIN). Each
     statement's count is added to `by_statement` under its first words, if given.
+    The connection `skip` (the benchmark's own) is not counted.
     """
     counts = [0, 0]
     originals = {name: getattr(Connection, name)
@@ -139,6 +142,8 @@ def counting(by_statement: dict[str, int] | None = None) -> Iterator[list[int]]:
 
     def counted(method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
         async def run(self: Connection, *args: Any, **kwargs: Any) -> Any:
+            if self is skip:
+                return await method(self, *args, **kwargs)
             counts[0] += 1
             if by_statement is not None:
                 key = " ".join(str(args[0] if args else kwargs.get("query", "")).split())[:90]
@@ -223,28 +228,36 @@ async def _with_backlog(args: argparse.Namespace, template: str,
 
 async def _whole_worker(admin_dsn: str, services: Services, count: int,
                         profile: str | None = None) -> Result:
+    admin = await asyncpg.connect(admin_dsn)
+    backends = _Backends(admin, str(await services.pool.fetchval("SELECT current_database()")))
+
     async def drained() -> None:
+        await backends.start()
         background = run_background(services)
         await anext(background)  # the runners are started
         try:
             async with services.pool.acquire() as conn:
-                while await conn.fetchval(SMS_PENDING_SQL):  # noqa: ASYNC110 (polls the database)
+                while await conn.fetchval(SMS_PENDING_SQL):
+                    await backends.sample()
                     await asyncio.sleep(0.05)
+            await backends.sample()
         finally:
             with contextlib.suppress(StopAsyncIteration):
                 await anext(background)  # stops them
 
     profiler = cProfile.Profile() if profile else None
     tally: dict[str, int] = {}
-    with counting(tally) as counts, tuned_collector():
+    with counting(tally, skip=admin) as counts, tuned_collector():
         if profiler is not None:
             profiler.enable()
         result = await _timed(admin_dsn, "the whole worker (INTAKE_ROLE=worker)", count, drained)
         if profiler is not None and profile:
             profiler.disable()
             profiler.dump_stats(profile)
+    await admin.close()
     return Result(result.name, result.items, result.seconds, result.cpu, result.flushes,
-                  statements=counts[0], transactions=counts[1], by_statement=tally)
+                  statements=counts[0], transactions=counts[1], by_statement=tally,
+                  server_cpu=backends.used)
 
 
 
@@ -351,13 +364,18 @@ def _against(args: argparse.Namespace) -> int:
     print(f"{args.sms:,} SMS from {args.senders:,} senders, {args.rounds} rounds alternating; "
           f"load average {args.load} before, {load_average()} after")
     print("| whole worker (INTAKE_ROLE=worker) | SMS/s each round | median SMS/s | x release (median of "
-          "rounds) | client CPU ms each (median) | statements each | transactions each | WAL flushes each |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+          "rounds) | client CPU ms each (median) | PostgreSQL CPU ms each (median) | statements each | "
+          "transactions each | WAL flushes each |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     base = trees[1][0]
     for name, _ in trees:
         runs = [r[name] for r in rounds]
         rates = [r.items / r.seconds for r in runs]
         ratio = statistics.median(r[base].seconds / r[name].seconds for r in rounds)
+
+        def median_ms(values: list[float | None], items: int) -> str:
+            known = [v for v in values if v is not None]
+            return f"{statistics.median(known) * 1e3 / items:.2f}" if known else "-"
 
         def median_each(values: list[int | None], items: int) -> str:
             known = [v for v in values if v is not None]
@@ -365,6 +383,7 @@ def _against(args: argparse.Namespace) -> int:
 
         print(f"| {name} | {', '.join(f'{x:,.0f}' for x in rates)} | {statistics.median(rates):,.0f} | "
               f"{ratio:.2f}x | {statistics.median(r.cpu * 1e3 / r.items for r in runs):.2f} | "
+              f"{median_ms([r.server_cpu for r in runs], args.sms)} | "
               f"{median_each([r.statements for r in runs], args.sms)} | "
               f"{median_each([r.transactions for r in runs], args.sms)} | "
               f"{median_each([r.flushes for r in runs], args.sms)} |")

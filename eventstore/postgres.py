@@ -30,6 +30,7 @@ from eventstore.records import (
     RecordedEvent,
 )
 from eventstore.shredding import ERASURE_CHANNEL, Keyring, NewKeys, bind, keyring_of
+from eventstore.tail import LogTail, TailPage
 from eventstore.unavailable import UNAVAILABLE as UNAVAILABLE  # re-exported: the gateway maps it to 503
 from eventstore.unavailable import DroppingConnection, drop
 from eventstore.wakeup import Wakeup, WakeupHub
@@ -179,6 +180,8 @@ class PostgresEventStore:
         self._listener: asyncpg.Connection | None = None
         self._listening = False
         self._relisten_task: asyncio.Task[None] | None = None
+        self.tail = LogTail(read_tail_on, _open)
+        """The stretch of the log this process read lately, shared by its readers (`read_batch`)."""
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
@@ -310,9 +313,26 @@ class PostgresEventStore:
         categories: frozenset[str] | None = None,
         types: frozenset[str] | None = None,
     ) -> ReadBatch:
-        """See `EventStore.read_batch`."""
+        """See `EventStore.read_batch`: answered from the shared tail where it can be (`read_batch_in`)."""
         async with self.connection() as conn:
-            return await read_batch_on(conn, after, limit=limit, categories=categories, types=types)
+            return await self.read_batch_in(conn, after, limit=limit, categories=categories, types=types)
+
+    async def read_batch_in(
+        self,
+        conn: asyncpg.Connection,
+        after: Checkpoint,
+        *,
+        limit: int = 1000,
+        categories: frozenset[str] | None = None,
+        types: frozenset[str] | None = None,
+    ) -> ReadBatch:
+        """`read_batch` on `conn` (a projection's transaction): the page from the process's
+        `LogTail` (`eventstore/tail.py`), refreshed for it, when it starts in the stretch kept;
+        else read on its own."""
+        batch = await self.tail.read(conn, after, limit=limit, categories=categories, types=types)
+        if batch is None:
+            batch = await read_batch_on(conn, after, limit=limit, categories=categories, types=types)
+        return batch
 
     def wakeup(self, categories: frozenset[str] | None = None) -> Wakeup:
         """See `EventStore.wakeup`."""
@@ -732,6 +752,37 @@ async def read_batch_on(
         if events and skipped_to.order <= events[-1][0].order:
             skipped_to = None
     return ReadBatch(events, pending, skipped_to)
+
+
+_SETTLING_SAID = 1000
+_TAIL_SQL = (
+    "WITH h AS MATERIALIZED (SELECT intake_horizon() AS horizon) "
+    "SELECT (SELECT CASE WHEN count(*) < $4 THEN coalesce(array_agg(DISTINCT s.category), '{}') END "
+    "FROM (SELECT category FROM events WHERE tx_id >= (SELECT horizon FROM h) ORDER BY tx_id LIMIT $4) s) "
+    "AS settling, "
+    f"{_SENT_COLUMNS} FROM h "
+    f"LEFT JOIN LATERAL (SELECT {_SORTED_COLUMNS} FROM events "
+    "WHERE (tx_id, position) > ($1::text::xid8, $2) AND tx_id < h.horizon "
+    "ORDER BY tx_id, position LIMIT $3) b ON true"
+)
+
+
+async def read_tail_on(conn: asyncpg.Connection, after: Checkpoint, limit: int) -> TailPage:
+    """A refresh of a `LogTail`: every event after `after` below the horizon (at most `limit`),
+    as stored, and the categories of the rows settling at or above it (None: too many to name)."""
+    tx, position = after.order
+    rows = await conn.fetch(_TAIL_SQL, str(tx), position, limit, _SETTLING_SAID)
+    settling = rows[0]["settling"] if rows else []
+    ring = keyring_of(conn)
+    found = [r for r in rows if r["position"] is not None]
+    return TailPage(
+        [(Checkpoint((r["tx"], r["position"]), r["position"]), ring.stored(r["position"]) or _record(r))
+         for r in found],
+        None if settling is None else frozenset(settling))
+
+
+async def _open(conn: asyncpg.Connection, records: list[RecordedEvent]) -> list[RecordedEvent]:
+    return await keyring_of(conn).open(conn, records)
 
 
 async def load_checkpoint_on(conn: asyncpg.Connection, name: str) -> Checkpoint:

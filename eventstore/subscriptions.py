@@ -24,6 +24,11 @@ and the runner's checkpoints move past the others unread (`types_of`); a
 runner handed events of other types would ignore them anyway. Declare every
 type `apply`, `react` or `recall` looks at, or none.
 
+On PostgreSQL both read through the store's `read_batch` / `read_batch_in`,
+which answer from the process's shared tail of the log when they can
+(`eventstore/tail.py`: one statement for every runner at the head, as fresh
+as a read of its own).
+
 Both catch up from their checkpoint, then follow the log live: woken by the
 store's wake-ups (local appends and NOTIFY from other processes), at most
 once per `STEP_INTERVAL`, polling every `poll_interval` seconds as a
@@ -52,7 +57,7 @@ from eventstore.partitions import (
     partitions_of,
     save_held,
 )
-from eventstore.postgres import ASYNC_COMMIT, PostgresEventStore, read_batch_on
+from eventstore.postgres import ASYNC_COMMIT, PostgresEventStore
 from eventstore.records import Checkpoint, RecordedEvent
 from eventstore.wakeup import Wakeup
 
@@ -487,7 +492,7 @@ class ProjectionRunner:
                                    extra=ASYNC_COMMIT)
             if not held.checkpoints:
                 return Step(0, False)  # the leases moved on: the next heartbeat says so
-            batch = await read_batch_on(
+            batch = await self._store.read_batch_in(
                 conn,
                 held.after,
                 limit=self._follower.batch_size,
