@@ -21,6 +21,12 @@ The answer is exactly the page the store's own read would give (same events,
 refresh saw settling above the horizon, `skipped_to` from the newest event of the categories in the stretch.
 Personal data is opened per read by the caller's `open` (on its connection: a
 projection's transaction holds the keys it read, as before).
+
+A refresh runs on the connection of the read that leads it, which may be inside a
+projection's transaction (`read_batch_in`). Such a transaction must append no
+events: the horizon does not count a statement's own transaction, so a refresh
+there could pass over the events that transaction commits later - for every
+reader of the process, not only for its own. Projections write read models only.
 """
 
 from __future__ import annotations

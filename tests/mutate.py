@@ -132,6 +132,11 @@ PARTS: dict[str, Part] = {
         ("tests/unit/test_partitions.py", "tests/integration/test_partitions_pg.py",
          "tests/unit/test_keyed_reactors.py", "tests/unit/test_batch_reactors.py",
          "tests/unit/test_runner_types.py", "tests/unit/test_eventstore_contract.py"), waits=True),
+    # One read of the log per process: the shared tail's window, its refreshes shared by the reads
+    # that arrive while one is in flight, and the pages it answers (the same as a read of one's own).
+    "tail": Part(
+        ("eventstore.tail.*",),
+        ("tests/integration/test_log_tail_pg.py", "tests/unit/test_eventstore_contract.py"), waits=True),
 }
 """The core named in docs/testing.md, by part."""
 

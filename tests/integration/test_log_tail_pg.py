@@ -69,18 +69,67 @@ async def test_a_read_sees_every_event_committed_before_it_without_a_wakeup(
 
 
 async def test_concurrent_readers_share_refreshes_and_each_gets_its_own_page(
-    pg_store: PostgresEventStore,
+    pg_store: PostgresEventStore, pg_pool: asyncpg.Pool,
 ) -> None:
     await _fill(pg_store, random.Random(3), 120)
-    await pg_store.read_batch(Checkpoint())
-    before = pg_store.tail.refreshes
-    readers = [(frozenset({category}), None) for category in CATEGORIES] * 5
-    pages = await asyncio.gather(*(pg_store.read_batch(Checkpoint(), categories=c, types=t)
-                                   for c, t in readers))
-    for (categories, _), page in zip(readers, pages, strict=True):
-        assert page.events and {e.category for _, e in page.events} == categories
+    tail = LogTail(read_tail_on, _open)
+    assert tail.refreshes == 0
+
+    async def read(categories: frozenset[str]) -> ReadBatch | None:
+        async with pg_pool.acquire() as conn:
+            return await tail.read(conn, Checkpoint(), limit=1000, categories=categories)
+
+    await read(frozenset({"case"}))
+    assert tail.refreshes == 1
+    readers = [frozenset({category}) for category in CATEGORIES] * 5
+    pages = await asyncio.gather(*(read(categories) for categories in readers))
+    for categories, page in zip(readers, pages, strict=True):  # every one answered by the tail
+        assert page is not None and page.events and {e.category for _, e in page.events} == categories
     # 20 readers at the end of the stretch: one refresh in flight, the rest share the next.
-    assert pg_store.tail.refreshes - before <= 2
+    assert 2 <= tail.refreshes <= 3
+
+
+async def test_pending_names_only_the_categories_read_that_wait_behind_the_horizon(
+    pg_store: PostgresEventStore, pg_dsn: str,
+) -> None:
+    await pg_store.append("case-1", [NewEvent("A", {})], ANY)
+    older = await asyncpg.connect(pg_dsn)
+    try:
+        async with older.transaction():
+            await older.fetchval("SELECT pg_current_xact_id()")  # holds the horizon
+            await pg_store.append("call-1", [NewEvent("A", {})], ANY)  # committed, held back
+            async with pg_store.connection() as conn:
+                tail = LogTail(read_tail_on, _open)
+                for categories, pending in ((frozenset({"case"}), False), (frozenset({"call"}), True),
+                                            (None, True), (frozenset({"case", "call"}), True)):
+                    page = await tail.read(conn, Checkpoint(), limit=10, categories=categories)
+                    own = await read_batch_on(conn, Checkpoint(), limit=10, categories=categories)
+                    assert page is not None and (page.pending, own.pending) == (pending, pending)
+    finally:
+        await older.close()
+
+
+async def test_a_page_is_pending_when_the_refresh_could_not_name_the_settling_categories(
+    pg_store: PostgresEventStore,
+) -> None:
+    async def unnamed(conn: asyncpg.Connection, after: Checkpoint, limit: int) -> TailPage:
+        return TailPage((), None)  # more rows settle than a refresh names
+
+    tail = LogTail(unnamed, _open)
+    async with pg_store.connection() as conn:
+        page = await tail.read(conn, Checkpoint(), limit=10, categories=frozenset({"case"}))
+    assert page is not None and page.pending
+
+
+async def test_typed_reads_of_categories_with_no_events_skip_nothing(pg_store: PostgresEventStore) -> None:
+    async with pg_store.connection() as conn:
+        tail = LogTail(read_tail_on, _open)
+        empty = await tail.read(conn, Checkpoint(), limit=10, types=frozenset({"A"}))  # an empty log
+        assert empty is not None and (empty.events, empty.skipped_to) == ((), None)
+        await pg_store.append("case-1", [NewEvent("A", {})], ANY)
+        page = await tail.read(conn, Checkpoint(), limit=10, categories=frozenset({"call"}),
+                               types=frozenset({"A"}))
+        assert page is not None and (page.events, page.skipped_to) == ((), None)
 
 
 async def test_reads_outside_the_stretch_are_left_to_the_caller_and_old_events_are_forgotten(
@@ -100,8 +149,17 @@ async def test_reads_outside_the_stretch_are_left_to_the_caller_and_old_events_a
             assert len(tail) <= 20 + 20 // 4  # keeps about `keep`
         assert page is not None and seen == [c for c, _ in whole[30:]]
         assert await tail.read(conn, middle, limit=5) is None  # forgotten
-        assert _page(await tail.read(conn, whole[-5][0], limit=5) or ReadBatch(())) == _page(
-            await read_batch_on(conn, whole[-5][0], limit=5))
+        # What it keeps it answers as a read of its own would, from the last event it forgot on.
+        answered = 0
+        for checkpoint in [Checkpoint(), *(c for c, _ in whole)]:
+            for categories, types in ((None, None), (None, frozenset({"A"})),
+                                      (frozenset({"case", "call"}), frozenset({"A"}))):
+                shared = await tail.read(conn, checkpoint, limit=3, categories=categories, types=types)
+                if shared is not None:
+                    answered += types is None
+                    own = await read_batch_on(conn, checkpoint, limit=3, categories=categories, types=types)
+                    assert _page(shared) == _page(own)
+        assert answered == len(tail) + 1
 
 
 async def test_a_failed_refresh_leaves_its_waiters_to_read_on_their_own(pg_store: PostgresEventStore) -> None:
