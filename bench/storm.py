@@ -281,7 +281,7 @@ def row(storm: Storm) -> str:
     lat, ab = storm.latencies, storm.abandon_latencies
     return (f"| {storm.tree} | {storm.offered / storm.seconds:,.0f} | "
             f"{storm.accepted / storm.seconds:,.0f} | "
-            f"{storm.taken_in_rate():,.0f} | {pct(lat, 0.5):,.0f} | {pct(lat, 0.99):,.0f} | "
+            f"{storm.taken_in_rate():,.1f} | {pct(lat, 0.5):,.0f} | {pct(lat, 0.99):,.0f} | "
             f"{storm.backlog:,} | {storm.not_on_board:,} | {pct(ab, 0.5):,.0f} | {pct(ab, 0.99):,.0f} | "
             f"{storm.gateway_cpu:.1f} | {storm.worker_cpu:.1f} | {storm.refused:,} | {storm.late:.2f} | "
             f"{storm.load} |")
@@ -295,7 +295,7 @@ HEADER = ("| tree | offered /s | accepted /s | taken in /s | to board p50 ms | p
 def _median_row(name: str, runs: list[Storm]) -> str:
     columns: list[tuple[Callable[[Storm], float], str]] = [
         (lambda s: s.offered / s.seconds, ",.0f"), (lambda s: s.accepted / s.seconds, ",.0f"),
-        (Storm.taken_in_rate, ",.0f"), (lambda s: pct(s.latencies, 0.5), ",.0f"),
+        (Storm.taken_in_rate, ",.1f"), (lambda s: pct(s.latencies, 0.5), ",.0f"),
         (lambda s: pct(s.latencies, 0.99), ",.0f"), (lambda s: s.backlog, ",.0f"),
         (lambda s: s.not_on_board, ",.0f"), (lambda s: pct(s.abandon_latencies, 0.5), ",.0f"),
         (lambda s: pct(s.abandon_latencies, 0.99), ",.0f"), (lambda s: s.gateway_cpu, ".1f"),

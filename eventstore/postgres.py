@@ -167,9 +167,17 @@ class PostgresEventStore:
     """An `EventStore` on PostgreSQL; the single source of truth."""
 
     def __init__(
-        self, pool: asyncpg.Pool, *, acquire_timeout: float = 3.0, group_commit: bool = False
+        self, pool: asyncpg.Pool, *, acquire_timeout: float = 3.0, group_commit: bool = False,
+        shared_reads: bool = False,
     ) -> None:
-        """`group_commit`: commit concurrent appends together (`eventstore/group.py`)."""
+        """`group_commit`: commit concurrent appends together (`eventstore/group.py`).
+
+        `shared_reads`: answer `read_batch` from a `LogTail` of the whole log, read once for every
+        reader of this process (`eventstore/tail.py`) - for a process that runs the runners, which
+        read every category between them. A process with a reader or two of a few categories
+        (a gateway: the provider index) reads them itself: a tail would read and decode the whole
+        log for them (in a storm, every SMS).
+        """
         self.pool = pool
         self._group = GroupCommitter(self) if group_commit else None
         self._acquire_timeout = acquire_timeout
@@ -180,7 +188,7 @@ class PostgresEventStore:
         self._listener: asyncpg.Connection | None = None
         self._listening = False
         self._relisten_task: asyncio.Task[None] | None = None
-        self.tail = LogTail(read_tail_on, _open)
+        self.tail = LogTail(read_tail_on, _open) if shared_reads else None
         """The stretch of the log this process read lately, shared by its readers (`read_batch`)."""
 
     @asynccontextmanager
@@ -326,10 +334,12 @@ class PostgresEventStore:
         categories: frozenset[str] | None = None,
         types: frozenset[str] | None = None,
     ) -> ReadBatch:
-        """`read_batch` on `conn` (a projection's transaction): the page from the process's
-        `LogTail` (`eventstore/tail.py`), refreshed for it, when it starts in the stretch kept;
-        else read on its own."""
-        batch = await self.tail.read(conn, after, limit=limit, categories=categories, types=types)
+        """`read_batch` on `conn` (a projection's transaction): with `shared_reads`, the page from
+        the process's `LogTail` (`eventstore/tail.py`), refreshed for it, when it starts in the
+        stretch kept; else read on its own."""
+        batch = None
+        if self.tail is not None:
+            batch = await self.tail.read(conn, after, limit=limit, categories=categories, types=types)
         if batch is None:
             batch = await read_batch_on(conn, after, limit=limit, categories=categories, types=types)
         return batch

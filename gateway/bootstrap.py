@@ -171,7 +171,9 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
     # train the intake classifier now (once per process, under a second), not on the first SMS;
     # before the background tasks start, so that its CPU burst delays none of their statements
     await asyncio.to_thread(learned_model)
-    store = PostgresEventStore(pool, group_commit=settings.stores.group_commit)
+    # The runners of a worker read the log once between them; a gateway's reader or two read their own.
+    store = PostgresEventStore(pool, group_commit=settings.stores.group_commit,
+                               shared_reads=settings.process.role in ("all", "worker"))
     clock = clock or SystemClock()
     redis_client = await connect_redis(settings.stores.redis_url)
     texts = texts_for(settings.process.language)

@@ -136,7 +136,7 @@ PARTS: dict[str, Part] = {
     # that arrive while one is in flight, and the pages it answers (the same as a read of one's own).
     "tail": Part(
         ("eventstore.tail.*",),
-        ("tests/integration/test_log_tail_pg.py", "tests/unit/test_eventstore_contract.py"), waits=True),
+        ("tests/integration/test_log_tail_pg.py",), waits=True),
 }
 """The core named in docs/testing.md, by part."""
 

@@ -59,13 +59,15 @@ async def test_every_page_from_the_tail_is_the_page_a_read_of_its_own_gives(
 async def test_a_read_sees_every_event_committed_before_it_without_a_wakeup(
     pg_store: PostgresEventStore, pg_pool: asyncpg.Pool
 ) -> None:
-    first = await pg_store.append("case-1", [NewEvent("A", {})], ANY)
-    assert [e.position for _, e in (await pg_store.read_batch(Checkpoint())).events] == list(first.positions)
-    other = PostgresEventStore(pg_pool)  # another process: this store is not woken by its append
-    second = await other.append("case-2", [NewEvent("B", {})], ANY)
-    batch = await pg_store.read_batch(Checkpoint(), categories=frozenset({"case"}))
+    shared = PostgresEventStore(pg_pool, shared_reads=True)
+    first = await shared.append("case-1", [NewEvent("A", {})], ANY)
+    assert [e.position for _, e in (await shared.read_batch(Checkpoint())).events] == list(first.positions)
+    # another process: the shared store is not woken by its append
+    second = await pg_store.append("case-2", [NewEvent("B", {})], ANY)
+    batch = await shared.read_batch(Checkpoint(), categories=frozenset({"case"}))
     assert [e.position for _, e in batch.events] == [*first.positions, *second.positions]
-    await other.close()
+    assert shared.tail is not None and shared.tail.refreshes == 2 and pg_store.tail is None
+    await shared.close()
 
 
 async def test_concurrent_readers_share_refreshes_and_each_gets_its_own_page(

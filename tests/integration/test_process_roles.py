@@ -49,3 +49,17 @@ async def test_database_sessions_are_named_by_role(settings: Any) -> None:
         await close_services(wired)
     # An operator tells the gateway's sessions from the worker's in pg_stat_activity.
     assert {r["application_name"] for r in names} == {"intake-worker"}
+
+
+async def test_only_a_process_that_runs_the_runners_reads_the_log_once_for_all(settings: Any) -> None:
+    from gateway.bootstrap import build_services, close_services
+
+    shared = {}
+    for role in ("gateway", "worker", "all"):
+        wired = await build_services(dataclasses.replace(
+            settings, process=dataclasses.replace(settings.process, role=role)))
+        shared[role] = wired.store.tail is not None
+        await close_services(wired)
+    # A gateway's reader or two (the provider index) read their categories themselves: a tail of
+    # the whole log would decode every SMS of a storm for them.
+    assert shared == {"gateway": False, "worker": True, "all": True}
