@@ -155,12 +155,26 @@ def _record(row: asyncpg.Record) -> RecordedEvent:
     )
 
 
-async def _records(conn: asyncpg.Connection, rows: Sequence[asyncpg.Record]) -> list[RecordedEvent]:
-    """The events of rows of `_COLUMNS` as read: each decoded once per keyring (pool) and its
-    personal data opened (`Keyring.open`). The runners of a worker read the same events one
-    after the other; the log's rows never change."""
+def _stored(conn: asyncpg.Connection, rows: Sequence[asyncpg.Record]) -> list[RecordedEvent]:
+    """The events of rows of `_COLUMNS` as stored: each decoded once per keyring (pool). The
+    runners of a worker read the same events one after the other; the log's rows never change."""
     ring = keyring_of(conn)
-    return await ring.open(conn, [ring.stored(r["position"]) or _record(r) for r in rows])
+    return [ring.stored(r["position"]) or _record(r) for r in rows]
+
+
+async def _open(conn: asyncpg.Connection, records: list[RecordedEvent]) -> list[RecordedEvent]:
+    """The events with their personal data opened (`Keyring.open`)."""
+    return await keyring_of(conn).open(conn, records)
+
+
+async def _records(conn: asyncpg.Connection, rows: Sequence[asyncpg.Record]) -> list[RecordedEvent]:
+    """The events of rows of `_COLUMNS` as read: decoded once (`_stored`), personal data opened."""
+    return await _open(conn, _stored(conn, rows))
+
+
+def _checkpoint(row: asyncpg.Record) -> Checkpoint:
+    """The checkpoint of a row read with `tx` and `position`."""
+    return Checkpoint((row["tx"], row["position"]), row["position"])
 
 
 class PostgresEventStore:
@@ -677,7 +691,7 @@ async def read_all_on(
     return list(batch.events)
 
 
-def _batch_sql(categories: frozenset[str] | None, typed: bool = False) -> str:
+def _batch_sql(categories: frozenset[str] | None, typed: bool = False, named: bool = False) -> str:
     """One statement, one snapshot, one horizon: the page below it and the pending flag.
 
     `intake_horizon()` (migration 0001, README: the commit horizon) is
@@ -688,6 +702,9 @@ def _batch_sql(categories: frozenset[str] | None, typed: bool = False) -> str:
     `skip_tx`, `skip_position` name the newest event of the categories below
     the horizon after the start (a backward scan from the horizon), which a
     page shorter than its limit read or passed over.
+    `named` (every category, untyped: a `LogTail`'s refresh): instead of the
+    flag, `settling` names the categories of the rows at or above the horizon
+    (NULL when there are $4 or more of them: any).
 
     Several categories are one `category = ANY(...)` filter on the read order,
     not a scan per category: with the category a parameter of a generic plan,
@@ -707,7 +724,11 @@ def _batch_sql(categories: frozenset[str] | None, typed: bool = False) -> str:
     # horizon up is the plan (with the horizon unknown when planning, an EXISTS was planned as
     # a scan of the whole log).
     settling = (f"(SELECT tx_id FROM events WHERE tx_id >= (SELECT horizon FROM h) {where} "
-                "ORDER BY tx_id LIMIT 1) IS NOT NULL")
+                "ORDER BY tx_id LIMIT 1) IS NOT NULL AS pending")
+    if named:
+        settling = ("(SELECT CASE WHEN count(*) < $4 THEN coalesce(array_agg(DISTINCT s.category), '{}') END "
+                    "FROM (SELECT category FROM events WHERE tx_id >= (SELECT horizon FROM h) "
+                    "ORDER BY tx_id LIMIT $4) s) AS settling")
     last = (f"SELECT tx_id, position FROM events WHERE {after} {where} "
             "ORDER BY tx_id DESC, position DESC LIMIT 1")
     skipped, skip_join, of_types = "", "", ""
@@ -717,7 +738,7 @@ def _batch_sql(categories: frozenset[str] | None, typed: bool = False) -> str:
         of_types = f"AND type = ANY({types}::text[])"
     return (
         "WITH h AS MATERIALIZED (SELECT intake_horizon() AS horizon) "
-        f"SELECT {settling} AS pending, {skipped}{_SENT_COLUMNS} "
+        f"SELECT {settling}, {skipped}{_SENT_COLUMNS} "
         f"FROM h {skip_join}"
         f"LEFT JOIN LATERAL (SELECT {_SORTED_COLUMNS} FROM events "
         f"WHERE {after} {where} {of_types} "
@@ -752,10 +773,7 @@ async def read_batch_on(
     pending = bool(rows[0]["pending"]) if rows else False
     found = [r for r in rows if r["position"] is not None]
     records = await _records(conn, found)
-    events = tuple(
-        (Checkpoint((r["tx"], r["position"]), r["position"]), record)
-        for r, record in zip(found, records, strict=True)
-    )
+    events = tuple((_checkpoint(r), record) for r, record in zip(found, records, strict=True))
     skipped_to = None
     if types is not None and len(events) < limit and rows and rows[0]["skip_tx"] is not None:
         skipped_to = Checkpoint((rows[0]["skip_tx"], rows[0]["skip_position"]), rows[0]["skip_position"])
@@ -765,16 +783,7 @@ async def read_batch_on(
 
 
 _SETTLING_SAID = 1000
-_TAIL_SQL = (
-    "WITH h AS MATERIALIZED (SELECT intake_horizon() AS horizon) "
-    "SELECT (SELECT CASE WHEN count(*) < $4 THEN coalesce(array_agg(DISTINCT s.category), '{}') END "
-    "FROM (SELECT category FROM events WHERE tx_id >= (SELECT horizon FROM h) ORDER BY tx_id LIMIT $4) s) "
-    "AS settling, "
-    f"{_SENT_COLUMNS} FROM h "
-    f"LEFT JOIN LATERAL (SELECT {_SORTED_COLUMNS} FROM events "
-    "WHERE (tx_id, position) > ($1::text::xid8, $2) AND tx_id < h.horizon "
-    "ORDER BY tx_id, position LIMIT $3) b ON true"
-)
+_TAIL_SQL = _batch_sql(None, named=True)
 
 
 async def read_tail_on(conn: asyncpg.Connection, after: Checkpoint, limit: int) -> TailPage:
@@ -783,16 +792,9 @@ async def read_tail_on(conn: asyncpg.Connection, after: Checkpoint, limit: int) 
     tx, position = after.order
     rows = await conn.fetch(_TAIL_SQL, str(tx), position, limit, _SETTLING_SAID)
     settling = rows[0]["settling"] if rows else []
-    ring = keyring_of(conn)
     found = [r for r in rows if r["position"] is not None]
-    return TailPage(
-        [(Checkpoint((r["tx"], r["position"]), r["position"]), ring.stored(r["position"]) or _record(r))
-         for r in found],
-        None if settling is None else frozenset(settling))
-
-
-async def _open(conn: asyncpg.Connection, records: list[RecordedEvent]) -> list[RecordedEvent]:
-    return await keyring_of(conn).open(conn, records)
+    return TailPage(list(zip(map(_checkpoint, found), _stored(conn, found), strict=True)),
+                    None if settling is None else frozenset(settling))
 
 
 async def load_checkpoint_on(conn: asyncpg.Connection, name: str) -> Checkpoint:
@@ -802,7 +804,7 @@ async def load_checkpoint_on(conn: asyncpg.Connection, name: str) -> Checkpoint:
     )
     if row is None:
         return Checkpoint()
-    return Checkpoint((row["tx"], row["position"]), row["position"])
+    return _checkpoint(row)
 
 
 _UPSERT_CHECKPOINT = (

@@ -81,10 +81,9 @@ class LogTail:
         self._settling: frozenset[str] | None = frozenset()
         self._behind = False
         """The last refresh filled its page: more events wait below the horizon."""
-        self._started = 0
         self._flight: asyncio.Future[bool] | None = None
         self.refreshes = 0
-        """Statements read so far (for benchmarks and tests)."""
+        """Refreshes started so far: a read waits for one numbered above those when it arrived."""
 
     def __len__(self) -> int:
         return len(self._events)
@@ -99,7 +98,7 @@ class LogTail:
         types: frozenset[str] | None = None,
     ) -> ReadBatch | None:
         """The page a read of the log after `after` would give now, or None: read it yourself."""
-        arrived = self._started
+        arrived = self.refreshes
         if self._start is None:
             self._start = self._end = after
         seqs = self._match(after, limit, categories, types)
@@ -111,7 +110,7 @@ class LogTail:
             # filled its page: a read of its own would have returned a full page).
             if not await self._fresh(conn, arrived, limit):
                 return None
-            fresh, arrived = True, self._started
+            fresh, arrived = True, self.refreshes
             seqs = self._match(after, limit, categories, types)
             if seqs is None:
                 return None
@@ -169,18 +168,17 @@ class LogTail:
         failure is raised to it, as a read of its own would have been.
         """
         while (flight := self._flight) is not None:
-            number = self._started
+            number = self.refreshes
             await asyncio.wait([flight])
             if flight.cancelled() or not flight.result():
                 return False
             if number > arrived:
                 return True
-        self._started += 1
+        self.refreshes += 1
         self._flight = flight = asyncio.get_running_loop().create_future()
-        ok = False
+        ok, size = False, max(self._page, limit)
         try:
-            self.refreshes += 1
-            self._extend(await self._fetch(conn, self._end, max(self._page, limit)), max(self._page, limit))
+            self._extend(await self._fetch(conn, self._end, size), size)
             ok = True
         finally:
             self._flight = None
