@@ -381,18 +381,29 @@ def _scope(raw: str, role: str, place: int) -> frozenset[str]:
     return scope
 
 
+_SIA_ACCOUNT = re.compile(r"[0-9A-Fa-f]{3,16}")
+"""A DC-09 account (`#acct`): 3-16 hex digits."""
+
+
 def parse_sia_keys(value: str) -> dict[str, bytes]:
-    """`account:hexkey,...` into AES keys (16, 24 or 32 bytes); raise on a bad entry."""
+    """`account:hexkey,...` into AES keys (16, 24 or 32 bytes) by upper-case account; raise on a bad entry.
+
+    A DC-09 account is 3-16 hex digits, compared case-insensitively (as the receiver and the
+    elders' registry do): a key listed under `e0005` must bind the frames of `#E0005`, or that
+    account's plain frames, which the key is there to refuse, would be accepted.
+    """
     keys: dict[str, bytes] = {}
     for entry in filter(None, (e.strip() for e in value.split(","))):
-        account, _, hexkey = entry.partition(":")
+        account, _, hexkey = (part.strip() for part in entry.partition(":"))
+        if not _SIA_ACCOUNT.fullmatch(account):
+            raise SettingsError(f"INTAKE_SIA_KEYS account {account!r} is not 3-16 hex digits")
         try:
             key = bytes.fromhex(hexkey)
         except ValueError as exc:
             raise SettingsError(f"INTAKE_SIA_KEYS key for {account} is not hex") from exc
-        if not account or len(key) not in (16, 24, 32):
+        if len(key) not in (16, 24, 32):
             raise SettingsError(f"INTAKE_SIA_KEYS entry for {account!r} needs 32, 48 or 64 hex digits")
-        keys[account] = key
+        keys[account.upper()] = key
     return keys
 
 

@@ -13,6 +13,7 @@ from siadc09 import message
 from channels import sia
 from channels.contact_id import AlarmSignal
 from channels.errors import ChannelError
+from gateway.settings import parse_sia_keys
 
 KEY = bytes.fromhex("000102030405060708090A0B0C0D0E0F")
 KEY32 = bytes(range(32))
@@ -185,3 +186,14 @@ def test_receiver_and_account_are_echoed() -> None:
     assert (frame.receiver, frame.line, frame.account) == ("1A", "2", "ABC123")
     parsed = message.parse_frame(sia.ack(frame, NOW))
     assert parsed.account.rcvr == 0x1A and parsed.account.pref == 2 and parsed.seq == 11
+
+
+async def test_a_key_listed_under_a_lowercase_account_binds_that_accounts_frames() -> None:
+    rx = Receiver(parse_sia_keys("e0005:" + KEY.hex()))
+    refused = message.parse_frame(await rx.answer(cid_frame(account="E0005")))
+    assert isinstance(refused, message.NakMessage)
+    assert rx.rejected == ["encryption_required"] and rx.delivered == []
+    answer = await rx.answer(cid_frame(seq=8, account="e0005", key=KEY), now=datetime.now(UTC))
+    acked = message.parse_frame(answer, keys=KEY)
+    assert isinstance(acked, message.AckMessage) and acked.encrypted
+    assert rx.delivered[0][0].account == "E0005"
