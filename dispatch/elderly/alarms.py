@@ -397,14 +397,14 @@ async def receive_alarm(
                     correlation_id=alarm_id, received_at=alarm.received_at)
     result = await store.append(f"alarm-{alarm_id}", [to_new_event(alarm, meta)], NO_STREAM,
                                 idempotency_key=key)
-    if cmd.kind != "alarm":
-        return AlarmOutcome(alarm_id, None, result.duplicate, cmd.kind)
-    if result.duplicate:
+    if result.duplicate:  # the key is the first delivery's: a repeat saying something else changes nothing
         alarm = await _stored_alarm(store, alarm_id)
+    if alarm.kind != "alarm":
+        return AlarmOutcome(alarm_id, None, result.duplicate, alarm.kind)
     case_id, flags = await respond_to_alarm(
         alarm, bus=services.bus, store=store, directory=directory_of(services),
         index=services.provider_index, texts=services.texts)
-    return AlarmOutcome(alarm_id, case_id, result.duplicate, cmd.kind, flags)
+    return AlarmOutcome(alarm_id, case_id, result.duplicate, alarm.kind, flags)
 
 
 async def confirm_elder_reached(cmd: ConfirmElderReached, *, store: EventStore, clock: Clock) -> int:

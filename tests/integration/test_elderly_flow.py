@@ -103,6 +103,23 @@ async def test_repeated_event_id_changes_nothing(client: Any, services: Any) -> 
     assert len(await events_of(services, "ElderlyAlertOpened")) == 1
 
 
+async def test_a_repeated_event_id_is_answered_as_the_first_whatever_it_now_says(
+    client: Any, services: Any
+) -> None:
+    """An id already used is the first delivery's: a test signal resent as an alarm opens no
+    case, and an alarm resent as a test still names its case."""
+    await register_elder(services)
+    test = await (await post(client, alarm("reused-1", code="602"))).json()
+    again = await post(client, alarm("reused-1", code="MA"))
+    assert again.status == 200 and await again.json() == {**test, "duplicate": True}
+    assert await events_of(services, "CaseRegistered") == []
+    assert await events_of(services, "NotificationRequested") == []
+    first = await (await post(client, alarm("reused-2", code="MA"))).json()
+    again = await post(client, alarm("reused-2", code="RP", account="E9999"))
+    assert again.status == 200 and await again.json() == {**first, "duplicate": True}
+    assert len(await events_of(services, "AlarmReceived")) == 2
+
+
 async def test_a_burst_from_one_account_joins_its_case(client: Any, services: Any) -> None:
     """Presses of one device within 10 minutes of the first are one case and one round of
     texts; a press after that, or from another device, opens its own."""
