@@ -39,11 +39,13 @@ class AlarmSignal:
 
 
 def _cid_kind(qualifier: str, code: int) -> str:
+    """Qualifier 1 is a new event, 3 a restore, 6 a condition still present (a status report,
+    DC-05): only a new 1xx event is an alarm, so a panel re-reporting opens no second case."""
     if qualifier == "3":
         return "restore"
     if code in CID_TEST:
         return "test"
-    return "alarm" if code in CID_ALARM else "status"
+    return "alarm" if code in CID_ALARM and qualifier == "1" else "status"
 
 
 def _sia_kind(code: str) -> str:

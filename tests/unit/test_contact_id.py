@@ -14,6 +14,8 @@ from channels.errors import BadInput
     ({"code": 101, "q": 1, "zone": 1}, "alarm"),
     ({"code": 120, "q": 1, "zone": 3}, "alarm"),
     ({"code": 101, "q": 3, "zone": 1}, "restore"),
+    ({"code": 101, "q": 6, "zone": 1}, "status"),  # DC-05: a condition still present, reported again
+    ({"code": 602, "q": 6}, "test"),
     ({"code": 602, "q": 1}, "test"),
     ({"code": 601, "q": 1}, "test"),
     ({"code": 302, "q": 1}, "status"),
