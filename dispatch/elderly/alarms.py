@@ -252,7 +252,20 @@ def _caller(elder: Elder | None, account: str) -> CallerInfo:
     return CallerInfo(name=elder.name, phone=phone, device_account=account)
 
 
-def decide_case(alarm: AlarmReceived, elder: Elder | None) -> RegisterCase:
+def case_text(alarm: AlarmReceived, elder: Elder | None, texts: Texts = CHINESE) -> str:
+    """The description dispatchers read on the case an alarm opens, in the configured language."""
+    signal = {"protocol": alarm.protocol, "code": alarm.code, "zone": alarm.zone or "-",
+              "account": alarm.account}
+    if elder is None:
+        return texts.say("elderly.case_unregistered", **signal)
+    text = texts.say("elderly.case", elder_id=elder.id, **signal)
+    if elder.conditions:
+        conditions = texts.say("elderly.separator").join(elder.conditions)
+        text += texts.say("elderly.case_conditions", conditions=conditions)
+    return text
+
+
+def decide_case(alarm: AlarmReceived, elder: Elder | None, texts: Texts = CHINESE) -> RegisterCase:
     """The case an alarm opens (pure): priority 1 at the device position or the elder's home."""
     if alarm.lat is not None and alarm.lon is not None:
         place: Place | None = Place(alarm.lat, alarm.lon, elder.district if elder else None)
@@ -260,10 +273,7 @@ def decide_case(alarm: AlarmReceived, elder: Elder | None) -> RegisterCase:
         place = Place(elder.lat, elder.lon, elder.district)
     else:
         place = None
-    who = f"elder {elder.id}" if elder else f"UNREGISTERED device {alarm.account}"
-    text = f"One-touch alarm {alarm.protocol} {alarm.code} zone {alarm.zone or '-'} from {who}"
-    if elder and elder.conditions:
-        text += f"; conditions: {', '.join(elder.conditions)}"
+    text = case_text(alarm, elder, texts)
     return RegisterCase(
         category="elderly_emergency", channel="alarm", description=text,
         caller=_caller(elder, alarm.account), priority=1, location=place,
@@ -317,7 +327,7 @@ async def respond_to_alarm(
     Safe to repeat: every step is idempotent on a key derived from the alarm.
     """
     elder = await directory.elder_for_device(alarm.account)
-    cmd = replace(decide_case(alarm, elder), idempotency_key=await _case_key(store, alarm))
+    cmd = replace(decide_case(alarm, elder, texts), idempotency_key=await _case_key(store, alarm))
     registered = await bus.handle(cmd)
     case_id: str = registered.case_id
     contacts = elder.contacts if elder else ()

@@ -4,6 +4,7 @@ default, English with `INTAKE_LANGUAGE=en`, every key the code says present in b
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from dispatch.cases.events import CallerInfo
 from dispatch.cases.registration import RegisterCase, register_case
 from dispatch.core.clock import FakeClock
 from dispatch.core.texts import CHINESE, LANGUAGES, texts_for
-from dispatch.elderly.alarms import AlarmReceived, Elder, alert_text
+from dispatch.elderly.alarms import AlarmReceived, Elder, alert_text, decide_case
 from dispatch.intake.wechat import Conversation, WeChatMessageReceived, reply
 from dispatch.linking.incidents import IncidentState, broadcast_text
 from dispatch.notify.outbox import AcknowledgementPolicy, RequestNotification
@@ -91,6 +92,19 @@ def test_incident_alarm_and_wechat_texts_follow_the_language() -> None:
     assert alert_text(elder, "C-3", _alarm()).startswith("【一键通紧急求助】王奶奶于09:00按下紧急呼叫")
     assert alert_text(elder, "C-3", _alarm(), texts_for("en")).startswith(
         "[Emergency button] 王奶奶 pressed the emergency button at 09:00")
+
+
+def test_the_case_an_alarm_opens_is_described_in_the_configured_language() -> None:
+    pressed = replace(_alarm(), zone="1")
+    elder = Elder(id="E1", name="王奶奶", phone="13900000000", address="人民路1号", lat=34.3, lon=108.7,
+                  conditions=("糖尿病", "行动不便"))
+    assert decide_case(pressed, elder).description == (
+        "一键通紧急求助：老人E1的设备E0001报警（SIA-DCS MA，防区1）；健康状况：糖尿病、行动不便")
+    unknown = decide_case(pressed, None).description
+    assert unknown.startswith("一键通紧急求助：未登记设备E0001报警（SIA-DCS MA，防区1）")
+    assert decide_case(pressed, elder, texts_for("en")).description == (
+        "One-touch alarm SIA-DCS MA zone 1 from elder E1 (device E0001); conditions: 糖尿病, 行动不便")
+    assert "UNREGISTERED device E0001" in decide_case(pressed, None, texts_for("en")).description
 
 
 def _subscribe() -> WeChatMessageReceived:
