@@ -29,9 +29,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from dispatch.cases.events import AWAITING_PHONE, CallerInfo, CallerPhoneGiven, Place
+from dispatch.cases.events import AWAITING_PHONE, CallerInfo, CallerPhoneGiven, CaseLocated, Place
 from dispatch.cases.registration import RegisterCase, new_case_id, register_case
-from dispatch.cases.state import case_stream, load_case
+from dispatch.cases.state import CaseState, case_stream, load_case
 from dispatch.cases.status import DONE
 from dispatch.core.bus import Handler
 from dispatch.core.clock import Clock
@@ -71,6 +71,9 @@ class WeChatPush:
     label: str | None = field(default=None, metadata=PERSONAL)
     event: str | None = None
     event_key: str | None = None
+    district: str | None = None
+    """The adcode of the loaded district the point lies in (added after the first release)."""
+    district_name: str | None = None
 
     @property
     def idempotency_key(self) -> str:
@@ -82,7 +85,9 @@ class WeChatPush:
     @property
     def place(self) -> Place | None:
         """Where the push says the follower is (a location message or a `LOCATION` event)."""
-        return None if self.lat is None or self.lon is None else Place(self.lat, self.lon)
+        if self.lat is None or self.lon is None:
+            return None
+        return Place(self.lat, self.lon, self.district, self.district_name)
 
     def contact(self, received_at: datetime, phone: str | None) -> InboundContact:
         """The push as the contact every channel parses into."""
@@ -219,6 +224,15 @@ def case_events(state: Conversation, received: WeChatMessageReceived, at: dateti
     return [message] if given is None or phone == state.phone else [message, given]
 
 
+def case_located(case: CaseState, received: WeChatMessageReceived, at: datetime) -> CaseLocated | None:
+    """The place a location push gives the case it joins: when the case has none, or only the
+    gazetteer's guess from its text; a place an agent set stands."""
+    place, push = received.push.place, received.push
+    if place is None or push.msg_type != "location" or case.location_source not in (None, "gazetteer"):
+        return None
+    return CaseLocated(case.case_id, place, "given", at, by=f"wechat:{pseudonym(push.from_user)}")
+
+
 def reply(state: Conversation, received: WeChatMessageReceived, texts: Texts = CHINESE) -> str:
     """The passive text reply to a push, naming its case when it has one."""
     push, case_id = received.push, received.case_id
@@ -317,8 +331,12 @@ async def _act(state: Conversation, received: WeChatMessageReceived, store: Even
     stream = conversation_stream(received.push.from_user)
     meta = metadata(actor=f"wechat:{pseudonym(received.push.from_user)}", channel="wechat",
                     correlation_id=stream)
-    events = [to_new_event(e, meta, subject=subject("openid", received.push.from_user))
-              for e in case_events(state, received, clock.now())]
+    now = clock.now()
+    found = case_events(state, received, now)
+    if received.push.place is not None:
+        located = case_located(await load_case(store, received.case_id), received, now)
+        found += [located] if located is not None else []
+    events = [to_new_event(e, meta, subject=subject("openid", received.push.from_user)) for e in found]
     await store.append(case_stream(received.case_id), events, ANY,
                        idempotency_key=f"{received.push.idempotency_key}:case")
 

@@ -18,6 +18,7 @@ signature or a plain push in safe mode; 400 on malformed XML - each recorded.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from aiohttp import web
 
@@ -30,6 +31,7 @@ from gateway.nonces import NonceBook
 from gateway.rejections import reject_request
 from gateway.services import SERVICES, Services
 from gateway.settings import WechatSettings
+from gateway.views.cases import in_district
 
 _PARAM = re.compile(r"^[A-Za-z0-9]{1,64}$")
 
@@ -119,6 +121,9 @@ async def push(request: web.Request) -> web.Response:
     except ChannelError as exc:
         await _rejected(request, exc, raw)
         raise
+    place = in_district(message.place, services)  # the board and the routing name it
+    if place is not None:
+        message = replace(message, district=place.district, district_name=place.district_name)
     command = ReceiveWeChatPush(message, xml.decode("utf-8", "replace"))
     answer: WeChatAnswer = await services.bus.handle(command)
     if not answer.duplicate:
