@@ -52,6 +52,9 @@ MIN_PHONE_DIGITS = 7
 """A text of fewer digits (110, 12345, 95598) is a service number, not one to call the follower back on."""
 ASK_PHONE = CHINESE.say("wechat.ask_phone")
 WELCOME = CHINESE.say("wechat.welcome")
+MEDIA = frozenset({"image", "voice", "video", "shortvideo", "link", "file"})
+"""Message types that join the follower's open case as they are (a voice message with WeChat's
+recognition of it as its text); they open none."""
 FILING_ATTEMPTS = 5
 """How often a push is decided again when other pushes of its follower keep getting in first."""
 
@@ -74,6 +77,9 @@ class WeChatPush:
     district: str | None = None
     """The adcode of the loaded district the point lies in (added after the first release)."""
     district_name: str | None = None
+    media_url: str | None = field(default=None, metadata=PERSONAL)
+    """An image's `PicUrl` or a link's `Url` (added after the first release, as `media_id`)."""
+    media_id: str | None = None
 
     @property
     def idempotency_key(self) -> str:
@@ -189,7 +195,7 @@ def file_push(state: Conversation, push: WeChatPush, raw: str, *, case_open: boo
         if current is None and not phone_in(push.content):
             return WeChatMessageReceived(push, raw, new_case, opened=True)
         return WeChatMessageReceived(push, raw, current)
-    if push.msg_type == "location":
+    if push.msg_type == "location" or push.msg_type in MEDIA:
         return WeChatMessageReceived(push, raw, current)
     return WeChatMessageReceived(push, raw)
 
@@ -218,7 +224,7 @@ def case_events(state: Conversation, received: WeChatMessageReceived, at: dateti
     given = CallerPhoneGiven(case_id, phone, "wechat", at, by) if phone else None
     if given is not None and phone_in(push.content):
         return [given]  # the whole text is the number
-    text = push.content or push.label or ""
+    text = push.content or push.label or push.media_url or ""
     message = CaseMessageReceived(case_id, "wechat", phone or state.phone, text,
                                   push.contact(at, phone or state.phone))
     return [message] if given is None or phone == state.phone else [message, given]
@@ -245,6 +251,9 @@ def reply(state: Conversation, received: WeChatMessageReceived, texts: Texts = C
         if case_id:
             return texts.say("wechat.location_case", where=where, case_id=case_id)
         return texts.say("wechat.location_alone", where=where)
+    if push.msg_type in MEDIA and case_id:
+        kind = texts.say(f"wechat.media.{push.msg_type}")
+        return texts.say("wechat.media_case", kind=kind, case_id=case_id)
     if push.msg_type != "text" or not push.content:
         return texts.say("wechat.not_text")
     if phone_in(push.content):

@@ -435,3 +435,26 @@ async def test_a_location_sent_to_an_open_case_without_a_place_locates_it(
     await post(client, _location("oLater", 6202, lat=34.35), clock)
     assert (await load_case(services.store, case_id)).location == Place(34.30, 108.70)
     assert len(await events_of(services, "CaseLocated")) == 2
+
+
+async def test_a_photo_or_voice_sent_to_an_open_case_joins_it_and_the_reply_names_it(
+    client: Any, services: Any, clock: FakeClock
+) -> None:
+    """Bug this catches: a follower's photo of the fault (or a voice message, with WeChat's
+    recognition of it) sent after the complaint was filed with no case: the agent never saw it
+    and the reply asked for words without naming the case."""
+    photo = PUSH.format(user="oMedia", ts="1763884806", type="image",
+                        body="<PicUrl><![CDATA[http://mmbiz.qpic.cn/fault.jpg]]></PicUrl>"
+                             "<MediaId><![CDATA[media-1]]></MediaId><MsgId>6301</MsgId>")
+    assert "工单号" not in await post(client, photo, clock)  # no open case: nothing to join
+    case_id = case_of(await post(client, text("电线杆倒了", "oMedia"), clock))
+    reply = await post(client, photo.replace("6301", "6302"), clock)
+    assert case_id in reply and "图片" in reply
+    voice = PUSH.format(user="oMedia", ts="1763884807", type="voice",
+                        body="<MediaId><![CDATA[media-2]]></MediaId><Format><![CDATA[amr]]></Format>"
+                             "<Recognition><![CDATA[就在小区门口]]></Recognition><MsgId>6303</MsgId>")
+    assert case_id in await post(client, voice, clock)
+    joined = [e["data"] for e in await events_of(services, "CaseMessageReceived")]
+    assert [(j["case_id"], j["contact"]["kind"]) for j in joined] == [
+        (case_id, "wechat_image"), (case_id, "wechat_voice")]
+    assert joined[0]["text"] == "http://mmbiz.qpic.cn/fault.jpg" and joined[1]["text"] == "就在小区门口"
