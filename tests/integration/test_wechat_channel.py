@@ -458,3 +458,18 @@ async def test_a_photo_or_voice_sent_to_an_open_case_joins_it_and_the_reply_name
     assert [(j["case_id"], j["contact"]["kind"]) for j in joined] == [
         (case_id, "wechat_image"), (case_id, "wechat_voice")]
     assert joined[0]["text"] == "http://mmbiz.qpic.cn/fault.jpg" and joined[1]["text"] == "就在小区门口"
+
+
+async def test_an_encrypted_echostr_is_answered_decrypted(client: Any, clock: FakeClock) -> None:
+    """Bug this catches: a safe-mode handshake (WeChat Work's and newer platforms' form: the
+    `echostr` encrypted, `msg_signature` over it) answered with the ciphertext, so the check fails."""
+    ts, nonce = fresh(clock)
+    echostr = encrypt("7216534987365")
+    params = {"msg_signature": signature(TOKEN, ts, nonce, echostr), "timestamp": ts, "nonce": nonce,
+              "echostr": echostr}
+    response = await client.get("/channels/wechat", params=params)
+    assert response.status == 200 and await response.text() == "7216534987365"
+    ts, nonce = fresh(clock)
+    forged = {**params, "msg_signature": signature(TOKEN, ts, nonce, "other"), "timestamp": ts,
+              "nonce": nonce}
+    await refused(await client.get("/channels/wechat", params=forged), "bad_signature")
