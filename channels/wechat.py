@@ -64,8 +64,10 @@ def to_push(fields: dict[str, str]) -> WeChatPush:
     return WeChatPush(
         to_user=fields["ToUserName"], from_user=fields["FromUserName"],
         create_time=fields["CreateTime"], msg_type=msg_type, msg_id=fields.get("MsgId") or None,
-        content=fields.get("Content") or None, lat=lat, lon=lon, label=fields.get("Label") or None,
+        content=fields.get("Content") or (fields.get("Recognition") if msg_type == "voice" else None) or None,
+        lat=lat, lon=lon, label=fields.get("Label") or None,
         event=fields.get("Event") or None, event_key=fields.get("EventKey") or None,
+        media_url=fields.get("PicUrl") or fields.get("Url") or None, media_id=fields.get("MediaId") or None,
     )
 
 

@@ -29,9 +29,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from dispatch.cases.events import AWAITING_PHONE, CallerInfo, CallerPhoneGiven, Place
+from dispatch.cases.events import AWAITING_PHONE, CallerInfo, CallerPhoneGiven, CaseLocated, Place
 from dispatch.cases.registration import RegisterCase, new_case_id, register_case
-from dispatch.cases.state import case_stream, load_case
+from dispatch.cases.state import CaseState, case_stream, load_case
 from dispatch.cases.status import DONE
 from dispatch.core.bus import Handler
 from dispatch.core.clock import Clock
@@ -52,6 +52,9 @@ MIN_PHONE_DIGITS = 7
 """A text of fewer digits (110, 12345, 95598) is a service number, not one to call the follower back on."""
 ASK_PHONE = CHINESE.say("wechat.ask_phone")
 WELCOME = CHINESE.say("wechat.welcome")
+MEDIA = frozenset({"image", "voice", "video", "shortvideo", "link", "file"})
+"""Message types that join the follower's open case as they are (a voice message with WeChat's
+recognition of it as its text); they open none."""
 FILING_ATTEMPTS = 5
 """How often a push is decided again when other pushes of its follower keep getting in first."""
 
@@ -71,6 +74,12 @@ class WeChatPush:
     label: str | None = field(default=None, metadata=PERSONAL)
     event: str | None = None
     event_key: str | None = None
+    district: str | None = None
+    """The adcode of the loaded district the point lies in (added after the first release)."""
+    district_name: str | None = None
+    media_url: str | None = field(default=None, metadata=PERSONAL)
+    """An image's `PicUrl` or a link's `Url` (added after the first release, as `media_id`)."""
+    media_id: str | None = None
 
     @property
     def idempotency_key(self) -> str:
@@ -82,7 +91,9 @@ class WeChatPush:
     @property
     def place(self) -> Place | None:
         """Where the push says the follower is (a location message or a `LOCATION` event)."""
-        return None if self.lat is None or self.lon is None else Place(self.lat, self.lon)
+        if self.lat is None or self.lon is None:
+            return None
+        return Place(self.lat, self.lon, self.district, self.district_name)
 
     def contact(self, received_at: datetime, phone: str | None) -> InboundContact:
         """The push as the contact every channel parses into."""
@@ -184,7 +195,7 @@ def file_push(state: Conversation, push: WeChatPush, raw: str, *, case_open: boo
         if current is None and not phone_in(push.content):
             return WeChatMessageReceived(push, raw, new_case, opened=True)
         return WeChatMessageReceived(push, raw, current)
-    if push.msg_type == "location":
+    if push.msg_type == "location" or push.msg_type in MEDIA:
         return WeChatMessageReceived(push, raw, current)
     return WeChatMessageReceived(push, raw)
 
@@ -213,10 +224,19 @@ def case_events(state: Conversation, received: WeChatMessageReceived, at: dateti
     given = CallerPhoneGiven(case_id, phone, "wechat", at, by) if phone else None
     if given is not None and phone_in(push.content):
         return [given]  # the whole text is the number
-    text = push.content or push.label or ""
+    text = push.content or push.label or push.media_url or ""
     message = CaseMessageReceived(case_id, "wechat", phone or state.phone, text,
                                   push.contact(at, phone or state.phone))
     return [message] if given is None or phone == state.phone else [message, given]
+
+
+def case_located(case: CaseState, received: WeChatMessageReceived, at: datetime) -> CaseLocated | None:
+    """The place a location push gives the case it joins: when the case has none, or only the
+    gazetteer's guess from its text; a place an agent set stands."""
+    place, push = received.push.place, received.push
+    if place is None or push.msg_type != "location" or case.location_source not in (None, "gazetteer"):
+        return None
+    return CaseLocated(case.case_id, place, "given", at, by=f"wechat:{pseudonym(push.from_user)}")
 
 
 def reply(state: Conversation, received: WeChatMessageReceived, texts: Texts = CHINESE) -> str:
@@ -231,6 +251,9 @@ def reply(state: Conversation, received: WeChatMessageReceived, texts: Texts = C
         if case_id:
             return texts.say("wechat.location_case", where=where, case_id=case_id)
         return texts.say("wechat.location_alone", where=where)
+    if push.msg_type in MEDIA and case_id:
+        kind = texts.say(f"wechat.media.{push.msg_type}")
+        return texts.say("wechat.media_case", kind=kind, case_id=case_id)
     if push.msg_type != "text" or not push.content:
         return texts.say("wechat.not_text")
     if phone_in(push.content):
@@ -317,8 +340,12 @@ async def _act(state: Conversation, received: WeChatMessageReceived, store: Even
     stream = conversation_stream(received.push.from_user)
     meta = metadata(actor=f"wechat:{pseudonym(received.push.from_user)}", channel="wechat",
                     correlation_id=stream)
-    events = [to_new_event(e, meta, subject=subject("openid", received.push.from_user))
-              for e in case_events(state, received, clock.now())]
+    now = clock.now()
+    found = case_events(state, received, now)
+    if received.push.place is not None:
+        located = case_located(await load_case(store, received.case_id), received, now)
+        found += [located] if located is not None else []
+    events = [to_new_event(e, meta, subject=subject("openid", received.push.from_user)) for e in found]
     await store.append(case_stream(received.case_id), events, ANY,
                        idempotency_key=f"{received.push.idempotency_key}:case")
 

@@ -18,6 +18,7 @@ signature or a plain push in safe mode; 400 on malformed XML - each recorded.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from aiohttp import web
 
@@ -30,6 +31,7 @@ from gateway.nonces import NonceBook
 from gateway.rejections import reject_request
 from gateway.services import SERVICES, Services
 from gateway.settings import WechatSettings
+from gateway.views.cases import in_district
 
 _PARAM = re.compile(r"^[A-Za-z0-9]{1,64}$")
 
@@ -41,13 +43,15 @@ def _settings(request: web.Request) -> WechatSettings:
     return wechat
 
 
-def _signed(request: web.Request, wechat: WechatSettings) -> tuple[str, str]:
-    """(timestamp, nonce) once `signature` is right and the timestamp fresh."""
+def _signed(request: web.Request, wechat: WechatSettings, *, signed: bool = True) -> tuple[str, str]:
+    """(timestamp, nonce) once `signature` is right (unless `signed` is False: the caller checks
+    `msg_signature`) and the timestamp fresh."""
     assert wechat.token is not None
     timestamp, nonce = request.query.get("timestamp", ""), request.query.get("nonce", "")
     if not _PARAM.match(timestamp) or not _PARAM.match(nonce):
         raise BadInput("timestamp and nonce are required", code="bad_query")
-    check_signature(request.query.get("signature"), wechat.token, timestamp, nonce)
+    if signed:
+        check_signature(request.query.get("signature"), wechat.token, timestamp, nonce)
     check_fresh(timestamp, request.app[SERVICES].clock.now().timestamp(), wechat.replay_window)
     return timestamp, nonce
 
@@ -90,16 +94,23 @@ async def _rejected(request: web.Request, exc: ChannelError, raw: bytes | None) 
 
 
 async def handshake(request: web.Request) -> web.Response:
-    """`GET /channels/wechat`: echo `echostr` when the signature is right, fresh and unused."""
+    """`GET /channels/wechat`: echo `echostr` when the signature is right, fresh and unused (in
+    safe mode, an encrypted `echostr` signed by `msg_signature` is answered decrypted)."""
     services = request.app[SERVICES]
+    echostr = request.query.get("echostr", "")
     try:
         wechat = _settings(request)
-        timestamp, nonce = _signed(request, wechat)
+        encrypted = bool(wechat.aes_key and wechat.appid and "msg_signature" in request.query)
+        timestamp, nonce = _signed(request, wechat, signed=not encrypted)
+        if encrypted:  # safe mode's form: `msg_signature` over an encrypted echostr, answered decrypted
+            safe = SafeMode(wechat.token or "", wechat.aes_key or "", wechat.appid or "")
+            echostr = safe.decrypt(echostr, request.query.get("msg_signature"), timestamp,
+                                   nonce).decode("utf-8", "replace")
         await _first_use(services, wechat, timestamp, nonce)
     except ChannelError as exc:
         await _rejected(request, exc, None)
         raise
-    return web.Response(text=request.query.get("echostr", ""), content_type="text/plain")
+    return web.Response(text=echostr, content_type="text/plain")
 
 
 async def push(request: web.Request) -> web.Response:
@@ -119,6 +130,9 @@ async def push(request: web.Request) -> web.Response:
     except ChannelError as exc:
         await _rejected(request, exc, raw)
         raise
+    place = in_district(message.place, services)  # the board and the routing name it
+    if place is not None:
+        message = replace(message, district=place.district, district_name=place.district_name)
     command = ReceiveWeChatPush(message, xml.decode("utf-8", "replace"))
     answer: WeChatAnswer = await services.bus.handle(command)
     if not answer.duplicate:

@@ -11,9 +11,11 @@ import asyncio
 import base64
 import dataclasses
 import itertools
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,9 +23,13 @@ from wechatpy.crypto import PrpCrypto, WeChatCrypto
 
 from channels.wechat_crypto import signature
 from dispatch.cases.actions import CloseCase
+from dispatch.cases.events import Place
 from dispatch.cases.read_model import projections as case_projections
+from dispatch.cases.state import load_case
 from dispatch.core.clock import FakeClock
 from dispatch.core.messages import EVENT_TYPES
+from dispatch.gis.geo import DistrictIndex
+from dispatch.places.locate import LocateCase
 from eventstore.subscriptions import ProjectionRunner
 from gateway.settings import Settings, WechatSettings
 from tests.conftest import auth
@@ -383,3 +389,87 @@ async def test_unconfigured_wechat_is_503(aiohttp_client: Any, settings: Setting
     client = await aiohttp_client(create_app(bare, services=services, background=False))
     response = await client.get("/channels/wechat", params=signed(*fresh(clock)))
     assert response.status == 503
+
+
+def _load_district(services: Any) -> None:
+    """秦都区 (610402) in the district index, as the reference follower of a running app has it."""
+    features = json.loads((Path(__file__).parents[2] / "gis_data" / "districts.geojson").read_text("utf-8"))
+    services.districts = DistrictIndex.from_features(
+        f for f in features["features"] if f["properties"]["adcode"] == "610402")
+
+
+def _location(user: str, msg_id: int, lat: float = 34.3321, lon: float = 108.7145) -> str:
+    return PUSH.format(user=user, ts="1763884805", type="location",
+                       body=f"<Location_X>{lat}</Location_X><Location_Y>{lon}</Location_Y><Scale>16</Scale>"
+                            f"<Label><![CDATA[咸阳市人民路]]></Label><MsgId>{msg_id}</MsgId>")
+
+
+async def test_a_location_names_the_district_it_lies_in(client: Any, services: Any, clock: FakeClock) -> None:
+    """Bug this catches: a WeChat case at a point inside a loaded district registered without the
+    district, so the board's district filter and the routing to the district's sub-centre miss it."""
+    _load_district(services)
+    await post(client, _location("oDistrict", 6101), clock)
+    reply = await post(client, text("这里停电了", "oDistrict"), clock)
+    shown = await board(client, services, case_of(reply))
+    assert shown["location"]["district"] == "610402"
+    assert shown["location"]["district_name"] == "秦都区"
+
+
+async def test_a_location_sent_to_an_open_case_without_a_place_locates_it(
+    client: Any, services: Any, clock: FakeClock
+) -> None:
+    """Bug this catches: the follower's location (the welcome asks for it) joined the open case only
+    as a message; the case kept no place, so nothing could be dispatched near it."""
+    _load_district(services)
+    reply = await post(client, text("家里停电了", "oLater"), clock)
+    case_id = case_of(reply)
+    assert (await board(client, services, case_id))["location"] is None
+    assert case_id in await post(client, _location("oLater", 6201), clock)
+    shown = await board(client, services, case_id)
+    place = shown["location"]
+    assert place is not None and place["source"] == "given" and place["district"] == "610402"
+    assert place["lat"] != 34.3321 and abs(place["lat"] - 34.3321) < 0.01  # converted from GCJ-02
+    assert len(await events_of(services, "CaseMessageReceived")) == 1  # and the message is kept
+    # A place an agent set stands: a later location is a message only.
+    await services.bus.handle(LocateCase(case_id, Place(34.30, 108.70), "agent", actor="agent:A001"))
+    await post(client, _location("oLater", 6202, lat=34.35), clock)
+    assert (await load_case(services.store, case_id)).location == Place(34.30, 108.70)
+    assert len(await events_of(services, "CaseLocated")) == 2
+
+
+async def test_a_photo_or_voice_sent_to_an_open_case_joins_it_and_the_reply_names_it(
+    client: Any, services: Any, clock: FakeClock
+) -> None:
+    """Bug this catches: a follower's photo of the fault (or a voice message, with WeChat's
+    recognition of it) sent after the complaint was filed with no case: the agent never saw it
+    and the reply asked for words without naming the case."""
+    photo = PUSH.format(user="oMedia", ts="1763884806", type="image",
+                        body="<PicUrl><![CDATA[http://mmbiz.qpic.cn/fault.jpg]]></PicUrl>"
+                             "<MediaId><![CDATA[media-1]]></MediaId><MsgId>6301</MsgId>")
+    assert "工单号" not in await post(client, photo, clock)  # no open case: nothing to join
+    case_id = case_of(await post(client, text("电线杆倒了", "oMedia"), clock))
+    reply = await post(client, photo.replace("6301", "6302"), clock)
+    assert case_id in reply and "图片" in reply
+    voice = PUSH.format(user="oMedia", ts="1763884807", type="voice",
+                        body="<MediaId><![CDATA[media-2]]></MediaId><Format><![CDATA[amr]]></Format>"
+                             "<Recognition><![CDATA[就在小区门口]]></Recognition><MsgId>6303</MsgId>")
+    assert case_id in await post(client, voice, clock)
+    joined = [e["data"] for e in await events_of(services, "CaseMessageReceived")]
+    assert [(j["case_id"], j["contact"]["kind"]) for j in joined] == [
+        (case_id, "wechat_image"), (case_id, "wechat_voice")]
+    assert joined[0]["text"] == "http://mmbiz.qpic.cn/fault.jpg" and joined[1]["text"] == "就在小区门口"
+
+
+async def test_an_encrypted_echostr_is_answered_decrypted(client: Any, clock: FakeClock) -> None:
+    """Bug this catches: a safe-mode handshake (WeChat Work's and newer platforms' form: the
+    `echostr` encrypted, `msg_signature` over it) answered with the ciphertext, so the check fails."""
+    ts, nonce = fresh(clock)
+    echostr = encrypt("7216534987365")
+    params = {"msg_signature": signature(TOKEN, ts, nonce, echostr), "timestamp": ts, "nonce": nonce,
+              "echostr": echostr}
+    response = await client.get("/channels/wechat", params=params)
+    assert response.status == 200 and await response.text() == "7216534987365"
+    ts, nonce = fresh(clock)
+    forged = {**params, "msg_signature": signature(TOKEN, ts, nonce, "other"), "timestamp": ts,
+              "nonce": nonce}
+    await refused(await client.get("/channels/wechat", params=forged), "bad_signature")
