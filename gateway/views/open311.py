@@ -19,6 +19,7 @@ from email.policy import HTTP
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 
@@ -78,12 +79,37 @@ async def service_definition(request: web.Request) -> web.Response:
     return _answer(request, body, "service_definition", None)
 
 
+def _bad_encoding() -> Open311Error:
+    return Open311Error(400, "the form is not text in its charset (UTF-8 unless it names one)",
+                        "bad_encoding")
+
+
+def _text(data: bytes, charset: str) -> str:
+    """`data` in `charset`, strictly: GBK bytes in a UTF-8 form are refused, not kept as U+FFFD
+    (the address and text would be lost behind a 201); an unknown charset is refused too."""
+    try:
+        return data.decode(charset)
+    except (LookupError, UnicodeDecodeError) as exc:
+        raise _bad_encoding() from exc
+
+
+def _urlencoded(raw: bytes, charset: str) -> dict[str, str]:
+    """A URL-encoded form whose %-escapes are bytes of `charset` (a repeated field: the last)."""
+    text = _text(raw, charset).rstrip()  # as aiohttp's `post()`: a trailing newline is no value
+    try:
+        return dict(parse_qsl(text, keep_blank_values=True, encoding=charset, errors="strict"))
+    except UnicodeDecodeError as exc:
+        raise _bad_encoding() from exc
+
+
 async def _form(request: web.Request, raw: bytes) -> dict[str, str]:
-    """The fields of a POST body already read: URL-encoded, or multipart/form-data (as portals
-    post with a photo) parsed from the same bytes; a file part is not a field. `ValueError`
-    when it cannot be read."""
+    """The fields of a POST body already read: URL-encoded (in the charset its Content-Type
+    names, else UTF-8), or multipart/form-data (as portals post with a photo) parsed from the
+    same bytes; a file part is not a field. `ValueError` when it cannot be read."""
+    if request.content_type in ("", "application/x-www-form-urlencoded"):
+        return _urlencoded(raw, request.charset or "utf-8")
     if request.content_type != "multipart/form-data":
-        return {k: str(v) for k, v in (await request.post()).items()}
+        return {}  # not a form (a JSON body...): no field, so no api_key either
     head = f"Content-Type: {request.headers.get('Content-Type', '')}\r\n\r\n".encode("latin-1", "replace")
     message = BytesParser(policy=HTTP).parsebytes(head + raw)
     if not message.is_multipart():
@@ -94,7 +120,7 @@ async def _form(request: web.Request, raw: bytes) -> dict[str, str]:
         if isinstance(name, str) and part.get_filename() is None:
             payload = part.get_payload(decode=True)
             charset = part.get_content_charset() or "utf-8"
-            fields[name] = payload.decode(charset, "replace") if isinstance(payload, bytes) else ""
+            fields[name] = _text(payload, charset) if isinstance(payload, bytes) else ""
     return fields
 
 

@@ -1,0 +1,65 @@
+"""Open311 GeoReport v2 as an outside client sends it: charsets, W3C dates, XML, answer fields.
+
+Each test is an input an acceptance probe sent that the endpoint answered wrongly (a 5xx, a
+garbled contact answered 201, XML that does not parse, a W3C date refused, a field missing).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+
+from tests.conftest import stored_events
+
+REPORT = {"api_key": "t-channel", "service_code": "complaint", "address_string": "渭城区文汇路",
+          "description": "噪音扰民"}
+
+
+async def rejections(services: Any) -> list[str]:
+    return [e.data["code"] for e in await stored_events(services.pool, "type = 'InputRejected'")]
+
+
+def multipart(charset: str) -> tuple[bytes, str]:
+    """A multipart body whose description part declares `charset` (the rest plain ASCII)."""
+    parts = [f'--B\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'
+             for k, v in (("api_key", "t-channel"), ("service_code", "complaint"), ("address_string", "x"))]
+    parts.append('--B\r\nContent-Disposition: form-data; name="description"\r\n'
+                 f"Content-Type: text/plain; charset={charset}\r\n\r\nhello\r\n--B--\r\n")
+    return "".join(parts).encode(), "multipart/form-data; boundary=B"
+
+
+@pytest.mark.parametrize("kind", ["form", "multipart"])
+async def test_a_form_in_an_unknown_charset_is_400_bad_encoding_not_500(
+    client: Any, services: Any, kind: str
+) -> None:
+    """Was 500: `LookupError: unknown encoding` escaped the view (aiohttp's `post()` and the
+    multipart part's decode)."""
+    if kind == "form":
+        body = urlencode({**REPORT, "api_key": "t-channel"}).encode()
+        content_type = "application/x-www-form-urlencoded; charset=x-nope"
+    else:
+        body, content_type = multipart("x-nope")
+    response = await client.post("/open311/v2/requests.json", data=body,
+                                 headers={"Content-Type": content_type})
+    assert response.status == 400, await response.text()
+    assert (await response.json())[0]["code"] == 400
+    assert await rejections(services) == ["bad_encoding"]
+
+
+async def test_a_form_whose_bytes_are_not_its_charset_is_400_not_a_garbled_case(
+    client: Any, services: Any
+) -> None:
+    """Was 201 with U+FFFD for every Chinese character: GBK bytes in a form that declares no
+    charset (UTF-8) were decoded with replacement, and the address and text were lost."""
+    gbk = urlencode(REPORT, encoding="gbk").encode()
+    response = await client.post("/open311/v2/requests.json", data=gbk,
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status == 400, await response.text()
+    assert await rejections(services) == ["bad_encoding"]
+    declared = await client.post("/open311/v2/requests.json", data=gbk,
+                                 headers={"Content-Type": "application/x-www-form-urlencoded; charset=gbk"})
+    assert declared.status == 201, await declared.text()
+    [case] = await stored_events(services.pool, "type = 'CaseRegistered'")
+    assert (case.data["address"], case.data["description"]) == ("渭城区文汇路", "噪音扰民")
