@@ -219,6 +219,10 @@ def request_item(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+"""What XML 1.0 cannot hold, even escaped (C0 controls, lone surrogates, U+FFFE, U+FFFF)."""
+
+
 def _xml_value(parent: ElementTree.Element, key: str, value: Any) -> None:
     child = ElementTree.SubElement(parent, key)
     if isinstance(value, list):
@@ -227,8 +231,8 @@ def _xml_value(parent: ElementTree.Element, key: str, value: Any) -> None:
             _xml_node(child, singular, entry)
     elif isinstance(value, bool):
         child.text = "true" if value else "false"
-    elif value is not None:
-        child.text = str(value)
+    elif value is not None:  # an error may echo the input: keep the answer well-formed
+        child.text = _NOT_XML.sub("\ufffd", str(value))
 
 
 def _xml_node(parent: ElementTree.Element, tag: str, item: Mapping[str, Any]) -> None:

@@ -6,6 +6,7 @@ garbled contact answered 201, XML that does not parse, a W3C date refused, a fie
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from typing import Any
 from urllib.parse import urlencode
 
@@ -63,3 +64,19 @@ async def test_a_form_whose_bytes_are_not_its_charset_is_400_not_a_garbled_case(
     assert declared.status == 201, await declared.text()
     [case] = await stored_events(services.pool, "type = 'CaseRegistered'")
     assert (case.data["address"], case.data["description"]) == ("渭城区文汇路", "噪音扰民")
+
+
+@pytest.mark.parametrize(("method", "path", "form"), [
+    ("GET", "/open311/v2/services/%01x.xml", None),
+    ("GET", "/open311/v2/services/%EF%BF%BF.xml", None),
+    ("POST", "/open311/v2/requests.xml", {"api_key": "t-channel", "service_code": "a\x01b"}),
+])
+async def test_xml_errors_that_echo_the_input_are_well_formed(
+    client: Any, method: str, path: str, form: dict[str, str] | None
+) -> None:
+    """Was not well-formed XML: a control character of the input (or U+FFFF) echoed in the
+    error's description is not an XML 1.0 character, so clients could not read the error."""
+    response = await client.request(method, path, data=form)
+    assert response.status == 404
+    root = ET.fromstring(await response.read())
+    assert root.findtext("error/code") == "404" and "not found" in (root.findtext("error/description") or "")
