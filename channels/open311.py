@@ -15,7 +15,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from xml.etree import ElementTree
 
@@ -25,6 +25,7 @@ from channels.times import plausible
 from dispatch.cases.events import CallerInfo, Fault, Place
 from dispatch.cases.registration import CATEGORIES
 from dispatch.cases.status import DONE
+from dispatch.core.texts import LOCAL_TIME
 from dispatch.gis.geo import to_wgs84
 from dispatch.intake.contact import InboundContact
 from dispatch.intake.web import ReceiveWebRequest
@@ -259,17 +260,42 @@ def errors_body(status: int, message: str) -> list[dict[str, Any]]:
     return [{"code": status, "description": message}]
 
 
-def check_query_date(value: str | None, name: str) -> datetime | None:
-    """A W3C datetime query parameter (`2010-01-01T00:00:00Z`)."""
+_W3C_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
+
+
+def _w3c_period(value: str, name: str) -> tuple[datetime, datetime] | None:
+    """W3C-DTF's forms without a time (YYYY, YYYY-MM, YYYY-MM-DD): the first instant of that
+    year, month or day in Beijing time and the first one after it; None for other forms."""
+    match = _W3C_DATE.match(value)
+    if match is None:
+        return None
+    year, month, day = (int(part) if part else 0 for part in match.groups())
+    try:
+        first = datetime(year, month or 1, day or 1, tzinfo=LOCAL_TIME)
+        if day:
+            return first, first + timedelta(days=1)
+        if month:
+            return first, (first + timedelta(days=32)).replace(day=1)
+        return first, first.replace(year=year + 1)
+    except (ValueError, OverflowError) as exc:
+        raise Open311Error(400, f"{name}: no such date {value}") from exc
+
+
+def check_query_date(value: str | None, name: str, *, end: bool = False) -> datetime | None:
+    """A W3C datetime query parameter (`2010-01-01T00:00:00Z`), or a W3C date without a time
+    (`2010-01-01`, `2010-01`, `2010`): from its first instant, or with `end` to its last."""
     if not value:
         return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise Open311Error(400, f"{name} must be a W3C datetime like 2010-01-01T00:00:00Z") from exc
+    period = _w3c_period(value, name)
+    if period is not None:
+        parsed = period[1] - timedelta(microseconds=1) if end else period[0]
+    else:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise Open311Error(400, f"{name} must be a W3C datetime like 2010-01-01T00:00:00Z") from exc
     if parsed.tzinfo is None:
         raise Open311Error(400, f"{name} must carry a time zone (Z)")
     if not plausible(parsed):
         raise Open311Error(400, f"{name} must lie in the years 2000-2099")
     return parsed
-

@@ -156,16 +156,16 @@ async def create_request(request: web.Request) -> web.Response:
 def _query(request: web.Request) -> Callable[[Db], Awaitable[list[WebRequest]]]:
     """The read-model query `GET requests` asks for (Open311Error on a bad one)."""
     q = request.query
-    ids = [i for i in q.get("service_request_id", "").split(",") if i]
+    ids = [i.strip() for i in q.get("service_request_id", "").split(",") if i.strip()]
     if ids:
         return partial(web_requests_by_id, case_ids=ids, store=request.app[SERVICES].store)
     start = check_query_date(q.get("start_date"), "start_date")
-    end = check_query_date(q.get("end_date"), "end_date")
+    end = check_query_date(q.get("end_date"), "end_date", end=True)
     if start and end and (end - start > MAX_SPAN or end < start):
         raise Open311Error(400, "start_date..end_date must be an ordered span of at most 90 days")
     if start is None:
         start = (end or request.app[SERVICES].clock.now()) - MAX_SPAN
-    codes = [c for c in q.get("service_code", "").split(",") if c]
+    codes = [c.strip() for c in q.get("service_code", "").split(",") if c.strip()]
     statuses = {s for s in q.get("status", "").split(",") if s}
     if statuses - {"open", "closed"}:
         raise Open311Error(400, "status must be open and/or closed")

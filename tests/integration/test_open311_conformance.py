@@ -6,12 +6,15 @@ garbled contact answered 201, XML that does not parse, a W3C date refused, a fie
 
 from __future__ import annotations
 
+import asyncio
 import xml.etree.ElementTree as ET
+from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
 
+from dispatch.core.texts import LOCAL_TIME
 from tests.conftest import stored_events
 
 REPORT = {"api_key": "t-channel", "service_code": "complaint", "address_string": "渭城区文汇路",
@@ -80,3 +83,59 @@ async def test_xml_errors_that_echo_the_input_are_well_formed(
     assert response.status == 404
     root = ET.fromstring(await response.read())
     assert root.findtext("error/code") == "404" and "not found" in (root.findtext("error/description") or "")
+
+
+async def report(client: Any) -> str:
+    response = await client.post("/open311/v2/requests.json", data=REPORT)
+    assert response.status == 201, await response.text()
+    case_id: str = (await response.json())[0]["service_request_id"]
+    return case_id
+
+
+@pytest.mark.parametrize("query", [
+    {"start_date": "2001-01-01"}, {"start_date": "2001-01"}, {"start_date": "2001"},
+    {"end_date": "2099-12-31"}, {"start_date": "2099-12-01", "end_date": "2099-12-31"},
+])
+async def test_w3c_dates_without_a_time_are_accepted(client: Any, query: dict[str, str]) -> None:
+    """Was 400 'must carry a time zone': W3C-DTF (GeoReport v2's date format) also has the
+    forms YYYY, YYYY-MM and YYYY-MM-DD, which carry no time and so no zone."""
+    response = await client.get("/open311/v2/requests.json", params=query)
+    assert response.status == 200, await response.text()
+
+
+async def test_a_date_names_the_whole_day_in_beijing_time(client: Any, services: Any) -> None:
+    """A date alone is that day in the hotline's time (Asia/Shanghai): from its first instant for
+    `start_date`, to its last for `end_date`."""
+    case_id = await report(client)
+    [case] = await stored_events(services.pool, "type = 'CaseRegistered'")
+    day = case.recorded_at.astimezone(LOCAL_TIME).date()
+
+    async def ids(**query: str) -> list[str]:
+        found = await client.get("/open311/v2/requests.json",
+                                 params=query)
+        assert found.status == 200, await found.text()
+        return [r["service_request_id"] for r in await found.json()]
+
+    for _ in range(50):  # the read model catches up
+        if await ids(start_date=day.isoformat()):
+            break
+        await asyncio.sleep(0.1)
+    assert await ids(start_date=day.isoformat(), end_date=day.isoformat()) == [case_id]
+    assert await ids(end_date=day.isoformat()) == [case_id]
+    assert await ids(start_date=(day + timedelta(days=1)).isoformat()) == []
+    assert await ids(end_date=(day - timedelta(days=1)).isoformat()) == []
+
+
+async def test_a_service_request_id_list_may_have_spaces_after_the_commas(client: Any) -> None:
+    """Was one result for two ids: `C1, C2` looked up ' C2'."""
+    first, second = await report(client), await report_other(client)
+    found = await client.get("/open311/v2/requests.json",
+                             params={"service_request_id": f"{first}, {second}"})
+    assert {r["service_request_id"] for r in await found.json()} == {first, second}
+
+
+async def report_other(client: Any) -> str:
+    response = await client.post("/open311/v2/requests.json", data={**REPORT, "description": "又一件"})
+    assert response.status == 201, await response.text()
+    case_id: str = (await response.json())[0]["service_request_id"]
+    return case_id
