@@ -214,6 +214,8 @@ def request_item(row: Mapping[str, Any]) -> dict[str, Any]:
         "updated_datetime": _iso(row["updated_at"]),
         "expected_datetime": _iso(row.get("deadline")),
         "address": None,
+        "address_id": None,
+        "zipcode": None,
         "lat": round(row["lat"], 3) if row.get("lat") is not None else None,
         "long": round(row["lon"], 3) if row.get("lon") is not None else None,
         "media_url": None,

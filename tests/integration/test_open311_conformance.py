@@ -139,3 +139,13 @@ async def report_other(client: Any) -> str:
     assert response.status == 201, await response.text()
     case_id: str = (await response.json())[0]["service_request_id"]
     return case_id
+
+
+async def test_a_request_answer_carries_every_georeport_field(client: Any) -> None:
+    """Was without `address_id` and `zipcode`: GeoReport v2's service request lists them (empty
+    here: an answer carries no personal data)."""
+    case_id = await report(client)
+    [item] = await (await client.get(f"/open311/v2/requests/{case_id}.json")).json()
+    assert {"address_id", "zipcode"} <= set(item) and item["address_id"] is None
+    xml = ET.fromstring(await (await client.get(f"/open311/v2/requests/{case_id}.xml")).read())
+    assert xml.find("request/zipcode") is not None and xml.find("request/address_id") is not None
