@@ -39,6 +39,7 @@ from dispatch.cases.read_model import Db, WebRequest, web_request, web_requests,
 from dispatch.cases.registration import Registered
 from dispatch.core.errors import InvalidCommand
 from dispatch.core.messages import Json
+from dispatch.core.texts import Texts, texts_for
 from gateway.auth import TOKENS, Principal
 from gateway.http import json_response
 from gateway.rejections import reject_request
@@ -65,15 +66,27 @@ async def _error(request: web.Request, exc: Open311Error, raw: bytes | None, *,
     return _answer(request, errors_body(exc.status, exc.message), "errors", "error", exc.status)
 
 
+def _texts(request: web.Request) -> Texts:
+    """The language of the names people read: `locale` (as some GeoReport v2 servers take it),
+    else the first of `Accept-Language` we write, else the process's (`INTAKE_LANGUAGE`)."""
+    asked = request.query.get("locale") or request.headers.get("Accept-Language") or ""
+    for tag in asked.split(","):
+        primary = tag.split(";")[0].strip().lower().split("-")[0].split("_")[0]
+        if primary in ("zh", "en"):
+            return texts_for("zh-CN" if primary == "zh" else "en")
+    return request.app[SERVICES].texts
+
+
 async def services_list(request: web.Request) -> web.Response:
     """`GET services.{fmt}`."""
-    return _answer(request, [service(c) for c in WEB_SERVICES], "services", "service")
+    texts = _texts(request)
+    return _answer(request, [service(c, texts) for c in WEB_SERVICES], "services", "service")
 
 
 async def service_definition(request: web.Request) -> web.Response:
     """`GET services/{code}.{fmt}`."""
     try:
-        body = definition(request.match_info["code"])
+        body = definition(request.match_info["code"], _texts(request))
     except Open311Error as exc:
         return await _error(request, exc, None)
     return _answer(request, body, "service_definition", None)
@@ -181,7 +194,8 @@ async def list_requests(request: web.Request) -> web.Response:
         return await _error(request, exc, None)
     async with request.app[SERVICES].store.connection() as conn:
         rows = await query(conn)
-    return _answer(request, [request_item(asdict(r)) for r in rows], "service_requests", "request")
+    texts = _texts(request)
+    return _answer(request, [request_item(asdict(r), texts) for r in rows], "service_requests", "request")
 
 
 async def get_request(request: web.Request) -> web.Response:
@@ -191,7 +205,7 @@ async def get_request(request: web.Request) -> web.Response:
         row = await web_request(conn, request.match_info["id"], store)
     if row is None:
         return await _error(request, Open311Error(404, "service_request_id not found", "not_found"), None)
-    return _answer(request, [request_item(asdict(row))], "service_requests", "request")
+    return _answer(request, [request_item(asdict(row), _texts(request))], "service_requests", "request")
 
 
 async def citizen_page(request: web.Request) -> web.FileResponse:

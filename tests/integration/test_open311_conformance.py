@@ -149,3 +149,33 @@ async def test_a_request_answer_carries_every_georeport_field(client: Any) -> No
     assert {"address_id", "zipcode"} <= set(item) and item["address_id"] is None
     xml = ET.fromstring(await (await client.get(f"/open311/v2/requests/{case_id}.xml")).read())
     assert xml.find("request/zipcode") is not None and xml.find("request/address_id") is not None
+
+
+@pytest.mark.parametrize(("headers", "query", "name", "scope", "began"), [
+    ({}, {}, "故障报修", "整栋楼", "故障开始时间"),
+    ({"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8"}, {}, "故障报修", "整栋楼", "故障开始时间"),
+    ({"Accept-Language": "en-GB,en;q=0.9"}, {}, "Power fault repair", "Building", "When the fault began"),
+    ({}, {"locale": "en"}, "Power fault repair", "Building", "When the fault began"),
+    ({"Accept-Language": "fr"}, {}, "故障报修", "整栋楼", "故障开始时间"),
+])
+async def test_what_people_read_of_services_is_chinese_unless_english_is_asked_for(
+    client: Any, headers: dict[str, str], query: dict[str, str], name: str, scope: str, began: str
+) -> None:
+    """Was English only ('Power fault repair', 'Fault type', value names that were the keys
+    `building`...): a portal shows `service_name`, the attributes' `description` and the values'
+    `name` to citizens of a Chinese hotline. From the message catalogue: Chinese by default."""
+    services = await (await client.get("/open311/v2/services.json", headers=headers, params=query)).json()
+    power = next(s for s in services if s["service_code"] == "power_fault")
+    assert power["service_name"] == name
+    xml = ET.fromstring(await (await client.get("/open311/v2/services.xml", headers=headers,
+                                                params=query)).read())
+    assert xml.findtext("service/service_name") == name
+    definition = await (await client.get("/open311/v2/services/power_fault.json", headers=headers,
+                                         params=query)).json()
+    attrs = {a["code"]: a for a in definition["attributes"]}
+    assert attrs["fault_began_at"]["description"] == began
+    assert {v["key"]: v["name"] for v in attrs["fault_scope"]["values"]}["building"] == scope
+    case_id = await report(client)
+    [item] = await (await client.get(f"/open311/v2/requests/{case_id}.json", headers=headers,
+                                     params=query)).json()
+    assert item["service_name"] == ("投诉" if name == "故障报修" else "Complaint")
