@@ -37,7 +37,7 @@ from channels.open311 import (
 )
 from dispatch.cases.read_model import Db, WebRequest, web_request, web_requests, web_requests_by_id
 from dispatch.cases.registration import Registered
-from dispatch.core.errors import InvalidCommand
+from dispatch.core.errors import InvalidCommand, KeyReused
 from dispatch.core.messages import Json
 from dispatch.core.texts import Texts, texts_for
 from gateway.auth import TOKENS, Principal
@@ -158,6 +158,9 @@ async def create_request(request: web.Request) -> web.Response:
     except InvalidCommand as exc:
         err = Open311Error(400, str(exc), "invalid")
         return await _error(request, err, raw, authenticated=who is not None)
+    except KeyReused as exc:
+        err = Open311Error(409, str(exc), exc.code)
+        return await _error(request, err, raw, authenticated=True)
     except (Open311Error, ValueError) as exc:
         err = exc if isinstance(exc, Open311Error) else Open311Error(400, "form is not readable")
         return await _error(request, err, raw, authenticated=who is not None)
@@ -242,7 +245,8 @@ OPENAPI_PATHS: Json = {
                             "10 minutes answers the first)", "security": _PUBLIC, "parameters": [_FMT],
                  "responses": {"201": {"description": "[{service_request_id}]"},
                                "400": {"description": "errors"}, "403": {"description": "errors"},
-                               "404": {"description": "errors"}}},
+                               "404": {"description": "errors"},
+                               "409": {"description": "errors: Idempotency-Key used for another request"}}},
         "get": {"summary": "Open311: query web requests (service_request_id, service_code, start_date, "
                            "end_date, status)", "security": _PUBLIC, "parameters": [_FMT],
                 "responses": {"200": {"description": "service_requests"}}}},

@@ -179,3 +179,28 @@ async def test_what_people_read_of_services_is_chinese_unless_english_is_asked_f
     [item] = await (await client.get(f"/open311/v2/requests/{case_id}.json", headers=headers,
                                      params=query)).json()
     assert item["service_name"] == ("投诉" if name == "故障报修" else "Complaint")
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+async def test_an_idempotency_key_reused_for_another_report_is_409_not_the_first_case(
+    client: Any, services: Any, fmt: str
+) -> None:
+    """Was 200 'duplicate request' naming the first case: a second, different report sent under
+    the first one's `Idempotency-Key` was lost. As an id reused for other input elsewhere, it
+    is 409 `idempotency_conflict` (recorded); the same report again still answers the first."""
+    headers = {"Idempotency-Key": "portal-7"}
+    url = f"/open311/v2/requests.{fmt}"
+    first = await client.post(url, data=REPORT, headers=headers)
+    assert first.status == 201, await first.text()
+    other = {**REPORT, "service_code": "report", "description": "另一件事：占道经营",
+             "address_string": "秦都区人民路"}
+    reused = await client.post(url, data=other, headers=headers)
+    assert reused.status == 409, await reused.text()
+    if fmt == "json":
+        assert (await reused.json())[0]["code"] == 409
+    else:
+        assert ET.fromstring(await reused.read()).findtext("error/code") == "409"
+    again = await client.post(url, data=REPORT, headers=headers)
+    assert again.status == 200, await again.text()
+    assert len(await stored_events(services.pool, "type = 'CaseRegistered'")) == 1
+    assert await rejections(services) == ["idempotency_conflict"]
