@@ -15,7 +15,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from xml.etree import ElementTree
 
@@ -25,39 +25,27 @@ from channels.times import plausible
 from dispatch.cases.events import CallerInfo, Fault, Place
 from dispatch.cases.registration import CATEGORIES
 from dispatch.cases.status import DONE
+from dispatch.core.texts import CHINESE, LOCAL_TIME, Texts, texts_for
 from dispatch.gis.geo import to_wgs84
 from dispatch.intake.contact import InboundContact
 from dispatch.intake.web import ReceiveWebRequest
 
-NAMES: dict[str, tuple[str, str]] = {
-    "power_fault": ("Power fault repair", "故障报修"),
-    "voltage_anomaly": ("Voltage anomaly", "电压异常"),
-    "consultation": ("General consultation", "咨询"),
-    "complaint": ("Complaint", "投诉"),
-    "report": ("Report", "举报"),
-    "suggestion": ("Suggestion", "建议"),
-    "praise": ("Praise or criticism", "表扬批评"),
-    "home_service": ("Home services", "家政服务"),
-    "elderly_emergency": ("Elderly one-touch emergency", "老年人一键通"),
-    "elderly_care": ("Home-based elderly care", "居家养老"),
-    "enterprise_service": ("Enterprise services", "企业服务"),
-    "public_affairs": ("Public affairs", "公共事务"),
-    "simple_affair": ("Simple affairs", "简单事务"),
-    "todo": ("Pending to-do with reminder", "待办提醒"),
-}
-ATTRIBUTES: dict[str, tuple[tuple[str, str, str, bool], ...]] = {
+ATTRIBUTES: dict[str, tuple[tuple[str, str, bool], ...]] = {
     "power_fault": (
-        ("account_number", "string", "Electricity account number (用电编号)", True),
-        ("fault_type", "singlevaluelist", "Fault type", True),
-        ("fault_began_at", "datetime", "When the fault began", True),
-        ("fault_scope", "singlevaluelist", "Scope affected", True),
-        ("customer_type", "singlevaluelist", "Resident or enterprise", False),
-        ("special_needs", "text", "Special needs (medical equipment at home...)", False),
+        ("account_number", "string", True),
+        ("fault_type", "singlevaluelist", True),
+        ("fault_began_at", "datetime", True),
+        ("fault_scope", "singlevaluelist", True),
+        ("customer_type", "singlevaluelist", False),
+        ("special_needs", "text", False),
     ),
-    "voltage_anomaly": (("account_number", "string", "Electricity account number", True),),
-    "home_service": (("service_time", "datetime", "When the service is wanted", False),),
-    "todo": (("service_time", "datetime", "Reminder time", True),),
+    "voltage_anomaly": (("account_number", "string", True),),
+    "home_service": (("service_time", "datetime", False),),
+    "todo": (("service_time", "datetime", True),),
 }
+"""Each service's attributes: code, GeoReport datatype, required. What people read of services,
+attributes and values is in the message catalogue (`open311.service.*`, `open311.attr.*`,
+`open311.attr.<service>.<code>` where a service words one its own way, `open311.value.*`)."""
 VALUES: dict[str, tuple[str, ...]] = {
     "fault_type": ("no_power", "partial_power", "sparks", "line_down", "meter", "other"),
     "fault_scope": ("own_home", "building", "street", "area"),
@@ -76,24 +64,35 @@ class Open311Error(ChannelError):
         self.status = status
 
 
-def service(code: str) -> dict[str, Any]:
-    """One entry of `GET services`."""
-    en, zh = NAMES[code]
-    return {"service_code": code, "service_name": en, "description": f"{en} ({zh})",
-            "metadata": code in ATTRIBUTES, "type": "realtime", "keywords": zh,
+def service_name(code: str, texts: Texts = CHINESE) -> str:
+    """What people read as the service `code` in `texts`' language."""
+    return texts.say(f"open311.service.{code}")
+
+
+def service(code: str, texts: Texts = CHINESE) -> dict[str, Any]:
+    """One entry of `GET services`, in `texts`' language (the other language's name in brackets)."""
+    name = service_name(code, texts)
+    other = service_name(code, texts_for("zh-CN" if texts.language == "en" else "en"))
+    return {"service_code": code, "service_name": name, "description": f"{name} ({other})",
+            "metadata": code in ATTRIBUTES, "type": "realtime", "keywords": service_name(code),
             "group": "95598" if code in ("power_fault", "voltage_anomaly") else "12345"}
 
 
-def definition(code: str) -> dict[str, Any]:
+def _attribute_text(service_code: str, code: str, texts: Texts) -> str:
+    own = f"open311.attr.{service_code}.{code}"
+    return texts.say(own if own in texts.messages else f"open311.attr.{code}")
+
+
+def definition(code: str, texts: Texts = CHINESE) -> dict[str, Any]:
     """`GET services/{code}`: the attributes a request of this service must carry."""
     if code not in WEB_SERVICES:
         raise Open311Error(404, f"service_code {code} not found", "not_found")
     attributes = []
-    for order, (name, datatype, text, required) in enumerate(ATTRIBUTES.get(code, ()), 1):
-        values = [{"key": v, "name": v} for v in VALUES.get(name, ())]
+    for order, (name, datatype, required) in enumerate(ATTRIBUTES.get(code, ()), 1):
+        values = [{"key": v, "name": texts.say(f"open311.value.{v}")} for v in VALUES.get(name, ())]
         attributes.append({"variable": True, "code": name, "datatype": datatype, "required": required,
-                           "datatype_description": "", "order": order, "description": text,
-                           "values": values})
+                           "datatype_description": "", "order": order,
+                           "description": _attribute_text(code, name, texts), "values": values})
     return {"service_code": code, "attributes": attributes}
 
 
@@ -174,7 +173,7 @@ def to_command(form: Form, *, actor: str, holder: str, idempotency_key: str | No
     fault = None
     if form.service_code == "power_fault":
         fault = Fault(a.get("fault_type"), a.get("fault_began_at"), a.get("fault_scope"))
-    description = v.get("description") or NAMES[form.service_code][0]
+    description = v.get("description") or service_name(form.service_code)
     if v.get("media_url"):
         description += f"\nmedia: {v['media_url']}"
     key, windowed = request_key(form, holder, idempotency_key)
@@ -197,14 +196,14 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def request_item(row: Mapping[str, Any]) -> dict[str, Any]:
+def request_item(row: Mapping[str, Any], texts: Texts = CHINESE) -> dict[str, Any]:
     """One service request for `GET requests`: no personal data, location to ~100 m."""
-    status = row["status"]
+    status, category = row["status"], row["category"]
     return {
         "service_request_id": row["case_id"],
         "status": "closed" if status in DONE else "open",
         "status_notes": f"case status: {status}",
-        "service_name": NAMES.get(row["category"], (row["category"],))[0],
+        "service_name": service_name(category, texts) if category in CATEGORIES else category,
         "service_code": row["category"],
         "description": None,
         "agency_responsible": row.get("assigned_to"),
@@ -213,10 +212,16 @@ def request_item(row: Mapping[str, Any]) -> dict[str, Any]:
         "updated_datetime": _iso(row["updated_at"]),
         "expected_datetime": _iso(row.get("deadline")),
         "address": None,
+        "address_id": None,
+        "zipcode": None,
         "lat": round(row["lat"], 3) if row.get("lat") is not None else None,
         "long": round(row["lon"], 3) if row.get("lon") is not None else None,
         "media_url": None,
     }
+
+
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+"""What XML 1.0 cannot hold, even escaped (C0 controls, lone surrogates, U+FFFE, U+FFFF)."""
 
 
 def _xml_value(parent: ElementTree.Element, key: str, value: Any) -> None:
@@ -227,8 +232,8 @@ def _xml_value(parent: ElementTree.Element, key: str, value: Any) -> None:
             _xml_node(child, singular, entry)
     elif isinstance(value, bool):
         child.text = "true" if value else "false"
-    elif value is not None:
-        child.text = str(value)
+    elif value is not None:  # an error may echo the input: keep the answer well-formed
+        child.text = _NOT_XML.sub("\ufffd", str(value))
 
 
 def _xml_node(parent: ElementTree.Element, tag: str, item: Mapping[str, Any]) -> None:
@@ -255,17 +260,42 @@ def errors_body(status: int, message: str) -> list[dict[str, Any]]:
     return [{"code": status, "description": message}]
 
 
-def check_query_date(value: str | None, name: str) -> datetime | None:
-    """A W3C datetime query parameter (`2010-01-01T00:00:00Z`)."""
+_W3C_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
+
+
+def _w3c_period(value: str, name: str) -> tuple[datetime, datetime] | None:
+    """W3C-DTF's forms without a time (YYYY, YYYY-MM, YYYY-MM-DD): the first instant of that
+    year, month or day in Beijing time and the first one after it; None for other forms."""
+    match = _W3C_DATE.match(value)
+    if match is None:
+        return None
+    year, month, day = (int(part) if part else 0 for part in match.groups())
+    try:
+        first = datetime(year, month or 1, day or 1, tzinfo=LOCAL_TIME)
+        if day:
+            return first, first + timedelta(days=1)
+        if month:
+            return first, (first + timedelta(days=32)).replace(day=1)
+        return first, first.replace(year=year + 1)
+    except (ValueError, OverflowError) as exc:
+        raise Open311Error(400, f"{name}: no such date {value}") from exc
+
+
+def check_query_date(value: str | None, name: str, *, end: bool = False) -> datetime | None:
+    """A W3C datetime query parameter (`2010-01-01T00:00:00Z`), or a W3C date without a time
+    (`2010-01-01`, `2010-01`, `2010`): from its first instant, or with `end` to its last."""
     if not value:
         return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise Open311Error(400, f"{name} must be a W3C datetime like 2010-01-01T00:00:00Z") from exc
+    period = _w3c_period(value, name)
+    if period is not None:
+        parsed = period[1] - timedelta(microseconds=1) if end else period[0]
+    else:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise Open311Error(400, f"{name} must be a W3C datetime like 2010-01-01T00:00:00Z") from exc
     if parsed.tzinfo is None:
         raise Open311Error(400, f"{name} must carry a time zone (Z)")
     if not plausible(parsed):
         raise Open311Error(400, f"{name} must lie in the years 2000-2099")
     return parsed
-

@@ -45,6 +45,12 @@ class StaleVersion(DispatchError):
         self.actual = actual
 
 
+class KeyReused(DispatchError):
+    """A client's idempotency key names an earlier, different request (not a retry of it)."""
+
+    code = "idempotency_conflict"
+
+
 class NotAllowed(DispatchError):
     """The action is not allowed in the aggregate's current state or for this actor."""
 

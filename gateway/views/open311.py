@@ -19,6 +19,7 @@ from email.policy import HTTP
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 
@@ -36,8 +37,9 @@ from channels.open311 import (
 )
 from dispatch.cases.read_model import Db, WebRequest, web_request, web_requests, web_requests_by_id
 from dispatch.cases.registration import Registered
-from dispatch.core.errors import InvalidCommand
+from dispatch.core.errors import InvalidCommand, KeyReused
 from dispatch.core.messages import Json
+from dispatch.core.texts import Texts, texts_for
 from gateway.auth import TOKENS, Principal
 from gateway.http import json_response
 from gateway.rejections import reject_request
@@ -64,26 +66,63 @@ async def _error(request: web.Request, exc: Open311Error, raw: bytes | None, *,
     return _answer(request, errors_body(exc.status, exc.message), "errors", "error", exc.status)
 
 
+def _texts(request: web.Request) -> Texts:
+    """The language of the names people read: `locale` (as some GeoReport v2 servers take it),
+    else the first of `Accept-Language` we write, else the process's (`INTAKE_LANGUAGE`)."""
+    asked = request.query.get("locale") or request.headers.get("Accept-Language") or ""
+    for tag in asked.split(","):
+        primary = tag.split(";")[0].strip().lower().split("-")[0].split("_")[0]
+        if primary in ("zh", "en"):
+            return texts_for("zh-CN" if primary == "zh" else "en")
+    return request.app[SERVICES].texts
+
+
 async def services_list(request: web.Request) -> web.Response:
     """`GET services.{fmt}`."""
-    return _answer(request, [service(c) for c in WEB_SERVICES], "services", "service")
+    texts = _texts(request)
+    return _answer(request, [service(c, texts) for c in WEB_SERVICES], "services", "service")
 
 
 async def service_definition(request: web.Request) -> web.Response:
     """`GET services/{code}.{fmt}`."""
     try:
-        body = definition(request.match_info["code"])
+        body = definition(request.match_info["code"], _texts(request))
     except Open311Error as exc:
         return await _error(request, exc, None)
     return _answer(request, body, "service_definition", None)
 
 
+def _bad_encoding() -> Open311Error:
+    return Open311Error(400, "the form is not text in its charset (UTF-8 unless it names one)",
+                        "bad_encoding")
+
+
+def _text(data: bytes, charset: str) -> str:
+    """`data` in `charset`, strictly: GBK bytes in a UTF-8 form are refused, not kept as U+FFFD
+    (the address and text would be lost behind a 201); an unknown charset is refused too."""
+    try:
+        return data.decode(charset)
+    except (LookupError, UnicodeDecodeError) as exc:
+        raise _bad_encoding() from exc
+
+
+def _urlencoded(raw: bytes, charset: str) -> dict[str, str]:
+    """A URL-encoded form whose %-escapes are bytes of `charset` (a repeated field: the last)."""
+    text = _text(raw, charset).rstrip()  # as aiohttp's `post()`: a trailing newline is no value
+    try:
+        return dict(parse_qsl(text, keep_blank_values=True, encoding=charset, errors="strict"))
+    except UnicodeDecodeError as exc:
+        raise _bad_encoding() from exc
+
+
 async def _form(request: web.Request, raw: bytes) -> dict[str, str]:
-    """The fields of a POST body already read: URL-encoded, or multipart/form-data (as portals
-    post with a photo) parsed from the same bytes; a file part is not a field. `ValueError`
-    when it cannot be read."""
+    """The fields of a POST body already read: URL-encoded (in the charset its Content-Type
+    names, else UTF-8), or multipart/form-data (as portals post with a photo) parsed from the
+    same bytes; a file part is not a field. `ValueError` when it cannot be read."""
+    if request.content_type in ("", "application/x-www-form-urlencoded"):
+        return _urlencoded(raw, request.charset or "utf-8")
     if request.content_type != "multipart/form-data":
-        return {k: str(v) for k, v in (await request.post()).items()}
+        return {}  # not a form (a JSON body...): no field, so no api_key either
     head = f"Content-Type: {request.headers.get('Content-Type', '')}\r\n\r\n".encode("latin-1", "replace")
     message = BytesParser(policy=HTTP).parsebytes(head + raw)
     if not message.is_multipart():
@@ -94,7 +133,7 @@ async def _form(request: web.Request, raw: bytes) -> dict[str, str]:
         if isinstance(name, str) and part.get_filename() is None:
             payload = part.get_payload(decode=True)
             charset = part.get_content_charset() or "utf-8"
-            fields[name] = payload.decode(charset, "replace") if isinstance(payload, bytes) else ""
+            fields[name] = _text(payload, charset) if isinstance(payload, bytes) else ""
     return fields
 
 
@@ -119,6 +158,9 @@ async def create_request(request: web.Request) -> web.Response:
     except InvalidCommand as exc:
         err = Open311Error(400, str(exc), "invalid")
         return await _error(request, err, raw, authenticated=who is not None)
+    except KeyReused as exc:
+        err = Open311Error(409, str(exc), exc.code)
+        return await _error(request, err, raw, authenticated=True)
     except (Open311Error, ValueError) as exc:
         err = exc if isinstance(exc, Open311Error) else Open311Error(400, "form is not readable")
         return await _error(request, err, raw, authenticated=who is not None)
@@ -130,16 +172,16 @@ async def create_request(request: web.Request) -> web.Response:
 def _query(request: web.Request) -> Callable[[Db], Awaitable[list[WebRequest]]]:
     """The read-model query `GET requests` asks for (Open311Error on a bad one)."""
     q = request.query
-    ids = [i for i in q.get("service_request_id", "").split(",") if i]
+    ids = [i.strip() for i in q.get("service_request_id", "").split(",") if i.strip()]
     if ids:
         return partial(web_requests_by_id, case_ids=ids, store=request.app[SERVICES].store)
     start = check_query_date(q.get("start_date"), "start_date")
-    end = check_query_date(q.get("end_date"), "end_date")
+    end = check_query_date(q.get("end_date"), "end_date", end=True)
     if start and end and (end - start > MAX_SPAN or end < start):
         raise Open311Error(400, "start_date..end_date must be an ordered span of at most 90 days")
     if start is None:
         start = (end or request.app[SERVICES].clock.now()) - MAX_SPAN
-    codes = [c for c in q.get("service_code", "").split(",") if c]
+    codes = [c.strip() for c in q.get("service_code", "").split(",") if c.strip()]
     statuses = {s for s in q.get("status", "").split(",") if s}
     if statuses - {"open", "closed"}:
         raise Open311Error(400, "status must be open and/or closed")
@@ -155,7 +197,8 @@ async def list_requests(request: web.Request) -> web.Response:
         return await _error(request, exc, None)
     async with request.app[SERVICES].store.connection() as conn:
         rows = await query(conn)
-    return _answer(request, [request_item(asdict(r)) for r in rows], "service_requests", "request")
+    texts = _texts(request)
+    return _answer(request, [request_item(asdict(r), texts) for r in rows], "service_requests", "request")
 
 
 async def get_request(request: web.Request) -> web.Response:
@@ -165,7 +208,7 @@ async def get_request(request: web.Request) -> web.Response:
         row = await web_request(conn, request.match_info["id"], store)
     if row is None:
         return await _error(request, Open311Error(404, "service_request_id not found", "not_found"), None)
-    return _answer(request, [request_item(asdict(row))], "service_requests", "request")
+    return _answer(request, [request_item(asdict(row), _texts(request))], "service_requests", "request")
 
 
 async def citizen_page(request: web.Request) -> web.FileResponse:
@@ -202,7 +245,8 @@ OPENAPI_PATHS: Json = {
                             "10 minutes answers the first)", "security": _PUBLIC, "parameters": [_FMT],
                  "responses": {"201": {"description": "[{service_request_id}]"},
                                "400": {"description": "errors"}, "403": {"description": "errors"},
-                               "404": {"description": "errors"}}},
+                               "404": {"description": "errors"},
+                               "409": {"description": "errors: Idempotency-Key used for another request"}}},
         "get": {"summary": "Open311: query web requests (service_request_id, service_code, start_date, "
                            "end_date, status)", "security": _PUBLIC, "parameters": [_FMT],
                 "responses": {"200": {"description": "service_requests"}}}},
