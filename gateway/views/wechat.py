@@ -17,6 +17,7 @@ signature or a plain push in safe mode; 400 on malformed XML - each recorded.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import replace
 
@@ -56,12 +57,21 @@ def _signed(request: web.Request, wechat: WechatSettings, *, signed: bool = True
     return timestamp, nonce
 
 
-async def _first_use(services: Services, wechat: WechatSettings, timestamp: str, nonce: str) -> None:
-    """Raise `BadSignature` when this (timestamp, nonce) was used within the replay window."""
+def _digest(method: str, sent: bytes) -> str:
+    return f"{method} {hashlib.sha256(sent).hexdigest()}"
+
+
+async def _first_use(services: Services, wechat: WechatSettings, timestamp: str, nonce: str,
+                     request: str) -> None:
+    """Raise `BadSignature` when this (timestamp, nonce) was used within the replay window by
+    another request than `request` (the method and a digest of what it carries). The same
+    request again is WeChat retrying an answer that took over 5 s: it goes on, and the `MsgId`
+    (or sender, time and event) dedup answers it as the first, changing nothing."""
     if services.nonces is None:
         services.nonces = NonceBook(services.redis, services.settings.stores.redis_prefix)
     # A timestamp is accepted from `window` before it to `window` after it.
-    if not await services.nonces.first_use(f"wechat:{timestamp}:{nonce}", 2 * wechat.replay_window + 1):
+    if not await services.nonces.first_use(f"wechat:{timestamp}:{nonce}", 2 * wechat.replay_window + 1,
+                                           request):
         raise BadSignature("this signature was used already", code="replayed")
 
 
@@ -106,7 +116,7 @@ async def handshake(request: web.Request) -> web.Response:
             safe = SafeMode(wechat.token or "", wechat.aes_key or "", wechat.appid or "")
             echostr = safe.decrypt(echostr, request.query.get("msg_signature"), timestamp,
                                    nonce).decode("utf-8", "replace")
-        await _first_use(services, wechat, timestamp, nonce)
+        await _first_use(services, wechat, timestamp, nonce, _digest("GET", request.query_string.encode()))
     except ChannelError as exc:
         await _rejected(request, exc, None)
         raise
@@ -126,7 +136,8 @@ async def push(request: web.Request) -> web.Response:
             message, xml = _decrypted(request, raw, safe, timestamp, nonce)
         else:
             message, xml = _plain(request, raw)
-        await _first_use(services, wechat, timestamp, nonce)
+        sent = _digest("POST", request.query_string.encode() + b"\n" + raw)
+        await _first_use(services, wechat, timestamp, nonce, sent)
     except ChannelError as exc:
         await _rejected(request, exc, raw)
         raise

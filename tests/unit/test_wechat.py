@@ -189,11 +189,17 @@ def test_the_envelope_must_name_the_sender_inside() -> None:
 async def test_nonce_book_without_redis_remembers_for_the_ttl() -> None:
     now = [0.0]
     book = NonceBook(None, "p:", max_local=2, now=lambda: now[0])
-    assert await book.first_use("a", 10) and not await book.first_use("a", 10)
+    assert await book.first_use("a", 10, "1") and not await book.first_use("a", 10, "2")
     now[0] = 10.5
-    assert await book.first_use("a", 10)
-    assert await book.first_use("b", 10) and await book.first_use("c", 10)
-    assert await book.first_use("a", 10)  # forgotten: at most two are kept
+    assert await book.first_use("a", 10, "2")
+    assert await book.first_use("b", 10, "1") and await book.first_use("c", 10, "1")
+    assert await book.first_use("a", 10, "3")  # forgotten: at most two are kept
+
+
+async def test_nonce_book_without_redis_lets_the_same_request_again_and_refuses_another() -> None:
+    book = NonceBook(None, "p:")
+    assert await book.first_use("a", 10, "POST 1") and await book.first_use("a", 10, "POST 1")
+    assert not await book.first_use("a", 10, "POST 2") and not await book.first_use("a", 10, "")
 
 
 def test_the_view_only_verifies_parses_and_sends_one_command() -> None:
