@@ -29,6 +29,7 @@ from panoramisk.ami_protocol import AMIProtocol
 
 from channels.errors import BadInput
 from channels.rejected import record_rejected
+from channels.times import plausible
 from dispatch.cases.events import CallerInfo
 from dispatch.core.capability import Task
 from dispatch.core.clock import Clock
@@ -78,10 +79,13 @@ def _recording(event: Mapping[str, Any]) -> str | None:
 
 
 def _time(event: Mapping[str, Any], received_at: datetime) -> datetime:
+    """The event's `Timestamp` (epoch seconds) when it is a plausible instant, else the arrival:
+    a garbled one (`inf`, year 33658, 1970) would end the follower or the projections."""
     try:
-        return datetime.fromtimestamp(float(event["Timestamp"]), UTC)
-    except (KeyError, TypeError, ValueError):
+        instant = datetime.fromtimestamp(float(event["Timestamp"]), UTC)
+    except (KeyError, TypeError, ValueError, OverflowError):
         return received_at
+    return instant if plausible(instant) else received_at
 
 
 def to_command(event: Mapping[str, Any], received_at: datetime, *, key_suffix: str = "") -> RecordCall:

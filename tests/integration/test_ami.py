@@ -195,3 +195,22 @@ async def test_the_queue_ringing_agents_is_recorded_per_agent(
         agents = [r["agent"] for r in await conn.fetch(
             "SELECT data->>'agent' AS agent FROM events WHERE stream = $1 ORDER BY version", f"call-{uid}")]
     assert agents == [None, "A002", "A001", "A001"]  # the repeated ring of A001 is recorded once
+
+
+@pytest.mark.parametrize("stamp", ["1e20", "inf", "-1e12", "nan", "0"])
+async def test_a_timestamp_out_of_range_neither_stops_the_follower_nor_is_kept(
+    ami: FakeAmi, follower: AmiClient, pg_pool: asyncpg.Pool, stamp: str
+) -> None:
+    """Asterisk's `Timestamp` is epoch seconds; one a PBX garbles (year 33658, 1970, inf) must not
+    end the follower (every later caller lost) nor be stored: the time of arrival stands for it."""
+    await ami.send({**join("1700000030.1", "13912340030"), "Timestamp": stamp})
+    await ami.send(join("1700000031.1", "13912340031"), abandon("1700000031.1", "13912340031"))
+
+    async def recorded() -> bool:
+        return len(await types_of(pg_pool, "call-1700000031.1")) == 2
+
+    await until(recorded)
+    async with pg_pool.acquire() as conn:
+        [offered] = [e.data for e in await stored_events(conn, "stream = 'call-1700000030.1'")]
+    assert "2000" <= offered["contact"]["occurred_at"] < "2100"
+
