@@ -206,3 +206,32 @@ async def test_a_task_closed_between_plan_and_assignment_is_skipped(client: Any)
     assert await assigner.cycle() == 0
     closed = await until(lambda: tasks(client, "status=closed"))
     assert [(t["task_id"], t["assigned_to"]) for t in closed] == [(task["task_id"], None)]
+
+
+@pytest.mark.parametrize("cursor", ["0001-01-01T00:00:00+14:00|x", "9999-12-31T23:59:59-14:00|x",
+                                    "2026-11-23T08:00:00|x"])
+async def test_a_cursor_this_api_never_gave_is_400_not_500(client: Any, cursor: str) -> None:
+    response = await client.get("/api/v1/missed-calls", params={"cursor": cursor},
+                                headers=auth("t-dispatcher"))
+    assert response.status == 400
+    assert (await response.json())["error"]["code"] == "bad_parameter"
+
+
+async def test_paging_with_the_cursors_given_lists_every_task_once(client: Any) -> None:
+    for n in range(5):
+        await abandon(client, n, f"1391234{n:04d}")
+
+    async def all_five() -> bool:
+        return len(await tasks(client, "limit=1000")) == 5
+
+    await until(all_five)
+    seen: list[str] = []
+    params = {"limit": "2"}
+    while True:
+        body = await (await client.get("/api/v1/missed-calls", params=params,
+                                       headers=auth("t-dispatcher"))).json()
+        seen += [t["task_id"] for t in body["items"]]
+        if body["next"] is None:
+            break
+        params["cursor"] = body["next"]
+    assert len(seen) == len(set(seen)) == 5
