@@ -78,6 +78,15 @@ def _recording(event: Mapping[str, Any]) -> str | None:
     return str(event.get("Recording")) if event.get("Recording") else None
 
 
+_NO_CALLER_ID = frozenset({"", "<unknown>", "unknown", "anonymous"})
+"""What Asterisk writes where a channel has no caller id (`<unknown>`; SIP privacy: `anonymous`)."""
+
+
+def _caller_id(event: Mapping[str, Any], name: str) -> str | None:
+    value = str(event.get(name) or "").strip()
+    return None if value.lower() in _NO_CALLER_ID else value
+
+
 def _time(event: Mapping[str, Any], received_at: datetime) -> datetime:
     """The event's `Timestamp` (epoch seconds) when it is a plausible instant, else the arrival:
     a garbled one (`inf`, year 33658, 1970) would end the follower or the projections."""
@@ -99,7 +108,7 @@ def to_command(event: Mapping[str, Any], received_at: datetime, *, key_suffix: s
     ringing = f":{agent}" if name == "AgentCalled" else ""  # a queue may ring several agents in turn
     contact = InboundContact(
         channel="phone", kind=f"call_{kind}", idempotency_key=f"ami:{uid}:{name}{ringing}{key_suffix}",
-        caller=CallerInfo(phone=event.get("CallerIDNum") or None, name=event.get("CallerIDName") or None),
+        caller=CallerInfo(phone=_caller_id(event, "CallerIDNum"), name=_caller_id(event, "CallerIDName")),
         occurred_at=_time(event, received_at), received_at=received_at, raw=dict(event),
         extra={"source": "ami", "event": name},
     )

@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import pytest
 
-from channels.ami import AmiClient, AmiConfig, parse_url
+from channels.ami import AmiClient, AmiConfig, parse_url, to_command
 from channels.errors import BadInput
 from dispatch.core.bus import MessageBus
 from dispatch.core.capability import collect_handlers
@@ -214,3 +215,15 @@ async def test_a_timestamp_out_of_range_neither_stops_the_follower_nor_is_kept(
         [offered] = [e.data for e in await stored_events(conn, "stream = 'call-1700000030.1'")]
     assert "2000" <= offered["contact"]["occurred_at"] < "2100"
 
+
+
+@pytest.mark.parametrize("withheld", ["<unknown>", "<Unknown>", "anonymous", "Anonymous", ""])
+def test_asterisks_marker_of_no_caller_id_is_a_withheld_number_and_no_name(withheld: str) -> None:
+    """Asterisk writes `<unknown>` where a channel has no caller id (SIP privacy: `anonymous`): it is
+    a withheld number, not a caller named "<unknown>" with that number."""
+    event = {**abandon("1700000050.1", withheld), "CallerIDName": withheld}
+    caller = to_command(event, datetime.now(UTC)).contact.caller
+    assert (caller.phone, caller.name) == (None, None)
+    named = to_command({**abandon("1700000050.1", "13912340050"), "CallerIDName": "张三"},
+                       datetime.now(UTC)).contact.caller
+    assert (named.phone, named.name) == ("13912340050", "张三")
