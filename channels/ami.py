@@ -3,8 +3,8 @@
 Follows `QueueCallerJoin`, `AgentCalled` (the queue rings an agent: the
 agent's console shows the caller card), `QueueCallerAbandon`, `AgentConnect`,
 `AgentComplete` and `Hangup` into call streams, idempotent on `Uniqueid` +
-event (+ the agent rung, for `AgentCalled`). After a lost connection (PBX
-restart) it reconnects with exponential backoff, asks `QueueStatus`, and
+event (+ the agent, for `AgentCalled` and `AgentConnect`: a transfer is answered
+again). After a lost connection (PBX restart) it reconnects with exponential backoff, asks `QueueStatus`, and
 records calls that vanished meanwhile: a caller still unanswered becomes a
 missed call, so nobody is lost; replays are harmless because every event
 carries its idempotency key. A recording named in `ChanVariable:
@@ -105,7 +105,9 @@ def to_command(event: Mapping[str, Any], received_at: datetime, *, key_suffix: s
     if kind is None or not uid or not all(c.isalnum() or c in "._-" for c in uid):
         raise BadInput(f"AMI {name or 'message'} without a usable Uniqueid", code="bad_event")
     agent = event.get("MemberName") or event.get("Interface") or None
-    ringing = f":{agent}" if name == "AgentCalled" else ""  # a queue may ring several agents in turn
+    # a queue may ring several agents in turn, and a call transferred back to a queue is answered
+    # by another agent under the same Uniqueid: those events are one per agent
+    ringing = f":{agent}" if name in ("AgentCalled", "AgentConnect") else ""
     contact = InboundContact(
         channel="phone", kind=f"call_{kind}", idempotency_key=f"ami:{uid}:{name}{ringing}{key_suffix}",
         caller=CallerInfo(phone=_caller_id(event, "CallerIDNum"), name=_caller_id(event, "CallerIDName")),

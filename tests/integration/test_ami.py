@@ -227,3 +227,26 @@ def test_asterisks_marker_of_no_caller_id_is_a_withheld_number_and_no_name(withh
     named = to_command({**abandon("1700000050.1", "13912340050"), "CallerIDName": "张三"},
                        datetime.now(UTC)).contact.caller
     assert (named.phone, named.name) == ("13912340050", "张三")
+
+
+async def test_a_call_transferred_to_another_agent_is_answered_twice_and_a_replay_once(
+    ami: FakeAmi, follower: AmiClient, pg_pool: asyncpg.Pool
+) -> None:
+    """An agent's blind transfer to a queue keeps the caller's `Uniqueid`: the second agent's
+    `AgentConnect` is a transfer (the calls report counts it), not a repeat of the first one."""
+    uid, caller = "1700000060.1", "13912340060"
+    second = {**connect(uid, caller), "MemberName": "A002", "Interface": "PJSIP/A002"}
+    await ami.send(join(uid, caller), connect(uid, caller), connect(uid, caller),  # the last: a replay
+                   {**join(uid, caller), "Queue": "consult"}, second, complete(uid, caller))
+
+    async def recorded() -> bool:
+        return "CallEnded" in await types_of(pg_pool, f"call-{uid}")
+
+    await until(recorded)
+    assert await types_of(pg_pool, f"call-{uid}") == ["CallOffered", "CallAnswered", "CallAnswered",
+                                                      "CallEnded"]
+    async with pg_pool.acquire() as conn:
+        agents = [r["agent"] for r in await conn.fetch(
+            "SELECT data->>'agent' AS agent FROM events WHERE stream = $1 AND type = 'CallAnswered'"
+            " ORDER BY version", f"call-{uid}")]
+    assert agents == ["A001", "A002"]
