@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -78,6 +79,10 @@ def _recording(event: Mapping[str, Any]) -> str | None:
     return str(event.get("Recording")) if event.get("Recording") else None
 
 
+_UNIQUEID = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
+"""A `Uniqueid` a call stream can be named by (`1700000001.12`, `pbx1-1700000001.12`): ASCII, as
+the log's stream names are (`str.isalnum` also passes `１` or `é`), and as long as a CTI `call_id`;
+another one could never be stored, and retrying it would hold every later event back."""
 _NO_CALLER_ID = frozenset({"", "<unknown>", "unknown", "anonymous"})
 """What Asterisk writes where a channel has no caller id (`<unknown>`; SIP privacy: `anonymous`)."""
 
@@ -102,7 +107,7 @@ def to_command(event: Mapping[str, Any], received_at: datetime, *, key_suffix: s
     name = str(event.get("Event", ""))
     kind = FOLLOWED.get(name)
     uid = str(event.get("Uniqueid") or "")
-    if kind is None or not uid or not all(c.isalnum() or c in "._-" for c in uid):
+    if kind is None or not _UNIQUEID.match(uid):
         raise BadInput(f"AMI {name or 'message'} without a usable Uniqueid", code="bad_event")
     agent = event.get("MemberName") or event.get("Interface") or None
     # a queue may ring several agents in turn, and a call transferred back to a queue is answered

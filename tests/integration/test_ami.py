@@ -250,3 +250,19 @@ async def test_a_call_transferred_to_another_agent_is_answered_twice_and_a_repla
             "SELECT data->>'agent' AS agent FROM events WHERE stream = $1 AND type = 'CallAnswered'"
             " ORDER BY version", f"call-{uid}")]
     assert agents == ["A001", "A002"]
+
+
+@pytest.mark.parametrize("uid", ["1" * 250, "１７００.1", "1700000070.é"])
+async def test_a_uniqueid_no_stream_can_be_named_by_is_rejected_and_the_next_call_recorded(
+    ami: FakeAmi, follower: AmiClient, pg_pool: asyncpg.Pool, uid: str
+) -> None:
+    """Was retried for ever as if the store were down: every later call waited behind it."""
+    await ami.send(join(uid, "13912340070"))
+    await ami.send(join("1700000071.1", "13912340071"), abandon("1700000071.1", "13912340071"))
+
+    async def recorded() -> bool:
+        return len(await types_of(pg_pool, "call-1700000071.1")) == 2
+
+    await until(recorded)
+    [rejected] = await stored_events(pg_pool, "type = 'InputRejected'")
+    assert (rejected.data["channel"], rejected.data["code"]) == ("ami", "bad_event")
