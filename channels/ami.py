@@ -3,8 +3,8 @@
 Follows `QueueCallerJoin`, `AgentCalled` (the queue rings an agent: the
 agent's console shows the caller card), `QueueCallerAbandon`, `AgentConnect`,
 `AgentComplete` and `Hangup` into call streams, idempotent on `Uniqueid` +
-event (+ the agent rung, for `AgentCalled`). After a lost connection (PBX
-restart) it reconnects with exponential backoff, asks `QueueStatus`, and
+event (+ the agent, for `AgentCalled` and `AgentConnect`: a transfer is answered
+again). After a lost connection (PBX restart) it reconnects with exponential backoff, asks `QueueStatus`, and
 records calls that vanished meanwhile: a caller still unanswered becomes a
 missed call, so nobody is lost; replays are harmless because every event
 carries its idempotency key. A recording named in `ChanVariable:
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +30,7 @@ from panoramisk.ami_protocol import AMIProtocol
 
 from channels.errors import BadInput
 from channels.rejected import record_rejected
+from channels.times import plausible
 from dispatch.cases.events import CallerInfo
 from dispatch.core.capability import Task
 from dispatch.core.clock import Clock
@@ -77,11 +79,27 @@ def _recording(event: Mapping[str, Any]) -> str | None:
     return str(event.get("Recording")) if event.get("Recording") else None
 
 
+_UNIQUEID = re.compile(r"^[A-Za-z0-9_.\-]{1,128}$")
+"""A `Uniqueid` a call stream can be named by (`1700000001.12`, `pbx1-1700000001.12`): ASCII, as
+the log's stream names are (`str.isalnum` also passes `１` or `é`), and as long as a CTI `call_id`;
+another one could never be stored, and retrying it would hold every later event back."""
+_NO_CALLER_ID = frozenset({"", "<unknown>", "unknown", "anonymous"})
+"""What Asterisk writes where a channel has no caller id (`<unknown>`; SIP privacy: `anonymous`)."""
+
+
+def _caller_id(event: Mapping[str, Any], name: str) -> str | None:
+    value = str(event.get(name) or "").strip()
+    return None if value.lower() in _NO_CALLER_ID else value
+
+
 def _time(event: Mapping[str, Any], received_at: datetime) -> datetime:
+    """The event's `Timestamp` (epoch seconds) when it is a plausible instant, else the arrival:
+    a garbled one (`inf`, year 33658, 1970) would end the follower or the projections."""
     try:
-        return datetime.fromtimestamp(float(event["Timestamp"]), UTC)
-    except (KeyError, TypeError, ValueError):
+        instant = datetime.fromtimestamp(float(event["Timestamp"]), UTC)
+    except (KeyError, TypeError, ValueError, OverflowError):
         return received_at
+    return instant if plausible(instant) else received_at
 
 
 def to_command(event: Mapping[str, Any], received_at: datetime, *, key_suffix: str = "") -> RecordCall:
@@ -89,13 +107,15 @@ def to_command(event: Mapping[str, Any], received_at: datetime, *, key_suffix: s
     name = str(event.get("Event", ""))
     kind = FOLLOWED.get(name)
     uid = str(event.get("Uniqueid") or "")
-    if kind is None or not uid or not all(c.isalnum() or c in "._-" for c in uid):
+    if kind is None or not _UNIQUEID.match(uid):
         raise BadInput(f"AMI {name or 'message'} without a usable Uniqueid", code="bad_event")
     agent = event.get("MemberName") or event.get("Interface") or None
-    ringing = f":{agent}" if name == "AgentCalled" else ""  # a queue may ring several agents in turn
+    # a queue may ring several agents in turn, and a call transferred back to a queue is answered
+    # by another agent under the same Uniqueid: those events are one per agent
+    ringing = f":{agent}" if name in ("AgentCalled", "AgentConnect") else ""
     contact = InboundContact(
         channel="phone", kind=f"call_{kind}", idempotency_key=f"ami:{uid}:{name}{ringing}{key_suffix}",
-        caller=CallerInfo(phone=event.get("CallerIDNum") or None, name=event.get("CallerIDName") or None),
+        caller=CallerInfo(phone=_caller_id(event, "CallerIDNum"), name=_caller_id(event, "CallerIDName")),
         occurred_at=_time(event, received_at), received_at=received_at, raw=dict(event),
         extra={"source": "ami", "event": name},
     )

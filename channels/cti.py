@@ -71,4 +71,4 @@ def parse_event(body: Mapping[str, Any], received_at: datetime) -> RecordCall:
         extra={"source": "cti", "event_id": event_id},
     )
     return RecordCall(kind=kind, call_id=call_id, contact=contact, queue=queue, agent=agent,
-                      recording=recording)
+                      recording=recording, one_event_per_key=True)

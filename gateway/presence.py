@@ -26,7 +26,7 @@ from dispatch.core.messages import Json
 from dispatch.missed_calls.policy import Assigner
 from dispatch.missed_calls.presence import RecordPresence
 from gateway.auth import Forbidden, require
-from gateway.http import BadRequest, error_response, json_response, read_json
+from gateway.http import BadRequest, error_response, json_response, limit_param, page, read_json
 from gateway.presence_board import STATUSES, PresenceBoard
 from gateway.services import SERVICES, Services
 from gateway.views.org import forbidden, reach_of
@@ -83,9 +83,11 @@ async def get_presence(request: web.Request) -> web.Response:
     except (RedisError, OSError):
         return error_response(503, "presence_unavailable", "presence store (Redis) is unavailable",
                               {"Retry-After": "2"})
+    limit, after = limit_param(request), request.query.get("cursor") or ""
     items = [{"agent_id": a, "status": s} for a, s in sorted(statuses.items())
-             if agents is None or a in agents or a == who.subject]
-    return json_response({"items": items, "next": None})
+             if (agents is None or a in agents or a == who.subject) and a > after]
+    more = len(items) > limit
+    return json_response(page(items[:limit], items[limit - 1]["agent_id"] if more else None))
 
 
 def setup(app: web.Application) -> None:

@@ -57,6 +57,12 @@ class NotAllowed(DispatchError):
     code = "not_allowed"
 
 
+class KeyReused(NotAllowed):
+    """A channel's idempotency key (its message or event id) came again with other content."""
+
+    code = "idempotency_conflict"
+
+
 class InvalidConfig(ValueError):
     """A configuration value breaks its type's rule; `field` names the attribute.
 

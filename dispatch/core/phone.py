@@ -19,7 +19,9 @@ from dispatch.core.errors import InvalidCommand
 DEFAULT_REGION = "CN"
 CHINA = 86
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
-_LANDLINE = re.compile(r"^0\d{2,3}\d{7,8}$")
+_LANDLINE = re.compile(r"^0(10|2\d|[3-9]\d{2})\d{7,8}$")
+"""An area code (010, 02x, 03xx-09xx) and the number: `0` and a mobile (how PBXs present a mobile
+from another city, 外地手机加0) is no landline, and `phonenumbers` reads it as the mobile."""
 _SERVICE = re.compile(r"^(95598|12345|110|119|120|122)$")
 _CHINA_PREFIX = re.compile(r"^(\+86|0086)")
 _DIALLABLE = re.compile(r"^\+?[\d\s\-().]+$")

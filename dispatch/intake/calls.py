@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import quote, urlsplit
 
 from dispatch.core.bus import Handler
-from dispatch.core.errors import InvalidCommand, NotAllowed
+from dispatch.core.errors import InvalidCommand, KeyReused
 from dispatch.core.messages import Command, Event, event, metadata, to_new_event
+from dispatch.core.personal import ERASED
+from dispatch.core.phone import normalise_phone
 from dispatch.intake.contact import InboundContact
-from eventstore import ANY, AppendResult, EventStore
+from eventstore import ANY, AppendResult, EventStore, RecordedEvent
 from eventstore.errors import IdempotencyConflict
 
 CALL_KINDS: tuple[str, ...] = ("offered", "answered", "abandoned", "ended")
@@ -78,6 +81,10 @@ class RecordCall(Command):
     reason: str | None = None
     recording: str | None = None
     answered: bool = False
+    one_event_per_key: bool = False
+    """The channel's key names one event (CTI `event_id`): the same key with another event's
+    content (type, caller, queue, agent, time, recording) is refused, not taken as a repeat.
+    AMI keys name an event kind of a call (`Uniqueid` + event), whose replays may differ."""
 
 
 def call_stream(call_id: str) -> str:
@@ -106,14 +113,40 @@ async def record_call(cmd: RecordCall, *, store: EventStore) -> AppendResult:
         received_at=cmd.contact.received_at,
     )
     try:
-        return await store.append(
+        result = await store.append(
             call_stream(cmd.call_id),
             [to_new_event(evt, meta)],
             ANY,
             idempotency_key=cmd.contact.idempotency_key,
         )
     except IdempotencyConflict as exc:
-        raise NotAllowed(f"event key already used for another call ({exc.stored_stream})") from exc
+        raise KeyReused("this event id was already used for another call") from exc
+    if result.duplicate and cmd.one_event_per_key:
+        [stored] = await store.read_stream(result.stream, after_version=result.first_version - 1, limit=1)
+        if not _same_event(stored, evt):
+            raise KeyReused("this event id was already used for another event of the call")
+    return result
+
+
+def _number(phone: str | None) -> str | None:
+    """A caller's number as compared: canonical when it is one (any format of it is the same)."""
+    try:
+        return normalise_phone(phone) if phone else None
+    except InvalidCommand:
+        return phone
+
+
+def _same_event(stored: RecordedEvent, evt: CallEvent) -> bool:
+    """Whether a stored call event says what `evt` says: its type, queue, agent, recording, time
+    and caller (an erased number matches any)."""
+    data, contact = stored.data, stored.data["contact"]
+    phone = contact["caller"]["phone"]
+    return (
+        (stored.type, data.get("queue"), data.get("agent"), data.get("recording"))
+        == (type(evt).__name__, evt.queue, evt.agent, evt.recording)
+        and datetime.fromisoformat(contact["occurred_at"]) == evt.contact.occurred_at
+        and (phone == ERASED or _number(phone) == _number(evt.contact.caller.phone))
+    )
 
 
 RECORDING_FIELDS: tuple[str, ...] = ("call_id", "recording")

@@ -38,27 +38,35 @@ _STATUS_COLUMN = {
 }
 
 
+_PROGRESS = "ARRAY['offered', 'answered', 'ended', 'abandoned']::text[]"
+"""A call's statuses in the order a call goes through them: its status never goes back, so events a
+PBX delivers out of order (the end before the answer) leave it as the last of them says; a call
+abandoned stays abandoned (as before, whatever came after)."""
+
+
 async def _apply_call(conn: asyncpg.Connection, event: RecordedEvent) -> list[Change]:
     status, column = _STATUS_COLUMN[event.type]
     data = event.data
     contact = data["contact"]
     at = datetime.fromisoformat(contact["occurred_at"])
     caller = callable_number(contact["caller"]["phone"]) or contact["caller"]["phone"]
-    await conn.execute(
+    shown = await conn.fetchval(
         f"""INSERT INTO calls (call_id, caller, queue, agent, source, status, {column}, reason,
                 recording, version)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
             ON CONFLICT (call_id) DO UPDATE SET
                 caller = coalesce(calls.caller, $2), queue = coalesce($3, calls.queue),
                 agent = coalesce($4, calls.agent),
-                status = CASE WHEN calls.status = 'abandoned' THEN calls.status ELSE $6 END,
+                status = CASE WHEN array_position({_PROGRESS}, calls.status)
+                                   >= array_position({_PROGRESS}, $6) THEN calls.status ELSE $6 END,
                 {column} = coalesce(calls.{column}, $7), reason = coalesce($8, calls.reason),
-                recording = coalesce($9, calls.recording), version = $10""",
+                recording = coalesce($9, calls.recording), version = $10
+            RETURNING status""",
         data["call_id"], caller, data.get("queue"), data.get("agent"),
         contact.get("extra", {}).get("source"), status, at, data.get("reason"),
         data.get("recording"), event.version,
     )
-    return [Change("call", {"call_id": data["call_id"], "status": status})]
+    return [Change("call", {"call_id": data["call_id"], "status": shown})]
 
 
 def _caller(evt: CallbackTaskOpened) -> str:

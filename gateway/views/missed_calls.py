@@ -16,7 +16,7 @@ from aiohttp import web
 from dispatch.core.errors import NotFound
 from dispatch.core.messages import Json
 from dispatch.missed_calls.policy import AssignCallbackTask, RecordCallbackOutcome
-from dispatch.missed_calls.read_model import calls_by_queue_hour, missed_call_tasks, task_in_scope
+from dispatch.missed_calls.read_model import QueueHour, calls_by_queue_hour, missed_call_tasks, task_in_scope
 from gateway.auth import Principal, require
 from gateway.http import BadRequest, instant, json_response, limit_param, page, read_json
 from gateway.services import SERVICES
@@ -29,9 +29,9 @@ def _cursor(raw: str | None) -> tuple[datetime | None, str]:
     if not raw:
         return None, ""
     at, _, task_id = raw.partition("|")
-    try:
-        return datetime.fromisoformat(at), task_id
-    except ValueError as exc:
+    try:  # cursors name a task's first miss: an aware instant in 2000-2099, as every channel takes
+        return instant(at, "cursor", "bad_parameter"), task_id
+    except BadRequest as exc:
         raise BadRequest("bad_parameter", "cursor is not one this API gave") from exc
 
 
@@ -111,13 +111,37 @@ async def abandoned_report(request: web.Request) -> web.Response:
         raise BadRequest("bad_parameter", "tz is not an IANA time zone") from exc
     start = _time(request, "from") or datetime.fromisoformat("1970-01-01T00:00:00+00:00")
     end = _time(request, "to") or datetime.fromisoformat("9999-01-01T00:00:00+00:00")
+    limit = limit_param(request)
+    after = _hour_cursor(request.query.get("cursor"))
     async with request.app[SERVICES].pool.acquire() as conn:
         rows = await calls_by_queue_hour(conn, start, end, tz, request.query.get("queue") or None)
+    keyed = sorted((_hour_key(r), r) for r in rows)
+    chosen = [(key, r) for key, r in keyed if after is None or key > after][:limit]
     items = [{"queue": r.queue, "hour": r.hour.isoformat(), "tz": tz, "calls": r.calls,
               "abandoned": r.abandoned, "answered": r.answered,
               "abandon_rate": round(r.abandoned / r.calls, 4) if r.calls else 0.0}
-             for r in rows]
-    return json_response(page(items, None))
+             for _, r in chosen]
+    more = len(chosen) == limit and chosen[-1][0] != keyed[-1][0]
+    return json_response(page(items, "|".join(chosen[-1][0]) if more else None))
+
+
+def _hour_key(row: QueueHour) -> tuple[str, str]:
+    """A report row's place in the list: its local hour, then its queue (none first)."""
+    return row.hour.isoformat(), row.queue or ""
+
+
+def _hour_cursor(raw: str | None) -> tuple[str, str] | None:
+    """The place of the last row of the page before (`hour|queue`, as `next` gave it)."""
+    if not raw:
+        return None
+    hour, sep, queue = raw.partition("|")
+    try:
+        datetime.fromisoformat(hour)
+    except ValueError as exc:
+        raise BadRequest("bad_parameter", "cursor is not one this API gave") from exc
+    if not sep:
+        raise BadRequest("bad_parameter", "cursor is not one this API gave")
+    return hour, queue
 
 
 def setup(app: web.Application) -> None:

@@ -136,6 +136,7 @@ OPENAPI_PATHS: Json = {
         "requestBody": {"content": {"application/json": {"schema": _CTI_BODY}}},
         "responses": {"201": {"description": "recorded"}, "200": {"description": "repeat delivery"},
                       "400": {"description": "malformed input (recorded as rejected)"},
+                      "409": {"description": "idempotency_conflict: the event_id named another event"},
                       "401": {"description": "no channel token"},
                       "403": {"description": "the token's scope does not name cti"}}}},
     "/channels/twilio/sms": {"post": {

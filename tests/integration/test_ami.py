@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import pytest
 
-from channels.ami import AmiClient, AmiConfig, parse_url
+from channels.ami import AmiClient, AmiConfig, parse_url, to_command
 from channels.errors import BadInput
 from dispatch.core.bus import MessageBus
 from dispatch.core.capability import collect_handlers
@@ -195,3 +196,73 @@ async def test_the_queue_ringing_agents_is_recorded_per_agent(
         agents = [r["agent"] for r in await conn.fetch(
             "SELECT data->>'agent' AS agent FROM events WHERE stream = $1 ORDER BY version", f"call-{uid}")]
     assert agents == [None, "A002", "A001", "A001"]  # the repeated ring of A001 is recorded once
+
+
+@pytest.mark.parametrize("stamp", ["1e20", "inf", "-1e12", "nan", "0"])
+async def test_a_timestamp_out_of_range_neither_stops_the_follower_nor_is_kept(
+    ami: FakeAmi, follower: AmiClient, pg_pool: asyncpg.Pool, stamp: str
+) -> None:
+    """Asterisk's `Timestamp` is epoch seconds; one a PBX garbles (year 33658, 1970, inf) must not
+    end the follower (every later caller lost) nor be stored: the time of arrival stands for it."""
+    await ami.send({**join("1700000030.1", "13912340030"), "Timestamp": stamp})
+    await ami.send(join("1700000031.1", "13912340031"), abandon("1700000031.1", "13912340031"))
+
+    async def recorded() -> bool:
+        return len(await types_of(pg_pool, "call-1700000031.1")) == 2
+
+    await until(recorded)
+    async with pg_pool.acquire() as conn:
+        [offered] = [e.data for e in await stored_events(conn, "stream = 'call-1700000030.1'")]
+    assert "2000" <= offered["contact"]["occurred_at"] < "2100"
+
+
+
+@pytest.mark.parametrize("withheld", ["<unknown>", "<Unknown>", "anonymous", "Anonymous", ""])
+def test_asterisks_marker_of_no_caller_id_is_a_withheld_number_and_no_name(withheld: str) -> None:
+    """Asterisk writes `<unknown>` where a channel has no caller id (SIP privacy: `anonymous`): it is
+    a withheld number, not a caller named "<unknown>" with that number."""
+    event = {**abandon("1700000050.1", withheld), "CallerIDName": withheld}
+    caller = to_command(event, datetime.now(UTC)).contact.caller
+    assert (caller.phone, caller.name) == (None, None)
+    named = to_command({**abandon("1700000050.1", "13912340050"), "CallerIDName": "张三"},
+                       datetime.now(UTC)).contact.caller
+    assert (named.phone, named.name) == ("13912340050", "张三")
+
+
+async def test_a_call_transferred_to_another_agent_is_answered_twice_and_a_replay_once(
+    ami: FakeAmi, follower: AmiClient, pg_pool: asyncpg.Pool
+) -> None:
+    """An agent's blind transfer to a queue keeps the caller's `Uniqueid`: the second agent's
+    `AgentConnect` is a transfer (the calls report counts it), not a repeat of the first one."""
+    uid, caller = "1700000060.1", "13912340060"
+    second = {**connect(uid, caller), "MemberName": "A002", "Interface": "PJSIP/A002"}
+    await ami.send(join(uid, caller), connect(uid, caller), connect(uid, caller),  # the last: a replay
+                   {**join(uid, caller), "Queue": "consult"}, second, complete(uid, caller))
+
+    async def recorded() -> bool:
+        return "CallEnded" in await types_of(pg_pool, f"call-{uid}")
+
+    await until(recorded)
+    assert await types_of(pg_pool, f"call-{uid}") == ["CallOffered", "CallAnswered", "CallAnswered",
+                                                      "CallEnded"]
+    async with pg_pool.acquire() as conn:
+        agents = [r["agent"] for r in await conn.fetch(
+            "SELECT data->>'agent' AS agent FROM events WHERE stream = $1 AND type = 'CallAnswered'"
+            " ORDER BY version", f"call-{uid}")]
+    assert agents == ["A001", "A002"]
+
+
+@pytest.mark.parametrize("uid", ["1" * 250, "１７００.1", "1700000070.é"])
+async def test_a_uniqueid_no_stream_can_be_named_by_is_rejected_and_the_next_call_recorded(
+    ami: FakeAmi, follower: AmiClient, pg_pool: asyncpg.Pool, uid: str
+) -> None:
+    """Was retried for ever as if the store were down: every later call waited behind it."""
+    await ami.send(join(uid, "13912340070"))
+    await ami.send(join("1700000071.1", "13912340071"), abandon("1700000071.1", "13912340071"))
+
+    async def recorded() -> bool:
+        return len(await types_of(pg_pool, "call-1700000071.1")) == 2
+
+    await until(recorded)
+    [rejected] = await stored_events(pg_pool, "type = 'InputRejected'")
+    assert (rejected.data["channel"], rejected.data["code"]) == ("ami", "bad_event")

@@ -228,7 +228,8 @@ async def test_a_cti_event_id_reused_for_another_call_is_409_and_counted(client:
                 "queue": "95598", "at": "2026-11-23T08:00:00Z"}
         response = await client.post("/channels/cti/events", json=body, headers=auth("t-channel"))
         assert response.status == status
-    assert dropped(services, "cti", "not_allowed") == 1.0
+    assert (await response.json())["error"]["code"] == "idempotency_conflict"  # as README says of reused ids
+    assert dropped(services, "cti", "idempotency_conflict") == 1.0
 
 
 async def test_a_report_span_outside_2000_2099_is_400(client: Any) -> None:

@@ -206,3 +206,75 @@ async def test_a_task_closed_between_plan_and_assignment_is_skipped(client: Any)
     assert await assigner.cycle() == 0
     closed = await until(lambda: tasks(client, "status=closed"))
     assert [(t["task_id"], t["assigned_to"]) for t in closed] == [(task["task_id"], None)]
+
+
+@pytest.mark.parametrize("cursor", ["0001-01-01T00:00:00+14:00|x", "9999-12-31T23:59:59-14:00|x",
+                                    "2026-11-23T08:00:00|x"])
+async def test_a_cursor_this_api_never_gave_is_400_not_500(client: Any, cursor: str) -> None:
+    response = await client.get("/api/v1/missed-calls", params={"cursor": cursor},
+                                headers=auth("t-dispatcher"))
+    assert response.status == 400
+    assert (await response.json())["error"]["code"] == "bad_parameter"
+
+
+async def test_paging_with_the_cursors_given_lists_every_task_once(client: Any) -> None:
+    for n in range(5):
+        await abandon(client, n, f"1391234{n:04d}")
+
+    async def all_five() -> bool:
+        return len(await tasks(client, "limit=1000")) == 5
+
+    await until(all_five)
+    seen: list[str] = []
+    params = {"limit": "2"}
+    while True:
+        body = await (await client.get("/api/v1/missed-calls", params=params,
+                                       headers=auth("t-dispatcher"))).json()
+        seen += [t["task_id"] for t in body["items"]]
+        if body["next"] is None:
+            break
+        params["cursor"] = body["next"]
+    assert len(seen) == len(set(seen)) == 5
+
+
+@pytest.mark.parametrize(("path", "query"), [
+    *((path, query) for path in ("/api/v1/agents/presence", "/api/v1/reports/abandoned-calls")
+      for query in ("limit=0", "limit=1001", "limit=x")),
+    ("/api/v1/reports/abandoned-calls", "cursor=not-one-we-gave"),  # presence's cursor is an agent id
+])
+async def test_every_list_here_keeps_the_shared_limit_and_cursor_rules(
+    client: Any, path: str, query: str
+) -> None:
+    """Were 200 with every item: `limit` and `cursor` were ignored by these two lists."""
+    response = await client.get(f"{path}?{query}", headers=auth("t-dispatcher"))
+    assert response.status == 400, await response.text()
+    assert (await response.json())["error"]["code"] == "bad_parameter"
+
+
+async def test_the_abandoned_call_report_and_presence_come_in_pages(client: Any) -> None:
+    for n in range(5):  # five hours of one queue
+        body = {"event_id": f"p{n}", "type": "abandoned", "call_id": f"p{n}", "caller": "13912340000",
+                "queue": "95598", "at": f"2026-11-23T0{n}:30:00Z"}
+        assert (await client.post("/channels/cti/events", json=body, headers=auth("t-channel"))).status == 201
+    for agent in ("A001", "A002", "A003"):
+        assert await presence(client, agent, "online") == 200
+
+    async def pages(path: str, limit: int) -> list[Any]:
+        seen: list[Any] = []
+        params = {"limit": str(limit)}
+        while True:
+            body = await (await client.get(path, params=params, headers=auth("t-dispatcher"))).json()
+            assert len(body["items"]) <= limit
+            seen += body["items"]
+            if body["next"] is None:
+                return seen
+            params["cursor"] = body["next"]
+
+    async def projected() -> bool:
+        return len(await pages("/api/v1/reports/abandoned-calls", 1000)) == 5
+
+    await until(projected)
+    hours = [item["hour"] for item in await pages("/api/v1/reports/abandoned-calls", 2)]
+    assert hours == [f"2026-11-23T0{n}:00:00" for n in range(5)]
+    agents = [item["agent_id"] for item in await pages("/api/v1/agents/presence", 2)]
+    assert agents == ["A001", "A002", "A003"]

@@ -140,3 +140,47 @@ async def test_abandoned_report_per_queue_and_hour(client: Any) -> None:
     [row] = body["items"]
     assert (row["queue"], row["abandoned"], row["answered"]) == ("95598", 2, 1)
     assert row["hour"].startswith("2026-11-23T16:00")
+
+
+async def test_an_event_id_reused_for_other_content_is_409_idempotency_conflict(client: Any) -> None:
+    """A repeated delivery is the same event again (200); an `event_id` the PBX reuses for another
+    event - another type, caller or time, or another call - is not: answering 200 would drop it."""
+    post = client.post
+    assert (await post("/channels/cti/events", json=cti("k1", "abandoned", "call-k1"),
+                       headers=auth("t-channel"))).status == 201
+    assert (await post("/channels/cti/events", json=cti("k1", "abandoned", "call-k1"),
+                       headers=auth("t-channel"))).status == 200
+    for other in (cti("k1", "answered", "call-k1"), cti("k1", "abandoned", "call-k1", caller="13900000000"),
+                  cti("k1", "abandoned", "call-k1", at="2026-11-23T08:05:00Z"),
+                  cti("k1", "abandoned", "call-k2")):
+        response = await post("/channels/cti/events", json=other, headers=auth("t-channel"))
+        assert response.status == 409, other
+        assert (await response.json())["error"]["code"] == "idempotency_conflict"
+    pool = client.app[SERVICES].pool
+    async with pool.acquire() as conn:
+        types = [r["type"] for r in await conn.fetch(
+            "SELECT type FROM events WHERE stream IN ('call-call-k1', 'call-call-k2')")]
+    assert types == ["CallAbandoned"]
+    # the same instant written in another offset, or the number in another format, is the same event
+    for same in (cti("k1", "abandoned", "call-k1", at="2026-11-23T16:00:00+08:00"),
+                 cti("k1", "abandoned", "call-k1", caller="+86 139 1234 5678")):
+        assert (await post("/channels/cti/events", json=same, headers=auth("t-channel"))).status == 200
+
+
+@pytest.mark.parametrize(("kinds", "status"), [
+    (("offered", "ended", "answered"), "ended"),  # the end delivered before the answer
+    (("answered", "offered"), "answered"),
+    (("offered", "abandoned", "ended"), "abandoned"),
+    (("ended", "abandoned", "offered"), "abandoned"),
+])
+async def test_a_calls_status_does_not_go_back_when_its_events_come_out_of_order(
+    client: Any, kinds: tuple[str, ...], status: str
+) -> None:
+    """A PBX's events may arrive in any order: a call once over is never shown waiting or talking."""
+    for n, kind in enumerate(kinds):
+        response = await client.post("/channels/cti/events", json=cti(f"o{n}", kind, "c-order"),
+                                     headers=auth("t-channel"))
+        assert response.status == 201
+    card = await wait_for(client, "/api/v1/callers/13912345678",  # every event projected
+                          lambda b: b["calls"] and all(b["calls"][0][f"{kind}_at"] for kind in kinds))
+    assert card["calls"][0]["status"] == status

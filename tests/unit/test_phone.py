@@ -22,6 +22,22 @@ def test_common_formats_are_accepted(given: str, canonical: str) -> None:
     assert normalise_phone(given) == canonical
 
 
+@pytest.mark.parametrize("given", ["013912345678", "0139 1234 5678", "+86 013912345678",
+                                   "0086-0139-1234-5678"])
+def test_a_mobile_with_the_trunk_prefix_is_that_mobile(given: str) -> None:
+    """PBXs in China present a mobile from another city with the long-distance 0 (外地手机加0):
+    no area code starts 01 but Beijing's 010, so it is the mobile, one caller and one call-back."""
+    assert normalise_phone(given) == "13912345678"
+
+
+@pytest.mark.parametrize(("given", "canonical"), [
+    ("01012345678", "01012345678"), ("02112345678", "02112345678"), ("075588889999", "075588889999"),
+    ("0311 1234567", "03111234567"),
+])
+def test_landlines_keep_their_area_code(given: str, canonical: str) -> None:
+    assert normalise_phone(given) == canonical
+
+
 @pytest.mark.parametrize("given", ["12", "abc", "", "+86 1234", "139123456789999",
                                    "路灯坏了，联系 029 8888 1234", "call +44 20 7946 0958", "1-800-FLOWERS"])
 def test_what_is_no_phone_number_is_refused(given: str) -> None:
