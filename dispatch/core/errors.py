@@ -45,12 +45,6 @@ class StaleVersion(DispatchError):
         self.actual = actual
 
 
-class KeyReused(DispatchError):
-    """A client's idempotency key names an earlier, different request (not a retry of it)."""
-
-    code = "idempotency_conflict"
-
-
 class NotAllowed(DispatchError):
     """The action is not allowed in the aggregate's current state or for this actor."""
 
@@ -58,7 +52,8 @@ class NotAllowed(DispatchError):
 
 
 class KeyReused(NotAllowed):
-    """A channel's idempotency key (its message or event id) came again with other content."""
+    """A client's idempotency key (a channel's message or event id, an `Idempotency-Key`) came
+    again with other content: an earlier, different request, not a retry of it."""
 
     code = "idempotency_conflict"
 
