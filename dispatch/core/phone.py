@@ -30,8 +30,16 @@ words ("call 13912345678") or read letters as digits (vanity numbers); a field o
 that is more than a number is not one."""
 
 
+_URI = re.compile(r"^\s*(?:tel|sips?):([^;@]*)(?:[;@].*)?$", re.IGNORECASE | re.DOTALL)
+"""A number written as a URI, as PBXs and SIP trunks present callers: RFC 3966 `tel:+86-139...`
+(with `;phone-context=` or other parameters) or a SIP URI's user part (`sip:13912345678@pbx`)."""
+
+
 def normalise_phone(raw: str) -> str:
     """A phone number in canonical form (Chinese numbers without +86); raise if invalid."""
+    uri = _URI.match(raw)
+    if uri is not None:
+        return normalise_phone(uri.group(1))
     digits = _CHINA_PREFIX.sub("", re.sub(r"[\s\-()]", "", raw))
     if _MOBILE.match(digits) or _LANDLINE.match(digits) or _SERVICE.match(digits):
         return digits  # the forms stored since the first release, kept byte for byte

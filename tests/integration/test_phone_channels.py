@@ -67,6 +67,17 @@ async def test_cti_events_are_idempotent_and_make_a_task_within_a_second(client:
     assert body["next"] is None
 
 
+async def test_a_caller_presented_as_a_sip_or_tel_uri_gets_one_call_back_with_the_number(client: Any) -> None:
+    for n, caller in enumerate(("sip:13912345678@10.0.0.8", "tel:+86-139-1234-5678", "013912345678")):
+        response = await client.post("/channels/cti/events", json=cti(f"u{n}", "abandoned", f"cu{n}", caller),
+                                     headers=auth("t-channel"))
+        assert response.status == 201
+    body = await wait_for(client, "/api/v1/missed-calls?status=open",
+                          lambda b: b["items"] and b["items"][0]["attempts"] == 3)
+    [task] = body["items"]
+    assert task["caller"] == "13912345678"
+
+
 async def test_a_withheld_number_is_recorded_and_makes_no_task(client: Any) -> None:
     """An anonymous caller's abandoned call is a contact on record; no call-back can be made,
     and the redistribution goes on past it (the next caller's abandon gets its task)."""

@@ -30,6 +30,18 @@ def test_a_mobile_with_the_trunk_prefix_is_that_mobile(given: str) -> None:
     assert normalise_phone(given) == "13912345678"
 
 
+def test_a_number_written_as_a_tel_or_sip_uri_is_that_number() -> None:
+    """PBXs and SIP trunks present callers as URIs (RFC 3966 `tel:`, a SIP URI's user part): a
+    missed caller so presented must still get a call-back, keyed as the same caller."""
+    for given in ("tel:+86-139-1234-5678", "TEL:13912345678;phone-context=+86", "sip:13912345678@10.0.0.8",
+                  "sips:+8613912345678@pbx.example.cn;user=phone", " sip:013912345678@pbx:5060"):
+        assert normalise_phone(given) == "13912345678"
+    assert normalise_phone("tel:+44-20-7946-0958") == "+442079460958"
+    for refused in ("sip:reception@pbx.example.cn", "tel:", "sip:@pbx", "mailto:13912345678"):
+        with pytest.raises(InvalidCommand):
+            normalise_phone(refused)
+
+
 @pytest.mark.parametrize(("given", "canonical"), [
     ("01012345678", "01012345678"), ("02112345678", "02112345678"), ("075588889999", "075588889999"),
     ("0311 1234567", "03111234567"),
