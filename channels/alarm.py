@@ -19,7 +19,7 @@ from typing import Any
 from channels.contact_id import AlarmSignal, decode_http_code
 from channels.errors import BadInput
 from channels.sia import Frame
-from channels.times import plausible
+from channels.times import parse_time
 from dispatch.cases.events import CallerInfo, Place
 from dispatch.elderly.alarms import ReceiveAlarm
 from dispatch.gis.geo import to_wgs84
@@ -127,14 +127,7 @@ def command_from_json(body: Mapping[str, Any], actor: str, received_at: datetime
                        code="bad_field")
     signal = decode_http_code(_text(body, "code", required=True) or "", _text(body, "zone", required=False))
     at_text = _text(body, "at", required=True) or ""
-    try:
-        at = datetime.fromisoformat(at_text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise BadInput("at must be an ISO-8601 instant", code="bad_field") from exc
-    if at.tzinfo is None:
-        raise BadInput("at must carry a time zone", code="bad_field")
-    if not plausible(at):
-        raise BadInput("at must lie in the years 2000-2099", code="bad_field")
+    at = parse_time(at_text)
     lat, lon = _position(body)
     position = None if lat is None or lon is None else (lat, lon)
     contact = _contact(f"alarm:{event_id}", account, at, received_at, position, None, dict(body))

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from channels.errors import BadInput
-from channels.times import plausible
+from channels.times import parse_time
 from dispatch.cases.events import CallerInfo
 from dispatch.intake.calls import CALL_KINDS, RecordCall
 from dispatch.intake.contact import InboundContact
@@ -30,19 +30,6 @@ def _text(body: Mapping[str, Any], name: str, *, required: bool = True) -> str |
     if not isinstance(value, str) or len(value) > 256:
         raise BadInput(f"field {name!r} must be a string of at most 256 characters", code="bad_field")
     return value
-
-
-def parse_time(value: str, name: str = "at") -> datetime:
-    """An ISO-8601 instant with a timezone, or `BadInput` naming the field."""
-    try:
-        instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise BadInput(f"field {name!r} is not an ISO-8601 time", code="bad_field") from exc
-    if instant.tzinfo is None:
-        raise BadInput(f"field {name!r} needs a timezone (e.g. Z or +08:00)", code="bad_field")
-    if not plausible(instant):
-        raise BadInput(f"field {name!r} must lie in the years 2000-2099", code="bad_field")
-    return instant
 
 
 def parse_event(body: Mapping[str, Any], received_at: datetime) -> RecordCall:

@@ -23,6 +23,12 @@ def test_parses_a_good_event() -> None:
     assert cmd.contact.raw == GOOD
 
 
+@pytest.mark.parametrize("at", ["2026-11-23T00:00:00Z", "2026-11-23t00:00:00z", "2026-11-23 08:00:00+08:00",
+                                "2026-11-23T00:00:00.000000000Z"])
+def test_every_rfc_3339_form_of_the_instant_is_that_instant(at: str) -> None:
+    assert parse_event({**GOOD, "at": at}, NOW).contact.occurred_at == datetime(2026, 11, 23, 0, tzinfo=UTC)
+
+
 @pytest.mark.parametrize("withheld", [None, ""])
 def test_a_call_with_its_number_withheld_is_still_a_contact(withheld: str | None) -> None:
     cmd = parse_event({**GOOD, "caller": withheld}, NOW)
