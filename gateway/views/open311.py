@@ -211,6 +211,11 @@ async def get_request(request: web.Request) -> web.Response:
     return _answer(request, [request_item(asdict(row), _texts(request))], "service_requests", "request")
 
 
+async def citizen_slash(request: web.Request) -> web.Response:
+    """`GET /citizen`: the form is at `/citizen/` (its scripts are relative to it); the query stays."""
+    raise web.HTTPMovedPermanently(request.rel_url.with_path("/citizen/", keep_query=True))
+
+
 async def citizen_page(request: web.Request) -> web.FileResponse:
     """`GET /citizen/`: the plain web form that posts to `requests.json`."""
     return web.FileResponse(STATIC / "index.html")
@@ -224,6 +229,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get(f"{BASE}/requests.{FMT}", list_requests)
     app.router.add_get(f"{BASE}/requests/{{id}}.{FMT}", get_request)
     app.router.add_get("/citizen/", citizen_page)
+    app.router.add_get("/citizen", citizen_slash)
     app.router.add_static("/citizen/static/", STATIC)
 
 
@@ -258,4 +264,6 @@ OPENAPI_PATHS: Json = {
                       "404": {"description": "errors: no such request"}}}},
     "/citizen/": {"get": {"summary": "Plain citizen web form (posts to Open311)", "security": _PUBLIC,
                           "responses": {"200": {"description": "HTML"}}}},
+    "/citizen": {"get": {"summary": "The citizen form's address without its slash", "security": _PUBLIC,
+                         "responses": {"301": {"description": "to /citizen/, the query kept"}}}},
 }

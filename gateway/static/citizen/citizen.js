@@ -79,12 +79,18 @@ async function main() {
     // a time the citizen picks is Beijing time
     for (const input of form.querySelectorAll('input[type=datetime-local]')) if (input.value) body.set(input.name, typedInstant(input.value));
     fetch(`${base}requests.json`, { method: 'POST', body, headers: { 'Idempotency-Key': idempotencyKey } })
-      .then((r) => r.json().then((b) => [r.ok, b]))
-      .then(([ok, answer]) => {
-        if (ok) { show(t('citizen.accepted', { id: answer[0].service_request_id }), true); idempotencyKey = null; form.reset(); } else {
-          show(t('citizen.refused', { status: answer.map((x) => x.code).join(', ') }), false);
-          result.title = answer.map((x) => x.description).join('; ');
-        }
+      .then((r) => r.json().catch(() => null).then((b) => [r, b]))
+      .then(([r, answer]) => {
+        if (r.ok) { show(t('citizen.accepted', { id: answer[0].service_request_id }), true); idempotencyKey = null; form.reset(); return; }
+        // Open311 refuses with its error array; a proxy or the gateway (413, 429, 503) may answer
+        // {"error": {...}} or no JSON at all. Nothing was taken: the same key goes with the next try.
+        const problems = Array.isArray(answer) ? answer
+          : [{ code: (answer && answer.error && answer.error.code) || String(r.status),
+               description: (answer && answer.error && answer.error.message) || r.statusText }];
+        const key = r.status === 413 ? 'citizen.too_large'
+          : r.status === 429 || r.status >= 500 ? 'citizen.unavailable' : 'citizen.refused';
+        show(t(key, { status: problems.map((x) => x.code).join(', ') }), false);
+        result.title = problems.map((x) => x.description).join('; ');
       })
       .catch(() => show(t('citizen.network'), false));
   });
