@@ -188,6 +188,16 @@ def test_receiver_and_account_are_echoed() -> None:
     assert parsed.account.rcvr == 0x1A and parsed.account.pref == 2 and parsed.seq == 11
 
 
+async def test_the_account_is_echoed_as_the_frame_wrote_it() -> None:
+    """Keys, dedup and the registry read `e0a1` as `E0A1`, but the answer echoes it as sent: a
+    device may compare the echo as a string, and a mismatch reads as no answer (it retries)."""
+    rx = Receiver()
+    for answer in (await rx.answer(cid_frame(account="e0a1")),
+                   sia.nak(NOW, sia.peek_route(_wrap(b'"SIA-DCS"0011L0#e0a1[#e0a1|NMA1]')))):
+        assert b"#e0a1[" in answer and message.parse_frame(answer).account.acct == 0xE0A1
+    assert rx.delivered[0][0].account == "E0A1"
+
+
 async def test_a_key_listed_under_a_lowercase_account_binds_that_accounts_frames() -> None:
     rx = Receiver(parse_sia_keys("e0005:" + KEY.hex()))
     refused = message.parse_frame(await rx.answer(cid_frame(account="E0005")))
