@@ -34,8 +34,10 @@ from channels.times import plausible
 from dispatch.cases.events import CallerInfo
 from dispatch.core.capability import Task
 from dispatch.core.clock import Clock
+from dispatch.core.errors import DispatchError
 from dispatch.intake.calls import RecordCall
 from dispatch.intake.contact import InboundContact
+from eventstore.errors import IdempotencyConflict, InvalidStreamName
 
 log = structlog.get_logger(__name__)
 
@@ -48,6 +50,9 @@ FOLLOWED: dict[str, str] = {
     "Hangup": "ended",
 }
 LOGIN_TIMEOUT = 10.0
+REFUSED = (DispatchError, IdempotencyConflict, InvalidStreamName)
+"""What the domain or the store refuses for what the event says (not for being down): recorded as
+rejected input and skipped, since a retry would get the same answer and hold back every later call."""
 Handle = Callable[[object], Awaitable[Any]]
 
 
@@ -282,7 +287,7 @@ class AmiClient:
             except BadInput as exc:
                 await self._reject(exc, event)
                 continue
-            await self._record(cmd)
+            await self._record(cmd, event)
 
     async def _reject(self, exc: BadInput, event: Mapping[str, Any]) -> None:
         """Record an event it cannot follow as `InputRejected`, as every channel does."""
@@ -290,7 +295,7 @@ class AmiClient:
                               raw=json.dumps(event, default=str, ensure_ascii=False), at=self._now(),
                               peer=f"{self._config.host}:{self._config.port}")
 
-    async def _record(self, cmd: RecordCall) -> None:
+    async def _record(self, cmd: RecordCall, event: Mapping[str, Any]) -> None:
         delay = self._backoff[0]
         while True:  # the store may be down for a while: keep the event, retry
             try:
@@ -298,6 +303,9 @@ class AmiClient:
                 return
             except asyncio.CancelledError:
                 raise
+            except REFUSED as exc:  # the same answer every time: retrying would hold back every later event
+                await self._reject(BadInput(str(exc), code=getattr(exc, "code", "refused")), event)
+                return
             except Exception:
                 log.exception("ami_event_not_recorded", call_id=cmd.call_id, retry_in=delay)
                 await asyncio.sleep(delay)

@@ -20,6 +20,7 @@ from channels.errors import BadInput
 from dispatch.core.bus import MessageBus
 from dispatch.core.capability import collect_handlers
 from dispatch.core.clock import SystemClock
+from dispatch.core.errors import InvalidCommand
 from dispatch.missed_calls.policy import MissedCallPolicy
 from dispatch.missed_calls.read_model import CallsProjection
 from eventstore.postgres import PostgresEventStore
@@ -266,3 +267,37 @@ async def test_a_uniqueid_no_stream_can_be_named_by_is_rejected_and_the_next_cal
     await until(recorded)
     [rejected] = await stored_events(pg_pool, "type = 'InputRejected'")
     assert (rejected.data["channel"], rejected.data["code"]) == ("ami", "bad_event")
+
+
+async def test_an_event_the_domain_refuses_is_rejected_once_and_the_calls_after_it_recorded(
+    ami: FakeAmi, pg_store: PostgresEventStore, pg_pool: asyncpg.Pool
+) -> None:
+    """Only a store that is down is waited for: a refusal (here the domain's, for one caller) is the
+    same answer every time, and retrying it for ever would hold back every later call."""
+    bus = MessageBus(collect_handlers(DOMAIN), {"store": pg_store, "clock": SystemClock(), "pool": pg_pool})
+    tries: list[str] = []
+
+    async def handle(cmd: Any) -> Any:
+        tries.append(getattr(cmd, "call_id", type(cmd).__name__))
+        if tries[-1] == "1700000080.1":
+            raise InvalidCommand("refused for what it says")
+        return await bus.handle(cmd)
+
+    client = AmiClient(AmiConfig("127.0.0.1", ami.port, "intake", "s3cret"), handle,
+                       now=SystemClock().now, backoff=(0.05, 0.2))
+    task = asyncio.create_task(client.run())
+    try:
+        await asyncio.wait_for(client.connected.wait(), 5)
+        await ami.send(join("1700000080.1", "13912340080"))
+        await ami.send(join("1700000081.1", "13912340081"), abandon("1700000081.1", "13912340081"))
+
+        async def recorded() -> bool:
+            return len(await types_of(pg_pool, "call-1700000081.1")) == 2
+
+        await until(recorded)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert tries.count("1700000080.1") == 1
+    [rejected] = await stored_events(pg_pool, "type = 'InputRejected'")
+    assert (rejected.data["channel"], rejected.data["code"]) == ("ami", "invalid")
