@@ -408,6 +408,13 @@ async def _then_and_now(store: EventStore, event: RecordedEvent) -> tuple[Incide
     return then, now
 
 
+def _contact(case: CaseState) -> tuple[str, str] | None:
+    """Where a case's caller is told: SMS to the phone, else WeChat to the OpenID."""
+    if case.caller.phone:
+        return "sms", case.caller.phone
+    return ("wechat", case.caller.openid) if case.caller.openid else None
+
+
 class IncidentBroadcast:
     """Reactor: tell every caller of an incident its cause, once per revision (outbox dedup keys)."""
 
@@ -426,17 +433,34 @@ class IncidentBroadcast:
         then, now = await _then_and_now(self._store, event)
         if then.cause is None or now.status != "open" or now.cause_revision != then.cause_revision:
             return  # no cause yet, over, or a newer revision tells everyone
-        members = then.case_ids if event.type == "IncidentCauseSet" else [event.data["case_id"]]
-        for case_id in members:
-            await self._notify(then, case_id)
+        if event.type == "IncidentCauseSet":
+            told: set[tuple[str, str]] = set()  # a caller with several cases here is one person
+            for case_id in then.case_ids:
+                await self._notify(then, await load_case(self._store, case_id), told)
+        else:
+            await self._notify_joiner(then, event.data["case_id"])
 
-    async def _notify(self, state: IncidentState, case_id: str) -> None:
+    async def _notify_joiner(self, state: IncidentState, case_id: str) -> None:
+        """Tell a late member, unless its caller was told already through an earlier case.
+
+        The earlier cases of the same caller are found through the joiner's links (the
+        linking policy links a caller's cases as `same_caller` first), not by reading every
+        member: a join in a storm of thousands costs a few case reads, not thousands.
+        """
+        case = await load_case(self._store, case_id)
+        earlier = set(state.case_ids[: state.case_ids.index(case_id)]) if case_id in state.case_ids else set()
+        told = {_contact(await load_case(self._store, other))
+                for other in case.linked_case_ids if other in earlier}
+        await self._notify(state, case, {t for t in told if t is not None})
+
+    async def _notify(self, state: IncidentState, case: CaseState, told: set[tuple[str, str]]) -> None:
         from dispatch.notify.outbox import RequestNotification
 
-        case = await load_case(self._store, case_id)
-        channel, to = ("sms", case.caller.phone) if case.caller.phone else ("wechat", case.caller.openid)
-        if not to:
+        contact, case_id = _contact(case), case.case_id
+        if contact is None or contact in told:
             return
+        told.add(contact)
+        channel, to = contact
         cmd = RequestNotification(
             dedup_key=f"incident:{state.incident_id}:{case_id}:{state.cause_revision}",
             channel=channel, to=to, text=broadcast_text(state, case_id, self._texts), case_id=case_id,

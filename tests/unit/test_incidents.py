@@ -137,3 +137,39 @@ async def test_incident_state_folds_and_is_found() -> None:
     state = await load_incident(store, incident)
     body = state.as_json()
     assert body["case_count"] == 3 and body["district"] == "610402" and body["status"] == "open"
+
+
+async def test_broadcast_tells_a_caller_with_two_cases_in_the_incident_once() -> None:
+    """A caller who reported the outage twice (an SMS, then a call: two cases, linked as
+    `same_caller`) is one person: one message per revision, on the first case."""
+    from dispatch.linking.clustering import LinkCases, link_cases
+
+    store, clock = MemoryEventStore(), FakeClock()
+    first = await _case(store, clock, phone="13800138001")
+    again = await _case(store, clock, phone="13800138001")
+    other = await _case(store, clock, phone="13800138003")
+    incident = await _incident(store, clock, [first, again, other])
+    await link_cases(LinkCases(again, first, reason="same_caller", score=1.0), store=store)
+    sent: list[RequestNotification] = []
+
+    async def send(cmd: object) -> None:
+        assert isinstance(cmd, RequestNotification)
+        sent.append(cmd)
+
+    broadcast = IncidentBroadcast(store, send)
+    await set_incident_cause(SetIncidentCause(incident, "线路故障", RESTORED), store=store, clock=clock)
+    for record in await store.read_stream("incident-I1"):
+        await broadcast.react(record)
+    assert sorted((n.dedup_key, n.to) for n in sent) == sorted([
+        (f"incident:I1:{first}:1", "13800138001"), (f"incident:I1:{other}:1", "13800138003")])
+    sent.clear()
+    third = await _case(store, clock, phone="+86 138 0013 8001")  # the same caller once more, late
+    await link_cases(LinkCases(third, again, reason="same_caller", score=1.0), store=store)
+    await add_case_to_incident(AddCaseToIncident(incident, third), store=store)
+    await broadcast.react((await store.read_stream("incident-I1"))[-1])
+    assert sent == []
+    stranger = await _case(store, clock, phone="13800138009")
+    await link_cases(LinkCases(stranger, third, reason="same_place", score=0.9), store=store)
+    await add_case_to_incident(AddCaseToIncident(incident, stranger), store=store)
+    await broadcast.react((await store.read_stream("incident-I1"))[-1])
+    assert [n.to for n in sent] == ["13800138009"]

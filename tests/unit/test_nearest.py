@@ -267,3 +267,18 @@ async def test_holder_swaps_after_background_rebuild() -> None:
     holder.remove("b")
     assert len(await holder.wait_idle()) == 1
     await holder.close()
+
+
+@pytest.mark.parametrize(("lat", "lon"), [(0.0, 0.0), (-90.0, 0.0), (90.0, 0.0), (40.0, -74.0),
+                                          (-34.0, 151.0), (34.3, 180.0), (23.0, 113.7)])
+def test_far_distances_are_the_wgs84_geodesic_within_a_thousandth(lat: float, lon: float) -> None:
+    """The contract's 0.1 % holds at any distance, not only at city scale: a query from outside
+    every district (0,0, a pole, another continent) reports the WGS84 geodesic, sorted."""
+    items = [provider(f"P{i}", 34.0 + 0.05 * i, 108.5 + 0.07 * i) for i in range(12)]
+    items.append(provider("FAR", -33.9, 151.2))  # Sydney
+    found = ProviderSnapshot.build(items).nearest(NearestQuery(lat, lon, k=13))
+    distances = [c.distance_m for c in found]
+    assert distances == sorted(distances)
+    for c in found:
+        exact = geodesic_m(lat, lon, c.lat, c.lon)
+        assert c.distance_m == pytest.approx(exact, rel=1e-3)
