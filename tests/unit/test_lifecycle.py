@@ -29,7 +29,7 @@ from dispatch.cases.state import CaseState, load_case
 from dispatch.core.bus import MessageBus
 from dispatch.core.capability import collect_handlers
 from dispatch.core.clock import FakeClock
-from dispatch.core.errors import InvalidCommand, NotAllowed, StaleVersion
+from dispatch.core.errors import InvalidCommand, KeyReused, NotAllowed, StaleVersion
 from dispatch.supervision import SUPERVISION
 from eventstore.memory import MemoryEventStore
 
@@ -219,3 +219,18 @@ async def test_an_extension_request_ends_with_the_assignment(bus: MessageBus, en
     assert (s.pending_extension, s.deadline) == (None, before.deadline)
     with pytest.raises(NotAllowed, match="no extension request pending"):
         await bus.handle(DecideExtension(case_id=case_id, expected_version=4, approve=True, actor=DISP))
+
+
+async def test_an_idempotency_key_of_another_cases_action_is_refused_not_answered(bus: MessageBus) -> None:
+    """Bug: an `Idempotency-Key` used for an action on one case, sent again with an action on another
+    case, answered 200 with the other case's state unchanged: the close was never done, and the
+    client was told it was. The key names an earlier, different request: 409 idempotency_conflict."""
+    first, other = await new_case(bus), await new_case(bus)
+    await bus.handle(DispatchCase(case_id=first, expected_version=0, to="U001", idempotency_key="api:k-1"))
+    with pytest.raises(KeyReused):
+        await bus.handle(CloseCase(case_id=other, expected_version=0, reason="重复", actor=DISP,
+                                   idempotency_key="api:k-1"))
+    assert (await load_case(store_of(bus), other)).status == "accepted"
+    again = await bus.handle(DispatchCase(case_id=first, expected_version=0, to="U001",
+                                          idempotency_key="api:k-1"))
+    assert (again.status, again.version) == ("dispatched", 1)  # a retry on its own case: as the first
