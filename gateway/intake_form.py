@@ -16,6 +16,7 @@ from channels.open311 import VALUES
 from dispatch.cases.registration import (
     CATEGORIES,
     DEFAULT_PRIORITY,
+    MAX_NAME_CHARS,
     POWER_FAULT_REQUIRED,
     RESPONSE_LIMIT_MINUTES,
     RegisterCase,
@@ -51,7 +52,7 @@ TEXT_FIELDS: tuple[str, ...] = (
 
 def form_rules() -> Json:
     """What `GET /api/v1/cases/form` answers."""
-    return {"categories": list(CATEGORIES), "default_priority": DEFAULT_PRIORITY,
+    return {"categories": list(CATEGORIES), "default_priority": DEFAULT_PRIORITY, "max_name": MAX_NAME_CHARS,
             "priorities": sorted(RESPONSE_LIMIT_MINUTES), "fields": FIELDS_BY_CATEGORY,
             "required": REQUIRED, "choices": CHOICES}
 
@@ -98,6 +99,10 @@ def _shape(body: Mapping[str, JsonValue]) -> list[Json]:
         value = _at(body, path)
         if value is not None and not isinstance(value, str):
             found.append(_problem(path, "bad_field", f"{path} must be text"))
+    name = _at(body, "caller.name")
+    if isinstance(name, str) and len(name.strip()) > MAX_NAME_CHARS:
+        found.append(_problem("caller.name", "bad_field",
+                              f"caller.name is at most {MAX_NAME_CHARS} characters"))
     found += _phone(body) + _location(body)
     return found
 

@@ -34,6 +34,9 @@ PERSONAL_KEYS = frozenset({
     "contacts", "from_user", "fromusername", "description", "body", "text", "conditions", "result"})
 """Keys whose values are hidden whole: names, addresses, identifiers and free text."""
 COORDINATE_KEYS = frozenset({"lat", "lon", "long", "latitude", "longitude"})
+TOPIC_PERSONAL_KEYS: dict[str, frozenset[str]] = {"reminder": frozenset({"note"})}
+"""Keys of one live-stream topic hidden whole besides `PERSONAL_KEYS`: a reminder's note is the
+agent's free text about the caller (sealed as personal data), where other notes are the staff's."""
 
 _PHONE = re.compile(r"(?<![A-Za-z0-9_])(\+?\d[\d\- ]{5,}\d)(?![A-Za-z0-9_])")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -93,6 +96,13 @@ def mask_value(key: str, value: Any) -> Any:
     return mask_text(value)
 
 
+def mask_change(topic: str, data: Mapping[str, Any]) -> Any:
+    """A live-stream change's data (of `topic`) with personal data hidden (`mask_value`)."""
+    private = TOPIC_PERSONAL_KEYS.get(topic, frozenset())
+    return {k: HIDDEN if k in private and isinstance(v, str) and v else mask_value(str(k), v)
+            for k, v in data.items()}
+
+
 def hide_case(view: dict[str, Any]) -> dict[str, Any]:
     """A case's API view for a caller who may not see its personal data.
 
@@ -108,4 +118,5 @@ def hide_case(view: dict[str, Any]) -> dict[str, Any]:
                 **({"place": None} if "place" in location else {})},
             "address": None, "description": None, "result": None,
             **{k: None for k in ("account_number", "special_needs", "recording_id") if k in view},
+            **({"reminder": {**view["reminder"], "note": None}} if view.get("reminder") else {}),
             **({"legal_hold": {**view["legal_hold"], "reason": None}} if view.get("legal_hold") else {})}

@@ -28,7 +28,7 @@ from dispatch.core.messages import Json
 from eventstore.postgres import UNAVAILABLE
 from gateway.auth import Principal, require
 from gateway.http import dumps
-from gateway.privacy import mask_value, sees_personal_data
+from gateway.privacy import mask_change, sees_personal_data
 from gateway.services import SERVICES, Services
 from gateway.views.org import scope_of
 
@@ -77,7 +77,8 @@ def visible(who: Principal, change: Json) -> Json:
     assigned = data.get("assigned_to")
     if sees_personal_data(who, assigned_to=assigned if isinstance(assigned, str) else None):
         return {"topic": change.get("topic"), "data": data}
-    return {"topic": change.get("topic"), "data": mask_value("data", data)}
+    topic = change.get("topic")
+    return {"topic": topic, "data": mask_change(topic if isinstance(topic, str) else "", data)}
 
 
 def _text(value: object) -> str:

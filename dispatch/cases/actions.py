@@ -35,7 +35,7 @@ from dispatch.cases.state import CaseState, case_stream, load_case
 from dispatch.cases.status import BUSY, CALLBACK_DUE, OPEN, WAITING, WORKING, CaseStatus
 from dispatch.core.bus import Handler
 from dispatch.core.clock import Clock
-from dispatch.core.errors import InvalidCommand, NotAllowed, StaleVersion
+from dispatch.core.errors import InvalidCommand, KeyReused, NotAllowed, StaleVersion
 from dispatch.core.messages import Command, Event, metadata, to_new_event
 from dispatch.core.timers import timer_command
 from eventstore import EventStore, WrongExpectedVersion
@@ -378,7 +378,9 @@ async def handle_action(
     cmd: CaseAction, *, store: EventStore, clock: Clock, sla: SlaConfig
 ) -> CaseState:
     """Load the case, check the version, decide and append; answer the new state."""
-    if cmd.idempotency_key is not None and await store.find_by_idempotency_key(cmd.idempotency_key):
+    if cmd.idempotency_key is not None and (seen := await store.find_by_idempotency_key(cmd.idempotency_key)):
+        if seen.stream != case_stream(cmd.case_id):  # not a retry: an earlier request on another stream
+            raise KeyReused("this Idempotency-Key was already used for another request")
         return await load_case(store, cmd.case_id)
     state = await load_case(store, cmd.case_id)
     if cmd.expected_version is not None and cmd.expected_version != state.version:

@@ -41,6 +41,9 @@ POWER_FAULT_REQUIRED: tuple[str, ...] = (
     "fault.scope", "address",
 )
 """What a power-fault intake must carry (DOMAIN.md, Accept)."""
+MAX_NAME_CHARS = 20
+"""The longest caller's name an agent registers (DOMAIN.md, Accept: names <= 20 characters); a
+channel's contact keeps the name as given."""
 
 
 CASE_ID = re.compile(r"^C\d{8}[A-HJ-NP-Z2-9]{10}$")
@@ -101,7 +104,7 @@ def missing_fields(cmd: RegisterCase) -> tuple[str, ...]:
         "fault.scope": cmd.fault.scope if cmd.fault else None,
         "address": cmd.address,
     }
-    return tuple(k for k in POWER_FAULT_REQUIRED if not values[k])
+    return tuple(k for k in POWER_FAULT_REQUIRED if not (values[k] or "").strip())
 
 
 def decide_registration(cmd: RegisterCase, case_id: str, now: datetime) -> CaseRegistered:

@@ -170,6 +170,7 @@ def _dispatched(s: CaseState, e: CaseDispatched) -> None:
     s.last_dispatched_at = s.last_touched_at = e.dispatched_at
     s.confirm_by = e.confirm_by
     s.chase_stage, s.chase_count, s.last_chased_at = None, 0, None
+    _drop_extension_request(s)
     if e.level is not None:
         s.owner = e.level
 
@@ -192,6 +193,13 @@ def _rejected(s: CaseState, e: CaseRejected) -> None:
     s.rejected_by = (*s.rejected_by, e.unit)
     s.assigned_to = s.assignee_kind = s.confirm_by = None
     s.chase_stage, s.chase_count, s.last_chased_at = None, 0, None
+    _drop_extension_request(s)
+
+
+def _drop_extension_request(s: CaseState) -> None:
+    """A pending request is the assignee's for the work in hand: it ends when the case leaves that
+    unit (rejected, reassigned) or the work ends (completed, closed), undecided."""
+    s.pending_extension = None  # the reason stays: the approval's notice to the citizen quotes it
 
 
 def _extension_requested(s: CaseState, e: ExtensionRequested) -> None:
@@ -217,6 +225,7 @@ def _completed(s: CaseState, e: CaseCompleted) -> None:
     s.completed_at = s.last_touched_at = e.completed_at
     s.callback_by, s.handler, s.result = e.callback_by, e.handler, e.result
     s.chase_stage, s.chase_count, s.last_chased_at = None, 0, None
+    _drop_extension_request(s)
 
 
 def _callback(s: CaseState, e: CallbackRecorded) -> None:
@@ -233,6 +242,7 @@ def _archived(s: CaseState, e: CaseArchived) -> None:
 def _closed(s: CaseState, e: CaseClosed) -> None:
     s.status, s.closed_at = CaseStatus.CLOSED, e.at
     s.chase_stage = None
+    _drop_extension_request(s)
 
 
 def _supplemented(s: CaseState, e: CaseSupplemented) -> None:

@@ -44,7 +44,11 @@ async def history(request: web.Request) -> web.Response:
 
 
 def _after(request: web.Request) -> int:
-    raw = request.query.get("after", "0")
+    """`after`, or `cursor` (the `next` of the page before, as on every list): a position."""
+    after, cursor = request.query.get("after"), request.query.get("cursor")
+    if after is not None and cursor is not None:
+        raise BadRequest("bad_parameter", "give after or cursor, not both")
+    raw = after if after is not None else cursor if cursor is not None else "0"
     if not is_count(raw):
         raise BadRequest("bad_parameter", "after must be a non-negative integer position")
     return int(raw)
@@ -90,10 +94,12 @@ _EVENT: Json = {"type": "object", "properties": {
 OPENAPI_PATHS: Json = {
     "/api/v1/audit/events": {"get": {
         "summary": "The global log in commit order; `after` (exclusive, default 0) and `limit`; "
-                   "`next` is the last position returned while more may follow. Reading adds "
+                   "`next` is the last position returned while more may follow (`cursor=NEXT` "
+                   "continues as `after=NEXT` does). Reading adds "
                    "nothing to the log: a tailing reader reaches the head; who read which range "
                    "when is kept in the access record (checked by verify). Role: auditor.",
         "parameters": [{"name": "after", "in": "query", "schema": {"type": "integer"}},
+                       {"name": "cursor", "in": "query", "schema": {"type": "integer"}},
                        {"name": "limit", "in": "query", "schema": {"type": "integer", "default": 100}}],
         "responses": {"200": {"description": "`{items: [{position, stream, version, type, "
                                              "schema_version, data, metadata, recorded_at}], next}`"}}}},

@@ -174,6 +174,27 @@ async def test_the_global_log_pages_in_commit_order_and_reads_are_recorded(
     assert (await client.get("/api/v1/audit/events?after=999999", headers=auth("t-auditor"))).status == 400
 
 
+async def test_the_global_log_continues_from_cursor_as_every_list_does(client: Any) -> None:
+    """Bug: `?cursor=NEXT` (CONTRACT.md, Lists: "pass ?cursor= to continue") was ignored, so a
+    client paging every list alike read the first page again and again, for ever."""
+    for n in range(2):
+        await _case_with_two_events(client, n)
+    items: list[dict[str, Any]] = []
+    cursor = ""
+    for _ in range(20):
+        found = await client.get(f"/api/v1/audit/events?limit=2{cursor}", headers=auth("t-auditor"))
+        assert found.status == 200
+        body = await found.json()
+        items += body["items"]
+        if body["next"] is None:
+            break
+        cursor = f"&cursor={body['next']}"
+    everything = await (await client.get("/api/v1/audit/events?limit=1000", headers=auth("t-auditor"))).json()
+    assert [e["position"] for e in items] == [e["position"] for e in everything["items"]]
+    both = await client.get("/api/v1/audit/events?after=1&cursor=2", headers=auth("t-auditor"))
+    assert both.status == 400 and (await both.json())["error"]["code"] == "bad_parameter"
+
+
 async def test_verify_checks_the_whole_store(client: Any) -> None:
     await _case_with_two_events(client)
     body = await (await client.get("/api/v1/audit/verify", headers=auth("t-auditor"))).json()

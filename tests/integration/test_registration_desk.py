@@ -153,6 +153,18 @@ async def test_every_field_error_is_named_at_once(client: Any) -> None:
     assert case["call_id"] is None and case["fault"] is None
 
 
+async def test_a_name_is_at_most_20_characters_and_not_blank(client: Any) -> None:
+    """Bugs: DOMAIN.md (Accept) "names <= 20 characters" was not checked at the desk (a 21-character
+    name registered a case), and a name of spaces counted as given for the power-fault rule."""
+    refused = await _register(client, {**FAULT, "caller": {"name": "欧" * 21, "phone": "13800138000"}}, 400)
+    assert [(e["field"], e["code"]) for e in refused["error"]["fields"]] == [("caller.name", "bad_field")]
+    refused = await _register(client, {**FAULT, "caller": {"name": "   ", "phone": "13800138000"},
+                                       "account_number": " ", "address": "\u3000"}, 400)
+    assert [(e["field"], e["code"]) for e in refused["error"]["fields"]] == [
+        ("caller.name", "missing_field"), ("account_number", "missing_field"), ("address", "missing_field")]
+    case = await _register(client, {**FAULT, "caller": {"name": "欧" * 20, "phone": "13800138000"}})
+    assert case["caller"]["name"] == "欧" * 20
+
 async def test_the_form_rules_are_the_apis(client: Any) -> None:
     rules = await _get(client, "/api/v1/cases/form")
     assert rules["required"]["power_fault"] == ["caller.name", "caller.phone", "account_number", "fault.type",

@@ -25,11 +25,11 @@ from dispatch.cases.actions import (
 from dispatch.cases.events import CallerInfo, Fault, Place
 from dispatch.cases.registration import RegisterCase
 from dispatch.cases.sla import SlaConfig
-from dispatch.cases.state import load_case
+from dispatch.cases.state import CaseState, load_case
 from dispatch.core.bus import MessageBus
 from dispatch.core.capability import collect_handlers
 from dispatch.core.clock import FakeClock
-from dispatch.core.errors import InvalidCommand, NotAllowed, StaleVersion
+from dispatch.core.errors import InvalidCommand, KeyReused, NotAllowed, StaleVersion
 from dispatch.supervision import SUPERVISION
 from eventstore.memory import MemoryEventStore
 
@@ -174,3 +174,63 @@ async def test_idempotency_key_repeats_change_nothing(bus: MessageBus) -> None:
     cmd = DispatchCase(case_id=case_id, expected_version=0, to="U001", idempotency_key="k1")
     first, again = await bus.handle(cmd), await bus.handle(cmd)
     assert first.version == again.version == 1
+
+
+
+async def _pending_extension(bus: MessageBus, case_id: str, unit: str, version: int) -> CaseState:
+    """Dispatch the case (at `version`) to `unit`, which confirms it and asks for two more hours."""
+    await bus.handle(DispatchCase(case_id=case_id, expected_version=version, to=unit))
+    s = await bus.handle(ConfirmCase(case_id=case_id, expected_version=version + 1, actor=f"unit:{unit}"))
+    assert s.deadline is not None
+    s = await bus.handle(RequestExtension(case_id=case_id, expected_version=version + 2,
+                                          until=s.deadline + timedelta(hours=2), reason="缺材料",
+                                          actor=f"unit:{unit}"))
+    assert s.pending_extension is not None
+    return s
+
+
+async def test_a_rejecting_units_extension_request_goes_with_it(bus: MessageBus) -> None:
+    """The next unit may ask for time, and nobody can approve the first unit's request to move
+    the next unit's deadline."""
+    case_id = await new_case(bus)
+    await _pending_extension(bus, case_id, "U001", 0)
+    s = await bus.handle(RejectCase(case_id=case_id, expected_version=3, reason="非本单位", actor=U1))
+    assert s.pending_extension is None
+    await bus.handle(DispatchCase(case_id=case_id, expected_version=4, to="U002"))
+    with pytest.raises(NotAllowed, match="no extension request pending"):
+        await bus.handle(DecideExtension(case_id=case_id, expected_version=5, approve=True, actor=DISP))
+    s = await bus.handle(ConfirmCase(case_id=case_id, expected_version=5, actor="unit:U002"))
+    assert s.deadline is not None
+    until = s.deadline + timedelta(hours=3)
+    s = await bus.handle(RequestExtension(case_id=case_id, expected_version=6, until=until, reason="夜间施工",
+                                          actor="unit:U002"))
+    assert s.pending_extension == until
+
+
+@pytest.mark.parametrize("ending", ["reassigned", "completed", "closed"])
+async def test_an_extension_request_ends_with_the_assignment(bus: MessageBus, ending: str) -> None:
+    """Reassigned, completed or closed: the pending request has nothing left to extend."""
+    case_id = await new_case(bus)
+    before = await _pending_extension(bus, case_id, "U001", 0)
+    action = {"reassigned": DispatchCase(case_id=case_id, expected_version=3, to="U002"),
+              "completed": CompleteCase(case_id=case_id, expected_version=3, actor=U1),
+              "closed": CloseCase(case_id=case_id, expected_version=3, reason="撤单", actor=DISP)}[ending]
+    s = await bus.handle(action)
+    assert (s.pending_extension, s.deadline) == (None, before.deadline)
+    with pytest.raises(NotAllowed, match="no extension request pending"):
+        await bus.handle(DecideExtension(case_id=case_id, expected_version=4, approve=True, actor=DISP))
+
+
+async def test_an_idempotency_key_of_another_cases_action_is_refused_not_answered(bus: MessageBus) -> None:
+    """Bug: an `Idempotency-Key` used for an action on one case, sent again with an action on another
+    case, answered 200 with the other case's state unchanged: the close was never done, and the
+    client was told it was. The key names an earlier, different request: 409 idempotency_conflict."""
+    first, other = await new_case(bus), await new_case(bus)
+    await bus.handle(DispatchCase(case_id=first, expected_version=0, to="U001", idempotency_key="api:k-1"))
+    with pytest.raises(KeyReused):
+        await bus.handle(CloseCase(case_id=other, expected_version=0, reason="重复", actor=DISP,
+                                   idempotency_key="api:k-1"))
+    assert (await load_case(store_of(bus), other)).status == "accepted"
+    again = await bus.handle(DispatchCase(case_id=first, expected_version=0, to="U001",
+                                          idempotency_key="api:k-1"))
+    assert (again.status, again.version) == ("dispatched", 1)  # a retry on its own case: as the first

@@ -65,3 +65,23 @@ def test_the_live_stream_masks_another_units_change_and_not_its_own() -> None:
                     "description": "***", "lat": 34.33, "lon": 108.7, "note": "回拨 *******8000"}
     own = {**data, "assigned_to": "U001"}
     assert visible(UNIT, {"topic": "case", "data": own})["data"] == own
+
+
+def test_a_hidden_case_hides_the_note_of_its_reminder() -> None:
+    """Bug: an agent's reminder note ("回电欧阳娜娜，家住文林路") is free text about the caller, sealed
+    as personal data, but a unit not assigned to the case read it in the case view."""
+    view = {"case_id": "C6", "caller": {"phone": "13912345678"}, "location": None,
+            "reminder": {"at": "2027-01-01T00:00:00+08:00", "note": "回电欧阳娜娜，家住文林路",
+                         "by": "agent:A001", "reminded_at": None}}
+    assert hide_case(view)["reminder"] == {"at": "2027-01-01T00:00:00+08:00", "note": None,
+                                           "by": "agent:A001", "reminded_at": None}
+
+
+def test_the_live_stream_hides_a_reminders_note_from_a_unit() -> None:
+    """Bug: the `reminder` change (for the agent who set it) showed a unit the note's names and
+    places; only the numbers in it were masked."""
+    data = {"case_id": "C1", "agent": "A001", "note": "回电欧阳娜娜 13912345678 家住文林路",
+            "remind_at": "2026-12-07T13:05:52+00:00"}
+    seen = visible(UNIT, {"topic": "reminder", "data": data})["data"]
+    assert seen == {**data, "note": "***"}
+    assert visible(Principal("agent", "A001"), {"topic": "reminder", "data": data})["data"] == data
