@@ -37,7 +37,6 @@ from dispatch.core.clock import Clock
 from dispatch.core.errors import DispatchError
 from dispatch.intake.calls import RecordCall
 from dispatch.intake.contact import InboundContact
-from eventstore.errors import IdempotencyConflict, InvalidStreamName
 
 log = structlog.get_logger(__name__)
 
@@ -50,9 +49,10 @@ FOLLOWED: dict[str, str] = {
     "Hangup": "ended",
 }
 LOGIN_TIMEOUT = 10.0
-REFUSED = (DispatchError, IdempotencyConflict, InvalidStreamName)
-"""What the domain or the store refuses for what the event says (not for being down): recorded as
-rejected input and skipped, since a retry would get the same answer and hold back every later call."""
+REFUSED = (DispatchError,)
+"""What the domain refuses for what the event says (not the store being down): recorded as rejected
+input and skipped, since a retry would get the same answer and hold back every later call (what
+no stream could be named by is refused before, in `to_command`)."""
 Handle = Callable[[object], Awaitable[Any]]
 
 

@@ -103,6 +103,9 @@ class Frame:
     timestamp: datetime | None
     encrypted: bool
     raw: bytes
+    account_as_sent: str = ""
+    """The account as the frame wrote it (`e0005`), echoed in answers: `account` is upper-cased for
+    keys, dedup and the registry, but a device may compare the echo as a string."""
 
     @property
     def is_null(self) -> bool:
@@ -196,6 +199,7 @@ def parse_frame(raw: bytes, keys: Mapping[str, bytes]) -> Frame:
         token=token.decode("ascii"), sequence=seq.decode("ascii"),
         receiver=rcvr.decode("ascii") if rcvr else None, line=line.decode("ascii") if line else None,
         account=acct, data=text, xdata=xdata, timestamp=stamp, encrypted=encrypted, raw=raw,
+        account_as_sent=account.decode("ascii"),
     )
 
 
@@ -216,7 +220,7 @@ def _route(frame: Frame | None) -> bytes:
         return b"L0#0"
     receiver = b"R" + frame.receiver.encode() if frame.receiver else b""
     line = b"L" + (frame.line or "0").encode()
-    return receiver + line + b"#" + frame.account.encode()
+    return receiver + line + b"#" + (frame.account_as_sent or frame.account).encode()
 
 
 def _stamp(now: datetime) -> bytes:
@@ -254,7 +258,8 @@ def peek_route(raw: bytes) -> Frame | None:
         return None
     _, token, seq, rcvr, line, account, _ = match.groups()
     return Frame(token.decode(), seq.decode(), rcvr.decode() if rcvr else None,
-                 line.decode() if line else None, account.decode().upper(), "", (), None, False, raw)
+                 line.decode() if line else None, account.decode().upper(), "", (), None, False, raw,
+                 account.decode())
 
 
 SUPPORTED = ("SIA-DCS", "ADM-CID")
