@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,8 +18,8 @@ from dispatch.cases.events import CallerInfo, CaseRegistered, Fault, Place
 from dispatch.cases.state import case_stream
 from dispatch.core.bus import Handler
 from dispatch.core.clock import Clock
-from dispatch.core.errors import InvalidCommand
-from dispatch.core.messages import Command, metadata, to_new_event
+from dispatch.core.errors import InvalidCommand, KeyReused
+from dispatch.core.messages import Command, metadata, to_data, to_new_event
 from dispatch.core.phone import normalise_phone
 from eventstore import NO_STREAM, EventStore, IdempotencyConflict, WrongExpectedVersion
 
@@ -89,6 +90,9 @@ class RegisterCase(Command):
     raw: Any = None
     call_id: str | None = None
     """The call being answered when an agent registers the case (links its recording)."""
+    client_key: bool = False
+    """`idempotency_key` is the client's own (an `Idempotency-Key` header): a repeat of it that says
+    something else is another request, refused (`KeyReused`), not answered with the first case."""
 
 
 def missing_fields(cmd: RegisterCase) -> tuple[str, ...]:
@@ -155,9 +159,32 @@ class Registered:
     duplicate: bool
 
 
+_SAID = ("category", "description", "caller", "address", "account_number", "customer_type", "fault",
+         "service_time", "special_needs")
+"""What a registration says (not when it came, nor what the system made of it: the district found
+for its point may change with the districts loaded)."""
+
+
+def _said(data: Mapping[str, Any]) -> list[Any]:
+    location = data.get("location") or {}
+    return [data.get(name) for name in _SAID] + [location.get("lat"), location.get("lon")]
+
+
 async def register_case(cmd: RegisterCase, *, store: EventStore, clock: Clock) -> Registered:
-    """Accept a case; a repeated idempotency key answers the first case (the store says so)."""
+    """Accept a case; a repeated idempotency key answers the first case (the store says so), or,
+    for a client's own key (`client_key`) reused for a registration that says something else (or
+    for an action on a case), is refused with `KeyReused`: the first case is no answer to it."""
     now = clock.now()
+    registered = await _register(cmd, store, now)
+    if registered.duplicate and cmd.client_key:
+        first = await store.read_stream(case_stream(registered.case_id), limit=1)
+        again = decide_registration(cmd, registered.case_id, now)
+        if first and _said(first[0].data) != _said(to_data(again)):
+            raise KeyReused("this Idempotency-Key was already used for another request")
+    return registered
+
+
+async def _register(cmd: RegisterCase, store: EventStore, now: datetime) -> Registered:
     for attempt in range(1 if cmd.case_id else 3):
         seed = None if cmd.idempotency_key is None else f"{cmd.idempotency_key}#{attempt}"
         case_id = cmd.case_id or new_case_id(now, seed)

@@ -9,17 +9,13 @@ registration enforces those fields).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
-from dispatch.cases.events import CaseRegistered, Fault
-from dispatch.cases.registration import RegisterCase, Registered, decide_registration, register_case
-from dispatch.cases.state import case_stream
+from dispatch.cases.events import Fault
+from dispatch.cases.registration import RegisterCase, Registered, register_case
 from dispatch.core.bus import Handler
 from dispatch.core.clock import Clock
-from dispatch.core.errors import KeyReused
-from dispatch.core.messages import Command, to_data
+from dispatch.core.messages import Command
 from dispatch.intake.classify import life_priority
 from dispatch.intake.contact import InboundContact, repeat_key
 from eventstore import EventStore
@@ -58,32 +54,9 @@ async def receive_web_request(cmd: ReceiveWebRequest, *, store: EventStore, cloc
         caller=contact.caller, location=contact.location, address=cmd.address,
         account_number=cmd.account_number, customer_type=cmd.customer_type, fault=cmd.fault,
         service_time=cmd.service_time, special_needs=cmd.special_needs, idempotency_key=key,
-        actor=cmd.actor, received_at=contact.received_at, raw=contact.raw,
+        actor=cmd.actor, received_at=contact.received_at, raw=contact.raw, client_key=not cmd.repeat_window,
     )
-    registered = await register_case(registration, store=store, clock=clock)
-    if registered.duplicate and not cmd.repeat_window:
-        await _same_report(store, registered.case_id, decide_registration(registration, registered.case_id,
-                                                                           clock.now()))
-    return registered
-
-
-_REPORTED = ("category", "description", "caller", "address", "account_number", "customer_type", "fault",
-             "service_time", "special_needs")
-"""What a report says (not when it came, nor what the system made of it: the district found
-for its point may change with the districts loaded)."""
-
-
-def _said(data: Mapping[str, Any]) -> list[Any]:
-    location = data.get("location") or {}
-    return [data.get(name) for name in _REPORTED] + [location.get("lat"), location.get("lon")]
-
-
-async def _same_report(store: EventStore, case_id: str, again: CaseRegistered) -> None:
-    """Raise `KeyReused` unless the case the client's key named was registered from this report:
-    a retry says the same; another report under a reused key would be lost behind the first."""
-    first = await store.read_stream(case_stream(case_id), limit=1)
-    if first and _said(first[0].data) != _said(to_data(again)):
-        raise KeyReused("this Idempotency-Key was already used for another request")  # whose: not said
+    return await register_case(registration, store=store, clock=clock)
 
 
 HANDLERS: dict[type, Handler] = {ReceiveWebRequest: receive_web_request}

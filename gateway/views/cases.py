@@ -281,7 +281,7 @@ def _registration(
         service_time=_str(body, "service_time", required=False),
         special_needs=_str(body, "special_needs", required=False),
         call_id=_str(body, "call_id", required=False) or None,
-        idempotency_key=key, strict=True, actor=who.actor, raw=dict(body),
+        idempotency_key=key, client_key=key is not None, strict=True, actor=who.actor, raw=dict(body),
     )
 
 

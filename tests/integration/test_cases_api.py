@@ -233,3 +233,29 @@ async def test_an_agent_sets_moves_and_clears_a_reminder(api: Any, wired: Any, c
     case = await post(api, f"{base}/reminder", {"expected_version": case["version"], "remind_at": None},
                       "t-agent")
     assert case["reminder"]["at"] is None
+
+
+async def test_an_idempotency_key_is_a_retry_of_its_own_registration_and_refused_for_any_other(
+    api: Any
+) -> None:
+    """A repeated registration answers its case; the same key on another registration, or on an
+    action first, is 409: answering that case would lose the agent's new case without a word."""
+    async def register(body: dict[str, Any], key: str) -> Any:
+        return await api.post("/api/v1/cases", json=body, headers={**auth("t-agent"), "Idempotency-Key": key})
+
+    first = await register(FAULT, "reg-1")
+    again = await register(FAULT, "reg-1")
+    assert (first.status, again.status) == (201, 200)
+    case_id = (await first.json())["case_id"]
+    assert (await again.json())["case_id"] == case_id
+    other = {**FAULT, "description": "隔壁楼也停电了", "caller": {"name": "李四", "phone": "13800138001"}}
+    refused = await register(other, "reg-1")
+    assert refused.status == 409 and (await refused.json())["error"]["code"] == "idempotency_conflict"
+    dispatched = await api.post(f"/api/v1/cases/{case_id}/dispatch",
+                                json={"expected_version": 0, "to": "U001"},
+                                headers={**auth("t-dispatcher"), "Idempotency-Key": "act-1"})
+    assert dispatched.status == 200
+    refused = await register(other, "act-1")
+    assert refused.status == 409 and (await refused.json())["error"]["code"] == "idempotency_conflict"
+    taken = await register(other, "reg-2")
+    assert taken.status == 201 and (await taken.json())["case_id"] != case_id
