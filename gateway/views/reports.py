@@ -111,8 +111,9 @@ async def _rows_of(request: web.Request, who: Principal, name: str, group: str
     if name == "cases" and group in ORG_GROUPS:
         return None, reach.nodes
     allowed = (*SCOPED_GROUPS, *ORG_GROUPS) if name == "cases" else SCOPED_GROUPS
+    groups = ", ".join(g for g in allowed if g in REPORTS[name].groups)
     raise forbidden(f"grouped by {group}, this report sums the whole hotline; a token scoped to {who.org} "
-                    f"may group it by {', '.join(g for g in allowed if g in REPORTS[name].groups)}")
+                    + (f"may group it by {groups}" if groups else "may not read it (no grouping is its own)"))
 
 
 async def get_report(request: web.Request) -> web.StreamResponse:
