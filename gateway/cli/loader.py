@@ -13,6 +13,10 @@ GeoPackage (`.gpkg`) and KML (`.kml`), and GeoJSON whose collection declares
 another `crs`; each in the CRS it declares, reprojected to WGS84 (a file
 without a CRS definition is refused). Their attribute columns are the
 properties, read as CSV values are; in KML the placemark's name is `name`.
+A Shapefile whose attributes name no encoding (no `.cpg`, no code page in the
+`.dbf` header, as many Chinese GIS tools write them) is read as UTF-8 when its
+text is valid UTF-8, else as GB18030 (which GBK and GB2312 are part of), not as
+GDAL's ISO-8859-1 default, which turned Chinese names into mojibake.
 """
 
 from __future__ import annotations
@@ -51,6 +55,12 @@ _KML_COLUMNS = frozenset({"id", "description", "timestamp", "begin", "end", "alt
 """Columns GDAL adds to every KML layer: the placemark's own bookkeeping, not its data."""
 _GDAL_ERRORS = (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, pyogrio.errors.FieldError,
                 pyogrio.errors.GeometryError, pyogrio.errors.FeatureError, pyogrio.errors.CRSError)
+
+
+_DBF_HEADER = 32
+_DBF_CODE_PAGE = 29
+"""The .dbf header's size and the offset of its language driver id (0: no code page named)."""
+CHINESE_ENCODING = "GB18030"
 
 
 class LoadError(InvalidReference):
@@ -153,9 +163,36 @@ def _table_features(path: Path) -> list[Json]:
     return features
 
 
+def _side_file(path: Path, source: str, suffix: str) -> bytes | None:
+    """A Shapefile's side file (`.dbf`, `.cpg`), beside it or in its zip, any letter case."""
+    shp = Path(source)
+    if source.startswith("/vsizip/"):
+        wanted = (source[len(f"/vsizip/{path}/"):-len(shp.suffix)] + suffix).lower()
+        with zipfile.ZipFile(path) as archive:
+            found = [n for n in archive.namelist() if n.lower() == wanted]
+            return archive.read(found[0]) if found else None
+    beside = [p for p in shp.parent.glob(f"{shp.stem}.*") if p.suffix.lower() == suffix]
+    return beside[0].read_bytes() if beside else None
+
+
+def _shapefile_encoding(path: Path, source: str) -> str | None:
+    """The encoding of a Shapefile's attributes when the file names none (None: GDAL knows it)."""
+    if not source.lower().endswith(".shp") or _side_file(path, source, ".cpg") is not None:
+        return None
+    dbf = _side_file(path, source, ".dbf")
+    if dbf is None or len(dbf) < _DBF_HEADER or dbf[_DBF_CODE_PAGE] != 0:
+        return None
+    try:
+        dbf[int.from_bytes(dbf[8:10], "little"):].decode("utf-8")  # bytes 8-9: where the records start
+    except UnicodeDecodeError:
+        return CHINESE_ENCODING
+    return "UTF-8"
+
+
 def _layer_features(path: Path, source: str) -> list[Json]:
     try:
-        frame = gpd.read_file(source, engine="pyogrio")
+        encoding = _shapefile_encoding(path, source)
+        frame = gpd.read_file(source, engine="pyogrio", **({"encoding": encoding} if encoding else {}))
     except (*_GDAL_ERRORS, OSError, ValueError) as exc:
         raise LoadError(f"{path}: cannot read ({exc})") from exc
     if frame.crs is None:

@@ -78,6 +78,26 @@ def test_each_format_loads_in_wgs84(tmp_path: Path, fmt: str) -> None:
     assert min(p[0] for p in ring) == pytest.approx(SPOT[0] - 0.004, abs=2e-6)
 
 
+@pytest.mark.parametrize("encoding", ["GBK", "UTF-8"])
+@pytest.mark.parametrize("zipped", [False, True])
+def test_a_shapefile_that_names_no_encoding_keeps_its_chinese_names(tmp_path: Path, encoding: str,
+                                                                    zipped: bool) -> None:
+    # Catches: a .dbf without its .cpg (and no code page in its header, as many Chinese GIS tools
+    # write it) read as ISO-8859-1, so 金山社区 loaded as "½ðÉ½ÉçÇø" and no address matched.
+    frame().to_crs(CGCS2000_GK_108E).to_file(tmp_path / "places.shp", encoding=encoding)
+    (tmp_path / "places.cpg").unlink()
+    path = tmp_path / "places.shp"
+    if zipped:
+        with zipfile.ZipFile(tmp_path / "places.zip", "w") as archive:
+            for part in tmp_path.glob("places.*"):
+                if part.suffix != ".zip":
+                    archive.write(part, f"data/{part.name.upper()}")
+        path = tmp_path / "places.zip"
+    names = {f["properties"]["id"]: f["properties"] for f in read_features(path)}
+    assert names["G1"]["name"] == "金山社区" and names["G2"]["name"] == "渭阳超市"
+    assert names["G1"]["aliases"] == ["金山社区居委会", "金山居委会"]
+
+
 def test_a_shapefile_without_its_crs_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path, "shp")
     path.with_suffix(".prj").unlink()
