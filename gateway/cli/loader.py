@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
-import pyogrio.errors  # type: ignore[import-untyped]  # no stubs: only its exception types
+import pyogrio  # type: ignore[import-untyped]  # no stubs: its layer list and exception types
+import pyogrio.errors  # type: ignore[import-untyped]
 import shapely
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
@@ -156,10 +157,16 @@ def _sources(path: Path) -> list[str]:
 
 
 def _table_features(path: Path) -> list[Json]:
-    """The features of Shapefiles, GeoPackages or KML files, reprojected to WGS84."""
+    """The features of Shapefiles, GeoPackages or KML files (every layer: a GeoPackage's tables,
+    a KML's folders), reprojected to WGS84."""
     features: list[Json] = []
     for source in _sources(path):
-        features += _layer_features(path, source)
+        try:
+            layers = [str(name) for name, _ in pyogrio.list_layers(source)]
+        except (*_GDAL_ERRORS, OSError, ValueError) as exc:
+            raise LoadError(f"{path}: cannot read ({exc})") from exc
+        for layer in layers:
+            features += _layer_features(path, source, layer)
     return features
 
 
@@ -189,10 +196,11 @@ def _shapefile_encoding(path: Path, source: str) -> str | None:
     return "UTF-8"
 
 
-def _layer_features(path: Path, source: str) -> list[Json]:
+def _layer_features(path: Path, source: str, layer: str) -> list[Json]:
     try:
         encoding = _shapefile_encoding(path, source)
-        frame = gpd.read_file(source, engine="pyogrio", **({"encoding": encoding} if encoding else {}))
+        frame = gpd.read_file(source, engine="pyogrio", layer=layer,
+                              **({"encoding": encoding} if encoding else {}))
     except (*_GDAL_ERRORS, OSError, ValueError) as exc:
         raise LoadError(f"{path}: cannot read ({exc})") from exc
     if frame.crs is None:

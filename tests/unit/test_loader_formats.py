@@ -98,6 +98,30 @@ def test_a_shapefile_that_names_no_encoding_keeps_its_chinese_names(tmp_path: Pa
     assert names["G1"]["aliases"] == ["金山社区居委会", "金山居委会"]
 
 
+def _placemark(place_id: str, name: str) -> str:
+    data = "".join(f'<Data name="{k}"><value>{v}</value></Data>'
+                   for k, v in (("kind", "place"), ("id", place_id), ("district", "610402")))
+    return (f"<Placemark><name>{name}</name><ExtendedData>{data}</ExtendedData>"
+            f"<Point><coordinates>{SPOT[0]},{SPOT[1]}</coordinates></Point></Placemark>")
+
+
+@pytest.mark.parametrize("fmt", ["gpkg"])
+def test_every_layer_of_a_file_is_loaded(tmp_path: Path, fmt: str) -> None:
+    # Catches: only the first layer read (GDAL's default; a warning nobody sees), so the
+    # landmarks a GeoPackage holds beside its communities, or a KML's second folder, never loaded.
+    path = tmp_path / f"places.{fmt}"
+    if fmt == "gpkg":
+        places = frame().to_crs(CGCS2000_GK_108E)
+        places.iloc[[0]].to_file(path, layer="communities", driver="GPKG")
+        places.iloc[[1]].to_file(path, layer="landmarks", driver="GPKG", mode="a")
+    else:  # as Google Earth saves two folders
+        folders = "".join(f"<Folder><name>{folder}</name>{_placemark(i, n)}</Folder>" for folder, i, n in (
+            ("communities", "G1", "金山社区"), ("landmarks", "G2", "渭阳超市")))
+        path.write_text('<?xml version="1.0" encoding="UTF-8"?><kml xmlns="http://www.opengis.net/kml/2.2">'
+                        f"<Document>{folders}</Document></kml>", "utf-8")
+    assert sorted(f["properties"]["id"] for f in read_features(path)) == ["G1", "G2"]
+
+
 def test_a_shapefile_without_its_crs_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path, "shp")
     path.with_suffix(".prj").unlink()
