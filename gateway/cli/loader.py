@@ -211,10 +211,13 @@ def _layer_features(path: Path, source: str, layer: str) -> list[Json]:
     for row in frame.to_dict("records"):
         geometry = row.pop("geometry", None)
         if kml:
+            # a schema's data field `id` beside the placemark's own id is GDAL's `id2`; an untyped
+            # `<Data name="id">` (Google Earth's ExtendedData) it reads into `id` itself
+            ids = [v for v in (row.pop("id2", None), row.get("id")) if _table_value("id", v) is not None]
             row = {k: v for k, v in row.items() if k not in _KML_COLUMNS}
             row.setdefault("name", row.pop("Name", None))
-            if "id2" in row:  # GDAL renames a data field `id` beside the placemark's own id
-                row["id"] = row.pop("id2")
+            if ids:
+                row["id"] = ids[0]
         props: Json = {}
         for name, raw in row.items():
             try:

@@ -105,7 +105,7 @@ def _placemark(place_id: str, name: str) -> str:
             f"<Point><coordinates>{SPOT[0]},{SPOT[1]}</coordinates></Point></Placemark>")
 
 
-@pytest.mark.parametrize("fmt", ["gpkg"])
+@pytest.mark.parametrize("fmt", ["gpkg", "kml"])
 def test_every_layer_of_a_file_is_loaded(tmp_path: Path, fmt: str) -> None:
     # Catches: only the first layer read (GDAL's default; a warning nobody sees), so the
     # landmarks a GeoPackage holds beside its communities, or a KML's second folder, never loaded.
@@ -120,6 +120,19 @@ def test_every_layer_of_a_file_is_loaded(tmp_path: Path, fmt: str) -> None:
         path.write_text('<?xml version="1.0" encoding="UTF-8"?><kml xmlns="http://www.opengis.net/kml/2.2">'
                         f"<Document>{folders}</Document></kml>", "utf-8")
     assert sorted(f["properties"]["id"] for f in read_features(path)) == ["G1", "G2"]
+
+
+@pytest.mark.parametrize("placemark_id", ["", ' id="pm7"'])
+def test_a_kml_id_given_as_extended_data_is_the_features_id(tmp_path: Path, placemark_id: str) -> None:
+    # Catches: `<Data name="id">` (how Google Earth and most tools write ExtendedData) read into
+    # GDAL's `id` column, which the loader dropped as the placemark's own, so the place was
+    # refused for having no id (with or without an id attribute on the placemark).
+    path = tmp_path / "places.kml"
+    placemark = _placemark("G1", "金山社区").replace("<Placemark>", f"<Placemark{placemark_id}>")
+    path.write_text('<?xml version="1.0" encoding="UTF-8"?><kml xmlns="http://www.opengis.net/kml/2.2">'
+                    f"<Document>{placemark}</Document></kml>", "utf-8")
+    [feature] = read_features(path)
+    assert (feature["properties"]["id"], feature["properties"]["name"]) == ("G1", "金山社区")
 
 
 def test_a_shapefile_without_its_crs_is_refused(tmp_path: Path) -> None:
