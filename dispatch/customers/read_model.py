@@ -193,6 +193,8 @@ async def _write(conn: asyncpg.Connection, writes: Sequence[_Write]) -> list[Cha
 
 async def _tier_set(conn: asyncpg.Connection, event: RecordedEvent) -> list[Change]:
     d = event.data
+    if callable_number(d["phone"]) is None:
+        return []  # an erased number ("[erased]", met by a rebuild): no one's entry any more
     await conn.execute(
         """INSERT INTO customers (phone, tier, reason, set_by, set_at, expires_at, version)
            VALUES ($1, $2, $3, $4, $5, $6, $7)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from dispatch.cases.registration import CATEGORIES
 from dispatch.cases.state import load_case
 from dispatch.cases.status import CaseStatus
 from dispatch.core.bus import Handler
@@ -276,7 +277,8 @@ def check_content(content: ArticleContent) -> ArticleContent:
     """The content with its text trimmed, or `InvalidCommand` naming the bad field."""
     content = replace(content, title=content.title.strip(), body=content.body.strip(),
                       short_answer=content.short_answer.strip(),
-                      keywords=tuple(k.strip() for k in content.keywords if k.strip()))
+                      keywords=tuple(k.strip() for k in content.keywords if k.strip()),
+                      categories=tuple(dict.fromkeys(content.categories)))
     if content.kind not in KINDS:
         raise InvalidCommand(f"kind must be one of {', '.join(KINDS)}", field="kind")
     if not content.title or len(content.title) > MAX_TITLE:
@@ -285,6 +287,9 @@ def check_content(content: ArticleContent) -> ArticleContent:
         raise InvalidCommand(f"body needs 1 to {MAX_BODY} characters", field="body")
     if len(content.short_answer) > MAX_SHORT_ANSWER:
         raise InvalidCommand(f"short_answer longer than {MAX_SHORT_ANSWER} characters", field="short_answer")
+    if unknown := [c for c in content.categories if c not in CATEGORIES]:
+        raise InvalidCommand(f"categories are case categories ({', '.join(CATEGORIES)}); not "
+                             f"{', '.join(unknown)[:200]}", field="categories")
     return content
 
 

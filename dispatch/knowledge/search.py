@@ -64,11 +64,27 @@ STOPWORDS: frozenset[str] = frozenset(_STOP_TEXT.split())
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 _ASCII_WORD = re.compile(r"^[a-z]+$")
 _KEEP = re.compile(r"[\w\u4e00-\u9fff]")
+_TONE_NUMBER = re.compile(r"(?<=[aeiouvngr])[1-5](?=[a-z\s]|$)")
+"""A tone written as a number after a syllable (`ting2 dian4`: a syllable ends in a vowel, n, ng or
+r; the next syllable, a space or the end follows, so `a4纸` and `95598` stay as typed)."""
+_DIAERESIS = "\u0308"
 
 
 def normalise(text: str) -> str:
     """Full-width to half-width, lower case."""
     return unicodedata.normalize("NFKC", text).lower()
+
+
+def untoned(text: str) -> str:
+    """Pinyin typed with its tones as the index spells it: marks and numbers dropped, ü as v
+    (`tíng diàn`, `ting2 dian4` -> `ting dian`; `lǜ` -> `lv`, as pypinyin writes it)."""
+    out: list[str] = []
+    for ch in unicodedata.normalize("NFD", normalise(text)):
+        if not unicodedata.combining(ch) or not out or not out[-1].isascii():
+            out.append(ch)  # a mark on a letter that is not Latin (kana's dakuten) is kept
+        elif ch == _DIAERESIS and out[-1] == "u":
+            out[-1] = "v"
+    return _TONE_NUMBER.sub("", unicodedata.normalize("NFC", "".join(out)))
 
 
 @cache
@@ -233,7 +249,7 @@ class SearchIndex:
 
     def query_tokens(self, query: str) -> tuple[list[QueryToken], list[str]]:
         """The tokens a query looks up, and the words it was read as (for confidence)."""
-        read = words(query)
+        read = words(untoned(query))
         spelled = [w for w in read if _ASCII_WORD.match(w)]
         joined = "".join(spelled)
         if len(spelled) > 1 and (PINYIN + joined in self.vocab or INITIALS + joined in self.vocab):

@@ -39,6 +39,7 @@ from dispatch.cases.events import (
     FeedbackGiven,
 )
 from dispatch.core.messages import Event
+from dispatch.core.personal import ERASED
 from dispatch.core.texts import LOCAL_TIME
 
 Bucket: TypeAlias = tuple[str, str, str, date, str]
@@ -76,9 +77,15 @@ def local_day(at: datetime) -> date:
 
 
 def caller_key(evt: CaseRegistered) -> str | None:
-    """Who opened a case, for repeat contacts: the phone number, else the OpenID, e-mail or device."""
+    """Who opened a case, for repeat contacts: the phone number, else the OpenID, e-mail or device.
+
+    A caller erased before the fact is read (`intake rebuild` after an erasure) reads `[erased]`
+    for everyone: such a case keeps a caller of its own (`erased:<case id>`), so erased people's
+    cases are not repeat contacts of each other; what the erasure's own token kept (one person's
+    cases, `dispatch/personal/erasure.py`) a rebuild cannot know, so they count as not repeated."""
     c = evt.caller
-    return c.phone or c.openid or c.email or c.device_account
+    key = c.phone or c.openid or c.email or c.device_account
+    return f"erased:{evt.case_id}" if key == ERASED else key
 
 
 def _ms(delta: timedelta) -> int:

@@ -13,6 +13,10 @@ GeoPackage (`.gpkg`) and KML (`.kml`), and GeoJSON whose collection declares
 another `crs`; each in the CRS it declares, reprojected to WGS84 (a file
 without a CRS definition is refused). Their attribute columns are the
 properties, read as CSV values are; in KML the placemark's name is `name`.
+A Shapefile whose attributes name no encoding (no `.cpg`, no code page in the
+`.dbf` header, as many Chinese GIS tools write them) is read as UTF-8 when its
+text is valid UTF-8, else as GB18030 (which GBK and GB2312 are part of), not as
+GDAL's ISO-8859-1 default, which turned Chinese names into mojibake.
 """
 
 from __future__ import annotations
@@ -28,7 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
-import pyogrio.errors  # type: ignore[import-untyped]  # no stubs: only its exception types
+import pyogrio  # type: ignore[import-untyped]  # no stubs: its layer list and exception types
+import pyogrio.errors  # type: ignore[import-untyped]
 import shapely
 from pyproj import CRS, Transformer
 from pyproj.exceptions import CRSError
@@ -51,6 +56,12 @@ _KML_COLUMNS = frozenset({"id", "description", "timestamp", "begin", "end", "alt
 """Columns GDAL adds to every KML layer: the placemark's own bookkeeping, not its data."""
 _GDAL_ERRORS = (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, pyogrio.errors.FieldError,
                 pyogrio.errors.GeometryError, pyogrio.errors.FeatureError, pyogrio.errors.CRSError)
+
+
+_DBF_HEADER = 32
+_DBF_CODE_PAGE = 29
+"""The .dbf header's size and the offset of its language driver id (0: no code page named)."""
+CHINESE_ENCODING = "GB18030"
 
 
 class LoadError(InvalidReference):
@@ -146,16 +157,50 @@ def _sources(path: Path) -> list[str]:
 
 
 def _table_features(path: Path) -> list[Json]:
-    """The features of Shapefiles, GeoPackages or KML files, reprojected to WGS84."""
+    """The features of Shapefiles, GeoPackages or KML files (every layer: a GeoPackage's tables,
+    a KML's folders), reprojected to WGS84."""
     features: list[Json] = []
     for source in _sources(path):
-        features += _layer_features(path, source)
+        try:
+            layers = [str(name) for name, _ in pyogrio.list_layers(source)]
+        except (*_GDAL_ERRORS, OSError, ValueError) as exc:
+            raise LoadError(f"{path}: cannot read ({exc})") from exc
+        for layer in layers:
+            features += _layer_features(path, source, layer)
     return features
 
 
-def _layer_features(path: Path, source: str) -> list[Json]:
+def _side_file(path: Path, source: str, suffix: str) -> bytes | None:
+    """A Shapefile's side file (`.dbf`, `.cpg`), beside it or in its zip, any letter case."""
+    shp = Path(source)
+    if source.startswith("/vsizip/"):
+        wanted = (source[len(f"/vsizip/{path}/"):-len(shp.suffix)] + suffix).lower()
+        with zipfile.ZipFile(path) as archive:
+            found = [n for n in archive.namelist() if n.lower() == wanted]
+            return archive.read(found[0]) if found else None
+    beside = [p for p in shp.parent.glob(f"{shp.stem}.*") if p.suffix.lower() == suffix]
+    return beside[0].read_bytes() if beside else None
+
+
+def _shapefile_encoding(path: Path, source: str) -> str | None:
+    """The encoding of a Shapefile's attributes when the file names none (None: GDAL knows it)."""
+    if not source.lower().endswith(".shp") or _side_file(path, source, ".cpg") is not None:
+        return None
+    dbf = _side_file(path, source, ".dbf")
+    if dbf is None or len(dbf) < _DBF_HEADER or dbf[_DBF_CODE_PAGE] != 0:
+        return None
     try:
-        frame = gpd.read_file(source, engine="pyogrio")
+        dbf[int.from_bytes(dbf[8:10], "little"):].decode("utf-8")  # bytes 8-9: where the records start
+    except UnicodeDecodeError:
+        return CHINESE_ENCODING
+    return "UTF-8"
+
+
+def _layer_features(path: Path, source: str, layer: str) -> list[Json]:
+    try:
+        encoding = _shapefile_encoding(path, source)
+        frame = gpd.read_file(source, engine="pyogrio", layer=layer,
+                              **({"encoding": encoding} if encoding else {}))
     except (*_GDAL_ERRORS, OSError, ValueError) as exc:
         raise LoadError(f"{path}: cannot read ({exc})") from exc
     if frame.crs is None:
@@ -166,10 +211,13 @@ def _layer_features(path: Path, source: str) -> list[Json]:
     for row in frame.to_dict("records"):
         geometry = row.pop("geometry", None)
         if kml:
+            # a schema's data field `id` beside the placemark's own id is GDAL's `id2`; an untyped
+            # `<Data name="id">` (Google Earth's ExtendedData) it reads into `id` itself
+            ids = [v for v in (row.pop("id2", None), row.get("id")) if _table_value("id", v) is not None]
             row = {k: v for k, v in row.items() if k not in _KML_COLUMNS}
             row.setdefault("name", row.pop("Name", None))
-            if "id2" in row:  # GDAL renames a data field `id` beside the placemark's own id
-                row["id"] = row.pop("id2")
+            if ids:
+                row["id"] = ids[0]
         props: Json = {}
         for name, raw in row.items():
             try:

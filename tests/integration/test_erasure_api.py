@@ -72,3 +72,24 @@ async def test_erasure_is_for_admins_and_needs_a_reason_and_basis(client: Any) -
     assert (await erase(client, PHONE, reason="x", legal_basis="because")).status == 400
     assert (await erase(client, PHONE, reason="", legal_basis="request")).status == 400
     assert (await erase(client, "not a subject", reason="x", legal_basis="request")).status == 400
+
+
+async def test_a_rebuild_after_erasing_a_listed_number_lists_no_erased_entry(
+        client: Any, services: Any, pg_pool: Any) -> None:
+    # Catches: the callers projection writing the erased `CustomerTierSet` of a rebuild as a
+    # registry entry of the number "[erased]": a blacklisted entry nobody has, listed by
+    # GET /api/v1/customers, on which every erased caller's contacts would be counted.
+    from eventstore.subscriptions import ProjectionRunner
+    from gateway.bootstrap import projections
+
+    for number, tier, reason in ((PHONE, "blacklisted", "辱骂坐席"), (OTHER, "vip", "人大代表")):
+        response = await client.put(f"/api/v1/customers/{number}", headers=auth("t-dispatcher"),
+                                    json={"tier": tier, "reason": reason})
+        assert response.status == 200, await response.text()
+    assert (await erase(client, PHONE)).status == 200
+    await client.close()  # the app's runners stop: a rebuild must not race them
+    for projection in projections(services):
+        if projection.name == "callers":
+            await ProjectionRunner(services.store, projection).rebuild()
+    rows = await pg_pool.fetch("SELECT phone, tier FROM customers ORDER BY phone")
+    assert [(r["phone"], r["tier"]) for r in rows] == [(OTHER, "vip")]

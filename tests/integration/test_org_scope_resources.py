@@ -244,6 +244,10 @@ async def test_reports_heat_map_and_caller_card_show_the_subtree(
             1, 1, 2), group
     err = await call(api, "GET", f"/api/v1/reports/calls?group=all&from={day}&to={day}", "t-sca", 403)
     assert err["error"]["code"] == "forbidden"  # the hotline's calls belong to no sub-centre
+    # no grouping of the calls report is the subtree's: the message says so, not "may group it by "
+    assert not err["error"]["message"].rstrip().endswith("by"), err
+    err = await call(api, "GET", f"/api/v1/reports/satisfaction?group=all&from={day}&to={day}", "t-sca", 403)
+    assert "unit, agent" in err["error"]["message"]
 
     async def cells(token: str) -> int:
         body = await call(api, "GET", f"/api/v1/heatmap?from={day}&to={day}", token)

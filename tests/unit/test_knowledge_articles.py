@@ -116,6 +116,19 @@ def test_content_is_checked() -> None:
                                              content=ArticleContent("faq", "  ", "b")))
 
 
+def test_an_article_is_written_for_case_categories_only() -> None:
+    # Catches: a category no case has (a typo, "power") accepted, so the article's boost for its
+    # category silently never applies; the case categories are CONTRACT.md's list.
+    with pytest.raises(InvalidCommand, match="categories") as caught:
+        run(ArticleState("KB2"), DraftArticle(article_id="KB2", actor="agent:A001",
+                                             content=ArticleContent("faq", "t", "b", categories=("power", "consultation"))))
+    assert caught.value.field == "categories" and "power" in str(caught.value)
+    s = ArticleState("KB2")
+    run(s, DraftArticle(article_id="KB2", actor="agent:A001",
+                        content=ArticleContent("faq", "t", "b", categories=("power_fault", "power_fault"))))
+    assert s.content is not None and s.content.categories == ("power_fault",)
+
+
 def test_import_publishes_at_once_writes_nothing_when_unchanged_and_is_the_loaders_alone() -> None:
     s = ArticleState("KB3")
     assert [type(e).__name__ for e in run(s, ImportArticle(article_id="KB3", actor="loader", content=V1))] == [

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from dispatch.knowledge.search import Document, SearchIndex, snippet
+from dispatch.knowledge.search import Document, SearchIndex, snippet, untoned
 
 DOCS = (
     Document("OUT", "计划停电查询", "计划停电提前7天在网上国网公告。", "网上国网查询计划停电。", ("power_fault",)),
@@ -31,6 +31,23 @@ def ids(index: SearchIndex, q: str, **kw: object) -> list[str]:
 def test_pinyin_and_initials_find_the_chinese_word(index: SearchIndex, q: str) -> None:
     # Catches: pinyin or initials not indexed, case not folded, a spaced pinyin not joined.
     assert ids(index, q)[0] == "OUT"
+
+
+@pytest.mark.parametrize("q", ["tíng diàn", "tīngdiàn", "TÍNG DIÀN", "ting2 dian4", "ting2dian4", "ránqì", "ran2 qi4"])
+def test_pinyin_written_with_its_tones_finds_the_chinese_word(index: SearchIndex, q: str) -> None:
+    # Catches: tone marks (í) or tone numbers (ting2) kept, so the syllables are read as other
+    # words or as nothing (tíng diàn found 电压 articles, ting1 dian4 found none).
+    expected = "GAS" if q.lower().startswith("r") else "OUT"
+    assert ids(index, q)[:1] == [expected]
+
+
+def test_lv_is_typed_with_v_or_with_its_umlaut() -> None:
+    # Catches: ü left as u after the tone is dropped (lǜ read as lu, not pypinyin's lv).
+    green = SearchIndex.build([Document("GREEN", "绿色通道", "老人可走绿色通道。"),
+                               Document("ROAD", "路灯报修", "路灯不亮。")])
+    assert [h.article_id for h in green.search("lǜsè")][:1] == ["GREEN"]
+    assert [h.article_id for h in green.search("lü4 se4")][:1] == ["GREEN"]
+    assert untoned("A4纸 95598") == "a4纸 95598"  # a digit that is no tone stays
 
 
 def test_title_outranks_a_passing_mention_in_the_body(index: SearchIndex) -> None:

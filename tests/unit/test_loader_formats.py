@@ -78,6 +78,63 @@ def test_each_format_loads_in_wgs84(tmp_path: Path, fmt: str) -> None:
     assert min(p[0] for p in ring) == pytest.approx(SPOT[0] - 0.004, abs=2e-6)
 
 
+@pytest.mark.parametrize("encoding", ["GBK", "UTF-8"])
+@pytest.mark.parametrize("zipped", [False, True])
+def test_a_shapefile_that_names_no_encoding_keeps_its_chinese_names(tmp_path: Path, encoding: str,
+                                                                    zipped: bool) -> None:
+    # Catches: a .dbf without its .cpg (and no code page in its header, as many Chinese GIS tools
+    # write it) read as ISO-8859-1, so 金山社区 loaded as "½ðÉ½ÉçÇø" and no address matched.
+    frame().to_crs(CGCS2000_GK_108E).to_file(tmp_path / "places.shp", encoding=encoding)
+    (tmp_path / "places.cpg").unlink()
+    path = tmp_path / "places.shp"
+    if zipped:
+        with zipfile.ZipFile(tmp_path / "places.zip", "w") as archive:
+            for part in tmp_path.glob("places.*"):
+                if part.suffix != ".zip":
+                    archive.write(part, f"data/{part.name.upper()}")
+        path = tmp_path / "places.zip"
+    names = {f["properties"]["id"]: f["properties"] for f in read_features(path)}
+    assert names["G1"]["name"] == "金山社区" and names["G2"]["name"] == "渭阳超市"
+    assert names["G1"]["aliases"] == ["金山社区居委会", "金山居委会"]
+
+
+def _placemark(place_id: str, name: str) -> str:
+    data = "".join(f'<Data name="{k}"><value>{v}</value></Data>'
+                   for k, v in (("kind", "place"), ("id", place_id), ("district", "610402")))
+    return (f"<Placemark><name>{name}</name><ExtendedData>{data}</ExtendedData>"
+            f"<Point><coordinates>{SPOT[0]},{SPOT[1]}</coordinates></Point></Placemark>")
+
+
+@pytest.mark.parametrize("fmt", ["gpkg", "kml"])
+def test_every_layer_of_a_file_is_loaded(tmp_path: Path, fmt: str) -> None:
+    # Catches: only the first layer read (GDAL's default; a warning nobody sees), so the
+    # landmarks a GeoPackage holds beside its communities, or a KML's second folder, never loaded.
+    path = tmp_path / f"places.{fmt}"
+    if fmt == "gpkg":
+        places = frame().to_crs(CGCS2000_GK_108E)
+        places.iloc[[0]].to_file(path, layer="communities", driver="GPKG")
+        places.iloc[[1]].to_file(path, layer="landmarks", driver="GPKG", mode="a")
+    else:  # as Google Earth saves two folders
+        folders = "".join(f"<Folder><name>{folder}</name>{_placemark(i, n)}</Folder>" for folder, i, n in (
+            ("communities", "G1", "金山社区"), ("landmarks", "G2", "渭阳超市")))
+        path.write_text('<?xml version="1.0" encoding="UTF-8"?><kml xmlns="http://www.opengis.net/kml/2.2">'
+                        f"<Document>{folders}</Document></kml>", "utf-8")
+    assert sorted(f["properties"]["id"] for f in read_features(path)) == ["G1", "G2"]
+
+
+@pytest.mark.parametrize("placemark_id", ["", ' id="pm7"'])
+def test_a_kml_id_given_as_extended_data_is_the_features_id(tmp_path: Path, placemark_id: str) -> None:
+    # Catches: `<Data name="id">` (how Google Earth and most tools write ExtendedData) read into
+    # GDAL's `id` column, which the loader dropped as the placemark's own, so the place was
+    # refused for having no id (with or without an id attribute on the placemark).
+    path = tmp_path / "places.kml"
+    placemark = _placemark("G1", "金山社区").replace("<Placemark>", f"<Placemark{placemark_id}>")
+    path.write_text('<?xml version="1.0" encoding="UTF-8"?><kml xmlns="http://www.opengis.net/kml/2.2">'
+                    f"<Document>{placemark}</Document></kml>", "utf-8")
+    [feature] = read_features(path)
+    assert (feature["properties"]["id"], feature["properties"]["name"]) == ("G1", "金山社区")
+
+
 def test_a_shapefile_without_its_crs_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path, "shp")
     path.with_suffix(".prj").unlink()

@@ -20,9 +20,10 @@ from dispatch.cases.events import (
     CaseRegistered,
     CaseRejected,
 )
+from dispatch.core.personal import ERASED
 from dispatch.core.texts import LANGUAGES, texts_for
 from dispatch.reports.definitions import PERIODS, REPORTS
-from dispatch.reports.facts import CallFact, CaseFact, delta, org_key
+from dispatch.reports.facts import CallFact, CaseFact, caller_key, delta, org_key
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 11, 30, 16, 30, tzinfo=UTC)  # 00:30 on 1 December in Beijing, still 30 November in UTC
@@ -75,6 +76,21 @@ def test_every_contribution_has_a_place_in_its_reports_vector() -> None:
     for bucket in [*call.contributions(), *_case().contributions()]:
         report, _, _, _, measure = bucket
         assert measure in REPORTS[report].measures, bucket
+
+
+def test_erased_callers_read_by_a_rebuild_are_not_one_caller() -> None:
+    # Catches: a rebuild after erasures reading every erased caller as the same "[erased]", so
+    # all their cases became repeat contacts of each other (on the probe's log, intake rebuild
+    # raised the repeat contacts from 2 to 7 of 13 cases and halved first-contact resolution).
+    def registered(case_id: str, caller: CallerInfo) -> CaseRegistered:
+        return CaseRegistered(case_id, "complaint", 3, "phone", "x", caller, T0, T0)
+
+    erased = [caller_key(registered(c, CallerInfo(name=ERASED, phone=ERASED))) for c in ("C1", "C2")]
+    assert erased[0] != erased[1] and None not in erased  # each still a case with a caller
+    erased_openid = caller_key(registered("C3", CallerInfo(phone=None, openid=ERASED)))
+    assert erased_openid not in (*erased, None)
+    same = {caller_key(registered(c, CallerInfo(phone="13900000000"))) for c in ("C4", "C5")}
+    assert same == {"13900000000"}
 
 
 def test_a_case_counts_on_the_days_of_what_happened_in_beijing_time() -> None:
