@@ -325,3 +325,26 @@ async def test_an_abandoned_statement_drops_its_connection(pg_dsn: str, proxy: T
         assert await pool.fetchval("SELECT 1") == 1  # a fresh connection, not the abandoned one
     finally:
         await pool.close()
+
+
+async def test_a_presence_change_refused_during_an_outage_is_recorded_when_it_is_retried(
+    outage_client: Any, proxy: TcpProxy
+) -> None:
+    """The live board must not change before the change is on record: a PUT answered 503 had
+    already set Redis, so its retry found nothing changed and the change never reached the log."""
+    async def put(status: str) -> int:
+        response = await outage_client.put("/api/v1/agents/A001/presence", json={"status": status},
+                                           headers=auth("t-agent"))
+        return int(response.status)
+
+    assert await put("online") == 200
+    await proxy.cut()
+    assert await put("busy") == 503
+    await proxy.start()
+    deadline = time.monotonic() + 10
+    while await put("busy") != 200:  # the agent's console retries
+        assert time.monotonic() < deadline, "no recovery within 10 s"
+        await asyncio.sleep(0.1)
+    recorded = await outage_client.app[SERVICES].store.read_stream("presence-A001")
+    changes = [(e.data["previous"], e.data["status"]) for e in recorded]
+    assert changes == [("offline", "online"), ("online", "busy")]
