@@ -286,20 +286,24 @@ class AmiClient:
 
     async def _reject(self, exc: BadInput, event: Mapping[str, Any]) -> None:
         """Record an event it cannot follow as `InputRejected`, as every channel does."""
-        await record_rejected(self._handle, channel="ami", code=exc.code, reason=exc.message,
-                              raw=json.dumps(event, default=str, ensure_ascii=False), at=self._now(),
-                              peer=f"{self._config.host}:{self._config.port}")
+        raw, at = json.dumps(event, default=str, ensure_ascii=False), self._now()
+        await self._retrying(lambda: record_rejected(
+            self._handle, channel="ami", code=exc.code, reason=exc.message, raw=raw, at=at,
+            peer=f"{self._config.host}:{self._config.port}"), str(event.get("Uniqueid")))
 
     async def _record(self, cmd: RecordCall) -> None:
+        await self._retrying(lambda: self._handle(cmd), cmd.call_id)
+
+    async def _retrying(self, write: Callable[[], Awaitable[object]], call_id: str) -> None:
         delay = self._backoff[0]
         while True:  # the store may be down for a while: keep the event, retry
             try:
-                await self._handle(cmd)
+                await write()
                 return
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("ami_event_not_recorded", call_id=cmd.call_id, retry_in=delay)
+                log.exception("ami_event_not_recorded", call_id=call_id, retry_in=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._backoff[1])
 

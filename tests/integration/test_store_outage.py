@@ -38,6 +38,7 @@ from gateway.services import SERVICES
 from gateway.settings import Settings, TwilioSettings
 from gateway.sia_listener import SiaReceiver
 from tests.conftest import auth
+from tests.integration.alarm_helpers import events_of
 from tests.integration.tcp_proxy import TcpProxy
 
 DEADLINE = 2.0
@@ -348,3 +349,32 @@ async def test_a_presence_change_refused_during_an_outage_is_recorded_when_it_is
     recorded = await outage_client.app[SERVICES].store.read_stream("presence-A001")
     changes = [(e.data["previous"], e.data["status"]) for e in recorded]
     assert changes == [("offline", "online"), ("online", "busy")]
+
+
+async def test_bad_input_refused_while_the_store_is_down_is_retried_not_lost(
+    outage_client: Any, proxy: TcpProxy
+) -> None:
+    """Bad input is answered 4xx only once its `InputRejected` is on record: with the store away it
+    gets 503 (a DC-09 frame no answer), as a blackholed store already answered, and its retry is
+    recorded. (Connections refused answered 400 at once and the rejection was only logged.)"""
+    bad = {"event_id": "cti-bad", "type": "offered", "caller": "13912345678", "at": "2026-11-23T08:00:00Z"}
+
+    async def post() -> Any:
+        return await outage_client.post("/channels/cti/events", json=bad, headers=auth("t-channel"))
+
+    assert (await _case(outage_client, "warm")).status == 201
+    await proxy.cut()
+    refused = await post()
+    assert refused.status == 503 and "Retry-After" in refused.headers, await refused.text()
+    corrupt = bytearray(_sia_frame(3))
+    corrupt[1:5] = b"0000"  # a wrong CRC: NAKed only once on record
+    receiver = SiaReceiver(outage_client.app[SERVICES])
+    assert await receiver.handle(bytes(corrupt), "sia-tcp", "127.0.0.1:40000", "127.0.0.1") is None
+    await proxy.start()
+    deadline = time.monotonic() + 10
+    while (response := await post()).status == 503:
+        assert time.monotonic() < deadline, "no recovery within 10 s"
+        await asyncio.sleep(0.1)
+    assert response.status == 400
+    rejected = await events_of(outage_client.app[SERVICES], "InputRejected")
+    assert [e["data"]["channel"] for e in rejected] == ["cti"]
