@@ -132,7 +132,11 @@ async def deadline_middleware(request: web.Request, handler: Handler) -> web.Str
     if request.method in _READS:
         return await handler(request)
     if request.body_exists:
-        await request.read()
+        try:
+            await request.read()
+        except web.RequestPayloadError as exc:  # a `Content-Encoding: gzip` body that is not gzip: was a 500
+            _count_dropped(request, "bad_encoding")  # before any channel saw it
+            raise BadRequest("bad_encoding", "the body is not in its Content-Encoding") from exc
     try:
         async with asyncio.timeout(WRITE_DEADLINE):
             return await handler(request)

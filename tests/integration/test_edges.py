@@ -98,3 +98,16 @@ async def test_a_slow_multipart_upload_is_not_answered_as_a_database_outage(
                                  headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
     assert response.status == 201, await response.text()
     assert (await response.json())[0]["service_notice"] == "request accepted"
+
+
+@pytest.mark.parametrize("path", ["/channels/cti/events", "/open311/v2/requests.json", "/channels/twilio/sms",
+                                  "/api/v1/cases", "/no/such/path"])
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_a_body_that_is_not_in_its_content_encoding_is_400_json(
+    client: Any, services: Any, path: str, encoding: str
+) -> None:
+    """aiohttp's decoder fails inside `request.read()` (`RequestPayloadError`): it was a 500."""
+    response = await client.post(path, data=b'{"event_id": "not compressed"}', headers={
+        **auth("t-channel"), "Content-Type": "application/json", "Content-Encoding": encoding})
+    assert response.status == 400
+    assert (await response.json())["error"]["code"] == "bad_encoding"
