@@ -1,10 +1,11 @@
 """With PostgreSQL or Redis gone, intake answers as CONTRACT.md says and recovers by itself.
 
-Four ways PostgreSQL goes away, each against every channel's write endpoint at
+Five ways PostgreSQL goes away, each against every channel's write endpoint at
 once: (a) it refuses connections (`ALLOW_CONNECTIONS false`, sessions
 terminated), (b) its sessions are terminated under writes in flight, (c) the
 server stopped (a TCP proxy in front of it closed), (d) packets dropped (the
-proxy accepts bytes and forwards nothing). Every write answers 503 with
+proxy accepts bytes and forwards nothing), (e) it answers read-only (a standby
+after a failover). Every write answers 503 with
 `Retry-After` within 2 s of its arrival, a DC-09 frame gets no ACK, and once
 the database is back the same endpoints answer 2xx without a restart.
 
@@ -378,3 +379,25 @@ async def test_bad_input_refused_while_the_store_is_down_is_retried_not_lost(
     assert response.status == 400
     rejected = await events_of(outage_client.app[SERVICES], "InputRejected")
     assert [e["data"]["channel"] for e in rejected] == ["cti"]
+
+
+async def test_a_read_only_database(outage_client: Any, admin: asyncpg.Connection, pg_dsn: str) -> None:
+    """(e) The database answers but refuses writes (SQLSTATE 25006): a standby after a failover, or
+    `default_transaction_read_only`. Writes answered 500 store_error (the grouped append's refusal
+    carried its message only), and an erasure a bare 500."""
+    database = urlsplit(pg_dsn).path.lstrip("/")
+    assert (await _case(outage_client, "warm")).status == 201
+    await admin.execute(f'ALTER DATABASE "{database}" SET default_transaction_read_only = on')
+    try:
+        await _terminate(admin, database)
+        await assert_all_refused(outage_client, "read-only")
+        erase = await outage_client.post("/api/v1/subjects/13800000001/erase", headers=auth("t-admin"),
+                                         json={"legal_basis": "request", "reason": "asked"})
+        assert erase.status == 503, await erase.text()
+        health = await outage_client.get("/health")
+        assert health.status == 503
+        assert (await health.json())["dependencies"]["postgres"] == {"ok": False, "error": "read_only"}
+    finally:
+        await admin.execute(f'ALTER DATABASE "{database}" RESET default_transaction_read_only')
+        await _terminate(admin, database)
+    await assert_recovered(outage_client, "read-only")
