@@ -74,14 +74,26 @@ def _refused(request: web.Request, exc: DispatchError | IdempotencyConflict) -> 
     return error_response(status, code, message)
 
 
+def _no_such_file(request: web.Request) -> bool:
+    """Whether a static route names nothing on disk: aiohttp's file response would answer it an
+    empty `application/octet-stream` 404 (a path escaping the folder is refused by aiohttp itself)."""
+    resource = request.match_info.route.resource
+    if not isinstance(resource, web.StaticResource):
+        return False
+    return not (resource.get_info()["directory"] / request.match_info.get("filename", "")).exists()
+
+
 @web.middleware
 async def url_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse a URL the database cannot hold (`check_url`) before any view sees it."""
+    """Refuse a URL the database cannot hold (`check_url`) before any view sees it, and a static
+    file that does not exist in the JSON envelope."""
     try:
         check_url(request)
     except BadRequest as exc:
         _count_dropped(request, exc.error_code)
         return error_response(400, exc.error_code, exc.error_message)
+    if _no_such_file(request):
+        return error_response(404, "not_found", "Not Found")
     return await handler(request)
 
 

@@ -111,3 +111,12 @@ async def test_a_body_that_is_not_in_its_content_encoding_is_400_json(
         **auth("t-channel"), "Content-Type": "application/json", "Content-Encoding": encoding})
     assert response.status == 400
     assert (await response.json())["error"]["code"] == "bad_encoding"
+
+
+@pytest.mark.parametrize("path", ["/console/nope.js", "/console/a%5Cb", "/citizen/static/nope.css"])
+async def test_a_missing_static_file_is_404_json(client: Any, path: str) -> None:
+    """aiohttp's static files answered a missing one with an empty `application/octet-stream` 404."""
+    response = await client.get(path)
+    assert response.status == 404
+    assert (await response.json())["error"]["code"] == "not_found"
+    assert (await client.get("/console/api.js")).status == 200
