@@ -291,23 +291,31 @@ class AmiClient:
 
     async def _reject(self, exc: BadInput, event: Mapping[str, Any]) -> None:
         """Record an event it cannot follow as `InputRejected`, as every channel does."""
-        await record_rejected(self._handle, channel="ami", code=exc.code, reason=exc.message,
-                              raw=json.dumps(event, default=str, ensure_ascii=False), at=self._now(),
-                              peer=f"{self._config.host}:{self._config.port}")
+        raw, at = json.dumps(event, default=str, ensure_ascii=False), self._now()
+        try:
+            await self._retrying(lambda: record_rejected(
+                self._handle, channel="ami", code=exc.code, reason=exc.message, raw=raw, at=at,
+                peer=f"{self._config.host}:{self._config.port}"), str(event.get("Uniqueid")))
+        except REFUSED:
+            log.exception("ami_rejection_not_recorded", call_id=str(event.get("Uniqueid")))
 
     async def _record(self, cmd: RecordCall, event: Mapping[str, Any]) -> None:
+        try:
+            await self._retrying(lambda: self._handle(cmd), cmd.call_id)
+        except REFUSED as exc:  # the same answer every time: retrying would hold back every later event
+            await self._reject(BadInput(str(exc), code=getattr(exc, "code", "refused")), event)
+
+    async def _retrying(self, write: Callable[[], Awaitable[object]], call_id: str) -> None:
+        """`write` until it is done; only a store that is down is waited for (`REFUSED` is raised)."""
         delay = self._backoff[0]
         while True:  # the store may be down for a while: keep the event, retry
             try:
-                await self._handle(cmd)
+                await write()
                 return
-            except asyncio.CancelledError:
+            except (asyncio.CancelledError, *REFUSED):
                 raise
-            except REFUSED as exc:  # the same answer every time: retrying would hold back every later event
-                await self._reject(BadInput(str(exc), code=getattr(exc, "code", "refused")), event)
-                return
             except Exception:
-                log.exception("ami_event_not_recorded", call_id=cmd.call_id, retry_in=delay)
+                log.exception("ami_event_not_recorded", call_id=call_id, retry_in=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._backoff[1])
 

@@ -11,7 +11,7 @@ from typing import Any
 import structlog
 
 from dispatch.intake.rejected import InputRejected, RecordRejectedInput
-from eventstore import EventStoreError
+from eventstore import EventStoreError, StoreUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -97,7 +97,10 @@ async def record_rejected(
 
     `authenticated`: the input came with a credential that was accepted (a valid
     token or signature); otherwise only a short head of it is kept (`kept_payload`).
-    Failing to record must never turn a 4xx into a 5xx: the error is logged.
+    Failing to record must never turn a 4xx into a 5xx (the error is logged), but while the
+    store is unavailable the input is not answered as refused before its record is in:
+    `StoreUnavailable` goes to the caller, which answers 503 (a DC-09 frame: nothing), so the
+    sender retries and the rejection is recorded then, as when the store times out.
     """
     text, length, digest = kept_payload(raw, authenticated=authenticated)
     limit = None if authenticated else MAX_UNAUTHENTICATED
@@ -110,6 +113,8 @@ async def record_rejected(
                              transport=transport, raw_sha256=digest)
     try:
         await send(RecordRejectedInput(rejected, at))
+    except StoreUnavailable:
+        raise
     except EventStoreError as exc:
         log.warning("rejected_input_not_recorded", channel=channel, code=code, error=str(exc))
         return False

@@ -272,7 +272,14 @@ def outcome_of(args: AppendArgs, row: asyncpg.Record) -> AppendResult | EventSto
 
 
 def _settle(item: _Pending, args: AppendArgs, row: asyncpg.Record) -> bool:
-    """Answer one append (sent as `args`) from its status row; True if it must be retried alone."""
+    """Answer one append (sent as `args`) from its status row; True if it must be retried alone.
+
+    One refused inside the group (status `error`) is retried alone too: the group's statement
+    caught its error and kept only the message, while alone it raises with its SQLSTATE, so that
+    a database refusing writes (read-only, disk full) answers unavailable rather than failed.
+    """
+    if row["status"] == "error":
+        return True
     outcome = outcome_of(args, row)
     if outcome is None:
         return True

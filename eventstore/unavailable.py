@@ -21,6 +21,7 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncpg.OperatorInterventionError,  # class 57: admin / crash shutdown, cannot connect now, cancelled
     asyncpg.InsufficientResourcesError,  # class 53: too many connections, disk full
     asyncpg.ObjectNotInPrerequisiteStateError,  # 55000 "database is not accepting connections"; lock timeout
+    asyncpg.ReadOnlySQLTransactionError,  # 25006: a standby after a failover, or writes switched off
 )
 """Errors that mean the database is unreachable (or refusing work) rather than the request wrong."""
 

@@ -74,14 +74,26 @@ def _refused(request: web.Request, exc: DispatchError | IdempotencyConflict) -> 
     return error_response(status, code, message)
 
 
+def _no_such_file(request: web.Request) -> bool:
+    """Whether a static route names nothing on disk: aiohttp's file response would answer it an
+    empty `application/octet-stream` 404 (a path escaping the folder is refused by aiohttp itself)."""
+    resource = request.match_info.route.resource
+    if not isinstance(resource, web.StaticResource):
+        return False
+    return not (resource.get_info()["directory"] / request.match_info.get("filename", "")).exists()
+
+
 @web.middleware
 async def url_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse a URL the database cannot hold (`check_url`) before any view sees it."""
+    """Refuse a URL the database cannot hold (`check_url`) before any view sees it, and a static
+    file that does not exist in the JSON envelope."""
     try:
         check_url(request)
     except BadRequest as exc:
         _count_dropped(request, exc.error_code)
         return error_response(400, exc.error_code, exc.error_message)
+    if _no_such_file(request):
+        return error_response(404, "not_found", "Not Found")
     return await handler(request)
 
 
@@ -122,16 +134,21 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 async def deadline_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Answer every write within `WRITE_DEADLINE` of its arrival: 503 when it could not commit.
 
-    The clock starts once the body is in (a slow upload is not the database's
-    fault); a multipart body is read by its view, within the deadline. An
+    The clock starts once the body is in, multipart included (a slow upload,
+    such as a photo posted over a mobile link, is not the database's fault;
+    every view reads its body whole, from `request.read()`'s cache). An
     abandoned statement drops its connection (`eventstore.unavailable`), so
     giving up is immediate whatever state the database is in: refusing
     connections, killing sessions, stopped, or silently dropping packets.
     """
     if request.method in _READS:
         return await handler(request)
-    if request.body_exists and not request.content_type.startswith("multipart/"):
-        await request.read()
+    if request.body_exists:
+        try:
+            await request.read()
+        except web.RequestPayloadError as exc:  # a `Content-Encoding: gzip` body that is not gzip: was a 500
+            _count_dropped(request, "bad_encoding")  # before any channel saw it
+            raise BadRequest("bad_encoding", "the body is not in its Content-Encoding") from exc
     try:
         async with asyncio.timeout(WRITE_DEADLINE):
             return await handler(request)

@@ -4,7 +4,8 @@
 is also the heartbeat: an agent that does not repeat it within the TTL
 (`INTAKE_PRESENCE_TTL`, default 30 s) counts as offline. Presence lives in a
 sorted set scored by expiry time plus a status hash. A status change is
-recorded as an `AgentPresenceChanged` event for audit.
+recorded as an `AgentPresenceChanged` event for audit, before the board shows
+it: with PostgreSQL down the PUT answers 503 and the board is left as it was.
 
 Redis down: presence is unknown, the PUT answers 503, and the assigner leaves
 tasks where they are (new ones wait unassigned in PostgreSQL) until it returns.
@@ -65,13 +66,23 @@ async def put_presence(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     board = board_of(services)
     try:
-        previous = await board.beat(agent_id, status)
+        previous = await board.status_of(agent_id)
     except (RedisError, OSError) as exc:
-        log.warning("presence_not_recorded", error=str(exc))
-        return error_response(503, "presence_unavailable", "presence store (Redis) is unavailable",
-                              {"Retry-After": "2"})
+        return _board_unavailable(exc)
+    # on record before the board shows it: a change the log refused (503) is still a change when
+    # the console retries it, and is recorded then (the board set first, the retry changed nothing)
     await services.bus.handle(RecordPresence(agent_id, status, previous, who.actor))
+    try:
+        await board.beat(agent_id, status)
+    except (RedisError, OSError) as exc:
+        return _board_unavailable(exc)
     return json_response({"agent_id": agent_id, "status": status, "ttl_seconds": board.ttl})
+
+
+def _board_unavailable(exc: Exception) -> web.Response:
+    log.warning("presence_not_recorded", error=str(exc))
+    return error_response(503, "presence_unavailable", "presence store (Redis) is unavailable",
+                          {"Retry-After": "2"})
 
 
 async def get_presence(request: web.Request) -> web.Response:

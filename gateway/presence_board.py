@@ -28,11 +28,14 @@ class PresenceBoard:
         self.ttl = ttl
         self._now = now
 
-    async def beat(self, agent_id: str, status: str) -> str | None:
-        """Record a heartbeat / status; answers the previous live status (None if absent)."""
+    async def status_of(self, agent_id: str) -> str | None:
+        """An agent's live status (None if absent or expired)."""
+        return (await self.statuses()).get(agent_id)
+
+    async def beat(self, agent_id: str, status: str) -> None:
+        """Record a heartbeat / status."""
         if self._redis is None:
             raise RedisError("Redis is not configured")
-        previous = (await self.statuses()).get(agent_id)
         async with self._redis.pipeline(transaction=True) as pipe:
             if status in PRESENT:
                 pipe.zadd(self._expiry, {agent_id: self._now() + self.ttl})
@@ -41,7 +44,6 @@ class PresenceBoard:
                 pipe.zrem(self._expiry, agent_id)
                 pipe.hdel(self._status, agent_id)
             await pipe.execute()
-        return previous
 
     async def statuses(self) -> dict[str, str]:
         """Every present agent and its status; expired agents are dropped."""

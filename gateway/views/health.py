@@ -22,9 +22,11 @@ async def _check_postgres(request: web.Request) -> Json:
     try:
         async with asyncio.timeout(CHECK_TIMEOUT):
             async with services.pool.acquire() as conn:
-                await conn.fetchval("SELECT 1")
+                read_only = await conn.fetchval("SELECT current_setting('transaction_read_only')")
     except _DOWN as exc:
         return {"ok": False, "error": type(exc).__name__}
+    if read_only == "on":  # a standby after a failover, or writes switched off: every write answers 503
+        return {"ok": False, "error": "read_only"}
     return {"ok": True}
 
 

@@ -21,8 +21,10 @@ from dispatch.core.bus import MessageBus
 from dispatch.core.capability import collect_handlers
 from dispatch.core.clock import SystemClock
 from dispatch.core.errors import InvalidCommand
+from dispatch.intake.rejected import RecordRejectedInput
 from dispatch.missed_calls.policy import MissedCallPolicy
 from dispatch.missed_calls.read_model import CallsProjection
+from eventstore import StoreUnavailable
 from eventstore.postgres import PostgresEventStore
 from eventstore.subscriptions import ProjectionRunner, ReactorRunner
 from gateway.bootstrap import DOMAIN
@@ -301,3 +303,36 @@ async def test_an_event_the_domain_refuses_is_rejected_once_and_the_calls_after_
     assert tries.count("1700000080.1") == 1
     [rejected] = await stored_events(pg_pool, "type = 'InputRejected'")
     assert (rejected.data["channel"], rejected.data["code"]) == ("ami", "invalid")
+
+
+async def test_an_event_rejected_while_the_store_is_down_is_recorded_once_it_is_back(
+    ami: FakeAmi, pg_store: PostgresEventStore, pg_pool: asyncpg.Pool
+) -> None:
+    """Its `InputRejected` is retried as a call's events are, not dropped with a log line."""
+    bus = MessageBus(collect_handlers(DOMAIN), {"store": pg_store, "clock": SystemClock(), "pool": pg_pool})
+    down = 3
+
+    async def handle(cmd: Any) -> Any:
+        nonlocal down
+        if isinstance(cmd, RecordRejectedInput) and down:
+            down -= 1
+            raise StoreUnavailable("cannot connect to PostgreSQL")
+        return await bus.handle(cmd)
+
+    client = AmiClient(AmiConfig("127.0.0.1", ami.port, "intake", "s3cret"), handle,
+                       now=SystemClock().now, backoff=(0.01, 0.05))
+    task = asyncio.create_task(client.run())
+    try:
+        await asyncio.wait_for(client.connected.wait(), 5)
+        await ami.send(join("x" * 200, "13912340072"))  # no stream can be named by it: bad_event
+        await ami.send(join("1700000073.1", "13912340073"), abandon("1700000073.1", "13912340073"))
+
+        async def recorded() -> bool:
+            return len(await types_of(pg_pool, "call-1700000073.1")) == 2
+
+        await until(recorded)
+        [rejected] = await stored_events(pg_pool, "type = 'InputRejected'")
+        assert (rejected.data["channel"], rejected.data["code"], down) == ("ami", "bad_event", 0)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -70,3 +72,51 @@ def test_map_tiles_are_the_only_foreign_image_source() -> None:
     csp = content_security_policy("https://tiles.example.cn/{z}/{x}/{y}.png")
     assert "img-src 'self' data: https://tiles.example.cn;" in csp
     assert "img-src 'self' data:;" in content_security_policy("")
+
+
+async def test_a_slow_multipart_upload_is_not_answered_as_a_database_outage(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A portal posting a photo over a slow mobile link: the deadline starts once the body is in,
+    multipart or not (a multipart body read within the deadline was answered 503 store_unavailable
+    while the database was fine, and the citizen's retries all met the same fate)."""
+    monkeypatch.setattr("gateway.app.WRITE_DEADLINE", 0.3)
+    boundary = "SlowPhoto"
+    parts = [("api_key", "t-web"), ("service_code", "complaint"), ("description", "路灯不亮"),
+             ("address_string", "秦都区人民路1号")]
+    head = f"--{boundary}\r\nContent-Disposition: form-data; name="
+    body = "".join(f'{head}"{k}"\r\n\r\n{v}\r\n' for k, v in parts)
+    body += f'{head}"media"; filename="p.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
+    photo = b"\xff\xd8" + b"\x00" * 2048 + b"\xff\xd9"
+
+    async def slowly() -> AsyncIterator[bytes]:
+        yield body.encode()
+        await asyncio.sleep(0.5)  # longer than the deadline
+        yield photo + f"\r\n--{boundary}--\r\n".encode()
+
+    response = await client.post("/open311/v2/requests.json", data=slowly(),
+                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert response.status == 201, await response.text()
+    assert (await response.json())[0]["service_notice"] == "request accepted"
+
+
+@pytest.mark.parametrize("path", ["/channels/cti/events", "/open311/v2/requests.json", "/channels/twilio/sms",
+                                  "/api/v1/cases", "/no/such/path"])
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_a_body_that_is_not_in_its_content_encoding_is_400_json(
+    client: Any, services: Any, path: str, encoding: str
+) -> None:
+    """aiohttp's decoder fails inside `request.read()` (`RequestPayloadError`): it was a 500."""
+    response = await client.post(path, data=b'{"event_id": "not compressed"}', headers={
+        **auth("t-channel"), "Content-Type": "application/json", "Content-Encoding": encoding})
+    assert response.status == 400
+    assert (await response.json())["error"]["code"] == "bad_encoding"
+
+
+@pytest.mark.parametrize("path", ["/console/nope.js", "/console/a%5Cb", "/citizen/static/nope.css"])
+async def test_a_missing_static_file_is_404_json(client: Any, path: str) -> None:
+    """aiohttp's static files answered a missing one with an empty `application/octet-stream` 404."""
+    response = await client.get(path)
+    assert response.status == 404
+    assert (await response.json())["error"]["code"] == "not_found"
+    assert (await client.get("/console/api.js")).status == 200

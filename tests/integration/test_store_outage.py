@@ -1,10 +1,11 @@
 """With PostgreSQL or Redis gone, intake answers as CONTRACT.md says and recovers by itself.
 
-Four ways PostgreSQL goes away, each against every channel's write endpoint at
+Five ways PostgreSQL goes away, each against every channel's write endpoint at
 once: (a) it refuses connections (`ALLOW_CONNECTIONS false`, sessions
 terminated), (b) its sessions are terminated under writes in flight, (c) the
 server stopped (a TCP proxy in front of it closed), (d) packets dropped (the
-proxy accepts bytes and forwards nothing). Every write answers 503 with
+proxy accepts bytes and forwards nothing), (e) it answers read-only (a standby
+after a failover). Every write answers 503 with
 `Retry-After` within 2 s of its arrival, a DC-09 frame gets no ACK, and once
 the database is back the same endpoints answer 2xx without a restart.
 
@@ -38,6 +39,7 @@ from gateway.services import SERVICES
 from gateway.settings import Settings, TwilioSettings
 from gateway.sia_listener import SiaReceiver
 from tests.conftest import auth
+from tests.integration.alarm_helpers import events_of
 from tests.integration.tcp_proxy import TcpProxy
 
 DEADLINE = 2.0
@@ -325,3 +327,77 @@ async def test_an_abandoned_statement_drops_its_connection(pg_dsn: str, proxy: T
         assert await pool.fetchval("SELECT 1") == 1  # a fresh connection, not the abandoned one
     finally:
         await pool.close()
+
+
+async def test_a_presence_change_refused_during_an_outage_is_recorded_when_it_is_retried(
+    outage_client: Any, proxy: TcpProxy
+) -> None:
+    """The live board must not change before the change is on record: a PUT answered 503 had
+    already set Redis, so its retry found nothing changed and the change never reached the log."""
+    async def put(status: str) -> int:
+        response = await outage_client.put("/api/v1/agents/A001/presence", json={"status": status},
+                                           headers=auth("t-agent"))
+        return int(response.status)
+
+    assert await put("online") == 200
+    await proxy.cut()
+    assert await put("busy") == 503
+    await proxy.start()
+    deadline = time.monotonic() + 10
+    while await put("busy") != 200:  # the agent's console retries
+        assert time.monotonic() < deadline, "no recovery within 10 s"
+        await asyncio.sleep(0.1)
+    recorded = await outage_client.app[SERVICES].store.read_stream("presence-A001")
+    changes = [(e.data["previous"], e.data["status"]) for e in recorded]
+    assert changes == [("offline", "online"), ("online", "busy")]
+
+
+async def test_bad_input_refused_while_the_store_is_down_is_retried_not_lost(
+    outage_client: Any, proxy: TcpProxy
+) -> None:
+    """Bad input is answered 4xx only once its `InputRejected` is on record: with the store away it
+    gets 503 (a DC-09 frame no answer), as a blackholed store already answered, and its retry is
+    recorded. (Connections refused answered 400 at once and the rejection was only logged.)"""
+    bad = {"event_id": "cti-bad", "type": "offered", "caller": "13912345678", "at": "2026-11-23T08:00:00Z"}
+
+    async def post() -> Any:
+        return await outage_client.post("/channels/cti/events", json=bad, headers=auth("t-channel"))
+
+    assert (await _case(outage_client, "warm")).status == 201
+    await proxy.cut()
+    refused = await post()
+    assert refused.status == 503 and "Retry-After" in refused.headers, await refused.text()
+    corrupt = bytearray(_sia_frame(3))
+    corrupt[1:5] = b"0000"  # a wrong CRC: NAKed only once on record
+    receiver = SiaReceiver(outage_client.app[SERVICES])
+    assert await receiver.handle(bytes(corrupt), "sia-tcp", "127.0.0.1:40000", "127.0.0.1") is None
+    await proxy.start()
+    deadline = time.monotonic() + 10
+    while (response := await post()).status == 503:
+        assert time.monotonic() < deadline, "no recovery within 10 s"
+        await asyncio.sleep(0.1)
+    assert response.status == 400
+    rejected = await events_of(outage_client.app[SERVICES], "InputRejected")
+    assert [e["data"]["channel"] for e in rejected] == ["cti"]
+
+
+async def test_a_read_only_database(outage_client: Any, admin: asyncpg.Connection, pg_dsn: str) -> None:
+    """(e) The database answers but refuses writes (SQLSTATE 25006): a standby after a failover, or
+    `default_transaction_read_only`. Writes answered 500 store_error (the grouped append's refusal
+    carried its message only), and an erasure a bare 500."""
+    database = urlsplit(pg_dsn).path.lstrip("/")
+    assert (await _case(outage_client, "warm")).status == 201
+    await admin.execute(f'ALTER DATABASE "{database}" SET default_transaction_read_only = on')
+    try:
+        await _terminate(admin, database)
+        await assert_all_refused(outage_client, "read-only")
+        erase = await outage_client.post("/api/v1/subjects/13800000001/erase", headers=auth("t-admin"),
+                                         json={"legal_basis": "request", "reason": "asked"})
+        assert erase.status == 503, await erase.text()
+        health = await outage_client.get("/health")
+        assert health.status == 503
+        assert (await health.json())["dependencies"]["postgres"] == {"ok": False, "error": "read_only"}
+    finally:
+        await admin.execute(f'ALTER DATABASE "{database}" RESET default_transaction_read_only')
+        await _terminate(admin, database)
+    await assert_recovered(outage_client, "read-only")
