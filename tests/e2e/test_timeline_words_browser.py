@@ -1,6 +1,6 @@
 """The case timeline as a person reads it, in headless Chromium: every event and every value of
 the state box named from the catalogue (no `CaseLocated`, `unregistered_device`, `given`,
-`false` or `fault.scope` left in a Chinese page), in Chinese and in English.
+`false` or `fault.scope` left in a Chinese page), in Chinese and in English; and the board at 1366x768.
 """
 
 from __future__ import annotations
@@ -60,3 +60,19 @@ async def test_timeline_events_and_state_values_are_named_not_codes(
             assert "未登记设备" in state and "坐席更正" in state and "设备账号" in state
         else:
             assert "Unregistered device" in state and "Reminder set" in types
+
+
+async def test_the_priority_badge_stays_whole_on_a_1366_screen(browser: Any, console: Any) -> None:  # noqa: F811
+    """At 1366x768 the board's column is narrow: the badge "P1" broke into "P" over "1"."""
+    response = await console.post("/api/v1/cases", headers=AGENT, json={
+        "category": "complaint", "priority": 1, "channel": "phone", "description": "小区门口积水严重",
+        "caller": {"name": "王五", "phone": "13800001234"}, "location": {"lat": 34.3455, "lon": 108.7123}})
+    assert response.status == 201, await response.text()
+    url = str(console.make_url("/")) + "?token=t-dispatcher"
+    async with _page(browser, url, width=1366, height=768) as page:
+        badge = page.locator("tr.case-row .prio").first
+        await badge.wait_for()
+        box = await badge.bounding_box()
+        line = await page.evaluate(
+            "parseFloat(getComputedStyle(document.querySelector('tr.case-row .prio')).lineHeight) || 16")
+        assert box is not None and box["height"] <= line * 1.5 + 2, (box, line)
