@@ -2,16 +2,38 @@
 // the state at any instant (as_of, typed in Beijing time) and the hash-chain verify status.
 import { api } from './api.js';
 import { h, fill, when } from './util.js';
-import { t, tn, errorText, typedInstant, beijingIso } from './i18n.js';
+import { t, tn, names, errorText, typedInstant, beijingIso } from './i18n.js';
+import { ownerName } from './org.js';
 
 const NAMED = ['status', 'category', 'channel', 'priority']; // state fields the catalogue names
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}/;
 
-function show(value) {
+/** A missing field's path ("fault.scope", "caller.name") by the registration form's label. */
+function fieldName(path) {
+  const joined = path.replace('.', '_');
+  return t(`reg.field.${names('reg.field').includes(joined) ? joined : path.split('.').pop()}`);
+}
+
+/** State values that are codes, named from the catalogue (a person reads no `unregistered_device`). */
+const CODES = {
+  location_source: (v) => tn('location_source', v),
+  source: (v) => tn('location_source', v),
+  owner: (v) => ownerName(v),
+  assignee_kind: (v) => tn('kind', v, 'raw'),
+  flags: (v) => v.map((f) => tn('flag', f, 'raw')).join('、'),
+  missing_fields: (v) => v.map(fieldName).join('、'),
+  customer_type: (v) => tn('citizen.value', v, 'raw'),
+  type: (v) => tn('citizen.value', v, 'raw'),
+  scope: (v) => tn('citizen.value', v, 'raw'),
+};
+
+function show(value, key = null) {
+  if (key && CODES[key] && value !== null && value !== undefined) return CODES[key](value);
+  if (typeof value === 'boolean') return t(`value.${value}`);
   if (typeof value === 'string') return ISO.test(value) ? when(value) : value;
-  if (Array.isArray(value)) return value.map(show).join(', ');
+  if (Array.isArray(value)) return value.map((v) => show(v)).join(', ');
   if (value && typeof value === 'object') {
-    return Object.entries(value).filter(([, v]) => v !== null && v !== '').map(([k, v]) => `${tn('state', k, 'raw')}: ${show(v)}`).join(' · ');
+    return Object.entries(value).filter(([, v]) => v !== null && v !== '').map(([k, v]) => `${tn('state', k, 'raw')}: ${show(v, k)}`).join(' · ');
   }
   return String(value);
 }
@@ -21,7 +43,7 @@ function stateTable(state) {
   const rows = Object.entries(state).filter(([, v]) => v !== null && v !== '' &&
     !(Array.isArray(v) && !v.length) && !(typeof v === 'object' && !Array.isArray(v) && !Object.keys(v).length));
   return h('table.state', {}, h('tbody', {}, rows.map(([k, v]) => h('tr', {}, h('th', {}, tn('state', k, 'raw')),
-    NAMED.includes(k) ? h('td', {}, tn(k, v)) : h('td.mono', {}, show(v))))));
+    NAMED.includes(k) ? h('td', {}, tn(k, v)) : CODES[k] || typeof v === 'boolean' ? h('td', {}, show(v, k)) : h('td.mono', {}, show(v))))));
 }
 
 function verifyBadge(verify) {
