@@ -46,3 +46,15 @@ async def test_searching_by_pinyin_initials_finds_and_opens_the_article(browser:
         assert await page.locator("article.reader h2").text_content() == OUTAGE.title
         assert "已发布" in (await page.locator("article.reader p.muted").first.text_content() or "")
         await _shot(page, "knowledge-search")
+
+
+async def test_a_refused_search_is_told_in_the_readers_words(browser: Any, client: Any) -> None:  # noqa: F811
+    """A search the server refuses (a channel token may not read articles: 403) is named from the
+    catalogue by its code, the server's English kept in the tooltip."""
+    async with _page(browser, str(client.make_url("/knowledge")) + "?token=t-channel") as page:
+        await page.fill("input[name=q]", "td")
+        await page.get_by_role("button", name="搜索").click()
+        status = page.locator("p.status", has_text="搜索失败")
+        await status.wait_for()
+        assert (await status.text_content() or "") == "搜索失败：本角色无权执行此操作。"
+        assert await status.get_attribute("title")

@@ -1,7 +1,7 @@
 // The knowledge page (知识库): search published articles by Chinese text, pinyin or initials, and read one.
 import { api, takeToken } from './api.js';
 import { h, fill } from './util.js';
-import { loadCatalogue, t, tn } from './i18n.js';
+import { errorText, loadCatalogue, t, tn } from './i18n.js';
 
 function page() {
   const input = h('input', { type: 'search', name: 'q', placeholder: t('kb.search_placeholder', { pinyin: 'tingdian', initials: 'td' }), 'aria-label': t('kb.search_label'), autocomplete: 'off' });
@@ -29,7 +29,8 @@ async function search(q, results, reader, status) {
       'data-article': item.article_id, onclick: () => read(item.article_id, reader),
     }, h('b', {}, item.title), h('div.snippet', {}, item.snippet)))));
   } catch (err) {
-    fill(status, t('kb.search_failed', { error: err.message }));
+    fill(status, t('kb.search_failed', { error: errorText(err) }));
+    status.title = err.message || ''; // the server's English stays in a tooltip, as everywhere
   }
 }
 
@@ -45,7 +46,7 @@ async function read(id, reader) {
       h('pre', {}, c.body),
       c.keywords.length ? h('p.muted', {}, t('kb.keywords', { words: c.keywords.join('、') })) : null);
   } catch (err) {
-    fill(reader, h('p.err', {}, t('kb.open_failed', { error: err.message })));
+    fill(reader, h('p.err', { title: err.message || '' }, t('kb.open_failed', { error: errorText(err) })));
   }
 }
 
