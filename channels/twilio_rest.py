@@ -8,6 +8,7 @@ from typing import Any
 
 import aiohttp
 
+from dispatch.core.phone import e164
 from dispatch.notify.provider import Delivery, DeliveryError
 
 DEFAULT_API_BASE = "https://api.twilio.com"
@@ -37,13 +38,16 @@ class TwilioMessages:
     _session: aiohttp.ClientSession | None = field(default=None, init=False)
 
     async def send(self, to: str, text: str, dedup_key: str) -> Delivery:
-        """Hand one message to Twilio; raise `DeliveryError` when it is not accepted."""
+        """Hand one message to Twilio; raise `DeliveryError` when it is not accepted.
+
+        `to` is a canonical number (a Chinese one without `+86`): Twilio takes E.164 only.
+        """
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
         url = f"{self.api_base.rstrip('/')}/2010-04-01/Accounts/{self.account_sid}/Messages.json"
         try:
             async with self._session.post(
-                url, data={"To": to, "From": self.sender, "Body": text},
+                url, data={"To": e164(to), "From": self.sender, "Body": text},
                 headers={"Authorization": _basic(self.account_sid, self.auth_token),
                          "I-Twilio-Idempotency-Token": dedup_key},
             ) as response:

@@ -63,6 +63,21 @@ def _invalid(raw: str) -> InvalidCommand:
     return InvalidCommand(f"phone number {mask_phone(raw)} is not a valid number", field="phone")
 
 
+def e164(phone: str) -> str:
+    """A canonical number in E.164 (`13912345678` -> `+8613912345678`), as SMS APIs want it.
+
+    Chinese numbers are stored without `+86` (`normalise_phone`); other countries' are E.164
+    already. What does not parse as a number is given back as it is, for the provider to refuse.
+    """
+    if phone.startswith("+"):
+        return phone
+    try:
+        number = phonenumbers.parse(phone, DEFAULT_REGION)
+    except phonenumbers.NumberParseException:
+        return phone
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
 def mask_phone(phone: str | None) -> str | None:
     """Only the last four digits of a phone number stay readable."""
     if not phone:

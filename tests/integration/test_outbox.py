@@ -228,3 +228,18 @@ async def test_a_claimed_batch_records_each_outcome_on_its_own_row_and_stream(
     assert rows["ack:C1"]["next_attempt_at"] > rows["ack:C0"]["next_attempt_at"]
     for n, last in enumerate(("NotificationSent", "NotificationAttemptFailed", "NotificationFailed")):
         assert await events_of(pg_pool, f"notification-ack:C{n}") == ["NotificationRequested", last]
+
+
+async def test_a_chinese_number_goes_to_twilio_in_e164(
+    bus: MessageBus, pg_pool: asyncpg.Pool, pg_store: PostgresEventStore, aiohttp_server: Any,
+    twilio_provider: list[TwilioMessages],
+) -> None:
+    """Cases keep a Chinese number without +86 (`normalise_phone`); Twilio's `To` takes E.164 only."""
+    fake, base = await start(aiohttp_server, [])
+    provider = TwilioMessages("AC123", "secret", "+8610000", api_base=base)
+    twilio_provider.append(provider)
+    sender = Sender(pg_pool, pg_store, {"sms": provider, "log": LogProvider()}, SystemClock())
+    await bus.handle(request(to="13912345678"))
+    assert await sender.drain_once() == 1
+    assert [r["form"]["To"] for r in fake.requests] == ["+8613912345678"]
+    assert (await outbox(pg_pool))[0]["status"] == "sent"
