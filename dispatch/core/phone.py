@@ -85,6 +85,26 @@ def mask_phone(phone: str | None) -> str | None:
     return "*" * max(len(phone) - 4, 0) + phone[-4:]
 
 
+_NUMBER_RUN = re.compile(r"(?<![A-Za-z0-9_])(\+?\d[\d\- ]{5,}\d)(?![A-Za-z0-9_])")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+MIN_PHONE_DIGITS = 7
+
+
+def _mask_run(match: re.Match[str]) -> str:
+    run = match.group(1)
+    if _ISO_DATE.fullmatch(run) or sum(c.isdigit() for c in run) < MIN_PHONE_DIGITS:
+        return run
+    return "*" * max(len(run) - 4, 0) + run[-4:]
+
+
+def mask_numbers(text: str) -> str:
+    """`text` with every phone-number-like run of digits masked but its last four.
+
+    Runs inside identifiers (`C20261123ABC`) and ISO dates are left alone.
+    """
+    return _NUMBER_RUN.sub(_mask_run, text)
+
+
 def caller_key(phone: str) -> str:
     """The stream id of a canonical phone number (`+` becomes `00`, as dialled abroad)."""
     return "00" + phone[1:] if phone.startswith("+") else phone

@@ -22,7 +22,7 @@ import structlog
 from dispatch.core.capability import Deps, Task
 from dispatch.core.clock import Clock
 from dispatch.core.messages import Event, metadata, to_new_event
-from dispatch.core.phone import mask_phone
+from dispatch.core.phone import mask_numbers, mask_phone
 from dispatch.notify.outbox import (
     NOTIFICATION_CATEGORY,
     Claimed,
@@ -115,13 +115,16 @@ class Sender:
 
     def _failed(self, row: Claimed, attempt: int, exc: DeliveryError) -> _Outcome:
         now = self._clock.now()
+        # a provider's message may quote the number ("The 'To' number +86139... is not valid"):
+        # the error is kept in the log of events and on the row, where no number may stand whole
+        error = mask_numbers(exc.message)
         if exc.retryable and attempt < self._retry.max_attempts:
             retry_at = now + timedelta(seconds=self._retry.delay(attempt, exc.retry_after))
-            evt: Event = NotificationAttemptFailed(row.dedup_key, attempt, exc.message, retry_at, now)
-            return _Outcome(row, evt, "retry", None, exc.message, retry_at, f"retry:{attempt}")
-        evt = NotificationFailed(row.dedup_key, attempt, exc.message, now)
-        log.warning("notification_failed", dedup_key=row.dedup_key, error=exc.message)
-        return _Outcome(row, evt, "failed", None, exc.message, None, f"failed:{attempt}")
+            evt: Event = NotificationAttemptFailed(row.dedup_key, attempt, error, retry_at, now)
+            return _Outcome(row, evt, "retry", None, error, retry_at, f"retry:{attempt}")
+        evt = NotificationFailed(row.dedup_key, attempt, error, now)
+        log.warning("notification_failed", dedup_key=row.dedup_key, error=error)
+        return _Outcome(row, evt, "failed", None, error, None, f"failed:{attempt}")
 
     async def _record_all(self, outcomes: list[_Outcome]) -> None:
         """Every outcome in one transaction; if that fails, each in one of its own."""

@@ -243,3 +243,32 @@ async def test_a_chinese_number_goes_to_twilio_in_e164(
     assert await sender.drain_once() == 1
     assert [r["form"]["To"] for r in fake.requests] == ["+8613912345678"]
     assert (await outbox(pg_pool))[0]["status"] == "sent"
+
+
+class Quoting:
+    """Refuses every message quoting the number, as Twilio's 21211 message does."""
+
+    name = "quoting"
+
+    async def send(self, to: str, text: str, dedup_key: str) -> Delivery:
+        raise DeliveryError(f"twilio 400: 21211 The 'To' number {to} is not a valid phone number.",
+                            retryable=dedup_key.endswith("0"))
+
+
+async def test_a_provider_error_quoting_the_number_is_kept_masked(
+    bus: MessageBus, pg_pool: asyncpg.Pool, pg_store: PostgresEventStore
+) -> None:
+    """Delivery events are not sealed personal data: the number must not stand whole in them."""
+    sender = Sender(pg_pool, pg_store, {"sms": Quoting(), "log": LogProvider()}, SystemClock(),
+                    retry=RetryPolicy(base_delay=60.0))
+    await bus.handle(request("ack:C0", "+8613912345670"))
+    await bus.handle(request("ack:C1", "+8613912345671"))
+    assert await sender.drain_once() == 2
+    async with pg_pool.acquire() as conn:
+        errors = await conn.fetch("SELECT type, data->>'error' AS error FROM events "
+                                  "WHERE stream LIKE 'notification-%' AND data ? 'error' ORDER BY stream")
+        rows = await conn.fetch("SELECT last_error FROM notification_outbox ORDER BY id")
+    said = "twilio 400: 21211 The 'To' number **********567{} is not a valid phone number."
+    assert [(e["type"], e["error"]) for e in errors] == [
+        ("NotificationAttemptFailed", said.format(0)), ("NotificationFailed", said.format(1))]
+    assert [r["last_error"] for r in rows] == [e["error"] for e in errors]
