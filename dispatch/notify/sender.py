@@ -11,6 +11,7 @@ transaction fails, each outcome is recorded in a transaction of its own.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -64,9 +65,14 @@ class RetryPolicy:
     max_delay: float = 600.0
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """Seconds to wait after failed attempt number `attempt` (exponential, capped)."""
+        """Seconds to wait after failed attempt number `attempt` (exponential, capped).
+
+        A provider's `Retry-After` is honoured up to `max_delay`: a huge, infinite or
+        meaningless one must neither park the message for ever nor stop the sender.
+        """
         backoff = min(self.base_delay * 2.0 ** (attempt - 1), self.max_delay)
-        return float(max(backoff, retry_after or 0.0))
+        asked = retry_after if retry_after is not None and math.isfinite(retry_after) else 0.0
+        return float(max(backoff, min(asked, self.max_delay)))
 
 
 class Sender:
@@ -108,6 +114,10 @@ class Sender:
             delivery = await provider.send(row.to_addr, row.body, row.dedup_key)
         except DeliveryError as exc:
             return self._failed(row, attempt, exc)
+        except Exception as exc:  # a provider's bug must not cost the batch's other outcomes
+            log.exception("notification_provider_error", dedup_key=row.dedup_key, provider=provider.name)
+            return self._failed(row, attempt, DeliveryError(
+                f"{provider.name} error: {type(exc).__name__}", retryable=True))
         now = self._clock.now()
         evt = NotificationSent(row.dedup_key, provider.name, delivery.provider_id, delivery.status,
                                attempt, now)

@@ -245,6 +245,39 @@ async def test_a_chinese_number_goes_to_twilio_in_e164(
     assert (await outbox(pg_pool))[0]["status"] == "sent"
 
 
+class Flaky:
+    """Accepts every message but one, for which it fails with an error of its own (a bug)."""
+
+    name = "flaky"
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    async def send(self, to: str, text: str, dedup_key: str) -> Delivery:
+        if to.endswith("1"):
+            raise KeyError("sid")
+        self.sent.append(dedup_key)
+        return Delivery(f"id-{dedup_key}", "queued")
+
+
+async def test_a_provider_bug_on_one_message_costs_the_others_nothing(
+    bus: MessageBus, pg_pool: asyncpg.Pool, pg_store: PostgresEventStore
+) -> None:
+    """The other messages of the batch were accepted: they are recorded, never sent again."""
+    provider = Flaky()
+    sender = Sender(pg_pool, pg_store, {"sms": provider, "log": LogProvider()}, SystemClock(),
+                    retry=RetryPolicy(base_delay=60.0), lease=0.0)
+    for n in range(3):
+        await bus.handle(request(f"ack:C{n}", f"+861390000000{n}"))
+
+    assert await sender.drain_once() == 3
+    assert await sender.drain_once() == 0
+    found = {r["dedup_key"]: (r["status"], r["last_error"]) for r in await outbox(pg_pool)}
+    assert found == {"ack:C0": ("sent", None), "ack:C1": ("retry", "flaky error: KeyError"),
+                     "ack:C2": ("sent", None)}
+    assert sorted(provider.sent) == ["ack:C0", "ack:C2"]
+
+
 class Quoting:
     """Refuses every message quoting the number, as Twilio's 21211 message does."""
 

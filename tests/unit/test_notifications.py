@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from dispatch.cases.events import CallerInfo
 from dispatch.cases.registration import RegisterCase, register_case
 from dispatch.core.clock import FakeClock
@@ -64,6 +66,13 @@ def test_retry_delay_is_exponential_capped_and_honours_retry_after() -> None:
     policy = RetryPolicy(base_delay=2.0, max_delay=30.0)
     assert [policy.delay(n) for n in (1, 2, 3, 4, 5, 6)] == [2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
     assert policy.delay(1, retry_after=12.0) == 12.0
+
+
+def test_a_provider_retry_after_is_honoured_only_up_to_the_longest_delay() -> None:
+    """`Retry-After: 1e12` or `inf` must neither park a message past year 9999 nor stop the sender."""
+    policy = RetryPolicy(base_delay=2.0, max_delay=600.0)
+    assert [policy.delay(1, retry_after=v) for v in (1e12, math.inf, math.nan, -5.0)] == [
+        600.0, 2.0, 2.0, 2.0]
 
 
 def test_odd_dedup_keys_get_a_valid_stream() -> None:
