@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
@@ -19,9 +21,28 @@ def _basic(user: str, password: str) -> str:
 
 
 def _retry_after(headers: Any) -> float | None:
+    """`Retry-After` in seconds: delay-seconds or an HTTP-date (RFC 9110 10.2.3)."""
+    raw = str(headers.get("Retry-After", "")).strip()
     try:
-        return float(headers.get("Retry-After", ""))
+        return float(raw)
     except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+
+
+async def _json_or_nothing(response: aiohttp.ClientResponse) -> Any:
+    """The answer's JSON, or None when it is not JSON (a proxy's HTML page, a cut body): the
+    status alone then says whether Twilio took the message (a 2xx it did: sending again would
+    send it twice)."""
+    try:
+        return await response.json(content_type=None)
+    except (ValueError, aiohttp.ClientPayloadError):
         return None
 
 
@@ -51,7 +72,7 @@ class TwilioMessages:
                 headers={"Authorization": _basic(self.account_sid, self.auth_token),
                          "I-Twilio-Idempotency-Token": dedup_key},
             ) as response:
-                body = await response.json(content_type=None)
+                body = await _json_or_nothing(response)
                 return self._answer(response.status, body, response.headers)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise DeliveryError(f"twilio unreachable: {type(exc).__name__}", retryable=True) from exc
@@ -59,8 +80,10 @@ class TwilioMessages:
     @staticmethod
     def _answer(status: int, body: Any, headers: Any) -> Delivery:
         info = body if isinstance(body, dict) else {}
-        if status in (200, 201):
-            return Delivery(info.get("sid"), str(info.get("status") or "queued"))
+        if 200 <= status < 300:
+            sid = info.get("sid")
+            return Delivery(sid if isinstance(sid, str) and sid else None,
+                            str(info.get("status") or "queued"))
         message = f"twilio {status}: {info.get('code', '')} {info.get('message', '')}".strip()
         retryable = status == 429 or status >= 500
         raise DeliveryError(message, retryable=retryable, retry_after=_retry_after(headers))

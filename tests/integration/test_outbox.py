@@ -305,3 +305,39 @@ async def test_a_provider_error_quoting_the_number_is_kept_masked(
     assert [(e["type"], e["error"]) for e in errors] == [
         ("NotificationAttemptFailed", said.format(0)), ("NotificationFailed", said.format(1))]
     assert [r["last_error"] for r in rows] == [e["error"] for e in errors]
+
+
+async def answering(aiohttp_server: Any, *answers: web.Response) -> str:
+    """A server answering Twilio's Messages URL with `answers` in turn."""
+    queue = list(answers)
+
+    async def messages(request: web.Request) -> web.Response:
+        await request.post()
+        return queue.pop(0)
+
+    app = web.Application()
+    app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", messages)
+    server = await aiohttp_server(app)
+    return str(server.make_url("")).rstrip("/")
+
+
+async def test_twilio_answers_that_are_not_json_are_judged_by_their_status(
+    aiohttp_server: Any, twilio_provider: list[TwilioMessages],
+) -> None:
+    """A 2xx took the message (sending again would send it twice); a 4xx HTML page refused it."""
+    later = "Wed, 21 Oct 2099 07:28:00 GMT"
+    base = await answering(
+        aiohttp_server, web.Response(status=201, text="<html>created</html>"),
+        web.json_response({"sid": 12345, "status": "queued"}, status=201),
+        web.Response(status=400, text="<html>Bad Request</html>"),
+        web.Response(status=429, text="slow down", headers={"Retry-After": later}))
+    provider = TwilioMessages("AC123", "secret", "+8610000", api_base=base)
+    twilio_provider.append(provider)
+    assert await provider.send("13912345678", "您好", "k1") == Delivery(None, "queued")
+    assert await provider.send("13912345678", "您好", "k2") == Delivery(None, "queued")
+    with pytest.raises(DeliveryError) as refused:
+        await provider.send("13912345678", "您好", "k3")
+    assert not refused.value.retryable and refused.value.message.startswith("twilio 400")
+    with pytest.raises(DeliveryError) as limited:
+        await provider.send("13912345678", "您好", "k4")
+    assert limited.value.retryable and (limited.value.retry_after or 0) > 86400 * 365
