@@ -23,6 +23,7 @@ import structlog
 from dispatch.core.capability import Deps, Task
 from dispatch.core.clock import Clock
 from dispatch.core.messages import Event, metadata, to_new_event
+from dispatch.core.personal import ERASED
 from dispatch.core.phone import mask_numbers, mask_phone
 from dispatch.notify.outbox import (
     NOTIFICATION_CATEGORY,
@@ -110,6 +111,8 @@ class Sender:
     async def _deliver(self, row: Claimed) -> _Outcome:
         provider = self._providers.get(row.channel) or self._providers["log"]
         attempt = int(row.attempts)
+        if row.to_addr == ERASED:  # its recipient was erased (dispatch.personal) before it went out
+            return self._failed(row, attempt, DeliveryError("recipient erased", retryable=False))
         try:
             delivery = await provider.send(row.to_addr, row.body, row.dedup_key)
         except DeliveryError as exc:

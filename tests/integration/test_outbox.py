@@ -12,12 +12,14 @@ import pytest
 from aiohttp import web
 
 from channels.twilio_rest import TwilioMessages
+from dispatch.cases.sla import SlaConfig
 from dispatch.core.bus import MessageBus
 from dispatch.core.capability import collect_handlers
 from dispatch.core.clock import SystemClock
 from dispatch.notify.outbox import RequestNotification, RequestNotifications
 from dispatch.notify.provider import Delivery, DeliveryError
 from dispatch.notify.sender import LogProvider, RetryPolicy, Sender
+from dispatch.personal.erasure import EraseSubject
 from eventstore.postgres import PostgresEventStore
 from gateway.bootstrap import DOMAIN
 
@@ -341,3 +343,24 @@ async def test_twilio_answers_that_are_not_json_are_judged_by_their_status(
     with pytest.raises(DeliveryError) as limited:
         await provider.send("13912345678", "您好", "k4")
     assert limited.value.retryable and (limited.value.retry_after or 0) > 86400 * 365
+
+
+async def test_a_message_to_a_person_erased_before_it_went_out_is_not_sent(
+    bus: MessageBus, pg_pool: asyncpg.Pool, pg_store: PostgresEventStore, aiohttp_server: Any,
+    twilio_provider: list[TwilioMessages],
+) -> None:
+    """Erasure blanks the waiting row's number and text: nothing goes to Twilio, the row says why."""
+    fake, base = await start(aiohttp_server, [])
+    provider = TwilioMessages("AC123", "secret", "+8610000", api_base=base)
+    twilio_provider.append(provider)
+    sender = Sender(pg_pool, pg_store, {"sms": provider, "log": LogProvider()}, SystemClock())
+    await bus.handle(request("ack:C1", "13912345678"))
+    erasing = MessageBus(collect_handlers(DOMAIN), {"store": pg_store, "clock": SystemClock(),
+                                                    "pool": pg_pool, "sla": SlaConfig()})
+    await erasing.handle(EraseSubject(subject="phone:13912345678", reason="公民申请删除个人信息",
+                                      legal_basis="request", actor="admin:root"))
+    assert await sender.drain_once() == 1
+    assert fake.requests == []
+    [row] = await outbox(pg_pool)
+    assert (row["status"], row["last_error"], row["to_addr"]) == ("failed", "recipient erased", "[erased]")
+    assert (await events_of(pg_pool))[-1] == "NotificationFailed"
