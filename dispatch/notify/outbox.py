@@ -139,27 +139,44 @@ async def append_on(
     return not result.duplicate
 
 
+def fit_text(text: str) -> str:
+    """`text` cut to `MAX_TEXT` UTF-16 code units (what SMS counts: an emoji is two), ending
+    in "…", never inside a character.
+
+    The messages are asked for by policies reacting to events, and their texts carry what
+    people wrote (an extension's reason, an incident's cause): a text refused for its length
+    would stop the policy at that event, and every message and timer after it with it.
+    """
+    if len(text.encode("utf-16-le")) // 2 <= MAX_TEXT:
+        return text
+    kept, units = [], 0
+    for char in text:
+        units += 2 if ord(char) > 0xFFFF else 1
+        if units > MAX_TEXT - 1:
+            break
+        kept.append(char)
+    return "".join(kept) + "…"
+
+
 def _validate(cmd: RequestNotification) -> None:
     if cmd.channel not in CHANNELS:
         raise InvalidCommand(f"channel must be one of {', '.join(CHANNELS)}", field="channel")
     if not cmd.to or not cmd.text or not cmd.dedup_key:
         raise InvalidCommand("dedup_key, to and text are required", field="to")
-    if len(cmd.text) > MAX_TEXT:
-        raise InvalidCommand(f"text longer than {MAX_TEXT} characters", field="text")
 
 
-async def _enqueue(conn: asyncpg.Connection, cmd: RequestNotification, stream: str) -> None:
+async def _enqueue(conn: asyncpg.Connection, cmd: RequestNotification, stream: str, text: str) -> None:
     await conn.execute(
         """INSERT INTO notification_outbox (dedup_key, stream, case_id, channel, to_addr, body, reason)
            VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (dedup_key) DO NOTHING""",
-        cmd.dedup_key, stream, cmd.case_id, cmd.channel, cmd.to, cmd.text, cmd.reason,
+        cmd.dedup_key, stream, cmd.case_id, cmd.channel, cmd.to, text, cmd.reason,
     )
 
 
 def _requested(cmd: RequestNotification, clock: Clock) -> tuple[str, NotificationRequested, Json]:
     _validate(cmd)
     stream = notification_stream(cmd.dedup_key)
-    evt = NotificationRequested(cmd.dedup_key, cmd.channel, cmd.to, cmd.text, cmd.case_id,
+    evt = NotificationRequested(cmd.dedup_key, cmd.channel, cmd.to, fit_text(cmd.text), cmd.case_id,
                                 cmd.reason, clock.now())
     meta = metadata(actor=cmd.actor or "policy:notifications",
                     correlation_id=cmd.case_id or stream, channel=cmd.channel)
@@ -175,7 +192,7 @@ async def request_notification(
         if not await append_on(conn, stream, [evt], meta, expected=NO_STREAM,
                                key=f"notify:{cmd.dedup_key}", subject=cmd.subject):
             return False
-        await _enqueue(conn, cmd, stream)
+        await _enqueue(conn, cmd, stream, evt.text)
     store.wake((NOTIFICATION_CATEGORY,))
     return True
 
@@ -209,8 +226,8 @@ async def request_notifications(
                 raise answer
             else:
                 fresh.append(not answer.duplicate)
-        rows = [(c.dedup_key, stream, c.case_id, c.channel, c.to, c.text, c.reason)
-                for c, (stream, _, _), new in zip(items, requested, fresh, strict=True) if new]
+        rows = [(c.dedup_key, stream, c.case_id, c.channel, c.to, evt.text, c.reason)
+                for c, (stream, evt, _), new in zip(items, requested, fresh, strict=True) if new]
         if rows:
             await conn.execute(_ENQUEUE_MANY, *(list(column) for column in zip(*rows, strict=True)))
     if rows:

@@ -23,6 +23,7 @@ from dispatch.cases.state import load_case
 from dispatch.core.clock import FakeClock
 from dispatch.core.texts import LOCAL_TIME
 from dispatch.core.timers import TimerWorker, pending
+from dispatch.notify.outbox import MAX_TEXT
 from dispatch.supervision.chasing import CaseFollowUp
 from eventstore.subscriptions import ReactorRunner
 from gateway.bootstrap import build_services, close_services
@@ -117,6 +118,30 @@ async def test_the_citizen_is_told_of_the_transfer_the_delay_and_an_extension(
     assert "需协调供水公司停水检修" in told[2][3]
     local = until.astimezone(LOCAL_TIME)
     assert f"{local:%m月%d日%H:%M}" in told[2][3]  # Beijing time, not UTC
+
+
+async def test_an_extension_with_a_long_reason_is_told_shortened_and_the_follow_up_goes_on(
+    wired: Any, clock: FakeClock,
+) -> None:
+    """The reason is the unit's free text: a message over the outbox's limit stopped the follow-up
+    policy at that event (retried for ever), and every case's transfer SMS and chase timer with it."""
+    bus = wired.bus
+    cid = (await bus.handle(RegisterCase(category="complaint", channel="phone", description="噪音",
+                                         caller=CallerInfo(phone="13800138000")))).case_id
+    state = await bus.handle(DispatchCase(case_id=cid, expected_version=0, to="U001"))
+    state = await bus.handle(ConfirmCase(case_id=cid, expected_version=state.version, actor="unit:U001"))
+    state = await bus.handle(RequestExtension(case_id=cid, expected_version=state.version, actor="unit:U001",
+                                              until=clock.now() + timedelta(days=5), reason="材料未到" * 450))
+    await bus.handle(DecideExtension(case_id=cid, expected_version=state.version, approve=True))
+    later = (await bus.handle(RegisterCase(category="complaint", channel="phone", description="路灯",
+                                           caller=CallerInfo(phone="13800138001")))).case_id
+    await bus.handle(DispatchCase(case_id=later, expected_version=0, to="U001"))
+    await step(wired)
+    told = {(k, t): text for k, _, t, text in await to_citizen(wired)}
+    extended = told[("extended", "13800138000")]
+    assert len(extended) == MAX_TEXT and extended.endswith("…") and "材料未到" in extended
+    assert ("transfer", "13800138001") in told
+    assert [t.key for t in await pending(wired.pool, f"case:{later}:")] == [f"case:{later}:confirmation"]
 
 
 async def test_a_wechat_follower_is_told_over_wechat(wired: Any, clock: FakeClock) -> None:

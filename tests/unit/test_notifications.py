@@ -7,7 +7,13 @@ import math
 from dispatch.cases.events import CallerInfo
 from dispatch.cases.registration import RegisterCase, register_case
 from dispatch.core.clock import FakeClock
-from dispatch.notify.outbox import AcknowledgementPolicy, RequestNotification, notification_stream
+from dispatch.notify.outbox import (
+    MAX_TEXT,
+    AcknowledgementPolicy,
+    RequestNotification,
+    fit_text,
+    notification_stream,
+)
 from dispatch.notify.sender import RetryPolicy
 from eventstore import ANY, NewEvent
 from eventstore.memory import MemoryEventStore
@@ -107,3 +113,14 @@ async def test_a_wechat_case_without_a_phone_is_told_of_completion_over_wechat()
         (f"done:{both.case_id}", "sms", "13912345678"),  # a phone number is preferred
     ]
     assert not any(n.reason == "accepted" and n.channel == "wechat" for n in sent)  # the reply acked it
+
+
+def test_a_text_over_the_limit_is_cut_between_characters_as_sms_counts_them() -> None:
+    """SMS counts UTF-16 units (an emoji is two): the cut text fits and no character is split."""
+    assert fit_text("您的诉求已受理") == "您的诉求已受理"
+    assert fit_text("停" * MAX_TEXT) == "停" * MAX_TEXT
+    cut = fit_text("停电" * MAX_TEXT)
+    assert cut == "停电" * (MAX_TEXT // 2 - 1) + "停…"
+    emoji = fit_text("😀" * MAX_TEXT)
+    assert emoji == "😀" * (MAX_TEXT // 2 - 1) + "…"
+    assert len(emoji.encode("utf-16-le")) // 2 <= MAX_TEXT
