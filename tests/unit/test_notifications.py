@@ -112,6 +112,8 @@ async def test_a_wechat_case_without_a_phone_is_told_of_completion_over_wechat()
         (f"done:{follower.case_id}", "wechat", "oG8xZ5-follower"),
         (f"done:{both.case_id}", "sms", "13912345678"),  # a phone number is preferred
     ]
+    wechat = next(n.text for n in sent if n.channel == "wechat")
+    assert "短信" not in wechat and "回复本消息" in wechat  # a WeChat message is no SMS to reply to
     assert not any(n.reason == "accepted" and n.channel == "wechat" for n in sent)  # the reply acked it
 
 
