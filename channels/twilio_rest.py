@@ -55,6 +55,8 @@ class TwilioMessages:
     sender: str
     api_base: str = DEFAULT_API_BASE
     timeout: float = 10.0
+    status_callback: str = ""
+    """Where Twilio reports what became of each message (`POST /channels/twilio/sms-status`)."""
     name: str = "twilio"
     _session: aiohttp.ClientSession | None = field(default=None, init=False)
 
@@ -67,8 +69,11 @@ class TwilioMessages:
             self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
         url = f"{self.api_base.rstrip('/')}/2010-04-01/Accounts/{self.account_sid}/Messages.json"
         try:
+            form = {"To": e164(to), "From": self.sender, "Body": text}
+            if self.status_callback:
+                form["StatusCallback"] = self.status_callback
             async with self._session.post(
-                url, data={"To": e164(to), "From": self.sender, "Body": text},
+                url, data=form,
                 headers={"Authorization": _basic(self.account_sid, self.auth_token),
                          "I-Twilio-Idempotency-Token": dedup_key},
             ) as response:

@@ -116,6 +116,33 @@ class NotificationFailed(Event):
     at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class RecordDeliveryStatus(Command):
+    """A provider's report of what became of a message it took (Twilio's status callback)."""
+
+    provider_id: str
+    status: str
+    error_code: str | None = None
+
+
+@event
+@dataclass(frozen=True, slots=True)
+class NotificationStatusReported(Event):
+    """The provider reported the message's status (`delivered`, `undelivered`, `failed`, ...)."""
+
+    dedup_key: str
+    provider_id: str
+    status: str
+    error_code: str | None
+    at: datetime
+
+
+DELIVERY_OUTCOMES: dict[str, str] = {
+    "delivered": "delivered", "read": "delivered", "undelivered": "undelivered", "failed": "undelivered"}
+"""A provider's final statuses and what the outbox row becomes: a row the provider took
+(`sent`) is `delivered` when the handset got it, `undelivered` when the carrier could not."""
+
+
 def notification_stream(dedup_key: str) -> str:
     """The stream of one notification (a hash when the key has unusual characters)."""
     key = dedup_key if _STREAM_ID.match(dedup_key) else hashlib.sha256(dedup_key.encode()).hexdigest()
@@ -329,8 +356,39 @@ async def list_outbox(
     return [OutboxItem(**dict(r)) for r in rows]
 
 
+async def record_delivery_status(
+    cmd: RecordDeliveryStatus, *, pool: asyncpg.Pool, clock: Clock, store: EventStore
+) -> bool:
+    """Record a status report on its message's stream; a final one moves a `sent` row on.
+
+    Answers False for a message this server did not send (no row has the provider's id) and for
+    a report already recorded (the same id and status). Reports may come out of order: a row
+    leaves `sent` once, so a late `sent` or a second final status changes nothing.
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            "SELECT id, dedup_key, stream, channel, status FROM notification_outbox "
+            "WHERE provider_id = $1 FOR UPDATE", cmd.provider_id)
+        if row is None:
+            return False
+        evt = NotificationStatusReported(row["dedup_key"], cmd.provider_id, cmd.status, cmd.error_code,
+                                         clock.now())
+        meta = metadata(actor="channel:twilio", channel=row["channel"])
+        if not await append_on(conn, row["stream"], [evt], meta,
+                               key=f"notify-status:{cmd.provider_id}:{cmd.status}"):
+            return False
+        outcome = DELIVERY_OUTCOMES.get(cmd.status)
+        if outcome is not None and row["status"] == "sent":
+            error = f"{cmd.status} {cmd.error_code or ''}".strip() if outcome == "undelivered" else None
+            await conn.execute("UPDATE notification_outbox SET status = $2, last_error = $3, "
+                               "updated_at = now() WHERE id = $1", row["id"], outcome, error)
+    store.wake((NOTIFICATION_CATEGORY,))
+    return True
+
+
 HANDLERS: dict[type[Command], Handler] = {RequestNotification: request_notification,
-                                          RequestNotifications: request_notifications}
+                                          RequestNotifications: request_notifications,
+                                          RecordDeliveryStatus: record_delivery_status}
 
 
 SELF_SERVICE_CHANNELS: frozenset[str] = frozenset({"sms", "wechat"})

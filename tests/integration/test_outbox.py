@@ -364,3 +364,17 @@ async def test_a_message_to_a_person_erased_before_it_went_out_is_not_sent(
     [row] = await outbox(pg_pool)
     assert (row["status"], row["last_error"], row["to_addr"]) == ("failed", "recipient erased", "[erased]")
     assert (await events_of(pg_pool))[-1] == "NotificationFailed"
+
+
+async def test_twilio_is_told_where_to_report_delivery(
+    bus: MessageBus, pg_pool: asyncpg.Pool, pg_store: PostgresEventStore, aiohttp_server: Any,
+    twilio_provider: list[TwilioMessages],
+) -> None:
+    fake, base = await start(aiohttp_server, [])
+    hook = "https://intake.example.cn/channels/twilio/sms-status"
+    provider = TwilioMessages("AC123", "secret", "+8610000", api_base=base, status_callback=hook)
+    twilio_provider.append(provider)
+    sender = Sender(pg_pool, pg_store, {"sms": provider, "log": LogProvider()}, SystemClock())
+    await bus.handle(request())
+    assert await sender.drain_once() == 1
+    assert fake.requests[0]["form"]["StatusCallback"] == hook
