@@ -150,7 +150,9 @@ async def test_a_wechat_follower_is_told_over_wechat(wired: Any, clock: FakeCloc
                                          caller=CallerInfo(openid="oFollower0001")))).case_id
     await bus.handle(DispatchCase(case_id=cid, expected_version=0, to="U001"))
     await step(wired)
-    assert [(k, c, t) for k, c, t, _ in await to_citizen(wired)] == [("transfer", "wechat", "oFollower0001")]
+    told = await to_citizen(wired)
+    assert [(k, c, t) for k, c, t, _ in told] == [("transfer", "wechat", "oFollower0001")]
+    assert "电话" not in told[0][3]  # no phone to keep on: the follower gave none
 
 
 async def test_a_reminder_comes_due_once_and_a_moved_one_at_its_new_time(
