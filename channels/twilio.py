@@ -20,6 +20,7 @@ from dispatch.cases.events import CallerInfo
 from dispatch.intake.calls import RecordCall
 from dispatch.intake.contact import InboundContact
 from dispatch.intake.sms import ReceiveSms
+from dispatch.notify.outbox import RecordDeliveryStatus
 
 Form = dict[str, list[str]]
 MISSED_STATUSES = frozenset({"no-answer", "busy", "canceled", "failed"})
@@ -142,3 +143,20 @@ def parse_voice_status(form: Form, received_at: datetime) -> RecordCall:
         reason=status, recording=_one(form, "RecordingSid", required=False) or None,
         answered=status in ("in-progress", "completed"),
     )
+
+
+MESSAGE_STATUSES: frozenset[str] = frozenset({
+    "accepted", "scheduled", "queued", "sending", "sent", "delivered", "undelivered", "failed", "read",
+    "canceled", "partially_delivered"})
+"""The `MessageStatus` values of an outbound message's status callback."""
+
+
+def parse_message_status(form: Form, received_at: datetime) -> RecordDeliveryStatus:
+    """An outbound SMS status callback (`MessageSid`, `MessageStatus`, `ErrorCode`)."""
+    sid, status = _one(form, "MessageSid"), _one(form, "MessageStatus")
+    if not _SID.match(sid):
+        raise BadInput("form field 'MessageSid' is not a Twilio SID", code="bad_field")
+    if status not in MESSAGE_STATUSES:
+        raise BadInput(f"unknown MessageStatus {status[:40]!r}", code="bad_field")
+    code = _one(form, "ErrorCode", required=False)
+    return RecordDeliveryStatus(provider_id=sid, status=status, error_code=code[:20] or None)

@@ -5,7 +5,10 @@ An official account may message a follower who wrote to it within the last 48 ho
 `POST /cgi-bin/stable_token`: unlike the older `GET /cgi-bin/token`, fetching it does not
 revoke the token other processes hold, so every worker may fetch and cache its own. It is
 cached until shortly before `expires_in`; an answer saying the token is stale (40001, 40014,
-42001) fetches a fresh one (`force_refresh`) and sends once more.
+42001) fetches a fresh one (`force_refresh`) and sends once more. Fetches are one at a time, and
+a send told its token is stale uses the token another send fetched meanwhile: a forced refresh
+revokes the token before it (and WeChat allows 20 a day, 30 s apart), so the outbox's concurrent
+sends must not force one each. A token still stale after that is tried again later.
 
 Errors are sorted for the outbox: WeChat busy (-1), the account's call limit (45009) and network
 trouble are retried later; a follower outside the 48-hour window (45015), over the
@@ -17,6 +20,7 @@ answer is lost, and the sender records every outcome as an event.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,18 +50,26 @@ class WeChatCustomerService:
     _session: aiohttp.ClientSession | None = field(default=None, init=False)
     _token: str | None = field(default=None, init=False)
     _token_until: float = field(default=0.0, init=False)
+    _fetching: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
 
     async def send(self, to: str, text: str, dedup_key: str) -> Delivery:
         """Hand one text to WeChat for the follower `to`; raise `DeliveryError` when not taken."""
         body = {"touser": to, "msgtype": "text", "text": {"content": text}}
-        answer = await self._post_message(body, await self._access_token(force=False))
+        token = await self._access_token(stale=None)
+        answer = await self._post_message(body, token)
         if _code(answer) in STALE_TOKEN:
-            answer = await self._post_message(body, await self._access_token(force=True))
+            answer = await self._post_message(body, await self._access_token(stale=token))
         return _delivery(answer)
 
-    async def _access_token(self, *, force: bool) -> str:
-        if not force and self._token is not None and self.now() < self._token_until:
-            return self._token
+    async def _access_token(self, *, stale: str | None) -> str:
+        """The cached token, else a fetched one; `stale` is a token WeChat refused."""
+        async with self._fetching:
+            cached = self._token
+            if cached is not None and cached != stale and self.now() < self._token_until:
+                return cached
+            return await self._fetch(force=stale is not None and stale == cached)
+
+    async def _fetch(self, *, force: bool) -> str:
         answer = await self._call("/cgi-bin/stable_token", {
             "grant_type": "client_credential", "appid": self.appid, "secret": self.secret,
             "force_refresh": force,
@@ -107,4 +119,5 @@ def _delivery(answer: dict[str, Any]) -> Delivery:
     if code == 0:
         msgid = answer.get("msgid")
         return Delivery(str(msgid) if msgid is not None else None, "sent")
-    raise DeliveryError(f"wechat {code}: {answer.get('errmsg', '')}".strip(), retryable=code in RETRYABLE)
+    raise DeliveryError(f"wechat {code}: {answer.get('errmsg', '')}".strip(),
+                        retryable=code in RETRYABLE or code in STALE_TOKEN)

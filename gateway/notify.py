@@ -22,6 +22,8 @@ class SmsConfig:
     auth_token: str = ""
     sender: str = ""
     api_base: str = DEFAULT_API_BASE
+    status_callback: str = ""
+    """The URL Twilio reports delivery to (`INTAKE_PUBLIC_URL` + `/channels/twilio/sms-status`)."""
 
     def __post_init__(self) -> None:
         if self.provider not in SMS_PROVIDERS:
@@ -50,7 +52,7 @@ def providers_from(config: SmsConfig, wechat: WechatOutbound | None = None) -> d
     if config.provider == "twilio":
         found["sms"] = TwilioMessages(
             account_sid=config.account_sid, auth_token=config.auth_token,
-            sender=config.sender, api_base=config.api_base,
+            sender=config.sender, api_base=config.api_base, status_callback=config.status_callback,
         )
     if wechat is not None:
         found["wechat"] = WeChatCustomerService(wechat.appid, wechat.secret, api_base=wechat.api_base)

@@ -14,11 +14,10 @@ the logs use (CONTRACT.md, "Personal data"):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
-from dispatch.core.phone import mask_phone
+from dispatch.core.phone import mask_numbers, mask_phone
 from gateway.auth import Principal
 
 FULL_PERSONAL_DATA: frozenset[str] = frozenset({"agent", "dispatcher", "auditor", "admin"})
@@ -38,10 +37,6 @@ TOPIC_PERSONAL_KEYS: dict[str, frozenset[str]] = {"reminder": frozenset({"note"}
 """Keys of one live-stream topic hidden whole besides `PERSONAL_KEYS`: a reminder's note is the
 agent's free text about the caller (sealed as personal data), where other notes are the staff's."""
 
-_PHONE = re.compile(r"(?<![A-Za-z0-9_])(\+?\d[\d\- ]{5,}\d)(?![A-Za-z0-9_])")
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-MIN_PHONE_DIGITS = 7
-
 
 def sees_personal_data(who: Principal | None, *, assigned_to: str | None = None) -> bool:
     """Whether this caller sees names, numbers, texts and exact coordinates (of a case
@@ -53,19 +48,12 @@ def sees_personal_data(who: Principal | None, *, assigned_to: str | None = None)
     return who.role == "unit" and assigned_to is not None and assigned_to == who.subject
 
 
-def _mask_match(match: re.Match[str]) -> str:
-    run = match.group(1)
-    if _DATE.fullmatch(run) or sum(c.isdigit() for c in run) < MIN_PHONE_DIGITS:
-        return run
-    return "*" * max(len(run) - 4, 0) + run[-4:]
-
-
 def mask_text(text: str) -> str:
-    """Mask every phone-number-like run of digits but its last four.
+    """Mask every phone-number-like run of digits but its last four (`mask_numbers`).
 
     Runs inside identifiers (`C20261123ABC`) and ISO dates are left alone.
     """
-    return _PHONE.sub(_mask_match, text)
+    return mask_numbers(text)
 
 
 def coarse(value: float | None) -> float | None:

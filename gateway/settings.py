@@ -569,6 +569,9 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
     http = _section(HttpSettings, env, _HTTP)
     stores = _section(StoreSettings, env, _STORES)
     reports = _section(ReportsConfig, env, _REPORTS)
+    # Twilio reports what became of each SMS to the webhook it signs (so only with its auth token)
+    status_callback = (f"{http.public_url}/channels/twilio/sms-status"
+                       if twilio.auth_token and http.public_url else "")
     settings = Settings(
         process=process,
         stores=stores,
@@ -577,7 +580,8 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         wechat=_section(WechatSettings, env, _WECHAT),
         sia=_section(SiaSettings, env, _SIA),
         ami=_ami(env),
-        notifications=_section(SmsConfig, env, _SMS, provider=sms_provider),
+        notifications=_section(SmsConfig, env, _SMS, provider=sms_provider,
+                               status_callback=status_callback),
         sla=_section(SlaConfig, env, _SLA),
         linking=_section(LinkParams, env, _LINKING),
         dispatch=_section(AutoDispatchConfig, env, _DISPATCH, weights=weights),

@@ -63,11 +63,46 @@ def _invalid(raw: str) -> InvalidCommand:
     return InvalidCommand(f"phone number {mask_phone(raw)} is not a valid number", field="phone")
 
 
+def e164(phone: str) -> str:
+    """A canonical number in E.164 (`13912345678` -> `+8613912345678`), as SMS APIs want it.
+
+    Chinese numbers are stored without `+86` (`normalise_phone`); other countries' are E.164
+    already. What does not parse as a number is given back as it is, for the provider to refuse.
+    """
+    if phone.startswith("+"):
+        return phone
+    try:
+        number = phonenumbers.parse(phone, DEFAULT_REGION)
+    except phonenumbers.NumberParseException:
+        return phone
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
 def mask_phone(phone: str | None) -> str | None:
     """Only the last four digits of a phone number stay readable."""
     if not phone:
         return phone
     return "*" * max(len(phone) - 4, 0) + phone[-4:]
+
+
+_NUMBER_RUN = re.compile(r"(?<![A-Za-z0-9_])(\+?\d[\d\- ]{5,}\d)(?![A-Za-z0-9_])")
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+MIN_PHONE_DIGITS = 7
+
+
+def _mask_run(match: re.Match[str]) -> str:
+    run = match.group(1)
+    if _ISO_DATE.fullmatch(run) or sum(c.isdigit() for c in run) < MIN_PHONE_DIGITS:
+        return run
+    return "*" * max(len(run) - 4, 0) + run[-4:]
+
+
+def mask_numbers(text: str) -> str:
+    """`text` with every phone-number-like run of digits masked but its last four.
+
+    Runs inside identifiers (`C20261123ABC`) and ISO dates are left alone.
+    """
+    return _NUMBER_RUN.sub(_mask_run, text)
 
 
 def caller_key(phone: str) -> str:

@@ -116,6 +116,33 @@ class NotificationFailed(Event):
     at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class RecordDeliveryStatus(Command):
+    """A provider's report of what became of a message it took (Twilio's status callback)."""
+
+    provider_id: str
+    status: str
+    error_code: str | None = None
+
+
+@event
+@dataclass(frozen=True, slots=True)
+class NotificationStatusReported(Event):
+    """The provider reported the message's status (`delivered`, `undelivered`, `failed`, ...)."""
+
+    dedup_key: str
+    provider_id: str
+    status: str
+    error_code: str | None
+    at: datetime
+
+
+DELIVERY_OUTCOMES: dict[str, str] = {
+    "delivered": "delivered", "read": "delivered", "undelivered": "undelivered", "failed": "undelivered"}
+"""A provider's final statuses and what the outbox row becomes: a row the provider took
+(`sent`) is `delivered` when the handset got it, `undelivered` when the carrier could not."""
+
+
 def notification_stream(dedup_key: str) -> str:
     """The stream of one notification (a hash when the key has unusual characters)."""
     key = dedup_key if _STREAM_ID.match(dedup_key) else hashlib.sha256(dedup_key.encode()).hexdigest()
@@ -139,27 +166,44 @@ async def append_on(
     return not result.duplicate
 
 
+def fit_text(text: str) -> str:
+    """`text` cut to `MAX_TEXT` UTF-16 code units (what SMS counts: an emoji is two), ending
+    in "…", never inside a character.
+
+    The messages are asked for by policies reacting to events, and their texts carry what
+    people wrote (an extension's reason, an incident's cause): a text refused for its length
+    would stop the policy at that event, and every message and timer after it with it.
+    """
+    if len(text.encode("utf-16-le")) // 2 <= MAX_TEXT:
+        return text
+    kept, units = [], 0
+    for char in text:
+        units += 2 if ord(char) > 0xFFFF else 1
+        if units > MAX_TEXT - 1:
+            break
+        kept.append(char)
+    return "".join(kept) + "…"
+
+
 def _validate(cmd: RequestNotification) -> None:
     if cmd.channel not in CHANNELS:
         raise InvalidCommand(f"channel must be one of {', '.join(CHANNELS)}", field="channel")
     if not cmd.to or not cmd.text or not cmd.dedup_key:
         raise InvalidCommand("dedup_key, to and text are required", field="to")
-    if len(cmd.text) > MAX_TEXT:
-        raise InvalidCommand(f"text longer than {MAX_TEXT} characters", field="text")
 
 
-async def _enqueue(conn: asyncpg.Connection, cmd: RequestNotification, stream: str) -> None:
+async def _enqueue(conn: asyncpg.Connection, cmd: RequestNotification, stream: str, text: str) -> None:
     await conn.execute(
         """INSERT INTO notification_outbox (dedup_key, stream, case_id, channel, to_addr, body, reason)
            VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (dedup_key) DO NOTHING""",
-        cmd.dedup_key, stream, cmd.case_id, cmd.channel, cmd.to, cmd.text, cmd.reason,
+        cmd.dedup_key, stream, cmd.case_id, cmd.channel, cmd.to, text, cmd.reason,
     )
 
 
 def _requested(cmd: RequestNotification, clock: Clock) -> tuple[str, NotificationRequested, Json]:
     _validate(cmd)
     stream = notification_stream(cmd.dedup_key)
-    evt = NotificationRequested(cmd.dedup_key, cmd.channel, cmd.to, cmd.text, cmd.case_id,
+    evt = NotificationRequested(cmd.dedup_key, cmd.channel, cmd.to, fit_text(cmd.text), cmd.case_id,
                                 cmd.reason, clock.now())
     meta = metadata(actor=cmd.actor or "policy:notifications",
                     correlation_id=cmd.case_id or stream, channel=cmd.channel)
@@ -175,7 +219,7 @@ async def request_notification(
         if not await append_on(conn, stream, [evt], meta, expected=NO_STREAM,
                                key=f"notify:{cmd.dedup_key}", subject=cmd.subject):
             return False
-        await _enqueue(conn, cmd, stream)
+        await _enqueue(conn, cmd, stream, evt.text)
     store.wake((NOTIFICATION_CATEGORY,))
     return True
 
@@ -209,8 +253,8 @@ async def request_notifications(
                 raise answer
             else:
                 fresh.append(not answer.duplicate)
-        rows = [(c.dedup_key, stream, c.case_id, c.channel, c.to, c.text, c.reason)
-                for c, (stream, _, _), new in zip(items, requested, fresh, strict=True) if new]
+        rows = [(c.dedup_key, stream, c.case_id, c.channel, c.to, evt.text, c.reason)
+                for c, (stream, evt, _), new in zip(items, requested, fresh, strict=True) if new]
         if rows:
             await conn.execute(_ENQUEUE_MANY, *(list(column) for column in zip(*rows, strict=True)))
     if rows:
@@ -312,8 +356,39 @@ async def list_outbox(
     return [OutboxItem(**dict(r)) for r in rows]
 
 
+async def record_delivery_status(
+    cmd: RecordDeliveryStatus, *, pool: asyncpg.Pool, clock: Clock, store: EventStore
+) -> bool:
+    """Record a status report on its message's stream; a final one moves a `sent` row on.
+
+    Answers False for a message this server did not send (no row has the provider's id) and for
+    a report already recorded (the same id and status). Reports may come out of order: a row
+    leaves `sent` once, so a late `sent` or a second final status changes nothing.
+    """
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            "SELECT id, dedup_key, stream, channel, status FROM notification_outbox "
+            "WHERE provider_id = $1 FOR UPDATE", cmd.provider_id)
+        if row is None:
+            return False
+        evt = NotificationStatusReported(row["dedup_key"], cmd.provider_id, cmd.status, cmd.error_code,
+                                         clock.now())
+        meta = metadata(actor="channel:twilio", channel=row["channel"])
+        if not await append_on(conn, row["stream"], [evt], meta,
+                               key=f"notify-status:{cmd.provider_id}:{cmd.status}"):
+            return False
+        outcome = DELIVERY_OUTCOMES.get(cmd.status)
+        if outcome is not None and row["status"] == "sent":
+            error = f"{cmd.status} {cmd.error_code or ''}".strip() if outcome == "undelivered" else None
+            await conn.execute("UPDATE notification_outbox SET status = $2, last_error = $3, "
+                               "updated_at = now() WHERE id = $1", row["id"], outcome, error)
+    store.wake((NOTIFICATION_CATEGORY,))
+    return True
+
+
 HANDLERS: dict[type[Command], Handler] = {RequestNotification: request_notification,
-                                          RequestNotifications: request_notifications}
+                                          RequestNotifications: request_notifications,
+                                          RecordDeliveryStatus: record_delivery_status}
 
 
 SELF_SERVICE_CHANNELS: frozenset[str] = frozenset({"sms", "wechat"})

@@ -11,6 +11,7 @@ transaction fails, each outcome is recorded in a transaction of its own.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,7 +23,8 @@ import structlog
 from dispatch.core.capability import Deps, Task
 from dispatch.core.clock import Clock
 from dispatch.core.messages import Event, metadata, to_new_event
-from dispatch.core.phone import mask_phone
+from dispatch.core.personal import ERASED
+from dispatch.core.phone import mask_numbers, mask_phone
 from dispatch.notify.outbox import (
     NOTIFICATION_CATEGORY,
     Claimed,
@@ -64,9 +66,14 @@ class RetryPolicy:
     max_delay: float = 600.0
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
-        """Seconds to wait after failed attempt number `attempt` (exponential, capped)."""
+        """Seconds to wait after failed attempt number `attempt` (exponential, capped).
+
+        A provider's `Retry-After` is honoured up to `max_delay`: a huge, infinite or
+        meaningless one must neither park the message for ever nor stop the sender.
+        """
         backoff = min(self.base_delay * 2.0 ** (attempt - 1), self.max_delay)
-        return float(max(backoff, retry_after or 0.0))
+        asked = retry_after if retry_after is not None and math.isfinite(retry_after) else 0.0
+        return float(max(backoff, min(asked, self.max_delay)))
 
 
 class Sender:
@@ -104,10 +111,16 @@ class Sender:
     async def _deliver(self, row: Claimed) -> _Outcome:
         provider = self._providers.get(row.channel) or self._providers["log"]
         attempt = int(row.attempts)
+        if row.to_addr == ERASED:  # its recipient was erased (dispatch.personal) before it went out
+            return self._failed(row, attempt, DeliveryError("recipient erased", retryable=False))
         try:
             delivery = await provider.send(row.to_addr, row.body, row.dedup_key)
         except DeliveryError as exc:
             return self._failed(row, attempt, exc)
+        except Exception as exc:  # a provider's bug must not cost the batch's other outcomes
+            log.exception("notification_provider_error", dedup_key=row.dedup_key, provider=provider.name)
+            return self._failed(row, attempt, DeliveryError(
+                f"{provider.name} error: {type(exc).__name__}", retryable=True))
         now = self._clock.now()
         evt = NotificationSent(row.dedup_key, provider.name, delivery.provider_id, delivery.status,
                                attempt, now)
@@ -115,13 +128,16 @@ class Sender:
 
     def _failed(self, row: Claimed, attempt: int, exc: DeliveryError) -> _Outcome:
         now = self._clock.now()
+        # a provider's message may quote the number ("The 'To' number +86139... is not valid"):
+        # the error is kept in the log of events and on the row, where no number may stand whole
+        error = mask_numbers(exc.message)
         if exc.retryable and attempt < self._retry.max_attempts:
             retry_at = now + timedelta(seconds=self._retry.delay(attempt, exc.retry_after))
-            evt: Event = NotificationAttemptFailed(row.dedup_key, attempt, exc.message, retry_at, now)
-            return _Outcome(row, evt, "retry", None, exc.message, retry_at, f"retry:{attempt}")
-        evt = NotificationFailed(row.dedup_key, attempt, exc.message, now)
-        log.warning("notification_failed", dedup_key=row.dedup_key, error=exc.message)
-        return _Outcome(row, evt, "failed", None, exc.message, None, f"failed:{attempt}")
+            evt: Event = NotificationAttemptFailed(row.dedup_key, attempt, error, retry_at, now)
+            return _Outcome(row, evt, "retry", None, error, retry_at, f"retry:{attempt}")
+        evt = NotificationFailed(row.dedup_key, attempt, error, now)
+        log.warning("notification_failed", dedup_key=row.dedup_key, error=error)
+        return _Outcome(row, evt, "failed", None, error, None, f"failed:{attempt}")
 
     async def _record_all(self, outcomes: list[_Outcome]) -> None:
         """Every outcome in one transaction; if that fails, each in one of its own."""

@@ -192,6 +192,8 @@ class CaseFollowUp:
         """A message to the case's citizen (SMS, else WeChat), if they can be reached."""
         state = state or await load_case(self._store, case_id)
         reach = state.caller.reach()
+        if reach is not None and reach[0] == "wechat" and message == "supervision.transfer":
+            message = "supervision.transfer_wechat"  # a follower without a phone: no call to wait for
         if reach is not None:
             await self._notify(key, reach[1], case_id, self._texts.say(message, case_id=case_id, **values),
                                purpose, channel=reach[0])

@@ -92,6 +92,7 @@ def _twilio_builder(parse: Callable[[twilio.Form, datetime], Command]) -> Build:
 
 _BUILD_SMS = _twilio_builder(twilio.parse_sms)
 _BUILD_VOICE_STATUS = _twilio_builder(twilio.parse_voice_status)
+_BUILD_MESSAGE_STATUS = _twilio_builder(twilio.parse_message_status)
 
 
 def _twiml() -> web.Response:
@@ -110,11 +111,18 @@ async def twilio_voice_status(request: web.Request) -> web.Response:
     return failed or _twiml()
 
 
+async def twilio_sms_status(request: web.Request) -> web.Response:
+    """`POST /channels/twilio/sms-status`: what became of an outbound SMS (its status callback)."""
+    _, failed = await _ingest(request, "twilio", _verify_twilio, _BUILD_MESSAGE_STATUS)
+    return failed or _twiml()
+
+
 def setup(app: web.Application) -> None:
     """Add the phone / SMS channel routes."""
     app.router.add_post("/channels/cti/events", cti_events)
     app.router.add_post("/channels/twilio/sms", twilio_sms)
     app.router.add_post("/channels/twilio/voice-status", twilio_voice_status)
+    app.router.add_post("/channels/twilio/sms-status", twilio_sms_status)
 
 
 _WITHHELD = "the calling number; absent or empty when withheld (recorded, no call-back task)"
@@ -145,4 +153,8 @@ OPENAPI_PATHS: Json = {
     "/channels/twilio/voice-status": {"post": {
         "summary": "Twilio voice status callback (X-Twilio-Signature)", "security": _SIGNED,
         "requestBody": {"content": _FORM}, "responses": _TWILIO_RESPONSES}},
+    "/channels/twilio/sms-status": {"post": {
+        "summary": "Twilio outbound SMS status callback (X-Twilio-Signature): MessageSid, MessageStatus, "
+                   "ErrorCode; delivered / undelivered / failed update GET /api/v1/notifications",
+        "security": _SIGNED, "requestBody": {"content": _FORM}, "responses": _TWILIO_RESPONSES}},
 }

@@ -12,12 +12,14 @@ import pytest
 from aiohttp import web
 
 from channels.twilio_rest import TwilioMessages
+from dispatch.cases.sla import SlaConfig
 from dispatch.core.bus import MessageBus
 from dispatch.core.capability import collect_handlers
 from dispatch.core.clock import SystemClock
 from dispatch.notify.outbox import RequestNotification, RequestNotifications
 from dispatch.notify.provider import Delivery, DeliveryError
 from dispatch.notify.sender import LogProvider, RetryPolicy, Sender
+from dispatch.personal.erasure import EraseSubject
 from eventstore.postgres import PostgresEventStore
 from gateway.bootstrap import DOMAIN
 
@@ -228,3 +230,151 @@ async def test_a_claimed_batch_records_each_outcome_on_its_own_row_and_stream(
     assert rows["ack:C1"]["next_attempt_at"] > rows["ack:C0"]["next_attempt_at"]
     for n, last in enumerate(("NotificationSent", "NotificationAttemptFailed", "NotificationFailed")):
         assert await events_of(pg_pool, f"notification-ack:C{n}") == ["NotificationRequested", last]
+
+
+async def test_a_chinese_number_goes_to_twilio_in_e164(
+    bus: MessageBus, pg_pool: asyncpg.Pool, pg_store: PostgresEventStore, aiohttp_server: Any,
+    twilio_provider: list[TwilioMessages],
+) -> None:
+    """Cases keep a Chinese number without +86 (`normalise_phone`); Twilio's `To` takes E.164 only."""
+    fake, base = await start(aiohttp_server, [])
+    provider = TwilioMessages("AC123", "secret", "+8610000", api_base=base)
+    twilio_provider.append(provider)
+    sender = Sender(pg_pool, pg_store, {"sms": provider, "log": LogProvider()}, SystemClock())
+    await bus.handle(request(to="13912345678"))
+    assert await sender.drain_once() == 1
+    assert [r["form"]["To"] for r in fake.requests] == ["+8613912345678"]
+    assert (await outbox(pg_pool))[0]["status"] == "sent"
+
+
+class Flaky:
+    """Accepts every message but one, for which it fails with an error of its own (a bug)."""
+
+    name = "flaky"
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    async def send(self, to: str, text: str, dedup_key: str) -> Delivery:
+        if to.endswith("1"):
+            raise KeyError("sid")
+        self.sent.append(dedup_key)
+        return Delivery(f"id-{dedup_key}", "queued")
+
+
+async def test_a_provider_bug_on_one_message_costs_the_others_nothing(
+    bus: MessageBus, pg_pool: asyncpg.Pool, pg_store: PostgresEventStore
+) -> None:
+    """The other messages of the batch were accepted: they are recorded, never sent again."""
+    provider = Flaky()
+    sender = Sender(pg_pool, pg_store, {"sms": provider, "log": LogProvider()}, SystemClock(),
+                    retry=RetryPolicy(base_delay=60.0), lease=0.0)
+    for n in range(3):
+        await bus.handle(request(f"ack:C{n}", f"+861390000000{n}"))
+
+    assert await sender.drain_once() == 3
+    assert await sender.drain_once() == 0
+    found = {r["dedup_key"]: (r["status"], r["last_error"]) for r in await outbox(pg_pool)}
+    assert found == {"ack:C0": ("sent", None), "ack:C1": ("retry", "flaky error: KeyError"),
+                     "ack:C2": ("sent", None)}
+    assert sorted(provider.sent) == ["ack:C0", "ack:C2"]
+
+
+class Quoting:
+    """Refuses every message quoting the number, as Twilio's 21211 message does."""
+
+    name = "quoting"
+
+    async def send(self, to: str, text: str, dedup_key: str) -> Delivery:
+        raise DeliveryError(f"twilio 400: 21211 The 'To' number {to} is not a valid phone number.",
+                            retryable=dedup_key.endswith("0"))
+
+
+async def test_a_provider_error_quoting_the_number_is_kept_masked(
+    bus: MessageBus, pg_pool: asyncpg.Pool, pg_store: PostgresEventStore
+) -> None:
+    """Delivery events are not sealed personal data: the number must not stand whole in them."""
+    sender = Sender(pg_pool, pg_store, {"sms": Quoting(), "log": LogProvider()}, SystemClock(),
+                    retry=RetryPolicy(base_delay=60.0))
+    await bus.handle(request("ack:C0", "+8613912345670"))
+    await bus.handle(request("ack:C1", "+8613912345671"))
+    assert await sender.drain_once() == 2
+    async with pg_pool.acquire() as conn:
+        errors = await conn.fetch("SELECT type, data->>'error' AS error FROM events "
+                                  "WHERE stream LIKE 'notification-%' AND data ? 'error' ORDER BY stream")
+        rows = await conn.fetch("SELECT last_error FROM notification_outbox ORDER BY id")
+    said = "twilio 400: 21211 The 'To' number **********567{} is not a valid phone number."
+    assert [(e["type"], e["error"]) for e in errors] == [
+        ("NotificationAttemptFailed", said.format(0)), ("NotificationFailed", said.format(1))]
+    assert [r["last_error"] for r in rows] == [e["error"] for e in errors]
+
+
+async def answering(aiohttp_server: Any, *answers: web.Response) -> str:
+    """A server answering Twilio's Messages URL with `answers` in turn."""
+    queue = list(answers)
+
+    async def messages(request: web.Request) -> web.Response:
+        await request.post()
+        return queue.pop(0)
+
+    app = web.Application()
+    app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", messages)
+    server = await aiohttp_server(app)
+    return str(server.make_url("")).rstrip("/")
+
+
+async def test_twilio_answers_that_are_not_json_are_judged_by_their_status(
+    aiohttp_server: Any, twilio_provider: list[TwilioMessages],
+) -> None:
+    """A 2xx took the message (sending again would send it twice); a 4xx HTML page refused it."""
+    later = "Wed, 21 Oct 2099 07:28:00 GMT"
+    base = await answering(
+        aiohttp_server, web.Response(status=201, text="<html>created</html>"),
+        web.json_response({"sid": 12345, "status": "queued"}, status=201),
+        web.Response(status=400, text="<html>Bad Request</html>"),
+        web.Response(status=429, text="slow down", headers={"Retry-After": later}))
+    provider = TwilioMessages("AC123", "secret", "+8610000", api_base=base)
+    twilio_provider.append(provider)
+    assert await provider.send("13912345678", "您好", "k1") == Delivery(None, "queued")
+    assert await provider.send("13912345678", "您好", "k2") == Delivery(None, "queued")
+    with pytest.raises(DeliveryError) as refused:
+        await provider.send("13912345678", "您好", "k3")
+    assert not refused.value.retryable and refused.value.message.startswith("twilio 400")
+    with pytest.raises(DeliveryError) as limited:
+        await provider.send("13912345678", "您好", "k4")
+    assert limited.value.retryable and (limited.value.retry_after or 0) > 86400 * 365
+
+
+async def test_a_message_to_a_person_erased_before_it_went_out_is_not_sent(
+    bus: MessageBus, pg_pool: asyncpg.Pool, pg_store: PostgresEventStore, aiohttp_server: Any,
+    twilio_provider: list[TwilioMessages],
+) -> None:
+    """Erasure blanks the waiting row's number and text: nothing goes to Twilio, the row says why."""
+    fake, base = await start(aiohttp_server, [])
+    provider = TwilioMessages("AC123", "secret", "+8610000", api_base=base)
+    twilio_provider.append(provider)
+    sender = Sender(pg_pool, pg_store, {"sms": provider, "log": LogProvider()}, SystemClock())
+    await bus.handle(request("ack:C1", "13912345678"))
+    erasing = MessageBus(collect_handlers(DOMAIN), {"store": pg_store, "clock": SystemClock(),
+                                                    "pool": pg_pool, "sla": SlaConfig()})
+    await erasing.handle(EraseSubject(subject="phone:13912345678", reason="公民申请删除个人信息",
+                                      legal_basis="request", actor="admin:root"))
+    assert await sender.drain_once() == 1
+    assert fake.requests == []
+    [row] = await outbox(pg_pool)
+    assert (row["status"], row["last_error"], row["to_addr"]) == ("failed", "recipient erased", "[erased]")
+    assert (await events_of(pg_pool))[-1] == "NotificationFailed"
+
+
+async def test_twilio_is_told_where_to_report_delivery(
+    bus: MessageBus, pg_pool: asyncpg.Pool, pg_store: PostgresEventStore, aiohttp_server: Any,
+    twilio_provider: list[TwilioMessages],
+) -> None:
+    fake, base = await start(aiohttp_server, [])
+    hook = "https://intake.example.cn/channels/twilio/sms-status"
+    provider = TwilioMessages("AC123", "secret", "+8610000", api_base=base, status_callback=hook)
+    twilio_provider.append(provider)
+    sender = Sender(pg_pool, pg_store, {"sms": provider, "log": LogProvider()}, SystemClock())
+    await bus.handle(request())
+    assert await sender.drain_once() == 1
+    assert fake.requests[0]["form"]["StatusCallback"] == hook

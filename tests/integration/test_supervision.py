@@ -23,6 +23,7 @@ from dispatch.cases.state import load_case
 from dispatch.core.clock import FakeClock
 from dispatch.core.texts import LOCAL_TIME
 from dispatch.core.timers import TimerWorker, pending
+from dispatch.notify.outbox import MAX_TEXT
 from dispatch.supervision.chasing import CaseFollowUp
 from eventstore.subscriptions import ReactorRunner
 from gateway.bootstrap import build_services, close_services
@@ -119,13 +120,39 @@ async def test_the_citizen_is_told_of_the_transfer_the_delay_and_an_extension(
     assert f"{local:%m月%d日%H:%M}" in told[2][3]  # Beijing time, not UTC
 
 
+async def test_an_extension_with_a_long_reason_is_told_shortened_and_the_follow_up_goes_on(
+    wired: Any, clock: FakeClock,
+) -> None:
+    """The reason is the unit's free text: a message over the outbox's limit stopped the follow-up
+    policy at that event (retried for ever), and every case's transfer SMS and chase timer with it."""
+    bus = wired.bus
+    cid = (await bus.handle(RegisterCase(category="complaint", channel="phone", description="噪音",
+                                         caller=CallerInfo(phone="13800138000")))).case_id
+    state = await bus.handle(DispatchCase(case_id=cid, expected_version=0, to="U001"))
+    state = await bus.handle(ConfirmCase(case_id=cid, expected_version=state.version, actor="unit:U001"))
+    state = await bus.handle(RequestExtension(case_id=cid, expected_version=state.version, actor="unit:U001",
+                                              until=clock.now() + timedelta(days=5), reason="材料未到" * 450))
+    await bus.handle(DecideExtension(case_id=cid, expected_version=state.version, approve=True))
+    later = (await bus.handle(RegisterCase(category="complaint", channel="phone", description="路灯",
+                                           caller=CallerInfo(phone="13800138001")))).case_id
+    await bus.handle(DispatchCase(case_id=later, expected_version=0, to="U001"))
+    await step(wired)
+    told = {(k, t): text for k, _, t, text in await to_citizen(wired)}
+    extended = told[("extended", "13800138000")]
+    assert len(extended) == MAX_TEXT and extended.endswith("…") and "材料未到" in extended
+    assert ("transfer", "13800138001") in told
+    assert [t.key for t in await pending(wired.pool, f"case:{later}:")] == [f"case:{later}:confirmation"]
+
+
 async def test_a_wechat_follower_is_told_over_wechat(wired: Any, clock: FakeClock) -> None:
     bus = wired.bus
     cid = (await bus.handle(RegisterCase(category="complaint", channel="wechat", description="路灯不亮",
                                          caller=CallerInfo(openid="oFollower0001")))).case_id
     await bus.handle(DispatchCase(case_id=cid, expected_version=0, to="U001"))
     await step(wired)
-    assert [(k, c, t) for k, c, t, _ in await to_citizen(wired)] == [("transfer", "wechat", "oFollower0001")]
+    told = await to_citizen(wired)
+    assert [(k, c, t) for k, c, t, _ in told] == [("transfer", "wechat", "oFollower0001")]
+    assert "电话" not in told[0][3]  # no phone to keep on: the follower gave none
 
 
 async def test_a_reminder_comes_due_once_and_a_moved_one_at_its_new_time(

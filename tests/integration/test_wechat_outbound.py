@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -134,6 +135,31 @@ async def test_a_stale_token_is_refreshed_and_the_message_sent_once_more(
     assert delivery.status == "sent"
     assert fake.token_requests[-1]["force_refresh"] is True
     assert [s["token"] for s in fake.sends] == ["TOKEN1", "TOKEN1", "TOKEN2"]
+
+
+async def test_concurrent_sends_share_one_token_and_one_forced_refresh(
+    wechat_api: tuple[FakeWeChatApi, WeChatCustomerService],
+) -> None:
+    """The outbox sends a batch at once: a forced refresh revokes the token before it (and WeChat
+    allows 20 a day, 30 s apart), so one per send would revoke the others' and lose their messages."""
+    fake, provider = wechat_api
+    first = await asyncio.gather(*(provider.send(OPENID, f"一{n}", f"a{n}") for n in range(5)))
+    assert len(fake.token_requests) == 1 and {d.status for d in first} == {"sent"}
+    fake.revoke()
+    again = await asyncio.gather(*(provider.send(OPENID, f"二{n}", f"b{n}") for n in range(5)))
+    assert {d.status for d in again} == {"sent"}
+    assert [r["force_refresh"] for r in fake.token_requests] == [False, True]
+    assert {s["token"] for s in fake.sends[-5:]} == {"TOKEN2"}
+
+
+async def test_a_token_still_stale_after_the_refresh_is_tried_again_later(
+    wechat_api: tuple[FakeWeChatApi, WeChatCustomerService],
+) -> None:
+    fake, provider = wechat_api
+    fake.script = [42001, 42001]  # expired, and again with the token fetched after it
+    with pytest.raises(DeliveryError) as caught:
+        await provider.send(OPENID, "二", "k1")
+    assert caught.value.retryable and "42001" in caught.value.message
 
 
 @pytest.mark.parametrize(("code", "retryable"), [(-1, True), (45009, True), (45015, False),

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import math
+
 from dispatch.cases.events import CallerInfo
 from dispatch.cases.registration import RegisterCase, register_case
 from dispatch.core.clock import FakeClock
-from dispatch.notify.outbox import AcknowledgementPolicy, RequestNotification, notification_stream
+from dispatch.notify.outbox import (
+    MAX_TEXT,
+    AcknowledgementPolicy,
+    RequestNotification,
+    fit_text,
+    notification_stream,
+)
 from dispatch.notify.sender import RetryPolicy
 from eventstore import ANY, NewEvent
 from eventstore.memory import MemoryEventStore
@@ -66,6 +74,13 @@ def test_retry_delay_is_exponential_capped_and_honours_retry_after() -> None:
     assert policy.delay(1, retry_after=12.0) == 12.0
 
 
+def test_a_provider_retry_after_is_honoured_only_up_to_the_longest_delay() -> None:
+    """`Retry-After: 1e12` or `inf` must neither park a message past year 9999 nor stop the sender."""
+    policy = RetryPolicy(base_delay=2.0, max_delay=600.0)
+    assert [policy.delay(1, retry_after=v) for v in (1e12, math.inf, math.nan, -5.0)] == [
+        600.0, 2.0, 2.0, 2.0]
+
+
 def test_odd_dedup_keys_get_a_valid_stream() -> None:
     assert notification_stream("ack:C1") == "notification-ack:C1"
     odd = notification_stream("chase/unit U001 #3")
@@ -97,4 +112,17 @@ async def test_a_wechat_case_without_a_phone_is_told_of_completion_over_wechat()
         (f"done:{follower.case_id}", "wechat", "oG8xZ5-follower"),
         (f"done:{both.case_id}", "sms", "13912345678"),  # a phone number is preferred
     ]
+    wechat = next(n.text for n in sent if n.channel == "wechat")
+    assert "短信" not in wechat and "回复本消息" in wechat  # a WeChat message is no SMS to reply to
     assert not any(n.reason == "accepted" and n.channel == "wechat" for n in sent)  # the reply acked it
+
+
+def test_a_text_over_the_limit_is_cut_between_characters_as_sms_counts_them() -> None:
+    """SMS counts UTF-16 units (an emoji is two): the cut text fits and no character is split."""
+    assert fit_text("您的诉求已受理") == "您的诉求已受理"
+    assert fit_text("停" * MAX_TEXT) == "停" * MAX_TEXT
+    cut = fit_text("停电" * MAX_TEXT)
+    assert cut == "停电" * (MAX_TEXT // 2 - 1) + "停…"
+    emoji = fit_text("😀" * MAX_TEXT)
+    assert emoji == "😀" * (MAX_TEXT // 2 - 1) + "…"
+    assert len(emoji.encode("utf-16-le")) // 2 <= MAX_TEXT

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dispatch.core.errors import InvalidCommand
-from dispatch.core.phone import caller_key, normalise_phone
+from dispatch.core.phone import caller_key, e164, normalise_phone
 
 
 @pytest.mark.parametrize(("given", "canonical"), [
@@ -60,3 +60,10 @@ def test_what_is_no_phone_number_is_refused(given: str) -> None:
 
 def test_the_stream_key_of_a_foreign_number_has_no_plus() -> None:
     assert caller_key(normalise_phone("+44 20 7946 0958")) == "00442079460958"
+
+
+@pytest.mark.parametrize(("canonical", "international"), [
+    ("13912345678", "+8613912345678"), ("02912345678", "+862912345678"),
+    ("01012345678", "+861012345678"), ("+442079460958", "+442079460958")])
+def test_a_canonical_number_is_written_in_e164_for_sms_apis(canonical: str, international: str) -> None:
+    assert e164(canonical) == international
