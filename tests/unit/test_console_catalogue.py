@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 
 from dispatch.cases.actions import ASSIGNEE_KINDS, CALLBACK_OUTCOMES
-from dispatch.cases.events import LOCATION_SOURCES
-from dispatch.cases.registration import CATEGORIES
+from dispatch.cases.events import AWAITING_PHONE, LOCATION_SOURCES
+from dispatch.cases.registration import CATEGORIES, POWER_FAULT_REQUIRED
 from dispatch.cases.state import CaseState
 from dispatch.cases.status import CaseStatus
+from dispatch.elderly.alarms import UNREGISTERED
 from dispatch.gis.skills import CATEGORY_SKILLS
 from dispatch.intake.contact import CHANNELS
 from dispatch.knowledge.articles import KINDS as ARTICLE_KINDS
@@ -68,6 +69,13 @@ def _tab_names() -> set[str]:
     return tabs | {f"{tab}_hint" for tab in tabs} | {"mine_agent_hint"}
 
 
+def _missing_field_key(path: str) -> str:
+    """The name timeline.js's `fieldName` gives a missing field's path: the joined path when the
+    registration form has a label for it (`fault_scope`), else its last part (`caller.name`: `name`)."""
+    joined = path.replace(".", "_", 1)
+    return joined if f"reg.field.{joined}" in _catalogue("zh-CN") else path.split(".")[-1]
+
+
 def _family_keys(code: str) -> set[str]:
     """Keys built from a name: each family's names read from the code that builds them."""
     detail = (STATIC / "console" / "detail.js").read_text("utf-8")
@@ -82,6 +90,8 @@ def _family_keys(code: str) -> set[str]:
         "time": {"s", "min", "h", "d"},
         "due": {"m", "h", "d"},
         "board_tabs": _tab_names(),
+        "reg.field": {_missing_field_key(path) for path in POWER_FAULT_REQUIRED},
+        "value": {"true", "false"},  # a boolean of the state, as timeline.js shows it
     }
     assert all(families.values()), families
     for prefix in re.findall(r"\bt\(\s*`([a-z_.]+)\.\$\{", code):
@@ -108,7 +118,9 @@ GROUPS: dict[str, set[str]] = {
     "event": {"CaseRegistered", "CaseClassified", "CaseDispatched", "CaseConfirmed", "CaseRejected",
               "ExtensionRequested", "ExtensionDecided", "FeedbackGiven", "CaseCompleted", "CallbackRecorded",
               "CaseArchived", "CaseClosed", "CaseSupplemented", "CaseChased", "CaseLinked", "CaseUnlinked",
-              "CaseMoved", "CaseLegalHoldSet", "CaseLegalHoldReleased"},
+              "CaseMoved", "CaseLegalHoldSet", "CaseLegalHoldReleased", "CaseLocated", "ReminderSet",
+              "ReminderDue"},
+    "flag": {AWAITING_PHONE, UNREGISTERED},
     "citizen.attr": {"account_number", "fault_type", "fault_began_at", "fault_scope", "customer_type",
                      "special_needs", "service_time"},
     "citizen.value": set(),  # filled from the Open311 channel below
