@@ -7,6 +7,7 @@ QueueCallerAbandon, AgentConnect, AgentComplete, Hangup with their channel snaps
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -93,6 +94,22 @@ async def follower(
     yield client
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+
+
+@contextlib.asynccontextmanager
+async def following(
+    ami: FakeAmi, handle: Any, backoff: tuple[float, float] = (0.05, 0.2)
+) -> AsyncIterator[AmiClient]:
+    """An AMI client sending its commands to `handle`, connected to the fake Asterisk."""
+    client = AmiClient(AmiConfig("127.0.0.1", ami.port, "intake", "s3cret"), handle,
+                       now=SystemClock().now, backoff=backoff)
+    task = asyncio.create_task(client.run())
+    try:
+        await asyncio.wait_for(client.connected.wait(), 5)
+        yield client
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 async def types_of(pool: asyncpg.Pool, stream: str) -> list[str]:
@@ -285,11 +302,7 @@ async def test_an_event_the_domain_refuses_is_rejected_once_and_the_calls_after_
             raise InvalidCommand("refused for what it says")
         return await bus.handle(cmd)
 
-    client = AmiClient(AmiConfig("127.0.0.1", ami.port, "intake", "s3cret"), handle,
-                       now=SystemClock().now, backoff=(0.05, 0.2))
-    task = asyncio.create_task(client.run())
-    try:
-        await asyncio.wait_for(client.connected.wait(), 5)
+    async with following(ami, handle):
         await ami.send(join("1700000080.1", "13912340080"))
         await ami.send(join("1700000081.1", "13912340081"), abandon("1700000081.1", "13912340081"))
 
@@ -297,9 +310,6 @@ async def test_an_event_the_domain_refuses_is_rejected_once_and_the_calls_after_
             return len(await types_of(pg_pool, "call-1700000081.1")) == 2
 
         await until(recorded)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
     assert tries.count("1700000080.1") == 1
     [rejected] = await stored_events(pg_pool, "type = 'InputRejected'")
     assert (rejected.data["channel"], rejected.data["code"]) == ("ami", "invalid")
@@ -319,11 +329,7 @@ async def test_an_event_rejected_while_the_store_is_down_is_recorded_once_it_is_
             raise StoreUnavailable("cannot connect to PostgreSQL")
         return await bus.handle(cmd)
 
-    client = AmiClient(AmiConfig("127.0.0.1", ami.port, "intake", "s3cret"), handle,
-                       now=SystemClock().now, backoff=(0.01, 0.05))
-    task = asyncio.create_task(client.run())
-    try:
-        await asyncio.wait_for(client.connected.wait(), 5)
+    async with following(ami, handle, backoff=(0.01, 0.05)):
         await ami.send(join("x" * 200, "13912340072"))  # no stream can be named by it: bad_event
         await ami.send(join("1700000073.1", "13912340073"), abandon("1700000073.1", "13912340073"))
 
@@ -331,8 +337,5 @@ async def test_an_event_rejected_while_the_store_is_down_is_recorded_once_it_is_
             return len(await types_of(pg_pool, "call-1700000073.1")) == 2
 
         await until(recorded)
-        [rejected] = await stored_events(pg_pool, "type = 'InputRejected'")
-        assert (rejected.data["channel"], rejected.data["code"], down) == ("ami", "bad_event", 0)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    [rejected] = await stored_events(pg_pool, "type = 'InputRejected'")
+    assert (rejected.data["channel"], rejected.data["code"], down) == ("ami", "bad_event", 0)
