@@ -39,8 +39,10 @@ behind the commit horizon.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
 import asyncpg
@@ -229,12 +231,14 @@ class Step:
     not (None: as many as applied); a full batch is read again at once.
     `idle`: the reader holds no partition; wait this long before the next step,
     not for events (`Partitioning.idle`).
+    `newest`: when the last event of the batch read was recorded (None: none read).
     """
 
     applied: int
     pending: bool
     read: int | None = None
     idle: float | None = None
+    newest: datetime | None = None
 
     @property
     def seen(self) -> int:
@@ -261,11 +265,17 @@ class Follower:
     forever: again at once after a full batch, soon while `pending`, else on a
     wake-up of the reader's categories (at most once per `step_interval`) or
     every `poll_interval`; errors are retried with backoff.
+
+    `lag`, when given, is told after each step how many seconds the reader is
+    behind the log: the age of the newest event its step read, 0 once it is
+    caught up or holds no partition (the worker's `intake_projection_lag_seconds`).
     """
 
     def __init__(self, name: str, wakeup: Wakeup, batch_size: int, poll_interval: float,
-                 step_interval: float = STEP_INTERVAL) -> None:
+                 step_interval: float = STEP_INTERVAL,
+                 lag: Callable[[float], None] | None = None) -> None:
         self.name = name
+        self.lag = lag
         self.wakeup = wakeup
         self.batch_size = batch_size
         self.poll_interval = poll_interval
@@ -291,6 +301,15 @@ class Follower:
             since = asyncio.get_running_loop().time() - self._stepped
             await asyncio.sleep(max(_COALESCE, self.step_interval - since))
 
+    def observe(self, step: Step) -> None:
+        """Tell `lag` how far behind the log this step left the reader."""
+        if self.lag is None:
+            return
+        if step.idle is not None or (step.seen == 0 and not step.pending):
+            self.lag(0.0)
+        elif step.newest is not None:
+            self.lag(max(0.0, time.time() - step.newest.timestamp()))
+
     async def follow(self, step: Callable[[], Awaitable[Step]]) -> None:
         """Run `step` forever, retrying from the checkpoint with backoff on errors."""
         delay = 0.1
@@ -309,6 +328,7 @@ class Follower:
                 delay = min(delay * 2, _BACKOFF_MAX)
                 continue
             delay = 0.1
+            self.observe(result)
             await self.pause(result)
 
     async def until_caught_up(self, step: Callable[[], Awaitable[Step]]) -> int:
@@ -408,6 +428,7 @@ class ProjectionRunner:
         batch_size: int = 500,
         poll_interval: float = 0.5,
         leadership: Leadership | None = None,
+        lag: Callable[[float], None] | None = None,
     ) -> None:
         self._store = store
         self._projection = projection
@@ -419,7 +440,7 @@ class ProjectionRunner:
         self._parts = Partitioning(store.pool, projection, "projection", leadership)
         self._follower = Follower(
             f"projection:{projection.name}", store.wakeup(projection.categories), batch_size,
-            poll_interval
+            poll_interval, lag=lag
         )
 
     async def run(self) -> None:
@@ -511,7 +532,8 @@ class ProjectionRunner:
                 await save_held(conn, name, count, list(held.checkpoints), batch.end,
                                 owner=self._parts.owner, lease=self._parts.lease)
         await self._publish_after_commit(changes)
-        return Step(len(events), batch.pending, len(batch.events))
+        return Step(len(events), batch.pending, len(batch.events),
+                    newest=batch.events[-1][1].recorded_at if batch.events else None)
 
     @staticmethod
     async def _apply_batch(
@@ -574,6 +596,7 @@ class ReactorRunner:
         poll_interval: float = 0.5,
         concurrency: int = 4,
         leadership: Leadership | None = None,
+        lag: Callable[[float], None] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -589,7 +612,8 @@ class ReactorRunner:
                        Partitioning(self._pg.pool, reactor, "reactor", leadership))
         self._held: Held | None = None
         self._follower = Follower(
-            f"reactor:{reactor.name}", store.wakeup(reactor.categories), batch_size, poll_interval
+            f"reactor:{reactor.name}", store.wakeup(reactor.categories), batch_size, poll_interval,
+            lag=lag
         )
 
     async def run(self) -> None:
@@ -703,7 +727,8 @@ class ReactorRunner:
         finally:
             if batch.end is not None:
                 await self._advance(held, every, of, events, done, batch.end)
-        return Step(sum(done), batch.pending, len(every))
+        return Step(sum(done), batch.pending, len(every),
+                    newest=every[-1][1].recorded_at if every else None)
 
     async def _advance(
         self, held: Held, every: Sequence[tuple[Checkpoint, RecordedEvent]], of: Sequence[int],

@@ -218,11 +218,14 @@ def background_tasks(services: Services, leadership: Leadership | None = None) -
     if role in ("all", "gateway"):
         tasks.extend(build((f for c in CAPABILITIES for f in c.listeners), services))
     if role in ("all", "worker"):
+        lag = services.metrics.projection_lag
         for projection in projections(services):
             tasks.append(ProjectionRunner(services.store, projection, publish=services.publish,
-                                          leadership=leadership).run)
+                                          leadership=leadership,
+                                          lag=lag.labels(name=projection.name).set).run)
         for reactor in reactors(services):
-            tasks.append(ReactorRunner(services.store, reactor, leadership=leadership).run)
+            tasks.append(ReactorRunner(services.store, reactor, leadership=leadership,
+                                       lag=lag.labels(name=reactor.name).set).run)
         tasks.extend(build((f for c in CAPABILITIES for f in c.workers), services))
     return tasks
 

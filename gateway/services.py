@@ -70,7 +70,9 @@ class Metrics:
             ["channel", "reason"], registry=r,
         )
         self.projection_lag = Gauge(
-            "intake_projection_lag_seconds", "Age of the newest event a runner applied", ["name"],
+            "intake_projection_lag_seconds",
+            "Seconds a runner (projection or policy) of this worker is behind the log: the age of "
+            "the newest event its last step read, 0 when caught up or holding no partition", ["name"],
             registry=r,
         )
 

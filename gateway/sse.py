@@ -18,6 +18,7 @@ import asyncio
 import json
 import re
 import time
+from dataclasses import dataclass, field
 from typing import cast
 
 from aiohttp import web
@@ -41,6 +42,17 @@ PROBE_TIMEOUT = 1.0
 HEARTBEAT = 15.0
 BATCH = 200
 _STREAM_ID = re.compile(r"^\d+-\d+$")
+
+
+@dataclass(slots=True)
+class OpenStreams:
+    """The handler tasks of the streams open now, ended when the app shuts down (`end_streams`)."""
+
+    tasks: set[asyncio.Task[object]] = field(default_factory=set)
+    closing: bool = False
+
+
+STREAMS = web.AppKey("sse_streams", OpenStreams)
 BARE_TOPICS = frozenset({"incident", "case_link", "missed_call", "call", "harassment", "customer",
                          "elderly_alert"})
 """Topics a scoped caller gets as a bare signal (the topic, no data): what it names may lie outside
@@ -161,6 +173,14 @@ class _Feed:
         return str(value)
 
 
+def _stop_if_cancelled() -> None:
+    """Raise `CancelledError` if this stream was cancelled (the gateway stops: `end_streams`),
+    even if the Redis client swallowed the cancel or turned it into an error."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 async def _live(feed: _Feed, last_id: str | None) -> None:
     """Follow Redis until it fails or stalls (raises RedisError / OSError / TimeoutError)."""
     if feed.services.redis is None:
@@ -171,6 +191,7 @@ async def _live(feed: _Feed, last_id: str | None) -> None:
     while True:
         async with asyncio.timeout(BLOCK_MS / 1000 + PROBE_TIMEOUT):
             cursor = await feed.follow_redis(cursor)
+        _stop_if_cancelled()
         await feed.heartbeat()
 
 
@@ -198,6 +219,10 @@ async def stream(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     feed = _Feed(services, who, response, await scope_of(request, who))
     last_id = request.headers.get("Last-Event-ID") or request.query.get("last_event_id")
+    open_now = request.app[STREAMS]
+    task = asyncio.current_task()
+    if task is not None:
+        open_now.tasks.add(task)
     try:
         while True:
             try:
@@ -205,16 +230,35 @@ async def stream(request: web.Request) -> web.StreamResponse:
             except (RedisError, OSError) as exc:
                 if isinstance(exc, ConnectionResetError):
                     raise
+                _stop_if_cancelled()
                 await _poll(feed)
                 last_id = "after-outage"
     except ConnectionResetError:
         pass  # the client went away
+    except asyncio.CancelledError:
+        if not open_now.closing or task is None:
+            raise
+        task.uncancel()  # ended by `end_streams`: finish the response, the client reconnects
+    finally:
+        open_now.tasks.discard(task)
     return response
+
+
+async def end_streams(app: web.Application) -> None:
+    """On shutdown (SIGTERM), end every open stream at once: a stream never ends by itself, so the
+    gateway would otherwise wait out its whole drain timeout for it. The browser reconnects (to
+    another gateway behind the proxy) with Last-Event-ID and misses nothing."""
+    open_now = app[STREAMS]
+    open_now.closing = True
+    for task in list(open_now.tasks):
+        task.cancel()
 
 
 def setup(app: web.Application) -> None:
     """Add the routes of this module."""
     app.router.add_get("/api/v1/stream", stream)
+    app[STREAMS] = OpenStreams()
+    app.on_shutdown.append(end_streams)
 
 
 OPENAPI_PATHS: Json = {

@@ -19,7 +19,8 @@ time: it leases a batch (`due_at` moved to now + lease, `FOR UPDATE SKIP
 LOCKED`), sends each command through the bus, then deletes the row - unless
 it was rescheduled meanwhile. A handler may answer `Reschedule(due_at)` to
 keep the same timer going (periodic chasing). A crash between sending and
-deleting fires the command again after the lease: handlers must be
+deleting fires the command again after the lease (a worker stopped mid-batch
+hands the timers it had not fired yet back at once): handlers must be
 idempotent (decide from state, append with idempotency keys). A failing
 command is retried with backoff and its error kept in `last_error`. Timers
 survive restarts: one due while no process ran fires at the next start.
@@ -144,10 +145,28 @@ class TimerWorker:
                WHERE t.key = due.key RETURNING t.key, t.command, t.payload, t.attempts""",
             now, leased_until, self._batch,
         )
-        for row in rows:
-            await self._fire(row["key"], row["command"], row["payload"],
-                             row["attempts"], leased_until)
+        for n, row in enumerate(rows):
+            try:
+                await self._fire(row["key"], row["command"], row["payload"],
+                                 row["attempts"], leased_until)
+            except asyncio.CancelledError:
+                await self._hand_back([r["key"] for r in rows[n + 1:]], leased_until)
+                raise
         return len(rows)
+
+    async def _hand_back(self, keys: list[str], leased: datetime) -> None:
+        """Stopping mid-batch: the timers not fired yet are due again at once, for any worker.
+
+        (The one being fired stays leased: its command may have run in part.)
+        """
+        if not keys:
+            return
+        try:
+            await self._pool.execute(
+                "UPDATE timers SET due_at = $3, attempts = attempts - 1 "
+                "WHERE key = ANY($1::text[]) AND due_at = $2", keys, leased, self._clock.now())
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            log.warning("timers_hand_back_failed", exc_info=True)  # the lease runs out instead
 
     async def _fire(
         self, key: str, name: str, payload: Json, attempts: int, leased: datetime

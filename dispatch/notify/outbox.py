@@ -292,6 +292,13 @@ async def claim_due(db: Db, batch: int, lease_s: float) -> list[Claimed]:
     return [Claimed(**dict(r)) for r in rows]
 
 
+async def release_claims(db: Db, row_ids: Sequence[int]) -> None:
+    """End the leases of claimed rows no outcome was recorded for: any sender may claim them now."""
+    await db.execute(
+        """UPDATE notification_outbox SET lease_until = now() - interval '1 second', updated_at = now()
+           WHERE id = ANY($1::bigint[]) AND status = 'sending'""", list(row_ids))
+
+
 async def mark_delivery(
     db: Db, row_id: int, status: str, provider_id: str | None, error: str | None,
     retry_at: datetime | None,

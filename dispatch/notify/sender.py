@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -35,6 +35,7 @@ from dispatch.notify.outbox import (
     claim_due,
     mark_deliveries,
     mark_delivery,
+    release_claims,
 )
 from dispatch.notify.provider import Delivery, DeliveryError, Provider
 from eventstore import ANY, EventStore
@@ -44,6 +45,9 @@ from eventstore.records import AppendArgs
 
 log = structlog.get_logger(__name__)
 
+STOP_WAIT = 3.0
+"""Seconds a stopping sender waits for the answers to the messages it has in flight (below the
+5 s the process gives its background tasks to stop, `gateway.bootstrap.STOP_GRACE`)."""
 
 
 class LogProvider:
@@ -82,9 +86,13 @@ class Sender:
     def __init__(
         self, pool: asyncpg.Pool, store: EventStore, providers: Mapping[str, Provider], clock: Clock,
         *, retry: RetryPolicy | None = None, batch: int = 50, lease: float = 60.0,
-        interval: float = 0.2,
+        interval: float = 0.2, stop_wait: float = STOP_WAIT,
     ) -> None:
-        """`store` is woken after each delivery event commits (the events are appended on `pool`)."""
+        """`store` is woken after each delivery event commits (the events are appended on `pool`).
+
+        `stop_wait`: how long a sender being stopped waits for the answers to the messages it
+        has in flight (see `drain_once`).
+        """
         self._pool = pool
         self._store = store
         self._providers = dict(providers)
@@ -93,6 +101,7 @@ class Sender:
         self._batch = batch
         self._lease = lease
         self._interval = interval
+        self._stop_wait = stop_wait
 
     async def run(self) -> None:
         """Deliver forever (cancel to stop)."""
@@ -101,12 +110,48 @@ class Sender:
                 await asyncio.sleep(self._interval)
 
     async def drain_once(self) -> int:
-        """Claim and deliver one batch of due messages; answers how many were tried."""
+        """Claim and deliver one batch of due messages; answers how many were tried.
+
+        Cancelled (the process is stopping) while the batch is out, it waits up to
+        `stop_wait` for the provider's answers and records them, so that a message
+        handed over is not sent again after the lease; the rows still without an
+        answer then are handed back at once (their lease ended) for another worker.
+        """
         async with self._pool.acquire() as conn:
             rows = await claim_due(conn, self._batch, self._lease)
-        outcomes = await asyncio.gather(*(self._deliver(row) for row in rows))
-        await self._record_all(outcomes)
+        if not rows:
+            return 0
+        sends = [asyncio.ensure_future(self._deliver(row)) for row in rows]
+        batch = asyncio.ensure_future(self._finish(sends))
+        try:
+            await asyncio.shield(batch)
+        except asyncio.CancelledError:
+            await self._stop(rows, sends, batch)
+            raise
         return len(rows)
+
+    async def _finish(self, sends: Sequence[asyncio.Future[_Outcome]]) -> None:
+        await self._record_all(list(await asyncio.gather(*sends)))
+
+    async def _stop(self, rows: list[Claimed], sends: Sequence[asyncio.Future[_Outcome]],
+                    batch: asyncio.Future[None]) -> None:
+        """Stopping mid-batch: let it finish for a while, else record what was answered, release the rest."""
+        done, _ = await asyncio.wait([batch], timeout=self._stop_wait)
+        if done:
+            return
+        batch.cancel()
+        for send in sends:
+            send.cancel()
+        await asyncio.gather(batch, *sends, return_exceptions=True)
+        answered = [s.result() for s in sends if not s.cancelled() and s.exception() is None]
+        try:
+            if answered:
+                await self._record_all(answered)
+            recorded = {o.row.id for o in answered}
+            async with self._pool.acquire() as conn:
+                await release_claims(conn, [r.id for r in rows if r.id not in recorded])
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, EventStoreError):
+            log.warning("outbox_release_failed", exc_info=True)  # the leases run out instead
 
     async def _deliver(self, row: Claimed) -> _Outcome:
         provider = self._providers.get(row.channel) or self._providers["log"]

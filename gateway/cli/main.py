@@ -9,6 +9,9 @@ import importlib
 import sys
 from collections.abc import Callable
 
+import asyncpg
+
+from eventstore.errors import StoreUnavailable
 from gateway import logging as intake_logging
 from gateway.cli.serve import lower_priority, serve
 from gateway.cli.stores import run_command
@@ -164,7 +167,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"intake: configuration error: {exc}", file=sys.stderr)
         return 2
     intake_logging.configure(settings.process.log_format, settings.process.log_level)
-    return COMMANDS[args.command](args, settings)
+    try:
+        return COMMANDS[args.command](args, settings)
+    except UNREACHABLE as exc:
+        print(f"intake {args.command}: {unreachable(exc)}", file=sys.stderr)
+        return STORE_UNREACHABLE
+
+
+STORE_UNREACHABLE = 3
+"""Exit code of a command that could not reach PostgreSQL (2: a setting is invalid; `verify`'s 1: altered)."""
+
+UNREACHABLE = (StoreUnavailable, ConnectionError, asyncpg.PostgresConnectionError,
+               asyncpg.InvalidCatalogNameError, asyncpg.InvalidAuthorizationSpecificationError)
+"""What connecting to an `INTAKE_DATABASE_URL` that is wrong or down raises."""
+
+
+def unreachable(exc: BaseException) -> str:
+    """One line saying the database could not be reached, and why."""
+    if isinstance(exc, StoreUnavailable):
+        return str(exc)
+    return f"cannot connect to PostgreSQL: {exc}"
 
 
 if __name__ == "__main__":

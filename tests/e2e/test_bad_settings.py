@@ -68,3 +68,21 @@ def test_serve_refuses_an_invalid_value_before_it_listens(
     assert err.splitlines() == [f"intake: configuration error: {name}={raw!r} {allowed}"]
     assert not listened and "listening" not in out
     assert not data_dir.exists(), "a store was started"
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("command", [["status"], ["verify"], ["replay", "C1"], ["migrate"], ["serve"]])
+def test_a_command_that_cannot_reach_postgresql_says_so_in_one_line(command: list[str]) -> None:
+    """An unreachable `INTAKE_DATABASE_URL` (nothing listens there, or no such database) is
+    one line on stderr naming PostgreSQL and exit code 3, not a traceback - and not verify's 1,
+    which means the log was altered."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_")}
+    env |= {"INTAKE_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/intake",
+            "INTAKE_REDIS_URL": "redis://127.0.0.1:1/0", "INTAKE_HTTP_PORT": str(free_port()),
+            "INTAKE_SIA_PORT": "0", "INTAKE_TOKENS": "secret-admin-token-0001:admin:ops",
+            "INTAKE_LOG_LEVEL": "critical"}
+    done = subprocess.run([sys.executable, "-m", "gateway.cli.main", *command], env=env,
+                          capture_output=True, text=True, timeout=80)
+    lines = done.stderr.splitlines()
+    assert done.returncode == 3 and len(lines) == 1, (done.returncode, done.stderr[-2000:])
+    assert lines[0].startswith(f"intake {command[0]}: ") and "PostgreSQL" in lines[0], lines

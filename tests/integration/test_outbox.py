@@ -378,3 +378,52 @@ async def test_twilio_is_told_where_to_report_delivery(
     await bus.handle(request())
     assert await sender.drain_once() == 1
     assert fake.requests[0]["form"]["StatusCallback"] == hook
+
+
+class Slow:
+    """A provider whose first message is accepted at once and every other one only after `hold` s."""
+
+    name = "slow"
+
+    def __init__(self, hold: float) -> None:
+        self.hold = hold
+        self.accepted: list[str] = []
+        self.started = asyncio.Event()
+
+    async def send(self, to: str, text: str, dedup_key: str) -> Delivery:
+        self.started.set()
+        if self.accepted:
+            await asyncio.sleep(self.hold)
+        self.accepted.append(dedup_key)
+        return Delivery(f"SM-{dedup_key}", "queued")
+
+
+@pytest.mark.parametrize(("hold", "stop_wait", "recorded"), [(0.3, 3.0, 3), (30.0, 0.3, 1)])
+async def test_a_sender_stopped_gracefully_records_what_it_handed_over_and_releases_the_rest(
+    bus: MessageBus, pg_pool: asyncpg.Pool, pg_store: PostgresEventStore, hold: float, stop_wait: float,
+    recorded: int,
+) -> None:
+    """SIGTERM cancels the sender mid-batch: it waits a little for the messages in flight, records
+    those the provider accepted (they are never sent again) and lets the others go at once
+    (another worker takes them without waiting out the lease) - instead of leaving the whole batch
+    leased for a minute and sending the accepted ones again after it."""
+    for n in range(3):
+        await bus.handle(request(key=f"ack:C{n}"))
+    provider = Slow(hold=hold)
+    sender = Sender(pg_pool, pg_store, {"sms": provider, "log": LogProvider()}, SystemClock(),
+                    stop_wait=stop_wait)
+    task = asyncio.create_task(sender.run())
+    await asyncio.wait_for(provider.started.wait(), 5)
+    await asyncio.sleep(0.05)  # the first message accepted, the other two in flight
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    rows = {r["dedup_key"]: r["status"] for r in await outbox(pg_pool)}
+    assert len(provider.accepted) == recorded
+    assert sorted(rows.values()) == ["sending"] * (3 - recorded) + ["sent"] * recorded, rows
+    assert {k for k, status in rows.items() if status == "sent"} == set(provider.accepted)
+    assert (await events_of(pg_pool)).count("NotificationSent") == recorded
+    other = Slow(hold=0.0)
+    taking_over = Sender(pg_pool, pg_store, {"sms": other, "log": LogProvider()}, SystemClock())
+    assert await taking_over.drain_once() == 3 - recorded  # at once: no lease left to run out
+    assert sorted(provider.accepted + other.accepted) == ["ack:C0", "ack:C1", "ack:C2"]
+    assert {r["status"] for r in await outbox(pg_pool)} == {"sent"}

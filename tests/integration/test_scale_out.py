@@ -178,3 +178,32 @@ async def test_status_is_for_admins_only(client: Any) -> None:
         assert (await response.json())["error"]["code"] == "forbidden"
     response = await client.get("/api/v1/status", headers=auth("t-admin"))
     assert response.status == 200 and set(await response.json()) == {"workers", "runners"}
+
+
+def _lags(services: Any) -> dict[str, float]:
+    """`intake_projection_lag_seconds` of one process's `/metrics`, by runner."""
+    from prometheus_client import generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = generate_latest(services.metrics.registry).decode()
+    return {sample.labels["name"]: sample.value
+            for family in text_string_to_metric_families(text)
+            if family.name == "intake_projection_lag_seconds" for sample in family.samples}
+
+
+async def test_each_worker_exposes_every_runners_lag_in_its_metrics(
+    client: Any, services: Any, worker_services: list[Any],
+) -> None:
+    """A worker's `/metrics` says how far each of its runners is behind; 0 once caught up.
+
+    The gauge was declared but never set: a worker's `/metrics` had no sample of it.
+    """
+    await abandon(client, 1, "13900009999")
+
+    async def caught_up() -> Any:
+        lags = [_lags(w) for w in worker_services]
+        every = all({"cases", "callers", "missed-calls", "linking"} <= set(lag) for lag in lags)
+        return lags if every and all(v == 0.0 for lag in lags for v in lag.values()) else None
+    lags = await until(caught_up, 20.0)
+    assert all(value >= 0.0 for lag in lags for value in lag.values())
+    assert _lags(services) == {}, "the gateway role runs no runner"

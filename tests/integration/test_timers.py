@@ -121,3 +121,28 @@ async def test_timers_survive_a_restart_and_fire_within_a_second(pg_dsn: str) ->
         assert await pending(second) == []
     finally:
         await second.close()
+
+
+async def test_a_worker_stopped_mid_batch_hands_the_timers_it_had_not_fired_back_at_once(
+        pg_pool: asyncpg.Pool, clock: FakeClock) -> None:
+    """SIGTERM (a cancel) while firing the first timer of a leased batch: that one stays leased (its
+    command may have run in part), the others go back at once instead of waiting out the lease."""
+    for key in ("t1", "t2", "t3"):
+        await schedule(pg_pool, key, clock.now(), Ping(key))
+
+    started: list[str] = []
+
+    async def stopped(cmd: object) -> Any:
+        assert isinstance(cmd, Ping)
+        started.append(cmd.name)
+        raise asyncio.CancelledError  # the process is stopping mid-command
+
+    with contextlib.suppress(asyncio.CancelledError):
+        await TimerWorker(pg_pool, stopped, clock).fire_due()
+    rec = Recorder(clock)
+    worker = TimerWorker(pg_pool, rec.handle, clock)
+    assert await worker.fire_due() == 2  # the two never started, at once
+    assert len(started) == 1 and sorted(n for n, _ in rec.got) == sorted({"t1", "t2", "t3"} - set(started))
+    assert [(t.key, t.attempts) for t in await pending(pg_pool)] == [(started[0], 1)]
+    clock.advance(31)
+    assert await worker.fire_due() == 1 and sorted(n for n, _ in rec.got) == ["t1", "t2", "t3"]

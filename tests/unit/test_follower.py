@@ -78,3 +78,16 @@ async def test_a_full_batch_is_followed_by_the_next_one_at_once() -> None:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert started[4] - started[0] < 0.5  # a backlog is read without the live interval
+
+
+def test_the_lag_is_the_age_of_the_newest_event_read_and_zero_once_caught_up() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    told: list[float] = []
+    follower = Follower("test", Wakeup(), batch_size=100, poll_interval=30, lag=told.append)
+    behind = datetime.now(UTC) - timedelta(seconds=30)
+    follower.observe(Step(applied=100, pending=False, read=100, newest=behind))
+    follower.observe(Step(applied=0, pending=True, read=0))  # waiting behind an open transaction
+    follower.observe(Step(applied=0, pending=False, read=0))  # caught up
+    follower.observe(Step(applied=0, pending=False, idle=0.5))  # holds no partition
+    assert len(told) == 3 and 29.0 < told[0] < 60.0 and told[1:] == [0.0, 0.0]
