@@ -116,3 +116,19 @@ async def test_with_redis_down_the_stream_polls_postgres_and_says_resync(client:
     finally:
         await services.redis.aclose()
         services.redis = working
+
+
+async def test_a_stopping_gateway_ends_its_streams_at_once(client: Any, services: Any) -> None:
+    """SIGTERM: the app's shutdown ends every open stream (the browser reconnects to another
+    gateway with Last-Event-ID), instead of the gateway waiting out its drain timeout for streams
+    that never end - 23 s for one open console, past Docker's 10 s stop timeout, after which the
+    gateway was SIGKILLed with whatever requests it still had in flight."""
+    response = await _open(client)
+    await _events(response, 1)
+    started = time.monotonic()
+    await client.server.app.shutdown()  # what `runner.cleanup()` runs first on SIGTERM
+    async with asyncio.timeout(3.0):
+        while await response.content.read(1024):
+            pass
+    assert time.monotonic() - started < 3.0
+    response.close()
