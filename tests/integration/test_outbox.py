@@ -82,6 +82,14 @@ def request(key: str = "ack:C1", to: str = "+8613912345678") -> RequestNotificat
     return RequestNotification(dedup_key=key, channel="sms", to=to, text="您的诉求已受理", case_id="C1")
 
 
+def twilio_sender(pool: asyncpg.Pool, store: PostgresEventStore, base: str,
+                  opened: list[TwilioMessages]) -> tuple[TwilioMessages, Sender]:
+    """A Twilio provider at the fake `base` (closed after the test) and a sender using it."""
+    provider = TwilioMessages("AC123", "secret", "+8610000", api_base=base)
+    opened.append(provider)
+    return provider, Sender(pool, store, {"sms": provider, "log": LogProvider()}, SystemClock())
+
+
 async def test_same_dedup_key_queues_once(bus: MessageBus, pg_pool: asyncpg.Pool) -> None:
     assert await bus.handle(request()) is True
     assert await bus.handle(request()) is False
@@ -134,9 +142,7 @@ async def test_permanent_error_fails_without_retry(
     twilio_provider: list[TwilioMessages],
 ) -> None:
     fake, base = await start(aiohttp_server, [400])
-    provider = TwilioMessages("AC123", "secret", "+8610000", api_base=base)
-    twilio_provider.append(provider)
-    sender = Sender(pg_pool, pg_store, {"sms": provider, "log": LogProvider()}, SystemClock())
+    _, sender = twilio_sender(pg_pool, pg_store, base, twilio_provider)
     await bus.handle(request(to="+860"))
     assert await sender.drain_once() == 1
     assert await sender.drain_once() == 0
@@ -238,9 +244,7 @@ async def test_a_chinese_number_goes_to_twilio_in_e164(
 ) -> None:
     """Cases keep a Chinese number without +86 (`normalise_phone`); Twilio's `To` takes E.164 only."""
     fake, base = await start(aiohttp_server, [])
-    provider = TwilioMessages("AC123", "secret", "+8610000", api_base=base)
-    twilio_provider.append(provider)
-    sender = Sender(pg_pool, pg_store, {"sms": provider, "log": LogProvider()}, SystemClock())
+    _, sender = twilio_sender(pg_pool, pg_store, base, twilio_provider)
     await bus.handle(request(to="13912345678"))
     assert await sender.drain_once() == 1
     assert [r["form"]["To"] for r in fake.requests] == ["+8613912345678"]
@@ -351,9 +355,7 @@ async def test_a_message_to_a_person_erased_before_it_went_out_is_not_sent(
 ) -> None:
     """Erasure blanks the waiting row's number and text: nothing goes to Twilio, the row says why."""
     fake, base = await start(aiohttp_server, [])
-    provider = TwilioMessages("AC123", "secret", "+8610000", api_base=base)
-    twilio_provider.append(provider)
-    sender = Sender(pg_pool, pg_store, {"sms": provider, "log": LogProvider()}, SystemClock())
+    _, sender = twilio_sender(pg_pool, pg_store, base, twilio_provider)
     await bus.handle(request("ack:C1", "13912345678"))
     erasing = MessageBus(collect_handlers(DOMAIN), {"store": pg_store, "clock": SystemClock(),
                                                     "pool": pg_pool, "sla": SlaConfig()})
