@@ -193,7 +193,12 @@ async def build_services(settings: Settings, *, clock: Clock | None = None) -> S
 
 
 async def close_services(services: Services) -> None:
-    """Release pools and clients (the partition leases first: the other workers take them at once)."""
+    """Release pools and clients (the partition leases first: the other workers take them at once).
+
+    Background tasks still running on them are stopped first: a task left running would open a
+    new connection on a closed client (redis-py reconnects on demand) that nothing then closes.
+    """
+    await stop_tasks(services.background)
     try:
         await services.access.flush()
     except UNAVAILABLE as exc:
@@ -245,6 +250,7 @@ async def run_background(services: Services) -> AsyncIterator[None]:
     await services.store.listen()
     running = [asyncio.create_task(_supervise(t), name=getattr(t, "__qualname__", "task"))
                for t in background_tasks(services, services.leadership)]
+    services.background.extend(running)
     try:
         yield
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -114,6 +115,9 @@ class Services:
     """How many rejections of unauthenticated input are recorded (gateway.rejections)."""
     texts: Texts = CHINESE
     """The messages people are sent (SMS, WeChat), in `INTAKE_LANGUAGE`."""
+    background: list[asyncio.Task[None]] = field(default_factory=list)
+    """The background tasks running on these services (`bootstrap.run_background`): closing the
+    services stops any still running first, so none reconnects a pool or client already closed."""
 
     @property
     def changes_stream(self) -> str:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from gateway.app import create_app
+from gateway.bootstrap import build_services, close_services
 from gateway.services import SERVICES
 from gateway.settings import Settings
 
@@ -44,3 +46,20 @@ async def test_in_flight_request_completes_during_shutdown(settings: Settings) -
         assert await response.text() == "done"
         response.release()
     assert services.pool.is_closing()
+
+
+async def test_closing_the_services_first_stops_the_tasks_running_on_them(
+    aiohttp_client: Any, settings: Settings
+) -> None:
+    """A test's fixture (or a caller) may close the services before the app that runs on them.
+
+    The background tasks still running then must stop with them: the call-back assigner's next
+    cycle would otherwise reconnect the closed Redis client, and nothing would close that
+    socket (the garbage collector's ResourceWarning then failed an unrelated later test).
+    """
+    services = await build_services(settings)
+    await aiohttp_client(create_app(settings, services=services))  # its background tasks run
+    running = list(services.background)
+    assert {task.get_name() for task in running} >= {"ProjectionRunner.run", "Assigner.run"}
+    await close_services(services)
+    assert [task.get_name() for task in running if not task.done()] == []
