@@ -42,7 +42,7 @@ from dispatch.gis.nearest import NearestQuery
 from dispatch.gis.reference import elder_of_device
 from dispatch.gis.skills import CATEGORY_SKILLS
 from dispatch.intake.contact import InboundContact, repeat_key
-from dispatch.notify.outbox import RequestNotification
+from dispatch.notify.outbox import Lane, RequestNotification
 from eventstore import ANY, NO_STREAM, EventStore, RecordedEvent
 
 log = structlog.get_logger(__name__)
@@ -335,7 +335,7 @@ async def respond_to_alarm(
         bus.handle(RequestNotification(
             dedup_key=f"elder-alert:{case_id}:{pseudonym(c.phone)[:16]}", channel="sms", to=c.phone,
             text=alert_text(elder, case_id, alarm, texts), case_id=case_id,
-            reason=f"elderly_emergency:{c.role}", actor="policy:elderly"))
+            reason=f"elderly_emergency:{c.role}", actor="policy:elderly", lane=Lane.URGENT))
         for c in contacts if elder is not None
     ))
     opened = ElderlyAlertOpened(

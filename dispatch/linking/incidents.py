@@ -454,7 +454,7 @@ class IncidentBroadcast:
         await self._notify(state, case, {t for t in told if t is not None})
 
     async def _notify(self, state: IncidentState, case: CaseState, told: set[tuple[str, str]]) -> None:
-        from dispatch.notify.outbox import RequestNotification
+        from dispatch.notify.outbox import Lane, RequestNotification
 
         contact, case_id = _contact(case), case.case_id
         if contact is None or contact in told:
@@ -464,7 +464,7 @@ class IncidentBroadcast:
         cmd = RequestNotification(
             dedup_key=f"incident:{state.incident_id}:{case_id}:{state.cause_revision}",
             channel=channel, to=to, text=broadcast_text(state, case_id, self._texts), case_id=case_id,
-            reason="incident_cause", actor="policy:incident_broadcast",
+            reason="incident_cause", actor="policy:incident_broadcast", lane=Lane.BULK,
         )
         try:
             await self._send(cmd)

@@ -14,6 +14,7 @@ import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import IntEnum
 from typing import TypeAlias
 
 import asyncpg
@@ -39,6 +40,21 @@ _STREAM_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,150}$")
 
 
 
+class Lane(IntEnum):
+    """How urgent a message is: a due message of a lower lane goes out before any of a higher one.
+
+    In a storm the outbox holds thousands of acknowledgements and broadcasts; an elder's
+    emergency alert to the family must not wait behind them (DOMAIN.md: notify at once).
+    """
+
+    URGENT = 0
+    """Emergency alerts (the elderly one-touch alarm's contacts)."""
+    NORMAL = 1
+    """One message about one case: acknowledgements, a unit's dispatch, chases, surveys."""
+    BULK = 2
+    """Messages to many at once: an incident's cause told to every caller in it."""
+
+
 @dataclass(frozen=True, slots=True)
 class RequestNotification(Command):
     """Ask for one outbound message; the same `dedup_key` is sent at most once."""
@@ -53,6 +69,8 @@ class RequestNotification(Command):
     subject: str | None = None
     """Whose personal data the text carries when it is not the recipient's (a unit told of a
     citizen's case): the text is sealed with that subject's key (never stored as such)."""
+    lane: Lane = Lane.NORMAL
+    """Which lane of the outbox it waits in (`Lane`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,9 +212,9 @@ def _validate(cmd: RequestNotification) -> None:
 
 async def _enqueue(conn: asyncpg.Connection, cmd: RequestNotification, stream: str, text: str) -> None:
     await conn.execute(
-        """INSERT INTO notification_outbox (dedup_key, stream, case_id, channel, to_addr, body, reason)
-           VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (dedup_key) DO NOTHING""",
-        cmd.dedup_key, stream, cmd.case_id, cmd.channel, cmd.to, text, cmd.reason,
+        """INSERT INTO notification_outbox (dedup_key, stream, case_id, channel, to_addr, body, reason, lane)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (dedup_key) DO NOTHING""",
+        cmd.dedup_key, stream, cmd.case_id, cmd.channel, cmd.to, text, cmd.reason, int(cmd.lane),
     )
 
 
@@ -225,9 +243,9 @@ async def request_notification(
 
 
 _ENQUEUE_MANY = """INSERT INTO notification_outbox
-    (dedup_key, stream, case_id, channel, to_addr, body, reason)
+    (dedup_key, stream, case_id, channel, to_addr, body, reason, lane)
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                         $7::text[])
+                         $7::text[], $8::smallint[])
     ON CONFLICT (dedup_key) DO NOTHING"""
 
 
@@ -253,7 +271,7 @@ async def request_notifications(
                 raise answer
             else:
                 fresh.append(not answer.duplicate)
-        rows = [(c.dedup_key, stream, c.case_id, c.channel, c.to, evt.text, c.reason)
+        rows = [(c.dedup_key, stream, c.case_id, c.channel, c.to, evt.text, c.reason, int(c.lane))
                 for c, (stream, evt, _), new in zip(items, requested, fresh, strict=True) if new]
         if rows:
             await conn.execute(_ENQUEUE_MANY, *(list(column) for column in zip(*rows, strict=True)))
@@ -277,18 +295,24 @@ class Claimed:
     to_addr: str
     body: str
     attempts: int
+    created_at: datetime
+    """When it was asked for (a message is retried only for so long: `sender.RetryPolicy`)."""
 
 
 async def claim_due(db: Db, batch: int, lease_s: float) -> list[Claimed]:
-    """Lease up to `batch` due rows (pending, to retry, or with an expired lease) for delivery."""
+    """Lease up to `batch` due rows (pending, to retry, or with an expired lease) for delivery.
+
+    The most urgent lane first (`Lane`), then the longest due.
+    """
     rows = await db.fetch(
         """UPDATE notification_outbox SET status = 'sending', attempts = attempts + 1,
                lease_until = now() + $2 * interval '1 second', updated_at = now()
            WHERE id IN (SELECT id FROM notification_outbox
                         WHERE (status IN ('pending', 'retry') AND next_attempt_at <= now())
                            OR (status = 'sending' AND lease_until < now())
-                        ORDER BY next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)
-           RETURNING id, dedup_key, stream, channel, to_addr, body, attempts""", batch, lease_s)
+                        ORDER BY lane, next_attempt_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)
+           RETURNING id, dedup_key, stream, channel, to_addr, body, attempts, created_at""",
+        batch, lease_s)
     return [Claimed(**dict(r)) for r in rows]
 
 

@@ -63,11 +63,24 @@ class LogProvider:
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """How often and how soon to try again."""
+    """How soon to try again, and for how long.
 
-    max_attempts: int = 5
+    A message is retried (exponential backoff, capped) until it is `give_up_after` old:
+    a provider's outage of minutes or hours delays messages but fails none of them; a
+    message still not taken after that long has lost its point (the case's own deadlines
+    take over) and is recorded as failed. 4 hours is also the longest validity Twilio
+    gives a message (`ValidityPeriod`).
+    """
+
     base_delay: float = 2.0
-    max_delay: float = 600.0
+    max_delay: float = 300.0
+    give_up_after: float = 4 * 3600.0
+
+    def retry_at(self, asked_at: datetime, now: datetime, attempt: int,
+                 retry_after: float | None = None) -> datetime | None:
+        """When to try again a message asked at `asked_at` after failed attempt `attempt` (None: never)."""
+        at = now + timedelta(seconds=self.delay(attempt, retry_after))
+        return at if at <= asked_at + timedelta(seconds=self.give_up_after) else None
 
     def delay(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait after failed attempt number `attempt` (exponential, capped).
@@ -176,8 +189,9 @@ class Sender:
         # a provider's message may quote the number ("The 'To' number +86139... is not valid"):
         # the error is kept in the log of events and on the row, where no number may stand whole
         error = mask_numbers(exc.message)
-        if exc.retryable and attempt < self._retry.max_attempts:
-            retry_at = now + timedelta(seconds=self._retry.delay(attempt, exc.retry_after))
+        retry_at = (self._retry.retry_at(row.created_at, now, attempt, exc.retry_after)
+                    if exc.retryable else None)
+        if retry_at is not None:
             evt: Event = NotificationAttemptFailed(row.dedup_key, attempt, error, retry_at, now)
             return _Outcome(row, evt, "retry", None, error, retry_at, f"retry:{attempt}")
         evt = NotificationFailed(row.dedup_key, attempt, error, now)

@@ -34,7 +34,7 @@ async def outbox(services: Any, case_id: str) -> list[dict[str, Any]]:
     """The notification outbox rows of a case."""
     async with services.pool.acquire() as conn:
         rows = await conn.fetch(
-            "SELECT to_addr, channel, body, dedup_key FROM notification_outbox WHERE case_id = $1 "
+            "SELECT to_addr, channel, body, dedup_key, lane FROM notification_outbox WHERE case_id = $1 "
             "ORDER BY to_addr", case_id)
     return [dict(r) for r in rows]
 

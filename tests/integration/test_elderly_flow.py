@@ -11,6 +11,7 @@ from dispatch.core.clock import FakeClock
 from dispatch.elderly.alarms import ElderlyAlarmReactor
 from dispatch.elderly.read_model import ElderlyAlertsProjection
 from dispatch.gis.geo import geodesic_m, wgs84_to_gcj02
+from dispatch.notify.outbox import Lane
 from eventstore.subscriptions import ProjectionRunner, ReactorRunner
 from gateway.settings import Settings
 from tests.conftest import auth
@@ -67,6 +68,7 @@ async def test_alarm_opens_case_alerts_contacts_and_call_back_goes_overdue(
     rows = await outbox(services, case_id)
     assert sorted(r["to_addr"] for r in rows) == sorted(c["phone"] for c in CONTACTS)
     assert all(case_id in r["body"] and r["dedup_key"].startswith("elder-alert:") for r in rows)
+    assert {r["lane"] for r in rows} == {Lane.URGENT}  # ahead of a storm's acknowledgements
 
     await ProjectionRunner(services.store, ElderlyAlertsProjection()).run_until_caught_up()
     [alert] = await alerts(client)

@@ -33,6 +33,7 @@ from dispatch.linking.incidents import ResolveIncident
 from dispatch.linking.policy import LinkingPolicy, PgCandidates
 from dispatch.linking.read_model import LinksProjection
 from dispatch.notify import NOTIFY
+from dispatch.notify.outbox import Lane
 from eventstore import Checkpoint
 from eventstore.postgres import PostgresEventStore
 from eventstore.subscriptions import ProjectionRunner, ReactorRunner
@@ -310,9 +311,10 @@ async def test_two_groups_that_meet_merge_and_callers_of_both_get_the_survivors_
     members = {r["case_id"] for r in await pg_pool.fetch(
         "SELECT case_id FROM incident_cases WHERE incident_id = $1", first)}
     assert members == {*a, *b, bridge}
-    told = {r["case_id"]: r["text"] for r in await pg_pool.fetch(
-        "SELECT case_id, body AS text FROM notification_outbox WHERE reason = 'incident_cause'")}
-    assert set(told) == {*a, *b, bridge} and all("10kV线路故障" in t for t in told.values())
+    told = {r["case_id"]: (r["text"], r["lane"]) for r in await pg_pool.fetch(
+        "SELECT case_id, body AS text, lane FROM notification_outbox WHERE reason = 'incident_cause'")}
+    assert set(told) == {*a, *b, bridge} and all("10kV线路故障" in t for t, _ in told.values())
+    assert {lane for _, lane in told.values()} == {Lane.BULK}  # behind single cases' messages
 
     before = await _candidate_rows(pg_pool)
     assert {r["incident_id"] for r in before} == {first}

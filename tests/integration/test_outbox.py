@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -15,8 +17,8 @@ from channels.twilio_rest import TwilioMessages
 from dispatch.cases.sla import SlaConfig
 from dispatch.core.bus import MessageBus
 from dispatch.core.capability import collect_handlers
-from dispatch.core.clock import SystemClock
-from dispatch.notify.outbox import RequestNotification, RequestNotifications
+from dispatch.core.clock import FakeClock, SystemClock
+from dispatch.notify.outbox import Lane, RequestNotification, RequestNotifications, claim_due
 from dispatch.notify.provider import Delivery, DeliveryError
 from dispatch.notify.sender import LogProvider, RetryPolicy, Sender
 from dispatch.personal.erasure import EraseSubject
@@ -135,6 +137,60 @@ async def test_retries_with_backoff_until_twilio_accepts(
     assert sent["sid"] == "AC123" and sent["token"] == "ack:C1"
     assert sent["form"] == {"To": "+8613912345678", "From": "+8610000", "Body": "您的诉求已受理"}
     assert base64.b64decode(sent["auth"].split()[1]) == b"AC123:secret"
+
+
+async def test_an_outage_past_five_attempts_delays_the_message_but_does_not_fail_it(
+    bus: MessageBus, pg_pool: asyncpg.Pool, pg_store: PostgresEventStore, aiohttp_server: Any,
+    twilio_provider: list[TwilioMessages],
+) -> None:
+    """Twilio answering 503 for a while (here 8 attempts; at 2 s doubling, over eight minutes)."""
+    fake, base = await start(aiohttp_server, [503] * 8)
+    provider, _ = twilio_sender(pg_pool, pg_store, base, twilio_provider)
+    sender = Sender(pg_pool, pg_store, {"sms": provider}, SystemClock(), retry=RetryPolicy(base_delay=0.0))
+    await bus.handle(request())
+    for _ in range(9):
+        assert await sender.drain_once() == 1
+    [row] = await outbox(pg_pool)
+    assert (row["status"], row["attempts"]) == ("sent", 9)
+    assert len(fake.requests) == 9
+
+
+async def test_a_message_not_taken_within_its_time_is_failed(
+    bus: MessageBus, pg_pool: asyncpg.Pool, pg_store: PostgresEventStore, aiohttp_server: Any,
+    twilio_provider: list[TwilioMessages],
+) -> None:
+    """Retried until `give_up_after` from its request: a later try would come past it, so none is made."""
+    _, base = await start(aiohttp_server, [503] * 3)
+    provider, _ = twilio_sender(pg_pool, pg_store, base, twilio_provider)
+    later = FakeClock(datetime.now(UTC))
+    sender = Sender(pg_pool, pg_store, {"sms": provider}, later,
+                    retry=RetryPolicy(base_delay=60.0, give_up_after=3600.0))
+    await bus.handle(request())
+    assert await sender.drain_once() == 1
+    [row] = await outbox(pg_pool)
+    assert row["status"] == "retry"  # the first failure: tried again a minute later
+    await pg_pool.execute("UPDATE notification_outbox SET next_attempt_at = now()")
+    later.advance(timedelta(minutes=59, seconds=30))  # its next try would be 60.5 minutes after it was asked
+    assert await sender.drain_once() == 1
+    [row] = await outbox(pg_pool)
+    assert (row["status"], row["attempts"]) == ("failed", 2)
+    assert (await events_of(pg_pool))[-1] == "NotificationFailed"
+
+
+async def test_an_urgent_message_goes_out_before_a_queue_of_others(
+    bus: MessageBus, pg_pool: asyncpg.Pool,
+) -> None:
+    """An elder's alert asked for behind a storm's broadcasts and acknowledgements is in the next batch."""
+    await bus.handle(RequestNotifications(tuple(
+        replace(request(f"incident:I1:C{n}", f"+86139000{n:05d}"), lane=Lane.BULK) for n in range(60))))
+    await bus.handle(RequestNotifications(tuple(
+        request(f"ack:C{n}", f"+86138000{n:05d}") for n in range(60))))
+    await bus.handle(replace(request("elder-alert:C9", "+8613700000000"), lane=Lane.URGENT))
+    async with pg_pool.acquire() as conn:
+        first = {row.dedup_key for row in await claim_due(conn, 50, 60.0)}
+        second = {row.dedup_key for row in await claim_due(conn, 50, 60.0)}
+    assert first == {"elder-alert:C9", *(f"ack:C{n}" for n in range(49))}  # in the order asked
+    assert second == {*(f"ack:C{n}" for n in range(49, 60)), *(f"incident:I1:C{n}" for n in range(39))}
 
 
 async def test_permanent_error_fails_without_retry(
