@@ -16,6 +16,7 @@ from typing import Any
 
 from dispatch.core.messages import Event, event
 from dispatch.core.personal import PERSONAL, declared_personal, phone_subject, subject
+from dispatch.core.phone import takes_sms
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +35,12 @@ class CallerInfo:
                 or subject("email", self.email) or subject("device", self.device_account))
 
     def reach(self) -> tuple[str, str] | None:
-        """How the citizen is told of their case: (outbox channel, address), a phone first."""
-        if self.phone:
+        """How the citizen is told of their case: (outbox channel, address), or None.
+
+        SMS to a phone that takes texts, else WeChat to the OpenID: a landline caller is
+        not texted (the message would only fail at the provider); they hear back by phone.
+        """
+        if self.phone and takes_sms(self.phone):
             return "sms", self.phone
         return ("wechat", self.openid) if self.openid else None
 

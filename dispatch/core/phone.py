@@ -78,6 +78,25 @@ def e164(phone: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+_TEXTABLE = frozenset({phonenumbers.PhoneNumberType.MOBILE,
+                       phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE})
+
+
+def takes_sms(phone: str) -> bool:
+    """Whether a canonical number can be sent an SMS: a mobile (a landline or a service number cannot).
+
+    Chinese mobiles are `1[3-9]` and ten digits; another country's number is asked of
+    libphonenumber's numbering plan (where a plan cannot tell mobiles from landlines, yes).
+    """
+    if not phone.startswith("+"):
+        return _MOBILE.match(phone) is not None
+    try:
+        number = phonenumbers.parse(phone)
+    except phonenumbers.NumberParseException:
+        return False
+    return phonenumbers.number_type(number) in _TEXTABLE
+
+
 def mask_phone(phone: str | None) -> str | None:
     """Only the last four digits of a phone number stay readable."""
     if not phone:

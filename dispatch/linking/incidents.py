@@ -408,13 +408,6 @@ async def _then_and_now(store: EventStore, event: RecordedEvent) -> tuple[Incide
     return then, now
 
 
-def _contact(case: CaseState) -> tuple[str, str] | None:
-    """Where a case's caller is told: SMS to the phone, else WeChat to the OpenID."""
-    if case.caller.phone:
-        return "sms", case.caller.phone
-    return ("wechat", case.caller.openid) if case.caller.openid else None
-
-
 class IncidentBroadcast:
     """Reactor: tell every caller of an incident its cause, once per revision (outbox dedup keys)."""
 
@@ -449,14 +442,14 @@ class IncidentBroadcast:
         """
         case = await load_case(self._store, case_id)
         earlier = set(state.case_ids[: state.case_ids.index(case_id)]) if case_id in state.case_ids else set()
-        told = {_contact(await load_case(self._store, other))
+        told = {(await load_case(self._store, other)).caller.reach()
                 for other in case.linked_case_ids if other in earlier}
         await self._notify(state, case, {t for t in told if t is not None})
 
     async def _notify(self, state: IncidentState, case: CaseState, told: set[tuple[str, str]]) -> None:
         from dispatch.notify.outbox import Lane, RequestNotification
 
-        contact, case_id = _contact(case), case.case_id
+        contact, case_id = case.caller.reach(), case.case_id
         if contact is None or contact in told:
             return
         told.add(contact)

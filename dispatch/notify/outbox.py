@@ -481,9 +481,11 @@ class AcknowledgementPolicy:
             # An alarm's caller is a device: the elderly flow tells the contacts instead; a
             # consultation the knowledge base may answer is acknowledged by that answer or, when
             # there is none, by the self-service policy (one reply, never two).
-            if (isinstance(evt, CaseRegistered) and evt.caller.phone and evt.channel != "alarm"
-                    and not self_service_candidate(evt)):
-                return acknowledgement(evt.case_id, evt.caller.phone, self._texts)
+            # A landline caller gets none (`CallerInfo.reach`); a WeChat follower had the passive reply.
+            reach = evt.caller.reach() if isinstance(evt, CaseRegistered) else None
+            if (isinstance(evt, CaseRegistered) and reach is not None and reach[0] == "sms"
+                    and evt.channel != "alarm" and not self_service_candidate(evt)):
+                return acknowledgement(evt.case_id, reach[1], self._texts)
         elif event.type == "CaseCompleted":
             case_id = str(event.data.get("case_id") or event.stream.split("-", 1)[1])
             to = await self._citizen_of(case_id)
@@ -496,11 +498,7 @@ class AcknowledgementPolicy:
         """Where the citizen is told: their phone by SMS, else their WeChat OpenID."""
         first = await self._store.read_stream(case_stream(case_id), limit=1)
         evt: Event | None = from_recorded(first[0]) if first else None
-        if not isinstance(evt, CaseRegistered):
-            return None
-        if evt.caller.phone:
-            return "sms", evt.caller.phone
-        return ("wechat", evt.caller.openid) if evt.caller.openid else None
+        return evt.caller.reach() if isinstance(evt, CaseRegistered) else None
 
     def _ask(
         self, case_id: str, to: str, stage: str, message: str, reason: str, *, channel: str = "sms",

@@ -51,6 +51,33 @@ async def test_acknowledges_acceptance_and_completion_once_per_case() -> None:
     assert all(anonymous.case_id not in n.dedup_key for n in sent)
 
 
+async def test_a_landline_caller_is_not_texted_and_a_follower_is_told_over_wechat() -> None:
+    """A landline cannot take the SMS (the provider would only fail it); WeChat reaches a follower."""
+    store = MemoryEventStore()
+    sent: list[RequestNotification] = []
+
+    async def handle(cmd: object) -> None:
+        assert isinstance(cmd, RequestNotification)
+        sent.append(cmd)
+
+    landline = await register_case(
+        RegisterCase(category="power_fault", channel="phone", description="停电",
+                     caller=CallerInfo(name="张三", phone="02988886666")),
+        store=store, clock=FakeClock())
+    both = await register_case(
+        RegisterCase(category="power_fault", channel="phone", description="停电",
+                     caller=CallerInfo(phone="029-8888-6667", openid="oG8xZ5-follower")),
+        store=store, clock=FakeClock())
+    for case in (landline, both):
+        await store.append(f"case-{case.case_id}", [NewEvent(
+            "CaseCompleted", {"case_id": case.case_id, "completed_at": "2026-11-23T09:00:00+00:00"})], ANY)
+    policy = AcknowledgementPolicy(handle, store)
+    for _, record in await store.read_all(await store.load_checkpoint("x")):
+        await policy.react(record)
+    assert [(n.dedup_key, n.channel, n.to) for n in sent] == [
+        (f"done:{both.case_id}", "wechat", "oG8xZ5-follower")]
+
+
 async def test_alarm_cases_get_no_acceptance_sms_to_the_device_owner() -> None:
     store = MemoryEventStore()
     sent: list[object] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dispatch.core.errors import InvalidCommand
-from dispatch.core.phone import caller_key, e164, normalise_phone
+from dispatch.core.phone import caller_key, e164, normalise_phone, takes_sms
 
 
 @pytest.mark.parametrize(("given", "canonical"), [
@@ -67,3 +67,14 @@ def test_the_stream_key_of_a_foreign_number_has_no_plus() -> None:
     ("01012345678", "+861012345678"), ("+442079460958", "+442079460958")])
 def test_a_canonical_number_is_written_in_e164_for_sms_apis(canonical: str, international: str) -> None:
     assert e164(canonical) == international
+
+
+@pytest.mark.parametrize(("canonical", "texts"), [
+    ("13912345678", True), ("19912345678", True),  # Chinese mobiles
+    ("02988886666", False), ("01012345678", False), ("95598", False),  # landlines, a service number
+    ("+447911123456", True), ("+442079460958", False),  # a UK mobile, a London landline
+    ("+12025550143", True),  # the US plan cannot tell mobiles from landlines: try
+    ("+999", False),
+])
+def test_only_a_number_that_takes_texts_is_sent_an_sms(canonical: str, texts: bool) -> None:
+    assert takes_sms(canonical) is texts
