@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from dispatch.core.errors import InvalidCommand, NotAllowed
+from dispatch.core.errors import InvalidCommand, NotAllowed, NotFound
 from dispatch.core.messages import Event, event, from_recorded
 from dispatch.core.personal import PERSONAL, phone_subject, pseudonym
 from eventstore import RecordedEvent
@@ -205,9 +205,12 @@ def decide_got_through(state: CallbackState, at: datetime, via: str) -> list[Eve
 
 
 def _open_task(state: CallbackState, task_id: str) -> str:
-    if state.task_id != task_id or state.tasks == 0:
-        raise NotAllowed(f"call-back task {task_id} not found")
-    if not state.open:
+    """The task, if it is the caller's open one; a task that never was is not found (404), an
+    earlier or closed one is closed (409). Ids are the caller's stream key and a count."""
+    number = task_id.rpartition(".")[2]
+    if not number.isdigit() or not 1 <= int(number) <= state.tasks:
+        raise NotFound(f"call-back task {task_id} not found")
+    if state.task_id != task_id or not state.open:
         raise NotAllowed(f"call-back task {task_id} is closed")
     return task_id
 

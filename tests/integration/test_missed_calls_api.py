@@ -121,7 +121,13 @@ async def test_fair_spread_offline_reassignment_and_outcomes(client: Any) -> Non
     assert bad.status == 400
     unknown = await client.post("/api/v1/missed-calls/008613900009999.1/outcome", json={"outcome": "reached"},
                                 headers=auth("t-agent"))
-    assert unknown.status == 409
+    assert unknown.status == 404 and (await unknown.json())["error"]["code"] == "not_found"
+    never = await client.post(f"/api/v1/missed-calls/{task.rpartition('.')[0]}.2/outcome",
+                              json={"outcome": "reached"}, headers=auth("t-agent"))
+    assert never.status == 404  # the caller's second task was never opened
+    earlier = await client.post(f"/api/v1/missed-calls/{task}/reassign", json={"agent_id": "A003"},
+                                headers=auth("t-dispatcher"))
+    assert earlier.status == 409  # it was, and is closed
 
 
 async def test_silent_agent_goes_offline_after_the_ttl(client: Any) -> None:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dispatch.core.errors import InvalidCommand, NotAllowed
+from dispatch.core.errors import InvalidCommand, NotAllowed, NotFound
 from dispatch.core.messages import Event, to_new_event
 from dispatch.core.personal import pseudonym
 from dispatch.missed_calls.task import (
@@ -73,10 +73,10 @@ def test_outcomes_and_assignments_need_the_open_task() -> None:
     state = open_task()
     for decide in (lambda s, t: decide_outcome(s, t, "reached", None, T0),
                    lambda s, t: decide_assign(s, t, "A001", "new", T0)):
-        with pytest.raises(NotAllowed) as missing:
+        with pytest.raises(NotFound) as missing:  # 404: never opened
             decide(state, f"{pseudonym('13912345678')}.2")
         assert str(missing.value) == f"call-back task {pseudonym('13912345678')}.2 not found"
-        with pytest.raises(NotAllowed) as never:
+        with pytest.raises(NotFound) as never:
             decide(CallbackState("13912345678"), TASK)
         assert str(never.value) == f"call-back task {TASK} not found"
     state.apply(decide_outcome(state, TASK, "reached", None, T0)[1])
