@@ -13,7 +13,7 @@ acceptance and no move between levels starts a confirmation clock (docs/organisa
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -193,18 +193,27 @@ class CaseRouter:
     types = frozenset({"CaseRegistered", "CaseLocated"})
     """The only event types it handles: the store skips the others (eventstore/subscriptions.py)."""
 
-    def __init__(self, store: EventStore, pool: asyncpg.Pool, routes: Mapping[str, str], send: Send) -> None:
+    def __init__(self, store: EventStore, pool: asyncpg.Pool, routes: Mapping[str, str], send: Send,
+                 directory: OrgDirectory | None = None) -> None:
         self._store, self._pool, self._routes, self._send = store, pool, routes, send
-        self._directory = OrgDirectory()
+        self._directory = directory or OrgDirectory()
 
     async def react(self, event: RecordedEvent) -> None:
         """On `CaseRegistered` and `CaseLocated`: send `RouteCase` when the route differs (decided
         again on the newest state when another event got there first)."""
-        if event.type not in ("CaseRegistered", "CaseLocated"):
-            return
-        tree = await self._directory.tree(self._pool)
+        await self.react_batch([event])
+
+    async def react_batch(self, events: Sequence[RecordedEvent]) -> None:
+        """`react` on each, with the tree's version read once for the batch (a `BatchReactor`):
+        a storm's cases cost one reference query per runner step, not one each."""
+        wanted = [event for event in events if event.type in ("CaseRegistered", "CaseLocated")]
+        tree = await self._directory.tree(self._pool) if wanted else None
         if not tree:
             return
+        for event in wanted:
+            await self._route(tree, event)
+
+    async def _route(self, tree: OrgTree, event: RecordedEvent) -> None:
         for attempt in range(3):
             state = await load_case(self._store, str(event.data["case_id"]))
             district = state.location.district if state.location else None

@@ -13,6 +13,7 @@ correct the place (`source: agent`, `POST /api/v1/cases/{case_id}/location`).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -121,13 +122,20 @@ class AddressLocator:
 
     async def react(self, event: RecordedEvent) -> None:
         """Match the address (else the description) of an unlocated new case; send `LocateCase`."""
-        data = event.data
-        if event.type != "CaseRegistered" or data.get("location") is not None:
-            return
-        texts = [t for t in (data.get("address"), data.get("description")) if isinstance(t, str) and t]
-        gazetteer = await self._cache.current() if texts else None
+        await self.react_batch([event])
+
+    async def react_batch(self, events: Sequence[RecordedEvent]) -> None:
+        """`react` on each, with the gazetteer's version read once for the batch (a `BatchReactor`):
+        a storm's cases cost one reference query per runner step, not one each."""
+        wanted = [(event, texts) for event in events if (texts := _texts(event))]
+        gazetteer = await self._cache.current() if wanted else None
         if gazetteer is None:
             return
+        for event, texts in wanted:
+            await self._locate(gazetteer, event, texts)
+
+    async def _locate(self, gazetteer: Gazetteer, event: RecordedEvent, texts: list[str]) -> None:
+        data = event.data
         match = None
         for text in texts:
             match = await asyncio.to_thread(gazetteer.locate, text)
@@ -142,6 +150,14 @@ class AddressLocator:
                                         idempotency_key=f"{self.name}:{event.position}"))
         except DispatchError as exc:  # changed meanwhile: the case's own events decide
             log.info("locate_refused", case_id=data["case_id"], error=str(exc))
+
+
+def _texts(event: RecordedEvent) -> list[str]:
+    """What to match of a new case without coordinates: its address, else its description."""
+    data = event.data
+    if event.type != "CaseRegistered" or data.get("location") is not None:
+        return []
+    return [t for t in (data.get("address"), data.get("description")) if isinstance(t, str) and t]
 
 
 def reactors(deps: Deps) -> list[AddressLocator]:

@@ -14,6 +14,7 @@ from dispatch.cases.read_model import CasesProjection, waiting_located
 from dispatch.cases.registration import RegisterCase
 from dispatch.cases.state import load_case
 from dispatch.linking.policy import LinkingPolicy, PgCandidates
+from dispatch.places.gazetteer import Gazetteer
 from dispatch.places.locate import AddressLocator, GazetteerCache
 from eventstore.subscriptions import ProjectionRunner, ReactorRunner
 from gateway.cli.loader import catch_up_reference, load_paths
@@ -40,6 +41,16 @@ async def load_gazetteer(services: Any, tmp_path: Path) -> None:
     await catch_up_reference(services)
 
 
+class CountingCache(GazetteerCache):
+    """The gazetteer cache, counting how often the locator asks it for the matcher."""
+
+    reads = 0
+
+    async def current(self) -> Gazetteer | None:
+        self.reads += 1
+        return await super().current()
+
+
 async def register(services: Any, *, location: Place | None = None, address: str | None = None,
                    description: str = "停电了", phone: str = "13800138000") -> str:
     done = await services.bus.handle(RegisterCase(
@@ -56,8 +67,9 @@ async def test_an_address_only_case_is_located_linked_and_queued_for_dispatch(
                            phone="13900139000")
     texted = await register(services, address="秦都区金山社区5号楼2单元")
     vague = await register(services, address="金山社区", phone="13700137000")  # two districts have one
-    locator = AddressLocator(GazetteerCache(services.pool), services.bus.handle)
-    await ReactorRunner(services.store, locator).run_until_caught_up()
+    cache = CountingCache(services.pool)
+    await ReactorRunner(services.store, AddressLocator(cache, services.bus.handle)).run_until_caught_up()
+    assert cache.reads == 1  # one version query for the runner's batch, not one per case
 
     state = await load_case(services.store, texted)
     assert state.location is not None and state.location_source == "gazetteer"
