@@ -46,6 +46,12 @@ KEEP = 20_000
 """Events the tail keeps: a backlog of 4,000 SMS is about 9,000 (the keyring keeps as many, `_RECENT`)."""
 PAGE = 1000
 """Events one refresh reads at most (or the caller's limit, if larger)."""
+GAP = 0.02
+"""Seconds between the starts of two refreshes at least. A busy worker's runners re-poll within
+milliseconds while rows settle above the horizon, and each re-poll led a refresh of its own (some
+170 a second, each paying the horizon's test); the reads arriving within the gap share the next
+one. Freshness is unchanged (a read still waits for a refresh started after it arrived); a
+caught-up read waits up to this much longer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,9 +72,12 @@ Open = Callable[[asyncpg.Connection, list[RecordedEvent]], Awaitable[list[Record
 class LogTail:
     """The newest stretch of the log a process read, answering its readers' reads."""
 
-    def __init__(self, fetch: Fetch, open_: Open, *, keep: int = KEEP, page: int = PAGE) -> None:
+    def __init__(self, fetch: Fetch, open_: Open, *, keep: int = KEEP, page: int = PAGE,
+                 gap: float = GAP) -> None:
         self._fetch, self._open = fetch, open_
-        self._keep, self._page = keep, page
+        self._keep, self._page, self._gap = keep, page, gap
+        self._last = float("-inf")
+        """When the last refresh started (the event loop's clock)."""
         self._start: Checkpoint | None = None
         """Where the stretch begins (its first event follows it); None: nothing read yet."""
         self._end = Checkpoint()
@@ -81,7 +90,8 @@ class LogTail:
         self._settling: frozenset[str] | None = frozenset()
         self._behind = False
         """The last refresh filled its page: more events wait below the horizon."""
-        self._flight: asyncio.Future[bool] | None = None
+        self._flight: asyncio.Future[int] | None = None
+        """The refresh in flight; its result is its number (0: it failed)."""
         self.refreshes = 0
         """Refreshes started so far: a read waits for one numbered above those when it arrived."""
 
@@ -168,21 +178,26 @@ class LogTail:
         failure is raised to it, as a read of its own would have been.
         """
         while (flight := self._flight) is not None:
-            number = self.refreshes
             await asyncio.wait([flight])
-            if flight.cancelled() or not flight.result():
+            number = 0 if flight.cancelled() else flight.result()
+            if not number:
                 return False
             if number > arrived:
                 return True
-        self.refreshes += 1
-        self._flight = flight = asyncio.get_running_loop().create_future()
-        ok, size = False, max(self._page, limit)
+        loop = asyncio.get_running_loop()
+        self._flight = flight = loop.create_future()
+        done, size = 0, max(self._page, limit)
         try:
+            pause = self._last + self._gap - loop.time()
+            if pause > 0:  # the reads arriving meanwhile join this refresh
+                await asyncio.sleep(pause)
+            self.refreshes += 1
+            number, self._last = self.refreshes, loop.time()
             self._extend(await self._fetch(conn, self._end, size), size)
-            ok = True
+            done = number
         finally:
             self._flight = None
-            flight.set_result(ok)
+            flight.set_result(done)
         return True
 
     def _extend(self, page: TailPage, limit: int) -> None:

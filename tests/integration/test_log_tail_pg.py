@@ -249,3 +249,31 @@ async def test_a_skip_point_never_passes_events_added_while_the_page_was_opened(
     assert page is not None and [e.type for _, e in page.events] == ["A"]
     # Past the B read with it, not past the one it never saw.
     assert page.skipped_to is not None and page.skipped_to.position < added[0]
+
+
+async def test_reads_within_the_gap_share_one_refresh_that_still_starts_after_them(
+    pg_store: PostgresEventStore, pg_pool: asyncpg.Pool,
+) -> None:
+    """A busy worker's runners re-poll within milliseconds: the reads arriving within `gap` of the
+    last refresh wait for one refresh together, which starts after them (so sees what they must)."""
+    started: list[float] = []
+
+    async def timed(conn: asyncpg.Connection, after: Checkpoint, limit: int) -> TailPage:
+        started.append(asyncio.get_running_loop().time())
+        return await read_tail_on(conn, after, limit)
+
+    tail = LogTail(timed, _open, gap=0.3)
+    async with pg_store.connection() as first:
+        assert await tail.read(first, Checkpoint(), limit=10) is not None
+    appended = await pg_store.append("case-1", [NewEvent("A", {})], ANY)  # committed before the reads
+
+    async def read() -> list[int]:
+        async with pg_pool.acquire() as conn:
+            batch = await tail.read(conn, Checkpoint(), limit=10)
+        assert batch is not None
+        return [e.position for _, e in batch.events]
+
+    pages = await asyncio.gather(*(read() for _ in range(6)))
+    assert pages == [list(appended.positions)] * 6
+    assert tail.refreshes == len(started) == 2  # six reads, one refresh between them
+    assert started[1] - started[0] >= 0.3
