@@ -22,6 +22,7 @@ from gateway.auth import TOKENS, TokenTable, make_middleware
 from gateway.http import MAX_BODY, WRITE_DEADLINE, BadRequest, check_url, error_response
 from gateway.services import SERVICES, Services
 from gateway.settings import Settings
+from gateway.views import open311
 from gateway.views.health import OPENAPI_PATHS_KEY
 
 log = structlog.get_logger(__name__)
@@ -242,8 +243,8 @@ def create_app(
     tokens = TokenTable(settings.http.tokens)
     app = web.Application(
         client_max_size=MAX_BODY,
-        middlewares=[context_middleware, url_middleware, errors_middleware, deadline_middleware,
-                     make_middleware(tokens)],
+        middlewares=[context_middleware, open311.errors_in_open311_form, url_middleware, errors_middleware,
+                     deadline_middleware, make_middleware(tokens)],
     )
     app[TOKENS] = tokens
 

@@ -53,6 +53,11 @@ def json_response(data: object, status: int = 200, headers: Mapping[str, str] | 
     )
 
 
+ERROR = web.ResponseKey("error", dict)
+"""The error an `error_response` carries (its envelope's `error`), for a middleware that answers
+errors in another form (GeoReport v2's paths: `gateway.views.open311.errors_in_open311_form`)."""
+
+
 def error_response(
     status: int, code: str, message: str, headers: Mapping[str, str] | None = None,
     fields: list[Json] | None = None,
@@ -62,7 +67,9 @@ def error_response(
     error: Json = {"code": code, "message": message}
     if fields:
         error["fields"] = fields
-    return json_response({"error": error}, status, headers)
+    response = json_response({"error": error}, status, headers)
+    response[ERROR] = error
+    return response
 
 
 MAX_INT = 2**63

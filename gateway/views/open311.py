@@ -41,7 +41,7 @@ from dispatch.core.errors import InvalidCommand, KeyReused
 from dispatch.core.messages import Json
 from dispatch.core.texts import Texts, texts_for
 from gateway.auth import TOKENS, Principal
-from gateway.http import json_response
+from gateway.http import ERROR, json_response
 from gateway.rejections import reject_request
 from gateway.services import SERVICES
 from gateway.views.cases import in_district
@@ -53,7 +53,7 @@ STATIC = Path(__file__).parent.parent / "static" / "citizen"
 
 
 def _answer(request: web.Request, body: Any, root: str, tag: str | None, status: int = 200) -> web.Response:
-    if request.match_info.get("fmt") == "xml":
+    if (request.match_info.get("fmt") or request.path.rpartition(".")[2]) == "xml":
         return web.Response(body=to_xml(root, tag, body), status=status, content_type="text/xml",
                             charset="utf-8")
     return json_response(body, status)
@@ -64,6 +64,27 @@ async def _error(request: web.Request, exc: Open311Error, raw: bytes | None, *,
     await reject_request(request, channel="web", code=exc.code, reason=exc.message, raw=raw,
                          authenticated=authenticated)
     return _answer(request, errors_body(exc.status, exc.message), "errors", "error", exc.status)
+
+
+_BODY_HEADERS = frozenset({"content-type", "content-length"})
+
+
+@web.middleware
+async def errors_in_open311_form(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every error under `BASE` in GeoReport v2's form: the error array, in JSON or XML as the path
+    asks. The views answer their own errors so; this turns the gateway's own into it: a 503 while
+    the database is down, a URL or a body refused before any view, a path that names nothing. An
+    Open311 client reads one form of error from every answer (headers such as `Retry-After` kept)."""
+    response = await handler(request)
+    error = response.get(ERROR) if isinstance(response, web.Response) else None
+    if error is None or not request.path.startswith(BASE + "/"):
+        return response
+    answer = _answer(request, errors_body(response.status, str(error["message"])), "errors", "error",
+                     response.status)
+    answer.headers.extend((k, v) for k, v in response.headers.items() if k.lower() not in _BODY_HEADERS)
+    return answer
 
 
 def _texts(request: web.Request) -> Texts:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 
@@ -110,7 +111,25 @@ async def test_a_body_that_is_not_in_its_content_encoding_is_400_json(
     response = await client.post(path, data=b'{"event_id": "not compressed"}', headers={
         **auth("t-channel"), "Content-Type": "application/json", "Content-Encoding": encoding})
     assert response.status == 400
-    assert (await response.json())["error"]["code"] == "bad_encoding"
+    body = await response.json()
+    if path.startswith("/open311/"):  # GeoReport v2's error array on its paths
+        assert body == [{"code": 400, "description": "the body is not in its Content-Encoding"}]
+    else:
+        assert body["error"]["code"] == "bad_encoding"
+
+
+async def test_every_error_under_open311_is_in_georeport_form(client: Any) -> None:
+    """An Open311 client reads one form of error from every answer: the gateway's own refusals
+    (here a path that names nothing) too, in XML or JSON as the path asks, not the JSON envelope
+    the other APIs answer (a GeoReport client given `{"error": ...}` for `.xml` cannot read it)."""
+    xml = await client.get("/open311/v2/nothing.xml")
+    assert (xml.status, xml.content_type) == (404, "text/xml")
+    root = ElementTree.fromstring(await xml.read())
+    assert (root.tag, root.findtext("error/code")) == ("errors", "404")
+    as_json = await client.get("/open311/v2/nothing.json")
+    assert as_json.status == 404 and [e["code"] for e in await as_json.json()] == [404]
+    elsewhere = await client.get("/api/v1/nothing")
+    assert (await elsewhere.json())["error"]["code"] == "not_found"
 
 
 @pytest.mark.parametrize("path", ["/console/nope.js", "/console/a%5Cb", "/citizen/static/nope.css"])
