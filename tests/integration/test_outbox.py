@@ -17,7 +17,7 @@ from channels.twilio_rest import TwilioMessages
 from dispatch.cases.sla import SlaConfig
 from dispatch.core.bus import MessageBus
 from dispatch.core.capability import collect_handlers
-from dispatch.core.clock import FakeClock, SystemClock
+from dispatch.core.clock import Clock, FakeClock, SystemClock
 from dispatch.notify.outbox import Lane, RequestNotification, RequestNotifications, claim_due
 from dispatch.notify.provider import Delivery, DeliveryError
 from dispatch.notify.sender import LogProvider, RetryPolicy, Sender
@@ -84,12 +84,15 @@ def request(key: str = "ack:C1", to: str = "+8613912345678") -> RequestNotificat
     return RequestNotification(dedup_key=key, channel="sms", to=to, text="您的诉求已受理", case_id="C1")
 
 
-def twilio_sender(pool: asyncpg.Pool, store: PostgresEventStore, base: str,
-                  opened: list[TwilioMessages]) -> tuple[TwilioMessages, Sender]:
+def twilio_sender(
+    pool: asyncpg.Pool, store: PostgresEventStore, base: str, opened: list[TwilioMessages],
+    clock: Clock | None = None, retry: RetryPolicy | None = None,
+) -> tuple[TwilioMessages, Sender]:
     """A Twilio provider at the fake `base` (closed after the test) and a sender using it."""
     provider = TwilioMessages("AC123", "secret", "+8610000", api_base=base)
     opened.append(provider)
-    return provider, Sender(pool, store, {"sms": provider, "log": LogProvider()}, SystemClock())
+    return provider, Sender(pool, store, {"sms": provider, "log": LogProvider()}, clock or SystemClock(),
+                            retry=retry)
 
 
 async def test_same_dedup_key_queues_once(bus: MessageBus, pg_pool: asyncpg.Pool) -> None:
@@ -145,8 +148,7 @@ async def test_an_outage_past_five_attempts_delays_the_message_but_does_not_fail
 ) -> None:
     """Twilio answering 503 for a while (here 8 attempts; at 2 s doubling, over eight minutes)."""
     fake, base = await start(aiohttp_server, [503] * 8)
-    provider, _ = twilio_sender(pg_pool, pg_store, base, twilio_provider)
-    sender = Sender(pg_pool, pg_store, {"sms": provider}, SystemClock(), retry=RetryPolicy(base_delay=0.0))
+    _, sender = twilio_sender(pg_pool, pg_store, base, twilio_provider, retry=RetryPolicy(base_delay=0.0))
     await bus.handle(request())
     for _ in range(9):
         assert await sender.drain_once() == 1
@@ -161,10 +163,9 @@ async def test_a_message_not_taken_within_its_time_is_failed(
 ) -> None:
     """Retried until `give_up_after` from its request: a later try would come past it, so none is made."""
     _, base = await start(aiohttp_server, [503] * 3)
-    provider, _ = twilio_sender(pg_pool, pg_store, base, twilio_provider)
     later = FakeClock(datetime.now(UTC))
-    sender = Sender(pg_pool, pg_store, {"sms": provider}, later,
-                    retry=RetryPolicy(base_delay=60.0, give_up_after=3600.0))
+    _, sender = twilio_sender(pg_pool, pg_store, base, twilio_provider, later,
+                              RetryPolicy(base_delay=60.0, give_up_after=3600.0))
     await bus.handle(request())
     assert await sender.drain_once() == 1
     [row] = await outbox(pg_pool)
