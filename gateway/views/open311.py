@@ -73,13 +73,16 @@ _BODY_HEADERS = frozenset({"content-type", "content-length"})
 async def errors_in_open311_form(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 ) -> web.StreamResponse:
-    """Every error under `BASE` in GeoReport v2's form: the error array, in JSON or XML as the path
-    asks. The views answer their own errors so; this turns the gateway's own into it: a 503 while
-    the database is down, a URL or a body refused before any view, a path that names nothing. An
-    Open311 client reads one form of error from every answer (headers such as `Retry-After` kept)."""
+    """Every error of an Open311 endpoint in GeoReport v2's form: the error array, in JSON or XML as
+    the path asks. The views answer their own errors so; this turns the gateway's own into it: a
+    503 while the database is down, a body over the limit, a URL or a body refused before any
+    view. An Open311 client reads one form of error from every answer of its endpoints (headers
+    such as `Retry-After` kept). A path under `BASE` that names no endpoint is no Open311 answer:
+    it keeps the gateway's 404 / 405, as everywhere."""
     response = await handler(request)
     error = response.get(ERROR) if isinstance(response, web.Response) else None
-    if error is None or not request.path.startswith(BASE + "/"):
+    if (error is None or not request.path.startswith(BASE + "/")
+            or request.match_info.http_exception is not None):
         return response
     answer = _answer(request, errors_body(response.status, str(error["message"])), "errors", "error",
                      response.status)

@@ -76,3 +76,21 @@ async def test_the_priority_badge_stays_whole_on_a_1366_screen(browser: Any, con
         line = await page.evaluate(
             "parseFloat(getComputedStyle(document.querySelector('tr.case-row .prio')).lineHeight) || 16")
         assert box is not None and box["height"] <= line * 1.5 + 2, (box, line)
+
+
+async def test_a_caller_s_number_shows_whole_on_a_1366_screen(browser: Any, console: Any) -> None:  # noqa: F811
+    """At 1366x768 the board's caller column cut numbers ("0298888…"): an agent calls back what
+    the board shows, so every digit of the number must be on screen."""
+    for phone in ("02988886666", "+447911123456"):
+        response = await console.post("/api/v1/cases", headers=AGENT, json={
+            "category": "complaint", "priority": 1, "channel": "phone", "description": "小区门口积水严重",
+            "caller": {"name": "欧阳娜娜", "phone": phone}, "location": {"lat": 34.3455, "lon": 108.7123}})
+        assert response.status == 201, await response.text()
+    url = str(console.make_url("/")) + "?token=t-dispatcher"
+    async with _page(browser, url, width=1366, height=768) as page:
+        await page.locator("tr.case-row td.caller .sub").nth(1).wait_for()
+        cut = await page.evaluate("""[...document.querySelectorAll('tr.case-row td.caller')]
+            .filter((td) => td.scrollWidth > td.clientWidth + 1
+                         || [...td.children].some((c) => c.scrollWidth > c.clientWidth + 1))
+            .map((td) => td.innerText)""")
+        assert cut == [], cut

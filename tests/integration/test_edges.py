@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import AsyncIterator
 from typing import Any
 from xml.etree import ElementTree
 
 import pytest
 
+from gateway.http import MAX_BODY
 from tests.conftest import auth
 
 
@@ -118,18 +120,20 @@ async def test_a_body_that_is_not_in_its_content_encoding_is_400_json(
         assert body["error"]["code"] == "bad_encoding"
 
 
-async def test_every_error_under_open311_is_in_georeport_form(client: Any) -> None:
-    """An Open311 client reads one form of error from every answer: the gateway's own refusals
-    (here a path that names nothing) too, in XML or JSON as the path asks, not the JSON envelope
-    the other APIs answer (a GeoReport client given `{"error": ...}` for `.xml` cannot read it)."""
-    xml = await client.get("/open311/v2/nothing.xml")
-    assert (xml.status, xml.content_type) == (404, "text/xml")
+async def test_every_error_of_an_open311_endpoint_is_in_georeport_form(client: Any) -> None:
+    """An Open311 client reads one form of error from every answer of its endpoints: the gateway's
+    own refusals too (here a NUL in the URL, refused before any view, and a body over the limit), in
+    XML or JSON as the path asks, not the JSON envelope of the other APIs (a GeoReport client given
+    `{"error": ...}` for `.xml` cannot read it). A path naming no endpoint keeps the gateway's 404."""
+    xml = await client.get("/open311/v2/requests/C%00.xml")
+    assert (xml.status, xml.content_type) == (400, "text/xml")
     root = ElementTree.fromstring(await xml.read())
-    assert (root.tag, root.findtext("error/code")) == ("errors", "404")
-    as_json = await client.get("/open311/v2/nothing.json")
-    assert as_json.status == 404 and [e["code"] for e in await as_json.json()] == [404]
-    elsewhere = await client.get("/api/v1/nothing")
-    assert (await elsewhere.json())["error"]["code"] == "not_found"
+    assert (root.tag, root.findtext("error/code")) == ("errors", "400")
+    big = await client.post("/open311/v2/requests.json", data=io.BytesIO(b"x" * (MAX_BODY + 1)),
+                            headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert big.status == 413 and [e["code"] for e in await big.json()] == [413]
+    nothing = await client.get("/open311/v2/nothing.xml")
+    assert (await nothing.json())["error"]["code"] == "not_found"
 
 
 @pytest.mark.parametrize("path", ["/console/nope.js", "/console/a%5Cb", "/citizen/static/nope.css"])
