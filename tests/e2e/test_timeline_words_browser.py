@@ -5,6 +5,7 @@ the state box named from the catalogue (no `CaseLocated`, `unregistered_device`,
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -94,3 +95,28 @@ async def test_a_caller_s_number_shows_whole_on_a_1366_screen(browser: Any, cons
                          || [...td.children].some((c) => c.scrollWidth > c.clientWidth + 1))
             .map((td) => td.innerText)""")
         assert cut == [], cut
+
+
+@pytest.mark.parametrize(("token", "panels"), [
+    ("t-unit", set()), ("t-auditor", {"missed"}), ("t-agent", {"missed", "providers"}),
+    ("t-dispatcher", {"missed", "providers"})])
+async def test_a_console_asks_only_for_what_its_role_may_read(
+        browser: Any, console: Any, token: str, panels: set[str]) -> None:  # noqa: F811
+    """A unit's and an auditor's console asked for the missed calls, the nearest providers and a
+    case's recordings, and the browser showed their 403s; each role now reads what it may."""
+    response = await console.post("/api/v1/cases", headers=AGENT, json={
+        "category": "complaint", "priority": 2, "channel": "phone", "description": "小区门口积水严重",
+        "caller": {"name": "王五", "phone": "13800001234"}, "location": {"lat": 34.3455, "lon": 108.7123}})
+    assert response.status == 201, await response.text()
+    case_id = (await response.json())["case_id"]
+    refused: list[str] = []
+    url = str(console.make_url("/")) + f"?token={token}"
+    async with _page(browser, url) as page:
+        page.on("response", lambda r: refused.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+        await page.locator(f"tr.case-row[data-case={case_id}]").click()
+        await page.locator(".detail .actions").wait_for()
+        await asyncio.sleep(1.5)  # the panels and the case's reads answer (a live stream: never idle)
+        panels_at = {"missed": "section.panel.missed", "providers": "ul.providers"}
+        shown = {name for name, selector in panels_at.items() if await page.locator(selector).count()}
+    assert refused == [], refused
+    assert shown == panels

@@ -16,6 +16,11 @@ import { t, tn, loadCatalogue, language, switchLanguage, LANGUAGES, timeOfDay, e
 const HISTORY_ROLES = ['auditor', 'dispatcher', 'agent', 'admin'];
 const REPORT_ROLES = ['auditor', 'dispatcher', 'admin'];
 const KPI_ROLES = ['agent', 'dispatcher', 'auditor', 'admin'];
+// what each role may read (the server's `require` of each endpoint): a console never asks for
+// what its role is refused, so a unit's or an auditor's browser shows no 403s
+const MISSED_ROLES = ['agent', 'dispatcher', 'auditor', 'admin']; // GET /api/v1/missed-calls
+const PROVIDER_ROLES = ['agent', 'dispatcher', 'admin']; // GET /api/v1/providers/nearest
+const CALLS_ROLES = ['agent', 'dispatcher', 'admin']; // GET /api/v1/cases/{id}/calls (and a unit, its own cases')
 const $ = (sel) => document.querySelector(sel);
 
 function signInForm(message) {
@@ -94,7 +99,8 @@ class Console {
       h('main.grid', {}, this.boardRoot,
         h('div.center', {}, this.mapRoot,
           h('div.split', {},
-            h('section.panel.missed', {}, h('header.panel-head', {}, h('h2', {}, t('missed.title'))), this.missedRoot),
+            MISSED_ROLES.includes(role)
+              ? h('section.panel.missed', {}, h('header.panel-head', {}, h('h2', {}, t('missed.title'))), this.missedRoot) : null,
             h('section.panel.incidents', {}, h('header.panel-head', {}, h('h2', {}, t('incidents.title'))), this.incidentsRoot))),
         this.detailRoot),
       this.drawer, this.callerCard.root, this.register.drawer);
@@ -106,7 +112,8 @@ class Console {
       heat: REPORT_ROLES.includes(role) ? (query) => api(`/api/v1/heatmap?${query}`) : null });
     this.timeline = new Timeline(this.drawer);
     this.detail = new Detail(this.detailRoot, {
-      role, subject, canReadHistory: HISTORY_ROLES.includes(role),
+      role, subject, canReadHistory: HISTORY_ROLES.includes(role), canSuggest: PROVIDER_ROLES.includes(role),
+      canHearCalls: CALLS_ROLES.includes(role),
       onTimeline: (id) => this.timeline.open(id),
       onProviders: (items, origin) => this.map.setProviders(items, origin),
       onChanged: () => { this.loadCases(); },
@@ -179,7 +186,7 @@ class Console {
 
   async loadPanels() {
     await Promise.all([
-      renderMissed(this.missedRoot, this.me),
+      MISSED_ROLES.includes(this.me.role) ? renderMissed(this.missedRoot, this.me) : null,
       renderIncidents(this.incidentsRoot, { onSelectCase: (id) => this.select(id), me: this.me, districtNames: this.districtNames }),
     ]);
   }

@@ -82,8 +82,8 @@ function fact(key, value) {
 
 /** The detail panel. */
 export class Detail {
-  constructor(root, { role, subject, onTimeline, onProviders, onChanged, canReadHistory }) {
-    Object.assign(this, { root, role, subject, onTimeline, onProviders, onChanged, canReadHistory });
+  constructor(root, { role, subject, onTimeline, onProviders, onChanged, canReadHistory, canSuggest, canHearCalls }) {
+    Object.assign(this, { root, role, subject, onTimeline, onProviders, onChanged, canReadHistory, canSuggest, canHearCalls });
     this.item = null;
     // kept across re-renders of the same case, so a confirmation or a half-filled form survives
     this.form = h('div.action-form');
@@ -134,11 +134,15 @@ export class Detail {
       h('div.actions', {}, buttons.length ? buttons : h('span.muted.no-actions', {}, t(this.role === 'auditor' ? 'detail.read_only' : 'detail.no_actions')),
         this.canReadHistory ? h('button.action.secondary', { 'data-timeline': item.case_id, onclick: () => this.onTimeline(item.case_id) }, t('timeline.open')) : null),
       this.form, this.message, this.recordings,
-      h('h3', {}, t('providers.title')), this.providers);
+      this.canSuggest ? h('h3', {}, t('providers.title')) : null, this.canSuggest ? this.providers : null);
     const form = this.form.querySelector('form');
     if (form && !allowed.includes(form.dataset.action)) fill(this.form);
     const playing = [...this.recordings.querySelectorAll('audio')].some((a) => !a.paused);
-    await Promise.all([this.loadProviders(place), playing ? null : renderRecordings(this.recordings, item.case_id)]);
+    // recordings are personal data: a unit hears those of the cases assigned to it (gateway/privacy.py)
+    const hears = this.canHearCalls || (this.role === 'unit' && item.assigned_to === this.subject);
+    if (!hears) fill(this.recordings);
+    await Promise.all([this.canSuggest ? this.loadProviders(place) : null,
+      playing || !hears ? null : renderRecordings(this.recordings, item.case_id)]);
   }
 
   async loadProviders(place) {
