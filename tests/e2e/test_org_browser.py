@@ -180,3 +180,21 @@ async def test_a_subcentre_console_shows_its_own_incidents_call_backs_and_units(
         await page.locator(".incident[data-incident=INC-WC]").wait_for(state="attached")
         await page.locator(f".task[data-task='{other}']").wait_for(state="attached")
         assert await page.locator(".incident").count() == 2
+
+
+async def test_a_unit_sees_the_level_holding_its_case_by_name(browser: Any, organised: Any) -> None:  # noqa: F811
+    """A unit's console never loaded the organisation: the level holding its case showed as an id
+    (XY12345), where every other console shows 咸阳市12345市民服务热线中心."""
+    case_id = await _routed(organised, QINDU, "秦都区小区路灯不亮")
+    state = await (await organised.get(f"/api/v1/cases/{case_id}", headers=DISPATCHER)).json()
+    sent = await organised.post(f"/api/v1/cases/{case_id}/dispatch", headers=DISPATCHER,
+                                json={"to": "U001", "expected_version": state["version"]})
+    assert sent.status == 200, await sent.text()
+    owner = (await sent.json())["owner"]
+    tree = await (await organised.get("/api/v1/org", headers=DISPATCHER)).json()
+    names = {n["id"]: n["name"] for n in tree["nodes"]}
+    async with _page(browser, f"{organised.make_url('/')}?token=t-unit") as page:
+        row = page.locator(f"tr.case-row[data-case='{case_id}']")
+        await row.wait_for()
+        assert await row.locator(".owner").inner_text() == names[owner]
+        assert await page.locator("button[data-action=report-up]").count() == 0

@@ -225,7 +225,7 @@ async function main() {
   const me = await whoAmI();
   if (!me) { dropToken(); signInForm(t('signin.refused')); return; }
   if (me.role === 'channel') { dropToken(); signInForm(t('signin.channel')); return; }
-  if (me.role !== 'unit') await loadOrg();
+  await loadOrg(); // every role sees the levels by name (a unit: the level holding its cases)
   window.intakeConsole = new Console(me);
   await window.intakeConsole.start();
 }
