@@ -18,7 +18,6 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -51,9 +50,6 @@ class OpenStreams:
 
     tasks: set[asyncio.Task[object]] = field(default_factory=set)
     closing: bool = False
-
-    def is_closing(self) -> bool:
-        return self.closing
 
 
 STREAMS = web.AppKey("sse_streams", OpenStreams)
@@ -185,29 +181,26 @@ def _stop_if_cancelled() -> None:
         raise asyncio.CancelledError
 
 
-async def _live(feed: _Feed, last_id: str | None, closing: Callable[[], bool]) -> None:
-    """Follow Redis until the gateway stops (`closing`), or it fails or stalls (raises RedisError /
-    OSError / TimeoutError)."""
+async def _live(feed: _Feed, last_id: str | None) -> None:
+    """Follow Redis until it fails or stalls (raises RedisError / OSError / TimeoutError)."""
     if feed.services.redis is None:
         raise RedisError("redis is not configured")
     async with asyncio.timeout(PROBE_TIMEOUT):
         cursor = await feed.resume_point(last_id)
     await feed.set_mode("live")
-    while not closing():  # checked between reads: a read cancelled mid-XREAD leaks its connection
+    while True:
         async with asyncio.timeout(BLOCK_MS / 1000 + PROBE_TIMEOUT):
             cursor = await feed.follow_redis(cursor)
         _stop_if_cancelled()
         await feed.heartbeat()
 
 
-async def _poll(feed: _Feed, closing: Callable[[], bool]) -> None:
-    """Poll the read models until Redis answers again (a few seconds at a time), or the gateway stops."""
+async def _poll(feed: _Feed) -> None:
+    """Poll the read models until Redis answers again (a few seconds at a time)."""
     await feed.set_mode("polling")
     seen = await feed.watermark()
     await feed.send("resync", {"reason": "polling"}, f"poll-{int(time.time() * 1000)}")
     for _ in range(5):
-        if closing():
-            return
         await asyncio.sleep(POLL_INTERVAL)
         mark = await feed.watermark()
         if mark is not None and mark != seen:
@@ -231,42 +224,34 @@ async def stream(request: web.Request) -> web.StreamResponse:
     if task is not None:
         open_now.tasks.add(task)
     try:
-        while not open_now.closing:
+        while True:
             try:
-                await _live(feed, last_id, open_now.is_closing)
+                await _live(feed, last_id)
             except (RedisError, OSError) as exc:
                 if isinstance(exc, ConnectionResetError):
                     raise
                 _stop_if_cancelled()
-                await _poll(feed, open_now.is_closing)
+                await _poll(feed)
                 last_id = "after-outage"
     except ConnectionResetError:
         pass  # the client went away
     except asyncio.CancelledError:
         if not open_now.closing or task is None:
             raise
-        task.uncancel()  # ended by `end_streams` past its grace: finish the response, the client reconnects
+        task.uncancel()  # ended by `end_streams`: finish the response, the client reconnects
     finally:
         open_now.tasks.discard(task)
     return response
 
 
-END_GRACE = BLOCK_MS / 1000 + PROBE_TIMEOUT
-"""How long a stopping gateway waits for its streams to end between two reads (one XREAD)."""
-
-
 async def end_streams(app: web.Application) -> None:
-    """On shutdown (SIGTERM), end every open stream: a stream never ends by itself, so the gateway
-    would otherwise wait out its whole drain timeout for it. Each ends after its current read (at
-    most `END_GRACE`); one still open then is cancelled. Cancelling every stream at once cut
-    XREADs short, and the Redis client dropped their connections unclosed. The browser reconnects
-    (to another gateway behind the proxy) with Last-Event-ID and misses nothing."""
+    """On shutdown (SIGTERM), end every open stream at once: a stream never ends by itself, so the
+    gateway would otherwise wait out its whole drain timeout for it. The browser reconnects (to
+    another gateway behind the proxy) with Last-Event-ID and misses nothing."""
     open_now = app[STREAMS]
     open_now.closing = True
-    if open_now.tasks:
-        _, late = await asyncio.wait(list(open_now.tasks), timeout=END_GRACE)
-        for task in late:
-            task.cancel()
+    for task in list(open_now.tasks):
+        task.cancel()
 
 
 def setup(app: web.Application) -> None:
