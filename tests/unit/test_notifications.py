@@ -20,6 +20,27 @@ from eventstore.memory import MemoryEventStore
 from eventstore.subscriptions import Keyed
 
 
+async def acknowledged(store: MemoryEventStore) -> list[RequestNotification]:
+    """What the acknowledgement policy asks for, reacting to every event of `store` in log order."""
+    sent: list[RequestNotification] = []
+
+    async def handle(cmd: object) -> None:
+        assert isinstance(cmd, RequestNotification)
+        sent.append(cmd)
+
+    policy = AcknowledgementPolicy(handle, store)
+    for _, record in await store.read_all(await store.load_checkpoint("x")):
+        await policy.react(record)
+    return sent
+
+
+async def complete(store: MemoryEventStore, *case_ids: str) -> None:
+    """Record each case's `CaseCompleted`."""
+    for case_id in case_ids:
+        await store.append(f"case-{case_id}", [NewEvent(
+            "CaseCompleted", {"case_id": case_id, "completed_at": "2026-11-23T09:00:00+00:00"})], ANY)
+
+
 async def test_acknowledges_acceptance_and_completion_once_per_case() -> None:
     store = MemoryEventStore()
     sent: list[RequestNotification] = []
@@ -54,12 +75,6 @@ async def test_acknowledges_acceptance_and_completion_once_per_case() -> None:
 async def test_a_landline_caller_is_not_texted_and_a_follower_is_told_over_wechat() -> None:
     """A landline cannot take the SMS (the provider would only fail it); WeChat reaches a follower."""
     store = MemoryEventStore()
-    sent: list[RequestNotification] = []
-
-    async def handle(cmd: object) -> None:
-        assert isinstance(cmd, RequestNotification)
-        sent.append(cmd)
-
     landline = await register_case(
         RegisterCase(category="power_fault", channel="phone", description="停电",
                      caller=CallerInfo(name="张三", phone="02988886666")),
@@ -68,31 +83,18 @@ async def test_a_landline_caller_is_not_texted_and_a_follower_is_told_over_wecha
         RegisterCase(category="power_fault", channel="phone", description="停电",
                      caller=CallerInfo(phone="029-8888-6667", openid="oG8xZ5-follower")),
         store=store, clock=FakeClock())
-    for case in (landline, both):
-        await store.append(f"case-{case.case_id}", [NewEvent(
-            "CaseCompleted", {"case_id": case.case_id, "completed_at": "2026-11-23T09:00:00+00:00"})], ANY)
-    policy = AcknowledgementPolicy(handle, store)
-    for _, record in await store.read_all(await store.load_checkpoint("x")):
-        await policy.react(record)
-    assert [(n.dedup_key, n.channel, n.to) for n in sent] == [
+    await complete(store, landline.case_id, both.case_id)
+    assert [(n.dedup_key, n.channel, n.to) for n in await acknowledged(store)] == [
         (f"done:{both.case_id}", "wechat", "oG8xZ5-follower")]
 
 
 async def test_alarm_cases_get_no_acceptance_sms_to_the_device_owner() -> None:
     store = MemoryEventStore()
-    sent: list[object] = []
-
-    async def handle(cmd: object) -> None:
-        sent.append(cmd)
-
     await register_case(
         RegisterCase(category="elderly_emergency", channel="alarm", description="一键呼叫",
                      caller=CallerInfo(name="王奶奶", phone="13912345678", device_account="E0001")),
         store=store, clock=FakeClock())
-    policy = AcknowledgementPolicy(handle, store)
-    for _, record in await store.read_all(await store.load_checkpoint("x")):
-        await policy.react(record)
-    assert sent == []
+    assert await acknowledged(store) == []
 
 
 def test_retry_delay_is_exponential_capped_and_honours_retry_after() -> None:
@@ -116,12 +118,6 @@ def test_odd_dedup_keys_get_a_valid_stream() -> None:
 
 async def test_a_wechat_case_without_a_phone_is_told_of_completion_over_wechat() -> None:
     store = MemoryEventStore()
-    sent: list[RequestNotification] = []
-
-    async def handle(cmd: object) -> None:
-        assert isinstance(cmd, RequestNotification)
-        sent.append(cmd)
-
     follower = await register_case(
         RegisterCase(category="complaint", channel="wechat", description="路灯不亮",
                      caller=CallerInfo(openid="oG8xZ5-follower")), store=store, clock=FakeClock())
@@ -129,12 +125,8 @@ async def test_a_wechat_case_without_a_phone_is_told_of_completion_over_wechat()
         RegisterCase(category="complaint", channel="wechat", description="路灯不亮",
                      caller=CallerInfo(phone="13912345678", openid="oG8xZ5-other")),
         store=store, clock=FakeClock())
-    for case in (follower, both):
-        await store.append(f"case-{case.case_id}", [NewEvent(
-            "CaseCompleted", {"case_id": case.case_id, "completed_at": "2026-11-23T09:00:00+00:00"})], ANY)
-    policy = AcknowledgementPolicy(handle, store)
-    for _, record in await store.read_all(await store.load_checkpoint("x")):
-        await policy.react(record)
+    await complete(store, follower.case_id, both.case_id)
+    sent = await acknowledged(store)
     assert [(n.dedup_key, n.channel, n.to) for n in sent if n.reason == "completed"] == [
         (f"done:{follower.case_id}", "wechat", "oG8xZ5-follower"),
         (f"done:{both.case_id}", "sms", "13912345678"),  # a phone number is preferred
