@@ -19,7 +19,7 @@ from eventstore.errors import EventStoreError, IdempotencyConflict, InvalidStrea
 from eventstore.postgres import UNAVAILABLE
 from gateway import bootstrap
 from gateway.auth import TOKENS, TokenTable, make_middleware
-from gateway.http import MAX_BODY, WRITE_DEADLINE, BadRequest, check_url, error_response
+from gateway.http import BODY_HEADERS, MAX_BODY, WRITE_DEADLINE, BadRequest, check_url, error_response
 from gateway.services import SERVICES, Services
 from gateway.settings import Settings
 from gateway.views import open311
@@ -32,7 +32,6 @@ RETRY_AFTER = "2"
 _STORE_DOWN: tuple[type[BaseException], ...] = (StoreUnavailable, *UNAVAILABLE)
 """The store's own error, and a driver's from a view's own pool query."""
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
-_BODY_HEADERS = frozenset({"content-type", "content-length"})
 
 _DOMAIN_STATUS: dict[type[DispatchError], int] = {
     InvalidCommand: 400,
@@ -112,7 +111,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
             raise
         code = exc.reason.lower().replace(" ", "_")
         # the exception's own Content-Type / Content-Length describe its plain-text body
-        kept = {k: v for k, v in exc.headers.items() if k.lower() not in _BODY_HEADERS}
+        kept = {k: v for k, v in exc.headers.items() if k.lower() not in BODY_HEADERS}
         return error_response(exc.status, code, exc.reason, kept)
     except _STORE_DOWN as exc:
         log.warning("store_unavailable", path=request.path, error=type(exc).__name__, detail=str(exc))

@@ -53,6 +53,9 @@ def json_response(data: object, status: int = 200, headers: Mapping[str, str] | 
     )
 
 
+BODY_HEADERS = frozenset({"content-type", "content-length"})
+"""Headers that describe a body: an error answered in another form keeps the others, not these."""
+
 ERROR = web.ResponseKey("error", dict)
 """The error an `error_response` carries (its envelope's `error`), for a middleware that answers
 errors in another form (GeoReport v2's paths: `gateway.views.open311.errors_in_open311_form`)."""

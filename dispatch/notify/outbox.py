@@ -482,10 +482,10 @@ class AcknowledgementPolicy:
             # consultation the knowledge base may answer is acknowledged by that answer or, when
             # there is none, by the self-service policy (one reply, never two).
             # A landline caller gets none (`CallerInfo.reach`); a WeChat follower had the passive reply.
-            reach = evt.caller.reach() if isinstance(evt, CaseRegistered) else None
-            if (isinstance(evt, CaseRegistered) and reach is not None and reach[0] == "sms"
-                    and evt.channel != "alarm" and not self_service_candidate(evt)):
-                return acknowledgement(evt.case_id, reach[1], self._texts)
+            if isinstance(evt, CaseRegistered) and evt.channel != "alarm" and not self_service_candidate(evt):
+                reach = evt.caller.reach()
+                if reach is not None and reach[0] == "sms":
+                    return acknowledgement(evt.case_id, reach[1], self._texts)
         elif event.type == "CaseCompleted":
             case_id = str(event.data.get("case_id") or event.stream.split("-", 1)[1])
             to = await self._citizen_of(case_id)

@@ -41,7 +41,7 @@ from dispatch.core.errors import InvalidCommand, KeyReused
 from dispatch.core.messages import Json
 from dispatch.core.texts import Texts, texts_for
 from gateway.auth import TOKENS, Principal
-from gateway.http import ERROR, json_response
+from gateway.http import BODY_HEADERS, ERROR, json_response
 from gateway.rejections import reject_request
 from gateway.services import SERVICES
 from gateway.views.cases import in_district
@@ -53,7 +53,7 @@ STATIC = Path(__file__).parent.parent / "static" / "citizen"
 
 
 def _answer(request: web.Request, body: Any, root: str, tag: str | None, status: int = 200) -> web.Response:
-    if (request.match_info.get("fmt") or request.path.rpartition(".")[2]) == "xml":
+    if request.match_info.get("fmt") == "xml":
         return web.Response(body=to_xml(root, tag, body), status=status, content_type="text/xml",
                             charset="utf-8")
     return json_response(body, status)
@@ -64,9 +64,6 @@ async def _error(request: web.Request, exc: Open311Error, raw: bytes | None, *,
     await reject_request(request, channel="web", code=exc.code, reason=exc.message, raw=raw,
                          authenticated=authenticated)
     return _answer(request, errors_body(exc.status, exc.message), "errors", "error", exc.status)
-
-
-_BODY_HEADERS = frozenset({"content-type", "content-length"})
 
 
 @web.middleware
@@ -86,7 +83,7 @@ async def errors_in_open311_form(
         return response
     answer = _answer(request, errors_body(response.status, str(error["message"])), "errors", "error",
                      response.status)
-    answer.headers.extend((k, v) for k, v in response.headers.items() if k.lower() not in _BODY_HEADERS)
+    answer.headers.extend((k, v) for k, v in response.headers.items() if k.lower() not in BODY_HEADERS)
     return answer
 
 

@@ -134,7 +134,7 @@ export class Detail {
       h('div.actions', {}, buttons.length ? buttons : h('span.muted.no-actions', {}, t(this.role === 'auditor' ? 'detail.read_only' : 'detail.no_actions')),
         this.canReadHistory ? h('button.action.secondary', { 'data-timeline': item.case_id, onclick: () => this.onTimeline(item.case_id) }, t('timeline.open')) : null),
       this.form, this.message, this.recordings,
-      this.canSuggest ? h('h3', {}, t('providers.title')) : null, this.canSuggest ? this.providers : null);
+      this.canSuggest ? [h('h3', {}, t('providers.title')), this.providers] : null);
     const form = this.form.querySelector('form');
     if (form && !allowed.includes(form.dataset.action)) fill(this.form);
     const playing = [...this.recordings.querySelectorAll('audio')].some((a) => !a.paused);
