@@ -3,10 +3,12 @@
 `PostgresEventStore(pool, group_commit=True)` routes `append` through a
 `GroupCommitter`. Each call is queued; a flush sends every queued append (at
 most `MAX_BATCH`) as ONE call of `intake_append_many` (migration 0001): one
-statement, one transaction, one commit. Inside it every append runs in its
-own subtransaction, so it keeps its own semantics (exact expected version,
-NO_STREAM / STREAM_EXISTS / ANY, idempotency key, atomic multi-event
-append) and its failure rolls back only itself. A flush sends its appends
+statement, one transaction, one commit. A batch with nothing to refuse is
+written together, in one subtransaction and one INSERT (migration 0009);
+otherwise every append runs in its own subtransaction, so it keeps its own
+semantics (exact expected version, NO_STREAM / STREAM_EXISTS / ANY,
+idempotency key, atomic multi-event append) and its failure rolls back only
+itself. Both give the same rows. A flush sends its appends
 sorted by stream (arrival order kept within a stream), so concurrent flushes
 lock streams in one order and never deadlock. Each caller is answered
 after the commit that made its events durable. At most `MAX_IN_FLIGHT`
@@ -39,7 +41,7 @@ from eventstore.unavailable import UNAVAILABLE
 log = structlog.get_logger(__name__)
 
 MAX_BATCH = 64
-"""Appends per flush: each is a subtransaction, and PostgreSQL caches 64 subxids per backend."""
+"""Appends per flush: one by one each is a subtransaction, and PostgreSQL caches 64 subxids per backend."""
 MAX_IN_FLIGHT = 4
 """Flushes (connections) in use at once by one committer."""
 LINGER_TURNS = 2

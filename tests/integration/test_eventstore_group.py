@@ -22,10 +22,11 @@ from eventstore import (
 )
 from eventstore import group as group_module
 from eventstore.errors import AppendFailed, IdempotencyConflict, StoreUnavailable
-from eventstore.group import GroupCommitter
+from eventstore.group import APPEND_MANY, GroupCommitter
 from eventstore.postgres import PostgresEventStore, create_pool
 from eventstore.shredding import NewKeys
 from eventstore.subscriptions import ReactorRunner
+from eventstore.tamper import check_chains
 from tests.integration.test_eventstore_pg import Collector, until
 from tests.integration.test_subject_keys_pg import appended_elsewhere
 
@@ -131,6 +132,50 @@ async def test_mixed_expected_versions_in_one_batch_fail_exactly_the_wrong_ones(
     for stream in streams:
         assert await store.stream_version(stream) == 8
         assert len(await store.read_stream(stream)) == 9  # the failed ones wrote nothing
+
+
+async def test_a_plain_batch_is_written_together_as_it_would_be_one_by_one(
+    store: PostgresEventStore, pg_pool: asyncpg.Pool
+) -> None:
+    """`intake_append_many` writes a batch with nothing to refuse in ONE subtransaction (migration
+    0009), with the versions, positions, hash chains and keys the one-by-one loop gives; sent
+    again, it answers each append as the loop does. Bugs: a later append of a stream in the batch
+    checked or numbered against the stream's stored head, a hash chained to the wrong event, a
+    key stored with another append's positions, rows of the refused attempt left behind."""
+    await store.append("case-t1", [_event(0)], NO_STREAM)
+    # (stream, expected, events, key)
+    batch = [("case-t1", 0, 2, "k:t1"), ("case-t1", 2, 1, None), ("case-t2", NO_STREAM, 1, "k:t2"),
+             ("case-t3", ANY, 1, None)]
+    args = [[b[0] for b in batch], ["case"] * 4, [b[1] for b in batch], [b[3] for b in batch],
+            [b[2] for b in batch], ["Noted"] * 5, [1] * 5, [{"n": n} for n in range(5)],
+            [{"actor": "test"}] * 5]
+    async with pg_pool.acquire() as conn:
+        rows = await conn.fetch(APPEND_MANY, *args, None, None, None, None)
+        assert [(r["status"], r["out_stream"], r["out_first"], r["out_last"], r["out_duplicate"])
+                for r in rows] == [("ok", "case-t1", 1, 2, False), ("ok", "case-t1", 3, 3, False),
+                                   ("ok", "case-t2", 0, 0, False), ("ok", "case-t3", 0, 0, False)]
+        positions = [p for r in rows for p in r["out_positions"]]
+        stored = await conn.fetch("SELECT position, stream, version, data, xmin::text FROM events "
+                                  "WHERE position = ANY($1::bigint[]) ORDER BY position", positions)
+        assert [(r["position"], r["stream"], r["version"], r["data"]["n"]) for r in stored] == [
+            (positions[0], "case-t1", 1, 0), (positions[1], "case-t1", 2, 1),
+            (positions[2], "case-t1", 3, 2), (positions[3], "case-t2", 0, 3),
+            (positions[4], "case-t3", 0, 4)]
+        assert len({r["xmin"] for r in stored}) == 1  # one subtransaction, not one per append
+        async with conn.transaction(isolation="repeatable_read"):
+            assert await check_chains(conn) == (6, None)
+        keys = {r["key"]: (r["stream"], r["positions"], r["first_version"], r["last_version"])
+                for r in await conn.fetch("SELECT * FROM idempotency_keys")}
+        assert keys == {"k:t1": ("case-t1", positions[:2], 1, 2),
+                        "k:t2": ("case-t2", positions[3:4], 0, 0)}
+
+        again = await conn.fetch(APPEND_MANY, *args, None, None, None, None)
+        assert [(r["status"], r["out_positions"], r["out_duplicate"], r["actual"]) for r in again] == [
+            ("ok", positions[:2], True, None), ("wrong", None, None, 3),
+            ("ok", positions[3:4], True, None), ("ok", [positions[4] + 1], False, None)]
+        assert await conn.fetchval("SELECT count(*) FROM events") == 7  # one more: case-t3's
+        async with conn.transaction(isolation="repeatable_read"):
+            assert await check_chains(conn) == (7, None)
 
 
 async def test_exact_version_races_across_batches_have_one_winner_per_stream(
