@@ -68,7 +68,7 @@ class MonthlyReportWriter:
         target = file_for(directory, start)
         if target.exists():
             return None
-        tables = [await build(self._pool, name, report.groups[0], start, end, "month")
+        tables = [await build(self._pool, name, report.groups[0], start, end, "month", self._texts)
                   for name, report in REPORTS.items()]
         data = to_xlsx(tables, self._texts)
         directory.mkdir(parents=True, exist_ok=True)

@@ -130,7 +130,7 @@ async def get_report(request: web.Request) -> web.StreamResponse:
     fmt = _choice(request, "format", FORMATS, "json")
     texts = _texts(request)
     keys, nodes = await _rows_of(request, who, name, group)
-    table = await build(services.pool, name, group, start, end, by, nodes)
+    table = await build(services.pool, name, group, start, end, by, texts, nodes)
     if keys is not None:
         table = replace(table, items=[i for i in table.items if i["group"] in keys])
     if fmt == "json":

@@ -71,8 +71,8 @@ async def test_a_dispatcher_reads_charts_and_exports_a_report(
         compact = today.replace("-", "")
         assert saved.name == f"cases-category-month-{compact[:6]}01-{compact}.csv"
         rows = list(csv.reader(io.StringIO(saved.read_text("utf-8-sig"))))
-        assert rows[0][:3] == ["月份", "类别", "工单量"]
-        assert [r[:3] for r in rows[1:]] == [[today[:7], "complaint", "2"]]
+        assert rows[0][:4] == ["月份", "类别", "名称", "工单量"]
+        assert [r[:4] for r in rows[1:]] == [[today[:7], "complaint", "投诉", "2"]]
 
         async with page.expect_download() as got:
             await page.locator("a[data-export=xlsx]").click()
@@ -80,7 +80,8 @@ async def test_a_dispatcher_reads_charts_and_exports_a_report(
         await download.save_as(tmp_path / "cases.xlsx")
         sheet = load_workbook(tmp_path / "cases.xlsx").active
         cells = [list(r) for r in sheet.iter_rows(values_only=True)]  # type: ignore[union-attr]
-        assert cells[0][:3] == ["月份", "类别", "工单量"] and cells[1][:3] == [today[:7], "complaint", 2]
+        assert cells[0][:4] == ["月份", "类别", "名称", "工单量"]
+        assert cells[1][:4] == [today[:7], "complaint", "投诉", 2]
 
         await page.fill("input[name=to]", "2020-01-01")
         await page.locator("input[name=to]").dispatch_event("change")

@@ -428,7 +428,7 @@ async def test_unconfigured_wechat_is_503(aiohttp_client: Any, settings: Setting
     assert response.status == 503
 
 
-def _load_district(services: Any) -> None:
+def load_district(services: Any) -> None:
     """秦都区 (610402) in the district index, as the reference follower of a running app has it."""
     features = json.loads((Path(__file__).parents[2] / "gis_data" / "districts.geojson").read_text("utf-8"))
     services.districts = DistrictIndex.from_features(
@@ -444,7 +444,7 @@ def _location(user: str, msg_id: int, lat: float = 34.3321, lon: float = 108.714
 async def test_a_location_names_the_district_it_lies_in(client: Any, services: Any, clock: FakeClock) -> None:
     """Bug this catches: a WeChat case at a point inside a loaded district registered without the
     district, so the board's district filter and the routing to the district's sub-centre miss it."""
-    _load_district(services)
+    load_district(services)
     await post(client, _location("oDistrict", 6101), clock)
     reply = await post(client, text("这里停电了", "oDistrict"), clock)
     shown = await board(client, services, case_of(reply))
@@ -457,7 +457,7 @@ async def test_a_location_sent_to_an_open_case_without_a_place_locates_it(
 ) -> None:
     """Bug this catches: the follower's location (the welcome asks for it) joined the open case only
     as a message; the case kept no place, so nothing could be dispatched near it."""
-    _load_district(services)
+    load_district(services)
     reply = await post(client, text("家里停电了", "oLater"), clock)
     case_id = case_of(reply)
     assert (await board(client, services, case_id))["location"] is None

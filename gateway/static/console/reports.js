@@ -84,9 +84,10 @@ class ReportsPage {
     try {
       this.data = await api(this.query('json'));
       fill(this.status, t('report.rows', { n: this.data.items.length }));
-      const chartable = this.data.columns.slice(2);
+      const first = this.data.columns.indexOf('name') + 1;  // after period, group and name
+      const chartable = this.data.columns.slice(first);
       const kept = this.column.value;
-      fill(this.column, chartable.map((c, i) => h('option', { value: c }, this.data.headers[i + 2])));
+      fill(this.column, chartable.map((c, i) => h('option', { value: c }, this.data.headers[i + first])));
       if (chartable.includes(kept)) this.column.value = kept;
       this.render();
     } catch (err) {
@@ -98,17 +99,18 @@ class ReportsPage {
 
   render() {
     const { columns, headers, items } = this.data;
-    fill(this.table, h('table', {}, h('thead', {}, h('tr', {}, headers.map((x) => h('th', {}, x)))),
-      h('tbody', {}, items.map((item) => h('tr', {}, columns.map((c) => h('td', {}, this.cell(item, c))))))));
+    const shown = columns.map((c, i) => [c, headers[i]]).filter(([c]) => c !== 'name');  // in the group's cell
+    fill(this.table, h('table', {}, h('thead', {}, h('tr', {}, shown.map(([, x]) => h('th', {}, x)))),
+      h('tbody', {}, items.map((item) => h('tr', {}, shown.map(([c]) => h('td', {}, this.cell(item, c))))))));
     this.draw();
   }
 
-  /** A cell as shown: categories and channels by their names, other keys and numbers as they are. */
+  /** A cell as shown: a group by its name (the server's, in the page's language; its key on hover),
+   * numbers as they are. */
   cell(item, column) {
     const value = item[column];
     if (value === null) return '—';
-    if (column === 'group' && this.data.group === 'category') return h('span', { title: value }, tn('category', value));
-    if (column === 'group' && this.data.group === 'channel') return h('span', { title: value }, tn('channel', value));
+    if (column === 'group' && item.name) return h('span', { title: value }, item.name);
     return String(value);
   }
 
@@ -124,7 +126,7 @@ class ReportsPage {
     const step = width / items.length;
     const bars = items.map((item, i) => {
       const barHeight = (values[i] / top) * (height - 40);
-      const label = `${item.period} ${item.group}`.trim();
+      const label = `${item.period} ${item.name || item.group}`.trim();
       return s('g', {}, s('rect', { class: 'bar', x: i * step + step * 0.1, y: height - 20 - barHeight,
         width: step * 0.8, height: barHeight, 'data-value': values[i] }, s('title', {}, `${label}: ${values[i]}`)),
       items.length <= 31 ? s('text', { x: i * step + step / 2, y: height - 6, 'text-anchor': 'middle' }, item.period.slice(5) || item.period) : null);
