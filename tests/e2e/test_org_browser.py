@@ -172,9 +172,11 @@ async def test_a_subcentre_console_shows_its_own_incidents_call_backs_and_units(
                 "category", "district", "channel", "unit", "agent", "all"]  # the cases it holds
         await page.locator("select[name=group]").select_option("district")
         await page.wait_for_function("() => [...document.querySelectorAll('.report-table td')]"
-                                     ".some((td) => td.textContent === '610402')")
+                                     ".some((td) => td.textContent === '秦都区')")  # named, not coded
         cells = await page.locator(".report-table td").all_inner_texts()
-        assert "610402" in cells and "610404" not in cells  # its district's row only
+        keys = await page.locator(".report-table td span[title]").evaluate_all(
+            "(spans) => spans.map((s) => s.title)")
+        assert "渭城区" not in cells and keys == ["610402"]  # its district's row only
     async with _page(browser, f"{base}?token=t-city") as page:
         await page.wait_for_selector(".conn[data-state=live]")
         await page.locator(".incident[data-incident=INC-WC]").wait_for(state="attached")
