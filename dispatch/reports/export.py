@@ -92,12 +92,27 @@ def _rows(table: ReportTable) -> list[list[Cell]]:
     return [[item[c] for c in table.columns] for item in table.items]
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""How a text a spreadsheet program would run as a formula begins (OWASP, CSV injection)."""
+
+
+def _csv_cell(value: Cell) -> Cell:
+    """A cell as the CSV file holds it: a text that would be taken for a formula is kept text by a
+    leading `'`. Keys and names come from outside (a phone system's queue names, reference data);
+    `-`, a row without a value, is no formula."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS) and value != NONE:
+        return "'" + value
+    return value
+
+
 def to_csv(table: ReportTable, texts: Texts) -> bytes:
     """The table as CSV (UTF-8 with a byte-order mark, so spreadsheet programs read the Chinese)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(headers(table, texts))
-    writer.writerows(["" if v is None else v for v in row] for row in _rows(table))
+    writer.writerows([_csv_cell(v) for v in row] for row in _rows(table))
     return ("\ufeff" + out.getvalue()).encode("utf-8")
 
 
@@ -112,6 +127,9 @@ def to_xlsx(tables: Sequence[ReportTable], texts: Texts) -> bytes:
         sheet.append(headers(table, texts))
         for row in _rows(table):
             sheet.append(row)
+            for cell in sheet[sheet.max_row]:  # a text is a text: openpyxl writes "=..." as a formula
+                if isinstance(cell.value, str):
+                    cell.data_type = "s"
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
