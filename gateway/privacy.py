@@ -30,8 +30,10 @@ PHONE_KEYS = frozenset({"phone", "caller_phone", "caller", "to", "to_addr", "fro
 """Keys whose values are numbers (or other contact addresses): the last four characters stay."""
 PERSONAL_KEYS = frozenset({
     "name", "caller_name", "address", "email", "caller_email", "openid", "caller_openid", "contact",
-    "contacts", "from_user", "fromusername", "description", "body", "text", "conditions", "result"})
-"""Keys whose values are hidden whole: names, addresses, identifiers and free text."""
+    "contacts", "from_user", "fromusername", "description", "body", "text", "conditions", "result",
+    "account", "device_account", "account_number"})
+"""Keys whose values are hidden whole: names, addresses, identifiers (an elder's alarm device, a
+household's electricity account) and free text."""
 COORDINATE_KEYS = frozenset({"lat", "lon", "long", "latitude", "longitude"})
 TOPIC_PERSONAL_KEYS: dict[str, frozenset[str]] = {"reminder": frozenset({"note"})}
 """Keys of one live-stream topic hidden whole besides `PERSONAL_KEYS`: a reminder's note is the

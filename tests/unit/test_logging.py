@@ -28,14 +28,16 @@ def test_json_log_lines_mask_personal_fields(capsys: pytest.CaptureFixture[str])
             name="张三",
             address="秦都区建设路195号",
             body="我家停电了，电话13800138000",
-            caller={"name": "李四", "phone": "+8613700000000"},
+            caller={"name": "李四", "phone": "+8613700000000", "device_account": "A1B2C3"},
+            account="7F3E9D", account_number="6100012345",
             case_id="C20261123ABC",
         )
     finally:
         configure("console", "info")  # as tests/conftest.py has it
     line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
     text = json.dumps(line, ensure_ascii=False)
-    for secret in ("13912345678", "张三", "秦都区", "停电", "13800138000", "李四", "13700000000"):
+    for secret in ("13912345678", "张三", "秦都区", "停电", "13800138000", "李四", "13700000000",
+                   "A1B2C3", "7F3E9D", "6100012345"):  # an alarm device, an electricity account
         assert secret not in text
     assert line["phone"].endswith("5678")
     assert line["case_id"] == "C20261123ABC"
