@@ -2,10 +2,13 @@
 
 Both parse into the intake contact (the device account as the caller, its
 position, the raw frame) and send the one `ReceiveAlarm`. Idempotency
-(CONTRACT): a SIA frame is `sia:account:sequence:timestamp` when it has a
+(CONTRACT): a SIA frame is `sia:<account>:sequence:timestamp` when it has a
 timestamp; without one it is account + sequence + a hash of the content, and
 counts as a repeat only within 10 minutes of the first (the handler decides
-that against the log). HTTPS events use the vendor's `event_id`.
+that against the log). The account is named by its keyed pseudonym
+(`dispatch.core.personal.pseudonym`): a key is stored for ever and outlives an
+erasure of the elder, so it may not hold the account itself; so is the actor,
+`device:<pseudonym>`. HTTPS events use the vendor's `event_id`.
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from channels.errors import BadInput
 from channels.sia import Frame
 from channels.times import parse_time
 from dispatch.cases.events import CallerInfo, Place
-from dispatch.elderly.alarms import ReceiveAlarm
+from dispatch.core.personal import pseudonym
+from dispatch.elderly.alarms import ReceiveAlarm, device_actor
 from dispatch.gis.geo import to_wgs84
 from dispatch.intake.contact import InboundContact
 
@@ -52,7 +56,7 @@ def frame_position(xdata: tuple[str, ...]) -> tuple[float, float] | None:
 
 def _frame_key(frame: Frame) -> tuple[str, bool]:
     """The retransmission key of a frame, and whether it holds only within the repeat window."""
-    base = f"sia:{frame.account}:{frame.sequence}"
+    base = f"sia:{pseudonym(frame.account)}:{frame.sequence}"
     if frame.timestamp is not None:
         return f"{base}:{frame.timestamp:%Y%m%dT%H%M%S}", False
     digest = hashlib.sha256(f"{frame.token}|{frame.data}|{'|'.join(frame.xdata)}".encode()).hexdigest()[:16]
@@ -79,7 +83,7 @@ def command_from_frame(
     return ReceiveAlarm(
         contact=contact, protocol=signal.protocol, code=signal.code, kind=signal.kind,
         transport=transport, device_time=frame.timestamp, zone=signal.zone, qualifier=signal.qualifier,
-        repeat_window=windowed, actor=f"device:{frame.account}",
+        repeat_window=windowed, actor=device_actor(frame.account),
     )
 
 

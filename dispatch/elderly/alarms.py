@@ -145,7 +145,7 @@ class AlarmReceived(Event):
     """A device signal arrived (`kind`: alarm, test, restore or status); lat/lon in WGS84."""
 
     alarm_id: str
-    account: str
+    account: str = field(metadata=PERSONAL)
     protocol: str
     code: str
     kind: str
@@ -171,7 +171,7 @@ class ElderlyAlertOpened(Event):
 
     case_id: str
     alarm_id: str
-    account: str
+    account: str = field(metadata=PERSONAL)
     elder_id: str | None
     registered: bool
     notified: tuple[str, ...] = field(metadata=PERSONAL)
@@ -192,7 +192,7 @@ class AlarmJoinedAlert(Event):
 
     case_id: str
     alarm_id: str
-    account: str
+    account: str = field(metadata=PERSONAL)
     received_at: datetime
 
 
@@ -230,6 +230,12 @@ class AlarmOutcome:
     duplicate: bool
     kind: str = "alarm"
     flags: tuple[str, ...] = field(default_factory=tuple)
+
+
+def device_actor(account: str) -> str:
+    """Who an alarm's events name as their actor: the device, by its account's pseudonym (metadata
+    is never sealed, so it may not hold the account itself)."""
+    return f"device:{pseudonym(account)}"
 
 
 def alarm_id_for(key: str) -> str:
@@ -280,7 +286,7 @@ def decide_case(alarm: AlarmReceived, elder: Elder | None, texts: Texts = CHINES
         address=elder.address if elder else None,
         flags=() if elder else (UNREGISTERED,), elder_id=elder.id if elder else None,
         contact_stream=f"alarm-{alarm.alarm_id}", idempotency_key=f"alarm-case:{alarm.alarm_id}",
-        actor=f"device:{alarm.account}", correlation_id=alarm.alarm_id, received_at=alarm.received_at,
+        actor=device_actor(alarm.account), correlation_id=alarm.alarm_id, received_at=alarm.received_at,
     )
 
 
@@ -358,13 +364,21 @@ async def respond_to_alarm(
 
 
 async def _case_key(store: EventStore, alarm: AlarmReceived) -> str:
-    """The idempotency key of the case an alarm opens or joins: its account's within
-    `BURST_WINDOW` (`repeat_key`). An alarm answered before bursts were joined keeps the
-    key of its own case, so a catch-up after an upgrade opens no second case for it."""
+    """The idempotency key of the case an alarm opens or joins: its device's within
+    `BURST_WINDOW` (`repeat_key`), named by the account's pseudonym (a key is never erased).
+
+    A case opened by an earlier release keeps its key, so that a catch-up after an upgrade
+    opens no second case for its alarm nor for a burst around it: an alarm answered before
+    bursts were joined had a key of its own, and a burst's key named the account itself
+    (looked up only, never written again)."""
     own = f"alarm-case:{alarm.alarm_id}"
     if await store.find_by_idempotency_key(own) is not None:
         return own
-    return await repeat_key(store, f"alarm-case:account:{alarm.account}", alarm.received_at, BURST_WINDOW)
+    earlier = await repeat_key(store, f"alarm-case:account:{alarm.account}", alarm.received_at, BURST_WINDOW)
+    if await store.find_by_idempotency_key(earlier) is not None:
+        return earlier
+    return await repeat_key(store, f"alarm-case:device:{pseudonym(alarm.account)}", alarm.received_at,
+                            BURST_WINDOW)
 
 
 def directory_of(deps: ElderlyDeps) -> ElderDirectory:
@@ -403,7 +417,7 @@ async def receive_alarm(
         lat=place.lat if place else None, lon=place.lon if place else None, text=contact.text,
         raw=contact.raw,
     )
-    meta = metadata(actor=cmd.actor or f"device:{account}", channel="alarm",
+    meta = metadata(actor=cmd.actor or device_actor(account), channel="alarm",
                     correlation_id=alarm_id, received_at=alarm.received_at)
     result = await store.append(f"alarm-{alarm_id}", [to_new_event(alarm, meta)], NO_STREAM,
                                 idempotency_key=key)

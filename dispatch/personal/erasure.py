@@ -174,12 +174,14 @@ _SCRUB: tuple[str, ...] = (
     "WHERE case_id IN (SELECT case_id FROM cases WHERE elder_id = ANY($3))",
     f"UPDATE notification_outbox SET to_addr = '{ERASED}', body = '{ERASED}' "
     "WHERE case_id = ANY($5) OR to_addr = ANY($1) OR to_addr = ANY($2)",
+    f"UPDATE elderly_alerts SET account = '{ERASED}' WHERE account = ANY($4) OR elder_id = ANY($3)",
     # the reports count a repeat caller by a token: the same for all his cases, naming no one
+    # (a caller without a number or an OpenID is his alarm device)
     "UPDATE report_callers SET caller = 'erased:' || md5(caller || $6) "
-    "WHERE caller = ANY($1) OR caller = ANY($2)",
+    "WHERE caller = ANY($1) OR caller = ANY($2) OR caller = ANY($4)",
     "UPDATE report_facts SET data = jsonb_set(data, '{caller}', "
     "to_jsonb('erased:' || md5((data->>'caller') || $6))) "
-    "WHERE data->>'caller' = ANY($1) OR data->>'caller' = ANY($2)",
+    "WHERE data->>'caller' = ANY($1) OR data->>'caller' = ANY($2) OR data->>'caller' = ANY($4)",
 )
 
 

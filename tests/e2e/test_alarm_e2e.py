@@ -56,7 +56,8 @@ async def press(services: Any, port: int, account: str, seq: int, code: int = 10
     if code == TEST_CODE:
         return acked
     async with services.pool.acquire() as conn:  # the SMS rows are committed before the ACK
-        received = await stored_events(conn, "type = 'AlarmReceived' AND data->>'account' = $1", account)
+        received = [e for e in await stored_events(conn, "type = 'AlarmReceived'")  # account: sealed
+                    if e.data["account"] == account]
         frame_id = f'"ADM-CID"{seq:04d}'
         alarm_stream = next((e.stream for e in received if frame_id in _text(e.data["raw"])), None)
         case_id = await conn.fetchval(  # the case it opened, or the one of its burst it joined

@@ -42,4 +42,4 @@ async def outbox(services: Any, case_id: str) -> list[dict[str, Any]]:
 async def events_of(services: Any, event_type: str) -> list[Any]:
     """Every stored event of a type (small test databases only)."""
     events = await stored_events(services.pool, "type = $1", event_type)
-    return [{"stream": e.stream, "data": e.data} for e in events]
+    return [{"stream": e.stream, "data": e.data, "metadata": e.metadata} for e in events]

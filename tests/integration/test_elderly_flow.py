@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from dispatch.core.clock import FakeClock
+from dispatch.core.personal import pseudonym
 from dispatch.elderly.alarms import ElderlyAlarmReactor
 from dispatch.elderly.read_model import ElderlyAlertsProjection
 from dispatch.gis.geo import geodesic_m, wgs84_to_gcj02
@@ -144,6 +145,25 @@ async def test_a_burst_from_one_account_joins_its_case(client: Any, services: An
     later = await (await post(client, alarm("burst-4"))).json()
     assert later["case_id"] not in (first["case_id"], other["case_id"])
     assert len(await events_of(services, "CaseRegistered")) == 3
+
+
+async def test_a_burst_joins_the_case_an_earlier_release_opened_under_the_account(
+    client: Any, services: Any
+) -> None:
+    """Until this release a burst's case key named the device account itself; now its pseudonym.
+    A press during an upgrade joins the case the earlier release opened (its key is looked up,
+    never written again). Bug: the old key unknown, so the press opens a second emergency case."""
+    await register_elder(services)
+    first = await (await post(client, alarm("upgrade-1"))).json()
+    async with services.pool.acquire() as conn:  # as the earlier release stored it
+        moved = await conn.execute(
+            "UPDATE idempotency_keys SET key = replace(key, $1, $2) WHERE key LIKE $1 || ':%'",
+            f"alarm-case:device:{pseudonym(ELDER_ACCOUNT)}", f"alarm-case:account:{ELDER_ACCOUNT}")
+    assert moved == "UPDATE 1"
+    services.clock.advance(timedelta(minutes=3))
+    again = await (await post(client, alarm("upgrade-2"))).json()
+    assert again["case_id"] == first["case_id"]
+    assert len(await events_of(services, "CaseRegistered")) == 1
 
 
 async def test_device_position_in_gcj02_is_stored_in_wgs84(client: Any, services: Any) -> None:

@@ -375,7 +375,7 @@ async def test_an_elder_erased_after_an_alarm_leaves_no_plaintext(
     client: Any, pg_pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     services = client.app[SERVICES]
-    monkeypatch.setattr(sys.modules[__name__], "SECRETS", list(ELDER.values()))
+    monkeypatch.setattr(sys.modules[__name__], "SECRETS", [*ELDER.values(), ELDER_ACCOUNT])
     await register_elder(services)
     response = await client.post("/channels/alarm/events", headers=auth("t-alarm"), json={
         "event_id": "v-1", "account": ELDER_ACCOUNT, "code": "MA", "at": services.clock.now().isoformat()})

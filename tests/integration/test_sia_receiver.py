@@ -16,6 +16,7 @@ from my_dc09_spt.msg.dc09_msg import dc09_msg
 from siadc09 import message
 
 from channels import sia
+from dispatch.core.personal import pseudonym
 from gateway import sia_listener
 from gateway.sia_listener import SiaReceiver
 from tests.integration.alarm_helpers import ELDER_ACCOUNT, events_of, outbox, register_elder
@@ -90,6 +91,28 @@ async def test_plain_tcp_contact_id_alarm_opens_case_and_alerts_contacts(
     rows = await outbox(services, case["data"]["case_id"])
     assert {r["to_addr"] for r in rows} == {"16666767796", "19590093254", "13800138000"}
     assert all(r["channel"] == "sms" for r in rows)
+
+
+async def test_the_device_account_is_stored_nowhere_in_plain(
+    services: Any, plain_receiver: tuple[int, int]
+) -> None:
+    """An alarm device names the elder who carries it, and keys outlive an erasure: the events hold
+    the account sealed, and the SIA key, the actor and the burst's case key name it by its
+    pseudonym. Bugs: `sia:<account>:...` as the key, `device:<account>` as the actor, the burst key
+    `alarm-case:account:<account>`, the account in an event's data unsealed."""
+    await register_elder(services)
+    await asyncio.to_thread(send, plain_receiver[0], "TCP", "ADM-CID", {"code": 101, "q": 1, "zone": 1})
+    [alarm] = await _alarms(services)
+    assert alarm["data"]["account"] == ELDER_ACCOUNT  # read back opened
+    assert alarm["metadata"]["actor"] == f"device:{pseudonym(ELDER_ACCOUNT)}"
+    assert alarm["metadata"]["idempotency_key"].startswith(f"sia:{pseudonym(ELDER_ACCOUNT)}:")
+    async with services.pool.acquire() as conn:
+        plain = await conn.fetch(
+            "SELECT stream, type FROM events WHERE stream || data::text || metadata::text LIKE $1", "%E0001%")
+        keys = await conn.fetch("SELECT key FROM idempotency_keys WHERE key LIKE $1", "%E0001%")
+        burst = await conn.fetchval("SELECT count(*) FROM idempotency_keys WHERE key LIKE $1",
+                                    f"alarm-case:device:{pseudonym(ELDER_ACCOUNT)}:%")
+    assert plain == [] and keys == [] and burst == 1
 
 
 async def test_encrypted_udp_and_tcp_frames_are_acked(services: Any, receiver: tuple[int, int]) -> None:
