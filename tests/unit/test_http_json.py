@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime, time, timedelta, timezone
-from enum import Enum
+from enum import StrEnum
 
 import pytest
 
 from gateway.http import dumps, json_bytes, json_response
 
 
-class Light(str, Enum):
+class Light(StrEnum):
     RED = "red"
 
 
