@@ -20,9 +20,11 @@ BEIJING = timezone(timedelta(hours=8))
 
 
 @pytest.mark.parametrize(("value", "text"), [
-    ({"matter": "停电了", "n": 3, "ok": True, "none": None}, '{"matter":"停电了","n":3,"ok":true,"none":null}'),
+    ({"matter": "停电了", "n": 3, "ok": True, "none": None},
+     '{"matter":"停电了","n":3,"ok":true,"none":null}'),
     ({"at": datetime(2026, 11, 23, 8, 0, tzinfo=UTC)}, '{"at":"2026-11-23T08:00:00+00:00"}'),
-    ({"at": datetime(2026, 11, 23, 8, 0, 0, 120, tzinfo=BEIJING)}, '{"at":"2026-11-23T08:00:00.000120+08:00"}'),
+    ({"at": datetime(2026, 11, 23, 8, 0, 0, 120, tzinfo=BEIJING)},
+     '{"at":"2026-11-23T08:00:00.000120+08:00"}'),
     ({"day": date(2026, 11, 23), "light": Light.RED}, '{"day":"2026-11-23","light":"red"}'),
     ({1: "by priority", "ids": ("C1", "C2")}, '{"1":"by priority","ids":["C1","C2"]}'),
     ({"big": 2**70}, '{"big":1180591620717411303424}'),  # past 64 bits: the standard library's way
