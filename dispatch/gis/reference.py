@@ -433,6 +433,15 @@ async def assignee_known(db: Db, kind: str, assignee: str) -> bool:
     return found
 
 
+async def assignee_name(db: Db, kind: str | None, assignee: str | None) -> str | None:
+    """The registered name of the unit or provider a case is assigned to (None when unknown)."""
+    table = ASSIGNEE_TABLES.get(kind or "")
+    if table is None or assignee is None:
+        return None
+    name: str | None = await db.fetchval(f"SELECT name FROM {table} WHERE id = $1", assignee)
+    return name
+
+
 async def contact_phone(db: Db, assignee: str) -> str | None:
     """The SMS number of a unit or provider."""
     phone: str | None = await db.fetchval(

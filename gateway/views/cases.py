@@ -47,7 +47,7 @@ from dispatch.cases.status import WAITING
 from dispatch.core.errors import NotFound, UnknownAssignee
 from dispatch.core.messages import Json, JsonValue
 from dispatch.gis.geo import to_wgs84
-from dispatch.gis.reference import assignee_known
+from dispatch.gis.reference import assignee_known, assignee_name
 from dispatch.intake.sms import callable_number
 from dispatch.org.moves import DispatchCaseDown, ReportCaseUp
 from dispatch.personal.hold import SETTERS, SetLegalHold
@@ -137,12 +137,15 @@ def fresh_view(services: Services, s: CaseState, who: Principal) -> Json:
 
 
 async def get_case(request: web.Request) -> web.Response:
-    """`GET /api/v1/cases/{case_id}`: the current state, folded from the case's events."""
+    """`GET /api/v1/cases/{case_id}`: the current state, folded from the case's events, with
+    the registered name of the unit or provider it is assigned to (`assignee_name`)."""
     who = require(request, *READERS)
     services = request.app[SERVICES]
     state = await load_case(services.store, request.match_info["case_id"])
     check_case(state, await scope_of(request, who))
-    return json_response(fresh_view(services, state, who))
+    body = fresh_view(services, state, who)
+    body["assignee_name"] = await assignee_name(services.pool, state.assignee_kind, state.assigned_to)
+    return json_response(body)
 
 
 def search_filter(q: str, who: Principal) -> tuple[str, tuple[str | None, ...]]:

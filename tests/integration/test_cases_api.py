@@ -166,6 +166,22 @@ async def test_followup_schedules_timers_and_sends_sms(api: Any, wired: Any, clo
     assert set(dict(await wired.pool.fetch("SELECT key, due_at FROM timers"))) == {f"case:{cid}:completion"}
 
 
+async def test_a_case_names_the_unit_it_is_assigned_to(api: Any, wired: Any) -> None:
+    """The console showed a bare `U001` as the assignee: the case names the registered unit
+    (`assignee_name`), and says null for an id the register does not hold."""
+    case = await post(api, "/api/v1/cases", FAULT, "t-agent", 201)
+    assert case.get("assignee_name") is None
+    await wired.pool.execute(
+        "INSERT INTO ref_units (id, name, phone) VALUES ('U001', '秦都供电', '13326435929')")
+    await post(api, f"/api/v1/cases/{case['case_id']}/dispatch", {"expected_version": 0, "to": "U001"})
+    resp = await api.get(f"/api/v1/cases/{case['case_id']}", headers=auth("t-unit"))
+    shown = await resp.json()
+    assert (shown["assigned_to"], shown["assignee_name"]) == ("U001", "秦都供电")
+    await wired.pool.execute("DELETE FROM ref_units")
+    resp = await api.get(f"/api/v1/cases/{case['case_id']}", headers=auth("t-dispatcher"))
+    assert (await resp.json())["assignee_name"] is None
+
+
 async def test_link_and_unlink_through_the_case_actions(api: Any, wired: Any) -> None:
     a = await post(api, "/api/v1/cases", FAULT, "t-agent", 201)
     b = await post(api, "/api/v1/cases", FAULT, "t-agent", 201)

@@ -125,7 +125,7 @@ export class Detail {
         item.legal_hold ? fact('legal_hold', [item.legal_hold.reason, item.legal_hold.by, when(item.legal_hold.at)].filter(Boolean).join(' · ')) : null,
         (item.reminder || {}).at ? fact('reminder', [when(item.reminder.at), item.reminder.note].filter(Boolean).join(' · ')) : null,
         fact('owner', item.owner && h('span.owner', { 'data-owner': item.owner }, ownerName(item.owner))),
-        fact('assigned_to', item.assigned_to && h('span.mono', {}, item.assigned_to)),
+        fact('assigned_to', item.assigned_to && h('span.assignee', {}, item.assignee_name ? `${item.assignee_name} ` : '', h('span.mono', {}, item.assigned_to))),
         fact('incident', item.incident_id && h('span.mono', {}, item.incident_id)),
         fact('linked', (item.linked_case_ids || []).length ? h('span.mono', {}, item.linked_case_ids.join(', ')) : null),
         fact('callback', callbackOf(item)),
