@@ -51,7 +51,10 @@ async def test_timeline_events_and_state_values_are_named_not_codes(
         await page.wait_for_selector("li.event[data-type=ReminderSet]")
         types = await page.locator(".event-type").all_inner_texts()
         state = await page.locator(".state-box").inner_text()
+        actors = await page.locator(".event-meta .actor").all_inner_texts()
         assert await _missing_keys(page) == []
+        # who recorded each event, by name: no `policy:places` or `agent:A01` for a person to decode
+        assert actors and not [who for who in actors if ":" in who], actors
         codes = {"CaseLocated", "ReminderSet", "unregistered_device", "device_account", "given",
                  "false", "true"}
         shown = set(re.findall(r"[A-Za-z_]+", " ".join(types) + "\n" + state))
@@ -59,6 +62,7 @@ async def test_timeline_events_and_state_values_are_named_not_codes(
         if lang == "zh-CN":
             assert not [name for name in types if re.search(r"[A-Za-z]", name)], types
             assert "未登记设备" in state and "坐席更正" in state and "设备账号" in state
+            assert {"渠道 test-channel", "坐席 A001"} <= {" ".join(who.split()) for who in actors}, actors
         else:
             assert "Unregistered device" in state and "Reminder set" in types
 

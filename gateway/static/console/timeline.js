@@ -27,6 +27,21 @@ const CODES = {
   scope: (v) => tn('citizen.value', v, 'raw'),
 };
 
+const ROLES = ['agent', 'dispatcher', 'unit', 'auditor', 'admin', 'channel'];
+
+/** Who recorded an event, for a person: a role and its subject (坐席 A01), or the automatic
+ * rule or task by name (系统 自动派单). The code the log holds stays on hover, for the auditor. */
+export function actorName(who) {
+  if (!who) return h('span', {}, '—');
+  const at = who.indexOf(':');
+  const kind = at < 0 ? who : who.slice(0, at);
+  const name = at < 0 ? '' : who.slice(at + 1);
+  if (ROLES.includes(kind)) return h('span.actor', { title: who }, tn('role', kind), ' ', h('span.mono', {}, name));
+  const known = ['policy', 'system', 'worker'].includes(kind);
+  return h('span.actor', { title: who }, tn('actor', kind, 'raw'), ' ',
+    known ? tn('actor', `${kind}.${name}`, 'raw') : h('span.mono', {}, name));
+}
+
 function show(value, key = null) {
   if (key && CODES[key] && value !== null && value !== undefined) return CODES[key](value);
   if (typeof value === 'boolean') return t(`value.${value}`);
@@ -122,7 +137,7 @@ export class Timeline {
       h('div.timeline-grid', {},
         h('ol.events', {}, history.events.map((e) => h(`li.event${e.stream.startsWith('case-') ? '' : '.contact'}`, { 'data-type': e.type },
           h('div.event-head', {}, h('span.event-type', {}, tn('event', e.type, 'raw')), h('span.muted', {}, `#${e.position} · v${e.version}`)),
-          h('div.event-meta', {}, h('span', {}, when(e.recorded_at)), h('span', {}, t('timeline.by'), h('span.mono', {}, e.who || '—')),
+          h('div.event-meta', {}, h('span', {}, when(e.recorded_at)), h('span', {}, t('timeline.by'), ' ', actorName(e.who)),
             h('span', {}, t('timeline.via', { channel: tn('channel', e.channel, 'raw') })), e.stream.startsWith('case-') ? null : h('span.mono', {}, e.stream)),
           e.raw !== null && e.raw !== undefined ? h('details', { open: true }, h('summary', {}, t('timeline.raw')),
             h('pre', {}, typeof e.raw === 'string' ? e.raw : JSON.stringify(e.raw, null, 2))) : null,
