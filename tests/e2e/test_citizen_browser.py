@@ -62,3 +62,23 @@ async def test_a_report_is_taken_and_an_outage_is_told_as_not_sent_then_sent_onc
     case_id = text.split("：")[-1].strip()
     found = await _requests(outage_client)
     assert [r["service_request_id"] for r in found] == [case_id]  # once, whatever was tried before
+
+
+async def test_a_power_fault_without_the_account_number_or_a_phone_is_taken(
+        browser: Any, client: Any) -> None:  # noqa: F811
+    """A citizen who does not know the account number (用电户号), when the fault began or its scope,
+    and gives no phone, still gets the report in: the form asks for those fields (marked *) but does
+    not refuse the contact for them; the case lists them in `missing_fields` for an agent."""
+    async with _page(browser, str(client.make_url("/citizen/")) + "?api_key=t-channel") as page:
+        await page.locator("input[name='attribute[account_number]']").wait_for()
+        await page.fill("#description", "家里突然停电了")
+        await page.fill("#address_string", "咸阳市秦都区人民路1号")
+        await page.click("button[type=submit]")
+        taken = page.locator("#result.ok")
+        await taken.wait_for(timeout=3_000)
+        assert "已受理" in (await taken.text_content() or "")
+    [request] = await (await client.get("/open311/v2/requests.json",
+                                        params={"service_code": "power_fault"})).json()
+    case = await (await client.get(f"/api/v1/cases/{request['service_request_id']}",
+                                   headers={"Authorization": "Bearer t-agent"})).json()
+    assert "account_number" in case["missing_fields"]

@@ -36,7 +36,8 @@ function field(attr) {
     if (attr.datatype === 'datetime') input.type = 'datetime-local';
   }
   input.name = `attribute[${attr.code}]`;
-  input.required = !!attr.required;
+  // `required` marks what a citizen should give (*), never a reason to refuse the report: what is
+  // missing is listed on the case for an agent to complete (CONTRACT; Open311 takes it without)
   label.appendChild(input);
   return label;
 }
