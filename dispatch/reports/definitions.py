@@ -13,13 +13,15 @@ from dataclasses import dataclass
 @dataclass(frozen=True, slots=True)
 class Derived:
     """A column worked out from two sums: `numerator / denominator / scale`, None when the
-    denominator is 0; rounded to `digits`."""
+    denominator is 0; rounded to `digits`. A `percent` one is a rate (a fraction of 1) that
+    people read as a percentage."""
 
     name: str
     numerator: str
     denominator: str
     scale: float = 1.0
     digits: int = 4
+    percent: bool = False
 
     def value(self, sums: Mapping[str, int]) -> float | None:
         """The column's value for one row's sums."""
@@ -46,9 +48,14 @@ class Report:
         """Every value column, in order."""
         return (*self.counts, *(d.name for d in self.derived))
 
+    @property
+    def percent(self) -> tuple[str, ...]:
+        """The rate columns: fractions shown as percentages."""
+        return tuple(d.name for d in self.derived if d.percent)
+
 
 def _rate(name: str, numerator: str, denominator: str) -> Derived:
-    return Derived(name, numerator, denominator)
+    return Derived(name, numerator, denominator, percent=True)
 
 
 def _seconds(name: str, numerator: str, denominator: str) -> Derived:

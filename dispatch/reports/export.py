@@ -92,6 +92,8 @@ def _rows(table: ReportTable) -> list[list[Cell]]:
     return [[item[c] for c in table.columns] for item in table.items]
 
 
+PERCENT = "0.0%"
+"""How a workbook shows a rate (its cell keeps the fraction)."""
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 """How a text a spreadsheet program would run as a formula begins (OWASP, CSV injection)."""
 
@@ -125,11 +127,14 @@ def to_xlsx(tables: Sequence[ReportTable], texts: Texts) -> bytes:
     for table in tables:
         sheet = book.create_sheet(texts.say(f"report.name.{table.name}")[:31])
         sheet.append(headers(table, texts))
+        rates = {i for i, c in enumerate(table.columns) if c in REPORTS[table.name].percent}
         for row in _rows(table):
             sheet.append(row)
-            for cell in sheet[sheet.max_row]:  # a text is a text: openpyxl writes "=..." as a formula
-                if isinstance(cell.value, str):
+            for i, cell in enumerate(sheet[sheet.max_row]):
+                if isinstance(cell.value, str):  # a text is a text: openpyxl writes "=..." as a formula
                     cell.data_type = "s"
+                elif i in rates:
+                    cell.number_format = PERCENT
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()

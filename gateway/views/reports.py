@@ -85,10 +85,11 @@ def _texts(request: web.Request) -> Texts:
 
 
 def table_json(table: ReportTable, texts: Texts) -> Json:
-    """The JSON answer of a report, with its column headers in the texts' language."""
+    """The JSON answer of a report, with its column headers in the texts' language and the rate
+    columns (`percent`: fractions of 1 that people read as percentages)."""
     return {"report": table.name, "group": table.group, "by": table.by, "from": table.start,
             "to": table.end, "columns": list(table.columns), "headers": headers(table, texts),
-            "items": table.items}
+            "percent": list(REPORTS[table.name].percent), "items": table.items}
 
 
 SCOPED_GROUPS = ("unit", "district", "agent")

@@ -40,3 +40,23 @@ def test_an_xlsx_holds_every_key_and_name_as_a_text_cell() -> None:
     assert [r[1].value for r in rows] == [*FORMULAS, "-", "95598"]
     assert all(r[1].data_type == "s" and r[2].data_type == "s" and r[2].value == "=1+1" for r in rows)
     assert [r[3].value for r in rows[:1]] == [1] and rows[0][3].data_type == "n"
+
+
+def test_rates_are_shown_as_percentages() -> None:
+    """A rate (接通率 0.3333) reads as 33.3% in the workbook and the console: the XLSX cell keeps the
+    fraction with a percent format, the JSON names the rate columns (`percent`) for the console to
+    format; counts, seconds and scores are not rates. Bug: rates showed as bare fractions."""
+    from dispatch.reports.definitions import REPORTS
+    from gateway.views.reports import table_json
+
+    table = _table()
+    sheet = load_workbook(io.BytesIO(to_xlsx([table], texts_for("zh-CN")))).active
+    rate = table.columns.index("answer_rate")
+    row = next(sheet.iter_rows(min_row=2))  # type: ignore[union-attr]
+    assert row[rate].value == 0.0 and row[rate].number_format == "0.0%"
+    assert row[table.columns.index("offered")].number_format == "General"
+    assert table_json(table, texts_for("en"))["percent"] == ["answer_rate"]
+    rates = {c for report in REPORTS.values() for c in report.percent}
+    assert rates == {"answer_rate", "repeat_contact_rate", "first_contact_resolution", "satisfaction_rate",
+                     "on_time_confirmation", "on_time_completion", "complaints_responded_7d_rate",
+                     "complaints_resolved_10d_rate"}

@@ -32,6 +32,11 @@ function today() {
   return new Intl.DateTimeFormat('en-CA', { timeZone: ZONE, year: 'numeric', month: '2-digit', day: '2-digit' }).format(new Date());
 }
 
+/** A rate (a fraction of 1) as people read it: "33.3%". */
+function percent(value) {
+  return `${(Number(value) * 100).toFixed(1)}%`;
+}
+
 function select(name, values, nameOf, label) {
   return h('select', { name, 'aria-label': label }, values.map((v) => h('option', { value: v }, nameOf(v))));
 }
@@ -106,12 +111,17 @@ class ReportsPage {
   }
 
   /** A cell as shown: a group by its name (the server's, in the page's language; its key on hover),
-   * numbers as they are. */
+   * a rate as a percentage (0.3333: "33.3%", the fraction on hover), other numbers as they are. */
   cell(item, column) {
     const value = item[column];
     if (value === null) return '—';
     if (column === 'group' && item.name) return h('span', { title: value }, item.name);
+    if (this.isRate(column)) return h('span', { title: String(value) }, percent(value));
     return String(value);
+  }
+
+  isRate(column) {
+    return (this.data.percent || []).includes(column);
   }
 
   /** Bars of the chosen column: one per row, labelled by period and group. */
@@ -127,12 +137,13 @@ class ReportsPage {
     const bars = items.map((item, i) => {
       const barHeight = (values[i] / top) * (height - 40);
       const label = `${item.period} ${item.name || item.group}`.trim();
+      const shown = this.isRate(column) ? percent(values[i]) : values[i];
       return s('g', {}, s('rect', { class: 'bar', x: i * step + step * 0.1, y: height - 20 - barHeight,
-        width: step * 0.8, height: barHeight, 'data-value': values[i] }, s('title', {}, `${label}: ${values[i]}`)),
+        width: step * 0.8, height: barHeight, 'data-value': values[i] }, s('title', {}, `${label}: ${shown}`)),
       items.length <= 31 ? s('text', { x: i * step + step / 2, y: height - 6, 'text-anchor': 'middle' }, item.period.slice(5) || item.period) : null);
     });
     fill(this.chart, s('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': t('report.chart') },
-      s('text', { x: 4, y: 12 }, String(top)), ...bars));
+      s('text', { x: 4, y: 12 }, this.isRate(column) ? percent(top) : String(top)), ...bars));
   }
 
   /** Fetch the file with the token and save it under the server's name. */
