@@ -190,10 +190,16 @@ async def create_request(request: web.Request) -> web.Response:
     return _answer(request, body, "service_requests", "request", 200 if registered.duplicate else 201)
 
 
+def _listed(request: web.Request, name: str) -> list[str]:
+    """A list parameter: comma delimited, and declared as many times as a client likes
+    (GeoReport v2: `service_code=a&service_code=b` is `service_code=a,b`)."""
+    return [i.strip() for value in request.query.getall(name, []) for i in value.split(",") if i.strip()]
+
+
 def _query(request: web.Request) -> Callable[[Db], Awaitable[list[WebRequest]]]:
     """The read-model query `GET requests` asks for (Open311Error on a bad one)."""
     q = request.query
-    ids = [i.strip() for i in q.get("service_request_id", "").split(",") if i.strip()]
+    ids = _listed(request, "service_request_id")
     if ids:
         return partial(web_requests_by_id, case_ids=ids, store=request.app[SERVICES].store)
     start = check_query_date(q.get("start_date"), "start_date")
@@ -202,8 +208,8 @@ def _query(request: web.Request) -> Callable[[Db], Awaitable[list[WebRequest]]]:
         raise Open311Error(400, "start_date..end_date must be an ordered span of at most 90 days")
     if start is None:
         start = (end or request.app[SERVICES].clock.now()) - MAX_SPAN
-    codes = [c.strip() for c in q.get("service_code", "").split(",") if c.strip()]
-    statuses = {s for s in q.get("status", "").split(",") if s}
+    codes = _listed(request, "service_code")
+    statuses = set(_listed(request, "status"))
     if statuses - {"open", "closed"}:
         raise Open311Error(400, "status must be open and/or closed")
     finished = None if len(statuses) != 1 else statuses == {"closed"}

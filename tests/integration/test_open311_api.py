@@ -259,3 +259,29 @@ async def test_citizen_form_page_is_served(client: Any) -> None:
     script = await client.get("/citizen/static/citizen.js")
     assert page.status == 200 and "requests.json" in await script.text()
     assert "service_code" in await page.text()
+
+
+async def test_service_code_status_and_ids_may_be_declared_multiple_times(
+    client: Any, services: Any
+) -> None:
+    """Was the first of them only: GeoReport v2 says `service_code` and `status` 'can be declared
+    multiple times, comma delimited' (`?service_code=a&service_code=b`), and clients build the
+    `service_request_id` list so too; every declaration counts, as the commas do."""
+    ids = []
+    for code in ("complaint", "report"):
+        form = {"api_key": "t-channel", "service_code": code, "address_string": "渭城区文汇路"}
+        posted = await client.post("/open311/v2/requests.json", data=form)
+        assert posted.status == 201, await posted.text()
+        ids.append((await posted.json())[0]["service_request_id"])
+    await project(services)
+
+    async def found(query: list[tuple[str, str]]) -> set[str]:
+        response = await client.get("/open311/v2/requests.json", params=query)
+        assert response.status == 200, await response.text()
+        return {r["service_request_id"] for r in await response.json()}
+
+    assert await found([("service_request_id", ids[0]), ("service_request_id", ids[1])]) == set(ids)
+    assert await found([("service_code", "complaint"), ("service_code", "report")]) == set(ids)
+    assert await found([("status", "closed"), ("status", "open")]) == set(ids)
+    bad = await client.get("/open311/v2/requests.json", params=[("status", "open"), ("status", "done")])
+    assert bad.status == 400
