@@ -54,6 +54,9 @@ VALUES: dict[str, tuple[str, ...]] = {
 WEB_SERVICES = tuple(c for c in CATEGORIES if c != "elderly_emergency")
 """Elderly emergencies come from alarm devices, not from the web form."""
 _ATTR = re.compile(r"^attribute\[([a-z_]{1,40})\]$")
+MAX_EMAIL = 254
+"""The longest e-mail address (RFC 5321's path limit): the address names the reporter as a data
+subject when no phone is given, and a subject is a key the store indexes."""
 
 
 class Open311Error(ChannelError):
@@ -125,6 +128,8 @@ def parse_form(form: Mapping[str, str]) -> Form:
     has_point = values.get("lat") and values.get("long")
     if not (has_point or values.get("address_string") or values.get("address_id")):
         raise Open311Error(400, "lat/long, address_string or address_id is required")
+    if len(values.get("email", "")) > MAX_EMAIL:
+        raise Open311Error(400, f"email must be an address of at most {MAX_EMAIL} characters")
     for name, allowed in VALUES.items():
         if attributes.get(name) and attributes[name] not in allowed:
             raise Open311Error(400, f"attribute[{name}] must be one of {', '.join(allowed)}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import secrets
 import xml.etree.ElementTree as ET
 from datetime import datetime, timedelta
 from typing import Any
@@ -285,3 +286,19 @@ async def test_service_code_status_and_ids_may_be_declared_multiple_times(
     assert await found([("status", "closed"), ("status", "open")]) == set(ids)
     bad = await client.get("/open311/v2/requests.json", params=[("status", "open"), ("status", "done")])
     assert bad.status == 400
+
+
+async def test_an_email_longer_than_an_address_can_be_is_400_not_500(client: Any, services: Any) -> None:
+    """Was 500 `AppendFailed`: a reporter without a phone is the data subject of their e-mail,
+    and an e-mail of a few KB is no index key PostgreSQL can hold (`subject_keys`). An address
+    has at most 254 characters (RFC 5321); a longer one is refused, recorded, before the store."""
+    form = {"api_key": "t-channel", "service_code": "complaint", "address_string": "渭城区文汇路",
+            "email": secrets.token_hex(1500) + "@example.org"}  # random: PostgreSQL compresses a run
+    response = await client.post("/open311/v2/requests.json", data=form)
+    assert response.status == 400, await response.text()
+    [error] = await response.json()
+    assert "email" in error["description"]
+    assert len(await events_of(services, "InputRejected")) == 1
+    assert await events_of(services, "CaseRegistered") == []
+    fine = await client.post("/open311/v2/requests.json", data={**form, "email": "a" * 242 + "@example.org"})
+    assert fine.status == 201, await fine.text()
