@@ -11,6 +11,7 @@ are keyed on it, so it must never change; other countries' numbers are E.164.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 import phonenumbers
 
@@ -36,7 +37,11 @@ _URI = re.compile(r"^\s*(?:tel|sips?):([^;@]*)(?:[;@].*)?$", re.IGNORECASE | re.
 
 
 def normalise_phone(raw: str) -> str:
-    """A phone number in canonical form (Chinese numbers without +86); raise if invalid."""
+    """A phone number in canonical form (Chinese numbers without +86); raise if invalid.
+
+    Full-width forms (＋86 139－1234－5678, as a Chinese input method types them) are read
+    as the ASCII ones (NFKC)."""
+    raw = unicodedata.normalize("NFKC", raw)
     uri = _URI.match(raw)
     if uri is not None:
         return normalise_phone(uri.group(1))

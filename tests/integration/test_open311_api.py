@@ -178,6 +178,7 @@ async def test_a_request_without_attributes_is_accepted_with_missing_fields(
 @pytest.mark.parametrize(("given", "stored"), [
     ("+44 (0)20 7946 0958", "+442079460958"), ("0044 20 7946 0958", "+442079460958"),
     ("+86 139-1234-5678", "13912345678"), ("029 8888 1234", "02988881234"),
+    ("＋86 139－1234－5678", "13912345678"),  # a Chinese input method in full-width mode
 ])
 async def test_phone_numbers_in_any_common_format(
     client: Any, services: Any, given: str, stored: str

@@ -22,6 +22,17 @@ def test_common_formats_are_accepted(given: str, canonical: str) -> None:
     assert normalise_phone(given) == canonical
 
 
+@pytest.mark.parametrize(("given", "canonical"), [
+    ("139－1234－5678", "13912345678"), ("＋86 139 1234 5678", "13912345678"),
+    ("（029）8888\u30001234", "02988881234"), ("９５５９８", "95598"), ("＋44 20 7946 0958", "+442079460958"),
+])
+def test_a_number_typed_in_full_width_is_that_number(given: str, canonical: str) -> None:
+    """Was refused (or, for `９５５９８`, not a service number): a Chinese input method in full-width
+    mode types ＋, －, （）, the ideographic space and full-width digits; a citizen's web form
+    with such a number was 400. They are the ASCII characters (NFKC), keyed as the same caller."""
+    assert normalise_phone(given) == canonical
+
+
 @pytest.mark.parametrize("given", ["013912345678", "0139 1234 5678", "+86 013912345678",
                                    "0086-0139-1234-5678"])
 def test_a_mobile_with_the_trunk_prefix_is_that_mobile(given: str) -> None:
