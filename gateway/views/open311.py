@@ -138,12 +138,15 @@ def _urlencoded(raw: bytes, charset: str) -> dict[str, str]:
 
 async def _form(request: web.Request, raw: bytes) -> dict[str, str]:
     """The fields of a POST body already read: URL-encoded (in the charset its Content-Type
-    names, else UTF-8), or multipart/form-data (as portals post with a photo) parsed from the
-    same bytes; a file part is not a field. `ValueError` when it cannot be read."""
-    if request.content_type in ("", "application/x-www-form-urlencoded"):
+    names, else UTF-8; also without a Content-Type, which aiohttp names application/octet-stream),
+    or multipart/form-data (as portals post with a photo) parsed from the same bytes; a file part
+    is not a field. `ValueError` when it cannot be read; `Open311Error` for a body of another type
+    (a JSON body...), which GeoReport v2 does not post."""
+    if "Content-Type" not in request.headers or request.content_type == "application/x-www-form-urlencoded":
         return _urlencoded(raw, request.charset or "utf-8")
     if request.content_type != "multipart/form-data":
-        return {}  # not a form (a JSON body...): no field, so no api_key either
+        raise Open311Error(400, f"the body is {request.content_type}: POST requests takes a form, "
+                                "application/x-www-form-urlencoded or multipart/form-data", "not_a_form")
     head = f"Content-Type: {request.headers.get('Content-Type', '')}\r\n\r\n".encode("latin-1", "replace")
     message = BytesParser(policy=HTTP).parsebytes(head + raw)
     if not message.is_multipart():

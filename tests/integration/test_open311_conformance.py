@@ -204,3 +204,20 @@ async def test_an_idempotency_key_reused_for_another_report_is_409_not_the_first
     assert again.status == 200, await again.text()
     assert len(await stored_events(services.pool, "type = 'CaseRegistered'")) == 1
     assert await rejections(services) == ["idempotency_conflict"]
+
+
+async def test_a_form_without_content_type_is_read_and_a_json_body_is_told_to_be_a_form(
+    client: Any, services: Any
+) -> None:
+    """Both were 403 'api_key is missing' with the key in the body: a form sent with no
+    `Content-Type` (aiohttp names it application/octet-stream) was read as no field at all, and a
+    JSON body was told its key was missing. GeoReport v2 posts a form: without a type the body is
+    read as one; another type is 400 saying a form is wanted (recorded), not a wrong credential."""
+    body = urlencode(REPORT).encode()
+    bare = await client.post("/open311/v2/requests.json", data=body, skip_auto_headers=["Content-Type"])
+    assert bare.status == 201, await bare.text()
+    as_json = await client.post("/open311/v2/requests.json", json={**REPORT, "description": "JSON"})
+    assert as_json.status == 400, await as_json.text()
+    [error] = await as_json.json()
+    assert "application/x-www-form-urlencoded" in error["description"]
+    assert await rejections(services) == ["not_a_form"]
