@@ -76,11 +76,12 @@ async def _first_use(services: Services, wechat: WechatSettings, timestamp: str,
 
 
 def _plain(request: web.Request, body: bytes) -> tuple[WeChatPush, bytes]:
-    if request.query.get("encrypt_type", "raw") != "raw":
-        raise ChannelDisabled("an encrypted push needs INTAKE_WECHAT_AES_KEY and INTAKE_WECHAT_APPID")
+    """A push without an AES key: plain, or compatible mode's plain fields beside `Encrypt`
+    (WeChat signs the query alike, and a server without the key goes on as before)."""
     fields = parse_xml(body)
-    if "Encrypt" in fields:
+    if "Encrypt" in fields and not fields.get("MsgType"):  # safe mode: nothing but the ciphertext
         raise ChannelDisabled("an encrypted push needs INTAKE_WECHAT_AES_KEY and INTAKE_WECHAT_APPID")
+    fields.pop("Encrypt", None)
     check_envelope({}, fields, request.query.get("openid"))
     return to_push(fields), body
 

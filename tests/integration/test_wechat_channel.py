@@ -378,6 +378,32 @@ async def test_plain_mode_without_an_aes_key(plain_client: Any, services: Any, c
     assert "工单号" in await response.text() and "<Encrypt>" not in await response.text()
 
 
+async def test_a_compatible_mode_push_is_taken_from_its_plain_fields_without_an_aes_key(
+    plain_client: Any, services: Any, clock: FakeClock
+) -> None:
+    """WeChat's compatible mode (兼容模式) sends the plain fields beside `Encrypt`, with
+    `encrypt_type=aes` and the plain `signature`, so that a server without the key goes on as
+    before ("公众号回复明文或密文均可，不影响现有消息收发"): a token-only server takes the push
+    from its plain fields and replies in plain, not 503. A push with nothing but `Encrypt`
+    (safe mode) still needs the key."""
+    inner = text("路灯不亮了", "oCompat")
+    ts, nonce = fresh(clock)
+    encrypted = encrypt(inner)
+    params = {**signed(ts, nonce), "encrypt_type": "aes", "openid": "oCompat",
+              "msg_signature": signature(TOKEN, ts, nonce, encrypted)}
+    body = inner.replace("</xml>", f"<Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>").encode()
+    response = await plain_client.post("/channels/wechat", params=params, data=body)
+    assert response.status == 200, await response.text()
+    reply = await response.text()
+    assert "工单号" in reply and "<Encrypt>" not in reply
+    assert len(await events_of(services, "CaseRegistered")) == 1
+    ts, nonce = fresh(clock)
+    only = f"<xml>{OUTER}<Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>".encode()
+    safe_only = await plain_client.post("/channels/wechat", data=only, params={
+        **signed(ts, nonce), "encrypt_type": "aes", "msg_signature": signature(TOKEN, ts, nonce, encrypted)})
+    assert safe_only.status == 503
+
+
 async def test_malformed_xml_is_400_and_recorded(plain_client: Any, services: Any, clock: FakeClock) -> None:
     for junk in (b"<xml><oops>", b'<!DOCTYPE a [<!ENTITY x "y">]><xml>&x;</xml>', b"\xff\xfe"):
         response = await plain_client.post("/channels/wechat", params=signed(*fresh(clock)), data=junk)
