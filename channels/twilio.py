@@ -29,6 +29,8 @@ _KIND_BY_STATUS = {
     "in-progress": "answered", "completed": "ended",
 }
 _SID = re.compile(r"^[A-Za-z0-9]{2,64}$")
+MAX_MEDIA = 10
+"""Twilio attaches at most 10 media to a message (`MediaUrl0` .. `MediaUrl9`)."""
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 """What the webhooks answer: no reply message, no call instructions."""
 
@@ -95,9 +97,16 @@ def parse_sms(form: Form, received_at: datetime) -> ReceiveSms:
         channel="sms", kind="sms", idempotency_key=f"twilio:sms:{sid}",
         caller=CallerInfo(phone=sender), occurred_at=received_at, received_at=received_at,
         text=_one(form, "Body", required=False), raw=_raw(form),
-        extra={"source": "twilio", "message_sid": sid, "to": _one(form, "To", required=False)},
+        extra={"source": "twilio", "message_sid": sid, "to": _one(form, "To", required=False),
+               **({"media": media} if (media := _media(form)) else {})},
     )
     return ReceiveSms(contact=contact)
+
+
+def _media(form: Form) -> list[str]:
+    """An MMS's media URLs (`MediaUrl0`, `MediaUrl1`, ...: Twilio keeps the files)."""
+    urls = (_one(form, f"MediaUrl{i}", required=False) for i in range(MAX_MEDIA))
+    return [url for url in urls if url]
 
 
 def _timestamp(form: Form, received_at: datetime) -> datetime:

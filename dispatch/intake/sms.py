@@ -61,6 +61,12 @@ def callable_number(raw: str | None) -> str | None:
         return None
 
 
+def words(contact: InboundContact) -> str:
+    """What an SMS says: its text, then the URLs of an MMS's media (`extra["media"]`), a line each."""
+    media = contact.extra.get("media") or []
+    return "\n".join(part for part in (contact.text, *media) if isinstance(part, str) and part)
+
+
 def sms_stream(contact: InboundContact) -> str:
     """The stream of one inbound SMS, named by its channel key (`twilio:sms:<MessageSid>`)."""
     return f"sms-{contact.idempotency_key}"
@@ -210,7 +216,7 @@ async def _open_case(cmd: TakeInSms, phone: str | None, key: str, store: EventSt
     registered = await register_case(
         RegisterCase(
             category=category, priority=found.priority, channel="sms",
-            description=contact.text or "(empty SMS)",
+            description=words(contact) or "(empty SMS)",
             caller=CallerInfo(phone=phone), idempotency_key=key, actor="policy:sms-intake",
             raw=contact.raw, contact_stream=cmd.stream, correlation_id=cmd.stream,
         ),
@@ -226,7 +232,7 @@ async def _open_case(cmd: TakeInSms, phone: str | None, key: str, store: EventSt
 async def _join_case(cmd: TakeInSms, case_id: str, phone: str, key: str,
                      store: EventStore) -> SmsTakenIn:
     contact = cmd.contact
-    evt = CaseMessageReceived(case_id, "sms", phone, contact.text or "", contact)
+    evt = CaseMessageReceived(case_id, "sms", phone, words(contact), contact)
     meta = metadata(actor="policy:sms-intake", channel="sms", correlation_id=cmd.stream,
                     received_at=contact.received_at)
     try:

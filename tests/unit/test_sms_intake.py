@@ -118,3 +118,27 @@ async def test_an_sms_telling_of_a_danger_opens_a_priority_one_case() -> None:
     plain = await take_in_sms(contact("SM10", phone="13900000000"), store=store, clock=clock,
                               pool=StaleReadModel())
     assert (await load_case(store, plain.case_id)).priority == 2  # 停电了: a power fault's default
+
+
+async def test_an_mms_photo_reaches_the_case_it_opens_or_joins() -> None:
+    """An MMS (Twilio: `NumMedia`, `MediaUrl0..`) is a photo of the fault: its media URLs are in
+    the case's description or the message it adds, not only in the raw form (an MMS with an
+    empty `Body` opened a case reading "(empty SMS)" and joined one as an empty message)."""
+    from channels.twilio import parse_sms
+    from dispatch.cases.state import load_case
+
+    store, clock, pool = MemoryEventStore(), FakeClock(), StaleReadModel()
+    photo = "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM1/Media/ME1"
+    form = {"MessageSid": ["MM1"], "From": ["+8613911112222"], "Body": [""], "NumMedia": ["1"],
+            "MediaUrl0": [photo], "MediaContentType0": ["image/jpeg"]}
+    opened = await take_in_sms(TakeInSms(parse_sms(form, T0).contact, "sms-twilio:sms:MM1"),
+                               store=store, clock=clock, pool=pool)
+    assert photo in (await load_case(store, opened.case_id)).description
+    second = "https://api.twilio.com/2010-04-01/Accounts/AC1/Messages/MM2/Media/ME2"
+    form = {**form, "MessageSid": ["MM2"], "Body": ["现场照片"], "NumMedia": ["2"], "MediaUrl1": [second]}
+    joined = await take_in_sms(TakeInSms(parse_sms(form, T0).contact, "sms-twilio:sms:MM2"),
+                               store=store, clock=clock, pool=pool)
+    assert joined.case_id == opened.case_id and not joined.opened
+    [message] = [r for r in await store.read_stream(f"case-{opened.case_id}")
+                 if r.type == "CaseMessageReceived"]
+    assert message.data["text"] == f"现场照片\n{photo}\n{second}"
