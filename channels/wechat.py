@@ -56,6 +56,9 @@ def to_push(fields: dict[str, str]) -> WeChatPush:
     created = fields["CreateTime"]
     if not _SAFE_ID.match(fields["FromUserName"]) or not (created.isdigit() and len(created) <= 10):
         raise BadInput("FromUserName or CreateTime is malformed", code="bad_field")
+    for name in ("MsgType", "MsgId", "Event"):  # they make the idempotency key: WeChat's are short
+        if fields.get(name) and not _SAFE_ID.match(fields[name]):
+            raise BadInput(f"{name} is malformed", code="bad_field")
     msg_type = fields["MsgType"]
     if msg_type == "location":
         lat, lon = _gcj(fields, "Location_X", "Location_Y")

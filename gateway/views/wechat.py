@@ -163,6 +163,7 @@ def setup(app: web.Application) -> None:
 
 _Q = [{"name": n, "in": "query", "schema": {"type": "string"}}
       for n in ("signature", "timestamp", "nonce", "echostr", "encrypt_type", "msg_signature", "openid")]
+_MALFORMED = "malformed XML, XML with a DTD, a missing or malformed field"
 _REFUSED = "bad, stale (over the replay window) or replayed signature; plain push in safe mode"
 OPENAPI_PATHS: Json = {
     "/channels/wechat": {
@@ -173,7 +174,7 @@ OPENAPI_PATHS: Json = {
         "post": {"summary": "WeChat push (text / location / event; plain, or AES safe mode when configured)",
                  "security": [], "parameters": _Q,
                  "responses": {"200": {"description": "passive text reply (encrypted in safe mode)"},
-                               "400": {"description": "malformed XML, or XML with a DTD"},
+                               "400": {"description": _MALFORMED},
                                "403": {"description": _REFUSED},
                                "409": {"description": "the follower's conversation kept changing; retry"},
                                "503": {"description": "WeChat not configured / store down"}}},

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
+import hashlib
 import itertools
 import json
 import time
@@ -402,6 +403,25 @@ async def test_a_compatible_mode_push_is_taken_from_its_plain_fields_without_an_
     safe_only = await plain_client.post("/channels/wechat", data=only, params={
         **signed(ts, nonce), "encrypt_type": "aes", "msg_signature": signature(TOKEN, ts, nonce, encrypted)})
     assert safe_only.status == 503
+
+
+async def test_an_overlong_msgid_or_event_is_400_not_a_store_error(
+    client: Any, services: Any, clock: FakeClock
+) -> None:
+    """`MsgId` (WeChat: a 64-bit integer) and `Event` make the push's idempotency key: a
+    3,000-character one overflowed PostgreSQL's index on the keys and answered 500
+    `store_error`. What WeChat never sends is 400 `bad_field`, recorded."""
+    long_id = "".join(hashlib.sha256(str(i).encode()).hexdigest() for i in range(50))  # incompressible
+    for body in (f"<Content><![CDATA[停电了]]></Content><MsgId>{long_id}</MsgId>",
+                 f"<Event><![CDATA[{long_id}]]></Event>"):
+        xml = PUSH.format(user="oLongKey", ts="1763884800", type="event" if "Event" in body else "text",
+                          body=body)
+        params, sent = safe_request(xml, clock)
+        response = await client.post("/channels/wechat", params=params, data=sent)
+        assert response.status == 400, await response.text()
+        assert (await response.json())["error"]["code"] == "bad_field"
+    assert await rejected_codes(services) == ["bad_field"] * 2
+    assert await post(client, text("停电了", "oLongKey", msg_id=2**63 - 1), clock)  # WeChat's largest
 
 
 async def test_malformed_xml_is_400_and_recorded(plain_client: Any, services: Any, clock: FakeClock) -> None:
