@@ -54,6 +54,8 @@ VALUES: dict[str, tuple[str, ...]] = {
 WEB_SERVICES = tuple(c for c in CATEGORIES if c != "elderly_emergency")
 """Elderly emergencies come from alarm devices, not from the web form."""
 _ATTR = re.compile(r"^attribute\[([a-z_]{1,40})\]$")
+MAX_KEY = 200
+"""The longest idempotency key kept as the client sent it (a longer one is kept by its SHA-256)."""
 MAX_EMAIL = 254
 """The longest e-mail address (RFC 5321's path limit): the address names the reporter as a data
 subject when no phone is given, and a subject is a key the store indexes."""
@@ -166,7 +168,10 @@ def request_key(form: Form, holder: str, idempotency_key: str | None) -> tuple[s
     without, a hash of what the request says: a retry within 10 minutes is the same request.
     """
     if idempotency_key:
-        return f"open311:{holder}:{idempotency_key}"[:200], False
+        key = f"open311:{holder}:{idempotency_key}"
+        if len(key) > MAX_KEY:  # by its digest, never cut: keys alike in their first 200 characters differ
+            key = f"open311:{holder}:sha256:{hashlib.sha256(idempotency_key.encode()).hexdigest()}"
+        return key, False
     said = json.dumps([form.values.get(name, "") for name in REPEAT_FIELDS], ensure_ascii=False)
     return f"open311:{holder}:same:{hashlib.sha256(said.encode()).hexdigest()[:32]}", True
 
