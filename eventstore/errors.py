@@ -31,8 +31,16 @@ class StoreUnavailable(EventStoreError):
     """The database cannot be reached; the caller should retry later."""
 
 
-class InvalidStreamName(EventStoreError):
+class InvalidIdentifier(EventStoreError):
+    """A stream name or idempotency key no store can index; refused before anything is written."""
+
+
+class InvalidStreamName(InvalidIdentifier):
     """A stream name is not of the form `<category>-<id>`."""
+
+
+class InvalidIdempotencyKey(InvalidIdentifier):
+    """An idempotency key is longer than the store indexes (`records.MAX_KEY_LENGTH`)."""
 
 
 class AppendFailed(EventStoreError):

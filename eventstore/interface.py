@@ -25,7 +25,9 @@ class EventStore(Protocol):
         Versions count from 0. `expected_version` is the stream's current last
         version, or `NO_STREAM`, `STREAM_EXISTS` or `ANY`. A stored
         `idempotency_key` returns the first append's result with
-        `duplicate=True` and writes nothing.
+        `duplicate=True` and writes nothing. A key over `MAX_KEY_LENGTH`
+        characters raises `InvalidIdempotencyKey`, a bad stream name
+        `InvalidStreamName`, both before anything is written.
         """
         ...
 

@@ -62,7 +62,7 @@ class MemoryEventStore:
         idempotency_key: str | None = None,
     ) -> AppendResult:
         """See `EventStore.append`."""
-        check_append(stream, events, expected_version)
+        check_append(stream, events, expected_version, idempotency_key)
         async with self._lock:
             if idempotency_key is not None and idempotency_key in self._keys:
                 stored = self._keys[idempotency_key]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from eventstore.errors import IdempotencyConflict, InvalidStreamName
+from eventstore.errors import IdempotencyConflict, InvalidIdempotencyKey, InvalidStreamName
 
 NO_STREAM = -1
 """Expected version: the stream must not exist yet."""
@@ -34,9 +34,19 @@ def check_stream_name(stream: str) -> str:
     return stream
 
 
-def check_append(stream: str, events: Sequence[object], expected_version: int) -> None:
+MAX_KEY_LENGTH = 500
+"""The longest idempotency key, in characters. PostgreSQL indexes at most 2,704 bytes of a key
+(a btree tuple): a channel's key built from a long, incompressible client field failed the
+append (a 500) at the database. 500 characters are 2,000 bytes at most in UTF-8."""
+
+
+def check_append(stream: str, events: Sequence[object], expected_version: int,
+                 idempotency_key: str | None = None) -> None:
     """Refuse an append's arguments that no store can take, before anything is written."""
     check_stream_name(stream)
+    if idempotency_key is not None and len(idempotency_key) > MAX_KEY_LENGTH:
+        raise InvalidIdempotencyKey(
+            f"idempotency key of {len(idempotency_key)} characters: at most {MAX_KEY_LENGTH} are indexed")
     if not events:
         raise ValueError("append needs at least one event")
     if expected_version < ANY:
@@ -139,7 +149,7 @@ class AppendArgs:
         cls, stream: str, events: Sequence[NewEvent], expected_version: int, idempotency_key: str | None
     ) -> AppendArgs:
         """The arguments of `append`, refused (raises) if no store can take them."""
-        check_append(stream, events, expected_version)
+        check_append(stream, events, expected_version, idempotency_key)
         return cls(
             stream,
             category_of(stream),

@@ -15,7 +15,7 @@ from channels.errors import ChannelError
 from dispatch.core.errors import DispatchError, InvalidCommand, NotAllowed, NotFound, StaleVersion
 from dispatch.core.messages import Json
 from eventstore import StoreUnavailable
-from eventstore.errors import EventStoreError, IdempotencyConflict, InvalidStreamName
+from eventstore.errors import EventStoreError, IdempotencyConflict, InvalidIdentifier
 from eventstore.postgres import UNAVAILABLE
 from gateway import bootstrap
 from gateway.auth import TOKENS, TokenTable, make_middleware
@@ -123,7 +123,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(exc.status, exc.code, exc.message)
     except (DispatchError, IdempotencyConflict) as exc:
         return _refused(request, exc)
-    except InvalidStreamName as exc:
+    except InvalidIdentifier as exc:
         return error_response(400, "bad_identifier", str(exc))
     except EventStoreError as exc:
         log.exception("store_error", path=request.path)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import secrets
 from collections.abc import AsyncIterator, Awaitable
 
 import asyncpg
@@ -377,18 +376,20 @@ async def test_grouped_writers_tailing_subscribers_see_one_gap_free_order(
 async def test_an_append_its_subtransaction_refuses_fails_alone_naming_its_stream(
     store: PostgresEventStore,
 ) -> None:
-    """A message id too long for the key index (a channel's garbage) fails only its own append,
+    """Data PostgreSQL refuses (a NUL in a string: jsonb holds none) fails only its own append,
     inside the flush, with the database's reason. Bugs: the refusal taken for success or for a
-    retry, its reason or stream lost, the other appends failed with it."""
-    key = secrets.token_hex(4000)  # 8,000 characters: beyond what a btree entry holds
+    retry, its reason or stream lost, the other appends failed with it. (A key too long for the
+    index was the trigger here; the store now refuses such a key before any flush.)"""
     outcomes = await asyncio.gather(
         _outcome(store.append("sms-k1", [_event(1)], NO_STREAM)),
-        _outcome(store.append("sms-k2", [_event(2)], NO_STREAM, idempotency_key=key)),
+        _outcome(store.append("sms-k2", [NewEvent("Bad", {"t": "nul \u0000 here"})], NO_STREAM,
+                              idempotency_key="k2")),
         _outcome(store.append("sms-k3", [_event(3)], NO_STREAM)))
     assert isinstance(outcomes[0], AppendResult) and isinstance(outcomes[2], AppendResult)
     refused = outcomes[1]
     assert isinstance(refused, AppendFailed)
-    assert str(refused).startswith("append to 'sms-k2' failed: ") and "index row" in str(refused)
+    assert str(refused).startswith("append to 'sms-k2' failed: ") and "\\u0000" in str(refused)
+    assert await store.find_by_idempotency_key("k2") is None
     assert await store.stream_version("sms-k2") == NO_STREAM
 
 

@@ -7,6 +7,7 @@ once plain and once with group commit on (`eventstore/group.py`).
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -29,9 +30,10 @@ from eventstore import (
     RecordedEvent,
     WrongExpectedVersion,
 )
-from eventstore.errors import InvalidStreamName
+from eventstore.errors import InvalidIdempotencyKey, InvalidStreamName
 from eventstore.memory import MemoryEventStore
 from eventstore.postgres import PostgresEventStore
+from eventstore.records import MAX_KEY_LENGTH
 from eventstore.subscriptions import ReactorRunner
 from tests.steps import CountedReactorRunner
 
@@ -163,6 +165,20 @@ async def test_invalid_stream_names_are_refused(store: EventStore) -> None:
     for name in ("nodash", "-x", "Case-1", "case-"):
         with pytest.raises(InvalidStreamName):
             await store.append(name, [ev()], ANY)
+
+
+async def test_idempotency_keys_up_to_the_longest_are_kept_and_longer_ones_refused(store: EventStore) -> None:
+    """A channel's key built from a long client field (3,000 random characters) failed the append
+    at PostgreSQL's index (a 500): every store takes keys up to `MAX_KEY_LENGTH` characters, any
+    (random CJK: incompressible, 3 bytes each), and refuses a longer one before writing anything."""
+    chars = random.Random(11)
+    longest = "".join(chr(chars.randint(0x4E00, 0x9FFF)) for _ in range(MAX_KEY_LENGTH))
+    first = await store.append("case-1", [ev()], NO_STREAM, idempotency_key=longest)
+    again = await store.append("case-1", [ev()], NO_STREAM, idempotency_key=longest)
+    assert (first.duplicate, again.duplicate, again.positions) == (False, True, first.positions)
+    with pytest.raises(InvalidIdempotencyKey):
+        await store.append("case-2", [ev()], NO_STREAM, idempotency_key=longest + "x")
+    assert await store.stream_version("case-2") == NO_STREAM
 
 
 async def test_bad_append_arguments_are_refused_and_write_nothing(store: EventStore) -> None:
