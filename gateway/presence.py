@@ -30,6 +30,7 @@ from gateway.auth import Forbidden, require
 from gateway.http import BadRequest, error_response, json_response, limit_param, page, read_json
 from gateway.presence_board import STATUSES, PresenceBoard
 from gateway.services import SERVICES, Services
+from gateway.views.missed_calls import check_agent
 from gateway.views.org import forbidden, reach_of
 
 log = structlog.get_logger(__name__)
@@ -60,6 +61,8 @@ async def put_presence(request: web.Request) -> web.Response:
         agents = await (await reach_of(request, who)).agents(request)
         if agents is not None and agent_id not in agents:
             raise forbidden(f"agent {agent_id} does not work for {who.org}'s subtree")
+    if who.role != "agent":  # another's presence: a mistyped id would take call-back tasks
+        await check_agent(request, agent_id)
     status = (await read_json(request)).get("status")
     if status not in STATUSES:
         raise BadRequest("bad_field", f"status must be one of {', '.join(STATUSES)}")
@@ -121,6 +124,8 @@ OPENAPI_PATHS: Json = {
         "parameters": [{"name": "agent_id", "in": "path", "required": True, "schema": {"type": "string"}}],
         "requestBody": {"content": {"application/json": {"schema": _STATUS_BODY}}},
         "responses": {"200": {"description": "recorded"}, "403": {"description": "not your own"},
+                      "400": {"description": "bad status; unknown_assignee: a dispatcher named an agent "
+                                             "not in the agents' register"},
                       "503": {"description": "Redis unavailable"}}}},
     "/api/v1/agents/presence": {"get": {
         "summary": "Present agents", "responses": {"200": {"description": "list"}}}},

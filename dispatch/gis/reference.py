@@ -427,9 +427,18 @@ async def assignee_known(db: Db, kind: str, assignee: str) -> bool:
     table = ASSIGNEE_TABLES.get(kind)
     if table is None:
         return True  # the kind itself is the command's to refuse
+    return await _registered(db, table, assignee)
+
+
+async def agent_known(db: Db, agent: str) -> bool:
+    """Whether a call-back task or presence may name `agent`: it is in the agents' register
+    (every id while no agent is recorded at all, as `assignee_known`)."""
+    return await _registered(db, "ref_agents", agent)
+
+
+async def _registered(db: Db, table: str, id_: str) -> bool:
     found: bool = await db.fetchval(
-        f"SELECT EXISTS (SELECT 1 FROM {table} WHERE id = $1) OR NOT EXISTS (SELECT 1 FROM {table})",
-        assignee)
+        f"SELECT EXISTS (SELECT 1 FROM {table} WHERE id = $1) OR NOT EXISTS (SELECT 1 FROM {table})", id_)
     return found
 
 

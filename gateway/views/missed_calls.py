@@ -13,8 +13,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 
-from dispatch.core.errors import NotFound
+from dispatch.core.errors import NotFound, UnknownAssignee
 from dispatch.core.messages import Json
+from dispatch.gis.reference import agent_known
 from dispatch.missed_calls.policy import AssignCallbackTask, RecordCallbackOutcome
 from dispatch.missed_calls.read_model import QueueHour, calls_by_queue_hour, missed_call_tasks, task_in_scope
 from gateway.auth import Principal, require
@@ -71,10 +72,18 @@ async def reassign(request: web.Request) -> web.Response:
     agents = await (await reach_of(request, who)).agents(request)
     if agents is not None and agent_id not in agents:
         raise forbidden(f"agent {agent_id} does not work for {who.org}'s subtree")
+    await check_agent(request, agent_id)
     written = await request.app[SERVICES].bus.handle(
         AssignCallbackTask(task_id, agent_id, "manual", actor=who.actor))
     return json_response({"task_id": task_id, "assigned_to": agent_id,
                           "events": [type(e).__name__ for e in written]})
+
+
+async def check_agent(request: web.Request, agent_id: str) -> None:
+    """400 `unknown_assignee` for an agent not in the agents' register: a task pinned to no one
+    real (a mistyped id) would never be called back."""
+    if not await agent_known(request.app[SERVICES].pool, agent_id):
+        raise UnknownAssignee(f"no agent {agent_id!r} is registered", field="agent_id")
 
 
 async def outcome(request: web.Request) -> web.Response:
@@ -171,6 +180,7 @@ OPENAPI_PATHS: Json = {
         "requestBody": {"content": {"application/json": {"schema": {
             "type": "object", "properties": {"agent_id": {"type": "string"}}}}}},
         "responses": {"200": {"description": "assigned"}, "409": {"description": "task closed"},
+                      "400": {"description": "unknown_assignee: no such agent in the agents' register"},
                       "403": {"description": "role, or (scoped token) an agent outside its subtree"},
                       "404": {"description": "(scoped token) a task outside its subtree"}}}},
     "/api/v1/missed-calls/{task_id}/outcome": {"post": {

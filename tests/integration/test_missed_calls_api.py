@@ -284,3 +284,30 @@ async def test_the_abandoned_call_report_and_presence_come_in_pages(client: Any)
     assert hours == [f"2026-11-23T0{n}:00:00" for n in range(5)]
     agents = [item["agent_id"] for item in await pages("/api/v1/agents/presence", 2)]
     assert agents == ["A001", "A002", "A003"]
+
+
+async def test_a_task_or_presence_for_an_agent_not_registered_is_refused(client: Any, tmp_path: Any) -> None:
+    """With the agents' register loaded, a dispatcher's reassignment to an id not in it, or its
+    presence set for one, is 400 `unknown_assignee` and changes nothing. Were 200: a mistyped id
+    pinned the task to no one (never called back), or went online and took every task."""
+    from gateway.cli.loader import catch_up_reference, load_paths
+
+    services = client.app[SERVICES]
+    path = tmp_path / "agents.geojson"
+    path.write_text('{"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": null, '
+                    '"properties": {"kind": "agent", "id": "A001", "name": "冯英海"}}]}')
+    assert (await load_paths(services, [path])).errors == []
+    await catch_up_reference(services)
+    await abandon(client, 3, "13900000003")
+    [task] = await until(lambda: tasks(client))
+    reassign = f"/api/v1/missed-calls/{task['task_id']}/reassign"
+    for agent in ("GHOST", "A00l"):
+        response = await client.post(reassign, json={"agent_id": agent}, headers=auth("t-dispatcher"))
+        assert response.status == 400, await response.text()
+        assert (await response.json())["error"]["code"] == "unknown_assignee"
+        assert await presence(client, agent, "online") == 400
+    assert (await client.get("/api/v1/agents/presence", headers=auth("t-dispatcher"))).status == 200
+    assert [t["assigned_to"] for t in await tasks(client)] == [None]
+    response = await client.post(reassign, json={"agent_id": "A001"}, headers=auth("t-dispatcher"))
+    assert response.status == 200, await response.text()
+    assert await presence(client, "A001", "online") == 200
