@@ -200,6 +200,17 @@ def limit_param(request: web.Request) -> int:
     return limit
 
 
+def choice_param(request: web.Request, name: str, choices: Sequence[str]) -> str | None:
+    """An optional query parameter that must be one of `choices` (absent or empty: None): a value
+    no row can hold is 400 `bad_parameter`, not an empty list that reads as "nothing there"."""
+    raw = request.query.get(name)
+    if not raw:
+        return None
+    if raw not in choices:
+        raise BadRequest("bad_parameter", f"{name} must be one of {', '.join(choices)}")
+    return raw
+
+
 def page(items: Sequence[object], next_cursor: str | int | None) -> Json:
     """The list envelope `{"items": [...], "next": CURSOR or null}`."""
     return {"items": list(items), "next": next_cursor}

@@ -31,8 +31,9 @@ from dispatch.cases.actions import (
 )
 from dispatch.cases.events import CallerInfo, Fault, Place
 from dispatch.cases.read_model import QUEUES, case_clocks, list_cases, overdue, unit_stats
-from dispatch.cases.registration import RegisterCase
+from dispatch.cases.registration import CATEGORIES, RegisterCase
 from dispatch.cases.sla import (
+    LIGHTS,
     SlaConfig,
     Urgency,
     complexity_of,
@@ -43,7 +44,7 @@ from dispatch.cases.sla import (
 )
 from dispatch.cases.sla import light as light_of
 from dispatch.cases.state import CaseState, load_case
-from dispatch.cases.status import WAITING
+from dispatch.cases.status import WAITING, CaseStatus
 from dispatch.core.errors import NotFound, UnknownAssignee
 from dispatch.core.messages import Json, JsonValue
 from dispatch.gis.geo import to_wgs84
@@ -52,7 +53,16 @@ from dispatch.intake.sms import callable_number
 from dispatch.org.moves import DispatchCaseDown, ReportCaseUp
 from dispatch.personal.hold import SETTERS, SetLegalHold
 from gateway.auth import Principal, require
-from gateway.http import BadRequest, field, instant, json_response, limit_param, page, read_json
+from gateway.http import (
+    BadRequest,
+    choice_param,
+    field,
+    instant,
+    json_response,
+    limit_param,
+    page,
+    read_json,
+)
 from gateway.intake_form import check_registration
 from gateway.privacy import hide_case, sees_personal_data
 from gateway.services import SERVICES, Services
@@ -62,6 +72,9 @@ READERS = ("agent", "dispatcher", "unit", "auditor")
 UNIT_SIDE = ("unit", "dispatcher")
 CENTER = ("agent", "dispatcher")
 LIST_FILTERS = ("status", "category", "light", "district", "linked_to", "assigned_to", "incident_id")
+CHOICES: dict[str, tuple[str, ...]] = {
+    "status": tuple(CaseStatus), "category": CATEGORIES, "light": LIGHTS}
+"""The board's filters with a closed set of values (400 for another: a typo is no empty board)."""
 
 
 def _sla(services: Services) -> SlaConfig:
@@ -178,6 +191,8 @@ async def list_board(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     filters: dict[str, str | tuple[str | None, ...]] = {
         k: v for k in LIST_FILTERS if (v := request.query.get(k))}
+    for name, choices in CHOICES.items():
+        choice_param(request, name, choices)
     if (q := request.query.get("q")) is not None:
         name, values = search_filter(q, who)
         filters[name] = values
@@ -432,7 +447,8 @@ def _op(summary: str, *, params: tuple[str, ...] = (), body: bool = False,
     op: Json = {
         "summary": summary,
         "parameters": [{"name": p, "in": "path" if p in {"case_id", "action"} else "query",
-                        "required": p in {"case_id", "action"}, "schema": {"type": "string"}}
+                        "required": p in {"case_id", "action"},
+                        "schema": {"type": "string", **({"enum": list(CHOICES[p])} if p in CHOICES else {})}}
                        for p in params],
         "responses": {"201" if created else "200": {"description": "case state or list envelope"},
                       "400": {"description": "invalid input"}, "401": {"description": "no token"},

@@ -11,11 +11,12 @@ from datetime import datetime
 
 from aiohttp import web
 
+from dispatch.cases.registration import CATEGORIES
 from dispatch.core.messages import Json
 from dispatch.linking.incidents import ResolveIncident, SetIncidentCause, load_incident
 from dispatch.linking.read_model import list_incidents as incidents_of
 from gateway.auth import Principal, require
-from gateway.http import BadRequest, field, instant, json_response, limit_param, page, read_json
+from gateway.http import BadRequest, choice_param, field, instant, json_response, limit_param, page, read_json
 from gateway.privacy import mask_value, sees_personal_data
 from gateway.services import SERVICES
 from gateway.views.org import check_group, scope_of
@@ -46,10 +47,11 @@ async def list_incidents(request: web.Request) -> web.Response:
     status = request.query.get("status")
     if status is not None and status not in STATUSES:
         raise BadRequest("bad_parameter", f"status must be one of {', '.join(STATUSES)}")
+    category = choice_param(request, "category", CATEGORIES)
     async with request.app[SERVICES].pool.acquire() as conn:
         rows = await incidents_of(
             conn, status=status, district=request.query.get("district") or None,
-            category=request.query.get("category") or None,
+            category=category,
             before=_cursor(request.query.get("cursor")), limit=limit + 1, scope=await scope_of(request, who))
     items = [_visible(who, asdict(r)) for r in rows[:limit]]
     last = rows[limit - 1] if len(rows) > limit else None

@@ -21,6 +21,7 @@ import asyncio
 from aiohttp import web
 
 from dispatch.cases.read_model import cases_by_id, in_scope
+from dispatch.cases.registration import CATEGORIES
 from dispatch.cases.state import load_case
 from dispatch.core.errors import DispatchError
 from dispatch.core.messages import Json
@@ -72,6 +73,8 @@ def _sketch(request: web.Request, now: object) -> CaseSketch:
     category = request.query.get("category", "").strip()
     if not category:
         raise BadRequest("missing_parameter", "category is required (links never cross categories)")
+    if category not in CATEGORIES:
+        raise BadRequest("bad_parameter", f"category must be one of {', '.join(CATEGORIES)}")
     phone = request.query.get("phone", "").strip() or None
     lat, lon = _number(request, "lat"), _number(request, "lon")
     if (lat is None) != (lon is None):

@@ -275,3 +275,22 @@ async def test_an_idempotency_key_is_a_retry_of_its_own_registration_and_refused
     assert refused.status == 409 and (await refused.json())["error"]["code"] == "idempotency_conflict"
     taken = await register(other, "reg-2")
     assert taken.status == 201 and (await taken.json())["case_id"] != case_id
+
+
+async def test_a_filter_value_no_case_can_hold_is_400_not_an_empty_board(api: Any, wired: Any) -> None:
+    """The board's closed filters (status, category, light), the duplicate candidates' and the
+    incidents' category: a value outside their set is 400 `bad_parameter` naming the choices.
+    Were 200 with no items: a typo (`status=open`, `light=RED`) read as "no such cases"."""
+    await post(api, "/api/v1/cases", FAULT, "t-agent", 201)
+    await catch_up(wired)
+    for query in ("status=open", "status=Accepted", "light=RED", "light=purple", "category=停电"):
+        resp = await api.get(f"/api/v1/cases?{query}", headers=auth("t-dispatcher"))
+        error = (await resp.json())["error"]
+        assert resp.status == 400 and error["code"] == "bad_parameter", (query, error)
+        assert query.split("=")[0] in error["message"]
+    for path in ("/api/v1/cases/candidates?category=bogus", "/api/v1/incidents?category=bogus"):
+        resp = await api.get(path, headers=auth("t-dispatcher"))
+        assert resp.status == 400 and (await resp.json())["error"]["code"] == "bad_parameter", path
+    for query in ("status=accepted", "light=green", "category=power_fault", "status=&light="):
+        resp = await api.get(f"/api/v1/cases?{query}", headers=auth("t-dispatcher"))
+        assert resp.status == 200 and len((await resp.json())["items"]) == 1, query
