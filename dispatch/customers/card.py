@@ -82,18 +82,41 @@ async def caller_card(db: Db, phone: str, now: datetime, *, limit: int = 20) -> 
     }
 
 
-async def customers(db: Db, now: datetime, tier: str | None, limit: int) -> list[Json]:
-    """Registry entries (of a tier set and holding now, when `tier` is given), most contacts first."""
+CustomerKey: TypeAlias = tuple[int, datetime | None, str]
+"""Where a page of the registry ends: (contacts, set_at, phone) of its last entry."""
+ContactKey: TypeAlias = tuple[datetime, str]
+"""Where a page of the blacklist queue ends: (at, id) of its last contact."""
+
+
+async def customers(
+    db: Db, now: datetime, tier: str | None, limit: int, after: CustomerKey | None = None,
+) -> tuple[list[Json], CustomerKey | None]:
+    """Registry entries (of a tier set and holding now, when `tier` is given), most contacts first
+    (then the latest set), from after `after`; and the key to continue from when there are more."""
+    contacts, set_at, phone = after if after is not None else (None, None, None)
     rows = await db.fetch(
         """SELECT * FROM customers
-           WHERE $1::text IS NULL OR (tier = $1 AND (expires_at IS NULL OR expires_at > $2))
-           ORDER BY contacts DESC, set_at DESC NULLS LAST, phone LIMIT $3""", tier, now, limit)
-    return [e for r in rows if (e := entry_json(r, now)) is not None]
+           WHERE ($1::text IS NULL OR (tier = $1 AND (expires_at IS NULL OR expires_at > $2)))
+             AND ($4::int IS NULL OR (contacts, coalesce(set_at, '-infinity'), phone)
+                                     < ($4, coalesce($5::timestamptz, '-infinity'), $6::text))
+           ORDER BY contacts DESC, coalesce(set_at, '-infinity') DESC, phone DESC LIMIT $3""",
+        tier, now, limit + 1, contacts, set_at, phone)
+    more, rows = len(rows) > limit, rows[:limit]
+    items = [e for r in rows if (e := entry_json(r, now)) is not None]
+    last = rows[-1] if more else None
+    return items, None if last is None else (last["contacts"], last["set_at"], last["phone"])
 
 
-async def blacklist_queue(db: Db, limit: int) -> list[Json]:
-    """The separate queue: contacts made by blacklisted numbers, newest first."""
+async def blacklist_queue(db: Db, limit: int, after: ContactKey | None = None
+                          ) -> tuple[list[Json], ContactKey | None]:
+    """The separate queue: contacts made by blacklisted numbers, newest first, from after `after`;
+    and the key to continue from when there are more."""
+    at, id_ = after if after is not None else (None, None)
     rows = await db.fetch(
-        """SELECT phone, channel, kind, case_id, call_id, text, at FROM caller_contacts
-           WHERE blacklisted ORDER BY at DESC, id DESC LIMIT $1""", limit)
-    return [dict(r) for r in rows]
+        """SELECT id, phone, channel, kind, case_id, call_id, text, at FROM caller_contacts
+           WHERE blacklisted AND ($2::timestamptz IS NULL OR (at, id) < ($2, $3::text))
+           ORDER BY at DESC, id DESC LIMIT $1""", limit + 1, at, id_)
+    more, rows = len(rows) > limit, rows[:limit]
+    last = rows[-1] if more else None
+    return ([{k: v for k, v in r.items() if k != "id"} for r in rows],
+            None if last is None else (last["at"], last["id"]))

@@ -16,13 +16,22 @@ tier holds everywhere, so a scoped token reads it but setting it answers 403.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from aiohttp import web
 
+from channels.times import plausible
 from dispatch.cases.state import load_case
 from dispatch.core.messages import Json, JsonValue
 from dispatch.core.phone import normalise_phone
-from dispatch.customers.card import blacklist_queue, caller_card, customers, elder_of_phone
+from dispatch.customers.card import (
+    ContactKey,
+    CustomerKey,
+    blacklist_queue,
+    caller_card,
+    customers,
+    elder_of_phone,
+)
 from dispatch.customers.contacts import AddCallToCase, CallAdded
 from dispatch.customers.registry import SETTABLE, TIERS, SetCustomerTier
 from gateway.auth import Principal, require
@@ -114,17 +123,57 @@ async def list_customers(request: web.Request) -> web.Response:
     tier = request.query.get("tier") or None
     if tier is not None and tier not in SETTABLE:
         raise BadRequest("bad_parameter", f"tier must be one of {', '.join(SETTABLE)}")
-    return json_response(page(await customers(services.pool, services.clock.now(), tier,
-                                              limit_param(request)), None))
+    items, last = await customers(services.pool, services.clock.now(), tier, limit_param(request),
+                                  _customer_cursor(request.query.get("cursor")))
+    return json_response(page(items, None if last is None else
+                              f"{last[0]}|{'' if last[1] is None else last[1].isoformat()}|{last[2]}"))
+
+
+def _customer_cursor(raw: str | None) -> CustomerKey | None:
+    """The registry's `cursor` as `list_customers` gave it (`contacts|set_at|phone`), else 400."""
+    if not raw:
+        return None
+    contacts, _, rest = raw.partition("|")
+    set_at, _, phone = rest.partition("|")
+    try:
+        return int(contacts), _cursor_time(set_at) if set_at else None, _cursor_text(phone)
+    except ValueError as exc:
+        raise BadRequest("bad_parameter", "cursor is not one this API gave") from exc
+
+
+def _contact_cursor(raw: str | None) -> ContactKey | None:
+    """The blacklist queue's `cursor` as `harassment` gave it (`at|id`), else 400."""
+    if not raw:
+        return None
+    at, _, id_ = raw.partition("|")
+    try:
+        return _cursor_time(at), _cursor_text(id_)
+    except ValueError as exc:
+        raise BadRequest("bad_parameter", "cursor is not one this API gave") from exc
+
+
+def _cursor_time(raw: str) -> datetime:
+    value = datetime.fromisoformat(raw)
+    if value.tzinfo is None or not plausible(value):
+        raise ValueError(raw)
+    return value
+
+
+def _cursor_text(raw: str) -> str:
+    if not raw or len(raw) > 256:
+        raise ValueError(raw)
+    return raw
 
 
 async def harassment(request: web.Request) -> web.Response:
     """`GET /api/v1/harassment`: contacts made by blacklisted numbers, newest first."""
     who = require(request, *SUPERVISORS)
-    found = await blacklist_queue(request.app[SERVICES].pool, limit_param(request))
+    found, last = await blacklist_queue(request.app[SERVICES].pool, limit_param(request),
+                                        _contact_cursor(request.query.get("cursor")))
     reach = await reach_of(request, who)
     seen = await reach.cases(request, {str(r["case_id"]) for r in found if r.get("case_id")})
-    return json_response(page([r for r in found if reach.everything or r.get("case_id") in seen], None))
+    return json_response(page([r for r in found if reach.everything or r.get("case_id") in seen],
+                              None if last is None else f"{last[0].isoformat()}|{last[1]}"))
 
 
 def setup(app: web.Application) -> None:
@@ -138,6 +187,9 @@ def setup(app: web.Application) -> None:
 
 _PHONE = {"name": "phone", "in": "path", "required": True, "schema": {"type": "string"},
           "description": "a phone number in any common format (+86 139 1234 5678, 139-1234-5678...)"}
+_PAGES = [{"name": "cursor", "in": "query", "schema": {"type": "string"},
+           "description": "the `next` of the page before"},
+          {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}]
 _ERRORS = {"400": {"description": "not a phone number, or a bad field"}, "401": {"description": "no token"},
            "403": {"description": "role"}}
 OPENAPI_PATHS: Json = {
@@ -173,11 +225,12 @@ OPENAPI_PATHS: Json = {
     "/api/v1/customers": {"get": {
         "summary": "Registry entries, with `contacts` (the harassment counter: contacts made while "
                    "blacklisted) and `active`; ?tier= keeps the entries of that tier that hold now.",
-        "parameters": [{"name": "tier", "in": "query", "schema": {"enum": list(SETTABLE)}}],
+        "parameters": [{"name": "tier", "in": "query", "schema": {"enum": list(SETTABLE)}}, *_PAGES],
         "responses": {"200": {"description": "{items, next}"}, **_ERRORS},
     }},
     "/api/v1/harassment": {"get": {
         "summary": "The blacklist queue: contacts (calls, cases, messages) made by blacklisted numbers.",
+        "parameters": _PAGES,
         "responses": {"200": {"description": "{items, next}"}, **_ERRORS},
     }},
 }

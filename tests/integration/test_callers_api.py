@@ -222,3 +222,48 @@ async def test_search_cases_by_phone_name_address_and_id(client: Any) -> None:
     assert await search(a["case_id"], "t-unit") == {a["case_id"]}
     blank = await client.get("/api/v1/cases", params={"q": "  "}, headers=auth("t-agent"))
     assert blank.status == 400
+
+
+async def _pages(client: Any, path: str, limit: int) -> list[dict[str, Any]]:
+    """Every item of a list, read in pages of `limit` with the cursors it gives."""
+    seen: list[dict[str, Any]] = []
+    params = {"limit": str(limit)}
+    while True:
+        response = await client.get(path, params=params, headers=auth("t-dispatcher"))
+        assert response.status == 200, await response.text()
+        body = await response.json()
+        assert len(body["items"]) <= limit
+        seen += body["items"]
+        if body["next"] is None:
+            return seen
+        params["cursor"] = body["next"]
+
+
+async def test_the_registry_and_the_blacklist_queue_come_in_pages(client: Any) -> None:
+    """`GET /api/v1/customers` and `/api/v1/harassment` give a `next` cursor while there is more, and
+    paging through them lists every entry once, in order. Were `next: null` after `limit` items:
+    a registry longer than a page (100 by default) could not be read past its first page."""
+    phones = [f"1390000000{n}" for n in range(5)]
+    for n, phone in enumerate(phones):
+        put = await client.put(f"/api/v1/customers/{phone}", headers=auth("t-dispatcher"),
+                               json={"tier": "vip" if n % 2 else "blacklisted", "reason": "测试"})
+        assert put.status == 200, await put.text()
+    for n in range(3):
+        await cti(client, f"h{n}", "abandoned", f"h-{n}", phones[0], at=_at(n))
+
+    async def counted() -> list[dict[str, Any]] | None:
+        body = await (await client.get("/api/v1/customers", headers=auth("t-dispatcher"))).json()
+        return body["items"] if len(body["items"]) == 5 and body["items"][0]["contacts"] == 3 else None
+
+    whole = await until(counted)
+    paged = await _pages(client, "/api/v1/customers", 2)
+    assert [e["phone"] for e in paged] == [e["phone"] for e in whole]
+    assert whole[0]["phone"] == phones[0] and {e["phone"] for e in paged} == set(phones)
+    assert {e["phone"] for e in await _pages(client, "/api/v1/customers?tier=blacklisted", 1)} == set(
+        phones[0::2])
+    assert [q["call_id"] for q in await _pages(client, "/api/v1/harassment", 1)] == ["h-2", "h-1", "h-0"]
+    for path in ("/api/v1/customers", "/api/v1/harassment"):
+        for cursor in ("x", "1|nope|1390", "2026-12-01T00:00:00|x", "|"):
+            response = await client.get(path, params={"cursor": cursor}, headers=auth("t-dispatcher"))
+            assert response.status == 400, (path, cursor, await response.text())
+            assert (await response.json())["error"]["code"] == "bad_parameter"
