@@ -128,7 +128,7 @@ def instant(raw: str, name: str, code: str = "bad_field") -> datetime:
     """An ISO-8601 instant with an offset, in the years 2000-2099 (`channels.times.plausible`),
     or `BadRequest` with `code` naming it: year 1 or 9999 would overflow once moved to UTC."""
     try:
-        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))  # RFC 3339 5.6: `z`
     except ValueError as exc:
         raise BadRequest(code, f"{name} must be an ISO-8601 instant") from exc
     if value.tzinfo is None:

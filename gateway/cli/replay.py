@@ -73,7 +73,8 @@ def parse_as_of(raw: str | None) -> datetime | None:
     if raw is None or raw.strip() == "":
         return None
     try:
-        value = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+        text = raw.strip().replace("Z", "+00:00").replace("z", "+00:00")  # RFC 3339 5.6: `z` too
+        value = datetime.fromisoformat(text)
     except ValueError as exc:
         raise InvalidCommand(f"as_of {raw[:40]!r} is not an ISO-8601 instant", field="as_of") from exc
     return value if value.tzinfo is not None else value.replace(tzinfo=LOCAL_TIME)

@@ -48,3 +48,15 @@ def test_a_json_response_says_utf8() -> None:
     response = json_response({"matter": "停电"}, 201)
     assert response.status == 201 and response.content_type == "application/json"
     assert response.charset == "utf-8" and response.body == '{"matter":"停电"}'.encode()
+
+
+@pytest.mark.parametrize("raw", ["2026-11-23t08:00:00z", "2026-11-23T08:00:00z", "2026-11-23T08:00:00Z"])
+def test_an_instant_in_rfc_3339_takes_a_lower_case_t_and_z(raw: str) -> None:
+    """RFC 3339 5.6 lets `T` and `Z` be lower case, and the channels' times take them (`channels.times`);
+    the API's instants (`expires_at`, `until`, `remind_at`, `from`/`to`) and the audit's `as_of` were
+    400 for a `z`."""
+    from gateway.cli.replay import parse_as_of
+    from gateway.http import instant
+
+    assert instant(raw, "expires_at") == datetime(2026, 11, 23, 8, tzinfo=UTC)
+    assert parse_as_of(raw) == datetime(2026, 11, 23, 8, tzinfo=UTC)
