@@ -30,7 +30,7 @@ from dispatch.cases.actions import (
     SupplementCase,
 )
 from dispatch.cases.events import CallerInfo, Fault, Place
-from dispatch.cases.read_model import QUEUES, case_clocks, list_cases, overdue, unit_stats
+from dispatch.cases.read_model import OVERDUE, QUEUES, case_clocks, list_cases, overdue, unit_stats
 from dispatch.cases.registration import CATEGORIES, RegisterCase
 from dispatch.cases.sla import (
     LIGHTS,
@@ -442,13 +442,16 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/assessment/units", assessment)
 
 
+_ENUMS: dict[str, tuple[str, ...]] = {**CHOICES, "queue": QUEUES, "kind": tuple(OVERDUE)}
+
+
 def _op(summary: str, *, params: tuple[str, ...] = (), body: bool = False,
-        created: bool = False) -> Json:
+        created: bool = False, required: tuple[str, ...] = ()) -> Json:
     op: Json = {
         "summary": summary,
         "parameters": [{"name": p, "in": "path" if p in {"case_id", "action"} else "query",
-                        "required": p in {"case_id", "action"},
-                        "schema": {"type": "string", **({"enum": list(CHOICES[p])} if p in CHOICES else {})}}
+                        "required": p in {"case_id", "action"} or p in required,
+                        "schema": {"type": "string", **({"enum": list(_ENUMS[p])} if p in _ENUMS else {})}}
                        for p in params],
         "responses": {"201" if created else "200": {"description": "case state or list envelope"},
                       "400": {"description": "invalid input"}, "401": {"description": "no token"},
@@ -483,7 +486,8 @@ OPENAPI_PATHS: Json = {
         "held by another level, or a dispatch to a unit or provider not working for its subtree",
         params=("case_id", "action"), body=True)},
     "/api/v1/overdue": {"get": _op("Overdue lists: kind=confirmation|completion|callback",
-                                   params=("kind", "assigned_to", "queue", "cursor", "limit"))},
+                                   params=("kind", "assigned_to", "queue", "cursor", "limit"),
+                                   required=("kind",))},
     "/api/v1/queue": {"get": _op("Dispatch queue: green channel first, then priority score")},
     "/api/v1/assessment/units": {"get": _op("Per-unit counters: dispatched, rejected, wrong "
                                             "rejections, chased, call-back answers (a token scoped to "

@@ -175,10 +175,14 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/v1/cases/{case_id}/calls", case_calls)
 
 
-def _op(summary: str, params: tuple[str, ...] = (), path: tuple[str, ...] = ()) -> Json:
+def _op(summary: str, params: tuple[str, ...] = (), path: tuple[str, ...] = (),
+        required: tuple[str, ...] = ()) -> Json:
     return {"summary": summary,
-            "parameters": [{"name": p, "in": "path" if p in path else "query", "required": p in path,
-                            "schema": {"type": "string"}} for p in (*path, *params)],
+            "parameters": [{"name": p, "in": "path" if p in path else "query",
+                            "required": p in path or p in required,
+                            "schema": {"type": "string",
+                                       **({"enum": list(CATEGORIES)} if p == "category" else {})}}
+                           for p in (*path, *params)],
             "responses": {"200": {"description": "JSON"}, "400": {"description": "invalid parameter"},
                           "401": {"description": "no token"}, "403": {"description": "role may not"}}}
 
@@ -192,11 +196,11 @@ OPENAPI_PATHS: Json = {
         "Duplicate candidates before registering (agent, dispatcher): open cases of `category` from the "
         "same caller (`phone`, any format) or near `lat`/`lon` (`crs` wgs84|gcj02|bd09) within the "
         "linking windows; items `{reason: same_caller|same_place, score, distance_m, case}`, best first",
-        ("category", "phone", "lat", "lon", "crs"))},
+        ("category", "phone", "lat", "lon", "crs"), required=("category",))},
     "/api/v1/places/match": {"get": _op(
         "Locate an address text with the gazetteer (agent, dispatcher): `{match, alternatives}`, each "
         "`{place_id, name, type, score, matched, lat, lon, district, district_name}`; match null when "
-        "no place, or no single place, fits", ("text",))},
+        "no place, or no single place, fits", ("text",), required=("text",))},
     "/api/v1/cases/{case_id}/calls": {"get": _op(
         "The calls of a case (the one it was registered from, `call_id`, and calls linked to it), oldest "
         "first, with `recording_url` from INTAKE_RECORDING_URL (null when unset); agents, dispatchers, "
