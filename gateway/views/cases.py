@@ -58,6 +58,7 @@ from gateway.http import (
     choice_param,
     field,
     instant,
+    is_count,
     json_response,
     limit_param,
     page,
@@ -218,20 +219,39 @@ async def list_overdue(request: web.Request) -> web.Response:
     return json_response(page([case_view(s, light, who, now) for s, light in items], nxt))
 
 
+QUEUE_READ = 1000
+"""Waiting cases read from the board per query while the dispatch queue is put together."""
+
+
 async def dispatch_queue(request: web.Request) -> web.Response:
-    """`GET /api/v1/queue`: cases waiting for dispatch, green channel first, then by score."""
+    """`GET /api/v1/queue`: cases waiting for dispatch, green channel first, then by score; in pages
+    (`cursor`: how many of the queue the pages before held). Every waiting case is ranked: the
+    oldest, which the newest-first board reads last, are the most overdue."""
     who = require(request, "agent", "dispatcher", "auditor")
     services = request.app[SERVICES]
+    limit, start = limit_param(request), _offset(request.query.get("cursor"))
     now = services.clock.now()
     found: list[tuple[CaseState, str]] = []
     scope = await scope_of(request, who)
     for status in sorted(WAITING):
-        items, _ = await list_cases(services.pool, now, {"status": status, "queue": "main"}, limit=1000,
-                                    scope=scope)
-        found += items
-    views = [case_view(s, light, who, now) for s, light in found]
-    views.sort(key=lambda v: queue_key(v["priority"], v["priority_score"], v["accepted_at"]))
-    return json_response(page(views[:limit_param(request)], None))
+        cursor: str | None = None
+        while True:
+            items, cursor = await list_cases(services.pool, now, {"status": status, "queue": "main"},
+                                             limit=QUEUE_READ, cursor=cursor, scope=scope)
+            found += items
+            if cursor is None:
+                break
+    found.sort(key=lambda f: queue_key(f[0].priority, _score(f[0], now), f[0].accepted_at or now))
+    shown = [case_view(s, light, who, now) for s, light in found[start:start + limit]]
+    return json_response(page(shown, str(start + limit) if len(found) > start + limit else None))
+
+
+def _offset(raw: str | None) -> int:
+    if raw is None:
+        return 0
+    if not is_count(raw):
+        raise BadRequest("bad_parameter", "cursor is not one this API gave")
+    return int(raw)
 
 
 async def assessment(request: web.Request) -> web.Response:
@@ -488,7 +508,9 @@ OPENAPI_PATHS: Json = {
     "/api/v1/overdue": {"get": _op("Overdue lists: kind=confirmation|completion|callback",
                                    params=("kind", "assigned_to", "queue", "cursor", "limit"),
                                    required=("kind",))},
-    "/api/v1/queue": {"get": _op("Dispatch queue: green channel first, then priority score")},
+    "/api/v1/queue": {"get": _op("Dispatch queue: every waiting case, green channel first, then priority "
+                                 "score; `cursor` is the `next` of the page before",
+                                 params=("cursor", "limit"))},
     "/api/v1/assessment/units": {"get": _op("Per-unit counters: dispatched, rejected, wrong "
                                             "rejections, chased, call-back answers (a token scoped to "
                                             "an organisation node: its subtree's units)",

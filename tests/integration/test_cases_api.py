@@ -294,3 +294,30 @@ async def test_a_filter_value_no_case_can_hold_is_400_not_an_empty_board(api: An
     for query in ("status=accepted", "light=green", "category=power_fault", "status=&light="):
         resp = await api.get(f"/api/v1/cases?{query}", headers=auth("t-dispatcher"))
         assert resp.status == 200 and len((await resp.json())["items"]) == 1, query
+
+
+async def test_the_dispatch_queue_ranks_every_waiting_case_and_comes_in_pages(
+    api: Any, wired: Any, monkeypatch: Any
+) -> None:
+    """`GET /api/v1/queue` ranks every waiting case, however many the board's reads take (here one
+    case per read), and gives a `next` cursor while there is more. Was: the newest 1,000 of each
+    status only (in a storm the oldest, most overdue, fell off) and `next: null` after `limit`."""
+    import gateway.views.cases as views
+
+    monkeypatch.setattr(views, "QUEUE_READ", 1, raising=False)
+    ids = [(await post(api, "/api/v1/cases", {**FAULT, "priority": p}, "t-agent", 201))["case_id"]
+           for p in (3, 1, 2)]
+    await catch_up(wired)
+    seen: list[dict[str, Any]] = []
+    query = "limit=2"
+    while True:
+        resp = await api.get(f"/api/v1/queue?{query}", headers=auth("t-dispatcher"))
+        body = await resp.json()
+        assert resp.status == 200 and len(body["items"]) <= 2, body
+        seen += body["items"]
+        if body["next"] is None:
+            break
+        query = f"limit=2&cursor={body['next']}"
+    assert [c["case_id"] for c in seen] == [ids[1], ids[2], ids[0]]
+    resp = await api.get("/api/v1/queue?cursor=x", headers=auth("t-dispatcher"))
+    assert resp.status == 400 and (await resp.json())["error"]["code"] == "bad_parameter"
