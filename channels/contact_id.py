@@ -65,19 +65,35 @@ def decode_cid(data: str) -> AlarmSignal:
     return AlarmSignal("ADM-CID", code, _cid_kind(qualifier, int(code)), zone, qualifier)
 
 
-def decode_sia(data: str) -> AlarmSignal:
-    """A SIA-DCS block `#acct|N[ri1/][id2/]MA1[^text^]`; the first event code counts."""
-    text = _SIA_ACCOUNT.sub("", data.strip())
-    if not text or text[0] not in "NO":
-        raise BadInput("SIA-DCS data must start with N or O", code="bad_sia_data")
-    body = re.sub(r"\^[^^]*\^", "", text[1:]).split("|A", 1)
-    for part in body[0].split("/"):
+def _sia_events(block: str) -> list[tuple[str, str | None]]:
+    """The (code, zone) of every event of one `N` / `O` block (DC-03 5.2: several may follow
+    one another, separated by `/`, each after the modifiers that apply to it)."""
+    found = []
+    for part in block[1:].split("/"):
         match = _SIA_EVENT.match(part)
         if match:
             code, zone = match.groups()
-            note = body[1] if len(body) > 1 else None
-            return AlarmSignal("SIA-DCS", code, _sia_kind(code), zone or None, text[0], note)
-    raise BadInput("SIA-DCS data has no event code", code="bad_sia_data")
+            found.append((code, zone or None))
+    return found
+
+
+def decode_sia(data: str) -> AlarmSignal:
+    """A SIA-DCS group `#acct|N[ri1/][id2/]MA1[/...][|N...][|Atext]`.
+
+    A group may carry several events (in one block or in several `|`-separated blocks): the
+    first alarm among them counts, else the first event, so that an alarm reported behind a
+    test or an opening is never recorded as that test or opening.
+    """
+    text = _SIA_ACCOUNT.sub("", data.strip())
+    if not text or text[0] not in "NO":
+        raise BadInput("SIA-DCS data must start with N or O", code="bad_sia_data")
+    blocks = re.sub(r"\^[^^]*\^", "", text).split("|")
+    note = next((b[1:] for b in blocks[1:] if b.startswith("A")), None)
+    events = [(b[0], code, zone) for b in blocks if b[:1] in ("N", "O") for code, zone in _sia_events(b)]
+    if not events:
+        raise BadInput("SIA-DCS data has no event code", code="bad_sia_data")
+    qualifier, code, zone = next((e for e in events if _sia_kind(e[1]) == "alarm"), events[0])
+    return AlarmSignal("SIA-DCS", code, _sia_kind(code), zone, qualifier, note)
 
 
 def decode(token: str, data: str) -> AlarmSignal:

@@ -45,6 +45,21 @@ def test_sia_with_modifiers_and_text() -> None:
     assert (signal.code, signal.zone, signal.text) == ("MA", "7", "help")
 
 
+@pytest.mark.parametrize(("data", "code", "zone"), [
+    ("#1234|Nri1/RP/ri2/MA3", "MA", "3"),  # a medical alarm behind an automatic test
+    ("#1234|Nri1/OP1/PA2", "PA", "2"),  # a panic behind an opening by user 1
+    ("#1234|Nri1/CL1|Nri2/MA4|Ahelp", "MA", "4"),  # the alarm in a second block
+    ("#1234|Nri1/BA1/BA2", "BA", "1"),  # several alarms: the first
+    ("#1234|Nri1/OP1/CL2", "OP", "1"),  # no alarm: the first event
+])
+def test_an_alarm_anywhere_in_a_sia_group_counts(data: str, code: str, zone: str) -> None:
+    """DC-03 lets a block (and a group of `|`-separated blocks) carry several events, as siadc09
+    parses them: the alarm among them is what the group reports. Bug: only the first event was
+    read, so `Nri1/RP/ri2/MA3` was recorded as a periodic test, ACKed, and opened no case."""
+    signal = decode("SIA-DCS", data)
+    assert (signal.code, signal.zone) == (code, zone)
+
+
 @pytest.mark.parametrize(("token", "data"), [
     ("ADM-CID", "#1234|1101"), ("ADM-CID", "#1234|5101 00 001"), ("SIA-DCS", "#1234|X"),
     ("SIA-DCS", "#1234|Nri1/"), ("SIA-PUL", "1"),
