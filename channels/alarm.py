@@ -25,7 +25,7 @@ from channels.sia import Frame
 from channels.times import parse_time
 from dispatch.cases.events import CallerInfo, Place
 from dispatch.core.personal import pseudonym
-from dispatch.elderly.alarms import ReceiveAlarm, device_actor
+from dispatch.elderly.alarms import HTTPS, ReceiveAlarm, device_actor
 from dispatch.gis.geo import to_wgs84
 from dispatch.intake.contact import InboundContact
 
@@ -137,5 +137,5 @@ def command_from_json(body: Mapping[str, Any], actor: str, received_at: datetime
     contact = _contact(f"alarm:{event_id}", account, at, received_at, position, None, dict(body))
     return ReceiveAlarm(
         contact=contact, protocol=signal.protocol, code=signal.code, kind=signal.kind,
-        transport="https", device_time=at, zone=signal.zone, qualifier=signal.qualifier, actor=actor,
+        transport=HTTPS, device_time=at, zone=signal.zone, qualifier=signal.qualifier, actor=actor,
     )

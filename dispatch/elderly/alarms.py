@@ -32,9 +32,9 @@ from dispatch.cases.registration import RegisterCase
 from dispatch.core.bus import Handler, MessageBus
 from dispatch.core.capability import Deps
 from dispatch.core.clock import Clock
-from dispatch.core.errors import InvalidCommand, NotFound
+from dispatch.core.errors import InvalidCommand, KeyReused, NotFound
 from dispatch.core.messages import Command, Event, Json, JsonValue, event, from_data, metadata, to_new_event
-from dispatch.core.personal import PERSONAL, pseudonym, subject
+from dispatch.core.personal import ERASED, PERSONAL, pseudonym, subject
 from dispatch.core.phone import mask_phone, normalise_phone
 from dispatch.core.texts import CHINESE, LOCAL_TIME, Texts
 from dispatch.gis.holder import ProviderIndexHolder
@@ -396,6 +396,23 @@ async def _stored_alarm(store: EventStore, alarm_id: str) -> AlarmReceived:
     return from_data(AlarmReceived, records[0].data)
 
 
+HTTPS = "https"
+"""The transport of `POST /channels/alarm/events`, whose key is the vendor's `event_id`: an id
+already used for another signal is refused (409), not answered as the first. A DC-09 frame's key
+is its account, sequence and time, which a device reuses only to retransmit; it gets the first
+answer, as a NAK would make the device repeat the frame for ever."""
+
+
+def _same_signal(stored: AlarmReceived, alarm: AlarmReceived) -> bool:
+    """Whether a stored alarm says what a repeat of its key says: the signal and the device's time,
+    and the device and its position unless they were erased since."""
+    said = (stored.protocol, stored.code, stored.zone, stored.qualifier, stored.occurred_at)
+    if said != (alarm.protocol, alarm.code, alarm.zone, alarm.qualifier, alarm.occurred_at):
+        return False
+    return stored.account == ERASED or (stored.account.upper(), stored.lat, stored.lon) == (
+        alarm.account.upper(), alarm.lat, alarm.lon)
+
+
 async def receive_alarm(
     cmd: ReceiveAlarm, *, store: EventStore, clock: Clock, services: ElderlyDeps
 ) -> AlarmOutcome:
@@ -422,7 +439,10 @@ async def receive_alarm(
     result = await store.append(f"alarm-{alarm_id}", [to_new_event(alarm, meta)], NO_STREAM,
                                 idempotency_key=key)
     if result.duplicate:  # the key is the first delivery's: a repeat saying something else changes nothing
-        alarm = await _stored_alarm(store, alarm_id)
+        stored = await _stored_alarm(store, alarm_id)
+        if cmd.transport == HTTPS and not _same_signal(stored, alarm):
+            raise KeyReused("this event_id was already used for another alarm")
+        alarm = stored
     if alarm.kind != "alarm":
         return AlarmOutcome(alarm_id, None, result.duplicate, alarm.kind)
     case_id, flags = await respond_to_alarm(

@@ -90,6 +90,7 @@ OPENAPI_PATHS: Json = {
                            "at": {"type": "string", "format": "date-time"}}}}}},
         "responses": {"201": {"description": "committed; an alarm opened case_id"},
                       "200": {"description": "repeated event_id, nothing changed"},
+                      "409": {"description": "idempotency_conflict: the event_id named another signal"},
                       "400": _ERR, "401": _ERR, "403": _ERR, "503": _ERR}}},
     "/api/v1/elderly/alerts": {"get": {
         "summary": "Elderly alerts and their 30-minute call-back (overdue=true: overdue only)",

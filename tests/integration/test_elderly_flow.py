@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -92,8 +92,9 @@ async def test_alarm_opens_case_alerts_contacts_and_call_back_goes_overdue(
 
 async def test_repeated_event_id_changes_nothing(client: Any, services: Any) -> None:
     await register_elder(services)
-    first = await (await post(client, alarm("vendor-2"))).json()
-    again = await post(client, alarm("vendor-2"))
+    body = alarm("vendor-2")
+    first = await (await post(client, body)).json()
+    again = await post(client, body)
     assert again.status == 200
     assert (await again.json())["case_id"] == first["case_id"]
     assert len(await events_of(services, "AlarmReceived")) == 1
@@ -106,21 +107,31 @@ async def test_repeated_event_id_changes_nothing(client: Any, services: Any) -> 
     assert len(await events_of(services, "ElderlyAlertOpened")) == 1
 
 
-async def test_a_repeated_event_id_is_answered_as_the_first_whatever_it_now_says(
+async def test_an_event_id_reused_for_another_signal_is_409_and_changes_nothing(
     client: Any, services: Any
 ) -> None:
-    """An id already used is the first delivery's: a test signal resent as an alarm opens no
-    case, and an alarm resent as a test still names its case."""
+    """An id already used names the first delivery: another signal under it (a test resent as an
+    alarm, another device's alarm) is 409 `idempotency_conflict` and opens nothing, as a reused
+    id is on every channel. Bug: it was answered 200 as the first delivery, so the vendor took
+    the second alarm for delivered and it was lost. The same event in another spelling (the
+    code's case, `at` in another offset, the zone as a number) is still a repeat."""
     await register_elder(services)
     test = await (await post(client, alarm("reused-1", code="602"))).json()
     again = await post(client, alarm("reused-1", code="MA"))
-    assert again.status == 200 and await again.json() == {**test, "duplicate": True}
+    assert again.status == 409 and (await again.json())["error"]["code"] == "idempotency_conflict"
     assert await events_of(services, "CaseRegistered") == []
     assert await events_of(services, "NotificationRequested") == []
-    first = await (await post(client, alarm("reused-2", code="MA"))).json()
-    again = await post(client, alarm("reused-2", code="RP", account="E9999"))
+    at = datetime.now(UTC).replace(microsecond=0)
+    first = await (await post(client, alarm("reused-2", code="MA", zone="1", at=at.isoformat()))).json()
+    for other in ({"code": "RP"}, {"account": "E9999"}, {"zone": "2"}, {"lat": 34.3, "lon": 108.7},
+                  {"at": (at + timedelta(seconds=5)).isoformat()}):
+        again = await post(client, {**alarm("reused-2", code="MA", zone="1", at=at.isoformat()), **other})
+        assert again.status == 409, other
+    same = alarm("reused-2", code="ma", zone=1, at=at.astimezone(timezone(timedelta(hours=8))).isoformat())
+    again = await post(client, same)
     assert again.status == 200 and await again.json() == {**first, "duplicate": True}
-    assert len(await events_of(services, "AlarmReceived")) == 2
+    assert test["kind"] == "test" and len(await events_of(services, "AlarmReceived")) == 2
+    assert len(await events_of(services, "CaseRegistered")) == 1
 
 
 async def test_a_burst_from_one_account_joins_its_case(client: Any, services: Any) -> None:
