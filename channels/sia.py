@@ -113,14 +113,21 @@ class Frame:
         return self.token == "NULL"
 
 
+_ENVELOPE_HEAD = re.compile(rb"[0-9A-Fa-f]{4}0[0-9A-Fa-f]{3}")
+
+
+def is_envelope(raw: bytes) -> bool:
+    """Whether bytes are shaped as a DC-09 frame (LF, CRC and length in hex, ..., CR), whatever
+    they hold: what is not is noise (`NotDc09`)."""
+    return len(raw) >= 20 and raw[:1] == LF and raw[-1:] == CR and bool(_ENVELOPE_HEAD.fullmatch(raw[1:9]))
+
+
 def _check_envelope(raw: bytes) -> bytes:
     if len(raw) > MAX_FRAME:
         raise FrameError(f"frame longer than {MAX_FRAME} bytes")
-    if len(raw) < 20 or raw[:1] != LF or raw[-1:] != CR:
-        raise NotDc09("frame must run from LF to CR")
+    if not is_envelope(raw):
+        raise NotDc09("a frame runs from LF to CR after a CRC and a length of 4 hex digits each")
     head, body = raw[1:9], raw[9:-1]
-    if not re.fullmatch(rb"[0-9A-Fa-f]{4}0[0-9A-Fa-f]{3}", head):
-        raise NotDc09("CRC and length must be 4 hex digits each")
     if int(head[:4], 16) != crc16_arc(body):
         raise FrameError("CRC mismatch")
     if int(head[4:], 16) != len(body):

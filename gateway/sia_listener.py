@@ -22,7 +22,7 @@ import structlog
 from channels.alarm import command_from_frame
 from channels.contact_id import AlarmSignal
 from channels.errors import ChannelError
-from channels.sia import MAX_FRAME, Frame, NotDc09, answer_frame, nak
+from channels.sia import MAX_FRAME, Frame, NotDc09, answer_frame, is_envelope, nak
 from dispatch.core.capability import Task
 from eventstore import StoreUnavailable
 from gateway.http import WRITE_DEADLINE
@@ -33,9 +33,11 @@ from gateway.services import Services
 log = structlog.get_logger(__name__)
 
 FIRST_FRAME_TIMEOUT = 10.0
-"""A TCP connection that sends no frame this long after connecting is closed."""
+"""A TCP connection that sends no frame this long after connecting is closed (bytes that are no
+DC-09 frame do not count: noise holds no connection open)."""
 IDLE_TIMEOUT = 60.0
-"""A TCP connection silent this long between frames is closed (the device reconnects)."""
+"""A TCP connection that sends no frame this long after its last one is closed (the device
+reconnects)."""
 FRAME_TIMEOUT = WRITE_DEADLINE
 """Longest time spent on one frame before giving up (no answer): as for an HTTP write."""
 MAX_CONNECTIONS = 512
@@ -131,17 +133,19 @@ class SiaReceiver:
             writer.close()
             return
         self._writers.add(writer)
+        loop = asyncio.get_running_loop()
         try:
-            timeout = FIRST_FRAME_TIMEOUT
+            deadline = loop.time() + FIRST_FRAME_TIMEOUT
             while True:
-                async with asyncio.timeout(timeout):
+                async with asyncio.timeout_at(deadline):
                     chunk = await reader.readuntil(b"\r")
-                timeout = IDLE_TIMEOUT
+                start = chunk.rfind(b"\n")
+                raw = chunk[start:] if start >= 0 else chunk
+                if is_envelope(raw):  # noise keeps no connection open: only a frame moves the deadline
+                    deadline = loop.time() + IDLE_TIMEOUT
                 if not self._frames.allow(source):
                     self._drop("rate_limited")
                     continue
-                start = chunk.rfind(b"\n")
-                raw = chunk[start:] if start >= 0 else chunk
                 answer = await self.handle(raw, "sia-tcp", peer, source)
                 if answer is not None:
                     writer.write(answer)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import socket
 from collections.abc import AsyncIterator
@@ -252,6 +253,42 @@ async def test_a_connection_that_sends_nothing_is_closed(
         reader, writer = await asyncio.open_connection("127.0.0.1", tcp)
         assert await asyncio.wait_for(reader.read(), 3) == b""
         writer.close()
+    finally:
+        await rx.close()
+
+
+async def test_noise_does_not_keep_a_connection_open(
+    services: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection must send a DC-09 frame within FIRST_FRAME_TIMEOUT of connecting and another
+    within IDLE_TIMEOUT of the last: bytes that are no frame (a CR now and then) count for
+    neither. Bug: any CR restarted the timer, so a peer trickling noise held one of the
+    receiver's connections (16 per address, 512 in all) for ever without sending a frame."""
+    monkeypatch.setattr(sia_listener, "FIRST_FRAME_TIMEOUT", 0.6)
+    monkeypatch.setattr(sia_listener, "IDLE_TIMEOUT", 0.6)
+    rx = SiaReceiver(services)
+    tcp, _ = await rx.start("127.0.0.1", 0)
+    try:
+        for frame_first in (False, True):  # noise from the start, and after a frame
+            reader, writer = await asyncio.open_connection("127.0.0.1", tcp)
+            if frame_first:
+                writer.write(null_frame(1))
+                assert b'"ACK"' in await asyncio.wait_for(reader.readuntil(b"\r"), 3)
+            start = asyncio.get_running_loop().time()
+
+            async def noise(w: asyncio.StreamWriter = writer) -> None:
+                with contextlib.suppress(ConnectionError):
+                    for _ in range(15):  # 3 s of noise, a CR every 0.2 s
+                        w.write(b"noise\r")
+                        await w.drain()
+                        await asyncio.sleep(0.2)
+
+            sender = asyncio.create_task(noise())
+            with contextlib.suppress(ConnectionError):  # a reset: noise was in flight at the hang-up
+                assert await asyncio.wait_for(reader.read(), 5) == b""
+            assert asyncio.get_running_loop().time() - start < 1.2
+            sender.cancel()
+            writer.close()
     finally:
         await rx.close()
 
