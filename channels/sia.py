@@ -7,7 +7,8 @@ An encrypted frame (`"*ID"`) carries the hex of AES-CBC (zero IV) over
 receiver's rules: NAK (sequence 0000, receiver time) for a bad CRC, bad format,
 a timestamp out of window or a plain frame from an account that has a key; DUH
 for what is valid but unsupported; ACK only after `deliver` has durably
-committed the signal; no answer at all for bytes that are not DC-09.
+committed the signal; no answer at all for bytes that are not DC-09, nor for an
+answer (ACK, NAK, DUH) that arrives as if it were a message.
 """
 
 from __future__ import annotations
@@ -55,6 +56,16 @@ class NotDc09(ChannelError):
     """
 
     code = "not_dc09"
+
+
+class AnswerFrame(NotDc09):
+    """An ACK, NAK or DUH: a receiver's answer, never a message to answer (dropped unanswered).
+
+    Answering one would have two receivers answer each other for ever once a single datagram
+    forged with the other's address started them.
+    """
+
+    code = "dc09_answer"
 
 
 class EncryptionRequired(FrameError):
@@ -114,6 +125,7 @@ class Frame:
 
 
 _ENVELOPE_HEAD = re.compile(rb"[0-9A-Fa-f]{4}0[0-9A-Fa-f]{3}")
+_ANSWER = re.compile(rb'"\*?(?:ACK|NAK|DUH)"')
 
 
 def is_envelope(raw: bytes) -> bool:
@@ -128,6 +140,8 @@ def _check_envelope(raw: bytes) -> bytes:
     if not is_envelope(raw):
         raise NotDc09("a frame runs from LF to CR after a CRC and a length of 4 hex digits each")
     head, body = raw[1:9], raw[9:-1]
+    if _ANSWER.match(body):
+        raise AnswerFrame("an answer is not answered")
     if int(head[:4], 16) != crc16_arc(body):
         raise FrameError("CRC mismatch")
     if int(head[4:], 16) != len(body):

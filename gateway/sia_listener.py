@@ -100,8 +100,8 @@ class SiaReceiver:
             async with asyncio.timeout(FRAME_TIMEOUT):
                 return await answer_frame(raw, keys=services.settings.sia.keys, now=now,
                                           deliver=deliver, reject=reject)
-        except NotDc09:
-            self._drop("not_dc09")
+        except NotDc09 as exc:  # noise, or another receiver's answer
+            self._drop(exc.code)
         except _AccountLimited:
             self._drop("account_rate_limited")
         except (StoreUnavailable, TimeoutError) as exc:

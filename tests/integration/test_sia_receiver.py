@@ -181,6 +181,18 @@ async def test_bad_frames_get_nak_noise_is_dropped_and_listener_survives(
     assert len(await _alarms(services)) == 1
 
 
+async def test_another_receivers_answers_get_no_answer(
+    services: Any, plain_receiver: tuple[int, int]
+) -> None:
+    """A DUH or NAK arriving by UDP (its source forged as another receiver's) is dropped, counted
+    and not recorded: answering it started two receivers answering each other for ever."""
+    for answer in (sia.duh(None, "0002"), sia.nak(datetime.now(UTC))):
+        with pytest.raises(TimeoutError):
+            await asyncio.to_thread(exchange, plain_receiver[1], answer, udp=True, timeout=0.5)
+    assert dropped(services, "dc09_answer") == 2
+    assert await events_of(services, "InputRejected") == []
+
+
 async def test_a_spoofed_plain_frame_for_a_keyed_account_gets_nak_and_opens_nothing(
     services: Any, receiver: tuple[int, int]
 ) -> None:

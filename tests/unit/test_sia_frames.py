@@ -158,6 +158,23 @@ async def test_unsupported_type_and_unknown_key_get_duh() -> None:
     assert rx.rejected == ["unsupported", "unsupported"] and rx.delivered == []
 
 
+@pytest.mark.parametrize("raw", [
+    sia.nak(NOW), sia.duh(None, "0002"), sia.ack(sia.parse_frame(cid_frame(), {}), NOW),
+    sia.ack(sia.parse_frame(cid_frame(key=KEY, account="1234"), {"1234": KEY}), NOW, KEY),
+    _wrap(b'"NAK"0000R0L0A0[]_12:00:00,12-07-2026'), _wrap(b'"DUH"0009L0#1234[]'),
+    b"\nFFFF0012\"ACK\"0001L0#1234[]\r",  # even a damaged one
+])
+async def test_an_answer_is_never_answered(raw: bytes) -> None:
+    """ACK, NAK and DUH are a receiver's answers: one arriving here (a datagram whose source
+    was forged as another receiver's, a misrouted answer) goes unanswered and unrecorded.
+    Bug: a DUH was answered with a DUH and a NAK with a NAK, so one forged datagram set this
+    receiver and another (another intake) answering each other for ever."""
+    rx = Receiver({"1234": KEY})
+    with pytest.raises(sia.NotDc09):
+        await rx.answer(raw)
+    assert rx.rejected == [] and rx.delivered == []
+
+
 async def test_bad_contact_id_data_gets_nak() -> None:
     rx = Receiver()
     answer = await rx.answer(_wrap(b'"ADM-CID"0008L0#1234[#1234|9999]'))
