@@ -153,6 +153,16 @@ def _valid_contacts(value: JsonValue) -> bool:
     )
 
 
+def _check_area(label: str, area: shapely.Geometry) -> None:
+    """A boundary encloses an area and does not cross itself: the district index and the
+    gazetteer build on it (an empty or self-intersecting one gave no point, or wrong answers)."""
+    if area.is_empty:
+        raise InvalidReference(f"{label}: geometry is empty", field="geometry")
+    if not area.is_valid:
+        raise InvalidReference(f"{label}: geometry is not valid ({shapely.is_valid_reason(area)})",
+                               field="geometry")
+
+
 def parse_feature(feature: Mapping[str, JsonValue], index: int = 0) -> ReferenceItem:
     """Validate one GeoJSON feature and convert it to WGS84."""
     props = feature.get("properties")
@@ -173,8 +183,11 @@ def parse_feature(feature: Mapping[str, JsonValue], index: int = 0) -> Reference
         raise InvalidReference(f"{label}: geometry must be {' or '.join(allowed)}", field="geometry")
     try:
         converted = _convert_geometry(geometry, str(props.get("crs", "wgs84"))) if geometry else None
-    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        area = shape(converted) if converted and converted["type"] != "Point" else None
+    except (KeyError, IndexError, TypeError, ValueError, shapely.errors.ShapelyError) as exc:
         raise InvalidReference(f"{label}: bad coordinates ({exc})", field="geometry") from exc
+    if area is not None:
+        _check_area(label, area)
     clean = {k: v for k, v in props.items() if k not in ("kind", "crs")}
     return ReferenceItem(kind, item_id, clean, converted if allowed else None)
 

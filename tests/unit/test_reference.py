@@ -185,3 +185,36 @@ def test_a_bad_csv_row_is_named_by_line_and_column_and_the_rest_are_read(tmp_pat
     # without a list to report into, the first bad row is the error, named the same way
     with pytest.raises(LoadError, match="line 3: column lat"):
         read_features(path)
+
+
+DISTRICT_SHAPES: list[tuple[str, dict[str, Any], str]] = [
+    ("a ring of two points", {"type": "Polygon", "coordinates": [[[108.0, 34.0], [109.0, 34.0]]]},
+     "at least 4 coordinates"),
+    ("an empty ring", {"type": "Polygon", "coordinates": [[]]}, "geometry is empty"),
+    ("no polygons", {"type": "MultiPolygon", "coordinates": []}, "geometry is empty"),
+    ("a bow tie",
+     {"type": "Polygon", "coordinates": [[[108, 34], [109, 35], [109, 34], [108, 35], [108, 34]]]},
+     r"geometry is not valid \(Self-intersection\[108.5 34.5\]\)"),
+]
+
+
+@pytest.mark.parametrize(("label", "geometry", "fragment"), DISTRICT_SHAPES,
+                         ids=[d[0] for d in DISTRICT_SHAPES])
+@pytest.mark.parametrize("kind", ["district", "place"])
+def test_a_polygon_that_is_no_area_is_refused_naming_why(label: str, geometry: dict[str, Any], fragment: str,
+                                                         kind: str) -> None:
+    """A degenerate, empty or self-intersecting boundary is refused with the reason (and where it
+    crosses itself): recorded, it stopped the district index and the reference projection for good."""
+    props = {"kind": kind, "adcode": "610499", "id": "X1", "name": "某区", "district": "610402"}
+    with pytest.raises(InvalidReference, match=fragment) as refused:
+        parse_feature({"type": "Feature", "properties": props, "geometry": geometry})
+    assert refused.value.field == "geometry"
+
+
+def test_a_polygon_with_a_hole_is_kept() -> None:
+    """A boundary with an enclave (an inner ring) is a valid district."""
+    outer = [[108, 34], [109, 34], [109, 35], [108, 35], [108, 34]]
+    hole = [[108.4, 34.4], [108.6, 34.4], [108.6, 34.6], [108.4, 34.6], [108.4, 34.4]]
+    feature = {"type": "Feature", "properties": {"kind": "district", "adcode": "610499", "name": "某区"},
+               "geometry": {"type": "Polygon", "coordinates": [outer, hole]}}
+    assert len(parse_feature(feature).geometry["coordinates"]) == 2  # type: ignore[index]
