@@ -247,13 +247,26 @@ def _reprojected(path: Path, document: Json) -> list[Json]:
         return features
     to_wgs84 = Transformer.from_crs(crs, 4326, always_xy=True)
     out = []
-    for f in features:
+    for index, f in enumerate(features):
         geometry = f.get("geometry") if isinstance(f, dict) else None
         if isinstance(geometry, dict):
-            moved = shapely.transform(shape(geometry), lambda xy: _xy(to_wgs84, xy))
+            try:
+                moved = shapely.transform(shape(geometry), lambda xy: _xy(to_wgs84, xy))
+            except (shapely.errors.ShapelyError, AttributeError, KeyError, IndexError, TypeError,
+                    ValueError) as exc:
+                # the whole file: its other features' places hang on the same declared CRS
+                raise LoadError(f"{path}: feature {index} ({_named(f)}): geometry cannot be reprojected "
+                                f"from {crs.name} ({exc})", field="geometry") from exc
             f = {**f, "geometry": json.loads(json.dumps(mapping(moved)))}
         out.append(f)
     return out
+
+
+def _named(feature: Json) -> str:
+    """A feature as a message names it: its kind and id."""
+    props = feature.get("properties")
+    props = props if isinstance(props, dict) else {}
+    return f"{props.get('kind', '?')} {props.get('adcode') or props.get('id') or '?'}"
 
 
 def _xy(transformer: Transformer, xy: object) -> object:

@@ -160,3 +160,23 @@ def test_a_geojson_crs_that_is_not_understood_is_refused(tmp_path: Path) -> None
                                 "crs": {"type": "name", "properties": {"name": "EPSG:nonsense"}}}), "utf-8")
     with pytest.raises(LoadError, match="crs not understood"):
         read_features(path)
+
+
+@pytest.mark.parametrize("geometry", [
+    {"type": "Point", "coordinates": "abc"},
+    {"type": "Point"},
+    {"type": "Polygon", "coordinates": [[[0, 0], [1, 1]]]},
+    {"type": "Blob", "coordinates": [0, 0]},
+])
+def test_a_feature_that_cannot_be_reprojected_is_named(tmp_path: Path, geometry: dict[str, object]) -> None:
+    """In a collection declaring another CRS, a feature whose geometry cannot be reprojected is
+    refused naming the file and the feature (it crashed `intake load` with a traceback)."""
+    good = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [12100000.0, 4070000.0]},
+            "properties": {"kind": "unit", "id": "U1", "name": "抢修班", "phone": "13800138000"}}
+    bad = {"type": "Feature", "geometry": geometry,
+           "properties": {"kind": "unit", "id": "U2", "name": "抢修班", "phone": "13800138000"}}
+    path = tmp_path / "units.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [good, bad],
+                                "crs": {"type": "name", "properties": {"name": "EPSG:3857"}}}), "utf-8")
+    with pytest.raises(LoadError, match=r"units.geojson: feature 1 \(unit U2\): geometry cannot be reproj"):
+        read_features(path, [])
