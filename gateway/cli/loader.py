@@ -4,7 +4,8 @@ GeoJSON FeatureCollections (CONTRACT.md, "Reference data files") or CSV with
 a header: `kind`, `id` (or `adcode`), the kind's properties, and `lat`/`lon`
 for a point. In CSV, list columns (`skills`, `districts`, `devices`,
 `conditions`, `aliases`) are separated by `;`, `contacts` is JSON, `capacity`
-an integer and `available` true/false. A row that cannot be read is refused with its
+an integer and `available` true/false. The file is UTF-8 (a BOM allowed) or, as Excel on a
+Chinese Windows saves "CSV (逗号分隔)", GBK/GB18030. A row that cannot be read is refused with its
 line and column named; the other rows load (as a bad GeoJSON feature is refused alone).
 
 What GIS departments hand over is read through geopandas (pyogrio, GDAL):
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import io
 import json
 import zipfile
 from collections import Counter
@@ -95,9 +97,18 @@ def _csv_value(name: str, raw: str) -> JsonValue:
     return raw
 
 
+def _csv_text(data: bytes) -> str:
+    """A CSV file's text: UTF-8 (with or without Excel's BOM), else GB18030, the superset of
+    the GBK that Excel on a Chinese Windows saves "CSV (逗号分隔)" in."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return data.decode(CHINESE_ENCODING)
+
+
 def _csv_features(path: Path) -> Iterator[Json | LoadError]:
     """Each row as a feature, or as a `LoadError` naming its line and column (the rest still load)."""
-    with path.open(encoding="utf-8-sig", newline="") as handle:
+    with io.StringIO(_csv_text(path.read_bytes()), newline="") as handle:
         reader = csv.DictReader(handle)
         for row in reader:
             line = reader.line_num

@@ -218,3 +218,14 @@ def test_a_polygon_with_a_hole_is_kept() -> None:
     feature = {"type": "Feature", "properties": {"kind": "district", "adcode": "610499", "name": "某区"},
                "geometry": {"type": "Polygon", "coordinates": [outer, hole]}}
     assert len(parse_feature(feature).geometry["coordinates"]) == 2  # type: ignore[index]
+
+
+@pytest.mark.parametrize("encoding", ["gbk", "gb18030", "utf-8-sig"])
+def test_a_csv_saved_by_excel_in_china_keeps_its_chinese_names(tmp_path: Path, encoding: str) -> None:
+    """Excel on a Chinese Windows saves "CSV (逗号分隔)" in GBK (code page 936) with CRLF line ends;
+    "CSV UTF-8" with a BOM. Both load with their names intact (GBK was refused as not UTF-8)."""
+    path = tmp_path / "providers.csv"
+    path.write_bytes("kind,id,name,skills,capacity,phone,lat,lon\r\n"
+                     "provider,P9,渭城区抢修一班,power;line,3,13700000000,34.3,108.7\r\n".encode(encoding))
+    [feature] = read_features(path)
+    assert parse_feature(feature).properties["name"] == "渭城区抢修一班"
