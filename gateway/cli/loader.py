@@ -351,8 +351,39 @@ async def load_paths(services: Services, paths: list[Path], *, actor: str = "loa
         except LoadError as exc:
             stats.errors.append(str(exc))
             continue
-        await asyncio.gather(*(record(f, i, path) for i, f in enumerate(features)))
+        unique = _first_of_each(path, features, stats.errors)
+        await asyncio.gather(*(record(f, i, path) for i, f in unique))
     return stats
+
+
+def _first_of_each(path: Path, features: list[Json], refused: list[str]) -> list[tuple[int, Json]]:
+    """The features with their indexes, each identity's first only; a repeat is listed in `refused`."""
+    first: dict[tuple[str, str], int] = {}
+    unique: list[tuple[int, Json]] = []
+    for i, f in enumerate(features):
+        key = _identity(f)
+        if key is not None and key in first:
+            refused.append(f"{path}: feature {i} ({_named(f)}): repeats the id of feature {first[key]}")
+            continue
+        if key is not None:
+            first[key] = i
+        unique.append((i, f))
+    return unique
+
+
+def _identity(feature: Json) -> tuple[str, str] | None:
+    """The kind and id a feature is recorded under (None: it names none, validation refuses it).
+
+    Features of one file are recorded concurrently: two with one identity would race, the
+    winner left to chance.
+    """
+    props = feature.get("properties") if isinstance(feature, dict) else None
+    if not isinstance(props, dict):
+        return None
+    kind = str(props.get("kind"))
+    name = {"district": "adcode", "customer": "phone"}.get(kind, "id")
+    value = props.get(name)
+    return None if value in (None, "") else (kind, str(value).strip())
 
 
 async def catch_up_reference(services: Services) -> int:

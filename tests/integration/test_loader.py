@@ -57,3 +57,22 @@ async def test_changed_item_records_update_and_bad_features_are_listed(services:
     await catch_up_reference(services)
     async with services.pool.acquire() as conn:
         assert await conn.fetchval("SELECT capacity FROM ref_providers WHERE id = 'PX'") == 4
+
+
+async def test_an_id_repeated_in_one_file_keeps_the_first_and_refuses_the_rest(services: Any,
+                                                                               tmp_path: Path) -> None:
+    """Two rows of one file with the same kind and id (a copy-paste in a spreadsheet) no longer
+    race each other into the log, the winner left to chance: the first loads, each repeat is
+    refused naming both rows."""
+    def provider(capacity: int) -> dict[str, Any]:
+        return {"type": "Feature", "geometry": {"type": "Point", "coordinates": [108.7, 34.33]},
+                "properties": {"kind": "provider", "id": "PD", "name": f"电工{capacity}",
+                               "skills": ["power_repair"], "capacity": capacity, "phone": "13800000000"}}
+    path = tmp_path / "p.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection",
+                                "features": [provider(1), provider(2), provider(3)]}), "utf-8")
+    stats = await load_paths(services, [path])
+    assert stats.outcomes == {"recorded": 1}
+    assert stats.errors == [f"{path}: feature 1 (provider PD): repeats the id of feature 0",
+                            f"{path}: feature 2 (provider PD): repeats the id of feature 0"]
+    assert [e.data["properties"]["capacity"] for e in await services.store.read_stream("provider-PD")] == [1]
