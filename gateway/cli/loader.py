@@ -13,7 +13,8 @@ Shapefile (`.shp` with its side files, or all of them in a `.zip`),
 GeoPackage (`.gpkg`) and KML (`.kml`), and GeoJSON whose collection declares
 another `crs`; each in the CRS it declares, reprojected to WGS84 (a file
 without a CRS definition is refused). Their attribute columns are the
-properties, read as CSV values are; in KML the placemark's name is `name`.
+properties, read as CSV values are (a whole number in a real-number column, as ArcGIS keeps
+codes, is an integer: adcode 610402.0 is 610402); in KML the placemark's name is `name`.
 A Shapefile whose attributes name no encoding (no `.cpg`, no code page in the
 `.dbf` header, as many Chinese GIS tools write them) is read as UTF-8 when its
 text is valid UTF-8, else as GB18030 (which GBK and GB2312 are part of), not as
@@ -145,6 +146,8 @@ def _table_value(name: str, value: object) -> JsonValue:
     value = item() if callable(item) else value
     if isinstance(value, str):
         return _csv_value(name, value.strip())
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)  # a code or a count kept in a Double column (ArcGIS, Excel): 610402.0
     if name == "available" and isinstance(value, int):
         return bool(value)
     if isinstance(value, (int, float, bool)):

@@ -180,3 +180,25 @@ def test_a_feature_that_cannot_be_reprojected_is_named(tmp_path: Path, geometry:
                                 "crs": {"type": "name", "properties": {"name": "EPSG:3857"}}}), "utf-8")
     with pytest.raises(LoadError, match=r"units.geojson: feature 1 \(unit U2\): geometry cannot be reproj"):
         read_features(path, [])
+
+
+@pytest.mark.parametrize("fmt", ["shp", "gpkg"])
+def test_whole_numbers_in_real_columns_are_ids_not_decimals(tmp_path: Path, fmt: str) -> None:
+    """ArcGIS and Excel-made tables keep codes in Double columns: adcode 610402.0 is district
+    610402 (it was loaded as a district "610402.0"), capacity 5.0 is 5 (it was refused) and a
+    phone 13800138000.0 is 13800138000."""
+    lon, lat = SPOT
+    gpd.GeoDataFrame(
+        {"kind": ["district"], "adcode": [610402.0], "name": ["秦都区"]},
+        geometry=[shapely.box(lon - 0.1, lat - 0.1, lon + 0.1, lat + 0.1)], crs=4326,
+    ).to_file(tmp_path / f"districts.{fmt}")
+    gpd.GeoDataFrame(
+        {"kind": ["provider"], "id": ["P1"], "name": ["抢修一班"], "skills": ["power"], "capacity": [5.0],
+         "phone": [13800138000.0], "rating": [4.5]},
+        geometry=[shapely.Point(lon, lat)], crs=4326,
+    ).to_file(tmp_path / f"providers.{fmt}")
+    [district] = read_features(tmp_path / f"districts.{fmt}")
+    assert parse_feature(district).id == "610402"
+    [provider] = read_features(tmp_path / f"providers.{fmt}")
+    props = parse_feature(provider).properties
+    assert (props["capacity"], str(props["phone"]), props["rating"]) == (5, "13800138000", 4.5)
