@@ -58,11 +58,18 @@ async def retention(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def export_subject(args: argparse.Namespace, settings: Settings) -> int:
-    """Write the person's export."""
+    """Write the person's export; exit 2 when the subject names nobody (a phone number or `kind:value`)."""
+    from dispatch.core.errors import InvalidCommand
+    from dispatch.core.personal import parse_subject
     from dispatch.personal.access import export_subject as export
     from gateway.bootstrap import build_services, close_services
     from gateway.cli.stores import stores
 
+    try:
+        parse_subject(args.subject)
+    except InvalidCommand as exc:
+        print(f"intake export-subject: {exc}", file=sys.stderr)
+        return 2
     async with stores(settings) as live:
         services = await build_services(live)
         try:
