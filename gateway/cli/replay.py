@@ -12,6 +12,7 @@ import argparse
 import getpass
 import json
 import re
+import sys
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -234,8 +235,8 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
             assert live.stores.database_url is not None
             return await _replay(args, live.stores.database_url)
     except NotFound as exc:
-        print(f"intake replay: {exc}")
+        print(f"intake replay: {exc}", file=sys.stderr)
         return 1
     except (InvalidCommand, InvalidStreamName) as exc:
-        print(f"intake replay: {exc}")
+        print(f"intake replay: {exc}", file=sys.stderr)
         return 2

@@ -105,3 +105,21 @@ def test_raw_payload_and_auditlog_stream_names() -> None:
     from eventstore import RecordedEvent
     record = RecordedEvent(1, "case-x", 0, "T", 1, {}, {"raw": "<xml/>"}, datetime.now(UTC))
     assert raw_payload(record) == "<xml/>"
+
+
+@pytest.mark.parametrize("as_of", ["now", "1765000000", "2026-13-01"])
+def test_replay_refuses_a_bad_as_of_on_stderr_leaving_stdout_to_the_history(
+    as_of: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`intake replay C --as-of now --json | jq` gets no error text in place of its JSON: the
+    refusal (exit 2) goes to stderr, before any store is opened."""
+    from gateway.cli.main import main
+    from gateway.settings import VARIABLES
+
+    for name in VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("INTAKE_DATABASE_URL", "postgresql://intake@127.0.0.1:9/none")
+    monkeypatch.setenv("INTAKE_REDIS_URL", "redis://127.0.0.1:9/0")
+    assert main(["replay", "C1", "--as-of", as_of, "--json"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.splitlines() == [f"intake replay: as_of {as_of!r} is not an ISO-8601 instant"]
