@@ -43,6 +43,10 @@ class InvalidIdempotencyKey(InvalidIdentifier):
     """An idempotency key is longer than the store indexes (`records.MAX_KEY_LENGTH`)."""
 
 
+class InvalidSubject(InvalidIdentifier):
+    """A data subject (whose key seals an event's personal data) is longer than the store indexes."""
+
+
 class AppendFailed(EventStoreError):
     """The database refused an append for another reason than its expected version.
 

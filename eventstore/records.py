@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from eventstore.errors import IdempotencyConflict, InvalidIdempotencyKey, InvalidStreamName
+from eventstore.errors import IdempotencyConflict, InvalidIdempotencyKey, InvalidStreamName, InvalidSubject
 
 NO_STREAM = -1
 """Expected version: the stream must not exist yet."""
@@ -35,18 +35,23 @@ def check_stream_name(stream: str) -> str:
 
 
 MAX_KEY_LENGTH = 500
-"""The longest idempotency key, in characters. PostgreSQL indexes at most 2,704 bytes of a key
-(a btree tuple): a channel's key built from a long, incompressible client field failed the
-append (a 500) at the database. 500 characters are 2,000 bytes at most in UTF-8."""
+"""The longest idempotency key or data subject, in characters. PostgreSQL indexes at most 2,704
+bytes of a value (a btree tuple): a key or subject built from a long, incompressible client field
+(an e-mail of a few KB) failed at the database, and a subject failed its whole group commit with
+it. 500 characters are 2,000 bytes at most in UTF-8."""
 
 
-def check_append(stream: str, events: Sequence[object], expected_version: int,
+def check_append(stream: str, events: Sequence[NewEvent], expected_version: int,
                  idempotency_key: str | None = None) -> None:
     """Refuse an append's arguments that no store can take, before anything is written."""
     check_stream_name(stream)
     if idempotency_key is not None and len(idempotency_key) > MAX_KEY_LENGTH:
         raise InvalidIdempotencyKey(
             f"idempotency key of {len(idempotency_key)} characters: at most {MAX_KEY_LENGTH} are indexed")
+    for event in events:
+        if event.personal is not None and len(event.personal.subject) > MAX_KEY_LENGTH:
+            raise InvalidSubject(f"a data subject of {len(event.personal.subject)} characters: "
+                                 f"at most {MAX_KEY_LENGTH} are indexed")
     if not events:
         raise ValueError("append needs at least one event")
     if expected_version < ANY:

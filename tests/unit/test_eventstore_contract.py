@@ -30,7 +30,7 @@ from eventstore import (
     RecordedEvent,
     WrongExpectedVersion,
 )
-from eventstore.errors import InvalidIdempotencyKey, InvalidStreamName
+from eventstore.errors import InvalidIdempotencyKey, InvalidStreamName, InvalidSubject
 from eventstore.memory import MemoryEventStore
 from eventstore.postgres import PostgresEventStore
 from eventstore.records import MAX_KEY_LENGTH
@@ -178,6 +178,21 @@ async def test_idempotency_keys_up_to_the_longest_are_kept_and_longer_ones_refus
     assert (first.duplicate, again.duplicate, again.positions) == (False, True, first.positions)
     with pytest.raises(InvalidIdempotencyKey):
         await store.append("case-2", [ev()], NO_STREAM, idempotency_key=longest + "x")
+    assert await store.stream_version("case-2") == NO_STREAM
+
+
+async def test_data_subjects_up_to_the_longest_are_kept_and_longer_ones_refused(store: EventStore) -> None:
+    """An e-mail of a few KB as a reporter's data subject failed at PostgreSQL's index on the
+    subjects' keys, with every other append of its group commit: a subject up to `MAX_KEY_LENGTH`
+    characters seals as any, a longer one is refused before anything is written."""
+    chars = random.Random(12)
+    longest = "".join(chr(chars.randint(0x4E00, 0x9FFF)) for _ in range(MAX_KEY_LENGTH))
+    sealed = NewEvent("Said", {"name": "王五"}, personal=Personal(longest, (("name",),)))
+    await store.append("case-1", [sealed], NO_STREAM)
+    assert (await store.read_stream("case-1"))[0].data == {"name": "王五"}
+    too_long = NewEvent("Said", {"name": "王五"}, personal=Personal(longest + "x", (("name",),)))
+    with pytest.raises(InvalidSubject):
+        await store.append("case-2", [too_long], NO_STREAM)
     assert await store.stream_version("case-2") == NO_STREAM
 
 
