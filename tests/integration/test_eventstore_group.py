@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import random
 from collections.abc import AsyncIterator, Awaitable
 
@@ -322,6 +323,37 @@ async def test_a_caller_gone_during_its_flush_does_not_cancel_the_flush(
     assert isinstance(first, AppendResult) and isinstance(last, AppendResult)
     # the flush carried it: its events are durable although nobody heard the answer
     assert [await store.stream_version(f"sms-held{n}") for n in range(3)] == [0, 0, 0]
+
+
+async def test_a_flush_failing_by_a_defect_answers_its_batch_and_the_next_appends_are_written(
+    store: PostgresEventStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error no append caused (a subject's key refused while sealing, a bug) escaped the flush
+    task: asyncio reported "Task exception was never retrieved" and the batch's callers a bare
+    "interrupted". They now hear the cause, it is logged, and the next appends are served."""
+    write, broken = GroupCommitter._write, [True]
+
+    async def once_broken(self: GroupCommitter, conn: asyncpg.Connection, batch: list) -> None:  # type: ignore[type-arg]
+        if broken.pop() if broken else False:
+            raise RuntimeError("sealing went wrong")
+        await write(self, conn, batch)
+
+    monkeypatch.setattr(GroupCommitter, "_write", once_broken)
+    loop, unhandled = asyncio.get_running_loop(), []
+    loop.set_exception_handler(lambda _loop, context: unhandled.append(context))
+    try:
+        failed = await asyncio.gather(*(store.append(f"sms-bug{n}", [_event(n)], NO_STREAM)
+                                        for n in range(3)), return_exceptions=True)
+        assert [type(outcome) for outcome in failed] == [AppendFailed] * 3
+        assert all("RuntimeError: sealing went wrong" in str(outcome) for outcome in failed)
+        again = await asyncio.gather(*(store.append(f"sms-bug{n}", [_event(n)], NO_STREAM)
+                                       for n in range(3)))
+        assert [result.last_version for result in again] == [0, 0, 0]
+        await asyncio.sleep(0)
+        gc.collect()  # a task's exception is reported when the task is collected
+        assert unhandled == []
+    finally:
+        loop.set_exception_handler(None)
 
 
 async def test_appends_arriving_as_a_flush_ends_are_not_stranded(
