@@ -140,7 +140,20 @@ def _groups() -> dict[str, set[str]]:
     groups["citizen.attr"] = {name for attrs in ATTRIBUTES.values() for name, *_ in attrs}
     groups["citizen.value"] = {v for values in VALUES.values() for v in values}
     groups["error"] = _error_codes()
+    groups["actor"] = _actors()
     return groups
+
+
+def _actors() -> set[str]:
+    """Who the log records besides a role's subject: the kinds (`device`, `cli`...) and every
+    automatic rule or task by name (`policy:linking` is `actor.policy.linking`)."""
+    named = set()
+    for path in [*ROOT.joinpath("gateway").rglob("*.py"), *ROOT.joinpath("dispatch").rglob("*.py"),
+                 *ROOT.joinpath("channels").rglob("*.py")]:
+        named |= {f"{kind}.{name}" for kind, name in
+                  re.findall(r'"(policy|system|worker):([a-z_\-]+)"', path.read_text("utf-8"))}
+    assert len(named) > 10
+    return named | {"policy", "system", "worker", "device", "cli"}
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
