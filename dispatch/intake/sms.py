@@ -216,7 +216,7 @@ async def _open_case(cmd: TakeInSms, phone: str | None, key: str, store: EventSt
     registered = await register_case(
         RegisterCase(
             category=category, priority=found.priority, channel="sms",
-            description=words(contact) or "(empty SMS)",
+            description=words(contact),  # empty: the console says so, in its language
             caller=CallerInfo(phone=phone), idempotency_key=key, actor="policy:sms-intake",
             raw=contact.raw, contact_stream=cmd.stream, correlation_id=cmd.stream,
         ),

@@ -120,6 +120,19 @@ async def test_an_sms_telling_of_a_danger_opens_a_priority_one_case() -> None:
     assert (await load_case(store, plain.case_id)).priority == 2  # 停电了: a power fault's default
 
 
+async def test_an_empty_sms_opens_a_case_with_no_words_put_in_its_mouth() -> None:
+    """An SMS with no text opened a case described "(empty SMS)": English put in the citizen's
+    mouth on a Chinese board. Its description is empty (the console names that in its language)."""
+    from channels.twilio import parse_sms
+    from dispatch.cases.state import load_case
+
+    store, clock, pool = MemoryEventStore(), FakeClock(), StaleReadModel()
+    form = {"MessageSid": ["SM0"], "From": ["+8613911113333"], "Body": [""]}
+    opened = await take_in_sms(TakeInSms(parse_sms(form, T0).contact, "sms-twilio:sms:SM0"),
+                               store=store, clock=clock, pool=pool)
+    assert opened.opened and (await load_case(store, opened.case_id)).description == ""
+
+
 async def test_an_mms_photo_reaches_the_case_it_opens_or_joins() -> None:
     """An MMS (Twilio: `NumMedia`, `MediaUrl0..`) is a photo of the fault: its media URLs are in
     the case's description or the message it adds, not only in the raw form (an MMS with an

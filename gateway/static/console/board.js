@@ -150,7 +150,7 @@ export class Board {
     h('td', {}, h(`span.light.${item.light || 'green'}`, { title: tn('light', item.light || 'green') })),
     h('td.mono', {}, item.case_id, item.priority ? h(`span.prio.p${item.priority}`, { title: tn('priority', item.priority) }, `P${item.priority}`) : null,
       h('div.sub', {}, [district, tn('channel', item.channel)].filter((v) => v && v !== '—').join(' · ') || '—')),
-    h('td.matter', {}, tn('category', item.category), h('div.sub.desc', { title: item.description || '' }, item.description || '')),
+    h('td.matter', {}, tn('category', item.category), h('div.sub.desc', { title: item.description || '' }, item.description || h('span.muted', {}, t('detail.no_description')))),
     h('td.caller', {}, caller.name || '—', h('div.sub.mono', {}, caller.phone || '')),
     h('td', {}, h(`span.status.s-${item.status}`, {}, tn('status', item.status)),
       item.owner ? h('div.sub.owner', { title: t('fact.owner') }, ownerName(item.owner)) : null,

@@ -113,7 +113,7 @@ export class Detail {
       h('header.detail-head', {},
         h('div', {}, h(`span.light.${item.light || 'green'}`, { title: tn('light', item.light || 'green') }), h('span.mono.case-id', {}, item.case_id)),
         h(`span.status.s-${item.status}`, {}, tn('status', item.status))),
-      h('p.description', {}, item.description || ''),
+      h('p.description', {}, item.description || h('span.muted', {}, t('detail.no_description'))),
       h('dl.facts', {},
         fact('category', tn('category', item.category)), fact('priority', item.priority ? tn('priority', item.priority) : null),
         fact('channel', tn('channel', item.channel)), fact('caller', [caller.name, caller.phone].filter(Boolean).join(' · ')),
