@@ -291,6 +291,10 @@ def _w3c_period(value: str, name: str) -> tuple[datetime, datetime] | None:
         raise Open311Error(400, f"{name}: no such date {value}") from exc
 
 
+_SPACED_OFFSET = re.compile(r"(T[\d:.]+) (\d\d:?\d\d)$")
+"""A `+hh:mm` offset typed unescaped into a URL, which reads its `+` as a space."""
+
+
 def check_query_date(value: str | None, name: str, *, end: bool = False) -> datetime | None:
     """A W3C datetime query parameter (`2010-01-01T00:00:00Z`), or a W3C date without a time
     (`2010-01-01`, `2010-01`, `2010`): from its first instant, or with `end` to its last."""
@@ -301,7 +305,7 @@ def check_query_date(value: str | None, name: str, *, end: bool = False) -> date
         parsed = period[1] - timedelta(microseconds=1) if end else period[0]
     else:
         try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            parsed = datetime.fromisoformat(_SPACED_OFFSET.sub(r"\1+\2", value).replace("Z", "+00:00"))
         except ValueError as exc:
             raise Open311Error(400, f"{name} must be a W3C datetime like 2010-01-01T00:00:00Z") from exc
     if parsed.tzinfo is None:

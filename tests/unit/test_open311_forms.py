@@ -9,6 +9,7 @@ import pytest
 
 from channels.open311 import (
     Open311Error,
+    check_query_date,
     definition,
     errors_body,
     parse_form,
@@ -157,3 +158,16 @@ async def test_a_repeat_without_key_answers_the_first_case_within_10_minutes(
     clock.set(BOUNDARY + again)
     repeat_id, duplicate = await post()
     assert (repeat_id == case_id, duplicate) == (same, same)
+
+
+@pytest.mark.parametrize("typed", ["2026-12-07T08:00:00 08:00", "2026-12-07T08:00:00 0800",
+                                   "2026-12-07T08:00:00.5 08:00"])
+def test_an_offset_whose_plus_the_url_read_as_a_space_is_that_offset(typed: str) -> None:
+    """`start_date=2026-12-07T08:00:00+08:00` typed into a URL arrives with a space for the `+`
+    (form encoding): it was 400; it is the instant it says (00:00 UTC), and `-08:00` is not touched."""
+    assert check_query_date(typed, "start_date") == datetime(2026, 12, 7, 0, 0, tzinfo=UTC) + timedelta(
+        milliseconds=500 if ".5" in typed else 0)
+    west = datetime(2026, 12, 7, 16, tzinfo=UTC)
+    assert check_query_date("2026-12-07T08:00:00-08:00", "start_date") == west
+    with pytest.raises(Open311Error):
+        check_query_date("2026-12-07 08:00", "start_date")  # no offset at all: still refused
