@@ -111,6 +111,9 @@ def _csv_features(path: Path) -> Iterator[Json | LoadError]:
     """Each row as a feature, or as a `LoadError` naming its line and column (the rest still load)."""
     with io.StringIO(_csv_text(path.read_bytes()), newline="") as handle:
         reader = csv.DictReader(handle)
+        if not reader.fieldnames or not any(name.strip() for name in reader.fieldnames):
+            raise LoadError(f"{path}: no header row (kind, id, name, ...): not a reference CSV")
+        reader.fieldnames = [name.strip() for name in reader.fieldnames]  # " kind", "id " as typed
         for row in reader:
             line = reader.line_num
             props: Json = {}

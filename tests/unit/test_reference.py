@@ -229,3 +229,24 @@ def test_a_csv_saved_by_excel_in_china_keeps_its_chinese_names(tmp_path: Path, e
                      "provider,P9,渭城区抢修一班,power;line,3,13700000000,34.3,108.7\r\n".encode(encoding))
     [feature] = read_features(path)
     assert parse_feature(feature).properties["name"] == "渭城区抢修一班"
+
+
+def test_a_csv_header_typed_with_spaces_reads_its_columns(tmp_path: Path) -> None:
+    """` kind, id ,name` (spaces after the commas, as typed or exported): every row was refused
+    with "kind must be one of ...", the column named " kind" read as no kind at all."""
+    path = tmp_path / "providers.csv"
+    path.write_text(" kind, id ,name, skills ,capacity,phone, lat , lon\n"
+                    "provider,P9,张师傅,plumbing;locksmith,3,13700000000,34.3,108.7\n", encoding="utf-8")
+    [feature] = read_features(path)
+    item = parse_feature(feature)
+    assert (item.kind, item.id, item.properties["skills"]) == ("provider", "P9", ["plumbing", "locksmith"])
+    assert item.geometry == {"type": "Point", "coordinates": [108.7, 34.3]}
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", " , ,\n"])
+def test_a_csv_with_no_header_is_refused_not_loaded_as_nothing(tmp_path: Path, text: str) -> None:
+    """An empty file (a failed export) printed `loaded: nothing` and exited 0."""
+    path = tmp_path / "providers.csv"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(LoadError, match="no header row"):
+        read_features(path, [])
