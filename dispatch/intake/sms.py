@@ -27,6 +27,7 @@ import asyncio
 import dataclasses
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import asyncpg
 import structlog
@@ -39,9 +40,9 @@ from dispatch.cases.status import DONE
 from dispatch.core.bus import Handler, Send
 from dispatch.core.capability import Deps
 from dispatch.core.clock import Clock
-from dispatch.core.errors import InvalidCommand, NotFound
+from dispatch.core.errors import InvalidCommand, KeyReused, NotFound
 from dispatch.core.messages import Command, Event, event, from_recorded, metadata, to_new_event
-from dispatch.core.personal import PERSONAL, phone_subject, pseudonym
+from dispatch.core.personal import ERASED, PERSONAL, phone_subject, pseudonym
 from dispatch.core.phone import mask_phone, normalise_phone
 from dispatch.intake.classify import classify
 from dispatch.intake.contact import InboundContact
@@ -144,13 +145,28 @@ class SmsTakenIn:
 
 
 async def receive_sms(cmd: ReceiveSms, *, store: EventStore) -> AppendResult:
-    """Append `SmsReceived` (group-committed if the store does); a repeated key changes nothing."""
+    """Append `SmsReceived` (group-committed if the store does); a repeated key changes nothing,
+    and a key repeated for another message (another text, media or sender) is `KeyReused`."""
     contact = cmd.contact
     stream = sms_stream(contact)
     meta = metadata(actor=f"channel:{contact.extra.get('source', 'sms')}", channel="sms",
                     correlation_id=stream, received_at=contact.received_at)
-    return await store.append(stream, [to_new_event(SmsReceived(contact), meta)], ANY,
-                              idempotency_key=contact.idempotency_key)
+    result = await store.append(stream, [to_new_event(SmsReceived(contact), meta)], ANY,
+                                idempotency_key=contact.idempotency_key)
+    if result.duplicate:
+        [stored] = await store.read_stream(result.stream, after_version=result.first_version - 1, limit=1)
+        if not _same_sms(stored.data["contact"], contact):
+            raise KeyReused("this message id was already used for another message")
+    return result
+
+
+def _same_sms(stored: dict[str, Any], contact: InboundContact) -> bool:
+    """Whether a stored SMS says what `contact` says: its words and sender (erased: any)."""
+    text, phone = stored.get("text"), (stored.get("caller") or {}).get("phone")
+    media = (stored.get("extra") or {}).get("media") or []
+    return ((text == ERASED or (text or "") == (contact.text or ""))
+            and (phone == ERASED or phone == contact.caller.phone)
+            and list(media) == list(contact.extra.get("media") or []))
 
 
 def newest_open(cases: Iterable[CaseState]) -> str | None:

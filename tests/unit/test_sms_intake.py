@@ -8,9 +8,12 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from dispatch.cases.events import CallerInfo
 from dispatch.cases.state import CaseState
 from dispatch.core.clock import FakeClock
+from dispatch.core.errors import KeyReused
 from dispatch.intake.contact import InboundContact
 from dispatch.intake.sms import (
     ReceiveSms,
@@ -104,6 +107,23 @@ async def test_the_policy_takes_in_one_senders_sms_in_order_others_alongside() -
     keys = [policy.key(e) for _, e in await store.read_all(await store.load_checkpoint("x"))]
     assert keys[0] == keys[2] == callable_number("+8613911112222")
     assert keys[1] == "sms-twilio:sms:SM2"  # no number: the SMS is a key of its own
+
+
+async def test_a_message_id_repeated_for_another_message_is_refused() -> None:
+    """A MessageSid repeated with another Body was answered 200 as a redelivery and the second
+    text was lost unseen (CTI, WeChat and Open311 answer such a reuse 409). A redelivery - the
+    same words from the same sender, received later - is still a repeat."""
+    store = MemoryEventStore()
+    first = contact("SM9").contact
+    await receive_sms(ReceiveSms(first), store=store)
+    later = replace(first, received_at=T0 + timedelta(seconds=30))
+    assert (await receive_sms(ReceiveSms(later), store=store)).duplicate
+    for other in (replace(first, text="又停电了"),
+                  replace(first, caller=CallerInfo(phone="+8613900001111")),
+                  replace(first, extra={"media": ["https://api.twilio.com/m/ME1"]})):
+        with pytest.raises(KeyReused):
+            await receive_sms(ReceiveSms(other), store=store)
+    assert len(await store.read_stream(sms_stream(first))) == 1
 
 
 async def test_an_sms_telling_of_a_danger_opens_a_priority_one_case() -> None:
