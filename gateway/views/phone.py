@@ -137,7 +137,8 @@ _SIGNED: list[dict[str, list[str]]] = []
 _FORM = {"application/x-www-form-urlencoded": {"schema": {"type": "object"}}}
 _TWILIO_RESPONSES = {"200": {"description": "TwiML <Response/>; event committed"},
                      "400": {"description": "missing fields"}, "403": {"description": "bad signature"},
-                     "409": {"description": "idempotency_conflict: the MessageSid named another message"},
+                     "409": {"description": "idempotency_conflict: the MessageSid (CallSid + CallStatus) "
+                                            "named another message (call event)"},
                      "503": {"description": "INTAKE_TWILIO_AUTH_TOKEN unset"}}
 OPENAPI_PATHS: Json = {
     "/channels/cti/events": {"post": {
