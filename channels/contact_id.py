@@ -23,7 +23,7 @@ SIA_RESTORE_LETTERS = frozenset("HR")
 _CID = re.compile(r"^(?:#[0-9A-Fa-f]{3,16}\|)?([136])(\d{3}) ?([0-9A-Fa-f]{2}) ?([0-9A-Fa-f]{3})$")
 _SIA_ACCOUNT = re.compile(r"^#[0-9A-Fa-f]{3,16}\|")
 _SIA_EVENT = re.compile(r"^(?:[a-z]{2}[^/A-Z]*)*([A-Z]{2})(\d*)")
-_HTTP_CODE = re.compile(r"^(?:([A-Z]{2})|([ER]?)(\d{3}))$")
+_HTTP_CODE = re.compile(r"^(?:([A-Z]{2})|([ER]?)(\d{3})|([136])(\d{3}))$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,13 +106,17 @@ def decode(token: str, data: str) -> AlarmSignal:
 
 
 def decode_http_code(code: str, zone: str | None) -> AlarmSignal:
-    """A code sent over HTTPS: a SIA code (`MA`) or Contact ID (`101`, `E101`, `R101`)."""
+    """A code sent over HTTPS: a SIA code (`MA`) or Contact ID (`101`, `E101`, `R101`, or with
+    the event qualifier as Contact ID writes it: `1101` new, `3101` restore, `6101` status)."""
     match = _HTTP_CODE.match(code.strip().upper())
     if match is None:
-        raise BadInput("code must be a SIA code (MA) or a Contact ID code (101, E101, R101)",
+        raise BadInput("code must be a SIA code (MA) or a Contact ID code (101, E101, R101, 1101, 3101)",
                        code="bad_code")
-    sia, event, number = match.groups()
+    sia, event, number, qualified, qualified_number = match.groups()
     if sia:
         return AlarmSignal("SIA", sia, _sia_kind(sia), zone)
-    qualifier = "3" if event == "R" else "1"
+    if qualified:
+        qualifier, number = qualified, qualified_number
+    else:
+        qualifier = "3" if event == "R" else "1"
     return AlarmSignal("CID", number, _cid_kind(qualifier, int(number)), zone, qualifier)

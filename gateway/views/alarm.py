@@ -83,7 +83,7 @@ OPENAPI_PATHS: Json = {
         "requestBody": {"content": {"application/json": {"schema": {
             "type": "object", "required": ["event_id", "account", "code", "at"],
             "properties": {"event_id": {"type": "string"}, "account": {"type": "string"},
-                           "code": {"type": "string", "example": "MA or 101 / E101 / R101"},
+                           "code": {"type": "string", "example": "MA or 101 / E101 / R101 / 1101 / 3101"},
                            "zone": {"type": "string"}, "lat": {"type": "number"},
                            "lon": {"type": "number"},
                            "crs": {"type": "string", "enum": ["wgs84", "gcj02", "bd09"]},

@@ -72,12 +72,20 @@ def test_malformed_data_is_bad_input(token: str, data: str) -> None:
 @pytest.mark.parametrize(("code", "kind"), [
     ("MA", "alarm"), ("101", "alarm"), ("E101", "alarm"), ("R101", "restore"), ("602", "test"),
     ("rp", "test"),
+    # Contact ID's own four digits (qualifier + event): were 400 bad_code
+    ("1101", "alarm"), ("3101", "restore"), ("1602", "test"),
 ])
 def test_http_codes(code: str, kind: str) -> None:
     assert decode_http_code(code, None).kind == kind
 
 
-@pytest.mark.parametrize("code", ["", "M", "12", "X1234", "E10"])
+def test_a_qualified_contact_id_code_keeps_its_qualifier() -> None:
+    """`6101` is a condition still present (DC-05): a status report, not a second alarm."""
+    signal = decode_http_code("6101", "3")
+    assert (signal.code, signal.qualifier, signal.zone, signal.kind) == ("101", "6", "3", "status")
+
+
+@pytest.mark.parametrize("code", ["", "M", "12", "X1234", "E10", "2101", "E1101", "11011"])
 def test_bad_http_codes(code: str) -> None:
     with pytest.raises(BadInput):
         decode_http_code(code, None)
