@@ -58,7 +58,7 @@ def _event(record: RecordedEvent) -> Json:
 
 async def _streams(conn: asyncpg.Connection, person: Person, case_ids: Sequence[str]) -> list[str]:
     """The names of the person's streams other than their cases'."""
-    phones, openids, _, _ = person.args()
+    phones, openids, _, _, _ = person.args()
     names = [f"{kind}-{pseudonym(p)}" for p in phones for kind in _PER_PHONE]
     names += [f"{kind}-{pseudonym(o)}" for o in openids for kind in _PER_OPENID]
     names += [answer_stream("sms", p) for p in phones] + [answer_stream("wechat", o) for o in openids]
@@ -76,7 +76,7 @@ async def _streams(conn: asyncpg.Connection, person: Person, case_ids: Sequence[
 async def export_subject(conn: asyncpg.Connection, subject: str, now: datetime) -> Json:
     """Everything held about the person `subject` names (a phone number, `openid:...`...)."""
     person = await widen(conn, person_of(parse_subject(subject)))
-    phones, openids, elders, devices = person.args()
+    phones, openids, elders, devices, _ = person.args()
     erasures = await conn.fetch(
         "SELECT erasure_id, case_ids, legal_basis, at FROM erasures WHERE subjects && $1::text[] ORDER BY at",
         [pseudonym(s) for s in person.subjects])

@@ -3,7 +3,7 @@
 `EraseSubject` names a subject as an operator types it (a phone number, an
 OpenID, an elder id, `kind:value`). The subject is widened to the same person's
 other identifiers the read models know (a number and the OpenID that gave it;
-an elder's number and alarm devices), and in ONE transaction:
+an elder's number and alarm devices; a number and the e-mail given with it), and in ONE transaction:
 
 1. their keys are deleted (`Keyring.erase`): every event sealed with them -
    cases, calls, SMS, WeChat pushes, alarms, notices, the registry - reads as
@@ -102,23 +102,27 @@ class Person:
     openids: frozenset[str] = frozenset()
     elders: frozenset[str] = frozenset()
     devices: frozenset[str] = frozenset()
+    emails: frozenset[str] = frozenset()
+    """A web reporter's e-mail: his subject when he gave no number (`CallerInfo.data_subject`)."""
 
     @property
     def subjects(self) -> list[str]:
         """The keys' subjects (`dispatch/core/personal.py`)."""
         return sorted({*(f"phone:{p}" for p in self.phones), *(f"openid:{o}" for o in self.openids),
-                       *(f"elder:{e}" for e in self.elders), *(f"device:{d}" for d in self.devices)})
+                       *(f"elder:{e}" for e in self.elders), *(f"device:{d}" for d in self.devices),
+                       *(f"email:{m}" for m in self.emails)})
 
-    def args(self) -> tuple[list[str], list[str], list[str], list[str]]:
-        """The SQL array arguments: phones, OpenIDs, elders, devices."""
-        return sorted(self.phones), sorted(self.openids), sorted(self.elders), sorted(self.devices)
+    def args(self) -> tuple[list[str], list[str], list[str], list[str], list[str]]:
+        """The SQL array arguments: phones, OpenIDs, elders, devices, e-mails."""
+        return (sorted(self.phones), sorted(self.openids), sorted(self.elders), sorted(self.devices),
+                sorted(self.emails))
 
 
 def person_of(subject: str) -> Person:
     """The person named by one subject, before widening."""
     kind, _, value = subject.partition(":")
     return Person(**{{"phone": "phones", "openid": "openids", "elder": "elders",
-                      "device": "devices"}[kind]: frozenset({value})})
+                      "device": "devices", "email": "emails"}[kind]: frozenset({value})})
 
 
 _WIDEN = """
@@ -126,13 +130,17 @@ SELECT
   ARRAY(SELECT phone FROM openid_phones WHERE openid = ANY($2)
         UNION SELECT caller_phone FROM cases WHERE (caller_openid = ANY($2) OR elder_id = ANY($3))
                                               AND caller_phone IS NOT NULL
-        UNION SELECT phone FROM ref_elders WHERE id = ANY($3)) AS phones,
+        UNION SELECT phone FROM ref_elders WHERE id = ANY($3)
+        UNION SELECT caller_phone FROM cases WHERE caller_email = ANY($5) AND caller_phone IS NOT NULL)
+        AS phones,
   ARRAY(SELECT openid FROM openid_phones WHERE phone = ANY($1)
         UNION SELECT caller_openid FROM cases WHERE caller_phone = ANY($1) AND caller_openid IS NOT NULL)
         AS openids,
   ARRAY(SELECT elder_id FROM ref_devices WHERE account = ANY($4)
         UNION SELECT id FROM ref_elders WHERE phone = ANY($1)) AS elders,
-  ARRAY(SELECT account FROM ref_devices WHERE elder_id = ANY($3)) AS devices
+  ARRAY(SELECT account FROM ref_devices WHERE elder_id = ANY($3)) AS devices,
+  ARRAY(SELECT caller_email FROM cases WHERE caller_phone = ANY($1) AND caller_email IS NOT NULL)
+        AS emails
 """
 
 
@@ -141,7 +149,8 @@ async def widen(conn: asyncpg.Connection, person: Person) -> Person:
     for _ in range(4):
         row = await conn.fetchrow(_WIDEN, *person.args())
         wider = Person(person.phones | set(row["phones"]), person.openids | set(row["openids"]),
-                       person.elders | set(row["elders"]), person.devices | set(row["devices"]))
+                       person.elders | set(row["elders"]), person.devices | set(row["devices"]),
+                       person.emails | set(row["emails"]))
         if wider == person:
             break
         person = wider
@@ -149,13 +158,13 @@ async def widen(conn: asyncpg.Connection, person: Person) -> Person:
 
 
 _CASES = """SELECT case_id FROM cases WHERE caller_phone = ANY($1) OR caller_openid = ANY($2)
-            OR elder_id = ANY($3) ORDER BY case_id"""
+            OR elder_id = ANY($3) OR caller_email = ANY($4) ORDER BY case_id"""
 
 
 async def cases_of(conn: asyncpg.Connection, person: Person) -> list[str]:
     """The ids of the person's cases the read model knows."""
-    phones, openids, elders, _ = person.args()
-    return [r["case_id"] for r in await conn.fetch(_CASES, phones, openids, elders)]
+    phones, openids, elders, _, emails = person.args()
+    return [r["case_id"] for r in await conn.fetch(_CASES, phones, openids, elders, emails)]
 
 _SCRUB: tuple[str, ...] = (
     # the caller card's history and the links between a number and an OpenID: gone
@@ -176,22 +185,23 @@ _SCRUB: tuple[str, ...] = (
     "WHERE case_id = ANY($5) OR to_addr = ANY($1) OR to_addr = ANY($2)",
     f"UPDATE elderly_alerts SET account = '{ERASED}' WHERE account = ANY($4) OR elder_id = ANY($3)",
     # the reports count a repeat caller by a token: the same for all his cases, naming no one
-    # (a caller without a number or an OpenID is his alarm device)
+    # (a caller without a number or an OpenID is his e-mail or his alarm device)
     "UPDATE report_callers SET caller = 'erased:' || md5(caller || $6) "
-    "WHERE caller = ANY($1) OR caller = ANY($2) OR caller = ANY($4)",
+    "WHERE caller = ANY($1) OR caller = ANY($2) OR caller = ANY($4) OR caller = ANY($7)",
     "UPDATE report_facts SET data = jsonb_set(data, '{caller}', "
     "to_jsonb('erased:' || md5((data->>'caller') || $6))) "
-    "WHERE data->>'caller' = ANY($1) OR data->>'caller' = ANY($2) OR data->>'caller' = ANY($4)",
+    "WHERE data->>'caller' = ANY($1) OR data->>'caller' = ANY($2) OR data->>'caller' = ANY($4) "
+    "OR data->>'caller' = ANY($7)",
 )
 
 
 _PARAM = re.compile(r"\$(\d)")
-_TYPES = ("text[]", "text[]", "text[]", "text[]", "text[]", "text")
+_TYPES = ("text[]", "text[]", "text[]", "text[]", "text[]", "text", "text[]")
 
 
 def _bound(sql: str, values: tuple[object, ...]) -> tuple[object, ...]:
     """A scrub statement with only the parameters it uses ($1 phones, $2 OpenIDs, $3 elders,
-    $4 devices, $5 case ids, $6 the erasure id), numbered from 1 and typed."""
+    $4 devices, $5 case ids, $6 the erasure id, $7 e-mails), numbered from 1 and typed."""
     used = sorted({int(n) for n in _PARAM.findall(sql)})
     numbered = _PARAM.sub(lambda m: f"${used.index(int(m.group(1))) + 1}::{_TYPES[int(m.group(1)) - 1]}", sql)
     return (numbered, *(values[n - 1] for n in used))
@@ -245,7 +255,7 @@ async def erase_subject(
     now = clock.now()
     async with pool.acquire() as conn, conn.transaction():
         person = await widen(conn, person_of(subject))
-        phones, openids, elders, devices = person.args()
+        phones, openids, elders, devices, emails = person.args()
         # first the keys: the delete waits for every transaction that opened them to commit
         # (`Keyring.open`), so what those wrote - a case just projected - is scrubbed below; a
         # refusal (a legal hold) rolls the delete back with the rest
@@ -253,7 +263,7 @@ async def erase_subject(
         keys = await ring.erase(conn, person.subjects)
         case_ids = await cases_of(conn, person)
         await _check_cases(conn, cmd, case_ids)
-        values = (phones, openids, elders, devices, case_ids, erasure_id)
+        values = (phones, openids, elders, devices, case_ids, erasure_id, emails)
         for sql in _SCRUB:
             await conn.execute(*_bound(sql, values))
         await refold(conn, case_ids, sla, now)

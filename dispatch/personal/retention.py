@@ -158,7 +158,7 @@ async def plan(
             continue
         person = await widen(conn, person_of(row["subject"]))
         seen.update(person.subjects)
-        phones, openids, _, _ = person.args()
+        phones, openids, _, _, _ = person.args()
         case_ids = await cases_of(conn, person)
         due = await conn.fetch(_DUE_AMONG, now, *args, case_ids)
         if not case_ids or len(due) != len(case_ids) or not all(r["due"] for r in due):

@@ -18,7 +18,7 @@ from gateway.settings import Settings
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The arguments of `intake erase`."""
-    p.add_argument("subject", help="a phone number, or openid:..., elder:..., device:...")
+    p.add_argument("subject", help="a phone number, or openid:..., elder:..., device:..., email:...")
     p.add_argument("--reason", required=True, help="why (kept with the erasure)")
     p.add_argument("--basis", default="request", choices=LEGAL_BASES,
                    help="the legal basis (default request)")

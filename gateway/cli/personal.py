@@ -23,7 +23,7 @@ def add_arguments(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     retention = sub.add_parser("retention", help="erase the people whose retention period ended (daily job)")
     retention.add_argument("--dry-run", action="store_true", help="count what would be erased, erase nothing")
     export = sub.add_parser("export-subject", help="everything held about one person, as JSON")
-    export.add_argument("subject", help="a phone number, or openid:..., elder:..., device:...")
+    export.add_argument("subject", help="a phone number, or openid:..., elder:..., device:..., email:...")
     export.add_argument("--out", help="write to this file (default: standard output)")
 
 

@@ -1,8 +1,8 @@
 """`POST /api/v1/subjects/{subject}/erase` (admin): erase a data subject (PIPL Art. 47);
 `GET /api/v1/subjects/{subject}/export` (admin, auditor): subject access (PIPL Art. 45).
 
-The subject is a phone number (any format), `openid:...`, `elder:...` or
-`device:...`; the body says why: `{reason, legal_basis}` (`request`,
+The subject is a phone number (any format), `openid:...`, `elder:...`,
+`device:...` or `email:...`; the body says why: `{reason, legal_basis}` (`request`,
 `retention`, `consent_withdrawn`, `purpose_fulfilled`, `order`). Answers what
 was done: the erasure id (its `PersonalDataErased` event is in stream
 `erasure-<id>`), how many identifiers and keys, and the cases whose personal
@@ -62,7 +62,7 @@ OPENAPI_PATHS: Json = {
     "/api/v1/subjects/{subject}/erase": {"post": {
         "summary": "Erase a data subject: delete its keys, scrub the read models (admin)",
         "parameters": [{"name": "subject", "in": "path", "required": True, "schema": {"type": "string"},
-                        "description": "a phone number, or openid:..., elder:..., device:..."}],
+                        "description": "a phone number, or openid:..., elder:..., device:..., email:..."}],
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "type": "object", "required": ["reason", "legal_basis"],
             "properties": {"reason": {"type": "string", "maxLength": MAX_TEXT},
@@ -76,7 +76,7 @@ OPENAPI_PATHS: Json = {
     "/api/v1/subjects/{subject}/export": {"get": {
         "summary": "Subject access: everything held about one person, as read (admin, auditor)",
         "parameters": [{"name": "subject", "in": "path", "required": True, "schema": {"type": "string"},
-                        "description": "a phone number, or openid:..., elder:..., device:..."}],
+                        "description": "a phone number, or openid:..., elder:..., device:..., email:..."}],
         "responses": {"200": {"description": "subject, identifiers, keys, erasures, cases (view, events), "
                                              "streams, caller_cards, registry"},
                       "400": {"description": "not a subject"},

@@ -93,3 +93,34 @@ async def test_a_rebuild_after_erasing_a_listed_number_lists_no_erased_entry(
             await ProjectionRunner(services.store, projection).rebuild()
     rows = await pg_pool.fetch("SELECT phone, tier FROM customers ORDER BY phone")
     assert [(r["phone"], r["tier"]) for r in rows] == [(OTHER, "vip")]
+
+
+async def test_erasing_a_web_reporter_known_by_e_mail_alone_erases_his_request(
+        client: Any, pg_pool: Any) -> None:
+    """An Open311 reporter who gave an e-mail and no number is the subject `email:...` (his case is
+    sealed with its key): his access export holds his case; erasing him answers 200 naming it, which
+    then reads erased, and neither the case board nor the reports keep his e-mail (both were a 500,
+    KeyError)."""
+    email, name = "zhao.liu@example.cn", "赵六"
+    response = await client.post("/open311/v2/requests.json", data={
+        "api_key": "t-web", "service_code": "complaint", "description": "井盖缺失很危险",
+        "address_string": "人民路 8 号", "first_name": name, "email": email})
+    assert response.status == 201, await response.text()
+    case_id = (await response.json())[0]["service_request_id"]
+
+    async def reported() -> bool:
+        return bool(await pg_pool.fetchval("SELECT count(*) FROM report_callers WHERE caller = $1", email))
+
+    await until(reported, 8.0)
+    export = await client.get(f"/api/v1/subjects/email:{email}/export", headers=auth("t-auditor"))
+    assert export.status == 200, await export.text()
+    assert [c["case_id"] for c in (await export.json())["cases"]] == [case_id]
+    response = await erase(client, f"email:{email}")
+    assert response.status == 200, await response.text()
+    assert (await response.json())["case_ids"] == [case_id]
+    after = await case(client, case_id)
+    assert (after["caller"]["name"], after["caller"]["email"], after["description"]) == (ERASED,) * 3
+    for table in ("cases", "report_callers", "report_facts"):
+        row = await pg_pool.fetchval(f"SELECT t::text FROM {table} t WHERE t::text LIKE $1 LIMIT 1",
+                                     f"%{email}%")
+        assert row is None, (table, row)
