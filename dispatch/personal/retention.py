@@ -8,7 +8,7 @@ PostgreSQL (`make_interval`), so 3y after 2024-02-29 is 2027-03-01.
 `RetentionJob` (a worker of the personal capability) runs once a day: in ONE transaction it
 takes an advisory lock and claims the day's row in `retention_runs`, so a second worker - or a
 restarted one - does not run it again that day, and a crashed run is taken over (its claim
-rolls back). `plan` chooses the people: an identifier (number, OpenID, elder) that still has a
+rolls back). `plan` chooses the people: an identifier (number, OpenID, elder, e-mail) that still has a
 key, all of whose cases are due, widened to the person's other identifiers exactly as the
 erasure widens it, whose every case is due too and who has had no contact (an SMS, a
 WeChat message, a call) within the default period. Each is erased through the bus (`EraseSubject`,
@@ -118,10 +118,12 @@ over, no legal hold."""
 _PERIODS = "LEFT JOIN unnest($2::text[], $3::int[], $4::int[]) AS p(category, years, days) USING (category)"
 
 _CANDIDATES = f"""
-WITH c AS (SELECT c.caller_phone, c.caller_openid, c.elder_id, {_DUE} AS due FROM cases c {_PERIODS}),
+WITH c AS (SELECT c.caller_phone, c.caller_openid, c.elder_id, c.caller_email, {_DUE} AS due
+           FROM cases c {_PERIODS}),
 s AS (SELECT 'phone:' || caller_phone AS subject, due FROM c WHERE caller_phone IS NOT NULL
       UNION ALL SELECT 'openid:' || caller_openid, due FROM c WHERE caller_openid IS NOT NULL
-      UNION ALL SELECT 'elder:' || elder_id, due FROM c WHERE elder_id IS NOT NULL)
+      UNION ALL SELECT 'elder:' || elder_id, due FROM c WHERE elder_id IS NOT NULL
+      UNION ALL SELECT 'email:' || caller_email, due FROM c WHERE caller_email IS NOT NULL)
 SELECT s.subject FROM s JOIN subject_keys k USING (subject)
 GROUP BY s.subject HAVING bool_and(s.due) ORDER BY s.subject"""
 """Identifiers with a key whose every case is due (the erased read as `[erased]`: no key)."""

@@ -109,6 +109,30 @@ async def test_retention_erases_only_people_all_of_whose_cases_are_past_their_pe
     assert (await view(api, held))["caller"]["name"] == "张三"  # still on hold
 
 
+async def test_retention_erases_a_web_reporter_known_by_e_mail_alone(
+    api: Any, wired: Any, clock: FakeClock
+) -> None:
+    """An Open311 reporter who gave an e-mail and no number (subject `email:...`) is erased when his
+    cases' period is over, like a caller (retention chose only numbers, OpenIDs and elders: his
+    name, e-mail and words were kept for ever)."""
+    email = "zhao.liu@example.cn"
+    response = await api.post("/open311/v2/requests.json", data={
+        "api_key": "t-web", "service_code": "consultation", "description": "请问电费怎么交",
+        "address_string": "人民路 8 号", "first_name": "赵六", "email": email})
+    assert response.status == 201, await response.text()
+    case_id = (await response.json())[0]["service_request_id"]
+    await catch_up(wired)
+    case = await view(api, case_id)
+    await post(api, f"/api/v1/cases/{case_id}/close", {"expected_version": case["version"],
+                                                       "reason": "已答复"}, "t-agent")
+    clock.advance(4 * YEAR)
+    await catch_up(wired)
+    done = await RetentionJob(wired.pool, clock, wired.bus.handle, RetentionConfig()).run_once()
+    assert done is not None and (done.erased, done.cases) == (1, 1)
+    after = await view(api, case_id)
+    assert (after["caller"]["name"], after["caller"]["email"]) == (ERASED, ERASED)
+
+
 async def test_retention_skips_a_person_whose_cases_changed_since_they_were_chosen(
     api: Any, wired: Any, clock: FakeClock
 ) -> None:
