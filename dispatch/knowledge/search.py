@@ -45,6 +45,10 @@ CATEGORY_BOOST = 1.25
 FUZZY_CUTOFF = 80.0
 """rapidfuzz ratio (0-100) a pinyin must reach to stand for an unknown one."""
 SNIPPET_CHARS = 80
+LONGEST_PIECE = 30
+"""The longest pinyin or initials of one word a run of letters is split into (中华人民共和国 is 23)."""
+MAX_SPLIT = 200
+"""A run of letters longer than this is not split (it is no phrase anyone types)."""
 SINGLE_CHAR = 0.5
 CLEAR_LEAD = 0.3
 """An article scoring 30 % above the next one is a clear answer; a closer race lowers confidence
@@ -230,6 +234,24 @@ class SearchIndex:
         best = process.extractOne(spelled, self.pinyins, scorer=fuzz.ratio, score_cutoff=FUZZY_CUTOFF)
         return None if best is None else PINYIN + str(best[0])
 
+    def _known(self, piece: str) -> bool:
+        return piece in self.vocab or PINYIN + piece in self.vocab or INITIALS + piece in self.vocab
+
+    def split(self, word: str) -> list[str]:
+        """A run of letters typed as several words' pinyin or initials without spaces (`jihuatingdian`
+        for 计划停电, `jhtd`) as the fewest pieces of two or more letters the index knows; the run
+        itself when it is known or no split covers it (left to the fuzzy match)."""
+        if self._known(word) or len(word) > MAX_SPLIT:
+            return [word]
+        best: list[list[str] | None] = [[], None, *([None] * (len(word) - 1))]
+        for end in range(2, len(word) + 1):
+            for start in range(max(0, end - LONGEST_PIECE), end - 1):
+                before, piece = best[start], word[start:end]
+                if before is not None and (best[end] is None or len(before) + 1 < len(best[end] or ())) \
+                        and self._known(piece):
+                    best[end] = [*before, piece]
+        return best[-1] or [word]
+
     def _ascii(self, word: str) -> list[QueryToken]:
         found = [QueryToken(t, WEIGHTS[kind], word) for t, kind in (
             (word, "word"), (PINYIN + word, "ascii_pinyin"), (INITIALS + word, "ascii_initials"))
@@ -254,6 +276,7 @@ class SearchIndex:
         joined = "".join(spelled)
         if len(spelled) > 1 and (PINYIN + joined in self.vocab or INITIALS + joined in self.vocab):
             read = [w for w in read if w not in spelled] + [joined]  # "ting dian" typed with a space
+        read = [piece for w in read for piece in (self.split(w) if _ASCII_WORD.match(w) else (w,))]
         tokens: list[QueryToken] = []
         for word in dict.fromkeys(read):
             tokens.extend(self._ascii(word) if _ASCII_WORD.match(word) else self._chinese(word))

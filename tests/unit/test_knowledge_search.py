@@ -41,6 +41,27 @@ def test_pinyin_written_with_its_tones_finds_the_chinese_word(index: SearchIndex
     assert ids(index, q)[:1] == [expected]
 
 
+@pytest.mark.parametrize(("q", "expected"), [
+    ("jihuatingdian", "OUT"), ("jhtd", "OUT"), ("dianfeijiaona", "FEE"), ("dfjn", "FEE"),
+    ("ranqiwei", "GAS"), ("jzzbl", "ID"), ("jihua tingdian", "OUT")])
+def test_a_phrase_typed_as_pinyin_or_initials_without_spaces_finds_what_its_words_find(
+        index: SearchIndex, q: str, expected: str) -> None:
+    """Pinyin or initials of several words typed as one run of letters (`jihuatingdian` for 计划停电,
+    `jhtd`, as typed without an input method) find the article the Chinese words find, at full
+    weight: they found nothing (or only a fuzzy near-miss) since the index knows each word's
+    pinyin, not the phrase's."""
+    hits = index.search(q)
+    assert [h.article_id for h in hits][:1] == [expected], q
+    assert hits[0].confidence >= 0.6, hits[0]
+
+
+def test_a_run_of_letters_the_index_cannot_split_is_still_matched_by_its_nearest_pinyin(
+        index: SearchIndex) -> None:
+    """A run no split covers keeps its fuzzy match (tingdain), and a very long one costs nothing."""
+    assert ids(index, "tingdain")[:1] == ["OUT"]
+    assert ids(index, "td" * 1000) == []
+
+
 def test_lv_is_typed_with_v_or_with_its_umlaut() -> None:
     # Catches: ü left as u after the tone is dropped (lǜ read as lu, not pypinyin's lv).
     green = SearchIndex.build([Document("GREEN", "绿色通道", "老人可走绿色通道。"),
