@@ -73,6 +73,12 @@ class ArticleDrafted(Event):
     at: datetime
     source_case_id: str | None = None
 
+    def personal_fields(self) -> tuple[str, ...]:
+        """Proposed from a case, the draft is the caller's words and the unit's result about him
+        (his name, his address): personal data of the case's caller, sealed with his key, so his
+        erasure erases them here too. A revision written afterwards is the centre's."""
+        return ("content.title", "content.body", "content.short_answer") if self.source_case_id else ()
+
 
 @event
 @dataclass(frozen=True, slots=True)
@@ -216,6 +222,8 @@ class DraftArticle(ArticleCommand):
 
     content: ArticleContent
     source_case_id: str | None = None
+    subject: str | None = None
+    """The data subject of the source case (its caller), whose key seals the draft."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -394,8 +402,10 @@ async def handle_article(cmd: ArticleCommand, *, store: EventStore, clock: Clock
     if not events:
         return state
     meta = metadata(actor=cmd.actor, correlation_id=article_stream(cmd.article_id))
+    subject = cmd.subject if isinstance(cmd, DraftArticle) else None
     try:
-        result = await store.append(article_stream(cmd.article_id), [to_new_event(e, meta) for e in events],
+        result = await store.append(article_stream(cmd.article_id),
+                                    [to_new_event(e, meta, subject=subject) for e in events],
                                     NO_STREAM if state.version < 0 else state.version)
     except WrongExpectedVersion as exc:
         raise StaleVersion(article_stream(cmd.article_id), state.version, exc.actual) from exc
@@ -426,7 +436,7 @@ async def propose_article(cmd: ProposeArticle, *, store: EventStore, clock: Cloc
     content = ArticleContent(cmd.kind, title, body, short, (case.category,) if case.category else ())
     return await handle_article(DraftArticle(
         article_id=new_article_id(f"case:{cmd.case_id}"), actor=cmd.actor, content=content,
-        source_case_id=cmd.case_id), store=store, clock=clock)
+        source_case_id=cmd.case_id, subject=case.subject), store=store, clock=clock)
 
 
 HANDLERS: dict[type[Command], Handler] = {

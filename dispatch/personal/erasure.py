@@ -183,6 +183,14 @@ _SCRUB: tuple[str, ...] = (
     "WHERE case_id IN (SELECT case_id FROM cases WHERE elder_id = ANY($3))",
     f"UPDATE notification_outbox SET to_addr = '{ERASED}', body = '{ERASED}' "
     "WHERE case_id = ANY($5) OR to_addr = ANY($1) OR to_addr = ANY($2)",
+    # an article proposed from a case holds the caller's words in its first revision (sealed
+    # with his key, `ArticleDrafted.personal_fields`); the search index rebuilds on the generation
+    f"UPDATE knowledge_revisions r SET title = '{ERASED}', body = '{ERASED}', short_answer = '{ERASED}' "
+    "FROM knowledge_articles a WHERE a.article_id = r.article_id AND a.source_case_id = ANY($5) "
+    "AND r.revision = 1",
+    f"UPDATE knowledge_articles SET title = '{ERASED}' WHERE source_case_id = ANY($5) AND revision = 1",
+    "UPDATE knowledge_index SET generation = generation + 1 "
+    "WHERE EXISTS (SELECT 1 FROM knowledge_articles WHERE source_case_id = ANY($5))",
     f"UPDATE elderly_alerts SET account = '{ERASED}' WHERE account = ANY($4) OR elder_id = ANY($3)",
     # the reports count a repeat caller by a token: the same for all his cases, naming no one
     # (a caller without a number or an OpenID is his e-mail or his alarm device)

@@ -5,10 +5,12 @@ proposing a completed case, and self-service answers to SMS and WeChat consultat
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from dispatch.cases.actions import CompleteCase, ConfirmCase, DispatchCase
 from dispatch.cases.events import CallerInfo
+from dispatch.cases.read_model import CasesProjection
 from dispatch.cases.registration import RegisterCase
 from dispatch.cases.state import load_case
 from dispatch.knowledge.articles import ArticleContent, ImportArticle
@@ -99,6 +101,39 @@ async def test_a_completed_case_is_proposed_as_a_draft_article(api: Any, wired: 
     assert "路灯" in draft["content"]["body"] and draft["content"]["short_answer"] == "已告知由路灯管理所维修"
     await call(api, "POST", "/api/v1/knowledge/articles", "t-agent", {"from_case": case.case_id}, status=409)
     assert state.version >= 0
+
+
+async def test_an_article_proposed_from_a_case_loses_the_callers_words_when_he_is_erased(
+        api: Any, wired: Any) -> None:
+    """A draft proposed from a case copies the caller's description and the unit's result (his
+    name, his address): erasing him erases them in the article's first revision too - its events,
+    the article's API view and the read model - as in the case itself; a revision an agent wrote
+    afterwards stays. (They were kept in plaintext, readable by every reader of the knowledge base.)"""
+    await wired.pool.execute("INSERT INTO ref_units (id, name, phone) VALUES ('U001', 'crew', '13326435929')")
+    case = await wired.bus.handle(RegisterCase(
+        category="consultation", channel="phone", description="我是王五，住人民路8号，小区路灯不亮找谁修",
+        caller=CallerInfo(name="王五", phone="13800138000")))
+    await wired.bus.handle(DispatchCase(case_id=case.case_id, to="U001"))
+    await wired.bus.handle(ConfirmCase(case_id=case.case_id, actor="unit:U001"))
+    await wired.bus.handle(CompleteCase(case_id=case.case_id, actor="unit:U001", result="已告知王五由路灯管理所维修"))
+    draft = await call(api, "POST", "/api/v1/knowledge/articles", "t-agent", {"from_case": case.case_id},
+                       status=201)
+    path = f"/api/v1/knowledge/articles/{draft['article_id']}"
+    revised = await call(api, "POST", f"{path}/revise", "t-agent", {
+        "expected_version": draft["version"], **ARTICLE, "title": "小区路灯不亮找谁修"})
+    assert revised["revision"] == 2
+    await ProjectionRunner(wired.store, CasesProjection(wired.clock)).run_until_caught_up()
+    await project(wired)
+    await call(api, "POST", "/api/v1/subjects/13800138000/erase", "t-admin",
+               {"reason": "公民申请删除个人信息", "legal_basis": "request"})
+    await project(wired)
+
+    article = await call(api, "GET", path, "t-agent")
+    assert "王五" not in json.dumps(article, ensure_ascii=False)
+    assert article["revisions"][1]["title"] == "小区路灯不亮找谁修"  # the agent's own revision stays
+    stored = await wired.pool.fetch("SELECT r::text AS row FROM knowledge_revisions r UNION ALL "
+                                    "SELECT a::text FROM knowledge_articles a")
+    assert not [r["row"] for r in stored if "王五" in r["row"]]
 
 
 async def answer(services: Any) -> SelfServicePolicy:
