@@ -155,12 +155,13 @@ class ArticleRow:
 
 
 async def list_articles(db: Db, *, status: str | None, kind: str | None, after: str | None,
-                        limit: int) -> list[ArticleRow]:
-    """Articles by id after `after`, filtered by status and kind (None: any)."""
+                        limit: int, live: bool = False) -> list[ArticleRow]:
+    """Articles by id after `after`, filtered by status and kind (None: any); `live`: only those
+    with a published revision (one being revised is a draft with its published one live)."""
     rows = await db.fetch(
         """SELECT article_id, status, kind, title, revision, published_revision, source_case_id,
                   created_at, updated_at, version FROM knowledge_articles
            WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR kind = $2)
-             AND ($3::text IS NULL OR article_id > $3)
-           ORDER BY article_id LIMIT $4""", status, kind, after, limit)
+             AND ($3::text IS NULL OR article_id > $3) AND (NOT $5 OR published_revision IS NOT NULL)
+           ORDER BY article_id LIMIT $4""", status, kind, after, limit, live)
     return [ArticleRow(**dict(r)) for r in rows]

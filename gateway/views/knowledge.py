@@ -108,8 +108,8 @@ async def suggestions(request: web.Request) -> web.Response:
 
 
 async def list_articles(request: web.Request) -> web.Response:
-    """`GET /api/v1/knowledge/articles?status=&kind=`: by id, list envelope."""
-    require(request, *READERS)
+    """`GET /api/v1/knowledge/articles?status=&kind=`: by id, list envelope (a unit: live ones only)."""
+    who = require(request, *READERS)
     limit = limit_param(request)
     status, kind = request.query.get("status") or None, request.query.get("kind") or None
     if status is not None and status not in STATUSES:
@@ -117,18 +117,23 @@ async def list_articles(request: web.Request) -> web.Response:
     if kind is not None and kind not in KINDS:
         raise BadRequest("bad_parameter", f"kind must be one of {', '.join(KINDS)}")
     rows = await articles_of(request.app[SERVICES].pool, status=status, kind=kind,
-                             after=request.query.get("cursor") or None, limit=limit + 1)
+                             after=request.query.get("cursor") or None, limit=limit + 1,
+                             live=who.role == "unit")
     items = [asdict(r) for r in rows[:limit]]
     return json_response(page(items, rows[limit - 1].article_id if len(rows) > limit else None))
 
 
 async def get_article(request: web.Request) -> web.Response:
     """`GET /api/v1/knowledge/articles/{article_id}`: folded from its stream, every revision."""
-    require(request, *READERS)
+    who = require(request, *READERS)
     state = await load_article(request.app[SERVICES].store, request.match_info["article_id"])
-    if state.version < 0:
+    if state.version < 0 or (who.role == "unit" and state.published is None):
         raise NotFound(f"article {state.article_id} not found")
-    return json_response(_state(state))
+    view = _state(state)
+    if who.role == "unit":  # drafts are the centre's work, one proposed from a case the caller's words
+        view["content"] = view["published"]
+        view["revisions"] = [r for r in view["revisions"] if r["revision"] == state.published_revision]
+    return json_response(view)
 
 
 async def create_article(request: web.Request) -> web.Response:

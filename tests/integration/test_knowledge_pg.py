@@ -66,6 +66,10 @@ async def test_an_article_goes_from_draft_through_review_to_search_and_out_again
     await project(wired)
     item = (await call(api, "GET", "/api/v1/knowledge/search?q=停电", "t-unit"))["items"][0]
     assert item["title"] == ARTICLE["title"] and set(item) >= {"article_id", "title", "snippet", "score"}
+    # a unit reads the live revision of an article being revised, not the draft
+    assert [a["article_id"] for a in (await call(api, "GET", "/api/v1/knowledge/articles", "t-unit"))["items"]] == [aid]
+    seen = await call(api, "GET", base, "t-unit")
+    assert seen["content"]["title"] == ARTICLE["title"] and [r["revision"] for r in seen["revisions"]] == [1]
     await call(api, "POST", f"{base}/withdraw", "t-dispatcher", {"reason": "政策调整"})
     await project(wired)
     assert await search(api, "tingdian") == []
@@ -134,6 +138,28 @@ async def test_an_article_proposed_from_a_case_loses_the_callers_words_when_he_i
     stored = await wired.pool.fetch("SELECT r::text AS row FROM knowledge_revisions r UNION ALL "
                                     "SELECT a::text FROM knowledge_articles a")
     assert not [r["row"] for r in stored if "王五" in r["row"]]
+
+
+async def test_a_unit_reads_no_draft_proposed_from_a_case_not_its_own(api: Any, wired: Any) -> None:
+    """A unit reads published articles only: a draft proposed from a case is the caller's words
+    (masked for a unit on a case not assigned to it), which a unit read in full through the
+    article and the article list."""
+    await wired.pool.execute("INSERT INTO ref_units (id, name, phone) VALUES ('U002', 'crew', '13326435929')")
+    case = await wired.bus.handle(RegisterCase(
+        category="consultation", channel="phone", description="我是王五，住人民路8号，小区路灯不亮找谁修",
+        caller=CallerInfo(name="王五", phone="13800138000")))
+    await wired.bus.handle(DispatchCase(case_id=case.case_id, to="U002"))
+    await wired.bus.handle(ConfirmCase(case_id=case.case_id, actor="unit:U002"))
+    await wired.bus.handle(CompleteCase(case_id=case.case_id, actor="unit:U002", result="已告知王五由路灯管理所维修"))
+    draft = await call(api, "POST", "/api/v1/knowledge/articles", "t-agent", {"from_case": case.case_id},
+                       status=201)
+    await project(wired)
+    path = f"/api/v1/knowledge/articles/{draft['article_id']}"
+    assert "王五" in json.dumps(await call(api, "GET", path, "t-agent"), ensure_ascii=False)
+    await call(api, "GET", path, "t-unit", status=404)
+    for query in ("", "?status=draft"):
+        listed = await call(api, "GET", f"/api/v1/knowledge/articles{query}", "t-unit")
+        assert listed["items"] == [], query
 
 
 async def answer(services: Any) -> SelfServicePolicy:
