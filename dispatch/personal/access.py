@@ -7,7 +7,8 @@ holds, read as any reader reads them (opened with the person's keys, or shown er
 - `cases`: each case's view (the read model's state, legal hold included) and every event
   of its stream;
 - `streams`: every other stream about the person - calls, SMS and WeChat contacts, call-back
-  tasks, the registry entry's history, the self-service answers;
+  tasks, the registry entry's history, the self-service answers, the messages sent to them or
+  about their cases;
 - `caller_cards` (per number) and `registry` (registry entries, the elders' registry and
   devices, number-OpenID links).
 After an erasure the read models no longer link the identifiers, so only the identifier asked
@@ -67,7 +68,9 @@ async def _streams(conn: asyncpg.Connection, person: Person, case_ids: Sequence[
              WHERE phone = ANY($1::text[]) OR openid = ANY($2::text[])
            UNION SELECT 'call-' || call_id FROM calls
              WHERE caller = ANY($1::text[]) OR case_id = ANY($3::text[])
-           UNION SELECT stream FROM missed_calls WHERE caller = ANY($1::text[])""",
+           UNION SELECT stream FROM missed_calls WHERE caller = ANY($1::text[])
+           UNION SELECT stream FROM notification_outbox
+             WHERE to_addr = ANY($1::text[]) OR to_addr = ANY($2::text[]) OR case_id = ANY($3::text[])""",
         phones, openids, list(case_ids))
     names += [r["stream"] for r in rows if not r["stream"].startswith("case-")]
     return sorted(set(names))

@@ -194,6 +194,23 @@ async def test_subject_access_export_before_and_after_erasure(api: Any, wired: A
     assert (await api.get("/api/v1/subjects/nobody/export", headers=auth("t-admin"))).status == 400
 
 
+async def test_subject_access_export_holds_the_messages_sent_to_the_person(api: Any, wired: Any) -> None:
+    """The export holds the SMS the centre sent the person (their number and text, in the
+    notifications' streams), about a case of his or about none; they were left out."""
+    from dispatch.notify.outbox import RequestNotification
+
+    case_id = await closed_case(api, A)
+    await catch_up(wired)
+    for key, text, case in (("ack-1", "您的工单已受理", case_id), ("outage-1", "明日计划停电通知", None)):
+        await wired.bus.handle(RequestNotification(dedup_key=key, channel="sms", to=A, text=text,
+                                                   case_id=case, reason="test"))
+    resp = await api.get(f"/api/v1/subjects/{A}/export", headers=auth("t-auditor"))
+    assert resp.status == 200
+    texts = [e["data"]["text"] for events in (await resp.json())["streams"].values() for e in events
+             if e["type"] == "NotificationRequested"]
+    assert sorted(texts) == ["您的工单已受理", "明日计划停电通知"]
+
+
 async def test_export_subject_writes_a_file_only_its_owner_reads(
     api: Any, wired: Any, settings: Any, tmp_path: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
