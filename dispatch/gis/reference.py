@@ -33,6 +33,7 @@ from dispatch.core.messages import (
     to_new_event,
 )
 from dispatch.core.personal import phone_subject, subject
+from dispatch.core.phone import normalise_phone
 from dispatch.gis.geo import to_wgs84
 from eventstore import EventStore, RecordedEvent, WrongExpectedVersion
 from eventstore.shredding import is_erased
@@ -296,6 +297,15 @@ _UPSERTS: dict[str, str] = {
 }
 
 
+def _canonical(phone: str) -> str:
+    """An elder's number as every other read model keeps it (`+86 189 8479 6809` -> `18984796809`),
+    so that the number finds him (erasure, subject access); as written when it is no number."""
+    try:
+        return normalise_phone(phone)
+    except InvalidCommand:
+        return phone.strip()
+
+
 def _row(kind: str, item_id: str, p: Json, geometry: Json | None) -> tuple[object, ...]:
     lat, lon = _point(geometry)
     if kind == "district":
@@ -328,7 +338,7 @@ def _row(kind: str, item_id: str, p: Json, geometry: Json | None) -> tuple[objec
     return (
         item_id,
         p["name"],
-        str(p["phone"]),
+        _canonical(str(p["phone"])),
         p["devices"],
         p["contacts"],
         p.get("district"),

@@ -124,3 +124,26 @@ async def test_erasing_a_web_reporter_known_by_e_mail_alone_erases_his_request(
         row = await pg_pool.fetchval(f"SELECT t::text FROM {table} t WHERE t::text LIKE $1 LIMIT 1",
                                      f"%{email}%")
         assert row is None, (table, row)
+
+
+async def test_erasing_an_elders_number_reaches_his_registry_record_loaded_in_another_format(
+        client: Any, pg_pool: Any) -> None:
+    """An elder loaded with his number written `+86 189 8479 6809` is the person that number names:
+    erasing the number deletes his registry record (name, home, contacts, devices). The record kept
+    the number as written, so the erasure, which looks numbers up in canonical form, missed it."""
+    from dispatch.gis.reference import RecordReference, ReferenceProjection, parse_feature
+    from eventstore.subscriptions import ProjectionRunner
+    from gateway.services import SERVICES
+
+    services = client.app[SERVICES]
+    feature = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [108.66, 34.37]},
+               "properties": {"kind": "elder", "id": "ELD00009", "name": "曹英霞",
+                              "phone": "+86 189 8479 6809", "devices": ["E0009"], "contacts": [],
+                              "address": "秦都区建设路195号"}}
+    await services.bus.handle(RecordReference(parse_feature(feature)))
+    await ProjectionRunner(services.store, ReferenceProjection()).run_until_caught_up()
+    response = await erase(client, "18984796809")
+    assert response.status == 200, await response.text()
+    assert (await response.json())["identifiers"] >= 3  # the number, the elder, his device
+    assert await pg_pool.fetch("SELECT id FROM ref_elders") == []
+    assert await pg_pool.fetch("SELECT account FROM ref_devices") == []
