@@ -97,6 +97,14 @@ async def url_middleware(request: web.Request, handler: Handler) -> web.StreamRe
     return await handler(request)
 
 
+def _store_error(request: web.Request, exc: EventStoreError) -> web.Response:
+    """A name or key no store takes is the client's (400); any other refusal is logged (500)."""
+    if isinstance(exc, InvalidIdentifier):
+        return error_response(400, "bad_identifier", str(exc))
+    log.exception("store_error", path=request.path)
+    return error_response(500, "store_error", type(exc).__name__)
+
+
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Map errors to the JSON envelope; never leak a traceback, never answer 2xx on failure."""
@@ -123,11 +131,11 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
         return error_response(exc.status, exc.code, exc.message)
     except (DispatchError, IdempotencyConflict) as exc:
         return _refused(request, exc)
-    except InvalidIdentifier as exc:
-        return error_response(400, "bad_identifier", str(exc))
     except EventStoreError as exc:
-        log.exception("store_error", path=request.path)
-        return error_response(500, "store_error", type(exc).__name__)
+        return _store_error(request, exc)
+    except Exception:  # a defect: logged with its request, answered in the envelope, no traceback
+        log.exception("unhandled_error", path=request.path)
+        return error_response(500, "internal_error", "an internal error; it is logged")
 
 
 @web.middleware

@@ -27,6 +27,25 @@ async def test_wrong_method_is_405_json_with_allow(client: Any) -> None:
     assert "GET" in response.headers["Allow"]
 
 
+async def test_a_defect_in_a_view_is_a_json_500_that_is_logged(
+    client: Any, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """An error no view expects (a bug) was aiohttp's plain-text "500 Internal Server Error"
+    page: a client reading the JSON envelope choked on it, and the log said nothing of the path."""
+    from gateway.views import cases
+
+    async def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cases, "load_case", broken)
+    response = await client.get("/api/v1/cases/C1", headers=auth("t-dispatcher"))
+    assert response.status == 500
+    assert (await response.json())["error"]["code"] == "internal_error"
+    assert "a bug" not in await response.text()  # no detail of the server's insides
+    out, err = capfd.readouterr()
+    assert "unhandled_error" in out + err and "/api/v1/cases/C1" in out + err
+
+
 @pytest.mark.parametrize(
     ("body", "code"),
     [
