@@ -298,8 +298,9 @@ _UPSERTS: dict[str, str] = {
 
 
 def _canonical(phone: str) -> str:
-    """An elder's number as every other read model keeps it (`+86 189 8479 6809` -> `18984796809`),
-    so that the number finds him (erasure, subject access); as written when it is no number."""
+    """An elder's or his contact's number as every other read model keeps it (`+86 189 8479 6809`
+    -> `18984796809`), so that the number finds him (erasure, subject access, the SMS sent to it:
+    their `to` is this number); as written when it is no number."""
     try:
         return normalise_phone(phone)
     except InvalidCommand:
@@ -340,7 +341,8 @@ def _row(kind: str, item_id: str, p: Json, geometry: Json | None) -> tuple[objec
         p["name"],
         _canonical(str(p["phone"])),
         p["devices"],
-        p["contacts"],
+        [{**c, "phone": _canonical(str(c["phone"]))} if isinstance(c, dict) and c.get("phone") else c
+         for c in p["contacts"]],
         p.get("district"),
         conditions if isinstance(conditions, list) else [conditions],
         lat,

@@ -138,10 +138,14 @@ async def test_erasing_an_elders_number_reaches_his_registry_record_loaded_in_an
     services = client.app[SERVICES]
     feature = {"type": "Feature", "geometry": {"type": "Point", "coordinates": [108.66, 34.37]},
                "properties": {"kind": "elder", "id": "ELD00009", "name": "曹英霞",
-                              "phone": "+86 189 8479 6809", "devices": ["E0009"], "contacts": [],
+                              "phone": "+86 189 8479 6809", "devices": ["E0009"],
+                              "contacts": [{"role": "family", "name": "曹军", "phone": "+86 139 1234 5678"}],
                               "address": "秦都区建设路195号"}}
     await services.bus.handle(RecordReference(parse_feature(feature)))
     await ProjectionRunner(services.store, ReferenceProjection()).run_until_caught_up()
+    # his contacts' numbers too: the alarm's SMS go to them, and are found by them when they are erased
+    [contacts] = await pg_pool.fetch("SELECT contacts FROM ref_elders")
+    assert [c["phone"] for c in contacts[0]] == ["13912345678"]
     response = await erase(client, "18984796809")
     assert response.status == 200, await response.text()
     assert (await response.json())["identifiers"] >= 3  # the number, the elder, his device
