@@ -108,7 +108,9 @@ async def chase_case(
     if events:
         chase = events[0]
         assert isinstance(chase, CaseChased)
-        key = f"chase:{cmd.case_id}:{cmd.stage}:{chase.attempt}"
+        # The version the chase is decided on names this run of the stage: a re-dispatched case
+        # or an extended deadline chases from attempt 1 again, and must not read as a repeat.
+        key = f"chase:{cmd.case_id}:{cmd.stage}:{chase.attempt}:{state.version}"
         await apply_events(store, state, events, actor="system:supervision", idempotency_key=key)
     return None if again is None else Reschedule(again)
 
@@ -137,7 +139,7 @@ class CaseFollowUp:
         if isinstance(evt, CaseDispatched):
             await self._dispatched(evt, event.version)
         elif isinstance(evt, CaseChased):
-            await self._sms_unit(evt.case_id, evt.unit, f"chase:{evt.case_id}:{evt.stage}:{evt.attempt}",
+            await self._sms_unit(evt.case_id, evt.unit, f"chase:{evt.case_id}:{event.version}",
                                  self._texts.say("supervision.chase", case_id=evt.case_id,
                                                  stage=self._texts.name("supervision.stage", evt.stage)))
             if evt.attempt == 1:

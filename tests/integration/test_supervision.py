@@ -14,6 +14,7 @@ from dispatch.cases.actions import (
     DecideExtension,
     DispatchCase,
     RecordCallback,
+    RejectCase,
     RequestExtension,
     SetReminder,
 )
@@ -69,8 +70,7 @@ async def test_silent_unit_is_chased_until_it_answers(wired: Any, clock: FakeClo
     await step(wired)  # within the interval: no second chase
     clock.advance(timedelta(minutes=1))
     await step(wired)
-    assert await sms_to_unit(wired) == [f"dispatch:{cid}:1", f"chase:{cid}:confirmation:1",
-                                        f"chase:{cid}:confirmation:2"]
+    assert await sms_to_unit(wired) == [f"dispatch:{cid}:1", f"chase:{cid}:2", f"chase:{cid}:3"]
     [timer] = await pending(wired.pool, f"case:{cid}:")
     assert timer.key == f"case:{cid}:confirmation" and timer.due_at == clock.now() + timedelta(minutes=15)
     state = await bus.handle(ConfirmCase(case_id=cid, expected_version=3, actor="unit:U001"))
@@ -84,6 +84,26 @@ async def test_silent_unit_is_chased_until_it_answers(wired: Any, clock: FakeClo
     await step(wired)  # the call-back brings the archive forward to now
     assert (await load_case(wired.store, cid)).status == "archived"
     assert await pending(wired.pool, f"case:{cid}:") == []
+
+
+async def test_a_unit_given_the_case_again_is_chased_by_sms_again(wired: Any, clock: FakeClock) -> None:
+    """A case rejected and dispatched back to the unit is a new confirmation stage: overdue, the
+    unit gets a chase SMS again (the first run's `chase` key must not swallow it)."""
+    bus = wired.bus
+    cid = (await bus.handle(RegisterCase(category="complaint", channel="phone", description="噪音",
+                                         caller=CallerInfo(phone="13800138000")))).case_id
+    state = await bus.handle(DispatchCase(case_id=cid, expected_version=0, to="U001"))
+    clock.advance(timedelta(minutes=30))
+    await step(wired)
+    state = await load_case(wired.store, cid)
+    state = await bus.handle(RejectCase(case_id=cid, expected_version=state.version, reason="非本单位",
+                                        actor="unit:U001"))
+    await bus.handle(DispatchCase(case_id=cid, expected_version=state.version, to="U001"))
+    clock.advance(timedelta(minutes=30))
+    await step(wired)
+    sent = await sms_to_unit(wired)
+    assert [k.split(":")[0] for k in sent] == ["dispatch", "chase", "dispatch", "chase"]
+    assert len(set(sent)) == 4
 
 
 async def to_citizen(services: Any) -> list[tuple[str, str, str, str]]:

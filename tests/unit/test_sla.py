@@ -7,7 +7,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from dispatch.cases import CASES
-from dispatch.cases.actions import ConfirmCase, DispatchCase, GiveFeedback
+from dispatch.cases.actions import (
+    ConfirmCase,
+    DecideExtension,
+    DispatchCase,
+    GiveFeedback,
+    RejectCase,
+    RequestExtension,
+)
 from dispatch.cases.events import CallerInfo, Place
 from dispatch.cases.registration import RegisterCase
 from dispatch.cases.sla import (
@@ -20,6 +27,7 @@ from dispatch.cases.sla import (
     priority_score,
     queue_key,
 )
+from dispatch.cases.state import load_case
 from dispatch.core.bus import MessageBus
 from dispatch.core.capability import collect_handlers
 from dispatch.core.clock import FakeClock
@@ -122,3 +130,40 @@ async def test_chasing_a_silent_unit_at_the_set_interval(clock: FakeClock) -> No
     await bus.handle(completion)
     stream = await store.read_stream(f"case-{case_id}")
     assert stream[-1].type == "CaseChased" and stream[-1].data["stage"] == "completion"
+
+
+async def test_a_unit_given_the_case_again_is_chased_again(clock: FakeClock) -> None:
+    """Every run of a stage is chased: the unit a case is re-dispatched to after a rejection is
+    chased for its overdue confirmation, and a unit past an extended deadline for its completion,
+    although an earlier run of the same stage was chased already (attempts count from 1 again)."""
+    store = MemoryEventStore(clock.now)
+    bus = MessageBus(collect_handlers((CASES, SUPERVISION)),
+                     {"store": store, "clock": clock, "sla": SlaConfig()})
+    case_id = (await bus.handle(RegisterCase(
+        category="complaint", channel="phone", description="x", caller=CallerInfo(phone="13800138000"),
+        location=Place(34.3, 108.7)))).case_id
+    s = await bus.handle(DispatchCase(case_id=case_id, expected_version=0, to="U001"))
+    clock.advance(timedelta(minutes=30))
+    await bus.handle(ChaseCase(case_id, "confirmation"))  # U001 chased once
+    s = await load_case(store, case_id)
+    s = await bus.handle(RejectCase(case_id=case_id, expected_version=s.version, reason="非本单位",
+                                    actor="unit:U001"))
+    s = await bus.handle(DispatchCase(case_id=case_id, expected_version=s.version, to="U002"))
+    clock.advance(timedelta(minutes=30))
+    await bus.handle(ChaseCase(case_id, "confirmation"))
+    s = await load_case(store, case_id)
+    s = await bus.handle(ConfirmCase(case_id=case_id, expected_version=s.version, actor="unit:U002"))
+    assert s.complete_by is not None
+    clock.set(s.complete_by)
+    await bus.handle(ChaseCase(case_id, "completion"))
+    s = await load_case(store, case_id)
+    until = clock.now() + timedelta(hours=2)
+    s = await bus.handle(RequestExtension(case_id=case_id, expected_version=s.version, until=until,
+                                          reason="等材料", actor="unit:U002"))
+    s = await bus.handle(DecideExtension(case_id=case_id, expected_version=s.version, approve=True))
+    clock.set(until)
+    await bus.handle(ChaseCase(case_id, "completion"))
+    chased = [e.data for e in await store.read_stream(f"case-{case_id}") if e.type == "CaseChased"]
+    assert [(c["stage"], c["attempt"], c["unit"]) for c in chased] == [
+        ("confirmation", 1, "U001"), ("confirmation", 1, "U002"), ("completion", 1, "U002"),
+        ("completion", 1, "U002")]
