@@ -208,7 +208,8 @@ def decide_dispatch(s: CaseState, c: DispatchCase, now: datetime, cfg: SlaConfig
         raise InvalidCommand(f"kind must be one of {', '.join(ASSIGNEE_KINDS)}", field="kind")
     if not c.to:
         raise InvalidCommand("dispatch needs a unit or provider id", field="to")
-    last_rejecter = s.rejected_by[-1] if s.status == CaseStatus.REJECTED and s.rejected_by else None
+    # Rejected and not dispatched since (perhaps re-classified meanwhile): its last rejecter.
+    last_rejecter = s.rejected_by[-1] if s.assigned_to is None and s.rejected_by else None
     wrong = last_rejecter if last_rejecter and (c.wrong_rejection or c.to == last_rejecter) else None
     return [CaseDispatched(
         s.case_id, c.to, c.kind, now, now + cfg.confirm_limit(), by=c.actor, auto=c.auto,

@@ -125,6 +125,25 @@ async def test_rejection_and_wrong_rejection(bus: MessageBus) -> None:
     assert events[-1].data["wrong_rejection_of"] is None
 
 
+async def test_a_rejection_stays_wrong_when_the_case_is_reclassified_before_dispatch(bus: MessageBus) -> None:
+    """The center may re-classify a rejected case before dispatching it again: sent back to the unit
+    that rejected it (or marked `wrong_rejection`), that rejection is still tracked as wrong."""
+    case_id = await new_case(bus)
+    await bus.handle(DispatchCase(case_id=case_id, expected_version=0, to="U001"))
+    await bus.handle(RejectCase(case_id=case_id, expected_version=1, reason="非本辖区", actor=U1))
+    s = await bus.handle(ClassifyCase(case_id=case_id, expected_version=2, priority=1, actor=DISP))
+    assert s.status == "classified"
+    await bus.handle(DispatchCase(case_id=case_id, expected_version=3, to="U001", actor=DISP))
+    events = await store_of(bus).read_stream(f"case-{case_id}")
+    assert events[-1].data["wrong_rejection_of"] == "U001"
+    await bus.handle(RejectCase(case_id=case_id, expected_version=4, reason="again", actor=U1))
+    await bus.handle(ClassifyCase(case_id=case_id, expected_version=5, category="complaint", actor=DISP))
+    await bus.handle(DispatchCase(case_id=case_id, expected_version=6, to="U009", wrong_rejection=True,
+                                  actor=DISP))
+    events = await store_of(bus).read_stream(f"case-{case_id}")
+    assert events[-1].data["wrong_rejection_of"] == "U001"
+
+
 async def test_transitions_out_of_order_are_refused(bus: MessageBus, clock: FakeClock) -> None:
     case_id = await new_case(bus)
     with pytest.raises(NotAllowed):
