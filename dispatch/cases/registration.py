@@ -21,6 +21,7 @@ from dispatch.core.clock import Clock
 from dispatch.core.errors import InvalidCommand, KeyReused
 from dispatch.core.messages import Command, metadata, to_data, to_new_event
 from dispatch.core.phone import normalise_phone
+from dispatch.core.texts import LOCAL_TIME
 from eventstore import NO_STREAM, EventStore, IdempotencyConflict, WrongExpectedVersion
 
 CATEGORIES: tuple[str, ...] = (
@@ -52,12 +53,13 @@ CASE_ID = re.compile(r"^C\d{8}[A-HJ-NP-Z2-9]{10}$")
 
 
 def new_case_id(at: datetime, seed: str | None = None) -> str:
-    """A readable case number: `C` + date + 10 base32 characters (from `seed` if given)."""
+    """A readable case number: `C` + date (Beijing time, the day the hotline accepted it) + 10
+    base32 characters (from `seed` if given)."""
     digest = (
         hashlib.sha256(seed.encode()).digest() if seed is not None else uuid.uuid4().bytes
     )
     tail = "".join("ABCDEFGHJKLMNPQRSTUVWXYZ23456789"[b % 32] for b in digest[:10])
-    return f"C{at:%Y%m%d}{tail}"
+    return f"C{at.astimezone(LOCAL_TIME):%Y%m%d}{tail}"
 
 
 @dataclass(frozen=True, slots=True)

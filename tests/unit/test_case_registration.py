@@ -48,3 +48,11 @@ def test_every_case_number_handed_out_has_the_shape_read_your_writes_looks_for()
     now = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
     assert all(CASE_ID.match(new_case_id(now, seed)) for seed in (None, "a", "b", "web:req-1#2"))
     assert not CASE_ID.match("C0000") and not CASE_ID.match("../case")
+
+
+def test_the_case_number_carries_the_beijing_date() -> None:
+    """The case number's date is the day of acceptance in Beijing time: a case accepted at
+    07:00 on 8 December in Beijing (23:00 UTC on the 7th) is numbered C20261208..., not C20261207."""
+    assert new_case_id(datetime(2026, 12, 7, 23, 0, tzinfo=UTC), "a").startswith("C20261208")
+    assert new_case_id(datetime(2026, 12, 7, 15, 30, tzinfo=UTC), "a").startswith("C20261207")
+
