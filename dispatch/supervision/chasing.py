@@ -17,6 +17,7 @@ the confirmation, completion, archive and reminder timers are set.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -182,8 +183,10 @@ class CaseFollowUp:
     async def _dispatched(self, evt: CaseDispatched, version: int) -> None:
         await cancel(self._pool, timer_key(evt.case_id, "completion"))
         await self._chase_at(evt.case_id, "confirmation", evt.confirm_by)
+        # The confirmation limit in force (INTAKE_SLA_CONFIRM_MINUTES), whole minutes rounded up.
+        minutes = max(1, math.ceil((evt.confirm_by - evt.dispatched_at).total_seconds() / 60))
         await self._sms_unit(evt.case_id, evt.assignee, f"dispatch:{evt.case_id}:{version}",
-                             self._texts.say("supervision.dispatch", case_id=evt.case_id))
+                             self._texts.say("supervision.dispatch", case_id=evt.case_id, minutes=minutes))
         await self._tell_citizen(evt.case_id, f"transfer:{evt.case_id}:{version}", "transfer",
                                  "supervision.transfer")
 

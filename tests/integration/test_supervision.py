@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -20,6 +21,7 @@ from dispatch.cases.actions import (
 )
 from dispatch.cases.events import CallerInfo
 from dispatch.cases.registration import RegisterCase
+from dispatch.cases.sla import SlaConfig
 from dispatch.cases.state import load_case
 from dispatch.core.clock import FakeClock
 from dispatch.core.texts import LOCAL_TIME
@@ -104,6 +106,27 @@ async def test_a_unit_given_the_case_again_is_chased_by_sms_again(wired: Any, cl
     sent = await sms_to_unit(wired)
     assert [k.split(":")[0] for k in sent] == ["dispatch", "chase", "dispatch", "chase"]
     assert len(set(sent)) == 4
+
+
+async def test_the_dispatch_sms_names_the_confirmation_limit_configured(
+    settings: Settings, clock: FakeClock,
+) -> None:
+    """The unit's dispatch SMS states the confirmation limit in force (`INTAKE_SLA_CONFIRM_MINUTES`),
+    not a fixed 30 minutes: with 60 configured, a unit told 30 would be chased after 60."""
+    services = await build_services(replace(settings, sla=SlaConfig(confirm_minutes=60)), clock=clock)
+    try:
+        await services.pool.execute(
+            "INSERT INTO ref_units (id, name, phone) VALUES ('U001', 'crew', '13326435929')")
+        cid = (await services.bus.handle(RegisterCase(
+            category="complaint", channel="phone", description="噪音",
+            caller=CallerInfo(phone="13800138000")))).case_id
+        await services.bus.handle(DispatchCase(case_id=cid, expected_version=0, to="U001"))
+        await step(services)
+        [sms] = [e.data["text"] for e in await stored_events(services.pool, "type = 'NotificationRequested'")
+                 if e.data["to"] == "13326435929"]
+        assert "60分钟" in sms and "30分钟" not in sms
+    finally:
+        await close_services(services)
 
 
 async def to_citizen(services: Any) -> list[tuple[str, str, str, str]]:
