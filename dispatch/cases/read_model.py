@@ -106,10 +106,14 @@ _STAT_COLUMNS = frozenset({"dispatched", "confirmed", "rejected", "wrong_rejecti
 
 def case_clocks(s: CaseState) -> Clocks:
     """The instants of a case that its light depends on."""
+    unconfirmed = s.confirm_by is not None and s.last_dispatched_at is not None and (
+        s.confirmed_at is None or s.confirmed_at < s.last_dispatched_at)
     return Clocks(
         status=s.status, deadline=s.deadline, deadline_from=s.deadline_from,
         dispatched_at=s.dispatched_at, last_touched_at=s.last_touched_at,
         finished_at=s.completed_at or s.closed_at or s.archived_at,
+        confirm_by=s.confirm_by if unconfirmed else None,
+        confirm_from=s.last_dispatched_at if unconfirmed else None,
     )
 
 

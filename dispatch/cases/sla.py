@@ -9,6 +9,8 @@ until a unit confirms it, then the completion deadline, moved by an approved
 extension). Two rules are evaluated and the worse light wins:
 - deadline rule (every case): red from the deadline on; yellow from
   `deadline - near_fraction * (deadline - deadline_from)` on ("near its deadline");
+  the same for the confirmation limit while the unit it was (last) dispatched to has not
+  confirmed it (`confirm_by`, 30 min): a case overdue for confirmation is overdue;
 - day rule (transferred cases, i.e. dispatched at least once): yellow once the
   unit has done nothing for `yellow_untouched_days` (5) since the transfer or
   its last action; red once `red_days` (7) have passed since the first transfer.
@@ -109,16 +111,20 @@ class Clocks:
     dispatched_at: datetime | None = None
     last_touched_at: datetime | None = None
     finished_at: datetime | None = None
+    confirm_by: datetime | None = None
+    """Set while the unit the case was last dispatched to has not confirmed it."""
+    confirm_from: datetime | None = None
+    """When that dispatch was (the start of the confirmation limit)."""
 
 
 def light_changes(c: Clocks, cfg: SlaConfig) -> tuple[datetime | None, datetime | None]:
     """The instants (yellow_at, red_at) at which an open case turns yellow and red."""
     yellow: list[datetime] = []
     red: list[datetime] = []
-    if c.deadline is not None:
-        red.append(c.deadline)
-        start = c.deadline_from or c.deadline
-        yellow.append(c.deadline - (c.deadline - start) * cfg.near_fraction)
+    for deadline, start in ((c.deadline, c.deadline_from), (c.confirm_by, c.confirm_from)):
+        if deadline is not None:
+            red.append(deadline)
+            yellow.append(deadline - (deadline - (start or deadline)) * cfg.near_fraction)
     if c.dispatched_at is not None:
         touched = c.last_touched_at or c.dispatched_at
         yellow.append(touched + timedelta(days=cfg.yellow_untouched_days))

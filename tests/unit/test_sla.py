@@ -8,6 +8,7 @@ import pytest
 
 from dispatch.cases import CASES
 from dispatch.cases.actions import (
+    CompleteCase,
     ConfirmCase,
     DecideExtension,
     DispatchCase,
@@ -16,6 +17,7 @@ from dispatch.cases.actions import (
     RequestExtension,
 )
 from dispatch.cases.events import CallerInfo, Place
+from dispatch.cases.read_model import case_clocks
 from dispatch.cases.registration import RegisterCase
 from dispatch.cases.sla import (
     Clocks,
@@ -167,3 +169,31 @@ async def test_a_unit_given_the_case_again_is_chased_again(clock: FakeClock) -> 
     assert [(c["stage"], c["attempt"], c["unit"]) for c in chased] == [
         ("confirmation", 1, "U001"), ("confirmation", 1, "U002"), ("completion", 1, "U002"),
         ("completion", 1, "U002")]
+
+
+async def test_a_case_overdue_for_confirmation_is_red(clock: FakeClock) -> None:
+    """A transferred case its unit has not confirmed by `confirm_by` (30 min) is overdue - on the
+    overdue-confirmation list and chased - so its light is red (yellow in the last 20 % of the
+    30 minutes), even while the response deadline of its priority (90 min for 4) is still ahead."""
+    store = MemoryEventStore(clock.now)
+    bus = MessageBus(collect_handlers((CASES, SUPERVISION)),
+                     {"store": store, "clock": clock, "sla": SlaConfig()})
+    case_id = (await bus.handle(RegisterCase(
+        category="consultation", channel="phone", description="x", caller=CallerInfo(phone="13800138000"),
+        priority=4))).case_id
+    clock.advance(timedelta(minutes=5))
+    s = await bus.handle(DispatchCase(case_id=case_id, expected_version=0, to="U001"))
+    assert s.confirm_by is not None and s.deadline == s.accepted_at + timedelta(minutes=90)
+    assert light(case_clocks(s), CFG, s.confirm_by - timedelta(minutes=7)) == "green"
+    assert light(case_clocks(s), CFG, s.confirm_by - timedelta(minutes=6)) == "yellow"
+    assert light(case_clocks(s), CFG, s.confirm_by) == "red"
+    clock.set(s.confirm_by + timedelta(minutes=1))
+    late = await bus.handle(CompleteCase(case_id=case_id, expected_version=s.version, actor="unit:U001"))
+    assert light(case_clocks(late), CFG, clock.now() + timedelta(days=1)) == "red"  # finished overdue
+    s = await bus.handle(RegisterCase(
+        category="consultation", channel="phone", description="y", caller=CallerInfo(phone="13800138000"),
+        priority=4))
+    s = await bus.handle(DispatchCase(case_id=s.case_id, expected_version=0, to="U001"))
+    s = await bus.handle(ConfirmCase(case_id=s.case_id, expected_version=s.version, actor="unit:U001"))
+    assert s.confirm_by is not None
+    assert light(case_clocks(s), CFG, s.confirm_by + timedelta(minutes=1)) == "green"  # confirmed in time
