@@ -197,14 +197,19 @@ class CaseFact:
     """The organisation node holding the case now (None: the city's, before any routing)."""
 
     def _current(self, unit: str | None = None) -> Assignment | None:
+        """The assignment in hand: the last dispatch, unless rejected (a dispatch to another unit
+        takes the case from the one before); with `unit`, that unit's last one not rejected."""
+        if unit is None:
+            last = self.assignments[-1] if self.assignments else None
+            return last if last is not None and last.rejected_at is None else None
         for a in reversed(self.assignments):
-            if a.rejected_at is None and (unit is None or a.unit == unit):
+            if a.rejected_at is None and a.unit == unit:
                 return a
         return None
 
     @property
     def unit(self) -> str | None:
-        """The unit holding the case now (the last dispatch not rejected), else its handler."""
+        """The unit holding the case now (the last dispatch, unless rejected), else its handler."""
         current = self._current()
         return current.unit if current is not None else self.handler
 

@@ -129,3 +129,21 @@ def test_a_case_counts_for_the_node_holding_it_and_the_unit_it_is_dispatched_to(
     assert out["cases", "all@org", org_key("SC-B", None, ""), day, "cases"] == 1
     assert out["cases", "channel@org", org_key("SC-B", None, "sms"), day, "cases"] == 1
     assert not any(dim.endswith("@org") for (report, dim, *_) in out if report != "cases")
+
+
+def test_a_case_reassigned_and_rejected_by_its_new_unit_is_held_by_no_unit() -> None:
+    """A case taken from U1 (dispatched again to U2) and rejected by U2 waits for dispatch: no unit
+    holds it, so the case and complaint counts are not U1's (U1 no longer had it)."""
+    fact = CaseFact("C3")
+    fact.apply(CaseRegistered("C3", "complaint", 3, "phone", "x", CallerInfo(phone="13900000000"), T0, T0))
+    fact.apply(CaseDispatched("C3", "U1", "unit", T0, T0 + timedelta(minutes=30)))
+    fact.apply(CaseConfirmed("C3", "U1", T0 + timedelta(minutes=5), T0 + timedelta(hours=72)))
+    later = T0 + timedelta(hours=1)
+    fact.apply(CaseDispatched("C3", "U2", "unit", later, later + timedelta(minutes=30)))
+    fact.apply(CaseRejected("C3", "U2", "not ours", T0 + timedelta(hours=2)))
+    out = fact.contributions()
+    day = date(2026, 12, 1)
+    assert fact.unit is None
+    assert out["cases", "unit", "-", day, "cases"] == 1 and out["cases", "unit", "U1", day, "cases"] == 0
+    assert out["units", "unit", "-", day, "complaints"] == 1
+    assert out["units", "unit", "U1", day, "complaints"] == 0
