@@ -242,6 +242,8 @@ def decide_request_extension(
     _need(s.pending_extension is None, f"case {s.case_id} already has an extension request pending")
     if s.complete_by is not None and c.until <= s.complete_by:
         raise InvalidCommand("an extension must end after the current deadline", field="until")
+    if not c.reason.strip():
+        raise InvalidCommand("an extension request needs a reason", field="reason")
     unit = _acting_unit(s, c.actor)
     return [ExtensionRequested(s.case_id, unit, c.until, c.reason, now)]
 

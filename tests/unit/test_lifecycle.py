@@ -162,6 +162,20 @@ async def test_transitions_out_of_order_are_refused(bus: MessageBus, clock: Fake
         await bus.handle(CloseCase(case_id=case_id, expected_version=3, reason="again"))
 
 
+async def test_an_extension_request_needs_a_reason(bus: MessageBus) -> None:
+    """The reason of an extension is what the center decides on and what the citizen is told
+    (`supervision.extended`): a blank one is refused (400), like a rejection's, and nothing is asked."""
+    case_id = await new_case(bus)
+    await bus.handle(DispatchCase(case_id=case_id, expected_version=0, to="U001"))
+    s = await bus.handle(ConfirmCase(case_id=case_id, expected_version=1, actor=U1))
+    assert s.complete_by is not None
+    for blank in ("", "   "):
+        with pytest.raises(InvalidCommand, match="reason"):
+            await bus.handle(RequestExtension(case_id=case_id, expected_version=2, actor=U1,
+                                              until=s.complete_by + timedelta(days=1), reason=blank))
+    assert (await load_case(store_of(bus), case_id)).pending_extension is None
+
+
 async def test_refused_extension_keeps_the_deadline(bus: MessageBus, clock: FakeClock) -> None:
     case_id = await new_case(bus)
     await bus.handle(DispatchCase(case_id=case_id, expected_version=0, to="U001"))
