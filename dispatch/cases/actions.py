@@ -267,9 +267,12 @@ def decide_complete(s: CaseState, c: CompleteCase, now: datetime, cfg: SlaConfig
     """The matter is handled; the call-back and archive limits start."""
     _need(s.status in BUSY, f"case {s.case_id} is {s.status}; it cannot be completed")
     handler = _acting_unit(s, c.actor)
+    due = s.complete_by
+    if s.status == CaseStatus.DISPATCHED and s.confirm_by is not None:  # unconfirmed: as if at its limit
+        due = s.confirm_by + cfg.complete_limit(s.priority)
     return [CaseCompleted(
         s.case_id, now, now + cfg.callback_limit(), now + cfg.archive_limit(), handler=handler,
-        result=c.result, by=c.actor,
+        result=c.result, by=c.actor, due=due,
     )]
 
 

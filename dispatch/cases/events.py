@@ -267,7 +267,9 @@ class FeedbackGiven(Event):
 @event
 @dataclass(frozen=True, slots=True)
 class CaseCompleted(Event):
-    """The matter is handled; the citizen must be called back by `callback_by`."""
+    """The matter is handled; the citizen must be called back by `callback_by`. `due`: when it was
+    to be completed by (the unit's completion limit; for a case completed without a confirmation,
+    counted from its confirmation limit)."""
 
     case_id: str
     completed_at: datetime
@@ -276,6 +278,7 @@ class CaseCompleted(Event):
     handler: str | None = None
     result: str = field(default="", metadata=PERSONAL)
     by: str | None = None
+    due: datetime | None = None
 
 
 @event

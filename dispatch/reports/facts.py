@@ -250,6 +250,7 @@ class CaseFact:
     def _completed(self, e: CaseCompleted) -> None:
         if (a := self._current()) is not None and a.completed_at is None:
             a.completed_at = e.completed_at
+            a.complete_by = a.complete_by or e.due  # completed unconfirmed: the limit it was under
         self.handler = e.handler or self.handler
         self._ended(e.completed_at)
 

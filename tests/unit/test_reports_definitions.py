@@ -147,3 +147,27 @@ def test_a_case_reassigned_and_rejected_by_its_new_unit_is_held_by_no_unit() -> 
     assert out["cases", "unit", "-", day, "cases"] == 1 and out["cases", "unit", "U1", day, "cases"] == 0
     assert out["units", "unit", "-", day, "complaints"] == 1
     assert out["units", "unit", "U1", day, "complaints"] == 0
+
+
+def test_a_case_completed_without_a_confirmation_is_late_by_its_limits() -> None:
+    """A unit that completed straight from `dispatched` (no confirmation) always counted as on
+    time, 20 days late as well: it was under its confirmation limit plus the completion limit."""
+    from dispatch.cases.actions import CompleteCase, decide_complete
+    from dispatch.cases.sla import SlaConfig
+    from dispatch.cases.state import CaseState
+    from dispatch.cases.status import CaseStatus
+
+    cfg = SlaConfig()
+    state = CaseState("C4", status=CaseStatus.DISPATCHED, priority=3, assigned_to="U1",
+                      assignee_kind="unit", confirm_by=T0 + timedelta(minutes=30))
+    for late, on_time in ((timedelta(days=20), 0), (timedelta(hours=1), 1)):
+        fact = CaseFact("C4")
+        caller = CallerInfo(phone="13900000000")
+        fact.apply(CaseRegistered("C4", "complaint", 3, "phone", "x", caller, T0, T0))
+        fact.apply(CaseDispatched("C4", "U1", "unit", T0, T0 + timedelta(minutes=30)))
+        complete = CompleteCase(case_id="C4", expected_version=0, actor="unit:U1", result="修好了")
+        [done] = decide_complete(state, complete, T0 + late, cfg)
+        assert done.due == T0 + timedelta(minutes=30) + cfg.complete_limit(3)
+        fact.apply(done)
+        out = fact.contributions()
+        assert out["units", "unit", "U1", date(2026, 12, 1), "completed_on_time"] == on_time
