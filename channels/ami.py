@@ -49,6 +49,7 @@ FOLLOWED: dict[str, str] = {
     "Hangup": "ended",
 }
 LOGIN_TIMEOUT = 10.0
+RECONCILE_TIMEOUT = 5.0
 REFUSED = (DispatchError,)
 """What the domain refuses for what the event says (not the store being down): recorded as rejected
 input and skipped, since a retry would get the same answer and hold back every later call (what
@@ -267,14 +268,28 @@ class AmiClient:
             session.close()
 
     async def _reconcile(self, session: _Session) -> None:
-        """Settle tracked calls the PBX forgot while we were away."""
-        if not self.tracker.calls:
-            return
-        replies = await asyncio.wait_for(
-            session.send_action({"Action": "QueueStatus"}, as_list=True), timeout=5)
-        waiting = {str(m.get("Uniqueid")) for m in replies if m.get("Event") == "QueueEntry"}
-        for event in self.tracker.vanished(waiting):
-            self._queue.put_nowait({**event, "_synthetic": True})
+        """Settle tracked calls the PBX forgot while we were away.
+
+        A PBX that cannot answer `QueueStatus` yet (Asterisk still loading `app_queue` after a
+        restart answers `Response: Error`) or does not answer in time is asked again, with
+        backoff, while the connection lasts: the calls stay tracked and the events keep flowing
+        meanwhile (a failure here ended the follower, and every caller after it was lost)."""
+        delay = self._backoff[0]
+        while self.tracker.calls and not session.lost.done():
+            # panoramisk answers a list for an event list, the one message for an error
+            answer: asyncio.Future[Any] = session.send_action({"Action": "QueueStatus"})
+            await asyncio.wait([answer, session.lost], timeout=RECONCILE_TIMEOUT,
+                               return_when=asyncio.FIRST_COMPLETED)
+            replies = answer.result() if answer.done() and not answer.cancelled() else None
+            if isinstance(replies, list):
+                waiting = {str(m.get("Uniqueid")) for m in replies if m.get("Event") == "QueueEntry"}
+                for event in self.tracker.vanished(waiting):
+                    self._queue.put_nowait({**event, "_synthetic": True})
+                return
+            log.warning("ami_queue_status_failed", retry_in=delay,
+                        message=None if replies is None else str(replies.get("Message")))
+            await asyncio.wait([session.lost], timeout=delay)
+            delay = min(delay * 2, self._backoff[1])
 
     async def _consume(self) -> None:
         while True:

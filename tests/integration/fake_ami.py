@@ -34,6 +34,9 @@ class FakeAmi:
         self.waiting: dict[str, dict[str, Any]] = {}
         self.actions: list[dict[str, str]] = []
         self.logins = 0
+        self.queue_status_errors = 0
+        """How many `QueueStatus` to answer `Response: Error` first, as Asterisk does while it is
+        still loading `app_queue` after a restart (the manager is up before the modules)."""
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -92,6 +95,10 @@ class FakeAmi:
         elif name == "ping":
             writer.write(frame({"Response": "Success", "ActionID": action_id, "Ping": "Pong",
                                 "Timestamp": "1700000000.000000"}))
+        elif name == "queuestatus" and self.queue_status_errors:
+            self.queue_status_errors -= 1
+            writer.write(frame({"Response": "Error", "ActionID": action_id,
+                                "Message": "Invalid/unknown command"}))
         elif name == "queuestatus":
             writer.write(frame({"Response": "Success", "ActionID": action_id, "EventList": "start",
                                 "Message": "Queue status will follow"}))

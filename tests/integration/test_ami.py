@@ -198,6 +198,32 @@ async def test_pbx_restart_mid_stream_loses_and_duplicates_nothing(
     assert offered == 3
 
 
+async def test_a_pbx_not_yet_able_to_answer_queue_status_after_a_restart_is_asked_again(
+    ami: FakeAmi, follower: AmiClient, pg_pool: asyncpg.Pool
+) -> None:
+    """Asterisk's manager is up before `app_queue` is loaded: a `QueueStatus` asked right after a
+    restart is answered `Response: Error`. It is asked again; the follower went on waiting for an
+    event list that never came, then ended for good (every caller after the restart lost)."""
+    await ami.send(join("1700000015.1", "13912340015"))
+
+    async def seen() -> bool:
+        return bool(await types_of(pg_pool, "call-1700000015.1"))
+
+    await until(seen)
+    follower.connected.clear()
+    ami.queue_status_errors = 2
+    await ami.restart()
+    await asyncio.wait_for(follower.connected.wait(), 3)
+    await ami.send(join("1700000016.1", "13912340016"), abandon("1700000016.1", "13912340016"))
+
+    async def settled() -> bool:
+        return len(await types_of(pg_pool, "call-1700000016.1")) == 2
+
+    await until(settled)
+    assert await types_of(pg_pool, "call-1700000015.1") == ["CallOffered", "CallAbandoned"]
+    assert [a["Action"] for a in ami.actions].count("QueueStatus") == 3
+
+
 async def test_the_queue_ringing_agents_is_recorded_per_agent(
     ami: FakeAmi, follower: AmiClient, pg_pool: asyncpg.Pool
 ) -> None:
