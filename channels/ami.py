@@ -108,10 +108,12 @@ def _time(event: Mapping[str, Any], received_at: datetime) -> datetime:
     return instant if plausible(instant) else received_at
 
 
-def to_command(event: Mapping[str, Any], received_at: datetime, *, key_suffix: str = "") -> RecordCall:
-    """One followed AMI event as a `RecordCall`; `BadInput` if it lacks what it needs."""
+def to_command(event: Mapping[str, Any], received_at: datetime, *, key_suffix: str = "",
+               kind: str | None = None) -> RecordCall:
+    """One followed AMI event as a `RecordCall` (of `kind`, else the event's own); `BadInput` if
+    it lacks what it needs."""
     name = str(event.get("Event", ""))
-    kind = FOLLOWED.get(name)
+    kind = kind or FOLLOWED.get(name)
     uid = str(event.get("Uniqueid") or "")
     if kind is None or not _UNIQUEID.match(uid):
         raise BadInput(f"AMI {name or 'message'} without a usable Uniqueid", code="bad_event")
@@ -137,19 +139,27 @@ class CallTracker:
 
     calls: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def follow(self, event: Mapping[str, Any]) -> bool:
-        """Update from an event; answers whether the event concerns a tracked call."""
-        name, uid = event.get("Event"), str(event.get("Uniqueid") or "")
+    def follow(self, event: Mapping[str, Any]) -> str | None:
+        """Update from an event; answers what to record it as (its kind), or None for an event
+        that concerns no queue call.
+
+        The hangup of a queue call no agent answered is a missed call (`abandoned`): a caller the
+        queue let go unanswered (its timeout, a key to leave, no agent logged in: Asterisk says
+        `QueueCallerLeave`, not `QueueCallerAbandon`) hangs up, or is hung up, without having
+        talked to anyone."""
+        name, uid = str(event.get("Event") or ""), str(event.get("Uniqueid") or "")
+        kind = FOLLOWED.get(name)
         if name == "QueueCallerJoin":
             self.calls[uid] = {**event, "answered": False}
-            return True
+            return kind
         if uid not in self.calls:
-            return name != "Hangup"  # a hangup of an untracked channel is not a queue call
+            return None if name == "Hangup" else kind  # a hangup of another channel: no queue call
         if name == "AgentConnect":
             self.calls[uid]["answered"] = True
         elif name in ("QueueCallerAbandon", "AgentComplete", "Hangup"):
-            self.calls.pop(uid)
-        return True
+            answered = self.calls.pop(uid)["answered"]
+            return "abandoned" if name == "Hangup" and not answered else kind
+        return kind
 
     def vanished(self, still_waiting: set[str]) -> list[dict[str, Any]]:
         """Synthetic end events for tracked calls the PBX no longer has."""
@@ -295,10 +305,11 @@ class AmiClient:
         while True:
             event = await self._queue.get()
             synthetic = bool(event.pop("_synthetic", False))
-            if not synthetic and not self.tracker.follow(event):
+            kind = None if synthetic else self.tracker.follow(event)
+            if not synthetic and kind is None:
                 continue
             try:
-                cmd = to_command(event, self._now(), key_suffix=":lost" if synthetic else "")
+                cmd = to_command(event, self._now(), key_suffix=":lost" if synthetic else "", kind=kind)
             except BadInput as exc:
                 await self._reject(exc, event)
                 continue

@@ -224,6 +224,29 @@ async def test_a_pbx_not_yet_able_to_answer_queue_status_after_a_restart_is_aske
     assert [a["Action"] for a in ami.actions].count("QueueStatus") == 3
 
 
+async def test_a_queue_caller_let_go_unanswered_is_a_missed_call(
+    ami: FakeAmi, follower: AmiClient, pg_store: PostgresEventStore, pg_pool: asyncpg.Pool
+) -> None:
+    """A caller the queue lets go unanswered (its timeout; Asterisk says `QueueCallerLeave`, not
+    `QueueCallerAbandon`) and who then hangs up talked to no one: a missed call with a call-back
+    task. It was recorded as a call that ended, and no one called back."""
+    uid, caller = "1700000017.1", "13912340017"
+    leave = {**join(uid, caller), "Event": "QueueCallerLeave", "Count": "0"}
+    await ami.send(join(uid, caller), called(uid, caller, "A001"), leave, hangup(uid, caller))
+
+    async def recorded() -> bool:
+        return len(await types_of(pg_pool, f"call-{uid}")) == 3
+
+    await until(recorded)
+    assert await types_of(pg_pool, f"call-{uid}") == ["CallOffered", "CallOffered", "CallAbandoned"]
+    bus = MessageBus(collect_handlers(DOMAIN), {"store": pg_store, "clock": SystemClock(), "pool": pg_pool})
+    await ReactorRunner(pg_store, MissedCallPolicy(bus.handle)).run_until_caught_up()
+    await ProjectionRunner(pg_store, CallsProjection()).run_until_caught_up()
+    async with pg_pool.acquire() as conn:
+        assert await conn.fetchval("SELECT caller FROM missed_calls") == caller
+        assert await conn.fetchval("SELECT status FROM calls WHERE call_id = $1", uid) == "abandoned"
+
+
 async def test_the_queue_ringing_agents_is_recorded_per_agent(
     ami: FakeAmi, follower: AmiClient, pg_pool: asyncpg.Pool
 ) -> None:
