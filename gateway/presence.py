@@ -40,12 +40,7 @@ _AGENT_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
 
 def board_of(services: Services) -> PresenceBoard:
     """The process's presence board (made once, kept in `services.presence`)."""
-    board = services.presence
-    if board is None:
-        board = PresenceBoard(services.redis, services.settings.stores.redis_prefix,
-                              services.settings.console.presence_ttl)
-        services.presence = board
-    return board
+    return services.presence_board()
 
 
 async def put_presence(request: web.Request) -> web.Response:

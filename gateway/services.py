@@ -119,6 +119,13 @@ class Services:
     """The background tasks running on these services (`bootstrap.run_background`): closing the
     services stops any still running first, so none reconnects a pool or client already closed."""
 
+    def presence_board(self) -> PresenceBoard:
+        """The process's presence board (made once, kept in `presence`)."""
+        if self.presence is None:
+            self.presence = PresenceBoard(self.redis, self.settings.stores.redis_prefix,
+                                          self.settings.console.presence_ttl)
+        return self.presence
+
     @property
     def changes_stream(self) -> str:
         """The Redis Stream keeping recent changes, so live views resume by stream id."""

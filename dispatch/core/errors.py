@@ -51,6 +51,13 @@ class NotAllowed(DispatchError):
     code = "not_allowed"
 
 
+class AgentNotPresent(NotAllowed):
+    """A call-back task given by hand to an agent who is not present (offline, or silent past the
+    heartbeat): it would never be called back there, and the assigner deals it out again at once."""
+
+    code = "agent_not_present"
+
+
 class KeyReused(NotAllowed):
     """A client's idempotency key (a channel's message or event id, an `Idempotency-Key`) came
     again with other content: an earlier, different request, not a retry of it."""

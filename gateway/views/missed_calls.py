@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 
-from dispatch.core.errors import NotFound, UnknownAssignee
+from dispatch.core.errors import AgentNotPresent, NotFound, UnknownAssignee
 from dispatch.core.messages import Json
 from dispatch.gis.reference import agent_known
 from dispatch.missed_calls.policy import AssignCallbackTask, RecordCallbackOutcome
@@ -73,6 +73,7 @@ async def reassign(request: web.Request) -> web.Response:
     if agents is not None and agent_id not in agents:
         raise forbidden(f"agent {agent_id} does not work for {who.org}'s subtree")
     await check_agent(request, agent_id)
+    await _check_present(request, agent_id)
     written = await request.app[SERVICES].bus.handle(
         AssignCallbackTask(task_id, agent_id, "manual", actor=who.actor))
     return json_response({"task_id": task_id, "assigned_to": agent_id,
@@ -84,6 +85,15 @@ async def check_agent(request: web.Request, agent_id: str) -> None:
     real (a mistyped id) would never be called back."""
     if not await agent_known(request.app[SERVICES].pool, agent_id):
         raise UnknownAssignee(f"no agent {agent_id!r} is registered", field="agent_id")
+
+
+async def _check_present(request: web.Request, agent_id: str) -> None:
+    """409 `agent_not_present` for an agent who is not online or busy: the task would wait there
+    uncalled, and the assigner deals out an absent agent's tasks at once (the 200 said otherwise).
+    With presence unknown (Redis down) the assigner moves nothing, so the task may go."""
+    present = await request.app[SERVICES].presence_board().present()
+    if present is not None and agent_id not in present:
+        raise AgentNotPresent(f"agent {agent_id} is not online: a call-back task goes to a present agent")
 
 
 async def outcome(request: web.Request) -> web.Response:
@@ -179,7 +189,9 @@ OPENAPI_PATHS: Json = {
         "summary": "Reassign a task by hand (dispatcher)", "parameters": [_path("task_id")],
         "requestBody": {"content": {"application/json": {"schema": {
             "type": "object", "properties": {"agent_id": {"type": "string"}}}}}},
-        "responses": {"200": {"description": "assigned"}, "409": {"description": "task closed"},
+        "responses": {"200": {"description": "assigned"},
+                      "409": {"description": "not_allowed: task closed; agent_not_present: the agent "
+                                             "is not online or busy"},
                       "400": {"description": "unknown_assignee: no such agent in the agents' register"},
                       "403": {"description": "role, or (scoped token) an agent outside its subtree"},
                       "404": {"description": "(scoped token) a task outside its subtree"}}}},

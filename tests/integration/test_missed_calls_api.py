@@ -93,6 +93,7 @@ async def test_fair_spread_offline_reassignment_and_outcomes(client: Any) -> Non
     assert set(counts) == {"A002", "A003"} and max(counts.values()) - min(counts.values()) <= 1
 
     task = (await tasks(client, "status=open&agent_id=A002"))[0]["task_id"]
+    await heartbeat(client, "A002", "A003")  # a task goes by hand to a present agent only
     moved = await client.post(f"/api/v1/missed-calls/{task}/reassign", json={"agent_id": "A003"},
                               headers=auth("t-dispatcher"))
     assert moved.status == 200
@@ -125,9 +126,11 @@ async def test_fair_spread_offline_reassignment_and_outcomes(client: Any) -> Non
     never = await client.post(f"/api/v1/missed-calls/{task.rpartition('.')[0]}.2/outcome",
                               json={"outcome": "reached"}, headers=auth("t-agent"))
     assert never.status == 404  # the caller's second task was never opened
+    await heartbeat(client, "A003")
     earlier = await client.post(f"/api/v1/missed-calls/{task}/reassign", json={"agent_id": "A003"},
                                 headers=auth("t-dispatcher"))
     assert earlier.status == 409  # it was, and is closed
+    assert (await earlier.json())["error"]["code"] == "not_allowed"
 
 
 async def test_silent_agent_goes_offline_after_the_ttl(client: Any) -> None:
@@ -308,6 +311,34 @@ async def test_a_task_or_presence_for_an_agent_not_registered_is_refused(client:
         assert await presence(client, agent, "online") == 400
     assert (await client.get("/api/v1/agents/presence", headers=auth("t-dispatcher"))).status == 200
     assert [t["assigned_to"] for t in await tasks(client)] == [None]
+    assert await presence(client, "A001", "online") == 200
     response = await client.post(reassign, json={"agent_id": "A001"}, headers=auth("t-dispatcher"))
     assert response.status == 200, await response.text()
-    assert await presence(client, "A001", "online") == 200
+
+
+async def test_a_task_reassigned_to_an_agent_not_present_is_refused_and_stays(client: Any) -> None:
+    """A dispatcher's reassignment to a registered agent who is offline is 409 `agent_not_present`
+    and the task stays where it was. It was answered 200 `assigned_to` that agent, and the assigner
+    gave the task to another agent a moment later: the dispatcher was told one thing, the task did
+    another. Once the agent is online, the reassignment holds (pinned)."""
+    await heartbeat(client, "A001", "A002")
+    await abandon(client, 5, "13900000005")
+
+    async def assigned() -> Any:
+        await heartbeat(client, "A001", "A002")
+        found = await tasks(client)
+        return found if found and found[0]["assigned_to"] else None
+
+    [task] = await until(assigned)
+    reassign = f"/api/v1/missed-calls/{task['task_id']}/reassign"
+    response = await client.post(reassign, json={"agent_id": "A003"}, headers=auth("t-dispatcher"))
+    assert response.status == 409, await response.text()
+    assert (await response.json())["error"]["code"] == "agent_not_present"
+    assert [t["assigned_to"] for t in await tasks(client)] == [task["assigned_to"]]
+    await heartbeat(client, "A003")
+    response = await client.post(reassign, json={"agent_id": "A003"}, headers=auth("t-dispatcher"))
+    assert response.status == 200, await response.text()
+    for _ in range(3):  # the assigner's cycles leave a pinned task with its present agent
+        await heartbeat(client, "A001", "A002", "A003")
+        await asyncio.sleep(0.2)
+    assert [t["assigned_to"] for t in await tasks(client)] == ["A003"]

@@ -143,9 +143,9 @@ async def test_callback_tasks_belong_to_the_node_of_their_agent(api: Any, wired:
     err = await call(api, "POST", f"/api/v1/missed-calls/{ours}/reassign", "t-sca", 403, {"agent_id": "A2"})
     assert err["error"]["code"] == "forbidden"  # not to another level's agent either
     await call(api, "POST", f"/api/v1/missed-calls/{ours}/outcome", "t-sca", 200, {"outcome": "no_answer"})
-    await call(api, "POST", f"/api/v1/missed-calls/{theirs}/reassign", "t-city", 200, {"agent_id": "A1"})
     await call(api, "PUT", "/api/v1/agents/A2/presence", "t-sca", 403, {"status": "online"})
     await call(api, "PUT", "/api/v1/agents/A1/presence", "t-sca", 200, {"status": "online"})
+    await call(api, "POST", f"/api/v1/missed-calls/{theirs}/reassign", "t-city", 200, {"agent_id": "A1"})
     await call(api, "PUT", "/api/v1/agents/A2/presence", "t-city", 200, {"status": "busy"})
     assert _ids(await call(api, "GET", "/api/v1/agents/presence", "t-sca"), "agent_id") == {"A1"}
     assert _ids(await call(api, "GET", "/api/v1/agents/presence", "t-city"), "agent_id") >= {"A1", "A2"}
