@@ -15,6 +15,7 @@ from aiohttp import web
 
 from dispatch.core.errors import AgentNotPresent, NotFound, UnknownAssignee
 from dispatch.core.messages import Json
+from dispatch.core.texts import LOCAL_TIME
 from dispatch.gis.reference import agent_known
 from dispatch.missed_calls.policy import AssignCallbackTask, RecordCallbackOutcome
 from dispatch.missed_calls.read_model import QueueHour, calls_by_queue_hour, missed_call_tasks, task_in_scope
@@ -121,9 +122,10 @@ def _time(request: web.Request, name: str) -> datetime | None:
 
 
 async def abandoned_report(request: web.Request) -> web.Response:
-    """`GET /api/v1/reports/abandoned-calls?from=&to=&queue=&tz=`: per queue and hour."""
+    """`GET /api/v1/reports/abandoned-calls?from=&to=&queue=&tz=`: per queue and hour, the hours
+    Beijing time's unless `tz` names another zone (as every report counts local days)."""
     await unscoped(request, require(request, "agent", "dispatcher", "auditor"))
-    tz = request.query.get("tz", "UTC")
+    tz = request.query.get("tz") or LOCAL_TIME.key
     try:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -204,7 +206,8 @@ OPENAPI_PATHS: Json = {
         "responses": {"200": {"description": "recorded"}, "409": {"description": "task closed"},
                       "404": {"description": "(scoped token) a task outside its subtree"}}}},
     "/api/v1/reports/abandoned-calls": {"get": {
-        "summary": "Abandoned calls (呼损) per queue and hour (the whole hotline: 403 to a scoped token)",
+        "summary": "Abandoned calls (呼损) per queue and hour, local to `tz` (an IANA zone, default "
+                   "Asia/Shanghai) (the whole hotline: 403 to a scoped token)",
         "parameters": _query("from", "to", "queue", "tz"),
         "responses": {"200": {"description": "{items: [{queue, hour, calls, abandoned, abandon_rate}]}"}}}},
 }

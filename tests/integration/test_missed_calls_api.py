@@ -284,7 +284,8 @@ async def test_the_abandoned_call_report_and_presence_come_in_pages(client: Any)
 
     await until(projected)
     hours = [item["hour"] for item in await pages("/api/v1/reports/abandoned-calls", 2)]
-    assert hours == [f"2026-11-23T0{n}:00:00" for n in range(5)]
+    assert hours == [f"2026-11-23T0{n + 8}:00:00" for n in range(2)] + [
+        f"2026-11-23T{n + 8}:00:00" for n in range(2, 5)]  # Beijing time's hours
     agents = [item["agent_id"] for item in await pages("/api/v1/agents/presence", 2)]
     assert agents == ["A001", "A002", "A003"]
 

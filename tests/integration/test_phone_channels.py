@@ -153,6 +153,19 @@ async def test_abandoned_report_per_queue_and_hour(client: Any) -> None:
     assert row["hour"].startswith("2026-11-23T16:00")
 
 
+async def test_the_abandoned_call_report_counts_beijing_hours_unless_told_otherwise(client: Any) -> None:
+    """The hotline's hours are Beijing time's, as every other report's days are: a call abandoned at
+    07:30 Beijing time (23:30 UTC the day before) is in the 07:00 row of that day. Without `tz` the
+    report counted UTC hours, so a morning's losses were shown under the evening before."""
+    call = cti("bj1", "abandoned", "bjc1", caller="13900000011", at="2026-11-23T07:30:00+08:00")
+    assert (await client.post("/channels/cti/events", json=call, headers=auth("t-channel"))).status == 201
+    body = await wait_for(client, "/api/v1/reports/abandoned-calls", lambda b: bool(b["items"]))
+    [row] = body["items"]
+    assert (row["hour"], row["tz"], row["abandoned"]) == ("2026-11-23T07:00:00", "Asia/Shanghai", 1)
+    utc = await wait_for(client, "/api/v1/reports/abandoned-calls?tz=UTC", lambda b: bool(b["items"]))
+    assert [r["hour"] for r in utc["items"]] == ["2026-11-22T23:00:00"]
+
+
 async def test_an_event_id_reused_for_other_content_is_409_idempotency_conflict(client: Any) -> None:
     """A repeated delivery is the same event again (200); an `event_id` the PBX reuses for another
     event - another type, caller or time, or another call - is not: answering 200 would drop it."""
