@@ -283,23 +283,38 @@ class AmiClient:
         A PBX that cannot answer `QueueStatus` yet (Asterisk still loading `app_queue` after a
         restart answers `Response: Error`) or does not answer in time is asked again, with
         backoff, while the connection lasts: the calls stay tracked and the events keep flowing
-        meanwhile (a failure here ended the follower, and every caller after it was lost)."""
+        meanwhile (a failure here ended the follower, and every caller after it was lost).
+
+        A call whose channel the PBX still has (`CoreShowChannels`: a caller talking to an agent,
+        one the queue let go into voicemail) has not vanished: only the connection to the manager
+        was lost, and the call's own events end it (it was ended at the reconnect, a caller still
+        talking shown as gone). A manager user not allowed `CoreShowChannels` (it needs `system`
+        or `reporting`) has the queue's answer alone."""
         delay = self._backoff[0]
         while self.tracker.calls and not session.lost.done():
-            # panoramisk answers a list for an event list, the one message for an error
-            answer: asyncio.Future[Any] = session.send_action({"Action": "QueueStatus"})
-            await asyncio.wait([answer, session.lost], timeout=RECONCILE_TIMEOUT,
-                               return_when=asyncio.FIRST_COMPLETED)
-            replies = answer.result() if answer.done() and not answer.cancelled() else None
-            if isinstance(replies, list):
-                waiting = {str(m.get("Uniqueid")) for m in replies if m.get("Event") == "QueueEntry"}
-                for event in self.tracker.vanished(waiting):
+            entries = await self._ask(session, "QueueStatus")
+            if entries is not None:
+                channels = await self._ask(session, "CoreShowChannels") or []
+                still = {str(m.get("Uniqueid")) for m in entries if m.get("Event") == "QueueEntry"} | {
+                    str(m.get("Uniqueid")) for m in channels if m.get("Event") == "CoreShowChannel"}
+                for event in self.tracker.vanished(still):
                     self._queue.put_nowait({**event, "_synthetic": True})
                 return
-            log.warning("ami_queue_status_failed", retry_in=delay,
-                        message=None if replies is None else str(replies.get("Message")))
             await asyncio.wait([session.lost], timeout=delay)
             delay = min(delay * 2, self._backoff[1])
+
+    async def _ask(self, session: _Session, action: str) -> list[Mapping[str, Any]] | None:
+        """The event list a listing action answers, or None (refused, not answered in time, lost)."""
+        # panoramisk answers a list for an event list, the one message for an error
+        answer: asyncio.Future[Any] = session.send_action({"Action": action})
+        await asyncio.wait([answer, session.lost], timeout=RECONCILE_TIMEOUT,
+                           return_when=asyncio.FIRST_COMPLETED)
+        replies = answer.result() if answer.done() and not answer.cancelled() else None
+        if isinstance(replies, list):
+            return replies
+        log.warning("ami_action_failed", action=action,
+                    message=None if replies is None else str(replies.get("Message")))
+        return None
 
     async def _consume(self) -> None:
         while True:

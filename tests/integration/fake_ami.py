@@ -32,6 +32,8 @@ class FakeAmi:
         self.port = 0
         self.writers: list[asyncio.StreamWriter] = []
         self.waiting: dict[str, dict[str, Any]] = {}
+        self.channels: dict[str, dict[str, Any]] = {}
+        """The callers' channels the PBX has (`CoreShowChannels`): waiting, or talking to an agent."""
         self.actions: list[dict[str, str]] = []
         self.logins = 0
         self.queue_status_errors = 0
@@ -61,6 +63,7 @@ class FakeAmi:
         """A PBX restart: connections drop, calls in queues are gone."""
         await self.stop()
         self.waiting.clear()
+        self.channels.clear()
         await self.start()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -106,6 +109,13 @@ class FakeAmi:
                 writer.write(frame({"Event": "QueueEntry", "ActionID": action_id, **entry}))
             writer.write(frame({"Event": "QueueStatusComplete", "ActionID": action_id,
                                 "EventList": "Complete", "ListItems": len(self.waiting)}))
+        elif name == "coreshowchannels":
+            writer.write(frame({"Response": "Success", "ActionID": action_id, "EventList": "start",
+                                "Message": "Channels will follow"}))
+            for entry in self.channels.values():
+                writer.write(frame({"Event": "CoreShowChannel", "ActionID": action_id, **entry}))
+            writer.write(frame({"Event": "CoreShowChannelsComplete", "ActionID": action_id,
+                                "EventList": "Complete", "ListItems": len(self.channels)}))
         else:
             writer.write(frame({"Response": "Error", "ActionID": action_id,
                                 "Message": "Invalid/unknown command"}))
@@ -124,5 +134,8 @@ class FakeAmi:
         uid = str(event.get("Uniqueid"))
         if event.get("Event") == "QueueCallerJoin":
             self.waiting[uid] = {k: event[k] for k in ("Queue", "Uniqueid", "CallerIDNum") if k in event}
+            self.channels[uid] = {k: event[k] for k in ("Channel", "Uniqueid", "CallerIDNum") if k in event}
         elif event.get("Event") in ("QueueCallerAbandon", "AgentConnect", "Hangup"):
             self.waiting.pop(uid, None)
+        if event.get("Event") in ("QueueCallerAbandon", "Hangup"):
+            self.channels.pop(uid, None)

@@ -247,6 +247,41 @@ async def test_a_queue_caller_let_go_unanswered_is_a_missed_call(
         assert await conn.fetchval("SELECT status FROM calls WHERE call_id = $1", uid) == "abandoned"
 
 
+async def test_a_call_still_talking_when_the_connection_comes_back_is_not_ended(
+    ami: FakeAmi, follower: AmiClient, pg_pool: asyncpg.Pool
+) -> None:
+    """Only the connection to the manager was lost (a network blip, a manager reload): a caller
+    still talking to an agent is on the PBX's channels, and the call ends when its own events say
+    so. It was ended at the reconnect (a caller still talking shown as gone, the talk cut short)."""
+    uid, caller = "1700000018.1", "13912340018"
+    await ami.send(join(uid, caller), connect(uid, caller))
+
+    async def answered() -> bool:
+        return len(await types_of(pg_pool, f"call-{uid}")) == 2
+
+    await until(answered)
+    follower.connected.clear()
+    await ami.stop()  # the connection drops; the PBX keeps its calls
+    await ami.start()
+    await asyncio.wait_for(follower.connected.wait(), 5)
+    await ami.send(join("1700000019.1", "13912340019"))
+
+    async def next_one() -> bool:
+        return bool(await types_of(pg_pool, "call-1700000019.1"))
+
+    await until(next_one)
+    assert await types_of(pg_pool, f"call-{uid}") == ["CallOffered", "CallAnswered"]
+    await ami.send(complete(uid, caller), hangup(uid, caller))
+
+    async def ended() -> bool:
+        return len(await types_of(pg_pool, f"call-{uid}")) == 3
+
+    await until(ended)
+    async with pg_pool.acquire() as conn:
+        [data] = [e.data for e in await stored_events(conn, f"stream = 'call-{uid}' AND type = 'CallEnded'")]
+    assert (data["answered"], data["reason"]) == (True, "caller")
+
+
 async def test_the_queue_ringing_agents_is_recorded_per_agent(
     ami: FakeAmi, follower: AmiClient, pg_pool: asyncpg.Pool
 ) -> None:
