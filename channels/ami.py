@@ -16,6 +16,7 @@ use (no `Uniqueid`) is recorded as `InputRejected`.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import json
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -174,13 +175,25 @@ class CallTracker:
 
 
 class _Protocol(AMIProtocol):  # type: ignore[misc]
-    """panoramisk's protocol, logging lines it cannot parse instead of ignoring them silently."""
+    """panoramisk's protocol, logging lines it cannot parse instead of ignoring them silently.
+
+    Reads are cut wherever TCP cut them: panoramisk decodes each read alone and drops the halves of
+    a UTF-8 character cut in two (a caller named 张三 was stored as 三), so it is given whole
+    characters only; lines are checked once whole, not each half of a line cut in two."""
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self._line = ""
 
     def data_received(self, data: bytes) -> None:
-        for line in data.decode("utf-8", "replace").split("\r\n"):
+        text = self._decoder.decode(data)
+        *lines, self._line = (self._line + text).split("\r\n")
+        for line in lines:
             if line and ": " not in line and not line.startswith("Asterisk Call Manager/"):
                 log.warning("ami_line_skipped", line=line[:120])
-        super().data_received(data)
+        if text:
+            super().data_received(text.encode("utf-8"))
 
 
 class _Session(Manager):  # type: ignore[misc]

@@ -30,7 +30,7 @@ from eventstore.postgres import PostgresEventStore
 from eventstore.subscriptions import ProjectionRunner, ReactorRunner
 from gateway.bootstrap import DOMAIN
 from tests.conftest import stored_events
-from tests.integration.fake_ami import FakeAmi
+from tests.integration.fake_ami import FakeAmi, frame
 
 
 def snapshot(uid: str, caller: str, channel: str = "PJSIP/trunk") -> dict[str, Any]:
@@ -280,6 +280,29 @@ async def test_a_call_still_talking_when_the_connection_comes_back_is_not_ended(
     async with pg_pool.acquire() as conn:
         [data] = [e.data for e in await stored_events(conn, f"stream = 'call-{uid}' AND type = 'CallEnded'")]
     assert (data["answered"], data["reason"]) == (True, "caller")
+
+
+async def test_a_character_or_a_line_split_between_two_reads_is_read_whole(
+    ami: FakeAmi, follower: AmiClient, pg_pool: asyncpg.Pool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """TCP may cut an event anywhere: inside a UTF-8 character of a caller's name (张三, as Asterisk
+    sends it) or inside a line. The name was stored without the cut character (panoramisk decodes each
+    read alone, dropping the halves) and the line's halves were logged as skipped lines."""
+    uid, caller = "1700000014.1", "13912340014"
+    wire = frame({**join(uid, caller), "CallerIDName": "张三"})
+    cut = wire.index("张".encode()) + 1
+    await ami.send(raw=wire[:cut])
+    await asyncio.sleep(0.05)
+    await ami.send(raw=wire[cut:])
+
+    async def recorded() -> bool:
+        return bool(await types_of(pg_pool, f"call-{uid}"))
+
+    await until(recorded)
+    async with pg_pool.acquire() as conn:
+        [offered] = [e.data for e in await stored_events(conn, f"stream = 'call-{uid}'")]
+    assert offered["contact"]["caller"]["name"] == "张三"
+    assert "ami_line_skipped" not in caplog.text
 
 
 async def test_the_queue_ringing_agents_is_recorded_per_agent(
