@@ -217,7 +217,9 @@ class _Session(Manager):  # type: ignore[misc]
 
     def login(self, future: asyncio.Future[Any]) -> bool:
         ok = bool(super().login(future))
-        if not ok:
+        if not ok:  # a wrong user or secret: said as a warning, with the manager's words, at each try
+            log.warning("ami_login_refused", username=self.config.get("username"),
+                        message=str(future.result().get("Message") or ""))
             self._end(ConnectionRefusedError("AMI login refused"))
         return ok
 

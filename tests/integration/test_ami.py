@@ -305,6 +305,42 @@ async def test_a_character_or_a_line_split_between_two_reads_is_read_whole(
     assert "ami_line_skipped" not in caplog.text
 
 
+async def test_a_refused_login_is_a_warning_naming_the_managers_answer(
+    ami: FakeAmi, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A wrong user or secret in `INTAKE_AMI_URL` leaves the follower logging in again and again,
+    every call unrecorded: each refusal is a warning with Asterisk's answer. It was an info line
+    `ami_connection_ended error=ConnectionRefusedError`, the manager's words dropped."""
+    refused = 0
+
+    async def answer(action: dict[str, str], writer: asyncio.StreamWriter) -> None:
+        nonlocal refused
+        if action.get("Action", "").lower() != "login":
+            return
+        refused += 1
+        writer.write(frame({"Response": "Error", "ActionID": action.get("ActionID", ""),
+                            "Message": "Authentication failed"}))
+        await writer.drain()
+        writer.close()
+
+    ami._answer = answer  # type: ignore[method-assign]
+
+    async def unused(_cmd: Any) -> None:
+        raise AssertionError("nothing is recorded")
+
+    client = AmiClient(AmiConfig("127.0.0.1", ami.port, "intake", "wrong"), unused,
+                       now=SystemClock().now, backoff=(0.01, 0.05))
+    task = asyncio.create_task(client.run())
+    try:
+        await until(lambda: asyncio.sleep(0, refused >= 2))
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    warnings = [r for r in caplog.records if "ami_login_refused" in r.getMessage()]
+    assert warnings and all(r.levelname == "WARNING" for r in warnings)
+    assert "Authentication failed" in warnings[0].getMessage()
+
+
 async def test_the_queue_ringing_agents_is_recorded_per_agent(
     ami: FakeAmi, follower: AmiClient, pg_pool: asyncpg.Pool
 ) -> None:
