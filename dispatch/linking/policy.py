@@ -26,7 +26,7 @@ import structlog
 
 from dispatch.cases.events import CaseRegistered
 from dispatch.cases.read_model import not_finished_sql
-from dispatch.cases.state import load_case
+from dispatch.cases.state import case_stream, load_case
 from dispatch.cases.status import DONE
 from dispatch.core.bus import Send
 from dispatch.core.capability import Deps
@@ -184,6 +184,13 @@ async def likely_duplicates(source: CandidateSource, sketch: CaseSketch, params:
     return score_candidates(sketch, await source.candidates(sketch), params)
 
 
+async def unlinked_from(store: EventStore, case_id: str) -> frozenset[str]:
+    """The cases once unlinked from this one (by a person, or reclassified): an unlink sticks,
+    the policy judging the case again (a new place) never links such a pair again."""
+    return frozenset(str(r.data["other_case_id"]) for r in await store.read_stream(case_stream(case_id))
+                     if r.type == "CaseUnlinked")
+
+
 class LinkingPolicy:
     """Reactor: link each new case to its duplicates and grow incidents (see the module)."""
 
@@ -268,12 +275,17 @@ class LinkingPolicy:
             return
         await self._decide_and_send(CaseSketch(
             case.case_id, case.category, case.accepted_at, place.lat, place.lon, place.district,
-            case.caller.phone or None, case.caller.openid or None), event)
+            case.caller.phone or None, case.caller.openid or None), event,
+            await unlinked_from(self._store, case.case_id))
 
-    async def _decide_and_send(self, sketch: CaseSketch, event: RecordedEvent) -> None:
+    async def _decide_and_send(self, sketch: CaseSketch, event: RecordedEvent,
+                               separated: frozenset[str] = frozenset()) -> None:
+        """Decide and send; `separated`: cases once unlinked from this one, never linked again."""
         decision = await self.decide_for(sketch)
         key = f"{self.name}:{event.position}"
         for match in decision.links:
+            if match.case_id in separated:
+                continue
             await self._command(LinkCases(sketch.case_id, match.case_id, None, match.reason, ACTOR,
                                           match.score, f"{key}:{match.case_id}"))
         step = decision.incident

@@ -14,14 +14,16 @@ from dispatch.core.bus import MessageBus
 from dispatch.core.capability import collect_handlers
 from dispatch.core.clock import FakeClock
 from dispatch.linking import LINKING
-from dispatch.linking.clustering import LinkParams, MemoryCandidates
+from dispatch.linking.clustering import LinkParams, MemoryCandidates, UnlinkCases
 from dispatch.linking.incidents import load_incident
 from dispatch.linking.policy import LinkingPolicy
+from dispatch.places import PLACES
+from dispatch.places.locate import LocateCase
 from eventstore import Checkpoint
 from eventstore.memory import MemoryEventStore
 from eventstore.subscriptions import ReactorRunner
 
-CAPABILITIES = (CASES, LINKING)
+CAPABILITIES = (CASES, LINKING, PLACES)
 
 
 def _wire() -> tuple[MemoryEventStore, FakeClock, MessageBus, LinkingPolicy]:
@@ -103,3 +105,21 @@ async def test_rebuild_recalls_the_candidates_and_sends_nothing() -> None:
     assert await ReactorRunner(store, policy).rebuild() == total
     assert policy.source.cases == before
     assert len(await store.read_all(Checkpoint(), limit=10_000)) == everything
+
+
+async def test_an_unlinked_pair_stays_unlinked_when_a_case_is_located_again() -> None:
+    """A person's unlink sticks: an agent correcting the place of one of the two cases afterwards
+    makes the policy judge it again, but never re-link the pair the person separated."""
+    store, clock, bus, policy = _wire()
+    a = await _register(bus, clock, 0, category="complaint", phone="13800138001")
+    b = await _register(bus, clock, 50, category="complaint", phone="13800138002")
+    runner = ReactorRunner(store, policy)
+    await runner.run_until_caught_up()
+    assert (await load_case(store, b)).linked_case_ids == (a,)
+    await bus.handle(UnlinkCases(b, a, None, "different matter", "agent:A001"))
+    await bus.handle(LocateCase(b, Place(34.33 + 60 / 111_320, 108.70, "610402"), "agent",
+                                actor="agent:A001"))
+    await runner.run_until_caught_up()
+    assert (await load_case(store, a)).linked_case_ids == ()
+    assert (await load_case(store, b)).linked_case_ids == ()
+
