@@ -348,6 +348,15 @@ class MemoryCandidates:
             self.grid[cell].append(case_id)  # a stale cell entry is harmless: candidates() checks the box
         self.cases[case_id] = replace(known, lat=lat, lon=lon, district=district)
 
+    async def rephone(self, case_id: str, phone: str) -> None:
+        """A case's caller gave a phone number after registration (a WeChat follower)."""
+        known = self.cases.get(case_id)
+        if known is None:
+            return
+        if case_id not in self.callers[phone]:
+            self.callers[phone].append(case_id)
+        self.cases[case_id] = replace(known, phone=phone)
+
     async def clear(self) -> None:
         """Forget every case (before a rebuild)."""
         self.cases.clear()

@@ -2,7 +2,8 @@
 
 A reactor over `case-` and `incident-` streams. For a `CaseRegistered` (and
 for a `CaseLocated`: a case that came with an address only is judged again
-once the gazetteer, or an agent, gives it a place) it asks
+once the gazetteer, or an agent, gives it a place; for a `CallerPhoneGiven`: a
+WeChat follower's case once it has a phone number) it asks
 its candidate read model (`link_candidates`, its own table, kept in log order
 by this policy alone, so every decision sees exactly the cases before it)
 for recent cases of the category in a bounding box (GiST index) or from the
@@ -91,6 +92,10 @@ class CandidateSource(Protocol):
         """A case's place was found or corrected after registration."""
         ...
 
+    async def rephone(self, case_id: str, phone: str) -> None:
+        """A case's caller gave a phone number after registration (a WeChat follower)."""
+        ...
+
     async def clear(self) -> None:
         """Forget every case (before a rebuild)."""
         ...
@@ -172,6 +177,10 @@ class PgCandidates:
             "UPDATE link_candidates SET lat = $2, lon = $3, district = $4 WHERE case_id = $1",
             case_id, lat, lon, district)
 
+    async def rephone(self, case_id: str, phone: str) -> None:
+        """See `CandidateSource.rephone`."""
+        await self._pool.execute("UPDATE link_candidates SET phone = $2 WHERE case_id = $1", case_id, phone)
+
     async def clear(self) -> None:
         """See `CandidateSource.clear`."""
         await self._pool.execute("TRUNCATE link_candidates")
@@ -196,8 +205,8 @@ class LinkingPolicy:
 
     name = "linking"
     categories: frozenset[str] | None = frozenset({"case", "incident"})
-    types = frozenset({"CaseRegistered", "CaseClassified", "CaseLocated", "CaseAddedToIncident",
-                       "IncidentResolved"})
+    types = frozenset({"CaseRegistered", "CaseClassified", "CaseLocated", "CallerPhoneGiven",
+                       "CaseAddedToIncident", "IncidentResolved"})
     """The only event types it handles: the store skips the others (eventstore/subscriptions.py)."""
     partitions = 1
     """Global (eventstore/partitions.py): the cases of one outage are on different streams, and each
@@ -233,7 +242,9 @@ class LinkingPolicy:
         if event.type == "CaseClassified":
             await self._reclassified(event)
         elif event.type == "CaseLocated":
-            await self._located(event)
+            await self._judge_again(event, need_place=True)
+        elif event.type == "CallerPhoneGiven":
+            await self._judge_again(event, need_place=False)
 
     async def recall(self, event: RecordedEvent, reacted: bool) -> None:
         """Fold a recorded event into the candidates; decide and send nothing (see `Recalling`).
@@ -256,6 +267,8 @@ class LinkingPolicy:
         elif event.type == "CaseLocated":
             where = data["location"]
             await self.source.relocate(data["case_id"], where["lat"], where["lon"], where.get("district"))
+        elif event.type == "CallerPhoneGiven":
+            await self.source.rephone(data["case_id"], data["phone"])
 
     async def forget(self) -> None:
         """Drop the candidates (a rebuild recalls them from the log)."""
@@ -264,17 +277,21 @@ class LinkingPolicy:
     async def _registered(self, event: RecordedEvent) -> None:
         await self._decide_and_send(CaseSketch.of(from_data(CaseRegistered, event.data)), event)
 
-    async def _located(self, event: RecordedEvent) -> None:
-        """A case placed after registration is judged by its place as a new case would be,
-        unless it already belongs to an incident or is finished."""
+    async def _judge_again(self, event: RecordedEvent, *, need_place: bool) -> None:
+        """A case placed after registration (`CaseLocated`), or whose caller gave a phone number
+        after it (`CallerPhoneGiven`: a WeChat follower), is judged as a new case with that place
+        and number would be, unless it already belongs to an incident or is finished."""
         if self._store is None:
             return
         case = await load_case(self._store, event.data["case_id"])
         place = case.location
-        if place is None or case.incident_id is not None or case.accepted_at is None or case.status in DONE:
+        if place is None and need_place:
+            return
+        if case.incident_id is not None or case.accepted_at is None or case.status in DONE:
             return
         await self._decide_and_send(CaseSketch(
-            case.case_id, case.category, case.accepted_at, place.lat, place.lon, place.district,
+            case.case_id, case.category, case.accepted_at, place.lat if place else None,
+            place.lon if place else None, place.district if place else None,
             case.caller.phone or None, case.caller.openid or None), event,
             await unlinked_from(self._store, case.case_id))
 

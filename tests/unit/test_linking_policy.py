@@ -6,13 +6,14 @@ from datetime import timedelta
 
 from dispatch.cases import CASES
 from dispatch.cases.actions import ClassifyCase
-from dispatch.cases.events import CallerInfo, Place
+from dispatch.cases.events import CallerInfo, CallerPhoneGiven, Place
 from dispatch.cases.registration import RegisterCase
 from dispatch.cases.sla import SlaConfig
 from dispatch.cases.state import load_case
 from dispatch.core.bus import MessageBus
 from dispatch.core.capability import collect_handlers
 from dispatch.core.clock import FakeClock
+from dispatch.core.messages import metadata, to_new_event
 from dispatch.linking import LINKING
 from dispatch.linking.clustering import LinkParams, MemoryCandidates, UnlinkCases
 from dispatch.linking.incidents import load_incident
@@ -123,3 +124,27 @@ async def test_an_unlinked_pair_stays_unlinked_when_a_case_is_located_again() ->
     assert (await load_case(store, a)).linked_case_ids == ()
     assert (await load_case(store, b)).linked_case_ids == ()
 
+
+async def test_a_wechat_case_is_linked_to_the_callers_cases_once_the_number_is_given() -> None:
+    """Same caller: a WeChat case whose follower gives the phone number later (awaiting_phone)
+    counts as that number's, linked as `same_caller` to the number's case before it and to the
+    case it calls in after it (in another format)."""
+    store, clock, bus, policy = _wire()
+
+    async def register(caller: CallerInfo, channel: str) -> str:
+        clock.advance(timedelta(minutes=30))
+        return str((await bus.handle(RegisterCase(category="complaint", channel=channel,
+                                                  description="投诉抄表员态度差", caller=caller))).case_id)
+
+    before = await register(CallerInfo(name="王", phone="13912345678"), "phone")
+    wechat = await register(CallerInfo(openid="oAbC-follower-1"), "wechat")
+    state = await load_case(store, wechat)
+    given = CallerPhoneGiven(wechat, "13912345678", "wechat", clock.now())
+    await store.append(f"case-{wechat}", [to_new_event(given, metadata(), subject=state.subject)],
+                       state.version)
+    runner = ReactorRunner(store, policy)
+    await runner.run_until_caught_up()
+    assert (await load_case(store, wechat)).linked_case_ids == (before,)
+    after = await register(CallerInfo(name="王", phone="+86 139 1234 5678"), "phone")
+    await runner.run_until_caught_up()
+    assert wechat in (await load_case(store, after)).linked_case_ids
