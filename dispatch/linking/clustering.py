@@ -90,6 +90,7 @@ class Match:
     near: bool  # within radius and window (counts towards an incident)
     district: str | None
     incident_id: str | None
+    lingering: bool = False  # within radius, beyond the window, in an open incident (the outage goes on)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,11 +147,14 @@ def score_candidates(new: CaseSketch, candidates: Sequence[CaseSketch], p: LinkP
     for c, d in zip(pool, dist, strict=True):
         dt = _minutes(new.at, c.at)
         near = d <= p.radius_m and dt <= p.window_min
+        # An open incident's member counts at any age: the outage lasts until it is resolved.
+        lingering = d <= p.radius_m and not near and c.incident_id is not None
         if same_caller(new, c) and dt <= p.caller_window_min:
-            matches.append(Match(c.case_id, "same_caller", 1.0, near, c.district, c.incident_id))
-        elif near:
-            score = 1.0 - 0.5 * d / p.radius_m - 0.5 * dt / p.window_min
-            matches.append(Match(c.case_id, "same_place", round(score, 4), True, c.district, c.incident_id))
+            matches.append(Match(c.case_id, "same_caller", 1.0, near, c.district, c.incident_id, lingering))
+        elif near or lingering:
+            score = 1.0 - 0.5 * d / p.radius_m - 0.5 * min(dt / p.window_min, 1.0)
+            matches.append(Match(c.case_id, "same_place", round(score, 4), near, c.district, c.incident_id,
+                                 lingering))
     matches.sort(key=lambda m: (-m.score, m.case_id))
     return matches
 
@@ -245,7 +249,8 @@ def decide(new: CaseSketch, candidates: Sequence[CaseSketch], p: LinkParams,
     """Decide the links and the incident step of a new case (pure; candidates are earlier cases).
 
     `places` gives the place of every incident among the candidates. A case joins the oldest
-    incident near it whose place lies within `HOME_RADII` radii; the younger ones whose places
+    incident near it whose place lies within `HOME_RADII` radii (with none near it within the
+    window, the oldest open one whose members lie within a radius at any age); the younger ones whose places
     lie within 1.5 radii of that one merge into it (`IncidentDecision.absorbed`).
     """
     places = places or {}
@@ -254,6 +259,9 @@ def decide(new: CaseSketch, candidates: Sequence[CaseSketch], p: LinkParams,
     district = new.district if new.category in INCIDENT_CATEGORIES else None
     near = [m for m in matches if m.near and (district is None or m.district == district)]
     homes = _homes(new, near, by_id, p, places)
+    if not homes:  # no call about the place within the window: an incident still open there takes it
+        lingering = [m for m in matches if m.lingering and (district is None or m.district == district)]
+        homes = _homes(new, lingering, by_id, p, places)
     step = None if district is None else _incident(new, district, near, homes, by_id, p, places)
     return Decision(_choose(matches, homes[0] if homes else None, p), step)
 
@@ -277,7 +285,8 @@ class MemoryCandidates:
                 for j in range(_cell(lon0), _cell(lon1) + 1):
                     for cid in self.grid.get((i, j), ()):
                         c = self.cases[cid]
-                        if (c.category == new.category and _minutes(c.at, new.at) <= p.window_min
+                        if (c.category == new.category
+                                and (_minutes(c.at, new.at) <= p.window_min or c.incident_id is not None)
                                 and c.lat is not None and c.lon is not None
                                 and lat0 <= c.lat <= lat1 and lon0 <= c.lon <= lon1):
                             found[cid] = c

@@ -148,3 +148,20 @@ async def test_a_wechat_case_is_linked_to_the_callers_cases_once_the_number_is_g
     after = await register(CallerInfo(name="王", phone="+86 139 1234 5678"), "phone")
     await runner.run_until_caught_up()
     assert wechat in (await load_case(store, after)).linked_case_ids
+
+
+async def test_an_open_incident_takes_the_calls_after_a_lull_in_its_place() -> None:
+    """An outage lasts until its incident is resolved: calls from its street after more than a
+    window without calls join the open incident (their callers hear its cause), not a second
+    incident opened at the same place beside it."""
+    store, clock, bus, policy = _wire()
+    first = [await _register(bus, clock, 100 * i, phone=f"1380013800{i}") for i in range(4)]
+    runner = ReactorRunner(store, policy)
+    await runner.run_until_caught_up()
+    incident = (await load_case(store, first[0])).incident_id
+    assert incident is not None
+    clock.advance(timedelta(minutes=90))
+    later = [await _register(bus, clock, 50 + 100 * i, phone=f"1390013900{i}") for i in range(3)]
+    await runner.run_until_caught_up()
+    assert [(await load_case(store, cid)).incident_id for cid in later] == [incident] * 3
+    assert sorted((await load_incident(store, incident)).case_ids) == sorted(first + later)
