@@ -162,7 +162,11 @@ async def load_incident(store: EventStore, incident_id: str) -> IncidentState:
 
 @dataclass(frozen=True, slots=True)
 class OpenIncident(Command):
-    """Open an incident with its first cases (sent by the linking policy)."""
+    """Open an incident with its first cases (sent by the linking policy).
+
+    `min_cases`: refused unless at least that many of the cases are free to join it (a case
+    of a resolved incident, reclassified or in another incident is not).
+    """
 
     incident_id: str
     district: str
@@ -172,6 +176,7 @@ class OpenIncident(Command):
     lon: float | None = None
     idempotency_key: str | None = None
     actor: str | None = None
+    min_cases: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,8 +251,9 @@ async def open_incident(cmd: OpenIncident, *, store: EventStore, clock: Clock) -
     """Open the incident (once: a repeat finds it) and record every member on both streams."""
     cases = [await load_case(store, cid) for cid in dict.fromkeys(cmd.case_ids)]
     members = [c for c in cases if _eligible(c, cmd.category, cmd.incident_id)]
-    if not members:
-        raise NotAllowed(f"no case of {cmd.category} is free to form incident {cmd.incident_id}")
+    if len(members) < max(cmd.min_cases, 1):
+        raise NotAllowed(f"{len(members)} case(s) of {cmd.category} free to form incident {cmd.incident_id}, "
+                         f"fewer than {max(cmd.min_cases, 1)}")
     opened = IncidentOpened(cmd.incident_id, cmd.district, cmd.category, clock.now(), cmd.lat, cmd.lon,
                             members[0].case_id)
     events: list[Event] = [opened, *(CaseAddedToIncident(cmd.incident_id, c.case_id) for c in members)]

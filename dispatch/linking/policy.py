@@ -310,7 +310,7 @@ class LinkingPolicy:
             return
         if step.open:
             opened = OpenIncident(step.incident_id, step.district, step.category, step.case_ids, step.lat,
-                                  step.lon, f"{key}:incident", ACTOR)
+                                  step.lon, f"{key}:incident", ACTOR, self.params.incident_min_cases)
             done, state = await self._command(opened)
             if not done or isinstance(state, IncidentState):  # the cases the incident refused are free
                 kept = state.case_ids if isinstance(state, IncidentState) else []

@@ -16,7 +16,7 @@ from dispatch.core.clock import FakeClock
 from dispatch.core.messages import metadata, to_new_event
 from dispatch.linking import LINKING
 from dispatch.linking.clustering import LinkParams, MemoryCandidates, UnlinkCases
-from dispatch.linking.incidents import load_incident
+from dispatch.linking.incidents import ResolveIncident, load_incident
 from dispatch.linking.policy import LinkingPolicy
 from dispatch.places import PLACES
 from dispatch.places.locate import LocateCase
@@ -165,3 +165,25 @@ async def test_an_open_incident_takes_the_calls_after_a_lull_in_its_place() -> N
     await runner.run_until_caught_up()
     assert [(await load_case(store, cid)).incident_id for cid in later] == [incident] * 3
     assert sorted((await load_incident(store, incident)).case_ids) == sorted(first + later)
+
+
+async def test_a_call_after_an_incident_is_resolved_opens_no_incident_of_one_case() -> None:
+    """An incident opens with at least `incident_min_cases` cases: the cases of a resolved
+    incident stay in it, so one call about the place right after the resolution is linked to
+    them but opens no new incident of that one case; three new calls do."""
+    store, clock, bus, policy = _wire()
+    first = [await _register(bus, clock, 100 * i, phone=f"1380013800{i}") for i in range(4)]
+    runner = ReactorRunner(store, policy)
+    await runner.run_until_caught_up()
+    resolved = (await load_case(store, first[0])).incident_id
+    assert resolved is not None
+    await bus.handle(ResolveIncident(resolved, "restored"))
+    await runner.run_until_caught_up()
+    one = await _register(bus, clock, 150, phone="13900139000")
+    await runner.run_until_caught_up()
+    assert (await load_case(store, one)).incident_id is None
+    more = [await _register(bus, clock, 200 + 50 * i, phone=f"1390013900{i + 1}") for i in range(2)]
+    await runner.run_until_caught_up()
+    again = (await load_case(store, more[-1])).incident_id
+    assert again is not None and again != resolved
+    assert sorted((await load_incident(store, again)).case_ids) == sorted([one, *more])
