@@ -229,6 +229,12 @@ class DistrictIndex:
             return None
         return self.districts[int(min(hits))]
 
+    def locate_all(self, lat: float, lon: float) -> list[District]:
+        """Every district containing the WGS84 point, in index order: two or more for a point on
+        a shared border (`locate` gives the first)."""
+        hits = self.tree.query(shapely.Point(lon, lat), predicate="intersects")
+        return [self.districts[i] for i in sorted(int(h) for h in hits)]
+
     def locate_many(self, lats: Sequence[float], lons: Sequence[float]) -> list[District | None]:
         """`locate` for many points at once."""
         points = shapely.points(np.asarray(lons, dtype=np.float64), np.asarray(lats, dtype=np.float64))

@@ -22,6 +22,7 @@ skills do not meet (the demo's providers keep to one trade, `gis_data/generate_d
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from dispatch.gis.nearest import Candidate, DispatchWeights, NearestQuery, ProviderSnapshot
@@ -77,3 +78,19 @@ def suggestions(
             if kept is None or found.score < kept.score:
                 best[found.provider_id] = found
     return sorted(best.values(), key=lambda c: (c.score, c.distance_m, c.provider_id))[:query.k]
+
+
+def in_any_district(
+    lookup: Callable[[NearestQuery], Sequence[Candidate]], query: NearestQuery,
+    districts: Sequence[str | None],
+    by_score: bool = False,
+) -> list[Candidate]:
+    """`lookup` for a point on the shared border of `districts`: it lies in each, so the providers
+    serving any of them qualify; merged by provider, nearest (or `by_score`, best) first, k of them."""
+    best: dict[str, Candidate] = {}
+    for district in districts or [query.district]:
+        for found in lookup(replace(query, district=district)):
+            best.setdefault(found.provider_id, found)
+    key = (lambda c: (c.score, c.distance_m, c.provider_id)) if by_score else (
+        lambda c: (c.distance_m, c.provider_id))
+    return sorted(best.values(), key=key)[:query.k]

@@ -24,7 +24,7 @@ from dispatch.core.messages import Json
 from dispatch.gis.geo import DistrictIndex, to_wgs84
 from dispatch.gis.nearest import DispatchWeights, NearestQuery
 from dispatch.gis.reference import district_names, units
-from dispatch.gis.skills import need_of, suggestions
+from dispatch.gis.skills import in_any_district, need_of, suggestions
 from gateway.auth import require
 from gateway.http import BadRequest, error_response, json_response, page
 from gateway.services import SERVICES
@@ -61,13 +61,18 @@ def _available(request: web.Request) -> bool:
     return raw in {"true", "1"}
 
 
-def parse_query(request: web.Request, districts: DistrictIndex | None) -> NearestQuery:
-    """The lookup the request asks for, in WGS84 (GCJ-02 / BD-09 converted first)."""
+def parse_lookup(
+    request: web.Request, districts: DistrictIndex | None
+) -> tuple[NearestQuery, list[str | None]]:
+    """The lookup the request asks for, in WGS84 (GCJ-02 / BD-09 converted first), and every
+    district containing the point (two or more on a shared border; the one asked for with
+    `district=`)."""
     lat, lon = to_wgs84(_number(request, "lat"), _number(request, "lon"), request.query.get("crs"))
     district = request.query.get("district")
+    around: list[str | None] = [] if district is None else [district]
     if district is None and districts is not None:
-        found = districts.locate(lat, lon)
-        district = found.adcode if found is not None else None
+        around = [d.adcode for d in districts.locate_all(lat, lon)]
+        district = around[0] if around else None
     available = _available(request)
     return NearestQuery(
         lat,
@@ -77,14 +82,14 @@ def parse_query(request: web.Request, districts: DistrictIndex | None) -> Neares
         district=district,
         available_only=available,
         need_capacity=available,
-    )
+    ), around
 
 
 async def nearest(request: web.Request) -> web.Response:
     """The k nearest eligible providers, sorted by geodesic distance, with dispatch scores."""
     who = require(request, *READERS)
     services = request.app[SERVICES]
-    query = parse_query(request, services.districts)
+    query, around = parse_lookup(request, services.districts)
     reach = await reach_of(request, who)
     holder = services.provider_index
     if holder is None:
@@ -96,10 +101,15 @@ async def nearest(request: web.Request) -> web.Response:
     mine = reach.providers_at(query.district)  # a scoped token: its districts' providers, or its crews
     none = mine == frozenset()
     need = need_of(category) if category is not None else None  # None with a category: a unit's job
+    snapshot = holder.snapshot
     if category is None:
-        found = [] if none else list(holder.snapshot.nearest(query, weights))
+        found = [] if none else in_any_district(lambda q: snapshot.nearest(q, weights), query, around)
+    elif none or need is None:
+        found = []
     else:
-        found = [] if none or need is None else suggestions(holder.snapshot, query, need, weights)
+        wanted = need
+        found = in_any_district(lambda q: suggestions(snapshot, q, wanted, weights), query, around,
+                                by_score=True)
     items = [c.as_dict() for c in found if mine is None or c.provider_id in mine]
     if category is None:
         return json_response(page(items, None))

@@ -118,3 +118,28 @@ async def test_lookups_wait_for_the_district_index_too(
     assert published_before == [False]
     assert indexes.provider_index is not None
     assert indexes.districts is not None
+
+
+async def test_a_point_on_a_shared_border_finds_the_providers_of_both_districts(
+    services: Any, aiohttp_client: Any, settings: Any
+) -> None:
+    """A point on the border of 秦都 (610402) and 渭城 (610404) lies in both: the nearest
+    power_repair provider is the 渭城 crew P01318 at ~901 m (it does not serve 秦都), not
+    the 秦都 one 1,076 m away that the first district in file order alone would give."""
+    from gateway.app import create_app
+
+    await load_paths(services, [GIS / "districts.geojson", GIS / "demo_providers.geojson"])
+    await catch_up_reference(services)
+    client = await aiohttp_client(create_app(settings, services=services))
+    border = {"lat": 34.355453, "lon": 108.772274, "skill": "power_repair", "k": 3}
+
+    async def loaded() -> bool:
+        response = await client.get("/api/v1/providers/nearest", params=border, headers=auth("t-dispatcher"))
+        return bool(response.status == 200)
+
+    await wait_for(loaded)
+    response = await client.get("/api/v1/providers/nearest", params=border, headers=auth("t-dispatcher"))
+    items = (await response.json())["items"]
+    assert items[0]["id"] == "P01318"
+    assert [i["distance_m"] for i in items] == sorted(i["distance_m"] for i in items)
+    assert len({i["id"] for i in items}) == 3
