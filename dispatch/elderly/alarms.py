@@ -316,10 +316,12 @@ class ElderlyDeps(Deps, Protocol):
 
 
 def nearest_help(holder: ProviderIndexHolder | None, place: Place | None) -> Json | None:
-    """The nearest available provider with medical skills, from the shared provider index."""
+    """The nearest available provider with medical skills serving the place's district, from the
+    shared provider index."""
     if holder is None or place is None:
         return None
-    query = NearestQuery(place.lat, place.lon, k=5, skill=HELP_SKILL, preferred_skills=HELP_PREFERRED)
+    query = NearestQuery(place.lat, place.lon, k=5, skill=HELP_SKILL, district=place.district,
+                         preferred_skills=HELP_PREFERRED)
     found = holder.snapshot.best(query)
     return None if found is None else dict(found.as_dict())
 

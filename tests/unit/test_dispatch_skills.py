@@ -93,3 +93,18 @@ def test_automatic_dispatch_of_outages_never_reaches_a_care_company(snapshot: Pr
         chosen = names[c.provider_id]
         assert "power_repair" in chosen.skills
         assert not any(word in chosen.name for word in CARE_WORDS), chosen
+
+
+def test_an_elders_nearest_help_serves_the_elders_district(snapshot: ProviderSnapshot) -> None:
+    """The alarm's nearest help is chosen among the providers serving the elder's district, as
+    every other lookup is: demo elder ELD00012 in 秦都 (610402) is not given P01254 (3.4 km
+    away, serving only 渭城 610404) but the nearest medical provider that serves 秦都."""
+    from dispatch.cases.events import Place
+    from dispatch.elderly.alarms import nearest_help
+    from dispatch.gis.holder import ProviderIndexHolder
+
+    providers = {p.id: p for p in demo_providers()}
+    help_ = nearest_help(ProviderIndexHolder(snapshot=snapshot), Place(34.332971, 108.745583, "610402"))
+    assert help_ is not None and help_["id"] != "P01254"
+    served = providers[str(help_["id"])].districts
+    assert not served or "610402" in served
