@@ -242,7 +242,7 @@ class ScanCandidates(MemoryCandidates):
             dt = abs((c.at - new.at).total_seconds()) / 60
             in_box = (box is not None and c.lat is not None and c.lon is not None
                       and box[0] <= c.lat <= box[2] and box[1] <= c.lon <= box[3]
-                      and (dt <= p.window_min or c.incident_id is not None))
+                      and (dt <= p.window_min or (c.incident_id is not None and dt <= p.caller_window_min)))
             if in_box or (same_caller(c, new) and dt <= p.caller_window_min):
                 found.append(c)
         found.sort(key=lambda c: (c.at, c.case_id), reverse=True)

@@ -147,8 +147,9 @@ def score_candidates(new: CaseSketch, candidates: Sequence[CaseSketch], p: LinkP
     for c, d in zip(pool, dist, strict=True):
         dt = _minutes(new.at, c.at)
         near = d <= p.radius_m and dt <= p.window_min
-        # An open incident's member counts at any age: the outage lasts until it is resolved.
-        lingering = d <= p.radius_m and not near and c.incident_id is not None
+        # An open incident's member counts at any age up to the caller window (the longest look-back):
+        # the outage lasts until it is resolved.
+        lingering = d <= p.radius_m and not near and c.incident_id is not None and dt <= p.caller_window_min
         if same_caller(new, c) and dt <= p.caller_window_min:
             matches.append(Match(c.case_id, "same_caller", 1.0, near, c.district, c.incident_id, lingering))
         elif near or lingering:
@@ -286,7 +287,9 @@ class MemoryCandidates:
                     for cid in self.grid.get((i, j), ()):
                         c = self.cases[cid]
                         if (c.category == new.category
-                                and (_minutes(c.at, new.at) <= p.window_min or c.incident_id is not None)
+                                and (_minutes(c.at, new.at) <= p.window_min
+                                     or (c.incident_id is not None
+                                         and _minutes(c.at, new.at) <= p.caller_window_min))
                                 and c.lat is not None and c.lon is not None
                                 and lat0 <= c.lat <= lat1 and lon0 <= c.lon <= lon1):
                             found[cid] = c

@@ -107,7 +107,8 @@ SELECT case_id, category, at, lat, lon, district, phone, openid, incident_id,
        (SELECT s.at FROM link_candidates s WHERE s.case_id = 'C' || substr(l.incident_id, 2)) AS incident_at
   FROM link_candidates l
  WHERE case_id <> $1 AND category = $2
-   AND ((pt <@ box(point($4, $3), point($6, $5)) AND (at BETWEEN $7 AND $8 OR incident_id IS NOT NULL))
+   AND ((pt <@ box(point($4, $3), point($6, $5))
+        AND (at BETWEEN $7 AND $8 OR (incident_id IS NOT NULL AND at BETWEEN $11 AND $12)))
         OR ((phone = $9 OR openid = $10) AND at BETWEEN $11 AND $12))
    AND {not_finished_sql("l.case_id")}
  ORDER BY at DESC, case_id DESC LIMIT $13"""

@@ -113,3 +113,13 @@ def test_the_candidate_search_looks_back_over_the_longer_window() -> None:
     """The SQL candidate search keeps cases for `window`: a shorter look-back would miss links."""
     assert window(P) == timedelta(minutes=1440)
     assert window(LinkParams(window_min=2000)) == timedelta(minutes=2000)
+
+
+def test_an_open_incident_takes_a_case_after_a_lull_within_the_caller_window_only() -> None:
+    """With no neighbour within the window, a member of an open incident within the radius gives
+    the case its home at any age up to the caller window (the longest look-back), not beyond."""
+    member = at("C1", HERE, -180, incident="I1")
+    assert decide(at("C9", THERE), [member], P, {"I1": HERE}).incident == IncidentDecision(
+        "I1", False, ("C9",), "610402", "power_fault")
+    stale = at("C1", HERE, -P.caller_window_min - 1, incident="I1")
+    assert decide(at("C9", THERE), [stale], P, {"I1": HERE}).incident is None
