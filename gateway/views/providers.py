@@ -68,7 +68,7 @@ def parse_lookup(
     district containing the point (two or more on a shared border; the one asked for with
     `district=`)."""
     lat, lon = to_wgs84(_number(request, "lat"), _number(request, "lon"), request.query.get("crs"))
-    district = request.query.get("district")
+    district = request.query.get("district") or None  # an empty field is no district
     around: list[str | None] = [] if district is None else [district]
     if district is None and districts is not None:
         around = [d.adcode for d in districts.locate_all(lat, lon)]

@@ -120,12 +120,13 @@ async def test_lookups_wait_for_the_district_index_too(
     assert indexes.districts is not None
 
 
-async def test_a_point_on_a_shared_border_finds_the_providers_of_both_districts(
+async def test_a_point_on_a_shared_border_finds_the_providers_of_both_districts_and_empty_is_none(
     services: Any, aiohttp_client: Any, settings: Any
 ) -> None:
     """A point on the border of 秦都 (610402) and 渭城 (610404) lies in both: the nearest
     power_repair provider is the 渭城 crew P01318 at ~901 m (it does not serve 秦都), not
-    the 秦都 one 1,076 m away that the first district in file order alone would give."""
+    the 秦都 one 1,076 m away that the first district in file order alone would give. An empty
+    `district=` is no district (as in the other lists), not one that nobody serves."""
     from gateway.app import create_app
 
     await load_paths(services, [GIS / "districts.geojson", GIS / "demo_providers.geojson"])
@@ -143,3 +144,7 @@ async def test_a_point_on_a_shared_border_finds_the_providers_of_both_districts(
     assert items[0]["id"] == "P01318"
     assert [i["distance_m"] for i in items] == sorted(i["distance_m"] for i in items)
     assert len({i["id"] for i in items}) == 3
+    # an empty `district=` (a cleared form field) is no district: not a district nobody serves
+    empty = await client.get("/api/v1/providers/nearest", params={**border, "district": ""},
+                             headers=auth("t-dispatcher"))
+    assert (await empty.json())["items"] == items
