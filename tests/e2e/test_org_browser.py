@@ -174,7 +174,7 @@ async def test_a_subcentre_console_shows_its_own_incidents_call_backs_and_units(
         await page.wait_for_function("() => [...document.querySelectorAll('.report-table td')]"
                                      ".some((td) => td.textContent === '秦都区')")  # named, not coded
         cells = await page.locator(".report-table td").all_inner_texts()
-        keys = await page.locator(".report-table td span[title]").evaluate_all(
+        keys = await page.locator(".report-table td span.group-name[title]").evaluate_all(
             "(spans) => spans.map((s) => s.title)")
         assert "渭城区" not in cells and keys == ["610402"]  # its district's row only
     async with _page(browser, f"{base}?token=t-city") as page:

@@ -115,7 +115,7 @@ class ReportsPage {
   cell(item, column) {
     const value = item[column];
     if (value === null) return '—';
-    if (column === 'group' && item.name) return h('span', { title: value }, item.name);
+    if (column === 'group' && item.name) return h('span.group-name', { title: value }, item.name);
     if (this.isRate(column)) return h('span', { title: String(value) }, percent(value));
     return String(value);
   }

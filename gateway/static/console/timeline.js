@@ -30,15 +30,15 @@ const CODES = {
 const ROLES = ['agent', 'dispatcher', 'unit', 'auditor', 'admin', 'channel'];
 
 /** Who recorded an event, for a person: a role and its subject (坐席 A01), or the automatic
- * rule or task by name (系统 自动派单). The code the log holds stays on hover, for the auditor. */
+ * rule or task by name (系统 自动派单); the code the log holds is the audit API's `who`. */
 export function actorName(who) {
   if (!who) return h('span', {}, '—');
   const at = who.indexOf(':');
   const kind = at < 0 ? who : who.slice(0, at);
   const name = at < 0 ? '' : who.slice(at + 1);
-  if (ROLES.includes(kind)) return h('span.actor', { title: who }, tn('role', kind), ' ', h('span.mono', {}, name));
+  if (ROLES.includes(kind)) return h('span.actor', { 'data-who': who }, tn('role', kind), ' ', h('span.mono', {}, name));
   const known = ['policy', 'system', 'worker'].includes(kind);
-  return h('span.actor', { title: who }, tn('actor', kind, 'raw'), ' ',
+  return h('span.actor', { 'data-who': who }, tn('actor', kind, 'raw'), ' ',
     known ? tn('actor', `${kind}.${name}`, 'raw') : h('span.mono', {}, name));
 }
 
