@@ -200,8 +200,12 @@ async def test_times_are_beijing_time_and_a_typed_as_of_is_too(browser: Any, con
         assert value == before.replace(" ", "T") + "+08:00"
 
         # (read as UTC, the time above would be eight hours later, after registration)
-        # one second after registration the case exists
-        later = (accepted + timedelta(seconds=1)).astimezone(BEIJING).strftime("%Y-%m-%dT%H:%M:%S")
+        # one second after registration was recorded (as_of reads the log: its recorded_at, which
+        # a loaded machine may put well after accepted_at) the case exists
+        history = await (await console.get(f"/api/v1/audit/cases/{case['case_id']}/history",
+                                           headers={"Authorization": "Bearer t-auditor"})).json()
+        recorded = datetime.fromisoformat(history["events"][0]["recorded_at"])
+        later = (recorded + timedelta(seconds=1)).astimezone(BEIJING).strftime("%Y-%m-%dT%H:%M:%S")
         await page.fill("input.as-of", later)
         await page.press("input.as-of", "Enter")
         await page.locator(".state-box th", has_text="状态").first.wait_for()
