@@ -107,21 +107,26 @@ async def test_a_completed_case_is_proposed_as_a_draft_article(api: Any, wired: 
     assert state.version >= 0
 
 
+async def _proposed_from_a_handled_case(api: Any, wired: Any, unit: str) -> Any:
+    """A draft proposed from a case whose caller, 王五, named himself and his address, handled by `unit`."""
+    await wired.pool.execute("INSERT INTO ref_units (id, name, phone) VALUES ($1, 'crew', '13326435929')", unit)
+    case = await wired.bus.handle(RegisterCase(
+        category="consultation", channel="phone", description="我是王五，住人民路8号，小区路灯不亮找谁修",
+        caller=CallerInfo(name="王五", phone="13800138000")))
+    await wired.bus.handle(DispatchCase(case_id=case.case_id, to=unit))
+    await wired.bus.handle(ConfirmCase(case_id=case.case_id, actor=f"unit:{unit}"))
+    await wired.bus.handle(CompleteCase(case_id=case.case_id, actor=f"unit:{unit}", result="已告知王五由路灯管理所维修"))
+    return await call(api, "POST", "/api/v1/knowledge/articles", "t-agent", {"from_case": case.case_id},
+                      status=201)
+
+
 async def test_an_article_proposed_from_a_case_loses_the_callers_words_when_he_is_erased(
         api: Any, wired: Any) -> None:
     """A draft proposed from a case copies the caller's description and the unit's result (his
     name, his address): erasing him erases them in the article's first revision too - its events,
     the article's API view and the read model - as in the case itself; a revision an agent wrote
     afterwards stays. (They were kept in plaintext, readable by every reader of the knowledge base.)"""
-    await wired.pool.execute("INSERT INTO ref_units (id, name, phone) VALUES ('U001', 'crew', '13326435929')")
-    case = await wired.bus.handle(RegisterCase(
-        category="consultation", channel="phone", description="我是王五，住人民路8号，小区路灯不亮找谁修",
-        caller=CallerInfo(name="王五", phone="13800138000")))
-    await wired.bus.handle(DispatchCase(case_id=case.case_id, to="U001"))
-    await wired.bus.handle(ConfirmCase(case_id=case.case_id, actor="unit:U001"))
-    await wired.bus.handle(CompleteCase(case_id=case.case_id, actor="unit:U001", result="已告知王五由路灯管理所维修"))
-    draft = await call(api, "POST", "/api/v1/knowledge/articles", "t-agent", {"from_case": case.case_id},
-                       status=201)
+    draft = await _proposed_from_a_handled_case(api, wired, "U001")
     path = f"/api/v1/knowledge/articles/{draft['article_id']}"
     revised = await call(api, "POST", f"{path}/revise", "t-agent", {
         "expected_version": draft["version"], **ARTICLE, "title": "小区路灯不亮找谁修"})
@@ -144,15 +149,7 @@ async def test_a_unit_reads_no_draft_proposed_from_a_case_not_its_own(api: Any, 
     """A unit reads published articles only: a draft proposed from a case is the caller's words
     (masked for a unit on a case not assigned to it), which a unit read in full through the
     article and the article list."""
-    await wired.pool.execute("INSERT INTO ref_units (id, name, phone) VALUES ('U002', 'crew', '13326435929')")
-    case = await wired.bus.handle(RegisterCase(
-        category="consultation", channel="phone", description="我是王五，住人民路8号，小区路灯不亮找谁修",
-        caller=CallerInfo(name="王五", phone="13800138000")))
-    await wired.bus.handle(DispatchCase(case_id=case.case_id, to="U002"))
-    await wired.bus.handle(ConfirmCase(case_id=case.case_id, actor="unit:U002"))
-    await wired.bus.handle(CompleteCase(case_id=case.case_id, actor="unit:U002", result="已告知王五由路灯管理所维修"))
-    draft = await call(api, "POST", "/api/v1/knowledge/articles", "t-agent", {"from_case": case.case_id},
-                       status=201)
+    draft = await _proposed_from_a_handled_case(api, wired, "U002")
     await project(wired)
     path = f"/api/v1/knowledge/articles/{draft['article_id']}"
     assert "王五" in json.dumps(await call(api, "GET", path, "t-agent"), ensure_ascii=False)
